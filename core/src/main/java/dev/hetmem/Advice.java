@@ -1,0 +1,32 @@
+package dev.hetmem;
+
+/**
+ * Advice on a range of a region (GMEM's hmadvise, CUDA's cudaMemAdvise). It applies to exactly the
+ * range given.
+ */
+public sealed interface Advice {
+
+    /** Migrate the range to {@code node} now (granule-aligned outward), so later accesses do not fault. */
+    record Prefetch(int node) implements Advice {}
+
+    /**
+     * The contents may be discarded: every node's frames are freed, and the next touch anywhere
+     * reads zeros. Pages open in a host view or used by a running kernel wait until released.
+     */
+    record DontNeed() implements Advice {}
+
+    /** Faults on this range migrate {@code bytes}-sized, aligned granules (a power of two, at least 4 KiB). */
+    record Granularity(long bytes) implements Advice {}
+
+    static Advice prefetch(int node) {
+        return new Prefetch(node);
+    }
+
+    static Advice dontNeed() {
+        return new DontNeed();
+    }
+
+    static Advice granularity(long bytes) {
+        return new Granularity(bytes);
+    }
+}

@@ -1,0 +1,28 @@
+package dev.hetmem;
+
+/** Argument checks whose messages name the bad value and the limit it broke. */
+final class Checks {
+    private Checks() {}
+
+    static void range(long offset, long length, long size, Object what) {
+        if (offset < 0) {
+            throw new IndexOutOfBoundsException("offset " + offset + " is negative (" + what + " has " + size + " bytes)");
+        }
+        if (length <= 0) {
+            throw new IllegalArgumentException("length " + length + " must be positive (offset " + offset + ", "
+                    + what + " has " + size + " bytes)");
+        }
+        if (offset >= size || length > size - offset) {
+            throw new IndexOutOfBoundsException("range [" + offset + ", " + offset + " + " + length + ") is outside "
+                    + what + " of " + size + " bytes");
+        }
+    }
+
+    static long granularity(long bytes) {
+        if (bytes < 4096 || bytes > (1L << 30) || Long.bitCount(bytes) != 1) {
+            throw new IllegalArgumentException("granularity " + bytes
+                    + " must be a power of two between 4096 and 1073741824 bytes");
+        }
+        return bytes;
+    }
+}

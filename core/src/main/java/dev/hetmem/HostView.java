@@ -1,0 +1,62 @@
+package dev.hetmem;
+
+import dev.hetmem.internal.Pins;
+import dev.hetmem.internal.RegionState;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Host access to part of a region: while open, its pages are resident on the host with the access
+ * asked for and stay there (a device that needs them waits until the view closes). The segment is
+ * valid until {@link #close()} and only in the thread that opened the view; after close any
+ * access through it throws instead of reaching memory that may have moved.
+ */
+public final class HostView implements AutoCloseable {
+    private final RegionState region;
+    private final Arena arena;
+    private final MemorySegment segment;
+    private final Pins.Pin pin;
+    private final long offset;
+    private final Access access;
+    private boolean closed;
+
+    HostView(RegionState region, long offset, long length, Access access, Pins.Pin pin) {
+        this.region = region;
+        this.offset = offset;
+        this.access = access;
+        this.pin = pin;
+        this.arena = Arena.ofConfined();
+        MemorySegment s = MemorySegment.ofAddress(region.host().base() + offset).reinterpret(length, arena, null);
+        this.segment = access.writes() ? s : s.asReadOnly();
+    }
+
+    /** The view's bytes: read-only for {@link Access#READ} views. */
+    public MemorySegment segment() {
+        return segment;
+    }
+
+    /** Region offset of the view's first byte. */
+    public long offset() {
+        return offset;
+    }
+
+    public long length() {
+        return segment.byteSize();
+    }
+
+    public Access access() {
+        return access;
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        arena.close();
+        closed = true;
+        region.pins().remove(pin);
+        region.lifecycle().closeView();
+    }
+}

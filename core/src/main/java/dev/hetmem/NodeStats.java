@@ -1,0 +1,54 @@
+package dev.hetmem;
+
+/** Counters of one node, within one scope (a whole memory or one region). */
+public final class NodeStats {
+    private final NodeInfo node;
+    private final long residentBytes;
+    private final long freeBytes;
+    private final long faults;
+    private final long[] pagesIn;
+
+    NodeStats(NodeInfo node, long residentBytes, long freeBytes, long faults, long[] pagesIn) {
+        this.node = node;
+        this.residentBytes = residentBytes;
+        this.freeBytes = freeBytes;
+        this.faults = faults;
+        this.pagesIn = pagesIn;
+    }
+
+    public NodeInfo node() {
+        return node;
+    }
+
+    /** Bytes of the scope's pages resident on this node. */
+    public long residentBytes() {
+        return residentBytes;
+    }
+
+    /** Free device memory (memory scope, device nodes); -1 for the host or a region scope. */
+    public long freeBytes() {
+        return freeBytes;
+    }
+
+    /** Faults taken on this node: host faults for node 0, device faults for a device. */
+    public long faults() {
+        return faults;
+    }
+
+    /** Pages that arrived on this node for this reason. */
+    public long pagesMigrated(Trigger trigger) {
+        return pagesIn[trigger.ordinal()];
+    }
+
+    public long bytesMigrated(Trigger trigger) {
+        return pagesIn[trigger.ordinal()] << 12;
+    }
+
+    public long pagesMigrated() {
+        long n = 0;
+        for (long p : pagesIn) {
+            n += p;
+        }
+        return n;
+    }
+}

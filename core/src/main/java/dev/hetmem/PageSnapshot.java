@@ -1,0 +1,77 @@
+package dev.hetmem;
+
+/**
+ * Where each page of a range was at one moment (the SNAPSHOT command of the kernel's HMM tests).
+ * For each page: the set of nodes holding it, and the node that may write it (-1 when it is
+ * read-only everywhere, or untouched).
+ */
+public final class PageSnapshot {
+    private final long offset;
+    private final int[] residentMasks;
+    private final byte[] writers;
+
+    PageSnapshot(long offset, int[] residentMasks, byte[] writers) {
+        this.offset = offset;
+        this.residentMasks = residentMasks;
+        this.writers = writers;
+    }
+
+    /** Region offset of the first page. */
+    public long offset() {
+        return offset;
+    }
+
+    public int pages() {
+        return residentMasks.length;
+    }
+
+    /** Never touched, or discarded: resident nowhere, reads as zeros. */
+    public boolean untouched(int page) {
+        return residentMasks[page] == 0;
+    }
+
+    public boolean residentOn(int page, int node) {
+        return (residentMasks[page] & (1 << node)) != 0;
+    }
+
+    /** Bit n set when node n holds the page. */
+    public int residentMask(int page) {
+        return residentMasks[page];
+    }
+
+    /** The node that may write the page, or -1. */
+    public int writer(int page) {
+        return writers[page];
+    }
+
+    /** Pages resident on {@code node}. */
+    public long countOn(int node) {
+        long n = 0;
+        for (int m : residentMasks) {
+            if ((m & (1 << node)) != 0) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** One page as text: "untouched", "node 1 rw", "nodes 0,2 ro". */
+    public String describe(int page) {
+        int m = residentMasks[page];
+        if (m == 0) {
+            return "untouched";
+        }
+        StringBuilder s = new StringBuilder(Integer.bitCount(m) > 1 ? "nodes " : "node ");
+        boolean first = true;
+        for (int n = 0; n < 32; n++) {
+            if ((m & (1 << n)) != 0) {
+                if (!first) {
+                    s.append(',');
+                }
+                s.append(n);
+                first = false;
+            }
+        }
+        return s.append(writers[page] >= 0 ? " rw" : " ro").toString();
+    }
+}

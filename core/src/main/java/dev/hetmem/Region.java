@@ -1,0 +1,195 @@
+package dev.hetmem;
+
+import dev.hetmem.internal.Pins;
+import dev.hetmem.internal.RangeAttributes;
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.migrate.MigrationEngine;
+import dev.hetmem.migrate.MigrationRequest;
+import dev.hetmem.observe.FaultEvent;
+import dev.hetmem.pagetable.Block;
+
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * A range of the unified address space shared by the host and every device (GMEM's peer-shared
+ * VMA). Reserved, not populated: pages come into being zero-filled where they are first touched,
+ * and move to where they are used. Offsets and lengths are bytes from the region's start.
+ *
+ * <p>Thread-safe. {@link #free()} waits for running kernels and refuses while host views are open.
+ */
+public final class Region {
+    private final UnifiedMemory memory;
+    private final RegionState state;
+
+    Region(UnifiedMemory memory, RegionState state) {
+        this.memory = memory;
+        this.state = state;
+    }
+
+    RegionState state() {
+        return state;
+    }
+
+    UnifiedMemory memory() {
+        return memory;
+    }
+
+    public int id() {
+        return state.id();
+    }
+
+    /** Size in bytes, as allocated. */
+    public long size() {
+        return state.size();
+    }
+
+    /** The region's virtual address, the same on the host and on every device. */
+    public long address() {
+        return state.host().base();
+    }
+
+    /** The granularity faults migrate at, for the page at {@code offset}. */
+    public long granularity(long offset) {
+        Checks.range(offset, 1, size(), this);
+        return state.attributes().at(offset >>> Block.PAGE_SHIFT).granuleBytes();
+    }
+
+    /** Whether the page at {@code offset} is read-only. */
+    public Protection protection(long offset) {
+        Checks.range(offset, 1, size(), this);
+        return state.attributes().at(offset >>> Block.PAGE_SHIFT).readOnly() ? Protection.READ_ONLY : Protection.READ_WRITE;
+    }
+
+    /**
+     * Brings [offset, offset+length) home (whole granules where possible), pins it on the host
+     * while the view is open, and returns the view. A write view of a read-only range throws
+     * {@link ProtectionException}.
+     */
+    public HostView host(long offset, long length, Access access) {
+        Objects.requireNonNull(access, "access");
+        Checks.range(offset, length, size(), this);
+        memory.checkOpen();
+        long from = offset >>> Block.PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, Block.PAGE_BYTES);
+        if (access.writes()) {
+            long ro = state.attributes().firstReadOnly(from, to);
+            if (ro >= 0) {
+                throw new ProtectionException("write view of [" + offset + ", " + (offset + length) + ") of " + this
+                        + " refused: page at offset " + (ro << Block.PAGE_SHIFT) + " is read-only");
+            }
+        }
+        state.lifecycle().openView();
+        try {
+            FaultEvent event = new FaultEvent();
+            event.begin();
+            MigrationEngine.Outcome out = memory.engine().ensure(
+                    List.of(new MigrationRequest(state, from, to, access.writes())), 0, Trigger.FAULT, true, -1);
+            if (out.faults() > 0) {
+                state.counters().fault(0, out.faults());
+                memory.counters().fault(0, out.faults());
+                if (event.shouldCommit()) {
+                    event.node = 0;
+                    event.region = id();
+                    event.offset = offset;
+                    event.length = length;
+                    event.faults = out.faults();
+                    event.pagesMigrated = out.pagesMigrated();
+                    event.commit();
+                }
+            }
+            Pins.Pin pin = out.pins().getFirst();
+            try {
+                return new HostView(state, offset, length, access, pin);
+            } catch (RuntimeException | Error e) {
+                state.pins().remove(pin);
+                throw e;
+            }
+        } catch (RuntimeException | Error e) {
+            state.lifecycle().closeView();
+            throw e;
+        }
+    }
+
+    /** Where each page of [offset, offset+length) is right now. */
+    public PageSnapshot snapshot(long offset, long length) {
+        Checks.range(offset, length, size(), this);
+        state.lifecycle().checkOpen();
+        long from = offset >>> Block.PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, Block.PAGE_BYTES);
+        long n = to - from;
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("snapshot of " + n + " pages is more than one array holds; take it in parts");
+        }
+        int[] masks = new int[(int) n];
+        byte[] writers = new byte[(int) n];
+        long page = from;
+        while (page < to) {
+            long bi = page >>> 9;
+            long end = Math.min(to, (bi + 1) << 9);
+            Block b = state.table().block(bi);
+            if (b == null) {
+                for (long p = page; p < end; p++) {
+                    writers[(int) (p - from)] = -1;
+                }
+            } else {
+                b.lock.lock();
+                try {
+                    for (long p = page; p < end; p++) {
+                        int i = (int) (p & 511);
+                        masks[(int) (p - from)] = b.residentMask(i);
+                        writers[(int) (p - from)] = (byte) b.writer(i);
+                    }
+                } finally {
+                    b.lock.unlock();
+                }
+            }
+            page = end;
+        }
+        return new PageSnapshot(from << Block.PAGE_SHIFT, masks, writers);
+    }
+
+    /** Applies advice to exactly [offset, offset+length) (see {@link Advice}). */
+    public void advise(long offset, long length, Advice advice) {
+        memory.advise(this, offset, length, advice);
+    }
+
+    /** Makes [offset, offset+length) read-only or writable again, on the host and on every device. */
+    public void protect(long offset, long length, Protection protection) {
+        Objects.requireNonNull(protection, "protection");
+        Checks.range(offset, length, size(), this);
+        memory.checkOpen();
+        long from = offset >>> Block.PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, Block.PAGE_BYTES);
+        boolean ro = protection == Protection.READ_ONLY;
+        state.lifecycle().enter();
+        try {
+            state.attributes().update(from, to, a -> new RangeAttributes.Attrs(a.granuleShift(), ro));
+            memory.engine().reprotect(state, from, to);
+        } finally {
+            state.lifecycle().exit();
+        }
+    }
+
+    /** Counters of this region alone. */
+    public Stats stats() {
+        return memory.regionStats(state);
+    }
+
+    /**
+     * Frees the region: waits for kernels using it, then releases every device frame and the host
+     * mapping. Throws if host views are still open. Later use of the region throws.
+     */
+    public void free() {
+        memory.free(this);
+    }
+
+    public boolean isFreed() {
+        return state.lifecycle().isClosed();
+    }
+
+    @Override
+    public String toString() {
+        return state.toString();
+    }
+}

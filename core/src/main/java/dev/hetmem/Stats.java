@@ -1,0 +1,47 @@
+package dev.hetmem;
+
+import java.util.List;
+
+/**
+ * A snapshot of counters for one scope: a whole {@link UnifiedMemory} or one {@link Region}.
+ * {@code metadataBytes} is what the core keeps to track the scope's pages (page table, frame maps,
+ * attributes; for a memory also the device allocators).
+ */
+public record Stats(List<NodeStats> nodes, long metadataBytes, long touchedBytes) {
+    public NodeStats node(int id) {
+        return nodes.get(id);
+    }
+
+    /** Metadata bytes per GiB of memory touched (resident somewhere); 0 when nothing is touched. */
+    public double metadataPerGiB() {
+        return touchedBytes == 0 ? 0 : metadataBytes * (double) (1L << 30) / touchedBytes;
+    }
+
+    /** A table for people: one line per node. */
+    public String format() {
+        StringBuilder s = new StringBuilder();
+        s.append(String.format("%-5s %-9s %12s %8s %14s %14s %14s%n", "node", "kind", "resident", "faults",
+                "in:fault", "in:prefetch", "in:release"));
+        for (NodeStats n : nodes) {
+            s.append(String.format("%-5d %-9s %12s %8d %14s %14s %14s%n", n.node().id(), n.node().kind(),
+                    bytes(n.residentBytes()), n.faults(), bytes(n.bytesMigrated(Trigger.FAULT)),
+                    bytes(n.bytesMigrated(Trigger.PREFETCH)), bytes(n.bytesMigrated(Trigger.RELEASE))));
+        }
+        s.append(String.format("metadata %s for %s touched (%.0f bytes per GiB)%n", bytes(metadataBytes),
+                bytes(touchedBytes), metadataPerGiB()));
+        return s.toString();
+    }
+
+    static String bytes(long b) {
+        if (b < 10 * 1024) {
+            return b + " B";
+        }
+        if (b < 10L << 20) {
+            return String.format("%.1f KiB", b / 1024.0);
+        }
+        if (b < 10L << 30) {
+            return String.format("%.1f MiB", b / (double) (1L << 20));
+        }
+        return String.format("%.2f GiB", b / (double) (1L << 30));
+    }
+}

@@ -1,0 +1,545 @@
+package dev.hetmem;
+
+import dev.hetmem.driver.DeviceContext;
+import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.driver.DeviceKernel;
+import dev.hetmem.driver.KernelBinding;
+import dev.hetmem.host.HostMapping;
+import dev.hetmem.host.HostReleasePolicy;
+import dev.hetmem.internal.DeviceNode;
+import dev.hetmem.internal.Lifecycle;
+import dev.hetmem.internal.Pins;
+import dev.hetmem.internal.RangeAttributes;
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.migrate.MigrationEngine;
+import dev.hetmem.migrate.MigrationRequest;
+import dev.hetmem.observe.Counters;
+import dev.hetmem.observe.FaultEvent;
+import dev.hetmem.pagetable.Block;
+import dev.hetmem.phys.BuddyAllocator;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * One address space shared by the host (node 0) and the devices attached when it was built
+ * (nodes 1, 2, ...): GMEM's {@code gm_as}. Regions allocated here can be used from Java through
+ * host views and from device kernels, and the memory manager keeps each page where it is used.
+ *
+ * <p>Thread-safe. {@link #close()} frees every region (waiting for running kernels), then every
+ * device frame, then the drivers.
+ */
+public final class UnifiedMemory implements AutoCloseable {
+    /** Regions are limited to 2^46 bytes (64 TiB), well inside the 47-bit user address space. */
+    public static final long MAX_REGION_BYTES = 1L << 46;
+    public static final long DEFAULT_GRANULARITY = 2L << 20;
+    static final int MAX_NODES = 31;
+
+    private static final System.Logger LOG = System.getLogger(UnifiedMemory.class.getName());
+
+    private final List<NodeInfo> nodeInfos;
+    private final DeviceNode[] devices;
+    private final MigrationEngine engine;
+    private final Counters counters;
+    private final HostReleasePolicy releasePolicy;
+    private final long defaultGranularity;
+    private final Map<Integer, Region> regions = new ConcurrentHashMap<>();
+    private final AtomicInteger nextRegionId = new AtomicInteger(1);
+    private final Lifecycle lifecycle = new Lifecycle("memory");
+
+    private UnifiedMemory(Builder b) {
+        int nodes = b.drivers.size() + 1;
+        this.devices = new DeviceNode[nodes];
+        List<NodeInfo> infos = new ArrayList<>();
+        infos.add(new NodeInfo(0, "host", "host", physicalMemory()));
+        for (int i = 0; i < b.drivers.size(); i++) {
+            DeviceDriver d = b.drivers.get(i);
+            long bytes = d.memoryBytes();
+            if (bytes < 4096 || (bytes & 4095) != 0) {
+                throw new IllegalArgumentException("device " + d.name() + " registers " + bytes
+                        + " bytes; must be a positive multiple of 4096");
+            }
+            devices[i + 1] = new DeviceNode(i + 1, d, new BuddyAllocator(bytes >>> 12));
+            infos.add(new NodeInfo(i + 1, d.kind(), d.name(), bytes));
+        }
+        this.nodeInfos = List.copyOf(infos);
+        this.counters = new Counters(nodes);
+        this.engine = new MigrationEngine(devices, b.copyThreads, b.mode, b.copyPath, counters);
+        this.releasePolicy = b.releasePolicy;
+        this.defaultGranularity = b.granularity;
+        for (int i = 1; i < nodes; i++) {
+            devices[i].driver().attach(new DeviceContext(i, this));
+        }
+    }
+
+    private static long physicalMemory() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/meminfo"))) {
+                if (line.startsWith("MemTotal:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (Exception e) {
+            LOG.log(System.Logger.Level.DEBUG, "no /proc/meminfo", e);
+        }
+        return -1;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Configures a memory; devices are attached in order and become nodes 1, 2, ... */
+    public static final class Builder {
+        private final List<DeviceDriver> drivers = new ArrayList<>();
+        private int copyThreads = Runtime.getRuntime().availableProcessors();
+        private MigrationMode mode = MigrationMode.BATCHED;
+        private CopyPath copyPath = CopyPath.THREADS;
+        private HostReleasePolicy releasePolicy = HostReleasePolicy.FREE;
+        private long granularity = DEFAULT_GRANULARITY;
+
+        public Builder device(DeviceDriver driver) {
+            Objects.requireNonNull(driver, "driver");
+            if (drivers.contains(driver)) {
+                throw new IllegalArgumentException("device " + driver.name() + " attached twice");
+            }
+            if (drivers.size() + 1 >= MAX_NODES) {
+                throw new IllegalArgumentException("at most " + (MAX_NODES - 1) + " devices per memory");
+            }
+            drivers.add(driver);
+            return this;
+        }
+
+        /** Threads of the CPU copy phase, the caller included (default: available processors; 1 = serial). */
+        public Builder copyThreads(int threads) {
+            if (threads < 1 || threads > 256) {
+                throw new IllegalArgumentException("copy threads " + threads + " outside [1, 256]");
+            }
+            this.copyThreads = threads;
+            return this;
+        }
+
+        public Builder migrationMode(MigrationMode mode) {
+            this.mode = Objects.requireNonNull(mode, "mode");
+            return this;
+        }
+
+        public Builder copyPath(CopyPath path) {
+            this.copyPath = Objects.requireNonNull(path, "path");
+            return this;
+        }
+
+        /** What happens to host frames of pages that moved to a device (default FREE; see the enum). */
+        public Builder hostReleasePolicy(HostReleasePolicy policy) {
+            this.releasePolicy = Objects.requireNonNull(policy, "policy");
+            return this;
+        }
+
+        /** Default fault granularity of new regions (power of two, 4 KiB to 1 GiB; default 2 MiB). */
+        public Builder granularity(long bytes) {
+            this.granularity = Checks.granularity(bytes);
+            return this;
+        }
+
+        public UnifiedMemory build() {
+            return new UnifiedMemory(this);
+        }
+    }
+
+    // ---- accessors for the package ---------------------------------------------------------
+
+    MigrationEngine engine() {
+        return engine;
+    }
+
+    Counters counters() {
+        return counters;
+    }
+
+    void checkOpen() {
+        lifecycle.checkOpen();
+    }
+
+    // ---- nodes -----------------------------------------------------------------------------
+
+    /** Node 0 (host) and the devices. */
+    public List<NodeInfo> nodes() {
+        return nodeInfos;
+    }
+
+    public NodeInfo node(int id) {
+        checkNode(id);
+        return nodeInfos.get(id);
+    }
+
+    private void checkNode(int id) {
+        if (id < 0 || id >= nodeInfos.size()) {
+            throw new IllegalArgumentException("unknown node " + id + ": this memory has nodes 0.." + (nodeInfos.size() - 1));
+        }
+    }
+
+    private DeviceNode device(int id) {
+        checkNode(id);
+        if (id == 0) {
+            throw new IllegalArgumentException("node 0 is the host, not a device");
+        }
+        return devices[id];
+    }
+
+    /** The driver of a device node. */
+    public DeviceDriver driver(int node) {
+        return device(node).driver();
+    }
+
+    public MigrationMode migrationMode() {
+        return engine.mode();
+    }
+
+    /** Switches how later migrations run (for benchmarks comparing the modes on one memory). */
+    public void migrationMode(MigrationMode mode) {
+        engine.mode(Objects.requireNonNull(mode, "mode"));
+    }
+
+    public CopyPath copyPath() {
+        return engine.copyPath();
+    }
+
+    public void copyPath(CopyPath path) {
+        engine.copyPath(Objects.requireNonNull(path, "path"));
+    }
+
+    public int copyThreads() {
+        return engine.copyThreads();
+    }
+
+    // ---- regions ---------------------------------------------------------------------------
+
+    /** Allocates a region of {@code bytes} (up to 64 TiB) with the memory's default granularity. */
+    public Region allocate(long bytes) {
+        return allocate(bytes, defaultGranularity);
+    }
+
+    /** Allocates a region whose faults migrate {@code granularity}-sized granules. */
+    public Region allocate(long bytes, long granularity) {
+        if (bytes <= 0 || bytes > MAX_REGION_BYTES) {
+            throw new IllegalArgumentException("region size " + bytes + " must be in [1, " + MAX_REGION_BYTES + "] bytes");
+        }
+        Checks.granularity(granularity);
+        lifecycle.enter();
+        try {
+            HostMapping host = HostMapping.reserve(bytes, releasePolicy);
+            int id = nextRegionId.getAndIncrement();
+            RegionState state = new RegionState(id, bytes, host, nodeInfos.size(),
+                    Long.numberOfTrailingZeros(granularity));
+            Region r = new Region(this, state);
+            regions.put(id, r);
+            return r;
+        } finally {
+            lifecycle.exit();
+        }
+    }
+
+    void free(Region region) {
+        checkMine(region);
+        RegionState s = region.state();
+        if (!s.lifecycle().close()) {
+            throw new IllegalStateException(region + " is already freed");
+        }
+        try {
+            engine.dropRegion(s);
+        } finally {
+            regions.remove(s.id());
+            s.host().close();
+        }
+    }
+
+    private void checkMine(Region r) {
+        Objects.requireNonNull(r, "region");
+        if (r.memory() != this) {
+            throw new IllegalArgumentException(r + " belongs to another memory");
+        }
+    }
+
+    /** Live regions. */
+    public List<Region> regions() {
+        return regions.values().stream().sorted(Comparator.comparingInt(Region::id)).toList();
+    }
+
+    // ---- advice ----------------------------------------------------------------------------
+
+    /** Applies advice to exactly [offset, offset+length) of a region. */
+    public void advise(Region region, long offset, long length, Advice advice) {
+        checkMine(region);
+        Objects.requireNonNull(advice, "advice");
+        Checks.range(offset, length, region.size(), region);
+        lifecycle.checkOpen();
+        RegionState s = region.state();
+        long from = offset >>> Block.PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, Block.PAGE_BYTES);
+        s.lifecycle().enter();
+        try {
+            switch (advice) {
+                case Advice.Prefetch(int node) -> {
+                    checkNode(node);
+                    engine.migrateRange(s, s.granuleStart(from), s.granuleEnd(to), node, Trigger.PREFETCH, -1);
+                }
+                case Advice.DontNeed() -> {
+                    // whole pages only: a partial page's other bytes are someone else's data
+                    long first = Math.ceilDiv(offset, Block.PAGE_BYTES);
+                    long end = offset + length == region.size() ? to : (offset + length) >>> Block.PAGE_SHIFT;
+                    if (first < end) {
+                        engine.discard(s, first, end);
+                    }
+                }
+                case Advice.Granularity(long bytes) -> {
+                    int shift = Long.numberOfTrailingZeros(Checks.granularity(bytes));
+                    s.attributes().update(from, to, a -> new RangeAttributes.Attrs(shift, a.readOnly()));
+                }
+            }
+        } finally {
+            s.lifecycle().exit();
+        }
+    }
+
+    // ---- kernels ---------------------------------------------------------------------------
+
+    /**
+     * Runs a kernel on a device: first makes every argument's range resident on the device with the
+     * access it declares (GMEM's gm_dev_fault), pinning it there for the run, then runs the kernel.
+     * {@code globalSize} work items; what an item means is the kernel's business.
+     */
+    public LaunchResult launch(int node, DeviceKernel kernel, long globalSize, KernelArg... args) {
+        Objects.requireNonNull(kernel, "kernel");
+        Objects.requireNonNull(args, "args");
+        DeviceNode dev = device(node);
+        if (globalSize < 1) {
+            throw new IllegalArgumentException("global size " + globalSize + " must be at least 1");
+        }
+        lifecycle.checkOpen();
+        List<MigrationRequest> requests = new ArrayList<>(args.length);
+        List<KernelBinding> bindings = new ArrayList<>(args.length);
+        List<RegionState> entered = new ArrayList<>();
+        for (KernelArg a : args) {
+            Objects.requireNonNull(a, "kernel argument");
+            checkMine(a.region());
+            Checks.range(a.offset(), a.length(), a.region().size(), a.region());
+            RegionState s = a.region().state();
+            long from = a.offset() >>> Block.PAGE_SHIFT;
+            long to = Math.ceilDiv(a.offset() + a.length(), Block.PAGE_BYTES);
+            if (a.access().writes()) {
+                long ro = s.attributes().firstReadOnly(from, to);
+                if (ro >= 0) {
+                    throw new ProtectionException("kernel argument writes [" + a.offset() + ", " + (a.offset() + a.length())
+                            + ") of " + a.region() + " but the page at offset " + (ro << Block.PAGE_SHIFT) + " is read-only");
+                }
+            }
+            requests.add(new MigrationRequest(s, from, to, a.access().writes()));
+            bindings.add(new KernelBinding(s.host().base() + a.offset(), a.length(), a.access()));
+            if (!entered.contains(s)) {
+                entered.add(s);
+            }
+        }
+        entered.sort(Comparator.comparingInt(RegionState::id));
+        int enteredCount = 0;
+        List<Pins.Pin> pins = List.of();
+        try {
+            for (RegionState s : entered) {
+                s.lifecycle().enter();
+                enteredCount++;
+            }
+            FaultEvent event = new FaultEvent();
+            event.begin();
+            long t0 = System.nanoTime();
+            MigrationEngine.Outcome out = engine.ensure(requests, node, Trigger.FAULT, true, -1);
+            pins = out.pins();
+            long t1 = System.nanoTime();
+            if (out.faults() > 0) {
+                counters.fault(node, out.faults());
+                for (MigrationRequest r : requests) {
+                    // per region: faults are attributed to the first region of the launch that had work
+                    r.region().counters().fault(node, out.faults());
+                    break;
+                }
+                if (event.shouldCommit()) {
+                    event.node = node;
+                    event.region = requests.getFirst().region().id();
+                    event.offset = args[0].offset();
+                    event.length = args[0].length();
+                    event.faults = out.faults();
+                    event.pagesMigrated = out.pagesMigrated();
+                    event.commit();
+                }
+            }
+            dev.driver().execute(kernel, globalSize, bindings);
+            long t2 = System.nanoTime();
+            return new LaunchResult(out.pagesTouched(), out.faults(), out.pagesMigrated(),
+                    out.pagesMigrated() << Block.PAGE_SHIFT, t1 - t0, t2 - t1);
+        } finally {
+            for (int i = 0; i < pins.size(); i++) {
+                requests.get(i).region().pins().remove(pins.get(i));
+            }
+            for (int i = 0; i < enteredCount; i++) {
+                entered.get(i).lifecycle().exit();
+            }
+        }
+    }
+
+    /**
+     * Drops every frame of a device: all its pages go home to the host (dmirror's RELEASE).
+     * Waits for kernels running on it.
+     */
+    public long release(int node) {
+        device(node);
+        lifecycle.checkOpen();
+        long moved = 0;
+        for (Region r : regions()) {
+            RegionState s = r.state();
+            try {
+                s.lifecycle().enter();
+            } catch (IllegalStateException freed) {
+                continue;
+            }
+            try {
+                moved += engine.migrateRange(s, 0, s.pages(), 0, Trigger.RELEASE, node);
+            } finally {
+                s.lifecycle().exit();
+            }
+        }
+        return moved;
+    }
+
+    // ---- observability ---------------------------------------------------------------------
+
+    public Stats stats() {
+        List<NodeStats> list = new ArrayList<>();
+        long metadata = 0;
+        long touched = 0;
+        long[] resident = new long[nodeInfos.size()];
+        for (Region r : regions()) {
+            RegionState s = r.state();
+            metadata += s.metadataBytes();
+            for (int n = 0; n < resident.length; n++) {
+                long p = s.table().residentPages(n);
+                resident[n] += p;
+                touched += p << Block.PAGE_SHIFT;
+            }
+        }
+        for (int n = 0; n < nodeInfos.size(); n++) {
+            long free = -1;
+            if (n > 0) {
+                free = devices[n].allocator().freeBytes();
+                metadata += devices[n].allocator().metadataBytes();
+            }
+            list.add(nodeStats(n, counters, resident[n] << Block.PAGE_SHIFT, free));
+        }
+        return new Stats(List.copyOf(list), metadata, touched);
+    }
+
+    Stats regionStats(RegionState s) {
+        List<NodeStats> list = new ArrayList<>();
+        long touched = 0;
+        for (int n = 0; n < nodeInfos.size(); n++) {
+            long bytes = s.table().residentPages(n) << Block.PAGE_SHIFT;
+            touched += bytes;
+            list.add(nodeStats(n, s.counters(), bytes, -1));
+        }
+        return new Stats(List.copyOf(list), s.metadataBytes(), touched);
+    }
+
+    private NodeStats nodeStats(int n, Counters c, long residentBytes, long free) {
+        long[] in = new long[Trigger.ALL.length];
+        for (Trigger t : Trigger.ALL) {
+            in[t.ordinal()] = c.pagesIn(n, t);
+        }
+        return new NodeStats(nodeInfos.get(n), residentBytes, free, c.faults(n), in);
+    }
+
+    /**
+     * Checks every region's page table (single-writer invariant, resident counts) and that each
+     * device's page table mirrors it (an entry exactly where a page is resident on the device,
+     * writable exactly where the device is the writer and the range is not read-only). Returns the
+     * problems found; empty when all holds. Meant for tests and diagnostics on a quiet memory.
+     */
+    public List<String> verify() {
+        List<String> problems = new ArrayList<>();
+        for (Region r : regions()) {
+            RegionState s = r.state();
+            String p = s.table().checkInvariants();
+            if (p != null) {
+                problems.add(r + ": " + p);
+            }
+            s.table().forEachBlock(b -> {
+                b.lock.lock();
+                try {
+                    int pages = s.table().pagesIn(b.index());
+                    for (int n = 1; n < nodeInfos.size(); n++) {
+                        DeviceDriver d = devices[n].driver();
+                        for (int i = 0; i < pages; i++) {
+                            long page = (b.index() << 9) + i;
+                            long va = s.pageAddress(page);
+                            int pte = d.probe(va);
+                            boolean resident = b.isResident(n, i);
+                            if (resident != ((pte & DeviceDriver.PTE_PRESENT) != 0)) {
+                                problems.add(r + " page " + page + ": resident on node " + n + " = " + resident
+                                        + " but device entry present = " + !resident);
+                                continue;
+                            }
+                            if (!resident) {
+                                continue;
+                            }
+                            boolean w = b.isWritable(n, i) && !s.attributes().at(page).readOnly();
+                            if (w != ((pte & DeviceDriver.PTE_WRITABLE) != 0)) {
+                                problems.add(r + " page " + page + " on node " + n + ": should be "
+                                        + (w ? "writable" : "read-only") + " in the device page table");
+                            }
+                            if (d.probeFrame(va) != b.frame(n, i)) {
+                                problems.add(r + " page " + page + " on node " + n + ": device entry maps frame "
+                                        + d.probeFrame(va) + ", page table says " + b.frame(n, i));
+                            }
+                        }
+                    }
+                } finally {
+                    b.lock.unlock();
+                }
+            });
+        }
+        return problems;
+    }
+
+    // ---- close -----------------------------------------------------------------------------
+
+    /**
+     * Frees every region (waiting for running kernels; throws, freeing nothing more, if a region
+     * has open host views), then closes the drivers and the copy threads.
+     */
+    @Override
+    public void close() {
+        for (Region r : regions()) {
+            if (!r.isFreed()) {
+                try {
+                    free(r);
+                } catch (IllegalStateException e) {
+                    if (!r.isFreed()) {
+                        throw e;
+                    }
+                }
+            }
+        }
+        if (!lifecycle.close()) {
+            return;
+        }
+        engine.close();
+        for (int n = 1; n < devices.length; n++) {
+            try {
+                devices[n].driver().close();
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "closing device " + devices[n].driver().name() + " failed", e);
+            }
+        }
+    }
+}

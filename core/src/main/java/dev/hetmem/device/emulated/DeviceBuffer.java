@@ -1,0 +1,179 @@
+package dev.hetmem.device.emulated;
+
+import dev.hetmem.Access;
+import dev.hetmem.host.Libc;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * One region argument as a kernel sees it: offsets from the argument's start, every access
+ * translated through the device page table (with a one-leaf TLB, as each compute thread has its
+ * own buffer objects). Accesses outside the argument, writes through a read-only argument, and
+ * entries that are absent or not writable raise {@link DeviceFaultException}.
+ */
+public final class DeviceBuffer {
+    private static final MemorySegment ALL = Libc.EVERYTHING;
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED;
+    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED;
+    private static final ValueLayout.OfDouble DOUBLE = ValueLayout.JAVA_DOUBLE_UNALIGNED;
+
+    private final EmulatedPageTable table;
+    private final long va;
+    private final long length;
+    private final boolean writable;
+    private long tlbKey = -1;
+    private long[] tlbLeaf;
+
+    DeviceBuffer(EmulatedPageTable table, long va, long length, Access access) {
+        this.table = table;
+        this.va = va;
+        this.length = length;
+        this.writable = access.writes();
+    }
+
+    public long length() {
+        return length;
+    }
+
+    /** Physical address of {@code size} bytes at {@code offset}; they must not cross a page. */
+    private long translate(long offset, int size, boolean write) {
+        if (offset < 0 || offset > length - size) {
+            throw new DeviceFaultException("kernel access of " + size + " bytes at offset " + offset
+                    + " outside its argument of " + length + " bytes");
+        }
+        if (write && !writable) {
+            throw new DeviceFaultException("kernel wrote offset " + offset + " of an argument declared read-only");
+        }
+        long v = va + offset;
+        if (((v & 0xFFF) + size) > 0x1000) {
+            return -1;
+        }
+        long key = v >>> 21;
+        long[] leaf = tlbLeaf;
+        if (key != tlbKey) {
+            leaf = table.leaf(v);
+            if (leaf == null) {
+                throw notMapped(v);
+            }
+            tlbLeaf = leaf;
+            tlbKey = key;
+        }
+        long e = leaf[(int) ((v >>> 12) & 511)];
+        if ((e & EmulatedPageTable.PRESENT) == 0 || (write && (e & EmulatedPageTable.WRITABLE) == 0)) {
+            throw notMapped(v);
+        }
+        return (e & ~EmulatedPageTable.FLAGS) | (v & 0xFFF);
+    }
+
+    private DeviceFaultException notMapped(long v) {
+        return new DeviceFaultException("device page fault at 0x" + Long.toHexString(v)
+                + ": no entry in the device page table (the page was not faulted in for this launch)");
+    }
+
+    public byte getByte(long offset) {
+        return ALL.get(ValueLayout.JAVA_BYTE, translate(offset, 1, false));
+    }
+
+    public void putByte(long offset, byte value) {
+        ALL.set(ValueLayout.JAVA_BYTE, translate(offset, 1, true), value);
+    }
+
+    public float getFloat(long offset) {
+        long a = translate(offset, 4, false);
+        return a >= 0 ? ALL.get(FLOAT, a) : Float.intBitsToFloat(slowGet(offset, 4, false));
+    }
+
+    public void putFloat(long offset, float value) {
+        long a = translate(offset, 4, true);
+        if (a >= 0) {
+            ALL.set(FLOAT, a, value);
+        } else {
+            slowPut(offset, 4, Float.floatToRawIntBits(value));
+        }
+    }
+
+    public int getInt(long offset) {
+        long a = translate(offset, 4, false);
+        return a >= 0 ? ALL.get(INT, a) : (int) slowGet(offset, 4, false);
+    }
+
+    public void putInt(long offset, int value) {
+        long a = translate(offset, 4, true);
+        if (a >= 0) {
+            ALL.set(INT, a, value);
+        } else {
+            slowPut(offset, 4, value);
+        }
+    }
+
+    public long getLong(long offset) {
+        long a = translate(offset, 8, false);
+        return a >= 0 ? ALL.get(LONG, a) : slowGetLong(offset);
+    }
+
+    public void putLong(long offset, long value) {
+        long a = translate(offset, 8, true);
+        if (a >= 0) {
+            ALL.set(LONG, a, value);
+        } else {
+            slowPut(offset, 8, value);
+        }
+    }
+
+    public double getDouble(long offset) {
+        return Double.longBitsToDouble(getLong(offset));
+    }
+
+    public void putDouble(long offset, double value) {
+        putLong(offset, Double.doubleToRawLongBits(value));
+    }
+
+    /** Little-endian assembly of a value that straddles two pages. */
+    private int slowGet(long offset, int size, boolean unused) {
+        int v = 0;
+        for (int i = 0; i < size; i++) {
+            v |= (getByte(offset + i) & 0xFF) << (8 * i);
+        }
+        return v;
+    }
+
+    private long slowGetLong(long offset) {
+        long v = 0;
+        for (int i = 0; i < 8; i++) {
+            v |= (getByte(offset + i) & 0xFFL) << (8 * i);
+        }
+        return v;
+    }
+
+    private void slowPut(long offset, int size, long value) {
+        for (int i = 0; i < size; i++) {
+            putByte(offset + i, (byte) (value >>> (8 * i)));
+        }
+    }
+
+    /** Copies {@code bytes} from this argument at {@code offset} into {@code dst}, page by page. */
+    public void copyTo(long offset, MemorySegment dst, long dstOffset, long bytes) {
+        long done = 0;
+        while (done < bytes) {
+            long v = va + offset + done;
+            int n = (int) Math.min(bytes - done, 0x1000 - (v & 0xFFF));
+            long a = translate(offset + done, n, false);
+            MemorySegment.copy(ALL, a, dst, dstOffset + done, n);
+            done += n;
+        }
+    }
+
+    /** Copies {@code bytes} from {@code src} into this argument at {@code offset}, page by page. */
+    public void copyFrom(MemorySegment src, long srcOffset, long offset, long bytes) {
+        long done = 0;
+        while (done < bytes) {
+            long v = va + offset + done;
+            int n = (int) Math.min(bytes - done, 0x1000 - (v & 0xFFF));
+            long a = translate(offset + done, n, true);
+            MemorySegment.copy(src, srcOffset + done, ALL, a, n);
+            done += n;
+        }
+    }
+}

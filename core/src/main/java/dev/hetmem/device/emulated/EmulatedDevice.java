@@ -1,0 +1,439 @@
+package dev.hetmem.device.emulated;
+
+import dev.hetmem.Access;
+import dev.hetmem.KernelArg;
+import dev.hetmem.LaunchResult;
+import dev.hetmem.Region;
+import dev.hetmem.UnifiedMemory;
+import dev.hetmem.driver.CopyBatch;
+import dev.hetmem.driver.CopyEngine;
+import dev.hetmem.driver.DeviceContext;
+import dev.hetmem.driver.DeviceCopyException;
+import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.driver.DeviceKernel;
+import dev.hetmem.driver.DeviceMemoryException;
+import dev.hetmem.driver.KernelBinding;
+import dev.hetmem.driver.VaRanges;
+import dev.hetmem.host.Libc;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The emulated device: hetmem's counterpart of the Linux kernel's test_hmm "dmirror" device, the
+ * device every core test runs on. Its memory is an off-heap pool of fixed capacity (reserved with
+ * MAP_NORESERVE, so an idle device costs nothing), its page table is its own, its kernels are Java
+ * code that reaches memory only through that page table, and it has a copy engine (a thread that
+ * performs queued transfers) so copies can be offloaded.
+ *
+ * <p>It implements the driver interface and uses only the public API besides: its dmirror-style
+ * {@link #read} and {@link #write} commands are kernel launches.
+ *
+ * <p>Fault injection for tests: {@link #failAllocation(int)} and {@link #failCopy(int)}.
+ */
+public final class EmulatedDevice implements DeviceDriver {
+    public static final long DEFAULT_CAPACITY = 256L << 20;
+
+    private final String name;
+    private final long capacity;
+    private final int computeThreads;
+    private final long pool;
+    private final EmulatedPageTable pageTable = new EmulatedPageTable();
+    private final AtomicInteger allocationCountdown = new AtomicInteger(-1);
+    private final AtomicInteger copyCountdown = new AtomicInteger(-1);
+    private final ExecutorService compute;
+    private final CopyThread copyThread;
+    private volatile DeviceContext context;
+    private volatile boolean closed;
+
+    private EmulatedDevice(Builder b) {
+        this.name = b.name;
+        this.capacity = b.capacity;
+        this.computeThreads = b.computeThreads;
+        this.pool = Libc.mmap(0, capacity, Libc.PROT_READ | Libc.PROT_WRITE,
+                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE);
+        AtomicInteger n = new AtomicInteger();
+        this.compute = computeThreads > 1
+                ? Executors.newFixedThreadPool(computeThreads - 1,
+                        r -> Thread.ofPlatform().daemon().name(name + "-compute-" + n.getAndIncrement()).unstarted(r))
+                : null;
+        this.copyThread = new CopyThread();
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** An emulated device of the default capacity (256 MiB). */
+    public static EmulatedDevice create() {
+        return builder().build();
+    }
+
+    public static final class Builder {
+        private String name = "emulated";
+        private long capacity = DEFAULT_CAPACITY;
+        private int computeThreads = Runtime.getRuntime().availableProcessors();
+
+        public Builder name(String name) {
+            this.name = Objects.requireNonNull(name, "name");
+            return this;
+        }
+
+        /** Device memory in bytes: a multiple of 4 KiB, from 4 KiB to 1 TiB. */
+        public Builder capacity(long bytes) {
+            if (bytes < 4096 || bytes > (1L << 40) || (bytes & 4095) != 0) {
+                throw new IllegalArgumentException("emulated device capacity " + bytes
+                        + " must be a multiple of 4096 in [4096, 2^40]");
+            }
+            this.capacity = bytes;
+            return this;
+        }
+
+        /** Threads that run a kernel's work items (the caller is one of them). */
+        public Builder computeThreads(int threads) {
+            if (threads < 1 || threads > 1024) {
+                throw new IllegalArgumentException("compute threads " + threads + " outside [1, 1024]");
+            }
+            this.computeThreads = threads;
+            return this;
+        }
+
+        public EmulatedDevice build() {
+            return new EmulatedDevice(this);
+        }
+    }
+
+    // ---- fault injection -------------------------------------------------------------------
+
+    /** The allocation after the next {@code after} ones (frame preparations) fails; -1 disarms. */
+    public void failAllocation(int after) {
+        allocationCountdown.set(after);
+    }
+
+    /** The copy operation after the next {@code after} ones fails (earlier ones complete); -1 disarms. */
+    public void failCopy(int after) {
+        copyCountdown.set(after);
+    }
+
+    private static boolean fire(AtomicInteger countdown) {
+        while (true) {
+            int c = countdown.get();
+            if (c < 0) {
+                return false;
+            }
+            if (countdown.compareAndSet(c, c - 1)) {
+                return c == 0;
+            }
+        }
+    }
+
+    // ---- DeviceDriver ----------------------------------------------------------------------
+
+    @Override
+    public String kind() {
+        return "emulated";
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public long memoryBytes() {
+        return capacity;
+    }
+
+    @Override
+    public void attach(DeviceContext context) {
+        if (this.context != null) {
+            throw new IllegalStateException("device " + name + " is already attached to node " + this.context.node());
+        }
+        this.context = context;
+    }
+
+    /** The node id this device was given, or -1 before it is attached. */
+    public int node() {
+        DeviceContext c = context;
+        return c == null ? -1 : c.node();
+    }
+
+    @Override
+    public void prepareFrames(int first, int count) {
+        if (fire(allocationCountdown)) {
+            throw new DeviceMemoryException("injected allocation failure on " + name + " (frames " + first
+                    + ".." + (first + count - 1) + ")");
+        }
+    }
+
+    private long frameAddress(int frame, int pages) {
+        long off = (long) frame << 12;
+        if (frame < 0 || off + ((long) pages << 12) > capacity) {
+            throw new DeviceCopyException("frames " + frame + "+" + pages + " outside device memory of " + capacity + " bytes");
+        }
+        return pool + off;
+    }
+
+    @Override
+    public void copy(CopyBatch batch, int from, int to) {
+        for (int i = from; i < to; i++) {
+            if (fire(copyCountdown)) {
+                throw new DeviceCopyException("injected copy failure on " + name + " at operation " + i
+                        + " of a batch of " + batch.size());
+            }
+            long bytes = (long) batch.pages(i) << 12;
+            long dev = frameAddress(batch.frame(i), batch.pages(i));
+            switch (batch.op(i)) {
+                case CopyBatch.TO_DEVICE -> Libc.memcpy(dev, batch.hostAddress(i), bytes);
+                case CopyBatch.TO_HOST -> Libc.memcpy(batch.hostAddress(i), dev, bytes);
+                case CopyBatch.ZERO -> Libc.memset(dev, 0, bytes);
+                default -> throw new DeviceCopyException("unknown copy operation " + batch.op(i));
+            }
+        }
+    }
+
+    @Override
+    public CopyEngine copyEngine() {
+        return copyThread;
+    }
+
+    @Override
+    public void map(long va, int frame, int pages, boolean writable) {
+        pageTable.map(va, frameAddress(frame, pages), pages, writable);
+    }
+
+    @Override
+    public void unmap(long va, long pages) {
+        pageTable.unmap(va, pages);
+    }
+
+    @Override
+    public void protect(long va, long pages, boolean writable) {
+        pageTable.protect(va, pages, writable);
+    }
+
+    @Override
+    public void invalidate(VaRanges ranges) {
+        // Kernel threads cache page-table leaves, never entries, and leaves are never freed, so
+        // there is no stale translation to drop; the count lets tests see one invalidation per batch.
+        pageTable.invalidated();
+    }
+
+    /** TLB invalidations requested so far. */
+    public long invalidations() {
+        return pageTable.invalidations();
+    }
+
+    @Override
+    public int probe(long va) {
+        long e = pageTable.entry(va);
+        if ((e & EmulatedPageTable.PRESENT) == 0) {
+            return 0;
+        }
+        return PTE_PRESENT | ((e & EmulatedPageTable.WRITABLE) != 0 ? PTE_WRITABLE : 0);
+    }
+
+    @Override
+    public long probeFrame(long va) {
+        long e = pageTable.entry(va);
+        if ((e & EmulatedPageTable.PRESENT) == 0) {
+            return -1;
+        }
+        return ((e & ~EmulatedPageTable.FLAGS) - pool) >>> 12;
+    }
+
+    @Override
+    public void execute(DeviceKernel kernel, long globalSize, List<KernelBinding> arguments) {
+        if (!(kernel instanceof EmulatedKernel k)) {
+            throw new IllegalArgumentException("the emulated device runs EmulatedKernel kernels, not "
+                    + (kernel == null ? "null" : kernel.getClass().getName()));
+        }
+        if (closed) {
+            throw new IllegalStateException("device " + name + " is closed");
+        }
+        int parts = (int) Math.min(computeThreads, globalSize);
+        if (parts <= 1 || compute == null) {
+            runItems(k, arguments, 0, globalSize);
+            return;
+        }
+        long per = Math.ceilDiv(globalSize, parts);
+        List<Future<?>> futures = new ArrayList<>(parts - 1);
+        for (int t = 1; t < parts; t++) {
+            long from = t * per;
+            long to = Math.min(globalSize, from + per);
+            if (from < to) {
+                futures.add(compute.submit(() -> runItems(k, arguments, from, to)));
+            }
+        }
+        RuntimeException failure = null;
+        try {
+            runItems(k, arguments, 0, Math.min(per, globalSize));
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        boolean interrupted = false;
+        for (Future<?> f : futures) {
+            while (true) {
+                try {
+                    f.get();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (ExecutionException e) {
+                    if (failure == null) {
+                        failure = e.getCause() instanceof RuntimeException re ? re
+                                : new IllegalStateException("kernel failed on " + name, e.getCause());
+                    }
+                    break;
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    private void runItems(EmulatedKernel k, List<KernelBinding> arguments, long from, long to) {
+        DeviceBuffer[] buffers = new DeviceBuffer[arguments.size()];
+        for (int i = 0; i < buffers.length; i++) {
+            KernelBinding b = arguments.get(i);
+            buffers[i] = new DeviceBuffer(pageTable, b.va(), b.length(), b.access());
+        }
+        KernelArgs args = new KernelArgs(buffers);
+        for (long item = from; item < to; item++) {
+            k.run(args, item);
+        }
+    }
+
+    // ---- dmirror-style commands -------------------------------------------------------------
+
+    private UnifiedMemory memory() {
+        DeviceContext c = context;
+        if (c == null) {
+            throw new IllegalStateException("device " + name + " is not attached to a UnifiedMemory");
+        }
+        return c.memory();
+    }
+
+    /**
+     * Device read: faults {@code pages} pages at {@code offset} onto this device and copies them
+     * into {@code dst}. Like dmirror's READ command.
+     */
+    public CommandResult read(Region region, long offset, long pages, MemorySegment dst) {
+        long bytes = checkCommand(region, offset, pages, dst);
+        LaunchResult r = memory().launch(node(), (EmulatedKernel) (args, item) -> args.arg(0).copyTo(0, dst, 0, bytes),
+                1, KernelArg.of(region, offset, bytes, Access.READ));
+        return new CommandResult(r.pagesTouched(), r.faults());
+    }
+
+    /** Device write: faults the pages onto this device writable and copies {@code src} into them. */
+    public CommandResult write(Region region, long offset, long pages, MemorySegment src) {
+        long bytes = checkCommand(region, offset, pages, src);
+        LaunchResult r = memory().launch(node(), (EmulatedKernel) (args, item) -> args.arg(0).copyFrom(src, 0, 0, bytes),
+                1, KernelArg.of(region, offset, bytes, Access.WRITE));
+        return new CommandResult(r.pagesTouched(), r.faults());
+    }
+
+    private static long checkCommand(Region region, long offset, long pages, MemorySegment buffer) {
+        Objects.requireNonNull(region, "region");
+        Objects.requireNonNull(buffer, "buffer");
+        if (pages <= 0 || pages > (Long.MAX_VALUE >>> 12)) {
+            throw new IllegalArgumentException("page count " + pages + " must be positive");
+        }
+        long bytes = pages << 12;
+        if (buffer.byteSize() < bytes) {
+            throw new IllegalArgumentException("buffer of " + buffer.byteSize() + " bytes is smaller than "
+                    + pages + " pages (" + bytes + " bytes)");
+        }
+        return bytes;
+    }
+
+    // ---- copy engine -----------------------------------------------------------------------
+
+    /** One thread draining a queue of transfers: the emulated DMA engine. */
+    private final class CopyThread implements CopyEngine {
+        private record Job(CopyBatch batch, int from, int to, CompletableFuture<Void> done) {}
+
+        private final LinkedBlockingQueue<Job> queue = new LinkedBlockingQueue<>();
+        private final Thread thread;
+
+        CopyThread() {
+            thread = Thread.ofPlatform().daemon().name(name + "-copy-engine").start(this::loop);
+        }
+
+        @Override
+        public CompletableFuture<Void> submit(CopyBatch batch, int from, int to) {
+            CompletableFuture<Void> done = new CompletableFuture<>();
+            if (closed) {
+                done.completeExceptionally(new DeviceCopyException("device " + name + " is closed"));
+                return done;
+            }
+            queue.add(new Job(batch, from, to, done));
+            return done;
+        }
+
+        private void loop() {
+            while (true) {
+                Job job;
+                try {
+                    job = queue.take();
+                } catch (InterruptedException e) {
+                    drain();
+                    return;
+                }
+                try {
+                    copy(job.batch, job.from, job.to);
+                    job.done.complete(null);
+                } catch (Throwable t) {
+                    job.done.completeExceptionally(t);
+                }
+            }
+        }
+
+        private void drain() {
+            Job job;
+            while ((job = queue.poll()) != null) {
+                job.done.completeExceptionally(new DeviceCopyException("device " + name + " closed"));
+            }
+        }
+
+        void stop() {
+            thread.interrupt();
+            try {
+                thread.join(5000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        copyThread.stop();
+        if (compute != null) {
+            compute.shutdownNow();
+        }
+        Libc.munmap(pool, capacity);
+    }
+
+    @Override
+    public String toString() {
+        return "EmulatedDevice[" + name + ", " + capacity + " bytes]";
+    }
+}

@@ -1,0 +1,87 @@
+package dev.hetmem.driver;
+
+import java.util.List;
+
+/**
+ * What a device must implement to join a {@link dev.hetmem.UnifiedMemory}: only what depends on
+ * the hardware (GMEM's {@code struct gm_mmu}). The core does allocation policy, faults, migration,
+ * coherence and advice.
+ *
+ * <p>Addresses: the device sees each region at the same virtual address as the host does (HMM's
+ * mirror), so {@code va} arguments are host virtual addresses of region pages. Frames are 4 KiB
+ * units of the device memory the driver registered, numbered from 0; the core's buddy allocator
+ * hands them out.
+ *
+ * <p>Threading: the core calls {@link #map}, {@link #unmap}, {@link #protect} and
+ * {@link #invalidate} with the page-table locks of the pages concerned held, possibly from several
+ * threads for disjoint pages. {@link #copy} may be called from several copy threads at once for
+ * disjoint parts of one batch. A driver's internal locks are leaves: it never calls back into the
+ * core while holding them.
+ */
+public interface DeviceDriver extends AutoCloseable {
+
+    /** The driver family: "emulated", "opencl", "cuda". */
+    String kind();
+
+    /** A human-readable device name. */
+    String name();
+
+    /** Device memory, in bytes (a multiple of 4 KiB), that the core manages for this device. */
+    long memoryBytes();
+
+    /** Called once when the memory is built, before any other call. */
+    void attach(DeviceContext context);
+
+    /**
+     * Called after the core allocated frames [first, first+count) for a migration and before any
+     * copy into them (GMEM's physical "prepare"). A driver may refuse, by throwing
+     * {@link DeviceMemoryException}; the core then undoes the migration.
+     */
+    default void prepareFrames(int first, int count) {}
+
+    /**
+     * Performs operations [from, to) of the batch synchronously: host-to-device copies, device-to-host
+     * copies and zero fills. Throws {@link DeviceCopyException} if any failed; the core then undoes
+     * the whole migration, so partial results need no cleaning.
+     */
+    void copy(CopyBatch batch, int from, int to);
+
+    /** The device's own asynchronous copy engine, or null if it has none. */
+    default CopyEngine copyEngine() {
+        return null;
+    }
+
+    /** Enters device page-table entries: pages [va, va + pages*4K) map to frames [frame, frame+pages). */
+    void map(long va, int frame, int pages, boolean writable);
+
+    /** Releases device page-table entries of [va, va + pages*4K); absent entries are ignored. */
+    void unmap(long va, long pages);
+
+    /** Changes the write permission of present entries in [va, va + pages*4K). */
+    void protect(long va, long pages, boolean writable);
+
+    /** One coalesced device TLB invalidation for all ranges released or protected since the last one. */
+    void invalidate(VaRanges ranges);
+
+    /**
+     * The device page-table entry for one page, for verification: 0 when absent, else
+     * {@link #PTE_PRESENT}, plus {@link #PTE_WRITABLE} when writable.
+     */
+    int probe(long va);
+
+    /** The frame a present entry maps to, for verification; -1 when absent. */
+    long probeFrame(long va);
+
+    /**
+     * Runs a kernel whose region arguments are already resident and mapped with the permission they
+     * declared. Throws if the kernel is not of this driver's kind.
+     */
+    void execute(DeviceKernel kernel, long globalSize, List<KernelBinding> arguments);
+
+    /** Releases the device's memory and threads. The core has unmapped everything before. */
+    @Override
+    void close();
+
+    int PTE_PRESENT = 1;
+    int PTE_WRITABLE = 2;
+}

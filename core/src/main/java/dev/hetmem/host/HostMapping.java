@@ -1,0 +1,81 @@
+package dev.hetmem.host;
+
+/**
+ * A region's host side: a reserved range of anonymous virtual memory, 2 MiB aligned so that
+ * every page-table block starts a transparent huge page. Reserved with MAP_NORESERVE, so a
+ * terabyte costs no memory and no commit charge until pages are touched.
+ */
+public final class HostMapping implements AutoCloseable {
+    public static final long ALIGN = 1L << 21;
+
+    private final long base;
+    private final long length;
+    private final long mappedStart;
+    private final long mappedLength;
+    private final HostReleasePolicy releasePolicy;
+    private boolean closed;
+
+    private HostMapping(long base, long length, long mappedStart, long mappedLength, HostReleasePolicy policy) {
+        this.base = base;
+        this.length = length;
+        this.mappedStart = mappedStart;
+        this.mappedLength = mappedLength;
+        this.releasePolicy = policy;
+    }
+
+    /** Reserves {@code length} bytes (rounded up to whole pages), aligned to 2 MiB. */
+    public static HostMapping reserve(long length, HostReleasePolicy policy) {
+        long pages = Math.ceilDiv(length, 4096L);
+        long rounded = pages * 4096L;
+        long ask = rounded + ALIGN;
+        long raw = Libc.mmap(0, ask, Libc.PROT_READ | Libc.PROT_WRITE,
+                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE);
+        long aligned = (raw + ALIGN - 1) & -ALIGN;
+        // Trim the slack on both sides so only the aligned range stays reserved.
+        if (aligned > raw) {
+            Libc.munmap(raw, aligned - raw);
+        }
+        long tail = (raw + ask) - (aligned + rounded);
+        if (tail > 0) {
+            Libc.munmap(aligned + rounded, tail);
+        }
+        // Huge pages only help where a whole 2 MiB block lives on the host; the kernel splits them
+        // when a part leaves, so this is advice, and failure to take it is harmless.
+        Libc.tryMadvise(aligned, rounded, Libc.MADV_HUGEPAGE);
+        return new HostMapping(aligned, length, aligned, rounded, policy);
+    }
+
+    public long base() {
+        return base;
+    }
+
+    public long length() {
+        return length;
+    }
+
+    /**
+     * Hands the host frames of [offset, offset+bytes) back to the kernel after their pages moved away.
+     * Under FREE a later read may still see the old bytes: callers overwrite a page before it is
+     * host-resident again, or zero it with {@link #discard}.
+     */
+    public void release(long offset, long bytes) {
+        Libc.madvise(base + offset, bytes, releasePolicy.advice);
+    }
+
+    /** Drops the frames so the next touch reads zeros: used when contents are discarded. */
+    public void discard(long offset, long bytes) {
+        Libc.madvise(base + offset, bytes, Libc.MADV_DONTNEED);
+    }
+
+    public HostReleasePolicy releasePolicy() {
+        return releasePolicy;
+    }
+
+    @Override
+    public synchronized void close() {
+        if (!closed) {
+            closed = true;
+            Libc.munmap(mappedStart, mappedLength);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+package dev.hetmem.internal;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The pages of one region that must stay where they are for now: those under an open host view
+ * (pinned on the host) and those used by a running kernel (pinned on its device). A migration that
+ * would take a pinned page away from its node waits until the pin is released.
+ *
+ * <p>Few pins are open at once (one per view or kernel argument), so a list is scanned.
+ * This object's monitor is a leaf lock. Waiting for a release uses a version number read while
+ * the block locks are still held, so a release between the conflict and the wait is never missed.
+ */
+public final class Pins {
+
+    /** Pages [from, to) kept on {@code node}; {@code owner} is the thread that holds the pin. */
+    public record Pin(int node, long from, long to, boolean write, Thread owner) {}
+
+    private final List<Pin> pins = new ArrayList<>();
+    private long version;
+
+    public synchronized Pin add(int node, long from, long to, boolean write) {
+        Pin p = new Pin(node, from, to, write, Thread.currentThread());
+        pins.add(p);
+        return p;
+    }
+
+    public void remove(Pin p) {
+        synchronized (this) {
+            if (!pins.remove(p)) {
+                throw new IllegalStateException("pin released twice: " + p);
+            }
+            version++;
+            notifyAll();
+        }
+    }
+
+    /**
+     * The first pin that keeps a page of [from, to) on a node other than {@code exceptNode}, or
+     * null. Pages stay where they are for such a pin.
+     */
+    public synchronized Pin conflict(long from, long to, int exceptNode) {
+        for (Pin p : pins) {
+            if (p.node != exceptNode && p.from < to && from < p.to) {
+                return p;
+            }
+        }
+        return null;
+    }
+
+    /** Any pin on [from, to), whatever its node. */
+    public synchronized Pin any(long from, long to) {
+        for (Pin p : pins) {
+            if (p.from < to && from < p.to) {
+                return p;
+            }
+        }
+        return null;
+    }
+
+    public synchronized long version() {
+        return version;
+    }
+
+    /** Waits until some pin is released after {@code seen} was read. */
+    public synchronized void awaitRelease(long seen) throws InterruptedException {
+        while (version == seen) {
+            wait();
+        }
+    }
+
+    public synchronized int size() {
+        return pins.size();
+    }
+}

@@ -1,0 +1,111 @@
+package dev.hetmem.internal;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.UnaryOperator;
+
+/**
+ * Per-range attributes of one region (KFD's SVM ranges): granularity and protection, each applying
+ * to exactly the pages it was set on. Stored as sorted, non-overlapping page intervals covering the
+ * whole region; neighbours with equal attributes merge.
+ *
+ * <p>Reads are lock-free on an immutable snapshot (they sit on the fault path); writes (advice,
+ * protection changes) copy it under this object's monitor, a leaf lock.
+ */
+public final class RangeAttributes {
+
+    /** The attributes of one interval. {@code granuleShift}: log2 of the granule in bytes. */
+    public record Attrs(int granuleShift, boolean readOnly) {
+        public long granuleBytes() {
+            return 1L << granuleShift;
+        }
+    }
+
+    private record Snapshot(long[] starts, Attrs[] attrs) {}
+
+    private final long pages;
+    private volatile Snapshot snapshot;
+
+    public RangeAttributes(long pages, Attrs initial) {
+        this.pages = pages;
+        this.snapshot = new Snapshot(new long[] {0}, new Attrs[] {initial});
+    }
+
+    public Attrs at(long page) {
+        Snapshot s = snapshot;
+        int i = Arrays.binarySearch(s.starts, page);
+        return s.attrs[i >= 0 ? i : -i - 2];
+    }
+
+    /** Applies {@code change} to the attributes of every page in [from, to). */
+    public synchronized void update(long from, long to, UnaryOperator<Attrs> change) {
+        Snapshot s = snapshot;
+        List<long[]> bounds = new ArrayList<>();
+        List<Attrs> values = new ArrayList<>();
+        for (int i = 0; i < s.starts.length; i++) {
+            long a = s.starts[i];
+            long b = i + 1 < s.starts.length ? s.starts[i + 1] : pages;
+            Attrs v = s.attrs[i];
+            if (b <= from || a >= to) {
+                append(bounds, values, a, v);
+                continue;
+            }
+            if (a < from) {
+                append(bounds, values, a, v);
+            }
+            append(bounds, values, Math.max(a, from), change.apply(v));
+            if (b > to) {
+                append(bounds, values, to, v);
+            }
+        }
+        long[] starts = new long[bounds.size()];
+        for (int i = 0; i < starts.length; i++) {
+            starts[i] = bounds.get(i)[0];
+        }
+        snapshot = new Snapshot(starts, values.toArray(Attrs[]::new));
+    }
+
+    private static void append(List<long[]> bounds, List<Attrs> values, long start, Attrs v) {
+        if (!values.isEmpty() && values.getLast().equals(v)) {
+            return;
+        }
+        bounds.add(new long[] {start});
+        values.add(v);
+    }
+
+    /** True if any page in [from, to) is read-only. */
+    public boolean anyReadOnly(long from, long to) {
+        Snapshot s = snapshot;
+        for (int i = 0; i < s.starts.length; i++) {
+            long a = s.starts[i];
+            long b = i + 1 < s.starts.length ? s.starts[i + 1] : pages;
+            if (b > from && a < to && s.attrs[i].readOnly()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The first read-only page in [from, to), or -1. */
+    public long firstReadOnly(long from, long to) {
+        Snapshot s = snapshot;
+        for (int i = 0; i < s.starts.length; i++) {
+            long a = s.starts[i];
+            long b = i + 1 < s.starts.length ? s.starts[i + 1] : pages;
+            if (b > from && a < to && s.attrs[i].readOnly()) {
+                return Math.max(a, from);
+            }
+        }
+        return -1;
+    }
+
+    public int intervals() {
+        return snapshot.starts.length;
+    }
+
+    public long metadataBytes() {
+        Snapshot s = snapshot;
+        return 32 + 16 + 8L * s.starts.length + 16 + 4L * s.attrs.length + 24L * s.attrs.length;
+    }
+}

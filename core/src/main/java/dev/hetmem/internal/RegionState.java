@@ -1,0 +1,94 @@
+package dev.hetmem.internal;
+
+import dev.hetmem.host.HostMapping;
+import dev.hetmem.observe.Counters;
+import dev.hetmem.pagetable.Block;
+import dev.hetmem.pagetable.PageTable;
+
+/**
+ * Everything the core keeps for one region: its host mapping, logical page table, range
+ * attributes, pins, lifecycle and counters. The public {@link dev.hetmem.Region} is a thin face
+ * over this; the migration engine works on it directly.
+ */
+public final class RegionState {
+    private final int id;
+    private final long size;
+    private final HostMapping host;
+    private final PageTable table;
+    private final RangeAttributes attributes;
+    private final Pins pins = new Pins();
+    private final Lifecycle lifecycle;
+    private final Counters counters;
+
+    public RegionState(int id, long size, HostMapping host, int nodes, int granuleShift) {
+        this.id = id;
+        this.size = size;
+        this.host = host;
+        this.table = new PageTable(size, nodes);
+        this.attributes = new RangeAttributes(table.pages(), new RangeAttributes.Attrs(granuleShift, false));
+        this.lifecycle = new Lifecycle("region " + id);
+        this.counters = new Counters(nodes);
+    }
+
+    public int id() {
+        return id;
+    }
+
+    public long size() {
+        return size;
+    }
+
+    public long pages() {
+        return table.pages();
+    }
+
+    public HostMapping host() {
+        return host;
+    }
+
+    /** Host (and device) virtual address of a page. */
+    public long pageAddress(long page) {
+        return host.base() + (page << Block.PAGE_SHIFT);
+    }
+
+    public PageTable table() {
+        return table;
+    }
+
+    public RangeAttributes attributes() {
+        return attributes;
+    }
+
+    public Pins pins() {
+        return pins;
+    }
+
+    public Lifecycle lifecycle() {
+        return lifecycle;
+    }
+
+    public Counters counters() {
+        return counters;
+    }
+
+    /** Pages [from, to) widened to whole granules at both ends, clamped to the region. */
+    public long granuleStart(long page) {
+        long g = 1L << (attributes.at(page).granuleShift() - Block.PAGE_SHIFT);
+        return page & -g;
+    }
+
+    public long granuleEnd(long pageExclusive) {
+        long last = pageExclusive - 1;
+        long g = 1L << (attributes.at(last).granuleShift() - Block.PAGE_SHIFT);
+        return Math.min(table.pages(), (last & -g) + g);
+    }
+
+    public long metadataBytes() {
+        return table.metadataBytes() + attributes.metadataBytes() + 160;
+    }
+
+    @Override
+    public String toString() {
+        return "region " + id + " (" + size + " bytes at 0x" + Long.toHexString(host.base()) + ")";
+    }
+}

@@ -1,0 +1,168 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.driver.CopyBatch;
+import dev.hetmem.driver.DeviceCopyException;
+import dev.hetmem.driver.DeviceDriver;
+
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * The CPU copy phase of a migration, spread over worker threads (seed 000's multi-threaded copy).
+ * The calling thread copies one share itself, so {@code threads = 1} is a plain serial copy and
+ * N threads use N - 1 workers. Shares are cut by bytes, and operations longer than a share are
+ * split, so one 2 MiB page still spreads over every thread.
+ */
+public final class CopyPool implements AutoCloseable {
+    /** Below this a batch is copied by the caller alone: waking workers would cost more. */
+    static final long PARALLEL_MIN_BYTES = 256 * 1024;
+    /** The largest piece one thread copies at once when a batch is split. */
+    static final int SPLIT_PAGES = 64;
+
+    private final int threads;
+    private final Thread[] workers;
+    private final BlockingQueue<Runnable> queue;
+
+    public CopyPool(int threads) {
+        if (threads < 1 || threads > 256) {
+            throw new IllegalArgumentException("copy threads " + threads + " outside [1, 256]");
+        }
+        this.threads = threads;
+        this.queue = new ArrayBlockingQueue<>(Math.max(1, threads * 4));
+        this.workers = new Thread[threads - 1];
+        for (int i = 0; i < workers.length; i++) {
+            workers[i] = Thread.ofPlatform().daemon().name("hetmem-copy-" + i).start(this::work);
+        }
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    private void work() {
+        try {
+            while (true) {
+                Runnable r = queue.take();
+                if (r == STOP) {
+                    return;
+                }
+                r.run();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static final Runnable STOP = () -> {};
+
+    /** Runs every operation of {@code batch} through {@code driver}; throws the first failure. */
+    public void copy(DeviceDriver driver, CopyBatch batch) {
+        if (batch.isEmpty()) {
+            return;
+        }
+        if (threads == 1 || batch.bytes() < PARALLEL_MIN_BYTES) {
+            driver.copy(batch, 0, batch.size());
+            return;
+        }
+        CopyBatch work = split(batch);
+        long share = Math.ceilDiv(work.bytes(), threads);
+        int[] cuts = new int[threads + 1];
+        int part = 1;
+        long acc = 0;
+        for (int i = 0; i < work.size() && part < threads; i++) {
+            acc += (long) work.pages(i) << 12;
+            if (acc >= share * part) {
+                cuts[part++] = i + 1;
+            }
+        }
+        while (part <= threads) {
+            cuts[part++] = work.size();
+        }
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        CountDownLatch done = new CountDownLatch(threads - 1);
+        try {
+            for (int t = 1; t < threads; t++) {
+                int from = cuts[t];
+                int to = cuts[t + 1];
+                queue.put(() -> {
+                    try {
+                        if (from < to) {
+                            driver.copy(work, from, to);
+                        }
+                    } catch (Throwable e) {
+                        failure.compareAndSet(null, e);
+                    } finally {
+                        done.countDown();
+                    }
+                });
+            }
+            try {
+                driver.copy(work, cuts[0], cuts[1]);
+            } catch (Throwable e) {
+                failure.compareAndSet(null, e);
+            }
+            done.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            // The workers still hold the batch: wait for them without giving up the interrupt.
+            awaitUninterruptibly(done);
+            throw new DeviceCopyException("copy interrupted", e);
+        }
+        Throwable f = failure.get();
+        if (f instanceof RuntimeException re) {
+            throw re;
+        }
+        if (f instanceof Error err) {
+            throw err;
+        }
+    }
+
+    private static void awaitUninterruptibly(CountDownLatch latch) {
+        boolean interrupted = false;
+        while (latch.getCount() > 0) {
+            try {
+                latch.await();
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static CopyBatch split(CopyBatch batch) {
+        CopyBatch out = new CopyBatch();
+        for (int i = 0; i < batch.size(); i++) {
+            int pages = batch.pages(i);
+            for (int p = 0; p < pages; p += SPLIT_PAGES) {
+                int n = Math.min(SPLIT_PAGES, pages - p);
+                out.addUnmerged(batch.op(i), batch.op(i) == CopyBatch.ZERO ? 0 : batch.hostAddress(i) + ((long) p << 12),
+                        batch.frame(i) + p, n);
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        for (int i = 0; i < workers.length; i++) {
+            try {
+                queue.put(STOP);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        for (Thread w : workers) {
+            try {
+                w.join(5000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,791 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.CopyPath;
+import dev.hetmem.MigrationMode;
+import dev.hetmem.PinnedByCallerException;
+import dev.hetmem.Trigger;
+import dev.hetmem.driver.CopyBatch;
+import dev.hetmem.driver.CopyEngine;
+import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.driver.DeviceMemoryException;
+import dev.hetmem.driver.VaRanges;
+import dev.hetmem.internal.DeviceNode;
+import dev.hetmem.internal.Pins;
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.observe.Counters;
+import dev.hetmem.observe.MigrationEvent;
+import dev.hetmem.pagetable.Block;
+import dev.hetmem.phys.BuddyAllocator;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.CompletionException;
+
+/**
+ * The one migration engine: faults, prefetch and release all come through {@link #ensure}.
+ *
+ * <p>A migration is done in phases over the whole batch (seed 000): plan (which pages move, and
+ * from where; pages already in place are skipped) → revoke source permissions (device entries
+ * released, then one TLB invalidation per device) → allocate every destination frame → one copy
+ * phase (CPU threads, or the device's copy engine) → commit (enter destination mappings, update
+ * the page table, free source frames). If allocation or copying fails, the batch is undone:
+ * source mappings come back, destination frames are freed, and the page table never saw a
+ * change. {@link MigrationMode#VANILLA} does every phase page by page instead, only to measure against.
+ *
+ * <p>Locking: all blocks a call touches are locked in ascending (region id, block index) order
+ * before planning and held to the end; no other lock is held while waiting for a pin. A page kept
+ * elsewhere by a pin (an open host view, a running kernel) is waited for if the caller needs it,
+ * and left alone if it only shares the caller's granule.
+ */
+public final class MigrationEngine implements AutoCloseable {
+
+    /** What {@link #ensure} did. {@code pins} holds one pin per request when pinning was asked. */
+    public record Outcome(long pagesTouched, long faults, long pagesMigrated, List<Pins.Pin> pins) {}
+
+    /** Prefetch and release work in batches of at most this many blocks (1 GiB). */
+    static final int MAX_BATCH_BLOCKS = 512;
+
+    private final DeviceNode[] nodes;
+    private final CopyPool pool;
+    private final Counters memoryCounters;
+    private volatile MigrationMode mode;
+    private volatile CopyPath copyPath;
+
+    public MigrationEngine(DeviceNode[] nodes, int copyThreads, MigrationMode mode, CopyPath copyPath, Counters memoryCounters) {
+        this.nodes = nodes.clone();
+        this.pool = new CopyPool(copyThreads);
+        this.mode = mode;
+        this.copyPath = copyPath;
+        this.memoryCounters = memoryCounters;
+    }
+
+    public MigrationMode mode() {
+        return mode;
+    }
+
+    public void mode(MigrationMode m) {
+        this.mode = m;
+    }
+
+    public CopyPath copyPath() {
+        return copyPath;
+    }
+
+    public void copyPath(CopyPath p) {
+        this.copyPath = p;
+    }
+
+    public int copyThreads() {
+        return pool.threads();
+    }
+
+    private DeviceNode device(int node) {
+        return nodes[node];
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // ensure: the entry point of faults, prefetch and release
+    // ------------------------------------------------------------------------------------------
+
+    /**
+     * Makes every page of every request resident on {@code target} (writable where the request
+     * writes), migrating whole granules where possible, and pins the requested pages there if
+     * {@code pin}. Either everything is in place and pinned, or an exception is thrown and nothing
+     * changed for the batch that failed.
+     *
+     * @param onlyFrom if ≥ 0, only pages resident on this node move (release); others are left
+     */
+    public Outcome ensure(List<MigrationRequest> requests, int target, Trigger trigger, boolean pin, int onlyFrom) {
+        List<Interval> intervals = normalize(requests);
+        while (true) {
+            List<Block> locked = lockAll(intervals);
+            Pins waitOn = null;
+            long seen = 0;
+            try {
+                Plan plan = plan(intervals, target, onlyFrom);
+                if (plan.conflict != null) {
+                    Pins.Pin p = plan.conflict;
+                    if (p.owner() == Thread.currentThread()) {
+                        throw new PinnedByCallerException(plan.conflictRegion, p.node(), p.from(), p.to());
+                    }
+                    waitOn = plan.conflictRegion.pins();
+                    seen = waitOn.version();
+                } else {
+                    long now = System.nanoTime();
+                    for (Block b : locked) {
+                        b.touch(now);
+                    }
+                    long migrated = execute(plan.runs, target, trigger);
+                    List<Pins.Pin> pins = List.of();
+                    if (pin) {
+                        pins = new ArrayList<>(requests.size());
+                        for (MigrationRequest r : requests) {
+                            pins.add(r.region().pins().add(target, r.from(), r.to(), r.write()));
+                        }
+                    }
+                    long touched = 0;
+                    for (MigrationRequest r : requests) {
+                        touched += r.to() - r.from();
+                    }
+                    return new Outcome(touched, plan.faults, migrated, pins);
+                }
+            } finally {
+                unlockAll(locked);
+            }
+            try {
+                waitOn.awaitRelease(seen);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for pinned pages", e);
+            }
+        }
+    }
+
+    /** Prefetch or release of a large range: batches of at most 1 GiB, each all-or-nothing. */
+    public long migrateRange(RegionState region, long from, long to, int target, Trigger trigger, int onlyFrom) {
+        long moved = 0;
+        long step = (long) MAX_BATCH_BLOCKS * Block.PAGES;
+        for (long p = from; p < to; p = Math.min(to, (p / step + 1) * step)) {
+            long end = Math.min(to, (p / step + 1) * step);
+            moved += ensure(List.of(new MigrationRequest(region, p, end, false)), target, trigger, false, onlyFrom)
+                    .pagesMigrated();
+        }
+        return moved;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // normalize and lock
+    // ------------------------------------------------------------------------------------------
+
+    /** A granule-widened page interval of one region and the exact requested ranges inside it. */
+    private record Interval(RegionState region, long from, long to, List<MigrationRequest> exact) {}
+
+    /** Widens each request to granules and merges overlapping ones, so no page is planned twice. */
+    private static List<Interval> normalize(List<MigrationRequest> requests) {
+        List<MigrationRequest> sorted = new ArrayList<>(requests);
+        sorted.sort(Comparator.comparingInt((MigrationRequest r) -> r.region().id()).thenComparingLong(MigrationRequest::from));
+        List<Interval> out = new ArrayList<>();
+        for (MigrationRequest r : sorted) {
+            long from = r.region().granuleStart(r.from());
+            long to = r.region().granuleEnd(r.to());
+            if (!out.isEmpty()) {
+                Interval last = out.getLast();
+                if (last.region == r.region() && from <= last.to) {
+                    List<MigrationRequest> exact = new ArrayList<>(last.exact);
+                    exact.add(r);
+                    out.set(out.size() - 1, new Interval(last.region, last.from, Math.max(last.to, to), exact));
+                    continue;
+                }
+            }
+            out.add(new Interval(r.region(), from, to, List.of(r)));
+        }
+        return out;
+    }
+
+    private static List<Block> lockAll(List<Interval> intervals) {
+        List<Block> locked = new ArrayList<>();
+        try {
+            for (Interval iv : intervals) {
+                long first = iv.from >>> 9;
+                long last = (iv.to - 1) >>> 9;
+                for (long bi = first; bi <= last; bi++) {
+                    Block b = iv.region.table().blockOrCreate(bi);
+                    if (!locked.isEmpty() && locked.getLast() == b) {
+                        continue;
+                    }
+                    b.lock.lock();
+                    locked.add(b);
+                }
+            }
+        } catch (RuntimeException | Error e) {
+            unlockAll(locked);
+            throw e;
+        }
+        return locked;
+    }
+
+    private static void unlockAll(List<Block> locked) {
+        for (int i = locked.size() - 1; i >= 0; i--) {
+            locked.get(i).lock.unlock();
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // plan
+    // ------------------------------------------------------------------------------------------
+
+    private static final class Plan {
+        final List<Run> runs = new ArrayList<>();
+        long faults;
+        Pins.Pin conflict;
+        RegionState conflictRegion;
+    }
+
+    private Plan plan(List<Interval> intervals, int target, int onlyFrom) {
+        Plan plan = new Plan();
+        for (Interval iv : intervals) {
+            long lastGranule = -1;
+            long page = iv.from;
+            while (page < iv.to) {
+                Block b = iv.region.table().block(page >>> 9);
+                int p = (int) (page & (Block.PAGES - 1));
+                int blockEnd = (int) Math.min(Block.PAGES, iv.to - (b.index() << 9));
+                boolean needed = covered(iv, page);
+                boolean write = needed && writes(iv, page);
+                int action = decide(b, p, target, write, onlyFrom);
+                int holders = b.residentMask(p);
+                int n = 1;
+                // extend the run over pages with the same state, action and neededness
+                while (p + n < blockEnd) {
+                    long q = page + n;
+                    boolean qNeeded = covered(iv, q);
+                    if (qNeeded != needed || (qNeeded && writes(iv, q) != write)
+                            || b.residentMask(p + n) != holders
+                            || decide(b, p + n, target, write, onlyFrom) != action) {
+                        break;
+                    }
+                    n++;
+                }
+                if (action != 0) {
+                    Pins.Pin conflict = iv.region.pins().conflict(page, page + n, target);
+                    if (conflict != null) {
+                        if (needed) {
+                            plan.conflict = conflict;
+                            plan.conflictRegion = iv.region;
+                            return plan;
+                        }
+                        // only shares a granule with what was asked: leave it where it is
+                        page += n;
+                        continue;
+                    }
+                    int source = action == Run.MOVE ? sourceOf(b, p, holders) : -1;
+                    plan.runs.add(new Run(iv.region, b, p, n, action, holders, source));
+                    long g = 1L << (iv.region.attributes().at(page).granuleShift() - Block.PAGE_SHIFT);
+                    long firstG = page / g;
+                    long lastG = (page + n - 1) / g;
+                    plan.faults += lastG - firstG + 1 - (firstG == lastGranule ? 1 : 0);
+                    lastGranule = lastG;
+                }
+                page += n;
+            }
+        }
+        return plan;
+    }
+
+    private static boolean covered(Interval iv, long page) {
+        for (MigrationRequest r : iv.exact) {
+            if (page >= r.from() && page < r.to()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean writes(Interval iv, long page) {
+        for (MigrationRequest r : iv.exact) {
+            if (r.write() && page >= r.from() && page < r.to()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** 0 when the page is fine where it is, else the action that brings it to the target. */
+    private static int decide(Block b, int p, int target, boolean write, int onlyFrom) {
+        int holders = b.residentMask(p);
+        if (onlyFrom >= 0 && (holders & (1 << onlyFrom)) == 0) {
+            return 0;
+        }
+        if (holders == 0) {
+            return Run.POPULATE;
+        }
+        if ((holders & (1 << target)) != 0) {
+            if (!write || b.isWritable(target, p)) {
+                return 0;
+            }
+            return Run.COLLAPSE;
+        }
+        return Run.MOVE;
+    }
+
+    /** The writer if there is one, else the host if it holds a copy, else the lowest holder. */
+    private static int sourceOf(Block b, int p, int holders) {
+        int w = b.writer(p);
+        if (w >= 0) {
+            return w;
+        }
+        return (holders & 1) != 0 ? 0 : Integer.numberOfTrailingZeros(holders);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // execute: the phases
+    // ------------------------------------------------------------------------------------------
+
+    /** Runs the phases over the planned runs; returns pages whose data moved. */
+    private long execute(List<Run> runs, int target, Trigger trigger) {
+        if (runs.isEmpty()) {
+            return 0;
+        }
+        if (mode == MigrationMode.VANILLA) {
+            long moved = 0;
+            for (Run run : runs) {
+                for (int i = 0; i < run.count; i++) {
+                    moved += executeBatch(List.of(run.slice(i, 1)), target, trigger, "vanilla");
+                }
+            }
+            return moved;
+        }
+        return executeBatch(runs, target, trigger, "batched");
+    }
+
+    private long executeBatch(List<Run> runs, int target, Trigger trigger, String modeName) {
+        MigrationEvent event = new MigrationEvent();
+        event.begin();
+        long pagesMoved = 0;
+        for (Run r : runs) {
+            if (r.action == Run.MOVE) {
+                pagesMoved += r.count;
+            }
+        }
+        boolean undone = true;
+        try {
+            revoke(runs, target);
+            try {
+                allocate(runs, target);
+                copy(runs, target);
+            } catch (RuntimeException | Error e) {
+                undo(runs, target);
+                throw e;
+            }
+            commit(runs, target, trigger);
+            undone = false;
+            return pagesMoved;
+        } finally {
+            if (event.shouldCommit()) {
+                event.region = runs.getFirst().region.id();
+                event.target = target;
+                event.trigger = trigger.name();
+                event.mode = modeName;
+                event.pages = pagesMoved;
+                event.bytes = pagesMoved << Block.PAGE_SHIFT;
+                event.undone = undone;
+                event.commit();
+            }
+        }
+    }
+
+    /** Phase 1: holders other than the target lose their device mappings; one invalidation per device. */
+    private void revoke(List<Run> runs, int target) {
+        VaRanges[] ranges = new VaRanges[nodes.length];
+        for (Run r : runs) {
+            if (r.action == Run.POPULATE) {
+                continue;
+            }
+            int others = r.holders & ~(1 << target) & ~1;
+            for (int n = Integer.numberOfTrailingZeros(others); others != 0; n = Integer.numberOfTrailingZeros(others)) {
+                others &= ~(1 << n);
+                device(n).driver().unmap(r.va(), r.count);
+                if (ranges[n] == null) {
+                    ranges[n] = new VaRanges();
+                }
+                ranges[n].add(r.va(), r.bytes());
+            }
+        }
+        for (int n = 1; n < nodes.length; n++) {
+            if (ranges[n] != null) {
+                device(n).driver().invalidate(ranges[n]);
+            }
+        }
+    }
+
+    /** Phase 2: every destination frame, as large aligned pieces as the allocator has. */
+    private void allocate(List<Run> runs, int target) {
+        if (target == 0) {
+            return;
+        }
+        DeviceNode dev = device(target);
+        BuddyAllocator alloc = dev.allocator();
+        for (Run r : runs) {
+            if (r.action == Run.COLLAPSE) {
+                continue;
+            }
+            int[] frames = new int[r.count];
+            int done = 0;
+            try {
+                while (done < r.count) {
+                    int order = Math.min(BuddyAllocator.MAX_ORDER, 31 - Integer.numberOfLeadingZeros(r.count - done));
+                    int f = -1;
+                    while (order >= 0 && (f = alloc.allocate(order)) < 0) {
+                        order--;
+                    }
+                    if (f < 0) {
+                        throw new DeviceMemoryException("device node " + target + " (" + dev.driver().name()
+                                + ") is out of memory: needed " + (long) (r.count - done) * Block.PAGE_BYTES
+                                + " more bytes for " + r.region + ", " + alloc.freeBytes() + " bytes free of "
+                                + alloc.totalFrames() * Block.PAGE_BYTES);
+                    }
+                    int n = 1 << order;
+                    for (int i = 0; i < n; i++) {
+                        frames[done + i] = f + i;
+                    }
+                    done += n;
+                    r.frames = frames;
+                    dev.driver().prepareFrames(f, n);
+                }
+            } catch (RuntimeException | Error e) {
+                r.frames = frames;
+                // record how many are really ours, for undo
+                r.framesAllocated = done;
+                throw e;
+            }
+            r.frames = frames;
+            r.framesAllocated = r.count;
+        }
+    }
+
+    /** Phase 3: one copy phase: device-to-host first (also staging for device-to-device), then to the target. */
+    private void copy(List<Run> runs, int target) {
+        CopyBatch[] toHost = new CopyBatch[nodes.length];
+        CopyBatch toTarget = new CopyBatch();
+        for (Run r : runs) {
+            long va = r.va();
+            if (r.action == Run.POPULATE) {
+                if (target != 0) {
+                    addFrames(toTarget, CopyBatch.ZERO, 0, r.frames, r.count);
+                }
+                continue;
+            }
+            if (r.action != Run.MOVE) {
+                continue;
+            }
+            if (r.source != 0) {
+                CopyBatch b = toHost[r.source];
+                if (b == null) {
+                    b = toHost[r.source] = new CopyBatch();
+                }
+                for (int i = 0; i < r.count; i++) {
+                    b.add(CopyBatch.TO_HOST, va + ((long) i << Block.PAGE_SHIFT), r.block.frame(r.source, r.first + i), 1);
+                }
+            }
+            if (target != 0) {
+                addFrames(toTarget, CopyBatch.TO_DEVICE, va, r.frames, r.count);
+            }
+        }
+        for (int n = 1; n < nodes.length; n++) {
+            if (toHost[n] != null) {
+                runCopy(device(n).driver(), toHost[n]);
+            }
+        }
+        if (target != 0) {
+            runCopy(device(target).driver(), toTarget);
+        }
+    }
+
+    private static void addFrames(CopyBatch batch, byte op, long va, int[] frames, int count) {
+        int i = 0;
+        while (i < count) {
+            int n = 1;
+            while (i + n < count && frames[i + n] == frames[i] + n) {
+                n++;
+            }
+            batch.add(op, op == CopyBatch.ZERO ? 0 : va + ((long) i << Block.PAGE_SHIFT), frames[i], n);
+            i += n;
+        }
+    }
+
+    private void runCopy(DeviceDriver driver, CopyBatch batch) {
+        if (batch.isEmpty()) {
+            return;
+        }
+        CopyEngine engine = copyPath == CopyPath.ENGINE ? driver.copyEngine() : null;
+        if (engine == null) {
+            pool.copy(driver, batch);
+            return;
+        }
+        try {
+            engine.submit(batch, 0, batch.size()).join();
+        } catch (CompletionException e) {
+            if (e.getCause() instanceof RuntimeException re) {
+                throw re;
+            }
+            throw e;
+        }
+    }
+
+    /** Undo after a failed allocation or copy: frames back to the allocator, source mappings back. */
+    private void undo(List<Run> runs, int target) {
+        for (Run r : runs) {
+            if (target != 0 && r.frames != null) {
+                freeFrames(device(target).allocator(), r.frames, r.framesAllocated);
+                r.frames = null;
+                r.framesAllocated = 0;
+            }
+            if (target == 0 && r.action == Run.MOVE) {
+                // the host pages may hold part of a copy; they are not resident, so give them back
+                r.region.host().release((r.page() << Block.PAGE_SHIFT), r.bytes());
+            }
+        }
+        restoreMappings(runs, target);
+    }
+
+    private void restoreMappings(List<Run> runs, int target) {
+        for (Run r : runs) {
+            if (r.action == Run.POPULATE) {
+                continue;
+            }
+            int others = r.holders & ~(1 << target) & ~1;
+            for (int n = Integer.numberOfTrailingZeros(others); others != 0; n = Integer.numberOfTrailingZeros(others)) {
+                others &= ~(1 << n);
+                for (int i = 0; i < r.count; i++) {
+                    int p = r.first + i;
+                    boolean w = r.block.isWritable(n, p) && !r.region.attributes().at(r.page() + i).readOnly();
+                    device(n).driver().map(r.va() + ((long) i << Block.PAGE_SHIFT), r.block.frame(n, p), 1, w);
+                }
+            }
+        }
+    }
+
+    private static void freeFrames(BuddyAllocator alloc, int[] frames, int count) {
+        int i = 0;
+        while (i < count) {
+            int n = 1;
+            while (i + n < count && frames[i + n] == frames[i] + n) {
+                n++;
+            }
+            alloc.freeRun(frames[i], n);
+            i += n;
+        }
+    }
+
+    /** Phase 4: destination mappings, page-table update, source frames freed. */
+    private void commit(List<Run> runs, int target, Trigger trigger) {
+        long hostReleaseStart = -1;
+        long hostReleaseEnd = -1;
+        RegionState hostReleaseRegion = null;
+        for (Run r : runs) {
+            RegionState region = r.region;
+            boolean anyReadOnly = region.attributes().anyReadOnly(r.page(), r.page() + r.count);
+            // source copies go (device frames freed, host frames handed back)
+            int others = r.action == Run.POPULATE ? 0 : r.holders & ~(1 << target);
+            for (int n = Integer.numberOfTrailingZeros(others); others != 0; n = Integer.numberOfTrailingZeros(others)) {
+                others &= ~(1 << n);
+                if (n != 0) {
+                    int[] old = new int[r.count];
+                    for (int i = 0; i < r.count; i++) {
+                        old[i] = r.block.frame(n, r.first + i);
+                    }
+                    for (int i = 0; i < r.count; i++) {
+                        r.block.removeResident(n, r.first + i);
+                    }
+                    freeFrames(device(n).allocator(), old, r.count);
+                } else {
+                    for (int i = 0; i < r.count; i++) {
+                        r.block.removeResident(0, r.first + i);
+                    }
+                    long off = r.page() << Block.PAGE_SHIFT;
+                    if (hostReleaseRegion == region && hostReleaseEnd == off) {
+                        hostReleaseEnd += r.bytes();
+                    } else {
+                        if (hostReleaseRegion != null) {
+                            hostReleaseRegion.host().release(hostReleaseStart, hostReleaseEnd - hostReleaseStart);
+                        }
+                        hostReleaseRegion = region;
+                        hostReleaseStart = off;
+                        hostReleaseEnd = off + r.bytes();
+                    }
+                }
+            }
+            // the target becomes the only holder and the writer
+            for (int i = 0; i < r.count; i++) {
+                r.block.addResident(target, r.first + i, true);
+                if (target != 0 && r.frames != null) {
+                    r.block.setFrame(target, r.first + i, r.frames[i]);
+                }
+            }
+            if (target != 0) {
+                DeviceDriver driver = device(target).driver();
+                if (r.action == Run.COLLAPSE) {
+                    if (anyReadOnly) {
+                        protectEach(r, driver);
+                    } else {
+                        driver.protect(r.va(), r.count, true);
+                    }
+                } else if (anyReadOnly) {
+                    for (int i = 0; i < r.count; i++) {
+                        boolean w = !region.attributes().at(r.page() + i).readOnly();
+                        driver.map(r.va() + ((long) i << Block.PAGE_SHIFT), r.frames[i], 1, w);
+                    }
+                } else {
+                    int i = 0;
+                    while (i < r.count) {
+                        int n = 1;
+                        while (i + n < r.count && r.frames[i + n] == r.frames[i] + n) {
+                            n++;
+                        }
+                        driver.map(r.va() + ((long) i << Block.PAGE_SHIFT), r.frames[i], n, true);
+                        i += n;
+                    }
+                }
+            }
+            if (r.action == Run.MOVE) {
+                region.counters().migrated(target, trigger, r.count);
+                memoryCounters.migrated(target, trigger, r.count);
+            }
+        }
+        if (hostReleaseRegion != null) {
+            hostReleaseRegion.host().release(hostReleaseStart, hostReleaseEnd - hostReleaseStart);
+        }
+    }
+
+    private static void protectEach(Run r, DeviceDriver driver) {
+        for (int i = 0; i < r.count; i++) {
+            boolean w = !r.region.attributes().at(r.page() + i).readOnly();
+            driver.protect(r.va() + ((long) i << Block.PAGE_SHIFT), 1, w);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // discard, protection, teardown
+    // ------------------------------------------------------------------------------------------
+
+    /**
+     * DONT_NEED: frees every node's copy of pages [from, to) so they read as zeros everywhere.
+     * Waits while any of them is pinned by another thread.
+     */
+    public void discard(RegionState region, long from, long to) {
+        List<Interval> ivs = List.of(new Interval(region, from, to, List.of()));
+        while (true) {
+            List<Block> locked = lockAll(ivs);
+            long seen;
+            try {
+                Pins.Pin p = region.pins().any(from, to);
+                if (p == null) {
+                    dropAll(region, locked, from, to);
+                    region.host().discard(from << Block.PAGE_SHIFT, (to - from) << Block.PAGE_SHIFT);
+                    return;
+                }
+                if (p.owner() == Thread.currentThread()) {
+                    throw new PinnedByCallerException(region, p.node(), p.from(), p.to());
+                }
+                seen = region.pins().version();
+            } finally {
+                unlockAll(locked);
+            }
+            try {
+                region.pins().awaitRelease(seen);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for pinned pages", e);
+            }
+        }
+    }
+
+    /** Removes pages [from, to) of the locked blocks from every node; device entries and frames go. */
+    private void dropAll(RegionState region, List<Block> blocks, long from, long to) {
+        VaRanges[] ranges = new VaRanges[nodes.length];
+        for (Block b : blocks) {
+            long base = b.index() << 9;
+            int p0 = (int) Math.max(0, from - base);
+            int p1 = (int) Math.min(region.table().pagesIn(b.index()), to - base);
+            for (int n = 0; n < nodes.length; n++) {
+                if (!b.hasPagesOn(n)) {
+                    continue;
+                }
+                int p = p0;
+                while (p < p1) {
+                    if (!b.isResident(n, p)) {
+                        p++;
+                        continue;
+                    }
+                    int q = p;
+                    while (q < p1 && b.isResident(n, q)) {
+                        q++;
+                    }
+                    if (n != 0) {
+                        long va = region.pageAddress(base + p);
+                        int[] old = new int[q - p];
+                        for (int i = p; i < q; i++) {
+                            old[i - p] = b.frame(n, i);
+                        }
+                        device(n).driver().unmap(va, q - p);
+                        if (ranges[n] == null) {
+                            ranges[n] = new VaRanges();
+                        }
+                        ranges[n].add(va, (long) (q - p) << Block.PAGE_SHIFT);
+                        for (int i = p; i < q; i++) {
+                            b.removeResident(n, i);
+                        }
+                        freeFrames(device(n).allocator(), old, q - p);
+                    } else {
+                        for (int i = p; i < q; i++) {
+                            b.removeResident(0, i);
+                        }
+                    }
+                    p = q;
+                }
+            }
+        }
+        for (int n = 1; n < nodes.length; n++) {
+            if (ranges[n] != null) {
+                device(n).driver().invalidate(ranges[n]);
+            }
+        }
+    }
+
+    /** Brings device entries of [from, to) in line with the range's protection. */
+    public void reprotect(RegionState region, long from, long to) {
+        List<Interval> ivs = List.of(new Interval(region, from, to, List.of()));
+        List<Block> locked = lockAll(ivs);
+        try {
+            VaRanges[] ranges = new VaRanges[nodes.length];
+            for (Block b : locked) {
+                long base = b.index() << 9;
+                int p0 = (int) Math.max(0, from - base);
+                int p1 = (int) Math.min(region.table().pagesIn(b.index()), to - base);
+                for (int n = 1; n < nodes.length; n++) {
+                    if (!b.hasPagesOn(n)) {
+                        continue;
+                    }
+                    for (int p = p0; p < p1; p++) {
+                        if (b.isResident(n, p)) {
+                            long va = region.pageAddress(base + p);
+                            boolean w = b.isWritable(n, p) && !region.attributes().at(base + p).readOnly();
+                            device(n).driver().protect(va, 1, w);
+                            if (ranges[n] == null) {
+                                ranges[n] = new VaRanges();
+                            }
+                            ranges[n].add(va, Block.PAGE_BYTES);
+                        }
+                    }
+                }
+            }
+            for (int n = 1; n < nodes.length; n++) {
+                if (ranges[n] != null) {
+                    device(n).driver().invalidate(ranges[n]);
+                }
+            }
+        } finally {
+            unlockAll(locked);
+        }
+    }
+
+    /** Frees every device frame of a region that is being freed (its lifecycle has drained). */
+    public void dropRegion(RegionState region) {
+        List<Block> all = new ArrayList<>();
+        region.table().forEachBlock(all::add);
+        for (Block b : all) {
+            b.lock.lock();
+        }
+        try {
+            dropAll(region, all, 0, region.pages());
+        } finally {
+            unlockAll(all);
+        }
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+    }
+}

@@ -1,0 +1,53 @@
+package dev.hetmem.observe;
+
+import dev.hetmem.Trigger;
+
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * Event counters of one scope (the whole memory, or one region), per node: faults taken and pages
+ * that arrived on the node, by trigger. LongAdders, because copy threads and faulting threads
+ * update them concurrently and nobody reads them on a hot path.
+ */
+public final class Counters {
+    private static final int TRIGGERS = Trigger.values().length;
+
+    private final int nodes;
+    private final LongAdder[] faults;
+    private final LongAdder[] pagesIn;
+
+    public Counters(int nodes) {
+        this.nodes = nodes;
+        this.faults = adders(nodes);
+        this.pagesIn = adders(nodes * TRIGGERS);
+    }
+
+    private static LongAdder[] adders(int n) {
+        LongAdder[] a = new LongAdder[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = new LongAdder();
+        }
+        return a;
+    }
+
+    public int nodes() {
+        return nodes;
+    }
+
+    /** Faults taken on {@code node}: host faults on node 0, device faults on device nodes. */
+    public void fault(int node, long count) {
+        faults[node].add(count);
+    }
+
+    public void migrated(int toNode, Trigger trigger, long pages) {
+        pagesIn[toNode * TRIGGERS + trigger.ordinal()].add(pages);
+    }
+
+    public long faults(int node) {
+        return faults[node].sum();
+    }
+
+    public long pagesIn(int node, Trigger trigger) {
+        return pagesIn[node * TRIGGERS + trigger.ordinal()].sum();
+    }
+}

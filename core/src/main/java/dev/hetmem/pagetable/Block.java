@@ -1,0 +1,183 @@
+package dev.hetmem.pagetable;
+
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * One 2 MiB block of a region's logical page table: the unit of locking and of device allocation
+ * (NVIDIA UVM's va_block). For each node it keeps a residency bitmap and a write bitmap of its 512
+ * pages, and on devices the frames that back them.
+ *
+ * <p>Invariant (checked by {@link PageTable#checkInvariants}): a page is writable on exactly one
+ * node, or read-only on one or more nodes, or resident nowhere (never touched, or discarded). A
+ * writable page is resident where it is writable. A page resident nowhere reads as zeros
+ * everywhere: its host frame is zero or absent.
+ *
+ * <p>Every read or write of the bitmaps and frames happens with {@link #lock} held. Lock order:
+ * blocks are locked in ascending (region id, block index) order; the buddy allocators' monitors
+ * and the drivers' internal locks may be taken while block locks are held, never the reverse.
+ */
+public final class Block {
+    public static final int SHIFT = 21;
+    public static final long BYTES = 1L << SHIFT;
+    public static final int PAGE_SHIFT = 12;
+    public static final long PAGE_BYTES = 1L << PAGE_SHIFT;
+    public static final int PAGES = 1 << (SHIFT - PAGE_SHIFT);
+    static final int WORDS = PAGES / 64;
+    static final long BITMAP_BYTES = 16 + 8L * WORDS;
+
+    public final ReentrantLock lock = new ReentrantLock();
+    private final PageTable table;
+    private final long index;
+    private final long[][] resident;
+    private final long[][] writable;
+    private final DeviceFrames[] frames;
+    /** Last time (System.nanoTime) a fault or launch touched this block; eviction picks the oldest. */
+    private volatile long lastAccessNanos;
+
+    Block(PageTable table, long index, int nodes) {
+        this.table = table;
+        this.index = index;
+        this.resident = new long[nodes][];
+        this.writable = new long[nodes][];
+        this.frames = new DeviceFrames[nodes];
+    }
+
+    static long baseBytes(int nodes) {
+        // object + lock (ReentrantLock and its sync) + three per-node reference arrays
+        return 40 + 48 + 3 * (16 + 4L * nodes);
+    }
+
+    public long index() {
+        return index;
+    }
+
+    /** Region offset of this block's first byte. */
+    public long offset() {
+        return index << SHIFT;
+    }
+
+    public PageTable table() {
+        return table;
+    }
+
+    public void touch(long nanos) {
+        lastAccessNanos = nanos;
+    }
+
+    public long lastAccessNanos() {
+        return lastAccessNanos;
+    }
+
+    public boolean isResident(int node, int page) {
+        return Bits.get(resident[node], page);
+    }
+
+    public boolean isWritable(int node, int page) {
+        return Bits.get(writable[node], page);
+    }
+
+    /** Bit mask of the nodes holding the page (bit n for node n); 0 when resident nowhere. */
+    public int residentMask(int page) {
+        int mask = 0;
+        for (int n = 0; n < resident.length; n++) {
+            if (Bits.get(resident[n], page)) {
+                mask |= 1 << n;
+            }
+        }
+        return mask;
+    }
+
+    /** The node where the page is writable, or -1. */
+    public int writer(int page) {
+        for (int n = 0; n < writable.length; n++) {
+            if (Bits.get(writable[n], page)) {
+                return n;
+            }
+        }
+        return -1;
+    }
+
+    public int residentCount(int node) {
+        return Bits.count(resident[node]);
+    }
+
+    public int residentCount(int node, int from, int to) {
+        return Bits.count(resident[node], from, to);
+    }
+
+    /** Marks the page resident on node (and writable there if asked); keeps counts and metadata. */
+    public void addResident(int node, int page, boolean writableThere) {
+        assert lock.isHeldByCurrentThread();
+        if (resident[node] == null) {
+            resident[node] = new long[WORDS];
+            writable[node] = new long[WORDS];
+            table.addMetadata(2 * BITMAP_BYTES);
+        }
+        if (Bits.set(resident[node], page)) {
+            table.residentChanged(node, 1);
+        }
+        if (writableThere) {
+            Bits.set(writable[node], page);
+        } else {
+            Bits.clear(writable[node], page);
+        }
+    }
+
+    /** Removes the page from node; returns whether it was there. Drops empty per-node state. */
+    public boolean removeResident(int node, int page) {
+        assert lock.isHeldByCurrentThread();
+        if (!Bits.clear(resident[node], page)) {
+            return false;
+        }
+        Bits.clear(writable[node], page);
+        table.residentChanged(node, -1);
+        if (Bits.count(resident[node]) == 0) {
+            resident[node] = null;
+            writable[node] = null;
+            long freed = 2 * BITMAP_BYTES;
+            if (frames[node] != null) {
+                freed += frames[node].inflated() ? DeviceFrames.INFLATED_BYTES : DeviceFrames.COMPACT_BYTES;
+                frames[node] = null;
+            }
+            table.addMetadata(-freed);
+        }
+        return true;
+    }
+
+    public void setWritable(int node, int page, boolean value) {
+        assert lock.isHeldByCurrentThread();
+        if (value) {
+            Bits.set(writable[node], page);
+        } else {
+            Bits.clear(writable[node], page);
+        }
+    }
+
+    /** The device frame backing the page on a device node; only meaningful when resident there. */
+    public int frame(int node, int page) {
+        DeviceFrames f = frames[node];
+        if (f == null) {
+            throw new IllegalStateException("block " + index + " has no frames on node " + node);
+        }
+        return f.get(page);
+    }
+
+    public void setFrame(int node, int page, int frame) {
+        assert lock.isHeldByCurrentThread();
+        DeviceFrames f = frames[node];
+        if (f == null) {
+            f = frames[node] = new DeviceFrames();
+            table.addMetadata(DeviceFrames.COMPACT_BYTES);
+        }
+        table.addMetadata(f.set(page, frame));
+    }
+
+    /** True if any node other than host has pages here. */
+    public boolean hasPagesOn(int node) {
+        return resident[node] != null;
+    }
+
+    public int nodes() {
+        return resident.length;
+    }
+}

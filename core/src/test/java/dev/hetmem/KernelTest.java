@@ -1,0 +1,107 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.DeviceFaultException;
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.ValueLayout;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.PAGE;
+import static dev.hetmem.MemoryFixture.verified;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Java kernels on the emulated device, through its page table. */
+class KernelTest {
+    EmulatedDevice dev;
+    UnifiedMemory mem;
+
+    @BeforeEach
+    void setUp() {
+        dev = MemoryFixture.device(32 * MiB);
+        mem = MemoryFixture.memory(dev);
+    }
+
+    @AfterEach
+    void tearDown() {
+        verified(mem);
+        mem.close();
+    }
+
+    @Test
+    void vectorAddAcrossWorkItemsWithNoCopyWrittenByTheUser() {
+        int n = 1 << 20;
+        Region a = mem.allocate(4L * n);
+        Region b = mem.allocate(4L * n);
+        Region c = mem.allocate(4L * n);
+        try (HostView va = a.host(0, a.size(), Access.WRITE); HostView vb = b.host(0, b.size(), Access.WRITE)) {
+            for (int i = 0; i < n; i++) {
+                va.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, i);
+                vb.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, 2f * i);
+            }
+        }
+        LaunchResult res = mem.launch(1, (EmulatedKernel) (args, i) ->
+                args.arg(2).putFloat(4 * i, args.arg(0).getFloat(4 * i) + args.arg(1).getFloat(4 * i)),
+                n, KernelArg.read(a), KernelArg.read(b), KernelArg.write(c));
+        assertEquals(3L * n / 1024, res.pagesTouched());
+        assertEquals(6, res.faults(), "two granules per 4 MiB argument");
+        assertEquals(2L * n / 1024, res.pagesMigrated(), "a and b moved; c was populated on the device");
+        try (HostView vc = c.host(0, c.size(), Access.READ)) {
+            for (int i = 0; i < n; i++) {
+                assertEquals(3f * i, vc.segment().getAtIndex(ValueLayout.JAVA_FLOAT, i), "element " + i);
+            }
+        }
+        assertEquals(6, mem.stats().node(1).faults());
+    }
+
+    @Test
+    void aKernelTouchingOutsideItsArgumentGetsADeviceFaultAndChangesNothing() {
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r, 0, 4 * MiB, 6);
+        var e = assertThrows(DeviceFaultException.class, () -> mem.launch(1,
+                (EmulatedKernel) (args, i) -> args.arg(0).putLong(PAGE, 1), 1, KernelArg.of(r, 0, PAGE, Access.WRITE)));
+        assertTrue(e.getMessage().contains("outside its argument"), e.getMessage());
+        MemoryFixture.check(r, 0, 4 * MiB, 6);
+    }
+
+    @Test
+    void aLaunchOnPagesThisThreadHoldsInAViewFailsInsteadOfDeadlocking() {
+        Region r = mem.allocate(2 * MiB);
+        try (HostView v = r.host(0, PAGE, Access.READ)) {
+            assertThrows(PinnedByCallerException.class, () -> mem.launch(1,
+                    (EmulatedKernel) (args, i) -> {}, 1, KernelArg.of(r, 0, PAGE, Access.READ)));
+        }
+        mem.launch(1, (EmulatedKernel) (args, i) -> {}, 1, KernelArg.of(r, 0, PAGE, Access.READ));
+    }
+
+    @Test
+    void aBatchIsInvalidatedOnceOnTheDevice() {
+        Region r = mem.allocate(16 * MiB);
+        r.advise(0, 16 * MiB, Advice.prefetch(1));
+        long before = dev.invalidations();
+        try (HostView v = r.host(0, 16 * MiB, Access.READ)) {
+            assertEquals(16 * MiB, v.length());
+        }
+        assertEquals(before + 1, dev.invalidations(), "one coalesced TLB invalidation for 4096 pages");
+    }
+
+    @Test
+    void aliasedArgumentsOfOneRegionArePlannedOnce() {
+        Region r = mem.allocate(2 * MiB);
+        MemoryFixture.fill(r, 0, 2 * MiB, 8);
+        LaunchResult res = mem.launch(1, (EmulatedKernel) (args, i) ->
+                        args.arg(1).putLong(8 * i, args.arg(0).getLong(8 * i) + 1),
+                (2 * MiB) / 8, KernelArg.of(r, 0, 2 * MiB, Access.READ), KernelArg.of(r, 0, 2 * MiB, Access.WRITE));
+        assertEquals(512, res.pagesMigrated());
+        try (HostView v = r.host(0, 2 * MiB, Access.READ)) {
+            for (long i = 0; i < 2 * MiB / 8; i++) {
+                assertEquals(MemoryFixture.value(8, i) + 1, v.segment().getAtIndex(ValueLayout.JAVA_LONG, i));
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Shared helpers: patterned data written and checked through host views, and invariant checks. */
+final class MemoryFixture {
+    static final long MiB = 1L << 20;
+    static final long PAGE = 4096;
+
+    private MemoryFixture() {}
+
+    static UnifiedMemory memory(EmulatedDevice... devices) {
+        UnifiedMemory.Builder b = UnifiedMemory.builder().copyThreads(2);
+        for (EmulatedDevice d : devices) {
+            b.device(d);
+        }
+        return b.build();
+    }
+
+    static EmulatedDevice device(long capacity) {
+        return EmulatedDevice.builder().capacity(capacity).computeThreads(2).build();
+    }
+
+    /** The value the pattern puts at long index {@code i}. */
+    static long value(long seed, long i) {
+        long x = seed * 0x9E3779B97F4A7C15L + i;
+        x ^= x >>> 31;
+        x *= 0xBF58476D1CE4E5B9L;
+        return x ^ (x >>> 29);
+    }
+
+    static void fill(Region r, long offset, long length, long seed) {
+        try (HostView v = r.host(offset, length, Access.WRITE)) {
+            fill(v.segment(), offset, seed);
+        }
+    }
+
+    static void fill(MemorySegment s, long regionOffset, long seed) {
+        for (long i = 0; i + 8 <= s.byteSize(); i += 8) {
+            s.set(ValueLayout.JAVA_LONG_UNALIGNED, i, value(seed, (regionOffset + i) >>> 3));
+        }
+    }
+
+    static void check(Region r, long offset, long length, long seed) {
+        try (HostView v = r.host(offset, length, Access.READ)) {
+            check(v.segment(), offset, seed);
+        }
+    }
+
+    static void check(MemorySegment s, long regionOffset, long seed) {
+        for (long i = 0; i + 8 <= s.byteSize(); i += 8) {
+            long want = value(seed, (regionOffset + i) >>> 3);
+            long got = s.get(ValueLayout.JAVA_LONG_UNALIGNED, i);
+            if (want != got) {
+                assertEquals(want, got, "long at region offset " + (regionOffset + i));
+            }
+        }
+    }
+
+    static void checkZero(MemorySegment s) {
+        for (long i = 0; i + 8 <= s.byteSize(); i += 8) {
+            long got = s.get(ValueLayout.JAVA_LONG_UNALIGNED, i);
+            if (got != 0) {
+                assertEquals(0, got, "long at offset " + i);
+            }
+        }
+    }
+
+    static void verified(UnifiedMemory m) {
+        assertTrue(m.verify().isEmpty(), () -> "invariants broken:\n" + String.join("\n", m.verify()));
+    }
+}
