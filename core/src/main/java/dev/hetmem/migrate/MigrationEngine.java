@@ -103,6 +103,10 @@ public final class MigrationEngine implements AutoCloseable {
             Pins waitOn = null;
             long seen = 0;
             try {
+                if (onlyFrom < 0 && satisfied(requests, target)) {
+                    // the common case of a host access: nothing to move, so no granule to plan
+                    return new Outcome(touched(requests), 0, 0, pin ? pinAll(requests, target) : List.of());
+                }
                 Plan plan = plan(intervals, target, onlyFrom);
                 if (plan.conflict != null) {
                     Pins.Pin p = plan.conflict;
@@ -117,18 +121,8 @@ public final class MigrationEngine implements AutoCloseable {
                         b.touch(now);
                     }
                     long migrated = execute(plan.runs, target, trigger);
-                    List<Pins.Pin> pins = List.of();
-                    if (pin) {
-                        pins = new ArrayList<>(requests.size());
-                        for (MigrationRequest r : requests) {
-                            pins.add(r.region().pins().add(target, r.from(), r.to(), r.write()));
-                        }
-                    }
-                    long touched = 0;
-                    for (MigrationRequest r : requests) {
-                        touched += r.to() - r.from();
-                    }
-                    return new Outcome(touched, plan.faults, migrated, pins);
+                    return new Outcome(touched(requests), plan.faults, migrated,
+                            pin ? pinAll(requests, target) : List.of());
                 }
             } finally {
                 unlockAll(locked);
@@ -140,6 +134,39 @@ public final class MigrationEngine implements AutoCloseable {
                 throw new IllegalStateException("interrupted while waiting for pinned pages", e);
             }
         }
+    }
+
+    private static List<Pins.Pin> pinAll(List<MigrationRequest> requests, int target) {
+        List<Pins.Pin> pins = new ArrayList<>(requests.size());
+        for (MigrationRequest r : requests) {
+            pins.add(r.region().pins().add(target, r.from(), r.to(), r.write()));
+        }
+        return pins;
+    }
+
+    private static long touched(List<MigrationRequest> requests) {
+        long n = 0;
+        for (MigrationRequest r : requests) {
+            n += r.to() - r.from();
+        }
+        return n;
+    }
+
+    /** Every requested page already on the target with the access asked (blocks locked). */
+    private static boolean satisfied(List<MigrationRequest> requests, int target) {
+        for (MigrationRequest r : requests) {
+            long page = r.from();
+            while (page < r.to()) {
+                long bi = page >>> 9;
+                long end = Math.min(r.to(), (bi + 1) << 9);
+                Block b = r.region().table().block(bi);
+                if (!b.allAt(target, (int) (page & 511), (int) (end - (bi << 9)), r.write())) {
+                    return false;
+                }
+                page = end;
+            }
+        }
+        return true;
     }
 
     /** Prefetch or release of a large range: batches of at most 1 GiB, each all-or-nothing. */

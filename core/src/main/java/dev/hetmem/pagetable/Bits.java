@@ -56,7 +56,22 @@ public final class Bits {
 
     /** True when every bit in [from, to) is set. */
     public static boolean all(long[] bits, int from, int to) {
-        return count(bits, from, to) == to - from;
+        if (from >= to) {
+            return true;
+        }
+        if (bits == null) {
+            return false;
+        }
+        for (int i = from; i < to; ) {
+            int word = i >>> 6;
+            int end = Math.min(to, (word + 1) << 6);
+            long mask = rangeMask(i & 63, end - (word << 6));
+            if ((bits[word] & mask) != mask) {
+                return false;
+            }
+            i = end;
+        }
+        return true;
     }
 
     private static long rangeMask(int lo, int hiExclusive) {

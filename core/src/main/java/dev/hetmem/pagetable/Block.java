@@ -97,6 +97,11 @@ public final class Block {
         return -1;
     }
 
+    /** True when every page in [from, to) is resident on node (and writable there, if asked). */
+    public boolean allAt(int node, int from, int to, boolean writableThere) {
+        return Bits.all(writableThere ? writable[node] : resident[node], from, to);
+    }
+
     public int residentCount(int node) {
         return Bits.count(resident[node]);
     }

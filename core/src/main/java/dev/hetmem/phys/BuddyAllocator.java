@@ -97,8 +97,9 @@ public final class BuddyAllocator {
             throw new IllegalArgumentException("frame " + frame + " order " + order
                     + " is not an aligned block inside [0, " + frames + ")");
         }
-        if (isFree(order, frame)) {
-            throw new IllegalStateException("double free of frame " + frame + " order " + order);
+        if (overlapsFree(frame, order)) {
+            throw new IllegalStateException("double free: frames " + frame + ".." + (frame + (1 << order) - 1)
+                    + " are already free, in part or whole");
         }
         freeFrames += 1L << order;
         int f = frame;
@@ -134,6 +135,29 @@ public final class BuddyAllocator {
         if (order < 0 || order > MAX_ORDER) {
             throw new IllegalArgumentException("order " + order + " outside [0, " + MAX_ORDER + "]");
         }
+    }
+
+    /** Whether any frame of the block is free: inside a free block of its order or above, or holding one below. */
+    private boolean overlapsFree(int frame, int order) {
+        for (int o = order; o <= MAX_ORDER; o++) {
+            if (isFree(o, frame & -(1 << o))) {
+                return true;
+            }
+        }
+        for (int o = 0; o < order; o++) {
+            int first = frame >>> o;
+            int end = (frame + (1 << order)) >>> o;
+            for (int i = first; i < end; ) {
+                int word = i >>> 6;
+                int stop = Math.min(end, (word + 1) << 6);
+                long mask = (stop - (word << 6) == 64 ? -1L : (1L << (stop - (word << 6))) - 1) & (-1L << (i & 63));
+                if ((freeBits[o][word] & mask) != 0) {
+                    return true;
+                }
+                i = stop;
+            }
+        }
+        return false;
     }
 
     private boolean isFree(int order, int frame) {

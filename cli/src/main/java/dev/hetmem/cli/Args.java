@@ -1,0 +1,73 @@
+package dev.hetmem.cli;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/** Parses "--flag", "--key value" and "--key=value" options after a command; rejects unknown ones. */
+final class Args {
+    private final Map<String, String> options = new LinkedHashMap<>();
+    private final List<String> positional = new ArrayList<>();
+
+    Args(List<String> argv, Set<String> flags, Set<String> valued) {
+        for (int i = 0; i < argv.size(); i++) {
+            String a = argv.get(i);
+            if (a.startsWith("--")) {
+                String key = a.substring(2);
+                String value = null;
+                int eq = key.indexOf('=');
+                if (eq >= 0) {
+                    value = key.substring(eq + 1);
+                    key = key.substring(0, eq);
+                }
+                if (flags.contains(key) && value == null) {
+                    options.put(key, "true");
+                } else if (valued.contains(key)) {
+                    if (value == null) {
+                        if (i + 1 >= argv.size()) {
+                            throw new UsageException("option --" + key + " needs a value");
+                        }
+                        value = argv.get(++i);
+                    }
+                    options.put(key, value);
+                } else {
+                    throw new UsageException("unknown option --" + key);
+                }
+            } else {
+                positional.add(a);
+            }
+        }
+    }
+
+    boolean flag(String name) {
+        return options.containsKey(name);
+    }
+
+    String value(String name, String fallback) {
+        return options.getOrDefault(name, fallback);
+    }
+
+    long longValue(String name, long fallback) {
+        String v = options.get(name);
+        if (v == null) {
+            return fallback;
+        }
+        try {
+            return Sizes.parse(v);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--" + name + ": " + e.getMessage());
+        }
+    }
+
+    List<String> positional() {
+        return positional;
+    }
+
+    static final class UsageException extends RuntimeException {
+        UsageException(String message) {
+            super(message);
+        }
+    }
+}

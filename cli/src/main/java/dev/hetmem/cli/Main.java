@@ -1,0 +1,51 @@
+package dev.hetmem.cli;
+
+import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The {@code hetmem} command. With {@code --json} a command prints exactly one JSON object on
+ * stdout and nothing else there; progress and notes go to stderr.
+ */
+public final class Main {
+    private static final String USAGE = """
+            usage: hetmem <command> [options]
+              info [--json]                    the nodes: host and devices
+              demo [--size M] [--json]         seed 004's mulMat(r, a, b, m) on a device, no copy written by the user
+              test                             the whole test suite (./hetmem test)
+            """;
+
+    private Main() {}
+
+    public static void main(String[] argv) {
+        System.exit(run(Arrays.asList(argv), System.out, System.err));
+    }
+
+    static int run(List<String> argv, PrintStream out, PrintStream err) {
+        if (argv.isEmpty() || argv.getFirst().equals("--help") || argv.getFirst().equals("help")) {
+            (argv.isEmpty() ? err : out).print(USAGE);
+            return argv.isEmpty() ? 2 : 0;
+        }
+        String cmd = argv.getFirst();
+        List<String> rest = argv.subList(1, argv.size());
+        try {
+            return switch (cmd) {
+                case "info" -> InfoCommand.run(rest, out);
+                case "demo" -> DemoCommand.run(rest, out, err);
+                default -> {
+                    err.println("hetmem: unknown command '" + cmd + "'");
+                    err.print(USAGE);
+                    yield 2;
+                }
+            };
+        } catch (Args.UsageException e) {
+            err.println("hetmem " + cmd + ": " + e.getMessage());
+            err.print(USAGE);
+            return 2;
+        } catch (RuntimeException e) {
+            err.println("hetmem " + cmd + ": " + e);
+            return 1;
+        }
+    }
+}

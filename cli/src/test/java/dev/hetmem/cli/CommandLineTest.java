@@ -1,0 +1,101 @@
+package dev.hetmem.cli;
+
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class CommandLineTest {
+    record Result(int code, String out, String err) {}
+
+    static Result run(String... argv) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = Main.run(List.of(argv), new PrintStream(out, true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    /** Exactly one JSON object on stdout: one line, braces balanced outside strings. */
+    static void oneJsonObject(String out) {
+        String t = out.strip();
+        assertTrue(t.startsWith("{") && t.endsWith("}"), "not a JSON object: " + out);
+        assertEquals(1, out.lines().count(), "one line on stdout: " + out);
+        int depth = 0;
+        boolean inString = false;
+        for (int i = 0; i < t.length(); i++) {
+            char c = t.charAt(i);
+            if (inString) {
+                if (c == '\\') {
+                    i++;
+                } else if (c == '"') {
+                    inString = false;
+                }
+            } else if (c == '"') {
+                inString = true;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                depth--;
+                assertTrue(depth >= 0 && (depth > 0 || i == t.length() - 1), "more than one value: " + out);
+            }
+        }
+        assertEquals(0, depth);
+    }
+
+    @Test
+    void infoJsonListsHostAndEmulatedDevice() {
+        Result r = run("info", "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().contains("\"id\":0,\"kind\":\"host\""), r.out());
+        assertTrue(r.out().contains("\"id\":1,\"kind\":\"emulated\""), r.out());
+        assertTrue(r.out().contains("\"capacity_bytes\":268435456"), r.out());
+    }
+
+    @Test
+    void demoComputesTheRightProductWithFaultsBothWays() {
+        Result r = run("demo", "--size", "96", "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().contains("\"correct\":true"), r.out());
+        assertTrue(r.out().contains("\"device_faults\":3"), "a, b and r each faulted once: " + r.out());
+        assertTrue(r.out().contains("\"host_faults_reading_r\":1"), r.out());
+    }
+
+    @Test
+    void humanDemoSaysWhatTheMemoryManagerDid() {
+        Result r = run("demo", "--size", "64");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("result matches the CPU"), r.out());
+        assertTrue(r.out().contains("device faults before the kernel ran"), r.out());
+    }
+
+    @Test
+    void badUsageIsExplained() {
+        Result r = run("demo", "--size", "0");
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--size 0 must be in [1, 4096]"), r.err());
+        Result u = run("frobnicate");
+        assertEquals(2, u.code());
+        assertTrue(u.err().contains("unknown command 'frobnicate'"), u.err());
+        Result o = run("info", "--bogus");
+        assertEquals(2, o.code());
+        assertTrue(o.err().contains("unknown option --bogus"), o.err());
+    }
+
+    @Test
+    void sizesParseAsPeopleWriteThem() {
+        assertEquals(4096, Sizes.parse("4096"));
+        assertEquals(64 << 10, Sizes.parse("64K"));
+        assertEquals(2L << 20, Sizes.parse("2M"));
+        assertEquals(3L << 30, Sizes.parse("3G"));
+        assertEquals(512L << 10, Sizes.parse("512KiB"));
+        assertEquals("1G", Sizes.format(1L << 30));
+    }
+}

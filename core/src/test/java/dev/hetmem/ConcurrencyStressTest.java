@@ -1,0 +1,177 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import org.junit.jupiter.api.RepeatedTest;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Host threads and device kernels on two devices work on overlapping ranges of one region at once,
+ * every write mirrored in a shadow copy. Slots (128 KiB) are smaller than granules (256 KiB), so
+ * operations of different threads share granules: views pin pages that kernels want, kernels pin
+ * pages that views want, and migrations move neighbours of pinned pages. Data is checked against
+ * the shadow inside every read, and the page-table invariant and device mirrors after the run.
+ * A watchdog fails the test with every thread's stack if it stops making progress.
+ */
+class ConcurrencyStressTest {
+    static final long SLOT = 128 * 1024;
+    static final int SLOTS = 64;
+    static final long SIZE = SLOT * SLOTS;
+    static final int LONGS_PER_SLOT = (int) (SLOT / 8);
+
+    final long[] shadow = new long[(int) (SIZE / 8)];
+    final ReentrantLock[] slotLocks = new ReentrantLock[SLOTS];
+    final AtomicLong mismatches = new AtomicLong();
+    final AtomicLong ops = new AtomicLong();
+
+    @RepeatedTest(3)
+    void hostThreadsAndKernelsOnOverlappingRangesAgreeWithTheShadow() throws Exception {
+        for (int i = 0; i < SLOTS; i++) {
+            slotLocks[i] = new ReentrantLock();
+        }
+        EmulatedDevice d1 = MemoryFixture.device(16 * MiB);
+        EmulatedDevice d2 = MemoryFixture.device(16 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d1, d2)) {
+            Region r = mem.allocate(SIZE, 256 * 1024);
+            int workers = 6;
+            ExecutorService pool = Executors.newFixedThreadPool(workers);
+            List<Future<?>> futures = new ArrayList<>();
+            for (int w = 0; w < workers; w++) {
+                long seed = 1000 + w;
+                boolean deviceWorker = w >= 4;
+                futures.add(pool.submit(() -> work(mem, r, seed, deviceWorker, 250)));
+            }
+            pool.shutdown();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+            long lastOps = -1;
+            long lastProgress = System.nanoTime();
+            while (!pool.awaitTermination(1, TimeUnit.SECONDS)) {
+                long now = System.nanoTime();
+                if (ops.get() != lastOps) {
+                    lastOps = ops.get();
+                    lastProgress = now;
+                }
+                if (now - lastProgress > TimeUnit.SECONDS.toNanos(20) || now > deadline) {
+                    String dump = threadDump();
+                    pool.shutdownNow();
+                    fail("no progress for 20 s (or over 120 s in all) after " + ops.get() + " operations; threads:\n" + dump);
+                }
+            }
+            for (Future<?> f : futures) {
+                f.get(1, TimeUnit.SECONDS);
+            }
+            assertEquals(0, mismatches.get(), "reads that disagreed with the shadow");
+            assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
+            try (HostView v = r.host(0, SIZE, Access.READ)) {
+                for (int i = 0; i < shadow.length; i++) {
+                    if (shadow[i] != v.segment().getAtIndex(ValueLayout.JAVA_LONG, i)) {
+                        assertEquals(shadow[i], v.segment().getAtIndex(ValueLayout.JAVA_LONG, i), "long " + i);
+                    }
+                }
+            }
+            Stats st = mem.stats();
+            assertTrue(st.node(1).faults() + st.node(2).faults() > 0, "devices took faults");
+            r.free();
+            assertEquals(16 * MiB, mem.stats().node(1).freeBytes());
+            assertEquals(16 * MiB, mem.stats().node(2).freeBytes());
+        } catch (TimeoutException e) {
+            fail(e);
+        }
+    }
+
+    private void work(UnifiedMemory mem, Region r, long seed, boolean deviceWorker, int count) {
+        SplittableRandom rnd = new SplittableRandom(seed);
+        for (int k = 0; k < count; k++) {
+            int first = rnd.nextInt(SLOTS);
+            int n = 1 + rnd.nextInt(Math.min(3, SLOTS - first));
+            int op = rnd.nextInt(10);
+            if (op == 0) {
+                // advice needs no slot: it moves data, never changes it
+                int node = rnd.nextInt(3);
+                r.advise(first * SLOT, n * SLOT, Advice.prefetch(node));
+                ops.incrementAndGet();
+                continue;
+            }
+            if (op == 1 && rnd.nextInt(8) == 0) {
+                mem.release(1 + rnd.nextInt(2));
+                ops.incrementAndGet();
+                continue;
+            }
+            for (int s = first; s < first + n; s++) {
+                slotLocks[s].lock();
+            }
+            try {
+                long off = first * SLOT;
+                long len = n * SLOT;
+                int base = first * LONGS_PER_SLOT;
+                long stamp = rnd.nextLong();
+                boolean write = rnd.nextBoolean();
+                if (!deviceWorker) {
+                    try (HostView v = r.host(off, len, write ? Access.READ_WRITE : Access.READ)) {
+                        MemorySegment seg = v.segment();
+                        for (int i = 0; i < n * LONGS_PER_SLOT; i++) {
+                            if (seg.getAtIndex(ValueLayout.JAVA_LONG, i) != shadow[base + i]) {
+                                mismatches.incrementAndGet();
+                            }
+                            if (write) {
+                                long val = stamp + i;
+                                seg.setAtIndex(ValueLayout.JAVA_LONG, i, val);
+                                shadow[base + i] = val;
+                            }
+                        }
+                    }
+                } else {
+                    int node = 1 + rnd.nextInt(2);
+                    mem.launch(node, (EmulatedKernel) (args, item) -> {
+                        int i = (int) item;
+                        if (args.arg(0).getLong(8L * i) != shadow[base + i]) {
+                            mismatches.incrementAndGet();
+                        }
+                        if (write) {
+                            args.arg(0).putLong(8L * i, stamp + i);
+                        }
+                    }, (long) n * LONGS_PER_SLOT, KernelArg.of(r, off, len, write ? Access.READ_WRITE : Access.READ));
+                    if (write) {
+                        for (int i = 0; i < n * LONGS_PER_SLOT; i++) {
+                            shadow[base + i] = stamp + i;
+                        }
+                    }
+                }
+                ops.incrementAndGet();
+            } finally {
+                for (int s = first + n - 1; s >= first; s--) {
+                    slotLocks[s].unlock();
+                }
+            }
+        }
+    }
+
+    private static String threadDump() {
+        StringBuilder b = new StringBuilder();
+        for (Map.Entry<Thread, StackTraceElement[]> e : Thread.getAllStackTraces().entrySet()) {
+            b.append('"').append(e.getKey().getName()).append("\" ").append(e.getKey().getState()).append('\n');
+            for (StackTraceElement el : e.getValue()) {
+                b.append("    at ").append(el).append('\n');
+            }
+        }
+        return b.toString();
+    }
+}

@@ -1,0 +1,87 @@
+package dev.hetmem.phys;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class BuddyAllocatorTest {
+
+    @Test
+    void allocatesAlignedBlocksUntilFullThenCoalescesBack() {
+        BuddyAllocator a = new BuddyAllocator(4096);
+        List<Integer> got = new ArrayList<>();
+        int f;
+        while ((f = a.allocate(9)) >= 0) {
+            assertEquals(0, f % 512, "2 MiB blocks are 2 MiB aligned");
+            got.add(f);
+        }
+        assertEquals(8, got.size());
+        assertEquals(0, a.freeFrames());
+        assertEquals(-1, a.allocate(0));
+        for (int g : got) {
+            a.free(g, 9);
+        }
+        assertEquals(4096, a.freeFrames());
+        // after freeing single frames of a big block, the whole block is available again
+        int big = a.allocate(9);
+        for (int i = 0; i < 512; i++) {
+            a.free(big + i, 0);
+        }
+        assertEquals(4096, a.freeFrames());
+        for (int i = 0; i < 8; i++) {
+            assertTrue(a.allocate(9) >= 0, "2 MiB block " + i + " after coalescing");
+        }
+    }
+
+    @Test
+    void randomAllocationsNeverOverlapAndAllFramesComeBack() {
+        BuddyAllocator a = new BuddyAllocator(3000);   // not a power of two
+        SplittableRandom rnd = new SplittableRandom(42);
+        BitSet used = new BitSet();
+        List<int[]> live = new ArrayList<>();
+        for (int k = 0; k < 20000; k++) {
+            if (live.isEmpty() || rnd.nextInt(3) > 0) {
+                int order = rnd.nextInt(10);
+                int f = a.allocate(order);
+                if (f < 0) {
+                    continue;
+                }
+                assertEquals(0, f & ((1 << order) - 1), "aligned");
+                assertTrue(f + (1 << order) <= 3000, "inside the device");
+                for (int i = f; i < f + (1 << order); i++) {
+                    assertTrue(!used.get(i), "frame " + i + " handed out twice");
+                    used.set(i);
+                }
+                live.add(new int[] {f, order});
+            } else {
+                int[] b = live.remove(rnd.nextInt(live.size()));
+                a.freeRun(b[0], 1 << b[1]);
+                used.clear(b[0], b[0] + (1 << b[1]));
+            }
+            assertEquals(3000 - used.cardinality(), a.freeFrames());
+        }
+        for (int[] b : live) {
+            a.freeRun(b[0], 1 << b[1]);
+        }
+        assertEquals(3000, a.freeFrames());
+    }
+
+    @Test
+    void refusesBadFreesAndSizes() {
+        BuddyAllocator a = new BuddyAllocator(1024);
+        int f = a.allocate(2);
+        a.free(f, 2);
+        assertThrows(IllegalStateException.class, () -> a.free(f, 2));
+        assertThrows(IllegalArgumentException.class, () -> a.free(3, 2));
+        assertThrows(IllegalArgumentException.class, () -> a.allocate(10));
+        assertThrows(IllegalArgumentException.class, () -> new BuddyAllocator(0));
+        assertThrows(IllegalArgumentException.class, () -> new BuddyAllocator(1L << 32));
+    }
+}
