@@ -306,6 +306,43 @@ public final class UnifiedMemory implements AutoCloseable {
         }
     }
 
+    /**
+     * Prefetches many ranges of one region to {@code node} as one migration batch (seed 000's
+     * "migrate a list of pages"): [offset, offset+length) for every offset, each widened to its
+     * granules. Batches of up to 1 GiB; each is all-or-nothing. Returns the pages whose data moved.
+     */
+    public long prefetch(Region region, int node, long length, long... offsets) {
+        checkMine(region);
+        checkNode(node);
+        Objects.requireNonNull(offsets, "offsets");
+        lifecycle.checkOpen();
+        RegionState s = region.state();
+        List<MigrationRequest> batch = new ArrayList<>();
+        long batchPages = 0;
+        long moved = 0;
+        s.lifecycle().enter();
+        try {
+            for (long off : offsets) {
+                Checks.range(off, length, region.size(), region);
+                long from = off >>> Block.PAGE_SHIFT;
+                long to = Math.ceilDiv(off + length, Block.PAGE_BYTES);
+                batch.add(new MigrationRequest(s, from, to, false));
+                batchPages += to - from;
+                if (batchPages >= (1L << 30) / Block.PAGE_BYTES) {
+                    moved += engine.ensure(batch, node, Trigger.PREFETCH, false, -1).pagesMigrated();
+                    batch.clear();
+                    batchPages = 0;
+                }
+            }
+            if (!batch.isEmpty()) {
+                moved += engine.ensure(batch, node, Trigger.PREFETCH, false, -1).pagesMigrated();
+            }
+        } finally {
+            s.lifecycle().exit();
+        }
+        return moved;
+    }
+
     // ---- kernels ---------------------------------------------------------------------------
 
     /**

@@ -13,6 +13,8 @@ public final class Main {
             usage: hetmem <command> [options]
               info [--json]                    the nodes: host and devices
               demo [--size M] [--json]         seed 004's mulMat(r, a, b, m) on a device, no copy written by the user
+              bench migrate [--quick] [--json] [--sizes 16M,256M,1G] [--pages 4K,64K,2M]
+                                               migration throughput against the plain-copy limit (seed 000)
               test                             the whole test suite (./hetmem test)
             """;
 
@@ -33,6 +35,7 @@ public final class Main {
             return switch (cmd) {
                 case "info" -> InfoCommand.run(rest, out);
                 case "demo" -> DemoCommand.run(rest, out, err);
+                case "bench" -> BenchCommand.run(rest, out, err);
                 default -> {
                     err.println("hetmem: unknown command '" + cmd + "'");
                     err.print(USAGE);

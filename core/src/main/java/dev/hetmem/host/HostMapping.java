@@ -62,6 +62,19 @@ public final class HostMapping implements AutoCloseable {
         Libc.madvise(base + offset, bytes, releasePolicy.advice);
     }
 
+    /**
+     * {@link #release} of many ranges in one call: {@code ranges} holds (offset, length) pairs in
+     * [0, 2*count); the kernel flushes the TLB once for all of them where it can.
+     */
+    public void releaseAll(long[] ranges, int count) {
+        long[] absolute = new long[2 * count];
+        for (int i = 0; i < count; i++) {
+            absolute[2 * i] = base + ranges[2 * i];
+            absolute[2 * i + 1] = ranges[2 * i + 1];
+        }
+        Libc.madviseAll(absolute, count, releasePolicy.advice);
+    }
+
     /** Drops the frames so the next touch reads zeros: used when contents are discarded. */
     public void discard(long offset, long bytes) {
         Libc.madvise(base + offset, bytes, Libc.MADV_DONTNEED);

@@ -53,6 +53,13 @@ public final class Libc {
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), Linker.Option.critical(false));
     private static final MethodHandle MEMSET = bind("memset",
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_LONG), Linker.Option.critical(false));
+    private static final MethodHandle PROCESS_MADVISE = LIBC.find("process_madvise")
+            .map(sym -> LINKER.downcallHandle(sym,
+                    FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT), CAPTURE_ERRNO))
+            .orElse(null);
+    private static final MethodHandle PIDFD_OPEN = LIBC.find("pidfd_open")
+            .map(sym -> LINKER.downcallHandle(sym, FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO))
+            .orElse(null);
     private static final MethodHandle STRERROR = bind("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
     private Libc() {}
@@ -95,6 +102,91 @@ public final class Libc {
         } catch (Throwable t) {
             throw new AssertionError(t);
         }
+    }
+
+    /** The kernel's limit on iovecs per call (UIO_MAXIOV). */
+    private static final int MAX_IOV = 1024;
+
+    /**
+     * Applies {@code advice} to many ranges at once: process_madvise on this process, which
+     * (Linux 6.13+) accepts any advice for the caller itself and (6.15+) flushes the TLB once per
+     * call instead of once per range. Falls back to one madvise per range where the kernel or libc
+     * lacks it. Ranges are (address, length) pairs in {@code ranges}[0..2*count).
+     */
+    public static void madviseAll(long[] ranges, int count, int advice) {
+        if (count == 0) {
+            return;
+        }
+        if (count > 1 && ProcessMadvise.AVAILABLE) {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment state = arena.allocate(CALL_STATE);
+                MemorySegment iov = arena.allocate(16L * Math.min(count, MAX_IOV), 8);
+                for (int start = 0; start < count; start += MAX_IOV) {
+                    int n = Math.min(MAX_IOV, count - start);
+                    long want = 0;
+                    for (int i = 0; i < n; i++) {
+                        iov.set(JAVA_LONG, 16L * i, ranges[2 * (start + i)]);
+                        iov.set(JAVA_LONG, 16L * i + 8, ranges[2 * (start + i) + 1]);
+                        want += ranges[2 * (start + i) + 1];
+                    }
+                    long r = (long) PROCESS_MADVISE.invokeExact(state, ProcessMadvise.PIDFD, iov.address(), (long) n, advice, 0);
+                    if (r != want) {
+                        // refused (older kernel) or partial: finish this chunk range by range
+                        for (int i = 0; i < n; i++) {
+                            madvise(ranges[2 * (start + i)], ranges[2 * (start + i) + 1], advice);
+                        }
+                    }
+                }
+                return;
+            } catch (NativeMemoryException e) {
+                throw e;
+            } catch (Throwable t) {
+                throw new AssertionError(t);
+            }
+        }
+        for (int i = 0; i < count; i++) {
+            madvise(ranges[2 * i], ranges[2 * i + 1], advice);
+        }
+    }
+
+    /** This process's pidfd, opened once, and whether process_madvise accepts MADV_FREE on it. */
+    private static final class ProcessMadvise {
+        static final int PIDFD = open();
+        static final boolean AVAILABLE = PIDFD >= 0 && probe();
+
+        private static int open() {
+            if (PIDFD_OPEN == null || PROCESS_MADVISE == null) {
+                return -1;
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment state = arena.allocate(CALL_STATE);
+                return (int) PIDFD_OPEN.invokeExact(state, (int) ProcessHandle.current().pid(), 0);
+            } catch (Throwable t) {
+                return -1;
+            }
+        }
+
+        /** Tries MADV_FREE through process_madvise on a scratch page: older kernels refuse it. */
+        private static boolean probe() {
+            long page = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment state = arena.allocate(CALL_STATE);
+                MemorySegment iov = arena.allocate(16, 8);
+                iov.set(JAVA_LONG, 0, page);
+                iov.set(JAVA_LONG, 8, 4096L);
+                long r = (long) PROCESS_MADVISE.invokeExact(state, PIDFD, iov.address(), 1L, MADV_FREE, 0);
+                return r == 4096;
+            } catch (Throwable t) {
+                return false;
+            } finally {
+                munmap(page, 4096);
+            }
+        }
+    }
+
+    /** Whether {@link #madviseAll} batches through process_madvise on this kernel. */
+    public static boolean batchedMadvise() {
+        return ProcessMadvise.AVAILABLE;
     }
 
     public static void mprotect(long addr, long length, int prot) {

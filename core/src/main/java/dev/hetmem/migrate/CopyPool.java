@@ -66,7 +66,7 @@ public final class CopyPool implements AutoCloseable {
             driver.copy(batch, 0, batch.size());
             return;
         }
-        CopyBatch work = split(batch);
+        CopyBatch work = needsSplit(batch) ? split(batch) : batch;
         long share = Math.ceilDiv(work.bytes(), threads);
         int[] cuts = new int[threads + 1];
         int part = 1;
@@ -130,6 +130,56 @@ public final class CopyPool implements AutoCloseable {
         }
         if (interrupted) {
             Thread.currentThread().interrupt();
+        }
+    }
+
+    private static boolean needsSplit(CopyBatch batch) {
+        for (int i = 0; i < batch.size(); i++) {
+            if (batch.pages(i) > SPLIT_PAGES) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Runs the tasks on the workers and the caller, one each; waits for all; throws the first failure. */
+    public void runAll(Runnable[] tasks) {
+        if (tasks.length == 0) {
+            return;
+        }
+        if (tasks.length > threads) {
+            throw new IllegalArgumentException(tasks.length + " tasks for " + threads + " threads");
+        }
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        CountDownLatch done = new CountDownLatch(tasks.length - 1);
+        try {
+            for (int t = 1; t < tasks.length; t++) {
+                Runnable task = tasks[t];
+                queue.put(() -> {
+                    try {
+                        task.run();
+                    } catch (Throwable e) {
+                        failure.compareAndSet(null, e);
+                    } finally {
+                        done.countDown();
+                    }
+                });
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        try {
+            tasks[0].run();
+        } catch (Throwable e) {
+            failure.compareAndSet(null, e);
+        }
+        awaitUninterruptibly(done);
+        Throwable f = failure.get();
+        if (f instanceof RuntimeException re) {
+            throw re;
+        }
+        if (f instanceof Error err) {
+            throw err;
         }
     }
 

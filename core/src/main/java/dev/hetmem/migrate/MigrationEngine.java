@@ -542,17 +542,19 @@ public final class MigrationEngine implements AutoCloseable {
 
     /** Undo after a failed allocation or copy: frames back to the allocator, source mappings back. */
     private void undo(List<Run> runs, int target) {
+        HostReleases written = new HostReleases();
         for (Run r : runs) {
             if (target != 0 && r.frames != null) {
                 freeFrames(device(target).allocator(), r.frames, r.framesAllocated);
                 r.frames = null;
                 r.framesAllocated = 0;
             }
-            if (target == 0 && r.action == Run.MOVE) {
-                // the host pages may hold part of a copy; they are not resident, so give them back
-                r.region.host().release((r.page() << Block.PAGE_SHIFT), r.bytes());
+            if (r.action == Run.MOVE && (target == 0 || r.source != 0)) {
+                // host pages written by a copy (or staging) that did not finish: not resident, give them back
+                written.add(r.region, r.page() << Block.PAGE_SHIFT, r.bytes());
             }
         }
+        written.flush(pool);
         restoreMappings(runs, target);
     }
 
@@ -587,9 +589,7 @@ public final class MigrationEngine implements AutoCloseable {
 
     /** Phase 4: destination mappings, page-table update, source frames freed. */
     private void commit(List<Run> runs, int target, Trigger trigger) {
-        long hostReleaseStart = -1;
-        long hostReleaseEnd = -1;
-        RegionState hostReleaseRegion = null;
+        HostReleases hostReleases = new HostReleases();
         for (Run r : runs) {
             RegionState region = r.region;
             boolean anyReadOnly = region.attributes().anyReadOnly(r.page(), r.page() + r.count);
@@ -602,31 +602,17 @@ public final class MigrationEngine implements AutoCloseable {
                     for (int i = 0; i < r.count; i++) {
                         old[i] = r.block.frame(n, r.first + i);
                     }
-                    for (int i = 0; i < r.count; i++) {
-                        r.block.removeResident(n, r.first + i);
-                    }
+                    r.block.removeResidentRange(n, r.first, r.count);
                     freeFrames(device(n).allocator(), old, r.count);
                 } else {
-                    for (int i = 0; i < r.count; i++) {
-                        r.block.removeResident(0, r.first + i);
-                    }
-                    long off = r.page() << Block.PAGE_SHIFT;
-                    if (hostReleaseRegion == region && hostReleaseEnd == off) {
-                        hostReleaseEnd += r.bytes();
-                    } else {
-                        if (hostReleaseRegion != null) {
-                            hostReleaseRegion.host().release(hostReleaseStart, hostReleaseEnd - hostReleaseStart);
-                        }
-                        hostReleaseRegion = region;
-                        hostReleaseStart = off;
-                        hostReleaseEnd = off + r.bytes();
-                    }
+                    r.block.removeResidentRange(0, r.first, r.count);
+                    hostReleases.add(region, r.page() << Block.PAGE_SHIFT, r.bytes());
                 }
             }
             // the target becomes the only holder and the writer
-            for (int i = 0; i < r.count; i++) {
-                r.block.addResident(target, r.first + i, true);
-                if (target != 0 && r.frames != null) {
+            r.block.addResidentRange(target, r.first, r.count);
+            if (target != 0 && r.frames != null) {
+                for (int i = 0; i < r.count; i++) {
                     r.block.setFrame(target, r.first + i, r.frames[i]);
                 }
             }
@@ -660,9 +646,7 @@ public final class MigrationEngine implements AutoCloseable {
                 memoryCounters.migrated(target, trigger, r.count);
             }
         }
-        if (hostReleaseRegion != null) {
-            hostReleaseRegion.host().release(hostReleaseStart, hostReleaseEnd - hostReleaseStart);
-        }
+        hostReleases.flush(pool);
     }
 
     private static void protectEach(Run r, DeviceDriver driver) {

@@ -74,6 +74,37 @@ public final class Bits {
         return true;
     }
 
+    /** Sets bits [from, to); returns how many were clear before. */
+    public static int setRange(long[] bits, int from, int to) {
+        int changed = 0;
+        for (int i = from; i < to; ) {
+            int word = i >>> 6;
+            int end = Math.min(to, (word + 1) << 6);
+            long mask = rangeMask(i & 63, end - (word << 6));
+            changed += Long.bitCount(~bits[word] & mask);
+            bits[word] |= mask;
+            i = end;
+        }
+        return changed;
+    }
+
+    /** Clears bits [from, to); returns how many were set before. */
+    public static int clearRange(long[] bits, int from, int to) {
+        if (bits == null) {
+            return 0;
+        }
+        int changed = 0;
+        for (int i = from; i < to; ) {
+            int word = i >>> 6;
+            int end = Math.min(to, (word + 1) << 6);
+            long mask = rangeMask(i & 63, end - (word << 6));
+            changed += Long.bitCount(bits[word] & mask);
+            bits[word] &= ~mask;
+            i = end;
+        }
+        return changed;
+    }
+
     private static long rangeMask(int lo, int hiExclusive) {
         long hi = hiExclusive == 64 ? -1L : (1L << hiExclusive) - 1;
         return hi & (-1L << lo);

@@ -149,6 +149,42 @@ public final class Block {
         return true;
     }
 
+    /** Marks pages [from, from+count) resident and writable on node: one call per run, word-level. */
+    public void addResidentRange(int node, int from, int count) {
+        assert lock.isHeldByCurrentThread();
+        if (resident[node] == null) {
+            resident[node] = new long[WORDS];
+            writable[node] = new long[WORDS];
+            table.addMetadata(2 * BITMAP_BYTES);
+        }
+        int added = Bits.setRange(resident[node], from, from + count);
+        Bits.setRange(writable[node], from, from + count);
+        if (added != 0) {
+            table.residentChanged(node, added);
+        }
+    }
+
+    /** Removes pages [from, from+count) from node, word-level; drops empty per-node state. */
+    public void removeResidentRange(int node, int from, int count) {
+        assert lock.isHeldByCurrentThread();
+        int removed = Bits.clearRange(resident[node], from, from + count);
+        if (removed == 0) {
+            return;
+        }
+        Bits.clearRange(writable[node], from, from + count);
+        table.residentChanged(node, -removed);
+        if (Bits.count(resident[node]) == 0) {
+            resident[node] = null;
+            writable[node] = null;
+            long freed = 2 * BITMAP_BYTES;
+            if (frames[node] != null) {
+                freed += frames[node].inflated() ? DeviceFrames.INFLATED_BYTES : DeviceFrames.COMPACT_BYTES;
+                frames[node] = null;
+            }
+            table.addMetadata(-freed);
+        }
+    }
+
     public void setWritable(int node, int page, boolean value) {
         assert lock.isHeldByCurrentThread();
         if (value) {

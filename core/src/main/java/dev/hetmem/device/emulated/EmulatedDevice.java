@@ -61,6 +61,14 @@ public final class EmulatedDevice implements DeviceDriver {
         this.computeThreads = b.computeThreads;
         this.pool = Libc.mmap(0, capacity, Libc.PROT_READ | Libc.PROT_WRITE,
                 Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE);
+        if (b.populate) {
+            // real device memory exists before it is used: fault the whole pool in now, so copies
+            // into it measure copying and not the host kernel's page allocation
+            int err = Libc.tryMadvise(pool, capacity, Libc.MADV_POPULATE_WRITE);
+            if (err != 0) {
+                Libc.memset(pool, 0, capacity);
+            }
+        }
         AtomicInteger n = new AtomicInteger();
         this.compute = computeThreads > 1
                 ? Executors.newFixedThreadPool(computeThreads - 1,
@@ -82,6 +90,13 @@ public final class EmulatedDevice implements DeviceDriver {
         private String name = "emulated";
         private long capacity = DEFAULT_CAPACITY;
         private int computeThreads = Runtime.getRuntime().availableProcessors();
+        private boolean populate;
+
+        /** Backs the whole pool with memory at once, as real device memory is (default: on first use). */
+        public Builder populate(boolean populate) {
+            this.populate = populate;
+            return this;
+        }
 
         public Builder name(String name) {
             this.name = Objects.requireNonNull(name, "name");

@@ -22,14 +22,21 @@ final class EmulatedPageTable {
     }
 
     private long[] leafOrCreate(long va) {
-        return leaves.computeIfAbsent(va >>> 21, k -> new long[512]);
+        long[] leaf = leaves.get(va >>> 21);
+        return leaf != null ? leaf : leaves.computeIfAbsent(va >>> 21, k -> new long[512]);
     }
 
     void map(long va, long physical, int pages, boolean writable) {
         long flags = PRESENT | (writable ? WRITABLE : 0);
+        long[] leaf = null;
+        long leafKey = -1;
         for (int i = 0; i < pages; i++) {
             long v = va + ((long) i << 12);
-            leafOrCreate(v)[(int) ((v >>> 12) & 511)] = (physical + ((long) i << 12)) | flags;
+            if ((v >>> 21) != leafKey) {
+                leafKey = v >>> 21;
+                leaf = leafOrCreate(v);
+            }
+            leaf[(int) ((v >>> 12) & 511)] = (physical + ((long) i << 12)) | flags;
         }
     }
 

@@ -1,0 +1,20 @@
+package dev.hetmem.cli;
+
+import java.io.PrintStream;
+import java.util.List;
+
+/** {@code hetmem bench <name>}: the benchmarks that check the project's speed goals. */
+final class BenchCommand {
+    private BenchCommand() {}
+
+    static int run(List<String> argv, PrintStream out, PrintStream err) {
+        if (argv.isEmpty()) {
+            throw new Args.UsageException("bench needs a name: migrate");
+        }
+        List<String> rest = argv.subList(1, argv.size());
+        return switch (argv.getFirst()) {
+            case "migrate" -> MigrateBench.run(rest, out, err);
+            default -> throw new Args.UsageException("unknown benchmark '" + argv.getFirst() + "' (have: migrate)");
+        };
+    }
+}

@@ -1,0 +1,254 @@
+package dev.hetmem.cli;
+
+import dev.hetmem.Access;
+import dev.hetmem.CopyPath;
+import dev.hetmem.HostView;
+import dev.hetmem.MigrationMode;
+import dev.hetmem.Region;
+import dev.hetmem.UnifiedMemory;
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.host.HostReleasePolicy;
+import dev.hetmem.host.Libc;
+
+import java.io.PrintStream;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * {@code hetmem bench migrate}: seed 000's tables on this machine. For each page size, amount
+ * moved and mode, a region's pages are migrated to the emulated device and back, timing the whole
+ * migration call (planning, unmapping, allocation, copies, mapping, and the host kernel's work of
+ * releasing and populating frames). Beside each row: the plain copy of the same bytes by the same
+ * number of threads, 2 MiB pieces, no memory management around it: the machine's own limit,
+ * measured in the same run.
+ *
+ * <p>4 KiB rows move every other page, so no two copies can merge.
+ */
+final class MigrateBench {
+    private static final long KiB = 1024;
+    private static final long MiB = 1024 * KiB;
+    private static final long GiB = 1024 * MiB;
+
+    private record Mode(String name, MigrationMode migration, CopyPath path, int threads,
+                        HostReleasePolicy release) {}
+
+    private MigrateBench() {}
+
+    static int run(List<String> argv, PrintStream out, PrintStream err) {
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "pages"));
+        boolean quick = args.flag("quick");
+        boolean json = args.flag("json");
+        List<Long> pages = quick ? List.of(4 * KiB, 2 * MiB) : List.of(4 * KiB, 64 * KiB, 2 * MiB);
+        List<Long> totals = quick ? List.of(256 * MiB) : List.of(16 * MiB, 256 * MiB, GiB);
+        if (args.value("sizes", null) != null) {
+            totals = parseList(args.value("sizes", null));
+        }
+        if (args.value("pages", null) != null) {
+            pages = parseList(args.value("pages", null));
+            for (long p : pages) {
+                if (p < 4096 || p > 2 * MiB || Long.bitCount(p) != 1) {
+                    throw new Args.UsageException("page size " + p + " must be a power of two in [4K, 2M]");
+                }
+            }
+        }
+        List<Mode> modes = new ArrayList<>();
+        modes.add(new Mode("vanilla", MigrationMode.VANILLA, CopyPath.THREADS, 1, HostReleasePolicy.FREE));
+        if (quick) {
+            modes.add(new Mode("batched", MigrationMode.BATCHED, CopyPath.THREADS, 2, HostReleasePolicy.FREE));
+        } else {
+            for (int t : new int[] {1, 2, 4}) {
+                modes.add(new Mode("batched", MigrationMode.BATCHED, CopyPath.THREADS, t, HostReleasePolicy.FREE));
+            }
+            modes.add(new Mode("copy_engine", MigrationMode.BATCHED, CopyPath.ENGINE, 1, HostReleasePolicy.FREE));
+            modes.add(new Mode("batched", MigrationMode.BATCHED, CopyPath.THREADS, 2, HostReleasePolicy.DONTNEED));
+        }
+
+        // the limit: plain copies of each size by each thread count
+        Map<String, Double> plain = new LinkedHashMap<>();
+        List<Object> plainRows = new ArrayList<>();
+        for (long total : totals) {
+            for (int t : threadCounts(modes)) {
+                double g = plainCopyGbps(total, t);
+                plain.put(total + "/" + t, g);
+                Map<String, Object> row = new LinkedHashMap<>();
+                row.put("total_bytes", total);
+                row.put("threads", t);
+                row.put("gbps", round(g));
+                plainRows.add(row);
+                err.printf("plain copy %s with %d thread(s): %.2f GB/s%n", Sizes.format(total), t, g);
+            }
+        }
+        long largest = totals.stream().mapToLong(Long::longValue).max().orElseThrow();
+        int cores = Runtime.getRuntime().availableProcessors();
+        double memcpyLimit = plain.getOrDefault(largest + "/" + Math.min(cores, 4),
+                plain.values().stream().mapToDouble(Double::doubleValue).max().orElse(0));
+
+        List<Map<String, Object>> rows = new ArrayList<>();
+        for (long page : pages) {
+            for (long total : totals) {
+                for (Mode mode : modes) {
+                    double[] gbps = measure(page, total, mode);
+                    for (int dir = 0; dir < 2; dir++) {
+                        Map<String, Object> row = new LinkedHashMap<>();
+                        row.put("device", "emulated");
+                        row.put("direction", dir == 0 ? "to_device" : "to_host");
+                        row.put("page_bytes", page);
+                        row.put("total_bytes", total);
+                        row.put("mode", mode.name);
+                        row.put("threads", mode.threads);
+                        row.put("gbps", round(gbps[dir]));
+                        row.put("host_release", mode.release.name().toLowerCase());
+                        double limit = plain.get(total + "/" + mode.threads);
+                        row.put("plain_copy_gbps", round(limit));
+                        row.put("of_plain_copy", round(gbps[dir] / limit));
+                        rows.add(row);
+                        err.printf("%-9s %4s pages %5s %-11s %d thr %-8s %6.2f GB/s (%3.0f%% of plain copy)%n",
+                                row.get("direction"), Sizes.format(page), Sizes.format(total), mode.name, mode.threads,
+                                mode.release.name().toLowerCase(), gbps[dir], 100 * gbps[dir] / limit);
+                    }
+                }
+            }
+        }
+        if (json) {
+            Map<String, Object> root = new LinkedHashMap<>();
+            root.put("bench", "migrate");
+            Map<String, Object> limits = new LinkedHashMap<>();
+            limits.put("memcpy_gbps", round(memcpyLimit));
+            limits.put("plain_copy", plainRows);
+            root.put("limits", limits);
+            root.put("rows", rows);
+            out.println(Json.write(root));
+        } else {
+            out.printf("plain copy (the limit), %s, %d threads: %.2f GB/s%n", Sizes.format(largest),
+                    Math.min(cores, 4), memcpyLimit);
+            out.printf("%-9s %5s %6s %-11s %7s %-8s %9s %7s%n", "direction", "page", "moved", "mode", "threads",
+                    "release", "GB/s", "of copy");
+            for (Map<String, Object> r : rows) {
+                out.printf("%-9s %5s %6s %-11s %7d %-8s %9.2f %6.0f%%%n", r.get("direction"),
+                        Sizes.format((Long) r.get("page_bytes")), Sizes.format((Long) r.get("total_bytes")), r.get("mode"),
+                        (Integer) r.get("threads"), r.get("host_release"), (Double) r.get("gbps"),
+                        100 * (Double) r.get("of_plain_copy"));
+            }
+        }
+        return 0;
+    }
+
+    private static List<Long> parseList(String s) {
+        List<Long> out = new ArrayList<>();
+        for (String part : s.split(",")) {
+            out.add(Sizes.parse(part));
+        }
+        return out;
+    }
+
+    private static List<Integer> threadCounts(List<Mode> modes) {
+        return modes.stream().map(m -> m.threads).distinct().sorted().toList();
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 1000) / 1000.0;
+    }
+
+    /**
+     * Migrates {@code total} bytes of pages of size {@code page} to the device and back; returns
+     * GB/s each way, the better of two rounds (one for sizes of 1 GiB and more).
+     */
+    private static double[] measure(long page, long total, Mode mode) {
+        boolean sparse = page == 4 * KiB;
+        long regionBytes = sparse ? 2 * total : total;
+        long count = total / page;
+        long[] offsets = new long[(int) count];
+        for (int i = 0; i < count; i++) {
+            offsets[i] = (sparse ? 2L * i : i) * page;
+        }
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(total).populate(true).build();
+        double[] best = new double[2];
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(mode.threads)
+                .migrationMode(mode.migration).copyPath(mode.path).hostReleasePolicy(mode.release).build()) {
+            Region r = mem.allocate(regionBytes, page);
+            try (HostView v = r.host(0, regionBytes, Access.WRITE)) {
+                for (long o = 0; o < regionBytes; o += 4096) {
+                    v.segment().set(ValueLayout.JAVA_LONG, o, o * 31 + 7);
+                }
+            }
+            int rounds = total >= GiB ? 1 : 2;
+            for (int round = 0; round < rounds; round++) {
+                long t0 = System.nanoTime();
+                long moved = mem.prefetch(r, 1, page, offsets);
+                long t1 = System.nanoTime();
+                long back = mem.prefetch(r, 0, page, offsets);
+                long t2 = System.nanoTime();
+                if (moved * 4096 != total || back * 4096 != total) {
+                    throw new IllegalStateException("moved " + moved + " and " + back + " pages, expected " + total / 4096);
+                }
+                best[0] = Math.max(best[0], total / (double) (t1 - t0));
+                best[1] = Math.max(best[1], total / (double) (t2 - t1));
+            }
+            // the data made the round trip intact (spot check, one long per moved page)
+            try (HostView v = r.host(0, regionBytes, Access.READ)) {
+                for (long off : offsets) {
+                    for (long o = off; o < off + page; o += 4096) {
+                        if (v.segment().get(ValueLayout.JAVA_LONG, o) != o * 31 + 7) {
+                            throw new IllegalStateException("page at " + o + " came back wrong");
+                        }
+                    }
+                }
+            }
+        }
+        return best;
+    }
+
+    /** The machine's limit: {@code threads} threads each memcpy their share in 2 MiB pieces; best of three. */
+    static double plainCopyGbps(long total, int threads) {
+        long src = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
+        long dst = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
+        try {
+            Libc.memset(src, 1, total);
+            Libc.memset(dst, 2, total);
+            double best = 0;
+            for (int round = 0; round < 3; round++) {
+                long share = total / threads;
+                CountDownLatch start = new CountDownLatch(1);
+                List<Thread> ts = new ArrayList<>();
+                for (int t = 1; t < threads; t++) {
+                    long base = t * share;
+                    long len = t == threads - 1 ? total - base : share;
+                    ts.add(Thread.ofPlatform().start(() -> {
+                        try {
+                            start.await();
+                        } catch (InterruptedException e) {
+                            return;
+                        }
+                        copyPieces(dst + base, src + base, len);
+                    }));
+                }
+                long t0 = System.nanoTime();
+                start.countDown();
+                copyPieces(dst, src, threads == 1 ? total : share);
+                for (Thread t : ts) {
+                    t.join();
+                }
+                long t1 = System.nanoTime();
+                best = Math.max(best, total / (double) (t1 - t0));
+            }
+            return best;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        } finally {
+            Libc.munmap(src, total);
+            Libc.munmap(dst, total);
+        }
+    }
+
+    private static void copyPieces(long dst, long src, long len) {
+        for (long o = 0; o < len; o += 2 * MiB) {
+            Libc.memcpy(dst + o, src + o, Math.min(2 * MiB, len - o));
+        }
+    }
+}

@@ -1,0 +1,59 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.internal.RegionState;
+
+import java.util.Arrays;
+import java.util.IdentityHashMap;
+import java.util.Map;
+
+/**
+ * Host frames a batch gives back, gathered per region and handed to the kernel in one call at the
+ * end of the commit phase: one TLB flush for the batch instead of one per page.
+ */
+final class HostReleases {
+    private static final class Ranges {
+        long[] pairs = new long[32];
+        int count;
+    }
+
+    private final Map<RegionState, Ranges> byRegion = new IdentityHashMap<>(2);
+
+    void add(RegionState region, long offset, long length) {
+        Ranges r = byRegion.computeIfAbsent(region, k -> new Ranges());
+        if (r.count > 0 && r.pairs[2 * r.count - 2] + r.pairs[2 * r.count - 1] == offset) {
+            r.pairs[2 * r.count - 1] += length;
+            return;
+        }
+        if (2 * r.count == r.pairs.length) {
+            r.pairs = Arrays.copyOf(r.pairs, r.pairs.length * 2);
+        }
+        r.pairs[2 * r.count] = offset;
+        r.pairs[2 * r.count + 1] = length;
+        r.count++;
+    }
+
+    /** Releases everything gathered; many ranges are split over the pool's threads (the kernel's per-page work is CPU-bound). */
+    void flush(CopyPool pool) {
+        for (Map.Entry<RegionState, Ranges> e : byRegion.entrySet()) {
+            Ranges r = e.getValue();
+            var host = e.getKey().host();
+            if (r.count < PARALLEL_MIN_RANGES || pool.threads() == 1) {
+                host.releaseAll(r.pairs, r.count);
+                continue;
+            }
+            int parts = pool.threads();
+            Runnable[] tasks = new Runnable[parts];
+            for (int t = 0; t < parts; t++) {
+                int from = (int) ((long) r.count * t / parts);
+                int to = (int) ((long) r.count * (t + 1) / parts);
+                long[] slice = Arrays.copyOfRange(r.pairs, 2 * from, 2 * to);
+                tasks[t] = () -> host.releaseAll(slice, to - from);
+            }
+            pool.runAll(tasks);
+        }
+        byRegion.clear();
+    }
+
+    /** Below this many ranges one thread releases them all. */
+    static final int PARALLEL_MIN_RANGES = 256;
+}
