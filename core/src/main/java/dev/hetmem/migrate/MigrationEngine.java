@@ -262,17 +262,16 @@ public final class MigrationEngine implements AutoCloseable {
                 boolean write = needed && writes(iv, page);
                 int action = decide(b, p, target, write, onlyFrom);
                 int holders = b.residentMask(p);
-                int n = 1;
-                // extend the run over pages with the same state, action and neededness
-                while (p + n < blockEnd) {
-                    long q = page + n;
-                    boolean qNeeded = covered(iv, q);
-                    if (qNeeded != needed || (qNeeded && writes(iv, q) != write)
-                            || b.residentMask(p + n) != holders
-                            || decide(b, p + n, target, write, onlyFrom) != action) {
-                        break;
+                int n;
+                int stretchEnd = (int) Math.min(blockEnd, nextBoundary(iv, page) - (b.index() << 9));
+                if (stretchEnd - p > 1 && b.uniformHolders(p, stretchEnd) == holders) {
+                    // the rest of the stretch is in one state: one run, found with word-level checks
+                    n = stretchEnd - p;
+                } else {
+                    n = 1;
+                    while (p + n < blockEnd && sameRun(iv, b, page + n, p + n, needed, write, holders, action, target, onlyFrom)) {
+                        n++;
                     }
-                    n++;
                 }
                 if (action != 0) {
                     Pins.Pin conflict = iv.region.pins().conflict(page, page + n, target);
@@ -298,6 +297,27 @@ public final class MigrationEngine implements AutoCloseable {
             }
         }
         return plan;
+    }
+
+    private static boolean sameRun(Interval iv, Block b, long page, int p, boolean needed, boolean write, int holders,
+                                   int action, int target, int onlyFrom) {
+        boolean qNeeded = covered(iv, page);
+        return qNeeded == needed && (!qNeeded || writes(iv, page) == write)
+                && b.residentMask(p) == holders && decide(b, p, target, write, onlyFrom) == action;
+    }
+
+    /** The first page after {@code page} where neededness or write access may change. */
+    private static long nextBoundary(Interval iv, long page) {
+        long next = iv.to;
+        for (MigrationRequest r : iv.exact) {
+            if (r.from() > page && r.from() < next) {
+                next = r.from();
+            }
+            if (r.to() > page && r.to() < next) {
+                next = r.to();
+            }
+        }
+        return next;
     }
 
     private static boolean covered(Interval iv, long page) {
@@ -612,9 +632,7 @@ public final class MigrationEngine implements AutoCloseable {
             // the target becomes the only holder and the writer
             r.block.addResidentRange(target, r.first, r.count);
             if (target != 0 && r.frames != null) {
-                for (int i = 0; i < r.count; i++) {
-                    r.block.setFrame(target, r.first + i, r.frames[i]);
-                }
+                r.block.setFrames(target, r.first, r.frames, r.count);
             }
             if (target != 0) {
                 DeviceDriver driver = device(target).driver();

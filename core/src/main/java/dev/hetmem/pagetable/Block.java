@@ -149,6 +149,35 @@ public final class Block {
         return true;
     }
 
+    /**
+     * If every page of [from, to) is in the same state (the same holders, the same writer),
+     * returns its holders mask, else -1. Word-level: a whole block in one state costs a few
+     * bitmap checks per node, not a look at each page.
+     */
+    public int uniformHolders(int from, int to) {
+        int holders = residentMask(from);
+        for (int n = 0; n < resident.length; n++) {
+            boolean holds = (holders & (1 << n)) != 0;
+            if (holds ? !Bits.all(resident[n], from, to) : Bits.count(resident[n], from, to) != 0) {
+                return -1;
+            }
+            if (holds) {
+                boolean w = Bits.get(writable[n], from);
+                if (w ? !Bits.all(writable[n], from, to) : Bits.count(writable[n], from, to) != 0) {
+                    return -1;
+                }
+            }
+        }
+        return holders;
+    }
+
+    /** Records frames[0..count) as the frames of pages [first, first+count) on a device node. */
+    public void setFrames(int node, int first, int[] frames, int count) {
+        for (int i = 0; i < count; i++) {
+            setFrame(node, first + i, frames[i]);
+        }
+    }
+
     /** Marks pages [from, from+count) resident and writable on node: one call per run, word-level. */
     public void addResidentRange(int node, int from, int count) {
         assert lock.isHeldByCurrentThread();
