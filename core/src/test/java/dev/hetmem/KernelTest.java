@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.ValueLayout;
 
+
 import static dev.hetmem.MemoryFixture.MiB;
 import static dev.hetmem.MemoryFixture.PAGE;
 import static dev.hetmem.MemoryFixture.verified;
@@ -103,5 +104,48 @@ class KernelTest {
                 assertEquals(MemoryFixture.value(8, i) + 1, v.segment().getAtIndex(ValueLayout.JAVA_LONG, i));
             }
         }
+    }
+
+    @Test
+    void overlappingReadAndWriteArgumentsGetWriteAccessWhereAnyWrites() {
+        Region r = mem.allocate(4 * MiB, PAGE);   // 4 KiB granules: every page planned on its own
+        MemoryFixture.fill(r, 0, 4 * MiB, 9);
+        // arg 0 reads pages [0, 6), arg 1 writes [2, 4), arg 2 reads [3, 9): writes must reach pages 2 and 3
+        LaunchResult res = mem.launch(1, (EmulatedKernel) (args, i) -> {
+            args.arg(1).putLong(0, args.arg(0).getLong(2 * PAGE) + 1);
+            args.arg(1).putLong(PAGE, args.arg(2).getLong(0) + 2);
+        }, 1, KernelArg.of(r, 0, 6 * PAGE, Access.READ), KernelArg.of(r, 2 * PAGE, 2 * PAGE, Access.WRITE),
+                KernelArg.of(r, 3 * PAGE, 6 * PAGE, Access.READ));
+        assertEquals(9, res.pagesMigrated(), "pages 0..8 moved once each");
+        assertEquals(6 + 2 + 6, res.pagesTouched());
+        PageSnapshot s = r.snapshot(0, 10 * PAGE);
+        for (int p = 0; p < 9; p++) {
+            assertEquals("node 1 rw", s.describe(p), "page " + p);
+        }
+        assertEquals("node 0 rw", s.describe(9));
+        try (HostView v = r.host(0, 10 * PAGE, Access.READ)) {
+            assertEquals(MemoryFixture.value(9, 2 * PAGE / 8) + 1, v.segment().get(ValueLayout.JAVA_LONG, 2 * PAGE));
+            assertEquals(MemoryFixture.value(9, 3 * PAGE / 8) + 2, v.segment().get(ValueLayout.JAVA_LONG, 3 * PAGE));
+            assertEquals(MemoryFixture.value(9, 5 * PAGE / 8), v.segment().get(ValueLayout.JAVA_LONG, 5 * PAGE));
+        }
+    }
+
+    @Test
+    void aScatterPrefetchMovesExactlyTheListedPagesInOneBatch() {
+        Region r = mem.allocate(8 * MiB, PAGE);
+        MemoryFixture.fill(r, 0, 8 * MiB, 10);
+        long[] offsets = new long[512];
+        for (int i = 0; i < offsets.length; i++) {
+            offsets[i] = 2L * i * PAGE;    // every other page: nothing merges
+        }
+        long before = dev.invalidations();
+        assertEquals(512, mem.prefetch(r, 1, PAGE, offsets));
+        PageSnapshot s = r.snapshot(0, 8 * MiB);
+        for (int p = 0; p < 1024; p++) {
+            assertEquals(p % 2 == 0 ? 1 : 0, s.writer(p), "page " + p);
+        }
+        assertEquals(512, mem.prefetch(r, 0, PAGE, offsets));
+        assertEquals(before + 1, dev.invalidations(), "the way back invalidated the device TLB once for 512 pages");
+        MemoryFixture.check(r, 0, 8 * MiB, 10);
     }
 }

@@ -161,8 +161,21 @@ final class MigrateBench {
         double[] best = new double[3];
         long copySrc = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
         long copyDst = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
-        Libc.memset(copySrc, 1, total);
-        Libc.memset(copyDst, 2, total);
+        try {
+            // the same page backing as the migration's ends: regions and the device pool ask for huge pages
+            Libc.tryMadvise(copySrc, total, Libc.MADV_HUGEPAGE);
+            Libc.tryMadvise(copyDst, total, Libc.MADV_HUGEPAGE);
+            Libc.memset(copySrc, 1, total);
+            Libc.memset(copyDst, 2, total);
+            return measureWith(dev, copySrc, copyDst, page, total, regionBytes, offsets, mode, best);
+        } finally {
+            Libc.munmap(copySrc, total);
+            Libc.munmap(copyDst, total);
+        }
+    }
+
+    private static double[] measureWith(EmulatedDevice dev, long copySrc, long copyDst, long page, long total,
+                                        long regionBytes, long[] offsets, Mode mode, double[] best) {
         try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(mode.threads)
                 .migrationMode(mode.migration).copyPath(mode.path).hostReleasePolicy(mode.release).build()) {
             Region r = mem.allocate(regionBytes, page);

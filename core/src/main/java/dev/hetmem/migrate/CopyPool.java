@@ -80,43 +80,17 @@ public final class CopyPool implements AutoCloseable {
         while (part <= threads) {
             cuts[part++] = work.size();
         }
-        AtomicReference<Throwable> failure = new AtomicReference<>();
-        CountDownLatch done = new CountDownLatch(threads - 1);
-        try {
-            for (int t = 1; t < threads; t++) {
-                int from = cuts[t];
-                int to = cuts[t + 1];
-                queue.put(() -> {
-                    try {
-                        if (from < to) {
-                            driver.copy(work, from, to);
-                        }
-                    } catch (Throwable e) {
-                        failure.compareAndSet(null, e);
-                    } finally {
-                        done.countDown();
-                    }
-                });
-            }
-            try {
-                driver.copy(work, cuts[0], cuts[1]);
-            } catch (Throwable e) {
-                failure.compareAndSet(null, e);
-            }
-            done.await();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            // The workers still hold the batch: wait for them without giving up the interrupt.
-            awaitUninterruptibly(done);
-            throw new DeviceCopyException("copy interrupted", e);
+        Runnable[] tasks = new Runnable[threads];
+        for (int t = 0; t < threads; t++) {
+            int from = cuts[t];
+            int to = cuts[t + 1];
+            tasks[t] = () -> {
+                if (from < to) {
+                    driver.copy(work, from, to);
+                }
+            };
         }
-        Throwable f = failure.get();
-        if (f instanceof RuntimeException re) {
-            throw re;
-        }
-        if (f instanceof Error err) {
-            throw err;
-        }
+        runAll(tasks);
     }
 
     private static void awaitUninterruptibly(CountDownLatch latch) {

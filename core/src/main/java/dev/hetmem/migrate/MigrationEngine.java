@@ -127,12 +127,7 @@ public final class MigrationEngine implements AutoCloseable {
             } finally {
                 unlockAll(locked);
             }
-            try {
-                waitOn.awaitRelease(seen);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while waiting for pinned pages", e);
-            }
+            awaitRelease(waitOn, seen);
         }
     }
 
@@ -169,6 +164,15 @@ public final class MigrationEngine implements AutoCloseable {
         return true;
     }
 
+    private static void awaitRelease(Pins pins, long seen) {
+        try {
+            pins.awaitRelease(seen);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for pinned pages", e);
+        }
+    }
+
     /** Prefetch or release of a large range: batches of at most 1 GiB, each all-or-nothing. */
     public long migrateRange(RegionState region, long from, long to, int target, Trigger trigger, int onlyFrom) {
         long moved = 0;
@@ -185,27 +189,156 @@ public final class MigrationEngine implements AutoCloseable {
     // normalize and lock
     // ------------------------------------------------------------------------------------------
 
-    /** A granule-widened page interval of one region and the exact requested ranges inside it. */
-    private record Interval(RegionState region, long from, long to, List<MigrationRequest> exact) {}
+    /**
+     * A granule-widened page interval of one region and, inside it, the pages actually requested as
+     * sorted disjoint segments [starts[i], ends[i]) with their write flag (overlapping requests merged,
+     * write if any of them writes). Lookups are binary searches, so an interval merged from many
+     * adjacent requests costs O(log n) per page, not O(n).
+     */
+    private static final class Interval {
+        final RegionState region;
+        final long from;
+        long to;
+        long[] starts;
+        long[] ends;
+        boolean[] write;
+        int segments;
+
+        Interval(RegionState region, long from, long to) {
+            this.region = region;
+            this.from = from;
+            this.to = to;
+        }
+
+        private long[] pending = new long[12];
+        private int pendingCount;
+
+        /** Adds a requested range [a, b); {@link #seal} turns them into disjoint segments. */
+        void add(long a, long b, boolean w) {
+            if (3 * pendingCount + 3 > pending.length) {
+                pending = java.util.Arrays.copyOf(pending, pending.length * 2);
+            }
+            pending[3 * pendingCount] = a;
+            pending[3 * pendingCount + 1] = b;
+            pending[3 * pendingCount + 2] = w ? 1 : 0;
+            pendingCount++;
+        }
+
+        /**
+         * Sweeps the requested ranges' boundaries: a page is requested if any range covers it, and
+         * written if any writing range covers it; equal neighbours merge.
+         */
+        void seal() {
+            int n = pendingCount;
+            long[] events = new long[2 * n];   // position << 2 | kind (0 end-write, 1 end, 2 start, 3 start-write)
+            for (int i = 0; i < n; i++) {
+                long a = pending[3 * i];
+                long b = pending[3 * i + 1];
+                boolean w = pending[3 * i + 2] != 0;
+                events[2 * i] = (a << 2) | (w ? 3 : 2);
+                events[2 * i + 1] = (b << 2) | (w ? 0 : 1);
+            }
+            java.util.Arrays.sort(events);
+            starts = new long[Math.max(1, n)];
+            ends = new long[Math.max(1, n)];
+            write = new boolean[Math.max(1, n)];
+            segments = 0;
+            int cover = 0;
+            int writers = 0;
+            int i = 0;
+            while (i < events.length) {
+                long pos = events[i] >>> 2;
+                boolean wasCovered = cover > 0;
+                boolean wasWrite = writers > 0;
+                while (i < events.length && (events[i] >>> 2) == pos) {
+                    switch ((int) (events[i] & 3)) {
+                        case 0 -> { cover--; writers--; }
+                        case 1 -> cover--;
+                        case 2 -> cover++;
+                        default -> { cover++; writers++; }
+                    }
+                    i++;
+                }
+                boolean covered = cover > 0;
+                boolean w = writers > 0;
+                if (wasCovered && (!covered || w != wasWrite)) {
+                    ends[segments - 1] = pos;
+                }
+                if (covered && (!wasCovered || w != wasWrite)) {
+                    if (segments > 0 && ends[segments - 1] == pos && write[segments - 1] == w) {
+                        segments--;   // re-opened with the same flag: continue the previous segment
+                    } else {
+                        if (segments == starts.length) {
+                            starts = java.util.Arrays.copyOf(starts, segments * 2);
+                            ends = java.util.Arrays.copyOf(ends, segments * 2);
+                            write = java.util.Arrays.copyOf(write, segments * 2);
+                        }
+                        starts[segments] = pos;
+                        write[segments] = w;
+                    }
+                    segments++;
+                }
+            }
+            pending = null;
+        }
+
+        /** Index of the segment holding page, or -1. */
+        int segmentOf(long page) {
+            int lo = 0;
+            int hi = segments - 1;
+            while (lo <= hi) {
+                int mid = (lo + hi) >>> 1;
+                if (ends[mid] <= page) {
+                    lo = mid + 1;
+                } else if (starts[mid] > page) {
+                    hi = mid - 1;
+                } else {
+                    return mid;
+                }
+            }
+            return -1;
+        }
+
+        /** The first page after {@code page} where neededness or write access may change. */
+        long nextBoundary(long page) {
+            int lo = 0;
+            int hi = segments - 1;
+            long next = to;
+            // the first segment whose end is after page: its start (if after page) or its end is the boundary
+            while (lo <= hi) {
+                int mid = (lo + hi) >>> 1;
+                if (ends[mid] <= page) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            if (lo < segments) {
+                next = Math.min(next, starts[lo] > page ? starts[lo] : ends[lo]);
+            }
+            return next;
+        }
+    }
 
     /** Widens each request to granules and merges overlapping ones, so no page is planned twice. */
     private static List<Interval> normalize(List<MigrationRequest> requests) {
         List<MigrationRequest> sorted = new ArrayList<>(requests);
         sorted.sort(Comparator.comparingInt((MigrationRequest r) -> r.region().id()).thenComparingLong(MigrationRequest::from));
         List<Interval> out = new ArrayList<>();
+        Interval last = null;
         for (MigrationRequest r : sorted) {
             long from = r.region().granuleStart(r.from());
             long to = r.region().granuleEnd(r.to());
-            if (!out.isEmpty()) {
-                Interval last = out.getLast();
-                if (last.region == r.region() && from <= last.to) {
-                    List<MigrationRequest> exact = new ArrayList<>(last.exact);
-                    exact.add(r);
-                    out.set(out.size() - 1, new Interval(last.region, last.from, Math.max(last.to, to), exact));
-                    continue;
-                }
+            if (last == null || last.region != r.region() || from > last.to) {
+                last = new Interval(r.region(), from, to);
+                out.add(last);
+            } else {
+                last.to = Math.max(last.to, to);
             }
-            out.add(new Interval(r.region(), from, to, List.of(r)));
+            last.add(r.from(), r.to(), r.write());
+        }
+        for (Interval iv : out) {
+            iv.seal();
         }
         return out;
     }
@@ -258,12 +391,13 @@ public final class MigrationEngine implements AutoCloseable {
                 Block b = iv.region.table().block(page >>> 9);
                 int p = (int) (page & (Block.PAGES - 1));
                 int blockEnd = (int) Math.min(Block.PAGES, iv.to - (b.index() << 9));
-                boolean needed = covered(iv, page);
-                boolean write = needed && writes(iv, page);
+                int seg = iv.segmentOf(page);
+                boolean needed = seg >= 0;
+                boolean write = needed && iv.write[seg];
                 int action = decide(b, p, target, write, onlyFrom);
                 int holders = b.residentMask(p);
                 int n;
-                int stretchEnd = (int) Math.min(blockEnd, nextBoundary(iv, page) - (b.index() << 9));
+                int stretchEnd = (int) Math.min(blockEnd, iv.nextBoundary(page) - (b.index() << 9));
                 if (stretchEnd - p > 1 && b.uniformHolders(p, stretchEnd) == holders) {
                     // the rest of the stretch is in one state: one run, found with word-level checks
                     n = stretchEnd - p;
@@ -301,41 +435,10 @@ public final class MigrationEngine implements AutoCloseable {
 
     private static boolean sameRun(Interval iv, Block b, long page, int p, boolean needed, boolean write, int holders,
                                    int action, int target, int onlyFrom) {
-        boolean qNeeded = covered(iv, page);
-        return qNeeded == needed && (!qNeeded || writes(iv, page) == write)
+        int seg = iv.segmentOf(page);
+        boolean qNeeded = seg >= 0;
+        return qNeeded == needed && (!qNeeded || iv.write[seg] == write)
                 && b.residentMask(p) == holders && decide(b, p, target, write, onlyFrom) == action;
-    }
-
-    /** The first page after {@code page} where neededness or write access may change. */
-    private static long nextBoundary(Interval iv, long page) {
-        long next = iv.to;
-        for (MigrationRequest r : iv.exact) {
-            if (r.from() > page && r.from() < next) {
-                next = r.from();
-            }
-            if (r.to() > page && r.to() < next) {
-                next = r.to();
-            }
-        }
-        return next;
-    }
-
-    private static boolean covered(Interval iv, long page) {
-        for (MigrationRequest r : iv.exact) {
-            if (page >= r.from() && page < r.to()) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private static boolean writes(Interval iv, long page) {
-        for (MigrationRequest r : iv.exact) {
-            if (r.write() && page >= r.from() && page < r.to()) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /** 0 when the page is fine where it is, else the action that brings it to the target. */
@@ -433,17 +536,10 @@ public final class MigrationEngine implements AutoCloseable {
             for (int n = Integer.numberOfTrailingZeros(others); others != 0; n = Integer.numberOfTrailingZeros(others)) {
                 others &= ~(1 << n);
                 device(n).driver().unmap(r.va(), r.count);
-                if (ranges[n] == null) {
-                    ranges[n] = new VaRanges();
-                }
-                ranges[n].add(r.va(), r.bytes());
+                rangesOf(ranges, n).add(r.va(), r.bytes());
             }
         }
-        for (int n = 1; n < nodes.length; n++) {
-            if (ranges[n] != null) {
-                device(n).driver().invalidate(ranges[n]);
-            }
-        }
+        invalidateAll(ranges);
     }
 
     /** Phase 2: every destination frame, as large aligned pieces as the allocator has. */
@@ -683,7 +779,7 @@ public final class MigrationEngine implements AutoCloseable {
      * Waits while any of them is pinned by another thread.
      */
     public void discard(RegionState region, long from, long to) {
-        List<Interval> ivs = List.of(new Interval(region, from, to, List.of()));
+        List<Interval> ivs = wholeRange(region, from, to);
         while (true) {
             List<Block> locked = lockAll(ivs);
             long seen;
@@ -701,13 +797,41 @@ public final class MigrationEngine implements AutoCloseable {
             } finally {
                 unlockAll(locked);
             }
-            try {
-                region.pins().awaitRelease(seen);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while waiting for pinned pages", e);
+            awaitRelease(region.pins(), seen);
+        }
+    }
+
+    /** One interval covering [from, to) with nothing requested inside: for operations on a whole range. */
+    private static List<Interval> wholeRange(RegionState region, long from, long to) {
+        Interval whole = new Interval(region, from, to);
+        whole.seal();
+        return List.of(whole);
+    }
+
+    /** The block's first page index inside [from, ...). */
+    private static int firstIn(Block b, long from) {
+        return (int) Math.max(0, from - (b.index() << 9));
+    }
+
+    /** The block's page index where [..., to) ends, clamped to the region's last page. */
+    private static int endIn(RegionState region, Block b, long to) {
+        return (int) Math.min(region.table().pagesIn(b.index()), to - (b.index() << 9));
+    }
+
+    /** One TLB invalidation per device that had entries released or protected. */
+    private void invalidateAll(VaRanges[] ranges) {
+        for (int n = 1; n < nodes.length; n++) {
+            if (ranges[n] != null) {
+                device(n).driver().invalidate(ranges[n]);
             }
         }
+    }
+
+    private static VaRanges rangesOf(VaRanges[] ranges, int node) {
+        if (ranges[node] == null) {
+            ranges[node] = new VaRanges();
+        }
+        return ranges[node];
     }
 
     /** Removes pages [from, to) of the locked blocks from every node; device entries and frames go. */
@@ -715,8 +839,8 @@ public final class MigrationEngine implements AutoCloseable {
         VaRanges[] ranges = new VaRanges[nodes.length];
         for (Block b : blocks) {
             long base = b.index() << 9;
-            int p0 = (int) Math.max(0, from - base);
-            int p1 = (int) Math.min(region.table().pagesIn(b.index()), to - base);
+            int p0 = firstIn(b, from);
+            int p1 = endIn(region, b, to);
             for (int n = 0; n < nodes.length; n++) {
                 if (!b.hasPagesOn(n)) {
                     continue;
@@ -738,10 +862,7 @@ public final class MigrationEngine implements AutoCloseable {
                             old[i - p] = b.frame(n, i);
                         }
                         device(n).driver().unmap(va, q - p);
-                        if (ranges[n] == null) {
-                            ranges[n] = new VaRanges();
-                        }
-                        ranges[n].add(va, (long) (q - p) << Block.PAGE_SHIFT);
+                        rangesOf(ranges, n).add(va, (long) (q - p) << Block.PAGE_SHIFT);
                         for (int i = p; i < q; i++) {
                             b.removeResident(n, i);
                         }
@@ -755,23 +876,18 @@ public final class MigrationEngine implements AutoCloseable {
                 }
             }
         }
-        for (int n = 1; n < nodes.length; n++) {
-            if (ranges[n] != null) {
-                device(n).driver().invalidate(ranges[n]);
-            }
-        }
+        invalidateAll(ranges);
     }
 
     /** Brings device entries of [from, to) in line with the range's protection. */
     public void reprotect(RegionState region, long from, long to) {
-        List<Interval> ivs = List.of(new Interval(region, from, to, List.of()));
-        List<Block> locked = lockAll(ivs);
+        List<Block> locked = lockAll(wholeRange(region, from, to));
         try {
             VaRanges[] ranges = new VaRanges[nodes.length];
             for (Block b : locked) {
                 long base = b.index() << 9;
-                int p0 = (int) Math.max(0, from - base);
-                int p1 = (int) Math.min(region.table().pagesIn(b.index()), to - base);
+                int p0 = firstIn(b, from);
+                int p1 = endIn(region, b, to);
                 for (int n = 1; n < nodes.length; n++) {
                     if (!b.hasPagesOn(n)) {
                         continue;
@@ -781,19 +897,12 @@ public final class MigrationEngine implements AutoCloseable {
                             long va = region.pageAddress(base + p);
                             boolean w = b.isWritable(n, p) && !region.attributes().at(base + p).readOnly();
                             device(n).driver().protect(va, 1, w);
-                            if (ranges[n] == null) {
-                                ranges[n] = new VaRanges();
-                            }
-                            ranges[n].add(va, Block.PAGE_BYTES);
+                            rangesOf(ranges, n).add(va, Block.PAGE_BYTES);
                         }
                     }
                 }
             }
-            for (int n = 1; n < nodes.length; n++) {
-                if (ranges[n] != null) {
-                    device(n).driver().invalidate(ranges[n]);
-                }
-            }
+            invalidateAll(ranges);
         } finally {
             unlockAll(locked);
         }

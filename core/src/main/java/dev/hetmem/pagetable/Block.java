@@ -136,16 +136,7 @@ public final class Block {
         }
         Bits.clear(writable[node], page);
         table.residentChanged(node, -1);
-        if (Bits.count(resident[node]) == 0) {
-            resident[node] = null;
-            writable[node] = null;
-            long freed = 2 * BITMAP_BYTES;
-            if (frames[node] != null) {
-                freed += frames[node].inflated() ? DeviceFrames.INFLATED_BYTES : DeviceFrames.COMPACT_BYTES;
-                frames[node] = null;
-            }
-            table.addMetadata(-freed);
-        }
+        dropIfEmpty(node);
         return true;
     }
 
@@ -202,16 +193,22 @@ public final class Block {
         }
         Bits.clearRange(writable[node], from, from + count);
         table.residentChanged(node, -removed);
-        if (Bits.count(resident[node]) == 0) {
-            resident[node] = null;
-            writable[node] = null;
-            long freed = 2 * BITMAP_BYTES;
-            if (frames[node] != null) {
-                freed += frames[node].inflated() ? DeviceFrames.INFLATED_BYTES : DeviceFrames.COMPACT_BYTES;
-                frames[node] = null;
-            }
-            table.addMetadata(-freed);
+        dropIfEmpty(node);
+    }
+
+    /** Frees the node's bitmaps and frame map once it holds no page of this block. */
+    private void dropIfEmpty(int node) {
+        if (Bits.count(resident[node]) != 0) {
+            return;
         }
+        resident[node] = null;
+        writable[node] = null;
+        long freed = 2 * BITMAP_BYTES;
+        if (frames[node] != null) {
+            freed += frames[node].inflated() ? DeviceFrames.INFLATED_BYTES : DeviceFrames.COMPACT_BYTES;
+            frames[node] = null;
+        }
+        table.addMetadata(-freed);
     }
 
     public void setWritable(int node, int page, boolean value) {

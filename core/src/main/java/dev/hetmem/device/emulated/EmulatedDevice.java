@@ -61,6 +61,8 @@ public final class EmulatedDevice implements DeviceDriver {
         this.computeThreads = b.computeThreads;
         this.pool = Libc.mmap(0, capacity, Libc.PROT_READ | Libc.PROT_WRITE,
                 Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE);
+        // device memory is managed in 2 MiB chunks, as on GPUs: back it with huge pages where the host allows
+        Libc.tryMadvise(pool, capacity, Libc.MADV_HUGEPAGE);
         if (b.populate) {
             // real device memory exists before it is used: fault the whole pool in now, so copies
             // into it measure copying and not the host kernel's page allocation
