@@ -27,8 +27,12 @@ public record Stats(List<NodeStats> nodes, long metadataBytes, long touchedBytes
                     bytes(n.residentBytes()), n.faults(), bytes(n.bytesMigrated(Trigger.FAULT)),
                     bytes(n.bytesMigrated(Trigger.PREFETCH)), bytes(n.bytesMigrated(Trigger.RELEASE))));
         }
-        s.append(String.format("metadata %s for %s touched (%.0f bytes per GiB)%n", bytes(metadataBytes),
-                bytes(touchedBytes), metadataPerGiB()));
+        s.append(String.format("metadata %s for %s touched", bytes(metadataBytes), bytes(touchedBytes)));
+        if (touchedBytes >= 256L << 20) {
+            // per GiB only where it means something: small scopes are dominated by fixed costs
+            s.append(String.format(" (%.0f bytes per GiB)", metadataPerGiB()));
+        }
+        s.append(String.format("%n"));
         return s.toString();
     }
 
