@@ -20,12 +20,13 @@ public record Stats(List<NodeStats> nodes, long metadataBytes, long touchedBytes
     /** A table for people: one line per node. */
     public String format() {
         StringBuilder s = new StringBuilder();
-        s.append(String.format("%-5s %-9s %12s %8s %14s %14s %14s%n", "node", "kind", "resident", "faults",
-                "in:fault", "in:prefetch", "in:release"));
+        s.append(String.format("%-5s %-9s %12s %8s %13s %13s %13s %13s%n", "node", "kind", "resident", "faults",
+                "in:fault", "in:prefetch", "in:release", "in:load"));
         for (NodeStats n : nodes) {
-            s.append(String.format("%-5d %-9s %12s %8d %14s %14s %14s%n", n.node().id(), n.node().kind(),
+            s.append(String.format("%-5d %-9s %12s %8d %13s %13s %13s %13s%n", n.node().id(), n.node().kind(),
                     bytes(n.residentBytes()), n.faults(), bytes(n.bytesMigrated(Trigger.FAULT)),
-                    bytes(n.bytesMigrated(Trigger.PREFETCH)), bytes(n.bytesMigrated(Trigger.RELEASE))));
+                    bytes(n.bytesMigrated(Trigger.PREFETCH)), bytes(n.bytesMigrated(Trigger.RELEASE)),
+                    bytes(n.bytesMigrated(Trigger.LOAD))));
         }
         s.append(String.format("metadata %s for %s touched", bytes(metadataBytes), bytes(touchedBytes)));
         if (touchedBytes >= 256L << 20) {

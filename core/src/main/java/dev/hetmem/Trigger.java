@@ -7,7 +7,9 @@ public enum Trigger {
     /** {@code advise(..., PREFETCH(node))}. */
     PREFETCH,
     /** {@link UnifiedMemory#release(int)}: a device dropped every frame, pages went home. */
-    RELEASE;
+    RELEASE,
+    /** {@link UnifiedMemory#load}: pages filled from a file. */
+    LOAD;
 
     static final Trigger[] ALL = values();
 }

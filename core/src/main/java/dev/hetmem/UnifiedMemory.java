@@ -6,6 +6,10 @@ import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.KernelBinding;
 import dev.hetmem.host.HostMapping;
 import dev.hetmem.host.HostReleasePolicy;
+import dev.hetmem.io.FileLoader;
+import dev.hetmem.io.LoadOptions;
+import dev.hetmem.io.LoadResult;
+import dev.hetmem.io.LoadTarget;
 import dev.hetmem.internal.DeviceNode;
 import dev.hetmem.internal.Lifecycle;
 import dev.hetmem.internal.Pins;
@@ -18,6 +22,8 @@ import dev.hetmem.observe.FaultEvent;
 import dev.hetmem.pagetable.Block;
 import dev.hetmem.phys.BuddyAllocator;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -229,6 +235,14 @@ public final class UnifiedMemory implements AutoCloseable {
         if (bytes <= 0 || bytes > MAX_REGION_BYTES) {
             throw new IllegalArgumentException("region size " + bytes + " must be in [1, " + MAX_REGION_BYTES + "] bytes");
         }
+        return allocateRegion(bytes, granularity);
+    }
+
+    /** Any size from 0: the loader gives an empty file an empty region. */
+    private Region allocateRegion(long bytes, long granularity) {
+        if (bytes < 0 || bytes > MAX_REGION_BYTES) {
+            throw new IllegalArgumentException("region size " + bytes + " must be in [0, " + MAX_REGION_BYTES + "] bytes");
+        }
         Checks.granularity(granularity);
         lifecycle.enter();
         try {
@@ -342,6 +356,58 @@ public final class UnifiedMemory implements AutoCloseable {
         }
         return moved;
     }
+
+    // ---- loading files ---------------------------------------------------------------------
+
+    /**
+     * Loads a file into a new region on {@code node} (seed 003): on the host with parallel O_DIRECT
+     * reads straight into the region's pages, overlapped with populating them; on a device through a
+     * bounded ring of bounce buffers handed to the device's copy path, so host memory stays within
+     * the ring. Falls back to buffered reads where O_DIRECT is refused, and says so in the result.
+     * On any failure nothing is left allocated.
+     */
+    public LoadResult load(Path path, int node, LoadOptions options) throws IOException {
+        Objects.requireNonNull(path, "path");
+        Objects.requireNonNull(options, "options");
+        checkNode(node);
+        lifecycle.checkOpen();
+        return FileLoader.load(loaderBridge, path, node, options);
+    }
+
+    public LoadResult load(Path path, int node) throws IOException {
+        return load(path, node, LoadOptions.defaults());
+    }
+
+    /** The loader's narrow view of this memory. */
+    private final LoadTarget loaderBridge = new LoadTarget() {
+        @Override
+        public Region allocateForLoad(long bytes) {
+            return allocateRegion(bytes, defaultGranularity);
+        }
+
+        @Override
+        public void fillDevice(Region region, long offset, long length, int node, long buffer) {
+            RegionState s = region.state();
+            s.lifecycle().enter();
+            try {
+                engine.fill(s, offset >>> Block.PAGE_SHIFT, Math.ceilDiv(offset + length, Block.PAGE_BYTES), node, buffer);
+            } finally {
+                s.lifecycle().exit();
+            }
+        }
+
+        @Override
+        public void prefetch(Region region, int node) {
+            if (region.size() > 0) {
+                advise(region, 0, region.size(), Advice.prefetch(node));
+            }
+        }
+
+        @Override
+        public boolean isDevice(int node) {
+            return node > 0;
+        }
+    };
 
     // ---- kernels ---------------------------------------------------------------------------
 

@@ -88,7 +88,9 @@ public final class HostMapping implements AutoCloseable {
     public synchronized void close() {
         if (!closed) {
             closed = true;
-            Libc.munmap(mappedStart, mappedLength);
+            if (mappedLength > 0) {
+                Libc.munmap(mappedStart, mappedLength);
+            }
         }
     }
 }

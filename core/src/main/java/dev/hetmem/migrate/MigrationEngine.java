@@ -173,6 +173,40 @@ public final class MigrationEngine implements AutoCloseable {
         }
     }
 
+    /**
+     * Fills untouched pages [from, to) of a region on device {@code target} with the bytes at host
+     * address {@code buffer} (the loader's device path: no host copy of the region is made). One
+     * batch: frames allocated, one copy, then mapped; undone if anything fails. Throws if any page
+     * is already resident somewhere, since its contents would be overwritten.
+     */
+    public void fill(RegionState region, long from, long to, int target, long buffer) {
+        if (target == 0) {
+            throw new IllegalArgumentException("fill targets a device; host pages are written in place");
+        }
+        List<Block> locked = lockAll(wholeRange(region, from, to));
+        try {
+            List<Run> runs = new ArrayList<>();
+            for (Block b : locked) {
+                int p0 = firstIn(b, from);
+                int p1 = endIn(region, b, to);
+                if (b.uniformHolders(p0, p1) != 0) {
+                    throw new IllegalStateException("pages [" + from + ", " + to + ") of " + region
+                            + " are not all untouched; a load only fills fresh pages");
+                }
+                Run run = new Run(region, b, p0, p1 - p0, Run.LOAD, 0, -1);
+                run.bufferAddress = buffer + (((b.index() << 9) + p0 - from) << Block.PAGE_SHIFT);
+                runs.add(run);
+            }
+            long now = System.nanoTime();
+            for (Block b : locked) {
+                b.touch(now);
+            }
+            executeBatch(runs, target, Trigger.LOAD, "batched");
+        } finally {
+            unlockAll(locked);
+        }
+    }
+
     /** Prefetch or release of a large range: batches of at most 1 GiB, each all-or-nothing. */
     public long migrateRange(RegionState region, long from, long to, int target, Trigger trigger, int onlyFrom) {
         long moved = 0;
@@ -529,7 +563,7 @@ public final class MigrationEngine implements AutoCloseable {
     private void revoke(List<Run> runs, int target) {
         VaRanges[] ranges = new VaRanges[nodes.length];
         for (Run r : runs) {
-            if (r.action == Run.POPULATE) {
+            if (r.action == Run.POPULATE || r.action == Run.LOAD) {
                 continue;
             }
             int others = r.holders & ~(1 << target) & ~1;
@@ -597,6 +631,10 @@ public final class MigrationEngine implements AutoCloseable {
                 if (target != 0) {
                     addFrames(toTarget, CopyBatch.ZERO, 0, r.frames, r.count);
                 }
+                continue;
+            }
+            if (r.action == Run.LOAD) {
+                addFrames(toTarget, CopyBatch.TO_DEVICE, r.bufferAddress, r.frames, r.count);
                 continue;
             }
             if (r.action != Run.MOVE) {
@@ -710,7 +748,7 @@ public final class MigrationEngine implements AutoCloseable {
             RegionState region = r.region;
             boolean anyReadOnly = region.attributes().anyReadOnly(r.page(), r.page() + r.count);
             // source copies go (device frames freed, host frames handed back)
-            int others = r.action == Run.POPULATE ? 0 : r.holders & ~(1 << target);
+            int others = r.action == Run.POPULATE || r.action == Run.LOAD ? 0 : r.holders & ~(1 << target);
             for (int n = Integer.numberOfTrailingZeros(others); others != 0; n = Integer.numberOfTrailingZeros(others)) {
                 others &= ~(1 << n);
                 if (n != 0) {
@@ -755,7 +793,7 @@ public final class MigrationEngine implements AutoCloseable {
                     }
                 }
             }
-            if (r.action == Run.MOVE) {
+            if (r.action == Run.MOVE || r.action == Run.LOAD) {
                 region.counters().migrated(target, trigger, r.count);
                 memoryCounters.migrated(target, trigger, r.count);
             }

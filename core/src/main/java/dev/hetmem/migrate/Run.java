@@ -15,6 +15,8 @@ final class Run {
     static final int MOVE = 2;
     /** Resident nowhere: the target gets zero-filled pages. */
     static final int POPULATE = 3;
+    /** Resident nowhere: the target gets pages filled from a host buffer ({@link #bufferAddress}). */
+    static final int LOAD = 4;
 
     final RegionState region;
     final Block block;
@@ -25,6 +27,8 @@ final class Run {
     final int holders;
     /** The node the data is copied from (MOVE only). */
     final int source;
+    /** For LOAD: where the run's first page's bytes are in host memory. */
+    long bufferAddress;
     /** Target frames, one per page (device targets of MOVE and POPULATE), filled by the allocate phase. */
     int[] frames;
     /** How many of {@link #frames} are really allocated (all, unless allocation failed part-way). */

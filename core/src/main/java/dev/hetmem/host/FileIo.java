@@ -1,0 +1,118 @@
+package dev.hetmem.host;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.nio.file.Path;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * File reads straight into native memory: open (with or without O_DIRECT), pread, close and
+ * posix_fadvise, bound through the foreign function API. These calls block on I/O, so they are
+ * ordinary downcalls: the calling thread is safepoint-safe while the disk works.
+ */
+public final class FileIo {
+    public static final int O_RDONLY = 0;
+    public static final int O_DIRECT = 0x4000;
+    public static final int O_CLOEXEC = 0x80000;
+    public static final int POSIX_FADV_DONTNEED = 4;
+    public static final int EINVAL = 22;
+    public static final int EINTR = 4;
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final MemoryLayout CALL_STATE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option ERRNO_OPTION = Linker.Option.captureCallState("errno");
+
+    private static final MethodHandle OPEN = bind("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
+    private static final MethodHandle PREAD = bind("pread", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+    private static final MethodHandle CLOSE = bind("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    private static final MethodHandle FADVISE = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("posix_fadvise").orElseThrow(),
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
+
+    private FileIo() {}
+
+    private static MethodHandle bind(String name, FunctionDescriptor fd) {
+        return LINKER.downcallHandle(LINKER.defaultLookup().find(name).orElseThrow(), fd, ERRNO_OPTION);
+    }
+
+    /** Opens a file for reading; returns the descriptor, or throws with errno's meaning. */
+    public static int open(Path path, int flags) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path.toString()), flags | O_CLOEXEC, 0);
+            if (fd < 0) {
+                throw new ErrnoException("open " + path, (int) ERRNO.get(state, 0L));
+            }
+            return fd;
+        } catch (IOException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /**
+     * Reads up to {@code length} bytes at file offset {@code offset} into native memory at
+     * {@code address}, retrying on EINTR; returns the bytes read (fewer only at end of file).
+     */
+    public static long pread(int fd, long address, long length, long offset) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            while (true) {
+                long n = (long) PREAD.invokeExact(state, fd, address, length, offset);
+                if (n >= 0) {
+                    return n;
+                }
+                int errno = (int) ERRNO.get(state, 0L);
+                if (errno != EINTR) {
+                    throw new ErrnoException("read of " + length + " bytes at offset " + offset, errno);
+                }
+            }
+        } catch (IOException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    public static void close(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            int ignored = (int) CLOSE.invokeExact(arena.allocate(CALL_STATE), fd);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** Asks the kernel to drop the file's cached pages (for cold-cache measurements); returns 0 or an errno. */
+    public static int dropCache(int fd) {
+        try {
+            return (int) FADVISE.invokeExact(fd, 0L, 0L, POSIX_FADV_DONTNEED);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** An I/O call failed; names the call and errno's meaning. */
+    public static final class ErrnoException extends IOException {
+        private final int errno;
+
+        public ErrnoException(String call, int errno) {
+            super(call + " failed: " + Libc.strerror(errno) + " (errno " + errno + ")");
+            this.errno = errno;
+        }
+
+        public int errno() {
+            return errno;
+        }
+    }
+}

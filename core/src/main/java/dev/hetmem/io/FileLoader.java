@@ -1,0 +1,316 @@
+package dev.hetmem.io;
+
+import dev.hetmem.Access;
+import dev.hetmem.HostView;
+import dev.hetmem.Region;
+import dev.hetmem.host.FileIo;
+import dev.hetmem.host.Libc;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.channels.FileChannel;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * Loads a file into a new region (seed 003).
+ *
+ * <p>Host target, overlapped: several threads read 4 MiB chunks with O_DIRECT straight into the
+ * region's pages while one more thread populates the pages ahead of them (MADV_POPULATE_WRITE), so
+ * the time is about T(first chunk populated) + max(T(populating the rest), T(I/O)).
+ *
+ * <p>Device target, overlapped: each reader owns a slice of a bounded ring of aligned bounce
+ * buffers; it reads a chunk into its slice and hands it to the device's copy path (the migration
+ * engine's fill) while the other readers read. Host memory beyond the ring is never used, whatever
+ * the file's size.
+ *
+ * <p>Where O_DIRECT is refused (tmpfs, some network file systems) the loader reads through the
+ * page cache and says so in the result. A file that is missing, unreadable, a directory, that
+ * changes size during the load, or whose read fails, gives an exception, and the half-loaded
+ * region is freed.
+ */
+public final class FileLoader {
+    private static final long PAGE = 4096;
+
+    private FileLoader() {}
+
+    public static LoadResult load(LoadTarget target, Path path, int node, LoadOptions options) throws IOException {
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(path.toString(), null, "no such file to load");
+        }
+        if (Files.isDirectory(path)) {
+            throw new IOException(path + " is a directory, not a file to load");
+        }
+        if (!Files.isReadable(path)) {
+            throw new AccessDeniedException(path.toString(), null, "not readable by this process");
+        }
+        long size = Files.size(path);
+        long t0 = System.nanoTime();
+        Region region = target.allocateForLoad(size);
+        try {
+            Outcome out = size == 0 ? new Outcome(false, "empty file", 0)
+                    : target.isDevice(node) && options.scheme() == LoadScheme.OVERLAPPED
+                    ? toDevice(target, region, path, size, node, options)
+                    : toHost(target, region, path, size, node, options);
+            long after = Files.size(path);
+            if (after != size) {
+                throw new IOException(path + " changed size during the load: " + size + " bytes before, " + after + " after");
+            }
+            return new LoadResult(region, node, size, System.nanoTime() - t0, options.scheme(), out.direct,
+                    out.fallbackReason, out.peakExtra);
+        } catch (IOException | RuntimeException | Error e) {
+            region.free();
+            throw e;
+        }
+    }
+
+    private record Outcome(boolean direct, String fallbackReason, long peakExtra) {}
+
+    /** Opens with O_DIRECT if asked and possible; returns fd and whether direct. */
+    private record Opened(int fd, boolean direct, String fallbackReason) {}
+
+    private static Opened open(Path path, boolean wantDirect) throws IOException {
+        if (!wantDirect) {
+            return new Opened(FileIo.open(path, FileIo.O_RDONLY), false, "buffered reads requested");
+        }
+        try {
+            return new Opened(FileIo.open(path, FileIo.O_RDONLY | FileIo.O_DIRECT), true, null);
+        } catch (FileIo.ErrnoException e) {
+            if (e.errno() != FileIo.EINVAL) {
+                throw e;
+            }
+            return new Opened(FileIo.open(path, FileIo.O_RDONLY), false,
+                    "the file system refused O_DIRECT (" + e.getMessage() + "); read through the page cache");
+        }
+    }
+
+    // ---- host target --------------------------------------------------------------------------
+
+    private static Outcome toHost(LoadTarget target, Region region, Path path, long size, int node, LoadOptions o)
+            throws IOException {
+        Outcome out;
+        try (HostView view = region.host(0, size, Access.WRITE)) {
+            long base = view.segment().address();
+            out = switch (o.scheme()) {
+                case MMAP -> copyMapped(path, view.segment(), size, o.progress());
+                case BUFFERED -> readStreams(path, base, size, 1, o, false, false);
+                case DIRECT -> readStreams(path, base, size, 1, o, true, false);
+                case OVERLAPPED -> readStreams(path, base, size, o.threads(), o, true, true);
+            };
+        }
+        if (node != 0) {
+            // the non-overlapped schemes reach a device the way programs do today: whole file on the host, then copied
+            target.prefetch(region, node);
+            return new Outcome(out.direct, out.fallbackReason, size);
+        }
+        return out;
+    }
+
+    private static Outcome copyMapped(Path path, MemorySegment dst, long size, LoadProgress progress) throws IOException {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
+            MemorySegment src = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            long step = 16L << 20;
+            for (long off = 0; off < size; off += step) {
+                long n = Math.min(step, size - off);
+                MemorySegment.copy(src, off, dst, off, n);
+                if (progress != null) {
+                    progress.progress(off + n, size);
+                }
+            }
+        }
+        return new Outcome(false, "memory-mapped copy", 0);
+    }
+
+    /**
+     * {@code streams} threads read chunks in turn straight into host memory at {@code base}; with
+     * {@code populateAhead} one more thread faults the pages in ahead of them.
+     */
+    private static Outcome readStreams(Path path, long base, long size, int streams, LoadOptions o, boolean direct,
+                                       boolean populateAhead) throws IOException {
+        Opened f = open(path, direct);
+        try {
+            long chunk = o.chunkBytes();
+            long chunks = Math.ceilDiv(size, chunk);
+            AtomicLong next = new AtomicLong();
+            AtomicLong done = new AtomicLong();
+            AtomicLong populated = new AtomicLong(populateAhead ? 0 : Long.MAX_VALUE);
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            List<Thread> threads = new ArrayList<>();
+            if (populateAhead) {
+                threads.add(Thread.ofPlatform().name("hetmem-load-populate").start(() -> {
+                    for (long c = 0; c < chunks && failure.get() == null; c++) {
+                        long off = c * chunk;
+                        long len = Math.min(chunk, roundUp(size) - off);
+                        if (Libc.tryMadvise(base + off, len, Libc.MADV_POPULATE_WRITE) != 0) {
+                            populated.set(Long.MAX_VALUE);   // the kernel lacks it: readers fault pages in themselves
+                            return;
+                        }
+                        populated.set(c + 1);
+                    }
+                    populated.set(Long.MAX_VALUE);
+                }));
+            }
+            Runnable reader = () -> {
+                try {
+                    long c;
+                    while (failure.get() == null && (c = next.getAndIncrement()) < chunks) {
+                        while (populated.get() <= c && failure.get() == null) {
+                            Thread.onSpinWait();
+                        }
+                        long off = c * chunk;
+                        long want = Math.min(chunk, size - off);
+                        readFully(f, base + off, want, off, size, path);
+                        long d = done.addAndGet(want);
+                        if (o.progress() != null) {
+                            o.progress().progress(d, size);
+                        }
+                    }
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t);
+                }
+            };
+            for (int i = 1; i < streams; i++) {
+                threads.add(Thread.ofPlatform().name("hetmem-load-" + i).start(reader));
+            }
+            reader.run();
+            joinAll(threads);
+            rethrow(failure.get());
+            return new Outcome(f.direct, f.fallbackReason, 0);
+        } finally {
+            FileIo.close(f.fd);
+        }
+    }
+
+    /**
+     * Reads [offset, offset+want) of the file into {@code address}. O_DIRECT lengths are rounded up
+     * to whole pages (the destination always has room: regions and ring slices are page multiples).
+     */
+    private static void readFully(Opened f, long address, long want, long offset, long size, Path path) throws IOException {
+        long got = 0;
+        while (got < want) {
+            long len = f.direct ? roundUp(want - got) : want - got;
+            long n = FileIo.pread(f.fd, address + got, len, offset + got);
+            if (n == 0) {
+                throw new IOException(path + " shrank during the load: reading ended at byte " + (offset + got)
+                        + " of the " + size + " it had when the load began");
+            }
+            got += n;
+            if (f.direct && got < want && (got & (PAGE - 1)) != 0) {
+                // a short direct read that is not at the end of the file: finish through the page cache
+                throw new IOException(path + ": short direct read of " + n + " bytes at offset " + (offset + got - n)
+                        + " before the end of the file; the file changed during the load");
+            }
+        }
+    }
+
+    // ---- device target ------------------------------------------------------------------------
+
+    private static Outcome toDevice(LoadTarget target, Region region, Path path, long size, int node, LoadOptions o)
+            throws IOException {
+        int streams = o.threads();
+        long slice = Math.max(PAGE, (o.ringBytes() / streams) & -PAGE);
+        long chunk = Math.min(o.chunkBytes(), slice);
+        long ring = slice * streams;
+        Opened f = open(path, true);
+        long buffers = Libc.mmap(0, ring, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
+        try {
+            long chunks = Math.ceilDiv(size, chunk);
+            AtomicLong next = new AtomicLong();
+            AtomicLong done = new AtomicLong();
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            List<Thread> threads = new ArrayList<>();
+            for (int i = 1; i < streams; i++) {
+                Runnable worker = ringWorker(target, region, f, path, size, node, chunk, chunks, buffers + i * slice,
+                        next, done, failure, o.progress());
+                threads.add(Thread.ofPlatform().name("hetmem-load-" + i).start(worker));
+            }
+            // the caller is stream 0
+            ringWorker(target, region, f, path, size, node, chunk, chunks, buffers, next, done, failure, o.progress()).run();
+            joinAll(threads);
+            rethrow(failure.get());
+            return new Outcome(f.direct, f.fallbackReason, ring);
+        } finally {
+            Libc.munmap(buffers, ring);
+            FileIo.close(f.fd);
+        }
+    }
+
+    /** One stream of the device path: read a chunk into its own ring slice, hand it to the device, repeat. */
+    private static Runnable ringWorker(LoadTarget target, Region region, Opened f, Path path, long size, int node,
+                                       long chunk, long chunks, long buffer, AtomicLong next, AtomicLong done,
+                                       AtomicReference<Throwable> failure, LoadProgress progress) {
+        return () -> {
+            try {
+                long c;
+                while (failure.get() == null && (c = next.getAndIncrement()) < chunks) {
+                    long off = c * chunk;
+                    long want = Math.min(chunk, size - off);
+                    readFully(f, buffer, want, off, size, path);
+                    long pageBytes = roundUp(want);
+                    if (pageBytes > want) {
+                        // bytes past the end of the file in the last page read as zeros, as on the host
+                        Libc.memset(buffer + want, 0, pageBytes - want);
+                    }
+                    target.fillDevice(region, off, pageBytes, node, buffer);
+                    long d = done.addAndGet(want);
+                    if (progress != null) {
+                        progress.progress(d, size);
+                    }
+                }
+            } catch (Throwable t) {
+                failure.compareAndSet(null, t);
+            }
+        };
+    }
+
+    // ---- helpers ------------------------------------------------------------------------------
+
+    private static long roundUp(long bytes) {
+        return (bytes + PAGE - 1) & -PAGE;
+    }
+
+    private static void joinAll(List<Thread> threads) {
+        boolean interrupted = false;
+        for (Thread t : threads) {
+            while (true) {
+                try {
+                    t.join();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static void rethrow(Throwable t) throws IOException {
+        if (t == null) {
+            return;
+        }
+        if (t instanceof IOException io) {
+            throw io;
+        }
+        if (t instanceof UncheckedIOException u) {
+            throw u.getCause();
+        }
+        if (t instanceof RuntimeException re) {
+            throw re;
+        }
+        if (t instanceof Error err) {
+            throw err;
+        }
+        throw new IOException(t);
+    }
+}

@@ -1,0 +1,247 @@
+package dev.hetmem.io;
+
+import java.math.BigDecimal;
+import java.math.BigInteger;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A strict JSON (RFC 8259) reader for headers of untrusted files: objects become LinkedHashMaps,
+ * arrays Lists, integers BigIntegers, other numbers BigDecimals. Nesting is limited (no stack
+ * overflow on hostile input) and duplicate keys are refused (a header naming one tensor twice is
+ * ambiguous). Errors say where.
+ */
+final class JsonReader {
+    static final int MAX_DEPTH = 64;
+
+    static final class JsonException extends Exception {
+        JsonException(String message, int at) {
+            super(message + " at character " + at);
+        }
+    }
+
+    private final String s;
+    private int i;
+
+    private JsonReader(String s) {
+        this.s = s;
+    }
+
+    static Object parse(String text) throws JsonException {
+        JsonReader r = new JsonReader(text);
+        r.skipSpace();
+        Object v = r.value(0);
+        r.skipSpace();
+        if (r.i != text.length()) {
+            throw new JsonException("trailing characters after the JSON value", r.i);
+        }
+        return v;
+    }
+
+    private Object value(int depth) throws JsonException {
+        if (depth > MAX_DEPTH) {
+            throw new JsonException("nesting deeper than " + MAX_DEPTH, i);
+        }
+        if (i >= s.length()) {
+            throw new JsonException("unexpected end of input", i);
+        }
+        char c = s.charAt(i);
+        return switch (c) {
+            case '{' -> object(depth);
+            case '[' -> array(depth);
+            case '"' -> string();
+            case 't' -> literal("true", Boolean.TRUE);
+            case 'f' -> literal("false", Boolean.FALSE);
+            case 'n' -> literal("null", null);
+            default -> {
+                if (c == '-' || (c >= '0' && c <= '9')) {
+                    yield number();
+                }
+                throw new JsonException("unexpected character '" + c + "'", i);
+            }
+        };
+    }
+
+    private Map<String, Object> object(int depth) throws JsonException {
+        i++;
+        Map<String, Object> m = new LinkedHashMap<>();
+        skipSpace();
+        if (peek() == '}') {
+            i++;
+            return m;
+        }
+        while (true) {
+            skipSpace();
+            if (peek() != '"') {
+                throw new JsonException("expected a string key", i);
+            }
+            int at = i;
+            String key = string();
+            skipSpace();
+            expect(':');
+            skipSpace();
+            Object v = value(depth + 1);
+            if (m.containsKey(key)) {
+                throw new JsonException("duplicate key \"" + key + "\"", at);
+            }
+            m.put(key, v);
+            skipSpace();
+            char c = peek();
+            i++;
+            if (c == '}') {
+                return m;
+            }
+            if (c != ',') {
+                throw new JsonException("expected ',' or '}'", i - 1);
+            }
+        }
+    }
+
+    private List<Object> array(int depth) throws JsonException {
+        i++;
+        List<Object> l = new ArrayList<>();
+        skipSpace();
+        if (peek() == ']') {
+            i++;
+            return l;
+        }
+        while (true) {
+            skipSpace();
+            l.add(value(depth + 1));
+            skipSpace();
+            char c = peek();
+            i++;
+            if (c == ']') {
+                return l;
+            }
+            if (c != ',') {
+                throw new JsonException("expected ',' or ']'", i - 1);
+            }
+        }
+    }
+
+    private String string() throws JsonException {
+        int start = i;
+        i++;
+        StringBuilder b = new StringBuilder();
+        while (true) {
+            if (i >= s.length()) {
+                throw new JsonException("unterminated string", start);
+            }
+            char c = s.charAt(i++);
+            if (c == '"') {
+                return b.toString();
+            }
+            if (c < 0x20) {
+                throw new JsonException("control character in a string", i - 1);
+            }
+            if (c != '\\') {
+                b.append(c);
+                continue;
+            }
+            if (i >= s.length()) {
+                throw new JsonException("unterminated escape", i);
+            }
+            char e = s.charAt(i++);
+            switch (e) {
+                case '"' -> b.append('"');
+                case '\\' -> b.append('\\');
+                case '/' -> b.append('/');
+                case 'b' -> b.append('\b');
+                case 'f' -> b.append('\f');
+                case 'n' -> b.append('\n');
+                case 'r' -> b.append('\r');
+                case 't' -> b.append('\t');
+                case 'u' -> {
+                    if (i + 4 > s.length()) {
+                        throw new JsonException("short \\u escape", i);
+                    }
+                    try {
+                        b.append((char) Integer.parseInt(s.substring(i, i + 4), 16));
+                    } catch (NumberFormatException ex) {
+                        throw new JsonException("bad \\u escape", i);
+                    }
+                    i += 4;
+                }
+                default -> throw new JsonException("bad escape '\\" + e + "'", i - 1);
+            }
+        }
+    }
+
+    private Object number() throws JsonException {
+        int start = i;
+        if (peek() == '-') {
+            i++;
+        }
+        if (peek() == '0') {
+            i++;
+        } else if (peek() >= '1' && peek() <= '9') {
+            while (peek() >= '0' && peek() <= '9') {
+                i++;
+            }
+        } else {
+            throw new JsonException("bad number", start);
+        }
+        boolean integer = true;
+        if (peek() == '.') {
+            integer = false;
+            i++;
+            if (!(peek() >= '0' && peek() <= '9')) {
+                throw new JsonException("bad fraction", i);
+            }
+            while (peek() >= '0' && peek() <= '9') {
+                i++;
+            }
+        }
+        if (peek() == 'e' || peek() == 'E') {
+            integer = false;
+            i++;
+            if (peek() == '+' || peek() == '-') {
+                i++;
+            }
+            if (!(peek() >= '0' && peek() <= '9')) {
+                throw new JsonException("bad exponent", i);
+            }
+            while (peek() >= '0' && peek() <= '9') {
+                i++;
+            }
+        }
+        String t = s.substring(start, i);
+        if (t.length() > 400) {
+            throw new JsonException("number of " + t.length() + " digits", start);
+        }
+        return integer ? new BigInteger(t) : new BigDecimal(t);
+    }
+
+    private Object literal(String word, Object v) throws JsonException {
+        if (!s.startsWith(word, i)) {
+            throw new JsonException("unexpected token", i);
+        }
+        i += word.length();
+        return v;
+    }
+
+    private char peek() {
+        return i < s.length() ? s.charAt(i) : '\0';
+    }
+
+    private void expect(char c) throws JsonException {
+        if (peek() != c) {
+            throw new JsonException("expected '" + c + "'", i);
+        }
+        i++;
+    }
+
+    private void skipSpace() {
+        while (i < s.length()) {
+            char c = s.charAt(i);
+            if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+                i++;
+            } else {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+package dev.hetmem.io;
+
+import dev.hetmem.Region;
+import dev.hetmem.UnifiedMemory;
+
+import java.io.IOException;
+import java.math.BigInteger;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import static dev.hetmem.io.SafeTensorsException.Kind.*;
+
+/**
+ * A safetensors model file loaded into a region: 8 bytes of little-endian header length, a UTF-8
+ * JSON header naming each tensor's dtype, shape and data offsets, then the data. The header is read
+ * and validated first, with the reference implementation's rules, so a bad file costs no data I/O;
+ * then the whole file is loaded (overlapped direct I/O, to the host or straight to a device) and
+ * each tensor is a slice of the region.
+ *
+ * <p>Closing frees the region.
+ */
+public final class SafeTensors implements AutoCloseable {
+    /** The reference implementation's limit on the header. */
+    public static final long MAX_HEADER_BYTES = 100_000_000L;
+
+    private final Region region;
+    private final Map<String, String> metadata;
+    private final List<Tensor> tensors;
+    private final Map<String, Tensor> byName;
+    private final LoadResult load;
+
+    private SafeTensors(Region region, Map<String, String> metadata, List<Tensor> tensors, LoadResult load) {
+        this.region = region;
+        this.metadata = metadata;
+        this.tensors = tensors;
+        this.load = load;
+        Map<String, Tensor> m = new LinkedHashMap<>();
+        for (Tensor t : tensors) {
+            m.put(t.name(), t);
+        }
+        this.byName = Collections.unmodifiableMap(m);
+    }
+
+    public static SafeTensors load(UnifiedMemory mem, Path path, int node) throws IOException {
+        return load(mem, path, node, LoadOptions.defaults());
+    }
+
+    public static SafeTensors load(UnifiedMemory mem, Path path, int node, LoadOptions options) throws IOException {
+        Header h = readHeader(path);
+        LoadResult r = mem.load(path, node, options);
+        try {
+            long dataStart = 8 + h.headerBytes;
+            if (r.bytes() != dataStart + h.dataBytes) {
+                throw new IOException(path + " changed between reading its header and loading it: " + r.bytes()
+                        + " bytes loaded, header describes " + (dataStart + h.dataBytes));
+            }
+            List<Tensor> ts = new ArrayList<>();
+            for (Entry e : h.entries) {
+                ts.add(new Tensor(e.name, e.dtype, e.shape, r.region(), dataStart + e.begin, e.end - e.begin));
+            }
+            return new SafeTensors(r.region(), h.metadata, List.copyOf(ts), r);
+        } catch (IOException | RuntimeException e) {
+            r.region().free();
+            throw e;
+        }
+    }
+
+    public Region region() {
+        return region;
+    }
+
+    /** The tensors in data order. */
+    public List<Tensor> tensors() {
+        return tensors;
+    }
+
+    public Tensor tensor(String name) {
+        Tensor t = byName.get(name);
+        if (t == null) {
+            throw new IllegalArgumentException("no tensor named \"" + name + "\" (the file has " + tensors.size() + ")");
+        }
+        return t;
+    }
+
+    /** The header's {@code __metadata__}, empty when it has none. */
+    public Map<String, String> metadata() {
+        return metadata;
+    }
+
+    public LoadResult loadResult() {
+        return load;
+    }
+
+    @Override
+    public void close() {
+        if (!region.isFreed()) {
+            region.free();
+        }
+    }
+
+    // ---- the header -------------------------------------------------------------------------
+
+    private record Entry(String name, DType dtype, long[] shape, long begin, long end) {}
+
+    /** A validated header: its length, metadata, tensors in data order, and the data length it describes. */
+    record Header(long headerBytes, Map<String, String> metadata, List<Entry> entries, long dataBytes) {}
+
+    /** Reads and validates the header as the reference implementation does. */
+    static Header readHeader(Path path) throws IOException {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            long fileBytes = ch.size();
+            if (fileBytes < 8) {
+                throw new SafeTensorsException(HEADER_TOO_SMALL, path + " has " + fileBytes
+                        + " bytes, fewer than the 8 of a safetensors header length");
+            }
+            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+            readFully(ch, len, 0);
+            long n = len.getLong(0);
+            if (n < 0 || n > MAX_HEADER_BYTES) {
+                throw new SafeTensorsException(HEADER_TOO_LARGE, path + ": header length "
+                        + Long.toUnsignedString(n) + " is over the limit of " + MAX_HEADER_BYTES + " bytes");
+            }
+            if (8 + n > fileBytes) {
+                throw new SafeTensorsException(INVALID_HEADER_LENGTH, path + ": header length " + n
+                        + " runs past the end of the file (" + fileBytes + " bytes, header would end at " + (8 + n) + ")");
+            }
+            ByteBuffer raw = ByteBuffer.allocate((int) n);
+            readFully(ch, raw, 8);
+            raw.flip();
+            String text;
+            try {
+                text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                        .onUnmappableCharacter(CodingErrorAction.REPORT).decode(raw).toString();
+            } catch (CharacterCodingException e) {
+                throw new SafeTensorsException(INVALID_HEADER, path + ": the " + n + "-byte header is not valid UTF-8 ("
+                        + e.getMessage() + ")");
+            }
+            return parse(path, text, n, fileBytes);
+        }
+    }
+
+    private static void readFully(FileChannel ch, ByteBuffer b, long at) throws IOException {
+        long pos = at;
+        while (b.hasRemaining()) {
+            int r = ch.read(b, pos);
+            if (r < 0) {
+                throw new IOException("unexpected end of file at byte " + pos);
+            }
+            pos += r;
+        }
+    }
+
+    static Header parse(Path path, String text, long headerBytes, long fileBytes) throws SafeTensorsException {
+        Object root;
+        try {
+            root = JsonReader.parse(text);
+        } catch (JsonReader.JsonException e) {
+            throw new SafeTensorsException(INVALID_HEADER_DESERIALIZATION, path + ": header is not valid JSON: " + e.getMessage());
+        }
+        if (!(root instanceof Map<?, ?> map)) {
+            throw new SafeTensorsException(INVALID_HEADER_START, path + ": header is not a JSON object");
+        }
+        Map<String, String> metadata = Map.of();
+        List<Entry> entries = new ArrayList<>();
+        for (Map.Entry<?, ?> e : map.entrySet()) {
+            String name = (String) e.getKey();
+            if (name.equals("__metadata__")) {
+                metadata = metadata(path, e.getValue());
+                continue;
+            }
+            entries.add(entry(path, name, e.getValue()));
+        }
+        entries.sort(Comparator.comparingLong(Entry::begin).thenComparingLong(Entry::end));
+        long start = 0;
+        for (Entry t : entries) {
+            if (t.begin != start || t.end < t.begin) {
+                throw new SafeTensorsException(INVALID_OFFSET, path + ": tensor \"" + t.name + "\" has data_offsets ["
+                        + t.begin + ", " + t.end + "] but the previous tensor ends at " + start
+                        + (t.begin > start ? " (a hole)" : t.begin < start ? " (overlap)" : " (end before begin)"));
+            }
+            start = t.end;
+            long elements = 1;
+            for (long d : t.shape) {
+                elements = multiply(path, t.name, elements, d);
+            }
+            long bits = multiply(path, t.name, elements, t.dtype.bits());
+            if (bits % 8 != 0) {
+                throw new SafeTensorsException(MISALIGNED_SLICE, path + ": tensor \"" + t.name + "\" of " + elements
+                        + " " + t.dtype + " elements is " + bits + " bits, not a whole number of bytes");
+            }
+            if (bits / 8 != t.end - t.begin) {
+                throw new SafeTensorsException(TENSOR_INVALID_INFO, path + ": tensor \"" + t.name + "\" has shape "
+                        + java.util.Arrays.toString(t.shape) + " of " + t.dtype + " = " + bits / 8
+                        + " bytes, but data_offsets [" + t.begin + ", " + t.end + "] hold " + (t.end - t.begin));
+            }
+        }
+        long dataBytes = fileBytes - 8 - headerBytes;
+        if (start != dataBytes) {
+            throw new SafeTensorsException(METADATA_INCOMPLETE_BUFFER, path + ": tensors cover " + start
+                    + " bytes of data but the file has " + dataBytes + " after its header");
+        }
+        return new Header(headerBytes, metadata, List.copyOf(entries), dataBytes);
+    }
+
+    private static long multiply(Path path, String name, long a, long b) throws SafeTensorsException {
+        try {
+            return Math.multiplyExact(a, b);
+        } catch (ArithmeticException e) {
+            throw new SafeTensorsException(VALIDATION_OVERFLOW, path + ": tensor \"" + name
+                    + "\": shape product times element size overflows 64 bits (" + a + " x " + b + ")");
+        }
+    }
+
+    private static Map<String, String> metadata(Path path, Object v) throws SafeTensorsException {
+        if (!(v instanceof Map<?, ?> m)) {
+            throw new SafeTensorsException(INVALID_METADATA, path + ": __metadata__ is not an object of strings");
+        }
+        Map<String, String> out = new LinkedHashMap<>();
+        for (Map.Entry<?, ?> e : m.entrySet()) {
+            if (!(e.getValue() instanceof String s)) {
+                throw new SafeTensorsException(INVALID_METADATA, path + ": __metadata__ value of \"" + e.getKey()
+                        + "\" is not a string");
+            }
+            out.put((String) e.getKey(), s);
+        }
+        return Collections.unmodifiableMap(out);
+    }
+
+    private static Entry entry(Path path, String name, Object v) throws SafeTensorsException {
+        if (!(v instanceof Map<?, ?> m)) {
+            throw new SafeTensorsException(INVALID_HEADER_DESERIALIZATION, path + ": tensor \"" + name + "\" is not an object");
+        }
+        Object dt = m.get("dtype");
+        if (!(dt instanceof String dts)) {
+            throw new SafeTensorsException(INVALID_HEADER_DESERIALIZATION, path + ": tensor \"" + name + "\" has no string dtype");
+        }
+        DType dtype;
+        try {
+            dtype = DType.valueOf(dts);
+        } catch (IllegalArgumentException e) {
+            throw new SafeTensorsException(UNKNOWN_DTYPE, path + ": tensor \"" + name + "\" has unknown dtype \"" + dts
+                    + "\" (known: " + java.util.Arrays.toString(DType.values()) + ")");
+        }
+        long[] shape = longs(path, name, "shape", m.get("shape"), -1);
+        long[] offsets = longs(path, name, "data_offsets", m.get("data_offsets"), 2);
+        return new Entry(name, dtype, shape, offsets[0], offsets[1]);
+    }
+
+    private static final BigInteger MAX = BigInteger.valueOf(Long.MAX_VALUE);
+
+    private static long[] longs(Path path, String name, String field, Object v, int count) throws SafeTensorsException {
+        if (!(v instanceof List<?> l) || (count >= 0 && l.size() != count)) {
+            throw new SafeTensorsException(INVALID_HEADER_DESERIALIZATION, path + ": tensor \"" + name + "\" field "
+                    + field + " is not " + (count >= 0 ? "an array of " + count + " integers" : "an array of integers"));
+        }
+        long[] out = new long[l.size()];
+        for (int i = 0; i < out.length; i++) {
+            if (!(l.get(i) instanceof BigInteger b) || b.signum() < 0) {
+                throw new SafeTensorsException(INVALID_HEADER_DESERIALIZATION, path + ": tensor \"" + name + "\" field "
+                        + field + "[" + i + "] = " + l.get(i) + " is not a non-negative integer");
+            }
+            if (b.compareTo(MAX) > 0) {
+                throw new SafeTensorsException(VALIDATION_OVERFLOW, path + ": tensor \"" + name + "\" field "
+                        + field + "[" + i + "] = " + b + " does not fit 63 bits");
+            }
+            out[i] = b.longValue();
+        }
+        return out;
+    }
+}

@@ -1,0 +1,267 @@
+package dev.hetmem.io;
+
+import dev.hetmem.Access;
+import dev.hetmem.HostView;
+import dev.hetmem.PageSnapshot;
+import dev.hetmem.Region;
+import dev.hetmem.UnifiedMemory;
+import dev.hetmem.device.emulated.EmulatedDevice;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Files into regions, byte for byte, on the host and on the device. */
+class LoaderTest {
+    static final long MiB = 1L << 20;
+    /** On the build's own disk (ext4 here), not /tmp, which may be tmpfs without O_DIRECT. */
+    static final Path DIR = Path.of("target", "loader-test-files").toAbsolutePath();
+
+    static UnifiedMemory mem;
+
+    @BeforeAll
+    static void setUp() throws IOException {
+        Files.createDirectories(DIR);
+        mem = UnifiedMemory.builder().device(EmulatedDevice.builder().capacity(256 * MiB).build()).copyThreads(2).build();
+    }
+
+    @AfterAll
+    static void tearDown() {
+        mem.close();
+    }
+
+    /** A file of {@code size} pseudo-random bytes. */
+    static Path file(String name, long size, long seed) throws IOException {
+        Path p = DIR.resolve(name);
+        SplittableRandom rnd = new SplittableRandom(seed);
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING)) {
+            ByteBuffer b = ByteBuffer.allocate(1 << 20);
+            long left = size;
+            while (left > 0) {
+                b.clear();
+                int n = (int) Math.min(b.capacity(), left);
+                for (int i = 0; i < n; i++) {
+                    b.put((byte) rnd.nextInt());
+                }
+                b.flip();
+                while (b.hasRemaining()) {
+                    ch.write(b);
+                }
+                left -= n;
+            }
+        }
+        return p;
+    }
+
+    static void sameBytes(Path p, Region r) throws IOException {
+        long size = Files.size(p);
+        assertEquals(size, r.size());
+        if (size == 0) {
+            return;
+        }
+        try (FileChannel ch = FileChannel.open(p); HostView v = r.host(0, size, Access.READ)) {
+            MemorySegment seg = v.segment();
+            ByteBuffer b = ByteBuffer.allocate(1 << 20);
+            long off = 0;
+            while (off < size) {
+                b.clear();
+                int n = ch.read(b, off);
+                for (int i = 0; i < n; i++) {
+                    if (b.get(i) != seg.get(ValueLayout.JAVA_BYTE, off + i)) {
+                        assertEquals(b.get(i), seg.get(ValueLayout.JAVA_BYTE, off + i), "byte " + (off + i) + " of " + size);
+                    }
+                }
+                off += n;
+            }
+        }
+    }
+
+    static Stream<Long> sizes() {
+        return Stream.of(0L, 1L, 4095L, 4096L, 4097L, 2 * MiB - 1, 2 * MiB + 1, 100 * MiB + 3);
+    }
+
+    @ParameterizedTest
+    @MethodSource("sizes")
+    void loadsToTheHostByteForByte(long size) throws IOException {
+        Path p = file("host-" + size, size, size);
+        LoadResult r = mem.load(p, 0);
+        try {
+            sameBytes(p, r.region());
+            assertEquals(size, r.bytes());
+            if (size > 0) {
+                assertTrue(r.direct(), "O_DIRECT on the build's disk: " + r.fallbackReason());
+                assertEquals(0, r.peakExtraHostBytes());
+                assertEquals(r.region().snapshot(0, size).pages(), r.region().snapshot(0, size).countOn(0));
+            }
+        } finally {
+            r.region().free();
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("sizes")
+    void loadsToTheDeviceByteForByteWithinTheRing(long size) throws IOException {
+        Path p = file("dev-" + size, size, size + 7);
+        LoadOptions o = LoadOptions.defaults().withRingBytes(8 * MiB).withChunkBytes(MiB);
+        LoadResult r = mem.load(p, 1, o);
+        try {
+            if (size > 0) {
+                PageSnapshot s = r.region().snapshot(0, size);
+                assertEquals(s.pages(), s.countOn(1), "every page on the device, none on the host");
+                assertEquals(0, s.countOn(0));
+                assertTrue(r.peakExtraHostBytes() <= 8 * MiB, "ring of " + r.peakExtraHostBytes());
+                assertTrue(r.direct());
+            }
+            assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
+            sameBytes(p, r.region());   // faults the pages home
+        } finally {
+            r.region().free();
+        }
+    }
+
+    @Test
+    void everySchemeLoadsTheSameBytes() throws IOException {
+        Path p = file("schemes", 9 * MiB + 123, 99);
+        for (LoadScheme s : LoadScheme.values()) {
+            for (int node : new int[] {0, 1}) {
+                LoadResult r = mem.load(p, node, LoadOptions.defaults().withScheme(s));
+                try {
+                    sameBytes(p, r.region());
+                } finally {
+                    r.region().free();
+                }
+            }
+        }
+    }
+
+    @Test
+    void progressReachesTheTotal() throws IOException {
+        Path p = file("progress", 20 * MiB + 5, 3);
+        AtomicLong last = new AtomicLong();
+        LoadResult r = mem.load(p, 0, LoadOptions.defaults().withProgress((done, total) -> {
+            assertEquals(20 * MiB + 5, total);
+            last.accumulateAndGet(done, Math::max);
+        }));
+        r.region().free();
+        assertEquals(20 * MiB + 5, last.get());
+    }
+
+    /**
+     * A file system without O_DIRECT: tmpfs gained it in Linux 6.6, so a ramfs is mounted for the
+     * test. That takes root: CI runs as root and must run this; elsewhere it is skipped without it.
+     */
+    @Test
+    void aFileSystemWithoutDirectIoFallsBackToBufferedReadsAndSaysSo() throws Exception {
+        Path mnt = DIR.resolve("ramfs");
+        Files.createDirectories(mnt);
+        boolean root = "root".equals(System.getProperty("user.name"));
+        if (!"true".equals(System.getenv("CI"))) {
+            org.junit.jupiter.api.Assumptions.assumeTrue(root, "mounting a ramfs needs root");
+        }
+        run("mount", "-t", "ramfs", "ramfs", mnt.toString());
+        try {
+            Path p = mnt.resolve("no-direct");
+            Files.write(p, new byte[10_000]);
+            for (int node : new int[] {0, 1}) {
+                LoadResult r = mem.load(p, node);
+                try {
+                    assertTrue(!r.direct(), "ramfs has no O_DIRECT");
+                    assertTrue(r.fallbackReason().contains("O_DIRECT"), r.fallbackReason());
+                    sameBytes(p, r.region());
+                } finally {
+                    r.region().free();
+                }
+            }
+        } finally {
+            run("umount", mnt.toString());
+        }
+    }
+
+    private static void run(String... command) throws Exception {
+        Process pr = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String out = new String(pr.getInputStream().readAllBytes());
+        assertEquals(0, pr.waitFor(), String.join(" ", command) + ": " + out);
+    }
+
+    @Test
+    void badPathsAreClearErrorsAndLeaveNothingAllocated() throws IOException {
+        int before = mem.regions().size();
+        var missing = assertThrows(NoSuchFileException.class, () -> mem.load(DIR.resolve("nope"), 0));
+        assertTrue(missing.getMessage().contains("nope"), missing.getMessage());
+        var dir = assertThrows(IOException.class, () -> mem.load(DIR, 0));
+        assertTrue(dir.getMessage().contains("is a directory"), dir.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> mem.load(file("x", 10, 1), 9));
+        assertEquals(before, mem.regions().size());
+    }
+
+    @Test
+    void aFileThatShrinksDuringTheLoadFailsAndLeavesNothing() throws IOException {
+        Path p = file("shrinks", 64 * MiB, 5);
+        int before = mem.regions().size();
+        AtomicBoolean cut = new AtomicBoolean();
+        LoadOptions o = LoadOptions.defaults().withThreads(1).withChunkBytes(MiB).withProgress((done, total) -> {
+            if (cut.compareAndSet(false, true)) {
+                try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
+                    ch.truncate(3 * MiB);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            }
+        });
+        for (int node : new int[] {0, 1}) {
+            cut.set(false);
+            file("shrinks", 64 * MiB, 5);
+            IOException e = assertThrows(IOException.class, () -> mem.load(p, node, o));
+            assertTrue(e.getMessage().contains("shrank") || e.getMessage().contains("changed size"), e.getMessage());
+            assertEquals(before, mem.regions().size(), "the half-loaded region was freed");
+        }
+        assertEquals(256 * MiB, mem.stats().node(1).freeBytes(), "no device frame leaked");
+    }
+
+    @Test
+    void aFileThatGrowsDuringTheLoadFailsAndLeavesNothing() throws IOException {
+        Path p = file("grows", 16 * MiB, 6);
+        int before = mem.regions().size();
+        AtomicBoolean grown = new AtomicBoolean();
+        LoadOptions o = LoadOptions.defaults().withThreads(1).withChunkBytes(MiB).withProgress((done, total) -> {
+            if (grown.compareAndSet(false, true)) {
+                try {
+                    Files.write(p, new byte[4096], StandardOpenOption.APPEND);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            }
+        });
+        IOException e = assertThrows(IOException.class, () -> mem.load(p, 0, o));
+        assertTrue(e.getMessage().contains("changed size") && e.getMessage().contains(String.valueOf(16 * MiB)), e.getMessage());
+        assertEquals(before, mem.regions().size());
+    }
+
+    @Test
+    void optionsRefuseBadValues() {
+        assertThrows(IllegalArgumentException.class, () -> LoadOptions.defaults().withThreads(0));
+        assertThrows(IllegalArgumentException.class, () -> LoadOptions.defaults().withChunkBytes(1000));
+        var e = assertThrows(IllegalArgumentException.class, () -> LoadOptions.defaults().withRingBytes(1024));
+        assertTrue(e.getMessage().contains("1024"), e.getMessage());
+    }
+}

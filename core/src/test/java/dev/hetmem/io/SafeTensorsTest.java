@@ -1,0 +1,181 @@
+package dev.hetmem.io;
+
+import dev.hetmem.Access;
+import dev.hetmem.HostView;
+import dev.hetmem.UnifiedMemory;
+import dev.hetmem.device.emulated.EmulatedDevice;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static dev.hetmem.io.SafeTensorsException.Kind.*;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class SafeTensorsTest {
+    static final Path DIR = Path.of("target", "safetensors-test-files").toAbsolutePath();
+    static UnifiedMemory mem;
+
+    @BeforeAll
+    static void setUp() throws IOException {
+        Files.createDirectories(DIR);
+        mem = UnifiedMemory.builder().device(EmulatedDevice.builder().capacity(64L << 20).build()).copyThreads(2).build();
+    }
+
+    @AfterAll
+    static void tearDown() {
+        mem.close();
+    }
+
+    /** A file: 8-byte little-endian {@code declaredLength}, then header bytes, then data. */
+    static Path write(String name, long declaredLength, byte[] header, byte[] data) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(declaredLength).array());
+        out.write(header);
+        out.write(data);
+        Path p = DIR.resolve(name + ".safetensors");
+        Files.write(p, out.toByteArray());
+        return p;
+    }
+
+    static Path write(String name, String json, int dataBytes) throws IOException {
+        byte[] h = json.getBytes(StandardCharsets.UTF_8);
+        return write(name, h.length, h, new byte[dataBytes]);
+    }
+
+    static void refused(SafeTensorsException.Kind kind, String expectedInMessage, Path p) {
+        int before = mem.regions().size();
+        SafeTensorsException e = assertThrows(SafeTensorsException.class, () -> SafeTensors.load(mem, p, 0));
+        assertEquals(kind, e.kind(), e.getMessage());
+        assertTrue(e.getMessage().contains(expectedInMessage), () -> "message should contain '" + expectedInMessage + "': " + e.getMessage());
+        assertEquals(before, mem.regions().size(), "nothing allocated for a refused file");
+    }
+
+    @Test
+    void eachHeaderErrorOfTheReferenceReaderIsRefusedWithItsOwnMessage() throws IOException {
+        Path tiny = DIR.resolve("tiny.safetensors");
+        Files.write(tiny, new byte[5]);
+        refused(HEADER_TOO_SMALL, "5 bytes", tiny);
+        refused(HEADER_TOO_LARGE, "100000001", write("huge", 100_000_001L, new byte[0], new byte[0]));
+        refused(INVALID_HEADER_LENGTH, "header length 500", write("past", 500, "{}".getBytes(), new byte[10]));
+        refused(INVALID_HEADER, "UTF-8", write("utf8", 4, new byte[] {'{', (byte) 0xC3, (byte) 0x28, '}'}, new byte[0]));
+        refused(INVALID_HEADER_DESERIALIZATION, "not valid JSON", write("json", "{\"a\":", 0));
+        refused(INVALID_HEADER_START, "not a JSON object", write("array", "[1,2]", 0));
+        refused(UNKNOWN_DTYPE, "\"F17\"", write("dtype", "{\"t\":{\"dtype\":\"F17\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4));
+        refused(VALIDATION_OVERFLOW, "\"t\"", write("overflow",
+                "{\"t\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 4));
+        refused(TENSOR_INVALID_INFO, "hold 8", write("mismatch", "{\"t\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8));
+        refused(INVALID_OFFSET, "(a hole)", write("start", "{\"t\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4,8]}}", 8));
+        refused(INVALID_OFFSET, "(overlap)", write("overlap",
+                "{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[2,6]}}", 6));
+        refused(INVALID_OFFSET, "\"b\"", write("hole",
+                "{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[6,10]}}", 10));
+        refused(METADATA_INCOMPLETE_BUFFER, "file has 12", write("short",
+                "{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 12));
+        refused(INVALID_METADATA, "\"n\"", write("meta", "{\"__metadata__\":{\"n\":3}}", 0));
+        refused(INVALID_METADATA, "not an object", write("meta2", "{\"__metadata__\":[\"x\"]}", 0));
+        refused(MISALIGNED_SLICE, "3 F4 elements is 12 bits", write("f4", "{\"t\":{\"dtype\":\"F4\",\"shape\":[3],\"data_offsets\":[0,2]}}", 2));
+        refused(INVALID_HEADER_DESERIALIZATION, "shape[0] = -1", write("negative",
+                "{\"t\":{\"dtype\":\"U8\",\"shape\":[-1],\"data_offsets\":[0,0]}}", 0));
+        refused(INVALID_HEADER_DESERIALIZATION, "duplicate key", write("dup",
+                "{\"t\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},\"t\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1));
+        StringBuilder deep = new StringBuilder();
+        deep.append("[".repeat(10_000)).append("]".repeat(10_000));
+        refused(INVALID_HEADER_DESERIALIZATION, "nesting deeper", write("deep", "{\"x\":" + deep + "}", 0));
+    }
+
+    @Test
+    void aRealLayoutFileLoadsElementByElementOnHostAndDevice() throws IOException {
+        // tensors written in data order, several dtypes, a scalar and a zero-size tensor
+        float[] f32 = {1.5f, -2.25f, 3e7f, 0f, Float.MIN_VALUE, -0f};
+        short[] f16 = {0x3C00, (short) 0xC000, 0x7BFF};          // 1.0, -2.0, 65504
+        short[] bf16 = {0x3F80, (short) 0xBF80};                  // 1.0, -1.0
+        long[] i64 = {Long.MIN_VALUE, -1, 0, Long.MAX_VALUE};
+        byte[] u8 = {0, 1, (byte) 255, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+        byte[] bools = {1, 0, 1};
+        double scalar = Math.PI;
+        ByteBuffer data = ByteBuffer.allocate(4 * 6 + 2 * 3 + 2 * 2 + 8 * 4 + 12 + 3 + 8).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : f32) data.putFloat(v);
+        for (short v : f16) data.putShort(v);
+        for (short v : bf16) data.putShort(v);
+        for (long v : i64) data.putLong(v);
+        data.put(u8);
+        data.put(bools);
+        data.putDouble(scalar);
+        String header = "{\"__metadata__\":{\"format\":\"pt\",\"note\":\"caf\\u00e9\"},"
+                + "\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                + "\"h\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[24,30]},"
+                + "\"b\":{\"dtype\":\"BF16\",\"shape\":[1,2],\"data_offsets\":[30,34]},"
+                + "\"empty\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[34,34]},"
+                + "\"i\":{\"dtype\":\"I64\",\"shape\":[4],\"data_offsets\":[34,66]},"
+                + "\"u\":{\"dtype\":\"U8\",\"shape\":[3,2,2],\"data_offsets\":[66,78]},"
+                + "\"mask\":{\"dtype\":\"BOOL\",\"shape\":[3],\"data_offsets\":[78,81]},"
+                + "\"pi\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[81,89]}}";
+        // pad the header with spaces to 8-byte alignment, as writers do
+        byte[] h = header.getBytes(StandardCharsets.UTF_8);
+        int padded = (h.length + 7) & -8;
+        byte[] hp = new byte[padded];
+        System.arraycopy(h, 0, hp, 0, h.length);
+        for (int i = h.length; i < padded; i++) hp[i] = ' ';
+        Path p = write("real", padded, hp, data.array());
+        for (int node : new int[] {0, 1}) {
+            try (SafeTensors st = SafeTensors.load(mem, p, node)) {
+                assertEquals("pt", st.metadata().get("format"));
+                assertEquals("café", st.metadata().get("note"));
+                assertEquals(8, st.tensors().size());
+                assertEquals(node, st.loadResult().node());
+                Tensor w = st.tensor("w");
+                assertEquals(DType.F32, w.dtype());
+                assertArrayEquals(new long[] {2, 3}, w.shape());
+                assertEquals(8 + padded, w.offset());
+                assertEquals(0, st.tensor("empty").length());
+                assertEquals(1, st.tensor("pi").elements());
+                assertEquals(0, st.tensor("pi").shape().length);
+                try (HostView v = st.region().host(0, st.region().size(), Access.READ)) {
+                    MemorySegment s = v.segment();
+                    for (int k = 0; k < f32.length; k++) {
+                        assertEquals(Float.floatToRawIntBits(f32[k]), s.get(ValueLayout.JAVA_INT_UNALIGNED, w.offset() + 4L * k));
+                    }
+                    for (int k = 0; k < f16.length; k++) {
+                        assertEquals(f16[k], s.get(ValueLayout.JAVA_SHORT_UNALIGNED, st.tensor("h").offset() + 2L * k));
+                    }
+                    for (int k = 0; k < bf16.length; k++) {
+                        assertEquals(bf16[k], s.get(ValueLayout.JAVA_SHORT_UNALIGNED, st.tensor("b").offset() + 2L * k));
+                    }
+                    for (int k = 0; k < i64.length; k++) {
+                        assertEquals(i64[k], s.get(ValueLayout.JAVA_LONG_UNALIGNED, st.tensor("i").offset() + 8L * k));
+                    }
+                    for (int k = 0; k < u8.length; k++) {
+                        assertEquals(u8[k], s.get(ValueLayout.JAVA_BYTE, st.tensor("u").offset() + k));
+                    }
+                    for (int k = 0; k < bools.length; k++) {
+                        assertEquals(bools[k], s.get(ValueLayout.JAVA_BYTE, st.tensor("mask").offset() + k));
+                    }
+                    assertEquals(scalar, s.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, st.tensor("pi").offset()));
+                }
+                assertThrows(IllegalArgumentException.class, () -> st.tensor("missing"));
+            }
+        }
+    }
+
+    @Test
+    void everyDtypeOfTheFormatIsKnown() {
+        assertEquals(20, DType.values().length);
+        assertEquals(4, DType.F4.bits());
+        assertEquals(6, DType.F6_E2M3.bits());
+        assertEquals(8, DType.F8_E8M0.bits());
+        assertEquals(64, DType.C64.bits());
+    }
+}
