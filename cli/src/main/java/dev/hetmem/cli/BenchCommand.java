@@ -7,14 +7,15 @@ import java.util.List;
 final class BenchCommand {
     private BenchCommand() {}
 
-    static int run(List<String> argv, PrintStream out, PrintStream err) {
+    static int run(List<String> argv, PrintStream out, PrintStream err) throws java.io.IOException {
         if (argv.isEmpty()) {
-            throw new Args.UsageException("bench needs a name: migrate");
+            throw new Args.UsageException("bench needs a name: migrate, load");
         }
         List<String> rest = argv.subList(1, argv.size());
         return switch (argv.getFirst()) {
             case "migrate" -> MigrateBench.run(rest, out, err);
-            default -> throw new Args.UsageException("unknown benchmark '" + argv.getFirst() + "' (have: migrate)");
+            case "load" -> LoadBench.run(rest, out, err);
+            default -> throw new Args.UsageException("unknown benchmark '" + argv.getFirst() + "' (have: migrate, load)");
         };
     }
 }

@@ -15,6 +15,10 @@ public final class Main {
               demo [--size M] [--json]         seed 004's mulMat(r, a, b, m) on a device, no copy written by the user
               bench migrate [--quick] [--json] [--sizes 16M,256M,1G] [--pages 4K,64K,2M]
                                                migration throughput against the plain-copy limit (seed 000)
+              load FILE [--to NODE] [--json] [--scheme overlapped|direct|buffered|mmap] [--threads N] [--ring BYTES]
+                                               a file into the memory space at disk speed (seed 003)
+              bench load [--quick] [--json] [--sizes 512K,8M,1G,3G] [--dir DIR]
+                                               loading schemes against the disk's own speed (fio)
               test                             the whole test suite (./hetmem test)
             """;
 
@@ -36,6 +40,7 @@ public final class Main {
                 case "info" -> InfoCommand.run(rest, out);
                 case "demo" -> DemoCommand.run(rest, out, err);
                 case "bench" -> BenchCommand.run(rest, out, err);
+                case "load" -> LoadCommand.run(rest, out, err);
                 default -> {
                     err.println("hetmem: unknown command '" + cmd + "'");
                     err.print(USAGE);
@@ -46,6 +51,9 @@ public final class Main {
             err.println("hetmem " + cmd + ": " + e.getMessage());
             err.print(USAGE);
             return 2;
+        } catch (java.io.IOException e) {
+            err.println("hetmem " + cmd + ": " + e.getMessage());
+            return 1;
         } catch (RuntimeException e) {
             err.println("hetmem " + cmd + ": " + e);
             return 1;

@@ -98,4 +98,28 @@ class CommandLineTest {
         assertEquals(512L << 10, Sizes.parse("512KiB"));
         assertEquals("1G", Sizes.format(1L << 30));
     }
+
+    @Test
+    void loadPutsAFileOnTheDeviceAndReportsItAsJson() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Path.of("target", "cli-load-test").toAbsolutePath();
+        java.nio.file.Files.createDirectories(dir);
+        java.nio.file.Path f = dir.resolve("weights.bin");
+        byte[] data = new byte[3 * 1024 * 1024 + 17];
+        new java.util.SplittableRandom(1).nextBytes(data);
+        java.nio.file.Files.write(f, data);
+        Result r = run("load", f.toString(), "--to", "1", "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().contains("\"bytes\":" + data.length), r.out());
+        assertTrue(r.out().contains("\"kind\":\"emulated\""), r.out());
+        assertTrue(r.out().contains("\"pages_on_node\":769"), "every page on the device: " + r.out());
+        assertTrue(r.err().contains("100%"), "progress reached the end: " + r.err());
+    }
+
+    @Test
+    void loadOfAMissingFileSaysSo() {
+        Result r = run("load", "/no/such/file.bin");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("/no/such/file.bin") && r.err().contains("no such file"), r.err());
+    }
 }

@@ -214,62 +214,84 @@ public final class FileLoader {
 
     // ---- device target ------------------------------------------------------------------------
 
+    /**
+     * The ring: {@code buffers} aligned bounce buffers of one chunk each. Reader threads take a free
+     * buffer, read the next chunk into it and queue it; the calling thread hands each queued buffer
+     * to the device's copy path and frees it for the readers. So the disk always has reads in
+     * flight while copies run, and host memory never exceeds the ring.
+     */
     private static Outcome toDevice(LoadTarget target, Region region, Path path, long size, int node, LoadOptions o)
             throws IOException {
-        int streams = o.threads();
-        long slice = Math.max(PAGE, (o.ringBytes() / streams) & -PAGE);
-        long chunk = Math.min(o.chunkBytes(), slice);
-        long ring = slice * streams;
+        int readers = o.threads();
+        long chunk = Math.min(o.chunkBytes(), roundUp(size));
+        int buffers = (int) Math.max(2, Math.min(2L * readers, o.ringBytes() / chunk));
+        buffers = (int) Math.min(buffers, Math.ceilDiv(size, chunk) + 1);
+        long ring = chunk * buffers;
+        long chunks = Math.ceilDiv(size, chunk);
         Opened f = open(path, true);
-        long buffers = Libc.mmap(0, ring, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
+        long base = Libc.mmap(0, ring, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
+        java.util.concurrent.BlockingQueue<Integer> free = new java.util.concurrent.ArrayBlockingQueue<>(buffers);
+        java.util.concurrent.BlockingQueue<long[]> full = new java.util.concurrent.ArrayBlockingQueue<>(buffers + readers);
+        for (int b = 0; b < buffers; b++) {
+            free.add(b);
+        }
+        AtomicLong next = new AtomicLong();
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        List<Thread> threads = new ArrayList<>();
         try {
-            long chunks = Math.ceilDiv(size, chunk);
-            AtomicLong next = new AtomicLong();
-            AtomicLong done = new AtomicLong();
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            List<Thread> threads = new ArrayList<>();
-            for (int i = 1; i < streams; i++) {
-                Runnable worker = ringWorker(target, region, f, path, size, node, chunk, chunks, buffers + i * slice,
-                        next, done, failure, o.progress());
-                threads.add(Thread.ofPlatform().name("hetmem-load-" + i).start(worker));
+            for (int i = 0; i < readers; i++) {
+                threads.add(Thread.ofPlatform().name("hetmem-load-" + i).start(() -> {
+                    try {
+                        long c;
+                        while (failure.get() == null && (c = next.getAndIncrement()) < chunks) {
+                            Integer b = null;
+                            while (b == null && failure.get() == null) {
+                                b = free.poll(100, java.util.concurrent.TimeUnit.MILLISECONDS);
+                            }
+                            if (b == null) {
+                                return;
+                            }
+                            long off = c * chunk;
+                            long want = Math.min(chunk, size - off);
+                            long buffer = base + b * chunk;
+                            readFully(f, buffer, want, off, size, path);
+                            long pageBytes = roundUp(want);
+                            if (pageBytes > want) {
+                                // bytes past the end of the file in the last page read as zeros, as on the host
+                                Libc.memset(buffer + want, 0, pageBytes - want);
+                            }
+                            full.put(new long[] {b, off, want});
+                        }
+                    } catch (Throwable t) {
+                        failure.compareAndSet(null, t);
+                    }
+                }));
             }
-            // the caller is stream 0
-            ringWorker(target, region, f, path, size, node, chunk, chunks, buffers, next, done, failure, o.progress()).run();
-            joinAll(threads);
-            rethrow(failure.get());
-            return new Outcome(f.direct, f.fallbackReason, ring);
+            long done = 0;
+            for (long k = 0; k < chunks; k++) {
+                long[] item = null;
+                while (item == null && failure.get() == null) {
+                    item = full.poll(100, java.util.concurrent.TimeUnit.MILLISECONDS);
+                }
+                if (item == null) {
+                    break;
+                }
+                target.fillDevice(region, item[1], roundUp(item[2]), node, base + item[0] * chunk);
+                free.put((int) item[0]);
+                done += item[2];
+                if (o.progress() != null) {
+                    o.progress().progress(done, size);
+                }
+            }
+        } catch (Throwable t) {
+            failure.compareAndSet(null, t);
         } finally {
-            Libc.munmap(buffers, ring);
+            joinAll(threads);
+            Libc.munmap(base, ring);
             FileIo.close(f.fd);
         }
-    }
-
-    /** One stream of the device path: read a chunk into its own ring slice, hand it to the device, repeat. */
-    private static Runnable ringWorker(LoadTarget target, Region region, Opened f, Path path, long size, int node,
-                                       long chunk, long chunks, long buffer, AtomicLong next, AtomicLong done,
-                                       AtomicReference<Throwable> failure, LoadProgress progress) {
-        return () -> {
-            try {
-                long c;
-                while (failure.get() == null && (c = next.getAndIncrement()) < chunks) {
-                    long off = c * chunk;
-                    long want = Math.min(chunk, size - off);
-                    readFully(f, buffer, want, off, size, path);
-                    long pageBytes = roundUp(want);
-                    if (pageBytes > want) {
-                        // bytes past the end of the file in the last page read as zeros, as on the host
-                        Libc.memset(buffer + want, 0, pageBytes - want);
-                    }
-                    target.fillDevice(region, off, pageBytes, node, buffer);
-                    long d = done.addAndGet(want);
-                    if (progress != null) {
-                        progress.progress(d, size);
-                    }
-                }
-            } catch (Throwable t) {
-                failure.compareAndSet(null, t);
-            }
-        };
+        rethrow(failure.get());
+        return new Outcome(f.direct, f.fallbackReason, ring);
     }
 
     // ---- helpers ------------------------------------------------------------------------------
