@@ -244,11 +244,28 @@ public final class MigrationEngine implements AutoCloseable {
             this.to = to;
         }
 
-        private long[] pending = new long[12];
+        /** The common case, a single requested range, needs no arrays (a scatter list has one per page). */
+        private long soleFrom;
+        private long soleTo;
+        private boolean soleWrite;
+        private long[] pending;
         private int pendingCount;
 
         /** Adds a requested range [a, b); {@link #seal} turns them into disjoint segments. */
         void add(long a, long b, boolean w) {
+            if (pendingCount == 0) {
+                soleFrom = a;
+                soleTo = b;
+                soleWrite = w;
+                pendingCount = 1;
+                return;
+            }
+            if (pending == null) {
+                pending = new long[12];
+                pending[0] = soleFrom;
+                pending[1] = soleTo;
+                pending[2] = soleWrite ? 1 : 0;
+            }
             if (3 * pendingCount + 3 > pending.length) {
                 pending = java.util.Arrays.copyOf(pending, pending.length * 2);
             }
@@ -263,6 +280,10 @@ public final class MigrationEngine implements AutoCloseable {
          * written if any writing range covers it; equal neighbours merge.
          */
         void seal() {
+            if (pending == null) {
+                segments = pendingCount;   // 0 or 1: the sole range's fields are the segment
+                return;
+            }
             int n = pendingCount;
             long[] events = new long[2 * n];   // position << 2 | kind (0 end-write, 1 end, 2 start, 3 start-write)
             for (int i = 0; i < n; i++) {
@@ -316,8 +337,16 @@ public final class MigrationEngine implements AutoCloseable {
             pending = null;
         }
 
+        /** Whether the page's segment writes. */
+        boolean writes(int segment) {
+            return starts == null ? soleWrite : write[segment];
+        }
+
         /** Index of the segment holding page, or -1. */
         int segmentOf(long page) {
+            if (starts == null) {
+                return segments == 1 && page >= soleFrom && page < soleTo ? 0 : -1;
+            }
             int lo = 0;
             int hi = segments - 1;
             while (lo <= hi) {
@@ -335,6 +364,12 @@ public final class MigrationEngine implements AutoCloseable {
 
         /** The first page after {@code page} where neededness or write access may change. */
         long nextBoundary(long page) {
+            if (starts == null) {
+                if (segments == 0) {
+                    return to;
+                }
+                return Math.min(to, page < soleFrom ? soleFrom : page < soleTo ? soleTo : to);
+            }
             int lo = 0;
             int hi = segments - 1;
             long next = to;
@@ -427,7 +462,7 @@ public final class MigrationEngine implements AutoCloseable {
                 int blockEnd = (int) Math.min(Block.PAGES, iv.to - (b.index() << 9));
                 int seg = iv.segmentOf(page);
                 boolean needed = seg >= 0;
-                boolean write = needed && iv.write[seg];
+                boolean write = needed && iv.writes(seg);
                 int action = decide(b, p, target, write, onlyFrom);
                 int holders = b.residentMask(p);
                 int n;
@@ -471,7 +506,7 @@ public final class MigrationEngine implements AutoCloseable {
                                    int action, int target, int onlyFrom) {
         int seg = iv.segmentOf(page);
         boolean qNeeded = seg >= 0;
-        return qNeeded == needed && (!qNeeded || iv.write[seg] == write)
+        return qNeeded == needed && (!qNeeded || iv.writes(seg) == write)
                 && b.residentMask(p) == holders && decide(b, p, target, write, onlyFrom) == action;
     }
 
