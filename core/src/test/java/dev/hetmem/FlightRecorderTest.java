@@ -1,0 +1,49 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+import jdk.jfr.Recording;
+import jdk.jfr.consumer.RecordedEvent;
+import jdk.jfr.consumer.RecordingFile;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Migrations and faults show up in JDK Flight Recorder with what they moved. */
+class FlightRecorderTest {
+
+    @Test
+    void migrationsAndFaultsAreRecorded() throws Exception {
+        Path file = Files.createTempFile("hetmem", ".jfr");
+        try (Recording rec = new Recording()) {
+            rec.enable("dev.hetmem.Migration");
+            rec.enable("dev.hetmem.Fault");
+            rec.start();
+            try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(16 * MiB))) {
+                Region r = mem.allocate(4 * MiB);
+                MemoryFixture.fill(r, 0, 4 * MiB, 1);           // first touch on the host: a fault, no data moved
+                r.advise(0, 4 * MiB, Advice.prefetch(1));        // one batch of 1024 pages to node 1
+                MemoryFixture.check(r, 0, 2 * MiB, 1);           // a host fault brings one granule back
+            }
+            rec.stop();
+            rec.dump(file);
+            List<RecordedEvent> events = RecordingFile.readAllEvents(file);
+            List<RecordedEvent> migrations = events.stream()
+                    .filter(e -> e.getEventType().getName().equals("dev.hetmem.Migration")).toList();
+            List<RecordedEvent> faults = events.stream()
+                    .filter(e -> e.getEventType().getName().equals("dev.hetmem.Fault")).toList();
+            assertTrue(migrations.stream().anyMatch(e -> e.getInt("target") == 1 && e.getLong("pages") == 1024
+                    && e.getString("trigger").equals("PREFETCH") && !e.getBoolean("undone")), migrations.toString());
+            assertTrue(migrations.stream().anyMatch(e -> e.getInt("target") == 0 && e.getLong("pages") == 512
+                    && e.getString("trigger").equals("FAULT")), migrations.toString());
+            assertEquals(1, faults.stream().filter(e -> e.getLong("pagesMigrated") == 512).count(), faults.toString());
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+}
