@@ -7,8 +7,10 @@ public final class NodeStats {
     private final long freeBytes;
     private final long faults;
     private final long[] pagesIn;
+    private final long evictions;
 
-    NodeStats(NodeInfo node, long residentBytes, long freeBytes, long faults, long[] pagesIn) {
+    NodeStats(NodeInfo node, long residentBytes, long freeBytes, long faults, long[] pagesIn, long evictions) {
+        this.evictions = evictions;
         this.node = node;
         this.residentBytes = residentBytes;
         this.freeBytes = freeBytes;
@@ -33,6 +35,11 @@ public final class NodeStats {
     /** Faults taken on this node: host faults for node 0, device faults for a device. */
     public long faults() {
         return faults;
+    }
+
+    /** Eviction batches that made room on this device. */
+    public long evictions() {
+        return evictions;
     }
 
     /** Pages that arrived on this node for this reason. */

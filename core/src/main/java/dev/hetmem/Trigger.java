@@ -9,7 +9,9 @@ public enum Trigger {
     /** {@link UnifiedMemory#release(int)}: a device dropped every frame, pages went home. */
     RELEASE,
     /** {@link UnifiedMemory#load}: pages filled from a file. */
-    LOAD;
+    LOAD,
+    /** A full device made room: its coldest pages went home. */
+    EVICTION;
 
     static final Trigger[] ALL = values();
 }

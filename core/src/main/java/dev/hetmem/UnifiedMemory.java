@@ -15,6 +15,7 @@ import dev.hetmem.internal.Lifecycle;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RangeAttributes;
 import dev.hetmem.internal.RegionState;
+import dev.hetmem.internal.ResidencyRegistry;
 import dev.hetmem.migrate.MigrationEngine;
 import dev.hetmem.migrate.MigrationRequest;
 import dev.hetmem.observe.Counters;
@@ -52,6 +53,7 @@ public final class UnifiedMemory implements AutoCloseable {
     private final DeviceNode[] devices;
     private final MigrationEngine engine;
     private final Counters counters;
+    private final ResidencyRegistry residency;
     private final HostReleasePolicy releasePolicy;
     private final long defaultGranularity;
     private final Map<Integer, Region> regions = new ConcurrentHashMap<>();
@@ -75,7 +77,8 @@ public final class UnifiedMemory implements AutoCloseable {
         }
         this.nodeInfos = List.copyOf(infos);
         this.counters = new Counters(nodes);
-        this.engine = new MigrationEngine(devices, b.copyThreads, b.mode, b.copyPath, counters);
+        this.residency = new ResidencyRegistry(nodes);
+        this.engine = new MigrationEngine(devices, b.copyThreads, b.mode, b.copyPath, counters, residency);
         this.releasePolicy = b.releasePolicy;
         this.defaultGranularity = b.granularity;
         for (int i = 1; i < nodes; i++) {
@@ -250,6 +253,7 @@ public final class UnifiedMemory implements AutoCloseable {
             int id = nextRegionId.getAndIncrement();
             RegionState state = new RegionState(id, bytes, host, nodeInfos.size(),
                     Long.numberOfTrailingZeros(granularity));
+            state.table().listener(residency.listenerFor(state));
             Region r = new Region(this, state);
             regions.put(id, r);
             return r;
@@ -334,6 +338,7 @@ public final class UnifiedMemory implements AutoCloseable {
         List<MigrationRequest> batch = new ArrayList<>();
         long batchPages = 0;
         long moved = 0;
+        long limit = engine.batchPages(node);
         s.lifecycle().enter();
         try {
             for (long off : offsets) {
@@ -342,7 +347,7 @@ public final class UnifiedMemory implements AutoCloseable {
                 long to = Math.ceilDiv(off + length, Block.PAGE_BYTES);
                 batch.add(new MigrationRequest(s, from, to, false));
                 batchPages += to - from;
-                if (batchPages >= (1L << 30) / Block.PAGE_BYTES) {
+                if (batchPages >= limit) {
                     moved += engine.ensure(batch, node, Trigger.PREFETCH, false, -1).pagesMigrated();
                     batch.clear();
                     batchPages = 0;
@@ -559,7 +564,7 @@ public final class UnifiedMemory implements AutoCloseable {
         for (Trigger t : Trigger.ALL) {
             in[t.ordinal()] = c.pagesIn(n, t);
         }
-        return new NodeStats(nodeInfos.get(n), residentBytes, free, c.faults(n), in);
+        return new NodeStats(nodeInfos.get(n), residentBytes, free, c.faults(n), in, c.evictions(n));
     }
 
     /**

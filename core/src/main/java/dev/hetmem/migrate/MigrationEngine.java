@@ -12,6 +12,7 @@ import dev.hetmem.driver.VaRanges;
 import dev.hetmem.internal.DeviceNode;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
+import dev.hetmem.internal.ResidencyRegistry;
 import dev.hetmem.observe.Counters;
 import dev.hetmem.observe.MigrationEvent;
 import dev.hetmem.pagetable.Block;
@@ -49,11 +50,14 @@ public final class MigrationEngine implements AutoCloseable {
     private final DeviceNode[] nodes;
     private final CopyPool pool;
     private final Counters memoryCounters;
+    private final ResidencyRegistry residency;
     private volatile MigrationMode mode;
     private volatile CopyPath copyPath;
 
-    public MigrationEngine(DeviceNode[] nodes, int copyThreads, MigrationMode mode, CopyPath copyPath, Counters memoryCounters) {
+    public MigrationEngine(DeviceNode[] nodes, int copyThreads, MigrationMode mode, CopyPath copyPath, Counters memoryCounters,
+                           ResidencyRegistry residency) {
         this.nodes = nodes.clone();
+        this.residency = residency;
         this.pool = new CopyPool(copyThreads);
         this.mode = mode;
         this.copyPath = copyPath;
@@ -207,10 +211,24 @@ public final class MigrationEngine implements AutoCloseable {
         }
     }
 
-    /** Prefetch or release of a large range: batches of at most 1 GiB, each all-or-nothing. */
+    /**
+     * The most pages one prefetch batch should move to {@code target}: 1 GiB, and on a device at
+     * most half its memory in whole blocks, so that a range larger than the device streams through
+     * it (a batch cannot evict its own pages; the next batch evicts the previous one's).
+     */
+    public long batchPages(int target) {
+        long max = (long) MAX_BATCH_BLOCKS * Block.PAGES;
+        if (target == 0) {
+            return max;
+        }
+        long half = (device(target).allocator().totalFrames() / 2) & -(long) Block.PAGES;
+        return Math.max(Block.PAGES, Math.min(max, half));
+    }
+
+    /** Prefetch or release of a large range: batches of at most {@link #batchPages}, each all-or-nothing. */
     public long migrateRange(RegionState region, long from, long to, int target, Trigger trigger, int onlyFrom) {
         long moved = 0;
-        long step = (long) MAX_BATCH_BLOCKS * Block.PAGES;
+        long step = batchPages(target);
         for (long p = from; p < to; p = Math.min(to, (p / step + 1) * step)) {
             long end = Math.min(to, (p / step + 1) * step);
             moved += ensure(List.of(new MigrationRequest(region, p, end, false)), target, trigger, false, onlyFrom)
@@ -631,6 +649,9 @@ public final class MigrationEngine implements AutoCloseable {
                     while (order >= 0 && (f = alloc.allocate(order)) < 0) {
                         order--;
                     }
+                    if (f < 0 && makeRoom(target, r.count - done, runs)) {
+                        continue;
+                    }
                     if (f < 0) {
                         throw new DeviceMemoryException("device node " + target + " (" + dev.driver().name()
                                 + ") is out of memory: needed " + (long) (r.count - done) * Block.PAGE_BYTES
@@ -654,6 +675,90 @@ public final class MigrationEngine implements AutoCloseable {
             r.frames = frames;
             r.framesAllocated = r.count;
         }
+    }
+
+    /** Evict at least this much at once: one batch per eviction, not one per page. */
+    static final int EVICT_MIN_PAGES = 1024;
+
+    /**
+     * The device is full: moves its coldest pages home (seed 002: host DRAM as the device's swap).
+     * Victims are blocks not in the current batch, taken with tryLock (this thread holds the batch's
+     * block locks, so waiting could deadlock), skipping pages pinned by a running kernel. Returns
+     * whether anything was freed; retries briefly when every candidate is busy in another thread.
+     */
+    private boolean makeRoom(int node, int pages, List<Run> batch) {
+        java.util.Set<Block> mine = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (Run r : batch) {
+            mine.add(r.block);
+        }
+        long want = Math.max(pages, EVICT_MIN_PAGES);
+        for (int attempt = 0; attempt < 200; attempt++) {
+            long freed = 0;
+            boolean busy = false;
+            for (ResidencyRegistry.Resident v : residency.coldestFirst(node)) {
+                if (freed >= want) {
+                    break;
+                }
+                if (mine.contains(v.block())) {
+                    continue;
+                }
+                if (!v.block().lock.tryLock()) {
+                    busy = true;
+                    continue;
+                }
+                try {
+                    freed += evict(v.region(), v.block(), node);
+                } finally {
+                    v.block().lock.unlock();
+                }
+            }
+            if (freed > 0) {
+                return true;
+            }
+            if (!busy) {
+                return false;
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+        }
+        return false;
+    }
+
+    /** Moves one block's unpinned pages on {@code node} home in one batch; returns how many moved. */
+    private long evict(RegionState region, Block b, int node) {
+        if (!b.hasPagesOn(node)) {
+            return 0;
+        }
+        List<Run> runs = new ArrayList<>();
+        int pages = region.table().pagesIn(b.index());
+        long base = b.index() << 9;
+        int p = 0;
+        while (p < pages) {
+            if (!b.isResident(node, p)) {
+                p++;
+                continue;
+            }
+            int holders = b.residentMask(p);
+            int q = p + 1;
+            while (q < pages && b.isResident(node, q) && b.residentMask(q) == holders) {
+                q++;
+            }
+            // pages a running kernel uses stay; pages also on the host just lose their device copy
+            if (region.pins().any(base + p, base + q) == null && (holders & 1) == 0) {
+                runs.add(new Run(region, b, p, q - p, Run.MOVE, holders, node));
+            }
+            p = q;
+        }
+        if (runs.isEmpty()) {
+            return 0;
+        }
+        executeBatch(runs, 0, Trigger.EVICTION, "batched");
+        region.counters().evicted(node);
+        memoryCounters.evicted(node);
+        long moved = 0;
+        for (Run r : runs) {
+            moved += r.count;
+        }
+        return moved;
     }
 
     /** Phase 3: one copy phase: device-to-host first (also staging for device-to-device), then to the target. */

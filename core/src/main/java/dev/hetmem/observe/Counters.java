@@ -15,11 +15,13 @@ public final class Counters {
     private final int nodes;
     private final LongAdder[] faults;
     private final LongAdder[] pagesIn;
+    private final LongAdder[] evictions;
 
     public Counters(int nodes) {
         this.nodes = nodes;
         this.faults = adders(nodes);
         this.pagesIn = adders(nodes * TRIGGERS);
+        this.evictions = adders(nodes);
     }
 
     private static LongAdder[] adders(int n) {
@@ -41,6 +43,15 @@ public final class Counters {
 
     public void migrated(int toNode, Trigger trigger, long pages) {
         pagesIn[toNode * TRIGGERS + trigger.ordinal()].add(pages);
+    }
+
+    /** An eviction batch left {@code node} with {@code pages} pages. */
+    public void evicted(int node) {
+        evictions[node].increment();
+    }
+
+    public long evictions(int node) {
+        return evictions[node].sum();
     }
 
     public long faults(int node) {

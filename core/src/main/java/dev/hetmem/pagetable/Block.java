@@ -117,6 +117,7 @@ public final class Block {
             resident[node] = new long[WORDS];
             writable[node] = new long[WORDS];
             table.addMetadata(2 * BITMAP_BYTES);
+            table.gained(this, node);
         }
         if (Bits.set(resident[node], page)) {
             table.residentChanged(node, 1);
@@ -176,6 +177,7 @@ public final class Block {
             resident[node] = new long[WORDS];
             writable[node] = new long[WORDS];
             table.addMetadata(2 * BITMAP_BYTES);
+            table.gained(this, node);
         }
         int added = Bits.setRange(resident[node], from, from + count);
         Bits.setRange(writable[node], from, from + count);
@@ -209,6 +211,7 @@ public final class Block {
             frames[node] = null;
         }
         table.addMetadata(-freed);
+        table.lost(this, node);
     }
 
     public void setWritable(int node, int page, boolean value) {

@@ -24,6 +24,34 @@ public final class PageTable {
     private final AtomicLongArray residentPages;
     private final AtomicLong metadataBytes = new AtomicLong();
     private final AtomicLong blockCount = new AtomicLong();
+    private volatile ResidencyListener listener = ResidencyListener.NONE;
+
+    /** Told when a block first holds a page on a node, and when it holds none there any more. */
+    public interface ResidencyListener {
+        ResidencyListener NONE = new ResidencyListener() {
+            @Override
+            public void gained(Block block, int node) {}
+
+            @Override
+            public void lost(Block block, int node) {}
+        };
+
+        void gained(Block block, int node);
+
+        void lost(Block block, int node);
+    }
+
+    public void listener(ResidencyListener l) {
+        this.listener = l;
+    }
+
+    void gained(Block b, int node) {
+        listener.gained(b, node);
+    }
+
+    void lost(Block b, int node) {
+        listener.lost(b, node);
+    }
 
     public PageTable(long bytes, int nodes) {
         this.pages = Math.ceilDiv(bytes, Block.PAGE_BYTES);

@@ -140,6 +140,19 @@ class LoaderTest {
     }
 
     @Test
+    void aFileLargerThanTheDeviceLoadsWithEviction() throws IOException {
+        Path p = file("bigger-than-device", 40 * MiB + 9, 11);
+        try (UnifiedMemory small = UnifiedMemory.builder()
+                .device(EmulatedDevice.builder().capacity(16 * MiB).build()).copyThreads(2).build()) {
+            LoadResult r = small.load(p, 1);
+            assertTrue(small.stats().node(1).evictions() > 0, "the device made room as the file streamed in");
+            assertTrue(r.region().stats().node(1).residentBytes() <= 16 * MiB);
+            sameBytes(p, r.region());
+            assertTrue(small.verify().isEmpty(), () -> String.join("\n", small.verify()));
+        }
+    }
+
+    @Test
     void everySchemeLoadsTheSameBytes() throws IOException {
         Path p = file("schemes", 9 * MiB + 123, 99);
         for (LoadScheme s : LoadScheme.values()) {

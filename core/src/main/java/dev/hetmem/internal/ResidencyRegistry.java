@@ -1,0 +1,61 @@
+package dev.hetmem.internal;
+
+import dev.hetmem.pagetable.Block;
+import dev.hetmem.pagetable.PageTable;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * For each device, the blocks that hold pages on it: where eviction looks for victims. Kept by
+ * the page tables' residency callbacks (a block joins when its first page arrives on the device
+ * and leaves with its last), so it costs nothing per page.
+ */
+public final class ResidencyRegistry {
+    /** A block and the region it belongs to. */
+    public record Resident(RegionState region, Block block) {}
+
+    private final List<Map<Block, RegionState>> byNode = new ArrayList<>();
+
+    public ResidencyRegistry(int nodes) {
+        for (int n = 0; n < nodes; n++) {
+            byNode.add(n == 0 ? Map.of() : new ConcurrentHashMap<>());
+        }
+    }
+
+    /** The listener a region's page table reports to. */
+    public PageTable.ResidencyListener listenerFor(RegionState region) {
+        return new PageTable.ResidencyListener() {
+            @Override
+            public void gained(Block block, int node) {
+                if (node != 0) {
+                    byNode.get(node).put(block, region);
+                }
+            }
+
+            @Override
+            public void lost(Block block, int node) {
+                if (node != 0) {
+                    byNode.get(node).remove(block);
+                }
+            }
+        };
+    }
+
+    /** Blocks on {@code node}, least recently touched first. */
+    public List<Resident> coldestFirst(int node) {
+        List<Resident> out = new ArrayList<>();
+        for (Map.Entry<Block, RegionState> e : byNode.get(node).entrySet()) {
+            out.add(new Resident(e.getValue(), e.getKey()));
+        }
+        out.sort(Comparator.comparingLong(r -> r.block().lastAccessNanos()));
+        return out;
+    }
+
+    public int blocksOn(int node) {
+        return byNode.get(node).size();
+    }
+}

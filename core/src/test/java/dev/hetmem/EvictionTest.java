@@ -1,0 +1,147 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.verified;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** A full device makes room by sending its coldest unpinned pages home (seed 002: host DRAM as swap). */
+class EvictionTest {
+    static final long CAPACITY = 8 * MiB;
+    static final long TILE = 2 * MiB;
+    EmulatedDevice dev;
+    UnifiedMemory mem;
+
+    @BeforeEach
+    void setUp() {
+        dev = MemoryFixture.device(CAPACITY);
+        mem = MemoryFixture.memory(dev);
+    }
+
+    @AfterEach
+    void tearDown() {
+        verified(mem);
+        mem.close();
+    }
+
+    /** Adds {@code delta} to every long of the tile at {@code offset}, on the device. */
+    private LaunchResult addTile(Region r, long offset, long delta) {
+        return mem.launch(1, (EmulatedKernel) (args, i) -> args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + delta),
+                TILE / 8, KernelArg.of(r, offset, TILE, Access.READ_WRITE));
+    }
+
+    @Test
+    void aDataSetThreeTimesTheDeviceIsComputedCorrectly() {
+        Region r = mem.allocate(3 * CAPACITY);
+        MemoryFixture.fill(r, 0, r.size(), 4);
+        for (int sweep = 1; sweep <= 2; sweep++) {
+            for (long off = 0; off < r.size(); off += TILE) {
+                addTile(r, off, sweep);
+            }
+        }
+        try (HostView v = r.host(0, r.size(), Access.READ)) {
+            for (long i = 0; i < r.size() / 8; i++) {
+                long want = MemoryFixture.value(4, i) + 3;
+                if (v.segment().getAtIndex(ValueLayout.JAVA_LONG, i) != want) {
+                    assertEquals(want, v.segment().getAtIndex(ValueLayout.JAVA_LONG, i), "long " + i);
+                }
+            }
+        }
+        Stats st = mem.stats();
+        assertTrue(st.node(1).evictions() > 0, "the device had to evict");
+        assertTrue(st.node(0).pagesMigrated(Trigger.EVICTION) >= (2 * 3 * CAPACITY - CAPACITY) / 4096,
+                "evicted pages: " + st.node(0).pagesMigrated(Trigger.EVICTION));
+    }
+
+    @Test
+    void pagesOfARunningKernelAreNeverEvicted() throws Exception {
+        Region r = mem.allocate(4 * CAPACITY);
+        MemoryFixture.fill(r, 0, r.size(), 5);
+        CountDownLatch running = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        long[] sum = new long[1];
+        ExecutorService ex = Executors.newSingleThreadExecutor();
+        try {
+            Future<?> held = ex.submit(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
+                running.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+                long s = 0;
+                for (long o = 0; o < TILE; o += 8) {
+                    s += args.arg(0).getLong(o);
+                }
+                sum[0] = s;
+            }, 1, KernelArg.of(r, 0, TILE, Access.READ)));
+            assertTrue(running.await(10, TimeUnit.SECONDS));
+            // sweep everything else through the rest of the device, several times over
+            for (long off = TILE; off < r.size(); off += TILE) {
+                addTile(r, off, 1);
+                assertEquals(512, r.snapshot(0, TILE).countOn(1), "the running kernel's tile stays on the device");
+            }
+            release.countDown();
+            held.get(10, TimeUnit.SECONDS);
+            long want = 0;
+            for (long i = 0; i < TILE / 8; i++) {
+                want += MemoryFixture.value(5, i);
+            }
+            assertEquals(want, sum[0]);
+        } finally {
+            ex.shutdownNow();
+        }
+    }
+
+    @Test
+    void evictionWorksWhileHostViewsAreOpenElsewhere() {
+        Region a = mem.allocate(4 * MiB);
+        Region b = mem.allocate(3 * CAPACITY);
+        MemoryFixture.fill(a, 0, a.size(), 6);
+        MemoryFixture.fill(b, 0, b.size(), 7);
+        try (HostView v = a.host(0, a.size(), Access.READ_WRITE)) {
+            for (long off = 0; off < b.size(); off += TILE) {
+                addTile(b, off, 2);
+            }
+            MemoryFixture.check(v.segment(), 0, 6);
+            v.segment().set(ValueLayout.JAVA_LONG, 0, 99);
+        }
+        try (HostView v = a.host(0, 8, Access.READ)) {
+            assertEquals(99, v.segment().get(ValueLayout.JAVA_LONG, 0));
+        }
+        assertTrue(mem.stats().node(1).evictions() > 0);
+    }
+
+    @Test
+    void prefetchOfMoreThanTheDeviceKeepsTheLastPartThere() {
+        Region r = mem.allocate(3 * CAPACITY);
+        MemoryFixture.fill(r, 0, r.size(), 8);
+        r.advise(0, r.size(), Advice.prefetch(1));
+        assertTrue(r.stats().node(1).residentBytes() <= CAPACITY);
+        assertTrue(r.stats().node(1).residentBytes() > 0);
+        MemoryFixture.check(r, 0, r.size(), 8);
+    }
+
+    @Test
+    void nothingLeaksAfterEvictionsAndClose() {
+        Region r = mem.allocate(2 * CAPACITY);
+        for (long off = 0; off < r.size(); off += TILE) {
+            addTile(r, off, 1);
+        }
+        r.free();
+        assertEquals(CAPACITY, mem.stats().node(1).freeBytes());
+    }
+}
