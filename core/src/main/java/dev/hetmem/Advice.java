@@ -18,6 +18,17 @@ public sealed interface Advice {
     /** Faults on this range migrate {@code bytes}-sized, aligned granules (a power of two, at least 4 KiB). */
     record Granularity(long bytes) implements Advice {}
 
+    /**
+     * Pages are mostly read: a read from a node that lacks the page makes a read-only copy there
+     * instead of moving it, so several nodes read it locally; a write collapses the copies to the
+     * writer. {@code false} turns it off (existing copies stay until the next write).
+     */
+    record ReadMostly(boolean enabled) implements Advice {}
+
+    static Advice readMostly(boolean enabled) {
+        return new ReadMostly(enabled);
+    }
+
     static Advice prefetch(int node) {
         return new Prefetch(node);
     }

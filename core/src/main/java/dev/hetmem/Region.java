@@ -164,7 +164,7 @@ public final class Region {
         boolean ro = protection == Protection.READ_ONLY;
         state.lifecycle().enter();
         try {
-            state.attributes().update(from, to, a -> new RangeAttributes.Attrs(a.granuleShift(), ro));
+            state.attributes().update(from, to, a -> a.withReadOnly(ro));
             memory.engine().reprotect(state, from, to);
         } finally {
             state.lifecycle().exit();

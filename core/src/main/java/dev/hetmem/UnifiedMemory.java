@@ -316,7 +316,14 @@ public final class UnifiedMemory implements AutoCloseable {
                 }
                 case Advice.Granularity(long bytes) -> {
                     int shift = Long.numberOfTrailingZeros(Checks.granularity(bytes));
-                    s.attributes().update(from, to, a -> new RangeAttributes.Attrs(shift, a.readOnly()));
+                    s.attributes().update(from, to, a -> a.withGranuleShift(shift));
+                }
+                case Advice.ReadMostly(boolean enabled) -> {
+                    s.attributes().update(from, to, a -> a.withReadMostly(enabled));
+                    if (!enabled) {
+                        // no more duplicates: each page's copies collapse to one holder on its next write
+                        break;
+                    }
                 }
             }
         } finally {

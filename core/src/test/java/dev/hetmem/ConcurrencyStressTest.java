@@ -44,16 +44,27 @@ class ConcurrencyStressTest {
 
     @RepeatedTest(3)
     void hostThreadsAndKernelsOnOverlappingRangesAgreeWithTheShadow() throws Exception {
-        stress(16 * MiB);
+        stress(16 * MiB, false);
     }
 
     /** Devices of 4 MiB for 8 MiB of data: every other operation evicts, racing with views, kernels and advice. */
     @RepeatedTest(3)
     void theSameWithDevicesTooSmallForTheData() throws Exception {
-        stress(4 * MiB);
+        stress(4 * MiB, false);
     }
 
-    private void stress(long deviceBytes) throws Exception {
+    /** Half the region READ_MOSTLY: reads duplicate pages on up to three nodes, writes collapse them. */
+    @RepeatedTest(3)
+    void theSameWithReadDuplication() throws Exception {
+        stress(16 * MiB, true);
+    }
+
+    @RepeatedTest(2)
+    void theSameWithReadDuplicationAndEviction() throws Exception {
+        stress(4 * MiB, true);
+    }
+
+    private void stress(long deviceBytes, boolean readMostly) throws Exception {
         for (int i = 0; i < SLOTS; i++) {
             slotLocks[i] = new ReentrantLock();
         }
@@ -63,6 +74,9 @@ class ConcurrencyStressTest {
         EmulatedDevice d2 = MemoryFixture.device(deviceBytes);
         try (UnifiedMemory mem = MemoryFixture.memory(d1, d2)) {
             Region r = mem.allocate(SIZE, 256 * 1024);
+            if (readMostly) {
+                r.advise(0, SIZE / 2, Advice.readMostly(true));
+            }
             int workers = 6;
             ExecutorService pool = Executors.newFixedThreadPool(workers);
             List<Future<?>> futures = new ArrayList<>();

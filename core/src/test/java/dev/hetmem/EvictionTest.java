@@ -144,4 +144,45 @@ class EvictionTest {
         r.free();
         assertEquals(CAPACITY, mem.stats().node(1).freeBytes());
     }
+
+    @Test
+    void aLaunchThatNeedsFramesPinnedByARunningKernelWaitsForThem() throws Exception {
+        Region r = mem.allocate(CAPACITY + TILE);
+        MemoryFixture.fill(r, 0, r.size(), 9);
+        CountDownLatch running = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        ExecutorService ex = Executors.newFixedThreadPool(2);
+        try {
+            // this kernel pins the whole device
+            Future<?> big = ex.submit(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
+                running.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+            }, 1, KernelArg.of(r, 0, CAPACITY, Access.READ)));
+            assertTrue(running.await(10, TimeUnit.SECONDS));
+            Future<LaunchResult> next = ex.submit(() -> addTile(r, CAPACITY, 1));
+            Thread.sleep(200);
+            assertTrue(!next.isDone(), "the second launch waits for frames instead of failing");
+            release.countDown();
+            big.get(10, TimeUnit.SECONDS);
+            next.get(10, TimeUnit.SECONDS);
+            try (HostView v = r.host(CAPACITY, 8, Access.READ)) {
+                assertEquals(MemoryFixture.value(9, CAPACITY / 8) + 1, v.segment().get(ValueLayout.JAVA_LONG, 0));
+            }
+        } finally {
+            ex.shutdownNow();
+        }
+    }
+
+    @Test
+    void aLaunchLargerThanTheDeviceFailsAtOnceWithTheSizes() {
+        Region r = mem.allocate(2 * CAPACITY);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(dev.hetmem.driver.DeviceMemoryException.class,
+                () -> mem.launch(1, (EmulatedKernel) (args, i) -> {}, 1, KernelArg.of(r, 0, CAPACITY + 4096, Access.READ)));
+        assertTrue(e.getMessage().contains("has " + CAPACITY + " bytes") && e.getMessage().contains("needs"), e.getMessage());
+        assertEquals(CAPACITY, mem.stats().node(1).freeBytes(), "nothing was left allocated");
+    }
 }

@@ -49,6 +49,16 @@ public final class Pins {
         return null;
     }
 
+    /** Like {@link #conflict}, but only pins that write: a read-only copy elsewhere leaves readers' pages alone. */
+    public synchronized Pin writingConflict(long from, long to, int exceptNode) {
+        for (Pin p : pins) {
+            if (p.write && p.node != exceptNode && p.from < to && from < p.to) {
+                return p;
+            }
+        }
+        return null;
+    }
+
     /** Any pin on [from, to), whatever its node. */
     public synchronized Pin any(long from, long to) {
         for (Pin p : pins) {

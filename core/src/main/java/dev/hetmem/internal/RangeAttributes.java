@@ -16,9 +16,21 @@ import java.util.function.UnaryOperator;
 public final class RangeAttributes {
 
     /** The attributes of one interval. {@code granuleShift}: log2 of the granule in bytes. */
-    public record Attrs(int granuleShift, boolean readOnly) {
+    public record Attrs(int granuleShift, boolean readOnly, boolean readMostly) {
         public long granuleBytes() {
             return 1L << granuleShift;
+        }
+
+        public Attrs withGranuleShift(int shift) {
+            return new Attrs(shift, readOnly, readMostly);
+        }
+
+        public Attrs withReadOnly(boolean ro) {
+            return new Attrs(granuleShift, ro, readMostly);
+        }
+
+        public Attrs withReadMostly(boolean rm) {
+            return new Attrs(granuleShift, readOnly, rm);
         }
     }
 
@@ -36,6 +48,14 @@ public final class RangeAttributes {
         Snapshot s = snapshot;
         int i = Arrays.binarySearch(s.starts, page);
         return s.attrs[i >= 0 ? i : -i - 2];
+    }
+
+    /** The first page after {@code page} whose attributes may differ (the region's end if none). */
+    public long nextChange(long page) {
+        Snapshot s = snapshot;
+        int i = Arrays.binarySearch(s.starts, page);
+        int idx = i >= 0 ? i : -i - 2;
+        return idx + 1 < s.starts.length ? s.starts[idx + 1] : pages;
     }
 
     /** Applies {@code change} to the attributes of every page in [from, to). */

@@ -25,7 +25,7 @@ public final class RegionState {
         this.size = size;
         this.host = host;
         this.table = new PageTable(size, nodes);
-        this.attributes = new RangeAttributes(table.pages(), new RangeAttributes.Attrs(granuleShift, false));
+        this.attributes = new RangeAttributes(table.pages(), new RangeAttributes.Attrs(granuleShift, false, false));
         this.lifecycle = new Lifecycle("region " + id);
         this.counters = new Counters(nodes);
     }

@@ -102,10 +102,12 @@ public final class MigrationEngine implements AutoCloseable {
      */
     public Outcome ensure(List<MigrationRequest> requests, int target, Trigger trigger, boolean pin, int onlyFrom) {
         List<Interval> intervals = normalize(requests);
+        long started = 0;
         while (true) {
             List<Block> locked = lockAll(intervals);
             Pins waitOn = null;
             long seen = 0;
+            boolean retry = false;
             try {
                 if (onlyFrom < 0 && satisfied(requests, target)) {
                     // the common case of a host access: nothing to move, so no granule to plan
@@ -124,12 +126,24 @@ public final class MigrationEngine implements AutoCloseable {
                     for (Block b : locked) {
                         b.touch(now);
                     }
-                    long migrated = execute(plan.runs, target, trigger);
-                    return new Outcome(touched(requests), plan.faults, migrated,
-                            pin ? pinAll(requests, target) : List.of());
+                    long migrated;
+                    try {
+                        migrated = execute(plan.runs, target, trigger);
+                    } catch (RetryBatch r) {
+                        retry = true;
+                        migrated = 0;
+                    }
+                    if (!retry) {
+                        return new Outcome(touched(requests), plan.faults, migrated,
+                                pin ? pinAll(requests, target) : List.of());
+                    }
                 }
             } finally {
                 unlockAll(locked);
+            }
+            if (retry) {
+                started = checkRoomDeadline(started == 0 ? System.nanoTime() : started, target);
+                continue;
             }
             awaitRelease(waitOn, seen);
         }
@@ -187,6 +201,14 @@ public final class MigrationEngine implements AutoCloseable {
         if (target == 0) {
             throw new IllegalArgumentException("fill targets a device; host pages are written in place");
         }
+        long started = 0;
+        while (!tryFill(region, from, to, target, buffer)) {
+            started = checkRoomDeadline(started == 0 ? System.nanoTime() : started, target);
+        }
+    }
+
+    /** One attempt of {@link #fill}; false when the device must make room after other threads move on. */
+    private boolean tryFill(RegionState region, long from, long to, int target, long buffer) {
         List<Block> locked = lockAll(wholeRange(region, from, to));
         try {
             List<Run> runs = new ArrayList<>();
@@ -205,7 +227,12 @@ public final class MigrationEngine implements AutoCloseable {
             for (Block b : locked) {
                 b.touch(now);
             }
-            executeBatch(runs, target, Trigger.LOAD, "batched");
+            try {
+                executeBatch(runs, target, Trigger.LOAD, "batched");
+            } catch (RetryBatch r) {
+                return false;
+            }
+            return true;
         } finally {
             unlockAll(locked);
         }
@@ -481,21 +508,28 @@ public final class MigrationEngine implements AutoCloseable {
                 int seg = iv.segmentOf(page);
                 boolean needed = seg >= 0;
                 boolean write = needed && iv.writes(seg);
-                int action = decide(b, p, target, write, onlyFrom);
+                boolean readMostly = iv.region.attributes().at(page).readMostly();
+                int action = decide(b, p, target, write, onlyFrom, readMostly);
                 int holders = b.residentMask(p);
                 int n;
-                int stretchEnd = (int) Math.min(blockEnd, iv.nextBoundary(page) - (b.index() << 9));
-                if (stretchEnd - p > 1 && b.uniformHolders(p, stretchEnd) == holders) {
+                // a run never crosses a change of neededness or of attributes
+                int runEnd = (int) Math.min(blockEnd, Math.min(iv.nextBoundary(page),
+                        iv.region.attributes().nextChange(page)) - (b.index() << 9));
+                if (runEnd - p > 1 && b.uniformHolders(p, runEnd) == holders) {
                     // the rest of the stretch is in one state: one run, found with word-level checks
-                    n = stretchEnd - p;
+                    n = runEnd - p;
                 } else {
                     n = 1;
-                    while (p + n < blockEnd && sameRun(iv, b, page + n, p + n, needed, write, holders, action, target, onlyFrom)) {
+                    int writer = b.writer(p);
+                    while (p + n < runEnd && b.writer(p + n) == writer
+                            && sameRun(iv, b, page + n, p + n, needed, write, holders, action, target, onlyFrom, readMostly)) {
                         n++;
                     }
                 }
                 if (action != 0) {
-                    Pins.Pin conflict = iv.region.pins().conflict(page, page + n, target);
+                    Pins.Pin conflict = action == Run.DUPLICATE
+                            ? iv.region.pins().writingConflict(page, page + n, target)
+                            : iv.region.pins().conflict(page, page + n, target);
                     if (conflict != null) {
                         if (needed) {
                             plan.conflict = conflict;
@@ -506,7 +540,7 @@ public final class MigrationEngine implements AutoCloseable {
                         page += n;
                         continue;
                     }
-                    int source = action == Run.MOVE ? sourceOf(b, p, holders) : -1;
+                    int source = action == Run.MOVE || action == Run.DUPLICATE ? sourceOf(b, p, holders) : -1;
                     plan.runs.add(new Run(iv.region, b, p, n, action, holders, source));
                     long g = 1L << (iv.region.attributes().at(page).granuleShift() - Block.PAGE_SHIFT);
                     long firstG = page / g;
@@ -521,15 +555,15 @@ public final class MigrationEngine implements AutoCloseable {
     }
 
     private static boolean sameRun(Interval iv, Block b, long page, int p, boolean needed, boolean write, int holders,
-                                   int action, int target, int onlyFrom) {
+                                   int action, int target, int onlyFrom, boolean readMostly) {
         int seg = iv.segmentOf(page);
         boolean qNeeded = seg >= 0;
         return qNeeded == needed && (!qNeeded || iv.writes(seg) == write)
-                && b.residentMask(p) == holders && decide(b, p, target, write, onlyFrom) == action;
+                && b.residentMask(p) == holders && decide(b, p, target, write, onlyFrom, readMostly) == action;
     }
 
     /** 0 when the page is fine where it is, else the action that brings it to the target. */
-    private static int decide(Block b, int p, int target, boolean write, int onlyFrom) {
+    private static int decide(Block b, int p, int target, boolean write, int onlyFrom, boolean readMostly) {
         int holders = b.residentMask(p);
         if (onlyFrom >= 0 && (holders & (1 << onlyFrom)) == 0) {
             return 0;
@@ -543,7 +577,8 @@ public final class MigrationEngine implements AutoCloseable {
             }
             return Run.COLLAPSE;
         }
-        return Run.MOVE;
+        // a read of a read-mostly page copies it; release (onlyFrom) always moves
+        return readMostly && !write && onlyFrom < 0 ? Run.DUPLICATE : Run.MOVE;
     }
 
     /** The writer if there is one, else the host if it holds a copy, else the lowest holder. */
@@ -581,7 +616,7 @@ public final class MigrationEngine implements AutoCloseable {
         event.begin();
         long pagesMoved = 0;
         for (Run r : runs) {
-            if (r.action == Run.MOVE) {
+            if (r.action == Run.MOVE || r.action == Run.DUPLICATE) {
                 pagesMoved += r.count;
             }
         }
@@ -620,6 +655,15 @@ public final class MigrationEngine implements AutoCloseable {
                 continue;
             }
             int others = r.holders & ~(1 << target) & ~1;
+            if (r.action == Run.DUPLICATE) {
+                // holders keep their copies; a device writer becomes read-only
+                int w = r.block.writer(r.first);
+                if (w > 0) {
+                    device(w).driver().protect(r.va(), r.count, false);
+                    rangesOf(ranges, w).add(r.va(), r.bytes());
+                }
+                continue;
+            }
             for (int n = Integer.numberOfTrailingZeros(others); others != 0; n = Integer.numberOfTrailingZeros(others)) {
                 others &= ~(1 << n);
                 device(n).driver().unmap(r.va(), r.count);
@@ -636,6 +680,15 @@ public final class MigrationEngine implements AutoCloseable {
         }
         DeviceNode dev = device(target);
         BuddyAllocator alloc = dev.allocator();
+        long needed = 0;
+        for (Run r : runs) {
+            needed += r.action == Run.COLLAPSE ? 0 : r.count;
+        }
+        if (needed > alloc.totalFrames()) {
+            throw new DeviceMemoryException("device node " + target + " (" + dev.driver().name() + ") has "
+                    + alloc.totalFrames() * Block.PAGE_BYTES + " bytes; one batch (one kernel launch's arguments, or one "
+                    + "load chunk) needs " + needed * Block.PAGE_BYTES + " bytes on it at once");
+        }
         for (Run r : runs) {
             if (r.action == Run.COLLAPSE) {
                 continue;
@@ -692,35 +745,65 @@ public final class MigrationEngine implements AutoCloseable {
             mine.add(r.block);
         }
         long want = Math.max(pages, EVICT_MIN_PAGES);
-        for (int attempt = 0; attempt < 200; attempt++) {
-            long freed = 0;
-            boolean busy = false;
-            for (ResidencyRegistry.Resident v : residency.coldestFirst(node)) {
-                if (freed >= want) {
-                    break;
-                }
-                if (mine.contains(v.block())) {
-                    continue;
-                }
-                if (!v.block().lock.tryLock()) {
-                    busy = true;
-                    continue;
-                }
-                try {
-                    freed += evict(v.region(), v.block(), node);
-                } finally {
-                    v.block().lock.unlock();
-                }
+        long freed = 0;
+        boolean blocked = false;
+        for (ResidencyRegistry.Resident v : residency.coldestFirst(node)) {
+            if (freed >= want) {
+                break;
             }
-            if (freed > 0) {
-                return true;
+            // never a block this thread holds: the batch's own, or one whose pages the request
+            // found in place and is about to pin (block locks are reentrant, so tryLock alone
+            // would succeed on them)
+            if (mine.contains(v.block()) || v.block().lock.isHeldByCurrentThread()) {
+                continue;
             }
-            if (!busy) {
-                return false;
+            if (!v.block().lock.tryLock()) {
+                blocked = true;
+                continue;
             }
-            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+            try {
+                long moved = evict(v.region(), v.block(), node);
+                if (moved > 0) {
+                    freed += moved;
+                } else if (v.block().hasPagesOn(node)) {
+                    blocked = true;   // its pages are pinned by a running kernel
+                }
+            } finally {
+                v.block().lock.unlock();
+            }
+        }
+        if (freed > 0) {
+            return true;
+        }
+        if (blocked) {
+            // room will come (kernels finish, other batches commit), but not while this thread
+            // holds its block locks: undo, let go of everything, and start the operation again
+            throw new RetryBatch();
         }
         return false;
+    }
+
+    /**
+     * Thrown from the allocate phase when the device can only make room after other threads move
+     * on; {@link #ensure} and {@link #fill} undo, unlock, wait briefly and start over.
+     */
+    static final class RetryBatch extends RuntimeException {
+        RetryBatch() {
+            super(null, null, false, false);
+        }
+    }
+
+    /** How long an operation keeps retrying for room on a device whose frames are all pinned or busy. */
+    static final long ROOM_DEADLINE_NANOS = 60_000_000_000L;
+
+    private static long checkRoomDeadline(long started, int target) {
+        if (System.nanoTime() - started > ROOM_DEADLINE_NANOS) {
+            throw new DeviceMemoryException("device node " + target + " has had no frame to spare for "
+                    + ROOM_DEADLINE_NANOS / 1_000_000_000L + " s: all of its memory is pinned by running kernels or "
+                    + "in use by other migrations");
+        }
+        java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+        return started;
     }
 
     /** Moves one block's unpinned pages on {@code node} home in one batch; returns how many moved. */
@@ -729,6 +812,8 @@ public final class MigrationEngine implements AutoCloseable {
             return 0;
         }
         List<Run> runs = new ArrayList<>();
+        VaRanges[] dropped = new VaRanges[nodes.length];
+        long droppedPages = 0;
         int pages = region.table().pagesIn(b.index());
         long base = b.index() << 9;
         int p = 0;
@@ -742,23 +827,47 @@ public final class MigrationEngine implements AutoCloseable {
             while (q < pages && b.isResident(node, q) && b.residentMask(q) == holders) {
                 q++;
             }
-            // pages a running kernel uses stay; pages also on the host just lose their device copy
-            if (region.pins().any(base + p, base + q) == null && (holders & 1) == 0) {
-                runs.add(new Run(region, b, p, q - p, Run.MOVE, holders, node));
+            // pages a running kernel uses stay
+            if (region.pins().any(base + p, base + q) == null) {
+                if ((holders & 1) == 0) {
+                    runs.add(new Run(region, b, p, q - p, Run.MOVE, holders, node));
+                } else {
+                    // the host holds a copy too (read duplication): the device's copy just goes
+                    droppedPages += dropCopy(region, b, node, p, q, dropped);
+                }
             }
             p = q;
         }
+        invalidateAll(dropped);
         if (runs.isEmpty()) {
-            return 0;
+            if (droppedPages > 0) {
+                region.counters().evicted(node);
+                memoryCounters.evicted(node);
+            }
+            return droppedPages;
         }
         executeBatch(runs, 0, Trigger.EVICTION, "batched");
         region.counters().evicted(node);
         memoryCounters.evicted(node);
-        long moved = 0;
+        long moved = droppedPages;
         for (Run r : runs) {
             moved += r.count;
         }
         return moved;
+    }
+
+    /** Removes the read-only copy of pages [p, q) of a block from a device; another node still holds them. */
+    private long dropCopy(RegionState region, Block b, int node, int p, int q, VaRanges[] ranges) {
+        long va = region.pageAddress((b.index() << 9) + p);
+        int[] old = new int[q - p];
+        for (int i = p; i < q; i++) {
+            old[i - p] = b.frame(node, i);
+        }
+        device(node).driver().unmap(va, q - p);
+        rangesOf(ranges, node).add(va, (long) (q - p) << Block.PAGE_SHIFT);
+        b.removeResidentRange(node, p, q - p);
+        freeFrames(device(node).allocator(), old, q - p);
+        return q - p;
     }
 
     /** Phase 3: one copy phase: device-to-host first (also staging for device-to-device), then to the target. */
@@ -777,7 +886,7 @@ public final class MigrationEngine implements AutoCloseable {
                 addFrames(toTarget, CopyBatch.TO_DEVICE, r.bufferAddress, r.frames, r.count);
                 continue;
             }
-            if (r.action != Run.MOVE) {
+            if (r.action != Run.MOVE && r.action != Run.DUPLICATE) {
                 continue;
             }
             if (r.source != 0) {
@@ -843,7 +952,7 @@ public final class MigrationEngine implements AutoCloseable {
                 r.frames = null;
                 r.framesAllocated = 0;
             }
-            if (r.action == Run.MOVE && (target == 0 || r.source != 0)) {
+            if ((r.action == Run.MOVE || r.action == Run.DUPLICATE) && (target == 0 || r.source != 0)) {
                 // host pages written by a copy (or staging) that did not finish: not resident, give them back
                 written.add(r.region, r.page() << Block.PAGE_SHIFT, r.bytes());
             }
@@ -854,7 +963,14 @@ public final class MigrationEngine implements AutoCloseable {
 
     private void restoreMappings(List<Run> runs, int target) {
         for (Run r : runs) {
-            if (r.action == Run.POPULATE) {
+            if (r.action == Run.POPULATE || r.action == Run.LOAD) {
+                continue;
+            }
+            if (r.action == Run.DUPLICATE) {
+                int w = r.block.writer(r.first);
+                if (w > 0 && !r.region.attributes().anyReadOnly(r.page(), r.page() + r.count)) {
+                    device(w).driver().protect(r.va(), r.count, true);
+                }
                 continue;
             }
             int others = r.holders & ~(1 << target) & ~1;
@@ -888,6 +1004,10 @@ public final class MigrationEngine implements AutoCloseable {
             RegionState region = r.region;
             boolean anyReadOnly = region.attributes().anyReadOnly(r.page(), r.page() + r.count);
             // source copies go (device frames freed, host frames handed back)
+            if (r.action == Run.DUPLICATE) {
+                commitDuplicate(r, target, trigger);
+                continue;
+            }
             int others = r.action == Run.POPULATE || r.action == Run.LOAD ? 0 : r.holders & ~(1 << target);
             for (int n = Integer.numberOfTrailingZeros(others); others != 0; n = Integer.numberOfTrailingZeros(others)) {
                 others &= ~(1 << n);
@@ -939,6 +1059,30 @@ public final class MigrationEngine implements AutoCloseable {
             }
         }
         hostReleases.flush(pool);
+    }
+
+    /** A read-only copy joins the holders; the former writer keeps its copy without write. */
+    private void commitDuplicate(Run r, int target, Trigger trigger) {
+        int w = r.block.writer(r.first);
+        if (w >= 0) {
+            r.block.clearWritableRange(w, r.first, r.count);
+        }
+        r.block.addResidentRange(target, r.first, r.count, false);
+        if (target != 0) {
+            r.block.setFrames(target, r.first, r.frames, r.count);
+            DeviceDriver driver = device(target).driver();
+            int i = 0;
+            while (i < r.count) {
+                int n = 1;
+                while (i + n < r.count && r.frames[i + n] == r.frames[i] + n) {
+                    n++;
+                }
+                driver.map(r.va() + ((long) i << Block.PAGE_SHIFT), r.frames[i], n, false);
+                i += n;
+            }
+        }
+        r.region.counters().migrated(target, trigger, r.count);
+        memoryCounters.migrated(target, trigger, r.count);
     }
 
     private static void protectEach(Run r, DeviceDriver driver) {

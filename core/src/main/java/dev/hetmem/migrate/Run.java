@@ -17,6 +17,8 @@ final class Run {
     static final int POPULATE = 3;
     /** Resident nowhere: the target gets pages filled from a host buffer ({@link #bufferAddress}). */
     static final int LOAD = 4;
+    /** The target gets a read-only copy from a holder; the holders keep theirs but lose write (READ_MOSTLY). */
+    static final int DUPLICATE = 5;
 
     final RegionState region;
     final Block block;

@@ -172,6 +172,17 @@ public final class Block {
 
     /** Marks pages [from, from+count) resident and writable on node: one call per run, word-level. */
     public void addResidentRange(int node, int from, int count) {
+        addResidentRange(node, from, count, true);
+    }
+
+    /** Takes write permission for pages [from, from+count) away from node; they stay resident. */
+    public void clearWritableRange(int node, int from, int count) {
+        assert lock.isHeldByCurrentThread();
+        Bits.clearRange(writable[node], from, from + count);
+    }
+
+    /** Marks pages [from, from+count) resident on node, writable there or read-only. */
+    public void addResidentRange(int node, int from, int count, boolean writableThere) {
         assert lock.isHeldByCurrentThread();
         if (resident[node] == null) {
             resident[node] = new long[WORDS];
@@ -180,7 +191,11 @@ public final class Block {
             table.gained(this, node);
         }
         int added = Bits.setRange(resident[node], from, from + count);
-        Bits.setRange(writable[node], from, from + count);
+        if (writableThere) {
+            Bits.setRange(writable[node], from, from + count);
+        } else {
+            Bits.clearRange(writable[node], from, from + count);
+        }
         if (added != 0) {
             table.residentChanged(node, added);
         }

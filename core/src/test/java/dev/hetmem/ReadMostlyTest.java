@@ -1,0 +1,101 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.PAGE;
+import static dev.hetmem.MemoryFixture.verified;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+/** READ_MOSTLY: reads make read-only copies on several nodes, a write collapses them to the writer. */
+class ReadMostlyTest {
+    EmulatedDevice d1;
+    EmulatedDevice d2;
+    UnifiedMemory mem;
+
+    @BeforeEach
+    void setUp() {
+        d1 = MemoryFixture.device(16 * MiB);
+        d2 = MemoryFixture.device(16 * MiB);
+        mem = MemoryFixture.memory(d1, d2);
+    }
+
+    @AfterEach
+    void tearDown() {
+        verified(mem);
+        mem.close();
+    }
+
+    @Test
+    void readsDuplicateAndAWriteCollapsesTheCopies() {
+        Region r = mem.allocate(2 * MiB);
+        MemoryFixture.fill(r, 0, 2 * MiB, 3);
+        r.advise(0, 2 * MiB, Advice.readMostly(true));
+        MemorySegment buf = Arena.ofAuto().allocate(2 * MiB);
+        d1.read(r, 0, 512, buf);
+        MemoryFixture.check(buf, 0, 3);
+        assertEquals("nodes 0,1 ro", r.snapshot(0, PAGE).describe(0));
+        verified(mem);
+        d2.read(r, 0, 512, buf);
+        MemoryFixture.check(buf, 0, 3);
+        assertEquals("nodes 0,1,2 ro", r.snapshot(0, PAGE).describe(0));
+        assertEquals(2 * MiB, r.stats().node(1).residentBytes());
+        assertEquals(2 * MiB, r.stats().node(2).residentBytes());
+        verified(mem);   // both device page tables map the page read-only
+        // a read-only copy cannot be written through: the kernel declared READ, and the entry is read-only
+        assertThrows(RuntimeException.class, () -> mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(0, 1), 1,
+                KernelArg.of(r, 0, 8, Access.READ)));
+        // a write from device 1 collapses every copy to device 1
+        mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(0, 42), 1, KernelArg.of(r, 0, 8, Access.WRITE));
+        PageSnapshot s = r.snapshot(0, 2 * MiB);
+        assertEquals("node 1 rw", s.describe(0));
+        assertEquals("nodes 0,1,2 ro", s.describe(1), "only the written page collapses");
+        assertEquals(16 * MiB - 511 * PAGE, mem.stats().node(2).freeBytes(), "device 2 dropped its copy of page 0");
+        verified(mem);
+        // reading on the host makes a host copy again; device 1 keeps its copy, read-only now
+        try (HostView v = r.host(0, 16, Access.READ)) {
+            assertEquals(42, v.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 0));
+        }
+        assertEquals("nodes 0,1 ro", r.snapshot(0, PAGE).describe(0));
+        verified(mem);
+        MemoryFixture.check(r, 4096, 2 * MiB - 4096, 3);
+        // a host write collapses to the host
+        try (HostView v = r.host(0, 8, Access.WRITE)) {
+            v.segment().set(java.lang.foreign.ValueLayout.JAVA_LONG, 0, 7);
+        }
+        assertEquals("node 0 rw", r.snapshot(0, PAGE).describe(0));
+    }
+
+    @Test
+    void withoutTheAdviceReadsMove() {
+        Region r = mem.allocate(2 * MiB);
+        MemoryFixture.fill(r, 0, 2 * MiB, 4);
+        MemorySegment buf = Arena.ofAuto().allocate(PAGE);
+        d1.read(r, 0, 1, buf);
+        d2.read(r, 0, 1, buf);
+        assertEquals("node 2 rw", r.snapshot(0, PAGE).describe(0));
+    }
+
+    @Test
+    void theAdviceCoversExactlyItsRange() {
+        Region r = mem.allocate(4 * MiB, PAGE);
+        MemoryFixture.fill(r, 0, 4 * MiB, 5);
+        r.advise(MiB, MiB, Advice.readMostly(true));
+        MemorySegment buf = Arena.ofAuto().allocate(4 * MiB);
+        d1.read(r, 0, 1024, buf);                     // 4 MiB: pages 0..1023
+        PageSnapshot s = r.snapshot(0, 4 * MiB);
+        for (int p = 0; p < 1024; p++) {
+            boolean duplicated = p >= 256 && p < 512;
+            assertEquals(duplicated ? "nodes 0,1 ro" : "node 1 rw", s.describe(p), "page " + p);
+        }
+        MemoryFixture.check(buf, 0, 5);
+    }
+}
