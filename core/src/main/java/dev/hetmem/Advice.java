@@ -25,6 +25,16 @@ public sealed interface Advice {
      */
     record ReadMostly(boolean enabled) implements Advice {}
 
+    /**
+     * The pages should live on {@code node}: when that device is full, its blocks that prefer it are
+     * evicted last. {@code -1} clears the preference.
+     */
+    record PreferredLocation(int node) implements Advice {}
+
+    static Advice preferredLocation(int node) {
+        return new PreferredLocation(node);
+    }
+
     static Advice readMostly(boolean enabled) {
         return new ReadMostly(enabled);
     }

@@ -111,6 +111,52 @@ public final class Region {
         }
     }
 
+    /** The attributes of [offset, offset+length), each reported as mixed where the pages disagree. */
+    public RangeInfo attributes(long offset, long length) {
+        Checks.range(offset, length, size(), this);
+        state.lifecycle().checkOpen();
+        long from = offset >>> Block.PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, Block.PAGE_BYTES);
+        Uniform granule = new Uniform();
+        Uniform readOnly = new Uniform();
+        Uniform readMostly = new Uniform();
+        Uniform preferred = new Uniform();
+        state.attributes().forEach(from, to, (a, b, attrs) -> {
+            granule.see(attrs.granuleBytes());
+            readOnly.see(attrs.readOnly() ? 1 : 0);
+            readMostly.see(attrs.readMostly() ? 1 : 0);
+            preferred.see(attrs.preferred());
+        });
+        Uniform location = new Uniform();
+        PageSnapshot s = snapshot(from << Block.PAGE_SHIFT, (to - from) << Block.PAGE_SHIFT);
+        for (int p = 0; p < s.pages() && !location.mixed; p++) {
+            location.see(s.residentMask(p));
+        }
+        int mask = (int) location.value;
+        int loc = location.mixed || Integer.bitCount(mask) > 1 ? RangeInfo.MIXED
+                : mask == 0 ? RangeInfo.NONE : Integer.numberOfTrailingZeros(mask);
+        return new RangeInfo(granule.mixed ? RangeInfo.MIXED : granule.value,
+                readOnly.mixed ? null : readOnly.value == 1 ? Protection.READ_ONLY : Protection.READ_WRITE,
+                readMostly.mixed ? null : readMostly.value == 1,
+                preferred.mixed ? RangeInfo.MIXED : (int) preferred.value, loc);
+    }
+
+    /** Whether every value seen was the same, and which. */
+    private static final class Uniform {
+        boolean seen;
+        boolean mixed;
+        long value;
+
+        void see(long v) {
+            if (!seen) {
+                seen = true;
+                value = v;
+            } else if (v != value) {
+                mixed = true;
+            }
+        }
+    }
+
     /** Where each page of [offset, offset+length) is right now. */
     public PageSnapshot snapshot(long offset, long length) {
         Checks.range(offset, length, size(), this);

@@ -318,6 +318,12 @@ public final class UnifiedMemory implements AutoCloseable {
                     int shift = Long.numberOfTrailingZeros(Checks.granularity(bytes));
                     s.attributes().update(from, to, a -> a.withGranuleShift(shift));
                 }
+                case Advice.PreferredLocation(int node) -> {
+                    if (node != -1) {
+                        checkNode(node);
+                    }
+                    s.attributes().update(from, to, a -> a.withPreferred(node));
+                }
                 case Advice.ReadMostly(boolean enabled) -> {
                     s.attributes().update(from, to, a -> a.withReadMostly(enabled));
                     if (!enabled) {
@@ -330,6 +336,33 @@ public final class UnifiedMemory implements AutoCloseable {
             s.lifecycle().exit();
         }
     }
+
+    /**
+     * {@link Advice.Prefetch} without waiting: the migration runs on a thread of this memory and the
+     * future completes with the pages moved, or with the exception that stopped it. Arguments are
+     * checked now, so a bad one throws here rather than in the future.
+     */
+    public java.util.concurrent.CompletableFuture<Long> prefetchAsync(Region region, long offset, long length, int node) {
+        checkMine(region);
+        Checks.range(offset, length, region.size(), region);
+        checkNode(node);
+        lifecycle.checkOpen();
+        return java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            RegionState s = region.state();
+            long from = offset >>> Block.PAGE_SHIFT;
+            long to = Math.ceilDiv(offset + length, Block.PAGE_BYTES);
+            s.lifecycle().enter();
+            try {
+                return engine.migrateRange(s, s.granuleStart(from), s.granuleEnd(to), node, Trigger.PREFETCH, -1);
+            } finally {
+                s.lifecycle().exit();
+            }
+        }, background);
+    }
+
+    /** Threads for asynchronous work (prefetches): virtual, one per task, ended with the memory. */
+    private final java.util.concurrent.ExecutorService background =
+            java.util.concurrent.Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("hetmem-async-", 0).factory());
 
     /**
      * Prefetches many ranges of one region to {@code node} as one migration batch (seed 000's
@@ -648,6 +681,7 @@ public final class UnifiedMemory implements AutoCloseable {
         if (!lifecycle.close()) {
             return;
         }
+        background.shutdown();
         engine.close();
         for (int n = 1; n < devices.length; n++) {
             try {

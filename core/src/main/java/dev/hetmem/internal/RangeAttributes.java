@@ -16,22 +16,51 @@ import java.util.function.UnaryOperator;
 public final class RangeAttributes {
 
     /** The attributes of one interval. {@code granuleShift}: log2 of the granule in bytes. */
-    public record Attrs(int granuleShift, boolean readOnly, boolean readMostly) {
+    public record Attrs(int granuleShift, boolean readOnly, boolean readMostly, int preferred) {
+        public Attrs(int granuleShift, boolean readOnly, boolean readMostly) {
+            this(granuleShift, readOnly, readMostly, -1);
+        }
+
         public long granuleBytes() {
             return 1L << granuleShift;
         }
 
         public Attrs withGranuleShift(int shift) {
-            return new Attrs(shift, readOnly, readMostly);
+            return new Attrs(shift, readOnly, readMostly, preferred);
         }
 
         public Attrs withReadOnly(boolean ro) {
-            return new Attrs(granuleShift, ro, readMostly);
+            return new Attrs(granuleShift, ro, readMostly, preferred);
         }
 
         public Attrs withReadMostly(boolean rm) {
-            return new Attrs(granuleShift, readOnly, rm);
+            return new Attrs(granuleShift, readOnly, rm, preferred);
         }
+
+        /** The node the pages should live on (-1: none). */
+        public Attrs withPreferred(int node) {
+            return new Attrs(granuleShift, readOnly, readMostly, node);
+        }
+    }
+
+    /**
+     * Calls {@code visitor} with the attributes of each interval overlapping [from, to), clipped to it,
+     * in order.
+     */
+    public void forEach(long from, long to, IntervalVisitor visitor) {
+        Snapshot s = snapshot;
+        for (int i = 0; i < s.starts.length; i++) {
+            long a = s.starts[i];
+            long b = i + 1 < s.starts.length ? s.starts[i + 1] : pages;
+            if (b > from && a < to) {
+                visitor.visit(Math.max(a, from), Math.min(b, to), s.attrs[i]);
+            }
+        }
+    }
+
+    @FunctionalInterface
+    public interface IntervalVisitor {
+        void visit(long from, long to, Attrs attrs);
     }
 
     private record Snapshot(long[] starts, Attrs[] attrs) {}

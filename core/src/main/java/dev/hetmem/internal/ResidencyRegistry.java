@@ -45,14 +45,22 @@ public final class ResidencyRegistry {
         };
     }
 
-    /** Blocks on {@code node}, least recently touched first. */
+    /**
+     * Blocks on {@code node} in eviction order: those whose preferred location is another node or
+     * none first, least recently touched first; blocks that prefer this node last.
+     */
     public List<Resident> coldestFirst(int node) {
         List<Resident> out = new ArrayList<>();
         for (Map.Entry<Block, RegionState> e : byNode.get(node).entrySet()) {
             out.add(new Resident(e.getValue(), e.getKey()));
         }
-        out.sort(Comparator.comparingLong(r -> r.block().lastAccessNanos()));
+        out.sort(Comparator.comparingInt((Resident r) -> prefers(r, node) ? 1 : 0)
+                .thenComparingLong(r -> r.block().lastAccessNanos()));
         return out;
+    }
+
+    private static boolean prefers(Resident r, int node) {
+        return r.region().attributes().at(r.block().index() << 9).preferred() == node;
     }
 
     public int blocksOn(int node) {

@@ -1,0 +1,101 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.TimeUnit;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.PAGE;
+import static dev.hetmem.MemoryFixture.verified;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Advice on exactly the range given, and the attribute query that reports mixed ranges as mixed. */
+class AdviceTest {
+    EmulatedDevice dev;
+    UnifiedMemory mem;
+
+    @BeforeEach
+    void setUp() {
+        dev = MemoryFixture.device(8 * MiB);
+        mem = MemoryFixture.memory(dev);
+    }
+
+    @AfterEach
+    void tearDown() {
+        verified(mem);
+        mem.close();
+    }
+
+    @Test
+    void asynchronousPrefetchCompletesWithThePagesMoved() throws Exception {
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r, 0, 4 * MiB, 1);
+        CompletableFuture<Long> f = mem.prefetchAsync(r, 0, 4 * MiB, 1);
+        assertEquals(1024L, f.get(10, TimeUnit.SECONDS));
+        assertEquals(1, r.attributes(0, 4 * MiB).location());
+        assertThrows(IllegalArgumentException.class, () -> mem.prefetchAsync(r, 0, 4 * MiB, 5), "bad node now, not later");
+        dev.failAllocation(0);
+        CompletableFuture<Long> failing = mem.prefetchAsync(r, 0, 4 * MiB, 0).thenCompose(x -> mem.prefetchAsync(r, 0, 4 * MiB, 1));
+        var e = assertThrows(CompletionException.class, failing::join);
+        assertTrue(e.getCause() instanceof dev.hetmem.driver.DeviceMemoryException, e.toString());
+        dev.failAllocation(-1);
+        MemoryFixture.check(r, 0, 4 * MiB, 1);
+    }
+
+    @Test
+    void blocksPreferringTheDeviceAreEvictedLast() {
+        Region kept = mem.allocate(2 * MiB);
+        Region streamed = mem.allocate(24 * MiB);
+        MemoryFixture.fill(kept, 0, kept.size(), 2);
+        kept.advise(0, kept.size(), Advice.preferredLocation(1));
+        kept.advise(0, kept.size(), Advice.prefetch(1));       // oldest on the device
+        for (long off = 0; off < streamed.size(); off += 2 * MiB) {
+            mem.launch(1, (EmulatedKernel) (a, i) -> {}, 1, KernelArg.of(streamed, off, 2 * MiB, Access.READ_WRITE));
+        }
+        assertEquals(1, kept.attributes(0, kept.size()).location(), "the preferring block stayed while 24 MiB streamed");
+        assertTrue(mem.stats().node(1).evictions() > 0);
+        kept.advise(0, kept.size(), Advice.preferredLocation(-1));
+        assertEquals(RangeInfo.NONE, kept.attributes(0, PAGE).preferredLocation());
+        assertThrows(IllegalArgumentException.class, () -> kept.advise(0, PAGE, Advice.preferredLocation(3)));
+    }
+
+    @Test
+    void attributesOfAMixedRangeAreReportedAsMixed() {
+        Region r = mem.allocate(8 * MiB, 2 * MiB);
+        RangeInfo fresh = r.attributes(0, 8 * MiB);
+        assertEquals(2 * MiB, fresh.granularity());
+        assertEquals(Protection.READ_WRITE, fresh.protection());
+        assertEquals(Boolean.FALSE, fresh.readMostly());
+        assertEquals(RangeInfo.NONE, fresh.preferredLocation());
+        assertEquals(RangeInfo.NONE, fresh.location(), "untouched");
+
+        r.advise(0, 4 * MiB, Advice.granularity(64 * 1024));
+        r.protect(MiB, MiB, Protection.READ_ONLY);
+        r.advise(2 * MiB, MiB, Advice.readMostly(true));
+        r.advise(0, 2 * MiB, Advice.preferredLocation(1));
+        MemoryFixture.fill(r, 4 * MiB, 4 * MiB, 3);
+        r.advise(6 * MiB, 2 * MiB, Advice.prefetch(1));
+        RangeInfo all = r.attributes(0, 8 * MiB);
+        assertEquals(RangeInfo.MIXED, all.granularity());
+        assertNull(all.protection());
+        assertNull(all.readMostly());
+        assertEquals(RangeInfo.MIXED, all.preferredLocation());
+        assertEquals(RangeInfo.MIXED, all.location());
+
+        RangeInfo part = r.attributes(MiB, MiB);
+        assertEquals(64 * 1024, part.granularity());
+        assertEquals(Protection.READ_ONLY, part.protection());
+        assertEquals(1, part.preferredLocation());
+        assertEquals(0, r.attributes(4 * MiB, 2 * MiB).location());
+        assertEquals(1, r.attributes(6 * MiB, 2 * MiB).location());
+    }
+}
