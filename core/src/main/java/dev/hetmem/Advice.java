@@ -35,6 +35,21 @@ public sealed interface Advice {
         return new PreferredLocation(node);
     }
 
+    /**
+     * Device {@code node} accesses these pages where they are: while a page is on the host, the
+     * device maps the host's copy (if its driver can reach host memory, as the emulated device can)
+     * instead of migrating it; otherwise pages migrate as usual. {@code enabled = false} removes it.
+     */
+    record AccessedBy(int node, boolean enabled) implements Advice {}
+
+    static Advice accessedBy(int node) {
+        return new AccessedBy(node, true);
+    }
+
+    static Advice notAccessedBy(int node) {
+        return new AccessedBy(node, false);
+    }
+
     static Advice readMostly(boolean enabled) {
         return new ReadMostly(enabled);
     }

@@ -324,6 +324,10 @@ public final class UnifiedMemory implements AutoCloseable {
                     }
                     s.attributes().update(from, to, a -> a.withPreferred(node));
                 }
+                case Advice.AccessedBy(int node, boolean enabled) -> {
+                    device(node);
+                    s.attributes().update(from, to, a -> a.withAccessedBy(node, enabled));
+                }
                 case Advice.ReadMostly(boolean enabled) -> {
                     s.attributes().update(from, to, a -> a.withReadMostly(enabled));
                     if (!enabled) {
@@ -632,6 +636,18 @@ public final class UnifiedMemory implements AutoCloseable {
                             long va = s.pageAddress(page);
                             int pte = d.probe(va);
                             boolean resident = b.isResident(n, i);
+                            if (b.isRemote(n, i)) {
+                                boolean w = b.isRemoteWritable(n, i) && !s.attributes().at(page).readOnly();
+                                if ((pte & DeviceDriver.PTE_REMOTE) == 0 || ((pte & DeviceDriver.PTE_WRITABLE) != 0) != w) {
+                                    problems.add(r + " page " + page + ": node " + n + " should map the host's copy "
+                                            + (w ? "writable" : "read-only") + "; its entry is " + pte);
+                                }
+                                continue;
+                            }
+                            if ((pte & DeviceDriver.PTE_REMOTE) != 0) {
+                                problems.add(r + " page " + page + ": node " + n + " maps host memory it was not given");
+                                continue;
+                            }
                             if (resident != ((pte & DeviceDriver.PTE_PRESENT) != 0)) {
                                 problems.add(r + " page " + page + ": resident on node " + n + " = " + resident
                                         + " but device entry present = " + !resident);

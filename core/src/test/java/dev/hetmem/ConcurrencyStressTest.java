@@ -64,7 +64,22 @@ class ConcurrencyStressTest {
         stress(4 * MiB, true);
     }
 
+    /** Half the region accessed by device 1 in place, overlapping the read-mostly half: remote entries come and go. */
+    @RepeatedTest(3)
+    void theSameWithRemoteMappings() throws Exception {
+        stress(16 * MiB, true, true);
+    }
+
+    @RepeatedTest(2)
+    void theSameWithRemoteMappingsAndEviction() throws Exception {
+        stress(4 * MiB, true, true);
+    }
+
     private void stress(long deviceBytes, boolean readMostly) throws Exception {
+        stress(deviceBytes, readMostly, false);
+    }
+
+    private void stress(long deviceBytes, boolean readMostly, boolean accessedBy) throws Exception {
         for (int i = 0; i < SLOTS; i++) {
             slotLocks[i] = new ReentrantLock();
         }
@@ -76,6 +91,9 @@ class ConcurrencyStressTest {
             Region r = mem.allocate(SIZE, 256 * 1024);
             if (readMostly) {
                 r.advise(0, SIZE / 2, Advice.readMostly(true));
+            }
+            if (accessedBy) {
+                r.advise(SIZE / 4, SIZE / 2, Advice.accessedBy(1));
             }
             int workers = 6;
             ExecutorService pool = Executors.newFixedThreadPool(workers);

@@ -54,6 +54,24 @@ public interface DeviceDriver extends AutoCloseable {
     /** Enters device page-table entries: pages [va, va + pages*4K) map to frames [frame, frame+pages). */
     void map(long va, int frame, int pages, boolean writable);
 
+    /**
+     * Whether the device can reach host memory directly (ACCESSED_BY maps pages remotely instead of
+     * migrating them, and a thrashing block can stay home). The emulated device can; a discrete GPU
+     * over PCIe usually can too, through pinned host memory.
+     */
+    default boolean canMapHost() {
+        return false;
+    }
+
+    /**
+     * Enters entries that map [va, va + pages*4K) to host memory at {@code hostAddress}: the device
+     * reads and writes the host's copy in place. Only called when {@link #canMapHost()}; released
+     * with {@link #unmap} like any entry.
+     */
+    default void mapHost(long va, long hostAddress, int pages, boolean writable) {
+        throw new UnsupportedOperationException(name() + " cannot map host memory");
+    }
+
     /** Releases device page-table entries of [va, va + pages*4K); absent entries are ignored. */
     void unmap(long va, long pages);
 
@@ -84,4 +102,6 @@ public interface DeviceDriver extends AutoCloseable {
 
     int PTE_PRESENT = 1;
     int PTE_WRITABLE = 2;
+    /** The entry maps host memory ({@link #mapHost}). */
+    int PTE_REMOTE = 4;
 }

@@ -16,9 +16,19 @@ import java.util.function.UnaryOperator;
 public final class RangeAttributes {
 
     /** The attributes of one interval. {@code granuleShift}: log2 of the granule in bytes. */
-    public record Attrs(int granuleShift, boolean readOnly, boolean readMostly, int preferred) {
+    public record Attrs(int granuleShift, boolean readOnly, boolean readMostly, int preferred, int accessedBy) {
         public Attrs(int granuleShift, boolean readOnly, boolean readMostly) {
-            this(granuleShift, readOnly, readMostly, -1);
+            this(granuleShift, readOnly, readMostly, -1, 0);
+        }
+
+        /** Whether {@code node} should map these pages where they are instead of migrating them. */
+        public boolean accessedBy(int node) {
+            return (accessedBy & (1 << node)) != 0;
+        }
+
+        public Attrs withAccessedBy(int node, boolean on) {
+            return new Attrs(granuleShift, readOnly, readMostly, preferred,
+                    on ? accessedBy | (1 << node) : accessedBy & ~(1 << node));
         }
 
         public long granuleBytes() {
@@ -26,20 +36,20 @@ public final class RangeAttributes {
         }
 
         public Attrs withGranuleShift(int shift) {
-            return new Attrs(shift, readOnly, readMostly, preferred);
+            return new Attrs(shift, readOnly, readMostly, preferred, accessedBy);
         }
 
         public Attrs withReadOnly(boolean ro) {
-            return new Attrs(granuleShift, ro, readMostly, preferred);
+            return new Attrs(granuleShift, ro, readMostly, preferred, accessedBy);
         }
 
         public Attrs withReadMostly(boolean rm) {
-            return new Attrs(granuleShift, readOnly, rm, preferred);
+            return new Attrs(granuleShift, readOnly, rm, preferred, accessedBy);
         }
 
         /** The node the pages should live on (-1: none). */
         public Attrs withPreferred(int node) {
-            return new Attrs(granuleShift, readOnly, readMostly, node);
+            return new Attrs(granuleShift, readOnly, readMostly, node, accessedBy);
         }
     }
 

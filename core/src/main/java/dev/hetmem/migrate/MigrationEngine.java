@@ -508,26 +508,31 @@ public final class MigrationEngine implements AutoCloseable {
                 int seg = iv.segmentOf(page);
                 boolean needed = seg >= 0;
                 boolean write = needed && iv.writes(seg);
-                boolean readMostly = iv.region.attributes().at(page).readMostly();
-                int action = decide(b, p, target, write, onlyFrom, readMostly);
+                var attrs = iv.region.attributes().at(page);
+                boolean readMostly = attrs.readMostly();
+                boolean remoteOk = target != 0 && attrs.accessedBy(target) && device(target).driver().canMapHost();
+                int action = decide(b, p, target, write, onlyFrom, readMostly, remoteOk);
                 int holders = b.residentMask(p);
                 int n;
                 // a run never crosses a change of neededness or of attributes
                 int runEnd = (int) Math.min(blockEnd, Math.min(iv.nextBoundary(page),
                         iv.region.attributes().nextChange(page)) - (b.index() << 9));
-                if (runEnd - p > 1 && b.uniformHolders(p, runEnd) == holders) {
+                if (runEnd - p > 1 && b.uniformHolders(p, runEnd) == holders && b.uniformRemote(p, runEnd)) {
                     // the rest of the stretch is in one state: one run, found with word-level checks
                     n = runEnd - p;
                 } else {
                     n = 1;
                     int writer = b.writer(p);
-                    while (p + n < runEnd && b.writer(p + n) == writer
-                            && sameRun(iv, b, page + n, p + n, needed, write, holders, action, target, onlyFrom, readMostly)) {
+                    int remote = b.remoteMask(p);
+                    while (p + n < runEnd && b.writer(p + n) == writer && b.remoteMask(p + n) == remote
+                            && sameRun(iv, b, page + n, p + n, needed, write, holders, action, target, onlyFrom,
+                            readMostly, remoteOk)) {
                         n++;
                     }
                 }
                 if (action != 0) {
-                    Pins.Pin conflict = action == Run.DUPLICATE
+                    Pins.Pin conflict = action == Run.REMOTE_MAP ? null   // changes nothing for anyone else
+                            : action == Run.DUPLICATE
                             ? iv.region.pins().writingConflict(page, page + n, target)
                             : iv.region.pins().conflict(page, page + n, target);
                     if (conflict != null) {
@@ -555,15 +560,16 @@ public final class MigrationEngine implements AutoCloseable {
     }
 
     private static boolean sameRun(Interval iv, Block b, long page, int p, boolean needed, boolean write, int holders,
-                                   int action, int target, int onlyFrom, boolean readMostly) {
+                                   int action, int target, int onlyFrom, boolean readMostly, boolean remoteOk) {
         int seg = iv.segmentOf(page);
         boolean qNeeded = seg >= 0;
         return qNeeded == needed && (!qNeeded || iv.writes(seg) == write)
-                && b.residentMask(p) == holders && decide(b, p, target, write, onlyFrom, readMostly) == action;
+                && b.residentMask(p) == holders && decide(b, p, target, write, onlyFrom, readMostly, remoteOk) == action;
     }
 
     /** 0 when the page is fine where it is, else the action that brings it to the target. */
-    private static int decide(Block b, int p, int target, boolean write, int onlyFrom, boolean readMostly) {
+    private static int decide(Block b, int p, int target, boolean write, int onlyFrom, boolean readMostly,
+                              boolean remoteOk) {
         int holders = b.residentMask(p);
         if (onlyFrom >= 0 && (holders & (1 << onlyFrom)) == 0) {
             return 0;
@@ -576,6 +582,10 @@ public final class MigrationEngine implements AutoCloseable {
                 return 0;
             }
             return Run.COLLAPSE;
+        }
+        // ACCESSED_BY: map the host's copy in place, if the host may give the access asked for
+        if (remoteOk && (holders & 1) != 0 && (!write || b.isWritable(0, p))) {
+            return b.isRemote(target, p) && (!write || b.isRemoteWritable(target, p)) ? 0 : Run.REMOTE_MAP;
         }
         // a read of a read-mostly page copies it; release (onlyFrom) always moves
         return readMostly && !write && onlyFrom < 0 ? Run.DUPLICATE : Run.MOVE;
@@ -651,18 +661,34 @@ public final class MigrationEngine implements AutoCloseable {
     private void revoke(List<Run> runs, int target) {
         VaRanges[] ranges = new VaRanges[nodes.length];
         for (Run r : runs) {
-            if (r.action == Run.POPULATE || r.action == Run.LOAD) {
+            if (r.action == Run.POPULATE || r.action == Run.LOAD || r.action == Run.REMOTE_MAP) {
                 continue;
             }
             int others = r.holders & ~(1 << target) & ~1;
+            int remote = r.block.remoteMask(r.first);
             if (r.action == Run.DUPLICATE) {
-                // holders keep their copies; a device writer becomes read-only
+                // holders keep their copies; a device writer becomes read-only, and so do remote
+                // writers of a host copy that loses write
                 int w = r.block.writer(r.first);
                 if (w > 0) {
                     device(w).driver().protect(r.va(), r.count, false);
                     rangesOf(ranges, w).add(r.va(), r.bytes());
+                } else if (w == 0) {
+                    for (int n = Integer.numberOfTrailingZeros(remote); remote != 0; n = Integer.numberOfTrailingZeros(remote)) {
+                        remote &= ~(1 << n);
+                        device(n).driver().protect(r.va(), r.count, false);
+                        rangesOf(ranges, n).add(r.va(), r.bytes());
+                    }
                 }
                 continue;
+            }
+            if (target != 0 && (r.holders & 1) != 0) {
+                // the host's copy goes: every device mapping it remotely lets go too
+                for (int n = Integer.numberOfTrailingZeros(remote); remote != 0; n = Integer.numberOfTrailingZeros(remote)) {
+                    remote &= ~(1 << n);
+                    device(n).driver().unmap(r.va(), r.count);
+                    rangesOf(ranges, n).add(r.va(), r.bytes());
+                }
             }
             for (int n = Integer.numberOfTrailingZeros(others); others != 0; n = Integer.numberOfTrailingZeros(others)) {
                 others &= ~(1 << n);
@@ -682,7 +708,7 @@ public final class MigrationEngine implements AutoCloseable {
         BuddyAllocator alloc = dev.allocator();
         long needed = 0;
         for (Run r : runs) {
-            needed += r.action == Run.COLLAPSE ? 0 : r.count;
+            needed += r.action == Run.COLLAPSE || r.action == Run.REMOTE_MAP ? 0 : r.count;
         }
         if (needed > alloc.totalFrames()) {
             throw new DeviceMemoryException("device node " + target + " (" + dev.driver().name() + ") has "
@@ -690,7 +716,7 @@ public final class MigrationEngine implements AutoCloseable {
                     + "load chunk) needs " + needed * Block.PAGE_BYTES + " bytes on it at once");
         }
         for (Run r : runs) {
-            if (r.action == Run.COLLAPSE) {
+            if (r.action == Run.COLLAPSE || r.action == Run.REMOTE_MAP) {
                 continue;
             }
             int[] frames = new int[r.count];
@@ -966,12 +992,30 @@ public final class MigrationEngine implements AutoCloseable {
             if (r.action == Run.POPULATE || r.action == Run.LOAD) {
                 continue;
             }
+            if (r.action == Run.REMOTE_MAP) {
+                continue;
+            }
+            boolean ro = r.region.attributes().anyReadOnly(r.page(), r.page() + r.count);
+            int remote = r.block.remoteMask(r.first);
             if (r.action == Run.DUPLICATE) {
                 int w = r.block.writer(r.first);
-                if (w > 0 && !r.region.attributes().anyReadOnly(r.page(), r.page() + r.count)) {
+                if (w > 0 && !ro) {
                     device(w).driver().protect(r.va(), r.count, true);
+                } else if (w == 0 && !ro) {
+                    for (int n = Integer.numberOfTrailingZeros(remote); remote != 0; n = Integer.numberOfTrailingZeros(remote)) {
+                        remote &= ~(1 << n);
+                        if (r.block.isRemoteWritable(n, r.first)) {
+                            device(n).driver().protect(r.va(), r.count, true);
+                        }
+                    }
                 }
                 continue;
+            }
+            if (target != 0 && (r.holders & 1) != 0) {
+                for (int n = Integer.numberOfTrailingZeros(remote); remote != 0; n = Integer.numberOfTrailingZeros(remote)) {
+                    remote &= ~(1 << n);
+                    device(n).driver().mapHost(r.va(), r.va(), r.count, r.block.isRemoteWritable(n, r.first) && !ro);
+                }
             }
             int others = r.holders & ~(1 << target) & ~1;
             for (int n = Integer.numberOfTrailingZeros(others); others != 0; n = Integer.numberOfTrailingZeros(others)) {
@@ -1007,6 +1051,19 @@ public final class MigrationEngine implements AutoCloseable {
             if (r.action == Run.DUPLICATE) {
                 commitDuplicate(r, target, trigger);
                 continue;
+            }
+            if (r.action == Run.REMOTE_MAP) {
+                boolean w = r.block.isWritable(0, r.first) && !region.attributes().anyReadOnly(r.page(), r.page() + r.count);
+                device(target).driver().mapHost(r.va(), r.va(), r.count, w);
+                r.block.setRemoteRange(target, r.first, r.count, w);
+                continue;
+            }
+            if (target != 0 && (r.holders & 1) != 0) {
+                int remote = r.block.remoteMask(r.first);
+                for (int n = Integer.numberOfTrailingZeros(remote); remote != 0; n = Integer.numberOfTrailingZeros(remote)) {
+                    remote &= ~(1 << n);
+                    r.block.clearRemoteRange(n, r.first, r.count);
+                }
             }
             int others = r.action == Run.POPULATE || r.action == Run.LOAD ? 0 : r.holders & ~(1 << target);
             for (int n = Integer.numberOfTrailingZeros(others); others != 0; n = Integer.numberOfTrailingZeros(others)) {
@@ -1066,6 +1123,13 @@ public final class MigrationEngine implements AutoCloseable {
         int w = r.block.writer(r.first);
         if (w >= 0) {
             r.block.clearWritableRange(w, r.first, r.count);
+        }
+        if (w == 0) {
+            int remote = r.block.remoteMask(r.first);
+            for (int n = Integer.numberOfTrailingZeros(remote); remote != 0; n = Integer.numberOfTrailingZeros(remote)) {
+                remote &= ~(1 << n);
+                r.block.clearRemoteWritableRange(n, r.first, r.count);
+            }
         }
         r.block.addResidentRange(target, r.first, r.count, false);
         if (target != 0) {
@@ -1163,6 +1227,14 @@ public final class MigrationEngine implements AutoCloseable {
             long base = b.index() << 9;
             int p0 = firstIn(b, from);
             int p1 = endIn(region, b, to);
+            for (int n = 1; n < nodes.length; n++) {
+                if (b.hasRemoteOn(n) && b.clearRemoteRange(n, p0, p1 - p0) > 0) {
+                    // remote entries of the host's copy go with it
+                    long va = region.pageAddress(base + p0);
+                    device(n).driver().unmap(va, p1 - p0);
+                    rangesOf(ranges, n).add(va, (long) (p1 - p0) << Block.PAGE_SHIFT);
+                }
+            }
             for (int n = 0; n < nodes.length; n++) {
                 if (!b.hasPagesOn(n)) {
                     continue;
@@ -1211,13 +1283,15 @@ public final class MigrationEngine implements AutoCloseable {
                 int p0 = firstIn(b, from);
                 int p1 = endIn(region, b, to);
                 for (int n = 1; n < nodes.length; n++) {
-                    if (!b.hasPagesOn(n)) {
+                    if (!b.hasPagesOn(n) && !b.hasRemoteOn(n)) {
                         continue;
                     }
                     for (int p = p0; p < p1; p++) {
-                        if (b.isResident(n, p)) {
+                        boolean local = b.isResident(n, p);
+                        if (local || b.isRemote(n, p)) {
                             long va = region.pageAddress(base + p);
-                            boolean w = b.isWritable(n, p) && !region.attributes().at(base + p).readOnly();
+                            boolean w = (local ? b.isWritable(n, p) : b.isRemoteWritable(n, p))
+                                    && !region.attributes().at(base + p).readOnly();
                             device(n).driver().protect(va, 1, w);
                             rangesOf(ranges, n).add(va, Block.PAGE_BYTES);
                         }

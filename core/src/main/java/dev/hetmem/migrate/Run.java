@@ -19,6 +19,8 @@ final class Run {
     static final int LOAD = 4;
     /** The target gets a read-only copy from a holder; the holders keep theirs but lose write (READ_MOSTLY). */
     static final int DUPLICATE = 5;
+    /** The target maps the host's copy in place (ACCESSED_BY): nothing is copied or allocated. */
+    static final int REMOTE_MAP = 6;
 
     final RegionState region;
     final Block block;

@@ -31,6 +31,9 @@ public final class Block {
     private final long[][] resident;
     private final long[][] writable;
     private final DeviceFrames[] frames;
+    /** Per device: pages it maps remotely from the host (ACCESSED_BY), and which of those writably. */
+    private final long[][] remote;
+    private final long[][] remoteWritable;
     /** Last time (System.nanoTime) a fault or launch touched this block; eviction picks the oldest. */
     private volatile long lastAccessNanos;
 
@@ -40,11 +43,70 @@ public final class Block {
         this.resident = new long[nodes][];
         this.writable = new long[nodes][];
         this.frames = new DeviceFrames[nodes];
+        this.remote = new long[nodes][];
+        this.remoteWritable = new long[nodes][];
     }
 
     static long baseBytes(int nodes) {
-        // object + lock (ReentrantLock and its sync) + three per-node reference arrays
-        return 40 + 48 + 3 * (16 + 4L * nodes);
+        // object + lock (ReentrantLock and its sync) + five per-node reference arrays
+        return 48 + 48 + 5 * (16 + 4L * nodes);
+    }
+
+    /** Whether {@code node} maps the page remotely (from the host), and with write permission. */
+    public boolean isRemote(int node, int page) {
+        return Bits.get(remote[node], page);
+    }
+
+    public boolean isRemoteWritable(int node, int page) {
+        return Bits.get(remoteWritable[node], page);
+    }
+
+    /** Bit mask of the devices mapping the page remotely. */
+    public int remoteMask(int page) {
+        int mask = 0;
+        for (int n = 1; n < remote.length; n++) {
+            if (Bits.get(remote[n], page)) {
+                mask |= 1 << n;
+            }
+        }
+        return mask;
+    }
+
+    /** Records that {@code node} maps pages [from, from+count) of the host remotely. */
+    public void setRemoteRange(int node, int from, int count, boolean writableThere) {
+        assert lock.isHeldByCurrentThread();
+        if (remote[node] == null) {
+            remote[node] = new long[WORDS];
+            remoteWritable[node] = new long[WORDS];
+            table.addMetadata(2 * BITMAP_BYTES);
+        }
+        Bits.setRange(remote[node], from, from + count);
+        if (writableThere) {
+            Bits.setRange(remoteWritable[node], from, from + count);
+        } else {
+            Bits.clearRange(remoteWritable[node], from, from + count);
+        }
+    }
+
+    /** Forgets {@code node}'s remote mappings of pages [from, from+count); returns how many there were. */
+    public int clearRemoteRange(int node, int from, int count) {
+        assert lock.isHeldByCurrentThread();
+        if (remote[node] == null) {
+            return 0;
+        }
+        int n = Bits.clearRange(remote[node], from, from + count);
+        Bits.clearRange(remoteWritable[node], from, from + count);
+        if (Bits.count(remote[node]) == 0) {
+            remote[node] = null;
+            remoteWritable[node] = null;
+            table.addMetadata(-2 * BITMAP_BYTES);
+        }
+        return n;
+    }
+
+    public void clearRemoteWritableRange(int node, int from, int count) {
+        assert lock.isHeldByCurrentThread();
+        Bits.clearRange(remoteWritable[node], from, from + count);
     }
 
     public long index() {
@@ -161,6 +223,30 @@ public final class Block {
             }
         }
         return holders;
+    }
+
+    /** True if every page of [from, to) has the same remote mappings (the same devices, the same permission). */
+    public boolean uniformRemote(int from, int to) {
+        for (int n = 1; n < remote.length; n++) {
+            if (remote[n] == null) {
+                continue;
+            }
+            boolean r = Bits.get(remote[n], from);
+            if (r ? !Bits.all(remote[n], from, to) : Bits.count(remote[n], from, to) != 0) {
+                return false;
+            }
+            if (r) {
+                boolean w = Bits.get(remoteWritable[n], from);
+                if (w ? !Bits.all(remoteWritable[n], from, to) : Bits.count(remoteWritable[n], from, to) != 0) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    public boolean hasRemoteOn(int node) {
+        return remote[node] != null;
     }
 
     /** Records frames[0..count) as the frames of pages [first, first+count) on a device node. */

@@ -186,6 +186,17 @@ public final class PageTable {
                             counted[node]++;
                         }
                     }
+                    for (int node = 1; node < nodes; node++) {
+                        if (b.isRemote(node, p) && (!b.isResident(0, p) || b.isResident(node, p))) {
+                            problems.append("block ").append(b.index()).append(" page ").append(p)
+                                    .append(" mapped remotely by node ").append(node)
+                                    .append(" but not resident on the host alone for it\n");
+                        }
+                        if (b.isRemoteWritable(node, p) && !b.isWritable(0, p)) {
+                            problems.append("block ").append(b.index()).append(" page ").append(p)
+                                    .append(" writable remotely by node ").append(node).append(" but not writable on the host\n");
+                        }
+                    }
                     if (writers > 1 || (writers == 1 && holders > 1)) {
                         problems.append("block ").append(b.index()).append(" page ").append(p)
                                 .append(": ").append(writers).append(" writers, ").append(holders).append(" holders\n");

@@ -228,6 +228,17 @@ public final class EmulatedDevice implements DeviceDriver {
         pageTable.map(va, frameAddress(frame, pages), pages, writable);
     }
 
+    /** Kernels here are Java code in the host's address space: host memory is directly reachable. */
+    @Override
+    public boolean canMapHost() {
+        return true;
+    }
+
+    @Override
+    public void mapHost(long va, long hostAddress, int pages, boolean writable) {
+        pageTable.mapRemote(va, hostAddress, pages, writable);
+    }
+
     @Override
     public void unmap(long va, long pages) {
         pageTable.unmap(va, pages);
@@ -256,13 +267,14 @@ public final class EmulatedDevice implements DeviceDriver {
         if ((e & EmulatedPageTable.PRESENT) == 0) {
             return 0;
         }
-        return PTE_PRESENT | ((e & EmulatedPageTable.WRITABLE) != 0 ? PTE_WRITABLE : 0);
+        return PTE_PRESENT | ((e & EmulatedPageTable.WRITABLE) != 0 ? PTE_WRITABLE : 0)
+                | ((e & EmulatedPageTable.REMOTE) != 0 ? PTE_REMOTE : 0);
     }
 
     @Override
     public long probeFrame(long va) {
         long e = pageTable.entry(va);
-        if ((e & EmulatedPageTable.PRESENT) == 0) {
+        if ((e & EmulatedPageTable.PRESENT) == 0 || (e & EmulatedPageTable.REMOTE) != 0) {
             return -1;
         }
         return ((e & ~EmulatedPageTable.FLAGS) - pool) >>> 12;

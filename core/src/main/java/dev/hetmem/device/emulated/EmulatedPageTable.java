@@ -12,6 +12,7 @@ import java.util.concurrent.atomic.AtomicLong;
 final class EmulatedPageTable {
     static final long PRESENT = 1;
     static final long WRITABLE = 2;
+    static final long REMOTE = 4;
     static final long FLAGS = 0xFFF;
 
     private final ConcurrentHashMap<Long, long[]> leaves = new ConcurrentHashMap<>();
@@ -27,7 +28,14 @@ final class EmulatedPageTable {
     }
 
     void map(long va, long physical, int pages, boolean writable) {
-        long flags = PRESENT | (writable ? WRITABLE : 0);
+        map(va, physical, pages, PRESENT | (writable ? WRITABLE : 0));
+    }
+
+    void mapRemote(long va, long hostAddress, int pages, boolean writable) {
+        map(va, hostAddress, pages, PRESENT | REMOTE | (writable ? WRITABLE : 0));
+    }
+
+    private void map(long va, long physical, int pages, long flags) {
         long[] leaf = null;
         long leafKey = -1;
         for (int i = 0; i < pages; i++) {

@@ -1,0 +1,104 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.ValueLayout;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.PAGE;
+import static dev.hetmem.MemoryFixture.verified;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+/** ACCESSED_BY: a device maps host pages where they are instead of migrating them. */
+class AccessedByTest {
+    EmulatedDevice d1;
+    EmulatedDevice d2;
+    UnifiedMemory mem;
+
+    @BeforeEach
+    void setUp() {
+        d1 = MemoryFixture.device(8 * MiB);
+        d2 = MemoryFixture.device(8 * MiB);
+        mem = MemoryFixture.memory(d1, d2);
+    }
+
+    @AfterEach
+    void tearDown() {
+        verified(mem);
+        mem.close();
+    }
+
+    private LaunchResult add(int node, Region r, long off, long len, long delta) {
+        return mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + delta),
+                len / 8, KernelArg.of(r, off, len, Access.READ_WRITE));
+    }
+
+    @Test
+    void aDeviceReadsAndWritesTheHostCopyInPlace() {
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r, 0, r.size(), 1);
+        r.advise(0, r.size(), Advice.accessedBy(1));
+        LaunchResult res = add(1, r, 0, r.size(), 5);
+        assertEquals(0, res.pagesMigrated(), "nothing moved");
+        assertEquals(1024, r.snapshot(0, r.size()).countOn(0), "every page stayed home");
+        assertEquals(8 * MiB, mem.stats().node(1).freeBytes(), "no device frame used");
+        verified(mem);
+        // the host sees the device's writes at once: it is the same memory
+        try (HostView v = r.host(0, r.size(), Access.READ)) {
+            for (long i = 0; i < r.size() / 8; i++) {
+                assertEquals(MemoryFixture.value(1, i) + 5, v.segment().getAtIndex(ValueLayout.JAVA_LONG, i));
+            }
+        }
+        // device 2 has no such advice: its access migrates the pages, and device 1's mappings go
+        add(2, r, 0, 2 * MiB, 1);
+        assertEquals("node 2 rw", r.snapshot(0, PAGE).describe(0));
+        verified(mem);
+        // device 1 then sees data on device 2, not on the host: it migrates as usual
+        LaunchResult back = add(1, r, 0, 2 * MiB, 1);
+        assertEquals(512, back.pagesMigrated());
+        try (HostView v = r.host(0, r.size(), Access.READ)) {
+            for (long i = 0; i < r.size() / 8; i++) {
+                long added = i < (2 * MiB) / 8 ? 5 + 1 + 1 : 5;   // the first half was written twice more
+                assertEquals(MemoryFixture.value(1, i) + added, v.segment().getAtIndex(ValueLayout.JAVA_LONG, i), "long " + i);
+            }
+        }
+    }
+
+    @Test
+    void protectionAndDiscardReachRemoteMappings() {
+        Region r = mem.allocate(2 * MiB);
+        MemoryFixture.fill(r, 0, r.size(), 2);
+        r.advise(0, r.size(), Advice.accessedBy(1));
+        add(1, r, 0, r.size(), 1);
+        r.protect(0, r.size(), Protection.READ_ONLY);
+        verified(mem);   // the remote entries turned read-only
+        assertThrows(ProtectionException.class, () -> add(1, r, 0, PAGE, 1));
+        r.protect(0, r.size(), Protection.READ_WRITE);
+        verified(mem);
+        r.advise(0, r.size(), Advice.dontNeed());
+        verified(mem);   // discarded: no remote entry may remain
+        try (HostView v = r.host(0, 8, Access.READ)) {
+            assertEquals(0, v.segment().get(ValueLayout.JAVA_LONG, 0));
+        }
+    }
+
+    @Test
+    void readDuplicationElsewhereMakesRemoteMappingsReadOnly() {
+        Region r = mem.allocate(2 * MiB);
+        MemoryFixture.fill(r, 0, r.size(), 3);
+        r.advise(0, r.size(), Advice.accessedBy(1));
+        r.advise(0, r.size(), Advice.readMostly(true));
+        add(1, r, 0, r.size(), 1);                      // remote, writable
+        java.lang.foreign.MemorySegment buf = java.lang.foreign.Arena.ofAuto().allocate(PAGE);
+        d2.read(r, 0, 1, buf);                           // device 2 takes a read-only copy: the host loses write
+        verified(mem);                                   // so device 1's remote entries are read-only now
+        add(1, r, 0, PAGE, 1);                           // a write from device 1 collapses to device 1
+        assertEquals("node 1 rw", r.snapshot(0, PAGE).describe(0));
+        verified(mem);
+    }
+}
