@@ -8,9 +8,12 @@ public final class NodeStats {
     private final long faults;
     private final long[] pagesIn;
     private final long evictions;
+    private final long thrashingEvents;
 
-    NodeStats(NodeInfo node, long residentBytes, long freeBytes, long faults, long[] pagesIn, long evictions) {
+    NodeStats(NodeInfo node, long residentBytes, long freeBytes, long faults, long[] pagesIn, long evictions,
+              long thrashingEvents) {
         this.evictions = evictions;
+        this.thrashingEvents = thrashingEvents;
         this.node = node;
         this.residentBytes = residentBytes;
         this.freeBytes = freeBytes;
@@ -40,6 +43,11 @@ public final class NodeStats {
     /** Eviction batches that made room on this device. */
     public long evictions() {
         return evictions;
+    }
+
+    /** Blocks that bounced to this node and away too often, and were held home for a while. */
+    public long thrashingEvents() {
+        return thrashingEvents;
     }
 
     /** Pages that arrived on this node for this reason. */

@@ -79,6 +79,7 @@ public final class UnifiedMemory implements AutoCloseable {
         this.counters = new Counters(nodes);
         this.residency = new ResidencyRegistry(nodes);
         this.engine = new MigrationEngine(devices, b.copyThreads, b.mode, b.copyPath, counters, residency);
+        this.engine.thrashControl(b.thrashControl, b.thrashHold.toNanos());
         this.releasePolicy = b.releasePolicy;
         this.defaultGranularity = b.granularity;
         for (int i = 1; i < nodes; i++) {
@@ -111,6 +112,28 @@ public final class UnifiedMemory implements AutoCloseable {
         private CopyPath copyPath = CopyPath.THREADS;
         private HostReleasePolicy releasePolicy = HostReleasePolicy.FREE;
         private long granularity = DEFAULT_GRANULARITY;
+        private boolean thrashControl = true;
+
+        /**
+         * Whether blocks that bounce between nodes are held home, devices that can reach host memory
+         * mapping them in place meanwhile (default on; off only to measure against).
+         */
+        public Builder thrashControl(boolean on) {
+            this.thrashControl = on;
+            return this;
+        }
+
+        private java.time.Duration thrashHold = java.time.Duration.ofMillis(100);
+
+        /** How long a thrashing block stays home (default 100 ms; 1 ms to 1 hour). */
+        public Builder thrashHold(java.time.Duration hold) {
+            Objects.requireNonNull(hold, "hold");
+            if (hold.toMillis() < 1 || hold.toHours() > 1) {
+                throw new IllegalArgumentException("thrash hold " + hold + " outside [1 ms, 1 h]");
+            }
+            this.thrashHold = hold;
+            return this;
+        }
 
         public Builder device(DeviceDriver driver) {
             Objects.requireNonNull(driver, "driver");
@@ -608,7 +631,7 @@ public final class UnifiedMemory implements AutoCloseable {
         for (Trigger t : Trigger.ALL) {
             in[t.ordinal()] = c.pagesIn(n, t);
         }
-        return new NodeStats(nodeInfos.get(n), residentBytes, free, c.faults(n), in, c.evictions(n));
+        return new NodeStats(nodeInfos.get(n), residentBytes, free, c.faults(n), in, c.evictions(n), c.thrashingEvents(n));
     }
 
     /**

@@ -52,6 +52,18 @@ public final class MigrationEngine implements AutoCloseable {
     private final Counters memoryCounters;
     private final ResidencyRegistry residency;
     private volatile MigrationMode mode;
+    private volatile boolean thrashControl = true;
+    private volatile long thrashHoldNanos = THRASH_HOLD_NANOS;
+
+    /** Three moves between different nodes, each within this of the last, make a block thrash. */
+    static final long THRASH_WINDOW_NANOS = 50_000_000L;
+    /** How long a thrashing block stays home by default. */
+    static final long THRASH_HOLD_NANOS = 100_000_000L;
+
+    public void thrashControl(boolean on, long holdNanos) {
+        this.thrashControl = on;
+        this.thrashHoldNanos = holdNanos;
+    }
     private volatile CopyPath copyPath;
 
     public MigrationEngine(DeviceNode[] nodes, int copyThreads, MigrationMode mode, CopyPath copyPath, Counters memoryCounters,
@@ -510,7 +522,8 @@ public final class MigrationEngine implements AutoCloseable {
                 boolean write = needed && iv.writes(seg);
                 var attrs = iv.region.attributes().at(page);
                 boolean readMostly = attrs.readMostly();
-                boolean remoteOk = target != 0 && attrs.accessedBy(target) && device(target).driver().canMapHost();
+                boolean remoteOk = target != 0 && device(target).driver().canMapHost()
+                        && (attrs.accessedBy(target) || (thrashControl && onlyFrom < 0 && b.heldHome(System.nanoTime())));
                 int action = decide(b, p, target, write, onlyFrom, readMostly, remoteOk);
                 int holders = b.residentMask(p);
                 int n;
@@ -1113,6 +1126,11 @@ public final class MigrationEngine implements AutoCloseable {
             if (r.action == Run.MOVE || r.action == Run.LOAD) {
                 region.counters().migrated(target, trigger, r.count);
                 memoryCounters.migrated(target, trigger, r.count);
+            }
+            if (r.action == Run.MOVE && trigger == Trigger.FAULT && thrashControl
+                    && r.block.recordMove(target, System.nanoTime(), THRASH_WINDOW_NANOS, thrashHoldNanos)) {
+                region.counters().thrashed(target);
+                memoryCounters.thrashed(target);
             }
         }
         hostReleases.flush(pool);

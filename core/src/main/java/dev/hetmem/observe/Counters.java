@@ -16,12 +16,14 @@ public final class Counters {
     private final LongAdder[] faults;
     private final LongAdder[] pagesIn;
     private final LongAdder[] evictions;
+    private final LongAdder[] thrashing;
 
     public Counters(int nodes) {
         this.nodes = nodes;
         this.faults = adders(nodes);
         this.pagesIn = adders(nodes * TRIGGERS);
         this.evictions = adders(nodes);
+        this.thrashing = adders(nodes);
     }
 
     private static LongAdder[] adders(int n) {
@@ -52,6 +54,15 @@ public final class Counters {
 
     public long evictions(int node) {
         return evictions[node].sum();
+    }
+
+    /** A block that kept moving to {@code node} and away was held home. */
+    public void thrashed(int node) {
+        thrashing[node].increment();
+    }
+
+    public long thrashingEvents(int node) {
+        return thrashing[node].sum();
     }
 
     public long faults(int node) {

@@ -36,6 +36,12 @@ public final class Block {
     private final long[][] remoteWritable;
     /** Last time (System.nanoTime) a fault or launch touched this block; eviction picks the oldest. */
     private volatile long lastAccessNanos;
+    /** Thrashing detection (under {@link #lock}): where the block last moved to, when, and how often it bounced. */
+    private int lastTarget = -1;
+    private long lastMoveNanos;
+    private int bounces;
+    /** Until when (System.nanoTime) the block stays home, devices reaching it remotely; 0 when not thrashing. */
+    private volatile long homeUntilNanos;
 
     Block(PageTable table, long index, int nodes) {
         this.table = table;
@@ -120,6 +126,34 @@ public final class Block {
 
     public PageTable table() {
         return table;
+    }
+
+    /**
+     * Records that pages of this block moved to {@code target}; returns true when that makes it
+     * thrash: the third move between different nodes, each within {@code windowNanos} of the last.
+     * A thrashing block stays home until {@code now + holdNanos}.
+     */
+    public boolean recordMove(int target, long now, long windowNanos, long holdNanos) {
+        assert lock.isHeldByCurrentThread();
+        if (target == lastTarget) {
+            return false;   // another run of the same move (a batch records each of its runs)
+        }
+        boolean bounce = lastTarget >= 0 && now - lastMoveNanos < windowNanos;
+        bounces = bounce ? bounces + 1 : 0;
+        lastTarget = target;
+        lastMoveNanos = now;
+        if (bounces >= 3) {
+            bounces = 0;
+            homeUntilNanos = now + holdNanos;
+            return true;
+        }
+        return false;
+    }
+
+    /** Whether the block is held home because it thrashed. */
+    public boolean heldHome(long now) {
+        long until = homeUntilNanos;
+        return until != 0 && now < until;
     }
 
     public void touch(long nanos) {
