@@ -545,6 +545,10 @@ public final class MigrationEngine implements AutoCloseable {
                 }
                 if (action != 0) {
                     Pins.Pin conflict = action == Run.REMOTE_MAP ? null   // changes nothing for anyone else
+                            : (holders & 1) != 0 && b.remoteMask(p) != 0
+                            // a host copy that devices reach in place: a kernel of any node, the
+                            // target's own included, may be using those entries right now
+                            ? iv.region.pins().any(page, page + n)
                             : action == Run.DUPLICATE
                             ? iv.region.pins().writingConflict(page, page + n, target)
                             : iv.region.pins().conflict(page, page + n, target);
@@ -1151,6 +1155,8 @@ public final class MigrationEngine implements AutoCloseable {
         }
         r.block.addResidentRange(target, r.first, r.count, false);
         if (target != 0) {
+            // a local copy replaces any remote entry the target had (the map below overwrites it)
+            r.block.clearRemoteRange(target, r.first, r.count);
             r.block.setFrames(target, r.first, r.frames, r.count);
             DeviceDriver driver = device(target).driver();
             int i = 0;
