@@ -123,9 +123,9 @@ public final class UnifiedMemory implements AutoCloseable {
             return this;
         }
 
-        private java.time.Duration thrashHold = java.time.Duration.ofMillis(100);
+        private java.time.Duration thrashHold = java.time.Duration.ofMillis(200);
 
-        /** How long a thrashing block stays home (default 100 ms; 1 ms to 1 hour). */
+        /** How long a thrashing block stays home (default 200 ms; 1 ms to 1 hour). */
         public Builder thrashHold(java.time.Duration hold) {
             Objects.requireNonNull(hold, "hold");
             if (hold.toMillis() < 1 || hold.toHours() > 1) {

@@ -19,6 +19,8 @@ public final class Main {
                                                a file into the memory space at disk speed (seed 003)
               bench load [--quick] [--json] [--sizes 512K,8M,1G,3G] [--dir DIR]
                                                loading schemes against the disk's own speed (fio)
+              bench oversub [--quick] [--json] [--capacity 64M]
+                                               a kernel sweeping data sets larger than the device
               test                             the whole test suite (./hetmem test)
             """;
 

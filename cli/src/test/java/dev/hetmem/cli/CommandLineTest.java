@@ -122,4 +122,17 @@ class CommandLineTest {
         assertEquals(1, r.code());
         assertTrue(r.err().contains("/no/such/file.bin") && r.err().contains("no such file"), r.err());
     }
+
+    @Test
+    void benchOversubQuickIsCorrectAndFollowsTheJsonContract() {
+        Result r = run("bench", "oversub", "--quick", "--json", "--capacity", "16M");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().startsWith("{\"bench\":\"oversub\",\"limits\":{\"memcpy_gbps\":"), r.out());
+        assertEquals(5, r.out().split("\"ws_factor\"", -1).length - 1, "five rows in --quick: " + r.out());
+        assertTrue(!r.out().contains("\"correct\":false"), r.out());
+        for (String mode : new String[] {"faults", "prefetch", "explicit", "faults_no_thrash_control"}) {
+            assertTrue(r.out().contains("\"mode\":\"" + mode + "\""), mode + " missing: " + r.out());
+        }
+    }
 }

@@ -55,10 +55,13 @@ public final class MigrationEngine implements AutoCloseable {
     private volatile boolean thrashControl = true;
     private volatile long thrashHoldNanos = THRASH_HOLD_NANOS;
 
-    /** Three moves between different nodes, each within this of the last, make a block thrash. */
-    static final long THRASH_WINDOW_NANOS = 50_000_000L;
+    /**
+     * Three moves between different nodes, each within this of the last, make a block thrash. UVM
+     * uses 500 µs for GPUs; migrations here (Java, a copy per move) are slower, so the window is too.
+     */
+    static final long THRASH_WINDOW_NANOS = 200_000_000L;
     /** How long a thrashing block stays home by default. */
-    static final long THRASH_HOLD_NANOS = 100_000_000L;
+    static final long THRASH_HOLD_NANOS = 200_000_000L;
 
     public void thrashControl(boolean on, long holdNanos) {
         this.thrashControl = on;
@@ -1131,7 +1134,8 @@ public final class MigrationEngine implements AutoCloseable {
                 region.counters().migrated(target, trigger, r.count);
                 memoryCounters.migrated(target, trigger, r.count);
             }
-            if (r.action == Run.MOVE && trigger == Trigger.FAULT && thrashControl
+            // fault-driven ping-pong and capacity thrashing (evicted, faulted back) both count
+            if (r.action == Run.MOVE && (trigger == Trigger.FAULT || trigger == Trigger.EVICTION) && thrashControl
                     && r.block.recordMove(target, System.nanoTime(), THRASH_WINDOW_NANOS, thrashHoldNanos)) {
                 region.counters().thrashed(target);
                 memoryCounters.thrashed(target);

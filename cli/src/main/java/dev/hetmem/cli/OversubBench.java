@@ -1,0 +1,277 @@
+package dev.hetmem.cli;
+
+import dev.hetmem.Access;
+import dev.hetmem.Advice;
+import dev.hetmem.HostView;
+import dev.hetmem.KernelArg;
+import dev.hetmem.Region;
+import dev.hetmem.Stats;
+import dev.hetmem.UnifiedMemory;
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import dev.hetmem.host.Libc;
+
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * {@code hetmem bench oversub}: a device kernel sweeping a data set larger than the device (seed
+ * 002: host DRAM as the device's swap). Each access is a kernel launch summing the longs of one
+ * piece of the data set (a 2 MiB tile, or a 4 KiB page for the random pattern); the sum is checked
+ * against the host's. Modes: hetmem on faults alone, with the next piece prefetched asynchronously,
+ * on faults with thrashing control off, and the explicit program written today: the data set in
+ * plain host memory, each piece copied into a device buffer by hand, double-buffered.
+ */
+final class OversubBench {
+    private static final long MiB = 1L << 20;
+    private static final long TILE = 2 * MiB;
+    private static final long PAGE = 4096;
+    /** How many pieces ahead the prefetch mode asks for. */
+    private static final int PREFETCH_AHEAD = 2;
+
+    private OversubBench() {}
+
+    private record Case(double factor, String pattern, String mode) {}
+
+    static int run(List<String> argv, PrintStream out, PrintStream err) {
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity"));
+        long capacity = args.longValue("capacity", 64 * MiB);
+        if (capacity < 16 * MiB || capacity % TILE != 0) {
+            throw new Args.UsageException("--capacity " + capacity + " must be a multiple of 2M, at least 16M");
+        }
+        List<Case> cases = new ArrayList<>();
+        if (args.flag("quick")) {
+            for (String m : List.of("faults", "prefetch", "explicit")) {
+                cases.add(new Case(2, "sequential", m));
+            }
+            cases.add(new Case(2, "random", "faults"));
+            cases.add(new Case(2, "random", "faults_no_thrash_control"));
+        } else {
+            for (double f : new double[] {0.5, 1.5, 2, 3}) {
+                for (String p : List.of("sequential", "random", "hot_cold")) {
+                    for (String m : List.of("faults", "prefetch", "explicit", "faults_no_thrash_control")) {
+                        cases.add(new Case(f, p, m));
+                    }
+                }
+            }
+        }
+        double memcpy = memcpyLimit();
+        List<Map<String, Object>> rows = new ArrayList<>();
+        for (Case c : cases) {
+            Map<String, Object> row = runCase(c, capacity);
+            rows.add(row);
+            err.printf("factor %.1f %-10s %-24s %7.3f GB/s  migrated %s  evictions %d  %s%n", c.factor, c.pattern, c.mode,
+                    (Double) row.get("gbps"), ProgressBar.human((Long) row.get("migrated_bytes")), (Long) row.get("evictions"),
+                    (Boolean) row.get("correct") ? "correct" : "WRONG");
+        }
+        if (args.flag("json")) {
+            Map<String, Object> root = new LinkedHashMap<>();
+            root.put("bench", "oversub");
+            root.put("limits", Map.of("memcpy_gbps", Math.round(memcpy * 1000) / 1000.0));
+            root.put("device_capacity_bytes", capacity);
+            root.put("rows", rows);
+            out.println(Json.write(root));
+        } else {
+            out.printf("plain copy (the limit): %.2f GB/s; emulated device of %s%n", memcpy, ProgressBar.human(capacity));
+            out.printf("%6s %-10s %-24s %9s %14s %9s %7s%n", "factor", "pattern", "mode", "GB/s", "migrated", "evictions", "correct");
+            for (Map<String, Object> r : rows) {
+                out.printf("%6.1f %-10s %-24s %9.3f %14s %9d %7s%n", (Double) r.get("ws_factor"), r.get("pattern"), r.get("mode"),
+                        (Double) r.get("gbps"), ProgressBar.human((Long) r.get("migrated_bytes")), (Long) r.get("evictions"),
+                        r.get("correct"));
+            }
+        }
+        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
+    }
+
+    private static double memcpyLimit() {
+        long total = 256 * MiB;
+        long src = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
+        long dst = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
+        try {
+            Libc.memset(src, 1, total);
+            Libc.memset(dst, 2, total);
+            double best = 0;
+            for (int i = 0; i < 3; i++) {
+                best = Math.max(best, MigrateBench.plainCopyGbps(dst, src, total, Runtime.getRuntime().availableProcessors()));
+            }
+            return best;
+        } finally {
+            Libc.munmap(src, total);
+            Libc.munmap(dst, total);
+        }
+    }
+
+    /** The long at index i of the data set. */
+    static long value(long i) {
+        return i * 0x9E3779B97F4A7C15L + 12345;
+    }
+
+    /** The pieces accessed, as byte offsets, and each piece's size. */
+    private record Accesses(long[] offsets, long size) {}
+
+    private static Accesses accesses(String pattern, long bytes) {
+        SplittableRandom rnd = new SplittableRandom(42);
+        switch (pattern) {
+            case "sequential" -> {
+                long[] o = new long[(int) (bytes / TILE)];
+                for (int i = 0; i < o.length; i++) {
+                    o[i] = i * TILE;
+                }
+                return new Accesses(o, TILE);
+            }
+            case "random" -> {
+                // as many 4 KiB accesses as there are 4 KiB pages in one eighth of the data set
+                long pages = bytes / PAGE;
+                long[] o = new long[(int) (pages / 8)];
+                for (int i = 0; i < o.length; i++) {
+                    o[i] = rnd.nextLong(pages) * PAGE;
+                }
+                return new Accesses(o, PAGE);
+            }
+            case "hot_cold" -> {
+                long tiles = bytes / TILE;
+                long hot = Math.max(1, tiles / 5);
+                long[] o = new long[(int) (2 * tiles)];
+                for (int i = 0; i < o.length; i++) {
+                    long t = rnd.nextInt(10) < 8 ? rnd.nextLong(hot) : hot + rnd.nextLong(Math.max(1, tiles - hot));
+                    o[i] = Math.min(t, tiles - 1) * TILE;
+                }
+                return new Accesses(o, TILE);
+            }
+            default -> throw new IllegalArgumentException(pattern);
+        }
+    }
+
+    private static long expectedSum(Accesses a) {
+        long s = 0;
+        for (long off : a.offsets) {
+            for (long i = off / 8; i < (off + a.size) / 8; i++) {
+                s += value(i);
+            }
+        }
+        return s;
+    }
+
+    /** Sums the longs of argument 0 into {@code sum}. */
+    private static EmulatedKernel sumKernel(AtomicLong sum) {
+        return (args, item) -> {
+            var b = args.arg(0);
+            long s = 0;
+            for (long o = 0; o < b.length(); o += 8) {
+                s += b.getLong(o);
+            }
+            sum.addAndGet(s);
+        };
+    }
+
+    private static Map<String, Object> runCase(Case c, long capacity) {
+        long bytes = (long) (c.factor * capacity) / TILE * TILE;
+        Accesses a = accesses(c.pattern, bytes);
+        long expected = expectedSum(a);
+        boolean thrashControl = !c.mode.equals("faults_no_thrash_control");
+        AtomicLong sum = new AtomicLong();
+        long nanos;
+        long migrated;
+        long evictions;
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(capacity).computeThreads(1).populate(true).build();
+        // one copy thread, like the explicit program: the other core computes
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).thrashControl(thrashControl).copyThreads(1).build()) {
+            EmulatedKernel kernel = sumKernel(sum);
+            if (c.mode.equals("explicit")) {
+                nanos = explicit(mem, dev, a, bytes, kernel);
+            } else {
+                Region data = mem.allocate(bytes);
+                try (HostView v = data.host(0, bytes, Access.WRITE)) {
+                    for (long i = 0; i < bytes / 8; i++) {
+                        v.segment().setAtIndex(ValueLayout.JAVA_LONG, i, value(i));
+                    }
+                }
+                Stats before = mem.stats();
+                long t0 = System.nanoTime();
+                // prefetch mode keeps the next PREFETCH_AHEAD pieces on their way while a piece is computed
+                java.util.ArrayDeque<CompletableFuture<Long>> ahead = new java.util.ArrayDeque<>();
+                int issued = 0;
+                for (int k = 0; k < a.offsets.length; k++) {
+                    if (c.mode.equals("prefetch")) {
+                        while (issued < a.offsets.length && issued <= k + PREFETCH_AHEAD) {
+                            ahead.add(mem.prefetchAsync(data, a.offsets[issued], a.size, 1));
+                            issued++;
+                        }
+                        ahead.poll().join();   // piece k is on the device (or its prefetch failed: say so)
+                    }
+                    mem.launch(1, kernel, 1, KernelArg.of(data, a.offsets[k], a.size, Access.READ));
+                }
+                for (CompletableFuture<Long> f : ahead) {
+                    f.join();
+                }
+                nanos = System.nanoTime() - t0;
+                Stats after = mem.stats();
+                migrated = (after.node(0).pagesMigrated() + after.node(1).pagesMigrated()
+                        - before.node(0).pagesMigrated() - before.node(1).pagesMigrated()) * PAGE;
+                evictions = after.node(1).evictions() - before.node(1).evictions();
+                return row(c, a, nanos, migrated, evictions, sum.get() == expected);
+            }
+            // the explicit program moves its data by hand: every piece copied in once
+            migrated = a.offsets.length * a.size;
+            evictions = mem.stats().node(1).evictions();
+        }
+        return row(c, a, nanos, migrated, evictions, sum.get() == expected);
+    }
+
+    /**
+     * What a framework user writes today: the data in plain host memory, two device buffers, each
+     * piece copied in by hand while the kernel runs on the previous one.
+     */
+    private static long explicit(UnifiedMemory mem, EmulatedDevice dev, Accesses a, long bytes, EmulatedKernel kernel) {
+        try (Arena arena = Arena.ofShared(); ExecutorService copier = Executors.newSingleThreadExecutor()) {
+            MemorySegment host = arena.allocate(bytes, 4096);
+            for (long i = 0; i < bytes / 8; i++) {
+                host.setAtIndex(ValueLayout.JAVA_LONG, i, value(i));
+            }
+            Region[] buffers = {mem.allocate(a.size), mem.allocate(a.size)};
+            for (Region b : buffers) {
+                b.advise(0, a.size, Advice.prefetch(dev.node()));
+            }
+            long pages = a.size / PAGE;
+            long t0 = System.nanoTime();
+            CompletableFuture<Void> in = CompletableFuture.runAsync(
+                    () -> dev.write(buffers[0], 0, pages, host.asSlice(a.offsets[0], a.size)), copier);
+            for (int k = 0; k < a.offsets.length; k++) {
+                in.join();
+                Region current = buffers[k & 1];
+                if (k + 1 < a.offsets.length) {
+                    Region nextBuf = buffers[(k + 1) & 1];
+                    long off = a.offsets[k + 1];
+                    in = CompletableFuture.runAsync(() -> dev.write(nextBuf, 0, pages, host.asSlice(off, a.size)), copier);
+                }
+                mem.launch(1, kernel, 1, KernelArg.read(current));
+            }
+            in.join();
+            return System.nanoTime() - t0;
+        }
+    }
+
+    private static Map<String, Object> row(Case c, Accesses a, long nanos, long migrated, long evictions, boolean correct) {
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("ws_factor", c.factor);
+        r.put("pattern", c.pattern);
+        r.put("mode", c.mode);
+        r.put("gbps", Math.round(a.offsets.length * a.size / (double) nanos * 1000) / 1000.0);
+        r.put("migrated_bytes", migrated);
+        r.put("evictions", evictions);
+        r.put("correct", correct);
+        return r;
+    }
+}
