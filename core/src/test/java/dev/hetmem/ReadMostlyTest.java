@@ -98,4 +98,25 @@ class ReadMostlyTest {
         }
         MemoryFixture.check(buf, 0, 5);
     }
+
+    @Test
+    void deviceToDeviceMigrationTakesThePeerPathWithoutTouchingTheHost() {
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r, 0, 4 * MiB, 6);
+        r.advise(0, 4 * MiB, Advice.prefetch(1));
+        long before = d2.peerCopiedPages();
+        r.advise(0, 4 * MiB, Advice.prefetch(2));
+        assertEquals(before + 1024, d2.peerCopiedPages(), "every page went device to device");
+        assertEquals(1024, r.snapshot(0, 4 * MiB).countOn(2));
+        assertEquals(16 * MiB, mem.stats().node(1).freeBytes());
+        verified(mem);
+        // a peer copy that fails is undone: the pages stay on device 2, intact
+        d1.failCopy(0);
+        assertThrows(RuntimeException.class, () -> r.advise(0, 4 * MiB, Advice.prefetch(1)));
+        d1.failCopy(-1);
+        assertEquals(1024, r.snapshot(0, 4 * MiB).countOn(2));
+        assertEquals(16 * MiB, mem.stats().node(1).freeBytes(), "no frame leaked on device 1");
+        verified(mem);
+        MemoryFixture.check(r, 0, 4 * MiB, 6);
+    }
 }

@@ -46,6 +46,24 @@ public interface DeviceDriver extends AutoCloseable {
      */
     void copy(CopyBatch batch, int from, int to);
 
+    /**
+     * Whether this device can copy frames straight from {@code source}'s memory (a peer path: NVLink,
+     * PCIe peer-to-peer, or a shared pool). Without one, device-to-device migration stages each page
+     * through its host page.
+     */
+    default boolean canCopyFrom(DeviceDriver source) {
+        return false;
+    }
+
+    /**
+     * Copies {@code pages} frames from {@code source}'s frames starting at {@code sourceFrame} into this
+     * device's frames starting at {@code frame}. Only called when {@link #canCopyFrom} said yes; throws
+     * {@link DeviceCopyException} on failure (the migration is then undone).
+     */
+    default void copyFromPeer(DeviceDriver source, int sourceFrame, int frame, int pages) {
+        throw new UnsupportedOperationException(name() + " has no peer path from " + source.name());
+    }
+
     /** The device's own asynchronous copy engine, or null if it has none. */
     default CopyEngine copyEngine() {
         return null;

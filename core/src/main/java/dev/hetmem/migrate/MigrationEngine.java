@@ -920,6 +920,7 @@ public final class MigrationEngine implements AutoCloseable {
     private void copy(List<Run> runs, int target) {
         CopyBatch[] toHost = new CopyBatch[nodes.length];
         CopyBatch toTarget = new CopyBatch();
+        List<Run> peer = new ArrayList<>();
         for (Run r : runs) {
             long va = r.va();
             if (r.action == Run.POPULATE) {
@@ -933,6 +934,11 @@ public final class MigrationEngine implements AutoCloseable {
                 continue;
             }
             if (r.action != Run.MOVE && r.action != Run.DUPLICATE) {
+                continue;
+            }
+            if (r.source != 0 && target != 0
+                    && device(target).driver().canCopyFrom(device(r.source).driver())) {
+                peer.add(r);
                 continue;
             }
             if (r.source != 0) {
@@ -955,6 +961,26 @@ public final class MigrationEngine implements AutoCloseable {
         }
         if (target != 0) {
             runCopy(device(target).driver(), toTarget);
+            copyPeers(peer, target);
+        }
+    }
+
+    /** Device-to-device runs over the drivers' peer path: contiguous frames in one call. */
+    private void copyPeers(List<Run> peer, int target) {
+        DeviceDriver to = device(target).driver();
+        for (Run r : peer) {
+            DeviceDriver from = device(r.source).driver();
+            int i = 0;
+            while (i < r.count) {
+                int src = r.block.frame(r.source, r.first + i);
+                int n = 1;
+                while (i + n < r.count && r.frames[i + n] == r.frames[i] + n
+                        && r.block.frame(r.source, r.first + i + n) == src + n) {
+                    n++;
+                }
+                to.copyFromPeer(from, src, r.frames[i], n);
+                i += n;
+            }
         }
     }
 

@@ -218,6 +218,29 @@ public final class EmulatedDevice implements DeviceDriver {
         }
     }
 
+    /** Emulated devices all live in host memory: any two have a peer path (a plain memcpy between pools). */
+    @Override
+    public boolean canCopyFrom(DeviceDriver source) {
+        return source instanceof EmulatedDevice && source != this;
+    }
+
+    @Override
+    public void copyFromPeer(DeviceDriver source, int sourceFrame, int frame, int pages) {
+        EmulatedDevice from = (EmulatedDevice) source;
+        if (fire(copyCountdown)) {
+            throw new DeviceCopyException("injected copy failure on " + name + " (peer copy from " + from.name + ")");
+        }
+        Libc.memcpy(frameAddress(frame, pages), from.frameAddress(sourceFrame, pages), (long) pages << 12);
+        peerCopies.addAndGet(pages);
+    }
+
+    /** Pages copied into this device straight from another device (no host staging). */
+    public long peerCopiedPages() {
+        return peerCopies.get();
+    }
+
+    private final java.util.concurrent.atomic.AtomicLong peerCopies = new java.util.concurrent.atomic.AtomicLong();
+
     @Override
     public CopyEngine copyEngine() {
         return copyThread;
