@@ -69,13 +69,34 @@ public final class Block {
 
     /** Bit mask of the devices mapping the page remotely. */
     public int remoteMask(int page) {
+        return mask(remote, page);
+    }
+
+    /** Bit n set where {@code bitmaps[n]} has the page. */
+    private static int mask(long[][] bitmaps, int page) {
         int mask = 0;
-        for (int n = 1; n < remote.length; n++) {
-            if (Bits.get(remote[n], page)) {
+        for (int n = 0; n < bitmaps.length; n++) {
+            if (Bits.get(bitmaps[n], page)) {
                 mask |= 1 << n;
             }
         }
         return mask;
+    }
+
+    /**
+     * Whether [from, to) is uniform in {@code bits} (all set or none) and, where set, in
+     * {@code writeBits} too.
+     */
+    private static boolean uniform(long[] bits, long[] writeBits, int from, int to) {
+        boolean on = Bits.get(bits, from);
+        if (on ? !Bits.all(bits, from, to) : Bits.count(bits, from, to) != 0) {
+            return false;
+        }
+        if (!on) {
+            return true;
+        }
+        boolean w = Bits.get(writeBits, from);
+        return w ? Bits.all(writeBits, from, to) : Bits.count(writeBits, from, to) == 0;
     }
 
     /** Records that {@code node} maps pages [from, from+count) of the host remotely. */
@@ -174,13 +195,7 @@ public final class Block {
 
     /** Bit mask of the nodes holding the page (bit n for node n); 0 when resident nowhere. */
     public int residentMask(int page) {
-        int mask = 0;
-        for (int n = 0; n < resident.length; n++) {
-            if (Bits.get(resident[n], page)) {
-                mask |= 1 << n;
-            }
-        }
-        return mask;
+        return mask(resident, page);
     }
 
     /** The node where the page is writable, or -1. */
@@ -243,37 +258,19 @@ public final class Block {
      * bitmap checks per node, not a look at each page.
      */
     public int uniformHolders(int from, int to) {
-        int holders = residentMask(from);
         for (int n = 0; n < resident.length; n++) {
-            boolean holds = (holders & (1 << n)) != 0;
-            if (holds ? !Bits.all(resident[n], from, to) : Bits.count(resident[n], from, to) != 0) {
+            if (!uniform(resident[n], writable[n], from, to)) {
                 return -1;
             }
-            if (holds) {
-                boolean w = Bits.get(writable[n], from);
-                if (w ? !Bits.all(writable[n], from, to) : Bits.count(writable[n], from, to) != 0) {
-                    return -1;
-                }
-            }
         }
-        return holders;
+        return residentMask(from);
     }
 
     /** True if every page of [from, to) has the same remote mappings (the same devices, the same permission). */
     public boolean uniformRemote(int from, int to) {
         for (int n = 1; n < remote.length; n++) {
-            if (remote[n] == null) {
-                continue;
-            }
-            boolean r = Bits.get(remote[n], from);
-            if (r ? !Bits.all(remote[n], from, to) : Bits.count(remote[n], from, to) != 0) {
+            if (remote[n] != null && !uniform(remote[n], remoteWritable[n], from, to)) {
                 return false;
-            }
-            if (r) {
-                boolean w = Bits.get(remoteWritable[n], from);
-                if (w ? !Bits.all(remoteWritable[n], from, to) : Bits.count(remoteWritable[n], from, to) != 0) {
-                    return false;
-                }
             }
         }
         return true;
