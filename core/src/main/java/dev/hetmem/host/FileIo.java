@@ -3,11 +3,9 @@ package dev.hetmem.host;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
 import java.nio.file.Path;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
@@ -27,22 +25,18 @@ public final class FileIo {
     public static final int EINVAL = 22;
     public static final int EINTR = 4;
 
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final MemoryLayout CALL_STATE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker.Option ERRNO_OPTION = Linker.Option.captureCallState("errno");
+    private static final MemoryLayout CALL_STATE = Downcalls.CALL_STATE;
 
     private static final MethodHandle OPEN = bind("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
     private static final MethodHandle PREAD = bind("pread", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
     private static final MethodHandle CLOSE = bind("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle FADVISE = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("posix_fadvise").orElseThrow(),
+    private static final MethodHandle FADVISE = Downcalls.bind("posix_fadvise",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
 
     private FileIo() {}
 
     private static MethodHandle bind(String name, FunctionDescriptor fd) {
-        return LINKER.downcallHandle(LINKER.defaultLookup().find(name).orElseThrow(), fd, ERRNO_OPTION);
+        return Downcalls.bind(name, fd, Downcalls.CAPTURE_ERRNO);
     }
 
     /** Opens a file for reading; returns the descriptor, or throws with errno's meaning. */
@@ -51,7 +45,7 @@ public final class FileIo {
             MemorySegment state = arena.allocate(CALL_STATE);
             int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path.toString()), flags | O_CLOEXEC, 0);
             if (fd < 0) {
-                throw new ErrnoException("open " + path, (int) ERRNO.get(state, 0L));
+                throw new ErrnoException("open " + path, Downcalls.errno(state));
             }
             return fd;
         } catch (IOException e) {
@@ -73,7 +67,7 @@ public final class FileIo {
                 if (n >= 0) {
                     return n;
                 }
-                int errno = (int) ERRNO.get(state, 0L);
+                int errno = Downcalls.errno(state);
                 if (errno != EINTR) {
                     throw new ErrnoException("read of " + length + " bytes at offset " + offset, errno);
                 }

@@ -5,10 +5,8 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -35,11 +33,8 @@ public final class Libc {
     public static final int MADV_HUGEPAGE = 14;
     public static final int MADV_POPULATE_WRITE = 23;
 
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final SymbolLookup LIBC = LINKER.defaultLookup();
-    private static final MemoryLayout CALL_STATE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+    private static final MemoryLayout CALL_STATE = Downcalls.CALL_STATE;
+    private static final Linker.Option CAPTURE_ERRNO = Downcalls.CAPTURE_ERRNO;
 
     private static final MethodHandle MMAP = bind("mmap",
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
@@ -53,20 +48,16 @@ public final class Libc {
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), Linker.Option.critical(false));
     private static final MethodHandle MEMSET = bind("memset",
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_LONG), Linker.Option.critical(false));
-    private static final MethodHandle PROCESS_MADVISE = LIBC.find("process_madvise")
-            .map(sym -> LINKER.downcallHandle(sym,
-                    FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT), CAPTURE_ERRNO))
-            .orElse(null);
-    private static final MethodHandle PIDFD_OPEN = LIBC.find("pidfd_open")
-            .map(sym -> LINKER.downcallHandle(sym, FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO))
-            .orElse(null);
+    private static final MethodHandle PROCESS_MADVISE = Downcalls.bindOptional("process_madvise",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT), CAPTURE_ERRNO).orElse(null);
+    private static final MethodHandle PIDFD_OPEN = Downcalls.bindOptional("pidfd_open",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO).orElse(null);
     private static final MethodHandle STRERROR = bind("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
     private Libc() {}
 
     private static MethodHandle bind(String name, FunctionDescriptor fd, Linker.Option... options) {
-        MemorySegment symbol = LIBC.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name));
-        return LINKER.downcallHandle(symbol, fd, options);
+        return Downcalls.bind(name, fd, options);
     }
 
     /** Maps anonymous memory; returns its address or throws with errno's meaning. */
@@ -225,7 +216,7 @@ public final class Libc {
     }
 
     static int errno(MemorySegment state) {
-        return (int) ERRNO.get(state, 0L);
+        return Downcalls.errno(state);
     }
 
     public static String strerror(int errno) {
