@@ -56,7 +56,7 @@ public final class HostView implements AutoCloseable {
         }
         arena.close();
         closed = true;
-        region.pins().remove(pin);
+        region.unpin(pin);
         region.lifecycle().closeView();
     }
 }

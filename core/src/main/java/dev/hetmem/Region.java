@@ -8,6 +8,7 @@ import dev.hetmem.migrate.MigrationRequest;
 import dev.hetmem.observe.FaultEvent;
 import dev.hetmem.pagetable.Block;
 
+import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.Objects;
 
@@ -44,9 +45,29 @@ public final class Region {
         return state.size();
     }
 
-    /** The region's virtual address, the same on the host and on every device. */
+    /**
+     * The region's host address: what native code is given. With userfaultfd host faults, any
+     * load or store there works wherever the page is; with host views, only pages under an open
+     * view may be touched.
+     */
     public long address() {
-        return state.host().base();
+        return state.mirror() != null ? state.mirror().viewAddress() : state.host().base();
+    }
+
+    /**
+     * The whole region as one segment, for memories built with {@link HostFaultMode#USERFAULTFD}:
+     * a load or store of a page that is on a device waits while the native fault service brings its
+     * granule home. Valid until the region is freed (then accesses throw).
+     *
+     * @throws IllegalStateException for a memory that uses host views
+     */
+    public MemorySegment segment() {
+        if (state.mirror() == null) {
+            throw new IllegalStateException(this + " is reached through host views (host(offset, length, access)); "
+                    + "a whole-region segment needs a memory built with hostFaults(HostFaultMode.USERFAULTFD)");
+        }
+        state.lifecycle().checkOpen();
+        return state.mirror().viewSegment();
     }
 
     /** The granularity faults migrate at, for the page at {@code offset}. */
@@ -102,7 +123,7 @@ public final class Region {
             try {
                 return new HostView(state, offset, length, access, pin);
             } catch (RuntimeException | Error e) {
-                state.pins().remove(pin);
+                state.unpin(pin);
                 throw e;
             }
         } catch (RuntimeException | Error e) {

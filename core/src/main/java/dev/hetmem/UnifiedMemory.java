@@ -4,6 +4,8 @@ import dev.hetmem.driver.DeviceContext;
 import dev.hetmem.driver.DeviceDriver;
 import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.KernelBinding;
+import dev.hetmem.fault.FaultService;
+import dev.hetmem.fault.HostMirror;
 import dev.hetmem.host.HostMapping;
 import dev.hetmem.host.HostReleasePolicy;
 import dev.hetmem.io.FileLoader;
@@ -56,6 +58,8 @@ public final class UnifiedMemory implements AutoCloseable {
     private final ResidencyRegistry residency;
     private final HostReleasePolicy releasePolicy;
     private final long defaultGranularity;
+    /** The userfaultfd fault service; null when host code uses host views. */
+    private final FaultService faultService;
     private final Map<Integer, Region> regions = new ConcurrentHashMap<>();
     private final AtomicInteger nextRegionId = new AtomicInteger(1);
     private final Lifecycle lifecycle = new Lifecycle("memory");
@@ -82,9 +86,22 @@ public final class UnifiedMemory implements AutoCloseable {
         this.engine.thrashControl(b.thrashControl, b.thrashHold.toNanos());
         this.releasePolicy = b.releasePolicy;
         this.defaultGranularity = b.granularity;
+        this.faultService = b.hostFaults == HostFaultMode.USERFAULTFD ? openFaultService(b.drivers) : null;
         for (int i = 1; i < nodes; i++) {
             devices[i].driver().attach(new DeviceContext(i, this));
         }
+    }
+
+    /** The userfaultfd service, after checking every device's frames can be read by its C code. */
+    private static FaultService openFaultService(List<DeviceDriver> drivers) {
+        for (DeviceDriver d : drivers) {
+            if (d.hostAddress(0) == 0) {
+                throw new UserfaultfdUnavailableException("userfaultfd host faults need every device's memory to be "
+                        + "readable by the host in place (the fault service copies pages home without Java); device "
+                        + d.name() + " (" + d.kind() + ") is not: use HostFaultMode.HOST_VIEWS with it");
+            }
+        }
+        return FaultService.open();
     }
 
     private static long physicalMemory() {
@@ -113,6 +130,17 @@ public final class UnifiedMemory implements AutoCloseable {
         private HostReleasePolicy releasePolicy = HostReleasePolicy.FREE;
         private long granularity = DEFAULT_GRANULARITY;
         private boolean thrashControl = true;
+        private HostFaultMode hostFaults = HostFaultMode.HOST_VIEWS;
+
+        /**
+         * How host code reaches regions (default {@link HostFaultMode#HOST_VIEWS}). With
+         * {@link HostFaultMode#USERFAULTFD}, {@link #build()} throws
+         * {@link UserfaultfdUnavailableException} saying why if the mode cannot run here.
+         */
+        public Builder hostFaults(HostFaultMode mode) {
+            this.hostFaults = Objects.requireNonNull(mode, "mode");
+            return this;
+        }
 
         /**
          * Whether blocks that bounce between nodes are held home, devices that can reach host memory
@@ -272,10 +300,18 @@ public final class UnifiedMemory implements AutoCloseable {
         Checks.granularity(granularity);
         lifecycle.enter();
         try {
-            HostMapping host = HostMapping.reserve(bytes, releasePolicy);
+            HostMirror mirror = null;
+            HostMapping host;
+            if (faultService != null) {
+                mirror = faultService.createRegion(bytes, (int) (granularity >>> Block.PAGE_SHIFT),
+                        Math.ceilDiv(bytes, Block.PAGE_BYTES));
+                host = HostMapping.adopt(mirror.aliasAddress(), bytes);
+            } else {
+                host = HostMapping.reserve(bytes, releasePolicy);
+            }
             int id = nextRegionId.getAndIncrement();
             RegionState state = new RegionState(id, bytes, host, nodeInfos.size(),
-                    Long.numberOfTrailingZeros(granularity));
+                    Long.numberOfTrailingZeros(granularity), mirror);
             state.table().listener(residency.listenerFor(state));
             Region r = new Region(this, state);
             regions.put(id, r);
@@ -292,10 +328,17 @@ public final class UnifiedMemory implements AutoCloseable {
             throw new IllegalStateException(region + " is already freed");
         }
         try {
+            if (s.mirror() != null) {
+                // faults from here on read no device frame, so the frames can go
+                s.mirror().kill();
+            }
             engine.dropRegion(s);
         } finally {
             regions.remove(s.id());
             s.host().close();
+            if (s.mirror() != null) {
+                s.mirror().close();
+            }
         }
     }
 
@@ -556,7 +599,7 @@ public final class UnifiedMemory implements AutoCloseable {
                     out.pagesMigrated() << Block.PAGE_SHIFT, t1 - t0, t2 - t1);
         } finally {
             for (int i = 0; i < pins.size(); i++) {
-                requests.get(i).region().pins().remove(pins.get(i));
+                requests.get(i).region().unpin(pins.get(i));
             }
             for (int i = 0; i < enteredCount; i++) {
                 entered.get(i).lifecycle().exit();
@@ -610,7 +653,13 @@ public final class UnifiedMemory implements AutoCloseable {
                 free = devices[n].allocator().freeBytes();
                 metadata += devices[n].allocator().metadataBytes();
             }
-            list.add(nodeStats(n, counters, resident[n] << Block.PAGE_SHIFT, free));
+            long serviceFaults = 0;
+            if (n == 0 && faultService != null) {
+                // host faults the native service resolved on its own (pages are counted as they are reconciled)
+                FaultService.Counters c = faultService.counters();
+                serviceFaults = c.faults() + c.writeFaults();
+            }
+            list.add(nodeStats(n, counters, resident[n] << Block.PAGE_SHIFT, free, serviceFaults));
         }
         return new Stats(List.copyOf(list), metadata, touched);
     }
@@ -621,17 +670,18 @@ public final class UnifiedMemory implements AutoCloseable {
         for (int n = 0; n < nodeInfos.size(); n++) {
             long bytes = s.table().residentPages(n) << Block.PAGE_SHIFT;
             touched += bytes;
-            list.add(nodeStats(n, s.counters(), bytes, -1));
+            list.add(nodeStats(n, s.counters(), bytes, -1, 0));
         }
         return new Stats(List.copyOf(list), s.metadataBytes(), touched);
     }
 
-    private NodeStats nodeStats(int n, Counters c, long residentBytes, long free) {
+    private NodeStats nodeStats(int n, Counters c, long residentBytes, long free, long extraFaults) {
         long[] in = new long[Trigger.ALL.length];
         for (Trigger t : Trigger.ALL) {
             in[t.ordinal()] = c.pagesIn(n, t);
         }
-        return new NodeStats(nodeInfos.get(n), residentBytes, free, c.faults(n), in, c.evictions(n), c.thrashingEvents(n));
+        return new NodeStats(nodeInfos.get(n), residentBytes, free, c.faults(n) + extraFaults, in, c.evictions(n),
+                c.thrashingEvents(n));
     }
 
     /**
@@ -644,6 +694,7 @@ public final class UnifiedMemory implements AutoCloseable {
         List<String> problems = new ArrayList<>();
         for (Region r : regions()) {
             RegionState s = r.state();
+            engine.reconcileRange(s, 0, s.pages());
             String p = s.table().checkInvariants();
             if (p != null) {
                 problems.add(r + ": " + p);
@@ -690,12 +741,61 @@ public final class UnifiedMemory implements AutoCloseable {
                             }
                         }
                     }
+                    if (s.mirror() != null) {
+                        checkMirror(r, s, b, pages, problems);
+                    }
                 } finally {
                     b.lock.unlock();
                 }
             });
         }
         return problems;
+    }
+
+    /** The userfaultfd view of a locked block against the page table (STOLEN pages wait for reconciliation). */
+    private void checkMirror(Region r, RegionState s, Block b, int pages, List<String> problems) {
+        for (int i = 0; i < pages; i++) {
+            long page = (b.index() << 9) + i;
+            long st = s.mirror().state(page);
+            if ((st & HostMirror.STOLEN) != 0) {
+                continue;
+            }
+            long kind = st & HostMirror.KIND;
+            int holders = b.residentMask(i);
+            String expected = null;
+            if ((holders & 1) != 0) {
+                if (kind != HostMirror.KIND_HOST || (st & HostMirror.HELD) == 0) {
+                    expected = "on the host";
+                } else if (!b.isWritable(0, i) && (st & HostMirror.READ_ONLY) == 0) {
+                    expected = "write-protected";
+                }
+            } else if (holders != 0) {
+                boolean found = false;
+                for (int n = 1; n < nodeInfos.size() && !found; n++) {
+                    found = b.isResident(n, i)
+                            && devices[n].driver().hostAddress(b.frame(n, i)) == (st & HostMirror.SOURCE);
+                }
+                if (kind != HostMirror.KIND_AWAY || !found) {
+                    expected = "pointing at a device frame that holds it";
+                }
+            } else if (kind != HostMirror.KIND_HOST || (st & HostMirror.HELD) != 0) {
+                expected = "empty (zeros)";
+            }
+            if (expected != null) {
+                problems.add(r + " page " + page + ": the userfaultfd view should be " + expected
+                        + "; its state word is 0x" + Long.toHexString(st));
+            }
+        }
+    }
+
+    /** The native fault service's counters, or null when host faults go through host views. */
+    public FaultService.Counters faultServiceCounters() {
+        return faultService == null ? null : faultService.counters();
+    }
+
+    /** How host code reaches this memory's regions. */
+    public HostFaultMode hostFaults() {
+        return faultService == null ? HostFaultMode.HOST_VIEWS : HostFaultMode.USERFAULTFD;
     }
 
     // ---- close -----------------------------------------------------------------------------
@@ -722,6 +822,9 @@ public final class UnifiedMemory implements AutoCloseable {
         }
         background.shutdown();
         engine.close();
+        if (faultService != null) {
+            faultService.close();
+        }
         for (int n = 1; n < devices.length; n++) {
             try {
                 devices[n].driver().close();

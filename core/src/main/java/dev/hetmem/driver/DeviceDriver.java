@@ -73,6 +73,15 @@ public interface DeviceDriver extends AutoCloseable {
     void map(long va, int frame, int pages, boolean writable);
 
     /**
+     * Where the host can read a frame in place, or 0 where it cannot (memory the CPU does not
+     * reach). The userfaultfd host-fault mode needs it: its fault service copies frames home in C,
+     * without calling back into Java.
+     */
+    default long hostAddress(int frame) {
+        return 0;
+    }
+
+    /**
      * Whether the device can reach host memory directly (ACCESSED_BY maps pages remotely instead of
      * migrating them, and a thrashing block can stay home). The emulated device can; a discrete GPU
      * over PCIe usually can too, through pinned host memory.

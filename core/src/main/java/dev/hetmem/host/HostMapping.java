@@ -45,6 +45,14 @@ public final class HostMapping implements AutoCloseable {
         return new HostMapping(aligned, length, aligned, rounded, policy);
     }
 
+    /**
+     * A mapping someone else made and will unmap (the alias of a userfaultfd region, which the
+     * native fault service owns). Pages leave it by hole punching, not by release or discard.
+     */
+    public static HostMapping adopt(long base, long length) {
+        return new HostMapping(base, length, base, 0, HostReleasePolicy.DONTNEED);
+    }
+
     public long base() {
         return base;
     }

@@ -1,5 +1,6 @@
 package dev.hetmem.internal;
 
+import dev.hetmem.fault.HostMirror;
 import dev.hetmem.host.HostMapping;
 import dev.hetmem.observe.Counters;
 import dev.hetmem.pagetable.Block;
@@ -19,9 +20,12 @@ public final class RegionState {
     private final Pins pins = new Pins();
     private final Lifecycle lifecycle;
     private final Counters counters;
+    private final HostMirror mirror;
 
-    public RegionState(int id, long size, HostMapping host, int nodes, int granuleShift) {
+    /** {@code mirror} is null for regions reached through host views only. */
+    public RegionState(int id, long size, HostMapping host, int nodes, int granuleShift, HostMirror mirror) {
         this.id = id;
+        this.mirror = mirror;
         this.size = size;
         this.host = host;
         this.table = new PageTable(size, nodes);
@@ -49,6 +53,30 @@ public final class RegionState {
     /** Host (and device) virtual address of a page. */
     public long pageAddress(long page) {
         return host.base() + (page << Block.PAGE_SHIFT);
+    }
+
+    /** The userfaultfd view's mirror, or null when host code uses host views only. */
+    public HostMirror mirror() {
+        return mirror;
+    }
+
+    /**
+     * Pins pages [from, to) on a node; pins on a device also tell the fault service, which then
+     * leaves those pages alone when it brings home a neighbour's granule.
+     */
+    public Pins.Pin pin(int node, long from, long to, boolean write) {
+        Pins.Pin p = pins.add(node, from, to, write);
+        if (mirror != null && node != 0) {
+            mirror.busy(from, to - from, true);
+        }
+        return p;
+    }
+
+    public void unpin(Pins.Pin p) {
+        pins.remove(p);
+        if (mirror != null && p.node() != 0) {
+            mirror.busy(p.from(), p.to() - p.from(), false);
+        }
     }
 
     public PageTable table() {

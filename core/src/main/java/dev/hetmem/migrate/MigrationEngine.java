@@ -9,12 +9,14 @@ import dev.hetmem.driver.CopyEngine;
 import dev.hetmem.driver.DeviceDriver;
 import dev.hetmem.driver.DeviceMemoryException;
 import dev.hetmem.driver.VaRanges;
+import dev.hetmem.fault.HostMirror;
 import dev.hetmem.internal.DeviceNode;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
 import dev.hetmem.internal.ResidencyRegistry;
 import dev.hetmem.observe.Counters;
 import dev.hetmem.observe.MigrationEvent;
+import dev.hetmem.pagetable.Bits;
 import dev.hetmem.pagetable.Block;
 import dev.hetmem.phys.BuddyAllocator;
 
@@ -124,6 +126,9 @@ public final class MigrationEngine implements AutoCloseable {
             long seen = 0;
             boolean retry = false;
             try {
+                for (Interval iv : intervals) {
+                    reconcile(iv.region, iv.from, iv.to);
+                }
                 if (onlyFrom < 0 && satisfied(requests, target)) {
                     // the common case of a host access: nothing to move, so no granule to plan
                     return new Outcome(touched(requests), 0, 0, pin ? pinAll(requests, target) : List.of());
@@ -167,7 +172,7 @@ public final class MigrationEngine implements AutoCloseable {
     private static List<Pins.Pin> pinAll(List<MigrationRequest> requests, int target) {
         List<Pins.Pin> pins = new ArrayList<>(requests.size());
         for (MigrationRequest r : requests) {
-            pins.add(r.region().pins().add(target, r.from(), r.to(), r.write()));
+            pins.add(r.region().pin(target, r.from(), r.to(), r.write()));
         }
         return pins;
     }
@@ -226,6 +231,7 @@ public final class MigrationEngine implements AutoCloseable {
     private boolean tryFill(RegionState region, long from, long to, int target, long buffer) {
         List<Block> locked = lockAll(wholeRange(region, from, to));
         try {
+            reconcile(region, from, to);
             List<Run> runs = new ArrayList<>();
             for (Block b : locked) {
                 int p0 = firstIn(b, from);
@@ -681,6 +687,16 @@ public final class MigrationEngine implements AutoCloseable {
     private void revoke(List<Run> runs, int target) {
         VaRanges[] ranges = new VaRanges[nodes.length];
         for (Run r : runs) {
+            HostMirror mirror = r.region.mirror();
+            if (mirror != null && target != 0 && (r.holders & 1) != 0) {
+                // the userfaultfd view first: a host touch from now on faults, and the fault service
+                // takes the page back (the copy being made is then dropped when the engine next looks)
+                if (r.action == Run.MOVE || r.action == Run.COLLAPSE) {
+                    mirror.leave(r.page(), r.count);
+                } else if (r.action == Run.DUPLICATE && r.block.writer(r.first) == 0) {
+                    mirror.sync(r.page(), r.count, HostMirror.Want.HOST_READ_ONLY, null);
+                }
+            }
             if (r.action == Run.POPULATE || r.action == Run.LOAD || r.action == Run.REMOTE_MAP) {
                 continue;
             }
@@ -913,6 +929,7 @@ public final class MigrationEngine implements AutoCloseable {
         rangesOf(ranges, node).add(va, (long) (q - p) << Block.PAGE_SHIFT);
         b.removeResidentRange(node, p, q - p);
         freeFrames(device(node).allocator(), old, q - p);
+        syncMirror(region, b, p, q);
         return q - p;
     }
 
@@ -921,6 +938,7 @@ public final class MigrationEngine implements AutoCloseable {
         CopyBatch[] toHost = new CopyBatch[nodes.length];
         CopyBatch toTarget = new CopyBatch();
         List<Run> peer = new ArrayList<>();
+        List<Run> homes = new ArrayList<>();
         for (Run r : runs) {
             long va = r.va();
             if (r.action == Run.POPULATE) {
@@ -941,7 +959,11 @@ public final class MigrationEngine implements AutoCloseable {
                 peer.add(r);
                 continue;
             }
-            if (r.source != 0) {
+            if (r.source != 0 && r.region.mirror() != null) {
+                // into the alias, page by page under the fault service's page locks, so that a page
+                // the service takes home meanwhile is not overwritten with older data
+                homes.add(r);
+            } else if (r.source != 0) {
                 CopyBatch b = toHost[r.source];
                 if (b == null) {
                     b = toHost[r.source] = new CopyBatch();
@@ -958,6 +980,14 @@ public final class MigrationEngine implements AutoCloseable {
             if (toHost[n] != null) {
                 runCopy(device(n).driver(), toHost[n]);
             }
+        }
+        for (Run r : homes) {
+            DeviceDriver from = device(r.source).driver();
+            long[] sources = new long[r.count];
+            for (int i = 0; i < r.count; i++) {
+                sources[i] = from.hostAddress(r.block.frame(r.source, r.first + i));
+            }
+            r.region.mirror().home(r.page(), r.count, sources);
         }
         if (target != 0) {
             runCopy(device(target).driver(), toTarget);
@@ -1024,13 +1054,17 @@ public final class MigrationEngine implements AutoCloseable {
                 r.frames = null;
                 r.framesAllocated = 0;
             }
-            if ((r.action == Run.MOVE || r.action == Run.DUPLICATE) && (target == 0 || r.source != 0)) {
+            if ((r.action == Run.MOVE || r.action == Run.DUPLICATE) && (target == 0 || r.source != 0)
+                    && r.region.mirror() == null) {
                 // host pages written by a copy (or staging) that did not finish: not resident, give them back
                 written.add(r.region, r.page() << Block.PAGE_SHIFT, r.bytes());
             }
         }
         written.flush(pool);
         restoreMappings(runs, target);
+        for (Run r : runs) {
+            syncMirror(r.region, r.block, r.first, r.first + r.count);
+        }
     }
 
     private void restoreMappings(List<Run> runs, int target) {
@@ -1123,7 +1157,9 @@ public final class MigrationEngine implements AutoCloseable {
                     freeFrames(device(n).allocator(), old, r.count);
                 } else {
                     r.block.removeResidentRange(0, r.first, r.count);
-                    hostReleases.add(region, r.page() << Block.PAGE_SHIFT, r.bytes());
+                    if (region.mirror() == null) {   // a mirrored region's host pages go in syncMirror
+                        hostReleases.add(region, r.page() << Block.PAGE_SHIFT, r.bytes());
+                    }
                 }
             }
             // the target becomes the only holder and the writer
@@ -1156,6 +1192,7 @@ public final class MigrationEngine implements AutoCloseable {
                     }
                 }
             }
+            syncMirror(region, r.block, r.first, r.first + r.count);
             if (r.action == Run.MOVE || r.action == Run.LOAD) {
                 region.counters().migrated(target, trigger, r.count);
                 memoryCounters.migrated(target, trigger, r.count);
@@ -1199,6 +1236,7 @@ public final class MigrationEngine implements AutoCloseable {
                 i += n;
             }
         }
+        syncMirror(r.region, r.block, r.first, r.first + r.count);
         r.region.counters().migrated(target, trigger, r.count);
         memoryCounters.migrated(target, trigger, r.count);
     }
@@ -1226,8 +1264,11 @@ public final class MigrationEngine implements AutoCloseable {
             try {
                 Pins.Pin p = region.pins().any(from, to);
                 if (p == null) {
-                    dropAll(region, locked, from, to);
-                    region.host().discard(from << Block.PAGE_SHIFT, (to - from) << Block.PAGE_SHIFT);
+                    reconcile(region, from, to);
+                    dropAll(region, locked, from, to, true);
+                    if (region.mirror() == null) {
+                        region.host().discard(from << Block.PAGE_SHIFT, (to - from) << Block.PAGE_SHIFT);
+                    }
                     return;
                 }
                 if (p.owner() == Thread.currentThread()) {
@@ -1275,7 +1316,7 @@ public final class MigrationEngine implements AutoCloseable {
     }
 
     /** Removes pages [from, to) of the locked blocks from every node; device entries and frames go. */
-    private void dropAll(RegionState region, List<Block> blocks, long from, long to) {
+    private void dropAll(RegionState region, List<Block> blocks, long from, long to, boolean mirror) {
         VaRanges[] ranges = new VaRanges[nodes.length];
         for (Block b : blocks) {
             long base = b.index() << 9;
@@ -1289,39 +1330,14 @@ public final class MigrationEngine implements AutoCloseable {
                     rangesOf(ranges, n).add(va, (long) (p1 - p0) << Block.PAGE_SHIFT);
                 }
             }
-            for (int n = 0; n < nodes.length; n++) {
-                if (!b.hasPagesOn(n)) {
-                    continue;
-                }
-                int p = p0;
-                while (p < p1) {
-                    if (!b.isResident(n, p)) {
-                        p++;
-                        continue;
-                    }
-                    int q = p;
-                    while (q < p1 && b.isResident(n, q)) {
-                        q++;
-                    }
-                    if (n != 0) {
-                        long va = region.pageAddress(base + p);
-                        int[] old = new int[q - p];
-                        for (int i = p; i < q; i++) {
-                            old[i - p] = b.frame(n, i);
-                        }
-                        device(n).driver().unmap(va, q - p);
-                        rangesOf(ranges, n).add(va, (long) (q - p) << Block.PAGE_SHIFT);
-                        for (int i = p; i < q; i++) {
-                            b.removeResident(n, i);
-                        }
-                        freeFrames(device(n).allocator(), old, q - p);
-                    } else {
-                        for (int i = p; i < q; i++) {
-                            b.removeResident(0, i);
-                        }
-                    }
-                    p = q;
-                }
+            for (int n = 1; n < nodes.length; n++) {
+                dropDeviceCopies(region, b, n, p0, p1, ranges);
+            }
+            if (b.hasPagesOn(0)) {
+                b.removeResidentRange(0, p0, p1 - p0);
+            }
+            if (mirror) {
+                syncMirror(region, b, p0, p1);
             }
         }
         invalidateAll(ranges);
@@ -1351,6 +1367,7 @@ public final class MigrationEngine implements AutoCloseable {
                         }
                     }
                 }
+                syncMirror(region, b, p0, p1);
             }
             invalidateAll(ranges);
         } finally {
@@ -1366,9 +1383,154 @@ public final class MigrationEngine implements AutoCloseable {
             b.lock.lock();
         }
         try {
-            dropAll(region, all, 0, region.pages());
+            // a mirrored region was killed first: its view is going away, nothing to keep in line
+            dropAll(region, all, 0, region.pages(), false);
         } finally {
             unlockAll(all);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // the userfaultfd view: a mirror of the host column, kept by the native fault service
+    // ------------------------------------------------------------------------------------------
+
+    /**
+     * Makes the view of pages [p0, p1) of a locked block mirror the page table: mapped (read-only
+     * where the host may not write) where the host holds them, otherwise pointing the fault service
+     * at a device frame holding them, or at nothing (zeros).
+     */
+    private void syncMirror(RegionState region, Block b, int p0, int p1) {
+        HostMirror mirror = region.mirror();
+        if (mirror == null) {
+            return;
+        }
+        long base = b.index() << 9;
+        int p = p0;
+        while (p < p1) {
+            int holders = b.residentMask(p);
+            boolean hostWrites = (holders & 1) != 0 && b.isWritable(0, p);
+            int q = p + 1;
+            while (q < p1 && b.residentMask(q) == holders && ((holders & 1) == 0 || b.isWritable(0, q) == hostWrites)) {
+                q++;
+            }
+            if ((holders & 1) != 0) {
+                boolean ro = !hostWrites || region.attributes().anyReadOnly(base + p, base + q);
+                mirror.sync(base + p, q - p, ro ? HostMirror.Want.HOST_READ_ONLY : HostMirror.Want.HOST, null);
+            } else if (holders != 0) {
+                int n = Integer.numberOfTrailingZeros(holders);
+                DeviceDriver d = device(n).driver();
+                long[] sources = new long[q - p];
+                for (int i = 0; i < q - p; i++) {
+                    sources[i] = d.hostAddress(b.frame(n, p + i));
+                }
+                mirror.sync(base + p, q - p, HostMirror.Want.AWAY, sources);
+            } else {
+                mirror.sync(base + p, q - p, HostMirror.Want.EMPTY, null);
+            }
+            p = q;
+        }
+    }
+
+    /**
+     * Takes into the page table what the fault service did on its own in pages [from, to) of a
+     * region whose blocks this thread has locked: each page it took home (or let the host write)
+     * becomes the host's alone, every device copy of it dropped.
+     */
+    private void reconcile(RegionState region, long from, long to) {
+        HostMirror mirror = region.mirror();
+        if (mirror == null || to <= from) {
+            return;
+        }
+        VaRanges[] ranges = null;
+        for (long bi = from >>> 9; bi <= (to - 1) >>> 9; bi++) {
+            long[] taken = mirror.collect(bi);
+            if (taken == null) {
+                continue;
+            }
+            if (ranges == null) {
+                ranges = new VaRanges[nodes.length];
+            }
+            Block b = region.table().blockOrCreate(bi);
+            int pages = region.table().pagesIn(bi);
+            int p = 0;
+            while (p < pages) {
+                if (!Bits.get(taken, p)) {
+                    p++;
+                    continue;
+                }
+                int q = p + 1;
+                while (q < pages && Bits.get(taken, q)) {
+                    q++;
+                }
+                takeHome(region, b, p, q, ranges);
+                p = q;
+            }
+        }
+        if (ranges != null) {
+            invalidateAll(ranges);
+        }
+    }
+
+    /** Removes device {@code n}'s copies of pages [p0, p1) of a locked block: entries released, frames freed. */
+    private void dropDeviceCopies(RegionState region, Block b, int n, int p0, int p1, VaRanges[] ranges) {
+        if (!b.hasPagesOn(n)) {
+            return;
+        }
+        long base = b.index() << 9;
+        int p = p0;
+        while (p < p1) {
+            if (!b.isResident(n, p)) {
+                p++;
+                continue;
+            }
+            int q = p;
+            while (q < p1 && b.isResident(n, q)) {
+                q++;
+            }
+            long va = region.pageAddress(base + p);
+            int[] old = new int[q - p];
+            for (int i = p; i < q; i++) {
+                old[i - p] = b.frame(n, i);
+            }
+            device(n).driver().unmap(va, q - p);
+            rangesOf(ranges, n).add(va, (long) (q - p) << Block.PAGE_SHIFT);
+            b.removeResidentRange(n, p, q - p);
+            freeFrames(device(n).allocator(), old, q - p);
+            p = q;
+        }
+    }
+
+    /** Pages [p, q) of a locked block were taken by the host: it becomes their only holder and writer. */
+    private void takeHome(RegionState region, Block b, int p, int q, VaRanges[] ranges) {
+        long base = b.index() << 9;
+        int arrived = 0;
+        for (int i = p; i < q; i++) {
+            arrived += b.isResident(0, i) ? 0 : 1;
+        }
+        for (int n = 1; n < nodes.length; n++) {
+            dropDeviceCopies(region, b, n, p, q, ranges);
+        }
+        b.addResidentRange(0, p, q - p, true);
+        syncMirror(region, b, p, q);
+        if (arrived > 0) {
+            region.counters().migrated(0, Trigger.FAULT, arrived);
+            memoryCounters.migrated(0, Trigger.FAULT, arrived);
+        }
+    }
+
+    /**
+     * Takes into the page table what the fault service did on its own in pages [from, to): for
+     * readers of the page table (verification, snapshots) that want it current.
+     */
+    public void reconcileRange(RegionState region, long from, long to) {
+        if (region.mirror() == null || to <= from) {
+            return;
+        }
+        List<Block> locked = lockAll(wholeRange(region, from, to));
+        try {
+            reconcile(region, from, to);
+        } finally {
+            unlockAll(locked);
         }
     }
 
@@ -1377,3 +1539,4 @@ public final class MigrationEngine implements AutoCloseable {
         pool.close();
     }
 }
+

@@ -192,6 +192,11 @@ public final class EmulatedDevice implements DeviceDriver {
         }
     }
 
+    @Override
+    public long hostAddress(int frame) {
+        return frameAddress(frame, 1);
+    }
+
     private long frameAddress(int frame, int pages) {
         long off = (long) frame << 12;
         if (frame < 0 || off + ((long) pages << 12) > capacity) {

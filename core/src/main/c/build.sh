@@ -1,0 +1,20 @@
+#!/bin/sh
+# Builds the native fault service into the jar's resources: $1 is the output folder.
+# Without a C compiler (or off Linux x86-64) the build goes on without it, and the userfaultfd mode
+# says plainly that it was not built; CI has gcc, and its tests fail if the library is missing.
+set -eu
+out="$1"
+src="$(dirname "$0")/hetmem_uffd.c"
+if [ "$(uname -s)" != Linux ] || [ "$(uname -m)" != x86_64 ]; then
+  echo "hetmem: not Linux x86-64: the userfaultfd fault service is not built" >&2; exit 0
+fi
+cc="${CC:-}"
+if [ -z "$cc" ]; then
+  for c in cc gcc clang; do command -v "$c" >/dev/null 2>&1 && { cc="$c"; break; }; done
+fi
+if [ -z "$cc" ]; then
+  echo "hetmem: no C compiler (install gcc): the userfaultfd fault service is not built" >&2; exit 0
+fi
+mkdir -p "$out"
+if [ -f "$out/libhetmem_uffd.so" ] && [ "$out/libhetmem_uffd.so" -nt "$src" ]; then exit 0; fi
+"$cc" -O2 -Wall -Wextra -Werror -fPIC -shared -pthread -o "$out/libhetmem_uffd.so" "$src"

@@ -1,0 +1,204 @@
+package dev.hetmem.fault;
+
+import dev.hetmem.UserfaultfdUnavailableException;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
+
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * One userfaultfd and the native thread that serves its faults, for one memory. Regions in
+ * userfaultfd mode are created through it ({@link #createRegion}) and are served by it until
+ * destroyed. The thread is C code that never enters the JVM; see {@code hetmem_uffd.c} for why
+ * that is what makes Java-code faults safe.
+ */
+public final class FaultService implements AutoCloseable {
+    /** Counters the service keeps, in the order of {@link #counters()}. */
+    public record Counters(long faults, long writeFaults, long pagesCopied, long pagesMapped, long errors, long stolen) {}
+
+    private static final int E_SYSCALL = -1;
+    private static final int E_API = -2;
+    private static final int E_FEATURES = -3;
+
+    private final FaultLibrary lib;
+    private final MemorySegment handle;
+    private boolean closed;
+
+    private FaultService(FaultLibrary lib, MemorySegment handle) {
+        this.lib = lib;
+        this.handle = handle;
+    }
+
+    /** Why the mode cannot run on this machine, or empty if it can. */
+    public static Optional<String> unavailableReason() {
+        FaultLibrary lib;
+        try {
+            lib = FaultLibrary.get();
+        } catch (UnsupportedOperationException e) {
+            return Optional.of(e.getMessage());
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment err = a.allocate(JAVA_INT);
+            int code = (int) lib.probe.invokeExact(err);
+            return code == 0 ? Optional.empty() : Optional.of(explain(code, err.get(JAVA_INT, 0)));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Starts a service, or throws saying why the mode cannot run here and how to enable it. */
+    public static FaultService open() {
+        FaultLibrary lib;
+        try {
+            lib = FaultLibrary.get();
+        } catch (UnsupportedOperationException e) {
+            throw new UserfaultfdUnavailableException("userfaultfd host faults unavailable: " + e.getMessage());
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment code = a.allocate(JAVA_INT);
+            MemorySegment err = a.allocate(JAVA_INT);
+            MemorySegment h = (MemorySegment) lib.serviceOpen.invokeExact(code, err);
+            if (h.address() == 0) {
+                int c = code.get(JAVA_INT, 0);
+                int e = err.get(JAVA_INT, 0);
+                throw new UserfaultfdUnavailableException("userfaultfd host faults unavailable: "
+                        + (c == 0 || c < E_FEATURES ? "the fault service thread could not start (" + errnoName(e) + ")"
+                        : explain(c, e)));
+            }
+            return new FaultService(lib, h);
+        } catch (UserfaultfdUnavailableException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private static String explain(int code, int errno) {
+        if (code == E_SYSCALL) {
+            if (errno == 38) {
+                return "this kernel has no userfaultfd (built without CONFIG_USERFAULTFD)";
+            }
+            return "this process may not use userfaultfd (userfaultfd(2) failed with " + errnoName(errno)
+                    + " and /dev/userfaultfd could not be opened): run as root, give this user read and write "
+                    + "access to /dev/userfaultfd, or allow it for all users with 'sysctl vm.unprivileged_userfaultfd=1'"
+                    + " (now " + sysctl() + ")";
+        }
+        if (code == E_FEATURES) {
+            return "this kernel's userfaultfd lacks minor faults or write protection on shared memory "
+                    + "(Linux 6.1 or newer is needed; this is " + System.getProperty("os.version") + ")";
+        }
+        if (code == E_API) {
+            return "the userfaultfd API handshake failed (" + errnoName(errno) + ")";
+        }
+        return "unknown failure " + code + " (" + errnoName(errno) + ")";
+    }
+
+    private static String sysctl() {
+        try {
+            return Files.readString(Path.of("/proc/sys/vm/unprivileged_userfaultfd")).strip();
+        } catch (Exception e) {
+            return "unreadable";
+        }
+    }
+
+    static String errnoName(int errno) {
+        return switch (errno) {
+            case 1 -> "EPERM";
+            case 12 -> "ENOMEM";
+            case 13 -> "EACCES";
+            case 22 -> "EINVAL";
+            case 24 -> "EMFILE";
+            case 38 -> "ENOSYS";
+            default -> "errno " + errno;
+        };
+    }
+
+    static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            return r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new IllegalStateException(t);
+    }
+
+    /**
+     * A new region of {@code bytes} (at least one page is mapped), faults bringing home
+     * {@code granulePages} pages around the address touched.
+     */
+    public synchronized HostMirror createRegion(long bytes, int granulePages, long tablePages) {
+        if (closed) {
+            throw new IllegalStateException("fault service closed");
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(JAVA_LONG, 4);
+            MemorySegment err = a.allocate(JAVA_INT);
+            MemorySegment r = (MemorySegment) lib.regionCreate.invokeExact(handle, Math.max(bytes, 4096L),
+                    granulePages, out, err);
+            if (r.address() == 0) {
+                throw new IllegalStateException("could not create a userfaultfd region of " + bytes + " bytes: "
+                        + errnoName(err.get(JAVA_INT, 0)));
+            }
+            return new HostMirror(lib, r, out.getAtIndex(JAVA_LONG, 0), out.getAtIndex(JAVA_LONG, 1),
+                    out.getAtIndex(JAVA_LONG, 2), out.getAtIndex(JAVA_LONG, 3), Math.max(bytes, 4096L), tablePages);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public Counters counters() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(JAVA_LONG, 8);
+            synchronized (this) {
+                if (closed) {
+                    return new Counters(0, 0, 0, 0, 0, 0);
+                }
+                lib.serviceCounters.invokeExact(handle, out);
+            }
+            long[] c = out.toArray(JAVA_LONG);
+            return new Counters(c[0], c[1], c[2], c[3], c[4], c[5]);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Stops the thread and closes the userfaultfd; every region must have been destroyed. */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            lib.serviceClose.invokeExact(handle);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Limits for {@code hetmem bench fault}: nanoseconds of each of {@code pages} bare userfaultfd
+     * round trips (a read of a missing page, a handler installing the zero page) or, if
+     * {@code minor}, of the kernel's own first-write fault on fresh anonymous memory.
+     */
+    public static long[] benchLimit(boolean minor, int pages) {
+        FaultLibrary lib = FaultLibrary.get();
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(JAVA_LONG, pages);
+            int rc = minor ? (int) lib.benchMinor.invokeExact(pages, out) : (int) lib.benchRaw.invokeExact(pages, out);
+            if (rc != 0) {
+                throw new IllegalStateException((minor ? "minor-fault" : "raw userfaultfd") + " measurement failed: "
+                        + errnoName(-rc));
+            }
+            return out.toArray(JAVA_LONG);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+}

@@ -1,0 +1,185 @@
+package dev.hetmem.fault;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.VarHandle;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * A userfaultfd region's host side: the view programs touch, the alias hetmem copies through, and
+ * the per-page state words shared with the native fault service. The view mirrors the logical page
+ * table's host column as a device page table mirrors its own: the migration engine, holding the
+ * block locks, calls {@link #leave} before copying host pages out, {@link #home} to copy device
+ * pages in, and {@link #sync} once the page table has changed. The service, which takes no Java
+ * lock, may take a page home on its own in between; such pages are marked STOLEN and left alone by
+ * every call here until the engine {@link #collect}s them and updates the page table.
+ *
+ * <p>Every method is one downcall that takes and releases its page locks before returning.
+ */
+public final class HostMirror implements AutoCloseable {
+    /** What a range of pages should look like from the host (hm_sync's kinds). */
+    public enum Want { HOST, HOST_READ_ONLY, AWAY, EMPTY }
+
+    public static final long KIND = 6;
+    public static final long KIND_HOST = 0;
+    public static final long KIND_AWAY = 2;
+    public static final long KIND_LEAVING = 4;
+    public static final long READ_ONLY = 8;
+    public static final long STOLEN = 16;
+    public static final long HELD = 32;
+    public static final long SOURCE = ~0xFFFL;
+
+    private static final VarHandle STATE = JAVA_LONG.varHandle();
+    private static final VarHandle FLAG = JAVA_BYTE.varHandle();
+
+    private final FaultLibrary lib;
+    private final MemorySegment handle;
+    private final long view;
+    private final long alias;
+    private final MemorySegment state;
+    private final MemorySegment flags;
+    private final Arena viewArena = Arena.ofShared();
+    private final MemorySegment viewSegment;
+    private boolean destroyed;
+
+    HostMirror(FaultLibrary lib, MemorySegment handle, long view, long alias, long stateAddress, long flagsAddress,
+               long length, long pages) {
+        this.lib = lib;
+        this.handle = handle;
+        this.view = view;
+        this.alias = alias;
+        this.state = MemorySegment.ofAddress(stateAddress).reinterpret(Math.max(1, pages) * 8);
+        this.flags = MemorySegment.ofAddress(flagsAddress).reinterpret((pages + 511) / 512 + 1);
+        this.viewSegment = MemorySegment.ofAddress(view).reinterpret(length, viewArena, null);
+    }
+
+    /** Where programs touch the region. */
+    public long viewAddress() {
+        return view;
+    }
+
+    /** Where hetmem reads and writes the region's host pages without faulting. */
+    public long aliasAddress() {
+        return alias;
+    }
+
+    /** The whole view; invalid once the region is freed. */
+    public MemorySegment viewSegment() {
+        return viewSegment;
+    }
+
+    public void granule(int pages) {
+        try {
+            lib.regionGranule.invokeExact(handle, pages);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
+    /** Pages [first, first+count) are about to be copied off the host: a touch from now on faults. */
+    public void leave(long first, long count) {
+        int rc;
+        try {
+            rc = (int) lib.leave.invokeExact(handle, first, count);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+        check("leave", rc, first, count);
+    }
+
+    /** Copies AWAY pages home into the alias from {@code sources[i]} (host-readable device frames). */
+    public void home(long first, int count, long[] sources) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocateFrom(JAVA_LONG, sources);
+            int rc = (int) lib.home.invokeExact(handle, first, (long) count, s);
+            check("home", rc, first, count);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
+    /** Makes pages [first, first+count) (at most 512) look as {@code want} says from the host. */
+    public void sync(long first, int count, Want want, long[] sources) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = sources == null ? MemorySegment.NULL : a.allocateFrom(JAVA_LONG, sources);
+            int rc = (int) lib.sync.invokeExact(handle, first, (long) count, want.ordinal(), s);
+            check("sync", rc, first, count);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
+    /** Whether the service may have taken pages of this 2 MiB block since the last {@link #collect}. */
+    public boolean hasSteals(long block) {
+        return (byte) FLAG.getAcquire(flags, block) != 0;
+    }
+
+    /**
+     * The pages of a block the service took home (or let the host write) since the last call,
+     * as a 512-bit mask, or null if none; pages a running kernel holds are reported after it ends.
+     */
+    public long[] collect(long block) {
+        if (!hasSteals(block)) {
+            return null;
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(JAVA_LONG, 8);
+            int n = (int) lib.collect.invokeExact(handle, block, out);
+            return n == 0 ? null : out.toArray(JAVA_LONG);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
+    /** A running kernel holds (or no longer holds) pages [first, first+count). */
+    public void busy(long first, long count, boolean on) {
+        try {
+            lib.busy.invokeExact(handle, first, count, on ? 1 : 0);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
+    /** The state word of a page (for verification and tests). */
+    public long state(long page) {
+        return (long) STATE.getAcquire(state, page * 8);
+    }
+
+    /** The region is being freed: faults from now on read no device frame. */
+    public void kill() {
+        try {
+            lib.regionKill.invokeExact(handle);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
+    /**
+     * Invalidates the view segment (waiting for Java accesses in progress, which {@link #kill} lets
+     * finish), then unregisters and unmaps everything.
+     */
+    @Override
+    public synchronized void close() {
+        if (destroyed) {
+            return;
+        }
+        destroyed = true;
+        viewArena.close();
+        try {
+            lib.regionDestroy.invokeExact(handle);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
+    private static void check(String what, int rc, long first, long count) {
+        if (rc != 0) {
+            throw new IllegalStateException("userfaultfd host mirror: " + what + " of pages [" + first + ", "
+                    + (first + count) + ") failed: " + (rc == -71 ? "a page asked to be on the host has no host copy"
+                    : FaultService.errnoName(-rc)));
+        }
+    }
+
+}
