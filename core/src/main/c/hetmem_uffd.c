@@ -127,7 +127,7 @@ struct hm_region {
     uint64_t length; /* whole pages */
     uint64_t pages;
     uint64_t *state;
-    uint8_t *flags; /* one byte per 2 MiB block: some page has STOLEN set */
+    uint8_t *flags; /* one byte per 2 MiB block: some page has STOLEN set; then one for the region */
     uint64_t flags_bytes;
     uint32_t granule_pages;
     int memfd;
@@ -175,8 +175,10 @@ static void lock_range(struct hm_region *r, uint64_t first, uint64_t count, uint
     }
 }
 
+/* The block's flag, then the region's summary flag (the byte after the last block's). */
 static inline void mark_stolen(struct hm_region *r, uint64_t page) {
     __atomic_store_n(&r->flags[page >> 9], 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&r->flags[(r->pages + 511) / 512], 1, __ATOMIC_RELEASE);
 }
 
 /* ---- the view's mappings ------------------------------------------------------------------- */
@@ -536,7 +538,7 @@ struct hm_region *hm_region_create(struct hm_service *s, uint64_t length, uint32
     r->length = (length + PAGE - 1) & ~(PAGE - 1);
     r->pages = r->length / PAGE;
     r->granule_pages = granule_pages ? granule_pages : 1;
-    r->flags_bytes = ((r->pages + 511) / 512 + PAGE - 1) & ~(PAGE - 1);
+    r->flags_bytes = ((r->pages + 511) / 512 + 1 + PAGE - 1) & ~(PAGE - 1);
     r->memfd = (int) syscall(SYS_memfd_create, "hetmem-region", MFD_CLOEXEC);
     if (r->memfd < 0 || ftruncate(r->memfd, (off_t) r->length) != 0) {
         goto fail;
@@ -765,7 +767,9 @@ int hm_collect(struct hm_region *r, uint64_t block, uint64_t *out) {
     int left = 0;
     for (uint64_t p = first; p < end; p++) {
         uint64_t *w = &r->state[p];
-        if (!(__atomic_load_n(w, __ATOMIC_ACQUIRE) & ST_STOLEN)) {
+        /* a locked page may be one the service is taking right now: its STOLEN bit is written
+           when it unlocks, after the block flag this call has just cleared, so wait for it */
+        if (!(__atomic_load_n(w, __ATOMIC_ACQUIRE) & (ST_STOLEN | ST_LOCK))) {
             continue;
         }
         uint64_t v = lock_page(w);

@@ -182,6 +182,7 @@ public final class Region {
     public PageSnapshot snapshot(long offset, long length) {
         Checks.range(offset, length, size(), this);
         state.lifecycle().checkOpen();
+        memory.engine().reconcileAll(state);
         long from = offset >>> Block.PAGE_SHIFT;
         long to = Math.ceilDiv(offset + length, Block.PAGE_BYTES);
         long n = to - from;

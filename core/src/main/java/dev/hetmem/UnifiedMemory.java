@@ -640,6 +640,7 @@ public final class UnifiedMemory implements AutoCloseable {
         long[] resident = new long[nodeInfos.size()];
         for (Region r : regions()) {
             RegionState s = r.state();
+            engine.reconcileAll(s);
             metadata += s.metadataBytes();
             for (int n = 0; n < resident.length; n++) {
                 long p = s.table().residentPages(n);
@@ -665,6 +666,7 @@ public final class UnifiedMemory implements AutoCloseable {
     }
 
     Stats regionStats(RegionState s) {
+        engine.reconcileAll(s);
         List<NodeStats> list = new ArrayList<>();
         long touched = 0;
         for (int n = 0; n < nodeInfos.size(); n++) {
@@ -694,7 +696,7 @@ public final class UnifiedMemory implements AutoCloseable {
         List<String> problems = new ArrayList<>();
         for (Region r : regions()) {
             RegionState s = r.state();
-            engine.reconcileRange(s, 0, s.pages());
+            engine.reconcileAll(s);
             String p = s.table().checkInvariants();
             if (p != null) {
                 problems.add(r + ": " + p);

@@ -42,6 +42,7 @@ public final class HostMirror implements AutoCloseable {
     private final MemorySegment flags;
     private final Arena viewArena = Arena.ofShared();
     private final MemorySegment viewSegment;
+    private final long blocks;
     private boolean destroyed;
 
     HostMirror(FaultLibrary lib, MemorySegment handle, long view, long alias, long stateAddress, long flagsAddress,
@@ -51,7 +52,8 @@ public final class HostMirror implements AutoCloseable {
         this.view = view;
         this.alias = alias;
         this.state = MemorySegment.ofAddress(stateAddress).reinterpret(Math.max(1, pages) * 8);
-        this.flags = MemorySegment.ofAddress(flagsAddress).reinterpret((pages + 511) / 512 + 1);
+        this.blocks = (pages + 511) / 512;
+        this.flags = MemorySegment.ofAddress(flagsAddress).reinterpret(blocks + 1);
         this.viewSegment = MemorySegment.ofAddress(view).reinterpret(length, viewArena, null);
     }
 
@@ -109,6 +111,18 @@ public final class HostMirror implements AutoCloseable {
         } catch (Throwable t) {
             throw FaultService.rethrow(t);
         }
+    }
+
+    /**
+     * Whether the service may have taken pages anywhere in the region since the last call; the
+     * answer clears, so a caller that gets true must then collect every block.
+     */
+    public boolean takeAnySteals() {
+        if ((byte) FLAG.getAcquire(flags, blocks) == 0) {
+            return false;
+        }
+        FLAG.setRelease(flags, blocks, (byte) 0);
+        return true;
     }
 
     /** Whether the service may have taken pages of this 2 MiB block since the last {@link #collect}. */

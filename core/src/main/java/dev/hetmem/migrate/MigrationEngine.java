@@ -1519,18 +1519,30 @@ public final class MigrationEngine implements AutoCloseable {
     }
 
     /**
-     * Takes into the page table what the fault service did on its own in pages [from, to): for
-     * readers of the page table (verification, snapshots) that want it current.
+     * Takes into the page table what the fault service did on its own anywhere in a region: for
+     * readers of the page table (statistics, verification, snapshots) that want it current.
      */
-    public void reconcileRange(RegionState region, long from, long to) {
-        if (region.mirror() == null || to <= from) {
+    public void reconcileAll(RegionState region) {
+        if (region.mirror() == null || region.pages() == 0) {
             return;
         }
-        List<Block> locked = lockAll(wholeRange(region, from, to));
         try {
-            reconcile(region, from, to);
+            region.lifecycle().enter();   // a region being freed has nothing left to reconcile
+        } catch (IllegalStateException freed) {
+            return;
+        }
+        try {
+            if (!region.mirror().takeAnySteals()) {
+                return;
+            }
+            List<Block> locked = lockAll(wholeRange(region, 0, region.pages()));
+            try {
+                reconcile(region, 0, region.pages());
+            } finally {
+                unlockAll(locked);
+            }
         } finally {
-            unlockAll(locked);
+            region.lifecycle().exit();
         }
     }
 

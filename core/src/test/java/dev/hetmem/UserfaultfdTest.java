@@ -1,0 +1,354 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import dev.hetmem.fault.FaultService;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.PAGE;
+import static dev.hetmem.MemoryFixture.value;
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Transparent host faults: Java and native code touch a region's pages wherever they are. Needs
+ * userfaultfd (root here); under CI=true its absence is a failure, elsewhere the tests skip.
+ */
+class UserfaultfdTest {
+    static final long GRANULE_FOR_NEIGHBOURS = Long.getLong("hetmem.test.neighbourGranule", 2 * MiB);
+    private UnifiedMemory mem;
+
+    static void requireUserfaultfd() {
+        var reason = FaultService.unavailableReason();
+        if ("true".equals(System.getenv("CI"))) {
+            assertTrue(reason.isEmpty(), () -> "CI must run the userfaultfd tests: " + reason.orElseThrow());
+        } else {
+            org.junit.jupiter.api.Assumptions.assumeTrue(reason.isEmpty(), () -> reason.orElseThrow());
+        }
+    }
+
+    static UnifiedMemory uffdMemory(long granularity, EmulatedDevice... devices) {
+        UnifiedMemory.Builder b = UnifiedMemory.builder().copyThreads(2).granularity(granularity)
+                .hostFaults(HostFaultMode.USERFAULTFD);
+        for (EmulatedDevice d : devices) {
+            b.device(d);
+        }
+        return b.build();
+    }
+
+    @BeforeEach
+    void open() {
+        requireUserfaultfd();
+    }
+
+    @AfterEach
+    void close() {
+        if (mem != null) {
+            assertEquals(List.of(), mem.verify());
+            mem.close();
+        }
+    }
+
+    static void fill(MemorySegment s, long from, long to, long seed) {
+        for (long i = from; i < to; i += 8) {
+            s.set(JAVA_LONG, i, value(seed, i >>> 3));
+        }
+    }
+
+    static long mismatches(MemorySegment s, long from, long to, long seed) {
+        long bad = 0;
+        for (long i = from; i < to; i += 8) {
+            bad += s.get(JAVA_LONG, i) == value(seed, i >>> 3) ? 0 : 1;
+        }
+        return bad;
+    }
+
+    @Test
+    void javaCodeReadsAndWritesPagesWhereverTheyAre() {
+        for (long granule : new long[] {PAGE, 64 * 1024, 2 * MiB}) {
+            mem = uffdMemory(granule, MemoryFixture.device(64 * MiB));
+            Region r = mem.allocate(8 * MiB + 3 * PAGE);
+            MemorySegment s = r.segment();
+            assertEquals(r.size(), s.byteSize());
+            fill(s, 0, r.size(), 1);
+            mem.advise(r, 0, r.size(), new Advice.Prefetch(1));
+            assertEquals(0, mem.stats().node(0).residentBytes(), "granule " + granule);
+            assertEquals(List.of(), mem.verify());
+            long faultsBefore = mem.stats().node(0).faults();
+            // a read of one page brings its granule home, no more
+            assertEquals(value(1, (5 * PAGE) >>> 3), s.get(JAVA_LONG, 5 * PAGE));
+            assertEquals(List.of(), mem.verify());
+            assertEquals(Math.min(granule, r.size()), mem.stats().node(0).residentBytes(), "granule " + granule);
+            assertEquals(0, mismatches(s, 0, r.size(), 1), "granule " + granule);
+            assertTrue(mem.stats().node(0).faults() > faultsBefore);
+            // writes on the host, then the device reads them
+            fill(s, 0, r.size(), 2);
+            long[] sum = new long[1];
+            mem.launch(1, (EmulatedKernel) (args, item) -> {
+                for (long i = 0; i < args.arg(0).length(); i += 8) {
+                    sum[0] += args.arg(0).getLong(i) == value(2, i >>> 3) ? 0 : 1;
+                }
+            }, 1, KernelArg.read(r));
+            assertEquals(0, sum[0], "device saw host writes, granule " + granule);
+            // the device writes, the host reads
+            mem.launch(1, (EmulatedKernel) (args, item) -> {
+                for (long i = 0; i < args.arg(0).length(); i += 8) {
+                    args.arg(0).putLong(i, value(3, i >>> 3));
+                }
+            }, 1, KernelArg.readWrite(r));
+            assertEquals(0, mismatches(s, 0, r.size(), 3), "granule " + granule);
+            assertEquals(List.of(), mem.verify());
+            mem.close();
+            mem = null;
+        }
+    }
+
+    @Test
+    void nativeCodeWorksOnDevicePages() throws Throwable {
+        mem = uffdMemory(PAGE, MemoryFixture.device(64 * MiB));
+        Region r = mem.allocate(4 * MiB);
+        MemorySegment s = r.segment();
+        fill(s, 0, r.size(), 4);
+        Linker linker = Linker.nativeLinker();
+        MethodHandle memset = linker.downcallHandle(linker.defaultLookup().find("memset").orElseThrow(),
+                FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG));
+        MethodHandle memcpy = linker.downcallHandle(linker.defaultLookup().find("memcpy").orElseThrow(),
+                FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
+        mem.advise(r, 0, r.size(), new Advice.Prefetch(1));
+        // memcpy the second MiB over the first, memset the third, all while on the device
+        MemorySegment base = MemorySegment.ofAddress(r.address());
+        MemorySegment ignored = (MemorySegment) memcpy.invokeExact(base, base.reinterpret(r.size()).asSlice(MiB), MiB);
+        ignored = (MemorySegment) memset.invokeExact(base.reinterpret(r.size()).asSlice(2 * MiB), 0x5A, MiB);
+        for (long i = 0; i < MiB; i += 8) {
+            assertEquals(value(4, (MiB + i) >>> 3), s.get(JAVA_LONG, i), "memcpy'd word at " + i);
+        }
+        assertEquals(0, mismatches(s, MiB, 2 * MiB, 4));
+        for (long i = 2 * MiB; i < 3 * MiB; i += 8) {
+            assertEquals(0x5A5A5A5A5A5A5A5AL, s.get(JAVA_LONG, i));
+        }
+        assertEquals(0, mismatches(s, 3 * MiB, 4 * MiB, 4));
+    }
+
+    @Test
+    void writesToReadDuplicatedPagesInvalidateTheDeviceCopiesFirst() {
+        mem = uffdMemory(PAGE, MemoryFixture.device(64 * MiB));
+        Region r = mem.allocate(2 * MiB);
+        MemorySegment s = r.segment();
+        fill(s, 0, r.size(), 5);
+        mem.advise(r, 0, r.size(), new Advice.ReadMostly(true));
+        mem.launch(1, (EmulatedKernel) (args, item) -> args.arg(0).getLong(0), 1, KernelArg.read(r));
+        assertEquals(List.of(), mem.verify());
+        assertEquals(r.size(), mem.stats().node(1).residentBytes(), "read duplicated onto the device");
+        assertEquals(r.size(), mem.stats().node(0).residentBytes(), "and still on the host");
+        long before = mem.faultServiceCounters().writeFaults();
+        s.set(JAVA_LONG, 3 * PAGE, 77L);   // the host's copy is write-protected: this write faults
+        assertEquals(before + 1, mem.faultServiceCounters().writeFaults());
+        assertEquals(List.of(), mem.verify());
+        // the device's copy of that page is gone; a kernel reads the new value
+        assertEquals(r.size() - PAGE, mem.stats().node(1).residentBytes());
+        long[] seen = new long[1];
+        mem.launch(1, (EmulatedKernel) (args, item) -> seen[0] = args.arg(0).getLong(3 * PAGE), 1, KernelArg.read(r));
+        assertEquals(77L, seen[0]);
+        assertEquals(value(5, (4 * PAGE) >>> 3), s.get(JAVA_LONG, 4 * PAGE));
+    }
+
+    @Test
+    void aKernelKeepsItsPagesWhileHostThreadsTouchTheirNeighbours() throws Exception {
+        mem = uffdMemory(GRANULE_FOR_NEIGHBOURS, MemoryFixture.device(64 * MiB));
+        Region r = mem.allocate(8 * MiB);
+        MemorySegment s = r.segment();
+        fill(s, 0, r.size(), 6);
+        for (int round = 0; round < 5; round++) {
+            long seed = 100 + round;
+            CountDownLatch running = new CountDownLatch(1);
+            CountDownLatch touched = new CountDownLatch(4);
+            List<Thread> hosts = new ArrayList<>();
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            for (int t = 0; t < 4; t++) {
+                long from = t * 2 * MiB + MiB;   // the second half of each 2 MiB granule
+                hosts.add(Thread.ofPlatform().start(() -> {
+                    try {
+                        running.await();
+                        fill(s, from, from + MiB, seed);
+                    } catch (Throwable e) {
+                        failure.set(e);
+                    } finally {
+                        touched.countDown();
+                    }
+                }));
+            }
+            // the kernel holds every page; it writes the first half of each granule once the host has
+            // written the second halves meanwhile (each host touch takes just its page from the kernel)
+            mem.launch(1, (EmulatedKernel) (args, item) -> {
+                running.countDown();
+                try {
+                    touched.await();
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+                for (int g = 0; g < 4; g++) {
+                    for (long i = g * 2 * MiB; i < g * 2 * MiB + MiB; i += 8) {
+                        args.arg(0).putLong(i, value(seed + 1000, i >>> 3));
+                    }
+                }
+            }, 1, KernelArg.readWrite(r));
+            for (Thread t : hosts) {
+                t.join();
+            }
+            assertEquals(null, failure.get());
+            for (int g = 0; g < 4; g++) {
+                assertEquals(0, mismatches(s, g * 2 * MiB, g * 2 * MiB + MiB, seed + 1000), "kernel's half, round " + round);
+                assertEquals(0, mismatches(s, g * 2 * MiB + MiB, (g + 1) * 2 * MiB, seed), "host's half, round " + round);
+            }
+            assertEquals(List.of(), mem.verify());
+        }
+    }
+
+    @Test
+    void manyThreadsFaultTheSameAndDifferentGranulesAgainstAShadowCopy() throws Exception {
+        mem = uffdMemory(16 * 1024, MemoryFixture.device(16 * MiB));
+        long size = 24 * MiB;   // larger than the device: prefetches evict
+        Region r = mem.allocate(size);
+        MemorySegment s = r.segment();
+        int threads = 6;
+        long slice = size / threads;
+        long[][] shadow = new long[threads][(int) (slice / PAGE)];
+        AtomicBoolean stop = new AtomicBoolean();
+        ConcurrentLinkedQueue<Throwable> failures = new ConcurrentLinkedQueue<>();
+        List<Thread> workers = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            int me = t;
+            workers.add(Thread.ofPlatform().start(() -> {
+                ThreadLocalRandom rnd = ThreadLocalRandom.current();
+                long base = me * slice;
+                try {
+                    for (int op = 0; op < 3000 && failures.isEmpty(); op++) {
+                        int page = rnd.nextInt(shadow[me].length);
+                        long off = base + page * PAGE + 8L * rnd.nextInt(512);
+                        long got = s.get(JAVA_LONG, base + page * PAGE);
+                        if (got != shadow[me][page]) {
+                            throw new AssertionError("thread " + me + " page " + page + ": " + got + " != " + shadow[me][page]);
+                        }
+                        // everybody also reads a shared page, which keeps bouncing
+                        s.get(JAVA_LONG, 0);
+                        long v = rnd.nextLong();
+                        s.set(JAVA_LONG, base + page * PAGE, v);
+                        shadow[me][page] = v;
+                        s.set(JAVA_LONG, off == base + page * PAGE ? off + 8 : off, v);
+                    }
+                } catch (Throwable e) {
+                    failures.add(e);
+                }
+            }));
+        }
+        Thread mover = Thread.ofPlatform().start(() -> {
+            ThreadLocalRandom rnd = ThreadLocalRandom.current();
+            try {
+                while (!stop.get()) {
+                    long off = rnd.nextLong(size / MiB) * MiB;
+                    mem.advise(r, off, Math.min(4 * MiB, size - off), new Advice.Prefetch(rnd.nextInt(2)));
+                }
+            } catch (Throwable e) {
+                failures.add(e);
+            }
+        });
+        for (Thread w : workers) {
+            w.join(120_000);
+        }
+        stop.set(true);
+        mover.join(60_000);
+        assertEquals(List.of(), List.copyOf(failures));
+        for (int t = 0; t < threads; t++) {
+            for (int p = 0; p < shadow[t].length; p++) {
+                assertEquals(shadow[t][p], s.get(JAVA_LONG, t * slice + p * PAGE), "thread " + t + " page " + p);
+            }
+        }
+    }
+
+    @Test
+    void aRegionFreedWhileThreadsFaultOnItGivesThemAnErrorAndTheJvmGoesOn() throws Exception {
+        mem = uffdMemory(PAGE, MemoryFixture.device(64 * MiB));
+        for (int round = 0; round < 5; round++) {
+            Region r = mem.allocate(8 * MiB);
+            MemorySegment s = r.segment();
+            fill(s, 0, r.size(), 7);
+            mem.advise(r, 0, r.size(), new Advice.Prefetch(1));
+            AtomicReference<Throwable> ended = new AtomicReference<>();
+            CountDownLatch started = new CountDownLatch(2);
+            List<Thread> readers = new ArrayList<>();
+            for (int t = 0; t < 2; t++) {
+                readers.add(Thread.ofPlatform().start(() -> {
+                    started.countDown();
+                    try {
+                        for (long i = 0; ; i = (i + PAGE) % s.byteSize()) {
+                            s.get(JAVA_LONG, i);
+                        }
+                    } catch (Throwable e) {
+                        ended.compareAndSet(null, e);
+                    }
+                }));
+            }
+            started.await();
+            Thread.sleep(5);
+            r.free();
+            for (Thread t : readers) {
+                t.join(30_000);
+                assertTrue(!t.isAlive(), "a reader is still blocked after the region was freed");
+            }
+            assertInstanceOf(IllegalStateException.class, ended.get());
+            assertThrows(IllegalStateException.class, r::segment);
+        }
+    }
+
+    @Test
+    void theModeNeedsDevicesWhoseMemoryTheHostCanRead() {
+        var d = new dev.hetmem.driver.DeviceDriver() {
+            final EmulatedDevice inner = MemoryFixture.device(4 * MiB);
+            public String kind() { return "opaque"; }
+            public String name() { return "opaque0"; }
+            public long memoryBytes() { return inner.memoryBytes(); }
+            public void attach(dev.hetmem.driver.DeviceContext c) { inner.attach(c); }
+            public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) { inner.copy(b, from, to); }
+            public void map(long va, int frame, int pages, boolean w) { inner.map(va, frame, pages, w); }
+            public void unmap(long va, long pages) { inner.unmap(va, pages); }
+            public void protect(long va, long pages, boolean w) { inner.protect(va, pages, w); }
+            public void invalidate(dev.hetmem.driver.VaRanges ranges) { inner.invalidate(ranges); }
+            public int probe(long va) { return inner.probe(va); }
+            public long probeFrame(long va) { return inner.probeFrame(va); }
+            public void execute(dev.hetmem.driver.DeviceKernel k, long n, List<dev.hetmem.driver.KernelBinding> a) {
+                inner.execute(k, n, a);
+            }
+            public void close() { inner.close(); }
+        };
+        var e = assertThrows(UserfaultfdUnavailableException.class,
+                () -> UnifiedMemory.builder().device(d).hostFaults(HostFaultMode.USERFAULTFD).build());
+        assertTrue(e.getMessage().contains("opaque0"), e.getMessage());
+        d.close();
+        try (UnifiedMemory views = UnifiedMemory.builder().build()) {
+            Region r = views.allocate(MiB);
+            var ise = assertThrows(IllegalStateException.class, r::segment);
+            assertTrue(ise.getMessage().contains("USERFAULTFD"), ise.getMessage());
+        }
+    }
+
+}
