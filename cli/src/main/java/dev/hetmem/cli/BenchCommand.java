@@ -9,14 +9,15 @@ final class BenchCommand {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) throws java.io.IOException {
         if (argv.isEmpty()) {
-            throw new Args.UsageException("bench needs a name: migrate, load, oversub");
+            throw new Args.UsageException("bench needs a name: migrate, load, oversub, fault");
         }
         List<String> rest = argv.subList(1, argv.size());
         return switch (argv.getFirst()) {
             case "migrate" -> MigrateBench.run(rest, out, err);
             case "load" -> LoadBench.run(rest, out, err);
             case "oversub" -> OversubBench.run(rest, out, err);
-            default -> throw new Args.UsageException("unknown benchmark '" + argv.getFirst() + "' (have: migrate, load, oversub)");
+            case "fault" -> FaultBench.run(rest, out, err);
+            default -> throw new Args.UsageException("unknown benchmark '" + argv.getFirst() + "' (have: migrate, load, oversub, fault)");
         };
     }
 }

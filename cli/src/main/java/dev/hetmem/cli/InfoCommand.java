@@ -17,6 +17,7 @@ final class InfoCommand {
 
     static int run(List<String> argv, PrintStream out) {
         Args args = new Args(argv, Set.of("json"), Set.of());
+        java.util.Optional<String> uffd = dev.hetmem.fault.FaultService.unavailableReason();
         try (UnifiedMemory mem = UnifiedMemory.builder().device(EmulatedDevice.create()).build()) {
             if (args.flag("json")) {
                 List<Object> nodes = new ArrayList<>();
@@ -30,7 +31,13 @@ final class InfoCommand {
                 }
                 Map<String, Object> root = new LinkedHashMap<>();
                 root.put("nodes", nodes);
-                root.put("host_fault_modes", Map.of("host_view", true));
+                Map<String, Object> modes = new LinkedHashMap<>();
+                modes.put("host_view", true);
+                modes.put("userfaultfd", uffd.isEmpty());
+                if (uffd.isPresent()) {
+                    modes.put("userfaultfd_unavailable_because", uffd.get());
+                }
+                root.put("host_fault_modes", modes);
                 root.put("copy_threads", mem.copyThreads());
                 out.println(Json.write(root));
             } else {
@@ -39,7 +46,8 @@ final class InfoCommand {
                     out.printf("%-4d %-9s %-12s %d bytes (%.1f GiB)%n", n.id(), n.kind(), n.name(), n.capacityBytes(),
                             n.capacityBytes() / (double) (1L << 30));
                 }
-                out.println("host faults: host views (the portable mode)");
+                out.println("host faults: host views (the portable mode, always); userfaultfd: "
+                        + uffd.map(why -> "unavailable: " + why).orElse("available"));
                 out.println("copy threads: " + mem.copyThreads());
             }
         }
