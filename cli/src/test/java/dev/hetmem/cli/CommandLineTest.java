@@ -135,4 +135,23 @@ class CommandLineTest {
             assertTrue(r.out().contains("\"mode\":\"" + mode + "\""), mode + " missing: " + r.out());
         }
     }
+
+    @Test
+    void benchFaultQuickFollowsTheJsonContract() {
+        Result r = run("bench", "fault", "--quick", "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().startsWith("{\"bench\":\"fault\",\"limits\":{\"uffd_raw_ns\":"), r.out());
+        assertTrue(r.out().contains("\"minor_fault_ns\":"), r.out());
+        boolean uffd = dev.hetmem.fault.FaultService.unavailableReason().isEmpty();
+        if ("true".equals(System.getenv("CI"))) {
+            assertTrue(uffd, "CI must measure the userfaultfd path");
+        }
+        for (String path : uffd ? new String[] {"host_view", "userfaultfd", "device"} : new String[] {"host_view", "device"}) {
+            for (long g : new long[] {4096, 2097152}) {
+                assertTrue(r.out().contains("{\"path\":\"" + path + "\",\"granule_bytes\":" + g + ",\"median_ns\":"),
+                        path + " " + g + " missing: " + r.out());
+            }
+        }
+    }
 }
