@@ -15,6 +15,31 @@ final class MemoryFixture {
 
     private MemoryFixture() {}
 
+    /** libc's memset and memcpy, for tests whose native code touches region memory. */
+    static final java.lang.invoke.MethodHandle MEMSET = libc("memset",
+            java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.ADDRESS,
+                    java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_LONG));
+    static final java.lang.invoke.MethodHandle MEMCPY = libc("memcpy",
+            java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.ADDRESS,
+                    java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.JAVA_LONG));
+
+    private static java.lang.invoke.MethodHandle libc(String name, java.lang.foreign.FunctionDescriptor fd) {
+        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+        return linker.downcallHandle(linker.defaultLookup().find(name).orElseThrow(), fd);
+    }
+
+    /**
+     * A real component a test needs: under CI=true (where CI installs it) its absence fails the
+     * test; elsewhere the test is skipped with the reason.
+     */
+    static void needs(boolean present, java.util.function.Supplier<String> why) {
+        if ("true".equals(System.getenv("CI"))) {
+            assertTrue(present, () -> "CI must run this test: " + why.get());
+        } else {
+            org.junit.jupiter.api.Assumptions.assumeTrue(present, why);
+        }
+    }
+
     static UnifiedMemory memory(EmulatedDevice... devices) {
         UnifiedMemory.Builder b = UnifiedMemory.builder().copyThreads(2);
         for (EmulatedDevice d : devices) {

@@ -2,18 +2,13 @@ package dev.hetmem;
 
 import dev.hetmem.device.emulated.EmulatedDevice;
 
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
@@ -27,11 +22,6 @@ public final class UffdGcStress {
     public static void main(String[] args) throws Throwable {
         int rounds = Integer.parseInt(args[0]);
         long granule = Long.parseLong(args[1]);
-        Linker linker = Linker.nativeLinker();
-        MethodHandle memset = linker.downcallHandle(linker.defaultLookup().find("memset").orElseThrow(),
-                FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG));
-        MethodHandle memcpy = linker.downcallHandle(linker.defaultLookup().find("memcpy").orElseThrow(),
-                FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
         AtomicBoolean stop = new AtomicBoolean();
         java.util.concurrent.atomic.AtomicLong gcs = new java.util.concurrent.atomic.AtomicLong();
         Thread gc = Thread.ofPlatform().daemon().start(() -> {
@@ -63,8 +53,8 @@ public final class UffdGcStress {
                             if (nativeCode) {
                                 // half the slice set natively, the other half copied natively from it
                                 MemorySegment a = MemorySegment.ofAddress(r.address() + base).reinterpret(slice);
-                                MemorySegment ignored = (MemorySegment) memset.invokeExact(a, (int) (seed & 0x7F), slice / 2);
-                                ignored = (MemorySegment) memcpy.invokeExact(a.asSlice(slice / 2), a, slice / 2);
+                                MemorySegment ignored = (MemorySegment) MemoryFixture.MEMSET.invokeExact(a, (int) (seed & 0x7F), slice / 2);
+                                ignored = (MemorySegment) MemoryFixture.MEMCPY.invokeExact(a.asSlice(slice / 2), a, slice / 2);
                             } else {
                                 for (long i = 0; i < slice; i += 8) {
                                     s.set(JAVA_LONG, base + i, seed ^ (base + i));

@@ -1,6 +1,7 @@
 package dev.hetmem.fault;
 
 import dev.hetmem.UserfaultfdUnavailableException;
+import dev.hetmem.host.Libc;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -106,16 +107,9 @@ public final class FaultService implements AutoCloseable {
         }
     }
 
+    /** The C library's words for an errno, with its number (the project's one errno describer). */
     static String errnoName(int errno) {
-        return switch (errno) {
-            case 1 -> "EPERM";
-            case 12 -> "ENOMEM";
-            case 13 -> "EACCES";
-            case 22 -> "EINVAL";
-            case 24 -> "EMFILE";
-            case 38 -> "ENOSYS";
-            default -> "errno " + errno;
-        };
+        return Libc.strerror(errno) + " (errno " + errno + ")";
     }
 
     static RuntimeException rethrow(Throwable t) {

@@ -104,13 +104,24 @@ public final class HostMirror implements AutoCloseable {
 
     /** Makes pages [first, first+count) (at most 512) look as {@code want} says from the host. */
     public void sync(long first, int count, Want want, long[] sources) {
+        if (sources == null) {
+            // the common case on every commit: no off-heap copy of anything to make
+            sync(first, count, want, MemorySegment.NULL);
+            return;
+        }
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = sources == null ? MemorySegment.NULL : a.allocateFrom(JAVA_LONG, sources);
-            int rc = (int) lib.sync.invokeExact(handle, first, (long) count, want.ordinal(), s);
-            check("sync", rc, first, count);
+            sync(first, count, want, a.allocateFrom(JAVA_LONG, sources));
+        }
+    }
+
+    private void sync(long first, int count, Want want, MemorySegment sources) {
+        int rc;
+        try {
+            rc = (int) lib.sync.invokeExact(handle, first, (long) count, want.ordinal(), sources);
         } catch (Throwable t) {
             throw FaultService.rethrow(t);
         }
+        check("sync", rc, first, count);
     }
 
     /**
