@@ -9,7 +9,7 @@ final class BenchCommand {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) throws java.io.IOException {
         if (argv.isEmpty()) {
-            throw new Args.UsageException("bench needs a name: migrate, load, oversub, fault");
+            throw new Args.UsageException("bench needs a name: migrate, load, oversub, fault, translate");
         }
         List<String> rest = argv.subList(1, argv.size());
         return switch (argv.getFirst()) {
@@ -17,7 +17,8 @@ final class BenchCommand {
             case "load" -> LoadBench.run(rest, out, err);
             case "oversub" -> OversubBench.run(rest, out, err);
             case "fault" -> FaultBench.run(rest, out, err);
-            default -> throw new Args.UsageException("unknown benchmark '" + argv.getFirst() + "' (have: migrate, load, oversub, fault)");
+            case "translate" -> TranslateBench.run(rest, out, err);
+            default -> throw new Args.UsageException("unknown benchmark '" + argv.getFirst() + "' (have: migrate, load, oversub, fault, translate)");
         };
     }
 }

@@ -11,6 +11,11 @@ import dev.hetmem.Trigger;
 import dev.hetmem.UnifiedMemory;
 import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
+import dev.hetmem.device.opencl.OpenClDevice;
+import dev.hetmem.device.opencl.OpenClPlatforms;
+import dev.hetmem.device.opencl.OpenClProgram;
+import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.driver.DeviceKernel;
 
 import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;
@@ -58,17 +63,80 @@ final class DemoCommand {
         }
     }
 
+    /** The device the demo runs on and its mulMat kernel. */
+    private interface DemoDevice extends AutoCloseable {
+        DeviceDriver driver();
+
+        DeviceKernel mulMat(int m);
+
+        long globalSize(int m);
+
+        @Override
+        void close();
+    }
+
+    private static DemoDevice emulated() {
+        EmulatedDevice d = EmulatedDevice.create();
+        return new DemoDevice() {
+            public DeviceDriver driver() {
+                return d;
+            }
+
+            public DeviceKernel mulMat(int m) {
+                return new MulMat(m);
+            }
+
+            public long globalSize(int m) {
+                return m;
+            }
+
+            public void close() {}
+        };
+    }
+
+    private static DemoDevice opencl() {
+        String why = OpenClPlatforms.unavailableReason();
+        if (why != null) {
+            throw new Args.UsageException("--device opencl: " + why);
+        }
+        OpenClDevice d = OpenClDevice.builder().capacity(256L << 20).build();
+        OpenClProgram program = d.compile(MulMatCl.SOURCE);
+        return new DemoDevice() {
+            public DeviceDriver driver() {
+                return d;
+            }
+
+            public DeviceKernel mulMat(int m) {
+                return program.kernel("mulMat", m);
+            }
+
+            public long globalSize(int m) {
+                return MulMatCl.globalSize(m);
+            }
+
+            public void close() {
+                program.close();
+            }
+        };
+    }
+
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json"), Set.of("size"));
+        Args args = new Args(argv, Set.of("json"), Set.of("size", "device"));
         long mLong = args.longValue("size", 512);
         if (mLong < 1 || mLong > 4096) {
             throw new Args.UsageException("--size " + mLong + " must be in [1, 4096]");
         }
         int m = (int) mLong;
+        String deviceKind = args.value("device", "emulated");
         boolean json = args.flag("json");
         long bytes = 4L * m * m;
         long t0 = System.nanoTime();
-        try (UnifiedMemory mem = UnifiedMemory.builder().device(EmulatedDevice.create()).build()) {
+        try (DemoDevice device = switch (deviceKind) {
+                case "emulated" -> emulated();
+                case "opencl" -> opencl();
+                default -> throw new Args.UsageException("--device " + deviceKind + " must be emulated or opencl");
+             };
+             UnifiedMemory mem = UnifiedMemory.builder().device(device.driver()).build()) {
             Region a = mem.allocate(bytes);
             Region b = mem.allocate(bytes);
             Region r = mem.allocate(bytes);
@@ -86,7 +154,7 @@ final class DemoCommand {
             }
             Stats before = mem.stats();
             // the whole of mul_mat_on_gpu(r, a, b, m):
-            LaunchResult launch = mem.launch(1, new MulMat(m), m,
+            LaunchResult launch = mem.launch(1, device.mulMat(m), device.globalSize(m),
                     KernelArg.write(r), KernelArg.read(a), KernelArg.read(b));
             PageSnapshot afterKernel = r.snapshot(0, bytes);
             // Java reads r in place: its pages fault home

@@ -7,6 +7,9 @@ import dev.hetmem.MigrationMode;
 import dev.hetmem.Region;
 import dev.hetmem.UnifiedMemory;
 import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.opencl.OpenClDevice;
+import dev.hetmem.device.opencl.OpenClPlatforms;
+import dev.hetmem.driver.DeviceDriver;
 import dev.hetmem.host.HostReleasePolicy;
 import dev.hetmem.host.Libc;
 
@@ -20,8 +23,9 @@ import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 
 /**
- * {@code hetmem bench migrate}: seed 000's tables on this machine. For each page size, amount
- * moved and mode, a region's pages are migrated to the emulated device and back, timing the whole
+ * {@code hetmem bench migrate}: seed 000's tables on this machine. For each device (the emulated
+ * one and, where a platform is installed, the first OpenCL device), page size, amount moved and
+ * mode, a region's pages are migrated to the device and back, timing the whole
  * migration call (planning, unmapping, allocation, copies, mapping, and the host kernel's work of
  * releasing and populating frames). Beside each row: the plain copy of the same bytes by the same
  * number of threads, 2 MiB pieces, no memory management around it: the machine's own limit,
@@ -40,7 +44,22 @@ final class MigrateBench {
     private MigrateBench() {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "pages"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "pages", "device"));
+        String deviceArg = args.value("device", "all");
+        List<String> devices = switch (deviceArg) {
+            case "emulated" -> List.of("emulated");
+            case "opencl" -> List.of("opencl");
+            case "all" -> List.of("emulated", "opencl");
+            default -> throw new Args.UsageException("--device " + deviceArg + " must be emulated, opencl or all");
+        };
+        String noOpenCl = OpenClPlatforms.unavailableReason();
+        if (noOpenCl != null && devices.contains("opencl")) {
+            if (deviceArg.equals("opencl")) {
+                throw new Args.UsageException("--device opencl: " + noOpenCl);
+            }
+            err.println("bench migrate: no OpenCL rows: " + noOpenCl);
+            devices = List.of("emulated");
+        }
         boolean quick = args.flag("quick");
         boolean json = args.flag("json");
         List<Long> pages = quick ? List.of(4 * KiB, 2 * MiB) : List.of(4 * KiB, 64 * KiB, 2 * MiB);
@@ -74,10 +93,14 @@ final class MigrateBench {
         double memcpyLimit = 0;
         List<Object> plainRows = new ArrayList<>();
         List<Map<String, Object>> rows = new ArrayList<>();
+        for (String device : devices) {
         for (long page : pages) {
             for (long total : totals) {
                 for (Mode mode : modes) {
-                    double[] gbps = measure(page, total, mode);
+                    if (device.equals("opencl") && mode.release != HostReleasePolicy.FREE) {
+                        continue;
+                    }
+                    double[] gbps = measure(device, page, total, mode);
                     double limit = gbps[2];
                     if (total == largest && mode.threads == limitThreads) {
                         memcpyLimit = Math.max(memcpyLimit, limit);
@@ -89,7 +112,7 @@ final class MigrateBench {
                     plainRows.add(plainRow);
                     for (int dir = 0; dir < 2; dir++) {
                         Map<String, Object> row = new LinkedHashMap<>();
-                        row.put("device", "emulated");
+                        row.put("device", device);
                         row.put("direction", dir == 0 ? "to_device" : "to_host");
                         row.put("page_bytes", page);
                         row.put("total_bytes", total);
@@ -100,12 +123,13 @@ final class MigrateBench {
                         row.put("plain_copy_gbps", round(limit));
                         row.put("of_plain_copy", round(gbps[dir] / limit));
                         rows.add(row);
-                        err.printf("%-9s %4s pages %5s %-11s %d thr %-8s %6.2f GB/s (%3.0f%% of plain copy)%n",
-                                row.get("direction"), Sizes.format(page), Sizes.format(total), mode.name, mode.threads,
+                        err.printf("%-8s %-9s %4s pages %5s %-11s %d thr %-8s %6.2f GB/s (%3.0f%% of plain copy)%n",
+                                device, row.get("direction"), Sizes.format(page), Sizes.format(total), mode.name, mode.threads,
                                 mode.release.name().toLowerCase(), gbps[dir], 100 * gbps[dir] / limit);
                     }
                 }
             }
+        }
         }
         if (json) {
             Map<String, Object> root = new LinkedHashMap<>();
@@ -119,10 +143,10 @@ final class MigrateBench {
         } else {
             out.printf("plain copy (the limit), %s, %d threads: %.2f GB/s (each row: its own, measured beside it)%n",
                     Sizes.format(largest), limitThreads, memcpyLimit);
-            out.printf("%-9s %5s %6s %-11s %7s %-8s %9s %7s%n", "direction", "page", "moved", "mode", "threads",
+            out.printf("%-8s %-9s %5s %6s %-11s %7s %-8s %9s %7s%n", "device", "direction", "page", "moved", "mode", "threads",
                     "release", "GB/s", "of copy");
             for (Map<String, Object> r : rows) {
-                out.printf("%-9s %5s %6s %-11s %7d %-8s %9.2f %6.0f%%%n", r.get("direction"),
+                out.printf("%-8s %-9s %5s %6s %-11s %7d %-8s %9.2f %6.0f%%%n", r.get("device"), r.get("direction"),
                         Sizes.format((Long) r.get("page_bytes")), Sizes.format((Long) r.get("total_bytes")), r.get("mode"),
                         (Integer) r.get("threads"), r.get("host_release"), (Double) r.get("gbps"),
                         100 * (Double) r.get("of_plain_copy"));
@@ -149,7 +173,7 @@ final class MigrateBench {
      * of threads, each the best of several rounds, the plain copy measured in each round right
      * before the migrations so that noise from other tenants hits both alike.
      */
-    private static double[] measure(long page, long total, Mode mode) {
+    private static double[] measure(String device, long page, long total, Mode mode) {
         boolean sparse = page == 4 * KiB;
         long regionBytes = sparse ? 2 * total : total;
         long count = total / page;
@@ -157,7 +181,9 @@ final class MigrateBench {
         for (int i = 0; i < count; i++) {
             offsets[i] = (sparse ? 2L * i : i) * page;
         }
-        EmulatedDevice dev = EmulatedDevice.builder().capacity(total).populate(true).build();
+        DeviceDriver dev = device.equals("opencl")
+                ? OpenClDevice.builder().capacity(Math.max(2 * MiB, total)).build()
+                : EmulatedDevice.builder().capacity(total).populate(true).build();
         double[] best = new double[3];
         long copySrc = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
         long copyDst = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
@@ -174,7 +200,7 @@ final class MigrateBench {
         }
     }
 
-    private static double[] measureWith(EmulatedDevice dev, long copySrc, long copyDst, long page, long total,
+    private static double[] measureWith(DeviceDriver dev, long copySrc, long copyDst, long page, long total,
                                         long regionBytes, long[] offsets, Mode mode, double[] best) {
         try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(mode.threads)
                 .migrationMode(mode.migration).copyPath(mode.path).hostReleasePolicy(mode.release).build()) {

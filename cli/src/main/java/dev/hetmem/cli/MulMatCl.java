@@ -1,0 +1,30 @@
+package dev.hetmem.cli;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+
+/** Seed 004's matrix product as an OpenCL C kernel on regions ({@code mulmat.cl}). */
+final class MulMatCl {
+    /** Elements of a row of r one work item computes (JB in mulmat.cl). */
+    static final int BLOCK = 64;
+    static final String SOURCE = load();
+
+    private MulMatCl() {}
+
+    static long globalSize(int m) {
+        return (long) m * Math.ceilDiv(m, BLOCK);
+    }
+
+    private static String load() {
+        try (InputStream in = MulMatCl.class.getResourceAsStream("mulmat.cl")) {
+            if (in == null) {
+                throw new IllegalStateException("mulmat.cl is missing from the command line's resources");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+package dev.hetmem.device.opencl;
+
+import dev.hetmem.driver.DeviceKernel;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+
+/**
+ * A kernel of an {@link OpenClProgram} with its scalar arguments, ready to launch with
+ * {@code UnifiedMemory.launch(node, kernel, globalSize, regionArgs...)}. Immutable: launches with
+ * other scalars take {@link #with}.
+ */
+public final class OpenClKernel implements DeviceKernel {
+    private final OpenClProgram program;
+    private final String name;
+    private final MemorySegment handle;
+    private final Object[] scalars;
+
+    OpenClKernel(OpenClProgram program, String name, MemorySegment handle, Object[] scalars) {
+        this.program = program;
+        this.name = name;
+        this.handle = handle;
+        this.scalars = scalars.clone();
+        for (Object s : this.scalars) {
+            OpenClProgram.scalarSize(s);
+        }
+    }
+
+    /** The same kernel with other scalar arguments. */
+    public OpenClKernel with(Object... scalars) {
+        return new OpenClKernel(program, name, handle, scalars);
+    }
+
+    public String name() {
+        return name;
+    }
+
+    OpenClProgram program() {
+        return program;
+    }
+
+    MemorySegment handle() {
+        return handle;
+    }
+
+    /** Sets the scalars from argument index {@code first}; the caller holds the device's launch lock. */
+    void setScalars(int first, Arena a) {
+        for (int i = 0; i < scalars.length; i++) {
+            long size = OpenClProgram.scalarSize(scalars[i]);
+            MemorySegment v = a.allocate(8);
+            OpenClProgram.put(v, scalars[i]);
+            program.setArg(handle, first + i, size, v, "scalar " + i + " = " + scalars[i]);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "OpenClKernel[" + name + Arrays.toString(scalars) + "]";
+    }
+}

@@ -1,0 +1,160 @@
+package dev.hetmem.device.opencl;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.ConcurrentHashMap;
+
+import static dev.hetmem.device.opencl.ClLibrary.call;
+import static dev.hetmem.device.opencl.ClLibrary.check;
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/** OpenCL C built for one {@link OpenClDevice}, with {@code hetmem.h} in front of it. Closing releases its kernels. */
+public final class OpenClProgram implements AutoCloseable {
+    /** The header every program is built with; kernels use its HM_SPACE_PARAMS, HM_REGION, HM_PTR and HM_WPTR. */
+    public static final String HEADER = header();
+
+    private final OpenClDevice device;
+    private final ClLibrary cl;
+    private final MemorySegment program;
+    private final boolean plain;
+    private final ConcurrentHashMap<String, MemorySegment> kernels = new ConcurrentHashMap<>();
+    private volatile boolean closed;
+
+    private OpenClProgram(OpenClDevice device, ClLibrary cl, MemorySegment program, boolean plain) {
+        this.device = device;
+        this.cl = cl;
+        this.program = program;
+        this.plain = plain;
+    }
+
+    static OpenClProgram build(OpenClDevice owner, ClLibrary cl, MemorySegment context, MemorySegment device, String source,
+                               String options, boolean plain) {
+        java.util.Objects.requireNonNull(source, "source");
+        // #line keeps the build log's line numbers those of the caller's source
+        String full = HEADER + "\n#line 1\n" + source;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment err = a.allocate(JAVA_INT);
+            MemorySegment strings = a.allocate(ADDRESS);
+            strings.set(ADDRESS, 0, a.allocateFrom(full, StandardCharsets.UTF_8));
+            MemorySegment program;
+            try {
+                program = (MemorySegment) cl.createProgramWithSource.invokeExact(context, 1, strings, MemorySegment.NULL, err);
+            } catch (Throwable t) {
+                throw new IllegalStateException(t);
+            }
+            check("clCreateProgramWithSource", err.get(JAVA_INT, 0));
+            MemorySegment devs = a.allocate(ADDRESS);
+            devs.set(ADDRESS, 0, device);
+            int rc = call(cl.buildProgram, program, 1, devs, a.allocateFrom(options, StandardCharsets.UTF_8),
+                    MemorySegment.NULL, MemorySegment.NULL);
+            if (rc != ClLibrary.CL_SUCCESS) {
+                String log = buildLog(cl, program, device);
+                call(cl.releaseProgram, program);
+                throw new OpenClBuildException(rc, owner.name(), log);
+            }
+            return new OpenClProgram(owner, cl, program, plain);
+        }
+    }
+
+    private static String buildLog(ClLibrary cl, MemorySegment program, MemorySegment device) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment size = a.allocate(JAVA_LONG);
+            if (call(cl.getProgramBuildInfo, program, device, ClLibrary.CL_PROGRAM_BUILD_LOG, 0L, MemorySegment.NULL, size) != 0) {
+                return "(no build log)";
+            }
+            long n = size.get(JAVA_LONG, 0);
+            MemorySegment buf = a.allocate(Math.max(1, n));
+            call(cl.getProgramBuildInfo, program, device, ClLibrary.CL_PROGRAM_BUILD_LOG, n, buf, MemorySegment.NULL);
+            return buf.getString(0, StandardCharsets.UTF_8).strip();
+        }
+    }
+
+    private static String header() {
+        try (InputStream in = OpenClProgram.class.getResourceAsStream("hetmem.h")) {
+            if (in == null) {
+                throw new IllegalStateException("hetmem.h is missing from the opencl module's resources");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    OpenClDevice device() {
+        return device;
+    }
+
+    boolean plain() {
+        return plain;
+    }
+
+    /**
+     * Kernel {@code name} of this program with its scalar arguments (Integer, Long, Float or Double,
+     * in the order they follow the region arguments in the kernel's signature).
+     */
+    public OpenClKernel kernel(String name, Object... scalars) {
+        if (closed) {
+            throw new IllegalStateException("program is closed");
+        }
+        MemorySegment k = kernels.computeIfAbsent(name, n -> {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment err = a.allocate(JAVA_INT);
+                MemorySegment h;
+                try {
+                    h = (MemorySegment) cl.createKernel.invokeExact(program, a.allocateFrom(n, StandardCharsets.UTF_8), err);
+                } catch (Throwable t) {
+                    throw new IllegalStateException(t);
+                }
+                check("clCreateKernel", err.get(JAVA_INT, 0), "kernel '" + n + "'");
+                return h;
+            }
+        });
+        return new OpenClKernel(this, name, k, scalars);
+    }
+
+    void setArg(MemorySegment kernel, int index, long size, MemorySegment value, String what) {
+        device.setArg(kernel, index, size, value, what);
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (MemorySegment k : kernels.values()) {
+            call(cl.releaseKernel, k);
+        }
+        kernels.clear();
+        call(cl.releaseProgram, program);
+        device.forget(this);
+    }
+
+    static long scalarSize(Object v) {
+        return switch (v) {
+            case Integer i -> 4;
+            case Float f -> 4;
+            case Long l -> 8;
+            case Double d -> 8;
+            default -> throw new IllegalArgumentException("scalar kernel argument " + v + " of type "
+                    + (v == null ? "null" : v.getClass().getSimpleName()) + ": use Integer, Long, Float or Double");
+        };
+    }
+
+    static void put(MemorySegment s, Object v) {
+        switch (v) {
+            case Integer i -> s.set(ValueLayout.JAVA_INT, 0, i);
+            case Float f -> s.set(ValueLayout.JAVA_FLOAT, 0, f);
+            case Long l -> s.set(ValueLayout.JAVA_LONG, 0, l);
+            case Double d -> s.set(ValueLayout.JAVA_DOUBLE, 0, d);
+            default -> throw new IllegalArgumentException("scalar kernel argument " + v);
+        }
+    }
+}

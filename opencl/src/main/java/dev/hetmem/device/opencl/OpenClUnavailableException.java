@@ -1,0 +1,8 @@
+package dev.hetmem.device.opencl;
+
+/** No OpenCL here: the ICD loader is missing, or no platform or device is installed. Says which and how to fix it. */
+public final class OpenClUnavailableException extends RuntimeException {
+    public OpenClUnavailableException(String message) {
+        super(message);
+    }
+}
