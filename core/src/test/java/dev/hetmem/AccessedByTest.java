@@ -4,6 +4,7 @@ import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.ValueLayout;
@@ -15,6 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** ACCESSED_BY: a device maps host pages where they are instead of migrating them. */
+@Tag("emulated") // remote mappings of host memory: a feature of the emulated driver (canMapHost)
 class AccessedByTest {
     EmulatedDevice d1;
     EmulatedDevice d2;
@@ -22,9 +24,9 @@ class AccessedByTest {
 
     @BeforeEach
     void setUp() {
-        d1 = MemoryFixture.device(8 * MiB);
-        d2 = MemoryFixture.device(8 * MiB);
-        mem = MemoryFixture.memory(d1, d2);
+        d1 = MemoryFixture.emulated(8 * MiB);
+        d2 = MemoryFixture.emulated(8 * MiB);
+        mem = MemoryFixture.memoryOf(d1, d2);
     }
 
     @AfterEach

@@ -1,7 +1,5 @@
 package dev.hetmem;
 
-import dev.hetmem.device.emulated.EmulatedDevice;
-import dev.hetmem.device.emulated.EmulatedKernel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -20,7 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Advice on exactly the range given, and the attribute query that reports mixed ranges as mixed. */
 class AdviceTest {
-    EmulatedDevice dev;
+    TestDevice dev;
     UnifiedMemory mem;
 
     @BeforeEach
@@ -59,7 +57,7 @@ class AdviceTest {
         kept.advise(0, kept.size(), Advice.preferredLocation(1));
         kept.advise(0, kept.size(), Advice.prefetch(1));       // oldest on the device
         for (long off = 0; off < streamed.size(); off += 2 * MiB) {
-            mem.launch(1, (EmulatedKernel) (a, i) -> {}, 1, KernelArg.of(streamed, off, 2 * MiB, Access.READ_WRITE));
+            mem.launch(1, dev.noop(), 1, KernelArg.of(streamed, off, 2 * MiB, Access.READ_WRITE));
         }
         assertEquals(1, kept.attributes(0, kept.size()).location(), "the preferring block stayed while 24 MiB streamed");
         assertTrue(mem.stats().node(1).evictions() > 0);

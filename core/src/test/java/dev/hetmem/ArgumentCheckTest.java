@@ -1,7 +1,7 @@
 package dev.hetmem;
 
 import dev.hetmem.device.emulated.EmulatedDevice;
-import dev.hetmem.device.emulated.EmulatedKernel;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.util.function.Supplier;
@@ -11,6 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Bad input gets an exception that names the bad value and the limit it broke. */
+@Tag("emulated") // argument checks of the API and of the emulated driver's builder
 class ArgumentCheckTest {
 
     private static void names(Class<? extends Throwable> type, String expected, Runnable call) {
@@ -35,11 +36,11 @@ class ArgumentCheckTest {
             names(IllegalArgumentException.class, "unknown node 7", () -> r.advise(0, MiB, Advice.prefetch(7)));
             names(IllegalArgumentException.class, "unknown node -1", () -> mem.release(-1));
             names(IllegalArgumentException.class, "node 0 is the host", () -> mem.launch(0,
-                    (EmulatedKernel) (a, i) -> {}, 1, KernelArg.read(r)));
+                    new EmulatedTestDevice(4096).noop(), 1, KernelArg.read(r)));
             names(IllegalArgumentException.class, "global size 0", () -> mem.launch(1,
-                    (EmulatedKernel) (a, i) -> {}, 0, KernelArg.read(r)));
+                    new EmulatedTestDevice(4096).noop(), 0, KernelArg.read(r)));
             names(IndexOutOfBoundsException.class, "outside", () -> mem.launch(1,
-                    (EmulatedKernel) (a, i) -> {}, 1, KernelArg.of(r, MiB, 1, Access.READ)));
+                    new EmulatedTestDevice(4096).noop(), 1, KernelArg.of(r, MiB, 1, Access.READ)));
             names(IllegalArgumentException.class, "capacity 1000", () -> EmulatedDevice.builder().capacity(1000));
             names(IllegalArgumentException.class, "copy threads 0", () -> UnifiedMemory.builder().copyThreads(0));
             try (UnifiedMemory other = MemoryFixture.memory()) {
@@ -62,7 +63,7 @@ class ArgumentCheckTest {
         mem.close();
         names(IllegalStateException.class, "memory is freed", () -> mem.allocate(10));
         names(IllegalStateException.class, "freed", () -> r.host(0, 1, Access.READ));
-        Supplier<Object> launch = () -> mem.launch(1, (EmulatedKernel) (a, i) -> {}, 1, KernelArg.read(r));
+        Supplier<Object> launch = () -> mem.launch(1, new EmulatedTestDevice(4096).noop(), 1, KernelArg.read(r));
         names(IllegalStateException.class, "freed", launch::get);
     }
 }

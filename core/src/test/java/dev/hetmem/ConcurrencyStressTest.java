@@ -1,9 +1,8 @@
 package dev.hetmem;
 
-import dev.hetmem.device.emulated.EmulatedDevice;
-import dev.hetmem.device.emulated.EmulatedKernel;
 import org.junit.jupiter.api.RepeatedTest;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -41,6 +40,8 @@ class ConcurrencyStressTest {
     final ReentrantLock[] slotLocks = new ReentrantLock[SLOTS];
     final AtomicLong mismatches = new AtomicLong();
     final AtomicLong ops = new AtomicLong();
+    /** Nodes 1 and 2 of the memory under stress. */
+    final TestDevice[] devices = new TestDevice[3];
 
     @RepeatedTest(3)
     void hostThreadsAndKernelsOnOverlappingRangesAgreeWithTheShadow() throws Exception {
@@ -85,9 +86,9 @@ class ConcurrencyStressTest {
         }
         java.util.Arrays.fill(shadow, 0);
         mismatches.set(0);
-        EmulatedDevice d1 = MemoryFixture.device(deviceBytes);
-        EmulatedDevice d2 = MemoryFixture.device(deviceBytes);
-        try (UnifiedMemory mem = MemoryFixture.memory(d1, d2)) {
+        devices[1] = MemoryFixture.device(deviceBytes);
+        devices[2] = MemoryFixture.device(deviceBytes);
+        try (UnifiedMemory mem = MemoryFixture.memory(devices[1], devices[2])) {
             Region r = mem.allocate(SIZE, 256 * 1024);
             if (readMostly) {
                 r.advise(0, SIZE / 2, Advice.readMostly(true));
@@ -183,19 +184,24 @@ class ConcurrencyStressTest {
                         }
                     }
                 } else {
-                    int node = 1 + rnd.nextInt(2);
-                    mem.launch(node, (EmulatedKernel) (args, item) -> {
-                        int i = (int) item;
-                        if (args.arg(0).getLong(8L * i) != shadow[base + i]) {
-                            mismatches.incrementAndGet();
+                    // a device reads the slots (dmirror READ) and checks them; a writer then stores its stamps (WRITE)
+                    TestDevice device = devices[1 + rnd.nextInt(2)];
+                    try (Arena arena = Arena.ofConfined()) {
+                        MemorySegment buf = arena.allocate(len, 8);
+                        device.read(mem, r, off, len / 4096, buf);
+                        for (int i = 0; i < n * LONGS_PER_SLOT; i++) {
+                            if (buf.getAtIndex(ValueLayout.JAVA_LONG, i) != shadow[base + i]) {
+                                mismatches.incrementAndGet();
+                            }
                         }
                         if (write) {
-                            args.arg(0).putLong(8L * i, stamp + i);
-                        }
-                    }, (long) n * LONGS_PER_SLOT, KernelArg.of(r, off, len, write ? Access.READ_WRITE : Access.READ));
-                    if (write) {
-                        for (int i = 0; i < n * LONGS_PER_SLOT; i++) {
-                            shadow[base + i] = stamp + i;
+                            for (int i = 0; i < n * LONGS_PER_SLOT; i++) {
+                                buf.setAtIndex(ValueLayout.JAVA_LONG, i, stamp + i);
+                            }
+                            device.write(mem, r, off, len / 4096, buf);
+                            for (int i = 0; i < n * LONGS_PER_SLOT; i++) {
+                                shadow[base + i] = stamp + i;
+                            }
                         }
                     }
                 }

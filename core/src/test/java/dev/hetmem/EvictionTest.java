@@ -1,9 +1,9 @@
 package dev.hetmem;
 
-import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.ValueLayout;
@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class EvictionTest {
     static final long CAPACITY = 8 * MiB;
     static final long TILE = 2 * MiB;
-    EmulatedDevice dev;
+    TestDevice dev;
     UnifiedMemory mem;
 
     @BeforeEach
@@ -39,7 +39,7 @@ class EvictionTest {
 
     /** Adds {@code delta} to every long of the tile at {@code offset}, on the device. */
     private LaunchResult addTile(Region r, long offset, long delta) {
-        return mem.launch(1, (EmulatedKernel) (args, i) -> args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + delta),
+        return mem.launch(1, dev.addLongs(delta),
                 TILE / 8, KernelArg.of(r, offset, TILE, Access.READ_WRITE));
     }
 
@@ -67,6 +67,7 @@ class EvictionTest {
     }
 
     @Test
+    @Tag("emulated") // the kernel waits on a latch in the JVM, which only a Java kernel can
     void pagesOfARunningKernelAreNeverEvicted() throws Exception {
         Region r = mem.allocate(4 * CAPACITY);
         MemoryFixture.fill(r, 0, r.size(), 5);
@@ -146,6 +147,7 @@ class EvictionTest {
     }
 
     @Test
+    @Tag("emulated") // the kernel waits on a latch in the JVM, which only a Java kernel can
     void aLaunchThatNeedsFramesPinnedByARunningKernelWaitsForThem() throws Exception {
         Region r = mem.allocate(CAPACITY + TILE);
         MemoryFixture.fill(r, 0, r.size(), 9);
@@ -181,7 +183,7 @@ class EvictionTest {
     void aLaunchLargerThanTheDeviceFailsAtOnceWithTheSizes() {
         Region r = mem.allocate(2 * CAPACITY);
         var e = org.junit.jupiter.api.Assertions.assertThrows(dev.hetmem.driver.DeviceMemoryException.class,
-                () -> mem.launch(1, (EmulatedKernel) (args, i) -> {}, 1, KernelArg.of(r, 0, CAPACITY + 4096, Access.READ)));
+                () -> mem.launch(1, dev.noop(), 1, KernelArg.of(r, 0, CAPACITY + 4096, Access.READ)));
         assertTrue(e.getMessage().contains("has " + CAPACITY + " bytes") && e.getMessage().contains("needs"), e.getMessage());
         assertEquals(CAPACITY, mem.stats().node(1).freeBytes(), "nothing was left allocated");
     }

@@ -1,6 +1,5 @@
 package dev.hetmem;
 
-import dev.hetmem.device.emulated.EmulatedDevice;
 import jdk.jfr.Recording;
 import jdk.jfr.consumer.RecordedEvent;
 import jdk.jfr.consumer.RecordingFile;

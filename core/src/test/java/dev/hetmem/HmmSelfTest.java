@@ -1,10 +1,9 @@
 package dev.hetmem;
 
-import dev.hetmem.device.emulated.CommandResult;
-import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
@@ -32,7 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * that apply to hetmem, on the emulated device (the dmirror of these tests).
  */
 class HmmSelfTest {
-    EmulatedDevice dev;
+    TestDevice dev;
     UnifiedMemory mem;
     Arena arena;
 
@@ -55,8 +54,8 @@ class HmmSelfTest {
         Region r = mem.allocate(4 * MiB);
         MemorySegment buf = arena.allocate(16 * PAGE);
         buf.fill((byte) 0x5A);
-        CommandResult res = dev.read(r, 0, 16, buf);
-        assertEquals(16, res.pages());
+        LaunchResult res = dev.read(mem, r, 0, 16, buf);
+        assertEquals(16, res.pagesTouched());
         assertEquals(1, res.faults(), "one 2 MiB granule faulted");
         checkZero(buf);
         PageSnapshot s = r.snapshot(0, 4 * MiB);
@@ -74,8 +73,8 @@ class HmmSelfTest {
         Region r = mem.allocate(3 * MiB + 5);
         MemorySegment src = arena.allocate(64 * PAGE);
         fill(src, 0, 7);
-        CommandResult res = dev.write(r, 0, 64, src);
-        assertEquals(64, res.pages());
+        LaunchResult res = dev.write(mem, r, 0, 64, src);
+        assertEquals(64, res.pagesTouched());
         check(r, 0, 64 * PAGE, 7);
         PageSnapshot s = r.snapshot(0, 64 * PAGE);
         assertEquals(64, s.countOn(0), "pages came home for the host view");
@@ -90,21 +89,21 @@ class HmmSelfTest {
         r.protect(MiB, MiB, Protection.READ_ONLY);
         MemorySegment src = arena.allocate(4 * PAGE);
         src.fill((byte) 1);
-        assertThrows(ProtectionException.class, () -> dev.write(r, MiB, 4, src));
+        assertThrows(ProtectionException.class, () -> dev.write(mem, r, MiB, 4, src));
         assertThrows(ProtectionException.class, () -> r.host(MiB + 100, 10, Access.WRITE));
         assertThrows(ProtectionException.class, () -> r.host(0, 2 * MiB, Access.READ_WRITE));
         // a device read of the read-only range works and maps it read-only on the device
         MemorySegment buf = arena.allocate(4 * PAGE);
-        dev.read(r, MiB, 4, buf);
+        dev.read(mem, r, MiB, 4, buf);
         check(buf, MiB, 3);
         verified(mem);
         // kernels that declared read access cannot write through it either
         var ex = assertThrows(RuntimeException.class, () -> mem.launch(1,
-                (EmulatedKernel) (a, i) -> a.arg(0).putLong(0, 42), 1, KernelArg.of(r, MiB, PAGE, Access.READ)));
+                dev.putLong(0, 42), 1, KernelArg.of(r, MiB, PAGE, Access.READ)));
         assertTrue(ex.getMessage().contains("read-only"), ex.getMessage());
         check(r, 0, 4 * MiB, 3);
         r.protect(MiB, MiB, Protection.READ_WRITE);
-        dev.write(r, MiB, 4, src);
+        dev.write(mem, r, MiB, 4, src);
         try (HostView v = r.host(MiB, 4 * PAGE, Access.READ)) {
             assertEquals((byte) 1, v.segment().get(ValueLayout.JAVA_BYTE, 4 * PAGE - 1));
         }
@@ -183,15 +182,16 @@ class HmmSelfTest {
 
     @Test
     void twoDevicesMigrateAPageHeldByTheOtherAndBothRead() {
-        EmulatedDevice d2 = MemoryFixture.device(16 * MiB);
-        try (UnifiedMemory m2 = MemoryFixture.memory(MemoryFixture.device(16 * MiB), d2)) {
+        TestDevice d1 = MemoryFixture.device(16 * MiB);
+        TestDevice d2 = MemoryFixture.device(16 * MiB);
+        try (UnifiedMemory m2 = MemoryFixture.memory(d1, d2)) {
             Region r = m2.allocate(2 * MiB);
             fill(r, 0, 2 * MiB, 21);
             r.advise(0, 2 * MiB, Advice.prefetch(1));
             assertEquals(512, r.snapshot(0, 2 * MiB).countOn(1));
             // device 2 reads a page held by device 1: it migrates over
             MemorySegment buf = Arena.ofAuto().allocate(PAGE * 512);
-            d2.read(r, 0, 512, buf);
+            d2.read(m2, r, 0, 512, buf);
             check(buf, 0, 21);
             PageSnapshot s = r.snapshot(0, 2 * MiB);
             assertEquals(512, s.countOn(2));
@@ -199,12 +199,11 @@ class HmmSelfTest {
             assertEquals(16 * MiB, m2.stats().node(1).freeBytes(), "device 1 gave its frames back");
             verified(m2);
             // device 1 reads it back, then device 2 again: both see the data
-            EmulatedDevice d1 = (EmulatedDevice) m2.driver(1);
             MemorySegment buf1 = Arena.ofAuto().allocate(PAGE * 512);
-            d1.read(r, 0, 512, buf1);
+            d1.read(m2, r, 0, 512, buf1);
             check(buf1, 0, 21);
             buf.fill((byte) 0);
-            d2.read(r, 0, 512, buf);
+            d2.read(m2, r, 0, 512, buf);
             check(buf, 0, 21);
             verified(m2);
             check(r, 0, 2 * MiB, 21);
@@ -212,6 +211,7 @@ class HmmSelfTest {
     }
 
     @Test
+    @Tag("emulated") // the kernel waits on a latch in the JVM, which only a Java kernel can
     void regionFreedWhileAKernelReadsItWaitsForTheKernel() throws Exception {
         Region r = mem.allocate(2 * MiB);
         fill(r, 0, 2 * MiB, 4);
@@ -247,7 +247,7 @@ class HmmSelfTest {
             assertEquals(want, sum[0], "the kernel read correct data");
             assertTrue(r.isFreed());
             assertThrows(IllegalStateException.class, () -> r.host(0, 8, Access.READ));
-            assertThrows(IllegalStateException.class, () -> dev.read(r, 0, 1, arena.allocate(PAGE)));
+            assertThrows(IllegalStateException.class, () -> dev.read(mem, r, 0, 1, arena.allocate(PAGE)));
             assertEquals(64 * MiB, mem.stats().node(1).freeBytes(), "the freed region's frames are back");
         } finally {
             ex.shutdownNow();
@@ -271,7 +271,7 @@ class HmmSelfTest {
     void snapshotStatesForEachCase() {
         Region r = mem.allocate(6 * MiB, 2 * MiB);
         fill(r, 0, 2 * MiB, 1);                          // granule 0: host rw
-        dev.write(r, 2 * MiB, 1, arena.allocate(PAGE));  // granule 1: device rw
+        dev.write(mem, r, 2 * MiB, 1, arena.allocate(PAGE));  // granule 1: device rw
         PageSnapshot s = r.snapshot(0, 6 * MiB);
         assertEquals("node 0 rw", s.describe(0));
         assertEquals("node 1 rw", s.describe(512));
@@ -312,7 +312,7 @@ class HmmSelfTest {
         }
         // the device still reads the right data through its restored mappings
         MemorySegment buf = arena.allocate(8 * MiB);
-        dev.read(r, 0, 2048, buf);
+        dev.read(mem, r, 0, 2048, buf);
         check(buf, 0, 12);
         check(r, 0, 8 * MiB, 12);
     }

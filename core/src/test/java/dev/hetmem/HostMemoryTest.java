@@ -26,7 +26,7 @@ class HostMemoryTest {
 
     @Test
     void dontNeedReturnsTheFramesToTheKernel() throws IOException {
-        try (UnifiedMemory mem = UnifiedMemory.builder().device(MemoryFixture.device(512 * MiB))
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(MemoryFixture.device(512 * MiB).driver())
                 .hostReleasePolicy(HostReleasePolicy.DONTNEED).copyThreads(2).build()) {
             Region r = mem.allocate(256 * MiB);
             MemoryFixture.fill(r, 0, 256 * MiB, 1);
@@ -44,7 +44,7 @@ class HostMemoryTest {
 
     @Test
     void freeLeavesTheFramesReclaimableAsLazyFree() throws IOException {
-        try (UnifiedMemory mem = UnifiedMemory.builder().device(MemoryFixture.device(512 * MiB))
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(MemoryFixture.device(512 * MiB).driver())
                 .hostReleasePolicy(HostReleasePolicy.FREE).copyThreads(2).build()) {
             Region r = mem.allocate(256 * MiB);
             MemoryFixture.fill(r, 0, 256 * MiB, 2);

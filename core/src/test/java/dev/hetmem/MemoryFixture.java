@@ -40,7 +40,15 @@ final class MemoryFixture {
         }
     }
 
-    static UnifiedMemory memory(EmulatedDevice... devices) {
+    static UnifiedMemory memory(TestDevice... devices) {
+        UnifiedMemory.Builder b = UnifiedMemory.builder().copyThreads(2);
+        for (TestDevice d : devices) {
+            b.device(d.driver());
+        }
+        return b.build();
+    }
+
+    static UnifiedMemory memoryOf(EmulatedDevice... devices) {
         UnifiedMemory.Builder b = UnifiedMemory.builder().copyThreads(2);
         for (EmulatedDevice d : devices) {
             b.device(d);
@@ -48,7 +56,13 @@ final class MemoryFixture {
         return b.build();
     }
 
-    static EmulatedDevice device(long capacity) {
+    /** A device of the kind under test ({@link TestDevice#kind()}). */
+    static TestDevice device(long capacity) {
+        return TestDevice.create(capacity);
+    }
+
+    /** An emulated device, for tests about that driver (tagged "emulated"). */
+    static EmulatedDevice emulated(long capacity) {
         return EmulatedDevice.builder().capacity(capacity).computeThreads(2).build();
     }
 

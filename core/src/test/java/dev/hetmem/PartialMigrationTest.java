@@ -1,6 +1,5 @@
 package dev.hetmem;
 
-import dev.hetmem.device.emulated.EmulatedDevice;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -18,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Seed 001: a fault moves the granule around the address, not the range; regions hold mixed pages. */
 class PartialMigrationTest {
-    EmulatedDevice dev;
+    TestDevice dev;
     UnifiedMemory mem;
 
     @BeforeEach
@@ -39,7 +38,7 @@ class PartialMigrationTest {
         fill(r, 0, 64 * MiB, 1);
         long addr = 37 * MiB + 12345;
         MemorySegment buf = Arena.ofAuto().allocate(PAGE);
-        dev.read(r, addr & ~(PAGE - 1), 1, buf);
+        dev.read(mem, r, addr & ~(PAGE - 1), 1, buf);
         PageSnapshot s = r.snapshot(0, 64 * MiB);
         assertEquals(512, s.countOn(1), "exactly one 2 MiB granule moved");
         long granule = (addr / (2 * MiB)) * 512;
@@ -57,13 +56,13 @@ class PartialMigrationTest {
         assertEquals(64 * 1024, r.granularity(0));
         fill(r, 0, 8 * MiB, 2);
         MemorySegment buf = Arena.ofAuto().allocate(PAGE);
-        dev.read(r, 100 * PAGE, 1, buf);
+        dev.read(mem, r, 100 * PAGE, 1, buf);
         assertEquals(16, r.snapshot(0, 8 * MiB).countOn(1), "a 64 KiB granule is 16 pages");
 
         r.advise(4 * MiB, 2 * MiB, Advice.granularity(PAGE));
         assertEquals(PAGE, r.granularity(5 * MiB));
         assertEquals(64 * 1024, r.granularity(6 * MiB), "the attribute covers exactly the range given");
-        dev.read(r, 5 * MiB, 1, buf);
+        dev.read(mem, r, 5 * MiB, 1, buf);
         assertEquals(17, r.snapshot(0, 8 * MiB).countOn(1), "a 4 KiB granule is one page");
         check(r, 0, 8 * MiB, 2);
     }
@@ -104,7 +103,7 @@ class PartialMigrationTest {
         fill(r, 0, 2 * MiB, 5);
         try (HostView v = r.host(0, PAGE, Access.READ_WRITE)) {
             MemorySegment buf = Arena.ofAuto().allocate(PAGE);
-            dev.read(r, PAGE, 1, buf);   // same granule as the open view
+            dev.read(mem, r, PAGE, 1, buf);   // same granule as the open view
             MemoryFixture.check(buf, PAGE, 5);
             PageSnapshot s = r.snapshot(0, 2 * MiB);
             assertEquals("node 0 rw", s.describe(0), "the viewed page stayed home");

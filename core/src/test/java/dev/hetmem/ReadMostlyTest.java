@@ -1,9 +1,8 @@
 package dev.hetmem;
 
-import dev.hetmem.device.emulated.EmulatedDevice;
-import dev.hetmem.device.emulated.EmulatedKernel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
@@ -17,8 +16,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** READ_MOSTLY: reads make read-only copies on several nodes, a write collapses them to the writer. */
 class ReadMostlyTest {
-    EmulatedDevice d1;
-    EmulatedDevice d2;
+    TestDevice d1;
+    TestDevice d2;
     UnifiedMemory mem;
 
     @BeforeEach
@@ -40,21 +39,21 @@ class ReadMostlyTest {
         MemoryFixture.fill(r, 0, 2 * MiB, 3);
         r.advise(0, 2 * MiB, Advice.readMostly(true));
         MemorySegment buf = Arena.ofAuto().allocate(2 * MiB);
-        d1.read(r, 0, 512, buf);
+        d1.read(mem, r, 0, 512, buf);
         MemoryFixture.check(buf, 0, 3);
         assertEquals("nodes 0,1 ro", r.snapshot(0, PAGE).describe(0));
         verified(mem);
-        d2.read(r, 0, 512, buf);
+        d2.read(mem, r, 0, 512, buf);
         MemoryFixture.check(buf, 0, 3);
         assertEquals("nodes 0,1,2 ro", r.snapshot(0, PAGE).describe(0));
         assertEquals(2 * MiB, r.stats().node(1).residentBytes());
         assertEquals(2 * MiB, r.stats().node(2).residentBytes());
         verified(mem);   // both device page tables map the page read-only
         // a read-only copy cannot be written through: the kernel declared READ, and the entry is read-only
-        assertThrows(RuntimeException.class, () -> mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(0, 1), 1,
+        assertThrows(RuntimeException.class, () -> mem.launch(1, d1.putLong(0, 1), 1,
                 KernelArg.of(r, 0, 8, Access.READ)));
         // a write from device 1 collapses every copy to device 1
-        mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(0, 42), 1, KernelArg.of(r, 0, 8, Access.WRITE));
+        mem.launch(1, d1.putLong(0, 42), 1, KernelArg.of(r, 0, 8, Access.WRITE));
         PageSnapshot s = r.snapshot(0, 2 * MiB);
         assertEquals("node 1 rw", s.describe(0));
         assertEquals("nodes 0,1,2 ro", s.describe(1), "only the written page collapses");
@@ -79,8 +78,8 @@ class ReadMostlyTest {
         Region r = mem.allocate(2 * MiB);
         MemoryFixture.fill(r, 0, 2 * MiB, 4);
         MemorySegment buf = Arena.ofAuto().allocate(PAGE);
-        d1.read(r, 0, 1, buf);
-        d2.read(r, 0, 1, buf);
+        d1.read(mem, r, 0, 1, buf);
+        d2.read(mem, r, 0, 1, buf);
         assertEquals("node 2 rw", r.snapshot(0, PAGE).describe(0));
     }
 
@@ -90,7 +89,7 @@ class ReadMostlyTest {
         MemoryFixture.fill(r, 0, 4 * MiB, 5);
         r.advise(MiB, MiB, Advice.readMostly(true));
         MemorySegment buf = Arena.ofAuto().allocate(4 * MiB);
-        d1.read(r, 0, 1024, buf);                     // 4 MiB: pages 0..1023
+        d1.read(mem, r, 0, 1024, buf);                     // 4 MiB: pages 0..1023
         PageSnapshot s = r.snapshot(0, 4 * MiB);
         for (int p = 0; p < 1024; p++) {
             boolean duplicated = p >= 256 && p < 512;
@@ -100,13 +99,15 @@ class ReadMostlyTest {
     }
 
     @Test
+    @Tag("emulated") // the peer path between two emulated devices
     void deviceToDeviceMigrationTakesThePeerPathWithoutTouchingTheHost() {
         Region r = mem.allocate(4 * MiB);
         MemoryFixture.fill(r, 0, 4 * MiB, 6);
         r.advise(0, 4 * MiB, Advice.prefetch(1));
-        long before = d2.peerCopiedPages();
+        var peer = ((EmulatedTestDevice) d2).device;
+        long before = peer.peerCopiedPages();
         r.advise(0, 4 * MiB, Advice.prefetch(2));
-        assertEquals(before + 1024, d2.peerCopiedPages(), "every page went device to device");
+        assertEquals(before + 1024, peer.peerCopiedPages(), "every page went device to device");
         assertEquals(1024, r.snapshot(0, 4 * MiB).countOn(2));
         assertEquals(16 * MiB, mem.stats().node(1).freeBytes());
         verified(mem);

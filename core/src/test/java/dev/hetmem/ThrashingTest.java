@@ -1,6 +1,6 @@
 package dev.hetmem;
 
-import dev.hetmem.device.emulated.EmulatedKernel;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.ValueLayout;
@@ -14,28 +14,30 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ThrashingTest {
 
     /** Host and device take turns incrementing the first long of a 2 MiB block; returns pages migrated. */
-    private static long pingPong(UnifiedMemory mem, Region r, int rounds) {
+    private static long pingPong(UnifiedMemory mem, TestDevice dev, Region r, int rounds) {
         long before = mem.stats().node(0).pagesMigrated() + mem.stats().node(1).pagesMigrated();
         for (int i = 0; i < rounds; i++) {
             try (HostView v = r.host(0, 8, Access.READ_WRITE)) {
                 v.segment().set(ValueLayout.JAVA_LONG, 0, v.segment().get(ValueLayout.JAVA_LONG, 0) + 1);
             }
-            mem.launch(1, (EmulatedKernel) (a, k) -> a.arg(0).putLong(0, a.arg(0).getLong(0) + 1), 1,
+            mem.launch(1, dev.addLongs(1), 1,
                     KernelArg.of(r, 0, 8, Access.READ_WRITE));
         }
         return mem.stats().node(0).pagesMigrated() + mem.stats().node(1).pagesMigrated() - before;
     }
 
     @Test
+    @Tag("emulated") // the held block is reached remotely by the device (canMapHost)
     void aPingPongingBlockIsDetectedAndStopsMoving() {
-        try (UnifiedMemory mem = UnifiedMemory.builder().device(MemoryFixture.device(8 * MiB)).copyThreads(2)
+        EmulatedTestDevice dev = new EmulatedTestDevice(8 * MiB);
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev.driver()).copyThreads(2)
                 .thrashHold(java.time.Duration.ofSeconds(10)).build()) {
             Region r = mem.allocate(2 * MiB);
-            long moved = pingPong(mem, r, 10);
+            long moved = pingPong(mem, dev, r, 10);
             assertTrue(mem.stats().node(0).thrashingEvents() + mem.stats().node(1).thrashingEvents() >= 1,
                     "thrashing detected");
             // after detection the block stays home: 20 more accesses move nothing
-            long later = pingPong(mem, r, 10);
+            long later = pingPong(mem, dev, r, 10);
             assertEquals(0, later, "a held block does not move");
             assertTrue(moved < 10 * 2 * 512, "fewer pages moved than twenty full bounces: " + moved);
             try (HostView v = r.host(0, 8, Access.READ)) {
@@ -47,10 +49,11 @@ class ThrashingTest {
 
     @Test
     void withoutThrashControlTheBlockKeepsBouncing() {
-        try (UnifiedMemory mem = UnifiedMemory.builder().device(MemoryFixture.device(8 * MiB)).copyThreads(2)
+        TestDevice dev = MemoryFixture.device(8 * MiB);
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev.driver()).copyThreads(2)
                 .thrashControl(false).build()) {
             Region r = mem.allocate(2 * MiB);
-            long moved = pingPong(mem, r, 10);
+            long moved = pingPong(mem, dev, r, 10);
             assertEquals(0, mem.stats().node(1).thrashingEvents());
             assertTrue(moved >= 19 * 512, "every access moved the block: " + moved);
             verified(mem);

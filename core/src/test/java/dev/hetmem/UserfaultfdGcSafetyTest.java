@@ -1,5 +1,6 @@
 package dev.hetmem;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -18,6 +19,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * Java and native code under continuous garbage collection, with a watchdog here. A child that
  * stops making progress is killed and the test fails with what it printed.
  */
+@Tag("emulated") // the fault service copies frames in place: the driver must be host-addressable
 class UserfaultfdGcSafetyTest {
     private static final long WATCHDOG_SECONDS = 90;
 

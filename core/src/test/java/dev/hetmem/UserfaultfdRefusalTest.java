@@ -1,6 +1,7 @@
 package dev.hetmem;
 
 import dev.hetmem.fault.FaultService;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -20,6 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * JVM runs as the unprivileged user 65534 (with vm.unprivileged_userfaultfd=0 and /dev/userfaultfd
  * root's only, as on this machine). Dropping privileges takes root: CI runs as root and must run this.
  */
+@Tag("emulated") // about the host, not a device
 class UserfaultfdRefusalTest {
 
     /** Run as the unprivileged user: prints the refusal's message. */

@@ -5,6 +5,7 @@ import dev.hetmem.device.emulated.EmulatedKernel;
 import dev.hetmem.fault.FaultService;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
@@ -29,6 +30,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Transparent host faults: Java and native code touch a region's pages wherever they are. Needs
  * userfaultfd (root here); under CI=true its absence is a failure, elsewhere the tests skip.
  */
+@Tag("emulated") // the fault service copies frames in place: the driver must be host-addressable
 class UserfaultfdTest {
     static final long GRANULE_FOR_NEIGHBOURS = Long.getLong("hetmem.test.neighbourGranule", 2 * MiB);
     private UnifiedMemory mem;
@@ -77,7 +79,7 @@ class UserfaultfdTest {
     @Test
     void javaCodeReadsAndWritesPagesWhereverTheyAre() {
         for (long granule : new long[] {PAGE, 64 * 1024, 2 * MiB}) {
-            mem = uffdMemory(granule, MemoryFixture.device(64 * MiB));
+            mem = uffdMemory(granule, MemoryFixture.emulated(64 * MiB));
             Region r = mem.allocate(8 * MiB + 3 * PAGE);
             MemorySegment s = r.segment();
             assertEquals(r.size(), s.byteSize());
@@ -116,7 +118,7 @@ class UserfaultfdTest {
 
     @Test
     void nativeCodeWorksOnDevicePages() throws Throwable {
-        mem = uffdMemory(PAGE, MemoryFixture.device(64 * MiB));
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(64 * MiB));
         Region r = mem.allocate(4 * MiB);
         MemorySegment s = r.segment();
         fill(s, 0, r.size(), 4);
@@ -137,7 +139,7 @@ class UserfaultfdTest {
 
     @Test
     void writesToReadDuplicatedPagesInvalidateTheDeviceCopiesFirst() {
-        mem = uffdMemory(PAGE, MemoryFixture.device(64 * MiB));
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(64 * MiB));
         Region r = mem.allocate(2 * MiB);
         MemorySegment s = r.segment();
         fill(s, 0, r.size(), 5);
@@ -160,7 +162,7 @@ class UserfaultfdTest {
 
     @Test
     void aKernelKeepsItsPagesWhileHostThreadsTouchTheirNeighbours() throws Exception {
-        mem = uffdMemory(GRANULE_FOR_NEIGHBOURS, MemoryFixture.device(64 * MiB));
+        mem = uffdMemory(GRANULE_FOR_NEIGHBOURS, MemoryFixture.emulated(64 * MiB));
         Region r = mem.allocate(8 * MiB);
         MemorySegment s = r.segment();
         fill(s, 0, r.size(), 6);
@@ -212,7 +214,7 @@ class UserfaultfdTest {
 
     @Test
     void manyThreadsFaultTheSameAndDifferentGranulesAgainstAShadowCopy() throws Exception {
-        mem = uffdMemory(16 * 1024, MemoryFixture.device(16 * MiB));
+        mem = uffdMemory(16 * 1024, MemoryFixture.emulated(16 * MiB));
         long size = 24 * MiB;   // larger than the device: prefetches evict
         Region r = mem.allocate(size);
         MemorySegment s = r.segment();
@@ -273,7 +275,7 @@ class UserfaultfdTest {
 
     @Test
     void aRegionFreedWhileThreadsFaultOnItGivesThemAnErrorAndTheJvmGoesOn() throws Exception {
-        mem = uffdMemory(PAGE, MemoryFixture.device(64 * MiB));
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(64 * MiB));
         for (int round = 0; round < 5; round++) {
             Region r = mem.allocate(8 * MiB);
             MemorySegment s = r.segment();
@@ -309,7 +311,7 @@ class UserfaultfdTest {
     @Test
     void theModeNeedsDevicesWhoseMemoryTheHostCanRead() {
         var d = new dev.hetmem.driver.DeviceDriver() {
-            final EmulatedDevice inner = MemoryFixture.device(4 * MiB);
+            final EmulatedDevice inner = MemoryFixture.emulated(4 * MiB);
             public String kind() { return "opaque"; }
             public String name() { return "opaque0"; }
             public long memoryBytes() { return inner.memoryBytes(); }

@@ -68,6 +68,56 @@ class CommandLineTest {
         assertTrue(r.out().contains("\"host_faults_reading_r\":1"), r.out());
     }
 
+    /** OpenCL commands need a platform: CI installs PoCL and must run them; elsewhere they skip without one. */
+    private static void needsOpenCl() {
+        String why = dev.hetmem.device.opencl.OpenClPlatforms.unavailableReason();
+        if ("true".equals(System.getenv("CI"))) {
+            assertTrue(why == null, "CI must run the OpenCL commands: " + why);
+        } else {
+            org.junit.jupiter.api.Assumptions.assumeTrue(why == null, why);
+        }
+    }
+
+    @Test
+    void infoJsonListsTheOpenClDevices() {
+        needsOpenCl();
+        Result r = run("info", "--json");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().strip().matches(".*\"opencl_devices\":\\[\\{\"platform\":\"[^\"]+\".*\"global_memory_bytes\":[1-9][0-9]*,"
+                + "\"max_allocation_bytes\":[1-9][0-9]*.*"), r.out());
+    }
+
+    @Test
+    void demoOnOpenClComputesTheRightProductWithNoCopyWritten() {
+        needsOpenCl();
+        Result r = run("demo", "--device", "opencl", "--size", "200", "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().contains("\"device\":\"opencl\""), r.out());
+        assertTrue(r.out().contains("\"correct\":true"), r.out());
+        assertTrue(r.out().contains("\"device_faults\":3"), "a, b and r each faulted once: " + r.out());
+        assertTrue(r.out().contains("\"host_faults_reading_r\":1"), r.out());
+    }
+
+    @Test
+    void benchTranslateComparesRegionsWithPlainBuffers() {
+        needsOpenCl();
+        Result r = run("bench", "translate", "--size", "128", "--runs", "2", "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().strip().matches(".*\"ratio\":[0-9.]+,.*\"results_identical\":true.*"), r.out());
+    }
+
+    @Test
+    void benchMigrateHasRowsForBothDevices() {
+        needsOpenCl();
+        Result r = run("bench", "migrate", "--pages", "2M", "--sizes", "8M", "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().contains("{\"device\":\"emulated\",\"direction\":\"to_device\""), r.out());
+        assertTrue(r.out().contains("{\"device\":\"opencl\",\"direction\":\"to_host\""), r.out());
+    }
+
     @Test
     void humanDemoSaysWhatTheMemoryManagerDid() {
         Result r = run("demo", "--size", "64");

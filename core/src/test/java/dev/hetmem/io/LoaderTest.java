@@ -5,7 +5,6 @@ import dev.hetmem.HostView;
 import dev.hetmem.PageSnapshot;
 import dev.hetmem.Region;
 import dev.hetmem.UnifiedMemory;
-import dev.hetmem.device.emulated.EmulatedDevice;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -41,7 +40,7 @@ class LoaderTest {
     @BeforeAll
     static void setUp() throws IOException {
         Files.createDirectories(DIR);
-        mem = UnifiedMemory.builder().device(EmulatedDevice.builder().capacity(256 * MiB).build()).copyThreads(2).build();
+        mem = UnifiedMemory.builder().device(dev.hetmem.TestDevice.create(256 * MiB).driver()).copyThreads(2).build();
     }
 
     @AfterAll
@@ -143,7 +142,7 @@ class LoaderTest {
     void aFileLargerThanTheDeviceLoadsWithEviction() throws IOException {
         Path p = file("bigger-than-device", 40 * MiB + 9, 11);
         try (UnifiedMemory small = UnifiedMemory.builder()
-                .device(EmulatedDevice.builder().capacity(16 * MiB).build()).copyThreads(2).build()) {
+                .device(dev.hetmem.TestDevice.create(16 * MiB).driver()).copyThreads(2).build()) {
             LoadResult r = small.load(p, 1);
             assertTrue(small.stats().node(1).evictions() > 0, "the device made room as the file streamed in");
             assertTrue(r.region().stats().node(1).residentBytes() <= 16 * MiB);

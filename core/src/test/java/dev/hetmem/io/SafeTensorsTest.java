@@ -3,7 +3,6 @@ package dev.hetmem.io;
 import dev.hetmem.Access;
 import dev.hetmem.HostView;
 import dev.hetmem.UnifiedMemory;
-import dev.hetmem.device.emulated.EmulatedDevice;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -31,7 +30,7 @@ class SafeTensorsTest {
     @BeforeAll
     static void setUp() throws IOException {
         Files.createDirectories(DIR);
-        mem = UnifiedMemory.builder().device(EmulatedDevice.builder().capacity(64L << 20).build()).copyThreads(2).build();
+        mem = UnifiedMemory.builder().device(dev.hetmem.TestDevice.create(64L << 20).driver()).copyThreads(2).build();
     }
 
     @AfterAll

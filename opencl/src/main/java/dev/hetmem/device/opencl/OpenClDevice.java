@@ -299,6 +299,12 @@ public final class OpenClDevice implements DeviceDriver {
         attached = context;
     }
 
+    /** The node id this device was given, or -1 before it is attached. */
+    public int node() {
+        DeviceContext c = attached;
+        return c == null ? -1 : c.node();
+    }
+
     @Override
     public void prepareFrames(int first, int count) {
         if (lost) {
@@ -584,6 +590,14 @@ public final class OpenClDevice implements DeviceDriver {
             return bytes;
         }
 
+        MemorySegment handle() {
+            return mem;
+        }
+
+        OpenClDevice device() {
+            return OpenClDevice.this;
+        }
+
         public void write(MemorySegment src) {
             blockingTransfer(true, src);
         }
@@ -619,7 +633,10 @@ public final class OpenClDevice implements DeviceDriver {
         }
     }
 
-    /** Runs a kernel of a {@link #compilePlain} program on plain buffers (its region parameters, in order). */
+    /**
+     * Runs a kernel of a {@link #compilePlain} program on plain buffers (its region parameters, in
+     * order). Buffers may also be passed to region kernels, among the scalars.
+     */
     public void runPlain(OpenClKernel kernel, long globalSize, PlainBuffer... buffers) {
         if (!kernel.program().plain() || kernel.program().device() != this) {
             throw new IllegalArgumentException("kernel " + kernel.name() + " is not from a plain program of " + name);
@@ -713,8 +730,9 @@ public final class OpenClDevice implements DeviceDriver {
                     KernelBinding b = arguments.get(bad - 1);
                     throw new IndexOutOfBoundsException("kernel " + k.name() + " on " + name + " "
                             + (report.get(JAVA_INT, 4) == 1 ? "reached byte offset " + off + " of region argument " + (bad - 1)
-                                    + ", outside its " + b.length() + " bytes"
-                                    : "wrote byte offset " + off + " of region argument " + (bad - 1) + ", declared " + b.access())
+                                    + ", outside its argument of " + b.length() + " bytes"
+                                    : "wrote byte offset " + off + " of region argument " + (bad - 1) + ", which is read-only (declared "
+                                            + b.access() + ")")
                             + "; the access was dropped");
                 }
             }

@@ -7,7 +7,8 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
- * A kernel of an {@link OpenClProgram} with its scalar arguments, ready to launch with
+ * A kernel of an {@link OpenClProgram} with its scalar arguments (numbers, or plain buffers of
+ * the same device for {@code __global} parameters), ready to launch with
  * {@code UnifiedMemory.launch(node, kernel, globalSize, regionArgs...)}. Immutable: launches with
  * other scalars take {@link #with}.
  */
@@ -47,10 +48,16 @@ public final class OpenClKernel implements DeviceKernel {
     /** Sets the scalars from argument index {@code first}; the caller holds the device's launch lock. */
     void setScalars(int first, Arena a) {
         for (int i = 0; i < scalars.length; i++) {
-            long size = OpenClProgram.scalarSize(scalars[i]);
             MemorySegment v = a.allocate(8);
-            OpenClProgram.put(v, scalars[i]);
-            program.setArg(handle, first + i, size, v, "scalar " + i + " = " + scalars[i]);
+            if (scalars[i] instanceof OpenClDevice.PlainBuffer b) {
+                if (b.device() != program.device()) {
+                    throw new IllegalArgumentException("argument " + i + " of " + name + " is a buffer of another device");
+                }
+                v.set(java.lang.foreign.ValueLayout.ADDRESS, 0, b.handle());
+            } else {
+                OpenClProgram.put(v, scalars[i]);
+            }
+            program.setArg(handle, first + i, OpenClProgram.scalarSize(scalars[i]), v, "scalar " + i + " = " + scalars[i]);
         }
     }
 

@@ -96,8 +96,9 @@ public final class OpenClProgram implements AutoCloseable {
     }
 
     /**
-     * Kernel {@code name} of this program with its scalar arguments (Integer, Long, Float or Double,
-     * in the order they follow the region arguments in the kernel's signature).
+     * Kernel {@code name} of this program with its scalar arguments (Integer, Long, Float, Double or
+     * a {@link OpenClDevice.PlainBuffer}, in the order they follow the region arguments in the
+     * kernel's signature).
      */
     public OpenClKernel kernel(String name, Object... scalars) {
         if (closed) {
@@ -143,8 +144,9 @@ public final class OpenClProgram implements AutoCloseable {
             case Float f -> 4;
             case Long l -> 8;
             case Double d -> 8;
+            case OpenClDevice.PlainBuffer b -> java.lang.foreign.ValueLayout.ADDRESS.byteSize();
             default -> throw new IllegalArgumentException("scalar kernel argument " + v + " of type "
-                    + (v == null ? "null" : v.getClass().getSimpleName()) + ": use Integer, Long, Float or Double");
+                    + (v == null ? "null" : v.getClass().getSimpleName()) + ": use Integer, Long, Float, Double or a PlainBuffer");
         };
     }
 
