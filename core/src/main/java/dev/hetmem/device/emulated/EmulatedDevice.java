@@ -12,6 +12,7 @@ import dev.hetmem.driver.DeviceCopyException;
 import dev.hetmem.driver.DeviceDriver;
 import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.DeviceMemoryException;
+import dev.hetmem.driver.FaultCountdown;
 import dev.hetmem.driver.KernelBinding;
 import dev.hetmem.driver.VaRanges;
 import dev.hetmem.host.Libc;
@@ -48,8 +49,8 @@ public final class EmulatedDevice implements DeviceDriver {
     private final int computeThreads;
     private final long pool;
     private final EmulatedPageTable pageTable = new EmulatedPageTable();
-    private final AtomicInteger allocationCountdown = new AtomicInteger(-1);
-    private final AtomicInteger copyCountdown = new AtomicInteger(-1);
+    private final FaultCountdown allocationFailure = new FaultCountdown();
+    private final FaultCountdown copyFailure = new FaultCountdown();
     private final ExecutorService compute;
     private final CopyThread copyThread;
     private volatile DeviceContext context;
@@ -133,24 +134,12 @@ public final class EmulatedDevice implements DeviceDriver {
 
     /** The allocation after the next {@code after} ones (frame preparations) fails; -1 disarms. */
     public void failAllocation(int after) {
-        allocationCountdown.set(after);
+        allocationFailure.arm(after);
     }
 
     /** The copy operation after the next {@code after} ones fails (earlier ones complete); -1 disarms. */
     public void failCopy(int after) {
-        copyCountdown.set(after);
-    }
-
-    private static boolean fire(AtomicInteger countdown) {
-        while (true) {
-            int c = countdown.get();
-            if (c < 0) {
-                return false;
-            }
-            if (countdown.compareAndSet(c, c - 1)) {
-                return c == 0;
-            }
-        }
+        copyFailure.arm(after);
     }
 
     // ---- DeviceDriver ----------------------------------------------------------------------
@@ -186,7 +175,7 @@ public final class EmulatedDevice implements DeviceDriver {
 
     @Override
     public void prepareFrames(int first, int count) {
-        if (fire(allocationCountdown)) {
+        if (allocationFailure.fire()) {
             throw new DeviceMemoryException("injected allocation failure on " + name + " (frames " + first
                     + ".." + (first + count - 1) + ")");
         }
@@ -208,7 +197,7 @@ public final class EmulatedDevice implements DeviceDriver {
     @Override
     public void copy(CopyBatch batch, int from, int to) {
         for (int i = from; i < to; i++) {
-            if (fire(copyCountdown)) {
+            if (copyFailure.fire()) {
                 throw new DeviceCopyException("injected copy failure on " + name + " at operation " + i
                         + " of a batch of " + batch.size());
             }
@@ -232,7 +221,7 @@ public final class EmulatedDevice implements DeviceDriver {
     @Override
     public void copyFromPeer(DeviceDriver source, int sourceFrame, int frame, int pages) {
         EmulatedDevice from = (EmulatedDevice) source;
-        if (fire(copyCountdown)) {
+        if (copyFailure.fire()) {
             throw new DeviceCopyException("injected copy failure on " + name + " (peer copy from " + from.name + ")");
         }
         Libc.memcpy(frameAddress(frame, pages), from.frameAddress(sourceFrame, pages), (long) pages << 12);

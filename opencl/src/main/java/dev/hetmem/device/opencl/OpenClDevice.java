@@ -7,6 +7,7 @@ import dev.hetmem.driver.DeviceCopyException;
 import dev.hetmem.driver.DeviceDriver;
 import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.DeviceMemoryException;
+import dev.hetmem.driver.FaultCountdown;
 import dev.hetmem.driver.KernelBinding;
 import dev.hetmem.driver.VaRanges;
 
@@ -19,7 +20,6 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -66,8 +66,8 @@ public final class OpenClDevice implements DeviceDriver {
     private final long capacity;
     private final int framesPerPool;
     private final DevicePageTable pageTable = new DevicePageTable();
-    private final AtomicInteger allocationCountdown = new AtomicInteger(-1);
-    private final AtomicInteger copyCountdown = new AtomicInteger(-1);
+    private final FaultCountdown allocationFailure = new FaultCountdown();
+    private final FaultCountdown copyFailure = new FaultCountdown();
     private final AtomicLong invalidations = new AtomicLong();
     private final Set<OpenClProgram> programs = ConcurrentHashMap.newKeySet();
     private final Waiter waiter;
@@ -236,12 +236,12 @@ public final class OpenClDevice implements DeviceDriver {
 
     /** The frame preparation after the next {@code after} ones fails; -1 disarms. */
     public void failAllocation(int after) {
-        allocationCountdown.set(after);
+        allocationFailure.arm(after);
     }
 
     /** The copy operation after the next {@code after} ones fails (earlier ones complete); -1 disarms. */
     public void failCopy(int after) {
-        copyCountdown.set(after);
+        copyFailure.arm(after);
     }
 
     /**
@@ -251,18 +251,6 @@ public final class OpenClDevice implements DeviceDriver {
      */
     public void loseDevice() {
         lost = true;
-    }
-
-    private static boolean fire(AtomicInteger countdown) {
-        while (true) {
-            int c = countdown.get();
-            if (c < 0) {
-                return false;
-            }
-            if (countdown.compareAndSet(c, c - 1)) {
-                return c == 0;
-            }
-        }
     }
 
     private void checkUsable(String call) {
@@ -310,7 +298,7 @@ public final class OpenClDevice implements DeviceDriver {
         if (lost) {
             throw new DeviceMemoryException("OpenCL device " + name + " was lost (CL_DEVICE_NOT_AVAILABLE)");
         }
-        if (fire(allocationCountdown)) {
+        if (allocationFailure.fire()) {
             throw new DeviceMemoryException("injected allocation failure on " + name + " (frames " + first + ".." + (first + count - 1) + ")");
         }
     }
@@ -337,7 +325,8 @@ public final class OpenClDevice implements DeviceDriver {
         void await() {
             if (count > 0) {
                 int rc = waitForEvents(count, events);
-                MemorySegment status = Arena.ofAuto().allocate(JAVA_INT);
+                // statuses are read only when the wait reported a failure: the common path allocates nothing
+                MemorySegment status = rc != ClLibrary.CL_SUCCESS ? Arena.ofAuto().allocate(JAVA_INT) : MemorySegment.NULL;
                 for (int i = 0; i < count; i++) {
                     MemorySegment ev = events.getAtIndex(ADDRESS, i);
                     if (rc != ClLibrary.CL_SUCCESS && failure == null) {
@@ -373,7 +362,7 @@ public final class OpenClDevice implements DeviceDriver {
         try {
             checkUsable("clEnqueueWriteBuffer");
             for (int i = from; i < to; i++) {
-                if (fire(copyCountdown)) {
+                if (copyFailure.fire()) {
                     throw new DeviceCopyException("injected copy failure on " + name + " at operation " + i + " of a batch of " + batch.size());
                 }
                 int frame = batch.frame(i);
