@@ -175,8 +175,9 @@ class CommandLineTest {
 
     @Test
     void benchOversubQuickIsCorrectAndFollowsTheJsonContract() {
-        Result r = run("bench", "oversub", "--quick", "--json", "--capacity", "16M");
+        Result r = run("bench", "oversub", "--quick", "--json", "--capacity", "16M", "--reps", "2");
         assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("\"runs\":2"), "sequential cases repeated --reps times: " + r.out());
         oneJsonObject(r.out());
         assertTrue(r.out().startsWith("{\"bench\":\"oversub\",\"limits\":{\"memcpy_gbps\":"), r.out());
         assertEquals(5, r.out().split("\"ws_factor\"", -1).length - 1, "five rows in --quick: " + r.out());
@@ -184,6 +185,13 @@ class CommandLineTest {
         for (String mode : new String[] {"faults", "prefetch", "explicit", "faults_no_thrash_control"}) {
             assertTrue(r.out().contains("\"mode\":\"" + mode + "\""), mode + " missing: " + r.out());
         }
+    }
+
+    @Test
+    void benchOversubRefusesARepeatCountOutsideItsRange() {
+        Result r = run("bench", "oversub", "--quick", "--reps", "0");
+        assertEquals(2, r.code(), r.err());
+        assertTrue(r.err().contains("--reps 0 outside [1, 100]"), r.err());
     }
 
     @Test
