@@ -250,6 +250,51 @@ static struct hm_region *region_of(struct hm_service *s, uint64_t addr) {
     return NULL;
 }
 
+/*
+ * Copies [first, first+count) home from the device frames at srcs[] straight into the view with
+ * UFFDIO_COPY: the kernel allocates each page-cache page and fills it from the frame, with no
+ * zeroing and no fault on the alias (what memcpy into the alias would cost: about half of a 4 KiB
+ * fault, and most of a 2 MiB one). Frames that follow each other go in one call. A page the page
+ * cache already holds (EEXIST: nothing else should have filled an AWAY page, but the view must
+ * not be left unmapped if it happens) is written through the alias and mapped like a HOST page.
+ */
+static int copy_run(struct hm_region *r, uint64_t first, uint64_t count, const uint64_t *srcs, int ro, int *skipped) {
+    uint64_t i = 0;
+    while (i < count) {
+        uint64_t j = i + 1;
+        while (j < count && srcs[j] == srcs[j - 1] + PAGE) {
+            j++;
+        }
+        struct uffdio_copy c;
+        memset(&c, 0, sizeof c);
+        c.dst = r->view + (first + i) * PAGE;
+        c.src = srcs[i];
+        c.len = (j - i) * PAGE;
+        c.mode = ro ? UFFDIO_COPY_MODE_WP : 0;
+        if (ioctl(r->svc->uffd, UFFDIO_COPY, &c) == 0) {
+            i = j;
+            continue;
+        }
+        uint64_t done = c.copy > 0 ? (uint64_t) c.copy / PAGE : 0;
+        if (errno == EAGAIN) {
+            i += done;
+            continue;
+        }
+        if (errno != EEXIST && c.copy != -EEXIST) {
+            bump(r->svc, C_ERRORS, 1);
+            return -errno;
+        }
+        uint64_t at = i + done;
+        memcpy((void *) (r->alias + (first + at) * PAGE), (const void *) srcs[at], PAGE);
+        int e = map_run(r, first + at, 1, ro, skipped);
+        if (e != 0) {
+            return e;
+        }
+        i = at + 1;
+    }
+    return 0;
+}
+
 /* A missing or minor fault at page fp: the granule around it comes home. svc->lock is held. */
 static void resolve(struct hm_region *r, uint64_t fp) {
     uint64_t g = r->granule_pages;
@@ -258,61 +303,61 @@ static void resolve(struct hm_region *r, uint64_t fp) {
     int woke = 0;
     uint64_t p = g0;
     while (p < g1) {
-        /* one run: consecutive pages to map with the same protection, locked until mapped */
+        /* one run: consecutive pages that come home the same way (copied from device frames, or
+           mapped from the page cache) with the same protection, locked until mapped */
         uint64_t run = p;
         int ro = -1;
+        int copying = -1;
         uint64_t held[512];
+        uint64_t srcs[512];
         uint64_t n = 0;
         while (p < g1 && n < 512) {
             uint64_t *w = &r->state[p];
             uint64_t v = lock_page(w);
             uint64_t kind = v & ST_KIND;
-            int take = 1;
-            if (r->dead) {
-                touch_alias(r, p);
-            } else if (p != fp && (v & ST_BUSY) && kind != K_HOST) {
-                take = 0; /* a running kernel holds it: only the faulting page itself is taken */
-            } else if (kind == K_HOST) {
-                if (p != fp && (v & ST_MAPPED)) {
-                    take = 0;
-                } else {
-                    touch_alias(r, p);
-                    if (!(v & ST_HELD)) {
-                        /* a first touch: the host now holds the page, and the page table must hear of it */
-                        v |= ST_HELD | ST_STOLEN;
-                        bump(r->svc, C_STOLEN, 1);
-                        mark_stolen(r, p);
-                    }
-                }
-            } else if (kind == K_LEAVING) {
-                v = (v & ~(ST_KIND | ST_RO)) | K_HOST | ST_HELD | ST_STOLEN;
-                bump(r->svc, C_STOLEN, 1);
-                mark_stolen(r, p);
-            } else { /* AWAY */
-                memcpy((void *) (r->alias + p * PAGE), (const void *) (v & ST_SRC), PAGE);
-                v = (v & (ST_BUSY | ST_LOCK)) | K_HOST | ST_HELD | ST_STOLEN;
-                bump(r->svc, C_PAGES_COPIED, 1);
-                bump(r->svc, C_STOLEN, 1);
-                mark_stolen(r, p);
-            }
-            int pro = (v & ST_RO) != 0;
-            if (!take || (ro >= 0 && pro != ro)) {
-                if (!take) {
-                    unlock_page(w, v);
-                    p++;
-                } else {
-                    /* protection changes: end the run here, this page starts the next one */
-                    unlock_page(w, v);
-                }
+            if (!r->dead && p != fp && (((v & ST_BUSY) && kind != K_HOST) || (kind == K_HOST && (v & ST_MAPPED)))) {
+                /* a running kernel holds it, or the view maps it already: only the faulting page
+                   itself is taken regardless */
+                unlock_page(w, v);
+                p++;
                 break;
             }
+            int copy = !r->dead && kind == K_AWAY;
+            /* what the word becomes; pages coming from elsewhere come home writable */
+            uint64_t nv = v;
+            if (copy) {
+                nv = (v & (ST_BUSY | ST_LOCK)) | K_HOST | ST_HELD | ST_STOLEN;
+            } else if (!r->dead && kind == K_LEAVING) {
+                nv = (v & ~(ST_KIND | ST_RO)) | K_HOST | ST_HELD | ST_STOLEN;
+            } else if (!r->dead && !(v & ST_HELD)) {
+                /* a first touch: the host now holds the page, and the page table must hear of it */
+                nv = v | ST_HELD | ST_STOLEN;
+            }
+            int pro = (nv & ST_RO) != 0;
+            if (n > 0 && (pro != ro || copy != copying)) {
+                /* unchanged: the next run starts with this page */
+                unlock_page(w, v);
+                break;
+            }
+            if (copy) {
+                srcs[n] = v & ST_SRC;
+                bump(r->svc, C_PAGES_COPIED, 1);
+            } else if (r->dead || kind == K_HOST) {
+                touch_alias(r, p);
+            }
+            if ((nv & ST_STOLEN) && !(v & ST_STOLEN)) {
+                bump(r->svc, C_STOLEN, 1);
+                mark_stolen(r, p);
+            }
             ro = pro;
-            held[n++] = v | ST_MAPPED;
+            copying = copy;
+            held[n++] = nv | ST_MAPPED;
             p++;
         }
         if (n > 0) {
             int skipped = 0;
-            if (map_run(r, run, n, ro == 1, &skipped) == 0 && !skipped && fp >= run && fp < run + n) {
+            int rc = copying == 1 ? copy_run(r, run, n, srcs, ro == 1, &skipped) : map_run(r, run, n, ro == 1, &skipped);
+            if (rc == 0 && !skipped && fp >= run && fp < run + n) {
                 woke = 1;
             }
             for (uint64_t i = 0; i < n; i++) {
