@@ -877,6 +877,11 @@ void hm_busy(struct hm_region *r, uint64_t first, uint64_t count, int on) {
 struct raw_bench {
     int uffd;
     int stopfd;
+    /* shared: the page is filled from src by UFFDIO_COPY into a memfd mapping (the service's own
+       way for a page coming home); otherwise the zero page goes into anonymous memory */
+    int shared;
+    const char *src;
+    uint64_t base;
 };
 
 static void *raw_serve(void *arg) {
@@ -902,18 +907,28 @@ static void *raw_serve(void *arg) {
         if (got != sizeof m || m.event != UFFD_EVENT_PAGEFAULT) {
             continue;
         }
-        struct uffdio_zeropage z = {{m.arg.pagefault.address & ~(PAGE - 1), PAGE}, 0, 0};
-        ioctl(b->uffd, UFFDIO_ZEROPAGE, &z);
+        uint64_t at = m.arg.pagefault.address & ~(PAGE - 1);
+        if (b->shared) {
+            struct uffdio_copy c = {.dst = at, .src = (uint64_t) b->src + (at - b->base), .len = PAGE, .mode = 0};
+            ioctl(b->uffd, UFFDIO_COPY, &c);
+        } else {
+            struct uffdio_zeropage z = {{at, PAGE}, 0, 0};
+            ioctl(b->uffd, UFFDIO_ZEROPAGE, &z);
+        }
     }
 }
 
 /*
- * The bare userfaultfd round trip: a thread reads a missing page of anonymous memory, a handler
- * thread (the service's loop: a short spin, then poll) installs the zero page. out[i]: ns for touch i.
+ * The bare userfaultfd round trip: a thread reads a missing page, a handler thread (the service's
+ * loop: a short spin, then poll) resolves it. shared = 0: anonymous memory, the zero page;
+ * shared = 1: a memfd mapping like a region's view, the page copied in by UFFDIO_COPY from a
+ * buffer, as the service brings a device page home. out[i]: ns for touch i.
  */
-int hm_bench_raw(int pages, uint64_t *out) {
+int hm_bench_raw(int pages, int shared, uint64_t *out) {
     int err;
     struct raw_bench b;
+    memset(&b, 0, sizeof b);
+    b.shared = shared;
     b.uffd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (b.uffd < 0) {
         int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
@@ -929,15 +944,34 @@ int hm_bench_raw(int pages, uint64_t *out) {
     }
     struct uffdio_api api = {.api = UFFD_API, .features = 0};
     uint64_t len = (uint64_t) pages * PAGE;
-    char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int fd = -1;
+    char *mem = MAP_FAILED;
+    char *src = MAP_FAILED;
+    if (shared) {
+        fd = (int) syscall(SYS_memfd_create, "hetmem-bench", MFD_CLOEXEC);
+        if (fd >= 0 && ftruncate(fd, (off_t) len) == 0) {
+            mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        }
+        src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    } else {
+        mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    }
+    b.src = src;
+    b.base = (uint64_t) mem;
     struct uffdio_register reg = {.range = {(uint64_t) mem, len}, .mode = UFFDIO_REGISTER_MODE_MISSING};
     b.stopfd = eventfd(0, EFD_CLOEXEC);
     pthread_t t;
-    if (ioctl(b.uffd, UFFDIO_API, &api) != 0 || mem == MAP_FAILED || ioctl(b.uffd, UFFDIO_REGISTER, &reg) != 0
-            || pthread_create(&t, NULL, raw_serve, &b) != 0) {
+    if (ioctl(b.uffd, UFFDIO_API, &api) != 0 || mem == MAP_FAILED || (shared && src == MAP_FAILED)
+            || ioctl(b.uffd, UFFDIO_REGISTER, &reg) != 0 || pthread_create(&t, NULL, raw_serve, &b) != 0) {
         err = errno;
         if (mem != MAP_FAILED) {
             munmap(mem, len);
+        }
+        if (src != MAP_FAILED) {
+            munmap(src, len);
+        }
+        if (fd >= 0) {
+            close(fd);
         }
         close(b.uffd);
         close(b.stopfd);
@@ -954,6 +988,10 @@ int hm_bench_raw(int pages, uint64_t *out) {
     }
     pthread_join(t, NULL);
     munmap(mem, len);
+    if (shared) {
+        munmap(src, len);
+        close(fd);
+    }
     close(b.stopfd);
     close(b.uffd);
     return 0;

@@ -26,8 +26,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 /**
  * {@code hetmem bench fault}: what bringing one granule home costs, by path (a host view opened on
  * a device-resident page, a plain load through the userfaultfd view, a device fault before a
- * kernel), beside two limits measured in the same run: the bare userfaultfd round trip (a read of
- * a missing page, a handler installing the zero page) and the kernel's own minor fault.
+ * kernel), beside limits measured in the same run: the bare userfaultfd round trip (a read of
+ * a missing page, a handler installing the zero page), the same on shared memory with the page
+ * copied in (what the fault service does, without its bookkeeping) and the kernel's own minor fault.
  */
 final class FaultBench {
     private static final long PAGE = 4096;
@@ -66,7 +67,8 @@ final class FaultBench {
         // machine costs 5 or 18 µs depending on whether the faulting CPU went idle, and which one a
         // run gets drifts over seconds)
         long raw = -1;
-        long minor = median(FaultService.benchLimit(true, small));
+        long minor = median(FaultService.benchLimit(FaultService.Limit.MINOR_FAULT, small));
+        long rawShared = -1;
         List<Row> rows = new ArrayList<>();
         for (long g : new long[] {PAGE, 2 * MiB}) {
             for (String path : paths) {
@@ -74,14 +76,17 @@ final class FaultBench {
                 long[] samples;
                 if (path.equals("userfaultfd") && g == PAGE) {
                     long[] rawSamples = new long[n];
+                    long[] sharedSamples = new long[n];
                     samples = new long[n];
                     for (int b = 0; b < RAW_BLOCKS; b++) {
                         int from = n * b / RAW_BLOCKS;
                         int count = n * (b + 1) / RAW_BLOCKS - from;
-                        System.arraycopy(FaultService.benchLimit(false, count), 0, rawSamples, from, count);
+                        System.arraycopy(FaultService.benchLimit(FaultService.Limit.UFFD_ANONYMOUS, count), 0, rawSamples, from, count);
+                        System.arraycopy(FaultService.benchLimit(FaultService.Limit.UFFD_SHARED, count), 0, sharedSamples, from, count);
                         System.arraycopy(sample(path, g, count), 0, samples, from, count);
                     }
                     raw = median(rawSamples);
+                    rawShared = median(sharedSamples);
                 } else {
                     samples = sample(path, g, n);
                 }
@@ -95,6 +100,7 @@ final class FaultBench {
             Map<String, Object> limits = new LinkedHashMap<>();
             limits.put("uffd_raw_ns", raw);
             limits.put("minor_fault_ns", minor);
+            limits.put("uffd_raw_shared_ns", rawShared);
             root.put("limits", limits);
             List<Map<String, Object>> list = new ArrayList<>();
             for (Row r : rows) {
@@ -108,13 +114,15 @@ final class FaultBench {
             root.put("rows", list);
             out.println(Json.write(root));
         } else {
-            out.printf("limits: bare userfaultfd round trip %s, kernel minor fault %d ns (medians)%n",
-                    raw < 0 ? "n/a" : raw + " ns", minor);
-            out.printf("%-12s %10s %12s %12s %14s%n", "path", "granule", "median ns", "p99 ns", "median / uffd");
+            out.printf("limits: bare userfaultfd round trip %s (on shared memory, page copied in: %s), kernel minor fault %d ns (medians)%n",
+                    raw < 0 ? "n/a" : raw + " ns", rawShared < 0 ? "n/a" : rawShared + " ns", minor);
+            out.printf("%-12s %10s %12s %12s %14s %16s%n", "path", "granule", "median ns", "p99 ns", "median / uffd",
+                    "/ uffd shared");
             for (Row r : rows) {
                 long med = median(r.samples);
-                out.printf("%-12s %10d %12d %12d %14s%n", r.path, r.granule, med, percentile(r.samples, 0.99),
-                        raw > 0 ? String.format("%.2fx", med / (double) raw) : "-");
+                out.printf("%-12s %10d %12d %12d %14s %16s%n", r.path, r.granule, med, percentile(r.samples, 0.99),
+                        raw > 0 ? String.format("%.2fx", med / (double) raw) : "-",
+                        rawShared > 0 ? String.format("%.2fx", med / (double) rawShared) : "-");
             }
         }
         return 0;

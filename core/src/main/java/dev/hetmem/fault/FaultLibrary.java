@@ -59,7 +59,7 @@ final class FaultLibrary {
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS));
         collect = bind(linker, lib, "hm_collect", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
         busy = bind(linker, lib, "hm_busy", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT));
-        benchRaw = bind(linker, lib, "hm_bench_raw", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+        benchRaw = bind(linker, lib, "hm_bench_raw", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
         benchMinor = bind(linker, lib, "hm_bench_minor", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
     }
 

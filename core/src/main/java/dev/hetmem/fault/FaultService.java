@@ -176,19 +176,29 @@ public final class FaultService implements AutoCloseable {
         }
     }
 
-    /**
-     * Limits for {@code hetmem bench fault}: nanoseconds of each of {@code pages} bare userfaultfd
-     * round trips (a read of a missing page, a handler installing the zero page) or, if
-     * {@code minor}, of the kernel's own first-write fault on fresh anonymous memory.
-     */
-    public static long[] benchLimit(boolean minor, int pages) {
+    /** What {@link #benchLimit} measures. */
+    public enum Limit {
+        /** The kernel's own first-write fault on fresh anonymous memory. */
+        MINOR_FAULT,
+        /** A bare userfaultfd round trip: a read of a missing anonymous page, a handler installing the zero page. */
+        UFFD_ANONYMOUS,
+        /**
+         * The same on a memfd mapping, the page copied in with UFFDIO_COPY: what the service itself
+         * does for a page coming home, with none of its bookkeeping. The floor of this design.
+         */
+        UFFD_SHARED
+    }
+
+    /** Limits for {@code hetmem bench fault}: nanoseconds of each of {@code pages} faults of the kind asked for. */
+    public static long[] benchLimit(Limit limit, int pages) {
         FaultLibrary lib = FaultLibrary.get();
         try (Arena a = Arena.ofConfined()) {
             MemorySegment out = a.allocate(JAVA_LONG, pages);
-            int rc = minor ? (int) lib.benchMinor.invokeExact(pages, out) : (int) lib.benchRaw.invokeExact(pages, out);
+            int rc = limit == Limit.MINOR_FAULT
+                    ? (int) lib.benchMinor.invokeExact(pages, out)
+                    : (int) lib.benchRaw.invokeExact(pages, limit == Limit.UFFD_SHARED ? 1 : 0, out);
             if (rc != 0) {
-                throw new IllegalStateException((minor ? "minor-fault" : "raw userfaultfd") + " measurement failed: "
-                        + errnoName(-rc));
+                throw new IllegalStateException(limit + " measurement failed: " + errnoName(-rc));
             }
             return out.toArray(JAVA_LONG);
         } catch (Throwable t) {
