@@ -75,18 +75,10 @@ final class FaultBench {
                 int n = g == PAGE ? small : large;
                 long[] samples;
                 if (path.equals("userfaultfd") && g == PAGE) {
-                    long[] rawSamples = new long[n];
-                    long[] sharedSamples = new long[n];
-                    samples = new long[n];
-                    for (int b = 0; b < RAW_BLOCKS; b++) {
-                        int from = n * b / RAW_BLOCKS;
-                        int count = n * (b + 1) / RAW_BLOCKS - from;
-                        System.arraycopy(FaultService.benchLimit(FaultService.Limit.UFFD_ANONYMOUS, count), 0, rawSamples, from, count);
-                        System.arraycopy(FaultService.benchLimit(FaultService.Limit.UFFD_SHARED, count), 0, sharedSamples, from, count);
-                        System.arraycopy(sample(path, g, count), 0, samples, from, count);
-                    }
-                    raw = median(rawSamples);
-                    rawShared = median(sharedSamples);
+                    long[][] three = alternating(n);
+                    raw = median(three[0]);
+                    rawShared = median(three[1]);
+                    samples = three[2];
                 } else {
                     samples = sample(path, g, n);
                 }
@@ -128,15 +120,24 @@ final class FaultBench {
         return 0;
     }
 
-    private static void add(List<Row> rows, boolean timed, Row row, PrintStream err) {
-        if (timed) {
-            rows.add(row);
-        }
-        err.printf("%-11s %8d B granule %s%n", row.path, row.granule, timed ? "measured" : "warmed up");
-    }
-
     /** How many alternating blocks the bare round trip and the 4 KiB userfaultfd row are measured in. */
     private static final int RAW_BLOCKS = 10;
+
+    /**
+     * The bare round trips (anonymous, shared) and the 4 KiB userfaultfd path, {@code n} samples
+     * each, measured in {@link #RAW_BLOCKS} alternating blocks.
+     */
+    private static long[][] alternating(int n) {
+        long[][] out = {new long[n], new long[n], new long[n]};
+        for (int b = 0; b < RAW_BLOCKS; b++) {
+            int from = n * b / RAW_BLOCKS;
+            int count = n * (b + 1) / RAW_BLOCKS - from;
+            System.arraycopy(FaultService.benchLimit(FaultService.Limit.UFFD_ANONYMOUS, count), 0, out[0], from, count);
+            System.arraycopy(FaultService.benchLimit(FaultService.Limit.UFFD_SHARED, count), 0, out[1], from, count);
+            System.arraycopy(sample("userfaultfd", PAGE, count), 0, out[2], from, count);
+        }
+        return out;
+    }
 
     private static long[] sample(String path, long granule, int n) {
         return switch (path) {
