@@ -139,6 +139,18 @@ class LoaderTest {
     }
 
     @Test
+    void aRingOfOneChunkStaysOneChunk() throws IOException {
+        Path p = file("one-chunk-ring", 10 * MiB + 5, 21);
+        LoadResult r = mem.load(p, 1, LoadOptions.defaults().withChunkBytes(MiB).withRingBytes(MiB).withThreads(4));
+        try {
+            assertEquals(MiB, r.peakExtraHostBytes(), "four readers share the one buffer the ring allows");
+            sameBytes(p, r.region());
+        } finally {
+            r.region().free();
+        }
+    }
+
+    @Test
     void aFileLargerThanTheDeviceLoadsWithEviction() throws IOException {
         Path p = file("bigger-than-device", 40 * MiB + 9, 11);
         try (UnifiedMemory small = UnifiedMemory.builder()
