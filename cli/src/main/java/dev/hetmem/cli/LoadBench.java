@@ -118,6 +118,9 @@ final class LoadBench {
                         row.put("peak_extra_host_bytes", best.peakExtraHostBytes());
                         row.put("cold", cold);
                         row.put("direct", best.direct());
+                        if (best.allocationNanos() > 0) {
+                            row.put("allocation_seconds", Math.round(best.allocationNanos() / 1e3) / 1e6);
+                        }
                         if (fio > 0) {
                             row.put("fio_gbps", Math.round(fio * 1000) / 1000.0);
                             row.put("fio_small_pages_gbps", Math.round(fioSmall * 1000) / 1000.0);
@@ -127,11 +130,13 @@ final class LoadBench {
                             row.put("of_fio", Math.round(best.gbps() / fio * 1000) / 1000.0);
                         }
                         rows.add(row);
-                        err.printf("%6s %-10s to %-6s %8.3f s %7.3f GB/s%s extra host %s%s%n", Sizes.format(size),
+                        err.printf("%6s %-10s to %-6s %8.3f s %7.3f GB/s%s extra host %s%s%s%n", Sizes.format(size),
                                 row.get("scheme"), row.get("target"), best.seconds(), best.gbps(),
                                 fio > 0 ? String.format(" (fio beside it %.3f huge pages, %.3f small: %3.0f%%)", fioHuge,
                                         fioSmall, 100 * best.gbps() / fio) : "",
-                                ProgressBar.human(best.peakExtraHostBytes()), cold ? "" : " [warm cache]");
+                                ProgressBar.human(best.peakExtraHostBytes()),
+                                best.allocationNanos() > 0 ? String.format(", pages populated in %.3f s", best.allocationNanos() / 1e9) : "",
+                                cold ? "" : " [warm cache]");
                     }
                 }
             }
@@ -150,11 +155,13 @@ final class LoadBench {
             out.printf("disk sequential read (fio, O_DIRECT, 4 MiB blocks, queue depth 16, %s, %s, best beside the loads): %s%n",
                     Sizes.format(largest), hugeFio ? "huge-page and 4 KiB buffers" : "4 KiB buffers only",
                     fioLimit == null ? "not measured (fio missing)" : String.format("%.3f GB/s", fioLimit));
-            out.printf("%6s %-10s %-6s %9s %8s %9s %8s %12s %5s%n", "size", "scheme", "target", "seconds", "GB/s", "fio GB/s",
-                    "of fio", "extra host", "cold");
+            out.printf("%6s %-10s %-6s %9s %11s %8s %9s %8s %12s %5s%n", "size", "scheme", "target", "seconds", "allocation",
+                    "GB/s", "fio GB/s", "of fio", "extra host", "cold");
             for (Map<String, Object> r : rows) {
-                out.printf("%6s %-10s %-6s %9.3f %8.3f %9s %8s %12s %5s%n", Sizes.format((Long) r.get("file_bytes")),
-                        r.get("scheme"), r.get("target"), (Double) r.get("seconds"), (Double) r.get("gbps"),
+                out.printf("%6s %-10s %-6s %9.3f %11s %8.3f %9s %8s %12s %5s%n", Sizes.format((Long) r.get("file_bytes")),
+                        r.get("scheme"), r.get("target"), (Double) r.get("seconds"),
+                        r.containsKey("allocation_seconds") ? String.format("%.3f", (Double) r.get("allocation_seconds")) : "-",
+                        (Double) r.get("gbps"),
                         r.containsKey("fio_gbps") ? String.format("%.3f", (Double) r.get("fio_gbps")) : "-",
                         r.containsKey("of_fio") ? String.format("%.0f%%", 100 * (Double) r.get("of_fio")) : "-",
                         ProgressBar.human((Long) r.get("peak_extra_host_bytes")), r.get("cold"));

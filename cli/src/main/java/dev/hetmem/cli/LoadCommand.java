@@ -63,6 +63,7 @@ final class LoadCommand {
                 m.put("pages", pages);
                 m.put("pages_on_node", pagesOnNode);
                 m.put("peak_extra_host_bytes", r.peakExtraHostBytes());
+                m.put("allocation_seconds", r.allocationNanos() / 1e9);
                 out.println(Json.write(m));
             } else {
                 out.printf("loaded %s (%d bytes) to node %d (%s) in %.3f s: %.2f GB/s%n", file, r.bytes(), node,
@@ -70,6 +71,10 @@ final class LoadCommand {
                 out.printf("  %d of %d pages resident on node %d; %s; extra host memory at most %s%n", pagesOnNode, pages,
                         node, r.direct() ? "direct I/O" : "buffered reads (" + r.fallbackReason() + ")",
                         ProgressBar.human(r.peakExtraHostBytes()));
+                if (r.allocationNanos() > 0) {
+                    out.printf("  host pages populated ahead of the reads in %.3f s%s%n", r.allocationNanos() / 1e9,
+                            r.allocationNanos() > 0.9 * r.nanos() ? ": page allocation, not the disk, set the pace" : "");
+                }
             }
             return 0;
         }

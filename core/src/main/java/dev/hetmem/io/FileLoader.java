@@ -27,12 +27,12 @@ import java.util.concurrent.atomic.AtomicReference;
  * Loads a file into a new region (seed 003).
  *
  * <p>Host target, overlapped: several threads read 4 MiB chunks with O_DIRECT straight into the
- * region's pages while one more thread populates the pages ahead of them (MADV_POPULATE_WRITE), so
+ * region's pages while as many more populate the pages ahead of them ({@link PopulateAhead}), so
  * the time is about T(first chunk populated) + max(T(populating the rest), T(I/O)).
  *
- * <p>Device target, overlapped: each reader owns a slice of a bounded ring of aligned bounce
- * buffers; it reads a chunk into its slice and hands it to the device's copy path (the migration
- * engine's fill) while the other readers read. Host memory beyond the ring is never used, whatever
+ * <p>Device target, overlapped: reader threads fill a bounded ring of bounce buffers on huge pages
+ * and the calling thread hands each full one to the device's copy path (the migration engine's
+ * fill) while the readers read on. Host memory beyond the ring is never used, whatever
  * the file's size.
  *
  * <p>Where O_DIRECT is refused (tmpfs, some network file systems) the loader reads through the
@@ -68,14 +68,18 @@ public final class FileLoader {
                 throw new IOException(path + " changed size during the load: " + size + " bytes before, " + after + " after");
             }
             return new LoadResult(region, node, size, System.nanoTime() - t0, options.scheme(), out.direct,
-                    out.fallbackReason, out.peakExtra);
+                    out.fallbackReason, out.peakExtra, out.allocationNanos);
         } catch (IOException | RuntimeException | Error e) {
             region.free();
             throw e;
         }
     }
 
-    private record Outcome(boolean direct, String fallbackReason, long peakExtra) {}
+    private record Outcome(boolean direct, String fallbackReason, long peakExtra, long allocationNanos) {
+        Outcome(boolean direct, String fallbackReason, long peakExtra) {
+            this(direct, fallbackReason, peakExtra, 0);
+        }
+    }
 
     /** Opens with O_DIRECT if asked and possible; returns fd and whether direct. */
     private record Opened(int fd, boolean direct, String fallbackReason) {}
@@ -134,7 +138,7 @@ public final class FileLoader {
 
     /**
      * {@code streams} threads read chunks in turn straight into host memory at {@code base}; with
-     * {@code populateAhead} one more thread faults the pages in ahead of them.
+     * {@code populateAhead} as many more fault the pages in ahead of them.
      */
     private static Outcome readStreams(Path path, long base, long size, int streams, LoadOptions o, boolean direct,
                                        boolean populateAhead) throws IOException {
@@ -144,29 +148,17 @@ public final class FileLoader {
             long chunks = Math.ceilDiv(size, chunk);
             AtomicLong next = new AtomicLong();
             AtomicLong done = new AtomicLong();
-            AtomicLong populated = new AtomicLong(populateAhead ? 0 : Long.MAX_VALUE);
             AtomicReference<Throwable> failure = new AtomicReference<>();
             List<Thread> threads = new ArrayList<>();
-            if (populateAhead) {
-                threads.add(Thread.ofPlatform().name("hetmem-load-populate").start(() -> {
-                    for (long c = 0; c < chunks && failure.get() == null; c++) {
-                        long off = c * chunk;
-                        long len = Math.min(chunk, roundUp(size) - off);
-                        if (Libc.tryMadvise(base + off, len, Libc.MADV_POPULATE_WRITE) != 0) {
-                            populated.set(Long.MAX_VALUE);   // the kernel lacks it: readers fault pages in themselves
-                            return;
-                        }
-                        populated.set(c + 1);
-                    }
-                    populated.set(Long.MAX_VALUE);
-                }));
-            }
+            PopulateAhead ahead = populateAhead
+                    ? new PopulateAhead(base, roundUp(size), chunk, streams, () -> failure.get() != null, threads)
+                    : null;
             Runnable reader = () -> {
                 try {
                     long c;
                     while (failure.get() == null && (c = next.getAndIncrement()) < chunks) {
-                        while (populated.get() <= c && failure.get() == null) {
-                            Thread.onSpinWait();
+                        if (ahead != null) {
+                            ahead.awaitReady(c);
                         }
                         long off = c * chunk;
                         long want = Math.min(chunk, size - off);
@@ -186,7 +178,7 @@ public final class FileLoader {
             reader.run();
             joinAll(threads);
             rethrow(failure.get());
-            return new Outcome(f.direct, f.fallbackReason, 0);
+            return new Outcome(f.direct, f.fallbackReason, 0, ahead == null ? 0 : ahead.allocationNanos());
         } finally {
             FileIo.close(f.fd);
         }

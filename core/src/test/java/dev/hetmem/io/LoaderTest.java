@@ -111,6 +111,8 @@ class LoaderTest {
                 assertTrue(r.direct(), "O_DIRECT on the build's disk: " + r.fallbackReason());
                 assertEquals(0, r.peakExtraHostBytes());
                 assertEquals(r.region().snapshot(0, size).pages(), r.region().snapshot(0, size).countOn(0));
+                assertTrue(r.allocationNanos() > 0 && r.allocationNanos() <= r.nanos(),
+                        "pages populated ahead in " + r.allocationNanos() + " ns of the load's " + r.nanos());
             }
         } finally {
             r.region().free();
@@ -135,6 +137,20 @@ class LoaderTest {
             sameBytes(p, r.region());   // faults the pages home
         } finally {
             r.region().free();
+        }
+    }
+
+    @Test
+    void morePopulatorsThanChunksAndStripesOfUnevenLength() throws IOException {
+        Path p = file("stripes", 7 * MiB + 11, 33);
+        for (int threads : new int[] {1, 2, 3, 16}) {
+            LoadResult r = mem.load(p, 0, LoadOptions.defaults().withChunkBytes(MiB).withThreads(threads));
+            try {
+                sameBytes(p, r.region());
+                assertTrue(r.allocationNanos() > 0, threads + " threads: every chunk populated");
+            } finally {
+                r.region().free();
+            }
         }
     }
 
