@@ -6,18 +6,26 @@ import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.io.LoadOptions;
 import dev.hetmem.io.LoadResult;
 import dev.hetmem.io.LoadScheme;
+import dev.hetmem.io.SafeTensors;
+import dev.hetmem.io.Tensor;
 
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.stream.Collectors;
 
-/** {@code hetmem load FILE [--to NODE]}: a file into the memory space, with progress, time and where it went. */
+/**
+ * {@code hetmem load FILE [--to NODE]}: a file into the memory space, with progress, time and where it went;
+ * a {@code .safetensors} file is validated and its tensors listed.
+ */
 final class LoadCommand {
     private LoadCommand() {}
 
@@ -41,7 +49,10 @@ final class LoadCommand {
         long capacity = Math.max(EmulatedDevice.DEFAULT_CAPACITY, (size + (2L << 20) - 1) & -(2L << 20));
         try (UnifiedMemory mem = UnifiedMemory.builder()
                 .device(EmulatedDevice.builder().capacity(capacity).populate(node > 0).build()).build()) {
-            LoadResult r = mem.load(file, node, o.withProgress(new ProgressBar(err, "loading " + file.getFileName())));
+            LoadOptions withBar = o.withProgress(new ProgressBar(err, "loading " + file.getFileName()));
+            // a safetensors file is validated (the reference reader's rules) and its tensors listed
+            SafeTensors model = isSafeTensors(file) ? SafeTensors.load(mem, file, node, withBar) : null;
+            LoadResult r = model != null ? model.loadResult() : mem.load(file, node, withBar);
             long pagesOnNode = 0;
             long pages = 0;
             if (r.bytes() > 0) {
@@ -64,6 +75,10 @@ final class LoadCommand {
                 m.put("pages_on_node", pagesOnNode);
                 m.put("peak_extra_host_bytes", r.peakExtraHostBytes());
                 m.put("allocation_seconds", r.allocationNanos() / 1e9);
+                if (model != null) {
+                    m.put("metadata", model.metadata());
+                    m.put("tensors", model.tensors().stream().map(LoadCommand::tensorJson).toList());
+                }
                 out.println(Json.write(m));
             } else {
                 out.printf("loaded %s (%d bytes) to node %d (%s) in %.3f s: %.2f GB/s%n", file, r.bytes(), node,
@@ -75,8 +90,47 @@ final class LoadCommand {
                     out.printf("  host pages populated ahead of the reads in %.3f s%s%n", r.allocationNanos() / 1e9,
                             r.allocationNanos() > 0.9 * r.nanos() ? ": page allocation, not the disk, set the pace" : "");
                 }
+                if (model != null) {
+                    printTensors(model, out);
+                }
             }
             return 0;
+        }
+    }
+
+    /** How many tensors the human listing names before it only counts. */
+    private static final int LISTED_TENSORS = 12;
+
+    private static boolean isSafeTensors(Path file) {
+        return file.getFileName() != null && file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".safetensors");
+    }
+
+    private static Map<String, Object> tensorJson(Tensor t) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("name", t.name());
+        m.put("dtype", t.dtype().name());
+        m.put("shape", Arrays.stream(t.shape()).boxed().toList());
+        m.put("offset", t.offset());
+        m.put("bytes", t.length());
+        return m;
+    }
+
+    private static void printTensors(SafeTensors model, PrintStream out) {
+        List<Tensor> ts = model.tensors();
+        Map<String, Integer> byType = new TreeMap<>();
+        for (Tensor t : ts) {
+            byType.merge(t.dtype().name(), 1, Integer::sum);
+        }
+        out.printf("  safetensors: %d tensors (%s)%s%n", ts.size(),
+                byType.entrySet().stream().map(e -> e.getValue() + " " + e.getKey()).collect(Collectors.joining(", ")),
+                model.metadata().isEmpty() ? "" : ", metadata " + model.metadata());
+        for (int i = 0; i < Math.min(ts.size(), LISTED_TENSORS); i++) {
+            Tensor t = ts.get(i);
+            out.printf("    %-40s %-8s %-20s %s at byte %d%n", t.name(), t.dtype().name(), Arrays.toString(t.shape()),
+                    ProgressBar.human(t.length()), t.offset());
+        }
+        if (ts.size() > LISTED_TENSORS) {
+            out.printf("    ... and %d more (--json lists them all)%n", ts.size() - LISTED_TENSORS);
         }
     }
 }

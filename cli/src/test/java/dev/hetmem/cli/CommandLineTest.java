@@ -166,6 +166,43 @@ class CommandLineTest {
         assertTrue(r.err().contains("100%"), "progress reached the end: " + r.err());
     }
 
+    private static java.nio.file.Path safetensors(String name, String header, int dataBytes) throws Exception {
+        java.nio.file.Path dir = java.nio.file.Path.of("target", "cli-load-test").toAbsolutePath();
+        java.nio.file.Files.createDirectories(dir);
+        byte[] h = header.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(8 + h.length + dataBytes).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.putLong(h.length).put(h);
+        java.nio.file.Path f = dir.resolve(name);
+        java.nio.file.Files.write(f, b.array());
+        return f;
+    }
+
+    @Test
+    void loadOfASafetensorsFileListsItsTensors() throws Exception {
+        java.nio.file.Path f = safetensors("model.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                + "\"step\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[24,32]},\"__metadata__\":{\"format\":\"pt\"}}", 32);
+        Result human = run("load", f.toString(), "--to", "1");
+        assertEquals(0, human.code(), human.err());
+        assertTrue(human.out().contains("safetensors: 2 tensors (1 F32, 1 I64), metadata {format=pt}"), human.out());
+        assertTrue(human.out().contains("[2, 3]"), human.out());
+        Result json = run("load", f.toString(), "--json");
+        assertEquals(0, json.code(), json.err());
+        oneJsonObject(json.out());
+        assertTrue(json.out().contains("{\"name\":\"w\",\"dtype\":\"F32\",\"shape\":[2,3],\"offset\":"), json.out());
+        assertTrue(json.out().contains("{\"name\":\"step\",\"dtype\":\"I64\",\"shape\":[],"), json.out());
+        assertTrue(json.out().contains("\"metadata\":{\"format\":\"pt\"}"), json.out());
+    }
+
+    @Test
+    void loadOfABrokenSafetensorsFileNamesWhatIsWrong() throws Exception {
+        java.nio.file.Path f = safetensors("broken.safetensors",
+                "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 20);
+        Result r = run("load", f.toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("\"w\"") && r.err().contains("24") && r.err().contains("20"),
+                "names the tensor, the bytes its shape needs and the bytes its offsets give: " + r.err());
+    }
+
     @Test
     void loadOfAMissingFileSaysSo() {
         Result r = run("load", "/no/such/file.bin");
