@@ -62,9 +62,8 @@ final class LoadBench {
         for (long size : sizes) {
             files.add(testFile(dir, size, err));
         }
-        boolean haveFio = ensureFio(err);
+        Fio disk = ensureFio(err) ? new Fio(err) : null;
         double bestFio = 0;
-        boolean hugeFio = haveFio;
 
         List<Map<String, Object>> rows = new ArrayList<>();
         long capacity = Math.max(EmulatedDevice.DEFAULT_CAPACITY, (largest + (2 * MiB) - 1) & -(2 * MiB));
@@ -83,22 +82,9 @@ final class LoadBench {
                         LoadResult best = null;
                         boolean cold = true;
                         for (int round = 0; round < rounds; round++) {
-                            if (haveFio) {
-                                dropCache(file);
-                                fioSmall = Math.max(fioSmall, fioOnce(file, size, "malloc", err));
-                            }
-                            if (hugeFio) {
-                                // the pool grows only around fio's run: held during the loads, it would
-                                // leave the kernel less room for the regions' own huge pages
-                                try (HugePageReservation pool = HugePageReservation.tryReserve(FIO_HUGE_PAGES)) {
-                                    if (pool.held()) {
-                                        dropCache(file);
-                                        fioHuge = Math.max(fioHuge, fioOnce(file, size, "shmhuge", err));
-                                    } else {
-                                        err.println("fio reads into 4 KiB pages only from now on: " + pool.whyNot());
-                                        hugeFio = false;
-                                    }
-                                }
+                            if (disk != null) {
+                                fioSmall = Math.max(fioSmall, disk.smallPages(file, size));
+                                fioHuge = Math.max(fioHuge, disk.hugePages(file, size));
                             }
                             cold &= dropCache(file);
                             LoadResult r = mem.load(file, node, LoadOptions.defaults().withScheme(scheme));
@@ -141,19 +127,19 @@ final class LoadBench {
                 }
             }
         }
-        Double fioLimit = haveFio ? bestFio : null;
+        Double fioLimit = disk != null ? bestFio : null;
         if (json) {
             Map<String, Object> root = new LinkedHashMap<>();
             root.put("bench", "load");
             Map<String, Object> limits = new LinkedHashMap<>();
             limits.put("fio_gbps", fioLimit);
-            limits.put("fio_huge_pages", hugeFio);
+            limits.put("fio_huge_pages", disk != null && disk.huge);
             root.put("limits", limits);
             root.put("rows", rows);
             out.println(Json.write(root));
         } else {
             out.printf("disk sequential read (fio, O_DIRECT, 4 MiB blocks, queue depth 16, %s, %s, best beside the loads): %s%n",
-                    Sizes.format(largest), hugeFio ? "huge-page and 4 KiB buffers" : "4 KiB buffers only",
+                    Sizes.format(largest), disk != null && disk.huge ? "huge-page and 4 KiB buffers" : "4 KiB buffers only",
                     fioLimit == null ? "not measured (fio missing)" : String.format("%.3f GB/s", fioLimit));
             out.printf("%6s %-10s %-6s %9s %11s %8s %9s %8s %12s %5s%n", "size", "scheme", "target", "seconds", "allocation",
                     "GB/s", "fio GB/s", "of fio", "extra host", "cold");
@@ -246,6 +232,40 @@ final class LoadBench {
             return false;
         }
         return true;
+    }
+
+    /** The disk's limit, by fio, into both kinds of buffer; each read from a cold cache. */
+    private static final class Fio {
+        private final PrintStream err;
+        /** Whether huge pages could be reserved so far; once not, fio reads into 4 KiB pages only. */
+        boolean huge = true;
+
+        Fio(PrintStream err) {
+            this.err = err;
+        }
+
+        double smallPages(Path file, long size) {
+            dropCache(file);
+            return fioOnce(file, size, "malloc", err);
+        }
+
+        /** 0 when huge pages cannot be had. */
+        double hugePages(Path file, long size) {
+            if (!huge) {
+                return 0;
+            }
+            // the pool grows only around fio's run: held during the loads, it would leave the kernel
+            // less room for the regions' own huge pages
+            try (HugePageReservation pool = HugePageReservation.tryReserve(FIO_HUGE_PAGES)) {
+                if (!pool.held()) {
+                    err.println("fio reads into 4 KiB pages only from now on: " + pool.whyNot());
+                    huge = false;
+                    return 0;
+                }
+                dropCache(file);
+                return fioOnce(file, size, "shmhuge", err);
+            }
+        }
     }
 
     /**
