@@ -1,28 +1,45 @@
 /*
  * hetmem's userfaultfd fault service: HMM's "special CPU entry", in user space.
  *
- * A region in userfaultfd mode is a memfd mapped twice:
- *   - the view: what programs touch (region.segment(), region.address()); registered with
- *     userfaultfd for MISSING, MINOR and WP faults;
- *   - the alias: what hetmem itself reads and writes (copies, host views, the loader); never
- *     registered, so it never faults into the service.
- * Both map the same page cache, so data written through one is seen through the other. The view
- * is a mirror of the logical page table's host column, exactly as a device page table is: a page
- * is mapped in the view only while the host holds it.
+ * A region in userfaultfd mode is one private anonymous mapping, the view: what programs touch
+ * (region.segment(), region.address()) and what hetmem itself reads. It is registered with
+ * userfaultfd for MISSING and write-protect (WP) faults and mirrors the logical page table's host
+ * column, as a device page table mirrors its own:
+ *   - a page the host holds is mapped, or missing and then it reads as zeros (a touch faults and
+ *     the service maps the zero page, or a zeroed page for a write);
+ *   - a page only devices hold is missing (zapped with MADV_DONTNEED): a touch faults and the
+ *     service copies the granule around it home from the device frames with UFFDIO_COPY;
+ *   - a read-only host copy (read duplication, protection) is mapped write-protected: a write
+ *     faults, and the service makes the host the page's only writer before letting it go on;
+ *   - a page being copied off the host (LEAVING) stays mapped, write-protected: readers go on
+ *     undisturbed, a writer faults and takes the page back (the copy being made is then dropped).
+ * A page only ever becomes present here, by an ioctl made under its page lock (UFFDIO_COPY,
+ * UFFDIO_ZEROPAGE), never by a store: so data can never land in a page whose state word says it
+ * is elsewhere, and hetmem's own Java code only reads the view (a missing page it reads faults and
+ * is filled by the service, which never waits for Java).
+ *
+ * Why anonymous memory (an earlier version used a memfd mapped twice, the second mapping being
+ * hetmem's way in without faults): a fault on shared memory also costs the kernel a page-cache
+ * insertion, 1.2-1.35x the anonymous round trip here and 1.6-2.7x on slow days, so the service
+ * could never come near the bare anonymous round trip; now it does the same kernel work plus
+ * one 4 KiB copy.
  *
  * Every page has a 64-bit state word in a table shared with Java (off-heap, NORESERVE, so only
  * touched parts cost memory):
- *   bit 0      LOCK     held by whoever is changing the word or the page's mappings
- *   bits 1-2   kind     HOST (alias holds the data, or a hole that reads as zeros),
- *                       AWAY (the alias holds nothing; the data is at the address in bits 12-63:
+ *   bit 0      LOCK     held by whoever is changing the word or the page's mapping
+ *   bits 1-2   kind     HOST (the view holds the data, or the page is missing and reads as zeros),
+ *                       AWAY (the view holds nothing; the data is at the address in bits 12-63:
  *                             a device frame the host can read),
- *                       LEAVING (a migration is copying the page out; the alias still holds it)
+ *                       LEAVING (mapped write-protected: being copied off the host, or copied home
+ *                             and not yet committed; missing, it reads as zeros)
  *   bit 3      RO       host copy is read-only: the view maps it write-protected
- *   bit 5      HELD     (HOST) the page table has the host holding the page; without it a
- *                       HOST page is untouched: nobody holds it and it reads as zeros
  *   bit 4      STOLEN   the service took the page home (or let the host write it) on its own;
  *                       Java has not yet made the logical page table agree (see hm_collect)
- *   bit 6      MAPPED   hint: the view maps the page
+ *   bit 5      HELD     (HOST) the page table has the host holding the page; without it a
+ *                       HOST page is untouched: nobody holds it and it reads as zeros
+ *   bit 6      MAPPED   the view maps the page (set and cleared here under the page lock; only
+ *                       a hint for neighbours: the faulting page itself is always installed, and
+ *                       an install over a mapped page is refused by the kernel, harmlessly)
  *   bits 7-11  BUSY     how many running device kernels hold the page (31 sticks): not taken as a
  *                       fault's neighbour
  *
@@ -32,17 +49,19 @@
  * directly or indirectly, for anything that itself waits for a safepoint. Here:
  *   1. The service is a pthread created in C. It never attaches to the JVM and never runs Java
  *      code, so it never stops at a safepoint.
- *   2. To resolve a fault it needs only: the region table lock (svc->lock), page locks, memcpy,
- *      and userfaultfd ioctls.
+ *   2. To resolve a fault it needs only: the region table lock (svc->lock), page locks, memcpy by
+ *      the kernel inside UFFDIO_COPY, and userfaultfd ioctls.
  *   3. svc->lock is taken only inside functions of this file, by the service or by a Java thread
  *      inside a downcall (which the JVM treats as safepoint-safe: the thread keeps running native
  *      code through any safepoint and blocks, if at all, only when it returns to Java). Each such
  *      function releases it before returning. So a holder is always running C code of this file.
  *   4. Page locks likewise are taken and released within one function of this file; none is held
- *      across a return to Java. While holding them, functions only copy memory, call madvise or
- *      userfaultfd ioctls, and take further page locks in ascending address order (svc->lock, when
- *      needed, is taken before any page lock). The memory they copy from and to (device frames, the
- *      alias) is never registered with userfaultfd, so those copies cannot fault into the service.
+ *      across a return to Java, and no Java thread holds one while it touches the view (Java code
+ *      touches the view only outside these functions). While holding them, functions only call
+ *      madvise or userfaultfd ioctls, and take further page locks in ascending address order
+ *      (svc->lock, when needed, is taken before any page lock). They never load or store the view
+ *      themselves, and the memory UFFDIO_COPY reads (device frames, a zero buffer) is never
+ *      registered with userfaultfd, so none of them can fault into the service.
  *   5. The kernel's mmap lock: a thread blocked in a userfaultfd fault has released it; the
  *      ioctls and madvise calls take it for reading after page locks, always in that order.
  * Hence every lock the service can wait for is held by a thread running C code that finishes in
@@ -67,21 +86,14 @@
 #include <unistd.h>
 
 /* newer than some distributions' headers */
-#ifndef UFFD_FEATURE_MINOR_SHMEM
-#define UFFD_FEATURE_MINOR_SHMEM (1 << 10)
-#endif
-#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
-#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
-#endif
-#ifndef UFFDIO_CONTINUE_MODE_WP
-#define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
-#endif
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
 
 #define PAGE 4096ULL
 #define ALIGN (2ULL << 20)
+/* the zero buffer UFFDIO_COPY fills zeroed pages from: never written, so it costs no memory */
+#define ZEROS_BYTES (2ULL << 20)
 
 #define ST_LOCK 1ULL
 #define ST_KIND 6ULL
@@ -114,23 +126,28 @@
 /* why hm_service_open failed (negative return values) */
 #define E_SYSCALL -1 /* userfaultfd(2) and /dev/userfaultfd both refused: errno tells why */
 #define E_API -2     /* UFFDIO_API refused */
-#define E_FEATURES -3 /* the kernel lacks MINOR_SHMEM or WP on shmem */
+#define E_FEATURES -3 /* the kernel cannot register anonymous memory for MISSING and WP faults */
 #define E_THREAD -4
 
 #define MAX_REGIONS 1024
+
+/* how a run of pages is installed in the view */
+#define H_COPY 0       /* from device frames */
+#define H_ZERO_READ 1  /* the zero page (a later write takes a private page, as any first write) */
+#define H_ZERO_WRITE 2 /* a zeroed page, writable */
+#define H_ZERO_RO 3    /* a zeroed page, write-protected */
+#define H_COPY_RO 4    /* from device frames, write-protected */
 
 struct hm_service;
 
 struct hm_region {
     uint64_t view;
-    uint64_t alias;
     uint64_t length; /* whole pages */
     uint64_t pages;
     uint64_t *state;
     uint8_t *flags; /* one byte per 2 MiB block: some page has STOLEN set; then one for the region */
     uint64_t flags_bytes;
     uint32_t granule_pages;
-    int memfd;
     int dead;
     struct hm_service *svc;
 };
@@ -141,6 +158,7 @@ struct hm_service {
     pthread_t thread;
     pthread_mutex_t lock; /* guards regions[]; see the argument above */
     struct hm_region *regions[MAX_REGIONS];
+    const char *zeros;
     uint64_t counters[C_COUNT];
 };
 
@@ -175,46 +193,27 @@ static void lock_range(struct hm_region *r, uint64_t first, uint64_t count, uint
     }
 }
 
+static void unlock_range(struct hm_region *r, uint64_t first, uint64_t count, const uint64_t *now) {
+    for (uint64_t i = 0; i < count; i++) {
+        unlock_page(&r->state[first + i], now[i]);
+    }
+}
+
 /* The block's flag, then the region's summary flag (the byte after the last block's). */
 static inline void mark_stolen(struct hm_region *r, uint64_t page) {
     __atomic_store_n(&r->flags[page >> 9], 1, __ATOMIC_RELEASE);
     __atomic_store_n(&r->flags[(r->pages + 511) / 512], 1, __ATOMIC_RELEASE);
 }
 
-/* ---- the view's mappings ------------------------------------------------------------------- */
-
-/*
- * Maps [first, first+count) of the view onto the page cache; pages already mapped are skipped
- * (*skipped is set: the kernel woke nobody waiting on those). Wakes threads waiting on the rest.
- */
-static int map_run(struct hm_region *r, uint64_t first, uint64_t count, int ro, int *skipped) {
-    uint64_t done = 0;
-    while (done < count) {
-        struct uffdio_continue c;
-        memset(&c, 0, sizeof c);
-        c.range.start = r->view + (first + done) * PAGE;
-        c.range.len = (count - done) * PAGE;
-        c.mode = ro ? UFFDIO_CONTINUE_MODE_WP : 0;
-        if (ioctl(r->svc->uffd, UFFDIO_CONTINUE, &c) == 0) {
-            bump(r->svc, C_PAGES_MAPPED, count - done);
-            return 0;
-        }
-        int64_t mapped = c.mapped > 0 ? c.mapped : 0;
-        if (errno == EEXIST || c.mapped == -EEXIST) {
-            /* a page already mapped stops the call: skip it and go on */
-            done += (uint64_t) mapped / PAGE + 1;
-            *skipped = 1;
-            continue;
-        }
-        if (errno == EAGAIN) {
-            done += (uint64_t) mapped / PAGE;
-            continue;
-        }
-        bump(r->svc, C_ERRORS, 1);
-        return -errno;
+static inline uint64_t steal(struct hm_region *r, uint64_t page, uint64_t v, uint64_t nv) {
+    if (!(v & ST_STOLEN)) {
+        bump(r->svc, C_STOLEN, 1);
     }
-    return 0;
+    mark_stolen(r, page);
+    return nv | ST_STOLEN;
 }
+
+/* ---- the view's mappings (callers hold the pages' locks) ------------------------------------ */
 
 static void wake(struct hm_service *s, uint64_t addr) {
     struct uffdio_range w = {addr & ~(PAGE - 1), PAGE};
@@ -222,6 +221,9 @@ static void wake(struct hm_service *s, uint64_t addr) {
 }
 
 static int write_protect(struct hm_region *r, uint64_t first, uint64_t count, int on) {
+    if (count == 0) {
+        return 0;
+    }
     struct uffdio_writeprotect wp;
     wp.range.start = r->view + first * PAGE;
     wp.range.len = count * PAGE;
@@ -233,9 +235,124 @@ static int write_protect(struct hm_region *r, uint64_t first, uint64_t count, in
     return 0;
 }
 
-/* Makes sure the page cache holds a page at the alias (a hole is filled with zeros by the kernel). */
-static inline void touch_alias(struct hm_region *r, uint64_t page) {
-    (void) *(volatile char *) (r->alias + page * PAGE);
+/* Unmaps [first, first+count) from the view: the data there is gone, the next touch faults. */
+static int zap(struct hm_region *r, uint64_t first, uint64_t count) {
+    if (count == 0) {
+        return 0;
+    }
+    if (madvise((void *) (r->view + first * PAGE), count * PAGE, MADV_DONTNEED) != 0) {
+        bump(r->svc, C_ERRORS, 1);
+        return -errno;
+    }
+    return 0;
+}
+
+/*
+ * One userfaultfd fill of [dst, dst+len): UFFDIO_COPY from src (mode: UFFDIO_COPY_MODE_WP or 0),
+ * or UFFDIO_ZEROPAGE when src is 0. Returns bytes filled before a page already mapped (then
+ * *exists is set) or the whole length; -errno on any other failure.
+ */
+static int64_t fill(struct hm_service *s, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode, int *exists) {
+    uint64_t done = 0;
+    *exists = 0;
+    while (done < len) {
+        int64_t moved;
+        int rc;
+        if (src == 0) {
+            struct uffdio_zeropage z;
+            memset(&z, 0, sizeof z);
+            z.range.start = dst + done;
+            z.range.len = len - done;
+            rc = ioctl(s->uffd, UFFDIO_ZEROPAGE, &z);
+            moved = z.zeropage;
+        } else {
+            struct uffdio_copy c;
+            memset(&c, 0, sizeof c);
+            c.dst = dst + done;
+            c.src = src + done;
+            c.len = len - done;
+            c.mode = mode;
+            rc = ioctl(s->uffd, UFFDIO_COPY, &c);
+            moved = c.copy;
+        }
+        if (rc == 0) {
+            return (int64_t) len;
+        }
+        int e = errno;
+        if (moved > 0) {
+            done += (uint64_t) moved; /* EAGAIN: part was done; the rest goes in the next call */
+            continue;
+        }
+        if (e == EEXIST || moved == -EEXIST) {
+            *exists = 1;
+            return (int64_t) done;
+        }
+        if (e == EAGAIN) {
+            continue;
+        }
+        bump(s, C_ERRORS, 1);
+        return -e;
+    }
+    return (int64_t) len;
+}
+
+/*
+ * Installs [first, first+count) of the view as `how` says (H_COPY*: from srcs[], frames that
+ * follow each other going in one call). A page already mapped is skipped (*skipped is set: the
+ * kernel woke nobody waiting on it), except for H_COPY*, where a mapped page holds nothing of
+ * value (the page is elsewhere): it is unmapped and filled again. Wakes threads waiting on the
+ * pages filled. Returns 0 or -errno.
+ */
+static int install(struct hm_region *r, uint64_t first, uint64_t count, int how, const uint64_t *srcs, int *skipped) {
+    struct hm_service *s = r->svc;
+    uint64_t i = 0;
+    uint64_t retried = UINT64_MAX; /* the page last unmapped to be filled again: once each */
+    while (i < count) {
+        uint64_t j = i + 1;
+        uint64_t src = 0;
+        uint64_t mode = 0;
+        if (how == H_COPY || how == H_COPY_RO) {
+            while (j < count && srcs[j] == srcs[j - 1] + PAGE) {
+                j++;
+            }
+            src = srcs[i];
+            mode = how == H_COPY_RO ? UFFDIO_COPY_MODE_WP : 0;
+        } else if (how == H_ZERO_READ) {
+            j = count;
+        } else {
+            j = count - i > ZEROS_BYTES / PAGE ? i + ZEROS_BYTES / PAGE : count;
+            src = (uint64_t) s->zeros;
+            mode = how == H_ZERO_RO ? UFFDIO_COPY_MODE_WP : 0;
+        }
+        int exists;
+        int64_t got = fill(s, r->view + (first + i) * PAGE, src, (j - i) * PAGE, mode, &exists);
+        if (got < 0) {
+            return (int) got;
+        }
+        uint64_t filled = (uint64_t) got / PAGE;
+        int copying = how == H_COPY || how == H_COPY_RO;
+        bump(s, copying ? C_PAGES_COPIED : C_PAGES_MAPPED, filled);
+        i += filled;
+        if (!exists) {
+            continue;
+        }
+        if (copying && retried != i) {
+            /* a mapping where the page is AWAY: stale, whatever put it there; the device has the data */
+            int e = zap(r, first + i, 1);
+            if (e != 0) {
+                return e;
+            }
+            retried = i;
+            continue;
+        }
+        if (copying) {
+            bump(s, C_ERRORS, 1);
+            return -EEXIST;
+        }
+        *skipped = 1;
+        i++;
+    }
+    return 0;
 }
 
 /* ---- the service ----------------------------------------------------------------------------- */
@@ -251,119 +368,116 @@ static struct hm_region *region_of(struct hm_service *s, uint64_t addr) {
 }
 
 /*
- * Copies [first, first+count) home from the device frames at srcs[] straight into the view with
- * UFFDIO_COPY: the kernel allocates each page-cache page and fills it from the frame, with no
- * zeroing and no fault on the alias (what memcpy into the alias would cost: about half of a 4 KiB
- * fault, and most of a 2 MiB one). Frames that follow each other go in one call. A page the page
- * cache already holds (EEXIST: nothing else should have filled an AWAY page, but the view must
- * not be left unmapped if it happens) is written through the alias and mapped like a HOST page.
+ * What a missing-page fault does with page p of the granule around the faulting page fp: how it
+ * is installed (H_*), or -1 to leave it alone; *nv is its new state word. The faulting page is
+ * always installed (an install over a mapped page is refused by the kernel, harmlessly), so a
+ * wrong MAPPED hint can never make a fault spin; neighbours a running kernel holds, neighbours
+ * already mapped and neighbours on their way off the host are left alone.
  */
-static int copy_run(struct hm_region *r, uint64_t first, uint64_t count, const uint64_t *srcs, int ro, int *skipped) {
-    uint64_t i = 0;
-    while (i < count) {
-        uint64_t j = i + 1;
-        while (j < count && srcs[j] == srcs[j - 1] + PAGE) {
-            j++;
+static int plan_page(struct hm_region *r, uint64_t p, uint64_t fp, int write, uint64_t v, uint64_t *nv) {
+    uint64_t kind = v & ST_KIND;
+    int self = p == fp;
+    *nv = v;
+    if (r->dead) {
+        if (!self) {
+            return -1;
         }
-        struct uffdio_copy c;
-        memset(&c, 0, sizeof c);
-        c.dst = r->view + (first + i) * PAGE;
-        c.src = srcs[i];
-        c.len = (j - i) * PAGE;
-        c.mode = ro ? UFFDIO_COPY_MODE_WP : 0;
-        if (ioctl(r->svc->uffd, UFFDIO_COPY, &c) == 0) {
-            i = j;
-            continue;
-        }
-        uint64_t done = c.copy > 0 ? (uint64_t) c.copy / PAGE : 0;
-        if (errno == EAGAIN) {
-            i += done;
-            continue;
-        }
-        if (errno != EEXIST && c.copy != -EEXIST) {
-            bump(r->svc, C_ERRORS, 1);
-            return -errno;
-        }
-        uint64_t at = i + done;
-        memcpy((void *) (r->alias + (first + at) * PAGE), (const void *) srcs[at], PAGE);
-        int e = map_run(r, first + at, 1, ro, skipped);
-        if (e != 0) {
-            return e;
-        }
-        i = at + 1;
+        *nv = v | ST_MAPPED;
+        return H_ZERO_WRITE;
     }
-    return 0;
+    if (kind == K_AWAY) {
+        if (!self && (v & ST_BUSY)) {
+            return -1;
+        }
+        /* pages coming from elsewhere come home writable: the host becomes their only holder */
+        *nv = steal(r, p, v, (v & (ST_BUSY | ST_LOCK)) | K_HOST | ST_HELD | ST_MAPPED);
+        return H_COPY;
+    }
+    if (kind == K_LEAVING) {
+        if (!self) {
+            return -1;
+        }
+        if (write) {
+            /* a write takes the page back: the copy being made off the host is dropped */
+            *nv = steal(r, p, v, (v & (ST_BUSY | ST_LOCK)) | K_HOST | ST_HELD | ST_MAPPED);
+            return H_ZERO_WRITE;
+        }
+        *nv = v | ST_MAPPED;
+        return H_ZERO_RO; /* readers may go on; writes must still fault */
+    }
+    if (!self && (v & ST_MAPPED)) {
+        return -1;
+    }
+    uint64_t n = v | ST_MAPPED;
+    if (!(v & ST_HELD)) {
+        /* a first touch: the host now holds the page, and the page table must hear of it */
+        n = steal(r, p, v, n | ST_HELD);
+    }
+    *nv = n;
+    if (v & ST_RO) {
+        return H_ZERO_RO;
+    }
+    return write ? H_ZERO_WRITE : H_ZERO_READ;
 }
 
-/* A missing or minor fault at page fp: the granule around it comes home. svc->lock is held. */
-static void resolve(struct hm_region *r, uint64_t fp) {
+/* A missing-page fault at page fp: the granule around it comes home. svc->lock is held. */
+static void resolve(struct hm_region *r, uint64_t fp, int write) {
     uint64_t g = r->granule_pages;
     uint64_t g0 = fp - fp % g;
     uint64_t g1 = g0 + g < r->pages ? g0 + g : r->pages;
     int woke = 0;
     uint64_t p = g0;
     while (p < g1) {
-        /* one run: consecutive pages that come home the same way (copied from device frames, or
-           mapped from the page cache) with the same protection, locked until mapped */
+        /* one run: consecutive pages installed the same way, locked until installed */
         uint64_t run = p;
-        int ro = -1;
-        int copying = -1;
+        int how = -1;
         uint64_t held[512];
         uint64_t srcs[512];
         uint64_t n = 0;
         while (p < g1 && n < 512) {
             uint64_t *w = &r->state[p];
             uint64_t v = lock_page(w);
-            uint64_t kind = v & ST_KIND;
-            if (!r->dead && p != fp && (((v & ST_BUSY) && kind != K_HOST) || (kind == K_HOST && (v & ST_MAPPED)))) {
-                /* a running kernel holds it, or the view maps it already: only the faulting page
-                   itself is taken regardless */
+            uint64_t nv;
+            int h = plan_page(r, p, fp, write, v, &nv);
+            if (h < 0 || (n > 0 && h != how)) {
                 unlock_page(w, v);
-                p++;
+                if (h < 0 && n == 0) {
+                    p++;
+                    run = p;
+                    continue;
+                }
+                if (h < 0) {
+                    p++;
+                }
                 break;
             }
-            int copy = !r->dead && kind == K_AWAY;
-            /* what the word becomes; pages coming from elsewhere come home writable */
-            uint64_t nv = v;
-            if (copy) {
-                nv = (v & (ST_BUSY | ST_LOCK)) | K_HOST | ST_HELD | ST_STOLEN;
-            } else if (!r->dead && kind == K_LEAVING) {
-                nv = (v & ~(ST_KIND | ST_RO)) | K_HOST | ST_HELD | ST_STOLEN;
-            } else if (!r->dead && !(v & ST_HELD)) {
-                /* a first touch: the host now holds the page, and the page table must hear of it */
-                nv = v | ST_HELD | ST_STOLEN;
-            }
-            int pro = (nv & ST_RO) != 0;
-            if (n > 0 && (pro != ro || copy != copying)) {
-                /* unchanged: the next run starts with this page */
-                unlock_page(w, v);
-                break;
-            }
-            if (copy) {
+            if (h == H_COPY) {
                 srcs[n] = v & ST_SRC;
-                bump(r->svc, C_PAGES_COPIED, 1);
-            } else if (r->dead || kind == K_HOST) {
-                touch_alias(r, p);
             }
-            if ((nv & ST_STOLEN) && !(v & ST_STOLEN)) {
-                bump(r->svc, C_STOLEN, 1);
-                mark_stolen(r, p);
-            }
-            ro = pro;
-            copying = copy;
-            held[n++] = nv | ST_MAPPED;
+            how = h;
+            held[n++] = nv;
             p++;
         }
-        if (n > 0) {
-            int skipped = 0;
-            int rc = copying == 1 ? copy_run(r, run, n, srcs, ro == 1, &skipped) : map_run(r, run, n, ro == 1, &skipped);
-            if (rc == 0 && !skipped && fp >= run && fp < run + n) {
-                woke = 1;
-            }
-            for (uint64_t i = 0; i < n; i++) {
-                unlock_page(&r->state[run + i], held[i]);
-            }
+        if (n == 0) {
+            continue;
         }
+        int skipped = 0;
+        int rc = install(r, run, n, how, srcs, &skipped);
+        if (rc == 0 && !skipped && fp >= run && fp < run + n) {
+            woke = 1;
+        }
+        if (rc != 0) {
+            /* nothing changes for pages that could not be installed: the thread faults again */
+            for (uint64_t i = 0; i < n; i++) {
+                uint64_t *w = &r->state[run + i];
+                unlock_page(w, __atomic_load_n(w, __ATOMIC_RELAXED));
+            }
+            continue;
+        }
+        if (r->dead && fp >= run && fp < run + n) {
+            write_protect(r, fp, 1, 0); /* a write-protected page of a dead region becomes writable */
+        }
+        unlock_range(r, run, n, held);
     }
     if (!woke) {
         wake(r->svc, r->view + fp * PAGE);
@@ -374,10 +488,20 @@ static void resolve(struct hm_region *r, uint64_t fp) {
 static void resolve_write(struct hm_region *r, uint64_t fp) {
     uint64_t *w = &r->state[fp];
     uint64_t v = lock_page(w);
-    if (v & ST_RO) {
-        v = (v & ~ST_RO) | ST_STOLEN;
-        bump(r->svc, C_STOLEN, 1);
-        mark_stolen(r, fp);
+    uint64_t kind = v & ST_KIND;
+    if (!r->dead && kind == K_AWAY) {
+        /* gone since the fault: the write faults again, on a missing page, and comes home then
+           (a write-protected mapping left where the page is AWAY could only be stale, and would
+           make the writer fault here for ever: it is dropped either way) */
+        zap(r, fp, 1);
+        unlock_page(w, v & ~ST_MAPPED);
+        wake(r->svc, r->view + fp * PAGE);
+        return;
+    }
+    if (!r->dead && kind == K_LEAVING) {
+        v = steal(r, fp, v, (v & (ST_BUSY | ST_LOCK | ST_MAPPED)) | K_HOST | ST_HELD);
+    } else if (!r->dead && (v & ST_RO)) {
+        v = steal(r, fp, v, v & ~ST_RO);
     }
     write_protect(r, fp, 1, 0); /* also wakes the writer */
     unlock_page(w, v);
@@ -426,18 +550,19 @@ static void *serve(void *arg) {
                 continue;
             }
             uint64_t addr = m->arg.pagefault.address;
+            uint64_t flags = m->arg.pagefault.flags;
             pthread_mutex_lock(&s->lock);
             struct hm_region *r = region_of(s, addr);
             if (r == NULL) {
                 bump(s, C_ERRORS, 1);
             } else {
                 uint64_t page = (addr - r->view) / PAGE;
-                if ((m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) && !r->dead) {
+                if (flags & UFFD_PAGEFAULT_FLAG_WP) {
                     bump(s, C_WP_FAULTS, 1);
                     resolve_write(r, page);
                 } else {
                     bump(s, C_FAULTS, 1);
-                    resolve(r, page);
+                    resolve(r, page, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
                 }
             }
             pthread_mutex_unlock(&s->lock);
@@ -447,7 +572,25 @@ static void *serve(void *arg) {
 
 /* ---- opening ----------------------------------------------------------------------------------- */
 
-static const uint64_t NEEDED = UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+static uint64_t map_view(uint64_t length);
+
+/*
+ * Whether this kernel registers anonymous memory for missing-page and write-protect faults and
+ * offers the ioctls the service uses on it (write protection of anonymous memory: Linux 5.7).
+ */
+static int features_ok(int fd) {
+    uint64_t view = map_view(PAGE);
+    if (view == 0) {
+        return 0;
+    }
+    struct uffdio_register reg = {.range = {view, PAGE}, .mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP};
+    int ok = ioctl(fd, UFFDIO_REGISTER, &reg) == 0;
+    uint64_t need = (1ULL << _UFFDIO_COPY) | (1ULL << _UFFDIO_ZEROPAGE) | (1ULL << _UFFDIO_WRITEPROTECT)
+            | (1ULL << _UFFDIO_WAKE);
+    ok = ok && (reg.ioctls & need) == need;
+    munmap((void *) view, PAGE);
+    return ok;
+}
 
 static int open_uffd(int *err) {
     int fd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -465,16 +608,15 @@ static int open_uffd(int *err) {
             return E_SYSCALL;
         }
     }
-    struct uffdio_api api = {.api = UFFD_API, .features = NEEDED};
+    struct uffdio_api api = {.api = UFFD_API, .features = 0};
     if (ioctl(fd, UFFDIO_API, &api) != 0) {
         *err = errno;
         close(fd);
-        /* an old kernel refuses features it does not know: tell that apart from other failures */
-        return *err == EINVAL ? E_FEATURES : E_API;
+        return E_API;
     }
-    if ((api.features & NEEDED) != NEEDED) {
+    if (!features_ok(fd)) {
+        *err = errno;
         close(fd);
-        *err = 0;
         return E_FEATURES;
     }
     return fd;
@@ -501,13 +643,19 @@ struct hm_service *hm_service_open(int *code, int *err) {
         return NULL;
     }
     struct hm_service *s = calloc(1, sizeof *s);
-    if (s == NULL) {
+    void *zeros = mmap(NULL, ZEROS_BYTES, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (s == NULL || zeros == MAP_FAILED) {
+        *err = errno ? errno : ENOMEM;
+        if (zeros != MAP_FAILED) {
+            munmap(zeros, ZEROS_BYTES);
+        }
+        free(s);
         close(fd);
         *code = E_THREAD;
-        *err = ENOMEM;
         return NULL;
     }
     s->uffd = fd;
+    s->zeros = zeros;
     s->stopfd = eventfd(0, EFD_CLOEXEC);
     pthread_mutex_init(&s->lock, NULL);
     if (s->stopfd < 0 || pthread_create(&s->thread, NULL, serve, s) != 0) {
@@ -516,6 +664,7 @@ struct hm_service *hm_service_open(int *code, int *err) {
         if (s->stopfd >= 0) {
             close(s->stopfd);
         }
+        munmap(zeros, ZEROS_BYTES);
         close(fd);
         free(s);
         return NULL;
@@ -533,6 +682,7 @@ void hm_service_close(struct hm_service *s) {
     pthread_join(s->thread, NULL);
     close(s->stopfd);
     close(s->uffd);
+    munmap((void *) s->zeros, ZEROS_BYTES);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -545,14 +695,19 @@ void hm_service_counters(struct hm_service *s, uint64_t *out) {
 
 /* ---- regions ------------------------------------------------------------------------------------ */
 
-static uint64_t map_aligned(uint64_t length, int fd) {
+/*
+ * A private anonymous mapping of length bytes on a 2 MiB boundary, or 0. Small pages only: the
+ * service fills and zaps single pages, and a huge page would be split at the first of those.
+ */
+static uint64_t map_view(uint64_t length) {
     uint64_t ask = length + ALIGN;
     char *raw = mmap(NULL, ask, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (raw == MAP_FAILED) {
         return 0;
     }
     uint64_t aligned = ((uint64_t) raw + ALIGN - 1) & ~(ALIGN - 1);
-    if (mmap((void *) aligned, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+    if (mmap((void *) aligned, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+             -1, 0) == MAP_FAILED) {
         munmap(raw, ask);
         return 0;
     }
@@ -563,6 +718,7 @@ static uint64_t map_aligned(uint64_t length, int fd) {
     if (tail) {
         munmap((void *) (aligned + length), tail);
     }
+    madvise((void *) aligned, length, MADV_NOHUGEPAGE);
     return aligned;
 }
 
@@ -570,24 +726,18 @@ static void unmap_region(struct hm_region *r) {
     if (r->view) {
         munmap((void *) r->view, r->length);
     }
-    if (r->alias) {
-        munmap((void *) r->alias, r->length);
-    }
     if (r->state) {
         munmap(r->state, r->pages * 8);
     }
     if (r->flags) {
         munmap(r->flags, r->flags_bytes);
     }
-    if (r->memfd >= 0) {
-        close(r->memfd);
-    }
     free(r);
 }
 
 /*
- * A region of length bytes (whole pages): out[0] view, out[1] alias, out[2] state table,
- * out[3] block flags. NULL with *err = errno on failure, nothing left behind.
+ * A region of length bytes (whole pages): out[0] view, out[1] state table, out[2] block flags.
+ * NULL with *err = errno on failure, nothing left behind.
  */
 struct hm_region *hm_region_create(struct hm_service *s, uint64_t length, uint32_t granule_pages, uint64_t *out,
                                    int *err) {
@@ -597,18 +747,12 @@ struct hm_region *hm_region_create(struct hm_service *s, uint64_t length, uint32
         return NULL;
     }
     r->svc = s;
-    r->memfd = -1;
     r->length = (length + PAGE - 1) & ~(PAGE - 1);
     r->pages = r->length / PAGE;
     r->granule_pages = granule_pages ? granule_pages : 1;
     r->flags_bytes = ((r->pages + 511) / 512 + 1 + PAGE - 1) & ~(PAGE - 1);
-    r->memfd = (int) syscall(SYS_memfd_create, "hetmem-region", MFD_CLOEXEC);
-    if (r->memfd < 0 || ftruncate(r->memfd, (off_t) r->length) != 0) {
-        goto fail;
-    }
-    r->view = map_aligned(r->length, r->memfd);
-    r->alias = r->view ? map_aligned(r->length, r->memfd) : 0;
-    if (!r->alias) {
+    r->view = map_view(r->length);
+    if (!r->view) {
         goto fail;
     }
     r->state = mmap(NULL, r->pages * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -621,9 +765,8 @@ struct hm_region *hm_region_create(struct hm_service *s, uint64_t length, uint32
         r->flags = NULL;
         goto fail;
     }
-    struct uffdio_register reg = {
-            .range = {r->view, r->length},
-            .mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_WP};
+    struct uffdio_register reg = {.range = {r->view, r->length},
+                                  .mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP};
     if (ioctl(s->uffd, UFFDIO_REGISTER, &reg) != 0) {
         goto fail;
     }
@@ -645,9 +788,8 @@ struct hm_region *hm_region_create(struct hm_service *s, uint64_t length, uint32
         goto fail;
     }
     out[0] = r->view;
-    out[1] = r->alias;
-    out[2] = (uint64_t) r->state;
-    out[3] = (uint64_t) r->flags;
+    out[1] = (uint64_t) r->state;
+    out[2] = (uint64_t) r->flags;
     return r;
 fail:
     *err = errno;
@@ -660,8 +802,9 @@ void hm_region_granule(struct hm_region *r, uint32_t pages) {
 }
 
 /*
- * The region is being freed: from now on a fault maps whatever the alias holds (zeros where it
- * holds nothing) and reads no device frame, so those frames may be freed once this returns.
+ * The region is being freed: from now on a fault maps a zeroed page (where the view holds
+ * nothing) and lifts write protection, and reads no device frame, so those frames may be freed
+ * once this returns.
  */
 void hm_region_kill(struct hm_region *r) {
     pthread_mutex_lock(&r->svc->lock);
@@ -669,7 +812,7 @@ void hm_region_kill(struct hm_region *r) {
     pthread_mutex_unlock(&r->svc->lock);
 }
 
-/* Unregisters and unmaps the region; no thread may touch its view or alias any more. */
+/* Unregisters and unmaps the region; no thread may touch its view any more. */
 void hm_region_destroy(struct hm_region *r) {
     struct hm_service *s = r->svc;
     pthread_mutex_lock(&s->lock);
@@ -686,67 +829,99 @@ void hm_region_destroy(struct hm_region *r) {
 
 /* ---- transitions asked for by the migration engine (Java holds the block locks) ---------------- */
 
-/*
- * The host's copy of [first, first+count) is about to be copied out: pages become LEAVING and
- * leave the view, so that a host touch from now on faults (and takes the page back, STOLEN).
- * Pages already STOLEN stay as they are. Returns 0 or -errno.
- */
-int hm_leave(struct hm_region *r, uint64_t first, uint64_t count) {
-    int any_ro = 0;
-    for (uint64_t i = 0; i < count; i++) {
-        uint64_t *w = &r->state[first + i];
-        uint64_t v = lock_page(w);
-        if ((v & ST_KIND) == K_HOST && !(v & ST_STOLEN)) {
-            any_ro |= (v & ST_RO) != 0;
-            v = (v & ST_BUSY) | K_LEAVING | ST_LOCK;
-        }
-        unlock_page(w, v);
-    }
+/* Applies op (zap, or write protection on/off) to the runs of [first, first+count) whose mark[i] is set. */
+static int each_run(struct hm_region *r, uint64_t first, uint64_t count, const uint8_t *mark, int op) {
     int rc = 0;
-    if (any_ro) {
-        rc = write_protect(r, first, count, 0);
-    }
-    /* a shared mapping: this only drops the view's entries; the page cache keeps the data */
-    if (madvise((void *) (r->view + first * PAGE), count * PAGE, MADV_DONTNEED) != 0) {
-        bump(r->svc, C_ERRORS, 1);
-        rc = -errno;
+    uint64_t i = 0;
+    while (i < count) {
+        if (!mark[i]) {
+            i++;
+            continue;
+        }
+        uint64_t j = i;
+        while (j < count && mark[j]) {
+            j++;
+        }
+        int e = op < 0 ? zap(r, first + i, j - i) : write_protect(r, first + i, j - i, op);
+        rc = rc ? rc : e;
+        i = j;
     }
     return rc;
 }
 
+#define OP_ZAP -1
+#define OP_UNPROTECT 0
+#define OP_PROTECT 1
+
 /*
- * Device-to-host copy of AWAY pages: srcs[i] is where page first+i is now (a device frame the
- * host can read; 0 = skip). Copied pages become LEAVING: the alias holds them, the view does not
- * map them until hm_sync (or a fault) does. Pages the service took meanwhile are not overwritten.
+ * The host's copy of [first, first+count) (at most 512 pages) is about to be copied out: pages
+ * become LEAVING, write-protected in the view, so that readers go on and a writer faults (and
+ * takes the page back, STOLEN). Pages already STOLEN stay as they are. Returns 0 or -errno.
  */
-int hm_home(struct hm_region *r, uint64_t first, uint64_t count, const uint64_t *srcs) {
-    for (uint64_t i = 0; i < count; i++) {
-        uint64_t *w = &r->state[first + i];
-        uint64_t v = lock_page(w);
-        if ((v & ST_KIND) == K_AWAY && !(v & ST_STOLEN) && srcs[i] != 0) {
-            memcpy((void *) (r->alias + (first + i) * PAGE), (const void *) srcs[i], PAGE);
-            v = (v & ST_BUSY) | K_LEAVING | ST_LOCK;
-        }
-        unlock_page(w, v);
+int hm_leave(struct hm_region *r, uint64_t first, uint64_t count) {
+    if (count > 512) {
+        return -E2BIG;
     }
-    return 0;
+    uint64_t old[512];
+    uint8_t mark[512] = {0};
+    lock_range(r, first, count, old);
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t v = old[i];
+        mark[i] = (v & ST_KIND) == K_HOST && !(v & ST_STOLEN);
+        if (mark[i]) {
+            old[i] = (v & (ST_BUSY | ST_LOCK | ST_MAPPED)) | K_LEAVING;
+        }
+    }
+    int rc = each_run(r, first, count, mark, OP_PROTECT);
+    unlock_range(r, first, count, old);
+    return rc;
 }
 
-static int punch(struct hm_region *r, uint64_t first, uint64_t count) {
-    if (count == 0) {
-        return 0;
+/*
+ * Device-to-host copy of AWAY pages (at most 512): srcs[i] is where page first+i is now (a device
+ * frame the host can read; 0 = skip). Copied pages become LEAVING: mapped write-protected until
+ * hm_sync says what the host may do with them (a write before that takes them, STOLEN). Pages the
+ * service took meanwhile are not overwritten.
+ */
+int hm_home(struct hm_region *r, uint64_t first, uint64_t count, const uint64_t *srcs) {
+    if (count > 512) {
+        return -E2BIG;
     }
-    if (madvise((void *) (r->alias + first * PAGE), count * PAGE, MADV_REMOVE) != 0) {
-        bump(r->svc, C_ERRORS, 1);
-        return -errno;
+    uint64_t old[512];
+    lock_range(r, first, count, old);
+    int rc = 0;
+    uint64_t i = 0;
+    while (i < count) {
+        uint64_t v = old[i];
+        if ((v & ST_KIND) != K_AWAY || (v & ST_STOLEN) || srcs[i] == 0) {
+            i++;
+            continue;
+        }
+        uint64_t j = i + 1;
+        while (j < count && (old[j] & ST_KIND) == K_AWAY && !(old[j] & ST_STOLEN) && srcs[j] != 0) {
+            j++;
+        }
+        int skipped = 0;
+        /* copied and write-protected in one step: no store can slip in between */
+        int e = install(r, first + i, j - i, H_COPY_RO, srcs + i, &skipped);
+        if (e != 0) {
+            zap(r, first + i, j - i); /* the pages stay AWAY, and so missing */
+            rc = rc ? rc : e;
+        } else {
+            for (uint64_t k = i; k < j; k++) {
+                old[k] = (old[k] & (ST_BUSY | ST_LOCK)) | K_LEAVING | ST_MAPPED;
+            }
+        }
+        i = j;
     }
-    return 0;
+    unlock_range(r, first, count, old);
+    return rc;
 }
 
 /*
  * Makes the view mirror the logical page table for [first, first+count) (at most 512 pages):
  * WANT_HOST / WANT_HOST_RO: the host holds the pages (read-only: write-protected in the view);
- * WANT_AWAY: only devices hold them, srcs[i] is a frame the host can read (the alias is emptied);
+ * WANT_AWAY: only devices hold them, srcs[i] is a frame the host can read (the view drops them);
  * WANT_EMPTY: nobody holds them: they read as zeros. STOLEN pages are left alone (the host took
  * them after Java last looked; hm_collect tells Java). Returns 0, -errno, or -EPROTO when a page
  * asked to be HOST has no data on the host (a caller bug).
@@ -756,12 +931,14 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
         return -E2BIG;
     }
     uint64_t old[512];
+    uint8_t mark[512] = {0};
     lock_range(r, first, count, old);
     int rc = 0;
     int unprotect = 0;
     for (uint64_t i = 0; i < count; i++) {
         uint64_t v = old[i];
-        if (v & ST_STOLEN) {
+        mark[i] = !(v & ST_STOLEN);
+        if (!mark[i]) {
             continue;
         }
         uint64_t kind = v & ST_KIND;
@@ -771,11 +948,11 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
             case WANT_HOST_RO:
                 if (kind == K_AWAY) {
                     rc = -EPROTO;
+                    mark[i] = 0;
                     continue;
                 }
-                unprotect |= want == WANT_HOST && (v & ST_RO);
-                old[i] = keep | K_HOST | ST_HELD | (want == WANT_HOST_RO ? ST_RO : 0)
-                        | (kind == K_HOST ? v & ST_MAPPED : 0);
+                unprotect |= (v & ST_RO) || kind == K_LEAVING;
+                old[i] = keep | K_HOST | ST_HELD | (want == WANT_HOST_RO ? ST_RO : 0) | (v & ST_MAPPED);
                 break;
             case WANT_AWAY:
                 old[i] = keep | K_AWAY | (srcs[i] & ST_SRC);
@@ -785,31 +962,17 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
                 break;
         }
     }
-    /* host data goes where nobody on the host holds the page any more (never a STOLEN page's) */
+    int e = 0;
     if (want == WANT_AWAY || want == WANT_EMPTY) {
-        uint64_t i = 0;
-        while (i < count) {
-            while (i < count && (old[i] & ST_STOLEN)) {
-                i++;
-            }
-            uint64_t j = i;
-            while (j < count && !(old[j] & ST_STOLEN)) {
-                j++;
-            }
-            int e = punch(r, first + i, j - i);
-            rc = rc ? rc : e;
-            i = j;
-        }
+        /* host data goes where nobody on the host holds the page any more (never a STOLEN page's) */
+        e = each_run(r, first, count, mark, OP_ZAP);
     } else if (want == WANT_HOST_RO) {
-        int e = write_protect(r, first, count, 1);
-        rc = rc ? rc : e;
+        e = each_run(r, first, count, mark, OP_PROTECT);
     } else if (unprotect) {
-        int e = write_protect(r, first, count, 0);
-        rc = rc ? rc : e;
+        e = each_run(r, first, count, mark, OP_UNPROTECT);
     }
-    for (uint64_t i = 0; i < count; i++) {
-        unlock_page(&r->state[first + i], old[i]);
-    }
+    rc = rc ? rc : e;
+    unlock_range(r, first, count, old);
     return rc;
 }
 
@@ -871,15 +1034,41 @@ void hm_busy(struct hm_region *r, uint64_t first, uint64_t count, int on) {
     }
 }
 
+/*
+ * What the view really maps, for verification: out[i] for page first+i (at most 512) is bit 0:
+ * mapped, bit 1: write-protected (from /proc/self/pagemap). Returns 0 or -errno.
+ */
+int hm_view_pages(struct hm_region *r, uint64_t first, uint64_t count, uint8_t *out) {
+    if (count > 512 || first + count > r->pages) {
+        return -E2BIG;
+    }
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    uint64_t entries[512];
+    ssize_t want = (ssize_t) (count * 8);
+    ssize_t got = pread(fd, entries, (size_t) want, (off_t) ((r->view / PAGE + first) * 8));
+    int e = errno;
+    close(fd);
+    if (got != want) {
+        return got < 0 ? -e : -EIO;
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        /* bit 63: present; bit 57: write-protected by userfaultfd */
+        out[i] = (uint8_t) (((entries[i] >> 63) & 1) | (((entries[i] >> 57) & 1) << 1));
+    }
+    return 0;
+}
 /* ---- limits for `hetmem bench fault` ------------------------------------------------------------ */
 
 
 struct raw_bench {
     int uffd;
     int stopfd;
-    /* shared: the page is filled from src by UFFDIO_COPY into a memfd mapping (the service's own
-       way for a page coming home); otherwise the zero page goes into anonymous memory */
-    int shared;
+    /* copy: the page is filled from src by UFFDIO_COPY (the service's own way for a page coming
+       home); otherwise the zero page goes in */
+    int copy;
     const char *src;
     uint64_t base;
 };
@@ -908,7 +1097,7 @@ static void *raw_serve(void *arg) {
             continue;
         }
         uint64_t at = m.arg.pagefault.address & ~(PAGE - 1);
-        if (b->shared) {
+        if (b->copy) {
             struct uffdio_copy c = {.dst = at, .src = (uint64_t) b->src + (at - b->base), .len = PAGE, .mode = 0};
             ioctl(b->uffd, UFFDIO_COPY, &c);
         } else {
@@ -919,16 +1108,16 @@ static void *raw_serve(void *arg) {
 }
 
 /*
- * The bare userfaultfd round trip: a thread reads a missing page, a handler thread (the service's
- * loop: a short spin, then poll) resolves it. shared = 0: anonymous memory, the zero page;
- * shared = 1: a memfd mapping like a region's view, the page copied in by UFFDIO_COPY from a
- * buffer, as the service brings a device page home. out[i]: ns for touch i.
+ * The bare userfaultfd round trip on anonymous memory: a thread reads a missing page, a handler
+ * thread (the service's loop: a short spin, then poll) resolves it. copy = 0: the zero page goes
+ * in; copy = 1: the page is copied in by UFFDIO_COPY from a buffer, as the service brings a
+ * device page home (the floor of the service's own path). out[i]: ns for touch i.
  */
-int hm_bench_raw(int pages, int shared, uint64_t *out) {
+int hm_bench_raw(int pages, int copy, uint64_t *out) {
     int err;
     struct raw_bench b;
     memset(&b, 0, sizeof b);
-    b.shared = shared;
+    b.copy = copy;
     b.uffd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (b.uffd < 0) {
         int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
@@ -944,24 +1133,17 @@ int hm_bench_raw(int pages, int shared, uint64_t *out) {
     }
     struct uffdio_api api = {.api = UFFD_API, .features = 0};
     uint64_t len = (uint64_t) pages * PAGE;
-    int fd = -1;
-    char *mem = MAP_FAILED;
+    char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     char *src = MAP_FAILED;
-    if (shared) {
-        fd = (int) syscall(SYS_memfd_create, "hetmem-bench", MFD_CLOEXEC);
-        if (fd >= 0 && ftruncate(fd, (off_t) len) == 0) {
-            mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        }
+    if (copy) {
         src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    } else {
-        mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     }
     b.src = src;
     b.base = (uint64_t) mem;
     struct uffdio_register reg = {.range = {(uint64_t) mem, len}, .mode = UFFDIO_REGISTER_MODE_MISSING};
     b.stopfd = eventfd(0, EFD_CLOEXEC);
     pthread_t t;
-    if (ioctl(b.uffd, UFFDIO_API, &api) != 0 || mem == MAP_FAILED || (shared && src == MAP_FAILED)
+    if (ioctl(b.uffd, UFFDIO_API, &api) != 0 || mem == MAP_FAILED || (copy && src == MAP_FAILED)
             || ioctl(b.uffd, UFFDIO_REGISTER, &reg) != 0 || pthread_create(&t, NULL, raw_serve, &b) != 0) {
         err = errno;
         if (mem != MAP_FAILED) {
@@ -969,9 +1151,6 @@ int hm_bench_raw(int pages, int shared, uint64_t *out) {
         }
         if (src != MAP_FAILED) {
             munmap(src, len);
-        }
-        if (fd >= 0) {
-            close(fd);
         }
         close(b.uffd);
         close(b.stopfd);
@@ -988,9 +1167,8 @@ int hm_bench_raw(int pages, int shared, uint64_t *out) {
     }
     pthread_join(t, NULL);
     munmap(mem, len);
-    if (shared) {
+    if (copy) {
         munmap(src, len);
-        close(fd);
     }
     close(b.stopfd);
     close(b.uffd);

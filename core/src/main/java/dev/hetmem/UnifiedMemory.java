@@ -305,7 +305,7 @@ public final class UnifiedMemory implements AutoCloseable {
             if (faultService != null) {
                 mirror = faultService.createRegion(bytes, (int) (granularity >>> Block.PAGE_SHIFT),
                         Math.ceilDiv(bytes, Block.PAGE_BYTES));
-                host = HostMapping.adopt(mirror.aliasAddress(), bytes);
+                host = HostMapping.adopt(mirror.viewAddress(), bytes);
             } else {
                 host = HostMapping.reserve(bytes, releasePolicy);
             }
@@ -754,12 +754,30 @@ public final class UnifiedMemory implements AutoCloseable {
         return problems;
     }
 
-    /** The userfaultfd view of a locked block against the page table (STOLEN pages wait for reconciliation). */
-    private void checkMirror(Region r, RegionState s, Block b, int pages, List<String> problems) {
+    /**
+     * The userfaultfd view of a locked block against the page table: each page's state word, and
+     * what the kernel really maps (STOLEN pages wait for reconciliation).
+     */
+    private void checkMirror(Region r, RegionState s, Block b, int pages, List<String> all) {
+        byte[] mapped = s.mirror().viewPages(b.index() << 9, pages);
+        List<String> problems = new ArrayList<>();
         for (int i = 0; i < pages; i++) {
             long page = (b.index() << 9) + i;
             long st = s.mirror().state(page);
             if ((st & HostMirror.STOLEN) != 0) {
+                continue;
+            }
+            boolean present = (mapped[i] & HostMirror.VIEW_MAPPED) != 0;
+            boolean writeProtected = (mapped[i] & HostMirror.VIEW_WRITE_PROTECTED) != 0;
+            if (present && ((st & HostMirror.KIND) == HostMirror.KIND_AWAY
+                    || ((st & HostMirror.KIND) == HostMirror.KIND_HOST && (st & HostMirror.HELD) == 0))) {
+                problems.add(r + " page " + page + ": the userfaultfd view maps a page the host does not hold"
+                        + " (a read would not fault); its state word is 0x" + Long.toHexString(st));
+                continue;
+            }
+            if (present && !writeProtected && (st & HostMirror.READ_ONLY) != 0) {
+                problems.add(r + " page " + page + ": the userfaultfd view maps a read-only host copy writable"
+                        + "; its state word is 0x" + Long.toHexString(st));
                 continue;
             }
             long kind = st & HostMirror.KIND;
@@ -768,7 +786,8 @@ public final class UnifiedMemory implements AutoCloseable {
             if ((holders & 1) != 0) {
                 if (kind != HostMirror.KIND_HOST || (st & HostMirror.HELD) == 0) {
                     expected = "on the host";
-                } else if (!b.isWritable(0, i) && (st & HostMirror.READ_ONLY) == 0) {
+                } else if ((!b.isWritable(0, i) || s.attributes().at(page).readOnly())
+                        && (st & HostMirror.READ_ONLY) == 0) {
                     expected = "write-protected";
                 }
             } else if (holders != 0) {
@@ -787,6 +806,11 @@ public final class UnifiedMemory implements AutoCloseable {
                 problems.add(r + " page " + page + ": the userfaultfd view should be " + expected
                         + "; its state word is 0x" + Long.toHexString(st));
             }
+        }
+        // one broken transition shows on every page it touched: a few lines say what it is
+        all.addAll(problems.subList(0, Math.min(problems.size(), 8)));
+        if (problems.size() > 8) {
+            all.add(r + " block " + b.index() + ": " + (problems.size() - 8) + " more pages like these");
         }
     }
 

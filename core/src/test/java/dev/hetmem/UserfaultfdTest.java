@@ -3,12 +3,17 @@ package dev.hetmem;
 import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
 import dev.hetmem.fault.FaultService;
+import dev.hetmem.fault.HostMirror;
+import dev.hetmem.io.LoadResult;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -113,6 +118,103 @@ class UserfaultfdTest {
             assertEquals(List.of(), mem.verify());
             mem.close();
             mem = null;
+        }
+    }
+
+    /** The kernel's own page map of the view for pages [from, to) must read {@code expected} for each. */
+    private static void assertView(HostMirror m, long from, long to, int expected, String why) {
+        byte[] got = m.viewPages(from, (int) (to - from));
+        for (int i = 0; i < got.length; i++) {
+            assertEquals(expected, got[i], "page " + (from + i) + ": " + why);
+        }
+    }
+
+    @Test
+    void theViewMapsExactlyThePagesTheHostHoldsAndWriteProtectsItsReadOnlyCopies() {
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(64 * MiB));
+        Region r = mem.allocate(2 * MiB);
+        HostMirror m = r.state().mirror();
+        MemorySegment s = r.segment();
+        int mapped = HostMirror.VIEW_MAPPED;
+        int protectedCopy = HostMirror.VIEW_MAPPED | HostMirror.VIEW_WRITE_PROTECTED;
+        assertView(m, 0, 512, 0, "never touched");
+        fill(s, 0, r.size(), 8);
+        assertView(m, 0, 512, mapped, "written on the host");
+        mem.advise(r, 0, MiB, new Advice.Prefetch(1));
+        assertView(m, 0, 256, 0, "moved to the device: the next touch must fault");
+        assertView(m, 256, 512, mapped, "still on the host");
+        assertEquals(value(8, (7 * PAGE + 16) >>> 3), s.get(JAVA_LONG, 7 * PAGE + 16));
+        assertView(m, 7, 8, mapped, "read, so brought home");
+        assertView(m, 8, 256, 0, "a 4 KiB granule brings one page");
+        // read duplication: the host keeps its copy, write-protected
+        mem.advise(r, MiB, MiB, new Advice.ReadMostly(true));
+        mem.launch(1, (EmulatedKernel) (args, item) -> args.arg(0).getLong(0), 1,
+                KernelArg.of(r, MiB, MiB, Access.READ));
+        assertEquals(2 * MiB - PAGE, r.stats().node(1).residentBytes(), "the second MiB duplicated onto the device");
+        assertView(m, 256, 512, protectedCopy, "a read-only host copy");
+        s.set(JAVA_LONG, MiB + 5 * PAGE, 1L);   // faults: the host becomes the page's only writer
+        assertView(m, 261, 262, mapped, "written, so writable again");
+        assertView(m, 262, 512, protectedCopy, "neighbours keep their protection");
+        assertEquals(List.of(), mem.verify());
+    }
+
+    @Test
+    void aStoreToAProtectedPageCannotBeRefusedSoItIsLetThroughAndTheProtectionStays() {
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(64 * MiB));
+        Region r = mem.allocate(MiB);
+        HostMirror m = r.state().mirror();
+        MemorySegment s = r.segment();
+        fill(s, 0, r.size(), 12);
+        r.protect(0, 64 * 1024, Protection.READ_ONLY);
+        assertView(m, 0, 16, HostMirror.VIEW_MAPPED | HostMirror.VIEW_WRITE_PROTECTED, "protected");
+        assertThrows(ProtectionException.class, () -> r.host(0, PAGE, Access.WRITE));
+        // a plain store has no way to fail but a signal that would kill the JVM: the service lets it
+        // through (a write fault), and the engine protects the page again when it next looks
+        s.set(JAVA_LONG, 3 * PAGE, 99L);
+        assertEquals(99L, s.get(JAVA_LONG, 3 * PAGE));
+        assertEquals(List.of(), mem.verify());
+        assertView(m, 3, 4, HostMirror.VIEW_MAPPED | HostMirror.VIEW_WRITE_PROTECTED, "protected again");
+        assertEquals(Protection.READ_ONLY, r.protection(3 * PAGE));
+    }
+
+    @Test
+    void hostViewsAndTheWholeRegionSegmentSeeTheSameBytes() {
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(64 * MiB));
+        Region r = mem.allocate(MiB);
+        MemorySegment s = r.segment();
+        fill(s, 0, r.size(), 9);
+        mem.advise(r, 0, r.size(), new Advice.Prefetch(1));
+        try (HostView v = r.host(64 * 1024, 128 * 1024, Access.READ_WRITE)) {
+            for (long i = 0; i < v.segment().byteSize(); i += 8) {
+                assertEquals(value(9, (64 * 1024 + i) >>> 3), v.segment().get(JAVA_LONG, i), "view word " + i);
+                v.segment().set(JAVA_LONG, i, value(10, (64 * 1024 + i) >>> 3));
+            }
+        }
+        assertEquals(0, mismatches(s, 0, 64 * 1024, 9));
+        assertEquals(0, mismatches(s, 64 * 1024, 192 * 1024, 10));
+        assertEquals(0, mismatches(s, 192 * 1024, r.size(), 9));
+        assertEquals(List.of(), mem.verify());
+    }
+
+    @Test
+    void filesLoadIntoTheRegionOnTheHostAndOnTheDevice() throws IOException {
+        mem = uffdMemory(64 * 1024, MemoryFixture.emulated(64 * MiB));
+        byte[] data = new byte[(int) (5 * MiB + 123)];
+        new java.util.Random(11).nextBytes(data);
+        Path p = Files.createTempFile("hetmem-uffd-load", ".bin");
+        try {
+            Files.write(p, data);
+            for (int node : new int[] {0, 1}) {
+                LoadResult loaded = mem.load(p, node);
+                Region r = loaded.region();
+                PageSnapshot where = r.snapshot(0, r.size());
+                assertEquals(where.pages(), where.countOn(node), "every page loaded to node " + node);
+                assertEquals(-1, r.segment().mismatch(MemorySegment.ofArray(data)), "loaded to node " + node);
+                assertEquals(List.of(), mem.verify());
+                r.free();
+            }
+        } finally {
+            Files.deleteIfExists(p);
         }
     }
 

@@ -27,8 +27,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * {@code hetmem bench fault}: what bringing one granule home costs, by path (a host view opened on
  * a device-resident page, a plain load through the userfaultfd view, a device fault before a
  * kernel), beside limits measured in the same run: the bare userfaultfd round trip (a read of
- * a missing page, a handler installing the zero page), the same on shared memory with the page
- * copied in (what the fault service does, without its bookkeeping) and the kernel's own minor fault.
+ * a missing page, a handler installing the zero page), the same with the page copied in (what the
+ * fault service does, without its bookkeeping) and the kernel's own minor fault.
  */
 final class FaultBench {
     private static final long PAGE = 4096;
@@ -68,7 +68,7 @@ final class FaultBench {
         // run gets drifts over seconds)
         long raw = -1;
         long minor = median(FaultService.benchLimit(FaultService.Limit.MINOR_FAULT, small));
-        long rawShared = -1;
+        long rawCopy = -1;
         List<Row> rows = new ArrayList<>();
         for (long g : new long[] {PAGE, 2 * MiB}) {
             for (String path : paths) {
@@ -77,7 +77,7 @@ final class FaultBench {
                 if (path.equals("userfaultfd") && g == PAGE) {
                     long[][] three = alternating(n);
                     raw = median(three[0]);
-                    rawShared = median(three[1]);
+                    rawCopy = median(three[1]);
                     samples = three[2];
                 } else {
                     samples = sample(path, g, n);
@@ -92,7 +92,7 @@ final class FaultBench {
             Map<String, Object> limits = new LinkedHashMap<>();
             limits.put("uffd_raw_ns", raw);
             limits.put("minor_fault_ns", minor);
-            limits.put("uffd_raw_shared_ns", rawShared);
+            limits.put("uffd_raw_copy_ns", rawCopy);
             root.put("limits", limits);
             List<Map<String, Object>> list = new ArrayList<>();
             for (Row r : rows) {
@@ -106,15 +106,15 @@ final class FaultBench {
             root.put("rows", list);
             out.println(Json.write(root));
         } else {
-            out.printf("limits: bare userfaultfd round trip %s (on shared memory, page copied in: %s), kernel minor fault %d ns (medians)%n",
-                    raw < 0 ? "n/a" : raw + " ns", rawShared < 0 ? "n/a" : rawShared + " ns", minor);
+            out.printf("limits: bare userfaultfd round trip %s (page copied in: %s), kernel minor fault %d ns (medians)%n",
+                    raw < 0 ? "n/a" : raw + " ns", rawCopy < 0 ? "n/a" : rawCopy + " ns", minor);
             out.printf("%-12s %10s %12s %12s %14s %16s%n", "path", "granule", "median ns", "p99 ns", "median / uffd",
-                    "/ uffd shared");
+                    "/ uffd copy");
             for (Row r : rows) {
                 long med = median(r.samples);
                 out.printf("%-12s %10d %12d %12d %14s %16s%n", r.path, r.granule, med, percentile(r.samples, 0.99),
                         raw > 0 ? String.format("%.2fx", med / (double) raw) : "-",
-                        rawShared > 0 ? String.format("%.2fx", med / (double) rawShared) : "-");
+                        rawCopy > 0 ? String.format("%.2fx", med / (double) rawCopy) : "-");
             }
         }
         return 0;
@@ -124,7 +124,7 @@ final class FaultBench {
     private static final int RAW_BLOCKS = 10;
 
     /**
-     * The bare round trips (anonymous, shared) and the 4 KiB userfaultfd path, {@code n} samples
+     * The bare round trips (zero page, page copied in) and the 4 KiB userfaultfd path, {@code n} samples
      * each, measured in {@link #RAW_BLOCKS} alternating blocks.
      */
     private static long[][] alternating(int n) {
@@ -133,7 +133,7 @@ final class FaultBench {
             int from = n * b / RAW_BLOCKS;
             int count = n * (b + 1) / RAW_BLOCKS - from;
             System.arraycopy(FaultService.benchLimit(FaultService.Limit.UFFD_ANONYMOUS, count), 0, out[0], from, count);
-            System.arraycopy(FaultService.benchLimit(FaultService.Limit.UFFD_SHARED, count), 0, out[1], from, count);
+            System.arraycopy(FaultService.benchLimit(FaultService.Limit.UFFD_COPY, count), 0, out[1], from, count);
             System.arraycopy(sample("userfaultfd", PAGE, count), 0, out[2], from, count);
         }
         return out;

@@ -39,6 +39,7 @@ final class FaultLibrary {
     final MethodHandle sync;
     final MethodHandle collect;
     final MethodHandle busy;
+    final MethodHandle viewPages;
     final MethodHandle benchRaw;
     final MethodHandle benchMinor;
 
@@ -59,6 +60,7 @@ final class FaultLibrary {
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS));
         collect = bind(linker, lib, "hm_collect", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
         busy = bind(linker, lib, "hm_busy", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT));
+        viewPages = bind(linker, lib, "hm_view_pages", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS));
         benchRaw = bind(linker, lib, "hm_bench_raw", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
         benchMinor = bind(linker, lib, "hm_bench_minor", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
     }

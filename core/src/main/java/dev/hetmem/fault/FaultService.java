@@ -90,8 +90,8 @@ public final class FaultService implements AutoCloseable {
                     + " (now " + sysctl() + ")";
         }
         if (code == E_FEATURES) {
-            return "this kernel's userfaultfd lacks minor faults or write protection on shared memory "
-                    + "(Linux 6.1 or newer is needed; this is " + System.getProperty("os.version") + ")";
+            return "this kernel's userfaultfd cannot register anonymous memory for missing-page and write-protect "
+                    + "faults (Linux 5.7 or newer is needed; this is " + System.getProperty("os.version") + ")";
         }
         if (code == E_API) {
             return "the userfaultfd API handshake failed (" + errnoName(errno) + ")";
@@ -131,7 +131,7 @@ public final class FaultService implements AutoCloseable {
             throw new IllegalStateException("fault service closed");
         }
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment out = a.allocate(JAVA_LONG, 4);
+            MemorySegment out = a.allocate(JAVA_LONG, 3);
             MemorySegment err = a.allocate(JAVA_INT);
             MemorySegment r = (MemorySegment) lib.regionCreate.invokeExact(handle, Math.max(bytes, 4096L),
                     granulePages, out, err);
@@ -140,7 +140,7 @@ public final class FaultService implements AutoCloseable {
                         + errnoName(err.get(JAVA_INT, 0)));
             }
             return new HostMirror(lib, r, out.getAtIndex(JAVA_LONG, 0), out.getAtIndex(JAVA_LONG, 1),
-                    out.getAtIndex(JAVA_LONG, 2), out.getAtIndex(JAVA_LONG, 3), Math.max(bytes, 4096L), tablePages);
+                    out.getAtIndex(JAVA_LONG, 2), Math.max(bytes, 4096L), tablePages);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -183,10 +183,10 @@ public final class FaultService implements AutoCloseable {
         /** A bare userfaultfd round trip: a read of a missing anonymous page, a handler installing the zero page. */
         UFFD_ANONYMOUS,
         /**
-         * The same on a memfd mapping, the page copied in with UFFDIO_COPY: what the service itself
-         * does for a page coming home, with none of its bookkeeping. The floor of this design.
+         * The same with the page copied in by UFFDIO_COPY instead: what the service itself does for
+         * a page coming home, with none of its bookkeeping. The floor of the service's own path.
          */
-        UFFD_SHARED
+        UFFD_COPY
     }
 
     /** Limits for {@code hetmem bench fault}: nanoseconds of each of {@code pages} faults of the kind asked for. */
@@ -196,7 +196,7 @@ public final class FaultService implements AutoCloseable {
             MemorySegment out = a.allocate(JAVA_LONG, pages);
             int rc = limit == Limit.MINOR_FAULT
                     ? (int) lib.benchMinor.invokeExact(pages, out)
-                    : (int) lib.benchRaw.invokeExact(pages, limit == Limit.UFFD_SHARED ? 1 : 0, out);
+                    : (int) lib.benchRaw.invokeExact(pages, limit == Limit.UFFD_COPY ? 1 : 0, out);
             if (rc != 0) {
                 throw new IllegalStateException(limit + " measurement failed: " + errnoName(-rc));
             }

@@ -8,13 +8,18 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
- * A userfaultfd region's host side: the view programs touch, the alias hetmem copies through, and
- * the per-page state words shared with the native fault service. The view mirrors the logical page
- * table's host column as a device page table mirrors its own: the migration engine, holding the
- * block locks, calls {@link #leave} before copying host pages out, {@link #home} to copy device
- * pages in, and {@link #sync} once the page table has changed. The service, which takes no Java
- * lock, may take a page home on its own in between; such pages are marked STOLEN and left alone by
- * every call here until the engine {@link #collect}s them and updates the page table.
+ * A userfaultfd region's host side: the view (one anonymous mapping that programs touch and
+ * hetmem reads) and the per-page state words shared with the native fault service. The view
+ * mirrors the logical page table's host column as a device page table mirrors its own: the
+ * migration engine, holding the block locks, calls {@link #leave} before copying host pages out,
+ * {@link #home} to copy device pages in, and {@link #sync} once the page table has changed. The
+ * service, which takes no Java lock, may take a page home on its own in between; such pages are
+ * marked STOLEN and left alone by every call here until the engine {@link #collect}s them and
+ * updates the page table.
+ *
+ * <p>Only the service and the calls here make a page of the view present (by userfaultfd
+ * ioctls, under the page's lock): hetmem's Java code reads the view but never writes a page
+ * it has not been handed writable by {@link #sync}.
  *
  * <p>Every method is one downcall that takes and releases its page locks before returning.
  */
@@ -31,13 +36,16 @@ public final class HostMirror implements AutoCloseable {
     public static final long HELD = 32;
     public static final long SOURCE = ~0xFFFL;
 
+    /** {@link #viewPages} bits: the view maps the page; the mapping is write-protected. */
+    public static final int VIEW_MAPPED = 1;
+    public static final int VIEW_WRITE_PROTECTED = 2;
+
     private static final VarHandle STATE = JAVA_LONG.varHandle();
     private static final VarHandle FLAG = JAVA_BYTE.varHandle();
 
     private final FaultLibrary lib;
     private final MemorySegment handle;
     private final long view;
-    private final long alias;
     private final MemorySegment state;
     private final MemorySegment flags;
     private final Arena viewArena = Arena.ofShared();
@@ -45,26 +53,20 @@ public final class HostMirror implements AutoCloseable {
     private final long blocks;
     private boolean destroyed;
 
-    HostMirror(FaultLibrary lib, MemorySegment handle, long view, long alias, long stateAddress, long flagsAddress,
+    HostMirror(FaultLibrary lib, MemorySegment handle, long view, long stateAddress, long flagsAddress,
                long length, long pages) {
         this.lib = lib;
         this.handle = handle;
         this.view = view;
-        this.alias = alias;
         this.state = MemorySegment.ofAddress(stateAddress).reinterpret(Math.max(1, pages) * 8);
         this.blocks = (pages + 511) / 512;
         this.flags = MemorySegment.ofAddress(flagsAddress).reinterpret(blocks + 1);
         this.viewSegment = MemorySegment.ofAddress(view).reinterpret(length, viewArena, null);
     }
 
-    /** Where programs touch the region. */
+    /** Where programs touch the region, and hetmem reads its host pages. */
     public long viewAddress() {
         return view;
-    }
-
-    /** Where hetmem reads and writes the region's host pages without faulting. */
-    public long aliasAddress() {
-        return alias;
     }
 
     /** The whole view; invalid once the region is freed. */
@@ -80,7 +82,10 @@ public final class HostMirror implements AutoCloseable {
         }
     }
 
-    /** Pages [first, first+count) are about to be copied off the host: a touch from now on faults. */
+    /**
+     * Pages [first, first+count) (at most 512) are about to be copied off the host: they stay
+     * readable, and a write from now on faults (the service then gives the page back to the host).
+     */
     public void leave(long first, long count) {
         int rc;
         try {
@@ -91,7 +96,10 @@ public final class HostMirror implements AutoCloseable {
         check("leave", rc, first, count);
     }
 
-    /** Copies AWAY pages home into the alias from {@code sources[i]} (host-readable device frames). */
+    /**
+     * Copies AWAY pages (at most 512) home into the view from {@code sources[i]} (host-readable
+     * device frames), write-protected until {@link #sync} says what the host may do with them.
+     */
     public void home(long first, int count, long[] sources) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = a.allocateFrom(JAVA_LONG, sources);
@@ -162,6 +170,22 @@ public final class HostMirror implements AutoCloseable {
     public void busy(long first, long count, boolean on) {
         try {
             lib.busy.invokeExact(handle, first, count, on ? 1 : 0);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
+    /**
+     * What the view really maps for pages [first, first+count) (at most 512), from the kernel's
+     * page map: {@link #VIEW_MAPPED} and {@link #VIEW_WRITE_PROTECTED} bits per page. For
+     * verification and tests.
+     */
+    public byte[] viewPages(long first, int count) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(count);
+            int rc = (int) lib.viewPages.invokeExact(handle, first, (long) count, out);
+            check("view page read", rc, first, count);
+            return out.toArray(JAVA_BYTE);
         } catch (Throwable t) {
             throw FaultService.rethrow(t);
         }

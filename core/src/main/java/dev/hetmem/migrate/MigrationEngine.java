@@ -689,8 +689,8 @@ public final class MigrationEngine implements AutoCloseable {
         for (Run r : runs) {
             HostMirror mirror = r.region.mirror();
             if (mirror != null && target != 0 && (r.holders & 1) != 0) {
-                // the userfaultfd view first: a host touch from now on faults, and the fault service
-                // takes the page back (the copy being made is then dropped when the engine next looks)
+                // the userfaultfd view first: a host write from now on faults, and the fault service
+                // gives the page back (the copy being made is then dropped when the engine next looks)
                 if (r.action == Run.MOVE || r.action == Run.COLLAPSE) {
                     mirror.leave(r.page(), r.count);
                 } else if (r.action == Run.DUPLICATE && r.block.writer(r.first) == 0) {
@@ -960,8 +960,8 @@ public final class MigrationEngine implements AutoCloseable {
                 continue;
             }
             if (r.source != 0 && r.region.mirror() != null) {
-                // into the alias, page by page under the fault service's page locks, so that a page
-                // the service takes home meanwhile is not overwritten with older data
+                // into the view by the fault service's own ioctl, under its page locks, so that a
+                // page the service takes home meanwhile is not overwritten with older data
                 homes.add(r);
             } else if (r.source != 0) {
                 CopyBatch b = toHost[r.source];
@@ -1347,6 +1347,8 @@ public final class MigrationEngine implements AutoCloseable {
     public void reprotect(RegionState region, long from, long to) {
         List<Block> locked = lockAll(wholeRange(region, from, to));
         try {
+            // pages the fault service took are the host's now: they must be protected too
+            reconcile(region, from, to);
             VaRanges[] ranges = new VaRanges[nodes.length];
             for (Block b : locked) {
                 long base = b.index() << 9;
