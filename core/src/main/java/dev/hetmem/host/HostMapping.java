@@ -46,8 +46,8 @@ public final class HostMapping implements AutoCloseable {
     }
 
     /**
-     * A mapping someone else made and will unmap (the alias of a userfaultfd region, which the
-     * native fault service owns). Pages leave it by hole punching, not by release or discard.
+     * A mapping someone else made and will unmap (the view of a userfaultfd region, which the
+     * native fault service owns). Pages leave it through the service, not by release or discard.
      */
     public static HostMapping adopt(long base, long length) {
         return new HostMapping(base, length, base, 0, HostReleasePolicy.DONTNEED);
