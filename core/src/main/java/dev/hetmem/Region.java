@@ -110,6 +110,7 @@ public final class Region {
                 state.counters().fault(0, out.faults());
                 memory.counters().fault(0, out.faults());
                 if (event.shouldCommit()) {
+                    event.path = FaultEvent.HOST_VIEW;
                     event.node = 0;
                     event.region = id();
                     event.offset = offset;

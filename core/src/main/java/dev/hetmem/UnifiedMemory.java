@@ -584,6 +584,7 @@ public final class UnifiedMemory implements AutoCloseable {
                     break;
                 }
                 if (event.shouldCommit()) {
+                    event.path = FaultEvent.KERNEL;
                     event.node = node;
                     event.region = requests.getFirst().region().id();
                     event.offset = args[0].offset();

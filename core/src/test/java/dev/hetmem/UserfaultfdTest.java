@@ -178,6 +178,31 @@ class UserfaultfdTest {
     }
 
     @Test
+    void faultsTheServiceResolvedShowInFlightRecorderOnceTheEngineLooks() throws Exception {
+        Path file = Files.createTempFile("hetmem-uffd", ".jfr");
+        try (jdk.jfr.Recording rec = new jdk.jfr.Recording()) {
+            rec.enable("dev.hetmem.Fault");
+            rec.start();
+            mem = uffdMemory(64 * 1024, MemoryFixture.emulated(64 * MiB));
+            Region r = mem.allocate(2 * MiB);
+            MemorySegment s = r.segment();
+            fill(s, 0, r.size(), 13);
+            mem.advise(r, 0, r.size(), new Advice.Prefetch(1));
+            assertEquals(value(13, (MiB + 8) >>> 3), s.get(JAVA_LONG, MiB + 8));   // one 64 KiB granule home
+            assertEquals(List.of(), mem.verify());                                 // the engine looks
+            rec.stop();
+            rec.dump(file);
+            List<jdk.jfr.consumer.RecordedEvent> faults = jdk.jfr.consumer.RecordingFile.readAllEvents(file).stream()
+                    .filter(e -> e.getEventType().getName().equals("dev.hetmem.Fault"))
+                    .filter(e -> "userfaultfd".equals(e.getString("path"))).toList();
+            assertTrue(faults.stream().anyMatch(e -> e.getLong("pagesMigrated") == 16 && e.getLong("offset") == MiB
+                    && e.getLong("length") == 64 * 1024 && e.getInt("node") == 0), faults.toString());
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    @Test
     void hostViewsAndTheWholeRegionSegmentSeeTheSameBytes() {
         mem = uffdMemory(PAGE, MemoryFixture.emulated(64 * MiB));
         Region r = mem.allocate(MiB);

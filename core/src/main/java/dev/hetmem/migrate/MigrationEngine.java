@@ -15,6 +15,7 @@ import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
 import dev.hetmem.internal.ResidencyRegistry;
 import dev.hetmem.observe.Counters;
+import dev.hetmem.observe.FaultEvent;
 import dev.hetmem.observe.MigrationEvent;
 import dev.hetmem.pagetable.Bits;
 import dev.hetmem.pagetable.Block;
@@ -1444,6 +1445,10 @@ public final class MigrationEngine implements AutoCloseable {
             return;
         }
         VaRanges[] ranges = null;
+        long runs = 0;
+        long arrived = 0;
+        long firstPage = Long.MAX_VALUE;
+        long endPage = 0;
         for (long bi = from >>> 9; bi <= (to - 1) >>> 9; bi++) {
             long[] taken = mirror.collect(bi);
             if (taken == null) {
@@ -1464,12 +1469,29 @@ public final class MigrationEngine implements AutoCloseable {
                 while (q < pages && Bits.get(taken, q)) {
                     q++;
                 }
-                takeHome(region, b, p, q, ranges);
+                arrived += takeHome(region, b, p, q, ranges);
+                runs++;
+                firstPage = Math.min(firstPage, (bi << 9) + p);
+                endPage = Math.max(endPage, (bi << 9) + q);
                 p = q;
             }
         }
         if (ranges != null) {
             invalidateAll(ranges);
+        }
+        if (runs > 0) {
+            // the service resolved these faults on its own, earlier; this is when Java hears of them
+            FaultEvent event = new FaultEvent();
+            if (event.shouldCommit()) {
+                event.path = FaultEvent.USERFAULTFD;
+                event.node = 0;
+                event.region = region.id();
+                event.offset = firstPage << Block.PAGE_SHIFT;
+                event.length = (endPage - firstPage) << Block.PAGE_SHIFT;
+                event.faults = runs;
+                event.pagesMigrated = arrived;
+                event.commit();
+            }
         }
     }
 
@@ -1503,8 +1525,7 @@ public final class MigrationEngine implements AutoCloseable {
     }
 
     /** Pages [p, q) of a locked block were taken by the host: it becomes their only holder and writer. */
-    private void takeHome(RegionState region, Block b, int p, int q, VaRanges[] ranges) {
-        long base = b.index() << 9;
+    private int takeHome(RegionState region, Block b, int p, int q, VaRanges[] ranges) {
         int arrived = 0;
         for (int i = p; i < q; i++) {
             arrived += b.isResident(0, i) ? 0 : 1;
@@ -1518,6 +1539,7 @@ public final class MigrationEngine implements AutoCloseable {
             region.counters().migrated(0, Trigger.FAULT, arrived);
             memoryCounters.migrated(0, Trigger.FAULT, arrived);
         }
+        return arrived;
     }
 
     /**

@@ -7,16 +7,25 @@ import jdk.jfr.Event;
 import jdk.jfr.Label;
 import jdk.jfr.Name;
 
-/** A host view or device launch that found pages elsewhere and had them brought over. */
+/**
+ * A host view or device launch that found pages elsewhere and had them brought over, or pages the
+ * userfaultfd fault service took home on its own (recorded when the engine next looks, under its
+ * locks: the service runs no Java code, so it cannot record anything itself).
+ */
 @Name("dev.hetmem.Fault")
 @Label("Fault")
 @Category({"hetmem"})
-@Description("Granules made resident for a host view or a device kernel")
+@Description("Granules made resident for a host view or a device kernel, or taken home by the userfaultfd service")
 public final class FaultEvent extends Event {
+    public static final String HOST_VIEW = "host view";
+    public static final String KERNEL = "kernel launch";
+    public static final String USERFAULTFD = "userfaultfd";
+
+    @Label("Path") @Description("host view, kernel launch, or userfaultfd") public String path;
     @Label("Node") public int node;
     @Label("Region") public int region;
     @Label("Offset") public long offset;
     @Label("Length") @DataAmount public long length;
-    @Label("Granules Faulted") public long faults;
+    @Label("Granules Faulted") @Description("for userfaultfd: runs of contiguous pages taken") public long faults;
     @Label("Pages Migrated") public long pagesMigrated;
 }
