@@ -90,6 +90,7 @@
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
 
+#define MADV_COLLAPSE_ 25 /* MADV_COLLAPSE, Linux 6.1: older headers lack it, older kernels refuse it */
 #define PAGE 4096ULL
 #define ALIGN (2ULL << 20)
 /* the zero buffer UFFDIO_COPY fills zeroed pages from: never written, so it costs no memory */
@@ -696,8 +697,11 @@ void hm_service_counters(struct hm_service *s, uint64_t *out) {
 /* ---- regions ------------------------------------------------------------------------------------ */
 
 /*
- * A private anonymous mapping of length bytes on a 2 MiB boundary, or 0. Small pages only: the
- * service fills and zaps single pages, and a huge page would be split at the first of those.
+ * A private anonymous mapping of length bytes on a 2 MiB boundary, or 0. Faults never give it a
+ * huge page (a missing page always goes to the service, which installs small ones), but hm_populate
+ * collapses whole blocks it filled, and khugepaged may too: the kernel never collapses a block of a
+ * userfaultfd-registered mapping that has a missing or write-protected page, so no page the state
+ * word calls AWAY can be filled behind the service's back.
  */
 static uint64_t map_view(uint64_t length) {
     uint64_t ask = length + ALIGN;
@@ -718,7 +722,6 @@ static uint64_t map_view(uint64_t length) {
     if (tail) {
         munmap((void *) (aligned + length), tail);
     }
-    madvise((void *) aligned, length, MADV_NOHUGEPAGE);
     return aligned;
 }
 
@@ -973,6 +976,57 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
     }
     rc = rc ? rc : e;
     unlock_range(r, first, count, old);
+    return rc;
+}
+
+/*
+ * Gives the host pages of [first, first+count) that read as zeros and are not mapped (HOST, held,
+ * missing) a zeroed writable page each, in calls of up to 2 MiB: what a writer about to fill them
+ * (the loader) would otherwise get one fault at a time. Other pages are left as they are.
+ * Returns 0 or -errno.
+ */
+int hm_populate(struct hm_region *r, uint64_t first, uint64_t count) {
+    if (first > r->pages || count > r->pages - first) {
+        return -EINVAL;
+    }
+    int rc = 0;
+    for (uint64_t at = first; at < first + count && rc == 0; at += 512) {
+        uint64_t n = first + count - at < 512 ? first + count - at : 512;
+        uint64_t old[512];
+        lock_range(r, at, n, old);
+        uint64_t i = 0;
+        while (i < n && rc == 0) {
+            uint64_t want = ST_KIND | ST_HELD | ST_MAPPED | ST_RO;
+            if ((old[i] & want) != (K_HOST | ST_HELD)) {
+                i++;
+                continue;
+            }
+            uint64_t j = i + 1;
+            while (j < n && (old[j] & want) == (K_HOST | ST_HELD)) {
+                j++;
+            }
+            int skipped = 0;
+            rc = install(r, at + i, j - i, H_ZERO_WRITE, NULL, &skipped);
+            if (rc == 0) {
+                for (uint64_t k = i; k < j; k++) {
+                    old[k] |= ST_MAPPED;
+                }
+            }
+            i = j;
+        }
+        if (rc == 0 && n == 512 && at % 512 == 0) {
+            /* a whole block of writable host pages: one huge page, so that a direct read into it is
+               one block-layer segment per 2 MiB rather than one per 4 KiB (best effort) */
+            int whole = 1;
+            for (uint64_t k = 0; k < n && whole; k++) {
+                whole = (old[k] & (ST_KIND | ST_HELD | ST_MAPPED | ST_RO)) == (K_HOST | ST_HELD | ST_MAPPED);
+            }
+            if (whole) {
+                madvise((void *) (r->view + at * PAGE), ALIGN, MADV_COLLAPSE_);
+            }
+        }
+        unlock_range(r, at, n, old);
+    }
     return rc;
 }
 

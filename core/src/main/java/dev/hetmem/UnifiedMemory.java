@@ -8,7 +8,9 @@ import dev.hetmem.fault.FaultService;
 import dev.hetmem.fault.HostMirror;
 import dev.hetmem.host.HostMapping;
 import dev.hetmem.host.HostReleasePolicy;
+import dev.hetmem.host.Libc;
 import dev.hetmem.io.FileLoader;
+import dev.hetmem.io.HostPopulator;
 import dev.hetmem.io.LoadOptions;
 import dev.hetmem.io.LoadResult;
 import dev.hetmem.io.LoadTarget;
@@ -521,6 +523,22 @@ public final class UnifiedMemory implements AutoCloseable {
         @Override
         public boolean isDevice(int node) {
             return node > 0;
+        }
+
+        @Override
+        public HostPopulator hostPopulator(Region region) {
+            RegionState s = region.state();
+            HostMirror mirror = s.mirror();
+            if (mirror != null) {
+                // a userfaultfd view: the service installs zeroed pages in bulk, not one fault each
+                return (offset, bytes) -> {
+                    long first = offset >>> Block.PAGE_SHIFT;
+                    mirror.populate(first, Math.min(s.pages(), Math.ceilDiv(offset + bytes, Block.PAGE_BYTES)) - first);
+                    return true;
+                };
+            }
+            long base = s.host().base();
+            return (offset, bytes) -> Libc.tryMadvise(base + offset, bytes, Libc.MADV_POPULATE_WRITE) == 0;
         }
     };
 

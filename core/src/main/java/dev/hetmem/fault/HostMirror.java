@@ -2,6 +2,7 @@ package dev.hetmem.fault;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
@@ -87,13 +88,7 @@ public final class HostMirror implements AutoCloseable {
      * readable, and a write from now on faults (the service then gives the page back to the host).
      */
     public void leave(long first, long count) {
-        int rc;
-        try {
-            rc = (int) lib.leave.invokeExact(handle, first, count);
-        } catch (Throwable t) {
-            throw FaultService.rethrow(t);
-        }
-        check("leave", rc, first, count);
+        onRange("leave", lib.leave, first, count);
     }
 
     /**
@@ -108,6 +103,26 @@ public final class HostMirror implements AutoCloseable {
         } catch (Throwable t) {
             throw FaultService.rethrow(t);
         }
+    }
+
+    /**
+     * Gives the host-held pages of [first, first+count) that read as zeros and are not mapped a
+     * zeroed writable page each, in bulk: for a writer about to fill them all (the loader), which
+     * would otherwise take one fault per granule.
+     */
+    public void populate(long first, long count) {
+        onRange("populate", lib.populate, first, count);
+    }
+
+    /** One downcall {@code int f(region, first, count)}, its failure thrown with what it was. */
+    private void onRange(String what, MethodHandle f, long first, long count) {
+        int rc;
+        try {
+            rc = (int) f.invokeExact(handle, first, count);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+        check(what, rc, first, count);
     }
 
     /** Makes pages [first, first+count) (at most 512) look as {@code want} says from the host. */

@@ -108,9 +108,9 @@ public final class FileLoader {
             long base = view.segment().address();
             out = switch (o.scheme()) {
                 case MMAP -> copyMapped(path, view.segment(), size, o.progress());
-                case BUFFERED -> readStreams(path, base, size, 1, o, false, false);
-                case DIRECT -> readStreams(path, base, size, 1, o, true, false);
-                case OVERLAPPED -> readStreams(path, base, size, o.threads(), o, true, true);
+                case BUFFERED -> readStreams(path, base, size, 1, o, false, null);
+                case DIRECT -> readStreams(path, base, size, 1, o, true, null);
+                case OVERLAPPED -> readStreams(path, base, size, o.threads(), o, true, target.hostPopulator(region));
             };
         }
         if (node != 0) {
@@ -137,11 +137,11 @@ public final class FileLoader {
     }
 
     /**
-     * {@code streams} threads read chunks in turn straight into host memory at {@code base}; with
-     * {@code populateAhead} as many more fault the pages in ahead of them.
+     * {@code streams} threads read chunks in turn straight into host memory at {@code base}; given a
+     * {@code populator}, as many more fault the pages in ahead of them.
      */
     private static Outcome readStreams(Path path, long base, long size, int streams, LoadOptions o, boolean direct,
-                                       boolean populateAhead) throws IOException {
+                                       HostPopulator populator) throws IOException {
         Opened f = open(path, direct);
         try {
             long chunk = o.chunkBytes();
@@ -150,8 +150,8 @@ public final class FileLoader {
             AtomicLong done = new AtomicLong();
             AtomicReference<Throwable> failure = new AtomicReference<>();
             List<Thread> threads = new ArrayList<>();
-            PopulateAhead ahead = populateAhead
-                    ? new PopulateAhead(base, roundUp(size), chunk, streams, () -> failure.get() != null, threads)
+            PopulateAhead ahead = populator != null
+                    ? new PopulateAhead(populator, roundUp(size), chunk, streams, () -> failure.get() != null, threads)
                     : null;
             Runnable reader = () -> {
                 try {

@@ -16,4 +16,7 @@ public interface LoadTarget {
     void prefetch(Region region, int node);
 
     boolean isDevice(int node);
+
+    /** How pages of {@code region}'s host side are populated ahead of a loader's reads. */
+    HostPopulator hostPopulator(Region region);
 }

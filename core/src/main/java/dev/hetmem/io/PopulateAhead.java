@@ -1,14 +1,12 @@
 package dev.hetmem.io;
 
-import dev.hetmem.host.Libc;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 
 /**
- * Threads that fault a host load's destination pages in (MADV_POPULATE_WRITE) ahead of the readers,
+ * Threads that fault a host load's destination pages in ({@link HostPopulator}) ahead of the readers,
  * so that page allocation overlaps the I/O (seed 003's T(first gather) + max(T(allocation), T(I/O))).
  *
  * <p>Several populators, because a fresh page can cost far more than its zeroing: on a virtual machine
@@ -22,7 +20,7 @@ import java.util.function.BooleanSupplier;
  * monitor is a leaf, nothing is taken while holding it.
  */
 final class PopulateAhead {
-    private final long base;
+    private final HostPopulator populator;
     private final long chunk;
     private final long chunks;
     private final long end;
@@ -37,11 +35,12 @@ final class PopulateAhead {
     private volatile boolean unsupported;
 
     /**
-     * Populates [base, base + end) in chunks of {@code chunk} bytes with {@code threads} threads, which
-     * are added to {@code started}. Stops early once {@code failed} says the load failed.
+     * Populates [0, end) of a region's host side in chunks of {@code chunk} bytes with {@code threads}
+     * threads, which are added to {@code started}. Stops early once {@code failed} says the load failed.
      */
-    PopulateAhead(long base, long end, long chunk, int threads, BooleanSupplier failed, List<Thread> started) {
-        this.base = base;
+    PopulateAhead(HostPopulator populator, long end, long chunk, int threads, BooleanSupplier failed,
+                  List<Thread> started) {
+        this.populator = populator;
         this.chunk = chunk;
         this.end = end;
         this.chunks = Math.ceilDiv(end, chunk);
@@ -65,7 +64,7 @@ final class PopulateAhead {
         try {
             for (long c = stripe; c < chunks && !failed.getAsBoolean() && !unsupported; c += n) {
                 long off = c * chunk;
-                if (Libc.tryMadvise(base + off, Math.min(chunk, end - off), Libc.MADV_POPULATE_WRITE) != 0) {
+                if (!populator.populate(off, Math.min(chunk, end - off))) {
                     unsupported = true;
                     break;
                 }
