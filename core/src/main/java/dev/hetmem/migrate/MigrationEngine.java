@@ -1168,6 +1168,9 @@ public final class MigrationEngine implements AutoCloseable {
             if (target != 0 && r.frames != null) {
                 r.block.setFrames(target, r.first, r.frames, r.count);
             }
+            // the host's view lets go (its readers fault from now on) before a device may write:
+            // never a writer on one node while another still maps the page
+            syncMirror(region, r.block, r.first, r.first + r.count);
             if (target != 0) {
                 DeviceDriver driver = device(target).driver();
                 if (r.action == Run.COLLAPSE) {
@@ -1193,7 +1196,6 @@ public final class MigrationEngine implements AutoCloseable {
                     }
                 }
             }
-            syncMirror(region, r.block, r.first, r.first + r.count);
             if (r.action == Run.MOVE || r.action == Run.LOAD) {
                 region.counters().migrated(target, trigger, r.count);
                 memoryCounters.migrated(target, trigger, r.count);
