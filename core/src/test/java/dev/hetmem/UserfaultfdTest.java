@@ -202,6 +202,84 @@ class UserfaultfdTest {
         }
     }
 
+    /** An emulated device whose copies to the device wait at a latch: a migration held half-way. */
+    private static final class HeldCopies implements dev.hetmem.driver.DeviceDriver {
+        final EmulatedDevice inner = MemoryFixture.emulated(64 * MiB);
+        final CountDownLatch copying = new CountDownLatch(1);
+        final CountDownLatch release = new CountDownLatch(1);
+        volatile boolean hold;
+
+        public String kind() { return inner.kind(); }
+        public String name() { return "held0"; }
+        public long memoryBytes() { return inner.memoryBytes(); }
+        public void attach(dev.hetmem.driver.DeviceContext c) { inner.attach(c); }
+        public long hostAddress(int frame) { return inner.hostAddress(frame); }
+        public void map(long va, int frame, int pages, boolean w) { inner.map(va, frame, pages, w); }
+        public void unmap(long va, long pages) { inner.unmap(va, pages); }
+        public void protect(long va, long pages, boolean w) { inner.protect(va, pages, w); }
+        public void invalidate(dev.hetmem.driver.VaRanges ranges) { inner.invalidate(ranges); }
+        public int probe(long va) { return inner.probe(va); }
+        public long probeFrame(long va) { return inner.probeFrame(va); }
+        public void execute(dev.hetmem.driver.DeviceKernel k, long n, List<dev.hetmem.driver.KernelBinding> a) {
+            inner.execute(k, n, a);
+        }
+        public void close() { inner.close(); }
+
+        public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) {
+            if (hold && b.op(from) == dev.hetmem.driver.CopyBatch.TO_DEVICE) {
+                copying.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+            inner.copy(b, from, to);
+        }
+    }
+
+    @Test
+    void pagesBeingCopiedOffTheHostStayReadableAndAWriteTakesItsPageBack() throws Exception {
+        HeldCopies device = new HeldCopies();
+        mem = UnifiedMemory.builder().copyThreads(1).granularity(PAGE).hostFaults(HostFaultMode.USERFAULTFD)
+                .device(device).build();
+        Region r = mem.allocate(MiB);
+        HostMirror m = r.state().mirror();
+        MemorySegment s = r.segment();
+        fill(s, 0, r.size(), 14);
+        assertEquals(List.of(), mem.verify());
+        device.hold = true;
+        AtomicReference<Throwable> failed = new AtomicReference<>();
+        Thread mover = Thread.ofPlatform().start(() -> {
+            try {
+                mem.advise(r, 0, r.size(), new Advice.Prefetch(1));
+            } catch (Throwable e) {
+                failed.set(e);
+            }
+        });
+        device.copying.await();
+        // the copy to the device is under way: every page is write-protected, and reading costs nothing
+        assertView(m, 0, 256, HostMirror.VIEW_MAPPED | HostMirror.VIEW_WRITE_PROTECTED, "being copied off the host");
+        long faults = mem.faultServiceCounters().faults() + mem.faultServiceCounters().writeFaults();
+        assertEquals(0, mismatches(s, 0, r.size(), 14));
+        assertEquals(faults, mem.faultServiceCounters().faults() + mem.faultServiceCounters().writeFaults(),
+                "reads of pages being copied out took no fault");
+        s.set(JAVA_LONG, 9 * PAGE, -1L);   // a write faults and takes its page back
+        assertEquals(faults + 1, mem.faultServiceCounters().writeFaults() + mem.faultServiceCounters().faults());
+        device.release.countDown();
+        mover.join(30_000);
+        assertEquals(null, failed.get());
+        assertEquals(List.of(), mem.verify());
+        PageSnapshot where = r.snapshot(0, r.size());
+        assertEquals(1, where.countOn(0), "the written page stayed home");
+        assertEquals(255, where.countOn(1), "the rest moved");
+        assertView(m, 9, 10, HostMirror.VIEW_MAPPED, "the host's, writable");
+        assertView(m, 10, 256, 0, "gone to the device");
+        assertEquals(-1L, s.get(JAVA_LONG, 9 * PAGE));
+        s.set(JAVA_LONG, 9 * PAGE, value(14, (9 * PAGE) >>> 3));
+        assertEquals(0, mismatches(s, 0, r.size(), 14));
+    }
+
     @Test
     void hostViewsAndTheWholeRegionSegmentSeeTheSameBytes() {
         mem = uffdMemory(PAGE, MemoryFixture.emulated(64 * MiB));
