@@ -203,28 +203,21 @@ class UserfaultfdTest {
     }
 
     /** An emulated device whose copies to the device wait at a latch: a migration held half-way. */
-    private static final class HeldCopies implements dev.hetmem.driver.DeviceDriver {
-        final EmulatedDevice inner = MemoryFixture.emulated(64 * MiB);
+    private static final class HeldCopies extends WrappedDevice {
         final CountDownLatch copying = new CountDownLatch(1);
         final CountDownLatch release = new CountDownLatch(1);
         volatile boolean hold;
 
-        public String kind() { return inner.kind(); }
-        public String name() { return "held0"; }
-        public long memoryBytes() { return inner.memoryBytes(); }
-        public void attach(dev.hetmem.driver.DeviceContext c) { inner.attach(c); }
-        public long hostAddress(int frame) { return inner.hostAddress(frame); }
-        public void map(long va, int frame, int pages, boolean w) { inner.map(va, frame, pages, w); }
-        public void unmap(long va, long pages) { inner.unmap(va, pages); }
-        public void protect(long va, long pages, boolean w) { inner.protect(va, pages, w); }
-        public void invalidate(dev.hetmem.driver.VaRanges ranges) { inner.invalidate(ranges); }
-        public int probe(long va) { return inner.probe(va); }
-        public long probeFrame(long va) { return inner.probeFrame(va); }
-        public void execute(dev.hetmem.driver.DeviceKernel k, long n, List<dev.hetmem.driver.KernelBinding> a) {
-            inner.execute(k, n, a);
+        HeldCopies() {
+            super("held0", 64 * MiB);
         }
-        public void close() { inner.close(); }
 
+        @Override
+        public long hostAddress(int frame) {
+            return inner.hostAddress(frame);
+        }
+
+        @Override
         public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) {
             if (hold && b.op(from) == dev.hetmem.driver.CopyBatch.TO_DEVICE) {
                 copying.countDown();
@@ -234,7 +227,7 @@ class UserfaultfdTest {
                     throw new IllegalStateException(e);
                 }
             }
-            inner.copy(b, from, to);
+            super.copy(b, from, to);
         }
     }
 
@@ -515,24 +508,7 @@ class UserfaultfdTest {
 
     @Test
     void theModeNeedsDevicesWhoseMemoryTheHostCanRead() {
-        var d = new dev.hetmem.driver.DeviceDriver() {
-            final EmulatedDevice inner = MemoryFixture.emulated(4 * MiB);
-            public String kind() { return "opaque"; }
-            public String name() { return "opaque0"; }
-            public long memoryBytes() { return inner.memoryBytes(); }
-            public void attach(dev.hetmem.driver.DeviceContext c) { inner.attach(c); }
-            public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) { inner.copy(b, from, to); }
-            public void map(long va, int frame, int pages, boolean w) { inner.map(va, frame, pages, w); }
-            public void unmap(long va, long pages) { inner.unmap(va, pages); }
-            public void protect(long va, long pages, boolean w) { inner.protect(va, pages, w); }
-            public void invalidate(dev.hetmem.driver.VaRanges ranges) { inner.invalidate(ranges); }
-            public int probe(long va) { return inner.probe(va); }
-            public long probeFrame(long va) { return inner.probeFrame(va); }
-            public void execute(dev.hetmem.driver.DeviceKernel k, long n, List<dev.hetmem.driver.KernelBinding> a) {
-                inner.execute(k, n, a);
-            }
-            public void close() { inner.close(); }
-        };
+        var d = new WrappedDevice("opaque0", 4 * MiB);   // frames the host cannot read
         var e = assertThrows(UserfaultfdUnavailableException.class,
                 () -> UnifiedMemory.builder().device(d).hostFaults(HostFaultMode.USERFAULTFD).build());
         assertTrue(e.getMessage().contains("opaque0"), e.getMessage());
