@@ -159,6 +159,7 @@ struct hm_service {
     pthread_t thread;
     pthread_mutex_t lock; /* guards regions[]; see the argument above */
     struct hm_region *regions[MAX_REGIONS];
+    int slots; /* regions[] beyond this are all empty: what a fault's lookup scans */
     const char *zeros;
     uint64_t counters[C_COUNT];
 };
@@ -359,7 +360,7 @@ static int install(struct hm_region *r, uint64_t first, uint64_t count, int how,
 /* ---- the service ----------------------------------------------------------------------------- */
 
 static struct hm_region *region_of(struct hm_service *s, uint64_t addr) {
-    for (int i = 0; i < MAX_REGIONS; i++) {
+    for (int i = 0; i < s->slots; i++) {
         struct hm_region *r = s->regions[i];
         if (r && addr >= r->view && addr < r->view + r->length) {
             return r;
@@ -782,6 +783,7 @@ struct hm_region *hm_region_create(struct hm_service *s, uint64_t length, uint32
     }
     if (slot >= 0) {
         s->regions[slot] = r;
+        s->slots = slot + 1 > s->slots ? slot + 1 : s->slots;
     }
     pthread_mutex_unlock(&s->lock);
     if (slot < 0) {
@@ -823,6 +825,9 @@ void hm_region_destroy(struct hm_region *r) {
         if (s->regions[i] == r) {
             s->regions[i] = NULL;
         }
+    }
+    while (s->slots > 0 && s->regions[s->slots - 1] == NULL) {
+        s->slots--;
     }
     struct uffdio_range range = {r->view, r->length};
     ioctl(s->uffd, UFFDIO_UNREGISTER, &range);
