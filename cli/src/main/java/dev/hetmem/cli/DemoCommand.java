@@ -1,6 +1,7 @@
 package dev.hetmem.cli;
 
 import dev.hetmem.Access;
+import dev.hetmem.HostFaultMode;
 import dev.hetmem.HostView;
 import dev.hetmem.KernelArg;
 import dev.hetmem.LaunchResult;
@@ -9,6 +10,7 @@ import dev.hetmem.Region;
 import dev.hetmem.Stats;
 import dev.hetmem.Trigger;
 import dev.hetmem.UnifiedMemory;
+import dev.hetmem.UserfaultfdUnavailableException;
 import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
 import dev.hetmem.device.opencl.OpenClDevice;
@@ -30,7 +32,8 @@ import java.util.SplittableRandom;
  * {@code hetmem demo}: seed 004's example. With HMM, {@code mul_mat_on_gpu(r, a, b, m)} is just
  * the kernel call: a and b are written by Java, r is read by Java, and no copy is written by the
  * user. The memory manager faults a and b onto the device when the kernel starts, populates r
- * there, and faults r home when Java reads it.
+ * there, and faults r home when Java reads it: through host views by default, or with
+ * {@code --host-faults userfaultfd} through plain loads and stores on each region's segment.
  */
 final class DemoCommand {
     private DemoCommand() {}
@@ -121,13 +124,20 @@ final class DemoCommand {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json"), Set.of("size", "device"));
+        Args args = new Args(argv, Set.of("json"), Set.of("size", "device", "host-faults"));
         long mLong = args.longValue("size", 512);
         if (mLong < 1 || mLong > 4096) {
             throw new Args.UsageException("--size " + mLong + " must be in [1, 4096]");
         }
         int m = (int) mLong;
         String deviceKind = args.value("device", "emulated");
+        String hostFaults = args.value("host-faults", "views");
+        HostFaultMode mode = switch (hostFaults) {
+            case "views" -> HostFaultMode.HOST_VIEWS;
+            case "userfaultfd" -> HostFaultMode.USERFAULTFD;
+            default -> throw new Args.UsageException("--host-faults " + hostFaults + " must be views or userfaultfd");
+        };
+        boolean transparent = mode == HostFaultMode.USERFAULTFD;
         boolean json = args.flag("json");
         long bytes = 4L * m * m;
         long t0 = System.nanoTime();
@@ -136,7 +146,7 @@ final class DemoCommand {
                 case "opencl" -> opencl();
                 default -> throw new Args.UsageException("--device " + deviceKind + " must be emulated or opencl");
              };
-             UnifiedMemory mem = UnifiedMemory.builder().device(device.driver()).build()) {
+             UnifiedMemory mem = memory(device.driver(), mode)) {
             Region a = mem.allocate(bytes);
             Region b = mem.allocate(bytes);
             Region r = mem.allocate(bytes);
@@ -148,9 +158,14 @@ final class DemoCommand {
                 hb[i] = (float) rnd.nextDouble(-1, 1);
             }
             // Java writes a and b in place: plain host memory
-            try (HostView va = a.host(0, bytes, Access.WRITE); HostView vb = b.host(0, bytes, Access.WRITE)) {
-                MemorySegment.copy(ha, 0, va.segment(), ValueLayout.JAVA_FLOAT, 0, m * m);
-                MemorySegment.copy(hb, 0, vb.segment(), ValueLayout.JAVA_FLOAT, 0, m * m);
+            if (transparent) {
+                MemorySegment.copy(ha, 0, a.segment(), ValueLayout.JAVA_FLOAT, 0, m * m);
+                MemorySegment.copy(hb, 0, b.segment(), ValueLayout.JAVA_FLOAT, 0, m * m);
+            } else {
+                try (HostView va = a.host(0, bytes, Access.WRITE); HostView vb = b.host(0, bytes, Access.WRITE)) {
+                    MemorySegment.copy(ha, 0, va.segment(), ValueLayout.JAVA_FLOAT, 0, m * m);
+                    MemorySegment.copy(hb, 0, vb.segment(), ValueLayout.JAVA_FLOAT, 0, m * m);
+                }
             }
             Stats before = mem.stats();
             // the whole of mul_mat_on_gpu(r, a, b, m):
@@ -160,8 +175,12 @@ final class DemoCommand {
             // Java reads r in place: its pages fault home
             float[] hr = new float[m * m];
             long tr0 = System.nanoTime();
-            try (HostView vr = r.host(0, bytes, Access.READ)) {
-                MemorySegment.copy(vr.segment(), ValueLayout.JAVA_FLOAT, 0, hr, 0, m * m);
+            if (transparent) {
+                MemorySegment.copy(r.segment(), ValueLayout.JAVA_FLOAT, 0, hr, 0, m * m);
+            } else {
+                try (HostView vr = r.host(0, bytes, Access.READ)) {
+                    MemorySegment.copy(vr.segment(), ValueLayout.JAVA_FLOAT, 0, hr, 0, m * m);
+                }
             }
             long readBackNanos = System.nanoTime() - tr0;
             float[] want = reference(ha, hb, m);
@@ -182,6 +201,7 @@ final class DemoCommand {
                 o.put("demo", "mulMat");
                 o.put("m", m);
                 o.put("device", mem.node(1).kind());
+                o.put("host_faults", hostFaults);
                 o.put("correct", ok);
                 o.put("max_abs_error", maxErr);
                 o.put("device_faults", launch.faults());
@@ -199,6 +219,8 @@ final class DemoCommand {
                 out.printf("mulMat(r, a, b, m=%d) on node 1 (%s): %s%n", m, mem.node(1).name(),
                         ok ? "result matches the CPU" : wrong + " elements WRONG");
                 out.printf("  the program wrote a and b from Java, launched the kernel, read r from Java: no copies%n");
+                out.printf("  host access                         : %s%n", transparent
+                        ? "plain loads and stores on region.segment() (userfaultfd faults)" : "host views");
                 out.printf("  device faults before the kernel ran : %d granule(s); %d pages (%s) moved to the device%n",
                         launch.faults(), launch.pagesMigrated(), mib(launch.bytesMigrated()));
                 out.printf("  r after the kernel                  : %d of %d pages on the device (populated there)%n",
@@ -213,6 +235,14 @@ final class DemoCommand {
                 out.print(st.format());
             }
             return ok ? 0 : 1;
+        }
+    }
+
+    private static UnifiedMemory memory(DeviceDriver driver, HostFaultMode mode) {
+        try {
+            return UnifiedMemory.builder().device(driver).hostFaults(mode).build();
+        } catch (UserfaultfdUnavailableException e) {
+            throw new Args.UsageException("--host-faults userfaultfd: " + e.getMessage());
         }
     }
 

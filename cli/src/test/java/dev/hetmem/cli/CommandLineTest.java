@@ -68,6 +68,30 @@ class CommandLineTest {
         assertTrue(r.out().contains("\"host_faults_reading_r\":1"), r.out());
     }
 
+    @Test
+    void demoWithUserfaultfdReadsAndWritesThroughPlainLoadsAndStores() {
+        boolean uffd = dev.hetmem.fault.FaultService.unavailableReason().isEmpty();
+        if ("true".equals(System.getenv("CI"))) {
+            assertTrue(uffd, "CI must run the userfaultfd demo: " + dev.hetmem.fault.FaultService.unavailableReason());
+        }
+        if (!uffd) {
+            Result refused = run("demo", "--host-faults", "userfaultfd", "--size", "32");
+            assertEquals(2, refused.code(), refused.err());
+            assertTrue(refused.err().contains("--host-faults userfaultfd: userfaultfd host faults unavailable"), refused.err());
+            return;
+        }
+        Result r = run("demo", "--host-faults", "userfaultfd", "--size", "96", "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().contains("\"host_faults\":\"userfaultfd\""), r.out());
+        assertTrue(r.out().contains("\"correct\":true"), r.out());
+        assertTrue(r.out().contains("\"device_faults\":3"), "a, b and r each faulted once: " + r.out());
+        assertTrue(r.out().contains("\"host_faults_reading_r\":1,"), "r came home in one fault: " + r.out());
+        Result bad = run("demo", "--host-faults", "sometimes");
+        assertEquals(2, bad.code());
+        assertTrue(bad.err().contains("--host-faults sometimes must be views or userfaultfd"), bad.err());
+    }
+
     /** OpenCL commands need a platform: CI installs PoCL and must run them; elsewhere they skip without one. */
     private static void needsOpenCl() {
         String why = dev.hetmem.device.opencl.OpenClPlatforms.unavailableReason();

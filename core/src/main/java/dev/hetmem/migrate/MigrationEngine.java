@@ -1530,7 +1530,10 @@ public final class MigrationEngine implements AutoCloseable {
     private int takeHome(RegionState region, Block b, int p, int q, VaRanges[] ranges) {
         int arrived = 0;
         for (int i = p; i < q; i++) {
-            arrived += b.isResident(0, i) ? 0 : 1;
+            // data came from a device only where a device held the page and the host did not;
+            // a first touch of a page nobody held moved nothing
+            int holders = b.residentMask(i);
+            arrived += (holders & 1) == 0 && holders != 0 ? 1 : 0;
         }
         for (int n = 1; n < nodes.length; n++) {
             dropDeviceCopies(region, b, n, p, q, ranges);
