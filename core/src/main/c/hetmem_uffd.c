@@ -215,6 +215,14 @@ static inline uint64_t steal(struct hm_region *r, uint64_t page, uint64_t v, uin
     return nv | ST_STOLEN;
 }
 
+/*
+ * The word of a page the host now holds alone, writable, taken on the service's own account (a
+ * fault brought it home, or a write took it back from a migration); mapped: ST_MAPPED or 0.
+ */
+static inline uint64_t host_takes(struct hm_region *r, uint64_t page, uint64_t v, uint64_t mapped) {
+    return steal(r, page, v, (v & (ST_BUSY | ST_LOCK)) | K_HOST | ST_HELD | mapped);
+}
+
 /* ---- the view's mappings (callers hold the pages' locks) ------------------------------------ */
 
 static void wake(struct hm_service *s, uint64_t addr) {
@@ -392,7 +400,7 @@ static int plan_page(struct hm_region *r, uint64_t p, uint64_t fp, int write, ui
             return -1;
         }
         /* pages coming from elsewhere come home writable: the host becomes their only holder */
-        *nv = steal(r, p, v, (v & (ST_BUSY | ST_LOCK)) | K_HOST | ST_HELD | ST_MAPPED);
+        *nv = host_takes(r, p, v, ST_MAPPED);
         return H_COPY;
     }
     if (kind == K_LEAVING) {
@@ -401,7 +409,7 @@ static int plan_page(struct hm_region *r, uint64_t p, uint64_t fp, int write, ui
         }
         if (write) {
             /* a write takes the page back: the copy being made off the host is dropped */
-            *nv = steal(r, p, v, (v & (ST_BUSY | ST_LOCK)) | K_HOST | ST_HELD | ST_MAPPED);
+            *nv = host_takes(r, p, v, ST_MAPPED);
             return H_ZERO_WRITE;
         }
         *nv = v | ST_MAPPED;
@@ -501,7 +509,7 @@ static void resolve_write(struct hm_region *r, uint64_t fp) {
         return;
     }
     if (!r->dead && kind == K_LEAVING) {
-        v = steal(r, fp, v, (v & (ST_BUSY | ST_LOCK | ST_MAPPED)) | K_HOST | ST_HELD);
+        v = host_takes(r, fp, v, v & ST_MAPPED);
     } else if (!r->dead && (v & ST_RO)) {
         v = steal(r, fp, v, v & ~ST_RO);
     }

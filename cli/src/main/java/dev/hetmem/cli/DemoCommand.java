@@ -158,14 +158,9 @@ final class DemoCommand {
                 hb[i] = (float) rnd.nextDouble(-1, 1);
             }
             // Java writes a and b in place: plain host memory
-            if (transparent) {
-                MemorySegment.copy(ha, 0, a.segment(), ValueLayout.JAVA_FLOAT, 0, m * m);
-                MemorySegment.copy(hb, 0, b.segment(), ValueLayout.JAVA_FLOAT, 0, m * m);
-            } else {
-                try (HostView va = a.host(0, bytes, Access.WRITE); HostView vb = b.host(0, bytes, Access.WRITE)) {
-                    MemorySegment.copy(ha, 0, va.segment(), ValueLayout.JAVA_FLOAT, 0, m * m);
-                    MemorySegment.copy(hb, 0, vb.segment(), ValueLayout.JAVA_FLOAT, 0, m * m);
-                }
+            try (HostView va = view(a, Access.WRITE, transparent); HostView vb = view(b, Access.WRITE, transparent)) {
+                MemorySegment.copy(ha, 0, segment(a, va), ValueLayout.JAVA_FLOAT, 0, m * m);
+                MemorySegment.copy(hb, 0, segment(b, vb), ValueLayout.JAVA_FLOAT, 0, m * m);
             }
             Stats before = mem.stats();
             // the whole of mul_mat_on_gpu(r, a, b, m):
@@ -175,12 +170,8 @@ final class DemoCommand {
             // Java reads r in place: its pages fault home
             float[] hr = new float[m * m];
             long tr0 = System.nanoTime();
-            if (transparent) {
-                MemorySegment.copy(r.segment(), ValueLayout.JAVA_FLOAT, 0, hr, 0, m * m);
-            } else {
-                try (HostView vr = r.host(0, bytes, Access.READ)) {
-                    MemorySegment.copy(vr.segment(), ValueLayout.JAVA_FLOAT, 0, hr, 0, m * m);
-                }
+            try (HostView vr = view(r, Access.READ, transparent)) {
+                MemorySegment.copy(segment(r, vr), ValueLayout.JAVA_FLOAT, 0, hr, 0, m * m);
             }
             long readBackNanos = System.nanoTime() - tr0;
             float[] want = reference(ha, hb, m);
@@ -236,6 +227,15 @@ final class DemoCommand {
             }
             return ok ? 0 : 1;
         }
+    }
+
+    /** A host view of the whole region, or none where plain loads and stores work (userfaultfd). */
+    private static HostView view(Region r, Access access, boolean transparent) {
+        return transparent ? null : r.host(0, r.size(), access);
+    }
+
+    private static MemorySegment segment(Region r, HostView view) {
+        return view == null ? r.segment() : view.segment();
     }
 
     private static UnifiedMemory memory(DeviceDriver driver, HostFaultMode mode) {
