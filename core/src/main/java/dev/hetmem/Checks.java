@@ -25,4 +25,13 @@ final class Checks {
         }
         return bytes;
     }
+
+    /** A duration setting between 1 ms and 1 hour, or an exception naming the setting and the value. */
+    static java.time.Duration millisToHour(String what, java.time.Duration d) {
+        java.util.Objects.requireNonNull(d, what);
+        if (d.toMillis() < 1 || d.toHours() > 1) {
+            throw new IllegalArgumentException(what + " " + d + " outside [1 ms, 1 h]");
+        }
+        return d;
+    }
 }

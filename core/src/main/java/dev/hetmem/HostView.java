@@ -1,5 +1,6 @@
 package dev.hetmem;
 
+import dev.hetmem.internal.Lifecycle;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
 
@@ -12,13 +13,14 @@ import java.lang.foreign.MemorySegment;
  * valid until {@link #close()} and only in the thread that opened the view; after close any
  * access through it throws instead of reaching memory that may have moved.
  */
-public final class HostView implements AutoCloseable {
+public final class HostView implements AutoCloseable, Lifecycle.View {
     private final RegionState region;
     private final Arena arena;
     private final MemorySegment segment;
     private final Pins.Pin pin;
     private final long offset;
     private final Access access;
+    private final Thread owner = Thread.currentThread();
     private boolean closed;
 
     HostView(RegionState region, long offset, long length, Access access, Pins.Pin pin) {
@@ -51,12 +53,35 @@ public final class HostView implements AutoCloseable {
 
     @Override
     public void close() {
-        if (closed) {
-            return;
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            arena.close();
+            closed = true;
         }
-        arena.close();
-        closed = true;
         region.unpin(pin);
-        region.lifecycle().closeView();
+        region.lifecycle().closeView(this);
+    }
+
+    /** The thread that opened the view: the only one that can use or close it. */
+    @Override
+    public Thread owner() {
+        return owner;
+    }
+
+    /**
+     * Its owner ended without closing it: nobody can reach the segment any more (it is confined to
+     * that thread), so the pin goes and the pages may move again.
+     */
+    @Override
+    public void abandon() {
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+        }
+        region.unpin(pin);
     }
 }

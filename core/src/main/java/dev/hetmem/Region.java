@@ -51,6 +51,7 @@ public final class Region {
      * view may be touched.
      */
     public long address() {
+        state.lifecycle().checkOpen();
         return state.mirror() != null ? state.mirror().viewAddress() : state.host().base();
     }
 
@@ -73,12 +74,14 @@ public final class Region {
     /** The granularity faults migrate at, for the page at {@code offset}. */
     public long granularity(long offset) {
         Checks.range(offset, 1, size(), this);
+        state.lifecycle().checkOpen();
         return state.attributes().at(offset >>> Block.PAGE_SHIFT).granuleBytes();
     }
 
     /** Whether the page at {@code offset} is read-only. */
     public Protection protection(long offset) {
         Checks.range(offset, 1, size(), this);
+        state.lifecycle().checkOpen();
         return state.attributes().at(offset >>> Block.PAGE_SHIFT).readOnly() ? Protection.READ_ONLY : Protection.READ_WRITE;
     }
 
@@ -100,7 +103,7 @@ public final class Region {
                         + " refused: page at offset " + (ro << Block.PAGE_SHIFT) + " is read-only");
             }
         }
-        state.lifecycle().openView();
+        state.lifecycle().enter();
         try {
             FaultEvent event = new FaultEvent();
             event.begin();
@@ -122,14 +125,15 @@ public final class Region {
             }
             Pins.Pin pin = out.pins().getFirst();
             try {
-                return new HostView(state, offset, length, access, pin);
+                HostView view = new HostView(state, offset, length, access, pin);
+                state.lifecycle().openView(view);
+                return view;
             } catch (RuntimeException | Error e) {
                 state.unpin(pin);
                 throw e;
             }
-        } catch (RuntimeException | Error e) {
-            state.lifecycle().closeView();
-            throw e;
+        } finally {
+            state.lifecycle().exit();
         }
     }
 
@@ -207,7 +211,9 @@ public final class Region {
                     for (long p = page; p < end; p++) {
                         int i = (int) (p & 511);
                         masks[(int) (p - from)] = b.residentMask(i);
-                        writers[(int) (p - from)] = (byte) b.writer(i);
+                        // a protected page has no writer, whatever the page table's write bit says
+                        // (protection is an attribute over the residency, not a residency change)
+                        writers[(int) (p - from)] = (byte) (state.attributes().at(p).readOnly() ? -1 : b.writer(i));
                     }
                 } finally {
                     b.lock.unlock();
@@ -242,7 +248,12 @@ public final class Region {
 
     /** Counters of this region alone. */
     public Stats stats() {
-        return memory.regionStats(state);
+        state.lifecycle().enter();
+        try {
+            return memory.regionStats(state);
+        } finally {
+            state.lifecycle().exit();
+        }
     }
 
     /**

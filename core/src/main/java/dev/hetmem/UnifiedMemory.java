@@ -65,6 +65,11 @@ public final class UnifiedMemory implements AutoCloseable {
     private final Map<Integer, Region> regions = new ConcurrentHashMap<>();
     private final AtomicInteger nextRegionId = new AtomicInteger(1);
     private final Lifecycle lifecycle = new Lifecycle("memory");
+    /** How long close() and free() wait for running operations before failing loudly. */
+    private final long closeTimeoutNanos;
+    /** Guards the teardown once every operation has drained: whoever gets it first tears down. */
+    private final Object teardown = new Object();
+    private boolean tornDown;
 
     private UnifiedMemory(Builder b) {
         int nodes = b.drivers.size() + 1;
@@ -84,13 +89,32 @@ public final class UnifiedMemory implements AutoCloseable {
         this.nodeInfos = List.copyOf(infos);
         this.counters = new Counters(nodes);
         this.residency = new ResidencyRegistry(nodes);
-        this.engine = new MigrationEngine(devices, b.copyThreads, b.mode, b.copyPath, counters, residency);
-        this.engine.thrashControl(b.thrashControl, b.thrashHold.toNanos());
         this.releasePolicy = b.releasePolicy;
         this.defaultGranularity = b.granularity;
-        this.faultService = b.hostFaults == HostFaultMode.USERFAULTFD ? openFaultService(b.drivers) : null;
-        for (int i = 1; i < nodes; i++) {
-            devices[i].driver().attach(new DeviceContext(i, this));
+        this.closeTimeoutNanos = b.closeTimeout.toNanos();
+        // a build that fails part-way gives back everything it took: devices attached so far,
+        // the copy threads, the fault service (its thread and descriptors)
+        List<DeviceContext> attached = new ArrayList<>();
+        MigrationEngine madeEngine = null;
+        try {
+            for (int i = 1; i < nodes; i++) {
+                DeviceContext c = new DeviceContext(i, this);
+                devices[i].driver().attach(c);
+                attached.add(c);
+            }
+            madeEngine = new MigrationEngine(devices, b.copyThreads, b.mode, b.copyPath, counters, residency);
+            madeEngine.thrashControl(b.thrashControl, b.thrashHold.toNanos());
+            this.engine = madeEngine;
+            this.faultService = b.hostFaults == HostFaultMode.USERFAULTFD ? openFaultService(b.drivers) : null;
+        } catch (RuntimeException | Error e) {
+            if (madeEngine != null) {
+                madeEngine.close();
+            }
+            for (DeviceContext c : attached) {
+                devices[c.node()].driver().detach(c);
+            }
+            background.shutdown();
+            throw e;
         }
     }
 
@@ -133,6 +157,17 @@ public final class UnifiedMemory implements AutoCloseable {
         private long granularity = DEFAULT_GRANULARITY;
         private boolean thrashControl = true;
         private HostFaultMode hostFaults = HostFaultMode.HOST_VIEWS;
+        private java.time.Duration closeTimeout = java.time.Duration.ofSeconds(60);
+
+        /**
+         * How long {@link UnifiedMemory#close()} and {@link Region#free()} wait for operations
+         * still running (kernels, migrations, loads) before they fail, naming the threads still
+         * inside and unmapping nothing (default 60 s; 1 ms to 1 hour).
+         */
+        public Builder closeTimeout(java.time.Duration timeout) {
+            this.closeTimeout = Checks.millisToHour("close timeout", timeout);
+            return this;
+        }
 
         /**
          * How host code reaches regions (default {@link HostFaultMode#HOST_VIEWS}). With
@@ -157,11 +192,7 @@ public final class UnifiedMemory implements AutoCloseable {
 
         /** How long a thrashing block stays home (default 200 ms; 1 ms to 1 hour). */
         public Builder thrashHold(java.time.Duration hold) {
-            Objects.requireNonNull(hold, "hold");
-            if (hold.toMillis() < 1 || hold.toHours() > 1) {
-                throw new IllegalArgumentException("thrash hold " + hold + " outside [1 ms, 1 h]");
-            }
-            this.thrashHold = hold;
+            this.thrashHold = Checks.millisToHour("thrash hold", hold);
             return this;
         }
 
@@ -313,7 +344,7 @@ public final class UnifiedMemory implements AutoCloseable {
             }
             int id = nextRegionId.getAndIncrement();
             RegionState state = new RegionState(id, bytes, host, nodeInfos.size(),
-                    Long.numberOfTrailingZeros(granularity), mirror);
+                    Long.numberOfTrailingZeros(granularity), mirror, lifecycle);
             state.table().listener(residency.listenerFor(state));
             Region r = new Region(this, state);
             regions.put(id, r);
@@ -325,8 +356,28 @@ public final class UnifiedMemory implements AutoCloseable {
 
     void free(Region region) {
         checkMine(region);
+        refuseInsideKernel("free()");
+        lifecycle.enter();
+        try {
+            freeRegion(region);
+        } finally {
+            lifecycle.exit();
+        }
+    }
+
+    /** Calls that wait for kernels would wait for themselves from a kernel's own thread. */
+    private void refuseInsideKernel(String call) {
+        for (int n = 1; n < devices.length; n++) {
+            if (devices[n].driver().runsKernelOnCurrentThread()) {
+                throw new IllegalStateException(call + " called from inside a kernel running on node " + n
+                        + " would wait for that kernel, and so for itself; call it after the launch returns");
+            }
+        }
+    }
+
+    private void freeRegion(Region region) {
         RegionState s = region.state();
-        if (!s.lifecycle().close()) {
+        if (!s.lifecycle().close(closeTimeoutNanos)) {
             throw new IllegalStateException(region + " is already freed");
         }
         try {
@@ -419,6 +470,7 @@ public final class UnifiedMemory implements AutoCloseable {
         Checks.range(offset, length, region.size(), region);
         checkNode(node);
         lifecycle.checkOpen();
+        region.state().lifecycle().checkOpen();
         return java.util.concurrent.CompletableFuture.supplyAsync(() -> {
             RegionState s = region.state();
             long from = offset >>> Block.PAGE_SHIFT;
@@ -445,7 +497,12 @@ public final class UnifiedMemory implements AutoCloseable {
         checkMine(region);
         checkNode(node);
         Objects.requireNonNull(offsets, "offsets");
+        if (length < 0 || length > region.size()) {
+            throw new IllegalArgumentException("prefetch length " + length + " outside [0, " + region.size()
+                    + "] (the size of " + region + ")");
+        }
         lifecycle.checkOpen();
+        region.state().lifecycle().checkOpen();
         RegionState s = region.state();
         List<MigrationRequest> batch = new ArrayList<>();
         long batchPages = 0;
@@ -455,14 +512,25 @@ public final class UnifiedMemory implements AutoCloseable {
         try {
             for (long off : offsets) {
                 Checks.range(off, length, region.size(), region);
+            }
+            for (long off : offsets) {
+                if (length == 0) {
+                    continue;
+                }
                 long from = off >>> Block.PAGE_SHIFT;
                 long to = Math.ceilDiv(off + length, Block.PAGE_BYTES);
-                batch.add(new MigrationRequest(s, from, to, false));
-                batchPages += to - from;
-                if (batchPages >= limit) {
-                    moved += engine.ensure(batch, node, Trigger.PREFETCH, false, -1).pagesMigrated();
-                    batch.clear();
-                    batchPages = 0;
+                // a batch holds at most what one batch may hold of the device (a range larger than
+                // that is cut); where whole granules would not fit, the engine moves only these pages
+                for (long p = from; p < to; ) {
+                    long end = Math.min(to, p + Math.max(1, limit - batchPages));
+                    batch.add(new MigrationRequest(s, p, end, false));
+                    batchPages += end - p;
+                    p = end;
+                    if (batchPages >= limit) {
+                        moved += engine.ensure(batch, node, Trigger.PREFETCH, false, -1).pagesMigrated();
+                        batch.clear();
+                        batchPages = 0;
+                    }
                 }
             }
             if (!batch.isEmpty()) {
@@ -487,8 +555,12 @@ public final class UnifiedMemory implements AutoCloseable {
         Objects.requireNonNull(path, "path");
         Objects.requireNonNull(options, "options");
         checkNode(node);
-        lifecycle.checkOpen();
-        return FileLoader.load(loaderBridge, path, node, options);
+        lifecycle.enter();
+        try {
+            return FileLoader.load(loaderBridge, path, node, options);
+        } finally {
+            lifecycle.exit();
+        }
     }
 
     public LoadResult load(Path path, int node) throws IOException {
@@ -632,7 +704,15 @@ public final class UnifiedMemory implements AutoCloseable {
      */
     public long release(int node) {
         device(node);
-        lifecycle.checkOpen();
+        lifecycle.enter();
+        try {
+            return releaseNow(node);
+        } finally {
+            lifecycle.exit();
+        }
+    }
+
+    private long releaseNow(int node) {
         long moved = 0;
         for (Region r : regions()) {
             RegionState s = r.state();
@@ -653,6 +733,15 @@ public final class UnifiedMemory implements AutoCloseable {
     // ---- observability ---------------------------------------------------------------------
 
     public Stats stats() {
+        lifecycle.enter();
+        try {
+            return statsNow();
+        } finally {
+            lifecycle.exit();
+        }
+    }
+
+    private Stats statsNow() {
         List<NodeStats> list = new ArrayList<>();
         long metadata = 0;
         long touched = 0;
@@ -712,7 +801,22 @@ public final class UnifiedMemory implements AutoCloseable {
      * problems found; empty when all holds. Meant for tests and diagnostics on a quiet memory.
      */
     public List<String> verify() {
+        lifecycle.enter();
+        try {
+            return verifyNow();
+        } finally {
+            lifecycle.exit();
+        }
+    }
+
+    private List<String> verifyNow() {
         List<String> problems = new ArrayList<>();
+        // which page holds each device frame: a frame held twice, or named by the userfaultfd view
+        // of a page that does not hold it, is how a lost store shows once it has happened
+        java.util.BitSet[] owned = new java.util.BitSet[nodeInfos.size()];
+        for (int n = 1; n < owned.length; n++) {
+            owned[n] = new java.util.BitSet();
+        }
         for (Region r : regions()) {
             RegionState s = r.state();
             engine.reconcileAll(s);
@@ -751,6 +855,12 @@ public final class UnifiedMemory implements AutoCloseable {
                             if (!resident) {
                                 continue;
                             }
+                            int frame = b.frame(n, i);
+                            if (owned[n].get(frame)) {
+                                problems.add(r + " page " + page + " on node " + n + ": frame " + frame
+                                        + " is held by another page too");
+                            }
+                            owned[n].set(frame);
                             boolean w = b.isWritable(n, i) && !s.attributes().at(page).readOnly();
                             if (w != ((pte & DeviceDriver.PTE_WRITABLE) != 0)) {
                                 problems.add(r + " page " + page + " on node " + n + ": should be "
@@ -769,6 +879,15 @@ public final class UnifiedMemory implements AutoCloseable {
                     b.lock.unlock();
                 }
             });
+        }
+        for (int n = 1; n < owned.length; n++) {
+            BuddyAllocator alloc = devices[n].allocator();
+            long held = owned[n].cardinality();
+            if (held + alloc.freeFrames() != alloc.totalFrames()) {
+                problems.add("node " + n + ": " + held + " frames held by pages and " + alloc.freeFrames() + " free of "
+                        + alloc.totalFrames() + ": " + (alloc.totalFrames() - held - alloc.freeFrames())
+                        + " frames lost (or freed twice)");
+            }
         }
         return problems;
     }
@@ -846,24 +965,30 @@ public final class UnifiedMemory implements AutoCloseable {
     // ---- close -----------------------------------------------------------------------------
 
     /**
-     * Frees every region (waiting for running kernels; throws, freeing nothing more, if a region
-     * has open host views), then closes the drivers and the copy threads.
+     * Closes the memory: new operations are refused at once; operations already running (kernels,
+     * migrations, loads, frees) are waited for, at most the builder's {@code closeTimeout}; then
+     * every region is freed, and the copy threads, the fault service and the drivers are closed.
+     * Nothing is unmapped while anything still runs. Throws, having unmapped nothing, if the time
+     * runs out (naming the threads still inside), if a region has host views open in threads that
+     * are still alive (views of threads that ended are taken back), or if called from inside a
+     * kernel; a later call tries again. Closing a closed memory does nothing.
      */
     @Override
     public void close() {
-        for (Region r : regions()) {
-            if (!r.isFreed()) {
-                try {
-                    free(r);
-                } catch (IllegalStateException e) {
-                    if (!r.isFreed()) {
-                        throw e;
-                    }
+        refuseInsideKernel("close()");
+        if (!lifecycle.close(closeTimeoutNanos) && !lifecycle.isDrained()) {
+            lifecycle.awaitDrained(closeTimeoutNanos);   // an earlier close gave up waiting
+        }
+        synchronized (teardown) {
+            if (tornDown) {
+                return;
+            }
+            for (Region r : regions()) {
+                if (!r.isFreed()) {
+                    freeRegion(r);
                 }
             }
-        }
-        if (!lifecycle.close()) {
-            return;
+            tornDown = true;
         }
         background.shutdown();
         engine.close();

@@ -7,18 +7,13 @@ import org.junit.jupiter.api.Test;
 import java.util.function.Supplier;
 
 import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.names;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Bad input gets an exception that names the bad value and the limit it broke. */
 @Tag("emulated") // argument checks of the API and of the emulated driver's builder
 class ArgumentCheckTest {
-
-    private static void names(Class<? extends Throwable> type, String expected, Runnable call) {
-        Throwable t = assertThrows(type, call::run);
-        assertTrue(t.getMessage() != null && t.getMessage().contains(expected),
-                () -> "message should name " + expected + ": " + t.getMessage());
-    }
 
     @Test
     void badArgumentsAreRefusedWithTheirValues() {
@@ -61,9 +56,9 @@ class ArgumentCheckTest {
         Region r = mem.allocate(MiB);
         mem.close();
         mem.close();
-        names(IllegalStateException.class, "memory is freed", () -> mem.allocate(10));
-        names(IllegalStateException.class, "freed", () -> r.host(0, 1, Access.READ));
+        names(IllegalStateException.class, "memory is closed", () -> mem.allocate(10));
+        names(IllegalStateException.class, "closed", () -> r.host(0, 1, Access.READ));
         Supplier<Object> launch = () -> mem.launch(1, new EmulatedTestDevice(4096).noop(), 1, KernelArg.read(r));
-        names(IllegalStateException.class, "freed", launch::get);
+        names(IllegalStateException.class, "closed", launch::get);
     }
 }

@@ -114,4 +114,11 @@ final class MemoryFixture {
     static void verified(UnifiedMemory m) {
         assertTrue(m.verify().isEmpty(), () -> "invariants broken:\n" + String.join("\n", m.verify()));
     }
+
+    /** The call throws {@code type} with a message that contains {@code expected}. */
+    static void names(Class<? extends Throwable> type, String expected, Runnable call) {
+        Throwable t = org.junit.jupiter.api.Assertions.assertThrows(type, call::run);
+        assertTrue(t.getMessage() != null && t.getMessage().contains(expected),
+                () -> "message should name '" + expected + "': " + t.getMessage());
+    }
 }

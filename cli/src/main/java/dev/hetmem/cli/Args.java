@@ -61,6 +61,15 @@ final class Args {
         }
     }
 
+    /** A whole number option within [min, max], or the fallback; out of range is a usage error naming both. */
+    int intValue(String name, int fallback, int min, int max) {
+        long v = longValue(name, fallback);
+        if (v < min || v > max) {
+            throw new UsageException("--" + name + " " + options.get(name) + " is outside [" + min + ", " + max + "]");
+        }
+        return (int) v;
+    }
+
     List<String> positional() {
         return positional;
     }

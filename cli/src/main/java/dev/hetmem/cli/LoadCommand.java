@@ -35,14 +35,14 @@ final class LoadCommand {
             throw new Args.UsageException("load needs exactly one FILE");
         }
         Path file = Path.of(args.positional().getFirst());
-        int node = (int) args.longValue("to", 0);
+        int node = args.intValue("to", 0, 0, 30);
         LoadOptions o = LoadOptions.defaults();
         try {
             o = o.withScheme(LoadScheme.valueOf(args.value("scheme", "overlapped").toUpperCase(Locale.ROOT)));
         } catch (IllegalArgumentException e) {
             throw new Args.UsageException("--scheme " + args.value("scheme", "") + " is not one of buffered, direct, overlapped, mmap");
         }
-        o = o.withThreads((int) args.longValue("threads", o.threads())).withRingBytes(args.longValue("ring", o.ringBytes()));
+        o = o.withThreads(args.intValue("threads", o.threads(), 1, 64)).withRingBytes(args.longValue("ring", o.ringBytes()));
         boolean json = args.flag("json");
         // the emulated device is sized to hold the file: this command shows loading, not oversubscription
         long size = Files.exists(file) && !Files.isDirectory(file) ? Files.size(file) : 0;

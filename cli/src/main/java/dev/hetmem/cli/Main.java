@@ -21,10 +21,34 @@ public final class Main {
                                                loading schemes against the disk's own speed (fio)
               bench oversub [--quick] [--json] [--capacity 64M]
                                                a kernel sweeping data sets larger than the device
+              stress [--seconds N] [--seed S] [--device emulated|opencl|all] [--json]
+                                               seeded random programs against a model of every byte
               test                             the whole test suite (./hetmem test)
             """;
 
     private Main() {}
+
+    /**
+     * A string from a file or the user, safe for a terminal: control characters (an ESC sequence
+     * in a tensor name could clear the screen) become \\uXXXX, and a long one is cut.
+     */
+    static String printable(String s) {
+        StringBuilder b = new StringBuilder(Math.min(s.length(), 2000));
+        for (int i = 0; i < s.length() && b.length() < 2000; i++) {
+            char c = s.charAt(i);
+            if (Character.isISOControl(c) && c != '\n' || Character.isSurrogate(c)
+                    && !(Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1)))
+                    && !(Character.isLowSurrogate(c) && i > 0 && Character.isHighSurrogate(s.charAt(i - 1)))) {
+                b.append(String.format("\\u%04x", (int) c));
+            } else {
+                b.append(c);
+            }
+        }
+        if (b.length() >= 2000) {
+            b.append("...");
+        }
+        return b.toString();
+    }
 
     public static void main(String[] argv) {
         System.exit(run(Arrays.asList(argv), System.out, System.err));
@@ -43,6 +67,7 @@ public final class Main {
                 case "demo" -> DemoCommand.run(rest, out, err);
                 case "bench" -> BenchCommand.run(rest, out, err);
                 case "load" -> LoadCommand.run(rest, out, err);
+                case "stress" -> StressCommand.run(rest, out, err);
                 default -> {
                     err.println("hetmem: unknown command '" + cmd + "'");
                     err.print(USAGE);
@@ -50,14 +75,16 @@ public final class Main {
                 }
             };
         } catch (Args.UsageException e) {
-            err.println("hetmem " + cmd + ": " + e.getMessage());
+            err.println("hetmem " + cmd + ": " + printable(e.getMessage()));
             err.print(USAGE);
             return 2;
-        } catch (java.io.IOException e) {
-            err.println("hetmem " + cmd + ": " + e.getMessage());
+        } catch (java.io.IOException | RuntimeException e) {
+            // one line, no class name or stack trace: what went wrong, in the exception's own words
+            err.println("hetmem " + cmd + ": " + printable(e.getMessage() != null ? e.getMessage()
+                    : "failed (" + e.getClass().getSimpleName() + ")"));
             return 1;
-        } catch (RuntimeException e) {
-            err.println("hetmem " + cmd + ": " + e);
+        } catch (OutOfMemoryError e) {
+            err.println("hetmem " + cmd + ": out of Java heap; ask for less (smaller --sizes)");
             return 1;
         }
     }

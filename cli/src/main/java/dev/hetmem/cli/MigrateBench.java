@@ -67,6 +67,16 @@ final class MigrateBench {
         if (args.value("sizes", null) != null) {
             totals = parseList(args.value("sizes", null));
         }
+        // each size is held twice in host memory (the region and the plain-copy buffers): refuse
+        // up front what this machine cannot hold, rather than fail deep inside with a stack trace
+        long physical = ((com.sun.management.OperatingSystemMXBean)
+                java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
+        for (long t : totals) {
+            if (t < 4096 || t > physical / 4) {
+                throw new Args.UsageException("--sizes " + t + " is outside [4096, " + physical / 4
+                        + "] bytes (a quarter of this machine's " + physical + " bytes: each size is held twice)");
+            }
+        }
         if (args.value("pages", null) != null) {
             pages = parseList(args.value("pages", null));
             for (long p : pages) {

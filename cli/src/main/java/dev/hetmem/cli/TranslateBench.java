@@ -34,8 +34,8 @@ final class TranslateBench {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick"), Set.of("size", "runs"));
-        int m = (int) args.longValue("size", args.flag("quick") ? 512 : 1024);
-        int runs = (int) args.longValue("runs", args.flag("quick") ? 5 : 9);
+        int m = args.intValue("size", args.flag("quick") ? 512 : 1024, 16, 16384);
+        int runs = args.intValue("runs", args.flag("quick") ? 5 : 9, 1, 1000);
         if (m < 16 || m > 8192) {
             throw new Args.UsageException("--size " + m + " must be in [16, 8192]");
         }

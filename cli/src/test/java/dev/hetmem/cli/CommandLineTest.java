@@ -49,6 +49,14 @@ class CommandLineTest {
     }
 
     @Test
+    void userVisibleStringsAreEscaped() {
+        // an ESC sequence from a file (a tensor name, a message) must not reach the terminal raw
+        org.junit.jupiter.api.Assertions.assertEquals("a\\u001b[2Jb", Main.printable("a\u001b[2Jb"));
+        org.junit.jupiter.api.Assertions.assertEquals("lone \\ud800 x", Main.printable("lone \ud800 x"));
+        org.junit.jupiter.api.Assertions.assertEquals("pair \ud83d\ude00", Main.printable("pair \ud83d\ude00"));
+    }
+
+    @Test
     void infoJsonListsHostAndEmulatedDevice() {
         Result r = run("info", "--json");
         assertEquals(0, r.code(), r.err());

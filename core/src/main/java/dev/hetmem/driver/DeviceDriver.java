@@ -33,6 +33,12 @@ public interface DeviceDriver extends AutoCloseable {
     void attach(DeviceContext context);
 
     /**
+     * Undoes {@link #attach} when the memory being built fails before it is usable (another device
+     * refused, the fault service could not start): the device can then be attached again.
+     */
+    default void detach(DeviceContext context) {}
+
+    /**
      * Called after the core allocated frames [first, first+count) for a migration and before any
      * copy into them (GMEM's physical "prepare"). A driver may refuse, by throwing
      * {@link DeviceMemoryException}; the core then undoes the migration.
@@ -45,6 +51,15 @@ public interface DeviceDriver extends AutoCloseable {
      * the whole migration, so partial results need no cleaning.
      */
     void copy(CopyBatch batch, int from, int to);
+
+    /**
+     * Whether the calling thread is running this device's kernel code right now (a kernel calling
+     * back into the memory manager): the core refuses calls that would then wait for the kernel,
+     * and so for themselves. Drivers whose kernels never run Java code keep the default.
+     */
+    default boolean runsKernelOnCurrentThread() {
+        return false;
+    }
 
     /**
      * Whether this device can copy frames straight from {@code source}'s memory (a peer path: NVLink,

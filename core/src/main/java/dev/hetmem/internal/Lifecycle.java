@@ -1,78 +1,197 @@
 package dev.hetmem.internal;
 
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
 /**
- * Whether a region (or a whole memory) may still be used, and who is using it. Operations enter
- * and exit; {@link #close} refuses while host views are open (their segments point at the memory
- * it would unmap), then waits for running operations such as kernels to finish. So a region freed
- * under a running kernel is freed after the kernel, and every later use fails with a clear error.
+ * Whether a region (or a whole memory) may still be used, and who is using it.
+ *
+ * <p>Operations {@link #enter} and {@link #exit}; a region's lifecycle has the memory's as its
+ * parent, and entering it enters the parent first, so the memory's count covers every
+ * operation on every region. {@link #close} refuses new operations, then waits, for at most a
+ * bounded time, for those running; it refuses while host views opened by live threads are
+ * open (their segments point at the memory it would unmap) and takes back those of threads that
+ * ended without closing theirs. A thread that would wait for itself (it is inside an operation
+ * on what it closes) is refused at once.
+ *
+ * <p>State is guarded by this object's monitor, a leaf lock: nothing else is taken while holding
+ * it, and {@link #enter} takes the parent's monitor before its own, never the reverse.
  */
 public final class Lifecycle {
+    /** A host view counted here: its owner thread, and how to take it back if that thread ended. */
+    public interface View {
+        Thread owner();
+
+        /** Releases what the view holds (its pin) without touching its segment; once only. */
+        void abandon();
+    }
+
     private final String what;
+    private final Lifecycle parent;
     private boolean closed;
-    private int running;
-    private int views;
+    private boolean drained;
+    private final Map<Thread, Integer> running = new LinkedHashMap<>();
+    private final Map<View, Boolean> views = new IdentityHashMap<>();
 
     public Lifecycle(String what) {
+        this(what, null);
+    }
+
+    public Lifecycle(String what, Lifecycle parent) {
         this.what = what;
+        this.parent = parent;
     }
 
-    public synchronized void enter() {
+    public void enter() {
+        if (parent != null) {
+            parent.enter();
+        }
+        try {
+            synchronized (this) {
+                if (closed) {
+                    throw new IllegalStateException(what + " is " + (parent == null ? "closed" : "freed"));
+                }
+                running.merge(Thread.currentThread(), 1, Integer::sum);
+            }
+        } catch (RuntimeException e) {
+            if (parent != null) {
+                parent.exit();
+            }
+            throw e;
+        }
+    }
+
+    public void exit() {
+        synchronized (this) {
+            Thread me = Thread.currentThread();
+            Integer n = running.get(me);
+            if (n == null) {
+                throw new IllegalStateException(what + ": exit without enter in " + me.getName());
+            }
+            if (n == 1) {
+                running.remove(me);
+            } else {
+                running.put(me, n - 1);
+            }
+            if (running.isEmpty()) {
+                notifyAll();
+            }
+        }
+        if (parent != null) {
+            parent.exit();
+        }
+    }
+
+    public synchronized void openView(View v) {
         if (closed) {
-            throw new IllegalStateException(what + " is freed");
+            throw new IllegalStateException(what + " is " + (parent == null ? "closed" : "freed"));
         }
-        running++;
+        views.put(v, Boolean.TRUE);
     }
 
-    public synchronized void exit() {
-        if (--running == 0) {
-            notifyAll();
-        }
+    public synchronized void closeView(View v) {
+        views.remove(v);
     }
 
-    public synchronized void openView() {
-        if (closed) {
-            throw new IllegalStateException(what + " is freed");
+    /**
+     * Takes back views whose owner thread has ended without closing them: nobody can reach their
+     * segments any more, but their pins would keep pages in place for ever. Returns how many.
+     */
+    public int reapAbandonedViews() {
+        List<View> dead = new ArrayList<>();
+        synchronized (this) {
+            for (View v : views.keySet()) {
+                if (!v.owner().isAlive()) {
+                    dead.add(v);
+                }
+            }
+            for (View v : dead) {
+                views.remove(v);
+            }
         }
-        views++;
-    }
-
-    public synchronized void closeView() {
-        views--;
+        for (View v : dead) {
+            v.abandon();
+        }
+        return dead.size();
     }
 
     public synchronized boolean isClosed() {
         return closed;
     }
 
+    /** Whether the current thread is inside an operation here. */
+    public synchronized boolean enteredByCurrentThread() {
+        return running.containsKey(Thread.currentThread());
+    }
+
     public synchronized void checkOpen() {
         if (closed) {
-            throw new IllegalStateException(what + " is freed");
+            throw new IllegalStateException(what + " is " + (parent == null ? "closed" : "freed"));
         }
     }
 
     /**
-     * Marks closed and waits for running operations; returns false if it was closed already.
-     * Throws, changing nothing, if host views are open.
+     * Marks closed and waits up to {@code timeoutNanos} for running operations. Returns false if
+     * it was closed already (by this or another thread). Throws, changing nothing, if host views
+     * of live threads are open or the current thread is itself inside an operation here; throws
+     * naming the threads still inside if the time runs out (it stays closed: new operations are
+     * refused; a later close can wait again through {@link #awaitDrained}).
      */
-    public synchronized boolean close() {
-        if (closed) {
-            return false;
+    public boolean close(long timeoutNanos) {
+        reapAbandonedViews();
+        synchronized (this) {
+            if (closed) {
+                return false;
+            }
+            if (running.containsKey(Thread.currentThread())) {
+                throw new IllegalStateException("closing " + what + " from inside an operation on it (a kernel or "
+                        + "a call that uses it, in thread " + Thread.currentThread().getName() + ") would wait for itself");
+            }
+            if (!views.isEmpty()) {
+                throw new IllegalStateException(what + " has " + views.size()
+                        + " open host view(s); close them before freeing it");
+            }
+            closed = true;
         }
-        if (views > 0) {
-            throw new IllegalStateException(what + " has " + views + " open host view(s); close them before freeing it");
-        }
-        closed = true;
+        awaitDrained(timeoutNanos);
+        return true;
+    }
+
+    /** Waits until no operation runs; throws naming who still runs after {@code timeoutNanos}. */
+    public synchronized void awaitDrained(long timeoutNanos) {
+        long deadline = System.nanoTime() + timeoutNanos;
         boolean interrupted = false;
-        while (running > 0) {
+        while (!running.isEmpty()) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                if (interrupted) {
+                    Thread.currentThread().interrupt();
+                }
+                List<String> names = new ArrayList<>();
+                for (Map.Entry<Thread, Integer> e : running.entrySet()) {
+                    names.add(e.getKey().getName() + (e.getValue() > 1 ? " (" + e.getValue() + ")" : ""));
+                }
+                throw new IllegalStateException("closing " + what + ": gave up after " + timeoutNanos / 1_000_000
+                        + " ms; operations still running in thread(s) " + names
+                        + " (nothing was unmapped; close again once they end)");
+            }
             try {
-                wait();
+                wait(Math.max(1, left / 1_000_000));
             } catch (InterruptedException e) {
                 interrupted = true;
             }
         }
+        drained = true;
         if (interrupted) {
             Thread.currentThread().interrupt();
         }
-        return true;
+    }
+
+    /** Whether close has waited out every operation (after this, nothing runs here again). */
+    public synchronized boolean isDrained() {
+        return drained;
     }
 }

@@ -73,10 +73,13 @@ public final class Pins {
         return version;
     }
 
-    /** Waits until some pin is released after {@code seen} was read. */
+    /**
+     * Waits until some pin is released after {@code seen} was read, or at most a short while:
+     * the caller looks again either way (a pin whose owner thread ended is never released by it).
+     */
     public synchronized void awaitRelease(long seen) throws InterruptedException {
-        while (version == seen) {
-            wait();
+        if (version == seen) {
+            wait(50);
         }
     }
 

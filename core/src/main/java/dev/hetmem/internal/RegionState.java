@@ -23,14 +23,15 @@ public final class RegionState {
     private final HostMirror mirror;
 
     /** {@code mirror} is null for regions reached through host views only. */
-    public RegionState(int id, long size, HostMapping host, int nodes, int granuleShift, HostMirror mirror) {
+    public RegionState(int id, long size, HostMapping host, int nodes, int granuleShift, HostMirror mirror,
+                       Lifecycle memory) {
         this.id = id;
         this.mirror = mirror;
         this.size = size;
         this.host = host;
         this.table = new PageTable(size, nodes);
         this.attributes = new RangeAttributes(table.pages(), new RangeAttributes.Attrs(granuleShift, false, false));
-        this.lifecycle = new Lifecycle("region " + id);
+        this.lifecycle = new Lifecycle("region " + id, memory);
         this.counters = new Counters(nodes);
     }
 

@@ -52,10 +52,25 @@ public final class FileLoader {
         if (Files.isDirectory(path)) {
             throw new IOException(path + " is a directory, not a file to load");
         }
+        if (!Files.isRegularFile(path)) {
+            // a FIFO would block the open for ever, a device (/dev/zero) or /proc file has no size
+            // to load: refused before anything is opened
+            throw new IOException(path + " is not a regular file (a FIFO, device, socket or /proc entry); "
+                    + "only regular files can be loaded");
+        }
         if (!Files.isReadable(path)) {
             throw new AccessDeniedException(path.toString(), null, "not readable by this process");
         }
         long size = Files.size(path);
+        if (size == 0) {
+            // /proc and /sys files say 0 bytes and then produce content: not a file to load
+            try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+                if (ch.read(java.nio.ByteBuffer.allocate(1)) > 0) {
+                    throw new IOException(path + " is not a regular file: it reports 0 bytes but has content "
+                            + "(a /proc or /sys entry); only regular files can be loaded");
+                }
+            }
+        }
         long t0 = System.nanoTime();
         Region region = target.allocateForLoad(size);
         try {

@@ -212,7 +212,12 @@ final class JsonReader {
         if (t.length() > 400) {
             throw new JsonException("number of " + t.length() + " digits", start);
         }
-        return integer ? new BigInteger(t) : new BigDecimal(t);
+        try {
+            return integer ? new BigInteger(t) : new BigDecimal(t);
+        } catch (NumberFormatException | ArithmeticException e) {
+            // an exponent past what a number can hold (1e9999999999): out of range, as the reference says
+            throw new JsonException("number " + (t.length() > 40 ? t.substring(0, 40) + "..." : t) + " out of range", start);
+        }
     }
 
     private Object literal(String word, Object v) throws JsonException {

@@ -55,6 +55,11 @@ public final class MigrationEngine implements AutoCloseable {
     private final Counters memoryCounters;
     private final ResidencyRegistry residency;
     private volatile MigrationMode mode;
+    /**
+     * Per device, frames allocated by batches that have neither committed nor undone yet: room
+     * that will come back (or become resident, and so evictable) without this thread's help.
+     */
+    private final java.util.concurrent.atomic.AtomicLongArray inFlightFrames;
     private volatile boolean thrashControl = true;
     private volatile long thrashHoldNanos = THRASH_HOLD_NANOS;
 
@@ -75,6 +80,7 @@ public final class MigrationEngine implements AutoCloseable {
     public MigrationEngine(DeviceNode[] nodes, int copyThreads, MigrationMode mode, CopyPath copyPath, Counters memoryCounters,
                            ResidencyRegistry residency) {
         this.nodes = nodes.clone();
+        this.inFlightFrames = new java.util.concurrent.atomic.AtomicLongArray(nodes.length);
         this.residency = residency;
         this.pool = new CopyPool(copyThreads);
         this.mode = mode;
@@ -119,29 +125,50 @@ public final class MigrationEngine implements AutoCloseable {
      * @param onlyFrom if ≥ 0, only pages resident on this node move (release); others are left
      */
     public Outcome ensure(List<MigrationRequest> requests, int target, Trigger trigger, boolean pin, int onlyFrom) {
-        List<Interval> intervals = normalize(requests);
+        List<Interval> intervals = normalize(requests, true);
         long started = 0;
         while (true) {
             List<Block> locked = lockAll(intervals);
             Pins waitOn = null;
             long seen = 0;
             boolean retry = false;
+            RegionState abandoned = null;
             try {
                 for (Interval iv : intervals) {
                     reconcile(iv.region, iv.from, iv.to);
                 }
                 if (onlyFrom < 0 && satisfied(requests, target)) {
                     // the common case of a host access: nothing to move, so no granule to plan
-                    return new Outcome(touched(requests), 0, 0, pin ? pinAll(requests, target) : List.of());
+                    List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
+                    if (pins != null) {
+                        return new Outcome(touched(requests), 0, 0, pins);
+                    }
+                    retry = true;
                 }
-                Plan plan = plan(intervals, target, onlyFrom);
-                if (plan.conflict != null) {
+                Plan plan = retry ? null : plan(intervals, target, onlyFrom);
+                if (plan != null && plan.conflict == null && target != 0 && framesNeeded(plan) > batchPages(target)) {
+                    // whole granules would take more than one batch may hold of the device: move only
+                    // the pages asked for (as UVM does under memory pressure); the locks cover them
+                    plan = plan(normalize(requests, false), target, onlyFrom);
+                }
+                if (plan != null && plan.conflict == null) {
+                    Needed needed = neededBy(intervals);
+                    for (Run r : plan.runs) {
+                        r.needed = needed;
+                    }
+                }
+                if (plan == null) {
+                    // a page was taken by the fault service before its pin took hold: look again
+                } else if (plan.conflict != null) {
                     Pins.Pin p = plan.conflict;
                     if (p.owner() == Thread.currentThread()) {
                         throw new PinnedByCallerException(plan.conflictRegion, p.node(), p.from(), p.to());
                     }
                     waitOn = plan.conflictRegion.pins();
                     seen = waitOn.version();
+                    if (!p.owner().isAlive()) {
+                        abandoned = plan.conflictRegion;   // a view whose thread ended without closing it
+                    }
                 } else {
                     long now = System.nanoTime();
                     for (Block b : locked) {
@@ -155,8 +182,11 @@ public final class MigrationEngine implements AutoCloseable {
                         migrated = 0;
                     }
                     if (!retry) {
-                        return new Outcome(touched(requests), plan.faults, migrated,
-                                pin ? pinAll(requests, target) : List.of());
+                        List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
+                        if (pins != null) {
+                            return new Outcome(touched(requests), plan.faults, migrated, pins);
+                        }
+                        retry = true;
                     }
                 }
             } finally {
@@ -166,22 +196,114 @@ public final class MigrationEngine implements AutoCloseable {
                 started = checkRoomDeadline(started == 0 ? System.nanoTime() : started, target);
                 continue;
             }
+            if (waitOn == null) {
+                continue;
+            }
+            if (abandoned != null) {
+                abandoned.lifecycle().reapAbandonedViews();
+                continue;
+            }
             awaitRelease(waitOn, seen);
         }
     }
 
-    private static List<Pins.Pin> pinAll(List<MigrationRequest> requests, int target) {
+    /*
+     * PIN_AFTER_STEAL: the userfaultfd fault service takes a page home on its own (a fault on a
+     * neighbour in its granule) unless the page is BUSY, and BUSY is set only when the pin is taken,
+     * after planning. A page the service took between this call's reconcile and its pin would be
+     * home and the host's to write, while the kernel about to run reads and writes its device
+     * frame: the kernel's stores would then be dropped when the steal is reconciled. So once
+     * pinned (BUSY: no more neighbour steals), the requested pages are checked; if any was taken
+     * meanwhile the pins go and ensure starts over (reconcile, plan, move again).
+     */
+
+    /** Pins every request on the target, or returns null (nothing pinned) if a page was stolen first. */
+    private static List<Pins.Pin> pinChecked(List<MigrationRequest> requests, int target) {
         List<Pins.Pin> pins = new ArrayList<>(requests.size());
         for (MigrationRequest r : requests) {
             pins.add(r.region().pin(target, r.from(), r.to(), r.write()));
         }
+        if (target == 0) {
+            return pins;
+        }
+        for (MigrationRequest r : requests) {
+            if (stolenIn(r.region(), r.from(), r.to())) {
+                for (int i = pins.size() - 1; i >= 0; i--) {
+                    requests.get(i).region().unpin(pins.get(i));
+                }
+                return null;
+            }
+        }
         return pins;
+    }
+
+    /** Whether the fault service has taken any page of [from, to) that the engine has not reconciled. */
+    private static boolean stolenIn(RegionState region, long from, long to) {
+        HostMirror mirror = region.mirror();
+        if (mirror == null) {
+            return false;
+        }
+        for (long bi = from >>> 9; bi <= (to - 1) >>> 9; bi++) {
+            if (!mirror.hasSteals(bi)) {
+                continue;
+            }
+            long end = Math.min(to, (bi + 1) << 9);
+            for (long p = Math.max(from, bi << 9); p < end; p++) {
+                if ((mirror.state(p) & HostMirror.STOLEN) != 0) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     private static long touched(List<MigrationRequest> requests) {
         long n = 0;
         for (MigrationRequest r : requests) {
             n += r.to() - r.from();
+        }
+        return n;
+    }
+
+    /** Which pages a batch's caller asked for (the rest of its granules only came along). */
+    static final class Needed {
+        private final List<Interval> intervals;
+
+        Needed(List<Interval> intervals) {
+            this.intervals = intervals;
+        }
+
+        boolean needed(RegionState region, long page) {
+            for (Interval iv : intervals) {
+                if (iv.region == region && page >= iv.from && page < iv.to && iv.segmentOf(page) >= 0) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        /** Calls {@code f} with each block the caller locked (every block of its intervals). */
+        void forEachBlock(java.util.function.BiConsumer<RegionState, Block> f) {
+            for (Interval iv : intervals) {
+                for (long bi = iv.from >>> 9; bi <= (iv.to - 1) >>> 9; bi++) {
+                    Block b = iv.region.table().block(bi);
+                    if (b != null) {
+                        f.accept(iv.region, b);
+                    }
+                }
+            }
+        }
+    }
+
+    private static Needed neededBy(List<Interval> intervals) {
+        return new Needed(intervals);
+    }
+
+    /** Device frames a plan's batch allocates on its target. */
+    private static long framesNeeded(Plan plan) {
+        long n = 0;
+        for (Run r : plan.runs) {
+            n += r.action == Run.COLLAPSE || r.action == Run.REMOTE_MAP ? 0 : r.count;
         }
         return n;
     }
@@ -270,8 +392,10 @@ public final class MigrationEngine implements AutoCloseable {
         if (target == 0) {
             return max;
         }
-        long half = (device(target).allocator().totalFrames() / 2) & -(long) Block.PAGES;
-        return Math.max(Block.PAGES, Math.min(max, half));
+        long frames = device(target).allocator().totalFrames();
+        // whole blocks where the device has several; on a device of a block or two, half of it
+        long half = frames >= 4L * Block.PAGES ? (frames / 2) & -(long) Block.PAGES : frames / 2;
+        return Math.max(1, Math.min(max, half));
     }
 
     /** Prefetch or release of a large range: batches of at most {@link #batchPages}, each all-or-nothing. */
@@ -457,14 +581,14 @@ public final class MigrationEngine implements AutoCloseable {
     }
 
     /** Widens each request to granules and merges overlapping ones, so no page is planned twice. */
-    private static List<Interval> normalize(List<MigrationRequest> requests) {
+    private static List<Interval> normalize(List<MigrationRequest> requests, boolean widen) {
         List<MigrationRequest> sorted = new ArrayList<>(requests);
         sorted.sort(Comparator.comparingInt((MigrationRequest r) -> r.region().id()).thenComparingLong(MigrationRequest::from));
         List<Interval> out = new ArrayList<>();
         Interval last = null;
         for (MigrationRequest r : sorted) {
-            long from = r.region().granuleStart(r.from());
-            long to = r.region().granuleEnd(r.to());
+            long from = widen ? r.region().granuleStart(r.from()) : r.from();
+            long to = widen ? r.region().granuleEnd(r.to()) : r.to();
             if (last == null || last.region != r.region() || from > last.to) {
                 last = new Interval(r.region(), from, to);
                 out.add(last);
@@ -573,7 +697,9 @@ public final class MigrationEngine implements AutoCloseable {
                         continue;
                     }
                     int source = action == Run.MOVE || action == Run.DUPLICATE ? sourceOf(b, p, holders) : -1;
-                    plan.runs.add(new Run(iv.region, b, p, n, action, holders, source));
+                    Run run = new Run(iv.region, b, p, n, action, holders, source);
+                    run.write = write;
+                    plan.runs.add(run);
                     long g = 1L << (iv.region.attributes().at(page).granuleShift() - Block.PAGE_SHIFT);
                     long firstG = page / g;
                     long lastG = (page + n - 1) / g;
@@ -671,6 +797,14 @@ public final class MigrationEngine implements AutoCloseable {
             undone = false;
             return pagesMoved;
         } finally {
+            long reserved = 0;
+            for (Run r : runs) {
+                reserved += r.reserved;
+                r.reserved = 0;
+            }
+            if (reserved > 0) {
+                inFlightFrames.addAndGet(target, -reserved);
+            }
             if (event.shouldCommit()) {
                 event.region = runs.getFirst().region.id();
                 event.target = target;
@@ -775,6 +909,8 @@ public final class MigrationEngine implements AutoCloseable {
                                 + alloc.totalFrames() * Block.PAGE_BYTES);
                     }
                     int n = 1 << order;
+                    r.reserved += n;
+                    inFlightFrames.addAndGet(target, n);
                     for (int i = 0; i < n; i++) {
                         frames[done + i] = f + i;
                     }
@@ -835,8 +971,37 @@ public final class MigrationEngine implements AutoCloseable {
                 v.block().lock.unlock();
             }
         }
+        if (freed == 0 && !blocked && batch.getFirst().needed != null) {
+            // only the caller's own blocks hold the device: their pages that nobody asked for and
+            // that the batch does not move may go home to make room
+            Needed needed = batch.getFirst().needed;
+            long[] got = {0};
+            needed.forEachBlock((region, b) -> {
+                if (got[0] < pages && b.hasPagesOn(node)) {
+                    got[0] += evictUnneeded(region, b, node, batch, needed);
+                }
+            });
+            freed += got[0];
+        }
         if (freed > 0) {
             return true;
+        }
+        long mineInFlight = 0;
+        for (Run r : batch) {
+            mineInFlight += r.reserved;
+        }
+        if (inFlightFrames.get(node) > mineInFlight) {
+            // another batch holds frames it has not committed yet: they come back or become evictable
+            blocked = true;
+        }
+        if (!blocked) {
+            // nothing could be taken just now, but other threads move pages on and off this device
+            // between our looks: fail only if the batch cannot fit even with every other block gone
+            long own = 0;
+            for (Block b : mine) {
+                own += b.residentCount(node);
+            }
+            blocked = device(node).allocator().totalFrames() - own - mineInFlight >= pages;
         }
         if (blocked) {
             // room will come (kernels finish, other batches commit), but not while this thread
@@ -869,6 +1034,49 @@ public final class MigrationEngine implements AutoCloseable {
         return started;
     }
 
+    /**
+     * Moves home the pages of a block of the current batch that are on {@code node}, unpinned,
+     * not asked for and not part of any of the batch's runs (block locked by this thread).
+     */
+    private long evictUnneeded(RegionState region, Block b, int node, List<Run> batch, Needed needed) {
+        int pages = region.table().pagesIn(b.index());
+        long base = b.index() << 9;
+        boolean[] keep = new boolean[pages];
+        for (Run r : batch) {
+            if (r.block == b) {
+                java.util.Arrays.fill(keep, r.first, r.first + r.count, true);
+            }
+        }
+        List<Run> runs = new ArrayList<>();
+        int p = 0;
+        while (p < pages) {
+            if (keep[p] || !b.isResident(node, p) || (b.residentMask(p) & 1) != 0 || needed.needed(region, base + p)
+                    || region.pins().any(base + p, base + p + 1) != null) {
+                p++;
+                continue;
+            }
+            int holders = b.residentMask(p);
+            int q = p + 1;
+            while (q < pages && !keep[q] && b.isResident(node, q) && b.residentMask(q) == holders
+                    && !needed.needed(region, base + q) && region.pins().any(base + q, base + q + 1) == null) {
+                q++;
+            }
+            runs.add(new Run(region, b, p, q - p, Run.MOVE, holders, node));
+            p = q;
+        }
+        if (runs.isEmpty()) {
+            return 0;
+        }
+        executeBatch(runs, 0, Trigger.EVICTION, "batched");
+        region.counters().evicted(node);
+        memoryCounters.evicted(node);
+        long moved = 0;
+        for (Run r : runs) {
+            moved += r.count;
+        }
+        return moved;
+    }
+
     /** Moves one block's unpinned pages on {@code node} home in one batch; returns how many moved. */
     private long evict(RegionState region, Block b, int node) {
         if (!b.hasPagesOn(node)) {
@@ -887,12 +1095,15 @@ public final class MigrationEngine implements AutoCloseable {
             }
             int holders = b.residentMask(p);
             int q = p + 1;
-            while (q < pages && b.isResident(node, q) && b.residentMask(q) == holders) {
+            while (q < pages && b.isResident(node, q) && b.residentMask(q) == holders && b.isZero(q) == b.isZero(p)) {
                 q++;
             }
             // pages a running kernel uses stay
             if (region.pins().any(base + p, base + q) == null) {
-                if ((holders & 1) == 0) {
+                if (holders == 1 << node && allZero(b, p, q)) {
+                    // zeros nobody wrote: dropped, they read as zeros again (untouched)
+                    droppedPages += dropCopy(region, b, node, p, q, dropped);
+                } else if ((holders & 1) == 0) {
                     runs.add(new Run(region, b, p, q - p, Run.MOVE, holders, node));
                 } else {
                     // the host holds a copy too (read duplication): the device's copy just goes
@@ -919,7 +1130,19 @@ public final class MigrationEngine implements AutoCloseable {
         return moved;
     }
 
-    /** Removes the read-only copy of pages [p, q) of a block from a device; another node still holds them. */
+    private static boolean allZero(Block b, int p, int q) {
+        for (int i = p; i < q; i++) {
+            if (!b.isZero(i)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Removes the read-only copy of pages [p, q) of a block from a device: another node still holds
+     * them, or they are zeros nobody wrote (then they become untouched).
+     */
     private long dropCopy(RegionState region, Block b, int node, int p, int q, VaRanges[] ranges) {
         long va = region.pageAddress((b.index() << 9) + p);
         int[] old = new int[q - p];
@@ -929,8 +1152,8 @@ public final class MigrationEngine implements AutoCloseable {
         device(node).driver().unmap(va, q - p);
         rangesOf(ranges, node).add(va, (long) (q - p) << Block.PAGE_SHIFT);
         b.removeResidentRange(node, p, q - p);
-        freeFrames(device(node).allocator(), old, q - p);
         syncMirror(region, b, p, q);
+        freeFrames(region, node, old, q - p, (b.index() << 9) + p);
         return q - p;
     }
 
@@ -1082,12 +1305,12 @@ public final class MigrationEngine implements AutoCloseable {
                 int w = r.block.writer(r.first);
                 if (w > 0 && !ro) {
                     device(w).driver().protect(r.va(), r.count, true);
-                } else if (w == 0 && !ro) {
+                } else if (w > 0) {
+                    protectEach(r, device(w).driver());
+                } else if (w == 0) {
                     for (int n = Integer.numberOfTrailingZeros(remote); remote != 0; n = Integer.numberOfTrailingZeros(remote)) {
                         remote &= ~(1 << n);
-                        if (r.block.isRemoteWritable(n, r.first)) {
-                            device(n).driver().protect(r.va(), r.count, true);
-                        }
+                        restoreRemote(r, n, false);
                     }
                 }
                 continue;
@@ -1095,7 +1318,7 @@ public final class MigrationEngine implements AutoCloseable {
             if (target != 0 && (r.holders & 1) != 0) {
                 for (int n = Integer.numberOfTrailingZeros(remote); remote != 0; n = Integer.numberOfTrailingZeros(remote)) {
                     remote &= ~(1 << n);
-                    device(n).driver().mapHost(r.va(), r.va(), r.count, r.block.isRemoteWritable(n, r.first) && !ro);
+                    restoreRemote(r, n, true);
                 }
             }
             int others = r.holders & ~(1 << target) & ~1;
@@ -1108,6 +1331,101 @@ public final class MigrationEngine implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /*
+     * FREED_FRAMES_AFTER_MIRROR: why a device frame is freed only after the userfaultfd view stops
+     * naming it.
+     *
+     * The fault service copies an AWAY page home from the device frame its state word names, at
+     * any moment, without any Java lock. Commit used to free a move's source frames first and
+     * repoint the state words (syncMirror) after. With two devices that left a window in which a
+     * page moving from device 1 to device 2 still named its old device 1 frame although that frame
+     * was back in the allocator; a second migration on another block (its own block locks, so not
+     * excluded) allocated the frame and copied other data into it; a plain load or store of the
+     * first page in that window faulted, the service copied the other data home and marked the
+     * page STOLEN; the engine then took the stolen page as the host's truth. The store landed on
+     * the wrong bytes and the bytes its owner had stored before were gone (one device, or one
+     * mover, cannot reach it: a device-to-device move needs both).
+     *
+     * The rule now: the page table changes, then syncMirror repoints or drops the state words,
+     * then the frames go back. A state word never names a frame the allocator can hand out, so
+     * whatever the service copies is the page's own data. freeFrames(region, ...) asserts it.
+     */
+
+    /** Frames of one locked block to free once its mirror is in line (see FREED_FRAMES_AFTER_MIRROR). */
+    private final class FrameReleases {
+        private final List<Object[]> pending = new ArrayList<>(2);
+
+        void add(int node, int[] frames, long firstPage) {
+            pending.add(new Object[] {node, frames, firstPage});
+        }
+
+        /** Frees them; {@code mirrorInLine} is false only for a killed region (its view reads no frame). */
+        void flush(RegionState region, boolean mirrorInLine) {
+            for (Object[] f : pending) {
+                int[] frames = (int[]) f[1];
+                if (mirrorInLine) {
+                    freeFrames(region, (Integer) f[0], frames, frames.length, (Long) f[2]);
+                } else {
+                    freeFrames(device((Integer) f[0]).allocator(), frames, frames.length);
+                }
+            }
+            pending.clear();
+        }
+    }
+
+    /**
+     * Frees device frames that held pages [firstPage, firstPage+count) of a region, after checking
+     * (with assertions on) that no state word of the userfaultfd view still names one of them.
+     */
+    private void freeFrames(RegionState region, int node, int[] frames, int count, long firstPage) {
+        HostMirror mirror = region.mirror();
+        if (mirror != null) {
+            assert mirrorNamesNone(mirror, device(node).driver(), frames, count, firstPage)
+                    : region + ": freeing a device frame that the userfaultfd view of pages from " + firstPage + " still names";
+        }
+        freeFrames(device(node).allocator(), frames, count);
+    }
+
+    private static boolean mirrorNamesNone(HostMirror mirror, DeviceDriver d, int[] frames, int count, long firstPage) {
+        for (int i = 0; i < count; i++) {
+            long st = mirror.state(firstPage + i);
+            if ((st & HostMirror.KIND) == HostMirror.KIND_AWAY && (st & HostMirror.STOLEN) == 0
+                    && (st & HostMirror.SOURCE) == d.hostAddress(frames[i])) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Puts back device {@code n}'s entries for the host's copy of a run's pages, each as writable
+     * as the page table says (pages of one run can differ there: a remote entry made while the
+     * host was not the writer stays read-only), in stretches of like pages. {@code map}: the
+     * entries were unmapped (else only write-protected).
+     */
+    private void restoreRemote(Run r, int n, boolean map) {
+        DeviceDriver d = device(n).driver();
+        int i = 0;
+        while (i < r.count) {
+            boolean w = remoteWritable(r, n, i);
+            int j = i + 1;
+            while (j < r.count && remoteWritable(r, n, j) == w) {
+                j++;
+            }
+            long va = r.va() + ((long) i << Block.PAGE_SHIFT);
+            if (map) {
+                d.mapHost(va, va, j - i, w);
+            } else if (w) {
+                d.protect(va, j - i, true);
+            }
+            i = j;
+        }
+    }
+
+    private static boolean remoteWritable(Run r, int n, int i) {
+        return r.block.isRemoteWritable(n, r.first + i) && !r.region.attributes().at(r.page() + i).readOnly();
     }
 
     private static void freeFrames(BuddyAllocator alloc, int[] frames, int count) {
@@ -1147,6 +1465,8 @@ public final class MigrationEngine implements AutoCloseable {
                 }
             }
             int others = r.action == Run.POPULATE || r.action == Run.LOAD ? 0 : r.holders & ~(1 << target);
+            // source device frames are freed only after syncMirror below: see FREED_FRAMES_AFTER_MIRROR
+            int[][] oldFrames = null;
             for (int n = Integer.numberOfTrailingZeros(others); others != 0; n = Integer.numberOfTrailingZeros(others)) {
                 others &= ~(1 << n);
                 if (n != 0) {
@@ -1155,7 +1475,10 @@ public final class MigrationEngine implements AutoCloseable {
                         old[i] = r.block.frame(n, r.first + i);
                     }
                     r.block.removeResidentRange(n, r.first, r.count);
-                    freeFrames(device(n).allocator(), old, r.count);
+                    if (oldFrames == null) {
+                        oldFrames = new int[nodes.length][];
+                    }
+                    oldFrames[n] = old;
                 } else {
                     r.block.removeResidentRange(0, r.first, r.count);
                     if (region.mirror() == null) {   // a mirrored region's host pages go in syncMirror
@@ -1163,14 +1486,27 @@ public final class MigrationEngine implements AutoCloseable {
                     }
                 }
             }
-            // the target becomes the only holder and the writer
-            r.block.addResidentRange(target, r.first, r.count);
+            // the target becomes the only holder and the writer; untouched pages a device only
+            // reads come into being there as zeros nobody may write yet (see Block's zero pages):
+            // eviction drops them rather than copying zeros home
+            boolean zeros = r.action == Run.POPULATE && target != 0 && !r.write;
+            r.block.addResidentRange(target, r.first, r.count, !zeros);
+            if (zeros) {
+                r.block.setZeroRange(r.first, r.count);
+            }
             if (target != 0 && r.frames != null) {
                 r.block.setFrames(target, r.first, r.frames, r.count);
             }
             // the host's view lets go (its readers fault from now on) before a device may write:
             // never a writer on one node while another still maps the page
             syncMirror(region, r.block, r.first, r.first + r.count);
+            if (oldFrames != null) {
+                for (int n = 1; n < nodes.length; n++) {
+                    if (oldFrames[n] != null) {
+                        freeFrames(region, n, oldFrames[n], r.count, r.page());
+                    }
+                }
+            }
             if (target != 0) {
                 DeviceDriver driver = device(target).driver();
                 if (r.action == Run.COLLAPSE) {
@@ -1179,9 +1515,9 @@ public final class MigrationEngine implements AutoCloseable {
                     } else {
                         driver.protect(r.va(), r.count, true);
                     }
-                } else if (anyReadOnly) {
+                } else if (anyReadOnly || zeros) {
                     for (int i = 0; i < r.count; i++) {
-                        boolean w = !region.attributes().at(r.page() + i).readOnly();
+                        boolean w = !zeros && !region.attributes().at(r.page() + i).readOnly();
                         driver.map(r.va() + ((long) i << Block.PAGE_SHIFT), r.frames[i], 1, w);
                     }
                 } else {
@@ -1264,6 +1600,7 @@ public final class MigrationEngine implements AutoCloseable {
         while (true) {
             List<Block> locked = lockAll(ivs);
             long seen;
+            boolean abandoned;
             try {
                 Pins.Pin p = region.pins().any(from, to);
                 if (p == null) {
@@ -1278,8 +1615,13 @@ public final class MigrationEngine implements AutoCloseable {
                     throw new PinnedByCallerException(region, p.node(), p.from(), p.to());
                 }
                 seen = region.pins().version();
+                abandoned = !p.owner().isAlive();
             } finally {
                 unlockAll(locked);
+            }
+            if (abandoned) {
+                region.lifecycle().reapAbandonedViews();
+                continue;
             }
             awaitRelease(region.pins(), seen);
         }
@@ -1333,8 +1675,9 @@ public final class MigrationEngine implements AutoCloseable {
                     rangesOf(ranges, n).add(va, (long) (p1 - p0) << Block.PAGE_SHIFT);
                 }
             }
+            FrameReleases frees = new FrameReleases();
             for (int n = 1; n < nodes.length; n++) {
-                dropDeviceCopies(region, b, n, p0, p1, ranges);
+                dropDeviceCopies(region, b, n, p0, p1, ranges, frees);
             }
             if (b.hasPagesOn(0)) {
                 b.removeResidentRange(0, p0, p1 - p0);
@@ -1342,6 +1685,7 @@ public final class MigrationEngine implements AutoCloseable {
             if (mirror) {
                 syncMirror(region, b, p0, p1);
             }
+            frees.flush(region, mirror);
         }
         invalidateAll(ranges);
     }
@@ -1498,7 +1842,8 @@ public final class MigrationEngine implements AutoCloseable {
     }
 
     /** Removes device {@code n}'s copies of pages [p0, p1) of a locked block: entries released, frames freed. */
-    private void dropDeviceCopies(RegionState region, Block b, int n, int p0, int p1, VaRanges[] ranges) {
+    private void dropDeviceCopies(RegionState region, Block b, int n, int p0, int p1, VaRanges[] ranges,
+                                  FrameReleases frees) {
         if (!b.hasPagesOn(n)) {
             return;
         }
@@ -1521,7 +1866,7 @@ public final class MigrationEngine implements AutoCloseable {
             device(n).driver().unmap(va, q - p);
             rangesOf(ranges, n).add(va, (long) (q - p) << Block.PAGE_SHIFT);
             b.removeResidentRange(n, p, q - p);
-            freeFrames(device(n).allocator(), old, q - p);
+            frees.add(n, old, base + p);
             p = q;
         }
     }
@@ -1535,11 +1880,13 @@ public final class MigrationEngine implements AutoCloseable {
             int holders = b.residentMask(i);
             arrived += (holders & 1) == 0 && holders != 0 ? 1 : 0;
         }
+        FrameReleases frees = new FrameReleases();
         for (int n = 1; n < nodes.length; n++) {
-            dropDeviceCopies(region, b, n, p, q, ranges);
+            dropDeviceCopies(region, b, n, p, q, ranges, frees);
         }
         b.addResidentRange(0, p, q - p, true);
         syncMirror(region, b, p, q);
+        frees.flush(region, true);
         if (arrived > 0) {
             region.counters().migrated(0, Trigger.FAULT, arrived);
             memoryCounters.migrated(0, Trigger.FAULT, arrived);

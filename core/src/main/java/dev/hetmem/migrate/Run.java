@@ -37,6 +37,12 @@ final class Run {
     int[] frames;
     /** How many of {@link #frames} are really allocated (all, unless allocation failed part-way). */
     int framesAllocated;
+    /** Whether the caller asked to write these pages (POPULATE of a read makes zeros nobody may write yet). */
+    boolean write;
+    /** The pages the batch's caller asked for; null for batches of no caller (loads, evictions). */
+    MigrationEngine.Needed needed;
+    /** Frames this run holds in the engine's in-flight count (allocated, not yet committed or undone). */
+    int reserved;
 
     Run(RegionState region, Block block, int first, int count, int action, int holders, int source) {
         this.region = region;

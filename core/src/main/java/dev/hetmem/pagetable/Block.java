@@ -34,6 +34,13 @@ public final class Block {
     /** Per device: pages it maps remotely from the host (ACCESSED_BY), and which of those writably. */
     private final long[][] remote;
     private final long[][] remoteWritable;
+    /**
+     * Pages that hold zeros because a read brought them into being on a device (a prefetch of
+     * untouched memory) and that nobody has been able to write since: they are mapped read-only
+     * everywhere, so eviction can drop them (they read as zeros again) instead of copying zeros
+     * home. Null while no page is such. Cleared for a page as soon as any node may write it.
+     */
+    private long[] zero;
     /** Last time (System.nanoTime) a fault or launch touched this block; eviction picks the oldest. */
     private volatile long lastAccessNanos;
     /** Thrashing detection (under {@link #lock}): where the block last moved to, when, and how often it bounced. */
@@ -310,6 +317,7 @@ public final class Block {
         int added = Bits.setRange(resident[node], from, from + count);
         if (writableThere) {
             Bits.setRange(writable[node], from, from + count);
+            clearZero(from, count);
         } else {
             Bits.clearRange(writable[node], from, from + count);
         }
@@ -346,9 +354,31 @@ public final class Block {
         table.lost(this, node);
     }
 
+    /** Marks pages [from, from+count) as zeros nobody has written (see {@link #zero}). */
+    public void setZeroRange(int from, int count) {
+        assert lock.isHeldByCurrentThread();
+        if (zero == null) {
+            zero = new long[WORDS];
+        }
+        Bits.setRange(zero, from, from + count);
+    }
+
+    public void clearZero(int from, int count) {
+        assert lock.isHeldByCurrentThread();
+        if (zero != null) {
+            Bits.clearRange(zero, from, from + count);
+        }
+    }
+
+    /** Whether the page holds zeros nobody has written since a read created it. */
+    public boolean isZero(int page) {
+        return zero != null && Bits.get(zero, page);
+    }
+
     public void setWritable(int node, int page, boolean value) {
         assert lock.isHeldByCurrentThread();
         if (value) {
+            clearZero(page, 1);
             Bits.set(writable[node], page);
         } else {
             Bits.clear(writable[node], page);

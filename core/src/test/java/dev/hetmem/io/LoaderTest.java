@@ -251,7 +251,24 @@ class LoaderTest {
         var dir = assertThrows(IOException.class, () -> mem.load(DIR, 0));
         assertTrue(dir.getMessage().contains("is a directory"), dir.getMessage());
         assertThrows(IllegalArgumentException.class, () -> mem.load(file("x", 10, 1), 9));
+        for (String special : new String[] {"/dev/zero", "/dev/null", "/proc/self/status"}) {
+            var e = assertThrows(IOException.class, () -> mem.load(Path.of(special), 0));
+            assertTrue(e.getMessage().contains("not a regular file"), e.getMessage());
+        }
         assertEquals(before, mem.regions().size());
+    }
+
+    @Test
+    void aFifoIsRefusedWithoutBlocking() throws Exception {
+        Path fifo = DIR.resolve("fifo-" + System.nanoTime());
+        run("mkfifo", fifo.toString());
+        try {
+            // before the check, opening the FIFO for reading blocked for ever (no writer)
+            var e = assertThrows(IOException.class, () -> mem.load(fifo, 0));
+            assertTrue(e.getMessage().contains("not a regular file"), e.getMessage());
+        } finally {
+            Files.deleteIfExists(fifo);
+        }
     }
 
     @Test

@@ -90,6 +90,9 @@ class SafeTensorsTest {
                 "{\"t\":{\"dtype\":\"U8\",\"shape\":[-1],\"data_offsets\":[0,0]}}", 0));
         refused(INVALID_HEADER_DESERIALIZATION, "duplicate key", write("dup",
                 "{\"t\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},\"t\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1));
+        // an exponent no number can hold: a header error naming it, not a NumberFormatException
+        refused(INVALID_HEADER_DESERIALIZATION, "out of range", write("exponent",
+                "{\"t\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1],\"x\":1e9999999999}}", 1));
         StringBuilder deep = new StringBuilder();
         deep.append("[".repeat(10_000)).append("]".repeat(10_000));
         refused(INVALID_HEADER_DESERIALIZATION, "nesting deeper", write("deep", "{\"x\":" + deep + "}", 0));

@@ -160,7 +160,14 @@ public final class EmulatedDevice implements DeviceDriver {
     }
 
     @Override
-    public void attach(DeviceContext context) {
+    public synchronized void detach(DeviceContext context) {
+        if (this.context == context) {
+            this.context = null;
+        }
+    }
+
+    @Override
+    public synchronized void attach(DeviceContext context) {
         if (this.context != null) {
             throw new IllegalStateException("device " + name + " is already attached to node " + this.context.node());
         }
@@ -351,7 +358,24 @@ public final class EmulatedDevice implements DeviceDriver {
         }
     }
 
+    /** Set on a thread while it runs work items of a kernel of this device. */
+    private final ThreadLocal<Boolean> inKernel = new ThreadLocal<>();
+
+    @Override
+    public boolean runsKernelOnCurrentThread() {
+        return inKernel.get() != null;
+    }
+
     private void runItems(EmulatedKernel k, List<KernelBinding> arguments, long from, long to) {
+        inKernel.set(Boolean.TRUE);
+        try {
+            runItemsMarked(k, arguments, from, to);
+        } finally {
+            inKernel.remove();
+        }
+    }
+
+    private void runItemsMarked(EmulatedKernel k, List<KernelBinding> arguments, long from, long to) {
         DeviceBuffer[] buffers = new DeviceBuffer[arguments.size()];
         for (int i = 0; i < buffers.length; i++) {
             KernelBinding b = arguments.get(i);

@@ -280,7 +280,14 @@ public final class OpenClDevice implements DeviceDriver {
     }
 
     @Override
-    public void attach(DeviceContext context) {
+    public synchronized void detach(DeviceContext context) {
+        if (this.attached == context) {
+            this.attached = null;
+        }
+    }
+
+    @Override
+    public synchronized void attach(DeviceContext context) {
         if (attached != null) {
             throw new IllegalStateException("device " + name + " is already attached to node " + attached.node());
         }

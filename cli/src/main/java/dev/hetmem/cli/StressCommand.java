@@ -1,0 +1,151 @@
+package dev.hetmem.cli;
+
+import dev.hetmem.HostFaultMode;
+import dev.hetmem.device.opencl.OpenClPlatforms;
+import dev.hetmem.device.opencl.OpenClStressDevices;
+import dev.hetmem.fault.FaultService;
+import dev.hetmem.stress.EmulatedStressDevices;
+import dev.hetmem.stress.StressConfig;
+import dev.hetmem.stress.StressDevices;
+import dev.hetmem.stress.StressPlan;
+import dev.hetmem.stress.StressRun;
+
+import java.io.PrintStream;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * {@code hetmem stress}: the model-based stress program for as long as asked, configuration after
+ * configuration (every host-fault mode, one to three devices, thrashing control on and off,
+ * roomy and too small devices, failures injected or not), each with its own seed. Prints every
+ * failure with its seed and shortest failing program, and operations per second by mode.
+ */
+final class StressCommand {
+    static final String HELP = """
+            usage: hetmem stress [--seconds N] [--seed S] [--device emulated|opencl|all] [--json]
+              Runs seeded random programs over the whole API against a shadow model of every byte.
+              --seconds N   how long to run (default 60; 1 to 604800)
+              --seed S      the first configuration's seed (default 1); a failure names the seed to rerun
+              --device D    the devices: emulated, opencl (with emulated ones beside), or all (default: all
+                            that are available here)
+              --json        one JSON object on stdout: runs, operations, operations per second by mode, failures
+            exit status: 0 when every run agreed with the model, 1 when one did not, 2 for a usage error
+            """;
+
+    private StressCommand() {}
+
+    static int run(List<String> argv, PrintStream out, PrintStream err) {
+        Args args = new Args(argv, Set.of("json", "help"), Set.of("seconds", "seed", "device"));
+        if (args.flag("help")) {
+            out.print(HELP);
+            return 0;
+        }
+        if (!args.positional().isEmpty()) {
+            throw new Args.UsageException("unexpected argument '" + args.positional().getFirst() + "'");
+        }
+        long seconds = args.longValue("seconds", 60);
+        if (seconds < 1 || seconds > 604_800) {
+            throw new Args.UsageException("--seconds " + seconds + " is outside [1, 604800]");
+        }
+        long seed = args.longValue("seed", 1);
+        String device = args.value("device", "all");
+        boolean json = args.flag("json");
+        List<List<StressDevices>> sets = new ArrayList<>();   // {primary, mixed} pairs
+        StressDevices emulated = new EmulatedStressDevices();
+        String noOpenCl = OpenClPlatforms.unavailableReason();
+        switch (device) {
+            case "emulated" -> sets.add(List.of(emulated));
+            case "opencl" -> {
+                if (noOpenCl != null) {
+                    err.println("hetmem stress: no OpenCL device: " + noOpenCl);
+                    return 1;
+                }
+                sets.add(List.of(new OpenClStressDevices()));
+            }
+            case "all" -> {
+                sets.add(List.of(emulated));
+                if (noOpenCl == null) {
+                    sets.add(List.of(new OpenClStressDevices()));
+                } else if (!json) {
+                    err.println("hetmem stress: OpenCL left out: " + noOpenCl);
+                }
+            }
+            default -> throw new Args.UsageException("--device " + device + " is not one of emulated, opencl, all");
+        }
+        boolean uffd = FaultService.unavailableReason().isEmpty();
+        long end = System.nanoTime() + seconds * 1_000_000_000L;
+        Map<String, long[]> byMode = new LinkedHashMap<>();   // mode -> {operations, nanos, runs}
+        List<String> failures = new ArrayList<>();
+        long runs = 0;
+        long next = seed;
+        long lastSeed = seed;
+        outer:
+        while (true) {
+            for (List<StressDevices> set : sets) {
+                List<StressDevices> mixed = set.getFirst() == emulated ? List.of(emulated) : List.of(emulated, set.getFirst());
+                List<StressConfig> round = StressPlan.configurations(set, mixed, next, uffd);
+                next += round.size();
+                for (StressConfig c : round) {
+                    if (System.nanoTime() > end) {
+                        break outer;
+                    }
+                    StressRun.Result r = new StressRun(c).run(Duration.ofSeconds(30));
+                    runs++;
+                    lastSeed = c.seed();
+                    String mode = c.devices().getFirst().kind() + ", "
+                            + (c.hostFaults() == HostFaultMode.USERFAULTFD ? "userfaultfd" : "host views")
+                            + (c.workers() == 1 ? ", one worker" : ", " + c.workers() + " workers");
+                    long[] m = byMode.computeIfAbsent(mode, k -> new long[3]);
+                    m[0] += r.operations();
+                    m[1] += r.nanos();
+                    m[2]++;
+                    if (!r.passed()) {
+                        failures.add(c.describe() + ":\n  " + String.join("\n  ", r.failures()));
+                        if (!json) {
+                            err.println("FAILED: " + Main.printable(failures.getLast()));
+                        }
+                    } else if (!json) {
+                        err.printf("ok  %-110s %8.0f ops/s%n", c.describe(), r.operationsPerSecond());
+                    }
+                }
+            }
+        }
+        long ops = 0;
+        for (long[] m : byMode.values()) {
+            ops += m[0];
+        }
+        if (json) {
+            Map<String, Object> root = new LinkedHashMap<>();
+            root.put("command", "stress");
+            root.put("first_seed", seed);
+            root.put("last_seed", lastSeed);
+            root.put("runs", runs);
+            root.put("operations", ops);
+            List<Object> modes = new ArrayList<>();
+            for (Map.Entry<String, long[]> e : byMode.entrySet()) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("mode", e.getKey());
+                m.put("runs", e.getValue()[2]);
+                m.put("operations", e.getValue()[0]);
+                m.put("operations_per_s", e.getValue()[1] == 0 ? 0.0 : e.getValue()[0] * 1e9 / e.getValue()[1]);
+                modes.add(m);
+            }
+            root.put("modes", modes);
+            root.put("failures", failures);
+            out.println(Json.write(root));
+        } else {
+            out.printf("%d runs, %d operations, seeds %d..%d%n", runs, ops, seed, lastSeed);
+            for (Map.Entry<String, long[]> e : byMode.entrySet()) {
+                long[] m = e.getValue();
+                out.printf("  %-40s %4d runs %9d operations %8.0f ops/s%n", e.getKey(), m[2], m[0],
+                        m[1] == 0 ? 0.0 : m[0] * 1e9 / m[1]);
+            }
+            out.println(failures.isEmpty() ? "every run agreed with the model" : failures.size() + " run(s) failed (above)");
+        }
+        return failures.isEmpty() ? 0 : 1;
+    }
+}

@@ -1,0 +1,48 @@
+package dev.hetmem.stress;
+
+import dev.hetmem.Access;
+import dev.hetmem.KernelArg;
+import dev.hetmem.Region;
+import dev.hetmem.UnifiedMemory;
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import dev.hetmem.driver.DeviceDriver;
+
+import java.lang.foreign.MemorySegment;
+
+/** The stress program's kernels as Java code on the emulated device: one work item per 4 KiB page. */
+public final class EmulatedStressDevices implements StressDevices {
+    private static final long PAGE = 4096;
+
+    @Override
+    public String kind() {
+        return "emulated";
+    }
+
+    @Override
+    public DeviceDriver create(String name, long capacity) {
+        return EmulatedDevice.builder().name(name).capacity(capacity).computeThreads(2).build();
+    }
+
+    @Override
+    public void write(UnifiedMemory mem, int node, Region r, long offset, MemorySegment src, long bytes) {
+        mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).copyFrom(src, i * PAGE, i * PAGE, Math.min(PAGE, bytes - i * PAGE)),
+                Math.ceilDiv(bytes, PAGE), KernelArg.of(r, offset, bytes, Access.WRITE));
+    }
+
+    @Override
+    public void read(UnifiedMemory mem, int node, Region r, long offset, MemorySegment dst, long bytes) {
+        mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).copyTo(i * PAGE, dst, i * PAGE, Math.min(PAGE, bytes - i * PAGE)),
+                Math.ceilDiv(bytes, PAGE), KernelArg.of(r, offset, bytes, Access.READ));
+    }
+
+    @Override
+    public void failAllocation(DeviceDriver device, int after) {
+        ((EmulatedDevice) device).failAllocation(after);
+    }
+
+    @Override
+    public void failCopy(DeviceDriver device, int after) {
+        ((EmulatedDevice) device).failCopy(after);
+    }
+}

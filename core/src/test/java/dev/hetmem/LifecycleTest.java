@@ -1,0 +1,207 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.names;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Lifecycles that always end: close and free against running work, failed builds, misuse. */
+@Tag("emulated") // kernels here are Java code calling back into the memory manager
+class LifecycleTest {
+
+    /**
+     * A prefetch loop runs, a second thread frees the region (waiting for the prefetch), and
+     * close() runs meanwhile. close() used to return with the prefetch still copying into a pool
+     * it then unmapped (a JVM crash), or hang. It must return only once nothing runs.
+     */
+    @Test
+    void closeWaitsForMigrationsAndFreesInFlight() throws Exception {
+        for (int round = 0; round < 3; round++) {
+            UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2)
+                    .device(EmulatedDevice.builder().capacity(16 * MiB).build()).build();
+            Region r = mem.allocate(128 * MiB);
+            try (HostView v = r.host(0, r.size(), Access.WRITE)) {
+                v.segment().fill((byte) 3);
+            }
+            AtomicReference<Throwable> prefetchEnd = new AtomicReference<>();
+            Thread mover = Thread.ofPlatform().start(() -> {
+                try {
+                    for (int i = 0; i < 1000; i++) {
+                        r.advise(0, r.size(), Advice.prefetch(i % 2 == 0 ? 1 : 0));
+                    }
+                } catch (Throwable t) {
+                    prefetchEnd.set(t);
+                }
+            });
+            Thread.sleep(50);
+            Thread freer = Thread.ofPlatform().start(() -> {
+                try {
+                    r.free();
+                } catch (IllegalStateException ignored) {
+                    // closed first: fine
+                }
+            });
+            Thread.sleep(20);
+            mem.close();
+            // nothing of the memory runs once close returns
+            mover.join(5_000);
+            freer.join(5_000);
+            assertFalse(mover.isAlive(), "the prefetch thread still runs after close() returned");
+            assertTrue(prefetchEnd.get() instanceof IllegalStateException, String.valueOf(prefetchEnd.get()));
+            assertTrue(r.isFreed());
+            assertEquals(List.of(), mem.regions());
+        }
+    }
+
+    /** Regions allocated while close() runs are either refused or freed by it, never left mapped. */
+    @Test
+    void closeRacingAllocateLeavesNoRegion() throws Exception {
+        UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB));
+        Thread t = Thread.ofPlatform().start(() -> {
+            try {
+                while (true) {
+                    Region x = mem.allocate(4 * MiB);
+                    try (HostView v = x.host(0, x.size(), Access.WRITE)) {
+                        v.segment().fill((byte) 1);
+                    }
+                }
+            } catch (IllegalStateException expected) {
+                // the memory closed
+            }
+        });
+        Thread.sleep(100);
+        try {
+            mem.close();
+        } catch (IllegalStateException viewOpen) {
+            // the allocating thread had a view open at that moment: close refuses, unmapping nothing,
+            // and new allocations are refused from now on; once the view closes, close succeeds
+            assertTrue(viewOpen.getMessage().contains("open host view"), viewOpen.getMessage());
+            t.join();
+            mem.close();
+        }
+        t.join();
+        assertEquals(List.of(), mem.regions());
+    }
+
+    /** A failed build leaves no thread, descriptor or attachment behind. */
+    @Test
+    void failedBuildsReleaseEverything() throws Exception {
+        EmulatedDevice dev = EmulatedDevice.create();
+        EmulatedDevice spare = EmulatedDevice.create();
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
+            Thread.sleep(50);
+            int threads = Thread.getAllStackTraces().size();
+            long fds = openFds();
+            for (int i = 0; i < 50; i++) {
+                // spare is attached first, then dev refuses: spare must be free again afterwards
+                assertThrows(IllegalStateException.class, () -> UnifiedMemory.builder().device(spare).device(dev).build());
+            }
+            Thread.sleep(200);
+            assertTrue(Thread.getAllStackTraces().size() <= threads + 1,
+                    "threads " + threads + " -> " + Thread.getAllStackTraces().size());
+            assertTrue(openFds() <= fds + 2, "file descriptors " + fds + " -> " + openFds());
+            try (UnifiedMemory again = UnifiedMemory.builder().device(spare).build()) {
+                assertEquals(2, again.nodes().size());
+            }
+        }
+    }
+
+    private static long openFds() throws Exception {
+        try (var s = Files.list(Path.of("/proc/self/fd"))) {
+            return s.count();
+        }
+    }
+
+    /** free() or close() from inside a kernel on its own argument would wait for itself: refused. */
+    @Test
+    void freeOrCloseFromInsideAKernelThrowsAtOnce() {
+        try (UnifiedMemory mem = UnifiedMemory.builder()
+                .device(EmulatedDevice.builder().capacity(8 * MiB).computeThreads(2).build()).build()) {
+            Region r = mem.allocate(MiB);
+            AtomicReference<Throwable> seen = new AtomicReference<>();
+            mem.launch(1, (EmulatedKernel) (a, i) -> {
+                try {
+                    if (i == 0) {
+                        r.free();
+                    } else {
+                        mem.close();
+                    }
+                } catch (Throwable t) {
+                    seen.compareAndSet(null, t);
+                }
+            }, 2, KernelArg.readWrite(r));
+            assertTrue(seen.get() instanceof IllegalStateException, String.valueOf(seen.get()));
+            assertTrue(seen.get().getMessage().contains("inside a kernel"), seen.get().getMessage());
+            assertFalse(r.isFreed());
+        }
+    }
+
+    /** A view whose thread ended without closing it no longer blocks free() or a migration. */
+    @Test
+    void viewsOfEndedThreadsAreTakenBack() throws Exception {
+        try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {
+            Region r = mem.allocate(4 * MiB);
+            Region s = mem.allocate(4 * MiB);
+            Thread t = Thread.ofPlatform().start(() -> {
+                r.host(0, MiB, Access.WRITE);   // never closed
+                s.host(0, MiB, Access.WRITE);   // never closed
+            });
+            t.join();
+            s.advise(0, s.size(), Advice.prefetch(1));   // waited for ever on the dead thread's pin
+            assertEquals(1, Integer.numberOfTrailingZeros(s.snapshot(0, 4096).residentMask(0)));
+            r.free();
+            assertTrue(r.isFreed());
+        }
+    }
+
+    /** Every use of a freed region fails; arguments are checked before any work is queued. */
+    @Test
+    void aFreedRegionAnswersNothing() {
+        try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {
+            Region r = mem.allocate(MiB);
+            r.free();
+            names(IllegalStateException.class, "freed", r::stats);
+            names(IllegalStateException.class, "freed", () -> r.granularity(0));
+            names(IllegalStateException.class, "freed", () -> r.protection(0));
+            names(IllegalStateException.class, "freed", r::address);
+            names(IllegalStateException.class, "freed", () -> mem.prefetchAsync(r, 0, 4096, 1));
+            Region q = mem.allocate(MiB);
+            names(IllegalArgumentException.class, "-5", () -> mem.prefetch(q, 1, -5));
+        }
+    }
+
+    /** close() gives up after its timeout naming who still runs, unmaps nothing, and can be called again. */
+    @Test
+    void closeTimesOutLoudlyThenSucceeds() throws Exception {
+        UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofMillis(100))
+                .device(EmulatedDevice.builder().capacity(8 * MiB).computeThreads(1).build()).build();
+        Region r = mem.allocate(MiB);
+        Thread k = Thread.ofPlatform().name("slow-kernel").start(() -> mem.launch(1, (EmulatedKernel) (a, i) -> {
+            try {
+                Thread.sleep(1_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            a.arg(0).putLong(0, 42);
+        }, 1, KernelArg.readWrite(r)));
+        Thread.sleep(200);
+        names(IllegalStateException.class, "slow-kernel", mem::close);
+        assertFalse(r.isFreed(), "nothing is freed while the kernel runs");
+        k.join();
+        mem.close();
+        assertTrue(r.isFreed());
+    }
+}

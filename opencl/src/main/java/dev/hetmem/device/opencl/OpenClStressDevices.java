@@ -1,0 +1,93 @@
+package dev.hetmem.device.opencl;
+
+import dev.hetmem.Access;
+import dev.hetmem.KernelArg;
+import dev.hetmem.Region;
+import dev.hetmem.UnifiedMemory;
+import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.stress.StressDevices;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The stress program's kernels in OpenCL C: one work item per 8 bytes, copying between a region
+ * argument and a plain buffer staged by the host.
+ */
+public final class OpenClStressDevices implements StressDevices {
+    private static final String SOURCE = """
+            __kernel void copyOut(HM_SPACE_PARAMS, HM_REGION(src), __global long *dst) {
+                size_t i = get_global_id(0);
+                dst[i] = *HM_PTR(long, src, i);
+            }
+
+            __kernel void copyIn(HM_SPACE_PARAMS, HM_REGION(dst), __global const long *src) {
+                size_t i = get_global_id(0);
+                *HM_WPTR(long, dst, i) = src[i];
+            }
+            """;
+
+    private final Map<OpenClDevice, OpenClProgram> programs = new ConcurrentHashMap<>();
+
+    @Override
+    public String kind() {
+        return "opencl";
+    }
+
+    @Override
+    public String unavailableReason() {
+        return OpenClPlatforms.unavailableReason();
+    }
+
+    @Override
+    public DeviceDriver create(String name, long capacity) {
+        // the driver's pools are whole 2 MiB chunks
+        OpenClDevice d = OpenClDevice.builder().name(name).capacity(Math.ceilDiv(capacity, 2L << 20) * (2L << 20)).build();
+        programs.put(d, d.compile(SOURCE));
+        return d;
+    }
+
+    /** OpenCL buffers are not host memory the fault service could read in place. */
+    @Override
+    public boolean supportsUserfaultfd() {
+        return false;
+    }
+
+    @Override
+    public void forget(DeviceDriver device) {
+        programs.remove(device);
+    }
+
+    private static OpenClDevice device(UnifiedMemory mem, int node) {
+        return (OpenClDevice) mem.driver(node);
+    }
+
+    @Override
+    public void write(UnifiedMemory mem, int node, Region r, long offset, MemorySegment src, long bytes) {
+        OpenClDevice d = device(mem, node);
+        try (OpenClDevice.PlainBuffer buf = d.plainBuffer(bytes)) {
+            buf.write(src.asSlice(0, bytes));
+            mem.launch(node, programs.get(d).kernel("copyIn", buf), bytes / 8, KernelArg.of(r, offset, bytes, Access.WRITE));
+        }
+    }
+
+    @Override
+    public void read(UnifiedMemory mem, int node, Region r, long offset, MemorySegment dst, long bytes) {
+        OpenClDevice d = device(mem, node);
+        try (OpenClDevice.PlainBuffer buf = d.plainBuffer(bytes)) {
+            mem.launch(node, programs.get(d).kernel("copyOut", buf), bytes / 8, KernelArg.of(r, offset, bytes, Access.READ));
+            buf.read(dst.asSlice(0, bytes));
+        }
+    }
+
+    @Override
+    public void failAllocation(DeviceDriver device, int after) {
+        ((OpenClDevice) device).failAllocation(after);
+    }
+
+    @Override
+    public void failCopy(DeviceDriver device, int after) {
+        ((OpenClDevice) device).failCopy(after);
+    }
+}
