@@ -378,6 +378,13 @@ public final class UnifiedMemory implements AutoCloseable {
     private void freeRegion(Region region) {
         RegionState s = region.state();
         if (!s.lifecycle().close(closeTimeoutNanos)) {
+            if (s.isReleased()) {
+                throw new IllegalStateException(region + " is already freed");
+            }
+            // an earlier free gave up waiting for a running operation (or another is waiting now)
+            s.lifecycle().awaitDrained(closeTimeoutNanos);
+        }
+        if (!s.markReleased()) {
             throw new IllegalStateException(region + " is already freed");
         }
         try {
@@ -819,66 +826,16 @@ public final class UnifiedMemory implements AutoCloseable {
         }
         for (Region r : regions()) {
             RegionState s = r.state();
-            engine.reconcileAll(s);
-            String p = s.table().checkInvariants();
-            if (p != null) {
-                problems.add(r + ": " + p);
+            try {
+                s.lifecycle().enter();   // a region being freed is not read while its view goes
+            } catch (IllegalStateException freed) {
+                continue;
             }
-            s.table().forEachBlock(b -> {
-                b.lock.lock();
-                try {
-                    int pages = s.table().pagesIn(b.index());
-                    for (int n = 1; n < nodeInfos.size(); n++) {
-                        DeviceDriver d = devices[n].driver();
-                        for (int i = 0; i < pages; i++) {
-                            long page = (b.index() << 9) + i;
-                            long va = s.pageAddress(page);
-                            int pte = d.probe(va);
-                            boolean resident = b.isResident(n, i);
-                            if (b.isRemote(n, i)) {
-                                boolean w = b.isRemoteWritable(n, i) && !s.attributes().at(page).readOnly();
-                                if ((pte & DeviceDriver.PTE_REMOTE) == 0 || ((pte & DeviceDriver.PTE_WRITABLE) != 0) != w) {
-                                    problems.add(r + " page " + page + ": node " + n + " should map the host's copy "
-                                            + (w ? "writable" : "read-only") + "; its entry is " + pte);
-                                }
-                                continue;
-                            }
-                            if ((pte & DeviceDriver.PTE_REMOTE) != 0) {
-                                problems.add(r + " page " + page + ": node " + n + " maps host memory it was not given");
-                                continue;
-                            }
-                            if (resident != ((pte & DeviceDriver.PTE_PRESENT) != 0)) {
-                                problems.add(r + " page " + page + ": resident on node " + n + " = " + resident
-                                        + " but device entry present = " + !resident);
-                                continue;
-                            }
-                            if (!resident) {
-                                continue;
-                            }
-                            int frame = b.frame(n, i);
-                            if (owned[n].get(frame)) {
-                                problems.add(r + " page " + page + " on node " + n + ": frame " + frame
-                                        + " is held by another page too");
-                            }
-                            owned[n].set(frame);
-                            boolean w = b.isWritable(n, i) && !s.attributes().at(page).readOnly();
-                            if (w != ((pte & DeviceDriver.PTE_WRITABLE) != 0)) {
-                                problems.add(r + " page " + page + " on node " + n + ": should be "
-                                        + (w ? "writable" : "read-only") + " in the device page table");
-                            }
-                            if (d.probeFrame(va) != b.frame(n, i)) {
-                                problems.add(r + " page " + page + " on node " + n + ": device entry maps frame "
-                                        + d.probeFrame(va) + ", page table says " + b.frame(n, i));
-                            }
-                        }
-                    }
-                    if (s.mirror() != null) {
-                        checkMirror(r, s, b, pages, problems);
-                    }
-                } finally {
-                    b.lock.unlock();
-                }
-            });
+            try {
+                verifyRegion(r, s, owned, problems);
+            } finally {
+                s.lifecycle().exit();
+            }
         }
         for (int n = 1; n < owned.length; n++) {
             BuddyAllocator alloc = devices[n].allocator();
@@ -890,6 +847,70 @@ public final class UnifiedMemory implements AutoCloseable {
             }
         }
         return problems;
+    }
+
+    /** verify() of one region, which the caller keeps from being freed meanwhile. */
+    private void verifyRegion(Region r, RegionState s, java.util.BitSet[] owned, List<String> problems) {
+        engine.reconcileAll(s);
+        String p = s.table().checkInvariants();
+        if (p != null) {
+            problems.add(r + ": " + p);
+        }
+        s.table().forEachBlock(b -> {
+            b.lock.lock();
+            try {
+                int pages = s.table().pagesIn(b.index());
+                for (int n = 1; n < nodeInfos.size(); n++) {
+                    DeviceDriver d = devices[n].driver();
+                    for (int i = 0; i < pages; i++) {
+                        long page = (b.index() << 9) + i;
+                        long va = s.pageAddress(page);
+                        int pte = d.probe(va);
+                        boolean resident = b.isResident(n, i);
+                        if (b.isRemote(n, i)) {
+                            boolean w = b.isRemoteWritable(n, i) && !s.attributes().at(page).readOnly();
+                            if ((pte & DeviceDriver.PTE_REMOTE) == 0 || ((pte & DeviceDriver.PTE_WRITABLE) != 0) != w) {
+                                problems.add(r + " page " + page + ": node " + n + " should map the host's copy "
+                                        + (w ? "writable" : "read-only") + "; its entry is " + pte);
+                            }
+                            continue;
+                        }
+                        if ((pte & DeviceDriver.PTE_REMOTE) != 0) {
+                            problems.add(r + " page " + page + ": node " + n + " maps host memory it was not given");
+                            continue;
+                        }
+                        if (resident != ((pte & DeviceDriver.PTE_PRESENT) != 0)) {
+                            problems.add(r + " page " + page + ": resident on node " + n + " = " + resident
+                                    + " but device entry present = " + !resident);
+                            continue;
+                        }
+                        if (!resident) {
+                            continue;
+                        }
+                        int frame = b.frame(n, i);
+                        if (owned[n].get(frame)) {
+                            problems.add(r + " page " + page + " on node " + n + ": frame " + frame
+                                    + " is held by another page too");
+                        }
+                        owned[n].set(frame);
+                        boolean w = b.isWritable(n, i) && !s.attributes().at(page).readOnly();
+                        if (w != ((pte & DeviceDriver.PTE_WRITABLE) != 0)) {
+                            problems.add(r + " page " + page + " on node " + n + ": should be "
+                                    + (w ? "writable" : "read-only") + " in the device page table");
+                        }
+                        if (d.probeFrame(va) != b.frame(n, i)) {
+                            problems.add(r + " page " + page + " on node " + n + ": device entry maps frame "
+                                    + d.probeFrame(va) + ", page table says " + b.frame(n, i));
+                        }
+                    }
+                }
+                if (s.mirror() != null) {
+                    checkMirror(r, s, b, pages, problems);
+                }
+            } finally {
+                b.lock.unlock();
+            }
+        });
     }
 
     /**
@@ -976,6 +997,12 @@ public final class UnifiedMemory implements AutoCloseable {
     @Override
     public void close() {
         refuseInsideKernel("close()");
+        // open views of live threads refuse the close before anything is closed or unmapped
+        for (Region r : regions()) {
+            if (!r.state().isReleased()) {
+                r.state().lifecycle().checkNoLiveViews();
+            }
+        }
         if (!lifecycle.close(closeTimeoutNanos) && !lifecycle.isDrained()) {
             lifecycle.awaitDrained(closeTimeoutNanos);   // an earlier close gave up waiting
         }
@@ -984,7 +1011,7 @@ public final class UnifiedMemory implements AutoCloseable {
                 return;
             }
             for (Region r : regions()) {
-                if (!r.isFreed()) {
+                if (!r.state().isReleased()) {
                     freeRegion(r);
                 }
             }

@@ -83,14 +83,16 @@ class LifecycleTest {
             }
         });
         Thread.sleep(100);
-        try {
-            mem.close();
-        } catch (IllegalStateException viewOpen) {
-            // the allocating thread had a view open at that moment: close refuses, unmapping nothing,
-            // and new allocations are refused from now on; once the view closes, close succeeds
-            assertTrue(viewOpen.getMessage().contains("open host view"), viewOpen.getMessage());
-            t.join();
-            mem.close();
+        for (int tries = 0; ; tries++) {
+            try {
+                mem.close();
+                break;
+            } catch (IllegalStateException viewOpen) {
+                // the allocating thread had a view open at that moment: close refuses, closing and
+                // unmapping nothing; it succeeds at a moment between two views
+                assertTrue(viewOpen.getMessage().contains("open host view"), viewOpen.getMessage());
+                assertTrue(tries < 10_000, "close never found a moment without a view");
+            }
         }
         t.join();
         assertEquals(List.of(), mem.regions());
@@ -203,5 +205,60 @@ class LifecycleTest {
         k.join();
         mem.close();
         assertTrue(r.isFreed());
+    }
+
+    /** A free that timed out can be called again once the kernel ends, and then frees for good. */
+    @Test
+    void aFreeThatTimedOutCanBeCalledAgain() throws Exception {
+        try (UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofMillis(100))
+                .device(EmulatedDevice.builder().capacity(8 * MiB).computeThreads(1).build()).build()) {
+            Region r = mem.allocate(MiB);
+            Thread k = Thread.ofPlatform().name("slow-kernel").start(() -> mem.launch(1, (EmulatedKernel) (a, i) -> {
+                try {
+                    Thread.sleep(600);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, 1, KernelArg.readWrite(r)));
+            Thread.sleep(150);
+            names(IllegalStateException.class, "slow-kernel", r::free);
+            k.join();
+            r.free();
+            assertTrue(r.isFreed());
+            assertEquals(List.of(), mem.regions());
+            assertEquals(8 * MiB, mem.stats().nodes().get(1).freeBytes(), "the region's frames are back");
+        }
+    }
+
+    /** close() with a view open in a live thread refuses before closing or unmapping anything. */
+    @Test
+    void closeWithALiveViewRefusesAndChangesNothing() {
+        UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB));
+        Region a = mem.allocate(MiB);
+        Region b = mem.allocate(MiB);
+        HostView v = b.host(0, 4096, Access.WRITE);
+        names(IllegalStateException.class, "open host view", mem::close);
+        assertFalse(a.isFreed(), "a region before the one with the view was freed");
+        Region c = mem.allocate(MiB);   // still open for business
+        v.close();
+        mem.close();
+        assertTrue(a.isFreed() && b.isFreed() && c.isFreed());
+    }
+
+    /** A launch that cannot fit beside its own pages fails at once, not after a minute of retries. */
+    @Test
+    void aLaunchThatCannotFitFailsAtOnce() {
+        try (UnifiedMemory mem = UnifiedMemory.builder()
+                .device(EmulatedDevice.builder().capacity(4 * MiB).computeThreads(1).build()).build()) {
+            Region r1 = mem.allocate(600 * 4096L);
+            Region r2 = mem.allocate(600 * 4096L);
+            mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(0, 1), 1, KernelArg.readWrite(r1));
+            long t0 = System.nanoTime();
+            names(dev.hetmem.driver.DeviceMemoryException.class, "out of memory", () -> mem.launch(1,
+                    (EmulatedKernel) (a, i) -> { }, 1, KernelArg.readWrite(r1), KernelArg.readWrite(r2)));
+            assertTrue(System.nanoTime() - t0 < 20_000_000_000L, "it retried for "
+                    + (System.nanoTime() - t0) / 1_000_000 + " ms before failing");
+            assertEquals(List.of(), mem.verify());
+        }
     }
 }

@@ -35,6 +35,8 @@ public final class HostMirror implements AutoCloseable {
     public static final long READ_ONLY = 8;
     public static final long STOLEN = 16;
     public static final long HELD = 32;
+    /** How many running kernels hold the page (bits 7-11). */
+    public static final long BUSY = 0xF80L;
     public static final long SOURCE = ~0xFFFL;
 
     /** {@link #viewPages} bits: the view maps the page; the mapping is write-protected. */

@@ -118,6 +118,17 @@ public final class Lifecycle {
         return dead.size();
     }
 
+    /** Throws, as {@link #close} would, if host views of live threads are open. */
+    public void checkNoLiveViews() {
+        reapAbandonedViews();
+        synchronized (this) {
+            if (!views.isEmpty()) {
+                throw new IllegalStateException(what + " has " + views.size()
+                        + " open host view(s); close them before freeing it");
+            }
+        }
+    }
+
     public synchronized boolean isClosed() {
         return closed;
     }

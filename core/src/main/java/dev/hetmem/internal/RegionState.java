@@ -21,6 +21,8 @@ public final class RegionState {
     private final Lifecycle lifecycle;
     private final Counters counters;
     private final HostMirror mirror;
+    /** Set once by whoever tears the region down (its frames, mapping and view released). */
+    private final java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
 
     /** {@code mirror} is null for regions reached through host views only. */
     public RegionState(int id, long size, HostMapping host, int nodes, int granuleShift, HostMirror mirror,
@@ -78,6 +80,15 @@ public final class RegionState {
         if (mirror != null && p.node() != 0) {
             mirror.busy(p.from(), p.to() - p.from(), false);
         }
+    }
+
+    /** Claims the teardown; true for the one caller that should do it. */
+    public boolean markReleased() {
+        return released.compareAndSet(false, true);
+    }
+
+    public boolean isReleased() {
+        return released.get();
     }
 
     public PageTable table() {

@@ -85,7 +85,12 @@ public final class FileLoader {
             return new LoadResult(region, node, size, System.nanoTime() - t0, options.scheme(), out.direct,
                     out.fallbackReason, out.peakExtra, out.allocationNanos);
         } catch (IOException | RuntimeException | Error e) {
-            region.free();
+            try {
+                region.free();
+            } catch (RuntimeException cleanup) {
+                // the memory is closing (it frees the region itself): the load's own failure is the news
+                e.addSuppressed(cleanup);
+            }
             throw e;
         }
     }
@@ -142,7 +147,13 @@ public final class FileLoader {
             long step = 16L << 20;
             for (long off = 0; off < size; off += step) {
                 long n = Math.min(step, size - off);
-                MemorySegment.copy(src, off, dst, off, n);
+                try {
+                    MemorySegment.copy(src, off, dst, off, n);
+                } catch (InternalError e) {
+                    // the JVM turns the SIGBUS of a mapping past a file's new end into this
+                    throw new IOException(path + " changed size during the load (a memory-mapped read past its end at "
+                            + "byte " + off + " of the " + size + " it had)", e);
+                }
                 if (progress != null) {
                     progress.progress(off + n, size);
                 }

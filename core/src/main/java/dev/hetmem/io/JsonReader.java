@@ -9,12 +9,25 @@ import java.util.Map;
 
 /**
  * A strict JSON (RFC 8259) reader for headers of untrusted files: objects become LinkedHashMaps,
- * arrays Lists, integers BigIntegers, other numbers BigDecimals. Nesting is limited (no stack
+ * arrays Lists, integers BigIntegers, other numbers BigDecimals ("-0" the Double -0.0, and numbers
+ * of more than 400 characters a {@link LongNumber}). Nesting is limited (no stack
  * overflow on hostile input) and duplicate keys are refused (a header naming one tensor twice is
  * ambiguous). Errors say where.
  */
 final class JsonReader {
-    static final int MAX_DEPTH = 64;
+    /** Nested arrays and objects allowed, the top-level one included: serde_json's recursion limit. */
+    static final int MAX_DEPTH = 127;
+
+    /**
+     * A number too long to be worth converting (more than 400 characters): no shape or offset
+     * can be one, and a header may still carry it where nothing reads it, as the reference allows.
+     */
+    record LongNumber(int length) {
+        @Override
+        public String toString() {
+            return "a number of " + length + " characters";
+        }
+    }
 
     static final class JsonException extends Exception {
         JsonException(String message, int at) {
@@ -41,13 +54,13 @@ final class JsonReader {
     }
 
     private Object value(int depth) throws JsonException {
-        if (depth > MAX_DEPTH) {
-            throw new JsonException("nesting deeper than " + MAX_DEPTH, i);
-        }
         if (i >= s.length()) {
             throw new JsonException("unexpected end of input", i);
         }
         char c = s.charAt(i);
+        if ((c == '{' || c == '[') && depth >= MAX_DEPTH) {
+            throw new JsonException("nesting deeper than " + MAX_DEPTH, i);
+        }
         return switch (c) {
             case '{' -> object(depth);
             case '[' -> array(depth);
@@ -155,19 +168,45 @@ final class JsonReader {
                 case 'r' -> b.append('\r');
                 case 't' -> b.append('\t');
                 case 'u' -> {
-                    if (i + 4 > s.length()) {
-                        throw new JsonException("short \\u escape", i);
+                    char u = hex4();
+                    if (Character.isLowSurrogate(u)) {
+                        throw new JsonException("lone trailing surrogate in \\u escape", i - 4);
                     }
-                    try {
-                        b.append((char) Integer.parseInt(s.substring(i, i + 4), 16));
-                    } catch (NumberFormatException ex) {
-                        throw new JsonException("bad \\u escape", i);
+                    if (Character.isHighSurrogate(u)) {
+                        // a surrogate pair is two escapes; a high half alone is no character
+                        if (i + 2 > s.length() || s.charAt(i) != '\\' || s.charAt(i + 1) != 'u') {
+                            throw new JsonException("lone leading surrogate in \\u escape", i - 4);
+                        }
+                        i += 2;
+                        char low = hex4();
+                        if (!Character.isLowSurrogate(low)) {
+                            throw new JsonException("lone leading surrogate in \\u escape", i - 10);
+                        }
+                        b.append(u).append(low);
+                    } else {
+                        b.append(u);
                     }
-                    i += 4;
                 }
                 default -> throw new JsonException("bad escape '\\" + e + "'", i - 1);
             }
         }
+    }
+
+    /** Four hex digits, exactly (no sign, as Integer.parseInt would take). */
+    private char hex4() throws JsonException {
+        if (i + 4 > s.length()) {
+            throw new JsonException("short \\u escape", i);
+        }
+        int v = 0;
+        for (int k = 0; k < 4; k++) {
+            int d = Character.digit(s.charAt(i + k), 16);
+            if (d < 0 || s.charAt(i + k) > 'f') {
+                throw new JsonException("bad \\u escape", i);
+            }
+            v = v << 4 | d;
+        }
+        i += 4;
+        return (char) v;
     }
 
     private Object number() throws JsonException {
@@ -210,7 +249,11 @@ final class JsonReader {
         }
         String t = s.substring(start, i);
         if (t.length() > 400) {
-            throw new JsonException("number of " + t.length() + " digits", start);
+            return new LongNumber(t.length());
+        }
+        if (integer && t.startsWith("-") && new BigInteger(t).signum() == 0) {
+            // "-0" is a float to the reference (serde_json), so never an unsigned integer
+            return -0.0;
         }
         try {
             return integer ? new BigInteger(t) : new BigDecimal(t);

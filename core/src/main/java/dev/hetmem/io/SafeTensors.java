@@ -29,6 +29,14 @@ import static dev.hetmem.io.SafeTensorsException.Kind.*;
  * then the whole file is loaded (overlapped direct I/O, to the host or straight to a device) and
  * each tensor is a slice of the region.
  *
+ * <p>Headers are decided as the reference (safetensors on serde_json) decides them: "-0" is not
+ * an unsigned integer, a backslash-u escape takes exactly four hex digits and surrogates only in
+ * pairs, {@code "__metadata__": null} means no metadata, nesting goes to 127 levels, numbers of
+ * any length are read where nothing uses them, and the FNUZ eight-bit floats are known. One
+ * exception, on purpose: a header that names a tensor twice is refused (the reference keeps the
+ * last), because the format's documentation forbids duplicate names and either reading of such a
+ * file would be a guess.
+ *
  * <p>Closing frees the region.
  */
 public final class SafeTensors implements AutoCloseable {
@@ -119,6 +127,11 @@ public final class SafeTensors implements AutoCloseable {
 
     /** Reads and validates the header as the reference implementation does. */
     static Header readHeader(Path path) throws IOException {
+        if (java.nio.file.Files.exists(path) && !java.nio.file.Files.isRegularFile(path)) {
+            // never open a FIFO (the open would wait for a writer) or a device
+            throw new IOException(path + " is not a regular file (a FIFO, device, socket or directory); "
+                    + "only regular files can be loaded");
+        }
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long fileBytes = ch.size();
             if (fileBytes < 8) {
@@ -177,7 +190,8 @@ public final class SafeTensors implements AutoCloseable {
         for (Map.Entry<?, ?> e : map.entrySet()) {
             String name = (String) e.getKey();
             if (name.equals("__metadata__")) {
-                metadata = metadata(path, e.getValue());
+                // null means none, as the reference reads an absent or null map
+                metadata = e.getValue() == null ? Map.of() : metadata(path, e.getValue());
                 continue;
             }
             entries.add(entry(path, name, e.getValue()));

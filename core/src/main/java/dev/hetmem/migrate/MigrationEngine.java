@@ -133,19 +133,22 @@ public final class MigrationEngine implements AutoCloseable {
             long seen = 0;
             boolean retry = false;
             RegionState abandoned = null;
+            boolean lookAgain = false;
             try {
                 for (Interval iv : intervals) {
                     reconcile(iv.region, iv.from, iv.to);
                 }
+                boolean stolen = false;
                 if (onlyFrom < 0 && satisfied(requests, target)) {
                     // the common case of a host access: nothing to move, so no granule to plan
                     List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
-                    if (pins != null) {
+                    if (pins != null && pins != LOOK_AGAIN) {
                         return new Outcome(touched(requests), 0, 0, pins);
                     }
-                    retry = true;
+                    stolen = true;
+                    lookAgain = pins == LOOK_AGAIN;
                 }
-                Plan plan = retry ? null : plan(intervals, target, onlyFrom);
+                Plan plan = stolen ? null : plan(intervals, target, onlyFrom);
                 if (plan != null && plan.conflict == null && target != 0 && framesNeeded(plan) > batchPages(target)) {
                     // whole granules would take more than one batch may hold of the device: move only
                     // the pages asked for (as UVM does under memory pressure); the locks cover them
@@ -159,6 +162,9 @@ public final class MigrationEngine implements AutoCloseable {
                 }
                 if (plan == null) {
                     // a page was taken by the fault service before its pin took hold: look again
+                    // (at once, or, when another kernel still holds the page, once a pin goes)
+                    waitOn = requests.getFirst().region().pins();
+                    seen = waitOn.version();
                 } else if (plan.conflict != null) {
                     Pins.Pin p = plan.conflict;
                     if (p.owner() == Thread.currentThread()) {
@@ -183,10 +189,12 @@ public final class MigrationEngine implements AutoCloseable {
                     }
                     if (!retry) {
                         List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
-                        if (pins != null) {
+                        if (pins != null && pins != LOOK_AGAIN) {
                             return new Outcome(touched(requests), plan.faults, migrated, pins);
                         }
-                        retry = true;
+                        lookAgain = pins == LOOK_AGAIN;
+                        waitOn = requests.getFirst().region().pins();
+                        seen = waitOn.version();
                     }
                 }
             } finally {
@@ -196,7 +204,8 @@ public final class MigrationEngine implements AutoCloseable {
                 started = checkRoomDeadline(started == 0 ? System.nanoTime() : started, target);
                 continue;
             }
-            if (waitOn == null) {
+            started = 0;   // the deadline is for room alone, not for waiting on pins
+            if (waitOn == null || lookAgain) {
                 continue;
             }
             if (abandoned != null) {
@@ -217,7 +226,13 @@ public final class MigrationEngine implements AutoCloseable {
      * meanwhile the pins go and ensure starts over (reconcile, plan, move again).
      */
 
-    /** Pins every request on the target, or returns null (nothing pinned) if a page was stolen first. */
+    /** pinChecked's answer when a page was stolen first and can be taken in at once. */
+    private static final List<Pins.Pin> LOOK_AGAIN = java.util.Collections.unmodifiableList(new ArrayList<>());
+
+    /**
+     * Pins every request on the target; if a page was stolen first, pins nothing and returns
+     * {@link #LOOK_AGAIN}, or null when another kernel holds a stolen page (wait for a pin to go).
+     */
     private static List<Pins.Pin> pinChecked(List<MigrationRequest> requests, int target) {
         List<Pins.Pin> pins = new ArrayList<>(requests.size());
         for (MigrationRequest r : requests) {
@@ -227,18 +242,19 @@ public final class MigrationEngine implements AutoCloseable {
             return pins;
         }
         for (MigrationRequest r : requests) {
-            if (stolenIn(r.region(), r.from(), r.to())) {
+            if (stolenIn(r.region(), r.from(), r.to(), false)) {
                 for (int i = pins.size() - 1; i >= 0; i--) {
                     requests.get(i).region().unpin(pins.get(i));
                 }
-                return null;
+                // a stolen page another kernel still holds is taken in only when that kernel ends
+                return stolenIn(r.region(), r.from(), r.to(), true) ? null : LOOK_AGAIN;
             }
         }
         return pins;
     }
 
     /** Whether the fault service has taken any page of [from, to) that the engine has not reconciled. */
-    private static boolean stolenIn(RegionState region, long from, long to) {
+    private static boolean stolenIn(RegionState region, long from, long to, boolean busyToo) {
         HostMirror mirror = region.mirror();
         if (mirror == null) {
             return false;
@@ -249,7 +265,8 @@ public final class MigrationEngine implements AutoCloseable {
             }
             long end = Math.min(to, (bi + 1) << 9);
             for (long p = Math.max(from, bi << 9); p < end; p++) {
-                if ((mirror.state(p) & HostMirror.STOLEN) != 0) {
+                long st = mirror.state(p);
+                if ((st & HostMirror.STOLEN) != 0 && (!busyToo || (st & HostMirror.BUSY) != 0)) {
                     return true;
                 }
             }
@@ -896,17 +913,22 @@ public final class MigrationEngine implements AutoCloseable {
                 while (done < r.count) {
                     int order = Math.min(BuddyAllocator.MAX_ORDER, 31 - Integer.numberOfLeadingZeros(r.count - done));
                     int f = -1;
+                    long epoch = alloc.changes();
                     while (order >= 0 && (f = alloc.allocate(order)) < 0) {
                         order--;
                     }
-                    if (f < 0 && makeRoom(target, r.count - done, runs)) {
+                    if (f < 0 && makeRoom(target, r.count - done, runs, epoch)) {
                         continue;
+                    }
+                    if (f < 0) {
+                        f = alloc.allocate(0);   // a frame another batch gave back while we looked
+                        order = 0;
                     }
                     if (f < 0) {
                         throw new DeviceMemoryException("device node " + target + " (" + dev.driver().name()
                                 + ") is out of memory: needed " + (long) (r.count - done) * Block.PAGE_BYTES
                                 + " more bytes for " + r.region + ", " + alloc.freeBytes() + " bytes free of "
-                                + alloc.totalFrames() * Block.PAGE_BYTES);
+                                + alloc.totalFrames() * Block.PAGE_BYTES + " (" + whoHolds(target, runs) + ")");
                     }
                     int n = 1 << order;
                     r.reserved += n;
@@ -929,6 +951,30 @@ public final class MigrationEngine implements AutoCloseable {
         }
     }
 
+    /** Where a full device's frames are, for the out-of-memory message: the numbers a user needs. */
+    private String whoHolds(int node, List<Run> batch) {
+        long mine = 0;
+        long locked = 0;
+        long other = 0;
+        for (ResidencyRegistry.Resident v : residency.coldestFirst(node)) {
+            int n = v.block().residentCount(node);
+            if (v.block().lock.isHeldByCurrentThread()) {
+                mine += n;
+            } else if (v.block().lock.isLocked()) {
+                locked += n;
+            } else {
+                other += n;
+            }
+        }
+        long reserved = 0;
+        for (Run r : batch) {
+            reserved += r.reserved;
+        }
+        return "pages held: " + mine + " of the blocks this call uses, " + locked + " of blocks other calls hold, "
+                + other + " elsewhere; frames in flight: " + reserved + " of this batch, "
+                + (inFlightFrames.get(node) - reserved) + " of others";
+    }
+
     /** Evict at least this much at once: one batch per eviction, not one per page. */
     static final int EVICT_MIN_PAGES = 1024;
 
@@ -938,14 +984,20 @@ public final class MigrationEngine implements AutoCloseable {
      * block locks, so waiting could deadlock), skipping pages pinned by a running kernel. Returns
      * whether anything was freed; retries briefly when every candidate is busy in another thread.
      */
-    private boolean makeRoom(int node, int pages, List<Run> batch) {
+    private boolean makeRoom(int node, int pages, List<Run> batch, long epoch) {
         java.util.Set<Block> mine = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
         for (Run r : batch) {
             mine.add(r.block);
         }
         long want = Math.max(pages, EVICT_MIN_PAGES);
         long freed = 0;
-        boolean blocked = false;
+        long mineInFlight = 0;
+        for (Run r : batch) {
+            mineInFlight += r.reserved;
+        }
+        // read before looking at the residents: a frame another batch holds is either still counted
+        // here, or (it committed) already resident and so among the candidates below
+        boolean blocked = inFlightFrames.get(node) > mineInFlight;
         for (ResidencyRegistry.Resident v : residency.coldestFirst(node)) {
             if (freed >= want) {
                 break;
@@ -971,37 +1023,26 @@ public final class MigrationEngine implements AutoCloseable {
                 v.block().lock.unlock();
             }
         }
-        if (freed == 0 && !blocked && batch.getFirst().needed != null) {
+        if (freed == 0 && batch.getFirst().needed != null) {
             // only the caller's own blocks hold the device: their pages that nobody asked for and
             // that the batch does not move may go home to make room
             Needed needed = batch.getFirst().needed;
-            long[] got = {0};
+            long[] got = {0, 0};   // pages moved; pages left because a running kernel holds them
             needed.forEachBlock((region, b) -> {
                 if (got[0] < pages && b.hasPagesOn(node)) {
-                    got[0] += evictUnneeded(region, b, node, batch, needed);
+                    got[0] += evictUnneeded(region, b, node, batch, needed, got);
                 }
             });
             freed += got[0];
+            blocked |= got[1] > 0;   // those kernels end, and their pages can go then
         }
         if (freed > 0) {
             return true;
         }
-        long mineInFlight = 0;
-        for (Run r : batch) {
-            mineInFlight += r.reserved;
-        }
-        if (inFlightFrames.get(node) > mineInFlight) {
-            // another batch holds frames it has not committed yet: they come back or become evictable
+        if (device(node).allocator().changes() != epoch) {
+            // frames were freed or taken while this thread looked (other batches undoing, committing,
+            // evicting): what it saw is stale, so it looks again rather than give up
             blocked = true;
-        }
-        if (!blocked) {
-            // nothing could be taken just now, but other threads move pages on and off this device
-            // between our looks: fail only if the batch cannot fit even with every other block gone
-            long own = 0;
-            for (Block b : mine) {
-                own += b.residentCount(node);
-            }
-            blocked = device(node).allocator().totalFrames() - own - mineInFlight >= pages;
         }
         if (blocked) {
             // room will come (kernels finish, other batches commit), but not while this thread
@@ -1030,7 +1071,8 @@ public final class MigrationEngine implements AutoCloseable {
                     + ROOM_DEADLINE_NANOS / 1_000_000_000L + " s: all of its memory is pinned by running kernels or "
                     + "in use by other migrations");
         }
-        java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+        // a random pause, so that two batches that each wait for the other's frames do not retry in step
+        java.util.concurrent.locks.LockSupport.parkNanos(500_000 + java.util.concurrent.ThreadLocalRandom.current().nextLong(1_500_000));
         return started;
     }
 
@@ -1038,7 +1080,7 @@ public final class MigrationEngine implements AutoCloseable {
      * Moves home the pages of a block of the current batch that are on {@code node}, unpinned,
      * not asked for and not part of any of the batch's runs (block locked by this thread).
      */
-    private long evictUnneeded(RegionState region, Block b, int node, List<Run> batch, Needed needed) {
+    private long evictUnneeded(RegionState region, Block b, int node, List<Run> batch, Needed needed, long[] pinned) {
         int pages = region.table().pagesIn(b.index());
         long base = b.index() << 9;
         boolean[] keep = new boolean[pages];
@@ -1050,8 +1092,12 @@ public final class MigrationEngine implements AutoCloseable {
         List<Run> runs = new ArrayList<>();
         int p = 0;
         while (p < pages) {
-            if (keep[p] || !b.isResident(node, p) || (b.residentMask(p) & 1) != 0 || needed.needed(region, base + p)
-                    || region.pins().any(base + p, base + p + 1) != null) {
+            if (keep[p] || !b.isResident(node, p) || (b.residentMask(p) & 1) != 0 || needed.needed(region, base + p)) {
+                p++;
+                continue;
+            }
+            if (region.pins().any(base + p, base + p + 1) != null) {
+                pinned[1]++;
                 p++;
                 continue;
             }
@@ -1151,9 +1197,11 @@ public final class MigrationEngine implements AutoCloseable {
         }
         device(node).driver().unmap(va, q - p);
         rangesOf(ranges, node).add(va, (long) (q - p) << Block.PAGE_SHIFT);
+        inFlightFrames.addAndGet(node, q - p);   // see FrameReleases.add
         b.removeResidentRange(node, p, q - p);
         syncMirror(region, b, p, q);
         freeFrames(region, node, old, q - p, (b.index() << 9) + p);
+        inFlightFrames.addAndGet(node, -(q - p));
         return q - p;
     }
 
@@ -1358,6 +1406,9 @@ public final class MigrationEngine implements AutoCloseable {
         private final List<Object[]> pending = new ArrayList<>(2);
 
         void add(int node, int[] frames, long firstPage) {
+            // no longer resident, not yet free: counted in flight, so that a thread looking for room
+            // meanwhile waits for them instead of concluding the device is full for good
+            inFlightFrames.addAndGet(node, frames.length);
             pending.add(new Object[] {node, frames, firstPage});
         }
 
@@ -1370,6 +1421,7 @@ public final class MigrationEngine implements AutoCloseable {
                 } else {
                     freeFrames(device((Integer) f[0]).allocator(), frames, frames.length);
                 }
+                inFlightFrames.addAndGet((Integer) f[0], -frames.length);
             }
             pending.clear();
         }
@@ -1479,6 +1531,7 @@ public final class MigrationEngine implements AutoCloseable {
                         oldFrames = new int[nodes.length][];
                     }
                     oldFrames[n] = old;
+                    inFlightFrames.addAndGet(n, r.count);   // see FrameReleases.add
                 } else {
                     r.block.removeResidentRange(0, r.first, r.count);
                     if (region.mirror() == null) {   // a mirrored region's host pages go in syncMirror
@@ -1504,6 +1557,7 @@ public final class MigrationEngine implements AutoCloseable {
                 for (int n = 1; n < nodes.length; n++) {
                     if (oldFrames[n] != null) {
                         freeFrames(region, n, oldFrames[n], r.count, r.page());
+                        inFlightFrames.addAndGet(n, -r.count);
                     }
                 }
             }

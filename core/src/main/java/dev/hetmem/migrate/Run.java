@@ -69,6 +69,9 @@ final class Run {
 
     /** The same state and action, for [from, from+n) of this run (vanilla mode's single pages). */
     Run slice(int from, int n) {
-        return new Run(region, block, first + from, n, action, holders, source);
+        Run r = new Run(region, block, first + from, n, action, holders, source);
+        r.write = write;
+        r.needed = needed;
+        return r;
     }
 }

@@ -26,6 +26,8 @@ public final class BuddyAllocator {
     private final int[] stackSize = new int[MAX_ORDER + 1];
     private final int[] liveCount = new int[MAX_ORDER + 1];
     private long freeFrames;
+    /** Successful allocations and frees so far: lets a caller tell whether anything moved while it looked. */
+    private long changes;
 
     /** An allocator over frames [0, frames): all free. */
     public BuddyAllocator(long frames) {
@@ -74,6 +76,11 @@ public final class BuddyAllocator {
     }
 
     /** Allocates 2^order contiguous frames aligned to their size; returns the first frame, or -1 if none. */
+    /** How many allocations and frees have succeeded so far. */
+    public synchronized long changes() {
+        return changes;
+    }
+
     public synchronized int allocate(int order) {
         checkOrder(order);
         for (int o = order; o <= MAX_ORDER; o++) {
@@ -84,6 +91,7 @@ public final class BuddyAllocator {
                     insert(f + (1 << o), o);
                 }
                 freeFrames -= 1L << order;
+                changes++;
                 return f;
             }
         }
@@ -102,6 +110,7 @@ public final class BuddyAllocator {
                     + " are already free, in part or whole");
         }
         freeFrames += 1L << order;
+        changes++;
         int f = frame;
         int o = order;
         while (o < MAX_ORDER) {

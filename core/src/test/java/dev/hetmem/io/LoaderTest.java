@@ -293,6 +293,12 @@ class LoaderTest {
             assertEquals(before, mem.regions().size(), "the half-loaded region was freed");
         }
         assertEquals(256 * MiB, mem.stats().node(1).freeBytes(), "no device frame leaked");
+        // the memory-mapped scheme reads past the new end: the JVM's InternalError becomes an IOException
+        cut.set(false);
+        file("shrinks", 64 * MiB, 5);
+        IOException e = assertThrows(IOException.class, () -> mem.load(p, 0, o.withScheme(LoadScheme.MMAP)));
+        assertTrue(e.getMessage().contains("changed size"), e.getMessage());
+        assertEquals(before, mem.regions().size(), "the half-loaded region was freed");
     }
 
     @Test

@@ -16,6 +16,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 
 import static dev.hetmem.io.SafeTensorsException.Kind.*;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -174,10 +175,45 @@ class SafeTensorsTest {
 
     @Test
     void everyDtypeOfTheFormatIsKnown() {
-        assertEquals(20, DType.values().length);
+        assertEquals(22, DType.values().length);
+        // the FNUZ eight-bit floats the reference knows since v0.8.0
+        assertEquals(8, DType.valueOf("F8_E4M3FNUZ").bits());
+        assertEquals(8, DType.valueOf("F8_E5M2FNUZ").bits());
         assertEquals(4, DType.F4.bits());
         assertEquals(6, DType.F6_E2M3.bits());
         assertEquals(8, DType.F8_E8M0.bits());
         assertEquals(64, DType.C64.bits());
+    }
+
+    /** Where the reference (serde_json under safetensors) accepts or refuses, hetmem decides the same. */
+    @Test
+    void headersAreDecidedAsTheReferenceDecides() throws IOException {
+        String ok = "\"t\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]";
+        // refused: -0 is a float to the reference, \\u takes four hex digits, surrogates come in pairs
+        refused(INVALID_HEADER_DESERIALIZATION, "shape[0] = -0", write("negzero",
+                "{\"t\":{\"dtype\":\"U8\",\"shape\":[-0],\"data_offsets\":[0,0]}}", 0));
+        refused(INVALID_HEADER_DESERIALIZATION, "bad \\u escape", write("plus", "{\"\\u+041\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4));
+        refused(INVALID_HEADER_DESERIALIZATION, "lone leading surrogate", write("high", "{\"\\ud800\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4));
+        refused(INVALID_HEADER_DESERIALIZATION, "lone trailing surrogate", write("low", "{\"\\udc00\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4));
+        // accepted: null metadata, 127 levels of nesting, a long number where nothing reads it, FNUZ dtypes
+        try (SafeTensors st = SafeTensors.load(mem, write("nullmeta", "{\"__metadata__\":null," + ok + "}}", 4), 0)) {
+            assertEquals(Map.of(), st.metadata());
+        }
+        String deep = "[".repeat(125) + "]".repeat(125);   // with the header and the tensor: 127 levels
+        try (SafeTensors st = SafeTensors.load(mem, write("deep127", "{" + ok + ",\"x\":" + deep + "}}", 4), 0)) {
+            assertEquals(1, st.tensors().size());
+        }
+        refused(INVALID_HEADER_DESERIALIZATION, "nesting deeper than 127",
+                write("deep128", "{" + ok + ",\"x\":[" + deep + "]}}", 4));
+        try (SafeTensors st = SafeTensors.load(mem, write("longnum", "{" + ok + ",\"x\":" + "9".repeat(500) + "}}", 4), 0)) {
+            assertEquals(1, st.tensors().size());
+        }
+        try (SafeTensors st = SafeTensors.load(mem, write("fnuz",
+                "{\"a\":{\"dtype\":\"F8_E4M3FNUZ\",\"shape\":[2],\"data_offsets\":[0,2]},"
+                        + "\"b\":{\"dtype\":\"F8_E5M2FNUZ\",\"shape\":[2],\"data_offsets\":[2,4]}}", 4), 0)) {
+            assertEquals(DType.F8_E5M2FNUZ, st.tensor("b").dtype());
+        }
+        // kept refused although the reference lets the last one win: the format forbids duplicate names
+        refused(INVALID_HEADER_DESERIALIZATION, "duplicate key", write("dup2", "{" + ok + "}," + ok + "}}", 4));
     }
 }

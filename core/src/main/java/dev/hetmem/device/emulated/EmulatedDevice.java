@@ -367,11 +367,14 @@ public final class EmulatedDevice implements DeviceDriver {
     }
 
     private void runItems(EmulatedKernel k, List<KernelBinding> arguments, long from, long to) {
+        Boolean outer = inKernel.get();   // a kernel may launch another on this thread
         inKernel.set(Boolean.TRUE);
         try {
             runItemsMarked(k, arguments, from, to);
         } finally {
-            inKernel.remove();
+            if (outer == null) {
+                inKernel.remove();
+            }
         }
     }
 
