@@ -81,7 +81,7 @@ final class LoadCommand {
                 }
                 out.println(Json.write(m));
             } else {
-                out.printf("loaded %s (%d bytes) to node %d (%s) in %.3f s: %.2f GB/s%n", file, r.bytes(), node,
+                out.printf("loaded %s (%d bytes) to node %d (%s) in %.3f s: %.2f GB/s%n", Main.printable(file.toString()), r.bytes(), node,
                         mem.node(node).kind(), r.seconds(), r.gbps());
                 out.printf("  %d of %d pages resident on node %d; %s; extra host memory at most %s%n", pagesOnNode, pages,
                         node, r.direct() ? "direct I/O" : "buffered reads (" + r.fallbackReason() + ")",
@@ -123,10 +123,10 @@ final class LoadCommand {
         }
         out.printf("  safetensors: %d tensors (%s)%s%n", ts.size(),
                 byType.entrySet().stream().map(e -> e.getValue() + " " + e.getKey()).collect(Collectors.joining(", ")),
-                model.metadata().isEmpty() ? "" : ", metadata " + model.metadata());
+                model.metadata().isEmpty() ? "" : ", metadata " + Main.printable(model.metadata().toString()));
         for (int i = 0; i < Math.min(ts.size(), LISTED_TENSORS); i++) {
             Tensor t = ts.get(i);
-            out.printf("    %-40s %-8s %-20s %s at byte %d%n", t.name(), t.dtype().name(), Arrays.toString(t.shape()),
+            out.printf("    %-40s %-8s %-20s %s at byte %d%n", Main.printable(t.name()), t.dtype().name(), Arrays.toString(t.shape()),
                     ProgressBar.human(t.length()), t.offset());
         }
         if (ts.size() > LISTED_TENSORS) {

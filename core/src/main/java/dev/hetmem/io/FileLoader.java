@@ -71,6 +71,13 @@ public final class FileLoader {
                 }
             }
         }
+        long physical = ((com.sun.management.OperatingSystemMXBean)
+                java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
+        if (node == 0 && physical > 0 && size > physical) {
+            // refused up front: the host would have to hold all of it, and cannot
+            throw new IOException(path + " has " + size + " bytes, more than this machine's " + physical
+                    + " bytes of memory: load it to a device (the loader streams through a bounded ring there)");
+        }
         long t0 = System.nanoTime();
         Region region = target.allocateForLoad(size);
         try {

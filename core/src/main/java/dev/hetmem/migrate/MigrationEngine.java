@@ -127,6 +127,7 @@ public final class MigrationEngine implements AutoCloseable {
     public Outcome ensure(List<MigrationRequest> requests, int target, Trigger trigger, boolean pin, int onlyFrom) {
         List<Interval> intervals = normalize(requests, true);
         long started = 0;
+        long stealWaitSince = 0;
         while (true) {
             List<Block> locked = lockAll(intervals);
             Pins waitOn = null;
@@ -134,6 +135,7 @@ public final class MigrationEngine implements AutoCloseable {
             boolean retry = false;
             RegionState abandoned = null;
             boolean lookAgain = false;
+            boolean stolenWait = false;
             try {
                 for (Interval iv : intervals) {
                     reconcile(iv.region, iv.from, iv.to);
@@ -165,6 +167,7 @@ public final class MigrationEngine implements AutoCloseable {
                     // (at once, or, when another kernel still holds the page, once a pin goes)
                     waitOn = requests.getFirst().region().pins();
                     seen = waitOn.version();
+                    stolenWait = !lookAgain;
                 } else if (plan.conflict != null) {
                     Pins.Pin p = plan.conflict;
                     if (p.owner() == Thread.currentThread()) {
@@ -193,6 +196,7 @@ public final class MigrationEngine implements AutoCloseable {
                             return new Outcome(touched(requests), plan.faults, migrated, pins);
                         }
                         lookAgain = pins == LOOK_AGAIN;
+                        stolenWait = !lookAgain;
                         waitOn = requests.getFirst().region().pins();
                         seen = waitOn.version();
                     }
@@ -207,6 +211,16 @@ public final class MigrationEngine implements AutoCloseable {
             started = 0;   // the deadline is for room alone, not for waiting on pins
             if (waitOn == null || lookAgain) {
                 continue;
+            }
+            if (stolenWait) {
+                long now = System.nanoTime();
+                if (stealWaitSince == 0) {
+                    stealWaitSince = now;
+                } else if (now - stealWaitSince > ROOM_DEADLINE_NANOS) {
+                    throw new IllegalStateException("a page of " + requests.getFirst().region() + " that this call needs was "
+                            + "taken home by host code while another kernel still holds it; waited "
+                            + ROOM_DEADLINE_NANOS / 1_000_000_000L + " s for that kernel to end");
+                }
             }
             if (abandoned != null) {
                 abandoned.lifecycle().reapAbandonedViews();
@@ -247,7 +261,15 @@ public final class MigrationEngine implements AutoCloseable {
                     requests.get(i).region().unpin(pins.get(i));
                 }
                 // a stolen page another kernel still holds is taken in only when that kernel ends
-                return stolenIn(r.region(), r.from(), r.to(), true) ? null : LOOK_AGAIN;
+                if (!stolenIn(r.region(), r.from(), r.to(), true)) {
+                    return LOOK_AGAIN;
+                }
+                Pins.Pin mine = r.region().pins().heldByCurrentThread(r.from(), r.to());
+                if (mine != null) {
+                    // that kernel is this thread's own (a kernel launching another): waiting would never end
+                    throw new PinnedByCallerException(r.region(), mine.node(), mine.from(), mine.to());
+                }
+                return null;
             }
         }
         return pins;
@@ -914,14 +936,14 @@ public final class MigrationEngine implements AutoCloseable {
                     int order = Math.min(BuddyAllocator.MAX_ORDER, 31 - Integer.numberOfLeadingZeros(r.count - done));
                     int f = -1;
                     long epoch = alloc.changes();
-                    while (order >= 0 && (f = alloc.allocate(order)) < 0) {
+                    while (order >= 0 && (f = allocateCounted(alloc, target, order)) < 0) {
                         order--;
                     }
                     if (f < 0 && makeRoom(target, r.count - done, runs, epoch)) {
                         continue;
                     }
                     if (f < 0) {
-                        f = alloc.allocate(0);   // a frame another batch gave back while we looked
+                        f = allocateCounted(alloc, target, 0);   // a frame another batch gave back while we looked
                         order = 0;
                     }
                     if (f < 0) {
@@ -931,8 +953,7 @@ public final class MigrationEngine implements AutoCloseable {
                                 + alloc.totalFrames() * Block.PAGE_BYTES + " (" + whoHolds(target, runs) + ")");
                     }
                     int n = 1 << order;
-                    r.reserved += n;
-                    inFlightFrames.addAndGet(target, n);
+                    r.reserved += n;   // counted in flight by allocateCounted already
                     for (int i = 0; i < n; i++) {
                         frames[done + i] = f + i;
                     }
@@ -949,6 +970,19 @@ public final class MigrationEngine implements AutoCloseable {
             r.frames = frames;
             r.framesAllocated = r.count;
         }
+    }
+
+    /**
+     * Allocates 2^order frames, counting them in flight before they leave the allocator, so that no
+     * thread looking for room ever sees them neither free nor counted; -1 (and nothing counted) if none.
+     */
+    private int allocateCounted(BuddyAllocator alloc, int node, int order) {
+        inFlightFrames.addAndGet(node, 1L << order);
+        int f = alloc.allocate(order);
+        if (f < 0) {
+            inFlightFrames.addAndGet(node, -(1L << order));
+        }
+        return f;
     }
 
     /** Where a full device's frames are, for the out-of-memory message: the numbers a user needs. */
@@ -1027,18 +1061,23 @@ public final class MigrationEngine implements AutoCloseable {
             // only the caller's own blocks hold the device: their pages that nobody asked for and
             // that the batch does not move may go home to make room
             Needed needed = batch.getFirst().needed;
-            long[] got = {0, 0};   // pages moved; pages left because a running kernel holds them
+            // pages moved; pages left because a running kernel holds them; pages the call itself needs
+            long[] got = {0, 0, 0};
             needed.forEachBlock((region, b) -> {
-                if (got[0] < pages && b.hasPagesOn(node)) {
+                if (b.hasPagesOn(node)) {
                     got[0] += evictUnneeded(region, b, node, batch, needed, got);
                 }
             });
             freed += got[0];
             blocked |= got[1] > 0;   // those kernels end, and their pages can go then
+            if (freed == 0 && device(node).allocator().totalFrames() - got[2] - mineInFlight < stillToAllocate(batch)) {
+                return false;   // cannot fit even with every other page gone: no waiting helps
+            }
         }
         if (freed > 0) {
             return true;
         }
+        blocked |= inFlightFrames.get(node) > mineInFlight;   // frames that left residency while we looked
         if (device(node).allocator().changes() != epoch) {
             // frames were freed or taken while this thread looked (other batches undoing, committing,
             // evicting): what it saw is stale, so it looks again rather than give up
@@ -1080,7 +1119,7 @@ public final class MigrationEngine implements AutoCloseable {
      * Moves home the pages of a block of the current batch that are on {@code node}, unpinned,
      * not asked for and not part of any of the batch's runs (block locked by this thread).
      */
-    private long evictUnneeded(RegionState region, Block b, int node, List<Run> batch, Needed needed, long[] pinned) {
+    private long evictUnneeded(RegionState region, Block b, int node, List<Run> batch, Needed needed, long[] counts) {
         int pages = region.table().pagesIn(b.index());
         long base = b.index() << 9;
         boolean[] keep = new boolean[pages];
@@ -1090,37 +1129,62 @@ public final class MigrationEngine implements AutoCloseable {
             }
         }
         List<Run> runs = new ArrayList<>();
+        VaRanges[] dropped = new VaRanges[nodes.length];
+        long droppedPages = 0;
         int p = 0;
         while (p < pages) {
-            if (keep[p] || !b.isResident(node, p) || (b.residentMask(p) & 1) != 0 || needed.needed(region, base + p)) {
+            if (!b.isResident(node, p)) {
+                p++;
+                continue;
+            }
+            if (keep[p] || needed.needed(region, base + p)) {
+                counts[2]++;   // the call needs it where it is
                 p++;
                 continue;
             }
             if (region.pins().any(base + p, base + p + 1) != null) {
-                pinned[1]++;
+                counts[1]++;
                 p++;
                 continue;
             }
             int holders = b.residentMask(p);
+            boolean zero = b.isZero(p);
             int q = p + 1;
-            while (q < pages && !keep[q] && b.isResident(node, q) && b.residentMask(q) == holders
+            while (q < pages && !keep[q] && b.isResident(node, q) && b.residentMask(q) == holders && b.isZero(q) == zero
                     && !needed.needed(region, base + q) && region.pins().any(base + q, base + q + 1) == null) {
                 q++;
             }
-            runs.add(new Run(region, b, p, q - p, Run.MOVE, holders, node));
+            if (holders != 1 << node || zero) {
+                // another node holds a copy (or they are zeros nobody wrote): this device's copy just goes
+                droppedPages += dropCopy(region, b, node, p, q, dropped);
+            } else {
+                runs.add(new Run(region, b, p, q - p, Run.MOVE, holders, node));
+            }
             p = q;
         }
+        invalidateAll(dropped);
         if (runs.isEmpty()) {
-            return 0;
+            return droppedPages;
         }
         executeBatch(runs, 0, Trigger.EVICTION, "batched");
         region.counters().evicted(node);
         memoryCounters.evicted(node);
-        long moved = 0;
+        long moved = droppedPages;
         for (Run r : runs) {
             moved += r.count;
         }
         return moved;
+    }
+
+    /** Frames the batch still has to allocate (each run's count less what it holds already). */
+    private static long stillToAllocate(List<Run> batch) {
+        long n = 0;
+        for (Run r : batch) {
+            if (r.action != Run.COLLAPSE && r.action != Run.REMOTE_MAP) {
+                n += r.count - r.reserved;
+            }
+        }
+        return n;
     }
 
     /** Moves one block's unpinned pages on {@code node} home in one batch; returns how many moved. */
@@ -1198,10 +1262,13 @@ public final class MigrationEngine implements AutoCloseable {
         device(node).driver().unmap(va, q - p);
         rangesOf(ranges, node).add(va, (long) (q - p) << Block.PAGE_SHIFT);
         inFlightFrames.addAndGet(node, q - p);   // see FrameReleases.add
-        b.removeResidentRange(node, p, q - p);
-        syncMirror(region, b, p, q);
-        freeFrames(region, node, old, q - p, (b.index() << 9) + p);
-        inFlightFrames.addAndGet(node, -(q - p));
+        try {
+            b.removeResidentRange(node, p, q - p);
+            syncMirror(region, b, p, q);
+            freeFrames(region, node, old, q - p, (b.index() << 9) + p);
+        } finally {
+            inFlightFrames.addAndGet(node, -(q - p));
+        }
         return q - p;
     }
 
@@ -1414,14 +1481,31 @@ public final class MigrationEngine implements AutoCloseable {
 
         /** Frees them; {@code mirrorInLine} is false only for a killed region (its view reads no frame). */
         void flush(RegionState region, boolean mirrorInLine) {
-            for (Object[] f : pending) {
-                int[] frames = (int[]) f[1];
-                if (mirrorInLine) {
-                    freeFrames(region, (Integer) f[0], frames, frames.length, (Long) f[2]);
-                } else {
-                    freeFrames(device((Integer) f[0]).allocator(), frames, frames.length);
+            try {
+                for (Object[] f : pending) {
+                    int[] frames = (int[]) f[1];
+                    try {
+                        if (mirrorInLine) {
+                            freeFrames(region, (Integer) f[0], frames, frames.length, (Long) f[2]);
+                        } else {
+                            freeFrames(device((Integer) f[0]).allocator(), frames, frames.length);
+                        }
+                    } finally {
+                        inFlightFrames.addAndGet((Integer) f[0], -frames.length);
+                    }
                 }
-                inFlightFrames.addAndGet((Integer) f[0], -frames.length);
+            } finally {
+                pending.clear();
+            }
+        }
+
+        /**
+         * The mirror could not be brought in line (a failed userfaultfd call): the frames stay
+         * allocated rather than risk the fault service copying from a reused one; verify() reports them.
+         */
+        void abandon() {
+            for (Object[] f : pending) {
+                inFlightFrames.addAndGet((Integer) f[0], -((int[]) f[1]).length);
             }
             pending.clear();
         }
@@ -1526,12 +1610,12 @@ public final class MigrationEngine implements AutoCloseable {
                     for (int i = 0; i < r.count; i++) {
                         old[i] = r.block.frame(n, r.first + i);
                     }
+                    inFlightFrames.addAndGet(n, r.count);   // counted before they leave residency: see FrameReleases.add
                     r.block.removeResidentRange(n, r.first, r.count);
                     if (oldFrames == null) {
                         oldFrames = new int[nodes.length][];
                     }
                     oldFrames[n] = old;
-                    inFlightFrames.addAndGet(n, r.count);   // see FrameReleases.add
                 } else {
                     r.block.removeResidentRange(0, r.first, r.count);
                     if (region.mirror() == null) {   // a mirrored region's host pages go in syncMirror
@@ -1552,12 +1636,21 @@ public final class MigrationEngine implements AutoCloseable {
             }
             // the host's view lets go (its readers fault from now on) before a device may write:
             // never a writer on one node while another still maps the page
-            syncMirror(region, r.block, r.first, r.first + r.count);
-            if (oldFrames != null) {
-                for (int n = 1; n < nodes.length; n++) {
+            boolean inLine = false;
+            try {
+                syncMirror(region, r.block, r.first, r.first + r.count);
+                inLine = true;
+            } finally {
+                // frames the view may still name stay allocated (verify() reports them) rather than be reused
+                for (int n = 1; oldFrames != null && n < nodes.length; n++) {
                     if (oldFrames[n] != null) {
-                        freeFrames(region, n, oldFrames[n], r.count, r.page());
-                        inFlightFrames.addAndGet(n, -r.count);
+                        try {
+                            if (inLine) {
+                                freeFrames(region, n, oldFrames[n], r.count, r.page());
+                            }
+                        } finally {
+                            inFlightFrames.addAndGet(n, -r.count);
+                        }
                     }
                 }
             }
@@ -1737,7 +1830,12 @@ public final class MigrationEngine implements AutoCloseable {
                 b.removeResidentRange(0, p0, p1 - p0);
             }
             if (mirror) {
-                syncMirror(region, b, p0, p1);
+                try {
+                    syncMirror(region, b, p0, p1);
+                } catch (RuntimeException | Error e) {
+                    frees.abandon();
+                    throw e;
+                }
             }
             frees.flush(region, mirror);
         }
@@ -1919,8 +2017,8 @@ public final class MigrationEngine implements AutoCloseable {
             }
             device(n).driver().unmap(va, q - p);
             rangesOf(ranges, n).add(va, (long) (q - p) << Block.PAGE_SHIFT);
+            frees.add(n, old, base + p);   // counted in flight before the frames leave residency
             b.removeResidentRange(n, p, q - p);
-            frees.add(n, old, base + p);
             p = q;
         }
     }
@@ -1939,7 +2037,12 @@ public final class MigrationEngine implements AutoCloseable {
             dropDeviceCopies(region, b, n, p, q, ranges, frees);
         }
         b.addResidentRange(0, p, q - p, true);
-        syncMirror(region, b, p, q);
+        try {
+            syncMirror(region, b, p, q);
+        } catch (RuntimeException | Error e) {
+            frees.abandon();
+            throw e;
+        }
         frees.flush(region, true);
         if (arrived > 0) {
             region.counters().migrated(0, Trigger.FAULT, arrived);

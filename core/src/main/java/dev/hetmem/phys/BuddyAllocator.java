@@ -75,12 +75,12 @@ public final class BuddyAllocator {
         return b;
     }
 
-    /** Allocates 2^order contiguous frames aligned to their size; returns the first frame, or -1 if none. */
     /** How many allocations and frees have succeeded so far. */
     public synchronized long changes() {
         return changes;
     }
 
+    /** Allocates 2^order contiguous frames aligned to their size; returns the first frame, or -1 if none. */
     public synchronized int allocate(int order) {
         checkOrder(order);
         for (int o = order; o <= MAX_ORDER; o++) {

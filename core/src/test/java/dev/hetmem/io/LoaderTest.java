@@ -251,6 +251,19 @@ class LoaderTest {
         var dir = assertThrows(IOException.class, () -> mem.load(DIR, 0));
         assertTrue(dir.getMessage().contains("is a directory"), dir.getMessage());
         assertThrows(IllegalArgumentException.class, () -> mem.load(file("x", 10, 1), 9));
+        // a (sparse) file larger than the machine's memory is refused up front for the host, with the numbers
+        Path huge = DIR.resolve("larger-than-memory");
+        long physical = ((com.sun.management.OperatingSystemMXBean)
+                java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(huge.toFile(), "rw")) {
+            f.setLength(physical + 4096);
+        }
+        try {
+            var big = assertThrows(IOException.class, () -> mem.load(huge, 0));
+            assertTrue(big.getMessage().contains(String.valueOf(physical)), big.getMessage());
+        } finally {
+            Files.deleteIfExists(huge);
+        }
         for (String special : new String[] {"/dev/zero", "/dev/null", "/proc/self/status"}) {
             var e = assertThrows(IOException.class, () -> mem.load(Path.of(special), 0));
             assertTrue(e.getMessage().contains("not a regular file"), e.getMessage());
