@@ -174,63 +174,72 @@ class NothingLostTest {
     /**
      * Thrashing control maps held-home pages in place on devices; with copy and allocation
      * failures injected, undo put a run's remote entries back with its first page's write access.
-     * Kernels then failed on pages they had been given, and verify() found read-only entries.
+     * Kernels then failed on pages they had been given, and verify() found read-only entries. The
+     * workload of the outside reproduction: three granularities, read-mostly and preferred ranges,
+     * more data than the two devices hold.
      */
     @Test
     void undoRestoresEachRemoteEntrysAccess() throws Exception {
-        EmulatedDevice d1 = EmulatedDevice.builder().name("d1").capacity(8L << 20).computeThreads(1).build();
-        EmulatedDevice d2 = EmulatedDevice.builder().name("d2").capacity(8L << 20).computeThreads(1).build();
-        try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).device(d1).device(d2)
-                .thrashHold(java.time.Duration.ofMillis(500)).build()) {
-            Region r = mem.allocate(16L << 20);
+        EmulatedDevice d1 = EmulatedDevice.builder().name("d1").capacity(24L << 20).build();
+        EmulatedDevice d2 = EmulatedDevice.builder().name("d2").capacity(16L << 20).build();
+        try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).device(d1).device(d2).build()) {
+            List<Region> rs = List.of(mem.allocate(24L << 20, 2L << 20), mem.allocate(16L << 20, 64L << 10),
+                    mem.allocate(16L << 20, 4096));
+            rs.get(0).advise(0, 8L << 20, Advice.readMostly(true));
+            rs.get(1).advise(0, 4L << 20, Advice.preferredLocation(1));
             AtomicBoolean stop = new AtomicBoolean();
             ConcurrentLinkedQueue<Throwable> errors = new ConcurrentLinkedQueue<>();
             List<Thread> ts = new ArrayList<>();
             int workers = 4;
-            int slots = (int) (r.size() / SLOT);
             for (int w = 0; w < workers; w++) {
                 final int id = w;
                 Random rnd = new Random(31 + id);
                 ts.add(Thread.ofPlatform().start(() -> {
                     while (!stop.get()) {
-                        int slot = rnd.nextInt(slots / workers) * workers + id;
-                        long base = (long) slot * SLOT;
+                        Region r = rs.get(rnd.nextInt(rs.size()));
+                        int slots = (int) (r.size() / SLOT);
+                        long base = (long) (rnd.nextInt(slots / workers) * workers + id) * SLOT;
                         try {
-                            switch (rnd.nextInt(6)) {
-                                case 0 -> mem.launch(1 + rnd.nextInt(2), (EmulatedKernel) (a, i) ->
-                                        a.arg(0).putLong(i * 4096, i), SLOT / 4096, KernelArg.of(r, base, SLOT, Access.READ_WRITE));
-                                case 1 -> mem.launch(1 + rnd.nextInt(2), (EmulatedKernel) (a, i) ->
+                            switch (rnd.nextInt(8)) {
+                                case 0, 1 -> mem.launch(1 + rnd.nextInt(2), (EmulatedKernel) (a, i) ->
+                                        a.arg(0).putLong(i * 4096, i), SLOT / 4096,
+                                        KernelArg.of(r, base, SLOT, rnd.nextBoolean() ? Access.WRITE : Access.READ_WRITE));
+                                case 2, 3 -> mem.launch(1 + rnd.nextInt(2), (EmulatedKernel) (a, i) ->
                                         a.arg(0).getLong(i * 4096), SLOT / 4096, KernelArg.of(r, base, SLOT, Access.READ));
-                                case 2 -> {
+                                case 4 -> {
                                     try (HostView v = r.host(base, SLOT, Access.WRITE)) {
-                                        v.segment().set(ValueLayout.JAVA_LONG, 0, slot);
+                                        v.segment().set(ValueLayout.JAVA_LONG, 0, base);
                                     }
                                 }
-                                case 3 -> r.advise(base, SLOT, Advice.prefetch(rnd.nextInt(3)));
-                                case 4 -> r.advise(base & -(2L << 20), 2L << 20, Advice.readMostly(rnd.nextBoolean()));
-                                default -> mem.launch(1 + rnd.nextInt(2), (EmulatedKernel) (a, i) ->
-                                        a.arg(0).getLong(i * 4096), SLOT / 4096, KernelArg.of(r, base, SLOT, Access.READ));
-                            }
-                        } catch (dev.hetmem.driver.DeviceMemoryException | dev.hetmem.driver.DeviceCopyException e) {
-                            if (!String.valueOf(e.getMessage()).contains("injected")) {
-                                errors.add(e);
+                                case 5 -> {
+                                    long len = (1 + rnd.nextInt(64)) * 65536L;
+                                    long off = rnd.nextInt((int) ((r.size() - len) / 4096) + 1) * 4096L;
+                                    r.advise(off, len, Advice.prefetch(rnd.nextInt(3)));
+                                }
+                                case 6 -> r.advise(rnd.nextInt((int) (r.size() >> 21)) * (2L << 20), 2L << 20,
+                                        Advice.readMostly(rnd.nextBoolean()));
+                                default -> mem.prefetchAsync(r, base, SLOT, rnd.nextInt(3)).join();
                             }
                         } catch (Throwable t) {
-                            errors.add(t);
+                            Throwable c = t instanceof java.util.concurrent.CompletionException ? t.getCause() : t;
+                            if (!(c instanceof dev.hetmem.driver.DeviceMemoryException || c instanceof dev.hetmem.driver.DeviceCopyException)
+                                    || !String.valueOf(c.getMessage()).contains("injected")) {
+                                errors.add(c);
+                            }
                         }
                     }
                 }));
             }
             Random rnd = new Random(5);
-            long end = System.nanoTime() + 2_000_000_000L;
-            while (System.nanoTime() < end) {
+            long end = System.nanoTime() + 6_000_000_000L;
+            while (System.nanoTime() < end && errors.isEmpty()) {
                 EmulatedDevice d = rnd.nextBoolean() ? d1 : d2;
                 if (rnd.nextBoolean()) {
                     d.failAllocation(rnd.nextInt(20));
                 } else {
                     d.failCopy(rnd.nextInt(60));
                 }
-                Thread.sleep(5 + rnd.nextInt(20));
+                Thread.sleep(5 + rnd.nextInt(40));
             }
             stop.set(true);
             for (Thread t : ts) {
