@@ -986,25 +986,28 @@ public final class UnifiedMemory implements AutoCloseable {
     // ---- close -----------------------------------------------------------------------------
 
     /**
-     * Closes the memory: new operations are refused at once; operations already running (kernels,
-     * migrations, loads, frees) are waited for, at most the builder's {@code closeTimeout}; then
-     * every region is freed, and the copy threads, the fault service and the drivers are closed.
-     * Nothing is unmapped while anything still runs. Throws, having unmapped nothing, if the time
-     * runs out (naming the threads still inside), if a region has host views open in threads that
-     * are still alive (views of threads that ended are taken back), or if called from inside a
-     * kernel; a later call tries again. Closing a closed memory does nothing.
+     * Closes the memory: new operations (and new host views) are refused at once; operations
+     * already running (kernels, migrations, loads, frees) and host views open in other threads are
+     * waited for, at most the builder's {@code closeTimeout} in all; then every region is freed,
+     * and the copy threads, the fault service and the drivers are closed. Nothing is unmapped
+     * while anything still runs or a view is open. Throws, having unmapped nothing, if the time
+     * runs out (naming the threads), if the calling thread itself holds a view (views of threads
+     * that ended are taken back), or if called from inside a kernel; a later call tries again.
+     * Closing a closed memory does nothing.
      */
     @Override
     public void close() {
         refuseInsideKernel("close()");
-        // open views of live threads refuse the close before anything is closed or unmapped
-        for (Region r : regions()) {
-            if (!r.state().isReleased()) {
-                r.state().lifecycle().checkNoLiveViews();
-            }
-        }
+        long deadline = System.nanoTime() + closeTimeoutNanos;
         if (!lifecycle.close(closeTimeoutNanos) && !lifecycle.isDrained()) {
             lifecycle.awaitDrained(closeTimeoutNanos);   // an earlier close gave up waiting
+        }
+        // no new view can open now (every region operation enters this closed lifecycle first):
+        // wait, within the same bound, for the open ones, before anything is unmapped
+        for (Region r : regions()) {
+            if (!r.state().isReleased()) {
+                r.state().lifecycle().awaitNoLiveViews(Math.max(0, deadline - System.nanoTime()));
+            }
         }
         synchronized (teardown) {
             if (tornDown) {

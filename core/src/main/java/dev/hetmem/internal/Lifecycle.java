@@ -94,6 +94,44 @@ public final class Lifecycle {
 
     public synchronized void closeView(View v) {
         views.remove(v);
+        notifyAll();
+    }
+
+    /**
+     * Waits until no live thread has a host view open here, taking back views of threads that
+     * ended; throws at once if the calling thread holds one (it would wait for itself), and after
+     * {@code timeoutNanos} naming the threads that hold them.
+     */
+    public void awaitNoLiveViews(long timeoutNanos) {
+        long deadline = System.nanoTime() + timeoutNanos;
+        while (true) {
+            reapAbandonedViews();
+            synchronized (this) {
+                if (views.isEmpty()) {
+                    return;
+                }
+                List<String> owners = new ArrayList<>();
+                for (View v : views.keySet()) {
+                    if (v.owner() == Thread.currentThread()) {
+                        throw new IllegalStateException(what + " has a host view open in this thread ("
+                                + v.owner().getName() + "); close it first");
+                    }
+                    owners.add(v.owner().getName());
+                }
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    throw new IllegalStateException("closing: " + what + " still has " + views.size()
+                            + " open host view(s), in thread(s) " + owners + ", after " + timeoutNanos / 1_000_000
+                            + " ms (nothing was unmapped; close again once they are closed)");
+                }
+                try {
+                    wait(Math.max(1, Math.min(50, left / 1_000_000)));   // a view's thread may end without closing it
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while waiting for host views of " + what + " to close", e);
+                }
+            }
+        }
     }
 
     /**
@@ -116,17 +154,6 @@ public final class Lifecycle {
             v.abandon();
         }
         return dead.size();
-    }
-
-    /** Throws, as {@link #close} would, if host views of live threads are open. */
-    public void checkNoLiveViews() {
-        reapAbandonedViews();
-        synchronized (this) {
-            if (!views.isEmpty()) {
-                throw new IllegalStateException(what + " has " + views.size()
-                        + " open host view(s); close them before freeing it");
-            }
-        }
     }
 
     public synchronized boolean isClosed() {

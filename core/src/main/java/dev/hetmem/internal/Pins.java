@@ -59,10 +59,10 @@ public final class Pins {
         return null;
     }
 
-    /** A pin on [from, to) that the calling thread holds, or null. */
-    public synchronized Pin heldByCurrentThread(long from, long to) {
+    /** A device pin (a kernel's) on [from, to) that the calling thread holds, or null. */
+    public synchronized Pin deviceHeldByCurrentThread(long from, long to) {
         for (Pin p : pins) {
-            if (p.owner == Thread.currentThread() && p.from < to && from < p.to) {
+            if (p.node != 0 && p.owner == Thread.currentThread() && p.from < to && from < p.to) {
                 return p;
             }
         }

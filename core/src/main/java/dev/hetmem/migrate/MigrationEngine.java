@@ -209,6 +209,9 @@ public final class MigrationEngine implements AutoCloseable {
                 continue;
             }
             started = 0;   // the deadline is for room alone, not for waiting on pins
+            if (!stolenWait) {
+                stealWaitSince = 0;   // the deadline counts one unbroken wait on a steal
+            }
             if (waitOn == null || lookAgain) {
                 continue;
             }
@@ -264,7 +267,7 @@ public final class MigrationEngine implements AutoCloseable {
                 if (!stolenIn(r.region(), r.from(), r.to(), true)) {
                     return LOOK_AGAIN;
                 }
-                Pins.Pin mine = r.region().pins().heldByCurrentThread(r.from(), r.to());
+                Pins.Pin mine = r.region().pins().deviceHeldByCurrentThread(r.from(), r.to());
                 if (mine != null) {
                     // that kernel is this thread's own (a kernel launching another): waiting would never end
                     throw new PinnedByCallerException(r.region(), mine.node(), mine.from(), mine.to());
@@ -321,12 +324,13 @@ public final class MigrationEngine implements AutoCloseable {
             return false;
         }
 
-        /** Calls {@code f} with each block the caller locked (every block of its intervals). */
+        /** Calls {@code f} once with each block the caller locked (every block of its intervals). */
         void forEachBlock(java.util.function.BiConsumer<RegionState, Block> f) {
+            java.util.Set<Block> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
             for (Interval iv : intervals) {
                 for (long bi = iv.from >>> 9; bi <= (iv.to - 1) >>> 9; bi++) {
                     Block b = iv.region.table().block(bi);
-                    if (b != null) {
+                    if (b != null && seen.add(b)) {
                         f.accept(iv.region, b);
                     }
                 }
@@ -1065,7 +1069,7 @@ public final class MigrationEngine implements AutoCloseable {
             long[] got = {0, 0, 0};
             needed.forEachBlock((region, b) -> {
                 if (b.hasPagesOn(node)) {
-                    got[0] += evictUnneeded(region, b, node, batch, needed, got);
+                    got[0] += evictUnneeded(region, b, node, batch, needed, got, Math.max(0, pages - got[0]));
                 }
             });
             freed += got[0];
@@ -1119,7 +1123,8 @@ public final class MigrationEngine implements AutoCloseable {
      * Moves home the pages of a block of the current batch that are on {@code node}, unpinned,
      * not asked for and not part of any of the batch's runs (block locked by this thread).
      */
-    private long evictUnneeded(RegionState region, Block b, int node, List<Run> batch, Needed needed, long[] counts) {
+    private long evictUnneeded(RegionState region, Block b, int node, List<Run> batch, Needed needed, long[] counts,
+                               long budget) {
         int pages = region.table().pagesIn(b.index());
         long base = b.index() << 9;
         boolean[] keep = new boolean[pages];
@@ -1142,16 +1147,23 @@ public final class MigrationEngine implements AutoCloseable {
                 p++;
                 continue;
             }
-            if (region.pins().any(base + p, base + p + 1) != null) {
-                counts[1]++;
+            int holders = b.residentMask(p);
+            Pins.Pin pin = pinKeeping(region, holders, base + p);
+            if (pin != null) {
+                if (pin.owner() != Thread.currentThread()) {
+                    counts[1]++;   // another thread's kernel or view: it ends, and the page can go then
+                }
                 p++;
                 continue;
             }
-            int holders = b.residentMask(p);
+            if (droppedPages + moving(runs) >= budget) {
+                p++;   // enough room made; the rest is only counted
+                continue;
+            }
             boolean zero = b.isZero(p);
             int q = p + 1;
             while (q < pages && !keep[q] && b.isResident(node, q) && b.residentMask(q) == holders && b.isZero(q) == zero
-                    && !needed.needed(region, base + q) && region.pins().any(base + q, base + q + 1) == null) {
+                    && !needed.needed(region, base + q) && pinKeeping(region, holders, base + q) == null) {
                 q++;
             }
             if (holders != 1 << node || zero) {
@@ -1174,6 +1186,22 @@ public final class MigrationEngine implements AutoCloseable {
             moved += r.count;
         }
         return moved;
+    }
+
+    /**
+     * A pin that keeps this device's copy of a page in place: any pin, or, where the host holds a
+     * copy too, a device pin only (a host view does not need the device's copy).
+     */
+    private static Pins.Pin pinKeeping(RegionState region, int holders, long page) {
+        return (holders & 1) != 0 ? region.pins().conflict(page, page + 1, 0) : region.pins().any(page, page + 1);
+    }
+
+    private static long moving(List<Run> runs) {
+        long n = 0;
+        for (Run r : runs) {
+            n += r.count;
+        }
+        return n;
     }
 
     /** Frames the batch still has to allocate (each run's count less what it holds already). */
@@ -1481,21 +1509,24 @@ public final class MigrationEngine implements AutoCloseable {
 
         /** Frees them; {@code mirrorInLine} is false only for a killed region (its view reads no frame). */
         void flush(RegionState region, boolean mirrorInLine) {
-            try {
-                for (Object[] f : pending) {
-                    int[] frames = (int[]) f[1];
-                    try {
-                        if (mirrorInLine) {
-                            freeFrames(region, (Integer) f[0], frames, frames.length, (Long) f[2]);
-                        } else {
-                            freeFrames(device((Integer) f[0]).allocator(), frames, frames.length);
-                        }
-                    } finally {
-                        inFlightFrames.addAndGet((Integer) f[0], -frames.length);
+            RuntimeException first = null;
+            for (Object[] f : pending) {
+                int[] frames = (int[]) f[1];
+                try {
+                    if (mirrorInLine) {
+                        freeFrames(region, (Integer) f[0], frames, frames.length, (Long) f[2]);
+                    } else {
+                        freeFrames(device((Integer) f[0]).allocator(), frames, frames.length);
                     }
+                } catch (RuntimeException e) {
+                    first = first == null ? e : first;
+                } finally {
+                    inFlightFrames.addAndGet((Integer) f[0], -frames.length);
                 }
-            } finally {
-                pending.clear();
+            }
+            pending.clear();
+            if (first != null) {
+                throw first;
             }
         }
 
@@ -1642,16 +1673,22 @@ public final class MigrationEngine implements AutoCloseable {
                 inLine = true;
             } finally {
                 // frames the view may still name stay allocated (verify() reports them) rather than be reused
+                RuntimeException first = null;
                 for (int n = 1; oldFrames != null && n < nodes.length; n++) {
                     if (oldFrames[n] != null) {
                         try {
                             if (inLine) {
                                 freeFrames(region, n, oldFrames[n], r.count, r.page());
                             }
+                        } catch (RuntimeException e) {
+                            first = first == null ? e : first;
                         } finally {
                             inFlightFrames.addAndGet(n, -r.count);
                         }
                     }
+                }
+                if (first != null) {
+                    throw first;
                 }
             }
             if (target != 0) {
@@ -1823,19 +1860,19 @@ public final class MigrationEngine implements AutoCloseable {
                 }
             }
             FrameReleases frees = new FrameReleases();
-            for (int n = 1; n < nodes.length; n++) {
-                dropDeviceCopies(region, b, n, p0, p1, ranges, frees);
-            }
-            if (b.hasPagesOn(0)) {
-                b.removeResidentRange(0, p0, p1 - p0);
-            }
-            if (mirror) {
-                try {
-                    syncMirror(region, b, p0, p1);
-                } catch (RuntimeException | Error e) {
-                    frees.abandon();
-                    throw e;
+            try {
+                for (int n = 1; n < nodes.length; n++) {
+                    dropDeviceCopies(region, b, n, p0, p1, ranges, frees);
                 }
+                if (b.hasPagesOn(0)) {
+                    b.removeResidentRange(0, p0, p1 - p0);
+                }
+                if (mirror) {
+                    syncMirror(region, b, p0, p1);
+                }
+            } catch (RuntimeException | Error e) {
+                frees.abandon();   // see FrameReleases.abandon
+                throw e;
             }
             frees.flush(region, mirror);
         }
@@ -2033,14 +2070,14 @@ public final class MigrationEngine implements AutoCloseable {
             arrived += (holders & 1) == 0 && holders != 0 ? 1 : 0;
         }
         FrameReleases frees = new FrameReleases();
-        for (int n = 1; n < nodes.length; n++) {
-            dropDeviceCopies(region, b, n, p, q, ranges, frees);
-        }
-        b.addResidentRange(0, p, q - p, true);
         try {
+            for (int n = 1; n < nodes.length; n++) {
+                dropDeviceCopies(region, b, n, p, q, ranges, frees);
+            }
+            b.addResidentRange(0, p, q - p, true);
             syncMirror(region, b, p, q);
         } catch (RuntimeException | Error e) {
-            frees.abandon();
+            frees.abandon();   // see FrameReleases.abandon
             throw e;
         }
         frees.flush(region, true);
