@@ -496,7 +496,7 @@ public final class UnifiedMemory implements AutoCloseable {
             java.util.concurrent.Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("hetmem-async-", 0).factory());
 
     /**
-     * Prefetches many ranges of one region to {@code node} as one migration batch (seed 000's
+     * Prefetches many ranges of one region to {@code node} as one migration batch (batched page migration's
      * "migrate a list of pages"): [offset, offset+length) for every offset, each widened to its
      * granules. Batches of up to 1 GiB; each is all-or-nothing. Returns the pages whose data moved.
      */
@@ -552,7 +552,7 @@ public final class UnifiedMemory implements AutoCloseable {
     // ---- loading files ---------------------------------------------------------------------
 
     /**
-     * Loads a file into a new region on {@code node} (seed 003): on the host with parallel O_DIRECT
+     * Loads a file into a new region on {@code node} (direct-I/O loading, as dma-buf's): on the host with parallel O_DIRECT
      * reads straight into the region's pages, overlapped with populating them; on a device through a
      * bounded ring of bounce buffers handed to the device's copy path, so host memory stays within
      * the ring. Falls back to buffered reads where O_DIRECT is refused, and says so in the result.

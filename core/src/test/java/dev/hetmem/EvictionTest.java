@@ -18,7 +18,7 @@ import static dev.hetmem.MemoryFixture.verified;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** A full device makes room by sending its coldest unpinned pages home (seed 002: host DRAM as swap). */
+/** A full device makes room by sending its coldest unpinned pages home (GMEM's host DRAM as the device's swap). */
 class EvictionTest {
     static final long CAPACITY = 8 * MiB;
     static final long TILE = 2 * MiB;

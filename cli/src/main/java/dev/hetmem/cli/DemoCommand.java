@@ -29,7 +29,7 @@ import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
- * {@code hetmem demo}: seed 004's example. With HMM, {@code mul_mat_on_gpu(r, a, b, m)} is just
+ * {@code hetmem demo}: HMM's example (mulMat). With HMM, {@code mul_mat_on_gpu(r, a, b, m)} is just
  * the kernel call: a and b are written by Java, r is read by Java, and no copy is written by the
  * user. The memory manager faults a and b onto the device when the kernel starts, populates r
  * there, and faults r home when Java reads it: through host views by default, or with

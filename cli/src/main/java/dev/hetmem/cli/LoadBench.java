@@ -26,7 +26,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * {@code hetmem bench load}: seed 003's table on this machine. Each file size is loaded with each
+ * {@code hetmem bench load}: the direct-I/O loading table on this machine. Each file size is loaded with each
  * scheme to the host and to the emulated device, from a cold page cache; beside them, the disk's
  * own sequential read bandwidth measured by fio (O_DIRECT, 4 MiB blocks, queue depth 16) in the
  * same run. fio runs twice per load: into its usual 4 KiB-page buffers and, where huge pages can be

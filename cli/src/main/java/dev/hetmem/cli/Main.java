@@ -12,11 +12,11 @@ public final class Main {
     private static final String USAGE = """
             usage: hetmem <command> [options]
               info [--json]                    the nodes: host and devices
-              demo [--size M] [--json]         seed 004's mulMat(r, a, b, m) on a device, no copy written by the user
+              demo [--size M] [--json]         HMM's example mulMat(r, a, b, m) on a device, no copy written by the user
               bench migrate [--quick] [--json] [--sizes 16M,256M,1G] [--pages 4K,64K,2M]
-                                               migration throughput against the plain-copy limit (seed 000)
+                                               migration throughput against the plain-copy limit (batched page migration)
               load FILE [--to NODE] [--json] [--scheme overlapped|direct|buffered|mmap] [--threads N] [--ring BYTES]
-                                               a file into the memory space at disk speed (seed 003)
+                                               a file into the memory space at disk speed (direct-I/O loading, as dma-buf's)
               bench load [--quick] [--json] [--sizes 512K,8M,1G,3G] [--dir DIR]
                                                loading schemes against the disk's own speed (fio)
               bench oversub [--quick] [--json] [--capacity 64M]
@@ -30,7 +30,7 @@ public final class Main {
 
     /**
      * A string from a file or the user, safe for a terminal: control characters (an ESC sequence
-     * in a tensor name could clear the screen) become \\uXXXX, and a long one is cut.
+     * in a tensor name could clear the screen) become backslash-u escapes of their code, and a long one is cut.
      */
     static String printable(String s) {
         StringBuilder b = new StringBuilder(Math.min(s.length(), 2000));

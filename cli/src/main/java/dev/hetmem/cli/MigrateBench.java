@@ -23,7 +23,7 @@ import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 
 /**
- * {@code hetmem bench migrate}: seed 000's tables on this machine. For each device (the emulated
+ * {@code hetmem bench migrate}: the batched page migration tables on this machine. For each device (the emulated
  * one and, where a platform is installed, the first OpenCL device), page size, amount moved and
  * mode, a region's pages are migrated to the device and back, timing the whole
  * migration call (planning, unmapping, allocation, copies, mapping, and the host kernel's work of

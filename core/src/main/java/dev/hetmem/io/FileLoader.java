@@ -24,7 +24,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * Loads a file into a new region (seed 003).
+ * Loads a file into a new region (direct-I/O loading, as dma-buf's).
  *
  * <p>Host target, overlapped: several threads read 4 MiB chunks with O_DIRECT straight into the
  * region's pages while as many more populate the pages ahead of them ({@link PopulateAhead}), so

@@ -20,7 +20,7 @@ public record LoadOptions(LoadScheme scheme, int threads, long chunkBytes, long 
         }
     }
 
-    /** Overlapped, 4 streams of 4 MiB reads (seed 003's fio setting), a 256 MiB device ring, no progress. */
+    /** Overlapped, 4 streams of 4 MiB reads (the direct-I/O loading thread's fio setting), a 256 MiB device ring, no progress. */
     public static LoadOptions defaults() {
         return new LoadOptions(LoadScheme.OVERLAPPED, 4, 4L << 20, DEFAULT_RING_BYTES, null);
     }

@@ -1,6 +1,6 @@
 package dev.hetmem.io;
 
-/** How a file is read (seed 003's schemes; all but OVERLAPPED exist to measure against). */
+/** How a file is read (direct-I/O loading's schemes; all but OVERLAPPED exist to measure against). */
 public enum LoadScheme {
     /** read() through the page cache, one stream: the seed's "normal". */
     BUFFERED,

@@ -7,7 +7,7 @@ import java.util.function.BooleanSupplier;
 
 /**
  * Threads that fault a host load's destination pages in ({@link HostPopulator}) ahead of the readers,
- * so that page allocation overlaps the I/O (seed 003's T(first gather) + max(T(allocation), T(I/O))).
+ * so that page allocation overlaps the I/O (direct-I/O loading's T(first gather) + max(T(allocation), T(I/O))).
  *
  * <p>Several populators, because a fresh page can cost far more than its zeroing: on a virtual machine
  * whose balloon reports free memory to the host, each first touch waits for the host to back the page

@@ -10,7 +10,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * The CPU copy phase of a migration, spread over worker threads (seed 000's multi-threaded copy).
+ * The CPU copy phase of a migration, spread over worker threads (batched page migration's multi-threaded copy).
  * The calling thread copies one share itself, so {@code threads = 1} is a plain serial copy and
  * N threads use N - 1 workers. Shares are cut by bytes, and operations longer than a share are
  * split, so one 2 MiB page still spreads over every thread.

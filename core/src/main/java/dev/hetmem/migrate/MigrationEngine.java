@@ -29,7 +29,7 @@ import java.util.concurrent.CompletionException;
 /**
  * The one migration engine: faults, prefetch and release all come through {@link #ensure}.
  *
- * <p>A migration is done in phases over the whole batch (seed 000): plan (which pages move, and
+ * <p>A migration is done in phases over the whole batch (batched page migration): plan (which pages move, and
  * from where; pages already in place are skipped) → revoke source permissions (device entries
  * released, then one TLB invalidation per device) → allocate every destination frame → one copy
  * phase (CPU threads, or the device's copy engine) → commit (enter destination mappings, update
@@ -1017,7 +1017,7 @@ public final class MigrationEngine implements AutoCloseable {
     static final int EVICT_MIN_PAGES = 1024;
 
     /**
-     * The device is full: moves its coldest pages home (seed 002: host DRAM as the device's swap).
+     * The device is full: moves its coldest pages home (GMEM's host DRAM as the device's swap).
      * Victims are blocks not in the current batch, taken with tryLock (this thread holds the batch's
      * block locks, so waiting could deadlock), skipping pages pinned by a running kernel. Returns
      * whether anything was freed; retries briefly when every candidate is busy in another thread.

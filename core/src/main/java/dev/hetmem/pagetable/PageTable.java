@@ -10,7 +10,7 @@ import java.util.function.Consumer;
  *
  * <p>Blocks are created on first touch. The directory has two levels of 512 entries per 1 GiB, so
  * an untouched region costs one reference per GiB (8 KiB for a terabyte) and nothing per page.
- * Per-node resident page counts are kept as pages change (seed 001's {@code vram_pages}), so
+ * Per-node resident page counts are kept as pages change (KFD SVM's {@code vram_pages}), so
  * "how much of this region is on device 2" is O(1).
  */
 public final class PageTable {
