@@ -248,12 +248,7 @@ public final class Region {
 
     /** Counters of this region alone. */
     public Stats stats() {
-        state.lifecycle().enter();
-        try {
-            return memory.regionStats(state);
-        } finally {
-            state.lifecycle().exit();
-        }
+        return state.lifecycle().within(() -> memory.regionStats(state));
     }
 
     /**

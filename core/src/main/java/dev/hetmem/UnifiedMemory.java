@@ -357,12 +357,10 @@ public final class UnifiedMemory implements AutoCloseable {
     void free(Region region) {
         checkMine(region);
         refuseInsideKernel("free()");
-        lifecycle.enter();
-        try {
+        lifecycle.within(() -> {
             freeRegion(region);
-        } finally {
-            lifecycle.exit();
-        }
+            return null;
+        });
     }
 
     /** Calls that wait for kernels would wait for themselves from a kernel's own thread. */
@@ -711,12 +709,7 @@ public final class UnifiedMemory implements AutoCloseable {
      */
     public long release(int node) {
         device(node);
-        lifecycle.enter();
-        try {
-            return releaseNow(node);
-        } finally {
-            lifecycle.exit();
-        }
+        return lifecycle.within(() -> releaseNow(node));
     }
 
     private long releaseNow(int node) {
@@ -740,12 +733,7 @@ public final class UnifiedMemory implements AutoCloseable {
     // ---- observability ---------------------------------------------------------------------
 
     public Stats stats() {
-        lifecycle.enter();
-        try {
-            return statsNow();
-        } finally {
-            lifecycle.exit();
-        }
+        return lifecycle.within(this::statsNow);
     }
 
     private Stats statsNow() {
@@ -808,12 +796,7 @@ public final class UnifiedMemory implements AutoCloseable {
      * problems found; empty when all holds. Meant for tests and diagnostics on a quiet memory.
      */
     public List<String> verify() {
-        lifecycle.enter();
-        try {
-            return verifyNow();
-        } finally {
-            lifecycle.exit();
-        }
+        return lifecycle.within(this::verifyNow);
     }
 
     private List<String> verifyNow() {

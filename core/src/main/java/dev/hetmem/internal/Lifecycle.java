@@ -64,6 +64,16 @@ public final class Lifecycle {
         }
     }
 
+    /** Runs {@code op} as one operation: between {@link #enter} and {@link #exit}. */
+    public <T> T within(java.util.function.Supplier<T> op) {
+        enter();
+        try {
+            return op.get();
+        } finally {
+            exit();
+        }
+    }
+
     public void exit() {
         synchronized (this) {
             Thread me = Thread.currentThread();

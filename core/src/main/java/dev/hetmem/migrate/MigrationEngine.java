@@ -130,106 +130,102 @@ public final class MigrationEngine implements AutoCloseable {
         long stealWaitSince = 0;
         while (true) {
             List<Block> locked = lockAll(intervals);
-            Pins waitOn = null;
-            long seen = 0;
-            boolean retry = false;
-            RegionState abandoned = null;
-            boolean lookAgain = false;
-            boolean stolenWait = false;
+            Next next = new Next();
             try {
                 for (Interval iv : intervals) {
                     reconcile(iv.region, iv.from, iv.to);
                 }
-                boolean stolen = false;
                 if (onlyFrom < 0 && satisfied(requests, target)) {
                     // the common case of a host access: nothing to move, so no granule to plan
                     List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
                     if (pins != null && pins != LOOK_AGAIN) {
                         return new Outcome(touched(requests), 0, 0, pins);
                     }
-                    stolen = true;
-                    lookAgain = pins == LOOK_AGAIN;
-                }
-                Plan plan = stolen ? null : plan(intervals, target, onlyFrom);
-                if (plan != null && plan.conflict == null && target != 0 && framesNeeded(plan) > batchPages(target)) {
-                    // whole granules would take more than one batch may hold of the device: move only
-                    // the pages asked for (as UVM does under memory pressure); the locks cover them
-                    plan = plan(normalize(requests, false), target, onlyFrom);
-                }
-                if (plan != null && plan.conflict == null) {
-                    Needed needed = neededBy(intervals);
-                    for (Run r : plan.runs) {
-                        r.needed = needed;
-                    }
-                }
-                if (plan == null) {
-                    // a page was taken by the fault service before its pin took hold: look again
-                    // (at once, or, when another kernel still holds the page, once a pin goes)
-                    waitOn = requests.getFirst().region().pins();
-                    seen = waitOn.version();
-                    stolenWait = !lookAgain;
-                } else if (plan.conflict != null) {
-                    Pins.Pin p = plan.conflict;
-                    if (p.owner() == Thread.currentThread()) {
-                        throw new PinnedByCallerException(plan.conflictRegion, p.node(), p.from(), p.to());
-                    }
-                    waitOn = plan.conflictRegion.pins();
-                    seen = waitOn.version();
-                    if (!p.owner().isAlive()) {
-                        abandoned = plan.conflictRegion;   // a view whose thread ended without closing it
-                    }
+                    next.afterSteal(requests, pins);
                 } else {
-                    long now = System.nanoTime();
-                    for (Block b : locked) {
-                        b.touch(now);
+                    Plan plan = plan(intervals, target, onlyFrom);
+                    if (plan.conflict == null && target != 0 && framesNeeded(plan) > batchPages(target)) {
+                        // whole granules would take more than one batch may hold of the device: move only
+                        // the pages asked for (as UVM does under memory pressure); the locks cover them
+                        plan = plan(normalize(requests, false), target, onlyFrom);
                     }
-                    long migrated;
-                    try {
-                        migrated = execute(plan.runs, target, trigger);
-                    } catch (RetryBatch r) {
-                        retry = true;
-                        migrated = 0;
-                    }
-                    if (!retry) {
-                        List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
-                        if (pins != null && pins != LOOK_AGAIN) {
-                            return new Outcome(touched(requests), plan.faults, migrated, pins);
+                    if (plan.conflict != null) {
+                        Pins.Pin p = plan.conflict;
+                        if (p.owner() == Thread.currentThread()) {
+                            throw new PinnedByCallerException(plan.conflictRegion, p.node(), p.from(), p.to());
                         }
-                        lookAgain = pins == LOOK_AGAIN;
-                        stolenWait = !lookAgain;
-                        waitOn = requests.getFirst().region().pins();
-                        seen = waitOn.version();
+                        next.waitOn = plan.conflictRegion.pins();
+                        next.seen = next.waitOn.version();
+                        if (!p.owner().isAlive()) {
+                            next.abandoned = plan.conflictRegion;   // a view whose thread ended without closing it
+                        }
+                    } else {
+                        Needed needed = new Needed(intervals);
+                        long now = System.nanoTime();
+                        for (Run r : plan.runs) {
+                            r.needed = needed;
+                        }
+                        for (Block b : locked) {
+                            b.touch(now);
+                        }
+                        try {
+                            long migrated = execute(plan.runs, target, trigger);
+                            List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
+                            if (pins != null && pins != LOOK_AGAIN) {
+                                return new Outcome(touched(requests), plan.faults, migrated, pins);
+                            }
+                            next.afterSteal(requests, pins);
+                        } catch (RetryBatch r) {
+                            next.retryForRoom = true;
+                        }
                     }
                 }
             } finally {
                 unlockAll(locked);
             }
-            if (retry) {
+            if (next.retryForRoom) {
                 started = checkRoomDeadline(started == 0 ? System.nanoTime() : started, target);
                 continue;
             }
             started = 0;   // the deadline is for room alone, not for waiting on pins
-            if (!stolenWait) {
+            if (!next.stolenWait) {
                 stealWaitSince = 0;   // the deadline counts one unbroken wait on a steal
+            } else if (stealWaitSince == 0) {
+                stealWaitSince = System.nanoTime();
+            } else if (System.nanoTime() - stealWaitSince > ROOM_DEADLINE_NANOS) {
+                throw new IllegalStateException("a page of " + requests.getFirst().region() + " that this call needs was "
+                        + "taken home by host code while another kernel still holds it; waited "
+                        + ROOM_DEADLINE_NANOS / 1_000_000_000L + " s for that kernel to end");
             }
-            if (waitOn == null || lookAgain) {
+            if (next.waitOn == null || next.lookAgain) {
                 continue;
             }
-            if (stolenWait) {
-                long now = System.nanoTime();
-                if (stealWaitSince == 0) {
-                    stealWaitSince = now;
-                } else if (now - stealWaitSince > ROOM_DEADLINE_NANOS) {
-                    throw new IllegalStateException("a page of " + requests.getFirst().region() + " that this call needs was "
-                            + "taken home by host code while another kernel still holds it; waited "
-                            + ROOM_DEADLINE_NANOS / 1_000_000_000L + " s for that kernel to end");
-                }
-            }
-            if (abandoned != null) {
-                abandoned.lifecycle().reapAbandonedViews();
+            if (next.abandoned != null) {
+                next.abandoned.lifecycle().reapAbandonedViews();
                 continue;
             }
-            awaitRelease(waitOn, seen);
+            awaitRelease(next.waitOn, next.seen);
+        }
+    }
+
+    /** What one pass of {@link #ensure} left to do before the next: retry, look again, or wait on pins. */
+    private static final class Next {
+        Pins waitOn;
+        long seen;
+        boolean retryForRoom;
+        boolean lookAgain;
+        boolean stolenWait;
+        RegionState abandoned;
+
+        /**
+         * pinChecked found a page stolen before its pin (see PIN_AFTER_STEAL): look again at once,
+         * or wait for a pin to go while another kernel holds the page.
+         */
+        void afterSteal(List<MigrationRequest> requests, List<Pins.Pin> pins) {
+            lookAgain = pins == LOOK_AGAIN;
+            stolenWait = !lookAgain;
+            waitOn = requests.getFirst().region().pins();
+            seen = waitOn.version();
         }
     }
 
@@ -336,10 +332,6 @@ public final class MigrationEngine implements AutoCloseable {
                 }
             }
         }
-    }
-
-    private static Needed neededBy(List<Interval> intervals) {
-        return new Needed(intervals);
     }
 
     /** Device frames a plan's batch allocates on its target. */
@@ -1174,16 +1166,22 @@ public final class MigrationEngine implements AutoCloseable {
             }
             p = q;
         }
+        return finishEviction(region, node, dropped, droppedPages, runs);
+    }
+
+    /**
+     * Ends the eviction of one block: one invalidation per device for the copies dropped, one
+     * batch home for the rest, one eviction counted. Returns the pages that left the device.
+     */
+    private long finishEviction(RegionState region, int node, VaRanges[] dropped, long droppedPages, List<Run> runs) {
         invalidateAll(dropped);
-        if (runs.isEmpty()) {
-            return droppedPages;
+        if (!runs.isEmpty()) {
+            executeBatch(runs, 0, Trigger.EVICTION, "batched");
         }
-        executeBatch(runs, 0, Trigger.EVICTION, "batched");
-        region.counters().evicted(node);
-        memoryCounters.evicted(node);
-        long moved = droppedPages;
-        for (Run r : runs) {
-            moved += r.count;
+        long moved = droppedPages + moving(runs);
+        if (moved > 0) {
+            region.counters().evicted(node);
+            memoryCounters.evicted(node);
         }
         return moved;
     }
@@ -1238,7 +1236,7 @@ public final class MigrationEngine implements AutoCloseable {
             }
             // pages a running kernel uses stay
             if (region.pins().any(base + p, base + q) == null) {
-                if (holders == 1 << node && allZero(b, p, q)) {
+                if (holders == 1 << node && b.isZero(p)) {   // the run is all zeros or none
                     // zeros nobody wrote: dropped, they read as zeros again (untouched)
                     droppedPages += dropCopy(region, b, node, p, q, dropped);
                 } else if ((holders & 1) == 0) {
@@ -1250,31 +1248,7 @@ public final class MigrationEngine implements AutoCloseable {
             }
             p = q;
         }
-        invalidateAll(dropped);
-        if (runs.isEmpty()) {
-            if (droppedPages > 0) {
-                region.counters().evicted(node);
-                memoryCounters.evicted(node);
-            }
-            return droppedPages;
-        }
-        executeBatch(runs, 0, Trigger.EVICTION, "batched");
-        region.counters().evicted(node);
-        memoryCounters.evicted(node);
-        long moved = droppedPages;
-        for (Run r : runs) {
-            moved += r.count;
-        }
-        return moved;
-    }
-
-    private static boolean allZero(Block b, int p, int q) {
-        for (int i = p; i < q; i++) {
-            if (!b.isZero(i)) {
-                return false;
-            }
-        }
-        return true;
+        return finishEviction(region, node, dropped, droppedPages, runs);
     }
 
     /**
@@ -1498,30 +1472,31 @@ public final class MigrationEngine implements AutoCloseable {
 
     /** Frames of one locked block to free once its mirror is in line (see FREED_FRAMES_AFTER_MIRROR). */
     private final class FrameReleases {
-        private final List<Object[]> pending = new ArrayList<>(2);
+        private record Pending(int node, int[] frames, long firstPage) {}
+
+        private final List<Pending> pending = new ArrayList<>(2);
 
         void add(int node, int[] frames, long firstPage) {
             // no longer resident, not yet free: counted in flight, so that a thread looking for room
             // meanwhile waits for them instead of concluding the device is full for good
             inFlightFrames.addAndGet(node, frames.length);
-            pending.add(new Object[] {node, frames, firstPage});
+            pending.add(new Pending(node, frames, firstPage));
         }
 
         /** Frees them; {@code mirrorInLine} is false only for a killed region (its view reads no frame). */
         void flush(RegionState region, boolean mirrorInLine) {
             RuntimeException first = null;
-            for (Object[] f : pending) {
-                int[] frames = (int[]) f[1];
+            for (Pending f : pending) {
                 try {
                     if (mirrorInLine) {
-                        freeFrames(region, (Integer) f[0], frames, frames.length, (Long) f[2]);
+                        freeFrames(region, f.node, f.frames, f.frames.length, f.firstPage);
                     } else {
-                        freeFrames(device((Integer) f[0]).allocator(), frames, frames.length);
+                        freeFrames(device(f.node).allocator(), f.frames, f.frames.length);
                     }
                 } catch (RuntimeException e) {
                     first = first == null ? e : first;
                 } finally {
-                    inFlightFrames.addAndGet((Integer) f[0], -frames.length);
+                    inFlightFrames.addAndGet(f.node, -f.frames.length);
                 }
             }
             pending.clear();
@@ -1535,8 +1510,8 @@ public final class MigrationEngine implements AutoCloseable {
          * allocated rather than risk the fault service copying from a reused one; verify() reports them.
          */
         void abandon() {
-            for (Object[] f : pending) {
-                inFlightFrames.addAndGet((Integer) f[0], -((int[]) f[1]).length);
+            for (Pending f : pending) {
+                inFlightFrames.addAndGet(f.node, -f.frames.length);
             }
             pending.clear();
         }

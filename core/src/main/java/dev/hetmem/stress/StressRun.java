@@ -481,7 +481,7 @@ public final class StressRun {
                     boolean refused = !plain && m.anyReadOnly(rg[0], rg[1]);
                     note((st.op() == Step.Op.HOST_WRITE ? "host write " : "native memset ") + m + " [" + rg[0] + ", +" + rg[1] + ")"
                             + (plain ? " (plain stores)" : "") + (refused ? " refused: read-only" : ""));
-                    try {
+                    boolean done = writeChecked(refused, "a write view of " + m, () -> {
                         if (plain) {
                             store(m.region.address() + rg[0], m.region.segment().asSlice(rg[0], rg[1]), src, st.op());
                         } else {
@@ -489,16 +489,10 @@ public final class StressRun {
                                 store(v.segment().address(), v.segment(), src, st.op());
                             }
                         }
-                        if (refused) {
-                            throw new Mismatch("a write view of read-only pages of " + m + " was granted");
-                        }
-                    } catch (ProtectionException e) {
-                        if (!refused) {
-                            throw e;
-                        }
-                        return;
+                    });
+                    if (done) {
+                        System.arraycopy(src, 0, m.bytes, (int) rg[0], src.length);
                     }
-                    System.arraycopy(src, 0, m.bytes, (int) rg[0], src.length);
                 }
                 case HOST_READ -> {
                     if (m == null) {
@@ -548,18 +542,10 @@ public final class StressRun {
                             MemorySegment.copy(src, 0, buf, ValueLayout.JAVA_BYTE, 0, src.length);
                             boolean refused = m.anyReadOnly(off, len);
                             note("kernel write node " + node + " " + m + " [" + off + ", +" + len + ")" + (refused ? " refused: read-only" : ""));
-                            try {
-                                s.kinds[node].write(s.mem, node, m.region, off, buf, len);
-                                if (refused) {
-                                    throw new Mismatch("a kernel was let write read-only pages of " + m);
-                                }
-                            } catch (ProtectionException e) {
-                                if (!refused) {
-                                    throw e;
-                                }
-                                return;
+                            if (writeChecked(refused, "a kernel writing " + m,
+                                    () -> s.kinds[node].write(s.mem, node, m.region, off, buf, len))) {
+                                System.arraycopy(src, 0, m.bytes, (int) off, src.length);
                             }
-                            System.arraycopy(src, 0, m.bytes, (int) off, src.length);
                         } else {
                             note("kernel read node " + node + " " + m + " [" + off + ", +" + len + ")");
                             s.kinds[node].read(s.mem, node, m.region, off, buf, len);
@@ -690,7 +676,7 @@ public final class StressRun {
             boolean refused = !plain && to.anyReadOnly(toOff, len);
             note("native memmove " + len + " bytes " + from + " @" + fromOff + " -> " + to + " @" + toOff
                     + (refused ? " refused: read-only" : ""));
-            try {
+            boolean done = writeChecked(refused, "a write view of " + to, () -> {
                 if (plain) {
                     move(to.region.address() + toOff, from.region.address() + fromOff, len);
                 } else {
@@ -699,16 +685,29 @@ public final class StressRun {
                         move(dst.segment().address(), src.segment().address(), len);
                     }
                 }
-                if (refused) {
-                    throw new Mismatch("a write view of read-only pages of " + to + " was granted");
-                }
+            });
+            if (done) {
+                System.arraycopy(from.bytes, (int) fromOff, to.bytes, (int) toOff, (int) len);
+            }
+        }
+
+        /**
+         * Runs a write the model expects to be refused (read-only pages: ProtectionException) or
+         * done; returns whether it was done, and throws Mismatch when the memory decided otherwise.
+         */
+        private boolean writeChecked(boolean refused, String what, Runnable write) {
+            try {
+                write.run();
             } catch (ProtectionException e) {
                 if (!refused) {
                     throw e;
                 }
-                return;
+                return false;
             }
-            System.arraycopy(from.bytes, (int) fromOff, to.bytes, (int) toOff, (int) len);
+            if (refused) {
+                throw new Mismatch(what + " was granted although the model has read-only pages there");
+            }
+            return true;
         }
 
         private static void move(long dst, long src, long len) {
