@@ -16,5 +16,5 @@ if [ -z "$cc" ]; then
   echo "hetmem: no C compiler (install gcc): the userfaultfd fault service is not built" >&2; exit 0
 fi
 mkdir -p "$out"
-if [ -f "$out/libhetmem_uffd.so" ] && [ "$out/libhetmem_uffd.so" -nt "$src" ]; then exit 0; fi
-"$cc" -O2 -Wall -Wextra -Werror -fPIC -shared -pthread -o "$out/libhetmem_uffd.so" "$src"
+if [ -f "$out/libhetmem_uffd.so" ] && [ "$out/libhetmem_uffd.so" -nt "$src" ] && [ "$out/libhetmem_uffd.so" -nt "$(dirname "$0")/hetmem_uffd_layout.h" ]; then exit 0; fi
+"$cc" -O2 -Wall -Wextra -Werror -fPIC -shared -pthread -I"$(dirname "$0")" -o "$out/libhetmem_uffd.so" "$src"

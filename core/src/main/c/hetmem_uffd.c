@@ -25,23 +25,7 @@
  * one 4 KiB copy.
  *
  * Every page has a 64-bit state word in a table shared with Java (off-heap, NORESERVE, so only
- * touched parts cost memory):
- *   bit 0      LOCK     held by whoever is changing the word or the page's mapping
- *   bits 1-2   kind     HOST (the view holds the data, or the page is missing and reads as zeros),
- *                       AWAY (the view holds nothing; the data is at the address in bits 12-63:
- *                             a device frame the host can read),
- *                       LEAVING (mapped write-protected: being copied off the host, or copied home
- *                             and not yet committed; missing, it reads as zeros)
- *   bit 3      RO       host copy is read-only: the view maps it write-protected
- *   bit 4      STOLEN   the service took the page home (or let the host write it) on its own;
- *                       Java has not yet made the logical page table agree (see hm_collect)
- *   bit 5      HELD     (HOST) the page table has the host holding the page; without it a
- *                       HOST page is untouched: nobody holds it and it reads as zeros
- *   bit 6      MAPPED   the view maps the page (set and cleared here under the page lock; only
- *                       a hint for neighbours: the faulting page itself is always installed, and
- *                       an install over a mapped page is refused by the kernel, harmlessly)
- *   bits 7-11  BUSY     how many running device kernels hold the page (31 sticks): not taken as a
- *                       fault's neighbour
+ * touched parts cost memory); its bit layout is drawn once, in hetmem_uffd_layout.h.
  *
  * WHY THIS NEVER HANGS THE JVM (the argument the design rests on)
  * A Java thread that faults on the view from Java code is "in Java" while blocked in the kernel,
@@ -85,6 +69,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hetmem_uffd_layout.h"
+
 /* newer than some distributions' headers */
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
@@ -96,33 +82,6 @@
 /* the zero buffer UFFDIO_COPY fills zeroed pages from: never written, so it costs no memory */
 #define ZEROS_BYTES (2ULL << 20)
 
-#define ST_LOCK 1ULL
-#define ST_KIND 6ULL
-#define K_HOST 0ULL
-#define K_AWAY 2ULL
-#define K_LEAVING 4ULL
-#define ST_RO 8ULL
-#define ST_STOLEN 16ULL
-#define ST_HELD 32ULL
-#define ST_BUSY 0xF80ULL
-#define ST_BUSY_ONE 0x80ULL
-#define ST_MAPPED 64ULL
-#define ST_SRC (~0xFFFULL)
-
-/* hm_sync kinds */
-#define WANT_HOST 0
-#define WANT_HOST_RO 1
-#define WANT_AWAY 2
-#define WANT_EMPTY 3
-
-/* counters */
-#define C_FAULTS 0
-#define C_WP_FAULTS 1
-#define C_PAGES_COPIED 2
-#define C_PAGES_MAPPED 3
-#define C_ERRORS 4
-#define C_STOLEN 5
-#define C_COUNT 8
 
 /* why hm_service_open failed (negative return values) */
 #define E_SYSCALL -1 /* userfaultfd(2) and /dev/userfaultfd both refused: errno tells why */
@@ -157,7 +116,7 @@ struct hm_service {
     int uffd;
     int stopfd;
     pthread_t thread;
-    pthread_mutex_t lock; /* guards regions[]; see the argument above */
+    pthread_mutex_t lock; /* lock L15 (docs/design.md, lock table): guards regions[]; see the argument above */
     struct hm_region *regions[MAX_REGIONS];
     int slots; /* regions[] beyond this are all empty: what a fault's lookup scans */
     const char *zeros;
@@ -170,6 +129,7 @@ static inline void bump(struct hm_service *s, int which, uint64_t n) {
 
 /* ---- page locks ---------------------------------------------------------------------------- */
 
+/* lock L16 (docs/design.md, lock table): the page lock, the LOCK bit of the state word */
 static uint64_t lock_page(uint64_t *w) {
     int spins = 0;
     for (;;) {
@@ -1123,7 +1083,7 @@ int hm_view_pages(struct hm_region *r, uint64_t first, uint64_t count, uint8_t *
     }
     for (uint64_t i = 0; i < count; i++) {
         /* bit 63: present; bit 57: write-protected by userfaultfd */
-        out[i] = (uint8_t) (((entries[i] >> 63) & 1) | (((entries[i] >> 57) & 1) << 1));
+        out[i] = (uint8_t) (((entries[i] >> 63) & 1 ? VIEW_MAPPED : 0) | (((entries[i] >> 57) & 1) ? VIEW_WRITE_PROTECTED : 0));
     }
     return 0;
 }

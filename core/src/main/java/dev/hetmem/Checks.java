@@ -1,5 +1,7 @@
 package dev.hetmem;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+
 /** Argument checks whose messages name the bad value and the limit it broke. */
 final class Checks {
     private Checks() {}
@@ -19,7 +21,7 @@ final class Checks {
     }
 
     static long granularity(long bytes) {
-        if (bytes < 4096 || bytes > (1L << 30) || Long.bitCount(bytes) != 1) {
+        if (bytes < PAGE_BYTES || bytes > (1L << 30) || Long.bitCount(bytes) != 1) {
             throw new IllegalArgumentException("granularity " + bytes
                     + " must be a power of two between 4096 and 1073741824 bytes");
         }

@@ -13,6 +13,7 @@ import java.lang.foreign.MemorySegment;
  * valid until {@link #close()} and only in the thread that opened the view; after close any
  * access through it throws instead of reaching memory that may have moved.
  */
+/* Its monitor is lock L18 (view): docs/design.md, lock table, L18. */
 public final class HostView implements AutoCloseable, Lifecycle.View {
     private final RegionState region;
     private final Arena arena;
@@ -29,7 +30,7 @@ public final class HostView implements AutoCloseable, Lifecycle.View {
         this.access = access;
         this.pin = pin;
         this.arena = Arena.ofConfined();
-        MemorySegment s = MemorySegment.ofAddress(region.host().base() + offset).reinterpret(length, arena, null);
+        MemorySegment s = MemorySegment.ofAddress(region.host().mapping().base() + offset).reinterpret(length, arena, null);
         this.segment = access.writes() ? s : s.asReadOnly();
     }
 

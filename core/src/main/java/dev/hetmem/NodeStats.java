@@ -1,5 +1,7 @@
 package dev.hetmem;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+
 /** Counters of one node, within one scope (a whole memory or one region). */
 public final class NodeStats {
     private final NodeInfo node;
@@ -56,7 +58,7 @@ public final class NodeStats {
     }
 
     public long bytesMigrated(Trigger trigger) {
-        return pagesIn[trigger.ordinal()] << 12;
+        return pagesIn[trigger.ordinal()] << PAGE_SHIFT;
     }
 
     public long pagesMigrated() {

@@ -1,7 +1,7 @@
 package dev.hetmem;
 
+import dev.hetmem.driver.PageGeometry;
 import dev.hetmem.internal.Pins;
-import dev.hetmem.internal.RangeAttributes;
 import dev.hetmem.internal.RegionState;
 import dev.hetmem.migrate.MigrationEngine;
 import dev.hetmem.migrate.MigrationRequest;
@@ -11,6 +11,9 @@ import dev.hetmem.pagetable.Block;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.Objects;
+
+import static dev.hetmem.driver.PageGeometry.BLOCK_PAGE_SHIFT;
+import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
 
 /**
  * A range of the unified address space shared by the host and every device (GMEM's peer-shared
@@ -32,7 +35,8 @@ public final class Region {
         return state;
     }
 
-    UnifiedMemory memory() {
+    /** The memory this region belongs to. */
+    public UnifiedMemory memory() {
         return memory;
     }
 
@@ -52,7 +56,7 @@ public final class Region {
      */
     public long address() {
         state.lifecycle().checkOpen();
-        return state.mirror() != null ? state.mirror().viewAddress() : state.host().base();
+        return state.host().address();
     }
 
     /**
@@ -63,26 +67,23 @@ public final class Region {
      * @throws IllegalStateException for a memory that uses host views
      */
     public MemorySegment segment() {
-        if (state.mirror() == null) {
-            throw new IllegalStateException(this + " is reached through host views (host(offset, length, access)); "
-                    + "a whole-region segment needs a memory built with hostFaults(HostFaultMode.USERFAULTFD)");
-        }
+        MemorySegment whole = state.host().segment(this);   // throws where host code must use views
         state.lifecycle().checkOpen();
-        return state.mirror().viewSegment();
+        return whole;
     }
 
     /** The granularity faults migrate at, for the page at {@code offset}. */
     public long granularity(long offset) {
         Checks.range(offset, 1, size(), this);
         state.lifecycle().checkOpen();
-        return state.attributes().at(offset >>> Block.PAGE_SHIFT).granuleBytes();
+        return state.attributes().at(offset >>> PageGeometry.PAGE_SHIFT).granuleBytes();
     }
 
     /** Whether the page at {@code offset} is read-only. */
     public Protection protection(long offset) {
         Checks.range(offset, 1, size(), this);
         state.lifecycle().checkOpen();
-        return state.attributes().at(offset >>> Block.PAGE_SHIFT).readOnly() ? Protection.READ_ONLY : Protection.READ_WRITE;
+        return state.attributes().at(offset >>> PageGeometry.PAGE_SHIFT).readOnly() ? Protection.READ_ONLY : Protection.READ_WRITE;
     }
 
     /**
@@ -94,13 +95,13 @@ public final class Region {
         Objects.requireNonNull(access, "access");
         Checks.range(offset, length, size(), this);
         memory.checkOpen();
-        long from = offset >>> Block.PAGE_SHIFT;
-        long to = Math.ceilDiv(offset + length, Block.PAGE_BYTES);
+        long from = offset >>> PageGeometry.PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
         if (access.writes()) {
             long ro = state.attributes().firstReadOnly(from, to);
             if (ro >= 0) {
                 throw new ProtectionException("write view of [" + offset + ", " + (offset + length) + ") of " + this
-                        + " refused: page at offset " + (ro << Block.PAGE_SHIFT) + " is read-only");
+                        + " refused: page at offset " + (ro << PageGeometry.PAGE_SHIFT) + " is read-only");
             }
         }
         state.lifecycle().enter();
@@ -108,7 +109,8 @@ public final class Region {
             FaultEvent event = new FaultEvent();
             event.begin();
             MigrationEngine.Outcome out = memory.engine().ensure(
-                    List.of(new MigrationRequest(state, from, to, access.writes())), 0, Trigger.FAULT, true, -1);
+                    List.of(new MigrationRequest(state, from, to, access.writes())), 0, Trigger.FAULT,
+                    MigrationEngine.Pinning.PIN, MigrationEngine.FROM_ANY_NODE);
             if (out.faults() > 0) {
                 state.counters().fault(0, out.faults());
                 memory.counters().fault(0, out.faults());
@@ -141,8 +143,8 @@ public final class Region {
     public RangeInfo attributes(long offset, long length) {
         Checks.range(offset, length, size(), this);
         state.lifecycle().checkOpen();
-        long from = offset >>> Block.PAGE_SHIFT;
-        long to = Math.ceilDiv(offset + length, Block.PAGE_BYTES);
+        long from = offset >>> PageGeometry.PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
         Uniform granule = new Uniform();
         Uniform readOnly = new Uniform();
         Uniform readMostly = new Uniform();
@@ -154,7 +156,7 @@ public final class Region {
             preferred.see(attrs.preferred());
         });
         Uniform location = new Uniform();
-        PageSnapshot s = snapshot(from << Block.PAGE_SHIFT, (to - from) << Block.PAGE_SHIFT);
+        PageSnapshot s = snapshot(from << PageGeometry.PAGE_SHIFT, (to - from) << PageGeometry.PAGE_SHIFT);
         for (int p = 0; p < s.pages() && !location.mixed; p++) {
             location.see(s.residentMask(p));
         }
@@ -188,8 +190,8 @@ public final class Region {
         Checks.range(offset, length, size(), this);
         state.lifecycle().checkOpen();
         memory.engine().reconcileAll(state);
-        long from = offset >>> Block.PAGE_SHIFT;
-        long to = Math.ceilDiv(offset + length, Block.PAGE_BYTES);
+        long from = offset >>> PageGeometry.PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
         long n = to - from;
         if (n > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("snapshot of " + n + " pages is more than one array holds; take it in parts");
@@ -198,8 +200,8 @@ public final class Region {
         byte[] writers = new byte[(int) n];
         long page = from;
         while (page < to) {
-            long bi = page >>> 9;
-            long end = Math.min(to, (bi + 1) << 9);
+            long bi = page >>> BLOCK_PAGE_SHIFT;
+            long end = Math.min(to, (bi + 1) << BLOCK_PAGE_SHIFT);
             Block b = state.table().block(bi);
             if (b == null) {
                 for (long p = page; p < end; p++) {
@@ -209,7 +211,7 @@ public final class Region {
                 b.lock.lock();
                 try {
                     for (long p = page; p < end; p++) {
-                        int i = (int) (p & 511);
+                        int i = (int) (p & (BLOCK_PAGES - 1));
                         masks[(int) (p - from)] = b.residentMask(i);
                         // a protected page has no writer, whatever the page table's write bit says
                         // (protection is an attribute over the residency, not a residency change)
@@ -221,7 +223,7 @@ public final class Region {
             }
             page = end;
         }
-        return new PageSnapshot(from << Block.PAGE_SHIFT, masks, writers);
+        return new PageSnapshot(from << PageGeometry.PAGE_SHIFT, masks, writers);
     }
 
     /** Applies advice to exactly [offset, offset+length) (see {@link Advice}). */
@@ -234,8 +236,8 @@ public final class Region {
         Objects.requireNonNull(protection, "protection");
         Checks.range(offset, length, size(), this);
         memory.checkOpen();
-        long from = offset >>> Block.PAGE_SHIFT;
-        long to = Math.ceilDiv(offset + length, Block.PAGE_BYTES);
+        long from = offset >>> PageGeometry.PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
         boolean ro = protection == Protection.READ_ONLY;
         state.lifecycle().enter();
         try {

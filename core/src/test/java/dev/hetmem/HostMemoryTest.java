@@ -1,6 +1,6 @@
 package dev.hetmem;
 
-import dev.hetmem.host.HostReleasePolicy;
+import dev.hetmem.HostReleasePolicy;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;

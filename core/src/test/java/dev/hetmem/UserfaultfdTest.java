@@ -133,7 +133,7 @@ class UserfaultfdTest {
     void theViewMapsExactlyThePagesTheHostHoldsAndWriteProtectsItsReadOnlyCopies() {
         mem = uffdMemory(PAGE, MemoryFixture.emulated(64 * MiB));
         Region r = mem.allocate(2 * MiB);
-        HostMirror m = r.state().mirror();
+        HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
         MemorySegment s = r.segment();
         int mapped = HostMirror.VIEW_MAPPED;
         int protectedCopy = HostMirror.VIEW_MAPPED | HostMirror.VIEW_WRITE_PROTECTED;
@@ -162,7 +162,7 @@ class UserfaultfdTest {
     void aStoreToAProtectedPageCannotBeRefusedSoItIsLetThroughAndTheProtectionStays() {
         mem = uffdMemory(PAGE, MemoryFixture.emulated(64 * MiB));
         Region r = mem.allocate(MiB);
-        HostMirror m = r.state().mirror();
+        HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
         MemorySegment s = r.segment();
         fill(s, 0, r.size(), 12);
         r.protect(0, 64 * 1024, Protection.READ_ONLY);
@@ -237,7 +237,7 @@ class UserfaultfdTest {
         mem = UnifiedMemory.builder().copyThreads(1).granularity(PAGE).hostFaults(HostFaultMode.USERFAULTFD)
                 .device(device).build();
         Region r = mem.allocate(MiB);
-        HostMirror m = r.state().mirror();
+        HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
         MemorySegment s = r.segment();
         fill(s, 0, r.size(), 14);
         assertEquals(List.of(), mem.verify());

@@ -24,6 +24,8 @@ import org.openjdk.jmh.infra.Blackhole;
 import java.lang.foreign.ValueLayout;
 import java.util.concurrent.TimeUnit;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+
 /**
  * The cost of a host view: opening and closing one on pages already resident on the host (the
  * fast path every host access pays), and on a page that is on the device (a host fault that
@@ -53,7 +55,7 @@ public class HostViewBench {
         try (HostView v = region.host(0, region.size(), Access.WRITE)) {
             v.segment().fill((byte) 1);
         }
-        small = mem.allocate(1L << 20, 4096);
+        small = mem.allocate(1L << 20, PAGE_BYTES);
         try (HostView v = small.host(0, small.size(), Access.WRITE)) {
             v.segment().fill((byte) 2);
         }
@@ -83,10 +85,10 @@ public class HostViewBench {
     @BenchmarkMode(Mode.SampleTime)
     public void viewOfDevicePage4K(OnDevice s, Blackhole bh) {
         s.page = (s.page + 1) & 255;
-        long off = s.page * 4096;
-        small.advise(off, 4096, Advice.prefetch(1));
+        long off = s.page * PAGE_BYTES;
+        small.advise(off, PAGE_BYTES, Advice.prefetch(1));
         long t0 = System.nanoTime();
-        try (HostView v = small.host(off, 4096, Access.READ)) {
+        try (HostView v = small.host(off, PAGE_BYTES, Access.READ)) {
             bh.consume(v.segment().get(ValueLayout.JAVA_LONG, 0));
         }
         bh.consume(System.nanoTime() - t0);

@@ -9,7 +9,7 @@ import dev.hetmem.Region;
 import dev.hetmem.UnifiedMemory;
 import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
-import dev.hetmem.fault.FaultService;
+import dev.hetmem.limits.FaultLimits;
 
 import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;
@@ -22,6 +22,7 @@ import java.util.Map;
 import java.util.Set;
 
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /**
  * {@code hetmem bench fault}: what bringing one granule home costs, by path (a host view opened on
@@ -31,7 +32,6 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * fault service does, without its bookkeeping) and the kernel's own minor fault.
  */
 final class FaultBench {
-    private static final long PAGE = 4096;
     private static final long MiB = 1L << 20;
 
     private FaultBench() {}
@@ -44,19 +44,19 @@ final class FaultBench {
         int small = quick ? 1000 : 4000;
         int large = quick ? 40 : 150;
         long warmNanos = (quick ? 1_000 : 3_000) * 1_000_000L;
-        var uffd = FaultService.unavailableReason();
+        var uffd = FaultLimits.userfaultfdUnavailableReason();
         if (uffd.isPresent()) {
             err.println("userfaultfd rows left out: " + uffd.get());
         }
         List<String> paths = uffd.isEmpty() ? List.of("host_view", "userfaultfd", "device") : List.of("host_view", "device");
         // each path is first run untimed for a while: the timed samples measure the compiled code a
         // program that faults often runs, not the interpreter (C2 needs about 10^5 faults on 2 cores)
-        for (long g : new long[] {PAGE, 2 * MiB}) {
+        for (long g : new long[] {PAGE_BYTES, 2 * MiB}) {
             for (String path : paths) {
                 long t0 = System.nanoTime();
                 int passes = 0;
                 do {
-                    sample(path, g, g == PAGE ? small : large);
+                    sample(path, g, g == PAGE_BYTES ? small : large);
                     passes++;
                 } while (System.nanoTime() - t0 < warmNanos);
                 err.printf("%-11s %8d B granule warmed up (%d passes)%n", path, g, passes);
@@ -67,14 +67,14 @@ final class FaultBench {
         // machine costs 5 or 18 µs depending on whether the faulting CPU went idle, and which one a
         // run gets drifts over seconds)
         long raw = -1;
-        long minor = median(FaultService.benchLimit(FaultService.Limit.MINOR_FAULT, small));
+        long minor = median(FaultLimits.measure(FaultLimits.Kind.MINOR_FAULT, small));
         long rawCopy = -1;
         List<Row> rows = new ArrayList<>();
-        for (long g : new long[] {PAGE, 2 * MiB}) {
+        for (long g : new long[] {PAGE_BYTES, 2 * MiB}) {
             for (String path : paths) {
-                int n = g == PAGE ? small : large;
+                int n = g == PAGE_BYTES ? small : large;
                 long[] samples;
-                if (path.equals("userfaultfd") && g == PAGE) {
+                if (path.equals("userfaultfd") && g == PAGE_BYTES) {
                     long[][] three = alternating(n);
                     raw = median(three[0]);
                     rawCopy = median(three[1]);
@@ -132,9 +132,9 @@ final class FaultBench {
         for (int b = 0; b < RAW_BLOCKS; b++) {
             int from = n * b / RAW_BLOCKS;
             int count = n * (b + 1) / RAW_BLOCKS - from;
-            System.arraycopy(FaultService.benchLimit(FaultService.Limit.UFFD_ANONYMOUS, count), 0, out[0], from, count);
-            System.arraycopy(FaultService.benchLimit(FaultService.Limit.UFFD_COPY, count), 0, out[1], from, count);
-            System.arraycopy(sample("userfaultfd", PAGE, count), 0, out[2], from, count);
+            System.arraycopy(FaultLimits.measure(FaultLimits.Kind.UFFD_ANONYMOUS, count), 0, out[0], from, count);
+            System.arraycopy(FaultLimits.measure(FaultLimits.Kind.UFFD_COPY, count), 0, out[1], from, count);
+            System.arraycopy(sample("userfaultfd", PAGE_BYTES, count), 0, out[2], from, count);
         }
         return out;
     }
@@ -168,7 +168,7 @@ final class FaultBench {
             long[] t = new long[n];
             for (int i = 0; i < n; i++) {
                 long t0 = System.nanoTime();
-                try (HostView v = r.host(i * granule, PAGE, Access.READ)) {
+                try (HostView v = r.host(i * granule, PAGE_BYTES, Access.READ)) {
                     v.segment().get(JAVA_LONG, 0);
                 }
                 t[i] = System.nanoTime() - t0;
@@ -183,7 +183,7 @@ final class FaultBench {
         try (UnifiedMemory mem = memory(granule, HostFaultMode.USERFAULTFD, bytes)) {
             Region r = mem.allocate(bytes);
             MemorySegment s = r.segment();
-            for (long o = 0; o < bytes; o += PAGE) {
+            for (long o = 0; o < bytes; o += PAGE_BYTES) {
                 s.set(JAVA_LONG, o, o);
             }
             mem.advise(r, 0, bytes, new Advice.Prefetch(1));
@@ -224,7 +224,7 @@ final class FaultBench {
             long[] t = new long[n];
             for (int i = 0; i < n; i++) {
                 long t0 = System.nanoTime();
-                mem.launch(1, nothing, 1, KernelArg.of(r, i * granule, PAGE, Access.READ));
+                mem.launch(1, nothing, 1, KernelArg.of(r, i * granule, PAGE_BYTES, Access.READ));
                 t[i] = System.nanoTime() - t0;
             }
             return t;

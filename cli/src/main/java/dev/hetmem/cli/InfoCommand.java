@@ -19,7 +19,7 @@ final class InfoCommand {
 
     static int run(List<String> argv, PrintStream out) {
         Args args = new Args(argv, Set.of("json"), Set.of());
-        java.util.Optional<String> uffd = dev.hetmem.fault.FaultService.unavailableReason();
+        java.util.Optional<String> uffd = dev.hetmem.limits.FaultLimits.userfaultfdUnavailableReason();
         String noOpenCl = OpenClPlatforms.unavailableReason();
         List<OpenClDeviceInfo> openCl = noOpenCl == null ? OpenClPlatforms.devices() : List.of();
         try (UnifiedMemory mem = UnifiedMemory.builder().device(EmulatedDevice.create()).build()) {

@@ -2,7 +2,7 @@ package dev.hetmem.cli;
 
 import dev.hetmem.UnifiedMemory;
 import dev.hetmem.device.emulated.EmulatedDevice;
-import dev.hetmem.host.FileIo;
+import dev.hetmem.limits.PageCache;
 import dev.hetmem.io.LoadOptions;
 import dev.hetmem.io.LoadResult;
 import dev.hetmem.io.LoadScheme;
@@ -24,6 +24,8 @@ import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /**
  * {@code hetmem bench load}: the direct-I/O loading table on this machine. Each file size is loaded with each
@@ -197,12 +199,7 @@ final class LoadBench {
             }
         }
         try {
-            int fd = FileIo.open(file, FileIo.O_RDONLY);
-            try {
-                return FileIo.dropCache(fd) == 0;
-            } finally {
-                FileIo.close(fd);
-            }
+            return PageCache.drop(file);
         } catch (IOException e) {
             return false;
         }
@@ -273,13 +270,13 @@ final class LoadBench {
      * depth 16, into buffers of fio's {@code iomem} kind ({@code malloc}, or {@code shmhuge} for huge pages).
      */
     private static double fioOnce(Path file, long size, String iomem, PrintStream err) {
-        if (size < 4096) {
+        if (size < PAGE_BYTES) {
             return 0;   // too small for a direct read of one block: no limit to compare with
         }
-        long bs = Math.max(4096, Math.min(4L << 20, size & -4096L));
+        long bs = Math.max(PAGE_BYTES, Math.min(4L << 20, size & -PAGE_BYTES));
         try {
             Process p = new ProcessBuilder("fio", "--name=seqread", "--filename=" + file, "--rw=read", "--direct=1",
-                    "--bs=" + bs, "--iodepth=" + FIO_DEPTH, "--ioengine=libaio", "--readonly", "--size=" + (size & -4096L),
+                    "--bs=" + bs, "--iodepth=" + FIO_DEPTH, "--ioengine=libaio", "--readonly", "--size=" + (size & -PAGE_BYTES),
                     "--iomem=" + iomem,
                     "--output-format=json").start();
             String outText = new String(p.getInputStream().readAllBytes());

@@ -10,8 +10,8 @@ import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.opencl.OpenClDevice;
 import dev.hetmem.device.opencl.OpenClPlatforms;
 import dev.hetmem.driver.DeviceDriver;
-import dev.hetmem.host.HostReleasePolicy;
-import dev.hetmem.host.Libc;
+import dev.hetmem.HostReleasePolicy;
+import dev.hetmem.limits.NativeBuffer;
 
 import java.io.PrintStream;
 import java.lang.foreign.ValueLayout;
@@ -20,7 +20,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.CountDownLatch;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /**
  * {@code hetmem bench migrate}: the batched page migration tables on this machine. For each device (the emulated
@@ -72,7 +73,7 @@ final class MigrateBench {
         long physical = ((com.sun.management.OperatingSystemMXBean)
                 java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
         for (long t : totals) {
-            if (t < 4096 || t > physical / 4) {
+            if (t < PAGE_BYTES || t > physical / 4) {
                 throw new Args.UsageException("--sizes " + t + " is outside [4096, " + physical / 4
                         + "] bytes (a quarter of this machine's " + physical + " bytes: each size is held twice)");
             }
@@ -80,7 +81,7 @@ final class MigrateBench {
         if (args.value("pages", null) != null) {
             pages = parseList(args.value("pages", null));
             for (long p : pages) {
-                if (p < 4096 || p > 2 * MiB || Long.bitCount(p) != 1) {
+                if (p < PAGE_BYTES || p > 2 * MiB || Long.bitCount(p) != 1) {
                     throw new Args.UsageException("page size " + p + " must be a power of two in [4K, 2M]");
                 }
             }
@@ -197,41 +198,33 @@ final class MigrateBench {
                 ? OpenClDevice.builder().capacity(Math.max(2 * MiB, total)).build()
                 : EmulatedDevice.builder().capacity(total).populate(true).build();
         double[] best = new double[3];
-        long copySrc = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
-        long copyDst = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
-        try {
-            // the same page backing as the migration's ends: regions and the device pool ask for huge pages
-            Libc.tryMadvise(copySrc, total, Libc.MADV_HUGEPAGE);
-            Libc.tryMadvise(copyDst, total, Libc.MADV_HUGEPAGE);
-            Libc.memset(copySrc, 1, total);
-            Libc.memset(copyDst, 2, total);
+        // the same page backing as the migration's ends: regions and the device pool ask for huge pages
+        try (NativeBuffer copySrc = NativeBuffer.allocate(total, true, 1);
+             NativeBuffer copyDst = NativeBuffer.allocate(total, true, 2)) {
             return measureWith(dev, copySrc, copyDst, page, total, regionBytes, offsets, mode, best);
-        } finally {
-            Libc.munmap(copySrc, total);
-            Libc.munmap(copyDst, total);
         }
     }
 
-    private static double[] measureWith(DeviceDriver dev, long copySrc, long copyDst, long page, long total,
+    private static double[] measureWith(DeviceDriver dev, NativeBuffer copySrc, NativeBuffer copyDst, long page, long total,
                                         long regionBytes, long[] offsets, Mode mode, double[] best) {
         try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(mode.threads)
                 .migrationMode(mode.migration).copyPath(mode.path).hostReleasePolicy(mode.release).build()) {
             Region r = mem.allocate(regionBytes, page);
             try (HostView v = r.host(0, regionBytes, Access.WRITE)) {
-                for (long o = 0; o < regionBytes; o += 4096) {
+                for (long o = 0; o < regionBytes; o += PAGE_BYTES) {
                     v.segment().set(ValueLayout.JAVA_LONG, o, o * 31 + 7);
                 }
             }
             int rounds = total >= GiB ? 2 : total >= 256 * MiB ? 3 : 5;
             for (int round = 0; round < rounds; round++) {
-                best[2] = Math.max(best[2], plainCopyGbps(copyDst, copySrc, total, mode.threads));
+                best[2] = Math.max(best[2], NativeBuffer.plainCopyGbps(copyDst, copySrc, mode.threads));
                 long t0 = System.nanoTime();
                 long moved = mem.prefetch(r, 1, page, offsets);
                 long t1 = System.nanoTime();
                 long back = mem.prefetch(r, 0, page, offsets);
                 long t2 = System.nanoTime();
-                if (moved * 4096 != total || back * 4096 != total) {
-                    throw new IllegalStateException("moved " + moved + " and " + back + " pages, expected " + total / 4096);
+                if (moved * PAGE_BYTES != total || back * PAGE_BYTES != total) {
+                    throw new IllegalStateException("moved " + moved + " and " + back + " pages, expected " + total / PAGE_BYTES);
                 }
                 best[0] = Math.max(best[0], total / (double) (t1 - t0));
                 best[1] = Math.max(best[1], total / (double) (t2 - t1));
@@ -239,7 +232,7 @@ final class MigrateBench {
             // the data made the round trip intact (spot check, one long per moved page)
             try (HostView v = r.host(0, regionBytes, Access.READ)) {
                 for (long off : offsets) {
-                    for (long o = off; o < off + page; o += 4096) {
+                    for (long o = off; o < off + page; o += PAGE_BYTES) {
                         if (v.segment().get(ValueLayout.JAVA_LONG, o) != o * 31 + 7) {
                             throw new IllegalStateException("page at " + o + " came back wrong");
                         }
@@ -248,42 +241,5 @@ final class MigrateBench {
             }
         }
         return best;
-    }
-
-    /** The machine's limit: {@code threads} threads each memcpy their share in 2 MiB pieces. */
-    static double plainCopyGbps(long dst, long src, long total, int threads) {
-        long share = total / threads;
-        CountDownLatch start = new CountDownLatch(1);
-        List<Thread> ts = new ArrayList<>();
-        for (int t = 1; t < threads; t++) {
-            long base = t * share;
-            long len = t == threads - 1 ? total - base : share;
-            ts.add(Thread.ofPlatform().start(() -> {
-                try {
-                    start.await();
-                } catch (InterruptedException e) {
-                    return;
-                }
-                copyPieces(dst + base, src + base, len);
-            }));
-        }
-        long t0 = System.nanoTime();
-        start.countDown();
-        copyPieces(dst, src, threads == 1 ? total : share);
-        try {
-            for (Thread t : ts) {
-                t.join();
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
-        }
-        return total / (double) (System.nanoTime() - t0);
-    }
-
-    private static void copyPieces(long dst, long src, long len) {
-        for (long o = 0; o < len; o += 2 * MiB) {
-            Libc.memcpy(dst + o, src + o, Math.min(2 * MiB, len - o));
-        }
     }
 }

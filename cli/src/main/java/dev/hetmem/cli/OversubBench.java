@@ -9,7 +9,7 @@ import dev.hetmem.Stats;
 import dev.hetmem.UnifiedMemory;
 import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
-import dev.hetmem.host.Libc;
+import dev.hetmem.limits.NativeBuffer;
 
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
@@ -26,6 +26,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+
 /**
  * {@code hetmem bench oversub}: a device kernel sweeping a data set larger than the device (seed
  * 002: host DRAM as the device's swap). Each access is a kernel launch summing the longs of one
@@ -37,7 +39,6 @@ import java.util.concurrent.atomic.AtomicLong;
 final class OversubBench {
     private static final long MiB = 1L << 20;
     private static final long TILE = 2 * MiB;
-    private static final long PAGE = 4096;
     /** How many pieces ahead the prefetch mode asks for. */
     private static final int PREFETCH_AHEAD = 2;
 
@@ -139,19 +140,13 @@ final class OversubBench {
 
     private static double memcpyLimit() {
         long total = 256 * MiB;
-        long src = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
-        long dst = Libc.mmap(0, total, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
-        try {
-            Libc.memset(src, 1, total);
-            Libc.memset(dst, 2, total);
+        try (NativeBuffer src = NativeBuffer.allocate(total, false, 1);
+             NativeBuffer dst = NativeBuffer.allocate(total, false, 2)) {
             double best = 0;
             for (int i = 0; i < 3; i++) {
-                best = Math.max(best, MigrateBench.plainCopyGbps(dst, src, total, Runtime.getRuntime().availableProcessors()));
+                best = Math.max(best, NativeBuffer.plainCopyGbps(dst, src, Runtime.getRuntime().availableProcessors()));
             }
             return best;
-        } finally {
-            Libc.munmap(src, total);
-            Libc.munmap(dst, total);
         }
     }
 
@@ -175,12 +170,12 @@ final class OversubBench {
             }
             case "random" -> {
                 // as many 4 KiB accesses as there are 4 KiB pages in one eighth of the data set
-                long pages = bytes / PAGE;
+                long pages = bytes / PAGE_BYTES;
                 long[] o = new long[(int) (pages / 8)];
                 for (int i = 0; i < o.length; i++) {
-                    o[i] = rnd.nextLong(pages) * PAGE;
+                    o[i] = rnd.nextLong(pages) * PAGE_BYTES;
                 }
-                return new Accesses(o, PAGE);
+                return new Accesses(o, PAGE_BYTES);
             }
             case "hot_cold" -> {
                 long tiles = bytes / TILE;
@@ -261,7 +256,7 @@ final class OversubBench {
                 nanos = System.nanoTime() - t0;
                 Stats after = mem.stats();
                 migrated = (after.node(0).pagesMigrated() + after.node(1).pagesMigrated()
-                        - before.node(0).pagesMigrated() - before.node(1).pagesMigrated()) * PAGE;
+                        - before.node(0).pagesMigrated() - before.node(1).pagesMigrated()) * PAGE_BYTES;
                 evictions = after.node(1).evictions() - before.node(1).evictions();
                 return row(c, a, nanos, migrated, evictions, sum.get() == expected);
             }
@@ -278,7 +273,7 @@ final class OversubBench {
      */
     private static long explicit(UnifiedMemory mem, EmulatedDevice dev, Accesses a, long bytes, EmulatedKernel kernel) {
         try (Arena arena = Arena.ofShared(); ExecutorService copier = Executors.newSingleThreadExecutor()) {
-            MemorySegment host = arena.allocate(bytes, 4096);
+            MemorySegment host = arena.allocate(bytes, PAGE_BYTES);
             for (long i = 0; i < bytes / 8; i++) {
                 host.setAtIndex(ValueLayout.JAVA_LONG, i, value(i));
             }
@@ -286,7 +281,7 @@ final class OversubBench {
             for (Region b : buffers) {
                 b.advise(0, a.size, Advice.prefetch(dev.node()));
             }
-            long pages = a.size / PAGE;
+            long pages = a.size / PAGE_BYTES;
             long t0 = System.nanoTime();
             CompletableFuture<Void> in = CompletableFuture.runAsync(
                     () -> dev.write(buffers[0], 0, pages, host.asSlice(a.offsets[0], a.size)), copier);

@@ -8,6 +8,7 @@ import java.io.PrintStream;
  * A progress bar on stderr, redrawn at most ten times a second from any thread. On a terminal it
  * redraws one line; elsewhere (logs, CI) it prints a line every 10%.
  */
+/* Its monitor is lock L21 (progress), a leaf: docs/design.md, lock table, L21. */
 final class ProgressBar implements LoadProgress {
     private final PrintStream err;
     private final String label;

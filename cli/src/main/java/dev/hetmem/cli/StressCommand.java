@@ -3,7 +3,7 @@ package dev.hetmem.cli;
 import dev.hetmem.HostFaultMode;
 import dev.hetmem.device.opencl.OpenClPlatforms;
 import dev.hetmem.device.opencl.OpenClStressDevices;
-import dev.hetmem.fault.FaultService;
+import dev.hetmem.limits.FaultLimits;
 import dev.hetmem.stress.EmulatedStressDevices;
 import dev.hetmem.stress.StressConfig;
 import dev.hetmem.stress.StressDevices;
@@ -76,7 +76,7 @@ final class StressCommand {
             }
             default -> throw new Args.UsageException("--device " + device + " is not one of emulated, opencl, all");
         }
-        boolean uffd = FaultService.unavailableReason().isEmpty();
+        boolean uffd = FaultLimits.userfaultfdUnavailableReason().isEmpty();
         long end = System.nanoTime() + seconds * 1_000_000_000L;
         Map<String, long[]> byMode = new LinkedHashMap<>();   // mode -> {operations, nanos, runs}
         List<String> failures = new ArrayList<>();

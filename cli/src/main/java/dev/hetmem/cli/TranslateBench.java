@@ -10,6 +10,7 @@ import dev.hetmem.device.opencl.OpenClDevice;
 import dev.hetmem.device.opencl.OpenClKernel;
 import dev.hetmem.device.opencl.OpenClPlatforms;
 import dev.hetmem.device.opencl.OpenClProgram;
+import dev.hetmem.device.opencl.PlainBuffers;
 
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
@@ -21,6 +22,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /**
  * {@code hetmem bench translate}: what reaching region data through the device page table costs
@@ -51,7 +54,7 @@ final class TranslateBench {
         try (OpenClDevice dev = OpenClDevice.builder().capacity(capacity).build();
              UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
              OpenClProgram regions = dev.compile(MulMatCl.SOURCE);
-             OpenClProgram plain = dev.compilePlain(MulMatCl.SOURCE, "");
+             OpenClProgram plain = PlainBuffers.compile(dev, MulMatCl.SOURCE, "");
              Arena arena = Arena.ofConfined();
              OpenClDevice.PlainBuffer pr = dev.plainBuffer(bytes);
              OpenClDevice.PlainBuffer pa = dev.plainBuffer(bytes);
@@ -78,7 +81,7 @@ final class TranslateBench {
             KernelArg[] kargs = {KernelArg.write(r), KernelArg.read(a), KernelArg.read(b)};
             // warm-up: faults the regions in, and lets the OpenCL compiler finish both kernels
             mem.launch(1, kr, global, kargs);
-            dev.runPlain(kp, global, pr, pa, pb);
+            PlainBuffers.run(dev, kp, global, pr, pa, pb);
             long[] regionNanos = new long[runs];
             long[] plainNanos = new long[runs];
             for (int i = 0; i < runs; i++) {
@@ -88,7 +91,7 @@ final class TranslateBench {
                 }
                 regionNanos[i] = res.kernelNanos();
                 long t0 = System.nanoTime();
-                dev.runPlain(kp, global, pr, pa, pb);
+                PlainBuffers.run(dev, kp, global, pr, pa, pb);
                 plainNanos[i] = System.nanoTime() - t0;
             }
             MemorySegment plainResult = arena.allocate(bytes, 64);
@@ -119,7 +122,7 @@ final class TranslateBench {
             } else {
                 out.printf("mulMat m=%d on %s, median of %d alternating runs%n", m, dev.name(), runs);
                 out.printf("  plain buffers          : %8.2f ms (%.2f GFLOP/s)%n", plainMs, flops / plainMs / 1e6);
-                out.printf("  regions (page table)   : %8.2f ms (upload of %d entries included)%n", region, 3 * bytes / 4096);
+                out.printf("  regions (page table)   : %8.2f ms (upload of %d entries included)%n", region, 3 * bytes / PAGE_BYTES);
                 out.printf("  translation costs      : %.3fx (goal: at most 1.25x)%n", region / plainMs);
                 out.printf("  results                : %s%n", differ == 0 ? "identical" : differ + " elements differ");
             }

@@ -78,9 +78,9 @@ class CommandLineTest {
 
     @Test
     void demoWithUserfaultfdReadsAndWritesThroughPlainLoadsAndStores() {
-        boolean uffd = dev.hetmem.fault.FaultService.unavailableReason().isEmpty();
+        boolean uffd = dev.hetmem.limits.FaultLimits.userfaultfdUnavailableReason().isEmpty();
         if ("true".equals(System.getenv("CI"))) {
-            assertTrue(uffd, "CI must run the userfaultfd demo: " + dev.hetmem.fault.FaultService.unavailableReason());
+            assertTrue(uffd, "CI must run the userfaultfd demo: " + dev.hetmem.limits.FaultLimits.userfaultfdUnavailableReason());
         }
         if (!uffd) {
             Result refused = run("demo", "--host-faults", "userfaultfd", "--size", "32");
@@ -270,7 +270,7 @@ class CommandLineTest {
         oneJsonObject(r.out());
         assertTrue(r.out().startsWith("{\"bench\":\"fault\",\"limits\":{\"uffd_raw_ns\":"), r.out());
         assertTrue(r.out().contains("\"minor_fault_ns\":"), r.out());
-        boolean uffd = dev.hetmem.fault.FaultService.unavailableReason().isEmpty();
+        boolean uffd = dev.hetmem.limits.FaultLimits.userfaultfdUnavailableReason().isEmpty();
         if ("true".equals(System.getenv("CI"))) {
             assertTrue(uffd, "CI must measure the userfaultfd path");
         }

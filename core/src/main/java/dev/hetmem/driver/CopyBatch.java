@@ -22,14 +22,14 @@ public final class CopyBatch {
 
     public void add(byte op, long hostAddress, int frame, int count) {
         if (size > 0 && ops[size - 1] == op && frames[size - 1] + pages[size - 1] == frame
-                && (op == ZERO || hostAddresses[size - 1] + ((long) pages[size - 1] << 12) == hostAddress)
-                && pages[size - 1] + count <= 512) {
+                && (op == ZERO || hostAddresses[size - 1] + ((long) pages[size - 1] << PageGeometry.PAGE_SHIFT) == hostAddress)
+                && pages[size - 1] + count <= PageGeometry.BLOCK_PAGES) {
             pages[size - 1] += count;
         } else {
             addUnmerged(op, hostAddress, frame, count);
             return;
         }
-        bytes += (long) count << 12;
+        bytes += (long) count << PageGeometry.PAGE_SHIFT;
     }
 
     /** Appends one operation without merging it into the previous one (to split work across threads). */
@@ -42,7 +42,7 @@ public final class CopyBatch {
         frames[size] = frame;
         pages[size] = count;
         size++;
-        bytes += (long) count << 12;
+        bytes += (long) count << PageGeometry.PAGE_SHIFT;
     }
 
     private void grow() {

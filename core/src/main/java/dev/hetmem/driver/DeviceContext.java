@@ -1,10 +1,7 @@
 package dev.hetmem.driver;
 
-import dev.hetmem.UnifiedMemory;
-
 /**
- * What the core tells a driver when it attaches: its node id and the memory it belongs to (for
- * drivers that offer convenience commands built on the public API, like the emulated device's
- * dmirror-style read and write).
+ * What the core tells a driver when it attaches: the node id the device has in that memory. A
+ * driver is attached to at most one memory at a time.
  */
-public record DeviceContext(int node, UnifiedMemory memory) {}
+public record DeviceContext(int node) {}

@@ -1,5 +1,6 @@
 package dev.hetmem.fault;
 
+import dev.hetmem.FaultServiceCounters;
 import dev.hetmem.UserfaultfdUnavailableException;
 import dev.hetmem.host.Libc;
 
@@ -11,6 +12,7 @@ import java.util.Optional;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /**
  * One userfaultfd and the native thread that serves its faults, for one memory. Regions in
@@ -18,9 +20,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * destroyed. The thread is C code that never enters the JVM; see {@code hetmem_uffd.c} for why
  * that is what makes Java-code faults safe.
  */
+/* Its monitor is lock L14 (fault service): docs/design.md, lock table, L14. */
 public final class FaultService implements AutoCloseable {
-    /** Counters the service keeps, in the order of {@link #counters()}. */
-    public record Counters(long faults, long writeFaults, long pagesCopied, long pagesMapped, long errors, long stolen) {}
 
     private static final int E_SYSCALL = -1;
     private static final int E_API = -2;
@@ -133,30 +134,30 @@ public final class FaultService implements AutoCloseable {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment out = a.allocate(JAVA_LONG, 3);
             MemorySegment err = a.allocate(JAVA_INT);
-            MemorySegment r = (MemorySegment) lib.regionCreate.invokeExact(handle, Math.max(bytes, 4096L),
+            MemorySegment r = (MemorySegment) lib.regionCreate.invokeExact(handle, Math.max(bytes, PAGE_BYTES),
                     granulePages, out, err);
             if (r.address() == 0) {
                 throw new IllegalStateException("could not create a userfaultfd region of " + bytes + " bytes: "
                         + errnoName(err.get(JAVA_INT, 0)));
             }
             return new HostMirror(lib, r, out.getAtIndex(JAVA_LONG, 0), out.getAtIndex(JAVA_LONG, 1),
-                    out.getAtIndex(JAVA_LONG, 2), Math.max(bytes, 4096L), tablePages);
+                    out.getAtIndex(JAVA_LONG, 2), Math.max(bytes, PAGE_BYTES), tablePages);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
-    public Counters counters() {
+    public FaultServiceCounters counters() {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment out = a.allocate(JAVA_LONG, 8);
             synchronized (this) {
                 if (closed) {
-                    return new Counters(0, 0, 0, 0, 0, 0);
+                    return new FaultServiceCounters(0, 0, 0, 0, 0, 0);
                 }
                 lib.serviceCounters.invokeExact(handle, out);
             }
             long[] c = out.toArray(JAVA_LONG);
-            return new Counters(c[0], c[1], c[2], c[3], c[4], c[5]);
+            return new FaultServiceCounters(c[0], c[1], c[2], c[3], c[4], c[5]);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -7,6 +7,7 @@ import java.lang.invoke.VarHandle;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
 
 /**
  * A userfaultfd region's host side: the view (one anonymous mapping that programs touch and
@@ -24,10 +25,23 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  *
  * <p>Every method is one downcall that takes and releases its page locks before returning.
  */
+/* Its monitor is lock L13 (mirror): docs/design.md, lock table, L13. */
 public final class HostMirror implements AutoCloseable {
-    /** What a range of pages should look like from the host (hm_sync's kinds). */
-    public enum Want { HOST, HOST_READ_ONLY, AWAY, EMPTY }
+    /** What a range of pages should look like from the host: hm_sync's kinds, WANT_* in hetmem_uffd_layout.h. */
+    public enum Want {
+        HOST(0), HOST_READ_ONLY(1), AWAY(2), EMPTY(3);
 
+        /** The code the C side knows it by. */
+        final int code;
+
+        Want(int code) {
+            this.code = code;
+        }
+    }
+
+    // The state word, drawn in hetmem_uffd_layout.h (the one definition; StateWordLayoutTest checks these).
+    /** Held by the C side while it changes the word or the page's mapping. */
+    public static final long LOCK = 1;
     public static final long KIND = 6;
     public static final long KIND_HOST = 0;
     public static final long KIND_AWAY = 2;
@@ -35,6 +49,8 @@ public final class HostMirror implements AutoCloseable {
     public static final long READ_ONLY = 8;
     public static final long STOLEN = 16;
     public static final long HELD = 32;
+    /** The view maps the page (a hint the C side keeps). */
+    public static final long MAPPED = 64;
     /** How many running kernels hold the page (bits 7-11). */
     public static final long BUSY = 0xF80L;
     public static final long SOURCE = ~0xFFFL;
@@ -62,7 +78,7 @@ public final class HostMirror implements AutoCloseable {
         this.handle = handle;
         this.view = view;
         this.state = MemorySegment.ofAddress(stateAddress).reinterpret(Math.max(1, pages) * 8);
-        this.blocks = (pages + 511) / 512;
+        this.blocks = Math.ceilDiv(pages, BLOCK_PAGES);
         this.flags = MemorySegment.ofAddress(flagsAddress).reinterpret(blocks + 1);
         this.viewSegment = MemorySegment.ofAddress(view).reinterpret(length, viewArena, null);
     }
@@ -142,7 +158,7 @@ public final class HostMirror implements AutoCloseable {
     private void sync(long first, int count, Want want, MemorySegment sources) {
         int rc;
         try {
-            rc = (int) lib.sync.invokeExact(handle, first, (long) count, want.ordinal(), sources);
+            rc = (int) lib.sync.invokeExact(handle, first, (long) count, want.code, sources);
         } catch (Throwable t) {
             throw FaultService.rethrow(t);
         }

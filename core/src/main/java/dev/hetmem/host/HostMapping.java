@@ -1,12 +1,18 @@
 package dev.hetmem.host;
 
+import dev.hetmem.HostReleasePolicy;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+import static dev.hetmem.driver.PageGeometry.BLOCK_BYTES;
+
 /**
  * A region's host side: a reserved range of anonymous virtual memory, 2 MiB aligned so that
  * every page-table block starts a transparent huge page. Reserved with MAP_NORESERVE, so a
  * terabyte costs no memory and no commit charge until pages are touched.
  */
+/* Its monitor is lock L19 (mapping): docs/design.md, lock table, L19. */
 public final class HostMapping implements AutoCloseable {
-    public static final long ALIGN = 1L << 21;
+    public static final long ALIGN = BLOCK_BYTES;
 
     private final long base;
     private final long length;
@@ -25,8 +31,8 @@ public final class HostMapping implements AutoCloseable {
 
     /** Reserves {@code length} bytes (rounded up to whole pages), aligned to 2 MiB. */
     public static HostMapping reserve(long length, HostReleasePolicy policy) {
-        long pages = Math.ceilDiv(length, 4096L);
-        long rounded = pages * 4096L;
+        long pages = Math.ceilDiv(length, PAGE_BYTES);
+        long rounded = pages * PAGE_BYTES;
         long ask = rounded + ALIGN;
         long raw = Libc.mmap(0, ask, Libc.PROT_READ | Libc.PROT_WRITE,
                 Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE);
@@ -67,7 +73,7 @@ public final class HostMapping implements AutoCloseable {
      * host-resident again, or zero it with {@link #discard}.
      */
     public void release(long offset, long bytes) {
-        Libc.madvise(base + offset, bytes, releasePolicy.advice);
+        Libc.madvise(base + offset, bytes, adviceOf(releasePolicy));
     }
 
     /**
@@ -80,7 +86,7 @@ public final class HostMapping implements AutoCloseable {
             absolute[2 * i] = base + ranges[2 * i];
             absolute[2 * i + 1] = ranges[2 * i + 1];
         }
-        Libc.madviseAll(absolute, count, releasePolicy.advice);
+        Libc.madviseAll(absolute, count, adviceOf(releasePolicy));
     }
 
     /** Drops the frames so the next touch reads zeros: used when contents are discarded. */
@@ -100,5 +106,12 @@ public final class HostMapping implements AutoCloseable {
                 Libc.munmap(mappedStart, mappedLength);
             }
         }
+    }
+
+    private static int adviceOf(HostReleasePolicy policy) {
+        return switch (policy) {
+            case FREE -> Libc.MADV_FREE;
+            case DONTNEED -> Libc.MADV_DONTNEED;
+        };
     }
 }

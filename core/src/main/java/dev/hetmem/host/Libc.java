@@ -11,6 +11,7 @@ import java.lang.invoke.MethodHandle;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /**
  * The few libc calls hetmem needs, bound once through the foreign function API.
@@ -159,18 +160,18 @@ public final class Libc {
 
         /** Tries MADV_FREE through process_madvise on a scratch page: older kernels refuse it. */
         private static boolean probe() {
-            long page = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+            long page = mmap(0, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment state = arena.allocate(CALL_STATE);
                 MemorySegment iov = arena.allocate(16, 8);
                 iov.set(JAVA_LONG, 0, page);
-                iov.set(JAVA_LONG, 8, 4096L);
+                iov.set(JAVA_LONG, 8, PAGE_BYTES);
                 long r = (long) PROCESS_MADVISE.invokeExact(state, PIDFD, iov.address(), 1L, MADV_FREE, 0);
-                return r == 4096;
+                return r == PAGE_BYTES;
             } catch (Throwable t) {
                 return false;
             } finally {
-                munmap(page, 4096);
+                munmap(page, PAGE_BYTES);
             }
         }
     }

@@ -33,6 +33,7 @@ public final class Lifecycle {
     private final Lifecycle parent;
     private boolean closed;
     private boolean drained;
+    /** Lock L1 (lifecycle) is these two maps, guarded by this object's monitor, L17: docs/design.md, lock table, L1, L17. */
     private final Map<Thread, Integer> running = new LinkedHashMap<>();
     private final Map<View, Boolean> views = new IdentityHashMap<>();
 

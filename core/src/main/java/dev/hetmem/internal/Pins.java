@@ -17,6 +17,7 @@ public final class Pins {
     /** Pages [from, to) kept on {@code node}; {@code owner} is the thread that holds the pin. */
     public record Pin(int node, long from, long to, boolean write, Thread owner) {}
 
+    /** Lock L3 (pin) is an entry here; this object's monitor is L8 (pins): docs/design.md, lock table, L3, L8. */
     private final List<Pin> pins = new ArrayList<>();
     private long version;
 

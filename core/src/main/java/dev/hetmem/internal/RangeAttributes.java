@@ -98,6 +98,7 @@ public final class RangeAttributes {
     }
 
     /** Applies {@code change} to the attributes of every page in [from, to). */
+    /** Takes lock L7 (attributes), a leaf: docs/design.md, lock table, L7. */
     public synchronized void update(long from, long to, UnaryOperator<Attrs> change) {
         Snapshot s = snapshot;
         List<long[]> bounds = new ArrayList<>();

@@ -1,34 +1,30 @@
 package dev.hetmem.internal;
 
-import dev.hetmem.fault.HostMirror;
-import dev.hetmem.host.HostMapping;
+import dev.hetmem.driver.PageGeometry;
+import dev.hetmem.host.HostSide;
 import dev.hetmem.observe.Counters;
-import dev.hetmem.pagetable.Block;
+
 import dev.hetmem.pagetable.PageTable;
 
 /**
- * Everything the core keeps for one region: its host mapping, logical page table, range
+ * Everything the core keeps for one region: its host side, logical page table, range
  * attributes, pins, lifecycle and counters. The public {@link dev.hetmem.Region} is a thin face
  * over this; the migration engine works on it directly.
  */
 public final class RegionState {
     private final int id;
     private final long size;
-    private final HostMapping host;
+    private final HostSide host;
     private final PageTable table;
     private final RangeAttributes attributes;
     private final Pins pins = new Pins();
     private final Lifecycle lifecycle;
     private final Counters counters;
-    private final HostMirror mirror;
     /** Set once by whoever tears the region down (its frames, mapping and view released). */
     private final java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
 
-    /** {@code mirror} is null for regions reached through host views only. */
-    public RegionState(int id, long size, HostMapping host, int nodes, int granuleShift, HostMirror mirror,
-                       Lifecycle memory) {
+    public RegionState(int id, long size, HostSide host, int nodes, int granuleShift, Lifecycle memory) {
         this.id = id;
-        this.mirror = mirror;
         this.size = size;
         this.host = host;
         this.table = new PageTable(size, nodes);
@@ -49,18 +45,14 @@ public final class RegionState {
         return table.pages();
     }
 
-    public HostMapping host() {
+    /** How host code reaches the region, and how its host copy is kept in line with the page table. */
+    public HostSide host() {
         return host;
     }
 
     /** Host (and device) virtual address of a page. */
     public long pageAddress(long page) {
-        return host.base() + (page << Block.PAGE_SHIFT);
-    }
-
-    /** The userfaultfd view's mirror, or null when host code uses host views only. */
-    public HostMirror mirror() {
-        return mirror;
+        return host.mapping().base() + (page << PageGeometry.PAGE_SHIFT);
     }
 
     /**
@@ -69,16 +61,16 @@ public final class RegionState {
      */
     public Pins.Pin pin(int node, long from, long to, boolean write) {
         Pins.Pin p = pins.add(node, from, to, write);
-        if (mirror != null && node != 0) {
-            mirror.busy(from, to - from, true);
+        if (node != 0) {
+            host.busy(from, to - from, true);
         }
         return p;
     }
 
     public void unpin(Pins.Pin p) {
         pins.remove(p);
-        if (mirror != null && p.node() != 0) {
-            mirror.busy(p.from(), p.to() - p.from(), false);
+        if (p.node() != 0) {
+            host.busy(p.from(), p.to() - p.from(), false);
         }
     }
 
@@ -113,13 +105,13 @@ public final class RegionState {
 
     /** Pages [from, to) widened to whole granules at both ends, clamped to the region. */
     public long granuleStart(long page) {
-        long g = 1L << (attributes.at(page).granuleShift() - Block.PAGE_SHIFT);
+        long g = 1L << (attributes.at(page).granuleShift() - PageGeometry.PAGE_SHIFT);
         return page & -g;
     }
 
     public long granuleEnd(long pageExclusive) {
         long last = pageExclusive - 1;
-        long g = 1L << (attributes.at(last).granuleShift() - Block.PAGE_SHIFT);
+        long g = 1L << (attributes.at(last).granuleShift() - PageGeometry.PAGE_SHIFT);
         return Math.min(table.pages(), (last & -g) + g);
     }
 
@@ -129,6 +121,6 @@ public final class RegionState {
 
     @Override
     public String toString() {
-        return "region " + id + " (" + size + " bytes at 0x" + Long.toHexString(host.base()) + ")";
+        return "region " + id + " (" + size + " bytes at 0x" + Long.toHexString(host.mapping().base()) + ")";
     }
 }

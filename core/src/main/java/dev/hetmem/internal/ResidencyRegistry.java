@@ -9,6 +9,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
+import static dev.hetmem.driver.PageGeometry.BLOCK_PAGE_SHIFT;
+
 /**
  * For each device, the blocks that hold pages on it: where eviction looks for victims. Kept by
  * the page tables' residency callbacks (a block joins when its first page arrives on the device
@@ -18,6 +20,7 @@ public final class ResidencyRegistry {
     /** A block and the region it belongs to. */
     public record Resident(RegionState region, Block block) {}
 
+    /** Concurrent maps: L10 in docs/design.md, lock table, L10. */
     private final List<Map<Block, RegionState>> byNode = new ArrayList<>();
 
     public ResidencyRegistry(int nodes) {
@@ -60,7 +63,7 @@ public final class ResidencyRegistry {
     }
 
     private static boolean prefers(Resident r, int node) {
-        return r.region().attributes().at(r.block().index() << 9).preferred() == node;
+        return r.region().attributes().at(r.block().index() << BLOCK_PAGE_SHIFT).preferred() == node;
     }
 
     public int blocksOn(int node) {

@@ -2,6 +2,8 @@ package dev.hetmem.io;
 
 import java.util.Objects;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+
 /** Options of {@link dev.hetmem.UnifiedMemory#load}. Immutable; each setter returns a copy. */
 public record LoadOptions(LoadScheme scheme, int threads, long chunkBytes, long ringBytes, LoadProgress progress) {
     public static final long DEFAULT_RING_BYTES = 256L << 20;
@@ -11,7 +13,7 @@ public record LoadOptions(LoadScheme scheme, int threads, long chunkBytes, long 
         if (threads < 1 || threads > 64) {
             throw new IllegalArgumentException("loader threads " + threads + " outside [1, 64]");
         }
-        if (chunkBytes < 4096 || chunkBytes > (1L << 30) || (chunkBytes & 4095) != 0) {
+        if (chunkBytes < PAGE_BYTES || chunkBytes > (1L << 30) || (chunkBytes & (PAGE_BYTES - 1)) != 0) {
             throw new IllegalArgumentException("chunk size " + chunkBytes + " must be a multiple of 4096 in [4096, 2^30]");
         }
         if (ringBytes < chunkBytes || ringBytes > (16L << 30)) {

@@ -1,13 +1,14 @@
 package dev.hetmem.migrate;
 
 import dev.hetmem.driver.CopyBatch;
-import dev.hetmem.driver.DeviceCopyException;
 import dev.hetmem.driver.DeviceDriver;
 
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
 
 /**
  * The CPU copy phase of a migration, spread over worker threads (batched page migration's multi-threaded copy).
@@ -23,6 +24,7 @@ public final class CopyPool implements AutoCloseable {
 
     private final int threads;
     private final Thread[] workers;
+    /** Lock L11 (copy pool): docs/design.md, lock table, L11. Its tasks take no core lock. */
     private final BlockingQueue<Runnable> queue;
 
     public CopyPool(int threads) {
@@ -72,7 +74,7 @@ public final class CopyPool implements AutoCloseable {
         int part = 1;
         long acc = 0;
         for (int i = 0; i < work.size() && part < threads; i++) {
-            acc += (long) work.pages(i) << 12;
+            acc += (long) work.pages(i) << PAGE_SHIFT;
             if (acc >= share * part) {
                 cuts[part++] = i + 1;
             }
@@ -163,7 +165,7 @@ public final class CopyPool implements AutoCloseable {
             int pages = batch.pages(i);
             for (int p = 0; p < pages; p += SPLIT_PAGES) {
                 int n = Math.min(SPLIT_PAGES, pages - p);
-                out.addUnmerged(batch.op(i), batch.op(i) == CopyBatch.ZERO ? 0 : batch.hostAddress(i) + ((long) p << 12),
+                out.addUnmerged(batch.op(i), batch.op(i) == CopyBatch.ZERO ? 0 : batch.hostAddress(i) + ((long) p << PAGE_SHIFT),
                         batch.frame(i) + p, n);
             }
         }

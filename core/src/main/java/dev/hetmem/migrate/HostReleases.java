@@ -36,9 +36,9 @@ final class HostReleases {
     void flush(CopyPool pool) {
         for (Map.Entry<RegionState, Ranges> e : byRegion.entrySet()) {
             Ranges r = e.getValue();
-            var host = e.getKey().host();
+            var host = e.getKey().host();   // a side that drops host frames in sync releases nothing here
             if (r.count < PARALLEL_MIN_RANGES || pool.threads() == 1) {
-                host.releaseAll(r.pairs, r.count);
+                host.release(r.pairs, r.count);
                 continue;
             }
             int parts = pool.threads();
@@ -47,7 +47,7 @@ final class HostReleases {
                 int from = (int) ((long) r.count * t / parts);
                 int to = (int) ((long) r.count * (t + 1) / parts);
                 long[] slice = Arrays.copyOfRange(r.pairs, 2 * from, 2 * to);
-                tasks[t] = () -> host.releaseAll(slice, to - from);
+                tasks[t] = () -> host.release(slice, to - from);
             }
             pool.runAll(tasks);
         }

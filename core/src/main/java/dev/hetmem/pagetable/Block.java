@@ -2,6 +2,9 @@ package dev.hetmem.pagetable;
 
 import java.util.concurrent.locks.ReentrantLock;
 
+import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
+import static dev.hetmem.driver.PageGeometry.BLOCK_SHIFT;
+
 /**
  * One 2 MiB block of a region's logical page table: the unit of locking and of device allocation
  * (NVIDIA UVM's va_block). For each node it keeps a residency bitmap and a write bitmap of its 512
@@ -12,19 +15,14 @@ import java.util.concurrent.locks.ReentrantLock;
  * writable page is resident where it is writable. A page resident nowhere reads as zeros
  * everywhere: its host frame is zero or absent.
  *
- * <p>Every read or write of the bitmaps and frames happens with {@link #lock} held. Lock order:
- * blocks are locked in ascending (region id, block index) order; the buddy allocators' monitors
- * and the drivers' internal locks may be taken while block locks are held, never the reverse.
+ * <p>Every read or write of the bitmaps and frames happens with {@link #lock} held (lock L6; its
+ * order and what may be waited on under it: docs/design.md, lock table).
  */
 public final class Block {
-    public static final int SHIFT = 21;
-    public static final long BYTES = 1L << SHIFT;
-    public static final int PAGE_SHIFT = 12;
-    public static final long PAGE_BYTES = 1L << PAGE_SHIFT;
-    public static final int PAGES = 1 << (SHIFT - PAGE_SHIFT);
-    static final int WORDS = PAGES / 64;
+    static final int WORDS = BLOCK_PAGES / 64;
     static final long BITMAP_BYTES = 16 + 8L * WORDS;
 
+    /** Lock L6 (block): docs/design.md, lock table, L6. Taken in ascending (region id, block index) order by BlockLocks; tryLock otherwise. */
     public final ReentrantLock lock = new ReentrantLock();
     private final PageTable table;
     private final long index;
@@ -149,7 +147,7 @@ public final class Block {
 
     /** Region offset of this block's first byte. */
     public long offset() {
-        return index << SHIFT;
+        return index << BLOCK_SHIFT;
     }
 
     public PageTable table() {

@@ -1,5 +1,6 @@
 package dev.hetmem.pagetable;
 
+import dev.hetmem.driver.PageGeometry;
 import java.util.Arrays;
 
 /**
@@ -12,7 +13,7 @@ import java.util.Arrays;
  */
 public final class DeviceFrames {
     static final long COMPACT_BYTES = 24;
-    static final long INFLATED_BYTES = COMPACT_BYTES + 16 + 4L * Block.PAGES;
+    static final long INFLATED_BYTES = COMPACT_BYTES + 16 + 4L * PageGeometry.BLOCK_PAGES;
 
     private int base = Integer.MIN_VALUE;
     private int[] perPage;
@@ -30,9 +31,9 @@ public final class DeviceFrames {
         if (base + page == frame) {
             return 0;
         }
-        perPage = new int[Block.PAGES];
+        perPage = new int[PageGeometry.BLOCK_PAGES];
         Arrays.fill(perPage, -1);
-        for (int p = 0; p < Block.PAGES; p++) {
+        for (int p = 0; p < PageGeometry.BLOCK_PAGES; p++) {
             perPage[p] = base + p;
         }
         perPage[page] = frame;

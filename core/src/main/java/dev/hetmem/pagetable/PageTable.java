@@ -1,5 +1,6 @@
 package dev.hetmem.pagetable;
 
+import dev.hetmem.driver.PageGeometry;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReferenceArray;
@@ -54,8 +55,8 @@ public final class PageTable {
     }
 
     public PageTable(long bytes, int nodes) {
-        this.pages = Math.ceilDiv(bytes, Block.PAGE_BYTES);
-        this.blocks = Math.ceilDiv(bytes, Block.BYTES);
+        this.pages = Math.ceilDiv(bytes, PageGeometry.PAGE_BYTES);
+        this.blocks = Math.ceilDiv(bytes, PageGeometry.BLOCK_BYTES);
         this.nodes = nodes;
         long leaves = Math.ceilDiv(blocks, LEAF_SIZE);
         if (leaves > Integer.MAX_VALUE) {
@@ -80,7 +81,7 @@ public final class PageTable {
 
     /** Pages in block {@code index} (the last block of a region may be partial). */
     public int pagesIn(long index) {
-        return (int) Math.min(Block.PAGES, pages - (index << (Block.SHIFT - Block.PAGE_SHIFT)));
+        return (int) Math.min(PageGeometry.BLOCK_PAGES, pages - (index << (PageGeometry.BLOCK_SHIFT - PageGeometry.PAGE_SHIFT)));
     }
 
     /** The block, or null if never touched. */

@@ -2,6 +2,8 @@ package dev.hetmem.phys;
 
 import java.util.Arrays;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+
 /**
  * A buddy allocator over a device's frames (4 KiB each), orders 0 (4 KiB) to 9 (2 MiB).
  *
@@ -16,9 +18,10 @@ import java.util.Arrays;
  *
  * <p>Thread-safe; its monitor is a leaf lock (nothing else is taken while it is held).
  */
+/* Its monitor is lock L9 (buddy), a leaf: docs/design.md, lock table, L9. */
 public final class BuddyAllocator {
     public static final int MAX_ORDER = 9;
-    public static final long FRAME_BYTES = 4096L;
+    public static final long FRAME_BYTES = PAGE_BYTES;
 
     private final int frames;
     private final long[][] freeBits = new long[MAX_ORDER + 1][];

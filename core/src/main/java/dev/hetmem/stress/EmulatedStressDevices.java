@@ -10,9 +10,10 @@ import dev.hetmem.driver.DeviceDriver;
 
 import java.lang.foreign.MemorySegment;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+
 /** The stress program's kernels as Java code on the emulated device: one work item per 4 KiB page. */
 public final class EmulatedStressDevices implements StressDevices {
-    private static final long PAGE = 4096;
 
     @Override
     public String kind() {
@@ -26,14 +27,14 @@ public final class EmulatedStressDevices implements StressDevices {
 
     @Override
     public void write(UnifiedMemory mem, int node, Region r, long offset, MemorySegment src, long bytes) {
-        mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).copyFrom(src, i * PAGE, i * PAGE, Math.min(PAGE, bytes - i * PAGE)),
-                Math.ceilDiv(bytes, PAGE), KernelArg.of(r, offset, bytes, Access.WRITE));
+        mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).copyFrom(src, i * PAGE_BYTES, i * PAGE_BYTES, Math.min(PAGE_BYTES, bytes - i * PAGE_BYTES)),
+                Math.ceilDiv(bytes, PAGE_BYTES), KernelArg.of(r, offset, bytes, Access.WRITE));
     }
 
     @Override
     public void read(UnifiedMemory mem, int node, Region r, long offset, MemorySegment dst, long bytes) {
-        mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).copyTo(i * PAGE, dst, i * PAGE, Math.min(PAGE, bytes - i * PAGE)),
-                Math.ceilDiv(bytes, PAGE), KernelArg.of(r, offset, bytes, Access.READ));
+        mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).copyTo(i * PAGE_BYTES, dst, i * PAGE_BYTES, Math.min(PAGE_BYTES, bytes - i * PAGE_BYTES)),
+                Math.ceilDiv(bytes, PAGE_BYTES), KernelArg.of(r, offset, bytes, Access.READ));
     }
 
     @Override

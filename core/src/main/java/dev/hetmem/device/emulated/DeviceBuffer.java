@@ -6,6 +6,10 @@ import dev.hetmem.host.Libc;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+import static dev.hetmem.driver.PageGeometry.BLOCK_SHIFT;
+import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
+
 /**
  * One region argument as a kernel sees it: offsets from the argument's start, every access
  * translated through the device page table (with a one-leaf TLB, as each compute thread has its
@@ -50,7 +54,7 @@ public final class DeviceBuffer {
         if (((v & 0xFFF) + size) > 0x1000) {
             return -1;
         }
-        long key = v >>> 21;
+        long key = v >>> BLOCK_SHIFT;
         long[] leaf = tlbLeaf;
         if (key != tlbKey) {
             leaf = table.leaf(v);
@@ -60,7 +64,7 @@ public final class DeviceBuffer {
             tlbLeaf = leaf;
             tlbKey = key;
         }
-        long e = leaf[(int) ((v >>> 12) & 511)];
+        long e = leaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))];
         if ((e & EmulatedPageTable.PRESENT) == 0 || (write && (e & EmulatedPageTable.WRITABLE) == 0)) {
             throw notMapped(v);
         }

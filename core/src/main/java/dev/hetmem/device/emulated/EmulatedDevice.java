@@ -29,6 +29,9 @@ import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+
 /**
  * The emulated device: hetmem's counterpart of the Linux kernel's test_hmm "dmirror" device, the
  * device every core test runs on. Its memory is an off-heap pool of fixed capacity (reserved with
@@ -108,7 +111,7 @@ public final class EmulatedDevice implements DeviceDriver {
 
         /** Device memory in bytes: a multiple of 4 KiB, from 4 KiB to 1 TiB. */
         public Builder capacity(long bytes) {
-            if (bytes < 4096 || bytes > (1L << 40) || (bytes & 4095) != 0) {
+            if (bytes < PAGE_BYTES || bytes > (1L << 40) || (bytes & (PAGE_BYTES - 1)) != 0) {
                 throw new IllegalArgumentException("emulated device capacity " + bytes
                         + " must be a multiple of 4096 in [4096, 2^40]");
             }
@@ -194,8 +197,8 @@ public final class EmulatedDevice implements DeviceDriver {
     }
 
     private long frameAddress(int frame, int pages) {
-        long off = (long) frame << 12;
-        if (frame < 0 || off + ((long) pages << 12) > capacity) {
+        long off = (long) frame << PAGE_SHIFT;
+        if (frame < 0 || off + ((long) pages << PAGE_SHIFT) > capacity) {
             throw new DeviceCopyException("frames " + frame + "+" + pages + " outside device memory of " + capacity + " bytes");
         }
         return pool + off;
@@ -208,7 +211,7 @@ public final class EmulatedDevice implements DeviceDriver {
                 throw new DeviceCopyException("injected copy failure on " + name + " at operation " + i
                         + " of a batch of " + batch.size());
             }
-            long bytes = (long) batch.pages(i) << 12;
+            long bytes = (long) batch.pages(i) << PAGE_SHIFT;
             long dev = frameAddress(batch.frame(i), batch.pages(i));
             switch (batch.op(i)) {
                 case CopyBatch.TO_DEVICE -> Libc.memcpy(dev, batch.hostAddress(i), bytes);
@@ -231,7 +234,7 @@ public final class EmulatedDevice implements DeviceDriver {
         if (copyFailure.fire()) {
             throw new DeviceCopyException("injected copy failure on " + name + " (peer copy from " + from.name + ")");
         }
-        Libc.memcpy(frameAddress(frame, pages), from.frameAddress(sourceFrame, pages), (long) pages << 12);
+        Libc.memcpy(frameAddress(frame, pages), from.frameAddress(sourceFrame, pages), (long) pages << PAGE_SHIFT);
         peerCopies.addAndGet(pages);
     }
 
@@ -301,7 +304,7 @@ public final class EmulatedDevice implements DeviceDriver {
         if ((e & EmulatedPageTable.PRESENT) == 0 || (e & EmulatedPageTable.REMOTE) != 0) {
             return -1;
         }
-        return ((e & ~EmulatedPageTable.FLAGS) - pool) >>> 12;
+        return ((e & ~EmulatedPageTable.FLAGS) - pool) >>> PAGE_SHIFT;
     }
 
     @Override
@@ -392,12 +395,17 @@ public final class EmulatedDevice implements DeviceDriver {
 
     // ---- dmirror-style commands -------------------------------------------------------------
 
-    private UnifiedMemory memory() {
+    /** The region's memory, which this device must be attached to. */
+    private UnifiedMemory memoryOf(Region region) {
         DeviceContext c = context;
         if (c == null) {
             throw new IllegalStateException("device " + name + " is not attached to a UnifiedMemory");
         }
-        return c.memory();
+        UnifiedMemory m = region.memory();
+        if (m.driver(c.node()) != this) {
+            throw new IllegalArgumentException(region + " belongs to a memory that device " + name + " is not attached to");
+        }
+        return m;
     }
 
     /**
@@ -406,7 +414,7 @@ public final class EmulatedDevice implements DeviceDriver {
      */
     public CommandResult read(Region region, long offset, long pages, MemorySegment dst) {
         long bytes = checkCommand(region, offset, pages, dst);
-        LaunchResult r = memory().launch(node(), (EmulatedKernel) (args, item) -> args.arg(0).copyTo(0, dst, 0, bytes),
+        LaunchResult r = memoryOf(region).launch(node(), (EmulatedKernel) (args, item) -> args.arg(0).copyTo(0, dst, 0, bytes),
                 1, KernelArg.of(region, offset, bytes, Access.READ));
         return new CommandResult(r.pagesTouched(), r.faults());
     }
@@ -414,7 +422,7 @@ public final class EmulatedDevice implements DeviceDriver {
     /** Device write: faults the pages onto this device writable and copies {@code src} into them. */
     public CommandResult write(Region region, long offset, long pages, MemorySegment src) {
         long bytes = checkCommand(region, offset, pages, src);
-        LaunchResult r = memory().launch(node(), (EmulatedKernel) (args, item) -> args.arg(0).copyFrom(src, 0, 0, bytes),
+        LaunchResult r = memoryOf(region).launch(node(), (EmulatedKernel) (args, item) -> args.arg(0).copyFrom(src, 0, 0, bytes),
                 1, KernelArg.of(region, offset, bytes, Access.WRITE));
         return new CommandResult(r.pagesTouched(), r.faults());
     }
@@ -422,10 +430,10 @@ public final class EmulatedDevice implements DeviceDriver {
     private static long checkCommand(Region region, long offset, long pages, MemorySegment buffer) {
         Objects.requireNonNull(region, "region");
         Objects.requireNonNull(buffer, "buffer");
-        if (pages <= 0 || pages > (Long.MAX_VALUE >>> 12)) {
+        if (pages <= 0 || pages > (Long.MAX_VALUE >>> PAGE_SHIFT)) {
             throw new IllegalArgumentException("page count " + pages + " must be positive");
         }
-        long bytes = pages << 12;
+        long bytes = pages << PAGE_SHIFT;
         if (buffer.byteSize() < bytes) {
             throw new IllegalArgumentException("buffer of " + buffer.byteSize() + " bytes is smaller than "
                     + pages + " pages (" + bytes + " bytes)");
@@ -435,6 +443,7 @@ public final class EmulatedDevice implements DeviceDriver {
 
     // ---- copy engine -----------------------------------------------------------------------
 
+    // Its queue is part of lock L12 (copy engine); this device's monitor is L5: docs/design.md, lock table, L5, L12.
     /** One thread draining a queue of transfers: the emulated DMA engine. */
     private final class CopyThread implements CopyEngine {
         private record Job(CopyBatch batch, int from, int to, CompletableFuture<Void> done) {}

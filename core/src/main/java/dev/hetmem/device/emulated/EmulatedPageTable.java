@@ -3,6 +3,10 @@ package dev.hetmem.device.emulated;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+import static dev.hetmem.driver.PageGeometry.BLOCK_SHIFT;
+import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
+
 /**
  * The emulated device's own page table, a mirror of the logical page table (HMM's device page
  * table): per 2 MiB of virtual space, 512 entries holding the physical address of the frame with
@@ -19,12 +23,12 @@ final class EmulatedPageTable {
     private final AtomicLong invalidations = new AtomicLong();
 
     long[] leaf(long va) {
-        return leaves.get(va >>> 21);
+        return leaves.get(va >>> BLOCK_SHIFT);
     }
 
     private long[] leafOrCreate(long va) {
-        long[] leaf = leaves.get(va >>> 21);
-        return leaf != null ? leaf : leaves.computeIfAbsent(va >>> 21, k -> new long[512]);
+        long[] leaf = leaves.get(va >>> BLOCK_SHIFT);
+        return leaf != null ? leaf : leaves.computeIfAbsent(va >>> BLOCK_SHIFT, k -> new long[BLOCK_PAGES]);
     }
 
     void map(long va, long physical, int pages, boolean writable) {
@@ -39,31 +43,31 @@ final class EmulatedPageTable {
         long[] leaf = null;
         long leafKey = -1;
         for (int i = 0; i < pages; i++) {
-            long v = va + ((long) i << 12);
-            if ((v >>> 21) != leafKey) {
-                leafKey = v >>> 21;
+            long v = va + ((long) i << PAGE_SHIFT);
+            if ((v >>> BLOCK_SHIFT) != leafKey) {
+                leafKey = v >>> BLOCK_SHIFT;
                 leaf = leafOrCreate(v);
             }
-            leaf[(int) ((v >>> 12) & 511)] = (physical + ((long) i << 12)) | flags;
+            leaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))] = (physical + ((long) i << PAGE_SHIFT)) | flags;
         }
     }
 
     void unmap(long va, long pages) {
         for (long i = 0; i < pages; i++) {
-            long v = va + (i << 12);
+            long v = va + (i << PAGE_SHIFT);
             long[] leaf = leaf(v);
             if (leaf != null) {
-                leaf[(int) ((v >>> 12) & 511)] = 0;
+                leaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))] = 0;
             }
         }
     }
 
     void protect(long va, long pages, boolean writable) {
         for (long i = 0; i < pages; i++) {
-            long v = va + (i << 12);
+            long v = va + (i << PAGE_SHIFT);
             long[] leaf = leaf(v);
             if (leaf != null) {
-                int idx = (int) ((v >>> 12) & 511);
+                int idx = (int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
                 long e = leaf[idx];
                 if ((e & PRESENT) != 0) {
                     leaf[idx] = writable ? e | WRITABLE : e & ~WRITABLE;
@@ -74,7 +78,7 @@ final class EmulatedPageTable {
 
     long entry(long va) {
         long[] leaf = leaf(va);
-        return leaf == null ? 0 : leaf[(int) ((va >>> 12) & 511)];
+        return leaf == null ? 0 : leaf[(int) ((va >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))];
     }
 
     void invalidated() {

@@ -4,6 +4,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.concurrent.ConcurrentHashMap;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+import static dev.hetmem.driver.PageGeometry.BLOCK_SHIFT;
+import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
+
 /**
  * The OpenCL device's page table on the host side: a mirror of the logical page table, per 2 MiB of
  * virtual space 512 entries in the format hetmem.h reads (bit 0 present, bit 1 writable, bits 2-3
@@ -22,12 +26,12 @@ final class DevicePageTable {
     private final ConcurrentHashMap<Long, int[]> leaves = new ConcurrentHashMap<>();
 
     private int[] leaf(long va) {
-        return leaves.get(va >>> 21);
+        return leaves.get(va >>> BLOCK_SHIFT);
     }
 
     private int[] leafOrCreate(long va) {
-        int[] leaf = leaves.get(va >>> 21);
-        return leaf != null ? leaf : leaves.computeIfAbsent(va >>> 21, k -> new int[512]);
+        int[] leaf = leaves.get(va >>> BLOCK_SHIFT);
+        return leaf != null ? leaf : leaves.computeIfAbsent(va >>> BLOCK_SHIFT, k -> new int[BLOCK_PAGES]);
     }
 
     /** Enters entries for pages [va, va + pages*4K), the i-th page getting {@code firstEntry + (i << 4)}. */
@@ -35,31 +39,31 @@ final class DevicePageTable {
         int[] leaf = null;
         long key = -1;
         for (int i = 0; i < pages; i++) {
-            long v = va + ((long) i << 12);
-            if ((v >>> 21) != key) {
-                key = v >>> 21;
+            long v = va + ((long) i << PAGE_SHIFT);
+            if ((v >>> BLOCK_SHIFT) != key) {
+                key = v >>> BLOCK_SHIFT;
                 leaf = leafOrCreate(v);
             }
-            leaf[(int) ((v >>> 12) & 511)] = firstEntry + (i << 4);
+            leaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))] = firstEntry + (i << 4);
         }
     }
 
     void unmap(long va, long pages) {
         for (long i = 0; i < pages; i++) {
-            long v = va + (i << 12);
+            long v = va + (i << PAGE_SHIFT);
             int[] leaf = leaf(v);
             if (leaf != null) {
-                leaf[(int) ((v >>> 12) & 511)] = 0;
+                leaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))] = 0;
             }
         }
     }
 
     void protect(long va, long pages, boolean writable) {
         for (long i = 0; i < pages; i++) {
-            long v = va + (i << 12);
+            long v = va + (i << PAGE_SHIFT);
             int[] leaf = leaf(v);
             if (leaf != null) {
-                int idx = (int) ((v >>> 12) & 511);
+                int idx = (int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
                 int e = leaf[idx];
                 if ((e & PRESENT) != 0) {
                     leaf[idx] = writable ? e | WRITABLE : e & ~WRITABLE;
@@ -70,7 +74,7 @@ final class DevicePageTable {
 
     int entry(long va) {
         int[] leaf = leaf(va);
-        return leaf == null ? 0 : leaf[(int) ((va >>> 12) & 511)];
+        return leaf == null ? 0 : leaf[(int) ((va >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))];
     }
 
     /**
@@ -81,7 +85,7 @@ final class DevicePageTable {
     void window(long va, long pages, boolean writable, MemorySegment out, long at) {
         int mask = writable ? ~0 : ~WRITABLE;
         for (long i = 0; i < pages; i++) {
-            out.setAtIndex(ValueLayout.JAVA_INT, at + i, entry(va + (i << 12)) & mask);
+            out.setAtIndex(ValueLayout.JAVA_INT, at + i, entry(va + (i << PAGE_SHIFT)) & mask);
         }
     }
 }

@@ -3,7 +3,6 @@ package dev.hetmem.device.opencl;
 import dev.hetmem.driver.CopyBatch;
 import dev.hetmem.driver.CopyEngine;
 import dev.hetmem.driver.DeviceContext;
-import dev.hetmem.driver.DeviceCopyException;
 import dev.hetmem.driver.DeviceDriver;
 import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.DeviceMemoryException;
@@ -11,23 +10,14 @@ import dev.hetmem.driver.FaultCountdown;
 import dev.hetmem.driver.KernelBinding;
 import dev.hetmem.driver.VaRanges;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.ReentrantLock;
 
-import static dev.hetmem.device.opencl.ClLibrary.call;
-import static dev.hetmem.device.opencl.ClLibrary.check;
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
 
 /**
  * An OpenCL device as a hetmem node. Its memory is one or more pool buffers (each within the
@@ -37,119 +27,43 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * ({@link DevicePageTable}) whose entries for a launch's arguments are uploaded before the kernel
  * runs; kernels are OpenCL C built with the project's {@code hetmem.h} ({@link #compile}).
  *
+ * <p>This class is the {@link DeviceDriver} the core sees and the public face of the device; the
+ * work is done by package-private pieces: {@link OpenClContext} (the OpenCL handles, pools and
+ * frame addressing), {@link OpenClCopyEngine} (copies), {@link OpenClLauncher} (launches and their
+ * page-table upload); {@link PlainBuffers} holds the buffers and programs outside hetmem's
+ * management.
+ *
  * <p>The host cannot read pool buffers in place, so {@link #hostAddress} is 0 and the
  * userfaultfd host-fault mode refuses this device; host views work.
  *
- * <p>Locks: {@code launchLock} serialises launches (they share the uploaded page-table buffer and
- * the fault word). It is a leaf: nothing under it calls into the core.
+ * <p>Locks (docs/design.md, lock table): this object's monitor (L5) guards {@code attached} in
+ * {@link #attach}/{@link #detach}; the launcher's launch lock (L4) serialises launches and closing.
  *
  * <p>Fault injection for tests, as on the emulated device: {@link #failAllocation}, {@link #failCopy},
  * and {@link #loseDevice}, after which every operation fails as a device that fell off the bus does.
  */
 public final class OpenClDevice implements DeviceDriver {
     private static final System.Logger LOG = System.getLogger(OpenClDevice.class.getName());
-    private static final long CHUNK = 2L << 20;
-    /** Room of the fault word: 16 words of report, then a scratch page plus slack for the widest element. */
-    private static final long FAULT_BYTES = 64 + 8192 + 128;
-    private static final int MAX_POOLS = 4;
 
-    private final ClLibrary cl = ClLibrary.get();
-    private final OpenClDeviceInfo info;
+    private final OpenClContext ctx;
     private final String name;
-    private final Arena arena = Arena.ofShared();
-    private final MemorySegment device;
-    private final MemorySegment context;
-    private final MemorySegment kernelQueue;
-    private final MemorySegment copyQueue;
-    private final MemorySegment[] pools;
-    private final MemorySegment poolHandles;
-    private final long capacity;
-    private final int framesPerPool;
+    /** The host mirror of the device page table: written by map/unmap/protect, read by launches. */
     private final DevicePageTable pageTable = new DevicePageTable();
+    private final OpenClCopyEngine copies;
+    private final OpenClLauncher launcher;
     private final FaultCountdown allocationFailure = new FaultCountdown();
-    private final FaultCountdown copyFailure = new FaultCountdown();
     private final AtomicLong invalidations = new AtomicLong();
+    /** Programs built here and not yet closed; close closes them before it releases the context. */
     private final Set<OpenClProgram> programs = ConcurrentHashMap.newKeySet();
-    private final Waiter waiter;
-    private final MemorySegment faultMem;
-    private final ReentrantLock launchLock = new ReentrantLock();
-    // guarded by launchLock: the device-side page table and its host staging copy
-    private MemorySegment tableMem = MemorySegment.NULL;
-    private long tableEntries;
-    private MemorySegment staging = MemorySegment.NULL;
-    private volatile boolean lost;
-    private volatile boolean closed;
+    // guarded by this object's monitor for writes (attach/detach); read without it
     private volatile DeviceContext attached;
 
     private OpenClDevice(Builder b) {
-        List<OpenClDeviceInfo> all = OpenClPlatforms.devices();
-        if (all.isEmpty()) {
-            throw new OpenClUnavailableException(OpenClPlatforms.unavailableReason());
-        }
-        this.info = all.stream().filter(d -> d.platform() == b.platform && d.index() == b.device).findFirst()
-                .orElseThrow(() -> new IllegalArgumentException("no OpenCL device " + b.device + " on platform " + b.platform
-                        + "; found: " + all.stream().map(d -> d.platform() + "/" + d.index() + " " + d.name()).toList()));
-        this.name = b.name != null ? b.name : "opencl:" + info.name();
-        long maxPool = Math.min(b.maxPoolBytes, info.maxAllocation()) / CHUNK * CHUNK;
-        long want = b.capacity > 0 ? b.capacity : Math.max(CHUNK, info.globalMemory() / 4 / CHUNK * CHUNK);
-        if (maxPool < CHUNK) {
-            throw new IllegalArgumentException(info.name() + " allows buffers of only " + info.maxAllocation()
-                    + " bytes; hetmem needs at least " + CHUNK);
-        }
-        int poolCount = (int) Math.ceilDiv(want, maxPool);
-        if (poolCount > MAX_POOLS) {
-            throw new IllegalArgumentException("capacity " + want + " needs " + poolCount + " pool buffers of at most "
-                    + maxPool + " bytes (the device's maximum allocation) but a device has at most " + MAX_POOLS);
-        }
-        if (want > info.globalMemory()) {
-            throw new IllegalArgumentException("capacity " + want + " exceeds " + info.name() + "'s global memory of "
-                    + info.globalMemory() + " bytes");
-        }
-        long poolBytes = Math.min(maxPool, Math.ceilDiv(Math.ceilDiv(want, poolCount), CHUNK) * CHUNK);
-        if ((poolBytes >>> 12) >= (1L << 28)) {
-            throw new IllegalArgumentException("pool buffers of " + poolBytes + " bytes exceed the page table's 1 TiB per pool");
-        }
-        this.framesPerPool = (int) (poolBytes >>> 12);
-        this.capacity = want;
-        this.pools = new MemorySegment[poolCount];
-        MemorySegment ctx = MemorySegment.NULL;
-        MemorySegment kq = MemorySegment.NULL;
-        MemorySegment cq = MemorySegment.NULL;
-        MemorySegment fm = MemorySegment.NULL;
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment platform = OpenClPlatforms.platforms(cl, a)[info.platform()];
-            this.device = OpenClPlatforms.devices(cl, a, platform)[info.index()];
-            MemorySegment err = a.allocate(JAVA_INT);
-            MemorySegment devs = a.allocate(ADDRESS);
-            devs.set(ADDRESS, 0, device);
-            ctx = handle(cl.createContext, "clCreateContext", err, MemorySegment.NULL, 1, devs, MemorySegment.NULL, MemorySegment.NULL, err);
-            kq = handle(cl.createCommandQueue, "clCreateCommandQueue", err, ctx, device, 0L, err);
-            long props = OpenClPlatforms.deviceLong(cl, device, ClLibrary.CL_DEVICE_QUEUE_PROPERTIES);
-            long outOfOrder = props & ClLibrary.CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE;
-            cq = handle(cl.createCommandQueue, "clCreateCommandQueue", err, ctx, device, outOfOrder, err);
-            for (int p = 0; p < poolCount; p++) {
-                long bytes = p < poolCount - 1 ? poolBytes : want - poolBytes * (poolCount - 1);
-                pools[p] = handle(cl.createBuffer, "clCreateBuffer", err, ctx, ClLibrary.CL_MEM_READ_WRITE, bytes, MemorySegment.NULL, err);
-                // implementations allocate lazily: touch both ends now so a pool that cannot be had fails here, by name
-                fillBlocking(kq, pools[p], 0, 4096, a);
-                fillBlocking(kq, pools[p], bytes - 4096, 4096, a);
-            }
-            fm = handle(cl.createBuffer, "clCreateBuffer", err, ctx, ClLibrary.CL_MEM_READ_WRITE, FAULT_BYTES, MemorySegment.NULL, err);
-        } catch (RuntimeException e) {
-            releaseAll(ctx, kq, cq, fm);
-            arena.close();
-            throw e;
-        }
-        this.context = ctx;
-        this.kernelQueue = kq;
-        this.copyQueue = cq;
-        this.faultMem = fm;
-        this.poolHandles = arena.allocate(ADDRESS, poolCount);
-        for (int p = 0; p < poolCount; p++) {
-            poolHandles.setAtIndex(ADDRESS, p, pools[p]);
-        }
-        this.waiter = new Waiter();
-        LOG.log(System.Logger.Level.DEBUG, () -> name + ": " + poolCount + " pool buffer(s), " + capacity + " bytes");
+        this.ctx = new OpenClContext(b.platform, b.device, b.name, b.capacity, b.maxPoolBytes);
+        this.name = ctx.name;
+        this.launcher = new OpenClLauncher(ctx, pageTable);
+        this.copies = new OpenClCopyEngine(ctx);
+        LOG.log(System.Logger.Level.DEBUG, () -> name + ": " + ctx.pools.length + " pool buffer(s), " + ctx.capacity + " bytes");
     }
 
     public static Builder builder() {
@@ -192,9 +106,9 @@ public final class OpenClDevice implements DeviceDriver {
          * pool buffers.
          */
         public Builder capacity(long bytes) {
-            if (bytes < CHUNK || bytes % CHUNK != 0) {
+            if (bytes < OpenClContext.CHUNK || bytes % OpenClContext.CHUNK != 0) {
                 throw new IllegalArgumentException("OpenCL device capacity " + bytes + " must be a positive multiple of "
-                        + CHUNK + " (2 MiB)");
+                        + OpenClContext.CHUNK + " (2 MiB)");
             }
             this.capacity = bytes;
             return this;
@@ -205,8 +119,9 @@ public final class OpenClDevice implements DeviceDriver {
          * suit devices whose allocator prefers them; capacity above it is split into more pools.
          */
         public Builder maxPoolBytes(long bytes) {
-            if (bytes < CHUNK || bytes % CHUNK != 0) {
-                throw new IllegalArgumentException("pool size " + bytes + " must be a positive multiple of " + CHUNK + " (2 MiB)");
+            if (bytes < OpenClContext.CHUNK || bytes % OpenClContext.CHUNK != 0) {
+                throw new IllegalArgumentException("pool size " + bytes + " must be a positive multiple of "
+                        + OpenClContext.CHUNK + " (2 MiB)");
             }
             this.maxPoolBytes = bytes;
             return this;
@@ -224,12 +139,20 @@ public final class OpenClDevice implements DeviceDriver {
 
     /** What OpenCL says of this device. */
     public OpenClDeviceInfo info() {
-        return info;
+        return ctx.info;
     }
 
     /** Pool buffers the device memory is split into. */
     public int poolCount() {
-        return pools.length;
+        return ctx.pools.length;
+    }
+
+    OpenClContext context() {
+        return ctx;
+    }
+
+    OpenClLauncher launcher() {
+        return launcher;
     }
 
     // ---- fault injection --------------------------------------------------------------------
@@ -241,7 +164,7 @@ public final class OpenClDevice implements DeviceDriver {
 
     /** The copy operation after the next {@code after} ones fails (earlier ones complete); -1 disarms. */
     public void failCopy(int after) {
-        copyFailure.arm(after);
+        copies.failCopy(after);
     }
 
     /**
@@ -250,16 +173,7 @@ public final class OpenClDevice implements DeviceDriver {
      * stay readable; pages whose only copy was on the device cannot come back.
      */
     public void loseDevice() {
-        lost = true;
-    }
-
-    private void checkUsable(String call) {
-        if (closed) {
-            throw new IllegalStateException("OpenCL device " + name + " is closed");
-        }
-        if (lost) {
-            throw new OpenClException(call, ClLibrary.CL_DEVICE_NOT_AVAILABLE, name + " was lost");
-        }
+        ctx.lose();
     }
 
     // ---- DeviceDriver -----------------------------------------------------------------------
@@ -276,7 +190,7 @@ public final class OpenClDevice implements DeviceDriver {
 
     @Override
     public long memoryBytes() {
-        return capacity;
+        return ctx.capacity;
     }
 
     @Override
@@ -286,6 +200,7 @@ public final class OpenClDevice implements DeviceDriver {
         }
     }
 
+    /** This device's monitor is lock L5 (device): docs/design.md, lock table, L5. */
     @Override
     public synchronized void attach(DeviceContext context) {
         if (attached != null) {
@@ -302,7 +217,7 @@ public final class OpenClDevice implements DeviceDriver {
 
     @Override
     public void prepareFrames(int first, int count) {
-        if (lost) {
+        if (ctx.lost()) {
             throw new DeviceMemoryException("OpenCL device " + name + " was lost (CL_DEVICE_NOT_AVAILABLE)");
         }
         if (allocationFailure.fire()) {
@@ -312,173 +227,24 @@ public final class OpenClDevice implements DeviceDriver {
 
     @Override
     public void copy(CopyBatch batch, int from, int to) {
-        try (Arena a = Arena.ofConfined()) {
-            Transfers t = enqueue(batch, from, to, a);
-            t.await();
-        }
-    }
-
-    /** The transfers of one copy phase, in flight. */
-    private final class Transfers {
-        final MemorySegment events;
-        int count;
-        RuntimeException failure;
-
-        Transfers(MemorySegment events) {
-            this.events = events;
-        }
-
-        /** Waits for every enqueued transfer, releases the events and throws the first failure. */
-        void await() {
-            if (count > 0) {
-                int rc = waitForEvents(count, events);
-                // statuses are read only when the wait reported a failure: the common path allocates nothing
-                MemorySegment status = rc != ClLibrary.CL_SUCCESS ? Arena.ofAuto().allocate(JAVA_INT) : MemorySegment.NULL;
-                for (int i = 0; i < count; i++) {
-                    MemorySegment ev = events.getAtIndex(ADDRESS, i);
-                    if (rc != ClLibrary.CL_SUCCESS && failure == null) {
-                        int q = call(cl.getEventInfo, ev, ClLibrary.CL_EVENT_COMMAND_EXECUTION_STATUS, 4L, status, MemorySegment.NULL);
-                        int st = status.get(JAVA_INT, 0);
-                        if (q == ClLibrary.CL_SUCCESS && st < 0) {
-                            failure = new DeviceCopyException("transfer " + i + " on " + name + " failed",
-                                    new OpenClException("clWaitForEvents", st, "event status"));
-                        }
-                    }
-                    call(cl.releaseEvent, ev);
-                }
-                if (rc != ClLibrary.CL_SUCCESS && failure == null) {
-                    failure = new DeviceCopyException("transfers on " + name + " failed",
-                            new OpenClException("clWaitForEvents", rc, null));
-                }
-                count = 0;
-            }
-            if (failure != null) {
-                throw failure;
-            }
-        }
-    }
-
-    /** Enqueues operations [from, to) without blocking; a failure to enqueue is kept for {@link Transfers#await}. */
-    private Transfers enqueue(CopyBatch batch, int from, int to, Arena a) {
-        int slots = 0;
-        for (int i = from; i < to; i++) {
-            slots += 1 + batch.pages(i) / framesPerPool + 1;
-        }
-        Transfers t = new Transfers(a.allocate(ADDRESS, Math.max(1, slots)));
-        MemorySegment zero = a.allocate(JAVA_INT);
-        try {
-            checkUsable("clEnqueueWriteBuffer");
-            for (int i = from; i < to; i++) {
-                if (copyFailure.fire()) {
-                    throw new DeviceCopyException("injected copy failure on " + name + " at operation " + i + " of a batch of " + batch.size());
-                }
-                int frame = batch.frame(i);
-                int pages = batch.pages(i);
-                long host = batch.hostAddress(i);
-                checkFrames(frame, pages);
-                while (pages > 0) {
-                    int pool = frame / framesPerPool;
-                    int n = Math.min(pages, framesPerPool - frame % framesPerPool);
-                    long offset = (long) (frame % framesPerPool) << 12;
-                    long bytes = (long) n << 12;
-                    MemorySegment ev = t.events.asSlice((long) t.count * ADDRESS.byteSize());
-                    int rc = switch (batch.op(i)) {
-                        case CopyBatch.TO_DEVICE -> transfer(true, copyQueue, pools[pool], offset, bytes, host, ev);
-                        case CopyBatch.TO_HOST -> transfer(false, copyQueue, pools[pool], offset, bytes, host, ev);
-                        case CopyBatch.ZERO -> fill(copyQueue, pools[pool], zero, offset, bytes, ev);
-                        default -> throw new DeviceCopyException("unknown copy operation " + batch.op(i));
-                    };
-                    if (rc != ClLibrary.CL_SUCCESS) {
-                        String call = batch.op(i) == CopyBatch.ZERO ? "clEnqueueFillBuffer"
-                                : batch.op(i) == CopyBatch.TO_DEVICE ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer";
-                        throw new DeviceCopyException("copy of " + n + " pages at frame " + frame + " on " + name + " failed",
-                                new OpenClException(call, rc, null));
-                    }
-                    t.count++;
-                    frame += n;
-                    pages -= n;
-                    host += bytes;
-                }
-            }
-            call(cl.flush, copyQueue);
-        } catch (OpenClException e) {
-            t.failure = new DeviceCopyException("copy on " + name + " failed", e);
-        } catch (RuntimeException e) {
-            t.failure = e;
-        }
-        return t;
-    }
-
-    private void checkFrames(int frame, int pages) {
-        if (frame < 0 || ((long) frame + pages) << 12 > capacity) {
-            throw new DeviceCopyException("frames " + frame + "+" + pages + " outside device memory of " + capacity + " bytes");
-        }
-    }
-
-    private int transfer(boolean toDevice, MemorySegment queue, MemorySegment mem, long offset, long bytes, long host,
-                         MemorySegment event) {
-        try {
-            return toDevice
-                    ? (int) cl.enqueueWriteBuffer.invokeExact(queue, mem, ClLibrary.CL_FALSE, offset, bytes,
-                            MemorySegment.ofAddress(host), 0, MemorySegment.NULL, event)
-                    : (int) cl.enqueueReadBuffer.invokeExact(queue, mem, ClLibrary.CL_FALSE, offset, bytes,
-                            MemorySegment.ofAddress(host), 0, MemorySegment.NULL, event);
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    private int fill(MemorySegment queue, MemorySegment mem, MemorySegment pattern, long offset, long bytes, MemorySegment event) {
-        try {
-            return (int) cl.enqueueFillBuffer.invokeExact(queue, mem, pattern, 4L, offset, bytes, 0, MemorySegment.NULL, event);
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    private void fillBlocking(MemorySegment queue, MemorySegment mem, long offset, long bytes, Arena a) {
-        MemorySegment ev = a.allocate(ADDRESS);
-        check("clEnqueueFillBuffer", fill(queue, mem, a.allocate(JAVA_INT), offset, bytes, ev));
-        int rc = waitForEvents(1, ev);
-        call(cl.releaseEvent, ev.get(ADDRESS, 0));
-        check("clWaitForEvents", rc, "filling " + bytes + " bytes of a pool buffer");
-    }
-
-    private int waitForEvents(int n, MemorySegment events) {
-        try {
-            return (int) cl.waitForEvents.invokeExact(n, events);
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    private static RuntimeException rethrow(Throwable t) {
-        if (t instanceof RuntimeException r) {
-            return r;
-        }
-        if (t instanceof Error e) {
-            throw e;
-        }
-        return new IllegalStateException(t);
+        copies.copy(batch, from, to);
     }
 
     @Override
     public CopyEngine copyEngine() {
-        return waiter;
+        return copies;
     }
 
     @Override
     public void map(long va, int frame, int pages, boolean writable) {
-        if (frame < 0 || ((long) frame + pages) << 12 > capacity) {
-            throw new IllegalArgumentException("frames " + frame + "+" + pages + " outside device memory of " + capacity + " bytes");
+        if (!ctx.holds(frame, pages)) {
+            throw new IllegalArgumentException("frames " + frame + "+" + pages + " outside device memory of " + ctx.capacity + " bytes");
         }
         // a run may cross into the next pool: enter it pool by pool
         while (pages > 0) {
-            int n = Math.min(pages, framesPerPool - frame % framesPerPool);
-            int entry = ((frame % framesPerPool) << 4) | ((frame / framesPerPool) << 2) | DevicePageTable.PRESENT
-                    | (writable ? DevicePageTable.WRITABLE : 0);
-            pageTable.map(va, entry, n);
-            va += (long) n << 12;
+            int n = ctx.runInPool(frame, pages);
+            pageTable.map(va, ctx.pageTableEntry(frame, writable), n);
+            va += (long) n << PAGE_SHIFT;
             frame += n;
             pages -= n;
         }
@@ -523,7 +289,7 @@ public final class OpenClDevice implements DeviceDriver {
         if ((e & DevicePageTable.PRESENT) == 0) {
             return -1;
         }
-        return (long) ((e >>> 2) & 3) * framesPerPool + (e >>> 4);
+        return ctx.frameOf(e);
     }
 
     // ---- programs and launches ---------------------------------------------------------------
@@ -535,21 +301,14 @@ public final class OpenClDevice implements DeviceDriver {
 
     /** As {@link #compile(String)}, with extra build options (such as {@code -DBLOCK=16}). */
     public OpenClProgram compile(String source, String options) {
-        checkUsable("clBuildProgram");
-        OpenClProgram p = OpenClProgram.build(this, cl, context, device, source,
-                "-DHM_POOLS=" + pools.length + " " + Objects.requireNonNull(options, "options"), false);
-        programs.add(p);
-        return p;
+        return build(source, "-DHM_POOLS=" + ctx.pools.length + " ", options, false);
     }
 
-    /**
-     * Builds the same source with every region argument a plain buffer ({@code -DHM_PLAIN}): the
-     * kernel without translation, to measure what translation costs. Run with {@link #runPlain}.
-     */
-    public OpenClProgram compilePlain(String source, String options) {
-        checkUsable("clBuildProgram");
-        OpenClProgram p = OpenClProgram.build(this, cl, context, device, source,
-                "-DHM_PLAIN " + Objects.requireNonNull(options, "options"), true);
+    /** Builds {@code source} with {@code flags} then {@code options} and keeps the program until it or the device closes. */
+    OpenClProgram build(String source, String flags, String options, boolean plain) {
+        ctx.checkUsable("clBuildProgram");
+        OpenClProgram p = OpenClProgram.build(this, ctx.cl, ctx.context, ctx.device, source,
+                flags + Objects.requireNonNull(options, "options"), plain);
         programs.add(p);
         return p;
     }
@@ -558,101 +317,30 @@ public final class OpenClDevice implements DeviceDriver {
         programs.remove(p);
     }
 
-    /** A plain device buffer (outside hetmem's management), for {@link #runPlain}. */
+    /**
+     * A device buffer outside hetmem's management: a {@code __global} scalar argument of this
+     * device's kernels, or a buffer for {@link PlainBuffers#run}.
+     */
     public PlainBuffer plainBuffer(long bytes) {
-        checkUsable("clCreateBuffer");
-        if (bytes <= 0) {
-            throw new IllegalArgumentException("buffer size " + bytes + " must be positive");
-        }
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment err = a.allocate(JAVA_INT);
-            MemorySegment mem = handle(cl.createBuffer, "clCreateBuffer", err, context, ClLibrary.CL_MEM_READ_WRITE, bytes, MemorySegment.NULL, err);
-            return new PlainBuffer(mem, bytes);
-        }
-    }
-
-    /** A buffer of this device that hetmem does not manage. */
-    public final class PlainBuffer implements AutoCloseable {
-        private final MemorySegment mem;
-        private final long bytes;
-        private boolean released;
-
-        private PlainBuffer(MemorySegment mem, long bytes) {
-            this.mem = mem;
-            this.bytes = bytes;
-        }
-
-        public long byteSize() {
-            return bytes;
-        }
-
-        MemorySegment handle() {
-            return mem;
-        }
-
-        OpenClDevice device() {
-            return OpenClDevice.this;
-        }
-
-        public void write(MemorySegment src) {
-            blockingTransfer(true, src);
-        }
-
-        public void read(MemorySegment dst) {
-            blockingTransfer(false, dst);
-        }
-
-        private void blockingTransfer(boolean toDevice, MemorySegment host) {
-            if (host.byteSize() > bytes || !host.isNative()) {
-                throw new IllegalArgumentException("host segment of " + host.byteSize() + " bytes (native: " + host.isNative()
-                        + ") does not fit a native transfer to a buffer of " + bytes + " bytes");
-            }
-            checkUsable(toDevice ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer");
-            try {
-                int rc = toDevice
-                        ? (int) cl.enqueueWriteBuffer.invokeExact(kernelQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
-                                MemorySegment.NULL, MemorySegment.NULL)
-                        : (int) cl.enqueueReadBuffer.invokeExact(kernelQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
-                                MemorySegment.NULL, MemorySegment.NULL);
-                check(toDevice ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer", rc);
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
-        }
-
-        @Override
-        public void close() {
-            if (!released) {
-                released = true;
-                call(cl.releaseMemObject, mem);
-            }
-        }
+        return PlainBuffers.allocate(this, bytes);
     }
 
     /**
-     * Runs a kernel of a {@link #compilePlain} program on plain buffers (its region parameters, in
-     * order). Buffers may also be passed to region kernels, among the scalars.
+     * A buffer of this device that hetmem does not manage ({@link #plainBuffer}). Declared here,
+     * where callers name it; implemented by {@link PlainBuffers}.
      */
-    public void runPlain(OpenClKernel kernel, long globalSize, PlainBuffer... buffers) {
-        if (!kernel.program().plain() || kernel.program().device() != this) {
-            throw new IllegalArgumentException("kernel " + kernel.name() + " is not from a plain program of " + name);
-        }
-        launchLock.lock();
-        try {
-            checkUsable("clEnqueueNDRangeKernel");
-            try (Arena a = Arena.ofConfined()) {
-                int arg = 0;
-                MemorySegment k = kernel.handle();
-                setMem(k, arg++, faultMem, a);
-                for (PlainBuffer b : buffers) {
-                    setMem(k, arg++, b.mem, a);
-                }
-                kernel.setScalars(arg, a);
-                runAndWait(kernel, globalSize, a);
-            }
-        } finally {
-            launchLock.unlock();
-        }
+    public sealed interface PlainBuffer extends AutoCloseable permits PlainBuffers.Buffer {
+        long byteSize();
+
+        /** Copies {@code src} (native, at most {@link #byteSize} bytes) to the start of the buffer, blocking. */
+        void write(MemorySegment src);
+
+        /** Copies the start of the buffer into {@code dst} (native, at most {@link #byteSize} bytes), blocking. */
+        void read(MemorySegment dst);
+
+        /** Releases the buffer; again does nothing. */
+        @Override
+        void close();
     }
 
     @Override
@@ -661,250 +349,30 @@ public final class OpenClDevice implements DeviceDriver {
             throw new IllegalArgumentException("the OpenCL device " + name + " runs kernels it compiled (OpenClKernel from its compile()), not "
                     + (kernel == null ? "null" : kernel));
         }
-        launchLock.lock();
-        try {
-            checkUsable("clEnqueueNDRangeKernel");
-            try (Arena a = Arena.ofConfined()) {
-                long total = 0;
-                long[] firstPage = new long[arguments.size()];
-                long[] pages = new long[arguments.size()];
-                for (int i = 0; i < arguments.size(); i++) {
-                    KernelBinding b = arguments.get(i);
-                    firstPage[i] = b.va() >>> 12;
-                    pages[i] = Math.ceilDiv(b.va() + b.length(), 4096L) - firstPage[i];
-                    total += pages[i];
-                }
-                ensureTable(Math.max(1, total));
-                long at = 0;
-                MemorySegment kh = k.handle();
-                setMem(kh, 0, tableMem, a);
-                setMem(kh, 1, faultMem, a);
-                for (int p = 0; p < pools.length; p++) {
-                    setMem(kh, 2 + p, pools[p], a);
-                }
-                int arg = 2 + pools.length;
-                MemorySegment window = a.allocate(JAVA_LONG, 4);
-                for (int i = 0; i < arguments.size(); i++) {
-                    pageTable.window(firstPage[i] << 12, pages[i], arguments.get(i).access().writes(), staging, at);
-                    window.setAtIndex(JAVA_LONG, 0, at);
-                    window.setAtIndex(JAVA_LONG, 1, pages[i]);
-                    window.setAtIndex(JAVA_LONG, 2, arguments.get(i).va() & 4095);
-                    window.setAtIndex(JAVA_LONG, 3, i);
-                    setArg(kh, arg++, 32, window, "region argument " + i);
-                    at += pages[i];
-                }
-                k.setScalars(arg, a);
-                // one round trip: upload the entries, clear the fault word, run, read the fault word back;
-                // the kernel queue is in order, so each command sees the previous one's result
-                MemorySegment ev = a.allocate(ADDRESS, 2);
-                MemorySegment report = a.allocate(16);
-                try {
-                    check("clEnqueueWriteBuffer", (int) cl.enqueueWriteBuffer.invokeExact(kernelQueue, tableMem, ClLibrary.CL_FALSE, 0L,
-                            Math.max(1, total) * 4, staging, 0, MemorySegment.NULL, MemorySegment.NULL));
-                    check("clEnqueueFillBuffer", fill(kernelQueue, faultMem, a.allocate(JAVA_INT), 0L, 64L, MemorySegment.NULL));
-                    enqueueKernel(k, globalSize, ev, a);
-                    int rc = (int) cl.enqueueReadBuffer.invokeExact(kernelQueue, faultMem, ClLibrary.CL_FALSE, 0L, 16L, report, 0,
-                            MemorySegment.NULL, ev.asSlice(ADDRESS.byteSize()));
-                    if (rc != ClLibrary.CL_SUCCESS) {
-                        call(cl.finish, kernelQueue);
-                        call(cl.releaseEvent, ev.get(ADDRESS, 0));
-                        check("clEnqueueReadBuffer", rc);
-                    }
-                } catch (OpenClException e) {
-                    call(cl.finish, kernelQueue);
-                    throw e;
-                } catch (Throwable t) {
-                    throw rethrow(t);
-                }
-                int rc = waitForEvents(1, ev.asSlice(ADDRESS.byteSize()));
-                call(cl.releaseEvent, ev.getAtIndex(ADDRESS, 1));
-                kernelStatus(k, ev.get(ADDRESS, 0), a);
-                check("clWaitForEvents", rc, "reading the fault word after kernel " + k.name());
-                int bad = report.get(JAVA_INT, 0);
-                if (bad != 0) {
-                    long off = Integer.toUnsignedLong(report.get(JAVA_INT, 8)) | ((long) report.get(JAVA_INT, 12) << 32);
-                    KernelBinding b = arguments.get(bad - 1);
-                    throw new IndexOutOfBoundsException("kernel " + k.name() + " on " + name + " "
-                            + (report.get(JAVA_INT, 4) == 1 ? "reached byte offset " + off + " of region argument " + (bad - 1)
-                                    + ", outside its argument of " + b.length() + " bytes"
-                                    : "wrote byte offset " + off + " of region argument " + (bad - 1) + ", which is read-only (declared "
-                                            + b.access() + ")")
-                            + "; the access was dropped");
-                }
-            }
-        } finally {
-            launchLock.unlock();
-        }
+        launcher.execute(k, globalSize, arguments);
     }
 
-    private void ensureTable(long entries) {
-        if (entries <= tableEntries) {
-            return;
-        }
-        long n = Math.max(entries, Math.max(4096, tableEntries * 2));
-        if (!tableMem.equals(MemorySegment.NULL)) {
-            call(cl.releaseMemObject, tableMem);
-            tableMem = MemorySegment.NULL;
-            tableEntries = 0;
-        }
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment err = a.allocate(JAVA_INT);
-            tableMem = handle(cl.createBuffer, "clCreateBuffer", err, context, ClLibrary.CL_MEM_READ_WRITE, n * 4, MemorySegment.NULL, err);
-        }
-        staging = arena.allocate(n * 4, 64);
-        tableEntries = n;
-    }
-
-    private void runAndWait(OpenClKernel kernel, long globalSize, Arena a) {
-        MemorySegment ev = a.allocate(ADDRESS);
-        enqueueKernel(kernel, globalSize, ev, a);
-        int rc = waitForEvents(1, ev);
-        kernelStatus(kernel, ev.get(ADDRESS, 0), a);
-        check("clWaitForEvents", rc, "kernel " + kernel.name());
-    }
-
-    private void enqueueKernel(OpenClKernel kernel, long globalSize, MemorySegment event, Arena a) {
-        MemorySegment global = a.allocate(JAVA_LONG);
-        global.set(JAVA_LONG, 0, globalSize);
-        check("clEnqueueNDRangeKernel", call(cl.enqueueNDRangeKernel, kernelQueue, kernel.handle(), 1, MemorySegment.NULL,
-                global, MemorySegment.NULL, 0, MemorySegment.NULL, event), "kernel " + kernel.name() + ", global size " + globalSize);
-    }
-
-    /** Releases a finished kernel's event; throws if the kernel failed. */
-    private void kernelStatus(OpenClKernel kernel, MemorySegment event, Arena a) {
-        MemorySegment status = a.allocate(JAVA_INT);
-        int q = call(cl.getEventInfo, event, ClLibrary.CL_EVENT_COMMAND_EXECUTION_STATUS, 4L, status, MemorySegment.NULL);
-        call(cl.releaseEvent, event);
-        if (q == ClLibrary.CL_SUCCESS && status.get(JAVA_INT, 0) < 0) {
-            throw new OpenClException("clEnqueueNDRangeKernel", status.get(JAVA_INT, 0), "kernel " + kernel.name() + " failed on " + name);
-        }
-    }
-
-    private void setMem(MemorySegment kernel, int index, MemorySegment mem, Arena a) {
-        MemorySegment v = a.allocate(ADDRESS);
-        v.set(ADDRESS, 0, mem);
-        setArg(kernel, index, ADDRESS.byteSize(), v, "buffer");
-    }
-
-    void setArg(MemorySegment kernel, int index, long size, MemorySegment value, String what) {
-        check("clSetKernelArg", call(cl.setKernelArg, kernel, index, size, value), "argument " + index + " (" + what + ")");
-    }
-
-    private MemorySegment handle(java.lang.invoke.MethodHandle h, String call, MemorySegment err, Object... args) {
-        MemorySegment out;
-        try {
-            out = (MemorySegment) h.invokeWithArguments(args);
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-        check(call, err.get(JAVA_INT, 0));
-        return out;
-    }
-
-    // ---- copy engine -------------------------------------------------------------------------
-
-    /** Transfers are enqueued by the submitter; this thread waits for their events and completes the futures. */
-    private final class Waiter implements CopyEngine {
-        private record Job(Transfers transfers, Arena arena, CompletableFuture<Void> done) {}
-
-        private final LinkedBlockingQueue<Job> queue = new LinkedBlockingQueue<>();
-        private final Thread thread = Thread.ofPlatform().daemon().name(name + "-copy-waiter").start(this::loop);
-
-        @Override
-        public CompletableFuture<Void> submit(CopyBatch batch, int from, int to) {
-            CompletableFuture<Void> done = new CompletableFuture<>();
-            Arena a = Arena.ofShared();
-            Transfers t;
-            try {
-                t = enqueue(batch, from, to, a);
-            } catch (RuntimeException e) {
-                a.close();
-                done.completeExceptionally(e);
-                return done;
-            }
-            queue.add(new Job(t, a, done));
-            return done;
-        }
-
-        private void loop() {
-            while (true) {
-                Job job;
-                try {
-                    job = queue.take();
-                } catch (InterruptedException e) {
-                    return;
-                }
-                if (job.transfers == null) {
-                    return;
-                }
-                try {
-                    job.transfers.await();
-                    job.done.complete(null);
-                } catch (Throwable e) {
-                    job.done.completeExceptionally(e);
-                } finally {
-                    job.arena.close();
-                }
-            }
-        }
-
-        /** Finishes the jobs queued so far, then stops. */
-        void stop() {
-            queue.add(new Job(null, null, null));
-            try {
-                thread.join(5000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-    }
-
+    /**
+     * Closes once: marks the device closed (after any launch in progress), lets the copy engine
+     * finish what was submitted, closes the programs, drains both queues, then releases the page
+     * table, the pools, the queues and the context.
+     */
     @Override
     public void close() {
-        launchLock.lock();
-        try {
-            if (closed) {
-                return;
-            }
-            closed = true;
-        } finally {
-            launchLock.unlock();
+        if (!launcher.closeLaunches()) {
+            return;
         }
-        waiter.stop();
+        copies.stop();
         for (OpenClProgram p : List.copyOf(programs)) {
             p.close();
         }
-        call(cl.finish, copyQueue);
-        call(cl.finish, kernelQueue);
-        if (!tableMem.equals(MemorySegment.NULL)) {
-            call(cl.releaseMemObject, tableMem);
-        }
-        releaseAll(context, kernelQueue, copyQueue, faultMem);
-        arena.close();
-    }
-
-    /** Releases what the constructor created, in reverse: buffers, queues, then the context. */
-    private void releaseAll(MemorySegment ctx, MemorySegment kq, MemorySegment cq, MemorySegment fm) {
-        for (MemorySegment p : pools) {
-            if (p != null) {
-                call(cl.releaseMemObject, p);
-            }
-        }
-        if (!fm.equals(MemorySegment.NULL)) {
-            call(cl.releaseMemObject, fm);
-        }
-        for (MemorySegment q : new MemorySegment[] {kq, cq}) {
-            if (!q.equals(MemorySegment.NULL)) {
-                call(cl.releaseCommandQueue, q);
-            }
-        }
-        if (!ctx.equals(MemorySegment.NULL)) {
-            call(cl.releaseContext, ctx);
-        }
+        ctx.finishQueues();
+        launcher.release();
+        ctx.release();
     }
 
     @Override
     public String toString() {
-        return "OpenClDevice[" + name + ", " + capacity + " bytes in " + pools.length + " pool(s)]";
+        return "OpenClDevice[" + name + ", " + ctx.capacity + " bytes in " + ctx.pools.length + " pool(s)]";
     }
 }

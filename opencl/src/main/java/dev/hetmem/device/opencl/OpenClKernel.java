@@ -49,7 +49,7 @@ public final class OpenClKernel implements DeviceKernel {
     void setScalars(int first, Arena a) {
         for (int i = 0; i < scalars.length; i++) {
             MemorySegment v = a.allocate(8);
-            if (scalars[i] instanceof OpenClDevice.PlainBuffer b) {
+            if (scalars[i] instanceof PlainBuffers.Buffer b) { // the one OpenClDevice.PlainBuffer
                 if (b.device() != program.device()) {
                     throw new IllegalArgumentException("argument " + i + " of " + name + " is a buffer of another device");
                 }

@@ -121,7 +121,7 @@ public final class OpenClProgram implements AutoCloseable {
     }
 
     void setArg(MemorySegment kernel, int index, long size, MemorySegment value, String what) {
-        device.setArg(kernel, index, size, value, what);
+        OpenClLauncher.setArg(cl, kernel, index, size, value, what);
     }
 
     @Override

@@ -1,4 +1,4 @@
-package dev.hetmem.io;
+package dev.hetmem.loader;
 
 /**
  * Gives a region's host pages their frames ahead of a writer: the kernel's MADV_POPULATE_WRITE for

@@ -1,4 +1,4 @@
-package dev.hetmem.io;
+package dev.hetmem.loader;
 
 import dev.hetmem.Region;
 
@@ -16,6 +16,9 @@ public interface LoadTarget {
     void prefetch(Region region, int node);
 
     boolean isDevice(int node);
+
+    /** Bytes of memory node {@code node} has (the host's physical memory for node 0), or -1 if unknown. */
+    long nodeBytes(int node);
 
     /** How pages of {@code region}'s host side are populated ahead of a loader's reads. */
     HostPopulator hostPopulator(Region region);

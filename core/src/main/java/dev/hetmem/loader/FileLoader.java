@@ -1,11 +1,16 @@
-package dev.hetmem.io;
+package dev.hetmem.loader;
+
+import dev.hetmem.io.LoadOptions;
+import dev.hetmem.io.LoadResult;
+import dev.hetmem.io.LoadScheme;
+import dev.hetmem.io.LoadProgress;
 
 import dev.hetmem.Access;
 import dev.hetmem.HostView;
 import dev.hetmem.Region;
 import dev.hetmem.host.FileIo;
 import dev.hetmem.host.HostMapping;
-import dev.hetmem.host.HostReleasePolicy;
+import dev.hetmem.HostReleasePolicy;
 import dev.hetmem.host.Libc;
 
 import java.io.IOException;
@@ -22,6 +27,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /**
  * Loads a file into a new region (direct-I/O loading, as dma-buf's).
@@ -41,7 +48,6 @@ import java.util.concurrent.atomic.AtomicReference;
  * region is freed.
  */
 public final class FileLoader {
-    private static final long PAGE = 4096;
 
     private FileLoader() {}
 
@@ -71,8 +77,7 @@ public final class FileLoader {
                 }
             }
         }
-        long physical = ((com.sun.management.OperatingSystemMXBean)
-                java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
+        long physical = target.nodeBytes(0);
         if (node == 0 && physical > 0 && size > physical) {
             // refused up front: the host would have to hold all of it, and cannot
             throw new IOException(path + " has " + size + " bytes, more than this machine's " + physical
@@ -231,7 +236,7 @@ public final class FileLoader {
                         + " of the " + size + " it had when the load began");
             }
             got += n;
-            if (f.direct && got < want && (got & (PAGE - 1)) != 0) {
+            if (f.direct && got < want && (got & (PAGE_BYTES - 1)) != 0) {
                 // a short direct read that is not at the end of the file: finish through the page cache
                 throw new IOException(path + ": short direct read of " + n + " bytes at offset " + (offset + got - n)
                         + " before the end of the file; the file changed during the load");
@@ -334,7 +339,7 @@ public final class FileLoader {
     // ---- helpers ------------------------------------------------------------------------------
 
     private static long roundUp(long bytes) {
-        return (bytes + PAGE - 1) & -PAGE;
+        return (bytes + PAGE_BYTES - 1) & -PAGE_BYTES;
     }
 
     private static void joinAll(List<Thread> threads) {

@@ -1,4 +1,4 @@
-package dev.hetmem.host;
+package dev.hetmem;
 
 /**
  * What happens to a page's host frame when the page leaves the host for a device.
@@ -12,12 +12,8 @@ package dev.hetmem.host;
  * (userfaultfd), because a lazily freed page still reads its old bytes.
  */
 public enum HostReleasePolicy {
-    FREE(Libc.MADV_FREE),
-    DONTNEED(Libc.MADV_DONTNEED);
-
-    final int advice;
-
-    HostReleasePolicy(int advice) {
-        this.advice = advice;
-    }
+    /** madvise MADV_FREE: reclaimed lazily, a page that comes back soon reuses its frame. */
+    FREE,
+    /** madvise MADV_DONTNEED: the frame goes back at once. */
+    DONTNEED
 }

@@ -1,4 +1,4 @@
-package dev.hetmem.io;
+package dev.hetmem.loader;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -16,8 +16,8 @@ import java.util.function.BooleanSupplier;
  * stripe are done, so a reader learns that chunk {@code c} is ready from one counter, with no per-chunk
  * state whatever the file's size.
  *
- * <p>Readers wait on this object's monitor; populators notify after every chunk. Lock order: the
- * monitor is a leaf, nothing is taken while holding it.
+ * <p>Readers wait on this object's monitor (lock L20, a leaf: docs/design.md, lock table);
+ * populators notify after every chunk.
  */
 final class PopulateAhead {
     private final HostPopulator populator;

@@ -1,0 +1,6 @@
+/** hetmem's command line: demo, info, load, benchmarks and the stress program. */
+module dev.hetmem.cli {
+    requires dev.hetmem;
+    requires dev.hetmem.opencl;
+    requires jdk.management;   // the machine's memory size, for benchmark limits
+}

@@ -1,0 +1,55 @@
+package dev.hetmem;
+
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.loader.HostPopulator;
+import dev.hetmem.loader.LoadTarget;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+
+/** The loader's narrow view of a memory: what {@link dev.hetmem.loader.FileLoader} may ask of it, no more. */
+final class LoaderBridge implements LoadTarget {
+    private final UnifiedMemory memory;
+
+    LoaderBridge(UnifiedMemory memory) {
+        this.memory = memory;
+    }
+
+    @Override
+    public Region allocateForLoad(long bytes) {
+        return memory.allocateRegion(bytes, memory.defaultGranularity);
+    }
+
+    @Override
+    public void fillDevice(Region region, long offset, long length, int node, long buffer) {
+        RegionState s = region.state();
+        s.lifecycle().enter();
+        try {
+            memory.engine().fill(s, offset >>> PAGE_SHIFT, Math.ceilDiv(offset + length, PAGE_BYTES), node, buffer);
+        } finally {
+            s.lifecycle().exit();
+        }
+    }
+
+    @Override
+    public void prefetch(Region region, int node) {
+        if (region.size() > 0) {
+            memory.advise(region, 0, region.size(), Advice.prefetch(node));
+        }
+    }
+
+    @Override
+    public boolean isDevice(int node) {
+        return node > 0;
+    }
+
+    @Override
+    public long nodeBytes(int node) {
+        return memory.node(node).capacityBytes();
+    }
+
+    @Override
+    public HostPopulator hostPopulator(Region region) {
+        return region.state().host()::populate;
+    }
+}

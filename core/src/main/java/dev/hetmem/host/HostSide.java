@@ -1,0 +1,120 @@
+package dev.hetmem.host;
+
+import dev.hetmem.driver.CopyBatch;
+import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.pagetable.Block;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+
+/**
+ * How one region's host copy is reached by host code and kept in line with the logical page
+ * table: the host side of the migration engine, chosen once when the memory is built
+ * ({@link HostSides}), so that no core class asks which mode it runs in.
+ *
+ * <p>Two implementations:
+ * <ul>
+ *   <li>{@link HostViewSide}, host views: host code touches pages only under an open view, which
+ *       pins them home, so the host copy needs no protection of its own; host frames of pages that
+ *       left are handed back to the kernel.</li>
+ *   <li>{@code fault.UserfaultfdSide}, HMM's CPU-fault side done with userfaultfd: every load or
+ *       store of the region works; pages not on the host are missing from the view, and a native
+ *       service brings them home on a fault, on its own, marking them STOLEN until the engine
+ *       {@link #collect}s them.</li>
+ * </ul>
+ *
+ * <p>Caller's contract: every call that names pages is made by the migration engine with the
+ * block locks of those pages held (so the page table does not change underneath), except
+ * {@link #busy} (with a pin, L3, taken or released, with or without block locks held),
+ * {@link #populate} (by the loader's threads under its write view, without block locks) and the
+ * lifecycle calls {@link #kill} and {@link #close}, made once the region's lifecycle has drained.
+ * Locks: docs/design.md, lock table (L3, L6, L16).
+ * Page numbers are region pages ({@link dev.hetmem.driver.PageGeometry}); a range passed with a
+ * {@code Block} stays inside that block.
+ */
+public interface HostSide extends AutoCloseable {
+
+    /** Whether pages [from, to) of the region are read-only by its range attributes. */
+    @FunctionalInterface
+    interface ReadOnly {
+        boolean any(long fromPage, long toPage);
+    }
+
+    /** The host mapping that holds the region's host copy (its base is every node's address of page 0). */
+    HostMapping mapping();
+
+    /** What native code is given: where loads and stores of the region go. */
+    long address();
+
+    /**
+     * The whole region as one segment for plain loads and stores; throws naming {@code owner}
+     * where host code must use host views instead.
+     */
+    MemorySegment segment(Object owner);
+
+    /** Pages [page, page+count) are about to be copied off the host: a host write from now on must not be lost. */
+    void leave(long page, long count);
+
+    /** The host copy of [page, page+count) stays but loses write (a read-only duplicate is being made). */
+    void writeProtect(long page, long count);
+
+    /**
+     * Adds the copy home of [page, page+count) from {@code from}'s {@code frames} (one per page):
+     * either into {@code batch} (host-address destinations, run by the engine with its copy
+     * threads) or at once into the host copy by the side's own means.
+     */
+    void copyHome(long page, int count, DeviceDriver from, int[] frames, CopyBatch batch);
+
+    /**
+     * The page table changed for pages [p0, p1) of locked block {@code b}: make what host code
+     * sees agree with it (mapped, read-only, away on a device, or empty).
+     */
+    void sync(Block b, int p0, int p1, DeviceDriver[] drivers, ReadOnly readOnly);
+
+    /**
+     * Host frames of pages that are no longer the host's (moved off, or a copy that did not
+     * finish), as {@code count} (offset, length) byte pairs: handed back to the kernel where the
+     * side does not already drop them in {@link #sync}.
+     */
+    void release(long[] ranges, int count);
+
+    /** Pages discarded (DONT_NEED): their host frames read as zeros again. */
+    void discard(long offset, long bytes);
+
+    /**
+     * Pages of block {@code block} that host code took home on its own since the last call, as a
+     * 512-bit mask, or null if none.
+     */
+    long[] collect(long block);
+
+    /**
+     * Whether host code can take pages home without the engine (a fault service): false means
+     * {@link #collect} and {@link #takeAnySteals} never report anything, so callers may skip them.
+     */
+    boolean takesPagesOnItsOwn();
+
+    /** Whether host code may have taken pages anywhere in the region since the last call (the answer clears). */
+    boolean takeAnySteals();
+
+    /** Whether pages of [from, to) were taken by host code and not yet collected; {@code busyToo}: only those a kernel holds. */
+    boolean stolenIn(long from, long to, boolean busyToo);
+
+    /** A running kernel holds (or no longer holds) pages [from, from+count). */
+    void busy(long from, long count, boolean on);
+
+    /** For an assertion before device frames are freed: no host-side state still names any of them. */
+    boolean namesNone(DeviceDriver driver, int[] frames, int count, long firstPage);
+
+    /** Makes host pages of [offset, offset+bytes) present and writable in bulk (the loader); false if it could not. */
+    boolean populate(long offset, long bytes);
+
+    /** verify(): checks the host side of locked block {@code b} against the page table, adding what is wrong. */
+    void check(Block b, int pages, DeviceDriver[] drivers, ReadOnly readOnly, Object owner, List<String> problems);
+
+    /** The region is being freed and nothing runs on it: from now on no host access may read a device frame. */
+    void kill();
+
+    /** Unmaps the host copy (after {@link #kill} and after every device frame is gone). */
+    @Override
+    void close();
+}

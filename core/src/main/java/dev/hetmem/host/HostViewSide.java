@@ -1,0 +1,123 @@
+package dev.hetmem.host;
+
+import dev.hetmem.driver.CopyBatch;
+import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.pagetable.Block;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+
+/**
+ * The host side of a region reached through host views only: one anonymous host mapping, touched
+ * by host code only under an open view (which pins its pages home), so the engine's copies are
+ * plain copies into it and nothing watches it between migrations.
+ */
+public final class HostViewSide implements HostSide {
+    private final HostMapping mapping;
+
+    public HostViewSide(HostMapping mapping) {
+        this.mapping = mapping;
+    }
+
+    @Override
+    public HostMapping mapping() {
+        return mapping;
+    }
+
+    @Override
+    public long address() {
+        return mapping.base();
+    }
+
+    @Override
+    public MemorySegment segment(Object owner) {
+        throw new IllegalStateException(owner + " is reached through host views (host(offset, length, access)); "
+                + "a whole-region segment needs a memory built with hostFaults(HostFaultMode.USERFAULTFD)");
+    }
+
+    @Override
+    public void leave(long page, long count) {
+        // nothing: no host code touches the pages without a view, and a view pins them home
+    }
+
+    @Override
+    public void writeProtect(long page, long count) {
+        // nothing: a host view that writes conflicts with the duplicate and is waited for
+    }
+
+    @Override
+    public void copyHome(long page, int count, DeviceDriver from, int[] frames, CopyBatch batch) {
+        long va = mapping.base() + (page << PAGE_SHIFT);
+        for (int i = 0; i < count; i++) {
+            batch.add(CopyBatch.TO_HOST, va + ((long) i << PAGE_SHIFT), frames[i], 1);
+        }
+    }
+
+    @Override
+    public void sync(Block b, int p0, int p1, DeviceDriver[] drivers, ReadOnly readOnly) {
+        // nothing to keep in line: host views read the page table when they open
+    }
+
+    @Override
+    public void release(long[] ranges, int count) {
+        mapping.releaseAll(ranges, count);
+    }
+
+    @Override
+    public void discard(long offset, long bytes) {
+        mapping.discard(offset, bytes);
+    }
+
+    @Override
+    public long[] collect(long block) {
+        return null;
+    }
+
+    @Override
+    public boolean takesPagesOnItsOwn() {
+        return false;
+    }
+
+    @Override
+    public boolean takeAnySteals() {
+        return false;
+    }
+
+    @Override
+    public boolean stolenIn(long from, long to, boolean busyToo) {
+        return false;
+    }
+
+    @Override
+    public void busy(long from, long count, boolean on) {
+        // nothing: only a fault service takes pages on its own
+    }
+
+    @Override
+    public boolean namesNone(DeviceDriver driver, int[] frames, int count, long firstPage) {
+        return true;
+    }
+
+    @Override
+    public boolean populate(long offset, long bytes) {
+        return Libc.tryMadvise(mapping.base() + offset, bytes, Libc.MADV_POPULATE_WRITE) == 0;
+    }
+
+    @Override
+    public void check(Block b, int pages, DeviceDriver[] drivers, ReadOnly readOnly, Object owner,
+                      List<String> problems) {
+        // the host column of the page table is all there is
+    }
+
+    @Override
+    public void kill() {
+        // nothing reads device frames on the host's behalf
+    }
+
+    @Override
+    public void close() {
+        mapping.close();
+    }
+}

@@ -1,0 +1,107 @@
+package dev.hetmem.limits;
+
+import dev.hetmem.host.Libc;
+
+/**
+ * Anonymous memory outside any region, filled once so every page is backed: the two ends of a
+ * plain copy that a benchmark measures hetmem's copies against. Backed by transparent huge pages
+ * where asked, like regions and device pools.
+ */
+public final class NativeBuffer implements AutoCloseable {
+    private final long address;
+    private final long bytes;
+    private boolean closed;
+
+    private NativeBuffer(long address, long bytes) {
+        this.address = address;
+        this.bytes = bytes;
+    }
+
+    /**
+     * Maps {@code bytes} of anonymous memory and writes {@code fill} into every byte.
+     *
+     * @throws IllegalArgumentException if {@code bytes} is not positive
+     */
+    public static NativeBuffer allocate(long bytes, boolean hugePages, int fill) {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("buffer size " + bytes + " must be positive");
+        }
+        long a = Libc.mmap(0, bytes, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
+        if (hugePages) {
+            Libc.tryMadvise(a, bytes, Libc.MADV_HUGEPAGE);
+        }
+        Libc.memset(a, fill, bytes);
+        return new NativeBuffer(a, bytes);
+    }
+
+    public long address() {
+        return address;
+    }
+
+    public long byteSize() {
+        return bytes;
+    }
+
+    /**
+     * Copies {@code length} bytes from {@code src + srcOffset} to {@code dst + dstOffset}, in 2 MiB
+     * pieces (the size hetmem's copies use), with the C library's memcpy.
+     */
+    public static void copy(NativeBuffer src, long srcOffset, NativeBuffer dst, long dstOffset, long length) {
+        java.util.Objects.checkFromIndexSize(srcOffset, length, src.bytes);
+        java.util.Objects.checkFromIndexSize(dstOffset, length, dst.bytes);
+        long piece = 2L << 20;
+        for (long o = 0; o < length; o += piece) {
+            Libc.memcpy(dst.address + dstOffset + o, src.address + srcOffset + o, Math.min(piece, length - o));
+        }
+    }
+
+    /**
+     * The machine's plain-copy limit: {@code threads} threads each copy their share of {@code src}
+     * into {@code dst} (same size) in 2 MiB pieces, started together; returns bytes per nanosecond
+     * (GB/s) of the whole copy.
+     */
+    public static double plainCopyGbps(NativeBuffer dst, NativeBuffer src, int threads) {
+        if (dst.bytes != src.bytes) {
+            throw new IllegalArgumentException("buffers of " + src.bytes + " and " + dst.bytes + " bytes differ in size");
+        }
+        if (threads < 1) {
+            throw new IllegalArgumentException("thread count " + threads + " must be at least 1");
+        }
+        long total = src.bytes;
+        long share = total / threads;
+        java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1);
+        java.util.List<Thread> ts = new java.util.ArrayList<>();
+        for (int t = 1; t < threads; t++) {
+            long base = t * share;
+            long len = t == threads - 1 ? total - base : share;
+            ts.add(Thread.ofPlatform().start(() -> {
+                try {
+                    start.await();
+                } catch (InterruptedException e) {
+                    return;
+                }
+                copy(src, base, dst, base, len);
+            }));
+        }
+        long t0 = System.nanoTime();
+        start.countDown();
+        copy(src, 0, dst, 0, threads == 1 ? total : share);
+        try {
+            for (Thread t : ts) {
+                t.join();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while measuring a plain copy", e);
+        }
+        return total / (double) (System.nanoTime() - t0);
+    }
+
+    @Override
+    public synchronized void close() {
+        if (!closed) {
+            closed = true;
+            Libc.munmap(address, bytes);
+        }
+    }
+}

@@ -1,0 +1,84 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.MigrationMode;
+import dev.hetmem.Trigger;
+import dev.hetmem.observe.MigrationEvent;
+
+import java.util.List;
+
+import static dev.hetmem.driver.PageGeometry.bytes;
+
+/**
+ * Runs batches through the phases (batched page migration: each phase once for the whole batch),
+ * or page by page in {@link MigrationMode#VANILLA}, the baseline it is measured against. One JFR
+ * {@link MigrationEvent} per batch.
+ */
+final class BatchRunner {
+    private final EngineContext ctx;
+    private final Eviction eviction;
+
+    BatchRunner(EngineContext ctx) {
+        this.ctx = ctx;
+        this.eviction = new Eviction(ctx, this);
+    }
+
+    /** The planned runs in the engine's mode; returns pages whose data moved. */
+    long execute(List<Run> runs, int target, Trigger trigger) {
+        if (runs.isEmpty()) {
+            return 0;
+        }
+        if (ctx.mode == MigrationMode.VANILLA) {
+            long moved = 0;
+            for (Run run : runs) {
+                for (int i = 0; i < run.count; i++) {
+                    moved += run(new MigrationBatch(List.of(run.slice(i, 1)), target, trigger, "vanilla"));
+                }
+            }
+            return moved;
+        }
+        return run(new MigrationBatch(runs, target, trigger, "batched"));
+    }
+
+    /**
+     * One batch through revoke, allocate, copy and commit; undone if allocation or copying fails
+     * (and rethrown: {@link Eviction.RetryBatch} when the device must make room first). Returns
+     * pages whose data moved. Every frame the batch counted in flight is uncounted on the way out.
+     */
+    long run(MigrationBatch batch) {
+        MigrationEvent event = new MigrationEvent();
+        event.begin();
+        long pagesMoved = batch.pagesCopied();
+        boolean undone = true;
+        try {
+            RevokePhase.revoke(ctx, batch);
+            try {
+                AllocatePhase.allocate(ctx, batch, eviction);
+                CopyPhase.copy(ctx, batch);
+            } catch (RuntimeException | Error e) {
+                UndoPhase.undo(ctx, batch);
+                throw e;
+            }
+            CommitPhase.commit(ctx, batch);
+            undone = false;
+            return pagesMoved;
+        } finally {
+            long reserved = batch.reserved();
+            for (Run r : batch.runs) {
+                r.reserved = 0;
+            }
+            if (reserved > 0) {
+                ctx.inFlight.add(batch.target, -reserved);
+            }
+            if (event.shouldCommit()) {
+                event.region = batch.runs.getFirst().region.id();
+                event.target = batch.target;
+                event.trigger = batch.trigger.name();
+                event.mode = batch.modeName;
+                event.pages = pagesMoved;
+                event.bytes = bytes(pagesMoved);
+                event.undone = undone;
+                event.commit();
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.Trigger;
+import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.internal.RegionState;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+
+/**
+ * Phase 4 of a batch, which cannot fail half-way for want of memory (every frame is allocated and
+ * every byte copied): the page table changes to the target, the host side is synced, the sources'
+ * frames go (device frames to the allocator only after the sync: FREED_FRAMES_AFTER_MIRROR in
+ * {@link FrameReleases}; host frames to the kernel in one call for the batch), destination entries
+ * are made, and counters and thrashing detection see the move.
+ */
+final class CommitPhase {
+    private CommitPhase() {
+    }
+
+    static void commit(EngineContext ctx, MigrationBatch batch) {
+        HostReleases hostReleases = new HostReleases();
+        for (Run r : batch.runs) {
+            switch (r.action) {
+                case DUPLICATE -> commitDuplicate(ctx, r, batch.target, batch.trigger);
+                case REMOTE_MAP -> commitRemote(ctx, r, batch.target);
+                default -> commitMove(ctx, r, batch.target, batch.trigger, hostReleases);
+            }
+        }
+        hostReleases.flush(ctx.pool);
+    }
+
+    /** The target maps the host's copy in place. */
+    private static void commitRemote(EngineContext ctx, Run r, int target) {
+        boolean w = r.block.isWritable(0, r.first) && !r.region.attributes().anyReadOnly(r.page(), r.page() + r.count);
+        ctx.driver(target).mapHost(r.va(), r.va(), r.count, w);
+        r.block.setRemoteRange(target, r.first, r.count, w);
+    }
+
+    /** MOVE, COLLAPSE, POPULATE, LOAD: the target becomes the only holder and the writer. */
+    private static void commitMove(EngineContext ctx, Run r, int target, Trigger trigger, HostReleases hostReleases) {
+        RegionState region = r.region;
+        boolean anyReadOnly = region.attributes().anyReadOnly(r.page(), r.page() + r.count);
+        if (target != 0 && (r.holders & 1) != 0) {
+            int remote = r.block.remoteMask(r.first);
+            for (int n = NodeMask.first(remote); n >= 0; n = NodeMask.next(remote, n)) {
+                r.block.clearRemoteRange(n, r.first, r.count);
+            }
+        }
+        int others = r.action.fresh() ? 0 : r.holders & ~(1 << target);
+        // source device frames are freed only after the host side is synced: FREED_FRAMES_AFTER_MIRROR
+        FrameReleases frees = new FrameReleases(ctx);
+        boolean zeros = r.action == Action.POPULATE && target != 0 && !r.write;
+        try {
+            changeTable(ctx, r, target, others, zeros, frees, hostReleases);
+            // the host lets go (its readers fault from now on) before a device may write: never a
+            // writer on one node while another still maps the page
+            ctx.syncHost(region, r.block, r.first, r.first + r.count);
+        } catch (RuntimeException | Error e) {
+            frees.abandon();   // frames the host side may still name stay allocated; verify() reports them
+            throw e;
+        }
+        frees.flush(region, true);
+        if (target != 0) {
+            mapTarget(ctx.driver(target), r, anyReadOnly, zeros);
+        }
+        if (r.action == Action.MOVE || r.action == Action.LOAD) {
+            region.counters().migrated(target, trigger, r.count);
+            ctx.memoryCounters.migrated(target, trigger, r.count);
+        }
+        // fault-driven ping-pong and capacity thrashing (evicted, faulted back) both count
+        if (r.action == Action.MOVE && (trigger == Trigger.FAULT || trigger == Trigger.EVICTION) && ctx.thrashControl
+                && r.block.recordMove(target, System.nanoTime(), ThrashControl.WINDOW_NANOS, ctx.thrashHoldNanos)) {
+            region.counters().thrashed(target);
+            ctx.memoryCounters.thrashed(target);
+        }
+    }
+
+    /**
+     * The page-table change of a move: the other holders' copies go (device frames to {@code frees},
+     * host frames to {@code hostReleases}), the target becomes the only holder and the writer.
+     */
+    private static void changeTable(EngineContext ctx, Run r, int target, int others, boolean zeros,
+                                    FrameReleases frees, HostReleases hostReleases) {
+        for (int n = NodeMask.first(others); n >= 0; n = NodeMask.next(others, n)) {
+            if (n != 0) {
+                int[] old = new int[r.count];
+                for (int i = 0; i < r.count; i++) {
+                    old[i] = r.block.frame(n, r.first + i);
+                }
+                frees.add(n, old, r.page());   // counted in flight before they leave residency
+                r.block.removeResidentRange(n, r.first, r.count);
+            } else {
+                r.block.removeResidentRange(0, r.first, r.count);
+                hostReleases.add(r.region, r.page() << PAGE_SHIFT, r.bytes());
+            }
+        }
+        // untouched pages a device only reads come into being there as zeros nobody may write yet
+        // (see Block's zero pages): eviction drops them rather than copying zeros home
+        r.block.addResidentRange(target, r.first, r.count, !zeros);
+        if (zeros) {
+            r.block.setZeroRange(r.first, r.count);
+        }
+        if (target != 0 && r.frames != null) {
+            r.block.setFrames(target, r.first, r.frames, r.count);
+        }
+    }
+
+    /** The target's entries for a committed run: write where the page table and the attributes allow. */
+    private static void mapTarget(DeviceDriver driver, Run r, boolean anyReadOnly, boolean zeros) {
+        if (r.action == Action.COLLAPSE) {
+            if (anyReadOnly) {
+                protectEach(r, driver);
+            } else {
+                driver.protect(r.va(), r.count, true);
+            }
+        } else if (anyReadOnly || zeros) {
+            for (int i = 0; i < r.count; i++) {
+                boolean w = !zeros && !r.region.attributes().at(r.page() + i).readOnly();
+                driver.map(r.va() + ((long) i << PAGE_SHIFT), r.frames[i], 1, w);
+            }
+        } else {
+            mapFrames(driver, r, true);
+        }
+    }
+
+    /** A read-only copy joins the holders; the former writer keeps its copy without write. */
+    private static void commitDuplicate(EngineContext ctx, Run r, int target, Trigger trigger) {
+        int w = r.block.writer(r.first);
+        if (w >= 0) {
+            r.block.clearWritableRange(w, r.first, r.count);
+        }
+        if (w == 0) {
+            int remote = r.block.remoteMask(r.first);
+            for (int n = NodeMask.first(remote); n >= 0; n = NodeMask.next(remote, n)) {
+                r.block.clearRemoteWritableRange(n, r.first, r.count);
+            }
+        }
+        r.block.addResidentRange(target, r.first, r.count, false);
+        if (target != 0) {
+            // a local copy replaces any remote entry the target had (the map below overwrites it)
+            r.block.clearRemoteRange(target, r.first, r.count);
+            r.block.setFrames(target, r.first, r.frames, r.count);
+            mapFrames(ctx.driver(target), r, false);
+        }
+        ctx.syncHost(r.region, r.block, r.first, r.first + r.count);
+        r.region.counters().migrated(target, trigger, r.count);
+        ctx.memoryCounters.migrated(target, trigger, r.count);
+    }
+
+    /** Maps a run's frames, one call per contiguous stretch. */
+    private static void mapFrames(DeviceDriver driver, Run r, boolean writable) {
+        for (int i = 0, n; i < r.count; i += n) {
+            n = FrameRuns.length(r.frames, i, r.count);
+            driver.map(r.va() + ((long) i << PAGE_SHIFT), r.frames[i], n, writable);
+        }
+    }
+
+    /** Each page of a run as writable as its own range attribute allows. */
+    static void protectEach(Run r, DeviceDriver driver) {
+        for (int i = 0; i < r.count; i++) {
+            boolean w = !r.region.attributes().at(r.page() + i).readOnly();
+            driver.protect(r.va() + ((long) i << PAGE_SHIFT), 1, w);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.CopyPath;
+import dev.hetmem.driver.CopyBatch;
+import dev.hetmem.driver.CopyEngine;
+import dev.hetmem.driver.DeviceDriver;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletionException;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+
+/**
+ * Phase 3 of a batch: one copy phase for all of it. Device-to-host copies first (they also stage
+ * device-to-device moves between drivers with no peer path), then everything to the target in one
+ * copy batch per driver, then peer copies. Copies run on the engine's CPU threads, or on the
+ * driver's copy engine where {@link CopyPath#ENGINE} is chosen and the driver has one. Nothing here
+ * changes the page table: a failure leaves the batch for {@link UndoPhase}.
+ */
+final class CopyPhase {
+    private CopyPhase() {
+    }
+
+    static void copy(EngineContext ctx, MigrationBatch batch) {
+        int target = batch.target;
+        CopyBatch[] toHost = new CopyBatch[ctx.nodeCount()];
+        CopyBatch toTarget = new CopyBatch();
+        List<Run> peer = new ArrayList<>();
+        for (Run r : batch.runs) {
+            if (r.action == Action.POPULATE) {
+                if (target != 0) {
+                    addFrames(toTarget, CopyBatch.ZERO, 0, r.frames, r.count);
+                }
+                continue;
+            }
+            if (r.action == Action.LOAD) {
+                addFrames(toTarget, CopyBatch.TO_DEVICE, r.bufferAddress, r.frames, r.count);
+                continue;
+            }
+            if (!r.action.copies()) {
+                continue;
+            }
+            if (r.source != 0 && target != 0 && ctx.driver(target).canCopyFrom(ctx.driver(r.source))) {
+                peer.add(r);
+                continue;
+            }
+            if (r.source != 0) {
+                if (toHost[r.source] == null) {
+                    toHost[r.source] = new CopyBatch();
+                }
+                int[] frames = new int[r.count];
+                for (int i = 0; i < r.count; i++) {
+                    frames[i] = r.block.frame(r.source, r.first + i);
+                }
+                r.region.host().copyHome(r.page(), r.count, ctx.driver(r.source), frames, toHost[r.source]);
+            }
+            if (target != 0) {
+                addFrames(toTarget, CopyBatch.TO_DEVICE, r.va(), r.frames, r.count);
+            }
+        }
+        for (int n = 1; n < toHost.length; n++) {
+            if (toHost[n] != null) {
+                run(ctx, ctx.driver(n), toHost[n]);
+            }
+        }
+        if (target != 0) {
+            run(ctx, ctx.driver(target), toTarget);
+            copyPeers(ctx, peer, target);
+        }
+    }
+
+    /** Device-to-device runs over the drivers' peer path: contiguous frames on both sides in one call. */
+    private static void copyPeers(EngineContext ctx, List<Run> peer, int target) {
+        DeviceDriver to = ctx.driver(target);
+        for (Run r : peer) {
+            DeviceDriver from = ctx.driver(r.source);
+            int i = 0;
+            while (i < r.count) {
+                int src = r.block.frame(r.source, r.first + i);
+                int n = 1;
+                while (i + n < r.count && r.frames[i + n] == r.frames[i] + n
+                        && r.block.frame(r.source, r.first + i + n) == src + n) {
+                    n++;
+                }
+                to.copyFromPeer(from, src, r.frames[i], n);
+                i += n;
+            }
+        }
+    }
+
+    private static void addFrames(CopyBatch batch, byte op, long va, int[] frames, int count) {
+        for (int i = 0, n; i < count; i += n) {
+            n = FrameRuns.length(frames, i, count);
+            batch.add(op, op == CopyBatch.ZERO ? 0 : va + ((long) i << PAGE_SHIFT), frames[i], n);
+        }
+    }
+
+    private static void run(EngineContext ctx, DeviceDriver driver, CopyBatch batch) {
+        if (batch.isEmpty()) {
+            return;
+        }
+        CopyEngine engine = ctx.copyPath == CopyPath.ENGINE ? driver.copyEngine() : null;
+        if (engine == null) {
+            ctx.pool.copy(driver, batch);
+            return;
+        }
+        try {
+            engine.submit(batch, 0, batch.size()).join();
+        } catch (CompletionException e) {
+            if (e.getCause() instanceof RuntimeException re) {
+                throw re;
+            }
+            throw e;
+        }
+    }
+}

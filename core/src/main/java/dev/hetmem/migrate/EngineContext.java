@@ -1,0 +1,65 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.CopyPath;
+import dev.hetmem.MigrationMode;
+import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.internal.DeviceNode;
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.internal.ResidencyRegistry;
+import dev.hetmem.observe.Counters;
+import dev.hetmem.pagetable.Block;
+
+/**
+ * What the parts of the migration engine share: the nodes, the copy threads, the memory's counters,
+ * the residency registry eviction reads, the frames in flight, and the settings a user may change
+ * while the memory runs (each a volatile read per batch). Immutable but for those settings.
+ */
+final class EngineContext {
+    final DeviceNode[] nodes;
+    /** Drivers by node; index 0 (the host) is null. */
+    final DeviceDriver[] drivers;
+    final CopyPool pool;
+    final Counters memoryCounters;
+    final ResidencyRegistry residency;
+    final InFlightFrames inFlight;
+
+    volatile MigrationMode mode;
+    volatile CopyPath copyPath;
+    volatile boolean thrashControl = true;
+    volatile long thrashHoldNanos = ThrashControl.HOLD_NANOS;
+
+    EngineContext(DeviceNode[] nodes, int copyThreads, MigrationMode mode, CopyPath copyPath, Counters memoryCounters,
+                  ResidencyRegistry residency) {
+        this.nodes = nodes.clone();
+        this.drivers = new DeviceDriver[nodes.length];
+        for (int n = 1; n < nodes.length; n++) {
+            drivers[n] = nodes[n].driver();
+        }
+        this.pool = new CopyPool(copyThreads);
+        this.memoryCounters = memoryCounters;
+        this.residency = residency;
+        this.inFlight = new InFlightFrames(nodes.length);
+        this.mode = mode;
+        this.copyPath = copyPath;
+    }
+
+    DeviceNode device(int node) {
+        return nodes[node];
+    }
+
+    DeviceDriver driver(int node) {
+        return nodes[node].driver();
+    }
+
+    int nodeCount() {
+        return nodes.length;
+    }
+
+    /**
+     * Brings the host side of pages [p0, p1) of locked block {@code b} in line with the page table
+     * (see {@link dev.hetmem.host.HostSide#sync}): after every page-table change, before frames are freed.
+     */
+    void syncHost(RegionState region, Block b, int p0, int p1) {
+        region.host().sync(b, p0, p1, drivers, region.attributes()::anyReadOnly);
+    }
+}

@@ -1,0 +1,327 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.Trigger;
+import dev.hetmem.driver.DeviceMemoryException;
+import dev.hetmem.internal.Pins;
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.internal.ResidencyRegistry;
+import dev.hetmem.pagetable.Block;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.locks.LockSupport;
+
+import static dev.hetmem.driver.PageGeometry.bytes;
+import static dev.hetmem.driver.PageGeometry.firstPage;
+
+/**
+ * Making room on a full device (GMEM's host DRAM as the device's swap): the coldest blocks' pages
+ * go home in one batch per block, read-only copies and zeros nobody wrote are simply dropped.
+ *
+ * <p>The retry protocol. The thread that needs room holds its own batch's block locks, so it may
+ * only {@code tryLock} victims, and never waits here. When nothing could be freed although room
+ * will come without it (frames in flight in other batches, victims locked by other threads or
+ * pinned by running kernels, or the allocator changed while it looked), it throws
+ * {@link RetryBatch}: the caller undoes its batch, lets go of every lock, pauses briefly and starts
+ * over, up to {@link #ROOM_DEADLINE_NANOS}. When the batch cannot fit even with every page it does
+ * not need gone, it fails at once.
+ *
+ * <p>Victims, in order: blocks of other calls, coldest first; then the caller's own blocks' pages
+ * that it did not ask for and that its batch does not move (a launch's granules larger than what
+ * it touches), never a page the call needs.
+ */
+final class Eviction {
+    /** Evict at least this much at once: one batch per eviction, not one per page. */
+    static final int EVICT_MIN_PAGES = 1024;
+    /** How long an operation keeps retrying for room on a device whose frames are all pinned or busy. */
+    static final long ROOM_DEADLINE_NANOS = 60_000_000_000L;
+
+    private final EngineContext ctx;
+    private final BatchRunner runner;
+
+    Eviction(EngineContext ctx, BatchRunner runner) {
+        this.ctx = ctx;
+        this.runner = runner;
+    }
+
+    /**
+     * Thrown from the allocate phase when the device can only make room after other threads move
+     * on; the engine undoes, unlocks, waits briefly ({@link #pauseBeforeRetry}) and starts over.
+     */
+    static final class RetryBatch extends RuntimeException {
+        RetryBatch() {
+            super(null, null, false, false);
+        }
+    }
+
+    /**
+     * Frees at least {@code pages} frames of {@code node} (or {@link #EVICT_MIN_PAGES}) for
+     * {@code batch}, whose block locks this thread holds. Returns whether anything was freed; false
+     * when nothing could be and nothing will come; throws {@link RetryBatch} when room will come
+     * once this thread lets go. {@code epoch}: the allocator's change count when its last attempt failed.
+     */
+    boolean makeRoom(int node, int pages, MigrationBatch batch, long epoch) {
+        Set<Block> mine = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (Run r : batch.runs) {
+            mine.add(r.block);
+        }
+        long want = Math.max(pages, EVICT_MIN_PAGES);
+        long freed = 0;
+        long mineInFlight = batch.reserved();
+        // read before looking at the residents: a frame another batch holds is either still counted
+        // here, or (it committed) already resident and so among the candidates below
+        boolean blocked = ctx.inFlight.get(node) > mineInFlight;
+        for (ResidencyRegistry.Resident v : ctx.residency.coldestFirst(node)) {
+            if (freed >= want) {
+                break;
+            }
+            // never a block this thread holds: the batch's own, or one whose pages the request
+            // found in place and is about to pin (block locks are reentrant, so tryLock alone
+            // would succeed on them)
+            if (mine.contains(v.block()) || v.block().lock.isHeldByCurrentThread()) {
+                continue;
+            }
+            if (!v.block().lock.tryLock()) {
+                blocked = true;
+                continue;
+            }
+            try {
+                long moved = evict(v.region(), v.block(), node);
+                if (moved > 0) {
+                    freed += moved;
+                } else if (v.block().hasPagesOn(node)) {
+                    blocked = true;   // its pages are pinned by a running kernel
+                }
+            } finally {
+                v.block().lock.unlock();
+            }
+        }
+        Needed needed = batch.runs.getFirst().needed;
+        if (freed == 0 && needed != null) {
+            // only the caller's own blocks hold the device: their pages that nobody asked for and
+            // that the batch does not move may go home to make room
+            OwnBlockCounts got = new OwnBlockCounts();
+            needed.forEachBlock((region, b) -> {
+                if (b.hasPagesOn(node)) {
+                    got.moved += evictUnneeded(region, b, node, batch, needed, got, Math.max(0, pages - got.moved));
+                }
+            });
+            freed += got.moved;
+            blocked |= got.heldByKernels > 0;   // those kernels end, and their pages can go then
+            if (freed == 0 && ctx.device(node).allocator().totalFrames() - got.neededHere - mineInFlight
+                    < batch.stillToAllocate()) {
+                return false;   // cannot fit even with every other page gone: no waiting helps
+            }
+        }
+        if (freed > 0) {
+            return true;
+        }
+        blocked |= ctx.inFlight.get(node) > mineInFlight;   // frames that left residency while we looked
+        if (ctx.device(node).allocator().changes() != epoch) {
+            // frames were freed or taken while this thread looked (other batches undoing, committing,
+            // evicting): what it saw is stale, so it looks again rather than give up
+            blocked = true;
+        }
+        if (blocked) {
+            // room will come (kernels finish, other batches commit), but not while this thread
+            // holds its block locks: undo, let go of everything, and start the operation again
+            throw new RetryBatch();
+        }
+        return false;
+    }
+
+    /** What eviction of the caller's own blocks found: pages moved, pages kernels hold, pages the call needs. */
+    private static final class OwnBlockCounts {
+        long moved;
+        long heldByKernels;
+        long neededHere;
+    }
+
+    /**
+     * Pauses before a retry for room, or throws once the operation that started at {@code started}
+     * has waited {@link #ROOM_DEADLINE_NANOS}.
+     */
+    static long pauseBeforeRetry(long started, int target) {
+        if (System.nanoTime() - started > ROOM_DEADLINE_NANOS) {
+            throw new DeviceMemoryException("device node " + target + " has had no frame to spare for "
+                    + ROOM_DEADLINE_NANOS / 1_000_000_000L + " s: all of its memory is pinned by running kernels or "
+                    + "in use by other migrations");
+        }
+        // a random pause, so that two batches that each wait for the other's frames do not retry in step
+        LockSupport.parkNanos(500_000 + ThreadLocalRandom.current().nextLong(1_500_000));
+        return started;
+    }
+
+    /** Where a full device's frames are, for the out-of-memory message: the numbers a user needs. */
+    String whoHolds(int node, MigrationBatch batch) {
+        long mine = 0;
+        long locked = 0;
+        long other = 0;
+        for (ResidencyRegistry.Resident v : ctx.residency.coldestFirst(node)) {
+            int n = v.block().residentCount(node);
+            if (v.block().lock.isHeldByCurrentThread()) {
+                mine += n;
+            } else if (v.block().lock.isLocked()) {
+                locked += n;
+            } else {
+                other += n;
+            }
+        }
+        long reserved = batch.reserved();
+        return "pages held: " + mine + " of the blocks this call uses, " + locked + " of blocks other calls hold, "
+                + other + " elsewhere; frames in flight: " + reserved + " of this batch, "
+                + (ctx.inFlight.get(node) - reserved) + " of others";
+    }
+
+    /**
+     * Moves home the pages of a block of the current batch that are on {@code node}, unpinned,
+     * not asked for and not part of any of the batch's runs (block locked by this thread), at most
+     * {@code budget} of them; counts the rest in {@code counts}.
+     */
+    private long evictUnneeded(RegionState region, Block b, int node, MigrationBatch batch, Needed needed,
+                               OwnBlockCounts counts, long budget) {
+        int pages = region.table().pagesIn(b.index());
+        long base = firstPage(b.index());
+        boolean[] keep = new boolean[pages];
+        for (Run r : batch.runs) {
+            if (r.block == b) {
+                Arrays.fill(keep, r.first, r.first + r.count, true);
+            }
+        }
+        List<Run> runs = new ArrayList<>();
+        Invalidations dropped = new Invalidations(ctx.nodeCount());
+        long droppedPages = 0;
+        int p = 0;
+        while (p < pages) {
+            if (!b.isResident(node, p)) {
+                p++;
+                continue;
+            }
+            if (keep[p] || needed.needed(region, base + p)) {
+                counts.neededHere++;   // the call needs it where it is
+                p++;
+                continue;
+            }
+            int holders = b.residentMask(p);
+            Pins.Pin pin = pinKeeping(region, holders, base + p);
+            if (pin != null) {
+                if (pin.owner() != Thread.currentThread()) {
+                    counts.heldByKernels++;   // another thread's kernel or view: it ends, and the page can go then
+                }
+                p++;
+                continue;
+            }
+            if (droppedPages + MigrationBatch.pages(runs) >= budget) {
+                p++;   // enough room made; the rest is only counted
+                continue;
+            }
+            boolean zero = b.isZero(p);
+            int q = p + 1;
+            while (q < pages && !keep[q] && b.isResident(node, q) && b.residentMask(q) == holders && b.isZero(q) == zero
+                    && !needed.needed(region, base + q) && pinKeeping(region, holders, base + q) == null) {
+                q++;
+            }
+            if (holders != 1 << node || zero) {
+                // another node holds a copy (or they are zeros nobody wrote): this device's copy just goes
+                droppedPages += dropCopy(region, b, node, p, q, dropped);
+            } else {
+                runs.add(new Run(region, b, p, q - p, Action.MOVE, holders, node));
+            }
+            p = q;
+        }
+        return finish(region, node, dropped, droppedPages, runs);
+    }
+
+    /** Moves one block's unpinned pages on {@code node} home in one batch; returns how many left the device. */
+    private long evict(RegionState region, Block b, int node) {
+        if (!b.hasPagesOn(node)) {
+            return 0;
+        }
+        List<Run> runs = new ArrayList<>();
+        Invalidations dropped = new Invalidations(ctx.nodeCount());
+        long droppedPages = 0;
+        int pages = region.table().pagesIn(b.index());
+        long base = firstPage(b.index());
+        int p = 0;
+        while (p < pages) {
+            if (!b.isResident(node, p)) {
+                p++;
+                continue;
+            }
+            int holders = b.residentMask(p);
+            int q = p + 1;
+            while (q < pages && b.isResident(node, q) && b.residentMask(q) == holders && b.isZero(q) == b.isZero(p)) {
+                q++;
+            }
+            // pages a running kernel uses stay
+            if (region.pins().any(base + p, base + q) == null) {
+                if (holders == 1 << node && b.isZero(p)) {   // the run is all zeros or none
+                    // zeros nobody wrote: dropped, they read as zeros again (untouched)
+                    droppedPages += dropCopy(region, b, node, p, q, dropped);
+                } else if ((holders & 1) == 0) {
+                    runs.add(new Run(region, b, p, q - p, Action.MOVE, holders, node));
+                } else {
+                    // the host holds a copy too (read duplication): the device's copy just goes
+                    droppedPages += dropCopy(region, b, node, p, q, dropped);
+                }
+            }
+            p = q;
+        }
+        return finish(region, node, dropped, droppedPages, runs);
+    }
+
+    /**
+     * Ends the eviction of one block: one invalidation per device for the copies dropped, one
+     * batch home for the rest, one eviction counted. Returns the pages that left the device.
+     */
+    private long finish(RegionState region, int node, Invalidations dropped, long droppedPages, List<Run> runs) {
+        dropped.flush(ctx);
+        if (!runs.isEmpty()) {
+            runner.run(new MigrationBatch(runs, 0, Trigger.EVICTION, "batched"));
+        }
+        long moved = droppedPages + MigrationBatch.pages(runs);
+        if (moved > 0) {
+            region.counters().evicted(node);
+            ctx.memoryCounters.evicted(node);
+        }
+        return moved;
+    }
+
+    /**
+     * A pin that keeps this device's copy of a page in place: any pin, or, where the host holds a
+     * copy too, a device pin only (a host view does not need the device's copy).
+     */
+    private static Pins.Pin pinKeeping(RegionState region, int holders, long page) {
+        return (holders & 1) != 0 ? region.pins().conflict(page, page + 1, 0) : region.pins().any(page, page + 1);
+    }
+
+    /**
+     * Removes the read-only copy of pages [p, q) of a block from a device: another node still holds
+     * them, or they are zeros nobody wrote (then they become untouched).
+     */
+    private long dropCopy(RegionState region, Block b, int node, int p, int q, Invalidations inv) {
+        long va = region.pageAddress(firstPage(b.index()) + p);
+        int[] old = new int[q - p];
+        for (int i = p; i < q; i++) {
+            old[i - p] = b.frame(node, i);
+        }
+        ctx.driver(node).unmap(va, q - p);
+        inv.add(node, va, bytes(q - p));
+        FrameReleases frees = new FrameReleases(ctx);
+        frees.add(node, old, firstPage(b.index()) + p);   // counted in flight before they leave residency
+        try {
+            b.removeResidentRange(node, p, q - p);
+            ctx.syncHost(region, b, p, q);
+        } catch (RuntimeException | Error e) {
+            frees.abandon();
+            throw e;
+        }
+        frees.flush(region, true);
+        return q - p;
+    }
+}

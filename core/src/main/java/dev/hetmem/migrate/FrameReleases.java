@@ -1,0 +1,94 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.phys.BuddyAllocator;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Device frames of one locked block that leave residency and go back to the allocator only once
+ * the host side stops naming them: the rule FREED_FRAMES_AFTER_MIRROR.
+ *
+ * <p>FREED_FRAMES_AFTER_MIRROR. The userfaultfd fault service copies a page that is away home from
+ * the device frame its state word names, at any moment, without any Java lock. Commit once freed a
+ * move's source frames first and repointed the state words after. With two devices that left a
+ * window in which a page moving from device 1 to device 2 still named its old device 1 frame
+ * although that frame was back in the allocator; a second migration on another block (its own
+ * block locks, so not excluded) allocated the frame and copied other data into it; a plain load or
+ * store of the first page in that window faulted, the service copied the other data home and
+ * marked the page STOLEN; the engine then took the stolen page as the host's truth, and the bytes
+ * its owner had stored were gone. The rule: the page table changes, then the host side is synced
+ * ({@link EngineContext#syncHost}), then the frames go back. A state word never names a frame the
+ * allocator can hand out. {@link #free(EngineContext, RegionState, int, int[], int, long)} asserts it.
+ *
+ * <p>Frames here are counted in flight from before they leave residency until they are free, so
+ * a thread looking for room meanwhile waits for them instead of deciding the device is full.
+ */
+final class FrameReleases {
+    private record Pending(int node, int[] frames, long firstPage) {}
+
+    private final EngineContext ctx;
+    private final List<Pending> pending = new ArrayList<>(2);
+
+    FrameReleases(EngineContext ctx) {
+        this.ctx = ctx;
+    }
+
+    /** Call before the frames leave residency. */
+    void add(int node, int[] frames, long firstPage) {
+        ctx.inFlight.add(node, frames.length);
+        pending.add(new Pending(node, frames, firstPage));
+    }
+
+    /** Frees them; {@code hostInLine} is false only for a killed region (its host side reads no frame). */
+    void flush(RegionState region, boolean hostInLine) {
+        RuntimeException first = null;
+        for (Pending f : pending) {
+            try {
+                if (hostInLine) {
+                    free(ctx, region, f.node, f.frames, f.frames.length, f.firstPage);
+                } else {
+                    free(ctx.device(f.node).allocator(), f.frames, f.frames.length);
+                }
+            } catch (RuntimeException e) {
+                first = first == null ? e : first;
+            } finally {
+                ctx.inFlight.add(f.node, -f.frames.length);
+            }
+        }
+        pending.clear();
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    /**
+     * The host side could not be brought in line (a failed userfaultfd call): the frames stay
+     * allocated rather than risk the fault service copying from a reused one; verify() reports them.
+     */
+    void abandon() {
+        for (Pending f : pending) {
+            ctx.inFlight.add(f.node, -f.frames.length);
+        }
+        pending.clear();
+    }
+
+    /**
+     * Frees device frames that held pages [firstPage, firstPage+count) of a region, after checking
+     * (with assertions on) that the region's host side names none of them.
+     */
+    static void free(EngineContext ctx, RegionState region, int node, int[] frames, int count, long firstPage) {
+        assert region.host().namesNone(ctx.driver(node), frames, count, firstPage)
+                : region + ": freeing a device frame that the host side of pages from " + firstPage + " still names";
+        free(ctx.device(node).allocator(), frames, count);
+    }
+
+    /** Gives frames back to the allocator, one call per contiguous stretch. */
+    static void free(BuddyAllocator alloc, int[] frames, int count) {
+        for (int i = 0, n; i < count; i += n) {
+            n = FrameRuns.length(frames, i, count);
+            alloc.freeRun(frames[i], n);
+        }
+    }
+}

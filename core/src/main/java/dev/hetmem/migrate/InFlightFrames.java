@@ -1,0 +1,41 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.phys.BuddyAllocator;
+
+import java.util.concurrent.atomic.AtomicLongArray;
+
+/**
+ * Per device, frames that are neither free in the allocator nor resident in any page table right
+ * now: allocated by batches that have not committed or undone yet, or left residency and not yet
+ * freed (see {@link FrameReleases}). Room that will come back without the looking thread's help,
+ * so eviction retries instead of declaring the device full.
+ *
+ * <p>Invariant: a frame is counted here before it leaves the allocator or residency, and uncounted
+ * only after it is back in one of them; so a thread that reads this count and then scans the
+ * residents never misses a frame.
+ */
+final class InFlightFrames {
+    private final AtomicLongArray frames;
+
+    InFlightFrames(int nodes) {
+        this.frames = new AtomicLongArray(nodes);
+    }
+
+    void add(int node, long n) {
+        frames.addAndGet(node, n);
+    }
+
+    long get(int node) {
+        return frames.get(node);
+    }
+
+    /** Allocates 2^order frames, counted before they leave the allocator; -1 (nothing counted) if none. */
+    int allocate(BuddyAllocator alloc, int node, int order) {
+        frames.addAndGet(node, 1L << order);
+        int f = alloc.allocate(order);
+        if (f < 0) {
+            frames.addAndGet(node, -(1L << order));
+        }
+        return f;
+    }
+}

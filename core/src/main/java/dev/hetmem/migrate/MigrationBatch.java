@@ -1,0 +1,81 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.Trigger;
+
+import java.util.List;
+
+/**
+ * One batch of runs on its way to one target node: what the phases hand each other (the runs
+ * carry their frames and in-flight counts), as Linux's {@code struct migrate_vma} does for the
+ * {@code migrate_vma_*} phases.
+ *
+ * <pre>
+ *   revoke ──► allocate ──► copy ──► commit
+ *                  │          │
+ *                  └──────────┴──► undo (frames freed, source mappings restored; the page table never changed)
+ * </pre>
+ *
+ * Caller's contract: the block locks of every run's block are held from planning until the batch
+ * committed or was undone; {@link BatchRunner#run} then leaves no frame counted in flight.
+ */
+final class MigrationBatch {
+    final List<Run> runs;
+    final int target;
+    final Trigger trigger;
+    /** "batched", or "vanilla" for the page-by-page baseline: for the JFR event. */
+    final String modeName;
+
+    MigrationBatch(List<Run> runs, int target, Trigger trigger, String modeName) {
+        this.runs = runs;
+        this.target = target;
+        this.trigger = trigger;
+        this.modeName = modeName;
+    }
+
+    /** Pages whose data the batch copies (MOVE and DUPLICATE runs). */
+    long pagesCopied() {
+        long n = 0;
+        for (Run r : runs) {
+            n += r.action.copies() ? r.count : 0;
+        }
+        return n;
+    }
+
+    /** Frames the batch's runs hold in the in-flight count right now. */
+    long reserved() {
+        long n = 0;
+        for (Run r : runs) {
+            n += r.reserved;
+        }
+        return n;
+    }
+
+    /** Frames the batch still has to allocate (each run's count less what it holds already). */
+    long stillToAllocate() {
+        long n = 0;
+        for (Run r : runs) {
+            if (r.action.allocates()) {
+                n += r.count - r.reserved;
+            }
+        }
+        return n;
+    }
+
+    /** Frames runs allocate on a device target in all. */
+    static long framesNeeded(List<Run> runs) {
+        long n = 0;
+        for (Run r : runs) {
+            n += r.action.allocates() ? r.count : 0;
+        }
+        return n;
+    }
+
+    /** Pages in all of the batch's runs. */
+    static long pages(List<Run> runs) {
+        long n = 0;
+        for (Run r : runs) {
+            n += r.count;
+        }
+        return n;
+    }
+}

@@ -1,0 +1,92 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.pagetable.Block;
+
+import java.util.List;
+
+import static dev.hetmem.driver.PageGeometry.bytes;
+import static dev.hetmem.driver.PageGeometry.firstPage;
+
+/**
+ * Removing copies of pages without moving them anywhere: for DONT_NEED, for freeing a region, and
+ * for pages host code took home on its own (their device copies are stale). Caller's contract: the
+ * blocks are locked by this thread.
+ */
+final class PageDrops {
+    private PageDrops() {
+    }
+
+    /**
+     * Removes pages [from, to) of the locked blocks from every node: remote entries, device entries
+     * and frames go, the host copy is forgotten. {@code syncHost}: the host side is kept in line
+     * (false only for a killed region, whose host side reads no frame any more).
+     */
+    static void dropAll(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to, boolean syncHost) {
+        Invalidations inv = new Invalidations(ctx.nodeCount());
+        for (Block b : blocks) {
+            long base = firstPage(b.index());
+            int p0 = BlockLocks.firstIn(b, from);
+            int p1 = BlockLocks.endIn(region, b, to);
+            for (int n = 1; n < ctx.nodeCount(); n++) {
+                if (b.hasRemoteOn(n) && b.clearRemoteRange(n, p0, p1 - p0) > 0) {
+                    // remote entries of the host's copy go with it
+                    long va = region.pageAddress(base + p0);
+                    ctx.driver(n).unmap(va, p1 - p0);
+                    inv.add(n, va, bytes(p1 - p0));
+                }
+            }
+            FrameReleases frees = new FrameReleases(ctx);
+            try {
+                for (int n = 1; n < ctx.nodeCount(); n++) {
+                    dropDeviceCopies(ctx, region, b, n, p0, p1, inv, frees);
+                }
+                if (b.hasPagesOn(0)) {
+                    b.removeResidentRange(0, p0, p1 - p0);
+                }
+                if (syncHost) {
+                    ctx.syncHost(region, b, p0, p1);
+                }
+            } catch (RuntimeException | Error e) {
+                frees.abandon();   // see FrameReleases.abandon
+                throw e;
+            }
+            frees.flush(region, syncHost);
+        }
+        inv.flush(ctx);
+    }
+
+    /**
+     * Removes device {@code n}'s copies of pages [p0, p1) of a locked block: entries released (their
+     * invalidation added to {@code inv}), frames handed to {@code frees}, to be freed once the caller
+     * has synced the host side.
+     */
+    static void dropDeviceCopies(EngineContext ctx, RegionState region, Block b, int n, int p0, int p1,
+                                 Invalidations inv, FrameReleases frees) {
+        if (!b.hasPagesOn(n)) {
+            return;
+        }
+        long base = firstPage(b.index());
+        int p = p0;
+        while (p < p1) {
+            if (!b.isResident(n, p)) {
+                p++;
+                continue;
+            }
+            int q = p;
+            while (q < p1 && b.isResident(n, q)) {
+                q++;
+            }
+            long va = region.pageAddress(base + p);
+            int[] old = new int[q - p];
+            for (int i = p; i < q; i++) {
+                old[i - p] = b.frame(n, i);
+            }
+            ctx.driver(n).unmap(va, q - p);
+            inv.add(n, va, bytes(q - p));
+            frees.add(n, old, base + p);   // counted in flight before the frames leave residency
+            b.removeResidentRange(n, p, q - p);
+            p = q;
+        }
+    }
+}

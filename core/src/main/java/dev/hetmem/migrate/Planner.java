@@ -1,0 +1,186 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.internal.Pins;
+import dev.hetmem.internal.RangeAttributes;
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.pagetable.Block;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+import static dev.hetmem.driver.PageGeometry.blockOf;
+import static dev.hetmem.driver.PageGeometry.firstPage;
+import static dev.hetmem.driver.PageGeometry.pageInBlock;
+
+/**
+ * The planning step of a migration: walks the locked intervals page by page and cuts them into
+ * {@link Run}s, each a stretch of one block in one state that needs one {@link Action} (or none:
+ * pages already in place are skipped). A run never crosses a change of holders, writer, remote
+ * mappings, neededness, write access or range attributes.
+ *
+ * <p>Caller's contract: the block locks of every interval are held (see {@link BlockLocks}); the
+ * plan is valid only while they stay held. A page that must move but is kept in place by a pin
+ * (an open host view, a running kernel) makes the plan a conflict if the caller needs it, and is
+ * left where it is if it only shares the caller's granule.
+ */
+final class Planner {
+    private final EngineContext ctx;
+
+    Planner(EngineContext ctx) {
+        this.ctx = ctx;
+    }
+
+    /** The runs to execute, the faults they count, or the pin in the way. */
+    static final class Plan {
+        final List<Run> runs = new ArrayList<>();
+        long faults;
+        Pins.Pin conflict;
+        RegionState conflictRegion;
+
+        /** Device frames the batch allocates on its target. */
+        long framesNeeded() {
+            return MigrationBatch.framesNeeded(runs);
+        }
+    }
+
+    /** @param onlyFrom if ≥ 0, only pages resident on this node are planned (release) */
+    Plan plan(List<Interval> intervals, int target, int onlyFrom) {
+        Plan plan = new Plan();
+        for (Interval iv : intervals) {
+            long lastGranule = -1;
+            long page = iv.from;
+            while (page < iv.to) {
+                Block b = iv.region.table().block(blockOf(page));
+                int p = pageInBlock(page);
+                long base = firstPage(b.index());
+                int blockEnd = (int) Math.min(BLOCK_PAGES, iv.to - base);
+                int seg = iv.segmentOf(page);
+                boolean needed = seg >= 0;
+                boolean write = needed && iv.writes(seg);
+                RangeAttributes.Attrs attrs = iv.region.attributes().at(page);
+                boolean readMostly = attrs.readMostly();
+                boolean remoteOk = target != 0 && ctx.driver(target).canMapHost()
+                        && (attrs.accessedBy(target) || (ctx.thrashControl && onlyFrom < 0 && b.heldHome(System.nanoTime())));
+                Action action = decide(b, p, target, write, onlyFrom, readMostly, remoteOk);
+                int holders = b.residentMask(p);
+                int n;
+                // a run never crosses a change of neededness or of attributes
+                int runEnd = (int) Math.min(blockEnd, Math.min(iv.nextBoundary(page),
+                        iv.region.attributes().nextChange(page)) - base);
+                if (runEnd - p > 1 && b.uniformHolders(p, runEnd) == holders && b.uniformRemote(p, runEnd)) {
+                    // the rest of the stretch is in one state: one run, found with word-level checks
+                    n = runEnd - p;
+                } else {
+                    n = 1;
+                    int writer = b.writer(p);
+                    int remote = b.remoteMask(p);
+                    while (p + n < runEnd && b.writer(p + n) == writer && b.remoteMask(p + n) == remote
+                            && sameRun(iv, b, page + n, p + n, needed, write, holders, action, target, onlyFrom,
+                            readMostly, remoteOk)) {
+                        n++;
+                    }
+                }
+                if (action != null) {
+                    Pins.Pin conflict = conflictOf(iv.region, b, p, page, n, holders, action, target);
+                    if (conflict != null) {
+                        if (needed) {
+                            plan.conflict = conflict;
+                            plan.conflictRegion = iv.region;
+                            return plan;
+                        }
+                        // only shares a granule with what was asked: leave it where it is
+                        page += n;
+                        continue;
+                    }
+                    int source = action.copies() ? sourceOf(b, p, holders) : -1;
+                    Run run = new Run(iv.region, b, p, n, action, holders, source);
+                    run.write = write;
+                    plan.runs.add(run);
+                    long g = 1L << (iv.region.attributes().at(page).granuleShift() - PAGE_SHIFT);
+                    long firstG = page / g;
+                    long lastG = (page + n - 1) / g;
+                    plan.faults += lastG - firstG + 1 - (firstG == lastGranule ? 1 : 0);
+                    lastGranule = lastG;
+                }
+                page += n;
+            }
+        }
+        return plan;
+    }
+
+    /** The pin that keeps pages [page, page+n) from taking {@code action}, or null. */
+    private static Pins.Pin conflictOf(RegionState region, Block b, int p, long page, int n, int holders, Action action,
+                                       int target) {
+        if (action == Action.REMOTE_MAP) {
+            return null;   // changes nothing for anyone else
+        }
+        if ((holders & 1) != 0 && b.remoteMask(p) != 0) {
+            // a host copy that devices reach in place: a kernel of any node, the target's own
+            // included, may be using those entries right now
+            return region.pins().any(page, page + n);
+        }
+        return action == Action.DUPLICATE
+                ? region.pins().writingConflict(page, page + n, target)
+                : region.pins().conflict(page, page + n, target);
+    }
+
+    private static boolean sameRun(Interval iv, Block b, long page, int p, boolean needed, boolean write, int holders,
+                                   Action action, int target, int onlyFrom, boolean readMostly, boolean remoteOk) {
+        int seg = iv.segmentOf(page);
+        boolean qNeeded = seg >= 0;
+        return qNeeded == needed && (!qNeeded || iv.writes(seg) == write)
+                && b.residentMask(p) == holders && decide(b, p, target, write, onlyFrom, readMostly, remoteOk) == action;
+    }
+
+    /** Null when the page is fine where it is, else the action that brings it to the target. */
+    private static Action decide(Block b, int p, int target, boolean write, int onlyFrom, boolean readMostly,
+                                 boolean remoteOk) {
+        int holders = b.residentMask(p);
+        if (onlyFrom >= 0 && (holders & (1 << onlyFrom)) == 0) {
+            return null;
+        }
+        if (holders == 0) {
+            return Action.POPULATE;
+        }
+        if ((holders & (1 << target)) != 0) {
+            if (!write || b.isWritable(target, p)) {
+                return null;
+            }
+            return Action.COLLAPSE;
+        }
+        // ACCESSED_BY: map the host's copy in place, if the host may give the access asked for
+        if (remoteOk && (holders & 1) != 0 && (!write || b.isWritable(0, p))) {
+            return b.isRemote(target, p) && (!write || b.isRemoteWritable(target, p)) ? null : Action.REMOTE_MAP;
+        }
+        // a read of a read-mostly page copies it; release (onlyFrom) always moves
+        return readMostly && !write && onlyFrom < 0 ? Action.DUPLICATE : Action.MOVE;
+    }
+
+    /** The writer if there is one, else the host if it holds a copy, else the lowest holder. */
+    private static int sourceOf(Block b, int p, int holders) {
+        int w = b.writer(p);
+        if (w >= 0) {
+            return w;
+        }
+        return (holders & 1) != 0 ? 0 : Integer.numberOfTrailingZeros(holders);
+    }
+
+    /** Every requested page already on the target with the access asked (blocks locked). */
+    static boolean satisfied(List<MigrationRequest> requests, int target) {
+        for (MigrationRequest r : requests) {
+            long page = r.from();
+            while (page < r.to()) {
+                long bi = blockOf(page);
+                long end = Math.min(r.to(), firstPage(bi + 1));
+                Block b = r.region().table().block(bi);
+                if (!b.allAt(target, pageInBlock(page), (int) (end - firstPage(bi)), r.write())) {
+                    return false;
+                }
+                page = end;
+            }
+        }
+        return true;
+    }
+}

@@ -1,0 +1,137 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.Trigger;
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.observe.FaultEvent;
+import dev.hetmem.pagetable.Bits;
+import dev.hetmem.pagetable.Block;
+
+import java.util.List;
+
+import static dev.hetmem.driver.PageGeometry.blockOf;
+import static dev.hetmem.driver.PageGeometry.bytes;
+import static dev.hetmem.driver.PageGeometry.firstPage;
+
+/**
+ * Takes into the page table what host code did on its own: pages a fault service took home (or
+ * let the host write) between two engine calls become the host's alone, every device copy of them
+ * dropped. Every engine operation does this for its range first, under its block locks, so it
+ * plans from the truth; readers of the whole table (statistics, verification) call
+ * {@link #reconcileAll}. With host views, the host side reports nothing and this costs a call per block.
+ */
+final class StealReconciler {
+    private final EngineContext ctx;
+
+    StealReconciler(EngineContext ctx) {
+        this.ctx = ctx;
+    }
+
+    /** Pages [from, to) of a region whose blocks this thread has locked. */
+    void reconcile(RegionState region, long from, long to) {
+        if (to <= from || !region.host().takesPagesOnItsOwn()) {
+            return;
+        }
+        Invalidations inv = null;
+        long runs = 0;
+        long arrived = 0;
+        long firstTaken = Long.MAX_VALUE;
+        long endTaken = 0;
+        for (long bi = blockOf(from); bi <= blockOf(to - 1); bi++) {
+            long[] taken = region.host().collect(bi);
+            if (taken == null) {
+                continue;
+            }
+            if (inv == null) {
+                inv = new Invalidations(ctx.nodeCount());
+            }
+            Block b = region.table().blockOrCreate(bi);
+            int pages = region.table().pagesIn(bi);
+            int p = 0;
+            while (p < pages) {
+                if (!Bits.get(taken, p)) {
+                    p++;
+                    continue;
+                }
+                int q = p + 1;
+                while (q < pages && Bits.get(taken, q)) {
+                    q++;
+                }
+                arrived += takeHome(region, b, p, q, inv);
+                runs++;
+                firstTaken = Math.min(firstTaken, firstPage(bi) + p);
+                endTaken = Math.max(endTaken, firstPage(bi) + q);
+                p = q;
+            }
+        }
+        if (inv != null) {
+            inv.flush(ctx);
+        }
+        if (runs > 0) {
+            // the service resolved these faults on its own, earlier; this is when Java hears of them
+            FaultEvent event = new FaultEvent();
+            if (event.shouldCommit()) {
+                event.path = FaultEvent.USERFAULTFD;
+                event.node = 0;
+                event.region = region.id();
+                event.offset = bytes(firstTaken);
+                event.length = bytes(endTaken - firstTaken);
+                event.faults = runs;
+                event.pagesMigrated = arrived;
+                event.commit();
+            }
+        }
+    }
+
+    /** Pages [p, q) of a locked block were taken by the host: it becomes their only holder and writer. */
+    private int takeHome(RegionState region, Block b, int p, int q, Invalidations inv) {
+        int arrived = 0;
+        for (int i = p; i < q; i++) {
+            // data came from a device only where a device held the page and the host did not;
+            // a first touch of a page nobody held moved nothing
+            int holders = b.residentMask(i);
+            arrived += (holders & 1) == 0 && holders != 0 ? 1 : 0;
+        }
+        FrameReleases frees = new FrameReleases(ctx);
+        try {
+            for (int n = 1; n < ctx.nodeCount(); n++) {
+                PageDrops.dropDeviceCopies(ctx, region, b, n, p, q, inv, frees);
+            }
+            b.addResidentRange(0, p, q - p, true);
+            ctx.syncHost(region, b, p, q);
+        } catch (RuntimeException | Error e) {
+            frees.abandon();   // see FrameReleases.abandon
+            throw e;
+        }
+        frees.flush(region, true);
+        if (arrived > 0) {
+            region.counters().migrated(0, Trigger.FAULT, arrived);
+            ctx.memoryCounters.migrated(0, Trigger.FAULT, arrived);
+        }
+        return arrived;
+    }
+
+    /** The whole region, for readers of the page table that want it current; a region being freed is skipped. */
+    void reconcileAll(RegionState region) {
+        if (region.pages() == 0 || !region.host().takesPagesOnItsOwn()) {
+            return;
+        }
+        try {
+            region.lifecycle().enter();   // a region being freed has nothing left to reconcile
+        } catch (IllegalStateException freed) {
+            return;
+        }
+        try {
+            if (!region.host().takeAnySteals()) {
+                return;
+            }
+            List<Block> locked = BlockLocks.lockAll(Interval.wholeRange(region, 0, region.pages()));
+            try {
+                reconcile(region, 0, region.pages());
+            } finally {
+                BlockLocks.unlockAll(locked);
+            }
+        } finally {
+            region.lifecycle().exit();
+        }
+    }
+}

@@ -1,0 +1,428 @@
+package dev.hetmem.stress;
+
+import dev.hetmem.Access;
+import dev.hetmem.Advice;
+import dev.hetmem.HostFaultMode;
+import dev.hetmem.HostView;
+import dev.hetmem.ProtectionException;
+import dev.hetmem.Region;
+import dev.hetmem.io.LoadResult;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+
+import dev.hetmem.stress.StressRun.Mismatch;
+import dev.hetmem.stress.StressRun.Model;
+import dev.hetmem.stress.StressRun.Setup;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+import static dev.hetmem.stress.StressRun.MAX_LIVE;
+import static dev.hetmem.stress.StressRun.MAX_REGION;
+import static dev.hetmem.stress.StressRun.MEMMOVE;
+import static dev.hetmem.stress.StressRun.MEMSET;
+import static dev.hetmem.stress.StressRun.injected;
+
+/** Runs steps on one worker's regions; shared with other workers only through {@code all}. */
+final class StressWorker {
+    private final StressConfig config;
+    final Setup s;
+    final int id;
+    final List<Model> live = new ArrayList<>();
+    final ConcurrentHashMap<Integer, Model> all;
+    final Random data;
+    final List<String> log;
+    long operations;
+
+    StressWorker(Setup s, int id, ConcurrentHashMap<Integer, Model> all, long seed, List<String> log) {
+        this.s = s;
+        this.config = s.config;
+        this.id = id;
+        this.all = all;
+        this.data = new Random(seed * 31 + id);
+        this.log = log;
+    }
+
+    private Model pick(Step st) {
+        return live.isEmpty() ? null : live.get(st.a() % live.size());
+    }
+
+    /** A region of any worker (for operations that move pages but never change bytes). */
+    private Model pickAny(Step st) {
+        Model[] ms = all.values().toArray(new Model[0]);
+        return ms.length == 0 ? null : ms[st.a() % ms.length];
+    }
+
+    private void note(String what) {
+        if (log != null) {
+            log.add("  " + what);
+        }
+    }
+
+    /** Runs one step; throws Mismatch when the memory disagrees with the model. */
+    void step(Step st) {
+        operations++;
+        try {
+            doStep(st);
+        } catch (Mismatch m) {
+            throw m;
+        } catch (ProtectionException e) {
+            throw new Mismatch(st.op() + " refused by protection the model does not have: " + e.getMessage());
+        } catch (RuntimeException | Error e) {
+            if (injected(e)) {
+                return;
+            }
+            if (!mine(st) && e instanceof IllegalStateException && String.valueOf(e.getMessage()).contains("freed")) {
+                return;   // another worker freed the region this one was moving
+            }
+            Mismatch m = new Mismatch(st.op() + " failed: " + e);
+            m.initCause(e);
+            throw m;
+        }
+    }
+
+    /** Whether the step works on this worker's own regions (else it may race their free). */
+    private boolean mine(Step st) {
+        return switch (st.op()) {
+            case PREFETCH, PREFETCH_ASYNC, PREFETCH_LIST, READ_MOSTLY, PREFERRED, ACCESSED_BY, GRANULARITY, RELEASE ->
+                    config.workers() == 1;
+            default -> true;
+        };
+    }
+
+    private int node(Step st) {
+        return st.b() % (s.devices() + 1);
+    }
+
+    private int device(Step st) {
+        return 1 + st.b() % s.devices();
+    }
+
+    /** A byte range of m from the step's numbers: mostly short, sometimes whole pages or more. */
+    private long[] range(Model m, Step st, long max) {
+        long size = m.region.size();
+        long len = switch ((int) (st.z() & 3)) {
+            case 0 -> 1 + st.y() % Math.min(64, size);
+            case 1 -> 1 + st.y() % Math.min(max, size);
+            default -> Math.min(size, PAGE_BYTES * (1 + st.y() % Math.max(1, max / PAGE_BYTES)));
+        };
+        long off = (st.z() & 4) != 0 ? (st.x() % (size - len + 1)) & -PAGE_BYTES : st.x() % (size - len + 1);
+        return new long[] {off, len};
+    }
+
+    private void doStep(Step st) {
+        Model m = mine(st) ? pick(st) : pickAny(st);
+        switch (st.op()) {
+            case ALLOCATE -> {
+                if (live.size() >= MAX_LIVE) {
+                    return;
+                }
+                long size = (st.z() & 1) == 0 ? PAGE_BYTES * (1 + st.x() % (MAX_REGION / PAGE_BYTES)) : 1 + st.x() % MAX_REGION;
+                long granule = new long[] {PAGE_BYTES, 64L << 10, 2L << 20}[st.a() % 3];
+                Region r = s.mem.allocate(size, granule);
+                Model nm = new Model(r, new byte[(int) size], id, config.hostFaults());
+                live.add(nm);
+                all.put(r.id(), nm);
+                note("allocate " + size + " bytes, granule " + granule + " -> " + nm);
+            }
+            case FREE -> {
+                if (m == null) {
+                    return;
+                }
+                note("free " + m);
+                live.remove(m);
+                all.remove(m.region.id());
+                m.region.free();
+            }
+            case HOST_WRITE, NATIVE_FILL -> {
+                if (m == null) {
+                    return;
+                }
+                long[] rg = range(m, st, 256L << 10);
+                byte[] src = new byte[(int) rg[1]];
+                if (st.op() == Step.Op.HOST_WRITE) {
+                    data.nextBytes(src);
+                } else {
+                    Arrays.fill(src, (byte) st.b());
+                }
+                boolean plain = config.hostFaults() == HostFaultMode.USERFAULTFD;
+                boolean refused = !plain && m.anyReadOnly(rg[0], rg[1]);
+                note((st.op() == Step.Op.HOST_WRITE ? "host write " : "native memset ") + m + " [" + rg[0] + ", +" + rg[1] + ")"
+                        + (plain ? " (plain stores)" : "") + (refused ? " refused: read-only" : ""));
+                boolean done = writeChecked(refused, "a write view of " + m, () -> {
+                    if (plain) {
+                        store(m.region.address() + rg[0], m.region.segment().asSlice(rg[0], rg[1]), src, st.op());
+                    } else {
+                        try (HostView v = m.region.host(rg[0], rg[1], Access.WRITE)) {
+                            store(v.segment().address(), v.segment(), src, st.op());
+                        }
+                    }
+                });
+                if (done) {
+                    System.arraycopy(src, 0, m.bytes, (int) rg[0], src.length);
+                }
+            }
+            case HOST_READ -> {
+                if (m == null) {
+                    return;
+                }
+                long[] rg = range(m, st, 1L << 20);
+                note("host read " + m + " [" + rg[0] + ", +" + rg[1] + ")");
+                m.expect(m.hostRead(rg[0], (int) rg[1]), rg[0], "host read");
+            }
+            case NATIVE_COPY -> {
+                if (m == null) {
+                    return;
+                }
+                Model to = live.get(st.b() % live.size());
+                long len = 1 + st.y() % Math.min(128L << 10, Math.min(m.region.size(), to.region.size()));
+                long from = st.x() % (m.region.size() - len + 1);
+                long at = st.z() % (to.region.size() - len + 1);
+                if (at < 0) {
+                    at = -at;
+                }
+                if (to == m && from / PAGE_BYTES <= (at + len - 1) / PAGE_BYTES && at / PAGE_BYTES <= (from + len - 1) / PAGE_BYTES) {
+                    // a read view and a write view sharing a page of one region: the write may have to take
+                    // the page from under this thread's own read pin (PinnedByCallerException, by design)
+                    return;
+                }
+                nativeCopy(m, from, to, at, len);
+            }
+            case KERNEL_WRITE, KERNEL_READ -> {
+                if (m == null) {
+                    return;
+                }
+                // whole pages, at most a quarter of a device: a launch never needs more than fits
+                long max = Math.max(PAGE_BYTES, config.deviceBytes() / 4);
+                long pages = m.region.size() / PAGE_BYTES;
+                if (pages == 0) {
+                    return;
+                }
+                long n = 1 + st.y() % Math.min(pages, max / PAGE_BYTES);
+                long off = (st.x() % (pages - n + 1)) * PAGE_BYTES;
+                long len = n * PAGE_BYTES;
+                int node = device(st);
+                try (Arena arena = Arena.ofShared()) {   // kernels read and write it on the device's threads
+                    MemorySegment buf = arena.allocate(len, 64);
+                    if (st.op() == Step.Op.KERNEL_WRITE) {
+                        byte[] src = new byte[(int) len];
+                        data.nextBytes(src);
+                        MemorySegment.copy(src, 0, buf, ValueLayout.JAVA_BYTE, 0, src.length);
+                        boolean refused = m.anyReadOnly(off, len);
+                        note("kernel write node " + node + " " + m + " [" + off + ", +" + len + ")" + (refused ? " refused: read-only" : ""));
+                        if (writeChecked(refused, "a kernel writing " + m,
+                                () -> s.kinds[node].write(s.mem, node, m.region, off, buf, len))) {
+                            System.arraycopy(src, 0, m.bytes, (int) off, src.length);
+                        }
+                    } else {
+                        note("kernel read node " + node + " " + m + " [" + off + ", +" + len + ")");
+                        s.kinds[node].read(s.mem, node, m.region, off, buf, len);
+                        m.expect(buf.toArray(ValueLayout.JAVA_BYTE), off, "kernel read on node " + node);
+                    }
+                }
+            }
+            case PREFETCH, PREFETCH_ASYNC -> {
+                if (m == null) {
+                    return;
+                }
+                long[] rg = range(m, st, 8L << 20);
+                int node = node(st);
+                note("prefetch" + (st.op() == Step.Op.PREFETCH_ASYNC ? " (async)" : "") + " " + m + " [" + rg[0] + ", +" + rg[1]
+                        + ") to node " + node);
+                if (st.op() == Step.Op.PREFETCH) {
+                    m.region.advise(rg[0], rg[1], Advice.prefetch(node));
+                } else {
+                    try {
+                        s.mem.prefetchAsync(m.region, rg[0], rg[1], node).join();
+                    } catch (CompletionException e) {
+                        throw e.getCause() instanceof RuntimeException re ? re : e;
+                    }
+                }
+            }
+            case PREFETCH_LIST -> {
+                if (m == null) {
+                    return;
+                }
+                long len = 1 + st.y() % Math.min(m.region.size(), 64L << 10);
+                long[] offs = new long[1 + st.b() % 8];
+                for (int i = 0; i < offs.length; i++) {
+                    offs[i] = Math.floorMod(st.x() + i * st.z(), m.region.size() - len + 1);
+                }
+                int node = node(st);
+                note("prefetch " + offs.length + " ranges of " + len + " bytes of " + m + " to node " + node);
+                s.mem.prefetch(m.region, node, len, offs);
+            }
+            case READ_MOSTLY, PREFERRED, ACCESSED_BY, GRANULARITY -> {
+                if (m == null) {
+                    return;
+                }
+                long[] rg = range(m, st, 4L << 20);
+                Advice a = switch (st.op()) {
+                    case READ_MOSTLY -> Advice.readMostly((st.b() & 1) == 0);
+                    case PREFERRED -> Advice.preferredLocation(st.b() % 3 == 0 ? -1 : node(st));
+                    case ACCESSED_BY -> (st.b() & 1) == 0 ? Advice.accessedBy(device(st)) : Advice.notAccessedBy(device(st));
+                    default -> Advice.granularity(new long[] {PAGE_BYTES, 64L << 10, 2L << 20}[st.b() % 3]);
+                };
+                note("advise " + a + " on " + m + " [" + rg[0] + ", +" + rg[1] + ")");
+                m.region.advise(rg[0], rg[1], a);
+            }
+            case DONT_NEED -> {
+                if (m == null) {
+                    return;
+                }
+                long[] rg = range(m, st, 1L << 20);
+                note("advise DONT_NEED " + m + " [" + rg[0] + ", +" + rg[1] + ")");
+                m.region.advise(rg[0], rg[1], Advice.dontNeed());
+                long first = Math.ceilDiv(rg[0], PAGE_BYTES) * PAGE_BYTES;
+                long end = rg[0] + rg[1] == m.region.size() ? rg[0] + rg[1] : (rg[0] + rg[1]) / PAGE_BYTES * PAGE_BYTES;
+                if (first < end) {
+                    Arrays.fill(m.bytes, (int) first, (int) end, (byte) 0);
+                }
+            }
+            case PROTECT -> {
+                if (m == null) {
+                    return;
+                }
+                long[] rg = range(m, st, 1L << 20);
+                boolean ro = (st.b() & 1) == 0;
+                note("protect " + m + " [" + rg[0] + ", +" + rg[1] + ") " + (ro ? "read-only" : "read-write"));
+                m.region.protect(rg[0], rg[1], ro ? dev.hetmem.Protection.READ_ONLY : dev.hetmem.Protection.READ_WRITE);
+                for (long p = rg[0] / PAGE_BYTES; p < Math.ceilDiv(rg[0] + rg[1], PAGE_BYTES); p++) {
+                    m.readOnly[(int) p] = ro;
+                }
+            }
+            case RELEASE -> {
+                int node = device(st);
+                note("release node " + node);
+                s.mem.release(node);
+            }
+            case LOAD -> {
+                if (live.size() >= MAX_LIVE) {
+                    return;
+                }
+                load(st);
+            }
+            case INJECT -> {
+                int node = device(st);
+                int after = (int) (st.x() % 40);
+                boolean alloc = (st.b() & 1) == 0;
+                note("inject " + (alloc ? "an allocation" : "a copy") + " failure on node " + node + " after " + after);
+                if (alloc) {
+                    s.kinds[node].failAllocation(s.drivers[node], after);
+                } else {
+                    s.kinds[node].failCopy(s.drivers[node], after);
+                }
+            }
+            case VERIFY -> {
+                if (config.workers() > 1) {
+                    return;   // verify() wants a quiet memory
+                }
+                note("verify");
+                List<String> problems = s.mem.verify();
+                if (!problems.isEmpty()) {
+                    throw new Mismatch("verify(): " + problems.subList(0, Math.min(5, problems.size())));
+                }
+            }
+        }
+    }
+
+    private void store(long address, MemorySegment target, byte[] src, Step.Op op) {
+        if (op == Step.Op.HOST_WRITE) {
+            MemorySegment.copy(src, 0, target, ValueLayout.JAVA_BYTE, 0, src.length);
+            return;
+        }
+        try {
+            MemorySegment unused = (MemorySegment) MEMSET.invokeExact(MemorySegment.ofAddress(address), (int) src[0],
+                    (long) src.length);
+        } catch (Throwable t) {
+            throw new IllegalStateException("memset", t);
+        }
+    }
+
+    private void nativeCopy(Model from, long fromOff, Model to, long toOff, long len) {
+        boolean plain = config.hostFaults() == HostFaultMode.USERFAULTFD;
+        boolean refused = !plain && to.anyReadOnly(toOff, len);
+        note("native memmove " + len + " bytes " + from + " @" + fromOff + " -> " + to + " @" + toOff
+                + (refused ? " refused: read-only" : ""));
+        boolean done = writeChecked(refused, "a write view of " + to, () -> {
+            if (plain) {
+                move(to.region.address() + toOff, from.region.address() + fromOff, len);
+            } else {
+                try (HostView src = from.region.host(fromOff, len, Access.READ);
+                     HostView dst = to.region.host(toOff, len, Access.WRITE)) {
+                    move(dst.segment().address(), src.segment().address(), len);
+                }
+            }
+        });
+        if (done) {
+            System.arraycopy(from.bytes, (int) fromOff, to.bytes, (int) toOff, (int) len);
+        }
+    }
+
+    /**
+     * Runs a write the model expects to be refused (read-only pages: ProtectionException) or
+     * done; returns whether it was done, and throws Mismatch when the memory decided otherwise.
+     */
+    private boolean writeChecked(boolean refused, String what, Runnable write) {
+        try {
+            write.run();
+        } catch (ProtectionException e) {
+            if (!refused) {
+                throw e;
+            }
+            return false;
+        }
+        if (refused) {
+            throw new Mismatch(what + " was granted although the model has read-only pages there");
+        }
+        return true;
+    }
+
+    private static void move(long dst, long src, long len) {
+        try {
+            MemorySegment unused = (MemorySegment) MEMMOVE.invokeExact(MemorySegment.ofAddress(dst),
+                    MemorySegment.ofAddress(src), len);
+        } catch (Throwable t) {
+            throw new IllegalStateException("memmove", t);
+        }
+    }
+
+    private void load(Step st) {
+        int size = (int) (1 + st.x() % (2L << 20));
+        byte[] content = new byte[size];
+        data.nextBytes(content);
+        int node = node(st);
+        Path f;
+        try {
+            f = Files.createTempFile("hetmem-stress-", ".bin");
+            Files.write(f, content);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        note("load a file of " + size + " bytes to node " + node);
+        try {
+            LoadResult r = s.mem.load(f, node);
+            Model nm = new Model(r.region(), Arrays.copyOf(content, (int) r.region().size()), id, config.hostFaults());
+            live.add(nm);
+            all.put(r.region().id(), nm);
+            nm.expect(nm.hostRead(0, size), 0, "read after load");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } finally {
+            try {
+                Files.deleteIfExists(f);
+            } catch (IOException ignored) {
+                // a temporary file
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+package dev.hetmem.device.opencl;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import java.util.List;
+
+import static dev.hetmem.device.opencl.ClLibrary.call;
+import static dev.hetmem.device.opencl.ClLibrary.check;
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+
+/**
+ * What one {@link OpenClDevice} holds of OpenCL: the device, its context, the two command queues,
+ * the pool buffers that make up the device memory hetmem manages, the fault word, and how a frame
+ * number names a place in the pools. The copy engine, the launcher and the plain buffers all work
+ * through it; it exists so that they share one set of handles and one notion of "usable" (not
+ * closed, not lost), and so that creating and releasing the handles happens in one place.
+ *
+ * <p>Invariants: every handle is created by the constructor and released by {@link #release},
+ * in reverse order (buffers, queues, then the context); a constructor that fails releases what it
+ * made before it throws. The pools are {@code pools.length} (1 to {@link #MAX_POOLS}) buffers of
+ * {@code framesPerPool} 4 KiB frames each but the last, which holds the rest of {@code capacity};
+ * frame {@code f} is at byte {@code (f % framesPerPool) << 12} of pool {@code f / framesPerPool}.
+ * The kernel queue is in order (a launch's upload, fault-word clear, kernel and read-back run in
+ * sequence); the copy queue is out of order where the device allows it (a batch's transfers
+ * overlap).
+ *
+ * <p>State: {@code lost} and {@code closed} only go from false to true. {@code closed} is written
+ * only by {@link #markClosed}, which {@link OpenClLauncher#closeLaunches} calls under its launch
+ * lock; this class takes no lock of its own.
+ */
+final class OpenClContext {
+    /** Pool buffers are whole chunks of this size; capacities are multiples of it. */
+    static final long CHUNK = 2L << 20;
+    /** Room of the fault word: 16 words of report, then a scratch page plus slack for the widest element. */
+    static final long FAULT_BYTES = 64 + 8192 + 128;
+    static final int MAX_POOLS = 4;
+
+    final ClLibrary cl = ClLibrary.get();
+    final OpenClDeviceInfo info;
+    final String name;
+    /** Host memory that lives as long as the device (the launcher's page-table staging); closed by {@link #release}. */
+    final Arena arena = Arena.ofShared();
+    final MemorySegment device;
+    final MemorySegment context;
+    /** In order: launches and plain-buffer transfers. */
+    final MemorySegment kernelQueue;
+    /** Out of order where the device allows: the copy engine's transfers. */
+    final MemorySegment copyQueue;
+    final MemorySegment[] pools;
+    final long capacity;
+    final int framesPerPool;
+    /** The word kernels report a bad access in (and its scratch page); cleared before every launch. */
+    final MemorySegment faultMem;
+    private volatile boolean lost;
+    private volatile boolean closed;
+
+    /**
+     * Opens device {@code deviceIndex} of platform {@code platform} with {@code capacity} bytes of
+     * pools (0: a quarter of its global memory), each at most {@code maxPoolBytes}.
+     */
+    OpenClContext(int platform, int deviceIndex, String name, long capacity, long maxPoolBytes) {
+        List<OpenClDeviceInfo> all = OpenClPlatforms.devices();
+        if (all.isEmpty()) {
+            throw new OpenClUnavailableException(OpenClPlatforms.unavailableReason());
+        }
+        this.info = all.stream().filter(d -> d.platform() == platform && d.index() == deviceIndex).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("no OpenCL device " + deviceIndex + " on platform " + platform
+                        + "; found: " + all.stream().map(d -> d.platform() + "/" + d.index() + " " + d.name()).toList()));
+        this.name = name != null ? name : "opencl:" + info.name();
+        long maxPool = Math.min(maxPoolBytes, info.maxAllocation()) / CHUNK * CHUNK;
+        long want = capacity > 0 ? capacity : Math.max(CHUNK, info.globalMemory() / 4 / CHUNK * CHUNK);
+        if (maxPool < CHUNK) {
+            throw new IllegalArgumentException(info.name() + " allows buffers of only " + info.maxAllocation()
+                    + " bytes; hetmem needs at least " + CHUNK);
+        }
+        int poolCount = (int) Math.ceilDiv(want, maxPool);
+        if (poolCount > MAX_POOLS) {
+            throw new IllegalArgumentException("capacity " + want + " needs " + poolCount + " pool buffers of at most "
+                    + maxPool + " bytes (the device's maximum allocation) but a device has at most " + MAX_POOLS);
+        }
+        if (want > info.globalMemory()) {
+            throw new IllegalArgumentException("capacity " + want + " exceeds " + info.name() + "'s global memory of "
+                    + info.globalMemory() + " bytes");
+        }
+        long poolBytes = Math.min(maxPool, Math.ceilDiv(Math.ceilDiv(want, poolCount), CHUNK) * CHUNK);
+        if ((poolBytes >>> PAGE_SHIFT) >= (1L << 28)) {
+            throw new IllegalArgumentException("pool buffers of " + poolBytes + " bytes exceed the page table's 1 TiB per pool");
+        }
+        this.framesPerPool = (int) (poolBytes >>> PAGE_SHIFT);
+        this.capacity = want;
+        this.pools = new MemorySegment[poolCount];
+        MemorySegment ctx = MemorySegment.NULL;
+        MemorySegment kq = MemorySegment.NULL;
+        MemorySegment cq = MemorySegment.NULL;
+        MemorySegment fm = MemorySegment.NULL;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment platformId = OpenClPlatforms.platforms(cl, a)[info.platform()];
+            this.device = OpenClPlatforms.devices(cl, a, platformId)[info.index()];
+            MemorySegment err = a.allocate(JAVA_INT);
+            MemorySegment devs = a.allocate(ADDRESS);
+            devs.set(ADDRESS, 0, device);
+            ctx = handle(cl.createContext, "clCreateContext", err, MemorySegment.NULL, 1, devs, MemorySegment.NULL, MemorySegment.NULL, err);
+            kq = handle(cl.createCommandQueue, "clCreateCommandQueue", err, ctx, device, 0L, err);
+            long props = OpenClPlatforms.deviceLong(cl, device, ClLibrary.CL_DEVICE_QUEUE_PROPERTIES);
+            long outOfOrder = props & ClLibrary.CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE;
+            cq = handle(cl.createCommandQueue, "clCreateCommandQueue", err, ctx, device, outOfOrder, err);
+            for (int p = 0; p < poolCount; p++) {
+                long bytes = p < poolCount - 1 ? poolBytes : want - poolBytes * (poolCount - 1);
+                pools[p] = handle(cl.createBuffer, "clCreateBuffer", err, ctx, ClLibrary.CL_MEM_READ_WRITE, bytes, MemorySegment.NULL, err);
+                // implementations allocate lazily: touch both ends now so a pool that cannot be had fails here, by name
+                fillBlocking(kq, pools[p], 0, PAGE_BYTES, a);
+                fillBlocking(kq, pools[p], bytes - PAGE_BYTES, PAGE_BYTES, a);
+            }
+            fm = handle(cl.createBuffer, "clCreateBuffer", err, ctx, ClLibrary.CL_MEM_READ_WRITE, FAULT_BYTES, MemorySegment.NULL, err);
+        } catch (RuntimeException e) {
+            releaseAll(ctx, kq, cq, fm);
+            arena.close();
+            throw e;
+        }
+        this.context = ctx;
+        this.kernelQueue = kq;
+        this.copyQueue = cq;
+        this.faultMem = fm;
+    }
+
+    // ---- usability ----------------------------------------------------------------------------
+
+    /** Throws unless the device is open and not lost; {@code call} names the OpenCL call refused. */
+    void checkUsable(String call) {
+        if (closed) {
+            throw new IllegalStateException("OpenCL device " + name + " is closed");
+        }
+        if (lost) {
+            throw new OpenClException(call, ClLibrary.CL_DEVICE_NOT_AVAILABLE, name + " was lost");
+        }
+    }
+
+    boolean lost() {
+        return lost;
+    }
+
+    void lose() {
+        lost = true;
+    }
+
+    /** Sets {@code closed}; false if it already was. Called only under the launcher's launch lock. */
+    boolean markClosed() {
+        if (closed) {
+            return false;
+        }
+        closed = true;
+        return true;
+    }
+
+    // ---- frame addressing ---------------------------------------------------------------------
+
+    /** Whether frames [frame, frame + pages) lie inside the device memory. */
+    boolean holds(int frame, int pages) {
+        return !(frame < 0 || ((long) frame + pages) << PAGE_SHIFT > capacity);
+    }
+
+    /** The pool that holds {@code frame}. */
+    int pool(int frame) {
+        return frame / framesPerPool;
+    }
+
+    /** Byte offset of {@code frame} within its pool. */
+    long poolOffset(int frame) {
+        return (long) (frame % framesPerPool) << PAGE_SHIFT;
+    }
+
+    /** How many of {@code pages} frames from {@code frame} lie in {@code frame}'s pool. */
+    int runInPool(int frame, int pages) {
+        return Math.min(pages, framesPerPool - frame % framesPerPool);
+    }
+
+    /** The device page-table entry ({@link DevicePageTable}'s format) that maps a page to {@code frame}. */
+    int pageTableEntry(int frame, boolean writable) {
+        return ((frame % framesPerPool) << 4) | ((frame / framesPerPool) << 2) | DevicePageTable.PRESENT
+                | (writable ? DevicePageTable.WRITABLE : 0);
+    }
+
+    /** The frame a present page-table entry names. */
+    long frameOf(int entry) {
+        return (long) ((entry >>> 2) & 3) * framesPerPool + (entry >>> 4);
+    }
+
+    // ---- OpenCL helpers -----------------------------------------------------------------------
+
+    /** A new read-write buffer of {@code bytes} in this context. */
+    MemorySegment createBuffer(long bytes) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment err = a.allocate(JAVA_INT);
+            return handle(cl.createBuffer, "clCreateBuffer", err, context, ClLibrary.CL_MEM_READ_WRITE, bytes, MemorySegment.NULL, err);
+        }
+    }
+
+    /** Calls a create function that reports through {@code err}; throws naming {@code call} if it failed. */
+    MemorySegment handle(MethodHandle h, String call, MemorySegment err, Object... args) {
+        MemorySegment out;
+        try {
+            out = (MemorySegment) h.invokeWithArguments(args);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        check(call, err.get(JAVA_INT, 0));
+        return out;
+    }
+
+    /** Enqueues a fill of {@code bytes} with the 4-byte {@code pattern}; returns the OpenCL status. */
+    int fill(MemorySegment queue, MemorySegment mem, MemorySegment pattern, long offset, long bytes, MemorySegment event) {
+        try {
+            return (int) cl.enqueueFillBuffer.invokeExact(queue, mem, pattern, 4L, offset, bytes, 0, MemorySegment.NULL, event);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private void fillBlocking(MemorySegment queue, MemorySegment mem, long offset, long bytes, Arena a) {
+        MemorySegment ev = a.allocate(ADDRESS);
+        check("clEnqueueFillBuffer", fill(queue, mem, a.allocate(JAVA_INT), offset, bytes, ev));
+        int rc = waitForEvents(1, ev);
+        call(cl.releaseEvent, ev.get(ADDRESS, 0));
+        check("clWaitForEvents", rc, "filling " + bytes + " bytes of a pool buffer");
+    }
+
+    int waitForEvents(int n, MemorySegment events) {
+        try {
+            return (int) cl.waitForEvents.invokeExact(n, events);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            return r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new IllegalStateException(t);
+    }
+
+    // ---- release ------------------------------------------------------------------------------
+
+    /** Waits for both queues to drain: copy queue first, then kernel queue. */
+    void finishQueues() {
+        call(cl.finish, copyQueue);
+        call(cl.finish, kernelQueue);
+    }
+
+    /** Releases every handle and the arena; the last step of closing the device. */
+    void release() {
+        releaseAll(context, kernelQueue, copyQueue, faultMem);
+        arena.close();
+    }
+
+    /** Releases what the constructor created, in reverse: buffers, queues, then the context. */
+    private void releaseAll(MemorySegment ctx, MemorySegment kq, MemorySegment cq, MemorySegment fm) {
+        for (MemorySegment p : pools) {
+            if (p != null) {
+                call(cl.releaseMemObject, p);
+            }
+        }
+        if (!fm.equals(MemorySegment.NULL)) {
+            call(cl.releaseMemObject, fm);
+        }
+        for (MemorySegment q : new MemorySegment[] {kq, cq}) {
+            if (!q.equals(MemorySegment.NULL)) {
+                call(cl.releaseCommandQueue, q);
+            }
+        }
+        if (!ctx.equals(MemorySegment.NULL)) {
+            call(cl.releaseContext, ctx);
+        }
+    }
+}

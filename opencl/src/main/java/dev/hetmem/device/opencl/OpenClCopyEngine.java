@@ -1,0 +1,228 @@
+package dev.hetmem.device.opencl;
+
+import dev.hetmem.driver.CopyBatch;
+import dev.hetmem.driver.CopyEngine;
+import dev.hetmem.driver.DeviceCopyException;
+import dev.hetmem.driver.FaultCountdown;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+
+import static dev.hetmem.device.opencl.ClLibrary.call;
+import static dev.hetmem.device.opencl.OpenClContext.rethrow;
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+
+/**
+ * The OpenCL device's page copies: the operations of a {@link CopyBatch} (to the device, to the
+ * host, zero) as non-blocking transfers on the context's copy queue, all of a batch in flight at
+ * once and waited for together. {@link #copy} waits on the caller's thread; {@link #submit} (the
+ * device's {@link CopyEngine}) enqueues on the caller's thread and leaves the waiting to one
+ * daemon thread, which completes the futures in submission order. Kept apart from the driver so
+ * that the transfer loop, its failure handling and the waiter thread read as one piece.
+ *
+ * <p>A run of pages that crosses from one pool buffer into the next is split there, so a batch
+ * operation may take more than one transfer (and event).
+ *
+ * <p>Threading: {@link #copy} and {@link #submit} may run on several threads at once; each batch
+ * has its own {@link Transfers} and arena, and the OpenCL queue is thread-safe. The job queue
+ * hands each job to the waiter thread, which alone closes a submitted job's arena. No lock.
+ *
+ * <p>Fault injection: {@link #failCopy} arms a countdown over batch operations; the operation it
+ * fires on fails before it is enqueued, the earlier ones complete.
+ */
+final class OpenClCopyEngine implements CopyEngine {
+    private final OpenClContext ctx;
+    private final ClLibrary cl;
+    private final String name;
+    private final FaultCountdown copyFailure = new FaultCountdown();
+    /** Submitted jobs in order; a job without transfers tells the waiter to stop. */
+    /** Part of lock L12 (copy engine): docs/design.md, lock table, L12. */
+    private final LinkedBlockingQueue<Job> queue = new LinkedBlockingQueue<>();
+    private final Thread waiter;
+
+    private record Job(Transfers transfers, Arena arena, CompletableFuture<Void> done) {}
+
+    OpenClCopyEngine(OpenClContext ctx) {
+        this.ctx = ctx;
+        this.cl = ctx.cl;
+        this.name = ctx.name;
+        this.waiter = Thread.ofPlatform().daemon().name(name + "-copy-waiter").start(this::loop);
+    }
+
+    /** The copy operation after the next {@code after} ones fails (earlier ones complete); -1 disarms. */
+    void failCopy(int after) {
+        copyFailure.arm(after);
+    }
+
+    /** Copies operations [from, to) of {@code batch} and returns when all of them are done. */
+    void copy(CopyBatch batch, int from, int to) {
+        try (Arena a = Arena.ofConfined()) {
+            Transfers t = enqueue(batch, from, to, a);
+            t.await();
+        }
+    }
+
+    /** Transfers are enqueued by the submitter; the waiter thread waits for their events and completes the future. */
+    @Override
+    public CompletableFuture<Void> submit(CopyBatch batch, int from, int to) {
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        Arena a = Arena.ofShared();
+        Transfers t;
+        try {
+            t = enqueue(batch, from, to, a);
+        } catch (RuntimeException e) {
+            a.close();
+            done.completeExceptionally(e);
+            return done;
+        }
+        queue.add(new Job(t, a, done));
+        return done;
+    }
+
+    private void loop() {
+        while (true) {
+            Job job;
+            try {
+                job = queue.take();
+            } catch (InterruptedException e) {
+                return;
+            }
+            if (job.transfers == null) {
+                return;
+            }
+            try {
+                job.transfers.await();
+                job.done.complete(null);
+            } catch (Throwable e) {
+                job.done.completeExceptionally(e);
+            } finally {
+                job.arena.close();
+            }
+        }
+    }
+
+    /** Finishes the jobs submitted so far, then stops the waiter thread (waiting for it at most 5 s). */
+    void stop() {
+        queue.add(new Job(null, null, null));
+        try {
+            waiter.join(5000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /**
+     * The transfers of one copy phase, in flight: {@code count} events in {@code events}, and the
+     * first failure, kept until {@link #await} throws it. Used by one thread at a time (the
+     * enqueuer, then the waiter).
+     */
+    private final class Transfers {
+        final MemorySegment events;
+        int count;
+        RuntimeException failure;
+
+        Transfers(MemorySegment events) {
+            this.events = events;
+        }
+
+        /** Waits for every enqueued transfer, releases the events and throws the first failure. */
+        void await() {
+            if (count > 0) {
+                int rc = ctx.waitForEvents(count, events);
+                // statuses are read only when the wait reported a failure: the common path allocates nothing
+                MemorySegment status = rc != ClLibrary.CL_SUCCESS ? Arena.ofAuto().allocate(JAVA_INT) : MemorySegment.NULL;
+                for (int i = 0; i < count; i++) {
+                    MemorySegment ev = events.getAtIndex(ADDRESS, i);
+                    if (rc != ClLibrary.CL_SUCCESS && failure == null) {
+                        int q = call(cl.getEventInfo, ev, ClLibrary.CL_EVENT_COMMAND_EXECUTION_STATUS, 4L, status, MemorySegment.NULL);
+                        int st = status.get(JAVA_INT, 0);
+                        if (q == ClLibrary.CL_SUCCESS && st < 0) {
+                            failure = new DeviceCopyException("transfer " + i + " on " + name + " failed",
+                                    new OpenClException("clWaitForEvents", st, "event status"));
+                        }
+                    }
+                    call(cl.releaseEvent, ev);
+                }
+                if (rc != ClLibrary.CL_SUCCESS && failure == null) {
+                    failure = new DeviceCopyException("transfers on " + name + " failed",
+                            new OpenClException("clWaitForEvents", rc, null));
+                }
+                count = 0;
+            }
+            if (failure != null) {
+                throw failure;
+            }
+        }
+    }
+
+    /** Enqueues operations [from, to) without blocking; a failure to enqueue is kept for {@link Transfers#await}. */
+    private Transfers enqueue(CopyBatch batch, int from, int to, Arena a) {
+        int slots = 0;
+        for (int i = from; i < to; i++) {
+            slots += 1 + batch.pages(i) / ctx.framesPerPool + 1;
+        }
+        Transfers t = new Transfers(a.allocate(ADDRESS, Math.max(1, slots)));
+        MemorySegment zero = a.allocate(JAVA_INT);
+        try {
+            ctx.checkUsable("clEnqueueWriteBuffer");
+            for (int i = from; i < to; i++) {
+                if (copyFailure.fire()) {
+                    throw new DeviceCopyException("injected copy failure on " + name + " at operation " + i + " of a batch of " + batch.size());
+                }
+                int frame = batch.frame(i);
+                int pages = batch.pages(i);
+                long host = batch.hostAddress(i);
+                if (!ctx.holds(frame, pages)) {
+                    throw new DeviceCopyException("frames " + frame + "+" + pages + " outside device memory of " + ctx.capacity + " bytes");
+                }
+                while (pages > 0) {
+                    MemorySegment pool = ctx.pools[ctx.pool(frame)];
+                    int n = ctx.runInPool(frame, pages);
+                    long offset = ctx.poolOffset(frame);
+                    long bytes = (long) n << PAGE_SHIFT;
+                    MemorySegment ev = t.events.asSlice((long) t.count * ADDRESS.byteSize());
+                    int rc = switch (batch.op(i)) {
+                        case CopyBatch.TO_DEVICE -> transfer(true, pool, offset, bytes, host, ev);
+                        case CopyBatch.TO_HOST -> transfer(false, pool, offset, bytes, host, ev);
+                        case CopyBatch.ZERO -> ctx.fill(ctx.copyQueue, pool, zero, offset, bytes, ev);
+                        default -> throw new DeviceCopyException("unknown copy operation " + batch.op(i));
+                    };
+                    if (rc != ClLibrary.CL_SUCCESS) {
+                        String call = batch.op(i) == CopyBatch.ZERO ? "clEnqueueFillBuffer"
+                                : batch.op(i) == CopyBatch.TO_DEVICE ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer";
+                        throw new DeviceCopyException("copy of " + n + " pages at frame " + frame + " on " + name + " failed",
+                                new OpenClException(call, rc, null));
+                    }
+                    t.count++;
+                    frame += n;
+                    pages -= n;
+                    host += bytes;
+                }
+            }
+            call(cl.flush, ctx.copyQueue);
+        } catch (OpenClException e) {
+            t.failure = new DeviceCopyException("copy on " + name + " failed", e);
+        } catch (RuntimeException e) {
+            t.failure = e;
+        }
+        return t;
+    }
+
+    /** Enqueues a non-blocking transfer between a pool and host memory on the copy queue; returns the OpenCL status. */
+    private int transfer(boolean toDevice, MemorySegment mem, long offset, long bytes, long host, MemorySegment event) {
+        MemorySegment queue = ctx.copyQueue;
+        try {
+            return toDevice
+                    ? (int) cl.enqueueWriteBuffer.invokeExact(queue, mem, ClLibrary.CL_FALSE, offset, bytes,
+                            MemorySegment.ofAddress(host), 0, MemorySegment.NULL, event)
+                    : (int) cl.enqueueReadBuffer.invokeExact(queue, mem, ClLibrary.CL_FALSE, offset, bytes,
+                            MemorySegment.ofAddress(host), 0, MemorySegment.NULL, event);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+}

@@ -1,0 +1,237 @@
+package dev.hetmem.device.opencl;
+
+import dev.hetmem.driver.KernelBinding;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.concurrent.locks.ReentrantLock;
+
+import static dev.hetmem.device.opencl.ClLibrary.call;
+import static dev.hetmem.device.opencl.ClLibrary.check;
+import static dev.hetmem.device.opencl.OpenClContext.rethrow;
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+
+/**
+ * Runs kernels on the OpenCL device: binds a launch's arguments (the device page table, the fault
+ * word, the pools, one window of page-table entries per region argument, then the kernel's
+ * scalars), uploads the entries of the pages the region arguments cover from the host mirror
+ * ({@link DevicePageTable}), runs the kernel on the context's in-order kernel queue, and reads the
+ * fault word back to turn a kernel's out-of-bounds or read-only access into an exception. Also
+ * runs kernels of plain programs on plain buffers ({@link PlainBuffers}). Kept apart from the
+ * driver because launches have state of their own (the device-side table) and a lock of their own.
+ *
+ * <p>Kernel argument layout of a region program: 0 the page table, 1 the fault word, 2 .. 2+P-1
+ * the P pools, then a 32-byte window per region argument (first entry, pages, byte offset in its
+ * first page, argument index), then the scalars. Of a plain program: 0 the fault word, then the
+ * buffers, then the scalars.
+ *
+ * <p>Locks: {@code launchLock} (lock L4, docs/design.md, lock table) serialises launches, which share the device-side page table, its
+ * staging copy and the fault word; {@link #closeLaunches} takes it too, so that closing waits for
+ * a launch in progress and no launch starts after. It is a leaf: nothing under it calls into the
+ * core or takes another lock (the device's monitor is never taken under it, nor it under that).
+ */
+final class OpenClLauncher {
+    private final OpenClContext ctx;
+    private final ClLibrary cl;
+    private final DevicePageTable pageTable;
+    /** Serialises launches and the closing of the device; a leaf lock (see the class comment). */
+    private final ReentrantLock launchLock = new ReentrantLock();
+    // guarded by launchLock: the device-side page table and its host staging copy, both of tableEntries
+    // 4-byte entries (0 and NULL before the first launch); they only grow
+    private MemorySegment tableMem = MemorySegment.NULL;
+    private long tableEntries;
+    private MemorySegment staging = MemorySegment.NULL;
+
+    OpenClLauncher(OpenClContext ctx, DevicePageTable pageTable) {
+        this.ctx = ctx;
+        this.cl = ctx.cl;
+        this.pageTable = pageTable;
+    }
+
+    /**
+     * Runs region kernel {@code k} (already checked to be of this device) over {@code globalSize}
+     * work items with {@code arguments} as its region arguments; throws
+     * {@link IndexOutOfBoundsException} if it reached outside an argument or wrote a read-only one.
+     */
+    void execute(OpenClKernel k, long globalSize, List<KernelBinding> arguments) {
+        launchLock.lock();
+        try {
+            ctx.checkUsable("clEnqueueNDRangeKernel");
+            try (Arena a = Arena.ofConfined()) {
+                long total = 0;
+                long[] firstPage = new long[arguments.size()];
+                long[] pages = new long[arguments.size()];
+                for (int i = 0; i < arguments.size(); i++) {
+                    KernelBinding b = arguments.get(i);
+                    firstPage[i] = b.va() >>> PAGE_SHIFT;
+                    pages[i] = Math.ceilDiv(b.va() + b.length(), PAGE_BYTES) - firstPage[i];
+                    total += pages[i];
+                }
+                ensureTable(Math.max(1, total));
+                long at = 0;
+                MemorySegment kh = k.handle();
+                setMem(kh, 0, tableMem, a);
+                setMem(kh, 1, ctx.faultMem, a);
+                for (int p = 0; p < ctx.pools.length; p++) {
+                    setMem(kh, 2 + p, ctx.pools[p], a);
+                }
+                int arg = 2 + ctx.pools.length;
+                MemorySegment window = a.allocate(JAVA_LONG, 4);
+                for (int i = 0; i < arguments.size(); i++) {
+                    pageTable.window(firstPage[i] << PAGE_SHIFT, pages[i], arguments.get(i).access().writes(), staging, at);
+                    window.setAtIndex(JAVA_LONG, 0, at);
+                    window.setAtIndex(JAVA_LONG, 1, pages[i]);
+                    window.setAtIndex(JAVA_LONG, 2, arguments.get(i).va() & (PAGE_BYTES - 1));
+                    window.setAtIndex(JAVA_LONG, 3, i);
+                    setArg(cl, kh, arg++, 32, window, "region argument " + i);
+                    at += pages[i];
+                }
+                k.setScalars(arg, a);
+                // one round trip: upload the entries, clear the fault word, run, read the fault word back;
+                // the kernel queue is in order, so each command sees the previous one's result
+                MemorySegment ev = a.allocate(ADDRESS, 2);
+                MemorySegment report = a.allocate(16);
+                try {
+                    check("clEnqueueWriteBuffer", (int) cl.enqueueWriteBuffer.invokeExact(ctx.kernelQueue, tableMem, ClLibrary.CL_FALSE, 0L,
+                            Math.max(1, total) * 4, staging, 0, MemorySegment.NULL, MemorySegment.NULL));
+                    check("clEnqueueFillBuffer", ctx.fill(ctx.kernelQueue, ctx.faultMem, a.allocate(JAVA_INT), 0L, 64L, MemorySegment.NULL));
+                    enqueueKernel(k, globalSize, ev, a);
+                    int rc = (int) cl.enqueueReadBuffer.invokeExact(ctx.kernelQueue, ctx.faultMem, ClLibrary.CL_FALSE, 0L, 16L, report, 0,
+                            MemorySegment.NULL, ev.asSlice(ADDRESS.byteSize()));
+                    if (rc != ClLibrary.CL_SUCCESS) {
+                        call(cl.finish, ctx.kernelQueue);
+                        call(cl.releaseEvent, ev.get(ADDRESS, 0));
+                        check("clEnqueueReadBuffer", rc);
+                    }
+                } catch (OpenClException e) {
+                    call(cl.finish, ctx.kernelQueue);
+                    throw e;
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                int rc = ctx.waitForEvents(1, ev.asSlice(ADDRESS.byteSize()));
+                call(cl.releaseEvent, ev.getAtIndex(ADDRESS, 1));
+                kernelStatus(k, ev.get(ADDRESS, 0), a);
+                check("clWaitForEvents", rc, "reading the fault word after kernel " + k.name());
+                int bad = report.get(JAVA_INT, 0);
+                if (bad != 0) {
+                    long off = Integer.toUnsignedLong(report.get(JAVA_INT, 8)) | ((long) report.get(JAVA_INT, 12) << 32);
+                    KernelBinding b = arguments.get(bad - 1);
+                    throw new IndexOutOfBoundsException("kernel " + k.name() + " on " + ctx.name + " "
+                            + (report.get(JAVA_INT, 4) == 1 ? "reached byte offset " + off + " of region argument " + (bad - 1)
+                                    + ", outside its argument of " + b.length() + " bytes"
+                                    : "wrote byte offset " + off + " of region argument " + (bad - 1) + ", which is read-only (declared "
+                                            + b.access() + ")")
+                            + "; the access was dropped");
+                }
+            }
+        } finally {
+            launchLock.unlock();
+        }
+    }
+
+    /**
+     * Runs plain kernel {@code kernel} (already checked to be of a plain program of this device)
+     * with {@code buffers} as its buffer parameters, in order, and waits for it.
+     */
+    void runPlain(OpenClKernel kernel, long globalSize, OpenClDevice.PlainBuffer[] buffers) {
+        launchLock.lock();
+        try {
+            ctx.checkUsable("clEnqueueNDRangeKernel");
+            try (Arena a = Arena.ofConfined()) {
+                int arg = 0;
+                MemorySegment k = kernel.handle();
+                setMem(k, arg++, ctx.faultMem, a);
+                for (OpenClDevice.PlainBuffer b : buffers) {
+                    // the only implementation (the interface is sealed)
+                    setMem(k, arg++, ((PlainBuffers.Buffer) b).handle(), a);
+                }
+                kernel.setScalars(arg, a);
+                runAndWait(kernel, globalSize, a);
+            }
+        } finally {
+            launchLock.unlock();
+        }
+    }
+
+    /**
+     * Marks the device closed under the launch lock: a launch in progress finishes first and none
+     * starts after. False if it was closed already.
+     */
+    boolean closeLaunches() {
+        launchLock.lock();
+        try {
+            return ctx.markClosed();
+        } finally {
+            launchLock.unlock();
+        }
+    }
+
+    /**
+     * Releases the device-side page table. Called once by close, after {@link #closeLaunches}
+     * (so no launch can reach the table any more, and the lock's hand-over made its fields
+     * visible here) and after the kernel queue has drained.
+     */
+    void release() {
+        if (!tableMem.equals(MemorySegment.NULL)) {
+            call(cl.releaseMemObject, tableMem);
+        }
+    }
+
+    /** Grows the device-side table and its staging copy to hold {@code entries}; the caller holds launchLock. */
+    private void ensureTable(long entries) {
+        if (entries <= tableEntries) {
+            return;
+        }
+        long n = Math.max(entries, Math.max(PAGE_BYTES, tableEntries * 2));
+        if (!tableMem.equals(MemorySegment.NULL)) {
+            call(cl.releaseMemObject, tableMem);
+            tableMem = MemorySegment.NULL;
+            tableEntries = 0;
+        }
+        tableMem = ctx.createBuffer(n * 4);
+        staging = ctx.arena.allocate(n * 4, 64);
+        tableEntries = n;
+    }
+
+    private void runAndWait(OpenClKernel kernel, long globalSize, Arena a) {
+        MemorySegment ev = a.allocate(ADDRESS);
+        enqueueKernel(kernel, globalSize, ev, a);
+        int rc = ctx.waitForEvents(1, ev);
+        kernelStatus(kernel, ev.get(ADDRESS, 0), a);
+        check("clWaitForEvents", rc, "kernel " + kernel.name());
+    }
+
+    private void enqueueKernel(OpenClKernel kernel, long globalSize, MemorySegment event, Arena a) {
+        MemorySegment global = a.allocate(JAVA_LONG);
+        global.set(JAVA_LONG, 0, globalSize);
+        check("clEnqueueNDRangeKernel", call(cl.enqueueNDRangeKernel, ctx.kernelQueue, kernel.handle(), 1, MemorySegment.NULL,
+                global, MemorySegment.NULL, 0, MemorySegment.NULL, event), "kernel " + kernel.name() + ", global size " + globalSize);
+    }
+
+    /** Releases a finished kernel's event; throws if the kernel failed. */
+    private void kernelStatus(OpenClKernel kernel, MemorySegment event, Arena a) {
+        MemorySegment status = a.allocate(JAVA_INT);
+        int q = call(cl.getEventInfo, event, ClLibrary.CL_EVENT_COMMAND_EXECUTION_STATUS, 4L, status, MemorySegment.NULL);
+        call(cl.releaseEvent, event);
+        if (q == ClLibrary.CL_SUCCESS && status.get(JAVA_INT, 0) < 0) {
+            throw new OpenClException("clEnqueueNDRangeKernel", status.get(JAVA_INT, 0), "kernel " + kernel.name() + " failed on " + ctx.name);
+        }
+    }
+
+    private void setMem(MemorySegment kernel, int index, MemorySegment mem, Arena a) {
+        MemorySegment v = a.allocate(ADDRESS);
+        v.set(ADDRESS, 0, mem);
+        setArg(cl, kernel, index, ADDRESS.byteSize(), v, "buffer");
+    }
+
+    /** Sets kernel argument {@code index}; {@code what} names it in the error. Also used for a kernel's scalars. */
+    static void setArg(ClLibrary cl, MemorySegment kernel, int index, long size, MemorySegment value, String what) {
+        check("clSetKernelArg", call(cl.setKernelArg, kernel, index, size, value), "argument " + index + " (" + what + ")");
+    }
+}

@@ -1,0 +1,123 @@
+package dev.hetmem.device.opencl;
+
+import java.lang.foreign.MemorySegment;
+
+import static dev.hetmem.device.opencl.ClLibrary.call;
+import static dev.hetmem.device.opencl.ClLibrary.check;
+import static dev.hetmem.device.opencl.OpenClContext.rethrow;
+
+/**
+ * OpenCL buffers outside hetmem's management, and kernels that run on nothing else: the baseline
+ * {@code hetmem bench translate} measures the device page table against (the same source built
+ * with {@code -DHM_PLAIN}, every region parameter a plain buffer, {@link #compile} and
+ * {@link #run}). The buffers themselves ({@link OpenClDevice#plainBuffer}) also serve as
+ * {@code __global} scalar arguments of region kernels, which is how the test and stress harnesses
+ * stage data in and out of a region. Kept out of the driver because none of it is part of
+ * managing memory.
+ *
+ * <p>A buffer is released by its own {@code close}, not by the device's. Transfers to and from it
+ * are blocking, on the device's kernel queue, and take no lock (not the launch lock either).
+ */
+public final class PlainBuffers {
+    private PlainBuffers() {}
+
+    /**
+     * Builds {@code source} on {@code device} with every region argument a plain buffer
+     * ({@code -DHM_PLAIN}): the kernel without translation, to measure what translation costs.
+     * Run its kernels with {@link #run}. The device closes the program when it closes.
+     */
+    public static OpenClProgram compile(OpenClDevice device, String source, String options) {
+        return device.build(source, "-DHM_PLAIN ", options, true);
+    }
+
+    /**
+     * Runs a kernel of a {@link #compile}d program of {@code device} on plain buffers (its region
+     * parameters, in order) and waits for it.
+     */
+    public static void run(OpenClDevice device, OpenClKernel kernel, long globalSize, OpenClDevice.PlainBuffer... buffers) {
+        if (!kernel.program().plain() || kernel.program().device() != device) {
+            throw new IllegalArgumentException("kernel " + kernel.name() + " is not from a plain program of " + device.name());
+        }
+        device.launcher().runPlain(kernel, globalSize, buffers);
+    }
+
+    /** A plain buffer of {@code bytes} on {@code device}; what {@link OpenClDevice#plainBuffer} returns. */
+    static Buffer allocate(OpenClDevice device, long bytes) {
+        OpenClContext ctx = device.context();
+        ctx.checkUsable("clCreateBuffer");
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("buffer size " + bytes + " must be positive");
+        }
+        return new Buffer(device, ctx, ctx.createBuffer(bytes), bytes);
+    }
+
+    /**
+     * The one implementation of {@link OpenClDevice.PlainBuffer}: a cl_mem of {@code bytes} in the
+     * device's context, released once by {@link #close} ({@code released} is not synchronised:
+     * a buffer is closed by its one owner).
+     */
+    static final class Buffer implements OpenClDevice.PlainBuffer {
+        private final OpenClDevice device;
+        private final OpenClContext ctx;
+        private final MemorySegment mem;
+        private final long bytes;
+        private boolean released;
+
+        private Buffer(OpenClDevice device, OpenClContext ctx, MemorySegment mem, long bytes) {
+            this.device = device;
+            this.ctx = ctx;
+            this.mem = mem;
+            this.bytes = bytes;
+        }
+
+        @Override
+        public long byteSize() {
+            return bytes;
+        }
+
+        MemorySegment handle() {
+            return mem;
+        }
+
+        OpenClDevice device() {
+            return device;
+        }
+
+        @Override
+        public void write(MemorySegment src) {
+            blockingTransfer(true, src);
+        }
+
+        @Override
+        public void read(MemorySegment dst) {
+            blockingTransfer(false, dst);
+        }
+
+        private void blockingTransfer(boolean toDevice, MemorySegment host) {
+            if (host.byteSize() > bytes || !host.isNative()) {
+                throw new IllegalArgumentException("host segment of " + host.byteSize() + " bytes (native: " + host.isNative()
+                        + ") does not fit a native transfer to a buffer of " + bytes + " bytes");
+            }
+            ctx.checkUsable(toDevice ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer");
+            ClLibrary cl = ctx.cl;
+            try {
+                int rc = toDevice
+                        ? (int) cl.enqueueWriteBuffer.invokeExact(ctx.kernelQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
+                                MemorySegment.NULL, MemorySegment.NULL)
+                        : (int) cl.enqueueReadBuffer.invokeExact(ctx.kernelQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
+                                MemorySegment.NULL, MemorySegment.NULL);
+                check(toDevice ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer", rc);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+
+        @Override
+        public void close() {
+            if (!released) {
+                released = true;
+                call(ctx.cl.releaseMemObject, mem);
+            }
+        }
+    }
+}
