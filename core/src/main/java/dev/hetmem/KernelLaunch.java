@@ -1,8 +1,9 @@
 package dev.hetmem;
 
+import dev.hetmem.driver.DeviceFaultHandler;
 import dev.hetmem.driver.DeviceKernel;
+import dev.hetmem.driver.DeviceMemoryException;
 import dev.hetmem.driver.KernelBinding;
-import dev.hetmem.driver.PageGeometry;
 import dev.hetmem.internal.DeviceNode;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
@@ -14,18 +15,61 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
 
 /**
- * {@link UnifiedMemory#launch}: GMEM's device fault before the kernel runs. Every argument's range
- * is made resident on the device with the access it declares and pinned there for the run (regions
- * entered in ascending id, so two launches never wait for each other's regions in opposite order),
- * then the driver runs the kernel, then the pins and regions are let go.
+ * {@link UnifiedMemory#launch}: GMEM's device fault, in one of three ways.
+ *
+ * <ol>
+ *   <li><b>Resident</b>, when the arguments fit the device: every argument's range is made
+ *       resident with the access it declares and pinned for the run, then the kernel runs.</li>
+ *   <li><b>Tiled</b>, when they do not fit but arguments declare per-item windows
+ *       ({@link KernelArg#perItem}): the work items are cut into tiles whose windows fit beside
+ *       the whole arguments twice over; each tile's pages are made resident and pinned while it
+ *       runs (with the global offset of its first item), and the next tile's windows are
+ *       prefetched meanwhile (double buffering, as a hand-tiled program does).</li>
+ *   <li><b>Faulting</b>, when they do not fit, declare no window, and the device takes device
+ *       faults (HMM's device fault, UVM's replayable faults): nothing is brought in up front; a
+ *       work item that touches a page not on the device faults, the core brings its granule over
+ *       (evicting other pages, this launch's too where no item is using them), and the access is
+ *       retried. Nothing is pinned: the driver keeps a page's translation valid only while an item
+ *       may use it (its invalidation waits), see the driver SPI.</li>
+ * </ol>
+ *
+ * Arguments that do not fit, declare no window, on a device that cannot take faults: the launch
+ * fails at once with the sizes. Regions are entered in ascending id, so two launches never wait
+ * for each other's regions in opposite order.
  */
 final class KernelLaunch {
+    /** A tile's windows may take at most this share of the device (the next tile's prefetch takes as much). */
+    private static final double TILE_SHARE = 0.375;
+
     private final UnifiedMemory memory;
 
     KernelLaunch(UnifiedMemory memory) {
         this.memory = memory;
+    }
+
+    /** One argument, checked, as the engine and the driver see it. */
+    private record Arg(KernelArg arg, RegionState state, long firstPage, long endPage) {
+        long pages() {
+            return endPage - firstPage;
+        }
+
+        MigrationRequest request() {
+            return new MigrationRequest(state, firstPage, endPage, arg.access().writes());
+        }
+
+        /** The pages items [from, to) touch (all of the argument without a window). */
+        MigrationRequest windowRequest(long from, long to) {
+            long[] w = arg.window(from, to);
+            long a = (arg.offset() + w[0]) >>> PAGE_SHIFT;
+            long b = Math.max(a + 1, Math.ceilDiv(arg.offset() + w[1], PAGE_BYTES));
+            return new MigrationRequest(state, Math.max(firstPage, a), Math.min(endPage, b), arg.access().writes());
+        }
     }
 
     LaunchResult launch(DeviceNode dev, int node, DeviceKernel kernel, long globalSize, KernelArg... args) {
@@ -35,7 +79,7 @@ final class KernelLaunch {
             throw new IllegalArgumentException("global size " + globalSize + " must be at least 1");
         }
         memory.checkOpen();
-        List<MigrationRequest> requests = new ArrayList<>(args.length);
+        List<Arg> checked = new ArrayList<>(args.length);
         List<KernelBinding> bindings = new ArrayList<>(args.length);
         List<RegionState> entered = new ArrayList<>();
         for (KernelArg a : args) {
@@ -43,16 +87,16 @@ final class KernelLaunch {
             memory.checkMine(a.region());
             Checks.range(a.offset(), a.length(), a.region().size(), a.region());
             RegionState s = a.region().state();
-            long from = a.offset() >>> PageGeometry.PAGE_SHIFT;
-            long to = Math.ceilDiv(a.offset() + a.length(), PageGeometry.PAGE_BYTES);
+            long from = a.offset() >>> PAGE_SHIFT;
+            long to = Math.ceilDiv(a.offset() + a.length(), PAGE_BYTES);
             if (a.access().writes()) {
                 long ro = s.attributes().firstReadOnly(from, to);
                 if (ro >= 0) {
                     throw new ProtectionException("kernel argument writes [" + a.offset() + ", " + (a.offset() + a.length())
-                            + ") of " + a.region() + " but the page at offset " + (ro << PageGeometry.PAGE_SHIFT) + " is read-only");
+                            + ") of " + a.region() + " but the page at offset " + (ro << PAGE_SHIFT) + " is read-only");
                 }
             }
-            requests.add(new MigrationRequest(s, from, to, a.access().writes()));
+            checked.add(new Arg(a, s, from, to));
             bindings.add(new KernelBinding(s.pageAddress(0) + a.offset(), a.length(), a.access()));
             if (!entered.contains(s)) {
                 entered.add(s);
@@ -60,12 +104,48 @@ final class KernelLaunch {
         }
         entered.sort(Comparator.comparingInt(RegionState::id));
         int enteredCount = 0;
-        List<Pins.Pin> pins = List.of();
         try {
             for (RegionState s : entered) {
                 s.lifecycle().enter();
                 enteredCount++;
             }
+            long frames = dev.allocator().totalFrames();
+            long total = 0;
+            for (Arg a : checked) {
+                total += a.pages();
+            }
+            if (total <= frames) {
+                return resident(dev, node, kernel, 0, globalSize, checked, bindings, null);
+            }
+            boolean windows = checked.stream().anyMatch(a -> a.arg().hasWindow());
+            if (windows) {
+                return tiled(dev, node, kernel, globalSize, checked, bindings, frames);
+            }
+            if (dev.driver().takesDeviceFaults()) {
+                return faulting(dev, node, kernel, globalSize, checked, bindings);
+            }
+            throw new DeviceMemoryException("the arguments of this launch need " + total * PAGE_BYTES + " bytes on device node "
+                    + node + " (" + dev.driver().name() + "), which has " + frames * PAGE_BYTES + " bytes and cannot "
+                    + "take faults while a kernel runs: declare what each work item touches (KernelArg.perItem(stride, "
+                    + "extent)) so that the launch runs tile by tile");
+        } finally {
+            for (int i = 0; i < enteredCount; i++) {
+                entered.get(i).lifecycle().exit();
+            }
+        }
+    }
+
+    /** Items [first, first + count) with every request resident and pinned for the run. */
+    private LaunchResult resident(DeviceNode dev, int node, DeviceKernel kernel, long first, long count, List<Arg> args,
+                                  List<KernelBinding> bindings, List<MigrationRequest> requests) {
+        if (requests == null) {
+            requests = new ArrayList<>(args.size());
+            for (Arg a : args) {
+                requests.add(a.request());
+            }
+        }
+        List<Pins.Pin> pins = List.of();
+        try {
             FaultEvent event = new FaultEvent();
             event.begin();
             long t0 = System.nanoTime();
@@ -73,35 +153,189 @@ final class KernelLaunch {
                     MigrationEngine.FROM_ANY_NODE);
             pins = out.pins();
             long t1 = System.nanoTime();
-            if (out.faults() > 0) {
-                memory.counters().fault(node, out.faults());
-                for (MigrationRequest r : requests) {
-                    // per region: faults are attributed to the first region of the launch that had work
-                    r.region().counters().fault(node, out.faults());
-                    break;
-                }
-                if (event.shouldCommit()) {
-                    event.path = FaultEvent.KERNEL;
-                    event.node = node;
-                    event.region = requests.getFirst().region().id();
-                    event.offset = args[0].offset();
-                    event.length = args[0].length();
-                    event.faults = out.faults();
-                    event.pagesMigrated = out.pagesMigrated();
-                    event.commit();
-                }
+            countFaults(node, requests.getFirst().region(), out.faults(), out.pagesMigrated(), FaultEvent.KERNEL, event,
+                    args.getFirst().arg());
+            if (first == 0) {
+                dev.driver().execute(kernel, count, bindings);
+            } else {
+                dev.driver().execute(kernel, first, count, bindings, null);
             }
-            dev.driver().execute(kernel, globalSize, bindings);
             long t2 = System.nanoTime();
             return new LaunchResult(out.pagesTouched(), out.faults(), out.pagesMigrated(),
-                    out.pagesMigrated() << PageGeometry.PAGE_SHIFT, t1 - t0, t2 - t1);
+                    out.pagesMigrated() << PAGE_SHIFT, t1 - t0, t2 - t1);
         } finally {
             for (int i = 0; i < pins.size(); i++) {
                 requests.get(i).region().unpin(pins.get(i));
             }
-            for (int i = 0; i < enteredCount; i++) {
-                entered.get(i).lifecycle().exit();
+        }
+    }
+
+    /**
+     * Tile by tile: as many items per tile as keep the whole arguments plus two tiles' windows
+     * within the device; the next tile's windows are prefetched while a tile runs.
+     */
+    private LaunchResult tiled(DeviceNode dev, int node, DeviceKernel kernel, long globalSize, List<Arg> args,
+                               List<KernelBinding> bindings, long frames) {
+        long whole = 0;
+        for (Arg a : args) {
+            whole += a.arg().hasWindow() ? 0 : a.pages();
+        }
+        long budget = (long) (frames * TILE_SHARE);
+        long items = itemsPerTile(args, globalSize, Math.min(budget, (frames - whole) / 2));
+        if (items < 1) {
+            long one = windowPages(args, 0, 1);
+            throw new DeviceMemoryException("device node " + node + " (" + dev.driver().name() + ") has " + frames * PAGE_BYTES
+                    + " bytes: the arguments without a per-item window need " + whole * PAGE_BYTES + " and one work item's "
+                    + "windows " + one * PAGE_BYTES + ", twice over for double buffering; declare windows on the large "
+                    + "arguments or use a larger device");
+        }
+        long touched = 0;
+        long faults = 0;
+        long migrated = 0;
+        long faultNanos = 0;
+        long kernelNanos = 0;
+        CompletableFuture<Void> ahead = null;
+        try {
+            for (long first = 0; first < globalSize; first += items) {
+                long count = Math.min(items, globalSize - first);
+                if (ahead != null) {
+                    ahead.join();   // the next tile's prefetch, started while this one's predecessor ran
+                    ahead = null;
+                }
+                long next = first + count;
+                if (next < globalSize) {
+                    List<MigrationRequest> nextWindows = windows(args, next, Math.min(globalSize, next + items), true);
+                    ahead = CompletableFuture.runAsync(() -> prefetchQuietly(nextWindows, node), memory.background());
+                }
+                LaunchResult r = resident(dev, node, kernel, first, count, args, bindings, windows(args, first, next, false));
+                touched += r.pagesTouched();
+                faults += r.faults();
+                migrated += r.pagesMigrated();
+                faultNanos += r.faultNanos();
+                kernelNanos += r.kernelNanos();
             }
+        } finally {
+            if (ahead != null) {
+                ahead.join();
+            }
+        }
+        return new LaunchResult(touched, faults, migrated, migrated << PAGE_SHIFT, faultNanos, kernelNanos);
+    }
+
+    /** The requests of items [from, to): windows of windowed arguments, and (unless {@code windowsOnly}) whole others. */
+    private static List<MigrationRequest> windows(List<Arg> args, long from, long to, boolean windowsOnly) {
+        List<MigrationRequest> out = new ArrayList<>(args.size());
+        for (Arg a : args) {
+            if (a.arg().hasWindow()) {
+                out.add(a.windowRequest(from, to));
+            } else if (!windowsOnly) {
+                out.add(a.request());
+            }
+        }
+        return out;
+    }
+
+    private static long windowPages(List<Arg> args, long from, long to) {
+        long n = 0;
+        for (Arg a : args) {
+            if (a.arg().hasWindow()) {
+                MigrationRequest r = a.windowRequest(from, to);
+                n += r.to() - r.from();
+            }
+        }
+        return n;
+    }
+
+    /** The most items whose windows take at most {@code budget} pages (windows grow with items). */
+    private static long itemsPerTile(List<Arg> args, long globalSize, long budget) {
+        if (budget < 1 || windowPages(args, 0, 1) > budget) {
+            return 0;
+        }
+        long lo = 1;
+        long hi = globalSize;
+        while (lo < hi) {
+            long mid = lo + (hi - lo + 1) / 2;
+            if (windowPages(args, 0, mid) <= budget) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return lo;
+    }
+
+    private void prefetchQuietly(List<MigrationRequest> requests, int node) {
+        if (requests.isEmpty()) {
+            return;
+        }
+        try {
+            memory.engine().ensure(requests, node, Trigger.PREFETCH, MigrationEngine.Pinning.NO_PIN,
+                    MigrationEngine.FROM_ANY_NODE);
+        } catch (RuntimeException e) {
+            // only a head start: the tile itself brings its pages in, and reports what fails then
+            System.getLogger(KernelLaunch.class.getName()).log(System.Logger.Level.DEBUG, "tile prefetch failed", e);
+        }
+    }
+
+    /** No page up front: work items fault their granules in as they touch them. */
+    private LaunchResult faulting(DeviceNode dev, int node, DeviceKernel kernel, long globalSize, List<Arg> args,
+                                 List<KernelBinding> bindings) {
+        long[] faults = new long[2];   // faults, pages migrated
+        DeviceFaultHandler handler = (va, write) -> {
+            Arg a = argAt(args, va, write);
+            RegionState s = a.state();
+            long page = (va - s.pageAddress(0)) >>> PAGE_SHIFT;
+            FaultEvent event = new FaultEvent();
+            event.begin();
+            MigrationEngine.Outcome out = memory.engine().ensure(
+                    List.of(new MigrationRequest(s, page, page + 1, write)), node, Trigger.FAULT,
+                    MigrationEngine.Pinning.NO_PIN, MigrationEngine.FROM_ANY_NODE);
+            synchronized (faults) {
+                faults[0] += out.faults();
+                faults[1] += out.pagesMigrated();
+            }
+            countFaults(node, s, out.faults(), out.pagesMigrated(), FaultEvent.DEVICE, event, a.arg());
+        };
+        long t0 = System.nanoTime();
+        dev.driver().execute(kernel, 0, globalSize, bindings, handler);
+        long t1 = System.nanoTime();
+        long touched = 0;
+        for (Arg a : args) {
+            touched += a.pages();
+        }
+        synchronized (faults) {
+            return new LaunchResult(touched, faults[0], faults[1], faults[1] << PAGE_SHIFT, 0, t1 - t0);
+        }
+    }
+
+    /** The argument a faulting access belongs to. */
+    private static Arg argAt(List<Arg> args, long va, boolean write) {
+        for (Arg a : args) {
+            long base = a.state().pageAddress(0) + a.arg().offset();
+            if (va >= base && va < base + a.arg().length() && (!write || a.arg().access().writes())) {
+                return a;
+            }
+        }
+        throw new IllegalStateException("device fault at 0x" + Long.toHexString(va) + (write ? " (write)" : " (read)")
+                + " outside every argument of the launch" + (write ? " that may be written" : ""));
+    }
+
+    private void countFaults(int node, RegionState region, long faults, long migrated, String path, FaultEvent event,
+                             KernelArg first) {
+        if (faults <= 0) {
+            return;
+        }
+        memory.counters().fault(node, faults);
+        region.counters().fault(node, faults);
+        if (event.shouldCommit()) {
+            event.path = path;
+            event.node = node;
+            event.region = region.id();
+            event.offset = first.offset();
+            event.length = first.length();
+            event.faults = faults;
+            event.pagesMigrated = migrated;
+            event.commit();
         }
     }
 }

@@ -408,6 +408,11 @@ public final class UnifiedMemory implements AutoCloseable {
     }
 
     /** Threads for asynchronous work (prefetches): virtual, one per task, ended with the memory. */
+    /** Threads for asynchronous work: prefetches, and tiled launches' prefetch of their next tile. */
+    java.util.concurrent.ExecutorService background() {
+        return background;
+    }
+
     private final java.util.concurrent.ExecutorService background =
             java.util.concurrent.Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("hetmem-async-", 0).factory());
 
@@ -464,9 +469,27 @@ public final class UnifiedMemory implements AutoCloseable {
     // ---- kernels ---------------------------------------------------------------------------
 
     /**
-     * Runs a kernel on a device: first makes every argument's range resident on the device with the
-     * access it declares (GMEM's gm_dev_fault), pinning it there for the run, then runs the kernel.
-     * {@code globalSize} work items; what an item means is the kernel's business.
+     * Runs a kernel on a device over {@code globalSize} work items (what an item means is the
+     * kernel's business) with {@code args} as its region arguments; returns when it has finished.
+     *
+     * <ul>
+     *   <li>Arguments that fit the device: every argument's range is made resident there with the
+     *       access it declares (GMEM's device fault, granule by granule, evicting colder pages) and
+     *       pinned for the run, then the kernel runs.</li>
+     *   <li>Arguments larger than the device, some declaring per-item windows
+     *       ({@link KernelArg#perItem}): on every kind of device the launch runs tile by tile, each
+     *       tile's windows (and the arguments without a window) resident and pinned while it runs,
+     *       the next tile's windows prefetched meanwhile. The result is that of one launch.</li>
+     *   <li>Arguments larger than the device with no window: on a device that takes device faults
+     *       (the emulated device) the kernel starts at once and each page it touches is faulted in
+     *       while it runs, evicting others, this launch's too (HMM's device fault). On a device that
+     *       cannot (OpenCL) the launch fails at once with a {@link dev.hetmem.driver.DeviceMemoryException}
+     *       that names the sizes and the per-item declaration.</li>
+     * </ul>
+     *
+     * @throws ProtectionException if a written argument covers a read-only page
+     * @throws IllegalArgumentException for a region of another memory, a range outside its region, or a
+     *         global size below 1
      */
     public LaunchResult launch(int node, DeviceKernel kernel, long globalSize, KernelArg... args) {
         return kernelLaunch.launch(device(node), node, kernel, globalSize, args);

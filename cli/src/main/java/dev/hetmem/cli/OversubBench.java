@@ -34,7 +34,10 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * piece of the data set (a 2 MiB tile, or a 4 KiB page for the random pattern); the sum is checked
  * against the host's. Modes: hetmem on faults alone, with the next piece prefetched asynchronously,
  * on faults with thrashing control off, and the explicit program written today: the data set in
- * plain host memory, each piece copied into a device buffer by hand, double-buffered.
+ * plain host memory, each piece copied into a device buffer by hand, double-buffered. The
+ * one-launch modes run the whole sweep as a single launch whose item k sums piece k: "one_launch"
+ * with no hint (the device faults pieces in while the kernel runs), "one_launch_windows" with a
+ * per-item window declared (sequential only: the launch runs tile by tile, the next tile prefetched).
  */
 final class OversubBench {
     private static final long MiB = 1L << 20;
@@ -54,18 +57,20 @@ final class OversubBench {
         }
         List<Case> cases = new ArrayList<>();
         if (args.flag("quick")) {
-            for (String m : List.of("faults", "prefetch", "explicit")) {
+            for (String m : List.of("faults", "prefetch", "explicit", "one_launch", "one_launch_windows")) {
                 cases.add(new Case(2, "sequential", m));
             }
             cases.add(new Case(2, "random", "faults"));
             cases.add(new Case(2, "random", "faults_no_thrash_control"));
+            cases.add(new Case(2, "random", "one_launch"));
         } else {
             for (double f : new double[] {0.5, 1.5, 2, 3}) {
                 for (String p : List.of("sequential", "random", "hot_cold")) {
-                    for (String m : List.of("faults", "prefetch", "explicit", "faults_no_thrash_control")) {
+                    for (String m : List.of("faults", "prefetch", "explicit", "faults_no_thrash_control", "one_launch")) {
                         cases.add(new Case(f, p, m));
                     }
                 }
+                cases.add(new Case(f, "sequential", "one_launch_windows"));
             }
         }
         long reps = args.longValue("reps", 5);
@@ -213,6 +218,19 @@ final class OversubBench {
         };
     }
 
+    /** Item k sums the longs of piece k (bytes [offsets[k], offsets[k] + size) of argument 0) into {@code sum}. */
+    private static EmulatedKernel pieceSumKernel(AtomicLong sum, Accesses a) {
+        return (args, item) -> {
+            var b = args.arg(0);
+            long from = a.offsets[(int) item];
+            long s = 0;
+            for (long o = from; o < from + a.size; o += 8) {
+                s += b.getLong(o);
+            }
+            sum.addAndGet(s);
+        };
+    }
+
     private static Map<String, Object> runCase(Case c, long capacity) {
         long bytes = (long) (c.factor * capacity) / TILE * TILE;
         Accesses a = accesses(c.pattern, bytes);
@@ -237,6 +255,19 @@ final class OversubBench {
                 }
                 Stats before = mem.stats();
                 long t0 = System.nanoTime();
+                if (c.mode.startsWith("one_launch")) {
+                    KernelArg arg = KernelArg.read(data);
+                    if (c.mode.equals("one_launch_windows")) {
+                        arg = arg.perItem(a.size);   // sequential: item k reads piece k, bytes [k * size, (k + 1) * size)
+                    }
+                    mem.launch(1, pieceSumKernel(sum, a), a.offsets.length, arg);
+                    nanos = System.nanoTime() - t0;
+                    Stats after = mem.stats();
+                    migrated = (after.node(0).pagesMigrated() + after.node(1).pagesMigrated()
+                            - before.node(0).pagesMigrated() - before.node(1).pagesMigrated()) * PAGE_BYTES;
+                    evictions = after.node(1).evictions() - before.node(1).evictions();
+                    return row(c, a, nanos, migrated, evictions, sum.get() == expected);
+                }
                 // prefetch mode keeps the next PREFETCH_AHEAD pieces on their way while a piece is computed
                 java.util.ArrayDeque<CompletableFuture<Long>> ahead = new java.util.ArrayDeque<>();
                 int issued = 0;

@@ -249,9 +249,10 @@ class CommandLineTest {
         assertTrue(r.out().contains("\"runs\":2"), "sequential cases repeated --reps times: " + r.out());
         oneJsonObject(r.out());
         assertTrue(r.out().startsWith("{\"bench\":\"oversub\",\"limits\":{\"memcpy_gbps\":"), r.out());
-        assertEquals(5, r.out().split("\"ws_factor\"", -1).length - 1, "five rows in --quick: " + r.out());
+        assertEquals(8, r.out().split("\"ws_factor\"", -1).length - 1, "eight rows in --quick: " + r.out());
         assertTrue(!r.out().contains("\"correct\":false"), r.out());
-        for (String mode : new String[] {"faults", "prefetch", "explicit", "faults_no_thrash_control"}) {
+        for (String mode : new String[] {"faults", "prefetch", "explicit", "faults_no_thrash_control", "one_launch",
+                "one_launch_windows"}) {
             assertTrue(r.out().contains("\"mode\":\"" + mode + "\""), mode + " missing: " + r.out());
         }
     }

@@ -138,6 +138,39 @@ public interface DeviceDriver extends AutoCloseable {
      */
     void execute(DeviceKernel kernel, long globalSize, List<KernelBinding> arguments);
 
+    /**
+     * Runs work items [globalOffset, globalOffset + globalSize) of a kernel (one tile of a tiled
+     * launch: item ids stay global). With {@code faults} (only where {@link #takesDeviceFaults}),
+     * an access to a page that is not mapped, or not writable for a write, is a device fault: the
+     * driver calls {@link DeviceFaultHandler#fault} and, once it returns, retries the access;
+     * without, such an access fails the launch as in {@link #execute(DeviceKernel, long, List)}.
+     *
+     * <p>Drivers that take device faults must keep the translations a work item uses valid only
+     * while it may use them: {@link #invalidate} must not return while an item that read an entry
+     * in the invalidated ranges before it was changed may still access memory through it (HMM's
+     * requirement on a device page-table mirror). The default runs the whole range at offset 0 only.
+     */
+    default void execute(DeviceKernel kernel, long globalOffset, long globalSize, List<KernelBinding> arguments,
+                         DeviceFaultHandler faults) {
+        if (faults != null && !takesDeviceFaults()) {
+            throw new UnsupportedOperationException(name() + " (" + kind() + ") cannot take device faults");
+        }
+        if (globalOffset != 0) {
+            throw new UnsupportedOperationException(name() + " (" + kind() + ") cannot run a kernel from item "
+                    + globalOffset + "; it runs whole launches only");
+        }
+        execute(kernel, globalSize, arguments);
+    }
+
+    /**
+     * Whether a kernel of this device may touch pages that are not mapped, and have them faulted in
+     * while it runs (HMM's device fault, UVM's replayable faults); false: every page a kernel may
+     * touch must be resident before it starts.
+     */
+    default boolean takesDeviceFaults() {
+        return false;
+    }
+
     /** Releases the device's memory and threads. The core has unmapped everything before. */
     @Override
     void close();

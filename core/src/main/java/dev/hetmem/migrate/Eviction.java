@@ -187,6 +187,17 @@ final class Eviction {
                                OwnBlockCounts counts, long budget) {
         int pages = region.table().pagesIn(b.index());
         long base = firstPage(b.index());
+        Invalidations dropped = new Invalidations(ctx.nodeCount());
+        try {
+            return evictUnneeded(region, b, node, batch, needed, counts, budget, pages, base, dropped);
+        } catch (RuntimeException | Error e) {
+            dropped.flushAfterFailure(ctx, e);
+            throw e;
+        }
+    }
+
+    private long evictUnneeded(RegionState region, Block b, int node, MigrationBatch batch, Needed needed,
+                               OwnBlockCounts counts, long budget, int pages, long base, Invalidations dropped) {
         boolean[] keep = new boolean[pages];
         for (Run r : batch.runs) {
             if (r.block == b) {
@@ -194,7 +205,6 @@ final class Eviction {
             }
         }
         List<Run> runs = new ArrayList<>();
-        Invalidations dropped = new Invalidations(ctx.nodeCount());
         long droppedPages = 0;
         int p = 0;
         while (p < pages) {
@@ -242,8 +252,17 @@ final class Eviction {
         if (!b.hasPagesOn(node)) {
             return 0;
         }
-        List<Run> runs = new ArrayList<>();
         Invalidations dropped = new Invalidations(ctx.nodeCount());
+        try {
+            return evict(region, b, node, dropped);
+        } catch (RuntimeException | Error e) {
+            dropped.flushAfterFailure(ctx, e);
+            throw e;
+        }
+    }
+
+    private long evict(RegionState region, Block b, int node, Invalidations dropped) {
+        List<Run> runs = new ArrayList<>();
         long droppedPages = 0;
         int pages = region.table().pagesIn(b.index());
         long base = firstPage(b.index());
@@ -321,7 +340,7 @@ final class Eviction {
             frees.abandon();
             throw e;
         }
-        frees.flush(region, true);
+        inv.freeAfter(region, frees, true);   // freed once the device's invalidation returns
         return q - p;
     }
 }

@@ -1,13 +1,22 @@
 package dev.hetmem.migrate;
 
 import dev.hetmem.driver.VaRanges;
+import dev.hetmem.internal.RegionState;
+
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Device entries released or protected by one step, gathered per device so that each device gets
- * one TLB invalidation for the step, not one per page.
+ * one TLB invalidation for the step, not one per page; and the device frames those entries named,
+ * freed only after the invalidation (a TLB shootdown before the frame is reused: a device that
+ * takes faults while kernels run may still be using a translation until its invalidation returns).
  */
 final class Invalidations {
+    private record Deferred(RegionState region, FrameReleases frees, boolean hostInLine) {}
+
     private final VaRanges[] ranges;
+    private final List<Deferred> frees = new ArrayList<>(2);
 
     Invalidations(int nodes) {
         this.ranges = new VaRanges[nodes];
@@ -20,13 +29,47 @@ final class Invalidations {
         ranges[node].add(va, bytes);
     }
 
-    /** One invalidation per device that had entries released or protected. */
+    /** Frees {@code f}'s frames after the invalidation ({@link FrameReleases#flush} with {@code hostInLine}). */
+    void freeAfter(RegionState region, FrameReleases f, boolean hostInLine) {
+        frees.add(new Deferred(region, f, hostInLine));
+    }
+
+    /** One invalidation per device that had entries released or protected, then the deferred frees. */
     void flush(EngineContext ctx) {
+        RuntimeException first = null;
         for (int n = 1; n < ranges.length; n++) {
             if (ranges[n] != null) {
-                ctx.driver(n).invalidate(ranges[n]);
+                try {
+                    ctx.driver(n).invalidate(ranges[n]);
+                } catch (RuntimeException e) {
+                    first = first == null ? e : first;
+                }
                 ranges[n] = null;
             }
+        }
+        for (Deferred d : frees) {
+            if (first != null) {
+                d.frees.abandon();   // a device that could not invalidate may still use the frames
+                continue;
+            }
+            try {
+                d.frees.flush(d.region, d.hostInLine);
+            } catch (RuntimeException e) {
+                first = e;
+            }
+        }
+        frees.clear();
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    /** {@link #flush} on the way out of a step that failed: a second failure is added to the first. */
+    void flushAfterFailure(EngineContext ctx, Throwable failure) {
+        try {
+            flush(ctx);
+        } catch (RuntimeException e) {
+            failure.addSuppressed(e);
         }
     }
 }

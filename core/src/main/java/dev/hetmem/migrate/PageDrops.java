@@ -24,6 +24,17 @@ final class PageDrops {
      */
     static void dropAll(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to, boolean syncHost) {
         Invalidations inv = new Invalidations(ctx.nodeCount());
+        try {
+            dropAll(ctx, region, blocks, from, to, syncHost, inv);
+        } catch (RuntimeException | Error e) {
+            inv.flushAfterFailure(ctx, e);
+            throw e;
+        }
+        inv.flush(ctx);
+    }
+
+    private static void dropAll(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to,
+                                boolean syncHost, Invalidations inv) {
         for (Block b : blocks) {
             long base = firstPage(b.index());
             int p0 = BlockLocks.firstIn(b, from);
@@ -51,9 +62,8 @@ final class PageDrops {
                 frees.abandon();   // see FrameReleases.abandon
                 throw e;
             }
-            frees.flush(region, syncHost);
+            inv.freeAfter(region, frees, syncHost);   // freed once the devices' invalidations return
         }
-        inv.flush(ctx);
     }
 
     /**

@@ -31,18 +31,42 @@ final class StealReconciler {
         if (to <= from || !region.host().takesPagesOnItsOwn()) {
             return;
         }
-        Invalidations inv = null;
-        long runs = 0;
-        long arrived = 0;
-        long firstTaken = Long.MAX_VALUE;
-        long endTaken = 0;
+        Invalidations inv = new Invalidations(ctx.nodeCount());
+        long[] counts = new long[4];   // runs, pages arrived, first page taken, end of the last
+        counts[2] = Long.MAX_VALUE;
+        try {
+            takeAll(region, from, to, inv, counts);
+        } catch (RuntimeException | Error e) {
+            inv.flushAfterFailure(ctx, e);
+            throw e;
+        }
+        inv.flush(ctx);
+        long runs = counts[0];
+        long arrived = counts[1];
+        long firstTaken = counts[2];
+        long endTaken = counts[3];
+        if (runs > 0) {
+            // the service resolved these faults on its own, earlier; this is when Java hears of them
+            FaultEvent event = new FaultEvent();
+            if (event.shouldCommit()) {
+                event.path = FaultEvent.USERFAULTFD;
+                event.node = 0;
+                event.region = region.id();
+                event.offset = bytes(firstTaken);
+                event.length = bytes(endTaken - firstTaken);
+                event.faults = runs;
+                event.pagesMigrated = arrived;
+                event.commit();
+            }
+        }
+    }
+
+    /** Takes home every page of [from, to) that host code took: counts[0] runs, [1] pages that arrived, [2]-[3] the span. */
+    private void takeAll(RegionState region, long from, long to, Invalidations inv, long[] counts) {
         for (long bi = blockOf(from); bi <= blockOf(to - 1); bi++) {
             long[] taken = region.host().collect(bi);
             if (taken == null) {
                 continue;
-            }
-            if (inv == null) {
-                inv = new Invalidations(ctx.nodeCount());
             }
             Block b = region.table().blockOrCreate(bi);
             int pages = region.table().pagesIn(bi);
@@ -56,28 +80,11 @@ final class StealReconciler {
                 while (q < pages && Bits.get(taken, q)) {
                     q++;
                 }
-                arrived += takeHome(region, b, p, q, inv);
-                runs++;
-                firstTaken = Math.min(firstTaken, firstPage(bi) + p);
-                endTaken = Math.max(endTaken, firstPage(bi) + q);
+                counts[1] += takeHome(region, b, p, q, inv);
+                counts[0]++;
+                counts[2] = Math.min(counts[2], firstPage(bi) + p);
+                counts[3] = Math.max(counts[3], firstPage(bi) + q);
                 p = q;
-            }
-        }
-        if (inv != null) {
-            inv.flush(ctx);
-        }
-        if (runs > 0) {
-            // the service resolved these faults on its own, earlier; this is when Java hears of them
-            FaultEvent event = new FaultEvent();
-            if (event.shouldCommit()) {
-                event.path = FaultEvent.USERFAULTFD;
-                event.node = 0;
-                event.region = region.id();
-                event.offset = bytes(firstTaken);
-                event.length = bytes(endTaken - firstTaken);
-                event.faults = runs;
-                event.pagesMigrated = arrived;
-                event.commit();
             }
         }
     }
@@ -102,7 +109,7 @@ final class StealReconciler {
             frees.abandon();   // see FrameReleases.abandon
             throw e;
         }
-        frees.flush(region, true);
+        inv.freeAfter(region, frees, true);   // freed once the devices' invalidations return
         if (arrived > 0) {
             region.counters().migrated(0, Trigger.FAULT, arrived);
             ctx.memoryCounters.migrated(0, Trigger.FAULT, arrived);

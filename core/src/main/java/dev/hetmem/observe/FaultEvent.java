@@ -20,8 +20,10 @@ public final class FaultEvent extends Event {
     public static final String HOST_VIEW = "host view";
     public static final String KERNEL = "kernel launch";
     public static final String USERFAULTFD = "userfaultfd";
+    /** A kernel touched a page not on its device while it ran (a faulting launch). */
+    public static final String DEVICE = "device fault";
 
-    @Label("Path") @Description("host view, kernel launch, or userfaultfd") public String path;
+    @Label("Path") @Description("host view, kernel launch, device fault, or userfaultfd") public String path;
     @Label("Node") public int node;
     @Label("Region") public int region;
     @Label("Offset") public long offset;

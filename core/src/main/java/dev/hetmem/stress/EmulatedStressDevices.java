@@ -38,6 +38,13 @@ public final class EmulatedStressDevices implements StressDevices {
     }
 
     @Override
+    public void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows) {
+        KernelArg arg = KernelArg.of(r, 0, longs * 8, Access.READ_WRITE);
+        mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + delta), longs,
+                windows ? arg.perItem(8) : arg);
+    }
+
+    @Override
     public void failAllocation(DeviceDriver device, int after) {
         ((EmulatedDevice) device).failAllocation(after);
     }

@@ -13,7 +13,9 @@ public record Step(Op op, int a, int b, long x, long y, long z) {
     public enum Op {
         ALLOCATE(6), FREE(3), HOST_WRITE(14), HOST_READ(10), NATIVE_FILL(4), NATIVE_COPY(4), KERNEL_WRITE(10),
         KERNEL_READ(8), PREFETCH(10), PREFETCH_ASYNC(3), PREFETCH_LIST(3), READ_MOSTLY(3), PREFERRED(2),
-        ACCESSED_BY(2), GRANULARITY(2), DONT_NEED(3), PROTECT(4), RELEASE(2), LOAD(2), INJECT(4), VERIFY(2);
+        ACCESSED_BY(2), GRANULARITY(2), DONT_NEED(3), PROTECT(4), RELEASE(2), LOAD(2), INJECT(4), VERIFY(2),
+        /** One launch over a whole region (larger than a small device): tiled by windows, or by device faults. */
+        SWEEP(3);
 
         final int weight;
 

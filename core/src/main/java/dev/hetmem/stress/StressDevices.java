@@ -24,6 +24,15 @@ public interface StressDevices {
     /** A kernel on {@code node} reads [offset, offset+bytes) of r into {@code dst}. */
     void read(UnifiedMemory mem, int node, Region r, long offset, MemorySegment dst, long bytes);
 
+    /**
+     * One launch on {@code node} over the first {@code longs} longs of r (all of it, however large
+     * against the device): item i adds {@code delta} to long i. With {@code windows} each item
+     * declares its 8 bytes ({@code KernelArg.perItem(8)}), so the launch may run tiled; without, a
+     * region larger than the device runs by device faults where the device takes them, and is refused
+     * (naming the per-item declaration) where it does not.
+     */
+    void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows);
+
     /** Arms (or, with -1, disarms) the device's injected allocation failure after {@code after} more. */
     void failAllocation(DeviceDriver device, int after);
 

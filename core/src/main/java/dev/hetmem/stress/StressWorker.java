@@ -14,6 +14,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -230,6 +232,7 @@ final class StressWorker {
                     }
                 }
             }
+            case SWEEP -> sweep(m, st);
             case PREFETCH, PREFETCH_ASYNC -> {
                 if (m == null) {
                     return;
@@ -372,6 +375,80 @@ final class StressWorker {
      * Runs a write the model expects to be refused (read-only pages: ProtectionException) or
      * done; returns whether it was done, and throws Mismatch when the memory decided otherwise.
      */
+    /**
+     * One launch adding a delta to every long of a region, which on a small device is several times
+     * the device: tiled by per-item windows, or run by device faults. A failure injected part-way
+     * leaves each long either old or added to; the model takes the memory's bytes then, after
+     * checking exactly that.
+     */
+    private void sweep(Model m, Step st) {
+        if (m == null || m.region.size() < 8) {
+            return;
+        }
+        long longs = m.region.size() / 8;
+        int node = device(st);
+        long delta = 1 + (st.y() & 0xFF);
+        boolean windows = (st.a() & 1) == 0;
+        boolean refused = m.anyReadOnly(0, longs * 8);
+        boolean unsupported = !windows && !s.drivers[node].takesDeviceFaults()
+                && Math.ceilDiv(longs * 8, PAGE_BYTES) > s.drivers[node].memoryBytes() / PAGE_BYTES;
+        note("sweep node " + node + " " + m + " += " + delta + (windows ? " with per-item windows" : " with no hint")
+                + (refused ? " refused: read-only" : "") + (unsupported ? " refused: no windows, no device faults" : ""));
+        byte[] before = Arrays.copyOf(m.bytes, (int) (longs * 8));
+        try {
+            if (!writeChecked(refused, "a sweep over " + m, () -> s.kinds[node].addToEach(s.mem, node, m.region, longs, delta,
+                    windows))) {
+                return;
+            }
+        } catch (dev.hetmem.driver.DeviceMemoryException e) {
+            if (unsupported && String.valueOf(e.getMessage()).contains("KernelArg.perItem")) {
+                return;   // refused at once, as documented: nothing ran
+            }
+            if (injected(e)) {
+                adoptPartialSweep(m, before, longs, delta);
+            }
+            throw e;
+        } catch (RuntimeException e) {
+            if (injected(e)) {
+                adoptPartialSweep(m, before, longs, delta);
+            }
+            throw e;
+        }
+        if (unsupported) {
+            throw new Mismatch("a sweep larger than a device that takes no faults, with no windows, ran");
+        }
+        ByteBuffer model = ByteBuffer.wrap(m.bytes).order(ByteOrder.LITTLE_ENDIAN);
+        for (long i = 0; i < longs; i++) {
+            model.putLong((int) (8 * i), model.getLong((int) (8 * i)) + delta);
+        }
+    }
+
+    /** After an injected failure in a sweep: every long is old or old + delta; the model takes what is there. */
+    private void adoptPartialSweep(Model m, byte[] before, long longs, long delta) {
+        byte[] got = null;
+        for (int attempt = 0; got == null; attempt++) {
+            try {
+                got = m.hostRead(0, (int) (longs * 8));
+            } catch (RuntimeException e) {
+                if (!injected(e) || attempt == 8) {
+                    throw e;
+                }
+                // the read itself met the next injected failure (a countdown that fires once): read again
+            }
+        }
+        ByteBuffer was = ByteBuffer.wrap(before).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer now = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
+        for (long i = 0; i < longs; i++) {
+            long w = was.getLong((int) (8 * i));
+            long n = now.getLong((int) (8 * i));
+            if (n != w && n != w + delta) {
+                throw new Mismatch("after a sweep that failed part-way, long " + i + " of " + m + " is " + n
+                        + ": neither its old value " + w + " nor that plus " + delta);
+            }
+        }
+        System.arraycopy(got, 0, m.bytes, 0, got.length);
+    }
+
     private boolean writeChecked(boolean refused, String what, Runnable write) {
         try {
             write.run();

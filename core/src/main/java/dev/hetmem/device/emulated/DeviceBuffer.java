@@ -1,6 +1,7 @@
 package dev.hetmem.device.emulated;
 
 import dev.hetmem.Access;
+import dev.hetmem.driver.DeviceFaultHandler;
 import dev.hetmem.host.Libc;
 
 import java.lang.foreign.MemorySegment;
@@ -27,14 +28,21 @@ public final class DeviceBuffer {
     private final long va;
     private final long length;
     private final boolean writable;
+    /** The core's fault handler in a launch that takes device faults; null: a miss fails the launch. */
+    private final DeviceFaultHandler faults;
+    /** This compute thread's translation epoch in such a launch (see TranslationEpochs). */
+    private final TranslationEpochs.Slot slot;
     private long tlbKey = -1;
     private long[] tlbLeaf;
 
-    DeviceBuffer(EmulatedPageTable table, long va, long length, Access access) {
+    DeviceBuffer(EmulatedPageTable table, long va, long length, Access access, DeviceFaultHandler faults,
+                 TranslationEpochs.Slot slot) {
         this.table = table;
         this.va = va;
         this.length = length;
         this.writable = access.writes();
+        this.faults = faults;
+        this.slot = slot;
     }
 
     public long length() {
@@ -54,21 +62,42 @@ public final class DeviceBuffer {
         if (((v & 0xFFF) + size) > 0x1000) {
             return -1;
         }
-        long key = v >>> BLOCK_SHIFT;
-        long[] leaf = tlbLeaf;
-        if (key != tlbKey) {
-            leaf = table.leaf(v);
-            if (leaf == null) {
-                throw notMapped(v);
+        while (true) {
+            long key = v >>> BLOCK_SHIFT;
+            long[] leaf = tlbLeaf;
+            if (key != tlbKey) {
+                leaf = table.leaf(v);
+                if (leaf == null) {
+                    fault(v, write);
+                    continue;
+                }
+                tlbLeaf = leaf;
+                tlbKey = key;
             }
-            tlbLeaf = leaf;
-            tlbKey = key;
+            long e = leaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))];
+            if ((e & EmulatedPageTable.PRESENT) == 0 || (write && (e & EmulatedPageTable.WRITABLE) == 0)) {
+                fault(v, write);
+                continue;
+            }
+            return (e & ~EmulatedPageTable.FLAGS) | (v & 0xFFF);
         }
-        long e = leaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))];
-        if ((e & EmulatedPageTable.PRESENT) == 0 || (write && (e & EmulatedPageTable.WRITABLE) == 0)) {
+    }
+
+    /**
+     * A device fault at {@code v}: the core brings the page over and maps it, then the access is
+     * retried (it may fault again if another thread's migration took the page meanwhile). Without a
+     * handler, the launch fails. Inside the handler this thread holds no translation.
+     */
+    private void fault(long v, boolean write) {
+        if (faults == null) {
             throw notMapped(v);
         }
-        return (e & ~EmulatedPageTable.FLAGS) | (v & 0xFFF);
+        slot.leave();
+        try {
+            faults.fault(v, write);
+        } finally {
+            slot.enter();
+        }
     }
 
     private DeviceFaultException notMapped(long v) {

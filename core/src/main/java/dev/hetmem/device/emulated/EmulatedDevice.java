@@ -10,6 +10,7 @@ import dev.hetmem.driver.CopyEngine;
 import dev.hetmem.driver.DeviceContext;
 import dev.hetmem.driver.DeviceCopyException;
 import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.driver.DeviceFaultHandler;
 import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.DeviceMemoryException;
 import dev.hetmem.driver.FaultCountdown;
@@ -278,9 +279,19 @@ public final class EmulatedDevice implements DeviceDriver {
 
     @Override
     public void invalidate(VaRanges ranges) {
-        // Kernel threads cache page-table leaves, never entries, and leaves are never freed, so
-        // there is no stale translation to drop; the count lets tests see one invalidation per batch.
+        // Kernel threads cache page-table leaves, never entries, and leaves are never freed; what may
+        // be stale is an entry a work item of a faulting launch read and is still using: wait for it
+        // (TranslationEpochs). The count lets tests see one invalidation per batch.
+        epochs.awaitQuiescent(ranges);
         pageTable.invalidated();
+    }
+
+    /** Compute threads of faulting launches that may hold translations. */
+    private final TranslationEpochs epochs = new TranslationEpochs();
+
+    @Override
+    public boolean takesDeviceFaults() {
+        return true;
     }
 
     /** TLB invalidations requested so far. */
@@ -309,6 +320,12 @@ public final class EmulatedDevice implements DeviceDriver {
 
     @Override
     public void execute(DeviceKernel kernel, long globalSize, List<KernelBinding> arguments) {
+        execute(kernel, 0, globalSize, arguments, null);
+    }
+
+    @Override
+    public void execute(DeviceKernel kernel, long globalOffset, long globalSize, List<KernelBinding> arguments,
+                        DeviceFaultHandler faults) {
         if (!(kernel instanceof EmulatedKernel k)) {
             throw new IllegalArgumentException("the emulated device runs EmulatedKernel kernels, not "
                     + (kernel == null ? "null" : kernel.getClass().getName()));
@@ -316,23 +333,40 @@ public final class EmulatedDevice implements DeviceDriver {
         if (closed) {
             throw new IllegalStateException("device " + name + " is closed");
         }
+        if (globalOffset < 0 || globalSize < 0 || globalOffset > Long.MAX_VALUE - globalSize) {
+            throw new IllegalArgumentException("work items [" + globalOffset + ", " + globalOffset + " + " + globalSize
+                    + ") are outside [0, 2^63)");
+        }
         int parts = (int) Math.min(computeThreads, globalSize);
+        long end = globalOffset + globalSize;
         if (parts <= 1 || compute == null) {
-            runItems(k, arguments, 0, globalSize);
+            runItems(k, arguments, globalOffset, end, faults);
             return;
         }
         long per = Math.ceilDiv(globalSize, parts);
         List<Future<?>> futures = new ArrayList<>(parts - 1);
-        for (int t = 1; t < parts; t++) {
-            long from = t * per;
-            long to = Math.min(globalSize, from + per);
-            if (from < to) {
-                futures.add(compute.submit(() -> runItems(k, arguments, from, to)));
+        // A faulting launch's items wait for frames while they run, and a pinned launch holds frames
+        // while its items wait for a compute thread: sharing the pool, each could wait for the other
+        // for good. Faulting launches bring threads of their own.
+        ExecutorService faultingThreads = faults == null ? null
+                : Executors.newThreadPerTaskExecutor(Thread.ofPlatform().name(name + "-faulting-", 0).daemon().factory());
+        ExecutorService pool = faults == null ? compute : faultingThreads;
+        try {
+            for (int t = 1; t < parts; t++) {
+                long from = globalOffset + t * per;
+                long to = Math.min(end, from + per);
+                if (from < to) {
+                    futures.add(pool.submit(() -> runItems(k, arguments, from, to, faults)));
+                }
+            }
+        } finally {
+            if (faultingThreads != null) {
+                faultingThreads.shutdown();   // its tasks run on; their futures are waited for below
             }
         }
         RuntimeException failure = null;
         try {
-            runItems(k, arguments, 0, Math.min(per, globalSize));
+            runItems(k, arguments, globalOffset, Math.min(globalOffset + per, end), faults);
         } catch (RuntimeException e) {
             failure = e;
         }
@@ -369,11 +403,16 @@ public final class EmulatedDevice implements DeviceDriver {
         return inKernel.get() != null;
     }
 
-    private void runItems(EmulatedKernel k, List<KernelBinding> arguments, long from, long to) {
+    private void runItems(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
+                          DeviceFaultHandler faults) {
         Boolean outer = inKernel.get();   // a kernel may launch another on this thread
         inKernel.set(Boolean.TRUE);
         try {
-            runItemsMarked(k, arguments, from, to);
+            if (faults == null) {
+                runItemsMarked(k, arguments, from, to, null, null);
+            } else {
+                runFaulting(k, arguments, from, to, faults);
+            }
         } finally {
             if (outer == null) {
                 inKernel.remove();
@@ -381,15 +420,42 @@ public final class EmulatedDevice implements DeviceDriver {
         }
     }
 
-    private void runItemsMarked(EmulatedKernel k, List<KernelBinding> arguments, long from, long to) {
+    /** Work items of a faulting launch: this thread's translations are tracked (TranslationEpochs). */
+    private void runFaulting(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
+                             DeviceFaultHandler faults) {
+        long[] starts = new long[arguments.size()];
+        long[] ends = new long[arguments.size()];
+        for (int i = 0; i < starts.length; i++) {
+            starts[i] = arguments.get(i).va();
+            ends[i] = starts[i] + arguments.get(i).length();
+        }
+        TranslationEpochs.Slot slot = epochs.register(starts, ends);
+        try {
+            runItemsMarked(k, arguments, from, to, faults, slot);
+        } finally {
+            epochs.unregister(slot);
+        }
+    }
+
+    private void runItemsMarked(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
+                                DeviceFaultHandler faults, TranslationEpochs.Slot slot) {
         DeviceBuffer[] buffers = new DeviceBuffer[arguments.size()];
         for (int i = 0; i < buffers.length; i++) {
             KernelBinding b = arguments.get(i);
-            buffers[i] = new DeviceBuffer(pageTable, b.va(), b.length(), b.access());
+            buffers[i] = new DeviceBuffer(pageTable, b.va(), b.length(), b.access(), faults, slot);
         }
         KernelArgs args = new KernelArgs(buffers);
         for (long item = from; item < to; item++) {
-            k.run(args, item);
+            if (slot == null) {
+                k.run(args, item);
+                continue;
+            }
+            slot.enter();
+            try {
+                k.run(args, item);
+            } finally {
+                slot.leave();
+            }
         }
     }
 

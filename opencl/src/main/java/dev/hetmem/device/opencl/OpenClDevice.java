@@ -4,6 +4,7 @@ import dev.hetmem.driver.CopyBatch;
 import dev.hetmem.driver.CopyEngine;
 import dev.hetmem.driver.DeviceContext;
 import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.driver.DeviceFaultHandler;
 import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.DeviceMemoryException;
 import dev.hetmem.driver.FaultCountdown;
@@ -350,6 +351,25 @@ public final class OpenClDevice implements DeviceDriver {
                     + (kernel == null ? "null" : kernel));
         }
         launcher.execute(k, globalSize, arguments);
+    }
+
+    /**
+     * One tile of a tiled launch (work items from {@code globalOffset}, passed to OpenCL as the global
+     * work offset, so {@code get_global_id} stays global). OpenCL kernels cannot take device faults:
+     * every page they may touch must be resident before they start.
+     */
+    @Override
+    public void execute(DeviceKernel kernel, long globalOffset, long globalSize, List<KernelBinding> arguments,
+                        DeviceFaultHandler faults) {
+        if (faults != null) {
+            throw new UnsupportedOperationException(name + " (OpenCL) cannot take device faults: declare per-item "
+                    + "windows (KernelArg.perItem) for arguments larger than the device");
+        }
+        if (!(kernel instanceof OpenClKernel k) || k.program().device() != this || k.program().plain()) {
+            throw new IllegalArgumentException("the OpenCL device " + name + " runs kernels it compiled (OpenClKernel from its compile()), not "
+                    + (kernel == null ? "null" : kernel));
+        }
+        launcher.execute(k, globalOffset, globalSize, arguments);
     }
 
     /**

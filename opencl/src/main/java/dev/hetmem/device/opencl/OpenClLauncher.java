@@ -59,6 +59,11 @@ final class OpenClLauncher {
      * {@link IndexOutOfBoundsException} if it reached outside an argument or wrote a read-only one.
      */
     void execute(OpenClKernel k, long globalSize, List<KernelBinding> arguments) {
+        execute(k, 0, globalSize, arguments);
+    }
+
+    /** Work items [globalOffset, globalOffset + globalSize) (one tile of a tiled launch; ids stay global). */
+    void execute(OpenClKernel k, long globalOffset, long globalSize, List<KernelBinding> arguments) {
         launchLock.lock();
         try {
             ctx.checkUsable("clEnqueueNDRangeKernel");
@@ -100,7 +105,7 @@ final class OpenClLauncher {
                     check("clEnqueueWriteBuffer", (int) cl.enqueueWriteBuffer.invokeExact(ctx.kernelQueue, tableMem, ClLibrary.CL_FALSE, 0L,
                             Math.max(1, total) * 4, staging, 0, MemorySegment.NULL, MemorySegment.NULL));
                     check("clEnqueueFillBuffer", ctx.fill(ctx.kernelQueue, ctx.faultMem, a.allocate(JAVA_INT), 0L, 64L, MemorySegment.NULL));
-                    enqueueKernel(k, globalSize, ev, a);
+                    enqueueKernel(k, globalOffset, globalSize, ev, a);
                     int rc = (int) cl.enqueueReadBuffer.invokeExact(ctx.kernelQueue, ctx.faultMem, ClLibrary.CL_FALSE, 0L, 16L, report, 0,
                             MemorySegment.NULL, ev.asSlice(ADDRESS.byteSize()));
                     if (rc != ClLibrary.CL_SUCCESS) {
@@ -201,17 +206,23 @@ final class OpenClLauncher {
 
     private void runAndWait(OpenClKernel kernel, long globalSize, Arena a) {
         MemorySegment ev = a.allocate(ADDRESS);
-        enqueueKernel(kernel, globalSize, ev, a);
+        enqueueKernel(kernel, 0, globalSize, ev, a);
         int rc = ctx.waitForEvents(1, ev);
         kernelStatus(kernel, ev.get(ADDRESS, 0), a);
         check("clWaitForEvents", rc, "kernel " + kernel.name());
     }
 
-    private void enqueueKernel(OpenClKernel kernel, long globalSize, MemorySegment event, Arena a) {
+    private void enqueueKernel(OpenClKernel kernel, long globalOffset, long globalSize, MemorySegment event, Arena a) {
         MemorySegment global = a.allocate(JAVA_LONG);
         global.set(JAVA_LONG, 0, globalSize);
-        check("clEnqueueNDRangeKernel", call(cl.enqueueNDRangeKernel, ctx.kernelQueue, kernel.handle(), 1, MemorySegment.NULL,
-                global, MemorySegment.NULL, 0, MemorySegment.NULL, event), "kernel " + kernel.name() + ", global size " + globalSize);
+        MemorySegment offset = MemorySegment.NULL;
+        if (globalOffset != 0) {
+            offset = a.allocate(JAVA_LONG);
+            offset.set(JAVA_LONG, 0, globalOffset);
+        }
+        check("clEnqueueNDRangeKernel", call(cl.enqueueNDRangeKernel, ctx.kernelQueue, kernel.handle(), 1, offset,
+                global, MemorySegment.NULL, 0, MemorySegment.NULL, event), "kernel " + kernel.name() + ", global offset "
+                + globalOffset + ", global size " + globalSize);
     }
 
     /** Releases a finished kernel's event; throws if the kernel failed. */

@@ -26,6 +26,11 @@ public final class OpenClStressDevices implements StressDevices {
                 size_t i = get_global_id(0);
                 *HM_WPTR(long, dst, i) = src[i];
             }
+
+            __kernel void addEach(HM_SPACE_PARAMS, HM_REGION(x), long delta) {
+                size_t i = get_global_id(0);
+                *HM_WPTR(long, x, i) = *HM_PTR(long, x, i) + delta;
+            }
             """;
 
     private final Map<OpenClDevice, OpenClProgram> programs = new ConcurrentHashMap<>();
@@ -79,6 +84,13 @@ public final class OpenClStressDevices implements StressDevices {
             mem.launch(node, programs.get(d).kernel("copyOut", buf), bytes / 8, KernelArg.of(r, offset, bytes, Access.READ));
             buf.read(dst.asSlice(0, bytes));
         }
+    }
+
+    @Override
+    public void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows) {
+        OpenClDevice d = device(mem, node);
+        KernelArg arg = KernelArg.of(r, 0, longs * 8, Access.READ_WRITE);
+        mem.launch(node, programs.get(d).kernel("addEach", delta), longs, windows ? arg.perItem(8) : arg);
     }
 
     @Override

@@ -1,0 +1,207 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import dev.hetmem.driver.DeviceMemoryException;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.check;
+import static dev.hetmem.MemoryFixture.fill;
+import static dev.hetmem.MemoryFixture.value;
+import static dev.hetmem.MemoryFixture.verified;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * One launch over arguments larger than the device: tiled by declared per-item windows on every
+ * device, faulted in while the kernel runs on a device that takes device faults, refused at once
+ * (naming the per-item declaration) on one that does not.
+ */
+class OversizedLaunchTest {
+    private static final long DEVICE = 4 * MiB;
+
+    /** in and out each 1.5x the device (3x in all), item i: out[i] = in[i] + 1, windows of one long each. */
+    @Test
+    void aTiledLaunchOverThreeTimesTheDeviceEqualsOneLaunch() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 6 * MiB;
+            Region in = mem.allocate(bytes);
+            Region out = mem.allocate(bytes);
+            fill(in, 0, bytes, 7);
+            LaunchResult r = mem.launch(1, d.incrementInto(), bytes / 8, KernelArg.read(in).perItem(8),
+                    KernelArg.write(out).perItem(8));
+            assertEquals(2 * bytes / MemoryFixture.PAGE, r.pagesTouched(), "every page of both, tile by tile: " + r);
+            try (HostView v = out.host(0, bytes, Access.READ)) {
+                for (long i = 0; i < bytes / 8; i++) {
+                    long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
+                    if (got != value(7, i) + 1) {
+                        assertEquals(value(7, i) + 1, got, "out[" + i + "]");
+                    }
+                }
+            }
+            check(in, 0, bytes, 7);
+            assertTrue(mem.stats().node(1).evictions() > 0, "tiles went through a device a third of the data");
+            verified(mem);
+        }
+    }
+
+    @Test
+    void argumentsLargerThanTheDeviceWithNoWindowFaultOrFailNamingTheWindows() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 3 * DEVICE;
+            Region a = mem.allocate(bytes);
+            fill(a, 0, bytes, 3);
+            if (!d.driver().takesDeviceFaults()) {
+                MemoryFixture.names(DeviceMemoryException.class, "KernelArg.perItem",
+                        () -> mem.launch(1, d.addLongs(5), bytes / 8, KernelArg.readWrite(a)));
+                check(a, 0, bytes, 3);   // refused before anything moved or ran
+                verified(mem);
+                return;
+            }
+            LaunchResult r = mem.launch(1, d.addLongs(5), bytes / 8, KernelArg.readWrite(a));
+            assertTrue(r.faults() >= bytes / (2 * MiB), "at least one device fault per granule: " + r);
+            try (HostView v = a.host(0, bytes, Access.READ)) {
+                for (long i = 0; i < bytes / 8; i++) {
+                    long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
+                    if (got != value(3, i) + 5) {
+                        assertEquals(value(3, i) + 5, got, "a[" + i + "]");
+                    }
+                }
+            }
+            assertTrue(mem.stats().node(1).evictions() > 0, "granules of the launch itself were evicted to make room");
+            verified(mem);
+        }
+    }
+
+    /** The README's example, exactly: a 1 GiB region on the default 256 MiB emulated device. */
+    @Test
+    @Tag("emulated")
+    void theReadmeExampleWorksAsWritten() {
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(EmulatedDevice.create()).build()) {
+            Region a = mem.allocate(1L << 30);
+            try (HostView v = a.host(0, 4096, Access.WRITE)) {
+                v.segment().set(ValueLayout.JAVA_FLOAT, 0, 42f);
+            }
+            mem.launch(1, (EmulatedKernel) (args, i) ->
+                    args.arg(0).putFloat(0, args.arg(0).getFloat(0) + 1), 1, KernelArg.readWrite(a));
+            PageSnapshot s = a.snapshot(0, 4096);
+            assertEquals(1, s.writer(0), "page 0 is on device 1, writable there: " + s.describe(0));
+            a.advise(0, a.size(), Advice.prefetch(0));
+            try (HostView v = a.host(0, 4096, Access.READ)) {
+                assertEquals(43f, v.segment().get(ValueLayout.JAVA_FLOAT, 0));
+            }
+            verified(mem);
+        }
+    }
+
+    /**
+     * A device of two granules and two compute threads whose items each update a whole page, read
+     * then write with a pause between, on pages scattered over all granules: each fault evicts a
+     * granule the other thread may be in the middle of updating. Every increment must land exactly
+     * once (an invalidation that did not wait for the items using it loses some: the eviction copies
+     * the page home between an item's read and its write).
+     */
+    @Test
+    @Tag("emulated")
+    void pagesEvictedWhileTheLaunchUsesThemLoseNothing() {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(4 * MiB).computeThreads(2).build();
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            long bytes = 16 * MiB;
+            long pages = bytes / MemoryFixture.PAGE;
+            Region a = mem.allocate(bytes);
+            fill(a, 0, bytes, 11);
+            for (int round = 0; round < 2; round++) {
+                mem.launch(1, (EmulatedKernel) (args, i) -> {
+                    long page = (i * 517) % pages;   // coprime with the page count: every page once
+                    long base = page * MemoryFixture.PAGE;
+                    for (long j = 0; j < MemoryFixture.PAGE; j += 8) {
+                        long v = args.arg(0).getLong(base + j);
+                        if ((j & 511) == 0) {
+                            java.util.concurrent.locks.LockSupport.parkNanos(2_000);   // let the other thread evict
+                        }
+                        args.arg(0).putLong(base + j, v + 1);
+                    }
+                }, pages, KernelArg.readWrite(a));
+            }
+            try (HostView v = a.host(0, bytes, Access.READ)) {
+                for (long i = 0; i < bytes / 8; i++) {
+                    long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
+                    if (got != value(11, i) + 2) {
+                        assertEquals(value(11, i) + 2, got, "a[" + i + "]");
+                    }
+                }
+            }
+            assertTrue(mem.stats().node(1).evictions() > 0, "granules were evicted while the launch ran");
+            verified(mem);
+        }
+    }
+
+    /** Frees racing a faulting launch wait for it; the launch completes and the region is gone after. */
+    @Test
+    @Tag("emulated")
+    void aRegionFreedDuringAFaultingLaunchIsFreedAfterIt() throws Exception {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(4 * MiB).computeThreads(2).build();
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            long bytes = 16 * MiB;
+            Region a = mem.allocate(bytes);
+            fill(a, 0, bytes, 5);
+            java.util.concurrent.CountDownLatch running = new java.util.concurrent.CountDownLatch(1);
+            java.util.concurrent.atomic.AtomicLong itemsDone = new java.util.concurrent.atomic.AtomicLong();
+            CompletableFuture<LaunchResult> launch = CompletableFuture.supplyAsync(() ->
+                    mem.launch(1, (EmulatedKernel) (args, i) -> {
+                        running.countDown();
+                        args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
+                        itemsDone.incrementAndGet();
+                    }, bytes / 8, KernelArg.readWrite(a)));
+            assertTrue(running.await(60, TimeUnit.SECONDS), "the launch started");
+            a.free();   // waits for the launch: never frees pages a kernel is faulting in
+            assertEquals(bytes / 8, itemsDone.get(), "free() returned only after every work item had run");
+            launch.get(60, TimeUnit.SECONDS);
+            assertThrows(IllegalStateException.class, () -> a.host(0, 8, Access.READ));
+            verified(mem);
+            assertEquals(dev.memoryBytes(), mem.stats().node(1).freeBytes(), "every device frame is free again");
+        }
+    }
+
+    /** Allocation or copy failures during a launch's faults: the launch fails clearly; nothing is lost. */
+    @Test
+    @Tag("emulated")
+    void failuresInjectedDuringFaultsLoseNothing() {
+        for (boolean copy : new boolean[] {false, true}) {
+            EmulatedDevice dev = EmulatedDevice.builder().capacity(4 * MiB).computeThreads(2).build();
+            try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+                long bytes = 12 * MiB;
+                Region a = mem.allocate(bytes);
+                fill(a, 0, bytes, 9);
+                if (copy) {
+                    dev.failCopy(3);
+                } else {
+                    dev.failAllocation(3);
+                }
+                RuntimeException e = assertThrows(RuntimeException.class, () -> mem.launch(1,
+                        (EmulatedKernel) (args, i) -> args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1),
+                        bytes / 8, KernelArg.readWrite(a)));
+                assertTrue(String.valueOf(e.getMessage()).contains("injected"), "the failure says what it was: " + e);
+                verified(mem);
+                // every long was incremented once or not at all
+                try (HostView v = a.host(0, bytes, Access.READ)) {
+                    for (long i = 0; i < bytes / 8; i++) {
+                        long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
+                        if (got != value(9, i) && got != value(9, i) + 1) {
+                            assertEquals(value(9, i), got, "a[" + i + "] after a failed launch (" + (copy ? "copy" : "allocation") + ")");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
