@@ -27,6 +27,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class OversizedLaunchTest {
     private static final long DEVICE = 4 * MiB;
 
+    /** Every long i of r is the fill pattern's value(seed, i) plus {@code added}. */
+    private static void checkAdded(Region r, long bytes, long seed, long added) {
+        try (HostView v = r.host(0, bytes, Access.READ)) {
+            for (long i = 0; i < bytes / 8; i++) {
+                long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
+                if (got != value(seed, i) + added) {
+                    assertEquals(value(seed, i) + added, got, "long " + i + " of " + r);
+                }
+            }
+        }
+    }
+
     /** in and out each 1.5x the device (3x in all), item i: out[i] = in[i] + 1, windows of one long each. */
     @Test
     void aTiledLaunchOverThreeTimesTheDeviceEqualsOneLaunch() {
@@ -39,14 +51,7 @@ class OversizedLaunchTest {
             LaunchResult r = mem.launch(1, d.incrementInto(), bytes / 8, KernelArg.read(in).perItem(8),
                     KernelArg.write(out).perItem(8));
             assertEquals(2 * bytes / MemoryFixture.PAGE, r.pagesTouched(), "every page of both, tile by tile: " + r);
-            try (HostView v = out.host(0, bytes, Access.READ)) {
-                for (long i = 0; i < bytes / 8; i++) {
-                    long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
-                    if (got != value(7, i) + 1) {
-                        assertEquals(value(7, i) + 1, got, "out[" + i + "]");
-                    }
-                }
-            }
+            checkAdded(out, bytes, 7, 1);
             check(in, 0, bytes, 7);
             assertTrue(mem.stats().node(1).evictions() > 0, "tiles went through a device a third of the data");
             verified(mem);
@@ -69,14 +74,7 @@ class OversizedLaunchTest {
             }
             LaunchResult r = mem.launch(1, d.addLongs(5), bytes / 8, KernelArg.readWrite(a));
             assertTrue(r.faults() >= bytes / (2 * MiB), "at least one device fault per granule: " + r);
-            try (HostView v = a.host(0, bytes, Access.READ)) {
-                for (long i = 0; i < bytes / 8; i++) {
-                    long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
-                    if (got != value(3, i) + 5) {
-                        assertEquals(value(3, i) + 5, got, "a[" + i + "]");
-                    }
-                }
-            }
+            checkAdded(a, bytes, 3, 5);
             assertTrue(mem.stats().node(1).evictions() > 0, "granules of the launch itself were evicted to make room");
             verified(mem);
         }
@@ -132,14 +130,7 @@ class OversizedLaunchTest {
                     }
                 }, pages, KernelArg.readWrite(a));
             }
-            try (HostView v = a.host(0, bytes, Access.READ)) {
-                for (long i = 0; i < bytes / 8; i++) {
-                    long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
-                    if (got != value(11, i) + 2) {
-                        assertEquals(value(11, i) + 2, got, "a[" + i + "]");
-                    }
-                }
-            }
+            checkAdded(a, bytes, 11, 2);
             assertTrue(mem.stats().node(1).evictions() > 0, "granules were evicted while the launch ran");
             verified(mem);
         }

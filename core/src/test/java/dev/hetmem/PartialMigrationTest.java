@@ -15,7 +15,7 @@ import static dev.hetmem.MemoryFixture.verified;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Seed 001: a fault moves the granule around the address, not the range; regions hold mixed pages. */
+/** KFD partial migration: a fault moves the granule around the address, not the range; regions hold mixed pages. */
 class PartialMigrationTest {
     TestDevice dev;
     UnifiedMemory mem;

@@ -9,16 +9,17 @@ final class BenchCommand {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) throws java.io.IOException {
         if (argv.isEmpty()) {
-            throw new Args.UsageException("bench needs a name: migrate, load, oversub, fault, translate");
+            throw new Args.UsageException("bench needs a name: migrate, load, oversub, decode, fault, translate");
         }
         List<String> rest = argv.subList(1, argv.size());
         return switch (argv.getFirst()) {
             case "migrate" -> MigrateBench.run(rest, out, err);
             case "load" -> LoadBench.run(rest, out, err);
             case "oversub" -> OversubBench.run(rest, out, err);
+            case "decode" -> DecodeBench.run(rest, out, err);
             case "fault" -> FaultBench.run(rest, out, err);
             case "translate" -> TranslateBench.run(rest, out, err);
-            default -> throw new Args.UsageException("unknown benchmark '" + argv.getFirst() + "' (have: migrate, load, oversub, fault, translate)");
+            default -> throw new Args.UsageException("unknown benchmark '" + argv.getFirst() + "' (have: migrate, load, oversub, decode, fault, translate)");
         };
     }
 }

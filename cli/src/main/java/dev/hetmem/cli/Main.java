@@ -21,6 +21,8 @@ public final class Main {
                                                loading schemes against the disk's own speed (fio)
               bench oversub [--quick] [--json] [--capacity 64M]
                                                a kernel sweeping data sets larger than the device
+              bench decode [--quick] [--json] [--capacity 64M] [--tokens N] [--reps 3] [--device emulated|opencl|all]
+                                               a model's layers (GEMV per token) larger than the device
               stress [--seconds N] [--seed S] [--device emulated|opencl|all] [--json]
                                                seeded random programs against a model of every byte
               test                             the whole test suite (./hetmem test)
@@ -80,8 +82,14 @@ public final class Main {
             return 2;
         } catch (java.io.IOException | RuntimeException e) {
             // one line, no class name or stack trace: what went wrong, in the exception's own words
-            err.println("hetmem " + cmd + ": " + printable(e.getMessage() != null ? e.getMessage()
-                    : "failed (" + e.getClass().getSimpleName() + ")"));
+            // (a failure on another thread comes wrapped: its cause says what it was)
+            Throwable t = e;
+            while ((t instanceof java.util.concurrent.CompletionException
+                    || t instanceof java.util.concurrent.ExecutionException) && t.getCause() != null) {
+                t = t.getCause();
+            }
+            err.println("hetmem " + cmd + ": " + printable(t.getMessage() != null ? t.getMessage()
+                    : "failed (" + t.getClass().getSimpleName() + ")"));
             return 1;
         } catch (OutOfMemoryError e) {
             err.println("hetmem " + cmd + ": out of Java heap; ask for less (smaller --sizes)");

@@ -5,7 +5,7 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 
-/** Seed 004's matrix product as an OpenCL C kernel on regions ({@code mulmat.cl}). */
+/** HMM's example matrix product, mul_mat_on_gpu(r, a, b, m), as an OpenCL C kernel on regions ({@code mulmat.cl}). */
 final class MulMatCl {
     /** Elements of a row of r one work item computes (JB in mulmat.cl). */
     static final int BLOCK = 64;

@@ -29,8 +29,8 @@ import java.util.concurrent.atomic.AtomicLong;
 import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /**
- * {@code hetmem bench oversub}: a device kernel sweeping a data set larger than the device (seed
- * 002: host DRAM as the device's swap). Each access is a kernel launch summing the longs of one
+ * {@code hetmem bench oversub}: a device kernel sweeping a data set larger than the device (GMEM's
+ * host DRAM as the device's swap). Each access is a kernel launch summing the longs of one
  * piece of the data set (a 2 MiB tile, or a 4 KiB page for the random pattern); the sum is checked
  * against the host's. Modes: hetmem on faults alone, with the next piece prefetched asynchronously,
  * on faults with thrashing control off, and the explicit program written today: the data set in
@@ -99,7 +99,7 @@ final class OversubBench {
         List<Map<String, Object>> rows = new ArrayList<>();
         for (int i = 0; i < cases.size(); i++) {
             Case c = cases.get(i);
-            Map<String, Object> row = median(runs.get(i));
+            Map<String, Object> row = MedianRow.of(runs.get(i), "gbps");
             rows.add(row);
             err.printf("factor %.1f %-10s %-24s %7.3f GB/s (%d runs, %.3f-%.3f)  migrated %s  evictions %d  %s%n", c.factor,
                     c.pattern, c.mode, (Double) row.get("gbps"), (Integer) row.get("runs"), (Double) row.get("gbps_min"),
@@ -128,31 +128,8 @@ final class OversubBench {
     /** A case whose runs so far took longer than this is not repeated. */
     private static final long REPEAT_BUDGET_NANOS = 1_000_000_000L;
 
-    /**
-     * The run of median throughput stands for the case; {@code correct} only if every run was
-     * right; the spread and the number of runs go beside it.
-     */
-    private static Map<String, Object> median(List<Map<String, Object>> runs) {
-        List<Map<String, Object>> sorted = new ArrayList<>(runs);
-        sorted.sort(java.util.Comparator.comparingDouble(r -> (Double) r.get("gbps")));
-        Map<String, Object> row = new LinkedHashMap<>(sorted.get(sorted.size() / 2));
-        row.put("correct", runs.stream().allMatch(r -> (Boolean) r.get("correct")));
-        row.put("runs", runs.size());
-        row.put("gbps_min", sorted.getFirst().get("gbps"));
-        row.put("gbps_max", sorted.getLast().get("gbps"));
-        return row;
-    }
-
     private static double memcpyLimit() {
-        long total = 256 * MiB;
-        try (NativeBuffer src = NativeBuffer.allocate(total, false, 1);
-             NativeBuffer dst = NativeBuffer.allocate(total, false, 2)) {
-            double best = 0;
-            for (int i = 0; i < 3; i++) {
-                best = Math.max(best, NativeBuffer.plainCopyGbps(dst, src, Runtime.getRuntime().availableProcessors()));
-            }
-            return best;
-        }
+        return NativeBuffer.bestPlainCopyGbps(256 * MiB, false, 3);
     }
 
     /** The long at index i of the data set. */
@@ -218,6 +195,14 @@ final class OversubBench {
         };
     }
 
+    /** A hetmem run's row: bytes migrated both ways and evictions between the two snapshots. */
+    private static Map<String, Object> measured(Case c, Accesses a, long nanos, Stats before, Stats after, boolean correct) {
+        long migrated = (after.node(0).pagesMigrated() + after.node(1).pagesMigrated()
+                - before.node(0).pagesMigrated() - before.node(1).pagesMigrated()) * PAGE_BYTES;
+        long evictions = after.node(1).evictions() - before.node(1).evictions();
+        return row(c, a, nanos, migrated, evictions, correct);
+    }
+
     /** Item k sums the longs of piece k (bytes [offsets[k], offsets[k] + size) of argument 0) into {@code sum}. */
     private static EmulatedKernel pieceSumKernel(AtomicLong sum, Accesses a) {
         return (args, item) -> {
@@ -261,12 +246,7 @@ final class OversubBench {
                         arg = arg.perItem(a.size);   // sequential: item k reads piece k, bytes [k * size, (k + 1) * size)
                     }
                     mem.launch(1, pieceSumKernel(sum, a), a.offsets.length, arg);
-                    nanos = System.nanoTime() - t0;
-                    Stats after = mem.stats();
-                    migrated = (after.node(0).pagesMigrated() + after.node(1).pagesMigrated()
-                            - before.node(0).pagesMigrated() - before.node(1).pagesMigrated()) * PAGE_BYTES;
-                    evictions = after.node(1).evictions() - before.node(1).evictions();
-                    return row(c, a, nanos, migrated, evictions, sum.get() == expected);
+                    return measured(c, a, System.nanoTime() - t0, before, mem.stats(), sum.get() == expected);
                 }
                 // prefetch mode keeps the next PREFETCH_AHEAD pieces on their way while a piece is computed
                 java.util.ArrayDeque<CompletableFuture<Long>> ahead = new java.util.ArrayDeque<>();
@@ -284,12 +264,7 @@ final class OversubBench {
                 for (CompletableFuture<Long> f : ahead) {
                     f.join();
                 }
-                nanos = System.nanoTime() - t0;
-                Stats after = mem.stats();
-                migrated = (after.node(0).pagesMigrated() + after.node(1).pagesMigrated()
-                        - before.node(0).pagesMigrated() - before.node(1).pagesMigrated()) * PAGE_BYTES;
-                evictions = after.node(1).evictions() - before.node(1).evictions();
-                return row(c, a, nanos, migrated, evictions, sum.get() == expected);
+                return measured(c, a, System.nanoTime() - t0, before, mem.stats(), sum.get() == expected);
             }
             // the explicit program moves its data by hand: every piece copied in once
             migrated = a.offsets.length * a.size;

@@ -27,7 +27,7 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /**
  * {@code hetmem bench translate}: what reaching region data through the device page table costs
- * on OpenCL. Seed 004's matrix product (mulmat.cl) runs through regions, resident on the device
+ * on OpenCL. HMM's example matrix product (mulmat.cl) runs through regions, resident on the device
  * (no faults, only the kernel and its page-table upload are timed), and the same source built with
  * -DHM_PLAIN on plain buffers; runs alternate so that noise hits both alike. Both results are
  * checked against each other.

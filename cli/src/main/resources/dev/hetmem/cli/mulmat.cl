@@ -1,5 +1,5 @@
 /*
- * Seed 004's mul_mat_on_gpu(r, a, b, m) in OpenCL C, on regions: r = a * b for m x m floats.
+ * HMM's example, mul_mat_on_gpu(r, a, b, m), in OpenCL C, on regions: r = a * b for m x m floats.
  * One work item computes JB consecutive elements of one row of r. It translates its row of a once
  * per page, and each run of b it reads (JB floats) once, so the page table costs about one lookup
  * per JB multiply-adds. Built with -DHM_PLAIN the same code runs on plain buffers.

@@ -258,6 +258,26 @@ class CommandLineTest {
     }
 
     @Test
+    void benchDecodeQuickIsCorrectAndFollowsTheJsonContract() {
+        Result r = run("bench", "decode", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--tokens", "1",
+                "--device", "emulated");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().startsWith("{\"bench\":\"decode\",\"limits\":{\"memcpy_gbps\":"), r.out());
+        for (String mode : new String[] {"one_launch", "prefetch", "explicit"}) {
+            assertTrue(r.out().contains("\"mode\":\"" + mode + "\""), mode + " missing: " + r.out());
+        }
+        for (String key : new String[] {"\"device\":\"emulated\"", "\"weights_factor\":2.0", "\"dtype\":\"F32\"",
+                "\"tokens_per_s\":", "\"gbps\":", "\"migrated_bytes\":", "\"evictions\":", "\"correct\":true"}) {
+            assertTrue(r.out().contains(key), key + " missing: " + r.out());
+        }
+        assertTrue(!r.out().contains("\"correct\":false"), r.out());
+        Result bad = run("bench", "decode", "--reps", "0");
+        assertEquals(2, bad.code(), bad.err());
+        assertTrue(bad.err().contains("--reps 0 outside [1, 50]"), bad.err());
+    }
+
+    @Test
     void benchOversubRefusesARepeatCountOutsideItsRange() {
         Result r = run("bench", "oversub", "--quick", "--reps", "0");
         assertEquals(2, r.code(), r.err());

@@ -97,6 +97,20 @@ public final class NativeBuffer implements AutoCloseable {
         return total / (double) (System.nanoTime() - t0);
     }
 
+    /**
+     * The best of {@code tries} plain copies of {@code bytes} between two fresh buffers, with as
+     * many threads as there are processors: the copy limit a benchmark row is compared with.
+     */
+    public static double bestPlainCopyGbps(long bytes, boolean hugePages, int tries) {
+        try (NativeBuffer src = allocate(bytes, hugePages, 1); NativeBuffer dst = allocate(bytes, hugePages, 2)) {
+            double best = 0;
+            for (int i = 0; i < tries; i++) {
+                best = Math.max(best, plainCopyGbps(dst, src, Runtime.getRuntime().availableProcessors()));
+            }
+            return best;
+        }
+    }
+
     @Override
     public synchronized void close() {
         if (!closed) {

@@ -1,0 +1,676 @@
+package dev.hetmem.cli;
+
+import dev.hetmem.Access;
+import dev.hetmem.Advice;
+import dev.hetmem.HostView;
+import dev.hetmem.KernelArg;
+import dev.hetmem.Region;
+import dev.hetmem.Stats;
+import dev.hetmem.UnifiedMemory;
+import dev.hetmem.device.emulated.DeviceBuffer;
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import dev.hetmem.device.opencl.OpenClDevice;
+import dev.hetmem.device.opencl.OpenClPlatforms;
+import dev.hetmem.device.opencl.OpenClProgram;
+import dev.hetmem.device.opencl.PlainBuffers;
+import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.driver.DeviceKernel;
+import dev.hetmem.io.SafeTensors;
+import dev.hetmem.io.Tensor;
+import dev.hetmem.limits.NativeBuffer;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+
+/**
+ * {@code hetmem bench decode}: the workload users bring. A model of {@value #LAYERS} square weight
+ * matrices in a {@code .safetensors} file the bench writes (F32 or BF16), loaded with hetmem's
+ * loader; every generated token runs one GEMV per layer (y = W x, x read whole, W and y by rows) on a
+ * device whose memory holds a fraction of the weights. Modes:
+ * <ul>
+ *   <li>{@code one_launch}: one launch per layer, W declared per row ({@code KernelArg.perItem}), so
+ *       a layer larger than the device runs tiled, the next tile prefetched; the weights are advised
+ *       read-mostly, so evicting a device copy drops it instead of copying it home;</li>
+ *   <li>{@code prefetch}: the same, with the next layer prefetched (asynchronously) while a layer runs;</li>
+ *   <li>{@code explicit}: what a user writes today: the weights in plain host memory, chunks of rows
+ *       copied into two device buffers by hand, double-buffered (on OpenCL plain buffers, no hetmem
+ *       pages at all).</li>
+ * </ul>
+ * Every row checks the last token's output against a CPU computation ({@code correct}).
+ */
+final class DecodeBench {
+    private static final long MiB = 1L << 20;
+    static final int LAYERS = 4;
+
+    private DecodeBench() {}
+
+    private record Case(String device, double factor, String dtype, String mode) {}
+
+    /** The model a case runs: its file, its size, and the reference output of the last token. */
+    private record Model(Path file, int n, String dtype, long weightBytes) {
+        int elementBytes() {
+            return dtype.equals("F32") ? 4 : 2;
+        }
+
+        long rowBytes() {
+            return (long) n * elementBytes();
+        }
+    }
+
+    static int run(List<String> argv, PrintStream out, PrintStream err) {
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "tokens", "device", "reps"));
+        boolean quick = args.flag("quick");
+        long capacity = args.longValue("capacity", quick ? 32 * MiB : 64 * MiB);
+        if (capacity < 16 * MiB || capacity % (2 * MiB) != 0 || capacity > (4L << 30)) {
+            throw new Args.UsageException("--capacity " + capacity + " must be a multiple of 2M in [16M, 4G]");
+        }
+        long tokens = args.longValue("tokens", quick ? 2 : 4);
+        if (tokens < 1 || tokens > 1000) {
+            throw new Args.UsageException("--tokens " + tokens + " outside [1, 1000]");
+        }
+        long reps = args.longValue("reps", 3);
+        if (reps < 1 || reps > 50) {
+            throw new Args.UsageException("--reps " + reps + " outside [1, 50]");
+        }
+        String which = args.value("device", "all");
+        List<String> devices = new ArrayList<>();
+        if (which.equals("emulated") || which.equals("all")) {
+            devices.add("emulated");
+        }
+        if (which.equals("opencl") || which.equals("all")) {
+            String why = OpenClPlatforms.unavailableReason();
+            if (why == null) {
+                devices.add("opencl");
+            } else if (which.equals("opencl")) {
+                throw new IllegalStateException("no OpenCL device: " + why);
+            } else {
+                err.println("OpenCL rows left out: " + why);
+            }
+        }
+        if (devices.isEmpty()) {
+            throw new Args.UsageException("--device " + which + " must be emulated, opencl or all");
+        }
+        double[] factors = quick ? new double[] {2} : new double[] {0.5, 2, 3};
+        List<String> dtypes = quick ? List.of("F32") : List.of("F32", "BF16");
+        List<String> modes = List.of("one_launch", "prefetch", "explicit");
+        double memcpy = memcpyLimit();
+        List<Map<String, Object>> rows = new ArrayList<>();
+        Path dir;
+        try {
+            dir = Files.createTempDirectory("hetmem-decode");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot make a folder for the model file", e);
+        }
+        try {
+            for (double f : factors) {
+                for (String dtype : dtypes) {
+                    Model model = writeModel(dir, capacity, f, dtype);
+                    float[] reference = reference(model, tokens);
+                    for (String device : devices) {
+                        // rounds over the modes, so that a noisy second of this shared machine hits them alike
+                        List<List<Map<String, Object>>> runs = new ArrayList<>();
+                        for (int i = 0; i < modes.size(); i++) {
+                            runs.add(new ArrayList<>());
+                        }
+                        for (long round = 0; round < reps; round++) {
+                            for (int i = 0; i < modes.size(); i++) {
+                                runs.get(i).add(runCase(new Case(device, f, dtype, modes.get(i)), model, capacity, tokens,
+                                        reference));
+                            }
+                        }
+                        for (int i = 0; i < modes.size(); i++) {
+                            Map<String, Object> row = MedianRow.of(runs.get(i), "tokens_per_s");
+                            rows.add(row);
+                            err.printf("%-8s factor %.1f %-4s %-10s %8.2f tokens/s %7.2f GB/s  migrated %s  evictions %d  %s%n",
+                                    device, f, dtype, modes.get(i), (Double) row.get("tokens_per_s"), (Double) row.get("gbps"),
+                                    ProgressBar.human((Long) row.get("migrated_bytes")), (Long) row.get("evictions"),
+                                    (Boolean) row.get("correct") ? "correct" : "WRONG");
+                        }
+                    }
+                    Files.deleteIfExists(model.file());
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("the model file: " + e.getMessage(), e);
+        } finally {
+            try {
+                Files.deleteIfExists(dir);
+            } catch (IOException ignored) {
+                // a leftover empty folder in the temporary directory
+            }
+        }
+        if (args.flag("json")) {
+            Map<String, Object> root = new LinkedHashMap<>();
+            root.put("bench", "decode");
+            root.put("limits", Map.of("memcpy_gbps", Math.round(memcpy * 1000) / 1000.0));
+            root.put("device_capacity_bytes", capacity);
+            root.put("layers", LAYERS);
+            root.put("tokens", tokens);
+            root.put("rows", rows);
+            out.println(Json.write(root));
+        } else {
+            out.printf("plain copy (the limit): %.2f GB/s; devices of %s; %d layers, %d tokens per row%n", memcpy,
+                    ProgressBar.human(capacity), LAYERS, tokens);
+            out.printf("%-8s %6s %-5s %-10s %10s %8s %12s %9s %7s%n", "device", "factor", "dtype", "mode", "tokens/s", "GB/s",
+                    "migrated", "evictions", "correct");
+            for (Map<String, Object> r : rows) {
+                out.printf("%-8s %6.1f %-5s %-10s %10.2f %8.2f %12s %9d %7s%n", r.get("device"), (Double) r.get("weights_factor"),
+                        r.get("dtype"), r.get("mode"), (Double) r.get("tokens_per_s"), (Double) r.get("gbps"),
+                        ProgressBar.human((Long) r.get("migrated_bytes")), (Long) r.get("evictions"), r.get("correct"));
+            }
+        }
+        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
+    }
+
+    private static double memcpyLimit() {
+        return NativeBuffer.bestPlainCopyGbps(128 * MiB, true, 3);
+    }
+
+    // ---- the model ------------------------------------------------------------------------------
+
+    /** Weight (l, i, j): deterministic, in [-1, 1) / sqrt(n), so activations keep their scale. */
+    private static float weight(int l, long i, long j, int n) {
+        long x = (l * 0x9E3779B97F4A7C15L) ^ (i * 0xBF58476D1CE4E5B9L) ^ (j * 0x94D049BB133111EBL);
+        x ^= x >>> 31;
+        x *= 0xD6E8FEB86659FD93L;
+        x ^= x >>> 32;
+        return (float) (((x & 0xFFFF) / 32768.0 - 1.0) / Math.sqrt(n) * 1.7);
+    }
+
+    /** The first input of token t. */
+    private static float input(long t, int j) {
+        return (float) Math.cos(0.37 * t + 0.011 * j);
+    }
+
+    /** A BF16 value's float (the upper half of the float's bits). */
+    private static float bf16(short bits) {
+        return Float.intBitsToFloat((bits & 0xFFFF) << 16);
+    }
+
+    /** The weight as stored: F32 as is, BF16 truncated (round to nearest even). */
+    private static float stored(float w, String dtype) {
+        if (dtype.equals("F32")) {
+            return w;
+        }
+        return bf16(toBf16(w));
+    }
+
+    private static short toBf16(float w) {
+        int b = Float.floatToRawIntBits(w);
+        return (short) ((b + 0x7FFF + ((b >>> 16) & 1)) >>> 16);
+    }
+
+    /** Writes the model: LAYERS n x n matrices adding up to about {@code factor} times the device. */
+    private static Model writeModel(Path dir, long capacity, double factor, String dtype) throws IOException {
+        int size = dtype.equals("F32") ? 4 : 2;
+        double perLayer = factor * capacity / LAYERS;
+        int n = (int) Math.max(64, (long) Math.sqrt(perLayer / size) / 64 * 64);
+        long layerBytes = (long) n * n * size;
+        StringBuilder header = new StringBuilder("{\"__metadata__\":{\"format\":\"hetmem decode bench\"}");
+        for (int l = 0; l < LAYERS; l++) {
+            header.append(",\"layer.").append(l).append(".weight\":{\"dtype\":\"").append(dtype).append("\",\"shape\":[")
+                    .append(n).append(',').append(n).append("],\"data_offsets\":[").append(l * layerBytes).append(',')
+                    .append((l + 1) * layerBytes).append("]}");
+        }
+        header.append('}');
+        byte[] h = header.toString().getBytes(StandardCharsets.UTF_8);
+        int pad = (int) ((8 - h.length % 8) % 8);
+        Path file = dir.resolve("model-" + dtype + "-" + factor + ".safetensors");
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+                StandardOpenOption.WRITE)) {
+            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(h.length + pad).flip();
+            ch.write(len);
+            ByteBuffer hb = ByteBuffer.allocate(h.length + pad);
+            hb.put(h);
+            while (hb.hasRemaining()) {
+                hb.put((byte) ' ');
+            }
+            ch.write(hb.flip());
+            ByteBuffer row = ByteBuffer.allocate((int) ((long) n * size)).order(ByteOrder.LITTLE_ENDIAN);
+            for (int l = 0; l < LAYERS; l++) {
+                for (int i = 0; i < n; i++) {
+                    row.clear();
+                    for (int j = 0; j < n; j++) {
+                        float w = weight(l, i, j, n);
+                        if (size == 4) {
+                            row.putFloat(w);
+                        } else {
+                            row.putShort(toBf16(w));
+                        }
+                    }
+                    ch.write(row.flip());
+                }
+            }
+        }
+        return new Model(file, n, dtype, LAYERS * layerBytes);
+    }
+
+    /** The last token's output, computed on the CPU in double from the stored weights. */
+    private static float[] reference(Model m, long tokens) {
+        int n = m.n();
+        double[] x = new double[n];
+        for (int j = 0; j < n; j++) {
+            x[j] = input(tokens - 1, j);
+        }
+        for (int l = 0; l < LAYERS; l++) {
+            double[] y = new double[n];
+            for (int i = 0; i < n; i++) {
+                double acc = 0;
+                for (int j = 0; j < n; j++) {
+                    acc += stored(weight(l, i, j, n), m.dtype()) * (double) (float) x[j];
+                }
+                y[i] = (float) acc;
+            }
+            x = y;
+        }
+        float[] out = new float[n];
+        for (int i = 0; i < n; i++) {
+            out[i] = (float) x[i];
+        }
+        return out;
+    }
+
+    private static boolean close(float[] got, float[] want) {
+        double scale = 0;
+        for (float w : want) {
+            scale = Math.max(scale, Math.abs(w));
+        }
+        for (int i = 0; i < want.length; i++) {
+            if (!(Math.abs(got[i] - want[i]) <= 1e-3 * scale + 1e-6)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    // ---- one case ---------------------------------------------------------------------------------
+
+    private static DeviceDriver device(String kind, long capacity) {
+        return kind.equals("opencl") ? OpenClDevice.builder().capacity(capacity).build()
+                : EmulatedDevice.builder().capacity(capacity).populate(true).build();
+    }
+
+    private static Map<String, Object> runCase(Case c, Model m, long capacity, long tokens, float[] reference)
+            throws IOException {
+        DeviceDriver dev = device(c.device(), capacity);
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(1).build()) {
+            Kernels k = new Kernels(dev, m);
+            float[] result;
+            long nanos;
+            long migrated;
+            long evictions;
+            if (c.mode().equals("explicit")) {
+                long[] t = new long[1];
+                result = explicit(mem, dev, k, m, capacity, tokens, t);
+                nanos = t[0];
+                migrated = tokens * m.weightBytes();
+                evictions = 0;
+            } else {
+                SafeTensors st = SafeTensors.load(mem, m.file(), 0);
+                // weights are only read: read duplication keeps the host's copy, so a device copy that
+                // is evicted is dropped, not copied back (what a user of hetmem advises for weights)
+                st.region().advise(0, st.region().size(), Advice.readMostly(true));
+                Region x0 = mem.allocate((long) m.n() * 4);
+                Region x1 = mem.allocate((long) m.n() * 4);
+                Stats before = mem.stats();
+                long t0 = System.nanoTime();
+                result = null;
+                for (long t = 0; t < tokens; t++) {
+                    writeInput(x0, m.n(), t);
+                    Region[] xs = {x0, x1};
+                    CompletableFuture<Long> ahead = null;
+                    for (int l = 0; l < LAYERS; l++) {
+                        Tensor w = st.tensor("layer." + l + ".weight");
+                        if (c.mode().equals("prefetch")) {
+                            if (ahead != null) {
+                                ahead.join();
+                            }
+                            Tensor next = st.tensor("layer." + ((l + 1) % LAYERS) + ".weight");
+                            ahead = mem.prefetchAsync(st.region(), next.offset(), next.length(), 1);
+                        }
+                        KernelArg wa = KernelArg.of(st.region(), w.offset(), w.length(), Access.READ).perItem(m.rowBytes());
+                        mem.launch(1, k.regionKernel(0), m.n(), wa, KernelArg.read(xs[l & 1]), KernelArg.write(xs[(l + 1) & 1]));
+                    }
+                    if (ahead != null) {
+                        ahead.join();
+                    }
+                    result = readOutput(xs[LAYERS & 1], m.n());
+                }
+                nanos = System.nanoTime() - t0;
+                Stats after = mem.stats();
+                migrated = (after.node(0).pagesMigrated() + after.node(1).pagesMigrated()
+                        - before.node(0).pagesMigrated() - before.node(1).pagesMigrated()) * PAGE_BYTES;
+                evictions = after.node(1).evictions() - before.node(1).evictions();
+            }
+            Map<String, Object> row = new LinkedHashMap<>();
+            row.put("device", c.device());
+            row.put("weights_factor", c.factor());
+            row.put("dtype", c.dtype());
+            row.put("mode", c.mode());
+            double seconds = nanos / 1e9;
+            row.put("tokens_per_s", Math.round(tokens / seconds * 1000) / 1000.0);
+            row.put("gbps", Math.round(tokens * m.weightBytes() / seconds / 1e9 * 1000) / 1000.0);
+            row.put("migrated_bytes", migrated);
+            row.put("evictions", evictions);
+            row.put("correct", close(result, reference));
+            return row;
+        }
+    }
+
+    private static void writeInput(Region x, int n, long t) {
+        try (HostView v = x.host(0, (long) n * 4, Access.WRITE)) {
+            for (int j = 0; j < n; j++) {
+                v.segment().setAtIndex(ValueLayout.JAVA_FLOAT, j, input(t, j));
+            }
+        }
+    }
+
+    private static float[] readOutput(Region x, int n) {
+        try (HostView v = x.host(0, (long) n * 4, Access.READ)) {
+            return v.segment().toArray(ValueLayout.JAVA_FLOAT);
+        }
+    }
+
+    /**
+     * The explicit program: weights read from the file into plain host memory once, then per layer
+     * chunks of rows copied into two device buffers by hand while the previous chunk computes.
+     */
+    private static float[] explicit(UnifiedMemory mem, DeviceDriver dev, Kernels k, Model m, long capacity, long tokens,
+                                    long[] nanos) throws IOException {
+        int n = m.n();
+        long dataStart;
+        long layerBytes = m.weightBytes() / LAYERS;
+        try (FileChannel ch = FileChannel.open(m.file(), StandardOpenOption.READ)) {
+            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+            ch.read(len, 0);
+            dataStart = 8 + len.flip().getLong();
+        }
+        long chunkRows = Math.max(1, Math.min(n, capacity / 4 / m.rowBytes()));
+        long chunkBytes = chunkRows * m.rowBytes();
+        try (Arena arena = Arena.ofShared(); ExecutorService copier = Executors.newSingleThreadExecutor()) {
+            MemorySegment host = arena.allocate(m.weightBytes(), PAGE_BYTES);
+            try (FileChannel ch = FileChannel.open(m.file(), StandardOpenOption.READ)) {
+                MemorySegment.copy(ch.map(FileChannel.MapMode.READ_ONLY, dataStart, m.weightBytes(), arena), 0, host, 0,
+                        m.weightBytes());
+            }
+            Staging s = k.staging(mem, chunkBytes, (long) n * 4);
+            try {
+                long t0 = System.nanoTime();
+                float[] result = null;
+                for (long t = 0; t < tokens; t++) {
+                    s.writeInput(t, n);
+                    for (int l = 0; l < LAYERS; l++) {
+                        long base = l * layerBytes;
+                        CompletableFuture<Void> in = CompletableFuture.runAsync(
+                                () -> s.upload(0, host.asSlice(base, Math.min(chunkBytes, layerBytes))), copier);
+                        for (long r0 = 0, chunk = 0; r0 < n; r0 += chunkRows, chunk++) {
+                            in.join();
+                            long rows = Math.min(chunkRows, n - r0);
+                            long nextRow = r0 + chunkRows;
+                            if (nextRow < n) {
+                                int buf = (int) ((chunk + 1) & 1);
+                                long off = base + nextRow * m.rowBytes();
+                                long bytes = Math.min(chunkRows, n - nextRow) * m.rowBytes();
+                                in = CompletableFuture.runAsync(() -> s.upload(buf, host.asSlice(off, bytes)), copier);
+                            }
+                            s.compute((int) (chunk & 1), l, rows, r0);
+                        }
+                        in.join();
+                        s.swap();
+                    }
+                    result = s.readOutput(n);
+                }
+                nanos[0] = System.nanoTime() - t0;
+                return result;
+            } finally {
+                s.close();
+            }
+        }
+    }
+
+    /** The explicit program's device buffers and kernel, per device kind. */
+    private interface Staging extends AutoCloseable {
+        void writeInput(long t, int n);
+
+        /** Copies {@code chunk} (rows of W) into device buffer {@code buf}. */
+        void upload(int buf, MemorySegment chunk);
+
+        /** y[r0 + i] = (rows of buffer buf) . x for i < rows. */
+        void compute(int buf, int layer, long rows, long r0);
+
+        /** The output becomes the next layer's input. */
+        void swap();
+
+        float[] readOutput(int n);
+
+        @Override
+        void close();
+    }
+
+    /** The GEMV kernels of a model on one device: on regions (hetmem) and on the explicit program's buffers. */
+    private static final class Kernels {
+        private final DeviceDriver dev;
+        private final Model m;
+        private final OpenClProgram regions;
+
+        Kernels(DeviceDriver dev, Model m) {
+            this.dev = dev;
+            this.m = m;
+            this.regions = dev instanceof OpenClDevice d ? d.compile(GEMV_CL) : null;
+        }
+
+        /** Work item i: argument 2 float [rowBase + i] = row i of argument 0 . argument 1. */
+        DeviceKernel regionKernel(int rowBase) {
+            if (regions != null) {
+                return regions.kernel(m.dtype().equals("F32") ? "gemv_f32" : "gemv_bf16", m.n(), rowBase);
+            }
+            return emulatedGemv(m.n(), m.dtype().equals("F32"), rowBase);
+        }
+
+        Staging staging(UnifiedMemory mem, long chunkBytes, long vectorBytes) {
+            if (dev instanceof OpenClDevice d) {
+                return new OpenClStaging(d, chunkBytes, vectorBytes);
+            }
+            return new EmulatedStaging(mem, (EmulatedDevice) dev, chunkBytes, vectorBytes);
+        }
+
+        /** The explicit program on the emulated device: resident regions as its device buffers. */
+        private final class EmulatedStaging implements Staging {
+            private final UnifiedMemory mem;
+            private final EmulatedDevice ed;
+            private final Region[] w;
+            private final Region[] x;
+            private int in;
+
+            EmulatedStaging(UnifiedMemory mem, EmulatedDevice ed, long chunkBytes, long vectorBytes) {
+                this.mem = mem;
+                this.ed = ed;
+                long pages = Math.ceilDiv(chunkBytes, PAGE_BYTES) * PAGE_BYTES;   // the write command copies whole pages
+                this.w = new Region[] {mem.allocate(pages), mem.allocate(pages)};
+                this.x = new Region[] {mem.allocate(vectorBytes), mem.allocate(vectorBytes)};
+                for (Region r : w) {
+                    r.advise(0, r.size(), Advice.prefetch(ed.node()));
+                }
+            }
+
+            @Override
+            public void writeInput(long t, int n) {
+                in = 0;
+                DecodeBench.writeInput(x[0], n, t);
+            }
+
+            @Override
+            public void upload(int buf, MemorySegment chunk) {
+                ed.write(w[buf], 0, Math.ceilDiv(chunk.byteSize(), PAGE_BYTES), padded(chunk));
+            }
+
+            @Override
+            public void compute(int buf, int layer, long rows, long r0) {
+                mem.launch(ed.node(), emulatedGemv(m.n(), m.dtype().equals("F32"), (int) r0), rows,
+                        KernelArg.read(w[buf]), KernelArg.read(x[in]), KernelArg.readWrite(x[1 - in]));
+            }
+
+            @Override
+            public void swap() {
+                in = 1 - in;
+            }
+
+            @Override
+            public float[] readOutput(int n) {
+                return DecodeBench.readOutput(x[in], n);
+            }
+
+            @Override
+            public void close() {
+            }
+        }
+
+        /** The explicit program on OpenCL: plain buffers, the same kernel source built without translation. */
+        private final class OpenClStaging implements Staging {
+            private final OpenClDevice d;
+            private final OpenClProgram plain;
+            private final OpenClDevice.PlainBuffer[] w;
+            private final OpenClDevice.PlainBuffer[] x;
+            private int in;
+
+            OpenClStaging(OpenClDevice d, long chunkBytes, long vectorBytes) {
+                this.d = d;
+                this.plain = PlainBuffers.compile(d, GEMV_CL, "");
+                this.w = new OpenClDevice.PlainBuffer[] {d.plainBuffer(chunkBytes), d.plainBuffer(chunkBytes)};
+                this.x = new OpenClDevice.PlainBuffer[] {d.plainBuffer(vectorBytes), d.plainBuffer(vectorBytes)};
+            }
+
+            @Override
+            public void writeInput(long t, int n) {
+                in = 0;
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment s = a.allocate((long) n * 4);
+                    for (int j = 0; j < n; j++) {
+                        s.setAtIndex(ValueLayout.JAVA_FLOAT, j, input(t, j));
+                    }
+                    x[0].write(s);
+                }
+            }
+
+            @Override
+            public void upload(int buf, MemorySegment chunk) {
+                w[buf].write(chunk);
+            }
+
+            @Override
+            public void compute(int buf, int layer, long rows, long r0) {
+                String name = m.dtype().equals("F32") ? "gemv_f32" : "gemv_bf16";
+                PlainBuffers.run(d, plain.kernel(name, m.n(), (int) r0), rows, w[buf], x[in], x[1 - in]);
+            }
+
+            @Override
+            public void swap() {
+                in = 1 - in;
+            }
+
+            @Override
+            public float[] readOutput(int n) {
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment s = a.allocate((long) n * 4);
+                    x[in].read(s);
+                    return s.toArray(ValueLayout.JAVA_FLOAT);
+                }
+            }
+
+            @Override
+            public void close() {
+                for (OpenClDevice.PlainBuffer b : w) {
+                    b.close();
+                }
+                for (OpenClDevice.PlainBuffer b : x) {
+                    b.close();
+                }
+            }
+        }
+    }
+
+    /** A chunk padded to whole pages for the emulated device's page-granular write command. */
+    private static MemorySegment padded(MemorySegment chunk) {
+        long bytes = Math.ceilDiv(chunk.byteSize(), PAGE_BYTES) * PAGE_BYTES;
+        if (bytes == chunk.byteSize()) {
+            return chunk;
+        }
+        MemorySegment s = Arena.ofAuto().allocate(bytes, PAGE_BYTES);
+        MemorySegment.copy(chunk, 0, s, 0, chunk.byteSize());
+        return s;
+    }
+
+    /** Work item i: y[rowBase + i] = row i of w . x, on the emulated device (BF16 read two at a time). */
+    private static EmulatedKernel emulatedGemv(int n, boolean f32, int rowBase) {
+        return (args, i) -> {
+            DeviceBuffer w = args.arg(0);
+            DeviceBuffer x = args.arg(1);
+            float acc = 0;
+            if (f32) {
+                long row = i * 4L * n;
+                for (int j = 0; j < n; j++) {
+                    acc += w.getFloat(row + 4L * j) * x.getFloat(4L * j);
+                }
+            } else {
+                long row = i * 2L * n;
+                for (int j = 0; j < n; j += 2) {
+                    int two = w.getInt(row + 2L * j);
+                    acc += bf16((short) two) * x.getFloat(4L * j);
+                    acc += bf16((short) (two >>> 16)) * x.getFloat(4L * j + 4);
+                }
+            }
+            args.arg(2).putFloat(4L * (rowBase + i), acc);
+        };
+    }
+
+    /**
+     * GEMV on regions (through the device page table, translating once per page of W and of x) and,
+     * built with -DHM_PLAIN, on plain buffers: work item i, y[rowBase + i] = row i of w . x.
+     */
+    static final String GEMV_CL = """
+            #define GEMV(NAME, WT, LOAD) \\
+            __kernel void NAME(HM_SPACE_PARAMS, HM_REGION(w), HM_REGION(x), HM_REGION(y), const uint n, \\
+                               const uint rowBase) { \\
+                const ulong i = get_global_id(0); \\
+                const ulong base = i * n; \\
+                float acc = 0.0f; \\
+                for (uint j0 = 0; j0 < n;) { \\
+                    uint k = (uint) min((ulong) (n - j0), HM_PAGE_LEFT(w, (base + j0) * sizeof(WT)) / sizeof(WT)); \\
+                    k = (uint) min((ulong) k, HM_PAGE_LEFT(x, (ulong) j0 * 4) / 4); \\
+                    __global const WT *wp = HM_PTR(WT, w, base + j0); \\
+                    __global const float *xp = HM_PTR(float, x, j0); \\
+                    for (uint j = 0; j < k; j++) { \\
+                        acc += (LOAD) * xp[j]; \\
+                    } \\
+                    j0 += k; \\
+                } \\
+                *HM_WPTR(float, y, rowBase + i) = acc; \\
+            }
+
+            GEMV(gemv_f32, float, wp[j])
+            GEMV(gemv_bf16, ushort, as_float(((uint) wp[j]) << 16))
+            """;
+
+}
