@@ -31,8 +31,10 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  *       the whole arguments twice over; each tile's pages are made resident and pinned while it
  *       runs (with the global offset of its first item), and the next tile's windows are
  *       prefetched meanwhile (double buffering, as a hand-tiled program does).</li>
- *   <li><b>Faulting</b>, when they do not fit, declare no window, and the device takes device
- *       faults (HMM's device fault, UVM's replayable faults): nothing is brought in up front; a
+ *   <li><b>Faulting</b>, when they do not fit, declare no window, the device takes device faults
+ *       (HMM's device fault, UVM's replayable faults), and no argument's host side takes pages on
+ *       its own (userfaultfd could take an unpinned page home as a neighbour's while an item writes
+ *       it; there such launches must declare windows): nothing is brought in up front; a
  *       work item that touches a page not on the device faults, the core brings its granule over
  *       (evicting other pages, this launch's too where no item is using them), and the access is
  *       retried. Nothing is pinned: the driver keeps a page's translation valid only while an item
@@ -44,8 +46,12 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  * for each other's regions in opposite order.
  */
 final class KernelLaunch {
-    /** A tile's windows may take at most this share of the device (the next tile's prefetch takes as much). */
-    private static final double TILE_SHARE = 0.375;
+    /**
+     * A tile's windows may take at most this share of the device (the next tile's prefetch takes as
+     * much): small enough that most of a launch is copied while the previous tile computes (only the
+     * first tile is not), and that a prefetch of the next launch's data fits beside both.
+     */
+    private static final double TILE_SHARE = 0.125;
 
     private final UnifiedMemory memory;
 
@@ -79,6 +85,7 @@ final class KernelLaunch {
             throw new IllegalArgumentException("global size " + globalSize + " must be at least 1");
         }
         memory.checkOpen();
+        memory.engine().refuseFromFaultingItem("a launch");
         List<Arg> checked = new ArrayList<>(args.length);
         List<KernelBinding> bindings = new ArrayList<>(args.length);
         List<RegionState> entered = new ArrayList<>();
@@ -115,14 +122,24 @@ final class KernelLaunch {
                 total += a.pages();
             }
             if (total <= frames) {
-                return resident(dev, node, kernel, 0, globalSize, checked, bindings, null);
+                return resident(dev, node, kernel, 0, globalSize, checked, bindings, null, null);
             }
+            refuseOwnPins(checked);   // the pages move on other threads: a pin of this thread would never go
             boolean windows = checked.stream().anyMatch(a -> a.arg().hasWindow());
             if (windows) {
                 return tiled(dev, node, kernel, globalSize, checked, bindings, frames);
             }
-            if (dev.driver().takesDeviceFaults()) {
+            boolean hostTakesPages = checked.stream().anyMatch(a -> a.state().host().takesPagesOnItsOwn());
+            if (dev.driver().takesDeviceFaults() && !hostTakesPages) {
                 return faulting(dev, node, kernel, globalSize, checked, bindings);
+            }
+            if (hostTakesPages) {
+                // the userfaultfd service may take an unpinned page home as a faulting neighbour's while
+                // a work item writes it; only pinned pages are safe from it, so only tiles run here
+                throw new DeviceMemoryException("the arguments of this launch need " + total * PAGE_BYTES + " bytes on device node "
+                        + node + " (" + dev.driver().name() + "), which has " + frames * PAGE_BYTES + " bytes; with "
+                        + "userfaultfd host faults a launch larger than the device runs only tile by tile: declare what each "
+                        + "work item touches (KernelArg.perItem(stride, extent))");
             }
             throw new DeviceMemoryException("the arguments of this launch need " + total * PAGE_BYTES + " bytes on device node "
                     + node + " (" + dev.driver().name() + "), which has " + frames * PAGE_BYTES + " bytes and cannot "
@@ -137,7 +154,8 @@ final class KernelLaunch {
 
     /** Items [first, first + count) with every request resident and pinned for the run. */
     private LaunchResult resident(DeviceNode dev, int node, DeviceKernel kernel, long first, long count, List<Arg> args,
-                                  List<KernelBinding> bindings, List<MigrationRequest> requests) {
+                                  List<KernelBinding> bindings, List<MigrationRequest> requests,
+                                  DeviceFaultHandler faults) {
         if (requests == null) {
             requests = new ArrayList<>(args.size());
             for (Arg a : args) {
@@ -149,16 +167,19 @@ final class KernelLaunch {
             FaultEvent event = new FaultEvent();
             event.begin();
             long t0 = System.nanoTime();
-            MigrationEngine.Outcome out = memory.engine().ensure(requests, node, Trigger.FAULT, MigrationEngine.Pinning.PIN,
+            MigrationEngine.Outcome out = requests.isEmpty() ? new MigrationEngine.Outcome(0, 0, 0, List.of())
+                    : memory.engine().ensure(requests, node, Trigger.FAULT, MigrationEngine.Pinning.PIN,
                     MigrationEngine.FROM_ANY_NODE);
             pins = out.pins();
             long t1 = System.nanoTime();
-            countFaults(node, requests.getFirst().region(), out.faults(), out.pagesMigrated(), FaultEvent.KERNEL, event,
-                    args.getFirst().arg());
-            if (first == 0) {
+            if (!requests.isEmpty()) {
+                countFaults(node, requests.getFirst().region(), out.faults(), out.pagesMigrated(), FaultEvent.KERNEL, event,
+                        args.getFirst().arg());
+            }
+            if (first == 0 && faults == null) {
                 dev.driver().execute(kernel, count, bindings);
             } else {
-                dev.driver().execute(kernel, first, count, bindings, null);
+                dev.driver().execute(kernel, first, count, bindings, faults);
             }
             long t2 = System.nanoTime();
             return new LaunchResult(out.pagesTouched(), out.faults(), out.pagesMigrated(),
@@ -195,6 +216,12 @@ final class KernelLaunch {
         long faultNanos = 0;
         long kernelNanos = 0;
         CompletableFuture<Void> ahead = null;
+        // where the device takes faults, an item that reaches outside its declared window faults the
+        // page in (and its translations are tracked) instead of touching whatever is mapped there
+        long[] faultCounts = new long[2];
+        boolean hostTakesPages = args.stream().anyMatch(a -> a.state().host().takesPagesOnItsOwn());
+        DeviceFaultHandler handler = dev.driver().takesDeviceFaults() && !hostTakesPages
+                ? faultHandler(node, args, faultCounts) : null;
         try {
             for (long first = 0; first < globalSize; first += items) {
                 long count = Math.min(items, globalSize - first);
@@ -207,7 +234,8 @@ final class KernelLaunch {
                     List<MigrationRequest> nextWindows = windows(args, next, Math.min(globalSize, next + items), true);
                     ahead = CompletableFuture.runAsync(() -> prefetchQuietly(nextWindows, node), memory.background());
                 }
-                LaunchResult r = resident(dev, node, kernel, first, count, args, bindings, windows(args, first, next, false));
+                LaunchResult r = resident(dev, node, kernel, first, count, args, bindings, windows(args, first, next, false),
+                        handler);
                 touched += r.pagesTouched();
                 faults += r.faults();
                 migrated += r.pagesMigrated();
@@ -219,6 +247,10 @@ final class KernelLaunch {
                 ahead.join();
             }
         }
+        synchronized (faultCounts) {
+            faults += faultCounts[0];
+            migrated += faultCounts[1];
+        }
         return new LaunchResult(touched, faults, migrated, migrated << PAGE_SHIFT, faultNanos, kernelNanos);
     }
 
@@ -227,7 +259,10 @@ final class KernelLaunch {
         List<MigrationRequest> out = new ArrayList<>(args.size());
         for (Arg a : args) {
             if (a.arg().hasWindow()) {
-                out.add(a.windowRequest(from, to));
+                MigrationRequest w = a.windowRequest(from, to);
+                if (w.to() > w.from()) {   // items past the argument's end touch none of it
+                    out.add(w);
+                }
             } else if (!windowsOnly) {
                 out.add(a.request());
             }
@@ -277,25 +312,48 @@ final class KernelLaunch {
         }
     }
 
-    /** No page up front: work items fault their granules in as they touch them. */
-    private LaunchResult faulting(DeviceNode dev, int node, DeviceKernel kernel, long globalSize, List<Arg> args,
-                                 List<KernelBinding> bindings) {
-        long[] faults = new long[2];   // faults, pages migrated
-        DeviceFaultHandler handler = (va, write) -> {
+    /**
+     * The core's side of a device fault at {@code va}: the page's granule on {@code node}, writable
+     * if {@code write}, nothing pinned. {@code counts}: faults and pages migrated, added up.
+     */
+    private DeviceFaultHandler faultHandler(int node, List<Arg> args, long[] counts) {
+        return (va, write) -> {
             Arg a = argAt(args, va, write);
             RegionState s = a.state();
             long page = (va - s.pageAddress(0)) >>> PAGE_SHIFT;
+            if (write && s.attributes().at(page).readOnly()) {
+                // protected while the kernel ran: a write fault there can never be satisfied
+                throw new ProtectionException("a kernel on node " + node + " wrote offset " + (page << PAGE_SHIFT) + " of "
+                        + a.arg().region() + ", which was made read-only while it ran");
+            }
             FaultEvent event = new FaultEvent();
             event.begin();
             MigrationEngine.Outcome out = memory.engine().ensure(
                     List.of(new MigrationRequest(s, page, page + 1, write)), node, Trigger.FAULT,
                     MigrationEngine.Pinning.NO_PIN, MigrationEngine.FROM_ANY_NODE);
-            synchronized (faults) {
-                faults[0] += out.faults();
-                faults[1] += out.pagesMigrated();
+            synchronized (counts) {
+                counts[0] += out.faults();
+                counts[1] += out.pagesMigrated();
             }
             countFaults(node, s, out.faults(), out.pagesMigrated(), FaultEvent.DEVICE, event, a.arg());
         };
+    }
+
+    /** A pin of this thread over an argument: the launch's pages move on other threads, and would wait for it. */
+    private static void refuseOwnPins(List<Arg> args) {
+        for (Arg a : args) {
+            Pins.Pin p = a.state().pins().heldByCurrentThread(a.firstPage(), a.endPage());
+            if (p != null) {
+                throw new PinnedByCallerException(a.state(), p.node(), p.from(), p.to());
+            }
+        }
+    }
+
+    /** No page up front: work items fault their granules in as they touch them. */
+    private LaunchResult faulting(DeviceNode dev, int node, DeviceKernel kernel, long globalSize, List<Arg> args,
+                                 List<KernelBinding> bindings) {
+        long[] faults = new long[2];   // faults, pages migrated
+        DeviceFaultHandler handler = faultHandler(node, args, faults);
         long t0 = System.nanoTime();
         dev.driver().execute(kernel, 0, globalSize, bindings, handler);
         long t1 = System.nanoTime();

@@ -195,4 +195,68 @@ class OversizedLaunchTest {
             }
         }
     }
+
+    /** A region made read-only while a faulting launch writes it: the launch fails naming it, it does not spin. */
+    @Test
+    @Tag("emulated")
+    void protectionChangedDuringAFaultingLaunchFailsItCleanly() throws Exception {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(4 * MiB).computeThreads(2).build();
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            long bytes = 16 * MiB;
+            Region a = mem.allocate(bytes);
+            fill(a, 0, bytes, 2);
+            java.util.concurrent.CountDownLatch running = new java.util.concurrent.CountDownLatch(1);
+            CompletableFuture<LaunchResult> launch = CompletableFuture.supplyAsync(() ->
+                    mem.launch(1, (EmulatedKernel) (args, i) -> {
+                        running.countDown();
+                        args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
+                    }, bytes / 8, KernelArg.readWrite(a)));
+            assertTrue(running.await(60, TimeUnit.SECONDS), "the launch started");
+            a.protect(0, bytes, Protection.READ_ONLY);
+            var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> launch.get(60, TimeUnit.SECONDS));
+            assertTrue(e.getCause() instanceof ProtectionException, "the launch failed on the protection: " + e.getCause());
+            verified(mem);
+        }
+    }
+
+    /** A kernel of a faulting launch may not call into the memory manager: refused, not a deadlock. */
+    @Test
+    @Tag("emulated")
+    void aFaultingItemCallingIntoTheCoreIsRefused() {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(4 * MiB).computeThreads(2).build();
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            long bytes = 12 * MiB;
+            Region a = mem.allocate(bytes);
+            Region other = mem.allocate(MiB);
+            var e = assertThrows(IllegalStateException.class, () -> mem.launch(1, (EmulatedKernel) (args, i) -> {
+                args.arg(0).putLong(8 * i, 1);
+                if (i == 7) {
+                    try (HostView v = other.host(0, 8, Access.READ)) {
+                        v.segment().get(ValueLayout.JAVA_LONG, 0);
+                    }
+                }
+            }, bytes / 8, KernelArg.readWrite(a)));
+            assertTrue(e.getMessage().contains("takes device faults"), e.getMessage());
+            verified(mem);
+        }
+    }
+
+    /** The launching thread's own host view over an argument of a launch larger than the device. */
+    @Test
+    void aLaunchOverThePagesOfTheCallersOwnViewIsRefusedAtOnce() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 3 * DEVICE;
+            Region a = mem.allocate(bytes);
+            try (HostView v = a.host(0, 4096, Access.READ)) {
+                assertThrows(PinnedByCallerException.class, () -> mem.launch(1, d.addLongs(1), bytes / 8,
+                        KernelArg.readWrite(a).perItem(8)));
+                if (d.driver().takesDeviceFaults()) {
+                    assertThrows(PinnedByCallerException.class, () -> mem.launch(1, d.addLongs(1), bytes / 8,
+                            KernelArg.readWrite(a)));
+                }
+            }
+            verified(mem);
+        }
+    }
 }

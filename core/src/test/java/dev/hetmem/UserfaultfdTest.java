@@ -520,4 +520,28 @@ class UserfaultfdTest {
         }
     }
 
+
+    /**
+     * With userfaultfd host faults a launch larger than the device runs tile by tile (its tiles are
+     * pinned, so the fault service never takes their pages as a neighbour's); with no window declared
+     * it is refused at once, naming the declaration, rather than run by device faults.
+     */
+    @Test
+    void aLaunchLargerThanTheDeviceRunsTiledAndNeedsWindows() {
+        mem = uffdMemory(2 * MiB, MemoryFixture.emulated(4 * MiB));
+        long bytes = 12 * MiB;
+        Region r = mem.allocate(bytes);
+        MemoryFixture.fill(r.segment(), 0, 4);
+        EmulatedKernel add = (a, i) -> a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + 3);
+        MemoryFixture.names(dev.hetmem.driver.DeviceMemoryException.class, "KernelArg.perItem",
+                () -> mem.launch(1, add, bytes / 8, KernelArg.readWrite(r)));
+        mem.launch(1, add, bytes / 8, KernelArg.readWrite(r).perItem(8));
+        for (long i = 0; i < bytes / 8; i++) {
+            long got = r.segment().get(JAVA_LONG, 8 * i);
+            if (got != MemoryFixture.value(4, i) + 3) {
+                assertEquals(MemoryFixture.value(4, i) + 3, got, "long " + i + ", read by plain loads");
+            }
+        }
+        assertEquals(List.of(), mem.verify());
+    }
 }

@@ -53,7 +53,8 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *   <li>{@code one_launch}: one launch per layer, W declared per row ({@code KernelArg.perItem}), so
  *       a layer larger than the device runs tiled, the next tile prefetched; the weights are advised
  *       read-mostly, so evicting a device copy drops it instead of copying it home;</li>
- *   <li>{@code prefetch}: the same, with the next layer prefetched (asynchronously) while a layer runs;</li>
+ *   <li>{@code prefetch}: the same, with the start of the next layer (an eighth of the device, what
+ *       fits beside the running layer's tiles) prefetched asynchronously while a layer runs;</li>
  *   <li>{@code explicit}: what a user writes today: the weights in plain host memory, chunks of rows
  *       copied into two device buffers by hand, double-buffered (on OpenCL plain buffers, no hetmem
  *       pages at all).</li>
@@ -348,7 +349,9 @@ final class DecodeBench {
                                 ahead.join();
                             }
                             Tensor next = st.tensor("layer." + ((l + 1) % LAYERS) + ".weight");
-                            ahead = mem.prefetchAsync(st.region(), next.offset(), next.length(), 1);
+                            // the start of the next layer, as much as fits beside two tiles of this one:
+                            // the rest streams in tile by tile as it runs
+                            ahead = mem.prefetchAsync(st.region(), next.offset(), Math.min(next.length(), capacity / 8), 1);
                         }
                         KernelArg wa = KernelArg.of(st.region(), w.offset(), w.length(), Access.READ).perItem(m.rowBytes());
                         mem.launch(1, k.regionKernel(0), m.n(), wa, KernelArg.read(xs[l & 1]), KernelArg.write(xs[(l + 1) & 1]));

@@ -171,6 +171,15 @@ public interface DeviceDriver extends AutoCloseable {
         return false;
     }
 
+    /**
+     * Whether the calling thread is running a work item of a launch that takes device faults and
+     * may be using a translation right now. Such a thread must not call into the core (anything that
+     * takes block locks): an invalidation by another thread holding them would wait for it.
+     */
+    default boolean holdsTranslationsOnCurrentThread() {
+        return false;
+    }
+
     /** Releases the device's memory and threads. The core has unmapped everything before. */
     @Override
     void close();

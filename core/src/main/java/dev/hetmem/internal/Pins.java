@@ -70,6 +70,16 @@ public final class Pins {
         return null;
     }
 
+    /** A pin on [from, to), of any node, that the calling thread holds (a host view, or its kernel's), or null. */
+    public synchronized Pin heldByCurrentThread(long from, long to) {
+        for (Pin p : pins) {
+            if (p.owner == Thread.currentThread() && p.from < to && from < p.to) {
+                return p;
+            }
+        }
+        return null;
+    }
+
     /** Any pin on [from, to), whatever its node. */
     public synchronized Pin any(long from, long to) {
         for (Pin p : pins) {

@@ -43,6 +43,20 @@ final class EngineContext {
         this.copyPath = copyPath;
     }
 
+    /**
+     * Throws if the calling thread is a work item of a faulting launch that may hold a device
+     * translation: taking block locks there could wait for a thread that waits for this item
+     * (docs/design.md, lock table, L23). The fault handler itself calls in with no translation held.
+     */
+    void refuseFromFaultingItem(String call) {
+        for (int n = 1; n < drivers.length; n++) {
+            if (drivers[n].holdsTranslationsOnCurrentThread()) {
+                throw new IllegalStateException(call + " called from a work item of a launch on node " + n
+                        + " that takes device faults; a kernel may not call into the memory manager while it runs");
+            }
+        }
+    }
+
     DeviceNode device(int node) {
         return nodes[node];
     }

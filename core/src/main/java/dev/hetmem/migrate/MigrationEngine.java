@@ -48,6 +48,11 @@ public final class MigrationEngine implements AutoCloseable {
     /** What {@link #ensure} did. {@code pins} holds one pin per request when pinning was asked. */
     public record Outcome(long pagesTouched, long faults, long pagesMigrated, List<Pins.Pin> pins) {}
 
+    /** Throws if the calling thread is a work item of a faulting launch (see EngineContext). */
+    public void refuseFromFaultingItem(String call) {
+        ctx.refuseFromFaultingItem(call);
+    }
+
     /** Whether {@link #ensure} pins the requested pages on the target before it returns. */
     public enum Pinning { PIN, NO_PIN }
 
@@ -108,6 +113,7 @@ public final class MigrationEngine implements AutoCloseable {
      * @param onlyFrom a node: only pages resident there move (release); or {@link #FROM_ANY_NODE}
      */
     public Outcome ensure(List<MigrationRequest> requests, int target, Trigger trigger, Pinning pinning, int onlyFrom) {
+        ctx.refuseFromFaultingItem("a migration");
         boolean pin = pinning == Pinning.PIN;
         List<Interval> intervals = Interval.normalize(requests, true);
         long started = 0;
@@ -293,6 +299,7 @@ public final class MigrationEngine implements AutoCloseable {
         if (target == 0) {
             throw new IllegalArgumentException("fill targets a device; host pages are written in place");
         }
+        ctx.refuseFromFaultingItem("a load");
         long started = 0;
         while (!tryFill(region, from, to, target, buffer)) {
             started = Eviction.pauseBeforeRetry(started == 0 ? System.nanoTime() : started, target);
@@ -368,6 +375,7 @@ public final class MigrationEngine implements AutoCloseable {
      * Waits while any of them is pinned by another thread.
      */
     public void discard(RegionState region, long from, long to) {
+        ctx.refuseFromFaultingItem("DONT_NEED");
         List<Interval> ivs = Interval.wholeRange(region, from, to);
         while (true) {
             List<Block> locked = BlockLocks.lockAll(ivs);
@@ -394,6 +402,7 @@ public final class MigrationEngine implements AutoCloseable {
 
     /** Brings device entries of [from, to) in line with the range's protection. */
     public void reprotect(RegionState region, long from, long to) {
+        ctx.refuseFromFaultingItem("a protection change");
         List<Block> locked = BlockLocks.lockAll(Interval.wholeRange(region, from, to));
         try {
             // pages the fault service took are the host's now: they must be protected too
@@ -446,6 +455,7 @@ public final class MigrationEngine implements AutoCloseable {
      * the page table (statistics, verification, snapshots) that want it current.
      */
     public void reconcileAll(RegionState region) {
+        ctx.refuseFromFaultingItem("reading the page table");
         steals.reconcileAll(region);
     }
 

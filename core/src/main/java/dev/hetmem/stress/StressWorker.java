@@ -390,7 +390,8 @@ final class StressWorker {
         long delta = 1 + (st.y() & 0xFF);
         boolean windows = (st.a() & 1) == 0;
         boolean refused = m.anyReadOnly(0, longs * 8);
-        boolean unsupported = !windows && !s.drivers[node].takesDeviceFaults()
+        boolean unsupported = !windows
+                && (!s.drivers[node].takesDeviceFaults() || config.hostFaults() == HostFaultMode.USERFAULTFD)
                 && Math.ceilDiv(longs * 8, PAGE_BYTES) > s.drivers[node].memoryBytes() / PAGE_BYTES;
         note("sweep node " + node + " " + m + " += " + delta + (windows ? " with per-item windows" : " with no hint")
                 + (refused ? " refused: read-only" : "") + (unsupported ? " refused: no windows, no device faults" : ""));
@@ -405,12 +406,12 @@ final class StressWorker {
                 return;   // refused at once, as documented: nothing ran
             }
             if (injected(e)) {
-                adoptPartialSweep(m, before, longs, delta);
+                adoptPartialSweep(m, before, longs, delta, windows);
             }
             throw e;
         } catch (RuntimeException e) {
             if (injected(e)) {
-                adoptPartialSweep(m, before, longs, delta);
+                adoptPartialSweep(m, before, longs, delta, windows);
             }
             throw e;
         }
@@ -423,8 +424,14 @@ final class StressWorker {
         }
     }
 
-    /** After an injected failure in a sweep: every long is old or old + delta; the model takes what is there. */
-    private void adoptPartialSweep(Model m, byte[] before, long longs, long delta) {
+    /**
+     * After an injected failure in a sweep: the items that ran are a prefix of the item order (tiles
+     * run one after another), or, where the device faulted pages in, a prefix of each compute
+     * thread's contiguous share of the items ({@link EmulatedStressDevices} runs two). Every long is
+     * then old or old + delta in that shape, and the model takes what is there. A lost store shows as a
+     * long left old after one that was added to, inside one share.
+     */
+    private void adoptPartialSweep(Model m, byte[] before, long longs, long delta, boolean windows) {
         byte[] got = null;
         for (int attempt = 0; got == null; attempt++) {
             try {
@@ -438,12 +445,23 @@ final class StressWorker {
         }
         ByteBuffer was = ByteBuffer.wrap(before).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer now = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
+        long shares = windows ? 1 : Math.min(2, longs);
+        long per = Math.ceilDiv(longs, shares);
         for (long i = 0; i < longs; i++) {
             long w = was.getLong((int) (8 * i));
             long n = now.getLong((int) (8 * i));
             if (n != w && n != w + delta) {
                 throw new Mismatch("after a sweep that failed part-way, long " + i + " of " + m + " is " + n
                         + ": neither its old value " + w + " nor that plus " + delta);
+            }
+            boolean added = n != w || delta == 0;
+            if (added && i % per != 0) {
+                long p = i - 1;
+                boolean prevAdded = now.getLong((int) (8 * p)) != was.getLong((int) (8 * p));
+                if (!prevAdded) {
+                    throw new Mismatch("after a sweep that failed part-way, long " + i + " of " + m + " was added to but long "
+                            + p + " before it, in the same share of the items, was not: a store was lost");
+                }
             }
         }
         System.arraycopy(got, 0, m.bytes, 0, got.length);

@@ -32,6 +32,8 @@ public final class DeviceBuffer {
     private final DeviceFaultHandler faults;
     /** This compute thread's translation epoch in such a launch (see TranslationEpochs). */
     private final TranslationEpochs.Slot slot;
+    /** An access that faults this often in a row is not making progress: fail it rather than spin. */
+    private static final int MAX_FAULTS_PER_ACCESS = 10_000;
     private long tlbKey = -1;
     private long[] tlbLeaf;
 
@@ -62,7 +64,11 @@ public final class DeviceBuffer {
         if (((v & 0xFFF) + size) > 0x1000) {
             return -1;
         }
-        while (true) {
+        for (int faults = 0; ; faults++) {
+            if (faults > MAX_FAULTS_PER_ACCESS) {
+                throw new DeviceFaultException("device page fault at 0x" + Long.toHexString(v) + " taken "
+                        + MAX_FAULTS_PER_ACCESS + " times without the page becoming accessible");
+            }
             long key = v >>> BLOCK_SHIFT;
             long[] leaf = tlbLeaf;
             if (key != tlbKey) {

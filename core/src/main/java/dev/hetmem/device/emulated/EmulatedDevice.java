@@ -294,6 +294,11 @@ public final class EmulatedDevice implements DeviceDriver {
         return true;
     }
 
+    @Override
+    public boolean holdsTranslationsOnCurrentThread() {
+        return epochs.heldByCurrentThread();
+    }
+
     /** TLB invalidations requested so far. */
     public long invalidations() {
         return pageTable.invalidations();

@@ -27,8 +27,9 @@ import java.util.concurrent.locks.LockSupport;
  *       {@link #awaitQuiescent} issues a full fence after the entry writes, then reads every slot
  *       whose launch covers the invalidated ranges; for each odd counter it waits until the counter
  *       changes.</li>
- *   <li>The thread side makes its counter odd by an atomic increment, a full fence, before it reads
- *       an entry. So for any translation and invalidation, either the thread's increment comes first
+ *   <li>The thread side makes its counter odd by an atomic increment followed by a full fence,
+ *       before it reads an entry (entries are plain 64-bit writes, which HotSpot on 64-bit platforms
+ *       does not tear). So for any translation and invalidation, either the thread's increment comes first
  *       and the invalidation sees the odd counter and waits for the thread to leave the item (or enter
  *       a fault), or the invalidation's fence comes first and the thread's read sees the changed
  *       entry. Hence no access through a stale translation happens after {@code invalidate} returns:
@@ -56,7 +57,12 @@ final class TranslationEpochs {
 
         /** Before a work item's first translation (or after a fault, before the retry). */
         void enter() {
-            counter.incrementAndGet();   // odd: may hold translations (a full fence before any entry read)
+            counter.incrementAndGet();   // odd: may hold translations
+            VarHandle.fullFence();       // the counter's write before any entry read (see the protocol)
+        }
+
+        boolean odd() {
+            return (counter.get() & 1) != 0;
         }
 
         /** After a work item's last access (or on entering a fault). */
@@ -79,23 +85,35 @@ final class TranslationEpochs {
     }
 
     private final Set<Slot> slots = ConcurrentHashMap.newKeySet();
+    /** The calling thread's slot while it runs items of a faulting launch. */
+    private final ThreadLocal<Slot> current = new ThreadLocal<>();
 
     Slot register(long[] starts, long[] ends) {
         Slot s = new Slot(starts, ends);
         slots.add(s);
+        current.set(s);
         return s;
     }
 
     void unregister(Slot s) {
         slots.remove(s);
+        if (current.get() == s) {
+            current.remove();
+        }
+    }
+
+    /** Whether the calling thread is inside a work item of a faulting launch (not inside a fault). */
+    boolean heldByCurrentThread() {
+        Slot s = current.get();
+        return s != null && s.odd();
     }
 
     /** Returns once no compute thread may still use a translation of {@code ranges} read before the call. */
     void awaitQuiescent(VaRanges ranges) {
+        VarHandle.fullFence();   // the entry writes before the counter reads (see the protocol above)
         if (slots.isEmpty()) {
             return;
         }
-        VarHandle.fullFence();   // the entry writes before the counter reads (see the protocol above)
         Thread me = Thread.currentThread();
         for (Slot s : slots) {
             if (s.owner == me || !s.covers(ranges)) {
