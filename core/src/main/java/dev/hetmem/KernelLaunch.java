@@ -236,7 +236,6 @@ final class KernelLaunch {
                 }
                 LaunchResult r = resident(dev, node, kernel, first, count, args, bindings, windows(args, first, next, false),
                         handler);
-                touched += r.pagesTouched();
                 faults += r.faults();
                 migrated += r.pagesMigrated();
                 faultNanos += r.faultNanos();
@@ -250,6 +249,9 @@ final class KernelLaunch {
         synchronized (faultCounts) {
             faults += faultCounts[0];
             migrated += faultCounts[1];
+        }
+        for (Arg a : args) {
+            touched += a.pages();   // each page of each argument once, however many tiles it took part in
         }
         return new LaunchResult(touched, faults, migrated, migrated << PAGE_SHIFT, faultNanos, kernelNanos);
     }
