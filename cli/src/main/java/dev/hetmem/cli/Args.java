@@ -6,14 +6,34 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
-/** Parses "--flag", "--key value" and "--key=value" options after a command; rejects unknown ones. */
+/**
+ * Parses "--flag", "--key value" and "--key=value" options after a command; rejects unknown ones,
+ * and words where the command takes none. "--help" and "-h" ask for the command's usage (unless the
+ * command declares a "help" flag of its own).
+ */
 final class Args {
     private final Map<String, String> options = new LinkedHashMap<>();
     private final List<String> positional = new ArrayList<>();
 
+    /** A command that takes options only. */
     Args(List<String> argv, Set<String> flags, Set<String> valued) {
+        this(argv, flags, valued, 0);
+    }
+
+    /** A command that takes at most {@code maxPositional} words besides its options. */
+    Args(List<String> argv, Set<String> flags, Set<String> valued, int maxPositional) {
         for (int i = 0; i < argv.size(); i++) {
             String a = argv.get(i);
+            if ((a.equals("--help") || a.equals("-h")) && !flags.contains("help")) {
+                throw new HelpRequested();
+            }
+            if (a.equals("-h")) {
+                options.put("help", "true");
+                continue;
+            }
+            if (a.startsWith("-") && !a.startsWith("--") && a.length() > 1) {
+                throw new UsageException("unknown option " + a);
+            }
             if (a.startsWith("--")) {
                 String key = a.substring(2);
                 String value = null;
@@ -38,6 +58,16 @@ final class Args {
             } else {
                 positional.add(a);
             }
+        }
+        if (positional.size() > maxPositional) {
+            throw new UsageException("unexpected argument '" + positional.get(maxPositional) + "'");
+        }
+    }
+
+    /** "--help" or "-h": the caller prints the command's usage and exits 0. */
+    static final class HelpRequested extends RuntimeException {
+        HelpRequested() {
+            super("help", null, false, false);
         }
     }
 

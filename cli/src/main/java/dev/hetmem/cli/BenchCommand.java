@@ -11,6 +11,9 @@ final class BenchCommand {
         if (argv.isEmpty()) {
             throw new Args.UsageException("bench needs a name: migrate, load, oversub, decode, fault, translate");
         }
+        if (argv.getFirst().equals("--help") || argv.getFirst().equals("-h")) {
+            throw new Args.HelpRequested();
+        }
         List<String> rest = argv.subList(1, argv.size());
         return switch (argv.getFirst()) {
             case "migrate" -> MigrateBench.run(rest, out, err);

@@ -30,7 +30,7 @@ final class LoadCommand {
     private LoadCommand() {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) throws IOException {
-        Args args = new Args(argv, Set.of("json"), Set.of("to", "scheme", "threads", "ring"));
+        Args args = new Args(argv, Set.of("json"), Set.of("to", "scheme", "threads", "ring"), 1);
         if (args.positional().size() != 1) {
             throw new Args.UsageException("load needs exactly one FILE");
         }

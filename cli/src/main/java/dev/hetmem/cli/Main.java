@@ -12,21 +12,63 @@ public final class Main {
     private static final String USAGE = """
             usage: hetmem <command> [options]
               info [--json]                    the nodes: host and devices
-              demo [--size M] [--json]         HMM's example mulMat(r, a, b, m) on a device, no copy written by the user
+              demo [--size M] [--device emulated|opencl] [--host-faults views|userfaultfd] [--json]
+                                               HMM's example mulMat(r, a, b, m) on a device, no copy written by the user
               bench migrate [--quick] [--json] [--sizes 16M,256M,1G] [--pages 4K,64K,2M]
                                                migration throughput against the plain-copy limit (batched page migration)
               load FILE [--to NODE] [--json] [--scheme overlapped|direct|buffered|mmap] [--threads N] [--ring BYTES]
                                                a file into the memory space at disk speed (direct-I/O loading, as dma-buf's)
               bench load [--quick] [--json] [--sizes 512K,8M,1G,3G] [--dir DIR]
                                                loading schemes against the disk's own speed (fio)
-              bench oversub [--quick] [--json] [--capacity 64M]
+              bench oversub [--quick] [--json] [--capacity 64M] [--reps 5]
                                                a kernel sweeping data sets larger than the device
               bench decode [--quick] [--json] [--capacity 64M] [--tokens N] [--reps 3] [--device emulated|opencl|all]
                                                a model's layers (GEMV per token) larger than the device
+              bench fault [--quick] [--json]   the cost of bringing one page home, by path, beside the kernel's own
+              bench translate [--quick] [--size M] [--runs N] [--json]
+                                               what the OpenCL device page table costs against plain buffers
               stress [--seconds N] [--seed S] [--device emulated|opencl|all] [--json]
                                                seeded random programs against a model of every byte
+              jmh [JMH options]                JMH micro-benchmarks (./hetmem jmh)
               test                             the whole test suite (./hetmem test)
+              version                          the version (also --version, -V)
+              help                             this text (also --help, -h; COMMAND --help for one command)
             """;
+
+    /** The version of this build: the project's, written into version.properties by Maven. */
+    static String version() {
+        try (java.io.InputStream in = Main.class.getResourceAsStream("version.properties")) {
+            java.util.Properties p = new java.util.Properties();
+            if (in != null) {
+                p.load(in);
+            }
+            return p.getProperty("version", "unknown");
+        } catch (java.io.IOException e) {
+            return "unknown";
+        }
+    }
+
+    /** "bench NAME" for a benchmark, else the command itself. */
+    private static String commandWords(String cmd, List<String> rest) {
+        return cmd.equals("bench") && !rest.isEmpty() && !rest.getFirst().startsWith("-") ? "bench " + rest.getFirst() : cmd;
+    }
+
+    /** The usage lines of one command ("bench migrate", "load"), or all of them if it has none. */
+    static String usageOf(String command) {
+        StringBuilder b = new StringBuilder("usage: hetmem " + command + " [options]\n");
+        boolean in = false;
+        boolean any = false;
+        for (String line : USAGE.split("\n")) {
+            if (line.startsWith("  ") && !line.startsWith("   ")) {
+                in = (line.substring(2) + " ").startsWith(command + " ");
+            }
+            if (in) {
+                b.append(line).append('\n');
+                any = true;
+            }
+        }
+        return any ? b.toString() : USAGE;
+    }
 
     private Main() {}
 
@@ -57,9 +99,14 @@ public final class Main {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        if (argv.isEmpty() || argv.getFirst().equals("--help") || argv.getFirst().equals("help")) {
+        if (argv.isEmpty() || argv.getFirst().equals("--help") || argv.getFirst().equals("-h")
+                || argv.getFirst().equals("help")) {
             (argv.isEmpty() ? err : out).print(USAGE);
             return argv.isEmpty() ? 2 : 0;
+        }
+        if (argv.getFirst().equals("--version") || argv.getFirst().equals("-V") || argv.getFirst().equals("version")) {
+            out.println("hetmem " + version());
+            return 0;
         }
         String cmd = argv.getFirst();
         List<String> rest = argv.subList(1, argv.size());
@@ -76,9 +123,12 @@ public final class Main {
                     yield 2;
                 }
             };
+        } catch (Args.HelpRequested e) {
+            out.print(usageOf(commandWords(cmd, rest)));
+            return 0;
         } catch (Args.UsageException e) {
             err.println("hetmem " + cmd + ": " + printable(e.getMessage()));
-            err.print(USAGE);
+            err.print(usageOf(commandWords(cmd, rest)));
             return 2;
         } catch (java.io.IOException | RuntimeException e) {
             // one line, no class name or stack trace: what went wrong, in the exception's own words

@@ -278,6 +278,44 @@ class CommandLineTest {
     }
 
     @Test
+    void helpAndVersionFollowTheCommandLinesConventions() {
+        for (String v : new String[] {"--version", "-V", "version"}) {
+            Result r = run(v);
+            assertEquals(0, r.code(), v + ": " + r.err());
+            assertTrue(r.out().startsWith("hetmem ") && !r.out().contains("unknown"), v + " prints the version: " + r.out());
+        }
+        for (String h : new String[] {"-h", "--help", "help"}) {
+            Result r = run(h);
+            assertEquals(0, r.code(), h);
+            assertTrue(r.out().contains("bench decode") && r.out().contains("bench translate") && r.out().contains("jmh"), r.out());
+        }
+        // COMMAND --help (or -h) prints that command's usage and runs nothing
+        for (String[] c : new String[][] {{"demo", "--help"}, {"demo", "-h"}, {"load", "--help"}, {"info", "-h"},
+                {"bench", "migrate", "--help"}, {"bench", "decode", "-h"}}) {
+            Result r = run(c);
+            assertEquals(0, r.code(), String.join(" ", c) + ": " + r.err());
+            String words = c[0].equals("bench") ? "bench " + c[1] : c[0];
+            assertTrue(r.out().startsWith("usage: hetmem " + words) && r.out().contains("  " + words + " "),
+                    String.join(" ", c) + ": " + r.out());
+            assertTrue(!r.out().contains("\"nodes\"") && !r.out().contains("GFLOP"), "help only: " + r.out());
+        }
+        Result bench = run("bench", "--help");
+        assertEquals(0, bench.code());
+        assertTrue(bench.out().contains("bench migrate") && bench.out().contains("bench oversub"), bench.out());
+    }
+
+    @Test
+    void extraWordsAndUnknownShortOptionsAreUsageErrors() {
+        Result extra = run("info", "--json", "extra");
+        assertEquals(2, extra.code());
+        assertTrue(extra.err().contains("unexpected argument 'extra'"), extra.err());
+        assertEquals("", extra.out(), "nothing on stdout for a usage error");
+        Result shortOpt = run("info", "-x");
+        assertEquals(2, shortOpt.code());
+        assertTrue(shortOpt.err().contains("unknown option -x"), shortOpt.err());
+    }
+
+    @Test
     void benchOversubRefusesARepeatCountOutsideItsRange() {
         Result r = run("bench", "oversub", "--quick", "--reps", "0");
         assertEquals(2, r.code(), r.err());
