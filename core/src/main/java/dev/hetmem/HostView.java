@@ -34,6 +34,11 @@ public final class HostView implements AutoCloseable, Lifecycle.View {
         this.segment = access.writes() ? s : s.asReadOnly();
     }
 
+    /** A view of no bytes at {@code offset}: nothing pinned, nothing to wait for (a tensor of size 0). */
+    static HostView empty(RegionState region, long offset, Access access) {
+        return new HostView(region, offset, 0, access, null);
+    }
+
     /** The view's bytes: read-only for {@link Access#READ} views. */
     public MemorySegment segment() {
         return segment;
@@ -53,6 +58,11 @@ public final class HostView implements AutoCloseable, Lifecycle.View {
     }
 
     @Override
+    public String toString() {
+        return "HostView[" + access + " [" + offset + ", +" + segment.byteSize() + ") of region " + region.id() + "]";
+    }
+
+    @Override
     public void close() {
         synchronized (this) {
             if (closed) {
@@ -61,8 +71,10 @@ public final class HostView implements AutoCloseable, Lifecycle.View {
             arena.close();
             closed = true;
         }
-        region.unpin(pin);
-        region.lifecycle().closeView(this);
+        if (pin != null) {
+            region.unpin(pin);
+            region.lifecycle().closeView(this);
+        }
     }
 
     /** The thread that opened the view: the only one that can use or close it. */
@@ -83,6 +95,8 @@ public final class HostView implements AutoCloseable, Lifecycle.View {
             }
             closed = true;
         }
-        region.unpin(pin);
+        if (pin != null) {
+            region.unpin(pin);
+        }
     }
 }

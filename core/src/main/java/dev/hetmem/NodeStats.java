@@ -68,4 +68,11 @@ public final class NodeStats {
         }
         return n;
     }
+
+    @Override
+    public String toString() {
+        return "node " + node.id() + " (" + node.kind() + "): " + Stats.bytes(residentBytes) + " resident"
+                + (freeBytes >= 0 ? ", " + Stats.bytes(freeBytes) + " free" : "") + ", " + faults + " faults, "
+                + evictions + " evictions, " + thrashingEvents + " thrashing events";
+    }
 }

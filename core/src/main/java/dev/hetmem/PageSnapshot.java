@@ -74,4 +74,29 @@ public final class PageSnapshot {
         }
         return s.append(writers[page] >= 0 ? " rw" : " ro").toString();
     }
+
+    /** Where the pages are, in stretches of like pages: "pages 0-511 node 1 rw, 512 untouched". */
+    @Override
+    public String toString() {
+        StringBuilder b = new StringBuilder("PageSnapshot[offset " + offset + ": ");
+        int p = 0;
+        int stretches = 0;
+        while (p < pages()) {
+            String d = describe(p);
+            int q = p + 1;
+            while (q < pages() && describe(q).equals(d)) {
+                q++;
+            }
+            if (stretches++ > 0) {
+                b.append(", ");
+            }
+            if (stretches > 16) {
+                b.append("...");
+                break;
+            }
+            b.append(q - p == 1 ? "page " + p : "pages " + p + "-" + (q - 1)).append(' ').append(d);
+            p = q;
+        }
+        return b.append(']').toString();
+    }
 }

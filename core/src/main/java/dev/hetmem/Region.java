@@ -22,7 +22,7 @@ import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
  *
  * <p>Thread-safe. {@link #free()} waits for running kernels and refuses while host views are open.
  */
-public final class Region {
+public final class Region implements AutoCloseable {
     private final UnifiedMemory memory;
     private final RegionState state;
 
@@ -93,6 +93,16 @@ public final class Region {
      */
     public HostView host(long offset, long length, Access access) {
         Objects.requireNonNull(access, "access");
+        if (length == 0) {
+            if (offset < 0 || offset > size()) {
+                throw new IndexOutOfBoundsException("offset " + offset + " of an empty view is outside [0, " + size()
+                        + "] (" + this + ")");
+            }
+            // a view of nothing (a tensor of size 0): no page to bring home, nothing pinned
+            memory.checkOpen();
+            state.lifecycle().checkOpen();
+            return HostView.empty(state, offset, access);
+        }
         Checks.range(offset, length, size(), this);
         memory.checkOpen();
         long from = offset >>> PageGeometry.PAGE_SHIFT;
@@ -259,6 +269,17 @@ public final class Region {
      */
     public void free() {
         memory.free(this);
+    }
+
+    /**
+     * Frees the region if it is not freed yet ({@link #free()}), so that it can be the resource of
+     * a try-with-resources statement; closing a freed region does nothing.
+     */
+    @Override
+    public void close() {
+        if (!isFreed()) {
+            free();
+        }
     }
 
     public boolean isFreed() {

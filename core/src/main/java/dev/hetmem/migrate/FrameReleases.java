@@ -43,8 +43,20 @@ final class FrameReleases {
 
     /** Frees them; {@code hostInLine} is false only for a killed region (its host side reads no frame). */
     void flush(RegionState region, boolean hostInLine) {
+        flush(region, hostInLine, null);
+    }
+
+    /**
+     * Frees them, except those of nodes marked in {@code keep} (a device whose invalidation failed may
+     * still use them: they stay allocated, uncounted, and verify() reports them).
+     */
+    void flush(RegionState region, boolean hostInLine, boolean[] keep) {
         RuntimeException first = null;
         for (Pending f : pending) {
+            if (keep != null && keep[f.node]) {
+                ctx.inFlight.add(f.node, -f.frames.length);
+                continue;
+            }
             try {
                 if (hostInLine) {
                     free(ctx, region, f.node, f.frames, f.frames.length, f.firstPage);

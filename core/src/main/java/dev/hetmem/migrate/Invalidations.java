@@ -37,25 +37,26 @@ final class Invalidations {
     /** One invalidation per device that had entries released or protected, then the deferred frees. */
     void flush(EngineContext ctx) {
         RuntimeException first = null;
+        boolean[] failed = null;
         for (int n = 1; n < ranges.length; n++) {
             if (ranges[n] != null) {
                 try {
                     ctx.driver(n).invalidate(ranges[n]);
                 } catch (RuntimeException e) {
                     first = first == null ? e : first;
+                    if (failed == null) {
+                        failed = new boolean[ranges.length];
+                    }
+                    failed[n] = true;   // that device may still use its frames: they are not freed
                 }
                 ranges[n] = null;
             }
         }
         for (Deferred d : frees) {
-            if (first != null) {
-                d.frees.abandon();   // a device that could not invalidate may still use the frames
-                continue;
-            }
             try {
-                d.frees.flush(d.region, d.hostInLine);
+                d.frees.flush(d.region, d.hostInLine, failed);
             } catch (RuntimeException e) {
-                first = e;
+                first = first == null ? e : first;
             }
         }
         frees.clear();

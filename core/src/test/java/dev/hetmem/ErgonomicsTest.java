@@ -1,0 +1,64 @@
+package dev.hetmem;
+
+import org.junit.jupiter.api.Test;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** What a user of the API sees: readable values, regions as resources, views of no bytes. */
+class ErgonomicsTest {
+    @Test
+    void snapshotsAndStatisticsPrintAsPeopleReadThem() {
+        TestDevice d = MemoryFixture.device(8 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            Region r = mem.allocate(4 * MiB);
+            mem.launch(1, d.putLong(0, 7), 1, KernelArg.of(r, 0, 3 * 4096, Access.READ_WRITE));
+            String snapshot = r.snapshot(0, 3 * 4096).toString();
+            assertTrue(snapshot.contains("pages 0-2 node 1 rw"), snapshot);
+            String untouched = r.snapshot(2 * MiB, 4096).toString();
+            assertTrue(untouched.contains("page 0 untouched"), untouched);
+            String stats = mem.stats().toString();
+            assertTrue(stats.contains("evictions") && stats.contains("in:eviction") && stats.contains("resident"), stats);
+            String node = mem.stats().node(1).toString();
+            assertTrue(node.startsWith("node 1 (" + d.driver().kind() + "): ") && node.contains("evictions"), node);
+        }
+    }
+
+    @Test
+    void aRegionIsAResourceAndClosingItTwiceDoesNothing() {
+        TestDevice d = MemoryFixture.device(8 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            Region kept;
+            try (Region r = mem.allocate(MiB)) {
+                kept = r;
+                MemoryFixture.fill(r, 0, MiB, 1);
+            }
+            assertTrue(kept.isFreed());
+            kept.close();   // again: nothing
+            assertEquals(0, mem.regions().size());
+            assertThrows(IllegalStateException.class, kept::free, "free() still says it was freed already");
+        }
+    }
+
+    @Test
+    void aViewOfNoBytesNeedsNoSpecialCase() {
+        TestDevice d = MemoryFixture.device(8 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            Region r = mem.allocate(MiB);
+            for (long at : new long[] {0, 4096, MiB}) {
+                try (HostView v = r.host(at, 0, Access.WRITE)) {
+                    assertEquals(0, v.segment().byteSize());
+                    assertEquals(at, v.offset());
+                }
+            }
+            assertThrows(IndexOutOfBoundsException.class, () -> r.host(MiB + 1, 0, Access.READ));
+            assertThrows(IndexOutOfBoundsException.class, () -> r.host(-1, 0, Access.READ));
+            assertTrue(r.snapshot(0, 4096).untouched(0), "a view of nothing touched nothing");
+            r.free();   // no view of nothing holds it open
+            assertThrows(IllegalStateException.class, () -> r.host(0, 0, Access.READ));
+            MemoryFixture.verified(mem);
+        }
+    }
+}
