@@ -11,6 +11,9 @@ import static dev.hetmem.driver.PageGeometry.bytes;
  * the buddy allocator has, each counted in flight before it leaves the allocator. When the device
  * is full, {@link Eviction#makeRoom} sends cold pages home first; if room can only come after
  * other threads move on, it throws {@link Eviction.RetryBatch} and the caller undoes and retries.
+ * A driver that cannot back a run ({@code prepareFrames} refuses it) gets smaller ones for the rest
+ * of the batch, down to single frames, as the kernel falls back from huge pages (HMM's
+ * migrate_anon_huge_err); only a refused single frame fails the batch.
  * On any failure the frames allocated so far are recorded in the run for {@link UndoPhase}.
  */
 final class AllocatePhase {
@@ -30,6 +33,9 @@ final class AllocatePhase {
                     + bytes(alloc.totalFrames()) + " bytes; one batch (one kernel launch's arguments, or one "
                     + "load chunk) needs " + bytes(needed) + " bytes on it at once");
         }
+        // the largest run the driver has accepted in this batch: one that cannot back a run falls back
+        // to smaller ones, down to single frames, as the kernel falls back from huge pages
+        int maxOrder = BuddyAllocator.MAX_ORDER;
         for (Run r : batch.runs) {
             if (!r.action.allocates()) {
                 continue;
@@ -38,7 +44,7 @@ final class AllocatePhase {
             int done = 0;
             try {
                 while (done < r.count) {
-                    int order = Math.min(BuddyAllocator.MAX_ORDER, 31 - Integer.numberOfLeadingZeros(r.count - done));
+                    int order = Math.min(maxOrder, 31 - Integer.numberOfLeadingZeros(r.count - done));
                     int f = -1;
                     long epoch = alloc.changes();
                     while (order >= 0 && (f = ctx.inFlight.allocate(alloc, target, order)) < 0) {
@@ -58,13 +64,23 @@ final class AllocatePhase {
                                 + bytes(alloc.totalFrames()) + " (" + eviction.whoHolds(target, batch) + ")");
                     }
                     int n = 1 << order;
+                    try {
+                        dev.driver().prepareFrames(f, n);
+                    } catch (DeviceMemoryException e) {
+                        alloc.freeRun(f, n);
+                        ctx.inFlight.add(target, -n);   // counted by InFlightFrames.allocate
+                        if (n == 1) {
+                            throw e;
+                        }
+                        maxOrder = order - 1;   // smaller runs for the rest of the batch
+                        continue;
+                    }
                     r.reserved += n;   // counted in flight by InFlightFrames.allocate already
                     for (int i = 0; i < n; i++) {
                         frames[done + i] = f + i;
                     }
                     done += n;
                     r.frames = frames;
-                    dev.driver().prepareFrames(f, n);
                 }
             } catch (RuntimeException | Error e) {
                 r.frames = frames;

@@ -141,6 +141,16 @@ public final class EmulatedDevice implements DeviceDriver {
         allocationFailure.arm(after);
     }
 
+    /**
+     * From now on the device refuses to back runs of {@code pages} frames or more (as a device whose
+     * memory is too fragmented for huge pages); 0 disarms. Smaller runs are prepared as usual.
+     */
+    public void failRunsOfAtLeast(int pages) {
+        this.refuseRunsOf = pages;
+    }
+
+    private volatile int refuseRunsOf;
+
     /** The copy operation after the next {@code after} ones fails (earlier ones complete); -1 disarms. */
     public void failCopy(int after) {
         copyFailure.arm(after);
@@ -189,6 +199,11 @@ public final class EmulatedDevice implements DeviceDriver {
         if (allocationFailure.fire()) {
             throw new DeviceMemoryException("injected allocation failure on " + name + " (frames " + first
                     + ".." + (first + count - 1) + ")");
+        }
+        int refuse = refuseRunsOf;
+        if (refuse > 0 && count >= refuse) {
+            throw new DeviceMemoryException("injected: " + name + " cannot back a run of " + count + " frames (runs of "
+                    + refuse + " or more are refused)");
         }
     }
 
