@@ -41,7 +41,8 @@ public interface DeviceDriver extends AutoCloseable {
     /**
      * Called after the core allocated frames [first, first+count) for a migration and before any
      * copy into them (GMEM's physical "prepare"). A driver may refuse, by throwing
-     * {@link DeviceMemoryException}; the core then undoes the migration.
+     * {@link DeviceMemoryException}; the core then undoes the migration. {@link RunTooLargeException}
+     * says smaller runs may do: the core then goes on with smaller ones.
      */
     default void prepareFrames(int first, int count) {}
 

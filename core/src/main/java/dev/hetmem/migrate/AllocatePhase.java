@@ -1,6 +1,7 @@
 package dev.hetmem.migrate;
 
 import dev.hetmem.driver.DeviceMemoryException;
+import dev.hetmem.driver.RunTooLargeException;
 import dev.hetmem.internal.DeviceNode;
 import dev.hetmem.phys.BuddyAllocator;
 
@@ -11,7 +12,7 @@ import static dev.hetmem.driver.PageGeometry.bytes;
  * the buddy allocator has, each counted in flight before it leaves the allocator. When the device
  * is full, {@link Eviction#makeRoom} sends cold pages home first; if room can only come after
  * other threads move on, it throws {@link Eviction.RetryBatch} and the caller undoes and retries.
- * A driver that cannot back a run ({@code prepareFrames} refuses it) gets smaller ones for the rest
+ * A driver that cannot back a run ({@code prepareFrames} throws {@link RunTooLargeException}) gets smaller ones for the rest
  * of the batch, down to single frames, as the kernel falls back from huge pages (HMM's
  * migrate_anon_huge_err); only a refused single frame fails the batch.
  * On any failure the frames allocated so far are recorded in the run for {@link UndoPhase}.
@@ -66,14 +67,15 @@ final class AllocatePhase {
                     int n = 1 << order;
                     try {
                         dev.driver().prepareFrames(f, n);
-                    } catch (DeviceMemoryException e) {
+                    } catch (RuntimeException | Error e) {
+                        // the piece is not the run's yet: back to the allocator, then uncounted
                         alloc.freeRun(f, n);
                         ctx.inFlight.add(target, -n);   // counted by InFlightFrames.allocate
-                        if (n == 1) {
-                            throw e;
+                        if (e instanceof RunTooLargeException && n > 1) {
+                            maxOrder = order - 1;   // smaller runs for the rest of the batch
+                            continue;
                         }
-                        maxOrder = order - 1;   // smaller runs for the rest of the batch
-                        continue;
+                        throw e;
                     }
                     r.reserved += n;   // counted in flight by InFlightFrames.allocate already
                     for (int i = 0; i < n; i++) {

@@ -15,6 +15,7 @@ import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.DeviceMemoryException;
 import dev.hetmem.driver.FaultCountdown;
 import dev.hetmem.driver.KernelBinding;
+import dev.hetmem.driver.RunTooLargeException;
 import dev.hetmem.driver.VaRanges;
 import dev.hetmem.host.Libc;
 
@@ -202,7 +203,7 @@ public final class EmulatedDevice implements DeviceDriver {
         }
         int refuse = refuseRunsOf;
         if (refuse > 0 && count >= refuse) {
-            throw new DeviceMemoryException("injected: " + name + " cannot back a run of " + count + " frames (runs of "
+            throw new RunTooLargeException("injected: " + name + " cannot back a run of " + count + " frames (runs of "
                     + refuse + " or more are refused)");
         }
     }
