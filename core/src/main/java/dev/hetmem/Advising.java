@@ -70,6 +70,20 @@ final class Advising {
         }
     }
 
+    /** [offset, offset+length) to {@code node}, widened to granules, in batches; returns the pages moved. */
+    long prefetchRange(Region region, long offset, long length, int node) {
+        RegionState s = region.state();
+        long from = offset >>> PageGeometry.PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
+        s.lifecycle().enter();
+        try {
+            return memory.engine().migrateRange(s, s.granuleStart(from), s.granuleEnd(to), node, Trigger.PREFETCH,
+                    MigrationEngine.FROM_ANY_NODE);
+        } finally {
+            s.lifecycle().exit();
+        }
+    }
+
     /**
      * Prefetches [offset, offset+length) for every offset to {@code node}, in batches of at most
      * what one batch may hold of the device; returns the pages whose data moved.

@@ -393,22 +393,11 @@ public final class UnifiedMemory implements AutoCloseable {
         checkNode(node);
         lifecycle.checkOpen();
         region.state().lifecycle().checkOpen();
-        return java.util.concurrent.CompletableFuture.supplyAsync(() -> {
-            RegionState s = region.state();
-            long from = offset >>> PageGeometry.PAGE_SHIFT;
-            long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
-            s.lifecycle().enter();
-            try {
-                return engine.migrateRange(s, s.granuleStart(from), s.granuleEnd(to), node, Trigger.PREFETCH,
-                        MigrationEngine.FROM_ANY_NODE);
-            } finally {
-                s.lifecycle().exit();
-            }
-        }, background);
+        return java.util.concurrent.CompletableFuture.supplyAsync(() -> advising.prefetchRange(region, offset, length, node),
+                background);
     }
 
-    /** Threads for asynchronous work (prefetches): virtual, one per task, ended with the memory. */
-    /** Threads for asynchronous work: prefetches, and tiled launches' prefetch of their next tile. */
+    /** Threads for asynchronous work (virtual, one per task, ended with the memory): prefetches, and tiled launches' next tiles. */
     java.util.concurrent.ExecutorService background() {
         return background;
     }

@@ -7,15 +7,10 @@ import dev.hetmem.KernelArg;
 import dev.hetmem.Region;
 import dev.hetmem.Stats;
 import dev.hetmem.UnifiedMemory;
-import dev.hetmem.device.emulated.DeviceBuffer;
 import dev.hetmem.device.emulated.EmulatedDevice;
-import dev.hetmem.device.emulated.EmulatedKernel;
 import dev.hetmem.device.opencl.OpenClDevice;
 import dev.hetmem.device.opencl.OpenClPlatforms;
-import dev.hetmem.device.opencl.OpenClProgram;
-import dev.hetmem.device.opencl.PlainBuffers;
 import dev.hetmem.driver.DeviceDriver;
-import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.io.SafeTensors;
 import dev.hetmem.io.Tensor;
 import dev.hetmem.limits.NativeBuffer;
@@ -70,7 +65,7 @@ final class DecodeBench {
     private record Case(String device, double factor, String dtype, String mode) {}
 
     /** The model a case runs: its file, its size, and the reference output of the last token. */
-    private record Model(Path file, int n, String dtype, long weightBytes) {
+    record Model(Path file, int n, String dtype, long weightBytes) {
         int elementBytes() {
             return dtype.equals("F32") ? 4 : 2;
         }
@@ -201,12 +196,12 @@ final class DecodeBench {
     }
 
     /** The first input of token t. */
-    private static float input(long t, int j) {
+    static float input(long t, int j) {
         return (float) Math.cos(0.37 * t + 0.011 * j);
     }
 
     /** A BF16 value's float (the upper half of the float's bits). */
-    private static float bf16(short bits) {
+    static float bf16(short bits) {
         return Float.intBitsToFloat((bits & 0xFFFF) << 16);
     }
 
@@ -317,7 +312,7 @@ final class DecodeBench {
             throws IOException {
         DeviceDriver dev = device(c.device(), capacity);
         try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(1).build()) {
-            Kernels k = new Kernels(dev, m);
+            DecodeKernels.Kernels k = new DecodeKernels.Kernels(dev, m);
             float[] result;
             long nanos;
             long migrated;
@@ -382,7 +377,7 @@ final class DecodeBench {
         }
     }
 
-    private static void writeInput(Region x, int n, long t) {
+    static void writeInput(Region x, int n, long t) {
         try (HostView v = x.host(0, (long) n * 4, Access.WRITE)) {
             for (int j = 0; j < n; j++) {
                 v.segment().setAtIndex(ValueLayout.JAVA_FLOAT, j, input(t, j));
@@ -390,7 +385,7 @@ final class DecodeBench {
         }
     }
 
-    private static float[] readOutput(Region x, int n) {
+    static float[] readOutput(Region x, int n) {
         try (HostView v = x.host(0, (long) n * 4, Access.READ)) {
             return v.segment().toArray(ValueLayout.JAVA_FLOAT);
         }
@@ -400,7 +395,7 @@ final class DecodeBench {
      * The explicit program: weights read from the file into plain host memory once, then per layer
      * chunks of rows copied into two device buffers by hand while the previous chunk computes.
      */
-    private static float[] explicit(UnifiedMemory mem, DeviceDriver dev, Kernels k, Model m, long capacity, long tokens,
+    private static float[] explicit(UnifiedMemory mem, DeviceDriver dev, DecodeKernels.Kernels k, Model m, long capacity, long tokens,
                                     long[] nanos) throws IOException {
         int n = m.n();
         long dataStart;
@@ -418,7 +413,7 @@ final class DecodeBench {
                 MemorySegment.copy(ch.map(FileChannel.MapMode.READ_ONLY, dataStart, m.weightBytes(), arena), 0, host, 0,
                         m.weightBytes());
             }
-            Staging s = k.staging(mem, chunkBytes, (long) n * 4);
+            DecodeKernels.Staging s = k.staging(mem, chunkBytes, (long) n * 4);
             try {
                 long t0 = System.nanoTime();
                 float[] result = null;
@@ -452,228 +447,4 @@ final class DecodeBench {
             }
         }
     }
-
-    /** The explicit program's device buffers and kernel, per device kind. */
-    private interface Staging extends AutoCloseable {
-        void writeInput(long t, int n);
-
-        /** Copies {@code chunk} (rows of W) into device buffer {@code buf}. */
-        void upload(int buf, MemorySegment chunk);
-
-        /** y[r0 + i] = (rows of buffer buf) . x for i < rows. */
-        void compute(int buf, int layer, long rows, long r0);
-
-        /** The output becomes the next layer's input. */
-        void swap();
-
-        float[] readOutput(int n);
-
-        @Override
-        void close();
-    }
-
-    /** The GEMV kernels of a model on one device: on regions (hetmem) and on the explicit program's buffers. */
-    private static final class Kernels {
-        private final DeviceDriver dev;
-        private final Model m;
-        private final OpenClProgram regions;
-
-        Kernels(DeviceDriver dev, Model m) {
-            this.dev = dev;
-            this.m = m;
-            this.regions = dev instanceof OpenClDevice d ? d.compile(GEMV_CL) : null;
-        }
-
-        /** Work item i: argument 2 float [rowBase + i] = row i of argument 0 . argument 1. */
-        DeviceKernel regionKernel(int rowBase) {
-            if (regions != null) {
-                return regions.kernel(m.dtype().equals("F32") ? "gemv_f32" : "gemv_bf16", m.n(), rowBase);
-            }
-            return emulatedGemv(m.n(), m.dtype().equals("F32"), rowBase);
-        }
-
-        Staging staging(UnifiedMemory mem, long chunkBytes, long vectorBytes) {
-            if (dev instanceof OpenClDevice d) {
-                return new OpenClStaging(d, chunkBytes, vectorBytes);
-            }
-            return new EmulatedStaging(mem, (EmulatedDevice) dev, chunkBytes, vectorBytes);
-        }
-
-        /** The explicit program on the emulated device: resident regions as its device buffers. */
-        private final class EmulatedStaging implements Staging {
-            private final UnifiedMemory mem;
-            private final EmulatedDevice ed;
-            private final Region[] w;
-            private final Region[] x;
-            private int in;
-
-            EmulatedStaging(UnifiedMemory mem, EmulatedDevice ed, long chunkBytes, long vectorBytes) {
-                this.mem = mem;
-                this.ed = ed;
-                long pages = Math.ceilDiv(chunkBytes, PAGE_BYTES) * PAGE_BYTES;   // the write command copies whole pages
-                this.w = new Region[] {mem.allocate(pages), mem.allocate(pages)};
-                this.x = new Region[] {mem.allocate(vectorBytes), mem.allocate(vectorBytes)};
-                for (Region r : w) {
-                    r.advise(0, r.size(), Advice.prefetch(ed.node()));
-                }
-            }
-
-            @Override
-            public void writeInput(long t, int n) {
-                in = 0;
-                DecodeBench.writeInput(x[0], n, t);
-            }
-
-            @Override
-            public void upload(int buf, MemorySegment chunk) {
-                ed.write(w[buf], 0, Math.ceilDiv(chunk.byteSize(), PAGE_BYTES), padded(chunk));
-            }
-
-            @Override
-            public void compute(int buf, int layer, long rows, long r0) {
-                mem.launch(ed.node(), emulatedGemv(m.n(), m.dtype().equals("F32"), (int) r0), rows,
-                        KernelArg.read(w[buf]), KernelArg.read(x[in]), KernelArg.readWrite(x[1 - in]));
-            }
-
-            @Override
-            public void swap() {
-                in = 1 - in;
-            }
-
-            @Override
-            public float[] readOutput(int n) {
-                return DecodeBench.readOutput(x[in], n);
-            }
-
-            @Override
-            public void close() {
-            }
-        }
-
-        /** The explicit program on OpenCL: plain buffers, the same kernel source built without translation. */
-        private final class OpenClStaging implements Staging {
-            private final OpenClDevice d;
-            private final OpenClProgram plain;
-            private final OpenClDevice.PlainBuffer[] w;
-            private final OpenClDevice.PlainBuffer[] x;
-            private int in;
-
-            OpenClStaging(OpenClDevice d, long chunkBytes, long vectorBytes) {
-                this.d = d;
-                this.plain = PlainBuffers.compile(d, GEMV_CL, "");
-                this.w = new OpenClDevice.PlainBuffer[] {d.plainBuffer(chunkBytes), d.plainBuffer(chunkBytes)};
-                this.x = new OpenClDevice.PlainBuffer[] {d.plainBuffer(vectorBytes), d.plainBuffer(vectorBytes)};
-            }
-
-            @Override
-            public void writeInput(long t, int n) {
-                in = 0;
-                try (Arena a = Arena.ofConfined()) {
-                    MemorySegment s = a.allocate((long) n * 4);
-                    for (int j = 0; j < n; j++) {
-                        s.setAtIndex(ValueLayout.JAVA_FLOAT, j, input(t, j));
-                    }
-                    x[0].write(s);
-                }
-            }
-
-            @Override
-            public void upload(int buf, MemorySegment chunk) {
-                w[buf].write(chunk);
-            }
-
-            @Override
-            public void compute(int buf, int layer, long rows, long r0) {
-                String name = m.dtype().equals("F32") ? "gemv_f32" : "gemv_bf16";
-                PlainBuffers.run(d, plain.kernel(name, m.n(), (int) r0), rows, w[buf], x[in], x[1 - in]);
-            }
-
-            @Override
-            public void swap() {
-                in = 1 - in;
-            }
-
-            @Override
-            public float[] readOutput(int n) {
-                try (Arena a = Arena.ofConfined()) {
-                    MemorySegment s = a.allocate((long) n * 4);
-                    x[in].read(s);
-                    return s.toArray(ValueLayout.JAVA_FLOAT);
-                }
-            }
-
-            @Override
-            public void close() {
-                for (OpenClDevice.PlainBuffer b : w) {
-                    b.close();
-                }
-                for (OpenClDevice.PlainBuffer b : x) {
-                    b.close();
-                }
-            }
-        }
-    }
-
-    /** A chunk padded to whole pages for the emulated device's page-granular write command. */
-    private static MemorySegment padded(MemorySegment chunk) {
-        long bytes = Math.ceilDiv(chunk.byteSize(), PAGE_BYTES) * PAGE_BYTES;
-        if (bytes == chunk.byteSize()) {
-            return chunk;
-        }
-        MemorySegment s = Arena.ofAuto().allocate(bytes, PAGE_BYTES);
-        MemorySegment.copy(chunk, 0, s, 0, chunk.byteSize());
-        return s;
-    }
-
-    /** Work item i: y[rowBase + i] = row i of w . x, on the emulated device (BF16 read two at a time). */
-    private static EmulatedKernel emulatedGemv(int n, boolean f32, int rowBase) {
-        return (args, i) -> {
-            DeviceBuffer w = args.arg(0);
-            DeviceBuffer x = args.arg(1);
-            float acc = 0;
-            if (f32) {
-                long row = i * 4L * n;
-                for (int j = 0; j < n; j++) {
-                    acc += w.getFloat(row + 4L * j) * x.getFloat(4L * j);
-                }
-            } else {
-                long row = i * 2L * n;
-                for (int j = 0; j < n; j += 2) {
-                    int two = w.getInt(row + 2L * j);
-                    acc += bf16((short) two) * x.getFloat(4L * j);
-                    acc += bf16((short) (two >>> 16)) * x.getFloat(4L * j + 4);
-                }
-            }
-            args.arg(2).putFloat(4L * (rowBase + i), acc);
-        };
-    }
-
-    /**
-     * GEMV on regions (through the device page table, translating once per page of W and of x) and,
-     * built with -DHM_PLAIN, on plain buffers: work item i, y[rowBase + i] = row i of w . x.
-     */
-    static final String GEMV_CL = """
-            #define GEMV(NAME, WT, LOAD) \\
-            __kernel void NAME(HM_SPACE_PARAMS, HM_REGION(w), HM_REGION(x), HM_REGION(y), const uint n, \\
-                               const uint rowBase) { \\
-                const ulong i = get_global_id(0); \\
-                const ulong base = i * n; \\
-                float acc = 0.0f; \\
-                for (uint j0 = 0; j0 < n;) { \\
-                    uint k = (uint) min((ulong) (n - j0), HM_PAGE_LEFT(w, (base + j0) * sizeof(WT)) / sizeof(WT)); \\
-                    k = (uint) min((ulong) k, HM_PAGE_LEFT(x, (ulong) j0 * 4) / 4); \\
-                    __global const WT *wp = HM_PTR(WT, w, base + j0); \\
-                    __global const float *xp = HM_PTR(float, x, j0); \\
-                    for (uint j = 0; j < k; j++) { \\
-                        acc += (LOAD) * xp[j]; \\
-                    } \\
-                    j0 += k; \\
-                } \\
-                *HM_WPTR(float, y, rowBase + i) = acc; \\
-            }
-
-            GEMV(gemv_f32, float, wp[j])
-            GEMV(gemv_bf16, ushort, as_float(((uint) wp[j]) << 16))
-            """;
-
 }

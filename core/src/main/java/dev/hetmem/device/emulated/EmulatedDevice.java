@@ -20,14 +20,11 @@ import dev.hetmem.driver.VaRanges;
 import dev.hetmem.host.Libc;
 
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -57,6 +54,8 @@ public final class EmulatedDevice implements DeviceDriver {
     private final FaultCountdown allocationFailure = new FaultCountdown();
     private final FaultCountdown copyFailure = new FaultCountdown();
     private final ExecutorService compute;
+    /** Runs launches' work items; tracks what faulting launches' items may be using. */
+    private final ComputeUnits units;
     private final CopyThread copyThread;
     private volatile DeviceContext context;
     private volatile boolean closed;
@@ -82,6 +81,7 @@ public final class EmulatedDevice implements DeviceDriver {
                 ? Executors.newFixedThreadPool(computeThreads - 1,
                         r -> Thread.ofPlatform().daemon().name(name + "-compute-" + n.getAndIncrement()).unstarted(r))
                 : null;
+        this.units = new ComputeUnits(name, computeThreads, compute, pageTable);
         this.copyThread = new CopyThread();
     }
 
@@ -298,12 +298,9 @@ public final class EmulatedDevice implements DeviceDriver {
         // Kernel threads cache page-table leaves, never entries, and leaves are never freed; what may
         // be stale is an entry a work item of a faulting launch read and is still using: wait for it
         // (TranslationEpochs). The count lets tests see one invalidation per batch.
-        epochs.awaitQuiescent(ranges);
+        units.awaitQuiescent(ranges);
         pageTable.invalidated();
     }
-
-    /** Compute threads of faulting launches that may hold translations. */
-    private final TranslationEpochs epochs = new TranslationEpochs();
 
     @Override
     public boolean takesDeviceFaults() {
@@ -312,7 +309,7 @@ public final class EmulatedDevice implements DeviceDriver {
 
     @Override
     public boolean holdsTranslationsOnCurrentThread() {
-        return epochs.heldByCurrentThread();
+        return units.holdsTranslationsOnCurrentThread();
     }
 
     /** TLB invalidations requested so far. */
@@ -358,126 +355,12 @@ public final class EmulatedDevice implements DeviceDriver {
             throw new IllegalArgumentException("work items [" + globalOffset + ", " + globalOffset + " + " + globalSize
                     + ") are outside [0, 2^63)");
         }
-        int parts = (int) Math.min(computeThreads, globalSize);
-        long end = globalOffset + globalSize;
-        if (parts <= 1 || compute == null) {
-            runItems(k, arguments, globalOffset, end, faults);
-            return;
-        }
-        long per = Math.ceilDiv(globalSize, parts);
-        List<Future<?>> futures = new ArrayList<>(parts - 1);
-        // A faulting launch's items wait for frames while they run, and a pinned launch holds frames
-        // while its items wait for a compute thread: sharing the pool, each could wait for the other
-        // for good. Faulting launches bring threads of their own.
-        ExecutorService faultingThreads = faults == null ? null
-                : Executors.newThreadPerTaskExecutor(Thread.ofPlatform().name(name + "-faulting-", 0).daemon().factory());
-        ExecutorService pool = faults == null ? compute : faultingThreads;
-        try {
-            for (int t = 1; t < parts; t++) {
-                long from = globalOffset + t * per;
-                long to = Math.min(end, from + per);
-                if (from < to) {
-                    futures.add(pool.submit(() -> runItems(k, arguments, from, to, faults)));
-                }
-            }
-        } finally {
-            if (faultingThreads != null) {
-                faultingThreads.shutdown();   // its tasks run on; their futures are waited for below
-            }
-        }
-        RuntimeException failure = null;
-        try {
-            runItems(k, arguments, globalOffset, Math.min(globalOffset + per, end), faults);
-        } catch (RuntimeException e) {
-            failure = e;
-        }
-        boolean interrupted = false;
-        for (Future<?> f : futures) {
-            while (true) {
-                try {
-                    f.get();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                } catch (ExecutionException e) {
-                    if (failure == null) {
-                        failure = e.getCause() instanceof RuntimeException re ? re
-                                : new IllegalStateException("kernel failed on " + name, e.getCause());
-                    }
-                    break;
-                }
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
-        if (failure != null) {
-            throw failure;
-        }
+        units.run(k, globalOffset, globalSize, arguments, faults);
     }
-
-    /** Set on a thread while it runs work items of a kernel of this device. */
-    private final ThreadLocal<Boolean> inKernel = new ThreadLocal<>();
 
     @Override
     public boolean runsKernelOnCurrentThread() {
-        return inKernel.get() != null;
-    }
-
-    private void runItems(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
-                          DeviceFaultHandler faults) {
-        Boolean outer = inKernel.get();   // a kernel may launch another on this thread
-        inKernel.set(Boolean.TRUE);
-        try {
-            if (faults == null) {
-                runItemsMarked(k, arguments, from, to, null, null);
-            } else {
-                runFaulting(k, arguments, from, to, faults);
-            }
-        } finally {
-            if (outer == null) {
-                inKernel.remove();
-            }
-        }
-    }
-
-    /** Work items of a faulting launch: this thread's translations are tracked (TranslationEpochs). */
-    private void runFaulting(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
-                             DeviceFaultHandler faults) {
-        long[] starts = new long[arguments.size()];
-        long[] ends = new long[arguments.size()];
-        for (int i = 0; i < starts.length; i++) {
-            starts[i] = arguments.get(i).va();
-            ends[i] = starts[i] + arguments.get(i).length();
-        }
-        TranslationEpochs.Slot slot = epochs.register(starts, ends);
-        try {
-            runItemsMarked(k, arguments, from, to, faults, slot);
-        } finally {
-            epochs.unregister(slot);
-        }
-    }
-
-    private void runItemsMarked(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
-                                DeviceFaultHandler faults, TranslationEpochs.Slot slot) {
-        DeviceBuffer[] buffers = new DeviceBuffer[arguments.size()];
-        for (int i = 0; i < buffers.length; i++) {
-            KernelBinding b = arguments.get(i);
-            buffers[i] = new DeviceBuffer(pageTable, b.va(), b.length(), b.access(), faults, slot);
-        }
-        KernelArgs args = new KernelArgs(buffers);
-        for (long item = from; item < to; item++) {
-            if (slot == null) {
-                k.run(args, item);
-                continue;
-            }
-            slot.enter();
-            try {
-                k.run(args, item);
-            } finally {
-                slot.leave();
-            }
-        }
+        return units.runsKernelOnCurrentThread();
     }
 
     // ---- dmirror-style commands -------------------------------------------------------------

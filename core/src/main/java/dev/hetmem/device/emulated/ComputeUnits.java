@@ -1,0 +1,167 @@
+package dev.hetmem.device.emulated;
+
+import dev.hetmem.driver.DeviceFaultHandler;
+import dev.hetmem.driver.KernelBinding;
+import dev.hetmem.driver.VaRanges;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * The emulated device's compute units: a launch's work items split over the calling thread and
+ * the compute pool (or, for a launch that takes device faults, threads of its own), each item
+ * reaching memory through the device page table, and the translation epochs an invalidation waits
+ * for ({@link TranslationEpochs}).
+ */
+final class ComputeUnits {
+    private final String name;
+    private final int computeThreads;
+    /** The shared pool of pinned launches; null with one compute thread. */
+    private final ExecutorService compute;
+    private final EmulatedPageTable pageTable;
+    /** Compute threads of faulting launches that may hold translations. */
+    private final TranslationEpochs epochs = new TranslationEpochs();
+    /** Set on a thread while it runs work items of a kernel of this device. */
+    private final ThreadLocal<Boolean> inKernel = new ThreadLocal<>();
+
+    ComputeUnits(String name, int computeThreads, ExecutorService compute, EmulatedPageTable pageTable) {
+        this.name = name;
+        this.computeThreads = computeThreads;
+        this.compute = compute;
+        this.pageTable = pageTable;
+    }
+
+    boolean runsKernelOnCurrentThread() {
+        return inKernel.get() != null;
+    }
+
+    boolean holdsTranslationsOnCurrentThread() {
+        return epochs.heldByCurrentThread();
+    }
+
+    /** Returns once no work item of a faulting launch may still use a translation of {@code ranges}. */
+    void awaitQuiescent(VaRanges ranges) {
+        epochs.awaitQuiescent(ranges);
+    }
+
+    /** Work items [globalOffset, globalOffset + globalSize) of {@code k}; returns when all have run. */
+    void run(EmulatedKernel k, long globalOffset, long globalSize, List<KernelBinding> arguments,
+             DeviceFaultHandler faults) {
+        int parts = (int) Math.min(computeThreads, globalSize);
+        long end = globalOffset + globalSize;
+        if (parts <= 1 || compute == null) {
+            runItems(k, arguments, globalOffset, end, faults);
+            return;
+        }
+        long per = Math.ceilDiv(globalSize, parts);
+        List<Future<?>> futures = new ArrayList<>(parts - 1);
+        // A faulting launch's items wait for frames while they run, and a pinned launch holds frames
+        // while its items wait for a compute thread: sharing the pool, each could wait for the other
+        // for good. Faulting launches bring threads of their own.
+        ExecutorService faultingThreads = faults == null ? null
+                : Executors.newThreadPerTaskExecutor(Thread.ofPlatform().name(name + "-faulting-", 0).daemon().factory());
+        ExecutorService pool = faults == null ? compute : faultingThreads;
+        try {
+            for (int t = 1; t < parts; t++) {
+                long from = globalOffset + t * per;
+                long to = Math.min(end, from + per);
+                if (from < to) {
+                    futures.add(pool.submit(() -> runItems(k, arguments, from, to, faults)));
+                }
+            }
+        } finally {
+            if (faultingThreads != null) {
+                faultingThreads.shutdown();   // its tasks run on; their futures are waited for below
+            }
+        }
+        RuntimeException failure = null;
+        try {
+            runItems(k, arguments, globalOffset, Math.min(globalOffset + per, end), faults);
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        boolean interrupted = false;
+        for (Future<?> f : futures) {
+            while (true) {
+                try {
+                    f.get();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (ExecutionException e) {
+                    if (failure == null) {
+                        failure = e.getCause() instanceof RuntimeException re ? re
+                                : new IllegalStateException("kernel failed on " + name, e.getCause());
+                    }
+                    break;
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    private void runItems(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
+                          DeviceFaultHandler faults) {
+        Boolean outer = inKernel.get();   // a kernel may launch another on this thread
+        inKernel.set(Boolean.TRUE);
+        try {
+            if (faults == null) {
+                runItemsMarked(k, arguments, from, to, null, null);
+            } else {
+                runFaulting(k, arguments, from, to, faults);
+            }
+        } finally {
+            if (outer == null) {
+                inKernel.remove();
+            }
+        }
+    }
+
+    /** Work items of a faulting launch: this thread's translations are tracked (TranslationEpochs). */
+    private void runFaulting(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
+                             DeviceFaultHandler faults) {
+        long[] starts = new long[arguments.size()];
+        long[] ends = new long[arguments.size()];
+        for (int i = 0; i < starts.length; i++) {
+            starts[i] = arguments.get(i).va();
+            ends[i] = starts[i] + arguments.get(i).length();
+        }
+        TranslationEpochs.Slot slot = epochs.register(starts, ends);
+        try {
+            runItemsMarked(k, arguments, from, to, faults, slot);
+        } finally {
+            epochs.unregister(slot);
+        }
+    }
+
+    private void runItemsMarked(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
+                                DeviceFaultHandler faults, TranslationEpochs.Slot slot) {
+        DeviceBuffer[] buffers = new DeviceBuffer[arguments.size()];
+        for (int i = 0; i < buffers.length; i++) {
+            KernelBinding b = arguments.get(i);
+            buffers[i] = new DeviceBuffer(pageTable, b.va(), b.length(), b.access(), faults, slot);
+        }
+        KernelArgs args = new KernelArgs(buffers);
+        for (long item = from; item < to; item++) {
+            if (slot == null) {
+                k.run(args, item);
+                continue;
+            }
+            slot.enter();
+            try {
+                k.run(args, item);
+            } finally {
+                slot.leave();
+            }
+        }
+    }
+}
