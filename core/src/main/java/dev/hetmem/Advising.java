@@ -32,8 +32,7 @@ final class Advising {
             switch (advice) {
                 case Advice.Prefetch(int node) -> {
                     memory.checkNode(node);
-                    memory.engine().migrateRange(s, s.granuleStart(from), s.granuleEnd(to), node, Trigger.PREFETCH,
-                            MigrationEngine.FROM_ANY_NODE);
+                    prefetchGranules(s, from, to, node);
                 }
                 case Advice.DontNeed() -> {
                     // whole pages only: a partial page's other bytes are someone else's data
@@ -77,11 +76,16 @@ final class Advising {
         long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
         s.lifecycle().enter();
         try {
-            return memory.engine().migrateRange(s, s.granuleStart(from), s.granuleEnd(to), node, Trigger.PREFETCH,
-                    MigrationEngine.FROM_ANY_NODE);
+            return prefetchGranules(s, from, to, node);
         } finally {
             s.lifecycle().exit();
         }
+    }
+
+    /** Pages [from, to) widened to granules, to {@code node} (the region's lifecycle entered). */
+    private long prefetchGranules(RegionState s, long from, long to, int node) {
+        return memory.engine().migrateRange(s, s.granuleStart(from), s.granuleEnd(to), node, Trigger.PREFETCH,
+                MigrationEngine.FROM_ANY_NODE);
     }
 
     /**

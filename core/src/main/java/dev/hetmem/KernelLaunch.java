@@ -176,11 +176,7 @@ final class KernelLaunch {
                 countFaults(node, requests.getFirst().region(), out.faults(), out.pagesMigrated(), FaultEvent.KERNEL, event,
                         args.getFirst().arg());
             }
-            if (first == 0 && faults == null) {
-                dev.driver().execute(kernel, count, bindings);
-            } else {
-                dev.driver().execute(kernel, first, count, bindings, faults);
-            }
+            dev.driver().execute(kernel, first, count, bindings, faults);
             long t2 = System.nanoTime();
             return new LaunchResult(out.pagesTouched(), out.faults(), out.pagesMigrated(),
                     out.pagesMigrated() << PAGE_SHIFT, t1 - t0, t2 - t1);

@@ -27,6 +27,24 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class OversizedLaunchTest {
     private static final long DEVICE = 4 * MiB;
 
+    /**
+     * A faulting launch on another thread adding 1 to every long of the first {@code bytes} of a,
+     * counting its finished items; returns once its first item has run.
+     */
+    private static CompletableFuture<LaunchResult> startedIncrementing(UnifiedMemory mem, Region a, long bytes,
+                                                                       java.util.concurrent.atomic.AtomicLong itemsDone)
+            throws InterruptedException {
+        java.util.concurrent.CountDownLatch running = new java.util.concurrent.CountDownLatch(1);
+        CompletableFuture<LaunchResult> launch = CompletableFuture.supplyAsync(() ->
+                mem.launch(1, (EmulatedKernel) (args, i) -> {
+                    running.countDown();
+                    args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
+                    itemsDone.incrementAndGet();
+                }, bytes / 8, KernelArg.readWrite(a)));
+        assertTrue(running.await(60, TimeUnit.SECONDS), "the launch started");
+        return launch;
+    }
+
     /** Every long i of r is the fill pattern's value(seed, i) plus {@code added}. */
     private static void checkAdded(Region r, long bytes, long seed, long added) {
         try (HostView v = r.host(0, bytes, Access.READ)) {
@@ -145,15 +163,8 @@ class OversizedLaunchTest {
             long bytes = 16 * MiB;
             Region a = mem.allocate(bytes);
             fill(a, 0, bytes, 5);
-            java.util.concurrent.CountDownLatch running = new java.util.concurrent.CountDownLatch(1);
             java.util.concurrent.atomic.AtomicLong itemsDone = new java.util.concurrent.atomic.AtomicLong();
-            CompletableFuture<LaunchResult> launch = CompletableFuture.supplyAsync(() ->
-                    mem.launch(1, (EmulatedKernel) (args, i) -> {
-                        running.countDown();
-                        args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
-                        itemsDone.incrementAndGet();
-                    }, bytes / 8, KernelArg.readWrite(a)));
-            assertTrue(running.await(60, TimeUnit.SECONDS), "the launch started");
+            CompletableFuture<LaunchResult> launch = startedIncrementing(mem, a, bytes, itemsDone);
             a.free();   // waits for the launch: never frees pages a kernel is faulting in
             assertEquals(bytes / 8, itemsDone.get(), "free() returned only after every work item had run");
             launch.get(60, TimeUnit.SECONDS);
@@ -205,13 +216,7 @@ class OversizedLaunchTest {
             long bytes = 16 * MiB;
             Region a = mem.allocate(bytes);
             fill(a, 0, bytes, 2);
-            java.util.concurrent.CountDownLatch running = new java.util.concurrent.CountDownLatch(1);
-            CompletableFuture<LaunchResult> launch = CompletableFuture.supplyAsync(() ->
-                    mem.launch(1, (EmulatedKernel) (args, i) -> {
-                        running.countDown();
-                        args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
-                    }, bytes / 8, KernelArg.readWrite(a)));
-            assertTrue(running.await(60, TimeUnit.SECONDS), "the launch started");
+            CompletableFuture<LaunchResult> launch = startedIncrementing(mem, a, bytes, new java.util.concurrent.atomic.AtomicLong());
             a.protect(0, bytes, Protection.READ_ONLY);
             var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> launch.get(60, TimeUnit.SECONDS));
             assertTrue(e.getCause() instanceof ProtectionException, "the launch failed on the protection: " + e.getCause());

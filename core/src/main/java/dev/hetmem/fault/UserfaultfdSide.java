@@ -109,6 +109,11 @@ public final class UserfaultfdSide implements HostSide {
     }
 
     @Override
+    public boolean releasesFrames() {
+        return false;
+    }
+
+    @Override
     public void discard(long offset, long bytes) {
         // nothing: the engine's sync of the discarded pages empties them
     }

@@ -78,6 +78,9 @@ public interface HostSide extends AutoCloseable {
      */
     void release(long[] ranges, int count);
 
+    /** Whether {@link #release} hands frames back (false: {@link #sync} already did, and gathering them is waste). */
+    boolean releasesFrames();
+
     /** Pages discarded (DONT_NEED): their host frames read as zeros again. */
     void discard(long offset, long bytes);
 

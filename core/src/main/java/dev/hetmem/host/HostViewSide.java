@@ -66,6 +66,11 @@ public final class HostViewSide implements HostSide {
     }
 
     @Override
+    public boolean releasesFrames() {
+        return true;
+    }
+
+    @Override
     public void discard(long offset, long bytes) {
         mapping.discard(offset, bytes);
     }

@@ -62,18 +62,17 @@ public final class Pins {
 
     /** A device pin (a kernel's) on [from, to) that the calling thread holds, or null. */
     public synchronized Pin deviceHeldByCurrentThread(long from, long to) {
-        for (Pin p : pins) {
-            if (p.node != 0 && p.owner == Thread.currentThread() && p.from < to && from < p.to) {
-                return p;
-            }
-        }
-        return null;
+        return ownedByCurrentThread(from, to, true);
     }
 
     /** A pin on [from, to), of any node, that the calling thread holds (a host view, or its kernel's), or null. */
     public synchronized Pin heldByCurrentThread(long from, long to) {
+        return ownedByCurrentThread(from, to, false);
+    }
+
+    private Pin ownedByCurrentThread(long from, long to, boolean devicesOnly) {
         for (Pin p : pins) {
-            if (p.owner == Thread.currentThread() && p.from < to && from < p.to) {
+            if ((!devicesOnly || p.node != 0) && p.owner == Thread.currentThread() && p.from < to && from < p.to) {
                 return p;
             }
         }

@@ -19,6 +19,9 @@ final class HostReleases {
     private final Map<RegionState, Ranges> byRegion = new IdentityHashMap<>(2);
 
     void add(RegionState region, long offset, long length) {
+        if (!region.host().releasesFrames()) {
+            return;   // its host side dropped them in sync already
+        }
         Ranges r = byRegion.computeIfAbsent(region, k -> new Ranges());
         if (r.count > 0 && r.pairs[2 * r.count - 2] + r.pairs[2 * r.count - 1] == offset) {
             r.pairs[2 * r.count - 1] += length;
@@ -36,7 +39,7 @@ final class HostReleases {
     void flush(CopyPool pool) {
         for (Map.Entry<RegionState, Ranges> e : byRegion.entrySet()) {
             Ranges r = e.getValue();
-            var host = e.getKey().host();   // a side that drops host frames in sync releases nothing here
+            var host = e.getKey().host();
             if (r.count < PARALLEL_MIN_RANGES || pool.threads() == 1) {
                 host.release(r.pairs, r.count);
                 continue;
