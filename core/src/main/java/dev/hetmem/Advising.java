@@ -29,6 +29,7 @@ final class Advising {
         long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
         s.lifecycle().enter();
         try {
+            s.refuseFreed(from, to, "advice " + advice);
             switch (advice) {
                 case Advice.Prefetch(int node) -> {
                     memory.checkNode(node);

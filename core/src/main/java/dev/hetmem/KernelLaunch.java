@@ -66,7 +66,7 @@ final class KernelLaunch {
         }
 
         MigrationRequest request() {
-            return new MigrationRequest(state, firstPage, endPage, arg.access().writes());
+            return new MigrationRequest(state, firstPage, endPage, arg.access().writes(), exclusive());
         }
 
         /** The pages items [from, to) touch (all of the argument without a window). */
@@ -74,7 +74,12 @@ final class KernelLaunch {
             long[] w = arg.window(from, to);
             long a = (arg.offset() + w[0]) >>> PAGE_SHIFT;
             long b = Math.max(a + 1, Math.ceilDiv(arg.offset() + w[1], PAGE_BYTES));
-            return new MigrationRequest(state, Math.max(firstPage, a), Math.min(endPage, b), arg.access().writes());
+            return new MigrationRequest(state, Math.max(firstPage, a), Math.min(endPage, b), arg.access().writes(),
+                    exclusive());
+        }
+
+        boolean exclusive() {
+            return arg.access() == Access.EXCLUSIVE;
         }
     }
 
@@ -96,6 +101,7 @@ final class KernelLaunch {
             RegionState s = a.region().state();
             long from = a.offset() >>> PAGE_SHIFT;
             long to = Math.ceilDiv(a.offset() + a.length(), PAGE_BYTES);
+            s.refuseFreed(from, to, "kernel argument " + checked.size());
             if (a.access().writes()) {
                 long ro = s.attributes().firstReadOnly(from, to);
                 if (ro >= 0) {
@@ -169,7 +175,7 @@ final class KernelLaunch {
             long t0 = System.nanoTime();
             MigrationEngine.Outcome out = requests.isEmpty() ? new MigrationEngine.Outcome(0, 0, 0, List.of())
                     : memory.engine().ensure(requests, node, Trigger.FAULT, MigrationEngine.Pinning.PIN,
-                    MigrationEngine.FROM_ANY_NODE);
+                    MigrationEngine.FROM_ANY_NODE, placement(dev, args));
             pins = out.pins();
             long t1 = System.nanoTime();
             if (!requests.isEmpty()) {
@@ -179,7 +185,7 @@ final class KernelLaunch {
             dev.driver().execute(kernel, first, count, bindings, faults);
             long t2 = System.nanoTime();
             return new LaunchResult(out.pagesTouched(), out.faults(), out.pagesMigrated(),
-                    out.pagesMigrated() << PAGE_SHIFT, t1 - t0, t2 - t1);
+                    out.pagesMigrated() << PAGE_SHIFT, t1 - t0, t2 - t1, out.faults() > 0 ? 1 : 0);
         } finally {
             for (int i = 0; i < pins.size(); i++) {
                 requests.get(i).region().unpin(pins.get(i));
@@ -208,13 +214,14 @@ final class KernelLaunch {
         }
         long touched = 0;
         long faults = 0;
+        long batches = 0;
         long migrated = 0;
         long faultNanos = 0;
         long kernelNanos = 0;
         CompletableFuture<Void> ahead = null;
         // where the device takes faults, an item that reaches outside its declared window faults the
         // page in (and its translations are tracked) instead of touching whatever is mapped there
-        long[] faultCounts = new long[2];
+        long[] faultCounts = new long[3];
         boolean hostTakesPages = args.stream().anyMatch(a -> a.state().host().takesPagesOnItsOwn());
         DeviceFaultHandler handler = dev.driver().takesDeviceFaults() && !hostTakesPages
                 ? faultHandler(node, args, faultCounts) : null;
@@ -233,6 +240,7 @@ final class KernelLaunch {
                 LaunchResult r = resident(dev, node, kernel, first, count, args, bindings, windows(args, first, next, false),
                         handler);
                 faults += r.faults();
+                batches += r.faultBatches();
                 migrated += r.pagesMigrated();
                 faultNanos += r.faultNanos();
                 kernelNanos += r.kernelNanos();
@@ -245,11 +253,12 @@ final class KernelLaunch {
         synchronized (faultCounts) {
             faults += faultCounts[0];
             migrated += faultCounts[1];
+            batches += faultCounts[2];
         }
         for (Arg a : args) {
             touched += a.pages();   // each page of each argument once, however many tiles it took part in
         }
-        return new LaunchResult(touched, faults, migrated, migrated << PAGE_SHIFT, faultNanos, kernelNanos);
+        return new LaunchResult(touched, faults, migrated, migrated << PAGE_SHIFT, faultNanos, kernelNanos, batches);
     }
 
     /** The requests of items [from, to): windows of windowed arguments, and (unless {@code windowsOnly}) whole others. */
@@ -312,7 +321,7 @@ final class KernelLaunch {
 
     /**
      * The core's side of a device fault at {@code va}: the page's granule on {@code node}, writable
-     * if {@code write}, nothing pinned. {@code counts}: faults and pages migrated, added up.
+     * if {@code write}, nothing pinned. {@code counts}: faults, pages migrated and fault batches, added up.
      */
     private DeviceFaultHandler faultHandler(int node, List<Arg> args, long[] counts) {
         return (va, write) -> {
@@ -332,6 +341,7 @@ final class KernelLaunch {
             synchronized (counts) {
                 counts[0] += out.faults();
                 counts[1] += out.pagesMigrated();
+                counts[2] += out.faults() > 0 ? 1 : 0;
             }
             countFaults(node, s, out.faults(), out.pagesMigrated(), FaultEvent.DEVICE, event, a.arg());
         };
@@ -350,17 +360,39 @@ final class KernelLaunch {
     /** No page up front: work items fault their granules in as they touch them. */
     private LaunchResult faulting(DeviceNode dev, int node, DeviceKernel kernel, long globalSize, List<Arg> args,
                                  List<KernelBinding> bindings) {
-        long[] faults = new long[2];   // faults, pages migrated
+        long[] faults = new long[3];   // faults, pages migrated, fault batches
         DeviceFaultHandler handler = faultHandler(node, args, faults);
         long t0 = System.nanoTime();
         dev.driver().execute(kernel, 0, globalSize, bindings, handler);
         long t1 = System.nanoTime();
+        markExclusive(node, args);   // what the faults left on the device alone
         long touched = 0;
         for (Arg a : args) {
             touched += a.pages();
         }
         synchronized (faults) {
-            return new LaunchResult(touched, faults[0], faults[1], faults[1] << PAGE_SHIFT, 0, t1 - t0);
+            return new LaunchResult(touched, faults[0], faults[1], faults[1] << PAGE_SHIFT, 0, t1 - t0, faults[2]);
+        }
+    }
+
+    /**
+     * Device-exclusive arguments keep their pages home where the device can map host memory and
+     * host code touches memory only through views; other arguments of the launch are then mapped in
+     * place too where the host holds them, which on such a device changes only where they live.
+     */
+    private static MigrationEngine.Placement placement(DeviceNode dev, List<Arg> args) {
+        boolean exclusive = args.stream().anyMatch(Arg::exclusive);
+        boolean plainLoads = args.stream().anyMatch(a -> a.state().host().takesPagesOnItsOwn());
+        return exclusive && dev.driver().canMapHost() && !plainLoads
+                ? MigrationEngine.Placement.IN_PLACE : MigrationEngine.Placement.MIGRATE;
+    }
+
+    /** After a faulting launch: the pages of {@link Access#EXCLUSIVE} arguments that the device now holds alone. */
+    private void markExclusive(int node, List<Arg> args) {
+        for (Arg a : args) {
+            if (a.exclusive()) {
+                memory.engine().markExclusive(a.state(), a.firstPage(), a.endPage(), node);
+            }
         }
     }
 

@@ -8,12 +8,14 @@ public final class NodeStats {
     private final long residentBytes;
     private final long freeBytes;
     private final long faults;
+    private final long faultBatches;
     private final long[] pagesIn;
     private final long evictions;
     private final long thrashingEvents;
 
-    NodeStats(NodeInfo node, long residentBytes, long freeBytes, long faults, long[] pagesIn, long evictions,
-              long thrashingEvents) {
+    NodeStats(NodeInfo node, long residentBytes, long freeBytes, long faults, long faultBatches, long[] pagesIn,
+              long evictions, long thrashingEvents) {
+        this.faultBatches = faultBatches;
         this.evictions = evictions;
         this.thrashingEvents = thrashingEvents;
         this.node = node;
@@ -40,6 +42,16 @@ public final class NodeStats {
     /** Faults taken on this node: host faults for node 0, device faults for a device. */
     public long faults() {
         return faults;
+    }
+
+    /**
+     * Fault batches: passes of the memory manager that serviced faults together (one host view,
+     * one launch's or tile's arguments, one device fault, one page the userfaultfd service took).
+     * Faults counts granules; this counts the round trips that brought them, as the kernel's HMM
+     * test device counts one fault for a whole-buffer read.
+     */
+    public long faultBatches() {
+        return faultBatches;
     }
 
     /** Eviction batches that made room on this device. */
@@ -72,7 +84,7 @@ public final class NodeStats {
     @Override
     public String toString() {
         return "node " + node.id() + " (" + node.kind() + "): " + Stats.bytes(residentBytes) + " resident"
-                + (freeBytes >= 0 ? ", " + Stats.bytes(freeBytes) + " free" : "") + ", " + faults + " faults, "
+                + (freeBytes >= 0 ? ", " + Stats.bytes(freeBytes) + " free" : "") + ", " + faults + " faults in " + faultBatches + " batches, "
                 + evictions + " evictions, " + thrashingEvents + " thrashing events";
     }
 }

@@ -1,5 +1,7 @@
 package dev.hetmem;
 
+import java.util.Objects;
+
 /**
  * Where each page of a range was at one moment (the SNAPSHOT command of the kernel's HMM tests).
  * For each page: the set of nodes holding it, and the node that may write it (-1 when it is
@@ -9,11 +11,19 @@ public final class PageSnapshot {
     private final long offset;
     private final int[] residentMasks;
     private final byte[] writers;
+    private final java.util.BitSet freed;
 
-    PageSnapshot(long offset, int[] residentMasks, byte[] writers) {
+    PageSnapshot(long offset, int[] residentMasks, byte[] writers, java.util.BitSet freed) {
         this.offset = offset;
         this.residentMasks = residentMasks;
         this.writers = writers;
+        this.freed = freed;
+    }
+
+    /** Whether the page was freed by {@link Region#free(long, long)} (HMM's snapshot reports such a page as an error). */
+    public boolean freed(int page) {
+        Objects.checkIndex(page, residentMasks.length);
+        return freed.get(page);
     }
 
     /** Region offset of the first page. */
@@ -55,9 +65,12 @@ public final class PageSnapshot {
         return n;
     }
 
-    /** One page as text: "untouched", "node 1 rw", "nodes 0,2 ro". */
+    /** One page as text: "untouched", "node 1 rw", "nodes 0,2 ro", "freed". */
     public String describe(int page) {
         int m = residentMasks[page];
+        if (freed.get(page)) {
+            return "freed";
+        }
         if (m == 0) {
             return "untouched";
         }

@@ -93,6 +93,9 @@ public final class Region implements AutoCloseable {
      */
     public HostView host(long offset, long length, Access access) {
         Objects.requireNonNull(access, "access");
+        if (access == Access.EXCLUSIVE) {
+            throw new IllegalArgumentException("a host view takes READ, WRITE or READ_WRITE; EXCLUSIVE is for kernel arguments");
+        }
         if (length == 0) {
             if (offset < 0 || offset > size()) {
                 throw new IndexOutOfBoundsException("offset " + offset + " of an empty view is outside [0, " + size()
@@ -107,6 +110,7 @@ public final class Region implements AutoCloseable {
         memory.checkOpen();
         long from = offset >>> PageGeometry.PAGE_SHIFT;
         long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
+        state.refuseFreed(from, to, "a host view");
         if (access.writes()) {
             long ro = state.attributes().firstReadOnly(from, to);
             if (ro >= 0) {
@@ -233,7 +237,25 @@ public final class Region implements AutoCloseable {
             }
             page = end;
         }
-        return new PageSnapshot(from << PageGeometry.PAGE_SHIFT, masks, writers);
+        java.util.BitSet freed = new java.util.BitSet();
+        state.attributes().forEach(from, to, (a, b, attrs) -> {
+            if (attrs.freed()) {
+                freed.set((int) (a - from), (int) (b - from));
+            }
+        });
+        return new PageSnapshot(from << PageGeometry.PAGE_SHIFT, masks, writers, freed);
+    }
+
+    /**
+     * Whether every page of [offset, offset+length) is still held exclusively by device
+     * {@code node} for its atomics (a launch argument with {@link Access#EXCLUSIVE}): false once
+     * the host touched any of them, another device reached them, or they were made read-only.
+     */
+    public boolean isExclusive(long offset, long length, int node) {
+        Checks.range(offset, length, size(), this);
+        memory.device(node);
+        return state.lifecycle().within(() -> length > 0 && memory.engine().isExclusive(state,
+                offset >>> PageGeometry.PAGE_SHIFT, Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES), node));
     }
 
     /** Applies advice to exactly [offset, offset+length) (see {@link Advice}). */
@@ -251,6 +273,7 @@ public final class Region implements AutoCloseable {
         boolean ro = protection == Protection.READ_ONLY;
         state.lifecycle().enter();
         try {
+            state.refuseFreed(from, to, "protect()");
             state.attributes().update(from, to, a -> a.withReadOnly(ro));
             memory.engine().reprotect(state, from, to);
         } finally {
@@ -280,6 +303,26 @@ public final class Region implements AutoCloseable {
         if (!isFreed()) {
             free();
         }
+    }
+
+    /**
+     * Frees bytes [offset, offset+length) of this region, as munmap of part of a mapping: every
+     * node's frames of those pages are released, and any later call that reaches them (a host view,
+     * a kernel argument, advice, a load, protect) throws {@link IllegalStateException} naming the
+     * freed bytes. The rest of the region works as before. Freeing the whole region is
+     * {@link #free()}.
+     *
+     * <p>{@code offset} and {@code offset + length} must fall on granule boundaries (see
+     * {@link #granularity}); the end may also be the region's end. Refused while a host view over
+     * the range is open, or when part of it is freed already; waits for running kernels that use
+     * the range. In {@link HostFaultMode#USERFAULTFD} mode plain loads through {@link #segment()}
+     * cannot be refused: in a freed range they read zeros, and what is stored there is dropped
+     * with the region.
+     *
+     * @throws IllegalArgumentException when the range is not granule-aligned
+     */
+    public void free(long offset, long length) {
+        memory.freeRange(this, offset, length);
     }
 
     public boolean isFreed() {

@@ -72,7 +72,8 @@ final class Statistics {
         for (Trigger t : Trigger.ALL) {
             in[t.ordinal()] = c.pagesIn(n, t);
         }
-        return new NodeStats(nodeInfos.get(n), residentBytes, free, c.faults(n) + extraFaults, in, c.evictions(n),
-                c.thrashingEvents(n));
+        // the service resolves each host fault alone: each is its own batch
+        return new NodeStats(nodeInfos.get(n), residentBytes, free, c.faults(n) + extraFaults,
+                c.faultBatches(n) + extraFaults, in, c.evictions(n), c.thrashingEvents(n));
     }
 }

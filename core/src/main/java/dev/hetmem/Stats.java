@@ -20,11 +20,11 @@ public record Stats(List<NodeStats> nodes, long metadataBytes, long touchedBytes
     /** A table for people: one line per node. */
     public String format() {
         StringBuilder s = new StringBuilder();
-        s.append(String.format("%-5s %-9s %12s %8s %13s %13s %13s %13s %13s %9s%n", "node", "kind", "resident", "faults",
-                "in:fault", "in:prefetch", "in:release", "in:load", "in:eviction", "evictions"));
+        s.append(String.format("%-5s %-9s %12s %8s %8s %13s %13s %13s %13s %13s %9s%n", "node", "kind", "resident", "faults",
+                "batches", "in:fault", "in:prefetch", "in:release", "in:load", "in:eviction", "evictions"));
         for (NodeStats n : nodes) {
-            s.append(String.format("%-5d %-9s %12s %8d %13s %13s %13s %13s %13s %9d%n", n.node().id(), n.node().kind(),
-                    bytes(n.residentBytes()), n.faults(), bytes(n.bytesMigrated(Trigger.FAULT)),
+            s.append(String.format("%-5d %-9s %12s %8d %8d %13s %13s %13s %13s %13s %9d%n", n.node().id(), n.node().kind(),
+                    bytes(n.residentBytes()), n.faults(), n.faultBatches(), bytes(n.bytesMigrated(Trigger.FAULT)),
                     bytes(n.bytesMigrated(Trigger.PREFETCH)), bytes(n.bytesMigrated(Trigger.RELEASE)),
                     bytes(n.bytesMigrated(Trigger.LOAD)), bytes(n.bytesMigrated(Trigger.EVICTION)), n.evictions()));
         }

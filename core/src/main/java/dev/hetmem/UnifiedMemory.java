@@ -327,6 +327,20 @@ public final class UnifiedMemory implements AutoCloseable {
         });
     }
 
+    void freeRange(Region region, long offset, long length) {
+        checkMine(region);
+        Checks.range(offset, length, region.size(), region);
+        if (offset == 0 && length == region.size()) {
+            free(region);
+        } else if (length > 0) {
+            refuseInsideKernel("free(offset, length)");
+            lifecycle.within(() -> {
+                PartialFree.free(engine, region, offset, length);
+                return null;
+            });
+        }
+    }
+
     /** Calls that wait for kernels would wait for themselves from a kernel's own thread. */
     private void refuseInsideKernel(String call) {
         for (int n = 1; n < devices.length; n++) {

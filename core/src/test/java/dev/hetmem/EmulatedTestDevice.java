@@ -74,6 +74,16 @@ final class EmulatedTestDevice implements TestDevice {
     }
 
     @Override
+    public void failRunsOfAtLeast(int frames) {
+        device.failRunsOfAtLeast(frames);
+    }
+
+    @Override
+    public DeviceKernel atomicCount(int slots) {
+        return (EmulatedKernel) (a, i) -> a.arg(0).getAndAddInt(4 * (i % slots), 1);
+    }
+
+    @Override
     public void failCopy(int after) {
         device.failCopy(after);
     }

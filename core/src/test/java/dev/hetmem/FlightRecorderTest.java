@@ -23,11 +23,15 @@ class FlightRecorderTest {
             rec.enable("dev.hetmem.Migration");
             rec.enable("dev.hetmem.Fault");
             rec.start();
+            long hostBatches;
             try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(16 * MiB))) {
                 Region r = mem.allocate(4 * MiB);
                 MemoryFixture.fill(r, 0, 4 * MiB, 1);           // first touch on the host: a fault, no data moved
                 r.advise(0, 4 * MiB, Advice.prefetch(1));        // one batch of 1024 pages to node 1
                 MemoryFixture.check(r, 0, 2 * MiB, 1);           // a host fault brings one granule back
+                hostBatches = mem.stats().node(0).faultBatches();
+                assertEquals(2, hostBatches, "the first touch of two granules in one view, then one view's fault");
+                assertEquals(3, mem.stats().node(0).faults(), "granules: two populated, one brought back");
             }
             rec.stop();
             rec.dump(file);
@@ -42,6 +46,8 @@ class FlightRecorderTest {
                     && e.getString("trigger").equals("FAULT")), migrations.toString());
             assertEquals(1, faults.stream().filter(e -> e.getLong("pagesMigrated") == 512
                     && "host view".equals(e.getString("path"))).count(), faults.toString());
+            assertEquals(hostBatches, faults.stream().filter(e -> e.getInt("node") == 0).count(),
+                    "one Fault event per fault batch: " + faults);
         } finally {
             Files.deleteIfExists(file);
         }

@@ -92,6 +92,7 @@ class OversizedLaunchTest {
             }
             LaunchResult r = mem.launch(1, d.addLongs(5), bytes / 8, KernelArg.readWrite(a));
             assertTrue(r.faults() >= bytes / (2 * MiB), "at least one device fault per granule: " + r);
+            assertEquals(r.faults(), r.faultBatches(), "each device fault is serviced alone: " + r);
             checkAdded(a, bytes, 3, 5);
             assertTrue(mem.stats().node(1).evictions() > 0, "granules of the launch itself were evicted to make room");
             verified(mem);

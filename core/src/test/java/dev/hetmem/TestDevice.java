@@ -69,7 +69,13 @@ public interface TestDevice {
     /** One item: arg1[0] = arg0[2 pages] + 1 and arg1[1 page] = arg2[0] + 2 (longs, offsets in bytes). */
     DeviceKernel threeArguments();
 
+    /** Item i adds 1 to int (i % slots) of argument 0 with a device atomic. */
+    DeviceKernel atomicCount(int slots);
+
     void failAllocation(int after);
+
+    /** The device refuses to back runs of {@code frames} frames or more from now on (0: disarmed). */
+    void failRunsOfAtLeast(int frames);
 
     void failCopy(int after);
 

@@ -81,6 +81,32 @@ class UserfaultfdTest {
         return bad;
     }
 
+    /**
+     * HMM's migrate_partial_unmap_fault with plain loads: part of a region freed across pages at
+     * home and pages on the device; the rest faults back right, views and launches of the freed
+     * part are refused, and a plain load there reads zeros instead of crashing.
+     */
+    @Test
+    void partOfARegionFreedWhileHostCodeUsesPlainLoads() {
+        EmulatedDevice device = MemoryFixture.emulated(64 * MiB);
+        mem = uffdMemory(64 * 1024, device);
+        Region r = mem.allocate(8 * MiB);
+        MemorySegment s = r.segment();
+        fill(s, 0, r.size(), 9);
+        mem.advise(r, 4 * MiB, 4 * MiB, new Advice.Prefetch(1));
+        long deviceFree = mem.stats().node(1).freeBytes();
+        r.free(2 * MiB + 64 * 1024, 4 * MiB);   // 2 MiB at home, 2 MiB on the device
+        assertEquals(deviceFree + 2 * MiB + 64 * 1024, mem.stats().node(1).freeBytes(), "the device's part went");
+        assertEquals(List.of(), mem.verify());
+        assertEquals(0, mismatches(s, 0, 2 * MiB + 64 * 1024, 9));
+        assertEquals(0, mismatches(s, 6 * MiB + 64 * 1024, r.size(), 9), "the device's remaining pages faulted back");
+        MemoryFixture.names(IllegalStateException.class, "freed", () -> r.host(3 * MiB, 8, Access.READ));
+        MemoryFixture.names(IllegalStateException.class, "freed", () -> mem.launch(1, (EmulatedKernel) (a, i) -> {}, 1,
+                KernelArg.read(r)));
+        assertEquals(0L, s.get(JAVA_LONG, 3 * MiB), "a plain load of a freed page reads zeros");
+        assertTrue(r.snapshot(3 * MiB, PAGE).freed(0));
+    }
+
     @Test
     void javaCodeReadsAndWritesPagesWhereverTheyAre() {
         for (long granule : new long[] {PAGE, 64 * 1024, 2 * MiB}) {

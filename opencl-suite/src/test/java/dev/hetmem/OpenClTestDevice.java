@@ -18,6 +18,10 @@ final class OpenClTestDevice implements TestDevice {
                 *p += delta;
             }
 
+            __kernel void atomicCount(HM_SPACE_PARAMS, HM_REGION(x), const int slots) {
+                atomic_add(HM_WPTR(int, x, get_global_id(0) % slots), 1);
+            }
+
             __kernel void putLong(HM_SPACE_PARAMS, HM_REGION(x), const ulong at, const long v) {
                 *HM_WPTR(long, x, at / 8) = v;
             }
@@ -136,6 +140,16 @@ final class OpenClTestDevice implements TestDevice {
     @Override
     public void failAllocation(int after) {
         device.failAllocation(after);
+    }
+
+    @Override
+    public void failRunsOfAtLeast(int frames) {
+        device.failRunsOfAtLeast(frames);
+    }
+
+    @Override
+    public DeviceKernel atomicCount(int slots) {
+        return program.kernel("atomicCount", slots);
     }
 
     @Override

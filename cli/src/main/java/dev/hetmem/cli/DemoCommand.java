@@ -196,6 +196,7 @@ final class DemoCommand {
                 o.put("correct", ok);
                 o.put("max_abs_error", maxErr);
                 o.put("device_faults", launch.faults());
+                o.put("device_fault_batches", launch.faultBatches());
                 o.put("pages_to_device", launch.pagesMigrated());
                 o.put("bytes_to_device", launch.bytesMigrated());
                 o.put("host_faults_reading_r", st.node(0).faults() - before.node(0).faults());
@@ -212,8 +213,8 @@ final class DemoCommand {
                 out.printf("  the program wrote a and b from Java, launched the kernel, read r from Java: no copies%n");
                 out.printf("  host access                         : %s%n", transparent
                         ? "plain loads and stores on region.segment() (userfaultfd faults)" : "host views");
-                out.printf("  device faults before the kernel ran : %d granule(s); %d pages (%s) moved to the device%n",
-                        launch.faults(), launch.pagesMigrated(), mib(launch.bytesMigrated()));
+                out.printf("  device faults before the kernel ran : %d granule(s) in %d batch(es); %d pages (%s) moved to the device%n",
+                        launch.faults(), launch.faultBatches(), launch.pagesMigrated(), mib(launch.bytesMigrated()));
                 out.printf("  r after the kernel                  : %d of %d pages on the device (populated there)%n",
                         afterKernel.countOn(1), afterKernel.pages());
                 out.printf("  host faults reading r               : %d granule(s); %s moved home%n",

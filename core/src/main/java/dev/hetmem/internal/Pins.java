@@ -79,6 +79,16 @@ public final class Pins {
         return null;
     }
 
+    /** A pin of {@code node} on [from, to) whose owner thread is alive (an open host view, on node 0), or null. */
+    public synchronized Pin liveOn(int node, long from, long to) {
+        for (Pin p : pins) {
+            if (p.node == node && p.owner.isAlive() && p.from < to && from < p.to) {
+                return p;
+            }
+        }
+        return null;
+    }
+
     /** Any pin on [from, to), whatever its node. */
     public synchronized Pin any(long from, long to) {
         for (Pin p : pins) {

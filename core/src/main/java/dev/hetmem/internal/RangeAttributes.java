@@ -15,10 +15,15 @@ import java.util.function.UnaryOperator;
  */
 public final class RangeAttributes {
 
-    /** The attributes of one interval. {@code granuleShift}: log2 of the granule in bytes. */
-    public record Attrs(int granuleShift, boolean readOnly, boolean readMostly, int preferred, int accessedBy) {
+    /**
+     * The attributes of one interval. {@code granuleShift}: log2 of the granule in bytes.
+     * {@code freed}: the pages were given back by {@code Region.free(offset, length)} (munmap of part
+     * of a mapping): no call may reach them again, and no node holds them.
+     */
+    public record Attrs(int granuleShift, boolean readOnly, boolean readMostly, int preferred, int accessedBy,
+                        boolean freed) {
         public Attrs(int granuleShift, boolean readOnly, boolean readMostly) {
-            this(granuleShift, readOnly, readMostly, -1, 0);
+            this(granuleShift, readOnly, readMostly, -1, 0, false);
         }
 
         /** Whether {@code node} should map these pages where they are instead of migrating them. */
@@ -28,7 +33,7 @@ public final class RangeAttributes {
 
         public Attrs withAccessedBy(int node, boolean on) {
             return new Attrs(granuleShift, readOnly, readMostly, preferred,
-                    on ? accessedBy | (1 << node) : accessedBy & ~(1 << node));
+                    on ? accessedBy | (1 << node) : accessedBy & ~(1 << node), freed);
         }
 
         public long granuleBytes() {
@@ -36,20 +41,25 @@ public final class RangeAttributes {
         }
 
         public Attrs withGranuleShift(int shift) {
-            return new Attrs(shift, readOnly, readMostly, preferred, accessedBy);
+            return new Attrs(shift, readOnly, readMostly, preferred, accessedBy, freed);
         }
 
         public Attrs withReadOnly(boolean ro) {
-            return new Attrs(granuleShift, ro, readMostly, preferred, accessedBy);
+            return new Attrs(granuleShift, ro, readMostly, preferred, accessedBy, freed);
         }
 
         public Attrs withReadMostly(boolean rm) {
-            return new Attrs(granuleShift, readOnly, rm, preferred, accessedBy);
+            return new Attrs(granuleShift, readOnly, rm, preferred, accessedBy, freed);
         }
 
         /** The node the pages should live on (-1: none). */
         public Attrs withPreferred(int node) {
-            return new Attrs(granuleShift, readOnly, readMostly, node, accessedBy);
+            return new Attrs(granuleShift, readOnly, readMostly, node, accessedBy, freed);
+        }
+
+        /** These attributes once the pages are freed: nothing else of them matters any more. */
+        public Attrs asFreed() {
+            return new Attrs(granuleShift, false, false, -1, 0, true);
         }
     }
 
@@ -73,7 +83,11 @@ public final class RangeAttributes {
         void visit(long from, long to, Attrs attrs);
     }
 
-    private record Snapshot(long[] starts, Attrs[] attrs) {}
+    private record Snapshot(long[] starts, Attrs[] attrs, boolean anyFreed) {
+        Snapshot(long[] starts, Attrs[] attrs) {
+            this(starts, attrs, java.util.Arrays.stream(attrs).anyMatch(Attrs::freed));
+        }
+    }
 
     private final long pages;
     private volatile Snapshot snapshot;
@@ -136,24 +150,34 @@ public final class RangeAttributes {
 
     /** True if any page in [from, to) is read-only. */
     public boolean anyReadOnly(long from, long to) {
-        Snapshot s = snapshot;
-        for (int i = 0; i < s.starts.length; i++) {
-            long a = s.starts[i];
-            long b = i + 1 < s.starts.length ? s.starts[i + 1] : pages;
-            if (b > from && a < to && s.attrs[i].readOnly()) {
-                return true;
-            }
-        }
-        return false;
+        return firstReadOnly(from, to) >= 0;
     }
 
     /** The first read-only page in [from, to), or -1. */
     public long firstReadOnly(long from, long to) {
+        return first(from, to, Attrs::readOnly);
+    }
+
+    /** The first freed page in [from, to), or -1; cheap while nothing of the region is freed. */
+    public long firstFreed(long from, long to) {
+        return snapshot.anyFreed ? first(from, to, Attrs::freed) : -1;
+    }
+
+    /** The end of the stretch of freed pages that starts at {@code page} (a freed page). */
+    public long freedEnd(long page) {
+        long p = page;
+        while (p < pages && at(p).freed()) {
+            p = nextChange(p);
+        }
+        return p;
+    }
+
+    private long first(long from, long to, java.util.function.Predicate<Attrs> test) {
         Snapshot s = snapshot;
         for (int i = 0; i < s.starts.length; i++) {
             long a = s.starts[i];
             long b = i + 1 < s.starts.length ? s.starts[i + 1] : pages;
-            if (b > from && a < to && s.attrs[i].readOnly()) {
+            if (b > from && a < to && test.test(s.attrs[i])) {
                 return Math.max(a, from);
             }
         }

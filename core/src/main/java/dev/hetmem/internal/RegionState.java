@@ -115,6 +115,20 @@ public final class RegionState {
         return Math.min(table.pages(), (last & -g) + g);
     }
 
+    /**
+     * Throws if any page of [from, to) was freed by {@code Region.free(offset, length)}, naming the
+     * freed bytes and {@code what} wanted them.
+     */
+    public void refuseFreed(long from, long to, String what) {
+        long first = attributes.firstFreed(from, to);
+        if (first >= 0) {
+            long end = attributes.freedEnd(first);
+            throw new IllegalStateException(what + " of " + this + " reaches bytes ["
+                    + (first << PageGeometry.PAGE_SHIFT) + ", " + (end << PageGeometry.PAGE_SHIFT)
+                    + "), which were freed by free(offset, length)");
+        }
+    }
+
     public long metadataBytes() {
         return table.metadataBytes() + attributes.metadataBytes() + 160;
     }

@@ -56,6 +56,13 @@ public final class MigrationEngine implements AutoCloseable {
     /** Whether {@link #ensure} pins the requested pages on the target before it returns. */
     public enum Pinning { PIN, NO_PIN }
 
+    /**
+     * Where {@link #ensure} puts pages for a device: MIGRATE moves (or duplicates) them unless
+     * advice or thrashing control says otherwise; IN_PLACE has a device that can map host memory
+     * map the host's copy where the host holds one (device-exclusive access).
+     */
+    public enum Placement { MIGRATE, IN_PLACE }
+
     /** {@link #ensure}'s {@code onlyFrom} for "move pages wherever they are". */
     public static final int FROM_ANY_NODE = -1;
 
@@ -66,6 +73,7 @@ public final class MigrationEngine implements AutoCloseable {
     private final Planner planner;
     private final BatchRunner runner;
     private final StealReconciler steals;
+    private final Exclusivity exclusivity;
 
     public MigrationEngine(DeviceNode[] nodes, int copyThreads, MigrationMode mode, CopyPath copyPath, Counters memoryCounters,
                            ResidencyRegistry residency) {
@@ -73,6 +81,7 @@ public final class MigrationEngine implements AutoCloseable {
         this.planner = new Planner(ctx);
         this.runner = new BatchRunner(ctx);
         this.steals = new StealReconciler(ctx);
+        this.exclusivity = new Exclusivity(ctx, steals);
     }
 
     public void thrashControl(boolean on, long holdNanos) {
@@ -113,6 +122,12 @@ public final class MigrationEngine implements AutoCloseable {
      * @param onlyFrom a node: only pages resident there move (release); or {@link #FROM_ANY_NODE}
      */
     public Outcome ensure(List<MigrationRequest> requests, int target, Trigger trigger, Pinning pinning, int onlyFrom) {
+        return ensure(requests, target, trigger, pinning, onlyFrom, Placement.MIGRATE);
+    }
+
+    /** {@link #ensure}, with host pages mapped in place where {@code placement} says so and the target can. */
+    public Outcome ensure(List<MigrationRequest> requests, int target, Trigger trigger, Pinning pinning, int onlyFrom,
+                          Placement placement) {
         ctx.refuseFromFaultingItem("a migration");
         boolean pin = pinning == Pinning.PIN;
         List<Interval> intervals = Interval.normalize(requests, true);
@@ -125,19 +140,33 @@ public final class MigrationEngine implements AutoCloseable {
                 for (Interval iv : intervals) {
                     steals.reconcile(iv.region, iv.from, iv.to);
                 }
-                if (onlyFrom < 0 && Planner.satisfied(requests, target)) {
+                // checked under the block locks: a partial free marks its pages before it drops them
+                // under the same locks, so no batch planned after the mark can bring one back. Release
+                // and eviction sweep whole regions: the planner passes over freed pages for them
+                if (trigger != Trigger.RELEASE && trigger != Trigger.EVICTION) {
+                    for (MigrationRequest r : requests) {
+                        r.region().refuseFreed(r.from(), r.to(), "a " + trigger.name().toLowerCase(java.util.Locale.ROOT));
+                    }
+                }
+                // device-exclusive access: host views and exclusive kernels wait for each other (Exclusivity)
+                Exclusivity.Blocker blocker = trigger == Trigger.FAULT ? exclusivity.blocker(requests, target) : null;
+                if (blocker != null) {
+                    next.waitFor(blocker.pin(), blocker.region());
+                } else if (onlyFrom < 0 && Planner.satisfied(requests, target)) {
                     // the common case of a host access: nothing to move, so no granule to plan
                     List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
                     if (pins != null && pins != LOOK_AGAIN) {
+                        exclusivity.markLocked(requests, target);
                         return new Outcome(touched(requests), 0, 0, pins);
                     }
                     next.afterSteal(requests, pins);
                 } else {
-                    Planner.Plan plan = planner.plan(intervals, target, onlyFrom);
+                    Planner.Plan plan = planner.plan(intervals, target, onlyFrom, placement == Placement.IN_PLACE);
                     if (plan.conflict == null && target != 0 && plan.framesNeeded() > batchPages(target)) {
                         // whole granules would take more than one batch may hold of the device: move only
                         // the pages asked for (as UVM does under memory pressure); the locks cover them
-                        plan = planner.plan(Interval.normalize(requests, false), target, onlyFrom);
+                        plan = planner.plan(Interval.normalize(requests, false), target, onlyFrom,
+                                placement == Placement.IN_PLACE);
                     }
                     if (plan.conflict != null) {
                         next.waitFor(plan.conflict, plan.conflictRegion);
@@ -154,6 +183,7 @@ public final class MigrationEngine implements AutoCloseable {
                             long migrated = runner.execute(plan.runs, target, trigger);
                             List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
                             if (pins != null && pins != LOOK_AGAIN) {
+                                exclusivity.markLocked(requests, target);
                                 return new Outcome(touched(requests), plan.faults, migrated, pins);
                             }
                             next.afterSteal(requests, pins);
@@ -311,6 +341,7 @@ public final class MigrationEngine implements AutoCloseable {
         List<Block> locked = BlockLocks.lockAll(Interval.wholeRange(region, from, to));
         try {
             steals.reconcile(region, from, to);
+            region.refuseFreed(from, to, "a load");
             List<Run> runs = new ArrayList<>();
             for (Block b : locked) {
                 int p0 = BlockLocks.firstIn(b, from);
@@ -400,6 +431,22 @@ public final class MigrationEngine implements AutoCloseable {
         }
     }
 
+    /**
+     * Device-exclusive access ({@link Exclusivity}) after a launch that ran by device faults: marks
+     * the pages of [from, to) that {@code node} alone holds writable as exclusive to it; returns
+     * how many. (Pinned launches ask with {@link MigrationRequest#exclusive} instead.)
+     */
+    public long markExclusive(RegionState region, long from, long to, int node) {
+        ctx.refuseFromFaultingItem("device-exclusive access");
+        return exclusivity.mark(region, from, to, node);
+    }
+
+    /** Whether every page of [from, to) is still exclusive to {@code node}. */
+    public boolean isExclusive(RegionState region, long from, long to, int node) {
+        ctx.refuseFromFaultingItem("reading the page table");
+        return exclusivity.holds(region, from, to, node);
+    }
+
     /** Brings device entries of [from, to) in line with the range's protection. */
     public void reprotect(RegionState region, long from, long to) {
         ctx.refuseFromFaultingItem("a protection change");
@@ -417,6 +464,9 @@ public final class MigrationEngine implements AutoCloseable {
                         continue;
                     }
                     for (int p = p0; p < p1; p++) {
+                        if (region.attributes().at(base + p).readOnly()) {
+                            b.endExclusive(n, p, 1);   // the device may not write it: no atomics either
+                        }
                         boolean local = b.isResident(n, p);
                         if (local || b.isRemote(n, p)) {
                             long va = region.pageAddress(base + p);

@@ -45,8 +45,12 @@ final class Planner {
         }
     }
 
-    /** @param onlyFrom if ≥ 0, only pages resident on this node are planned (release) */
-    Plan plan(List<Interval> intervals, int target, int onlyFrom) {
+    /**
+     * @param onlyFrom if ≥ 0, only pages resident on this node are planned (release)
+     * @param inPlace  a device that can map host memory maps the host's copy where there is one,
+     *                 as for ACCESSED_BY (device-exclusive access keeps pages home)
+     */
+    Plan plan(List<Interval> intervals, int target, int onlyFrom, boolean inPlace) {
         Plan plan = new Plan();
         for (Interval iv : intervals) {
             long lastGranule = -1;
@@ -62,8 +66,13 @@ final class Planner {
                 RangeAttributes.Attrs attrs = iv.region.attributes().at(page);
                 boolean readMostly = attrs.readMostly();
                 boolean remoteOk = target != 0 && ctx.driver(target).canMapHost()
-                        && (attrs.accessedBy(target) || (ctx.thrashControl && onlyFrom < 0 && b.heldHome(System.nanoTime())));
-                Action action = decide(b, p, target, write, onlyFrom, readMostly, remoteOk);
+                        && (inPlace || attrs.accessedBy(target) || (ctx.thrashControl && onlyFrom < 0 && b.heldHome(System.nanoTime())));
+                if (attrs.freed() && needed && onlyFrom < 0) {
+                    // freed since the caller's check (the mark takes no block lock): refuse, as the check would have
+                    iv.region.refuseFreed(page, page + 1, "a migration");
+                }
+                // a freed page that only shares a granule with what was asked stays where it is: nowhere
+                Action action = attrs.freed() ? null : decide(b, p, target, write, onlyFrom, readMostly, remoteOk);
                 int holders = b.residentMask(p);
                 int n;
                 // a run never crosses a change of neededness or of attributes

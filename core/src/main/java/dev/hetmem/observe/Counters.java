@@ -14,6 +14,7 @@ public final class Counters {
 
     private final int nodes;
     private final LongAdder[] faults;
+    private final LongAdder[] faultBatches;
     private final LongAdder[] pagesIn;
     private final LongAdder[] evictions;
     private final LongAdder[] thrashing;
@@ -21,6 +22,7 @@ public final class Counters {
     public Counters(int nodes) {
         this.nodes = nodes;
         this.faults = adders(nodes);
+        this.faultBatches = adders(nodes);
         this.pagesIn = adders(nodes * TRIGGERS);
         this.evictions = adders(nodes);
         this.thrashing = adders(nodes);
@@ -38,9 +40,22 @@ public final class Counters {
         return nodes;
     }
 
-    /** Faults taken on {@code node}: host faults on node 0, device faults on device nodes. */
+    /**
+     * One fault batch on {@code node} (host faults on node 0, device faults on device nodes):
+     * {@code count} granules made resident by one pass of the engine, as UVM services the faults
+     * of one fault-buffer read together and the kernel's HMM test device counts one fault per
+     * {@code hmm_range_fault} pass. A batch of none is not counted.
+     */
     public void fault(int node, long count) {
-        faults[node].add(count);
+        if (count > 0) {
+            faults[node].add(count);
+            faultBatches[node].increment();
+        }
+    }
+
+    /** Fault batches counted on {@code node} (see {@link #fault}). */
+    public long faultBatches(int node) {
+        return faultBatches[node].sum();
     }
 
     public void migrated(int toNode, Trigger trigger, long pages) {

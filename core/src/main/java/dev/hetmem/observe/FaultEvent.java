@@ -15,7 +15,7 @@ import jdk.jfr.Name;
 @Name("dev.hetmem.Fault")
 @Label("Fault")
 @Category({"hetmem"})
-@Description("Granules made resident for a host view or a device kernel, or taken home by the userfaultfd service")
+@Description("One fault batch: granules made resident together for a host view, a kernel launch (or tile) or a device fault, or taken home by the userfaultfd service")
 public final class FaultEvent extends Event {
     public static final String HOST_VIEW = "host view";
     public static final String KERNEL = "kernel launch";

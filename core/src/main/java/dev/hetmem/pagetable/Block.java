@@ -39,6 +39,16 @@ public final class Block {
      * home. Null while no page is such. Cleared for a page as soon as any node may write it.
      */
     private long[] zero;
+    /**
+     * Per device: pages it holds exclusively for atomics (a launch argument with
+     * {@code Access.EXCLUSIVE}; the kernel's make_device_exclusive). Set only where the device may
+     * write the page, locally or remotely, with nobody else holding or mapping it. Cleared for a
+     * device with its write access to the page: every change that takes the page or its write
+     * permission from the device (a move, a duplicate, a steal by the host, a drop, protection)
+     * goes through the methods below, and each ends the exclusivity as the host's touch ends it
+     * in the kernel. Null while the block has none.
+     */
+    private long[][] exclusive;
     /** Last time (System.nanoTime) a fault or launch touched this block; eviction picks the oldest. */
     private volatile long lastAccessNanos;
     /** Thrashing detection (under {@link #lock}): where the block last moved to, when, and how often it bounced. */
@@ -104,6 +114,37 @@ public final class Block {
         return w ? Bits.all(writeBits, from, to) : Bits.count(writeBits, from, to) == 0;
     }
 
+    /** Marks pages [from, from+count) exclusive to {@code node}; the caller checked that they may be (see {@link #exclusive}). */
+    public void setExclusiveRange(int node, int from, int count) {
+        assert lock.isHeldByCurrentThread();
+        if (exclusive == null) {
+            exclusive = new long[resident.length][];
+        }
+        if (exclusive[node] == null) {
+            exclusive[node] = new long[WORDS];
+            table.addMetadata(BITMAP_BYTES);
+        }
+        Bits.setRange(exclusive[node], from, from + count);
+    }
+
+    /** Whether {@code node} holds the page exclusively (see {@link #exclusive}). */
+    public boolean isExclusive(int node, int page) {
+        long[][] e = exclusive;
+        return e != null && Bits.get(e[node], page);
+    }
+
+    /** Ends {@code node}'s exclusivity over pages [from, from+count), if it had any. */
+    public void endExclusive(int node, int from, int count) {
+        if (exclusive == null || exclusive[node] == null) {
+            return;
+        }
+        Bits.clearRange(exclusive[node], from, from + count);
+        if (Bits.count(exclusive[node]) == 0) {
+            exclusive[node] = null;
+            table.addMetadata(-BITMAP_BYTES);
+        }
+    }
+
     /** Records that {@code node} maps pages [from, from+count) of the host remotely. */
     public void setRemoteRange(int node, int from, int count, boolean writableThere) {
         assert lock.isHeldByCurrentThread();
@@ -113,6 +154,11 @@ public final class Block {
             table.addMetadata(2 * BITMAP_BYTES);
         }
         Bits.setRange(remote[node], from, from + count);
+        for (int other = 1; other < remote.length; other++) {
+            if (other != node) {
+                endExclusive(other, from, count);   // another device reaches the host's copy now
+            }
+        }
         if (writableThere) {
             Bits.setRange(remoteWritable[node], from, from + count);
         } else {
@@ -128,6 +174,7 @@ public final class Block {
         }
         int n = Bits.clearRange(remote[node], from, from + count);
         Bits.clearRange(remoteWritable[node], from, from + count);
+        endExclusive(node, from, count);
         if (Bits.count(remote[node]) == 0) {
             remote[node] = null;
             remoteWritable[node] = null;
@@ -139,6 +186,7 @@ public final class Block {
     public void clearRemoteWritableRange(int node, int from, int count) {
         assert lock.isHeldByCurrentThread();
         Bits.clearRange(remoteWritable[node], from, from + count);
+        endExclusive(node, from, count);
     }
 
     public long index() {
@@ -242,6 +290,7 @@ public final class Block {
             Bits.set(writable[node], page);
         } else {
             Bits.clear(writable[node], page);
+            endExclusive(node, page, 1);
         }
     }
 
@@ -252,6 +301,7 @@ public final class Block {
             return false;
         }
         Bits.clear(writable[node], page);
+        endExclusive(node, page, 1);
         table.residentChanged(node, -1);
         dropIfEmpty(node);
         return true;
@@ -301,6 +351,7 @@ public final class Block {
     public void clearWritableRange(int node, int from, int count) {
         assert lock.isHeldByCurrentThread();
         Bits.clearRange(writable[node], from, from + count);
+        endExclusive(node, from, count);
     }
 
     /** Marks pages [from, from+count) resident on node, writable there or read-only. */
@@ -318,6 +369,7 @@ public final class Block {
             clearZero(from, count);
         } else {
             Bits.clearRange(writable[node], from, from + count);
+            endExclusive(node, from, count);
         }
         if (added != 0) {
             table.residentChanged(node, added);
@@ -332,6 +384,7 @@ public final class Block {
             return;
         }
         Bits.clearRange(writable[node], from, from + count);
+        endExclusive(node, from, count);
         table.residentChanged(node, -removed);
         dropIfEmpty(node);
     }
@@ -380,6 +433,7 @@ public final class Block {
             Bits.set(writable[node], page);
         } else {
             Bits.clear(writable[node], page);
+            endExclusive(node, page, 1);
         }
     }
 

@@ -193,6 +193,10 @@ public final class PageTable {
                                     .append(" mapped remotely by node ").append(node)
                                     .append(" but not resident on the host alone for it\n");
                         }
+                        if (b.isExclusive(node, p) && !b.isWritable(node, p) && !b.isRemoteWritable(node, p)) {
+                            problems.append("block ").append(b.index()).append(" page ").append(p)
+                                    .append(" exclusive to node ").append(node).append(" that may not write it\n");
+                        }
                         if (b.isRemoteWritable(node, p) && !b.isWritable(0, p)) {
                             problems.append("block ").append(b.index()).append(" page ").append(p)
                                     .append(" writable remotely by node ").append(node).append(" but not writable on the host\n");

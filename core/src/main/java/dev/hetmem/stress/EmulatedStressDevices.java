@@ -45,6 +45,12 @@ public final class EmulatedStressDevices implements StressDevices {
     }
 
     @Override
+    public void incrementIntsExclusively(UnifiedMemory mem, int node, Region r, long offset, long bytes) {
+        mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).getAndAddInt(4 * i, 1), bytes / 4,
+                KernelArg.of(r, offset, bytes, Access.EXCLUSIVE));
+    }
+
+    @Override
     public void failAllocation(DeviceDriver device, int after) {
         ((EmulatedDevice) device).failAllocation(after);
     }

@@ -15,7 +15,11 @@ public record Step(Op op, int a, int b, long x, long y, long z) {
         KERNEL_READ(8), PREFETCH(10), PREFETCH_ASYNC(3), PREFETCH_LIST(3), READ_MOSTLY(3), PREFERRED(2),
         ACCESSED_BY(2), GRANULARITY(2), DONT_NEED(3), PROTECT(4), RELEASE(2), LOAD(2), INJECT(4), VERIFY(2),
         /** One launch over a whole region (larger than a small device): tiled by windows, or by device faults. */
-        SWEEP(3);
+        SWEEP(3),
+        /** Frees a granule-aligned part of a region (munmap of part of a mapping). */
+        FREE_PART(2),
+        /** Device atomics on an argument taken exclusively (Access.EXCLUSIVE): each int gains 1. */
+        KERNEL_ATOMIC(4);
 
         final int weight;
 

@@ -33,6 +33,12 @@ public interface StressDevices {
      */
     void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows);
 
+    /**
+     * One launch on {@code node} with [offset, offset+bytes) of r as an {@code Access.EXCLUSIVE}
+     * argument: item i adds 1 to int i of it with a device atomic.
+     */
+    void incrementIntsExclusively(UnifiedMemory mem, int node, Region r, long offset, long bytes);
+
     /** Arms (or, with -1, disarms) the device's injected allocation failure after {@code after} more. */
     void failAllocation(DeviceDriver device, int after);
 

@@ -274,6 +274,8 @@ public final class StressRun {
         final Region region;
         final byte[] bytes;
         final boolean[] readOnly;
+        /** Pages given back by free(offset, length): their bytes are nobody's, every call must refuse them. */
+        final boolean[] freed;
         final int owner;
         /** How host code reaches the region. */
         final HostFaultMode mode;
@@ -283,6 +285,7 @@ public final class StressRun {
             this.region = region;
             this.bytes = initial;
             this.readOnly = new boolean[(int) Math.ceilDiv(region.size(), PAGE_BYTES)];
+            this.freed = new boolean[readOnly.length];
             this.owner = owner;
         }
 
@@ -308,20 +311,54 @@ public final class StressRun {
             return got;
         }
 
+        /** Whether any page of [off, off+len) is freed. */
+        boolean anyFreed(long off, long len) {
+            for (long p = off / PAGE_BYTES; p < Math.ceilDiv(off + len, PAGE_BYTES); p++) {
+                if (freed[(int) p]) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        /** Whether every page that holds bytes [from, to) is freed. */
+        boolean allFreed(long from, long to) {
+            for (long p = from / PAGE_BYTES; p < Math.ceilDiv(to, PAGE_BYTES); p++) {
+                if (p >= freed.length || !freed[(int) p]) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        /** Compares what was read with the model; bytes of freed pages are nobody's and not compared. */
         void expect(byte[] got, long off, String what) {
-            int i = Arrays.mismatch(got, 0, got.length, bytes, (int) off, (int) off + got.length);
-            if (i >= 0) {
-                throw new Mismatch(what + ": byte " + (off + i) + " of " + this + " is " + got[i] + ", the model says "
-                        + bytes[(int) off + i]);
+            int from = 0;
+            while (from < got.length) {
+                long page = (off + from) / PAGE_BYTES;
+                int to = (int) Math.min(got.length, (page + 1) * PAGE_BYTES - off);
+                if (!freed[(int) page]) {
+                    int i = Arrays.mismatch(got, from, to, bytes, (int) off + from, (int) off + to);
+                    if (i >= 0) {
+                        throw new Mismatch(what + ": byte " + (off + from + i) + " of " + this + " is " + got[from + i]
+                                + ", the model says " + bytes[(int) off + from + i]);
+                    }
+                }
+                from = to;
             }
         }
 
         void checkAll(Setup s) {
-            for (long off = 0; off < bytes.length; off += MAX_REGION) {
-                int len = (int) Math.min(MAX_REGION, bytes.length - off);
-                if (len > 0) {
-                    expect(hostRead(off, len), off, "final read");
+            for (long off = 0; off < bytes.length; off += PAGE_BYTES) {
+                if (freed[(int) (off / PAGE_BYTES)]) {
+                    continue;
                 }
+                long end = off;
+                while (end < bytes.length && end - off < MAX_REGION && !freed[(int) (end / PAGE_BYTES)]) {
+                    end = Math.min(bytes.length, end + PAGE_BYTES);
+                }
+                expect(hostRead(off, (int) (end - off)), off, "final read");
+                off = end - PAGE_BYTES;
             }
         }
 

@@ -86,10 +86,30 @@ final class StressWorker {
             if (!mine(st) && e instanceof IllegalStateException && String.valueOf(e.getMessage()).contains("freed")) {
                 return;   // another worker freed the region this one was moving
             }
+            if (refusedForFreedPart(e)) {
+                note("  refused: " + e.getMessage());
+                return;   // the step reached a part the model has freed: refused before it changed anything
+            }
             Mismatch m = new Mismatch(st.op() + " failed: " + e);
             m.initCause(e);
             throw m;
         }
+    }
+
+    private static final java.util.regex.Pattern FREED_REFUSAL = java.util.regex.Pattern.compile(
+            "region (\\d+) \\(.*reaches bytes \\[(\\d+), (\\d+)\\), which were freed by free\\(offset, length\\)");
+
+    /** A refusal naming bytes of a region that the model, too, has freed. */
+    private boolean refusedForFreedPart(Throwable e) {
+        if (!(e instanceof IllegalStateException) || e.getMessage() == null) {
+            return false;
+        }
+        java.util.regex.Matcher mt = FREED_REFUSAL.matcher(e.getMessage());
+        if (!mt.find()) {
+            return false;
+        }
+        Model named = all.get(Integer.parseInt(mt.group(1)));
+        return named != null && named.allFreed(Long.parseLong(mt.group(2)), Long.parseLong(mt.group(3)));
     }
 
     /** Whether the step works on this worker's own regions (else it may race their free). */
@@ -200,18 +220,12 @@ final class StressWorker {
                 nativeCopy(m, from, to, at, len);
             }
             case KERNEL_WRITE, KERNEL_READ -> {
-                if (m == null) {
+                long[] rg = kernelRange(m, st);
+                if (rg == null) {
                     return;
                 }
-                // whole pages, at most a quarter of a device: a launch never needs more than fits
-                long max = Math.max(PAGE_BYTES, config.deviceBytes() / 4);
-                long pages = m.region.size() / PAGE_BYTES;
-                if (pages == 0) {
-                    return;
-                }
-                long n = 1 + st.y() % Math.min(pages, max / PAGE_BYTES);
-                long off = (st.x() % (pages - n + 1)) * PAGE_BYTES;
-                long len = n * PAGE_BYTES;
+                long off = rg[0];
+                long len = rg[1];
                 int node = device(st);
                 try (Arena arena = Arena.ofShared()) {   // kernels read and write it on the device's threads
                     MemorySegment buf = arena.allocate(len, 64);
@@ -233,6 +247,8 @@ final class StressWorker {
                 }
             }
             case SWEEP -> sweep(m, st);
+            case FREE_PART -> freePart(m, st);
+            case KERNEL_ATOMIC -> atomics(m, st);
             case PREFETCH, PREFETCH_ASYNC -> {
                 if (m == null) {
                     return;
@@ -465,6 +481,79 @@ final class StressWorker {
             }
         }
         System.arraycopy(got, 0, m.bytes, 0, got.length);
+    }
+
+    /**
+     * A kernel's range of m from the step's numbers: whole pages, at most a quarter of a device
+     * (a launch never needs more than fits); {offset, length}, or null when there is no m or it
+     * has no whole page.
+     */
+    private long[] kernelRange(Model m, Step st) {
+        if (m == null) {
+            return null;
+        }
+        long max = Math.max(PAGE_BYTES, config.deviceBytes() / 4);
+        long pages = m.region.size() / PAGE_BYTES;
+        if (pages == 0) {
+            return null;
+        }
+        long n = 1 + st.y() % Math.min(pages, max / PAGE_BYTES);
+        return new long[] {(st.x() % (pages - n + 1)) * PAGE_BYTES, n * PAGE_BYTES};
+    }
+
+    /** Frees a granule-aligned part of m (never all of it: FREE does that). */
+    private void freePart(Model m, Step st) {
+        if (m == null) {
+            return;
+        }
+        long size = m.region.size();
+        long at = st.x() % size;
+        if (m.anyFreed(at, 1)) {
+            return;   // the region's granularity there is not knowable any more, nor needed
+        }
+        // other workers may change the granularity of this region at any time (GRANULARITY advice
+        // is not only its owner's): with more than one worker, whole 2 MiB, which any granule divides
+        long granule = config.workers() == 1 ? m.region.granularity(at) : 2L << 20;
+        long off = at & -granule;
+        long len = Math.min(size - off, granule * (1 + st.y() % 4));
+        long end = off + len;
+        boolean aligned = end == size || (!m.anyFreed(end - 1, 1)
+                && end % (config.workers() == 1 ? m.region.granularity(end - 1) : granule) == 0);
+        if (len == size || !aligned || m.anyFreed(off, len)) {
+            return;   // refusals of those are the unit tests' business
+        }
+        note("free part " + m + " [" + off + ", +" + len + ")");
+        m.region.free(off, len);
+        for (long p = off / PAGE_BYTES; p < Math.ceilDiv(end, PAGE_BYTES); p++) {
+            m.freed[(int) p] = true;
+            m.readOnly[(int) p] = false;
+        }
+        Arrays.fill(m.bytes, (int) off, (int) end, (byte) 0);
+    }
+
+    /** Device atomics over whole pages of m, taken exclusively; each int (little-endian) gains 1. */
+    private void atomics(Model m, Step st) {
+        long[] rg = kernelRange(m, st);
+        if (rg == null) {
+            return;
+        }
+        long off = rg[0];
+        long len = rg[1];
+        int node = device(st);
+        boolean refused = m.anyReadOnly(off, len);
+        note("atomics node " + node + " " + m + " [" + off + ", +" + len + ")" + (refused ? " refused: read-only" : ""));
+        if (!writeChecked(refused, "exclusive atomics on " + m,
+                () -> s.kinds[node].incrementIntsExclusively(s.mem, node, m.region, off, len))) {
+            return;
+        }
+        java.nio.ByteBuffer ints = java.nio.ByteBuffer.wrap(m.bytes).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (long b = off; b < off + len; b += 4) {
+            ints.putInt((int) b, ints.getInt((int) b) + 1);
+        }
+        if (config.workers() == 1 && !m.region.isExclusive(off, len, node)) {
+            // with one worker nothing runs between the launch and this question
+            throw new Mismatch("atomics on node " + node + " left " + m + " [" + off + ", +" + len + ") not exclusive to it");
+        }
     }
 
     private boolean writeChecked(boolean refused, String what, Runnable write) {

@@ -147,6 +147,20 @@ public final class DeviceBuffer {
         }
     }
 
+    /**
+     * A device atomic: adds {@code delta} to the aligned int at {@code offset} and returns the value
+     * before, atomically against every other access to the same bytes (OpenCL's atomic_add).
+     */
+    public int getAndAddInt(long offset, int delta) {
+        if ((offset & 3) != 0) {
+            throw new DeviceFaultException("atomic access at offset " + offset + " is not 4-byte aligned");
+        }
+        long a = translate(offset, 4, true);
+        return (int) ATOMIC_INT.getAndAdd(ALL, a, delta);
+    }
+
+    private static final java.lang.invoke.VarHandle ATOMIC_INT = ValueLayout.JAVA_INT.varHandle();
+
     public long getLong(long offset) {
         long a = translate(offset, 8, false);
         return a >= 0 ? ALL.get(LONG, a) : slowGetLong(offset);

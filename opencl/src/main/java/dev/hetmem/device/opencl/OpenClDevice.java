@@ -9,6 +9,7 @@ import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.DeviceMemoryException;
 import dev.hetmem.driver.FaultCountdown;
 import dev.hetmem.driver.KernelBinding;
+import dev.hetmem.driver.RunTooLargeException;
 import dev.hetmem.driver.VaRanges;
 
 import java.lang.foreign.MemorySegment;
@@ -163,6 +164,16 @@ public final class OpenClDevice implements DeviceDriver {
         allocationFailure.arm(after);
     }
 
+    /**
+     * From now on the device refuses to back runs of {@code pages} frames or more (a device whose
+     * memory is too fragmented for large runs); 0 disarms. Smaller runs are prepared as usual.
+     */
+    public void failRunsOfAtLeast(int pages) {
+        this.refuseRunsOf = pages;
+    }
+
+    private volatile int refuseRunsOf;
+
     /** The copy operation after the next {@code after} ones fails (earlier ones complete); -1 disarms. */
     public void failCopy(int after) {
         copies.failCopy(after);
@@ -223,6 +234,11 @@ public final class OpenClDevice implements DeviceDriver {
         }
         if (allocationFailure.fire()) {
             throw new DeviceMemoryException("injected allocation failure on " + name + " (frames " + first + ".." + (first + count - 1) + ")");
+        }
+        int refuse = refuseRunsOf;
+        if (refuse > 0 && count >= refuse) {
+            throw new RunTooLargeException("injected: " + name + " cannot back a run of " + count + " frames (runs of "
+                    + refuse + " or more are refused)");
         }
     }
 

@@ -27,6 +27,10 @@ public final class OpenClStressDevices implements StressDevices {
                 *HM_WPTR(long, dst, i) = src[i];
             }
 
+            __kernel void incrementInts(HM_SPACE_PARAMS, HM_REGION(x)) {
+                atomic_inc(HM_WPTR(int, x, get_global_id(0)));
+            }
+
             __kernel void addEach(HM_SPACE_PARAMS, HM_REGION(x), long delta) {
                 size_t i = get_global_id(0);
                 *HM_WPTR(long, x, i) = *HM_PTR(long, x, i) + delta;
@@ -91,6 +95,12 @@ public final class OpenClStressDevices implements StressDevices {
         OpenClDevice d = device(mem, node);
         KernelArg arg = KernelArg.of(r, 0, longs * 8, Access.READ_WRITE);
         mem.launch(node, programs.get(d).kernel("addEach", delta), longs, windows ? arg.perItem(8) : arg);
+    }
+
+    @Override
+    public void incrementIntsExclusively(UnifiedMemory mem, int node, Region r, long offset, long bytes) {
+        mem.launch(node, programs.get(device(mem, node)).kernel("incrementInts"), bytes / 4,
+                KernelArg.of(r, offset, bytes, Access.EXCLUSIVE));
     }
 
     @Override

@@ -1,0 +1,65 @@
+package dev.hetmem;
+
+import dev.hetmem.driver.PageGeometry;
+import dev.hetmem.internal.Pins;
+import dev.hetmem.internal.RangeAttributes;
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.migrate.MigrationEngine;
+
+/**
+ * Freeing part of a region ({@link Region#free(long, long)}), as munmap of part of a mapping in
+ * HMM's tests: the range is marked freed in the region's attributes, then its pages are dropped
+ * on every node as DONT_NEED drops them.
+ *
+ * <p>Why the mark comes first: the engine refuses freed pages under the block locks
+ * ({@code MigrationEngine.ensure}, {@code fill}), and the drop takes the same locks and waits for
+ * the pins already on the range. A call that passed its own check before the mark either pinned
+ * its pages before the drop (the drop waits for it) or reaches the engine after the mark (and is
+ * refused there). So no frame is left behind in a freed range, on any node.
+ */
+final class PartialFree {
+    private PartialFree() {}
+
+    /**
+     * Caller's contract: the memory is open and entered, {@code [offset, offset+length)} lies
+     * inside the region, is neither empty nor the whole region, and the caller is not a kernel.
+     */
+    static void free(MigrationEngine engine, Region region, long offset, long length) {
+        RegionState s = region.state();
+        long from = offset >>> PageGeometry.PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
+        long startGranule = s.attributes().at(from).granuleBytes();
+        long endGranule = s.attributes().at(to - 1).granuleBytes();
+        if (offset % startGranule != 0 || ((offset + length) % endGranule != 0 && offset + length != region.size())) {
+            throw new IllegalArgumentException("free(" + offset + ", " + length + ") of " + region
+                    + ": offset and end must be multiples of the granule there (" + startGranule + " and "
+                    + endGranule + " bytes), or the end the region's end (" + region.size() + ")");
+        }
+        s.lifecycle().enter();
+        try {
+            long done = s.attributes().firstFreed(from, to);
+            if (done >= 0) {
+                throw new IllegalStateException("free(" + offset + ", " + length + ") of " + region + ": bytes from "
+                        + (done << PageGeometry.PAGE_SHIFT) + " to " + (s.attributes().freedEnd(done) << PageGeometry.PAGE_SHIFT)
+                        + " are freed already");
+            }
+            Pins.Pin own = s.pins().heldByCurrentThread(from, to);
+            if (own != null) {
+                throw new PinnedByCallerException(s, own.node(), own.from(), own.to());
+            }
+            Pins.Pin view = s.pins().liveOn(0, from, to);
+            if (view != null) {
+                throw new IllegalStateException("free(" + offset + ", " + length + ") of " + region + " refused: a host view of bytes ["
+                        + (view.from() << PageGeometry.PAGE_SHIFT) + ", " + (view.to() << PageGeometry.PAGE_SHIFT)
+                        + ") is open in thread " + view.owner().getName() + "; close it first");
+            }
+            // marked first: from here every migration, view, launch and load refuses the range
+            // (the engine checks under the block locks), then the frames go as DONT_NEED's do,
+            // once the kernels already using the range have ended
+            s.attributes().update(from, to, RangeAttributes.Attrs::asFreed);
+            engine.discard(s, from, to);
+        } finally {
+            s.lifecycle().exit();
+        }
+    }
+}
