@@ -29,7 +29,7 @@ final class Advising {
         long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
         s.lifecycle().enter();
         try {
-            s.refuseFreed(from, to, "advice " + advice);
+            s.refuseFreed(from, to, "advice");
             switch (advice) {
                 case Advice.Prefetch(int node) -> {
                     memory.checkNode(node);
@@ -83,10 +83,21 @@ final class Advising {
         }
     }
 
-    /** Pages [from, to) widened to granules, to {@code node} (the region's lifecycle entered). */
+    /**
+     * Pages [from, to) widened to granules, to {@code node} (the region's lifecycle entered). The
+     * widening stops at freed pages: a granule set after a part was freed may reach into it.
+     */
     private long prefetchGranules(RegionState s, long from, long to, int node) {
-        return memory.engine().migrateRange(s, s.granuleStart(from), s.granuleEnd(to), node, Trigger.PREFETCH,
-                MigrationEngine.FROM_ANY_NODE);
+        long a = s.granuleStart(from);
+        long b = s.granuleEnd(to);
+        for (long f; (f = s.attributes().firstFreed(a, from)) >= 0; ) {
+            a = s.attributes().freedEnd(f);
+        }
+        long f = s.attributes().firstFreed(to, b);
+        if (f >= 0) {
+            b = f;
+        }
+        return memory.engine().migrateRange(s, a, b, node, Trigger.PREFETCH, MigrationEngine.FROM_ANY_NODE);
     }
 
     /**
@@ -103,6 +114,10 @@ final class Advising {
         try {
             for (long off : offsets) {
                 Checks.range(off, length, region.size(), region);
+                if (length > 0) {
+                    s.refuseFreed(off >>> PageGeometry.PAGE_SHIFT, Math.ceilDiv(off + length, PageGeometry.PAGE_BYTES),
+                            "a prefetch");
+                }
             }
             for (long off : offsets) {
                 if (length == 0) {

@@ -175,7 +175,7 @@ final class KernelLaunch {
             long t0 = System.nanoTime();
             MigrationEngine.Outcome out = requests.isEmpty() ? new MigrationEngine.Outcome(0, 0, 0, List.of())
                     : memory.engine().ensure(requests, node, Trigger.FAULT, MigrationEngine.Pinning.PIN,
-                    MigrationEngine.FROM_ANY_NODE, placement(dev, args));
+                    MigrationEngine.FROM_ANY_NODE);
             pins = out.pins();
             long t1 = System.nanoTime();
             if (!requests.isEmpty()) {
@@ -336,7 +336,7 @@ final class KernelLaunch {
             FaultEvent event = new FaultEvent();
             event.begin();
             MigrationEngine.Outcome out = memory.engine().ensure(
-                    List.of(new MigrationRequest(s, page, page + 1, write)), node, Trigger.FAULT,
+                    List.of(new MigrationRequest(s, page, page + 1, write, a.exclusive())), node, Trigger.FAULT,
                     MigrationEngine.Pinning.NO_PIN, MigrationEngine.FROM_ANY_NODE);
             synchronized (counts) {
                 counts[0] += out.faults();
@@ -373,18 +373,6 @@ final class KernelLaunch {
         synchronized (faults) {
             return new LaunchResult(touched, faults[0], faults[1], faults[1] << PAGE_SHIFT, 0, t1 - t0, faults[2]);
         }
-    }
-
-    /**
-     * Device-exclusive arguments keep their pages home where the device can map host memory and
-     * host code touches memory only through views; other arguments of the launch are then mapped in
-     * place too where the host holds them, which on such a device changes only where they live.
-     */
-    private static MigrationEngine.Placement placement(DeviceNode dev, List<Arg> args) {
-        boolean exclusive = args.stream().anyMatch(Arg::exclusive);
-        boolean plainLoads = args.stream().anyMatch(a -> a.state().host().takesPagesOnItsOwn());
-        return exclusive && dev.driver().canMapHost() && !plainLoads
-                ? MigrationEngine.Placement.IN_PLACE : MigrationEngine.Placement.MIGRATE;
     }
 
     /** After a faulting launch: the pages of {@link Access#EXCLUSIVE} arguments that the device now holds alone. */

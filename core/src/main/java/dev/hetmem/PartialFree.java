@@ -28,21 +28,27 @@ final class PartialFree {
         RegionState s = region.state();
         long from = offset >>> PageGeometry.PAGE_SHIFT;
         long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
-        long startGranule = s.attributes().at(from).granuleBytes();
-        long endGranule = s.attributes().at(to - 1).granuleBytes();
-        if (offset % startGranule != 0 || ((offset + length) % endGranule != 0 && offset + length != region.size())) {
-            throw new IllegalArgumentException("free(" + offset + ", " + length + ") of " + region
-                    + ": offset and end must be multiples of the granule there (" + startGranule + " and "
-                    + endGranule + " bytes), or the end the region's end (" + region.size() + ")");
+        // no granule may straddle either edge: neither the granules of the first and last freed
+        // pages nor those of their neighbours (whose granule would reach into the freed part)
+        long end = offset + length;
+        long[] edges = {offset, end};
+        long[] pagesAt = {from, from - 1, to - 1, to};
+        for (int i = 0; i < pagesAt.length; i++) {
+            long page = pagesAt[i];
+            long edge = edges[i / 2];
+            if (page < 0 || page >= s.pages() || edge == region.size() || s.attributes().at(page).freed()) {
+                continue;   // freed pages have no granule any more
+            }
+            long granule = s.attributes().at(page).granuleBytes();
+            if (edge % granule != 0) {
+                throw new IllegalArgumentException("free(" + offset + ", " + length + ") of " + region + ": "
+                        + (i < 2 ? "offset " : "end ") + edge + " is not a multiple of the " + granule
+                        + "-byte granule of the page at " + (page << PageGeometry.PAGE_SHIFT)
+                        + " (the end may also be the region's end, " + region.size() + ")");
+            }
         }
         s.lifecycle().enter();
         try {
-            long done = s.attributes().firstFreed(from, to);
-            if (done >= 0) {
-                throw new IllegalStateException("free(" + offset + ", " + length + ") of " + region + ": bytes from "
-                        + (done << PageGeometry.PAGE_SHIFT) + " to " + (s.attributes().freedEnd(done) << PageGeometry.PAGE_SHIFT)
-                        + " are freed already");
-            }
             Pins.Pin own = s.pins().heldByCurrentThread(from, to);
             if (own != null) {
                 throw new PinnedByCallerException(s, own.node(), own.from(), own.to());
@@ -55,7 +61,8 @@ final class PartialFree {
             }
             // marked first: from here every migration, view, launch and load refuses the range
             // (the engine checks under the block locks), then the frames go as DONT_NEED's do,
-            // once the kernels already using the range have ended
+            // once the kernels already using the range have ended. Freeing a freed part again only
+            // drops again: a free that was interrupted while it waited can be finished so
             s.attributes().update(from, to, RangeAttributes.Attrs::asFreed);
             engine.discard(s, from, to);
         } finally {

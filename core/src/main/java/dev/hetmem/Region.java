@@ -312,14 +312,17 @@ public final class Region implements AutoCloseable {
      * freed bytes. The rest of the region works as before. Freeing the whole region is
      * {@link #free()}.
      *
-     * <p>{@code offset} and {@code offset + length} must fall on granule boundaries (see
-     * {@link #granularity}); the end may also be the region's end. Refused while a host view over
-     * the range is open, or when part of it is freed already; waits for running kernels that use
-     * the range. In {@link HostFaultMode#USERFAULTFD} mode plain loads through {@link #segment()}
-     * cannot be refused: in a freed range they read zeros, and what is stored there is dropped
-     * with the region.
+     * <p>{@code offset} and {@code offset + length} must fall on granule boundaries, of the pages
+     * on both sides of each (see {@link #granularity}); the end may also be the region's end.
+     * Refused while a host view over the range is open. Waits for the kernels whose pinned
+     * arguments cover the range; a launch that reaches it later (by device faults, or in a later
+     * tile) fails naming the freed bytes, keeping what it wrote before. Freeing a freed part again
+     * is allowed: it finishes a free that was interrupted while it waited. In
+     * {@link HostFaultMode#USERFAULTFD} mode plain loads through {@link #segment()} cannot be
+     * refused: in a freed range they read zeros, and what is stored there is dropped with the
+     * region.
      *
-     * @throws IllegalArgumentException when the range is not granule-aligned
+     * @throws IllegalArgumentException when an edge of the range splits a granule
      */
     public void free(long offset, long length) {
         memory.freeRange(this, offset, length);

@@ -407,6 +407,7 @@ public final class UnifiedMemory implements AutoCloseable {
         checkNode(node);
         lifecycle.checkOpen();
         region.state().lifecycle().checkOpen();
+        region.state().refuseFreed(offset >>> PAGE_SHIFT, Math.ceilDiv(offset + length, PAGE_BYTES), "a prefetch");
         return java.util.concurrent.CompletableFuture.supplyAsync(() -> advising.prefetchRange(region, offset, length, node),
                 background);
     }

@@ -15,10 +15,10 @@ import static dev.hetmem.driver.PageGeometry.firstPage;
  * launch argument with {@code Access.EXCLUSIVE} leaves its pages held for one device alone, so
  * that its atomics need not be coherent with anyone; the host's next touch ends that.
  *
- * <p>How the pages get there is the launch's business: a device that can map host memory maps
- * the host's copy in place (the page stays home, as in the kernel); any other device, and any
- * device when host code touches memory with plain loads (userfaultfd mode), has them moved, so
- * that it alone holds them. The block's exclusive bitmap records which pages are exclusive; its
+ * <p>How the pages get there is the planner's, for requests marked exclusive: a device that can
+ * map host memory maps the host's copy in place (the page stays home, as in the kernel); any
+ * other device, and any device when host code touches memory with plain loads (userfaultfd
+ * mode), has them moved, so that it alone holds them. The block's exclusive bitmap records which pages are exclusive; its
  * own rules (see {@code Block}) end exclusivity with any change that takes the page or its
  * write access from the device.
  *
@@ -82,6 +82,10 @@ final class Exclusivity {
             long base = firstPage(b.index());
             int p1 = BlockLocks.endIn(region, b, to);
             assert b.lock.isHeldByCurrentThread();
+            if (!b.hasExclusive()) {
+                page = base + p1;
+                continue;
+            }
             for (int p = BlockLocks.firstIn(b, from); p < p1; p++) {
                 for (int n = 1; n < ctx.nodeCount(); n++) {
                     if (!b.isExclusive(n, p)) {
@@ -153,7 +157,8 @@ final class Exclusivity {
             int p1 = BlockLocks.endIn(region, b, to);
             int runStart = -1;
             for (int p = p0; p <= p1; p++) {
-                boolean ok = p < p1 && region.pins().liveOn(0, base + p, base + p + 1) == null
+                boolean ok = p < p1 && !region.attributes().at(base + p).readOnly()
+                        && region.pins().liveOn(0, base + p, base + p + 1) == null
                         && takeAlone(region, b, base, p, node, inv);
                 if (ok && runStart < 0) {
                     runStart = p;
@@ -187,8 +192,8 @@ final class Exclusivity {
         if (b.isWritable(node, p)) {
             return true;   // a writer is the only holder (the page-table invariant)
         }
-        if (!b.isRemoteWritable(node, p)) {
-            return false;
+        if (!b.isRemoteWritable(node, p) || region.host().takesPagesOnItsOwn()) {
+            return false;   // plain loads reach a page at home without asking: it cannot be a device's alone
         }
         int others = b.remoteMask(p) & ~(1 << node);
         if (others == 0) {
@@ -208,6 +213,11 @@ final class Exclusivity {
 
     /** Whether every page of [from, to) is exclusive to {@code node} right now. */
     boolean holds(RegionState region, long from, long to, int node) {
+        for (long bi = blockOf(from); bi <= blockOf(to - 1); bi++) {
+            if (region.table().block(bi) == null) {
+                return false;   // never touched: nothing there is anyone's (and no block is made to say so)
+            }
+        }
         List<Block> locked = BlockLocks.lockAll(Interval.wholeRange(region, from, to));
         try {
             steals.reconcile(region, from, to);

@@ -56,13 +56,6 @@ public final class MigrationEngine implements AutoCloseable {
     /** Whether {@link #ensure} pins the requested pages on the target before it returns. */
     public enum Pinning { PIN, NO_PIN }
 
-    /**
-     * Where {@link #ensure} puts pages for a device: MIGRATE moves (or duplicates) them unless
-     * advice or thrashing control says otherwise; IN_PLACE has a device that can map host memory
-     * map the host's copy where the host holds one (device-exclusive access).
-     */
-    public enum Placement { MIGRATE, IN_PLACE }
-
     /** {@link #ensure}'s {@code onlyFrom} for "move pages wherever they are". */
     public static final int FROM_ANY_NODE = -1;
 
@@ -122,12 +115,6 @@ public final class MigrationEngine implements AutoCloseable {
      * @param onlyFrom a node: only pages resident there move (release); or {@link #FROM_ANY_NODE}
      */
     public Outcome ensure(List<MigrationRequest> requests, int target, Trigger trigger, Pinning pinning, int onlyFrom) {
-        return ensure(requests, target, trigger, pinning, onlyFrom, Placement.MIGRATE);
-    }
-
-    /** {@link #ensure}, with host pages mapped in place where {@code placement} says so and the target can. */
-    public Outcome ensure(List<MigrationRequest> requests, int target, Trigger trigger, Pinning pinning, int onlyFrom,
-                          Placement placement) {
         ctx.refuseFromFaultingItem("a migration");
         boolean pin = pinning == Pinning.PIN;
         List<Interval> intervals = Interval.normalize(requests, true);
@@ -156,17 +143,18 @@ public final class MigrationEngine implements AutoCloseable {
                     // the common case of a host access: nothing to move, so no granule to plan
                     List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
                     if (pins != null && pins != LOOK_AGAIN) {
-                        exclusivity.markLocked(requests, target);
+                        if (pin) {
+                            exclusivity.markLocked(requests, target);
+                        }
                         return new Outcome(touched(requests), 0, 0, pins);
                     }
                     next.afterSteal(requests, pins);
                 } else {
-                    Planner.Plan plan = planner.plan(intervals, target, onlyFrom, placement == Placement.IN_PLACE);
+                    Planner.Plan plan = planner.plan(intervals, target, onlyFrom, requests);
                     if (plan.conflict == null && target != 0 && plan.framesNeeded() > batchPages(target)) {
                         // whole granules would take more than one batch may hold of the device: move only
                         // the pages asked for (as UVM does under memory pressure); the locks cover them
-                        plan = planner.plan(Interval.normalize(requests, false), target, onlyFrom,
-                                placement == Placement.IN_PLACE);
+                        plan = planner.plan(Interval.normalize(requests, false), target, onlyFrom, requests);
                     }
                     if (plan.conflict != null) {
                         next.waitFor(plan.conflict, plan.conflictRegion);
@@ -183,7 +171,9 @@ public final class MigrationEngine implements AutoCloseable {
                             long migrated = runner.execute(plan.runs, target, trigger);
                             List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
                             if (pins != null && pins != LOOK_AGAIN) {
-                                exclusivity.markLocked(requests, target);
+                                if (pin) {
+                                    exclusivity.markLocked(requests, target);
+                                }
                                 return new Outcome(touched(requests), plan.faults, migrated, pins);
                             }
                             next.afterSteal(requests, pins);

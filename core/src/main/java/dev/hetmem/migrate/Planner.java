@@ -47,10 +47,12 @@ final class Planner {
 
     /**
      * @param onlyFrom if ≥ 0, only pages resident on this node are planned (release)
-     * @param inPlace  a device that can map host memory maps the host's copy where there is one,
-     *                 as for ACCESSED_BY (device-exclusive access keeps pages home)
+     * @param requests the caller's requests: pages of an exclusive one (device-exclusive access)
+     *                 are mapped in place where the target can map host memory and host code
+     *                 touches the region only through views, and are never mapped in place
+     *                 otherwise (they must end up the device's alone)
      */
-    Plan plan(List<Interval> intervals, int target, int onlyFrom, boolean inPlace) {
+    Plan plan(List<Interval> intervals, int target, int onlyFrom, List<MigrationRequest> requests) {
         Plan plan = new Plan();
         for (Interval iv : intervals) {
             long lastGranule = -1;
@@ -65,8 +67,11 @@ final class Planner {
                 boolean write = needed && iv.writes(seg);
                 RangeAttributes.Attrs attrs = iv.region.attributes().at(page);
                 boolean readMostly = attrs.readMostly();
-                boolean remoteOk = target != 0 && ctx.driver(target).canMapHost()
-                        && (inPlace || attrs.accessedBy(target) || (ctx.thrashControl && onlyFrom < 0 && b.heldHome(System.nanoTime())));
+                long exclusiveEnd = exclusiveEnd(requests, iv.region, page);   // > page: inside an exclusive request
+                boolean exclusive = exclusiveEnd > page;
+                boolean remoteOk = target != 0 && ctx.driver(target).canMapHost() && (exclusive
+                        ? !iv.region.host().takesPagesOnItsOwn()
+                        : attrs.accessedBy(target) || (ctx.thrashControl && onlyFrom < 0 && b.heldHome(System.nanoTime())));
                 if (attrs.freed() && needed && onlyFrom < 0) {
                     // freed since the caller's check (the mark takes no block lock): refuse, as the check would have
                     iv.region.refuseFreed(page, page + 1, "a migration");
@@ -76,8 +81,8 @@ final class Planner {
                 int holders = b.residentMask(p);
                 int n;
                 // a run never crosses a change of neededness or of attributes
-                int runEnd = (int) Math.min(blockEnd, Math.min(iv.nextBoundary(page),
-                        iv.region.attributes().nextChange(page)) - base);
+                int runEnd = (int) Math.min(blockEnd, Math.min(Math.min(iv.nextBoundary(page),
+                        iv.region.attributes().nextChange(page)), Math.abs(exclusiveEnd)) - base);
                 if (runEnd - p > 1 && b.uniformHolders(p, runEnd) == holders && b.uniformRemote(p, runEnd)) {
                     // the rest of the stretch is in one state: one run, found with word-level checks
                     n = runEnd - p;
@@ -117,6 +122,27 @@ final class Planner {
             }
         }
         return plan;
+    }
+
+    /**
+     * Where the stretch of {@code page} in or out of exclusive requests ends: the furthest end of
+     * the exclusive requests that hold it (a value greater than {@code page}), or minus the start
+     * of the next one (minus {@code Long.MAX_VALUE} if none) when none holds it. A run stops there.
+     */
+    private static long exclusiveEnd(List<MigrationRequest> requests, RegionState region, long page) {
+        long end = -1;
+        long next = Long.MAX_VALUE;
+        for (MigrationRequest r : requests) {
+            if (!r.exclusive() || r.region() != region) {
+                continue;
+            }
+            if (r.from() <= page && page < r.to()) {
+                end = Math.max(end, r.to());
+            } else if (r.from() > page) {
+                next = Math.min(next, r.from());
+            }
+        }
+        return end > page ? end : -next;
     }
 
     /** The pin that keeps pages [page, page+n) from taking {@code action}, or null. */

@@ -127,6 +127,19 @@ public final class Block {
         Bits.setRange(exclusive[node], from, from + count);
     }
 
+    /** Whether any page of this block is exclusive to any device. */
+    public boolean hasExclusive() {
+        long[][] e = exclusive;
+        if (e != null) {
+            for (long[] bits : e) {
+                if (bits != null) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
     /** Whether {@code node} holds the page exclusively (see {@link #exclusive}). */
     public boolean isExclusive(int node, int page) {
         long[][] e = exclusive;

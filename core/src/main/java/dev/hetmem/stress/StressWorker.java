@@ -523,7 +523,12 @@ final class StressWorker {
             return;   // refusals of those are the unit tests' business
         }
         note("free part " + m + " [" + off + ", +" + len + ")");
-        m.region.free(off, len);
+        try {
+            m.region.free(off, len);
+        } catch (IllegalArgumentException split) {
+            note("  refused: " + split.getMessage());   // an edge splits a neighbour's granule
+            return;
+        }
         for (long p = off / PAGE_BYTES; p < Math.ceilDiv(end, PAGE_BYTES); p++) {
             m.freed[(int) p] = true;
             m.readOnly[(int) p] = false;

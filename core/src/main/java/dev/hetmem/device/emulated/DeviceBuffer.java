@@ -152,8 +152,9 @@ public final class DeviceBuffer {
      * before, atomically against every other access to the same bytes (OpenCL's atomic_add).
      */
     public int getAndAddInt(long offset, int delta) {
-        if ((offset & 3) != 0) {
-            throw new DeviceFaultException("atomic access at offset " + offset + " is not 4-byte aligned");
+        if (((va + offset) & 3) != 0) {
+            throw new DeviceFaultException("atomic access at offset " + offset + " of its argument (address 0x"
+                    + Long.toHexString(va + offset) + ") is not 4-byte aligned");
         }
         long a = translate(offset, 4, true);
         return (int) ATOMIC_INT.getAndAdd(ALL, a, delta);
