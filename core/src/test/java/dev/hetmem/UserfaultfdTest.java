@@ -82,6 +82,28 @@ class UserfaultfdTest {
     }
 
     /**
+     * HMM's exclusive test with plain loads: the pages move to the device (a page at home cannot be
+     * kept from plain loads), the device's atomics count, and the host's first load ends it.
+     */
+    @Test
+    void exclusiveAccessEndsWithThePlainLoadThatTouchesIt() {
+        mem = uffdMemory(64 * 1024, MemoryFixture.emulated(64 * MiB));
+        Region r = mem.allocate(2 * MiB);
+        MemorySegment s = r.segment();
+        for (long i = 0; i < r.size(); i += 4) {
+            s.set(java.lang.foreign.ValueLayout.JAVA_INT, i, (int) i);
+        }
+        mem.advise(r, 0, r.size(), new Advice.AccessedBy(1, true));   // in place would be the rule: not here
+        mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).getAndAddInt(4 * i, 1), r.size() / 4,
+                KernelArg.of(r, 0, r.size(), Access.EXCLUSIVE));
+        assertTrue(r.isExclusive(0, r.size(), 1));
+        assertEquals(512, r.snapshot(0, r.size()).countOn(1), "moved to the device, not mapped in place");
+        assertEquals(4 * 1000 + 1, s.get(java.lang.foreign.ValueLayout.JAVA_INT, 4 * 1000), "a plain load");
+        assertTrue(!r.isExclusive(0, PAGE, 1), "the load's granule came home: exclusivity over");
+        assertTrue(r.isExclusive(MiB, PAGE, 1), "granules the host did not touch stay the device's");
+    }
+
+    /**
      * HMM's migrate_partial_unmap_fault with plain loads: part of a region freed across pages at
      * home and pages on the device; the rest faults back right, views and launches of the freed
      * part are refused, and a plain load there reads zeros instead of crashing.
