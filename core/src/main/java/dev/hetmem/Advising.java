@@ -104,7 +104,7 @@ final class Advising {
      * Prefetches [offset, offset+length) for every offset to {@code node}, in batches of at most
      * what one batch may hold of the device; returns the pages whose data moved.
      */
-    long prefetchEach(Region region, int node, long length, long[] offsets) {
+    long prefetchEach(Region region, long[] offsets, long length, int node) {
         RegionState s = region.state();
         List<MigrationRequest> batch = new ArrayList<>();
         long batchPages = 0;

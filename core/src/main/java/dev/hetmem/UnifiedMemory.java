@@ -424,8 +424,9 @@ public final class UnifiedMemory implements AutoCloseable {
      * Prefetches many ranges of one region to {@code node} as one migration batch (batched page migration's
      * "migrate a list of pages"): [offset, offset+length) for every offset, each widened to its
      * granules. Batches of up to 1 GiB; each is all-or-nothing. Returns the pages whose data moved.
+     * Offsets before the length, as everywhere else (the node last, as in {@link #prefetchAsync}).
      */
-    public long prefetch(Region region, int node, long length, long... offsets) {
+    public long prefetch(Region region, long[] offsets, long length, int node) {
         checkMine(region);
         checkNode(node);
         Objects.requireNonNull(offsets, "offsets");
@@ -435,7 +436,7 @@ public final class UnifiedMemory implements AutoCloseable {
         }
         lifecycle.checkOpen();
         region.state().lifecycle().checkOpen();
-        return advising.prefetchEach(region, node, length, offsets);
+        return advising.prefetchEach(region, offsets, length, node);
     }
 
     // ---- loading files ---------------------------------------------------------------------

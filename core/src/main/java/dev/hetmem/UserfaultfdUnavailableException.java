@@ -5,7 +5,7 @@ package dev.hetmem;
  * failed (not Linux, no permission, an old kernel, the native fault service not built or not
  * loadable) and how to enable it. Host views work everywhere.
  */
-public final class UserfaultfdUnavailableException extends RuntimeException {
+public final class UserfaultfdUnavailableException extends HetmemException {
     public UserfaultfdUnavailableException(String message) {
         super(message);
     }

@@ -9,6 +9,36 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** What a user of the API sees: readable values, regions as resources, views of no bytes. */
 class ErgonomicsTest {
+    /**
+     * hetmem's own failures share one supertype, on every driver: a write to protected memory, a
+     * device that cannot give frames, an injected copy failure, a kernel's illegal access.
+     */
+    @Test
+    void hetmemsOwnFailuresShareOneSupertype() {
+        TestDevice dev = MemoryFixture.device(8 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(dev)) {
+            Region r = mem.allocate(4 * MiB);
+            MemoryFixture.fill(r, 0, 4 * MiB, 1);
+            r.protect(0, MiB, Protection.READ_ONLY);
+            HetmemException protection = assertThrows(HetmemException.class, () -> r.host(0, 8, Access.WRITE));
+            assertTrue(protection instanceof ProtectionException, protection.toString());
+            r.protect(0, MiB, Protection.READ_WRITE);
+            dev.failAllocation(0);
+            HetmemException room = assertThrows(HetmemException.class, () -> r.advise(0, 4 * MiB, Advice.prefetch(1)));
+            dev.failAllocation(-1);
+            assertTrue(room instanceof dev.hetmem.driver.DeviceMemoryException, room.toString());
+            dev.failCopy(0);
+            HetmemException copy = assertThrows(HetmemException.class, () -> r.advise(0, 4 * MiB, Advice.prefetch(1)));
+            dev.failCopy(-1);
+            assertTrue(copy.getMessage().contains("injected"), copy.getMessage());
+            HetmemException fault = assertThrows(HetmemException.class,
+                    () -> mem.launch(1, dev.putLong(MiB, 1), 1, KernelArg.of(r, 0, 4096, Access.WRITE)));
+            assertTrue(fault instanceof dev.hetmem.driver.DeviceFaultException, fault.toString());
+            MemoryFixture.check(r, 0, 4 * MiB, 1);
+            MemoryFixture.verified(mem);
+        }
+    }
+
     @Test
     void snapshotsAndStatisticsPrintAsPeopleReadThem() {
         TestDevice d = MemoryFixture.device(8 * MiB);

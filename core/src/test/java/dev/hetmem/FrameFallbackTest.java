@@ -27,7 +27,7 @@ class FrameFallbackTest {
             Region r = mem.allocate(4 * MiB);
             fill(r, 0, 4 * MiB, 3);
             dev.failRunsOfAtLeast(16);   // no run of 16 frames (64 KiB) or more: 2 MiB blocks and 64 KiB pieces refused
-            long moved = mem.prefetch(r, 1, 4 * MiB, 0);
+            long moved = mem.prefetch(r, new long[] {0}, 4 * MiB, 1);
             assertEquals(4 * MiB / 4096, moved, "every page moved, in runs of at most 8 frames");
             assertEquals(4 * MiB, mem.stats().node(1).residentBytes());
             // a kernel on them, then home again (device to host needs no device frame)
@@ -46,7 +46,7 @@ class FrameFallbackTest {
             Region r = mem.allocate(2 * MiB);
             fill(r, 0, 2 * MiB, 5);
             dev.failRunsOfAtLeast(1);
-            var e = assertThrows(DeviceMemoryException.class, () -> mem.prefetch(r, 1, 2 * MiB, 0));
+            var e = assertThrows(DeviceMemoryException.class, () -> mem.prefetch(r, new long[] {0}, 2 * MiB, 1));
             assertTrue(e.getMessage().contains("cannot back a run of 1 frames"), e.getMessage());
             assertEquals(8 * MiB, mem.stats().node(1).freeBytes(), "every frame back in the allocator");
             dev.failRunsOfAtLeast(0);

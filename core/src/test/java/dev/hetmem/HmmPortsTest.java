@@ -134,7 +134,7 @@ class HmmPortsTest extends HmmFixture {
         Region r = mem.allocate(6 * PAGE, PAGE);
         r.free(PAGE, PAGE);
         names(IllegalStateException.class, "freed", () -> r.advise(0, 3 * PAGE, Advice.prefetch(1)));
-        names(IllegalStateException.class, "[4096, 8192)", () -> mem.prefetch(r, 1, 3 * PAGE, 0));
+        names(IllegalStateException.class, "[4096, 8192)", () -> mem.prefetch(r, new long[] {0}, 3 * PAGE, 1));
         assertEquals(0, r.snapshot(0, 6 * PAGE).countOn(1), "nothing moved");
         try (HostView v = r.host(2 * PAGE, PAGE, Access.READ)) {
             checkZero(v.segment());

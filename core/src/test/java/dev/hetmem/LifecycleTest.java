@@ -171,7 +171,7 @@ class LifecycleTest {
             names(IllegalStateException.class, "freed", r::address);
             names(IllegalStateException.class, "freed", () -> mem.prefetchAsync(r, 0, 4096, 1));
             Region q = mem.allocate(MiB);
-            names(IllegalArgumentException.class, "-5", () -> mem.prefetch(q, 1, -5));
+            names(IllegalArgumentException.class, "-5", () -> mem.prefetch(q, new long[0], -5, 1));
         }
     }
 

@@ -219,9 +219,9 @@ final class MigrateBench {
             for (int round = 0; round < rounds; round++) {
                 best[2] = Math.max(best[2], NativeBuffer.plainCopyGbps(copyDst, copySrc, mode.threads));
                 long t0 = System.nanoTime();
-                long moved = mem.prefetch(r, 1, page, offsets);
+                long moved = mem.prefetch(r, offsets, page, 1);
                 long t1 = System.nanoTime();
-                long back = mem.prefetch(r, 0, page, offsets);
+                long back = mem.prefetch(r, offsets, page, 0);
                 long t2 = System.nanoTime();
                 if (moved * PAGE_BYTES != total || back * PAGE_BYTES != total) {
                     throw new IllegalStateException("moved " + moved + " and " + back + " pages, expected " + total / PAGE_BYTES);

@@ -19,12 +19,16 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * The native fault service's entry points. The library is built by the Maven build into the jar
- * ({@code native/linux-x86_64/libhetmem_uffd.so}); from a jar it is copied to a temporary file
- * first, since the dynamic loader needs a path. Loaded once, on first use, and shared: a library
- * can only be loaded once per class loader, and it holds no state of its own.
+ * ({@code native/linux-x86_64/libhetmem_uffd.so}); from a jar it is copied to a file first, since
+ * the dynamic loader needs a path: in the directory the system property {@value #DIR_PROPERTY}
+ * names (for systems whose temporary directory is mounted noexec), else in the temporary
+ * directory. Loaded once, on first use, and shared: a library can only be loaded once per class
+ * loader, and it holds no state of its own.
  */
 final class FaultLibrary {
     static final String RESOURCE = "/native/linux-x86_64/libhetmem_uffd.so";
+    /** Where the library is extracted from the jar (a directory, made if missing); the temporary directory if unset. */
+    static final String DIR_PROPERTY = "hetmem.native.dir";
 
     final MethodHandle probe;
     final MethodHandle serviceOpen;
@@ -114,7 +118,20 @@ final class FaultLibrary {
                 throw new IOException(e);
             }
         }
-        Path tmp = Files.createTempFile("libhetmem_uffd", ".so");
+        String dir = System.getProperty(DIR_PROPERTY, "");
+        Path tmp;
+        if (dir.isBlank()) {
+            tmp = Files.createTempFile("libhetmem_uffd", ".so");
+        } else {
+            Path d = Path.of(dir);
+            try {
+                Files.createDirectories(d);
+                tmp = Files.createTempFile(d, "libhetmem_uffd", ".so");
+            } catch (IOException e) {
+                throw new IOException("cannot extract the native fault service into " + d + " (system property "
+                        + DIR_PROPERTY + "): " + e.getMessage(), e);
+            }
+        }
         tmp.toFile().deleteOnExit();
         try (InputStream in = url.openStream()) {
             Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);

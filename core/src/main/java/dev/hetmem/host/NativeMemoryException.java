@@ -1,7 +1,9 @@
 package dev.hetmem.host;
 
+import dev.hetmem.HetmemException;
+
 /** A libc memory call failed; carries the call, the size asked for and errno. */
-public final class NativeMemoryException extends RuntimeException {
+public final class NativeMemoryException extends HetmemException {
     private final int errno;
 
     public NativeMemoryException(String call, long length, int errno) {

@@ -278,7 +278,7 @@ final class StressWorker {
                 }
                 int node = node(st);
                 note("prefetch " + offs.length + " ranges of " + len + " bytes of " + m + " to node " + node);
-                s.mem.prefetch(m.region, node, len, offs);
+                s.mem.prefetch(m.region, offs, len, node);
             }
             case READ_MOSTLY, PREFERRED, ACCESSED_BY, GRANULARITY -> {
                 if (m == null) {

@@ -1,5 +1,7 @@
 package dev.hetmem.device.emulated;
 
+import dev.hetmem.driver.DeviceFaultException;
+
 import dev.hetmem.Access;
 import dev.hetmem.driver.DeviceFaultHandler;
 import dev.hetmem.host.Libc;

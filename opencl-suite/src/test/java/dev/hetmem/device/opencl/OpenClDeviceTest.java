@@ -1,5 +1,7 @@
 package dev.hetmem.device.opencl;
 
+import dev.hetmem.driver.DeviceFaultException;
+
 import dev.hetmem.Access;
 import dev.hetmem.HostView;
 import dev.hetmem.KernelArg;
@@ -111,10 +113,10 @@ class OpenClDeviceTest {
             Region y = mem.allocate(8192);
             fillLongs(x, 1);
             fillLongs(y, 2);
-            IndexOutOfBoundsException e = assertThrows(IndexOutOfBoundsException.class,
+            DeviceFaultException e = assertThrows(DeviceFaultException.class,
                     () -> mem.launch(1, p.kernel("poke", 1024L), 1, KernelArg.read(x), KernelArg.write(y)));
             assertTrue(e.getMessage().contains("region argument 1") && e.getMessage().contains("8192"), e.getMessage());
-            IndexOutOfBoundsException ro = assertThrows(IndexOutOfBoundsException.class,
+            DeviceFaultException ro = assertThrows(DeviceFaultException.class,
                     () -> mem.launch(1, p.kernel("poke", 3L), 1, KernelArg.read(x), KernelArg.read(y)));
             assertTrue(ro.getMessage().contains("declared READ"), ro.getMessage());
             checkLongs(x, 1);

@@ -1,7 +1,9 @@
 package dev.hetmem.device.opencl;
 
+import dev.hetmem.HetmemException;
+
 /** An OpenCL call failed: names the call, the code's name and the code ("clCreateBuffer: CL_OUT_OF_RESOURCES (-5)"). */
-public class OpenClException extends RuntimeException {
+public class OpenClException extends HetmemException {
     private final String call;
     private final int code;
 

@@ -1,5 +1,7 @@
 package dev.hetmem.device.opencl;
 
+import dev.hetmem.driver.DeviceFaultException;
+
 import dev.hetmem.driver.KernelBinding;
 
 import java.lang.foreign.Arena;
@@ -56,7 +58,7 @@ final class OpenClLauncher {
     /**
      * Runs region kernel {@code k} (already checked to be of this device) over {@code globalSize}
      * work items with {@code arguments} as its region arguments; throws
-     * {@link IndexOutOfBoundsException} if it reached outside an argument or wrote a read-only one.
+     * {@link DeviceFaultException} if it reached outside an argument or wrote a read-only one.
      */
     void execute(OpenClKernel k, long globalSize, List<KernelBinding> arguments) {
         execute(k, 0, globalSize, arguments);
@@ -127,7 +129,7 @@ final class OpenClLauncher {
                 if (bad != 0) {
                     long off = Integer.toUnsignedLong(report.get(JAVA_INT, 8)) | ((long) report.get(JAVA_INT, 12) << 32);
                     KernelBinding b = arguments.get(bad - 1);
-                    throw new IndexOutOfBoundsException("kernel " + k.name() + " on " + ctx.name + " "
+                    throw new DeviceFaultException("kernel " + k.name() + " on " + ctx.name + " "
                             + (report.get(JAVA_INT, 4) == 1 ? "reached byte offset " + off + " of region argument " + (bad - 1)
                                     + ", outside its argument of " + b.length() + " bytes"
                                     : "wrote byte offset " + off + " of region argument " + (bad - 1) + ", which is read-only (declared "
