@@ -2,8 +2,17 @@ package dev.hetmem;
 
 /** How a host view or a kernel argument uses its range. */
 public enum Access {
+    /**
+     * Reads only: a host view's segment is read-only, and under {@link Advice#readMostly} the user
+     * gets a read-only copy instead of moving the pages.
+     */
     READ(true, false),
+    /**
+     * Writes: the pages move as for {@link #READ_WRITE} (their contents come along, so bytes not
+     * written keep their values).
+     */
     WRITE(false, true),
+    /** Reads and writes: the user becomes the pages' only writer, and copies on other nodes are dropped. */
     READ_WRITE(true, true),
     /**
      * Read-write, for device atomics: the launch leaves the pages held for its device alone (the
@@ -25,10 +34,21 @@ public enum Access {
         this.writes = writes;
     }
 
+    /**
+     * Whether this access reads the range.
+     *
+     * @return true for {@link #READ}, {@link #READ_WRITE} and {@link #EXCLUSIVE}
+     */
     public boolean reads() {
         return reads;
     }
 
+    /**
+     * Whether this access writes the range, and so needs it writable (not read-only by
+     * {@link Region#protect}).
+     *
+     * @return true for {@link #WRITE}, {@link #READ_WRITE} and {@link #EXCLUSIVE}
+     */
     public boolean writes() {
         return writes;
     }

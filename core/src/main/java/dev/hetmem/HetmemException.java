@@ -17,12 +17,21 @@ package dev.hetmem;
  * {@link java.lang.foreign.Arena} throws for a closed segment).
  */
 public class HetmemException extends RuntimeException {
-    /** A failure described by {@code message}. */
+    /**
+     * A failure described by {@code message}.
+     *
+     * @param message the values involved and the limit they met
+     */
     public HetmemException(String message) {
         super(message);
     }
 
-    /** A failure described by {@code message}, caused by {@code cause}. */
+    /**
+     * A failure described by {@code message}, caused by {@code cause}.
+     *
+     * @param message the values involved and the limit they met
+     * @param cause   the failure underneath (a native call's error, a driver's exception), or null
+     */
     public HetmemException(String message, Throwable cause) {
         super(message, cause);
     }

@@ -12,6 +12,14 @@ import java.lang.foreign.MemorySegment;
  * asked for and stay there (a device that needs them waits until the view closes). The segment is
  * valid until {@link #close()} and only in the thread that opened the view; after close any
  * access through it throws instead of reaching memory that may have moved.
+ *
+ * <p>Open one with {@link Region#host(long, long, Access)}, in a try-with-resources statement:
+ *
+ * <pre>{@code
+ * try (HostView v = region.host(0, 4096, Access.READ_WRITE)) {
+ *     v.segment().set(ValueLayout.JAVA_INT, 0, 42);
+ * }
+ * }</pre>
  */
 /* Its monitor is lock L18 (view): docs/design.md, lock table, L18. */
 public final class HostView implements AutoCloseable, Lifecycle.View {
@@ -39,20 +47,39 @@ public final class HostView implements AutoCloseable, Lifecycle.View {
         return new HostView(region, offset, 0, access, null);
     }
 
-    /** The view's bytes: read-only for {@link Access#READ} views. */
+    /**
+     * The view's bytes: read-only for {@link Access#READ} views.
+     *
+     * @return a segment of {@link #length()} bytes whose byte 0 is region offset {@link #offset()},
+     *         confined to the thread that opened the view and closed with it
+     */
     public MemorySegment segment() {
         return segment;
     }
 
-    /** Region offset of the view's first byte. */
+    /**
+     * Region offset of the view's first byte.
+     *
+     * @return the offset, in bytes from the region's start, given when the view was opened
+     */
     public long offset() {
         return offset;
     }
 
+    /**
+     * The size of the view.
+     *
+     * @return the view's length in bytes, as asked for (0 for an empty view)
+     */
     public long length() {
         return segment.byteSize();
     }
 
+    /**
+     * How the view may use its bytes.
+     *
+     * @return {@link Access#READ}, {@link Access#WRITE} or {@link Access#READ_WRITE}, as opened
+     */
     public Access access() {
         return access;
     }

@@ -15,10 +15,35 @@ import java.util.Objects;
  * {@code offset}); the launch may then run tile by tile, each tile with only its items' windows
  * resident. A kernel that touches more than its window fails on a device that cannot take faults.
  *
+ * <pre>{@code
+ * mem.launch(1, kernel, rows, KernelArg.read(matrix).perItem(rowBytes), KernelArg.write(out).perItem(4));
+ * }</pre>
+ *
+ * <p>The range is checked when the argument is launched: a region of another memory or a range
+ * outside the region is refused there with {@link IllegalArgumentException} or
+ * {@link IndexOutOfBoundsException}.
+ *
+ * @param region     the region the kernel reaches; not null
+ * @param offset     the argument's first byte, as a region offset
+ * @param length     the argument's size in bytes (positive)
+ * @param access     how the kernel uses the range; not null
  * @param itemStride bytes between the windows of consecutive work items; 0 when no window is declared
  * @param itemExtent bytes of each item's window; 0 when no window is declared
  */
 public record KernelArg(Region region, long offset, long length, Access access, long itemStride, long itemExtent) {
+    /**
+     * Checks the components.
+     *
+     * @param region     the region the kernel reaches; not null
+     * @param offset     the argument's first byte, as a region offset
+     * @param length     the argument's size in bytes (positive)
+     * @param access     how the kernel uses the range; not null
+     * @param itemStride bytes between the windows of consecutive work items; 0 for no window
+     * @param itemExtent bytes of each item's window; 0 for no window
+     * @throws NullPointerException if {@code region} or {@code access} is null
+     * @throws IllegalArgumentException if {@code itemStride} or {@code itemExtent} is negative, or
+     *         only one of them is 0
+     */
     public KernelArg {
         Objects.requireNonNull(region, "region");
         Objects.requireNonNull(access, "access");
@@ -28,28 +53,69 @@ public record KernelArg(Region region, long offset, long length, Access access, 
         }
     }
 
-    /** An argument with no per-item window: every item may touch all of it. */
+    /**
+     * An argument with no per-item window: every item may touch all of it.
+     *
+     * @param region the region the kernel reaches; not null
+     * @param offset the argument's first byte, as a region offset
+     * @param length the argument's size in bytes (positive)
+     * @param access how the kernel uses the range; not null
+     * @throws NullPointerException if {@code region} or {@code access} is null
+     */
     public KernelArg(Region region, long offset, long length, Access access) {
         this(region, offset, length, access, 0, 0);
     }
 
+    /**
+     * The whole of {@code r}, with access {@link Access#READ} and no per-item window.
+     *
+     * @param r the region; not null
+     * @return an argument covering bytes [0, {@code r.size()}) of {@code r}
+     */
     public static KernelArg read(Region r) {
         return new KernelArg(r, 0, r.size(), Access.READ);
     }
 
+    /**
+     * The whole of {@code r}, with access {@link Access#WRITE} and no per-item window.
+     *
+     * @param r the region; not null
+     * @return an argument covering bytes [0, {@code r.size()}) of {@code r}
+     */
     public static KernelArg write(Region r) {
         return new KernelArg(r, 0, r.size(), Access.WRITE);
     }
 
+    /**
+     * The whole of {@code r}, with access {@link Access#READ_WRITE} and no per-item window.
+     *
+     * @param r the region; not null
+     * @return an argument covering bytes [0, {@code r.size()}) of {@code r}
+     */
     public static KernelArg readWrite(Region r) {
         return new KernelArg(r, 0, r.size(), Access.READ_WRITE);
     }
 
+    /**
+     * Part of {@code r}, with no per-item window; the same as the four-argument constructor.
+     *
+     * @param r      the region; not null
+     * @param offset the argument's first byte, as a region offset
+     * @param length the argument's size in bytes (positive)
+     * @param access how the kernel uses the range; not null
+     * @return an argument covering bytes [offset, offset + length) of {@code r}
+     */
     public static KernelArg of(Region r, long offset, long length, Access access) {
         return new KernelArg(r, offset, length, access);
     }
 
-    /** This argument, with work item {@code i} touching bytes {@code [i * stride, (i + 1) * stride)} of it. */
+    /**
+     * This argument, with work item {@code i} touching bytes {@code [i * stride, (i + 1) * stride)} of it.
+     *
+     * @param stride bytes of each item's window and between consecutive windows; positive
+     * @return a copy of this argument with the window declared
+     * @throws IllegalArgumentException if {@code stride} is not positive
+     */
     public KernelArg perItem(long stride) {
         return perItem(stride, stride);
     }
@@ -58,6 +124,12 @@ public record KernelArg(Region region, long offset, long length, Access access, 
      * This argument, with work item {@code i} touching bytes {@code [i * stride, i * stride + extent)}
      * of it (a row of a matrix: {@code stride} = row bytes; a stencil: {@code extent} larger than
      * {@code stride} by the halo).
+     *
+     * @param stride bytes between the windows of consecutive items; positive
+     * @param extent bytes of each item's window; positive, and may be larger or smaller than
+     *               {@code stride}
+     * @return a copy of this argument with the window declared
+     * @throws IllegalArgumentException if {@code stride} or {@code extent} is not positive
      */
     public KernelArg perItem(long stride, long extent) {
         if (stride <= 0 || extent <= 0) {
@@ -67,7 +139,12 @@ public record KernelArg(Region region, long offset, long length, Access access, 
         return new KernelArg(region, offset, length, access, stride, extent);
     }
 
-    /** Whether a per-item window is declared. */
+    /**
+     * Whether a per-item window is declared.
+     *
+     * @return true after {@link #perItem(long)} or {@link #perItem(long, long)}, or when
+     *         {@code itemStride} is positive
+     */
     public boolean hasWindow() {
         return itemStride > 0;
     }

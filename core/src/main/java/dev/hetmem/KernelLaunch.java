@@ -392,7 +392,7 @@ final class KernelLaunch {
                 return a;
             }
         }
-        throw new IllegalStateException("device fault at 0x" + Long.toHexString(va) + (write ? " (write)" : " (read)")
+        throw new dev.hetmem.driver.DeviceFaultException("device fault at 0x" + Long.toHexString(va) + (write ? " (write)" : " (read)")
                 + " outside every argument of the launch" + (write ? " that may be written" : ""));
     }
 

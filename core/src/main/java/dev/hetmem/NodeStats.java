@@ -2,7 +2,10 @@ package dev.hetmem;
 
 import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
 
-/** Counters of one node, within one scope (a whole memory or one region). */
+/**
+ * Counters of one node, within one scope (a whole memory or one region), taken at one moment: an
+ * element of {@link Stats#nodes()}. Counters count from the scope's creation.
+ */
 public final class NodeStats {
     private final NodeInfo node;
     private final long residentBytes;
@@ -25,21 +28,40 @@ public final class NodeStats {
         this.pagesIn = pagesIn;
     }
 
+    /**
+     * Which node these counters are for.
+     *
+     * @return the node's id, kind, name and capacity
+     */
     public NodeInfo node() {
         return node;
     }
 
-    /** Bytes of the scope's pages resident on this node. */
+    /**
+     * Bytes of the scope's pages resident on this node.
+     *
+     * @return resident bytes, a multiple of 4096; a page with read-only copies counts on each node
+     *         that holds one
+     */
     public long residentBytes() {
         return residentBytes;
     }
 
-    /** Free device memory (memory scope, device nodes); -1 for the host or a region scope. */
+    /**
+     * Free device memory (memory scope, device nodes); -1 for the host or a region scope.
+     *
+     * @return bytes of this device's memory not holding any page, or -1
+     */
     public long freeBytes() {
         return freeBytes;
     }
 
-    /** Faults taken on this node: host faults for node 0, device faults for a device. */
+    /**
+     * Faults taken on this node: host faults for node 0, device faults for a device.
+     *
+     * @return granules made resident on this node because they were accessed (host views, launches,
+     *         device faults, and faults the userfaultfd service resolved)
+     */
     public long faults() {
         return faults;
     }
@@ -49,30 +71,57 @@ public final class NodeStats {
      * one launch's or tile's arguments, one device fault, one page the userfaultfd service took).
      * Faults counts granules; this counts the round trips that brought them, as the kernel's HMM
      * test device counts one fault for a whole-buffer read.
+     *
+     * @return the number of fault batches, at most {@link #faults()}
      */
     public long faultBatches() {
         return faultBatches;
     }
 
-    /** Eviction batches that made room on this device. */
+    /**
+     * Eviction batches that made room on this device.
+     *
+     * @return the number of eviction batches; 0 for the host
+     */
     public long evictions() {
         return evictions;
     }
 
-    /** Blocks that bounced to this node and away too often, and were held home for a while. */
+    /**
+     * Blocks that bounced to this node and away too often, and were held home for a while (see
+     * {@link UnifiedMemory.Builder#thrashControl(boolean)}).
+     *
+     * @return the number of times a block was found thrashing
+     */
     public long thrashingEvents() {
         return thrashingEvents;
     }
 
-    /** Pages that arrived on this node for this reason. */
+    /**
+     * Pages that arrived on this node for this reason.
+     *
+     * @param trigger why the pages moved; not null
+     * @return 4 KiB pages whose data moved to this node for {@code trigger}
+     */
     public long pagesMigrated(Trigger trigger) {
         return pagesIn[trigger.ordinal()];
     }
 
+    /**
+     * Bytes that arrived on this node for this reason.
+     *
+     * @param trigger why the pages moved; not null
+     * @return {@link #pagesMigrated(Trigger)} in bytes (4096 per page)
+     */
     public long bytesMigrated(Trigger trigger) {
         return pagesIn[trigger.ordinal()] << PAGE_SHIFT;
     }
 
+    /**
+     * Pages that arrived on this node, for any reason.
+     *
+     * @return the sum of {@link #pagesMigrated(Trigger)} over every {@link Trigger}
+     */
     public long pagesMigrated() {
         long n = 0;
         for (long p : pagesIn) {

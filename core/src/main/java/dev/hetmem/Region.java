@@ -21,6 +21,18 @@ import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
  * and move to where they are used. Offsets and lengths are bytes from the region's start.
  *
  * <p>Thread-safe. {@link #free()} waits for running kernels and refuses while host views are open.
+ *
+ * <p>Ranges are checked the same way everywhere: a negative offset, or a range that reaches past
+ * {@link #size()}, throws {@link IndexOutOfBoundsException}; a length of 0 or less throws
+ * {@link IllegalArgumentException} (only {@link #host} accepts 0). Use after the region, or the
+ * part of it a call reaches, was freed throws {@link IllegalStateException}.
+ *
+ * <pre>{@code
+ * try (Region r = mem.allocate(64L << 20)) {
+ *     r.advise(0, r.size(), Advice.prefetch(1));
+ *     PageSnapshot where = r.snapshot(0, r.size());
+ * }
+ * }</pre>
  */
 public final class Region implements AutoCloseable {
     private final UnifiedMemory memory;
@@ -35,16 +47,29 @@ public final class Region implements AutoCloseable {
         return state;
     }
 
-    /** The memory this region belongs to. */
+    /**
+     * The memory this region belongs to.
+     *
+     * @return the memory that allocated this region
+     */
     public UnifiedMemory memory() {
         return memory;
     }
 
+    /**
+     * The region's number within its memory, as shown in messages, statistics and JFR events.
+     *
+     * @return a positive id, unique among the memory's regions and never reused
+     */
     public int id() {
         return state.id();
     }
 
-    /** Size in bytes, as allocated. */
+    /**
+     * Size in bytes, as allocated.
+     *
+     * @return the region's size in bytes, unchanged by partial frees
+     */
     public long size() {
         return state.size();
     }
@@ -53,6 +78,9 @@ public final class Region implements AutoCloseable {
      * The region's host address: what native code is given. With userfaultfd host faults, any
      * load or store there works wherever the page is; with host views, only pages under an open
      * view may be touched.
+     *
+     * @return the address of the region's first byte
+     * @throws IllegalStateException if the region is freed
      */
     public long address() {
         state.lifecycle().checkOpen();
@@ -64,7 +92,8 @@ public final class Region implements AutoCloseable {
      * a load or store of a page that is on a device waits while the native fault service brings its
      * granule home. Valid until the region is freed (then accesses throw).
      *
-     * @throws IllegalStateException for a memory that uses host views
+     * @return a segment of {@link #size()} bytes at {@link #address()}
+     * @throws IllegalStateException for a memory that uses host views, or a freed region
      */
     public MemorySegment segment() {
         MemorySegment whole = state.host().segment(this);   // throws where host code must use views
@@ -72,14 +101,28 @@ public final class Region implements AutoCloseable {
         return whole;
     }
 
-    /** The granularity faults migrate at, for the page at {@code offset}. */
+    /**
+     * The granularity faults migrate at, for the page at {@code offset}.
+     *
+     * @param offset a byte of the region, in [0, {@link #size()})
+     * @return the granule size in bytes: the region's granularity at allocation, or what
+     *         {@link Advice#granularity} set for that page
+     * @throws IndexOutOfBoundsException if {@code offset} is outside the region
+     */
     public long granularity(long offset) {
         Checks.range(offset, 1, size(), this);
         state.lifecycle().checkOpen();
         return state.attributes().at(offset >>> PageGeometry.PAGE_SHIFT).granuleBytes();
     }
 
-    /** Whether the page at {@code offset} is read-only. */
+    /**
+     * Whether the page at {@code offset} is read-only.
+     *
+     * @param offset a byte of the region, in [0, {@link #size()})
+     * @return {@link Protection#READ_ONLY} if {@link #protect} made the page read-only, else
+     *         {@link Protection#READ_WRITE}
+     * @throws IndexOutOfBoundsException if {@code offset} is outside the region
+     */
     public Protection protection(long offset) {
         Checks.range(offset, 1, size(), this);
         state.lifecycle().checkOpen();
@@ -90,6 +133,18 @@ public final class Region implements AutoCloseable {
      * Brings [offset, offset+length) home (whole granules where possible), pins it on the host
      * while the view is open, and returns the view. A write view of a read-only range throws
      * {@link ProtectionException}.
+     *
+     * <p>A view of 0 bytes is allowed at any offset in [0, {@link #size()}]: it pins nothing and
+     * waits for nothing. Otherwise waits while a running kernel holds the pages.
+     *
+     * @param offset the view's first byte, as a region offset
+     * @param length the view's size in bytes; 0 or more
+     * @param access {@link Access#READ}, {@link Access#WRITE} or {@link Access#READ_WRITE}
+     * @return an open view, to be closed by the thread that opened it
+     * @throws IllegalArgumentException for {@link Access#EXCLUSIVE} or a negative length
+     * @throws IndexOutOfBoundsException if the range is outside the region
+     * @throws ProtectionException if {@code access} writes and a page of the range is read-only
+     * @throws IllegalStateException if the memory is closed, or the region or part of the range freed
      */
     public HostView host(long offset, long length, Access access) {
         Objects.requireNonNull(access, "access");
@@ -153,7 +208,14 @@ public final class Region implements AutoCloseable {
         }
     }
 
-    /** The attributes of [offset, offset+length), each reported as mixed where the pages disagree. */
+    /**
+     * The attributes of [offset, offset+length), each reported as mixed where the pages disagree.
+     *
+     * @param offset the range's first byte
+     * @param length the range's size in bytes; positive
+     * @return the granularity, protection, read-mostly setting, preferred location and current
+     *         location of the whole pages the range touches
+     */
     public RangeInfo attributes(long offset, long length) {
         Checks.range(offset, length, size(), this);
         state.lifecycle().checkOpen();
@@ -199,7 +261,14 @@ public final class Region implements AutoCloseable {
         }
     }
 
-    /** Where each page of [offset, offset+length) is right now. */
+    /**
+     * Where each page of [offset, offset+length) is right now.
+     *
+     * @param offset the range's first byte; the snapshot starts at its page
+     * @param length the range's size in bytes; positive
+     * @return the residency of every 4 KiB page the range touches
+     * @throws IllegalArgumentException if the range holds more pages than an array can
+     */
     public PageSnapshot snapshot(long offset, long length) {
         Checks.range(offset, length, size(), this);
         state.lifecycle().checkOpen();
@@ -250,6 +319,12 @@ public final class Region implements AutoCloseable {
      * Whether every page of [offset, offset+length) is still held exclusively by device
      * {@code node} for its atomics (a launch argument with {@link Access#EXCLUSIVE}): false once
      * the host touched any of them, another device reached them, or they were made read-only.
+     *
+     * @param offset the range's first byte
+     * @param length the range's size in bytes; positive
+     * @param node   the device node, 1..n
+     * @return true if {@code node} still holds every page of the range exclusively
+     * @throws IllegalArgumentException if {@code node} is not a device of this memory
      */
     public boolean isExclusive(long offset, long length, int node) {
         Checks.range(offset, length, size(), this);
@@ -258,12 +333,31 @@ public final class Region implements AutoCloseable {
                 offset >>> PageGeometry.PAGE_SHIFT, Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES), node));
     }
 
-    /** Applies advice to exactly [offset, offset+length) (see {@link Advice}). */
+    /**
+     * Applies advice to exactly [offset, offset+length) (see {@link Advice}). A prefetch or
+     * {@code dontNeed} is done when this returns; the other advice changes the range's attributes,
+     * which later migrations follow.
+     *
+     * @param offset the range's first byte
+     * @param length the range's size in bytes; positive
+     * @param advice what to apply; not null
+     * @throws IllegalArgumentException for a node that is not in this memory (or the host, for
+     *         {@link Advice#accessedBy}), or a granularity that is not a power of two from 4 KiB to
+     *         1 GiB
+     */
     public void advise(long offset, long length, Advice advice) {
         memory.advise(this, offset, length, advice);
     }
 
-    /** Makes [offset, offset+length) read-only or writable again, on the host and on every device. */
+    /**
+     * Makes [offset, offset+length) read-only or writable again, on the host and on every device.
+     * Whole pages are affected: every 4 KiB page the range touches. Making pages read-only ends a
+     * device's exclusive hold on them ({@link Access#EXCLUSIVE}).
+     *
+     * @param offset     the range's first byte
+     * @param length     the range's size in bytes; positive
+     * @param protection the new protection; not null
+     */
     public void protect(long offset, long length, Protection protection) {
         Objects.requireNonNull(protection, "protection");
         Checks.range(offset, length, size(), this);
@@ -281,7 +375,12 @@ public final class Region implements AutoCloseable {
         }
     }
 
-    /** Counters of this region alone. */
+    /**
+     * Counters of this region alone.
+     *
+     * @return a snapshot of the region's counters; {@link NodeStats#freeBytes()} is -1 in it
+     * @throws IllegalStateException if the region is freed
+     */
     public Stats stats() {
         return state.lifecycle().within(() -> memory.regionStats(state));
     }
@@ -322,12 +421,20 @@ public final class Region implements AutoCloseable {
      * refused: in a freed range they read zeros, and what is stored there is dropped with the
      * region.
      *
+     * @param offset the first byte to free, on a granule boundary
+     * @param length the bytes to free; positive, ending on a granule boundary or at the region's end
      * @throws IllegalArgumentException when an edge of the range splits a granule
      */
     public void free(long offset, long length) {
         memory.freeRange(this, offset, length);
     }
 
+    /**
+     * Whether the whole region was freed ({@link #free()}, {@link #close()}, or its memory closed).
+     * A region with only some bytes freed ({@link #free(long, long)}) is not freed.
+     *
+     * @return true once the region is freed
+     */
     public boolean isFreed() {
         return state.lifecycle().isClosed();
     }

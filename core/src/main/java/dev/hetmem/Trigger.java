@@ -4,7 +4,10 @@ package dev.hetmem;
 public enum Trigger {
     /** A host view or a device launch touched pages that were elsewhere. */
     FAULT,
-    /** {@code advise(..., PREFETCH(node))}. */
+    /**
+     * A prefetch: {@link Advice#prefetch}, {@link UnifiedMemory#prefetch} or
+     * {@link UnifiedMemory#prefetchAsync}, and a tiled launch bringing in its next tile.
+     */
     PREFETCH,
     /** {@link UnifiedMemory#release(int)}: a device dropped every frame, pages went home. */
     RELEASE,

@@ -40,10 +40,20 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *
  * <p>Thread-safe. {@link #close()} frees every region (waiting for running kernels), then every
  * device frame, then the drivers.
+ *
+ * <pre>{@code
+ * try (UnifiedMemory mem = UnifiedMemory.builder()
+ *         .device(EmulatedDevice.builder().capacity(64L << 20).build())
+ *         .build()) {
+ *     Region r = mem.allocate(16L << 20);
+ *     mem.launch(1, kernel, 1024, KernelArg.readWrite(r));
+ * }
+ * }</pre>
  */
 public final class UnifiedMemory implements AutoCloseable {
     /** Regions are limited to 2^46 bytes (64 TiB), well inside the 47-bit user address space. */
     public static final long MAX_REGION_BYTES = 1L << 46;
+    /** The fault granularity of a memory whose builder sets none: 2 MiB, in bytes. */
     public static final long DEFAULT_GRANULARITY = 2L << 20;
     static final int MAX_NODES = 31;
 
@@ -115,12 +125,20 @@ public final class UnifiedMemory implements AutoCloseable {
         }
     }
 
+    /**
+     * Starts configuring a memory.
+     *
+     * @return a builder with no devices and every setting at its default
+     */
     public static Builder builder() {
         return new Builder();
     }
 
     /** Configures a memory; devices are attached in order and become nodes 1, 2, ... */
     public static final class Builder {
+        private Builder() {
+        }
+
         private final List<DeviceDriver> drivers = new ArrayList<>();
         private int copyThreads = Runtime.getRuntime().availableProcessors();
         private MigrationMode mode = MigrationMode.BATCHED;
@@ -135,6 +153,10 @@ public final class UnifiedMemory implements AutoCloseable {
          * How long {@link UnifiedMemory#close()} and {@link Region#free()} wait for operations
          * still running (kernels, migrations, loads) before they fail, naming the threads still
          * inside and unmapping nothing (default 60 s; 1 ms to 1 hour).
+         *
+         * @param timeout the longest wait; not null
+         * @return this builder
+         * @throws IllegalArgumentException if {@code timeout} is under 1 ms or over 1 hour
          */
         public Builder closeTimeout(java.time.Duration timeout) {
             this.closeTimeout = Checks.millisToHour("close timeout", timeout);
@@ -145,6 +167,9 @@ public final class UnifiedMemory implements AutoCloseable {
          * How host code reaches regions (default {@link HostFaultMode#HOST_VIEWS}). With
          * {@link HostFaultMode#USERFAULTFD}, {@link #build()} throws
          * {@link UserfaultfdUnavailableException} saying why if the mode cannot run here.
+         *
+         * @param mode the host fault mode; not null
+         * @return this builder
          */
         public Builder hostFaults(HostFaultMode mode) {
             this.hostFaults = Objects.requireNonNull(mode, "mode");
@@ -154,6 +179,9 @@ public final class UnifiedMemory implements AutoCloseable {
         /**
          * Whether blocks that bounce between nodes are held home, devices that can reach host memory
          * mapping them in place meanwhile (default on; off only to measure against).
+         *
+         * @param on true to hold thrashing blocks home, false to let them bounce
+         * @return this builder
          */
         public Builder thrashControl(boolean on) {
             this.thrashControl = on;
@@ -162,12 +190,26 @@ public final class UnifiedMemory implements AutoCloseable {
 
         private java.time.Duration thrashHold = java.time.Duration.ofMillis(200);
 
-        /** How long a thrashing block stays home (default 200 ms; 1 ms to 1 hour). */
+        /**
+         * How long a thrashing block stays home (default 200 ms; 1 ms to 1 hour).
+         *
+         * @param hold how long a thrashing block is held home; not null
+         * @return this builder
+         * @throws IllegalArgumentException if {@code hold} is under 1 ms or over 1 hour
+         */
         public Builder thrashHold(java.time.Duration hold) {
             this.thrashHold = Checks.millisToHour("thrash hold", hold);
             return this;
         }
 
+        /**
+         * Attaches a device: the first becomes node 1, the next node 2, and so on (at most 30).
+         * The memory attaches the driver when it is built, and closes it when the memory closes.
+         *
+         * @param driver the device's driver, not yet attached to a memory; not null
+         * @return this builder
+         * @throws IllegalArgumentException if {@code driver} was added already, or 30 devices are added already
+         */
         public Builder device(DeviceDriver driver) {
             Objects.requireNonNull(driver, "driver");
             if (drivers.contains(driver)) {
@@ -180,7 +222,13 @@ public final class UnifiedMemory implements AutoCloseable {
             return this;
         }
 
-        /** Threads of the CPU copy phase, the caller included (default: available processors; 1 = serial). */
+        /**
+         * Threads of the CPU copy phase, the caller included (default: available processors; 1 = serial).
+         *
+         * @param threads the number of threads, 1 to 256
+         * @return this builder
+         * @throws IllegalArgumentException if {@code threads} is outside [1, 256]
+         */
         public Builder copyThreads(int threads) {
             if (threads < 1 || threads > 256) {
                 throw new IllegalArgumentException("copy threads " + threads + " outside [1, 256]");
@@ -189,28 +237,60 @@ public final class UnifiedMemory implements AutoCloseable {
             return this;
         }
 
+        /**
+         * How the migration engine runs its phases (default {@link MigrationMode#BATCHED}).
+         *
+         * @param mode the migration mode; not null
+         * @return this builder
+         */
         public Builder migrationMode(MigrationMode mode) {
             this.mode = Objects.requireNonNull(mode, "mode");
             return this;
         }
 
+        /**
+         * Who performs migrations' copies (default {@link CopyPath#THREADS}).
+         *
+         * @param path the copy path; not null
+         * @return this builder
+         */
         public Builder copyPath(CopyPath path) {
             this.copyPath = Objects.requireNonNull(path, "path");
             return this;
         }
 
-        /** What happens to host frames of pages that moved to a device (default FREE; see the enum). */
+        /**
+         * What happens to host frames of pages that moved to a device (default FREE; see the enum).
+         *
+         * @param policy the release policy; not null
+         * @return this builder
+         */
         public Builder hostReleasePolicy(HostReleasePolicy policy) {
             this.releasePolicy = Objects.requireNonNull(policy, "policy");
             return this;
         }
 
-        /** Default fault granularity of new regions (power of two, 4 KiB to 1 GiB; default 2 MiB). */
+        /**
+         * Default fault granularity of new regions (power of two, 4 KiB to 1 GiB; default 2 MiB).
+         *
+         * @param bytes the granule size in bytes
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytes} is not a power of two from 4096 to 2^30
+         */
         public Builder granularity(long bytes) {
             this.granularity = Checks.granularity(bytes);
             return this;
         }
 
+        /**
+         * Builds the memory and attaches its devices. A build that fails gives back everything it
+         * took (attached devices are detached again).
+         *
+         * @return a new memory, open, with the configured devices attached
+         * @throws IllegalArgumentException if a device registers memory that is not a positive multiple of 4 KiB
+         * @throws UserfaultfdUnavailableException if {@link HostFaultMode#USERFAULTFD} was asked for and
+         *         cannot run here
+         */
         public UnifiedMemory build() {
             return new UnifiedMemory(this);
         }
@@ -232,11 +312,22 @@ public final class UnifiedMemory implements AutoCloseable {
 
     // ---- nodes -----------------------------------------------------------------------------
 
-    /** Node 0 (host) and the devices. */
+    /**
+     * Node 0 (host) and the devices.
+     *
+     * @return an unmodifiable list indexed by node id: the host at 0, then each device
+     */
     public List<NodeInfo> nodes() {
         return nodeInfos;
     }
 
+    /**
+     * One node of this memory.
+     *
+     * @param id the node: 0 for the host, 1..n for devices
+     * @return the node's description
+     * @throws IllegalArgumentException if this memory has no node {@code id}
+     */
     public NodeInfo node(int id) {
         checkNode(id);
         return nodeInfos.get(id);
@@ -256,40 +347,86 @@ public final class UnifiedMemory implements AutoCloseable {
         return devices[id];
     }
 
-    /** The driver of a device node. */
+    /**
+     * The driver of a device node.
+     *
+     * @param node the device node, 1..n
+     * @return the driver attached as that node
+     * @throws IllegalArgumentException if {@code node} is the host or not a node of this memory
+     */
     public DeviceDriver driver(int node) {
         return device(node).driver();
     }
 
+    /**
+     * How migrations run now: the builder's setting, or the last {@link #migrationMode(MigrationMode)}.
+     *
+     * @return the mode later migrations run in
+     */
     public MigrationMode migrationMode() {
         return engine.mode();
     }
 
-    /** Switches how later migrations run (for benchmarks comparing the modes on one memory). */
+    /**
+     * Switches how later migrations run (for benchmarks comparing the modes on one memory).
+     *
+     * @param mode the mode for later migrations; not null
+     */
     public void migrationMode(MigrationMode mode) {
         engine.mode(Objects.requireNonNull(mode, "mode"));
     }
 
+    /**
+     * Who performs migrations' copies now: the builder's setting, or the last
+     * {@link #copyPath(CopyPath)}.
+     *
+     * @return the path later migrations copy with
+     */
     public CopyPath copyPath() {
         return engine.copyPath();
     }
 
+    /**
+     * Switches who performs later migrations' copies (for benchmarks comparing the paths).
+     *
+     * @param path the copy path for later migrations; not null
+     */
     public void copyPath(CopyPath path) {
         engine.copyPath(Objects.requireNonNull(path, "path"));
     }
 
+    /**
+     * Threads of the CPU copy phase, the caller included.
+     *
+     * @return the builder's {@code copyThreads}, 1 to 256
+     */
     public int copyThreads() {
         return engine.copyThreads();
     }
 
     // ---- regions ---------------------------------------------------------------------------
 
-    /** Allocates a region of {@code bytes} (up to 64 TiB) with the memory's default granularity. */
+    /**
+     * Allocates a region of {@code bytes} (up to 64 TiB) with the memory's default granularity.
+     *
+     * @param bytes the region's size in bytes, 1 to {@link #MAX_REGION_BYTES}
+     * @return a new region, zero-filled and resident nowhere
+     * @throws IllegalArgumentException if {@code bytes} is outside [1, {@link #MAX_REGION_BYTES}]
+     * @throws IllegalStateException if the memory is closed
+     */
     public Region allocate(long bytes) {
         return allocate(bytes, defaultGranularity);
     }
 
-    /** Allocates a region whose faults migrate {@code granularity}-sized granules. */
+    /**
+     * Allocates a region whose faults migrate {@code granularity}-sized granules.
+     *
+     * @param bytes       the region's size in bytes, 1 to {@link #MAX_REGION_BYTES}
+     * @param granularity the granule size in bytes: a power of two from 4096 to 2^30
+     * @return a new region, zero-filled and resident nowhere
+     * @throws IllegalArgumentException if {@code bytes} or {@code granularity} is out of range
+     * @throws IllegalStateException if the memory is closed
+     */
     public Region allocate(long bytes, long granularity) {
         if (bytes <= 0 || bytes > MAX_REGION_BYTES) {
             throw new IllegalArgumentException("region size " + bytes + " must be in [1, " + MAX_REGION_BYTES + "] bytes");
@@ -380,14 +517,28 @@ public final class UnifiedMemory implements AutoCloseable {
         }
     }
 
-    /** Live regions. */
+    /**
+     * Live regions.
+     *
+     * @return the regions not yet freed, in allocation order; a copy, not updated later
+     */
     public List<Region> regions() {
         return regions.values().stream().sorted(Comparator.comparingInt(Region::id)).toList();
     }
 
     // ---- advice ----------------------------------------------------------------------------
 
-    /** Applies advice to exactly [offset, offset+length) of a region. */
+    /**
+     * Applies advice to exactly [offset, offset+length) of a region.
+     *
+     * @param region a region of this memory; not null
+     * @param offset the range's first byte
+     * @param length the range's size in bytes; positive
+     * @param advice what to apply; not null
+     * @throws IllegalArgumentException for a region of another memory, a bad length, or advice
+     *         naming a node that is not in this memory
+     * @throws IndexOutOfBoundsException if the range is outside the region
+     */
     public void advise(Region region, long offset, long length, Advice advice) {
         checkMine(region);
         Objects.requireNonNull(advice, "advice");
@@ -400,6 +551,15 @@ public final class UnifiedMemory implements AutoCloseable {
      * {@link Advice.Prefetch} without waiting: the migration runs on a thread of this memory and the
      * future completes with the pages moved, or with the exception that stopped it. Arguments are
      * checked now, so a bad one throws here rather than in the future.
+     *
+     * @param region a region of this memory; not null
+     * @param offset the range's first byte
+     * @param length the range's size in bytes; positive
+     * @param node   the target node: 0 for the host, 1..n for a device
+     * @return a future of the number of 4 KiB pages whose data moved
+     * @throws IllegalArgumentException for a region of another memory, a bad length or an unknown node
+     * @throws IndexOutOfBoundsException if the range is outside the region
+     * @throws IllegalStateException if the memory or region is closed, or the range reaches freed bytes
      */
     public java.util.concurrent.CompletableFuture<Long> prefetchAsync(Region region, long offset, long length, int node) {
         checkMine(region);
@@ -425,6 +585,15 @@ public final class UnifiedMemory implements AutoCloseable {
      * "migrate a list of pages"): [offset, offset+length) for every offset, each widened to its
      * granules. Batches of up to 1 GiB; each is all-or-nothing. Returns the pages whose data moved.
      * Offsets before the length, as everywhere else (the node last, as in {@link #prefetchAsync}).
+     *
+     * @param region  a region of this memory; not null
+     * @param offsets the ranges' first bytes; not null, and may be empty
+     * @param length  every range's size in bytes; positive when {@code offsets} is not empty
+     * @param node    the target node: 0 for the host, 1..n for a device
+     * @return the number of 4 KiB pages whose data moved; 0 when nothing had to move
+     * @throws IllegalArgumentException for a region of another memory, a bad length or an unknown node
+     * @throws IndexOutOfBoundsException if a range is outside the region
+     * @throws IllegalStateException if the memory or region is closed, or a range reaches freed bytes
      */
     public long prefetch(Region region, long[] offsets, long length, int node) {
         checkMine(region);
@@ -447,6 +616,14 @@ public final class UnifiedMemory implements AutoCloseable {
      * bounded ring of bounce buffers handed to the device's copy path, so host memory stays within
      * the ring. Falls back to buffered reads where O_DIRECT is refused, and says so in the result.
      * On any failure nothing is left allocated.
+     *
+     * @param path    the file to load; not null
+     * @param node    where the region's pages go: 0 for the host, 1..n for a device
+     * @param options the read scheme, threads and buffer sizes; not null
+     * @return the new region, with what the load took and how it read
+     * @throws IOException if the file cannot be opened or read
+     * @throws IllegalArgumentException if {@code node} is not a node of this memory
+     * @throws IllegalStateException if the memory is closed
      */
     public LoadResult load(Path path, int node, LoadOptions options) throws IOException {
         Objects.requireNonNull(path, "path");
@@ -460,6 +637,15 @@ public final class UnifiedMemory implements AutoCloseable {
         }
     }
 
+    /**
+     * Loads a file into a new region on {@code node} with {@link LoadOptions#defaults()}; see
+     * {@link #load(Path, int, LoadOptions)}.
+     *
+     * @param path the file to load; not null
+     * @param node where the region's pages go: 0 for the host, 1..n for a device
+     * @return the new region, with what the load took and how it read
+     * @throws IOException if the file cannot be opened or read
+     */
     public LoadResult load(Path path, int node) throws IOException {
         return load(path, node, LoadOptions.defaults());
     }
@@ -492,9 +678,20 @@ public final class UnifiedMemory implements AutoCloseable {
      *       that names the sizes and the per-item declaration.</li>
      * </ul>
      *
+     * @param node       the device to run on, 1..n
+     * @param kernel     a kernel of that device's kind (such as an {@code EmulatedKernel}); not null
+     * @param globalSize the number of work items, at least 1
+     * @param args       the kernel's region arguments, in the order the kernel sees them
+     * @return what the launch cost the memory manager
      * @throws ProtectionException if a written argument covers a read-only page
-     * @throws IllegalArgumentException for a region of another memory, a range outside its region, or a
-     *         global size below 1
+     * @throws IllegalArgumentException for a node that is not a device of this memory, a region of
+     *         another memory, an argument length below 1, or a global size below 1
+     * @throws IndexOutOfBoundsException if an argument's range is outside its region
+     * @throws dev.hetmem.driver.DeviceMemoryException if the arguments do not fit the device and
+     *         can be neither tiled nor faulted in, as described above
+     * @throws PinnedByCallerException if the arguments do not fit the device and the calling thread
+     *         holds some of their pages in an open host view
+     * @throws IllegalStateException if the memory is closed or an argument reaches freed bytes
      */
     public LaunchResult launch(int node, DeviceKernel kernel, long globalSize, KernelArg... args) {
         return kernelLaunch.launch(device(node), node, kernel, globalSize, args);
@@ -503,6 +700,11 @@ public final class UnifiedMemory implements AutoCloseable {
     /**
      * Drops every frame of a device: all its pages go home to the host (dmirror's RELEASE).
      * Waits for kernels running on it.
+     *
+     * @param node the device node, 1..n
+     * @return the number of 4 KiB pages whose data moved home
+     * @throws IllegalArgumentException if {@code node} is the host or not a node of this memory
+     * @throws IllegalStateException if the memory is closed
      */
     public long release(int node) {
         device(node);
@@ -529,6 +731,13 @@ public final class UnifiedMemory implements AutoCloseable {
 
     // ---- observability ---------------------------------------------------------------------
 
+    /**
+     * Counters of the whole memory: resident bytes per node over every live region, free device
+     * memory, metadata, and faults, migrations, evictions and thrashing since the memory was built.
+     *
+     * @return a snapshot of the memory's counters
+     * @throws IllegalStateException if the memory is closed
+     */
     public Stats stats() {
         return lifecycle.within(this::statsNow);
     }
@@ -546,6 +755,8 @@ public final class UnifiedMemory implements AutoCloseable {
      * device's page table mirrors it (an entry exactly where a page is resident on the device,
      * writable exactly where the device is the writer and the range is not read-only). Returns the
      * problems found; empty when all holds. Meant for tests and diagnostics on a quiet memory.
+     *
+     * @return one line per problem; an empty list when every check passes
      */
     public List<String> verify() {
         return lifecycle.within(this::verifyNow);
@@ -555,12 +766,20 @@ public final class UnifiedMemory implements AutoCloseable {
         return new Verifier(devices, engine).verify(regions());
     }
 
-    /** The native fault service's counters, or null when host faults go through host views. */
+    /**
+     * The native fault service's counters, or null when host faults go through host views.
+     *
+     * @return a snapshot of the service's counters, or null in {@link HostFaultMode#HOST_VIEWS} mode
+     */
     public FaultServiceCounters faultServiceCounters() {
         return hostSides.counters();
     }
 
-    /** How host code reaches this memory's regions. */
+    /**
+     * How host code reaches this memory's regions.
+     *
+     * @return the mode the builder chose
+     */
     public HostFaultMode hostFaults() {
         return hostSides.mode();
     }

@@ -6,6 +6,11 @@ package dev.hetmem;
  * loadable) and how to enable it. Host views work everywhere.
  */
 public final class UserfaultfdUnavailableException extends HetmemException {
+    /**
+     * An exception saying why the mode cannot run.
+     *
+     * @param message the condition that failed and how to enable the mode
+     */
     public UserfaultfdUnavailableException(String message) {
         super(message);
     }

@@ -76,7 +76,11 @@ final class DecodeBench {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "tokens", "device", "reps"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "tokens", "device", "reps", "plot"));
+        String plot = args.value("plot", null);
+        if (plot != null) {
+            Chart.checkFile(plot);
+        }
         boolean quick = args.flag("quick");
         long capacity = args.longValue("capacity", quick ? 32 * MiB : 64 * MiB);
         if (capacity < 16 * MiB || capacity % (2 * MiB) != 0 || capacity > (4L << 30)) {
@@ -157,14 +161,14 @@ final class DecodeBench {
                 // a leftover empty folder in the temporary directory
             }
         }
+        Map<String, Object> root = new LinkedHashMap<>();
+        root.put("bench", "decode");
+        root.put("limits", Map.of("memcpy_gbps", Math.round(memcpy * 1000) / 1000.0));
+        root.put("device_capacity_bytes", capacity);
+        root.put("layers", LAYERS);
+        root.put("tokens", tokens);
+        root.put("rows", rows);
         if (args.flag("json")) {
-            Map<String, Object> root = new LinkedHashMap<>();
-            root.put("bench", "decode");
-            root.put("limits", Map.of("memcpy_gbps", Math.round(memcpy * 1000) / 1000.0));
-            root.put("device_capacity_bytes", capacity);
-            root.put("layers", LAYERS);
-            root.put("tokens", tokens);
-            root.put("rows", rows);
             out.println(Json.write(root));
         } else {
             out.printf("plain copy (the limit): %.2f GB/s; devices of %s; %d layers, %d tokens per row%n", memcpy,
@@ -177,6 +181,7 @@ final class DecodeBench {
                         ProgressBar.human((Long) r.get("migrated_bytes")), (Long) r.get("evictions"), r.get("correct"));
             }
         }
+        BenchPlots.write(plot, root, err);
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
     }
 

@@ -124,7 +124,11 @@ final class DemoCommand {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json"), Set.of("size", "device", "host-faults"));
+        Args args = new Args(argv, Set.of("json"), Set.of("size", "device", "host-faults", "map"));
+        String mapFile = args.value("map", null);
+        if (mapFile != null && !mapFile.toLowerCase(java.util.Locale.ROOT).endsWith(".png")) {
+            throw new Args.UsageException("--map " + mapFile + ": the file must end in .png");
+        }
         long mLong = args.longValue("size", 512);
         if (mLong < 1 || mLong > 4096) {
             throw new Args.UsageException("--size " + mLong + " must be in [1, 4096]");
@@ -224,7 +228,21 @@ final class DemoCommand {
                         launch.faultNanos() / 1e6, launch.kernelNanos() / 1e6, readBackNanos / 1e6, wallNanos / 1e6);
                 out.printf("  max |error| %.2e%n", maxErr);
                 out.println();
+                java.io.Console console = System.console();
+                boolean ansi = console != null && console.isTerminal() && System.getenv("NO_COLOR") == null;
+                for (String line : new ResidencyMap("r after the kernel", afterKernel).text(64, ansi)) {
+                    out.println("  " + line);
+                }
+                out.println();
                 out.print(st.format());
+            }
+            if (mapFile != null) {
+                try {
+                    new ResidencyMap("hetmem demo: r after mulMat on node 1", afterKernel).writePng(java.nio.file.Path.of(mapFile));
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException("cannot write " + mapFile + ": " + e.getMessage(), e);
+                }
+                err.println("hetmem demo: picture of r written to " + mapFile);
             }
             return ok ? 0 : 1;
         }

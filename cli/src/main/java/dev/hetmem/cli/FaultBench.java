@@ -39,7 +39,11 @@ final class FaultBench {
     private record Row(String path, long granule, long[] samples) {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of());
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("plot"));
+        String plot = args.value("plot", null);
+        if (plot != null) {
+            Chart.checkFile(plot);
+        }
         boolean quick = args.flag("quick");
         int small = quick ? 1000 : 4000;
         int large = quick ? 40 : 150;
@@ -86,24 +90,24 @@ final class FaultBench {
                 err.printf("%-11s %8d B granule measured%n", path, g);
             }
         }
+        Map<String, Object> root = new LinkedHashMap<>();
+        root.put("bench", "fault");
+        Map<String, Object> limits = new LinkedHashMap<>();
+        limits.put("uffd_raw_ns", raw);
+        limits.put("minor_fault_ns", minor);
+        limits.put("uffd_raw_copy_ns", rawCopy);
+        root.put("limits", limits);
+        List<Map<String, Object>> list = new ArrayList<>();
+        for (Row r : rows) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("path", r.path);
+            m.put("granule_bytes", r.granule);
+            m.put("median_ns", median(r.samples));
+            m.put("p99_ns", percentile(r.samples, 0.99));
+            list.add(m);
+        }
+        root.put("rows", list);
         if (args.flag("json")) {
-            Map<String, Object> root = new LinkedHashMap<>();
-            root.put("bench", "fault");
-            Map<String, Object> limits = new LinkedHashMap<>();
-            limits.put("uffd_raw_ns", raw);
-            limits.put("minor_fault_ns", minor);
-            limits.put("uffd_raw_copy_ns", rawCopy);
-            root.put("limits", limits);
-            List<Map<String, Object>> list = new ArrayList<>();
-            for (Row r : rows) {
-                Map<String, Object> m = new LinkedHashMap<>();
-                m.put("path", r.path);
-                m.put("granule_bytes", r.granule);
-                m.put("median_ns", median(r.samples));
-                m.put("p99_ns", percentile(r.samples, 0.99));
-                list.add(m);
-            }
-            root.put("rows", list);
             out.println(Json.write(root));
         } else {
             out.printf("limits: bare userfaultfd round trip %s (page copied in: %s), kernel minor fault %d ns (medians)%n",
@@ -117,6 +121,7 @@ final class FaultBench {
                         rawCopy > 0 ? String.format("%.2fx", med / (double) rawCopy) : "-");
             }
         }
+        BenchPlots.write(plot, root, err);
         return 0;
     }
 

@@ -45,7 +45,11 @@ final class LoadBench {
     private LoadBench() {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) throws IOException {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "dir"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "dir", "plot"));
+        String plot = args.value("plot", null);
+        if (plot != null) {
+            Chart.checkFile(plot);
+        }
         boolean json = args.flag("json");
         List<Long> sizes = new ArrayList<>();
         String spec = args.value("sizes", args.flag("quick") ? "8M,1G" : "512K,8M,1G,3G");
@@ -130,14 +134,14 @@ final class LoadBench {
             }
         }
         Double fioLimit = disk != null ? bestFio : null;
+        Map<String, Object> root = new LinkedHashMap<>();
+        root.put("bench", "load");
+        Map<String, Object> limits = new LinkedHashMap<>();
+        limits.put("fio_gbps", fioLimit);
+        limits.put("fio_huge_pages", disk != null && disk.huge);
+        root.put("limits", limits);
+        root.put("rows", rows);
         if (json) {
-            Map<String, Object> root = new LinkedHashMap<>();
-            root.put("bench", "load");
-            Map<String, Object> limits = new LinkedHashMap<>();
-            limits.put("fio_gbps", fioLimit);
-            limits.put("fio_huge_pages", disk != null && disk.huge);
-            root.put("limits", limits);
-            root.put("rows", rows);
             out.println(Json.write(root));
         } else {
             out.printf("disk sequential read (fio, O_DIRECT, 4 MiB blocks, queue depth 16, %s, %s, best beside the loads): %s%n",

@@ -12,23 +12,29 @@ public final class Main {
     private static final String USAGE = """
             usage: hetmem <command> [options]
               info [--json]                    the nodes: host and devices
-              demo [--size M] [--device emulated|opencl] [--host-faults views|userfaultfd] [--json]
+              demo [--size M] [--device emulated|opencl] [--host-faults views|userfaultfd] [--json] [--map FILE]
                                                HMM's example mulMat(r, a, b, m) on a device, no copy written by the user
-              bench migrate [--quick] [--json] [--sizes 16M,256M,1G] [--pages 4K,64K,2M]
+              bench migrate [--quick] [--json] [--sizes 16M,256M,1G] [--pages 4K,64K,2M] [--device D] [--plot FILE]
                                                migration throughput against the plain-copy limit (batched page migration)
               load FILE [--to NODE] [--json] [--scheme overlapped|direct|buffered|mmap] [--threads N] [--ring BYTES]
                                                a file into the memory space at disk speed (direct-I/O loading, as dma-buf's)
-              bench load [--quick] [--json] [--sizes 512K,8M,1G,3G] [--dir DIR]
+              bench load [--quick] [--json] [--sizes 512K,8M,1G,3G] [--dir DIR] [--plot FILE]
                                                loading schemes against the disk's own speed (fio)
-              bench oversub [--quick] [--json] [--capacity 64M] [--reps 5]
+              bench oversub [--quick] [--json] [--capacity 64M] [--reps 5] [--plot FILE]
                                                a kernel sweeping data sets larger than the device
               bench decode [--quick] [--json] [--capacity 64M] [--tokens N] [--reps 3] [--device emulated|opencl|all]
+                     [--plot FILE]
                                                a model's layers (GEMV per token) larger than the device
-              bench fault [--quick] [--json]   the cost of bringing one page home, by path, beside the kernel's own
-              bench translate [--quick] [--size M] [--runs N] [--json]
+              bench fault [--quick] [--json] [--plot FILE]
+                                               the cost of bringing one page home, by path, beside the kernel's own
+              bench translate [--quick] [--size M] [--runs N] [--json] [--plot FILE]
                                                what the OpenCL device page table costs against plain buffers
+              map [--png FILE] [--load FILE [--to NODE]] [--width N]
+                                               where a region's pages are: coloured strip, and a picture (PNG);
+                                               a small scenario in every state, or the region a load made
               stress [--seconds N] [--seed S] [--device emulated|opencl|all] [--json]
                                                seeded random programs against a model of every byte
+              (--plot FILE: the table as a chart, PNG or SVG by the name's ending, limits as dashed lines)
               jmh [JMH options]                JMH micro-benchmarks (./hetmem jmh)
               test                             the whole test suite (./hetmem test)
               version                          the version (also --version, -V)
@@ -117,6 +123,7 @@ public final class Main {
                 case "bench" -> BenchCommand.run(rest, out, err);
                 case "load" -> LoadCommand.run(rest, out, err);
                 case "stress" -> StressCommand.run(rest, out, err);
+                case "map" -> MapCommand.run(rest, out, err);
                 default -> {
                     err.println("hetmem: unknown command '" + cmd + "'");
                     err.print(USAGE);

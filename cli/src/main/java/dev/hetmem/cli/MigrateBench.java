@@ -45,7 +45,11 @@ final class MigrateBench {
     private MigrateBench() {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "pages", "device"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "pages", "device", "plot"));
+        String plot = args.value("plot", null);
+        if (plot != null) {
+            Chart.checkFile(plot);
+        }
         String deviceArg = args.value("device", "all");
         List<String> devices = switch (deviceArg) {
             case "emulated" -> List.of("emulated");
@@ -144,14 +148,14 @@ final class MigrateBench {
             }
         }
         }
+        Map<String, Object> root = new LinkedHashMap<>();
+        root.put("bench", "migrate");
+        Map<String, Object> limits = new LinkedHashMap<>();
+        limits.put("memcpy_gbps", round(memcpyLimit));
+        limits.put("plain_copy", plainRows);
+        root.put("limits", limits);
+        root.put("rows", rows);
         if (json) {
-            Map<String, Object> root = new LinkedHashMap<>();
-            root.put("bench", "migrate");
-            Map<String, Object> limits = new LinkedHashMap<>();
-            limits.put("memcpy_gbps", round(memcpyLimit));
-            limits.put("plain_copy", plainRows);
-            root.put("limits", limits);
-            root.put("rows", rows);
             out.println(Json.write(root));
         } else {
             out.printf("plain copy (the limit), %s, %d threads: %.2f GB/s (each row: its own, measured beside it)%n",
@@ -165,6 +169,7 @@ final class MigrateBench {
                         100 * (Double) r.get("of_plain_copy"));
             }
         }
+        BenchPlots.write(plot, root, err);
         return 0;
     }
 

@@ -50,7 +50,11 @@ final class OversubBench {
     private record Case(double factor, String pattern, String mode) {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "reps"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "reps", "plot"));
+        String plot = args.value("plot", null);
+        if (plot != null) {
+            Chart.checkFile(plot);
+        }
         long capacity = args.longValue("capacity", 64 * MiB);
         if (capacity < 16 * MiB || capacity % TILE != 0) {
             throw new Args.UsageException("--capacity " + capacity + " must be a multiple of 2M, at least 16M");
@@ -106,12 +110,12 @@ final class OversubBench {
                     (Double) row.get("gbps_max"), ProgressBar.human((Long) row.get("migrated_bytes")),
                     (Long) row.get("evictions"), (Boolean) row.get("correct") ? "correct" : "WRONG");
         }
+        Map<String, Object> root = new LinkedHashMap<>();
+        root.put("bench", "oversub");
+        root.put("limits", Map.of("memcpy_gbps", Math.round(memcpy * 1000) / 1000.0));
+        root.put("device_capacity_bytes", capacity);
+        root.put("rows", rows);
         if (args.flag("json")) {
-            Map<String, Object> root = new LinkedHashMap<>();
-            root.put("bench", "oversub");
-            root.put("limits", Map.of("memcpy_gbps", Math.round(memcpy * 1000) / 1000.0));
-            root.put("device_capacity_bytes", capacity);
-            root.put("rows", rows);
             out.println(Json.write(root));
         } else {
             out.printf("plain copy (the limit): %.2f GB/s; emulated device of %s%n", memcpy, ProgressBar.human(capacity));
@@ -122,6 +126,7 @@ final class OversubBench {
                         r.get("correct"));
             }
         }
+        BenchPlots.write(plot, root, err);
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
     }
 

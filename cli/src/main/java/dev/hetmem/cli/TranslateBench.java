@@ -36,7 +36,11 @@ final class TranslateBench {
     private TranslateBench() {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("size", "runs"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("size", "runs", "plot"));
+        String plot = args.value("plot", null);
+        if (plot != null) {
+            Chart.checkFile(plot);
+        }
         int m = args.intValue("size", args.flag("quick") ? 512 : 1024, 16, 16384);
         int runs = args.intValue("runs", args.flag("quick") ? 5 : 9, 1, 1000);
         if (m < 16 || m > 8192) {
@@ -107,17 +111,17 @@ final class TranslateBench {
             double region = median(regionNanos) / 1e6;
             double plainMs = median(plainNanos) / 1e6;
             double flops = 2.0 * m * m * m;
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("bench", "translate");
+            o.put("device", dev.name());
+            o.put("m", m);
+            o.put("runs", runs);
+            o.put("regions_ms", region);
+            o.put("plain_ms", plainMs);
+            o.put("ratio", Math.round(region / plainMs * 1000) / 1000.0);
+            o.put("plain_gflops", Math.round(flops / plainMs / 1e6 * 100) / 100.0);
+            o.put("results_identical", differ == 0);
             if (args.flag("json")) {
-                Map<String, Object> o = new LinkedHashMap<>();
-                o.put("bench", "translate");
-                o.put("device", dev.name());
-                o.put("m", m);
-                o.put("runs", runs);
-                o.put("regions_ms", region);
-                o.put("plain_ms", plainMs);
-                o.put("ratio", Math.round(region / plainMs * 1000) / 1000.0);
-                o.put("plain_gflops", Math.round(flops / plainMs / 1e6 * 100) / 100.0);
-                o.put("results_identical", differ == 0);
                 out.println(Json.write(o));
             } else {
                 out.printf("mulMat m=%d on %s, median of %d alternating runs%n", m, dev.name(), runs);
@@ -126,6 +130,7 @@ final class TranslateBench {
                 out.printf("  translation costs      : %.3fx (goal: at most 1.25x)%n", region / plainMs);
                 out.printf("  results                : %s%n", differ == 0 ? "identical" : differ + " elements differ");
             }
+            BenchPlots.write(plot, o, err);
             return differ == 0 ? 0 : 1;
         }
     }

@@ -9,7 +9,11 @@ import dev.hetmem.HetmemException;
  * performed.
  */
 public final class DeviceFaultException extends HetmemException {
-    /** An illegal access described by {@code message}. */
+    /**
+     * An illegal access described by {@code message}.
+     *
+     * @param message the access: the argument, the offset and, where known, the address
+     */
     public DeviceFaultException(String message) {
         super(message);
     }

@@ -4,6 +4,11 @@ import dev.hetmem.HetmemException;
 
 /** Device memory could not be had: frames refused by the driver, or the device is full. */
 public class DeviceMemoryException extends HetmemException {
+    /**
+     * A refusal described by {@code message}.
+     *
+     * @param message what could not be had: the device, and the frames or bytes concerned
+     */
     public DeviceMemoryException(String message) {
         super(message);
     }

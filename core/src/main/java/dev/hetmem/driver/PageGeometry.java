@@ -29,32 +29,62 @@ public final class PageGeometry {
     private PageGeometry() {
     }
 
-    /** The block holding page {@code page}. */
+    /**
+     * The block holding page {@code page}.
+     *
+     * @param page a page number in a region, at least 0
+     * @return the index of its 2 MiB block ({@code page / 512})
+     */
     public static long blockOf(long page) {
         return page >>> BLOCK_PAGE_SHIFT;
     }
 
-    /** The first page of block {@code block}. */
+    /**
+     * The first page of block {@code block}.
+     *
+     * @param block a block index in a region, at least 0
+     * @return the page number of the block's first page ({@code block * 512})
+     */
     public static long firstPage(long block) {
         return block << BLOCK_PAGE_SHIFT;
     }
 
-    /** Page {@code page}'s index inside its block, in [0, {@link #BLOCK_PAGES}). */
+    /**
+     * Page {@code page}'s index inside its block, in [0, {@link #BLOCK_PAGES}).
+     *
+     * @param page a page number in a region, at least 0
+     * @return {@code page % 512}
+     */
     public static int pageInBlock(long page) {
         return (int) (page & (BLOCK_PAGES - 1));
     }
 
-    /** Bytes in {@code pages} pages. */
+    /**
+     * Bytes in {@code pages} pages.
+     *
+     * @param pages a page count, at least 0
+     * @return {@code pages * 4096}; not checked for overflow
+     */
     public static long bytes(long pages) {
         return pages << PAGE_SHIFT;
     }
 
-    /** The page holding byte offset {@code offset}. */
+    /**
+     * The page holding byte offset {@code offset}.
+     *
+     * @param offset a byte offset in a region, at least 0
+     * @return the page number ({@code offset / 4096}, rounded down)
+     */
     public static long pageOf(long offset) {
         return offset >>> PAGE_SHIFT;
     }
 
-    /** Pages needed to hold {@code bytes} bytes (rounded up). */
+    /**
+     * Pages needed to hold {@code bytes} bytes (rounded up).
+     *
+     * @param bytes a byte count, at least 0
+     * @return {@code bytes / 4096} rounded up; 0 for 0 bytes
+     */
     public static long pagesFor(long bytes) {
         return Math.ceilDiv(bytes, PAGE_BYTES);
     }

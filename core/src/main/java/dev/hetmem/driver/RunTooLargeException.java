@@ -6,6 +6,11 @@ package dev.hetmem.driver;
  * with smaller runs, as the kernel falls back from huge pages. Any other refusal fails the batch.
  */
 public class RunTooLargeException extends DeviceMemoryException {
+    /**
+     * A refusal of one run described by {@code message}.
+     *
+     * @param message the device and the size of the run it cannot back
+     */
     public RunTooLargeException(String message) {
         super(message);
     }

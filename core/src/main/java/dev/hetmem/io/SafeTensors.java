@@ -40,7 +40,7 @@ import static dev.hetmem.io.SafeTensorsException.Kind.*;
  * <p>Closing frees the region.
  */
 public final class SafeTensors implements AutoCloseable {
-    /** The reference implementation's limit on the header. */
+    /** The reference implementation's limit on the header: 100,000,000 bytes of JSON. */
     public static final long MAX_HEADER_BYTES = 100_000_000L;
 
     private final Region region;
@@ -61,10 +61,40 @@ public final class SafeTensors implements AutoCloseable {
         this.byName = Collections.unmodifiableMap(m);
     }
 
+    /**
+     * Loads a safetensors file to {@code node} with {@link LoadOptions#defaults()}; see
+     * {@link #load(UnifiedMemory, Path, int, LoadOptions)}.
+     *
+     * @param mem the memory to allocate the file's region in
+     * @param path the file
+     * @param node the node to load to: 0 for the host, 1..n for a device
+     * @return the loaded file, whose tensors are slices of one new region
+     * @throws SafeTensorsException if the header breaks a rule of the format (nothing is then loaded)
+     * @throws IOException if the file is missing, unreadable or not a regular file, its read fails,
+     *         or it changes during the load
+     * @throws IllegalArgumentException if {@code node} is not a node of {@code mem}
+     */
     public static SafeTensors load(UnifiedMemory mem, Path path, int node) throws IOException {
         return load(mem, path, node, LoadOptions.defaults());
     }
 
+    /**
+     * Loads a safetensors file to {@code node}: reads and validates the header, then loads the
+     * whole file, header included, into one new region with {@link UnifiedMemory#load} and makes
+     * each tensor a slice of it. On any failure no region is left allocated.
+     *
+     * @param mem the memory to allocate the file's region in
+     * @param path the file
+     * @param node the node to load to: 0 for the host, 1..n for a device
+     * @param options how the file is read
+     * @return the loaded file; closing it frees its region
+     * @throws SafeTensorsException if the header breaks a rule of the format (nothing is then
+     *         loaded); {@link SafeTensorsException#kind()} says which
+     * @throws IOException if the file is missing, unreadable or not a regular file, its read fails,
+     *         or it changes between reading the header and loading the data
+     * @throws IllegalArgumentException if {@code node} is not a node of {@code mem}
+     * @throws NullPointerException if {@code options} is null
+     */
     public static SafeTensors load(UnifiedMemory mem, Path path, int node, LoadOptions options) throws IOException {
         Header h = readHeader(path);
         LoadResult r = mem.load(path, node, options);
@@ -85,15 +115,32 @@ public final class SafeTensors implements AutoCloseable {
         }
     }
 
+    /**
+     * Returns the region that holds the whole file: the 8-byte length, the header, then the data.
+     * It is freed by {@link #close()}.
+     *
+     * @return the file's region
+     */
     public Region region() {
         return region;
     }
 
-    /** The tensors in data order. */
+    /**
+     * The tensors in data order.
+     *
+     * @return an unmodifiable list of every tensor of the file, empty if it has none
+     */
     public List<Tensor> tensors() {
         return tensors;
     }
 
+    /**
+     * Returns the tensor named {@code name} in the header.
+     *
+     * @param name the tensor's name
+     * @return the tensor of that name
+     * @throws IllegalArgumentException if the file has no tensor of that name
+     */
     public Tensor tensor(String name) {
         Tensor t = byName.get(name);
         if (t == null) {
@@ -102,11 +149,21 @@ public final class SafeTensors implements AutoCloseable {
         return t;
     }
 
-    /** The header's {@code __metadata__}, empty when it has none. */
+    /**
+     * The header's {@code __metadata__}, empty when it has none.
+     *
+     * @return an unmodifiable map of the metadata's string keys to string values, in header order
+     */
     public Map<String, String> metadata() {
         return metadata;
     }
 
+    /**
+     * Returns how the file was loaded: time taken, bytes, whether direct I/O was used, and the
+     * host memory the load used besides the region.
+     *
+     * @return the result of the load behind this file
+     */
     public LoadResult loadResult() {
         return load;
     }

@@ -8,17 +8,45 @@ import java.util.Arrays;
  * One tensor of a loaded safetensors file: its name, element type, shape, and its slice of the
  * region that holds the file ({@code offset} is from the region's start, so it already skips the
  * header).
+ *
+ * @param name the tensor's name in the header
+ * @param dtype the type of its elements
+ * @param shape its size in each dimension, outermost first; empty for a scalar (copied in and out)
+ * @param region the region that holds the whole file
+ * @param offset where the tensor's data starts, in bytes from the start of {@code region}
+ * @param length the tensor's data in bytes
  */
 public record Tensor(String name, DType dtype, long[] shape, Region region, long offset, long length) {
+    /**
+     * Creates a tensor, copying {@code shape}.
+     *
+     * @param name the tensor's name in the header
+     * @param dtype the type of its elements
+     * @param shape its size in each dimension; the array is copied
+     * @param region the region that holds the whole file
+     * @param offset where the tensor's data starts, in bytes from the start of {@code region}
+     * @param length the tensor's data in bytes
+     * @throws NullPointerException if {@code shape} is null
+     */
     public Tensor {
         shape = shape.clone();
     }
 
+    /**
+     * Returns the tensor's size in each dimension, outermost first; empty for a scalar.
+     *
+     * @return a new copy of the shape, which the caller may change freely
+     */
     @Override
     public long[] shape() {
         return shape.clone();
     }
 
+    /**
+     * Returns the number of elements: the product of the shape's dimensions.
+     *
+     * @return the element count; 1 for a scalar (empty shape), 0 if any dimension is 0
+     */
     public long elements() {
         long n = 1;
         for (long d : shape) {

@@ -19,7 +19,18 @@ public final class FaultLimits {
         UFFD_COPY
     }
 
-    /** Nanoseconds of each of {@code pages} faults of the kind asked for. */
+    /**
+     * Nanoseconds of each of {@code pages} faults of the kind asked for, one fault per fresh
+     * 4 KiB page.
+     *
+     * @param kind which fault round trip to measure
+     * @param pages how many faults to take, one per 4 KiB page; positive
+     * @return an array of {@code pages} durations in nanoseconds, in the order the faults were taken
+     * @throws IllegalArgumentException if {@code pages} is not positive
+     * @throws UnsupportedOperationException if the native fault library cannot be loaded on this machine
+     * @throws IllegalStateException if the measurement fails (a userfaultfd kind where
+     *         {@link #userfaultfdUnavailableReason()} says why not, for example)
+     */
     public static long[] measure(Kind kind, int pages) {
         if (pages <= 0) {
             throw new IllegalArgumentException("page count " + pages + " must be positive");
@@ -31,7 +42,11 @@ public final class FaultLimits {
         }, pages);
     }
 
-    /** Why userfaultfd regions cannot run on this machine, or empty if they can. */
+    /**
+     * Why userfaultfd regions cannot run on this machine, or empty if they can.
+     *
+     * @return the reason, naming what is missing and how to enable it, or an empty optional
+     */
     public static Optional<String> userfaultfdUnavailableReason() {
         return FaultService.unavailableReason();
     }

@@ -20,7 +20,13 @@ public final class NativeBuffer implements AutoCloseable {
     /**
      * Maps {@code bytes} of anonymous memory and writes {@code fill} into every byte.
      *
+     * @param bytes the buffer's size in bytes; positive
+     * @param hugePages whether to ask the kernel for transparent huge pages (2 MiB) first
+     *        ({@code madvise(MADV_HUGEPAGE)}; a refusal is ignored)
+     * @param fill the byte value written everywhere (its low 8 bits, as {@code memset} takes it)
+     * @return a new buffer whose every page is backed; close it to unmap it
      * @throws IllegalArgumentException if {@code bytes} is not positive
+     * @throws dev.hetmem.HetmemException if the kernel refuses the mapping
      */
     public static NativeBuffer allocate(long bytes, boolean hugePages, int fill) {
         if (bytes <= 0) {
@@ -34,17 +40,35 @@ public final class NativeBuffer implements AutoCloseable {
         return new NativeBuffer(a, bytes);
     }
 
+    /**
+     * Returns the native address of the buffer's first byte, valid until {@link #close()}.
+     *
+     * @return the buffer's start address
+     */
     public long address() {
         return address;
     }
 
+    /**
+     * Returns the buffer's size in bytes, as it was allocated.
+     *
+     * @return the size in bytes
+     */
     public long byteSize() {
         return bytes;
     }
 
     /**
      * Copies {@code length} bytes from {@code src + srcOffset} to {@code dst + dstOffset}, in 2 MiB
-     * pieces (the size hetmem's copies use), with the C library's memcpy.
+     * pieces (the size hetmem's copies use), with the C library's memcpy. The ranges must not
+     * overlap.
+     *
+     * @param src the buffer to copy from
+     * @param srcOffset where to start reading, in bytes from the start of {@code src}
+     * @param dst the buffer to copy to
+     * @param dstOffset where to start writing, in bytes from the start of {@code dst}
+     * @param length how many bytes to copy
+     * @throws IndexOutOfBoundsException if either range is negative or reaches past its buffer
      */
     public static void copy(NativeBuffer src, long srcOffset, NativeBuffer dst, long dstOffset, long length) {
         java.util.Objects.checkFromIndexSize(srcOffset, length, src.bytes);
@@ -59,6 +83,14 @@ public final class NativeBuffer implements AutoCloseable {
      * The machine's plain-copy limit: {@code threads} threads each copy their share of {@code src}
      * into {@code dst} (same size) in 2 MiB pieces, started together; returns bytes per nanosecond
      * (GB/s) of the whole copy.
+     *
+     * @param dst the buffer to copy to
+     * @param src the buffer to copy from, of the same size as {@code dst}
+     * @param threads how many threads share the copy, the calling thread included; at least 1
+     * @return the copy's throughput in bytes per nanosecond (GB/s), from the start until every
+     *         thread has finished
+     * @throws IllegalArgumentException if the buffers differ in size or {@code threads} is below 1
+     * @throws IllegalStateException if the calling thread is interrupted while it waits for the others
      */
     public static double plainCopyGbps(NativeBuffer dst, NativeBuffer src, int threads) {
         if (dst.bytes != src.bytes) {
@@ -99,7 +131,15 @@ public final class NativeBuffer implements AutoCloseable {
 
     /**
      * The best of {@code tries} plain copies of {@code bytes} between two fresh buffers, with as
-     * many threads as there are processors: the copy limit a benchmark row is compared with.
+     * many threads as there are processors: the copy limit a benchmark row is compared with. The
+     * buffers are freed before this returns.
+     *
+     * @param bytes the size of each buffer in bytes; positive
+     * @param hugePages whether to back the buffers with transparent huge pages where the kernel allows
+     * @param tries how many copies to time
+     * @return the best throughput in bytes per nanosecond (GB/s), or 0 if {@code tries} is not positive
+     * @throws IllegalArgumentException if {@code bytes} is not positive
+     * @throws dev.hetmem.HetmemException if the kernel refuses a mapping
      */
     public static double bestPlainCopyGbps(long bytes, boolean hugePages, int tries) {
         try (NativeBuffer src = allocate(bytes, hugePages, 1); NativeBuffer dst = allocate(bytes, hugePages, 2)) {

@@ -14,6 +14,9 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /** The stress program's kernels as Java code on the emulated device: one work item per 4 KiB page. */
 public final class EmulatedStressDevices implements StressDevices {
+    /** The emulated kind for the stress program. */
+    public EmulatedStressDevices() {
+    }
 
     @Override
     public String kind() {

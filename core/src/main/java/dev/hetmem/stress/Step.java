@@ -7,13 +7,65 @@ import java.util.Random;
  * program's state when it runs (a region is "the a-th live one, modulo how many live"; offsets are
  * taken modulo the region's size). So any sub-list of a program is a valid program too, which is
  * what lets a failing program be shrunk by dropping steps.
+ *
+ * <p>A step on a region does nothing while the program has no live region.
+ *
+ * @param op what the step does
+ * @param a picks the region (the a-th live one, modulo how many are live) and some choices of the
+ *        operation (an allocation's granule, a sweep's windows); random steps draw it from [0, 2^20)
+ * @param b picks the node or device, a second region, a fill byte or an on/off choice; random
+ *        steps draw it from [0, 2^20)
+ * @param x an offset (taken modulo what fits in the region), a size, or a count; non-negative in
+ *        random steps
+ * @param y a length (taken modulo what fits); non-negative in random steps
+ * @param z picks the kind of range (a few bytes, any length, or whole pages; page-aligned or not)
+ *        and other offsets; any value
  */
 public record Step(Op op, int a, int b, long x, long y, long z) {
     /** Everything the program does, roughly weighted by how often it does it. */
     public enum Op {
-        ALLOCATE(6), FREE(3), HOST_WRITE(14), HOST_READ(10), NATIVE_FILL(4), NATIVE_COPY(4), KERNEL_WRITE(10),
-        KERNEL_READ(8), PREFETCH(10), PREFETCH_ASYNC(3), PREFETCH_LIST(3), READ_MOSTLY(3), PREFERRED(2),
-        ACCESSED_BY(2), GRANULARITY(2), DONT_NEED(3), PROTECT(4), RELEASE(2), LOAD(2), INJECT(4), VERIFY(2),
+        /** Allocates a region of up to 8 MiB with a granule of 4 KiB, 64 KiB or 2 MiB (at most 4 live per worker). */
+        ALLOCATE(6),
+        /** Frees a whole region. */
+        FREE(3),
+        /** Writes random bytes from Java through a host view (plain stores in the userfaultfd mode). */
+        HOST_WRITE(14),
+        /** Reads a range from Java on the host and compares it with the model. */
+        HOST_READ(10),
+        /** Fills a range with one byte value by native code ({@code memset}). */
+        NATIVE_FILL(4),
+        /** Copies a range from one region to another (or within one) by native code ({@code memmove}). */
+        NATIVE_COPY(4),
+        /** A kernel on a device writes random bytes to whole pages of a region. */
+        KERNEL_WRITE(10),
+        /** A kernel on a device reads whole pages of a region; the bytes are compared with the model. */
+        KERNEL_READ(8),
+        /** Prefetches a range to a node with prefetch advice, waiting for it. */
+        PREFETCH(10),
+        /** Prefetches a range to a node with {@code prefetchAsync}, then waits for its future. */
+        PREFETCH_ASYNC(3),
+        /** Prefetches up to 8 ranges of one length to a node in one call. */
+        PREFETCH_LIST(3),
+        /** Turns read duplication on or off for a range. */
+        READ_MOSTLY(3),
+        /** Sets or clears a range's preferred location. */
+        PREFERRED(2),
+        /** Adds or removes a device that reaches a range where it is (accessed-by advice). */
+        ACCESSED_BY(2),
+        /** Changes the migration granule of a range to 4 KiB, 64 KiB or 2 MiB. */
+        GRANULARITY(2),
+        /** Discards a range's contents; its whole pages read as zeros afterwards. */
+        DONT_NEED(3),
+        /** Makes a range read-only or read-write; writes to read-only pages must be refused. */
+        PROTECT(4),
+        /** Drops every frame of a device, sending its pages home to the host. */
+        RELEASE(2),
+        /** Loads a temporary file of up to 2 MiB into a new region on a node and reads it back. */
+        LOAD(2),
+        /** Arms an injected allocation or copy failure on a device (only when the configuration injects). */
+        INJECT(4),
+        /** Checks {@code UnifiedMemory.verify()} reports no problem (one-worker runs only). */
+        VERIFY(2),
         /** One launch over a whole region (larger than a small device): tiled by windows, or by device faults. */
         SWEEP(3),
         /** Frees a granule-aligned part of a region (munmap of part of a mapping). */

@@ -10,9 +10,35 @@ import java.util.List;
  * whether allocation and copy failures are injected. {@code workers} = 1 runs one seeded step
  * list (reproducible, and shrunk on failure); more run that many threads at once for
  * {@code millis}, each with its own regions, moving each other's pages.
+ *
+ * @param seed the seed of the random program (and of the data it writes)
+ * @param devices the kind of each device node, node 1 first; 1 to 3 entries (copied)
+ * @param hostFaults how host code reaches regions: host views, or plain loads and stores served by
+ *        userfaultfd
+ * @param thrashControl whether the memory's thrashing control is on
+ * @param smallDevices whether each device has 2 MiB, too small for the data, rather than 64 MiB
+ * @param inject whether device allocation and copy failures are injected
+ * @param workers how many threads run steps at once, 1 to 16
+ * @param steps the length of a one-worker program, in steps (unused with more workers)
+ * @param millis how long several workers run, in milliseconds (unused with one worker)
  */
 public record StressConfig(long seed, List<StressDevices> devices, HostFaultMode hostFaults, boolean thrashControl,
                            boolean smallDevices, boolean inject, int workers, int steps, long millis) {
+    /**
+     * Checks the configuration and copies the device list.
+     *
+     * @param seed the seed of the random program
+     * @param devices the kind of each device node; 1 to 3 entries
+     * @param hostFaults how host code reaches regions
+     * @param thrashControl whether thrashing control is on
+     * @param smallDevices whether devices are 2 MiB rather than 64 MiB
+     * @param inject whether failures are injected
+     * @param workers how many threads run steps at once, 1 to 16
+     * @param steps the length of a one-worker program
+     * @param millis how long several workers run, in milliseconds
+     * @throws IllegalArgumentException if there are not 1 to 3 devices or {@code workers} is outside [1, 16]
+     * @throws NullPointerException if {@code devices} is or holds null
+     */
     public StressConfig {
         if (devices.isEmpty() || devices.size() > 3) {
             throw new IllegalArgumentException("1 to 3 devices, not " + devices.size());
@@ -23,17 +49,31 @@ public record StressConfig(long seed, List<StressDevices> devices, HostFaultMode
         devices = List.copyOf(devices);
     }
 
-    /** Bytes of each device: too small (2 MiB, so data streams through it) or roomy (64 MiB). */
+    /**
+     * Bytes of each device: too small (2 MiB, so data streams through it) or roomy (64 MiB).
+     *
+     * @return 2 MiB if {@link #smallDevices()}, else 64 MiB, in bytes
+     */
     public long deviceBytes() {
         return smallDevices ? 2L << 20 : 64L << 20;
     }
 
-    /** The same configuration with another seed. */
+    /**
+     * The same configuration with another seed.
+     *
+     * @param s the new seed
+     * @return a copy of this configuration with seed {@code s}
+     */
     public StressConfig withSeed(long s) {
         return new StressConfig(s, devices, hostFaults, thrashControl, smallDevices, inject, workers, steps, millis);
     }
 
-    /** One line that names everything needed to run this configuration again. */
+    /**
+     * One line that names everything needed to run this configuration again.
+     *
+     * @return the seed, device kinds, host-fault mode, thrashing control, device size, injection,
+     *         and the step count or workers and duration, in words
+     */
     public String describe() {
         StringBuilder kinds = new StringBuilder();
         for (StressDevices d : devices) {

@@ -12,16 +12,47 @@ import java.lang.foreign.MemorySegment;
  * emulated device's; a driver module provides its own (the OpenCL module does).
  */
 public interface StressDevices {
-    /** The driver kind, as {@link DeviceDriver#kind()} says it. */
+    /**
+     * The driver kind, as {@link DeviceDriver#kind()} says it.
+     *
+     * @return the kind's name, such as "emulated" or "opencl"; it appears in {@link StressConfig#describe()}
+     */
     String kind();
 
-    /** A device of {@code capacity} bytes (rounded up as the driver needs). */
+    /**
+     * A device of {@code capacity} bytes (rounded up as the driver needs).
+     *
+     * @param name the device's name; its threads' names start with it
+     * @param capacity the device memory in bytes: 2 MiB or 64 MiB (see {@link StressConfig#deviceBytes()})
+     * @return a new driver, not yet attached to a memory
+     */
     DeviceDriver create(String name, long capacity);
 
-    /** A kernel on {@code node} writes {@code bytes} from {@code src} into [offset, offset+bytes) of r. */
+    /**
+     * A kernel on {@code node} writes {@code bytes} from {@code src} into [offset, offset+bytes) of r.
+     * Returns when the kernel has finished.
+     *
+     * @param mem the memory to launch on
+     * @param node the device node (1..n) to run the kernel on
+     * @param r the region written
+     * @param offset where in r to write, in bytes (page-aligned in the program)
+     * @param src the bytes to write, at least {@code bytes} long and readable from the device's threads
+     * @param bytes how many bytes to write (whole 4 KiB pages in the program)
+     * @throws dev.hetmem.ProtectionException if a page of the range is read-only
+     */
     void write(UnifiedMemory mem, int node, Region r, long offset, MemorySegment src, long bytes);
 
-    /** A kernel on {@code node} reads [offset, offset+bytes) of r into {@code dst}. */
+    /**
+     * A kernel on {@code node} reads [offset, offset+bytes) of r into {@code dst}.
+     * Returns when the kernel has finished.
+     *
+     * @param mem the memory to launch on
+     * @param node the device node (1..n) to run the kernel on
+     * @param r the region read
+     * @param offset where in r to read, in bytes (page-aligned in the program)
+     * @param dst where the bytes go, at least {@code bytes} long and writable from the device's threads
+     * @param bytes how many bytes to read (whole 4 KiB pages in the program)
+     */
     void read(UnifiedMemory mem, int node, Region r, long offset, MemorySegment dst, long bytes);
 
     /**
@@ -30,33 +61,71 @@ public interface StressDevices {
      * declares its 8 bytes ({@code KernelArg.perItem(8)}), so the launch may run tiled; without, a
      * region larger than the device runs by device faults where the device takes them, and is refused
      * (naming the per-item declaration) where it does not.
+     *
+     * @param mem the memory to launch on
+     * @param node the device node (1..n) to run the kernel on
+     * @param r the region whose longs (little-endian) are added to
+     * @param longs how many longs, from the region's start
+     * @param delta what each long gains
+     * @param windows whether each item declares its own 8 bytes ({@code KernelArg.perItem(8)})
+     * @throws dev.hetmem.driver.DeviceMemoryException if the region does not fit the device and
+     *         neither windows nor device faults let it run
+     * @throws dev.hetmem.ProtectionException if a page of the range is read-only
      */
     void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows);
 
     /**
      * One launch on {@code node} with [offset, offset+bytes) of r as an {@code Access.EXCLUSIVE}
      * argument: item i adds 1 to int i of it with a device atomic.
+     *
+     * @param mem the memory to launch on
+     * @param node the device node (1..n) to run the kernel on
+     * @param r the region whose ints (little-endian) are incremented
+     * @param offset where the range starts in r, in bytes (page-aligned in the program)
+     * @param bytes the range's length in bytes (page-aligned in the program)
+     * @throws dev.hetmem.ProtectionException if a page of the range is read-only
      */
     void incrementIntsExclusively(UnifiedMemory mem, int node, Region r, long offset, long bytes);
 
-    /** Arms (or, with -1, disarms) the device's injected allocation failure after {@code after} more. */
+    /**
+     * Arms (or, with -1, disarms) the device's injected allocation failure after {@code after} more.
+     *
+     * @param device a device made by {@link #create}
+     * @param after how many allocations still succeed before one fails, or -1 to disarm
+     */
     void failAllocation(DeviceDriver device, int after);
 
-    /** Arms (or, with -1, disarms) the device's injected copy failure after {@code after} more. */
+    /**
+     * Arms (or, with -1, disarms) the device's injected copy failure after {@code after} more.
+     *
+     * @param device a device made by {@link #create}
+     * @param after how many copies still succeed before one fails, or -1 to disarm
+     */
     void failCopy(DeviceDriver device, int after);
 
     /**
      * Whether the userfaultfd host-fault mode can run with these devices (their memory must be
      * readable by the host in place).
+     *
+     * @return true by default; false leaves this kind out of the userfaultfd configurations
      */
     default boolean supportsUserfaultfd() {
         return true;
     }
 
-    /** The memory that used {@code device} is closed: drop whatever was kept for it. */
+    /**
+     * The memory that used {@code device} is closed: drop whatever was kept for it. Does nothing
+     * by default.
+     *
+     * @param device a device made by {@link #create}, whose memory is now closed
+     */
     default void forget(DeviceDriver device) {}
 
-    /** Why this kind cannot run here, or null when it can. */
+    /**
+     * Why this kind cannot run here, or null when it can.
+     *
+     * @return a sentence naming what is missing, or {@code null} (the default) when the kind can run
+     */
     default String unavailableReason() {
         return null;
     }

@@ -21,6 +21,18 @@ public final class StressPlan {
     /**
      * One round of configurations, seeds from {@code firstSeed} on. {@code primary} are the kinds
      * tried first; {@code mixed} the kinds the second and third devices cycle through.
+     *
+     * <p>A round has up to 24 configurations: for 1, 2 and 3 devices, each host-fault mode, and four
+     * variants of thrashing control and device size; failures are injected in half of them, and in
+     * all of those with 3 devices. They alternate one worker running 200 steps
+     * and 4 workers running for 800 ms. Kinds that cannot run with userfaultfd are left out of its
+     * configurations, and a mode with no kind left is skipped.
+     *
+     * @param primary the kinds of the first device, taken in turn; not empty
+     * @param mixed the kinds of the second and third devices, taken in turn
+     * @param firstSeed the seed of the first configuration; each next one gets the next seed
+     * @param userfaultfd whether to include the userfaultfd host-fault mode besides host views
+     * @return the round's configurations, in the order to run them
      */
     public static List<StressConfig> configurations(List<StressDevices> primary, List<StressDevices> mixed, long firstSeed,
                                                     boolean userfaultfd) {

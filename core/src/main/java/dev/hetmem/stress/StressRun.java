@@ -48,12 +48,31 @@ public final class StressRun {
     static final long MAX_REGION = 8L << 20;
     static final int MAX_LIVE = 4;
 
-    /** What a run found. */
+    /**
+     * What a run found.
+     *
+     * @param config the configuration that ran
+     * @param operations how many steps ran, all workers together (skipped steps included)
+     * @param nanos the run's wall-clock time in nanoseconds, building and closing the memory included
+     * @param failures what went wrong, one line each, with the shrunk program after them for a
+     *        one-worker run; empty if the run passed
+     * @param program what each step of a one-worker run did, one line each; empty for several workers
+     */
     public record Result(StressConfig config, long operations, long nanos, List<String> failures, List<String> program) {
+        /**
+         * Returns whether the run found nothing wrong.
+         *
+         * @return true if {@link #failures()} is empty
+         */
         public boolean passed() {
             return failures.isEmpty();
         }
 
+        /**
+         * Returns the run's rate of steps.
+         *
+         * @return {@link #operations()} per second of {@link #nanos()}, or 0 if no time was measured
+         */
         public double operationsPerSecond() {
             return nanos == 0 ? 0 : operations * 1e9 / nanos;
         }
@@ -68,11 +87,22 @@ public final class StressRun {
 
     private final StressConfig config;
 
+    /**
+     * Prepares runs of {@code config}; nothing is built until a run starts.
+     *
+     * @param config the configuration to run
+     */
     public StressRun(StressConfig config) {
         this.config = config;
     }
 
-    /** The program of a one-worker run: {@code steps} random steps from the seed. */
+    /**
+     * The program of a one-worker run: {@code steps} random steps from the seed. The same
+     * configuration always gives the same program; failure injection steps only where it injects.
+     *
+     * @param c the configuration, whose seed, step count and injection are used
+     * @return a new mutable list of {@code c.steps()} steps
+     */
     public static List<Step> program(StressConfig c) {
         Random rnd = new Random(c.seed());
         List<Step> steps = new ArrayList<>(c.steps());
@@ -84,7 +114,12 @@ public final class StressRun {
 
     /**
      * Runs the configuration. A failing one-worker program is shrunk for at most
-     * {@code shrinkBudget} and reported with its shortest failing step list.
+     * {@code shrinkBudget} and reported with its shortest failing step list. A program that passes
+     * when run again is reported unshrunk, as depending on timing.
+     *
+     * @param shrinkBudget how long shrinking a failing one-worker program may take; not used with
+     *        several workers
+     * @return what the run found; failures are reported in it, never thrown
      */
     public Result run(Duration shrinkBudget) {
         if (config.workers() == 1) {
@@ -398,7 +433,14 @@ public final class StressRun {
     // running
     // ------------------------------------------------------------------------------------------
 
-    /** Runs one program on a fresh memory; the result's program lists what each step did. */
+    /**
+     * Runs one program on a fresh memory; the result's program lists what each step did. The run
+     * stops at the first step the model disagrees with, then checks every live region, the frames,
+     * and leaked threads and descriptors.
+     *
+     * @param steps the steps to run, in order, on one worker
+     * @return what the run found; failures are reported in it, never thrown
+     */
     public Result runSteps(List<Step> steps) {
         List<String> failures = new ArrayList<>();
         List<String> log = new ArrayList<>();

@@ -18,6 +18,14 @@ import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
  * translated through the device page table (with a one-leaf TLB, as each compute thread has its
  * own buffer objects). Accesses outside the argument, writes through a read-only argument, and
  * entries that are absent or not writable raise {@link DeviceFaultException}.
+ *
+ * <p>Offsets are in bytes, in [0, {@link #length()}); multi-byte values are in the platform's
+ * native byte order and need not be aligned. A value that straddles two pages is read or written
+ * one byte at a time, so it is not single-copy atomic. In a launch that takes device faults an
+ * absent entry (or a read-only one, for a write) is not an error: the access faults the page in
+ * and is retried, and fails with {@link DeviceFaultException} only after more than 10,000 faults
+ * in a row; an exception from the core's fault handler passes through to the kernel. Not
+ * thread-safe: a buffer belongs to the compute thread it was made for.
  */
 public final class DeviceBuffer {
     private static final MemorySegment ALL = Libc.EVERYTHING;
@@ -49,6 +57,11 @@ public final class DeviceBuffer {
         this.slot = slot;
     }
 
+    /**
+     * The argument's size as the launch declared it.
+     *
+     * @return the length in bytes; valid offsets are [0, length)
+     */
     public long length() {
         return length;
     }
@@ -113,19 +126,51 @@ public final class DeviceBuffer {
                 + ": no entry in the device page table (the page was not faulted in for this launch)");
     }
 
+    /**
+     * Reads one byte.
+     *
+     * @param offset the byte's offset in the argument
+     * @return the byte at {@code offset}
+     * @throws DeviceFaultException if {@code offset} is outside the argument, or its page is not
+     *         mapped and cannot be faulted in
+     */
     public byte getByte(long offset) {
         return ALL.get(ValueLayout.JAVA_BYTE, translate(offset, 1, false));
     }
 
+    /**
+     * Writes one byte.
+     *
+     * @param offset the byte's offset in the argument
+     * @param value the byte to store
+     * @throws DeviceFaultException if {@code offset} is outside the argument, the argument was
+     *         declared read-only, or its page is not mapped writable and cannot be faulted in
+     */
     public void putByte(long offset, byte value) {
         ALL.set(ValueLayout.JAVA_BYTE, translate(offset, 1, true), value);
     }
 
+    /**
+     * Reads a 4-byte float.
+     *
+     * @param offset the offset of its first byte in the argument
+     * @return the float stored in bytes [offset, offset + 4)
+     * @throws DeviceFaultException if the bytes are not all inside the argument, or a page of them
+     *         is not mapped and cannot be faulted in
+     */
     public float getFloat(long offset) {
         long a = translate(offset, 4, false);
         return a >= 0 ? ALL.get(FLOAT, a) : Float.intBitsToFloat(slowGet(offset, 4, false));
     }
 
+    /**
+     * Writes a 4-byte float (its raw bits).
+     *
+     * @param offset the offset of its first byte in the argument
+     * @param value the float to store in bytes [offset, offset + 4)
+     * @throws DeviceFaultException if the bytes are not all inside the argument, the argument was
+     *         declared read-only, or a page of them is not mapped writable and cannot be faulted in
+     */
     public void putFloat(long offset, float value) {
         long a = translate(offset, 4, true);
         if (a >= 0) {
@@ -135,11 +180,27 @@ public final class DeviceBuffer {
         }
     }
 
+    /**
+     * Reads a 4-byte int.
+     *
+     * @param offset the offset of its first byte in the argument
+     * @return the int stored in bytes [offset, offset + 4)
+     * @throws DeviceFaultException if the bytes are not all inside the argument, or a page of them
+     *         is not mapped and cannot be faulted in
+     */
     public int getInt(long offset) {
         long a = translate(offset, 4, false);
         return a >= 0 ? ALL.get(INT, a) : (int) slowGet(offset, 4, false);
     }
 
+    /**
+     * Writes a 4-byte int.
+     *
+     * @param offset the offset of its first byte in the argument
+     * @param value the int to store in bytes [offset, offset + 4)
+     * @throws DeviceFaultException if the bytes are not all inside the argument, the argument was
+     *         declared read-only, or a page of them is not mapped writable and cannot be faulted in
+     */
     public void putInt(long offset, int value) {
         long a = translate(offset, 4, true);
         if (a >= 0) {
@@ -152,6 +213,14 @@ public final class DeviceBuffer {
     /**
      * A device atomic: adds {@code delta} to the aligned int at {@code offset} and returns the value
      * before, atomically against every other access to the same bytes (OpenCL's atomic_add).
+     *
+     * @param offset the offset of the int's first byte in the argument; the address must be a
+     *               multiple of 4
+     * @param delta the amount to add (wrapping on overflow)
+     * @return the int's value just before the addition
+     * @throws DeviceFaultException if the address is not 4-byte aligned, the bytes are not all
+     *         inside the argument, the argument was declared read-only, or the page is not mapped
+     *         writable and cannot be faulted in
      */
     public int getAndAddInt(long offset, int delta) {
         if (((va + offset) & 3) != 0) {
@@ -164,11 +233,27 @@ public final class DeviceBuffer {
 
     private static final java.lang.invoke.VarHandle ATOMIC_INT = ValueLayout.JAVA_INT.varHandle();
 
+    /**
+     * Reads an 8-byte long.
+     *
+     * @param offset the offset of its first byte in the argument
+     * @return the long stored in bytes [offset, offset + 8)
+     * @throws DeviceFaultException if the bytes are not all inside the argument, or a page of them
+     *         is not mapped and cannot be faulted in
+     */
     public long getLong(long offset) {
         long a = translate(offset, 8, false);
         return a >= 0 ? ALL.get(LONG, a) : slowGetLong(offset);
     }
 
+    /**
+     * Writes an 8-byte long.
+     *
+     * @param offset the offset of its first byte in the argument
+     * @param value the long to store in bytes [offset, offset + 8)
+     * @throws DeviceFaultException if the bytes are not all inside the argument, the argument was
+     *         declared read-only, or a page of them is not mapped writable and cannot be faulted in
+     */
     public void putLong(long offset, long value) {
         long a = translate(offset, 8, true);
         if (a >= 0) {
@@ -178,10 +263,26 @@ public final class DeviceBuffer {
         }
     }
 
+    /**
+     * Reads an 8-byte double.
+     *
+     * @param offset the offset of its first byte in the argument
+     * @return the double stored in bytes [offset, offset + 8)
+     * @throws DeviceFaultException if the bytes are not all inside the argument, or a page of them
+     *         is not mapped and cannot be faulted in
+     */
     public double getDouble(long offset) {
         return Double.longBitsToDouble(getLong(offset));
     }
 
+    /**
+     * Writes an 8-byte double (its raw bits).
+     *
+     * @param offset the offset of its first byte in the argument
+     * @param value the double to store in bytes [offset, offset + 8)
+     * @throws DeviceFaultException if the bytes are not all inside the argument, the argument was
+     *         declared read-only, or a page of them is not mapped writable and cannot be faulted in
+     */
     public void putDouble(long offset, double value) {
         putLong(offset, Double.doubleToRawLongBits(value));
     }
@@ -209,7 +310,18 @@ public final class DeviceBuffer {
         }
     }
 
-    /** Copies {@code bytes} from this argument at {@code offset} into {@code dst}, page by page. */
+    /**
+     * Copies {@code bytes} from this argument at {@code offset} into {@code dst}, page by page.
+     * Pages before a failing one have been copied when it throws.
+     *
+     * @param offset the offset of the first byte read in the argument
+     * @param dst the segment written
+     * @param dstOffset the offset in {@code dst} of the first byte written
+     * @param bytes how many bytes to copy; 0 copies nothing
+     * @throws DeviceFaultException if [offset, offset + bytes) is not inside the argument, or a page
+     *         of it is not mapped and cannot be faulted in
+     * @throws IndexOutOfBoundsException if {@code dst} has no room for the bytes at {@code dstOffset}
+     */
     public void copyTo(long offset, MemorySegment dst, long dstOffset, long bytes) {
         long done = 0;
         while (done < bytes) {
@@ -221,7 +333,20 @@ public final class DeviceBuffer {
         }
     }
 
-    /** Copies {@code bytes} from {@code src} into this argument at {@code offset}, page by page. */
+    /**
+     * Copies {@code bytes} from {@code src} into this argument at {@code offset}, page by page.
+     * Pages before a failing one have been written when it throws.
+     *
+     * @param src the segment read
+     * @param srcOffset the offset in {@code src} of the first byte read
+     * @param offset the offset of the first byte written in the argument
+     * @param bytes how many bytes to copy; 0 copies nothing
+     * @throws DeviceFaultException if [offset, offset + bytes) is not inside the argument, the
+     *         argument was declared read-only, or a page of it is not mapped writable and cannot be
+     *         faulted in
+     * @throws IndexOutOfBoundsException if {@code src} holds fewer than {@code bytes} bytes from
+     *         {@code srcOffset}
+     */
     public void copyFrom(MemorySegment src, long srcOffset, long offset, long bytes) {
         long done = 0;
         while (done < bytes) {

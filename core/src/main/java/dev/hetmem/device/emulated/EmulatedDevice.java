@@ -44,6 +44,7 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * <p>Fault injection for tests: {@link #failAllocation(int)} and {@link #failCopy(int)}.
  */
 public final class EmulatedDevice implements DeviceDriver {
+    /** Device memory of a device built without {@link Builder#capacity}: 256 MiB, in bytes. */
     public static final long DEFAULT_CAPACITY = 256L << 20;
 
     private final String name;
@@ -85,33 +86,72 @@ public final class EmulatedDevice implements DeviceDriver {
         this.copyThread = new CopyThread();
     }
 
+    /**
+     * A builder with the defaults: name "emulated", {@link #DEFAULT_CAPACITY}, one compute thread
+     * per available processor, memory backed on first use.
+     *
+     * @return a new builder
+     */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** An emulated device of the default capacity (256 MiB). */
+    /**
+     * An emulated device of the default capacity (256 MiB), with the {@link #builder()} defaults.
+     *
+     * @return a new device, not yet attached to a memory
+     */
     public static EmulatedDevice create() {
         return builder().build();
     }
 
+    /**
+     * Configures an emulated device; each setter checks its argument and returns this builder.
+     * Not thread-safe.
+     */
     public static final class Builder {
         private String name = "emulated";
         private long capacity = DEFAULT_CAPACITY;
         private int computeThreads = Runtime.getRuntime().availableProcessors();
         private boolean populate;
 
-        /** Backs the whole pool with memory at once, as real device memory is (default: on first use). */
+        /** A builder with the defaults; {@link EmulatedDevice#builder()} makes one. */
+        public Builder() {
+        }
+
+        /**
+         * Backs the whole pool with memory at once, as real device memory is (default: on first use).
+         *
+         * @param populate true to touch all of the device's memory when it is built, so that copies
+         *                 into it do not pay for the host kernel's page allocation
+         * @return this builder
+         */
         public Builder populate(boolean populate) {
             this.populate = populate;
             return this;
         }
 
+        /**
+         * The device's name, as {@code name()} reports it and as its thread names begin.
+         *
+         * @param name the name (default "emulated"); not null
+         * @return this builder
+         * @throws NullPointerException if {@code name} is null
+         */
         public Builder name(String name) {
             this.name = Objects.requireNonNull(name, "name");
             return this;
         }
 
-        /** Device memory in bytes: a multiple of 4 KiB, from 4 KiB to 1 TiB. */
+        /**
+         * Device memory in bytes: a multiple of 4 KiB, from 4 KiB to 1 TiB. It is reserved without
+         * being backed (MAP_NORESERVE) unless {@link #populate} asks for it.
+         *
+         * @param bytes the capacity (default {@link #DEFAULT_CAPACITY})
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytes} is not a multiple of 4096 in
+         *         [4096, 2^40]
+         */
         public Builder capacity(long bytes) {
             if (bytes < PAGE_BYTES || bytes > (1L << 40) || (bytes & (PAGE_BYTES - 1)) != 0) {
                 throw new IllegalArgumentException("emulated device capacity " + bytes
@@ -121,7 +161,14 @@ public final class EmulatedDevice implements DeviceDriver {
             return this;
         }
 
-        /** Threads that run a kernel's work items (the caller is one of them). */
+        /**
+         * Threads that run a kernel's work items (the caller is one of them).
+         *
+         * @param threads the compute threads, in [1, 1024] (default: available processors); 1 runs
+         *                every item on the launching thread
+         * @return this builder
+         * @throws IllegalArgumentException if {@code threads} is outside [1, 1024]
+         */
         public Builder computeThreads(int threads) {
             if (threads < 1 || threads > 1024) {
                 throw new IllegalArgumentException("compute threads " + threads + " outside [1, 1024]");
@@ -130,6 +177,13 @@ public final class EmulatedDevice implements DeviceDriver {
             return this;
         }
 
+        /**
+         * Makes the device: reserves its memory and starts its copy-engine thread and compute pool,
+         * which {@link EmulatedDevice#close()} releases.
+         *
+         * @return a new device, not yet attached to a memory
+         * @throws dev.hetmem.HetmemException if the memory cannot be reserved
+         */
         public EmulatedDevice build() {
             return new EmulatedDevice(this);
         }
@@ -137,7 +191,13 @@ public final class EmulatedDevice implements DeviceDriver {
 
     // ---- fault injection -------------------------------------------------------------------
 
-    /** The allocation after the next {@code after} ones (frame preparations) fails; -1 disarms. */
+    /**
+     * The allocation after the next {@code after} ones (frame preparations) fails; -1 disarms.
+     * The failing {@code prepareFrames} throws {@link DeviceMemoryException}, and the switch is
+     * disarmed after it fires.
+     *
+     * @param after how many frame preparations succeed first: 0 fails the next one; -1 disarms
+     */
     public void failAllocation(int after) {
         allocationFailure.arm(after);
     }
@@ -145,6 +205,9 @@ public final class EmulatedDevice implements DeviceDriver {
     /**
      * From now on the device refuses to back runs of {@code pages} frames or more (as a device whose
      * memory is too fragmented for huge pages); 0 disarms. Smaller runs are prepared as usual.
+     * The refusal is a {@link RunTooLargeException}, and it stays until disarmed.
+     *
+     * @param pages the smallest run, in 4 KiB frames, that is refused; 0 (or less) disarms
      */
     public void failRunsOfAtLeast(int pages) {
         this.refuseRunsOf = pages;
@@ -152,7 +215,13 @@ public final class EmulatedDevice implements DeviceDriver {
 
     private volatile int refuseRunsOf;
 
-    /** The copy operation after the next {@code after} ones fails (earlier ones complete); -1 disarms. */
+    /**
+     * The copy operation after the next {@code after} ones fails (earlier ones complete); -1 disarms.
+     * Operations of {@code copy}, of the copy engine, and peer copies all count; the failing one
+     * throws {@link DeviceCopyException}, and the switch is disarmed after it fires.
+     *
+     * @param after how many copy operations succeed first: 0 fails the next one; -1 disarms
+     */
     public void failCopy(int after) {
         copyFailure.arm(after);
     }
@@ -189,7 +258,11 @@ public final class EmulatedDevice implements DeviceDriver {
         this.context = context;
     }
 
-    /** The node id this device was given, or -1 before it is attached. */
+    /**
+     * The node id this device was given, or -1 before it is attached.
+     *
+     * @return the node id, from 1, while attached to a memory; -1 otherwise
+     */
     public int node() {
         DeviceContext c = context;
         return c == null ? -1 : c.node();
@@ -239,7 +312,12 @@ public final class EmulatedDevice implements DeviceDriver {
         }
     }
 
-    /** Emulated devices all live in host memory: any two have a peer path (a plain memcpy between pools). */
+    /**
+     * Emulated devices all live in host memory: any two have a peer path (a plain memcpy between pools).
+     *
+     * @param source the device the pages are on now
+     * @return true if {@code source} is another emulated device
+     */
     @Override
     public boolean canCopyFrom(DeviceDriver source) {
         return source instanceof EmulatedDevice && source != this;
@@ -255,7 +333,11 @@ public final class EmulatedDevice implements DeviceDriver {
         peerCopies.addAndGet(pages);
     }
 
-    /** Pages copied into this device straight from another device (no host staging). */
+    /**
+     * Pages copied into this device straight from another device (no host staging).
+     *
+     * @return the count of 4 KiB pages received over the peer path since the device was built
+     */
     public long peerCopiedPages() {
         return peerCopies.get();
     }
@@ -272,7 +354,11 @@ public final class EmulatedDevice implements DeviceDriver {
         pageTable.map(va, frameAddress(frame, pages), pages, writable);
     }
 
-    /** Kernels here are Java code in the host's address space: host memory is directly reachable. */
+    /**
+     * Kernels here are Java code in the host's address space: host memory is directly reachable.
+     *
+     * @return always true
+     */
     @Override
     public boolean canMapHost() {
         return true;
@@ -312,7 +398,12 @@ public final class EmulatedDevice implements DeviceDriver {
         return units.holdsTranslationsOnCurrentThread();
     }
 
-    /** TLB invalidations requested so far. */
+    /**
+     * TLB invalidations requested so far: one per device per migration step that released or
+     * protected entries here, so tests can check that invalidations are coalesced.
+     *
+     * @return the number of {@code invalidate} calls since the device was built
+     */
     public long invalidations() {
         return pageTable.invalidations();
     }
@@ -381,6 +472,21 @@ public final class EmulatedDevice implements DeviceDriver {
     /**
      * Device read: faults {@code pages} pages at {@code offset} onto this device and copies them
      * into {@code dst}. Like dmirror's READ command.
+     *
+     * <p>It is one {@code UnifiedMemory.launch} of a single work item on this device's node, with
+     * bytes [offset, offset + pages * 4096) of the region as a {@code READ} argument; it returns
+     * once the bytes are in {@code dst}.
+     *
+     * @param region a region of the memory this device is attached to
+     * @param offset the first byte read, as a region offset
+     * @param pages how many 4 KiB pages to read, at least 1
+     * @param dst where the bytes go: at least {@code pages * 4096} bytes, written from its start
+     * @return the pages the command covered and the faults it took
+     * @throws NullPointerException if {@code region} or {@code dst} is null
+     * @throws IllegalArgumentException if {@code pages} is not positive, {@code dst} is too small,
+     *         or the region belongs to a memory this device is not attached to
+     * @throws IndexOutOfBoundsException if the range is outside the region
+     * @throws IllegalStateException if the device is not attached to a memory
      */
     public CommandResult read(Region region, long offset, long pages, MemorySegment dst) {
         long bytes = checkCommand(region, offset, pages, dst);
@@ -389,7 +495,26 @@ public final class EmulatedDevice implements DeviceDriver {
         return new CommandResult(r.pagesTouched(), r.faults());
     }
 
-    /** Device write: faults the pages onto this device writable and copies {@code src} into them. */
+    /**
+     * Device write: faults the pages onto this device writable and copies {@code src} into them.
+     * Like dmirror's WRITE command.
+     *
+     * <p>It is one {@code UnifiedMemory.launch} of a single work item on this device's node, with
+     * bytes [offset, offset + pages * 4096) of the region as a {@code WRITE} argument; it returns
+     * once the bytes are in the region.
+     *
+     * @param region a region of the memory this device is attached to
+     * @param offset the first byte written, as a region offset
+     * @param pages how many 4 KiB pages to write, at least 1
+     * @param src where the bytes come from: at least {@code pages * 4096} bytes, read from its start
+     * @return the pages the command covered and the faults it took
+     * @throws NullPointerException if {@code region} or {@code src} is null
+     * @throws IllegalArgumentException if {@code pages} is not positive, {@code src} is too small,
+     *         or the region belongs to a memory this device is not attached to
+     * @throws IndexOutOfBoundsException if the range is outside the region
+     * @throws IllegalStateException if the device is not attached to a memory
+     * @throws dev.hetmem.ProtectionException if a page of the range is read-only
+     */
     public CommandResult write(Region region, long offset, long pages, MemorySegment src) {
         long bytes = checkCommand(region, offset, pages, src);
         LaunchResult r = memoryOf(region).launch(node(), (EmulatedKernel) (args, item) -> args.arg(0).copyFrom(src, 0, 0, bytes),

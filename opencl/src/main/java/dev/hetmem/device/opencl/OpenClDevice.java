@@ -68,15 +68,35 @@ public final class OpenClDevice implements DeviceDriver {
         LOG.log(System.Logger.Level.DEBUG, () -> name + ": " + ctx.pools.length + " pool buffer(s), " + ctx.capacity + " bytes");
     }
 
+    /**
+     * Starts describing a device to open: by default the first device of the first platform, with a
+     * quarter of its global memory (rounded down to 2 MiB, at least 2 MiB) as capacity, in as few
+     * pool buffers as its maximum allocation allows, named {@code "opencl:"} followed by the
+     * device's name. Nothing is opened until {@link Builder#build()}.
+     *
+     * @return a new builder with the defaults above
+     */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** The first device of the first platform, with the default capacity. */
+    /**
+     * Opens the first device of the first platform, with the default capacity; the same as
+     * {@code builder().build()}.
+     *
+     * @return the opened device, not yet attached to a node
+     * @throws OpenClUnavailableException if there is no OpenCL loader, platform or device here
+     * @throws OpenClException if an OpenCL call fails while opening the device or its pool buffers
+     */
     public static OpenClDevice create() {
         return builder().build();
     }
 
+    /**
+     * Chooses the OpenCL device to open and how much of its memory hetmem manages; obtained from
+     * {@link OpenClDevice#builder()}. Each setter checks its own argument and returns this builder;
+     * {@link #build()} checks the whole against the device. A builder is not thread-safe.
+     */
     public static final class Builder {
         private int platform;
         private int device;
@@ -84,7 +104,17 @@ public final class OpenClDevice implements DeviceDriver {
         private long maxPoolBytes = Long.MAX_VALUE;
         private String name;
 
-        /** Platform index, as {@link OpenClPlatforms#devices()} numbers them (default 0). */
+        /** A builder with the defaults; {@link OpenClDevice#builder()} makes one. */
+        public Builder() {
+        }
+
+        /**
+         * Platform index, as {@link OpenClPlatforms#devices()} numbers them (default 0).
+         *
+         * @param index the platform's position among this machine's platforms, from 0
+         * @return this builder
+         * @throws IllegalArgumentException if {@code index} is negative
+         */
         public Builder platform(int index) {
             if (index < 0) {
                 throw new IllegalArgumentException("platform index " + index + " is negative");
@@ -93,7 +123,13 @@ public final class OpenClDevice implements DeviceDriver {
             return this;
         }
 
-        /** Device index within the platform (default 0). */
+        /**
+         * Device index within the platform (default 0), as {@link OpenClDeviceInfo#index()} gives it.
+         *
+         * @param index the device's position within its platform, from 0
+         * @return this builder
+         * @throws IllegalArgumentException if {@code index} is negative
+         */
         public Builder device(int index) {
             if (index < 0) {
                 throw new IllegalArgumentException("device index " + index + " is negative");
@@ -106,6 +142,12 @@ public final class OpenClDevice implements DeviceDriver {
          * Device memory hetmem manages, in bytes: a multiple of 2 MiB (default a quarter of the
          * device's global memory). Above the device's maximum allocation it is split into up to 4
          * pool buffers.
+         *
+         * @param bytes the managed device memory in bytes, a positive multiple of 2 MiB
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytes} is not a positive multiple of 2 MiB
+         *         ({@link #build()} further refuses more than the device's global memory, or more
+         *         than 4 pool buffers hold)
          */
         public Builder capacity(long bytes) {
             if (bytes < OpenClContext.CHUNK || bytes % OpenClContext.CHUNK != 0) {
@@ -119,6 +161,11 @@ public final class OpenClDevice implements DeviceDriver {
         /**
          * Largest pool buffer, in bytes (default: the device's maximum allocation). Smaller pools
          * suit devices whose allocator prefers them; capacity above it is split into more pools.
+         * A value above the device's maximum allocation has no effect.
+         *
+         * @param bytes the largest pool buffer in bytes, a positive multiple of 2 MiB
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytes} is not a positive multiple of 2 MiB
          */
         public Builder maxPoolBytes(long bytes) {
             if (bytes < OpenClContext.CHUNK || bytes % OpenClContext.CHUNK != 0) {
@@ -129,22 +176,51 @@ public final class OpenClDevice implements DeviceDriver {
             return this;
         }
 
+        /**
+         * The device's name in hetmem (node listings, messages, {@link OpenClDevice#name()});
+         * default {@code "opencl:"} followed by the name OpenCL reports.
+         *
+         * @param name the name to use
+         * @return this builder
+         * @throws NullPointerException if {@code name} is null
+         */
         public Builder name(String name) {
             this.name = Objects.requireNonNull(name, "name");
             return this;
         }
 
+        /**
+         * Opens the chosen device: creates its context, an in-order kernel queue, a copy queue (out
+         * of order where the device allows) and the pool buffers, touching both ends of each pool
+         * so that memory the device cannot back fails here. What was created is released if a
+         * step fails.
+         *
+         * @return the opened device, not yet attached to a node
+         * @throws OpenClUnavailableException if there is no OpenCL loader, platform or device here
+         * @throws IllegalArgumentException if there is no such platform or device index, if the
+         *         capacity exceeds the device's global memory or needs more than 4 pool buffers,
+         *         or if the device's maximum allocation is under 2 MiB
+         * @throws OpenClException if an OpenCL call fails while opening the device
+         */
         public OpenClDevice build() {
             return new OpenClDevice(this);
         }
     }
 
-    /** What OpenCL says of this device. */
+    /**
+     * What OpenCL says of this device.
+     *
+     * @return the device's platform, name, type, version and memory sizes, as read when it was opened
+     */
     public OpenClDeviceInfo info() {
         return ctx.info;
     }
 
-    /** Pool buffers the device memory is split into. */
+    /**
+     * Pool buffers the device memory is split into.
+     *
+     * @return the number of pool buffers, 1 to 4; kernels of this device take one parameter each
+     */
     public int poolCount() {
         return ctx.pools.length;
     }
@@ -159,7 +235,13 @@ public final class OpenClDevice implements DeviceDriver {
 
     // ---- fault injection --------------------------------------------------------------------
 
-    /** The frame preparation after the next {@code after} ones fails; -1 disarms. */
+    /**
+     * The frame preparation after the next {@code after} ones fails with
+     * {@link DeviceMemoryException}, as a device out of memory would; only that one fails, and
+     * -1 disarms.
+     *
+     * @param after how many preparations succeed first (0: the next one fails), or -1 to disarm
+     */
     public void failAllocation(int after) {
         allocationFailure.arm(after);
     }
@@ -167,6 +249,9 @@ public final class OpenClDevice implements DeviceDriver {
     /**
      * From now on the device refuses to back runs of {@code pages} frames or more (a device whose
      * memory is too fragmented for large runs); 0 disarms. Smaller runs are prepared as usual.
+     * A refused run fails with {@link RunTooLargeException}.
+     *
+     * @param pages the smallest run, in 4 KiB frames, to refuse; 0 (or less) to disarm
      */
     public void failRunsOfAtLeast(int pages) {
         this.refuseRunsOf = pages;
@@ -174,7 +259,11 @@ public final class OpenClDevice implements DeviceDriver {
 
     private volatile int refuseRunsOf;
 
-    /** The copy operation after the next {@code after} ones fails (earlier ones complete); -1 disarms. */
+    /**
+     * The copy operation after the next {@code after} ones fails (earlier ones complete); -1 disarms.
+     *
+     * @param after how many copy operations succeed first (0: the next one fails), or -1 to disarm
+     */
     public void failCopy(int after) {
         copies.failCopy(after);
     }
@@ -221,7 +310,12 @@ public final class OpenClDevice implements DeviceDriver {
         attached = context;
     }
 
-    /** The node id this device was given, or -1 before it is attached. */
+    /**
+     * The node this device is attached as.
+     *
+     * @return the node id (1 or more) the memory manager gave this device, or -1 while it is not
+     *         attached (before it is, or after it was detached)
+     */
     public int node() {
         DeviceContext c = attached;
         return c == null ? -1 : c.node();
@@ -286,7 +380,12 @@ public final class OpenClDevice implements DeviceDriver {
         invalidations.incrementAndGet();
     }
 
-    /** TLB invalidations requested so far. */
+    /**
+     * TLB invalidations requested so far. Each costs nothing here (see {@link #invalidate}); the
+     * count lets tests and benchmarks see how often the core asked.
+     *
+     * @return the number of {@link #invalidate} calls since the device was opened
+     */
     public long invalidations() {
         return invalidations.get();
     }
@@ -311,12 +410,33 @@ public final class OpenClDevice implements DeviceDriver {
 
     // ---- programs and launches ---------------------------------------------------------------
 
-    /** Builds OpenCL C source whose kernels reach region arguments through {@code hetmem.h}. */
+    /**
+     * Builds OpenCL C source whose kernels reach region arguments through {@code hetmem.h}
+     * ({@link OpenClProgram#HEADER}, put in front of {@code source}; build log line numbers are
+     * those of {@code source}). The program stays open until it or this device is closed.
+     *
+     * @param source the OpenCL C source of the kernels
+     * @return the built program
+     * @throws OpenClBuildException if the source does not compile; it carries the build log
+     * @throws IllegalStateException if the device is closed
+     * @throws OpenClException if the device was lost or another OpenCL call fails
+     * @throws NullPointerException if {@code source} is null
+     */
     public OpenClProgram compile(String source) {
         return compile(source, "");
     }
 
-    /** As {@link #compile(String)}, with extra build options (such as {@code -DBLOCK=16}). */
+    /**
+     * As {@link #compile(String)}, with extra build options (such as {@code -DBLOCK=16}).
+     *
+     * @param source the OpenCL C source of the kernels
+     * @param options OpenCL build options appended to the driver's own; empty for none
+     * @return the built program
+     * @throws OpenClBuildException if the source does not compile; it carries the build log
+     * @throws IllegalStateException if the device is closed
+     * @throws OpenClException if the device was lost or another OpenCL call fails
+     * @throws NullPointerException if {@code source} or {@code options} is null
+     */
     public OpenClProgram compile(String source, String options) {
         return build(source, "-DHM_POOLS=" + ctx.pools.length + " ", options, false);
     }
@@ -336,7 +456,14 @@ public final class OpenClDevice implements DeviceDriver {
 
     /**
      * A device buffer outside hetmem's management: a {@code __global} scalar argument of this
-     * device's kernels, or a buffer for {@link PlainBuffers#run}.
+     * device's kernels, or a buffer for {@link PlainBuffers#run}. Its contents are undefined
+     * until written; the caller closes it (closing the device does not).
+     *
+     * @param bytes the buffer's size in bytes, positive
+     * @return a new buffer of {@code bytes} in this device's memory, outside the pools
+     * @throws IllegalArgumentException if {@code bytes} is not positive
+     * @throws IllegalStateException if the device is closed
+     * @throws OpenClException if the device was lost or OpenCL cannot allocate the buffer
      */
     public PlainBuffer plainBuffer(long bytes) {
         return PlainBuffers.allocate(this, bytes);
@@ -347,12 +474,31 @@ public final class OpenClDevice implements DeviceDriver {
      * where callers name it; implemented by {@link PlainBuffers}.
      */
     public sealed interface PlainBuffer extends AutoCloseable permits PlainBuffers.Buffer {
+        /**
+         * The buffer's size.
+         *
+         * @return the size in bytes given to {@link OpenClDevice#plainBuffer}
+         */
         long byteSize();
 
-        /** Copies {@code src} (native, at most {@link #byteSize} bytes) to the start of the buffer, blocking. */
+        /**
+         * Copies {@code src} (native, at most {@link #byteSize} bytes) to the start of the buffer, blocking.
+         *
+         * @param src the native segment to copy from; all its bytes are copied
+         * @throws IllegalArgumentException if {@code src} is not native or is larger than the buffer
+         * @throws IllegalStateException if the device is closed
+         * @throws OpenClException if the device was lost or the transfer fails
+         */
         void write(MemorySegment src);
 
-        /** Copies the start of the buffer into {@code dst} (native, at most {@link #byteSize} bytes), blocking. */
+        /**
+         * Copies the start of the buffer into {@code dst} (native, at most {@link #byteSize} bytes), blocking.
+         *
+         * @param dst the native segment to fill; as many bytes as it holds are copied
+         * @throws IllegalArgumentException if {@code dst} is not native or is larger than the buffer
+         * @throws IllegalStateException if the device is closed
+         * @throws OpenClException if the device was lost or the transfer fails
+         */
         void read(MemorySegment dst);
 
         /** Releases the buffer; again does nothing. */

@@ -28,11 +28,24 @@ public final class OpenClKernel implements DeviceKernel {
         }
     }
 
-    /** The same kernel with other scalar arguments. */
+    /**
+     * The same kernel with other scalar arguments; this one is unchanged.
+     *
+     * @param scalars the new scalar arguments, in order, of the types {@link OpenClProgram#kernel} accepts
+     * @return a kernel of the same program and name with {@code scalars}
+     * @throws IllegalArgumentException if a scalar is of a type {@link OpenClProgram#kernel} does not accept
+     * @throws NullPointerException if a scalar is null
+     */
     public OpenClKernel with(Object... scalars) {
         return new OpenClKernel(program, name, handle, scalars);
     }
 
+    /**
+     * The kernel's function name.
+     *
+     * @return the name of the {@code __kernel} function in the program's source, as given to
+     *         {@link OpenClProgram#kernel}
+     */
     public String name() {
         return name;
     }

@@ -20,7 +20,14 @@ public final class OpenClPlatforms {
 
     /**
      * Every device of every platform; an empty list when the loader is installed but no platform is.
-     * Throws {@link OpenClUnavailableException} when the loader itself is missing.
+     * Throws {@link OpenClUnavailableException} when the loader itself is missing. Each call asks
+     * OpenCL again.
+     *
+     * @return the devices in platform order, then in order within each platform; empty when no
+     *         platform is installed
+     * @throws OpenClUnavailableException if the OpenCL ICD loader ({@code libOpenCL.so.1}) is
+     *         missing or lacks an OpenCL 1.2 function
+     * @throws OpenClException if an OpenCL query fails
      */
     public static List<OpenClDeviceInfo> devices() {
         ClLibrary cl = ClLibrary.get();
@@ -46,7 +53,13 @@ public final class OpenClPlatforms {
         return out;
     }
 
-    /** Why no OpenCL device can be used here, or null when at least one can. */
+    /**
+     * Why no OpenCL device can be used here, or null when at least one can.
+     *
+     * @return a message that says what is missing (the ICD loader, or any platform) and how to
+     *         install it; null when {@link #devices()} finds at least one device
+     * @throws OpenClException if an OpenCL query fails
+     */
     public static String unavailableReason() {
         try {
             return devices().isEmpty()

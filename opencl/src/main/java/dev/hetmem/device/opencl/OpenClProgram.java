@@ -98,7 +98,19 @@ public final class OpenClProgram implements AutoCloseable {
     /**
      * Kernel {@code name} of this program with its scalar arguments (Integer, Long, Float, Double or
      * a {@link OpenClDevice.PlainBuffer}, in the order they follow the region arguments in the
-     * kernel's signature).
+     * kernel's signature). The OpenCL kernel object is created on first use of {@code name} and
+     * shared by every {@link OpenClKernel} of that name; this program's {@link #close} releases it.
+     * An Integer or Float fills an {@code int} or {@code float} parameter (4 bytes), a Long or Double a
+     * {@code long} or {@code double} one (8 bytes).
+     *
+     * @param name the name of a {@code __kernel} function in this program's source
+     * @param scalars the kernel's scalar arguments, in order; none for a kernel without
+     * @return the kernel with these scalars, ready to launch on this program's device
+     * @throws IllegalStateException if this program is closed
+     * @throws OpenClException if the program has no kernel {@code name} (CL_INVALID_KERNEL_NAME)
+     *         or OpenCL cannot create it
+     * @throws IllegalArgumentException if a scalar is of another type than those above
+     * @throws NullPointerException if a scalar is null
      */
     public OpenClKernel kernel(String name, Object... scalars) {
         if (closed) {

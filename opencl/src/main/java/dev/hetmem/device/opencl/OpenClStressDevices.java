@@ -39,6 +39,10 @@ public final class OpenClStressDevices implements StressDevices {
 
     private final Map<OpenClDevice, OpenClProgram> programs = new ConcurrentHashMap<>();
 
+    /** The OpenCL kind for the stress program (found by the service loader, or made directly). */
+    public OpenClStressDevices() {
+    }
+
     @Override
     public String kind() {
         return "opencl";

@@ -25,6 +25,16 @@ public final class PlainBuffers {
      * Builds {@code source} on {@code device} with every region argument a plain buffer
      * ({@code -DHM_PLAIN}): the kernel without translation, to measure what translation costs.
      * Run its kernels with {@link #run}. The device closes the program when it closes.
+     *
+     * @param device the device to build for
+     * @param source the OpenCL C source, written with {@code hetmem.h}'s macros as for
+     *        {@link OpenClDevice#compile(String)}
+     * @param options OpenCL build options appended to {@code -DHM_PLAIN}; empty for none
+     * @return the built plain program, whose kernels only {@link #run} accepts
+     * @throws OpenClBuildException if the source does not compile; it carries the build log
+     * @throws IllegalStateException if the device is closed
+     * @throws OpenClException if the device was lost or another OpenCL call fails
+     * @throws NullPointerException if {@code source} or {@code options} is null
      */
     public static OpenClProgram compile(OpenClDevice device, String source, String options) {
         return device.build(source, "-DHM_PLAIN ", options, true);
@@ -32,7 +42,17 @@ public final class PlainBuffers {
 
     /**
      * Runs a kernel of a {@link #compile}d program of {@code device} on plain buffers (its region
-     * parameters, in order) and waits for it.
+     * parameters, in order) and waits for it. Launches of {@code device} wait for it and it for them.
+     *
+     * @param device the device that built the kernel's program
+     * @param kernel a kernel of a program {@link #compile}d here for {@code device}, with its scalars
+     * @param globalSize the number of work items, positive
+     * @param buffers buffers of {@code device}, one per region parameter of the kernel, in order
+     * @throws IllegalArgumentException if {@code kernel} is not from a plain program of {@code device},
+     *         or a scalar buffer belongs to another device
+     * @throws IllegalStateException if the device is closed
+     * @throws OpenClException if the device was lost, an argument does not match the kernel's
+     *         signature, or the kernel fails
      */
     public static void run(OpenClDevice device, OpenClKernel kernel, long globalSize, OpenClDevice.PlainBuffer... buffers) {
         if (!kernel.program().plain() || kernel.program().device() != device) {

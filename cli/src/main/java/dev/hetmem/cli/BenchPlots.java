@@ -1,0 +1,109 @@
+package dev.hetmem.cli;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Every benchmark's table as a chart ({@code --plot FILE}): from the same JSON object {@code --json}
+ * prints, so the picture and the numbers cannot disagree. Each case is a group of bars, each
+ * mode a bar; the machine's limits measured in the same run are the dashed lines.
+ */
+final class BenchPlots {
+    private BenchPlots() {}
+
+    /** Draws {@code root}'s rows into {@code file} if one was asked for; says where on {@code err}. */
+    static void write(String file, Map<String, Object> root, PrintStream err) {
+        if (file == null) {
+            return;
+        }
+        Chart chart = chart(root);
+        if (chart.isEmpty()) {
+            err.println("bench " + root.get("bench") + ": no rows, so no chart written to " + file);
+            return;
+        }
+        try {
+            chart.write(Path.of(file));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the chart to " + file + ": " + e.getMessage(), e);
+        } catch (java.awt.AWTError | UnsatisfiedLinkError | InternalError e) {
+            throw new IllegalStateException("cannot draw " + file + " (" + e.getMessage() + "): the JDK's fonts need "
+                    + "fontconfig and a font, e.g. 'apt-get install fontconfig fonts-dejavu-core'", e);
+        }
+        err.println("bench " + root.get("bench") + ": chart written to " + file);
+    }
+
+    @SuppressWarnings("unchecked")
+    static Chart chart(Map<String, Object> root) {
+        String bench = (String) root.get("bench");
+        List<Map<String, Object>> rows = root.containsKey("rows") ? (List<Map<String, Object>>) root.get("rows") : List.of(root);
+        Map<String, Object> limits = (Map<String, Object>) root.getOrDefault("limits", Map.of());
+        Chart c;
+        switch (bench) {
+            case "migrate" -> {
+                c = new Chart("hetmem bench migrate: batched page migration", "GB/s");
+                for (Map<String, Object> r : rows) {
+                    c.bar(Sizes.format(lng(r, "page_bytes")) + " pages, " + Sizes.format(lng(r, "total_bytes")) + " "
+                            + r.get("direction"), r.get("device") + " " + r.get("mode"), num(r, "gbps"));
+                }
+                limit(c, "plain copy", limits.get("memcpy_gbps"));
+            }
+            case "load" -> {
+                c = new Chart("hetmem bench load: files into regions", "GB/s");
+                for (Map<String, Object> r : rows) {
+                    c.bar(Sizes.format(lng(r, "file_bytes")) + " to " + r.get("target"),
+                            r.get("scheme") + (Boolean.TRUE.equals(r.get("direct")) ? "" : " (buffered)"), num(r, "gbps"));
+                }
+                limit(c, "fio (the disk)", limits.get("fio_gbps"));
+            }
+            case "oversub" -> {
+                c = new Chart("hetmem bench oversub: data larger than the device", "GB/s");
+                for (Map<String, Object> r : rows) {
+                    c.bar(r.get("pattern") + ", " + num(r, "ws_factor") + "x the device", (String) r.get("mode"), num(r, "gbps"));
+                }
+                limit(c, "plain copy", limits.get("memcpy_gbps"));
+            }
+            case "decode" -> {
+                c = new Chart("hetmem bench decode: model weights larger than the device", "tokens/s");
+                for (Map<String, Object> r : rows) {
+                    c.bar(r.get("device") + ", " + num(r, "weights_factor") + "x, " + r.get("dtype"), (String) r.get("mode"),
+                            num(r, "tokens_per_s"));
+                }
+            }
+            case "fault" -> {
+                c = new Chart("hetmem bench fault: one host fault, median", "ns");
+                for (Map<String, Object> r : rows) {
+                    c.bar(Sizes.format(lng(r, "granule_bytes")) + " granule", (String) r.get("path"), num(r, "median_ns"));
+                }
+                limit(c, "bare userfaultfd round trip", limits.get("uffd_raw_ns"));
+                limit(c, "kernel minor fault", limits.get("minor_fault_ns"));
+            }
+            case "translate" -> {
+                c = new Chart("hetmem bench translate: mulMat through the page table", "ms (median)");
+                for (Map<String, Object> r : rows) {
+                    c.bar("m = " + r.get("m") + " on " + r.get("device"), "plain buffers", num(r, "plain_ms"));
+                    c.bar("m = " + r.get("m") + " on " + r.get("device"), "regions", num(r, "regions_ms"));
+                }
+            }
+            default -> throw new IllegalArgumentException("no chart for bench " + bench);
+        }
+        return c;
+    }
+
+    private static void limit(Chart c, String name, Object value) {
+        if (value instanceof Number n && n.doubleValue() > 0) {
+            c.limit(name, n.doubleValue());
+        }
+    }
+
+    private static double num(Map<String, Object> r, String key) {
+        return ((Number) r.get(key)).doubleValue();
+    }
+
+    private static long lng(Map<String, Object> r, String key) {
+        return ((Number) r.get(key)).longValue();
+    }
+}

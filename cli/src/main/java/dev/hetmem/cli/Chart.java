@@ -1,0 +1,105 @@
+package dev.hetmem.cli;
+
+import org.jfree.chart.ChartFactory;
+import org.jfree.chart.ChartUtils;
+import org.jfree.chart.JFreeChart;
+import org.jfree.chart.axis.CategoryAxis;
+import org.jfree.chart.axis.CategoryLabelPositions;
+import org.jfree.chart.plot.CategoryPlot;
+import org.jfree.chart.plot.PlotOrientation;
+import org.jfree.chart.plot.ValueMarker;
+import org.jfree.chart.ui.RectangleAnchor;
+import org.jfree.chart.ui.TextAnchor;
+import org.jfree.data.category.DefaultCategoryDataset;
+import org.jfree.svg.SVGGraphics2D;
+import org.jfree.svg.SVGUtils;
+
+import java.awt.BasicStroke;
+import java.awt.Color;
+import java.awt.Rectangle;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * A benchmark's table drawn as grouped bars (one group per case, one bar per mode), with the
+ * machine's limits measured in the same run drawn as dashed lines across; written as PNG or SVG,
+ * by the file's extension.
+ */
+final class Chart {
+    static final int WIDTH = 1200;
+    static final int HEIGHT = 700;
+
+    private final String title;
+    private final String valueLabel;
+    private final DefaultCategoryDataset data = new DefaultCategoryDataset();
+    private final Map<String, Double> limits = new LinkedHashMap<>();
+    private double max;
+
+    Chart(String title, String valueLabel) {
+        this.title = title;
+        this.valueLabel = valueLabel;
+    }
+
+    /** The bar of {@code series} in the group {@code category}. */
+    Chart bar(String category, String series, double value) {
+        data.addValue(value, series, category);
+        max = Math.max(max, value);
+        return this;
+    }
+
+    /** A dashed line across the chart at {@code value}, labelled {@code name} (a limit of the machine). */
+    Chart limit(String name, double value) {
+        limits.put(name, value);
+        max = Math.max(max, value);
+        return this;
+    }
+
+    boolean isEmpty() {
+        return data.getColumnCount() == 0;
+    }
+
+    /** Throws a usage error unless {@code file} ends in .png or .svg; checked before a benchmark runs. */
+    static void checkFile(String file) {
+        String f = file.toLowerCase(Locale.ROOT);
+        if (!f.endsWith(".png") && !f.endsWith(".svg")) {
+            throw new Args.UsageException("--plot " + file + ": the file must end in .png or .svg");
+        }
+    }
+
+    /** Draws the chart into {@code file} (.png or .svg). */
+    void write(Path file) throws IOException {
+        System.setProperty("java.awt.headless", "true");
+        JFreeChart chart = ChartFactory.createBarChart(title, null, valueLabel, data, PlotOrientation.VERTICAL,
+                true, false, false);
+        chart.setBackgroundPaint(Color.WHITE);
+        CategoryPlot plot = chart.getCategoryPlot();
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        CategoryAxis cases = plot.getDomainAxis();
+        cases.setCategoryLabelPositions(data.getColumnCount() > 6 ? CategoryLabelPositions.UP_45 : CategoryLabelPositions.STANDARD);
+        cases.setMaximumCategoryLabelLines(3);
+        plot.getRangeAxis().setUpperBound(max <= 0 ? 1 : max * 1.12);
+        float[] dash = {8f, 6f};
+        Color[] colors = {new Color(0xC0392B), new Color(0x8E44AD), new Color(0x16A085)};
+        int i = 0;
+        for (Map.Entry<String, Double> e : limits.entrySet()) {
+            ValueMarker m = new ValueMarker(e.getValue());
+            m.setPaint(colors[i++ % colors.length]);
+            m.setStroke(new BasicStroke(2f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, dash, 0f));
+            m.setLabel(String.format(Locale.ROOT, "%s %.3g", e.getKey(), e.getValue()));
+            m.setLabelAnchor(RectangleAnchor.TOP_RIGHT);
+            m.setLabelTextAnchor(TextAnchor.BOTTOM_RIGHT);
+            plot.addRangeMarker(m);
+        }
+        if (file.toString().toLowerCase(Locale.ROOT).endsWith(".svg")) {
+            SVGGraphics2D g = new SVGGraphics2D(WIDTH, HEIGHT);
+            chart.draw(g, new Rectangle(0, 0, WIDTH, HEIGHT));
+            SVGUtils.writeToSVG(file.toFile(), g.getSVGElement());
+        } else {
+            ChartUtils.saveChartAsPNG(file.toFile(), chart, WIDTH, HEIGHT);
+        }
+    }
+}
