@@ -6,4 +6,5 @@ module dev.hetmem.cli {
     requires java.desktop;     // charts are drawn with Java 2D
     requires org.jfree.jfreechart;
     requires org.jfree.svg;
+    requires info.picocli;
 }

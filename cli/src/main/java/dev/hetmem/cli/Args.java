@@ -1,5 +1,7 @@
 package dev.hetmem.cli;
 
+import picocli.CommandLine;
+
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -7,9 +9,10 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Parses "--flag", "--key value" and "--key=value" options after a command; rejects unknown ones,
- * and words where the command takes none. "--help" and "-h" ask for the command's usage (unless the
- * command declares a "help" flag of its own).
+ * One command's options, parsed by picocli from the command's declaration: "--flag", "--key
+ * value" and "--key=value" after the command; unknown options, a missing value, and words where
+ * the command takes none are usage errors with a one-line reason. "--help" and "-h" ask for the
+ * command's usage (or, where the command declares a "help" flag of its own, set it).
  */
 final class Args {
     private final Map<String, String> options = new LinkedHashMap<>();
@@ -22,42 +25,42 @@ final class Args {
 
     /** A command that takes at most {@code maxPositional} words besides its options. */
     Args(List<String> argv, Set<String> flags, Set<String> valued, int maxPositional) {
-        for (int i = 0; i < argv.size(); i++) {
-            String a = argv.get(i);
-            if ((a.equals("--help") || a.equals("-h")) && !flags.contains("help")) {
-                throw new HelpRequested();
+        CommandLine.Model.CommandSpec spec = CommandLine.Model.CommandSpec.create();
+        spec.parser().overwrittenOptionsAllowed(true);   // the last of a repeated option wins
+        boolean ownHelp = flags.contains("help");
+        spec.addOption(CommandLine.Model.OptionSpec.builder("-h", "--help").arity("0").type(boolean.class)
+                .usageHelp(!ownHelp).build());
+        for (String f : flags) {
+            if (!f.equals("help")) {
+                spec.addOption(CommandLine.Model.OptionSpec.builder("--" + f).arity("0").type(boolean.class).build());
             }
-            if (a.equals("-h")) {
-                options.put("help", "true");
-                continue;
-            }
-            if (a.startsWith("-") && !a.startsWith("--") && a.length() > 1) {
-                throw new UsageException("unknown option " + a);
-            }
-            if (a.startsWith("--")) {
-                String key = a.substring(2);
-                String value = null;
-                int eq = key.indexOf('=');
-                if (eq >= 0) {
-                    value = key.substring(eq + 1);
-                    key = key.substring(0, eq);
-                }
-                if (flags.contains(key) && value == null) {
-                    options.put(key, "true");
-                } else if (valued.contains(key)) {
-                    if (value == null) {
-                        if (i + 1 >= argv.size()) {
-                            throw new UsageException("option --" + key + " needs a value");
-                        }
-                        value = argv.get(++i);
-                    }
-                    options.put(key, value);
-                } else {
-                    throw new UsageException("unknown option --" + key);
-                }
-            } else {
-                positional.add(a);
-            }
+        }
+        for (String v : valued) {
+            spec.addOption(CommandLine.Model.OptionSpec.builder("--" + v).arity("1").type(String.class).build());
+        }
+        spec.addPositional(CommandLine.Model.PositionalParamSpec.builder().arity("0..*").type(String[].class).build());
+        CommandLine.ParseResult parsed;
+        try {
+            parsed = new CommandLine(spec).parseArgs(argv.toArray(String[]::new));
+        } catch (CommandLine.UnmatchedArgumentException e) {
+            String first = e.getUnmatched().isEmpty() ? "?" : e.getUnmatched().getFirst();
+            throw new UsageException(first.startsWith("-") ? "unknown option " + first : "unexpected argument '" + first + "'");
+        } catch (CommandLine.MissingParameterException e) {
+            String name = e.getMissing().isEmpty() || !(e.getMissing().getFirst() instanceof CommandLine.Model.OptionSpec o)
+                    ? "an option" : "option " + o.longestName();
+            throw new UsageException(name + " needs a value");
+        } catch (CommandLine.ParameterException e) {
+            throw new UsageException(e.getMessage());
+        }
+        if (parsed.isUsageHelpRequested()) {
+            throw new HelpRequested();
+        }
+        for (CommandLine.Model.OptionSpec o : parsed.matchedOptions()) {
+            String key = o.longestName().substring(2);
+            options.put(key, o.arity().max() == 0 ? "true" : parsed.matchedOptionValue(o.longestName(), ""));
+        }
+        for (CommandLine.Model.PositionalParamSpec p : parsed.matchedPositionals()) {
+            positional.addAll(p.originalStringValues());
         }
         if (positional.size() > maxPositional) {
             throw new UsageException("unexpected argument '" + positional.get(maxPositional) + "'");

@@ -228,8 +228,7 @@ final class DemoCommand {
                         launch.faultNanos() / 1e6, launch.kernelNanos() / 1e6, readBackNanos / 1e6, wallNanos / 1e6);
                 out.printf("  max |error| %.2e%n", maxErr);
                 out.println();
-                java.io.Console console = System.console();
-                boolean ansi = console != null && console.isTerminal() && System.getenv("NO_COLOR") == null;
+                boolean ansi = Terminal.colours();
                 for (String line : new ResidencyMap("r after the kernel", afterKernel).text(64, ansi)) {
                     out.println("  " + line);
                 }

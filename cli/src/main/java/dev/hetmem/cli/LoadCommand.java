@@ -4,6 +4,8 @@ import dev.hetmem.PageSnapshot;
 import dev.hetmem.UnifiedMemory;
 import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.io.LoadOptions;
+import dev.hetmem.device.opencl.OpenClDevice;
+import dev.hetmem.device.opencl.OpenClPlatforms;
 import dev.hetmem.io.LoadResult;
 import dev.hetmem.io.LoadScheme;
 import dev.hetmem.io.SafeTensors;
@@ -30,12 +32,12 @@ final class LoadCommand {
     private LoadCommand() {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) throws IOException {
-        Args args = new Args(argv, Set.of("json"), Set.of("to", "scheme", "threads", "ring"), 1);
+        Args args = new Args(argv, Set.of("json", "no-progress"), Set.of("to", "scheme", "threads", "ring"), 1);
         if (args.positional().size() != 1) {
             throw new Args.UsageException("load needs exactly one FILE");
         }
         Path file = Path.of(args.positional().getFirst());
-        int node = args.intValue("to", 0, 0, 30);
+        int node = target(args.value("to", "host"));
         LoadOptions o = LoadOptions.defaults();
         try {
             o = o.withScheme(LoadScheme.valueOf(args.value("scheme", "overlapped").toUpperCase(Locale.ROOT)));
@@ -47,9 +49,18 @@ final class LoadCommand {
         // the emulated device is sized to hold the file: this command shows loading, not oversubscription
         long size = Files.exists(file) && !Files.isDirectory(file) ? Files.size(file) : 0;
         long capacity = Math.max(EmulatedDevice.DEFAULT_CAPACITY, (size + (2L << 20) - 1) & -(2L << 20));
-        try (UnifiedMemory mem = UnifiedMemory.builder()
-                .device(EmulatedDevice.builder().capacity(capacity).populate(node > 0).build()).build()) {
-            LoadOptions withBar = o.withProgress(new ProgressBar(err, "loading " + file.getFileName()));
+        UnifiedMemory.Builder builder = UnifiedMemory.builder()
+                .device(EmulatedDevice.builder().capacity(capacity).populate(node == 1).build());
+        if (node == 2) {
+            String why = OpenClPlatforms.unavailableReason();
+            if (why != null) {
+                throw new Args.UsageException("--to opencl: " + why);
+            }
+            builder.device(OpenClDevice.builder().name("opencl").capacity(capacity).build());
+        }
+        try (UnifiedMemory mem = builder.build()) {
+            LoadOptions withBar = args.flag("no-progress") ? o
+                    : o.withProgress(new ProgressBar(err, "loading " + file.getFileName()));
             // a safetensors file is validated (the reference reader's rules) and its tensors listed
             SafeTensors model = isSafeTensors(file) ? SafeTensors.load(mem, file, node, withBar) : null;
             LoadResult r = model != null ? model.loadResult() : mem.load(file, node, withBar);
@@ -96,6 +107,16 @@ final class LoadCommand {
             }
             return 0;
         }
+    }
+
+    /** The node {@code --to} names: 0 or host, 1 or emulated, 2 or opencl. */
+    static int target(String to) {
+        return switch (to.toLowerCase(Locale.ROOT)) {
+            case "0", "host" -> 0;
+            case "1", "emulated" -> 1;
+            case "2", "opencl" -> 2;
+            default -> throw new Args.UsageException("--to " + to + ": the nodes are 0 (host), 1 (emulated) and 2 (opencl)");
+        };
     }
 
     /** How many tensors the human listing names before it only counts. */

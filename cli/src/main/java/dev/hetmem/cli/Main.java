@@ -16,7 +16,8 @@ public final class Main {
                                                HMM's example mulMat(r, a, b, m) on a device, no copy written by the user
               bench migrate [--quick] [--json] [--sizes 16M,256M,1G] [--pages 4K,64K,2M] [--device D] [--plot FILE]
                                                migration throughput against the plain-copy limit (batched page migration)
-              load FILE [--to NODE] [--json] [--scheme overlapped|direct|buffered|mmap] [--threads N] [--ring BYTES]
+              load FILE [--to host|emulated|opencl|0|1|2] [--json] [--no-progress]
+                        [--scheme overlapped|direct|buffered|mmap] [--threads N] [--ring BYTES]
                                                a file into the memory space at disk speed (direct-I/O loading, as dma-buf's)
               bench load [--quick] [--json] [--sizes 512K,8M,1G,3G] [--dir DIR] [--plot FILE]
                                                loading schemes against the disk's own speed (fio)
@@ -136,7 +137,7 @@ public final class Main {
         } catch (Args.UsageException e) {
             err.println("hetmem " + cmd + ": " + printable(e.getMessage()));
             err.print(usageOf(commandWords(cmd, rest)));
-            return 2;
+            return jsonError(argv, out, commandWords(cmd, rest), e.getMessage(), 2);
         } catch (java.io.IOException | RuntimeException e) {
             // one line, no class name or stack trace: what went wrong, in the exception's own words
             // (a failure on another thread comes wrapped: its cause says what it was)
@@ -145,12 +146,28 @@ public final class Main {
                     || t instanceof java.util.concurrent.ExecutionException) && t.getCause() != null) {
                 t = t.getCause();
             }
-            err.println("hetmem " + cmd + ": " + printable(t.getMessage() != null ? t.getMessage()
-                    : "failed (" + t.getClass().getSimpleName() + ")"));
-            return 1;
+            String message = t.getMessage() != null ? t.getMessage() : "failed (" + t.getClass().getSimpleName() + ")";
+            err.println("hetmem " + cmd + ": " + printable(message));
+            return jsonError(argv, out, commandWords(cmd, rest), message, 1);
         } catch (OutOfMemoryError e) {
             err.println("hetmem " + cmd + ": out of Java heap; ask for less (smaller --sizes)");
-            return 1;
+            return jsonError(argv, out, commandWords(cmd, rest), "out of Java heap; ask for less (smaller --sizes)", 1);
         }
+    }
+
+    /**
+     * Where the command was asked for JSON, its failure is one JSON object on stdout too (the
+     * message is on stderr either way), so that a program reading stdout always gets an object:
+     * {@code {"error": ..., "command": ..., "exit": ...}}. Returns {@code code}.
+     */
+    private static int jsonError(List<String> argv, PrintStream out, String command, String message, int code) {
+        if (argv.contains("--json")) {
+            java.util.Map<String, Object> o = new java.util.LinkedHashMap<>();
+            o.put("error", message);
+            o.put("command", command);
+            o.put("exit", code);
+            out.println(Json.write(o));
+        }
+        return code;
     }
 }

@@ -53,8 +53,7 @@ final class MapCommand {
                 title = "hetmem map: a 26 MiB region in every state";
             }
             ResidencyMap map = new ResidencyMap(title, r.snapshot(0, r.size()));
-            java.io.Console console = System.console();
-            boolean ansi = console != null && console.isTerminal() && System.getenv("NO_COLOR") == null;
+            boolean ansi = Terminal.colours();
             for (String line : map.text(width, ansi)) {
                 out.println(line);
             }

@@ -5,8 +5,8 @@ import dev.hetmem.io.LoadProgress;
 import java.io.PrintStream;
 
 /**
- * A progress bar on stderr, redrawn at most ten times a second from any thread. On a terminal it
- * redraws one line; elsewhere (logs, CI) it prints a line every 10%.
+ * A progress bar on stderr, redrawn at most ten times a second from any thread. Where stderr is a
+ * terminal it redraws one line; elsewhere (logs, CI) it prints a line every 10%.
  */
 /* Its monitor is lock L21 (progress), a leaf: docs/design.md, lock table, L21. */
 final class ProgressBar implements LoadProgress {
@@ -20,7 +20,7 @@ final class ProgressBar implements LoadProgress {
     ProgressBar(PrintStream err, String label) {
         this.err = err;
         this.label = label;
-        this.terminal = System.console() != null;
+        this.terminal = Terminal.isTerminal(Terminal.STDERR);
     }
 
     @Override

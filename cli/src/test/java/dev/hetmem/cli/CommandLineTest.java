@@ -309,7 +309,8 @@ class CommandLineTest {
         Result extra = run("info", "--json", "extra");
         assertEquals(2, extra.code());
         assertTrue(extra.err().contains("unexpected argument 'extra'"), extra.err());
-        assertEquals("", extra.out(), "nothing on stdout for a usage error");
+        oneJsonObject(extra.out());   // --json was asked for: the error is the one object on stdout
+        assertTrue(extra.out().contains("\"error\":\"unexpected argument 'extra'\""), extra.out());
         Result shortOpt = run("info", "-x");
         assertEquals(2, shortOpt.code());
         assertTrue(shortOpt.err().contains("unknown option -x"), shortOpt.err());
@@ -343,5 +344,40 @@ class CommandLineTest {
                         path + " " + g + " missing: " + r.out());
             }
         }
+    }
+
+    @Test
+    void aJsonCommandThatFailsPrintsOneJsonErrorObject() {
+        Result usage = run("load", "x.bin", "--to", "5", "--json");
+        assertEquals(2, usage.code());
+        oneJsonObject(usage.out());
+        assertTrue(usage.out().contains("\"error\":\"--to 5: the nodes are 0 (host), 1 (emulated) and 2 (opencl)\""), usage.out());
+        assertTrue(usage.out().contains("\"exit\":2"), usage.out());
+        Result missing = run("load", "/no/such/file.bin", "--json");
+        assertEquals(1, missing.code());
+        oneJsonObject(missing.out());
+        assertTrue(missing.out().contains("\"error\":") && missing.out().contains("\"command\":\"load\""), missing.out());
+        Result human = run("load", "/no/such/file.bin");
+        assertEquals("", human.out(), "without --json stdout stays empty");
+    }
+
+    @Test
+    void loadTargetsTheOpenClDeviceByNameAndStaysQuietWithNoProgress() throws Exception {
+        needsOpenCl();
+        java.nio.file.Path dir = java.nio.file.Path.of("target", "cli-load-test").toAbsolutePath();
+        java.nio.file.Files.createDirectories(dir);
+        java.nio.file.Path f = dir.resolve("to-opencl.bin");
+        byte[] data = new byte[2 * 1024 * 1024 + 5];
+        new java.util.SplittableRandom(3).nextBytes(data);
+        java.nio.file.Files.write(f, data);
+        Result r = run("load", f.toString(), "--to", "opencl", "--json", "--no-progress");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().contains("\"kind\":\"opencl\"") && r.out().contains("\"node\":2"), r.out());
+        assertTrue(r.out().contains("\"pages_on_node\":513"), "every page on the OpenCL device: " + r.out());
+        assertEquals("", r.err(), "--no-progress: nothing on stderr");
+        Result withBar = run("load", f.toString(), "--to", "host");
+        assertTrue(withBar.err().contains("100%") && !withBar.err().contains("\r"),
+                "stderr is not a terminal here: lines, no redraws: " + withBar.err());
     }
 }
