@@ -20,7 +20,9 @@ import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
  * VMA). Reserved, not populated: pages come into being zero-filled where they are first touched,
  * and move to where they are used. Offsets and lengths are bytes from the region's start.
  *
- * <p>Thread-safe. {@link #free()} waits for running kernels and refuses while host views are open.
+ * <p>Thread-safe. {@link #free()} closes the calling thread's host views of the region (as
+ * {@code Arena.close()} invalidates its segments), waits for other threads' views and running
+ * kernels (at most the memory's {@code closeTimeout}, then fails loudly, freeing nothing).
  *
  * <p>Ranges are checked the same way everywhere: a negative offset, or a range that reaches past
  * {@link #size()}, throws {@link IndexOutOfBoundsException}; a length of 0 or less throws
@@ -265,11 +267,19 @@ public final class Region implements AutoCloseable {
      * Where each page of [offset, offset+length) is right now.
      *
      * @param offset the range's first byte; the snapshot starts at its page
-     * @param length the range's size in bytes; positive
+     * @param length the range's size in bytes; 0 gives an empty snapshot (offset within [0, size()])
      * @return the residency of every 4 KiB page the range touches
      * @throws IllegalArgumentException if the range holds more pages than an array can
      */
     public PageSnapshot snapshot(long offset, long length) {
+        if (length == 0) {
+            if (offset < 0 || offset > size()) {
+                throw new IndexOutOfBoundsException("offset " + offset + " of an empty snapshot is outside [0, " + size()
+                        + "] (" + this + ")");
+            }
+            state.lifecycle().checkOpen();
+            return new PageSnapshot(offset, new int[0], new byte[0], new java.util.BitSet());   // a tensor of size 0
+        }
         Checks.range(offset, length, size(), this);
         state.lifecycle().checkOpen();
         memory.engine().reconcileAll(state);
@@ -386,8 +396,16 @@ public final class Region implements AutoCloseable {
     }
 
     /**
-     * Frees the region: waits for kernels using it, then releases every device frame and the host
-     * mapping. Throws if host views are still open. Later use of the region throws.
+     * Frees the region, with the semantics of {@code Arena.close()}: host views the calling thread
+     * holds on it are closed first (their segments then throw {@link IllegalStateException});
+     * host views other threads hold, and kernels and other operations using the region, are waited
+     * for, at most the memory's {@code closeTimeout} (builder, default 60 s). Then every device
+     * frame and the host mapping are released. Later use of the region throws
+     * {@link IllegalStateException}.
+     *
+     * @throws IllegalStateException if the region is freed already, if called from inside a kernel
+     *         (it would wait for itself), or if the wait ran out: the message names the threads
+     *         still holding views or running, and nothing was freed (free again later)
      */
     public void free() {
         memory.free(this);

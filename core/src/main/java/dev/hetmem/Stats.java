@@ -47,13 +47,13 @@ public record Stats(List<NodeStats> nodes, long metadataBytes, long touchedBytes
      */
     public String format() {
         StringBuilder s = new StringBuilder();
-        s.append(String.format("%-5s %-9s %12s %8s %8s %13s %13s %13s %13s %13s %9s%n", "node", "kind", "resident", "faults",
-                "batches", "in:fault", "in:prefetch", "in:release", "in:load", "in:eviction", "evictions"));
+        s.append(String.format("%-5s %-9s %12s %8s %8s %13s %13s %13s %13s %13s %9s %9s%n", "node", "kind", "resident", "faults",
+                "batches", "in:fault", "in:prefetch", "in:release", "in:load", "in:eviction", "evictions", "thrashing"));
         for (NodeStats n : nodes) {
-            s.append(String.format("%-5d %-9s %12s %8d %8d %13s %13s %13s %13s %13s %9d%n", n.node().id(), n.node().kind(),
+            s.append(String.format("%-5d %-9s %12s %8d %8d %13s %13s %13s %13s %13s %9d %9d%n", n.node().id(), n.node().kind(),
                     bytes(n.residentBytes()), n.faults(), n.faultBatches(), bytes(n.bytesMigrated(Trigger.FAULT)),
                     bytes(n.bytesMigrated(Trigger.PREFETCH)), bytes(n.bytesMigrated(Trigger.RELEASE)),
-                    bytes(n.bytesMigrated(Trigger.LOAD)), bytes(n.bytesMigrated(Trigger.EVICTION)), n.evictions()));
+                    bytes(n.bytesMigrated(Trigger.LOAD)), bytes(n.bytesMigrated(Trigger.EVICTION)), n.evictions(), n.thrashingEvents()));
         }
         s.append(String.format("metadata %s for %s touched", bytes(metadataBytes), bytes(touchedBytes)));
         if (touchedBytes >= 256L << 20) {

@@ -38,8 +38,10 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * (nodes 1, 2, ...): GMEM's {@code gm_as}. Regions allocated here can be used from Java through
  * host views and from device kernels, and the memory manager keeps each page where it is used.
  *
- * <p>Thread-safe. {@link #close()} frees every region (waiting for running kernels), then every
- * device frame, then the drivers.
+ * <p>Thread-safe. {@link #close()} closes the calling thread's host views (as {@code Arena.close()}
+ * invalidates its segments), waits for other threads' views and running kernels (bounded by
+ * {@code closeTimeout}, then it fails loudly), then frees every region, every device frame, and the
+ * drivers.
  *
  * <pre>{@code
  * try (UnifiedMemory mem = UnifiedMemory.builder()
@@ -151,8 +153,8 @@ public final class UnifiedMemory implements AutoCloseable {
 
         /**
          * How long {@link UnifiedMemory#close()} and {@link Region#free()} wait for operations
-         * still running (kernels, migrations, loads) before they fail, naming the threads still
-         * inside and unmapping nothing (default 60 s; 1 ms to 1 hour).
+         * still running (kernels, migrations, loads) and for host views other threads hold before
+         * they fail, naming the threads and unmapping nothing (default 60 s; 1 ms to 1 hour).
          *
          * @param timeout the longest wait; not null
          * @return this builder
@@ -490,6 +492,12 @@ public final class UnifiedMemory implements AutoCloseable {
 
     private void freeRegion(Region region) {
         RegionState s = region.state();
+        if (!s.isReleased()) {
+            // the caller's own views close, as Arena.close() invalidates its segments; other threads'
+            // are waited for, within the bound (then the free fails naming them, nothing freed)
+            s.lifecycle().closeViewsOfCurrentThread();
+            s.lifecycle().awaitNoLiveViews(closeTimeoutNanos);
+        }
         if (!s.lifecycle().close(closeTimeoutNanos)) {
             if (s.isReleased()) {
                 throw new IllegalStateException(region + " is already freed");
@@ -792,8 +800,9 @@ public final class UnifiedMemory implements AutoCloseable {
      * waited for, at most the builder's {@code closeTimeout} in all; then every region is freed,
      * and the copy threads, the fault service and the drivers are closed. Nothing is unmapped
      * while anything still runs or a view is open. Throws, having unmapped nothing, if the time
-     * runs out (naming the threads), if the calling thread itself holds a view (views of threads
-     * that ended are taken back), or if called from inside a kernel; a later call tries again.
+     * runs out (naming the threads), or if called from inside a kernel; a later call tries again.
+     * Views the calling thread holds are closed first, as {@code Arena.close()} invalidates its
+     * segments; views of threads that ended are taken back.
      * Closing a closed memory does nothing.
      */
     @Override
@@ -807,6 +816,7 @@ public final class UnifiedMemory implements AutoCloseable {
         // wait, within the same bound, for the open ones, before anything is unmapped
         for (Region r : regions()) {
             if (!r.state().isReleased()) {
+                r.state().lifecycle().closeViewsOfCurrentThread();   // as Arena.close() does
                 r.state().lifecycle().awaitNoLiveViews(Math.max(0, deadline - System.nanoTime()));
             }
         }

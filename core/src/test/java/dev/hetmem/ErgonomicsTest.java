@@ -50,7 +50,8 @@ class ErgonomicsTest {
             String untouched = r.snapshot(2 * MiB, 4096).toString();
             assertTrue(untouched.contains("page 0 untouched"), untouched);
             String stats = mem.stats().toString();
-            assertTrue(stats.contains("evictions") && stats.contains("in:eviction") && stats.contains("resident"), stats);
+            assertTrue(stats.contains("evictions") && stats.contains("in:eviction") && stats.contains("resident")
+                    && stats.contains("thrashing") && stats.contains("batches"), stats);
             String node = mem.stats().node(1).toString();
             assertTrue(node.startsWith("node 1 (" + d.driver().kind() + "): ") && node.contains("evictions"), node);
         }
@@ -86,6 +87,10 @@ class ErgonomicsTest {
             assertThrows(IndexOutOfBoundsException.class, () -> r.host(MiB + 1, 0, Access.READ));
             assertThrows(IndexOutOfBoundsException.class, () -> r.host(-1, 0, Access.READ));
             assertTrue(r.snapshot(0, 4096).untouched(0), "a view of nothing touched nothing");
+            PageSnapshot none = r.snapshot(MiB, 0);   // a snapshot of nothing, as of a tensor of size 0
+            assertEquals(0, none.pages());
+            assertEquals(MiB, none.offset());
+            assertThrows(IndexOutOfBoundsException.class, () -> r.snapshot(MiB + 1, 0));
             r.free();   // no view of nothing holds it open
             assertThrows(IllegalStateException.class, () -> r.host(0, 0, Access.READ));
             MemoryFixture.verified(mem);

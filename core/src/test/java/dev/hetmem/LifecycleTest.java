@@ -27,6 +27,41 @@ class LifecycleTest {
      * close() runs meanwhile. close() used to return with the prefetch still copying into a pool
      * it then unmapped (a JVM crash), or hang. It must return only once nothing runs.
      */
+    /**
+     * Region.free and UnifiedMemory.close as Arena.close: the caller's own views are closed; another
+     * thread's view is waited for, and after closeTimeout the call fails naming that thread, having
+     * freed nothing.
+     */
+    @Test
+    void freeAndCloseCloseTheCallersViewsAndWaitBoundedForOthers() throws Exception {
+        UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofMillis(300))
+                .device(EmulatedDevice.builder().capacity(8 * MiB).build()).build();
+        Region r = mem.allocate(MiB);
+        MemoryFixture.fill(r, 0, MiB, 3);
+        java.util.concurrent.CountDownLatch opened = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        Thread holder = Thread.ofPlatform().name("view-holder").start(() -> {
+            try (HostView v = r.host(0, 4096, Access.READ)) {
+                opened.countDown();
+                release.await();
+                v.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 0);   // still works: nothing was freed
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        assertTrue(opened.await(10, java.util.concurrent.TimeUnit.SECONDS));
+        long t0 = System.nanoTime();
+        names(IllegalStateException.class, "view-holder", r::free);
+        assertTrue(System.nanoTime() - t0 >= 250_000_000L, "waited about closeTimeout first");
+        assertFalse(r.isFreed());
+        release.countDown();
+        holder.join(10_000);
+        HostView mine = r.host(0, 4096, Access.READ);
+        mem.close();   // closes this thread's view, frees the region
+        assertTrue(r.isFreed());
+        assertThrows(IllegalStateException.class, () -> mine.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 0));
+    }
+
     @Test
     void closeWaitsForMigrationsAndFreesInFlight() throws Exception {
         for (int round = 0; round < 3; round++) {
@@ -221,20 +256,16 @@ class LifecycleTest {
     }
 
     /**
-     * close() waits for views other threads have open, and refuses at once, unmapping nothing,
-     * while the calling thread holds one.
+     * close() waits for views other threads have open, and closes the calling thread's own (as
+     * Arena.close() does).
      */
     @Test
-    void closeWaitsForOtherThreadsViewsAndRefusesItsOwn() throws Exception {
+    void closeWaitsForOtherThreadsViewsAndClosesItsOwn() throws Exception {
         UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB));
         Region a = mem.allocate(MiB);
         Region b = mem.allocate(MiB);
         HostView v = b.host(0, 4096, Access.WRITE);
-        names(IllegalStateException.class, "open in this thread", mem::close);
-        assertFalse(a.isFreed(), "a region was freed although close refused");
-        assertEquals(0, v.segment().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0), "the view still reaches memory");
-        names(IllegalStateException.class, "closed", () -> mem.allocate(MiB));
-        v.close();
+        assertEquals(0, v.segment().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0), "the view reaches memory");
         // another thread's view: close waits for it
         UnifiedMemory mem2 = MemoryFixture.memory(MemoryFixture.device(8 * MiB));
         Region c = mem2.allocate(MiB);
@@ -254,6 +285,9 @@ class LifecycleTest {
         assertTrue(c.isFreed());
         mem.close();
         assertTrue(a.isFreed() && b.isFreed());
+        assertThrows(IllegalStateException.class, () -> v.segment().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0),
+                "close closed this thread's view");
+        names(IllegalStateException.class, "closed", () -> mem.allocate(MiB));
     }
 
     /**

@@ -380,4 +380,38 @@ class CommandLineTest {
         assertTrue(withBar.err().contains("100%") && !withBar.err().contains("\r"),
                 "stderr is not a terminal here: lines, no redraws: " + withBar.err());
     }
+
+    /**
+     * Every command and bench, the same conventions: --help prints its usage and exits 0; an
+     * unknown option and an extra word are usage errors (exit 2, one line naming them); with
+     * --json the error is one JSON object on stdout.
+     */
+    @Test
+    void everyCommandKeepsTheConventions() {
+        String[][] commands = {{"info"}, {"demo"}, {"load", "f.bin"}, {"map"}, {"stress"}, {"bench", "migrate"},
+                {"bench", "load"}, {"bench", "oversub"}, {"bench", "decode"}, {"bench", "fault"}, {"bench", "translate"}};
+        for (String[] c : commands) {
+            String name = String.join(" ", c);
+            Result help = run(concat(c, "--help"));
+            assertEquals(0, help.code(), name);
+            assertTrue(help.out().contains("usage: hetmem " + (c[0].equals("bench") ? name : c[0])), name + ": " + help.out());
+            Result bogus = run(concat(c, "--bogus"));
+            assertEquals(2, bogus.code(), name);
+            assertTrue(bogus.err().contains("unknown option --bogus"), name + ": " + bogus.err());
+            Result extra = run(concat(c, "extra-word"));
+            assertEquals(2, extra.code(), name);
+            assertTrue(extra.err().contains("unexpected argument 'extra-word'"), name + ": " + extra.err());
+            Result json = run(concat(c, "--bogus", "--json"));
+            assertEquals(2, json.code(), name);
+            oneJsonObject(json.out());
+            assertTrue(json.out().contains("\"error\":\"unknown option --bogus\""), name + ": " + json.out());
+            assertTrue(!bogus.err().contains("Exception") && !bogus.err().contains("\tat "), "no class names: " + bogus.err());
+        }
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
 }

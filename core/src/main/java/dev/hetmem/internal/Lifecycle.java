@@ -27,6 +27,9 @@ public final class Lifecycle {
 
         /** Releases what the view holds (its pin) without touching its segment; once only. */
         void abandon();
+
+        /** Closes the view: its segment stops working and its pin goes (called by its owner thread). */
+        void close();
     }
 
     private final String what;
@@ -106,6 +109,26 @@ public final class Lifecycle {
     public synchronized void closeView(View v) {
         views.remove(v);
         notifyAll();
+    }
+
+    /**
+     * Closes the host views the calling thread holds here, as {@code Arena.close()} invalidates
+     * the segments of its arena; returns how many. (Views of other threads are confined to them:
+     * they can only be waited for.)
+     */
+    public int closeViewsOfCurrentThread() {
+        List<View> mine = new ArrayList<>();
+        synchronized (this) {
+            for (View v : views.keySet()) {
+                if (v.owner() == Thread.currentThread()) {
+                    mine.add(v);
+                }
+            }
+        }
+        for (View v : mine) {
+            v.close();   // takes itself out of views, under this monitor, after it released its pin
+        }
+        return mine.size();
     }
 
     /**
