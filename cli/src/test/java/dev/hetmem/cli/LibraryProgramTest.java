@@ -56,6 +56,44 @@ class LibraryProgramTest {
                 "the JDK's warning names the option: " + without.err);
     }
 
+    /**
+     * The native fault service comes out of the core jar into the directory hetmem.native.dir
+     * names (for a temporary directory mounted noexec), and loads from there.
+     */
+    @Test
+    void theFaultServiceIsExtractedWhereTheSettingSays(@TempDir Path dir) throws Exception {
+        Path src = dir.resolve("src");
+        Files.createDirectories(src.resolve("probe"));
+        Files.writeString(src.resolve("module-info.java"), "module probe { requires dev.hetmem; }");
+        Files.writeString(src.resolve("probe").resolve("Main.java"), """
+                package probe;
+                public class Main {
+                    public static void main(String[] a) throws Exception {
+                        System.out.println("reason: " + dev.hetmem.limits.FaultLimits.userfaultfdUnavailableReason());
+                        try (var files = java.nio.file.Files.list(java.nio.file.Path.of(System.getProperty("hetmem.native.dir")))) {
+                            files.forEach(f -> System.out.println("extracted: " + f.getFileName()));
+                        }
+                    }
+                }
+                """);
+        Path core = coreJar();
+        Path out = dir.resolve("out");
+        Run javac = tool("javac", "-d", out.toString(), "--module-path", core.toString(),
+                src.resolve("module-info.java").toString(), src.resolve("probe").resolve("Main.java").toString());
+        assertEquals(0, javac.rc, javac.err + javac.out);
+        Path nativeDir = dir.resolve("native").resolve("here");
+        Run run = tool("java", "--enable-native-access=dev.hetmem", "-Dhetmem.native.dir=" + nativeDir,
+                "-p", core + java.io.File.pathSeparator + out, "-m", "probe/probe.Main");
+        assertEquals(0, run.rc, run.err);
+        boolean built = !run.out.contains("was not built");
+        if (!built && !"true".equals(System.getenv("CI"))) {
+            org.junit.jupiter.api.Assumptions.assumeTrue(false, "no C compiler built the fault service: " + run.out);
+        }
+        assertTrue(built, "CI builds the fault service: " + run.out);
+        // (the file goes when the JVM that loaded it ends: the program looks while it runs)
+        assertTrue(run.out.contains("extracted: libhetmem_uffd"), "the library was extracted into " + nativeDir + ": " + run.out);
+    }
+
     /** The bodies of the ```java blocks of the README section that starts with {@code heading}. */
     static List<String> javaBlocks(String readme, String heading) {
         int start = readme.indexOf(heading + "\n");
