@@ -21,12 +21,13 @@ import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
  * and move to where they are used. Offsets and lengths are bytes from the region's start.
  *
  * <p>Thread-safe. {@link #free()} closes the calling thread's host views of the region (as
- * {@code Arena.close()} invalidates its segments), waits for other threads' views and running
- * kernels (at most the memory's {@code closeTimeout}, then fails loudly, freeing nothing).
+ * {@code Arena.close()} invalidates its segments), refuses while other threads hold views, and
+ * waits for running kernels (at most the memory's {@code closeTimeout}, then fails loudly, freeing
+ * nothing).
  *
  * <p>Ranges are checked the same way everywhere: a negative offset, or a range that reaches past
  * {@link #size()}, throws {@link IndexOutOfBoundsException}; a length of 0 or less throws
- * {@link IllegalArgumentException} (only {@link #host} accepts 0). Use after the region, or the
+ * {@link IllegalArgumentException} (only {@link #host} and {@link #snapshot} accept 0). Use after the region, or the
  * part of it a call reaches, was freed throws {@link IllegalStateException}.
  *
  * <pre>{@code
@@ -278,7 +279,8 @@ public final class Region implements AutoCloseable {
                         + "] (" + this + ")");
             }
             state.lifecycle().checkOpen();
-            return new PageSnapshot(offset, new int[0], new byte[0], new java.util.BitSet());   // a tensor of size 0
+            // a tensor of size 0; its offset is page-aligned, as every snapshot's
+            return new PageSnapshot(offset & -PageGeometry.PAGE_BYTES, new int[0], new byte[0], new java.util.BitSet());
         }
         Checks.range(offset, length, size(), this);
         state.lifecycle().checkOpen();
@@ -396,16 +398,17 @@ public final class Region implements AutoCloseable {
     }
 
     /**
-     * Frees the region, with the semantics of {@code Arena.close()}: host views the calling thread
-     * holds on it are closed first (their segments then throw {@link IllegalStateException});
-     * host views other threads hold, and kernels and other operations using the region, are waited
-     * for, at most the memory's {@code closeTimeout} (builder, default 60 s). Then every device
+     * Frees the region, with the semantics of {@code Arena.close()}: while other threads hold host
+     * views on it the call is refused at once (as closing a shared arena in use is), changing
+     * nothing; otherwise the views the calling thread holds are closed (their segments then throw
+     * {@link IllegalStateException}), kernels and other operations using the region are waited
+     * for, at most the memory's {@code closeTimeout} (builder, default 60 s), and every device
      * frame and the host mapping are released. Later use of the region throws
      * {@link IllegalStateException}.
      *
      * @throws IllegalStateException if the region is freed already, if called from inside a kernel
-     *         (it would wait for itself), or if the wait ran out: the message names the threads
-     *         still holding views or running, and nothing was freed (free again later)
+     *         (it would wait for itself), if other threads hold views (named), or if the wait for
+     *         running operations ran out (the threads named; nothing was freed; free again later)
      */
     public void free() {
         memory.free(this);

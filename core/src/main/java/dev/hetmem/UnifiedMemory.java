@@ -41,7 +41,7 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * <p>Thread-safe. {@link #close()} closes the calling thread's host views (as {@code Arena.close()}
  * invalidates its segments), waits for other threads' views and running kernels (bounded by
  * {@code closeTimeout}, then it fails loudly), then frees every region, every device frame, and the
- * drivers.
+ * drivers. {@link Region#free()} refuses at once while other threads hold views of the region.
  *
  * <pre>{@code
  * try (UnifiedMemory mem = UnifiedMemory.builder()
@@ -153,8 +153,9 @@ public final class UnifiedMemory implements AutoCloseable {
 
         /**
          * How long {@link UnifiedMemory#close()} and {@link Region#free()} wait for operations
-         * still running (kernels, migrations, loads) and for host views other threads hold before
-         * they fail, naming the threads and unmapping nothing (default 60 s; 1 ms to 1 hour).
+         * still running (kernels, migrations, loads), and {@code close()} for host views other
+         * threads hold, before they fail, naming the threads and unmapping nothing (default 60 s;
+         * 1 ms to 1 hour).
          *
          * @param timeout the longest wait; not null
          * @return this builder
@@ -493,10 +494,11 @@ public final class UnifiedMemory implements AutoCloseable {
     private void freeRegion(Region region) {
         RegionState s = region.state();
         if (!s.isReleased()) {
-            // the caller's own views close, as Arena.close() invalidates its segments; other threads'
-            // are waited for, within the bound (then the free fails naming them, nothing freed)
+            // other threads' views refuse the free at once, changing nothing (their threads may be
+            // waiting for this one: no wait here); then the caller's own views close, as
+            // Arena.close() invalidates its segments
+            s.lifecycle().refuseViewsOfOtherThreads();
             s.lifecycle().closeViewsOfCurrentThread();
-            s.lifecycle().awaitNoLiveViews(closeTimeoutNanos);
         }
         if (!s.lifecycle().close(closeTimeoutNanos)) {
             if (s.isReleased()) {

@@ -102,8 +102,9 @@
  * }</pre>
  *
  * <h2>Freeing</h2>
- * {@link dev.hetmem.Region#free()} (or {@code close()}) frees a region: it waits for kernels using
- * it and refuses while host views are open. {@link dev.hetmem.Region#free(long, long)} frees part
+ * {@link dev.hetmem.Region#free()} (or {@code close()}) frees a region, as {@code Arena.close()}
+ * closes an arena: the calling thread's host views of it are closed, it refuses while other
+ * threads hold views, and it waits for kernels using it. {@link dev.hetmem.Region#free(long, long)} frees part
  * of one, as munmap does: both edges on granule boundaries (the end may be the region's end), the
  * rest working as before, and later calls that reach the freed bytes throwing
  * {@link java.lang.IllegalStateException}. Closing the memory frees every region.

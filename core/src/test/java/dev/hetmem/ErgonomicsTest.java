@@ -90,6 +90,7 @@ class ErgonomicsTest {
             PageSnapshot none = r.snapshot(MiB, 0);   // a snapshot of nothing, as of a tensor of size 0
             assertEquals(0, none.pages());
             assertEquals(MiB, none.offset());
+            assertEquals(4096, r.snapshot(4096 + 100, 0).offset(), "page-aligned, as every snapshot's offset");
             assertThrows(IndexOutOfBoundsException.class, () -> r.snapshot(MiB + 1, 0));
             r.free();   // no view of nothing holds it open
             assertThrows(IllegalStateException.class, () -> r.host(0, 0, Access.READ));

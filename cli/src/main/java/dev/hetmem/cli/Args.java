@@ -27,6 +27,7 @@ final class Args {
     Args(List<String> argv, Set<String> flags, Set<String> valued, int maxPositional) {
         CommandLine.Model.CommandSpec spec = CommandLine.Model.CommandSpec.create();
         spec.parser().overwrittenOptionsAllowed(true);   // the last of a repeated option wins
+        spec.parser().expandAtFiles(false);               // "@weights.bin" is a file name, not a list of arguments
         boolean ownHelp = flags.contains("help");
         spec.addOption(CommandLine.Model.OptionSpec.builder("-h", "--help").arity("0").type(boolean.class)
                 .usageHelp(!ownHelp).build());

@@ -29,9 +29,6 @@ final class BenchPlots {
             chart.write(Path.of(file));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the chart to " + file + ": " + e.getMessage(), e);
-        } catch (java.awt.AWTError | UnsatisfiedLinkError | InternalError e) {
-            throw new IllegalStateException("cannot draw " + file + " (" + e.getMessage() + "): the JDK's fonts need "
-                    + "fontconfig and a font, e.g. 'apt-get install fontconfig fonts-dejavu-core'", e);
         }
         err.println("bench " + root.get("bench") + ": chart written to " + file);
     }

@@ -69,8 +69,25 @@ final class Chart {
         }
     }
 
+    /**
+     * What a drawing failure says when the JDK's text rendering cannot start (no fontconfig, or no
+     * font: the JDK throws an error or a NullPointerException from its font configuration).
+     */
+    static IllegalStateException fontsMissing(Path file, Throwable e) {
+        return new IllegalStateException("cannot draw " + file + ": the JDK could not render text (" + e.getMessage()
+                + "); it needs fontconfig and a font, e.g. 'apt-get install fontconfig fonts-dejavu-core'", e);
+    }
+
     /** Draws the chart into {@code file} (.png or .svg). */
     void write(Path file) throws IOException {
+        try {
+            draw(file);
+        } catch (java.awt.AWTError | UnsatisfiedLinkError | InternalError | NullPointerException e) {
+            throw fontsMissing(file, e);
+        }
+    }
+
+    private void draw(Path file) throws IOException {
         System.setProperty("java.awt.headless", "true");
         JFreeChart chart = ChartFactory.createBarChart(title, null, valueLabel, data, PlotOrientation.VERTICAL,
                 true, false, false);

@@ -168,6 +168,7 @@ final class DecodeBench {
         root.put("layers", LAYERS);
         root.put("tokens", tokens);
         root.put("rows", rows);
+        BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
         if (args.flag("json")) {
             out.println(Json.write(root));
         } else {
@@ -181,7 +182,6 @@ final class DecodeBench {
                         ProgressBar.human((Long) r.get("migrated_bytes")), (Long) r.get("evictions"), r.get("correct"));
             }
         }
-        BenchPlots.write(plot, root, err);
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
     }
 

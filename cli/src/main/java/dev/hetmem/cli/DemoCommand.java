@@ -191,6 +191,14 @@ final class DemoCommand {
             Stats st = mem.stats();
             long wallNanos = System.nanoTime() - t0;
             boolean ok = wrong == 0;
+            if (mapFile != null) {
+                try {
+                    new ResidencyMap("hetmem demo: r after mulMat on node 1", afterKernel).writePng(java.nio.file.Path.of(mapFile));
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException("cannot write " + mapFile + ": " + e.getMessage(), e);
+                }
+                err.println("hetmem demo: picture of r written to " + mapFile);
+            }
             if (json) {
                 Map<String, Object> o = new LinkedHashMap<>();
                 o.put("demo", "mulMat");
@@ -234,14 +242,6 @@ final class DemoCommand {
                 }
                 out.println();
                 out.print(st.format());
-            }
-            if (mapFile != null) {
-                try {
-                    new ResidencyMap("hetmem demo: r after mulMat on node 1", afterKernel).writePng(java.nio.file.Path.of(mapFile));
-                } catch (java.io.IOException e) {
-                    throw new java.io.UncheckedIOException("cannot write " + mapFile + ": " + e.getMessage(), e);
-                }
-                err.println("hetmem demo: picture of r written to " + mapFile);
             }
             return ok ? 0 : 1;
         }

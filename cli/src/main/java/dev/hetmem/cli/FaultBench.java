@@ -107,6 +107,7 @@ final class FaultBench {
             list.add(m);
         }
         root.put("rows", list);
+        BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
         if (args.flag("json")) {
             out.println(Json.write(root));
         } else {
@@ -121,7 +122,6 @@ final class FaultBench {
                         rawCopy > 0 ? String.format("%.2fx", med / (double) rawCopy) : "-");
             }
         }
-        BenchPlots.write(plot, root, err);
         return 0;
     }
 

@@ -141,6 +141,7 @@ final class LoadBench {
         limits.put("fio_huge_pages", disk != null && disk.huge);
         root.put("limits", limits);
         root.put("rows", rows);
+        BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
         if (json) {
             out.println(Json.write(root));
         } else {

@@ -54,7 +54,7 @@ final class LoadCommand {
         if (node == 2) {
             String why = OpenClPlatforms.unavailableReason();
             if (why != null) {
-                throw new Args.UsageException("--to opencl: " + why);
+                throw new IllegalStateException("--to opencl: " + why);   // the machine's, not a usage error
             }
             builder.device(OpenClDevice.builder().name("opencl").capacity(capacity).build());
         }

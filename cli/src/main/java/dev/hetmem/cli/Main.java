@@ -66,6 +66,10 @@ public final class Main {
         boolean in = false;
         boolean any = false;
         for (String line : USAGE.split("\n")) {
+            if (line.startsWith("  (") && command.startsWith("bench ")) {
+                b.append(line).append('\n');   // the note on --plot, which every bench takes
+                continue;
+            }
             if (line.startsWith("  ") && !line.startsWith("   ")) {
                 in = (line.substring(2) + " ").startsWith(command + " ");
             }

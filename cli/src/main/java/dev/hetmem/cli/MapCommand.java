@@ -47,7 +47,7 @@ final class MapCommand {
             if (load != null) {
                 LoadResult res = mem.load(Path.of(load), to);
                 r = res.region();
-                title = "hetmem map: " + Path.of(load).getFileName() + " loaded to node " + to;
+                title = "hetmem map: " + Main.printable(String.valueOf(Path.of(load).getFileName())) + " loaded to node " + to;
             } else {
                 r = scenario(mem);
                 title = "hetmem map: a 26 MiB region in every state";
@@ -59,7 +59,7 @@ final class MapCommand {
             }
             if (png != null) {
                 map.writePng(Path.of(png));
-                err.println("hetmem map: picture written to " + png);
+                err.println("hetmem map: picture written to " + Main.printable(png));
             }
         }
         return 0;

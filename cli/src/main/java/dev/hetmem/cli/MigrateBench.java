@@ -155,6 +155,7 @@ final class MigrateBench {
         limits.put("plain_copy", plainRows);
         root.put("limits", limits);
         root.put("rows", rows);
+        BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
         if (json) {
             out.println(Json.write(root));
         } else {
@@ -169,7 +170,6 @@ final class MigrateBench {
                         100 * (Double) r.get("of_plain_copy"));
             }
         }
-        BenchPlots.write(plot, root, err);
         return 0;
     }
 

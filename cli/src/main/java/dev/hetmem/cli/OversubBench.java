@@ -115,6 +115,7 @@ final class OversubBench {
         root.put("limits", Map.of("memcpy_gbps", Math.round(memcpy * 1000) / 1000.0));
         root.put("device_capacity_bytes", capacity);
         root.put("rows", rows);
+        BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
         if (args.flag("json")) {
             out.println(Json.write(root));
         } else {
@@ -126,7 +127,6 @@ final class OversubBench {
                         r.get("correct"));
             }
         }
-        BenchPlots.write(plot, root, err);
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
     }
 

@@ -140,7 +140,13 @@ final class ResidencyMap {
 
     void writePng(Path file) throws IOException {
         System.setProperty("java.awt.headless", "true");
-        if (!ImageIO.write(image(), "png", file.toFile())) {
+        BufferedImage img;
+        try {
+            img = image();
+        } catch (java.awt.AWTError | UnsatisfiedLinkError | InternalError | NullPointerException e) {
+            throw Chart.fontsMissing(file, e);
+        }
+        if (!ImageIO.write(img, "png", file.toFile())) {
             throw new IOException("no PNG writer in this JDK");
         }
     }

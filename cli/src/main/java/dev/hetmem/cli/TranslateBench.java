@@ -121,6 +121,7 @@ final class TranslateBench {
             o.put("ratio", Math.round(region / plainMs * 1000) / 1000.0);
             o.put("plain_gflops", Math.round(flops / plainMs / 1e6 * 100) / 100.0);
             o.put("results_identical", differ == 0);
+            BenchPlots.write(plot, o, err);   // first: a failure then leaves one JSON object, the error
             if (args.flag("json")) {
                 out.println(Json.write(o));
             } else {
@@ -130,7 +131,6 @@ final class TranslateBench {
                 out.printf("  translation costs      : %.3fx (goal: at most 1.25x)%n", region / plainMs);
                 out.printf("  results                : %s%n", differ == 0 ? "identical" : differ + " elements differ");
             }
-            BenchPlots.write(plot, o, err);
             return differ == 0 ? 0 : 1;
         }
     }

@@ -70,8 +70,11 @@ class LibraryProgramTest {
                 public class Main {
                     public static void main(String[] a) throws Exception {
                         System.out.println("reason: " + dev.hetmem.limits.FaultLimits.userfaultfdUnavailableReason());
-                        try (var files = java.nio.file.Files.list(java.nio.file.Path.of(System.getProperty("hetmem.native.dir")))) {
-                            files.forEach(f -> System.out.println("extracted: " + f.getFileName()));
+                        var dir = java.nio.file.Path.of(System.getProperty("hetmem.native.dir"));
+                        if (java.nio.file.Files.isDirectory(dir)) {
+                            try (var files = java.nio.file.Files.list(dir)) {
+                                files.forEach(f -> System.out.println("extracted: " + f.getFileName()));
+                            }
                         }
                     }
                 }
@@ -92,6 +95,24 @@ class LibraryProgramTest {
         assertTrue(built, "CI builds the fault service: " + run.out);
         // (the file goes when the JVM that loaded it ends: the program looks while it runs)
         assertTrue(run.out.contains("extracted: libhetmem_uffd"), "the library was extracted into " + nativeDir + ": " + run.out);
+    }
+
+    /** The BOM names the version the parent builds, for each module it lists (it does not inherit it). */
+    @Test
+    void theBomAndTheParentAgreeOnTheVersion() throws Exception {
+        String parent = Files.readString(Path.of("..", "pom.xml"));
+        Matcher pv = Pattern.compile("<artifactId>hetmem-parent</artifactId>\\s*<version>([^<]+)</version>").matcher(parent);
+        assertTrue(pv.find(), "the parent's version");
+        String bom = Files.readString(Path.of("..", "bom", "pom.xml"));
+        Matcher bv = Pattern.compile("<version>([^<]+)</version>").matcher(bom);
+        int versions = 0;
+        while (bv.find()) {
+            assertEquals(pv.group(1), bv.group(1), "every version in bom/pom.xml");
+            versions++;
+        }
+        assertEquals(3, versions, "the BOM's own version and its two modules'");
+        assertTrue(Files.readString(Path.of("..", "hetmem")).contains("-" + pv.group(1) + ".jar"),
+                "the launcher names the jars of this version");
     }
 
     /** The bodies of the ```java blocks of the README section that starts with {@code heading}. */

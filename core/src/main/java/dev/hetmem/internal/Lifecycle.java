@@ -112,6 +112,26 @@ public final class Lifecycle {
     }
 
     /**
+     * Throws, naming their threads, if threads other than the caller (and alive) hold host views
+     * here; changes nothing.
+     */
+    public void refuseViewsOfOtherThreads() {
+        reapAbandonedViews();
+        List<String> owners = new ArrayList<>();
+        synchronized (this) {
+            for (View v : views.keySet()) {
+                if (v.owner() != Thread.currentThread()) {
+                    owners.add(v.owner().getName());
+                }
+            }
+        }
+        if (!owners.isEmpty()) {
+            throw new IllegalStateException(what + " has " + owners.size() + " open host view(s) in thread(s) " + owners
+                    + "; they must close them first (nothing was freed)");
+        }
+    }
+
+    /**
      * Closes the host views the calling thread holds here, as {@code Arena.close()} invalidates
      * the segments of its arena; returns how many. (Views of other threads are confined to them:
      * they can only be waited for.)
@@ -223,8 +243,12 @@ public final class Lifecycle {
                         + "a call that uses it, in thread " + Thread.currentThread().getName() + ") would wait for itself");
             }
             if (!views.isEmpty()) {
-                throw new IllegalStateException(what + " has " + views.size()
-                        + " open host view(s); close them before freeing it");
+                List<String> owners = new ArrayList<>();
+                for (View v : views.keySet()) {
+                    owners.add(v.owner().getName());
+                }
+                throw new IllegalStateException(what + " has " + views.size() + " open host view(s) in thread(s) "
+                        + owners + "; close them before freeing it (nothing was freed)");
             }
             closed = true;
         }
