@@ -183,12 +183,8 @@ class CommandLineTest {
 
     @Test
     void loadPutsAFileOnTheDeviceAndReportsItAsJson() throws Exception {
-        java.nio.file.Path dir = java.nio.file.Path.of("target", "cli-load-test").toAbsolutePath();
-        java.nio.file.Files.createDirectories(dir);
-        java.nio.file.Path f = dir.resolve("weights.bin");
         byte[] data = new byte[3 * 1024 * 1024 + 17];
-        new java.util.SplittableRandom(1).nextBytes(data);
-        java.nio.file.Files.write(f, data);
+        java.nio.file.Path f = randomFile("weights.bin", data, 1);
         Result r = run("load", f.toString(), "--to", "1", "--json");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());
@@ -196,6 +192,14 @@ class CommandLineTest {
         assertTrue(r.out().contains("\"kind\":\"emulated\""), r.out());
         assertTrue(r.out().contains("\"pages_on_node\":769"), "every page on the device: " + r.out());
         assertTrue(r.err().contains("100%"), "progress reached the end: " + r.err());
+    }
+
+    /** {@code data}, filled from {@code seed}, written to target/cli-load-test/{@code name}. */
+    private static java.nio.file.Path randomFile(String name, byte[] data, long seed) throws Exception {
+        java.nio.file.Path dir = java.nio.file.Path.of("target", "cli-load-test").toAbsolutePath();
+        java.nio.file.Files.createDirectories(dir);
+        new java.util.SplittableRandom(seed).nextBytes(data);
+        return java.nio.file.Files.write(dir.resolve(name), data);
     }
 
     private static java.nio.file.Path safetensors(String name, String header, int dataBytes) throws Exception {
@@ -364,12 +368,7 @@ class CommandLineTest {
     @Test
     void loadTargetsTheOpenClDeviceByNameAndStaysQuietWithNoProgress() throws Exception {
         needsOpenCl();
-        java.nio.file.Path dir = java.nio.file.Path.of("target", "cli-load-test").toAbsolutePath();
-        java.nio.file.Files.createDirectories(dir);
-        java.nio.file.Path f = dir.resolve("to-opencl.bin");
-        byte[] data = new byte[2 * 1024 * 1024 + 5];
-        new java.util.SplittableRandom(3).nextBytes(data);
-        java.nio.file.Files.write(f, data);
+        java.nio.file.Path f = randomFile("to-opencl.bin", new byte[2 * 1024 * 1024 + 5], 3);
         Result r = run("load", f.toString(), "--to", "opencl", "--json", "--no-progress");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());

@@ -346,6 +346,21 @@ public final class StressRun {
             return got;
         }
 
+        /**
+         * A kernel's range from the step's numbers: whole pages, at most a quarter of a device of
+         * {@code deviceBytes} (a launch never needs more than fits); {offset, length}, or null when
+         * the region has no whole page.
+         */
+        long[] kernelRange(Step st, long deviceBytes) {
+            long max = Math.max(PAGE_BYTES, deviceBytes / 4);
+            long pages = region.size() / PAGE_BYTES;
+            if (pages == 0) {
+                return null;
+            }
+            long n = 1 + st.y() % Math.min(pages, max / PAGE_BYTES);
+            return new long[] {(st.x() % (pages - n + 1)) * PAGE_BYTES, n * PAGE_BYTES};
+        }
+
         /** Whether any page of [off, off+len) is freed. */
         boolean anyFreed(long off, long len) {
             for (long p = off / PAGE_BYTES; p < Math.ceilDiv(off + len, PAGE_BYTES); p++) {

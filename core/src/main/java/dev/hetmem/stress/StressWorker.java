@@ -96,20 +96,11 @@ final class StressWorker {
         }
     }
 
-    private static final java.util.regex.Pattern FREED_REFUSAL = java.util.regex.Pattern.compile(
-            "region (\\d+) \\(.*reaches bytes \\[(\\d+), (\\d+)\\), which were freed by free\\(offset, length\\)");
-
     /** A refusal naming bytes of a region that the model, too, has freed. */
     private boolean refusedForFreedPart(Throwable e) {
-        if (!(e instanceof IllegalStateException) || e.getMessage() == null) {
-            return false;
-        }
-        java.util.regex.Matcher mt = FREED_REFUSAL.matcher(e.getMessage());
-        if (!mt.find()) {
-            return false;
-        }
-        Model named = all.get(Integer.parseInt(mt.group(1)));
-        return named != null && named.allFreed(Long.parseLong(mt.group(2)), Long.parseLong(mt.group(3)));
+        FreedRefusal f = FreedRefusal.of(e);
+        Model named = f == null ? null : all.get(f.region());
+        return named != null && named.allFreed(f.from(), f.to());
     }
 
     /** Whether the step works on this worker's own regions (else it may race their free). */
@@ -483,22 +474,9 @@ final class StressWorker {
         System.arraycopy(got, 0, m.bytes, 0, got.length);
     }
 
-    /**
-     * A kernel's range of m from the step's numbers: whole pages, at most a quarter of a device
-     * (a launch never needs more than fits); {offset, length}, or null when there is no m or it
-     * has no whole page.
-     */
+    /** {@link Model#kernelRange} of m, or null when there is no m. */
     private long[] kernelRange(Model m, Step st) {
-        if (m == null) {
-            return null;
-        }
-        long max = Math.max(PAGE_BYTES, config.deviceBytes() / 4);
-        long pages = m.region.size() / PAGE_BYTES;
-        if (pages == 0) {
-            return null;
-        }
-        long n = 1 + st.y() % Math.min(pages, max / PAGE_BYTES);
-        return new long[] {(st.x() % (pages - n + 1)) * PAGE_BYTES, n * PAGE_BYTES};
+        return m == null ? null : m.kernelRange(st, config.deviceBytes());
     }
 
     /** Frees a granule-aligned part of m (never all of it: FREE does that). */
