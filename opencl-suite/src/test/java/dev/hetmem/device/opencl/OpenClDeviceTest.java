@@ -11,6 +11,7 @@ import dev.hetmem.UnifiedMemory;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.ValueLayout;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -97,6 +98,56 @@ class OpenClDeviceTest {
             assertThrows(IllegalArgumentException.class, () -> p.kernel("scale", "not a number"));
             // with the scalar it runs
             mem.launch(1, p.kernel("scale", 2f), 1024, KernelArg.readWrite(x));
+        }
+    }
+
+    /**
+     * Scalars are checked against the parameters' declared types and converted where no value
+     * changes (a Java double for a float); a mismatch names the parameter as the source does.
+     */
+    @Test
+    void scalarArgumentsAreCheckedAgainstTheDeclaredTypes() {
+        try (OpenClDevice dev = OpenClFixture.device(4 * MiB);
+             UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
+             OpenClProgram p = dev.compile("""
+                     __kernel void typed(HM_SPACE_PARAMS, HM_REGION(x), int count, long big, float scale, double exact,
+                                         __global float *extra) {
+                         __global float *out = HM_WPTR(float, x, 0);
+                         out[0] = (float) count;
+                         out[1] = (float) (big >> 32);
+                         out[2] = scale;
+                         out[3] = (float) exact;
+                         out[4] = extra[0];
+                     }
+                     """);
+             OpenClDevice.PlainBuffer buf = dev.plainBuffer(4096)) {
+            Region x = mem.allocate(4096);
+            // a Java double for the float, an int for the long: converted, nothing changes
+            mem.launch(1, p.kernel("typed", 3, 5, 2.0, 7.0, buf), 1, KernelArg.write(x));
+            try (HostView v = x.host(0, 20, Access.READ)) {
+                assertEquals(3f, v.segment().getAtIndex(ValueLayout.JAVA_FLOAT, 0));
+                assertEquals(0f, v.segment().getAtIndex(ValueLayout.JAVA_FLOAT, 1), "5 >> 32");
+                assertEquals(2f, v.segment().getAtIndex(ValueLayout.JAVA_FLOAT, 2), "the double 2.0 passed as a float");
+                assertEquals(7f, v.segment().getAtIndex(ValueLayout.JAVA_FLOAT, 3));
+            }
+            record Wrong(String parameter, Object[] scalars, String why) {}
+            for (Wrong w : List.of(
+                    new Wrong("count", new Object[] {2.5, 5L, 2f, 7.0, buf}, "int"),
+                    new Wrong("count", new Object[] {1L << 40, 5L, 2f, 7.0, buf}, "outside"),
+                    new Wrong("big", new Object[] {3, 1.5f, 2f, 7.0, buf}, "long"),
+                    new Wrong("scale", new Object[] {3, 5L, 1e300, 7.0, buf}, "too large for a float"),
+                    new Wrong("exact", new Object[] {3, 5L, 2f, (1L << 60) + 1, buf}, "exactly"),
+                    new Wrong("extra", new Object[] {3, 5L, 2f, 7.0, 4}, "buffer"),
+                    new Wrong("scale", new Object[] {3, 5L, buf, 7.0, buf}, "a buffer for a float"))) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> mem.launch(1, p.kernel("typed", w.scalars()), 1, KernelArg.write(x)), w.toString());
+                assertTrue(e.getMessage().contains("parameter '" + w.parameter() + "'") && e.getMessage().contains(w.why()),
+                        e.getMessage());
+            }
+            IllegalArgumentException extra = assertThrows(IllegalArgumentException.class,
+                    () -> mem.launch(1, p.kernel("typed", 3, 5L, 2f, 7.0, buf, 9), 1, KernelArg.write(x)));
+            assertTrue(extra.getMessage().contains("no parameter for scalar 5"), extra.getMessage());
+            assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
         }
     }
 

@@ -65,6 +65,8 @@ final class ClLibrary {
     final MethodHandle getProgramBuildInfo;
     final MethodHandle releaseProgram;
     final MethodHandle createKernel;
+    /** clGetKernelArgInfo: a kernel parameter's declared type and name (programs built with -cl-kernel-arg-info). */
+    final MethodHandle getKernelArgInfo;
     final MethodHandle setKernelArg;
     final MethodHandle releaseKernel;
 
@@ -104,6 +106,8 @@ final class ClLibrary {
         releaseProgram = b.bind("clReleaseProgram", handleToInt);
         createKernel = b.bind("clCreateKernel", FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS, ADDRESS));
         setKernelArg = b.bind("clSetKernelArg", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS));
+        getKernelArgInfo = b.bind("clGetKernelArgInfo", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG,
+                ADDRESS, ADDRESS));
         releaseKernel = b.bind("clReleaseKernel", handleToInt);
     }
 

@@ -444,8 +444,9 @@ public final class OpenClDevice implements DeviceDriver {
     /** Builds {@code source} with {@code flags} then {@code options} and keeps the program until it or the device closes. */
     OpenClProgram build(String source, String flags, String options, boolean plain) {
         ctx.checkUsable("clBuildProgram");
+        // -cl-kernel-arg-info: scalar arguments are checked against the parameters' declared types
         OpenClProgram p = OpenClProgram.build(this, ctx.cl, ctx.context, ctx.device, source,
-                flags + Objects.requireNonNull(options, "options"), plain);
+                flags + "-cl-kernel-arg-info " + Objects.requireNonNull(options, "options"), plain);
         programs.add(p);
         return p;
     }

@@ -62,15 +62,28 @@ public final class OpenClKernel implements DeviceKernel {
     void setScalars(int first, Arena a) {
         for (int i = 0; i < scalars.length; i++) {
             MemorySegment v = a.allocate(8);
+            KernelParameter p = program.parameter(name, handle, first + i);
+            if (p == KernelParameter.NONE) {
+                throw new IllegalArgumentException("kernel " + name + " has no parameter for scalar " + i + " (" + scalars[i]
+                        + "): it takes " + i + " scalar(s) after its region arguments");
+            }
+            long size;
+            if (p == KernelParameter.UNKNOWN) {
+                size = OpenClProgram.scalarSize(scalars[i]);
+                if (!(scalars[i] instanceof PlainBuffers.Buffer)) {
+                    OpenClProgram.put(v, scalars[i]);
+                }
+            } else {
+                size = p.put(v, scalars[i], name);
+            }
             if (scalars[i] instanceof PlainBuffers.Buffer b) { // the one OpenClDevice.PlainBuffer
                 if (b.device() != program.device()) {
                     throw new IllegalArgumentException("argument " + i + " of " + name + " is a buffer of another device");
                 }
                 v.set(java.lang.foreign.ValueLayout.ADDRESS, 0, b.handle());
-            } else {
-                OpenClProgram.put(v, scalars[i]);
             }
-            program.setArg(handle, first + i, OpenClProgram.scalarSize(scalars[i]), v, "scalar " + i + " = " + scalars[i]);
+            program.setArg(handle, first + i, size, v, (p == KernelParameter.UNKNOWN ? "scalar " + i : "parameter '" + p.name() + "'")
+                    + " = " + scalars[i]);
         }
     }
 

@@ -100,8 +100,13 @@ public final class OpenClProgram implements AutoCloseable {
      * a {@link OpenClDevice.PlainBuffer}, in the order they follow the region arguments in the
      * kernel's signature). The OpenCL kernel object is created on first use of {@code name} and
      * shared by every {@link OpenClKernel} of that name; this program's {@link #close} releases it.
-     * An Integer or Float fills an {@code int} or {@code float} parameter (4 bytes), a Long or Double a
-     * {@code long} or {@code double} one (8 bytes).
+     * Each scalar is checked at launch against the parameter's declared type (the program is built
+     * with {@code -cl-kernel-arg-info}) and converted where no value changes: a Double for a
+     * {@code float} parameter (if it stays finite), an Integer for a {@code long}, a Long for an
+     * {@code int} in range, a whole number for a {@code float} or {@code double} that holds it
+     * exactly; a PlainBuffer fills a pointer. A mismatch throws {@link IllegalArgumentException}
+     * naming the parameter as the source names it. (Where the platform gives no argument
+     * information, a Byte, Short, Integer, Long, Float or Double fills 1, 2, 4, 8, 4 or 8 bytes.)
      *
      * @param name the name of a {@code __kernel} function in this program's source
      * @param scalars the kernel's scalar arguments, in order; none for a kernel without
@@ -132,6 +137,14 @@ public final class OpenClProgram implements AutoCloseable {
         return new OpenClKernel(this, name, k, scalars);
     }
 
+    /** Parameter {@code index} of kernel {@code name} as its source declares it (see {@link KernelParameter}). */
+    KernelParameter parameter(String name, MemorySegment kernel, int index) {
+        return parameters.computeIfAbsent(name + "#" + index, k -> KernelParameter.of(cl, kernel, index));
+    }
+
+    private final java.util.concurrent.ConcurrentHashMap<String, KernelParameter> parameters =
+            new java.util.concurrent.ConcurrentHashMap<>();
+
     void setArg(MemorySegment kernel, int index, long size, MemorySegment value, String what) {
         OpenClLauncher.setArg(cl, kernel, index, size, value, what);
     }
@@ -152,18 +165,23 @@ public final class OpenClProgram implements AutoCloseable {
 
     static long scalarSize(Object v) {
         return switch (v) {
+            case Byte b -> 1;
+            case Short s -> 2;
             case Integer i -> 4;
             case Float f -> 4;
             case Long l -> 8;
             case Double d -> 8;
             case OpenClDevice.PlainBuffer b -> java.lang.foreign.ValueLayout.ADDRESS.byteSize();
             default -> throw new IllegalArgumentException("scalar kernel argument " + v + " of type "
-                    + (v == null ? "null" : v.getClass().getSimpleName()) + ": use Integer, Long, Float, Double or a PlainBuffer");
+                    + (v == null ? "null" : v.getClass().getSimpleName())
+                    + ": use Byte, Short, Integer, Long, Float, Double or a PlainBuffer");
         };
     }
 
     static void put(MemorySegment s, Object v) {
         switch (v) {
+            case Byte b -> s.set(ValueLayout.JAVA_BYTE, 0, b);
+            case Short h -> s.set(ValueLayout.JAVA_SHORT, 0, h);
             case Integer i -> s.set(ValueLayout.JAVA_INT, 0, i);
             case Float f -> s.set(ValueLayout.JAVA_FLOAT, 0, f);
             case Long l -> s.set(ValueLayout.JAVA_LONG, 0, l);

@@ -1,0 +1,161 @@
+package dev.hetmem.device.opencl;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * A kernel parameter as its source declares it (read with {@code clGetKernelArgInfo} from a
+ * program built with {@code -cl-kernel-arg-info}), and how a Java value becomes its bytes: a
+ * number converts where no value changes (a Java {@code double} for a {@code float} parameter
+ * if it stays finite, an {@code int} for a {@code long}, a {@code long} for an {@code int} in
+ * range), a plain buffer fills a pointer; anything else is refused naming the parameter.
+ *
+ * @param name    the parameter's name in the source
+ * @param type    its type as OpenCL reports it: {@code int}, {@code uint}, {@code float}, {@code float*}, ...
+ */
+record KernelParameter(String name, String type) {
+    private static final int CL_KERNEL_ARG_TYPE_NAME = 0x1198;
+    private static final int CL_KERNEL_ARG_NAME = 0x119A;
+    private static final int CL_INVALID_ARG_INDEX = -49;
+
+    /** What a parameter index beyond the kernel's last reads as. */
+    static final KernelParameter NONE = new KernelParameter("", "");
+    /** What a parameter reads as where the platform gives no argument information. */
+    static final KernelParameter UNKNOWN = new KernelParameter("?", "?");
+
+    /**
+     * Parameter {@code index} of {@code kernel}; {@link #NONE} past its last parameter;
+     * {@link #UNKNOWN} where the platform gives no argument information (the value's own Java type
+     * then decides its size).
+     */
+    static KernelParameter of(ClLibrary cl, MemorySegment kernel, int index) {
+        try (Arena a = Arena.ofConfined()) {
+            String type = info(cl, kernel, index, CL_KERNEL_ARG_TYPE_NAME, a);
+            if (type == null) {
+                return UNKNOWN;
+            }
+            if (type.isEmpty()) {
+                return NONE;
+            }
+            String name = info(cl, kernel, index, CL_KERNEL_ARG_NAME, a);
+            return new KernelParameter(name == null ? "#" + index : name, type.strip());
+        }
+    }
+
+    /** A string of the parameter's information; "" past the last parameter; null when not available. */
+    private static String info(ClLibrary cl, MemorySegment kernel, int index, int what, Arena a) {
+        MemorySegment size = a.allocate(JAVA_LONG);
+        MemorySegment value = a.allocate(256);
+        int rc;
+        try {
+            rc = (int) cl.getKernelArgInfo.invokeExact(kernel, index, what, 256L, value, size);
+        } catch (Throwable t) {
+            return null;
+        }
+        if (rc == CL_INVALID_ARG_INDEX) {
+            return "";
+        }
+        if (rc != 0) {
+            return null;   // CL_KERNEL_ARG_INFO_NOT_AVAILABLE, or a platform without it
+        }
+        return value.getString(0, StandardCharsets.UTF_8);
+    }
+
+    boolean pointer() {
+        return type.endsWith("*");
+    }
+
+    /**
+     * Writes {@code v} into {@code s} as this parameter's type; returns its size in bytes.
+     *
+     * @throws IllegalArgumentException naming the kernel, the parameter and the value, when {@code v}
+     *         cannot become this type without changing (or is a buffer for a number, or a number for
+     *         a pointer)
+     */
+    long put(MemorySegment s, Object v, String kernel) {
+        if (v instanceof OpenClDevice.PlainBuffer) {
+            if (!pointer()) {
+                throw mismatch(kernel, v, "a buffer for a " + type + " parameter");
+            }
+            return ValueLayout.ADDRESS.byteSize();   // the caller writes the handle
+        }
+        if (pointer()) {
+            throw mismatch(kernel, v, "a pointer parameter takes a buffer (OpenClDevice.PlainBuffer)");
+        }
+        return switch (type) {
+            case "char", "uchar", "short", "ushort", "int", "uint", "long", "ulong" -> putWhole(s, v, kernel);
+            case "float" -> {
+                double d = real(v, kernel);
+                float f = (float) d;
+                if (Float.isInfinite(f) && !Double.isInfinite(d)) {
+                    throw mismatch(kernel, v, "too large for a float");
+                }
+                if (!(v instanceof Double) && !(v instanceof Float) && f != d) {
+                    throw mismatch(kernel, v, "a whole number a float does not hold exactly");
+                }
+                s.set(ValueLayout.JAVA_FLOAT, 0, f);
+                yield 4;
+            }
+            case "double" -> {
+                s.set(ValueLayout.JAVA_DOUBLE, 0, real(v, kernel));
+                yield 8;
+            }
+            default -> throw mismatch(kernel, v, "hetmem passes no Java value as " + type);
+        };
+    }
+
+    private long putWhole(MemorySegment s, Object v, String kernel) {
+        long x = switch (v) {
+            case Long l -> l;
+            case Integer i -> i;
+            case Short h -> h;
+            case Byte b -> b;
+            default -> throw mismatch(kernel, v, "not a whole number");
+        };
+        int bytes = switch (type) {
+            case "char", "uchar" -> 1;
+            case "short", "ushort" -> 2;
+            case "int", "uint" -> 4;
+            default -> 8;
+        };
+        boolean unsigned = type.startsWith("u");
+        if (unsigned && x < 0) {
+            throw mismatch(kernel, v, "negative for an unsigned parameter");
+        }
+        if (bytes < 8) {
+            long max = unsigned ? (1L << (8 * bytes)) - 1 : (1L << (8 * bytes - 1)) - 1;
+            long min = unsigned ? 0 : -(1L << (8 * bytes - 1));
+            if (x < min || x > max) {
+                throw mismatch(kernel, v, "outside [" + min + ", " + max + "]");
+            }
+        }
+        switch (bytes) {
+            case 1 -> s.set(ValueLayout.JAVA_BYTE, 0, (byte) x);
+            case 2 -> s.set(ValueLayout.JAVA_SHORT, 0, (short) x);
+            case 4 -> s.set(JAVA_INT, 0, (int) x);
+            default -> s.set(JAVA_LONG, 0, x);
+        }
+        return bytes;
+    }
+
+    /** A number as a double, where it is one exactly. */
+    private double real(Object v, String kernel) {
+        return switch (v) {
+            case Double d -> d;
+            case Float f -> f;
+            case Integer i -> i;   // every int is a double exactly
+            case Long l when (long) (double) l == l -> l;
+            default -> throw mismatch(kernel, v, "not a number that " + type + " holds exactly");
+        };
+    }
+
+    private IllegalArgumentException mismatch(String kernel, Object v, String why) {
+        return new IllegalArgumentException("kernel " + kernel + ": parameter '" + name + "' (" + type + ") cannot take "
+                + v + " (" + (v == null ? "null" : v.getClass().getSimpleName()) + "): " + why);
+    }
+}
