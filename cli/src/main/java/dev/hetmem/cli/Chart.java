@@ -61,6 +61,15 @@ final class Chart {
         return data.getColumnCount() == 0;
     }
 
+    /** The {@code --plot} file a bench was given (checked before it runs), or null. */
+    static String plotOption(Args args) {
+        String plot = args.value("plot", null);
+        if (plot != null) {
+            checkFile(plot);
+        }
+        return plot;
+    }
+
     /** Throws a usage error unless {@code file} ends in .png or .svg; checked before a benchmark runs. */
     static void checkFile(String file) {
         String f = file.toLowerCase(Locale.ROOT);

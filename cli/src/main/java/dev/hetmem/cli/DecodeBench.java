@@ -77,10 +77,7 @@ final class DecodeBench {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "tokens", "device", "reps", "plot"));
-        String plot = args.value("plot", null);
-        if (plot != null) {
-            Chart.checkFile(plot);
-        }
+        String plot = Chart.plotOption(args);
         boolean quick = args.flag("quick");
         long capacity = args.longValue("capacity", quick ? 32 * MiB : 64 * MiB);
         if (capacity < 16 * MiB || capacity % (2 * MiB) != 0 || capacity > (4L << 30)) {

@@ -40,10 +40,7 @@ final class FaultBench {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick"), Set.of("plot"));
-        String plot = args.value("plot", null);
-        if (plot != null) {
-            Chart.checkFile(plot);
-        }
+        String plot = Chart.plotOption(args);
         boolean quick = args.flag("quick");
         int small = quick ? 1000 : 4000;
         int large = quick ? 40 : 150;

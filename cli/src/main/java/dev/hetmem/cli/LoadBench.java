@@ -46,10 +46,7 @@ final class LoadBench {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) throws IOException {
         Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "dir", "plot"));
-        String plot = args.value("plot", null);
-        if (plot != null) {
-            Chart.checkFile(plot);
-        }
+        String plot = Chart.plotOption(args);
         boolean json = args.flag("json");
         List<Long> sizes = new ArrayList<>();
         String spec = args.value("sizes", args.flag("quick") ? "8M,1G" : "512K,8M,1G,3G");

@@ -46,10 +46,7 @@ final class MigrateBench {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "pages", "device", "plot"));
-        String plot = args.value("plot", null);
-        if (plot != null) {
-            Chart.checkFile(plot);
-        }
+        String plot = Chart.plotOption(args);
         String deviceArg = args.value("device", "all");
         List<String> devices = switch (deviceArg) {
             case "emulated" -> List.of("emulated");

@@ -51,10 +51,7 @@ final class OversubBench {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "reps", "plot"));
-        String plot = args.value("plot", null);
-        if (plot != null) {
-            Chart.checkFile(plot);
-        }
+        String plot = Chart.plotOption(args);
         long capacity = args.longValue("capacity", 64 * MiB);
         if (capacity < 16 * MiB || capacity % TILE != 0) {
             throw new Args.UsageException("--capacity " + capacity + " must be a multiple of 2M, at least 16M");

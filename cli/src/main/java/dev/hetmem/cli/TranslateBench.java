@@ -37,10 +37,7 @@ final class TranslateBench {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick"), Set.of("size", "runs", "plot"));
-        String plot = args.value("plot", null);
-        if (plot != null) {
-            Chart.checkFile(plot);
-        }
+        String plot = Chart.plotOption(args);
         int m = args.intValue("size", args.flag("quick") ? 512 : 1024, 16, 16384);
         int runs = args.intValue("runs", args.flag("quick") ? 5 : 9, 1, 1000);
         if (m < 16 || m > 8192) {

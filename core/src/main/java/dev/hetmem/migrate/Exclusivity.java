@@ -72,51 +72,64 @@ final class Exclusivity {
 
     /** Ends every device's exclusivity over [from, to), or returns the pin of a kernel using such a page. */
     private Pins.Pin endForHost(RegionState region, long from, long to) {
-        Invalidations inv = null;
-        for (long page = from; page < to; ) {
-            Block b = region.table().block(blockOf(page));
-            if (b == null) {
-                page = firstPage(blockOf(page) + 1);   // never touched: nothing exclusive there
-                continue;
-            }
-            long base = firstPage(b.index());
-            int p1 = BlockLocks.endIn(region, b, to);
-            assert b.lock.isHeldByCurrentThread();
+        Pins.Pin[] kernel = {null};
+        Invalidations[] inv = {null};   // made only where an in-place mapping goes: most host views meet none
+        walk(region, from, to, (b, base, p0, p1) -> {
             if (!b.hasExclusive()) {
-                page = base + p1;
-                continue;
+                return true;
             }
-            for (int p = BlockLocks.firstIn(b, from); p < p1; p++) {
+            for (int p = p0; p < p1; p++) {
                 for (int n = 1; n < ctx.nodeCount(); n++) {
                     if (!b.isExclusive(n, p)) {
                         continue;
                     }
-                    Pins.Pin kernel = region.pins().conflict(base + p, base + p + 1, 0);
-                    if (kernel != null) {
-                        if (inv != null) {
-                            inv.flush(ctx);
-                        }
-                        return kernel;
+                    kernel[0] = region.pins().conflict(base + p, base + p + 1, 0);
+                    if (kernel[0] != null) {
+                        return false;
                     }
                     if (b.isRemote(n, p)) {
                         long va = region.pageAddress(base + p);
                         ctx.driver(n).unmap(va, 1);
-                        if (inv == null) {
-                            inv = new Invalidations(ctx.nodeCount());
+                        if (inv[0] == null) {
+                            inv[0] = new Invalidations(ctx.nodeCount());
                         }
-                        inv.add(n, va, 1L << PAGE_SHIFT);
+                        inv[0].add(n, va, 1L << PAGE_SHIFT);
                         b.clearRemoteRange(n, p, 1);
                     } else {
                         b.endExclusive(n, p, 1);
                     }
                 }
             }
+            return true;
+        });
+        if (inv[0] != null) {
+            inv[0].flush(ctx);
+        }
+        return kernel[0];
+    }
+
+    /** One block of a {@link #walk}: its first page, and the range's pages in it, [p0, p1); false stops the walk. */
+    @FunctionalInterface
+    private interface BlockStep {
+        boolean visit(Block b, long base, int p0, int p1);
+    }
+
+    /** Visits, in order, the blocks of [from, to) that exist (never-touched ones hold nothing); the caller holds their locks. */
+    private static void walk(RegionState region, long from, long to, BlockStep step) {
+        for (long page = from; page < to; ) {
+            Block b = region.table().block(blockOf(page));
+            if (b == null) {
+                page = firstPage(blockOf(page) + 1);
+                continue;
+            }
+            assert b.lock.isHeldByCurrentThread();
+            long base = firstPage(b.index());
+            int p1 = BlockLocks.endIn(region, b, to);
+            if (!step.visit(b, base, BlockLocks.firstIn(b, from), p1)) {
+                return;
+            }
             page = base + p1;
         }
-        if (inv != null) {
-            inv.flush(ctx);
-        }
-        return null;
     }
 
     /** Marks the exclusive requests' pages, just pinned on {@code target} under the caller's block locks. */
@@ -144,33 +157,25 @@ final class Exclusivity {
     }
 
     private long markLocked(RegionState region, long from, long to, int node, Invalidations inv) {
-        long marked = 0;
-        for (long page = from; page < to; ) {
-            Block b = region.table().block(blockOf(page));
-            if (b == null) {
-                page = firstPage(blockOf(page) + 1);
-                continue;
-            }
-            assert b.lock.isHeldByCurrentThread();
-            long base = firstPage(b.index());
-            int p0 = BlockLocks.firstIn(b, from);
-            int p1 = BlockLocks.endIn(region, b, to);
+        long[] marked = {0};
+        boolean views = region.pins().liveOn(0, from, to) != null;   // asked per page only where some view is open
+        walk(region, from, to, (b, base, p0, p1) -> {
             int runStart = -1;
             for (int p = p0; p <= p1; p++) {
                 boolean ok = p < p1 && !region.attributes().at(base + p).readOnly()
-                        && region.pins().liveOn(0, base + p, base + p + 1) == null
+                        && (!views || region.pins().liveOn(0, base + p, base + p + 1) == null)
                         && takeAlone(region, b, base, p, node, inv);
                 if (ok && runStart < 0) {
                     runStart = p;
                 } else if (!ok && runStart >= 0) {
                     b.setExclusiveRange(node, runStart, p - runStart);
-                    marked += p - runStart;
+                    marked[0] += p - runStart;
                     runStart = -1;
                 }
             }
-            page = base + p1;
-        }
-        return marked;
+            return true;
+        });
+        return marked[0];
     }
 
     /** {@link #markLocked} for a caller that holds no block lock (a launch that ran by device faults). */

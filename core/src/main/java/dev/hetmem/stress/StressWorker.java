@@ -210,36 +210,16 @@ final class StressWorker {
                 }
                 nativeCopy(m, from, to, at, len);
             }
-            case KERNEL_WRITE, KERNEL_READ -> {
-                long[] rg = kernelRange(m, st);
-                if (rg == null) {
-                    return;
-                }
-                long off = rg[0];
-                long len = rg[1];
-                int node = device(st);
-                try (Arena arena = Arena.ofShared()) {   // kernels read and write it on the device's threads
-                    MemorySegment buf = arena.allocate(len, 64);
-                    if (st.op() == Step.Op.KERNEL_WRITE) {
-                        byte[] src = new byte[(int) len];
-                        data.nextBytes(src);
-                        MemorySegment.copy(src, 0, buf, ValueLayout.JAVA_BYTE, 0, src.length);
-                        boolean refused = m.anyReadOnly(off, len);
-                        note("kernel write node " + node + " " + m + " [" + off + ", +" + len + ")" + (refused ? " refused: read-only" : ""));
-                        if (writeChecked(refused, "a kernel writing " + m,
-                                () -> s.kinds[node].write(s.mem, node, m.region, off, buf, len))) {
-                            System.arraycopy(src, 0, m.bytes, (int) off, src.length);
-                        }
-                    } else {
-                        note("kernel read node " + node + " " + m + " [" + off + ", +" + len + ")");
-                        s.kinds[node].read(s.mem, node, m.region, off, buf, len);
-                        m.expect(buf.toArray(ValueLayout.JAVA_BYTE), off, "kernel read on node " + node);
-                    }
+            case KERNEL_WRITE, KERNEL_READ, KERNEL_ATOMIC -> {
+                KernelStep k = kernelStep(m, st);
+                if (k != null && st.op() == Step.Op.KERNEL_ATOMIC) {
+                    atomics(m, k);
+                } else if (k != null) {
+                    kernelCopy(m, st, k);
                 }
             }
             case SWEEP -> sweep(m, st);
             case FREE_PART -> freePart(m, st);
-            case KERNEL_ATOMIC -> atomics(m, st);
             case PREFETCH, PREFETCH_ASYNC -> {
                 if (m == null) {
                     return;
@@ -474,9 +454,13 @@ final class StressWorker {
         System.arraycopy(got, 0, m.bytes, 0, got.length);
     }
 
-    /** {@link Model#kernelRange} of m, or null when there is no m. */
-    private long[] kernelRange(Model m, Step st) {
-        return m == null ? null : m.kernelRange(st, config.deviceBytes());
+    /** Where a kernel step runs: bytes [offset, offset+length) of its region, on device {@code node}. */
+    private record KernelStep(long offset, long length, int node) {}
+
+    /** The kernel step of m ({@link Model#kernelRange}, the step's device), or null when there is none. */
+    private KernelStep kernelStep(Model m, Step st) {
+        long[] rg = m == null ? null : m.kernelRange(st, config.deviceBytes());
+        return rg == null ? null : new KernelStep(rg[0], rg[1], device(st));
     }
 
     /** Frees a granule-aligned part of m (never all of it: FREE does that). */
@@ -514,15 +498,36 @@ final class StressWorker {
         Arrays.fill(m.bytes, (int) off, (int) end, (byte) 0);
     }
 
-    /** Device atomics over whole pages of m, taken exclusively; each int (little-endian) gains 1. */
-    private void atomics(Model m, Step st) {
-        long[] rg = kernelRange(m, st);
-        if (rg == null) {
-            return;
+    /** A kernel writes random bytes into k's range of m, or reads it back and checks it. */
+    private void kernelCopy(Model m, Step st, KernelStep k) {
+        long off = k.offset();
+        long len = k.length();
+        int node = k.node();
+        try (Arena arena = Arena.ofShared()) {   // kernels read and write it on the device's threads
+            MemorySegment buf = arena.allocate(len, 64);
+            if (st.op() == Step.Op.KERNEL_WRITE) {
+                byte[] src = new byte[(int) len];
+                data.nextBytes(src);
+                MemorySegment.copy(src, 0, buf, ValueLayout.JAVA_BYTE, 0, src.length);
+                boolean refused = m.anyReadOnly(off, len);
+                note("kernel write node " + node + " " + m + " [" + off + ", +" + len + ")" + (refused ? " refused: read-only" : ""));
+                if (writeChecked(refused, "a kernel writing " + m,
+                        () -> s.kinds[node].write(s.mem, node, m.region, off, buf, len))) {
+                    System.arraycopy(src, 0, m.bytes, (int) off, src.length);
+                }
+            } else {
+                note("kernel read node " + node + " " + m + " [" + off + ", +" + len + ")");
+                s.kinds[node].read(s.mem, node, m.region, off, buf, len);
+                m.expect(buf.toArray(ValueLayout.JAVA_BYTE), off, "kernel read on node " + node);
+            }
         }
-        long off = rg[0];
-        long len = rg[1];
-        int node = device(st);
+    }
+
+    /** Device atomics over k's range of m, taken exclusively; each int (little-endian) gains 1. */
+    private void atomics(Model m, KernelStep k) {
+        long off = k.offset();
+        long len = k.length();
+        int node = k.node();
         boolean refused = m.anyReadOnly(off, len);
         note("atomics node " + node + " " + m + " [" + off + ", +" + len + ")" + (refused ? " refused: read-only" : ""));
         if (!writeChecked(refused, "exclusive atomics on " + m,
