@@ -27,10 +27,14 @@ import java.util.Objects;
  * @param offset     the argument's first byte, as a region offset
  * @param length     the argument's size in bytes (positive)
  * @param access     how the kernel uses the range; not null
- * @param itemStride bytes between the windows of consecutive work items; 0 when no window is declared
- * @param itemExtent bytes of each item's window; 0 when no window is declared
+ * @param itemStride bytes between the windows of consecutive work items (or groups of
+ *                   {@code itemsPerWindow} items); 0 when no window is declared
+ * @param itemExtent bytes of each window; 0 when no window is declared
+ * @param itemsPerWindow consecutive work items that share one window (1, or a work-group's size
+ *                   for an output written once per group: {@link #perItems})
  */
-public record KernelArg(Region region, long offset, long length, Access access, long itemStride, long itemExtent) {
+public record KernelArg(Region region, long offset, long length, Access access, long itemStride, long itemExtent,
+                        long itemsPerWindow) {
     /**
      * Checks the components.
      *
@@ -40,9 +44,10 @@ public record KernelArg(Region region, long offset, long length, Access access, 
      * @param access     how the kernel uses the range; not null
      * @param itemStride bytes between the windows of consecutive work items; 0 for no window
      * @param itemExtent bytes of each item's window; 0 for no window
+     * @param itemsPerWindow consecutive items that share one window; at least 1
      * @throws NullPointerException if {@code region} or {@code access} is null
      * @throws IllegalArgumentException if {@code itemStride} or {@code itemExtent} is negative, or
-     *         only one of them is 0
+     *         only one of them is 0, or {@code itemsPerWindow} is below 1
      */
     public KernelArg {
         Objects.requireNonNull(region, "region");
@@ -51,6 +56,25 @@ public record KernelArg(Region region, long offset, long length, Access access, 
             throw new IllegalArgumentException("per-item window stride " + itemStride + " and extent " + itemExtent
                     + " must both be positive, or both 0 (no window)");
         }
+        if (itemsPerWindow < 1) {
+            throw new IllegalArgumentException("items per window " + itemsPerWindow + " must be at least 1");
+        }
+    }
+
+    /**
+     * An argument with item {@code i} touching bytes {@code [i * itemStride, i * itemStride + itemExtent)}.
+     *
+     * @param region     the region the kernel reaches; not null
+     * @param offset     the argument's first byte, as a region offset
+     * @param length     the argument's size in bytes (positive)
+     * @param access     how the kernel uses the range; not null
+     * @param itemStride bytes between the windows of consecutive work items; 0 for no window
+     * @param itemExtent bytes of each item's window; 0 for no window
+     * @throws NullPointerException if {@code region} or {@code access} is null
+     * @throws IllegalArgumentException as the canonical constructor
+     */
+    public KernelArg(Region region, long offset, long length, Access access, long itemStride, long itemExtent) {
+        this(region, offset, length, access, itemStride, itemExtent, 1);
     }
 
     /**
@@ -73,7 +97,7 @@ public record KernelArg(Region region, long offset, long length, Access access, 
      * @return an argument covering bytes [0, {@code r.size()}) of {@code r}
      */
     public static KernelArg read(Region r) {
-        return new KernelArg(r, 0, r.size(), Access.READ);
+        return new KernelArg(r, 0, r.size(), Access.READ, 0, 0, 1);
     }
 
     /**
@@ -83,7 +107,7 @@ public record KernelArg(Region region, long offset, long length, Access access, 
      * @return an argument covering bytes [0, {@code r.size()}) of {@code r}
      */
     public static KernelArg write(Region r) {
-        return new KernelArg(r, 0, r.size(), Access.WRITE);
+        return new KernelArg(r, 0, r.size(), Access.WRITE, 0, 0, 1);
     }
 
     /**
@@ -93,7 +117,7 @@ public record KernelArg(Region region, long offset, long length, Access access, 
      * @return an argument covering bytes [0, {@code r.size()}) of {@code r}
      */
     public static KernelArg readWrite(Region r) {
-        return new KernelArg(r, 0, r.size(), Access.READ_WRITE);
+        return new KernelArg(r, 0, r.size(), Access.READ_WRITE, 0, 0, 1);
     }
 
     /**
@@ -136,7 +160,27 @@ public record KernelArg(Region region, long offset, long length, Access access, 
             throw new IllegalArgumentException("per-item window stride " + stride + " and extent " + extent
                     + " must be positive");
         }
-        return new KernelArg(region, offset, length, access, stride, extent);
+        return new KernelArg(region, offset, length, access, stride, extent, 1);
+    }
+
+    /**
+     * This argument, with every {@code items} consecutive work items sharing one window: items
+     * {@code [u * items, (u + 1) * items)} touch bytes {@code [u * stride, u * stride + extent)}
+     * (a work-group reduction writing one partial result per group of {@code items}). A tiled
+     * launch then cuts tiles at multiples of {@code items}.
+     *
+     * @param items  work items per window; positive
+     * @param stride bytes between consecutive windows; positive
+     * @param extent bytes of each window; positive
+     * @return a copy of this argument with the window declared
+     * @throws IllegalArgumentException if a value is not positive
+     */
+    public KernelArg perItems(long items, long stride, long extent) {
+        if (items <= 0) {
+            throw new IllegalArgumentException("items per window " + items + " must be positive");
+        }
+        KernelArg w = perItem(stride, extent);
+        return new KernelArg(region, offset, length, access, w.itemStride, w.itemExtent, items);
     }
 
     /**
@@ -157,8 +201,8 @@ public record KernelArg(Region region, long offset, long length, Access access, 
         if (!hasWindow() || to <= from) {
             return new long[] {0, length};
         }
-        long start = Math.min(length, saturatedProduct(from, itemStride));
-        long lastStart = saturatedProduct(to - 1, itemStride);
+        long start = Math.min(length, saturatedProduct(from / itemsPerWindow, itemStride));
+        long lastStart = saturatedProduct((to - 1) / itemsPerWindow, itemStride);
         long end = lastStart > length - itemExtent ? length : lastStart + itemExtent;
         return new long[] {start, Math.max(start, Math.min(length, end))};
     }

@@ -47,11 +47,11 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  */
 final class KernelLaunch {
     /**
-     * A tile's windows may take at most this share of the device (the next tile's prefetch takes as
-     * much): small enough that most of a launch is copied while the previous tile computes (only the
-     * first tile is not), and that a prefetch of the next launch's data fits beside both.
+     * A tile's windows may take at most this share of the device, and the next tile's prefetch as
+     * much: half the device for the two, as a hand-written double-buffered program sizes its two
+     * buffer sets; the other half is left to the whole arguments and to what else is resident.
      */
-    private static final double TILE_SHARE = 0.125;
+    private static final double TILE_SHARE = 0.25;
 
     private final UnifiedMemory memory;
 
@@ -59,14 +59,34 @@ final class KernelLaunch {
         this.memory = memory;
     }
 
-    /** One argument, checked, as the engine and the driver see it. */
-    private record Arg(KernelArg arg, RegionState state, long firstPage, long endPage) {
+    /**
+     * One argument, checked, as the engine and the driver see it; {@code plain} when the kernel
+     * reaches it by a plain pointer ({@link DeviceKernel#plainArgument}): its pages are then placed
+     * in consecutive device frames.
+     */
+    private record Arg(KernelArg arg, RegionState state, long firstPage, long endPage, boolean plain) {
         long pages() {
             return endPage - firstPage;
         }
 
         MigrationRequest request() {
-            return new MigrationRequest(state, firstPage, endPage, arg.access().writes(), exclusive());
+            return new MigrationRequest(state, firstPage, endPage, arg.access().writes(), exclusive(), plain, false);
+        }
+
+        /** As {@link #request}, in a tiled launch: a read leaves the host its copy (the pages go again soon). */
+        MigrationRequest streamedRequest() {
+            return new MigrationRequest(state, firstPage, endPage, arg.access().writes(), exclusive(), plain, streamed());
+        }
+
+        /** A read of a launch larger than the device: duplicated, so that its eviction copies nothing back. */
+        boolean streamed() {
+            return !arg.access().writes();
+        }
+
+        /** The binding of items [from, to)'s window (the whole argument without one). */
+        KernelBinding windowBinding(long from, long to) {
+            long[] w = arg.window(from, to);
+            return new KernelBinding(state.pageAddress(0) + arg.offset() + w[0], w[1] - w[0], arg.access());
         }
 
         /** The pages items [from, to) touch (all of the argument without a window). */
@@ -75,7 +95,7 @@ final class KernelLaunch {
             long a = (arg.offset() + w[0]) >>> PAGE_SHIFT;
             long b = Math.max(a + 1, Math.ceilDiv(arg.offset() + w[1], PAGE_BYTES));
             return new MigrationRequest(state, Math.max(firstPage, a), Math.min(endPage, b), arg.access().writes(),
-                    exclusive());
+                    exclusive(), plain, streamed());
         }
 
         boolean exclusive() {
@@ -109,7 +129,7 @@ final class KernelLaunch {
                             + ") of " + a.region() + " but the page at offset " + (ro << PAGE_SHIFT) + " is read-only");
                 }
             }
-            checked.add(new Arg(a, s, from, to));
+            checked.add(new Arg(a, s, from, to, kernel.plainArgument(checked.size())));
             bindings.add(new KernelBinding(s.pageAddress(0) + a.offset(), a.length(), a.access()));
             if (!entered.contains(s)) {
                 entered.add(s);
@@ -127,13 +147,25 @@ final class KernelLaunch {
             for (Arg a : checked) {
                 total += a.pages();
             }
-            if (total <= frames) {
+            Arg tooLong = longestPlain(checked, dev.driver().contiguousFrames());
+            if (total <= frames && tooLong == null) {
                 return resident(dev, node, kernel, 0, globalSize, checked, bindings, null, null);
             }
             refuseOwnPins(checked);   // the pages move on other threads: a pin of this thread would never go
             boolean windows = checked.stream().anyMatch(a -> a.arg().hasWindow());
             if (windows) {
                 return tiled(dev, node, kernel, globalSize, checked, bindings, frames);
+            }
+            Arg plain = checked.stream().filter(Arg::plain).findFirst().orElse(null);
+            if (plain != null) {
+                // a plain pointer reaches its pages with no page table to fault through
+                Arg shown = tooLong != null ? tooLong : plain;
+                throw new DeviceMemoryException("the arguments of this launch need " + total * PAGE_BYTES + " bytes on device node "
+                        + node + " (" + dev.driver().name() + "), which has " + frames * PAGE_BYTES + " bytes, "
+                        + (long) dev.driver().contiguousFrames() * PAGE_BYTES + " of them reachable by one pointer; plain argument "
+                        + checked.indexOf(shown) + " (" + shown.arg().length() + " bytes) must be resident in consecutive frames: "
+                        + "declare what each work item touches (KernelArg.perItem(stride, extent)) so that the launch runs "
+                        + "tile by tile");
             }
             boolean hostTakesPages = checked.stream().anyMatch(a -> a.state().host().takesPagesOnItsOwn());
             if (dev.driver().takesDeviceFaults() && !hostTakesPages) {
@@ -204,13 +236,17 @@ final class KernelLaunch {
             whole += a.arg().hasWindow() ? 0 : a.pages();
         }
         long budget = (long) (frames * TILE_SHARE);
+        long multiple = tileMultiple(args, kernel, dev.driver().plainAlignment());
         long items = itemsPerTile(args, globalSize, Math.min(budget, (frames - whole) / 2));
+        if (items < globalSize) {
+            items = items / multiple * multiple;   // a tile never splits a work-group
+        }
         if (items < 1) {
-            long one = windowPages(args, 0, 1);
+            long one = windowPages(args, 0, multiple);
             throw new DeviceMemoryException("device node " + node + " (" + dev.driver().name() + ") has " + frames * PAGE_BYTES
-                    + " bytes: the arguments without a per-item window need " + whole * PAGE_BYTES + " and one work item's "
-                    + "windows " + one * PAGE_BYTES + ", twice over for double buffering; declare windows on the large "
-                    + "arguments or use a larger device");
+                    + " bytes: the arguments without a per-item window need " + whole * PAGE_BYTES + " and the windows of "
+                    + (multiple == 1 ? "one work item " : "one work-group of " + multiple + " items ") + one * PAGE_BYTES
+                    + ", twice over for double buffering; declare windows on the large arguments or use a larger device");
         }
         long touched = 0;
         long faults = 0;
@@ -225,6 +261,7 @@ final class KernelLaunch {
         boolean hostTakesPages = args.stream().anyMatch(a -> a.state().host().takesPagesOnItsOwn());
         DeviceFaultHandler handler = dev.driver().takesDeviceFaults() && !hostTakesPages
                 ? faultHandler(node, args, faultCounts) : null;
+        boolean relative = args.stream().anyMatch(Arg::plain);
         try {
             for (long first = 0; first < globalSize; first += items) {
                 long count = Math.min(items, globalSize - first);
@@ -237,8 +274,12 @@ final class KernelLaunch {
                     List<MigrationRequest> nextWindows = windows(args, next, Math.min(globalSize, next + items), true);
                     ahead = CompletableFuture.runAsync(() -> prefetchQuietly(nextWindows, node), memory.background());
                 }
-                LaunchResult r = resident(dev, node, kernel, first, count, args, bindings, windows(args, first, next, false),
-                        handler);
+                // plain pointers cannot be offset below their window: a kernel with plain arguments sees each
+                // tile as a launch of its own (ids from 0, windowed arguments from their window's first byte),
+                // as the kernel of a hand-tiled program does; otherwise ids stay global
+                LaunchResult r = relative
+                        ? resident(dev, node, kernel, 0, count, args, tileBindings(args, first, next), windows(args, first, next, false), handler)
+                        : resident(dev, node, kernel, first, count, args, bindings, windows(args, first, next, false), handler);
                 faults += r.faults();
                 batches += r.faultBatches();
                 migrated += r.pagesMigrated();
@@ -261,6 +302,51 @@ final class KernelLaunch {
         return new LaunchResult(touched, faults, migrated, migrated << PAGE_SHIFT, faultNanos, kernelNanos, batches);
     }
 
+    /**
+     * Tiles hold a multiple of this many items: whole work-groups of the kernel, and, for each plain
+     * windowed argument, as many items as make its window start a multiple of {@code alignment}
+     * bytes (so that each tile's window can be passed as a pointer).
+     */
+    private static long tileMultiple(List<Arg> args, DeviceKernel kernel, int alignment) {
+        long m = Math.max(1, kernel.itemMultiple());
+        for (Arg a : args) {
+            if (a.plain() && a.arg().hasWindow()) {
+                long stride = a.arg().itemStride();
+                long items = a.arg().itemsPerWindow() * (alignment / gcd(stride, alignment));
+                m = m / gcd(m, items) * items;
+            }
+        }
+        return m;
+    }
+
+    private static long gcd(long a, long b) {
+        while (b != 0) {
+            long t = a % b;
+            a = b;
+            b = t;
+        }
+        return a;
+    }
+
+    /** The bindings of one tile of a kernel with plain arguments: windows of windowed arguments, whole others. */
+    private static List<KernelBinding> tileBindings(List<Arg> args, long from, long to) {
+        List<KernelBinding> out = new ArrayList<>(args.size());
+        for (Arg a : args) {
+            out.add(a.windowBinding(from, to));
+        }
+        return out;
+    }
+
+    /** The first plain argument with no window that one pointer of the device cannot span, or null. */
+    private static Arg longestPlain(List<Arg> args, int contiguousFrames) {
+        for (Arg a : args) {
+            if (a.plain() && a.pages() > contiguousFrames) {
+                return a;
+            }
+        }
+        return null;
+    }
+
     /** The requests of items [from, to): windows of windowed arguments, and (unless {@code windowsOnly}) whole others. */
     private static List<MigrationRequest> windows(List<Arg> args, long from, long to, boolean windowsOnly) {
         List<MigrationRequest> out = new ArrayList<>(args.size());
@@ -271,7 +357,7 @@ final class KernelLaunch {
                     out.add(w);
                 }
             } else if (!windowsOnly) {
-                out.add(a.request());
+                out.add(a.streamedRequest());
             }
         }
         return out;

@@ -56,6 +56,12 @@ final class EmulatedTestDevice implements TestDevice {
     }
 
     @Override
+    public DeviceKernel plainIncrementInto() {
+        return EmulatedKernel.plain((a, i) -> a.plain(1).set(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, 8 * i,
+                a.plain(0).get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, 8 * i) + 1), 0, 1);
+    }
+
+    @Override
     public DeviceKernel addFloats() {
         return (EmulatedKernel) (a, i) -> a.arg(2).putFloat(4 * i, a.arg(0).getFloat(4 * i) + a.arg(1).getFloat(4 * i));
     }

@@ -63,6 +63,12 @@ public interface TestDevice {
     /** Item i: long i of argument 1 = long i of argument 0 + 1. */
     DeviceKernel incrementInto();
 
+    /**
+     * As {@link #incrementInto}, written as for plain buffers: both arguments reached by plain
+     * pointers (an ordinary OpenCL kernel, an emulated kernel on {@code KernelArgs.plain}).
+     */
+    DeviceKernel plainIncrementInto();
+
     /** Item i: float i of argument 2 = float i of argument 0 + float i of argument 1. */
     DeviceKernel addFloats();
 

@@ -31,6 +31,11 @@ final class OpenClTestDevice implements TestDevice {
                 *HM_WPTR(long, dst, i) = *HM_PTR(long, src, i) + 1;
             }
 
+            __kernel void plainIncrementInto(__global const long *src, __global long *dst) {
+                size_t i = get_global_id(0);
+                dst[i] = src[i] + 1;
+            }
+
             __kernel void addFloats(HM_SPACE_PARAMS, HM_REGION(a), HM_REGION(b), HM_REGION(c)) {
                 size_t i = get_global_id(0);
                 *HM_WPTR(float, c, i) = *HM_PTR(float, a, i) + *HM_PTR(float, b, i);
@@ -120,6 +125,11 @@ final class OpenClTestDevice implements TestDevice {
     @Override
     public DeviceKernel putLong(long offset, long value) {
         return program.kernel("putLong", offset, value);
+    }
+
+    @Override
+    public DeviceKernel plainIncrementInto() {
+        return program.kernel("plainIncrementInto");
     }
 
     @Override

@@ -9,7 +9,7 @@ final class BenchCommand {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) throws java.io.IOException {
         if (argv.isEmpty()) {
-            throw new Args.UsageException("bench needs a name: migrate, load, oversub, decode, fault, translate");
+            throw new Args.UsageException("bench needs a name: migrate, load, oversub, decode, fault, translate, kernels");
         }
         if (argv.getFirst().equals("--help") || argv.getFirst().equals("-h")) {
             throw new Args.HelpRequested();
@@ -22,7 +22,8 @@ final class BenchCommand {
             case "decode" -> DecodeBench.run(rest, out, err);
             case "fault" -> FaultBench.run(rest, out, err);
             case "translate" -> TranslateBench.run(rest, out, err);
-            default -> throw new Args.UsageException("unknown benchmark '" + argv.getFirst() + "' (have: migrate, load, oversub, decode, fault, translate)");
+            case "kernels" -> KernelsBench.run(rest, out, err);
+            default -> throw new Args.UsageException("unknown benchmark '" + argv.getFirst() + "' (have: migrate, load, oversub, decode, fault, translate, kernels)");
         };
     }
 }

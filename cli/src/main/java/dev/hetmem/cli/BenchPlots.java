@@ -79,11 +79,17 @@ final class BenchPlots {
                 limit(c, "kernel minor fault", limits.get("minor_fault_ns"));
             }
             case "translate" -> {
-                c = new Chart("hetmem bench translate: mulMat through the page table", "ms (median)");
+                c = new Chart("hetmem bench translate: mulMat on regions against plain buffers", "GFLOP/s (median)");
                 for (Map<String, Object> r : rows) {
-                    c.bar("m = " + r.get("m") + " on " + r.get("device"), "plain buffers", num(r, "plain_ms"));
-                    c.bar("m = " + r.get("m") + " on " + r.get("device"), "regions", num(r, "regions_ms"));
+                    c.bar("m = " + r.get("m") + " on " + root.get("device"), (String) r.get("mode"), num(r, "gflops"));
                 }
+            }
+            case "kernels" -> {
+                c = new Chart("hetmem bench kernels: ordinary OpenCL kernels on data larger than the device", "GB/s");
+                for (Map<String, Object> r : rows) {
+                    c.bar(r.get("kernel") + ", " + num(r, "data_factor") + "x the device", (String) r.get("mode"), num(r, "gbps"));
+                }
+                limit(c, "plain copy", limits.get("memcpy_gbps"));
             }
             default -> throw new IllegalArgumentException("no chart for bench " + bench);
         }

@@ -29,7 +29,10 @@ public final class Main {
               bench fault [--quick] [--json] [--plot FILE]
                                                the cost of bringing one page home, by path, beside the kernel's own
               bench translate [--quick] [--size M] [--runs N] [--json] [--plot FILE]
-                                               what the OpenCL device page table costs against plain buffers
+                                               mulMat on regions (page table, or plain arguments) against plain buffers
+              bench kernels [--quick] [--json] [--device-mib 32] [--factor 3] [--reps 5] [--plot FILE]
+                                               ordinary OpenCL kernels on data larger than the device: one launch
+                                               against the hand-written double-buffered program
               map [--png FILE] [--load FILE [--to NODE]] [--width N]
                                                where a region's pages are: coloured strip, and a picture (PNG);
                                                a small scenario in every state, or the region a load made

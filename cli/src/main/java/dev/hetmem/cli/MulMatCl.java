@@ -18,9 +18,14 @@ final class MulMatCl {
     }
 
     private static String load() {
-        try (InputStream in = MulMatCl.class.getResourceAsStream("mulmat.cl")) {
+        return text("mulmat.cl");
+    }
+
+    /** A text file of the command line's resources (kernel sources), read whole. */
+    static String text(String name) {
+        try (InputStream in = MulMatCl.class.getResourceAsStream(name)) {
             if (in == null) {
-                throw new IllegalStateException("mulmat.cl is missing from the command line's resources");
+                throw new IllegalStateException(name + " is missing from the command line's resources");
             }
             return new String(in.readAllBytes(), StandardCharsets.UTF_8);
         } catch (IOException e) {

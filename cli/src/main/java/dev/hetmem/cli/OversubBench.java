@@ -107,15 +107,8 @@ final class OversubBench {
                     (Double) row.get("gbps_max"), ProgressBar.human((Long) row.get("migrated_bytes")),
                     (Long) row.get("evictions"), (Boolean) row.get("correct") ? "correct" : "WRONG");
         }
-        Map<String, Object> root = new LinkedHashMap<>();
-        root.put("bench", "oversub");
-        root.put("limits", Map.of("memcpy_gbps", Math.round(memcpy * 1000) / 1000.0));
-        root.put("device_capacity_bytes", capacity);
-        root.put("rows", rows);
-        BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
-        if (args.flag("json")) {
-            out.println(Json.write(root));
-        } else {
+        Map<String, Object> root = BenchRoot.of("oversub", memcpy, capacity, rows);
+        if (!BenchRoot.emit(root, plot, args, out, err)) {
             out.printf("plain copy (the limit): %.2f GB/s; emulated device of %s%n", memcpy, ProgressBar.human(capacity));
             out.printf("%6s %-10s %-24s %9s %14s %9s %7s%n", "factor", "pattern", "mode", "GB/s", "migrated", "evictions", "correct");
             for (Map<String, Object> r : rows) {

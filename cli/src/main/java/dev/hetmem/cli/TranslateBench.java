@@ -16,6 +16,7 @@ import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -23,44 +24,84 @@ import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
 
-import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /**
- * {@code hetmem bench translate}: what reaching region data through the device page table costs
- * on OpenCL. HMM's example matrix product (mulmat.cl) runs through regions, resident on the device
- * (no faults, only the kernel and its page-table upload are timed), and the same source built with
- * -DHM_PLAIN on plain buffers; runs alternate so that noise hits both alike. Both results are
- * checked against each other.
+ * {@code hetmem bench translate}: what reaching region data costs on OpenCL, against plain
+ * buffers. HMM's example matrix product (mulmat.cl) runs three ways, in alternation so that noise
+ * hits all alike: {@code plain_buffer}, the source built with -DHM_PLAIN on plain buffers (the
+ * baseline); {@code region_translated}, through regions and the device page table; and
+ * {@code region_plain}, the -DHM_PLAIN build run unchanged on regions passed as plain arguments
+ * (their pages placed in consecutive device frames). The regions are resident (no faults; only the
+ * kernel, and for regions its page-table upload or sub-buffers, is timed). Rows: GFLOP/s, median
+ * of the runs with min and max, and {@code ratio}: the mode's median time over plain_buffer's
+ * (1.0 = as fast as plain buffers). The three results are checked against each other.
  */
 final class TranslateBench {
     private TranslateBench() {}
 
+    private static final List<String> MODES = List.of("plain_buffer", "region_translated", "region_plain");
+
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick"), Set.of("size", "runs", "plot"));
         String plot = Chart.plotOption(args);
-        int m = args.intValue("size", args.flag("quick") ? 512 : 1024, 16, 16384);
-        int runs = args.intValue("runs", args.flag("quick") ? 5 : 9, 1, 1000);
-        if (m < 16 || m > 8192) {
-            throw new Args.UsageException("--size " + m + " must be in [16, 8192]");
+        List<Integer> sizes = new ArrayList<>();
+        if (args.value("size", null) != null) {
+            sizes.add(args.intValue("size", 0, 16, 8192));
+        } else {
+            sizes.addAll(args.flag("quick") ? List.of(512, 1024) : List.of(512, 1024, 2048));
         }
-        if (runs < 1 || runs > 1000) {
-            throw new Args.UsageException("--runs " + runs + " must be in [1, 1000]");
-        }
+        int runs = args.intValue("runs", args.flag("quick") ? 3 : 7, 1, 1000);
         String why = OpenClPlatforms.unavailableReason();
         if (why != null) {
             throw new Args.UsageException("bench translate needs OpenCL: " + why);
         }
+        List<Map<String, Object>> rows = new ArrayList<>();
+        boolean identical = true;
+        String device = "";
+        for (int m : sizes) {
+            Size s = size(m, runs, err);
+            rows.addAll(s.rows);
+            identical &= s.identical;
+            device = s.device;
+        }
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("bench", "translate");
+        o.put("device", device);
+        o.put("runs", runs);
+        o.put("rows", rows);
+        o.put("results_identical", identical);
+        BenchPlots.write(plot, o, err);   // first: a failure then leaves one JSON object, the error
+        if (args.flag("json")) {
+            out.println(Json.write(o));
+        } else {
+            out.printf("mulMat on %s, median of %d alternating runs (min-max); ratio: time against plain buffers%n", device, runs);
+            out.printf("%6s %-18s %9s %19s %7s%n", "m", "mode", "GFLOP/s", "min-max", "ratio");
+            for (Map<String, Object> r : rows) {
+                out.printf("%6d %-18s %9.2f %9.2f-%-9.2f %7.3f%n", (Integer) r.get("m"), r.get("mode"), (Double) r.get("gflops"),
+                        (Double) r.get("gflops_min"), (Double) r.get("gflops_max"), (Double) r.get("ratio"));
+            }
+            out.printf("results: %s%n", identical ? "identical in all three modes" : "DIFFER between modes");
+        }
+        return identical ? 0 : 1;
+    }
+
+    /** The rows of one matrix size, and whether its three results agreed. */
+    private record Size(List<Map<String, Object>> rows, boolean identical, String device) {}
+
+    private static Size size(int m, int runs, PrintStream err) {
         long bytes = 4L * m * m;
-        long capacity = Math.ceilDiv(3 * bytes, 2L << 20) * (2L << 20) + (4L << 20);
+        long capacity = Math.ceilDiv(4 * bytes, 2L << 20) * (2L << 20) + (8L << 20);   // r, r2, a and b resident together
         try (OpenClDevice dev = OpenClDevice.builder().capacity(capacity).build();
              UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
              OpenClProgram regions = dev.compile(MulMatCl.SOURCE);
+             OpenClProgram plainOnRegions = dev.compile(MulMatCl.SOURCE, "-DHM_PLAIN");
              OpenClProgram plain = PlainBuffers.compile(dev, MulMatCl.SOURCE, "");
              Arena arena = Arena.ofConfined();
              OpenClDevice.PlainBuffer pr = dev.plainBuffer(bytes);
              OpenClDevice.PlainBuffer pa = dev.plainBuffer(bytes);
              OpenClDevice.PlainBuffer pb = dev.plainBuffer(bytes)) {
             Region r = mem.allocate(bytes);
+            Region r2 = mem.allocate(bytes);
             Region a = mem.allocate(bytes);
             Region b = mem.allocate(bytes);
             MemorySegment ha = arena.allocate(bytes, 64);
@@ -77,59 +118,66 @@ final class TranslateBench {
             pa.write(ha);
             pb.write(hb);
             OpenClKernel kr = regions.kernel("mulMat", m);
+            OpenClKernel kpr = plainOnRegions.kernel("mulMat", m);
             OpenClKernel kp = plain.kernel("mulMat", m);
             long global = MulMatCl.globalSize(m);
-            KernelArg[] kargs = {KernelArg.write(r), KernelArg.read(a), KernelArg.read(b)};
-            // warm-up: faults the regions in, and lets the OpenCL compiler finish both kernels
-            mem.launch(1, kr, global, kargs);
+            KernelArg[] translated = {KernelArg.write(r), KernelArg.read(a), KernelArg.read(b)};
+            KernelArg[] placed = {KernelArg.write(r2), KernelArg.read(a), KernelArg.read(b)};
+            // warm-up: brings the regions in (the plain ones placed in consecutive frames), and lets
+            // the OpenCL compiler finish the kernels
+            mem.launch(1, kr, global, translated);
+            mem.launch(1, kpr, global, placed);
             PlainBuffers.run(dev, kp, global, pr, pa, pb);
-            long[] regionNanos = new long[runs];
-            long[] plainNanos = new long[runs];
+            long[][] nanos = new long[3][runs];
             for (int i = 0; i < runs; i++) {
-                LaunchResult res = mem.launch(1, kr, global, kargs);
-                if (res.faults() != 0) {
-                    throw new IllegalStateException("regions were not resident: " + res);
-                }
-                regionNanos[i] = res.kernelNanos();
                 long t0 = System.nanoTime();
                 PlainBuffers.run(dev, kp, global, pr, pa, pb);
-                plainNanos[i] = System.nanoTime() - t0;
+                nanos[0][i] = System.nanoTime() - t0;
+                nanos[1][i] = resident(mem.launch(1, kr, global, translated));
+                nanos[2][i] = resident(mem.launch(1, kpr, global, placed));
             }
             MemorySegment plainResult = arena.allocate(bytes, 64);
             pr.read(plainResult);
-            long differ = 0;
-            try (HostView vr = r.host(0, bytes, Access.READ)) {
-                for (long i = 0; i < (long) m * m; i++) {
-                    if (vr.segment().getAtIndex(ValueLayout.JAVA_FLOAT, i) != plainResult.getAtIndex(ValueLayout.JAVA_FLOAT, i)) {
-                        differ++;
-                    }
-                }
-            }
-            double region = median(regionNanos) / 1e6;
-            double plainMs = median(plainNanos) / 1e6;
+            boolean identical = same(r, plainResult, m) && same(r2, plainResult, m);
             double flops = 2.0 * m * m * m;
-            Map<String, Object> o = new LinkedHashMap<>();
-            o.put("bench", "translate");
-            o.put("device", dev.name());
-            o.put("m", m);
-            o.put("runs", runs);
-            o.put("regions_ms", region);
-            o.put("plain_ms", plainMs);
-            o.put("ratio", Math.round(region / plainMs * 1000) / 1000.0);
-            o.put("plain_gflops", Math.round(flops / plainMs / 1e6 * 100) / 100.0);
-            o.put("results_identical", differ == 0);
-            BenchPlots.write(plot, o, err);   // first: a failure then leaves one JSON object, the error
-            if (args.flag("json")) {
-                out.println(Json.write(o));
-            } else {
-                out.printf("mulMat m=%d on %s, median of %d alternating runs%n", m, dev.name(), runs);
-                out.printf("  plain buffers          : %8.2f ms (%.2f GFLOP/s)%n", plainMs, flops / plainMs / 1e6);
-                out.printf("  regions (page table)   : %8.2f ms (upload of %d entries included)%n", region, 3 * bytes / PAGE_BYTES);
-                out.printf("  translation costs      : %.3fx (goal: at most 1.25x)%n", region / plainMs);
-                out.printf("  results                : %s%n", differ == 0 ? "identical" : differ + " elements differ");
+            double base = median(nanos[0]);
+            List<Map<String, Object>> rows = new ArrayList<>();
+            for (int k = 0; k < MODES.size(); k++) {
+                long[] sorted = nanos[k].clone();
+                Arrays.sort(sorted);
+                Map<String, Object> row = new LinkedHashMap<>();
+                row.put("m", m);
+                row.put("mode", MODES.get(k));
+                row.put("gflops", round(flops / median(nanos[k])));
+                row.put("gflops_min", round(flops / sorted[sorted.length - 1]));
+                row.put("gflops_max", round(flops / sorted[0]));
+                row.put("ratio", Math.round(median(nanos[k]) / base * 1000) / 1000.0);
+                row.put("runs", runs);
+                row.put("correct", identical);
+                rows.add(row);
+                err.printf("m=%d %-18s %8.2f GFLOP/s (%.2f-%.2f)  ratio %.3f%n", m, MODES.get(k), (Double) row.get("gflops"),
+                        (Double) row.get("gflops_min"), (Double) row.get("gflops_max"), (Double) row.get("ratio"));
             }
-            return differ == 0 ? 0 : 1;
+            return new Size(rows, identical, dev.name());
         }
+    }
+
+    /** A launch's kernel time, after checking it ran on resident regions. */
+    private static long resident(LaunchResult res) {
+        if (res.faults() != 0) {
+            throw new IllegalStateException("regions were not resident: " + res);
+        }
+        return res.kernelNanos();
+    }
+
+    private static boolean same(Region r, MemorySegment expected, int m) {
+        try (HostView vr = r.host(0, 4L * m * m, Access.READ)) {
+            return vr.segment().mismatch(expected) == -1;
+        }
+    }
+
+    private static double round(double gflopsTimesNanos) {
+        return Math.round(gflopsTimesNanos * 100) / 100.0;
     }
 
     private static double median(long[] v) {

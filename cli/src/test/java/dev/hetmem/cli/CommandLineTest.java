@@ -101,7 +101,7 @@ class CommandLineTest {
     }
 
     /** OpenCL commands need a platform: CI installs PoCL and must run them; elsewhere they skip without one. */
-    private static void needsOpenCl() {
+    static void needsOpenCl() {
         String why = dev.hetmem.device.opencl.OpenClPlatforms.unavailableReason();
         if ("true".equals(System.getenv("CI"))) {
             assertTrue(why == null, "CI must run the OpenCL commands: " + why);
@@ -137,7 +137,26 @@ class CommandLineTest {
         Result r = run("bench", "translate", "--size", "128", "--runs", "2", "--json");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());
-        assertTrue(r.out().strip().matches(".*\"ratio\":[0-9.]+,.*\"results_identical\":true.*"), r.out());
+        for (String mode : new String[] {"plain_buffer", "region_translated", "region_plain"}) {
+            assertTrue(r.out().strip().matches(".*\\{\"m\":128,\"mode\":\"" + mode + "\",\"gflops\":[0-9.]+,.*\"ratio\":[0-9.]+,.*"),
+                    mode + ": " + r.out());
+        }
+        assertTrue(r.out().strip().endsWith("\"results_identical\":true}"), r.out());
+    }
+
+    @Test
+    void benchKernelsComparesOneLaunchWithTheExplicitProgramPerKernel() {
+        needsOpenCl();
+        Result r = run("bench", "kernels", "--device-mib", "8", "--factor", "1.5", "--reps", "1", "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        for (String k : new String[] {"saxpy", "sgemm", "stencil", "reduce"}) {
+            for (String mode : new String[] {"one_launch", "explicit"}) {
+                assertTrue(r.out().contains("{\"kernel\":\"" + k + "\",\"mode\":\"" + mode + "\",\"data_factor\":1.5,"),
+                        k + " " + mode + ": " + r.out());
+            }
+        }
+        assertTrue(r.out().contains("\"limits\":{\"memcpy_gbps\":") && !r.out().contains("\"correct\":false"), r.out());
     }
 
     @Test
@@ -388,7 +407,8 @@ class CommandLineTest {
     @Test
     void everyCommandKeepsTheConventions() {
         String[][] commands = {{"info"}, {"demo"}, {"load", "f.bin"}, {"map"}, {"stress"}, {"bench", "migrate"},
-                {"bench", "load"}, {"bench", "oversub"}, {"bench", "decode"}, {"bench", "fault"}, {"bench", "translate"}};
+                {"bench", "load"}, {"bench", "oversub"}, {"bench", "decode"}, {"bench", "fault"}, {"bench", "translate"},
+                {"bench", "kernels"}};
         for (String[] c : commands) {
             String name = String.join(" ", c);
             Result help = run(concat(c, "--help"));

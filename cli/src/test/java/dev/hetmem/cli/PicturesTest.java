@@ -52,7 +52,12 @@ class PicturesTest {
                 row("bench", "fault", "limits", row("uffd_raw_ns", 9000L, "minor_fault_ns", 700L), "rows", List.of(
                         row("path", "host view", "granule_bytes", 4096L, "median_ns", 15000L),
                         row("path", "userfaultfd", "granule_bytes", 4096L, "median_ns", 12000L))),
-                row("bench", "translate", "device", "opencl", "m", 512, "plain_ms", 20.0, "regions_ms", 24.5));
+                row("bench", "translate", "device", "opencl", "rows", List.of(
+                        row("m", 512, "mode", "plain_buffer", "gflops", 15.0),
+                        row("m", 512, "mode", "region_plain", "gflops", 14.8))),
+                row("bench", "kernels", "limits", row("memcpy_gbps", 5.0), "rows", List.of(
+                        row("kernel", "saxpy", "mode", "one_launch", "data_factor", 3.0, "gbps", 0.8),
+                        row("kernel", "saxpy", "mode", "explicit", "data_factor", 3.0, "gbps", 2.0))));
     }
 
     @Test

@@ -279,6 +279,30 @@ public interface DeviceDriver extends AutoCloseable {
     void invalidate(VaRanges ranges);
 
     /**
+     * The longest run of consecutive frames the device can hand a kernel as one pointer: the core
+     * never places a plain argument ({@link DeviceKernel#plainArgument}) across a multiple of it
+     * (an OpenCL driver whose memory is several buffers returns the frames of one). A multiple of
+     * 512 (one 2 MiB block).
+     *
+     * @return frames per stretch that one pointer can span; the default is the whole device
+     */
+    default int contiguousFrames() {
+        long frames = memoryBytes() >>> PageGeometry.PAGE_SHIFT;
+        return (int) Math.min(Integer.MAX_VALUE, frames);
+    }
+
+    /**
+     * Bytes a plain argument's first byte must be a multiple of, counted from its first frame (an
+     * OpenCL sub-buffer's origin alignment): the core cuts tiles so that the windows of plain
+     * arguments start at such multiples.
+     *
+     * @return a power of two from 1 to 4096; the default is 1
+     */
+    default int plainAlignment() {
+        return 1;
+    }
+
+    /**
      * The device page-table entry for one page, for verification: 0 when absent, else
      * {@link #PTE_PRESENT}, plus {@link #PTE_WRITABLE} when writable. Called by
      * {@code UnifiedMemory.verify()} with the page's block lock held, and by tests.

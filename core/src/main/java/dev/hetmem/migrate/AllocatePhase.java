@@ -34,12 +34,15 @@ final class AllocatePhase {
                     + bytes(alloc.totalFrames()) + " bytes; one batch (one kernel launch's arguments, or one "
                     + "load chunk) needs " + bytes(needed) + " bytes on it at once");
         }
+        if (!batch.spans.isEmpty()) {
+            Placement.allocate(ctx, batch, eviction);   // the spans' runs first: consecutive frames each
+        }
         // the largest run the driver has accepted in this batch: one that cannot back a run falls back
         // to smaller ones, down to single frames, as the kernel falls back from huge pages
         int maxOrder = BuddyAllocator.MAX_ORDER;
         for (Run r : batch.runs) {
-            if (!r.action.allocates()) {
-                continue;
+            if (!r.action.allocates() || r.frames != null) {
+                continue;   // nothing to allocate, or placed in a span's frames already
             }
             int[] frames = new int[r.count];
             int done = 0;

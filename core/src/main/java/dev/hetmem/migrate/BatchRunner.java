@@ -17,6 +17,11 @@ final class BatchRunner {
     private final EngineContext ctx;
     private final Eviction eviction;
 
+    /** The eviction this runner's allocate phase uses; {@link Placement} vacates through it too. */
+    Eviction eviction() {
+        return eviction;
+    }
+
     BatchRunner(EngineContext ctx) {
         this.ctx = ctx;
         this.eviction = new Eviction(ctx, this);
@@ -24,8 +29,19 @@ final class BatchRunner {
 
     /** The planned runs in the engine's mode; returns pages whose data moved. */
     long execute(List<Run> runs, int target, Trigger trigger) {
+        return execute(runs, target, trigger, List.of());
+    }
+
+    /**
+     * As {@link #execute(List, int, Trigger)}, with {@code spans} placed in consecutive frames
+     * ({@link Placement}): one batch then, in either mode, since single pages cannot be placed so.
+     */
+    long execute(List<Run> runs, int target, Trigger trigger, List<Placement.Span> spans) {
         if (runs.isEmpty()) {
             return 0;
+        }
+        if (!spans.isEmpty()) {
+            return run(new MigrationBatch(runs, target, trigger, "batched", spans));
         }
         if (ctx.mode == MigrationMode.VANILLA) {
             long moved = 0;

@@ -249,24 +249,34 @@ final class Eviction {
 
     /** Moves one block's unpinned pages on {@code node} home in one batch; returns how many left the device. */
     private long evict(RegionState region, Block b, int node) {
+        return evictRange(region, b, node, 0, region.table().pagesIn(b.index()));
+    }
+
+    /**
+     * As eviction does, sends pages [p0, p1) of a block (locked by this thread) away from
+     * {@code node} unless pinned: home, or just dropped where another node holds a copy (or they
+     * are zeros nobody wrote). {@link Placement} clears a plain argument's misplaced pages so.
+     * Returns how many left the device.
+     */
+    long evictRange(RegionState region, Block b, int node, int p0, int p1) {
+        assert b.lock.isHeldByCurrentThread();
         if (!b.hasPagesOn(node)) {
             return 0;
         }
         Invalidations dropped = new Invalidations(ctx.nodeCount());
         try {
-            return evict(region, b, node, dropped);
+            return evict(region, b, node, p0, p1, dropped);
         } catch (RuntimeException | Error e) {
             dropped.flushAfterFailure(ctx, e);
             throw e;
         }
     }
 
-    private long evict(RegionState region, Block b, int node, Invalidations dropped) {
+    private long evict(RegionState region, Block b, int node, int p0, int pages, Invalidations dropped) {
         List<Run> runs = new ArrayList<>();
         long droppedPages = 0;
-        int pages = region.table().pagesIn(b.index());
         long base = firstPage(b.index());
-        int p = 0;
+        int p = p0;
         while (p < pages) {
             if (!b.isResident(node, p)) {
                 p++;

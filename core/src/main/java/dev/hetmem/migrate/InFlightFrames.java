@@ -38,4 +38,14 @@ final class InFlightFrames {
         }
         return f;
     }
+
+    /** Allocates {@code count} consecutive frames within {@code boundary}, counted as {@link #allocate} does; -1 if none. */
+    int allocateContiguous(BuddyAllocator alloc, int node, int count, int boundary) {
+        frames.addAndGet(node, count);
+        int f = alloc.allocateContiguous(count, boundary);
+        if (f < 0) {
+            frames.addAndGet(node, -count);
+        }
+        return f;
+    }
 }

@@ -25,11 +25,19 @@ final class MigrationBatch {
     /** "batched", or "vanilla" for the page-by-page baseline: for the JFR event. */
     final String modeName;
 
+    /** Page ranges whose runs take consecutive frames of the target ({@link Placement}); mostly none. */
+    final List<Placement.Span> spans;
+
     MigrationBatch(List<Run> runs, int target, Trigger trigger, String modeName) {
+        this(runs, target, trigger, modeName, List.of());
+    }
+
+    MigrationBatch(List<Run> runs, int target, Trigger trigger, String modeName, List<Placement.Span> spans) {
         this.runs = runs;
         this.target = target;
         this.trigger = trigger;
         this.modeName = modeName;
+        this.spans = spans;
     }
 
     /** Pages whose data the batch copies (MOVE and DUPLICATE runs). */

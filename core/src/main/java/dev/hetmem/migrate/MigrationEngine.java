@@ -137,9 +137,15 @@ public final class MigrationEngine implements AutoCloseable {
                 }
                 // device-exclusive access: host views and exclusive kernels wait for each other (Exclusivity)
                 Exclusivity.Blocker blocker = trigger == Trigger.FAULT ? exclusivity.blocker(requests, target) : null;
+                // plain arguments: spans not yet in consecutive frames first leave the target (Placement)
+                List<Placement.Span> spans = blocker == null && onlyFrom < 0 && target != 0
+                        ? Placement.misplaced(ctx, requests, target) : List.of();
+                Placement.Stuck stuck = spans.isEmpty() ? null : Placement.vacate(runner.eviction(), spans, target);
                 if (blocker != null) {
                     next.waitFor(blocker.pin(), blocker.region());
-                } else if (onlyFrom < 0 && Planner.satisfied(requests, target)) {
+                } else if (stuck != null) {
+                    next.waitFor(stuck.pin(), stuck.region());
+                } else if (onlyFrom < 0 && spans.isEmpty() && Planner.satisfied(requests, target)) {
                     // the common case of a host access: nothing to move, so no granule to plan
                     List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
                     if (pins != null && pins != LOOK_AGAIN) {
@@ -168,7 +174,7 @@ public final class MigrationEngine implements AutoCloseable {
                             b.touch(now);
                         }
                         try {
-                            long migrated = runner.execute(plan.runs, target, trigger);
+                            long migrated = runner.execute(plan.runs, target, trigger, spans);
                             List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
                             if (pins != null && pins != LOOK_AGAIN) {
                                 if (pin) {

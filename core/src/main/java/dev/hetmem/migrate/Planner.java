@@ -66,10 +66,14 @@ final class Planner {
                 boolean needed = seg >= 0;
                 boolean write = needed && iv.writes(seg);
                 RangeAttributes.Attrs attrs = iv.region.attributes().at(page);
-                boolean readMostly = attrs.readMostly();
-                long exclusiveEnd = exclusiveEnd(requests, iv.region, page);   // > page: inside an exclusive request
+                long exclusiveEnd = stretchEnd(requests, iv.region, page, MigrationRequest::exclusive);   // > page: inside one
                 boolean exclusive = exclusiveEnd > page;
-                boolean remoteOk = target != 0 && ctx.driver(target).canMapHost() && (exclusive
+                // a plain argument's pages need frames of their own on the target (Placement): never mapped in place
+                long contiguousEnd = stretchEnd(requests, iv.region, page, MigrationRequest::contiguous);
+                // a streamed read leaves the holders their copies, as READ_MOSTLY does
+                long duplicateEnd = stretchEnd(requests, iv.region, page, MigrationRequest::duplicate);
+                boolean readMostly = attrs.readMostly() || duplicateEnd > page;
+                boolean remoteOk = target != 0 && contiguousEnd < page && ctx.driver(target).canMapHost() && (exclusive
                         ? !iv.region.host().takesPagesOnItsOwn()
                         : attrs.accessedBy(target) || (ctx.thrashControl && onlyFrom < 0 && b.heldHome(System.nanoTime())));
                 if (attrs.freed() && needed && onlyFrom < 0) {
@@ -81,8 +85,9 @@ final class Planner {
                 int holders = b.residentMask(p);
                 int n;
                 // a run never crosses a change of neededness or of attributes
+                long stretch = Math.min(Math.abs(exclusiveEnd), Math.min(Math.abs(contiguousEnd), Math.abs(duplicateEnd)));
                 int runEnd = (int) Math.min(blockEnd, Math.min(Math.min(iv.nextBoundary(page),
-                        iv.region.attributes().nextChange(page)), Math.abs(exclusiveEnd)) - base);
+                        iv.region.attributes().nextChange(page)), stretch) - base);
                 if (runEnd - p > 1 && b.uniformHolders(p, runEnd) == holders && b.uniformRemote(p, runEnd)) {
                     // the rest of the stretch is in one state: one run, found with word-level checks
                     n = runEnd - p;
@@ -125,15 +130,17 @@ final class Planner {
     }
 
     /**
-     * Where the stretch of {@code page} in or out of exclusive requests ends: the furthest end of
-     * the exclusive requests that hold it (a value greater than {@code page}), or minus the start
-     * of the next one (minus {@code Long.MAX_VALUE} if none) when none holds it. A run stops there.
+     * Where the stretch of {@code page} in or out of the requests {@code kind} selects (exclusive,
+     * contiguous, duplicating) ends: the furthest end of those requests that hold it (a value
+     * greater than {@code page}), or minus the start of the next one (minus {@code Long.MAX_VALUE}
+     * if none) when none holds it. A run stops there.
      */
-    private static long exclusiveEnd(List<MigrationRequest> requests, RegionState region, long page) {
+    private static long stretchEnd(List<MigrationRequest> requests, RegionState region, long page,
+                                   java.util.function.Predicate<MigrationRequest> kind) {
         long end = -1;
         long next = Long.MAX_VALUE;
         for (MigrationRequest r : requests) {
-            if (!r.exclusive() || r.region() != region) {
+            if (!kind.test(r) || r.region() != region) {
                 continue;
             }
             if (r.from() <= page && page < r.to()) {

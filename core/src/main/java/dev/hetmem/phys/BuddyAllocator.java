@@ -101,6 +101,108 @@ public final class BuddyAllocator {
         return -1;
     }
 
+    /**
+     * Allocates {@code count} consecutive frames (any count, not only powers of two) that do not
+     * cross a multiple of {@code boundary}: the placement a plain kernel argument needs, whose
+     * pages the kernel reaches by one base pointer. Chooses the smallest free stretch that holds
+     * them (best fit, so that long stretches stay whole for long arguments) and gives the rest of
+     * that stretch back. A rare path (an argument's first placement, or after fragmentation): it
+     * walks every free block, O(free blocks).
+     *
+     * @param count frames wanted, positive
+     * @param boundary the run may not cross a multiple of this many frames (a pool's end); positive
+     * @return the first frame of the run, or -1 if no free stretch holds it
+     */
+    public synchronized int allocateContiguous(int count, int boundary) {
+        if (count <= 0 || boundary <= 0) {
+            throw new IllegalArgumentException("contiguous run of " + count + " frames within boundaries of " + boundary
+                    + ": both must be positive");
+        }
+        if (count > boundary || count > freeFrames) {
+            return -1;
+        }
+        long[] stretches = freeStretches();
+        int best = -1;
+        long bestLength = Long.MAX_VALUE;
+        for (int i = 0; i < stretches.length; i += 2) {
+            long start = stretches[i];
+            long end = stretches[i + 1];
+            long s = start;
+            if (s / boundary != (s + count - 1) / boundary) {
+                s = (s / boundary + 1) * boundary;   // the run may not cross a boundary: start at the next one
+            }
+            if (s + count <= end && end - start < bestLength) {
+                best = (int) s;
+                bestLength = end - start;
+            }
+        }
+        if (best >= 0) {
+            take(best, count);
+        }
+        return best;
+    }
+
+    /** Free stretches, maximal and in address order: {start0, end0, start1, end1, ...}. */
+    private long[] freeStretches() {
+        int n = 0;
+        for (int o = 0; o <= MAX_ORDER; o++) {
+            n += liveCount[o];
+        }
+        long[] blocks = new long[n];
+        int k = 0;
+        for (int o = 0; o <= MAX_ORDER; o++) {
+            long[] bits = freeBits[o];
+            for (int w = 0; w < bits.length; w++) {
+                for (long word = bits[w]; word != 0; word &= word - 1) {
+                    long frame = ((long) (w << 6) + Long.numberOfTrailingZeros(word)) << o;
+                    blocks[k++] = frame << 4 | o;   // sorts by frame; the order rides in the low bits
+                }
+            }
+        }
+        Arrays.sort(blocks, 0, k);
+        long[] out = new long[2 * k];
+        int m = 0;
+        for (int i = 0; i < k; i++) {
+            long start = blocks[i] >>> 4;
+            long end = start + (1L << (blocks[i] & 15));
+            if (m > 0 && out[m - 1] == start) {
+                out[m - 1] = end;
+            } else {
+                out[m++] = start;
+                out[m++] = end;
+            }
+        }
+        return Arrays.copyOf(out, m);
+    }
+
+    /** Takes frames [first, first + count), all free: their free blocks leave, what is left of them comes back. */
+    private void take(int first, int count) {
+        long end = (long) first + count;
+        for (int o = 0; o <= MAX_ORDER; o++) {
+            long[] bits = freeBits[o];
+            int lo = (first >>> o) >>> 6;
+            int hi = (int) Math.min(bits.length - 1, ((end - 1) >>> o) >>> 6);
+            for (int w = lo; w <= hi; w++) {
+                for (long word = bits[w]; word != 0; word &= word - 1) {
+                    int frame = ((w << 6) + Long.numberOfTrailingZeros(word)) << o;
+                    long blockEnd = (long) frame + (1L << o);
+                    if (blockEnd <= first || frame >= end) {
+                        continue;
+                    }
+                    clear(o, frame);
+                    freeFrames -= 1L << o;
+                    if (frame < first) {
+                        freeRun(frame, first - frame);
+                    }
+                    if (blockEnd > end) {
+                        freeRun((int) end, (int) (blockEnd - end));
+                    }
+                }
+            }
+        }
+        changes++;
+    }
+
     /** Frees 2^order frames starting at {@code frame}, which must be a part of an allocated block. */
     public synchronized void free(int frame, int order) {
         checkOrder(order);

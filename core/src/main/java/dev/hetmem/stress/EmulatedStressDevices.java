@@ -14,6 +14,10 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /** The stress program's kernels as Java code on the emulated device: one work item per 4 KiB page. */
 public final class EmulatedStressDevices implements StressDevices {
+    /** A long as the page table's getLong reads it: little-endian, any alignment. */
+    private static final java.lang.foreign.ValueLayout.OfLong LONG = java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED
+            .withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+
     /** The emulated kind for the stress program. */
     public EmulatedStressDevices() {
     }
@@ -29,22 +33,30 @@ public final class EmulatedStressDevices implements StressDevices {
     }
 
     @Override
-    public void write(UnifiedMemory mem, int node, Region r, long offset, MemorySegment src, long bytes) {
-        mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).copyFrom(src, i * PAGE_BYTES, i * PAGE_BYTES, Math.min(PAGE_BYTES, bytes - i * PAGE_BYTES)),
-                Math.ceilDiv(bytes, PAGE_BYTES), KernelArg.of(r, offset, bytes, Access.WRITE));
+    public void write(UnifiedMemory mem, int node, Region r, long offset, MemorySegment src, long bytes, boolean plain) {
+        EmulatedKernel k = plain
+                ? EmulatedKernel.plain((a, i) -> MemorySegment.copy(src, i * PAGE_BYTES, a.plain(0), i * PAGE_BYTES,
+                        Math.min(PAGE_BYTES, bytes - i * PAGE_BYTES)), 0)
+                : (a, i) -> a.arg(0).copyFrom(src, i * PAGE_BYTES, i * PAGE_BYTES, Math.min(PAGE_BYTES, bytes - i * PAGE_BYTES));
+        mem.launch(node, k, Math.ceilDiv(bytes, PAGE_BYTES), KernelArg.of(r, offset, bytes, Access.WRITE));
     }
 
     @Override
-    public void read(UnifiedMemory mem, int node, Region r, long offset, MemorySegment dst, long bytes) {
-        mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).copyTo(i * PAGE_BYTES, dst, i * PAGE_BYTES, Math.min(PAGE_BYTES, bytes - i * PAGE_BYTES)),
-                Math.ceilDiv(bytes, PAGE_BYTES), KernelArg.of(r, offset, bytes, Access.READ));
+    public void read(UnifiedMemory mem, int node, Region r, long offset, MemorySegment dst, long bytes, boolean plain) {
+        EmulatedKernel k = plain
+                ? EmulatedKernel.plain((a, i) -> MemorySegment.copy(a.plain(0), i * PAGE_BYTES, dst, i * PAGE_BYTES,
+                        Math.min(PAGE_BYTES, bytes - i * PAGE_BYTES)), 0)
+                : (a, i) -> a.arg(0).copyTo(i * PAGE_BYTES, dst, i * PAGE_BYTES, Math.min(PAGE_BYTES, bytes - i * PAGE_BYTES));
+        mem.launch(node, k, Math.ceilDiv(bytes, PAGE_BYTES), KernelArg.of(r, offset, bytes, Access.READ));
     }
 
     @Override
-    public void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows) {
+    public void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows, boolean plain) {
         KernelArg arg = KernelArg.of(r, 0, longs * 8, Access.READ_WRITE);
-        mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + delta), longs,
-                windows ? arg.perItem(8) : arg);
+        EmulatedKernel k = plain
+                ? EmulatedKernel.plain((a, i) -> a.plain(0).set(LONG, 8 * i, a.plain(0).get(LONG, 8 * i) + delta), 0)
+                : (a, i) -> a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + delta);
+        mem.launch(node, k, longs, windows ? arg.perItem(8) : arg);
     }
 
     @Override

@@ -38,9 +38,11 @@ public interface StressDevices {
      * @param offset where in r to write, in bytes (page-aligned in the program)
      * @param src the bytes to write, at least {@code bytes} long and readable from the device's threads
      * @param bytes how many bytes to write (whole 4 KiB pages in the program)
+     * @param plain whether the kernel reaches the range by a plain pointer
+     *              ({@link dev.hetmem.driver.DeviceKernel#plainArgument}) rather than the page table
      * @throws dev.hetmem.ProtectionException if a page of the range is read-only
      */
-    void write(UnifiedMemory mem, int node, Region r, long offset, MemorySegment src, long bytes);
+    void write(UnifiedMemory mem, int node, Region r, long offset, MemorySegment src, long bytes, boolean plain);
 
     /**
      * A kernel on {@code node} reads [offset, offset+bytes) of r into {@code dst}.
@@ -52,8 +54,9 @@ public interface StressDevices {
      * @param offset where in r to read, in bytes (page-aligned in the program)
      * @param dst where the bytes go, at least {@code bytes} long and writable from the device's threads
      * @param bytes how many bytes to read (whole 4 KiB pages in the program)
+     * @param plain whether the kernel reaches the range by a plain pointer
      */
-    void read(UnifiedMemory mem, int node, Region r, long offset, MemorySegment dst, long bytes);
+    void read(UnifiedMemory mem, int node, Region r, long offset, MemorySegment dst, long bytes, boolean plain);
 
     /**
      * One launch on {@code node} over the first {@code longs} longs of r (all of it, however large
@@ -68,11 +71,13 @@ public interface StressDevices {
      * @param longs how many longs, from the region's start
      * @param delta what each long gains
      * @param windows whether each item declares its own 8 bytes ({@code KernelArg.perItem(8)})
+     * @param plain whether the kernel reaches the region by a plain pointer (then item ids restart
+     *              at 0 in each tile, and a region larger than the device needs windows)
      * @throws dev.hetmem.driver.DeviceMemoryException if the region does not fit the device and
      *         neither windows nor device faults let it run
      * @throws dev.hetmem.ProtectionException if a page of the range is read-only
      */
-    void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows);
+    void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows, boolean plain);
 
     /**
      * One launch on {@code node} with [offset, offset+bytes) of r as an {@code Access.EXCLUSIVE}

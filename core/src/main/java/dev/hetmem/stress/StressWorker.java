@@ -376,16 +376,18 @@ final class StressWorker {
         int node = device(st);
         long delta = 1 + (st.y() & 0xFF);
         boolean windows = (st.a() & 1) == 0;
+        boolean plain = (st.a() & 2) != 0;   // a plain pointer: placed in consecutive frames, tiles see ids from 0
         boolean refused = m.anyReadOnly(0, longs * 8);
         boolean unsupported = !windows
-                && (!s.drivers[node].takesDeviceFaults() || config.hostFaults() == HostFaultMode.USERFAULTFD)
+                && (plain || !s.drivers[node].takesDeviceFaults() || config.hostFaults() == HostFaultMode.USERFAULTFD)
                 && Math.ceilDiv(longs * 8, PAGE_BYTES) > s.drivers[node].memoryBytes() / PAGE_BYTES;
         note("sweep node " + node + " " + m + " += " + delta + (windows ? " with per-item windows" : " with no hint")
+                + (plain ? ", plain"  : "")
                 + (refused ? " refused: read-only" : "") + (unsupported ? " refused: no windows, no device faults" : ""));
         byte[] before = Arrays.copyOf(m.bytes, (int) (longs * 8));
         try {
             if (!writeChecked(refused, "a sweep over " + m, () -> s.kinds[node].addToEach(s.mem, node, m.region, longs, delta,
-                    windows))) {
+                    windows, plain))) {
                 return;
             }
         } catch (dev.hetmem.driver.DeviceMemoryException e) {
@@ -503,6 +505,7 @@ final class StressWorker {
         long off = k.offset();
         long len = k.length();
         int node = k.node();
+        boolean plain = (st.z() & 1) != 0;   // a plain pointer: the range placed in consecutive frames
         try (Arena arena = Arena.ofShared()) {   // kernels read and write it on the device's threads
             MemorySegment buf = arena.allocate(len, 64);
             if (st.op() == Step.Op.KERNEL_WRITE) {
@@ -510,14 +513,15 @@ final class StressWorker {
                 data.nextBytes(src);
                 MemorySegment.copy(src, 0, buf, ValueLayout.JAVA_BYTE, 0, src.length);
                 boolean refused = m.anyReadOnly(off, len);
-                note("kernel write node " + node + " " + m + " [" + off + ", +" + len + ")" + (refused ? " refused: read-only" : ""));
+                note("kernel write node " + node + (plain ? " plain " : " ") + m + " [" + off + ", +" + len + ")"
+                        + (refused ? " refused: read-only" : ""));
                 if (writeChecked(refused, "a kernel writing " + m,
-                        () -> s.kinds[node].write(s.mem, node, m.region, off, buf, len))) {
+                        () -> s.kinds[node].write(s.mem, node, m.region, off, buf, len, plain))) {
                     System.arraycopy(src, 0, m.bytes, (int) off, src.length);
                 }
             } else {
-                note("kernel read node " + node + " " + m + " [" + off + ", +" + len + ")");
-                s.kinds[node].read(s.mem, node, m.region, off, buf, len);
+                note("kernel read node " + node + (plain ? " plain " : " ") + m + " [" + off + ", +" + len + ")");
+                s.kinds[node].read(s.mem, node, m.region, off, buf, len, plain);
                 m.expect(buf.toArray(ValueLayout.JAVA_BYTE), off, "kernel read on node " + node);
             }
         }

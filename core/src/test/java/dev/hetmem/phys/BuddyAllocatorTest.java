@@ -86,4 +86,69 @@ class BuddyAllocatorTest {
         assertThrows(IllegalArgumentException.class, () -> new BuddyAllocator(0));
         assertThrows(IllegalArgumentException.class, () -> new BuddyAllocator(1L << 32));
     }
+
+    /**
+     * Runs of any length, mixed at random with block allocations and frees, checked against a
+     * bitmap of every frame: a run is consecutive free frames within one boundary stretch, found
+     * whenever the model has such a stretch, and everything frees back to one whole device.
+     */
+    @Test
+    void contiguousRunsOfAnyLengthAgreeWithAFrameModel() {
+        SplittableRandom rnd = new SplittableRandom(42);
+        int frames = 4096 + 300;   // a tail that is no whole block
+        int boundary = 2048;
+        BuddyAllocator a = new BuddyAllocator(frames);
+        BitSet used = new BitSet(frames);
+        List<int[]> held = new ArrayList<>();   // {first, count}
+        for (int step = 0; step < 20_000; step++) {
+            int op = rnd.nextInt(3);
+            if (op == 0) {
+                int n = 1 + rnd.nextInt(rnd.nextBoolean() ? 8 : 1500);
+                int f = a.allocateContiguous(n, boundary);
+                boolean exists = hasStretch(used, frames, n, boundary);
+                assertEquals(exists, f >= 0, "a free stretch of " + n + " exists: " + exists + ", allocator gave " + f);
+                if (f >= 0) {
+                    assertEquals(f / boundary, (f + n - 1) / boundary, "run " + f + "+" + n + " crosses a boundary");
+                    assertTrue(used.get(f, f + n).isEmpty(), "run " + f + "+" + n + " overlaps used frames");
+                    used.set(f, f + n);
+                    held.add(new int[] {f, n});
+                }
+            } else if (op == 1) {
+                int order = rnd.nextInt(4);
+                int f = a.allocate(order);
+                if (f >= 0) {
+                    assertTrue(used.get(f, f + (1 << order)).isEmpty(), "block " + f + " overlaps used frames");
+                    used.set(f, f + (1 << order));
+                    held.add(new int[] {f, 1 << order});
+                }
+            } else if (!held.isEmpty()) {
+                int[] h = held.remove(rnd.nextInt(held.size()));
+                // free a random part, keep the rest held
+                int cut = rnd.nextInt(h[1] + 1);
+                if (cut > 0) {
+                    a.freeRun(h[0], cut);
+                    used.clear(h[0], h[0] + cut);
+                }
+                if (cut < h[1]) {
+                    held.add(new int[] {h[0] + cut, h[1] - cut});
+                }
+            }
+            assertEquals(frames - used.cardinality(), a.freeFrames(), "free frames after step " + step);
+        }
+        for (int[] h : held) {
+            a.freeRun(h[0], h[1]);
+        }
+        assertEquals(frames, a.freeFrames());
+        assertEquals(0, a.allocateContiguous(boundary, boundary), "everything coalesced: the first stretch is whole");
+        assertThrows(IllegalArgumentException.class, () -> a.allocateContiguous(0, 512));
+    }
+
+    private static boolean hasStretch(BitSet used, int frames, int n, int boundary) {
+        for (int s = 0; s + n <= frames; s++) {
+            if (s / boundary == (s + n - 1) / boundary && used.get(s, s + n).isEmpty()) {
+                return true;
+            }
+        }
+        return false;
+    }
 }

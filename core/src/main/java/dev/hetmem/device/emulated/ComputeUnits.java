@@ -4,6 +4,7 @@ import dev.hetmem.driver.DeviceFaultHandler;
 import dev.hetmem.driver.KernelBinding;
 import dev.hetmem.driver.VaRanges;
 
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -150,7 +151,17 @@ final class ComputeUnits {
             KernelBinding b = arguments.get(i);
             buffers[i] = new DeviceBuffer(pageTable, b.va(), b.length(), b.access(), faults, slot);
         }
-        KernelArgs args = new KernelArgs(buffers);
+        MemorySegment[] plain = new MemorySegment[buffers.length];
+        for (int i = 0; i < buffers.length; i++) {
+            KernelBinding b = arguments.get(i);
+            if (k.plainArgument(i) && b.length() > 0) {
+                // pinned for the launch in consecutive frames: one pointer reaches the whole argument
+                MemorySegment m = MemorySegment.ofAddress(pageTable.contiguousAddress(b.va(), b.length(), b.access().writes()))
+                        .reinterpret(b.length());
+                plain[i] = b.access().writes() ? m : m.asReadOnly();
+            }
+        }
+        KernelArgs args = new KernelArgs(buffers, plain);
         for (long item = from; item < to; item++) {
             if (slot == null) {
                 k.run(args, item);

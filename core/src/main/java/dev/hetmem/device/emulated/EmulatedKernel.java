@@ -21,4 +21,38 @@ public interface EmulatedKernel extends DeviceKernel {
      * @param workItem the item's global id, in [0, globalSize)
      */
     void run(KernelArgs args, long workItem);
+
+    /**
+     * {@code body}, reaching arguments {@code plainArguments} as plain device memory
+     * ({@link KernelArgs#plain}) rather than through the page table: the core places their pages
+     * in consecutive frames before each run. In a tiled launch such a kernel sees each tile as a
+     * launch of its own: item ids from 0, windowed arguments from their window's first byte.
+     *
+     * @param body the kernel
+     * @param plainArguments positions of the plain arguments among the launch's region arguments
+     * @return a kernel that runs {@code body} with those arguments placed
+     * @throws IllegalArgumentException if a position is negative
+     * @throws NullPointerException if {@code body} is null
+     */
+    static EmulatedKernel plain(EmulatedKernel body, int... plainArguments) {
+        java.util.Objects.requireNonNull(body, "body");
+        java.util.BitSet set = new java.util.BitSet();
+        for (int i : plainArguments) {
+            if (i < 0) {
+                throw new IllegalArgumentException("plain argument position " + i + " is negative");
+            }
+            set.set(i);
+        }
+        return new EmulatedKernel() {
+            @Override
+            public void run(KernelArgs args, long workItem) {
+                body.run(args, workItem);
+            }
+
+            @Override
+            public boolean plainArgument(int index) {
+                return index >= 0 && set.get(index);
+            }
+        };
+    }
 }

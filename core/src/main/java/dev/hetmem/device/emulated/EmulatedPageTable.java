@@ -76,6 +76,31 @@ final class EmulatedPageTable {
         }
     }
 
+    /**
+     * The host address of [va, va + length) when its pages are present (writable if {@code write})
+     * in consecutive frames, as the core places a plain argument; throws otherwise, since a plain
+     * pointer would then reach other pages' memory.
+     */
+    long contiguousAddress(long va, long length, boolean write) {
+        long first = va & -(1L << PAGE_SHIFT);
+        long base = 0;
+        for (long v = first; v < va + length; v += 1L << PAGE_SHIFT) {
+            long e = entry(v);
+            if ((e & PRESENT) == 0 || (write && (e & WRITABLE) == 0)) {
+                throw new IllegalStateException("plain argument page at 0x" + Long.toHexString(v) + " is not mapped"
+                        + (write ? " writable" : "") + " on the device");
+            }
+            long phys = e & ~FLAGS;
+            if (v == first) {
+                base = phys;
+            } else if (phys != base + (v - first)) {
+                throw new IllegalStateException("plain argument page at 0x" + Long.toHexString(v) + " is not in the frame "
+                        + "after the previous page's: the core did not place the argument in consecutive frames");
+            }
+        }
+        return base + (va - first);
+    }
+
     long entry(long va) {
         long[] leaf = leaf(va);
         return leaf == null ? 0 : leaf[(int) ((va >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))];

@@ -1,5 +1,7 @@
 package dev.hetmem.device.emulated;
 
+import java.lang.foreign.MemorySegment;
+
 /**
  * The region arguments of one emulated kernel launch, as seen by one compute thread. Each compute
  * thread has its own instance (and its own {@link DeviceBuffer}s), so it must not be shared with
@@ -7,9 +9,36 @@ package dev.hetmem.device.emulated;
  */
 public final class KernelArgs {
     private final DeviceBuffer[] buffers;
+    /** Per argument, its device memory as one segment where the kernel reaches it plainly, else null. */
+    private final MemorySegment[] plain;
 
-    KernelArgs(DeviceBuffer[] buffers) {
+    KernelArgs(DeviceBuffer[] buffers, MemorySegment[] plain) {
         this.buffers = buffers;
+        this.plain = plain;
+    }
+
+    /**
+     * Argument {@code i} as plain device memory: one segment over the consecutive frames the core
+     * placed it in, with no page table in between (read-only unless the argument writes). Only for
+     * arguments the kernel declares plain ({@link EmulatedKernel#plain}); in a tiled launch, the
+     * tile's window. Valid while the work item runs.
+     *
+     * @param i the argument's position among the launch's {@code KernelArg}s
+     * @return the argument's bytes, {@code length} of them, starting at its first byte
+     * @throws IndexOutOfBoundsException if {@code i} is not an argument's position
+     * @throws IllegalStateException if the kernel does not declare argument {@code i} plain
+     */
+    public MemorySegment plain(int i) {
+        arg(i);
+        MemorySegment m = plain[i];
+        if (m == null) {
+            if (buffers[i].length() == 0) {
+                return MemorySegment.NULL;
+            }
+            throw new IllegalStateException("argument " + i + " is reached through the page table: declare it plain "
+                    + "(EmulatedKernel.plain(kernel, " + i + ")) to have it as one segment");
+        }
+        return m;
     }
 
     /**

@@ -10,6 +10,8 @@ import dev.hetmem.Region;
 import dev.hetmem.UnifiedMemory;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
 
@@ -87,10 +89,15 @@ class OpenClDeviceTest {
                      }
                      """)) {
             Region x = mem.allocate(4096);
-            // the scalar the kernel declares is missing
-            OpenClException e = assertThrows(OpenClException.class,
+            // the scalar the kernel declares is missing: refused before OpenCL sees it, naming the parameter
+            IllegalArgumentException missing = assertThrows(IllegalArgumentException.class,
                     () -> mem.launch(1, p.kernel("scale"), 1024, KernelArg.readWrite(x)));
-            assertEquals("CL_INVALID_KERNEL_ARGS", e.codeName(), e.getMessage());
+            assertTrue(missing.getMessage().contains("parameter 'f'") && missing.getMessage().contains("given 0"),
+                    missing.getMessage());
+            // a work-group larger than the device allows: OpenCL's own error, with the call and the code
+            OpenClException e = assertThrows(OpenClException.class,
+                    () -> mem.launch(1, p.kernel("scale", 2f).local(1 << 20), 1 << 20, KernelArg.readWrite(mem.allocate(4L << 20))));
+            assertEquals("CL_INVALID_WORK_GROUP_SIZE", e.codeName(), e.getMessage());
             assertEquals("clEnqueueNDRangeKernel", e.call());
             OpenClException wrongName = assertThrows(OpenClException.class, () -> p.kernel("no_such_kernel"));
             assertEquals("CL_INVALID_KERNEL_NAME", wrongName.codeName());
@@ -146,7 +153,7 @@ class OpenClDeviceTest {
             }
             IllegalArgumentException extra = assertThrows(IllegalArgumentException.class,
                     () -> mem.launch(1, p.kernel("typed", 3, 5L, 2f, 7.0, buf, 9), 1, KernelArg.write(x)));
-            assertTrue(extra.getMessage().contains("no parameter for scalar 5"), extra.getMessage());
+            assertTrue(extra.getMessage().contains("takes 5 scalar(s)") && extra.getMessage().contains("given 6"), extra.getMessage());
             assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
         }
     }
@@ -256,5 +263,80 @@ class OpenClDeviceTest {
                 }
             }
         }
+    }
+
+    /**
+     * Interop: a context, device and queue this test made itself through the bindings (as LWJGL
+     * or JOCL hand them out, as longs); hetmem runs region and plain kernels on them, keeps its own
+     * reference while open, and leaves the test's own when closed (the test closes them after).
+     */
+    @Test
+    void runsOnAContextAndQueueTheCallerMadeAndLeavesThemToIt() {
+        OpenClFixture.needsOpenCl();
+        ClLibrary cl = ClLibrary.get();
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment platform = OpenClPlatforms.platforms(cl, a)[0];
+            MemorySegment device = OpenClPlatforms.devices(cl, a, platform)[0];
+            MemorySegment err = a.allocate(ValueLayout.JAVA_INT);
+            MemorySegment devs = a.allocate(ValueLayout.ADDRESS);
+            devs.set(ValueLayout.ADDRESS, 0, device);
+            MemorySegment context = created(err, cl.createContext, MemorySegment.NULL, 1, devs,
+                    MemorySegment.NULL, MemorySegment.NULL, err);
+            MemorySegment queue = created(err, cl.createCommandQueue, context, device, 0L, err);
+            assertThrows(IllegalArgumentException.class, () -> OpenClDevice.builder().existing(0, device.address(), queue.address()));
+            long before = referenceCount(cl, queue, a);   // counts are the platform's business: compared, not assumed
+            try (OpenClDevice dev = OpenClDevice.builder().existing(context.address(), device.address(), queue.address())
+                    .capacity(4 * MiB).build();
+                 UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
+                 OpenClProgram p = dev.compile(ADD + """
+                         __kernel void twice(__global const float *a, __global float *b) {
+                             b[get_global_id(0)] = 2.0f * a[get_global_id(0)];
+                         }
+                         """)) {
+                assertTrue(referenceCount(cl, queue, a) > before, "hetmem holds a reference of its own while open");
+                int n = 4096;
+                Region x = mem.allocate(4L * n);
+                Region y = mem.allocate(4L * n);
+                Region z = mem.allocate(4L * n);
+                try (HostView v = x.host(0, 4L * n, Access.WRITE)) {
+                    for (int i = 0; i < n; i++) {
+                        v.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, i);
+                    }
+                }
+                mem.launch(1, p.kernel("twice"), n, KernelArg.read(x), KernelArg.write(y));
+                mem.launch(1, p.kernel("add"), n, KernelArg.read(x), KernelArg.read(y), KernelArg.write(z));
+                try (HostView v = z.host(0, 4L * n, Access.READ)) {
+                    for (int i = 0; i < n; i++) {
+                        assertEquals(3f * i, v.segment().getAtIndex(ValueLayout.JAVA_FLOAT, i), "z[" + i + "]");
+                    }
+                }
+                assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
+            }
+            // closed: the test's own references remain, and its context and queue still work
+            assertEquals(before, referenceCount(cl, queue, a), "hetmem let go of its references only");
+            MemorySegment buf = created(err, cl.createBuffer, context, ClLibrary.CL_MEM_READ_WRITE,
+                    4096L, MemorySegment.NULL, err);
+            assertEquals(ClLibrary.CL_SUCCESS, ClLibrary.call(cl.finish, queue));
+            assertEquals(ClLibrary.CL_SUCCESS, ClLibrary.call(cl.releaseMemObject, buf));
+            assertEquals(ClLibrary.CL_SUCCESS, ClLibrary.call(cl.releaseCommandQueue, queue));
+            assertEquals(ClLibrary.CL_SUCCESS, ClLibrary.call(cl.releaseContext, context));
+        }
+    }
+
+    /** A handle an OpenCL create call returns, after checking its error word. */
+    private static MemorySegment created(MemorySegment err, java.lang.invoke.MethodHandle h, Object... args) {
+        try {
+            MemorySegment out = (MemorySegment) h.invokeWithArguments(args);
+            assertEquals(ClLibrary.CL_SUCCESS, err.get(ValueLayout.JAVA_INT, 0));
+            return out;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    private static long referenceCount(ClLibrary cl, MemorySegment queue, Arena a) {
+        MemorySegment v = a.allocate(ValueLayout.JAVA_INT);
+        assertEquals(ClLibrary.CL_SUCCESS, ClLibrary.call(cl.getCommandQueueInfo, queue, 0x1092, 4L, v, MemorySegment.NULL));
+        return v.get(ValueLayout.JAVA_INT, 0);
     }
 }

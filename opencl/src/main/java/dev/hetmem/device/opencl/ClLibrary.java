@@ -38,6 +38,11 @@ final class ClLibrary {
     static final int CL_PROGRAM_BUILD_LOG = 0x1183;
     static final int CL_EVENT_COMMAND_EXECUTION_STATUS = 0x11D3;
     static final int CL_DEVICE_NOT_AVAILABLE = -2;
+    static final int CL_DEVICE_MEM_BASE_ADDR_ALIGN = 0x1019;
+    static final int CL_BUFFER_CREATE_TYPE_REGION = 0x1220;
+    static final int CL_QUEUE_CONTEXT = 0x1090;
+    static final int CL_QUEUE_DEVICE = 0x1091;
+    static final int CL_QUEUE_PROPERTIES = 0x1093;
 
     private static final String SONAME = "libOpenCL.so.1";
 
@@ -48,9 +53,15 @@ final class ClLibrary {
     final MethodHandle createContext;
     final MethodHandle releaseContext;
     final MethodHandle createCommandQueue;
+    /** For a context, device and queue the caller made: the queue checked, both kept while in use. */
+    final MethodHandle getCommandQueueInfo;
+    final MethodHandle retainContext;
+    final MethodHandle retainCommandQueue;
     final MethodHandle releaseCommandQueue;
     final MethodHandle createBuffer;
     final MethodHandle releaseMemObject;
+    /** clCreateSubBuffer: a plain region argument, as a window of a pool buffer. */
+    final MethodHandle createSubBuffer;
     final MethodHandle enqueueReadBuffer;
     final MethodHandle enqueueWriteBuffer;
     final MethodHandle enqueueFillBuffer;
@@ -83,8 +94,13 @@ final class ClLibrary {
         releaseContext = b.bind("clReleaseContext", handleToInt);
         createCommandQueue = b.bind("clCreateCommandQueue", FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS));
         releaseCommandQueue = b.bind("clReleaseCommandQueue", handleToInt);
+        getCommandQueueInfo = b.bind("clGetCommandQueueInfo", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS,
+                ADDRESS));
+        retainContext = b.bind("clRetainContext", handleToInt);
+        retainCommandQueue = b.bind("clRetainCommandQueue", handleToInt);
         createBuffer = b.bind("clCreateBuffer", FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS));
         releaseMemObject = b.bind("clReleaseMemObject", handleToInt);
+        createSubBuffer = b.bind("clCreateSubBuffer", FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS));
         FunctionDescriptor transfer = FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG,
                 ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
         enqueueReadBuffer = b.bind("clEnqueueReadBuffer", transfer);

@@ -17,16 +17,23 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  *
  * @param name    the parameter's name in the source
  * @param type    its type as OpenCL reports it: {@code int}, {@code uint}, {@code float}, {@code float*}, ...
+ * @param address its address space qualifier: {@link #GLOBAL}, {@link #CONSTANT}, {@link #LOCAL}
+ *                or {@link #PRIVATE} (scalars and vectors)
  */
-record KernelParameter(String name, String type) {
+record KernelParameter(String name, String type, int address) {
+    private static final int CL_KERNEL_ARG_ADDRESS_QUALIFIER = 0x1196;
     private static final int CL_KERNEL_ARG_TYPE_NAME = 0x1198;
     private static final int CL_KERNEL_ARG_NAME = 0x119A;
     private static final int CL_INVALID_ARG_INDEX = -49;
+    static final int GLOBAL = 0x119B;
+    static final int LOCAL = 0x119C;
+    static final int CONSTANT = 0x119D;
+    static final int PRIVATE = 0x119E;
 
     /** What a parameter index beyond the kernel's last reads as. */
-    static final KernelParameter NONE = new KernelParameter("", "");
+    static final KernelParameter NONE = new KernelParameter("", "", PRIVATE);
     /** What a parameter reads as where the platform gives no argument information. */
-    static final KernelParameter UNKNOWN = new KernelParameter("?", "?");
+    static final KernelParameter UNKNOWN = new KernelParameter("?", "?", PRIVATE);
 
     /**
      * Parameter {@code index} of {@code kernel}; {@link #NONE} past its last parameter;
@@ -43,8 +50,22 @@ record KernelParameter(String name, String type) {
                 return NONE;
             }
             String name = info(cl, kernel, index, CL_KERNEL_ARG_NAME, a);
-            return new KernelParameter(name == null ? "#" + index : name, type.strip());
+            MemorySegment q = a.allocate(JAVA_INT);
+            int rc;
+            try {
+                rc = (int) cl.getKernelArgInfo.invokeExact(kernel, index, CL_KERNEL_ARG_ADDRESS_QUALIFIER, 4L, q,
+                        MemorySegment.NULL);
+            } catch (Throwable t) {
+                rc = -1;
+            }
+            int address = rc == 0 ? q.get(JAVA_INT, 0) : (type.endsWith("*") ? GLOBAL : PRIVATE);
+            return new KernelParameter(name == null ? "#" + index : name, type.strip(), address);
         }
+    }
+
+    /** A {@code __global} or {@code __constant} pointer: one a buffer, or a plain region argument, fills. */
+    boolean buffer() {
+        return pointer() && (address == GLOBAL || address == CONSTANT);
     }
 
     /** A string of the parameter's information; "" past the last parameter; null when not available. */

@@ -9,6 +9,7 @@ import static dev.hetmem.device.opencl.ClLibrary.call;
 import static dev.hetmem.device.opencl.ClLibrary.check;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
 import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
@@ -21,7 +22,8 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *
  * <p>Invariants: every handle is created by the constructor and released by {@link #release},
  * in reverse order (buffers, queues, then the context); a constructor that fails releases what it
- * made before it throws. The pools are {@code pools.length} (1 to {@link #MAX_POOLS}) buffers of
+ * made before it throws. A context and kernel queue the caller made ({@link Borrowed}) are retained
+ * instead of created, and released once: hetmem's own reference goes, the caller's stays. The pools are {@code pools.length} (1 to {@link #MAX_POOLS}) buffers of
  * {@code framesPerPool} 4 KiB frames each but the last, which holds the rest of {@code capacity};
  * frame {@code f} is at byte {@code (f % framesPerPool) << 12} of pool {@code f / framesPerPool}.
  * The kernel queue is in order (a launch's upload, fault-word clear, kernel and read-back run in
@@ -53,6 +55,10 @@ final class OpenClContext {
     final MemorySegment[] pools;
     final long capacity;
     final int framesPerPool;
+    /** Bytes a sub-buffer's origin must be a multiple of (CL_DEVICE_MEM_BASE_ADDR_ALIGN, given in bits). */
+    final long baseAlignment;
+    /** The caller's context and queue, when the device runs on them; null when it made its own. */
+    private final Borrowed borrowed;
     /** The word kernels report a bad access in (and its scratch page); cleared before every launch. */
     final MemorySegment faultMem;
     private volatile boolean lost;
@@ -62,13 +68,21 @@ final class OpenClContext {
      * Opens device {@code deviceIndex} of platform {@code platform} with {@code capacity} bytes of
      * pools (0: a quarter of its global memory), each at most {@code maxPoolBytes}.
      */
-    OpenClContext(int platform, int deviceIndex, String name, long capacity, long maxPoolBytes) {
+    /**
+     * A context, device and in-order queue the caller made (LWJGL and JOCL hand them out as longs):
+     * the device runs on them instead of making its own.
+     */
+    record Borrowed(long context, long device, long queue) {}
+
+    OpenClContext(int platform, int deviceIndex, String name, long capacity, long maxPoolBytes, Borrowed borrowed) {
         List<OpenClDeviceInfo> all = OpenClPlatforms.devices();
         if (all.isEmpty()) {
             throw new OpenClUnavailableException(OpenClPlatforms.unavailableReason());
         }
-        this.info = all.stream().filter(d -> d.platform() == platform && d.index() == deviceIndex).findFirst()
-                .orElseThrow(() -> new IllegalArgumentException("no OpenCL device " + deviceIndex + " on platform " + platform
+        this.borrowed = borrowed;
+        int[] where = borrowed == null ? new int[] {platform, deviceIndex} : locate(cl, borrowed.device());
+        this.info = all.stream().filter(d -> d.platform() == where[0] && d.index() == where[1]).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("no OpenCL device " + where[1] + " on platform " + where[0]
                         + "; found: " + all.stream().map(d -> d.platform() + "/" + d.index() + " " + d.name()).toList()));
         this.name = name != null ? name : "opencl:" + info.name();
         long maxPool = Math.min(maxPoolBytes, info.maxAllocation()) / CHUNK * CHUNK;
@@ -100,11 +114,22 @@ final class OpenClContext {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment platformId = OpenClPlatforms.platforms(cl, a)[info.platform()];
             this.device = OpenClPlatforms.devices(cl, a, platformId)[info.index()];
+            this.baseAlignment = Math.max(1, OpenClPlatforms.deviceInt(cl, device, ClLibrary.CL_DEVICE_MEM_BASE_ADDR_ALIGN) / 8);
             MemorySegment err = a.allocate(JAVA_INT);
             MemorySegment devs = a.allocate(ADDRESS);
             devs.set(ADDRESS, 0, device);
-            ctx = handle(cl.createContext, "clCreateContext", err, MemorySegment.NULL, 1, devs, MemorySegment.NULL, MemorySegment.NULL, err);
-            kq = handle(cl.createCommandQueue, "clCreateCommandQueue", err, ctx, device, 0L, err);
+            if (borrowed == null) {
+                ctx = handle(cl.createContext, "clCreateContext", err, MemorySegment.NULL, 1, devs, MemorySegment.NULL, MemorySegment.NULL, err);
+                kq = handle(cl.createCommandQueue, "clCreateCommandQueue", err, ctx, device, 0L, err);
+            } else {
+                MemorySegment c = MemorySegment.ofAddress(borrowed.context());
+                MemorySegment q = MemorySegment.ofAddress(borrowed.queue());
+                checkBorrowedQueue(c, q, a);
+                check("clRetainContext", call(cl.retainContext, c));
+                ctx = c;
+                check("clRetainCommandQueue", call(cl.retainCommandQueue, q));
+                kq = q;
+            }
             long props = OpenClPlatforms.deviceLong(cl, device, ClLibrary.CL_DEVICE_QUEUE_PROPERTIES);
             long outOfOrder = props & ClLibrary.CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE;
             cq = handle(cl.createCommandQueue, "clCreateCommandQueue", err, ctx, device, outOfOrder, err);
@@ -125,6 +150,45 @@ final class OpenClContext {
         this.kernelQueue = kq;
         this.copyQueue = cq;
         this.faultMem = fm;
+    }
+
+    /** {platform, index} of the device whose handle is {@code device}; refuses a handle of no platform here. */
+    private static int[] locate(ClLibrary cl, long device) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment[] platforms = OpenClPlatforms.platforms(cl, a);
+            for (int p = 0; p < platforms.length; p++) {
+                MemorySegment[] devices = OpenClPlatforms.devices(cl, a, platforms[p]);
+                for (int d = 0; d < devices.length; d++) {
+                    if (devices[d].address() == device) {
+                        return new int[] {p, d};
+                    }
+                }
+            }
+        }
+        throw new IllegalArgumentException("device handle 0x" + Long.toHexString(device) + " is not a device of any OpenCL "
+                + "platform here (sub-devices are not supported)");
+    }
+
+    /** The caller's queue must belong to its context and device, and run commands in order (launches rely on it). */
+    private void checkBorrowedQueue(MemorySegment context, MemorySegment queue, Arena a) {
+        MemorySegment v = a.allocate(JAVA_LONG);
+        check("clGetCommandQueueInfo", call(cl.getCommandQueueInfo, queue, ClLibrary.CL_QUEUE_CONTEXT, 8L, v, MemorySegment.NULL),
+                "the queue handed in (0x" + Long.toHexString(queue.address()) + ")");
+        if (v.get(JAVA_LONG, 0) != context.address()) {
+            throw new IllegalArgumentException("the queue handed in belongs to context 0x" + Long.toHexString(v.get(JAVA_LONG, 0))
+                    + ", not to the context handed in (0x" + Long.toHexString(context.address()) + ")");
+        }
+        check("clGetCommandQueueInfo", call(cl.getCommandQueueInfo, queue, ClLibrary.CL_QUEUE_DEVICE, 8L, v, MemorySegment.NULL));
+        if (v.get(JAVA_LONG, 0) != device.address()) {
+            throw new IllegalArgumentException("the queue handed in runs on device 0x" + Long.toHexString(v.get(JAVA_LONG, 0))
+                    + ", not on the device handed in (0x" + Long.toHexString(device.address()) + ")");
+        }
+        v.set(JAVA_LONG, 0, 0);
+        check("clGetCommandQueueInfo", call(cl.getCommandQueueInfo, queue, ClLibrary.CL_QUEUE_PROPERTIES, 8L, v, MemorySegment.NULL));
+        if ((v.get(JAVA_LONG, 0) & ClLibrary.CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE) != 0) {
+            throw new IllegalArgumentException("the queue handed in runs commands out of order; hetmem launches need an "
+                    + "in-order queue (create it without CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE)");
+        }
     }
 
     // ---- usability ----------------------------------------------------------------------------

@@ -61,7 +61,7 @@ public final class OpenClDevice implements DeviceDriver {
     private volatile DeviceContext attached;
 
     private OpenClDevice(Builder b) {
-        this.ctx = new OpenClContext(b.platform, b.device, b.name, b.capacity, b.maxPoolBytes);
+        this.ctx = new OpenClContext(b.platform, b.device, b.name, b.capacity, b.maxPoolBytes, b.borrowed);
         this.name = ctx.name;
         this.launcher = new OpenClLauncher(ctx, pageTable);
         this.copies = new OpenClCopyEngine(ctx);
@@ -103,6 +103,7 @@ public final class OpenClDevice implements DeviceDriver {
         private long capacity;
         private long maxPoolBytes = Long.MAX_VALUE;
         private String name;
+        private OpenClContext.Borrowed borrowed;
 
         /** A builder with the defaults; {@link OpenClDevice#builder()} makes one. */
         public Builder() {
@@ -186,6 +187,32 @@ public final class OpenClDevice implements DeviceDriver {
          */
         public Builder name(String name) {
             this.name = Objects.requireNonNull(name, "name");
+            return this;
+        }
+
+        /**
+         * Runs on an OpenCL context, device and command queue the caller already has (LWJGL and
+         * JOCL expose them as {@code long}s), instead of opening a platform and device by index:
+         * the device's kernels and the caller's share one context, and hetmem's launches go to the
+         * caller's queue. hetmem makes its own pool buffers, copy queue and fault word in that
+         * context; it retains the context and the queue while it uses them and, when closed,
+         * releases only those references and what it made: the caller's handles stay valid, and
+         * the caller releases them (after or before closing hetmem, as it likes).
+         *
+         * @param context a {@code cl_context}
+         * @param device a {@code cl_device_id} of that context, a device of a platform here
+         * @param queue an in-order {@code cl_command_queue} of that context and device
+         * @return this builder
+         * @throws IllegalArgumentException if a handle is 0 ({@link #build()} further refuses a
+         *         queue of another context or device, an out-of-order queue, or a device of no
+         *         platform here)
+         */
+        public Builder existing(long context, long device, long queue) {
+            if (context == 0 || device == 0 || queue == 0) {
+                throw new IllegalArgumentException("context 0x" + Long.toHexString(context) + ", device 0x"
+                        + Long.toHexString(device) + ", queue 0x" + Long.toHexString(queue) + ": none may be NULL");
+            }
+            this.borrowed = new OpenClContext.Borrowed(context, device, queue);
             return this;
         }
 
@@ -397,6 +424,18 @@ public final class OpenClDevice implements DeviceDriver {
             return 0;
         }
         return PTE_PRESENT | ((e & DevicePageTable.WRITABLE) != 0 ? PTE_WRITABLE : 0);
+    }
+
+    /** A sub-buffer's origin alignment (CL_DEVICE_MEM_BASE_ADDR_ALIGN). */
+    @Override
+    public int plainAlignment() {
+        return (int) Math.min(dev.hetmem.driver.PageGeometry.PAGE_BYTES, ctx.baseAlignment);
+    }
+
+    /** One pool buffer's frames: a plain argument is one sub-buffer of one pool. */
+    @Override
+    public int contiguousFrames() {
+        return ctx.framesPerPool;
     }
 
     @Override

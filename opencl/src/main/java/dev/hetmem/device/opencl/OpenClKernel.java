@@ -17,15 +17,78 @@ public final class OpenClKernel implements DeviceKernel {
     private final String name;
     private final MemorySegment handle;
     private final Object[] scalars;
+    /** Width of a 2-D range (dimension 0), or 0 for a 1-D range over the launch's items. */
+    private final long columns;
+    /** Work-group size per dimension, or null to let OpenCL choose. */
+    private final long[] group;
 
     OpenClKernel(OpenClProgram program, String name, MemorySegment handle, Object[] scalars) {
+        this(program, name, handle, scalars, 0, null);
+    }
+
+    private OpenClKernel(OpenClProgram program, String name, MemorySegment handle, Object[] scalars, long columns,
+                         long[] group) {
         this.program = program;
         this.name = name;
         this.handle = handle;
         this.scalars = scalars.clone();
+        this.columns = columns;
+        this.group = group;
         for (Object s : this.scalars) {
             OpenClProgram.scalarSize(s);
         }
+    }
+
+    /**
+     * This kernel run in work-groups of {@code items} work items, over a 1-D range of the launch's
+     * global size (a kernel with {@code __local} memory and barriers needs a known group size).
+     * The global size must be a multiple of it; a tiled launch cuts tiles at multiples of it.
+     *
+     * @param items work items per group; positive
+     * @return a copy of this kernel with the group size set
+     * @throws IllegalArgumentException if {@code items} is not positive
+     */
+    public OpenClKernel local(long items) {
+        if (items <= 0) {
+            throw new IllegalArgumentException("work-group size " + items + " must be positive");
+        }
+        return new OpenClKernel(program, name, handle, scalars, 0, new long[] {items});
+    }
+
+    /**
+     * This kernel over a 2-D range: {@code columns} wide (dimension 0, {@code get_global_id(0)})
+     * and the launch's global size tall (dimension 1: the rows, which per-item windows describe and
+     * a tiled launch cuts), in work-groups of {@code groupColumns} by {@code groupRows}.
+     *
+     * @param columns      the range's width; positive and a multiple of {@code groupColumns}
+     * @param groupColumns work-group width; positive
+     * @param groupRows    work-group height; positive (the global size must be a multiple of it)
+     * @return a copy of this kernel with the 2-D range set
+     * @throws IllegalArgumentException if a value is not positive or {@code columns} is not a
+     *         multiple of {@code groupColumns}
+     */
+    public OpenClKernel rows(long columns, long groupColumns, long groupRows) {
+        if (columns <= 0 || groupColumns <= 0 || groupRows <= 0 || columns % groupColumns != 0) {
+            throw new IllegalArgumentException("2-D range of " + columns + " columns in work-groups of " + groupColumns + " x "
+                    + groupRows + ": all must be positive, and the columns a multiple of the group's width");
+        }
+        return new OpenClKernel(program, name, handle, scalars, columns, new long[] {groupColumns, groupRows});
+    }
+
+    /** Items (rows, for a 2-D range) per work-group: tiles and the global size are multiples of it. */
+    @Override
+    public long itemMultiple() {
+        return group == null ? 1 : group[group.length - 1];
+    }
+
+    /** Width of a 2-D range, or 0 for a 1-D one. */
+    long columns() {
+        return columns;
+    }
+
+    /** The work-group size per dimension, or null for OpenCL's choice. */
+    long[] group() {
+        return group;
     }
 
     /**
@@ -37,7 +100,7 @@ public final class OpenClKernel implements DeviceKernel {
      * @throws NullPointerException if a scalar is null
      */
     public OpenClKernel with(Object... scalars) {
-        return new OpenClKernel(program, name, handle, scalars);
+        return new OpenClKernel(program, name, handle, scalars, columns, group);
     }
 
     /**
@@ -58,33 +121,56 @@ public final class OpenClKernel implements DeviceKernel {
         return handle;
     }
 
+    /** How the kernel's parameters take a launch's arguments (read once, on first use). */
+    KernelSignature signature() {
+        return program.signature(name, handle);
+    }
+
+    /**
+     * Whether region argument {@code index} fills a {@code __global} pointer of the kernel: the
+     * core places its pages in consecutive frames and the kernel gets one buffer over them.
+     */
+    @Override
+    public boolean plainArgument(int index) {
+        return signature().plain(index);
+    }
+
+    int scalarCount() {
+        return scalars.length;
+    }
+
     /** Sets the scalars from argument index {@code first}; the caller holds the device's launch lock. */
     void setScalars(int first, Arena a) {
         for (int i = 0; i < scalars.length; i++) {
-            MemorySegment v = a.allocate(8);
-            KernelParameter p = program.parameter(name, handle, first + i);
-            if (p == KernelParameter.NONE) {
-                throw new IllegalArgumentException("kernel " + name + " has no parameter for scalar " + i + " (" + scalars[i]
-                        + "): it takes " + i + " scalar(s) after its region arguments");
-            }
-            long size;
-            if (p == KernelParameter.UNKNOWN) {
-                size = OpenClProgram.scalarSize(scalars[i]);
-                if (!(scalars[i] instanceof PlainBuffers.Buffer)) {
-                    OpenClProgram.put(v, scalars[i]);
-                }
-            } else {
-                size = p.put(v, scalars[i], name);
-            }
-            if (scalars[i] instanceof PlainBuffers.Buffer b) { // the one OpenClDevice.PlainBuffer
-                if (b.device() != program.device()) {
-                    throw new IllegalArgumentException("argument " + i + " of " + name + " is a buffer of another device");
-                }
-                v.set(java.lang.foreign.ValueLayout.ADDRESS, 0, b.handle());
-            }
-            program.setArg(handle, first + i, size, v, (p == KernelParameter.UNKNOWN ? "scalar " + i : "parameter '" + p.name() + "'")
-                    + " = " + scalars[i]);
+            setScalar(first + i, i, a);
         }
+    }
+
+    /** Sets parameter {@code param} to scalar {@code i}; the caller holds the device's launch lock. */
+    void setScalar(int param, int i, Arena a) {
+        MemorySegment v = a.allocate(8);
+        KernelParameter p = program.parameter(name, handle, param);
+        if (p == KernelParameter.NONE) {
+            throw new IllegalArgumentException("kernel " + name + " has no parameter for scalar " + i + " (" + scalars[i]
+                    + "): it takes " + i + " scalar(s) besides its region arguments");
+        }
+        long size;
+        if (p == KernelParameter.UNKNOWN) {
+            size = OpenClProgram.scalarSize(scalars[i]);
+            if (!(scalars[i] instanceof PlainBuffers.Buffer)) {
+                OpenClProgram.put(v, scalars[i]);
+            }
+        } else {
+            size = p.put(v, scalars[i], name);
+        }
+        if (scalars[i] instanceof PlainBuffers.Buffer b) { // the one OpenClDevice.PlainBuffer
+            if (b.device() != program.device()) {
+                throw new IllegalArgumentException("argument " + i + " of " + name + " is a buffer of another device");
+            }
+            v.set(java.lang.foreign.ValueLayout.ADDRESS, 0, b.handle());
+        }
+        program.setArg(handle, param, size, v, (p == KernelParameter.UNKNOWN ? "scalar " + i : "parameter '" + p.name() + "'")
+                + " = " + scalars[i]);
     }
 
     @Override

@@ -6,6 +6,7 @@ import dev.hetmem.driver.KernelBinding;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -66,39 +67,58 @@ final class OpenClLauncher {
 
     /** Work items [globalOffset, globalOffset + globalSize) (one tile of a tiled launch; ids stay global). */
     void execute(OpenClKernel k, long globalOffset, long globalSize, List<KernelBinding> arguments) {
+        KernelSignature sig = k.signature();
+        sig.check(k.name(), arguments.size());
         launchLock.lock();
+        List<MemorySegment> subBuffers = new ArrayList<>();
         try {
             ctx.checkUsable("clEnqueueNDRangeKernel");
             try (Arena a = Arena.ofConfined()) {
+                MemorySegment kh = k.handle();
+                if (!sig.translated()) {
+                    // plain arguments and scalars only: no page table (and a fault word nothing writes)
+                    if (sig.hidden() == 1) {
+                        setMem(kh, 0, ctx.faultMem, a);
+                    }
+                    bindParameters(k, sig, arguments, null, subBuffers, a);
+                    runAndWait(k, globalOffset, globalSize, a);
+                    return;
+                }
                 long total = 0;
                 long[] firstPage = new long[arguments.size()];
                 long[] pages = new long[arguments.size()];
                 for (int i = 0; i < arguments.size(); i++) {
+                    if (sig.plain(i)) {
+                        continue;   // reached by a pointer: no page-table window
+                    }
                     KernelBinding b = arguments.get(i);
                     firstPage[i] = b.va() >>> PAGE_SHIFT;
                     pages[i] = Math.ceilDiv(b.va() + b.length(), PAGE_BYTES) - firstPage[i];
                     total += pages[i];
                 }
                 ensureTable(Math.max(1, total));
-                long at = 0;
-                MemorySegment kh = k.handle();
                 setMem(kh, 0, tableMem, a);
                 setMem(kh, 1, ctx.faultMem, a);
                 for (int p = 0; p < ctx.pools.length; p++) {
                     setMem(kh, 2 + p, ctx.pools[p], a);
                 }
-                int arg = 2 + ctx.pools.length;
-                MemorySegment window = a.allocate(JAVA_LONG, 4);
+                long[] windowAt = new long[arguments.size()];
+                long at = 0;
                 for (int i = 0; i < arguments.size(); i++) {
-                    pageTable.window(firstPage[i] << PAGE_SHIFT, pages[i], arguments.get(i).access().writes(), staging, at);
-                    window.setAtIndex(JAVA_LONG, 0, at);
+                    if (!sig.plain(i)) {
+                        pageTable.window(firstPage[i] << PAGE_SHIFT, pages[i], arguments.get(i).access().writes(), staging, at);
+                        windowAt[i] = at;
+                        at += pages[i];
+                    }
+                }
+                bindParameters(k, sig, arguments, (i, arg) -> {
+                    MemorySegment window = a.allocate(JAVA_LONG, 4);
+                    window.setAtIndex(JAVA_LONG, 0, windowAt[i]);
                     window.setAtIndex(JAVA_LONG, 1, pages[i]);
                     window.setAtIndex(JAVA_LONG, 2, arguments.get(i).va() & (PAGE_BYTES - 1));
                     window.setAtIndex(JAVA_LONG, 3, i);
-                    setArg(cl, kh, arg++, 32, window, "region argument " + i);
-                    at += pages[i];
-                }
-                k.setScalars(arg, a);
+                    setArg(cl, kh, arg, 32, window, "region argument " + i);
+                }, subBuffers, a);
                 // one round trip: upload the entries, clear the fault word, run, read the fault word back;
                 // the kernel queue is in order, so each command sees the previous one's result
                 MemorySegment ev = a.allocate(ADDRESS, 2);
@@ -138,27 +158,150 @@ final class OpenClLauncher {
                 }
             }
         } finally {
+            for (MemorySegment sub : subBuffers) {
+                call(cl.releaseMemObject, sub);   // the kernel has finished with it (or never ran)
+            }
             launchLock.unlock();
         }
     }
 
+    /** Sets a translated argument's window: region argument {@code index} into parameter {@code param}. */
+    @FunctionalInterface
+    private interface WindowSetter {
+        void set(int index, int param);
+    }
+
     /**
-     * Runs plain kernel {@code kernel} (already checked to be of a plain program of this device)
-     * with {@code buffers} as its buffer parameters, in order, and waits for it.
+     * Fills the kernel's own parameters (after the hidden ones) in source order: region arguments
+     * into their slots (plain ones as sub-buffers, added to {@code subBuffers} for release after
+     * the kernel; translated ones by {@code windows}), scalars into the rest.
+     */
+    private void bindParameters(OpenClKernel k, KernelSignature sig, List<KernelBinding> arguments, WindowSetter windows,
+                                List<MemorySegment> subBuffers, Arena a) {
+        if (!sig.known()) {
+            // no argument information: region arguments right after the hidden parameters, then the scalars
+            int arg = sig.hidden();
+            for (int i = 0; i < arguments.size(); i++) {
+                windows.set(i, arg++);
+            }
+            k.setScalars(arg, a);
+            return;
+        }
+        int scalar = 0;
+        for (int param = sig.hidden(); param < sig.params().size(); param++) {
+            int i = sig.argumentAt(param, arguments.size());
+            if (i >= 0 && sig.plain(i)) {
+                MemorySegment sub = plainBuffer(k, i, arguments.get(i), a);
+                if (!sub.equals(MemorySegment.NULL)) {
+                    subBuffers.add(sub);
+                }
+                setMem(k.handle(), param, sub, a);
+            } else if (i >= 0) {
+                windows.set(i, param);
+            } else if (scalar < k.scalarCount()) {
+                k.setScalar(param, scalar++, a);
+            } else {
+                throw new IllegalArgumentException("kernel " + k.name() + " takes " + (sig.params().size() - sig.hidden()
+                        - Math.min(arguments.size(), sig.slots().length)) + " scalar(s) besides its " + arguments.size()
+                        + " region argument(s); given " + k.scalarCount() + " (parameter '" + sig.params().get(param).name()
+                        + "' has none)");
+            }
+        }
+        if (scalar < k.scalarCount()) {
+            throw new IllegalArgumentException("kernel " + k.name() + " takes " + scalar + " scalar(s) besides its "
+                    + arguments.size() + " region argument(s); given " + k.scalarCount());
+        }
+    }
+
+    /**
+     * A sub-buffer of the pool over a plain argument's bytes (NULL for an empty one). The core placed
+     * its pages in consecutive frames of one pool and pinned them; checked here page by page, since a
+     * plain pointer would otherwise reach other pages' memory.
+     */
+    private MemorySegment plainBuffer(OpenClKernel k, int index, KernelBinding b, Arena a) {
+        if (b.length() == 0) {
+            return MemorySegment.NULL;
+        }
+        long first = b.va() & -PAGE_BYTES;
+        int frame0 = -1;
+        for (long va = first; va < b.va() + b.length(); va += PAGE_BYTES) {
+            int e = pageTable.entry(va);
+            if ((e & DevicePageTable.PRESENT) == 0 || (b.access().writes() && (e & DevicePageTable.WRITABLE) == 0)) {
+                throw new IllegalStateException("plain argument " + index + " of kernel " + k.name() + ": page at 0x"
+                        + Long.toHexString(va) + " is not mapped" + (b.access().writes() ? " writable" : "") + " on " + ctx.name);
+            }
+            int f = (int) ctx.frameOf(e);
+            if (frame0 < 0) {
+                frame0 = f;
+            } else if (f != frame0 + (int) ((va - first) >>> PAGE_SHIFT) || ctx.pool(f) != ctx.pool(frame0)) {
+                throw new IllegalStateException("plain argument " + index + " of kernel " + k.name() + ": page at 0x"
+                        + Long.toHexString(va) + " is not in the frame after the previous page's, in one pool");
+            }
+        }
+        long origin = ctx.poolOffset(frame0) + (b.va() - first);
+        if (origin % ctx.baseAlignment != 0) {
+            throw new IllegalArgumentException("plain argument " + index + " of kernel " + k.name() + " starts at byte "
+                    + (b.va() - first) + " of its page; " + ctx.name + " passes buffers only from multiples of "
+                    + ctx.baseAlignment + " bytes (CL_DEVICE_MEM_BASE_ADDR_ALIGN): start the argument at such an offset");
+        }
+        MemorySegment region = a.allocate(JAVA_LONG, 2);
+        region.setAtIndex(JAVA_LONG, 0, origin);
+        region.setAtIndex(JAVA_LONG, 1, b.length());
+        MemorySegment err = a.allocate(JAVA_INT);
+        MemorySegment sub;
+        try {
+            sub = (MemorySegment) cl.createSubBuffer.invokeExact(ctx.pools[ctx.pool(frame0)], 0L,
+                    ClLibrary.CL_BUFFER_CREATE_TYPE_REGION, region, err);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        check("clCreateSubBuffer", err.get(JAVA_INT, 0), "plain argument " + index + " of kernel " + k.name() + ": "
+                + b.length() + " bytes from byte " + origin + " of pool " + ctx.pool(frame0));
+        return sub;
+    }
+
+    /**
+     * Runs {@code kernel} (already checked to be of this device and not translated) with
+     * {@code buffers} in its buffer parameters, in order, and its scalars in the rest; waits for it.
      */
     void runPlain(OpenClKernel kernel, long globalSize, OpenClDevice.PlainBuffer[] buffers) {
         launchLock.lock();
         try {
             ctx.checkUsable("clEnqueueNDRangeKernel");
             try (Arena a = Arena.ofConfined()) {
-                int arg = 0;
                 MemorySegment k = kernel.handle();
-                setMem(k, arg++, ctx.faultMem, a);
-                for (OpenClDevice.PlainBuffer b : buffers) {
-                    // the only implementation (the interface is sealed)
-                    setMem(k, arg++, ((PlainBuffers.Buffer) b).handle(), a);
+                KernelSignature sig = kernel.signature();
+                if (!sig.known()) {
+                    // no argument information: the fault word, the buffers, then the scalars
+                    int arg = 0;
+                    setMem(k, arg++, ctx.faultMem, a);
+                    for (OpenClDevice.PlainBuffer b : buffers) {
+                        setMem(k, arg++, ((PlainBuffers.Buffer) b).handle(), a);   // the only implementation (sealed)
+                    }
+                    kernel.setScalars(arg, a);
+                } else {
+                    if (sig.hidden() == 1) {
+                        setMem(k, 0, ctx.faultMem, a);
+                    }
+                    sig.check(kernel.name(), buffers.length);
+                    int scalar = 0;
+                    for (int param = sig.hidden(); param < sig.params().size(); param++) {
+                        int i = sig.argumentAt(param, buffers.length);
+                        if (i >= 0) {
+                            setMem(k, param, ((PlainBuffers.Buffer) buffers[i]).handle(), a);
+                        } else if (scalar < kernel.scalarCount()) {
+                            kernel.setScalar(param, scalar++, a);
+                        } else {
+                            throw new IllegalArgumentException("kernel " + kernel.name() + ": parameter '"
+                                    + sig.params().get(param).name() + "' has no buffer or scalar (given " + buffers.length
+                                    + " buffer(s), " + kernel.scalarCount() + " scalar(s))");
+                        }
+                    }
+                    if (scalar < kernel.scalarCount()) {
+                        throw new IllegalArgumentException("kernel " + kernel.name() + " takes " + scalar + " scalar(s) besides its "
+                                + buffers.length + " buffer(s); given " + kernel.scalarCount());
+                    }
                 }
-                kernel.setScalars(arg, a);
                 runAndWait(kernel, globalSize, a);
             }
         } finally {
@@ -207,24 +350,41 @@ final class OpenClLauncher {
     }
 
     private void runAndWait(OpenClKernel kernel, long globalSize, Arena a) {
+        runAndWait(kernel, 0, globalSize, a);
+    }
+
+    private void runAndWait(OpenClKernel kernel, long globalOffset, long globalSize, Arena a) {
         MemorySegment ev = a.allocate(ADDRESS);
-        enqueueKernel(kernel, 0, globalSize, ev, a);
+        enqueueKernel(kernel, globalOffset, globalSize, ev, a);
         int rc = ctx.waitForEvents(1, ev);
         kernelStatus(kernel, ev.get(ADDRESS, 0), a);
         check("clWaitForEvents", rc, "kernel " + kernel.name());
     }
 
     private void enqueueKernel(OpenClKernel kernel, long globalOffset, long globalSize, MemorySegment event, Arena a) {
-        MemorySegment global = a.allocate(JAVA_LONG);
-        global.set(JAVA_LONG, 0, globalSize);
-        MemorySegment offset = MemorySegment.NULL;
-        if (globalOffset != 0) {
-            offset = a.allocate(JAVA_LONG);
-            offset.set(JAVA_LONG, 0, globalOffset);
+        long multiple = kernel.itemMultiple();
+        if (globalSize % multiple != 0) {
+            throw new IllegalArgumentException("kernel " + kernel.name() + ": " + globalSize + (kernel.columns() > 0 ? " rows" : " work items")
+                    + " are not a multiple of its work-group's " + multiple);
         }
-        check("clEnqueueNDRangeKernel", call(cl.enqueueNDRangeKernel, ctx.kernelQueue, kernel.handle(), 1, offset,
-                global, MemorySegment.NULL, 0, MemorySegment.NULL, event), "kernel " + kernel.name() + ", global offset "
-                + globalOffset + ", global size " + globalSize);
+        int dims = kernel.columns() > 0 ? 2 : 1;
+        MemorySegment global = a.allocate(JAVA_LONG, dims);
+        MemorySegment offset = a.allocate(JAVA_LONG, dims);
+        global.setAtIndex(JAVA_LONG, dims - 1, globalSize);
+        offset.setAtIndex(JAVA_LONG, dims - 1, globalOffset);
+        if (dims == 2) {
+            global.setAtIndex(JAVA_LONG, 0, kernel.columns());
+        }
+        MemorySegment local = MemorySegment.NULL;
+        if (kernel.group() != null) {
+            local = a.allocate(JAVA_LONG, dims);
+            for (int d = 0; d < dims; d++) {
+                local.setAtIndex(JAVA_LONG, d, kernel.group()[d]);
+            }
+        }
+        check("clEnqueueNDRangeKernel", call(cl.enqueueNDRangeKernel, ctx.kernelQueue, kernel.handle(), dims,
+                globalOffset == 0 ? MemorySegment.NULL : offset, global, local, 0, MemorySegment.NULL, event), "kernel "
+                + kernel.name() + ", global offset " + globalOffset + ", global size " + globalSize);
     }
 
     /** Releases a finished kernel's event; throws if the kernel failed. */

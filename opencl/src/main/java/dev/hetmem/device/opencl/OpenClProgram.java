@@ -144,6 +144,18 @@ public final class OpenClProgram implements AutoCloseable {
 
     private final java.util.concurrent.ConcurrentHashMap<String, KernelParameter> parameters =
             new java.util.concurrent.ConcurrentHashMap<>();
+    private final java.util.concurrent.ConcurrentHashMap<String, KernelSignature> signatures =
+            new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** How kernel {@code name}'s parameters take a launch's arguments (see {@link KernelSignature}). */
+    KernelSignature signature(String name, MemorySegment kernel) {
+        KernelSignature s = signatures.get(name);
+        if (s == null) {
+            s = KernelSignature.read(this, name, kernel, device.poolCount());
+            signatures.putIfAbsent(name, s);
+        }
+        return s;
+    }
 
     void setArg(MemorySegment kernel, int index, long size, MemorySegment value, String what) {
         OpenClLauncher.setArg(cl, kernel, index, size, value, what);

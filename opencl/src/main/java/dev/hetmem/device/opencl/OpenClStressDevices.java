@@ -35,6 +35,21 @@ public final class OpenClStressDevices implements StressDevices {
                 size_t i = get_global_id(0);
                 *HM_WPTR(long, x, i) = *HM_PTR(long, x, i) + delta;
             }
+
+            __kernel void copyOutPlain(__global const long *src, __global long *dst) {
+                size_t i = get_global_id(0);
+                dst[i] = src[i];
+            }
+
+            __kernel void copyInPlain(__global long *dst, __global const long *src) {
+                size_t i = get_global_id(0);
+                dst[i] = src[i];
+            }
+
+            __kernel void addEachPlain(__global long *x, long delta) {
+                size_t i = get_global_id(0);
+                x[i] += delta;
+            }
             """;
 
     private final Map<OpenClDevice, OpenClProgram> programs = new ConcurrentHashMap<>();
@@ -77,28 +92,28 @@ public final class OpenClStressDevices implements StressDevices {
     }
 
     @Override
-    public void write(UnifiedMemory mem, int node, Region r, long offset, MemorySegment src, long bytes) {
+    public void write(UnifiedMemory mem, int node, Region r, long offset, MemorySegment src, long bytes, boolean plain) {
         OpenClDevice d = device(mem, node);
         try (OpenClDevice.PlainBuffer buf = d.plainBuffer(bytes)) {
             buf.write(src.asSlice(0, bytes));
-            mem.launch(node, programs.get(d).kernel("copyIn", buf), bytes / 8, KernelArg.of(r, offset, bytes, Access.WRITE));
+            mem.launch(node, programs.get(d).kernel(plain ? "copyInPlain" : "copyIn", buf), bytes / 8, KernelArg.of(r, offset, bytes, Access.WRITE));
         }
     }
 
     @Override
-    public void read(UnifiedMemory mem, int node, Region r, long offset, MemorySegment dst, long bytes) {
+    public void read(UnifiedMemory mem, int node, Region r, long offset, MemorySegment dst, long bytes, boolean plain) {
         OpenClDevice d = device(mem, node);
         try (OpenClDevice.PlainBuffer buf = d.plainBuffer(bytes)) {
-            mem.launch(node, programs.get(d).kernel("copyOut", buf), bytes / 8, KernelArg.of(r, offset, bytes, Access.READ));
+            mem.launch(node, programs.get(d).kernel(plain ? "copyOutPlain" : "copyOut", buf), bytes / 8, KernelArg.of(r, offset, bytes, Access.READ));
             buf.read(dst.asSlice(0, bytes));
         }
     }
 
     @Override
-    public void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows) {
+    public void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows, boolean plain) {
         OpenClDevice d = device(mem, node);
         KernelArg arg = KernelArg.of(r, 0, longs * 8, Access.READ_WRITE);
-        mem.launch(node, programs.get(d).kernel("addEach", delta), longs, windows ? arg.perItem(8) : arg);
+        mem.launch(node, programs.get(d).kernel(plain ? "addEachPlain" : "addEach", delta), longs, windows ? arg.perItem(8) : arg);
     }
 
     @Override

@@ -16,7 +16,9 @@ import static dev.hetmem.device.opencl.OpenClContext.rethrow;
  * managing memory.
  *
  * <p>A buffer is released by its own {@code close}, not by the device's. Transfers to and from it
- * are blocking, on the device's kernel queue, and take no lock (not the launch lock either).
+ * are blocking, on the device's copy queue (so that a transfer on one thread overlaps a kernel
+ * running on another, as a double-buffered program needs), and take no lock (not the launch lock
+ * either).
  */
 public final class PlainBuffers {
     private PlainBuffers() {}
@@ -41,11 +43,14 @@ public final class PlainBuffers {
     }
 
     /**
-     * Runs a kernel of a {@link #compile}d program of {@code device} on plain buffers (its region
-     * parameters, in order) and waits for it. Launches of {@code device} wait for it and it for them.
+     * Runs a kernel of a {@link #compile}d program of {@code device}, or an ordinary kernel (plain
+     * {@code __global} pointers, no {@code hetmem.h} in its signature) of any program of it, on
+     * plain buffers (its buffer parameters, in order; its other parameters take the kernel's
+     * scalars) and waits for it. Launches of {@code device} wait for it and it for them.
      *
      * @param device the device that built the kernel's program
-     * @param kernel a kernel of a program {@link #compile}d here for {@code device}, with its scalars
+     * @param kernel a kernel of a program {@link #compile}d here for {@code device}, or an ordinary
+     *               kernel of {@code device}, with its scalars
      * @param globalSize the number of work items, positive
      * @param buffers buffers of {@code device}, one per region parameter of the kernel, in order
      * @throws IllegalArgumentException if {@code kernel} is not from a plain program of {@code device},
@@ -55,8 +60,9 @@ public final class PlainBuffers {
      *         signature, or the kernel fails
      */
     public static void run(OpenClDevice device, OpenClKernel kernel, long globalSize, OpenClDevice.PlainBuffer... buffers) {
-        if (!kernel.program().plain() || kernel.program().device() != device) {
-            throw new IllegalArgumentException("kernel " + kernel.name() + " is not from a plain program of " + device.name());
+        if (kernel.program().device() != device || (!kernel.program().plain() && kernel.signature().translated())) {
+            throw new IllegalArgumentException("kernel " + kernel.name() + " is not from a plain program of " + device.name()
+                    + " (one built by PlainBuffers.compile, or an ordinary kernel with no HM_SPACE_PARAMS)");
         }
         device.launcher().runPlain(kernel, globalSize, buffers);
     }
@@ -122,9 +128,9 @@ public final class PlainBuffers {
             ClLibrary cl = ctx.cl;
             try {
                 int rc = toDevice
-                        ? (int) cl.enqueueWriteBuffer.invokeExact(ctx.kernelQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
+                        ? (int) cl.enqueueWriteBuffer.invokeExact(ctx.copyQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
                                 MemorySegment.NULL, MemorySegment.NULL)
-                        : (int) cl.enqueueReadBuffer.invokeExact(ctx.kernelQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
+                        : (int) cl.enqueueReadBuffer.invokeExact(ctx.copyQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
                                 MemorySegment.NULL, MemorySegment.NULL);
                 check(toDevice ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer", rc);
             } catch (Throwable t) {

@@ -1,0 +1,37 @@
+package dev.hetmem.cli;
+
+import java.io.PrintStream;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The one JSON object a streaming-data bench prints ({@code oversub}, {@code kernels}): its name,
+ * the plain-copy limit measured in the same run, the device's capacity and the rows.
+ */
+final class BenchRoot {
+    private BenchRoot() {}
+
+    static Map<String, Object> of(String bench, double memcpyGbps, long capacity, List<Map<String, Object>> rows) {
+        Map<String, Object> root = new LinkedHashMap<>();
+        root.put("bench", bench);
+        root.put("limits", Map.of("memcpy_gbps", Math.round(memcpyGbps * 1000) / 1000.0));
+        root.put("device_capacity_bytes", capacity);
+        root.put("rows", rows);
+        return root;
+    }
+
+    /**
+     * Draws the chart ({@code --plot}) first, so that a failure leaves one JSON object, the error;
+     * then prints the object with {@code --json}. Returns whether it printed it (else the caller
+     * prints its table).
+     */
+    static boolean emit(Map<String, Object> root, String plot, Args args, PrintStream out, PrintStream err) {
+        BenchPlots.write(plot, root, err);
+        if (args.flag("json")) {
+            out.println(Json.write(root));
+            return true;
+        }
+        return false;
+    }
+}

@@ -1,0 +1,113 @@
+package dev.hetmem.cli;
+
+import dev.hetmem.UnifiedMemory;
+import dev.hetmem.device.opencl.OpenClDevice;
+import dev.hetmem.device.opencl.OpenClPlatforms;
+import dev.hetmem.device.opencl.OpenClProgram;
+import dev.hetmem.limits.NativeBuffer;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * {@code hetmem bench kernels}: ordinary OpenCL kernels (plain pointers, written as for plain
+ * buffers: SAXPY, a tiled SGEMM with local memory, a 2-D stencil, a work-group reduction) on data
+ * larger than the device. Two programs run each, in alternation, in rounds: {@code one_launch}, the
+ * kernel unchanged on regions in one hetmem launch (plain arguments, tiled by declared windows),
+ * and {@code explicit}, the double-buffered program a user writes today on plain buffers. Rows
+ * give GB/s of data (inputs and outputs, each once) from the start until the results are in host
+ * memory, median of the rounds with min and max, each checked against a CPU computation, and
+ * {@code ratio}: one_launch over explicit, as medians of the same rounds.
+ */
+final class KernelsBench {
+    private static final long MiB = 1L << 20;
+
+    private KernelsBench() {}
+
+    static int run(List<String> argv, PrintStream out, PrintStream err) {
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("device-mib", "factor", "reps", "plot"));
+        String plot = Chart.plotOption(args);
+        long capacity = args.longValue("device-mib", 32) * MiB;
+        if (capacity < 8 * MiB || capacity > (4096L << 20)) {
+            throw new Args.UsageException("--device-mib " + capacity / MiB + " outside [8, 4096]");
+        }
+        double factor;
+        try {
+            factor = Double.parseDouble(args.value("factor", "3"));
+        } catch (NumberFormatException e) {
+            throw new Args.UsageException("--factor " + args.value("factor", "") + " is not a number");
+        }
+        if (factor < 0.1 || factor > 16) {
+            throw new Args.UsageException("--factor " + factor + " outside [0.1, 16]");
+        }
+        long reps = args.longValue("reps", args.flag("quick") ? 3 : 5);
+        if (reps < 1 || reps > 100) {
+            throw new Args.UsageException("--reps " + reps + " outside [1, 100]");
+        }
+        String why = OpenClPlatforms.unavailableReason();
+        if (why != null) {
+            throw new Args.UsageException("bench kernels needs OpenCL: " + why);
+        }
+        double memcpy = NativeBuffer.bestPlainCopyGbps(256 * MiB, false, 3);
+        List<Map<String, Object>> rows = new ArrayList<>();
+        try (OpenClDevice dev = OpenClDevice.builder().capacity(capacity).build();
+             UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
+             OpenClProgram program = dev.compile(OrdinaryKernels.SOURCE)) {
+            for (OrdinaryKernels.Kind kind : OrdinaryKernels.Kind.values()) {
+                OrdinaryKernels.Problem pr = OrdinaryKernels.Problem.ofBytes(kind, (long) (factor * capacity));
+                List<Map<String, Object>> regions = new ArrayList<>();
+                List<Map<String, Object>> explicit = new ArrayList<>();
+                // the two programs alternate, so that a noisy second of this shared machine hits both
+                for (int round = 0; round < reps; round++) {
+                    regions.add(runOnce(pr, "one_launch", factor, n -> OrdinaryKernels.onRegions(mem, 1, program, pr, n)));
+                    explicit.add(runOnce(pr, "explicit", factor, n -> OrdinaryKernels.explicit(dev, program, pr, capacity / 4, n)));
+                }
+                Map<String, Object> r = MedianRow.of(regions, "gbps");
+                Map<String, Object> e = MedianRow.of(explicit, "gbps");
+                r.put("ratio", Math.round((Double) r.get("gbps") / (Double) e.get("gbps") * 1000) / 1000.0);
+                e.put("ratio", 1.0);
+                rows.add(r);
+                rows.add(e);
+                for (Map<String, Object> row : List.of(r, e)) {
+                    err.printf("%-8s %-11s %7.3f GB/s (%d runs, %.3f-%.3f)  ratio %.3f  %s%n", row.get("kernel"), row.get("mode"),
+                            (Double) row.get("gbps"), (Integer) row.get("runs"), (Double) row.get("gbps_min"),
+                            (Double) row.get("gbps_max"), (Double) row.get("ratio"), (Boolean) row.get("correct") ? "correct" : "WRONG");
+                }
+            }
+        }
+        Map<String, Object> root = BenchRoot.of("kernels", memcpy, capacity, rows);
+        if (!BenchRoot.emit(root, plot, args, out, err)) {
+            out.printf("plain copy: %.2f GB/s; OpenCL device of %s; data %.1fx the device%n", memcpy, ProgressBar.human(capacity), factor);
+            out.printf("%-8s %-11s %12s %9s %17s %7s %7s%n", "kernel", "mode", "data", "GB/s", "min-max", "ratio", "correct");
+            for (Map<String, Object> r : rows) {
+                out.printf("%-8s %-11s %12s %9.3f %8.3f-%-8.3f %7.3f %7s%n", r.get("kernel"), r.get("mode"),
+                        ProgressBar.human((Long) r.get("data_bytes")), (Double) r.get("gbps"), (Double) r.get("gbps_min"),
+                        (Double) r.get("gbps_max"), (Double) r.get("ratio"), r.get("correct"));
+            }
+        }
+        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
+    }
+
+    /** A program run that times itself into {@code nanos[0]} and returns the output. */
+    @FunctionalInterface
+    private interface Timed {
+        float[] run(long[] nanos);
+    }
+
+    private static Map<String, Object> runOnce(OrdinaryKernels.Problem pr, String mode, double factor, Timed program) {
+        long[] nanos = new long[1];
+        float[] got = program.run(nanos);
+        Map<String, Object> row = new LinkedHashMap<>();
+        row.put("kernel", pr.kind().kernelName());
+        row.put("mode", mode);
+        row.put("data_factor", factor);
+        row.put("data_bytes", pr.bytes());
+        row.put("gbps", Math.round(pr.bytes() / (double) nanos[0] * 1000) / 1000.0);
+        row.put("correct", pr.wrong(got) == 0);
+        return row;
+    }
+}

@@ -1,0 +1,267 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.driver.DeviceMemoryException;
+import dev.hetmem.driver.RunTooLargeException;
+import dev.hetmem.internal.DeviceNode;
+import dev.hetmem.internal.Pins;
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.pagetable.Block;
+import dev.hetmem.phys.BuddyAllocator;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+
+import static dev.hetmem.driver.PageGeometry.blockOf;
+import static dev.hetmem.driver.PageGeometry.bytes;
+import static dev.hetmem.driver.PageGeometry.firstPage;
+import static dev.hetmem.driver.PageGeometry.pageInBlock;
+
+/**
+ * Contiguous placement: the pages of a plain kernel argument ({@link MigrationRequest#contiguous})
+ * lie in consecutive frames of the device, in page order, so that the kernel reaches them through
+ * one base pointer while the page table stays page by page.
+ *
+ * <p>The unit is a <em>span</em>: the union of a region's contiguous requests that overlap (two
+ * plain arguments sharing pages are placed as one, so that both are contiguous). A span is in
+ * place when every page of it is on the target and page {@code from + i} is in frame
+ * {@code base + i}, within one {@link dev.hetmem.driver.DeviceDriver#contiguousFrames} stretch.
+ *
+ * <p>Protocol, inside one locked pass of {@link MigrationEngine#ensure} (every block of every
+ * request locked by the caller, so no other thread moves a page of a span meanwhile):
+ * <ol>
+ *   <li>{@link #misplaced}: the spans not in place.</li>
+ *   <li>{@link #vacate}: their pages on the target leave it as eviction sends pages away (home, or
+ *       only dropped where another node holds a copy). A pinned page stays; the caller waits for
+ *       that pin and starts over.</li>
+ *   <li>The plan then gives every page of a misplaced span an allocating action (none is on the
+ *       target any more, and the planner maps none of them in place); the batch carries the spans
+ *       and {@link #allocate} takes one run of consecutive frames per span before the allocate
+ *       phase gives the other runs theirs.</li>
+ * </ol>
+ * Pages out of place thus travel through the host (two copies), where a device-to-device move
+ * within the device would copy once: the rare path (a plain argument's pages scattered by earlier
+ * launches, or the device fragmented), kept to the phases every other migration uses.
+ */
+final class Placement {
+    private Placement() {
+    }
+
+    /** Pages [from, to) of a region, to be placed in consecutive frames of the target. */
+    record Span(RegionState region, long from, long to) {
+        int pages() {
+            return Math.toIntExact(to - from);
+        }
+
+        boolean holds(Run r) {
+            return r.region == region && r.page() >= from && r.page() + r.count <= to;
+        }
+    }
+
+    /** The spans of {@code requests}' contiguous requests that are not in place on {@code target} (blocks locked). */
+    static List<Span> misplaced(EngineContext ctx, List<MigrationRequest> requests, int target) {
+        List<Span> spans = spans(requests);
+        if (spans.isEmpty()) {
+            return spans;
+        }
+        int boundary = ctx.driver(target).contiguousFrames();
+        List<Span> out = new ArrayList<>();
+        for (Span s : spans) {
+            if (!inPlace(s, target, boundary)) {
+                out.add(s);
+            }
+        }
+        return out;
+    }
+
+    /** The contiguous requests merged per region where they overlap, in region and page order. */
+    static List<Span> spans(List<MigrationRequest> requests) {
+        List<MigrationRequest> c = new ArrayList<>();
+        for (MigrationRequest r : requests) {
+            if (r.contiguous()) {
+                c.add(r);
+            }
+        }
+        if (c.isEmpty()) {
+            return List.of();
+        }
+        c.sort(Comparator.comparingInt((MigrationRequest r) -> r.region().id()).thenComparingLong(MigrationRequest::from));
+        List<Span> out = new ArrayList<>();
+        RegionState region = null;
+        long from = 0;
+        long to = 0;
+        for (MigrationRequest r : c) {
+            if (r.region() == region && r.from() < to) {
+                to = Math.max(to, r.to());
+                continue;
+            }
+            if (region != null) {
+                out.add(new Span(region, from, to));
+            }
+            region = r.region();
+            from = r.from();
+            to = r.to();
+        }
+        out.add(new Span(region, from, to));
+        return out;
+    }
+
+    /** Whether every page of {@code s} is on {@code target}, in consecutive frames within one stretch. */
+    private static boolean inPlace(Span s, int target, int boundary) {
+        long base = -1;
+        for (long page = s.from(); page < s.to(); page++) {
+            Block b = s.region().table().block(blockOf(page));
+            int p = pageInBlock(page);
+            if (!b.isResident(target, p)) {
+                return false;
+            }
+            long f = b.frame(target, p);
+            if (base < 0) {
+                base = f;
+            } else if (f != base + (page - s.from())) {
+                return false;
+            }
+        }
+        return base / boundary == (base + s.pages() - 1) / boundary;
+    }
+
+    /** A pin that keeps a page of a span on the target, and the region whose pin it is. */
+    record Stuck(Pins.Pin pin, RegionState region) {}
+
+    /**
+     * Sends the spans' pages that are on {@code target} away from it; returns the pin that keeps one
+     * of them there (the caller waits for it and starts over), or null when none is left.
+     */
+    static Stuck vacate(Eviction eviction, List<Span> spans, int target) {
+        for (Span s : spans) {
+            long page = s.from();
+            while (page < s.to()) {
+                long bi = blockOf(page);
+                long end = Math.min(s.to(), firstPage(bi + 1));
+                Block b = s.region().table().block(bi);
+                int p0 = pageInBlock(page);
+                int p1 = p0 + (int) (end - page);
+                if (b.residentCount(target, p0, p1) > 0) {
+                    eviction.evictRange(s.region(), b, target, p0, p1);
+                    for (int p = p0; p < p1; p++) {
+                        if (b.isResident(target, p)) {
+                            Pins.Pin pin = s.region().pins().any(firstPage(bi) + p, firstPage(bi) + p + 1);
+                            if (pin == null) {
+                                throw new IllegalStateException("page " + (firstPage(bi) + p) + " of " + s.region()
+                                        + " stayed on node " + target + " unpinned while it was placed elsewhere");
+                            }
+                            return new Stuck(pin, s.region());
+                        }
+                    }
+                }
+                page = end;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * The allocate phase's first step for a batch with spans: one run of consecutive frames per
+     * span (evicting cold pages until a free stretch holds it), prepared by the driver in aligned
+     * pieces, and handed to the span's runs in page order. Every page of a span must be in one of
+     * the batch's allocating runs ({@link #vacate} and the planner see to it).
+     */
+    static void allocate(EngineContext ctx, MigrationBatch batch, Eviction eviction) {
+        int target = batch.target;
+        DeviceNode dev = ctx.device(target);
+        BuddyAllocator alloc = dev.allocator();
+        int boundary = dev.driver().contiguousFrames();
+        for (Span s : batch.spans) {
+            int n = s.pages();
+            if (n > boundary) {
+                throw new DeviceMemoryException("a plain argument of " + bytes(n) + " bytes (" + s.region() + ", pages ["
+                        + s.from() + ", " + s.to() + ")) does not fit the " + bytes(boundary) + " bytes that one pointer "
+                        + "spans on device node " + target + " (" + dev.driver().name() + "); declare a per-item window "
+                        + "(KernelArg.perItem) so that it runs tile by tile");
+            }
+            int base = takeRun(ctx, batch, eviction, dev, n, boundary);
+            int covered = 0;
+            for (Run r : batch.runs) {
+                if (!r.action.allocates() || !s.holds(r)) {
+                    continue;
+                }
+                int[] frames = new int[r.count];
+                int first = base + (int) (r.page() - s.from());
+                for (int i = 0; i < r.count; i++) {
+                    frames[i] = first + i;
+                }
+                r.frames = frames;
+                r.framesAllocated = r.count;
+                r.reserved += r.count;   // counted in flight by allocateContiguous
+                covered += r.count;
+            }
+            if (covered != n) {
+                // the runs hold theirs (undo frees them); give back the rest, then refuse
+                for (Run r : batch.runs) {
+                    if (r.frames != null && s.holds(r)) {
+                        r.frames = null;
+                        r.framesAllocated = 0;
+                        r.reserved -= r.count;
+                    }
+                }
+                alloc.freeRun(base, n);
+                ctx.inFlight.add(target, -n);
+                throw new IllegalStateException("placing pages [" + s.from() + ", " + s.to() + ") of " + s.region()
+                        + " in consecutive frames: only " + covered + " of " + n + " pages were planned to move");
+            }
+        }
+    }
+
+    /** {@code n} consecutive frames within one stretch, counted in flight and prepared by the driver. */
+    private static int takeRun(EngineContext ctx, MigrationBatch batch, Eviction eviction, DeviceNode dev, int n,
+                               int boundary) {
+        int target = batch.target;
+        BuddyAllocator alloc = dev.allocator();
+        int base;
+        while (true) {
+            long epoch = alloc.changes();
+            base = ctx.inFlight.allocateContiguous(alloc, target, n, boundary);
+            if (base >= 0) {
+                break;
+            }
+            if (!eviction.makeRoom(target, n, batch, epoch)) {
+                throw new DeviceMemoryException("device node " + target + " (" + dev.driver().name() + ") has no "
+                        + bytes(n) + " consecutive free bytes for a plain argument: " + alloc.freeBytes() + " bytes free of "
+                        + bytes(alloc.totalFrames()) + ", the rest held by pages that cannot leave ("
+                        + eviction.whoHolds(target, batch) + ")");
+            }
+        }
+        try {
+            prepareAligned(dev, base, n);
+        } catch (RuntimeException | Error e) {
+            alloc.freeRun(base, n);
+            ctx.inFlight.add(target, -n);
+            throw e;
+        }
+        return base;
+    }
+
+    /** The driver prepares [base, base + n) in aligned power-of-two pieces of at most a block, as its contract says. */
+    private static void prepareAligned(DeviceNode dev, int base, int n) {
+        int f = base;
+        int left = n;
+        int maxOrder = BuddyAllocator.MAX_ORDER;
+        while (left > 0) {
+            int o = Math.min(maxOrder, Integer.numberOfTrailingZeros(f | (1 << BuddyAllocator.MAX_ORDER)));
+            while ((1 << o) > left) {
+                o--;
+            }
+            try {
+                dev.driver().prepareFrames(f, 1 << o);
+            } catch (RunTooLargeException e) {
+                if (o == 0) {
+                    throw e;
+                }
+                maxOrder = o - 1;   // the same frames, prepared in smaller pieces
+                continue;
+            }
+            f += 1 << o;
+            left -= 1 << o;
+        }
+    }
+}

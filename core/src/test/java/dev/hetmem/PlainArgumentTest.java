@@ -1,0 +1,173 @@
+package dev.hetmem;
+
+import dev.hetmem.driver.DeviceMemoryException;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.ValueLayout;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.PAGE;
+import static dev.hetmem.MemoryFixture.check;
+import static dev.hetmem.MemoryFixture.fill;
+import static dev.hetmem.MemoryFixture.value;
+import static dev.hetmem.MemoryFixture.verified;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Plain arguments: a kernel that reaches region arguments through plain pointers (written as for
+ * plain buffers) runs on them once the core has placed each argument's pages in consecutive
+ * device frames; the page table stays page by page around it. Runs on every test device.
+ */
+class PlainArgumentTest {
+    private static final long DEVICE = 8 * MiB;
+
+    /** Every long i of [0, bytes) of r is value(seed, i) + 1. */
+    private static void checkIncremented(Region r, long bytes, long seed) {
+        try (HostView v = r.host(0, bytes, Access.READ)) {
+            for (long i = 0; i < bytes / 8; i++) {
+                long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
+                if (got != value(seed, i) + 1) {
+                    assertEquals(value(seed, i) + 1, got, "long " + i + " of " + r);
+                }
+            }
+        }
+    }
+
+    /** Frames of r's pages [0, bytes) on node 1: consecutive, in page order. */
+    private static void assertConsecutive(TestDevice d, Region r, long bytes) {
+        long first = d.driver().probeFrame(r.address());
+        assertTrue(first >= 0, "page 0 of " + r + " is on the device");
+        for (long p = 1; p < bytes / PAGE; p++) {
+            long f = d.driver().probeFrame(r.address() + p * PAGE);
+            if (f != first + p) {
+                assertEquals(first + p, f, "frame of page " + p + " of " + r);
+            }
+        }
+    }
+
+    @Test
+    void plainArgumentsRunInConsecutiveFrames() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 2 * MiB + 3 * PAGE;   // not a power of two of pages: no buddy block is exactly it
+            Region in = mem.allocate(bytes);
+            Region out = mem.allocate(bytes);
+            fill(in, 0, bytes, 11);
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            assertConsecutive(d, in, bytes);
+            assertConsecutive(d, out, bytes);
+            checkIncremented(out, bytes, 11);
+            check(in, 0, bytes, 11);
+            verified(mem);
+        }
+    }
+
+    @Test
+    void scatteredPagesAreGatheredBeforeTheKernelRuns() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = MiB;
+            Region in = mem.allocate(bytes, PAGE);
+            Region other = mem.allocate(bytes, PAGE);
+            Region out = mem.allocate(bytes, PAGE);
+            fill(in, 0, bytes, 5);
+            fill(other, 0, bytes, 6);
+            // in's pages reach the device one at a time, interleaved with another region's and in
+            // reverse order: their frames are scattered
+            for (long p = bytes / PAGE - 1; p >= 0; p--) {
+                mem.advise(in, p * PAGE, PAGE, new Advice.Prefetch(1));
+                mem.advise(other, p * PAGE, PAGE, new Advice.Prefetch(1));
+            }
+            assertNotEquals(d.driver().probeFrame(in.address()) + 1, d.driver().probeFrame(in.address() + PAGE),
+                    "the set-up scattered in's frames");
+            long evictionsBefore = mem.stats().node(1).evictions();
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            assertConsecutive(d, in, bytes);
+            assertTrue(mem.stats().node(1).evictions() > evictionsBefore, "the misplaced pages left the device first");
+            checkIncremented(out, bytes, 5);
+            check(other, 0, bytes, 6);
+            // in is in place now: a second launch moves only out, which the host read back meanwhile
+            long placedAt = d.driver().probeFrame(in.address());
+            LaunchResult again = mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            assertEquals(bytes / PAGE, again.pagesMigrated(), "only out came back: " + again);
+            assertEquals(placedAt, d.driver().probeFrame(in.address()), "in stayed where it was placed");
+            assertConsecutive(d, out, bytes);
+            verified(mem);
+        }
+    }
+
+    @Test
+    void aPlainArgumentEvictedBetweenLaunchesComesBackPlaced() {
+        TestDevice d = MemoryFixture.device(4 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = MiB;
+            Region in = mem.allocate(bytes);
+            Region out = mem.allocate(bytes);
+            Region big = mem.allocate(3 * MiB);
+            fill(in, 0, bytes, 21);
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            mem.launch(1, d.addLongs(3), 3 * MiB / 8, KernelArg.readWrite(big));   // needs in's and out's room
+            assertTrue(mem.stats().node(1).evictions() > 0, "the second launch evicted");
+            fill(in, 0, bytes, 22);   // host writes bring in home (what eviction left is gone now)
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            assertConsecutive(d, in, bytes);
+            assertConsecutive(d, out, bytes);
+            checkIncremented(out, bytes, 22);
+            verified(mem);
+        }
+    }
+
+    @Test
+    void plainArgumentsThreeTimesTheDeviceRunTileByTile() {
+        TestDevice d = MemoryFixture.device(4 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 6 * MiB;
+            Region in = mem.allocate(bytes);
+            Region out = mem.allocate(bytes);
+            fill(in, 0, bytes, 31);
+            LaunchResult r = mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in).perItem(8),
+                    KernelArg.write(out).perItem(8));
+            assertEquals(2 * bytes / PAGE, r.pagesTouched(), "every page of both: " + r);
+            checkIncremented(out, bytes, 31);
+            check(in, 0, bytes, 31);
+            assertTrue(mem.stats().node(1).evictions() > 0, "tiles went through a device a third of the data");
+            verified(mem);
+        }
+    }
+
+    @Test
+    void aPlainArgumentBesideReadMostlyDuplicates() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = MiB;
+            Region in = mem.allocate(bytes);
+            Region out = mem.allocate(bytes);
+            fill(in, 0, bytes, 41);
+            mem.advise(in, 0, bytes, new Advice.ReadMostly(true));
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            assertConsecutive(d, in, bytes);
+            check(in, 0, bytes, 41);   // the host reads its own copy: the device keeps its duplicate
+            assertTrue(in.snapshot(0, PAGE).residentOn(0, 1), "the device kept its read-only copy");
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            checkIncremented(out, bytes, 41);
+            verified(mem);
+        }
+    }
+
+    @Test
+    void aPlainArgumentLargerThanTheDeviceWithNoWindowFailsAtOnceWithTheSizes() {
+        TestDevice d = MemoryFixture.device(4 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            Region in = mem.allocate(6 * MiB);
+            Region out = mem.allocate(PAGE);
+            DeviceMemoryException e = assertThrows(DeviceMemoryException.class,
+                    () -> mem.launch(1, d.plainIncrementInto(), 1, KernelArg.read(in), KernelArg.write(out)));
+            assertTrue(e.getMessage().contains("plain argument 0") && e.getMessage().contains("KernelArg.perItem")
+                    && e.getMessage().contains(String.valueOf(6 * MiB)), e.getMessage());
+            verified(mem);
+        }
+    }
+}
