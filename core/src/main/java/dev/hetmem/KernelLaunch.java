@@ -149,7 +149,7 @@ final class KernelLaunch {
             }
             Arg tooLong = longestPlain(checked, dev.driver().contiguousFrames());
             if (total <= frames && tooLong == null) {
-                return resident(dev, node, kernel, 0, globalSize, checked, bindings, null, null);
+                return resident(dev, node, kernel, 0, globalSize, checked, bindings, null, null, null);
             }
             refuseOwnPins(checked);   // the pages move on other threads: a pin of this thread would never go
             boolean windows = checked.stream().anyMatch(a -> a.arg().hasWindow());
@@ -193,7 +193,7 @@ final class KernelLaunch {
     /** Items [first, first + count) with every request resident and pinned for the run. */
     private LaunchResult resident(DeviceNode dev, int node, DeviceKernel kernel, long first, long count, List<Arg> args,
                                   List<KernelBinding> bindings, List<MigrationRequest> requests,
-                                  DeviceFaultHandler faults) {
+                                  DeviceFaultHandler faults, Runnable onPinned) {
         if (requests == null) {
             requests = new ArrayList<>(args.size());
             for (Arg a : args) {
@@ -213,6 +213,9 @@ final class KernelLaunch {
             if (!requests.isEmpty()) {
                 countFaults(node, requests.getFirst().region(), out.faults(), out.pagesMigrated(), FaultEvent.KERNEL, event,
                         args.getFirst().arg());
+            }
+            if (onPinned != null) {
+                onPinned.run();
             }
             dev.driver().execute(kernel, first, count, bindings, faults);
             long t2 = System.nanoTime();
@@ -236,8 +239,13 @@ final class KernelLaunch {
             whole += a.arg().hasWindow() ? 0 : a.pages();
         }
         long budget = (long) (frames * TILE_SHARE);
-        long multiple = tileMultiple(args, kernel, dev.driver().plainAlignment());
         long items = itemsPerTile(args, globalSize, Math.min(budget, (frames - whole) / 2));
+        // tiles start where plain windows can: at a page if tiles that large fit (neighbouring tiles then
+        // share no page), else at the device's sub-buffer alignment
+        long multiple = tileMultiple(args, kernel, PAGE_BYTES);
+        if (items < multiple) {
+            multiple = tileMultiple(args, kernel, dev.driver().plainAlignment());
+        }
         if (items < globalSize) {
             items = items / multiple * multiple;   // a tile never splits a work-group
         }
@@ -254,7 +262,8 @@ final class KernelLaunch {
         long migrated = 0;
         long faultNanos = 0;
         long kernelNanos = 0;
-        CompletableFuture<Void> ahead = null;
+        @SuppressWarnings("unchecked")
+        CompletableFuture<Void>[] ahead = new CompletableFuture[1];
         // where the device takes faults, an item that reaches outside its declared window faults the
         // page in (and its translations are tracked) instead of touching whatever is mapped there
         long[] faultCounts = new long[3];
@@ -265,21 +274,27 @@ final class KernelLaunch {
         try {
             for (long first = 0; first < globalSize; first += items) {
                 long count = Math.min(items, globalSize - first);
-                if (ahead != null) {
-                    ahead.join();   // the next tile's prefetch, started while this one's predecessor ran
-                    ahead = null;
+                if (ahead[0] != null) {
+                    ahead[0].join();   // this tile's prefetch, started while its predecessor ran
+                    ahead[0] = null;
                 }
                 long next = first + count;
+                // the next tile's windows are prefetched once this tile is pinned: started before, a prefetch
+                // sharing a page with this tile (overlapping windows) would take it off this tile's placement
+                Runnable prefetchNext = null;
                 if (next < globalSize) {
                     List<MigrationRequest> nextWindows = windows(args, next, Math.min(globalSize, next + items), true);
-                    ahead = CompletableFuture.runAsync(() -> prefetchQuietly(nextWindows, node), memory.background());
+                    prefetchNext = () -> ahead[0] = CompletableFuture.runAsync(() -> prefetchQuietly(nextWindows, node),
+                            memory.background());
                 }
                 // plain pointers cannot be offset below their window: a kernel with plain arguments sees each
                 // tile as a launch of its own (ids from 0, windowed arguments from their window's first byte),
                 // as the kernel of a hand-tiled program does; otherwise ids stay global
                 LaunchResult r = relative
-                        ? resident(dev, node, kernel, 0, count, args, tileBindings(args, first, next), windows(args, first, next, false), handler)
-                        : resident(dev, node, kernel, first, count, args, bindings, windows(args, first, next, false), handler);
+                        ? resident(dev, node, kernel, 0, count, args, tileBindings(args, first, next), windows(args, first, next, false),
+                        handler, prefetchNext)
+                        : resident(dev, node, kernel, first, count, args, bindings, windows(args, first, next, false), handler,
+                        prefetchNext);
                 faults += r.faults();
                 batches += r.faultBatches();
                 migrated += r.pagesMigrated();
@@ -287,8 +302,8 @@ final class KernelLaunch {
                 kernelNanos += r.kernelNanos();
             }
         } finally {
-            if (ahead != null) {
-                ahead.join();
+            if (ahead[0] != null) {
+                ahead[0].join();
             }
         }
         synchronized (faultCounts) {
@@ -303,20 +318,29 @@ final class KernelLaunch {
     }
 
     /**
-     * Tiles hold a multiple of this many items: whole work-groups of the kernel, and, for each plain
-     * windowed argument, as many items as make its window start a multiple of {@code alignment}
-     * bytes (so that each tile's window can be passed as a pointer).
+     * Tiles hold a multiple of this many items: whole work-groups of the kernel, whole groups of
+     * items that share a window ({@link KernelArg#perItems}), and, for each plain windowed argument,
+     * as many items as make its window start a multiple of {@code alignment} bytes (so that each
+     * tile's window can be passed as a pointer). Saturates at {@code Long.MAX_VALUE}.
      */
-    private static long tileMultiple(List<Arg> args, DeviceKernel kernel, int alignment) {
+    private static long tileMultiple(List<Arg> args, DeviceKernel kernel, long alignment) {
         long m = Math.max(1, kernel.itemMultiple());
         for (Arg a : args) {
-            if (a.plain() && a.arg().hasWindow()) {
-                long stride = a.arg().itemStride();
-                long items = a.arg().itemsPerWindow() * (alignment / gcd(stride, alignment));
-                m = m / gcd(m, items) * items;
+            if (a.arg().hasWindow()) {
+                long items = a.arg().itemsPerWindow();
+                if (a.plain()) {
+                    items = Math.multiplyHigh(items, alignment) != 0 ? Long.MAX_VALUE
+                            : items * (alignment / gcd(a.arg().itemStride(), alignment));
+                }
+                m = lcm(m, items);
             }
         }
         return m;
+    }
+
+    private static long lcm(long a, long b) {
+        long x = a / gcd(a, b);
+        return Math.multiplyHigh(x, b) != 0 || x * b < 0 ? Long.MAX_VALUE : x * b;
     }
 
     private static long gcd(long a, long b) {

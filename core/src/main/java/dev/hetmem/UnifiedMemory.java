@@ -688,6 +688,18 @@ public final class UnifiedMemory implements AutoCloseable {
      *       that names the sizes and the per-item declaration.</li>
      * </ul>
      *
+     * <p><b>Plain arguments.</b> An argument the kernel reaches by a plain pointer
+     * ({@link DeviceKernel#plainArgument}: an OpenCL {@code __global T *} parameter, an emulated
+     * kernel's {@code KernelArgs.plain}) is placed in consecutive device frames, in page order,
+     * before the kernel runs (pages out of place leave the device first); the kernel needs nothing
+     * of hetmem. Such an argument cannot be faulted in: larger than the device (or than one pointer
+     * of it spans), it must declare a window, or the launch fails at once naming the declaration.
+     * A tiled launch of a kernel with plain arguments runs each tile as a launch of its own, as a
+     * hand-tiled program does: item ids restart at 0, windowed arguments start at their tile's
+     * window, and tiles hold whole work-groups ({@link DeviceKernel#itemMultiple}); a translated
+     * kernel's tiles keep global ids. Read arguments of a tiled launch are duplicated rather than
+     * moved, so that their eviction only drops the device's copy.
+     *
      * @param node       the device to run on, 1..n
      * @param kernel     a kernel of that device's kind (such as an {@code EmulatedKernel}); not null
      * @param globalSize the number of work items, at least 1

@@ -170,4 +170,76 @@ class PlainArgumentTest {
             verified(mem);
         }
     }
+
+    /**
+     * A host view of pages the host holds a copy of does not need the device's copy: placement
+     * drops the misplaced device copies without waiting for the view, even the caller's own.
+     */
+    @Test
+    void aHostViewOfDuplicatedPagesDoesNotHoldUpPlacement() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 256 * PAGE;
+            Region in = mem.allocate(bytes, PAGE);
+            Region other = mem.allocate(bytes, PAGE);
+            Region out = mem.allocate(bytes);
+            fill(in, 0, bytes, 51);
+            mem.advise(in, 0, bytes, new Advice.ReadMostly(true));
+            for (long p = bytes / PAGE - 1; p >= 0; p--) {   // duplicates scattered among another region's pages
+                mem.advise(in, p * PAGE, PAGE, new Advice.Prefetch(1));
+                mem.advise(other, p * PAGE, PAGE, new Advice.Prefetch(1));
+            }
+            try (HostView v = in.host(0, bytes, Access.READ)) {
+                mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+                assertConsecutive(d, in, bytes);
+                check(v.segment(), 0, 51);
+            }
+            checkIncremented(out, bytes, 51);
+            verified(mem);
+        }
+    }
+
+    /**
+     * A tiled launch mixing a plain windowed argument with a page-table argument written once per
+     * group of items ({@code perItems}): tiles never split a group, so each group's slot is written
+     * by exactly one tile, at the right place (each tile sees ids from 0 and both windows from their
+     * tile's start).
+     */
+    @Test
+    @org.junit.jupiter.api.Tag("emulated")
+    void tilesKeepGroupsWhole() {
+        TestDevice d = MemoryFixture.device(4 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long longs = 12 * MiB / 8;
+            int group = 96;   // neither a power of two nor a divisor of a page's longs
+            long groups = longs / group;
+            Region in = mem.allocate(groups * group * 8);
+            Region sums = mem.allocate(groups * 8);
+            fill(in, 0, in.size(), 61);
+            dev.hetmem.device.emulated.EmulatedKernel k = dev.hetmem.device.emulated.EmulatedKernel.plain((a, i) -> {
+                if (i % group == 0) {
+                    long s = 0;
+                    for (long j = i; j < i + group; j++) {
+                        s += a.plain(0).get(ValueLayout.JAVA_LONG_UNALIGNED, 8 * j);
+                    }
+                    a.arg(1).putLong(8 * (i / group), s);
+                }
+            }, 0);
+            mem.launch(1, k, groups * group, KernelArg.read(in).perItem(8), KernelArg.write(sums).perItems(group, 8, 8));
+            try (HostView v = sums.host(0, sums.size(), Access.READ)) {
+                for (long g = 0; g < groups; g++) {
+                    long want = 0;
+                    for (long j = g * group; j < (g + 1) * group; j++) {
+                        want += value(61, j);
+                    }
+                    long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * g);
+                    if (got != want) {
+                        assertEquals(want, got, "sum of group " + g);
+                    }
+                }
+            }
+            assertTrue(mem.stats().node(1).evictions() > 0, "tiles went through a device a third of the data");
+            verified(mem);
+        }
+    }
 }

@@ -45,9 +45,11 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * loader; every generated token runs one GEMV per layer (y = W x, x read whole, W and y by rows) on a
  * device whose memory holds a fraction of the weights. Modes:
  * <ul>
- *   <li>{@code one_launch}: one launch per layer, W declared per row ({@code KernelArg.perItem}), so
- *       a layer larger than the device runs tiled, the next tile prefetched; the weights are advised
- *       read-mostly, so evicting a device copy drops it instead of copying it home;</li>
+ *   <li>{@code one_launch}: one launch per layer, W and y declared per row ({@code KernelArg.perItem}),
+ *       so a layer larger than the device runs tiled, the next tile prefetched; the weights are
+ *       advised read-mostly, so evicting a device copy drops it instead of copying it home. On
+ *       OpenCL the kernel is the explicit program's own (built with -DHM_PLAIN) and takes the
+ *       regions as plain arguments;</li>
  *   <li>{@code prefetch}: the same, with the start of the next layer (an eighth of the device, what
  *       fits beside the running layer's tiles) prefetched asynchronously while a layer runs;</li>
  *   <li>{@code explicit}: what a user writes today: the weights in plain host memory, chunks of rows
@@ -234,7 +236,9 @@ final class DecodeBench {
         }
         header.append('}');
         byte[] h = header.toString().getBytes(StandardCharsets.UTF_8);
-        int pad = (int) ((8 - h.length % 8) % 8);
+        // the data starts on a page, as careful writers align it: tensors can then be passed to kernels as
+        // plain arguments (an OpenCL sub-buffer starts at the device's base alignment)
+        int pad = (int) ((4096 - (8 + h.length) % 4096) % 4096);
         Path file = dir.resolve("model-" + dtype + "-" + factor + ".safetensors");
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
                 StandardOpenOption.WRITE)) {
@@ -351,7 +355,8 @@ final class DecodeBench {
                             ahead = mem.prefetchAsync(st.region(), next.offset(), Math.min(next.length(), capacity / 8), 1);
                         }
                         KernelArg wa = KernelArg.of(st.region(), w.offset(), w.length(), Access.READ).perItem(m.rowBytes());
-                        mem.launch(1, k.regionKernel(0), m.n(), wa, KernelArg.read(xs[l & 1]), KernelArg.write(xs[(l + 1) & 1]));
+                        mem.launch(1, k.regionKernel(0), m.n(), wa, KernelArg.read(xs[l & 1]),
+                                KernelArg.write(xs[(l + 1) & 1]).perItem(4));
                     }
                     if (ahead != null) {
                         ahead.join();

@@ -51,10 +51,14 @@ final class DecodeKernels {
         Kernels(DeviceDriver dev, DecodeBench.Model m) {
             this.dev = dev;
             this.m = m;
-            this.regions = dev instanceof OpenClDevice d ? d.compile(GEMV_CL) : null;
+            // on regions as plain arguments: the -DHM_PLAIN build, the same code the explicit program runs on buffers
+            this.regions = dev instanceof OpenClDevice d ? d.compile(GEMV_CL, "-DHM_PLAIN") : null;
         }
 
-        /** Work item i: argument 2 float [rowBase + i] = row i of argument 0 . argument 1. */
+        /**
+         * Work item i: argument 2 float [rowBase + i] = row i of argument 0 . argument 1. On OpenCL
+         * the arguments are plain (a tile sees its rows from 0, and argument 2 from its window).
+         */
         DeviceKernel regionKernel(int rowBase) {
             if (regions != null) {
                 return regions.kernel(m.dtype().equals("F32") ? "gemv_f32" : "gemv_bf16", m.n(), rowBase);

@@ -187,15 +187,19 @@ final class OrdinaryKernels {
 
         /** Elements of {@code got} that differ from the CPU's result by more than rounding allows. */
         long wrong(float[] got) {
-            float[] want = expected();
-            long bad = got.length == want.length ? 0 : Math.abs(got.length - want.length);
-            for (int i = 0; i < Math.min(got.length, want.length); i++) {
-                if (!(Math.abs(got[i] - want[i]) <= 1e-4f * Math.max(1f, Math.abs(want[i])))) {
-                    bad++;
-                }
-            }
-            return bad;
+            return OrdinaryKernels.wrong(got, expected());
         }
+    }
+
+    /** Elements of {@code got} that differ from {@code want} by more than float rounding allows. */
+    static long wrong(float[] got, float[] want) {
+        long bad = got.length == want.length ? 0 : Math.abs(got.length - want.length);
+        for (int i = 0; i < Math.min(got.length, want.length); i++) {
+            if (!(Math.abs(got[i] - want[i]) <= 1e-4f * Math.max(1f, Math.abs(want[i])))) {
+                bad++;
+            }
+        }
+        return bad;
     }
 
     /**

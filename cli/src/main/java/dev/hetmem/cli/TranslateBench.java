@@ -50,7 +50,9 @@ final class TranslateBench {
         } else {
             sizes.addAll(args.flag("quick") ? List.of(512, 1024) : List.of(512, 1024, 2048));
         }
-        int runs = args.intValue("runs", args.flag("quick") ? 3 : 7, 1, 1000);
+        // enough runs that each size takes about a second a mode: a 10 ms kernel is at the mercy of one
+        // noisy moment of this shared machine, a 1 s one much less
+        int fixedRuns = args.intValue("runs", 0, 0, 1000);
         String why = OpenClPlatforms.unavailableReason();
         if (why != null) {
             throw new Args.UsageException("bench translate needs OpenCL: " + why);
@@ -59,6 +61,7 @@ final class TranslateBench {
         boolean identical = true;
         String device = "";
         for (int m : sizes) {
+            int runs = fixedRuns > 0 ? fixedRuns : args.flag("quick") ? 3 : m <= 512 ? 41 : m <= 1024 ? 15 : 5;
             Size s = size(m, runs, err);
             rows.addAll(s.rows);
             identical &= s.identical;
@@ -67,18 +70,17 @@ final class TranslateBench {
         Map<String, Object> o = new LinkedHashMap<>();
         o.put("bench", "translate");
         o.put("device", device);
-        o.put("runs", runs);
         o.put("rows", rows);
         o.put("results_identical", identical);
         BenchPlots.write(plot, o, err);   // first: a failure then leaves one JSON object, the error
         if (args.flag("json")) {
             out.println(Json.write(o));
         } else {
-            out.printf("mulMat on %s, median of %d alternating runs (min-max); ratio: time against plain buffers%n", device, runs);
-            out.printf("%6s %-18s %9s %19s %7s%n", "m", "mode", "GFLOP/s", "min-max", "ratio");
+            out.printf("mulMat on %s, median of alternating runs (min-max); ratio: time against plain buffers%n", device);
+            out.printf("%6s %-18s %5s %9s %19s %7s%n", "m", "mode", "runs", "GFLOP/s", "min-max", "ratio");
             for (Map<String, Object> r : rows) {
-                out.printf("%6d %-18s %9.2f %9.2f-%-9.2f %7.3f%n", (Integer) r.get("m"), r.get("mode"), (Double) r.get("gflops"),
-                        (Double) r.get("gflops_min"), (Double) r.get("gflops_max"), (Double) r.get("ratio"));
+                out.printf("%6d %-18s %5d %9.2f %9.2f-%-9.2f %7.3f%n", (Integer) r.get("m"), r.get("mode"), (Integer) r.get("runs"),
+                        (Double) r.get("gflops"), (Double) r.get("gflops_min"), (Double) r.get("gflops_max"), (Double) r.get("ratio"));
             }
             out.printf("results: %s%n", identical ? "identical in all three modes" : "DIFFER between modes");
         }

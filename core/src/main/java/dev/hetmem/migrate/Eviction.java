@@ -249,14 +249,24 @@ final class Eviction {
 
     /** Moves one block's unpinned pages on {@code node} home in one batch; returns how many left the device. */
     private long evict(RegionState region, Block b, int node) {
-        return evictRange(region, b, node, 0, region.table().pagesIn(b.index()));
+        if (!b.hasPagesOn(node)) {
+            return 0;
+        }
+        Invalidations dropped = new Invalidations(ctx.nodeCount());
+        try {
+            return evict(region, b, node, 0, region.table().pagesIn(b.index()), false, dropped);
+        } catch (RuntimeException | Error e) {
+            dropped.flushAfterFailure(ctx, e);
+            throw e;
+        }
     }
 
     /**
      * As eviction does, sends pages [p0, p1) of a block (locked by this thread) away from
-     * {@code node} unless pinned: home, or just dropped where another node holds a copy (or they
-     * are zeros nobody wrote). {@link Placement} clears a plain argument's misplaced pages so.
-     * Returns how many left the device.
+     * {@code node}: home, or just dropped where another node holds a copy (or they are zeros nobody
+     * wrote). A page stays only where a pin needs this device's copy ({@link #pinKeeping}: a host
+     * view of a page the host holds too does not). {@link Placement} clears a plain argument's
+     * misplaced pages so. Returns how many left the device.
      */
     long evictRange(RegionState region, Block b, int node, int p0, int p1) {
         assert b.lock.isHeldByCurrentThread();
@@ -265,30 +275,35 @@ final class Eviction {
         }
         Invalidations dropped = new Invalidations(ctx.nodeCount());
         try {
-            return evict(region, b, node, p0, p1, dropped);
+            return evict(region, b, node, p0, p1, true, dropped);
         } catch (RuntimeException | Error e) {
             dropped.flushAfterFailure(ctx, e);
             throw e;
         }
     }
 
-    private long evict(RegionState region, Block b, int node, int p0, int pages, Invalidations dropped) {
+    /**
+     * Pages [p0, pages) of a block on {@code node} away from it. {@code pageByPage}: each page's
+     * own pins decide ({@link #pinKeeping}); otherwise a run stays whole if any pin covers it.
+     */
+    private long evict(RegionState region, Block b, int node, int p0, int pages, boolean pageByPage, Invalidations dropped) {
         List<Run> runs = new ArrayList<>();
         long droppedPages = 0;
         long base = firstPage(b.index());
         int p = p0;
         while (p < pages) {
-            if (!b.isResident(node, p)) {
+            int holders = b.residentMask(p);
+            if (!b.isResident(node, p) || (pageByPage && pinKeeping(region, holders, base + p) != null)) {
                 p++;
                 continue;
             }
-            int holders = b.residentMask(p);
             int q = p + 1;
-            while (q < pages && b.isResident(node, q) && b.residentMask(q) == holders && b.isZero(q) == b.isZero(p)) {
+            while (q < pages && b.isResident(node, q) && b.residentMask(q) == holders && b.isZero(q) == b.isZero(p)
+                    && (!pageByPage || pinKeeping(region, holders, base + q) == null)) {
                 q++;
             }
             // pages a running kernel uses stay
-            if (region.pins().any(base + p, base + q) == null) {
+            if (pageByPage || region.pins().any(base + p, base + q) == null) {
                 if (holders == 1 << node && b.isZero(p)) {   // the run is all zeros or none
                     // zeros nobody wrote: dropped, they read as zeros again (untouched)
                     droppedPages += dropCopy(region, b, node, p, q, dropped);
@@ -325,7 +340,7 @@ final class Eviction {
      * A pin that keeps this device's copy of a page in place: any pin, or, where the host holds a
      * copy too, a device pin only (a host view does not need the device's copy).
      */
-    private static Pins.Pin pinKeeping(RegionState region, int holders, long page) {
+    static Pins.Pin pinKeeping(RegionState region, int holders, long page) {
         return (holders & 1) != 0 ? region.pins().conflict(page, page + 1, 0) : region.pins().any(page, page + 1);
     }
 

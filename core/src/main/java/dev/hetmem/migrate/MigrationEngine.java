@@ -144,7 +144,9 @@ public final class MigrationEngine implements AutoCloseable {
                 if (blocker != null) {
                     next.waitFor(blocker.pin(), blocker.region());
                 } else if (stuck != null) {
-                    next.waitFor(stuck.pin(), stuck.region());
+                    if (stuck.pin() != null) {
+                        next.waitFor(stuck.pin(), stuck.region());
+                    }   // else the pin went meanwhile: nothing set, so the loop looks again at once
                 } else if (onlyFrom < 0 && spans.isEmpty() && Planner.satisfied(requests, target)) {
                     // the common case of a host access: nothing to move, so no granule to plan
                     List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();

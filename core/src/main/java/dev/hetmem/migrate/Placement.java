@@ -67,6 +67,13 @@ final class Placement {
         int boundary = ctx.driver(target).contiguousFrames();
         List<Span> out = new ArrayList<>();
         for (Span s : spans) {
+            if (s.pages() > boundary) {
+                // before anything leaves the device: a span no run of frames can hold is refused as it is
+                throw new DeviceMemoryException("a plain argument of " + bytes(s.pages()) + " bytes (" + s.region()
+                        + ", pages [" + s.from() + ", " + s.to() + ")) does not fit the " + bytes(boundary) + " bytes that "
+                        + "one pointer spans on device node " + target + " (" + ctx.driver(target).name() + "); declare a "
+                        + "per-item window (KernelArg.perItem) so that it runs tile by tile");
+            }
             if (!inPlace(s, target, boundary)) {
                 out.add(s);
             }
@@ -125,7 +132,10 @@ final class Placement {
         return base / boundary == (base + s.pages() - 1) / boundary;
     }
 
-    /** A pin that keeps a page of a span on the target, and the region whose pin it is. */
+    /**
+     * A page of a span that stayed on the target: the pin that keeps it there (null when that pin
+     * has gone since: look again at once), and the region whose pin it is.
+     */
     record Stuck(Pins.Pin pin, RegionState region) {}
 
     /**
@@ -145,12 +155,10 @@ final class Placement {
                     eviction.evictRange(s.region(), b, target, p0, p1);
                     for (int p = p0; p < p1; p++) {
                         if (b.isResident(target, p)) {
-                            Pins.Pin pin = s.region().pins().any(firstPage(bi) + p, firstPage(bi) + p + 1);
-                            if (pin == null) {
-                                throw new IllegalStateException("page " + (firstPage(bi) + p) + " of " + s.region()
-                                        + " stayed on node " + target + " unpinned while it was placed elsewhere");
-                            }
-                            return new Stuck(pin, s.region());
+                            // the pin that kept it; none if it went since (unpinning takes no block lock):
+                            // then the caller looks again at once
+                            return new Stuck(Eviction.pinKeeping(s.region(), b.residentMask(p), firstPage(bi) + p),
+                                    s.region());
                         }
                     }
                 }
@@ -172,13 +180,7 @@ final class Placement {
         BuddyAllocator alloc = dev.allocator();
         int boundary = dev.driver().contiguousFrames();
         for (Span s : batch.spans) {
-            int n = s.pages();
-            if (n > boundary) {
-                throw new DeviceMemoryException("a plain argument of " + bytes(n) + " bytes (" + s.region() + ", pages ["
-                        + s.from() + ", " + s.to() + ")) does not fit the " + bytes(boundary) + " bytes that one pointer "
-                        + "spans on device node " + target + " (" + dev.driver().name() + "); declare a per-item window "
-                        + "(KernelArg.perItem) so that it runs tile by tile");
-            }
+            int n = s.pages();   // at most one stretch: misplaced() refused longer spans
             int base = takeRun(ctx, batch, eviction, dev, n, boundary);
             int covered = 0;
             for (Run r : batch.runs) {

@@ -378,9 +378,10 @@ final class StressWorker {
         boolean windows = (st.a() & 1) == 0;
         boolean plain = (st.a() & 2) != 0;   // a plain pointer: placed in consecutive frames, tiles see ids from 0
         boolean refused = m.anyReadOnly(0, longs * 8);
-        boolean unsupported = !windows
-                && (plain || !s.drivers[node].takesDeviceFaults() || config.hostFaults() == HostFaultMode.USERFAULTFD)
-                && Math.ceilDiv(longs * 8, PAGE_BYTES) > s.drivers[node].memoryBytes() / PAGE_BYTES;
+        long pages = Math.ceilDiv(longs * 8, PAGE_BYTES);
+        boolean unsupported = !windows && (plain && pages > s.drivers[node].contiguousFrames()
+                || (plain || !s.drivers[node].takesDeviceFaults() || config.hostFaults() == HostFaultMode.USERFAULTFD)
+                && pages > s.drivers[node].memoryBytes() / PAGE_BYTES);
         note("sweep node " + node + " " + m + " += " + delta + (windows ? " with per-item windows" : " with no hint")
                 + (plain ? ", plain"  : "")
                 + (refused ? " refused: read-only" : "") + (unsupported ? " refused: no windows, no device faults" : ""));

@@ -6,7 +6,6 @@ import dev.hetmem.driver.KernelBinding;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -49,11 +48,14 @@ final class OpenClLauncher {
     private MemorySegment tableMem = MemorySegment.NULL;
     private long tableEntries;
     private MemorySegment staging = MemorySegment.NULL;
+    /** Sub-buffers of plain arguments, kept for the next launch over the same frames (guarded by launchLock). */
+    private final SubBuffers subBuffers;
 
     OpenClLauncher(OpenClContext ctx, DevicePageTable pageTable) {
         this.ctx = ctx;
         this.cl = ctx.cl;
         this.pageTable = pageTable;
+        this.subBuffers = new SubBuffers(ctx.cl);
     }
 
     /**
@@ -70,7 +72,6 @@ final class OpenClLauncher {
         KernelSignature sig = k.signature();
         sig.check(k.name(), arguments.size());
         launchLock.lock();
-        List<MemorySegment> subBuffers = new ArrayList<>();
         try {
             ctx.checkUsable("clEnqueueNDRangeKernel");
             try (Arena a = Arena.ofConfined()) {
@@ -80,7 +81,7 @@ final class OpenClLauncher {
                     if (sig.hidden() == 1) {
                         setMem(kh, 0, ctx.faultMem, a);
                     }
-                    bindParameters(k, sig, arguments, null, subBuffers, a);
+                    bindParameters(k, sig, arguments, null, a);
                     runAndWait(k, globalOffset, globalSize, a);
                     return;
                 }
@@ -118,7 +119,7 @@ final class OpenClLauncher {
                     window.setAtIndex(JAVA_LONG, 2, arguments.get(i).va() & (PAGE_BYTES - 1));
                     window.setAtIndex(JAVA_LONG, 3, i);
                     setArg(cl, kh, arg, 32, window, "region argument " + i);
-                }, subBuffers, a);
+                }, a);
                 // one round trip: upload the entries, clear the fault word, run, read the fault word back;
                 // the kernel queue is in order, so each command sees the previous one's result
                 MemorySegment ev = a.allocate(ADDRESS, 2);
@@ -158,9 +159,6 @@ final class OpenClLauncher {
                 }
             }
         } finally {
-            for (MemorySegment sub : subBuffers) {
-                call(cl.releaseMemObject, sub);   // the kernel has finished with it (or never ran)
-            }
             launchLock.unlock();
         }
     }
@@ -173,11 +171,11 @@ final class OpenClLauncher {
 
     /**
      * Fills the kernel's own parameters (after the hidden ones) in source order: region arguments
-     * into their slots (plain ones as sub-buffers, added to {@code subBuffers} for release after
-     * the kernel; translated ones by {@code windows}), scalars into the rest.
+     * into their slots (plain ones as sub-buffers, translated ones by {@code windows}), scalars
+     * into the rest.
      */
     private void bindParameters(OpenClKernel k, KernelSignature sig, List<KernelBinding> arguments, WindowSetter windows,
-                                List<MemorySegment> subBuffers, Arena a) {
+                                Arena a) {
         if (!sig.known()) {
             // no argument information: region arguments right after the hidden parameters, then the scalars
             int arg = sig.hidden();
@@ -191,11 +189,7 @@ final class OpenClLauncher {
         for (int param = sig.hidden(); param < sig.params().size(); param++) {
             int i = sig.argumentAt(param, arguments.size());
             if (i >= 0 && sig.plain(i)) {
-                MemorySegment sub = plainBuffer(k, i, arguments.get(i), a);
-                if (!sub.equals(MemorySegment.NULL)) {
-                    subBuffers.add(sub);
-                }
-                setMem(k.handle(), param, sub, a);
+                setMem(k.handle(), param, plainBuffer(k, i, arguments.get(i), a), a);
             } else if (i >= 0) {
                 windows.set(i, param);
             } else if (scalar < k.scalarCount()) {
@@ -244,13 +238,22 @@ final class OpenClLauncher {
                     + (b.va() - first) + " of its page; " + ctx.name + " passes buffers only from multiples of "
                     + ctx.baseAlignment + " bytes (CL_DEVICE_MEM_BASE_ADDR_ALIGN): start the argument at such an offset");
         }
+        int base = frame0;
+        // read arguments say so (CL_MEM_READ_ONLY); whether a kernel still writes one is up to the platform
+        long flags = b.access().writes() ? 0L : ClLibrary.CL_MEM_READ_ONLY;
+        return subBuffers.get(ctx.pool(base), origin, b.length(), flags, () -> createSubBuffer(k, index, base, origin, flags, b, a));
+    }
+
+    /** A new sub-buffer of {@code frame0}'s pool: {@code b.length()} bytes from byte {@code origin}. */
+    private MemorySegment createSubBuffer(OpenClKernel k, int index, int frame0, long origin, long flags, KernelBinding b,
+                                          Arena a) {
         MemorySegment region = a.allocate(JAVA_LONG, 2);
         region.setAtIndex(JAVA_LONG, 0, origin);
         region.setAtIndex(JAVA_LONG, 1, b.length());
         MemorySegment err = a.allocate(JAVA_INT);
         MemorySegment sub;
         try {
-            sub = (MemorySegment) cl.createSubBuffer.invokeExact(ctx.pools[ctx.pool(frame0)], 0L,
+            sub = (MemorySegment) cl.createSubBuffer.invokeExact(ctx.pools[ctx.pool(frame0)], flags,
                     ClLibrary.CL_BUFFER_CREATE_TYPE_REGION, region, err);
         } catch (Throwable t) {
             throw rethrow(t);
@@ -328,6 +331,7 @@ final class OpenClLauncher {
      * visible here) and after the kernel queue has drained.
      */
     void release() {
+        subBuffers.releaseAll();
         if (!tableMem.equals(MemorySegment.NULL)) {
             call(cl.releaseMemObject, tableMem);
         }
