@@ -21,7 +21,12 @@
  * An access outside the argument's range, or a write through a read-only entry, does not touch
  * memory: it is redirected to a scratch page and reported, and the launch then throws naming the
  * argument. Building with -DHM_PLAIN turns every argument into a plain buffer (the same kernel
- * without translation, for measuring what translation costs).
+ * without translation): run on regions, its arguments are then plain arguments.
+ *
+ * A kernel needs none of this to run on regions: an ordinary __global T * parameter takes a region
+ * argument as one plain pointer (hetmem places the argument's pages in consecutive device frames
+ * first). Both kinds may be mixed: the launch's region arguments fill the kernel's HM_REGION and
+ * __global pointer parameters in source order; scalars fill the rest.
  */
 #ifndef HETMEM_H
 #define HETMEM_H
