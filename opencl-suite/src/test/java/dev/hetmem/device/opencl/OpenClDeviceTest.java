@@ -323,6 +323,52 @@ class OpenClDeviceTest {
         }
     }
 
+    /**
+     * A device of four 2 MiB pools: a plain argument lies in one pool; one longer than a pool runs
+     * tiled by its window and is refused, naming its size, without one.
+     */
+    @Test
+    void plainArgumentsStayInsideOnePool() {
+        OpenClFixture.needsOpenCl();
+        try (OpenClDevice dev = OpenClDevice.builder().capacity(8 * MiB).maxPoolBytes(2 * MiB).build();
+             UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
+             OpenClProgram p = dev.compile("""
+                     __kernel void twice(__global const float *a, __global float *b) {
+                         b[get_global_id(0)] = 2.0f * a[get_global_id(0)];
+                     }
+                     """)) {
+            assertEquals(4, dev.poolCount());
+            int n = 768 * 1024 / 4 * 2;   // 1.5 MiB each: a and b do not fit one pool together
+            Region a = mem.allocate(4L * n);
+            Region b = mem.allocate(4L * n);
+            try (HostView v = a.host(0, 4L * n, Access.WRITE)) {
+                for (int i = 0; i < n; i++) {
+                    v.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, i);
+                }
+            }
+            mem.launch(1, p.kernel("twice"), n, KernelArg.read(a), KernelArg.write(b));
+            for (Region r : List.of(a, b)) {
+                long first = dev.probeFrame(r.address());
+                long last = dev.probeFrame(r.address() + 4L * n - 4096);
+                assertEquals(first / 512, last / 512, r + " lies in one pool (frames " + first + ".." + last + ")");
+                assertEquals(first + (4L * n - 4096) / 4096, last, r + " in consecutive frames");
+            }
+            Region big = mem.allocate(3 * MiB);
+            Region out = mem.allocate(3 * MiB);
+            dev.hetmem.driver.DeviceMemoryException e = assertThrows(dev.hetmem.driver.DeviceMemoryException.class,
+                    () -> mem.launch(1, p.kernel("twice"), 3 * MiB / 4, KernelArg.read(big), KernelArg.write(out)));
+            assertTrue(e.getMessage().contains(String.valueOf(3 * MiB)) && e.getMessage().contains("KernelArg.perItem"),
+                    e.getMessage());
+            mem.launch(1, p.kernel("twice"), 3 * MiB / 4, KernelArg.read(big).perItem(4), KernelArg.write(out).perItem(4));
+            try (HostView v = b.host(0, 4L * n, Access.READ)) {
+                for (int i = 0; i < n; i++) {
+                    assertEquals(2f * i, v.segment().getAtIndex(ValueLayout.JAVA_FLOAT, i), "b[" + i + "]");
+                }
+            }
+            assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
+        }
+    }
+
     /** A handle an OpenCL create call returns, after checking its error word. */
     private static MemorySegment created(MemorySegment err, java.lang.invoke.MethodHandle h, Object... args) {
         try {
