@@ -20,8 +20,9 @@ import java.util.Set;
  * kernel unchanged on regions in one hetmem launch (plain arguments, tiled by declared windows),
  * and {@code explicit}, the double-buffered program a user writes today on plain buffers. Rows
  * give GB/s of data (inputs and outputs, each once) from the start until the results are in host
- * memory, median of the rounds with min and max, each checked against a CPU computation, and
- * {@code ratio}: one_launch over explicit, as medians of the same rounds.
+ * memory, median of the rounds with min and max, each checked against a CPU computation,
+ * {@code ratio}: one_launch over explicit, as medians of the same rounds, and what hetmem migrated
+ * (bytes both ways) and evicted in the median round.
  */
 final class KernelsBench {
     private static final long MiB = 1L << 20;
@@ -70,8 +71,17 @@ final class KernelsBench {
                 List<Map<String, Object>> explicit = new ArrayList<>();
                 // the two programs alternate, so that a noisy second of this shared machine hits both
                 for (int round = 0; round < reps; round++) {
-                    regions.add(runOnce(pr, expected, "one_launch", factor, n -> OrdinaryKernels.onRegions(mem, 1, program, pr, n)));
-                    explicit.add(runOnce(pr, expected, "explicit", factor, n -> OrdinaryKernels.explicit(dev, program, pr, capacity / 4, n)));
+                    long[] moved = new long[2];
+                    Map<String, Object> r = runOnce(pr, expected, "one_launch", factor,
+                            n -> OrdinaryKernels.onRegions(mem, 1, program, pr, n, moved));
+                    r.put("migrated_bytes", moved[0]);
+                    r.put("evictions", moved[1]);
+                    regions.add(r);
+                    Map<String, Object> e = runOnce(pr, expected, "explicit", factor,
+                            n -> OrdinaryKernels.explicit(dev, program, pr, capacity / 4, n));
+                    e.put("migrated_bytes", 0L);   // copied by hand: nothing migrates
+                    e.put("evictions", 0L);
+                    explicit.add(e);
                 }
                 Map<String, Object> r = MedianRow.of(regions, "gbps");
                 Map<String, Object> e = MedianRow.of(explicit, "gbps");
@@ -80,9 +90,11 @@ final class KernelsBench {
                 rows.add(r);
                 rows.add(e);
                 for (Map<String, Object> row : List.of(r, e)) {
-                    err.printf("%-8s %-11s %7.3f GB/s (%d runs, %.3f-%.3f)  ratio %.3f  %s%n", row.get("kernel"), row.get("mode"),
-                            (Double) row.get("gbps"), (Integer) row.get("runs"), (Double) row.get("gbps_min"),
-                            (Double) row.get("gbps_max"), (Double) row.get("ratio"), (Boolean) row.get("correct") ? "correct" : "WRONG");
+                    err.printf("%-8s %-11s %7.3f GB/s (%d runs, %.3f-%.3f)  ratio %.3f  migrated %s  evictions %d  %s%n",
+                            row.get("kernel"), row.get("mode"), (Double) row.get("gbps"), (Integer) row.get("runs"),
+                            (Double) row.get("gbps_min"), (Double) row.get("gbps_max"), (Double) row.get("ratio"),
+                            ProgressBar.human((Long) row.get("migrated_bytes")), (Long) row.get("evictions"),
+                            (Boolean) row.get("correct") ? "correct" : "WRONG");
                 }
             }
         }

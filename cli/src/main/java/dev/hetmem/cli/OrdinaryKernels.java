@@ -208,6 +208,11 @@ final class OrdinaryKernels {
      * output; {@code nanos[0]} the time from the launch to the output at home.
      */
     static float[] onRegions(UnifiedMemory mem, int node, OpenClProgram program, Problem pr, long[] nanos) {
+        return onRegions(mem, node, program, pr, nanos, new long[2]);
+    }
+
+    /** As above; {@code moved} gets the bytes migrated (both ways) and the evictions while timed. */
+    static float[] onRegions(UnifiedMemory mem, int node, OpenClProgram program, Problem pr, long[] nanos, long[] moved) {
         List<Array> arrays = pr.arrays();
         List<Region> regions = new ArrayList<>();
         try {
@@ -222,10 +227,15 @@ final class OrdinaryKernels {
                 args[a] = arrays.get(a).arg(r);
             }
             Region out = regions.get(pr.output());
+            dev.hetmem.Stats before = mem.stats();
             long t0 = System.nanoTime();
             mem.launch(node, pr.kernel(program), pr.items(), args);
             mem.advise(out, 0, out.size(), new Advice.Prefetch(0));
             nanos[0] = System.nanoTime() - t0;
+            dev.hetmem.Stats after = mem.stats();
+            moved[0] = (after.node(0).pagesMigrated() + after.node(node).pagesMigrated() - before.node(0).pagesMigrated()
+                    - before.node(node).pagesMigrated()) * 4096;
+            moved[1] = after.node(node).evictions() - before.node(node).evictions();
             try (HostView v = out.host(0, out.size(), Access.READ)) {
                 return v.segment().toArray(ValueLayout.JAVA_FLOAT);
             }
