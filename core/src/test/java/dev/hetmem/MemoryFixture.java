@@ -111,6 +111,18 @@ final class MemoryFixture {
         }
     }
 
+    /** Every long i of [0, bytes) of r is value(seed, i) plus {@code added} (read through a host view). */
+    static void checkAdded(Region r, long bytes, long seed, long added) {
+        try (HostView v = r.host(0, bytes, Access.READ)) {
+            for (long i = 0; i < bytes / 8; i++) {
+                long got = v.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 8 * i);
+                if (got != value(seed, i) + added) {
+                    org.junit.jupiter.api.Assertions.assertEquals(value(seed, i) + added, got, "long " + i + " of " + r);
+                }
+            }
+        }
+    }
+
     static void verified(UnifiedMemory m) {
         assertTrue(m.verify().isEmpty(), () -> "invariants broken:\n" + String.join("\n", m.verify()));
     }

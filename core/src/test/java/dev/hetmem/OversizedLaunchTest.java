@@ -12,6 +12,7 @@ import java.util.concurrent.TimeUnit;
 
 import static dev.hetmem.MemoryFixture.MiB;
 import static dev.hetmem.MemoryFixture.check;
+import static dev.hetmem.MemoryFixture.checkAdded;
 import static dev.hetmem.MemoryFixture.fill;
 import static dev.hetmem.MemoryFixture.value;
 import static dev.hetmem.MemoryFixture.verified;
@@ -43,18 +44,6 @@ class OversizedLaunchTest {
                 }, bytes / 8, KernelArg.readWrite(a)));
         assertTrue(running.await(60, TimeUnit.SECONDS), "the launch started");
         return launch;
-    }
-
-    /** Every long i of r is the fill pattern's value(seed, i) plus {@code added}. */
-    private static void checkAdded(Region r, long bytes, long seed, long added) {
-        try (HostView v = r.host(0, bytes, Access.READ)) {
-            for (long i = 0; i < bytes / 8; i++) {
-                long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
-                if (got != value(seed, i) + added) {
-                    assertEquals(value(seed, i) + added, got, "long " + i + " of " + r);
-                }
-            }
-        }
     }
 
     /** in and out each 1.5x the device (3x in all), item i: out[i] = in[i] + 1, windows of one long each. */

@@ -26,14 +26,7 @@ class PlainArgumentTest {
 
     /** Every long i of [0, bytes) of r is value(seed, i) + 1. */
     private static void checkIncremented(Region r, long bytes, long seed) {
-        try (HostView v = r.host(0, bytes, Access.READ)) {
-            for (long i = 0; i < bytes / 8; i++) {
-                long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
-                if (got != value(seed, i) + 1) {
-                    assertEquals(value(seed, i) + 1, got, "long " + i + " of " + r);
-                }
-            }
-        }
+        MemoryFixture.checkAdded(r, bytes, seed, 1);
     }
 
     /** Frames of r's pages [0, bytes) on node 1: consecutive, in page order. */

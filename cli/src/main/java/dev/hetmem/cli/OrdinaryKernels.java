@@ -30,7 +30,7 @@ import java.util.concurrent.Future;
  * computation checks them.
  */
 final class OrdinaryKernels {
-    static final String SOURCE = MulMatCl.text("ordinary.cl");
+    static final String SOURCE = KernelSources.text("ordinary.cl");
     /** SGEMM's tile (TS in ordinary.cl), and its K and N (B is K x N, whole on the device). */
     static final int TILE = 16;
     static final int GEMM_K = 256;

@@ -83,13 +83,16 @@ final class Placement {
 
     /** The contiguous requests merged per region where they overlap, in region and page order. */
     static List<Span> spans(List<MigrationRequest> requests) {
-        List<MigrationRequest> c = new ArrayList<>();
+        List<MigrationRequest> c = null;   // allocated only if needed: every ensure passes here
         for (MigrationRequest r : requests) {
             if (r.contiguous()) {
+                if (c == null) {
+                    c = new ArrayList<>();
+                }
                 c.add(r);
             }
         }
-        if (c.isEmpty()) {
+        if (c == null) {
             return List.of();
         }
         c.sort(Comparator.comparingInt((MigrationRequest r) -> r.region().id()).thenComparingLong(MigrationRequest::from));

@@ -30,6 +30,22 @@ class OpenClDeviceTest {
             }
             """;
 
+    /** A plain kernel: b[i] = 2 a[i], with ordinary pointers. */
+    private static final String TWICE = """
+            __kernel void twice(__global const float *a, __global float *b) {
+                b[get_global_id(0)] = 2.0f * a[get_global_id(0)];
+            }
+            """;
+
+    /** Float i of r's first n is i. */
+    private static void fillIndices(Region r, int n) {
+        try (HostView v = r.host(0, 4L * n, Access.WRITE)) {
+            for (int i = 0; i < n; i++) {
+                v.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, i);
+            }
+        }
+    }
+
     @Test
     void listsDevices() {
         OpenClFixture.needsOpenCl();
@@ -288,21 +304,13 @@ class OpenClDeviceTest {
             try (OpenClDevice dev = OpenClDevice.builder().existing(context.address(), device.address(), queue.address())
                     .capacity(4 * MiB).build();
                  UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
-                 OpenClProgram p = dev.compile(ADD + """
-                         __kernel void twice(__global const float *a, __global float *b) {
-                             b[get_global_id(0)] = 2.0f * a[get_global_id(0)];
-                         }
-                         """)) {
+                 OpenClProgram p = dev.compile(ADD + TWICE)) {
                 assertTrue(referenceCount(cl, queue, a) > before, "hetmem holds a reference of its own while open");
                 int n = 4096;
                 Region x = mem.allocate(4L * n);
                 Region y = mem.allocate(4L * n);
                 Region z = mem.allocate(4L * n);
-                try (HostView v = x.host(0, 4L * n, Access.WRITE)) {
-                    for (int i = 0; i < n; i++) {
-                        v.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, i);
-                    }
-                }
+                fillIndices(x, n);
                 mem.launch(1, p.kernel("twice"), n, KernelArg.read(x), KernelArg.write(y));
                 mem.launch(1, p.kernel("add"), n, KernelArg.read(x), KernelArg.read(y), KernelArg.write(z));
                 try (HostView v = z.host(0, 4L * n, Access.READ)) {
@@ -332,20 +340,12 @@ class OpenClDeviceTest {
         OpenClFixture.needsOpenCl();
         try (OpenClDevice dev = OpenClDevice.builder().capacity(8 * MiB).maxPoolBytes(2 * MiB).build();
              UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
-             OpenClProgram p = dev.compile("""
-                     __kernel void twice(__global const float *a, __global float *b) {
-                         b[get_global_id(0)] = 2.0f * a[get_global_id(0)];
-                     }
-                     """)) {
+             OpenClProgram p = dev.compile(TWICE)) {
             assertEquals(4, dev.poolCount());
             int n = 768 * 1024 / 4 * 2;   // 1.5 MiB each: a and b do not fit one pool together
             Region a = mem.allocate(4L * n);
             Region b = mem.allocate(4L * n);
-            try (HostView v = a.host(0, 4L * n, Access.WRITE)) {
-                for (int i = 0; i < n; i++) {
-                    v.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, i);
-                }
-            }
+            fillIndices(a, n);
             mem.launch(1, p.kernel("twice"), n, KernelArg.read(a), KernelArg.write(b));
             for (Region r : List.of(a, b)) {
                 long first = dev.probeFrame(r.address());
