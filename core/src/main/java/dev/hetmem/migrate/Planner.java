@@ -54,6 +54,11 @@ final class Planner {
      */
     Plan plan(List<Interval> intervals, int target, int onlyFrom, List<MigrationRequest> requests) {
         Plan plan = new Plan();
+        // each kind's requests, once: a prefetch list has a request per range and usually none of
+        // these kinds, and scanning all of them for every run made planning quadratic
+        List<MigrationRequest> exclusives = only(requests, MigrationRequest::exclusive);
+        List<MigrationRequest> contiguous = only(requests, MigrationRequest::contiguous);
+        List<MigrationRequest> duplicates = only(requests, MigrationRequest::duplicate);
         for (Interval iv : intervals) {
             long lastGranule = -1;
             long page = iv.from;
@@ -66,12 +71,12 @@ final class Planner {
                 boolean needed = seg >= 0;
                 boolean write = needed && iv.writes(seg);
                 RangeAttributes.Attrs attrs = iv.region.attributes().at(page);
-                long exclusiveEnd = stretchEnd(requests, iv.region, page, MigrationRequest::exclusive);   // > page: inside one
+                long exclusiveEnd = stretchEnd(exclusives, iv.region, page);   // > page: inside one
                 boolean exclusive = exclusiveEnd > page;
                 // a plain argument's pages need frames of their own on the target (Placement): never mapped in place
-                long contiguousEnd = stretchEnd(requests, iv.region, page, MigrationRequest::contiguous);
+                long contiguousEnd = stretchEnd(contiguous, iv.region, page);
                 // a streamed read leaves the holders their copies, as READ_MOSTLY does
-                long duplicateEnd = stretchEnd(requests, iv.region, page, MigrationRequest::duplicate);
+                long duplicateEnd = stretchEnd(duplicates, iv.region, page);
                 boolean readMostly = attrs.readMostly() || duplicateEnd > page;
                 boolean remoteOk = target != 0 && contiguousEnd < page && ctx.driver(target).canMapHost() && (exclusive
                         ? !iv.region.host().takesPagesOnItsOwn()
@@ -129,18 +134,28 @@ final class Planner {
         return plan;
     }
 
+    private static List<MigrationRequest> only(List<MigrationRequest> requests,
+                                               java.util.function.Predicate<MigrationRequest> kind) {
+        List<MigrationRequest> out = new java.util.ArrayList<>(0);
+        for (MigrationRequest r : requests) {
+            if (kind.test(r)) {
+                out.add(r);
+            }
+        }
+        return out;
+    }
+
     /**
-     * Where the stretch of {@code page} in or out of the requests {@code kind} selects (exclusive,
+     * Where the stretch of {@code page} in or out of {@code requests} (all of one kind: exclusive,
      * contiguous, duplicating) ends: the furthest end of those requests that hold it (a value
      * greater than {@code page}), or minus the start of the next one (minus {@code Long.MAX_VALUE}
      * if none) when none holds it. A run stops there.
      */
-    private static long stretchEnd(List<MigrationRequest> requests, RegionState region, long page,
-                                   java.util.function.Predicate<MigrationRequest> kind) {
+    private static long stretchEnd(List<MigrationRequest> requests, RegionState region, long page) {
         long end = -1;
         long next = Long.MAX_VALUE;
         for (MigrationRequest r : requests) {
-            if (!kind.test(r) || r.region() != region) {
+            if (r.region() != region) {
                 continue;
             }
             if (r.from() <= page && page < r.to()) {
