@@ -128,20 +128,30 @@ public final class CopyPool implements AutoCloseable {
         }
         AtomicReference<Throwable> failure = new AtomicReference<>();
         CountDownLatch done = new CountDownLatch(tasks.length - 1);
-        try {
-            for (int t = 1; t < tasks.length; t++) {
-                Runnable task = tasks[t];
-                queue.put(() -> {
-                    try {
-                        task.run();
-                    } catch (Throwable e) {
-                        failure.compareAndSet(null, e);
-                    } finally {
-                        done.countDown();
-                    }
-                });
+        boolean interrupted = false;
+        for (int t = 1; t < tasks.length; t++) {
+            Runnable task = tasks[t];
+            Runnable counted = () -> {
+                try {
+                    task.run();
+                } catch (Throwable e) {
+                    failure.compareAndSet(null, e);
+                } finally {
+                    done.countDown();
+                }
+            };
+            // every task must be queued, interrupted or not: the latch below waits for all of them
+            // (the caller holds block locks, L6, and the queue frees as the workers take tasks)
+            while (true) {
+                try {
+                    queue.put(counted);
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
             }
-        } catch (InterruptedException e) {
+        }
+        if (interrupted) {
             Thread.currentThread().interrupt();
         }
         try {
