@@ -15,9 +15,11 @@ public final class NodeStats {
     private final long[] pagesIn;
     private final long evictions;
     private final long thrashingEvents;
+    private final long retainedBytes;
 
     NodeStats(NodeInfo node, long residentBytes, long freeBytes, long faults, long faultBatches, long[] pagesIn,
-              long evictions, long thrashingEvents) {
+              long evictions, long thrashingEvents, long retainedBytes) {
+        this.retainedBytes = retainedBytes;
         this.faultBatches = faultBatches;
         this.evictions = evictions;
         this.thrashingEvents = thrashingEvents;
@@ -45,6 +47,17 @@ public final class NodeStats {
      */
     public long residentBytes() {
         return residentBytes;
+    }
+
+    /**
+     * Host frames of pages that left the host, kept mapped until they are released by the 2 MiB
+     * chunk ({@link UnifiedMemory.Builder#hostRetainBudget(long)}): counted in the process's
+     * resident set, not in {@link #residentBytes()}.
+     *
+     * @return bytes of kept frames for the host node; 0 for a device
+     */
+    public long retainedBytes() {
+        return retainedBytes;
     }
 
     /**

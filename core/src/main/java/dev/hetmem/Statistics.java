@@ -27,7 +27,7 @@ final class Statistics {
     }
 
     /** The whole memory; {@code service}: the fault service's own counters, or null. */
-    Stats memory(List<Region> regions, Counters counters, FaultServiceCounters service) {
+    Stats memory(List<Region> regions, Counters counters, FaultServiceCounters service, long retainedBytes) {
         List<NodeStats> list = new ArrayList<>();
         long metadata = 0;
         long touched = 0;
@@ -50,7 +50,7 @@ final class Statistics {
             }
             // host faults the native service resolved on its own (pages are counted as they are reconciled)
             long serviceFaults = n == 0 && service != null ? service.faults() + service.writeFaults() : 0;
-            list.add(nodeStats(n, counters, resident[n] << PAGE_SHIFT, free, serviceFaults));
+            list.add(nodeStats(n, counters, resident[n] << PAGE_SHIFT, free, serviceFaults, n == 0 ? retainedBytes : 0));
         }
         return new Stats(List.copyOf(list), metadata, touched);
     }
@@ -62,18 +62,18 @@ final class Statistics {
         for (int n = 0; n < nodeInfos.size(); n++) {
             long bytes = s.table().residentPages(n) << PAGE_SHIFT;
             touched += bytes;
-            list.add(nodeStats(n, s.counters(), bytes, -1, 0));
+            list.add(nodeStats(n, s.counters(), bytes, -1, 0, n == 0 ? s.host().retainedBytes() : 0));
         }
         return new Stats(List.copyOf(list), s.metadataBytes(), touched);
     }
 
-    private NodeStats nodeStats(int n, Counters c, long residentBytes, long free, long extraFaults) {
+    private NodeStats nodeStats(int n, Counters c, long residentBytes, long free, long extraFaults, long retained) {
         long[] in = new long[Trigger.ALL.length];
         for (Trigger t : Trigger.ALL) {
             in[t.ordinal()] = c.pagesIn(n, t);
         }
         // the service resolves each host fault alone: each is its own batch
         return new NodeStats(nodeInfos.get(n), residentBytes, free, c.faults(n) + extraFaults,
-                c.faultBatches(n) + extraFaults, in, c.evictions(n), c.thrashingEvents(n));
+                c.faultBatches(n) + extraFaults, in, c.evictions(n), c.thrashingEvents(n), retained);
     }
 }

@@ -55,6 +55,10 @@ public record Stats(List<NodeStats> nodes, long metadataBytes, long touchedBytes
                     bytes(n.bytesMigrated(Trigger.PREFETCH)), bytes(n.bytesMigrated(Trigger.RELEASE)),
                     bytes(n.bytesMigrated(Trigger.LOAD)), bytes(n.bytesMigrated(Trigger.EVICTION)), n.evictions(), n.thrashingEvents()));
         }
+        long kept = nodes.isEmpty() ? 0 : nodes.get(0).retainedBytes();
+        if (kept > 0) {
+            s.append(String.format("host frames kept for release by the chunk: %s%n", bytes(kept)));
+        }
         s.append(String.format("metadata %s for %s touched", bytes(metadataBytes), bytes(touchedBytes)));
         if (touchedBytes >= 256L << 20) {
             // per GiB only where it means something: small scopes are dominated by fixed costs

@@ -67,6 +67,9 @@ public final class UnifiedMemory implements AutoCloseable {
     private final Counters counters;
     private final ResidencyRegistry residency;
     final long defaultGranularity;
+    /** The default of {@link Builder#hostRetainBudget(long)}: 256 MiB of host frames kept for release by the chunk. */
+    public static final long DEFAULT_HOST_RETAIN_BUDGET = 256L << 20;
+
     /** How host code reaches regions: host views, or userfaultfd with its fault service (chosen at build). */
     private final HostSides hostSides;
     private final Map<Integer, Region> regions = new ConcurrentHashMap<>();
@@ -114,7 +117,7 @@ public final class UnifiedMemory implements AutoCloseable {
             this.engine = madeEngine;
             this.statistics = new Statistics(nodeInfos, devices, madeEngine);
             this.hostSides = b.hostFaults == HostFaultMode.USERFAULTFD ? UserfaultfdSides.open(b.drivers)
-                    : HostSides.hostViews(b.releasePolicy);
+                    : HostSides.hostViews(b.releasePolicy, b.hostRetainBudget);
         } catch (RuntimeException | Error e) {
             if (madeEngine != null) {
                 madeEngine.close();
@@ -146,6 +149,7 @@ public final class UnifiedMemory implements AutoCloseable {
         private MigrationMode mode = MigrationMode.BATCHED;
         private CopyPath copyPath = CopyPath.THREADS;
         private HostReleasePolicy releasePolicy = HostReleasePolicy.FREE;
+        private long hostRetainBudget = DEFAULT_HOST_RETAIN_BUDGET;
         private long granularity = DEFAULT_GRANULARITY;
         private boolean thrashControl = true;
         private HostFaultMode hostFaults = HostFaultMode.HOST_VIEWS;
@@ -270,6 +274,28 @@ public final class UnifiedMemory implements AutoCloseable {
          */
         public Builder hostReleasePolicy(HostReleasePolicy policy) {
             this.releasePolicy = Objects.requireNonNull(policy, "policy");
+            return this;
+        }
+
+        /**
+         * How many bytes of host frames of pages that moved to a device stay mapped (their contents
+         * dead) before they go back to the kernel, over all regions (default 256 MiB). Frames are
+         * handed back by the 2 MiB chunk: a chunk all of whose pages left goes at once, in one call;
+         * frames of partly vacated chunks wait until their total passes this budget ({@link #DEFAULT_HOST_RETAIN_BUDGET} unless set), then the oldest
+         * chunks go in the background; {@link UnifiedMemory#trimHost()} and a region's free release
+         * them at once. A page that comes back meanwhile is copied into its old frame (no fault, no
+         * zeroing). 0 releases every frame as its page leaves. Host views only: in userfaultfd mode a
+         * page that left must fault on its next touch, so its frame always goes at once.
+         *
+         * @param bytes the budget in bytes, 0 or more
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytes} is negative
+         */
+        public Builder hostRetainBudget(long bytes) {
+            if (bytes < 0) {
+                throw new IllegalArgumentException("hostRetainBudget " + bytes + " bytes is negative (0 releases frames at once)");
+            }
+            this.hostRetainBudget = bytes;
             return this;
         }
 
@@ -765,7 +791,7 @@ public final class UnifiedMemory implements AutoCloseable {
     }
 
     private Stats statsNow() {
-        return statistics.memory(regions(), counters, hostSides.counters());
+        return statistics.memory(regions(), counters, hostSides.counters(), hostSides.retainedBytes());
     }
 
     Stats regionStats(RegionState s) {
@@ -786,6 +812,22 @@ public final class UnifiedMemory implements AutoCloseable {
 
     private List<String> verifyNow() {
         return new Verifier(devices, engine).verify(regions());
+    }
+
+    /**
+     * Hands every host frame kept for release back to the kernel now, on the calling thread (see
+     * {@link Builder#hostRetainBudget(long)}): for a process told to shrink its resident set. Waits
+     * for releases already in progress; returns the bytes that were kept before the call.
+     *
+     * @return bytes of host frames that were kept when the call began
+     * @throws IllegalStateException if the memory is closed
+     */
+    public long trimHost() {
+        return lifecycle.within(() -> {
+            long before = hostSides.retainedBytes();
+            hostSides.trim();
+            return before;
+        });
     }
 
     /**

@@ -11,7 +11,9 @@ import dev.hetmem.device.opencl.OpenClDevice;
 import dev.hetmem.device.opencl.OpenClPlatforms;
 import dev.hetmem.driver.DeviceDriver;
 import dev.hetmem.HostReleasePolicy;
+import dev.hetmem.limits.Interference;
 import dev.hetmem.limits.NativeBuffer;
+import dev.hetmem.limits.StridedCopy;
 
 import java.io.PrintStream;
 import java.lang.foreign.ValueLayout;
@@ -32,15 +34,22 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * number of threads, 2 MiB pieces, no memory management around it: the machine's own limit,
  * measured in the same run.
  *
- * <p>4 KiB rows move every other page, so no two copies can merge.
+ * <p>4 KiB rows move every other page, so no two copies can merge. Beside them, the floors of that
+ * pattern with no memory manager ({@link StridedCopy}): the strided copy alone, and with each
+ * source page released as it goes. Each case runs in several rounds (every floor measured again
+ * in each, right before the migrations); a row is the median round, with the slowest and fastest,
+ * the host frames kept after it ({@code hostRetainBudget}: the default, 0 = released as each page
+ * leaves, and in the {@code sustained} row a quarter of the bytes moved, so the background release
+ * runs inside the timing) and the steal time and huge-page splits during the case.
  */
 final class MigrateBench {
     private static final long KiB = 1024;
     private static final long MiB = 1024 * KiB;
     private static final long GiB = 1024 * MiB;
 
+    /** {@code budget}: the host frames kept for release by the chunk; -1: a quarter of the bytes moved (the sustained row). */
     private record Mode(String name, MigrationMode migration, CopyPath path, int threads,
-                        HostReleasePolicy release) {}
+                        HostReleasePolicy release, long budget) {}
 
     private MigrateBench() {}
 
@@ -69,14 +78,16 @@ final class MigrateBench {
         if (args.value("sizes", null) != null) {
             totals = parseList(args.value("sizes", null));
         }
-        // each size is held twice in host memory (the region and the plain-copy buffers): refuse
-        // up front what this machine cannot hold, rather than fail deep inside with a stack trace
+        // at its peak a 4 KiB case holds a size eight times over: the region (twice the size: every
+        // other page moves), the plain copy's two buffers, the emulated device's pool and the strided
+        // floor's source (twice) and pool. Refuse up front what this machine cannot hold, rather than
+        // fail deep inside with a stack trace
         long physical = ((com.sun.management.OperatingSystemMXBean)
                 java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
         for (long t : totals) {
-            if (t < PAGE_BYTES || t > physical / 4) {
-                throw new Args.UsageException("--sizes " + t + " is outside [4096, " + physical / 4
-                        + "] bytes (a quarter of this machine's " + physical + " bytes: each size is held twice)");
+            if (t < PAGE_BYTES || t > physical / 10) {
+                throw new Args.UsageException("--sizes " + t + " is outside [4096, " + physical / 10
+                        + "] bytes (a tenth of this machine's " + physical + " bytes: a 4 KiB case holds a size eight times)");
             }
         }
         if (args.value("pages", null) != null) {
@@ -88,21 +99,29 @@ final class MigrateBench {
             }
         }
         List<Mode> modes = new ArrayList<>();
-        modes.add(new Mode("vanilla", MigrationMode.VANILLA, CopyPath.THREADS, 1, HostReleasePolicy.FREE));
+        long kept = UnifiedMemory.DEFAULT_HOST_RETAIN_BUDGET;
+        modes.add(new Mode("vanilla", MigrationMode.VANILLA, CopyPath.THREADS, 1, HostReleasePolicy.FREE, kept));
         if (quick) {
-            modes.add(new Mode("batched", MigrationMode.BATCHED, CopyPath.THREADS, 2, HostReleasePolicy.FREE));
+            modes.add(new Mode("batched", MigrationMode.BATCHED, CopyPath.THREADS, 2, HostReleasePolicy.FREE, kept));
         } else {
             for (int t : new int[] {1, 2, 4}) {
-                modes.add(new Mode("batched", MigrationMode.BATCHED, CopyPath.THREADS, t, HostReleasePolicy.FREE));
+                modes.add(new Mode("batched", MigrationMode.BATCHED, CopyPath.THREADS, t, HostReleasePolicy.FREE, kept));
             }
-            modes.add(new Mode("copy_engine", MigrationMode.BATCHED, CopyPath.ENGINE, 1, HostReleasePolicy.FREE));
-            modes.add(new Mode("batched", MigrationMode.BATCHED, CopyPath.THREADS, 2, HostReleasePolicy.DONTNEED));
+            modes.add(new Mode("copy_engine", MigrationMode.BATCHED, CopyPath.ENGINE, 1, HostReleasePolicy.FREE, kept));
+            modes.add(new Mode("batched", MigrationMode.BATCHED, CopyPath.THREADS, 2, HostReleasePolicy.DONTNEED, kept));
         }
+        // frames released as each page leaves (the behaviour before chunks): the copy home then
+        // writes fresh frames, where the rows above write the kept, warm ones
+        modes.add(new Mode("batched", MigrationMode.BATCHED, CopyPath.THREADS, 2, HostReleasePolicy.FREE, 0));
+        // 4 KiB only: four budgets' worth moved, so the background release runs inside the timing
+        modes.add(new Mode("sustained", MigrationMode.BATCHED, CopyPath.THREADS, 2, HostReleasePolicy.FREE, -1));
 
         int cores = Runtime.getRuntime().availableProcessors();
         long largest = totals.stream().mapToLong(Long::longValue).max().orElseThrow();
         int limitThreads = Math.min(cores, 4);
         double memcpyLimit = 0;
+        double stridedLimit = 0;
+        double stridedReleaseLimit = 0;
         List<Object> plainRows = new ArrayList<>();
         List<Map<String, Object>> rows = new ArrayList<>();
         for (String device : devices) {
@@ -111,13 +130,21 @@ final class MigrateBench {
         for (long page : pages) {
             for (long total : deviceTotals) {
                 for (Mode mode : modes) {
-                    if (device.equals("opencl") && mode.release != HostReleasePolicy.FREE) {
+                    boolean sustained = mode.budget < 0;
+                    if (device.equals("opencl") && (mode.release != HostReleasePolicy.FREE || sustained)) {
                         continue;
                     }
-                    double[] gbps = measure(device, page, total, mode);
-                    double limit = gbps[2];
+                    if (sustained && page != 4 * KiB) {
+                        continue;
+                    }
+                    Case c = measure(device, page, total, mode, rounds(total));
+                    double limit = median(c.plain);
                     if (total == largest && mode.threads == limitThreads) {
                         memcpyLimit = Math.max(memcpyLimit, limit);
+                    }
+                    if (page == 4 * KiB && total == largest && mode.threads == 2) {
+                        stridedLimit = Math.max(stridedLimit, median(c.strided));
+                        stridedReleaseLimit = Math.max(stridedReleaseLimit, median(c.stridedRelease));
                     }
                     Map<String, Object> plainRow = new LinkedHashMap<>();
                     plainRow.put("total_bytes", total);
@@ -125,21 +152,41 @@ final class MigrateBench {
                     plainRow.put("gbps", round(limit));
                     plainRows.add(plainRow);
                     for (int dir = 0; dir < 2; dir++) {
-                        Map<String, Object> row = new LinkedHashMap<>();
-                        row.put("device", device);
-                        row.put("direction", dir == 0 ? "to_device" : "to_host");
-                        row.put("page_bytes", page);
-                        row.put("total_bytes", total);
-                        row.put("mode", mode.name);
-                        row.put("threads", mode.threads);
-                        row.put("gbps", round(gbps[dir]));
-                        row.put("host_release", mode.release.name().toLowerCase());
+                        List<Map<String, Object>> runs = new ArrayList<>();
+                        for (int i = 0; i < c.runs(); i++) {
+                            Map<String, Object> run = new LinkedHashMap<>();
+                            run.put("device", device);
+                            run.put("direction", dir == 0 ? "to_device" : "to_host");
+                            run.put("page_bytes", page);
+                            run.put("total_bytes", total);
+                            run.put("mode", mode.name);
+                            run.put("threads", mode.threads);
+                            run.put("host_release", mode.release.name().toLowerCase());
+                            run.put("host_retain_budget", c.budget);
+                            run.put("gbps", round(dir == 0 ? c.toDevice[i] : c.toHost[i]));
+                            run.put("correct", c.correct[i]);
+                            runs.add(run);
+                        }
+                        Map<String, Object> row = MedianRow.of(runs, "gbps");
+                        double gbps = (Double) row.get("gbps");
+                        row.put("host_retained_bytes", c.retainedAfter[dir]);
                         row.put("plain_copy_gbps", round(limit));
-                        row.put("of_plain_copy", round(gbps[dir] / limit));
+                        row.put("of_plain_copy", round(gbps / limit));
+                        if (page == 4 * KiB) {
+                            row.put("strided_copy_gbps", round(median(c.strided)));
+                            row.put("of_strided_copy", round(gbps / median(c.strided)));
+                            row.put("strided_release_gbps", round(median(c.stridedRelease)));
+                            row.put("of_strided_release", round(gbps / median(c.stridedRelease)));
+                        }
+                        row.put("steal_ms", c.interference.stealMillis());
+                        row.put("thp_splits", c.interference.hugePageSplits());
                         rows.add(row);
-                        err.printf("%-8s %-9s %4s pages %5s %-11s %d thr %-8s %6.2f GB/s (%3.0f%% of plain copy)%n",
+                        err.printf("%-8s %-9s %4s pages %5s %-11s %d thr keep %-6s %6.2f GB/s [%.2f-%.2f] (%3.0f%% of plain copy%s)%n",
                                 device, row.get("direction"), Sizes.format(page), Sizes.format(total), mode.name, mode.threads,
-                                mode.release.name().toLowerCase(), gbps[dir], 100 * gbps[dir] / limit);
+                                Sizes.format(c.budget), gbps, (Double) row.get("gbps_min"), (Double) row.get("gbps_max"),
+                                100 * gbps / limit, page == 4 * KiB
+                                        ? String.format(", %3.0f%% of strided copy, %3.0f%% of strided copy with release",
+                                                100 * gbps / median(c.strided), 100 * gbps / median(c.stridedRelease)) : "");
                     }
                 }
             }
@@ -149,25 +196,54 @@ final class MigrateBench {
         root.put("bench", "migrate");
         Map<String, Object> limits = new LinkedHashMap<>();
         limits.put("memcpy_gbps", round(memcpyLimit));
+        if (stridedLimit > 0) {
+            limits.put("strided_copy_gbps", round(stridedLimit));
+            limits.put("strided_release_gbps", round(stridedReleaseLimit));
+        }
         limits.put("plain_copy", plainRows);
         root.put("limits", limits);
         root.put("rows", rows);
         BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
+        long wrong = rows.stream().filter(r -> !(Boolean) r.get("correct")).count();
+        if (wrong > 0) {
+            err.println("bench migrate: data came back wrong in " + wrong + " of " + rows.size() + " rows (\"correct\":false)");
+        }
         if (json) {
             out.println(Json.write(root));
         } else {
             out.printf("plain copy (the limit), %s, %d threads: %.2f GB/s (each row: its own, measured beside it)%n",
                     Sizes.format(largest), limitThreads, memcpyLimit);
-            out.printf("%-8s %-9s %5s %6s %-11s %7s %-8s %9s %7s%n", "device", "direction", "page", "moved", "mode", "threads",
-                    "release", "GB/s", "of copy");
+            if (stridedLimit > 0) {
+                out.printf("every other 4 KiB page, 2 threads, %s: strided copy %.2f GB/s, with per-page release %.2f GB/s%n",
+                        Sizes.format(largest), stridedLimit, stridedReleaseLimit);
+            }
+            out.printf("%-8s %-9s %5s %6s %-11s %7s %-8s %7s %9s %13s %7s %9s %9s %11s %6s%n", "device", "direction", "page", "moved",
+                    "mode", "threads", "release", "keep", "GB/s", "min-max", "of copy", "of strid", "of s+rel", "kept after", "splits");
             for (Map<String, Object> r : rows) {
-                out.printf("%-8s %-9s %5s %6s %-11s %7d %-8s %9.2f %6.0f%%%n", r.get("device"), r.get("direction"),
-                        Sizes.format((Long) r.get("page_bytes")), Sizes.format((Long) r.get("total_bytes")), r.get("mode"),
-                        (Integer) r.get("threads"), r.get("host_release"), (Double) r.get("gbps"),
-                        100 * (Double) r.get("of_plain_copy"));
+                out.printf("%-8s %-9s %5s %6s %-11s %7d %-8s %7s %9.2f %13s %6.0f%% %9s %9s %11s %6s%n", r.get("device"),
+                        r.get("direction"), Sizes.format((Long) r.get("page_bytes")), Sizes.format((Long) r.get("total_bytes")),
+                        r.get("mode"), (Integer) r.get("threads"), r.get("host_release"),
+                        Sizes.format((Long) r.get("host_retain_budget")), (Double) r.get("gbps"),
+                        String.format("%.2f-%.2f", (Double) r.get("gbps_min"), (Double) r.get("gbps_max")),
+                        100 * (Double) r.get("of_plain_copy"), percent(r.get("of_strided_copy")), percent(r.get("of_strided_release")),
+                        Sizes.format((Long) r.get("host_retained_bytes")), r.get("thp_splits"));
             }
         }
-        return 0;
+        return wrong > 0 ? 1 : 0;
+    }
+
+    private static String percent(Object ratio) {
+        return ratio == null ? "-" : String.format("%.0f%%", 100 * (Double) ratio);
+    }
+
+    private static int rounds(long total) {
+        return total >= GiB ? 3 : 5;
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        java.util.Arrays.sort(s);
+        return s[s.length / 2];
     }
 
     private static List<Long> parseList(String s) {
@@ -183,12 +259,20 @@ final class MigrateBench {
     }
 
     /**
-     * Migrates {@code total} bytes of pages of size {@code page} to the device and back; returns
-     * GB/s to the device, to the host, and of the plain copy of the same bytes by the same number
-     * of threads, each the best of several rounds, the plain copy measured in each round right
-     * before the migrations so that noise from other tenants hits both alike.
+     * One case's rounds: GB/s to the device and back, the plain copy of the same bytes by the same
+     * threads, and for 4 KiB pages the strided-copy floors, each measured in every round right
+     * before the migrations, so that noise from other tenants hits all alike; the bytes of host
+     * frames kept after the last round's move to the device and back; what disturbed the case.
      */
-    private static double[] measure(String device, long page, long total, Mode mode) {
+    private record Case(long budget, double[] toDevice, double[] toHost, double[] plain, double[] strided,
+                        double[] stridedRelease, boolean[] correct, long[] retainedAfter, Interference interference) {
+        int runs() {
+            return toDevice.length;
+        }
+    }
+
+    /** Migrates {@code total} bytes of pages of size {@code page} to the device and back, {@code rounds} times. */
+    private static Case measure(String device, long page, long total, Mode mode, int rounds) {
         boolean sparse = page == 4 * KiB;
         long regionBytes = sparse ? 2 * total : total;
         long count = total / page;
@@ -196,52 +280,62 @@ final class MigrateBench {
         for (int i = 0; i < count; i++) {
             offsets[i] = (sparse ? 2L * i : i) * page;
         }
+        long budget = mode.budget < 0 ? Math.max(PAGE_BYTES, total / 4) : mode.budget;
         DeviceDriver dev = device.equals("opencl")
                 ? OpenClDevice.builder().capacity(Math.max(2 * MiB, total)).build()
                 : EmulatedDevice.builder().capacity(total).populate(true).build();
-        double[] best = new double[3];
         // the same page backing as the migration's ends: regions and the device pool ask for huge pages
         try (NativeBuffer copySrc = NativeBuffer.allocate(total, true, 1);
-             NativeBuffer copyDst = NativeBuffer.allocate(total, true, 2)) {
-            return measureWith(dev, copySrc, copyDst, page, total, regionBytes, offsets, mode, best);
-        }
-    }
-
-    private static double[] measureWith(DeviceDriver dev, NativeBuffer copySrc, NativeBuffer copyDst, long page, long total,
-                                        long regionBytes, long[] offsets, Mode mode, double[] best) {
-        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(mode.threads)
-                .migrationMode(mode.migration).copyPath(mode.path).hostReleasePolicy(mode.release).build()) {
+             NativeBuffer copyDst = NativeBuffer.allocate(total, true, 2);
+             UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(mode.threads)
+                     .migrationMode(mode.migration).copyPath(mode.path).hostReleasePolicy(mode.release)
+                     .hostRetainBudget(budget).build()) {
             Region r = mem.allocate(regionBytes, page);
             try (HostView v = r.host(0, regionBytes, Access.WRITE)) {
                 for (long o = 0; o < regionBytes; o += PAGE_BYTES) {
                     v.segment().set(ValueLayout.JAVA_LONG, o, o * 31 + 7);
                 }
             }
-            int rounds = total >= GiB ? 2 : total >= 256 * MiB ? 3 : 5;
+            Case c = new Case(budget, new double[rounds], new double[rounds], new double[rounds], new double[rounds],
+                    new double[rounds], new boolean[rounds], new long[2], null);
+            Interference before = Interference.now();
             for (int round = 0; round < rounds; round++) {
-                best[2] = Math.max(best[2], NativeBuffer.plainCopyGbps(copyDst, copySrc, mode.threads));
+                c.plain[round] = NativeBuffer.plainCopyGbps(copyDst, copySrc, mode.threads);
+                if (sparse) {
+                    c.strided[round] = StridedCopy.gbps(total, mode.threads, false);
+                    c.stridedRelease[round] = StridedCopy.gbps(total, mode.threads, true);
+                }
                 long t0 = System.nanoTime();
                 long moved = mem.prefetch(r, offsets, page, 1);
                 long t1 = System.nanoTime();
-                long back = mem.prefetch(r, offsets, page, 0);
+                c.retainedAfter[0] = mem.stats().node(0).retainedBytes();
                 long t2 = System.nanoTime();
+                long back = mem.prefetch(r, offsets, page, 0);
+                long t3 = System.nanoTime();
+                c.retainedAfter[1] = mem.stats().node(0).retainedBytes();
                 if (moved * PAGE_BYTES != total || back * PAGE_BYTES != total) {
                     throw new IllegalStateException("moved " + moved + " and " + back + " pages, expected " + total / PAGE_BYTES);
                 }
-                best[0] = Math.max(best[0], total / (double) (t1 - t0));
-                best[1] = Math.max(best[1], total / (double) (t2 - t1));
+                c.toDevice[round] = total / (double) (t1 - t0);
+                c.toHost[round] = total / (double) (t3 - t2);
+                c.correct[round] = cameBack(r, offsets, page);
             }
-            // the data made the round trip intact (spot check, one long per moved page)
-            try (HostView v = r.host(0, regionBytes, Access.READ)) {
-                for (long off : offsets) {
-                    for (long o = off; o < off + page; o += PAGE_BYTES) {
-                        if (v.segment().get(ValueLayout.JAVA_LONG, o) != o * 31 + 7) {
-                            throw new IllegalStateException("page at " + o + " came back wrong");
-                        }
+            return new Case(budget, c.toDevice, c.toHost, c.plain, c.strided, c.stridedRelease, c.correct, c.retainedAfter,
+                    Interference.now().since(before));
+        }
+    }
+
+    /** The data made the round trip intact (spot check, one long per moved page). */
+    private static boolean cameBack(Region r, long[] offsets, long page) {
+        try (HostView v = r.host(0, r.size(), Access.READ)) {
+            for (long off : offsets) {
+                for (long o = off; o < off + page; o += PAGE_BYTES) {
+                    if (v.segment().get(ValueLayout.JAVA_LONG, o) != o * 31 + 7) {
+                        return false;
                     }
                 }
             }
         }
-        return best;
+        return true;
     }
 }

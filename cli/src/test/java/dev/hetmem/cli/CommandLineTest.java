@@ -8,6 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class CommandLineTest {
@@ -167,6 +168,34 @@ class CommandLineTest {
         oneJsonObject(r.out());
         assertTrue(r.out().contains("{\"device\":\"emulated\",\"direction\":\"to_device\""), r.out());
         assertTrue(r.out().contains("{\"device\":\"opencl\",\"direction\":\"to_host\""), r.out());
+    }
+
+    @Test
+    void benchMigrateReportsSpreadFloorsAndKeptFrames() {
+        Result r = run("bench", "migrate", "--device", "emulated", "--pages", "4K", "--sizes", "4M", "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        for (String field : new String[] {"\"strided_copy_gbps\":", "\"strided_release_gbps\":", "\"gbps_min\":", "\"gbps_max\":",
+                "\"runs\":5", "\"host_retained_bytes\":", "\"host_retain_budget\":0", "\"of_strided_copy\":",
+                "\"of_strided_release\":", "\"mode\":\"sustained\"", "\"steal_ms\":", "\"thp_splits\":", "\"correct\":true"}) {
+            assertTrue(r.out().contains(field), () -> field + " missing: " + r.out());
+        }
+        assertFalse(r.out().contains("\"correct\":false"), r.out());
+        // 4 MiB moved, every other page: with the default budget every frame is kept after the move
+        // to the device (the first row's host_retained_bytes), none with a budget of 0
+        assertTrue(r.out().contains("\"host_retain_budget\":268435456,\"gbps\""), r.out());
+        assertTrue(r.out().contains("\"host_retained_bytes\":4194304"), r.out());
+    }
+
+    @Test
+    void benchLoadReportsTheFreshMemoryFloor(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        Result r = run("bench", "load", "--sizes", "2M", "--dir", dir.toString(), "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        for (String field : new String[] {"\"populate_gbps\":", "\"floor_gbps\":", "\"of_floor\":", "\"gbps_min\":",
+                "\"gbps_max\":", "\"steal_ms\":", "\"thp_splits\":"}) {
+            assertTrue(r.out().contains(field), () -> field + " missing: " + r.out());
+        }
     }
 
     @Test

@@ -109,6 +109,11 @@ public final class UserfaultfdSide implements HostSide {
     }
 
     @Override
+    public long retainedBytes() {
+        return 0;   // a page that left must fault on its next touch: its frame goes at once, in sync
+    }
+
+    @Override
     public boolean releasesFrames() {
         return false;
     }

@@ -51,6 +51,16 @@ public final class UserfaultfdSides implements HostSides {
     }
 
     @Override
+    public long retainedBytes() {
+        return 0;
+    }
+
+    @Override
+    public void trim() {
+        // nothing kept: frames of pages that left are dropped as they leave
+    }
+
+    @Override
     public void close() {
         service.close();
     }

@@ -78,6 +78,9 @@ public interface HostSide extends AutoCloseable {
      */
     void release(long[] ranges, int count);
 
+    /** Bytes of host frames of pages that left, kept mapped until released by the chunk ({@link RetainedFrames}); 0 where none are kept. */
+    long retainedBytes();
+
     /** Whether {@link #release} hands frames back (false: {@link #sync} already did, and gathering them is waste). */
     boolean releasesFrames();
 

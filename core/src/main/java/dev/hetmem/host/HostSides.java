@@ -22,12 +22,32 @@ public interface HostSides extends AutoCloseable {
     @Override
     void close();
 
-    /** Host views over anonymous mappings whose frames go back to the kernel by {@code policy}. */
-    static HostSides hostViews(HostReleasePolicy policy) {
+    /** Bytes of host frames kept for release over all regions now (0 where none are kept). */
+    long retainedBytes();
+
+    /** Releases every kept host frame now ({@link RetainedFrames#trim()}); nothing where none are kept. */
+    void trim();
+
+    /**
+     * Host views over anonymous mappings whose frames go back to the kernel by {@code policy}, by the
+     * 2 MiB chunk once more than {@code retainBudget} bytes of them are kept ({@link RetainedFrames}).
+     */
+    static HostSides hostViews(HostReleasePolicy policy, long retainBudget) {
+        RetainedFrames retained = new RetainedFrames(retainBudget);
         return new HostSides() {
             @Override
             public HostSide create(long bytes, int granulePages) {
-                return new HostViewSide(HostMapping.reserve(bytes, policy));
+                return new HostViewSide(HostMapping.reserve(bytes, policy), retained);
+            }
+
+            @Override
+            public long retainedBytes() {
+                return retained.retainedBytes();
+            }
+
+            @Override
+            public void trim() {
+                retained.trim();
             }
 
             @Override
@@ -42,6 +62,7 @@ public interface HostSides extends AutoCloseable {
 
             @Override
             public void close() {
+                retained.close();
             }
         };
     }

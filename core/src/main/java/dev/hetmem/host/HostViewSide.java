@@ -16,9 +16,12 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  */
 public final class HostViewSide implements HostSide {
     private final HostMapping mapping;
+    private final RetainedFrames.Owner retained;
 
-    public HostViewSide(HostMapping mapping) {
+    /** {@code retained}: where frames of pages that leave are kept until released by the chunk. */
+    public HostViewSide(HostMapping mapping, RetainedFrames retained) {
         this.mapping = mapping;
+        this.retained = retained.register(mapping, Math.ceilDiv(mapping.length(), dev.hetmem.driver.PageGeometry.PAGE_BYTES));
     }
 
     @Override
@@ -49,6 +52,7 @@ public final class HostViewSide implements HostSide {
 
     @Override
     public void copyHome(long page, int count, DeviceDriver from, int[] frames, CopyBatch batch) {
+        retained.reuse(page, count);   // before any copy writes the frames: see RetainedFrames, invariant 2
         long va = mapping.base() + (page << PAGE_SHIFT);
         for (int i = 0; i < count; i++) {
             batch.add(CopyBatch.TO_HOST, va + ((long) i << PAGE_SHIFT), frames[i], 1);
@@ -62,7 +66,12 @@ public final class HostViewSide implements HostSide {
 
     @Override
     public void release(long[] ranges, int count) {
-        mapping.releaseAll(ranges, count);
+        retained.retain(ranges, count);
+    }
+
+    @Override
+    public long retainedBytes() {
+        return retained.bytes();
     }
 
     @Override
@@ -72,6 +81,7 @@ public final class HostViewSide implements HostSide {
 
     @Override
     public void discard(long offset, long bytes) {
+        retained.forget(offset >>> PAGE_SHIFT, Math.ceilDiv(bytes, dev.hetmem.driver.PageGeometry.PAGE_BYTES));
         mapping.discard(offset, bytes);
     }
 
@@ -113,7 +123,13 @@ public final class HostViewSide implements HostSide {
     @Override
     public void check(Block b, int pages, DeviceDriver[] drivers, ReadOnly readOnly, Object owner,
                       List<String> problems) {
-        // the host column of the page table is all there is
+        // the host column of the page table is all there is, but for frames kept for release
+        long first = b.index() * dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
+        for (int p = 0; p < pages; p++) {
+            if (b.isResident(0, p) && retained.isRetained(first + p)) {
+                problems.add(owner + ": page " + (first + p) + " is resident on the host but its frame is kept for release");
+            }
+        }
     }
 
     @Override
@@ -123,6 +139,7 @@ public final class HostViewSide implements HostSide {
 
     @Override
     public void close() {
+        retained.close();   // waits for releases of its frames in progress: none may reach an unmapped range
         mapping.close();
     }
 }

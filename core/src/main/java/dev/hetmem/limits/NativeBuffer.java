@@ -101,32 +101,11 @@ public final class NativeBuffer implements AutoCloseable {
         }
         long total = src.bytes;
         long share = total / threads;
-        java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1);
-        java.util.List<Thread> ts = new java.util.ArrayList<>();
-        for (int t = 1; t < threads; t++) {
+        long nanos = Shares.timed(threads, t -> {
             long base = t * share;
-            long len = t == threads - 1 ? total - base : share;
-            ts.add(Thread.ofPlatform().start(() -> {
-                try {
-                    start.await();
-                } catch (InterruptedException e) {
-                    return;
-                }
-                copy(src, base, dst, base, len);
-            }));
-        }
-        long t0 = System.nanoTime();
-        start.countDown();
-        copy(src, 0, dst, 0, threads == 1 ? total : share);
-        try {
-            for (Thread t : ts) {
-                t.join();
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while measuring a plain copy", e);
-        }
-        return total / (double) (System.nanoTime() - t0);
+            copy(src, base, dst, base, t == threads - 1 ? total - base : share);
+        });
+        return total / (double) nanos;
     }
 
     /**

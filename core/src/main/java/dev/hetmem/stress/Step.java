@@ -71,7 +71,9 @@ public record Step(Op op, int a, int b, long x, long y, long z) {
         /** Frees a granule-aligned part of a region (munmap of part of a mapping). */
         FREE_PART(2),
         /** Device atomics on an argument taken exclusively (Access.EXCLUSIVE): each int gains 1. */
-        KERNEL_ATOMIC(4);
+        KERNEL_ATOMIC(4),
+        /** Hands every kept host frame back to the kernel ({@code trimHost}), racing the other workers' migrations. */
+        TRIM(2);
 
         final int weight;
 

@@ -59,6 +59,18 @@ public record StressConfig(long seed, List<StressDevices> devices, HostFaultMode
     }
 
     /**
+     * The host frames kept for release by the chunk, chosen by the seed so that every budget is
+     * run: none kept, a budget far below the data (the background release runs all the time), one
+     * about the data's size, and the default.
+     *
+     * @return 0, 64 KiB, 1 MiB or 256 MiB, drawn from {@code seed} (not its low bits, which choose the
+     *         plan's other variants: every budget meets small devices, one worker and several)
+     */
+    public long hostRetainBudget() {
+        return new long[] {0, 64L << 10, 1L << 20, 256L << 20}[new java.util.SplittableRandom(seed).nextInt(4)];
+    }
+
+    /**
      * The same configuration with another seed.
      *
      * @param s the new seed
@@ -80,6 +92,7 @@ public record StressConfig(long seed, List<StressDevices> devices, HostFaultMode
             kinds.append(kinds.isEmpty() ? "" : "+").append(d.kind());
         }
         return "seed " + seed + ", devices " + kinds + ", " + (hostFaults == HostFaultMode.USERFAULTFD ? "userfaultfd" : "host views")
+                + (hostFaults == HostFaultMode.USERFAULTFD ? "" : ", host frames kept up to " + (hostRetainBudget() >> 10) + " KiB")
                 + ", thrashing control " + (thrashControl ? "on" : "off") + ", devices " + (smallDevices ? "too small" : "roomy")
                 + ", failures " + (inject ? "injected" : "not injected") + ", "
                 + (workers == 1 ? steps + " steps" : workers + " workers for " + millis + " ms");

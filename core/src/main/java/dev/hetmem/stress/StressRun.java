@@ -201,7 +201,7 @@ public final class StressRun {
             kinds = new StressDevices[n + 1];
             UnifiedMemory.Builder b = UnifiedMemory.builder().copyThreads(2).hostFaults(config.hostFaults())
                     .thrashControl(config.thrashControl()).thrashHold(Duration.ofMillis(20))
-                    .closeTimeout(Duration.ofSeconds(30));
+                    .closeTimeout(Duration.ofSeconds(30)).hostRetainBudget(config.hostRetainBudget());
             for (int i = 0; i < n; i++) {
                 kinds[i + 1] = config.devices().get(i);
                 drivers[i + 1] = kinds[i + 1].create("stress-d" + (i + 1), config.deviceBytes());

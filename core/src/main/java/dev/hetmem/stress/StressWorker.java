@@ -290,6 +290,10 @@ final class StressWorker {
                     m.readOnly[(int) p] = ro;
                 }
             }
+            case TRIM -> {
+                note("trim host");
+                s.mem.trimHost();
+            }
             case RELEASE -> {
                 int node = device(st);
                 note("release node " + node);

@@ -1,0 +1,311 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.PAGE;
+import static dev.hetmem.MemoryFixture.check;
+import static dev.hetmem.MemoryFixture.checkZero;
+import static dev.hetmem.MemoryFixture.fill;
+import static dev.hetmem.MemoryFixture.value;
+import static dev.hetmem.MemoryFixture.verified;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Host frames of pages that left the host are kept and released by the 2 MiB chunk
+ * ({@code hostRetainBudget}): the budget holds to within one batch, a fully vacated chunk goes at
+ * once, free, close and trim release everything, and a page that comes back into a kept frame reads
+ * what the device wrote, never the frame's old bytes.
+ */
+class RetainedFramesTest {
+    private static final long CHUNK = 2 * MiB;
+
+    private static UnifiedMemory memory(long budget, HostReleasePolicy policy, long deviceBytes) {
+        return UnifiedMemory.builder().copyThreads(2).hostRetainBudget(budget).hostReleasePolicy(policy)
+                .device(EmulatedDevice.builder().capacity(deviceBytes).computeThreads(2).build()).build();
+    }
+
+    private static long retained(UnifiedMemory mem) {
+        return mem.stats().node(0).retainedBytes();
+    }
+
+    /** Offsets of every other page of [from, from + pages·2·PAGE). */
+    private static long[] everyOther(long from, int pages) {
+        long[] o = new long[pages];
+        for (int i = 0; i < pages; i++) {
+            o[i] = from + 2L * i * PAGE;
+        }
+        return o;
+    }
+
+    @Test
+    void retainedBytesPassTheBudgetByAtMostOneBatch() {
+        long budget = MiB;
+        int perCall = 64;   // pages a prefetch call moves: one batch, 256 KiB
+        try (UnifiedMemory mem = memory(budget, HostReleasePolicy.FREE, 64 * MiB)) {
+            Region r = mem.allocate(32 * MiB, PAGE);
+            fill(r, 0, r.size(), 11);
+            long most = 0;
+            for (long from = 0; from < r.size(); from += 2 * perCall * PAGE) {
+                assertEquals(perCall, mem.prefetch(r, everyOther(from, perCall), PAGE, 1));
+                long now = retained(mem);
+                assertTrue(now <= budget + perCall * PAGE, () -> now + " bytes kept, budget " + budget + " + one batch");
+                most = Math.max(most, now);
+            }
+            // frames were kept (else there is nothing to bound), and the budget was reached
+            assertTrue(most >= budget, "at most " + most + " bytes kept");
+            assertEquals(r.size() / 2, r.stats().node(1).residentBytes());
+            check(r, 0, r.size(), 11);
+            verified(mem);
+        }
+    }
+
+    @Test
+    void aChunkWhosePagesAllLeftGoesBackAtOnce() throws Throwable {
+        try (UnifiedMemory mem = memory(64 * MiB, HostReleasePolicy.DONTNEED, 64 * MiB)) {
+            Region r = mem.allocate(2 * CHUNK, PAGE);
+            fill(r, 0, r.size(), 5);
+            assertEquals(2 * CHUNK / PAGE, residentPages(r.address(), 2 * CHUNK));
+            mem.prefetch(r, new long[] {0}, CHUNK / 2, 1);
+            assertEquals(CHUNK / 2, retained(mem), "half a chunk left: its frames are kept");
+            assertEquals(2 * CHUNK / PAGE, residentPages(r.address(), 2 * CHUNK), "kept frames stay mapped");
+            mem.prefetch(r, new long[] {CHUNK / 2}, CHUNK / 2, 1);
+            assertEquals(0, retained(mem), "the whole chunk left: released, nothing kept");
+            assertEquals(0, residentPages(r.address(), CHUNK), "the vacated chunk's frames went back to the kernel");
+            assertEquals(CHUNK / PAGE, residentPages(r.address() + CHUNK, CHUNK), "the other chunk is untouched");
+            check(r, 0, r.size(), 5);
+            verified(mem);
+        }
+    }
+
+    @Test
+    void aPageComingBackReadsTheDevicesBytesNotTheKeptFrame() {
+        try (UnifiedMemory mem = memory(64 * MiB, HostReleasePolicy.FREE, 64 * MiB)) {
+            Region r = mem.allocate(8 * MiB, PAGE);
+            fill(r, 0, r.size(), 7);
+            mem.prefetch(r, new long[] {0}, MiB, 1);
+            assertEquals(MiB, retained(mem));
+            // the device changes every long of [0, 1 MiB); the kept frames still hold the old ones
+            mem.launch(1, new EmulatedTestDevice(64 * MiB).addLongs(5), MiB / 8, KernelArg.of(r, 0, MiB, Access.READ_WRITE));
+            mem.prefetch(r, new long[] {MiB}, MiB / 2, 1);
+            mem.advise(r, MiB, MiB / 2, Advice.dontNeed());   // discarded while its frames are kept
+            try (HostView v = r.host(0, 2 * MiB, Access.READ)) {
+                for (long i = 0; i < MiB / 8; i++) {
+                    long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
+                    if (got != value(7, i) + 5) {
+                        assertEquals(value(7, i) + 5, got, "long " + i + " came back from the device");
+                    }
+                }
+                checkZero(v.segment().asSlice(MiB, MiB / 2));
+                check(v.segment().asSlice(3 * MiB / 2, MiB / 2), 3 * MiB / 2, 7);
+            }
+            assertEquals(0, retained(mem), "every kept frame was reused or forgotten");
+            check(r, 2 * MiB, 6 * MiB, 7);
+            verified(mem);
+        }
+    }
+
+    @Test
+    void trimFreeAndCloseReleaseEverything() {
+        java.util.Set<Thread> before = releaserThreads();
+        java.util.Set<Thread> mine = new java.util.HashSet<>();
+        UnifiedMemory mem = memory(4 * MiB, HostReleasePolicy.FREE, 64 * MiB);
+        try (mem) {
+            // over the budget first, so that this memory's background release starts
+            Region big = mem.allocate(16 * MiB, PAGE);
+            fill(big, 0, big.size(), 4);
+            mem.prefetch(big, everyOther(0, 2048), PAGE, 1);
+            mine.addAll(releaserThreads());
+            mine.removeAll(before);
+            assertFalse(mine.isEmpty(), "the background release started");
+            big.free();
+            Region a = mem.allocate(8 * MiB, PAGE);
+            Region b = mem.allocate(8 * MiB, PAGE);
+            fill(a, 0, a.size(), 1);
+            fill(b, 0, b.size(), 2);
+            mem.prefetch(a, everyOther(0, 512), PAGE, 1);
+            mem.prefetch(b, everyOther(0, 256), PAGE, 1);
+            assertEquals(768 * PAGE, retained(mem));
+            assertEquals(512 * PAGE, a.stats().node(0).retainedBytes());
+            assertEquals(256 * PAGE, b.stats().node(0).retainedBytes());
+            assertEquals(0, a.stats().node(1).retainedBytes(), "only the host keeps frames");
+            assertEquals(768 * PAGE, mem.trimHost());
+            assertEquals(0, retained(mem));
+            assertEquals(0, mem.trimHost());
+            mem.prefetch(a, everyOther(PAGE, 512), PAGE, 1);   // the pages between: kept again
+            assertEquals(512 * PAGE, retained(mem));
+            a.free();
+            assertEquals(0, retained(mem), "a freed region keeps nothing");
+            check(b, 0, b.size(), 2);
+            verified(mem);
+        }
+        assertThrows(IllegalStateException.class, mem::trimHost);
+        for (Thread t : mine) {
+            assertFalse(t.isAlive(), "the background release outlived its memory: " + t);
+        }
+    }
+
+    @Test
+    void aBudgetOfZeroKeepsNothing() {
+        try (UnifiedMemory mem = memory(0, HostReleasePolicy.FREE, 64 * MiB)) {
+            Region r = mem.allocate(8 * MiB, PAGE);
+            fill(r, 0, r.size(), 3);
+            mem.prefetch(r, everyOther(0, 1024), PAGE, 1);
+            assertEquals(0, retained(mem));
+            check(r, 0, r.size(), 3);
+        }
+        assertThrows(IllegalArgumentException.class, () -> UnifiedMemory.builder().hostRetainBudget(-1));
+    }
+
+    @Test
+    void userfaultfdKeepsNoFramesAndLosesNothing() {
+        UserfaultfdTest.requireUserfaultfd();
+        try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).hostFaults(HostFaultMode.USERFAULTFD)
+                .hostRetainBudget(64 * MiB).device(EmulatedDevice.builder().capacity(64 * MiB).build()).build()) {
+            Region r = mem.allocate(8 * MiB, PAGE);
+            MemorySegment s = r.segment();
+            for (long i = 0; i < r.size() / 8; i++) {
+                s.set(ValueLayout.JAVA_LONG, 8 * i, value(9, i));
+            }
+            mem.prefetch(r, everyOther(0, 1024), PAGE, 1);
+            assertEquals(0, retained(mem), "a page that left must fault: its frame goes at once");
+            mem.launch(1, new EmulatedTestDevice(64 * MiB).addLongs(1), MiB / 8, KernelArg.of(r, 0, MiB, Access.READ_WRITE));
+            for (long i = 0; i < r.size() / 8; i++) {
+                long want = value(9, i) + (i < MiB / 8 ? 1 : 0);
+                if (s.get(ValueLayout.JAVA_LONG, 8 * i) != want) {
+                    assertEquals(want, s.get(ValueLayout.JAVA_LONG, 8 * i), "long " + i);
+                }
+            }
+            verified(mem);
+        }
+    }
+
+    /**
+     * Several threads move pages of their own regions out and back, with device writes between,
+     * while another trims: with a budget far below the data the background release runs all the
+     * time, racing the copies home into kept frames. Every long is checked against a model. Frames
+     * go by DONTNEED, which zeroes at once: a release that landed after a copy home would show.
+     */
+    @Test
+    void backgroundReleaseRacingCopiesHomeLosesNothing() throws Exception {
+        try (UnifiedMemory mem = memory(128 * 1024, HostReleasePolicy.DONTNEED, 64 * MiB)) {
+            AtomicBoolean stop = new AtomicBoolean();
+            AtomicReference<Throwable> failed = new AtomicReference<>();
+            List<Thread> threads = new ArrayList<>();
+            for (int t = 0; t < 2; t++) {
+                int seed = t;
+                threads.add(Thread.ofPlatform().start(() -> {
+                    try {
+                        movePagesAround(mem, seed, stop);
+                    } catch (Throwable e) {
+                        failed.compareAndSet(null, e);
+                        stop.set(true);
+                    }
+                }));
+            }
+            threads.add(Thread.ofPlatform().start(() -> {
+                while (!stop.get()) {
+                    mem.trimHost();
+                    Thread.onSpinWait();
+                }
+            }));
+            Thread.sleep(3000);
+            stop.set(true);
+            for (Thread t : threads) {
+                t.join();
+            }
+            if (failed.get() != null) {
+                throw new AssertionError("a mover failed", failed.get());
+            }
+            verified(mem);
+        }
+    }
+
+    private static void movePagesAround(UnifiedMemory mem, int seed, AtomicBoolean stop) {
+        Random rnd = new Random(seed);
+        int pages = 1024;
+        Region r = mem.allocate(pages * PAGE, PAGE);
+        long[] added = new long[pages];
+        fill(r, 0, r.size(), seed);
+        var add = new EmulatedTestDevice(64 * MiB);
+        int rounds = 0;
+        while (!stop.get() || rounds < 3) {
+            long[] out = new long[64];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = (long) rnd.nextInt(pages) * PAGE;
+            }
+            java.util.Arrays.sort(out);
+            long[] distinct = java.util.Arrays.stream(out).distinct().toArray();
+            mem.prefetch(r, distinct, PAGE, 1);
+            int first = rnd.nextInt(pages - 16);
+            long delta = 1 + rnd.nextInt(100);
+            mem.launch(1, add.addLongs(delta), 16 * PAGE / 8, KernelArg.of(r, first * PAGE, 16 * PAGE, Access.READ_WRITE));
+            for (int p = first; p < first + 16; p++) {
+                added[p] += delta;
+            }
+            try (HostView v = r.host(0, r.size(), Access.READ)) {
+                for (int p = 0; p < pages; p += 1 + rnd.nextInt(3)) {
+                    long i = p * PAGE / 8 + rnd.nextInt((int) (PAGE / 8));
+                    long want = value(seed, i) + added[p];
+                    long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
+                    if (got != want) {
+                        throw new AssertionError("page " + p + ", long " + i + ": " + got + ", expected " + want);
+                    }
+                }
+            }
+            rounds++;
+        }
+        r.free();
+    }
+
+    private static java.util.Set<Thread> releaserThreads() {
+        java.util.Set<Thread> out = new java.util.HashSet<>();
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().equals("hetmem-host-release") && t.isAlive()) {
+                out.add(t);
+            }
+        }
+        return out;
+    }
+
+    private static final MethodHandle MINCORE = Linker.nativeLinker().downcallHandle(
+            Linker.nativeLinker().defaultLookup().find("mincore").orElseThrow(),
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
+
+    /** Pages of [address, address+bytes) with a frame in memory, by the kernel's mincore. */
+    private static long residentPages(long address, long bytes) throws Throwable {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment vec = a.allocate(bytes / PAGE);
+            int rc = (int) MINCORE.invokeExact(address, bytes, vec);
+            assertEquals(0, rc, "mincore");
+            long n = 0;
+            for (long i = 0; i < bytes / PAGE; i++) {
+                n += vec.get(ValueLayout.JAVA_BYTE, i) & 1;
+            }
+            return n;
+        }
+    }
+
+    @Test
+    void negativeBudgetIsNamed() {
+        var e = assertThrows(IllegalArgumentException.class, () -> UnifiedMemory.builder().hostRetainBudget(-5));
+        assertTrue(e.getMessage().contains("-5"), e.getMessage());
+        assertFalse(e.getMessage().isEmpty());
+    }
+}
