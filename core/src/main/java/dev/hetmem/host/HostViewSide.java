@@ -61,7 +61,28 @@ public final class HostViewSide implements HostSide {
 
     @Override
     public void sync(Block b, int p0, int p1, DeviceDriver[] drivers, ReadOnly readOnly) {
-        // nothing to keep in line: host views read the page table when they open
+        // host views read the page table when they open; but a page that became the host's with no
+        // copy home (a fresh page: the host holds zeros) must not keep a frame queued for release,
+        // whose old bytes it would read and whose release would later throw its new ones away.
+        // Found by the stress program: a copy that failed part-way left its staged frames kept
+        // (UndoPhase), the device's zero pages were then dropped and the host populated the pages.
+        long first = b.index() * dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
+        int p = p0;
+        while (p < p1) {
+            if (!b.isResident(0, p)) {
+                p++;
+                continue;
+            }
+            int q = p + 1;
+            while (q < p1 && b.isResident(0, q)) {
+                q++;
+            }
+            long[] stale = retained.takeBackStale(first + p, q - p);
+            for (int i = 0; i < stale.length; i += 2) {
+                mapping.discard(stale[i] << PAGE_SHIFT, stale[i + 1] << PAGE_SHIFT);
+            }
+            p = q;
+        }
     }
 
     @Override

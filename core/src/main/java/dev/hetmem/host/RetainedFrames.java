@@ -54,7 +54,9 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  * <ol>
  *   <li>A page with its bit set, or in an in-flight mask, is not resident on the host: its frame
  *       holds nothing anyone may read. The engine clears the bit ({@link Owner#reuse}) before it
- *       writes the page's frame again and before it drops the frame ({@link Owner#forget}).</li>
+ *       writes the page's frame again and before it drops the frame ({@link Owner#forget}); a page
+ *       that becomes the host's with no copy home (a fresh page) loses its bit, and its old frame,
+ *       when the host side is synced ({@link Owner#takeBackStale}).</li>
  *   <li>No frame of an in-flight mask is written until its release returned: {@code reuse} and
  *       {@code forget} wait for in-flight masks that cover their pages. Otherwise a
  *       {@code madvise} landing after the copy home would throw the copied bytes away.</li>
@@ -72,6 +74,8 @@ public final class RetainedFrames implements AutoCloseable {
 
     /** What a budget of this many bytes means: retain nothing, release at once. */
     public static final long RELEASE_AT_ONCE = 0;
+
+    private static final long[] EMPTY = new long[0];
 
     private final long budget;
     private final long lowWater;
@@ -246,6 +250,55 @@ public final class RetainedFrames implements AutoCloseable {
                 clearLocked(page, page + count);
             }
             restoreInterrupt(interrupted);
+        }
+
+        /**
+         * Pages [page, page+count) became the host's without a copy home (a fresh page, or one a
+         * device held as zeros nobody wrote): frames of theirs still kept, or released while the
+         * call waited, are no longer kept, and are returned as (first page, count) pairs, so that the
+         * caller drops them to read zeros (a kept frame holds old bytes). Usually returns an empty
+         * array: a copy home has already taken its frames back ({@link #reuse}).
+         */
+        public long[] takeBackStale(long page, long count) {
+            boolean interrupted = false;
+            long[] out = EMPTY;
+            synchronized (RetainedFrames.this) {
+                if (bytes == 0) {
+                    return EMPTY;
+                }
+                boolean wasInFlight = false;
+                while (inFlightCovers(page, page + count)) {
+                    wasInFlight = true;
+                    interrupted |= waitLocked();
+                }
+                Chunk c = null;
+                java.util.BitSet stale = new java.util.BitSet();
+                for (long p = page; p < page + count; p++) {
+                    long index = p / BLOCK_PAGES;
+                    if (c == null || c.index != index) {
+                        c = chunks.get(index);
+                    }
+                    if (c != null && c.isSet((int) (p % BLOCK_PAGES))) {
+                        stale.set((int) (p - page));
+                    }
+                }
+                if (wasInFlight) {
+                    stale.set(0, (int) count);   // released with FREE it may still read old bytes: drop it too
+                }
+                clearLocked(page, page + count);
+                if (!stale.isEmpty()) {
+                    List<Long> pairs = new ArrayList<>();
+                    for (int i = stale.nextSetBit(0); i >= 0; ) {
+                        int j = stale.nextClearBit(i);
+                        pairs.add(page + i);
+                        pairs.add((long) (j - i));
+                        i = stale.nextSetBit(j);
+                    }
+                    out = pairs.stream().mapToLong(Long::longValue).toArray();
+                }
+            }
+            restoreInterrupt(interrupted);
+            return out;
         }
 
         /** Pages [page, page+count) are about to lose their frames by other means (discarded): forget them. */
