@@ -1004,10 +1004,11 @@ int hm_populate(struct hm_region *r, uint64_t first, uint64_t count) {
 }
 
 /*
- * Pages of block b the service took since the last call (STOLEN, and not BUSY): their bits go
- * to out[0..7] and are cleared. Returns how many.
+ * Pages of block b the service took since the last call (STOLEN, and not BUSY, or BUSY too where
+ * busy_too: the caller knows that no kernel holding them can still reach their device copies
+ * unseen, see the Java caller): their bits go to out[0..7] and are cleared. Returns how many.
  */
-int hm_collect(struct hm_region *r, uint64_t block, uint64_t *out) {
+int hm_collect(struct hm_region *r, uint64_t block, uint64_t *out, int busy_too) {
     memset(out, 0, 64);
     if (!__atomic_load_n(&r->flags[block], __ATOMIC_ACQUIRE)) {
         return 0;
@@ -1026,7 +1027,7 @@ int hm_collect(struct hm_region *r, uint64_t block, uint64_t *out) {
             continue;
         }
         uint64_t v = lock_page(w);
-        if ((v & ST_STOLEN) && !(v & ST_BUSY)) {
+        if ((v & ST_STOLEN) && (busy_too || !(v & ST_BUSY))) {
             v &= ~ST_STOLEN;
             out[(p - first) >> 6] |= 1ULL << ((p - first) & 63);
             n++;

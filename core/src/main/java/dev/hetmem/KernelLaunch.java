@@ -167,17 +167,8 @@ final class KernelLaunch {
                         + "declare what each work item touches (KernelArg.perItem(stride, extent)) so that the launch runs "
                         + "tile by tile");
             }
-            boolean hostTakesPages = checked.stream().anyMatch(a -> a.state().host().takesPagesOnItsOwn());
-            if (dev.driver().takesDeviceFaults() && !hostTakesPages) {
+            if (dev.driver().takesDeviceFaults()) {
                 return faulting(dev, node, kernel, globalSize, checked, bindings);
-            }
-            if (hostTakesPages) {
-                // the userfaultfd service may take an unpinned page home as a faulting neighbour's while
-                // a work item writes it; only pinned pages are safe from it, so only tiles run here
-                throw new DeviceMemoryException("the arguments of this launch need " + total * PAGE_BYTES + " bytes on device node "
-                        + node + " (" + dev.driver().name() + "), which has " + frames * PAGE_BYTES + " bytes; with "
-                        + "userfaultfd host faults a launch larger than the device runs only tile by tile: declare what each "
-                        + "work item touches (KernelArg.perItem(stride, extent))");
             }
             throw new DeviceMemoryException("the arguments of this launch need " + total * PAGE_BYTES + " bytes on device node "
                     + node + " (" + dev.driver().name() + "), which has " + frames * PAGE_BYTES + " bytes and cannot "
@@ -472,9 +463,33 @@ final class KernelLaunch {
                                  List<KernelBinding> bindings) {
         long[] faults = new long[3];   // faults, pages migrated, fault batches
         DeviceFaultHandler handler = faultHandler(node, args, faults);
-        long t0 = System.nanoTime();
-        dev.driver().execute(kernel, 0, globalSize, bindings, handler);
-        long t1 = System.nanoTime();
+        // the fault service must not take the launch's pages home as neighbours of a host fault
+        // while a work item may write them: RegionState.beginFaulting; the steals host code makes by
+        // touching a page itself are taken in by the engine (StealReconciler, BUSY_STEALS_OF_FAULTING_LAUNCHES)
+        List<Arg> marked = new ArrayList<>(args.size());
+        long t0;
+        long t1;
+        try {
+            for (Arg a : args) {
+                if (a.state().host().takesPagesOnItsOwn()) {
+                    a.state().beginFaulting(a.firstPage(), a.endPage());
+                    marked.add(a);
+                }
+            }
+            // pages host code took before the launch (its stores are in the host's copy) may still be
+            // mapped on the device, and no item would fault on them: take them in first, BUSY now or
+            // not (STOLEN_BEFORE_A_FAULTING_LAUNCH; the stress program lost a granule of a sweep so)
+            for (Arg a : marked) {
+                memory.engine().reconcile(a.state(), a.firstPage(), a.endPage());
+            }
+            t0 = System.nanoTime();
+            dev.driver().execute(kernel, 0, globalSize, bindings, handler);
+            t1 = System.nanoTime();
+        } finally {
+            for (Arg a : marked) {
+                a.state().endFaulting(a.firstPage(), a.endPage());
+            }
+        }
         markExclusive(node, args);   // what the faults left on the device alone
         long touched = 0;
         for (Arg a : args) {

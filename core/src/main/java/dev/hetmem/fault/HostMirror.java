@@ -184,15 +184,17 @@ public final class HostMirror implements AutoCloseable {
 
     /**
      * The pages of a block the service took home (or let the host write) since the last call,
-     * as a 512-bit mask, or null if none; pages a running kernel holds are reported after it ends.
+     * as a 512-bit mask, or null if none; pages a running kernel holds (BUSY) are reported after it
+     * ends, unless {@code busyToo}: the caller knows no kernel can still reach their device copies
+     * without the engine's invalidation (only faulting launches hold them; see StealReconciler).
      */
-    public long[] collect(long block) {
+    public long[] collect(long block, boolean busyToo) {
         if (!hasSteals(block)) {
             return null;
         }
         try (Arena a = Arena.ofConfined()) {
             MemorySegment out = a.allocate(JAVA_LONG, 8);
-            int n = (int) lib.collect.invokeExact(handle, block, out);
+            int n = (int) lib.collect.invokeExact(handle, block, out, busyToo ? 1 : 0);
             return n == 0 ? null : out.toArray(JAVA_LONG);
         } catch (Throwable t) {
             throw FaultService.rethrow(t);

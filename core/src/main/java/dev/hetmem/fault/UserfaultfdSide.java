@@ -124,8 +124,8 @@ public final class UserfaultfdSide implements HostSide {
     }
 
     @Override
-    public long[] collect(long block) {
-        return mirror.collect(block);
+    public long[] collect(long block, boolean busyToo) {
+        return mirror.collect(block, busyToo);
     }
 
     @Override

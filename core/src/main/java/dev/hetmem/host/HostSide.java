@@ -89,9 +89,12 @@ public interface HostSide extends AutoCloseable {
 
     /**
      * Pages of block {@code block} that host code took home on its own since the last call, as a
-     * 512-bit mask, or null if none.
+     * 512-bit mask, or null if none. Pages a running kernel holds ({@link #busy}) are left for
+     * later unless {@code busyToo}: then the caller (holding the block's lock) has made sure no
+     * kernel that holds them can reach their device copies except through translations the
+     * engine's invalidation waits for (a faulting launch's; never a pinned kernel's).
      */
-    long[] collect(long block);
+    long[] collect(long block, boolean busyToo);
 
     /**
      * Whether host code can take pages home without the engine (a fault service): false means

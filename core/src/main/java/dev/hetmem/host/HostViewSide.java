@@ -107,7 +107,7 @@ public final class HostViewSide implements HostSide {
     }
 
     @Override
-    public long[] collect(long block) {
+    public long[] collect(long block, boolean busyToo) {
         return null;
     }
 

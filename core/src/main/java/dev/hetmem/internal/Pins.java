@@ -89,6 +89,16 @@ public final class Pins {
         return null;
     }
 
+    /** A device pin (a kernel's, on any device) on [from, to), or null. */
+    public synchronized Pin anyDevice(long from, long to) {
+        for (Pin p : pins) {
+            if (p.node != 0 && p.from < to && from < p.to) {
+                return p;
+            }
+        }
+        return null;
+    }
+
     /** Any pin on [from, to), whatever its node. */
     public synchronized Pin any(long from, long to) {
         for (Pin p : pins) {

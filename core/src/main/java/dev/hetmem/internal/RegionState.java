@@ -22,6 +22,8 @@ public final class RegionState {
     private final Counters counters;
     /** Set once by whoever tears the region down (its frames, mapping and view released). */
     private final java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
+    /** Launches running by device faults over this region (BUSY marks without pins: {@link #beginFaulting}). */
+    private final java.util.concurrent.atomic.AtomicInteger faultingLaunches = new java.util.concurrent.atomic.AtomicInteger();
 
     public RegionState(int id, long size, HostSide host, int nodes, int granuleShift, Lifecycle memory) {
         this.id = id;
@@ -65,6 +67,34 @@ public final class RegionState {
             host.busy(from, to - from, true);
         }
         return p;
+    }
+
+    /**
+     * A launch that runs by device faults starts on pages [from, to): they are marked BUSY for the
+     * fault service (which then never takes them home as a faulting neighbour's: a work item may be
+     * writing one, and the service cannot take the device's mapping away), with no pin (the engine
+     * may still move and evict them: the device's translations are tracked, see TranslationEpochs).
+     * Pair with {@link #endFaulting}.
+     */
+    public void beginFaulting(long from, long to) {
+        faultingLaunches.incrementAndGet();
+        host.busy(from, to - from, true);
+    }
+
+    /** The faulting launch begun on [from, to) ended. */
+    public void endFaulting(long from, long to) {
+        host.busy(from, to - from, false);
+        faultingLaunches.decrementAndGet();
+    }
+
+    /**
+     * Whether a launch that runs by device faults may hold BUSY marks here. Read under block locks
+     * by the steal reconciler: where no device pin holds a BUSY page, only such launches do, and a
+     * page host code took from them may be taken in at once (their translations are invalidated and
+     * waited for; a pinned kernel's are not).
+     */
+    public boolean faultingLaunchesRunning() {
+        return faultingLaunches.get() > 0;
     }
 
     public void unpin(Pins.Pin p) {

@@ -507,6 +507,25 @@ public final class MigrationEngine implements AutoCloseable {
         steals.reconcileAll(region);
     }
 
+    /**
+     * Takes into the page table what host code did on its own in pages [from, to) of a region,
+     * locking their blocks: for a launch that runs by device faults, whose work items reach pages
+     * through the device's existing entries without asking the engine, so that nothing would
+     * take in a page host code took earlier before the items write the device's stale copy.
+     */
+    public void reconcile(RegionState region, long from, long to) {
+        ctx.refuseFromFaultingItem("reading the page table");
+        if (to <= from || !region.host().takesPagesOnItsOwn()) {
+            return;
+        }
+        List<Block> locked = BlockLocks.lockAll(Interval.wholeRange(region, from, to));
+        try {
+            steals.reconcile(region, from, to);
+        } finally {
+            BlockLocks.unlockAll(locked);
+        }
+    }
+
     @Override
     public void close() {
         ctx.pool.close();

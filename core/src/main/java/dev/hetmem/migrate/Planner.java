@@ -80,7 +80,12 @@ final class Planner {
                 boolean readMostly = attrs.readMostly() || duplicateEnd > page;
                 boolean remoteOk = target != 0 && contiguousEnd < page && ctx.driver(target).canMapHost() && (exclusive
                         ? !iv.region.host().takesPagesOnItsOwn()
-                        : attrs.accessedBy(target) || (ctx.thrashControl && onlyFrom < 0 && b.heldHome(System.nanoTime())));
+                        : attrs.accessedBy(target) || (ctx.thrashControl && onlyFrom < 0 && b.heldHome(System.nanoTime())))
+                        // NO_REMOTE_UNDER_FAULTING_UFFD: never mapped in place while a launch runs by device
+                        // faults over a userfaultfd region: the stress program lost a work item's stores
+                        // there (thrashing control's held-home blocks and accessed-by advice alike),
+                        // and the cause is not found yet; moving the pages instead loses nothing
+                        && !(iv.region.host().takesPagesOnItsOwn() && iv.region.faultingLaunchesRunning());
                 if (attrs.freed() && needed && onlyFrom < 0) {
                     // freed since the caller's check (the mark takes no block lock): refuse, as the check would have
                     iv.region.refuseFreed(page, page + 1, "a migration");

@@ -6,7 +6,8 @@ import dev.hetmem.driver.DeviceDriver;
  * Phase 1 of a batch: every holder other than the target loses the access the move takes from it,
  * before any byte is copied, so nothing writes the source while it is copied. Device entries are
  * released (or write-protected, for a read-only duplicate), then one TLB invalidation per device;
- * the host side hears first, so a host write from now on is not lost (see {@link dev.hetmem.host.HostSide#leave}).
+ * then the host side hears, so that a host write from then on is not lost (see
+ * {@link dev.hetmem.host.HostSide#leave}) and no device write can pass for one (DEVICES_BEFORE_HOST).
  */
 final class RevokePhase {
     private RevokePhase() {
@@ -15,6 +16,18 @@ final class RevokePhase {
     static void revoke(EngineContext ctx, MigrationBatch batch) {
         int target = batch.target;
         Invalidations inv = new Invalidations(ctx.nodeCount());
+        // DEVICES_BEFORE_HOST: every device entry goes (and its invalidation returns) before the host
+        // side hears. A device that maps the host's copy in place writes it through the host's view;
+        // after leave() such a write is a host write to a page on its way off the host, which the
+        // userfaultfd service answers by taking the page back for the host (its store kept, the copy
+        // being made dropped) while the engine goes on moving it: the page table and the service then
+        // disagree about the page, and the device's later stores to its new copy are thrown away when
+        // the service's claim is taken in. Found by the stress program (a sweep by device faults,
+        // thrashing control holding a block home, so mapped in place, under userfaultfd).
+        for (Run r : batch.runs) {
+            revokeDevices(ctx, inv, target, r);
+        }
+        inv.flush(ctx);
         for (Run r : batch.runs) {
             if (target != 0 && (r.holders & 1) != 0) {
                 if (r.action == Action.MOVE || r.action == Action.COLLAPSE) {
@@ -23,8 +36,14 @@ final class RevokePhase {
                     r.region.host().writeProtect(r.page(), r.count);
                 }
             }
+        }
+    }
+
+    /** The devices' side of revoking run {@code r}: entries released or write-protected, invalidations gathered in {@code inv}. */
+    private static void revokeDevices(EngineContext ctx, Invalidations inv, int target, Run r) {
+        {
             if (r.action.fresh() || r.action == Action.REMOTE_MAP) {
-                continue;
+                return;
             }
             int remote = r.block.remoteMask(r.first);
             if (r.action == Action.DUPLICATE) {
@@ -38,7 +57,7 @@ final class RevokePhase {
                         protect(ctx, inv, n, r);
                     }
                 }
-                continue;
+                return;
             }
             if (target != 0 && (r.holders & 1) != 0) {
                 // the host's copy goes: every device mapping it remotely lets go too
@@ -51,7 +70,6 @@ final class RevokePhase {
                 unmap(ctx, inv, n, r);
             }
         }
-        inv.flush(ctx);
     }
 
     private static void protect(EngineContext ctx, Invalidations inv, int node, Run r) {

@@ -63,8 +63,21 @@ final class StealReconciler {
 
     /** Takes home every page of [from, to) that host code took: counts[0] runs, [1] pages that arrived, [2]-[3] the span. */
     private void takeAll(RegionState region, long from, long to, Invalidations inv, long[] counts) {
+        boolean faulting = region.faultingLaunchesRunning();
         for (long bi = blockOf(from); bi <= blockOf(to - 1); bi++) {
-            long[] taken = region.host().collect(bi);
+            // BUSY_STEALS_OF_FAULTING_LAUNCHES: a page host code took (by touching it) from under a
+            // launch that runs by device faults is taken in now, not when the launch ends: the
+            // device's copy goes through the invalidation below, which waits for every work item that
+            // may hold a translation of it (TranslationEpochs), so no item writes it afterwards. Left
+            // for later, the page would stay the host's in the fault service while the page table
+            // moved it on (evicted, faulted back): the service ignores a stolen page's syncs, and
+            // the device's later stores would be thrown away when the launch ends. Only where no
+            // device pin holds a page of the block: a pinned kernel reaches its pages with no
+            // translation anyone waits for, so its steals wait for its end. Pins are added under
+            // the block locks this thread holds, so the answer stays true while they are held.
+            long first = firstPage(bi);
+            boolean busyToo = faulting && region.pins().anyDevice(first, first + region.table().pagesIn(bi)) == null;
+            long[] taken = region.host().collect(bi, busyToo);
             if (taken == null) {
                 continue;
             }

@@ -384,8 +384,7 @@ final class StressWorker {
         boolean refused = m.anyReadOnly(0, longs * 8);
         long pages = Math.ceilDiv(longs * 8, PAGE_BYTES);
         boolean unsupported = !windows && (plain && pages > s.drivers[node].contiguousFrames()
-                || (plain || !s.drivers[node].takesDeviceFaults() || config.hostFaults() == HostFaultMode.USERFAULTFD)
-                && pages > s.drivers[node].memoryBytes() / PAGE_BYTES);
+                || (plain || !s.drivers[node].takesDeviceFaults()) && pages > s.drivers[node].memoryBytes() / PAGE_BYTES);
         note("sweep node " + node + " " + m + " += " + delta + (windows ? " with per-item windows" : " with no hint")
                 + (plain ? ", plain"  : "")
                 + (refused ? " refused: read-only" : "") + (unsupported ? " refused: no windows, no device faults" : ""));
@@ -453,8 +452,24 @@ final class StressWorker {
                 long p = i - 1;
                 boolean prevAdded = now.getLong((int) (8 * p)) != was.getLong((int) (8 * p));
                 if (!prevAdded) {
+                    long start = p;
+                    long shareStart = (i / per) * per;
+                    boolean zeros = true;
+                    while (start > shareStart && now.getLong((int) (8 * (start - 1))) == was.getLong((int) (8 * (start - 1)))) {
+                        start--;
+                    }
+                    for (long q = start; q <= p; q++) {
+                        zeros &= was.getLong((int) (8 * q)) == 0;
+                    }
+                    long addedBefore = 0;
+                    for (long q = shareStart; q < i; q++) {
+                        addedBefore += now.getLong((int) (8 * q)) != was.getLong((int) (8 * q)) ? 1 : 0;
+                    }
                     throw new Mismatch("after a sweep that failed part-way, long " + i + " of " + m + " was added to but long "
-                            + p + " before it, in the same share of the items, was not: a store was lost");
+                            + p + " before it, in the same share of the items, was not: a store was lost [not added: longs "
+                            + start + ".." + p + " (" + (p - start + 1) + " longs, byte " + 8 * start + ", page offset "
+                            + (8 * start) % 4096 + ", old values all zero: " + zeros + "); added before it in the share: " + addedBefore
+                            + " of " + (i - shareStart) + "; share starts at long " + shareStart + "]");
                 }
             }
         }
