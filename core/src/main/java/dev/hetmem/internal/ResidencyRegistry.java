@@ -53,14 +53,24 @@ public final class ResidencyRegistry {
      * none first, least recently touched first; blocks that prefer this node last.
      */
     public List<Resident> coldestFirst(int node) {
-        List<Resident> out = new ArrayList<>();
+        // the keys are read once, before sorting: other threads touch blocks (and change their advice)
+        // meanwhile, and a key that moves under TimSort breaks its contract ("Comparison method
+        // violates its general contract!", thrown by a bench decode run with many blocks)
+        List<Keyed> keyed = new ArrayList<>();
         for (Map.Entry<Block, RegionState> e : byNode.get(node).entrySet()) {
-            out.add(new Resident(e.getValue(), e.getKey()));
+            Resident r = new Resident(e.getValue(), e.getKey());
+            keyed.add(new Keyed(r, prefers(r, node) ? 1 : 0, r.block().lastAccessNanos()));
         }
-        out.sort(Comparator.comparingInt((Resident r) -> prefers(r, node) ? 1 : 0)
-                .thenComparingLong(r -> r.block().lastAccessNanos()));
+        keyed.sort(Comparator.comparingInt(Keyed::prefers).thenComparingLong(Keyed::touched));
+        List<Resident> out = new ArrayList<>(keyed.size());
+        for (Keyed k : keyed) {
+            out.add(k.resident());
+        }
         return out;
     }
+
+    /** A resident block with its sort keys as they were read once. */
+    private record Keyed(Resident resident, int prefers, long touched) {}
 
     private static boolean prefers(Resident r, int node) {
         return r.region().attributes().at(r.block().index() << BLOCK_PAGE_SHIFT).preferred() == node;
