@@ -297,8 +297,7 @@ final class MigrateBench {
                 }
             }
             Case c = new Case(budget, new double[rounds], new double[rounds], new double[rounds], new double[rounds],
-                    new double[rounds], new boolean[rounds], new long[2], null);
-            Interference before = Interference.now();
+                    new double[rounds], new boolean[rounds], new long[2], Interference.now());
             for (int round = 0; round < rounds; round++) {
                 c.plain[round] = NativeBuffer.plainCopyGbps(copyDst, copySrc, mode.threads);
                 if (sparse) {
@@ -320,8 +319,9 @@ final class MigrateBench {
                 c.toHost[round] = total / (double) (t3 - t2);
                 c.correct[round] = cameBack(r, offsets, page);
             }
+            // the case's interference: what happened since the reading the record was made with
             return new Case(budget, c.toDevice, c.toHost, c.plain, c.strided, c.stridedRelease, c.correct, c.retainedAfter,
-                    Interference.now().since(before));
+                    Interference.now().since(c.interference));
         }
     }
 

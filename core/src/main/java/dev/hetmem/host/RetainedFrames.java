@@ -239,17 +239,7 @@ public final class RetainedFrames implements AutoCloseable {
          * frames are no longer retained. Waits while a release of any of them is in progress.
          */
         public void reuse(long page, long count) {
-            boolean interrupted = false;
-            synchronized (RetainedFrames.this) {
-                if (bytes == 0) {
-                    return;
-                }
-                while (inFlightCovers(page, page + count)) {
-                    interrupted |= waitLocked();
-                }
-                clearLocked(page, page + count);
-            }
-            restoreInterrupt(interrupted);
+            takeBack(page, count, false);
         }
 
         /**
@@ -260,6 +250,11 @@ public final class RetainedFrames implements AutoCloseable {
          * array: a copy home has already taken its frames back ({@link #reuse}).
          */
         public long[] takeBackStale(long page, long count) {
+            return takeBack(page, count, true);
+        }
+
+        /** {@link #reuse} and {@link #takeBackStale}: the latter ({@code stale}) also says which frames held old bytes. */
+        private long[] takeBack(long page, long count, boolean stale) {
             boolean interrupted = false;
             long[] out = EMPTY;
             synchronized (RetainedFrames.this) {
@@ -271,34 +266,43 @@ public final class RetainedFrames implements AutoCloseable {
                     wasInFlight = true;
                     interrupted |= waitLocked();
                 }
+                if (stale) {
+                    out = keptOrReleased(page, count, wasInFlight);
+                }
+                clearLocked(page, page + count);
+            }
+            restoreInterrupt(interrupted);
+            return out;
+        }
+
+        /** (first page, count) pairs of the kept pages of [page, page+count), or all of it where a release was waited for. */
+        private long[] keptOrReleased(long page, long count, boolean released) {
+            java.util.BitSet hit = new java.util.BitSet();
+            if (released) {
+                hit.set(0, (int) count);   // released with FREE it may still read old bytes: drop it too
+            } else {
                 Chunk c = null;
-                java.util.BitSet stale = new java.util.BitSet();
                 for (long p = page; p < page + count; p++) {
                     long index = p / BLOCK_PAGES;
                     if (c == null || c.index != index) {
                         c = chunks.get(index);
                     }
                     if (c != null && c.isSet((int) (p % BLOCK_PAGES))) {
-                        stale.set((int) (p - page));
+                        hit.set((int) (p - page));
                     }
-                }
-                if (wasInFlight) {
-                    stale.set(0, (int) count);   // released with FREE it may still read old bytes: drop it too
-                }
-                clearLocked(page, page + count);
-                if (!stale.isEmpty()) {
-                    List<Long> pairs = new ArrayList<>();
-                    for (int i = stale.nextSetBit(0); i >= 0; ) {
-                        int j = stale.nextClearBit(i);
-                        pairs.add(page + i);
-                        pairs.add((long) (j - i));
-                        i = stale.nextSetBit(j);
-                    }
-                    out = pairs.stream().mapToLong(Long::longValue).toArray();
                 }
             }
-            restoreInterrupt(interrupted);
-            return out;
+            if (hit.isEmpty()) {
+                return EMPTY;
+            }
+            List<Long> pairs = new ArrayList<>();
+            for (int i = hit.nextSetBit(0); i >= 0; ) {
+                int j = hit.nextClearBit(i);
+                pairs.add(page + i);
+                pairs.add((long) (j - i));
+                i = hit.nextSetBit(j);
+            }
+            return pairs.stream().mapToLong(Long::longValue).toArray();
         }
 
         /** Pages [page, page+count) are about to lose their frames by other means (discarded): forget them. */
