@@ -56,7 +56,12 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *       copied into two device buffers by hand, double-buffered (on OpenCL plain buffers, no hetmem
  *       pages at all).</li>
  * </ul>
- * Every row checks the last token's output against a CPU computation ({@code correct}).
+ * Every row checks the last token's output against a CPU computation ({@code correct}). The modes
+ * run back to back in rounds, after {@code --warmup} rounds that are not counted (default 1: the
+ * JIT compiles the engine's paths on the same two cores); each row is the median round with the
+ * spread ({@code tokens_per_s_min}, {@code _max}), and {@code of_explicit} is the median of each
+ * round's ratio to the explicit program's run of that round (with {@code of_explicit_min},
+ * {@code _max}).
  */
 final class DecodeBench {
     private static final long MiB = 1L << 20;
@@ -78,7 +83,7 @@ final class DecodeBench {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "tokens", "device", "reps", "plot"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "tokens", "device", "reps", "warmup", "plot"));
         String plot = Chart.plotOption(args);
         boolean quick = args.flag("quick");
         long capacity = args.longValue("capacity", quick ? 32 * MiB : 64 * MiB);
@@ -93,6 +98,7 @@ final class DecodeBench {
         if (reps < 1 || reps > 50) {
             throw new Args.UsageException("--reps " + reps + " outside [1, 50]");
         }
+        int warmup = args.intValue("warmup", 1, 0, 20);
         String which = args.value("device", "all");
         List<String> devices = new ArrayList<>();
         if (which.equals("emulated") || which.equals("all")) {
@@ -133,19 +139,28 @@ final class DecodeBench {
                         for (int i = 0; i < modes.size(); i++) {
                             runs.add(new ArrayList<>());
                         }
-                        for (long round = 0; round < reps; round++) {
+                        // warm-up rounds first, not counted: the JIT compiles the engine's paths meanwhile
+                        for (long round = -warmup; round < reps; round++) {
                             for (int i = 0; i < modes.size(); i++) {
-                                runs.get(i).add(runCase(new Case(device, f, dtype, modes.get(i)), model, capacity, tokens,
-                                        reference));
+                                Map<String, Object> r = runCase(new Case(device, f, dtype, modes.get(i)), model, capacity, tokens,
+                                        reference);
+                                if (round >= 0 || !(Boolean) r.get("correct")) {
+                                    runs.get(i).add(r);   // a wrong warm-up result still counts: it makes the row wrong
+                                }
                             }
                         }
+                        List<Map<String, Object>> explicitRuns = runs.get(modes.indexOf("explicit"));
                         for (int i = 0; i < modes.size(); i++) {
                             Map<String, Object> row = MedianRow.of(runs.get(i), "tokens_per_s");
+                            MedianRow.putPairedRatio(row, "of_explicit", runs.get(i), explicitRuns, "tokens_per_s");
                             rows.add(row);
-                            err.printf("%-8s factor %.1f %-4s %-10s %8.2f tokens/s %7.2f GB/s  migrated %s  evictions %d  %s%n",
-                                    device, f, dtype, modes.get(i), (Double) row.get("tokens_per_s"), (Double) row.get("gbps"),
-                                    ProgressBar.human((Long) row.get("migrated_bytes")), (Long) row.get("evictions"),
-                                    (Boolean) row.get("correct") ? "correct" : "WRONG");
+                            err.printf("%-8s factor %.1f %-4s %-10s %8.2f tokens/s (%.2f-%.2f) %7.2f GB/s  of explicit %.3f (%.3f-%.3f)"
+                                            + "  migrated %s  evictions %d  %s%n",
+                                    device, f, dtype, modes.get(i), (Double) row.get("tokens_per_s"),
+                                    (Double) row.get("tokens_per_s_min"), (Double) row.get("tokens_per_s_max"), (Double) row.get("gbps"),
+                                    (Double) row.get("of_explicit"), (Double) row.get("of_explicit_min"),
+                                    (Double) row.get("of_explicit_max"), ProgressBar.human((Long) row.get("migrated_bytes")),
+                                    (Long) row.get("evictions"), (Boolean) row.get("correct") ? "correct" : "WRONG");
                         }
                     }
                     Files.deleteIfExists(model.file());
@@ -173,12 +188,13 @@ final class DecodeBench {
         } else {
             out.printf("plain copy (the limit): %.2f GB/s; devices of %s; %d layers, %d tokens per row%n", memcpy,
                     ProgressBar.human(capacity), LAYERS, tokens);
-            out.printf("%-8s %6s %-5s %-10s %10s %8s %12s %9s %7s%n", "device", "factor", "dtype", "mode", "tokens/s", "GB/s",
-                    "migrated", "evictions", "correct");
+            out.printf("%-8s %6s %-5s %-10s %10s %8s %11s %12s %9s %7s%n", "device", "factor", "dtype", "mode", "tokens/s", "GB/s",
+                    "of explicit", "migrated", "evictions", "correct");
             for (Map<String, Object> r : rows) {
-                out.printf("%-8s %6.1f %-5s %-10s %10.2f %8.2f %12s %9d %7s%n", r.get("device"), (Double) r.get("weights_factor"),
-                        r.get("dtype"), r.get("mode"), (Double) r.get("tokens_per_s"), (Double) r.get("gbps"),
-                        ProgressBar.human((Long) r.get("migrated_bytes")), (Long) r.get("evictions"), r.get("correct"));
+                out.printf("%-8s %6.1f %-5s %-10s %10.2f %8.2f %11.3f %12s %9d %7s%n", r.get("device"),
+                        (Double) r.get("weights_factor"), r.get("dtype"), r.get("mode"), (Double) r.get("tokens_per_s"),
+                        (Double) r.get("gbps"), (Double) r.get("of_explicit"), ProgressBar.human((Long) r.get("migrated_bytes")),
+                        (Long) r.get("evictions"), r.get("correct"));
             }
         }
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;

@@ -20,9 +20,12 @@ import java.util.Set;
  * kernel unchanged on regions in one hetmem launch (plain arguments, tiled by declared windows),
  * and {@code explicit}, the double-buffered program a user writes today on plain buffers. Rows
  * give GB/s of data (inputs and outputs, each once) from the start until the results are in host
- * memory, median of the rounds with min and max, each checked against a CPU computation,
- * {@code ratio}: one_launch over explicit, as medians of the same rounds, and what hetmem migrated
- * (bytes both ways) and evicted in the median round.
+ * memory, median of the rounds with min and max, each checked against a CPU computation;
+ * {@code ratio}: one_launch over explicit, the median of each round's ratio of the two (with
+ * {@code ratio_min} and {@code ratio_max}); and what hetmem migrated (bytes both ways) and evicted
+ * in the median round. Warm-up rounds ({@code --warmup}, default 2) run first and are not counted:
+ * until the JIT has compiled the engine's paths, on the same two cores, hetmem's runs measure the
+ * compiler as much as the memory manager.
  */
 final class KernelsBench {
     private static final long MiB = 1L << 20;
@@ -30,7 +33,7 @@ final class KernelsBench {
     private KernelsBench() {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("device-mib", "factor", "reps", "kernels", "plot"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("device-mib", "factor", "reps", "warmup", "kernels", "plot"));
         List<OrdinaryKernels.Kind> kinds = new ArrayList<>();
         for (String k : args.value("kernels", "saxpy,sgemm,stencil,reduce").split(",")) {
             kinds.add(java.util.Arrays.stream(OrdinaryKernels.Kind.values()).filter(x -> x.kernelName().equals(k.strip()))
@@ -55,6 +58,7 @@ final class KernelsBench {
         if (reps < 1 || reps > 100) {
             throw new Args.UsageException("--reps " + reps + " outside [1, 100]");
         }
+        int warmup = args.intValue("warmup", args.flag("quick") ? 1 : 2, 0, 20);
         String why = OpenClPlatforms.unavailableReason();
         if (why != null) {
             throw new Args.UsageException("bench kernels needs OpenCL: " + why);
@@ -70,7 +74,9 @@ final class KernelsBench {
                 List<Map<String, Object>> regions = new ArrayList<>();
                 List<Map<String, Object>> explicit = new ArrayList<>();
                 // the two programs alternate, so that a noisy second of this shared machine hits both
-                for (int round = 0; round < reps; round++) {
+                // warm-up rounds first, their results dropped: the JIT compiles the engine's paths (far
+                // more code than the explicit program's) on the cores the programs run on
+                for (int round = -warmup; round < reps; round++) {
                     long[] moved = new long[2];
                     Map<String, Object> r = runOnce(pr, expected, "one_launch", factor,
                             n -> OrdinaryKernels.onRegions(mem, 1, program, pr, n, moved));
@@ -81,18 +87,23 @@ final class KernelsBench {
                             n -> OrdinaryKernels.explicit(dev, program, pr, capacity / 4, n));
                     e.put("migrated_bytes", 0L);   // copied by hand: nothing migrates
                     e.put("evictions", 0L);
+                    if (round < 0) {
+                        regions.removeLast();
+                        continue;
+                    }
                     explicit.add(e);
                 }
                 Map<String, Object> r = MedianRow.of(regions, "gbps");
                 Map<String, Object> e = MedianRow.of(explicit, "gbps");
-                r.put("ratio", Math.round((Double) r.get("gbps") / (Double) e.get("gbps") * 1000) / 1000.0);
+                MedianRow.putPairedRatio(r, "ratio", regions, explicit, "gbps");
                 e.put("ratio", 1.0);
                 rows.add(r);
                 rows.add(e);
                 for (Map<String, Object> row : List.of(r, e)) {
-                    err.printf("%-8s %-11s %7.3f GB/s (%d runs, %.3f-%.3f)  ratio %.3f  migrated %s  evictions %d  %s%n",
+                    err.printf("%-8s %-11s %7.3f GB/s (%d runs, %.3f-%.3f)  ratio %.3f (%.3f-%.3f)  migrated %s  evictions %d  %s%n",
                             row.get("kernel"), row.get("mode"), (Double) row.get("gbps"), (Integer) row.get("runs"),
                             (Double) row.get("gbps_min"), (Double) row.get("gbps_max"), (Double) row.get("ratio"),
+                            (Double) row.getOrDefault("ratio_min", 1.0), (Double) row.getOrDefault("ratio_max", 1.0),
                             ProgressBar.human((Long) row.get("migrated_bytes")), (Long) row.get("evictions"),
                             (Boolean) row.get("correct") ? "correct" : "WRONG");
                 }

@@ -21,16 +21,16 @@ public final class Main {
                                                a file into the memory space at disk speed (direct-I/O loading, as dma-buf's)
               bench load [--quick] [--json] [--sizes 512K,8M,1G,3G] [--dir DIR] [--plot FILE]
                                                loading schemes against the disk's own speed (fio)
-              bench oversub [--quick] [--json] [--capacity 64M] [--reps 5] [--plot FILE]
+              bench oversub [--quick] [--json] [--capacity 64M] [--reps 5] [--warmup 1] [--plot FILE]
                                                a kernel sweeping data sets larger than the device
-              bench decode [--quick] [--json] [--capacity 64M] [--tokens N] [--reps 3] [--device emulated|opencl|all]
-                     [--plot FILE]
+              bench decode [--quick] [--json] [--capacity 64M] [--tokens N] [--reps 3] [--warmup 1]
+                     [--device emulated|opencl|all] [--plot FILE]
                                                a model's layers (GEMV per token) larger than the device
               bench fault [--quick] [--json] [--plot FILE]
                                                the cost of bringing one page home, by path, beside the kernel's own
               bench translate [--quick] [--size M] [--runs N] [--json] [--plot FILE]
                                                mulMat on regions (page table, or plain arguments) against plain buffers
-              bench kernels [--quick] [--json] [--device-mib 32] [--factor 3] [--reps 5] [--plot FILE]
+              bench kernels [--quick] [--json] [--device-mib 32] [--factor 3] [--reps 5] [--warmup 2] [--plot FILE]
                                                ordinary OpenCL kernels on data larger than the device: one launch
                                                against the hand-written double-buffered program
               map [--png FILE] [--load FILE [--to NODE]] [--width N]

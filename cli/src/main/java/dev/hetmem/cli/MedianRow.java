@@ -24,4 +24,29 @@ final class MedianRow {
         row.put(key + "_max", sorted.getLast().get(key));
         return row;
     }
+
+    /**
+     * Puts {@code name} (the median of the per-round ratios {@code runs[i].key / baseline[i].key}),
+     * {@code name_min} and {@code name_max} into {@code row}. Each ratio compares two runs made
+     * back to back in one round, so drift in the machine's speed between rounds (these machines are
+     * shared: plain-copy bandwidth moves 2x within an hour) cancels out of it, as it does not out of
+     * a ratio of two medians taken over different rounds.
+     */
+    static void putPairedRatio(Map<String, Object> row, String name, List<Map<String, Object>> runs,
+                               List<Map<String, Object>> baseline, String key) {
+        int n = Math.min(runs.size(), baseline.size());
+        double[] ratios = new double[n];
+        for (int i = 0; i < n; i++) {
+            ratios[i] = (Double) runs.get(i).get(key) / (Double) baseline.get(i).get(key);
+        }
+        java.util.Arrays.sort(ratios);
+        double median = n % 2 == 1 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
+        row.put(name, round3(median));
+        row.put(name + "_min", round3(ratios[0]));
+        row.put(name + "_max", round3(ratios[n - 1]));
+    }
+
+    private static double round3(double v) {
+        return Math.round(v * 1000) / 1000.0;
+    }
 }

@@ -37,7 +37,12 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * plain host memory, each piece copied into a device buffer by hand, double-buffered. The
  * one-launch modes run the whole sweep as a single launch whose item k sums piece k: "one_launch"
  * with no hint (the device faults pieces in while the kernel runs), "one_launch_windows" with a
- * per-item window declared (sequential only: the launch runs tile by tile, the next tile prefetched).
+ * per-item window declared (sequential only: the launch runs tile by tile, the next tile prefetched);
+ * the "_no_thrash_control" modes turn thrashing control off. Cases run in rounds, after
+ * {@code --warmup} rounds that are not counted (default 1: the JIT compiles the engine's paths on
+ * the same two cores); a row is the median round with its spread, and {@code of_explicit} the
+ * median of each round's ratio to the explicit program's run of that round (same factor and
+ * pattern), with {@code of_explicit_min} and {@code _max}.
  */
 final class OversubBench {
     private static final long MiB = 1L << 20;
@@ -50,7 +55,7 @@ final class OversubBench {
     private record Case(double factor, String pattern, String mode) {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "reps", "plot"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "reps", "warmup", "plot"));
         String plot = Chart.plotOption(args);
         long capacity = args.longValue("capacity", 64 * MiB);
         if (capacity < 16 * MiB || capacity % TILE != 0) {
@@ -64,10 +69,13 @@ final class OversubBench {
             cases.add(new Case(2, "random", "faults"));
             cases.add(new Case(2, "random", "faults_no_thrash_control"));
             cases.add(new Case(2, "random", "one_launch"));
+            cases.add(new Case(2, "random", "one_launch_no_thrash_control"));
+            cases.add(new Case(2, "random", "explicit"));
         } else {
             for (double f : new double[] {0.5, 1.5, 2, 3}) {
                 for (String p : List.of("sequential", "random", "hot_cold")) {
-                    for (String m : List.of("faults", "prefetch", "explicit", "faults_no_thrash_control", "one_launch")) {
+                    for (String m : List.of("faults", "prefetch", "explicit", "faults_no_thrash_control", "one_launch",
+                            "one_launch_no_thrash_control")) {
                         cases.add(new Case(f, p, m));
                     }
                 }
@@ -78,43 +86,73 @@ final class OversubBench {
         if (reps < 1 || reps > 100) {
             throw new Args.UsageException("--reps " + reps + " outside [1, 100]");
         }
+        int warmup = args.intValue("warmup", 1, 0, 20);
         double memcpy = memcpyLimit();
+        // warm-up rounds over every case first, not counted: the JIT compiles the engine's paths meanwhile
+        for (int round = 0; round < warmup; round++) {
+            for (Case c : cases) {
+                Map<String, Object> r = runCase(c, capacity);
+                if (!(Boolean) r.get("correct")) {
+                    throw new IllegalStateException("a warm-up run of " + c.mode + " (" + c.pattern + ", factor " + c.factor
+                            + ") computed a wrong sum");
+                }
+            }
+        }
         // rounds over all cases, so that the modes of one factor and pattern are measured side by
         // side and a noisy second of this shared machine hits them alike; a case is repeated until
         // it has run reps times or used its time budget (the slow random cases run once or twice)
-        List<List<Map<String, Object>>> runs = new ArrayList<>();
+        // byRound.get(i).get(round): case i's run in that round, null where its time budget skipped it
+        List<List<Map<String, Object>>> byRound = new ArrayList<>();
         long[] spent = new long[cases.size()];
         for (int i = 0; i < cases.size(); i++) {
-            runs.add(new ArrayList<>());
+            byRound.add(new ArrayList<>());
         }
         for (int round = 0; round < reps; round++) {
             for (int i = 0; i < cases.size(); i++) {
                 if (round > 0 && spent[i] > REPEAT_BUDGET_NANOS) {
+                    byRound.get(i).add(null);
                     continue;
                 }
                 long t0 = System.nanoTime();
-                runs.get(i).add(runCase(cases.get(i), capacity));
+                byRound.get(i).add(runCase(cases.get(i), capacity));
                 spent[i] += System.nanoTime() - t0;
             }
         }
         List<Map<String, Object>> rows = new ArrayList<>();
         for (int i = 0; i < cases.size(); i++) {
             Case c = cases.get(i);
-            Map<String, Object> row = MedianRow.of(runs.get(i), "gbps");
+            Map<String, Object> row = MedianRow.of(byRound.get(i).stream().filter(java.util.Objects::nonNull).toList(), "gbps");
+            int e = cases.indexOf(new Case(c.factor, c.pattern, "explicit"));
+            if (e >= 0) {
+                // each round's ratio to the explicit program's run of the same round, where both ran
+                List<Map<String, Object>> mine = new ArrayList<>();
+                List<Map<String, Object>> theirs = new ArrayList<>();
+                for (int round = 0; round < reps; round++) {
+                    if (byRound.get(i).get(round) != null && byRound.get(e).get(round) != null) {
+                        mine.add(byRound.get(i).get(round));
+                        theirs.add(byRound.get(e).get(round));
+                    }
+                }
+                MedianRow.putPairedRatio(row, "of_explicit", mine, theirs, "gbps");
+            }
             rows.add(row);
-            err.printf("factor %.1f %-10s %-24s %7.3f GB/s (%d runs, %.3f-%.3f)  migrated %s  evictions %d  %s%n", c.factor,
+            err.printf("factor %.1f %-10s %-28s %7.3f GB/s (%d runs, %.3f-%.3f)%s  migrated %s  evictions %d  %s%n", c.factor,
                     c.pattern, c.mode, (Double) row.get("gbps"), (Integer) row.get("runs"), (Double) row.get("gbps_min"),
-                    (Double) row.get("gbps_max"), ProgressBar.human((Long) row.get("migrated_bytes")),
-                    (Long) row.get("evictions"), (Boolean) row.get("correct") ? "correct" : "WRONG");
+                    (Double) row.get("gbps_max"), row.containsKey("of_explicit")
+                            ? String.format("  of explicit %.3f (%.3f-%.3f)", (Double) row.get("of_explicit"),
+                            (Double) row.get("of_explicit_min"), (Double) row.get("of_explicit_max")) : "",
+                    ProgressBar.human((Long) row.get("migrated_bytes")), (Long) row.get("evictions"),
+                    (Boolean) row.get("correct") ? "correct" : "WRONG");
         }
         Map<String, Object> root = BenchRoot.of("oversub", memcpy, capacity, rows);
         if (!BenchRoot.emit(root, plot, args, out, err)) {
             out.printf("plain copy (the limit): %.2f GB/s; emulated device of %s%n", memcpy, ProgressBar.human(capacity));
-            out.printf("%6s %-10s %-24s %9s %14s %9s %7s%n", "factor", "pattern", "mode", "GB/s", "migrated", "evictions", "correct");
+            out.printf("%6s %-10s %-28s %9s %11s %14s %9s %7s%n", "factor", "pattern", "mode", "GB/s", "of explicit", "migrated",
+                    "evictions", "correct");
             for (Map<String, Object> r : rows) {
-                out.printf("%6.1f %-10s %-24s %9.3f %14s %9d %7s%n", (Double) r.get("ws_factor"), r.get("pattern"), r.get("mode"),
-                        (Double) r.get("gbps"), ProgressBar.human((Long) r.get("migrated_bytes")), (Long) r.get("evictions"),
-                        r.get("correct"));
+                out.printf("%6.1f %-10s %-28s %9.3f %11s %14s %9d %7s%n", (Double) r.get("ws_factor"), r.get("pattern"), r.get("mode"),
+                        (Double) r.get("gbps"), r.containsKey("of_explicit") ? String.format("%.3f", (Double) r.get("of_explicit")) : "-",
+                        ProgressBar.human((Long) r.get("migrated_bytes")), (Long) r.get("evictions"), r.get("correct"));
             }
         }
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
@@ -215,7 +253,7 @@ final class OversubBench {
         long bytes = (long) (c.factor * capacity) / TILE * TILE;
         Accesses a = accesses(c.pattern, bytes);
         long expected = expectedSum(a);
-        boolean thrashControl = !c.mode.equals("faults_no_thrash_control");
+        boolean thrashControl = !c.mode.endsWith("_no_thrash_control");
         AtomicLong sum = new AtomicLong();
         long nanos;
         long migrated;

@@ -148,7 +148,7 @@ class CommandLineTest {
     @Test
     void benchKernelsComparesOneLaunchWithTheExplicitProgramPerKernel() {
         needsOpenCl();
-        Result r = run("bench", "kernels", "--device-mib", "8", "--factor", "1.5", "--reps", "1", "--json");
+        Result r = run("bench", "kernels", "--device-mib", "8", "--factor", "1.5", "--reps", "1", "--warmup", "0", "--json");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());
         for (String k : new String[] {"saxpy", "sgemm", "stencil", "reduce"}) {
@@ -158,6 +158,8 @@ class CommandLineTest {
             }
         }
         assertTrue(r.out().contains("\"limits\":{\"memcpy_gbps\":") && !r.out().contains("\"correct\":false"), r.out());
+        assertTrue(r.out().matches("(?s).*\"mode\":\"one_launch\".*\"ratio\":[0-9.]+,\"ratio_min\":[0-9.]+,\"ratio_max\":[0-9.]+.*"),
+                "one_launch rows carry the per-round ratio with its spread: " + r.out());
     }
 
     @Test
@@ -296,23 +298,29 @@ class CommandLineTest {
 
     @Test
     void benchOversubQuickIsCorrectAndFollowsTheJsonContract() {
-        Result r = run("bench", "oversub", "--quick", "--json", "--capacity", "16M", "--reps", "2");
+        Result r = run("bench", "oversub", "--quick", "--json", "--capacity", "16M", "--reps", "2", "--warmup", "0");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("\"runs\":2"), "sequential cases repeated --reps times: " + r.out());
         oneJsonObject(r.out());
         assertTrue(r.out().startsWith("{\"bench\":\"oversub\",\"limits\":{\"memcpy_gbps\":"), r.out());
-        assertEquals(8, r.out().split("\"ws_factor\"", -1).length - 1, "eight rows in --quick: " + r.out());
+        assertEquals(10, r.out().split("\"ws_factor\"", -1).length - 1, "ten rows in --quick: " + r.out());
         assertTrue(!r.out().contains("\"correct\":false"), r.out());
         for (String mode : new String[] {"faults", "prefetch", "explicit", "faults_no_thrash_control", "one_launch",
-                "one_launch_windows"}) {
+                "one_launch_windows", "one_launch_no_thrash_control"}) {
             assertTrue(r.out().contains("\"mode\":\"" + mode + "\""), mode + " missing: " + r.out());
         }
+        // every row has an explicit program of its factor and pattern to be compared with, round by round
+        assertEquals(10, r.out().split("\"of_explicit\":", -1).length - 1, r.out());
+        assertTrue(r.out().contains("\"of_explicit_min\":") && r.out().contains("\"of_explicit_max\":"), r.out());
+        Result bad = run("bench", "oversub", "--warmup", "21");
+        assertEquals(2, bad.code(), bad.err());
+        assertTrue(bad.err().contains("--warmup 21 is outside [0, 20]"), bad.err());
     }
 
     @Test
     void benchDecodeQuickIsCorrectAndFollowsTheJsonContract() {
         Result r = run("bench", "decode", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--tokens", "1",
-                "--device", "emulated");
+                "--warmup", "0", "--device", "emulated");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());
         assertTrue(r.out().startsWith("{\"bench\":\"decode\",\"limits\":{\"memcpy_gbps\":"), r.out());
@@ -320,7 +328,8 @@ class CommandLineTest {
             assertTrue(r.out().contains("\"mode\":\"" + mode + "\""), mode + " missing: " + r.out());
         }
         for (String key : new String[] {"\"device\":\"emulated\"", "\"weights_factor\":2.0", "\"dtype\":\"F32\"",
-                "\"tokens_per_s\":", "\"gbps\":", "\"migrated_bytes\":", "\"evictions\":", "\"correct\":true"}) {
+                "\"tokens_per_s\":", "\"gbps\":", "\"migrated_bytes\":", "\"evictions\":", "\"correct\":true",
+                "\"of_explicit\":", "\"of_explicit_min\":", "\"of_explicit_max\":"}) {
             assertTrue(r.out().contains(key), key + " missing: " + r.out());
         }
         assertTrue(!r.out().contains("\"correct\":false"), r.out());
