@@ -26,12 +26,16 @@ import java.util.Set;
  */
 final class StressCommand {
     static final String HELP = """
-            usage: hetmem stress [--seconds N] [--seed S] [--device emulated|opencl|all] [--json]
+            usage: hetmem stress [--seconds N] [--seed S] [--device emulated|opencl|all] [--only S2 [--repeat N]] [--json]
               Runs seeded random programs over the whole API against a shadow model of every byte.
               --seconds N   how long to run (default 60; 1 to 604800)
-              --seed S      the first configuration's seed (default 1); a failure names the seed to rerun
+              --seed S      the first configuration's seed (default 1)
               --device D    the devices: emulated, opencl (with emulated ones beside), or all (default: all
                             that are available here)
+              --only S2     run only the configuration of seed S2 in the sequence that --seed and --device
+                            start (a failure prints the command that reruns it)
+              --repeat N    with --only: run that configuration N times (default 1; 1 to 100000), as long as
+                            --seconds allows: a failure that depends on timing shows in some runs only
               --json        one JSON object on stdout: runs, operations, operations per second by mode, failures
             exit status: 0 when every run agreed with the model, 1 when one did not, 2 for a usage error
             """;
@@ -39,7 +43,7 @@ final class StressCommand {
     private StressCommand() {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "help"), Set.of("seconds", "seed", "device"));
+        Args args = new Args(argv, Set.of("json", "help"), Set.of("seconds", "seed", "device", "only", "repeat"));
         if (args.flag("help")) {
             out.print(HELP);
             return 0;
@@ -53,6 +57,18 @@ final class StressCommand {
         }
         long seed = args.longValue("seed", 1);
         String device = args.value("device", "all");
+        long only = args.longValue("only", -1);
+        long repeat = args.longValue("repeat", 1);
+        if (args.value("only", null) == null && args.value("repeat", null) != null) {
+            throw new Args.UsageException("--repeat needs --only: the seed of the configuration to repeat");
+        }
+        if (args.value("only", null) != null && (only < seed || only - seed > MAX_ONLY_DISTANCE)) {
+            throw new Args.UsageException("--only " + only + " is outside [" + seed + ", " + (seed + MAX_ONLY_DISTANCE)
+                    + "]: the seeds the sequence from --seed " + seed + " reaches");
+        }
+        if (repeat < 1 || repeat > 100_000) {
+            throw new Args.UsageException("--repeat " + repeat + " is outside [1, 100000]");
+        }
         boolean json = args.flag("json");
         List<List<StressDevices>> sets = new ArrayList<>();   // {primary, mixed} pairs
         StressDevices emulated = new EmulatedStressDevices();
@@ -83,11 +99,13 @@ final class StressCommand {
         long runs = 0;
         long next = seed;
         long lastSeed = seed;
+        StressConfig chosen = only >= 0 ? find(sets, emulated, seed, only, uffd) : null;
         outer:
         while (true) {
             for (List<StressDevices> set : sets) {
                 List<StressDevices> mixed = set.getFirst() == emulated ? List.of(emulated) : List.of(emulated, set.getFirst());
-                List<StressConfig> round = StressPlan.configurations(set, mixed, next, uffd);
+                List<StressConfig> round = chosen != null ? java.util.Collections.nCopies((int) repeat, chosen)
+                        : StressPlan.configurations(set, mixed, next, uffd);
                 next += round.size();
                 for (StressConfig c : round) {
                     if (System.nanoTime() > end) {
@@ -104,13 +122,17 @@ final class StressCommand {
                     m[1] += r.nanos();
                     m[2]++;
                     if (!r.passed()) {
-                        failures.add(c.describe() + ":\n  " + String.join("\n  ", r.failures()));
+                        failures.add(c.describe() + ":\n  " + String.join("\n  ", r.failures()) + "\n  rerun: hetmem stress --seed "
+                                + seed + " --device " + device + " --only " + c.seed() + " --repeat 20");
                         if (!json) {
                             err.println("FAILED: " + Main.printable(failures.getLast()));
                         }
                     } else if (!json) {
                         err.printf("ok  %-110s %8.0f ops/s%n", c.describe(), r.operationsPerSecond());
                     }
+                }
+                if (chosen != null) {
+                    break outer;   // its repeats are done
                 }
             }
         }
@@ -147,5 +169,23 @@ final class StressCommand {
             out.println(failures.isEmpty() ? "every run agreed with the model" : failures.size() + " run(s) failed (above)");
         }
         return failures.isEmpty() ? 0 : 1;
+    }
+
+    /** How far past --seed an --only seed may be: about forty thousand rounds of configurations. */
+    private static final long MAX_ONLY_DISTANCE = 1_000_000;
+
+    /** The configuration of seed {@code only} in the sequence the main loop walks from {@code seed}. */
+    private static StressConfig find(List<List<StressDevices>> sets, StressDevices emulated, long seed, long only, boolean uffd) {
+        long next = seed;
+        while (true) {
+            for (List<StressDevices> set : sets) {
+                List<StressDevices> mixed = set.getFirst() == emulated ? List.of(emulated) : List.of(emulated, set.getFirst());
+                List<StressConfig> round = StressPlan.configurations(set, mixed, next, uffd);
+                if (only < next + round.size()) {
+                    return round.get((int) (only - next));
+                }
+                next += round.size();
+            }
+        }
     }
 }

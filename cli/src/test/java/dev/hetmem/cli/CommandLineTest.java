@@ -443,6 +443,21 @@ class CommandLineTest {
      * --json the error is one JSON object on stdout.
      */
     @Test
+    void stressRepeatsOneConfigurationOfItsSequence() {
+        Result r = run("stress", "--seconds", "120", "--seed", "5", "--only", "7", "--repeat", "2", "--device", "emulated", "--json");
+        assertEquals(0, r.code(), r.err() + r.out());
+        oneJsonObject(r.out());
+        assertTrue(r.out().contains("\"runs\":2,"), "the one configuration, twice: " + r.out());
+        assertTrue(r.out().contains("\"first_seed\":5,\"last_seed\":7,"), r.out());
+        Result lonely = run("stress", "--repeat", "3");
+        assertEquals(2, lonely.code(), lonely.err());
+        assertTrue(lonely.err().contains("--repeat needs --only"), lonely.err());
+        Result before = run("stress", "--seed", "10", "--only", "9");
+        assertEquals(2, before.code(), before.err());
+        assertTrue(before.err().contains("--only 9 is outside [10, 1000010]"), before.err());
+    }
+
+    @Test
     void everyCommandKeepsTheConventions() {
         String[][] commands = {{"info"}, {"demo"}, {"load", "f.bin"}, {"map"}, {"stress"}, {"bench", "migrate"},
                 {"bench", "load"}, {"bench", "oversub"}, {"bench", "decode"}, {"bench", "fault"}, {"bench", "translate"},
