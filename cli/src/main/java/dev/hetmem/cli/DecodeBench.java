@@ -139,20 +139,25 @@ final class DecodeBench {
                         for (int i = 0; i < modes.size(); i++) {
                             runs.add(new ArrayList<>());
                         }
-                        // warm-up rounds first, not counted: the JIT compiles the engine's paths meanwhile
+                        // warm-up rounds first, not counted (the JIT compiles the engine's paths meanwhile); a
+                        // wrong result there still makes the row wrong
+                        boolean[] warmWrong = new boolean[modes.size()];
                         for (long round = -warmup; round < reps; round++) {
                             for (int i = 0; i < modes.size(); i++) {
                                 Map<String, Object> r = runCase(new Case(device, f, dtype, modes.get(i)), model, capacity, tokens,
                                         reference);
-                                if (round >= 0 || !(Boolean) r.get("correct")) {
-                                    runs.get(i).add(r);   // a wrong warm-up result still counts: it makes the row wrong
+                                if (round >= 0) {
+                                    runs.get(i).add(r);
+                                } else {
+                                    warmWrong[i] |= !(Boolean) r.get("correct");
                                 }
                             }
                         }
                         List<Map<String, Object>> explicitRuns = runs.get(modes.indexOf("explicit"));
                         for (int i = 0; i < modes.size(); i++) {
                             Map<String, Object> row = MedianRow.of(runs.get(i), "tokens_per_s");
-                            MedianRow.putPairedRatio(row, "of_explicit", runs.get(i), explicitRuns, "tokens_per_s");
+                            row.put("correct", (Boolean) row.get("correct") && !warmWrong[i]);
+                            MedianRow.putPairedRatio(row, "of_explicit", runs.get(i), explicitRuns);
                             rows.add(row);
                             err.printf("%-8s factor %.1f %-4s %-10s %8.2f tokens/s (%.2f-%.2f) %7.2f GB/s  of explicit %.3f (%.3f-%.3f)"
                                             + "  migrated %s  evictions %d  %s%n",
@@ -392,6 +397,7 @@ final class DecodeBench {
             row.put("mode", c.mode());
             double seconds = nanos / 1e9;
             row.put("tokens_per_s", Math.round(tokens / seconds * 1000) / 1000.0);
+            row.put("nanos", nanos);
             row.put("gbps", Math.round(tokens * m.weightBytes() / seconds / 1e9 * 1000) / 1000.0);
             row.put("migrated_bytes", migrated);
             row.put("evictions", evictions);

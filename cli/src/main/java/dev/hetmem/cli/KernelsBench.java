@@ -74,8 +74,10 @@ final class KernelsBench {
                 List<Map<String, Object>> regions = new ArrayList<>();
                 List<Map<String, Object>> explicit = new ArrayList<>();
                 // the two programs alternate, so that a noisy second of this shared machine hits both
-                // warm-up rounds first, their results dropped: the JIT compiles the engine's paths (far
-                // more code than the explicit program's) on the cores the programs run on
+                // warm-up rounds first, their results not counted: the JIT compiles the engine's paths (far
+                // more code than the explicit program's) on the cores the programs run on; a wrong result
+                // there still makes the row wrong
+                boolean[] warmWrong = new boolean[2];
                 for (int round = -warmup; round < reps; round++) {
                     long[] moved = new long[2];
                     Map<String, Object> r = runOnce(pr, expected, "one_launch", factor,
@@ -89,21 +91,25 @@ final class KernelsBench {
                     e.put("evictions", 0L);
                     if (round < 0) {
                         regions.removeLast();
+                        warmWrong[0] |= !(Boolean) r.get("correct");
+                        warmWrong[1] |= !(Boolean) e.get("correct");
                         continue;
                     }
                     explicit.add(e);
                 }
                 Map<String, Object> r = MedianRow.of(regions, "gbps");
                 Map<String, Object> e = MedianRow.of(explicit, "gbps");
-                MedianRow.putPairedRatio(r, "ratio", regions, explicit, "gbps");
-                e.put("ratio", 1.0);
+                r.put("correct", (Boolean) r.get("correct") && !warmWrong[0]);
+                e.put("correct", (Boolean) e.get("correct") && !warmWrong[1]);
+                MedianRow.putPairedRatio(r, "ratio", regions, explicit);
+                MedianRow.putPairedRatio(e, "ratio", explicit, explicit);   // 1.0, with the same fields as the other row
                 rows.add(r);
                 rows.add(e);
                 for (Map<String, Object> row : List.of(r, e)) {
                     err.printf("%-8s %-11s %7.3f GB/s (%d runs, %.3f-%.3f)  ratio %.3f (%.3f-%.3f)  migrated %s  evictions %d  %s%n",
                             row.get("kernel"), row.get("mode"), (Double) row.get("gbps"), (Integer) row.get("runs"),
                             (Double) row.get("gbps_min"), (Double) row.get("gbps_max"), (Double) row.get("ratio"),
-                            (Double) row.getOrDefault("ratio_min", 1.0), (Double) row.getOrDefault("ratio_max", 1.0),
+                            (Double) row.get("ratio_min"), (Double) row.get("ratio_max"),
                             ProgressBar.human((Long) row.get("migrated_bytes")), (Long) row.get("evictions"),
                             (Boolean) row.get("correct") ? "correct" : "WRONG");
                 }
@@ -112,11 +118,13 @@ final class KernelsBench {
         Map<String, Object> root = BenchRoot.of("kernels", memcpy, capacity, rows);
         if (!BenchRoot.emit(root, plot, args, out, err)) {
             out.printf("plain copy: %.2f GB/s; OpenCL device of %s; data %.1fx the device%n", memcpy, ProgressBar.human(capacity), factor);
-            out.printf("%-8s %-11s %12s %9s %17s %7s %7s%n", "kernel", "mode", "data", "GB/s", "min-max", "ratio", "correct");
+            out.printf("%-8s %-11s %12s %9s %17s %7s %13s %7s%n", "kernel", "mode", "data", "GB/s", "min-max", "ratio", "min-max",
+                    "correct");
             for (Map<String, Object> r : rows) {
-                out.printf("%-8s %-11s %12s %9.3f %8.3f-%-8.3f %7.3f %7s%n", r.get("kernel"), r.get("mode"),
+                out.printf("%-8s %-11s %12s %9.3f %8.3f-%-8.3f %7.3f %6.3f-%-6.3f %7s%n", r.get("kernel"), r.get("mode"),
                         ProgressBar.human((Long) r.get("data_bytes")), (Double) r.get("gbps"), (Double) r.get("gbps_min"),
-                        (Double) r.get("gbps_max"), (Double) r.get("ratio"), r.get("correct"));
+                        (Double) r.get("gbps_max"), (Double) r.get("ratio"), (Double) r.get("ratio_min"), (Double) r.get("ratio_max"),
+                        r.get("correct"));
             }
         }
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
@@ -138,6 +146,7 @@ final class KernelsBench {
         row.put("data_factor", factor);
         row.put("data_bytes", pr.bytes());
         row.put("gbps", Math.round(pr.bytes() / (double) nanos[0] * 1000) / 1000.0);
+        row.put("nanos", nanos[0]);
         row.put("correct", OrdinaryKernels.wrong(got, expected) == 0);
         return row;
     }

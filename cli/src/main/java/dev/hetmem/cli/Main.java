@@ -36,7 +36,7 @@ public final class Main {
               map [--png FILE] [--load FILE [--to NODE]] [--width N]
                                                where a region's pages are: coloured strip, and a picture (PNG);
                                                a small scenario in every state, or the region a load made
-              stress [--seconds N] [--seed S] [--device emulated|opencl|all] [--json]
+              stress [--seconds N] [--seed S] [--device emulated|opencl|all] [--only S2 [--repeat N]] [--json]
                                                seeded random programs against a model of every byte
               (--plot FILE: the table as a chart, PNG or SVG by the name's ending, limits as dashed lines)
               jmh [JMH options]                JMH micro-benchmarks (./hetmem jmh)

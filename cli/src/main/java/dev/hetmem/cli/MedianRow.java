@@ -26,18 +26,26 @@ final class MedianRow {
     }
 
     /**
-     * Puts {@code name} (the median of the per-round ratios {@code runs[i].key / baseline[i].key}),
+     * Puts {@code name} (the median of the per-round ratios of throughput, {@code baseline[i]}'s
+     * {@code nanos} over {@code runs[i]}'s: the two runs of round i do the same work),
      * {@code name_min} and {@code name_max} into {@code row}. Each ratio compares two runs made
      * back to back in one round, so drift in the machine's speed between rounds (these machines are
      * shared: plain-copy bandwidth moves 2x within an hour) cancels out of it, as it does not out of
-     * a ratio of two medians taken over different rounds.
+     * a ratio of two medians taken over different rounds. Durations, not the rounded rates, so that
+     * slow rows (a few MB/s) keep their precision.
+     *
+     * @throws IllegalArgumentException unless both lists hold the same number (at least one) of runs
      */
     static void putPairedRatio(Map<String, Object> row, String name, List<Map<String, Object>> runs,
-                               List<Map<String, Object>> baseline, String key) {
-        int n = Math.min(runs.size(), baseline.size());
+                               List<Map<String, Object>> baseline) {
+        if (runs.isEmpty() || runs.size() != baseline.size()) {
+            throw new IllegalArgumentException("paired ratios need as many runs as baseline runs, at least one: "
+                    + runs.size() + " and " + baseline.size());
+        }
+        int n = runs.size();
         double[] ratios = new double[n];
         for (int i = 0; i < n; i++) {
-            ratios[i] = (Double) runs.get(i).get(key) / (Double) baseline.get(i).get(key);
+            ratios[i] = (double) Math.max(1, (Long) baseline.get(i).get("nanos")) / Math.max(1, (Long) runs.get(i).get("nanos"));
         }
         java.util.Arrays.sort(ratios);
         double median = n % 2 == 1 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;

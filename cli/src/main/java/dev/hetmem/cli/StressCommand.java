@@ -63,7 +63,8 @@ final class StressCommand {
             throw new Args.UsageException("--repeat needs --only: the seed of the configuration to repeat");
         }
         if (args.value("only", null) != null && (only < seed || only - seed > MAX_ONLY_DISTANCE)) {
-            throw new Args.UsageException("--only " + only + " is outside [" + seed + ", " + (seed + MAX_ONLY_DISTANCE)
+            long last = Long.MAX_VALUE - seed < MAX_ONLY_DISTANCE ? Long.MAX_VALUE : seed + MAX_ONLY_DISTANCE;
+            throw new Args.UsageException("--only " + only + " is outside [" + seed + ", " + last
                     + "]: the seeds the sequence from --seed " + seed + " reaches");
         }
         if (repeat < 1 || repeat > 100_000) {
@@ -122,8 +123,10 @@ final class StressCommand {
                     m[1] += r.nanos();
                     m[2]++;
                     if (!r.passed()) {
+                        // the device set as resolved here ('all' without OpenCL is 'emulated'), and time for the repeats
+                        String devices = sets.size() == 2 ? "all" : set.getFirst() == emulated ? "emulated" : "opencl";
                         failures.add(c.describe() + ":\n  " + String.join("\n  ", r.failures()) + "\n  rerun: hetmem stress --seed "
-                                + seed + " --device " + device + " --only " + c.seed() + " --repeat 20");
+                                + seed + " --device " + devices + " --only " + c.seed() + " --repeat 20 --seconds 1200");
                         if (!json) {
                             err.println("FAILED: " + Main.printable(failures.getLast()));
                         }
@@ -160,7 +163,11 @@ final class StressCommand {
             root.put("failures", failures);
             out.println(Json.write(root));
         } else {
-            out.printf("%d runs, %d operations, seeds %d..%d%n", runs, ops, seed, lastSeed);
+            if (chosen != null) {
+                out.printf("%d runs of the configuration of seed %d, %d operations%n", runs, only, ops);
+            } else {
+                out.printf("%d runs, %d operations, seeds %d..%d%n", runs, ops, seed, lastSeed);
+            }
             for (Map.Entry<String, long[]> e : byMode.entrySet()) {
                 long[] m = e.getValue();
                 out.printf("  %-40s %4d runs %9d operations %8.0f ops/s%n", e.getKey(), m[2], m[0],
@@ -181,7 +188,7 @@ final class StressCommand {
             for (List<StressDevices> set : sets) {
                 List<StressDevices> mixed = set.getFirst() == emulated ? List.of(emulated) : List.of(emulated, set.getFirst());
                 List<StressConfig> round = StressPlan.configurations(set, mixed, next, uffd);
-                if (only < next + round.size()) {
+                if (only - next < round.size()) {   // not only < next + size: that may overflow
                     return round.get((int) (only - next));
                 }
                 next += round.size();

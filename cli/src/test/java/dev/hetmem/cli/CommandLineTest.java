@@ -320,7 +320,7 @@ class CommandLineTest {
     @Test
     void benchDecodeQuickIsCorrectAndFollowsTheJsonContract() {
         Result r = run("bench", "decode", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--tokens", "1",
-                "--warmup", "0", "--device", "emulated");
+                "--warmup", "1", "--device", "emulated");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());
         assertTrue(r.out().startsWith("{\"bench\":\"decode\",\"limits\":{\"memcpy_gbps\":"), r.out());
@@ -332,6 +332,8 @@ class CommandLineTest {
                 "\"of_explicit\":", "\"of_explicit_min\":", "\"of_explicit_max\":"}) {
             assertTrue(r.out().contains(key), key + " missing: " + r.out());
         }
+        // the warm-up round ran and is not counted: each row stands for the one round asked for
+        assertEquals(3, r.out().split("\"runs\":1,", -1).length - 1, r.out());
         assertTrue(!r.out().contains("\"correct\":false"), r.out());
         Result bad = run("bench", "decode", "--reps", "0");
         assertEquals(2, bad.code(), bad.err());
@@ -437,11 +439,6 @@ class CommandLineTest {
                 "stderr is not a terminal here: lines, no redraws: " + withBar.err());
     }
 
-    /**
-     * Every command and bench, the same conventions: --help prints its usage and exits 0; an
-     * unknown option and an extra word are usage errors (exit 2, one line naming them); with
-     * --json the error is one JSON object on stdout.
-     */
     @Test
     void stressRepeatsOneConfigurationOfItsSequence() {
         Result r = run("stress", "--seconds", "120", "--seed", "5", "--only", "7", "--repeat", "2", "--device", "emulated", "--json");
@@ -449,14 +446,33 @@ class CommandLineTest {
         oneJsonObject(r.out());
         assertTrue(r.out().contains("\"runs\":2,"), "the one configuration, twice: " + r.out());
         assertTrue(r.out().contains("\"first_seed\":5,\"last_seed\":7,"), r.out());
+        // seed 7 is the third configuration of the sequence from 5 (devices too small); a sequence
+        // started at 7 would run its first (roomy devices) instead
+        Result text = run("stress", "--seconds", "120", "--seed", "5", "--only", "7", "--device", "emulated");
+        assertEquals(0, text.code(), text.err() + text.out());
+        assertEquals(1, text.err().split("ok  seed 7, devices emulated, host views", -1).length - 1, text.err());
+        assertTrue(text.err().contains("devices too small"), text.err());
+        assertTrue(text.out().startsWith("1 runs of the configuration of seed 7,"), text.out());
         Result lonely = run("stress", "--repeat", "3");
         assertEquals(2, lonely.code(), lonely.err());
         assertTrue(lonely.err().contains("--repeat needs --only"), lonely.err());
         Result before = run("stress", "--seed", "10", "--only", "9");
         assertEquals(2, before.code(), before.err());
         assertTrue(before.err().contains("--only 9 is outside [10, 1000010]"), before.err());
+        Result far = run("stress", "--seed", "10", "--only", "1000011");
+        assertEquals(2, far.code(), far.err());
+        for (String n : new String[] {"0", "100001"}) {
+            Result bad = run("stress", "--only", "1", "--repeat", n);
+            assertEquals(2, bad.code(), bad.err());
+            assertTrue(bad.err().contains("--repeat " + n + " is outside [1, 100000]"), bad.err());
+        }
     }
 
+    /**
+     * Every command and bench, the same conventions: --help prints its usage and exits 0; an
+     * unknown option and an extra word are usage errors (exit 2, one line naming them); with
+     * --json the error is one JSON object on stdout.
+     */
     @Test
     void everyCommandKeepsTheConventions() {
         String[][] commands = {{"info"}, {"demo"}, {"load", "f.bin"}, {"map"}, {"stress"}, {"bench", "migrate"},
