@@ -274,6 +274,42 @@ class RetainedFramesTest {
         r.free();
     }
 
+    /**
+     * A move between two devices that cannot copy from each other goes through host frames (copied
+     * home, then out): those frames hold nothing anyone may read once the move committed, and go
+     * back to the kernel (budget 0) or are kept and counted (a budget), as the frames of any page
+     * that left the host are; before, they stayed mapped, neither released nor counted.
+     */
+    @Test
+    void framesThatStagedAMoveBetweenDevicesAreReleasedOrKept() throws Throwable {
+        long half = CHUNK / 2;
+        for (long budget : new long[] {0, 256 * MiB}) {
+            try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).hostRetainBudget(budget)
+                    .hostReleasePolicy(HostReleasePolicy.DONTNEED)
+                    .device(new WrappedDevice("a", 8 * MiB)).device(new WrappedDevice("b", 8 * MiB)).build()) {
+                Region r = mem.allocate(2 * CHUNK, PAGE);
+                fill(r, 0, r.size(), 5);
+                mem.prefetch(r, new long[] {0}, half, 1);   // half a chunk: its frames are kept, or released (budget 0)
+                assertEquals(budget == 0 ? 0 : half, retained(mem), "budget " + budget);
+                mem.trimHost();
+                assertEquals(0, residentPages(r.address(), half), "budget " + budget + ": trimmed");
+                mem.prefetch(r, new long[] {0}, half, 2);   // staged through host frames: the devices cannot copy between them
+                assertEquals(half, r.stats().node(2).residentBytes());
+                long staged = residentPages(r.address(), half);
+                if (budget == 0) {
+                    assertEquals(0, staged, "the staging frames went back to the kernel");
+                } else {
+                    assertEquals(half / PAGE, staged, "kept");
+                    assertEquals(half, retained(mem), "and counted as kept");
+                }
+                assertEquals(CHUNK + half, residentPages(r.address() + half, CHUNK + half) * PAGE, "the rest untouched");
+                check(r, 0, r.size(), 5);   // home again, through the kept frames where there are some
+                assertEquals(0, retained(mem));
+                verified(mem);
+            }
+        }
+    }
+
     private static java.util.Set<Thread> releaserThreads() {
         java.util.Set<Thread> out = new java.util.HashSet<>();
         for (Thread t : Thread.getAllStackTraces().keySet()) {

@@ -21,7 +21,7 @@ final class CommitPhase {
         HostReleases hostReleases = new HostReleases();
         for (Run r : batch.runs) {
             switch (r.action) {
-                case DUPLICATE -> commitDuplicate(ctx, r, batch.target, batch.trigger);
+                case DUPLICATE -> commitDuplicate(ctx, r, batch.target, batch.trigger, hostReleases);
                 case REMOTE_MAP -> commitRemote(ctx, r, batch.target);
                 default -> commitMove(ctx, r, batch.target, batch.trigger, hostReleases);
             }
@@ -60,6 +60,7 @@ final class CommitPhase {
             throw e;
         }
         frees.flush(region, true);
+        releaseStaging(ctx, r, target, hostReleases);
         if (target != 0) {
             mapTarget(ctx.driver(target), r, anyReadOnly, zeros);
         }
@@ -124,7 +125,7 @@ final class CommitPhase {
     }
 
     /** A read-only copy joins the holders; the former writer keeps its copy without write. */
-    private static void commitDuplicate(EngineContext ctx, Run r, int target, Trigger trigger) {
+    private static void commitDuplicate(EngineContext ctx, Run r, int target, Trigger trigger, HostReleases hostReleases) {
         int w = r.block.writer(r.first);
         if (w >= 0) {
             r.block.clearWritableRange(w, r.first, r.count);
@@ -143,8 +144,20 @@ final class CommitPhase {
             mapFrames(ctx.driver(target), r, false);
         }
         ctx.syncHost(r.region, r.block, r.first, r.first + r.count);
+        releaseStaging(ctx, r, target, hostReleases);
         r.region.counters().migrated(target, trigger, r.count);
         ctx.memoryCounters.migrated(target, trigger, r.count);
+    }
+
+    /**
+     * The host frames a run from one device to another was staged through (the host not among its
+     * holders): dead once the run committed, handed back with those of pages that left the host, so
+     * that they are kept and counted within the budget, or released, instead of staying mapped.
+     */
+    private static void releaseStaging(EngineContext ctx, Run r, int target, HostReleases hostReleases) {
+        if ((r.holders & 1) == 0 && !r.block.isResident(0, r.first) && CopyPhase.stagesThroughHost(ctx, r, target)) {
+            hostReleases.add(r.region, r.page() << PAGE_SHIFT, r.bytes());
+        }
     }
 
     /** Maps a run's frames, one call per contiguous stretch. */

@@ -41,7 +41,7 @@ final class CopyPhase {
             if (!r.action.copies()) {
                 continue;
             }
-            if (r.source != 0 && target != 0 && ctx.driver(target).canCopyFrom(ctx.driver(r.source))) {
+            if (r.source != 0 && target != 0 && !stagesThroughHost(ctx, r, target)) {
                 peer.add(r);
                 continue;
             }
@@ -68,6 +68,16 @@ final class CopyPhase {
             run(ctx, ctx.driver(target), toTarget);
             copyPeers(ctx, peer, target);
         }
+    }
+
+    /**
+     * Whether a copying run from one device to another goes through the host's frames of its pages
+     * (copied home, then out) because the target cannot copy from the source itself. Those frames
+     * hold nothing anyone may read once the run committed: the commit hands them back as it does
+     * the frames of pages that left the host ({@link CommitPhase}).
+     */
+    static boolean stagesThroughHost(EngineContext ctx, Run r, int target) {
+        return r.action.copies() && r.source != 0 && target != 0 && !ctx.driver(target).canCopyFrom(ctx.driver(r.source));
     }
 
     /** Device-to-device runs over the drivers' peer path: contiguous frames on both sides in one call. */
