@@ -91,8 +91,13 @@ public final class Main {
      * in a tensor name could clear the screen) become backslash-u escapes of their code, and a long one is cut.
      */
     static String printable(String s) {
-        StringBuilder b = new StringBuilder(Math.min(s.length(), 2000));
-        for (int i = 0; i < s.length() && b.length() < 2000; i++) {
+        return printable(s, 2000);
+    }
+
+    /** As {@link #printable(String)}, cut after {@code max} characters. */
+    static String printable(String s, int max) {
+        StringBuilder b = new StringBuilder(Math.min(s.length(), max));
+        for (int i = 0; i < s.length() && b.length() < max; i++) {
             char c = s.charAt(i);
             if (Character.isISOControl(c) && c != '\n' || Character.isSurrogate(c)
                     && !(Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1)))
@@ -102,7 +107,7 @@ public final class Main {
                 b.append(c);
             }
         }
-        if (b.length() >= 2000) {
+        if (b.length() >= max) {
             b.append("...");
         }
         return b.toString();

@@ -128,7 +128,8 @@ final class StressCommand {
                         failures.add(c.describe() + ":\n  " + String.join("\n  ", r.failures()) + "\n  rerun: hetmem stress --seed "
                                 + seed + " --device " + devices + " --only " + c.seed() + " --repeat 20 --seconds 1200");
                         if (!json) {
-                            err.println("FAILED: " + Main.printable(failures.getLast()));
+                            // long: a concurrent run's report carries the last steps of every worker on its region
+                            err.println("FAILED: " + Main.printable(failures.getLast(), 20_000));
                         }
                     } else if (!json) {
                         err.printf("ok  %-110s %8.0f ops/s%n", c.describe(), r.operationsPerSecond());

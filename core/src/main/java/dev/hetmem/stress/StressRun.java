@@ -495,12 +495,13 @@ public final class StressRun {
             AtomicBoolean stop = new AtomicBoolean();
             ConcurrentLinkedQueue<StressWorker> done = new ConcurrentLinkedQueue<>();
             List<Thread> threads = new ArrayList<>();
+            StepTrace trace = new StepTrace();
             for (int i = 0; i < config.workers(); i++) {
                 int id = i;
                 threads.add(Thread.ofPlatform().name("stress-worker-" + i).start(() -> {
-                    StressWorker w = new StressWorker(s, id, all, config.seed(), null);
+                    long[] n = {0};
+                    StressWorker w = new StressWorker(s, id, all, config.seed(), trace.of(id, () -> n[0] + 1));
                     Random rnd = new Random(config.seed() * 1_000_003L + id);
-                    long n = 0;
                     try {
                         while (!stop.get()) {
                             Step st = Step.random(rnd, false);
@@ -510,10 +511,17 @@ public final class StressRun {
                             try {
                                 w.step(st);
                             } catch (Mismatch m) {
-                                failures.add("worker " + id + ", its step " + (n + 1) + " (" + st.op() + "): " + m.getMessage());
+                                failures.add("worker " + id + ", its step " + (n[0] + 1) + " (" + st.op() + "): " + m.getMessage());
+                                String region = m.getMessage().replaceFirst("(?s).*?(region \\d+ ).*", "$1");
+                                if (!region.equals(m.getMessage())) {
+                                    failures.add("the last steps of all workers on " + region.strip() + ", in the order they began:");
+                                    for (String note : trace.mentioning(region, 40)) {
+                                        failures.add("  " + note);
+                                    }
+                                }
                                 stop.set(true);
                             }
-                            n++;
+                            n[0]++;
                         }
                     } finally {
                         ops.addAndGet(w.operations);
