@@ -1,6 +1,7 @@
 package dev.hetmem.cli;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -47,7 +48,7 @@ final class MedianRow {
         for (int i = 0; i < n; i++) {
             ratios[i] = (double) Math.max(1, (Long) baseline.get(i).get("nanos")) / Math.max(1, (Long) runs.get(i).get("nanos"));
         }
-        java.util.Arrays.sort(ratios);
+        Arrays.sort(ratios);
         double median = n % 2 == 1 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
         row.put(name, round3(median));
         row.put(name + "_min", round3(ratios[0]));

@@ -19,6 +19,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
@@ -119,7 +120,7 @@ final class OversubBench {
         List<Map<String, Object>> rows = new ArrayList<>();
         for (int i = 0; i < cases.size(); i++) {
             Case c = cases.get(i);
-            Map<String, Object> row = MedianRow.of(byRound.get(i).stream().filter(java.util.Objects::nonNull).toList(), "gbps");
+            Map<String, Object> row = MedianRow.of(byRound.get(i).stream().filter(Objects::nonNull).toList(), "gbps");
             row.put("correct", (Boolean) row.get("correct") && !warmWrong[i]);
             int e = cases.indexOf(new Case(c.factor, c.pattern, "explicit"));
             if (e >= 0) {

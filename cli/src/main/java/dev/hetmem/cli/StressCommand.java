@@ -13,6 +13,7 @@ import dev.hetmem.stress.StressRun;
 import java.io.PrintStream;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -105,7 +106,7 @@ final class StressCommand {
         while (true) {
             for (List<StressDevices> set : sets) {
                 List<StressDevices> mixed = set.getFirst() == emulated ? List.of(emulated) : List.of(emulated, set.getFirst());
-                List<StressConfig> round = chosen != null ? java.util.Collections.nCopies((int) repeat, chosen)
+                List<StressConfig> round = chosen != null ? Collections.nCopies((int) repeat, chosen)
                         : StressPlan.configurations(set, mixed, next, uffd);
                 next += round.size();
                 for (StressConfig c : round) {

@@ -4,6 +4,7 @@ import java.util.AbstractList;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.LongSupplier;
 
 /**
  * The last steps of every worker of a concurrent run, in the order they began, each tagged with
@@ -22,7 +23,7 @@ final class StepTrace {
     private long sequence;   // guarded by this
 
     /** A list that appends worker {@code worker}'s notes (prefixed with its current step, from {@code step}) here. */
-    List<String> of(int worker, java.util.function.LongSupplier step) {
+    List<String> of(int worker, LongSupplier step) {
         return new AbstractList<>() {
             @Override
             public boolean add(String note) {
