@@ -1013,8 +1013,13 @@ int hm_collect(struct hm_region *r, uint64_t block, uint64_t *out, int busy_too)
     if (!__atomic_load_n(&r->flags[block], __ATOMIC_ACQUIRE)) {
         return 0;
     }
-    /* clear first: a steal after this sets it again */
+    /* clear first: a steal after this sets it again. The fence orders the clear before the loads of
+       the state words below: a release store followed by acquire loads does not (x86 lets the loads
+       pass the store in its store buffer), and then a steal that locked a page after our load of its
+       word and set the flag would have that flag overwritten by our late clear, leaving a STOLEN page
+       no collect finds: its host copy would outlive a move of the page to a device */
     __atomic_store_n(&r->flags[block], 0, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     uint64_t first = block * 512;
     uint64_t end = first + 512 < r->pages ? first + 512 : r->pages;
     int n = 0;
