@@ -60,10 +60,11 @@ final class StressCommand {
         String device = args.value("device", "all");
         long only = args.longValue("only", -1);
         long repeat = args.longValue("repeat", 1);
-        if (args.value("only", null) == null && args.value("repeat", null) != null) {
+        boolean onlyGiven = args.value("only", null) != null;
+        if (!onlyGiven && args.value("repeat", null) != null) {
             throw new Args.UsageException("--repeat needs --only: the seed of the configuration to repeat");
         }
-        if (args.value("only", null) != null && (only < seed || only - seed > MAX_ONLY_DISTANCE)) {
+        if (onlyGiven && (only < seed || only - seed > MAX_ONLY_DISTANCE)) {
             long last = Long.MAX_VALUE - seed < MAX_ONLY_DISTANCE ? Long.MAX_VALUE : seed + MAX_ONLY_DISTANCE;
             throw new Args.UsageException("--only " + only + " is outside [" + seed + ", " + last
                     + "]: the seeds the sequence from --seed " + seed + " reaches");
@@ -101,13 +102,12 @@ final class StressCommand {
         long runs = 0;
         long next = seed;
         long lastSeed = seed;
-        StressConfig chosen = only >= 0 ? find(sets, emulated, seed, only, uffd) : null;
+        StressConfig chosen = onlyGiven ? find(sets, emulated, seed, only, uffd) : null;
         outer:
         while (true) {
             for (List<StressDevices> set : sets) {
-                List<StressDevices> mixed = set.getFirst() == emulated ? List.of(emulated) : List.of(emulated, set.getFirst());
                 List<StressConfig> round = chosen != null ? Collections.nCopies((int) repeat, chosen)
-                        : StressPlan.configurations(set, mixed, next, uffd);
+                        : StressPlan.configurations(set, mixedFor(set, emulated), next, uffd);
                 next += round.size();
                 for (StressConfig c : round) {
                     if (System.nanoTime() > end) {
@@ -180,6 +180,11 @@ final class StressCommand {
         return failures.isEmpty() ? 0 : 1;
     }
 
+    /** The devices beside a set's own in its mixed configurations: emulated ones, and the set's kind. */
+    private static List<StressDevices> mixedFor(List<StressDevices> set, StressDevices emulated) {
+        return set.getFirst() == emulated ? List.of(emulated) : List.of(emulated, set.getFirst());
+    }
+
     /** How far past --seed an --only seed may be: about forty thousand rounds of configurations. */
     private static final long MAX_ONLY_DISTANCE = 1_000_000;
 
@@ -188,8 +193,7 @@ final class StressCommand {
         long next = seed;
         while (true) {
             for (List<StressDevices> set : sets) {
-                List<StressDevices> mixed = set.getFirst() == emulated ? List.of(emulated) : List.of(emulated, set.getFirst());
-                List<StressConfig> round = StressPlan.configurations(set, mixed, next, uffd);
+                List<StressConfig> round = StressPlan.configurations(set, mixedFor(set, emulated), next, uffd);
                 if (only - next < round.size()) {   // not only < next + size: that may overflow
                     return round.get((int) (only - next));
                 }

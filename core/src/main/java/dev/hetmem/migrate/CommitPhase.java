@@ -155,7 +155,7 @@ final class CommitPhase {
      * that they are kept and counted within the budget, or released, instead of staying mapped.
      */
     private static void releaseStaging(EngineContext ctx, Run r, int target, HostReleases hostReleases) {
-        if ((r.holders & 1) == 0 && !r.block.isResident(0, r.first) && CopyPhase.stagesThroughHost(ctx, r, target)) {
+        if ((r.holders & 1) == 0 && CopyPhase.stagesThroughHost(ctx, r, target)) {   // runs are uniform in holders
             hostReleases.add(r.region, r.page() << PAGE_SHIFT, r.bytes());
         }
     }
