@@ -121,6 +121,11 @@ struct hm_service {
     int slots; /* regions[] beyond this are all empty: what a fault's lookup scans */
     const char *zeros;
     uint64_t counters[C_COUNT];
+    /* odd from just before the service reads fault messages until it has served them all (or read
+       none): what hm_busy waits out, see SERVED_BEFORE_BUSY there */
+    _Alignas(64) uint64_t batch; /* its own cache line: hm_busy polls it while the service counts */
+    _Alignas(64) uint64_t hold_ns; /* tests only (hm_test_hold): the service sleeps this long after each read */
+    uint64_t held; /* tests only: messages read while hold_ns was set */
 };
 
 static inline void bump(struct hm_service *s, int which, uint64_t n) {
@@ -486,6 +491,28 @@ static uint64_t now_ns(void) {
 /* How long the service polls without sleeping after a fault. */
 #define SPIN_NS 50000ULL
 
+/*
+ * Reads fault messages inside a batch (s->batch odd); a read that got none ends the batch at once.
+ * The increment that opens the batch is a full barrier before the read: see SERVED_BEFORE_BUSY.
+ */
+static ssize_t read_batch(struct hm_service *s, struct uffd_msg *msgs, size_t size) {
+    __atomic_fetch_add(&s->batch, 1, __ATOMIC_SEQ_CST);
+    ssize_t got = read(s->uffd, msgs, size);
+    if (got <= 0) {
+        int e = errno;
+        __atomic_fetch_add(&s->batch, 1, __ATOMIC_RELEASE);
+        errno = e;
+    } else {
+        uint64_t hold = __atomic_load_n(&s->hold_ns, __ATOMIC_RELAXED);
+        if (hold != 0) {
+            __atomic_fetch_add(&s->held, (uint64_t) got / sizeof msgs[0], __ATOMIC_RELEASE);
+            struct timespec t = {(time_t) (hold / 1000000000ULL), (long) (hold % 1000000000ULL)};
+            nanosleep(&t, NULL);
+        }
+    }
+    return got;
+}
+
 static void *serve(void *arg) {
     struct hm_service *s = arg;
     struct uffd_msg msgs[16];
@@ -495,7 +522,7 @@ static void *serve(void *arg) {
            microseconds on a virtual machine) */
         ssize_t got = -1;
         uint64_t until = now_ns() + SPIN_NS;
-        while ((got = read(s->uffd, msgs, sizeof msgs)) < 0 && errno == EAGAIN && now_ns() < until) {
+        while ((got = read_batch(s, msgs, sizeof msgs)) < 0 && errno == EAGAIN && now_ns() < until) {
             __builtin_ia32_pause();
         }
         if (got < 0) {
@@ -509,7 +536,7 @@ static void *serve(void *arg) {
             if (pf[1].revents) {
                 return NULL;
             }
-            got = read(s->uffd, msgs, sizeof msgs);
+            got = read_batch(s, msgs, sizeof msgs);
         }
         if (got <= 0) {
             continue;
@@ -537,6 +564,7 @@ static void *serve(void *arg) {
             }
             pthread_mutex_unlock(&s->lock);
         }
+        __atomic_fetch_add(&s->batch, 1, __ATOMIC_RELEASE); /* every message read is served */
     }
 }
 
@@ -612,7 +640,11 @@ struct hm_service *hm_service_open(int *code, int *err) {
         *code = fd;
         return NULL;
     }
-    struct hm_service *s = calloc(1, sizeof *s);
+    /* aligned as its type asks: the batch counter keeps a cache line to itself */
+    struct hm_service *s = aligned_alloc(_Alignof(struct hm_service), sizeof *s);
+    if (s != NULL) {
+        memset(s, 0, sizeof *s);
+    }
     void *zeros = mmap(NULL, ZEROS_BYTES, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (s == NULL || zeros == MAP_FAILED) {
         *err = errno ? errno : ENOMEM;
@@ -661,6 +693,17 @@ void hm_service_counters(struct hm_service *s, uint64_t *out) {
     for (int i = 0; i < C_COUNT; i++) {
         out[i] = __atomic_load_n(&s->counters[i], __ATOMIC_RELAXED);
     }
+}
+
+/*
+ * Tests only: the service sleeps ns after each read that got fault messages (0: never). Returns how
+ * many messages it has read while holding so far.
+ */
+uint64_t hm_test_hold(struct hm_region *r, uint64_t ns) {
+    if (ns != UINT64_MAX) {
+        __atomic_store_n(&r->svc->hold_ns, ns, __ATOMIC_RELAXED);
+    }
+    return __atomic_load_n(&r->svc->held, __ATOMIC_ACQUIRE);
 }
 
 /* ---- regions ------------------------------------------------------------------------------------ */
@@ -1047,7 +1090,32 @@ int hm_collect(struct hm_region *r, uint64_t block, uint64_t *out, int busy_too)
     return n;
 }
 
-/* Marks pages a running kernel holds (on != 0) or no longer holds. */
+/*
+ * Marks pages a running kernel holds (on != 0) or no longer holds.
+ *
+ * SERVED_BEFORE_BUSY: marking pages on returns only once every fault message the service read
+ * before the marks were made has been served. A message can be served late, after its thread was
+ * woken by someone else: an install by hm_home wakes every thread waiting on the page, the thread's
+ * access completes, and the message the service already holds goes stale. Served after the page
+ * had gone to a device and a kernel had taken it, it would take the page home as the fault's own
+ * page (BUSY or not) and the kernel's stores would be lost (UserfaultfdTest found it with the
+ * service held after its read). Waiting here, the caller's check for steals after marking (the
+ * engine's PIN_AFTER_STEAL, a faulting launch's reconcile) sees every such steal; a message read
+ * after the marks is from a thread still waiting for a page a kernel already held: host code
+ * racing the kernel, as the design allows.
+ * Why it holds: a message goes stale only when its thread is woken after the service read it (the
+ * kernel reads a message and wakes its thread under one queue lock, and a thread woken before the
+ * read takes its message off the queue), and the service reads only inside a batch (the counter
+ * odd). So the batch opening, the read, the wake, the thread's access completing, whatever orders
+ * the caller after that access and the marks here happen in that order: the counter read below sees
+ * that batch's opening or a later value. If odd and unchanged, the batch is waited out; any later
+ * value comes after that batch's closing increment, which publishes its steals (release; all the
+ * increments are read-modify-writes, so later values carry it). The fence is not needed for that;
+ * it keeps the marks ahead of the counter read, so a message read after it also sees the marks on
+ * x86. The service never waits for Java (see the top of this file), so neither does this wait:
+ * a batch is at most 16 bounded installs. Every pin and faulting launch on such a region pays the
+ * fence, and at most one batch when the service is busy.
+ */
 void hm_busy(struct hm_region *r, uint64_t first, uint64_t count, int on) {
     for (uint64_t i = 0; i < count; i++) {
         uint64_t *w = &r->state[first + i];
@@ -1063,6 +1131,18 @@ void hm_busy(struct hm_region *r, uint64_t first, uint64_t count, int on) {
         unlock_page(w, v);
         if (!on && !(v & ST_BUSY) && (v & ST_STOLEN)) {
             mark_stolen(r, first + i);
+        }
+    }
+    if (on) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        uint64_t b = __atomic_load_n(&r->svc->batch, __ATOMIC_SEQ_CST);
+        int spins = 0;
+        while ((b & 1) && __atomic_load_n(&r->svc->batch, __ATOMIC_ACQUIRE) == b) {
+            if (++spins > 64) {
+                sched_yield();
+            } else {
+                __builtin_ia32_pause();
+            }
         }
     }
 }

@@ -458,6 +458,63 @@ class UserfaultfdTest {
         }
     }
 
+    /**
+     * A fault message the service has read can be served late, after its thread was woken by
+     * someone else: the engine bringing the page home installs it and wakes every thread waiting on
+     * it. The thread's load is then over; if the page has since gone to a device and a kernel holds
+     * it, the late message must not take it from the kernel (the host's copy would win over the
+     * kernel's stores). The service is held after its read so the late message is certain.
+     */
+    @Test
+    void aFaultMessageServedLateCannotTakeAPageFromAKernelThatStartedAfterTheLoadEnded() throws Exception {
+        lateFaultMessage(64 * MiB, 2 * MiB);
+    }
+
+    /** The same for a launch over more than the device, which runs by device faults with no pins. */
+    @Test
+    void aFaultMessageServedLateCannotTakeAPageFromAFaultingLaunchThatStartedAfterTheLoadEnded() throws Exception {
+        lateFaultMessage(4 * MiB, 8 * MiB);
+    }
+
+    private void lateFaultMessage(long deviceBytes, long regionBytes) throws Exception {
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(deviceBytes));
+        Region r = mem.allocate(regionBytes);
+        MemorySegment s = r.segment();
+        fill(s, 0, r.size(), 8);
+        long page = 5 * PAGE;
+        mem.advise(r, 0, 2 * MiB, new Advice.Prefetch(1));   // the page only on the device
+        HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
+        long faults = mem.faultServiceCounters().faults();
+        long[] seen = new long[1];
+        try {
+            long held = m.holdServiceAfterReadForTesting(700_000_000L);
+            Thread reader = Thread.ofPlatform().start(() -> seen[0] = s.get(JAVA_LONG, page));
+            while (m.messagesHeldForTesting() == held) {   // the service has read the reader's fault and holds it
+                Thread.onSpinWait();
+            }
+            mem.advise(r, page, PAGE, new Advice.Prefetch(0));   // installs the page: the reader goes on
+            reader.join();
+            assertEquals(value(8, page >>> 3), seen[0]);
+            assertEquals(faults, mem.faultServiceCounters().faults(), "the reader went on while its message was held");
+            mem.advise(r, page, PAGE, new Advice.Prefetch(1));   // and the page leaves again
+            // a kernel holds the page and writes it after the held message has been served
+            mem.launch(1, (EmulatedKernel) (args, item) -> {
+                try {
+                    Thread.sleep(1000);
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+                args.arg(0).putLong(page, 4321L);
+            }, 1, KernelArg.readWrite(r));
+        } finally {
+            m.holdServiceAfterReadForTesting(0);
+        }
+        assertEquals(faults + 1, mem.faultServiceCounters().faults(), "the held message was served, once");
+        assertEquals(List.of(), mem.verify());
+        assertEquals(4321L, s.get(JAVA_LONG, page), "the kernel's store");
+        assertEquals(0, mismatches(s, 0, page, 8) + mismatches(s, page + PAGE, r.size(), 8), "the other pages");
+    }
+
     @Test
     void manyThreadsFaultTheSameAndDifferentGranulesAgainstAShadowCopy() throws Exception {
         mem = uffdMemory(16 * 1024, MemoryFixture.emulated(16 * MiB));

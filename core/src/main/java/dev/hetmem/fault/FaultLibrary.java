@@ -47,6 +47,7 @@ final class FaultLibrary {
     final MethodHandle populate;
     final MethodHandle benchRaw;
     final MethodHandle benchMinor;
+    final MethodHandle testHold;
 
     private FaultLibrary(SymbolLookup lib) {
         Linker linker = Linker.nativeLinker();
@@ -69,6 +70,7 @@ final class FaultLibrary {
         viewPages = bind(linker, lib, "hm_view_pages", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS));
         benchRaw = bind(linker, lib, "hm_bench_raw", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
         benchMinor = bind(linker, lib, "hm_bench_minor", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+        testHold = bind(linker, lib, "hm_test_hold", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG));
     }
 
     private static MethodHandle bind(Linker linker, SymbolLookup lib, String name, FunctionDescriptor fd) {

@@ -201,6 +201,31 @@ public final class HostMirror implements AutoCloseable {
         }
     }
 
+    /**
+     * Tests only: the fault service sleeps {@code nanos} after each read that got fault messages,
+     * before serving them (0: never), so a test can act while messages are read and not yet served.
+     * Returns how many messages the service has read while holding.
+     */
+    public long holdServiceAfterReadForTesting(long nanos) {
+        if (nanos < 0) {
+            throw new IllegalArgumentException("hold of " + nanos + " ns: must be at least 0");
+        }
+        return testHold(nanos);
+    }
+
+    /** Tests only: how many fault messages the service has read while holding them. */
+    public long messagesHeldForTesting() {
+        return testHold(-1L);   // UINT64_MAX: leave the hold as it is
+    }
+
+    private long testHold(long nanos) {
+        try {
+            return (long) lib.testHold.invokeExact(handle, nanos);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
     /** A running kernel holds (or no longer holds) pages [first, first+count). */
     public void busy(long first, long count, boolean on) {
         try {
