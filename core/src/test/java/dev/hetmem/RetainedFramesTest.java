@@ -1,6 +1,7 @@
 package dev.hetmem;
 
 import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
@@ -304,6 +305,64 @@ class RetainedFramesTest {
                 }
                 assertEquals(CHUNK + half, residentPages(r.address() + half, CHUNK + half) * PAGE, "the rest untouched");
                 check(r, 0, r.size(), 5);   // home again, through the kept frames where there are some
+                assertEquals(0, retained(mem));
+                verified(mem);
+            }
+        }
+    }
+
+    /**
+     * Read duplication between two devices that cannot copy between them: a page device 1 wrote (it
+     * holds it alone) is read by device 2, so its copy goes through host frames. The host is not a
+     * holder afterwards (the page table says devices 1 and 2), so those frames are handed back like
+     * a move's: released, or kept within the budget and counted; the data is device 1's everywhere.
+     */
+    @Test
+    void framesThatStagedADuplicateBetweenDevicesAreReleasedOrKept() throws Throwable {
+        long half = CHUNK / 2;
+        for (long budget : new long[] {0, 256 * MiB}) {
+            try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).hostRetainBudget(budget)
+                    .hostReleasePolicy(HostReleasePolicy.DONTNEED)
+                    .device(new WrappedDevice("a", 8 * MiB)).device(new WrappedDevice("b", 8 * MiB)).build()) {
+                Region r = mem.allocate(2 * CHUNK, PAGE);
+                fill(r, 0, r.size(), 5);
+                mem.advise(r, 0, r.size(), new Advice.ReadMostly(true));
+                // device 1 writes the first half chunk: it holds those pages alone, the host's copies are gone
+                mem.launch(1, (EmulatedKernel) (a, item) -> {
+                    for (long o = 0; o < half; o += 8) {
+                        a.arg(0).putLong(o, value(9, o >>> 3));
+                    }
+                }, 1, KernelArg.of(r, 0, half, Access.READ_WRITE));
+                mem.trimHost();
+                assertEquals(0, residentPages(r.address(), half), "budget " + budget + ": the host holds none of them");
+                assertEquals(half, r.stats().node(1).residentBytes(), "budget " + budget);
+                // device 2 reads them: a duplicate, staged through host frames
+                long[] sum = new long[1];
+                mem.launch(2, (EmulatedKernel) (a, item) -> {
+                    long s = 0;
+                    for (long o = 0; o < half; o += 8) {
+                        s += a.arg(0).getLong(o);
+                    }
+                    sum[0] = s;
+                }, 1, KernelArg.of(r, 0, half, Access.READ));
+                long want = 0;
+                for (long o = 0; o < half; o += 8) {
+                    want += value(9, o >>> 3);
+                }
+                assertEquals(want, sum[0], "budget " + budget + ": device 2 read what device 1 wrote");
+                assertEquals(half, r.stats().node(1).residentBytes(), "budget " + budget + ": device 1 kept its copy");
+                assertEquals(half, r.stats().node(2).residentBytes(), "budget " + budget + ": device 2 has one");
+                long staged = residentPages(r.address(), half);
+                if (budget == 0) {
+                    assertEquals(0, staged, "the staging frames went back to the kernel");
+                    assertEquals(0, retained(mem));
+                } else {
+                    assertEquals(half / PAGE, staged, "kept");
+                    assertEquals(half, retained(mem), "and counted as kept");
+                }
+                verified(mem);
+                check(r, 0, half, 9);   // home: device 1's data, through the kept frames where there are some
+                check(r, half, r.size() - half, 5);
                 assertEquals(0, retained(mem));
                 verified(mem);
             }

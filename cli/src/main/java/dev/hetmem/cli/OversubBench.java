@@ -40,8 +40,11 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * with no hint (the device faults pieces in while the kernel runs), "one_launch_windows" with a
  * per-item window declared (sequential only: the launch runs tile by tile, the next tile prefetched);
  * the "_no_thrash_control" modes turn thrashing control off. Cases run in rounds, after
- * {@code --warmup} rounds that are not counted (default 1: the JIT compiles the engine's paths on
- * the same two cores); a row is the median round with its spread, and {@code of_explicit} the
+ * {@code --warmup} rounds that are not counted (default 3: the JIT compiles the engine's paths on
+ * the same two cores; one round left the one-launch rows at a third of their steady speed);
+ * {@code --modes} runs some modes only (the modes share one JVM, and so the JIT's profiles of the
+ * emulated device's kernel code: the faulting modes' profiles slow the others, see the README);
+ * a row is the median round with its spread, and {@code of_explicit} the
  * median of each round's ratio to the explicit program's run of that round (same factor and
  * pattern), with {@code of_explicit_min} and {@code _max}.
  */
@@ -50,13 +53,16 @@ final class OversubBench {
     private static final long TILE = 2 * MiB;
     /** How many pieces ahead the prefetch mode asks for. */
     private static final int PREFETCH_AHEAD = 2;
+    /** Every mode, for --modes. */
+    private static final List<String> MODES = List.of("faults", "prefetch", "explicit", "faults_no_thrash_control",
+            "one_launch", "one_launch_no_thrash_control", "one_launch_windows");
 
     private OversubBench() {}
 
     private record Case(double factor, String pattern, String mode) {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "reps", "warmup", "plot"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "reps", "warmup", "plot", "modes"));
         String plot = Chart.plotOption(args);
         long capacity = args.longValue("capacity", 64 * MiB);
         if (capacity < 16 * MiB || capacity % TILE != 0) {
@@ -83,11 +89,25 @@ final class OversubBench {
                 cases.add(new Case(f, "sequential", "one_launch_windows"));
             }
         }
+        String modes = args.value("modes", null);
+        if (modes != null) {
+            List<String> wanted = List.of(modes.split(",", -1));
+            for (String m : wanted) {
+                if (!MODES.contains(m)) {
+                    throw new Args.UsageException("--modes: unknown mode '" + m + "' (have: " + String.join(", ", MODES) + ")");
+                }
+            }
+            cases.removeIf(c -> !wanted.contains(c.mode));
+            if (cases.isEmpty()) {
+                throw new Args.UsageException("--modes " + modes + ": no case of those modes in this run"
+                        + (args.flag("quick") ? " (--quick has no random one_launch_windows or hot_cold cases)" : ""));
+            }
+        }
         long reps = args.longValue("reps", 5);
         if (reps < 1 || reps > 100) {
             throw new Args.UsageException("--reps " + reps + " outside [1, 100]");
         }
-        int warmup = args.intValue("warmup", 1, 0, 20);
+        int warmup = args.intValue("warmup", 3, 0, 20);
         double memcpy = memcpyLimit();
         // warm-up rounds over every case first, not counted (the JIT compiles the engine's paths
         // meanwhile); a wrong result there still makes the case's row wrong

@@ -315,6 +315,16 @@ class CommandLineTest {
         Result bad = run("bench", "oversub", "--warmup", "21");
         assertEquals(2, bad.code(), bad.err());
         assertTrue(bad.err().contains("--warmup 21 is outside [0, 20]"), bad.err());
+        // --modes: only those modes' rows (of_explicit where the explicit program ran beside them)
+        Result some = run("bench", "oversub", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--warmup", "0",
+                "--modes", "explicit,one_launch_windows");
+        assertEquals(0, some.code(), some.err());
+        assertEquals(3, some.out().split("\"ws_factor\"", -1).length - 1, "explicit twice, windows once: " + some.out());
+        assertTrue(some.out().contains("\"mode\":\"one_launch_windows\"") && !some.out().contains("\"mode\":\"faults\""),
+                some.out());
+        Result unknown = run("bench", "oversub", "--modes", "explicit,fast");
+        assertEquals(2, unknown.code(), unknown.err());
+        assertTrue(unknown.err().contains("unknown mode 'fast'") && unknown.err().contains("one_launch_windows"), unknown.err());
     }
 
     @Test
