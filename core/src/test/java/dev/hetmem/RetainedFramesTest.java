@@ -42,6 +42,12 @@ class RetainedFramesTest {
                 .device(EmulatedDevice.builder().capacity(deviceBytes).computeThreads(2).build()).build();
     }
 
+    /** Two devices neither of which can copy from the other: moves between them go through host frames. */
+    private static UnifiedMemory twoDevicesThatCannotCopyBetweenThem(long budget) {
+        return UnifiedMemory.builder().copyThreads(2).hostRetainBudget(budget).hostReleasePolicy(HostReleasePolicy.DONTNEED)
+                .device(new WrappedDevice("a", 8 * MiB)).device(new WrappedDevice("b", 8 * MiB)).build();
+    }
+
     private static long retained(UnifiedMemory mem) {
         return mem.stats().node(0).retainedBytes();
     }
@@ -285,9 +291,7 @@ class RetainedFramesTest {
     void framesThatStagedAMoveBetweenDevicesAreReleasedOrKept() throws Throwable {
         long half = CHUNK / 2;
         for (long budget : new long[] {0, 256 * MiB}) {
-            try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).hostRetainBudget(budget)
-                    .hostReleasePolicy(HostReleasePolicy.DONTNEED)
-                    .device(new WrappedDevice("a", 8 * MiB)).device(new WrappedDevice("b", 8 * MiB)).build()) {
+            try (UnifiedMemory mem = twoDevicesThatCannotCopyBetweenThem(budget)) {
                 Region r = mem.allocate(2 * CHUNK, PAGE);
                 fill(r, 0, r.size(), 5);
                 mem.prefetch(r, new long[] {0}, half, 1);   // half a chunk: its frames are kept, or released (budget 0)
@@ -321,9 +325,7 @@ class RetainedFramesTest {
     void framesThatStagedADuplicateBetweenDevicesAreReleasedOrKept() throws Throwable {
         long half = CHUNK / 2;
         for (long budget : new long[] {0, 256 * MiB}) {
-            try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).hostRetainBudget(budget)
-                    .hostReleasePolicy(HostReleasePolicy.DONTNEED)
-                    .device(new WrappedDevice("a", 8 * MiB)).device(new WrappedDevice("b", 8 * MiB)).build()) {
+            try (UnifiedMemory mem = twoDevicesThatCannotCopyBetweenThem(budget)) {
                 Region r = mem.allocate(2 * CHUNK, PAGE);
                 fill(r, 0, r.size(), 5);
                 mem.advise(r, 0, r.size(), new Advice.ReadMostly(true));

@@ -42,9 +42,9 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * the "_no_thrash_control" modes turn thrashing control off. Cases run in rounds, after
  * {@code --warmup} rounds that are not counted (default 3: the JIT compiles the engine's paths on
  * the same two cores; one round left the one-launch rows at a third of their steady speed);
- * {@code --modes} runs some modes only (the modes share one JVM, and so the JIT's profiles of the
- * emulated device's kernel code: the faulting modes' profiles slow the others, see the README);
- * a row is the median round with its spread, and {@code of_explicit} the
+ * {@code --modes} runs some modes only. Each case runs in a JVM of its own, kept for all its
+ * rounds, while this one alternates the cases of one factor and pattern round by round
+ * ({@link CaseJvm} says why); {@code --same-jvm} runs them all here, as before. A row is the median round with its spread, and {@code of_explicit} the
  * median of each round's ratio to the explicit program's run of that round (same factor and
  * pattern), with {@code of_explicit_min} and {@code _max}.
  */
@@ -59,15 +59,119 @@ final class OversubBench {
 
     private OversubBench() {}
 
-    private record Case(double factor, String pattern, String mode) {}
+    /** The internal option that makes this JVM serve one case for its parent (see CaseJvm). */
+    private static final String SERVE_OPTION = "serve-case";
+
+    private record Case(double factor, String pattern, String mode) {
+        /** As {@link #toString} of {@link #key} writes it: {@code factor/pattern/mode}. */
+        static Case parse(String key) {
+            String[] p = key.split("/", -1);
+            if (p.length != 3 || !MODES.contains(p[2])) {
+                throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": expected factor/pattern/mode");
+            }
+            try {
+                return new Case(Double.parseDouble(p[0]), p[1], p[2]);
+            } catch (NumberFormatException e) {
+                throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": factor " + p[0] + " is not a number");
+            }
+        }
+
+        String key() {
+            return factor + "/" + pattern + "/" + mode;
+        }
+    }
+
+    /** Runs one case once per call: here, or in the case's own JVM. */
+    private interface CaseRunner extends AutoCloseable {
+        Map<String, Object> run();
+
+        @Override
+        void close();
+    }
+
+    private static CaseRunner inThisJvm(Case c, long capacity) {
+        return new CaseRunner() {
+            public Map<String, Object> run() {
+                return runCase(c, capacity);
+            }
+
+            public void close() {
+            }
+        };
+    }
+
+    private static CaseRunner inItsOwnJvm(Case c, long capacity) {
+        CaseJvm jvm = CaseJvm.start("factor " + c.factor + " " + c.pattern + " " + c.mode,
+                List.of("bench", "oversub", "--" + SERVE_OPTION, c.key(), "--capacity", Long.toString(capacity)));
+        return new CaseRunner() {
+            public Map<String, Object> run() {
+                String line = jvm.runOnce();
+                String[] f = line.split(" ");
+                if (f.length != 6 || !f[0].equals("row")) {
+                    throw new IllegalStateException("factor " + c.factor + " " + c.pattern + " " + c.mode + ": " + line);
+                }
+                Map<String, Object> r = new LinkedHashMap<>();
+                r.put("ws_factor", c.factor);
+                r.put("pattern", c.pattern);
+                r.put("mode", c.mode);
+                r.put("gbps", Double.parseDouble(f[1]));
+                r.put("nanos", Long.parseLong(f[2]));
+                r.put("migrated_bytes", Long.parseLong(f[3]));
+                r.put("evictions", Long.parseLong(f[4]));
+                r.put("correct", Boolean.parseBoolean(f[5]));
+                return r;
+            }
+
+            public void close() {
+                jvm.close();
+            }
+        };
+    }
+
+    /**
+     * The child's side: runs {@code c} once per {@code run} line on standard input, answering each
+     * with {@code row gbps nanos migrated_bytes evictions correct}, or {@code failed MESSAGE}.
+     */
+    private static int serve(Case c, long capacity, PrintStream out) {
+        java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in,
+                java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            for (String line = in.readLine(); line != null; line = in.readLine()) {
+                if (!line.equals("run")) {
+                    out.println("failed unknown request " + line);
+                    out.flush();
+                    return 2;
+                }
+                Map<String, Object> r;
+                try {
+                    r = runCase(c, capacity);
+                } catch (RuntimeException e) {
+                    out.println("failed " + String.valueOf(e.getMessage()).replace('\n', ' '));
+                    out.flush();
+                    return 1;
+                }
+                out.println("row " + r.get("gbps") + " " + r.get("nanos") + " " + r.get("migrated_bytes") + " "
+                        + r.get("evictions") + " " + r.get("correct"));
+                out.flush();
+            }
+            return 0;
+        } catch (java.io.IOException e) {
+            return 1;
+        }
+    }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "reps", "warmup", "plot", "modes"));
+        Args args = new Args(argv, Set.of("json", "quick", "same-jvm"), Set.of("capacity", "reps", "warmup", "plot", "modes",
+                SERVE_OPTION));
         String plot = Chart.plotOption(args);
         long capacity = args.longValue("capacity", 64 * MiB);
         if (capacity < 16 * MiB || capacity % TILE != 0) {
             throw new Args.UsageException("--capacity " + capacity + " must be a multiple of 2M, at least 16M");
         }
+        if (args.value(SERVE_OPTION, null) != null) {
+            return serve(Case.parse(args.value(SERVE_OPTION, null)), capacity, out);
+        }
+        boolean sameJvm = args.flag("same-jvm");
         List<Case> cases = new ArrayList<>();
         if (args.flag("quick")) {
             for (String m : List.of("faults", "prefetch", "explicit", "one_launch", "one_launch_windows")) {
@@ -85,8 +189,10 @@ final class OversubBench {
                             "one_launch_no_thrash_control")) {
                         cases.add(new Case(f, p, m));
                     }
+                    if (p.equals("sequential")) {
+                        cases.add(new Case(f, p, "one_launch_windows"));   // declared windows: sequential only
+                    }
                 }
-                cases.add(new Case(f, "sequential", "one_launch_windows"));
             }
         }
         String modes = args.value("modes", null);
@@ -109,33 +215,52 @@ final class OversubBench {
         }
         int warmup = args.intValue("warmup", 3, 0, 20);
         double memcpy = memcpyLimit();
-        // warm-up rounds over every case first, not counted (the JIT compiles the engine's paths
-        // meanwhile); a wrong result there still makes the case's row wrong
-        boolean[] warmWrong = new boolean[cases.size()];
-        for (int round = 0; round < warmup; round++) {
-            for (int i = 0; i < cases.size(); i++) {
-                warmWrong[i] |= !(Boolean) runCase(cases.get(i), capacity).get("correct");
-            }
-        }
-        // rounds over all cases, so that the modes of one factor and pattern are measured side by
-        // side and a noisy second of this shared machine hits them alike; a case is repeated until
-        // it has run reps times or used its time budget (the slow random cases run once or twice)
         // byRound.get(i).get(round): case i's run in that round, null where its time budget skipped it
         List<List<Map<String, Object>>> byRound = new ArrayList<>();
+        boolean[] warmWrong = new boolean[cases.size()];
         long[] spent = new long[cases.size()];
         for (int i = 0; i < cases.size(); i++) {
             byRound.add(new ArrayList<>());
         }
-        for (int round = 0; round < reps; round++) {
-            for (int i = 0; i < cases.size(); i++) {
-                if (round > 0 && spent[i] > REPEAT_BUDGET_NANOS) {
-                    byRound.get(i).add(null);
-                    continue;
-                }
-                long t0 = System.nanoTime();
-                byRound.get(i).add(runCase(cases.get(i), capacity));
-                spent[i] += System.nanoTime() - t0;
+        // one factor and pattern at a time: its modes, each in a JVM of its own (CaseJvm says why)
+        // unless --same-jvm, run in rounds, so that they are measured side by side and a noisy second
+        // of this shared machine hits them alike; first warm-up rounds, not counted (the JIT compiles
+        // the engine's paths meanwhile; a wrong result there still makes the row wrong), then rounds
+        // until each case has run reps times or used its time budget (the slow random cases run once
+        // or twice)
+        for (int g = 0; g < cases.size(); ) {
+            int end = g;
+            while (end < cases.size() && cases.get(end).factor == cases.get(g).factor
+                    && cases.get(end).pattern.equals(cases.get(g).pattern)) {
+                end++;
             }
+            List<CaseRunner> runners = new ArrayList<>();
+            try {
+                for (int i = g; i < end; i++) {
+                    runners.add(sameJvm ? inThisJvm(cases.get(i), capacity) : inItsOwnJvm(cases.get(i), capacity));
+                }
+                for (int round = 0; round < warmup; round++) {
+                    for (int i = g; i < end; i++) {
+                        warmWrong[i] |= !(Boolean) runners.get(i - g).run().get("correct");
+                    }
+                }
+                for (int round = 0; round < reps; round++) {
+                    for (int i = g; i < end; i++) {
+                        if (round > 0 && spent[i] > REPEAT_BUDGET_NANOS) {
+                            byRound.get(i).add(null);
+                            continue;
+                        }
+                        long t0 = System.nanoTime();
+                        byRound.get(i).add(runners.get(i - g).run());
+                        spent[i] += System.nanoTime() - t0;
+                    }
+                }
+            } finally {
+                for (CaseRunner r : runners) {
+                    r.close();
+                }
+            }
+            g = end;
         }
         List<Map<String, Object>> rows = new ArrayList<>();
         for (int i = 0; i < cases.size(); i++) {

@@ -315,9 +315,10 @@ class CommandLineTest {
         Result bad = run("bench", "oversub", "--warmup", "21");
         assertEquals(2, bad.code(), bad.err());
         assertTrue(bad.err().contains("--warmup 21 is outside [0, 20]"), bad.err());
-        // --modes: only those modes' rows (of_explicit where the explicit program ran beside them)
+        // --modes: only those modes' rows (of_explicit where the explicit program ran beside them);
+        // --same-jvm: all cases in this JVM (above, each case ran in a JVM of its own)
         Result some = run("bench", "oversub", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--warmup", "0",
-                "--modes", "explicit,one_launch_windows");
+                "--modes", "explicit,one_launch_windows", "--same-jvm");
         assertEquals(0, some.code(), some.err());
         assertEquals(3, some.out().split("\"ws_factor\"", -1).length - 1, "explicit twice, windows once: " + some.out());
         assertTrue(some.out().contains("\"mode\":\"one_launch_windows\"") && !some.out().contains("\"mode\":\"faults\""),
@@ -325,6 +326,9 @@ class CommandLineTest {
         Result unknown = run("bench", "oversub", "--modes", "explicit,fast");
         assertEquals(2, unknown.code(), unknown.err());
         assertTrue(unknown.err().contains("unknown mode 'fast'") && unknown.err().contains("one_launch_windows"), unknown.err());
+        Result badCase = run("bench", "oversub", "--serve-case", "2.0/sequential/fastest");
+        assertEquals(2, badCase.code(), badCase.err());
+        assertTrue(badCase.err().contains("expected factor/pattern/mode"), badCase.err());
     }
 
     @Test
