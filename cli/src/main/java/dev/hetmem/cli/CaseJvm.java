@@ -6,6 +6,7 @@ import java.io.InputStreamReader;
 import java.io.Writer;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -22,30 +23,46 @@ import java.util.concurrent.TimeUnit;
  * runs one program per JVM; so does each case here, while the parent still alternates the cases
  * round by round, so that a noisy second of the machine hits them alike.
  *
- * <p>The child is this JVM's own command (same Java, options and class path) running
- * {@code childArgs}; its standard error is discarded (its answers say what failed).
+ * <p>The child is this JVM's own command: the same Java, every option this JVM was given exactly
+ * as the JVM recorded it (under {@code ./hetmem} that includes the module path and main module the
+ * launcher turned {@code -p} and {@code -m} into), with the environment's option variables removed
+ * (their options are among those recorded, and would otherwise come twice), except options that
+ * cannot be given to two JVMs at once (a debugger's or JMX's port, a flight recording's or class
+ * archive's file). It answers {@code ready} once started; lines that are not answers (a JVM's own
+ * logging on standard output) are skipped. Its standard error goes to a file whose last lines say
+ * why, should it end.
  */
 final class CaseJvm implements AutoCloseable {
+    /** Options a second JVM must not repeat: they bind a port or write a file of their own. */
+    private static final List<String> NOT_REPEATED = List.of("-agentlib:jdwp", "-XX:StartFlightRecording",
+            "-XX:ArchiveClassesAtExit", "-Dcom.sun.management.jmxremote", "-XX:+PrintFlagsFinal");
+    /** How long a child may take to start. */
+    private static final long START_SECONDS = 60;
+
     private final Process process;
     private final Writer toChild;
     private final BufferedReader fromChild;
+    private final Path stderr;
     private final String name;
 
-    private CaseJvm(Process process, String name) {
+    private CaseJvm(Process process, Path stderr, String name) {
         this.process = process;
+        this.stderr = stderr;
         this.name = name;
         this.toChild = process.outputWriter(StandardCharsets.UTF_8);
         this.fromChild = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
     }
 
-    /** Starts a JVM running {@code Main} with {@code childArgs}; {@code name} says which case in errors. */
+    /**
+     * Starts a JVM running {@code Main} with {@code childArgs} and waits for its {@code ready};
+     * {@code name} says which case in errors.
+     */
     static CaseJvm start(String name, List<String> childArgs) {
         List<String> cmd = new ArrayList<>();
         cmd.add(ProcessHandle.current().info().command()
                 .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         for (String option : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            // options from JDK_JAVA_OPTIONS reach the child through the environment it inherits
-            if (!System.getenv().getOrDefault("JDK_JAVA_OPTIONS", "").contains(option)) {
+            if (NOT_REPEATED.stream().noneMatch(option::startsWith)) {
                 cmd.add(option);
             }
         }
@@ -53,40 +70,90 @@ final class CaseJvm implements AutoCloseable {
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(Main.class.getName());
         cmd.addAll(childArgs);
+        Path err = null;
         try {
-            Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.DISCARD).start();
-            return new CaseJvm(p, name);
+            err = Files.createTempFile("hetmem-case-", ".err");
+            ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(err.toFile());
+            for (String v : List.of("JDK_JAVA_OPTIONS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS")) {
+                pb.environment().remove(v);
+            }
+            CaseJvm jvm = new CaseJvm(pb.start(), err, name);
+            jvm.awaitReady();
+            return jvm;
         } catch (IOException e) {
+            deleteQuietly(err);
             throw new IllegalStateException("could not start a JVM for " + name + ": " + e.getMessage(), e);
         }
     }
 
-    /** Runs the case once; returns the child's answer line. */
+    private void awaitReady() {
+        java.util.concurrent.CompletableFuture<String> ready = java.util.concurrent.CompletableFuture.supplyAsync(
+                () -> answer("ready"));
+        try {
+            ready.get(START_SECONDS, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            close();
+            throw new IllegalStateException("the JVM for " + name + " did not start within " + START_SECONDS + " s");
+        } catch (java.util.concurrent.ExecutionException e) {
+            close();
+            throw new IllegalStateException(Main.failureMessage(e));
+        } catch (InterruptedException e) {
+            close();
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while the JVM for " + name + " started");
+        }
+    }
+
+    /** Runs the case once; returns the child's answer line ({@code row ...} or {@code failed ...}). */
     String runOnce() {
         try {
             toChild.write("run\n");
             toChild.flush();
-            String line = fromChild.readLine();
-            if (line == null) {
-                throw new IllegalStateException("the JVM running " + name + " ended (exit status " + exitStatus() + ")");
-            }
-            return line;
         } catch (IOException e) {
-            throw new IllegalStateException("the JVM running " + name + " stopped answering: " + e.getMessage()
-                    + " (exit status " + exitStatus() + ")", e);
+            throw ended("stopped answering (" + e.getMessage() + ")");
+        }
+        return answer("row ", "failed ");
+    }
+
+    /** The next line that starts with one of {@code prefixes}; other lines are the JVM's own output. */
+    private String answer(String... prefixes) {
+        try {
+            for (String line = fromChild.readLine(); line != null; line = fromChild.readLine()) {
+                for (String p : prefixes) {
+                    if (line.startsWith(p)) {
+                        return line;
+                    }
+                }
+            }
+            throw ended("ended");
+        } catch (IOException e) {
+            throw ended("stopped answering (" + e.getMessage() + ")");
         }
     }
 
-    private String exitStatus() {
+    private IllegalStateException ended(String how) {
+        String status;
         try {
-            return process.waitFor(5, TimeUnit.SECONDS) ? String.valueOf(process.exitValue()) : "still running";
+            status = process.waitFor(5, TimeUnit.SECONDS) ? "exit status " + process.exitValue() : "still running";
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            return "unknown";
+            status = "exit status unknown";
         }
+        String tail = "";
+        try {
+            List<String> lines = Files.readAllLines(stderr);
+            tail = String.join(" / ", lines.subList(Math.max(0, lines.size() - 3), lines.size())).strip();
+        } catch (IOException e) {
+            tail = "";
+        }
+        return new IllegalStateException("the JVM running " + name + " " + how + " (" + status + ")"
+                + (tail.isEmpty() ? "" : ": " + tail));
     }
 
-    /** Tells the child to end (end of its input) and waits for it; a child that does not end is killed. */
+    /**
+     * Tells the child to end (end of its input) and waits for it; its output is closed first, so a
+     * child blocked writing ends too; one that does not end is killed.
+     */
     @Override
     public void close() {
         try {
@@ -95,12 +162,28 @@ final class CaseJvm implements AutoCloseable {
             // it has ended already
         }
         try {
+            fromChild.close();
+        } catch (IOException ignored) {
+            // nothing to read any more
+        }
+        try {
             if (!process.waitFor(30, TimeUnit.SECONDS)) {
-                process.destroyForcibly();
+                process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
             }
         } catch (InterruptedException e) {
             process.destroyForcibly();
             Thread.currentThread().interrupt();
+        }
+        deleteQuietly(stderr);
+    }
+
+    private static void deleteQuietly(Path p) {
+        if (p != null) {
+            try {
+                Files.deleteIfExists(p);
+            } catch (IOException ignored) {
+                // a temporary file left behind
+            }
         }
     }
 }

@@ -154,18 +154,26 @@ public final class Main {
         } catch (java.io.IOException | RuntimeException e) {
             // one line, no class name or stack trace: what went wrong, in the exception's own words
             // (a failure on another thread comes wrapped: its cause says what it was)
-            Throwable t = e;
-            while ((t instanceof java.util.concurrent.CompletionException
-                    || t instanceof java.util.concurrent.ExecutionException) && t.getCause() != null) {
-                t = t.getCause();
-            }
-            String message = t.getMessage() != null ? t.getMessage() : "failed (" + t.getClass().getSimpleName() + ")";
+            String message = failureMessage(e);
             err.println("hetmem " + cmd + ": " + printable(message));
             return jsonError(argv, out, commandWords(cmd, rest), message, 1);
         } catch (OutOfMemoryError e) {
             err.println("hetmem " + cmd + ": out of Java heap; ask for less (smaller --sizes)");
             return jsonError(argv, out, commandWords(cmd, rest), "out of Java heap; ask for less (smaller --sizes)", 1);
         }
+    }
+
+    /**
+     * What went wrong, in the exception's own words, for one line: a failure on another thread
+     * comes wrapped, and its cause says what it was; without words, the kind of failure.
+     */
+    static String failureMessage(Throwable e) {
+        Throwable t = e;
+        while ((t instanceof java.util.concurrent.CompletionException
+                || t instanceof java.util.concurrent.ExecutionException) && t.getCause() != null) {
+            t = t.getCause();
+        }
+        return t.getMessage() != null ? t.getMessage() : "failed (" + t.getClass().getSimpleName() + ")";
     }
 
     /**

@@ -42,11 +42,12 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * the "_no_thrash_control" modes turn thrashing control off. Cases run in rounds, after
  * {@code --warmup} rounds that are not counted (default 3: the JIT compiles the engine's paths on
  * the same two cores; one round left the one-launch rows at a third of their steady speed);
- * {@code --modes} runs some modes only. Each case runs in a JVM of its own, kept for all its
- * rounds, while this one alternates the cases of one factor and pattern round by round
- * ({@link CaseJvm} says why); {@code --same-jvm} runs them all here, as before. A row is the median round with its spread, and {@code of_explicit} the
- * median of each round's ratio to the explicit program's run of that round (same factor and
- * pattern), with {@code of_explicit_min} and {@code _max}.
+ * {@code --modes} runs some modes only (without explicit, rows have no {@code of_explicit}). Each
+ * case runs in a JVM of its own, kept for all its rounds, while this one alternates the cases of
+ * one factor and pattern round by round ({@link CaseJvm} says why); {@code --same-jvm} runs them
+ * all here, grouped the same way. A row is the median round with its spread, and
+ * {@code of_explicit} the median of each round's ratio to the explicit program's run of that round
+ * (same factor and pattern), with {@code of_explicit_min} and {@code _max}.
  */
 final class OversubBench {
     private static final long MiB = 1L << 20;
@@ -63,10 +64,10 @@ final class OversubBench {
     private static final String SERVE_OPTION = "serve-case";
 
     private record Case(double factor, String pattern, String mode) {
-        /** As {@link #toString} of {@link #key} writes it: {@code factor/pattern/mode}. */
+        /** A case from its {@link #key}, {@code factor/pattern/mode}. */
         static Case parse(String key) {
             String[] p = key.split("/", -1);
-            if (p.length != 3 || !MODES.contains(p[2])) {
+            if (p.length != 3 || !MODES.contains(p[2]) || !List.of("sequential", "random", "hot_cold").contains(p[1])) {
                 throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": expected factor/pattern/mode");
             }
             try {
@@ -108,7 +109,8 @@ final class OversubBench {
                 String line = jvm.runOnce();
                 String[] f = line.split(" ");
                 if (f.length != 6 || !f[0].equals("row")) {
-                    throw new IllegalStateException("factor " + c.factor + " " + c.pattern + " " + c.mode + ": " + line);
+                    throw new IllegalStateException("factor " + c.factor + " " + c.pattern + " " + c.mode + ": "
+                            + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
                 }
                 Map<String, Object> r = new LinkedHashMap<>();
                 r.put("ws_factor", c.factor);
@@ -133,8 +135,11 @@ final class OversubBench {
      * with {@code row gbps nanos migrated_bytes evictions correct}, or {@code failed MESSAGE}.
      */
     private static int serve(Case c, long capacity, PrintStream out) {
+        // the parent's pipe: only a JVM started by CaseJvm is given --serve-case
         java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in,
                 java.nio.charset.StandardCharsets.UTF_8));
+        out.println("ready");
+        out.flush();
         try {
             for (String line = in.readLine(); line != null; line = in.readLine()) {
                 if (!line.equals("run")) {
@@ -145,8 +150,8 @@ final class OversubBench {
                 Map<String, Object> r;
                 try {
                     r = runCase(c, capacity);
-                } catch (RuntimeException e) {
-                    out.println("failed " + String.valueOf(e.getMessage()).replace('\n', ' '));
+                } catch (RuntimeException | Error e) {
+                    out.println("failed " + Main.failureMessage(e).replace('\n', ' '));
                     out.flush();
                     return 1;
                 }
@@ -239,9 +244,15 @@ final class OversubBench {
                 for (int i = g; i < end; i++) {
                     runners.add(sameJvm ? inThisJvm(cases.get(i), capacity) : inItsOwnJvm(cases.get(i), capacity));
                 }
+                long[] warmSpent = new long[end - g];
                 for (int round = 0; round < warmup; round++) {
                     for (int i = g; i < end; i++) {
+                        if (warmSpent[i - g] > REPEAT_BUDGET_NANOS) {
+                            continue;   // a slow case (random, no thrashing control) is warm after one run
+                        }
+                        long t0 = System.nanoTime();
                         warmWrong[i] |= !(Boolean) runners.get(i - g).run().get("correct");
+                        warmSpent[i - g] += System.nanoTime() - t0;
                     }
                 }
                 for (int round = 0; round < reps; round++) {
