@@ -10,7 +10,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * One benchmark case served by a JVM of its own, kept alive across the rounds of a run: the
@@ -87,14 +90,13 @@ final class CaseJvm implements AutoCloseable {
     }
 
     private void awaitReady() {
-        java.util.concurrent.CompletableFuture<String> ready = java.util.concurrent.CompletableFuture.supplyAsync(
-                () -> answer("ready"));
+        CompletableFuture<String> ready = CompletableFuture.supplyAsync(() -> answer("ready"));
         try {
             ready.get(START_SECONDS, TimeUnit.SECONDS);
-        } catch (java.util.concurrent.TimeoutException e) {
+        } catch (TimeoutException e) {
             close();
             throw new IllegalStateException("the JVM for " + name + " did not start within " + START_SECONDS + " s");
-        } catch (java.util.concurrent.ExecutionException e) {
+        } catch (ExecutionException e) {
             close();
             throw new IllegalStateException(Main.failureMessage(e));
         } catch (InterruptedException e) {

@@ -11,10 +11,14 @@ import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
 import dev.hetmem.limits.NativeBuffer;
 
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -58,16 +62,18 @@ final class OversubBench {
     private static final List<String> MODES = List.of("faults", "prefetch", "explicit", "faults_no_thrash_control",
             "one_launch", "one_launch_no_thrash_control", "one_launch_windows");
 
-    private OversubBench() {}
-
+    /** Every access pattern. */
+    private static final List<String> PATTERNS = List.of("sequential", "random", "hot_cold");
     /** The internal option that makes this JVM serve one case for its parent (see CaseJvm). */
     private static final String SERVE_OPTION = "serve-case";
+
+    private OversubBench() {}
 
     private record Case(double factor, String pattern, String mode) {
         /** A case from its {@link #key}, {@code factor/pattern/mode}. */
         static Case parse(String key) {
             String[] p = key.split("/", -1);
-            if (p.length != 3 || !MODES.contains(p[2]) || !List.of("sequential", "random", "hot_cold").contains(p[1])) {
+            if (p.length != 3 || !MODES.contains(p[2]) || !PATTERNS.contains(p[1])) {
                 throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": expected factor/pattern/mode");
             }
             try {
@@ -136,8 +142,7 @@ final class OversubBench {
      */
     private static int serve(Case c, long capacity, PrintStream out) {
         // the parent's pipe: only a JVM started by CaseJvm is given --serve-case
-        java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in,
-                java.nio.charset.StandardCharsets.UTF_8));
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         out.println("ready");
         out.flush();
         try {
@@ -160,7 +165,7 @@ final class OversubBench {
                 out.flush();
             }
             return 0;
-        } catch (java.io.IOException e) {
+        } catch (IOException e) {
             return 1;
         }
     }
@@ -189,7 +194,7 @@ final class OversubBench {
             cases.add(new Case(2, "random", "explicit"));
         } else {
             for (double f : new double[] {0.5, 1.5, 2, 3}) {
-                for (String p : List.of("sequential", "random", "hot_cold")) {
+                for (String p : PATTERNS) {
                     for (String m : List.of("faults", "prefetch", "explicit", "faults_no_thrash_control", "one_launch",
                             "one_launch_no_thrash_control")) {
                         cases.add(new Case(f, p, m));
