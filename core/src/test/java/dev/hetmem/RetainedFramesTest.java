@@ -48,6 +48,20 @@ class RetainedFramesTest {
                 .device(new WrappedDevice("a", 8 * MiB)).device(new WrappedDevice("b", 8 * MiB)).build();
     }
 
+    /**
+     * The host frames that staged the first {@code bytes} of {@code r} between two devices went back
+     * to the kernel (budget 0), or are kept and counted as kept.
+     */
+    private static void stagingFramesHandedBack(UnifiedMemory mem, Region r, long bytes, long budget) throws Throwable {
+        long staged = residentPages(r.address(), bytes);
+        if (budget == 0) {
+            assertEquals(0, staged, "the staging frames went back to the kernel");
+        } else {
+            assertEquals(bytes / PAGE, staged, "kept");
+            assertEquals(bytes, retained(mem), "and counted as kept");
+        }
+    }
+
     private static long retained(UnifiedMemory mem) {
         return mem.stats().node(0).retainedBytes();
     }
@@ -300,13 +314,7 @@ class RetainedFramesTest {
                 assertEquals(0, residentPages(r.address(), half), "budget " + budget + ": trimmed");
                 mem.prefetch(r, new long[] {0}, half, 2);   // staged through host frames: the devices cannot copy between them
                 assertEquals(half, r.stats().node(2).residentBytes());
-                long staged = residentPages(r.address(), half);
-                if (budget == 0) {
-                    assertEquals(0, staged, "the staging frames went back to the kernel");
-                } else {
-                    assertEquals(half / PAGE, staged, "kept");
-                    assertEquals(half, retained(mem), "and counted as kept");
-                }
+                stagingFramesHandedBack(mem, r, half, budget);
                 assertEquals(CHUNK + half, residentPages(r.address() + half, CHUNK + half) * PAGE, "the rest untouched");
                 check(r, 0, r.size(), 5);   // home again, through the kept frames where there are some
                 assertEquals(0, retained(mem));
@@ -354,13 +362,9 @@ class RetainedFramesTest {
                 assertEquals(want, sum[0], "budget " + budget + ": device 2 read what device 1 wrote");
                 assertEquals(half, r.stats().node(1).residentBytes(), "budget " + budget + ": device 1 kept its copy");
                 assertEquals(half, r.stats().node(2).residentBytes(), "budget " + budget + ": device 2 has one");
-                long staged = residentPages(r.address(), half);
+                stagingFramesHandedBack(mem, r, half, budget);
                 if (budget == 0) {
-                    assertEquals(0, staged, "the staging frames went back to the kernel");
                     assertEquals(0, retained(mem));
-                } else {
-                    assertEquals(half / PAGE, staged, "kept");
-                    assertEquals(half, retained(mem), "and counted as kept");
                 }
                 verified(mem);
                 check(r, 0, half, 9);   // home: device 1's data, through the kept frames where there are some

@@ -118,16 +118,8 @@ final class OversubBench {
                     throw new IllegalStateException("factor " + c.factor + " " + c.pattern + " " + c.mode + ": "
                             + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
                 }
-                Map<String, Object> r = new LinkedHashMap<>();
-                r.put("ws_factor", c.factor);
-                r.put("pattern", c.pattern);
-                r.put("mode", c.mode);
-                r.put("gbps", Double.parseDouble(f[1]));
-                r.put("nanos", Long.parseLong(f[2]));
-                r.put("migrated_bytes", Long.parseLong(f[3]));
-                r.put("evictions", Long.parseLong(f[4]));
-                r.put("correct", Boolean.parseBoolean(f[5]));
-                return r;
+                return row(c, Double.parseDouble(f[1]), Long.parseLong(f[2]), Long.parseLong(f[3]), Long.parseLong(f[4]),
+                        Boolean.parseBoolean(f[5]));
             }
 
             public void close() {
@@ -501,11 +493,17 @@ final class OversubBench {
     }
 
     private static Map<String, Object> row(Case c, Accesses a, long nanos, long migrated, long evictions, boolean correct) {
+        return row(c, Math.round(a.offsets.length * a.size / (double) nanos * 1000) / 1000.0, nanos, migrated, evictions,
+                correct);
+    }
+
+    /** A run's row, as this JVM measured it or as a case's own JVM answered. */
+    private static Map<String, Object> row(Case c, double gbps, long nanos, long migrated, long evictions, boolean correct) {
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("ws_factor", c.factor);
         r.put("pattern", c.pattern);
         r.put("mode", c.mode);
-        r.put("gbps", Math.round(a.offsets.length * a.size / (double) nanos * 1000) / 1000.0);
+        r.put("gbps", gbps);
         r.put("nanos", nanos);
         r.put("migrated_bytes", migrated);
         r.put("evictions", evictions);
