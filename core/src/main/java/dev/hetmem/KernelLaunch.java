@@ -10,6 +10,7 @@ import dev.hetmem.internal.RegionState;
 import dev.hetmem.migrate.MigrationEngine;
 import dev.hetmem.migrate.MigrationRequest;
 import dev.hetmem.observe.FaultEvent;
+import dev.hetmem.pagetable.Block;
 
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -17,8 +18,11 @@ import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 
+import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
 import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+import static dev.hetmem.driver.PageGeometry.blockOf;
+import static dev.hetmem.driver.PageGeometry.pageInBlock;
 
 /**
  * {@link UnifiedMemory#launch}: GMEM's device fault, in one of three ways.
@@ -205,6 +209,9 @@ final class KernelLaunch {
                 countFaults(node, requests.getFirst().region(), out.faults(), out.pagesMigrated(), FaultEvent.KERNEL, event,
                         args.getFirst().arg());
             }
+            if (dev.driver().bindsPlainArgumentsByFrame()) {
+                bindings = boundByFrame(node, args, bindings, requests, pins);
+            }
             if (onPinned != null) {
                 onPinned.run();
             }
@@ -213,10 +220,98 @@ final class KernelLaunch {
             return new LaunchResult(out.pagesTouched(), out.faults(), out.pagesMigrated(),
                     out.pagesMigrated() << PAGE_SHIFT, t1 - t0, t2 - t1, out.faults() > 0 ? 1 : 0);
         } finally {
-            for (int i = 0; i < pins.size(); i++) {
+            unpinAll(requests, pins);
+        }
+    }
+
+    /** Releases every pin, even where one's release fails (kept device frames whose release throws); then throws that. */
+    private static void unpinAll(List<MigrationRequest> requests, List<Pins.Pin> pins) {
+        RuntimeException first = null;
+        for (int i = 0; i < pins.size(); i++) {
+            try {
                 requests.get(i).region().unpin(pins.get(i));
+            } catch (RuntimeException e) {
+                first = first == null ? e : first;
             }
         }
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    /**
+     * The bindings with each plain argument's first frame named, read while this launch's pins keep
+     * its pages where they are; then its read-only plain pins let their pages be placed elsewhere
+     * (DETACHABLE_PINS in {@link Pins}): from here on the kernel needs only the frames, which stay
+     * allocated until the pins go. A read pin that also covers a page some argument reaches through
+     * the page table is not marked, so that page stays mapped.
+     */
+    private static List<KernelBinding> boundByFrame(int node, List<Arg> args, List<KernelBinding> bindings,
+                                                    List<MigrationRequest> requests, List<Pins.Pin> pins) {
+        List<KernelBinding> out = new ArrayList<>(bindings);
+        for (int i = 0; i < args.size(); i++) {
+            KernelBinding b = bindings.get(i);
+            if (args.get(i).plain() && b.length() > 0) {
+                RegionState s = args.get(i).state();
+                long first = (b.va() - s.pageAddress(0)) >>> PAGE_SHIFT;
+                long end = Math.ceilDiv(b.va() + b.length() - s.pageAddress(0), PAGE_BYTES);
+                out.set(i, b.atFrame(firstFrame(node, s, first, end, b.access().writes())));
+            }
+        }
+        for (int j = 0; j < pins.size(); j++) {
+            MigrationRequest r = requests.get(j);
+            if (r.contiguous() && !r.write() && r.to() > r.from() && !reachedThroughPageTable(args, bindings, r)) {
+                r.region().pins().allowDetach(pins.get(j), firstFrame(node, r.region(), r.from(), r.to(), false));
+            }
+        }
+        return out;
+    }
+
+    /** Whether an argument that is not plain reaches any page of {@code r}. */
+    private static boolean reachedThroughPageTable(List<Arg> args, List<KernelBinding> bindings, MigrationRequest r) {
+        for (int i = 0; i < args.size(); i++) {
+            KernelBinding b = bindings.get(i);
+            if (!args.get(i).plain() && args.get(i).state() == r.region() && b.length() > 0) {
+                long from = (b.va() - r.region().pageAddress(0)) >>> PAGE_SHIFT;
+                long to = Math.ceilDiv(b.va() + b.length() - r.region().pageAddress(0), PAGE_BYTES);
+                if (from < r.to() && r.from() < to) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /**
+     * The frame of page {@code first} on {@code node}, after checking that pages [first, end) lie in
+     * the frames after it (the placement every plain argument is given before its pin), writable
+     * where the kernel writes.
+     */
+    private static long firstFrame(int node, RegionState s, long first, long end, boolean writes) {
+        long frame0 = -1;
+        long page = first;
+        while (page < end) {
+            Block blk = s.table().block(blockOf(page));
+            long blockEnd = Math.min(end, (blockOf(page) + 1) * BLOCK_PAGES);
+            blk.lock.lock();   // L6 under this launch's pins (L3): allowed, and the frames cannot move meanwhile
+            try {
+                for (; page < blockEnd; page++) {
+                    int p = pageInBlock(page);
+                    if (!blk.isResident(node, p) || (frame0 >= 0 && blk.frame(node, p) != frame0 + (page - first))
+                            || (writes && !blk.isWritable(node, p))) {
+                        throw new IllegalStateException("plain argument pages [" + first + ", " + end + ") of " + s
+                                + " are not in consecutive" + (writes ? " writable" : "") + " frames of node " + node
+                                + " at page " + page);
+                    }
+                    if (frame0 < 0) {
+                        frame0 = blk.frame(node, p);
+                    }
+                }
+            } finally {
+                blk.lock.unlock();
+            }
+        }
+        return frame0;
     }
 
     /**
@@ -232,10 +327,14 @@ final class KernelLaunch {
         long budget = (long) (frames * TILE_SHARE);
         long items = itemsPerTile(args, globalSize, Math.min(budget, (frames - whole) / 2));
         // tiles start where plain windows can: at a page if tiles that large fit (neighbouring tiles then
-        // share no page), else at the device's sub-buffer alignment
-        long multiple = tileMultiple(args, kernel, PAGE_BYTES);
+        // share no page), else at the device's sub-buffer alignment. Where the device binds plain arguments
+        // by frame, read windows that overlap (a stencil's halo) share pages with the running tile anyway,
+        // and such a page is placed anew beside it (DETACHABLE_PINS): they need not keep to pages, and tiles
+        // are as large as the budget allows (a stencil's 4104-byte rows would otherwise come 512 to a tile)
+        long alignment = dev.driver().plainAlignment();
+        long multiple = tileMultiple(args, kernel, PAGE_BYTES, dev.driver().bindsPlainArgumentsByFrame() ? alignment : PAGE_BYTES);
         if (items < multiple) {
-            multiple = tileMultiple(args, kernel, dev.driver().plainAlignment());
+            multiple = tileMultiple(args, kernel, alignment, alignment);
         }
         if (items < globalSize) {
             items = items / multiple * multiple;   // a tile never splits a work-group
@@ -311,14 +410,19 @@ final class KernelLaunch {
     /**
      * Tiles hold a multiple of this many items: whole work-groups of the kernel, whole groups of
      * items that share a window ({@link KernelArg#perItems}), and, for each plain windowed argument,
-     * as many items as make its window start a multiple of {@code alignment} bytes (so that each
+     * as many items as make its window start a multiple of {@code readAlignment} bytes if the kernel
+     * only reads it and its items' windows overlap, {@code writeAlignment} otherwise (so that each
      * tile's window can be passed as a pointer). Saturates at {@code Long.MAX_VALUE}.
      */
-    private static long tileMultiple(List<Arg> args, DeviceKernel kernel, long alignment) {
+    private static long tileMultiple(List<Arg> args, DeviceKernel kernel, long writeAlignment, long readAlignment) {
         long m = Math.max(1, kernel.itemMultiple());
         for (Arg a : args) {
             if (a.arg().hasWindow()) {
                 long items = a.arg().itemsPerWindow();
+                // read windows that overlap share pages between tiles whatever the alignment: those may start
+                // anywhere the device can begin a buffer; the others keep to pages, so tiles share none
+                boolean overlapping = a.arg().itemExtent() > a.arg().itemStride();
+                long alignment = a.arg().access().writes() || !overlapping ? writeAlignment : readAlignment;
                 if (a.plain()) {
                     items = Math.multiplyHigh(items, alignment) != 0 ? Long.MAX_VALUE
                             : items * (alignment / gcd(a.arg().itemStride(), alignment));

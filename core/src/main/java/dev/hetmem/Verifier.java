@@ -57,6 +57,14 @@ final class Verifier {
         }
         for (int n = 1; n < owned.length; n++) {
             BuddyAllocator alloc = devices[n].allocator();
+            // frames running kernels still read after their pages were placed anew: held, by no page
+            BitSet kept = engine.keptFrames(n);
+            BitSet both = (BitSet) kept.clone();
+            both.and(owned[n]);
+            if (!both.isEmpty()) {
+                problems.add("node " + n + ": frame " + both.nextSetBit(0) + " is kept for a running kernel and also held by a page");
+            }
+            owned[n].or(kept);
             long held = owned[n].cardinality();
             if (held + alloc.freeFrames() != alloc.totalFrames()) {
                 problems.add("node " + n + ": " + held + " frames held by pages and " + alloc.freeFrames() + " free of "

@@ -28,10 +28,20 @@ class OrdinaryKernelsTest {
             for (long bytes : new long[] {DEVICE / 4, 3 * DEVICE}) {
                 OrdinaryKernels.Problem pr = OrdinaryKernels.Problem.ofBytes(kind, bytes);
                 long[] nanos = new long[1];
-                float[] got = OrdinaryKernels.onRegions(mem, 1, p, pr, nanos);
+                long[] moved = new long[2];
+                float[] got = OrdinaryKernels.onRegions(mem, 1, p, pr, nanos, moved);
                 assertEquals(0, pr.wrong(got), kind + " on regions, " + pr.bytes() + " bytes");
                 if (bytes > DEVICE) {
                     assertTrue(mem.stats().node(1).evictions() > 0, "the data went through the device in tiles");
+                    // what the explicit program moves: each input in once, each output home once. Tiles move
+                    // that and the pages their windows share (a stencil's halo rows): not whole granules around
+                    // plain windows, nor a shared page twice because it was placed in the wrong tile's run
+                    long explicit = 0;
+                    for (OrdinaryKernels.Array a : pr.arrays()) {
+                        explicit += a.bytes() * ((a.access().reads() ? 1 : 0) + (a.access().writes() ? 1 : 0));
+                    }
+                    assertTrue(moved[0] <= explicit * 11 / 10, kind + " moved " + moved[0] + " bytes where the explicit program moves "
+                            + explicit);
                 }
                 float[] plain = OrdinaryKernels.explicit(dev, p, pr, DEVICE / 4, nanos);
                 assertEquals(0, pr.wrong(plain), kind + " by the explicit program, " + pr.bytes() + " bytes");

@@ -292,6 +292,20 @@ public interface DeviceDriver extends AutoCloseable {
     }
 
     /**
+     * Whether a running kernel reaches its plain arguments ({@link DeviceKernel#plainArgument})
+     * only through the frames their bindings name ({@link KernelBinding#firstFrame}), bound before
+     * it starts, never through this driver's page table while it runs. Then a read-only page of a
+     * running kernel's plain argument may leave the page table (to be placed anew for another
+     * launch) while the kernel goes on reading its frame, which the core frees only once the
+     * kernel's pin is released: the next tile of a stencil need not wait for the running one.
+     *
+     * @return true if plain arguments are bound by {@link KernelBinding#firstFrame}; the default is false
+     */
+    default boolean bindsPlainArgumentsByFrame() {
+        return false;
+    }
+
+    /**
      * Bytes a plain argument's first byte must be a multiple of, counted from its first frame (an
      * OpenCL sub-buffer's origin alignment): the core cuts tiles so that the windows of plain
      * arguments start at such multiples.

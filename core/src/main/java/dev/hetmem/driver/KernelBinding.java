@@ -6,7 +6,9 @@ import dev.hetmem.Access;
  * One region argument of a launch as the driver sees it: the virtual address range the kernel may
  * touch and with which access. The core has made every page of it resident and mapped (in a tiled
  * launch only the pages the tile's items declared; in a launch that takes device faults, none up
- * front).
+ * front). A plain argument bound by frame ({@link #firstFrame} at least 0) may leave the page table
+ * while the kernel runs, to be placed anew for another launch: its frames stay allocated and
+ * unchanged until the launch ends, so the kernel must reach it through them only.
  *
  * @param va host virtual address of the argument's first byte (the region's address plus the
  *           argument's offset; not necessarily page aligned)
@@ -14,5 +16,25 @@ import dev.hetmem.Access;
  *               {@link DeviceFaultException}
  * @param access how the kernel may use it: a write through a {@link Access#READ} argument is a
  *               {@link DeviceFaultException}
+ * @param firstFrame for a plain argument ({@link DeviceKernel#plainArgument}) of a device that
+ *                   {@link DeviceDriver#bindsPlainArgumentsByFrame binds them by frame}: the device
+ *                   frame of the argument's first page, its other pages in the frames after it,
+ *                   fixed while the kernel runs whatever the page table says meanwhile; -1 otherwise
  */
-public record KernelBinding(long va, long length, Access access) {}
+public record KernelBinding(long va, long length, Access access, long firstFrame) {
+    /** A binding with no frame named: the driver finds the pages through its page table. */
+    public KernelBinding(long va, long length, Access access) {
+        this(va, length, access, -1);
+    }
+
+    public KernelBinding {
+        if (firstFrame < -1) {
+            throw new IllegalArgumentException("first frame " + firstFrame + " must be a frame (at least 0) or -1 for none");
+        }
+    }
+
+    /** This binding with its first page's frame named. */
+    public KernelBinding atFrame(long frame) {
+        return new KernelBinding(va, length, access, frame);
+    }
+}

@@ -1,7 +1,9 @@
 package dev.hetmem.internal;
 
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The pages of one region that must stay where they are for now: those under an open host view
@@ -11,6 +13,16 @@ import java.util.List;
  * <p>Few pins are open at once (one per view or kernel argument), so a list is scanned.
  * This object's monitor is a leaf lock. Waiting for a release uses a version number read while
  * the block locks are still held, so a release between the conflict and the wait is never missed.
+ *
+ * <p>DETACHABLE_PINS. A kernel that reaches a read-only plain argument through frames it bound
+ * at its launch ({@link #allowDetach}) does not need the page table to keep naming those frames,
+ * only the frames to stay allocated and unchanged until it ends. Such a page may then be placed
+ * elsewhere on the same device for another launch (the next tile of a stencil, whose window
+ * shares the running tile's halo pages) while its old frame is kept: {@link #detachable} says
+ * whether every pin on the page allows it, and {@link #afterRelease} runs the old frame's release
+ * once every pin that bound that frame has gone. No pin that writes may be on the page (the two frames would then
+ * differ), and a pin is marked only after its owner bound its frames, so no launch reads the page
+ * table for a page that was detached under it.
  */
 public final class Pins {
 
@@ -19,7 +31,30 @@ public final class Pins {
 
     /** Lock L3 (pin) is an entry here; this object's monitor is L8 (pins): docs/design.md, lock table, L3, L8. */
     private final List<Pin> pins = new ArrayList<>();
+    /** Pins whose owner bound its frames (DETACHABLE_PINS), each with those frames and what runs when it goes; identity, as pins are records. */
+    private final Map<Pin, Bound> detachable = new IdentityHashMap<>();
+
+    /** What a detachable pin's owner bound: page {@code from + i} in frame {@code firstFrame + i}; and what waits for it. */
+    private static final class Bound {
+        final long firstFrame;
+        final List<AfterRelease> waiting = new ArrayList<>(1);
+
+        Bound(long firstFrame) {
+            this.firstFrame = firstFrame;
+        }
+    }
     private long version;
+
+    /** A release that waits for several pins: it runs when the last of them goes. */
+    private static final class AfterRelease {
+        private int pinsLeft;
+        private final Runnable action;
+
+        AfterRelease(int pins, Runnable action) {
+            this.pinsLeft = pins;
+            this.action = action;
+        }
+    }
 
     public synchronized Pin add(int node, long from, long to, boolean write) {
         Pin p = new Pin(node, from, to, write, Thread.currentThread());
@@ -27,14 +62,137 @@ public final class Pins {
         return p;
     }
 
-    public void remove(Pin p) {
+    /**
+     * Releases {@code p} (this very pin: two equal pins of one thread are two pins) and returns what
+     * waited for it and for no other pin ({@link #afterRelease}), for the caller to {@link #run}
+     * once it has left every lock it holds; an empty list if nothing did.
+     *
+     * @throws IllegalStateException if {@code p} is not open (released twice): nothing changes then
+     */
+    public List<Runnable> remove(Pin p) {
+        List<Runnable> run = List.of();
         synchronized (this) {
-            if (!pins.remove(p)) {
+            int i = 0;
+            while (i < pins.size() && pins.get(i) != p) {
+                i++;
+            }
+            if (i == pins.size()) {
                 throw new IllegalStateException("pin released twice: " + p);
+            }
+            pins.remove(i);
+            Bound bound = detachable.remove(p);
+            if (bound != null) {
+                for (AfterRelease a : bound.waiting) {
+                    if (--a.pinsLeft == 0) {
+                        if (run.isEmpty()) {
+                            run = new ArrayList<>(2);
+                        }
+                        run.add(a.action);
+                    }
+                }
             }
             version++;
             notifyAll();
         }
+        return run;
+    }
+
+    /** Runs every action (each frees what only it frees), then throws the first failure, if any. */
+    public static void run(List<Runnable> actions) {
+        Throwable first = null;
+        for (Runnable r : actions) {
+            try {
+                r.run();
+            } catch (RuntimeException | Error e) {
+                first = first == null ? e : first;
+            }
+        }
+        if (first instanceof RuntimeException e) {
+            throw e;
+        }
+        if (first != null) {
+            throw (Error) first;
+        }
+    }
+
+    /**
+     * Marks {@code p} (a read-only device pin) as one whose owner reaches its pages only through
+     * frames it has already bound (DETACHABLE_PINS): page {@code p.from() + i} in frame
+     * {@code firstFrame + i}.
+     *
+     * @throws IllegalArgumentException if {@code p} writes or is a host pin
+     * @throws IllegalStateException if {@code p} is not open
+     */
+    public synchronized void allowDetach(Pin p, long firstFrame) {
+        if (p.write || p.node == 0) {
+            throw new IllegalArgumentException("only a read-only device pin can let its pages be placed elsewhere: " + p);
+        }
+        boolean open = false;
+        for (Pin q : pins) {
+            open |= q == p;
+        }
+        if (!open) {
+            throw new IllegalStateException("pin not open: " + p);
+        }
+        detachable.putIfAbsent(p, new Bound(firstFrame));
+    }
+
+    /**
+     * Whether page {@code page}'s frame on {@code node} may leave the page table while pins keep
+     * it (DETACHABLE_PINS): at least one pin of {@code node} holds it, every one of them is
+     * detachable, and no pin on any node writes it.
+     */
+    public synchronized boolean detachable(long page, int node) {
+        boolean held = false;
+        for (Pin p : pins) {
+            if (p.from <= page && page < p.to) {
+                if (p.write) {
+                    return false;
+                }
+                if (p.node == node) {
+                    if (!detachable.containsKey(p)) {
+                        return false;
+                    }
+                    held = true;
+                }
+            }
+        }
+        return held;
+    }
+
+    /**
+     * Runs {@code action} once every pin of {@code node} that bound one of {@code frames} (page
+     * {@code from + i} in {@code frames[i]}) has been released; at once (on this thread) if none
+     * did. A pin that holds the pages in other frames (it was taken after an earlier detach) does
+     * not hold these back. The caller found each page {@link #detachable} under its block lock.
+     */
+    public void afterRelease(long from, long to, int node, int[] frames, Runnable action) {
+        synchronized (this) {
+            List<Bound> holding = new ArrayList<>(2);
+            for (Pin p : pins) {
+                if (p.node == node && p.from < to && from < p.to) {
+                    Bound b = detachable.get(p);
+                    if (b == null) {
+                        throw new IllegalStateException("pages [" + from + ", " + to + ") are held by a pin that did not "
+                                + "allow them to be placed elsewhere: " + p);
+                    }
+                    for (long q = Math.max(from, p.from); q < Math.min(to, p.to); q++) {
+                        if (b.firstFrame + (q - p.from) == frames[(int) (q - from)]) {
+                            holding.add(b);
+                            break;
+                        }
+                    }
+                }
+            }
+            if (!holding.isEmpty()) {
+                AfterRelease a = new AfterRelease(holding.size(), action);
+                for (Bound b : holding) {
+                    b.waiting.add(a);
+                }
+                return;
+            }
+        }
+        action.run();
     }
 
     /**

@@ -6,6 +6,8 @@ import dev.hetmem.observe.Counters;
 
 import dev.hetmem.pagetable.PageTable;
 
+import java.util.List;
+
 /**
  * Everything the core keeps for one region: its host side, logical page table, range
  * attributes, pins, lifecycle and counters. The public {@link dev.hetmem.Region} is a thin face
@@ -98,10 +100,11 @@ public final class RegionState {
     }
 
     public void unpin(Pins.Pin p) {
-        pins.remove(p);
+        List<Runnable> released = pins.remove(p);
         if (p.node() != 0) {
             host.busy(p.from(), p.to() - p.from(), false);
         }
+        Pins.run(released);   // device frames kept for this pin's kernel (DETACHABLE_PINS), freed last
     }
 
     /** Claims the teardown; true for the one caller that should do it. */

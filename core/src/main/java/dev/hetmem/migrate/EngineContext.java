@@ -22,6 +22,7 @@ final class EngineContext {
     final Counters memoryCounters;
     final ResidencyRegistry residency;
     final InFlightFrames inFlight;
+    final KeptFrames kept;
 
     volatile MigrationMode mode;
     volatile CopyPath copyPath;
@@ -39,6 +40,7 @@ final class EngineContext {
         this.memoryCounters = memoryCounters;
         this.residency = residency;
         this.inFlight = new InFlightFrames(nodes.length);
+        this.kept = new KeptFrames(nodes.length);
         this.mode = mode;
         this.copyPath = copyPath;
     }

@@ -345,6 +345,95 @@ final class Eviction {
     }
 
     /**
+     * Takes pages of [p0, p1) of a block (locked by this thread) off {@code node}'s page table
+     * although running kernels hold them, where that is allowed (DETACHABLE_PINS in {@link Pins}):
+     * every pin of {@code node} on the page bound its frame at launch and only reads it, no pin
+     * writes it, and another node holds a copy to place anew from. The frames stay allocated,
+     * counted in flight and kept ({@link KeptFrames}) until the last pin that bound them goes; the
+     * kernels go on reading them. A write from another node waits for those pins; a write on this
+     * node (racing the running kernels, as the program wrote it) reaches the page's new frame, as
+     * if the running kernels had read the page before it. Returns how many pages left the page table.
+     */
+    long detachFromRunningKernels(RegionState region, Block b, int node, int p0, int p1) {
+        assert b.lock.isHeldByCurrentThread();
+        long base = firstPage(b.index());
+        Invalidations dropped = new Invalidations(ctx.nodeCount());
+        List<Kept> kept = new ArrayList<>(1);
+        long moved = 0;
+        try {
+            int p = p0;
+            while (p < p1) {
+                if (!detachable(region, b, node, base, p)) {
+                    p++;
+                    continue;
+                }
+                int q = p + 1;
+                while (q < p1 && b.residentMask(q) == b.residentMask(p) && detachable(region, b, node, base, q)) {
+                    q++;
+                }
+                kept.add(takeOff(region, b, node, p, q, dropped));
+                moved += q - p;
+                p = q;
+            }
+            dropped.flush(ctx);
+        } catch (RuntimeException | Error e) {
+            // the device may still use the frames of what was taken off: neither kept nor freed, and verify() reports them
+            for (Kept k : kept) {
+                ctx.kept.release(node, k.frames);
+                k.frees.abandon();
+            }
+            dropped.flushAfterFailure(ctx, e);
+            throw e;
+        }
+        // after the invalidation, as for any frame that leaves the page table: from here only the kernels that
+        // bound these frames use them. Each run is registered even if an earlier one's release fails at once
+        List<Runnable> registrations = new ArrayList<>(kept.size());
+        for (Kept k : kept) {
+            registrations.add(() -> region.pins().afterRelease(k.firstPage, k.firstPage + k.frames.length, node, k.frames, () -> {
+                ctx.kept.release(node, k.frames);   // before the frames go back: a frame is never free and kept
+                k.frees.flush(region, true);
+            }));
+        }
+        Pins.run(registrations);
+        return moved;
+    }
+
+    /** Frames that left the page table while kernels read them: {@code frees} frees them. */
+    private record Kept(long firstPage, int[] frames, FrameReleases frees) {}
+
+    private static boolean detachable(RegionState region, Block b, int node, long base, int p) {
+        return b.isResident(node, p) && b.residentMask(p) != 1 << node && region.pins().detachable(base + p, node);
+    }
+
+    /** One run of {@link #detachFromRunningKernels}: off the page table, its frames kept and counted in flight. */
+    private Kept takeOff(RegionState region, Block b, int node, int p, int q, Invalidations inv) {
+        long first = firstPage(b.index()) + p;
+        long va = region.pageAddress(first);
+        int[] old = new int[q - p];
+        for (int i = p; i < q; i++) {
+            old[i - p] = b.frame(node, i);
+        }
+        FrameReleases frees = new FrameReleases(ctx);
+        frees.add(node, old, first);   // in flight until freed: a thread short of room waits for them
+        boolean keptHere = false;
+        try {
+            ctx.kept.keep(node, old);
+            keptHere = true;
+            ctx.driver(node).unmap(va, q - p);
+            inv.add(node, va, bytes(q - p));
+            b.removeResidentRange(node, p, q - p);
+            ctx.syncHost(region, b, p, q);
+        } catch (RuntimeException | Error e) {
+            if (keptHere) {
+                ctx.kept.release(node, old);
+            }
+            frees.abandon();
+            throw e;
+        }
+        return new Kept(first, old, frees);
+    }
+
+    /**
      * Removes the read-only copy of pages [p, q) of a block from a device: another node still holds
      * them, or they are zeros nobody wrote (then they become untouched).
      */

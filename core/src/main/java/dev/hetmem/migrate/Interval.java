@@ -175,6 +175,11 @@ final class Interval {
     /**
      * The requests of one call, widened to granules ({@code widen}) and merged where they overlap,
      * so that no page is planned twice: intervals sorted by (region id, first page), disjoint.
+     *
+     * <p>A contiguous request (a plain argument's pages, {@link Placement}) is never widened: the
+     * pages around it would land outside its run of frames, and the next window of a tiled launch,
+     * which holds them, would find them out of place and copy them again (a stencil's tiles moved
+     * 1.6 times their data so).
      */
     static List<Interval> normalize(List<MigrationRequest> requests, boolean widen) {
         List<MigrationRequest> sorted = new ArrayList<>(requests);
@@ -182,8 +187,9 @@ final class Interval {
         List<Interval> out = new ArrayList<>();
         Interval last = null;
         for (MigrationRequest r : sorted) {
-            long from = widen ? r.region().granuleStart(r.from()) : r.from();
-            long to = widen ? r.region().granuleEnd(r.to()) : r.to();
+            boolean w = widen && !r.contiguous();
+            long from = w ? r.region().granuleStart(r.from()) : r.from();
+            long to = w ? r.region().granuleEnd(r.to()) : r.to();
             if (last == null || last.region != r.region() || from > last.to) {
                 last = new Interval(r.region(), from, to);
                 out.add(last);

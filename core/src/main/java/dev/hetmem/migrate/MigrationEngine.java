@@ -12,6 +12,7 @@ import dev.hetmem.observe.Counters;
 import dev.hetmem.pagetable.Block;
 
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.Collections;
 import java.util.List;
 
@@ -102,6 +103,14 @@ public final class MigrationEngine implements AutoCloseable {
         return ctx.pool.threads();
     }
 
+    /**
+     * The frames of device {@code node} that left the page table while running kernels still read
+     * them (DETACHABLE_PINS in {@link Pins}): allocated until those kernels end. A copy.
+     */
+    public BitSet keptFrames(int node) {
+        return ctx.kept.on(node);
+    }
+
     // ------------------------------------------------------------------------------------------
     // ensure: the entry point of faults, launches, prefetch and release
     // ------------------------------------------------------------------------------------------
@@ -140,7 +149,7 @@ public final class MigrationEngine implements AutoCloseable {
                 // plain arguments: spans not yet in consecutive frames first leave the target (Placement)
                 List<Placement.Span> spans = blocker == null && onlyFrom < 0 && target != 0
                         ? Placement.misplaced(ctx, requests, target) : List.of();
-                Placement.Stuck stuck = spans.isEmpty() ? null : Placement.vacate(runner.eviction(), spans, target);
+                Placement.Stuck stuck = spans.isEmpty() ? null : Placement.vacate(ctx, runner.eviction(), spans, target);
                 if (blocker != null) {
                     next.waitFor(blocker.pin(), blocker.region());
                 } else if (stuck != null) {

@@ -32,8 +32,9 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  * <ol>
  *   <li>{@link #misplaced}: the spans not in place.</li>
  *   <li>{@link #vacate}: their pages on the target leave it as eviction sends pages away (home, or
- *       only dropped where another node holds a copy). A pinned page stays; the caller waits for
- *       that pin and starts over.</li>
+ *       only dropped where another node holds a copy). A pinned page stays, and the caller waits
+ *       for that pin and starts over, unless the kernels that pin it only read it through frames
+ *       they bound at launch: then it leaves the page table and its frame is kept for them.</li>
  *   <li>The plan then gives every page of a misplaced span an allocating action (none is on the
  *       target any more, and the planner maps none of them in place); the batch carries the spans
  *       and {@link #allocate} takes one run of consecutive frames per span before the allocate
@@ -143,9 +144,13 @@ final class Placement {
 
     /**
      * Sends the spans' pages that are on {@code target} away from it; returns the pin that keeps one
-     * of them there (the caller waits for it and starts over), or null when none is left.
+     * of them there (the caller waits for it and starts over), or null when none is left. A page a
+     * running kernel only reads, through a frame it bound at its launch, leaves the page table and
+     * keeps its frame for that kernel (DETACHABLE_PINS in {@link Pins}): the next tile of a stencil
+     * places its window, which shares the running tile's halo pages, without waiting for that tile.
      */
-    static Stuck vacate(Eviction eviction, List<Span> spans, int target) {
+    static Stuck vacate(EngineContext ctx, Eviction eviction, List<Span> spans, int target) {
+        boolean bindsByFrame = ctx.driver(target).bindsPlainArgumentsByFrame();
         for (Span s : spans) {
             long page = s.from();
             while (page < s.to()) {
@@ -156,6 +161,10 @@ final class Placement {
                 int p1 = p0 + (int) (end - page);
                 if (b.residentCount(target, p0, p1) > 0) {
                     eviction.evictRange(s.region(), b, target, p0, p1);
+                    if (bindsByFrame && b.residentCount(target, p0, p1) > 0) {
+                        // a running kernel reads them through frames it bound: they may be placed anew beside it
+                        eviction.detachFromRunningKernels(s.region(), b, target, p0, p1);
+                    }
                     for (int p = p0; p < p1; p++) {
                         if (b.isResident(target, p)) {
                             // the pin that kept it; none if it went since (unpinning takes no block lock):

@@ -60,6 +60,14 @@ public final class EmulatedStressDevices implements StressDevices {
     }
 
     @Override
+    public void pairSums(UnifiedMemory mem, int node, Region in, Region out, long longs) {
+        EmulatedKernel k = EmulatedKernel.plain((a, i) -> a.plain(1).set(LONG, 8 * i,
+                a.plain(0).get(LONG, 8 * i) + a.plain(0).get(LONG, 8 * i + 8)), 0, 1);
+        mem.launch(node, k, longs - 1, KernelArg.of(in, 0, longs * 8, Access.READ).perItem(8, 16),
+                KernelArg.of(out, 0, (longs - 1) * 8, Access.WRITE).perItem(8));
+    }
+
+    @Override
     public void incrementIntsExclusively(UnifiedMemory mem, int node, Region r, long offset, long bytes) {
         mem.launch(node, (EmulatedKernel) (a, i) -> a.arg(0).getAndAddInt(4 * i, 1), bytes / 4,
                 KernelArg.of(r, offset, bytes, Access.EXCLUSIVE));

@@ -73,7 +73,12 @@ public record Step(Op op, int a, int b, long x, long y, long z) {
         /** Device atomics on an argument taken exclusively (Access.EXCLUSIVE): each int gains 1. */
         KERNEL_ATOMIC(4),
         /** Hands every kept host frame back to the kernel ({@code trimHost}), racing the other workers' migrations. */
-        TRIM(2);
+        TRIM(2),
+        /**
+         * One launch over a whole region with plain windows that overlap (a stencil's halo: item i reads
+         * longs i and i + 1), tiled where larger than the device, into a new region compared with the model.
+         */
+        PAIR_SUMS(3);
 
         final int weight;
 

@@ -7,9 +7,10 @@ import dev.hetmem.driver.DeviceDriver;
 import java.lang.foreign.MemorySegment;
 
 /**
- * One kind of device as the stress program uses it: how to make one, and the two kernels the
- * program launches on it (copy bytes into a region, copy them out). The core provides the
- * emulated device's; a driver module provides its own (the OpenCL module does).
+ * One kind of device as the stress program uses it: how to make one, and the kernels the program
+ * launches on it (copy bytes into a region and out, add to each long, device atomics, a stencil of
+ * pair sums). The core provides the emulated device's; a driver module provides its own (the
+ * OpenCL module does).
  */
 public interface StressDevices {
     /**
@@ -78,6 +79,20 @@ public interface StressDevices {
      * @throws dev.hetmem.ProtectionException if a page of the range is read-only
      */
     void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows, boolean plain);
+
+    /**
+     * One launch on {@code node} of {@code longs - 1} items, both arguments plain pointers with
+     * per-item windows, however large against the device: item i writes long i plus long i + 1 of
+     * {@code in} (read; its window, {@code perItem(8, 16)}, overlaps the next item's, so neighbouring
+     * tiles share a page as a stencil's do) into long i of {@code out} ({@code perItem(8)}).
+     *
+     * @param mem the memory to launch on
+     * @param node the device node (1..n) to run the kernel on
+     * @param in the region read: its first {@code longs} longs (little-endian)
+     * @param out the region written: its first {@code longs - 1} longs
+     * @param longs how many longs of {@code in}, at least 2
+     */
+    void pairSums(UnifiedMemory mem, int node, Region in, Region out, long longs);
 
     /**
      * One launch on {@code node} with [offset, offset+bytes) of r as an {@code Access.EXCLUSIVE}

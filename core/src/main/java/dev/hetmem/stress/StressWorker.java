@@ -219,6 +219,7 @@ final class StressWorker {
                 }
             }
             case SWEEP -> sweep(m, st);
+            case PAIR_SUMS -> pairSums(m, st);
             case FREE_PART -> freePart(m, st);
             case PREFETCH, PREFETCH_ASYNC -> {
                 if (m == null) {
@@ -518,6 +519,46 @@ final class StressWorker {
             m.readOnly[(int) p] = false;
         }
         Arrays.fill(m.bytes, (int) off, (int) end, (byte) 0);
+    }
+
+    /**
+     * A stencil over all of m: item i writes long i plus long i + 1 into a new region, through plain
+     * windows that overlap, so that neighbouring tiles of a launch larger than the device share a page
+     * (placed anew for the next tile while the running one still reads it); the sums are checked
+     * against the model. m itself does not change.
+     */
+    private void pairSums(Model m, Step st) {
+        if (m == null || m.region.size() < 16 || m.anyFreed(0, m.region.size())) {
+            return;
+        }
+        long longs = m.region.size() / 8;
+        long pages = 2 * Math.ceilDiv(longs * 8, PAGE_BYTES);
+        long devicePages = config.deviceBytes() / PAGE_BYTES;
+        if (pages <= devicePages && pages > devicePages / 4) {
+            // a launch that fits runs as one batch, its two plain arguments each in one run of frames: on a
+            // device shared by four workers' kernels, as much as fits may find no such run free (a clear
+            // failure, as for the other kernel steps, which keep to a quarter of the device for it)
+            return;
+        }
+        int node = device(st);
+        note("pair sums node " + node + " " + m + " (" + longs + " longs, plain windows sharing pages"
+                + (pages > devicePages ? ", tiled" : "") + ")");
+        Region out = s.mem.allocate((longs - 1) * 8);
+        try {
+            s.kinds[node].pairSums(s.mem, node, m.region, out, longs);
+            ByteBuffer model = ByteBuffer.wrap(m.bytes).order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer got = ByteBuffer.wrap(new Model(out, new byte[0], -1, m.mode).hostRead(0, (int) ((longs - 1) * 8)))
+                    .order(ByteOrder.LITTLE_ENDIAN);
+            for (long i = 0; i < longs - 1; i++) {
+                long want = model.getLong((int) (8 * i)) + model.getLong((int) (8 * i + 8));
+                if (got.getLong((int) (8 * i)) != want) {
+                    throw new Mismatch("pair sums on node " + node + ": long " + i + " is " + got.getLong((int) (8 * i))
+                            + ", the model says " + want + " (longs " + i + " and " + (i + 1) + " of " + m + ")");
+                }
+            }
+        } finally {
+            out.free();
+        }
     }
 
     /** A kernel writes random bytes into k's range of m, or reads it back and checks it. */

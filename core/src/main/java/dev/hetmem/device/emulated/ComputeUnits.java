@@ -12,6 +12,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+
 /**
  * The emulated device's compute units: a launch's work items split over the calling thread and
  * the compute pool (or, for a launch that takes device faults, threads of its own), each item
@@ -29,11 +31,20 @@ final class ComputeUnits {
     /** Set on a thread while it runs work items of a kernel of this device. */
     private final ThreadLocal<Boolean> inKernel = new ThreadLocal<>();
 
-    ComputeUnits(String name, int computeThreads, ExecutorService compute, EmulatedPageTable pageTable) {
+    /** The address of a device frame's first byte, checked against the device's memory. */
+    @FunctionalInterface
+    interface FrameAddresses {
+        long address(int frame, int pages);
+    }
+
+    private final FrameAddresses frames;
+
+    ComputeUnits(String name, int computeThreads, ExecutorService compute, EmulatedPageTable pageTable, FrameAddresses frames) {
         this.name = name;
         this.computeThreads = computeThreads;
         this.compute = compute;
         this.pageTable = pageTable;
+        this.frames = frames;
     }
 
     boolean runsKernelOnCurrentThread() {
@@ -155,9 +166,14 @@ final class ComputeUnits {
         for (int i = 0; i < buffers.length; i++) {
             KernelBinding b = arguments.get(i);
             if (k.plainArgument(i) && b.length() > 0) {
-                // pinned for the launch in consecutive frames: one pointer reaches the whole argument
-                MemorySegment m = MemorySegment.ofAddress(pageTable.contiguousAddress(b.va(), b.length(), b.access().writes()))
-                        .reinterpret(b.length());
+                // pinned for the launch in consecutive frames: one pointer reaches the whole argument. Bound
+                // by the frame the core named (the page table may already name another for a later launch)
+                long inPage = b.va() & ((1L << PAGE_SHIFT) - 1);
+                long address = b.firstFrame() >= 0
+                        ? frames.address(Math.toIntExact(b.firstFrame()), Math.toIntExact(Math.ceilDiv(inPage + b.length(), 1L << PAGE_SHIFT)))
+                        + inPage
+                        : pageTable.contiguousAddress(b.va(), b.length(), b.access().writes());
+                MemorySegment m = MemorySegment.ofAddress(address).reinterpret(b.length());
                 plain[i] = b.access().writes() ? m : m.asReadOnly();
             }
         }

@@ -82,7 +82,7 @@ public final class EmulatedDevice implements DeviceDriver {
                 ? Executors.newFixedThreadPool(computeThreads - 1,
                         r -> Thread.ofPlatform().daemon().name(name + "-compute-" + n.getAndIncrement()).unstarted(r))
                 : null;
-        this.units = new ComputeUnits(name, computeThreads, compute, pageTable);
+        this.units = new ComputeUnits(name, computeThreads, compute, pageTable, this::frameAddress);
         this.copyThread = new CopyThread();
     }
 
@@ -390,6 +390,12 @@ public final class EmulatedDevice implements DeviceDriver {
 
     @Override
     public boolean takesDeviceFaults() {
+        return true;
+    }
+
+    /** A plain argument is a pointer into the frames its binding names, taken before its items run. */
+    @Override
+    public boolean bindsPlainArgumentsByFrame() {
         return true;
     }
 

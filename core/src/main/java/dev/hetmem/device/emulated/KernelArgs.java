@@ -29,7 +29,7 @@ public final class KernelArgs {
      * @throws IllegalStateException if the kernel does not declare argument {@code i} plain
      */
     public MemorySegment plain(int i) {
-        arg(i);
+        checkIndex(i);
         MemorySegment m = plain[i];
         if (m == null) {
             if (buffers[i].length() == 0) {
@@ -42,17 +42,29 @@ public final class KernelArgs {
     }
 
     /**
-     * Argument {@code i}, in launch order.
+     * Argument {@code i}, in launch order, reached through the device's page table. Not for an
+     * argument the kernel declares plain: its pages may already be placed anew for another launch
+     * while this kernel runs (it keeps the frames its {@link #plain} segment was bound to, not the
+     * page table's entries).
      *
      * @param i the argument's position among the launch's {@code KernelArg}s, in [0, {@link #count()})
      * @return the argument's buffer, the same object on every call from this thread
      * @throws IndexOutOfBoundsException if {@code i} is negative or not below {@link #count()}
+     * @throws IllegalStateException if the kernel declares argument {@code i} plain
      */
     public DeviceBuffer arg(int i) {
+        checkIndex(i);
+        if (plain[i] != null) {
+            throw new IllegalStateException("argument " + i + " is declared plain: reach it by plain(" + i + "), not "
+                    + "through the page table");
+        }
+        return buffers[i];
+    }
+
+    private void checkIndex(int i) {
         if (i < 0 || i >= buffers.length) {
             throw new IndexOutOfBoundsException("argument " + i + " of a launch with " + buffers.length + " arguments");
         }
-        return buffers[i];
     }
 
     /**

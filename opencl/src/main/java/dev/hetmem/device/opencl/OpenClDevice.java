@@ -400,11 +400,22 @@ public final class OpenClDevice implements DeviceDriver {
 
     /**
      * Kernels see the entries uploaded at their launch, and a launch runs only with its arguments
-     * pinned, so no running kernel holds a released entry: the invalidation is the next upload.
+     * pinned, so no running kernel holds a released entry (a plain argument's page may leave the
+     * table while its kernel runs, but that kernel reaches the frame by the sub-buffer it was bound
+     * to, and the frame is freed only after the kernel's pin): the invalidation is the next upload.
      */
     @Override
     public void invalidate(VaRanges ranges) {
         invalidations.incrementAndGet();
+    }
+
+    /**
+     * A plain argument is a sub-buffer over the frames its binding names, made before the kernel is
+     * enqueued; the kernel never reads the page table for it.
+     */
+    @Override
+    public boolean bindsPlainArgumentsByFrame() {
+        return true;
     }
 
     /**

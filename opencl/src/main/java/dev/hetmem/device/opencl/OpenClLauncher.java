@@ -218,18 +218,30 @@ final class OpenClLauncher {
         }
         long first = b.va() & -PAGE_BYTES;
         int frame0 = -1;
-        for (long va = first; va < b.va() + b.length(); va += PAGE_BYTES) {
-            int e = pageTable.entry(va);
-            if ((e & DevicePageTable.PRESENT) == 0 || (b.access().writes() && (e & DevicePageTable.WRITABLE) == 0)) {
-                throw new IllegalStateException("plain argument " + index + " of kernel " + k.name() + ": page at 0x"
-                        + Long.toHexString(va) + " is not mapped" + (b.access().writes() ? " writable" : "") + " on " + ctx.name);
+        if (b.firstFrame() >= 0) {
+            // bound by frame (bindsPlainArgumentsByFrame): the core read the frames under the launch's pins
+            // and checked them consecutive; the page table may already name others for a later launch
+            long pages = Math.ceilDiv(b.va() + b.length() - first, PAGE_BYTES);
+            long last = b.firstFrame() + pages - 1;
+            if (last >= (long) ctx.framesPerPool * ctx.pools.length || ctx.pool((int) b.firstFrame()) != ctx.pool((int) last)) {
+                throw new IllegalStateException("plain argument " + index + " of kernel " + k.name() + ": frames ["
+                        + b.firstFrame() + ", " + (last + 1) + ") are not within one pool of " + ctx.name);
             }
-            int f = (int) ctx.frameOf(e);
-            if (frame0 < 0) {
-                frame0 = f;
-            } else if (f != frame0 + (int) ((va - first) >>> PAGE_SHIFT) || ctx.pool(f) != ctx.pool(frame0)) {
-                throw new IllegalStateException("plain argument " + index + " of kernel " + k.name() + ": page at 0x"
-                        + Long.toHexString(va) + " is not in the frame after the previous page's, in one pool");
+            frame0 = (int) b.firstFrame();
+        } else {
+            for (long va = first; va < b.va() + b.length(); va += PAGE_BYTES) {
+                int e = pageTable.entry(va);
+                if ((e & DevicePageTable.PRESENT) == 0 || (b.access().writes() && (e & DevicePageTable.WRITABLE) == 0)) {
+                    throw new IllegalStateException("plain argument " + index + " of kernel " + k.name() + ": page at 0x"
+                            + Long.toHexString(va) + " is not mapped" + (b.access().writes() ? " writable" : "") + " on " + ctx.name);
+                }
+                int f = (int) ctx.frameOf(e);
+                if (frame0 < 0) {
+                    frame0 = f;
+                } else if (f != frame0 + (int) ((va - first) >>> PAGE_SHIFT) || ctx.pool(f) != ctx.pool(frame0)) {
+                    throw new IllegalStateException("plain argument " + index + " of kernel " + k.name() + ": page at 0x"
+                            + Long.toHexString(va) + " is not in the frame after the previous page's, in one pool");
+                }
             }
         }
         long origin = ctx.poolOffset(frame0) + (b.va() - first);

@@ -50,6 +50,11 @@ public final class OpenClStressDevices implements StressDevices {
                 size_t i = get_global_id(0);
                 x[i] += delta;
             }
+
+            __kernel void pairSumsPlain(__global const long *x, __global long *y) {
+                size_t i = get_global_id(0);
+                y[i] = x[i] + x[i + 1];
+            }
             """;
 
     private final Map<OpenClDevice, OpenClProgram> programs = new ConcurrentHashMap<>();
@@ -114,6 +119,12 @@ public final class OpenClStressDevices implements StressDevices {
         OpenClDevice d = device(mem, node);
         KernelArg arg = KernelArg.of(r, 0, longs * 8, Access.READ_WRITE);
         mem.launch(node, programs.get(d).kernel(plain ? "addEachPlain" : "addEach", delta), longs, windows ? arg.perItem(8) : arg);
+    }
+
+    @Override
+    public void pairSums(UnifiedMemory mem, int node, Region in, Region out, long longs) {
+        mem.launch(node, programs.get(device(mem, node)).kernel("pairSumsPlain"), longs - 1,
+                KernelArg.of(in, 0, longs * 8, Access.READ).perItem(8, 16), KernelArg.of(out, 0, (longs - 1) * 8, Access.WRITE).perItem(8));
     }
 
     @Override
