@@ -226,17 +226,13 @@ final class KernelLaunch {
 
     /** Releases every pin, even where one's release fails (kept device frames whose release throws); then throws that. */
     private static void unpinAll(List<MigrationRequest> requests, List<Pins.Pin> pins) {
-        RuntimeException first = null;
+        List<Runnable> unpins = new ArrayList<>(pins.size());
         for (int i = 0; i < pins.size(); i++) {
-            try {
-                requests.get(i).region().unpin(pins.get(i));
-            } catch (RuntimeException e) {
-                first = first == null ? e : first;
-            }
+            Pins.Pin p = pins.get(i);
+            RegionState region = requests.get(i).region();
+            unpins.add(() -> region.unpin(p));
         }
-        if (first != null) {
-            throw first;
-        }
+        Pins.run(unpins);   // each one, whatever an earlier one threw (an Error too)
     }
 
     /**

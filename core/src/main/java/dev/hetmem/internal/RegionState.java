@@ -101,10 +101,13 @@ public final class RegionState {
 
     public void unpin(Pins.Pin p) {
         List<Runnable> released = pins.remove(p);
-        if (p.node() != 0) {
-            host.busy(p.from(), p.to() - p.from(), false);
+        try {
+            if (p.node() != 0) {
+                host.busy(p.from(), p.to() - p.from(), false);
+            }
+        } finally {
+            Pins.run(released);   // device frames kept for this pin's kernel (DETACHABLE_PINS), freed last
         }
-        Pins.run(released);   // device frames kept for this pin's kernel (DETACHABLE_PINS), freed last
     }
 
     /** Claims the teardown; true for the one caller that should do it. */

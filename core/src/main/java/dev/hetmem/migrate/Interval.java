@@ -182,13 +182,15 @@ final class Interval {
      * 1.6 times their data so).
      */
     static List<Interval> normalize(List<MigrationRequest> requests, boolean widen) {
+        // sorted by where each request's interval starts (widened or not), so that merging only extends ends
         List<MigrationRequest> sorted = new ArrayList<>(requests);
-        sorted.sort(Comparator.comparingInt((MigrationRequest r) -> r.region().id()).thenComparingLong(MigrationRequest::from));
+        sorted.sort(Comparator.comparingInt((MigrationRequest r) -> r.region().id())
+                .thenComparingLong(r -> start(r, widen)));
         List<Interval> out = new ArrayList<>();
         Interval last = null;
         for (MigrationRequest r : sorted) {
             boolean w = widen && !r.contiguous();
-            long from = w ? r.region().granuleStart(r.from()) : r.from();
+            long from = start(r, widen);
             long to = w ? r.region().granuleEnd(r.to()) : r.to();
             if (last == null || last.region != r.region() || from > last.to) {
                 last = new Interval(r.region(), from, to);
@@ -202,6 +204,11 @@ final class Interval {
             iv.seal();
         }
         return out;
+    }
+
+    /** Where a request's interval starts: its granule's first page, unless it is not widened (or contiguous). */
+    private static long start(MigrationRequest r, boolean widen) {
+        return widen && !r.contiguous() ? r.region().granuleStart(r.from()) : r.from();
     }
 
     /** One interval covering [from, to) with nothing requested inside: for operations on a whole range. */

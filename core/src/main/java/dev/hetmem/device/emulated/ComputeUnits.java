@@ -90,10 +90,12 @@ final class ComputeUnits {
                 faultingThreads.shutdown();   // its tasks run on; their futures are waited for below
             }
         }
-        RuntimeException failure = null;
+        // every part is waited for, whatever this thread's part threw (an Error too): the launch unpins its
+        // arguments when this returns, and frames kept for it may then be freed and reused
+        Throwable failure = null;
         try {
             runItems(k, arguments, globalOffset, Math.min(globalOffset + per, end), faults);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             failure = e;
         }
         boolean interrupted = false;
@@ -116,8 +118,11 @@ final class ComputeUnits {
         if (interrupted) {
             Thread.currentThread().interrupt();
         }
+        if (failure instanceof Error e) {
+            throw e;
+        }
         if (failure != null) {
-            throw failure;
+            throw (RuntimeException) failure;
         }
     }
 

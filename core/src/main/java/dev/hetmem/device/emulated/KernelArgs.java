@@ -42,15 +42,15 @@ public final class KernelArgs {
     }
 
     /**
-     * Argument {@code i}, in launch order, reached through the device's page table. Not for an
-     * argument the kernel declares plain: its pages may already be placed anew for another launch
+     * Argument {@code i}, in launch order, reached through the device's page table. Not for a
+     * non-empty argument the kernel declares plain: its pages may already be placed anew for another launch
      * while this kernel runs (it keeps the frames its {@link #plain} segment was bound to, not the
      * page table's entries).
      *
      * @param i the argument's position among the launch's {@code KernelArg}s, in [0, {@link #count()})
      * @return the argument's buffer, the same object on every call from this thread
      * @throws IndexOutOfBoundsException if {@code i} is negative or not below {@link #count()}
-     * @throws IllegalStateException if the kernel declares argument {@code i} plain
+     * @throws IllegalStateException if the kernel declares argument {@code i} plain and it is not empty
      */
     public DeviceBuffer arg(int i) {
         checkIndex(i);
