@@ -10,6 +10,7 @@ import dev.hetmem.internal.RegionState;
 import dev.hetmem.migrate.MigrationEngine;
 import dev.hetmem.migrate.MigrationRequest;
 import dev.hetmem.observe.FaultEvent;
+import dev.hetmem.observe.TileEvent;
 import dev.hetmem.pagetable.Block;
 
 import java.util.ArrayList;
@@ -358,12 +359,17 @@ final class KernelLaunch {
                 ? faultHandler(node, args, faultCounts) : null;
         boolean relative = args.stream().anyMatch(Arg::plain);
         try {
-            for (long first = 0; first < globalSize; first += items) {
+            long tile = 0;
+            for (long first = 0; first < globalSize; first += items, tile++) {
                 long count = Math.min(items, globalSize - first);
+                TileEvent event = new TileEvent();
+                event.begin();
+                long waitStart = System.nanoTime();
                 if (ahead[0] != null) {
                     ahead[0].join();   // this tile's prefetch, started while its predecessor ran
                     ahead[0] = null;
                 }
+                long prefetchWait = System.nanoTime() - waitStart;
                 long next = first + count;
                 // the next tile's windows are prefetched once this tile is pinned: started before, a prefetch
                 // sharing a page with this tile (overlapping windows) would take it off this tile's placement
@@ -386,6 +392,18 @@ final class KernelLaunch {
                 migrated += r.pagesMigrated();
                 faultNanos += r.faultNanos();
                 kernelNanos += r.kernelNanos();
+                if (event.shouldCommit()) {
+                    event.node = node;
+                    event.region = args.getFirst().state().id();
+                    event.tile = tile;
+                    event.firstItem = first;
+                    event.items = count;
+                    event.prefetchWait = prefetchWait;
+                    event.pin = r.faultNanos();
+                    event.kernel = r.kernelNanos();
+                    event.pagesMigrated = r.pagesMigrated();
+                    event.commit();
+                }
             }
         } finally {
             if (ahead[0] != null) {

@@ -52,4 +52,38 @@ class FlightRecorderTest {
             Files.deleteIfExists(file);
         }
     }
+
+    @Test
+    void eachTileOfALaunchLargerThanTheDeviceIsRecorded() throws Exception {
+        Path file = Files.createTempFile("hetmem", ".jfr");
+        try (Recording rec = new Recording()) {
+            rec.enable("dev.hetmem.Tile");
+            rec.start();
+            long bytes = 12 * MiB;
+            TestDevice d = MemoryFixture.device(4 * MiB);
+            try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+                Region r = mem.allocate(bytes);
+                MemoryFixture.fill(r, 0, bytes, 5);
+                mem.launch(1, d.addLongs(1), bytes / 8, KernelArg.readWrite(r).perItem(8));
+                MemoryFixture.checkAdded(r, bytes, 5, 1);
+            }
+            rec.stop();
+            rec.dump(file);
+            List<RecordedEvent> tiles = RecordingFile.readAllEvents(file).stream()
+                    .filter(e -> e.getEventType().getName().equals("dev.hetmem.Tile")).toList();
+            assertTrue(tiles.size() >= 3, "a launch over three times the device runs in tiles: " + tiles);
+            long items = 0;
+            for (int i = 0; i < tiles.size(); i++) {
+                RecordedEvent t = tiles.get(i);
+                assertEquals(i, t.getLong("tile"), "tiles in order");
+                assertEquals(items, t.getLong("firstItem"), "each tile starts where the previous one ended");
+                assertEquals(1, t.getInt("node"));
+                assertTrue(t.getDuration("kernel").toNanos() > 0 && t.getDuration("prefetchWait").toNanos() >= 0);
+                items += t.getLong("items");
+            }
+            assertEquals(bytes / 8, items, "the tiles cover every item once");
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
 }

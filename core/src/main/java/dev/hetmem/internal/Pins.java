@@ -19,10 +19,11 @@ import java.util.Map;
  * only the frames to stay allocated and unchanged until it ends. Such a page may then be placed
  * elsewhere on the same device for another launch (the next tile of a stencil, whose window
  * shares the running tile's halo pages) while its old frame is kept: {@link #detachable} says
- * whether every pin on the page allows it, and {@link #afterRelease} runs the old frame's release
- * once every pin that bound that frame has gone. No pin that writes may be on the page (the two frames would then
- * differ), and a pin is marked only after its owner bound its frames, so no launch reads the page
- * table for a page that was detached under it.
+ * whether every pin on the page allows it, and {@link #afterRelease} registers the old frame's
+ * release to run once every pin that bound that frame has gone ({@link #remove} returns it, the
+ * caller runs it outside this monitor). No pin that writes may be on the page (the two frames
+ * would then differ), and a pin is marked only after its owner bound its frames, so no launch
+ * reads the page table for a page that was detached under it.
  */
 public final class Pins {
 
@@ -31,10 +32,14 @@ public final class Pins {
 
     /** Lock L3 (pin) is an entry here; this object's monitor is L8 (pins): docs/design.md, lock table, L3, L8. */
     private final List<Pin> pins = new ArrayList<>();
-    /** Pins whose owner bound its frames (DETACHABLE_PINS), each with those frames and what runs when it goes; identity, as pins are records. */
+    /**
+     * Pins whose owner bound its frames (DETACHABLE_PINS), with those frames and what waits for the
+     * pin; by identity, as pins are records.
+     */
     private final Map<Pin, Bound> detachable = new IdentityHashMap<>();
+    private long version;
 
-    /** What a detachable pin's owner bound: page {@code from + i} in frame {@code firstFrame + i}; and what waits for it. */
+    /** What a detachable pin's owner bound (page {@code from + i} in frame {@code firstFrame + i}), and what waits for it. */
     private static final class Bound {
         final long firstFrame;
         final List<AfterRelease> waiting = new ArrayList<>(1);
@@ -43,7 +48,6 @@ public final class Pins {
             this.firstFrame = firstFrame;
         }
     }
-    private long version;
 
     /** A release that waits for several pins: it runs when the last of them goes. */
     private static final class AfterRelease {

@@ -351,8 +351,9 @@ final class Eviction {
      * writes it, and another node holds a copy to place anew from. The frames stay allocated,
      * counted in flight and kept ({@link KeptFrames}) until the last pin that bound them goes; the
      * kernels go on reading them. A write from another node waits for those pins; a write on this
-     * node (racing the running kernels, as the program wrote it) reaches the page's new frame, as
-     * if the running kernels had read the page before it. Returns how many pages left the page table.
+     * node by another kernel races the running ones (nothing orders kernels that run at once): it
+     * reaches the page's new frame, and they keep reading the bytes from before it. Returns how many
+     * pages left the page table.
      */
     long detachFromRunningKernels(RegionState region, Block b, int node, int p0, int p1) {
         assert b.lock.isHeldByCurrentThread();
@@ -389,10 +390,12 @@ final class Eviction {
         // bound these frames use them. Each run is registered even if an earlier one's release fails at once
         List<Runnable> registrations = new ArrayList<>(kept.size());
         for (Kept k : kept) {
-            registrations.add(() -> region.pins().afterRelease(k.firstPage, k.firstPage + k.frames.length, node, k.frames, () -> {
+            Runnable release = () -> {
                 ctx.kept.release(node, k.frames);   // before the frames go back: a frame is never free and kept
                 k.frees.flush(region, true);
-            }));
+            };
+            registrations.add(() -> region.pins().afterRelease(k.firstPage, k.firstPage + k.frames.length, node, k.frames,
+                    release));
         }
         Pins.run(registrations);
         return moved;
