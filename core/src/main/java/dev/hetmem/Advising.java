@@ -6,6 +6,7 @@ import dev.hetmem.migrate.MigrationEngine;
 import dev.hetmem.migrate.MigrationRequest;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -101,15 +102,16 @@ final class Advising {
     }
 
     /**
-     * Prefetches [offset, offset+length) for every offset to {@code node}, in batches of at most
-     * what one batch may hold of the device; returns the pages whose data moved.
+     * Prefetches [offset, offset+length) for every offset to {@code node}, in batches; returns the
+     * pages whose data moved. With several copy threads a long list runs as several batches at once
+     * ({@link MigrationEngine#ensureEach}), together within what one batch may hold of the device;
+     * a sorted list's batches share no block (an unsorted one's may, and those wait for each other).
+     * Otherwise the batches run one after another on the calling thread, each as large as a batch
+     * may be.
      */
     long prefetchEach(Region region, long[] offsets, long length, int node) {
         RegionState s = region.state();
-        List<MigrationRequest> batch = new ArrayList<>();
-        long batchPages = 0;
-        long moved = 0;
-        long limit = memory.engine().batchPages(node);
+        MigrationEngine engine = memory.engine();
         s.lifecycle().enter();
         try {
             for (long off : offsets) {
@@ -119,34 +121,97 @@ final class Advising {
                             "a prefetch");
                 }
             }
-            for (long off : offsets) {
-                if (length == 0) {
-                    continue;
-                }
-                long from = off >>> PageGeometry.PAGE_SHIFT;
-                long to = Math.ceilDiv(off + length, PageGeometry.PAGE_BYTES);
-                // a batch holds at most what one batch may hold of the device (a range larger than
-                // that is cut); where whole granules would not fit, the engine moves only these pages
-                for (long p = from; p < to; ) {
-                    long end = Math.min(to, p + Math.max(1, limit - batchPages));
-                    batch.add(new MigrationRequest(s, p, end, false));
-                    batchPages += end - p;
-                    p = end;
-                    if (batchPages >= limit) {
-                        moved += memory.engine().ensure(batch, node, Trigger.PREFETCH, MigrationEngine.Pinning.NO_PIN,
-                        MigrationEngine.FROM_ANY_NODE).pagesMigrated();
-                        batch.clear();
-                        batchPages = 0;
-                    }
-                }
+            if (length == 0 || offsets.length == 0) {
+                return 0;
             }
-            if (!batch.isEmpty()) {
-                moved += memory.engine().ensure(batch, node, Trigger.PREFETCH, MigrationEngine.Pinning.NO_PIN,
-                        MigrationEngine.FROM_ANY_NODE).pagesMigrated();
+            long limit = engine.batchPages(node);
+            long total = (long) offsets.length * Math.ceilDiv(length, PageGeometry.PAGE_BYTES);
+            int threads = engine.copyThreads();
+            // one batch after another, each as large as a batch may be and widened to whole granules
+            // unless those would not fit (MigrationEngine.ensure decides per batch), where a batch on
+            // another thread would wait forever for a pin of this thread, in vanilla migration (which
+            // measures page by page), for short lists, and where the device is too small for several
+            // batches of a block or more side by side
+            if (threads == 1 || s.pins().heldByCurrentThread(0, s.pages()) != null || engine.mode() == MigrationMode.VANILLA
+                    || total <= PageGeometry.BLOCK_PAGES || limit < 2L * threads * PageGeometry.BLOCK_PAGES) {
+                return engine.ensureEach(cut(s, offsets, length, limit, limit), node, Trigger.PREFETCH, true, 1,
+                        memory.background());
             }
+            // a few batches per thread, each at least a block (a batch costs a pass over its blocks) and,
+            // with the rest of the block it ends in, at most a thread's part of one batch's limit; whole
+            // granules only if all of the list's fit one batch, as one batch of the whole list decided
+            long share = Math.min(limit / threads - PageGeometry.BLOCK_PAGES,
+                    Math.max(PageGeometry.BLOCK_PAGES, Math.ceilDiv(total, 4L * threads)));
+            boolean widen = node == 0 || widenedPages(s, offsets, length) <= limit;
+            return engine.ensureEach(cut(s, offsets, length, limit, share), node, Trigger.PREFETCH, widen, threads,
+                    memory.background());
         } finally {
             s.lifecycle().exit();
         }
-        return moved;
+    }
+
+    /**
+     * Pages of the ranges [offset, offset+length) widened to their granules, overlaps counted once
+     * (pages already on the target too: an upper bound of what whole granules would move).
+     */
+    private static long widenedPages(RegionState s, long[] offsets, long length) {
+        long[] sorted = offsets.clone();
+        Arrays.sort(sorted);
+        long sum = 0;
+        long end = Long.MIN_VALUE;
+        for (long off : sorted) {
+            long a = Math.max(s.granuleStart(off >>> PageGeometry.PAGE_SHIFT), end);
+            long b = s.granuleEnd(Math.ceilDiv(off + length, PageGeometry.PAGE_BYTES));
+            if (b > a) {
+                sum += b - a;
+            }
+            end = Math.max(end, b);
+        }
+        return sum;
+    }
+
+    /**
+     * The ranges as batches of requests, each of about {@code share} pages: a batch closes once it
+     * holds that many and the next range starts in another block, and pieces of a long range are
+     * cut at block boundaries, so that the batches of a sorted list share no block; a batch never
+     * passes {@code limit} pages (a range larger than that is cut), nor {@code share} by more than
+     * the rest of the block it ends in.
+     */
+    private static List<List<MigrationRequest>> cut(RegionState s, long[] offsets, long length, long limit, long share) {
+        List<List<MigrationRequest>> batches = new ArrayList<>();
+        List<MigrationRequest> batch = new ArrayList<>();
+        long batchPages = 0;
+        long lastBlock = -1;
+        for (long off : offsets) {
+            long from = off >>> PageGeometry.PAGE_SHIFT;
+            long to = Math.ceilDiv(off + length, PageGeometry.PAGE_BYTES);
+            for (long p = from; p < to; ) {
+                if (batchPages >= limit || (batchPages >= share && PageGeometry.blockOf(p) != lastBlock)) {
+                    batches.add(batch);
+                    batch = new ArrayList<>();
+                    batchPages = 0;
+                }
+                long end;
+                if (batchPages >= share) {
+                    // the rest of the block the batch ends in, which no other batch may take
+                    end = Math.min(to, Math.min(PageGeometry.firstPage(lastBlock + 1), p + (limit - batchPages)));
+                } else {
+                    end = Math.min(to, p + (share - batchPages));
+                    long blockStart = PageGeometry.firstPage(PageGeometry.blockOf(end));
+                    if (end < to && blockStart > p) {
+                        end = blockStart;   // batches meet at block boundaries
+                    }
+                }
+                batch.add(new MigrationRequest(s, p, end, false));
+                batchPages += end - p;
+                lastBlock = PageGeometry.blockOf(end - 1);
+                p = end;
+            }
+        }
+        if (!batch.isEmpty()) {
+            batches.add(batch);
+        }
+        return batches;
     }
 }
+

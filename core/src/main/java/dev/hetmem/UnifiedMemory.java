@@ -230,7 +230,8 @@ public final class UnifiedMemory implements AutoCloseable {
         }
 
         /**
-         * Threads of the CPU copy phase, the caller included (default: available processors; 1 = serial).
+         * Threads of the CPU copy phase, the caller included (default: available processors; 1 = serial),
+         * and how many batches of one {@link UnifiedMemory#prefetch(Region, long[], long, int)} list run at once.
          *
          * @param threads the number of threads, 1 to 256
          * @return this builder
@@ -617,9 +618,13 @@ public final class UnifiedMemory implements AutoCloseable {
             java.util.concurrent.Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("hetmem-async-", 0).factory());
 
     /**
-     * Prefetches many ranges of one region to {@code node} as one migration batch (batched page migration's
+     * Prefetches many ranges of one region to {@code node} in migration batches (batched page migration's
      * "migrate a list of pages"): [offset, offset+length) for every offset, each widened to its
-     * granules. Batches of up to 1 GiB; each is all-or-nothing. Returns the pages whose data moved.
+     * granules. Batches of up to 1 GiB (on a device, up to half of it); each is all-or-nothing. With
+     * more than one copy thread ({@link Builder#copyThreads}) a long list runs as several batches at
+     * once, one per copy thread, each planned, copied and committed by its own thread; if one fails,
+     * no further batch starts, those already running finish, and the first failure is thrown. A caller
+     * that holds a host view of the region runs its batches on its own thread. Returns the pages whose data moved.
      * Offsets before the length, as everywhere else (the node last, as in {@link #prefetchAsync}).
      *
      * @param region  a region of this memory; not null

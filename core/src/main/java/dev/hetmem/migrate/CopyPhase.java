@@ -112,7 +112,11 @@ final class CopyPhase {
         }
         CopyEngine engine = ctx.copyPath == CopyPath.ENGINE ? driver.copyEngine() : null;
         if (engine == null) {
-            ctx.pool.copy(driver, batch);
+            if (EngineContext.onCallerAlone()) {
+                driver.copy(batch, 0, batch.size());   // one of several batches running at once
+            } else {
+                ctx.pool.copy(driver, batch);
+            }
             return;
         }
         try {

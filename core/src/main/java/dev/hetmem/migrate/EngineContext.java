@@ -24,6 +24,19 @@ final class EngineContext {
     final InFlightFrames inFlight;
     final KeptFrames kept;
 
+    /**
+     * Bound (to true) while a thread runs one of several batches that run at once
+     * ({@link MigrationEngine#ensureEach}): its copies and host releases run on that thread alone,
+     * since the batches beside it already keep the other cores busy, and a batch that handed its
+     * share to the copy pool would wait for a worker another batch keeps busy.
+     */
+    static final ScopedValue<Boolean> ON_CALLER_ALONE = ScopedValue.newInstance();
+
+    /** Whether the calling thread copies and releases alone ({@link #ON_CALLER_ALONE}). */
+    static boolean onCallerAlone() {
+        return ON_CALLER_ALONE.isBound();
+    }
+
     volatile MigrationMode mode;
     volatile CopyPath copyPath;
     volatile boolean thrashControl = true;

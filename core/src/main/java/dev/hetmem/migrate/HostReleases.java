@@ -40,7 +40,7 @@ final class HostReleases {
         for (Map.Entry<RegionState, Ranges> e : byRegion.entrySet()) {
             Ranges r = e.getValue();
             var host = e.getKey().host();
-            if (r.count < PARALLEL_MIN_RANGES || pool.threads() == 1) {
+            if (r.count < PARALLEL_MIN_RANGES || pool.threads() == 1 || EngineContext.onCallerAlone()) {
                 host.release(r.pairs, r.count);
                 continue;
             }

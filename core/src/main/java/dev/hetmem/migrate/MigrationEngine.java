@@ -15,6 +15,11 @@ import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 
 import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
 import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
@@ -124,9 +129,15 @@ public final class MigrationEngine implements AutoCloseable {
      * @param onlyFrom a node: only pages resident there move (release); or {@link #FROM_ANY_NODE}
      */
     public Outcome ensure(List<MigrationRequest> requests, int target, Trigger trigger, Pinning pinning, int onlyFrom) {
+        return ensure(requests, target, trigger, pinning, onlyFrom, true);
+    }
+
+    /** As above; with {@code widen} false only the pages asked for move, not the rest of their granules. */
+    private Outcome ensure(List<MigrationRequest> requests, int target, Trigger trigger, Pinning pinning, int onlyFrom,
+                           boolean widen) {
         ctx.refuseFromFaultingItem("a migration");
         boolean pin = pinning == Pinning.PIN;
-        List<Interval> intervals = Interval.normalize(requests, true);
+        List<Interval> intervals = Interval.normalize(requests, widen);
         long started = 0;
         long stealWaitSince = 0;
         while (true) {
@@ -168,7 +179,7 @@ public final class MigrationEngine implements AutoCloseable {
                     next.afterSteal(requests, pins);
                 } else {
                     Planner.Plan plan = planner.plan(intervals, target, onlyFrom, requests);
-                    if (plan.conflict == null && target != 0 && plan.framesNeeded() > batchPages(target)) {
+                    if (widen && plan.conflict == null && target != 0 && plan.framesNeeded() > batchPages(target)) {
                         // whole granules would take more than one batch may hold of the device: move only
                         // the pages asked for (as UVM does under memory pressure); the locks cover them
                         plan = planner.plan(Interval.normalize(requests, false), target, onlyFrom, requests);
@@ -390,6 +401,132 @@ public final class MigrationEngine implements AutoCloseable {
         // whole blocks where the device has several; on a device of a block or two, half of it
         long half = frames >= 4L * BLOCK_PAGES ? (frames / 2) & -(long) BLOCK_PAGES : frames / 2;
         return Math.max(1, Math.min(max, half));
+    }
+
+    /**
+     * Prefetch batches of one call ({@code UnifiedMemory.prefetch} of many ranges), each a list of
+     * requests that is all-or-nothing as in {@link #ensure} (nothing pinned), run on up to
+     * {@code atOnce} threads at once (at most {@link #copyThreads}): the calling thread and tasks
+     * on {@code threads}; with {@code atOnce} 1, one after another on the calling thread. Each batch
+     * is planned, copied and committed by the thread that runs it, so that the per-page work of
+     * planning and committing (most of a batch of scattered 4 KiB pages) is spread over the threads
+     * as the copying is. With {@code widen} false only the pages asked for move (the caller found
+     * that the list's whole granules would not fit one batch, where {@link #ensure} would have
+     * fallen back to them itself).
+     *
+     * <p>Caller's contract, where {@code atOnce} is above 1: the batches that may run at once need
+     * at most {@link #batchPages} frames of the target together; batches meant to run side by side
+     * touch disjoint blocks (two that share one only wait for each other); the calling thread holds
+     * no pin in their regions (a batch on another thread would wait for it forever) and has entered
+     * their regions' lifecycles, which it leaves only after this returns, and this returns only
+     * once every batch it started has ended. On a failure no further batch starts and the first
+     * failure is thrown, the others suppressed in it. An interrupt of the caller is passed on to the
+     * other threads, as it would reach the caller's own waits in a sequential call: a batch that
+     * waits for a pin then fails.
+     *
+     * @return the pages whose data moved
+     */
+    public long ensureEach(List<List<MigrationRequest>> batches, int target, Trigger trigger, boolean widen, int atOnce,
+                           ExecutorService threads) {
+        ctx.refuseFromFaultingItem("a migration");
+        int parallel = (int) Math.min(batches.size(), Math.min(atOnce, ctx.pool.threads()));
+        if (parallel <= 1) {
+            long moved = 0;
+            for (List<MigrationRequest> b : batches) {
+                moved += ensure(b, target, trigger, Pinning.NO_PIN, FROM_ANY_NODE, widen).pagesMigrated();
+            }
+            return moved;
+        }
+        AtomicInteger next = new AtomicInteger();
+        AtomicLong moved = new AtomicLong();
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Runnable share = () -> {
+            try {
+                ScopedValue.where(EngineContext.ON_CALLER_ALONE, Boolean.TRUE).run(() -> {
+                    for (int i; (i = next.getAndIncrement()) < batches.size(); ) {
+                        moved.addAndGet(ensure(batches.get(i), target, trigger, Pinning.NO_PIN, FROM_ANY_NODE, widen)
+                                .pagesMigrated());
+                    }
+                });
+            } catch (Throwable e) {
+                next.set(batches.size());   // no further batch starts
+                Throwable first = failure.compareAndExchange(null, e);
+                if (first != null && first != e) {
+                    try {
+                        first.addSuppressed(e);
+                    } catch (Throwable ignored) {
+                        // the first failure is what is thrown; a second one that cannot be attached is dropped
+                    }
+                }
+            }
+        };
+        int helpers = parallel - 1;
+        CountDownLatch ended = new CountDownLatch(helpers);
+        Thread[] running = new Thread[helpers];
+        try {
+            for (int t = 0; t < helpers; t++) {
+                int slot = t;
+                try {
+                    threads.execute(() -> {
+                        synchronized (running) {
+                            running[slot] = Thread.currentThread();
+                        }
+                        try {
+                            share.run();
+                        } finally {
+                            ended.countDown();
+                        }
+                    });
+                } catch (RuntimeException | Error e) {
+                    // no thread for it (the executor refused, or none could start): the caller runs its share
+                    for (int u = t; u < helpers; u++) {
+                        ended.countDown();
+                    }
+                    break;
+                }
+            }
+            share.run();
+        } finally {
+            awaitAll(ended, running);
+        }
+        Throwable first = failure.get();
+        if (first instanceof RuntimeException re) {
+            throw re;
+        }
+        if (first instanceof Error err) {
+            throw err;
+        }
+        if (first != null) {
+            throw new IllegalStateException(first);
+        }
+        return moved.get();
+    }
+
+    /**
+     * Waits until every helper of {@link #ensureEach} has ended: the caller may leave their regions
+     * next. An interrupt meanwhile is passed on to them (a batch waiting for a pin then fails, as the
+     * caller's own would) and kept for the caller.
+     */
+    private static void awaitAll(CountDownLatch ended, Thread[] running) {
+        boolean interrupted = false;
+        while (true) {
+            try {
+                ended.await();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+                synchronized (running) {
+                    for (Thread th : running) {
+                        if (th != null) {
+                            th.interrupt();
+                        }
+                    }
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** Prefetch or release of a large range: batches of at most {@link #batchPages}, each all-or-nothing. */

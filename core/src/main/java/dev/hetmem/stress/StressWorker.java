@@ -243,8 +243,10 @@ final class StressWorker {
                 if (m == null) {
                     return;
                 }
-                long len = 1 + st.y() % Math.min(m.region.size(), 64L << 10);
-                long[] offs = new long[1 + st.b() % 8];
+                // now and then a long list, whose batches run on several threads at once (MigrationEngine.ensureEach)
+                boolean many = ((st.y() >>> 32) & 1) != 0;
+                long len = 1 + st.y() % Math.min(m.region.size(), many ? 256L << 10 : 64L << 10);
+                long[] offs = new long[1 + (many ? (int) ((st.y() >>> 33) % 64) : st.b() % 8)];
                 for (int i = 0; i < offs.length; i++) {
                     offs[i] = Math.floorMod(st.x() + i * st.z(), m.region.size() - len + 1);
                 }

@@ -1,0 +1,168 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.driver.DeviceCopyException;
+import jdk.jfr.Recording;
+import jdk.jfr.consumer.RecordingFile;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.PAGE;
+import static dev.hetmem.MemoryFixture.check;
+import static dev.hetmem.MemoryFixture.fill;
+import static dev.hetmem.MemoryFixture.verified;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A prefetch of many ranges runs its batches on several threads at once (each planning, copying
+ * and committing its own), with nothing lost when one of them fails and no wait on the caller's
+ * own pins.
+ */
+@Tag("emulated") // the injected copy failure is the emulated device's
+@Timeout(value = 120, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)   // a wait for itself hangs
+class ParallelPrefetchTest {
+    /** Every other 4 KiB page of {@code bytes}: the pattern of bench migrate's 4 KiB rows. */
+    private static long[] everyOtherPage(long bytes) {
+        long[] offs = new long[(int) (bytes / PAGE / 2)];
+        for (int i = 0; i < offs.length; i++) {
+            offs[i] = 2L * i * PAGE;
+        }
+        return offs;
+    }
+
+    /** A region that moves page by page, not by 2 MiB granules. */
+    private static Region pageGrained(UnifiedMemory mem, long bytes) {
+        Region r = mem.allocate(bytes);
+        r.advise(0, bytes, Advice.granularity(PAGE));
+        return r;
+    }
+
+    /** A test body run under a flight recording; returns the id of the region whose prefetch batches count. */
+    private interface Recorded {
+        int run() throws Exception;
+    }
+
+    /** The threads (JFR's ids) that ran the prefetch batches of the region {@code body} returns, one per batch. */
+    private static List<Long> batchThreads(Recorded body) throws Exception {
+        Path file = Files.createTempFile("hetmem", ".jfr");
+        try (Recording rec = new Recording()) {
+            rec.enable("dev.hetmem.Migration");
+            rec.start();
+            int region = body.run();
+            rec.stop();
+            rec.dump(file);
+            return RecordingFile.readAllEvents(file).stream()
+                    .filter(e -> e.getEventType().getName().equals("dev.hetmem.Migration")
+                            && e.getString("trigger").equals("PREFETCH") && e.getInt("region") == region)
+                    .map(e -> e.getThread().getJavaThreadId()).toList();
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    @Test
+    void aLongListIsMovedByBatchesOnSeveralThreadsAndEveryByteStays() throws Exception {
+        List<Long> threads = batchThreads(() -> {
+            try (UnifiedMemory mem = MemoryFixture.memoryOf(EmulatedDevice.builder().capacity(64 * MiB).build())) {
+                Region r = pageGrained(mem, 48 * MiB);
+                fill(r, 0, 48 * MiB, 7);
+                long[] offs = everyOtherPage(48 * MiB);   // 6144 pages: 8 batches, a few ms each
+                assertEquals(offs.length, mem.prefetch(r, offs, PAGE, 1));
+                assertEquals(24 * MiB, mem.stats().node(1).residentBytes(), "every other page on the device");
+                verified(mem);
+                assertEquals(offs.length, mem.prefetch(r, offs, PAGE, 0));
+                assertEquals(0, mem.stats().node(1).residentBytes());
+                check(r, 0, 48 * MiB, 7);
+                verified(mem);
+                return r.id();
+            }
+        });
+        assertTrue(Set.copyOf(threads).size() >= 2, "the batches of one call ran on threads " + threads);
+    }
+
+    @Test
+    void aListWhoseGranulesWouldNotFitOneBatchMovesOnlyThePagesAskedFor() {
+        // 64 MiB device: a batch holds at most 32 MiB of it; 64 ranges of 256 KiB, one per 2 MiB granule:
+        // 128 MiB widened, so only the 16 MiB asked for move, as one batch of the whole list would have decided
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(EmulatedDevice.builder().capacity(64 * MiB).build())) {
+            Region r = mem.allocate(128 * MiB);
+            fill(r, 0, 128 * MiB, 17);
+            long[] offs = new long[64];
+            for (int i = 0; i < offs.length; i++) {
+                offs[i] = i * 2 * MiB;
+            }
+            assertEquals(64 * 64, mem.prefetch(r, offs, 256 * 1024, 1), "the pages asked for, and only those");
+            assertEquals(16 * MiB, mem.stats().node(1).residentBytes(), "every range asked for is on the device");
+            check(r, 0, 128 * MiB, 17);
+            verified(mem);
+        }
+    }
+
+    @Test
+    void aCopyThatFailsInOneBatchFailsTheCallAndLosesNothing() {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(64 * MiB).build();
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            Region r = pageGrained(mem, 32 * MiB);
+            fill(r, 0, 32 * MiB, 11);
+            long[] offs = everyOtherPage(32 * MiB);
+            dev.failCopy(3000);   // inside the first batches: some may have committed, one is undone
+            assertThrows(DeviceCopyException.class, () -> mem.prefetch(r, offs, PAGE, 1));
+            dev.failCopy(-1);
+            verified(mem);
+            check(r, 0, 32 * MiB, 11);
+            assertTrue(mem.stats().node(1).residentBytes() < 16 * MiB, "the failed batch moved nothing");
+            assertEquals(offs.length - mem.stats().node(1).residentBytes() / PAGE, mem.prefetch(r, offs, PAGE, 1),
+                    "the rest moves once the device copies again");
+            check(r, 0, 32 * MiB, 11);
+            verified(mem);
+        }
+    }
+
+    @Test
+    void aCallerThatHoldsAViewOfTheRegionRunsItsBatchesItselfAndIsNotLeftWaitingForItself() throws Exception {
+        long caller = Thread.currentThread().threadId();
+        List<Long> threads = batchThreads(() -> {
+            // a 16 MiB device: one batch holds at most 8 MiB (2048 pages)
+            try (UnifiedMemory mem = MemoryFixture.memoryOf(EmulatedDevice.builder().capacity(16 * MiB).build())) {
+                Region r = pageGrained(mem, 32 * MiB);
+                fill(r, 0, 32 * MiB, 13);
+                // the view's pages in the second batch of a list: a batch on another thread that took it would
+                // wait for the caller's view, which the caller closes only after the call
+                long[] withView = new long[4096];
+                for (int i = 0; i < 2048; i++) {
+                    withView[i] = i * PAGE;                     // batch 0: [0, 8 MiB), a whole batch
+                    withView[2048 + i] = 24 * MiB + i * PAGE;   // batch 1: [24, 32 MiB), the view in it
+                }
+                long[] away = new long[3072];                   // [0, 12 MiB): two batches, none under the view
+                for (int i = 0; i < away.length; i++) {
+                    away[i] = i * PAGE;
+                }
+                try (HostView v = r.host(24 * MiB, 4 * MiB, Access.READ)) {
+                    // refused, as a batch that meets the caller's own pin is, not waited for
+                    assertThrows(PinnedByCallerException.class, () -> mem.prefetch(r, withView, PAGE, 1));
+                    mem.prefetch(r, away, PAGE, 1);
+                    assertEquals(4 * MiB, v.segment().byteSize());
+                }
+                PageSnapshot snap = r.snapshot(0, 12 * MiB);
+                for (int p = 0; p < 3072; p++) {
+                    assertTrue(snap.residentOn(p, 1), "page " + p + " on the device");
+                }
+                check(r, 0, 32 * MiB, 13);
+                verified(mem);
+                return r.id();
+            }
+        });
+        assertTrue(threads.size() >= 2, "batches recorded: " + threads);
+        assertTrue(threads.stream().allMatch(t -> t == caller), "every batch on the caller's thread " + caller + ": " + threads);
+    }
+}
