@@ -214,4 +214,3 @@ final class Advising {
         return batches;
     }
 }
-
