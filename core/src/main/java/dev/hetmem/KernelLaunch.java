@@ -246,22 +246,38 @@ final class KernelLaunch {
     private static List<KernelBinding> boundByFrame(int node, List<Arg> args, List<KernelBinding> bindings,
                                                     List<MigrationRequest> requests, List<Pins.Pin> pins) {
         List<KernelBinding> out = new ArrayList<>(bindings);
+        List<Bound> bound = new ArrayList<>(args.size());
         for (int i = 0; i < args.size(); i++) {
             KernelBinding b = bindings.get(i);
             if (args.get(i).plain() && b.length() > 0) {
                 RegionState s = args.get(i).state();
                 long first = (b.va() - s.pageAddress(0)) >>> PAGE_SHIFT;
                 long end = Math.ceilDiv(b.va() + b.length() - s.pageAddress(0), PAGE_BYTES);
-                out.set(i, b.atFrame(firstFrame(node, s, first, end, b.access().writes())));
+                long frame = firstFrame(node, s, first, end, b.access().writes());
+                bound.add(new Bound(s, first, end, frame));
+                out.set(i, b.atFrame(frame));
             }
         }
         for (int j = 0; j < pins.size(); j++) {
             MigrationRequest r = requests.get(j);
             if (r.contiguous() && !r.write() && r.to() > r.from() && !reachedThroughPageTable(args, bindings, r)) {
-                r.region().pins().allowDetach(pins.get(j), firstFrame(node, r.region(), r.from(), r.to(), false));
+                r.region().pins().allowDetach(pins.get(j), frameOf(bound, node, r));
             }
         }
         return out;
+    }
+
+    /** A plain argument's pages [first, end) of a region and the frame the first lies in. */
+    private record Bound(RegionState region, long first, long end, long frame) {}
+
+    /** The first frame of a request's pages: the one read for the argument of those pages, if any; else read now. */
+    private static long frameOf(List<Bound> bound, int node, MigrationRequest r) {
+        for (Bound b : bound) {
+            if (b.region() == r.region() && b.first() == r.from() && b.end() == r.to()) {
+                return b.frame();
+            }
+        }
+        return firstFrame(node, r.region(), r.from(), r.to(), false);
     }
 
     /** Whether an argument that is not plain reaches any page of {@code r}. */
