@@ -180,6 +180,64 @@ class EvictionTest {
     }
 
     /**
+     * A caller waiting for room that a running kernel holds gives up when its thread is interrupted,
+     * with its interrupt flag still set, instead of retrying without pause until the deadline
+     * (parking returns at once while the flag is set). Nothing of its launch happened.
+     */
+    @Test
+    @Tag("emulated") // the kernel waits on a latch in the JVM, which only a Java kernel can
+    void aCallerWaitingForRoomStopsWhenInterrupted() throws Exception {
+        Region r = mem.allocate(CAPACITY + TILE);
+        MemoryFixture.fill(r, 0, r.size(), 9);
+        CountDownLatch running = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        ExecutorService ex = Executors.newFixedThreadPool(1);
+        try {
+            Future<?> big = ex.submit(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
+                running.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+            }, 1, KernelArg.of(r, 0, CAPACITY, Access.READ)));
+            assertTrue(running.await(10, TimeUnit.SECONDS));
+            Throwable[] failure = new Throwable[1];
+            boolean[] flagAfter = new boolean[1];
+            Thread waiter = new Thread(() -> {
+                try {
+                    addTile(r, CAPACITY, 1);
+                } catch (Throwable t) {
+                    failure[0] = t;
+                }
+                flagAfter[0] = Thread.currentThread().isInterrupted();
+            });
+            waiter.start();
+            Thread.sleep(300);
+            assertTrue(waiter.isAlive(), "the launch waits for frames");
+            long t0 = System.nanoTime();
+            waiter.interrupt();
+            waiter.join(10_000);
+            long waitedMs = (System.nanoTime() - t0) / 1_000_000;
+            assertTrue(!waiter.isAlive(), "an interrupted caller still waited for room after 10 s");
+            assertTrue(waitedMs < 5_000, "stopped after " + waitedMs + " ms");
+            assertTrue(failure[0] instanceof IllegalStateException
+                    && failure[0].getMessage().contains("interrupted while waiting for room on device node 1"),
+                    "failed with " + failure[0]);
+            assertTrue(flagAfter[0], "the interrupt flag is kept for the caller");
+            release.countDown();
+            big.get(10, TimeUnit.SECONDS);
+            // the interrupted launch changed nothing: the tile still holds what was written
+            try (HostView v = r.host(CAPACITY, 8, Access.READ)) {
+                assertEquals(MemoryFixture.value(9, CAPACITY / 8), v.segment().get(ValueLayout.JAVA_LONG, 0));
+            }
+        } finally {
+            release.countDown();
+            ex.shutdownNow();
+        }
+    }
+
+    /**
      * Arguments larger than the device with no per-item window: a device that takes faults runs the
      * kernel and faults in only what it touches (here nothing); one that does not refuses at once,
      * naming the sizes and the declaration that would let the launch run tiled.

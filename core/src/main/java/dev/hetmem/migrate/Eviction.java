@@ -144,9 +144,15 @@ final class Eviction {
 
     /**
      * Pauses before a retry for room, or throws once the operation that started at {@code started}
-     * has waited {@link #ROOM_DEADLINE_NANOS}.
+     * has waited {@link #ROOM_DEADLINE_NANOS}, or at once when the calling thread is interrupted.
      */
     static long pauseBeforeRetry(long started, int target) {
+        if (Thread.currentThread().isInterrupted()) {
+            // parkNanos returns at once while the flag is set: without this the retries would spin
+            // to the deadline. Nothing of the batch is left (it was undone before the pause); the
+            // flag stays set for the caller, as awaitRelease leaves it.
+            throw new IllegalStateException("interrupted while waiting for room on device node " + target);
+        }
         if (System.nanoTime() - started > ROOM_DEADLINE_NANOS) {
             throw new DeviceMemoryException("device node " + target + " has had no frame to spare for "
                     + ROOM_DEADLINE_NANOS / 1_000_000_000L + " s: all of its memory is pinned by running kernels or "
