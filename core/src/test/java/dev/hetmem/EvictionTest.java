@@ -146,6 +146,18 @@ class EvictionTest {
         assertEquals(CAPACITY, mem.stats().node(1).freeBytes());
     }
 
+    /** Launches, on {@code ex}, a kernel over the device's worth of {@code r} that holds it until {@code release}. */
+    private Future<?> pinWholeDevice(ExecutorService ex, Region r, CountDownLatch running, CountDownLatch release) {
+        return ex.submit(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
+            running.countDown();
+            try {
+                release.await();
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+        }, 1, KernelArg.of(r, 0, CAPACITY, Access.READ)));
+    }
+
     @Test
     @Tag("emulated") // the kernel waits on a latch in the JVM, which only a Java kernel can
     void aLaunchThatNeedsFramesPinnedByARunningKernelWaitsForThem() throws Exception {
@@ -156,14 +168,7 @@ class EvictionTest {
         ExecutorService ex = Executors.newFixedThreadPool(2);
         try {
             // this kernel pins the whole device
-            Future<?> big = ex.submit(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
-                running.countDown();
-                try {
-                    release.await();
-                } catch (InterruptedException e) {
-                    throw new IllegalStateException(e);
-                }
-            }, 1, KernelArg.of(r, 0, CAPACITY, Access.READ)));
+            Future<?> big = pinWholeDevice(ex, r, running, release);
             assertTrue(running.await(10, TimeUnit.SECONDS));
             Future<LaunchResult> next = ex.submit(() -> addTile(r, CAPACITY, 1));
             Thread.sleep(200);
@@ -193,14 +198,7 @@ class EvictionTest {
         CountDownLatch release = new CountDownLatch(1);
         ExecutorService ex = Executors.newFixedThreadPool(1);
         try {
-            Future<?> big = ex.submit(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
-                running.countDown();
-                try {
-                    release.await();
-                } catch (InterruptedException e) {
-                    throw new IllegalStateException(e);
-                }
-            }, 1, KernelArg.of(r, 0, CAPACITY, Access.READ)));
+            Future<?> big = pinWholeDevice(ex, r, running, release);
             assertTrue(running.await(10, TimeUnit.SECONDS));
             Throwable[] failure = new Throwable[1];
             boolean[] flagAfter = new boolean[1];
