@@ -77,9 +77,15 @@ class PlainArgumentTest {
             assertNotEquals(d.driver().probeFrame(in.address()) + 1, d.driver().probeFrame(in.address() + PAGE),
                     "the set-up scattered in's frames");
             long evictionsBefore = mem.stats().node(1).evictions();
-            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            LaunchResult placed = mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
             assertConsecutive(d, in, bytes);
-            assertTrue(mem.stats().node(1).evictions() > evictionsBefore, "the misplaced pages left the device first");
+            if (d.driver().canCopyWithin()) {
+                // gathered device to device: nothing left the device, nothing came from the host
+                assertEquals(evictionsBefore, mem.stats().node(1).evictions(), "in's pages stayed on the device");
+                assertEquals(0, placed.pagesMigrated(), "in's pages moved within the device: " + placed);
+            } else {
+                assertTrue(mem.stats().node(1).evictions() > evictionsBefore, "the misplaced pages left the device first");
+            }
             checkIncremented(out, bytes, 5);
             check(other, 0, bytes, 6);
             // in is in place now: a second launch moves only out, which the host read back meanwhile
@@ -88,6 +94,102 @@ class PlainArgumentTest {
             assertEquals(bytes / PAGE, again.pagesMigrated(), "only out came back: " + again);
             assertEquals(placedAt, d.driver().probeFrame(in.address()), "in stayed where it was placed");
             assertConsecutive(d, out, bytes);
+            verified(mem);
+        }
+    }
+
+    /**
+     * A region of {@code bytes} filled with {@code seed}'s values, brought to the device a page at a
+     * time in reverse order, and then given {@code added} on every long by a kernel: only the device
+     * holds it, in frames that are not in page order.
+     */
+    private static Region scatteredAndWrittenOnTheDevice(UnifiedMemory mem, TestDevice d, long bytes, long seed, long added) {
+        Region r = mem.allocate(bytes, PAGE);
+        fill(r, 0, bytes, seed);
+        scatterInReverse(mem, r, bytes);
+        mem.launch(1, d.addLongs(added), bytes / 8, KernelArg.of(r, 0, bytes, Access.READ_WRITE));
+        return r;
+    }
+
+    /** Pages prefetched one at a time in reverse order: on the device, each frame below the next page's. */
+    private static void scatterInReverse(UnifiedMemory mem, Region r, long bytes) {
+        for (long p = bytes / PAGE - 1; p >= 0; p--) {
+            mem.advise(r, p * PAGE, PAGE, new Advice.Prefetch(1));
+        }
+    }
+
+    /**
+     * A written plain argument whose pages only the device holds (an earlier kernel wrote them) is
+     * gathered within the device: what the kernel wrote survives, nothing goes through the host,
+     * and the old frames are free again.
+     */
+    @Test
+    void deviceOnlyPagesAreGatheredWithinTheDevice() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 512 * PAGE;
+            Region in = scatteredAndWrittenOnTheDevice(mem, d, bytes, 7, 5);
+            Region out = mem.allocate(bytes, PAGE);
+            assertTrue(!in.snapshot(0, PAGE).residentOn(0, 0), "only the device holds in");
+            long freeBefore = mem.stats().node(1).freeBytes();
+            LaunchResult placed = mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.readWrite(in),
+                    KernelArg.write(out));
+            assertConsecutive(d, in, bytes);
+            if (d.driver().canCopyWithin()) {
+                assertEquals(0, placed.pagesMigrated(), "nothing came from the host: " + placed);
+            }
+            assertEquals(freeBefore - bytes, mem.stats().node(1).freeBytes(), "in's old frames went back; out took its own");
+            MemoryFixture.checkAdded(in, bytes, 7, 5);
+            MemoryFixture.checkAdded(out, bytes, 7, 6);
+            verified(mem);
+        }
+    }
+
+    /** A copy that fails while pages are gathered within the device loses nothing: the launch fails, the data stays. */
+    @Test
+    void aFailedCopyWithinTheDeviceLosesNothing() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 256 * PAGE;
+            Region out = mem.allocate(bytes, PAGE);
+            // out placed and written on the device first, so that gathering in is the launch's only copy
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(mem.allocate(bytes, PAGE)),
+                    KernelArg.write(out));
+            Region in = scatteredAndWrittenOnTheDevice(mem, d, bytes, 9, 2);
+            d.failCopy(0);
+            RuntimeException e = assertThrows(RuntimeException.class, () -> mem.launch(1, d.plainIncrementInto(),
+                    bytes / 8, KernelArg.read(in), KernelArg.write(out)));
+            d.failCopy(-1);
+            if (d.driver().canCopyWithin()) {
+                assertTrue(String.valueOf(e.getMessage()).contains("copy within"), "the copy within the device failed: " + e);
+            }
+            verified(mem);
+            MemoryFixture.checkAdded(in, bytes, 9, 2);
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            assertConsecutive(d, in, bytes);
+            MemoryFixture.checkAdded(out, bytes, 9, 3);
+            verified(mem);
+        }
+    }
+
+    /**
+     * Gathering within the device needs the old frames and the new ones at once; where the device
+     * cannot hold both, the pages go through the host as before (the old frames freed first).
+     */
+    @Test
+    void aSpanThatCannotBeGatheredWithinTheDeviceGoesThroughTheHost() {
+        TestDevice d = MemoryFixture.device(4 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 384 * PAGE;   // in's old frames, its new ones and out's: 1152 frames of 1024
+            Region in = mem.allocate(bytes, PAGE);
+            Region out = mem.allocate(bytes, PAGE);
+            fill(in, 0, bytes, 13);
+            scatterInReverse(mem, in, bytes);
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            assertConsecutive(d, in, bytes);
+            assertConsecutive(d, out, bytes);
+            checkIncremented(out, bytes, 13);
+            check(in, 0, bytes, 13);
             verified(mem);
         }
     }

@@ -167,6 +167,40 @@ public interface DeviceDriver extends AutoCloseable {
     }
 
     /**
+     * Whether {@link #copyWithin} works: frames copied to other frames of this device's own memory,
+     * so that the core can gather a plain argument's pages into consecutive frames without sending
+     * them through the host. The default is false: such pages then leave the device and come back.
+     *
+     * @return true if {@link #copyWithin} is implemented
+     */
+    default boolean canCopyWithin() {
+        return false;
+    }
+
+    /**
+     * Copies {@code count} runs of this device's frames: run i is {@code pages[i]} frames from
+     * {@code sourceFrames[i]} to {@code frames[i]}. No frame is both read and written by the call.
+     * Only called when {@link #canCopyWithin} said yes; throws {@link DeviceCopyException} on
+     * failure (the move is then undone and the source frames keep the data). The runs may be
+     * copied in any order or at once; the call returns once all are complete.
+     *
+     * <p>Called on the migrating thread, with the block locks of the pages held, after
+     * {@link #prepareFrames} accepted the target frames; the source frames hold pages nobody
+     * writes meanwhile (their entries are released, no kernel holds them). A run's pages belong to
+     * one 2 MiB block, so {@code pages[i]} is at most 512.
+     *
+     * @param sourceFrames the first frame read, per run
+     * @param frames the first frame written, per run
+     * @param pages the number of 4 KiB frames, per run, each at least 1
+     * @param count the number of runs, at most the arrays' length
+     * @throws DeviceCopyException if a copy failed
+     * @throws UnsupportedOperationException by the default
+     */
+    default void copyWithin(int[] sourceFrames, int[] frames, int[] pages, int count) {
+        throw new UnsupportedOperationException(name() + " cannot copy within its own memory");
+    }
+
+    /**
      * The device's own asynchronous copy engine, or null if it has none. Asked by each copy phase
      * when the memory was built with {@code CopyPath.ENGINE}; the core then submits the whole batch
      * to it and waits for the future with the block locks held, instead of calling {@link #copy}.

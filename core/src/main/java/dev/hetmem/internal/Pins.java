@@ -251,6 +251,16 @@ public final class Pins {
         return null;
     }
 
+    /** A pin of {@code node} on [from, to), or null. */
+    public synchronized Pin on(int node, long from, long to) {
+        for (Pin p : pins) {
+            if (p.node == node && p.from < to && from < p.to) {
+                return p;
+            }
+        }
+        return null;
+    }
+
     /** A device pin (a kernel's, on any device) on [from, to), or null. */
     public synchronized Pin anyDevice(long from, long to) {
         for (Pin p : pins) {

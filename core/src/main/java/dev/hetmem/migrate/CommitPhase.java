@@ -23,6 +23,7 @@ final class CommitPhase {
             switch (r.action) {
                 case DUPLICATE -> commitDuplicate(ctx, r, batch.target, batch.trigger, hostReleases);
                 case REMOTE_MAP -> commitRemote(ctx, r, batch.target);
+                case RELOCATE -> commitRelocate(ctx, r, batch.target);
                 default -> commitMove(ctx, r, batch.target, batch.trigger, hostReleases);
             }
         }
@@ -34,6 +35,42 @@ final class CommitPhase {
         boolean w = r.block.isWritable(0, r.first) && !r.region.attributes().anyReadOnly(r.page(), r.page() + r.count);
         ctx.driver(target).mapHost(r.va(), r.va(), r.count, w);
         r.block.setRemoteRange(target, r.first, r.count, w);
+    }
+
+    /**
+     * The target's copy now lies in the run's new frames: the page table names them, the host side
+     * is synced (a page only devices hold is copied home from the frame its state word names:
+     * FREED_FRAMES_AFTER_MIRROR), then the old frames go back and the new ones are mapped as the
+     * old were. Holders, writer and write access do not change.
+     */
+    private static void commitRelocate(EngineContext ctx, Run r, int target) {
+        int[] old = new int[r.count];
+        for (int i = 0; i < r.count; i++) {
+            old[i] = r.block.frame(target, r.first + i);
+        }
+        FrameReleases frees = new FrameReleases(ctx);
+        frees.add(target, old, r.page());   // counted in flight before the table stops naming them
+        try {
+            r.block.setFrames(target, r.first, r.frames, r.count);
+            ctx.syncHost(r.region, r.block, r.first, r.first + r.count);
+        } catch (RuntimeException | Error e) {
+            frees.abandon();   // frames the host side may still name stay allocated; verify() reports them
+            throw e;
+        }
+        frees.flush(r.region, true);
+        mapAsBefore(ctx.driver(target), r, target, r.frames);
+    }
+
+    /**
+     * Maps a relocated run's pages to {@code frames} on the target, each as writable as the page
+     * table and its range attribute allow (what its entry allowed before the run): also how undo
+     * maps the old frames back.
+     */
+    static void mapAsBefore(DeviceDriver driver, Run r, int target, int[] frames) {
+        for (int i = 0; i < r.count; i++) {
+            boolean w = r.block.isWritable(target, r.first + i) && !r.region.attributes().at(r.page() + i).readOnly();
+            driver.map(r.va() + ((long) i << PAGE_SHIFT), frames[i], 1, w);
+        }
     }
 
     /** MOVE, COLLAPSE, POPULATE, LOAD: the target becomes the only holder and the writer. */

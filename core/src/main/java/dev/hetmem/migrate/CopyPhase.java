@@ -14,7 +14,7 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
 /**
  * Phase 3 of a batch: one copy phase for all of it. Device-to-host copies first (they also stage
  * device-to-device moves between drivers with no peer path), then everything to the target in one
- * copy batch per driver, then peer copies. Copies run on the engine's CPU threads, or on the
+ * copy batch per driver, then peer copies, then copies within the target ({@link Action#RELOCATE}). Copies run on the engine's CPU threads, or on the
  * driver's copy engine where {@link CopyPath#ENGINE} is chosen and the driver has one. Nothing here
  * changes the page table: a failure leaves the batch for {@link UndoPhase}.
  */
@@ -27,7 +27,12 @@ final class CopyPhase {
         CopyBatch[] toHost = new CopyBatch[ctx.nodeCount()];
         CopyBatch toTarget = new CopyBatch();
         List<Run> peer = new ArrayList<>();
+        List<Run> within = new ArrayList<>();
         for (Run r : batch.runs) {
+            if (r.action == Action.RELOCATE) {
+                within.add(r);
+                continue;
+            }
             if (r.action == Action.POPULATE) {
                 if (target != 0) {
                     addFrames(toTarget, CopyBatch.ZERO, 0, r.frames, r.count);
@@ -67,7 +72,39 @@ final class CopyPhase {
         if (target != 0) {
             run(ctx, ctx.driver(target), toTarget);
             copyPeers(ctx, peer, target);
+            copyWithin(ctx, within, target);
         }
+    }
+
+    /** RELOCATE runs: from the frames the target holds the pages in to the runs' new ones, in one call. */
+    private static void copyWithin(EngineContext ctx, List<Run> within, int target) {
+        if (within.isEmpty()) {
+            return;
+        }
+        int cap = 0;
+        for (Run r : within) {
+            cap += r.count;
+        }
+        int[] from = new int[cap];
+        int[] to = new int[cap];
+        int[] pages = new int[cap];
+        int k = 0;
+        for (Run r : within) {
+            int i = 0;
+            while (i < r.count) {
+                int src = r.block.frame(target, r.first + i);
+                int n = 1;
+                while (i + n < r.count && r.frames[i + n] == r.frames[i] + n
+                        && r.block.frame(target, r.first + i + n) == src + n) {
+                    n++;
+                }
+                from[k] = src;
+                to[k] = r.frames[i];
+                pages[k++] = n;
+                i += n;
+            }
+        }
+        ctx.driver(target).copyWithin(from, to, pages, k);
     }
 
     /**

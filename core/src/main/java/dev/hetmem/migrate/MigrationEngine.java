@@ -4,6 +4,7 @@ import dev.hetmem.CopyPath;
 import dev.hetmem.MigrationMode;
 import dev.hetmem.PinnedByCallerException;
 import dev.hetmem.Trigger;
+import dev.hetmem.driver.DeviceMemoryException;
 import dev.hetmem.internal.DeviceNode;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
@@ -140,6 +141,9 @@ public final class MigrationEngine implements AutoCloseable {
         List<Interval> intervals = Interval.normalize(requests, widen);
         long started = 0;
         long stealWaitSince = 0;
+        // a plain argument's pages on the target move to its new frames within the device, unless a
+        // batch that did so found no room for both copies: then they go through the host, as before
+        boolean relocate = true;
         while (true) {
             List<Block> locked = BlockLocks.lockAll(intervals);
             Next next = new Next();
@@ -160,7 +164,9 @@ public final class MigrationEngine implements AutoCloseable {
                 // plain arguments: spans not yet in consecutive frames first leave the target (Placement)
                 List<Placement.Span> spans = blocker == null && onlyFrom < 0 && target != 0
                         ? Placement.misplaced(ctx, requests, target) : List.of();
-                Placement.Stuck stuck = spans.isEmpty() ? null : Placement.vacate(ctx, runner.eviction(), spans, target);
+                Placement.Stuck stuck = spans.isEmpty() ? null
+                        : Placement.vacate(ctx, runner.eviction(), spans, target, relocate);
+                List<Placement.Span> relocating = relocate ? spans : List.of();
                 if (blocker != null) {
                     next.waitFor(blocker.pin(), blocker.region());
                 } else if (stuck != null) {
@@ -178,11 +184,11 @@ public final class MigrationEngine implements AutoCloseable {
                     }
                     next.afterSteal(requests, pins);
                 } else {
-                    Planner.Plan plan = planner.plan(intervals, target, onlyFrom, requests);
+                    Planner.Plan plan = planner.plan(intervals, target, onlyFrom, requests, relocating);
                     if (widen && plan.conflict == null && target != 0 && plan.framesNeeded() > batchPages(target)) {
                         // whole granules would take more than one batch may hold of the device: move only
                         // the pages asked for (as UVM does under memory pressure); the locks cover them
-                        plan = planner.plan(Interval.normalize(requests, false), target, onlyFrom, requests);
+                        plan = planner.plan(Interval.normalize(requests, false), target, onlyFrom, requests, relocating);
                     }
                     if (plan.conflict != null) {
                         next.waitFor(plan.conflict, plan.conflictRegion);
@@ -207,6 +213,14 @@ public final class MigrationEngine implements AutoCloseable {
                             next.afterSteal(requests, pins);
                         } catch (Eviction.RetryBatch r) {
                             next.retryForRoom = true;
+                        } catch (DeviceMemoryException e) {
+                            if (!relocate || !plan.relocates()) {
+                                throw e;
+                            }
+                            // the old frames and the new ones did not fit together (the batch was undone):
+                            // the pages leave and come back instead, which frees the old frames first
+                            relocate = false;
+                            next.lookAgain = true;
                         }
                     }
                 }

@@ -31,31 +31,50 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  * request locked by the caller, so no other thread moves a page of a span meanwhile):
  * <ol>
  *   <li>{@link #misplaced}: the spans not in place.</li>
- *   <li>{@link #vacate}: their pages on the target leave it as eviction sends pages away (home, or
- *       only dropped where another node holds a copy). A pinned page stays, and the caller waits
- *       for that pin and starts over, unless the kernels that pin it only read it through frames
- *       they bound at launch: then it leaves the page table and its frame is kept for them.</li>
- *   <li>The plan then gives every page of a misplaced span an allocating action (none is on the
- *       target any more, and the planner maps none of them in place); the batch carries the spans
- *       and {@link #allocate} takes one run of consecutive frames per span before the allocate
- *       phase gives the other runs theirs.</li>
+ *   <li>{@link #vacate}: their pages on the target that can move within it ({@link #relocates}:
+ *       the driver copies within its memory, no kernel of the target holds the page, and the
+ *       target may write it where the call writes) stay for the planner; the others leave it as
+ *       eviction sends pages away (home, or only dropped where another node holds a copy). A
+ *       pinned page stays, and the caller waits for that pin and starts over, unless the kernels
+ *       that pin it only read it through frames they bound at launch: then it leaves the page
+ *       table and its frame is kept for them.</li>
+ *   <li>The plan then gives every page of a misplaced span an allocating action:
+ *       {@link Action#RELOCATE} for the pages that stayed (the planner finds them fine but for
+ *       their frames), a move, duplicate or populate for the rest (the planner maps none of them
+ *       in place); the batch carries the spans and {@link #allocate} takes one run of consecutive
+ *       frames per span before the allocate phase gives the other runs theirs.</li>
  * </ol>
- * Pages out of place thus travel through the host (two copies), where a device-to-device move
- * within the device would copy once: the rare path (a plain argument's pages scattered by earlier
- * launches, or the device fragmented), kept to the phases every other migration uses.
+ * So pages out of place move device to device, one copy, and only the pages that cannot
+ * (pinned, or needing write access the target does not have) travel through the host. A batch
+ * that relocates holds the old frames and the new run at once; when the device cannot hold both,
+ * {@link MigrationEngine#ensure} places the spans again without relocating. The rare path (a
+ * plain argument's pages scattered by earlier migrations, or prefetched where frames were free),
+ * kept to the phases every other migration uses.
  */
 final class Placement {
     private Placement() {
     }
 
-    /** Pages [from, to) of a region, to be placed in consecutive frames of the target. */
-    record Span(RegionState region, long from, long to) {
+    /**
+     * Pages [from, to) of a region, to be placed in consecutive frames of the target; {@code written}:
+     * some request of the call (plain or not) writes a page of it.
+     */
+    record Span(RegionState region, long from, long to, boolean written) {
         int pages() {
             return Math.toIntExact(to - from);
         }
 
         boolean holds(Run r) {
             return r.region == region && r.page() >= from && r.page() + r.count <= to;
+        }
+
+        static boolean anyHolds(List<Span> spans, RegionState region, long page) {
+            for (Span s : spans) {
+                if (s.region == region && s.from <= page && page < s.to) {
+                    return true;
+                }
+            }
+            return false;
         }
     }
 
@@ -76,7 +95,11 @@ final class Placement {
                         + "per-item window (KernelArg.perItem) so that it runs tile by tile");
             }
             if (!inPlace(s, target, boundary)) {
-                out.add(s);
+                boolean written = false;
+                for (MigrationRequest r : requests) {
+                    written |= r.write() && r.region() == s.region() && r.from() < s.to() && s.from() < r.to();
+                }
+                out.add(new Span(s.region(), s.from(), s.to(), written));
             }
         }
         return out;
@@ -107,13 +130,13 @@ final class Placement {
                 continue;
             }
             if (region != null) {
-                out.add(new Span(region, from, to));
+                out.add(new Span(region, from, to, false));
             }
             region = r.region();
             from = r.from();
             to = r.to();
         }
-        out.add(new Span(region, from, to));
+        out.add(new Span(region, from, to, false));
         return out;
     }
 
@@ -149,8 +172,9 @@ final class Placement {
      * keeps its frame for that kernel (DETACHABLE_PINS in {@link Pins}): the next tile of a stencil
      * places its window, which shares the running tile's halo pages, without waiting for that tile.
      */
-    static Stuck vacate(EngineContext ctx, Eviction eviction, List<Span> spans, int target) {
+    static Stuck vacate(EngineContext ctx, Eviction eviction, List<Span> spans, int target, boolean relocate) {
         boolean bindsByFrame = ctx.driver(target).bindsPlainArgumentsByFrame();
+        boolean copiesWithin = relocate && ctx.driver(target).canCopyWithin();
         for (Span s : spans) {
             long page = s.from();
             while (page < s.to()) {
@@ -160,13 +184,27 @@ final class Placement {
                 int p0 = pageInBlock(page);
                 int p1 = p0 + (int) (end - page);
                 if (b.residentCount(target, p0, p1) > 0) {
-                    eviction.evictRange(s.region(), b, target, p0, p1);
-                    if (bindsByFrame && b.residentCount(target, p0, p1) > 0) {
-                        // a running kernel reads them through frames it bound: they may be placed anew beside it
-                        eviction.detachFromRunningKernels(s.region(), b, target, p0, p1);
+                    long first = firstPage(bi);
+                    int p = p0;
+                    while (p < p1) {
+                        // stretches of pages that leave; the others stay for the planner to relocate
+                        if (copiesWithin && relocates(s, b, p, first + p, target)) {
+                            p++;
+                            continue;
+                        }
+                        int q = p + 1;
+                        while (q < p1 && !(copiesWithin && relocates(s, b, q, first + q, target))) {
+                            q++;
+                        }
+                        eviction.evictRange(s.region(), b, target, p, q);
+                        if (bindsByFrame && b.residentCount(target, p, q) > 0) {
+                            // a running kernel reads them through frames it bound: they may be placed anew beside it
+                            eviction.detachFromRunningKernels(s.region(), b, target, p, q);
+                        }
+                        p = q;
                     }
-                    for (int p = p0; p < p1; p++) {
-                        if (b.isResident(target, p)) {
+                    for (p = p0; p < p1; p++) {
+                        if (b.isResident(target, p) && !(copiesWithin && relocates(s, b, p, first + p, target))) {
                             // the pin that kept it; none if it went since (unpinning takes no block lock):
                             // then the caller looks again at once
                             return new Stuck(Eviction.pinKeeping(s.region(), b.residentMask(p), firstPage(bi) + p),
@@ -178,6 +216,18 @@ final class Placement {
             }
         }
         return null;
+    }
+
+    /**
+     * Whether a page of a misplaced span that the target holds moves to the span's frames within the
+     * device ({@link Action#RELOCATE}) rather than leaving it: no kernel of the target holds it (its
+     * old frame may go), and the target may write it if the call writes the span (else the planner
+     * would have it COLLAPSE, which keeps the frame). The planner decides RELOCATE for exactly these
+     * pages: a page of the span on the target that it finds fine but for its frame.
+     */
+    private static boolean relocates(Span s, Block b, int p, long page, int target) {
+        return b.isResident(target, p) && (!s.written() || b.isWritable(target, p))
+                && s.region().pins().on(target, page, page + 1) == null;
     }
 
     /**

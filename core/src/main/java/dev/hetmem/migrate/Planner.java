@@ -39,6 +39,16 @@ final class Planner {
         Pins.Pin conflict;
         RegionState conflictRegion;
 
+        /** Whether a run moves pages within the target ({@link Action#RELOCATE}). */
+        boolean relocates() {
+            for (Run r : runs) {
+                if (r.action == Action.RELOCATE) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
         /** Device frames the batch allocates on its target. */
         long framesNeeded() {
             return MigrationBatch.framesNeeded(runs);
@@ -53,6 +63,16 @@ final class Planner {
      *                 otherwise (they must end up the device's alone)
      */
     Plan plan(List<Interval> intervals, int target, int onlyFrom, List<MigrationRequest> requests) {
+        return plan(intervals, target, onlyFrom, requests, List.of());
+    }
+
+    /**
+     * As above, for a pass that places {@code misplaced} spans ({@link Placement}): a page of one of
+     * them that the target holds already, as writable as asked (so {@link Placement#vacate} left it
+     * there), is planned {@link Action#RELOCATE}: its copy moves to the span's frames within the device.
+     */
+    Plan plan(List<Interval> intervals, int target, int onlyFrom, List<MigrationRequest> requests,
+              List<Placement.Span> misplaced) {
         Plan plan = new Plan();
         // each kind's requests, once: a prefetch list has a request per range and usually none of
         // these kinds, and scanning all of them for every run made planning quadratic
@@ -93,6 +113,9 @@ final class Planner {
                 // a freed page that only shares a granule with what was asked stays where it is: nowhere
                 Action action = attrs.freed() ? null : decide(b, p, target, write, onlyFrom, readMostly, remoteOk);
                 int holders = b.residentMask(p);
+                // the whole stretch below lies in one span or none (runs stop where contiguous requests do)
+                boolean relocating = !attrs.freed() && Placement.Span.anyHolds(misplaced, iv.region, page);
+                action = relocated(action, holders, target, relocating);
                 int n;
                 // a run never crosses a change of neededness or of attributes
                 long stretch = Math.min(Math.abs(exclusiveEnd), Math.min(Math.abs(contiguousEnd), Math.abs(duplicateEnd)));
@@ -107,7 +130,7 @@ final class Planner {
                     int remote = b.remoteMask(p);
                     while (p + n < runEnd && b.writer(p + n) == writer && b.remoteMask(p + n) == remote
                             && sameRun(iv, b, page + n, p + n, needed, write, holders, action, target, onlyFrom,
-                            readMostly, remoteOk)) {
+                            readMostly, remoteOk, relocating)) {
                         n++;
                     }
                 }
@@ -127,6 +150,10 @@ final class Planner {
                     Run run = new Run(iv.region, b, p, n, action, holders, source);
                     run.write = write;
                     plan.runs.add(run);
+                    if (action == Action.RELOCATE) {
+                        page += n;   // no fault: the page is on the target already
+                        continue;
+                    }
                     long g = 1L << (iv.region.attributes().at(page).granuleShift() - PAGE_SHIFT);
                     long firstG = page / g;
                     long lastG = (page + n - 1) / g;
@@ -175,6 +202,9 @@ final class Planner {
     /** The pin that keeps pages [page, page+n) from taking {@code action}, or null. */
     private static Pins.Pin conflictOf(RegionState region, Block b, int p, long page, int n, int holders, Action action,
                                        int target) {
+        if (action == Action.RELOCATE) {
+            return region.pins().on(target, page, page + n);   // a kernel of the target reads the old frames
+        }
         if (action == Action.REMOTE_MAP) {
             return null;   // changes nothing for anyone else
         }
@@ -189,11 +219,17 @@ final class Planner {
     }
 
     private static boolean sameRun(Interval iv, Block b, long page, int p, boolean needed, boolean write, int holders,
-                                   Action action, int target, int onlyFrom, boolean readMostly, boolean remoteOk) {
+                                   Action action, int target, int onlyFrom, boolean readMostly, boolean remoteOk,
+                                   boolean relocating) {
         int seg = iv.segmentOf(page);
         boolean qNeeded = seg >= 0;
-        return qNeeded == needed && (!qNeeded || iv.writes(seg) == write)
-                && b.residentMask(p) == holders && decide(b, p, target, write, onlyFrom, readMostly, remoteOk) == action;
+        return qNeeded == needed && (!qNeeded || iv.writes(seg) == write) && b.residentMask(p) == holders
+                && relocated(decide(b, p, target, write, onlyFrom, readMostly, remoteOk), holders, target, relocating) == action;
+    }
+
+    /** RELOCATE where a page of a misplaced span is fine on the target but for its frame, else {@code action}. */
+    private static Action relocated(Action action, int holders, int target, boolean relocating) {
+        return relocating && action == null && target != 0 && (holders & (1 << target)) != 0 ? Action.RELOCATE : action;
     }
 
     /** Null when the page is fine where it is, else the action that brings it to the target. */

@@ -45,6 +45,11 @@ final class RevokePhase {
             if (r.action.fresh() || r.action == Action.REMOTE_MAP) {
                 return;
             }
+            if (r.action == Action.RELOCATE) {
+                // the target's entries name the frames being copied from: gone until commit maps the new ones
+                unmap(ctx, inv, target, r);
+                return;
+            }
             int remote = r.block.remoteMask(r.first);
             if (r.action == Action.DUPLICATE) {
                 // holders keep their copies; a device writer becomes read-only, and so do remote

@@ -41,6 +41,15 @@ final class UndoPhase {
             if (r.action.fresh() || r.action == Action.REMOTE_MAP) {
                 continue;
             }
+            if (r.action == Action.RELOCATE) {
+                // the old frames still hold the pages and the table still names them: mapped again
+                int[] old = new int[r.count];
+                for (int i = 0; i < r.count; i++) {
+                    old[i] = r.block.frame(target, r.first + i);
+                }
+                CommitPhase.mapAsBefore(ctx.driver(target), r, target, old);
+                continue;
+            }
             boolean ro = r.region.attributes().anyReadOnly(r.page(), r.page() + r.count);
             int remote = r.block.remoteMask(r.first);
             if (r.action == Action.DUPLICATE) {

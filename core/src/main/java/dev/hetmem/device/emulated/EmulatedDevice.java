@@ -333,6 +333,36 @@ public final class EmulatedDevice implements DeviceDriver {
         peerCopies.addAndGet(pages);
     }
 
+    /** Its memory is one pool in host memory: a frame is copied to another by memcpy. */
+    @Override
+    public boolean canCopyWithin() {
+        return true;
+    }
+
+    @Override
+    public void copyWithin(int[] sourceFrames, int[] frames, int[] pages, int count) {
+        for (int i = 0; i < count; i++) {
+            if (copyFailure.fire()) {
+                throw new DeviceCopyException("injected copy failure on " + name + " (copy within its memory)");
+            }
+            Libc.memcpy(frameAddress(frames[i], pages[i]), frameAddress(sourceFrames[i], pages[i]),
+                    (long) pages[i] << PAGE_SHIFT);
+            copiesWithin.addAndGet(pages[i]);
+        }
+    }
+
+    /**
+     * Pages copied from one frame of this device to another (a plain argument gathered into
+     * consecutive frames) since the device was built.
+     *
+     * @return the count of 4 KiB pages
+     */
+    public long pagesCopiedWithin() {
+        return copiesWithin.get();
+    }
+
+    private final java.util.concurrent.atomic.AtomicLong copiesWithin = new java.util.concurrent.atomic.AtomicLong();
+
     /**
      * Pages copied into this device straight from another device (no host staging).
      *

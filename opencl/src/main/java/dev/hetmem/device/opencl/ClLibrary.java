@@ -66,6 +66,8 @@ final class ClLibrary {
     final MethodHandle enqueueReadBuffer;
     final MethodHandle enqueueWriteBuffer;
     final MethodHandle enqueueFillBuffer;
+    /** clEnqueueCopyBuffer: frames copied within the device (a plain argument gathered into consecutive frames). */
+    final MethodHandle enqueueCopyBuffer;
     final MethodHandle enqueueNDRangeKernel;
     final MethodHandle waitForEvents;
     final MethodHandle getEventInfo;
@@ -107,6 +109,8 @@ final class ClLibrary {
         enqueueReadBuffer = b.bind("clEnqueueReadBuffer", transfer);
         enqueueWriteBuffer = b.bind("clEnqueueWriteBuffer", transfer);
         enqueueFillBuffer = b.bind("clEnqueueFillBuffer", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+                JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS));
+        enqueueCopyBuffer = b.bind("clEnqueueCopyBuffer", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
                 JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS));
         enqueueNDRangeKernel = b.bind("clEnqueueNDRangeKernel", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT,
                 ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS));

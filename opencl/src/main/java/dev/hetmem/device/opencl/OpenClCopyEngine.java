@@ -212,6 +212,63 @@ final class OpenClCopyEngine implements CopyEngine {
         return t;
     }
 
+    /**
+     * Copies runs of frames within the device's pools ({@code count} runs, run i {@code pages[i]}
+     * frames from {@code sourceFrames[i]} to {@code frames[i]}): one non-blocking copy per stretch
+     * that stays inside a pool on both sides, all in flight at once and waited for together.
+     */
+    void copyWithin(int[] sourceFrames, int[] frames, int[] pages, int count) {
+        long slots = 0;
+        for (int i = 0; i < count; i++) {
+            slots += 2L * pages[i] / Math.min(pages[i], ctx.framesPerPool) + 2;
+        }
+        try (Arena a = Arena.ofConfined()) {
+            Transfers t = new Transfers(a.allocate(ADDRESS, Math.max(1, slots)));
+            try {
+                ctx.checkUsable("clEnqueueCopyBuffer");
+                for (int i = 0; i < count; i++) {
+                    if (copyFailure.fire()) {
+                        throw new DeviceCopyException("injected copy failure on " + name + " (copy within its memory)");
+                    }
+                    enqueueWithin(t, sourceFrames[i], frames[i], pages[i]);
+                }
+                call(cl.flush, ctx.copyQueue);
+            } catch (OpenClException e) {
+                t.failure = new DeviceCopyException("copy on " + name + " failed", e);
+            } catch (RuntimeException e) {
+                t.failure = e;
+            }
+            t.await();
+        }
+    }
+
+    /** Enqueues the copies of one run within the device, split where a pool ends on either side. */
+    private void enqueueWithin(Transfers t, int src, int dst, int pages) {
+        if (!ctx.holds(src, pages) || !ctx.holds(dst, pages)) {
+            throw new DeviceCopyException("frames " + src + "+" + pages + " to " + dst + "+" + pages
+                    + " outside device memory of " + ctx.capacity + " bytes");
+        }
+        while (pages > 0) {
+            int n = Math.min(ctx.runInPool(src, pages), ctx.runInPool(dst, pages));
+            MemorySegment ev = t.events.asSlice((long) t.count * ADDRESS.byteSize());
+            int rc;
+            try {
+                rc = (int) cl.enqueueCopyBuffer.invokeExact(ctx.copyQueue, ctx.pools[ctx.pool(src)], ctx.pools[ctx.pool(dst)],
+                        ctx.poolOffset(src), ctx.poolOffset(dst), (long) n << PAGE_SHIFT, 0, MemorySegment.NULL, ev);
+            } catch (Throwable e) {
+                throw rethrow(e);
+            }
+            if (rc != ClLibrary.CL_SUCCESS) {
+                throw new DeviceCopyException("copy of " + n + " pages from frame " + src + " to frame " + dst + " on "
+                        + name + " failed", new OpenClException("clEnqueueCopyBuffer", rc, null));
+            }
+            t.count++;
+            src += n;
+            dst += n;
+            pages -= n;
+        }
+    }
+
     /** Enqueues a non-blocking transfer between a pool and host memory on the copy queue; returns the OpenCL status. */
     private int transfer(boolean toDevice, MemorySegment mem, long offset, long bytes, long host, MemorySegment event) {
         MemorySegment queue = ctx.copyQueue;

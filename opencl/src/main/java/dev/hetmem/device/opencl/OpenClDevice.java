@@ -368,6 +368,17 @@ public final class OpenClDevice implements DeviceDriver {
         copies.copy(batch, from, to);
     }
 
+    /** Its pools are buffers of one context: {@code clEnqueueCopyBuffer} copies between them. */
+    @Override
+    public boolean canCopyWithin() {
+        return true;
+    }
+
+    @Override
+    public void copyWithin(int[] sourceFrames, int[] frames, int[] pages, int count) {
+        copies.copyWithin(sourceFrames, frames, pages, count);
+    }
+
     @Override
     public CopyEngine copyEngine() {
         return copies;
