@@ -145,6 +145,94 @@ class PlainArgumentTest {
         }
     }
 
+    /**
+     * A call that writes a span whose pages the device holds as read-only copies (read duplication)
+     * cannot relocate them (the device may not write them): they are dropped, the host's copies
+     * move into the run, and the data is right.
+     */
+    @Test
+    void aWrittenSpanOfReadOnlyCopiesIsPlacedFromTheHost() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 256 * PAGE;
+            Region in = mem.allocate(bytes, PAGE);
+            Region out = mem.allocate(bytes, PAGE);
+            fill(in, 0, bytes, 17);
+            mem.advise(in, 0, bytes, new Advice.ReadMostly(true));
+            scatterInReverse(mem, in, bytes);   // read-only duplicates, frames out of page order
+            assertTrue(in.snapshot(0, PAGE).residentOn(0, 0) && in.snapshot(0, PAGE).residentOn(0, 1), "duplicated");
+            LaunchResult r = mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.readWrite(in), KernelArg.write(out));
+            assertEquals(bytes / PAGE, r.pagesMigrated(), "in's pages came from the host: " + r);
+            assertConsecutive(d, in, bytes);
+            check(in, 0, bytes, 17);
+            checkIncremented(out, bytes, 17);
+            verified(mem);
+        }
+    }
+
+    /** Zeros a read brought into being on the device, gathered within it: still zeros, still marked so. */
+    @Test
+    void untouchedPagesAreGatheredAsZeros() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 128 * PAGE;
+            Region zeros = mem.allocate(bytes, PAGE);
+            Region out = mem.allocate(bytes, PAGE);
+            scatterInReverse(mem, zeros, bytes);
+            LaunchResult r = mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(zeros), KernelArg.write(out));
+            assertEquals(0, r.pagesMigrated(), "nothing came from the host: " + r);
+            assertConsecutive(d, zeros, bytes);
+            verified(mem);
+            try (HostView v = out.host(0, bytes, Access.READ)) {
+                for (long i = 0; i < bytes; i += 8) {
+                    assertEquals(1L, v.segment().get(ValueLayout.JAVA_LONG, i), "out's long at " + i);
+                }
+            }
+            try (HostView v = zeros.host(0, bytes, Access.READ)) {
+                for (long i = 0; i < bytes; i += 8) {
+                    assertEquals(0L, v.segment().get(ValueLayout.JAVA_LONG, i), "zeros' long at " + i);
+                }
+            }
+            verified(mem);
+        }
+    }
+
+    /**
+     * A fragmented device (half its frames free, every other one): a plain argument's run is made by
+     * moving another region's pages out of a window within the device (compaction), not by sending
+     * them home. Everything stays on the device and every byte is right.
+     */
+    @Test
+    void aFragmentedDeviceIsCompactedForAPlainArgument() {
+        TestDevice d = MemoryFixture.device(4 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long half = 2 * MiB;
+            Region kept = mem.allocate(half, PAGE);
+            Region gone = mem.allocate(half, PAGE);
+            fill(kept, 0, half, 23);
+            fill(gone, 0, half, 24);
+            for (long p = 0; p < half / PAGE; p++) {   // kept and gone take every other frame
+                mem.advise(kept, p * PAGE, PAGE, new Advice.Prefetch(1));
+                mem.advise(gone, p * PAGE, PAGE, new Advice.Prefetch(1));
+            }
+            gone.free();
+            assertEquals(half, mem.stats().node(1).freeBytes(), "half the device is free");
+            long bytes = 64 * PAGE;
+            Region in = mem.allocate(bytes, PAGE);
+            Region out = mem.allocate(bytes, PAGE);
+            fill(in, 0, bytes, 25);
+            long evictionsBefore = mem.stats().node(1).evictions();
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            assertConsecutive(d, in, bytes);
+            assertConsecutive(d, out, bytes);
+            assertEquals(evictionsBefore, mem.stats().node(1).evictions(), "nothing was evicted to make the runs");
+            assertEquals(half - 2 * bytes, mem.stats().node(1).freeBytes(), "kept stayed on the device");
+            checkIncremented(out, bytes, 25);
+            check(kept, 0, half, 23);
+            verified(mem);
+        }
+    }
+
     /** A copy that fails while pages are gathered within the device loses nothing: the launch fails, the data stays. */
     @Test
     void aFailedCopyWithinTheDeviceLosesNothing() {

@@ -100,6 +100,43 @@ class RunningKernelPlacementTest {
         return total;
     }
 
+    /**
+     * A launch whose plain argument's pages move within the device holds their old frames until it
+     * commits. When the rest of its batch then finds no room (the other frames pinned by a running
+     * kernel), it places the argument through the host instead, which frees those frames first,
+     * at once: not after the running kernel ends, nor with a failure at the 60 s deadline.
+     */
+    @Test
+    void aRelocationLeavingNoRoomForTheRestOfItsBatchGoesThroughTheHostAtOnce() throws Exception {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(4 * MiB).build();
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
+            long quarter = MiB;
+            Region in = mem.allocate(quarter, PAGE);
+            Region held = mem.allocate(quarter, PAGE);
+            Region out = mem.allocate(2 * quarter, PAGE);
+            fill(in, 0, quarter, 3);
+            for (long p = quarter / PAGE - 1; p >= 0; p--) {
+                mem.advise(in, p * PAGE, PAGE, new Advice.Prefetch(1));   // frames not in page order
+            }
+            CountDownLatch started = new CountDownLatch(1);
+            CountDownLatch go = new CountDownLatch(1);
+            CompletableFuture<LaunchResult> running = CompletableFuture.supplyAsync(
+                    () -> mem.launch(1, blockingSum(started, go, new AtomicLong()), 1, KernelArg.read(held)), threads);
+            assertTrue(started.await(10, TimeUnit.SECONDS), "the first kernel runs");
+            // in's old frames, its new run and out's 512 frames: 1024 beside held's 256 pinned of 1024;
+            // 768 once in's old frames are gone first
+            CompletableFuture<LaunchResult> copy = CompletableFuture.supplyAsync(
+                    () -> mem.launch(1, plainCopy(), quarter / 8, KernelArg.read(in), KernelArg.write(out)), threads);
+            copy.get(20, TimeUnit.SECONDS);
+            assertFalse(running.isDone(), "placed while the first kernel still held its pages");
+            go.countDown();
+            running.get(10, TimeUnit.SECONDS);
+            check(out, 0, quarter, 3);
+            check(in, 0, quarter, 3);
+            verified(mem);
+        }
+    }
+
     @Test
     void aPageARunningKernelOnlyReadsIsPlacedForAnotherLaunchWithoutWaitingForIt() throws Exception {
         EmulatedDevice dev = MemoryFixture.emulated(4 * MiB);

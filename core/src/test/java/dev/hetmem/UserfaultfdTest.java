@@ -383,6 +383,36 @@ class UserfaultfdTest {
         assertEquals(0, mismatches(s, 3 * MiB, 4 * MiB, 4));
     }
 
+    /**
+     * Pages only the device holds, gathered within it for a plain argument: the state words that
+     * named their old frames name the new ones before the old go back (FREED_FRAMES_AFTER_MIRROR),
+     * so plain loads afterwards read what the kernel wrote, from the frames it is in now.
+     */
+    @Test
+    void plainLoadsReadPagesGatheredWithinTheDevice() {
+        EmulatedDevice dev = MemoryFixture.emulated(16 * MiB);
+        mem = uffdMemory(PAGE, dev);
+        long bytes = 256 * PAGE;
+        Region in = mem.allocate(bytes);
+        Region out = mem.allocate(bytes);
+        MemorySegment s = in.segment();
+        fill(s, 0, bytes, 6);
+        for (long p = bytes / PAGE - 1; p >= 0; p--) {
+            mem.advise(in, p * PAGE, PAGE, new Advice.Prefetch(1));   // frames not in page order
+        }
+        mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + 3), bytes / 8,
+                KernelArg.readWrite(in));
+        long before = dev.pagesCopiedWithin();
+        mem.launch(1, EmulatedKernel.plain((a, i) -> a.plain(1).setAtIndex(JAVA_LONG, i, a.plain(0).getAtIndex(JAVA_LONG, i) + 1),
+                0, 1), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+        assertEquals(bytes / PAGE, dev.pagesCopiedWithin() - before, "in's pages moved within the device");
+        assertEquals(List.of(), mem.verify());
+        for (long i = 0; i < bytes; i += 8) {
+            assertEquals(value(6, i >>> 3) + 3, s.get(JAVA_LONG, i), "in's long at " + i);
+            assertEquals(value(6, i >>> 3) + 4, out.segment().get(JAVA_LONG, i), "out's long at " + i);
+        }
+    }
+
     @Test
     void writesToReadDuplicatedPagesInvalidateTheDeviceCopiesFirst() {
         mem = uffdMemory(PAGE, MemoryFixture.emulated(64 * MiB));

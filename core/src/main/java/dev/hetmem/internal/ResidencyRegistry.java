@@ -76,6 +76,15 @@ public final class ResidencyRegistry {
         return r.region().attributes().at(r.block().index() << BLOCK_PAGE_SHIFT).preferred() == node;
     }
 
+    /** The blocks with pages on {@code node} now, in no order: a snapshot. */
+    public List<Resident> residents(int node) {
+        List<Resident> out = new ArrayList<>(byNode.get(node).size());
+        for (Map.Entry<Block, RegionState> e : byNode.get(node).entrySet()) {
+            out.add(new Resident(e.getValue(), e.getKey()));
+        }
+        return out;
+    }
+
     public int blocksOn(int node) {
         return byNode.get(node).size();
     }

@@ -62,7 +62,7 @@ final class AllocatePhase {
                         order = 0;
                     }
                     if (f < 0) {
-                        throw new DeviceMemoryException("device node " + target + " (" + dev.driver().name()
+                        throw new Eviction.DeviceFull("device node " + target + " (" + dev.driver().name()
                                 + ") is out of memory: needed " + bytes(r.count - done)
                                 + " more bytes for " + r.region + ", " + alloc.freeBytes() + " bytes free of "
                                 + bytes(alloc.totalFrames()) + " (" + eviction.whoHolds(target, batch) + ")");

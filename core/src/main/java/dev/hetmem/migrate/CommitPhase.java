@@ -67,10 +67,20 @@ final class CommitPhase {
      * maps the old frames back.
      */
     static void mapAsBefore(DeviceDriver driver, Run r, int target, int[] frames) {
-        for (int i = 0; i < r.count; i++) {
-            boolean w = r.block.isWritable(target, r.first + i) && !r.region.attributes().at(r.page() + i).readOnly();
-            driver.map(r.va() + ((long) i << PAGE_SHIFT), frames[i], 1, w);
+        int i = 0;
+        while (i < r.count) {
+            boolean w = writableOn(r, target, i);
+            int n = 1;   // one call per stretch of consecutive frames with the same access
+            while (i + n < r.count && frames[i + n] == frames[i] + n && writableOn(r, target, i + n) == w) {
+                n++;
+            }
+            driver.map(r.va() + ((long) i << PAGE_SHIFT), frames[i], n, w);
+            i += n;
         }
+    }
+
+    private static boolean writableOn(Run r, int target, int i) {
+        return r.block.isWritable(target, r.first + i) && !r.region.attributes().at(r.page() + i).readOnly();
     }
 
     /** MOVE, COLLAPSE, POPULATE, LOAD: the target becomes the only holder and the writer. */

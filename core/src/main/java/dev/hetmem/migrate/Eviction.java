@@ -43,10 +43,17 @@ final class Eviction {
 
     private final EngineContext ctx;
     private final BatchRunner runner;
+    private final Compaction compaction;
 
     Eviction(EngineContext ctx, BatchRunner runner) {
         this.ctx = ctx;
         this.runner = runner;
+        this.compaction = new Compaction(ctx, runner);
+    }
+
+    /** Room for a plain argument's run on a fragmented device without sending pages home. */
+    Compaction compaction() {
+        return compaction;
     }
 
     /**
@@ -56,6 +63,18 @@ final class Eviction {
     static final class RetryBatch extends RuntimeException {
         RetryBatch() {
             super(null, null, false, false);
+        }
+    }
+
+    /**
+     * The allocate phase found no room and none will come (nothing left to evict, nothing in flight):
+     * a {@link DeviceMemoryException} the engine can tell from a driver's refusal or a lost device.
+     * A batch that held frames it could have let go first ({@link Action#RELOCATE}'s old frames) is
+     * planned again without them; any other reaches the caller as it is.
+     */
+    static final class DeviceFull extends DeviceMemoryException {
+        DeviceFull(String message) {
+            super(message);
         }
     }
 

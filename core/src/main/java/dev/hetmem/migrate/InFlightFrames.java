@@ -39,6 +39,16 @@ final class InFlightFrames {
         return f;
     }
 
+    /** Allocates frames [first, first + count) if all are free, counted as {@link #allocate} does; false (nothing counted) if not. */
+    boolean allocateRange(BuddyAllocator alloc, int node, int first, int count) {
+        frames.addAndGet(node, count);
+        boolean got = alloc.allocateRange(first, count);
+        if (!got) {
+            frames.addAndGet(node, -count);
+        }
+        return got;
+    }
+
     /** Allocates {@code count} consecutive frames within {@code boundary}, counted as {@link #allocate} does; -1 if none. */
     int allocateContiguous(BuddyAllocator alloc, int node, int count, int boundary) {
         frames.addAndGet(node, count);

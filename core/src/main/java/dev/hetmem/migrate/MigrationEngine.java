@@ -4,7 +4,6 @@ import dev.hetmem.CopyPath;
 import dev.hetmem.MigrationMode;
 import dev.hetmem.PinnedByCallerException;
 import dev.hetmem.Trigger;
-import dev.hetmem.driver.DeviceMemoryException;
 import dev.hetmem.internal.DeviceNode;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
@@ -141,12 +140,14 @@ public final class MigrationEngine implements AutoCloseable {
         List<Interval> intervals = Interval.normalize(requests, widen);
         long started = 0;
         long stealWaitSince = 0;
-        // a plain argument's pages on the target move to its new frames within the device, unless a
-        // batch that did so found no room for both copies: then they go through the host, as before
+        // a plain argument's pages on the target move to its new run within the device where the run is
+        // free at once, unless a batch that did so found no room for the rest of its frames (the old
+        // ones held till commit): then, for the rest of the call, they go through the host as before
         boolean relocate = true;
         while (true) {
             List<Block> locked = BlockLocks.lockAll(intervals);
             Next next = new Next();
+            List<Placement.Span> spans = List.of();
             try {
                 for (Interval iv : intervals) {
                     steals.reconcile(iv.region, iv.from, iv.to);
@@ -161,12 +162,12 @@ public final class MigrationEngine implements AutoCloseable {
                 }
                 // device-exclusive access: host views and exclusive kernels wait for each other (Exclusivity)
                 Exclusivity.Blocker blocker = trigger == Trigger.FAULT ? exclusivity.blocker(requests, target) : null;
-                // plain arguments: spans not yet in consecutive frames first leave the target (Placement)
-                List<Placement.Span> spans = blocker == null && onlyFrom < 0 && target != 0
+                // plain arguments: spans not yet in consecutive frames get a free run, into which the pages the
+                // target holds move within it; without one for every span, they leave the target (Placement)
+                spans = blocker == null && onlyFrom < 0 && target != 0
                         ? Placement.misplaced(ctx, requests, target) : List.of();
-                Placement.Stuck stuck = spans.isEmpty() ? null
-                        : Placement.vacate(ctx, runner.eviction(), spans, target, relocate);
-                List<Placement.Span> relocating = relocate ? spans : List.of();
+                boolean relocating = relocate && !spans.isEmpty() && Placement.claimRuns(ctx, spans, target);
+                Placement.Stuck stuck = spans.isEmpty() ? null : Placement.vacate(ctx, runner.eviction(), spans, target);
                 if (blocker != null) {
                     next.waitFor(blocker.pin(), blocker.region());
                 } else if (stuck != null) {
@@ -184,11 +185,12 @@ public final class MigrationEngine implements AutoCloseable {
                     }
                     next.afterSteal(requests, pins);
                 } else {
-                    Planner.Plan plan = planner.plan(intervals, target, onlyFrom, requests, relocating);
+                    Planner.Plan plan = planner.plan(intervals, target, onlyFrom, requests, relocating ? spans : List.of());
                     if (widen && plan.conflict == null && target != 0 && plan.framesNeeded() > batchPages(target)) {
                         // whole granules would take more than one batch may hold of the device: move only
                         // the pages asked for (as UVM does under memory pressure); the locks cover them
-                        plan = planner.plan(Interval.normalize(requests, false), target, onlyFrom, requests, relocating);
+                        plan = planner.plan(Interval.normalize(requests, false), target, onlyFrom, requests,
+                                relocating ? spans : List.of());
                     }
                     if (plan.conflict != null) {
                         next.waitFor(plan.conflict, plan.conflictRegion);
@@ -211,21 +213,27 @@ public final class MigrationEngine implements AutoCloseable {
                                 return new Outcome(touched(requests), plan.faults, migrated, pins);
                             }
                             next.afterSteal(requests, pins);
-                        } catch (Eviction.RetryBatch r) {
-                            next.retryForRoom = true;
-                        } catch (DeviceMemoryException e) {
-                            if (!relocate || !plan.relocates()) {
-                                throw e;
+                        } catch (Eviction.RetryBatch | Eviction.DeviceFull e) {
+                            if (plan.relocates()) {
+                                // the rest of the batch found no room while the relocated pages' old frames
+                                // are held (the batch was undone): they leave and come back instead, which
+                                // frees those frames first, at once rather than after a pause for room
+                                relocate = false;
+                                next.lookAgain = true;
+                            } else if (e instanceof Eviction.DeviceFull full) {
+                                throw full;
+                            } else {
+                                next.retryForRoom = true;
                             }
-                            // the old frames and the new ones did not fit together (the batch was undone):
-                            // the pages leave and come back instead, which frees the old frames first
-                            relocate = false;
-                            next.lookAgain = true;
                         }
                     }
                 }
             } finally {
-                BlockLocks.unlockAll(locked);
+                try {
+                    Placement.releaseRuns(ctx, spans, target);   // runs claimed for spans and not taken
+                } finally {
+                    BlockLocks.unlockAll(locked);
+                }
             }
             if (next.retryForRoom) {
                 started = Eviction.pauseBeforeRetry(started == 0 ? System.nanoTime() : started, target);

@@ -57,9 +57,39 @@ final class Placement {
 
     /**
      * Pages [from, to) of a region, to be placed in consecutive frames of the target; {@code written}:
-     * some request of the call (plain or not) writes a page of it.
+     * some request of the call (plain or not) writes a page of it. {@code run}: the first of the
+     * frames {@link #claimRuns} claimed for it (counted in flight, prepared), or -1; the span owns
+     * them until {@link #allocate} hands them to its runs ({@code handedOver}) or
+     * {@link #releaseRuns} gives them back. Confined to the thread of one pass of
+     * {@link MigrationEngine#ensure}.
      */
-    record Span(RegionState region, long from, long to, boolean written) {
+    static final class Span {
+        private final RegionState region;
+        private final long from;
+        private final long to;
+        private final boolean written;
+        private int run = -1;
+        private boolean handedOver;
+
+        Span(RegionState region, long from, long to, boolean written) {
+            this.region = region;
+            this.from = from;
+            this.to = to;
+            this.written = written;
+        }
+
+        RegionState region() {
+            return region;
+        }
+
+        long from() {
+            return from;
+        }
+
+        long to() {
+            return to;
+        }
+
         int pages() {
             return Math.toIntExact(to - from);
         }
@@ -68,6 +98,7 @@ final class Placement {
             return r.region == region && r.page() >= from && r.page() + r.count <= to;
         }
 
+        /** Whether a span of {@code spans} holds page {@code page} of {@code region}. */
         static boolean anyHolds(List<Span> spans, RegionState region, long page) {
             for (Span s : spans) {
                 if (s.region == region && s.from <= page && page < s.to) {
@@ -75,6 +106,11 @@ final class Placement {
                 }
             }
             return false;
+        }
+
+        @Override
+        public String toString() {
+            return "pages [" + from + ", " + to + ") of " + region;
         }
     }
 
@@ -172,10 +208,10 @@ final class Placement {
      * keeps its frame for that kernel (DETACHABLE_PINS in {@link Pins}): the next tile of a stencil
      * places its window, which shares the running tile's halo pages, without waiting for that tile.
      */
-    static Stuck vacate(EngineContext ctx, Eviction eviction, List<Span> spans, int target, boolean relocate) {
+    static Stuck vacate(EngineContext ctx, Eviction eviction, List<Span> spans, int target) {
         boolean bindsByFrame = ctx.driver(target).bindsPlainArgumentsByFrame();
-        boolean copiesWithin = relocate && ctx.driver(target).canCopyWithin();
         for (Span s : spans) {
+            boolean copiesWithin = s.run >= 0;   // its run is claimed: pages that can, move into it within the device
             long page = s.from();
             while (page < s.to()) {
                 long bi = blockOf(page);
@@ -226,8 +262,51 @@ final class Placement {
      * pages: a page of the span on the target that it finds fine but for its frame.
      */
     private static boolean relocates(Span s, Block b, int p, long page, int target) {
-        return b.isResident(target, p) && (!s.written() || b.isWritable(target, p))
+        return b.isResident(target, p) && (!s.written || b.isWritable(target, p))
                 && s.region().pins().on(target, page, page + 1) == null;
+    }
+
+    /**
+     * Relocation's precondition, before {@link #vacate}: a run of consecutive frames for every
+     * misplaced span, free now, claimed (counted in flight, prepared by the driver). A span whose
+     * pages move within the device holds its old frames and its new run at once; taking the run
+     * from free frames alone (no eviction for it) keeps relocation from pushing other data out of
+     * the device where leaving and coming back would not have needed to (its old frames freed
+     * first). Returns whether every span got one; if any did not, none keeps one, and all are
+     * placed through the host as before. Only where the driver copies within its memory.
+     */
+    static boolean claimRuns(EngineContext ctx, List<Span> spans, int target) {
+        DeviceNode dev = ctx.device(target);
+        if (!dev.driver().canCopyWithin()) {
+            return false;
+        }
+        int boundary = dev.driver().contiguousFrames();
+        for (Span s : spans) {
+            int n = s.pages();
+            int base = ctx.inFlight.allocateContiguous(dev.allocator(), target, n, boundary);
+            if (base < 0) {
+                releaseRuns(ctx, spans, target);
+                return false;
+            }
+            s.run = base;
+            s.handedOver = false;
+            prepareAligned(dev, base, n);   // a failure leaves the run to releaseRuns
+        }
+        return true;
+    }
+
+    /**
+     * Gives back the runs spans claimed and their batch did not take (the pass ended before its
+     * allocate phase, or a span could not claim one). Called at the end of every pass.
+     */
+    static void releaseRuns(EngineContext ctx, List<Span> spans, int target) {
+        for (Span s : spans) {
+            if (s.run >= 0 && !s.handedOver) {
+                ctx.device(target).allocator().freeRun(s.run, s.pages());
+                ctx.inFlight.add(target, -s.pages());
+            }
+            s.run = -1;
+        }
     }
 
     /**
@@ -243,7 +322,8 @@ final class Placement {
         int boundary = dev.driver().contiguousFrames();
         for (Span s : batch.spans) {
             int n = s.pages();   // at most one stretch: misplaced() refused longer spans
-            int base = takeRun(ctx, batch, eviction, dev, n, boundary);
+            boolean claimed = s.run >= 0;
+            int base = claimed ? s.run : takeRun(ctx, batch, eviction, dev, n, boundary);
             int covered = 0;
             for (Run r : batch.runs) {
                 if (!r.action.allocates() || !s.holds(r)) {
@@ -268,28 +348,45 @@ final class Placement {
                         r.reserved -= r.count;
                     }
                 }
-                alloc.freeRun(base, n);
-                ctx.inFlight.add(target, -n);
+                if (!claimed) {
+                    alloc.freeRun(base, n);   // a claimed run stays the span's: releaseRuns gives it back
+                    ctx.inFlight.add(target, -n);
+                }
                 throw new IllegalStateException("placing pages [" + s.from() + ", " + s.to() + ") of " + s.region()
                         + " in consecutive frames: only " + covered + " of " + n + " pages were planned to move");
             }
+            s.handedOver = true;   // the runs hold the frames now: undo frees them, as any batch's
         }
     }
 
-    /** {@code n} consecutive frames within one stretch, counted in flight and prepared by the driver. */
+    /**
+     * {@code n} consecutive frames within one stretch, counted in flight and prepared by the driver:
+     * free ones, else a window compaction clears, else evicting cold pages until a run is free.
+     */
     private static int takeRun(EngineContext ctx, MigrationBatch batch, Eviction eviction, DeviceNode dev, int n,
                                int boundary) {
         int target = batch.target;
         BuddyAllocator alloc = dev.allocator();
         int base;
+        boolean compacted = false;
         while (true) {
             long epoch = alloc.changes();
             base = ctx.inFlight.allocateContiguous(alloc, target, n, boundary);
             if (base >= 0) {
                 break;
             }
+            if (!compacted) {
+                // free frames enough but scattered: pages move out of a window within the device (Compaction)
+                // rather than cold pages going home until a run comes free; tried once
+                compacted = true;
+                base = eviction.compaction().makeRun(batch, n, boundary);
+                if (base >= 0) {
+                    return base;   // counted in flight and prepared
+                }
+                epoch = alloc.changes();
+            }
             if (!eviction.makeRoom(target, n, batch, epoch)) {
-                throw new DeviceMemoryException("device node " + target + " (" + dev.driver().name() + ") has no "
+                throw new Eviction.DeviceFull("device node " + target + " (" + dev.driver().name() + ") has no "
                         + bytes(n) + " consecutive free bytes for a plain argument: " + alloc.freeBytes() + " bytes free of "
                         + bytes(alloc.totalFrames()) + ", the rest held by pages that cannot leave ("
                         + eviction.whoHolds(target, batch) + ")");
@@ -306,7 +403,7 @@ final class Placement {
     }
 
     /** The driver prepares [base, base + n) in aligned power-of-two pieces of at most a block, as its contract says. */
-    private static void prepareAligned(DeviceNode dev, int base, int n) {
+    static void prepareAligned(DeviceNode dev, int base, int n) {
         int f = base;
         int left = n;
         int maxOrder = BuddyAllocator.MAX_ORDER;

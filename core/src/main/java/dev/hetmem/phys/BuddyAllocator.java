@@ -142,6 +142,42 @@ public final class BuddyAllocator {
         return best;
     }
 
+    /**
+     * Allocates exactly frames [first, first + count) if every one of them is free (compaction
+     * claims a window's frames so). O(count / block size + orders).
+     *
+     * @return whether the frames were free and are now allocated; false changes nothing
+     */
+    public synchronized boolean allocateRange(int first, int count) {
+        if (count <= 0 || first < 0 || (long) first + count > frames) {
+            throw new IllegalArgumentException("frames [" + first + ", " + ((long) first + count) + ") are not a "
+                    + "non-empty range inside [0, " + frames + ")");
+        }
+        long f = first;
+        long end = (long) first + count;
+        while (f < end) {
+            long blockEnd = -1;
+            for (int o = 0; o <= MAX_ORDER; o++) {
+                int start = (int) f & -(1 << o);
+                if (isFree(o, start)) {
+                    blockEnd = (long) start + (1L << o);
+                    break;
+                }
+            }
+            if (blockEnd < 0) {
+                return false;   // f lies in no free block
+            }
+            f = blockEnd;
+        }
+        take(first, count);
+        return true;
+    }
+
+    /** The free stretches now, maximal and in address order: {start0, end0, start1, end1, ...}. O(free blocks). */
+    public synchronized long[] freeStretchesNow() {
+        return freeStretches();
+    }
+
     /** Free stretches, maximal and in address order: {start0, end0, start1, end1, ...}. */
     private long[] freeStretches() {
         int n = 0;

@@ -1,0 +1,263 @@
+package dev.hetmem.migrate;
+
+import dev.hetmem.Trigger;
+import dev.hetmem.internal.DeviceNode;
+import dev.hetmem.internal.ResidencyRegistry;
+import dev.hetmem.pagetable.Block;
+import dev.hetmem.phys.BuddyAllocator;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static dev.hetmem.driver.PageGeometry.firstPage;
+
+/**
+ * Compaction for a plain argument on a fragmented device: free frames enough for its run, but no
+ * free stretch long enough. The pages holding a window of frames move to free frames outside it,
+ * device to device ({@link Action#RELOCATE}), and the window becomes the argument's run: nothing
+ * leaves the device, where eviction would send cold pages home until a run came free. The kernel's
+ * compaction does the same within a zone to make a high-order block.
+ *
+ * <p>Caller's contract: the allocate phase of a batch ({@link Placement}'s run for a span) whose
+ * block locks this thread holds, on a device whose driver copies within its memory. The pages that
+ * move are of other blocks, taken with {@code tryLock} only (never waited for, as eviction takes
+ * its victims), and moved by batches of their own through the usual phases. Returns the window's
+ * first frame with its {@code n} frames allocated, counted in flight and prepared by the driver, or
+ * -1 with none of them kept (some pages may have moved within the device: harmless).
+ *
+ * <p>Steps, one function each:
+ * <ol>
+ *   <li>{@link #chooseWindow}: a map of the device's frames, each free, movable (held by a
+ *       resident page that no kernel of the device holds, of a block no thread holds) or fixed
+ *       (anything else: the caller's blocks, frames in flight or kept for running kernels, pinned
+ *       pages), and the window of {@code n} frames within one {@code contiguousFrames} stretch with
+ *       no fixed frame and the fewest movable ones, if the free frames outside it can take them.
+ *       The map is a snapshot: the claims below decide.</li>
+ *   <li>{@link #claimFree}: the window's free frames are claimed, so that nothing, the moves
+ *       included, takes them.</li>
+ *   <li>{@link #moveOut}: per block with pages in the window, one batch of RELOCATE runs (its
+ *       allocate phase gives them frames outside the window, the window's being claimed); the
+ *       frames they leave are claimed as they come free.</li>
+ * </ol>
+ */
+final class Compaction {
+    private static final byte FIXED = 0;
+    private static final byte FREE = 1;
+    private static final byte MOVABLE = 2;
+
+    private final EngineContext ctx;
+    private final BatchRunner runner;
+
+    Compaction(EngineContext ctx, BatchRunner runner) {
+        this.ctx = ctx;
+        this.runner = runner;
+    }
+
+    /** Frames of the window this call holds, as first/count pairs, counted in flight. */
+    private static final class Claims {
+        private int[] ranges = new int[16];
+        private int size;
+        private long frames;
+
+        void add(int first, int count) {
+            if (size == ranges.length) {
+                ranges = java.util.Arrays.copyOf(ranges, 2 * size);
+            }
+            ranges[size++] = first;
+            ranges[size++] = count;
+            frames += count;
+        }
+
+        void release(EngineContext ctx, int node) {
+            BuddyAllocator alloc = ctx.device(node).allocator();
+            for (int i = 0; i < size; i += 2) {
+                alloc.freeRun(ranges[i], ranges[i + 1]);   // back to the allocator, then uncounted
+                ctx.inFlight.add(node, -ranges[i + 1]);
+            }
+            size = 0;
+            frames = 0;
+        }
+    }
+
+    /** A run of {@code n} consecutive frames of the batch's target made by moving pages out of a window, or -1. */
+    int makeRun(MigrationBatch batch, int n, int boundary) {
+        int node = batch.target;
+        DeviceNode dev = ctx.device(node);
+        if (!dev.driver().canCopyWithin() || dev.allocator().freeFrames() < n) {
+            return -1;   // the free frames could not hold the run even compacted: eviction's case
+        }
+        int base = chooseWindow(node, n, boundary);
+        if (base < 0) {
+            return -1;
+        }
+        Claims claims = new Claims();
+        boolean done = false;
+        try {
+            // free frames of the window again after the moves: a page that left it on its own meanwhile
+            if (claimFree(node, base, n, claims) && moveOut(node, base, n, claims) && claimFree(node, base, n, claims)
+                    && claims.frames == n) {
+                Placement.prepareAligned(dev, base, n);
+                done = true;
+                return base;
+            }
+            return -1;
+        } catch (Eviction.RetryBatch | Eviction.DeviceFull e) {
+            return -1;   // a move found no room after all: eviction takes over
+        } finally {
+            if (!done) {
+                claims.release(ctx, node);
+            }
+        }
+    }
+
+    /** Step 1: the window to clear, or -1 if every window holds a fixed frame or more to move than fits elsewhere. */
+    private int chooseWindow(int node, int n, int boundary) {
+        BuddyAllocator alloc = ctx.device(node).allocator();
+        int total = (int) alloc.totalFrames();
+        byte[] map = new byte[total];
+        long[] free = alloc.freeStretchesNow();
+        long freeFrames = 0;
+        for (int i = 0; i < free.length; i += 2) {
+            java.util.Arrays.fill(map, (int) free[i], (int) free[i + 1], FREE);
+            freeFrames += free[i + 1] - free[i];
+        }
+        for (ResidencyRegistry.Resident v : ctx.residency.residents(node)) {
+            Block b = v.block();
+            if (b.lock.isHeldByCurrentThread() || !b.lock.tryLock()) {
+                continue;   // the caller's, or another thread's: its frames stay fixed
+            }
+            try {
+                int pages = v.region().table().pagesIn(b.index());
+                long first = firstPage(b.index());
+                for (int p = 0; p < pages && b.hasPagesOn(node); p++) {
+                    if (b.isResident(node, p) && v.region().pins().on(node, first + p, first + p + 1) == null) {
+                        map[b.frame(node, p)] = MOVABLE;
+                    }
+                }
+            } finally {
+                b.lock.unlock();
+            }
+        }
+        int best = -1;
+        long bestMoves = Long.MAX_VALUE;
+        for (int start = 0; start < total; start += boundary) {
+            int end = (int) Math.min(total, (long) start + boundary);
+            // slide a window of n over [start, end): counts of fixed, movable and free frames in it
+            int fixed = 0;
+            long movable = 0;
+            long freeIn = 0;
+            for (int f = start; f < end; f++) {
+                fixed += map[f] == FIXED ? 1 : 0;
+                movable += map[f] == MOVABLE ? 1 : 0;
+                freeIn += map[f] == FREE ? 1 : 0;
+                int out = f - n;
+                if (out >= start) {
+                    fixed -= map[out] == FIXED ? 1 : 0;
+                    movable -= map[out] == MOVABLE ? 1 : 0;
+                    freeIn -= map[out] == FREE ? 1 : 0;
+                }
+                if (f - start + 1 >= n && fixed == 0 && movable < bestMoves && movable <= freeFrames - freeIn) {
+                    best = f - n + 1;
+                    bestMoves = movable;
+                }
+            }
+        }
+        return best;
+    }
+
+    /** Step 2: the window's free frames, claimed (those claimed already are not free); false if one was taken meanwhile. */
+    private boolean claimFree(int node, int base, int n, Claims claims) {
+        BuddyAllocator alloc = ctx.device(node).allocator();
+        long[] free = alloc.freeStretchesNow();
+        for (int i = 0; i < free.length; i += 2) {
+            int from = (int) Math.max(base, free[i]);
+            int to = (int) Math.min((long) base + n, free[i + 1]);
+            if (from < to) {
+                if (!ctx.inFlight.allocateRange(alloc, node, from, to - from)) {
+                    return false;
+                }
+                claims.add(from, to - from);
+            }
+        }
+        return true;
+    }
+
+    /** Step 3: every page holding a frame of the window moves out of it, and its frame is claimed; false if one cannot. */
+    private boolean moveOut(int node, int base, int n, Claims claims) {
+        for (ResidencyRegistry.Resident v : ctx.residency.residents(node)) {
+            if (claims.frames == n) {
+                return true;
+            }
+            Block b = v.block();
+            if (b.lock.isHeldByCurrentThread() || !b.lock.tryLock()) {
+                // the caller's own pages are not moved from under its batch, and another thread's block
+                // is not waited for: if one of them holds a frame of the window, the count below falls short
+                continue;
+            }
+            try {
+                if (!moveBlockOut(v, node, base, n, claims)) {
+                    return false;
+                }
+            } finally {
+                b.lock.unlock();
+            }
+        }
+        return claims.frames == n;
+    }
+
+    /** One block's pages in the window move out in one batch (its lock held); their frames are claimed after. */
+    private boolean moveBlockOut(ResidencyRegistry.Resident v, int node, int base, int n, Claims claims) {
+        Block b = v.block();
+        if (!b.hasPagesOn(node)) {
+            return true;
+        }
+        int pages = v.region().table().pagesIn(b.index());
+        long first = firstPage(b.index());
+        List<Run> runs = new ArrayList<>();
+        int p = 0;
+        while (p < pages) {
+            if (!b.isResident(node, p) || !inWindow(b.frame(node, p), base, n)) {
+                p++;
+                continue;
+            }
+            if (v.region().pins().on(node, first + p, first + p + 1) != null) {
+                return false;   // a kernel of the device holds it (pinned since the map was made)
+            }
+            int holders = b.residentMask(p);
+            int q = p + 1;
+            while (q < pages && b.isResident(node, q) && inWindow(b.frame(node, q), base, n) && b.residentMask(q) == holders
+                    && v.region().pins().on(node, first + q, first + q + 1) == null) {
+                q++;
+            }
+            runs.add(new Run(v.region(), b, p, q - p, Action.RELOCATE, holders, -1));
+            p = q;
+        }
+        if (runs.isEmpty()) {
+            return true;
+        }
+        List<int[]> old = new ArrayList<>();
+        for (Run r : runs) {
+            int[] frames = new int[r.count];
+            for (int i = 0; i < r.count; i++) {
+                frames[i] = b.frame(node, r.first + i);
+            }
+            old.add(frames);
+        }
+        runner.run(new MigrationBatch(runs, node, Trigger.EVICTION, "batched"));
+        BuddyAllocator alloc = ctx.device(node).allocator();
+        for (int[] frames : old) {
+            for (int i = 0, k; i < frames.length; i += k) {
+                k = FrameRuns.length(frames, i, frames.length);
+                if (!ctx.inFlight.allocateRange(alloc, node, frames[i], k)) {
+                    return false;   // taken by another batch the moment it came free
+                }
+                claims.add(frames[i], k);
+            }
+        }
+        return true;
+    }
+
+    private static boolean inWindow(int frame, int base, int n) {
+        return frame >= base && frame < base + n;
+    }
+}
