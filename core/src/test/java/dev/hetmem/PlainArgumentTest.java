@@ -233,6 +233,41 @@ class PlainArgumentTest {
         }
     }
 
+    /**
+     * A plain argument scattered on a device that is also fragmented: compaction clears a window for
+     * its run and its pages move into it within the device; nothing comes from the host and nothing
+     * is evicted.
+     */
+    @Test
+    void aScatteredArgumentOnAFragmentedDeviceMovesWithinIt() {
+        TestDevice d = MemoryFixture.device(4 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 128 * PAGE;
+            Region in = mem.allocate(bytes, PAGE);
+            fill(in, 0, bytes, 31);
+            scatterInReverse(mem, in, bytes);   // the first 128 frames, in reverse page order
+            long rest = 4 * MiB - bytes;
+            Region kept = mem.allocate(rest / 2, PAGE);
+            Region gone = mem.allocate(rest / 2, PAGE);
+            fill(kept, 0, rest / 2, 32);
+            for (long p = 0; p < rest / 2 / PAGE; p++) {   // kept and gone take every other frame of the rest
+                mem.advise(kept, p * PAGE, PAGE, new Advice.Prefetch(1));
+                mem.advise(gone, p * PAGE, PAGE, new Advice.Prefetch(1));
+            }
+            gone.free();
+            Region out = mem.allocate(bytes, PAGE);
+            long evictionsBefore = mem.stats().node(1).evictions();
+            LaunchResult r = mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+            assertConsecutive(d, in, bytes);
+            assertConsecutive(d, out, bytes);
+            assertEquals(0, r.pagesMigrated(), "in moved within the device: " + r);
+            assertEquals(evictionsBefore, mem.stats().node(1).evictions(), "nothing was evicted");
+            checkIncremented(out, bytes, 31);
+            check(kept, 0, rest / 2, 32);
+            verified(mem);
+        }
+    }
+
     /** A copy that fails while pages are gathered within the device loses nothing: the launch fails, the data stays. */
     @Test
     void aFailedCopyWithinTheDeviceLosesNothing() {

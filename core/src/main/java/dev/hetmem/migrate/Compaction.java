@@ -7,6 +7,7 @@ import dev.hetmem.pagetable.Block;
 import dev.hetmem.phys.BuddyAllocator;
 
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
 
 import static dev.hetmem.driver.PageGeometry.firstPage;
@@ -41,10 +42,6 @@ import static dev.hetmem.driver.PageGeometry.firstPage;
  * </ol>
  */
 final class Compaction {
-    private static final byte FIXED = 0;
-    private static final byte FREE = 1;
-    private static final byte MOVABLE = 2;
-
     private final EngineContext ctx;
     private final BatchRunner runner;
 
@@ -79,9 +76,12 @@ final class Compaction {
         }
     }
 
-    /** A run of {@code n} consecutive frames of the batch's target made by moving pages out of a window, or -1. */
-    int makeRun(MigrationBatch batch, int n, int boundary) {
-        int node = batch.target;
+    /**
+     * A run of {@code n} consecutive frames of device {@code node} made by moving pages out of a
+     * window, or -1 (then eviction makes room: a compaction that fails, for whatever reason, leaves
+     * the caller's batch as it found it).
+     */
+    int makeRun(int node, int n, int boundary) {
         DeviceNode dev = ctx.device(node);
         if (!dev.driver().canCopyWithin() || dev.allocator().freeFrames() < n) {
             return -1;   // the free frames could not hold the run even compacted: eviction's case
@@ -94,15 +94,16 @@ final class Compaction {
         boolean done = false;
         try {
             // free frames of the window again after the moves: a page that left it on its own meanwhile
-            if (claimFree(node, base, n, claims) && moveOut(node, base, n, claims) && claimFree(node, base, n, claims)
-                    && claims.frames == n) {
+            moveOut(node, base, n, claims, claimFree(node, base, n, claims));
+            if (claimFree(node, base, n, claims) && claims.frames == n) {
                 Placement.prepareAligned(dev, base, n);
                 done = true;
                 return base;
             }
             return -1;
-        } catch (Eviction.RetryBatch | Eviction.DeviceFull e) {
-            return -1;   // a move found no room after all: eviction takes over
+        } catch (RuntimeException e) {
+            // a move found no room after all, or failed (undone, nothing lost): eviction takes over
+            return -1;
         } finally {
             if (!done) {
                 claims.release(ctx, node);
@@ -110,16 +111,20 @@ final class Compaction {
         }
     }
 
-    /** Step 1: the window to clear, or -1 if every window holds a fixed frame or more to move than fits elsewhere. */
+    /**
+     * Step 1: the window to clear, or -1 if every window holds a fixed frame or more to move than
+     * fits elsewhere. The map is two bits a frame (free, movable; neither is fixed).
+     */
     private int chooseWindow(int node, int n, int boundary) {
         BuddyAllocator alloc = ctx.device(node).allocator();
         int total = (int) alloc.totalFrames();
-        byte[] map = new byte[total];
-        long[] free = alloc.freeStretchesNow();
+        BitSet free = new BitSet(total);
+        BitSet movable = new BitSet(total);
+        long[] stretches = alloc.freeStretchesNow();
         long freeFrames = 0;
-        for (int i = 0; i < free.length; i += 2) {
-            java.util.Arrays.fill(map, (int) free[i], (int) free[i + 1], FREE);
-            freeFrames += free[i + 1] - free[i];
+        for (int i = 0; i < stretches.length; i += 2) {
+            free.set((int) stretches[i], (int) stretches[i + 1]);
+            freeFrames += stretches[i + 1] - stretches[i];
         }
         for (ResidencyRegistry.Resident v : ctx.residency.residents(node)) {
             Block b = v.block();
@@ -129,9 +134,11 @@ final class Compaction {
             try {
                 int pages = v.region().table().pagesIn(b.index());
                 long first = firstPage(b.index());
+                // one look at the pins for the whole block; page by page only where a kernel of the device holds some
+                boolean pinned = v.region().pins().on(node, first, first + pages) != null;
                 for (int p = 0; p < pages && b.hasPagesOn(node); p++) {
-                    if (b.isResident(node, p) && v.region().pins().on(node, first + p, first + p + 1) == null) {
-                        map[b.frame(node, p)] = MOVABLE;
+                    if (b.isResident(node, p) && (!pinned || v.region().pins().on(node, first + p, first + p + 1) == null)) {
+                        movable.set(b.frame(node, p));
                     }
                 }
             } finally {
@@ -144,25 +151,30 @@ final class Compaction {
             int end = (int) Math.min(total, (long) start + boundary);
             // slide a window of n over [start, end): counts of fixed, movable and free frames in it
             int fixed = 0;
-            long movable = 0;
+            long moves = 0;
             long freeIn = 0;
             for (int f = start; f < end; f++) {
-                fixed += map[f] == FIXED ? 1 : 0;
-                movable += map[f] == MOVABLE ? 1 : 0;
-                freeIn += map[f] == FREE ? 1 : 0;
+                fixed += kindOf(free, movable, f) == 0 ? 1 : 0;
+                moves += kindOf(free, movable, f) == 2 ? 1 : 0;
+                freeIn += kindOf(free, movable, f) == 1 ? 1 : 0;
                 int out = f - n;
                 if (out >= start) {
-                    fixed -= map[out] == FIXED ? 1 : 0;
-                    movable -= map[out] == MOVABLE ? 1 : 0;
-                    freeIn -= map[out] == FREE ? 1 : 0;
+                    fixed -= kindOf(free, movable, out) == 0 ? 1 : 0;
+                    moves -= kindOf(free, movable, out) == 2 ? 1 : 0;
+                    freeIn -= kindOf(free, movable, out) == 1 ? 1 : 0;
                 }
-                if (f - start + 1 >= n && fixed == 0 && movable < bestMoves && movable <= freeFrames - freeIn) {
+                if (f - start + 1 >= n && fixed == 0 && moves < bestMoves && moves <= freeFrames - freeIn) {
                     best = f - n + 1;
-                    bestMoves = movable;
+                    bestMoves = moves;
                 }
             }
         }
         return best;
+    }
+
+    /** 1: free, 2: movable, 0: fixed. */
+    private static int kindOf(BitSet free, BitSet movable, int f) {
+        return free.get(f) ? 1 : movable.get(f) ? 2 : 0;
     }
 
     /** Step 2: the window's free frames, claimed (those claimed already are not free); false if one was taken meanwhile. */
@@ -182,11 +194,18 @@ final class Compaction {
         return true;
     }
 
-    /** Step 3: every page holding a frame of the window moves out of it, and its frame is claimed; false if one cannot. */
-    private boolean moveOut(int node, int base, int n, Claims claims) {
+    /**
+     * Step 3: the pages holding frames of the window move out of it, and their frames are claimed;
+     * stops at the first that cannot, or if the free frames were not all claimed ({@code go}
+     * false). The count of claimed frames decides.
+     */
+    private void moveOut(int node, int base, int n, Claims claims, boolean go) {
+        if (!go) {
+            return;
+        }
         for (ResidencyRegistry.Resident v : ctx.residency.residents(node)) {
             if (claims.frames == n) {
-                return true;
+                return;
             }
             Block b = v.block();
             if (b.lock.isHeldByCurrentThread() || !b.lock.tryLock()) {
@@ -196,13 +215,12 @@ final class Compaction {
             }
             try {
                 if (!moveBlockOut(v, node, base, n, claims)) {
-                    return false;
+                    return;
                 }
             } finally {
                 b.lock.unlock();
             }
         }
-        return claims.frames == n;
     }
 
     /** One block's pages in the window move out in one batch (its lock held); their frames are claimed after. */

@@ -166,7 +166,7 @@ public final class MigrationEngine implements AutoCloseable {
                 // target holds move within it; without one for every span, they leave the target (Placement)
                 spans = blocker == null && onlyFrom < 0 && target != 0
                         ? Placement.misplaced(ctx, requests, target) : List.of();
-                boolean relocating = relocate && !spans.isEmpty() && Placement.claimRuns(ctx, spans, target);
+                boolean relocating = relocate && !spans.isEmpty() && Placement.claimRuns(ctx, runner.eviction().compaction(), spans, target);
                 Placement.Stuck stuck = spans.isEmpty() ? null : Placement.vacate(ctx, runner.eviction(), spans, target);
                 if (blocker != null) {
                     next.waitFor(blocker.pin(), blocker.region());

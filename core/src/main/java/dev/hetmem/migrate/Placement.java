@@ -31,7 +31,10 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  * request locked by the caller, so no other thread moves a page of a span meanwhile):
  * <ol>
  *   <li>{@link #misplaced}: the spans not in place.</li>
- *   <li>{@link #vacate}: their pages on the target that can move within it ({@link #relocates}:
+ *   <li>{@link #claimRuns}: where the driver copies within its memory, a run for every misplaced
+ *       span, free or cleared by {@link Compaction}, claimed; if one span finds none, none keeps
+ *       one.</li>
+ *   <li>{@link #vacate}: the pages on the target of a span with a claimed run that can move within it ({@link #relocates}:
  *       the driver copies within its memory, no kernel of the target holds the page, and the
  *       target may write it where the call writes) stay for the planner; the others leave it as
  *       eviction sends pages away (home, or only dropped where another node holds a copy). A
@@ -268,14 +271,15 @@ final class Placement {
 
     /**
      * Relocation's precondition, before {@link #vacate}: a run of consecutive frames for every
-     * misplaced span, free now, claimed (counted in flight, prepared by the driver). A span whose
-     * pages move within the device holds its old frames and its new run at once; taking the run
-     * from free frames alone (no eviction for it) keeps relocation from pushing other data out of
-     * the device where leaving and coming back would not have needed to (its old frames freed
-     * first). Returns whether every span got one; if any did not, none keeps one, and all are
-     * placed through the host as before. Only where the driver copies within its memory.
+     * misplaced span, free now or made free by {@link Compaction} (pages moved out of a window
+     * within the device), claimed (counted in flight, prepared by the driver). A span whose pages
+     * move within the device holds its old frames and its new run at once; taking the run without
+     * evicting anything keeps relocation from pushing other data out of the device where leaving
+     * and coming back would not have needed to (its old frames freed first). Returns whether every
+     * span got one; if any did not, none keeps one, and all are placed through the host as before.
+     * Only where the driver copies within its memory.
      */
-    static boolean claimRuns(EngineContext ctx, List<Span> spans, int target) {
+    static boolean claimRuns(EngineContext ctx, Compaction compaction, List<Span> spans, int target) {
         DeviceNode dev = ctx.device(target);
         if (!dev.driver().canCopyWithin()) {
             return false;
@@ -284,13 +288,20 @@ final class Placement {
         for (Span s : spans) {
             int n = s.pages();
             int base = ctx.inFlight.allocateContiguous(dev.allocator(), target, n, boundary);
+            if (base >= 0) {
+                s.run = base;
+                s.handedOver = false;
+                prepareAligned(dev, base, n);   // a failure leaves the run to releaseRuns
+                continue;
+            }
+            // a fragmented device: a window cleared within it (prepared by compaction), nothing sent home
+            base = compaction.makeRun(target, n, boundary);
             if (base < 0) {
                 releaseRuns(ctx, spans, target);
                 return false;
             }
             s.run = base;
             s.handedOver = false;
-            prepareAligned(dev, base, n);   // a failure leaves the run to releaseRuns
         }
         return true;
     }
@@ -311,7 +322,8 @@ final class Placement {
 
     /**
      * The allocate phase's first step for a batch with spans: one run of consecutive frames per
-     * span (evicting cold pages until a free stretch holds it), prepared by the driver in aligned
+     * span (the one {@link #claimRuns} claimed, or one taken now: free, cleared by
+     * {@link Compaction}, or free once cold pages are evicted), prepared by the driver in aligned
      * pieces, and handed to the span's runs in page order. Every page of a span must be in one of
      * the batch's allocating runs ({@link #vacate} and the planner see to it).
      */
@@ -377,13 +389,14 @@ final class Placement {
             }
             if (!compacted) {
                 // free frames enough but scattered: pages move out of a window within the device (Compaction)
-                // rather than cold pages going home until a run comes free; tried once
+                // rather than cold pages going home until a run comes free; tried once, then a free run is
+                // looked for again (one may have come free while it tried) before anything is evicted
                 compacted = true;
-                base = eviction.compaction().makeRun(batch, n, boundary);
+                base = eviction.compaction().makeRun(target, n, boundary);
                 if (base >= 0) {
                     return base;   // counted in flight and prepared
                 }
-                epoch = alloc.changes();
+                continue;
             }
             if (!eviction.makeRoom(target, n, batch, epoch)) {
                 throw new Eviction.DeviceFull("device node " + target + " (" + dev.driver().name() + ") has no "

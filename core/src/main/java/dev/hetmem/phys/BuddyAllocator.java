@@ -144,7 +144,8 @@ public final class BuddyAllocator {
 
     /**
      * Allocates exactly frames [first, first + count) if every one of them is free (compaction
-     * claims a window's frames so). O(count / block size + orders).
+     * claims a window's frames so). O(orders) per free block the range spans: O(count · orders)
+     * when it is free in single frames.
      *
      * @return whether the frames were free and are now allocated; false changes nothing
      */

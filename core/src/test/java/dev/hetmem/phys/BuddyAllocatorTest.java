@@ -114,13 +114,7 @@ class BuddyAllocatorTest {
                     held.add(new int[] {f, n});
                 }
             } else if (op == 1) {
-                int order = rnd.nextInt(4);
-                int f = a.allocate(order);
-                if (f >= 0) {
-                    assertTrue(used.get(f, f + (1 << order)).isEmpty(), "block " + f + " overlaps used frames");
-                    used.set(f, f + (1 << order));
-                    held.add(new int[] {f, 1 << order});
-                }
+                allocateBlock(a, rnd.nextInt(4), used, held);
             } else if (!held.isEmpty()) {
                 int[] h = held.remove(rnd.nextInt(held.size()));
                 // free a random part, keep the rest held
@@ -141,6 +135,67 @@ class BuddyAllocatorTest {
         assertEquals(frames, a.freeFrames());
         assertEquals(0, a.allocateContiguous(boundary, boundary), "everything coalesced: the first stretch is whole");
         assertThrows(IllegalArgumentException.class, () -> a.allocateContiguous(0, 512));
+    }
+
+    /**
+     * Exact ranges (compaction's claims) against a model of every frame: a range is granted exactly
+     * when all of its frames are free, never overlaps anything held, and the free stretches the
+     * allocator reports are the model's; everything coalesces back at the end.
+     */
+    @Test
+    void exactRangesAgreeWithAFrameModel() {
+        SplittableRandom rnd = new SplittableRandom(7);
+        int frames = 4096 + 300;
+        BuddyAllocator a = new BuddyAllocator(frames);
+        BitSet used = new BitSet(frames);
+        List<int[]> held = new ArrayList<>();
+        for (int step = 0; step < 20_000; step++) {
+            int op = rnd.nextInt(3);
+            if (op == 0) {
+                int n = 1 + rnd.nextInt(rnd.nextBoolean() ? 4 : 700);
+                int f = rnd.nextInt(frames - n + 1);
+                boolean free = used.get(f, f + n).isEmpty();
+                assertEquals(free, a.allocateRange(f, n), "frames " + f + "+" + n + " free in the model: " + free);
+                if (free) {
+                    used.set(f, f + n);
+                    held.add(new int[] {f, n});
+                }
+            } else if (op == 1) {
+                allocateBlock(a, rnd.nextInt(5), used, held);
+            } else if (!held.isEmpty()) {
+                int[] h = held.remove(rnd.nextInt(held.size()));
+                a.freeRun(h[0], h[1]);
+                used.clear(h[0], h[0] + h[1]);
+            }
+            assertEquals(frames - used.cardinality(), a.freeFrames(), "free frames after step " + step);
+            if (step % 1000 == 0) {
+                long[] stretches = a.freeStretchesNow();
+                BitSet free = new BitSet(frames);
+                for (int i = 0; i < stretches.length; i += 2) {
+                    free.set((int) stretches[i], (int) stretches[i + 1]);
+                }
+                BitSet want = (BitSet) used.clone();
+                want.flip(0, frames);
+                assertEquals(want, free, "free stretches after step " + step);
+            }
+        }
+        for (int[] h : held) {
+            a.freeRun(h[0], h[1]);
+        }
+        assertEquals(frames, a.freeFrames());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new long[] {0, frames}, a.freeStretchesNow(), "everything coalesced");
+        assertThrows(IllegalArgumentException.class, () -> a.allocateRange(frames - 1, 2));
+        assertThrows(IllegalArgumentException.class, () -> a.allocateRange(0, 0));
+    }
+
+    /** A block of {@code 2^order} frames from the allocator, checked against and added to the model. */
+    private static void allocateBlock(BuddyAllocator a, int order, BitSet used, List<int[]> held) {
+        int f = a.allocate(order);
+        if (f >= 0) {
+            assertTrue(used.get(f, f + (1 << order)).isEmpty(), "block " + f + " overlaps used frames");
+            used.set(f, f + (1 << order));
+            held.add(new int[] {f, 1 << order});
+        }
     }
 
     private static boolean hasStretch(BitSet used, int frames, int n, int boundary) {
