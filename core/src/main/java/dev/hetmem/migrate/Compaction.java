@@ -93,7 +93,8 @@ final class Compaction {
         Claims claims = new Claims();
         boolean done = false;
         try {
-            // free frames of the window again after the moves: a page that left it on its own meanwhile
+            // its free frames, then its pages moved out (and their frames claimed), then its free frames
+            // again: a page may have left it on its own meanwhile. The count of claimed frames decides.
             moveOut(node, base, n, claims, claimFree(node, base, n, claims));
             if (claimFree(node, base, n, claims) && claims.frames == n) {
                 Placement.prepareAligned(dev, base, n);

@@ -34,9 +34,9 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  *   <li>{@link #claimRuns}: where the driver copies within its memory, a run for every misplaced
  *       span, free or cleared by {@link Compaction}, claimed; if one span finds none, none keeps
  *       one.</li>
- *   <li>{@link #vacate}: the pages on the target of a span with a claimed run that can move within it ({@link #relocates}:
- *       the driver copies within its memory, no kernel of the target holds the page, and the
- *       target may write it where the call writes) stay for the planner; the others leave it as
+ *   <li>{@link #vacate}: the pages on the target of a span with a claimed run that can move within
+ *       the device ({@link #relocates}: no kernel of the target holds the page, and the target may
+ *       write it where the call writes) stay for the planner; the others leave it as
  *       eviction sends pages away (home, or only dropped where another node holds a copy). A
  *       pinned page stays, and the caller waits for that pin and starts over, unless the kernels
  *       that pin it only read it through frames they bound at launch: then it leaves the page
@@ -49,7 +49,7 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  * </ol>
  * So pages out of place move device to device, one copy, and only the pages that cannot
  * (pinned, or needing write access the target does not have) travel through the host. A batch
- * that relocates holds the old frames and the new run at once; when the device cannot hold both,
+ * that relocates holds the old frames until it commits; when the rest of it then finds no room,
  * {@link MigrationEngine#ensure} places the spans again without relocating. The rare path (a
  * plain argument's pages scattered by earlier migrations, or prefetched where frames were free),
  * kept to the phases every other migration uses.
