@@ -101,6 +101,30 @@ class RunningKernelPlacementTest {
     }
 
     /**
+     * As below, with nothing running: the relocating batch's other pages could not fit even with
+     * every page it does not need gone (the allocate phase's DeviceFull), so the launch places the
+     * argument through the host at once instead of failing.
+     */
+    @Test
+    void aRelocationThatCannotFitTheRestOfItsBatchGoesThroughTheHost() {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(4 * MiB).build();
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
+            long quarter = MiB;
+            Region in = mem.allocate(quarter, PAGE);
+            Region out = mem.allocate(600 * PAGE, PAGE);
+            fill(in, 0, quarter, 4);
+            for (long p = quarter / PAGE - 1; p >= 0; p--) {
+                mem.advise(in, p * PAGE, PAGE, new Advice.Prefetch(1));   // frames not in page order
+            }
+            // in's old frames, its new run and out's 600 pages: 1112 of 1024; 856 once in's old frames go first
+            mem.launch(1, plainCopy(), quarter / 8, KernelArg.read(in), KernelArg.write(out));
+            check(out, 0, quarter, 4);
+            check(in, 0, quarter, 4);
+            verified(mem);
+        }
+    }
+
+    /**
      * A launch whose plain argument's pages move within the device holds their old frames until it
      * commits. When the rest of its batch then finds no room (the other frames pinned by a running
      * kernel), it places the argument through the host instead, which frees those frames first,
