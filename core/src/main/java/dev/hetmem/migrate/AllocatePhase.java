@@ -72,8 +72,7 @@ final class AllocatePhase {
                         dev.driver().prepareFrames(f, n);
                     } catch (RuntimeException | Error e) {
                         // the piece is not the run's yet: back to the allocator, then uncounted
-                        alloc.freeRun(f, n);
-                        ctx.inFlight.add(target, -n);   // counted by InFlightFrames.allocate
+                        ctx.inFlight.free(alloc, target, f, n);   // counted by InFlightFrames.allocate
                         if (e instanceof RunTooLargeException && n > 1) {
                             maxOrder = order - 1;   // smaller runs for the rest of the batch
                             continue;

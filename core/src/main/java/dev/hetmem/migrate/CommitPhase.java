@@ -44,12 +44,8 @@ final class CommitPhase {
      * old were. Holders, writer and write access do not change.
      */
     private static void commitRelocate(EngineContext ctx, Run r, int target) {
-        int[] old = new int[r.count];
-        for (int i = 0; i < r.count; i++) {
-            old[i] = r.block.frame(target, r.first + i);
-        }
         FrameReleases frees = new FrameReleases(ctx);
-        frees.add(target, old, r.page());   // counted in flight before the table stops naming them
+        frees.add(target, r.framesOn(target), r.page());   // counted in flight before the table stops naming them
         try {
             r.block.setFrames(target, r.first, r.frames, r.count);
             ctx.syncHost(r.region, r.block, r.first, r.first + r.count);
@@ -131,11 +127,7 @@ final class CommitPhase {
                                     FrameReleases frees, HostReleases hostReleases) {
         for (int n = NodeMask.first(others); n >= 0; n = NodeMask.next(others, n)) {
             if (n != 0) {
-                int[] old = new int[r.count];
-                for (int i = 0; i < r.count; i++) {
-                    old[i] = r.block.frame(n, r.first + i);
-                }
-                frees.add(n, old, r.page());   // counted in flight before they leave residency
+                frees.add(n, r.framesOn(n), r.page());   // counted in flight before they leave residency
                 r.block.removeResidentRange(n, r.first, r.count);
             } else {
                 r.block.removeResidentRange(0, r.first, r.count);

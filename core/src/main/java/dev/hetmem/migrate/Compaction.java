@@ -68,8 +68,7 @@ final class Compaction {
         void release(EngineContext ctx, int node) {
             BuddyAllocator alloc = ctx.device(node).allocator();
             for (int i = 0; i < size; i += 2) {
-                alloc.freeRun(ranges[i], ranges[i + 1]);   // back to the allocator, then uncounted
-                ctx.inFlight.add(node, -ranges[i + 1]);
+                ctx.inFlight.free(alloc, node, ranges[i], ranges[i + 1]);
             }
             size = 0;
             frames = 0;
@@ -256,11 +255,7 @@ final class Compaction {
         }
         List<int[]> old = new ArrayList<>();
         for (Run r : runs) {
-            int[] frames = new int[r.count];
-            for (int i = 0; i < r.count; i++) {
-                frames[i] = b.frame(node, r.first + i);
-            }
-            old.add(frames);
+            old.add(r.framesOn(node));
         }
         runner.run(new MigrationBatch(runs, node, Trigger.EVICTION, "batched"));
         BuddyAllocator alloc = ctx.device(node).allocator();

@@ -54,11 +54,7 @@ final class CopyPhase {
                 if (toHost[r.source] == null) {
                     toHost[r.source] = new CopyBatch();
                 }
-                int[] frames = new int[r.count];
-                for (int i = 0; i < r.count; i++) {
-                    frames[i] = r.block.frame(r.source, r.first + i);
-                }
-                r.region.host().copyHome(r.page(), r.count, ctx.driver(r.source), frames, toHost[r.source]);
+                r.region.host().copyHome(r.page(), r.count, ctx.driver(r.source), r.framesOn(r.source), toHost[r.source]);
             }
             if (target != 0) {
                 addFrames(toTarget, CopyBatch.TO_DEVICE, r.va(), r.frames, r.count);
@@ -90,18 +86,11 @@ final class CopyPhase {
         int[] pages = new int[cap];
         int k = 0;
         for (Run r : within) {
-            int i = 0;
-            while (i < r.count) {
-                int src = r.block.frame(target, r.first + i);
-                int n = 1;
-                while (i + n < r.count && r.frames[i + n] == r.frames[i] + n
-                        && r.block.frame(target, r.first + i + n) == src + n) {
-                    n++;
-                }
-                from[k] = src;
+            for (int i = 0, n; i < r.count; i += n) {
+                n = r.stretchOn(target, i);
+                from[k] = r.block.frame(target, r.first + i);
                 to[k] = r.frames[i];
                 pages[k++] = n;
-                i += n;
             }
         }
         ctx.driver(target).copyWithin(from, to, pages, k);
@@ -122,16 +111,9 @@ final class CopyPhase {
         DeviceDriver to = ctx.driver(target);
         for (Run r : peer) {
             DeviceDriver from = ctx.driver(r.source);
-            int i = 0;
-            while (i < r.count) {
-                int src = r.block.frame(r.source, r.first + i);
-                int n = 1;
-                while (i + n < r.count && r.frames[i + n] == r.frames[i] + n
-                        && r.block.frame(r.source, r.first + i + n) == src + n) {
-                    n++;
-                }
-                to.copyFromPeer(from, src, r.frames[i], n);
-                i += n;
+            for (int i = 0, n; i < r.count; i += n) {
+                n = r.stretchOn(r.source, i);
+                to.copyFromPeer(from, r.block.frame(r.source, r.first + i), r.frames[i], n);
             }
         }
     }

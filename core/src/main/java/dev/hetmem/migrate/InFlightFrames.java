@@ -39,6 +39,12 @@ final class InFlightFrames {
         return f;
     }
 
+    /** Frames [first, first + count), taken by one of the calls here, back to the allocator, then uncounted. */
+    void free(BuddyAllocator alloc, int node, int first, int count) {
+        alloc.freeRun(first, count);
+        frames.addAndGet(node, -count);
+    }
+
     /** Allocates frames [first, first + count) if all are free, counted as {@link #allocate} does; false (nothing counted) if not. */
     boolean allocateRange(BuddyAllocator alloc, int node, int first, int count) {
         frames.addAndGet(node, count);

@@ -313,8 +313,7 @@ final class Placement {
     static void releaseRuns(EngineContext ctx, List<Span> spans, int target) {
         for (Span s : spans) {
             if (s.run >= 0 && !s.handedOver) {
-                ctx.device(target).allocator().freeRun(s.run, s.pages());
-                ctx.inFlight.add(target, -s.pages());
+                ctx.inFlight.free(ctx.device(target).allocator(), target, s.run, s.pages());
             }
             s.run = -1;
         }
@@ -361,8 +360,7 @@ final class Placement {
                     }
                 }
                 if (!claimed) {
-                    alloc.freeRun(base, n);   // a claimed run stays the span's: releaseRuns gives it back
-                    ctx.inFlight.add(target, -n);
+                    ctx.inFlight.free(alloc, target, base, n);   // a claimed run stays the span's: releaseRuns gives it back
                 }
                 throw new IllegalStateException("placing pages [" + s.from() + ", " + s.to() + ") of " + s.region()
                         + " in consecutive frames: only " + covered + " of " + n + " pages were planned to move");
@@ -408,8 +406,7 @@ final class Placement {
         try {
             prepareAligned(dev, base, n);
         } catch (RuntimeException | Error e) {
-            alloc.freeRun(base, n);
-            ctx.inFlight.add(target, -n);
+            ctx.inFlight.free(alloc, target, base, n);
             throw e;
         }
         return base;

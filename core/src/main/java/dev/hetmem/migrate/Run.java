@@ -58,6 +58,29 @@ final class Run {
         return PageGeometry.bytes(count);
     }
 
+    /** The frames of the run's pages on device {@code node} (block locked, pages resident there), in a new array. */
+    int[] framesOn(int node) {
+        int[] out = new int[count];
+        for (int i = 0; i < count; i++) {
+            out[i] = block.frame(node, first + i);
+        }
+        return out;
+    }
+
+    /**
+     * How many pages from page {@code i} of the run lie in consecutive frames both on device
+     * {@code node} (where they are copied from) and in {@link #frames} (where they are copied to):
+     * one device-to-device copy's worth.
+     */
+    int stretchOn(int node, int i) {
+        int src = block.frame(node, first + i);
+        int n = 1;
+        while (i + n < count && frames[i + n] == frames[i] + n && block.frame(node, first + i + n) == src + n) {
+            n++;
+        }
+        return n;
+    }
+
     /** The same state and action, for [from, from+n) of this run (vanilla mode's single pages). */
     Run slice(int from, int n) {
         Run r = new Run(region, block, first + from, n, action, holders, source);

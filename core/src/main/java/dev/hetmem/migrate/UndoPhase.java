@@ -43,11 +43,7 @@ final class UndoPhase {
             }
             if (r.action == Action.RELOCATE) {
                 // the old frames still hold the pages and the table still names them: mapped again
-                int[] old = new int[r.count];
-                for (int i = 0; i < r.count; i++) {
-                    old[i] = r.block.frame(target, r.first + i);
-                }
-                CommitPhase.mapAsBefore(ctx.driver(target), r, target, old);
+                CommitPhase.mapAsBefore(ctx.driver(target), r, target, r.framesOn(target));
                 continue;
             }
             boolean ro = r.region.attributes().anyReadOnly(r.page(), r.page() + r.count);
