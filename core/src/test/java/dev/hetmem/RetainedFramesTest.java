@@ -143,6 +143,38 @@ class RetainedFramesTest {
     }
 
     @Test
+    void scatteredPagesComingBackTogetherReadTheDevicesBytes() {
+        // thousands of single-page runs in a batch back to the host: their kept frames are taken
+        // back for all of them at once before any copy, and each page reads what the device wrote
+        try (UnifiedMemory mem = memory(64 * MiB, HostReleasePolicy.FREE, 64 * MiB)) {
+            Region r = mem.allocate(8 * MiB, PAGE);
+            fill(r, 0, r.size(), 3);
+            long[] odd = everyOther(0, 1024);   // pages 0, 2, ..., 2046 of [0, 8 MiB)
+            assertEquals(1024, mem.prefetch(r, odd, PAGE, 1));
+            assertEquals(1024 * PAGE, retained(mem));
+            assertEquals(1024, mem.stats().node(1).pagesMigrated(Trigger.PREFETCH), "counted once per page");
+            // the device adds 11 to every long of the region's pages it holds (a kernel per page)
+            EmulatedKernel add = (a, i) -> a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + 11);
+            for (long off : odd) {
+                mem.launch(1, add, PAGE / 8, KernelArg.of(r, off, PAGE, Access.READ_WRITE));
+            }
+            assertEquals(1024, mem.prefetch(r, odd, PAGE, 0));
+            assertEquals(0, retained(mem), "every kept frame taken back by the copies home");
+            assertEquals(1024, mem.stats().node(0).pagesMigrated(Trigger.PREFETCH), "counted once per page");
+            try (HostView v = r.host(0, r.size(), Access.READ)) {
+                for (long i = 0; i < r.size() / 8; i++) {
+                    long want = value(3, i) + ((i * 8 / PAGE) % 2 == 0 ? 11 : 0);
+                    long got = v.segment().get(ValueLayout.JAVA_LONG, 8 * i);
+                    if (got != want) {
+                        assertEquals(want, got, "long " + i);
+                    }
+                }
+            }
+            verified(mem);
+        }
+    }
+
+    @Test
     void trimFreeAndCloseReleaseEverything() {
         java.util.Set<Thread> before = releaserThreads();
         java.util.Set<Thread> mine = new java.util.HashSet<>();

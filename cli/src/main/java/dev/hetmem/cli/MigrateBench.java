@@ -54,7 +54,8 @@ final class MigrateBench {
     private MigrateBench() {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "pages", "device", "plot"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "pages", "device", "plot", "warmup"));
+        int warmupRounds = args.intValue("warmup", 40, 0, 1000);
         String plot = Chart.plotOption(args);
         String deviceArg = args.value("device", "all");
         List<String> devices = switch (deviceArg) {
@@ -116,6 +117,7 @@ final class MigrateBench {
         // 4 KiB only: four budgets' worth moved, so the background release runs inside the timing
         modes.add(new Mode("sustained", MigrationMode.BATCHED, CopyPath.THREADS, 2, HostReleasePolicy.FREE, -1));
 
+        long warmupNanos = warmUp(warmupRounds);
         int cores = Runtime.getRuntime().availableProcessors();
         long largest = totals.stream().mapToLong(Long::longValue).max().orElseThrow();
         int limitThreads = Math.min(cores, 4);
@@ -202,6 +204,8 @@ final class MigrateBench {
         }
         limits.put("plain_copy", plainRows);
         root.put("limits", limits);
+        root.put("warmup_rounds", warmupRounds);
+        root.put("warmup_seconds", round(warmupNanos / 1e9));
         root.put("rows", rows);
         BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
         long wrong = rows.stream().filter(r -> !(Boolean) r.get("correct")).count();
@@ -211,6 +215,8 @@ final class MigrateBench {
         if (json) {
             out.println(Json.write(root));
         } else {
+            out.printf("warm-up before the first case, not counted: %d rounds of 32 MiB of 4 KiB and 2 MiB migrations"
+                    + " (emulated device) and strided copies, %.1f s%n", warmupRounds, warmupNanos / 1e9);
             out.printf("plain copy (the limit), %s, %d threads: %.2f GB/s (each row: its own, measured beside it)%n",
                     Sizes.format(largest), limitThreads, memcpyLimit);
             if (stridedLimit > 0) {
@@ -234,6 +240,50 @@ final class MigrateBench {
 
     private static String percent(Object ratio) {
         return ratio == null ? "-" : String.format("%.0f%%", 100 * (Double) ratio);
+    }
+
+    /**
+     * {@code rounds} rounds of migrations of 32 MiB of 4 KiB pages (every other one) and of 2 MiB
+     * pages to an emulated device and back, with a strided copy beside them, counting nothing: the
+     * engine's and the floors' code is compiled by then, as in a program that has run a while
+     * (the engine's code is the same whatever the device; OpenCL's driver is warmed by its own
+     * cases' rounds). Without it the first cases ran at a third to a half of their later rate
+     * (this machine, 256 MiB of 4 KiB pages: 0.8-4.4 GB/s in the first five rounds of a fresh JVM,
+     * 7-11 GB/s after fifteen).
+     *
+     * @return the nanoseconds it took
+     */
+    private static long warmUp(int rounds) {
+        long t0 = System.nanoTime();
+        if (rounds == 0) {
+            return 0;
+        }
+        long bytes = 32 * MiB;
+        DeviceDriver dev = EmulatedDevice.builder().capacity(2 * bytes).populate(true).build();
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(2).build()) {
+            Region small = mem.allocate(2 * bytes, 4 * KiB);
+            Region huge = mem.allocate(bytes, 2 * MiB);
+            try (HostView v = small.host(0, small.size(), Access.WRITE); HostView w = huge.host(0, huge.size(), Access.WRITE)) {
+                v.segment().fill((byte) 1);
+                w.segment().fill((byte) 2);
+            }
+            long[] scattered = new long[(int) (bytes / PAGE_BYTES)];
+            for (int i = 0; i < scattered.length; i++) {
+                scattered[i] = 2L * i * PAGE_BYTES;
+            }
+            long[] blocks = new long[(int) (bytes / (2 * MiB))];
+            for (int i = 0; i < blocks.length; i++) {
+                blocks[i] = i * 2 * MiB;
+            }
+            for (int round = 0; round < rounds; round++) {
+                mem.prefetch(small, scattered, PAGE_BYTES, 1);
+                mem.prefetch(small, scattered, PAGE_BYTES, 0);
+                mem.prefetch(huge, blocks, 2 * MiB, 1);
+                mem.prefetch(huge, blocks, 2 * MiB, 0);
+                StridedCopy.gbps(4 * MiB, 2, round % 2 == 0);
+            }
+        }
+        return System.nanoTime() - t0;
     }
 
     private static int rounds(long total) {

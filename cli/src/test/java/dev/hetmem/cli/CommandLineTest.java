@@ -165,7 +165,7 @@ class CommandLineTest {
     @Test
     void benchMigrateHasRowsForBothDevices() {
         needsOpenCl();
-        Result r = run("bench", "migrate", "--pages", "2M", "--sizes", "8M", "--json");
+        Result r = run("bench", "migrate", "--pages", "2M", "--sizes", "8M", "--warmup", "0", "--json");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());
         assertTrue(r.out().contains("{\"device\":\"emulated\",\"direction\":\"to_device\""), r.out());
@@ -174,9 +174,11 @@ class CommandLineTest {
 
     @Test
     void benchMigrateReportsSpreadFloorsAndKeptFrames() {
-        Result r = run("bench", "migrate", "--device", "emulated", "--pages", "4K", "--sizes", "4M", "--json");
+        Result r = run("bench", "migrate", "--device", "emulated", "--pages", "4K", "--sizes", "4M", "--warmup", "2", "--json");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());
+        assertTrue(r.out().matches("(?s).*\"warmup_rounds\":2,\"warmup_seconds\":[0-9.]+[,}].*"),
+                "the warm-up ran before the cases: " + r.out());
         for (String field : new String[] {"\"strided_copy_gbps\":", "\"strided_release_gbps\":", "\"gbps_min\":", "\"gbps_max\":",
                 "\"runs\":5", "\"host_retained_bytes\":", "\"host_retain_budget\":0", "\"of_strided_copy\":",
                 "\"of_strided_release\":", "\"mode\":\"sustained\"", "\"steal_ms\":", "\"thp_splits\":", "\"correct\":true"}) {

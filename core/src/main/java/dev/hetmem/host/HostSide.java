@@ -66,6 +66,18 @@ public interface HostSide extends AutoCloseable {
     void copyHome(long page, int count, DeviceDriver from, int[] frames, CopyBatch batch);
 
     /**
+     * {@link #copyHome} of {@code n} runs of one batch from one device at once: run i is pages
+     * [firstPages[i], firstPages[i]+counts[i]) in {@code frames[i]}. A side with per-call work
+     * (a lock, a lookup) does it once for all of them: a batch of scattered 4 KiB pages has
+     * thousands of runs.
+     */
+    default void copyHomeAll(long[] firstPages, int[] counts, int[][] frames, int n, DeviceDriver from, CopyBatch batch) {
+        for (int i = 0; i < n; i++) {
+            copyHome(firstPages[i], counts[i], from, frames[i], batch);
+        }
+    }
+
+    /**
      * The page table changed for pages [p0, p1) of locked block {@code b}: make what host code
      * sees agree with it (mapped, read-only, away on a device, or empty).
      */

@@ -52,10 +52,17 @@ public final class HostViewSide implements HostSide {
 
     @Override
     public void copyHome(long page, int count, DeviceDriver from, int[] frames, CopyBatch batch) {
-        retained.reuse(page, count);   // before any copy writes the frames: see RetainedFrames, invariant 2
-        long va = mapping.base() + (page << PAGE_SHIFT);
-        for (int i = 0; i < count; i++) {
-            batch.add(CopyBatch.TO_HOST, va + ((long) i << PAGE_SHIFT), frames[i], 1);
+        copyHomeAll(new long[] {page}, new int[] {count}, new int[][] {frames}, 1, from, batch);
+    }
+
+    @Override
+    public void copyHomeAll(long[] firstPages, int[] counts, int[][] frames, int n, DeviceDriver from, CopyBatch batch) {
+        retained.reuseAll(firstPages, counts, n);   // before any copy writes the frames: see RetainedFrames, invariant 2
+        for (int r = 0; r < n; r++) {
+            long va = mapping.base() + (firstPages[r] << PAGE_SHIFT);
+            for (int i = 0; i < counts[r]; i++) {
+                batch.add(CopyBatch.TO_HOST, va + ((long) i << PAGE_SHIFT), frames[r][i], 1);
+            }
         }
     }
 

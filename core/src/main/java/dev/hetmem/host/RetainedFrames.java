@@ -53,8 +53,9 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  * </pre>
  * <ol>
  *   <li>A page with its bit set, or in an in-flight mask, is not resident on the host: its frame
- *       holds nothing anyone may read. The engine clears the bit ({@link Owner#reuse}) before it
- *       writes the page's frame again and before it drops the frame ({@link Owner#forget}); a page
+ *       holds nothing anyone may read. The engine clears the bit ({@link Owner#reuse}; for a
+ *       batch's runs at once, {@link Owner#reuseAll}) before it writes the page's frame again and
+ *       before it drops the frame ({@link Owner#forget}); a page
  *       that becomes the host's with no copy home (a fresh page) loses its bit, and its old frame,
  *       when the host side is synced ({@link Owner#takeBackStale}).</li>
  *   <li>No frame of an in-flight mask is written until its release returned: {@code reuse} and
@@ -240,6 +241,22 @@ public final class RetainedFrames implements AutoCloseable {
          */
         public void reuse(long page, long count) {
             takeBack(page, count, false);
+        }
+
+        /** {@link #reuse} of pages [firstPages[i], firstPages[i]+counts[i]) for each i below {@code n}, under one hold of the lock. */
+        public void reuseAll(long[] firstPages, int[] counts, int n) {
+            boolean interrupted = false;
+            synchronized (RetainedFrames.this) {
+                for (int i = 0; i < n && bytes != 0; i++) {
+                    long page = firstPages[i];
+                    long end = page + counts[i];
+                    while (inFlightCovers(page, end)) {
+                        interrupted |= waitLocked();
+                    }
+                    clearLocked(page, end);
+                }
+            }
+            restoreInterrupt(interrupted);
         }
 
         /**

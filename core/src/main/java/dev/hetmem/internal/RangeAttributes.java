@@ -99,6 +99,9 @@ public final class RangeAttributes {
 
     public Attrs at(long page) {
         Snapshot s = snapshot;
+        if (s.starts.length == 1) {
+            return s.attrs[0];   // the usual region: no advice, nothing freed
+        }
         int i = Arrays.binarySearch(s.starts, page);
         return s.attrs[i >= 0 ? i : -i - 2];
     }
@@ -106,6 +109,9 @@ public final class RangeAttributes {
     /** The first page after {@code page} whose attributes may differ (the region's end if none). */
     public long nextChange(long page) {
         Snapshot s = snapshot;
+        if (s.starts.length == 1) {
+            return pages;
+        }
         int i = Arrays.binarySearch(s.starts, page);
         int idx = i >= 0 ? i : -i - 2;
         return idx + 1 < s.starts.length ? s.starts[idx + 1] : pages;

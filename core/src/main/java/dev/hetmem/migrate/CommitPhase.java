@@ -3,6 +3,8 @@ package dev.hetmem.migrate;
 import dev.hetmem.Trigger;
 import dev.hetmem.driver.DeviceDriver;
 import dev.hetmem.internal.RegionState;
+import java.util.IdentityHashMap;
+import java.util.Map;
 
 import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
 
@@ -19,15 +21,114 @@ final class CommitPhase {
 
     static void commit(EngineContext ctx, MigrationBatch batch) {
         HostReleases hostReleases = new HostReleases();
-        for (Run r : batch.runs) {
-            switch (r.action) {
-                case DUPLICATE -> commitDuplicate(ctx, r, batch.target, batch.trigger, hostReleases);
-                case REMOTE_MAP -> commitRemote(ctx, r, batch.target);
-                case RELOCATE -> commitRelocate(ctx, r, batch.target);
-                default -> commitMove(ctx, r, batch.target, batch.trigger, hostReleases);
+        // the device frames the moves leave, per region, freed together after the runs' syncs
+        // (FREED_FRAMES_AFTER_MIRROR holds for each: its sync came first), not one allocator lock a
+        // run; at most FREE_EVERY frames wait so, not a whole 1 GiB batch's in flight
+        Map<RegionState, FrameReleases> sourceFrames = new IdentityHashMap<>(2);
+        // pages migrated, counted once a region's stretch of runs ends (two threads counting page by
+        // page into the same counters cost more than the rest of a 4 KiB run's commit)
+        MigratedCount migrated = new MigratedCount(ctx, batch.target, batch.trigger);
+        Throwable failed = null;
+        try {
+            FrameReleases frees = null;
+            RegionState freesOf = null;
+            for (Run r : batch.runs) {
+                switch (r.action) {
+                    case DUPLICATE -> commitDuplicate(ctx, r, batch.target, hostReleases, migrated);
+                    case REMOTE_MAP -> commitRemote(ctx, r, batch.target);
+                    case RELOCATE -> commitRelocate(ctx, r, batch.target);
+                    default -> {
+                        if (r.region != freesOf) {
+                            frees = sourceFrames.computeIfAbsent(r.region, k -> new FrameReleases(ctx));
+                            freesOf = r.region;
+                        }
+                        commitMove(ctx, r, batch.target, batch.trigger, hostReleases, frees, migrated);
+                        if (frees.pendingFrames() >= FREE_EVERY) {
+                            frees.flush(r.region, true);   // every run added so far is synced
+                        }
+                    }
+                }
+            }
+        } catch (Throwable e) {
+            failed = e;
+            throw e;
+        } finally {
+            try {
+                migrated.flush();
+            } finally {
+                freeSourceFrames(sourceFrames, failed);
             }
         }
+        // every run committed; not reached when one failed, since its host frames may be queued
+        // before its sync failed
         hostReleases.flush(ctx.pool);
+    }
+
+    /** Source frames that wait for the end of the batch at most: then they go back at once. */
+    static final int FREE_EVERY = 8192;
+
+    /** Pages a batch migrated, counted per stretch of runs of one region. */
+    private static final class MigratedCount {
+        private final EngineContext ctx;
+        private final int target;
+        private final Trigger trigger;
+        private RegionState region;
+        private long pages;
+
+        MigratedCount(EngineContext ctx, int target, Trigger trigger) {
+            this.ctx = ctx;
+            this.target = target;
+            this.trigger = trigger;
+        }
+
+        void add(RegionState r, long n) {
+            if (r != region) {
+                flush();
+                region = r;
+            }
+            pages += n;
+        }
+
+        void flush() {
+            if (pages > 0) {
+                region.counters().migrated(target, trigger, pages);
+                ctx.memoryCounters.migrated(target, trigger, pages);
+                pages = 0;
+            }
+        }
+    }
+
+    /**
+     * Frees what the committed runs left, every region's whatever fails (each uncounts its frames);
+     * a failure here is added to {@code failed} if there is one, else the first is thrown.
+     */
+    private static void freeSourceFrames(Map<RegionState, FrameReleases> sourceFrames, Throwable failed) {
+        Throwable first = null;
+        for (Map.Entry<RegionState, FrameReleases> e : sourceFrames.entrySet()) {
+            try {
+                e.getValue().flush(e.getKey(), true);
+            } catch (Throwable x) {
+                if (first == null) {
+                    first = x;
+                } else if (first != x) {
+                    first.addSuppressed(x);
+                }
+            }
+        }
+        if (first == null) {
+            return;
+        }
+        if (failed != null) {
+            failed.addSuppressed(first);
+            return;
+        }
+        if (first instanceof RuntimeException re) {
+            throw re;
+        }
+        if (first instanceof Error err) {
+            throw err;
+        }
+        throw new IllegalStateException(first);
     }
 
     /** The target maps the host's copy in place. */
@@ -80,7 +181,8 @@ final class CommitPhase {
     }
 
     /** MOVE, COLLAPSE, POPULATE, LOAD: the target becomes the only holder and the writer. */
-    private static void commitMove(EngineContext ctx, Run r, int target, Trigger trigger, HostReleases hostReleases) {
+    private static void commitMove(EngineContext ctx, Run r, int target, Trigger trigger, HostReleases hostReleases,
+                                   FrameReleases frees, MigratedCount migrated) {
         RegionState region = r.region;
         boolean anyReadOnly = region.attributes().anyReadOnly(r.page(), r.page() + r.count);
         if (target != 0 && (r.holders & 1) != 0) {
@@ -90,26 +192,25 @@ final class CommitPhase {
             }
         }
         int others = r.action.fresh() ? 0 : r.holders & ~(1 << target);
-        // source device frames are freed only after the host side is synced: FREED_FRAMES_AFTER_MIRROR
-        FrameReleases frees = new FrameReleases(ctx);
+        // source device frames are freed only after the host side is synced (FREED_FRAMES_AFTER_MIRROR):
+        // by the caller, once every run of the batch is
         boolean zeros = r.action == Action.POPULATE && target != 0 && !r.write;
+        int mark = frees.mark();
         try {
             changeTable(ctx, r, target, others, zeros, frees, hostReleases);
             // the host lets go (its readers fault from now on) before a device may write: never a
             // writer on one node while another still maps the page
             ctx.syncHost(region, r.block, r.first, r.first + r.count);
         } catch (RuntimeException | Error e) {
-            frees.abandon();   // frames the host side may still name stay allocated; verify() reports them
+            frees.abandonFrom(mark);   // frames the host side may still name stay allocated; verify() reports them
             throw e;
         }
-        frees.flush(region, true);
         releaseStaging(ctx, r, target, hostReleases);
         if (target != 0) {
             mapTarget(ctx.driver(target), r, anyReadOnly, zeros);
         }
         if (r.action == Action.MOVE || r.action == Action.LOAD) {
-            region.counters().migrated(target, trigger, r.count);
-            ctx.memoryCounters.migrated(target, trigger, r.count);
+            migrated.add(region, r.count);
         }
         // fault-driven ping-pong and capacity thrashing (evicted, faulted back) both count
         if (r.action == Action.MOVE && (trigger == Trigger.FAULT || trigger == Trigger.EVICTION) && ctx.thrashControl
@@ -164,7 +265,8 @@ final class CommitPhase {
     }
 
     /** A read-only copy joins the holders; the former writer keeps its copy without write. */
-    private static void commitDuplicate(EngineContext ctx, Run r, int target, Trigger trigger, HostReleases hostReleases) {
+    private static void commitDuplicate(EngineContext ctx, Run r, int target, HostReleases hostReleases,
+                                        MigratedCount migrated) {
         int w = r.block.writer(r.first);
         if (w >= 0) {
             r.block.clearWritableRange(w, r.first, r.count);
@@ -184,8 +286,7 @@ final class CommitPhase {
         }
         ctx.syncHost(r.region, r.block, r.first, r.first + r.count);
         releaseStaging(ctx, r, target, hostReleases);
-        r.region.counters().migrated(target, trigger, r.count);
-        ctx.memoryCounters.migrated(target, trigger, r.count);
+        migrated.add(r.region, r.count);
     }
 
     /**

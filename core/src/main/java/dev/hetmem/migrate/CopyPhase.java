@@ -5,7 +5,10 @@ import dev.hetmem.driver.CopyBatch;
 import dev.hetmem.driver.CopyEngine;
 import dev.hetmem.driver.DeviceDriver;
 
+import dev.hetmem.internal.RegionState;
+
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletionException;
 
@@ -28,6 +31,7 @@ final class CopyPhase {
         CopyBatch toTarget = new CopyBatch();
         List<Run> peer = new ArrayList<>();
         List<Run> within = new ArrayList<>();
+        CopiesHome home = new CopiesHome(ctx, toHost);
         for (Run r : batch.runs) {
             if (r.action == Action.RELOCATE) {
                 within.add(r);
@@ -51,15 +55,13 @@ final class CopyPhase {
                 continue;
             }
             if (r.source != 0) {
-                if (toHost[r.source] == null) {
-                    toHost[r.source] = new CopyBatch();
-                }
-                r.region.host().copyHome(r.page(), r.count, ctx.driver(r.source), r.framesOn(r.source), toHost[r.source]);
+                home.add(r);
             }
             if (target != 0) {
                 addFrames(toTarget, CopyBatch.TO_DEVICE, r.va(), r.frames, r.count);
             }
         }
+        home.flush();
         for (int n = 1; n < toHost.length; n++) {
             if (toHost[n] != null) {
                 run(ctx, ctx.driver(n), toHost[n]);
@@ -69,6 +71,54 @@ final class CopyPhase {
             run(ctx, ctx.driver(target), toTarget);
             copyPeers(ctx, peer, target);
             copyWithin(ctx, within, target);
+        }
+    }
+
+    /**
+     * Copies home, handed to the region's host side a stretch of runs at a time (runs of one region
+     * from one device in a row), so that its per-call work is done once for the stretch.
+     */
+    private static final class CopiesHome {
+        private final EngineContext ctx;
+        private final CopyBatch[] toHost;
+        private RegionState region;
+        private int source;
+        private long[] firstPages = new long[16];
+        private int[] counts = new int[16];
+        private int[][] frames = new int[16][];
+        private int n;
+
+        CopiesHome(EngineContext ctx, CopyBatch[] toHost) {
+            this.ctx = ctx;
+            this.toHost = toHost;
+        }
+
+        void add(Run r) {
+            if (n > 0 && (r.region != region || r.source != source)) {
+                flush();
+            }
+            region = r.region;
+            source = r.source;
+            if (n == counts.length) {
+                firstPages = Arrays.copyOf(firstPages, 2 * n);
+                counts = Arrays.copyOf(counts, 2 * n);
+                frames = Arrays.copyOf(frames, 2 * n);
+            }
+            firstPages[n] = r.page();
+            counts[n] = r.count;
+            frames[n++] = r.framesOn(source);
+        }
+
+        void flush() {
+            if (n == 0) {
+                return;
+            }
+            if (toHost[source] == null) {
+                toHost[source] = new CopyBatch();
+            }
+            region.host().copyHomeAll(firstPages, counts, frames, n, ctx.driver(source), toHost[source]);
+            Arrays.fill(frames, 0, n, null);
+            n = 0;
         }
     }
 

@@ -30,6 +30,7 @@ final class FrameReleases {
 
     private final EngineContext ctx;
     private final List<Pending> pending = new ArrayList<>(2);
+    private int pendingFrames;
 
     FrameReleases(EngineContext ctx) {
         this.ctx = ctx;
@@ -39,6 +40,7 @@ final class FrameReleases {
     void add(int node, int[] frames, long firstPage) {
         ctx.inFlight.add(node, frames.length);
         pending.add(new Pending(node, frames, firstPage));
+        pendingFrames += frames.length;
     }
 
     /** Frees them; {@code hostInLine} is false only for a killed region (its host side reads no frame). */
@@ -48,30 +50,79 @@ final class FrameReleases {
 
     /**
      * Frees them, except those of nodes marked in {@code keep} (a device whose invalidation failed may
-     * still use them: they stay allocated, uncounted, and verify() reports them).
+     * still use them: they stay allocated, uncounted, and verify() reports them). Each node's frames
+     * go back under one hold of its allocator's lock: a commit of thousands of scattered pages gives
+     * them back at once, not one lock a page.
      */
     void flush(RegionState region, boolean hostInLine, boolean[] keep) {
-        RuntimeException first = null;
-        for (Pending f : pending) {
-            if (keep != null && keep[f.node]) {
-                ctx.inFlight.add(f.node, -f.frames.length);
+        Throwable first = null;
+        for (int node = 0; node < ctx.nodeCount() && !pending.isEmpty(); node++) {
+            int total = 0;
+            for (Pending f : pending) {
+                if (f.node == node) {
+                    total += f.frames.length;
+                }
+            }
+            if (total == 0) {
                 continue;
             }
             try {
-                if (hostInLine) {
-                    free(ctx, region, f.node, f.frames, f.frames.length, f.firstPage);
-                } else {
-                    free(ctx.device(f.node).allocator(), f.frames, f.frames.length);
+                if (keep == null || !keep[node]) {
+                    int[] all = new int[total];
+                    int k = 0;
+                    for (Pending f : pending) {
+                        if (f.node == node) {
+                            assert !hostInLine || region.host().namesNone(ctx.driver(node), f.frames, f.frames.length, f.firstPage)
+                                    : region + ": freeing a device frame that the host side of pages from " + f.firstPage
+                                    + " still names";
+                            System.arraycopy(f.frames, 0, all, k, f.frames.length);
+                            k += f.frames.length;
+                        }
+                    }
+                    ctx.device(node).allocator().freeAll(all, total);
                 }
-            } catch (RuntimeException e) {
-                first = first == null ? e : first;
+            } catch (Throwable e) {
+                // every node's frames are still uncounted (below): a count left behind would make
+                // eviction wait for frames that never come back
+                if (first == null) {
+                    first = e;
+                } else if (first != e) {
+                    first.addSuppressed(e);
+                }
             } finally {
-                ctx.inFlight.add(f.node, -f.frames.length);
+                ctx.inFlight.add(node, -total);
             }
         }
         pending.clear();
-        if (first != null) {
-            throw first;
+        pendingFrames = 0;
+        if (first instanceof RuntimeException re) {
+            throw re;
+        }
+        if (first instanceof Error err) {
+            throw err;
+        }
+    }
+
+    /** Frames added and not yet freed or abandoned. */
+    int pendingFrames() {
+        return pendingFrames;
+    }
+
+    /** How many additions this holds: what {@link #abandonFrom} goes back to. */
+    int mark() {
+        return pending.size();
+    }
+
+    /**
+     * Abandons the frames added since {@code mark} (as {@link #abandon} does), keeping the earlier
+     * ones for {@link #flush}: a commit whose host sync failed for one run still frees those of the
+     * runs synced before it.
+     */
+    void abandonFrom(int mark) {
+        while (pending.size() > mark) {
+            Pending f = pending.removeLast();
+            ctx.inFlight.add(f.node, -f.frames.length);
+            pendingFrames -= f.frames.length;
         }
     }
 
@@ -84,6 +135,7 @@ final class FrameReleases {
             ctx.inFlight.add(f.node, -f.frames.length);
         }
         pending.clear();
+        pendingFrames = 0;
     }
 
     /**

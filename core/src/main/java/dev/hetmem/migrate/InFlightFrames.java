@@ -39,6 +39,17 @@ final class InFlightFrames {
         return f;
     }
 
+    /**
+     * {@link BuddyAllocator#allocateUpTo}: 2^maxOrder counted before, the part not granted uncounted
+     * after; -1 (nothing counted) if no frame is free.
+     */
+    long allocateUpTo(BuddyAllocator alloc, int node, int maxOrder) {
+        frames.addAndGet(node, 1L << maxOrder);
+        long got = alloc.allocateUpTo(maxOrder);
+        frames.addAndGet(node, -((1L << maxOrder) - (got < 0 ? 0 : 1L << (got & 15))));
+        return got;
+    }
+
     /** Frames [first, first + count), taken by one of the calls here, back to the allocator, then uncounted. */
     void free(BuddyAllocator alloc, int node, int first, int count) {
         alloc.freeRun(first, count);

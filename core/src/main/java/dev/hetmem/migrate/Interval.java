@@ -183,10 +183,13 @@ final class Interval {
      */
     static List<Interval> normalize(List<MigrationRequest> requests, boolean widen) {
         // sorted by where each request's interval starts (widened or not), so that merging only extends ends
-        List<MigrationRequest> sorted = new ArrayList<>(requests);
-        sorted.sort(Comparator.comparingInt((MigrationRequest r) -> r.region().id())
-                .thenComparingLong(r -> start(r, widen)));
-        List<Interval> out = new ArrayList<>();
+        List<MigrationRequest> sorted = requests;
+        if (!inOrder(requests, widen)) {   // a prefetch list usually is: thousands of requests, no sort
+            sorted = new ArrayList<>(requests);
+            sorted.sort(Comparator.comparingInt((MigrationRequest r) -> r.region().id())
+                    .thenComparingLong(r -> start(r, widen)));
+        }
+        List<Interval> out = new ArrayList<>(sorted.size());
         Interval last = null;
         for (MigrationRequest r : sorted) {
             boolean w = widen && !r.contiguous();
@@ -204,6 +207,21 @@ final class Interval {
             iv.seal();
         }
         return out;
+    }
+
+    /** Whether the requests are sorted already as {@link #normalize} sorts them. */
+    private static boolean inOrder(List<MigrationRequest> requests, boolean widen) {
+        MigrationRequest prev = null;
+        for (MigrationRequest r : requests) {
+            if (prev != null) {
+                int byRegion = Integer.compare(prev.region().id(), r.region().id());
+                if (byRegion > 0 || (byRegion == 0 && start(prev, widen) > start(r, widen))) {
+                    return false;
+                }
+            }
+            prev = r;
+        }
+        return true;
     }
 
     /** Where a request's interval starts: its granule's first page, unless it is not widened (or contiguous). */

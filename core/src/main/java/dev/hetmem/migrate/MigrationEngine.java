@@ -156,8 +156,9 @@ public final class MigrationEngine implements AutoCloseable {
                 // under the same locks, so no batch planned after the mark can bring one back. Release
                 // and eviction sweep whole regions: the planner passes over freed pages for them
                 if (trigger != Trigger.RELEASE && trigger != Trigger.EVICTION) {
+                    String what = "a " + trigger.name().toLowerCase(java.util.Locale.ROOT);   // once: a prefetch list has thousands
                     for (MigrationRequest r : requests) {
-                        r.region().refuseFreed(r.from(), r.to(), "a " + trigger.name().toLowerCase(java.util.Locale.ROOT));
+                        r.region().refuseFreed(r.from(), r.to(), what);
                     }
                 }
                 // device-exclusive access: host views and exclusive kernels wait for each other (Exclusivity)

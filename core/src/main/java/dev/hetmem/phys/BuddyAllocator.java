@@ -102,6 +102,30 @@ public final class BuddyAllocator {
     }
 
     /**
+     * Allocates the largest free block of order at most {@code maxOrder} that needs no split of a
+     * larger one (the holes that are there, largest first, so that whole 2 MiB blocks stay whole);
+     * with none free at those orders, 2^maxOrder frames split from the smallest larger block. One
+     * call where probing order by order would take the lock up to ten times on a fragmented device.
+     *
+     * @return the first frame shifted left by 4 with the order in the low 4 bits, or -1 if no frame is free
+     */
+    public synchronized long allocateUpTo(int maxOrder) {
+        checkOrder(maxOrder);
+        for (int o = maxOrder; o >= 0; o--) {
+            if (liveCount[o] > 0) {
+                int f = pop(o);
+                if (f >= 0) {
+                    freeFrames -= 1L << o;
+                    changes++;
+                    return ((long) f << 4) | o;
+                }
+            }
+        }
+        int f = allocate(maxOrder);
+        return f < 0 ? -1 : ((long) f << 4) | maxOrder;
+    }
+
+    /**
      * Allocates {@code count} consecutive frames (any count, not only powers of two) that do not
      * cross a multiple of {@code boundary}: the placement a plain kernel argument needs, whose
      * pages the kernel reaches by one base pointer. Chooses the smallest free stretch that holds
@@ -279,6 +303,29 @@ public final class BuddyAllocator {
             free(f, o);
             f += 1 << o;
             left -= 1 << o;
+        }
+    }
+
+    /**
+     * Frees {@code frames[0..count)}, any frame numbers, one {@link #freeRun} per stretch of
+     * consecutive ones, under one hold of the lock. A stretch that cannot be freed (a double free)
+     * does not stop the others; the first such failure is thrown after all were tried.
+     */
+    public synchronized void freeAll(int[] frames, int count) {
+        RuntimeException first = null;
+        for (int i = 0, n; i < count; i += n) {
+            n = 1;
+            while (i + n < count && frames[i + n] == frames[i] + n) {
+                n++;
+            }
+            try {
+                freeRun(frames[i], n);
+            } catch (RuntimeException e) {
+                first = first == null ? e : first;
+            }
+        }
+        if (first != null) {
+            throw first;
         }
     }
 

@@ -87,6 +87,27 @@ class BuddyAllocatorTest {
         assertThrows(IllegalArgumentException.class, () -> new BuddyAllocator(1L << 32));
     }
 
+    @Test
+    void freeAllFreesEveryStretchAndReportsADoubleFreeAfterTheRest() {
+        BuddyAllocator a = new BuddyAllocator(1024);
+        int[] taken = new int[64];
+        for (int i = 0; i < taken.length; i++) {
+            taken[i] = a.allocate(0);
+        }
+        a.free(taken[10], 0);   // freed already: the stretch holding it is a double free
+        // the first half out of order (no two consecutive), the second one stretch of 32
+        int[] frames = new int[64];
+        for (int i = 0; i < 32; i++) {
+            frames[i] = taken[(i * 13) % 32];
+            frames[32 + i] = taken[32 + i];
+        }
+        var e = assertThrows(IllegalStateException.class, () -> a.freeAll(frames, 64));
+        assertTrue(e.getMessage().contains("double free"), e.getMessage());
+        assertEquals(1024, a.freeFrames(), "every other frame freed although one stretch failed");
+        assertTrue(a.allocate(BuddyAllocator.MAX_ORDER) >= 0 && a.allocate(BuddyAllocator.MAX_ORDER) >= 0,
+                "and coalesced back into whole blocks");
+    }
+
     /**
      * Runs of any length, mixed at random with block allocations and frees, checked against a
      * bitmap of every frame: a run is consecutive free frames within one boundary stretch, found

@@ -53,9 +53,14 @@ final class EmulatedPageTable {
     }
 
     void unmap(long va, long pages) {
+        long[] leaf = null;
+        long leafKey = -1;   // one leaf lookup per 2 MiB, as map does
         for (long i = 0; i < pages; i++) {
             long v = va + (i << PAGE_SHIFT);
-            long[] leaf = leaf(v);
+            if ((v >>> BLOCK_SHIFT) != leafKey) {
+                leafKey = v >>> BLOCK_SHIFT;
+                leaf = leaf(v);
+            }
             if (leaf != null) {
                 leaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))] = 0;
             }
@@ -63,9 +68,14 @@ final class EmulatedPageTable {
     }
 
     void protect(long va, long pages, boolean writable) {
+        long[] leaf = null;
+        long leafKey = -1;
         for (long i = 0; i < pages; i++) {
             long v = va + (i << PAGE_SHIFT);
-            long[] leaf = leaf(v);
+            if ((v >>> BLOCK_SHIFT) != leafKey) {
+                leafKey = v >>> BLOCK_SHIFT;
+                leaf = leaf(v);
+            }
             if (leaf != null) {
                 int idx = (int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
                 long e = leaf[idx];
