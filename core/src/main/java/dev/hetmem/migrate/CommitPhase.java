@@ -53,15 +53,49 @@ final class CommitPhase {
             failed = e;
             throw e;
         } finally {
+            Throwable late = null;   // a failure of the steps below, each run whatever the others did
             try {
                 migrated.flush();
-            } finally {
+            } catch (Throwable e) {
+                late = e;
+            }
+            try {
                 freeSourceFrames(sourceFrames, failed);
+            } catch (Throwable e) {
+                late = keep(late, e);
+            }
+            if (failed == null) {
+                // once every run committed, even if freeing device frames failed; not when one failed,
+                // since its host frames may be queued before its sync failed
+                try {
+                    hostReleases.flush(ctx.pool);
+                } catch (Throwable e) {
+                    late = keep(late, e);
+                }
+            }
+            if (late != null) {
+                if (failed != null) {
+                    failed.addSuppressed(late);
+                } else if (late instanceof RuntimeException re) {
+                    throw re;
+                } else if (late instanceof Error err) {
+                    throw err;
+                } else {
+                    throw new IllegalStateException(late);
+                }
             }
         }
-        // every run committed; not reached when one failed, since its host frames may be queued
-        // before its sync failed
-        hostReleases.flush(ctx.pool);
+    }
+
+    /** The first of two failures, the second suppressed in it. */
+    private static Throwable keep(Throwable first, Throwable next) {
+        if (first == null) {
+            return next;
+        }
+        if (first != next) {
+            first.addSuppressed(next);
+        }
+        return first;
     }
 
     /** Source frames that wait for the end of the batch at most: then they go back at once. */

@@ -20,7 +20,7 @@ import java.util.List;
  * marked the page STOLEN; the engine then took the stolen page as the host's truth, and the bytes
  * its owner had stored were gone. The rule: the page table changes, then the host side is synced
  * ({@link EngineContext#syncHost}), then the frames go back. A state word never names a frame the
- * allocator can hand out. {@link #free(EngineContext, RegionState, int, int[], int, long)} asserts it.
+ * allocator can hand out. {@link #flush} asserts it (with assertions on) for every frame it frees.
  *
  * <p>Frames here are counted in flight from before they leave residency until they are free, so
  * a thread looking for room meanwhile waits for them instead of deciding the device is full.
@@ -136,16 +136,6 @@ final class FrameReleases {
         }
         pending.clear();
         pendingFrames = 0;
-    }
-
-    /**
-     * Frees device frames that held pages [firstPage, firstPage+count) of a region, after checking
-     * (with assertions on) that the region's host side names none of them.
-     */
-    static void free(EngineContext ctx, RegionState region, int node, int[] frames, int count, long firstPage) {
-        assert region.host().namesNone(ctx.driver(node), frames, count, firstPage)
-                : region + ": freeing a device frame that the host side of pages from " + firstPage + " still names";
-        free(ctx.device(node).allocator(), frames, count);
     }
 
     /** Gives frames back to the allocator, one call per contiguous stretch. */

@@ -227,6 +227,60 @@ class OpenClDeviceTest {
         }
     }
 
+    /**
+     * A CPU device with the host's memory (PoCL's) keeps its pools in host memory it shares and
+     * moves pages by CPU copies; asked not to, or on another device, its pools are its own buffers
+     * and pages move by OpenCL transfers. Either way a kernel sees what the host wrote, the host
+     * what the kernel wrote, through migration, eviction to make room, and zero pages.
+     */
+    @Test
+    void poolsShareTheHostsMemoryOnACpuDeviceAndAreTheDevicesOwnOnRequest() {
+        OpenClFixture.needsOpenCl();
+        for (boolean share : new boolean[] {true, false}) {
+            try (OpenClDevice dev = OpenClDevice.builder().capacity(8 * MiB).maxPoolBytes(4 * MiB).sharedPools(share).build();
+                 UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
+                 OpenClProgram p = dev.compile("""
+                         __kernel void inc(HM_SPACE_PARAMS, HM_REGION(x)) {
+                             __global long *v = HM_WPTR(long, x, get_global_id(0));
+                             *v = *v + 1;
+                         }
+                         """)) {
+                if (!share) {
+                    assertFalse(dev.sharesHostMemory(), "pools of its own when asked");
+                } else if (dev.info().type().equals("CPU")) {
+                    // PoCL's CPU device works in place (the CI machines' device): the test then covers the CPU copies
+                    assertTrue(dev.sharesHostMemory() || !dev.info().platformName().contains("Portable"),
+                            dev.info() + ": PoCL's CPU device shares its pools with the host");
+                }
+                Region a = mem.allocate(6 * MiB);
+                Region b = mem.allocate(6 * MiB);
+                Region zeros = mem.allocate(2 * MiB);
+                fillLongs(a, 11);
+                fillLongs(b, 12);
+                mem.launch(1, p.kernel("inc"), 6 * MiB / 8, KernelArg.readWrite(a));
+                mem.launch(1, p.kernel("inc"), 6 * MiB / 8, KernelArg.readWrite(b));   // a goes home to make room
+                mem.launch(1, p.kernel("inc"), 2 * MiB / 8, KernelArg.readWrite(zeros));   // zero pages made on the device
+                // one launch over 12 MiB on the 8 MiB device, tiled by its windows: the next tile's pages
+                // move while a tile's kernel runs, and earlier tiles' go home to make room
+                Region big = mem.allocate(12 * MiB);
+                fillLongs(big, 13);
+                mem.launch(1, p.kernel("inc"), 12 * MiB / 8, KernelArg.readWrite(big).perItem(8));
+                for (Region r : new Region[] {a, b, zeros, big}) {
+                    long seed = r == a ? 11 : r == b ? 12 : r == big ? 13 : -1;
+                    try (HostView v = r.host(0, r.size(), Access.READ)) {
+                        for (long i = 0; i < r.size() / 8; i++) {
+                            long want = (seed < 0 ? 0 : value(seed, i)) + 1;
+                            if (v.segment().getAtIndex(ValueLayout.JAVA_LONG, i) != want) {
+                                assertEquals(want, v.segment().getAtIndex(ValueLayout.JAVA_LONG, i), "long " + i + ", shared " + share);
+                            }
+                        }
+                    }
+                }
+                assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
+            }
+        }
+    }
+
     @Test
     void aLostDeviceLeavesHostDataIntactAndSaysSo() {
         try (OpenClDevice dev = OpenClFixture.device(8 * MiB);

@@ -35,6 +35,8 @@ final class ClLibrary {
     static final int CL_DEVICE_VERSION = 0x102F;
     static final long CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE = 1;
     static final long CL_MEM_READ_WRITE = 1;
+    static final long CL_MEM_USE_HOST_PTR = 8;
+    static final int CL_DEVICE_HOST_UNIFIED_MEMORY = 0x1035;
     static final long CL_MEM_READ_ONLY = 4;
     static final int CL_PROGRAM_BUILD_LOG = 0x1183;
     static final int CL_EVENT_COMMAND_EXECUTION_STATUS = 0x11D3;

@@ -53,6 +53,11 @@ final class OpenClContext {
     /** Out of order where the device allows: the copy engine's transfers. */
     final MemorySegment copyQueue;
     final MemorySegment[] pools;
+    /**
+     * Per pool, the host memory it was created over where the device shares the host's memory
+     * ({@link SharedPoolMemory}); all null where the pools are the device's own buffers.
+     */
+    private final MemorySegment[] sharedMemory;
     final long capacity;
     final int framesPerPool;
     /** Bytes a sub-buffer's origin must be a multiple of (CL_DEVICE_MEM_BASE_ADDR_ALIGN, given in bits). */
@@ -74,7 +79,8 @@ final class OpenClContext {
      */
     record Borrowed(long context, long device, long queue) {}
 
-    OpenClContext(int platform, int deviceIndex, String name, long capacity, long maxPoolBytes, Borrowed borrowed) {
+    OpenClContext(int platform, int deviceIndex, String name, long capacity, long maxPoolBytes, Borrowed borrowed,
+                  boolean sharePools) {
         List<OpenClDeviceInfo> all = OpenClPlatforms.devices();
         if (all.isEmpty()) {
             throw new OpenClUnavailableException(OpenClPlatforms.unavailableReason());
@@ -107,6 +113,7 @@ final class OpenClContext {
         this.framesPerPool = (int) (poolBytes >>> PAGE_SHIFT);
         this.capacity = want;
         this.pools = new MemorySegment[poolCount];
+        this.sharedMemory = new MemorySegment[poolCount];
         MemorySegment ctx = MemorySegment.NULL;
         MemorySegment kq = MemorySegment.NULL;
         MemorySegment cq = MemorySegment.NULL;
@@ -133,16 +140,37 @@ final class OpenClContext {
             long props = OpenClPlatforms.deviceLong(cl, device, ClLibrary.CL_DEVICE_QUEUE_PROPERTIES);
             long outOfOrder = props & ClLibrary.CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE;
             cq = handle(cl.createCommandQueue, "clCreateCommandQueue", err, ctx, device, outOfOrder, err);
+            // a CPU device with the host's memory may use a buffer's host memory as its own: pools there
+            // let pages move by CPU copies that run while kernels do (SharedPoolMemory); the first pool
+            // is probed, and where the device does not work in place the pools are its own buffers
+            boolean share = sharePools && info.type().equals("CPU") && reportsUnifiedMemory(cl, device);
             for (int p = 0; p < poolCount; p++) {
                 long bytes = p < poolCount - 1 ? poolBytes : want - poolBytes * (poolCount - 1);
-                pools[p] = handle(cl.createBuffer, "clCreateBuffer", err, ctx, ClLibrary.CL_MEM_READ_WRITE, bytes, MemorySegment.NULL, err);
+                if (share) {
+                    sharedMemory[p] = SharedPoolMemory.map(bytes).reinterpret(bytes, poolMemory, null);
+                    pools[p] = handle(cl.createBuffer, "clCreateBuffer", err, ctx,
+                            ClLibrary.CL_MEM_READ_WRITE | ClLibrary.CL_MEM_USE_HOST_PTR, bytes, sharedMemory[p], err);
+                    if (p == 0 && !worksInPlace(kq, pools[0], sharedMemory[0], a)) {
+                        call(cl.releaseMemObject, pools[0]);
+                        pools[0] = null;
+                        SharedPoolMemory.unmap(sharedMemory[0]);
+                        sharedMemory[0] = null;
+                        share = false;
+                        p--;   // made again as the device's own buffer
+                        continue;
+                    }
+                } else {
+                    pools[p] = handle(cl.createBuffer, "clCreateBuffer", err, ctx, ClLibrary.CL_MEM_READ_WRITE, bytes,
+                            MemorySegment.NULL, err);
+                }
                 // implementations allocate lazily: touch both ends now so a pool that cannot be had fails here, by name
                 fillBlocking(kq, pools[p], 0, PAGE_BYTES, a);
                 fillBlocking(kq, pools[p], bytes - PAGE_BYTES, PAGE_BYTES, a);
             }
             fm = handle(cl.createBuffer, "clCreateBuffer", err, ctx, ClLibrary.CL_MEM_READ_WRITE, FAULT_BYTES, MemorySegment.NULL, err);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             releaseAll(ctx, kq, cq, fm);
+            unmapShared();
             arena.close();
             throw e;
         }
@@ -275,10 +303,16 @@ final class OpenClContext {
         return out;
     }
 
-    /** Enqueues a fill of {@code bytes} with the 4-byte {@code pattern}; returns the OpenCL status. */
+    /**
+     * Enqueues a fill of [offset, offset+bytes) of {@code mem} with {@code pattern}, whose size (a power
+     * of two up to 128 bytes) both must be multiples of. Pages are zeroed with {@link #zeroPattern}:
+     * PoCL fills pattern by pattern, and 4 MiB took 0.61 ms with a 4-byte pattern against 0.12 ms with
+     * a 128-byte one (C, this machine, median of 20).
+     */
     int fill(MemorySegment queue, MemorySegment mem, MemorySegment pattern, long offset, long bytes, MemorySegment event) {
         try {
-            return (int) cl.enqueueFillBuffer.invokeExact(queue, mem, pattern, 4L, offset, bytes, 0, MemorySegment.NULL, event);
+            return (int) cl.enqueueFillBuffer.invokeExact(queue, mem, pattern, pattern.byteSize(), offset, bytes, 0,
+                    MemorySegment.NULL, event);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -286,11 +320,19 @@ final class OpenClContext {
 
     private void fillBlocking(MemorySegment queue, MemorySegment mem, long offset, long bytes, Arena a) {
         MemorySegment ev = a.allocate(ADDRESS);
-        check("clEnqueueFillBuffer", fill(queue, mem, a.allocate(JAVA_INT), offset, bytes, ev));
+        check("clEnqueueFillBuffer", fill(queue, mem, zeroPattern(a), offset, bytes, ev));
         int rc = waitForEvents(1, ev);
         call(cl.releaseEvent, ev.get(ADDRESS, 0));
         check("clWaitForEvents", rc, "filling " + bytes + " bytes of a pool buffer");
     }
+
+    /** The largest fill pattern OpenCL allows, zeros: what whole pages are zeroed with. */
+    static MemorySegment zeroPattern(Arena a) {
+        return a.allocate(ZERO_PATTERN_BYTES);   // an arena's allocations are zeroed
+    }
+
+    /** OpenCL's largest fill pattern: a page (and a pool's offset of one) is a multiple of it. */
+    static final long ZERO_PATTERN_BYTES = 128;
 
     int waitForEvents(int n, MemorySegment events) {
         try {
@@ -321,7 +363,79 @@ final class OpenClContext {
     /** Releases every handle and the arena; the last step of closing the device. */
     void release() {
         releaseAll(context, kernelQueue, copyQueue, faultMem);
+        unmapShared();   // after the buffers over it are released
         arena.close();
+    }
+
+    /**
+     * The pools' shared memory, as segments of this arena: closed before the memory is unmapped, so
+     * that a copy racing the device's close fails on the closed segment instead of touching
+     * unmapped memory (a close while copies run breaks the driver's contract, but must not crash
+     * the JVM).
+     */
+    private final Arena poolMemory = Arena.ofShared();
+
+    /** Whether the pools live in host memory the device shares ({@link SharedPoolMemory}). */
+    boolean shared() {
+        return sharedMemory[0] != null;
+    }
+
+    /** CL_DEVICE_HOST_UNIFIED_MEMORY (deprecated since OpenCL 2.0): a device that cannot say is taken as not sharing. */
+    private static boolean reportsUnifiedMemory(ClLibrary cl, MemorySegment device) {
+        try {
+            return OpenClPlatforms.deviceInt(cl, device, ClLibrary.CL_DEVICE_HOST_UNIFIED_MEMORY) != 0;
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
+    /**
+     * Whether the device reads and writes {@code memory}, the host memory {@code pool} was created
+     * over, in place: a fill by the device shows in the memory, and a store to the memory shows in a
+     * read by the device. OpenCL allows an implementation to cache a buffer's host memory instead;
+     * such a device gets pools of its own.
+     */
+    private boolean worksInPlace(MemorySegment queue, MemorySegment pool, MemorySegment memory, Arena a) {
+        MemorySegment pattern = a.allocate(ZERO_PATTERN_BYTES);
+        pattern.fill((byte) 0x5A);
+        MemorySegment ev = a.allocate(ADDRESS);
+        check("clEnqueueFillBuffer", fill(queue, pool, pattern, 0, PAGE_BYTES, ev));
+        int rc = waitForEvents(1, ev);
+        call(cl.releaseEvent, ev.get(ADDRESS, 0));
+        check("clWaitForEvents", rc, "probing a pool buffer over host memory");
+        boolean deviceToHost = memory.get(JAVA_LONG, 0) == 0x5A5A5A5A5A5A5A5AL && memory.get(JAVA_LONG, PAGE_BYTES - 8) == 0x5A5A5A5A5A5A5A5AL;
+        memory.set(JAVA_LONG, 64, 0x0123456789ABCDEFL);
+        MemorySegment back = a.allocate(JAVA_LONG);
+        try {
+            check("clEnqueueReadBuffer", (int) cl.enqueueReadBuffer.invokeExact(queue, pool, ClLibrary.CL_TRUE, 64L, 8L, back, 0,
+                    MemorySegment.NULL, MemorySegment.NULL));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        memory.asSlice(0, PAGE_BYTES).fill((byte) 0);
+        return deviceToHost && back.get(JAVA_LONG, 0) == 0x0123456789ABCDEFL;
+    }
+
+    /** The shared host memory of frames [frame, frame+pages), which must lie in one pool; only where {@link #shared()}. */
+    MemorySegment sharedFrames(int frame, int pages) {
+        return sharedMemory[pool(frame)].asSlice(poolOffset(frame), (long) pages << PAGE_SHIFT);
+    }
+
+    private void unmapShared() {
+        try {
+            poolMemory.close();
+        } catch (IllegalStateException e) {
+            // a copy still runs on it: the memory stays mapped (leaked) rather than be taken from under it
+            System.getLogger(OpenClContext.class.getName()).log(System.Logger.Level.WARNING,
+                    name + ": pool memory still in use at close; left mapped", e);
+            return;
+        }
+        for (int p = 0; p < sharedMemory.length; p++) {
+            if (sharedMemory[p] != null) {
+                // once: by release, or by a constructor that fails (the segment is closed; its address stays)
+                SharedPoolMemory.unmap(MemorySegment.ofAddress(sharedMemory[p].address()).reinterpret(sharedMemory[p].byteSize()));
+            }
+        }
     }
 
     /** Releases what the constructor created, in reverse: buffers, queues, then the context. */

@@ -60,6 +60,10 @@ final class OpenClCopyEngine implements CopyEngine {
 
     /** Copies operations [from, to) of {@code batch} and returns when all of them are done. */
     void copy(CopyBatch batch, int from, int to) {
+        if (ctx.shared()) {
+            copyShared(batch, from, to);
+            return;
+        }
         try (Arena a = Arena.ofConfined()) {
             Transfers t = enqueue(batch, from, to, a);
             t.await();
@@ -159,6 +163,55 @@ final class OpenClCopyEngine implements CopyEngine {
         }
     }
 
+    /**
+     * Operations [from, to) as CPU copies into the pools' shared host memory ({@link SharedPoolMemory}),
+     * on the calling thread (the core spreads a batch over its copy threads): the same checks and
+     * fault injection as the transfers, no OpenCL call.
+     */
+    private void copyShared(CopyBatch batch, int from, int to) {
+        usable("clEnqueueWriteBuffer");
+        for (int i = from; i < to; i++) {
+            checkOperation(batch, i);
+            int frame = batch.frame(i);
+            int pages = batch.pages(i);
+            long host = batch.hostAddress(i);
+            while (pages > 0) {
+                int n = ctx.runInPool(frame, pages);
+                long bytes = (long) n << PAGE_SHIFT;
+                MemorySegment frames = ctx.sharedFrames(frame, n);
+                switch (batch.op(i)) {
+                    case CopyBatch.TO_DEVICE -> MemorySegment.copy(MemorySegment.ofAddress(host).reinterpret(bytes), 0, frames, 0, bytes);
+                    case CopyBatch.TO_HOST -> MemorySegment.copy(frames, 0, MemorySegment.ofAddress(host).reinterpret(bytes), 0, bytes);
+                    case CopyBatch.ZERO -> frames.fill((byte) 0);
+                    default -> throw new DeviceCopyException("unknown copy operation " + batch.op(i));
+                }
+                frame += n;
+                pages -= n;
+                host += bytes;
+            }
+        }
+    }
+
+    /** Before operation {@code i} of a batch, either way: the injected failure, and frames outside the device refused. */
+    private void checkOperation(CopyBatch batch, int i) {
+        if (copyFailure.fire()) {
+            throw new DeviceCopyException("injected copy failure on " + name + " at operation " + i + " of a batch of " + batch.size());
+        }
+        if (!ctx.holds(batch.frame(i), batch.pages(i))) {
+            throw new DeviceCopyException("frames " + batch.frame(i) + "+" + batch.pages(i) + " outside device memory of "
+                    + ctx.capacity + " bytes");
+        }
+    }
+
+    /** As the transfers fail on a closed or lost device: a lost one's failure is a copy failure. */
+    private void usable(String call) {
+        try {
+            ctx.checkUsable(call);
+        } catch (OpenClException e) {
+            throw new DeviceCopyException("copy on " + name + " failed", e);
+        }
+    }
+
     /** Enqueues operations [from, to) without blocking; a failure to enqueue is kept for {@link Transfers#await}. */
     private Transfers enqueue(CopyBatch batch, int from, int to, Arena a) {
         int slots = 0;
@@ -166,19 +219,14 @@ final class OpenClCopyEngine implements CopyEngine {
             slots += 1 + batch.pages(i) / ctx.framesPerPool + 1;
         }
         Transfers t = new Transfers(a.allocate(ADDRESS, Math.max(1, slots)));
-        MemorySegment zero = a.allocate(JAVA_INT);
+        MemorySegment zero = OpenClContext.zeroPattern(a);
         try {
             ctx.checkUsable("clEnqueueWriteBuffer");
             for (int i = from; i < to; i++) {
-                if (copyFailure.fire()) {
-                    throw new DeviceCopyException("injected copy failure on " + name + " at operation " + i + " of a batch of " + batch.size());
-                }
+                checkOperation(batch, i);
                 int frame = batch.frame(i);
                 int pages = batch.pages(i);
                 long host = batch.hostAddress(i);
-                if (!ctx.holds(frame, pages)) {
-                    throw new DeviceCopyException("frames " + frame + "+" + pages + " outside device memory of " + ctx.capacity + " bytes");
-                }
                 while (pages > 0) {
                     MemorySegment pool = ctx.pools[ctx.pool(frame)];
                     int n = ctx.runInPool(frame, pages);
@@ -218,6 +266,29 @@ final class OpenClCopyEngine implements CopyEngine {
      * that stays inside a pool on both sides, all in flight at once and waited for together.
      */
     void copyWithin(int[] sourceFrames, int[] frames, int[] pages, int count) {
+        if (ctx.shared()) {
+            usable("clEnqueueCopyBuffer");
+            for (int i = 0; i < count; i++) {
+                if (copyFailure.fire()) {
+                    throw new DeviceCopyException("injected copy failure on " + name + " (copy within its memory)");
+                }
+                int src = sourceFrames[i];
+                int dst = frames[i];
+                int left = pages[i];
+                if (!ctx.holds(src, left) || !ctx.holds(dst, left)) {
+                    throw new DeviceCopyException("frames " + src + "+" + left + " to " + dst + "+" + left
+                            + " outside device memory of " + ctx.capacity + " bytes");
+                }
+                while (left > 0) {
+                    int n = Math.min(ctx.runInPool(src, left), ctx.runInPool(dst, left));
+                    MemorySegment.copy(ctx.sharedFrames(src, n), 0, ctx.sharedFrames(dst, n), 0, (long) n << PAGE_SHIFT);
+                    src += n;
+                    dst += n;
+                    left -= n;
+                }
+            }
+            return;
+        }
         long slots = 0;
         for (int i = 0; i < count; i++) {
             slots += 2L * pages[i] / Math.min(pages[i], ctx.framesPerPool) + 2;

@@ -25,7 +25,9 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  * An OpenCL device as a hetmem node. Its memory is one or more pool buffers (each within the
  * device's maximum allocation) that the core's buddy allocator carves into 4 KiB frames; copies
  * are non-blocking OpenCL transfers, all of a batch in flight at once on an out-of-order queue and
- * waited for together; its page table is a host-side mirror of the logical one
+ * waited for together, or, on a CPU device that shares the host's memory (PoCL's), CPU copies into
+ * the host memory the pools were created over ({@link Builder#sharedPools}, {@link SharedPoolMemory}),
+ * which run while kernels do; its page table is a host-side mirror of the logical one
  * ({@link DevicePageTable}) whose entries for a launch's arguments are uploaded before the kernel
  * runs; kernels are OpenCL C built with the project's {@code hetmem.h} ({@link #compile}).
  *
@@ -35,8 +37,8 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  * page-table upload); {@link PlainBuffers} holds the buffers and programs outside hetmem's
  * management.
  *
- * <p>The host cannot read pool buffers in place, so {@link #hostAddress} is 0 and the
- * userfaultfd host-fault mode refuses this device; host views work.
+ * <p>{@link #hostAddress} is 0 (the fault service does not read pool memory in place, shared or
+ * not), so the userfaultfd host-fault mode refuses this device; host views work.
  *
  * <p>Locks (docs/design.md, lock table): this object's monitor (L5) guards {@code attached} in
  * {@link #attach}/{@link #detach}; the launcher's launch lock (L4) serialises launches and closing.
@@ -61,7 +63,7 @@ public final class OpenClDevice implements DeviceDriver {
     private volatile DeviceContext attached;
 
     private OpenClDevice(Builder b) {
-        this.ctx = new OpenClContext(b.platform, b.device, b.name, b.capacity, b.maxPoolBytes, b.borrowed);
+        this.ctx = new OpenClContext(b.platform, b.device, b.name, b.capacity, b.maxPoolBytes, b.borrowed, b.sharedPools);
         this.name = ctx.name;
         this.launcher = new OpenClLauncher(ctx, pageTable);
         this.copies = new OpenClCopyEngine(ctx);
@@ -104,6 +106,7 @@ public final class OpenClDevice implements DeviceDriver {
         private long maxPoolBytes = Long.MAX_VALUE;
         private String name;
         private OpenClContext.Borrowed borrowed;
+        private boolean sharedPools = true;
 
         /** A builder with the defaults; {@link OpenClDevice#builder()} makes one. */
         public Builder() {
@@ -174,6 +177,22 @@ public final class OpenClDevice implements DeviceDriver {
                         + OpenClContext.CHUNK + " (2 MiB)");
             }
             this.maxPoolBytes = bytes;
+            return this;
+        }
+
+        /**
+         * Whether pool buffers live in host memory the device shares, where it does (default
+         * true): on a CPU device with unified memory (PoCL's) the pools are created over host
+         * memory hetmem maps ({@code CL_MEM_USE_HOST_PTR}) and pages move by CPU copies into it,
+         * which run while kernels do; elsewhere, and with {@code false}, the pools are the
+         * device's own buffers and pages move by OpenCL transfers. {@link OpenClDevice#sharesHostMemory()}
+         * says which was chosen.
+         *
+         * @param shared false to keep the pools the device's own buffers and move pages by OpenCL transfers
+         * @return this builder
+         */
+        public Builder sharedPools(boolean shared) {
+            this.sharedPools = shared;
             return this;
         }
 
@@ -316,6 +335,16 @@ public final class OpenClDevice implements DeviceDriver {
         return name;
     }
 
+    /**
+     * Whether the pools live in host memory the device shares, so that pages move by CPU copies
+     * ({@link Builder#sharedPools}); false where they are the device's own buffers.
+     *
+     * @return true where pages move by CPU copies into memory the device shares
+     */
+    public boolean sharesHostMemory() {
+        return ctx.shared();
+    }
+
     @Override
     public long memoryBytes() {
         return ctx.capacity;
@@ -379,9 +408,10 @@ public final class OpenClDevice implements DeviceDriver {
         copies.copyWithin(sourceFrames, frames, pages, count);
     }
 
+    /** Its copy queue's transfers; none where the pools are shared host memory (the core's CPU copy threads copy then). */
     @Override
     public CopyEngine copyEngine() {
-        return copies;
+        return ctx.shared() ? null : copies;
     }
 
     @Override

@@ -76,7 +76,11 @@ public final class OpenClStressDevices implements StressDevices {
     @Override
     public DeviceDriver create(String name, long capacity) {
         // the driver's pools are whole 2 MiB chunks
-        OpenClDevice d = OpenClDevice.builder().name(name).capacity(Math.ceilDiv(capacity, 2L << 20) * (2L << 20)).build();
+        // pools in shared host memory or the device's own buffers, by the run's device size and the
+        // device's place in it (so a seed replays the same way): both ways of moving pages are stressed
+        long chunks = Math.ceilDiv(capacity, 2L << 20);
+        OpenClDevice d = OpenClDevice.builder().name(name).capacity(chunks * (2L << 20))
+                .sharedPools(((chunks + name.hashCode()) & 1) == 0).build();
         programs.put(d, d.compile(SOURCE));
         return d;
     }
