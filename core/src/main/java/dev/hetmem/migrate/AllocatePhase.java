@@ -16,7 +16,9 @@ import static dev.hetmem.driver.PageGeometry.bytes;
  * other threads move on, it throws {@link Eviction.RetryBatch} and the caller undoes and retries.
  * A driver that cannot back a run ({@code prepareFrames} throws {@link RunTooLargeException}) gets smaller ones for the rest
  * of the batch, down to single frames, as the kernel falls back from huge pages (HMM's
- * migrate_anon_huge_err); only a refused single frame fails the batch.
+ * migrate_anon_huge_err); only a refused single frame fails the batch. Runs shorter than
+ * {@link #SMALL_RUN} pages (scattered 4 KiB pages: thousands a batch) take their frames from a
+ * {@link Piece} allocated for many of them at once rather than one allocator call (and lock) a run.
  * On any failure the frames allocated so far are recorded in the run for {@link UndoPhase}.
  */
 final class AllocatePhase {
