@@ -63,7 +63,7 @@ final class OpenClTestDevice implements TestDevice {
     OpenClTestDevice(long capacity) {
         // the driver's pools are whole 2 MiB chunks; tests ask for multiples of that
         // pools in shared host memory (the default on a CPU device) for every other power of two of
-        // capacity (4, 16, 64 MiB...), the device's own buffers for the rest (8, 32, 256 MiB...): the
+        // capacity (4, 16, 64, 256 MiB...), the device's own buffers for the rest (8, 32, 128, 512 MiB...): the
         // core suite covers both ways of moving pages
         long chunks = Math.ceilDiv(capacity, 2L << 20);
         this.device = OpenClDevice.builder().capacity(chunks * (2L << 20))
