@@ -111,6 +111,23 @@ class PlainArgumentTest {
         return r;
     }
 
+    /**
+     * Fragments the device: a region of {@code bytes} (filled from {@code seed}) and another as large
+     * take every other free frame, then the other is freed. Returns the one that stays.
+     */
+    private static Region fragment(UnifiedMemory mem, long bytes, long seed) {
+        Region kept = mem.allocate(bytes, PAGE);
+        Region gone = mem.allocate(bytes, PAGE);
+        fill(kept, 0, bytes, seed);
+        fill(gone, 0, bytes, seed + 1);
+        for (long p = 0; p < bytes / PAGE; p++) {
+            mem.advise(kept, p * PAGE, PAGE, new Advice.Prefetch(1));
+            mem.advise(gone, p * PAGE, PAGE, new Advice.Prefetch(1));
+        }
+        gone.free();
+        return kept;
+    }
+
     /** Pages prefetched one at a time in reverse order: on the device, each frame below the next page's. */
     private static void scatterInReverse(UnifiedMemory mem, Region r, long bytes) {
         for (long p = bytes / PAGE - 1; p >= 0; p--) {
@@ -207,15 +224,7 @@ class PlainArgumentTest {
         TestDevice d = MemoryFixture.device(4 * MiB);
         try (UnifiedMemory mem = MemoryFixture.memory(d)) {
             long half = 2 * MiB;
-            Region kept = mem.allocate(half, PAGE);
-            Region gone = mem.allocate(half, PAGE);
-            fill(kept, 0, half, 23);
-            fill(gone, 0, half, 24);
-            for (long p = 0; p < half / PAGE; p++) {   // kept and gone take every other frame
-                mem.advise(kept, p * PAGE, PAGE, new Advice.Prefetch(1));
-                mem.advise(gone, p * PAGE, PAGE, new Advice.Prefetch(1));
-            }
-            gone.free();
+            Region kept = fragment(mem, half, 23);
             assertEquals(half, mem.stats().node(1).freeBytes(), "half the device is free");
             long bytes = 64 * PAGE;
             Region in = mem.allocate(bytes, PAGE);
@@ -247,14 +256,7 @@ class PlainArgumentTest {
             fill(in, 0, bytes, 31);
             scatterInReverse(mem, in, bytes);   // the first 128 frames, in reverse page order
             long rest = 4 * MiB - bytes;
-            Region kept = mem.allocate(rest / 2, PAGE);
-            Region gone = mem.allocate(rest / 2, PAGE);
-            fill(kept, 0, rest / 2, 32);
-            for (long p = 0; p < rest / 2 / PAGE; p++) {   // kept and gone take every other frame of the rest
-                mem.advise(kept, p * PAGE, PAGE, new Advice.Prefetch(1));
-                mem.advise(gone, p * PAGE, PAGE, new Advice.Prefetch(1));
-            }
-            gone.free();
+            Region kept = fragment(mem, rest / 2, 32);   // every other frame of the rest
             Region out = mem.allocate(bytes, PAGE);
             long evictionsBefore = mem.stats().node(1).evictions();
             LaunchResult r = mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));

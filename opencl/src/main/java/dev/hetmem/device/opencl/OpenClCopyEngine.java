@@ -269,16 +269,10 @@ final class OpenClCopyEngine implements CopyEngine {
         if (ctx.shared()) {
             usable("clEnqueueCopyBuffer");
             for (int i = 0; i < count; i++) {
-                if (copyFailure.fire()) {
-                    throw new DeviceCopyException("injected copy failure on " + name + " (copy within its memory)");
-                }
+                checkRunWithin(sourceFrames[i], frames[i], pages[i]);
                 int src = sourceFrames[i];
                 int dst = frames[i];
                 int left = pages[i];
-                if (!ctx.holds(src, left) || !ctx.holds(dst, left)) {
-                    throw new DeviceCopyException("frames " + src + "+" + left + " to " + dst + "+" + left
-                            + " outside device memory of " + ctx.capacity + " bytes");
-                }
                 while (left > 0) {
                     int n = Math.min(ctx.runInPool(src, left), ctx.runInPool(dst, left));
                     MemorySegment.copy(ctx.sharedFrames(src, n), 0, ctx.sharedFrames(dst, n), 0, (long) n << PAGE_SHIFT);
@@ -298,9 +292,7 @@ final class OpenClCopyEngine implements CopyEngine {
             try {
                 ctx.checkUsable("clEnqueueCopyBuffer");
                 for (int i = 0; i < count; i++) {
-                    if (copyFailure.fire()) {
-                        throw new DeviceCopyException("injected copy failure on " + name + " (copy within its memory)");
-                    }
+                    checkRunWithin(sourceFrames[i], frames[i], pages[i]);
                     enqueueWithin(t, sourceFrames[i], frames[i], pages[i]);
                 }
                 call(cl.flush, ctx.copyQueue);
@@ -313,12 +305,19 @@ final class OpenClCopyEngine implements CopyEngine {
         }
     }
 
-    /** Enqueues the copies of one run within the device, split where a pool ends on either side. */
-    private void enqueueWithin(Transfers t, int src, int dst, int pages) {
+    /** Before a run copied within the device, either way: the injected failure, and frames outside the device refused. */
+    private void checkRunWithin(int src, int dst, int pages) {
+        if (copyFailure.fire()) {
+            throw new DeviceCopyException("injected copy failure on " + name + " (copy within its memory)");
+        }
         if (!ctx.holds(src, pages) || !ctx.holds(dst, pages)) {
             throw new DeviceCopyException("frames " + src + "+" + pages + " to " + dst + "+" + pages
                     + " outside device memory of " + ctx.capacity + " bytes");
         }
+    }
+
+    /** Enqueues the copies of one run within the device (checked by {@link #checkRunWithin}), split where a pool ends on either side. */
+    private void enqueueWithin(Transfers t, int src, int dst, int pages) {
         while (pages > 0) {
             int n = Math.min(ctx.runInPool(src, pages), ctx.runInPool(dst, pages));
             MemorySegment ev = t.events.asSlice((long) t.count * ADDRESS.byteSize());
