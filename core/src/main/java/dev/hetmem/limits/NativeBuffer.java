@@ -41,6 +41,39 @@ public final class NativeBuffer implements AutoCloseable {
     }
 
     /**
+     * Maps {@code bytes} of anonymous memory and touches none of it: memory a program writes first
+     * (an output), whose pages the kernel backs and zeroes on their first touch, as it does for a
+     * large {@code malloc} or a region's host memory that was never written.
+     *
+     * @param bytes the buffer's size in bytes; positive
+     * @param hugePages whether to ask the kernel for transparent huge pages (2 MiB) first
+     *        ({@code madvise(MADV_HUGEPAGE)}; a refusal is ignored)
+     * @return a new buffer with no page backed yet; close it to unmap it
+     * @throws IllegalArgumentException if {@code bytes} is not positive
+     * @throws dev.hetmem.HetmemException if the kernel refuses the mapping
+     */
+    public static NativeBuffer untouched(long bytes, boolean hugePages) {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("buffer size " + bytes + " must be positive");
+        }
+        long a = Libc.mmap(0, bytes, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS);
+        if (hugePages) {
+            Libc.tryMadvise(a, bytes, Libc.MADV_HUGEPAGE);
+        }
+        return new NativeBuffer(a, bytes);
+    }
+
+    /**
+     * Returns the buffer as a memory segment, valid until {@link #close()} (using it after that
+     * may crash the JVM: the segment does not know the buffer was closed).
+     *
+     * @return a segment over the whole buffer
+     */
+    public java.lang.foreign.MemorySegment segment() {
+        return java.lang.foreign.MemorySegment.ofAddress(address).reinterpret(bytes);
+    }
+
+    /**
      * Returns the native address of the buffer's first byte, valid until {@link #close()}.
      *
      * @return the buffer's start address
