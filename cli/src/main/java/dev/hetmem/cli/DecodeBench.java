@@ -437,12 +437,16 @@ final class DecodeBench {
         long chunkRows = Math.max(1, Math.min(n, capacity / 4 / m.rowBytes()));
         long chunkBytes = chunkRows * m.rowBytes();
         try (Arena arena = Arena.ofShared(); ExecutorService copier = Executors.newSingleThreadExecutor()) {
-            MemorySegment host = arena.allocate(m.weightBytes(), PAGE_BYTES);
+            // a page of slack past the weights: uploads are whole pages where the device's write command
+            // copies pages, read straight from here (a chunk copied into a padded buffer first would cost
+            // the explicit program a copy, and fresh memory, of its own)
+            MemorySegment host = arena.allocate(m.weightBytes() + PAGE_BYTES, PAGE_BYTES);
             try (FileChannel ch = FileChannel.open(m.file(), StandardOpenOption.READ)) {
                 MemorySegment.copy(ch.map(FileChannel.MapMode.READ_ONLY, dataStart, m.weightBytes(), arena), 0, host, 0,
                         m.weightBytes());
             }
             DecodeKernels.Staging s = k.staging(mem, chunkBytes, (long) n * 4);
+            long granule = s.uploadGranule();
             try {
                 long t0 = System.nanoTime();
                 float[] result = null;
@@ -451,7 +455,7 @@ final class DecodeBench {
                     for (int l = 0; l < LAYERS; l++) {
                         long base = l * layerBytes;
                         CompletableFuture<Void> in = CompletableFuture.runAsync(
-                                () -> s.upload(0, host.asSlice(base, Math.min(chunkBytes, layerBytes))), copier);
+                                () -> s.upload(0, host.asSlice(base, roundUp(Math.min(chunkBytes, layerBytes), granule))), copier);
                         for (long r0 = 0, chunk = 0; r0 < n; r0 += chunkRows, chunk++) {
                             in.join();
                             long rows = Math.min(chunkRows, n - r0);
@@ -460,7 +464,7 @@ final class DecodeBench {
                                 int buf = (int) ((chunk + 1) & 1);
                                 long off = base + nextRow * m.rowBytes();
                                 long bytes = Math.min(chunkRows, n - nextRow) * m.rowBytes();
-                                in = CompletableFuture.runAsync(() -> s.upload(buf, host.asSlice(off, bytes)), copier);
+                                in = CompletableFuture.runAsync(() -> s.upload(buf, host.asSlice(off, roundUp(bytes, granule))), copier);
                             }
                             s.compute((int) (chunk & 1), l, rows, r0);
                         }
@@ -475,5 +479,9 @@ final class DecodeBench {
                 s.close();
             }
         }
+    }
+
+    private static long roundUp(long bytes, long granule) {
+        return Math.ceilDiv(bytes, granule) * granule;
     }
 }

@@ -27,8 +27,14 @@ final class DecodeKernels {
     interface Staging extends AutoCloseable {
         void writeInput(long t, int n);
 
-        /** Copies {@code chunk} (rows of W) into device buffer {@code buf}. */
+        /**
+         * Copies {@code chunk} (rows of W) into device buffer {@code buf}; its size a multiple of
+         * {@link #uploadGranule()} (bytes past the chunk's rows are copied and never read).
+         */
         void upload(int buf, MemorySegment chunk);
+
+        /** What an upload's size is a multiple of: the device's write command copies whole pages, or bytes. */
+        long uploadGranule();
 
         /** y[r0 + i] = (rows of buffer buf) . x for i < rows. */
         void compute(int buf, int layer, long rows, long r0);
@@ -100,7 +106,16 @@ final class DecodeKernels {
 
             @Override
             public void upload(int buf, MemorySegment chunk) {
-                ed.write(w[buf], 0, Math.ceilDiv(chunk.byteSize(), PAGE_BYTES), padded(chunk));
+                if (chunk.byteSize() % PAGE_BYTES != 0) {
+                    throw new IllegalArgumentException("upload of " + chunk.byteSize() + " bytes: not a multiple of the "
+                            + PAGE_BYTES + "-byte page the write command copies");
+                }
+                ed.write(w[buf], 0, chunk.byteSize() / PAGE_BYTES, chunk);
+            }
+
+            @Override
+            public long uploadGranule() {
+                return PAGE_BYTES;
             }
 
             @Override
@@ -157,6 +172,11 @@ final class DecodeKernels {
             }
 
             @Override
+            public long uploadGranule() {
+                return 1;
+            }
+
+            @Override
             public void compute(int buf, int layer, long rows, long r0) {
                 String name = m.dtype().equals("F32") ? "gemv_f32" : "gemv_bf16";
                 PlainBuffers.run(d, plain.kernel(name, m.n(), (int) r0), rows, w[buf], x[in], x[1 - in]);
@@ -186,17 +206,6 @@ final class DecodeKernels {
                 }
             }
         }
-    }
-
-    /** A chunk padded to whole pages for the emulated device's page-granular write command. */
-    private static MemorySegment padded(MemorySegment chunk) {
-        long bytes = Math.ceilDiv(chunk.byteSize(), PAGE_BYTES) * PAGE_BYTES;
-        if (bytes == chunk.byteSize()) {
-            return chunk;
-        }
-        MemorySegment s = Arena.ofAuto().allocate(bytes, PAGE_BYTES);
-        MemorySegment.copy(chunk, 0, s, 0, chunk.byteSize());
-        return s;
     }
 
     /** Work item i: y[rowBase + i] = row i of w . x, on the emulated device (BF16 read two at a time). */
