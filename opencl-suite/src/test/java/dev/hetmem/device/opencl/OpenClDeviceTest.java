@@ -282,6 +282,65 @@ class OpenClDeviceTest {
     }
 
     @Test
+    void aCopySubmittedWhileOrAfterTheDeviceClosesEndsInsteadOfWaitingForever() throws Exception {
+        OpenClFixture.needsOpenCl();
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment page = arena.allocate(4096, 4096);
+            for (int round = 0; round < 20; round++) {
+                OpenClDevice dev = OpenClDevice.builder().capacity(2 * MiB).sharedPools(false).build();
+                dev.hetmem.driver.CopyEngine copies = dev.copyEngine();   // pools of its own: copies are device transfers
+                java.util.concurrent.ConcurrentLinkedQueue<java.util.concurrent.CompletableFuture<Void>> futures =
+                        new java.util.concurrent.ConcurrentLinkedQueue<>();
+                java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+                Thread submitter = Thread.ofPlatform().start(() -> {
+                    // submits race the close, and go on for a while after it
+                    int after = 0;
+                    for (int i = 0; after < 20; i++) {
+                        futures.add(copies.submit(onePage(page, i), 0, 1));
+                        if (i % 8 == 0) {
+                            // a copy within the device (relocation), waited for on this thread: it fails once
+                            // the device closes, it must not reach the released queue
+                            try {
+                                dev.copyWithin(new int[] {i % 256}, new int[] {256 + i % 256}, new int[] {1}, 1);
+                            } catch (IllegalStateException e) {
+                                assertTrue(e.getMessage().contains("closed"), e.toString());
+                            }
+                        }
+                        if (closed.get()) {
+                            after++;
+                        }
+                    }
+                });
+                Thread.sleep(round % 4);
+                dev.close();
+                closed.set(true);
+                submitter.join(10_000);
+                assertFalse(submitter.isAlive(), "the submitting thread is stuck");
+                long failed = 0;
+                for (java.util.concurrent.CompletableFuture<Void> f : futures) {
+                    try {
+                        f.get(10, java.util.concurrent.TimeUnit.SECONDS);   // a future left behind the waiter's end: TimeoutException
+                    } catch (java.util.concurrent.ExecutionException e) {
+                        failed++;
+                        assertTrue(e.getCause().getMessage().contains("closed"), e.getCause().toString());
+                    }
+                }
+                java.util.concurrent.ExecutionException after = assertThrows(java.util.concurrent.ExecutionException.class,
+                        () -> copies.submit(onePage(page, 0), 0, 1).get(10, java.util.concurrent.TimeUnit.SECONDS));
+                assertTrue(after.getCause() instanceof IllegalStateException && after.getCause().getMessage().contains("closed"),
+                        after.getCause().toString());
+                assertTrue(failed > 0, "some copies were submitted after the close");
+            }
+        }
+    }
+
+    private static dev.hetmem.driver.CopyBatch onePage(MemorySegment page, int i) {
+        dev.hetmem.driver.CopyBatch b = new dev.hetmem.driver.CopyBatch();
+        b.add((i & 1) == 0 ? dev.hetmem.driver.CopyBatch.TO_DEVICE : dev.hetmem.driver.CopyBatch.TO_HOST, page.address(), i % 512, 1);
+        return b;
+    }
+
+    @Test
     void aLostDeviceLeavesHostDataIntactAndSaysSo() {
         try (OpenClDevice dev = OpenClFixture.device(8 * MiB);
              UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();

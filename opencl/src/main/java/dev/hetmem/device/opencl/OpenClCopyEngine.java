@@ -9,6 +9,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 import static dev.hetmem.device.opencl.ClLibrary.call;
 import static dev.hetmem.device.opencl.OpenClContext.rethrow;
@@ -29,7 +30,10 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  *
  * <p>Threading: {@link #copy} and {@link #submit} may run on several threads at once; each batch
  * has its own {@link Transfers} and arena, and the OpenCL queue is thread-safe. The job queue
- * hands each job to the waiter thread, which alone closes a submitted job's arena. No lock.
+ * hands each job to the waiter thread, which alone closes a submitted job's arena. One lock,
+ * {@code stopping}: copies hold it shared while they enqueue, {@link #stop} exclusively, so that a
+ * copy racing the device's close either is queued before the waiter's end or fails at once (it
+ * used to be queued behind that end, and its future never completed).
  *
  * <p>Fault injection: {@link #failCopy} arms a countdown over batch operations; the operation it
  * fires on fails before it is enqueued, the earlier ones complete.
@@ -42,6 +46,15 @@ final class OpenClCopyEngine implements CopyEngine {
     /** Submitted jobs in order; a job without transfers tells the waiter to stop. */
     /** Part of lock L12 (copy engine): docs/design.md, lock table, L12. */
     private final LinkedBlockingQueue<Job> queue = new LinkedBlockingQueue<>();
+    /**
+     * Part of lock L12: held shared while a copy enqueues transfers and queues its job, exclusively
+     * by {@link #stop} while it sets {@code stopped} and queues the waiter's end. So every job queued
+     * is ahead of that end (the waiter completes it), and no transfer is enqueued once the device
+     * began to close (its queues are then finished and released).
+     */
+    private final ReentrantReadWriteLock stopping = new ReentrantReadWriteLock();
+    /** Guarded by {@link #stopping}. */
+    private boolean stopped;
     private final Thread waiter;
 
     private record Job(Transfers transfers, Arena arena, CompletableFuture<Void> done) {}
@@ -65,7 +78,14 @@ final class OpenClCopyEngine implements CopyEngine {
             return;
         }
         try (Arena a = Arena.ofConfined()) {
-            Transfers t = enqueue(batch, from, to, a);
+            Transfers t;
+            stopping.readLock().lock();
+            try {
+                checkRunning();
+                t = enqueue(batch, from, to, a);
+            } finally {
+                stopping.readLock().unlock();
+            }
             t.await();
         }
     }
@@ -75,16 +95,25 @@ final class OpenClCopyEngine implements CopyEngine {
     public CompletableFuture<Void> submit(CopyBatch batch, int from, int to) {
         CompletableFuture<Void> done = new CompletableFuture<>();
         Arena a = Arena.ofShared();
-        Transfers t;
+        stopping.readLock().lock();
         try {
-            t = enqueue(batch, from, to, a);
+            checkRunning();
+            queue.add(new Job(enqueue(batch, from, to, a), a, done));
         } catch (RuntimeException e) {
             a.close();
             done.completeExceptionally(e);
-            return done;
+        } finally {
+            stopping.readLock().unlock();
         }
-        queue.add(new Job(t, a, done));
         return done;
+    }
+
+    /** A copy after {@link #stop} fails at once: the waiter is gone, and the device's queues go next. */
+    private void checkRunning() {
+        assert stopping.getReadHoldCount() > 0;
+        if (stopped) {
+            throw new IllegalStateException("OpenCL device " + name + " is closed");
+        }
     }
 
     private void loop() {
@@ -111,7 +140,16 @@ final class OpenClCopyEngine implements CopyEngine {
 
     /** Finishes the jobs submitted so far, then stops the waiter thread (waiting for it at most 5 s). */
     void stop() {
-        queue.add(new Job(null, null, null));
+        stopping.writeLock().lock();
+        try {
+            if (stopped) {
+                return;
+            }
+            stopped = true;
+            queue.add(new Job(null, null, null));
+        } finally {
+            stopping.writeLock().unlock();
+        }
         try {
             waiter.join(5000);
         } catch (InterruptedException e) {
@@ -289,7 +327,9 @@ final class OpenClCopyEngine implements CopyEngine {
         }
         try (Arena a = Arena.ofConfined()) {
             Transfers t = new Transfers(a.allocate(ADDRESS, Math.max(1, slots)));
+            stopping.readLock().lock();
             try {
+                checkRunning();
                 ctx.checkUsable("clEnqueueCopyBuffer");
                 for (int i = 0; i < count; i++) {
                     checkRunWithin(sourceFrames[i], frames[i], pages[i]);
@@ -300,6 +340,8 @@ final class OpenClCopyEngine implements CopyEngine {
                 t.failure = new DeviceCopyException("copy on " + name + " failed", e);
             } catch (RuntimeException e) {
                 t.failure = e;
+            } finally {
+                stopping.readLock().unlock();
             }
             t.await();
         }
