@@ -289,10 +289,12 @@ class OpenClDeviceTest {
             for (int round = 0; round < 20; round++) {
                 OpenClDevice dev = OpenClDevice.builder().capacity(2 * MiB).sharedPools(false).build();
                 dev.hetmem.driver.CopyEngine copies = dev.copyEngine();   // pools of its own: copies are device transfers
+                OpenClDevice.PlainBuffer buffer = dev.plainBuffer(4096);   // its transfers use the same copy queue
                 java.util.concurrent.ConcurrentLinkedQueue<java.util.concurrent.CompletableFuture<Void>> futures =
                         new java.util.concurrent.ConcurrentLinkedQueue<>();
                 java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
-                Thread submitter = Thread.ofPlatform().start(() -> {
+                java.util.concurrent.atomic.AtomicReference<Throwable> broke = new java.util.concurrent.atomic.AtomicReference<>();
+                Thread submitter = Thread.ofPlatform().uncaughtExceptionHandler((t, e) -> broke.set(e)).start(() -> {
                     // submits race the close, and go on for a while after it
                     int after = 0;
                     for (int i = 0; after < 20; i++) {
@@ -302,6 +304,11 @@ class OpenClDeviceTest {
                             // the device closes, it must not reach the released queue
                             try {
                                 dev.copyWithin(new int[] {i % 256}, new int[] {256 + i % 256}, new int[] {1}, 1);
+                            } catch (IllegalStateException e) {
+                                assertTrue(e.getMessage().contains("closed"), e.toString());
+                            }
+                            try {
+                                buffer.write(page);
                             } catch (IllegalStateException e) {
                                 assertTrue(e.getMessage().contains("closed"), e.toString());
                             }
@@ -316,6 +323,9 @@ class OpenClDeviceTest {
                 closed.set(true);
                 submitter.join(10_000);
                 assertFalse(submitter.isAlive(), "the submitting thread is stuck");
+                if (broke.get() != null) {
+                    throw new AssertionError("the submitting thread failed", broke.get());
+                }
                 long failed = 0;
                 for (java.util.concurrent.CompletableFuture<Void> f : futures) {
                     try {
@@ -330,6 +340,7 @@ class OpenClDeviceTest {
                 assertTrue(after.getCause() instanceof IllegalStateException && after.getCause().getMessage().contains("closed"),
                         after.getCause().toString());
                 assertTrue(failed > 0, "some copies were submitted after the close");
+                buffer.close();   // a buffer outlives its device's close: released on its own (the context lives until then)
             }
         }
     }

@@ -47,10 +47,11 @@ final class OpenClCopyEngine implements CopyEngine {
     /** Part of lock L12 (copy engine): docs/design.md, lock table, L12. */
     private final LinkedBlockingQueue<Job> queue = new LinkedBlockingQueue<>();
     /**
-     * Part of lock L12: held shared while a copy enqueues transfers and queues its job, exclusively
-     * by {@link #stop} while it sets {@code stopped} and queues the waiter's end. So every job queued
-     * is ahead of that end (the waiter completes it), and no transfer is enqueued once the device
-     * began to close (its queues are then finished and released).
+     * Part of lock L12: held shared while a copy (or a plain buffer's transfer, {@link #whileRunning})
+     * enqueues transfers and queues its job, exclusively by {@link #stop} while it sets
+     * {@code stopped} and queues the waiter's end. So every job queued is ahead of that end (the
+     * waiter completes it), and no transfer is enqueued on the copy queue once the device began to
+     * close (its queues are then finished and released).
      */
     private final ReentrantReadWriteLock stopping = new ReentrantReadWriteLock();
     /** Guarded by {@link #stopping}. */
@@ -106,6 +107,21 @@ final class OpenClCopyEngine implements CopyEngine {
             stopping.readLock().unlock();
         }
         return done;
+    }
+
+    /**
+     * Runs {@code enqueue}, a blocking transfer on the copy queue made outside this engine (a plain
+     * buffer's read or write), as a copy of its own: under the read lock, and not once the engine
+     * stopped (the device's queues are released after that).
+     */
+    void whileRunning(Runnable enqueue) {
+        stopping.readLock().lock();
+        try {
+            checkRunning();
+            enqueue.run();
+        } finally {
+            stopping.readLock().unlock();
+        }
     }
 
     /** A copy after {@link #stop} fails at once: the waiter is gone, and the device's queues go next. */
@@ -323,7 +339,7 @@ final class OpenClCopyEngine implements CopyEngine {
         }
         long slots = 0;
         for (int i = 0; i < count; i++) {
-            slots += 2L * pages[i] / Math.min(pages[i], ctx.framesPerPool) + 2;
+            slots += 2L * pages[i] / Math.max(1, Math.min(pages[i], ctx.framesPerPool)) + 2;
         }
         try (Arena a = Arena.ofConfined()) {
             Transfers t = new Transfers(a.allocate(ADDRESS, Math.max(1, slots)));

@@ -408,6 +408,11 @@ public final class OpenClDevice implements DeviceDriver {
         copies.copyWithin(sourceFrames, frames, pages, count);
     }
 
+    /** The device's copy engine, whichever kind of pool it has (plain buffers' transfers go through it). */
+    OpenClCopyEngine copies() {
+        return copies;
+    }
+
     /** Its copy queue's transfers; none where the pools are shared host memory (the core's CPU copy threads copy then). */
     @Override
     public CopyEngine copyEngine() {

@@ -124,18 +124,22 @@ public final class PlainBuffers {
                 throw new IllegalArgumentException("host segment of " + host.byteSize() + " bytes (native: " + host.isNative()
                         + ") does not fit a native transfer to a buffer of " + bytes + " bytes");
             }
-            ctx.checkUsable(toDevice ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer");
-            ClLibrary cl = ctx.cl;
-            try {
-                int rc = toDevice
-                        ? (int) cl.enqueueWriteBuffer.invokeExact(ctx.copyQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
-                                MemorySegment.NULL, MemorySegment.NULL)
-                        : (int) cl.enqueueReadBuffer.invokeExact(ctx.copyQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
-                                MemorySegment.NULL, MemorySegment.NULL);
-                check(toDevice ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer", rc);
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            // on the copy queue: as one of the engine's copies, so that it never reaches a queue the
+            // device's close released
+            device.copies().whileRunning(() -> {
+                ctx.checkUsable(toDevice ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer");
+                ClLibrary cl = ctx.cl;
+                try {
+                    int rc = toDevice
+                            ? (int) cl.enqueueWriteBuffer.invokeExact(ctx.copyQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
+                                    MemorySegment.NULL, MemorySegment.NULL)
+                            : (int) cl.enqueueReadBuffer.invokeExact(ctx.copyQueue, mem, ClLibrary.CL_TRUE, 0L, host.byteSize(), host, 0,
+                                    MemorySegment.NULL, MemorySegment.NULL);
+                    check(toDevice ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer", rc);
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+            });
         }
 
         @Override
