@@ -15,7 +15,9 @@ import dev.hetmem.io.SafeTensors;
 import dev.hetmem.io.Tensor;
 import dev.hetmem.limits.NativeBuffer;
 
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -56,7 +58,10 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *       copied into two device buffers by hand, double-buffered (on OpenCL plain buffers, no hetmem
  *       pages at all).</li>
  * </ul>
- * Every row checks the last token's output against a CPU computation ({@code correct}). The modes
+ * Every row checks the last token's output against a CPU computation ({@code correct}). Each mode
+ * runs in a JVM of its own, started once per model and device and kept across the rounds
+ * ({@link CaseJvm} says why: the emulated device's kernels are Java code, and in one JVM the JIT's
+ * profiles of that code mix every case's); {@code --same-jvm} runs them all in this one. The modes
  * run back to back in rounds, after {@code --warmup} rounds that are not counted (default 1: the
  * JIT compiles the engine's paths on the same two cores); each row is the median round with the
  * spread ({@code tokens_per_s_min}, {@code _max}), and {@code of_explicit} is the median of each
@@ -69,7 +74,42 @@ final class DecodeBench {
 
     private DecodeBench() {}
 
-    private record Case(String device, double factor, String dtype, String mode) {}
+    private record Case(String device, double factor, String dtype, String mode) {
+        /** A case from its {@link #key}, {@code device/factor/dtype/mode}. */
+        static Case parse(String key) {
+            String[] p = key.split("/", -1);
+            if (p.length != 4 || !List.of("emulated", "opencl").contains(p[0]) || !List.of("F32", "BF16").contains(p[2])
+                    || !MODES.contains(p[3])) {
+                throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": expected device/factor/dtype/mode");
+            }
+            try {
+                return new Case(p[0], Double.parseDouble(p[1]), p[2], p[3]);
+            } catch (NumberFormatException e) {
+                throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": factor " + p[1] + " is not a number");
+            }
+        }
+
+        String key() {
+            return device + "/" + factor + "/" + dtype + "/" + mode;
+        }
+
+        String name() {
+            return device + " factor " + factor + " " + dtype + " " + mode;
+        }
+    }
+
+    private static final List<String> MODES = List.of("one_launch", "prefetch", "explicit");
+    /** The internal options that make this JVM serve one case for its parent (see CaseJvm): the case, its model file. */
+    private static final String SERVE_OPTION = "serve-case";
+    private static final String MODEL_OPTION = "serve-model";
+
+    /** Runs one case once per call: here, or in the case's own JVM. */
+    private interface CaseRunner extends AutoCloseable {
+        Map<String, Object> run();
+
+        @Override
+        void close();
+    }
 
     /** The model a case runs: its file, its size, and the reference output of the last token. */
     record Model(Path file, int n, String dtype, long weightBytes) {
@@ -83,7 +123,8 @@ final class DecodeBench {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("capacity", "tokens", "device", "reps", "warmup", "plot"));
+        Args args = new Args(argv, Set.of("json", "quick", "same-jvm"), Set.of("capacity", "tokens", "device", "reps", "warmup",
+                "plot", SERVE_OPTION, MODEL_OPTION));
         String plot = Chart.plotOption(args);
         boolean quick = args.flag("quick");
         long capacity = args.longValue("capacity", quick ? 32 * MiB : 64 * MiB);
@@ -99,6 +140,14 @@ final class DecodeBench {
             throw new Args.UsageException("--reps " + reps + " outside [1, 50]");
         }
         int warmup = args.intValue("warmup", 1, 0, 20);
+        if (args.value(SERVE_OPTION, null) != null) {
+            String model = args.value(MODEL_OPTION, null);
+            if (model == null) {
+                throw new Args.UsageException("--" + SERVE_OPTION + " needs --" + MODEL_OPTION);
+            }
+            return serve(Case.parse(args.value(SERVE_OPTION, null)), Path.of(model), capacity, tokens, out);
+        }
+        boolean sameJvm = args.flag("same-jvm");
         String which = args.value("device", "all");
         List<String> devices = new ArrayList<>();
         if (which.equals("emulated") || which.equals("all")) {
@@ -119,7 +168,7 @@ final class DecodeBench {
         }
         double[] factors = quick ? new double[] {2} : new double[] {0.5, 2, 3};
         List<String> dtypes = quick ? List.of("F32") : List.of("F32", "BF16");
-        List<String> modes = List.of("one_launch", "prefetch", "explicit");
+        List<String> modes = MODES;
         double memcpy = memcpyLimit();
         List<Map<String, Object>> rows = new ArrayList<>();
         Path dir;
@@ -142,15 +191,27 @@ final class DecodeBench {
                         // warm-up rounds first, not counted (the JIT compiles the engine's paths meanwhile); a
                         // wrong result there still makes the row wrong
                         boolean[] warmWrong = new boolean[modes.size()];
-                        for (long round = -warmup; round < reps; round++) {
-                            for (int i = 0; i < modes.size(); i++) {
-                                Map<String, Object> r = runCase(new Case(device, f, dtype, modes.get(i)), model, capacity, tokens,
-                                        reference);
-                                if (round >= 0) {
-                                    runs.get(i).add(r);
-                                } else {
-                                    warmWrong[i] |= !(Boolean) r.get("correct");
+                        // each mode in a JVM of its own (CaseJvm says why) unless --same-jvm
+                        List<CaseRunner> runners = new ArrayList<>();
+                        try {
+                            for (String mode : modes) {
+                                Case c = new Case(device, f, dtype, mode);
+                                runners.add(sameJvm ? inThisJvm(c, model, capacity, tokens, reference)
+                                        : inItsOwnJvm(c, model, capacity, tokens));
+                            }
+                            for (long round = -warmup; round < reps; round++) {
+                                for (int i = 0; i < modes.size(); i++) {
+                                    Map<String, Object> r = runners.get(i).run();
+                                    if (round >= 0) {
+                                        runs.get(i).add(r);
+                                    } else {
+                                        warmWrong[i] |= !(Boolean) r.get("correct");
+                                    }
                                 }
+                            }
+                        } finally {
+                            for (CaseRunner r : runners) {
+                                r.close();
                             }
                         }
                         List<Map<String, Object>> explicitRuns = runs.get(modes.indexOf("explicit"));
@@ -205,6 +266,79 @@ final class DecodeBench {
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
     }
 
+    private static CaseRunner inThisJvm(Case c, Model m, long capacity, long tokens, float[] reference) {
+        return new CaseRunner() {
+            public Map<String, Object> run() {
+                try {
+                    return runCase(c, m, capacity, tokens, reference);
+                } catch (IOException e) {
+                    throw new UncheckedIOException("the model file: " + e.getMessage(), e);
+                }
+            }
+
+            public void close() {
+            }
+        };
+    }
+
+    private static CaseRunner inItsOwnJvm(Case c, Model m, long capacity, long tokens) {
+        CaseJvm jvm = CaseJvm.start(c.name(), List.of("bench", "decode", "--" + SERVE_OPTION, c.key(), "--" + MODEL_OPTION,
+                m.file().toString(), "--capacity", Long.toString(capacity), "--tokens", Long.toString(tokens)));
+        return new CaseRunner() {
+            public Map<String, Object> run() {
+                String line = jvm.runOnce();
+                String[] f = line.split(" ");
+                if (f.length != 5 || !f[0].equals("row")) {
+                    throw new IllegalStateException(c.name() + ": "
+                            + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
+                }
+                return row(c, m, tokens, Long.parseLong(f[1]), Long.parseLong(f[2]), Long.parseLong(f[3]),
+                        Boolean.parseBoolean(f[4]));
+            }
+
+            public void close() {
+                jvm.close();
+            }
+        };
+    }
+
+    /**
+     * The child's side: runs {@code c} on the model in {@code file} (written by the parent) once per
+     * {@code run} line on standard input, answering each with {@code row nanos migrated_bytes
+     * evictions correct}, or {@code failed MESSAGE}.
+     */
+    private static int serve(Case c, Path file, long capacity, long tokens, PrintStream out) {
+        // the parent's pipe: only a JVM started by CaseJvm is given --serve-case
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        Model m = model(file, capacity, c.factor(), c.dtype());
+        float[] reference = reference(m, tokens);
+        out.println("ready");
+        out.flush();
+        try {
+            for (String line = in.readLine(); line != null; line = in.readLine()) {
+                if (!line.equals("run")) {
+                    out.println("failed unknown request " + line);
+                    out.flush();
+                    return 2;
+                }
+                Map<String, Object> r;
+                try {
+                    r = runCase(c, m, capacity, tokens, reference);
+                } catch (IOException | RuntimeException | Error e) {
+                    out.println("failed " + Main.failureMessage(e).replace('\n', ' '));
+                    out.flush();
+                    return 1;
+                }
+                out.println("row " + r.get("nanos") + " " + r.get("migrated_bytes") + " " + r.get("evictions") + " "
+                        + r.get("correct"));
+                out.flush();
+            }
+            return 0;
+        } catch (IOException e) {
+            return 1;
+        }
+    }
+
     private static double memcpyLimit() {
         return NativeBuffer.bestPlainCopyGbps(128 * MiB, true, 3);
     }
@@ -245,9 +379,9 @@ final class DecodeBench {
 
     /** Writes the model: LAYERS n x n matrices adding up to about {@code factor} times the device. */
     private static Model writeModel(Path dir, long capacity, double factor, String dtype) throws IOException {
-        int size = dtype.equals("F32") ? 4 : 2;
-        double perLayer = factor * capacity / LAYERS;
-        int n = (int) Math.max(64, (long) Math.sqrt(perLayer / size) / 64 * 64);
+        Model m = model(dir.resolve("model-" + dtype + "-" + factor + ".safetensors"), capacity, factor, dtype);
+        int size = m.elementBytes();
+        int n = m.n();
         long layerBytes = (long) n * n * size;
         StringBuilder header = new StringBuilder("{\"__metadata__\":{\"format\":\"hetmem decode bench\"}");
         for (int l = 0; l < LAYERS; l++) {
@@ -260,7 +394,7 @@ final class DecodeBench {
         // the data starts on a page, as careful writers align it: tensors can then be passed to kernels as
         // plain arguments (an OpenCL sub-buffer starts at the device's base alignment)
         int pad = (int) ((4096 - (8 + h.length) % 4096) % 4096);
-        Path file = dir.resolve("model-" + dtype + "-" + factor + ".safetensors");
+        Path file = m.file();
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
                 StandardOpenOption.WRITE)) {
             ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(h.length + pad).flip();
@@ -287,7 +421,15 @@ final class DecodeBench {
                 }
             }
         }
-        return new Model(file, n, dtype, LAYERS * layerBytes);
+        return m;
+    }
+
+    /** The model of {@code factor} times a device of {@code capacity} in {@code dtype}: its shape, in {@code file}. */
+    private static Model model(Path file, long capacity, double factor, String dtype) {
+        int size = dtype.equals("F32") ? 4 : 2;
+        double perLayer = factor * capacity / LAYERS;
+        int n = (int) Math.max(64, (long) Math.sqrt(perLayer / size) / 64 * 64);
+        return new Model(file, n, dtype, LAYERS * (long) n * n * size);
     }
 
     /** The last token's output, computed on the CPU in double from the stored weights. */
@@ -390,20 +532,26 @@ final class DecodeBench {
                         - before.node(0).pagesMigrated() - before.node(1).pagesMigrated()) * PAGE_BYTES;
                 evictions = after.node(1).evictions() - before.node(1).evictions();
             }
-            Map<String, Object> row = new LinkedHashMap<>();
-            row.put("device", c.device());
-            row.put("weights_factor", c.factor());
-            row.put("dtype", c.dtype());
-            row.put("mode", c.mode());
-            double seconds = nanos / 1e9;
-            row.put("tokens_per_s", Math.round(tokens / seconds * 1000) / 1000.0);
-            row.put("nanos", nanos);
-            row.put("gbps", Math.round(tokens * m.weightBytes() / seconds / 1e9 * 1000) / 1000.0);
-            row.put("migrated_bytes", migrated);
-            row.put("evictions", evictions);
-            row.put("correct", close(result, reference));
-            return row;
+            return row(c, m, tokens, nanos, migrated, evictions, close(result, reference));
         }
+    }
+
+    /** One run of a case as a row: tokens per second and GB/s of weights from the time {@code tokens} tokens took. */
+    private static Map<String, Object> row(Case c, Model m, long tokens, long nanos, long migrated, long evictions,
+                                           boolean correct) {
+        Map<String, Object> row = new LinkedHashMap<>();
+        row.put("device", c.device());
+        row.put("weights_factor", c.factor());
+        row.put("dtype", c.dtype());
+        row.put("mode", c.mode());
+        double seconds = nanos / 1e9;
+        row.put("tokens_per_s", Math.round(tokens / seconds * 1000) / 1000.0);
+        row.put("nanos", nanos);
+        row.put("gbps", Math.round(tokens * m.weightBytes() / seconds / 1e9 * 1000) / 1000.0);
+        row.put("migrated_bytes", migrated);
+        row.put("evictions", evictions);
+        row.put("correct", correct);
+        return row;
     }
 
     static void writeInput(Region x, int n, long t) {

@@ -354,6 +354,13 @@ class CommandLineTest {
         Result bad = run("bench", "decode", "--reps", "0");
         assertEquals(2, bad.code(), bad.err());
         assertTrue(bad.err().contains("--reps 0 outside [1, 50]"), bad.err());
+        // the internal options that make a JVM serve one case (each mode runs in a JVM of its own)
+        Result badCase = run("bench", "decode", "--serve-case", "emulated/2.0/F32/fastest", "--serve-model", "m.safetensors");
+        assertEquals(2, badCase.code(), badCase.err());
+        assertTrue(badCase.err().contains("expected device/factor/dtype/mode"), badCase.err());
+        Result noModel = run("bench", "decode", "--serve-case", "emulated/2.0/F32/explicit");
+        assertEquals(2, noModel.code(), noModel.err());
+        assertTrue(noModel.err().contains("--serve-case needs --serve-model"), noModel.err());
     }
 
     @Test
