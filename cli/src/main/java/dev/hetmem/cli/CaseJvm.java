@@ -3,6 +3,7 @@ package dev.hetmem.cli;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
+import java.io.PrintStream;
 import java.io.Writer;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
@@ -115,6 +116,45 @@ final class CaseJvm implements AutoCloseable {
             throw ended("stopped answering (" + e.getMessage() + ")");
         }
         return answer("row ", "failed ");
+    }
+
+    /** One run of a case in the child, as its answer line's fields after {@code row}. */
+    interface CaseRun {
+        String run() throws Exception;
+    }
+
+    /**
+     * The child's side: says {@code ready}, then runs the case once per {@code run} line on standard
+     * input (the parent's pipe: only a JVM this class started is asked to serve), answering each
+     * with {@code row FIELDS}, or {@code failed MESSAGE} and an exit status of 1 (2 for a request it
+     * does not know); 0 once the parent closes its input.
+     */
+    static int serve(PrintStream out, CaseRun caseRun) {
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        out.println("ready");
+        out.flush();
+        try {
+            for (String line = in.readLine(); line != null; line = in.readLine()) {
+                if (!line.equals("run")) {
+                    out.println("failed unknown request " + line);
+                    out.flush();
+                    return 2;
+                }
+                String fields;
+                try {
+                    fields = caseRun.run();
+                } catch (Exception | Error e) {
+                    out.println("failed " + Main.failureMessage(e).replace('\n', ' '));
+                    out.flush();
+                    return 1;
+                }
+                out.println("row " + fields);
+                out.flush();
+            }
+            return 0;
+        } catch (IOException e) {
+            return 1;
+        }
     }
 
     /** The next line that starts with one of {@code prefixes}; other lines are the JVM's own output. */

@@ -15,9 +15,7 @@ import dev.hetmem.io.SafeTensors;
 import dev.hetmem.io.Tensor;
 import dev.hetmem.limits.NativeBuffer;
 
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -303,40 +301,16 @@ final class DecodeBench {
     }
 
     /**
-     * The child's side: runs {@code c} on the model in {@code file} (written by the parent) once per
-     * {@code run} line on standard input, answering each with {@code row nanos migrated_bytes
-     * evictions correct}, or {@code failed MESSAGE}.
+     * The child's side ({@link CaseJvm#serve}): runs {@code c} on the model in {@code file} (written
+     * by the parent) once per request, answering with {@code row nanos migrated_bytes evictions correct}.
      */
     private static int serve(Case c, Path file, long capacity, long tokens, PrintStream out) {
-        // the parent's pipe: only a JVM started by CaseJvm is given --serve-case
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         Model m = model(file, capacity, c.factor(), c.dtype());
         float[] reference = reference(m, tokens);
-        out.println("ready");
-        out.flush();
-        try {
-            for (String line = in.readLine(); line != null; line = in.readLine()) {
-                if (!line.equals("run")) {
-                    out.println("failed unknown request " + line);
-                    out.flush();
-                    return 2;
-                }
-                Map<String, Object> r;
-                try {
-                    r = runCase(c, m, capacity, tokens, reference);
-                } catch (IOException | RuntimeException | Error e) {
-                    out.println("failed " + Main.failureMessage(e).replace('\n', ' '));
-                    out.flush();
-                    return 1;
-                }
-                out.println("row " + r.get("nanos") + " " + r.get("migrated_bytes") + " " + r.get("evictions") + " "
-                        + r.get("correct"));
-                out.flush();
-            }
-            return 0;
-        } catch (IOException e) {
-            return 1;
-        }
+        return CaseJvm.serve(out, () -> {
+            Map<String, Object> r = runCase(c, m, capacity, tokens, reference);
+            return r.get("nanos") + " " + r.get("migrated_bytes") + " " + r.get("evictions") + " " + r.get("correct");
+        });
     }
 
     private static double memcpyLimit() {

@@ -11,14 +11,10 @@ import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
 import dev.hetmem.limits.NativeBuffer;
 
-import java.io.BufferedReader;
-import java.io.IOException;
-import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -129,37 +125,15 @@ final class OversubBench {
     }
 
     /**
-     * The child's side: runs {@code c} once per {@code run} line on standard input, answering each
-     * with {@code row gbps nanos migrated_bytes evictions correct}, or {@code failed MESSAGE}.
+     * The child's side ({@link CaseJvm#serve}): runs {@code c} once per request, answering with
+     * {@code row gbps nanos migrated_bytes evictions correct}.
      */
     private static int serve(Case c, long capacity, PrintStream out) {
-        // the parent's pipe: only a JVM started by CaseJvm is given --serve-case
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        out.println("ready");
-        out.flush();
-        try {
-            for (String line = in.readLine(); line != null; line = in.readLine()) {
-                if (!line.equals("run")) {
-                    out.println("failed unknown request " + line);
-                    out.flush();
-                    return 2;
-                }
-                Map<String, Object> r;
-                try {
-                    r = runCase(c, capacity);
-                } catch (RuntimeException | Error e) {
-                    out.println("failed " + Main.failureMessage(e).replace('\n', ' '));
-                    out.flush();
-                    return 1;
-                }
-                out.println("row " + r.get("gbps") + " " + r.get("nanos") + " " + r.get("migrated_bytes") + " "
-                        + r.get("evictions") + " " + r.get("correct"));
-                out.flush();
-            }
-            return 0;
-        } catch (IOException e) {
-            return 1;
-        }
+        return CaseJvm.serve(out, () -> {
+            Map<String, Object> r = runCase(c, capacity);
+            return r.get("gbps") + " " + r.get("nanos") + " " + r.get("migrated_bytes") + " " + r.get("evictions") + " "
+                    + r.get("correct");
+        });
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
