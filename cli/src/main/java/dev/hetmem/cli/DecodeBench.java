@@ -57,9 +57,12 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *       pages at all).</li>
  * </ul>
  * Every row checks the last token's output against a CPU computation ({@code correct}). Each mode
- * runs in a JVM of its own, started once per model and device and kept across the rounds
- * ({@link CaseJvm} says why: the emulated device's kernels are Java code, and in one JVM the JIT's
- * profiles of that code mix every case's); {@code --same-jvm} runs them all in this one. The modes
+ * runs in a JVM of its own ({@link CaseJvm} says why: the emulated device's kernels are Java code,
+ * and in one JVM the JIT's profiles of that code mix every case's), a new one every round, which
+ * runs the warm-up rounds first: a case's speed depends on which JVM it got (its JIT's choices; the
+ * same case ran 0.81-0.85 s in one JVM and 1.04-1.22 s in the next), so a row needs several.
+ * {@code --jvm-per-case} keeps one JVM per case for all its rounds (faster, and one JVM's luck);
+ * {@code --same-jvm} runs every case in this one. The modes
  * run back to back in rounds, after {@code --warmup} rounds that are not counted (default 1: the
  * JIT compiles the engine's paths on the same two cores); each row is the median round with the
  * spread ({@code tokens_per_s_min}, {@code _max}), and {@code of_explicit} is the median of each
@@ -121,7 +124,7 @@ final class DecodeBench {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick", "same-jvm"), Set.of("capacity", "tokens", "device", "reps", "warmup",
+        Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), Set.of("capacity", "tokens", "device", "reps", "warmup",
                 "plot", SERVE_OPTION, MODEL_OPTION));
         String plot = Chart.plotOption(args);
         boolean quick = args.flag("quick");
@@ -146,6 +149,10 @@ final class DecodeBench {
             return serve(Case.parse(args.value(SERVE_OPTION, null)), Path.of(model), capacity, tokens, out);
         }
         boolean sameJvm = args.flag("same-jvm");
+        if (sameJvm && args.flag("jvm-per-case")) {
+            throw new Args.UsageException("--same-jvm and --jvm-per-case: choose one");
+        }
+        boolean jvmPerRound = !sameJvm && !args.flag("jvm-per-case");
         String which = args.value("device", "all");
         List<String> devices = new ArrayList<>();
         if (which.equals("emulated") || which.equals("all")) {
@@ -189,15 +196,26 @@ final class DecodeBench {
                         // warm-up rounds first, not counted (the JIT compiles the engine's paths meanwhile); a
                         // wrong result there still makes the row wrong
                         boolean[] warmWrong = new boolean[modes.size()];
-                        // each mode in a JVM of its own (CaseJvm says why) unless --same-jvm
+                        // each mode in a JVM of its own (CaseJvm says why) unless --same-jvm, new ones
+                        // every round (each warmed up first) unless --jvm-per-case: a case's speed depends
+                        // on which JVM it got (its JIT's choices), and one JVM's luck would otherwise stand
+                        // for every round of the row
                         List<CaseRunner> runners = new ArrayList<>();
                         try {
-                            for (String mode : modes) {
-                                Case c = new Case(device, f, dtype, mode);
-                                runners.add(sameJvm ? inThisJvm(c, model, capacity, tokens, reference)
-                                        : inItsOwnJvm(c, model, capacity, tokens));
-                            }
-                            for (long round = -warmup; round < reps; round++) {
+                            for (long round = jvmPerRound ? 0 : -warmup; round < reps; round++) {
+                                if (runners.isEmpty() || jvmPerRound) {
+                                    closeAll(runners);
+                                    for (String mode : modes) {
+                                        Case c = new Case(device, f, dtype, mode);
+                                        runners.add(sameJvm ? inThisJvm(c, model, capacity, tokens, reference)
+                                                : inItsOwnJvm(c, model, capacity, tokens));
+                                    }
+                                    for (int w = 0; jvmPerRound && w < warmup; w++) {
+                                        for (int i = 0; i < modes.size(); i++) {
+                                            warmWrong[i] |= !(Boolean) runners.get(i).run().get("correct");
+                                        }
+                                    }
+                                }
                                 for (int i = 0; i < modes.size(); i++) {
                                     Map<String, Object> r = runners.get(i).run();
                                     if (round >= 0) {
@@ -208,9 +226,7 @@ final class DecodeBench {
                                 }
                             }
                         } finally {
-                            for (CaseRunner r : runners) {
-                                r.close();
-                            }
+                            closeAll(runners);
                         }
                         List<Map<String, Object>> explicitRuns = runs.get(modes.indexOf("explicit"));
                         for (int i = 0; i < modes.size(); i++) {
@@ -262,6 +278,17 @@ final class DecodeBench {
             }
         }
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
+    }
+
+    /** Closes the runners (their JVMs end) and empties the list. */
+    private static void closeAll(List<CaseRunner> runners) {
+        try {
+            for (CaseRunner r : runners) {
+                r.close();
+            }
+        } finally {
+            runners.clear();
+        }
     }
 
     private static CaseRunner inThisJvm(Case c, Model m, long capacity, long tokens, float[] reference) {

@@ -358,6 +358,9 @@ class CommandLineTest {
         Result badCase = run("bench", "decode", "--serve-case", "emulated/2.0/F32/fastest", "--serve-model", "m.safetensors");
         assertEquals(2, badCase.code(), badCase.err());
         assertTrue(badCase.err().contains("expected device/factor/dtype/mode"), badCase.err());
+        Result both = run("bench", "decode", "--same-jvm", "--jvm-per-case");
+        assertEquals(2, both.code(), both.err());
+        assertTrue(both.err().contains("--same-jvm and --jvm-per-case: choose one"), both.err());
         Result noModel = run("bench", "decode", "--serve-case", "emulated/2.0/F32/explicit");
         assertEquals(2, noModel.code(), noModel.err());
         assertTrue(noModel.err().contains("--serve-case needs --serve-model"), noModel.err());
