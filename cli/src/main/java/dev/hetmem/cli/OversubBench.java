@@ -43,8 +43,10 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * {@code --warmup} rounds that are not counted (default 3: the JIT compiles the engine's paths on
  * the same two cores; one round left the one-launch rows at a third of their steady speed);
  * {@code --modes} runs some modes only (without explicit, rows have no {@code of_explicit}). Each
- * case runs in a JVM of its own, kept for all its rounds, while this one alternates the cases of
- * one factor and pattern round by round ({@link CaseJvm} says why); {@code --same-jvm} runs them
+ * case runs in a JVM of its own, a new one every round that first runs the warm-up rounds, while
+ * this one alternates the cases of one factor and pattern round by round ({@link CaseJvm} says why;
+ * a new JVM every round because a case's speed depends on which JVM it got, its JIT's choices);
+ * {@code --jvm-per-case} keeps one JVM per case for all its rounds, {@code --same-jvm} runs them
  * all here, grouped the same way. A row is the median round with its spread, and
  * {@code of_explicit} the median of each round's ratio to the explicit program's run of that round
  * (same factor and pattern), with {@code of_explicit_min} and {@code _max}.
@@ -92,6 +94,19 @@ final class OversubBench {
         void close();
     }
 
+    /** Closes the runners (their JVMs end; null stands for a case not run this round) and empties the list. */
+    private static void closeAll(List<CaseRunner> runners) {
+        try {
+            for (CaseRunner r : runners) {
+                if (r != null) {
+                    r.close();
+                }
+            }
+        } finally {
+            runners.clear();
+        }
+    }
+
     private static CaseRunner inThisJvm(Case c, long capacity) {
         return new CaseRunner() {
             public Map<String, Object> run() {
@@ -137,7 +152,7 @@ final class OversubBench {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick", "same-jvm"), Set.of("capacity", "reps", "warmup", "plot", "modes",
+        Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), Set.of("capacity", "reps", "warmup", "plot", "modes",
                 SERVE_OPTION));
         String plot = Chart.plotOption(args);
         long capacity = args.longValue("capacity", 64 * MiB);
@@ -148,6 +163,10 @@ final class OversubBench {
             return serve(Case.parse(args.value(SERVE_OPTION, null)), capacity, out);
         }
         boolean sameJvm = args.flag("same-jvm");
+        if (sameJvm && args.flag("jvm-per-case")) {
+            throw new Args.UsageException("--same-jvm and --jvm-per-case: choose one");
+        }
+        boolean jvmPerRound = !sameJvm && !args.flag("jvm-per-case");
         List<Case> cases = new ArrayList<>();
         if (args.flag("quick")) {
             for (String m : List.of("faults", "prefetch", "explicit", "one_launch", "one_launch_windows")) {
@@ -212,21 +231,27 @@ final class OversubBench {
             }
             List<CaseRunner> runners = new ArrayList<>();
             try {
-                for (int i = g; i < end; i++) {
-                    runners.add(sameJvm ? inThisJvm(cases.get(i), capacity) : inItsOwnJvm(cases.get(i), capacity));
-                }
-                long[] warmSpent = new long[end - g];
-                for (int round = 0; round < warmup; round++) {
-                    for (int i = g; i < end; i++) {
-                        if (warmSpent[i - g] > REPEAT_BUDGET_NANOS) {
-                            continue;   // a slow case (random, no thrashing control) is warm after one run
-                        }
-                        long t0 = System.nanoTime();
-                        warmWrong[i] |= !(Boolean) runners.get(i - g).run().get("correct");
-                        warmSpent[i - g] += System.nanoTime() - t0;
-                    }
-                }
                 for (int round = 0; round < reps; round++) {
+                    if (runners.isEmpty() || jvmPerRound) {
+                        // new JVMs (every round unless --jvm-per-case or --same-jvm), warmed up first
+                        closeAll(runners);
+                        for (int i = g; i < end; i++) {
+                            boolean needed = round == 0 || spent[i] <= REPEAT_BUDGET_NANOS;
+                            runners.add(!needed ? null : sameJvm ? inThisJvm(cases.get(i), capacity)
+                                    : inItsOwnJvm(cases.get(i), capacity));
+                        }
+                        long[] warmSpent = new long[end - g];
+                        for (int w = 0; w < warmup; w++) {
+                            for (int i = g; i < end; i++) {
+                                if (runners.get(i - g) == null || warmSpent[i - g] > REPEAT_BUDGET_NANOS) {
+                                    continue;   // a slow case (random, no thrashing control) is warm after one run
+                                }
+                                long t0 = System.nanoTime();
+                                warmWrong[i] |= !(Boolean) runners.get(i - g).run().get("correct");
+                                warmSpent[i - g] += System.nanoTime() - t0;
+                            }
+                        }
+                    }
                     for (int i = g; i < end; i++) {
                         if (round > 0 && spent[i] > REPEAT_BUDGET_NANOS) {
                             byRound.get(i).add(null);
@@ -238,9 +263,7 @@ final class OversubBench {
                     }
                 }
             } finally {
-                for (CaseRunner r : runners) {
-                    r.close();
-                }
+                closeAll(runners);
             }
             g = end;
         }

@@ -328,6 +328,9 @@ class CommandLineTest {
         Result unknown = run("bench", "oversub", "--modes", "explicit,fast");
         assertEquals(2, unknown.code(), unknown.err());
         assertTrue(unknown.err().contains("unknown mode 'fast'") && unknown.err().contains("one_launch_windows"), unknown.err());
+        Result both = run("bench", "oversub", "--same-jvm", "--jvm-per-case");
+        assertEquals(2, both.code(), both.err());
+        assertTrue(both.err().contains("--same-jvm and --jvm-per-case: choose one"), both.err());
         Result badCase = run("bench", "oversub", "--serve-case", "2.0/sequential/fastest");
         assertEquals(2, badCase.code(), badCase.err());
         assertTrue(badCase.err().contains("expected factor/pattern/mode"), badCase.err());
