@@ -47,8 +47,9 @@ final class OpenClCopyEngine implements CopyEngine {
     /** Part of lock L12 (copy engine): docs/design.md, lock table, L12. */
     private final LinkedBlockingQueue<Job> queue = new LinkedBlockingQueue<>();
     /**
-     * Part of lock L12: held shared while a copy (or a plain buffer's transfer, {@link #whileRunning})
-     * enqueues transfers and queues its job, exclusively by {@link #stop} while it sets
+     * Part of lock L12: held shared while a copy enqueues transfers and queues its job (and by a plain
+     * buffer's transfer, {@link #whileRunning}, until that blocking transfer is done: a close waits
+     * for it), exclusively by {@link #stop} while it sets
      * {@code stopped} and queues the waiter's end. So every job queued is ahead of that end (the
      * waiter completes it), and no transfer is enqueued on the copy queue once the device began to
      * close (its queues are then finished and released).
