@@ -225,24 +225,42 @@ final class OpenClCopyEngine implements CopyEngine {
      */
     private void copyShared(CopyBatch batch, int from, int to) {
         usable("clEnqueueWriteBuffer");
+        forEachPoolRun(batch, from, to, (op, frame, n, host) -> {
+            long bytes = (long) n << PAGE_SHIFT;
+            MemorySegment frames = ctx.sharedFrames(frame, n);
+            switch (op) {
+                case CopyBatch.TO_DEVICE -> MemorySegment.copy(MemorySegment.ofAddress(host).reinterpret(bytes), 0, frames, 0, bytes);
+                case CopyBatch.TO_HOST -> MemorySegment.copy(frames, 0, MemorySegment.ofAddress(host).reinterpret(bytes), 0, bytes);
+                case CopyBatch.ZERO -> frames.fill((byte) 0);
+                default -> throw new DeviceCopyException("unknown copy operation " + op);
+            }
+        });
+    }
+
+    /** One stretch of a batch operation that stays inside one pool: its code, first frame, pages and host address. */
+    @FunctionalInterface
+    private interface PoolRun {
+        void copy(byte op, int frame, int pages, long host);
+    }
+
+    /**
+     * Operations [from, to) of a batch, each checked first ({@link #checkOperation}), then handed to
+     * {@code run} stretch by stretch, split where a pool ends: what the CPU copies and the transfers
+     * share.
+     */
+    private void forEachPoolRun(CopyBatch batch, int from, int to, PoolRun run) {
         for (int i = from; i < to; i++) {
             checkOperation(batch, i);
+            byte op = batch.op(i);
             int frame = batch.frame(i);
             int pages = batch.pages(i);
             long host = batch.hostAddress(i);
             while (pages > 0) {
                 int n = ctx.runInPool(frame, pages);
-                long bytes = (long) n << PAGE_SHIFT;
-                MemorySegment frames = ctx.sharedFrames(frame, n);
-                switch (batch.op(i)) {
-                    case CopyBatch.TO_DEVICE -> MemorySegment.copy(MemorySegment.ofAddress(host).reinterpret(bytes), 0, frames, 0, bytes);
-                    case CopyBatch.TO_HOST -> MemorySegment.copy(frames, 0, MemorySegment.ofAddress(host).reinterpret(bytes), 0, bytes);
-                    case CopyBatch.ZERO -> frames.fill((byte) 0);
-                    default -> throw new DeviceCopyException("unknown copy operation " + batch.op(i));
-                }
+                run.copy(op, frame, n, host);
                 frame += n;
                 pages -= n;
-                host += bytes;
+                host += (long) n << PAGE_SHIFT;
             }
         }
     }
@@ -277,35 +295,25 @@ final class OpenClCopyEngine implements CopyEngine {
         MemorySegment zero = OpenClContext.zeroPattern(a);
         try {
             ctx.checkUsable("clEnqueueWriteBuffer");
-            for (int i = from; i < to; i++) {
-                checkOperation(batch, i);
-                int frame = batch.frame(i);
-                int pages = batch.pages(i);
-                long host = batch.hostAddress(i);
-                while (pages > 0) {
-                    MemorySegment pool = ctx.pools[ctx.pool(frame)];
-                    int n = ctx.runInPool(frame, pages);
-                    long offset = ctx.poolOffset(frame);
-                    long bytes = (long) n << PAGE_SHIFT;
-                    MemorySegment ev = t.events.asSlice((long) t.count * ADDRESS.byteSize());
-                    int rc = switch (batch.op(i)) {
-                        case CopyBatch.TO_DEVICE -> transfer(true, pool, offset, bytes, host, ev);
-                        case CopyBatch.TO_HOST -> transfer(false, pool, offset, bytes, host, ev);
-                        case CopyBatch.ZERO -> ctx.fill(ctx.copyQueue, pool, zero, offset, bytes, ev);
-                        default -> throw new DeviceCopyException("unknown copy operation " + batch.op(i));
-                    };
-                    if (rc != ClLibrary.CL_SUCCESS) {
-                        String call = batch.op(i) == CopyBatch.ZERO ? "clEnqueueFillBuffer"
-                                : batch.op(i) == CopyBatch.TO_DEVICE ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer";
-                        throw new DeviceCopyException("copy of " + n + " pages at frame " + frame + " on " + name + " failed",
-                                new OpenClException(call, rc, null));
-                    }
-                    t.count++;
-                    frame += n;
-                    pages -= n;
-                    host += bytes;
+            forEachPoolRun(batch, from, to, (op, frame, n, host) -> {
+                MemorySegment pool = ctx.pools[ctx.pool(frame)];
+                long offset = ctx.poolOffset(frame);
+                long bytes = (long) n << PAGE_SHIFT;
+                MemorySegment ev = t.events.asSlice((long) t.count * ADDRESS.byteSize());
+                int rc = switch (op) {
+                    case CopyBatch.TO_DEVICE -> transfer(true, pool, offset, bytes, host, ev);
+                    case CopyBatch.TO_HOST -> transfer(false, pool, offset, bytes, host, ev);
+                    case CopyBatch.ZERO -> ctx.fill(ctx.copyQueue, pool, zero, offset, bytes, ev);
+                    default -> throw new DeviceCopyException("unknown copy operation " + op);
+                };
+                if (rc != ClLibrary.CL_SUCCESS) {
+                    String call = op == CopyBatch.ZERO ? "clEnqueueFillBuffer"
+                            : op == CopyBatch.TO_DEVICE ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer";
+                    throw new DeviceCopyException("copy of " + n + " pages at frame " + frame + " on " + name + " failed",
+                            new OpenClException(call, rc, null));
                 }
-            }
+                t.count++;
+            });
             call(cl.flush, ctx.copyQueue);
         } catch (OpenClException e) {
             t.failure = new DeviceCopyException("copy on " + name + " failed", e);
@@ -323,19 +331,8 @@ final class OpenClCopyEngine implements CopyEngine {
     void copyWithin(int[] sourceFrames, int[] frames, int[] pages, int count) {
         if (ctx.shared()) {
             usable("clEnqueueCopyBuffer");
-            for (int i = 0; i < count; i++) {
-                checkRunWithin(sourceFrames[i], frames[i], pages[i]);
-                int src = sourceFrames[i];
-                int dst = frames[i];
-                int left = pages[i];
-                while (left > 0) {
-                    int n = Math.min(ctx.runInPool(src, left), ctx.runInPool(dst, left));
-                    MemorySegment.copy(ctx.sharedFrames(src, n), 0, ctx.sharedFrames(dst, n), 0, (long) n << PAGE_SHIFT);
-                    src += n;
-                    dst += n;
-                    left -= n;
-                }
-            }
+            forEachRunWithin(sourceFrames, frames, pages, count, (src, dst, n) ->
+                    MemorySegment.copy(ctx.sharedFrames(src, n), 0, ctx.sharedFrames(dst, n), 0, (long) n << PAGE_SHIFT));
             return;
         }
         long slots = 0;
@@ -348,10 +345,7 @@ final class OpenClCopyEngine implements CopyEngine {
             try {
                 checkRunning();
                 ctx.checkUsable("clEnqueueCopyBuffer");
-                for (int i = 0; i < count; i++) {
-                    checkRunWithin(sourceFrames[i], frames[i], pages[i]);
-                    enqueueWithin(t, sourceFrames[i], frames[i], pages[i]);
-                }
+                forEachRunWithin(sourceFrames, frames, pages, count, (src, dst, n) -> enqueueWithin(t, src, dst, n));
                 call(cl.flush, ctx.copyQueue);
             } catch (OpenClException e) {
                 t.failure = new DeviceCopyException("copy on " + name + " failed", e);
@@ -375,27 +369,48 @@ final class OpenClCopyEngine implements CopyEngine {
         }
     }
 
-    /** Enqueues the copies of one run within the device (checked by {@link #checkRunWithin}), split where a pool ends on either side. */
-    private void enqueueWithin(Transfers t, int src, int dst, int pages) {
-        while (pages > 0) {
-            int n = Math.min(ctx.runInPool(src, pages), ctx.runInPool(dst, pages));
-            MemorySegment ev = t.events.asSlice((long) t.count * ADDRESS.byteSize());
-            int rc;
-            try {
-                rc = (int) cl.enqueueCopyBuffer.invokeExact(ctx.copyQueue, ctx.pools[ctx.pool(src)], ctx.pools[ctx.pool(dst)],
-                        ctx.poolOffset(src), ctx.poolOffset(dst), (long) n << PAGE_SHIFT, 0, MemorySegment.NULL, ev);
-            } catch (Throwable e) {
-                throw rethrow(e);
+    /** One stretch of a run copied within the device that stays inside one pool on both sides. */
+    @FunctionalInterface
+    private interface WithinRun {
+        void copy(int src, int dst, int pages);
+    }
+
+    /**
+     * The {@code count} runs of a copy within the device (run i {@code pages[i]} frames from
+     * {@code sourceFrames[i]} to {@code frames[i]}), each checked first ({@link #checkRunWithin}),
+     * then handed to {@code run} stretch by stretch, split where a pool ends on either side.
+     */
+    private void forEachRunWithin(int[] sourceFrames, int[] frames, int[] pages, int count, WithinRun run) {
+        for (int i = 0; i < count; i++) {
+            checkRunWithin(sourceFrames[i], frames[i], pages[i]);
+            int src = sourceFrames[i];
+            int dst = frames[i];
+            int left = pages[i];
+            while (left > 0) {
+                int n = Math.min(ctx.runInPool(src, left), ctx.runInPool(dst, left));
+                run.copy(src, dst, n);
+                src += n;
+                dst += n;
+                left -= n;
             }
-            if (rc != ClLibrary.CL_SUCCESS) {
-                throw new DeviceCopyException("copy of " + n + " pages from frame " + src + " to frame " + dst + " on "
-                        + name + " failed", new OpenClException("clEnqueueCopyBuffer", rc, null));
-            }
-            t.count++;
-            src += n;
-            dst += n;
-            pages -= n;
         }
+    }
+
+    /** Enqueues the copy of one stretch within the device (inside one pool on both sides). */
+    private void enqueueWithin(Transfers t, int src, int dst, int n) {
+        MemorySegment ev = t.events.asSlice((long) t.count * ADDRESS.byteSize());
+        int rc;
+        try {
+            rc = (int) cl.enqueueCopyBuffer.invokeExact(ctx.copyQueue, ctx.pools[ctx.pool(src)], ctx.pools[ctx.pool(dst)],
+                    ctx.poolOffset(src), ctx.poolOffset(dst), (long) n << PAGE_SHIFT, 0, MemorySegment.NULL, ev);
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+        if (rc != ClLibrary.CL_SUCCESS) {
+            throw new DeviceCopyException("copy of " + n + " pages from frame " + src + " to frame " + dst + " on "
+                    + name + " failed", new OpenClException("clEnqueueCopyBuffer", rc, null));
+        }
+        t.count++;
     }
 
     /** Enqueues a non-blocking transfer between a pool and host memory on the copy queue; returns the OpenCL status. */
