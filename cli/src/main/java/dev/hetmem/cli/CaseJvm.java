@@ -42,6 +42,15 @@ final class CaseJvm implements AutoCloseable {
             "-XX:ArchiveClassesAtExit", "-Dcom.sun.management.jmxremote", "-XX:+PrintFlagsFinal");
     /** How long a child may take to start. */
     private static final long START_SECONDS = 60;
+    /**
+     * The least time a new JVM's warm-up runs take. A count of runs alone left the engine's paths
+     * still being compiled where runs are short: `bench decode`, emulated, factor 2, 2 tokens a run,
+     * one launch took 0.13 s a run for three runs, 0.15-0.17 s for the next three while the JIT
+     * worked on two busy cores, and 0.10 s from the seventh (about 1.1 s in); the explicit program,
+     * a shorter path, was at its speed after one run. A row measured on the fourth run so read one
+     * launch at about 0.8 of the explicit program where it ran as fast once warm.
+     */
+    static final long WARM_UP_NANOS = 1_500_000_000L;
 
     private final Process process;
     private final Writer toChild;
@@ -129,6 +138,26 @@ final class CaseJvm implements AutoCloseable {
      * with {@code row FIELDS}, or {@code failed MESSAGE} and an exit status of 1 (2 for a request it
      * does not know); 0 once the parent closes its input.
      */
+    /**
+     * Warms a new JVM's case up: {@code runs} runs, and on until they took {@link #WARM_UP_NANOS}
+     * (nothing if {@code runs} is 0), but one run only for a case whose first run took longer than
+     * {@code slowNanos} (it is warm by then, and more would cost the run its time). Returns whether
+     * every run's result was correct.
+     */
+    static boolean warmUp(java.util.function.Supplier<java.util.Map<String, Object>> run, int runs, long slowNanos) {
+        boolean correct = true;
+        long spent = 0;
+        for (int w = 0; w < runs || (runs > 0 && spent < WARM_UP_NANOS); w++) {
+            long t0 = System.nanoTime();
+            correct &= (Boolean) run.get().get("correct");
+            spent += System.nanoTime() - t0;
+            if (w == 0 && spent > slowNanos) {
+                break;
+            }
+        }
+        return correct;
+    }
+
     static int serve(PrintStream out, CaseRun caseRun) {
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         out.println("ready");

@@ -63,8 +63,11 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * same case ran 0.81-0.85 s in one JVM and 1.04-1.22 s in the next), so a row needs several.
  * {@code --jvm-per-case} keeps one JVM per case for all its rounds (faster, and one JVM's luck);
  * {@code --same-jvm} runs every case in this one. The modes
- * run back to back in rounds, after {@code --warmup} rounds that are not counted (default 1: the
- * JIT compiles the engine's paths on the same two cores); each row is the median round with the
+ * run back to back in rounds, after {@code --warmup} rounds that are not counted (default 3, as in
+ * {@code bench oversub}, and with a new JVM every round at least {@link CaseJvm#WARM_UP_NANOS} of them:
+ * the JIT compiles the engine's paths on the same two cores, and a JVM's second run still ran one
+ * launch at about 0.8 of its later speed while the explicit program, a shorter path, was warm after
+ * one); each row is the median round with the
  * spread ({@code tokens_per_s_min}, {@code _max}), and {@code of_explicit} is the median of each
  * round's ratio to the explicit program's run of that round (with {@code of_explicit_min},
  * {@code _max}).
@@ -140,7 +143,7 @@ final class DecodeBench {
         if (reps < 1 || reps > 50) {
             throw new Args.UsageException("--reps " + reps + " outside [1, 50]");
         }
-        int warmup = args.intValue("warmup", 1, 0, 20);
+        int warmup = args.intValue("warmup", 3, 0, 20);
         if (args.value(SERVE_OPTION, null) != null) {
             String model = args.value(MODEL_OPTION, null);
             if (model == null) {
@@ -210,10 +213,8 @@ final class DecodeBench {
                                         runners.add(sameJvm ? inThisJvm(c, model, capacity, tokens, reference)
                                                 : inItsOwnJvm(c, model, capacity, tokens));
                                     }
-                                    for (int w = 0; jvmPerRound && w < warmup; w++) {
-                                        for (int i = 0; i < modes.size(); i++) {
-                                            warmWrong[i] |= !(Boolean) runners.get(i).run().get("correct");
-                                        }
+                                    for (int i = 0; jvmPerRound && i < modes.size(); i++) {
+                                        warmWrong[i] |= !CaseJvm.warmUp(runners.get(i)::run, warmup, Long.MAX_VALUE);
                                     }
                                 }
                                 for (int i = 0; i < modes.size(); i++) {

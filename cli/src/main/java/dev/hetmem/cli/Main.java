@@ -24,7 +24,7 @@ public final class Main {
               bench oversub [--quick] [--json] [--capacity 64M] [--reps 5] [--warmup 3] [--modes M,...]
                      [--jvm-per-case | --same-jvm] [--plot FILE]
                                                a kernel sweeping data sets larger than the device
-              bench decode [--quick] [--json] [--capacity 64M] [--tokens N] [--reps 3] [--warmup 1]
+              bench decode [--quick] [--json] [--capacity 64M] [--tokens N] [--reps 3] [--warmup 3]
                      [--device emulated|opencl|all] [--jvm-per-case | --same-jvm] [--plot FILE]
                                                a model's layers (GEMV per token) larger than the device
               bench fault [--quick] [--json] [--plot FILE]

@@ -40,8 +40,9 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * with no hint (the device faults pieces in while the kernel runs), "one_launch_windows" with a
  * per-item window declared (sequential only: the launch runs tile by tile, the next tile prefetched);
  * the "_no_thrash_control" modes turn thrashing control off. Cases run in rounds, after
- * {@code --warmup} rounds that are not counted (default 3: the JIT compiles the engine's paths on
- * the same two cores; one round left the one-launch rows at a third of their steady speed);
+ * {@code --warmup} rounds that are not counted (default 3, and with a new JVM every round at least
+ * {@link CaseJvm#WARM_UP_NANOS} of them: the JIT compiles the engine's paths on the same two cores;
+ * one round left the one-launch rows at a third of their steady speed);
  * {@code --modes} runs some modes only (without explicit, rows have no {@code of_explicit}). Each
  * case runs in a JVM of its own, a new one every round that first runs the warm-up rounds, while
  * this one alternates the cases of one factor and pattern round by round ({@link CaseJvm} says why;
@@ -240,15 +241,10 @@ final class OversubBench {
                             runners.add(!needed ? null : sameJvm ? inThisJvm(cases.get(i), capacity)
                                     : inItsOwnJvm(cases.get(i), capacity));
                         }
-                        long[] warmSpent = new long[end - g];
-                        for (int w = 0; w < warmup; w++) {
-                            for (int i = g; i < end; i++) {
-                                if (runners.get(i - g) == null || warmSpent[i - g] > REPEAT_BUDGET_NANOS) {
-                                    continue;   // a slow case (random, no thrashing control) is warm after one run
-                                }
-                                long t0 = System.nanoTime();
-                                warmWrong[i] |= !(Boolean) runners.get(i - g).run().get("correct");
-                                warmSpent[i - g] += System.nanoTime() - t0;
+                        for (int i = g; i < end; i++) {
+                            // a slow case (random, no thrashing control) is warm after one run
+                            if (runners.get(i - g) != null) {
+                                warmWrong[i] |= !CaseJvm.warmUp(runners.get(i - g)::run, warmup, REPEAT_BUDGET_NANOS);
                             }
                         }
                     }
