@@ -44,11 +44,10 @@ final class CaseJvm implements AutoCloseable {
     private static final long START_SECONDS = 60;
     /**
      * The least time a new JVM's warm-up runs take. A count of runs alone left the engine's paths
-     * still being compiled where runs are short: `bench decode`, emulated, factor 2, 2 tokens a run,
-     * one launch took 0.13 s a run for three runs, 0.15-0.17 s for the next three while the JIT
-     * worked on two busy cores, and 0.10 s from the seventh (about 1.1 s in); the explicit program,
-     * a shorter path, was at its speed after one run. A row measured on the fourth run so read one
-     * launch at about 0.8 of the explicit program where it ran as fast once warm.
+     * still being compiled where runs are short: {@code bench decode}, emulated, factor 2, a 32 MiB
+     * device, 2 tokens a run, one launch took 0.34, 0.13, 0.13 s, then 0.17, 0.16, 0.14 s while the
+     * JIT still worked on the two busy cores, and 0.10-0.11 s from the seventh run (about 1.1 s in);
+     * the explicit program, a shorter path, ran at its speed (0.12-0.14 s) from its second run.
      */
     static final long WARM_UP_NANOS = 1_500_000_000L;
 
@@ -133,12 +132,6 @@ final class CaseJvm implements AutoCloseable {
     }
 
     /**
-     * The child's side: says {@code ready}, then runs the case once per {@code run} line on standard
-     * input (the parent's pipe: only a JVM this class started is asked to serve), answering each
-     * with {@code row FIELDS}, or {@code failed MESSAGE} and an exit status of 1 (2 for a request it
-     * does not know); 0 once the parent closes its input.
-     */
-    /**
      * Warms a new JVM's case up: {@code runs} runs, and on until they took {@link #WARM_UP_NANOS}
      * (nothing if {@code runs} is 0), but one run only for a case whose first run took longer than
      * {@code slowNanos} (it is warm by then, and more would cost the run its time). Returns whether
@@ -158,6 +151,12 @@ final class CaseJvm implements AutoCloseable {
         return correct;
     }
 
+    /**
+     * The child's side: says {@code ready}, then runs the case once per {@code run} line on standard
+     * input (the parent's pipe: only a JVM this class started is asked to serve), answering each
+     * with {@code row FIELDS}, or {@code failed MESSAGE} and an exit status of 1 (2 for a request it
+     * does not know); 0 once the parent closes its input.
+     */
     static int serve(PrintStream out, CaseRun caseRun) {
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         out.println("ready");

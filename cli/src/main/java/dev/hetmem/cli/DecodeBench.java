@@ -64,10 +64,11 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * {@code --jvm-per-case} keeps one JVM per case for all its rounds (faster, and one JVM's luck);
  * {@code --same-jvm} runs every case in this one. The modes
  * run back to back in rounds, after {@code --warmup} rounds that are not counted (default 3, as in
- * {@code bench oversub}, and with a new JVM every round at least {@link CaseJvm#WARM_UP_NANOS} of them:
- * the JIT compiles the engine's paths on the same two cores, and a JVM's second run still ran one
- * launch at about 0.8 of its later speed while the explicit program, a shorter path, was warm after
- * one); each row is the median round with the
+ * {@code bench oversub}, and with a new JVM every round at least {@link CaseJvm#WARM_UP_NANOS} of
+ * them; with {@code --jvm-per-case} or {@code --same-jvm}, {@code --warmup} rounds alone): the JIT
+ * compiles the engine's paths on the same two cores, and a JVM's second run still ran one launch at
+ * 0.5-0.65 of its later speed while the explicit program, a shorter path, was warm after one run;
+ * each row is the median round with the
  * spread ({@code tokens_per_s_min}, {@code _max}), and {@code of_explicit} is the median of each
  * round's ratio to the explicit program's run of that round (with {@code of_explicit_min},
  * {@code _max}).

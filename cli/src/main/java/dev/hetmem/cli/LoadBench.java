@@ -39,7 +39,12 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * then measured below what it can do. Beside fio, the rate at which this machine backs fresh memory
  * (4 threads, {@code MADV_POPULATE_WRITE}, the same size): a load into new host pages is bounded
  * by the slower of the two, and host rows are reported against that lower floor. Each case runs
- * two or three rounds; a row is the median, with the slowest and fastest round.
+ * three rounds, each with its own floors, measured right before its load: fio (the faster of its two
+ * runs) and the populate rate. A row is the median round, with the slowest and fastest; its floor
+ * columns ({@code fio_gbps}, {@code fio_small_pages_gbps}, {@code fio_huge_pages_gbps},
+ * {@code populate_gbps}, {@code floor_gbps}) are the medians of the rounds' values, and
+ * {@code of_fio} and {@code of_floor} the medians of each round's ratio to its own floors (rounds
+ * with no reading left out); the limits object holds the best round's.
  */
 final class LoadBench {
     private static final long MiB = 1L << 20;
@@ -86,18 +91,20 @@ final class LoadBench {
                 int rounds = 3;   // a median with a spread on either side
                 for (int node = 0; node <= 1; node++) {
                     for (LoadScheme scheme : LoadScheme.values()) {
-                        // this disk is shared and its speed swings widely: fio runs right before each
-                        // load, both from a cold cache, and the best of each is kept
-                        double fioSmall = 0;
-                        double fioHuge = 0;
-                        List<LoadResult> results = new ArrayList<>();
+                        // this disk is shared and its speed swings widely: fio runs right before each load,
+                        // both from a cold cache, and each load is compared with the fio runs of its own
+                        // round, not with the best of all rounds (a median load against the best fio run of
+                        // three read 77-79% where the same loads read 80-115% of their own rounds' fio)
+                        double[] fioSmall = new double[rounds];
+                        double[] fioHuge = new double[rounds];
                         double[] populate = new double[rounds];
+                        LoadResult[] byRound = new LoadResult[rounds];
                         boolean cold = true;
                         Interference before = Interference.now();
                         for (int round = 0; round < rounds; round++) {
                             if (disk != null) {
-                                fioSmall = Math.max(fioSmall, disk.smallPages(file, size));
-                                fioHuge = Math.max(fioHuge, disk.hugePages(file, size));
+                                fioSmall[round] = disk.smallPages(file, size);
+                                fioHuge[round] = disk.hugePages(file, size);
                             }
                             // the other floor of a load into new host pages: how fast this machine
                             // backs fresh memory (4 threads, MADV_POPULATE_WRITE, the same size)
@@ -105,15 +112,29 @@ final class LoadBench {
                             cold &= dropCache(file);
                             LoadResult r = mem.load(file, node, LoadOptions.defaults().withScheme(scheme));
                             r.region().free();
-                            results.add(r);
+                            byRound[round] = r;
                         }
                         Interference disturbed = Interference.now().since(before);
+                        List<LoadResult> results = new ArrayList<>(List.of(byRound));
                         results.sort(java.util.Comparator.comparingDouble(LoadResult::gbps));
                         LoadResult best = results.get(results.size() / 2);   // the median round stands for the case
-                        java.util.Arrays.sort(populate);
-                        double populateGbps = populate[populate.length / 2];
-                        double fio = Math.max(fioSmall, fioHuge);
-                        bestFio = Math.max(bestFio, size == largest ? fio : 0);
+                        double[] fioRound = new double[rounds];
+                        double[] floorRound = new double[rounds];
+                        double[] ofFio = new double[rounds];
+                        double[] ofFloor = new double[rounds];
+                        for (int round = 0; round < rounds; round++) {
+                            fioRound[round] = Math.max(fioSmall[round], fioHuge[round]);
+                            // a load to the host is bounded by the slower of the disk and fresh memory
+                            floorRound[round] = node == 0 && populate[round] > 0
+                                    ? (fioRound[round] > 0 ? Math.min(fioRound[round], populate[round]) : populate[round])
+                                    : fioRound[round];
+                            ofFio[round] = fioRound[round] > 0 ? byRound[round].gbps() / fioRound[round] : 0;
+                            ofFloor[round] = floorRound[round] > 0 ? byRound[round].gbps() / floorRound[round] : 0;
+                        }
+                        double populateGbps = median(populate);
+                        double fio = median(fioRound);
+                        double floor = median(floorRound);
+                        bestFio = Math.max(bestFio, size == largest ? max(fioRound) : 0);
                         bestPopulate = Math.max(bestPopulate, size == largest ? populateGbps : 0);
                         Map<String, Object> row = new LinkedHashMap<>();
                         row.put("file_bytes", size);
@@ -132,20 +153,18 @@ final class LoadBench {
                         }
                         if (fio > 0) {
                             row.put("fio_gbps", Math.round(fio * 1000) / 1000.0);
-                            row.put("fio_small_pages_gbps", Math.round(fioSmall * 1000) / 1000.0);
-                            if (fioHuge > 0) {
-                                row.put("fio_huge_pages_gbps", Math.round(fioHuge * 1000) / 1000.0);
+                            row.put("fio_small_pages_gbps", Math.round(median(fioSmall) * 1000) / 1000.0);
+                            if (median(fioHuge) > 0) {
+                                row.put("fio_huge_pages_gbps", Math.round(median(fioHuge) * 1000) / 1000.0);
                             }
-                            row.put("of_fio", Math.round(best.gbps() / fio * 1000) / 1000.0);
+                            row.put("of_fio", Math.round(median(ofFio) * 1000) / 1000.0);
                         }
                         if (populateGbps > 0) {
                             row.put("populate_gbps", Math.round(populateGbps * 1000) / 1000.0);
                         }
-                        // a load to the host is bounded by the slower of the disk and fresh memory
-                        double floor = node == 0 && populateGbps > 0 ? (fio > 0 ? Math.min(fio, populateGbps) : populateGbps) : fio;
                         if (floor > 0) {
                             row.put("floor_gbps", Math.round(floor * 1000) / 1000.0);
-                            row.put("of_floor", Math.round(best.gbps() / floor * 1000) / 1000.0);
+                            row.put("of_floor", Math.round(median(ofFloor) * 1000) / 1000.0);
                         }
                         row.put("steal_ms", disturbed.stealMillis());
                         row.put("thp_splits", disturbed.hugePageSplits());
@@ -153,10 +172,10 @@ final class LoadBench {
                         err.printf("%6s %-10s to %-6s %8.3f s %7.3f GB/s [%.3f-%.3f]%s%s extra host %s%s%s%n", Sizes.format(size),
                                 row.get("scheme"), row.get("target"), best.seconds(), best.gbps(), results.getFirst().gbps(),
                                 results.getLast().gbps(),
-                                fio > 0 ? String.format(" (fio beside it %.3f huge pages, %.3f small: %3.0f%%)", fioHuge,
-                                        fioSmall, 100 * best.gbps() / fio) : "",
+                                fio > 0 ? String.format(" (fio beside it %.3f huge pages, %.3f small: %3.0f%%)", median(fioHuge),
+                                        median(fioSmall), 100 * median(ofFio)) : "",
                                 node == 0 && floor > 0 ? String.format(" (populate %.3f GB/s; %3.0f%% of the lower floor)",
-                                        populateGbps, 100 * best.gbps() / floor) : "",
+                                        populateGbps, 100 * median(ofFloor)) : "",
                                 ProgressBar.human(best.peakExtraHostBytes()),
                                 best.allocationNanos() > 0 ? String.format(", pages populated in %.3f s", best.allocationNanos() / 1e9) : "",
                                 cold ? "" : " [warm cache]");
@@ -226,6 +245,20 @@ final class LoadBench {
             ch.force(true);
         }
         return p;
+    }
+
+    /** The median of the positive values (the upper one of an even count; 0 if none is): a round with no reading is left out. */
+    private static double median(double[] v) {
+        double[] sorted = java.util.Arrays.stream(v).filter(x -> x > 0).sorted().toArray();
+        return sorted.length == 0 ? 0 : sorted[sorted.length / 2];
+    }
+
+    private static double max(double[] v) {
+        double m = 0;
+        for (double x : v) {
+            m = Math.max(m, x);
+        }
+        return m;
     }
 
     /** Drops the file from the page cache: the whole cache when root, else the file's pages. */

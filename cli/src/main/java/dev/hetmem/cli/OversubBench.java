@@ -40,8 +40,9 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * with no hint (the device faults pieces in while the kernel runs), "one_launch_windows" with a
  * per-item window declared (sequential only: the launch runs tile by tile, the next tile prefetched);
  * the "_no_thrash_control" modes turn thrashing control off. Cases run in rounds, after
- * {@code --warmup} rounds that are not counted (default 3, and with a new JVM every round at least
- * {@link CaseJvm#WARM_UP_NANOS} of them: the JIT compiles the engine's paths on the same two cores;
+ * {@code --warmup} runs of each case that are not counted whenever its JVMs start (default 3, and
+ * at least {@link CaseJvm#WARM_UP_NANOS} of them, one case after another; one run only for a case
+ * whose first run took over a second: the JIT compiles the engine's paths on the same two cores;
  * one round left the one-launch rows at a third of their steady speed);
  * {@code --modes} runs some modes only (without explicit, rows have no {@code of_explicit}). Each
  * case runs in a JVM of its own, a new one every round that first runs the warm-up rounds, while
