@@ -37,8 +37,9 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * reserved (root), into huge-page buffers as hetmem's loader reads; the faster is the limit, because
  * a 4 MiB direct read into 4 KiB pages is split by the block layer's segment limit and the disk is
  * then measured below what it can do. Beside fio, the rate at which this machine backs fresh memory
- * (4 threads, {@code MADV_POPULATE_WRITE}, the same size): a load into new host pages is bounded
- * by the slower of the two, and host rows are reported against that lower floor. Each case runs
+ * (4 threads, {@code MADV_POPULATE_WRITE}, the same size): a load into new host pages is held to
+ * the slower of the two, and host rows are reported against that lower floor (a load that reuses
+ * the pages the populate measurement just gave back can beat it). Each case runs
  * three rounds, each with its own floors, measured right before its load: fio (the faster of its two
  * runs) and the populate rate. A row is the median round, with the slowest and fastest; its floor
  * columns ({@code fio_gbps}, {@code fio_small_pages_gbps}, {@code fio_huge_pages_gbps},
@@ -93,8 +94,8 @@ final class LoadBench {
                     for (LoadScheme scheme : LoadScheme.values()) {
                         // this disk is shared and its speed swings widely: fio runs right before each load,
                         // both from a cold cache, and each load is compared with the fio runs of its own
-                        // round, not with the best of all rounds (a median load against the best fio run of
-                        // three read 77-79% where the same loads read 80-115% of their own rounds' fio)
+                        // round, not with the best of all rounds (a median load held to the best fio run of
+                        // three read 77-79% of fio; round by round, the next run read 91-100%)
                         double[] fioSmall = new double[rounds];
                         double[] fioHuge = new double[rounds];
                         double[] populate = new double[rounds];
@@ -124,7 +125,7 @@ final class LoadBench {
                         double[] ofFloor = new double[rounds];
                         for (int round = 0; round < rounds; round++) {
                             fioRound[round] = Math.max(fioSmall[round], fioHuge[round]);
-                            // a load to the host is bounded by the slower of the disk and fresh memory
+                            // a load to the host is held to the slower of the disk and fresh memory
                             floorRound[round] = node == 0 && populate[round] > 0
                                     ? (fioRound[round] > 0 ? Math.min(fioRound[round], populate[round]) : populate[round])
                                     : fioRound[round];
