@@ -20,8 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * An emulated kernel's accesses once its buffer's one-leaf TLB holds the page: the fast path of the
  * translation must still refuse what the full one refuses (a write through a read-only argument
  * whose page another argument of the launch may write, an access past the argument's end) and
- * leave values that cross a page to the byte-by-byte path, and it must switch leaves correctly
- * across 2 MiB blocks.
+ * leave values that cross a page to the byte-by-byte path (the pages' frames need not be next to
+ * each other), and it must switch leaves correctly across 2 MiB blocks.
  */
 class DeviceBufferTranslationTest {
     private UnifiedMemory mem;
@@ -67,9 +67,30 @@ class DeviceBufferTranslationTest {
         fill(r);
         var e = assertThrows(DeviceFaultException.class, () -> mem.launch(1, (EmulatedKernel) (a, i) -> {
             a.arg(0).getInt(0);
-            a.arg(0).getInt(PAGE - 2);   // the argument is PAGE - 4 bytes: the last 2 of these 4 are outside
+            // within the page, so only the bounds check refuses it: the argument is PAGE - 4 bytes
+            a.arg(0).getInt(PAGE - 6);
         }, 1, KernelArg.of(r, 0, PAGE - 4, Access.READ)));
         assertTrue(e.getMessage().contains("outside its argument"), e.getMessage());
+    }
+
+    @Test
+    void aValueAcrossPagesInFramesFarApartIsReadByteByByteAfterATlbHit() {
+        Region r = mem.allocate(2 * MiB, PAGE);   // 4 KiB granules: each page migrates on its own
+        fill(r);
+        // page 1 first, then a gap, then page 0: their frames are not consecutive in page order, so
+        // reading 8 bytes from page 0's frame onwards would not reach page 1's bytes
+        r.advise(PAGE, PAGE, Advice.prefetch(1));
+        Region gap = mem.allocate(2 * MiB, PAGE);
+        gap.advise(0, 4 * PAGE, Advice.prefetch(1));
+        r.advise(0, PAGE, Advice.prefetch(1));
+        long[] got = new long[1];
+        mem.launch(1, (EmulatedKernel) (a, i) -> {
+            a.arg(0).getLong(0);                        // the TLB now holds the block of both pages
+            got[0] = a.arg(0).getLong(PAGE - 4);        // 4 bytes of page 0, 4 of page 1
+        }, 1, KernelArg.of(r, 0, 2 * PAGE, Access.READ));
+        try (HostView v = r.host(0, 2 * PAGE, Access.READ)) {
+            assertEquals(v.segment().get(ValueLayout.JAVA_LONG_UNALIGNED, PAGE - 4), got[0]);
+        }
     }
 
     @Test

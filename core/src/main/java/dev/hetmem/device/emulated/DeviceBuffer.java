@@ -69,9 +69,9 @@ public final class DeviceBuffer {
     /**
      * Physical address of {@code size} bytes at {@code offset}, or -1 if they cross a page (the
      * caller then goes byte by byte). The common case, in bounds, within one page, a TLB hit on an
-     * entry that allows the access, is this small method alone, so that the JIT always inlines it
-     * into a kernel's loop; everything else is {@link #translateSlow}, which checks it all again.
-     * Split because the whole of it (250 bytes of bytecode) was inlined in some JVMs and not in
+     * entry that allows the access, is this small method alone, so that the JIT inlines it into a
+     * kernel's hot loop; everything else is {@link #translateSlow}, which checks it all again.
+     * Split because the whole of it (253 bytes of bytecode) was inlined in some JVMs and not in
      * others ("callee is too large", "already compiled into a medium method"), and the same
      * emulated kernel ran about 1.5x slower in the JVMs that called it for every access.
      */
