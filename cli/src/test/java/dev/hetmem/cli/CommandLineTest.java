@@ -84,9 +84,7 @@ class CommandLineTest {
             assertTrue(uffd, "CI must run the userfaultfd demo: " + dev.hetmem.limits.FaultLimits.userfaultfdUnavailableReason());
         }
         if (!uffd) {
-            Result refused = run("demo", "--host-faults", "userfaultfd", "--size", "32");
-            assertEquals(2, refused.code(), refused.err());
-            assertTrue(refused.err().contains("--host-faults userfaultfd: userfaultfd host faults unavailable"), refused.err());
+            assertUsageError("--host-faults userfaultfd: userfaultfd host faults unavailable", "demo", "--host-faults", "userfaultfd", "--size", "32");
             return;
         }
         Result r = run("demo", "--host-faults", "userfaultfd", "--size", "96", "--json");
@@ -96,9 +94,7 @@ class CommandLineTest {
         assertTrue(r.out().contains("\"correct\":true"), r.out());
         assertTrue(r.out().contains("\"device_faults\":3"), "a, b and r each faulted once: " + r.out());
         assertTrue(r.out().contains("\"host_faults_reading_r\":1,"), "r came home in one fault: " + r.out());
-        Result bad = run("demo", "--host-faults", "sometimes");
-        assertEquals(2, bad.code());
-        assertTrue(bad.err().contains("--host-faults sometimes must be views or userfaultfd"), bad.err());
+        assertUsageError("--host-faults sometimes must be views or userfaultfd", "demo", "--host-faults", "sometimes");
     }
 
     /** OpenCL commands need a platform: CI installs PoCL and must run them; elsewhere they skip without one. */
@@ -212,15 +208,9 @@ class CommandLineTest {
 
     @Test
     void badUsageIsExplained() {
-        Result r = run("demo", "--size", "0");
-        assertEquals(2, r.code());
-        assertTrue(r.err().contains("--size 0 must be in [1, 4096]"), r.err());
-        Result u = run("frobnicate");
-        assertEquals(2, u.code());
-        assertTrue(u.err().contains("unknown command 'frobnicate'"), u.err());
-        Result o = run("info", "--bogus");
-        assertEquals(2, o.code());
-        assertTrue(o.err().contains("unknown option --bogus"), o.err());
+        assertUsageError("--size 0 must be in [1, 4096]", "demo", "--size", "0");
+        assertUsageError("unknown command 'frobnicate'", "frobnicate");
+        assertUsageError("unknown option --bogus", "info", "--bogus");
     }
 
     @Test
@@ -314,9 +304,7 @@ class CommandLineTest {
         // every row has an explicit program of its factor and pattern to be compared with, round by round
         assertEquals(10, r.out().split("\"of_explicit\":", -1).length - 1, r.out());
         assertTrue(r.out().contains("\"of_explicit_min\":") && r.out().contains("\"of_explicit_max\":"), r.out());
-        Result bad = run("bench", "oversub", "--warmup", "21");
-        assertEquals(2, bad.code(), bad.err());
-        assertTrue(bad.err().contains("--warmup 21 is outside [0, 20]"), bad.err());
+        assertUsageError("--warmup 21 is outside [0, 20]", "bench", "oversub", "--warmup", "21");
         // --modes: only those modes' rows (of_explicit where the explicit program ran beside them);
         // --same-jvm: all cases in this JVM (above, each case ran in a JVM of its own)
         Result some = run("bench", "oversub", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--warmup", "0",
@@ -328,12 +316,8 @@ class CommandLineTest {
         Result unknown = run("bench", "oversub", "--modes", "explicit,fast");
         assertEquals(2, unknown.code(), unknown.err());
         assertTrue(unknown.err().contains("unknown mode 'fast'") && unknown.err().contains("one_launch_windows"), unknown.err());
-        Result both = run("bench", "oversub", "--same-jvm", "--jvm-per-case");
-        assertEquals(2, both.code(), both.err());
-        assertTrue(both.err().contains("--same-jvm and --jvm-per-case: choose one"), both.err());
-        Result badCase = run("bench", "oversub", "--serve-case", "2.0/sequential/fastest");
-        assertEquals(2, badCase.code(), badCase.err());
-        assertTrue(badCase.err().contains("expected factor/pattern/mode"), badCase.err());
+        assertUsageError("--same-jvm and --jvm-per-case: choose one", "bench", "oversub", "--same-jvm", "--jvm-per-case");
+        assertUsageError("expected factor/pattern/mode", "bench", "oversub", "--serve-case", "2.0/sequential/fastest");
     }
 
     @Test
@@ -354,19 +338,11 @@ class CommandLineTest {
         // the warm-up round ran and is not counted: each row stands for the one round asked for
         assertEquals(3, r.out().split("\"runs\":1,", -1).length - 1, r.out());
         assertTrue(!r.out().contains("\"correct\":false"), r.out());
-        Result bad = run("bench", "decode", "--reps", "0");
-        assertEquals(2, bad.code(), bad.err());
-        assertTrue(bad.err().contains("--reps 0 outside [1, 50]"), bad.err());
+        assertUsageError("--reps 0 outside [1, 50]", "bench", "decode", "--reps", "0");
         // the internal options that make a JVM serve one case (each mode runs in a JVM of its own)
-        Result badCase = run("bench", "decode", "--serve-case", "emulated/2.0/F32/fastest", "--serve-model", "m.safetensors");
-        assertEquals(2, badCase.code(), badCase.err());
-        assertTrue(badCase.err().contains("expected device/factor/dtype/mode"), badCase.err());
-        Result both = run("bench", "decode", "--same-jvm", "--jvm-per-case");
-        assertEquals(2, both.code(), both.err());
-        assertTrue(both.err().contains("--same-jvm and --jvm-per-case: choose one"), both.err());
-        Result noModel = run("bench", "decode", "--serve-case", "emulated/2.0/F32/explicit");
-        assertEquals(2, noModel.code(), noModel.err());
-        assertTrue(noModel.err().contains("--serve-case needs --serve-model"), noModel.err());
+        assertUsageError("expected device/factor/dtype/mode", "bench", "decode", "--serve-case", "emulated/2.0/F32/fastest", "--serve-model", "m.safetensors");
+        assertUsageError("--same-jvm and --jvm-per-case: choose one", "bench", "decode", "--same-jvm", "--jvm-per-case");
+        assertUsageError("--serve-case needs --serve-model", "bench", "decode", "--serve-case", "emulated/2.0/F32/explicit");
     }
 
     @Test
@@ -398,21 +374,15 @@ class CommandLineTest {
 
     @Test
     void extraWordsAndUnknownShortOptionsAreUsageErrors() {
-        Result extra = run("info", "--json", "extra");
-        assertEquals(2, extra.code());
-        assertTrue(extra.err().contains("unexpected argument 'extra'"), extra.err());
+        Result extra = assertUsageError("unexpected argument 'extra'", "info", "--json", "extra");
         oneJsonObject(extra.out());   // --json was asked for: the error is the one object on stdout
         assertTrue(extra.out().contains("\"error\":\"unexpected argument 'extra'\""), extra.out());
-        Result shortOpt = run("info", "-x");
-        assertEquals(2, shortOpt.code());
-        assertTrue(shortOpt.err().contains("unknown option -x"), shortOpt.err());
+        assertUsageError("unknown option -x", "info", "-x");
     }
 
     @Test
     void benchOversubRefusesARepeatCountOutsideItsRange() {
-        Result r = run("bench", "oversub", "--quick", "--reps", "0");
-        assertEquals(2, r.code(), r.err());
-        assertTrue(r.err().contains("--reps 0 outside [1, 100]"), r.err());
+        assertUsageError("--reps 0 outside [1, 100]", "bench", "oversub", "--quick", "--reps", "0");
     }
 
     @Test
@@ -482,12 +452,8 @@ class CommandLineTest {
         assertEquals(1, text.err().split("ok  seed 7, devices emulated, host views", -1).length - 1, text.err());
         assertTrue(text.err().contains("devices too small"), text.err());
         assertTrue(text.out().startsWith("1 runs of the configuration of seed 7,"), text.out());
-        Result lonely = run("stress", "--repeat", "3");
-        assertEquals(2, lonely.code(), lonely.err());
-        assertTrue(lonely.err().contains("--repeat needs --only"), lonely.err());
-        Result before = run("stress", "--seed", "10", "--only", "9");
-        assertEquals(2, before.code(), before.err());
-        assertTrue(before.err().contains("--only 9 is outside [10, 1000010]"), before.err());
+        assertUsageError("--repeat needs --only", "stress", "--repeat", "3");
+        assertUsageError("--only 9 is outside [10, 1000010]", "stress", "--seed", "10", "--only", "9");
         Result far = run("stress", "--seed", "10", "--only", "1000011");
         assertEquals(2, far.code(), far.err());
         for (String n : new String[] {"0", "100001"}) {
@@ -530,5 +496,16 @@ class CommandLineTest {
         String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;
+    }
+
+    /**
+     * The command line refuses {@code args} as a usage error: exit status 2, {@code message} on
+     * standard error. Returns the result, for what else a test checks of it.
+     */
+    private static Result assertUsageError(String message, String... args) {
+        Result r = run(args);
+        assertEquals(2, r.code(), r.err());
+        assertTrue(r.err().contains(message), r.err());
+        return r;
     }
 }
