@@ -68,10 +68,14 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * them; with {@code --jvm-per-case} or {@code --same-jvm}, {@code --warmup} rounds alone): the JIT
  * compiles the engine's paths on the same two cores, and a JVM's second run still ran one launch at
  * 0.5-0.65 of its later speed while the explicit program, a shorter path, was warm after one run;
- * each row is the median round with the
- * spread ({@code tokens_per_s_min}, {@code _max}), and {@code of_explicit} is the median of each
- * round's ratio to the explicit program's run of that round (with {@code of_explicit_min},
- * {@code _max}).
+ * each round then takes {@code --runs-per-round} runs of every mode (default 3), interleaved in
+ * serpentine order (one launch, prefetch, explicit, explicit, prefetch, one launch, ...): this
+ * machine slows down for seconds at a time, for every JVM at once (three modes served alternately,
+ * emulated, factor 2, BF16: all three ran 0.69-0.91 s per 4 tokens for six runs in a row, then
+ * 0.53-0.79 s), so runs taken side by side pair far better than runs a JVM start and a warm-up
+ * apart. Each row is the median run with the spread ({@code tokens_per_s_min}, {@code _max}), and
+ * {@code of_explicit} is the median of each run's ratio to the explicit program's run beside it
+ * (with {@code of_explicit_min}, {@code _max}).
  */
 final class DecodeBench {
     private static final long MiB = 1L << 20;
@@ -129,7 +133,7 @@ final class DecodeBench {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), Set.of("capacity", "tokens", "device", "reps", "warmup",
-                "plot", SERVE_OPTION, MODEL_OPTION));
+                "runs-per-round", "plot", SERVE_OPTION, MODEL_OPTION));
         String plot = Chart.plotOption(args);
         boolean quick = args.flag("quick");
         long capacity = args.longValue("capacity", quick ? 32 * MiB : 64 * MiB);
@@ -145,6 +149,7 @@ final class DecodeBench {
             throw new Args.UsageException("--reps " + reps + " outside [1, 50]");
         }
         int warmup = args.intValue("warmup", 3, 0, 20);
+        int runsPerRound = args.intValue("runs-per-round", 3, 1, 20);
         if (args.value(SERVE_OPTION, null) != null) {
             String model = args.value(MODEL_OPTION, null);
             if (model == null) {
@@ -218,12 +223,18 @@ final class DecodeBench {
                                         warmWrong[i] |= !CaseJvm.warmUp(runners.get(i)::run, warmup, Long.MAX_VALUE);
                                     }
                                 }
-                                for (int i = 0; i < modes.size(); i++) {
-                                    Map<String, Object> r = runners.get(i).run();
-                                    if (round >= 0) {
-                                        runs.get(i).add(r);
-                                    } else {
-                                        warmWrong[i] |= !(Boolean) r.get("correct");
+                                // several measured runs of each mode, interleaved, in serpentine order (A B C C B A
+                                // ...): this machine's slow spells last seconds and hit every JVM running then, so
+                                // runs taken side by side pair far better than one run each per round
+                                for (int k = 0; k < (round >= 0 ? runsPerRound : 1); k++) {
+                                    for (int j = 0; j < modes.size(); j++) {
+                                        int i = k % 2 == 0 ? j : modes.size() - 1 - j;
+                                        Map<String, Object> r = runners.get(i).run();
+                                        if (round >= 0) {
+                                            runs.get(i).add(r);
+                                        } else {
+                                            warmWrong[i] |= !(Boolean) r.get("correct");
+                                        }
                                     }
                                 }
                             }

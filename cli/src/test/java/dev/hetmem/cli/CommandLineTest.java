@@ -323,7 +323,7 @@ class CommandLineTest {
     @Test
     void benchDecodeQuickIsCorrectAndFollowsTheJsonContract() {
         Result r = run("bench", "decode", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--tokens", "1",
-                "--warmup", "1", "--device", "emulated");
+                "--warmup", "1", "--runs-per-round", "2", "--device", "emulated");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());
         assertTrue(r.out().startsWith("{\"bench\":\"decode\",\"limits\":{\"memcpy_gbps\":"), r.out());
@@ -335,10 +335,11 @@ class CommandLineTest {
                 "\"of_explicit\":", "\"of_explicit_min\":", "\"of_explicit_max\":"}) {
             assertTrue(r.out().contains(key), key + " missing: " + r.out());
         }
-        // the warm-up round ran and is not counted: each row stands for the one round asked for
-        assertEquals(3, r.out().split("\"runs\":1,", -1).length - 1, r.out());
+        // the warm-up round ran and is not counted: each row stands for the two runs of the one round asked for
+        assertEquals(3, r.out().split("\"runs\":2,", -1).length - 1, r.out());
         assertTrue(!r.out().contains("\"correct\":false"), r.out());
         assertUsageError("--reps 0 outside [1, 50]", "bench", "decode", "--reps", "0");
+        assertUsageError("--runs-per-round 0 is outside [1, 20]", "bench", "decode", "--runs-per-round", "0");
         // the internal options that make a JVM serve one case (each mode runs in a JVM of its own)
         assertUsageError("expected device/factor/dtype/mode", "bench", "decode", "--serve-case", "emulated/2.0/F32/fastest", "--serve-model", "m.safetensors");
         assertUsageError("--same-jvm and --jvm-per-case: choose one", "bench", "decode", "--same-jvm", "--jvm-per-case");
