@@ -18,6 +18,9 @@ public final class EmulatedStressDevices implements StressDevices {
     private static final java.lang.foreign.ValueLayout.OfLong LONG = java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED
             .withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
 
+    /** Compute threads of every emulated stress device: two, so that a launch's items run on two threads at once. */
+    static final int COMPUTE_THREADS = 2;
+
     /** The emulated kind for the stress program. */
     public EmulatedStressDevices() {
     }
@@ -29,7 +32,7 @@ public final class EmulatedStressDevices implements StressDevices {
 
     @Override
     public DeviceDriver create(String name, long capacity) {
-        return EmulatedDevice.builder().name(name).capacity(capacity).computeThreads(2).build();
+        return EmulatedDevice.builder().name(name).capacity(capacity).computeThreads(COMPUTE_THREADS).build();
     }
 
     @Override

@@ -6,6 +6,7 @@ import dev.hetmem.HostFaultMode;
 import dev.hetmem.HostView;
 import dev.hetmem.ProtectionException;
 import dev.hetmem.Region;
+import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.io.LoadResult;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -422,10 +423,12 @@ final class StressWorker {
 
     /**
      * After an injected failure in a sweep: the items that ran are a prefix of the item order (tiles
-     * run one after another), or, where the device faulted pages in, a prefix of each compute
-     * thread's contiguous share of the items ({@link EmulatedStressDevices} runs two). Every long is
-     * then old or old + delta in that shape, and the model takes what is there. A lost store shows as a
-     * long left old after one that was added to, inside one share.
+     * run one after another), or, where the device faulted pages in, a prefix of each chunk of
+     * consecutive items a compute thread took ({@link EmulatedDevice#itemsPerChunk}, with the two
+     * threads of {@link EmulatedStressDevices}; a chunk runs in order on one thread, and a failed
+     * item leaves the rest of its chunk unrun). Every long is then old or old + delta in that shape,
+     * and the model takes what is there. A lost store shows as a long left old after one that was
+     * added to, inside one chunk.
      */
     private void adoptPartialSweep(Model m, byte[] before, long longs, long delta, boolean windows) {
         byte[] got = null;
@@ -441,8 +444,7 @@ final class StressWorker {
         }
         ByteBuffer was = ByteBuffer.wrap(before).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer now = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
-        long shares = windows ? 1 : Math.min(2, longs);
-        long per = Math.ceilDiv(longs, shares);
+        long per = windows ? Math.max(1, longs) : EmulatedDevice.itemsPerChunk(longs, EmulatedStressDevices.COMPUTE_THREADS);
         for (long i = 0; i < longs; i++) {
             long w = was.getLong((int) (8 * i));
             long n = now.getLong((int) (8 * i));
@@ -456,23 +458,23 @@ final class StressWorker {
                 boolean prevAdded = now.getLong((int) (8 * p)) != was.getLong((int) (8 * p));
                 if (!prevAdded) {
                     long start = p;
-                    long shareStart = (i / per) * per;
+                    long chunkStart = (i / per) * per;
                     boolean zeros = true;
-                    while (start > shareStart && now.getLong((int) (8 * (start - 1))) == was.getLong((int) (8 * (start - 1)))) {
+                    while (start > chunkStart && now.getLong((int) (8 * (start - 1))) == was.getLong((int) (8 * (start - 1)))) {
                         start--;
                     }
                     for (long q = start; q <= p; q++) {
                         zeros &= was.getLong((int) (8 * q)) == 0;
                     }
                     long addedBefore = 0;
-                    for (long q = shareStart; q < i; q++) {
+                    for (long q = chunkStart; q < i; q++) {
                         addedBefore += now.getLong((int) (8 * q)) != was.getLong((int) (8 * q)) ? 1 : 0;
                     }
                     throw new Mismatch("after a sweep that failed part-way, long " + i + " of " + m + " was added to but long "
-                            + p + " before it, in the same share of the items, was not: a store was lost [not added: longs "
+                            + p + " before it, in the same chunk of the items, was not: a store was lost [not added: longs "
                             + start + ".." + p + " (" + (p - start + 1) + " longs, byte " + 8 * start + ", page offset "
-                            + (8 * start) % 4096 + ", old values all zero: " + zeros + "); added before it in the share: " + addedBefore
-                            + " of " + (i - shareStart) + "; share starts at long " + shareStart + "]");
+                            + (8 * start) % 4096 + ", old values all zero: " + zeros + "); added before it in the chunk: " + addedBefore
+                            + " of " + (i - chunkStart) + "; chunk starts at long " + chunkStart + "]");
                 }
             }
         }

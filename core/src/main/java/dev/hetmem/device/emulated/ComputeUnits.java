@@ -15,8 +15,9 @@ import java.util.concurrent.Future;
 import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
 
 /**
- * The emulated device's compute units: a launch's work items split over the calling thread and
- * the compute pool (or, for a launch that takes device faults, threads of its own), each item
+ * The emulated device's compute units: a launch's work items handed out in chunks
+ * ({@link WorkItems}) to the calling thread and the compute pool (or, for a launch that takes
+ * device faults, threads of its own), each item
  * reaching memory through the device page table, and the translation epochs an invalidation waits
  * for ({@link TranslationEpochs}).
  */
@@ -66,10 +67,11 @@ final class ComputeUnits {
         int parts = (int) Math.min(computeThreads, globalSize);
         long end = globalOffset + globalSize;
         if (parts <= 1 || compute == null) {
-            runItems(k, arguments, globalOffset, end, faults);
+            runItems(k, arguments, new WorkItems(globalOffset, end, Math.max(1, globalSize)), faults);
             return;
         }
-        long per = Math.ceilDiv(globalSize, parts);
+        // every thread takes chunks until none is left (WorkItems says why not a fixed share each)
+        WorkItems items = new WorkItems(globalOffset, end, WorkItems.chunk(globalSize, parts));
         List<Future<?>> futures = new ArrayList<>(parts - 1);
         // A faulting launch's items wait for frames while they run, and a pinned launch holds frames
         // while its items wait for a compute thread: sharing the pool, each could wait for the other
@@ -77,26 +79,29 @@ final class ComputeUnits {
         ExecutorService faultingThreads = faults == null ? null
                 : Executors.newThreadPerTaskExecutor(Thread.ofPlatform().name(name + "-faulting-", 0).daemon().factory());
         ExecutorService pool = faults == null ? compute : faultingThreads;
+        Throwable failure = null;
         try {
             for (int t = 1; t < parts; t++) {
-                long from = globalOffset + t * per;
-                long to = Math.min(end, from + per);
-                if (from < to) {
-                    futures.add(pool.submit(() -> runItems(k, arguments, from, to, faults)));
-                }
+                futures.add(pool.submit(() -> runItems(k, arguments, items, faults)));
             }
+        } catch (RuntimeException | Error e) {
+            // a thread that could not start (no native thread, a pool shut down): the launch fails, and
+            // the threads already started stop at their next chunk and are waited for below
+            items.stop();
+            failure = e;
         } finally {
             if (faultingThreads != null) {
                 faultingThreads.shutdown();   // its tasks run on; their futures are waited for below
             }
         }
-        // every part is waited for, whatever this thread's part threw (an Error too): the launch unpins its
-        // arguments when this returns, and frames kept for it may then be freed and reused
-        Throwable failure = null;
-        try {
-            runItems(k, arguments, globalOffset, Math.min(globalOffset + per, end), faults);
-        } catch (RuntimeException | Error e) {
-            failure = e;
+        // every thread is waited for, whatever this thread's items threw (an Error too): the launch unpins
+        // its arguments when this returns, and frames kept for it may then be freed and reused
+        if (failure == null) {
+            try {
+                runItems(k, arguments, items, faults);
+            } catch (RuntimeException | Error e) {
+                failure = e;
+            }
         }
         boolean interrupted = false;
         for (Future<?> f : futures) {
@@ -126,16 +131,23 @@ final class ComputeUnits {
         }
     }
 
-    private void runItems(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
+    /**
+     * Runs chunks of {@code items} on this thread until none is left; an item that throws stops the
+     * handing out of chunks (the launch fails: the items not yet begun need not run) and is thrown.
+     */
+    private void runItems(EmulatedKernel k, List<KernelBinding> arguments, WorkItems items,
                           DeviceFaultHandler faults) {
         Boolean outer = inKernel.get();   // a kernel may launch another on this thread
         inKernel.set(Boolean.TRUE);
         try {
             if (faults == null) {
-                runItemsMarked(k, arguments, from, to, null, null);
+                runItemsMarked(k, arguments, items, null, null);
             } else {
-                runFaulting(k, arguments, from, to, faults);
+                runFaulting(k, arguments, items, faults);
             }
+        } catch (RuntimeException | Error e) {
+            items.stop();
+            throw e;
         } finally {
             if (outer == null) {
                 inKernel.remove();
@@ -144,7 +156,7 @@ final class ComputeUnits {
     }
 
     /** Work items of a faulting launch: this thread's translations are tracked (TranslationEpochs). */
-    private void runFaulting(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
+    private void runFaulting(EmulatedKernel k, List<KernelBinding> arguments, WorkItems items,
                              DeviceFaultHandler faults) {
         long[] starts = new long[arguments.size()];
         long[] ends = new long[arguments.size()];
@@ -154,13 +166,13 @@ final class ComputeUnits {
         }
         TranslationEpochs.Slot slot = epochs.register(starts, ends);
         try {
-            runItemsMarked(k, arguments, from, to, faults, slot);
+            runItemsMarked(k, arguments, items, faults, slot);
         } finally {
             epochs.unregister(slot);
         }
     }
 
-    private void runItemsMarked(EmulatedKernel k, List<KernelBinding> arguments, long from, long to,
+    private void runItemsMarked(EmulatedKernel k, List<KernelBinding> arguments, WorkItems items,
                                 DeviceFaultHandler faults, TranslationEpochs.Slot slot) {
         DeviceBuffer[] buffers = new DeviceBuffer[arguments.size()];
         for (int i = 0; i < buffers.length; i++) {
@@ -183,16 +195,19 @@ final class ComputeUnits {
             }
         }
         KernelArgs args = new KernelArgs(buffers, plain);
-        for (long item = from; item < to; item++) {
-            if (slot == null) {
-                k.run(args, item);
-                continue;
-            }
-            slot.enter();
-            try {
-                k.run(args, item);
-            } finally {
-                slot.leave();
+        for (long from = items.claim(); from >= 0; from = items.claim()) {
+            long to = items.endOf(from);
+            for (long item = from; item < to; item++) {
+                if (slot == null) {
+                    k.run(args, item);
+                    continue;
+                }
+                slot.enter();
+                try {
+                    k.run(args, item);
+                } finally {
+                    slot.leave();
+                }
             }
         }
     }

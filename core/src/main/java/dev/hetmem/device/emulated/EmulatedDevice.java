@@ -259,6 +259,28 @@ public final class EmulatedDevice implements DeviceDriver {
     }
 
     /**
+     * How many consecutive work items a compute thread takes at a time in a launch (or tile) of
+     * {@code globalSize} items on a device of {@code computeThreads} compute threads: a chunk's
+     * items run in order on one thread, and a thread that finishes a chunk takes the next one
+     * left, so a thread held up (by another runnable thread on the machine's cores) leaves its
+     * chunks to the others.
+     *
+     * @param globalSize     the launch's work items, at least 0
+     * @param computeThreads the device's compute threads, at least 1
+     * @return the items per chunk (the last chunk may be shorter), at least 1
+     * @throws IllegalArgumentException if an argument is outside its range
+     */
+    public static long itemsPerChunk(long globalSize, int computeThreads) {
+        if (computeThreads < 1) {
+            throw new IllegalArgumentException("computeThreads " + computeThreads + " is less than 1");
+        }
+        if (globalSize < 0) {
+            throw new IllegalArgumentException("globalSize " + globalSize + " is negative");
+        }
+        return WorkItems.chunk(globalSize, (int) Math.min(computeThreads, Math.max(1, globalSize)));
+    }
+
+    /**
      * The node id this device was given, or -1 before it is attached.
      *
      * @return the node id, from 1, while attached to a memory; -1 otherwise

@@ -11,9 +11,11 @@ import dev.hetmem.driver.DeviceKernel;
 public interface EmulatedKernel extends DeviceKernel {
     /**
      * Runs one work item. Called once for each item of the launch (or tile), on several compute
-     * threads at once and in no set order; each thread has its own {@code args}. An exception
-     * fails the launch: the calling thread runs no further items, and the first exception reaches
-     * the caller of {@code UnifiedMemory.launch}. Calls that would wait for the kernel ({@code free},
+     * threads at once and in no set order; each thread has its own {@code args}. Threads take the
+     * items in chunks of consecutive ids ({@link EmulatedDevice#itemsPerChunk}), in order within a
+     * chunk. An exception fails the launch: the rest of its chunk does not run, no thread begins a
+     * chunk after it (each finishes the one it is in), and the first exception reaches the caller
+     * of {@code UnifiedMemory.launch}. Calls that would wait for the kernel ({@code free},
      * {@code close}) are refused inside it with {@link IllegalStateException}, and so is every call
      * into the memory manager from an item of a launch that takes device faults.
      *
