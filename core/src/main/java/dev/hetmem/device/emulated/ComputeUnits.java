@@ -11,6 +11,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
 
@@ -72,7 +73,7 @@ final class ComputeUnits {
         }
         // every thread takes chunks until none is left (WorkItems says why not a fixed share each)
         WorkItems items = new WorkItems(globalOffset, end, WorkItems.chunk(globalSize, parts));
-        List<Future<?>> futures = new ArrayList<>(parts - 1);
+        List<Part> helpers = new ArrayList<>(parts - 1);
         // A faulting launch's items wait for frames while they run, and a pinned launch holds frames
         // while its items wait for a compute thread: sharing the pool, each could wait for the other
         // for good. Faulting launches bring threads of their own.
@@ -82,7 +83,9 @@ final class ComputeUnits {
         Throwable failure = null;
         try {
             for (int t = 1; t < parts; t++) {
-                futures.add(pool.submit(() -> runItems(k, arguments, items, faults)));
+                Part part = new Part(k, arguments, items, faults);
+                part.future = pool.submit(part);
+                helpers.add(part);
             }
         } catch (RuntimeException | Error e) {
             // a thread that could not start (no native thread, a pool shut down): the launch fails, and
@@ -104,10 +107,13 @@ final class ComputeUnits {
             }
         }
         boolean interrupted = false;
-        for (Future<?> f : futures) {
+        for (Part part : helpers) {
+            if (part.drop()) {
+                continue;   // never began, and will not: every chunk is taken (or the launch stopped)
+            }
             while (true) {
                 try {
-                    f.get();
+                    part.future.get();
                     break;
                 } catch (InterruptedException e) {
                     interrupted = true;
@@ -128,6 +134,45 @@ final class ComputeUnits {
         }
         if (failure != null) {
             throw (RuntimeException) failure;
+        }
+    }
+
+    /**
+     * A helper thread's part of a launch, queued on a pool: it begins only if the launch still wants
+     * it. Once the launching thread has run out of chunks, a part that has not begun is dropped
+     * instead of waited for: it would find nothing left, and waiting could be for good where the
+     * launching thread is itself the pool's only thread (a kernel item that launches a kernel).
+     * {@code state} goes QUEUED to RUNNING (the pool's thread, in {@link #run}) or QUEUED to
+     * DROPPED (the launching thread, in {@link #drop}), once.
+     */
+    private final class Part implements Runnable {
+        private static final int QUEUED = 0;
+        private static final int RUNNING = 1;
+        private static final int DROPPED = 2;
+        private final AtomicInteger state = new AtomicInteger(QUEUED);
+        private final EmulatedKernel kernel;
+        private final List<KernelBinding> arguments;
+        private final WorkItems items;
+        private final DeviceFaultHandler faults;
+        Future<?> future;
+
+        Part(EmulatedKernel kernel, List<KernelBinding> arguments, WorkItems items, DeviceFaultHandler faults) {
+            this.kernel = kernel;
+            this.arguments = arguments;
+            this.items = items;
+            this.faults = faults;
+        }
+
+        @Override
+        public void run() {
+            if (state.compareAndSet(QUEUED, RUNNING)) {
+                runItems(kernel, arguments, items, faults);
+            }
+        }
+
+        /** Whether this part is dropped now (it had not begun); false if it runs or ran. */
+        boolean drop() {
+            return state.compareAndSet(QUEUED, DROPPED);
         }
     }
 

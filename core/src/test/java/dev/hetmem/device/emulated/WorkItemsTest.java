@@ -104,4 +104,35 @@ class WorkItemsTest {
             assertTrue(waitedNanos[0] < TimeUnit.SECONDS.toNanos(20), waitedNanos[0] + " ns");
         }
     }
+    @Test
+    void aKernelItemOnTheComputePoolLaunchesAKernelOfSeveralItems() throws Exception {
+        // two compute threads: the pool has one thread. An item running on it launches a kernel whose
+        // helper part queues behind that very thread: the launching thread runs every item itself and
+        // must not wait for the part that never began
+        EmulatedDevice d = EmulatedDevice.builder().capacity(16 << 20).computeThreads(2).build();
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(d).build()) {
+            Region outer = mem.allocate(4096);
+            Region inner = mem.allocate(2 * 4096);
+            CountDownLatch bothRunning = new CountDownLatch(2);
+            AtomicLong innerItems = new AtomicLong();
+            AtomicLong notTogether = new AtomicLong();
+            EmulatedKernel count = (args, i) -> innerItems.incrementAndGet();
+            EmulatedKernel launching = (args, i) -> {
+                bothRunning.countDown();
+                try {
+                    if (!bothRunning.await(20, TimeUnit.SECONDS)) {
+                        notTogether.incrementAndGet();
+                    }
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+                mem.launch(d.node(), count, 100, KernelArg.read(inner));
+            };
+            CompletableFuture<Void> launch = CompletableFuture.runAsync(
+                    () -> mem.launch(d.node(), launching, 2, KernelArg.readWrite(outer)));
+            launch.get(60, TimeUnit.SECONDS);   // before the fix: waited for good
+            assertEquals(0, notTogether.get(), "the two items did not run on two threads at once");
+            assertEquals(200, innerItems.get());
+        }
+    }
 }
