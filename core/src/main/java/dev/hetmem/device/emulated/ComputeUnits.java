@@ -68,7 +68,7 @@ final class ComputeUnits {
         int parts = (int) Math.min(computeThreads, globalSize);
         long end = globalOffset + globalSize;
         if (parts <= 1 || compute == null) {
-            runItems(k, arguments, new WorkItems(globalOffset, end, Math.max(1, globalSize)), faults);
+            runItems(k, arguments, new WorkItems(globalOffset, end, WorkItems.chunk(globalSize, 1)), faults);
             return;
         }
         // every thread takes chunks until none is left (WorkItems says why not a fixed share each)

@@ -277,7 +277,7 @@ public final class EmulatedDevice implements DeviceDriver {
         if (globalSize < 0) {
             throw new IllegalArgumentException("globalSize " + globalSize + " is negative");
         }
-        return WorkItems.chunk(globalSize, (int) Math.min(computeThreads, Math.max(1, globalSize)));
+        return WorkItems.chunk(globalSize, computeThreads);
     }
 
     /**

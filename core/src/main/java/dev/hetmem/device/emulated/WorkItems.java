@@ -37,14 +37,16 @@ final class WorkItems {
     }
 
     /**
-     * Items per chunk for a launch of {@code items} items over {@code threads} threads: a
-     * {@link #CHUNKS_PER_THREAD}th of a thread's share, at least one; all of them for one thread.
+     * Items per chunk for a launch of {@code items} items over {@code threads} threads (no more
+     * threads than items take part): a {@link #CHUNKS_PER_THREAD}th of a thread's share, at least
+     * one; all of them where one thread runs them.
      */
     static long chunk(long items, int threads) {
         if (items < 0 || threads < 1) {
             throw new IllegalArgumentException(items + " work items over " + threads + " threads");
         }
-        return threads == 1 ? Math.max(1, items) : Math.max(1, items / ((long) threads * CHUNKS_PER_THREAD));
+        return threads == 1 || items <= 1 ? Math.max(1, items)
+                : Math.max(1, items / (Math.min(threads, items) * CHUNKS_PER_THREAD));
     }
 
     /** The first item of a chunk now this thread's, or -1 when none is left; its end is {@link #endOf}. */
