@@ -133,7 +133,7 @@ final class DecodeBench {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), Set.of("capacity", "tokens", "device", "reps", "warmup",
-                "runs-per-round", "plot", SERVE_OPTION, MODEL_OPTION));
+                "runs-per-round", "plot", "factors", "dtypes", SERVE_OPTION, MODEL_OPTION));
         String plot = Chart.plotOption(args);
         boolean quick = args.flag("quick");
         long capacity = args.longValue("capacity", quick ? 32 * MiB : 64 * MiB);
@@ -180,8 +180,8 @@ final class DecodeBench {
         if (devices.isEmpty()) {
             throw new Args.UsageException("--device " + which + " must be emulated, opencl or all");
         }
-        double[] factors = quick ? new double[] {2} : new double[] {0.5, 2, 3};
-        List<String> dtypes = quick ? List.of("F32") : List.of("F32", "BF16");
+        double[] factors = factors(args.value("factors", null), quick ? new double[] {2} : new double[] {0.5, 2, 3});
+        List<String> dtypes = dtypes(args.value("dtypes", null), quick ? List.of("F32") : List.of("F32", "BF16"));
         List<String> modes = MODES;
         double memcpy = memcpyLimit();
         List<Map<String, Object>> rows = new ArrayList<>();
@@ -291,6 +291,44 @@ final class DecodeBench {
             }
         }
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
+    }
+
+    /** {@code --factors 2,3}: the weights' sizes as multiples of the device, each in (0, 16]; {@code fallback} when absent. */
+    static double[] factors(String option, double[] fallback) {
+        if (option == null) {
+            return fallback;
+        }
+        String[] p = option.split(",", -1);
+        double[] out = new double[p.length];
+        for (int i = 0; i < p.length; i++) {
+            try {
+                out[i] = Double.parseDouble(p[i].trim());
+            } catch (NumberFormatException e) {
+                throw new Args.UsageException("--factors " + option + ": '" + p[i] + "' is not a number");
+            }
+            if (!(out[i] > 0 && out[i] <= 16)) {
+                throw new Args.UsageException("--factors " + option + ": " + p[i] + " outside (0, 16]");
+            }
+        }
+        return out;
+    }
+
+    /** {@code --dtypes F32,BF16}: the weights' element types; {@code fallback} when absent. */
+    static List<String> dtypes(String option, List<String> fallback) {
+        if (option == null) {
+            return fallback;
+        }
+        List<String> out = new ArrayList<>();
+        for (String d : option.split(",", -1)) {
+            String t = d.trim().toUpperCase(java.util.Locale.ROOT);
+            if (!List.of("F32", "BF16").contains(t)) {
+                throw new Args.UsageException("--dtypes " + option + ": '" + d + "' is neither F32 nor BF16");
+            }
+            if (!out.contains(t)) {
+                out.add(t);
+            }
+        }
+        return out;
     }
 
     /** Closes the runners (their JVMs end) and empties the list. */

@@ -323,14 +323,16 @@ class CommandLineTest {
     @Test
     void benchDecodeQuickIsCorrectAndFollowsTheJsonContract() {
         Result r = run("bench", "decode", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--tokens", "1",
-                "--warmup", "1", "--runs-per-round", "2", "--device", "emulated");
+                "--warmup", "1", "--runs-per-round", "2", "--device", "emulated", "--dtypes", "bf16");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());
         assertTrue(r.out().startsWith("{\"bench\":\"decode\",\"limits\":{\"memcpy_gbps\":"), r.out());
         for (String mode : new String[] {"one_launch", "prefetch", "explicit"}) {
             assertTrue(r.out().contains("\"mode\":\"" + mode + "\""), mode + " missing: " + r.out());
         }
-        for (String key : new String[] {"\"device\":\"emulated\"", "\"weights_factor\":2.0", "\"dtype\":\"F32\"",
+        // --quick's factor, the element type asked for (only: no F32 row)
+        assertTrue(!r.out().contains("\"dtype\":\"F32\""), r.out());
+        for (String key : new String[] {"\"device\":\"emulated\"", "\"weights_factor\":2.0", "\"dtype\":\"BF16\"",
                 "\"tokens_per_s\":", "\"gbps\":", "\"migrated_bytes\":", "\"evictions\":", "\"correct\":true",
                 "\"of_explicit\":", "\"of_explicit_min\":", "\"of_explicit_max\":"}) {
             assertTrue(r.out().contains(key), key + " missing: " + r.out());
@@ -340,6 +342,9 @@ class CommandLineTest {
         assertTrue(!r.out().contains("\"correct\":false"), r.out());
         assertUsageError("--reps 0 outside [1, 50]", "bench", "decode", "--reps", "0");
         assertUsageError("--runs-per-round 0 is outside [1, 20]", "bench", "decode", "--runs-per-round", "0");
+        assertUsageError("--factors 2,x: 'x' is not a number", "bench", "decode", "--factors", "2,x");
+        assertUsageError("--factors 0: 0 outside (0, 16]", "bench", "decode", "--factors", "0");
+        assertUsageError("--dtypes F16: 'F16' is neither F32 nor BF16", "bench", "decode", "--dtypes", "F16");
         // the internal options that make a JVM serve one case (each mode runs in a JVM of its own)
         assertUsageError("expected device/factor/dtype/mode", "bench", "decode", "--serve-case", "emulated/2.0/F32/fastest", "--serve-model", "m.safetensors");
         assertUsageError("--same-jvm and --jvm-per-case: choose one", "bench", "decode", "--same-jvm", "--jvm-per-case");
