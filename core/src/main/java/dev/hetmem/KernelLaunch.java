@@ -9,6 +9,7 @@ import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
 import dev.hetmem.migrate.MigrationEngine;
 import dev.hetmem.migrate.MigrationRequest;
+import dev.hetmem.migrate.NoRunException;
 import dev.hetmem.observe.FaultEvent;
 import dev.hetmem.observe.TileEvent;
 import dev.hetmem.pagetable.Block;
@@ -35,7 +36,10 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  *       ({@link KernelArg#perItem}): the work items are cut into tiles whose windows fit beside
  *       the whole arguments twice over; each tile's pages are made resident and pinned while it
  *       runs (with the global offset of its first item), and the next tile's windows are
- *       prefetched meanwhile (double buffering, as a hand-tiled program does).</li>
+ *       prefetched meanwhile (double buffering, as a hand-tiled program does). A launch that fits
+ *       runs so too when a plain windowed argument finds no run of consecutive frames for all of it
+ *       (pages that cannot leave, the launch's own among them, cut the free frames:
+ *       {@link NoRunException}): its tiles need shorter runs.</li>
  *   <li><b>Faulting</b>, when they do not fit, declare no window, the device takes device faults
  *       (HMM's device fault, UVM's replayable faults), and no argument's host side takes pages on
  *       its own (userfaultfd could take an unpinned page home as a neighbour's while an item writes
@@ -154,7 +158,17 @@ final class KernelLaunch {
             }
             Arg tooLong = longestPlain(checked, dev.driver().contiguousFrames());
             if (total <= frames && tooLong == null) {
-                return resident(dev, node, kernel, 0, globalSize, checked, bindings, null, null, null);
+                try {
+                    return resident(dev, node, kernel, 0, globalSize, checked, bindings, null, null, null);
+                } catch (NoRunException e) {
+                    if (checked.stream().noneMatch(a -> a.plain() && a.arg().hasWindow())) {
+                        throw e;
+                    }
+                    // nothing moved and nothing ran: a plain argument's run is cut by pages that cannot leave
+                    // (the launch's own among them); its tiles need shorter runs
+                    System.getLogger(KernelLaunch.class.getName()).log(System.Logger.Level.DEBUG,
+                            "no run for a plain argument; the launch runs tile by tile", e);
+                }
             }
             refuseOwnPins(checked);   // the pages move on other threads: a pin of this thread would never go
             boolean windows = checked.stream().anyMatch(a -> a.arg().hasWindow());

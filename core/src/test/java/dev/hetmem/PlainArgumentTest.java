@@ -270,6 +270,46 @@ class PlainArgumentTest {
         }
     }
 
+    /**
+     * A launch that fits the device, but whose large plain argument finds no run of consecutive
+     * frames: another argument of the same launch lies in the middle of the device, and cannot leave
+     * (the launch needs it). Without windows the launch fails with the sizes and nothing changes;
+     * with per-item windows it runs tile by tile, each tile's window needing a shorter run.
+     */
+    @Test
+    void aPlainArgumentCutOffByTheLaunchsOwnPagesRunsTileByTile() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long frames = DEVICE / PAGE;
+            long bytes = 1000 * PAGE;   // more than half the device, so that out's run can split it
+            Region first = mem.allocate(2 * MiB);
+            Region out = mem.allocate(bytes);
+            Region in = mem.allocate(bytes);
+            fill(first, 0, 2 * MiB, 42);
+            fill(in, 0, bytes, 43);
+            // first and out placed one after the other from the device's start, then first freed: out
+            // lies in the middle, with less than its length free on either side
+            mem.launch(1, d.plainIncrementInto(), 2 * MiB / 8, KernelArg.read(first), KernelArg.write(out));
+            first.free();
+            long outAt = d.driver().probeFrame(out.address());
+            assertTrue(outAt > 0 && outAt < bytes / PAGE && frames - (outAt + bytes / PAGE) < bytes / PAGE,
+                    "out lies in the middle of the device, at frame " + outAt);
+            assertConsecutive(d, out, bytes);
+            DeviceMemoryException e = assertThrows(DeviceMemoryException.class, () -> mem.launch(1, d.plainIncrementInto(),
+                    bytes / 8, KernelArg.read(in), KernelArg.write(out)));
+            assertTrue(e.getMessage().contains("consecutive free bytes for a plain argument"), e.getMessage());
+            assertEquals(outAt, d.driver().probeFrame(out.address()), "out stayed");
+            check(in, 0, bytes, 43);
+            verified(mem);
+            LaunchResult r = mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in).perItem(8),
+                    KernelArg.write(out).perItem(8));
+            assertEquals(2 * bytes / PAGE, r.pagesTouched(), "every page of both: " + r);
+            checkIncremented(out, bytes, 43);
+            check(in, 0, bytes, 43);
+            verified(mem);
+        }
+    }
+
     /** A copy that fails while pages are gathered within the device loses nothing: the launch fails, the data stays. */
     @Test
     void aFailedCopyWithinTheDeviceLosesNothing() {

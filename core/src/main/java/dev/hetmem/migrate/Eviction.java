@@ -72,7 +72,7 @@ final class Eviction {
      * A batch that held frames it could have let go first ({@link Action#RELOCATE}'s old frames) is
      * planned again without them; any other reaches the caller as it is.
      */
-    static final class DeviceFull extends DeviceMemoryException {
+    static class DeviceFull extends DeviceMemoryException {
         DeviceFull(String message) {
             super(message);
         }

@@ -397,10 +397,11 @@ final class Placement {
                 continue;
             }
             if (!eviction.makeRoom(target, n, batch, epoch)) {
-                throw new Eviction.DeviceFull("device node " + target + " (" + dev.driver().name() + ") has no "
+                throw new NoRunException("device node " + target + " (" + dev.driver().name() + ") has no "
                         + bytes(n) + " consecutive free bytes for a plain argument: " + alloc.freeBytes() + " bytes free of "
                         + bytes(alloc.totalFrames()) + ", the rest held by pages that cannot leave ("
-                        + eviction.whoHolds(target, batch) + ")");
+                        + eviction.whoHolds(target, batch) + "); a plain argument that declares a per-item window "
+                        + "(KernelArg.perItem) runs tile by tile instead, each tile needing a shorter run");
             }
         }
         try {
