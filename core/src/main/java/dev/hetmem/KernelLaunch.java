@@ -37,9 +37,9 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  *       the whole arguments twice over; each tile's pages are made resident and pinned while it
  *       runs (with the global offset of its first item), and the next tile's windows are
  *       prefetched meanwhile (double buffering, as a hand-tiled program does). A launch that fits
- *       runs so too when a plain windowed argument finds no run of consecutive frames for all of it
- *       (pages that cannot leave, the launch's own among them, cut the free frames:
- *       {@link NoRunException}): its tiles need shorter runs.</li>
+ *       runs so too when a plain argument with a window finds no run of consecutive frames for all
+ *       of it (the launch's own other arguments cut the free frames: {@link NoRunException}) and
+ *       the launch cuts into more than one tile: its tiles need shorter runs.</li>
  *   <li><b>Faulting</b>, when they do not fit, declare no window, the device takes device faults
  *       (HMM's device fault, UVM's replayable faults), and no argument's host side takes pages on
  *       its own (userfaultfd could take an unpinned page home as a neighbour's while an item writes
@@ -159,15 +159,9 @@ final class KernelLaunch {
             Arg tooLong = longestPlain(checked, dev.driver().contiguousFrames());
             if (total <= frames && tooLong == null) {
                 try {
-                    return resident(dev, node, kernel, 0, globalSize, checked, bindings, null, null, null);
-                } catch (NoRunException e) {
-                    if (checked.stream().noneMatch(a -> a.plain() && a.arg().hasWindow())) {
-                        throw e;
-                    }
-                    // nothing moved and nothing ran: a plain argument's run is cut by pages that cannot leave
-                    // (the launch's own among them); its tiles need shorter runs
-                    System.getLogger(KernelLaunch.class.getName()).log(System.Logger.Level.DEBUG,
-                            "no run for a plain argument; the launch runs tile by tile", e);
+                    return resident(dev, node, kernel, 0, globalSize, checked, bindings, null, null, null, true);
+                } catch (NoRunBeforeRun refused) {
+                    return tiledForWantOfARun(dev, node, kernel, globalSize, checked, bindings, frames, refused.noRun);
                 }
             }
             refuseOwnPins(checked);   // the pages move on other threads: a pin of this thread would never go
@@ -200,10 +194,65 @@ final class KernelLaunch {
         }
     }
 
-    /** Items [first, first + count) with every request resident and pinned for the run. */
+    /**
+     * The resident launch's own placement found no run for a plain argument ({@link NoRunException}
+     * from its {@code ensure}, before any pin and before the kernel: an exception of the kernel, such
+     * as one a kernel it launched threw, is never wrapped so).
+     */
+    private static final class NoRunBeforeRun extends RuntimeException {
+        final NoRunException noRun;
+
+        NoRunBeforeRun(NoRunException noRun) {
+            super(null, noRun, false, false);
+            this.noRun = noRun;
+        }
+    }
+
+    /**
+     * A launch that fits the device, whose placement found no run for a plain argument: the free
+     * frames lie on both sides of pages that cannot leave, the launch's own other arguments. If that
+     * argument declares a per-item window and the launch cuts into more than one tile, it runs tile
+     * by tile, each tile's window needing a shorter run (declaring a window allows that: see
+     * {@link KernelArg}); otherwise the failure is reported, naming the window to declare where none is.
+     */
+    private LaunchResult tiledForWantOfARun(DeviceNode dev, int node, DeviceKernel kernel, long globalSize, List<Arg> args,
+                                           List<KernelBinding> bindings, long frames, NoRunException e) {
+        Arg cut = null;
+        for (Arg a : args) {
+            if (a.plain() && e.spans(a.state(), a.firstPage(), a.endPage()) && (cut == null || a.arg().hasWindow())) {
+                cut = a;
+            }
+        }
+        if (cut != null && !cut.arg().hasWindow()) {
+            DeviceMemoryException hinted = new DeviceMemoryException(e.getMessage() + "; declare what each work item of plain "
+                    + "argument " + args.indexOf(cut) + " touches (KernelArg.perItem(stride, extent)) so that the launch can run "
+                    + "tile by tile, each tile needing a shorter run");
+            hinted.initCause(e);
+            throw hinted;
+        }
+        long items = tiling(dev, kernel, globalSize, args, frames)[0];
+        if (cut == null || items < 1 || items >= globalSize) {
+            throw e;   // tiles would need the same run, or none fit
+        }
+        System.getLogger(KernelLaunch.class.getName()).log(System.Logger.Level.DEBUG,
+                "no run for a plain argument; the launch runs tile by tile", e);
+        refuseOwnPins(args);   // the pages move on other threads: a pin of this thread would never go
+        try {
+            return tiled(dev, node, kernel, globalSize, args, bindings, frames);
+        } catch (RuntimeException | Error t) {
+            t.addSuppressed(e);
+            throw t;
+        }
+    }
+
+    /**
+     * Items [first, first + count) with every request resident and pinned for the run.
+     * {@code noRunBeforeRun}: a {@link NoRunException} of the placement is thrown as
+     * {@link NoRunBeforeRun}, so that the caller can tell it from one of the kernel's.
+     */
     private LaunchResult resident(DeviceNode dev, int node, DeviceKernel kernel, long first, long count, List<Arg> args,
                                   List<KernelBinding> bindings, List<MigrationRequest> requests,
-                                  DeviceFaultHandler faults, Runnable onPinned) {
+                                  DeviceFaultHandler faults, Runnable onPinned, boolean noRunBeforeRun) {
         if (requests == null) {
             requests = new ArrayList<>(args.size());
             for (Arg a : args) {
@@ -215,9 +264,17 @@ final class KernelLaunch {
             FaultEvent event = new FaultEvent();
             event.begin();
             long t0 = System.nanoTime();
-            MigrationEngine.Outcome out = requests.isEmpty() ? new MigrationEngine.Outcome(0, 0, 0, List.of())
-                    : memory.engine().ensure(requests, node, Trigger.FAULT, MigrationEngine.Pinning.PIN,
-                    MigrationEngine.FROM_ANY_NODE);
+            MigrationEngine.Outcome out;
+            try {
+                out = requests.isEmpty() ? new MigrationEngine.Outcome(0, 0, 0, List.of())
+                        : memory.engine().ensure(requests, node, Trigger.FAULT, MigrationEngine.Pinning.PIN,
+                        MigrationEngine.FROM_ANY_NODE);
+            } catch (NoRunException e) {
+                if (noRunBeforeRun) {
+                    throw new NoRunBeforeRun(e);
+                }
+                throw e;
+            }
             pins = out.pins();
             long t1 = System.nanoTime();
             if (!requests.isEmpty()) {
@@ -347,25 +404,10 @@ final class KernelLaunch {
      */
     private LaunchResult tiled(DeviceNode dev, int node, DeviceKernel kernel, long globalSize, List<Arg> args,
                                List<KernelBinding> bindings, long frames) {
-        long whole = 0;
-        for (Arg a : args) {
-            whole += a.arg().hasWindow() ? 0 : a.pages();
-        }
-        long budget = (long) (frames * TILE_SHARE);
-        long items = itemsPerTile(args, globalSize, Math.min(budget, (frames - whole) / 2));
-        // tiles start where plain windows can: at a page if tiles that large fit (neighbouring tiles then
-        // share no page), else at the device's sub-buffer alignment. Where the device binds plain arguments
-        // by frame, read windows that overlap (a stencil's halo) share pages with the running tile anyway,
-        // and such a page is placed anew beside it (DETACHABLE_PINS): they need not keep to pages, and tiles
-        // are as large as the budget allows (a stencil's 4104-byte rows would otherwise come 512 to a tile)
-        long alignment = dev.driver().plainAlignment();
-        long multiple = tileMultiple(args, kernel, PAGE_BYTES, dev.driver().bindsPlainArgumentsByFrame() ? alignment : PAGE_BYTES);
-        if (items < multiple) {
-            multiple = tileMultiple(args, kernel, alignment, alignment);
-        }
-        if (items < globalSize) {
-            items = items / multiple * multiple;   // a tile never splits a work-group
-        }
+        long[] tiling = tiling(dev, kernel, globalSize, args, frames);
+        long items = tiling[0];
+        long multiple = tiling[1];
+        long whole = tiling[2];
         if (items < 1) {
             long one = windowPages(args, 0, multiple);
             throw new DeviceMemoryException("device node " + node + " (" + dev.driver().name() + ") has " + frames * PAGE_BYTES
@@ -414,9 +456,9 @@ final class KernelLaunch {
                 // as the kernel of a hand-tiled program does; otherwise ids stay global
                 LaunchResult r = relative
                         ? resident(dev, node, kernel, 0, count, args, tileBindings(args, first, next), windows(args, first, next, false),
-                        handler, prefetchNext)
+                        handler, prefetchNext, false)
                         : resident(dev, node, kernel, first, count, args, bindings, windows(args, first, next, false), handler,
-                        prefetchNext);
+                        prefetchNext, false);
                 faults += r.faults();
                 batches += r.faultBatches();
                 migrated += r.pagesMigrated();
@@ -449,6 +491,34 @@ final class KernelLaunch {
             touched += a.pages();   // each page of each argument once, however many tiles it took part in
         }
         return new LaunchResult(touched, faults, migrated, migrated << PAGE_SHIFT, faultNanos, kernelNanos, batches);
+    }
+
+    /**
+     * Items per tile (below 1 when not even one work-group's windows fit), the multiple of items
+     * every tile but the last holds, and the pages of the arguments without a window: as many items
+     * as keep those arguments plus two tiles' windows within the device.
+     */
+    private static long[] tiling(DeviceNode dev, DeviceKernel kernel, long globalSize, List<Arg> args, long frames) {
+        long whole = 0;
+        for (Arg a : args) {
+            whole += a.arg().hasWindow() ? 0 : a.pages();
+        }
+        long budget = (long) (frames * TILE_SHARE);
+        long items = itemsPerTile(args, globalSize, Math.min(budget, (frames - whole) / 2));
+        // tiles start where plain windows can: at a page if tiles that large fit (neighbouring tiles then
+        // share no page), else at the device's sub-buffer alignment. Where the device binds plain arguments
+        // by frame, read windows that overlap (a stencil's halo) share pages with the running tile anyway,
+        // and such a page is placed anew beside it (DETACHABLE_PINS): they need not keep to pages, and tiles
+        // are as large as the budget allows (a stencil's 4104-byte rows would otherwise come 512 to a tile)
+        long alignment = dev.driver().plainAlignment();
+        long multiple = tileMultiple(args, kernel, PAGE_BYTES, dev.driver().bindsPlainArgumentsByFrame() ? alignment : PAGE_BYTES);
+        if (items < multiple) {
+            multiple = tileMultiple(args, kernel, alignment, alignment);
+        }
+        if (items < globalSize) {
+            items = items / multiple * multiple;   // a tile never splits a work-group
+        }
+        return new long[] {items, multiple, whole};
     }
 
     /**

@@ -709,7 +709,7 @@ public final class UnifiedMemory implements AutoCloseable {
      *       access it declares (GMEM's device fault, granule by granule, evicting colder pages) and
      *       pinned for the run, then the kernel runs. A plain argument with a per-item window that
      *       finds no run of consecutive frames as long as itself (the free frames lie on both sides
-     *       of pages that cannot leave) runs tile by tile, as below.</li>
+     *       of the launch's other arguments) runs tile by tile, as below.</li>
      *   <li>Arguments larger than the device, some declaring per-item windows
      *       ({@link KernelArg#perItem}): on every kind of device the launch runs tile by tile, each
      *       tile's windows (and the arguments without a window) resident and pinned while it runs,

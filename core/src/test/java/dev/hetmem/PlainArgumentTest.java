@@ -1,9 +1,12 @@
 package dev.hetmem;
 
+import dev.hetmem.device.emulated.EmulatedKernel;
 import dev.hetmem.driver.DeviceMemoryException;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.ValueLayout;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import static dev.hetmem.MemoryFixture.MiB;
 import static dev.hetmem.MemoryFixture.PAGE;
@@ -297,15 +300,60 @@ class PlainArgumentTest {
             assertConsecutive(d, out, bytes);
             DeviceMemoryException e = assertThrows(DeviceMemoryException.class, () -> mem.launch(1, d.plainIncrementInto(),
                     bytes / 8, KernelArg.read(in), KernelArg.write(out)));
-            assertTrue(e.getMessage().contains("consecutive free bytes for a plain argument"), e.getMessage());
+            assertTrue(e.getMessage().contains("consecutive free bytes for a plain argument")
+                    && e.getMessage().contains("plain argument 0 touches (KernelArg.perItem"), e.getMessage());
             assertEquals(outAt, d.driver().probeFrame(out.address()), "out stayed");
             check(in, 0, bytes, 43);
             verified(mem);
             LaunchResult r = mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(in).perItem(8),
                     KernelArg.write(out).perItem(8));
             assertEquals(2 * bytes / PAGE, r.pagesTouched(), "every page of both: " + r);
+            // resident, the launch would move all of in at once; tiled, it moves the first tile's window
+            // itself, and the others come with the prefetches beside earlier tiles
+            assertTrue(r.pagesMigrated() < bytes / PAGE, "in came tile by tile: " + r);
             checkIncremented(out, bytes, 43);
             check(in, 0, bytes, 43);
+            verified(mem);
+        }
+    }
+
+    /**
+     * A kernel item that launches a kernel on another device, where a plain argument finds no run,
+     * and throws that failure: it is the kernel's, and the outer launch (which fits, and has a plain
+     * windowed argument) must not take it for its own placement's and run again tile by tile, its
+     * items a second time.
+     */
+    @Test
+    @Tag("emulated") // only a Java kernel launches kernels
+    void aFailureOfAKernelALaunchRunsIsNotTakenForItsOwnPlacement() {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        TestDevice d2 = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d, d2)) {
+            long bytes = 1000 * PAGE;
+            Region first = mem.allocate(2 * MiB);
+            Region out = mem.allocate(bytes);
+            Region in = mem.allocate(bytes);
+            fill(in, 0, bytes, 45);
+            mem.launch(2, d2.plainIncrementInto(), 2 * MiB / 8, KernelArg.read(first), KernelArg.write(out));
+            first.free();   // out in the middle of device 2, as above: in finds no run beside it
+            AtomicInteger runs = new AtomicInteger();
+            EmulatedKernel outer = EmulatedKernel.plain((args, id) -> {
+                runs.incrementAndGet();
+                if (id == 0) {
+                    try {
+                        mem.launch(2, d2.plainIncrementInto(), bytes / 8, KernelArg.read(in), KernelArg.write(out));
+                    } catch (DeviceMemoryException x) {
+                        throw (RuntimeException) x.getCause();   // the placement's own exception, as a kernel may throw it
+                    }
+                }
+            }, 0);
+            // the outer launch reads another region with a window: cut into tiles on device 1 if it retried
+            Region other = mem.allocate(bytes);
+            RuntimeException e = assertThrows(RuntimeException.class,
+                    () -> mem.launch(1, outer, bytes / 8, KernelArg.read(other).perItem(8)));
+            assertTrue(String.valueOf(e.getMessage()).contains("consecutive free bytes for a plain argument"), e.toString());
+            assertTrue(runs.get() <= bytes / 8, "no item ran twice: " + runs.get() + " runs of " + bytes / 8 + " items");
+            check(in, 0, bytes, 45);
             verified(mem);
         }
     }

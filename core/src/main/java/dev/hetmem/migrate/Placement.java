@@ -334,7 +334,7 @@ final class Placement {
         for (Span s : batch.spans) {
             int n = s.pages();   // at most one stretch: misplaced() refused longer spans
             boolean claimed = s.run >= 0;
-            int base = claimed ? s.run : takeRun(ctx, batch, eviction, dev, n, boundary);
+            int base = claimed ? s.run : takeRun(ctx, batch, eviction, dev, s, boundary);
             int covered = 0;
             for (Run r : batch.runs) {
                 if (!r.action.allocates() || !s.holds(r)) {
@@ -373,8 +373,9 @@ final class Placement {
      * {@code n} consecutive frames within one stretch, counted in flight and prepared by the driver:
      * free ones, else a window compaction clears, else evicting cold pages until a run is free.
      */
-    private static int takeRun(EngineContext ctx, MigrationBatch batch, Eviction eviction, DeviceNode dev, int n,
+    private static int takeRun(EngineContext ctx, MigrationBatch batch, Eviction eviction, DeviceNode dev, Span span,
                                int boundary) {
+        int n = span.pages();
         int target = batch.target;
         BuddyAllocator alloc = dev.allocator();
         int base;
@@ -400,8 +401,7 @@ final class Placement {
                 throw new NoRunException("device node " + target + " (" + dev.driver().name() + ") has no "
                         + bytes(n) + " consecutive free bytes for a plain argument: " + alloc.freeBytes() + " bytes free of "
                         + bytes(alloc.totalFrames()) + ", the rest held by pages that cannot leave ("
-                        + eviction.whoHolds(target, batch) + "); a plain argument that declares a per-item window "
-                        + "(KernelArg.perItem) runs tile by tile instead, each tile needing a shorter run");
+                        + eviction.whoHolds(target, batch) + ")", span.region(), span.from(), span.to());
             }
         }
         try {
