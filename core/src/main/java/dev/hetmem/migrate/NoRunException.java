@@ -27,9 +27,4 @@ public final class NoRunException extends Eviction.DeviceFull {
     public boolean spans(RegionState r, long first, long end) {
         return r == region && first < to && from < end;
     }
-
-    /** Pages in the span that found no run. */
-    public long pages() {
-        return to - from;
-    }
 }
