@@ -217,9 +217,11 @@ final class KernelLaunch {
      */
     private LaunchResult tiledForWantOfARun(DeviceNode dev, int node, DeviceKernel kernel, long globalSize, List<Arg> args,
                                            List<KernelBinding> bindings, long frames, NoRunException e) {
+        // the argument of the span; where two of one region share it, one without a window decides (its
+        // tiles would ask for the same run again)
         Arg cut = null;
         for (Arg a : args) {
-            if (a.plain() && e.spans(a.state(), a.firstPage(), a.endPage()) && (cut == null || a.arg().hasWindow())) {
+            if (a.plain() && e.spans(a.state(), a.firstPage(), a.endPage()) && (cut == null || !a.arg().hasWindow())) {
                 cut = a;
             }
         }
@@ -236,8 +238,8 @@ final class KernelLaunch {
         }
         System.getLogger(KernelLaunch.class.getName()).log(System.Logger.Level.DEBUG,
                 "no run for a plain argument; the launch runs tile by tile", e);
-        refuseOwnPins(args);   // the pages move on other threads: a pin of this thread would never go
         try {
+            refuseOwnPins(args);   // the pages move on other threads: a pin of this thread would never go
             return tiled(dev, node, kernel, globalSize, args, bindings, frames);
         } catch (RuntimeException | Error t) {
             t.addSuppressed(e);

@@ -707,9 +707,11 @@ public final class UnifiedMemory implements AutoCloseable {
      * <ul>
      *   <li>Arguments that fit the device: every argument's range is made resident there with the
      *       access it declares (GMEM's device fault, granule by granule, evicting colder pages) and
-     *       pinned for the run, then the kernel runs. A plain argument with a per-item window that
-     *       finds no run of consecutive frames as long as itself (the free frames lie on both sides
-     *       of the launch's other arguments) runs tile by tile, as below.</li>
+     *       pinned for the run, then the kernel runs. A plain argument that finds no run of
+     *       consecutive frames as long as itself (the free frames lie on both sides of the launch's
+     *       other arguments) makes the launch run tile by tile, as below, if it declares a per-item
+     *       window and the launch cuts into more than one tile; otherwise the launch fails, naming
+     *       the window to declare where none is.</li>
      *   <li>Arguments larger than the device, some declaring per-item windows
      *       ({@link KernelArg#perItem}): on every kind of device the launch runs tile by tile, each
      *       tile's windows (and the arguments without a window) resident and pinned while it runs,
@@ -743,9 +745,11 @@ public final class UnifiedMemory implements AutoCloseable {
      *         another memory, an argument length below 1, or a global size below 1
      * @throws IndexOutOfBoundsException if an argument's range is outside its region
      * @throws dev.hetmem.driver.DeviceMemoryException if the arguments do not fit the device and
-     *         can be neither tiled nor faulted in, as described above
-     * @throws PinnedByCallerException if the arguments do not fit the device and the calling thread
-     *         holds some of their pages in an open host view
+     *         can be neither tiled nor faulted in, or fit but a plain argument finds no run of frames
+     *         and the launch cannot be tiled, as described above. A tiled launch that fails part-way
+     *         leaves what its earlier tiles wrote.
+     * @throws PinnedByCallerException if the launch runs tile by tile or by faults (above) and the
+     *         calling thread holds some of its arguments' pages in an open host view
      * @throws IllegalStateException if the memory is closed or an argument reaches freed bytes
      */
     public LaunchResult launch(int node, DeviceKernel kernel, long globalSize, KernelArg... args) {
