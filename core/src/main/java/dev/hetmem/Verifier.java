@@ -16,7 +16,8 @@ import static dev.hetmem.driver.PageGeometry.firstPage;
 /**
  * {@link UnifiedMemory#verify()}: every region's page table against its invariant, every device
  * page table against the logical one, every host side against it, and every device frame held by
- * at most one page with held plus free frames adding up to the device. A frame held twice, or one
+ * at most one page with held plus free frames adding up to the device, and nothing counted in
+ * flight but the frames kept for running kernels. A frame held twice, or one
  * a host side names for a page that does not hold it, is how a lost store shows once it has happened.
  *
  * <p>Caller's contract: the memory's lifecycle is entered; each region is read under its own
@@ -63,6 +64,13 @@ final class Verifier {
             both.and(owned[n]);
             if (!both.isEmpty()) {
                 problems.add("node " + n + ": frame " + both.nextSetBit(0) + " is kept for a running kernel and also held by a page");
+            }
+            // on a quiet memory nothing is in flight but the frames kept for running kernels: a count
+            // left over would make every later batch short of room wait for frames that never come
+            long inFlight = engine.framesInFlight(n);
+            if (inFlight != kept.cardinality()) {
+                problems.add("node " + n + ": " + inFlight + " frames counted in flight on a quiet memory, "
+                        + kept.cardinality() + " kept for running kernels");
             }
             owned[n].or(kept);
             long held = owned[n].cardinality();

@@ -109,6 +109,16 @@ public final class MigrationEngine implements AutoCloseable {
     }
 
     /**
+     * Frames of device {@code node} counted in flight now ({@link InFlightFrames}): held by batches
+     * that have not committed or undone, or kept for running kernels. On a quiet memory, the kept
+     * frames alone; anything more is a count that drifted, and a full device would wait for room
+     * that never comes.
+     */
+    public long framesInFlight(int node) {
+        return ctx.inFlight.get(node);
+    }
+
+    /**
      * The frames of device {@code node} that left the page table while running kernels still read
      * them (DETACHABLE_PINS in {@link Pins}): allocated until those kernels end. A copy.
      */
