@@ -167,7 +167,8 @@ final class KernelLaunch {
             refuseOwnPins(checked);   // the pages move on other threads: a pin of this thread would never go
             boolean windows = checked.stream().anyMatch(a -> a.arg().hasWindow());
             if (windows) {
-                return tiled(dev, node, kernel, globalSize, checked, bindings, frames);
+                return tiled(dev, node, kernel, globalSize, checked, bindings, frames,
+                        tiling(dev, kernel, globalSize, checked, frames));
             }
             Arg plain = checked.stream().filter(Arg::plain).findFirst().orElse(null);
             if (plain != null) {
@@ -232,15 +233,15 @@ final class KernelLaunch {
             hinted.initCause(e);
             throw hinted;
         }
-        long items = tiling(dev, kernel, globalSize, args, frames)[0];
-        if (cut == null || items < 1 || items >= globalSize) {
+        Tiling tiling = tiling(dev, kernel, globalSize, args, frames);
+        if (cut == null || tiling.items() < 1 || tiling.items() >= globalSize) {
             throw e;   // tiles would need the same run, or none fit
         }
         System.getLogger(KernelLaunch.class.getName()).log(System.Logger.Level.DEBUG,
                 "no run for a plain argument; the launch runs tile by tile", e);
         try {
             refuseOwnPins(args);   // the pages move on other threads: a pin of this thread would never go
-            return tiled(dev, node, kernel, globalSize, args, bindings, frames);
+            return tiled(dev, node, kernel, globalSize, args, bindings, frames, tiling);
         } catch (RuntimeException | Error t) {
             t.addSuppressed(e);
             throw t;
@@ -402,14 +403,13 @@ final class KernelLaunch {
 
     /**
      * Tile by tile: as many items per tile as keep the whole arguments plus two tiles' windows
-     * within the device; the next tile's windows are prefetched while a tile runs.
+     * within the device ({@code tiling}); the next tile's windows are prefetched while a tile runs.
      */
     private LaunchResult tiled(DeviceNode dev, int node, DeviceKernel kernel, long globalSize, List<Arg> args,
-                               List<KernelBinding> bindings, long frames) {
-        long[] tiling = tiling(dev, kernel, globalSize, args, frames);
-        long items = tiling[0];
-        long multiple = tiling[1];
-        long whole = tiling[2];
+                               List<KernelBinding> bindings, long frames, Tiling tiling) {
+        long items = tiling.items();
+        long multiple = tiling.multiple();
+        long whole = tiling.whole();
         if (items < 1) {
             long one = windowPages(args, 0, multiple);
             throw new DeviceMemoryException("device node " + node + " (" + dev.driver().name() + ") has " + frames * PAGE_BYTES
@@ -496,11 +496,13 @@ final class KernelLaunch {
     }
 
     /**
-     * Items per tile (below 1 when not even one work-group's windows fit), the multiple of items
-     * every tile but the last holds, and the pages of the arguments without a window: as many items
-     * as keep those arguments plus two tiles' windows within the device.
+     * How a launch cuts into tiles: items per tile (below 1 when not even one work-group's windows
+     * fit), the multiple of items every tile but the last holds, and the pages of the arguments
+     * without a window. As many items as keep those arguments plus two tiles' windows within the device.
      */
-    private static long[] tiling(DeviceNode dev, DeviceKernel kernel, long globalSize, List<Arg> args, long frames) {
+    private record Tiling(long items, long multiple, long whole) {}
+
+    private static Tiling tiling(DeviceNode dev, DeviceKernel kernel, long globalSize, List<Arg> args, long frames) {
         long whole = 0;
         for (Arg a : args) {
             whole += a.arg().hasWindow() ? 0 : a.pages();
@@ -520,7 +522,7 @@ final class KernelLaunch {
         if (items < globalSize) {
             items = items / multiple * multiple;   // a tile never splits a work-group
         }
-        return new long[] {items, multiple, whole};
+        return new Tiling(items, multiple, whole);
     }
 
     /**
