@@ -14,7 +14,7 @@ public final class Main {
               info [--json]                    the nodes: host and devices
               demo [--size M] [--device emulated|opencl] [--host-faults views|userfaultfd] [--json] [--map FILE]
                                                HMM's example mulMat(r, a, b, m) on a device, no copy written by the user
-              bench migrate [--quick] [--json] [--sizes 16M,256M,1G] [--pages 4K,64K,2M] [--device D] [--warmup 40] [--plot FILE]
+              bench migrate [--quick] [--json] [--sizes 16M,256M,1G] [--pages 4K,64K,2M] [--device D] [--warmup 40] [--case-warmup-ms 4000] [--plot FILE]
                                                migration throughput against the plain-copy limit (batched page migration)
               load FILE [--to host|emulated|opencl|0|1|2] [--json] [--no-progress]
                         [--scheme overlapped|direct|buffered|mmap] [--threads N] [--ring BYTES]

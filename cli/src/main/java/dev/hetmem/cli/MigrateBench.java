@@ -40,12 +40,18 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * in each, right before the migrations); a row is the median round, with the slowest and fastest,
  * the host frames kept after it ({@code hostRetainBudget}: the default, 0 = released as each page
  * leaves, and in the {@code sustained} row a quarter of the bytes moved, so the background release
- * runs inside the timing) and the steal time and huge-page splits during the case.
+ * runs inside the timing) and the steal time and huge-page splits during the case. Before its
+ * rounds, each case makes its own round trips, not counted, until the JIT is quiet
+ * ({@link #warmCase}).
  */
 final class MigrateBench {
     private static final long KiB = 1024;
     private static final long MiB = 1024 * KiB;
     private static final long GiB = 1024 * MiB;
+    /** A case's own warm-up ends once no compilation finished for this long ({@link #warmCase}), or after --case-warmup-ms. */
+    private static final long QUIET_NANOS = 500_000_000L;
+    /** ... counting only compilations of more than this many milliseconds since the last one that counted. */
+    private static final long QUIET_COMPILE_MILLIS = 20;
 
     /** {@code budget}: the host frames kept for release by the chunk; -1: a quarter of the bytes moved (the sustained row). */
     private record Mode(String name, MigrationMode migration, CopyPath path, int threads,
@@ -54,8 +60,9 @@ final class MigrateBench {
     private MigrateBench() {}
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "pages", "device", "plot", "warmup"));
+        Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "pages", "device", "plot", "warmup", "case-warmup-ms"));
         int warmupRounds = args.intValue("warmup", 40, 0, 1000);
+        long caseWarmupNanos = args.intValue("case-warmup-ms", 4000, 0, 60_000) * 1_000_000L;
         String plot = Chart.plotOption(args);
         String deviceArg = args.value("device", "all");
         List<String> devices = switch (deviceArg) {
@@ -139,7 +146,7 @@ final class MigrateBench {
                     if (sustained && page != 4 * KiB) {
                         continue;
                     }
-                    Case c = measure(device, page, total, mode, rounds(total));
+                    Case c = measure(device, page, total, mode, rounds(total), caseWarmupNanos);
                     double limit = median(c.plain);
                     if (total == largest && mode.threads == limitThreads) {
                         memcpyLimit = Math.max(memcpyLimit, limit);
@@ -180,6 +187,8 @@ final class MigrateBench {
                             row.put("strided_release_gbps", round(median(c.stridedRelease)));
                             row.put("of_strided_release", round(gbps / median(c.stridedRelease)));
                         }
+                        row.put("warmup_trips", c.warmup[0]);
+                        row.put("warmup_seconds", round(c.warmup[1] / 1e9));
                         row.put("steal_ms", c.interference.stealMillis());
                         row.put("thp_splits", c.interference.hugePageSplits());
                         rows.add(row);
@@ -216,7 +225,8 @@ final class MigrateBench {
             out.println(Json.write(root));
         } else {
             out.printf("warm-up before the first case, not counted: %d rounds of 32 MiB of 4 KiB and 2 MiB migrations"
-                    + " (emulated device) and strided copies, %.1f s%n", warmupRounds, warmupNanos / 1e9);
+                    + " (emulated device) and strided copies, %.1f s; then each case its own round trips until the JIT"
+                    + " is quiet (0.5 s without 20 ms of compilation), at most %.1f s%n", warmupRounds, warmupNanos / 1e9, caseWarmupNanos / 1e9);
             out.printf("plain copy (the limit), %s, %d threads: %.2f GB/s (each row: its own, measured beside it)%n",
                     Sizes.format(largest), limitThreads, memcpyLimit);
             if (stridedLimit > 0) {
@@ -315,14 +325,15 @@ final class MigrateBench {
      * frames kept after the last round's move to the device and back; what disturbed the case.
      */
     private record Case(long budget, double[] toDevice, double[] toHost, double[] plain, double[] strided,
-                        double[] stridedRelease, boolean[] correct, long[] retainedAfter, Interference interference) {
+                        double[] stridedRelease, boolean[] correct, long[] retainedAfter, long[] warmup,
+                        Interference interference) {
         int runs() {
             return toDevice.length;
         }
     }
 
     /** Migrates {@code total} bytes of pages of size {@code page} to the device and back, {@code rounds} times. */
-    private static Case measure(String device, long page, long total, Mode mode, int rounds) {
+    private static Case measure(String device, long page, long total, Mode mode, int rounds, long warmupNanos) {
         boolean sparse = page == 4 * KiB;
         long regionBytes = sparse ? 2 * total : total;
         long count = total / page;
@@ -346,8 +357,9 @@ final class MigrateBench {
                     v.segment().set(ValueLayout.JAVA_LONG, o, o * 31 + 7);
                 }
             }
+            long[] warm = warmCase(mem, r, offsets, page, warmupNanos);
             Case c = new Case(budget, new double[rounds], new double[rounds], new double[rounds], new double[rounds],
-                    new double[rounds], new boolean[rounds], new long[2], Interference.now());
+                    new double[rounds], new boolean[rounds], new long[2], warm, Interference.now());
             for (int round = 0; round < rounds; round++) {
                 c.plain[round] = NativeBuffer.plainCopyGbps(copyDst, copySrc, mode.threads);
                 if (sparse) {
@@ -371,7 +383,43 @@ final class MigrateBench {
             }
             // the case's interference: what happened since the reading the record was made with
             return new Case(budget, c.toDevice, c.toHost, c.plain, c.strided, c.stridedRelease, c.correct, c.retainedAfter,
-                    Interference.now().since(c.interference));
+                    warm, Interference.now().since(c.interference));
+        }
+    }
+
+    /**
+     * The case's own round trips, not counted, until the JIT has been quiet for {@link #QUIET_NANOS}
+     * (no compilation finished meanwhile), at most {@code maxNanos} (none if 0): returns the round
+     * trips made and the nanoseconds they took. The JVM-wide warm-up ({@link #warmUp}) compiles the
+     * engine, but a case that takes a path the warm-up did not (another list's class at a call
+     * site, a branch never taken before) deoptimizes a compiled method, and C2 compiles the
+     * engine's largest methods again in 0.1-0.6 s each, on one of this machine's two cores: the
+     * first rounds of each case then read a quarter to a half of the later ones (256 MiB of 4 KiB
+     * pages to the device: 2.1, 5.6, 5.1, 9.2, 13.0 GB/s in five rounds, MigrationEngine.ensure
+     * compiled again during the first three).
+     */
+    private static long[] warmCase(UnifiedMemory mem, Region r, long[] offsets, long page, long maxNanos) {
+        if (maxNanos == 0) {
+            return new long[] {0, 0};
+        }
+        java.lang.management.CompilationMXBean jit = java.lang.management.ManagementFactory.getCompilationMXBean();
+        long start = System.nanoTime();
+        long quietSince = start;
+        long compiled = jit.isCompilationTimeMonitoringSupported() ? jit.getTotalCompilationTime() : -1;
+        long trips = 0;
+        while (true) {
+            mem.prefetch(r, offsets, page, 1);
+            mem.prefetch(r, offsets, page, 0);
+            trips++;
+            long now = System.nanoTime();
+            long c = compiled < 0 ? -1 : jit.getTotalCompilationTime();
+            if (c - compiled > QUIET_COMPILE_MILLIS) {   // small compilations go on for long: only big ones count
+                compiled = c;
+                quietSince = now;
+            }
+            if (now - quietSince >= QUIET_NANOS || now - start >= maxNanos) {
+                return new long[] {trips, now - start};
+            }
         }
     }
 

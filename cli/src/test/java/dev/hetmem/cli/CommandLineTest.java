@@ -161,7 +161,8 @@ class CommandLineTest {
     @Test
     void benchMigrateHasRowsForBothDevices() {
         needsOpenCl();
-        Result r = run("bench", "migrate", "--pages", "2M", "--sizes", "8M", "--warmup", "0", "--json");
+        Result r = run("bench", "migrate", "--pages", "2M", "--sizes", "8M", "--warmup", "0", "--case-warmup-ms", "0",
+                "--json");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());
         assertTrue(r.out().contains("{\"device\":\"emulated\",\"direction\":\"to_device\""), r.out());
@@ -170,11 +171,22 @@ class CommandLineTest {
 
     @Test
     void benchMigrateReportsSpreadFloorsAndKeptFrames() {
-        Result r = run("bench", "migrate", "--device", "emulated", "--pages", "4K", "--sizes", "4M", "--warmup", "2", "--json");
+        Result r = run("bench", "migrate", "--device", "emulated", "--pages", "4K", "--sizes", "4M", "--warmup", "2",
+                "--case-warmup-ms", "300", "--json");
         assertEquals(0, r.code(), r.err());
         oneJsonObject(r.out());
         assertTrue(r.out().matches("(?s).*\"warmup_rounds\":2,\"warmup_seconds\":[0-9.]+[,}].*"),
                 "the warm-up ran before the cases: " + r.out());
+        // and each case's own, at least one round trip, within the 0.3 s asked for (one trip may pass it)
+        java.util.regex.Matcher trips = java.util.regex.Pattern
+                .compile("\"warmup_trips\":([0-9]+),\"warmup_seconds\":([0-9.]+)").matcher(r.out());
+        int cases = 0;
+        while (trips.find()) {
+            cases++;
+            assertTrue(Long.parseLong(trips.group(1)) >= 1, r.out());
+            assertTrue(Double.parseDouble(trips.group(2)) < 1.5, r.out());
+        }
+        assertTrue(cases >= 8, "every row says its case's warm-up: " + r.out());
         for (String field : new String[] {"\"strided_copy_gbps\":", "\"strided_release_gbps\":", "\"gbps_min\":", "\"gbps_max\":",
                 "\"runs\":5", "\"host_retained_bytes\":", "\"host_retain_budget\":0", "\"of_strided_copy\":",
                 "\"of_strided_release\":", "\"mode\":\"sustained\"", "\"steal_ms\":", "\"thp_splits\":", "\"correct\":true"}) {
