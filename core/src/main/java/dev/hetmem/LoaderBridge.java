@@ -49,6 +49,13 @@ final class LoaderBridge implements LoadTarget {
     }
 
     @Override
+    public Operation operateOn(Region region) {
+        RegionState s = region.state();
+        s.lifecycle().enter();
+        return () -> s.lifecycle().exit();
+    }
+
+    @Override
     public HostPopulator hostPopulator(Region region) {
         return region.state().host()::populate;
     }

@@ -407,7 +407,9 @@ public final class Region implements AutoCloseable {
      * {@link IllegalStateException}.
      *
      * @throws IllegalStateException if the region is freed already, if called from inside a kernel
-     *         (it would wait for itself), if other threads hold views (named), or if the wait for
+     *         or from inside another operation on the region, such as the progress callback of the
+     *         load that fills it (it would wait for itself; nothing was closed), if other threads
+     *         hold views (named), or if the wait for
      *         running operations ran out (the threads named; nothing was freed; free again later)
      */
     public void free() {

@@ -520,6 +520,9 @@ public final class UnifiedMemory implements AutoCloseable {
 
     private void freeRegion(Region region) {
         RegionState s = region.state();
+        // from inside an operation on the region (a load's progress callback on the loading thread):
+        // refused before its views close, which would let pages the load still writes move away
+        s.lifecycle().refuseCloseFromInside();
         if (!s.isReleased()) {
             // other threads' views refuse the free at once, changing nothing (their threads may be
             // waiting for this one: no wait here); then the caller's own views close, as
@@ -537,13 +540,24 @@ public final class UnifiedMemory implements AutoCloseable {
         if (!s.markReleased()) {
             throw new IllegalStateException(region + " is already freed");
         }
+        boolean dropped = false;
         try {
             // host accesses from here on read no device frame, so the frames can go
             s.host().kill();
             engine.dropRegion(s);
+            dropped = true;
         } finally {
             regions.remove(s.id());
-            s.host().close();
+            if (dropped) {
+                s.host().close();
+            } else {
+                // a driver failed while the device copies went (unmap and invalidate should not fail): the
+                // blocks the drop did not reach still hold device pages, which eviction may copy home. So the
+                // host memory stays mapped, a leak, rather than unmapped under such a copy or handed to the
+                // next region mapped there
+                LOG.log(System.Logger.Level.WARNING, "freeing " + region + " failed part-way; its host memory ("
+                        + s.size() + " bytes) stays mapped until the process ends");
+            }
         }
     }
 
@@ -605,8 +619,14 @@ public final class UnifiedMemory implements AutoCloseable {
         lifecycle.checkOpen();
         region.state().lifecycle().checkOpen();
         region.state().refuseFreed(offset >>> PAGE_SHIFT, Math.ceilDiv(offset + length, PAGE_BYTES), "a prefetch");
-        return java.util.concurrent.CompletableFuture.supplyAsync(() -> advising.prefetchRange(region, offset, length, node),
-                background);
+        try {
+            return java.util.concurrent.CompletableFuture.supplyAsync(() -> advising.prefetchRange(region, offset, length, node),
+                    background);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // close() ran between the check above and here, and stopped the executor
+            lifecycle.checkOpen();
+            throw new IllegalStateException("the memory is closing", e);
+        }
     }
 
     /** Threads for asynchronous work (virtual, one per task, ended with the memory): prefetches, and tiled launches' next tiles. */
@@ -866,16 +886,27 @@ public final class UnifiedMemory implements AutoCloseable {
      * already running (kernels, migrations, loads, frees) and host views open in other threads are
      * waited for, at most the builder's {@code closeTimeout} in all; then every region is freed,
      * and the copy threads, the fault service and the drivers are closed. Nothing is unmapped
-     * while anything still runs or a view is open. Throws, having unmapped nothing, if the time
-     * runs out (naming the threads), or if called from inside a kernel; a later call tries again.
-     * Views the calling thread holds are closed first, as {@code Arena.close()} invalidates its
-     * segments; views of threads that ended are taken back.
-     * Closing a closed memory does nothing.
+     * while anything still runs or a view is open. Throws at once, changing nothing, if called
+     * from inside a kernel or from inside another operation on this memory (a load's progress
+     * callback). Views the calling thread holds are closed first, before the wait (an operation
+     * may be waiting for one of them), as {@code Arena.close()} invalidates its segments; views of
+     * threads that ended are taken back. Throws, having unmapped nothing, if the time runs out
+     * (naming the threads); the calling thread's views are closed by then, and a later call tries
+     * again. Closing a closed memory does nothing.
      */
     @Override
     public void close() {
         refuseInsideKernel("close()");
+        lifecycle.refuseCloseFromInside();
         long deadline = System.nanoTime() + closeTimeoutNanos;
+        // the caller's own views first, as Arena.close() does, and before waiting for operations: one
+        // may be waiting for such a view (a prefetch of the pages it pins), and would hold the wait
+        // below until the timeout, every time close() were tried again
+        for (Region r : regions()) {
+            if (!r.state().isReleased()) {
+                r.state().lifecycle().closeViewsOfCurrentThread();
+            }
+        }
         if (!lifecycle.close(closeTimeoutNanos) && !lifecycle.isDrained()) {
             lifecycle.awaitDrained(closeTimeoutNanos);   // an earlier close gave up waiting
         }
@@ -883,7 +914,6 @@ public final class UnifiedMemory implements AutoCloseable {
         // wait, within the same bound, for the open ones, before anything is unmapped
         for (Region r : regions()) {
             if (!r.state().isReleased()) {
-                r.state().lifecycle().closeViewsOfCurrentThread();   // as Arena.close() does
                 r.state().lifecycle().awaitNoLiveViews(Math.max(0, deadline - System.nanoTime()));
             }
         }

@@ -293,6 +293,91 @@ class LifecycleTest {
     }
 
     /**
+     * close() called by a thread whose own view another thread's operation waits for (a prefetch to
+     * the device of the pages the view pins): its views close first, as the Javadoc says, so the
+     * prefetch goes on and close() ends. It used to wait for the prefetch before closing the
+     * caller's views, so both waited until closeTimeout, close() threw, and every retry did the same.
+     */
+    @Test
+    void closeClosesTheCallersViewsBeforeWaitingForOperations() throws Exception {
+        UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofSeconds(3))
+                .device(EmulatedDevice.builder().capacity(8 * MiB).build()).build();
+        Region r = mem.allocate(MiB);
+        MemoryFixture.fill(r, 0, MiB, 5);
+        HostView mine = r.host(0, MiB, Access.WRITE);   // pins every page on the host
+        AtomicReference<Throwable> failed = new AtomicReference<>();
+        long[] moved = {-1};
+        Thread mover = Thread.ofPlatform().name("prefetcher").start(() -> {
+            try {
+                moved[0] = mem.prefetch(r, new long[] {0}, MiB, 1);
+            } catch (Throwable t) {
+                failed.set(t);
+            }
+        });
+        // the prefetch is in: it waits, inside the engine, for this thread's view (it cannot move a
+        // pinned page); not merely in some wait of its start (class loading)
+        long until = System.nanoTime() + 10_000_000_000L;
+        while (mover.isAlive() && System.nanoTime() < until && !(
+                (mover.getState() == Thread.State.WAITING || mover.getState() == Thread.State.TIMED_WAITING)
+                && java.util.Arrays.stream(mover.getStackTrace())
+                        .anyMatch(f -> f.getClassName().equals("dev.hetmem.migrate.MigrationEngine")))) {
+            Thread.sleep(5);
+        }
+        assertTrue(mover.isAlive(), "the prefetch waits for the view: " + failed.get());
+        long t0 = System.nanoTime();
+        mem.close();
+        long tookMillis = (System.nanoTime() - t0) / 1_000_000;
+        mover.join(10_000);
+        assertFalse(mover.isAlive());
+        assertTrue(r.isFreed());
+        assertTrue(tookMillis < 2500, "close() did not wait for its own view's waiter: " + tookMillis + " ms");
+        assertEquals(null, failed.get(), "the prefetch that was running completes");
+        assertEquals(MiB / 4096, moved[0], "it moved every page once the view closed");
+        assertThrows(IllegalStateException.class, () -> mine.segment().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0),
+                "close closed this thread's view");
+    }
+
+    /**
+     * A driver whose unmap fails while a region is freed (DeviceDriver.unmap should not fail; a
+     * driver may still): the free throws, and the region's host memory stays mapped, because the
+     * blocks the free did not reach still hold device pages that eviction then copies home. It was
+     * unmapped in the free's finally: the next eviction of those pages copied into an unmapped range
+     * (a JVM crash) or into a region mapped there since. Other regions' data is intact.
+     */
+    @Test
+    void aDriverFailureDuringAFreeLeavesNoCopyIntoUnmappedMemory() {
+        java.util.concurrent.atomic.AtomicBoolean failUnmap = new java.util.concurrent.atomic.AtomicBoolean();
+        WrappedDevice dev = new WrappedDevice("unmap-fails", 8 * MiB) {
+            @Override
+            public void unmap(long va, long pages) {
+                if (failUnmap.get()) {
+                    throw new IllegalStateException("injected unmap failure");
+                }
+                super.unmap(va, pages);
+            }
+        };
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
+            Region a = mem.allocate(4 * MiB);
+            MemoryFixture.fill(a, 0, 4 * MiB, 7);
+            assertEquals(4 * MiB / 4096, mem.prefetch(a, new long[] {0}, 4 * MiB, 1));
+            failUnmap.set(true);
+            names(IllegalStateException.class, "injected unmap failure", a::free);
+            failUnmap.set(false);
+            assertTrue(a.isFreed());
+            // another region needs the whole device: a's pages the free left there are evicted home
+            Region b = mem.allocate(8 * MiB);
+            MemoryFixture.fill(b, 0, 8 * MiB, 8);
+            assertEquals(8 * MiB / 4096, mem.prefetch(b, new long[] {0}, 8 * MiB, 1));
+            MemoryFixture.check(b, 0, 8 * MiB, 8);
+            Region c = mem.allocate(4 * MiB);   // allocated after the failed free: nothing of a lands in it
+            MemoryFixture.fill(c, 0, 4 * MiB, 9);
+            assertEquals(4 * MiB / 4096, mem.prefetch(c, new long[] {0}, 4 * MiB, 1));
+            MemoryFixture.check(c, 0, 4 * MiB, 9);
+            MemoryFixture.check(b, 0, 8 * MiB, 8);
+        }
+    }
+
+    /**
      * A launch whose arguments cannot fit beside each other: on the emulated device it now runs by
      * device faults (evicting its own granules), and at once, not after a minute of retries.
      */

@@ -214,6 +214,24 @@ public final class Lifecycle {
         return closed;
     }
 
+    /**
+     * Throws if the current thread is inside an operation here: closing would wait for itself.
+     * Callers that close their thread's views before closing call it first, so that a refused close
+     * changes nothing (a view closed under a running load would let its pages move while the load
+     * still writes them).
+     */
+    public synchronized void refuseCloseFromInside() {
+        if (running.containsKey(Thread.currentThread())) {
+            throw insideOperation();
+        }
+    }
+
+    private IllegalStateException insideOperation() {
+        return new IllegalStateException("closing " + what + " from inside an operation on it (a kernel, a load's "
+                + "progress callback or a call that uses it, in thread " + Thread.currentThread().getName()
+                + ") would wait for itself; nothing was closed");
+    }
+
     /** Whether the current thread is inside an operation here. */
     public synchronized boolean enteredByCurrentThread() {
         return running.containsKey(Thread.currentThread());
@@ -239,8 +257,7 @@ public final class Lifecycle {
                 return false;
             }
             if (running.containsKey(Thread.currentThread())) {
-                throw new IllegalStateException("closing " + what + " from inside an operation on it (a kernel or "
-                        + "a call that uses it, in thread " + Thread.currentThread().getName() + ") would wait for itself");
+                throw insideOperation();
             }
             if (!views.isEmpty()) {
                 List<String> owners = new ArrayList<>();

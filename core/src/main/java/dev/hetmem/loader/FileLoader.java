@@ -25,6 +25,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
@@ -86,10 +87,14 @@ public final class FileLoader {
         long t0 = System.nanoTime();
         Region region = target.allocateForLoad(size);
         try {
-            Outcome out = size == 0 ? new Outcome(false, "empty file", 0)
-                    : target.isDevice(node) && options.scheme() == LoadScheme.OVERLAPPED
-                    ? toDevice(target, region, path, size, node, options)
-                    : toHost(target, region, path, size, node, options);
+            Outcome out;
+            // ended before a failure frees the region below (a free from inside would be refused)
+            try (LoadTarget.Operation loading = target.operateOn(region)) {
+                out = size == 0 ? new Outcome(false, "empty file", 0)
+                        : target.isDevice(node) && options.scheme() == LoadScheme.OVERLAPPED
+                        ? toDevice(target, region, path, size, node, options)
+                        : toHost(target, region, path, size, node, options);
+            }
             long after = Files.size(path);
             if (after != size) {
                 throw new IOException(path + " changed size during the load: " + size + " bytes before, " + after + " after");
@@ -140,9 +145,10 @@ public final class FileLoader {
             long base = view.segment().address();
             out = switch (o.scheme()) {
                 case MMAP -> copyMapped(path, view.segment(), size, o.progress());
-                case BUFFERED -> readStreams(path, base, size, 1, o, false, null);
-                case DIRECT -> readStreams(path, base, size, 1, o, true, null);
-                case OVERLAPPED -> readStreams(path, base, size, o.threads(), o, true, target.hostPopulator(region));
+                case BUFFERED -> readStreams(path, base, size, 1, o, false, null, () -> target.operateOn(region));
+                case DIRECT -> readStreams(path, base, size, 1, o, true, null, () -> target.operateOn(region));
+                case OVERLAPPED -> readStreams(path, base, size, o.threads(), o, true, target.hostPopulator(region),
+                        () -> target.operateOn(region));
             };
         }
         if (node != 0) {
@@ -179,7 +185,8 @@ public final class FileLoader {
      * {@code populator}, as many more fault the pages in ahead of them.
      */
     private static Outcome readStreams(Path path, long base, long size, int streams, LoadOptions o, boolean direct,
-                                       HostPopulator populator) throws IOException {
+                                       HostPopulator populator, Supplier<LoadTarget.Operation> inside)
+            throws IOException {
         Opened f = open(path, direct);
         try {
             long chunk = o.chunkBytes();
@@ -188,11 +195,20 @@ public final class FileLoader {
             AtomicLong done = new AtomicLong();
             AtomicReference<Throwable> failure = new AtomicReference<>();
             List<Thread> threads = new ArrayList<>();
-            PopulateAhead ahead = populator != null
-                    ? new PopulateAhead(populator, roundUp(size), chunk, streams, () -> failure.get() != null, threads)
-                    : null;
+            PopulateAhead ahead;
+            try {
+                ahead = populator != null
+                        ? new PopulateAhead(populator, roundUp(size), chunk, streams, () -> failure.get() != null, threads)
+                        : null;
+            } catch (RuntimeException | Error e) {
+                stopStarted(e, failure, threads);
+                throw e;
+            }
+            // each reader is inside the load's operation on the region: the progress callback it calls
+            // may not free the region or close the memory from there (it would wait for the load,
+            // which waits for this thread), and is refused at once
             Runnable reader = () -> {
-                try {
+                try (LoadTarget.Operation reading = inside.get()) {
                     long c;
                     while (failure.get() == null && (c = next.getAndIncrement()) < chunks) {
                         if (ahead != null) {
@@ -210,8 +226,13 @@ public final class FileLoader {
                     failure.compareAndSet(null, t);
                 }
             };
-            for (int i = 1; i < streams; i++) {
-                threads.add(Thread.ofPlatform().name("hetmem-load-" + i).start(reader));
+            try {
+                for (int i = 1; i < streams; i++) {
+                    threads.add(Thread.ofPlatform().name("hetmem-load-" + i).start(reader));
+                }
+            } catch (RuntimeException | Error e) {
+                stopStarted(e, failure, threads);
+                throw e;
             }
             reader.run();
             joinAll(threads);
@@ -340,6 +361,16 @@ public final class FileLoader {
 
     private static long roundUp(long bytes) {
         return (bytes + PAGE_BYTES - 1) & -PAGE_BYTES;
+    }
+
+    /**
+     * A thread could not start (no native threads left): the load has failed, so the threads already
+     * started stop at their next chunk and are waited for before the file closes and the region can
+     * be freed (they write into it by address).
+     */
+    private static void stopStarted(Throwable e, AtomicReference<Throwable> failure, List<Thread> threads) {
+        failure.compareAndSet(null, e);
+        joinAll(threads);
     }
 
     private static void joinAll(List<Thread> threads) {

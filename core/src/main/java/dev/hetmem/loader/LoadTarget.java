@@ -22,4 +22,17 @@ public interface LoadTarget {
 
     /** How pages of {@code region}'s host side are populated ahead of a loader's reads. */
     HostPopulator hostPopulator(Region region);
+
+    /**
+     * Counts the calling thread's part of a load of {@code region} as an operation on it until the
+     * handle closes (on the same thread): the region is not freed, nor the memory closed, under the
+     * load's threads, and a free or close from inside (the progress callback) is refused at once.
+     */
+    Operation operateOn(Region region);
+
+    /** An operation counted on a region; {@link #close} ends it. */
+    interface Operation extends AutoCloseable {
+        @Override
+        void close();
+    }
 }

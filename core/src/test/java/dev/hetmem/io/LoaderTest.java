@@ -207,6 +207,85 @@ class LoaderTest {
     }
 
     /**
+     * A progress callback that frees the region being loaded, on the loading thread: refused at once
+     * (the load is an operation on its region) with nothing closed, and the load completes with the
+     * file's bytes, to the host and to a device. Such a free used to close the load's own write view
+     * and unmap the region while the load's other reader and populating threads still wrote into it
+     * by address (a crash in userfaultfd mode; elsewhere a failed load, or reads landing in whatever
+     * was mapped there next).
+     */
+    @Test
+    void aFreeFromTheLoadsOwnProgressCallbackIsRefusedAndTheLoadCompletes() throws IOException {
+        Path p = file("self-free", 16 * MiB + 7, 9);
+        Thread loading = Thread.currentThread();
+        int before = mem.regions().size();
+        java.util.concurrent.atomic.AtomicReference<Throwable> answer = new java.util.concurrent.atomic.AtomicReference<>();
+        LoadOptions o = LoadOptions.defaults().withThreads(1).withChunkBytes(MiB).withProgress((done, total) -> {
+            if (Thread.currentThread() == loading && answer.get() == null) {
+                java.util.List<Region> live = mem.regions();
+                Region beingLoaded = live.get(live.size() - 1);   // the newest
+                try {
+                    beingLoaded.free();
+                    answer.set(new AssertionError("the free went through"));
+                } catch (IllegalStateException e) {
+                    answer.set(e);
+                }
+            }
+        });
+        for (int node : new int[] {0, 1}) {
+            answer.set(null);
+            LoadResult r = mem.load(p, node, o);
+            try {
+                assertTrue(answer.get() instanceof IllegalStateException, "node " + node + ": " + answer.get());
+                assertTrue(answer.get().getMessage().contains("would wait for itself"), answer.get().getMessage());
+                assertTrue(!r.region().isFreed());
+                sameBytes(p, r.region());
+            } finally {
+                r.region().free();
+            }
+        }
+        assertEquals(before, mem.regions().size());
+    }
+
+    /**
+     * A progress callback that closes the memory from one of the load's reader threads: refused at
+     * once, and the load completes. That close used to wait for the load, whose loading thread
+     * waited for that reader to end, until closeTimeout; then the load failed and the memory was
+     * left closed.
+     */
+    @Test
+    void aCloseFromAReaderThreadsProgressCallbackIsRefusedAndTheLoadCompletes() throws IOException {
+        Path p = file("reader-close", 16 * MiB + 7, 10);
+        Thread loading = Thread.currentThread();
+        java.util.concurrent.atomic.AtomicReference<Throwable> answer = new java.util.concurrent.atomic.AtomicReference<>();
+        try (UnifiedMemory own = UnifiedMemory.builder().closeTimeout(java.time.Duration.ofSeconds(5)).build()) {
+            LoadOptions o = LoadOptions.defaults().withThreads(2).withChunkBytes(MiB).withProgress((done, total) -> {
+                if (Thread.currentThread() != loading) {
+                    if (answer.get() == null) {
+                        try {
+                            own.close();
+                            answer.set(new AssertionError("the close went through"));
+                        } catch (IllegalStateException e) {
+                            answer.set(e);
+                        }
+                    }
+                    return;
+                }
+                // the loading thread waits (at most 10 s) for the other reader's try, so that it happens
+                long until = System.nanoTime() + 10_000_000_000L;
+                while (answer.get() == null && System.nanoTime() < until) {
+                    Thread.onSpinWait();
+                }
+            });
+            LoadResult r = own.load(p, 0, o);
+            assertTrue(answer.get() instanceof IllegalStateException, String.valueOf(answer.get()));
+            assertTrue(answer.get().getMessage().contains("would wait for itself"), answer.get().getMessage());
+            sameBytes(p, r.region());
+            r.region().free();
+        }
+    }
+
+    /**
      * A file system without O_DIRECT: tmpfs gained it in Linux 6.6, so a ramfs is mounted for the
      * test. That takes root: CI runs as root and must run this; elsewhere it is skipped without it.
      */
