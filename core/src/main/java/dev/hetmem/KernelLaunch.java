@@ -98,9 +98,14 @@ final class KernelLaunch {
             return new KernelBinding(state.pageAddress(0) + arg.offset() + w[0], w[1] - w[0], arg.access());
         }
 
-        /** The pages items [from, to) touch (all of the argument without a window). */
+        /** The pages items [from, to) touch (all of the argument without a window); null if they touch none of it. */
         MigrationRequest windowRequest(long from, long to) {
             long[] w = arg.window(from, to);
+            if (w[0] >= w[1]) {
+                // items past the argument's end touch none of it: no request (not one of no pages, which
+                // is refused, nor the argument's last page, which they do not touch either)
+                return null;
+            }
             long a = (arg.offset() + w[0]) >>> PAGE_SHIFT;
             long b = Math.max(a + 1, Math.ceilDiv(arg.offset() + w[1], PAGE_BYTES));
             return new MigrationRequest(state, Math.max(firstPage, a), Math.min(endPage, b), arg.access().writes(),
@@ -590,7 +595,7 @@ final class KernelLaunch {
         for (Arg a : args) {
             if (a.arg().hasWindow()) {
                 MigrationRequest w = a.windowRequest(from, to);
-                if (w.to() > w.from()) {   // items past the argument's end touch none of it
+                if (w != null) {
                     out.add(w);
                 }
             } else if (!windowsOnly) {
@@ -605,7 +610,7 @@ final class KernelLaunch {
         for (Arg a : args) {
             if (a.arg().hasWindow()) {
                 MigrationRequest r = a.windowRequest(from, to);
-                n += r.to() - r.from();
+                n += r == null ? 0 : r.to() - r.from();
             }
         }
         return n;

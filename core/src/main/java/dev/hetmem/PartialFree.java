@@ -61,8 +61,10 @@ final class PartialFree {
             }
             // marked first: from here every migration, view, launch and load refuses the range
             // (the engine checks under the block locks), then the frames go as DONT_NEED's do,
-            // once the kernels already using the range have ended. Freeing a freed part again only
-            // drops again: a free that was interrupted while it waited can be finished so
+            // once the kernels whose pins are on the range have ended (a launch running by device
+            // faults holds none there: its next fault in the range is refused, and it fails).
+            // Freeing a freed part again only drops again: a free that was interrupted while it
+            // waited can be finished so
             s.attributes().update(from, to, RangeAttributes.Attrs::asFreed);
             engine.discard(s, from, to);
         } finally {

@@ -88,6 +88,37 @@ class OversizedLaunchTest {
         }
     }
 
+    /**
+     * A tiled launch whose later tiles lie past the end of one windowed argument (its per-item
+     * window covers fewer items than the launch has): those tiles ask nothing of it, and the launch
+     * equals one launch. An empty window used to become a request of no pages, refused with an
+     * IllegalArgumentException when the first such tile was prepared, after earlier tiles had
+     * written.
+     */
+    @Test
+    @Tag("emulated")
+    void tilesPastTheEndOfAWindowedArgumentAskNothingOfIt() {
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(EmulatedDevice.builder().capacity(DEVICE).build()).build()) {
+            long inBytes = MiB;
+            long outBytes = 3 * DEVICE;
+            Region in = mem.allocate(inBytes);
+            Region out = mem.allocate(outBytes);
+            fill(in, 0, inBytes, 4);
+            long inItems = inBytes / 8;
+            mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(1).putLong(i * 8, i < inItems ? a.arg(0).getLong(i * 8) + 1 : -1),
+                    outBytes / 8, KernelArg.read(in).perItem(8), KernelArg.write(out).perItem(8));
+            try (HostView v = out.host(0, outBytes, Access.READ)) {
+                for (long i = 0; i < outBytes / 8; i += 509) {
+                    assertEquals(i < inItems ? value(4, i) + 1 : -1, v.segment().get(ValueLayout.JAVA_LONG, i * 8), "item " + i);
+                }
+                assertEquals(-1, v.segment().get(ValueLayout.JAVA_LONG, outBytes - 8));
+                assertEquals(value(4, inItems - 1) + 1, v.segment().get(ValueLayout.JAVA_LONG, inBytes - 8));
+            }
+            check(in, 0, inBytes, 4);
+            verified(mem);
+        }
+    }
+
     /** The README's example, exactly: a 1 GiB region on the default 256 MiB emulated device. */
     @Test
     @Tag("emulated")

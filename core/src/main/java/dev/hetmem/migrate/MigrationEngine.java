@@ -190,7 +190,7 @@ public final class MigrationEngine implements AutoCloseable {
                     List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
                     if (pins != null && pins != LOOK_AGAIN) {
                         if (pin) {
-                            exclusivity.markLocked(requests, target);
+                            markExclusive(requests, target, pins);
                         }
                         return new Outcome(touched(requests), 0, 0, pins);
                     }
@@ -219,7 +219,7 @@ public final class MigrationEngine implements AutoCloseable {
                             List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
                             if (pins != null && pins != LOOK_AGAIN) {
                                 if (pin) {
-                                    exclusivity.markLocked(requests, target);
+                                    markExclusive(requests, target, pins);
                                 }
                                 return new Outcome(touched(requests), plan.faults, migrated, pins);
                             }
@@ -321,6 +321,27 @@ public final class MigrationEngine implements AutoCloseable {
      * Pins every request on the target; if a page was stolen first, pins nothing and returns
      * {@link #LOOK_AGAIN}, or null when another kernel holds a stolen page (wait for a pin to go).
      */
+    /**
+     * Marks the pinned requests' exclusive pages ({@link Exclusivity#markLocked}); if that fails (a
+     * driver's unmap or invalidate threw), the pins just taken go again before the failure is thrown:
+     * the caller never got them, so nothing else would release them, and every later migration of
+     * those pages would wait for them for as long as this thread lives.
+     */
+    private void markExclusive(List<MigrationRequest> requests, int target, List<Pins.Pin> pins) {
+        try {
+            exclusivity.markLocked(requests, target);
+        } catch (RuntimeException | Error e) {
+            for (int i = pins.size() - 1; i >= 0; i--) {
+                try {
+                    requests.get(i).region().unpin(pins.get(i));
+                } catch (RuntimeException | Error again) {
+                    e.addSuppressed(again);
+                }
+            }
+            throw e;
+        }
+    }
+
     private static List<Pins.Pin> pinChecked(List<MigrationRequest> requests, int target) {
         List<Pins.Pin> pins = new ArrayList<>(requests.size());
         for (MigrationRequest r : requests) {
