@@ -380,7 +380,10 @@ static int plan_page(struct hm_region *r, uint64_t p, uint64_t fp, int write, ui
         *nv = v | ST_MAPPED;
         return H_ZERO_RO; /* readers may go on; writes must still fault */
     }
-    if (!self && (v & ST_MAPPED)) {
+    if (!self && (v & (ST_MAPPED | ST_BUSY))) {
+        /* a page a running kernel holds is the kernel's to touch first, even untouched: taken as a
+         * neighbour (zeros, marked taken home) between a device fault's reconcile and its commit, it
+         * was later taken as the page's truth over the kernel's stores */
         return -1;
     }
     uint64_t n = v | ST_MAPPED;

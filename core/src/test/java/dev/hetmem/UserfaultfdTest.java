@@ -67,6 +67,55 @@ class UserfaultfdTest {
         }
     }
 
+    /**
+     * A launch running by device faults over untouched pages while host code touches pages of the
+     * same granules that no argument holds: the service installs the granule around each host
+     * fault, and must leave alone the neighbours a running kernel holds. It stole untouched ones
+     * (zeros on the host, marked taken home): when that fell between a device fault's reconcile and
+     * its commit, the page table later took the host's zeros as the page's truth and the kernel's
+     * stores to it were lost.
+     */
+    @Test
+    void hostFaultsBesideAFaultingLaunchLeaveItsUntouchedPagesAlone() throws Exception {
+        long granule = 64 * 1024;
+        int granules = 64;
+        int argPages = (int) (granule / PAGE) - 1;   // the last page of each granule is no argument's
+        mem = uffdMemory(granule, EmulatedDevice.builder().capacity(MiB).computeThreads(2).build());
+        for (int round = 0; round < 40; round++) {
+            Region r = mem.allocate(granules * granule, granule);
+            KernelArg[] args = new KernelArg[granules];
+            for (int g = 0; g < granules; g++) {
+                args[g] = KernelArg.of(r, g * granule, argPages * PAGE, Access.READ_WRITE);
+            }
+            MemorySegment view = r.segment();
+            java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+            java.util.concurrent.atomic.AtomicLong started = new java.util.concurrent.atomic.AtomicLong();
+            Thread toucher = Thread.ofPlatform().start(() -> {
+                // the free page of each granule as the kernel reaches that granule: its device fault and
+                // this host fault then meet
+                for (int g = 0; g < granules && !done.get(); g++) {
+                    while (started.get() < (long) g * argPages && !done.get()) {
+                        Thread.onSpinWait();
+                    }
+                    view.get(JAVA_LONG, g * granule + argPages * PAGE);
+                }
+            });
+            mem.launch(1, (EmulatedKernel) (a, i) -> {
+                started.incrementAndGet();
+                a.arg((int) (i / argPages)).putLong((i % argPages) * PAGE, i + 1);
+            }, (long) granules * argPages, args);
+            done.set(true);
+            toucher.join();
+            for (long i = 0; i < (long) granules * argPages; i++) {
+                long at = (i / argPages) * granule + (i % argPages) * PAGE;
+                if (view.get(JAVA_LONG, at) != i + 1) {
+                    assertEquals(i + 1, view.get(JAVA_LONG, at), "round " + round + ": the kernel's store to page at " + at);
+                }
+            }
+            r.free();
+        }
+    }
+
     static void fill(MemorySegment s, long from, long to, long seed) {
         for (long i = from; i < to; i += 8) {
             s.set(JAVA_LONG, i, value(seed, i >>> 3));
