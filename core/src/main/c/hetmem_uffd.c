@@ -945,8 +945,11 @@ int hm_home(struct hm_region *r, uint64_t first, uint64_t count, const uint64_t 
  * WANT_HOST / WANT_HOST_RO: the host holds the pages (read-only: write-protected in the view);
  * WANT_AWAY: only devices hold them, srcs[i] is a frame the host can read (the view drops them);
  * WANT_EMPTY: nobody holds them: they read as zeros. STOLEN pages are left alone (the host took
- * them after Java last looked; hm_collect tells Java). Returns 0, -errno, or -EPROTO when a page
- * asked to be HOST has no data on the host (a caller bug).
+ * them after Java last looked; hm_collect tells Java). WANT_DISCARD: as WANT_EMPTY, STOLEN pages
+ * too (DONT_NEED: a page the service copied home as a fault's neighbour after the discard looked
+ * holds bytes the discard drops; a host store racing the discard is dropped with it, as a store
+ * racing madvise(MADV_DONTNEED) may be). Returns 0, -errno, or -EPROTO when a page asked to be
+ * HOST has no data on the host (a caller bug).
  */
 int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const uint64_t *srcs) {
     if (count > 512) {
@@ -959,7 +962,7 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
     int unprotect = 0;
     for (uint64_t i = 0; i < count; i++) {
         uint64_t v = old[i];
-        mark[i] = !(v & ST_STOLEN);
+        mark[i] = want == WANT_DISCARD || !(v & ST_STOLEN);
         if (!mark[i]) {
             continue;
         }
@@ -985,7 +988,7 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
         }
     }
     int e = 0;
-    if (want == WANT_AWAY || want == WANT_EMPTY) {
+    if (want == WANT_AWAY || want == WANT_EMPTY || want == WANT_DISCARD) {
         /* host data goes where nobody on the host holds the page any more (never a STOLEN page's) */
         e = each_run(r, first, count, mark, OP_ZAP);
     } else if (want == WANT_HOST_RO) {

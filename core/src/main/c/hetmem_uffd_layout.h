@@ -47,6 +47,7 @@
 #define WANT_HOST_RO 1
 #define WANT_AWAY 2
 #define WANT_EMPTY 3
+#define WANT_DISCARD 4
 
 /* hm_view_pages' bits per page */
 #define VIEW_MAPPED 1

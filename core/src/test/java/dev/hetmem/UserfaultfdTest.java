@@ -116,6 +116,53 @@ class UserfaultfdTest {
         }
     }
 
+    /**
+     * DONT_NEED of pages only a device holds while host code touches other pages of the same
+     * granules: when DONT_NEED returns, its pages read as zeros. The service copies the away pages
+     * of a faulting page's granule home; one copied between the discard's reconcile and its sync was
+     * left as the host's (sync leaves pages the host took alone) and later taken as the page's
+     * truth, so it read its old bytes after DONT_NEED.
+     */
+    @Test
+    void dontNeedBesideHostFaultsLeavesZeros() throws Exception {
+        long granule = 64 * 1024;
+        int granules = 64;
+        int dropped = (int) (granule / PAGE) - 1;   // the last page of each granule stays
+        mem = uffdMemory(granule, EmulatedDevice.builder().capacity(8 * MiB).build());
+        for (int round = 0; round < 40; round++) {
+            Region r = mem.allocate(granules * granule, granule);
+            MemorySegment view = r.segment();
+            fill(view, 0, granules * granule, round + 1);
+            assertEquals(granules * granule / PAGE, mem.prefetch(r, new long[] {0}, granules * granule, 1));
+            java.util.concurrent.atomic.AtomicInteger reached = new java.util.concurrent.atomic.AtomicInteger(-1);
+            Thread toucher = Thread.ofPlatform().start(() -> {
+                // the page that stays, in each granule, as DONT_NEED reaches that granule
+                for (int g = 0; g < granules; g++) {
+                    while (reached.get() < g) {
+                        Thread.onSpinWait();
+                    }
+                    view.get(JAVA_LONG, g * granule + dropped * PAGE);
+                }
+            });
+            for (int g = 0; g < granules; g++) {
+                reached.set(g);
+                r.advise(g * granule, dropped * PAGE, Advice.dontNeed());
+            }
+            toucher.join();
+            for (int g = 0; g < granules; g++) {
+                for (int p = 0; p < dropped; p++) {
+                    long at = g * granule + p * PAGE;
+                    if (view.get(JAVA_LONG, at) != 0) {
+                        assertEquals(0, view.get(JAVA_LONG, at), "round " + round + ": page at " + at + " after DONT_NEED");
+                    }
+                }
+                long kept = g * granule + dropped * PAGE;
+                assertEquals(value(round + 1, kept >>> 3), view.get(JAVA_LONG, kept), "the page that stayed");
+            }
+            r.free();
+        }
+    }
+
     static void fill(MemorySegment s, long from, long to, long seed) {
         for (long i = from; i < to; i += 8) {
             s.set(JAVA_LONG, i, value(seed, i >>> 3));

@@ -10,6 +10,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 
+import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
 import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
 import static dev.hetmem.driver.PageGeometry.blockOf;
 import static dev.hetmem.driver.PageGeometry.firstPage;
@@ -120,7 +121,16 @@ public final class UserfaultfdSide implements HostSide {
 
     @Override
     public void discard(long offset, long bytes) {
-        // nothing: the engine's sync of the discarded pages empties them
+        // the engine's sync emptied the pages, but not those the service took home as a fault's
+        // neighbours since the discard looked (a sync leaves pages the host took alone): their old
+        // bytes would be taken as the pages' truth later. The block locks are held
+        long first = offset >>> PAGE_SHIFT;
+        long end = first + (bytes >>> PAGE_SHIFT);
+        for (long p = first; p < end; ) {
+            long stop = Math.min(end, (p / BLOCK_PAGES + 1) * BLOCK_PAGES);
+            mirror.sync(p, (int) (stop - p), HostMirror.Want.DISCARD, null);
+            p = stop;
+        }
     }
 
     @Override
