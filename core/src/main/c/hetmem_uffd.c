@@ -110,6 +110,12 @@ struct hm_region {
     uint32_t granule_pages;
     int dead;
     struct hm_service *svc;
+    /* kernels holding a page beyond the 31 its BUSY field counts, one count per page; allocated at
+       the first page that needs it (published by CAS), each count changed under its page's lock */
+    uint32_t *busy_more;
+    /* set if busy_more could not be allocated: counts at 31 then stay (the page is never taken as a
+       neighbour, and never taken in while BUSY: safe, but a page stolen there waits for good) */
+    int busy_sticky;
 };
 
 struct hm_service {
@@ -750,6 +756,7 @@ static void unmap_region(struct hm_region *r) {
     if (r->flags) {
         munmap(r->flags, r->flags_bytes);
     }
+    free(r->busy_more);
     free(r);
 }
 
@@ -989,7 +996,8 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
     }
     int e = 0;
     if (want == WANT_AWAY || want == WANT_EMPTY || want == WANT_DISCARD) {
-        /* host data goes where nobody on the host holds the page any more (never a STOLEN page's) */
+        /* host data goes where nobody on the host holds the page any more (a STOLEN page's only when
+         * discarded) */
         e = each_run(r, first, count, mark, OP_ZAP);
     } else if (want == WANT_HOST_RO) {
         e = each_run(r, first, count, mark, OP_PROTECT);
@@ -1096,6 +1104,23 @@ int hm_collect(struct hm_region *r, uint64_t block, uint64_t *out, int busy_too)
     return n;
 }
 
+/* The region's counts beyond 31 kernels a page, allocated at the first need; NULL if that fails. */
+static uint32_t *busy_more(struct hm_region *r) {
+    uint32_t *more = __atomic_load_n(&r->busy_more, __ATOMIC_ACQUIRE);
+    if (more == NULL) {
+        uint32_t *fresh = calloc(r->pages, sizeof *fresh);
+        if (fresh == NULL) {
+            return NULL;
+        }
+        if (__atomic_compare_exchange_n(&r->busy_more, &more, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            more = fresh;
+        } else {
+            free(fresh); /* another page's hm_busy allocated it first: more holds it now */
+        }
+    }
+    return more;
+}
+
 /*
  * Marks pages a running kernel holds (on != 0) or no longer holds.
  *
@@ -1127,12 +1152,27 @@ void hm_busy(struct hm_region *r, uint64_t first, uint64_t count, int on) {
         uint64_t *w = &r->state[first + i];
         uint64_t v = lock_page(w);
         uint64_t b = v & ST_BUSY;
-        if (b != ST_BUSY) { /* a count that reached 31 stays: the page is never taken as a neighbour */
-            if (on) {
+        if (on) {
+            if (b != ST_BUSY) {
                 v += ST_BUSY_ONE;
-            } else if (b != 0) {
+            } else {
+                /* more than 31 kernels: the rest of the count lives beside the word */
+                uint32_t *more = busy_more(r);
+                if (more != NULL) {
+                    more[first + i]++;
+                } else {
+                    __atomic_store_n(&r->busy_sticky, 1, __ATOMIC_RELAXED);
+                }
+            }
+        } else if (b == ST_BUSY) {
+            uint32_t *more = __atomic_load_n(&r->busy_more, __ATOMIC_ACQUIRE);
+            if (more != NULL && more[first + i] > 0) {
+                more[first + i]--;
+            } else if (!__atomic_load_n(&r->busy_sticky, __ATOMIC_RELAXED)) {
                 v -= ST_BUSY_ONE;
             }
+        } else if (b != 0) {
+            v -= ST_BUSY_ONE;
         }
         unlock_page(w, v);
         if (!on && !(v & ST_BUSY) && (v & ST_STOLEN)) {

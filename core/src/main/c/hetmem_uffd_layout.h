@@ -21,7 +21,8 @@
  *           page table does not know yet (Java collects it)
  *   HELD    (HOST) the page table has the host holding the page; without it the page is untouched
  *   MAPPED  the view maps the page (a hint for neighbours, kept under the page lock)
- *   BUSY    how many running device kernels hold the page (31 sticks): never taken as a neighbour
+ *   BUSY    how many running device kernels hold the page, up to 31 (more: counted beside the word,
+ *           in the region's busy_more): never taken as a neighbour
  *
  * Beside the words, one byte per 2 MiB block ("this block may have steals") and one more for the
  * whole region, set by the service and cleared by Java when it collects.

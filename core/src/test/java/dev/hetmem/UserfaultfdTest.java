@@ -163,6 +163,50 @@ class UserfaultfdTest {
         }
     }
 
+    /**
+     * More kernels at once on one page than the state word's BUSY field counts (5 bits): when they
+     * have all ended the page is not BUSY any more. The count stuck at 31 once reached, so a page the
+     * host then took home was never taken in (the reconciler leaves BUSY pages to their kernels), and
+     * every later pinned launch on it waited a minute for it and failed, for good.
+     */
+    @Test
+    void aPageHeldByMoreKernelsThanBusyCountsIsFreeOnceTheyEnd() throws Exception {
+        mem = uffdMemory(PAGE, EmulatedDevice.builder().capacity(8 * MiB).computeThreads(1).build());
+        Region r = mem.allocate(PAGE);
+        HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
+        r.segment().set(JAVA_LONG, 0, 17L);
+        mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(0, a.arg(0).getLong(0) + 1), 1, KernelArg.readWrite(r));
+        int kernels = 40;
+        CountDownLatch release = new CountDownLatch(1);
+        List<Thread> launchers = new ArrayList<>();
+        for (int k = 0; k < kernels; k++) {
+            launchers.add(Thread.ofPlatform().start(() -> mem.launch(1, (EmulatedKernel) (a, i) -> {
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, 1, KernelArg.read(r))));
+        }
+        long until = System.nanoTime() + 20_000_000_000L;
+        while (r.state().pins().size() < kernels && System.nanoTime() < until) {
+            Thread.sleep(5);
+        }
+        assertEquals(kernels, r.state().pins().size(), "every launch holds its pin");
+        assertEquals(HostMirror.BUSY, m.state(0) & HostMirror.BUSY, "the field is full");
+        release.countDown();
+        for (Thread t : launchers) {
+            t.join(20_000);
+        }
+        assertEquals(0, m.state(0) & HostMirror.BUSY, "no kernel holds the page");
+        // the host takes the page home, and a pinned launch takes it in, at once
+        r.segment().set(JAVA_LONG, 0, 100L);
+        long t0 = System.nanoTime();
+        mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(0, a.arg(0).getLong(0) + 1), 1, KernelArg.readWrite(r));
+        assertTrue(System.nanoTime() - t0 < 10_000_000_000L, "the launch did not wait for a kernel that had ended");
+        assertEquals(101L, r.segment().get(JAVA_LONG, 0));
+    }
+
     static void fill(MemorySegment s, long from, long to, long seed) {
         for (long i = from; i < to; i += 8) {
             s.set(JAVA_LONG, i, value(seed, i >>> 3));
