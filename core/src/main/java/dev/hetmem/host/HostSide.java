@@ -96,7 +96,11 @@ public interface HostSide extends AutoCloseable {
     /** Whether {@link #release} hands frames back (false: {@link #sync} already did, and gathering them is waste). */
     boolean releasesFrames();
 
-    /** Pages discarded (DONT_NEED): their host frames read as zeros again. */
+    /**
+     * Pages discarded (DONT_NEED), after the engine synced them empty under their block locks:
+     * their host frames read as zeros again, also where the host took a page since the engine
+     * looked (userfaultfd: a fault's neighbour copied home).
+     */
     void discard(long offset, long bytes);
 
     /**

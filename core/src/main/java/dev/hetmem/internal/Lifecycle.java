@@ -232,11 +232,6 @@ public final class Lifecycle {
                 + ") would wait for itself; nothing was closed");
     }
 
-    /** Whether the current thread is inside an operation here. */
-    public synchronized boolean enteredByCurrentThread() {
-        return running.containsKey(Thread.currentThread());
-    }
-
     public synchronized void checkOpen() {
         if (closed) {
             throw new IllegalStateException(what + " is " + (parent == null ? "closed" : "freed"));
