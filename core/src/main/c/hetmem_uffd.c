@@ -952,10 +952,11 @@ int hm_home(struct hm_region *r, uint64_t first, uint64_t count, const uint64_t 
  * WANT_HOST / WANT_HOST_RO: the host holds the pages (read-only: write-protected in the view);
  * WANT_AWAY: only devices hold them, srcs[i] is a frame the host can read (the view drops them);
  * WANT_EMPTY: nobody holds them: they read as zeros. STOLEN pages are left alone (the host took
- * them after Java last looked; hm_collect tells Java). WANT_DISCARD: as WANT_EMPTY, STOLEN pages
- * too (DONT_NEED: a page the service copied home as a fault's neighbour after the discard looked
- * holds bytes the discard drops; a host store racing the discard is dropped with it, as a store
- * racing madvise(MADV_DONTNEED) may be). Returns 0, -errno, or -EPROTO when a page asked to be
+ * them after Java last looked; hm_collect tells Java). WANT_DISCARD, after a WANT_EMPTY of the same
+ * pages: the STOLEN ones become empty too, the others are left as they are (DONT_NEED: a page the
+ * service copied home as a fault's neighbour after the discard looked holds bytes the discard
+ * drops; a host store racing the discard is dropped with it, as a store racing
+ * madvise(MADV_DONTNEED) may be). Returns 0, -errno, or -EPROTO when a page asked to be
  * HOST has no data on the host (a caller bug).
  */
 int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const uint64_t *srcs) {
@@ -969,7 +970,8 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
     int unprotect = 0;
     for (uint64_t i = 0; i < count; i++) {
         uint64_t v = old[i];
-        mark[i] = want == WANT_DISCARD || !(v & ST_STOLEN);
+        /* a discard follows the engine's EMPTY sync of the same pages: only those taken since are left */
+        mark[i] = want == WANT_DISCARD ? (v & ST_STOLEN) != 0 : !(v & ST_STOLEN);
         if (!mark[i]) {
             continue;
         }
@@ -1151,13 +1153,20 @@ void hm_busy(struct hm_region *r, uint64_t first, uint64_t count, int on) {
     for (uint64_t i = 0; i < count; i++) {
         uint64_t *w = &r->state[first + i];
         uint64_t v = lock_page(w);
+        if (on && (v & ST_BUSY) == ST_BUSY && __atomic_load_n(&r->busy_more, __ATOMIC_ACQUIRE) == NULL) {
+            /* the counts beyond 31 are allocated outside the page lock (only madvise and ioctls run
+             * under page locks), then the page is looked at again */
+            unlock_page(w, v);
+            busy_more(r);
+            v = lock_page(w);
+        }
         uint64_t b = v & ST_BUSY;
         if (on) {
             if (b != ST_BUSY) {
                 v += ST_BUSY_ONE;
             } else {
                 /* more than 31 kernels: the rest of the count lives beside the word */
-                uint32_t *more = busy_more(r);
+                uint32_t *more = __atomic_load_n(&r->busy_more, __ATOMIC_ACQUIRE);
                 if (more != NULL) {
                     more[first + i]++;
                 } else {

@@ -30,7 +30,7 @@ public final class HostMirror implements AutoCloseable {
     /** What a range of pages should look like from the host: hm_sync's kinds, WANT_* in hetmem_uffd_layout.h. */
     public enum Want {
         HOST(0), HOST_READ_ONLY(1), AWAY(2), EMPTY(3),
-        /** EMPTY, pages the service took home since the engine looked too (DONT_NEED drops those bytes). */
+        /** After an EMPTY of the same pages: those the service took home since become empty too (DONT_NEED drops their bytes). */
         DISCARD(4);
 
         /** The code the C side knows it by. */

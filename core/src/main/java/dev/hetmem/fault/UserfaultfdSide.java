@@ -125,7 +125,7 @@ public final class UserfaultfdSide implements HostSide {
         // neighbours since the discard looked (a sync leaves pages the host took alone): their old
         // bytes would be taken as the pages' truth later. The block locks are held
         long first = offset >>> PAGE_SHIFT;
-        long end = first + (bytes >>> PAGE_SHIFT);
+        long end = first + pagesFor(bytes);
         for (long p = first; p < end; ) {
             long stop = Math.min(end, (p / BLOCK_PAGES + 1) * BLOCK_PAGES);
             mirror.sync(p, (int) (stop - p), HostMirror.Want.DISCARD, null);
