@@ -389,7 +389,8 @@ final class MigrateBench {
 
     /**
      * The case's own round trips, not counted, until the JIT has been quiet for {@link #QUIET_NANOS}
-     * (no compilation finished meanwhile), at most {@code maxNanos} (none if 0): returns the round
+     * (no more than {@link #QUIET_COMPILE_MILLIS} of compilation finished meanwhile), at most
+     * {@code maxNanos} (none if 0): returns the round
      * trips made and the nanoseconds they took. The JVM-wide warm-up ({@link #warmUp}) compiles the
      * engine, but a case that takes a path the warm-up did not (another list's class at a call
      * site, a branch never taken before) deoptimizes a compiled method, and C2 compiles the

@@ -318,10 +318,6 @@ public final class MigrationEngine implements AutoCloseable {
     private static final List<Pins.Pin> LOOK_AGAIN = Collections.unmodifiableList(new ArrayList<>());
 
     /**
-     * Pins every request on the target; if a page was stolen first, pins nothing and returns
-     * {@link #LOOK_AGAIN}, or null when another kernel holds a stolen page (wait for a pin to go).
-     */
-    /**
      * Marks the pinned requests' exclusive pages ({@link Exclusivity#markLocked}); if that fails (a
      * driver's unmap or invalidate threw), the pins just taken go again before the failure is thrown:
      * the caller never got them, so nothing else would release them, and every later migration of
@@ -342,6 +338,10 @@ public final class MigrationEngine implements AutoCloseable {
         }
     }
 
+    /**
+     * Pins every request on the target; if a page was stolen first, pins nothing and returns
+     * {@link #LOOK_AGAIN}, or null when another kernel holds a stolen page (wait for a pin to go).
+     */
     private static List<Pins.Pin> pinChecked(List<MigrationRequest> requests, int target) {
         List<Pins.Pin> pins = new ArrayList<>(requests.size());
         for (MigrationRequest r : requests) {
