@@ -956,7 +956,12 @@ int hm_home(struct hm_region *r, uint64_t first, uint64_t count, const uint64_t 
  * pages: the STOLEN ones become empty too, the others are left as they are (DONT_NEED: a page the
  * service copied home as a fault's neighbour after the discard looked holds bytes the discard
  * drops; a host store racing the discard is dropped with it, as a store racing
- * madvise(MADV_DONTNEED) may be). Returns 0, -errno, or -EPROTO when a page asked to be
+ * madvise(MADV_DONTNEED) may be). WANT_LOADED: as WANT_AWAY, and the STOLEN pages too (a load's
+ * commit: the pages were untouched when the engine looked, so the service took them since as zeros,
+ * a fault's neighbours or the fault's own page; the loaded bytes are the pages' truth, and a host
+ * store racing the load is dropped, as one racing a write of the whole page may be). Done in the one
+ * locked pass that makes the other pages AWAY: a page the service takes after it is a copy of the
+ * loaded bytes, and must stay the host's. Returns 0, -errno, or -EPROTO when a page asked to be
  * HOST has no data on the host (a caller bug).
  */
 int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const uint64_t *srcs) {
@@ -971,7 +976,7 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
     for (uint64_t i = 0; i < count; i++) {
         uint64_t v = old[i];
         /* a discard follows the engine's EMPTY sync of the same pages: only those taken since are left */
-        mark[i] = want == WANT_DISCARD ? (v & ST_STOLEN) != 0 : !(v & ST_STOLEN);
+        mark[i] = want == WANT_DISCARD ? (v & ST_STOLEN) != 0 : want == WANT_LOADED || !(v & ST_STOLEN);
         if (!mark[i]) {
             continue;
         }
@@ -989,6 +994,7 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
                 old[i] = keep | K_HOST | ST_HELD | (want == WANT_HOST_RO ? ST_RO : 0) | (v & ST_MAPPED);
                 break;
             case WANT_AWAY:
+            case WANT_LOADED:
                 old[i] = keep | K_AWAY | (srcs[i] & ST_SRC);
                 break;
             default:
@@ -997,9 +1003,9 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
         }
     }
     int e = 0;
-    if (want == WANT_AWAY || want == WANT_EMPTY || want == WANT_DISCARD) {
+    if (want == WANT_AWAY || want == WANT_LOADED || want == WANT_EMPTY || want == WANT_DISCARD) {
         /* host data goes where nobody on the host holds the page any more (a STOLEN page's only when
-         * discarded) */
+         * discarded, or when a load's bytes replace it) */
         e = each_run(r, first, count, mark, OP_ZAP);
     } else if (want == WANT_HOST_RO) {
         e = each_run(r, first, count, mark, OP_PROTECT);

@@ -49,6 +49,7 @@
 #define WANT_AWAY 2
 #define WANT_EMPTY 3
 #define WANT_DISCARD 4
+#define WANT_LOADED 5
 
 /* hm_view_pages' bits per page */
 #define VIEW_MAPPED 1

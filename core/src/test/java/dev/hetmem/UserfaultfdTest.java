@@ -480,6 +480,71 @@ class UserfaultfdTest {
         assertEquals(List.of(), mem.verify());
     }
 
+    /**
+     * A load to the device while host code reads the pages already loaded, one after another behind
+     * the load: each read brings its granule home, and the granule holds pages the load is filling
+     * at that moment (chunks smaller than a granule). The service took such untouched neighbours as
+     * zeros, marked taken home; between the fill's reconcile and its commit, the page table later
+     * took the host's zeros as the pages' truth, and the loaded bytes were lost.
+     */
+    @Test
+    void aLoadBesideHostReadsOfItsLoadedPagesKeepsEveryByte() throws Exception {
+        long granule = 64 * 1024;
+        mem = uffdMemory(granule, EmulatedDevice.builder().capacity(32 * MiB).build());
+        byte[] data = new byte[(int) (4 * MiB)];
+        Path p = Files.createTempFile("hetmem-uffd-load-beside", ".bin");
+        try {
+            for (int round = 0; round < 12; round++) {
+                new java.util.Random(round).nextBytes(data);
+                Files.write(p, data);
+                java.util.concurrent.atomic.AtomicLong done = new java.util.concurrent.atomic.AtomicLong();
+                java.util.concurrent.atomic.AtomicLong reads = new java.util.concurrent.atomic.AtomicLong();
+                AtomicReference<Throwable> failed = new AtomicReference<>();
+                AtomicBoolean over = new AtomicBoolean();
+                int regionsBefore = mem.regions().size();
+                Thread reader = Thread.ofPlatform().uncaughtExceptionHandler((t, e) -> failed.set(e)).start(() -> {
+                    Region loading = null;
+                    long page = 0;
+                    while (!over.get()) {
+                        if (loading == null) {
+                            List<Region> live = mem.regions();
+                            if (live.size() > regionsBefore) {
+                                loading = live.getLast();
+                            }
+                            continue;
+                        }
+                        // the last page loaded so far: its granule's later pages are still being filled
+                        long front = done.get() / PAGE - 1;
+                        if (front > page) {
+                            page = front;
+                            loading.segment().get(JAVA_LONG, page * PAGE);
+                            reads.incrementAndGet();
+                        } else {
+                            Thread.onSpinWait();
+                        }
+                    }
+                });
+                LoadResult loaded;
+                try {
+                    loaded = mem.load(p, 1, dev.hetmem.io.LoadOptions.defaults().withThreads(1).withChunkBytes(PAGE)
+                            .withProgress((d, total) -> done.accumulateAndGet(d, Math::max)));
+                } finally {
+                    over.set(true);
+                    reader.join();
+                }
+                assertEquals(null, failed.get(), "the reader's reads");
+                assertTrue(reads.get() > 0, "the reader read loaded pages while the load went on");
+                Region r = loaded.region();
+                long at = r.segment().mismatch(MemorySegment.ofArray(data));
+                assertEquals(-1, at, "round " + round + ": the loaded region differs from the file at byte " + at);
+                assertEquals(List.of(), mem.verify());
+                r.free();
+            }
+        } finally {
+            Files.deleteIfExists(p);
+        }
+    }
+
     @Test
     void filesLoadIntoTheRegionOnTheHostAndOnTheDevice() throws IOException {
         mem = uffdMemory(64 * 1024, MemoryFixture.emulated(64 * MiB));

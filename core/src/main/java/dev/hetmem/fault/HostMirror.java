@@ -17,7 +17,8 @@ import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
  * {@link #home} to copy device pages in, and {@link #sync} once the page table has changed. The
  * service, which takes no Java lock, may take a page home on its own in between; such pages are
  * marked STOLEN and left alone by every call here until the engine {@link #collect}s them and
- * updates the page table.
+ * updates the page table, except the two that overrule them: {@link Want#DISCARD} (DONT_NEED drops
+ * them) and {@link Want#LOADED} (a load's bytes replace them).
  *
  * <p>Only the service and the calls here make a page of the view present (by userfaultfd
  * ioctls, under the page's lock): hetmem's Java code reads the view but never writes a page
@@ -31,7 +32,9 @@ public final class HostMirror implements AutoCloseable {
     public enum Want {
         HOST(0), HOST_READ_ONLY(1), AWAY(2), EMPTY(3),
         /** After an EMPTY of the same pages: those the service took home since become empty too (DONT_NEED drops their bytes). */
-        DISCARD(4);
+        DISCARD(4),
+        /** As AWAY, and the pages the service took home since the engine looked too: a load's bytes win over its zeros. */
+        LOADED(5);
 
         /** The code the C side knows it by. */
         final int code;

@@ -78,6 +78,16 @@ public final class UserfaultfdSide implements HostSide {
 
     @Override
     public void sync(Block b, int p0, int p1, DeviceDriver[] drivers, ReadOnly readOnly) {
+        sync(b, p0, p1, drivers, readOnly, HostMirror.Want.AWAY);
+    }
+
+    @Override
+    public void syncLoaded(Block b, int p0, int p1, DeviceDriver[] drivers, ReadOnly readOnly) {
+        sync(b, p0, p1, drivers, readOnly, HostMirror.Want.LOADED);
+    }
+
+    /** {@code away}: what pages only devices hold become, AWAY or (a load's commit) LOADED. */
+    private void sync(Block b, int p0, int p1, DeviceDriver[] drivers, ReadOnly readOnly, HostMirror.Want away) {
         long base = firstPage(b.index());
         int p = p0;
         while (p < p1) {
@@ -96,7 +106,7 @@ public final class UserfaultfdSide implements HostSide {
                 for (int i = 0; i < q - p; i++) {
                     sources[i] = drivers[n].hostAddress(b.frame(n, p + i));
                 }
-                mirror.sync(base + p, q - p, HostMirror.Want.AWAY, sources);
+                mirror.sync(base + p, q - p, away, sources);
             } else {
                 mirror.sync(base + p, q - p, HostMirror.Want.EMPTY, null);
             }

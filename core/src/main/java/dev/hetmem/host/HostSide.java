@@ -84,6 +84,17 @@ public interface HostSide extends AutoCloseable {
     void sync(Block b, int p0, int p1, DeviceDriver[] drivers, ReadOnly readOnly);
 
     /**
+     * {@link #sync} at the commit of a load that filled pages [p0, p1) of locked block {@code b} on a
+     * device: pages host code took since the engine looked (untouched then: taken as zeros) are the
+     * device's too, their host copies dropped, in the same step that makes the others the device's,
+     * so that a page taken after it is a copy of the loaded bytes. Where host code takes no page on
+     * its own, the same as {@link #sync}.
+     */
+    default void syncLoaded(Block b, int p0, int p1, DeviceDriver[] drivers, ReadOnly readOnly) {
+        sync(b, p0, p1, drivers, readOnly);
+    }
+
+    /**
      * Host frames of pages that are no longer the host's (moved off, or a copy that did not
      * finish), as {@code count} (offset, length) byte pairs: handed back to the kernel where the
      * side does not already drop them in {@link #sync}.

@@ -10,7 +10,10 @@ import dev.hetmem.Region;
 public interface LoadTarget {
     Region allocateForLoad(long bytes);
 
-    /** Fills untouched pages [offset, offset+length) of the region on a device from host memory at {@code buffer}. */
+    /**
+     * Fills pages [offset, offset+length) of the region on a device from host memory at {@code buffer};
+     * what host code left in them first (the region is listed while it loads) is replaced.
+     */
     void fillDevice(Region region, long offset, long length, int node, long buffer);
 
     void prefetch(Region region, int node);

@@ -234,7 +234,11 @@ final class CommitPhase {
             changeTable(ctx, r, target, others, zeros, frees, hostReleases);
             // the host lets go (its readers fault from now on) before a device may write: never a
             // writer on one node while another still maps the page
-            ctx.syncHost(region, r.block, r.first, r.first + r.count);
+            if (r.action == Action.LOAD) {
+                ctx.syncHostLoaded(region, r.block, r.first, r.first + r.count);
+            } else {
+                ctx.syncHost(region, r.block, r.first, r.first + r.count);
+            }
         } catch (RuntimeException | Error e) {
             frees.abandonFrom(mark);   // frames the host side may still name stay allocated; verify() reports them
             throw e;

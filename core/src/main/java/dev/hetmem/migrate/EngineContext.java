@@ -91,4 +91,9 @@ final class EngineContext {
     void syncHost(RegionState region, Block b, int p0, int p1) {
         region.host().sync(b, p0, p1, drivers, region.attributes()::anyReadOnly);
     }
+
+    /** {@link #syncHost} at a load's commit: pages host code took since the engine looked take the loaded bytes too. */
+    void syncHostLoaded(RegionState region, Block b, int p0, int p1) {
+        region.host().syncLoaded(b, p0, p1, drivers, region.attributes()::anyReadOnly);
+    }
 }

@@ -392,10 +392,16 @@ public final class MigrationEngine implements AutoCloseable {
     // ------------------------------------------------------------------------------------------
 
     /**
-     * Fills untouched pages [from, to) of a region on device {@code target} with the bytes at host
-     * address {@code buffer} (the loader's device path: no host copy of the region is made). One
-     * batch: frames allocated, one copy, then mapped; undone if anything fails. Throws if any page
-     * is already resident somewhere, since its contents would be overwritten.
+     * Fills pages [from, to) of a region on device {@code target} with the bytes at host address
+     * {@code buffer} (the loader's device path: no host copy of the region is made). One batch:
+     * frames allocated, one copy, then mapped; undone if anything fails.
+     *
+     * <p>The pages are the load's to write: host code that reached them first (a read of a page
+     * already loaded brings in its granule, the rest as zeros; a read or write of a page not yet
+     * loaded) sees its copies dropped and the loaded bytes take their place, as a write of the whole
+     * page after its access would; a page pinned meanwhile (an open host view) is waited for. A page
+     * the userfaultfd service takes while the batch runs (untouched when it looked, so taken as
+     * zeros) takes the loaded bytes at the commit ({@link dev.hetmem.host.HostSide#syncLoaded}).
      */
     public void fill(RegionState region, long from, long to, int target, long buffer) {
         if (target == 0) {
@@ -403,25 +409,59 @@ public final class MigrationEngine implements AutoCloseable {
         }
         ctx.refuseFromFaultingItem("a load");
         long started = 0;
-        while (!tryFill(region, from, to, target, buffer)) {
-            started = Eviction.pauseBeforeRetry(started == 0 ? System.nanoTime() : started, target);
+        long pinnedSince = 0;
+        while (true) {
+            Next next = new Next();
+            if (tryFill(region, from, to, target, buffer, next)) {
+                return;
+            }
+            if (next.waitOn == null) {
+                started = Eviction.pauseBeforeRetry(started == 0 ? System.nanoTime() : started, target);
+                continue;
+            }
+            if (next.abandoned != null) {
+                next.abandoned.lifecycle().reapAbandonedViews();
+                continue;
+            }
+            // not for ever: a view opened on a region still loading, whose thread then waits for the load
+            if (pinnedSince == 0) {
+                pinnedSince = System.nanoTime();
+            } else if (System.nanoTime() - pinnedSince > Eviction.ROOM_DEADLINE_NANOS) {
+                throw new IllegalStateException("pages [" + from + ", " + to + ") of " + region + " are held by a host view or "
+                        + "a kernel that another thread opened on the region while it was being loaded; the load waited "
+                        + Eviction.ROOM_DEADLINE_NANOS / 1_000_000_000L + " s for it to close");
+            }
+            awaitRelease(next.waitOn, next.seen);
         }
     }
 
-    /** One attempt of {@link #fill}; false when the device must make room after other threads move on. */
-    private boolean tryFill(RegionState region, long from, long to, int target, long buffer) {
+    /**
+     * One attempt of {@link #fill}; false when the device must make room after other threads move on,
+     * or when a pin keeps a page another node holds ({@code next} says which to wait for).
+     */
+    private boolean tryFill(RegionState region, long from, long to, int target, long buffer, Next next) {
         List<Block> locked = BlockLocks.lockAll(Interval.wholeRange(region, from, to));
         try {
             steals.reconcile(region, from, to);
             region.refuseFreed(from, to, "a load");
+            boolean held = false;
+            for (Block b : locked) {
+                held |= b.uniformHolders(BlockLocks.firstIn(b, from), BlockLocks.endIn(region, b, to)) != 0;
+            }
+            if (held) {
+                Pins.Pin p = region.pins().any(from, to);
+                if (p != null) {
+                    next.waitFor(p, region);
+                    return false;
+                }
+                // host code reached pages before the load did: what it left goes, the loaded bytes come
+                PageDrops.dropAll(ctx, region, locked, from, to, true);
+                region.host().discard(from << PAGE_SHIFT, (to - from) << PAGE_SHIFT);
+            }
             List<Run> runs = new ArrayList<>();
             for (Block b : locked) {
                 int p0 = BlockLocks.firstIn(b, from);
                 int p1 = BlockLocks.endIn(region, b, to);
-                if (b.uniformHolders(p0, p1) != 0) {
-                    throw new IllegalStateException("pages [" + from + ", " + to + ") of " + region
-                            + " are not all untouched; a load only fills fresh pages");
-                }
                 Run run = new Run(region, b, p0, p1 - p0, Action.LOAD, 0, -1);
                 run.bufferAddress = buffer + bytes(firstPage(b.index()) + p0 - from);
                 runs.add(run);

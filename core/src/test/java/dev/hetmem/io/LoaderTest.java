@@ -207,6 +207,52 @@ class LoaderTest {
     }
 
     /**
+     * Host code that writes pages of a region before the load to the device reaches them, through a
+     * view held open meanwhile: the load waits for the view, then its bytes replace what the view
+     * wrote, as a write of the whole page after the view's would. It failed ("a load only fills
+     * fresh pages") and left the region half loaded.
+     */
+    @Test
+    void pagesWrittenBeforeTheLoadReachesThemTakeTheLoadedBytes() throws Exception {
+        Path p = file("written-first", 8 * MiB + 4096, 13);
+        Thread loading = Thread.currentThread();
+        int before = mem.regions().size();
+        java.util.concurrent.CountDownLatch open = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicReference<Thread> writer = new java.util.concurrent.atomic.AtomicReference<>();
+        LoadOptions o = LoadOptions.defaults().withThreads(1).withChunkBytes(MiB).withProgress((done, total) -> {
+            if (Thread.currentThread() != loading || writer.get() != null) {
+                return;
+            }
+            java.util.List<Region> live = mem.regions();
+            Region r = live.get(live.size() - 1);   // the one being loaded
+            assertEquals(before + 1, live.size());
+            writer.set(Thread.ofPlatform().start(() -> {
+                // the last two pages, which the load reaches last, written and held under a view for a while
+                try (HostView v = r.host(r.size() - 8192, 8192, Access.WRITE)) {
+                    v.segment().fill((byte) 0x5A);
+                    open.countDown();
+                    Thread.sleep(300);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }));
+            try {
+                assertTrue(open.await(20, java.util.concurrent.TimeUnit.SECONDS), "the view was opened");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        LoadResult r = mem.load(p, 1, o);
+        try {
+            writer.get().join();
+            sameBytes(p, r.region());
+            assertEquals(java.util.List.of(), mem.verify());
+        } finally {
+            r.region().free();
+        }
+    }
+
+    /**
      * A progress callback that frees the region being loaded, on the loading thread: refused at once
      * (the load is an operation on its region) with nothing closed, and the load completes with the
      * file's bytes, to the host and to a device. Such a free used to close the load's own write view
