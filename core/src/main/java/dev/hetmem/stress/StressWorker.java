@@ -213,10 +213,15 @@ final class StressWorker {
             }
             case KERNEL_WRITE, KERNEL_READ, KERNEL_ATOMIC -> {
                 KernelStep k = kernelStep(m, st);
-                if (k != null && st.op() == Step.Op.KERNEL_ATOMIC) {
-                    atomics(m, k);
-                } else if (k != null) {
-                    kernelCopy(m, st, k);
+                if (k == null) {
+                    return;
+                }
+                try (SideReader beside = besideStep(m, k.offset(), k.length(), st)) {
+                    if (st.op() == Step.Op.KERNEL_ATOMIC) {
+                        atomics(m, k, beside != null);
+                    } else {
+                        kernelCopy(m, st, k);
+                    }
                 }
             }
             case SWEEP -> sweep(m, st);
@@ -275,7 +280,9 @@ final class StressWorker {
                 }
                 long[] rg = range(m, st, 1L << 20);
                 note("advise DONT_NEED " + m + " [" + rg[0] + ", +" + rg[1] + ")");
-                m.region.advise(rg[0], rg[1], Advice.dontNeed());
+                try (SideReader beside = besideStep(m, rg[0], rg[1], st)) {
+                    m.region.advise(rg[0], rg[1], Advice.dontNeed());
+                }
                 long first = Math.ceilDiv(rg[0], PAGE_BYTES) * PAGE_BYTES;
                 long end = rg[0] + rg[1] == m.region.size() ? rg[0] + rg[1] : (rg[0] + rg[1]) / PAGE_BYTES * PAGE_BYTES;
                 if (first < end) {
@@ -481,6 +488,26 @@ final class StressWorker {
         System.arraycopy(got, 0, m.bytes, 0, got.length);
     }
 
+    /** How far from a step's pages the reads beside it go: a granule either side, of the largest granule. */
+    private static final long BESIDE = 2L << 20;
+
+    /**
+     * In userfaultfd mode, for about half of the steps: host reads of m's pages within
+     * {@link #BESIDE} of [off, off+len) and outside it, while the step runs ({@link SideReader});
+     * null otherwise. The pages read keep the model's bytes: the step leaves them alone.
+     */
+    private SideReader besideStep(Model m, long off, long len, Step st) {
+        if (config.hostFaults() != HostFaultMode.USERFAULTFD || ((st.y() >>> 41) & 1) == 0) {
+            return null;
+        }
+        long first = off / PAGE_BYTES;
+        long end = Math.ceilDiv(off + len, PAGE_BYTES);
+        note("  host reads beside it");
+        MemorySegment view = m.region.segment();
+        return new SideReader(() -> view, Math.max(0, off - BESIDE), Math.min(m.region.size(), off + len + BESIDE),
+                p -> (p < first || p >= end) && !m.freed[(int) p], SideReader.model(m.bytes), st.x() ^ st.z());
+    }
+
     /** Where a kernel step runs: bytes [offset, offset+length) of its region, on device {@code node}. */
     private record KernelStep(long offset, long length, int node) {}
 
@@ -592,8 +619,13 @@ final class StressWorker {
         }
     }
 
-    /** Device atomics over k's range of m, taken exclusively; each int (little-endian) gains 1. */
-    private void atomics(Model m, KernelStep k) {
+    /**
+     * Device atomics over k's range of m, taken exclusively; each int (little-endian) gains 1.
+     * {@code readsBeside}: host code reads pages beside the range meanwhile ({@link SideReader}),
+     * whose faults take their granules home, exclusive pages with them (a steal by the fault
+     * service ends exclusivity, as a host touch does): then the range need not stay exclusive.
+     */
+    private void atomics(Model m, KernelStep k, boolean readsBeside) {
         long off = k.offset();
         long len = k.length();
         int node = k.node();
@@ -607,7 +639,7 @@ final class StressWorker {
         for (long b = off; b < off + len; b += 4) {
             ints.putInt((int) b, ints.getInt((int) b) + 1);
         }
-        if (config.workers() == 1 && !m.region.isExclusive(off, len, node)) {
+        if (config.workers() == 1 && !readsBeside && !m.region.isExclusive(off, len, node)) {
             // with one worker nothing runs between the launch and this question
             throw new Mismatch("atomics on node " + node + " left " + m + " [" + off + ", +" + len + ") not exclusive to it");
         }
@@ -637,6 +669,24 @@ final class StressWorker {
         }
     }
 
+    /** The region of {@code size} bytes allocated after region {@code newest} (a load's), if exactly one is. */
+    private MemorySegment loading(long newest, long size) {
+        MemorySegment found = null;
+        for (Region r : s.mem.regions()) {
+            if (r.id() > newest && r.size() == size) {
+                if (found != null) {
+                    return null;   // another worker's of the same size: not knowable which
+                }
+                try {
+                    found = r.segment();
+                } catch (IllegalStateException gone) {
+                    return null;   // freed meanwhile (the load failed)
+                }
+            }
+        }
+        return found;
+    }
+
     private void load(Step st) {
         int size = (int) (1 + st.x() % (2L << 20));
         byte[] content = new byte[size];
@@ -649,8 +699,18 @@ final class StressWorker {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        note("load a file of " + size + " bytes to node " + node);
-        try {
+        // in userfaultfd mode, for about half of the loads to a device: host reads of the region while it
+        // loads (regions() lists it from the start), each long either not loaded yet (zeros) or loaded
+        boolean beside = node != 0 && config.hostFaults() == HostFaultMode.USERFAULTFD && ((st.y() >>> 41) & 1) != 0;
+        note("load a file of " + size + " bytes to node " + node + (beside ? ", host reads of it meanwhile" : ""));
+        long newest = 0;
+        for (Region r : s.mem.regions()) {
+            newest = Math.max(newest, r.id());
+        }
+        long before = newest;
+        try (SideReader reads = !beside ? null : new SideReader(() -> loading(before, size), 0, size, p -> true,
+                (at, value) -> value == 0 || value == SideReader.longAt(content, at) ? null
+                        : "0 or the file's " + SideReader.longAt(content, at), st.x() ^ st.z())) {
             LoadResult r = s.mem.load(f, node);
             Model nm = new Model(r.region(), Arrays.copyOf(content, (int) r.region().size()), id, config.hostFaults());
             live.add(nm);

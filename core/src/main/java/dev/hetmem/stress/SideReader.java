@@ -1,0 +1,129 @@
+package dev.hetmem.stress;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.LongPredicate;
+import java.util.function.Supplier;
+
+import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
+
+/**
+ * Host reads beside a step, in userfaultfd mode: a thread of its own reads pages of the step's
+ * region that the step leaves alone, near the ones it works on, while the step runs. Each read of
+ * a page that is not on the host is a host fault, and the fault service brings in the granule
+ * around it: the step's own pages too, as a fault's neighbours. That is the combination the
+ * stress programs did not make, and that lost data three times (a launch running by device
+ * faults, DONT_NEED, a load to the device, each beside such faults): the unit tests that found it
+ * time their touches by hand, this one fuzzes them.
+ *
+ * <p>Every long read is checked as it is read: a page the step leaves alone must read as the
+ * model says (no other thread changes its bytes meanwhile: other workers only move pages), and
+ * where the caller knows no single value (a region being loaded) its {@link Expect} accepts each
+ * value that may be there. What the step does to its own pages is checked by the worker after it,
+ * as before.
+ */
+final class SideReader implements AutoCloseable {
+    /** What a long at byte offset {@code at} may read. */
+    @FunctionalInterface
+    interface Expect {
+        /** Null if {@code value} is right, else what was expected (for the message). */
+        String check(long at, long value);
+    }
+
+    private final AtomicBoolean stop = new AtomicBoolean();
+    private final Thread thread;
+    private volatile String mismatch;
+    private volatile RuntimeException failure;
+    private long reads;
+
+    /**
+     * Starts reading pages {@code readable} allows, in [from, to) of the region {@code view} gives
+     * (byte offsets; polled until it gives one: a region being loaded is not known before), chosen
+     * at random with {@code seed}, until {@link #close}.
+     */
+    SideReader(Supplier<MemorySegment> region, long from, long to, LongPredicate readable, Expect expect, long seed) {
+        this.thread = Thread.ofPlatform().name("stress-side-reader").daemon().start(() -> {
+            SplittableRandom rnd = new SplittableRandom(seed);
+            long pages = Math.ceilDiv(to, PAGE_BYTES) - from / PAGE_BYTES;
+            try {
+                MemorySegment view = null;
+                while (!stop.get() && view == null) {
+                    view = region.get();
+                    Thread.onSpinWait();
+                }
+                while (!stop.get() && pages > 0) {
+                    long page = from / PAGE_BYTES + rnd.nextLong(pages);
+                    if (!readable.test(page)) {
+                        Thread.onSpinWait();
+                        continue;
+                    }
+                    long at = page * PAGE_BYTES + 8L * rnd.nextInt((int) (PAGE_BYTES / 8));
+                    if (at + 8 > view.byteSize()) {
+                        continue;
+                    }
+                    long v;
+                    try {
+                        v = view.get(ValueLayout.JAVA_LONG_UNALIGNED, at);
+                    } catch (IllegalStateException closed) {
+                        if (!view.scope().isAlive()) {
+                            return;   // the region went: a load that failed (an injected failure) frees its region
+                        }
+                        throw closed;
+                    }
+                    reads++;
+                    String wrong = expect.check(at, v);
+                    if (wrong != null) {
+                        mismatch = "a host read beside the step, at byte " + at + ", read " + v + "; expected " + wrong;
+                        return;
+                    }
+                }
+            } catch (RuntimeException e) {
+                failure = e;
+            }
+        });
+    }
+
+    /** Expects the model's bytes: the long at {@code at} of {@code bytes} (little-endian, as the host stores). */
+    static Expect model(byte[] bytes) {
+        return (at, value) -> {
+            long want = longAt(bytes, at);
+            return want == value ? null : String.valueOf(want);
+        };
+    }
+
+    static long longAt(byte[] bytes, long at) {
+        long v = 0;
+        for (int i = 7; i >= 0; i--) {
+            int k = (int) at + i;
+            v = (v << 8) | (k < bytes.length ? bytes[k] & 0xFF : 0);
+        }
+        return v;
+    }
+
+    /** Stops the reads and throws a {@link StressRun.Mismatch} if one read was wrong or a read failed. */
+    @Override
+    public void close() {
+        stop.set(true);
+        try {
+            thread.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while stopping the side reader", e);
+        }
+        if (mismatch != null) {
+            throw new StressRun.Mismatch(mismatch);
+        }
+        if (failure != null) {
+            StressRun.Mismatch m = new StressRun.Mismatch("a host read beside the step failed: " + failure);
+            m.initCause(failure);
+            throw m;
+        }
+    }
+
+    /** Reads made so far (for the trace). */
+    long reads() {
+        return reads;
+    }
+}
