@@ -10,19 +10,19 @@ import java.util.function.Supplier;
 import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
 /**
- * Host reads beside a step, in userfaultfd mode: a thread of its own reads pages of the step's
- * region that the step leaves alone, near the ones it works on, while the step runs. Each read of
- * a page that is not on the host is a host fault, and the fault service brings in the granule
- * around it: the step's own pages too, as a fault's neighbours. That is the combination the
- * stress programs did not make, and that lost data three times (a launch running by device
- * faults, DONT_NEED, a load to the device, each beside such faults): the unit tests that found it
- * time their touches by hand, this one fuzzes them.
+ * Host reads (and stores) beside a step, in userfaultfd mode: a thread of its own reads pages of
+ * the step's region that the step leaves alone, near the ones it works on, while the step runs,
+ * and where asked also stores into them. Each access of a page that is not on the host is a host
+ * fault, and the fault service brings in the granule around it: the step's own pages too, as a
+ * fault's neighbours. That is the combination the stress programs did not make, and that lost data
+ * three times (a launch running by device faults, DONT_NEED, a load to the device, each beside
+ * such faults): the unit tests that found it time their touches by hand, this one fuzzes them.
  *
  * <p>Every long read is checked as it is read: a page the step leaves alone must read as the
- * model says (no other thread changes its bytes meanwhile: other workers only move pages), and
- * where the caller knows no single value (a region being loaded) its {@link Expect} accepts each
- * value that may be there. What the step does to its own pages is checked by the worker after it,
- * as before.
+ * model says (no other thread changes its bytes meanwhile: other workers only move pages, and this
+ * thread's own stores go into the model as they are made), and where the caller knows no single
+ * value (a region being loaded) its {@link Expect} accepts each value that may be there. What the
+ * step does to its own pages is checked by the worker after it, as before.
  */
 final class SideReader implements AutoCloseable {
     /** What a long at byte offset {@code at} may read. */
@@ -37,6 +37,7 @@ final class SideReader implements AutoCloseable {
     private volatile String mismatch;
     private volatile RuntimeException failure;
     private long reads;
+    private long stores;
 
     /**
      * Starts reading pages {@code readable} allows, in [from, to) of the region {@code view} gives
@@ -44,6 +45,16 @@ final class SideReader implements AutoCloseable {
      * at random with {@code seed}, until {@link #close}.
      */
     SideReader(Supplier<MemorySegment> region, long from, long to, LongPredicate readable, Expect expect, long seed) {
+        this(region, from, to, readable, expect, null, p -> false, seed);
+    }
+
+    /**
+     * As above, and one access in four a store of a random long into a page {@code writable} allows,
+     * made in {@code model} too (the step's region's bytes, which {@code expect} reads): the step
+     * must keep it, as it keeps every byte it leaves alone.
+     */
+    SideReader(Supplier<MemorySegment> region, long from, long to, LongPredicate readable, Expect expect, byte[] model,
+               LongPredicate writable, long seed) {
         this.thread = Thread.ofPlatform().name("stress-side-reader").daemon().start(() -> {
             SplittableRandom rnd = new SplittableRandom(seed);
             long pages = Math.ceilDiv(to, PAGE_BYTES) - from / PAGE_BYTES;
@@ -61,6 +72,22 @@ final class SideReader implements AutoCloseable {
                     }
                     long at = page * PAGE_BYTES + 8L * rnd.nextInt((int) (PAGE_BYTES / 8));
                     if (at + 8 > view.byteSize()) {
+                        continue;
+                    }
+                    if (model != null && writable.test(page) && rnd.nextInt(4) == 0) {
+                        long w = rnd.nextLong();
+                        try {
+                            view.set(ValueLayout.JAVA_LONG_UNALIGNED, at, w);
+                        } catch (IllegalStateException closed) {
+                            if (!view.scope().isAlive()) {
+                                return;
+                            }
+                            throw closed;
+                        }
+                        for (int i = 0; i < 8; i++) {
+                            model[(int) at + i] = (byte) (w >>> (8 * i));
+                        }
+                        stores++;
                         continue;
                     }
                     long v;
