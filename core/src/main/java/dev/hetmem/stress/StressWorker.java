@@ -216,7 +216,7 @@ final class StressWorker {
                 if (k == null) {
                     return;
                 }
-                try (SideReader beside = besideStep(m, k.offset(), k.length(), st)) {
+                try (SideAccesses beside = besideStep(m, k.offset(), k.length(), st)) {
                     if (st.op() == Step.Op.KERNEL_ATOMIC) {
                         atomics(m, k, beside != null);
                     } else {
@@ -280,7 +280,7 @@ final class StressWorker {
                 }
                 long[] rg = range(m, st, 1L << 20);
                 note("advise DONT_NEED " + m + " [" + rg[0] + ", +" + rg[1] + ")");
-                try (SideReader beside = besideStep(m, rg[0], rg[1], st)) {
+                try (SideAccesses beside = besideStep(m, rg[0], rg[1], st)) {
                     m.region.advise(rg[0], rg[1], Advice.dontNeed());
                 }
                 long first = Math.ceilDiv(rg[0], PAGE_BYTES) * PAGE_BYTES;
@@ -401,7 +401,7 @@ final class StressWorker {
                 + (windows ? " with per-item windows" : " with no hint") + (plain ? ", plain"  : "")
                 + (refused ? " refused: read-only" : "") + (unsupported ? " refused: no windows, no device faults" : ""));
         byte[] before = Arrays.copyOf(m.bytes, (int) (longs * 8));
-        SideReader beside = part ? besideStep(m, 0, longs * 8, st) : null;
+        SideAccesses beside = part ? besideStep(m, 0, longs * 8, st) : null;
         try {
             if (!writeChecked(refused, "a sweep over " + m, () -> s.kinds[node].addToEach(s.mem, node, m.region, longs, delta,
                     windows, plain))) {
@@ -499,11 +499,11 @@ final class StressWorker {
 
     /**
      * In userfaultfd mode, for about half of the steps: host reads of m's pages within
-     * {@link #BESIDE} of [off, off+len) and outside it, while the step runs ({@link SideReader}),
+     * {@link #BESIDE} of [off, off+len) and outside it, while the step runs ({@link SideAccesses}),
      * for half of those with stores into the pages that are not read-only too; null otherwise.
      * Those pages keep the model's bytes and the stores: the step leaves them alone.
      */
-    private SideReader besideStep(Model m, long off, long len, Step st) {
+    private SideAccesses besideStep(Model m, long off, long len, Step st) {
         if (config.hostFaults() != HostFaultMode.USERFAULTFD || ((st.y() >>> 41) & 1) == 0) {
             return null;
         }
@@ -513,8 +513,8 @@ final class StressWorker {
         note("  host reads" + (stores ? " and stores" : "") + " beside it");
         MemorySegment view = m.region.segment();
         java.util.function.LongPredicate beside = p -> (p < first || p >= end) && !m.freed[(int) p];
-        return new SideReader(() -> view, Math.max(0, off - BESIDE), Math.min(m.region.size(), off + len + BESIDE),
-                beside, SideReader.model(m.bytes), stores ? m.bytes : null, p -> beside.test(p) && !m.readOnly[(int) p],
+        return new SideAccesses(() -> view, Math.max(0, off - BESIDE), Math.min(m.region.size(), off + len + BESIDE),
+                beside, SideAccesses.model(m.bytes), stores ? m.bytes : null, p -> beside.test(p) && !m.readOnly[(int) p],
                 st.x() ^ st.z());
     }
 
@@ -631,7 +631,7 @@ final class StressWorker {
 
     /**
      * Device atomics over k's range of m, taken exclusively; each int (little-endian) gains 1.
-     * {@code readsBeside}: host code reads pages beside the range meanwhile ({@link SideReader}),
+     * {@code readsBeside}: host code reads pages beside the range meanwhile ({@link SideAccesses}),
      * whose faults take their granules home, exclusive pages with them (a steal by the fault
      * service ends exclusivity, as a host touch does): then the range need not stay exclusive.
      */
@@ -722,9 +722,9 @@ final class StressWorker {
             newest = Math.max(newest, r.id());
         }
         long before = newest;
-        try (SideReader reads = !beside ? null : new SideReader(() -> loading(before, size), 0, size, p -> true,
-                (at, value) -> value == 0 || value == SideReader.longAt(content, at) ? null
-                        : "0 or the file's " + SideReader.longAt(content, at), st.x() ^ st.z())) {
+        try (SideAccesses reads = !beside ? null : new SideAccesses(() -> loading(before, size), 0, size, p -> true,
+                (at, value) -> value == 0 || value == SideAccesses.longAt(content, at) ? null
+                        : "0 or the file's " + SideAccesses.longAt(content, at), st.x() ^ st.z())) {
             LoadResult r = s.mem.load(f, node);
             Model nm = new Model(r.region(), Arrays.copyOf(content, (int) r.region().size()), id, config.hostFaults());
             live.add(nm);

@@ -24,7 +24,7 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * value (a region being loaded) its {@link Expect} accepts each value that may be there. What the
  * step does to its own pages is checked by the worker after it, as before.
  */
-final class SideReader implements AutoCloseable {
+final class SideAccesses implements AutoCloseable {
     /** What a long at byte offset {@code at} may read. */
     @FunctionalInterface
     interface Expect {
@@ -36,15 +36,13 @@ final class SideReader implements AutoCloseable {
     private final Thread thread;
     private volatile String mismatch;
     private volatile RuntimeException failure;
-    private long reads;
-    private long stores;
 
     /**
-     * Starts reading pages {@code readable} allows, in [from, to) of the region {@code view} gives
+     * Starts reading pages {@code readable} allows, in [from, to) of the view {@code region} gives
      * (byte offsets; polled until it gives one: a region being loaded is not known before), chosen
      * at random with {@code seed}, until {@link #close}.
      */
-    SideReader(Supplier<MemorySegment> region, long from, long to, LongPredicate readable, Expect expect, long seed) {
+    SideAccesses(Supplier<MemorySegment> region, long from, long to, LongPredicate readable, Expect expect, long seed) {
         this(region, from, to, readable, expect, null, p -> false, seed);
     }
 
@@ -53,9 +51,9 @@ final class SideReader implements AutoCloseable {
      * made in {@code model} too (the step's region's bytes, which {@code expect} reads): the step
      * must keep it, as it keeps every byte it leaves alone.
      */
-    SideReader(Supplier<MemorySegment> region, long from, long to, LongPredicate readable, Expect expect, byte[] model,
+    SideAccesses(Supplier<MemorySegment> region, long from, long to, LongPredicate readable, Expect expect, byte[] model,
                LongPredicate writable, long seed) {
-        this.thread = Thread.ofPlatform().name("stress-side-reader").daemon().start(() -> {
+        this.thread = Thread.ofPlatform().name("stress-host-accesses-beside").daemon().start(() -> {
             SplittableRandom rnd = new SplittableRandom(seed);
             long pages = Math.ceilDiv(to, PAGE_BYTES) - from / PAGE_BYTES;
             try {
@@ -87,7 +85,6 @@ final class SideReader implements AutoCloseable {
                         for (int i = 0; i < 8; i++) {
                             model[(int) at + i] = (byte) (w >>> (8 * i));
                         }
-                        stores++;
                         continue;
                     }
                     long v;
@@ -99,7 +96,6 @@ final class SideReader implements AutoCloseable {
                         }
                         throw closed;
                     }
-                    reads++;
                     String wrong = expect.check(at, v);
                     if (wrong != null) {
                         mismatch = "a host read beside the step, at byte " + at + ", read " + v + "; expected " + wrong;
@@ -129,7 +125,7 @@ final class SideReader implements AutoCloseable {
         return v;
     }
 
-    /** Stops the reads and throws a {@link StressRun.Mismatch} if one read was wrong or a read failed. */
+    /** Stops the accesses and throws a {@link StressRun.Mismatch} if one read was wrong or an access failed. */
     @Override
     public void close() {
         stop.set(true);
@@ -137,20 +133,15 @@ final class SideReader implements AutoCloseable {
             thread.join();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while stopping the side reader", e);
+            throw new IllegalStateException("interrupted while stopping the host accesses beside a step", e);
         }
         if (mismatch != null) {
             throw new StressRun.Mismatch(mismatch);
         }
         if (failure != null) {
-            StressRun.Mismatch m = new StressRun.Mismatch("a host read beside the step failed: " + failure);
+            StressRun.Mismatch m = new StressRun.Mismatch("a host access beside the step failed: " + failure);
             m.initCause(failure);
             throw m;
         }
-    }
-
-    /** Reads made so far (for the trace). */
-    long reads() {
-        return reads;
     }
 }
