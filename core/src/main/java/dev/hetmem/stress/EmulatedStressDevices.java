@@ -63,6 +63,21 @@ public final class EmulatedStressDevices implements StressDevices {
     }
 
     @Override
+    public boolean addToEachButLastPages(UnifiedMemory mem, int node, Region r, long granule, int granules, long delta) {
+        long perArg = (granule - PAGE_BYTES) / 8;
+        KernelArg[] args = new KernelArg[granules];
+        for (int j = 0; j < granules; j++) {
+            args[j] = KernelArg.of(r, j * granule, granule - PAGE_BYTES, Access.READ_WRITE);
+        }
+        mem.launch(node, (EmulatedKernel) (a, i) -> {
+            int j = (int) (i / perArg);
+            long at = 8 * (i % perArg);
+            a.arg(j).putLong(at, a.arg(j).getLong(at) + delta);
+        }, perArg * granules, args);
+        return true;
+    }
+
+    @Override
     public void pairSums(UnifiedMemory mem, int node, Region in, Region out, long longs) {
         EmulatedKernel k = EmulatedKernel.plain((a, i) -> a.plain(1).set(LONG, 8 * i,
                 a.plain(0).get(LONG, 8 * i) + a.plain(0).get(LONG, 8 * i + 8)), 0, 1);

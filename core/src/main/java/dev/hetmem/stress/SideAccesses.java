@@ -4,6 +4,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongPredicate;
 import java.util.function.Supplier;
 
@@ -31,6 +32,9 @@ final class SideAccesses implements AutoCloseable {
         /** Null if {@code value} is right, else what was expected (for the message). */
         String check(long at, long value);
     }
+
+    /** At most this long between two accesses. */
+    private static final long PAUSE_NANOS = 50_000;
 
     private final AtomicBoolean stop = new AtomicBoolean();
     private final Thread thread;
@@ -62,12 +66,20 @@ final class SideAccesses implements AutoCloseable {
                     view = region.get();
                     Thread.onSpinWait();
                 }
+                int misses = 0;
                 while (!stop.get() && pages > 0) {
                     long page = from / PAGE_BYTES + rnd.nextLong(pages);
                     if (!readable.test(page)) {
-                        Thread.onSpinWait();
+                        if (++misses % 64 == 0) {
+                            LockSupport.parkNanos(PAUSE_NANOS);
+                        }
                         continue;
                     }
+                    // a pause after each access: host code that touches pages now and then. In a tight loop
+                    // it took a core of two, and its faults kept stealing a launch's argument pages in the
+                    // granules it touched before the launch could pin them: ensure started over each time,
+                    // and one 200-step program took 100 s
+                    LockSupport.parkNanos(rnd.nextLong(PAUSE_NANOS));
                     long at = page * PAGE_BYTES + 8L * rnd.nextInt((int) (PAGE_BYTES / 8));
                     if (at + 8 > view.byteSize()) {
                         continue;

@@ -81,6 +81,17 @@ public interface StressDevices {
     void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows, boolean plain);
 
     /**
+     * One launch adding {@code delta} to every long of the first {@code granules} granules of
+     * {@code granule} bytes of {@code r} but the last page of each, one argument per granule and no
+     * windows: pages inside the launch's granules that no argument holds, for host code to touch
+     * while it runs (on a device too small for the arguments, it runs by device faults). Returns
+     * false, having run nothing, where the kind makes no such launch.
+     */
+    default boolean addToEachButLastPages(UnifiedMemory mem, int node, Region r, long granule, int granules, long delta) {
+        return false;
+    }
+
+    /**
      * One launch on {@code node} of {@code longs - 1} items, both arguments plain pointers with
      * per-item windows, however large against the device: item i writes long i plus long i + 1 of
      * {@code in} (read; its window, {@code perItem(8, 16)}, overlaps the next item's, so neighbouring
