@@ -455,8 +455,7 @@ public final class MigrationEngine implements AutoCloseable {
                     return false;
                 }
                 // host code reached pages before the load did: what it left goes, the loaded bytes come
-                PageDrops.dropAll(ctx, region, locked, from, to, true);
-                region.host().discard(from << PAGE_SHIFT, (to - from) << PAGE_SHIFT);
+                dropEverywhere(region, locked, from, to);
             }
             List<Run> runs = new ArrayList<>();
             for (Block b : locked) {
@@ -653,8 +652,7 @@ public final class MigrationEngine implements AutoCloseable {
                 Pins.Pin p = region.pins().any(from, to);
                 if (p == null) {
                     steals.reconcile(region, from, to);
-                    PageDrops.dropAll(ctx, region, locked, from, to, true);
-                    region.host().discard(from << PAGE_SHIFT, (to - from) << PAGE_SHIFT);
+                    dropEverywhere(region, locked, from, to);
                     return;
                 }
                 next.waitFor(p, region);
@@ -667,6 +665,16 @@ public final class MigrationEngine implements AutoCloseable {
             }
             awaitRelease(region.pins(), next.seen);
         }
+    }
+
+    /**
+     * Every node's copy of pages [from, to) goes, and their host frames read as zeros again (DONT_NEED,
+     * and a fill over what host code left): the caller holds the blocks' locks, has reconciled the
+     * range and found no pin on it.
+     */
+    private void dropEverywhere(RegionState region, List<Block> locked, long from, long to) {
+        PageDrops.dropAll(ctx, region, locked, from, to, true);
+        region.host().discard(from << PAGE_SHIFT, (to - from) << PAGE_SHIFT);
     }
 
     /**

@@ -60,8 +60,8 @@ final class SideAccesses implements AutoCloseable {
         this.thread = Thread.ofPlatform().name("stress-host-accesses-beside").daemon().start(() -> {
             SplittableRandom rnd = new SplittableRandom(seed);
             long pages = Math.ceilDiv(to, PAGE_BYTES) - from / PAGE_BYTES;
+            MemorySegment view = null;
             try {
-                MemorySegment view = null;
                 while (!stop.get() && view == null) {
                     view = region.get();
                     Thread.onSpinWait();
@@ -86,34 +86,23 @@ final class SideAccesses implements AutoCloseable {
                     }
                     if (model != null && writable.test(page) && rnd.nextInt(4) == 0) {
                         long w = rnd.nextLong();
-                        try {
-                            view.set(ValueLayout.JAVA_LONG_UNALIGNED, at, w);
-                        } catch (IllegalStateException closed) {
-                            if (!view.scope().isAlive()) {
-                                return;
-                            }
-                            throw closed;
-                        }
+                        view.set(ValueLayout.JAVA_LONG_UNALIGNED, at, w);
                         for (int i = 0; i < 8; i++) {
                             model[(int) at + i] = (byte) (w >>> (8 * i));
                         }
                         continue;
                     }
-                    long v;
-                    try {
-                        v = view.get(ValueLayout.JAVA_LONG_UNALIGNED, at);
-                    } catch (IllegalStateException closed) {
-                        if (!view.scope().isAlive()) {
-                            return;   // the region went: a load that failed (an injected failure) frees its region
-                        }
-                        throw closed;
-                    }
+                    long v = view.get(ValueLayout.JAVA_LONG_UNALIGNED, at);
                     String wrong = expect.check(at, v);
                     if (wrong != null) {
                         mismatch = "a host read beside the step, at byte " + at + ", read " + v + "; expected " + wrong;
                         return;
                     }
                 }
+            } catch (IllegalStateException closed) {
+                if (view == null || view.scope().isAlive()) {
+                    failure = closed;
+                }   // else the region went: a load that failed (an injected failure) frees its region
             } catch (RuntimeException e) {
                 failure = e;
             }

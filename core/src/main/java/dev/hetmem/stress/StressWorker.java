@@ -447,17 +447,7 @@ final class StressWorker {
      * added to, inside one chunk.
      */
     private void adoptPartialSweep(Model m, byte[] before, long longs, long delta, boolean windows) {
-        byte[] got = null;
-        for (int attempt = 0; got == null; attempt++) {
-            try {
-                got = m.hostRead(0, (int) (longs * 8));
-            } catch (RuntimeException e) {
-                if (!injected(e) || attempt == 8) {
-                    throw e;
-                }
-                // the read itself met the next injected failure (a countdown that fires once): read again
-            }
-        }
+        byte[] got = readAfterFailure(m, (int) (longs * 8));
         ByteBuffer was = ByteBuffer.wrap(before).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer now = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
         long per = windows ? Math.max(1, longs) : EmulatedDevice.itemsPerChunk(longs, EmulatedStressDevices.COMPUTE_THREADS);
@@ -551,22 +541,27 @@ final class StressWorker {
         return ran;
     }
 
+    /** m's first {@code bytes} bytes, read after an injected failure (the read may meet the next one). */
+    private static byte[] readAfterFailure(Model m, int bytes) {
+        for (int attempt = 0; ; attempt++) {
+            try {
+                return m.hostRead(0, bytes);
+            } catch (RuntimeException e) {
+                if (!injected(e) || attempt == 8) {
+                    throw e;
+                }
+                // the read itself met the next injected failure (a countdown that fires once): read again
+            }
+        }
+    }
+
     /**
      * After an injected failure in {@link #sweepButLastPages}: every long of the arguments is old or
      * old + delta, every last page as the model says (its host stores included); the model takes
      * what is there.
      */
     private void adoptPartialButLastPages(Model m, byte[] before, long granule, int granules, long delta) {
-        byte[] got = null;
-        for (int attempt = 0; got == null; attempt++) {
-            try {
-                got = m.hostRead(0, (int) (granules * granule));
-            } catch (RuntimeException e) {
-                if (!injected(e) || attempt == 8) {
-                    throw e;
-                }
-            }
-        }
+        byte[] got = readAfterFailure(m, (int) (granules * granule));
         ByteBuffer was = ByteBuffer.wrap(before).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer now = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer model = ByteBuffer.wrap(m.bytes).order(ByteOrder.LITTLE_ENDIAN);
