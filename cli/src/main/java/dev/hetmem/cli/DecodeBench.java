@@ -525,7 +525,8 @@ final class DecodeBench {
     // ---- one case ---------------------------------------------------------------------------------
 
     private static DeviceDriver device(String kind, long capacity) {
-        return kind.equals("opencl") ? OpenClDevice.builder().capacity(capacity).build()
+        // both backed before the timed runs, as a GPU's memory is (the explicit program's buffers too: OpenClStaging)
+        return kind.equals("opencl") ? OpenClDevice.builder().capacity(capacity).populate(true).build()
                 : EmulatedDevice.builder().capacity(capacity).populate(true).build();
     }
 

@@ -65,7 +65,7 @@ final class KernelsBench {
         }
         double memcpy = NativeBuffer.bestPlainCopyGbps(256 * MiB, false, 3);
         List<Map<String, Object>> rows = new ArrayList<>();
-        try (OpenClDevice dev = OpenClDevice.builder().capacity(capacity).build();
+        try (OpenClDevice dev = OpenClDevice.builder().capacity(capacity).populate(true).build();
              UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
              OpenClProgram program = dev.compile(OrdinaryKernels.SOURCE)) {
             for (OrdinaryKernels.Kind kind : kinds) {

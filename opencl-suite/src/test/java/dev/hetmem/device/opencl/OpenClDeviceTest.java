@@ -3,6 +3,7 @@ package dev.hetmem.device.opencl;
 import dev.hetmem.driver.DeviceFaultException;
 
 import dev.hetmem.Access;
+import dev.hetmem.Advice;
 import dev.hetmem.HostView;
 import dev.hetmem.KernelArg;
 import dev.hetmem.LaunchResult;
@@ -279,6 +280,48 @@ class OpenClDeviceTest {
                 assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
             }
         }
+    }
+
+    @Test
+    void populateBacksTheWholePoolWhenTheDeviceIsBuiltAndLeavesItZeros() throws Exception {
+        OpenClFixture.needsOpenCl();
+        long capacity = 128 * MiB;
+        for (boolean share : new boolean[] {true, false}) {
+            for (boolean populate : new boolean[] {false, true}) {
+                long before = residentBytes();
+                try (OpenClDevice dev = OpenClDevice.builder().capacity(capacity).sharedPools(share).populate(populate).build()) {
+                    long grew = residentBytes() - before;
+                    String what = "shared " + share + ", populate " + populate + ": resident memory grew by " + grew
+                            + " bytes building a device of " + capacity;
+                    if (populate) {
+                        assertTrue(grew >= capacity * 3 / 4, what);
+                    } else {
+                        assertTrue(grew < capacity / 4, what);
+                    }
+                    try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
+                        // the pool still reads as zeros where the device makes pages of its own
+                        Region r = mem.allocate(capacity / 2);
+                        r.advise(0, r.size(), Advice.prefetch(1));
+                        try (HostView v = r.host(0, r.size(), Access.READ)) {
+                            for (long i = 0; i < r.size() / 8; i += 511) {
+                                assertEquals(0L, v.segment().getAtIndex(ValueLayout.JAVA_LONG, i), what + ", long " + i);
+                            }
+                        }
+                        assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
+                    }
+                }
+            }
+        }
+    }
+
+    /** This process's resident set, from /proc/self/status. */
+    private static long residentBytes() throws java.io.IOException {
+        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+            if (line.startsWith("VmRSS:")) {
+                return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+            }
+        }
+        throw new IllegalStateException("no VmRSS in /proc/self/status");
     }
 
     @Test

@@ -80,7 +80,7 @@ final class OpenClContext {
     record Borrowed(long context, long device, long queue) {}
 
     OpenClContext(int platform, int deviceIndex, String name, long capacity, long maxPoolBytes, Borrowed borrowed,
-                  boolean sharePools) {
+                  boolean sharePools, boolean populate) {
         List<OpenClDeviceInfo> all = OpenClPlatforms.devices();
         if (all.isEmpty()) {
             throw new OpenClUnavailableException(OpenClPlatforms.unavailableReason());
@@ -163,9 +163,14 @@ final class OpenClContext {
                     pools[p] = handle(cl.createBuffer, "clCreateBuffer", err, ctx, ClLibrary.CL_MEM_READ_WRITE, bytes,
                             MemorySegment.NULL, err);
                 }
-                // implementations allocate lazily: touch both ends now so a pool that cannot be had fails here, by name
-                fillBlocking(kq, pools[p], 0, PAGE_BYTES, a);
-                fillBlocking(kq, pools[p], bytes - PAGE_BYTES, PAGE_BYTES, a);
+                if (populate) {
+                    // the whole pool backed now, as a discrete device's memory is before its first use
+                    fillBlocking(kq, pools[p], 0, bytes, a);
+                } else {
+                    // implementations allocate lazily: touch both ends now so a pool that cannot be had fails here, by name
+                    fillBlocking(kq, pools[p], 0, PAGE_BYTES, a);
+                    fillBlocking(kq, pools[p], bytes - PAGE_BYTES, PAGE_BYTES, a);
+                }
             }
             fm = handle(cl.createBuffer, "clCreateBuffer", err, ctx, ClLibrary.CL_MEM_READ_WRITE, FAULT_BYTES, MemorySegment.NULL, err);
         } catch (RuntimeException | Error e) {

@@ -63,7 +63,8 @@ public final class OpenClDevice implements DeviceDriver {
     private volatile DeviceContext attached;
 
     private OpenClDevice(Builder b) {
-        this.ctx = new OpenClContext(b.platform, b.device, b.name, b.capacity, b.maxPoolBytes, b.borrowed, b.sharedPools);
+        this.ctx = new OpenClContext(b.platform, b.device, b.name, b.capacity, b.maxPoolBytes, b.borrowed, b.sharedPools,
+                b.populate);
         this.name = ctx.name;
         this.launcher = new OpenClLauncher(ctx, pageTable);
         this.copies = new OpenClCopyEngine(ctx);
@@ -107,6 +108,7 @@ public final class OpenClDevice implements DeviceDriver {
         private String name;
         private OpenClContext.Borrowed borrowed;
         private boolean sharedPools = true;
+        private boolean populate;
 
         /** A builder with the defaults; {@link OpenClDevice#builder()} makes one. */
         public Builder() {
@@ -193,6 +195,23 @@ public final class OpenClDevice implements DeviceDriver {
          */
         public Builder sharedPools(boolean shared) {
             this.sharedPools = shared;
+            return this;
+        }
+
+        /**
+         * Whether {@link #build()} backs every byte of the pools at once (default false: on first
+         * use). An OpenCL implementation, and the host memory shared pools are made of, allocates
+         * lazily: the first copy into each frame then pays for the allocation (on a CPU device,
+         * the host kernel's page faults, 0.4-2 GB/s on some machines), which a GPU's memory never
+         * does. Populating costs that once, at build, for the whole capacity (the default capacity
+         * is a quarter of the device's global memory, on a CPU device a quarter of the host's:
+         * set a capacity too). Benchmarks populate, so that they measure copies, not allocation.
+         *
+         * @param populate true to write the whole pool once when the device is built
+         * @return this builder
+         */
+        public Builder populate(boolean populate) {
+            this.populate = populate;
             return this;
         }
 
