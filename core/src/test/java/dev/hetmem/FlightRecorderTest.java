@@ -42,6 +42,19 @@ class FlightRecorderTest {
                     .filter(e -> e.getEventType().getName().equals("dev.hetmem.Fault")).toList();
             assertTrue(migrations.stream().anyMatch(e -> e.getInt("target") == 1 && e.getLong("pages") == 1024
                     && e.getString("trigger").equals("PREFETCH") && !e.getBoolean("undone")), migrations.toString());
+            for (RecordedEvent e : migrations) {
+                // each phase timed, and the phases within the batch's own time
+                long phases = 0;
+                for (String phase : List.of("revokeTime", "allocateTime", "copyTime", "commitTime")) {
+                    long t = e.getDuration(phase).toNanos();
+                    assertTrue(t >= 0, phase + " of " + e);
+                    phases += t;
+                }
+                assertTrue(phases <= e.getDuration().toNanos(), "phases " + phases + " ns longer than the batch: " + e);
+                if (e.getLong("pages") > 0) {
+                    assertTrue(e.getDuration("copyTime").toNanos() > 0 && e.getDuration("commitTime").toNanos() > 0, e.toString());
+                }
+            }
             assertTrue(migrations.stream().anyMatch(e -> e.getInt("target") == 0 && e.getLong("pages") == 512
                     && e.getString("trigger").equals("FAULT")), migrations.toString());
             assertEquals(1, faults.stream().filter(e -> e.getLong("pagesMigrated") == 512

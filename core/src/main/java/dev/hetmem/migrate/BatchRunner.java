@@ -65,16 +65,22 @@ final class BatchRunner {
         event.begin();
         long pagesMoved = batch.pagesCopied();
         boolean undone = true;
+        long[] phases = new long[5];   // when each phase began, and the end: the event's timings
         try {
+            phases[0] = System.nanoTime();
             RevokePhase.revoke(ctx, batch);
+            phases[1] = System.nanoTime();
             try {
                 AllocatePhase.allocate(ctx, batch, eviction);
+                phases[2] = System.nanoTime();
                 CopyPhase.copy(ctx, batch);
+                phases[3] = System.nanoTime();
             } catch (RuntimeException | Error e) {
                 UndoPhase.undo(ctx, batch);
                 throw e;
             }
             CommitPhase.commit(ctx, batch);
+            phases[4] = System.nanoTime();
             undone = false;
             return pagesMoved;
         } finally {
@@ -93,8 +99,17 @@ final class BatchRunner {
                 event.pages = pagesMoved;
                 event.bytes = bytes(pagesMoved);
                 event.undone = undone;
+                event.revokeTime = phase(phases, 0);
+                event.allocateTime = phase(phases, 1);
+                event.copyTime = phase(phases, 2);
+                event.commitTime = phase(phases, 3);
                 event.commit();
             }
         }
+    }
+
+    /** Phase {@code i}'s nanoseconds, or 0 if the batch did not finish it. */
+    private static long phase(long[] starts, int i) {
+        return starts[i + 1] == 0 ? 0 : starts[i + 1] - starts[i];
     }
 }

@@ -6,8 +6,14 @@ import jdk.jfr.Description;
 import jdk.jfr.Event;
 import jdk.jfr.Label;
 import jdk.jfr.Name;
+import jdk.jfr.Timespan;
 
-/** One migration batch, from plan to commit (or undo). */
+/**
+ * One migration batch, from revoke to commit (or undo), with the time each phase took: where a
+ * migration's time goes (the copy, or the per-page work around it) without a profiler. A phase
+ * the batch did not reach (it was undone) reads 0; the allocate phase includes the evictions that
+ * made room, each of which is a Migration event of its own too.
+ */
 @Name("dev.hetmem.Migration")
 @Label("Page Migration")
 @Category({"hetmem"})
@@ -20,4 +26,10 @@ public final class MigrationEvent extends Event {
     @Label("Pages") public long pages;
     @Label("Bytes") @DataAmount public long bytes;
     @Label("Undone") public boolean undone;
+    @Label("Revoke") @Description("taking the moving pages' mappings away") @Timespan public long revokeTime;
+    @Label("Allocate") @Description("destination frames, with the evictions that made room for them") @Timespan
+    public long allocateTime;
+    @Label("Copy") @Timespan public long copyTime;
+    @Label("Commit") @Description("the page table, the new mappings, the source frames released") @Timespan
+    public long commitTime;
 }
