@@ -50,8 +50,9 @@ class FlightRecorderTest {
                     assertTrue(t >= 0, phase + " of " + e);
                     phases += t;
                 }
-                assertTrue(phases <= e.getDuration().toNanos(), "phases " + phases + " ns longer than the batch: " + e);
-                if (e.getLong("pages") > 0) {
+                // JFR's clock and System.nanoTime may differ slightly: a millisecond of slack
+                assertTrue(phases <= e.getDuration().toNanos() + 1_000_000, "phases " + phases + " ns longer than the batch: " + e);
+                if (e.getLong("pages") > 0 && !e.getBoolean("undone")) {
                     assertTrue(e.getDuration("copyTime").toNanos() > 0 && e.getDuration("commitTime").toNanos() > 0, e.toString());
                 }
             }

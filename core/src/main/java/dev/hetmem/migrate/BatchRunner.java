@@ -65,22 +65,23 @@ final class BatchRunner {
         event.begin();
         long pagesMoved = batch.pagesCopied();
         boolean undone = true;
-        long[] phases = new long[5];   // when each phase began, and the end: the event's timings
+        // when each phase began, and the end: the event's timings, taken only while the event is recorded
+        long[] phases = event.isEnabled() ? new long[5] : null;
         try {
-            phases[0] = System.nanoTime();
+            mark(phases, 0);
             RevokePhase.revoke(ctx, batch);
-            phases[1] = System.nanoTime();
+            mark(phases, 1);
             try {
                 AllocatePhase.allocate(ctx, batch, eviction);
-                phases[2] = System.nanoTime();
+                mark(phases, 2);
                 CopyPhase.copy(ctx, batch);
-                phases[3] = System.nanoTime();
+                mark(phases, 3);
             } catch (RuntimeException | Error e) {
                 UndoPhase.undo(ctx, batch);
                 throw e;
             }
             CommitPhase.commit(ctx, batch);
-            phases[4] = System.nanoTime();
+            mark(phases, 4);
             undone = false;
             return pagesMoved;
         } finally {
@@ -91,7 +92,7 @@ final class BatchRunner {
             if (reserved > 0) {
                 ctx.inFlight.add(batch.target, -reserved);
             }
-            if (event.shouldCommit()) {
+            if (phases != null && event.shouldCommit()) {
                 event.region = batch.runs.getFirst().region.id();
                 event.target = batch.target;
                 event.trigger = batch.trigger.name();
@@ -105,6 +106,12 @@ final class BatchRunner {
                 event.commitTime = phase(phases, 3);
                 event.commit();
             }
+        }
+    }
+
+    private static void mark(long[] phases, int i) {
+        if (phases != null) {
+            phases[i] = System.nanoTime();
         }
     }
 

@@ -283,7 +283,7 @@ class OpenClDeviceTest {
     }
 
     @Test
-    void populateBacksTheWholePoolWhenTheDeviceIsBuiltAndLeavesItZeros() throws Exception {
+    void populateBacksTheWholePoolWhenTheDeviceIsBuilt() throws Exception {
         OpenClFixture.needsOpenCl();
         long capacity = 128 * MiB;
         for (boolean share : new boolean[] {true, false}) {
@@ -293,18 +293,23 @@ class OpenClDeviceTest {
                     long grew = residentBytes() - before;
                     String what = "shared " + share + ", populate " + populate + ": resident memory grew by " + grew
                             + " bytes building a device of " + capacity;
-                    if (populate) {
-                        assertTrue(grew >= capacity * 3 / 4, what);
-                    } else {
-                        assertTrue(grew < capacity / 4, what);
+                    if (dev.info().type().equals("CPU")) {
+                        // a CPU device's memory is this process's (PoCL's, the CI machines'); a GPU's is not counted here
+                        if (populate) {
+                            assertTrue(grew >= capacity / 2, what);
+                        } else {
+                            assertTrue(grew < capacity / 4, what);
+                        }
                     }
                     try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
-                        // the pool still reads as zeros where the device makes pages of its own
+                        // the filled pools still carry data both ways (the fill came after the shared pool's probe)
                         Region r = mem.allocate(capacity / 2);
+                        fillLongs(r, 21);
                         r.advise(0, r.size(), Advice.prefetch(1));
+                        r.advise(0, r.size(), Advice.prefetch(0));
                         try (HostView v = r.host(0, r.size(), Access.READ)) {
                             for (long i = 0; i < r.size() / 8; i += 511) {
-                                assertEquals(0L, v.segment().getAtIndex(ValueLayout.JAVA_LONG, i), what + ", long " + i);
+                                assertEquals(value(21, i), v.segment().getAtIndex(ValueLayout.JAVA_LONG, i), what + ", long " + i);
                             }
                         }
                         assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));

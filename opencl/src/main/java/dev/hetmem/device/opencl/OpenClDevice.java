@@ -202,10 +202,12 @@ public final class OpenClDevice implements DeviceDriver {
          * Whether {@link #build()} backs every byte of the pools at once (default false: on first
          * use). An OpenCL implementation, and the host memory shared pools are made of, allocates
          * lazily: the first copy into each frame then pays for the allocation (on a CPU device,
-         * the host kernel's page faults, 0.4-2 GB/s on some machines), which a GPU's memory never
+         * the host kernel's page faults, 0.4-2 GB/s on this project's machines), which a GPU's memory never
          * does. Populating costs that once, at build, for the whole capacity (the default capacity
          * is a quarter of the device's global memory, on a CPU device a quarter of the host's:
-         * set a capacity too). Benchmarks populate, so that they measure copies, not allocation.
+         * set a capacity too; on a CPU device the fill needs that much host memory at once, and a
+         * capacity the host cannot back runs the process out of memory during the build). Benchmarks
+         * populate, so that they measure copies, not allocation.
          *
          * @param populate true to write the whole pool once when the device is built
          * @return this builder
