@@ -84,6 +84,16 @@ public interface HostSide extends AutoCloseable {
     void sync(Block b, int p0, int p1, DeviceDriver[] drivers, ReadOnly readOnly);
 
     /**
+     * {@link #sync} for pages [p0, p1) of locked block {@code b} that the caller's batch copied home
+     * ({@link #copyHomeAll} ran for them in its copy phase, and their block has stayed locked since,
+     * so no other batch moved them meanwhile) and that are now the host's alone: a side may skip
+     * what that copy home already did. By default the same as {@link #sync}.
+     */
+    default void syncCopiedHome(Block b, int p0, int p1, DeviceDriver[] drivers, ReadOnly readOnly) {
+        sync(b, p0, p1, drivers, readOnly);
+    }
+
+    /**
      * {@link #sync} at the commit of a load that filled pages [p0, p1) of locked block {@code b} on a
      * device: pages host code took since the engine looked (untouched then: taken as zeros) are the
      * device's too, their host copies dropped, in the same step that makes the others the device's,
