@@ -101,17 +101,8 @@ public final class HostViewSide implements HostSide {
      */
     @Override
     public void syncCopiedHome(Block b, int p0, int p1, DeviceDriver[] drivers, ReadOnly readOnly) {
-        assert noneKept(b.index() * dev.hetmem.driver.PageGeometry.BLOCK_PAGES, p0, p1)
+        assert !retained.anyRetained(b.index() * dev.hetmem.driver.PageGeometry.BLOCK_PAGES + p0, p1 - p0)
                 : "a page copied home still has a kept frame (block " + b.index() + ", pages " + p0 + ".." + p1 + ")";
-    }
-
-    private boolean noneKept(long first, int p0, int p1) {
-        for (int p = p0; p < p1; p++) {
-            if (retained.isRetained(first + p)) {
-                return false;
-            }
-        }
-        return true;
     }
 
     @Override

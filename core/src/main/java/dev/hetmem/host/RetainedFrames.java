@@ -345,6 +345,19 @@ public final class RetainedFrames implements AutoCloseable {
             }
         }
 
+        /** Whether any page of [page, page+count) has its frame retained or being released (assertions). */
+        public boolean anyRetained(long page, long count) {
+            synchronized (RetainedFrames.this) {
+                for (long p = page; p < page + count; p++) {
+                    Chunk c = chunks.get(p / BLOCK_PAGES);
+                    if (c != null && c.isSet((int) (p % BLOCK_PAGES))) {
+                        return true;
+                    }
+                }
+                return inFlightCovers(page, page + count);
+            }
+        }
+
         /**
          * The region is being freed: its frames go with its mapping, so forget them, and wait for
          * releases in progress (after this returns the mapping may be unmapped).

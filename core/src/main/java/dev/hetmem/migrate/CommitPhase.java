@@ -236,8 +236,8 @@ final class CommitPhase {
             // writer on one node while another still maps the page
             if (r.action == Action.LOAD) {
                 ctx.syncHostLoaded(region, r.block, r.first, r.first + r.count);
-            } else if (target == 0 && r.action.copies() && r.source != 0) {
-                ctx.syncHostCopiedHome(region, r.block, r.first, r.first + r.count);   // CopyPhase copied it home
+            } else if (target == 0 && r.copiedHome) {
+                ctx.syncHostCopiedHome(region, r.block, r.first, r.first + r.count);
             } else {
                 ctx.syncHost(region, r.block, r.first, r.first + r.count);
             }

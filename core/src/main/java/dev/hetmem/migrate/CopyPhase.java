@@ -107,6 +107,7 @@ final class CopyPhase {
             firstPages[n] = r.page();
             counts[n] = r.count;
             frames[n++] = r.framesOn(source);
+            r.copiedHome = true;   // the commit relies on it (CommitPhase, HostSide.syncCopiedHome)
         }
 
         void flush() {

@@ -34,6 +34,8 @@ final class Run {
     Needed needed;
     /** Frames this run holds in the engine's in-flight count (allocated, not yet committed or undone). */
     int reserved;
+    /** Whether the copy phase handed the run's copy home to the host side ({@code HostSide.copyHomeAll}). */
+    boolean copiedHome;
 
     Run(RegionState region, Block block, int first, int count, Action action, int holders, int source) {
         this.region = region;
