@@ -66,7 +66,17 @@ final class PartialFree {
             // Freeing a freed part again only drops again: a free that was interrupted while it
             // waited can be finished so
             s.attributes().update(from, to, RangeAttributes.Attrs::asFreed);
-            engine.discard(s, from, to);
+            Pins.Pin late = engine.discardUnlessViewed(s, from, to);
+            if (late != null) {
+                // opened by another thread after the check above and before the mark: the pages it
+                // covers stay until it closes (refused to every new access meanwhile), the rest went;
+                // a free again finishes
+                throw new IllegalStateException("free(" + offset + ", " + length + ") of " + region + ": the bytes are freed, "
+                        + "but a host view of bytes [" + (late.from() << PageGeometry.PAGE_SHIFT) + ", "
+                        + (late.to() << PageGeometry.PAGE_SHIFT) + ") opened in thread " + late.owner().getName()
+                        + " while the free began is still open: the memory of the pages it covers is not given back "
+                        + "yet (every other page's is); close the view, then call free(" + offset + ", " + length + ") again");
+            }
         } finally {
             s.lifecycle().exit();
         }

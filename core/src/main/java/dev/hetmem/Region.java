@@ -436,8 +436,11 @@ public final class Region implements AutoCloseable {
      *
      * <p>{@code offset} and {@code offset + length} must fall on granule boundaries, of the pages
      * on both sides of each (see {@link #granularity}); the end may also be the region's end.
-     * Refused while a host view over the range is open. Waits for the kernels whose pinned
-     * arguments cover the range; a launch that reaches it later (by device faults, or in a later
+     * Refused while a host view over the range is open; a view that another thread opens while
+     * the free begins (after its check, before the range is marked freed) is not waited for: the
+     * range is freed, every page but the ones that view covers is released, and the call throws
+     * {@link IllegalStateException} naming the view, so that freeing the range again after the
+     * view closes releases the rest. Waits for the kernels whose pinned arguments cover the range; a launch that reaches it later (by device faults, or in a later
      * tile) fails naming the freed bytes, keeping what it wrote before. Freeing a freed part again
      * is allowed: it finishes a free that was interrupted while it waited. In
      * {@link HostFaultMode#USERFAULTFD} mode plain loads through {@link #segment()} cannot be
@@ -447,6 +450,8 @@ public final class Region implements AutoCloseable {
      * @param offset the first byte to free, on a granule boundary
      * @param length the bytes to free; positive, ending on a granule boundary or at the region's end
      * @throws IllegalArgumentException when an edge of the range splits a granule
+     * @throws IllegalStateException when a host view of another thread covers part of the range
+     *         (before the free, nothing freed; while it began, the rest freed, as above)
      */
     public void free(long offset, long length) {
         memory.freeRange(this, offset, length);

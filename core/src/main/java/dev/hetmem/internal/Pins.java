@@ -251,6 +251,27 @@ public final class Pins {
         return null;
     }
 
+    /** Every pin of {@code node} on [from, to) whose owner thread is alive (open host views, on node 0). */
+    public synchronized java.util.List<Pin> allLiveOn(int node, long from, long to) {
+        java.util.List<Pin> out = new java.util.ArrayList<>(0);
+        for (Pin p : pins) {
+            if (p.node == node && p.owner.isAlive() && p.from < to && from < p.to) {
+                out.add(p);
+            }
+        }
+        return out;
+    }
+
+    /** A pin on [from, to) that is not one of {@code except} (compared by identity), or null. */
+    public synchronized Pin anyBut(java.util.List<Pin> except, long from, long to) {
+        for (Pin p : pins) {
+            if (p.from < to && from < p.to && except.stream().noneMatch(e -> e == p)) {
+                return p;
+            }
+        }
+        return null;
+    }
+
     /** A pin of {@code node} on [from, to), or null. */
     public synchronized Pin on(int node, long from, long to) {
         for (Pin p : pins) {

@@ -45,6 +45,17 @@ final class BlockLocks {
     }
 
     /** The block's first page index inside [from, ...). */
+    /** The blocks of {@code locked} (in ascending order) that hold a page of [from, to). */
+    static List<Block> within(List<Block> locked, long from, long to) {
+        List<Block> out = new ArrayList<>();
+        for (Block b : locked) {
+            if (b.index() >= blockOf(from) && b.index() <= blockOf(to - 1)) {
+                out.add(b);
+            }
+        }
+        return out;
+    }
+
     static int firstIn(Block b, long from) {
         return (int) Math.max(0, from - firstPage(b.index()));
     }

@@ -643,17 +643,50 @@ public final class MigrationEngine implements AutoCloseable {
      * Waits while any of them is pinned by another thread.
      */
     public void discard(RegionState region, long from, long to) {
+        Pins.Pin view = discard(region, from, to, false);
+        assert view == null;
+    }
+
+    /**
+     * {@link #discard} for a partial free, whose caller has marked [from, to) freed and refused
+     * the host views it found open before that. A view opened between that check and the mark
+     * (its pin is taken under the block locks, so once they are held here no later one can
+     * appear) is not waited for, since its thread may keep it open for as long as it likes, or
+     * wait for this one: the pages it covers stay as they are (refused to every new access; a
+     * later free of the range drops them), every other page is dropped, and the pin of one such
+     * view is returned; null when no view was open and everything was dropped. Kernels' pins are
+     * waited for, as {@link #discard} does: a kernel ends.
+     */
+    public Pins.Pin discardUnlessViewed(RegionState region, long from, long to) {
+        return discard(region, from, to, true);
+    }
+
+    private Pins.Pin discard(RegionState region, long from, long to, boolean spareViews) {
         ctx.refuseFromFaultingItem("DONT_NEED");
         List<Interval> ivs = Interval.wholeRange(region, from, to);
         while (true) {
             List<Block> locked = BlockLocks.lockAll(ivs);
             Next next = new Next();
             try {
-                Pins.Pin p = region.pins().any(from, to);
+                List<Pins.Pin> views = spareViews ? region.pins().allLiveOn(0, from, to) : List.of();
+                Pins.Pin p = region.pins().anyBut(views, from, to);   // a kernel's, or a view not spared
                 if (p == null) {
                     steals.reconcile(region, from, to);
-                    dropEverywhere(region, locked, from, to);
-                    return;
+                    long[] stretches = outside(views, from, to);   // (first, end) pairs no spared view covers
+                    long at = from;
+                    for (int i = 0; i <= stretches.length; i += 2) {
+                        long end = i < stretches.length ? stretches[i] : to;
+                        if (end > at) {
+                            // under a spared view: the devices' copies go, the host's stays for the view
+                            PageDrops.dropDeviceCopies(ctx, region, BlockLocks.within(locked, at, end), at, end);
+                        }
+                        if (i < stretches.length) {
+                            dropEverywhere(region, BlockLocks.within(locked, stretches[i], stretches[i + 1]),
+                                    stretches[i], stretches[i + 1]);
+                            at = stretches[i + 1];
+                        }
+                    }
+                    return views.isEmpty() ? null : views.getFirst();
                 }
                 next.waitFor(p, region);
             } finally {
@@ -665,6 +698,30 @@ public final class MigrationEngine implements AutoCloseable {
             }
             awaitRelease(region.pins(), next.seen);
         }
+    }
+
+    /** The stretches of [from, to) that none of {@code pins} covers, as (first, end) pairs in page order. */
+    private static long[] outside(List<Pins.Pin> pins, long from, long to) {
+        if (pins.isEmpty()) {
+            return new long[] {from, to};
+        }
+        List<Pins.Pin> sorted = new ArrayList<>(pins);
+        sorted.sort(java.util.Comparator.comparingLong(Pins.Pin::from));
+        long[] out = new long[2 * (sorted.size() + 1)];
+        int n = 0;
+        long at = from;
+        for (Pins.Pin v : sorted) {
+            if (v.from() > at) {
+                out[n++] = at;
+                out[n++] = Math.min(v.from(), to);
+            }
+            at = Math.max(at, v.to());
+        }
+        if (at < to) {
+            out[n++] = at;
+            out[n++] = to;
+        }
+        return java.util.Arrays.copyOf(out, n);
     }
 
     /**

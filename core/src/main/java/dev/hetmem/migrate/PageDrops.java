@@ -23,9 +23,22 @@ final class PageDrops {
      * (false only for a killed region, whose host side reads no frame any more).
      */
     static void dropAll(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to, boolean syncHost) {
+        drop(ctx, region, blocks, from, to, syncHost, false);
+    }
+
+    /**
+     * As {@link #dropAll}, but the host keeps its copy: for pages of a freed range that an open
+     * host view still reads (no device may hold or map a freed page; the view's bytes stay).
+     */
+    static void dropDeviceCopies(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to) {
+        drop(ctx, region, blocks, from, to, true, true);
+    }
+
+    private static void drop(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to, boolean syncHost,
+                             boolean keepHost) {
         Invalidations inv = new Invalidations(ctx.nodeCount());
         try {
-            dropAll(ctx, region, blocks, from, to, syncHost, inv);
+            dropAll(ctx, region, blocks, from, to, syncHost, keepHost, inv);
         } catch (RuntimeException | Error e) {
             inv.flushAfterFailure(ctx, e);
             throw e;
@@ -34,7 +47,7 @@ final class PageDrops {
     }
 
     private static void dropAll(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to,
-                                boolean syncHost, Invalidations inv) {
+                                boolean syncHost, boolean keepHost, Invalidations inv) {
         for (Block b : blocks) {
             long base = firstPage(b.index());
             int p0 = BlockLocks.firstIn(b, from);
@@ -52,7 +65,7 @@ final class PageDrops {
                 for (int n = 1; n < ctx.nodeCount(); n++) {
                     dropDeviceCopies(ctx, region, b, n, p0, p1, inv, frees);
                 }
-                if (b.hasPagesOn(0)) {
+                if (!keepHost && b.hasPagesOn(0)) {
                     b.removeResidentRange(0, p0, p1 - p0);
                 }
                 if (syncHost) {
