@@ -12,10 +12,13 @@ import dev.hetmem.migrate.MigrationEngine;
  * on every node as DONT_NEED drops them.
  *
  * <p>Why the mark comes first: the engine refuses freed pages under the block locks
- * ({@code MigrationEngine.ensure}, {@code fill}), and the drop takes the same locks and waits for
- * the pins already on the range. A call that passed its own check before the mark either pinned
- * its pages before the drop (the drop waits for it) or reaches the engine after the mark (and is
- * refused there). So no frame is left behind in a freed range, on any node.
+ * ({@code MigrationEngine.ensure}, {@code fill}), and the drop takes the same locks. A call that
+ * passed its own check before the mark either pinned its pages before the drop or reaches the
+ * engine after the mark (and is refused there). The drop waits for the kernels' pins; a host view
+ * pinned so (opened by another thread between this class's check for views and the mark) is not
+ * waited for, since its thread may hold it as long as it likes: the pages it covers keep their
+ * host copy, and the free throws naming it ({@code MigrationEngine.discardUnlessViewed}). So no
+ * frame is left behind in a freed range once the free returns, and none on a device even when it throws.
  */
 final class PartialFree {
     private PartialFree() {}
@@ -73,9 +76,10 @@ final class PartialFree {
                 // a free again finishes
                 throw new IllegalStateException("free(" + offset + ", " + length + ") of " + region + ": the bytes are freed, "
                         + "but a host view of bytes [" + (late.from() << PageGeometry.PAGE_SHIFT) + ", "
-                        + (late.to() << PageGeometry.PAGE_SHIFT) + ") opened in thread " + late.owner().getName()
-                        + " while the free began is still open: the memory of the pages it covers is not given back "
-                        + "yet (every other page's is); close the view, then call free(" + offset + ", " + length + ") again");
+                        + (late.to() << PageGeometry.PAGE_SHIFT) + ") that thread " + late.owner().getName()
+                        + " opened while the free began was open, so the host memory of the pages it covers is not "
+                        + "given back yet (every other page's is); once it is closed, call free(" + offset + ", " + length
+                        + ") again");
             }
         } finally {
             s.lifecycle().exit();

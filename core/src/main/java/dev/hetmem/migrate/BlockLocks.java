@@ -44,7 +44,6 @@ final class BlockLocks {
         }
     }
 
-    /** The block's first page index inside [from, ...). */
     /** The blocks of {@code locked} (in ascending order) that hold a page of [from, to). */
     static List<Block> within(List<Block> locked, long from, long to) {
         List<Block> out = new ArrayList<>();
@@ -56,6 +55,7 @@ final class BlockLocks {
         return out;
     }
 
+    /** The block's first page index inside [from, ...). */
     static int firstIn(Block b, long from) {
         return (int) Math.max(0, from - firstPage(b.index()));
     }

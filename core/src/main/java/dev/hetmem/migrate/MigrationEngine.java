@@ -652,10 +652,11 @@ public final class MigrationEngine implements AutoCloseable {
      * the host views it found open before that. A view opened between that check and the mark
      * (its pin is taken under the block locks, so once they are held here no later one can
      * appear) is not waited for, since its thread may keep it open for as long as it likes, or
-     * wait for this one: the pages it covers stay as they are (refused to every new access; a
-     * later free of the range drops them), every other page is dropped, and the pin of one such
-     * view is returned; null when no view was open and everything was dropped. Kernels' pins are
-     * waited for, as {@link #discard} does: a kernel ends.
+     * wait for this one: the pages it covers keep their host copy for it (the devices' copies and
+     * mappings go; the pages are refused to every new access, and a later free of the range
+     * drops the rest), every other page is dropped, and the pin of one such view is returned
+     * (it may have closed since); null when no view was open and everything was dropped.
+     * Kernels' pins are waited for, as {@link #discard} does.
      */
     public Pins.Pin discardUnlessViewed(RegionState region, long from, long to) {
         return discard(region, from, to, true);
@@ -678,7 +679,7 @@ public final class MigrationEngine implements AutoCloseable {
                         long end = i < stretches.length ? stretches[i] : to;
                         if (end > at) {
                             // under a spared view: the devices' copies go, the host's stays for the view
-                            PageDrops.dropDeviceCopies(ctx, region, BlockLocks.within(locked, at, end), at, end);
+                            PageDrops.dropAllButHost(ctx, region, BlockLocks.within(locked, at, end), at, end);
                         }
                         if (i < stretches.length) {
                             dropEverywhere(region, BlockLocks.within(locked, stretches[i], stretches[i + 1]),
@@ -726,8 +727,8 @@ public final class MigrationEngine implements AutoCloseable {
 
     /**
      * Every node's copy of pages [from, to) goes, and their host frames read as zeros again (DONT_NEED,
-     * and a fill over what host code left): the caller holds the blocks' locks, has reconciled the
-     * range and found no pin on it.
+     * and a fill over what host code left): the caller holds the blocks' locks (at least those of
+     * [from, to), in {@code locked}), has reconciled the range and found no pin on it.
      */
     private void dropEverywhere(RegionState region, List<Block> locked, long from, long to) {
         PageDrops.dropAll(ctx, region, locked, from, to, true);

@@ -30,7 +30,7 @@ final class PageDrops {
      * As {@link #dropAll}, but the host keeps its copy: for pages of a freed range that an open
      * host view still reads (no device may hold or map a freed page; the view's bytes stay).
      */
-    static void dropDeviceCopies(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to) {
+    static void dropAllButHost(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to) {
         drop(ctx, region, blocks, from, to, true, true);
     }
 
