@@ -195,7 +195,7 @@ final class DemoCommand {
                 try {
                     new ResidencyMap("hetmem demo: r after mulMat on node 1", afterKernel).writePng(java.nio.file.Path.of(mapFile));
                 } catch (java.io.IOException e) {
-                    throw new java.io.UncheckedIOException("cannot write " + mapFile + ": " + e.getMessage(), e);
+                    throw new java.io.UncheckedIOException(e.getMessage(), e);   // it names the file and why
                 }
                 err.println("hetmem demo: picture of r written to " + mapFile);
             }

@@ -44,7 +44,12 @@ final class LoadCommand {
         } catch (IllegalArgumentException e) {
             throw new Args.UsageException("--scheme " + args.value("scheme", "") + " is not one of buffered, direct, overlapped, mmap");
         }
-        o = o.withThreads(args.intValue("threads", o.threads(), 1, 64)).withRingBytes(args.longValue("ring", o.ringBytes()));
+        o = o.withThreads(args.intValue("threads", o.threads(), 1, 64));
+        try {
+            o = o.withRingBytes(args.longValue("ring", o.ringBytes()));
+        } catch (IllegalArgumentException e) {
+            throw new Args.UsageException("--ring " + args.value("ring", "") + ": " + e.getMessage());   // a usage error: exit 2
+        }
         boolean json = args.flag("json");
         // the emulated device is sized to hold the file: this command shows loading, not oversubscription
         long size = Files.exists(file) && !Files.isDirectory(file) ? Files.size(file) : 0;

@@ -146,8 +146,16 @@ final class ResidencyMap {
         } catch (java.awt.AWTError | UnsatisfiedLinkError | InternalError | NullPointerException e) {
             throw Chart.fontsMissing(file, e);
         }
-        if (!ImageIO.write(img, "png", file.toFile())) {
-            throw new IOException("no PNG writer in this JDK");
+        // written to a stream opened here, in memory: ImageIO.write(img, "png", File), given a path it
+        // cannot open (a missing folder), prints the JDK's own stack trace to System.err and then
+        // fails with words that do not say why ("Can't create an ImageOutputStream!")
+        ImageIO.setUseCache(false);
+        try (java.io.OutputStream o = new java.io.BufferedOutputStream(new java.io.FileOutputStream(file.toFile()))) {
+            if (!ImageIO.write(img, "png", o)) {
+                throw new IOException("no PNG writer in this JDK");
+            }
+        } catch (IOException e) {
+            throw new IOException("cannot write the picture to " + file + ": " + e.getMessage(), e);
         }
     }
 

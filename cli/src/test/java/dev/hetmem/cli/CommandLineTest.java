@@ -439,6 +439,9 @@ class CommandLineTest {
         assertTrue(missing.out().contains("\"error\":") && missing.out().contains("\"command\":\"load\""), missing.out());
         Result human = run("load", "/no/such/file.bin");
         assertEquals("", human.out(), "without --json stdout stays empty");
+        Result ring = run("load", "x.bin", "--ring", "1");   // a value outside the option's limits: a usage error too
+        assertEquals(2, ring.code(), ring.err());
+        assertTrue(ring.err().contains("--ring 1: ring of 1 bytes must hold at least one chunk"), ring.err());
     }
 
     @Test

@@ -104,6 +104,35 @@ class PicturesTest {
         }
     }
 
+    /**
+     * A picture that cannot be written (its folder is missing) fails with the file and the reason,
+     * and prints nothing of its own: ImageIO, handed the path, printed a stack trace to
+     * System.err, which reached the user of {@code hetmem map --png} and {@code demo --map}.
+     */
+    @Test
+    void aPictureThatCannotBeWrittenSaysWhyAndPrintsNoStackTrace(@TempDir Path dir) throws Exception {
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(EmulatedDevice.builder().capacity(32L << 20).build()).build()) {
+            var r = mem.allocate(2L << 20);
+            ResidencyMap map = new ResidencyMap("test", r.snapshot(0, r.size()));
+            Path png = dir.resolve("no-such-folder").resolve("map.png");
+            PrintStream was = System.err;
+            ByteArrayOutputStream printed = new ByteArrayOutputStream();
+            java.io.IOException e;
+            try {
+                System.setErr(new PrintStream(printed, true, StandardCharsets.UTF_8));
+                e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class, () -> map.writePng(png));
+            } finally {
+                System.setErr(was);
+            }
+            assertEquals("", printed.toString(StandardCharsets.UTF_8), "nothing printed to System.err");
+            assertTrue(e.getMessage().startsWith("cannot write the picture to " + png + ": ")
+                    && e.getMessage().contains("No such file or directory"), e.getMessage());
+        }
+        CommandLineTest.Result bad = CommandLineTest.run("map", "--png", dir.resolve("no-such-folder/m.png").toString());
+        assertEquals(1, bad.code());
+        assertTrue(bad.err().contains("cannot write the picture to") && !bad.err().contains("Exception"), bad.err());
+    }
+
     @Test
     void picturesOnlyOfTheKindsTheyCanBe() {
         CommandLineTest.Result bad = CommandLineTest.run("bench", "fault", "--plot", "chart.jpg");
