@@ -95,6 +95,19 @@ final class Args {
         }
     }
 
+    /** A whole number option (no size suffix, any sign: a seed), or the fallback; anything else is a usage error. */
+    long numberValue(String name, long fallback) {
+        String v = options.get(name);
+        if (v == null) {
+            return fallback;
+        }
+        try {
+            return Long.parseLong(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + name + " " + v + " is not a whole number in [" + Long.MIN_VALUE + ", " + Long.MAX_VALUE + "]");
+        }
+    }
+
     /** A whole number option within [min, max], or the fallback; out of range is a usage error naming both. */
     int intValue(String name, int fallback, int min, int max) {
         long v = longValue(name, fallback);

@@ -56,9 +56,9 @@ final class StressCommand {
         if (seconds < 1 || seconds > 604_800) {
             throw new Args.UsageException("--seconds " + seconds + " is outside [1, 604800]");
         }
-        long seed = args.longValue("seed", 1);
+        long seed = args.numberValue("seed", 1);
         String device = args.value("device", "all");
-        long only = args.longValue("only", -1);
+        long only = args.numberValue("only", -1);
         long repeat = args.longValue("repeat", 1);
         boolean onlyGiven = args.value("only", null) != null;
         if (!onlyGiven && args.value("repeat", null) != null) {
