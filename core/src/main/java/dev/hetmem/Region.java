@@ -440,8 +440,9 @@ public final class Region implements AutoCloseable {
      * the free begins (after its check, before the range is marked freed) is not waited for: the
      * range is freed, every page but the ones that view covers is released, and the call throws
      * {@link IllegalStateException} naming the view, so that freeing the range again after the
-     * view closes releases the rest. Waits for the kernels whose pinned arguments cover the range; a launch that reaches it later (by device faults, or in a later
-     * tile) fails naming the freed bytes, keeping what it wrote before. Freeing a freed part again
+     * view closes releases the rest. Waits for the kernels whose pinned arguments cover the
+     * range; a launch that reaches it later (by device faults, or in a later tile) fails naming
+     * the freed bytes, keeping what it wrote before. Freeing a freed part again
      * is allowed: it finishes a free that was interrupted while it waited. In
      * {@link HostFaultMode#USERFAULTFD} mode plain loads through {@link #segment()} cannot be
      * refused: in a freed range they read zeros, and what is stored there is dropped with the
