@@ -66,8 +66,23 @@ final class Chart {
         String plot = args.value("plot", null);
         if (plot != null) {
             checkFile(plot);
+            checkFolder("--plot", plot);
         }
         return plot;
+    }
+
+    /**
+     * Throws a usage error unless the folder {@code file} goes in exists and can be written:
+     * checked before the work, so that a long benchmark does not end by failing to save its picture.
+     */
+    static void checkFolder(String option, String file) {
+        java.nio.file.Path parent = java.nio.file.Path.of(file).toAbsolutePath().getParent();
+        if (parent == null || !java.nio.file.Files.isDirectory(parent)) {
+            throw new Args.UsageException(option + " " + file + ": there is no folder " + parent);
+        }
+        if (!java.nio.file.Files.isWritable(parent)) {
+            throw new Args.UsageException(option + " " + file + ": the folder " + parent + " cannot be written");
+        }
     }
 
     /** Throws a usage error unless {@code file} ends in .png or .svg; checked before a benchmark runs. */

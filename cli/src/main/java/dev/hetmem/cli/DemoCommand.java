@@ -129,6 +129,9 @@ final class DemoCommand {
         if (mapFile != null && !mapFile.toLowerCase(java.util.Locale.ROOT).endsWith(".png")) {
             throw new Args.UsageException("--map " + mapFile + ": the file must end in .png");
         }
+        if (mapFile != null) {
+            Chart.checkFolder("--map", mapFile);
+        }
         long mLong = args.longValue("size", 512);
         if (mLong < 1 || mLong > 4096) {
             throw new Args.UsageException("--size " + mLong + " must be in [1, 4096]");

@@ -33,6 +33,9 @@ final class MapCommand {
         if (png != null && !png.toLowerCase(java.util.Locale.ROOT).endsWith(".png")) {
             throw new Args.UsageException("--png " + png + ": the file must end in .png");
         }
+        if (png != null) {
+            Chart.checkFolder("--png", png);
+        }
         int width = args.intValue("width", 100, 10, 1000);
         String load = args.value("load", null);
         int to = args.intValue("to", 0, 0, 2);

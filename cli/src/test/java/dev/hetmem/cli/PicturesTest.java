@@ -128,9 +128,16 @@ class PicturesTest {
             assertTrue(e.getMessage().startsWith("cannot write the picture to " + png + ": ")
                     && e.getMessage().contains("No such file or directory"), e.getMessage());
         }
-        CommandLineTest.Result bad = CommandLineTest.run("map", "--png", dir.resolve("no-such-folder/m.png").toString());
-        assertEquals(1, bad.code());
-        assertTrue(bad.err().contains("cannot write the picture to") && !bad.err().contains("Exception"), bad.err());
+        // the commands look at the folder before they start: a usage error, before any work
+        for (String[] argv : new String[][] {{"map", "--png"}, {"demo", "--map"}, {"bench", "fault", "--quick", "--plot"}}) {
+            String[] full = java.util.Arrays.copyOf(argv, argv.length + 1);
+            full[argv.length] = dir.resolve("no-such-folder/m.png").toString();
+            CommandLineTest.Result bad = CommandLineTest.run(full);
+            assertEquals(2, bad.code(), bad.err());
+            assertTrue(bad.err().contains("there is no folder " + dir.resolve("no-such-folder")) && !bad.err().contains("Exception"),
+                    bad.err());
+            assertEquals("", bad.out(), "nothing ran");
+        }
     }
 
     @Test
