@@ -336,16 +336,10 @@ public final class RetainedFrames implements AutoCloseable {
 
         /** Whether page {@code page}'s frame is retained or being released (for verify()). */
         public boolean isRetained(long page) {
-            synchronized (RetainedFrames.this) {
-                Chunk c = chunks.get(page / BLOCK_PAGES);
-                if (c != null && c.isSet((int) (page % BLOCK_PAGES))) {
-                    return true;
-                }
-                return inFlightCovers(page, page + 1);
-            }
+            return anyRetained(page, 1);
         }
 
-        /** Whether any page of [page, page+count) has its frame retained or being released (assertions). */
+        /** Whether any page of [page, page+count) has its frame retained or being released (verify(), assertions). */
         public boolean anyRetained(long page, long count) {
             synchronized (RetainedFrames.this) {
                 for (long p = page; p < page + count; p++) {

@@ -265,11 +265,20 @@ public final class Pins {
     /** A pin on [from, to) that is not one of {@code except} (compared by identity), or null. */
     public synchronized Pin anyBut(java.util.List<Pin> except, long from, long to) {
         for (Pin p : pins) {
-            if (p.from < to && from < p.to && except.stream().noneMatch(e -> e == p)) {
+            if (p.from < to && from < p.to && !containsSame(except, p)) {
                 return p;
             }
         }
         return null;
+    }
+
+    private static boolean containsSame(java.util.List<Pin> list, Pin p) {
+        for (Pin e : list) {
+            if (e == p) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** A pin of {@code node} on [from, to), or null. */

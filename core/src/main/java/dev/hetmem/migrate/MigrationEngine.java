@@ -673,21 +673,30 @@ public final class MigrationEngine implements AutoCloseable {
                 Pins.Pin p = region.pins().anyBut(views, from, to);   // a kernel's, or a view not spared
                 if (p == null) {
                     steals.reconcile(region, from, to);
-                    long[] stretches = outside(views, from, to);   // (first, end) pairs no spared view covers
-                    long at = from;
-                    for (int i = 0; i <= stretches.length; i += 2) {
-                        long end = i < stretches.length ? stretches[i] : to;
-                        if (end > at) {
-                            // under a spared view: the devices' copies go, the host's stays for the view
-                            PageDrops.dropAllButHost(ctx, region, BlockLocks.within(locked, at, end), at, end);
-                        }
-                        if (i < stretches.length) {
-                            dropEverywhere(region, BlockLocks.within(locked, stretches[i], stretches[i + 1]),
-                                    stretches[i], stretches[i + 1]);
-                            at = stretches[i + 1];
-                        }
+                    if (views.isEmpty()) {
+                        dropEverywhere(region, locked, from, to);
+                        return null;
                     }
-                    return views.isEmpty() ? null : views.getFirst();
+                    // in page order: what no view covers goes everywhere; under a view the devices' copies go,
+                    // the host's stays for the view
+                    List<Pins.Pin> sorted = new ArrayList<>(views);
+                    sorted.sort(java.util.Comparator.comparingLong(Pins.Pin::from));
+                    long at = from;
+                    for (Pins.Pin v : sorted) {
+                        long viewFrom = Math.max(at, Math.min(v.from(), to));
+                        long viewTo = Math.max(viewFrom, Math.min(v.to(), to));
+                        if (viewFrom > at) {
+                            dropEverywhere(region, BlockLocks.within(locked, at, viewFrom), at, viewFrom);
+                        }
+                        if (viewTo > viewFrom) {
+                            PageDrops.dropAllButHost(ctx, region, BlockLocks.within(locked, viewFrom, viewTo), viewFrom, viewTo);
+                        }
+                        at = Math.max(at, viewTo);
+                    }
+                    if (at < to) {
+                        dropEverywhere(region, BlockLocks.within(locked, at, to), at, to);
+                    }
+                    return views.getFirst();
                 }
                 next.waitFor(p, region);
             } finally {
@@ -699,30 +708,6 @@ public final class MigrationEngine implements AutoCloseable {
             }
             awaitRelease(region.pins(), next.seen);
         }
-    }
-
-    /** The stretches of [from, to) that none of {@code pins} covers, as (first, end) pairs in page order. */
-    private static long[] outside(List<Pins.Pin> pins, long from, long to) {
-        if (pins.isEmpty()) {
-            return new long[] {from, to};
-        }
-        List<Pins.Pin> sorted = new ArrayList<>(pins);
-        sorted.sort(java.util.Comparator.comparingLong(Pins.Pin::from));
-        long[] out = new long[2 * (sorted.size() + 1)];
-        int n = 0;
-        long at = from;
-        for (Pins.Pin v : sorted) {
-            if (v.from() > at) {
-                out[n++] = at;
-                out[n++] = Math.min(v.from(), to);
-            }
-            at = Math.max(at, v.to());
-        }
-        if (at < to) {
-            out[n++] = at;
-            out[n++] = to;
-        }
-        return java.util.Arrays.copyOf(out, n);
     }
 
     /**
