@@ -18,7 +18,6 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.CompletableFuture;
 
 import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
 import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
@@ -428,8 +427,7 @@ final class KernelLaunch {
         long migrated = 0;
         long faultNanos = 0;
         long kernelNanos = 0;
-        @SuppressWarnings("unchecked")
-        CompletableFuture<Void>[] ahead = new CompletableFuture[1];
+        TilePrefetch[] ahead = new TilePrefetch[1];
         // where the device takes faults, an item that reaches outside its declared window faults the
         // page in (and its translations are tracked) instead of touching whatever is mapped there
         long[] faultCounts = new long[3];
@@ -445,7 +443,7 @@ final class KernelLaunch {
                 event.begin();
                 long waitStart = System.nanoTime();
                 if (ahead[0] != null) {
-                    ahead[0].join();   // this tile's prefetch, started while its predecessor ran
+                    ahead[0].await();   // this tile's prefetch, started while its predecessor ran
                     ahead[0] = null;
                 }
                 long prefetchWait = System.nanoTime() - waitStart;
@@ -455,8 +453,7 @@ final class KernelLaunch {
                 Runnable prefetchNext = null;
                 if (next < globalSize) {
                     List<MigrationRequest> nextWindows = windows(args, next, Math.min(globalSize, next + items), true);
-                    prefetchNext = () -> ahead[0] = CompletableFuture.runAsync(() -> prefetchQuietly(nextWindows, node),
-                            memory.background());
+                    prefetchNext = () -> ahead[0] = TilePrefetch.start(memory.background(), () -> prefetch(nextWindows, node));
                 }
                 // plain pointers cannot be offset below their window: a kernel with plain arguments sees each
                 // tile as a launch of its own (ids from 0, windowed arguments from their window's first byte),
@@ -484,10 +481,16 @@ final class KernelLaunch {
                     event.commit();
                 }
             }
-        } finally {
+        } catch (RuntimeException | Error e) {
+            // the next tile's prefetch may wait for a pin of a thread that waits for this launch's
+            // outcome (a host view over its window): stopped, not waited for, so the failure is reported
             if (ahead[0] != null) {
-                ahead[0].join();
+                Error late = ahead[0].cancel();
+                if (late != null && late != e) {
+                    e.addSuppressed(late);
+                }
             }
+            throw e;
         }
         synchronized (faultCounts) {
             faults += faultCounts[0];
@@ -634,16 +637,11 @@ final class KernelLaunch {
         return lo;
     }
 
-    private void prefetchQuietly(List<MigrationRequest> requests, int node) {
-        if (requests.isEmpty()) {
-            return;
-        }
-        try {
+    /** The next tile's windows to {@code node}, unpinned: only a head start ({@link TilePrefetch}). */
+    private void prefetch(List<MigrationRequest> requests, int node) {
+        if (!requests.isEmpty()) {
             memory.engine().ensure(requests, node, Trigger.PREFETCH, MigrationEngine.Pinning.NO_PIN,
                     MigrationEngine.FROM_ANY_NODE);
-        } catch (RuntimeException e) {
-            // only a head start: the tile itself brings its pages in, and reports what fails then
-            System.getLogger(KernelLaunch.class.getName()).log(System.Logger.Level.DEBUG, "tile prefetch failed", e);
         }
     }
 

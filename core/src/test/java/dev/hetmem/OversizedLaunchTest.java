@@ -267,6 +267,75 @@ class OversizedLaunchTest {
         }
     }
 
+    /**
+     * A tiled launch whose kernel fails while the next tile's prefetch waits for another thread's host
+     * view over that tile's window, the view's thread waiting for the launch's outcome before it
+     * closes the view: the launch stops the prefetch and reports the kernel's failure, rather than
+     * wait for the prefetch (and so for the view) before it returns.
+     */
+    @Test
+    @Tag("emulated")   // the kernel is Java code
+    void aTiledLaunchThatFailsDoesNotWaitForItsNextTilesPrefetch() throws Exception {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 3 * DEVICE;
+            Region a = mem.allocate(bytes);
+            fill(a, 0, bytes, 9);
+            long tileItems = DEVICE / 4 / 8;   // a tile's windows: a quarter of the device (KernelLaunch.TILE_SHARE)
+            java.util.concurrent.ExecutorService launcher = java.util.concurrent.Executors.newSingleThreadExecutor();
+            try {
+                CompletableFuture<LaunchResult> launch;
+                // the view: a page in the third tile's window, which the second tile's prefetch moves
+                try (HostView v = a.host(2 * tileItems * 8 + 4096, 4096, Access.READ)) {
+                    launch = CompletableFuture.supplyAsync(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
+                        if (i == tileItems) {
+                            sleep(300);   // the next tile's prefetch is waiting for the view by now
+                            throw new IllegalStateException("the kernel failed in its second tile");
+                        }
+                        args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
+                    }, bytes / 8, KernelArg.readWrite(a).perItem(8)), launcher);
+                    // this thread waits for the launch before it closes its view
+                    var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> launch.get(20, TimeUnit.SECONDS),
+                            "the failed launch returned while the view stayed open");
+                    assertTrue(String.valueOf(e.getCause()).contains("the kernel failed in its second tile")
+                            || (e.getCause().getCause() != null
+                            && e.getCause().getCause().getMessage().contains("the kernel failed in its second tile")), e.toString());
+                    assertEquals(value(9, 2 * tileItems + 512), v.segment().get(ValueLayout.JAVA_LONG, 0), "the viewed page");
+                }
+                // nothing lost: the first tile's items added one, the tiles after the failed one nothing
+                // (the failed tile's items may have run or not)
+                for (long i = 0; i < bytes / 8; i += 509) {
+                    long was = value(9, i);
+                    long got = readLong(a, 8 * i);
+                    if (i < tileItems / 2) {
+                        assertEquals(was + 1, got, "long " + i + " of the first tile");
+                    } else if (i >= 2 * tileItems) {
+                        assertEquals(was, got, "long " + i + " of a tile after the failed one");
+                    } else {
+                        assertTrue(got == was || got == was + 1, "long " + i + ": " + got + " against " + was);
+                    }
+                }
+                verified(mem);
+            } finally {
+                launcher.shutdownNow();
+            }
+        }
+    }
+
+    private static void sleep(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static long readLong(Region r, long offset) {
+        try (HostView v = r.host(offset, 8, Access.READ)) {
+            return v.segment().get(ValueLayout.JAVA_LONG, 0);
+        }
+    }
+
     /** The launching thread's own host view over an argument of a launch larger than the device. */
     @Test
     void aLaunchOverThePagesOfTheCallersOwnViewIsRefusedAtOnce() {
