@@ -138,7 +138,11 @@ public final class Region implements AutoCloseable {
      * {@link ProtectionException}.
      *
      * <p>A view of 0 bytes is allowed at any offset in [0, {@link #size()}]: it pins nothing and
-     * waits for nothing. Otherwise waits while a running kernel holds the pages.
+     * waits for nothing. Otherwise waits while a running kernel holds the pages on its device. Pages a
+     * device maps in place (host memory it reaches directly: {@link Advice#accessedBy}, or a block
+     * thrashing control keeps home) are at home already, and the view does not wait for a kernel
+     * using them so, nor such a kernel for the view: both reach the same bytes at once, as a CPU
+     * thread and a device do on memory both map (the program orders their accesses).
      *
      * @param offset the view's first byte, as a region offset
      * @param length the view's size in bytes; 0 or more

@@ -13,6 +13,7 @@ import dev.hetmem.io.LoadResult;
 import dev.hetmem.loader.LoadTarget;
 import dev.hetmem.internal.DeviceNode;
 import dev.hetmem.internal.Lifecycle;
+import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
 import dev.hetmem.internal.ResidencyRegistry;
 import dev.hetmem.migrate.MigrationEngine;
@@ -611,14 +612,25 @@ public final class UnifiedMemory implements AutoCloseable {
      * @throws IllegalArgumentException for a region of another memory, a bad length or an unknown node
      * @throws IndexOutOfBoundsException if the range is outside the region
      * @throws IllegalStateException if the memory or region is closed, or the range reaches freed bytes
+     * @throws PinnedByCallerException if the calling thread holds pages of the range on another node
+     *         (an open host view, for a prefetch to a device): the migration runs on another thread
+     *         and would wait for that view, and a caller that waits for the future before closing
+     *         it would wait forever (as {@link #launch} refuses its caller's views over its arguments)
      */
     public java.util.concurrent.CompletableFuture<Long> prefetchAsync(Region region, long offset, long length, int node) {
         checkMine(region);
         Checks.range(offset, length, region.size(), region);
         checkNode(node);
         lifecycle.checkOpen();
-        region.state().lifecycle().checkOpen();
-        region.state().refuseFreed(offset >>> PAGE_SHIFT, Math.ceilDiv(offset + length, PAGE_BYTES), "a prefetch");
+        RegionState s = region.state();
+        s.lifecycle().checkOpen();
+        long from = offset >>> PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, PAGE_BYTES);
+        s.refuseFreed(from, to, "a prefetch");
+        Pins.Pin own = s.pins().heldByCurrentThread(from, to);
+        if (own != null && own.node() != node) {
+            throw new PinnedByCallerException(s, own.node(), own.from(), own.to());
+        }
         try {
             return java.util.concurrent.CompletableFuture.supplyAsync(() -> advising.prefetchRange(region, offset, length, node),
                     background);

@@ -49,6 +49,27 @@ class AdviceTest {
         MemoryFixture.check(r, 0, 4 * MiB, 1);
     }
 
+    /**
+     * The migration of an asynchronous prefetch runs on another thread: a view of the caller's over
+     * the range would keep it waiting, and a caller that then waits for the future before closing the
+     * view would wait forever. Refused at once, naming the pinned pages, as a launch refuses them.
+     */
+    @Test
+    void anAsynchronousPrefetchOverTheCallersOwnViewIsRefusedAtOnce() throws Exception {
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r, 0, 4 * MiB, 3);
+        try (HostView v = r.host(MiB, PAGE, Access.READ)) {
+            PinnedByCallerException e = assertThrows(PinnedByCallerException.class, () -> mem.prefetchAsync(r, 0, 4 * MiB, 1));
+            assertTrue(e.getMessage().contains("pages [256, 257)"), e.getMessage());
+            // to the host, where the view holds the page already, nothing waits for it
+            assertEquals(0L, mem.prefetchAsync(r, 0, 4 * MiB, 0).get(10, TimeUnit.SECONDS));
+            // a granule the view does not reach moves while it stays open
+            assertEquals(512L, mem.prefetchAsync(r, 2 * MiB, 2 * MiB, 1).get(10, TimeUnit.SECONDS));
+        }
+        assertEquals(512L, mem.prefetchAsync(r, 0, 4 * MiB, 1).get(10, TimeUnit.SECONDS), "the rest, once the view closed");
+        MemoryFixture.check(r, 0, 4 * MiB, 3);
+    }
+
     @Test
     void blocksPreferringTheDeviceAreEvictedLast() {
         Region kept = mem.allocate(2 * MiB);
