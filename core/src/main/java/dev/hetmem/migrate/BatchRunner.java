@@ -77,7 +77,13 @@ final class BatchRunner {
                 CopyPhase.copy(ctx, batch);
                 mark(phases, 3);
             } catch (RuntimeException | Error e) {
-                UndoPhase.undo(ctx, batch);
+                try {
+                    UndoPhase.undo(ctx, batch);
+                } catch (RuntimeException | Error u) {
+                    // the failure that made the undo is the one to report (a RetryBatch stays one, for
+                    // ensure's retry), with the undo's own beside it
+                    e.addSuppressed(u);
+                }
                 throw e;
             }
             CommitPhase.commit(ctx, batch);

@@ -28,11 +28,14 @@ final class UndoPhase {
                 written.add(r.region, r.page() << PAGE_SHIFT, r.bytes());
             }
         }
-        written.flush(ctx.pool);
+        // the mappings and the host side first (driver calls that should not fail, and the host side's
+        // sync looks at host-resident pages only, which none of the written ones is); the release last,
+        // since madvise can fail, and such a failure leaves only dead frames mapped
         restoreMappings(ctx, batch);
         for (Run r : batch.runs) {
             ctx.syncHost(r.region, r.block, r.first, r.first + r.count);
         }
+        written.flush(ctx.pool);
     }
 
     private static void restoreMappings(EngineContext ctx, MigrationBatch batch) {
