@@ -481,7 +481,7 @@ final class KernelLaunch {
                     event.commit();
                 }
             }
-        } catch (RuntimeException | Error e) {
+        } catch (Throwable e) {
             // the next tile's prefetch may wait for a pin of a thread that waits for this launch's
             // outcome (a host view over its window): stopped, not waited for, so the failure is reported
             if (ahead[0] != null) {

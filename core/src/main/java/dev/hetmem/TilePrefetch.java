@@ -2,6 +2,7 @@ package dev.hetmem;
 
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 
 /**
  * The next tile's prefetch in a tiled launch ({@link KernelLaunch}): its migration runs on a thread
@@ -34,14 +35,17 @@ final class TilePrefetch {
         this.migration = migration;
     }
 
-    /** Starts {@code migration} on {@code executor}; a {@link RuntimeException} it throws is only a lost head start. */
+    /**
+     * Starts {@code migration} on {@code executor}; a {@link RuntimeException} it throws is only a
+     * lost head start, and so is an executor that refuses it (the memory is closing: the tile itself
+     * then finds out).
+     */
     static TilePrefetch start(Executor executor, Runnable migration) {
         TilePrefetch p = new TilePrefetch(migration);
         try {
             executor.execute(p::run);
-        } catch (RuntimeException e) {
-            p.ended.countDown();   // never ran (the memory is closing): nothing to wait for
-            throw e;
+        } catch (RejectedExecutionException e) {
+            p.ended.countDown();   // never ran: nothing to wait for
         }
         return p;
     }
@@ -76,12 +80,14 @@ final class TilePrefetch {
      * (kept set), as the engine's own waits do.
      */
     void await() {
-        try {
-            ended.await();
-        } catch (InterruptedException e) {
-            cancel();
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for the next tile's pages", e);
+        if (ended.getCount() != 0) {   // an interrupt pending while nothing is left to wait for fails nothing
+            try {
+                ended.await();
+            } catch (InterruptedException e) {
+                cancel();
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for the next tile's pages", e);
+            }
         }
         Error e;
         synchronized (this) {

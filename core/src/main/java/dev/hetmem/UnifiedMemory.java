@@ -612,10 +612,12 @@ public final class UnifiedMemory implements AutoCloseable {
      * @throws IllegalArgumentException for a region of another memory, a bad length or an unknown node
      * @throws IndexOutOfBoundsException if the range is outside the region
      * @throws IllegalStateException if the memory or region is closed, or the range reaches freed bytes
-     * @throws PinnedByCallerException if the calling thread holds pages of the range on another node
-     *         (an open host view, for a prefetch to a device): the migration runs on another thread
-     *         and would wait for that view, and a caller that waits for the future before closing
-     *         it would wait forever (as {@link #launch} refuses its caller's views over its arguments)
+     * @throws PinnedByCallerException if the calling thread holds pages of the range's granules (the
+     *         range widened to whole granules, as the prefetch moves them) on another node: an open
+     *         host view, for a prefetch to a device. The migration runs on another thread and may
+     *         wait for that view, and a caller that waits for the future before closing it would
+     *         wait forever; so it is refused whether or not the migration would have waited (as
+     *         {@link #launch} refuses its caller's views over its arguments)
      */
     public java.util.concurrent.CompletableFuture<Long> prefetchAsync(Region region, long offset, long length, int node) {
         checkMine(region);
@@ -627,8 +629,8 @@ public final class UnifiedMemory implements AutoCloseable {
         long from = offset >>> PAGE_SHIFT;
         long to = Math.ceilDiv(offset + length, PAGE_BYTES);
         s.refuseFreed(from, to, "a prefetch");
-        Pins.Pin own = s.pins().heldByCurrentThread(from, to);
-        if (own != null && own.node() != node) {
+        Pins.Pin own = s.pins().heldByCurrentThreadOffNode(s.granuleStart(from), s.granuleEnd(to), node);
+        if (own != null) {
             throw new PinnedByCallerException(s, own.node(), own.from(), own.to());
         }
         try {

@@ -61,6 +61,8 @@ class AdviceTest {
         try (HostView v = r.host(MiB, PAGE, Access.READ)) {
             PinnedByCallerException e = assertThrows(PinnedByCallerException.class, () -> mem.prefetchAsync(r, 0, 4 * MiB, 1));
             assertTrue(e.getMessage().contains("pages [256, 257)"), e.getMessage());
+            // a page outside the view but in its 2 MiB granule, which the prefetch moves whole
+            assertThrows(PinnedByCallerException.class, () -> mem.prefetchAsync(r, 0, PAGE, 1));
             // to the host, where the view holds the page already, nothing waits for it
             assertEquals(0L, mem.prefetchAsync(r, 0, 4 * MiB, 0).get(10, TimeUnit.SECONDS));
             // a granule the view does not reach moves while it stays open

@@ -232,6 +232,16 @@ public final class Pins {
         return ownedByCurrentThread(from, to, false);
     }
 
+    /** A pin on [from, to) that the calling thread holds on a node other than {@code node}, or null. */
+    public synchronized Pin heldByCurrentThreadOffNode(long from, long to, int node) {
+        for (Pin p : pins) {
+            if (p.node != node && p.owner == Thread.currentThread() && p.from < to && from < p.to) {
+                return p;
+            }
+        }
+        return null;
+    }
+
     private Pin ownedByCurrentThread(long from, long to, boolean devicesOnly) {
         for (Pin p : pins) {
             if ((!devicesOnly || p.node != 0) && p.owner == Thread.currentThread() && p.from < to && from < p.to) {

@@ -80,9 +80,13 @@ final class BatchRunner {
                 try {
                     UndoPhase.undo(ctx, batch);
                 } catch (RuntimeException | Error u) {
-                    // the failure that made the undo is the one to report (a RetryBatch stays one, for
-                    // ensure's retry), with the undo's own beside it
-                    e.addSuppressed(u);
+                    // an undo that failed may leave the batch's pages out of line with the table: its
+                    // failure reaches the caller (never a retry, as a RetryBatch would), carrying the
+                    // failure that made the undo (which a stackless RetryBatch could not carry)
+                    if (u != e) {
+                        u.addSuppressed(e);
+                    }
+                    throw u;
                 }
                 throw e;
             }

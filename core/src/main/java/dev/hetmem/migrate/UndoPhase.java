@@ -30,12 +30,32 @@ final class UndoPhase {
         }
         // the mappings and the host side first (driver calls that should not fail, and the host side's
         // sync looks at host-resident pages only, which none of the written ones is); the release last,
-        // since madvise can fail, and such a failure leaves only dead frames mapped
-        restoreMappings(ctx, batch);
-        for (Run r : batch.runs) {
-            ctx.syncHost(r.region, r.block, r.first, r.first + r.count);
+        // since madvise can fail, and such a failure leaves only dead frames mapped. Each step runs
+        // whatever the one before threw; the first failure is thrown, the second suppressed in it.
+        Throwable failed = null;
+        try {
+            restoreMappings(ctx, batch);
+            for (Run r : batch.runs) {
+                ctx.syncHost(r.region, r.block, r.first, r.first + r.count);
+            }
+        } catch (RuntimeException | Error e) {
+            failed = e;
         }
-        written.flush(ctx.pool);
+        try {
+            written.flush(ctx.pool);
+        } catch (RuntimeException | Error e) {
+            if (failed == null) {
+                failed = e;
+            } else if (failed != e) {
+                failed.addSuppressed(e);
+            }
+        }
+        if (failed instanceof Error err) {
+            throw err;
+        }
+        if (failed != null) {
+            throw (RuntimeException) failed;
+        }
     }
 
     private static void restoreMappings(EngineContext ctx, MigrationBatch batch) {
