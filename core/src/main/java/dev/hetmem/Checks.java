@@ -31,7 +31,8 @@ final class Checks {
     /** A duration setting between 1 ms and 1 hour, or an exception naming the setting and the value. */
     static java.time.Duration millisToHour(String what, java.time.Duration d) {
         java.util.Objects.requireNonNull(d, what);
-        if (d.toMillis() < 1 || d.toHours() > 1) {
+        // compared as durations: toMillis() overflows for the longest ones, and toHours() truncates
+        if (d.compareTo(java.time.Duration.ofMillis(1)) < 0 || d.compareTo(java.time.Duration.ofHours(1)) > 0) {
             throw new IllegalArgumentException(what + " " + d + " outside [1 ms, 1 h]");
         }
         return d;

@@ -89,18 +89,32 @@ public final class HostView implements AutoCloseable, Lifecycle.View {
         return "HostView[" + access + " [" + offset + ", +" + segment.byteSize() + ") of region " + region.id() + "]";
     }
 
+    /**
+     * Closes the view: its segment stops working and its pages may move again. Closing a closed view
+     * does nothing.
+     *
+     * @throws IllegalStateException if called by a thread other than the one that opened the view
+     *         (its segment is confined to that thread); the view stays open
+     */
     @Override
     public void close() {
         synchronized (this) {
             if (closed) {
                 return;
             }
+            if (Thread.currentThread() != owner) {
+                throw new IllegalStateException(this + " was opened by thread " + owner.getName() + " and only that thread "
+                        + "can close it (called from thread " + Thread.currentThread().getName() + "); it stays open");
+            }
             arena.close();
             closed = true;
         }
         if (pin != null) {
-            region.unpin(pin);
-            region.lifecycle().closeView(this);
+            try {
+                region.unpin(pin);
+            } finally {
+                region.lifecycle().closeView(this);   // a view that failed to unpin no longer holds up free() or close()
+            }
         }
     }
 

@@ -74,7 +74,15 @@ public final class PageSnapshot {
      * @return true if {@code node} held a copy of the page, read-only or writable
      */
     public boolean residentOn(int page, int node) {
-        return (residentMasks[page] & (1 << node)) != 0;
+        return (residentMasks[page] & bitOf(node)) != 0;
+    }
+
+    /** Node {@code node}'s bit in a resident mask, or an exception naming the node and the limit. */
+    private static int bitOf(int node) {
+        if (node < 0 || node >= UnifiedMemory.MAX_NODES) {
+            throw new IllegalArgumentException("node " + node + " outside [0, " + (UnifiedMemory.MAX_NODES - 1) + "]");
+        }
+        return 1 << node;
     }
 
     /**
@@ -105,9 +113,10 @@ public final class PageSnapshot {
      * @return the number of pages in the snapshot that {@code node} held, read-only or writable
      */
     public long countOn(int node) {
+        int bit = bitOf(node);
         long n = 0;
         for (int m : residentMasks) {
-            if ((m & (1 << node)) != 0) {
+            if ((m & bit) != 0) {
                 n++;
             }
         }

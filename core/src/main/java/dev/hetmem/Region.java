@@ -239,7 +239,9 @@ public final class Region implements AutoCloseable {
             preferred.see(attrs.preferred());
         });
         Uniform location = new Uniform();
-        PageSnapshot s = snapshot(from << PageGeometry.PAGE_SHIFT, (to - from) << PageGeometry.PAGE_SHIFT);
+        // the snapshot covers the same whole pages; asked with the range as given, since the last page
+        // of a region whose size is not a multiple of a page reaches past its end
+        PageSnapshot s = snapshot(offset, length);
         for (int p = 0; p < s.pages() && !location.mixed; p++) {
             location.see(s.residentMask(p));
         }
@@ -464,12 +466,15 @@ public final class Region implements AutoCloseable {
 
     /**
      * Whether the whole region was freed ({@link #free()}, {@link #close()}, or its memory closed).
-     * A region with only some bytes freed ({@link #free(long, long)}) is not freed.
+     * A region with only some bytes freed ({@link #free(long, long)}) is not freed, and neither is
+     * one whose free gave up waiting for operations still running on it (the memory's close
+     * timeout): new operations are refused from then on, and {@link #free()} or {@link #close()}
+     * tries again.
      *
      * @return true once the region is freed
      */
     public boolean isFreed() {
-        return state.lifecycle().isClosed();
+        return state.isReleased();
     }
 
     @Override

@@ -50,6 +50,36 @@ class ArgumentCheckTest {
         }
     }
 
+    /** Found by a review of the API: bounds that truncated or overflowed, node numbers taken modulo 32. */
+    @Test
+    void durationsAndNodeNumbersOutsideTheirLimitsAreRefused() {
+        names(IllegalArgumentException.class, "outside [1 ms, 1 h]",
+                () -> UnifiedMemory.builder().closeTimeout(java.time.Duration.ofMinutes(90)));   // toHours() read 1
+        names(IllegalArgumentException.class, "outside [1 ms, 1 h]",
+                () -> UnifiedMemory.builder().closeTimeout(java.time.temporal.ChronoUnit.FOREVER.getDuration()));
+        names(IllegalArgumentException.class, "outside [1 ms, 1 h]",
+                () -> UnifiedMemory.builder().thrashHold(java.time.Duration.ofNanos(999_999)));
+        UnifiedMemory.builder().closeTimeout(java.time.Duration.ofHours(1)).thrashHold(java.time.Duration.ofMillis(1));
+        try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {
+            Region r = mem.allocate(MiB);
+            PageSnapshot s = r.snapshot(0, MiB);
+            names(IllegalArgumentException.class, "node 32 outside [0, 30]", () -> s.countOn(32));
+            names(IllegalArgumentException.class, "node -1 outside [0, 30]", () -> s.residentOn(0, -1));
+        }
+    }
+
+    /** A region whose size is not a whole number of pages: the attributes of ranges that reach its last page. */
+    @Test
+    void attributesOfTheLastPartialPage() {
+        try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {
+            Region r = mem.allocate(5000);
+            assertTrue(r.attributes(0, r.size()).location() == RangeInfo.NONE, "untouched");
+            MemoryFixture.fill(r, 0, 4096, 3);   // its granule comes home: both pages
+            assertTrue(r.attributes(r.size() - 1, 1).location() == 0, "the last page is home");
+            assertTrue(r.attributes(0, r.size()).location() == 0, "both pages are home");
+        }
+    }
+
     @Test
     void aClosedMemoryRefusesFurtherUse() {
         UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB));

@@ -234,6 +234,32 @@ class LifecycleTest {
         assertTrue(r.isFreed());
     }
 
+    /** A view's segment is confined to the thread that opened it: another thread's close is refused, naming both. */
+    @Test
+    void aViewClosedByAnotherThreadStaysOpenAndSaysWhy() throws Exception {
+        try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {
+            Region r = mem.allocate(MiB);
+            HostView v = r.host(0, 4096, Access.WRITE);
+            Thread.currentThread().setName("view-owner");
+            java.util.concurrent.atomic.AtomicReference<Throwable> got = new java.util.concurrent.atomic.AtomicReference<>();
+            Thread other = Thread.ofPlatform().name("other-thread").start(() -> {
+                try {
+                    v.close();
+                } catch (Throwable t) {
+                    got.set(t);
+                }
+            });
+            other.join();
+            assertTrue(got.get() instanceof IllegalStateException, String.valueOf(got.get()));
+            assertTrue(got.get().getMessage().contains("view-owner") && got.get().getMessage().contains("other-thread"),
+                    got.get().getMessage());
+            v.segment().set(java.lang.foreign.ValueLayout.JAVA_BYTE, 0, (byte) 5);   // still open for its owner
+            v.close();
+            assertThrows(IllegalStateException.class, () -> v.segment().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0));
+            r.free();   // no view of another thread holds it up
+        }
+    }
+
     /** A free that timed out can be called again once the kernel ends, and then frees for good. */
     @Test
     void aFreeThatTimedOutCanBeCalledAgain() throws Exception {
@@ -249,8 +275,10 @@ class LifecycleTest {
             }, 1, KernelArg.readWrite(r)));
             Thread.sleep(150);
             names(IllegalStateException.class, "slow-kernel", r::free);
+            assertFalse(r.isFreed(), "a free that gave up freed nothing");
+            names(IllegalStateException.class, "waits for operations still running", () -> r.host(0, 4096, Access.READ));
             k.join();
-            r.free();
+            r.close();   // as try-with-resources would: it frees, since the region is not freed yet
             assertTrue(r.isFreed());
             assertEquals(List.of(), mem.regions());
             assertEquals(8 * MiB, mem.stats().nodes().get(1).freeBytes(), "the region's frames are back");

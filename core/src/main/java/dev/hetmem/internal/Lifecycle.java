@@ -56,7 +56,7 @@ public final class Lifecycle {
         try {
             synchronized (this) {
                 if (closed) {
-                    throw new IllegalStateException(what + " is " + (parent == null ? "closed" : "freed"));
+                    throw refusal();
                 }
                 running.merge(Thread.currentThread(), 1, Integer::sum);
             }
@@ -234,8 +234,17 @@ public final class Lifecycle {
 
     public synchronized void checkOpen() {
         if (closed) {
-            throw new IllegalStateException(what + " is " + (parent == null ? "closed" : "freed"));
+            throw refusal();
         }
+    }
+
+    /** Why a closed lifecycle refuses an operation; a close that gave up waiting has not freed anything. */
+    private IllegalStateException refusal() {
+        assert Thread.holdsLock(this);
+        return new IllegalStateException(what + " is " + (parent == null ? "closed" : "freed")
+                + (drained || running.isEmpty() ? "" : " (its " + (parent == null ? "close" : "free")
+                + " waits for operations still running, or gave up waiting: " + (parent == null ? "close" : "free")
+                + " it again once they end)"));
     }
 
     /**
