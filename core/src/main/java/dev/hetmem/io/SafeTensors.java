@@ -110,7 +110,12 @@ public final class SafeTensors implements AutoCloseable {
             }
             return new SafeTensors(r.region(), h.metadata, List.copyOf(ts), r);
         } catch (IOException | RuntimeException e) {
-            r.region().free();
+            try {
+                r.region().free();
+            } catch (RuntimeException cleanup) {
+                // the memory is closing (it frees the region itself): the load's own failure is the news
+                e.addSuppressed(cleanup);
+            }
             throw e;
         }
     }

@@ -79,10 +79,19 @@ public final class FileLoader {
             }
         }
         long physical = target.nodeBytes(0);
-        if (node == 0 && physical > 0 && size > physical) {
+        if (physical > 0 && size > physical) {
             // refused up front: the host would have to hold all of it, and cannot
-            throw new IOException(path + " has " + size + " bytes, more than this machine's " + physical
-                    + " bytes of memory: load it to a device (the loader streams through a bounded ring there)");
+            if (node == 0) {
+                throw new IOException(path + " has " + size + " bytes, more than this machine's " + physical
+                        + " bytes of memory: load it to a device (the loader streams through a bounded ring there)");
+            }
+            if (options.scheme() != LoadScheme.OVERLAPPED) {
+                // every scheme but the overlapped one stages the whole file in host memory on its way to a device
+                throw new IOException(path + " has " + size + " bytes, more than this machine's " + physical
+                        + " bytes of memory, and the " + options.scheme().name().toLowerCase(java.util.Locale.ROOT)
+                        + " scheme reads all of it into host memory first: load it with the overlapped scheme, which "
+                        + "streams through a bounded ring");
+            }
         }
         long t0 = System.nanoTime();
         Region region = target.allocateForLoad(size);
@@ -198,7 +207,7 @@ public final class FileLoader {
             PopulateAhead ahead;
             try {
                 ahead = populator != null
-                        ? new PopulateAhead(populator, roundUp(size), chunk, streams, () -> failure.get() != null, threads)
+                        ? new PopulateAhead(populator, roundUp(size), chunk, streams, failure, threads)
                         : null;
             } catch (RuntimeException | Error e) {
                 stopStarted(e, failure, threads);
@@ -405,6 +414,14 @@ public final class FileLoader {
         }
         if (t instanceof Error err) {
             throw err;
+        }
+        if (t instanceof InterruptedException ie) {
+            // a wait of the loading thread (for a populated chunk, for a buffer) was interrupted: the flag
+            // is kept for the caller, and the message says what happened rather than the exception's class
+            Thread.currentThread().interrupt();
+            java.io.InterruptedIOException e = new java.io.InterruptedIOException("the load was interrupted; nothing of it is kept");
+            e.initCause(ie);
+            throw e;
         }
         throw new IOException(t);
     }

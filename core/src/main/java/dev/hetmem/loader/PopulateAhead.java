@@ -3,7 +3,7 @@ package dev.hetmem.loader;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.BooleanSupplier;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Threads that fault a host load's destination pages in ({@link HostPopulator}) ahead of the readers,
@@ -27,7 +27,8 @@ final class PopulateAhead {
     private final int n;
     /** Per populator: chunks of its stripe populated. */
     private final AtomicLong[] done;
-    private final BooleanSupplier failed;
+    /** The load's first failure: a populator's own ends the load, and any ends the populators. */
+    private final AtomicReference<Throwable> failure;
     private final long started = System.nanoTime();
     private final AtomicLong finishedAt = new AtomicLong();
     private final AtomicLong running;
@@ -36,16 +37,17 @@ final class PopulateAhead {
 
     /**
      * Populates [0, end) of a region's host side in chunks of {@code chunk} bytes with {@code threads}
-     * threads, which are added to {@code started}. Stops early once {@code failed} says the load failed.
+     * threads, which are added to {@code started}. Stops early once {@code failure} holds the load's
+     * failure, and puts its own there.
      */
-    PopulateAhead(HostPopulator populator, long end, long chunk, int threads, BooleanSupplier failed,
+    PopulateAhead(HostPopulator populator, long end, long chunk, int threads, AtomicReference<Throwable> failure,
                   List<Thread> started) {
         this.populator = populator;
         this.chunk = chunk;
         this.end = end;
         this.chunks = Math.ceilDiv(end, chunk);
         this.n = (int) Math.max(1, Math.min(threads, chunks));
-        this.failed = failed;
+        this.failure = failure;
         this.done = new AtomicLong[n];
         this.running = new AtomicLong(n);
         List<Thread> mine = new ArrayList<>();
@@ -62,7 +64,7 @@ final class PopulateAhead {
 
     private void populate(int stripe) {
         try {
-            for (long c = stripe; c < chunks && !failed.getAsBoolean() && !unsupported; c += n) {
+            for (long c = stripe; c < chunks && failure.get() == null && !unsupported; c += n) {
                 long off = c * chunk;
                 if (!populator.populate(off, Math.min(chunk, end - off))) {
                     unsupported = true;
@@ -71,6 +73,10 @@ final class PopulateAhead {
                 done[stripe].incrementAndGet();
                 wakeReaders();
             }
+        } catch (RuntimeException | Error e) {
+            // a page the host side could not back (userfaultfd's install under memory pressure, say): the
+            // load fails with it, rather than this thread dying alone while readers wait for its chunks
+            failure.compareAndSet(null, e);
         } finally {
             if (running.decrementAndGet() == 0) {
                 finishedAt.set(System.nanoTime());
@@ -93,7 +99,7 @@ final class PopulateAhead {
             return;
         }
         synchronized (this) {
-            while (!ready(c) && !failed.getAsBoolean() && running.get() > 0) {
+            while (!ready(c) && failure.get() == null && running.get() > 0) {
                 wait(10);
             }
         }
