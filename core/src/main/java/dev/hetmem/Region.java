@@ -370,7 +370,10 @@ public final class Region implements AutoCloseable {
     /**
      * Makes [offset, offset+length) read-only or writable again, on the host and on every device.
      * Whole pages are affected: every 4 KiB page the range touches. Making pages read-only ends a
-     * device's exclusive hold on them ({@link Access#EXCLUSIVE}).
+     * device's exclusive hold on them ({@link Access#EXCLUSIVE}). Host views opened later follow the
+     * protection (a write view of a read-only page is refused); in {@link HostFaultMode#HOST_VIEWS}
+     * mode a write view open already keeps its writable segment until it closes, so close such views
+     * first where the range must not change.
      *
      * @param offset     the range's first byte
      * @param length     the range's size in bytes; positive
@@ -424,12 +427,22 @@ public final class Region implements AutoCloseable {
 
     /**
      * Frees the region if it is not freed yet ({@link #free()}), so that it can be the resource of
-     * a try-with-resources statement; closing a freed region does nothing.
+     * a try-with-resources statement; closing a freed region does nothing, and neither does closing
+     * one that another thread frees meanwhile. A free that gave up waiting for operations still
+     * running (the memory's close timeout) is tried again, waiting as long again.
      */
     @Override
     public void close() {
-        if (!isFreed()) {
+        if (isFreed()) {
+            return;
+        }
+        try {
             free();
+        } catch (IllegalStateException e) {
+            if (!isFreed()) {
+                throw e;   // refused, or gave up waiting: not freed
+            }
+            // another thread's free finished first: freed, as this call wanted
         }
     }
 

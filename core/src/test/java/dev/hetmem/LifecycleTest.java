@@ -240,7 +240,9 @@ class LifecycleTest {
         try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {
             Region r = mem.allocate(MiB);
             HostView v = r.host(0, 4096, Access.WRITE);
+            String name = Thread.currentThread().getName();
             Thread.currentThread().setName("view-owner");
+            try {
             java.util.concurrent.atomic.AtomicReference<Throwable> got = new java.util.concurrent.atomic.AtomicReference<>();
             Thread other = Thread.ofPlatform().name("other-thread").start(() -> {
                 try {
@@ -253,6 +255,9 @@ class LifecycleTest {
             assertTrue(got.get() instanceof IllegalStateException, String.valueOf(got.get()));
             assertTrue(got.get().getMessage().contains("view-owner") && got.get().getMessage().contains("other-thread"),
                     got.get().getMessage());
+            } finally {
+                Thread.currentThread().setName(name);
+            }
             v.segment().set(java.lang.foreign.ValueLayout.JAVA_BYTE, 0, (byte) 5);   // still open for its owner
             v.close();
             assertThrows(IllegalStateException.class, () -> v.segment().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0));

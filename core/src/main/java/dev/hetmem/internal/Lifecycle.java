@@ -242,7 +242,7 @@ public final class Lifecycle {
     private IllegalStateException refusal() {
         assert Thread.holdsLock(this);
         return new IllegalStateException(what + " is " + (parent == null ? "closed" : "freed")
-                + (drained || running.isEmpty() ? "" : " (its " + (parent == null ? "close" : "free")
+                + (drained ? "" : " (its " + (parent == null ? "close" : "free")
                 + " waits for operations still running, or gave up waiting: " + (parent == null ? "close" : "free")
                 + " it again once they end)"));
     }
