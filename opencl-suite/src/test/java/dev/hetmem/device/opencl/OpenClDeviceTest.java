@@ -82,6 +82,49 @@ class OpenClDeviceTest {
         }
     }
 
+    /**
+     * Found by a review of the driver: a kernel of a closed program, and a closed plain buffer, reached
+     * OpenCL with their released handles (the ICD then reads a freed object). Each use is refused now,
+     * naming what was closed, and nothing else changes.
+     */
+    @Test
+    void aKernelOfAClosedProgramAndAClosedPlainBufferAreRefused() {
+        try (OpenClDevice dev = OpenClFixture.device(16 * MiB);
+             UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
+            Region a = mem.allocate(4096);
+            Region b = mem.allocate(4096);
+            Region c = mem.allocate(4096);
+            OpenClProgram p = dev.compile(ADD);
+            var add = p.kernel("add");
+            mem.launch(1, add, 16, KernelArg.read(a), KernelArg.read(b), KernelArg.write(c));
+            p.close();
+            p.close();   // once is enough
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> mem.launch(1, add, 16, KernelArg.read(a), KernelArg.read(b), KernelArg.write(c)));
+            assertTrue(e.getMessage().contains("kernel add: its program is closed"), e.getMessage());
+
+            OpenClDevice.PlainBuffer buf = dev.plainBuffer(4096);
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                var host = arena.allocate(4096);
+                buf.write(host);
+                buf.close();
+                buf.close();
+                e = assertThrows(IllegalStateException.class, () -> buf.write(host));
+                assertTrue(e.getMessage().contains("is closed"), e.getMessage());
+                assertThrows(IllegalStateException.class, () -> buf.read(host));
+                try (OpenClProgram q = dev.compile("""
+                        __kernel void typed(HM_SPACE_PARAMS, HM_REGION(x), __global float *extra) {
+                            *HM_WPTR(float, x, 0) = extra[0];
+                        }
+                        """)) {
+                    e = assertThrows(IllegalStateException.class, () -> mem.launch(1, q.kernel("typed", buf), 1, KernelArg.write(a)));
+                    assertTrue(e.getMessage().contains("is closed"), e.getMessage());
+                }
+            }
+            assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
+        }
+    }
+
     @Test
     void aProgramThatDoesNotCompileReportsItsBuildLog() {
         try (OpenClDevice dev = OpenClFixture.device(4 * MiB)) {

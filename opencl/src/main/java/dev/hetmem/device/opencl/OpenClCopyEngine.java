@@ -192,6 +192,14 @@ final class OpenClCopyEngine implements CopyEngine {
         void await() {
             if (count > 0) {
                 int rc = ctx.waitForEvents(count, events);
+                if (rc != ClLibrary.CL_SUCCESS) {
+                    // a failed wait may return as soon as one event failed (the specification allows it):
+                    // every transfer is waited for on its own before the batch is undone, since the undo
+                    // gives the frames and host pages those still in flight would write to other pages
+                    for (int i = 0; i < count; i++) {
+                        ctx.waitForEvents(1, events.asSlice(i * ADDRESS.byteSize(), ADDRESS.byteSize()));
+                    }
+                }
                 // statuses are read only when the wait reported a failure: the common path allocates nothing
                 MemorySegment status = rc != ClLibrary.CL_SUCCESS ? Arena.ofAuto().allocate(JAVA_INT) : MemorySegment.NULL;
                 for (int i = 0; i < count; i++) {

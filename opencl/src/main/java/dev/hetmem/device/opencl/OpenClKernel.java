@@ -167,7 +167,7 @@ public final class OpenClKernel implements DeviceKernel {
             if (b.device() != program.device()) {
                 throw new IllegalArgumentException("argument " + i + " of " + name + " is a buffer of another device");
             }
-            v.set(java.lang.foreign.ValueLayout.ADDRESS, 0, b.handle());
+            v.set(java.lang.foreign.ValueLayout.ADDRESS, 0, b.liveHandle());
         }
         program.setArg(handle, param, size, v, (p == KernelParameter.UNKNOWN ? "scalar " + i : "parameter '" + p.name() + "'")
                 + " = " + scalars[i]);

@@ -74,6 +74,7 @@ final class OpenClLauncher {
         launchLock.lock();
         try {
             ctx.checkUsable("clEnqueueNDRangeKernel");
+            k.program().checkOpen(k.name());   // its close releases the kernel under this lock
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment kh = k.handle();
                 if (!sig.translated()) {
@@ -283,6 +284,7 @@ final class OpenClLauncher {
         launchLock.lock();
         try {
             ctx.checkUsable("clEnqueueNDRangeKernel");
+            kernel.program().checkOpen(kernel.name());   // its close releases the kernel under this lock
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment k = kernel.handle();
                 KernelSignature sig = kernel.signature();
@@ -291,7 +293,7 @@ final class OpenClLauncher {
                     int arg = 0;
                     setMem(k, arg++, ctx.faultMem, a);
                     for (OpenClDevice.PlainBuffer b : buffers) {
-                        setMem(k, arg++, ((PlainBuffers.Buffer) b).handle(), a);   // the only implementation (sealed)
+                        setMem(k, arg++, ((PlainBuffers.Buffer) b).liveHandle(), a);   // the only implementation (sealed)
                     }
                     kernel.setScalars(arg, a);
                 } else {
@@ -303,7 +305,7 @@ final class OpenClLauncher {
                     for (int param = sig.hidden(); param < sig.params().size(); param++) {
                         int i = sig.argumentAt(param, buffers.length);
                         if (i >= 0) {
-                            setMem(k, param, ((PlainBuffers.Buffer) buffers[i]).handle(), a);
+                            setMem(k, param, ((PlainBuffers.Buffer) buffers[i]).liveHandle(), a);
                         } else if (scalar < kernel.scalarCount()) {
                             kernel.setScalar(param, scalar++, a);
                         } else {
@@ -319,6 +321,19 @@ final class OpenClLauncher {
                 }
                 runAndWait(kernel, globalSize, a);
             }
+        } finally {
+            launchLock.unlock();
+        }
+    }
+
+    /**
+     * Runs {@code release} under the launch lock: after the launch in progress, before the next. A
+     * program's or a plain buffer's close releases its OpenCL objects so, never under a kernel using them.
+     */
+    void whileNoLaunch(Runnable release) {
+        launchLock.lock();
+        try {
+            release.run();
         } finally {
             launchLock.unlock();
         }

@@ -161,18 +161,34 @@ public final class OpenClProgram implements AutoCloseable {
         OpenClLauncher.setArg(cl, kernel, index, size, value, what);
     }
 
+    /**
+     * Releases the program and its kernels, once, whoever calls first (its user, or the device's
+     * close); under the device's launch lock, so that no kernel of it is running or being bound then,
+     * and a launch of one of its kernels afterwards is refused ({@link #checkOpen}).
+     */
     @Override
     public void close() {
-        if (closed) {
-            return;
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
         }
-        closed = true;
-        for (MemorySegment k : kernels.values()) {
-            call(cl.releaseKernel, k);
-        }
-        kernels.clear();
-        call(cl.releaseProgram, program);
+        device.launcher().whileNoLaunch(() -> {
+            for (MemorySegment k : kernels.values()) {
+                call(cl.releaseKernel, k);
+            }
+            kernels.clear();
+            call(cl.releaseProgram, program);
+        });
         device.forget(this);
+    }
+
+    /** Refuses a launch of kernel {@code kernel} of this program once it is closed (called under the launch lock). */
+    void checkOpen(String kernel) {
+        if (closed) {
+            throw new IllegalStateException("kernel " + kernel + ": its program is closed");
+        }
     }
 
     static long scalarSize(Object v) {

@@ -17,8 +17,8 @@ import static dev.hetmem.device.opencl.OpenClContext.rethrow;
  *
  * <p>A buffer is released by its own {@code close}, not by the device's. Transfers to and from it
  * are blocking, on the device's copy queue (so that a transfer on one thread overlaps a kernel
- * running on another, as a double-buffered program needs), and take no lock (not the launch lock
- * either).
+ * running on another, as a double-buffered program needs), and take only the buffer's monitor
+ * (not the launch lock).
  */
 public final class PlainBuffers {
     private PlainBuffers() {}
@@ -79,8 +79,11 @@ public final class PlainBuffers {
 
     /**
      * The one implementation of {@link OpenClDevice.PlainBuffer}: a cl_mem of {@code bytes} in the
-     * device's context, released once by {@link #close} ({@code released} is not synchronised:
-     * a buffer is closed by its one owner).
+     * device's context, released once by {@link #close}. {@code released} is guarded by the buffer's
+     * monitor, which a transfer holds throughout (so a close waits for it) and a launch takes, under
+     * the launch lock, to bind the buffer ({@link #liveHandle}); {@link #close} takes the launch lock
+     * first (a kernel that runs with the buffer finishes before it is released), then the monitor.
+     * Every use after the close is refused: the released cl_mem never reaches OpenCL.
      */
     static final class Buffer implements OpenClDevice.PlainBuffer {
         private final OpenClDevice device;
@@ -101,8 +104,17 @@ public final class PlainBuffers {
             return bytes;
         }
 
-        MemorySegment handle() {
+        /** The cl_mem for a launch binding it, under the launch lock; refused once the buffer is closed. */
+        synchronized MemorySegment liveHandle() {
+            checkOpen();
             return mem;
+        }
+
+        private void checkOpen() {
+            assert Thread.holdsLock(this);
+            if (released) {
+                throw new IllegalStateException("a plain buffer of " + bytes + " bytes on " + device.name() + " is closed");
+            }
         }
 
         OpenClDevice device() {
@@ -119,7 +131,8 @@ public final class PlainBuffers {
             blockingTransfer(false, dst);
         }
 
-        private void blockingTransfer(boolean toDevice, MemorySegment host) {
+        private synchronized void blockingTransfer(boolean toDevice, MemorySegment host) {
+            checkOpen();
             if (host.byteSize() > bytes || !host.isNative()) {
                 throw new IllegalArgumentException("host segment of " + host.byteSize() + " bytes (native: " + host.isNative()
                         + ") does not fit a native transfer to a buffer of " + bytes + " bytes");
@@ -144,10 +157,14 @@ public final class PlainBuffers {
 
         @Override
         public void close() {
-            if (!released) {
-                released = true;
-                call(ctx.cl.releaseMemObject, mem);
-            }
+            device.launcher().whileNoLaunch(() -> {
+                synchronized (this) {
+                    if (!released) {
+                        released = true;
+                        call(ctx.cl.releaseMemObject, mem);
+                    }
+                }
+            });
         }
     }
 }
