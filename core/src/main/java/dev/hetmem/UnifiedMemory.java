@@ -931,6 +931,8 @@ public final class UnifiedMemory implements AutoCloseable {
                 r.state().lifecycle().awaitNoLiveViews(Math.max(0, deadline - System.nanoTime()));
             }
         }
+        // all of it under the teardown lock: a second thread closing at the same time returns only once
+        // the first has closed the engine and the drivers too, not while it still closes them
         synchronized (teardown) {
             if (tornDown) {
                 return;
@@ -941,15 +943,15 @@ public final class UnifiedMemory implements AutoCloseable {
                 }
             }
             tornDown = true;
-        }
-        background.shutdown();
-        engine.close();
-        hostSides.close();
-        for (int n = 1; n < devices.length; n++) {
-            try {
-                devices[n].driver().close();
-            } catch (RuntimeException e) {
-                LOG.log(System.Logger.Level.WARNING, "closing device " + devices[n].driver().name() + " failed", e);
+            background.shutdown();
+            engine.close();
+            hostSides.close();
+            for (int n = 1; n < devices.length; n++) {
+                try {
+                    devices[n].driver().close();
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.WARNING, "closing device " + devices[n].driver().name() + " failed", e);
+                }
             }
         }
     }
