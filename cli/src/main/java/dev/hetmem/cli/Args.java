@@ -95,6 +95,26 @@ final class Args {
         }
     }
 
+    /**
+     * A comma-separated list of sizes ({@code 512K,8M,1G}), or the fallback's; an item that is not a
+     * size, an empty item or an empty list is a usage error naming the option.
+     */
+    List<Long> sizeList(String name, String fallback) {
+        String v = options.getOrDefault(name, fallback);
+        List<Long> out = new ArrayList<>();
+        for (String part : v.split(",", -1)) {
+            if (part.isBlank()) {
+                throw new UsageException("--" + name + " " + v + ": an empty item (expected sizes separated by commas, like 8M,1G)");
+            }
+            try {
+                out.add(Sizes.parse(part.strip()));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("--" + name + ": " + e.getMessage());
+            }
+        }
+        return out;
+    }
+
     /** A whole number option (no size suffix, any sign: a seed), or the fallback; anything else is a usage error. */
     long numberValue(String name, long fallback) {
         String v = options.get(name);

@@ -262,10 +262,14 @@ final class DecodeBench {
         } catch (IOException e) {
             throw new UncheckedIOException("the model file: " + e.getMessage(), e);
         } finally {
-            try {
+            // the folder and whatever model file a failure left in it (up to gigabytes: a factor times the device)
+            try (var left = Files.list(dir)) {
+                for (Path p : left.toList()) {
+                    Files.deleteIfExists(p);
+                }
                 Files.deleteIfExists(dir);
             } catch (IOException ignored) {
-                // a leftover empty folder in the temporary directory
+                // a leftover in the temporary directory
             }
         }
         Map<String, Object> root = new LinkedHashMap<>();

@@ -100,7 +100,7 @@ final class DemoCommand {
     private static DemoDevice opencl() {
         String why = OpenClPlatforms.unavailableReason();
         if (why != null) {
-            throw new Args.UsageException("--device opencl: " + why);
+            throw new IllegalStateException("--device opencl: " + why);   // the machine's, not a usage error: exit 1
         }
         OpenClDevice d = OpenClDevice.builder().capacity(256L << 20).build();
         OpenClProgram program = d.compile(MulMatCl.SOURCE);
@@ -263,7 +263,7 @@ final class DemoCommand {
         try {
             return UnifiedMemory.builder().device(driver).hostFaults(mode).build();
         } catch (UserfaultfdUnavailableException e) {
-            throw new Args.UsageException("--host-faults userfaultfd: " + e.getMessage());
+            throw new IllegalStateException("--host-faults userfaultfd: " + e.getMessage());   // the machine's: exit 1
         }
     }
 

@@ -41,10 +41,11 @@ final class KernelsBench {
                             + "' (have: saxpy, sgemm, stencil, reduce)")));
         }
         String plot = Chart.plotOption(args);
-        long capacity = args.longValue("device-mib", 32) * MiB;
-        if (capacity < 8 * MiB || capacity > (4096L << 20)) {
-            throw new Args.UsageException("--device-mib " + capacity / MiB + " outside [8, 4096]");
+        long mib = args.longValue("device-mib", 32);
+        if (mib < 8 || mib > 4096) {
+            throw new Args.UsageException("--device-mib " + mib + " outside [8, 4096]");
         }
+        long capacity = mib * MiB;
         double factor;
         try {
             factor = Double.parseDouble(args.value("factor", "3"));
@@ -61,7 +62,7 @@ final class KernelsBench {
         int warmup = args.intValue("warmup", args.flag("quick") ? 1 : 2, 0, 20);
         String why = OpenClPlatforms.unavailableReason();
         if (why != null) {
-            throw new Args.UsageException("bench kernels needs OpenCL: " + why);
+            throw new IllegalStateException("bench kernels needs OpenCL: " + why);   // the machine's: exit 1
         }
         double memcpy = NativeBuffer.bestPlainCopyGbps(256 * MiB, false, 3);
         List<Map<String, Object>> rows = new ArrayList<>();

@@ -61,14 +61,16 @@ final class LoadBench {
         Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "dir", "plot"));
         String plot = Chart.plotOption(args);
         boolean json = args.flag("json");
-        List<Long> sizes = new ArrayList<>();
-        String spec = args.value("sizes", args.flag("quick") ? "8M,1G" : "512K,8M,1G,3G");
-        for (String s : spec.split(",")) {
-            long v = Sizes.parse(s);
-            if (v < 1) {
-                throw new Args.UsageException("size " + s + " must be positive");
+        List<Long> sizes = args.sizeList("sizes", args.flag("quick") ? "8M,1G" : "512K,8M,1G,3G");
+        // each size is a file written here and loaded to the host and to an emulated device (host memory
+        // too) at once: refused up front beyond half of this machine's memory, not by the OOM killer
+        long physical = ((com.sun.management.OperatingSystemMXBean)
+                java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
+        for (long v : sizes) {
+            if (v < 1 || v > physical / 2) {
+                throw new Args.UsageException("--sizes " + v + " is outside [1, " + physical / 2 + "] bytes (half of this "
+                        + "machine's " + physical + " bytes: a size is loaded to the host and to an emulated device at once)");
             }
-            sizes.add(v);
         }
         Path dir = Path.of(args.value("dir", "target/bench-load")).toAbsolutePath();
         Files.createDirectories(dir);

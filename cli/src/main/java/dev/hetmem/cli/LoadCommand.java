@@ -53,6 +53,15 @@ final class LoadCommand {
         boolean json = args.flag("json");
         // the emulated device is sized to hold the file: this command shows loading, not oversubscription
         long size = Files.exists(file) && !Files.isDirectory(file) ? Files.size(file) : 0;
+        long physical = ((com.sun.management.OperatingSystemMXBean)
+                java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
+        if (node != 0 && size > physical / 2) {
+            // refused before the device is built: an emulated device's memory is this machine's, backed
+            // when it is built, and so is the bounded ring an OpenCL device here loads through
+            throw new IllegalStateException(file + " has " + size + " bytes; the device this command builds to hold it "
+                    + "lives in this machine's memory (" + physical + " bytes), which can spare half at most: load it "
+                    + "from a program with a device of its own");
+        }
         long capacity = Math.max(EmulatedDevice.DEFAULT_CAPACITY, (size + (2L << 20) - 1) & -(2L << 20));
         UnifiedMemory.Builder builder = UnifiedMemory.builder()
                 .device(EmulatedDevice.builder().capacity(capacity).populate(node == 1).build());

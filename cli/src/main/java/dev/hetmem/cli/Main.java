@@ -32,7 +32,8 @@ public final class Main {
                                                the cost of bringing one page home, by path, beside the kernel's own
               bench translate [--quick] [--size M] [--runs N] [--json] [--plot FILE]
                                                mulMat on regions (page table, or plain arguments) against plain buffers
-              bench kernels [--quick] [--json] [--device-mib 32] [--factor 3] [--reps 5] [--warmup 2] [--plot FILE]
+              bench kernels [--quick] [--json] [--device-mib 32] [--factor 3] [--reps 5] [--warmup 2]
+                     [--kernels saxpy,sgemm,stencil,reduce] [--plot FILE]
                                                ordinary OpenCL kernels on data larger than the device: one launch
                                                against the hand-written double-buffered program
               map [--png FILE] [--load FILE [--to NODE]] [--width N]

@@ -74,7 +74,7 @@ final class MigrateBench {
         String noOpenCl = OpenClPlatforms.unavailableReason();
         if (noOpenCl != null && devices.contains("opencl")) {
             if (deviceArg.equals("opencl")) {
-                throw new Args.UsageException("--device opencl: " + noOpenCl);
+                throw new IllegalStateException("--device opencl: " + noOpenCl);   // the machine's, not a usage error: exit 1
             }
             err.println("bench migrate: no OpenCL rows: " + noOpenCl);
             devices = List.of("emulated");
@@ -84,7 +84,7 @@ final class MigrateBench {
         List<Long> pages = quick ? List.of(4 * KiB, 2 * MiB) : List.of(4 * KiB, 64 * KiB, 2 * MiB);
         List<Long> totals = quick ? List.of(256 * MiB) : List.of(16 * MiB, 256 * MiB, GiB);
         if (args.value("sizes", null) != null) {
-            totals = parseList(args.value("sizes", null));
+            totals = args.sizeList("sizes", null);
         }
         // at its peak a 4 KiB case holds a size eight times over: the region (twice the size: every
         // other page moves), the plain copy's two buffers, the emulated device's pool and the strided
@@ -99,7 +99,7 @@ final class MigrateBench {
             }
         }
         if (args.value("pages", null) != null) {
-            pages = parseList(args.value("pages", null));
+            pages = args.sizeList("pages", null);
             for (long p : pages) {
                 if (p < PAGE_BYTES || p > 2 * MiB || Long.bitCount(p) != 1) {
                     throw new Args.UsageException("page size " + p + " must be a power of two in [4K, 2M]");
@@ -304,14 +304,6 @@ final class MigrateBench {
         double[] s = v.clone();
         java.util.Arrays.sort(s);
         return s[s.length / 2];
-    }
-
-    private static List<Long> parseList(String s) {
-        List<Long> out = new ArrayList<>();
-        for (String part : s.split(",")) {
-            out.add(Sizes.parse(part));
-        }
-        return out;
     }
 
     private static double round(double v) {

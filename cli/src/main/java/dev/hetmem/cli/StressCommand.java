@@ -64,8 +64,9 @@ final class StressCommand {
         if (!onlyGiven && args.value("repeat", null) != null) {
             throw new Args.UsageException("--repeat needs --only: the seed of the configuration to repeat");
         }
-        if (onlyGiven && (only < seed || only - seed > MAX_ONLY_DISTANCE)) {
-            long last = Long.MAX_VALUE - seed < MAX_ONLY_DISTANCE ? Long.MAX_VALUE : seed + MAX_ONLY_DISTANCE;
+        // the distance read unsigned: only >= seed, and only - seed overflows a long between extreme seeds
+        if (onlyGiven && (only < seed || Long.compareUnsigned(only - seed, MAX_ONLY_DISTANCE) > 0)) {
+            long last = seed > Long.MAX_VALUE - MAX_ONLY_DISTANCE ? Long.MAX_VALUE : seed + MAX_ONLY_DISTANCE;
             throw new Args.UsageException("--only " + only + " is outside [" + seed + ", " + last
                     + "]: the seeds the sequence from --seed " + seed + " reaches");
         }

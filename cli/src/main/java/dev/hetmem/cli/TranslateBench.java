@@ -59,7 +59,7 @@ final class TranslateBench {
         int fixedRuns = args.intValue("runs", 0, 0, 1000);
         String why = OpenClPlatforms.unavailableReason();
         if (why != null) {
-            throw new Args.UsageException("bench translate needs OpenCL: " + why);
+            throw new IllegalStateException("bench translate needs OpenCL: " + why);   // the machine's: exit 1
         }
         List<Map<String, Object>> rows = new ArrayList<>();
         boolean identical = true;
