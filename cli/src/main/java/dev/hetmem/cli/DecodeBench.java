@@ -268,8 +268,8 @@ final class DecodeBench {
                     Files.deleteIfExists(p);
                 }
                 Files.deleteIfExists(dir);
-            } catch (IOException ignored) {
-                // a leftover in the temporary directory
+            } catch (IOException | UncheckedIOException ignored) {
+                // a leftover in the temporary directory, not the news: the run's own failure (if any) is
             }
         }
         Map<String, Object> root = new LinkedHashMap<>();

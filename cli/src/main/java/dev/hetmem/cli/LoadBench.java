@@ -61,16 +61,25 @@ final class LoadBench {
         Args args = new Args(argv, Set.of("json", "quick"), Set.of("sizes", "dir", "plot"));
         String plot = Chart.plotOption(args);
         boolean json = args.flag("json");
-        List<Long> sizes = args.sizeList("sizes", args.flag("quick") ? "8M,1G" : "512K,8M,1G,3G");
+        boolean given = args.value("sizes", null) != null;
+        List<Long> sizes = new ArrayList<>(args.sizeList("sizes", args.flag("quick") ? "8M,1G" : "512K,8M,1G,3G"));
         // each size is a file written here and loaded to the host and to an emulated device (host memory
-        // too) at once: refused up front beyond half of this machine's memory, not by the OOM killer
+        // too) at once: refused up front beyond half of this machine's memory, not by the OOM killer (a
+        // default size that does not fit a small machine is left out, saying so)
         long physical = ((com.sun.management.OperatingSystemMXBean)
                 java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
-        for (long v : sizes) {
+        for (long v : List.copyOf(sizes)) {
             if (v < 1 || v > physical / 2) {
-                throw new Args.UsageException("--sizes " + v + " is outside [1, " + physical / 2 + "] bytes (half of this "
-                        + "machine's " + physical + " bytes: a size is loaded to the host and to an emulated device at once)");
+                if (given) {
+                    throw new Args.UsageException("--sizes " + v + " is outside [1, " + physical / 2 + "] bytes (half of this "
+                            + "machine's " + physical + " bytes: a size is loaded to the host and to an emulated device at once)");
+                }
+                err.println("bench load: leaving out " + v + " bytes, more than half of this machine's " + physical + " bytes of memory");
+                sizes.remove(Long.valueOf(v));
             }
+        }
+        if (sizes.isEmpty()) {
+            throw new IllegalStateException("no size of this bench fits half of this machine's " + physical + " bytes of memory");
         }
         Path dir = Path.of(args.value("dir", "target/bench-load")).toAbsolutePath();
         Files.createDirectories(dir);

@@ -102,6 +102,14 @@ class OpenClDeviceTest {
             IllegalStateException e = assertThrows(IllegalStateException.class,
                     () -> mem.launch(1, add, 16, KernelArg.read(a), KernelArg.read(b), KernelArg.write(c)));
             assertTrue(e.getMessage().contains("kernel add: its program is closed"), e.getMessage());
+            // a kernel never launched before its program closed: its parameters were read when it was made
+            OpenClProgram unused = dev.compile(ADD);
+            var never = unused.kernel("add");
+            unused.close();
+            e = assertThrows(IllegalStateException.class,
+                    () -> mem.launch(1, never, 16, KernelArg.read(a), KernelArg.read(b), KernelArg.write(c)));
+            assertTrue(e.getMessage().contains("kernel add: its program is closed"), e.getMessage());
+            assertThrows(IllegalStateException.class, () -> unused.kernel("add"), "no kernel from a closed program");
 
             OpenClDevice.PlainBuffer buf = dev.plainBuffer(4096);
             try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {

@@ -34,8 +34,11 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *
  * <p>Locks: {@code launchLock} (lock L4, docs/design.md, lock table) serialises launches, which share the device-side page table, its
  * staging copy and the fault word; {@link #closeLaunches} takes it too, so that closing waits for
- * a launch in progress and no launch starts after. It is a leaf: nothing under it calls into the
- * core or takes another lock (the device's monitor is never taken under it, nor it under that).
+ * a launch in progress and no launch starts after, and so does {@link #whileNoLaunch}, under which
+ * a program or a plain buffer releases its OpenCL objects. Nothing under it calls into the core;
+ * the one lock taken under it is a plain buffer's (L27: a launch binding it), and a program's
+ * monitor (L27 too) is taken before it, never under it (the device's monitor is never taken under
+ * it, nor it under that).
  */
 final class OpenClLauncher {
     private final OpenClContext ctx;

@@ -117,7 +117,9 @@ public final class OpenClProgram implements AutoCloseable {
      * @throws IllegalArgumentException if a scalar is of another type than those above
      * @throws NullPointerException if a scalar is null
      */
-    public OpenClKernel kernel(String name, Object... scalars) {
+    public synchronized OpenClKernel kernel(String name, Object... scalars) {
+        // under the monitor that close() holds while it releases: no kernel is created from a released
+        // program, nor left out of the release
         if (closed) {
             throw new IllegalStateException("program is closed");
         }
@@ -134,6 +136,9 @@ public final class OpenClProgram implements AutoCloseable {
                 return h;
             }
         });
+        // its parameters are read now, while the program is open: a launch reads them before it takes the
+        // launch lock (the core asks which arguments are plain), and must never ask a released kernel
+        signature(name, k);
         return new OpenClKernel(this, name, k, scalars);
     }
 
@@ -164,23 +169,25 @@ public final class OpenClProgram implements AutoCloseable {
     /**
      * Releases the program and its kernels, once, whoever calls first (its user, or the device's
      * close); under the device's launch lock, so that no kernel of it is running or being bound then,
-     * and a launch of one of its kernels afterwards is refused ({@link #checkOpen}).
+     * and a launch of one of its kernels afterwards is refused ({@link #checkOpen}). Holds this
+     * program's monitor throughout (lock L27, then L4): {@link #kernel} waits for it.
      */
     @Override
     public void close() {
         synchronized (this) {
+            // a second closer waits here until the first has released everything
             if (closed) {
                 return;
             }
             closed = true;
+            device.launcher().whileNoLaunch(() -> {
+                for (MemorySegment k : kernels.values()) {
+                    call(cl.releaseKernel, k);
+                }
+                kernels.clear();
+                call(cl.releaseProgram, program);
+            });
         }
-        device.launcher().whileNoLaunch(() -> {
-            for (MemorySegment k : kernels.values()) {
-                call(cl.releaseKernel, k);
-            }
-            kernels.clear();
-            call(cl.releaseProgram, program);
-        });
         device.forget(this);
     }
 

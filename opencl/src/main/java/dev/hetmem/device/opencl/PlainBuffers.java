@@ -17,8 +17,8 @@ import static dev.hetmem.device.opencl.OpenClContext.rethrow;
  *
  * <p>A buffer is released by its own {@code close}, not by the device's. Transfers to and from it
  * are blocking, on the device's copy queue (so that a transfer on one thread overlaps a kernel
- * running on another, as a double-buffered program needs), and take only the buffer's monitor
- * (not the launch lock).
+ * running on another, as a double-buffered program needs), and take the buffer's own lock and the
+ * copy engine's (not the launch lock).
  */
 public final class PlainBuffers {
     private PlainBuffers() {}
@@ -80,9 +80,9 @@ public final class PlainBuffers {
     /**
      * The one implementation of {@link OpenClDevice.PlainBuffer}: a cl_mem of {@code bytes} in the
      * device's context, released once by {@link #close}. {@code released} is guarded by the buffer's
-     * monitor, which a transfer holds throughout (so a close waits for it) and a launch takes, under
+     * lock, which a transfer holds throughout (so a close waits for it) and a launch takes, under
      * the launch lock, to bind the buffer ({@link #liveHandle}); {@link #close} takes the launch lock
-     * first (a kernel that runs with the buffer finishes before it is released), then the monitor.
+     * first (a kernel that runs with the buffer finishes before it is released), then the buffer's.
      * Every use after the close is refused: the released cl_mem never reaches OpenCL.
      */
     static final class Buffer implements OpenClDevice.PlainBuffer {
@@ -90,6 +90,8 @@ public final class PlainBuffers {
         private final OpenClContext ctx;
         private final MemorySegment mem;
         private final long bytes;
+        /** Guards {@code released} (lock L27): private, so that no user's {@code synchronized (buffer)} can take part. */
+        private final Object lock = new Object();
         private boolean released;
 
         private Buffer(OpenClDevice device, OpenClContext ctx, MemorySegment mem, long bytes) {
@@ -105,13 +107,15 @@ public final class PlainBuffers {
         }
 
         /** The cl_mem for a launch binding it, under the launch lock; refused once the buffer is closed. */
-        synchronized MemorySegment liveHandle() {
-            checkOpen();
-            return mem;
+        MemorySegment liveHandle() {
+            synchronized (lock) {
+                checkOpen();
+                return mem;
+            }
         }
 
         private void checkOpen() {
-            assert Thread.holdsLock(this);
+            assert Thread.holdsLock(lock);
             if (released) {
                 throw new IllegalStateException("a plain buffer of " + bytes + " bytes on " + device.name() + " is closed");
             }
@@ -131,8 +135,14 @@ public final class PlainBuffers {
             blockingTransfer(false, dst);
         }
 
-        private synchronized void blockingTransfer(boolean toDevice, MemorySegment host) {
-            checkOpen();
+        private void blockingTransfer(boolean toDevice, MemorySegment host) {
+            synchronized (lock) {
+                checkOpen();
+                transfer(toDevice, host);
+            }
+        }
+
+        private void transfer(boolean toDevice, MemorySegment host) {
             if (host.byteSize() > bytes || !host.isNative()) {
                 throw new IllegalArgumentException("host segment of " + host.byteSize() + " bytes (native: " + host.isNative()
                         + ") does not fit a native transfer to a buffer of " + bytes + " bytes");
@@ -158,7 +168,7 @@ public final class PlainBuffers {
         @Override
         public void close() {
             device.launcher().whileNoLaunch(() -> {
-                synchronized (this) {
+                synchronized (lock) {
                     if (!released) {
                         released = true;
                         call(ctx.cl.releaseMemObject, mem);
