@@ -58,9 +58,9 @@ final class LoadCommand {
         if (node != 0 && size > physical / 2) {
             // refused before the device is built: an emulated device's memory is this machine's, backed
             // when it is built, and so is the bounded ring an OpenCL device here loads through
-            throw new IllegalStateException(file + " has " + size + " bytes; the device this command builds to hold it "
-                    + "lives in this machine's memory (" + physical + " bytes), which can spare half at most: load it "
-                    + "from a program with a device of its own");
+            throw new IllegalStateException(file + " has " + size + " bytes: this command builds a device as large as the "
+                    + "file in this machine's memory (" + physical + " bytes), which can spare half of it at most; a program "
+                    + "loading to a device of its own (UnifiedMemory.load) streams a larger file through a bounded ring");
         }
         long capacity = Math.max(EmulatedDevice.DEFAULT_CAPACITY, (size + (2L << 20) - 1) & -(2L << 20));
         UnifiedMemory.Builder builder = UnifiedMemory.builder()
