@@ -1,5 +1,7 @@
 package dev.hetmem;
 
+import dev.hetmem.internal.Uninterruptibly;
+
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
@@ -110,18 +112,7 @@ final class TilePrefetch {
                 thread.interrupt();
             }
         }
-        boolean interrupted = false;
-        while (true) {
-            try {
-                ended.await();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        Uninterruptibly.await(ended);
         synchronized (this) {
             return error;
         }

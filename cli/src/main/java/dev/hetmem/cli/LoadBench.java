@@ -66,8 +66,7 @@ final class LoadBench {
         // each size is a file written here and loaded to the host and to an emulated device (host memory
         // too) at once: refused up front beyond half of this machine's memory, not by the OOM killer (a
         // default size that does not fit a small machine is left out, saying so)
-        long physical = ((com.sun.management.OperatingSystemMXBean)
-                java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
+        long physical = HostMemory.physicalBytes();
         for (long v : List.copyOf(sizes)) {
             if (v < 1 || v > physical / 2) {
                 if (given) {

@@ -53,8 +53,7 @@ final class LoadCommand {
         boolean json = args.flag("json");
         // the emulated device is sized to hold the file: this command shows loading, not oversubscription
         long size = Files.exists(file) && !Files.isDirectory(file) ? Files.size(file) : 0;
-        long physical = ((com.sun.management.OperatingSystemMXBean)
-                java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
+        long physical = HostMemory.physicalBytes();
         if (node != 0 && size > physical / 2) {
             // refused before the device is built: an emulated device's memory is this machine's, backed
             // when it is built, and so is the bounded ring an OpenCL device here loads through

@@ -90,8 +90,7 @@ final class MigrateBench {
         // other page moves), the plain copy's two buffers, the emulated device's pool and the strided
         // floor's source (twice) and pool. Refuse up front what this machine cannot hold, rather than
         // fail deep inside with a stack trace
-        long physical = ((com.sun.management.OperatingSystemMXBean)
-                java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
+        long physical = HostMemory.physicalBytes();
         for (long t : totals) {
             if (t < PAGE_BYTES || t > physical / 10) {
                 throw new Args.UsageException("--sizes " + t + " is outside [4096, " + physical / 10

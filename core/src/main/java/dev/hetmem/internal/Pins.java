@@ -234,17 +234,16 @@ public final class Pins {
 
     /** A pin on [from, to) that the calling thread holds on a node other than {@code node}, or null. */
     public synchronized Pin heldByCurrentThreadOffNode(long from, long to, int node) {
-        for (Pin p : pins) {
-            if (p.node != node && p.owner == Thread.currentThread() && p.from < to && from < p.to) {
-                return p;
-            }
-        }
-        return null;
+        return ownedByCurrentThread(from, to, n -> n != node);
     }
 
     private Pin ownedByCurrentThread(long from, long to, boolean devicesOnly) {
+        return ownedByCurrentThread(from, to, n -> !devicesOnly || n != 0);
+    }
+
+    private Pin ownedByCurrentThread(long from, long to, java.util.function.IntPredicate onNode) {
         for (Pin p : pins) {
-            if ((!devicesOnly || p.node != 0) && p.owner == Thread.currentThread() && p.from < to && from < p.to) {
+            if (onNode.test(p.node) && p.owner == Thread.currentThread() && p.from < to && from < p.to) {
                 return p;
             }
         }

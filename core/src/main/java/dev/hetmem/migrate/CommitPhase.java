@@ -87,8 +87,8 @@ final class CommitPhase {
         }
     }
 
-    /** The first of two failures, the second suppressed in it. */
-    private static Throwable keep(Throwable first, Throwable next) {
+    /** The first of two failures, the second suppressed in it (also {@link UndoPhase}'s). */
+    static Throwable keep(Throwable first, Throwable next) {
         if (first == null) {
             return next;
         }

@@ -2,6 +2,7 @@ package dev.hetmem.migrate;
 
 import dev.hetmem.driver.CopyBatch;
 import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.internal.Uninterruptibly;
 
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
@@ -95,20 +96,6 @@ public final class CopyPool implements AutoCloseable {
         runAll(tasks);
     }
 
-    private static void awaitUninterruptibly(CountDownLatch latch) {
-        boolean interrupted = false;
-        while (latch.getCount() > 0) {
-            try {
-                latch.await();
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
-    }
-
     private static boolean needsSplit(CopyBatch batch) {
         for (int i = 0; i < batch.size(); i++) {
             if (batch.pages(i) > SPLIT_PAGES) {
@@ -159,7 +146,7 @@ public final class CopyPool implements AutoCloseable {
         } catch (Throwable e) {
             failure.compareAndSet(null, e);
         }
-        awaitUninterruptibly(done);
+        Uninterruptibly.await(done);
         Throwable f = failure.get();
         if (f instanceof RuntimeException re) {
             throw re;

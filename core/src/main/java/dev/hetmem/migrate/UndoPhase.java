@@ -44,11 +44,7 @@ final class UndoPhase {
         try {
             written.flush(ctx.pool);
         } catch (RuntimeException | Error e) {
-            if (failed == null) {
-                failed = e;
-            } else if (failed != e) {
-                failed.addSuppressed(e);
-            }
+            failed = CommitPhase.keep(failed, e);
         }
         if (failed instanceof Error err) {
             throw err;
