@@ -186,7 +186,7 @@ final class StressCommand {
         return set.getFirst() == emulated ? List.of(emulated) : List.of(emulated, set.getFirst());
     }
 
-    /** How far past --seed an --only seed may be: about forty thousand rounds of configurations. */
+    /** How far past --seed an --only seed may be: about twenty thousand rounds of configurations. */
     private static final long MAX_ONLY_DISTANCE = 1_000_000;
 
     /** The configuration of seed {@code only} in the sequence the main loop walks from {@code seed}. */

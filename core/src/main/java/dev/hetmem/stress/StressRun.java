@@ -226,7 +226,7 @@ public final class StressRun {
             disarm();
             for (Model m : live) {
                 try {
-                    m.checkAll(this);
+                    m.checkAll("final read");
                 } catch (RuntimeException e) {
                     failures.add("final read of " + m + ": " + e.getMessage());
                 }
@@ -358,7 +358,7 @@ public final class StressRun {
                 return null;
             }
             long n = 1 + st.y() % Math.min(pages, max / PAGE_BYTES);
-            return new long[] {(st.x() % (pages - n + 1)) * PAGE_BYTES, n * PAGE_BYTES};
+            return new long[] {offset(st, (pages - n + 1) * PAGE_BYTES) & -PAGE_BYTES, n * PAGE_BYTES};
         }
 
         /** Whether any page of [off, off+len) is freed. */
@@ -398,7 +398,7 @@ public final class StressRun {
             }
         }
 
-        void checkAll(Setup s) {
+        void checkAll(String what) {
             for (long off = 0; off < bytes.length; off += PAGE_BYTES) {
                 if (freed[(int) (off / PAGE_BYTES)]) {
                     continue;
@@ -407,7 +407,7 @@ public final class StressRun {
                 while (end < bytes.length && end - off < MAX_REGION && !freed[(int) (end / PAGE_BYTES)]) {
                     end = Math.min(bytes.length, end + PAGE_BYTES);
                 }
-                expect(hostRead(off, (int) (end - off)), off, "final read");
+                expect(hostRead(off, (int) (end - off)), off, what);
                 off = end - PAGE_BYTES;
             }
         }
@@ -433,12 +433,55 @@ public final class StressRun {
                 FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
     }
 
-    /** Whether a throwable is, or is caused by, an injected device failure. */
+    /** A throwable with its causes and suppressed throwables, for a failure's message. */
+    static String describe(Throwable t) {
+        StringBuilder b = new StringBuilder(String.valueOf(t));
+        for (Throwable other : t.getSuppressed()) {
+            b.append(" [suppressed: ").append(describe(other)).append(']');
+        }
+        if (t.getCause() != null && t.getCause() != t) {
+            b.append(" [cause: ").append(describe(t.getCause())).append(']');
+        }
+        return b.toString();
+    }
+
+    /**
+     * An offset in [0, room) from the step's numbers: in half the steps anywhere, in the other
+     * half within 64 KiB of one of four fixed places (32 KiB before the ends of the first four
+     * 2 MiB blocks, so that ranges there cross a granule's edge), so that the steps of a program
+     * meet on the same pages and granules far more often than uniform offsets would.
+     */
+    static long offset(Step st, long room) {
+        if ((st.z() & (1L << 8)) == 0) {
+            return st.x() % room;
+        }
+        long spot = (((st.z() >>> 9) & 3) + 1) * (2L << 20) - (32L << 10);
+        return (spot + st.x() % (64L << 10)) % room;
+    }
+
+    /**
+     * Whether a throwable is an injected device failure as the API reports it: the failure itself
+     * or wrapped only by exceptions that carry a failure unchanged (a future's, an I/O call's, a
+     * hetmem exception that adds context). An {@code Error}, an {@code IllegalStateException} or
+     * any other exception whose cause is an injected failure is not: that is what a broken undo
+     * or a lost invariant looks like, and the run must report it. Nor is a failure carrying a
+     * suppressed one that is not injected itself (an undo that failed too).
+     */
     static boolean injected(Throwable t) {
         for (Throwable c = t; c != null; c = c.getCause()) {
+            for (Throwable other : c.getSuppressed()) {
+                if (!injected(other)) {
+                    return false;
+                }
+            }
             if ((c instanceof dev.hetmem.driver.DeviceMemoryException || c instanceof dev.hetmem.driver.DeviceCopyException)
                     && String.valueOf(c.getMessage()).contains("injected")) {
                 return true;
+            }
+            if (!(c instanceof java.util.concurrent.CompletionException || c instanceof java.util.concurrent.ExecutionException
+                    || c instanceof java.io.IOException || c instanceof java.io.UncheckedIOException
+                    || c instanceof dev.hetmem.HetmemException)) {
+                return false;
             }
         }
         return false;

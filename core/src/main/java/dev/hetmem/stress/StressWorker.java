@@ -82,6 +82,10 @@ final class StressWorker {
             throw new Mismatch(st.op() + " refused by protection the model does not have: " + e.getMessage());
         } catch (RuntimeException | Error e) {
             if (injected(e)) {
+                note("  failed as injected: " + e.getMessage());
+                if (config.workers() == 1) {
+                    checkAfterInjectedFailure(st);
+                }
                 return;
             }
             if (!mine(st) && e instanceof IllegalStateException && String.valueOf(e.getMessage()).contains("freed")) {
@@ -91,9 +95,36 @@ final class StressWorker {
                 note("  refused: " + e.getMessage());
                 return;   // the step reached a part the model has freed: refused before it changed anything
             }
-            Mismatch m = new Mismatch(st.op() + " failed: " + e);
+            Mismatch m = new Mismatch(st.op() + " failed: " + StressRun.describe(e));
             m.initCause(e);
             throw m;
+        }
+    }
+
+    /**
+     * After a failure accepted as injected, with one worker (a quiet memory): the failure left the
+     * page table consistent and every byte of every region as the model says, undone or adopted.
+     * Reading back may meet the next armed failure; it is read again then.
+     */
+    private void checkAfterInjectedFailure(Step st) {
+        List<String> problems = s.mem.verify();
+        if (!problems.isEmpty()) {
+            throw new Mismatch(st.op() + " failed as injected, then verify(): "
+                    + problems.subList(0, Math.min(5, problems.size())));
+        }
+        for (Model m : live) {
+            for (int attempt = 0; ; attempt++) {
+                try {
+                    m.checkAll(st.op() + " failed as injected, then a read back");
+                    break;
+                } catch (Mismatch mismatch) {
+                    throw mismatch;
+                } catch (RuntimeException e) {
+                    if (!injected(e) || attempt == 8) {
+                        throw e;
+                    }
+                }
+            }
         }
     }
 
@@ -129,7 +160,10 @@ final class StressWorker {
             case 1 -> 1 + st.y() % Math.min(max, size);
             default -> Math.min(size, PAGE_BYTES * (1 + st.y() % Math.max(1, max / PAGE_BYTES)));
         };
-        long off = (st.z() & 4) != 0 ? (st.x() % (size - len + 1)) & -PAGE_BYTES : st.x() % (size - len + 1);
+        long off = StressRun.offset(st, size - len + 1);
+        if ((st.z() & 4) != 0) {
+            off &= -PAGE_BYTES;
+        }
         return new long[] {off, len};
     }
 
@@ -169,20 +203,36 @@ final class StressWorker {
                     Arrays.fill(src, (byte) st.b());
                 }
                 boolean plain = config.hostFaults() == HostFaultMode.USERFAULTFD;
-                boolean refused = !plain && m.anyReadOnly(rg[0], rg[1]);
+                // a view wider than what is written, in some steps: the bytes of the view left
+                // unwritten keep their values (Access.WRITE's contract), and a READ_WRITE view
+                // reads the model's bytes before the write
+                boolean wide = !plain && (st.z() & (1L << 11)) != 0;
+                long size = m.region.size();
+                long viewOff = wide ? Math.max(0, rg[0] - (st.y() >>> 20) % 6000) : rg[0];
+                long viewEnd = wide ? Math.min(size, rg[0] + rg[1] + (st.y() >>> 33) % 6000) : rg[0] + rg[1];
+                Access access = wide && (st.z() & (1L << 12)) != 0 ? Access.READ_WRITE : Access.WRITE;
+                boolean refused = !plain && m.anyReadOnly(viewOff, viewEnd - viewOff);
                 note((st.op() == Step.Op.HOST_WRITE ? "host write " : "native memset ") + m + " [" + rg[0] + ", +" + rg[1] + ")"
-                        + (plain ? " (plain stores)" : "") + (refused ? " refused: read-only" : ""));
+                        + (plain ? " (plain stores)" : "") + (wide ? " through a " + access + " view of [" + viewOff + ", "
+                        + viewEnd + ")" : "") + (refused ? " refused: read-only" : ""));
                 boolean done = writeChecked(refused, "a write view of " + m, () -> {
                     if (plain) {
                         store(m.region.address() + rg[0], m.region.segment().asSlice(rg[0], rg[1]), src, st.op());
                     } else {
-                        try (HostView v = m.region.host(rg[0], rg[1], Access.WRITE)) {
-                            store(v.segment().address(), v.segment(), src, st.op());
+                        try (HostView v = m.region.host(viewOff, viewEnd - viewOff, access)) {
+                            if (access == Access.READ_WRITE) {
+                                m.expect(v.segment().toArray(ValueLayout.JAVA_BYTE), viewOff, "a READ_WRITE view before its write");
+                            }
+                            MemorySegment part = v.segment().asSlice(rg[0] - viewOff, rg[1]);
+                            store(part.address(), part, src, st.op());
                         }
                     }
                 });
                 if (done) {
                     System.arraycopy(src, 0, m.bytes, (int) rg[0], src.length);
+                    if (wide && (st.z() & (1L << 13)) != 0) {
+                        m.expect(m.hostRead(viewOff, (int) (viewEnd - viewOff)), viewOff, "a read after a wide view's write");
+                    }
                 }
             }
             case HOST_READ -> {
