@@ -108,6 +108,10 @@ struct hm_region {
     uint8_t *flags; /* one byte per 2 MiB block: some page has STOLEN set; then one for the region */
     uint64_t flags_bytes;
     uint32_t granule_pages;
+    /* log2 of each page's granule in pages, where advice set one (Advice.granularity); NULL until the
+       first advice (every page has granule_pages then). Published by a release store after it is
+       filled; a byte changes while a fault reads it: the fault takes the old granule or the new */
+    uint8_t *granule_shift;
     int dead;
     struct hm_service *svc;
     /* kernels holding a page beyond the 31 its BUSY field counts, one count per page; allocated at
@@ -355,6 +359,12 @@ static struct hm_region *region_of(struct hm_service *s, uint64_t addr) {
  * wrong MAPPED hint can never make a fault spin; neighbours a running kernel holds, neighbours
  * already mapped and neighbours on their way off the host are left alone.
  */
+/* The granule of page p, in pages: the one advice set there, or the region's. */
+static uint64_t granule_of(struct hm_region *r, uint64_t p) {
+    uint8_t *shifts = __atomic_load_n(&r->granule_shift, __ATOMIC_ACQUIRE);
+    return shifts ? 1ULL << __atomic_load_n(&shifts[p], __ATOMIC_RELAXED) : r->granule_pages;
+}
+
 static int plan_page(struct hm_region *r, uint64_t p, uint64_t fp, int write, uint64_t v, uint64_t *nv) {
     uint64_t kind = v & ST_KIND;
     int self = p == fp;
@@ -406,7 +416,7 @@ static int plan_page(struct hm_region *r, uint64_t p, uint64_t fp, int write, ui
 
 /* A missing-page fault at page fp: the granule around it comes home. svc->lock is held. */
 static void resolve(struct hm_region *r, uint64_t fp, int write) {
-    uint64_t g = r->granule_pages;
+    uint64_t g = granule_of(r, fp);
     uint64_t g0 = fp - fp % g;
     uint64_t g1 = g0 + g < r->pages ? g0 + g : r->pages;
     int woke = 0;
@@ -487,7 +497,11 @@ static void resolve_write(struct hm_region *r, uint64_t fp) {
     } else if (!r->dead && (v & ST_RO)) {
         v = steal(r, fp, v, v & ~ST_RO);
     }
-    write_protect(r, fp, 1, 0); /* also wakes the writer */
+    if (write_protect(r, fp, 1, 0) != 0) {
+        /* the unprotect wakes the writer only when it succeeds: woken now, the write faults again and
+           is served again (a writer never woken would hold up every safepoint of the JVM) */
+        wake(r->svc, r->view + fp * PAGE);
+    }
     unlock_page(w, v);
 }
 
@@ -756,6 +770,9 @@ static void unmap_region(struct hm_region *r) {
     if (r->flags) {
         munmap(r->flags, r->flags_bytes);
     }
+    if (r->granule_shift) {
+        munmap(r->granule_shift, r->pages);
+    }
     free(r->busy_more);
     free(r);
 }
@@ -823,8 +840,30 @@ fail:
     return NULL;
 }
 
-void hm_region_granule(struct hm_region *r, uint32_t pages) {
-    __atomic_store_n(&r->granule_pages, pages ? pages : 1, __ATOMIC_RELEASE);
+/*
+ * Pages [first, first+count) have granules of 2^shift pages (Advice.granularity): a fault there
+ * brings that granule home. Called under the range's attribute lock (L7), never at once for one
+ * region by two threads. Returns 0, -EINVAL, or -ENOMEM (the region's granule stays everywhere).
+ */
+int hm_region_granule(struct hm_region *r, uint64_t first, uint64_t count, uint32_t shift) {
+    if (first > r->pages || count > r->pages - first || shift > 9) {
+        return -EINVAL;
+    }
+    uint8_t *shifts = __atomic_load_n(&r->granule_shift, __ATOMIC_ACQUIRE);
+    if (shifts == NULL) {
+        void *m = mmap(NULL, r->pages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) {
+            return -ENOMEM;
+        }
+        shifts = m;
+        uint8_t whole = (uint8_t) __builtin_ctz(r->granule_pages);
+        memset(shifts, whole, r->pages);
+        __atomic_store_n(&r->granule_shift, shifts, __ATOMIC_RELEASE);
+    }
+    for (uint64_t p = first; p < first + count; p++) {
+        __atomic_store_n(&shifts[p], (uint8_t) shift, __ATOMIC_RELAXED);
+    }
+    return 0;
 }
 
 /*
@@ -1052,28 +1091,31 @@ int hm_populate(struct hm_region *r, uint64_t first, uint64_t count) {
             }
             i = j;
         }
-        if (rc == 0 && n == 512 && at % 512 == 0) {
-            /* a whole block of writable host pages: one huge page, so that a direct read into it is
-               one block-layer segment per 2 MiB rather than one per 4 KiB (best effort) */
-            int whole = 1;
-            for (uint64_t k = 0; k < n && whole; k++) {
-                whole = (old[k] & (ST_KIND | ST_HELD | ST_MAPPED | ST_RO)) == (K_HOST | ST_HELD | ST_MAPPED);
-            }
-            if (whole) {
-                madvise((void *) (r->view + at * PAGE), ALIGN, MADV_COLLAPSE_);
-            }
+        int whole = rc == 0 && n == 512 && at % 512 == 0;
+        for (uint64_t k = 0; k < n && whole; k++) {
+            whole = (old[k] & (ST_KIND | ST_HELD | ST_MAPPED | ST_RO)) == (K_HOST | ST_HELD | ST_MAPPED);
         }
         unlock_range(r, at, n, old);
+        if (whole) {
+            /* a whole block of writable host pages: one huge page, so that a direct read into it is
+               one block-layer segment per 2 MiB rather than one per 4 KiB (best effort). After the
+               page locks: a collapse may compact and reclaim for a long time, and the service
+               would spin on those locks meanwhile with every region's faults waiting. Unlocked, a
+               page of the block may be zapped first; then the collapse fails, as the kernel never
+               fills a hole of a userfaultfd-registered range (max_ptes_none is 0 there) */
+            madvise((void *) (r->view + at * PAGE), ALIGN, MADV_COLLAPSE_);
+        }
     }
     return rc;
 }
 
 /*
  * Pages of block b the service took since the last call (STOLEN, and not BUSY, or BUSY too where
- * busy_too: the caller knows that no kernel holding them can still reach their device copies
- * unseen, see the Java caller): their bits go to out[0..7] and are cleared. Returns how many.
+ * their bit of busy_ok[0..7] is set, busy_ok not NULL: the caller knows that no kernel holding such
+ * a page can still reach its device copy unseen, see the Java caller): their bits go to out[0..7]
+ * and are cleared. Returns how many.
  */
-int hm_collect(struct hm_region *r, uint64_t block, uint64_t *out, int busy_too) {
+int hm_collect(struct hm_region *r, uint64_t block, uint64_t *out, const uint64_t *busy_ok) {
     memset(out, 0, 64);
     if (!__atomic_load_n(&r->flags[block], __ATOMIC_ACQUIRE)) {
         return 0;
@@ -1097,7 +1139,8 @@ int hm_collect(struct hm_region *r, uint64_t block, uint64_t *out, int busy_too)
             continue;
         }
         uint64_t v = lock_page(w);
-        if ((v & ST_STOLEN) && (busy_too || !(v & ST_BUSY))) {
+        int busy_taken = busy_ok && ((busy_ok[(p - first) >> 6] >> ((p - first) & 63)) & 1);
+        if ((v & ST_STOLEN) && (busy_taken || !(v & ST_BUSY))) {
             v &= ~ST_STOLEN;
             out[(p - first) >> 6] |= 1ULL << ((p - first) & 63);
             n++;

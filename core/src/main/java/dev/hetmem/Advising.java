@@ -46,7 +46,11 @@ final class Advising {
                 }
                 case Advice.Granularity(long bytes) -> {
                     int shift = Long.numberOfTrailingZeros(Checks.granularity(bytes));
-                    s.attributes().update(from, to, a -> a.withGranuleShift(shift));
+                    synchronized (s.attributes()) {
+                        // L7: a fault service's granules change in the order the attributes do
+                        s.attributes().update(from, to, a -> a.withGranuleShift(shift));
+                        s.host().granularity(from, to, shift - PageGeometry.PAGE_SHIFT);
+                    }
                 }
                 case Advice.PreferredLocation(int node) -> {
                     if (node != -1) {

@@ -958,4 +958,174 @@ class UserfaultfdTest {
         }
         assertEquals(List.of(), mem.verify());
     }
+
+    /**
+     * A page host code took (by a store) before a launch that runs by device faults, in a block
+     * where a resident kernel pins another page: the faulting launch's own BUSY mark must not keep
+     * the steal from being taken in before its work items run. It did (the reconcile decided for
+     * the whole block that a device pin might hold the page): the items reached the device's stale
+     * copy through its old mapping, and when the pin went, the host's copy was taken as the truth
+     * and the launch's stores to the page were lost.
+     */
+    @Test
+    void aPageTakenHomeBeforeAFaultingLaunchIsTakenInWhileAnotherKernelPinsItsBlock() throws Exception {
+        mem = uffdMemory(PAGE, EmulatedDevice.builder().capacity(MiB).computeThreads(2).build());
+        Region r = mem.allocate(2 * MiB, PAGE);
+        MemorySegment view = r.segment();
+        MemoryFixture.fill(view, 0, 3);
+        long q = 100 * PAGE;   // the resident kernel's page; page 0 is the one host code takes
+        assertEquals(2, mem.prefetch(r, new long[] {0, q}, PAGE, 1));
+        CountDownLatch pinned = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        AtomicReference<Throwable> residentFailed = new AtomicReference<>();
+        Thread resident = Thread.ofPlatform().start(() -> {
+            try {
+                mem.launch(1, (EmulatedKernel) (a, i) -> {
+                    pinned.countDown();
+                    try {
+                        release.await();
+                    } catch (InterruptedException e) {
+                        throw new IllegalStateException(e);
+                    }
+                }, 1, KernelArg.of(r, q, PAGE, Access.READ));
+            } catch (Throwable t) {
+                residentFailed.set(t);
+            }
+        });
+        try {
+            assertTrue(pinned.await(20, java.util.concurrent.TimeUnit.SECONDS), "the resident kernel started");
+            view.set(JAVA_LONG, 0, 777);   // takes page 0 home from device 1 (a 4 KiB granule)
+            // more than the device holds: runs by device faults; every long of page 0 gains 5
+            mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + 5), PAGE / 8,
+                    KernelArg.of(r, 0, q, Access.READ_WRITE), KernelArg.of(r, q + PAGE, 2 * MiB - q - PAGE, Access.READ_WRITE));
+        } finally {
+            release.countDown();
+            resident.join();
+        }
+        if (residentFailed.get() != null) {
+            throw new AssertionError("the resident kernel failed", residentFailed.get());
+        }
+        assertEquals(782, view.get(JAVA_LONG, 0), "the host's store plus the faulting launch's");
+        for (long i = 1; i < PAGE / 8; i++) {
+            assertEquals(value(3, i) + 5, view.get(JAVA_LONG, 8 * i), "long " + i + " of page 0");
+        }
+        assertEquals(value(3, q / 8), view.get(JAVA_LONG, q), "the resident kernel's page");
+    }
+
+    /**
+     * A region freed while a native call still uses a slice of its view (a blocking read into it):
+     * the free waits for the call to return, then frees. It failed at once ("acquired by 1
+     * clients") with the region already marked closed, so it stayed registered and mapped for good.
+     */
+    @Test
+    void aFreeWaitsForANativeCallUsingTheView() throws Throwable {
+        mem = uffdMemory(2 * MiB, EmulatedDevice.builder().capacity(8 * MiB).build());
+        Region r = mem.allocate(2 * MiB);
+        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+        var lookup = linker.defaultLookup();
+        var pipe = linker.downcallHandle(lookup.find("pipe").orElseThrow(),
+                java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.ADDRESS));
+        var read = linker.downcallHandle(lookup.find("read").orElseThrow(),
+                java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_LONG, java.lang.foreign.ValueLayout.JAVA_INT,
+                        java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.JAVA_LONG));
+        var write = linker.downcallHandle(lookup.find("write").orElseThrow(),
+                java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_LONG, java.lang.foreign.ValueLayout.JAVA_INT,
+                        java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.JAVA_LONG));
+        var close = linker.downcallHandle(lookup.find("close").orElseThrow(),
+                java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_INT));
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment fds = arena.allocate(java.lang.foreign.ValueLayout.JAVA_INT, 2);
+            assertEquals(0, (int) pipe.invokeExact(fds));
+            int in = fds.getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, 0);
+            int out = fds.getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, 1);
+            CountDownLatch reading = new CountDownLatch(1);
+            AtomicReference<Object> got = new AtomicReference<>();
+            Thread reader = Thread.ofPlatform().start(() -> {
+                try {
+                    reading.countDown();
+                    got.set((long) read.invokeExact(in, r.segment().asSlice(4096, 8), 8L));
+                } catch (Throwable t) {
+                    got.set(t);
+                }
+            });
+            assertTrue(reading.await(10, java.util.concurrent.TimeUnit.SECONDS));
+            Thread.sleep(200);   // the reader is in read(2) by now, the view's arena acquired
+            Thread writer = Thread.ofPlatform().start(() -> {
+                try {
+                    Thread.sleep(500);
+                    MemorySegment b = java.lang.foreign.Arena.global().allocate(8);
+                    b.set(JAVA_LONG, 0, 42);
+                    long n = (long) write.invokeExact(out, b, 8L);
+                    assertEquals(8, n);
+                } catch (Throwable t) {
+                    throw new AssertionError(t);
+                }
+            });
+            r.free();   // waits for the read to return
+            writer.join();
+            reader.join();
+            assertEquals(8L, got.get(), "the read returned its 8 bytes");
+            assertTrue(r.isFreed());
+            int unused = (int) close.invokeExact(in);
+            unused = (int) close.invokeExact(out);
+        }
+        assertEquals(List.of(), mem.verify());
+    }
+
+    /**
+     * Granularity advice in userfaultfd mode: a host fault brings home the advised granule around
+     * it, not the region's. The service walked the region's granule whatever the advice said (a
+     * 4 KiB advice still moved 2 MiB at every touch).
+     */
+    @Test
+    void aHostFaultBringsHomeTheAdvisedGranule() {
+        mem = uffdMemory(2 * MiB, EmulatedDevice.builder().capacity(8 * MiB).build());
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r.segment(), 0, 4);
+        r.advise(0, 2 * MiB, Advice.granularity(64 * 1024));
+        assertEquals(4 * MiB / PAGE, mem.prefetch(r, new long[] {0}, 4 * MiB, 1));
+        MemorySegment view = r.segment();
+        assertEquals(value(4, (3 * 64 * 1024 + 8) / 8), view.get(JAVA_LONG, 3 * 64 * 1024 + 8));
+        PageSnapshot s = r.snapshot(0, 4 * MiB);
+        for (long p = 0; p < 1024; p++) {
+            boolean home = p >= 48 && p < 64;   // the fourth 64 KiB granule
+            assertEquals(home ? "node 0 rw" : "node 1 rw", s.describe((int) p), "page " + p);
+        }
+        // the second block keeps the region's 2 MiB granule
+        assertEquals(value(4, (3 * MiB) / 8), view.get(JAVA_LONG, 3 * MiB));
+        s = r.snapshot(0, 4 * MiB);
+        assertEquals("node 0 rw", s.describe(512));
+        assertEquals("node 0 rw", s.describe(1023));
+        assertEquals(List.of(), mem.verify());
+    }
+
+    /**
+     * A tiled launch in userfaultfd mode whose kernel reaches outside its declared window (back
+     * into the previous tile's pages, still mapped on the device and pinned by nothing): the launch
+     * fails naming the window, and nothing is lost. The access reached the stale mapping, where a
+     * store could be lost to a copy home or land in a frame another region reused since.
+     */
+    @Test
+    void aTiledLaunchReachingOutsideItsWindowFailsInUserfaultfdMode() {
+        mem = uffdMemory(2 * MiB, MemoryFixture.emulated(4 * MiB));
+        long bytes = 12 * MiB;
+        Region r = mem.allocate(bytes);
+        MemoryFixture.fill(r.segment(), 0, 4);
+        EmulatedKernel backwards = (a, i) -> {
+            long at = 8 * i;
+            a.arg(0).putLong(at, a.arg(0).getLong(at) + 1);
+            if (i == bytes / 8 - 1) {
+                a.arg(0).putLong(bytes - MiB - 8, 99);   // the previous tile's last long, from the last tile
+            }
+        };
+        var e = assertThrows(dev.hetmem.driver.DeviceFaultException.class,
+                () -> mem.launch(1, backwards, bytes / 8, KernelArg.readWrite(r).perItem(8)));
+        assertTrue(e.getMessage().contains("KernelArg.perItem"), e.getMessage());
+        MemorySegment view = r.segment();
+        assertEquals(value(4, (bytes - MiB - 8) / 8) + 1, view.get(JAVA_LONG, bytes - MiB - 8),
+                "the previous tile's store stays, the stray one never landed");
+        for (long i = 0; i < bytes / 8 - 1; i += 4099) {
+            assertEquals(value(4, i) + 1, view.get(JAVA_LONG, 8 * i), "long " + i);
+        }
+    }
 }

@@ -57,14 +57,14 @@ final class FaultLibrary {
         serviceCounters = bind(linker, lib, "hm_service_counters", FunctionDescriptor.ofVoid(ADDRESS, ADDRESS));
         regionCreate = bind(linker, lib, "hm_region_create",
                 FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS));
-        regionGranule = bind(linker, lib, "hm_region_granule", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT));
+        regionGranule = bind(linker, lib, "hm_region_granule", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT));
         regionKill = bind(linker, lib, "hm_region_kill", FunctionDescriptor.ofVoid(ADDRESS));
         regionDestroy = bind(linker, lib, "hm_region_destroy", FunctionDescriptor.ofVoid(ADDRESS));
         leave = bind(linker, lib, "hm_leave", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
         home = bind(linker, lib, "hm_home", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS));
         sync = bind(linker, lib, "hm_sync",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS));
-        collect = bind(linker, lib, "hm_collect", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT));
+        collect = bind(linker, lib, "hm_collect", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS));
         busy = bind(linker, lib, "hm_busy", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT));
         populate = bind(linker, lib, "hm_populate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
         viewPages = bind(linker, lib, "hm_view_pages", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS));

@@ -98,12 +98,18 @@ public final class HostMirror implements AutoCloseable {
         return viewSegment;
     }
 
-    public void granule(int pages) {
+    /**
+     * Pages [first, first + count) have granules of 2^{@code pageShift} pages: a host fault there
+     * brings that granule home (Advice.granularity). Called under the range's attribute lock.
+     */
+    public void granule(long first, long count, int pageShift) {
+        int rc;
         try {
-            lib.regionGranule.invokeExact(handle, pages);
+            rc = (int) lib.regionGranule.invokeExact(handle, first, count, pageShift);
         } catch (Throwable t) {
             throw FaultService.rethrow(t);
         }
+        check("setting the granule", rc, first, count);
     }
 
     /**
@@ -190,16 +196,18 @@ public final class HostMirror implements AutoCloseable {
     /**
      * The pages of a block the service took home (or let the host write) since the last call,
      * as a 512-bit mask, or null if none; pages a running kernel holds (BUSY) are reported after it
-     * ends, unless {@code busyToo}: the caller knows no kernel can still reach their device copies
-     * without the engine's invalidation (only faulting launches hold them; see StealReconciler).
+     * ends, except those whose bit in {@code busyTaken} (a 512-bit mask, or null for none) is set:
+     * the caller knows no kernel can still reach their device copies without the engine's
+     * invalidation (only faulting launches hold them; see StealReconciler).
      */
-    public long[] collect(long block, boolean busyToo) {
+    public long[] collect(long block, long[] busyTaken) {
         if (!hasSteals(block)) {
             return null;
         }
         try (Arena a = Arena.ofConfined()) {
             MemorySegment out = a.allocate(JAVA_LONG, 8);
-            int n = (int) lib.collect.invokeExact(handle, block, out, busyToo ? 1 : 0);
+            MemorySegment busy = busyTaken == null ? MemorySegment.NULL : a.allocateFrom(JAVA_LONG, busyTaken);
+            int n = (int) lib.collect.invokeExact(handle, block, out, busy);
             return n == 0 ? null : out.toArray(JAVA_LONG);
         } catch (Throwable t) {
             throw FaultService.rethrow(t);
@@ -270,17 +278,45 @@ public final class HostMirror implements AutoCloseable {
         }
     }
 
+    /** How long {@link #close} waits for native calls that still use the view segment. */
+    private static final long VIEW_IN_USE_WAIT_NANOS = 60_000_000_000L;
+
     /**
      * Invalidates the view segment (waiting for Java accesses in progress, which {@link #kill} lets
-     * finish), then unregisters and unmaps everything.
+     * finish), then unregisters and unmaps everything. A native call that was handed a slice of the
+     * view keeps the segment's arena acquired until it returns, and the arena refuses to close
+     * meanwhile: that is waited for (up to a minute); if it lasts longer the close fails with nothing
+     * unmapped under that call (the memory then stays mapped: a leak, not a crash). It was marked
+     * closed before the arena's close, so a close failing so at once never unregistered the region.
      */
     @Override
     public synchronized void close() {
         if (destroyed) {
             return;
         }
+        long deadline = System.nanoTime() + VIEW_IN_USE_WAIT_NANOS;
+        for (long sleep = 1; ; sleep = Math.min(50, sleep * 2)) {
+            try {
+                viewArena.close();
+                break;
+            } catch (IllegalStateException inUse) {
+                if (!viewArena.scope().isAlive()) {
+                    break;   // closed by an earlier call whose destroy failed
+                }
+                if (System.nanoTime() - deadline > 0) {
+                    throw new IllegalStateException("the host view of this region is still in use by a native call after "
+                            + VIEW_IN_USE_WAIT_NANOS / 1_000_000_000L + " s; its memory stays mapped", inUse);
+                }
+                try {
+                    Thread.sleep(sleep);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while a native call still used the host view of this region; "
+                            + "its memory stays mapped", e);
+                }
+            }
+        }
         destroyed = true;
-        viewArena.close();
         try {
             lib.regionDestroy.invokeExact(handle);
         } catch (Throwable t) {

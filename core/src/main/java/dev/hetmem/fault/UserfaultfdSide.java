@@ -144,8 +144,13 @@ public final class UserfaultfdSide implements HostSide {
     }
 
     @Override
-    public long[] collect(long block, boolean busyToo) {
-        return mirror.collect(block, busyToo);
+    public long[] collect(long block, long[] busyTaken) {
+        return mirror.collect(block, busyTaken);
+    }
+
+    @Override
+    public void granularity(long from, long to, int pageShift) {
+        mirror.granule(from, to - from, pageShift);
     }
 
     @Override

@@ -127,11 +127,19 @@ public interface HostSide extends AutoCloseable {
     /**
      * Pages of block {@code block} that host code took home on its own since the last call, as a
      * 512-bit mask, or null if none. Pages a running kernel holds ({@link #busy}) are left for
-     * later unless {@code busyToo}: then the caller (holding the block's lock) has made sure no
-     * kernel that holds them can reach their device copies except through translations the
-     * engine's invalidation waits for (a faulting launch's; never a pinned kernel's).
+     * later, except those whose bit is set in {@code busyTaken} (a 512-bit mask, or null for
+     * none): for those the caller (holding the block's lock) has made sure no kernel that holds
+     * them can reach their device copies except through translations the engine's invalidation
+     * waits for (a faulting launch's; never a pinned kernel's).
      */
-    long[] collect(long block, boolean busyToo);
+    long[] collect(long block, long[] busyTaken);
+
+    /**
+     * Pages [from, to) have granules of 2^{@code pageShift} pages (Advice.granularity): a fault
+     * service brings that granule home around a host fault there. Called under the attribute
+     * lock (L7) right after the attributes changed, so both change in the same order.
+     */
+    void granularity(long from, long to, int pageShift);
 
     /**
      * Whether host code can take pages home without the engine (a fault service): false means

@@ -127,8 +127,13 @@ public final class HostViewSide implements HostSide {
     }
 
     @Override
-    public long[] collect(long block, boolean busyToo) {
+    public long[] collect(long block, long[] busyTaken) {
         return null;
+    }
+
+    @Override
+    public void granularity(long from, long to, int pageShift) {
+        // a view's pages move by the engine, which reads the attributes itself
     }
 
     @Override

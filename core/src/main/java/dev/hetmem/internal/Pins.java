@@ -310,6 +310,25 @@ public final class Pins {
         return null;
     }
 
+    /**
+     * Pages [first, first + count) (count at most 512) that no device pin holds, as a 512-bit mask:
+     * bit i for page first + i.
+     */
+    public synchronized long[] noDevicePinMask(long first, int count) {
+        long[] mask = new long[8];
+        for (int i = 0; i < count; i++) {
+            mask[i >>> 6] |= 1L << i;
+        }
+        for (Pin p : pins) {
+            if (p.node != 0 && p.from < first + count && first < p.to) {
+                for (long q = Math.max(p.from, first); q < Math.min(p.to, first + count); q++) {
+                    mask[(int) ((q - first) >>> 6)] &= ~(1L << (q - first));
+                }
+            }
+        }
+        return mask;
+    }
+
     /** Any pin on [from, to), whatever its node. */
     public synchronized Pin any(long from, long to) {
         for (Pin p : pins) {

@@ -71,13 +71,17 @@ final class StealReconciler {
             // may hold a translation of it (TranslationEpochs), so no item writes it afterwards. Left
             // for later, the page would stay the host's in the fault service while the page table
             // moved it on (evicted, faulted back): the service ignores a stolen page's syncs, and
-            // the device's later stores would be thrown away when the launch ends. Only where no
-            // device pin holds a page of the block: a pinned kernel reaches its pages with no
-            // translation anyone waits for, so its steals wait for its end. Pins are added under
-            // the block locks this thread holds, so the answer stays true while they are held.
+            // the device's later stores would be thrown away when the launch ends. Only pages no
+            // device pin holds: a pinned kernel reaches its pages with no translation anyone
+            // waits for, so its steals wait for its end. Decided page by page: decided for the
+            // block, a pinned kernel's page kept the faulting launch's own BUSY marks from being
+            // taken in before its items ran, and they wrote the device's stale copy of a page
+            // whose host copy later won (UserfaultfdTest.aPageTakenHomeBeforeAFaultingLaunch...).
+            // Pins are added under the block locks this thread holds, so the mask stays true
+            // while they are held.
             long first = firstPage(bi);
-            boolean busyToo = faulting && region.pins().anyDevice(first, first + region.table().pagesIn(bi)) == null;
-            long[] taken = region.host().collect(bi, busyToo);
+            long[] busyTaken = faulting ? region.pins().noDevicePinMask(first, region.table().pagesIn(bi)) : null;
+            long[] taken = region.host().collect(bi, busyTaken);
             if (taken == null) {
                 continue;
             }
