@@ -13,7 +13,9 @@ import java.util.Objects;
  * <p>A per-item window ({@link #perItem(long, long)}) declares that work item {@code i} touches
  * only bytes {@code [i * stride, i * stride + extent)} of the argument (counted from its
  * {@code offset}); the launch may then run tile by tile, each tile with only its items' windows
- * resident. A kernel that touches more than its window fails on a device that cannot take faults.
+ * resident. A kernel that touches more than its window fails on a device that cannot take faults,
+ * and on one that can in userfaultfd mode (where only host views let the launch fault in what a
+ * tile's items reach outside their windows); with host views such an access faults the page in.
  *
  * <pre>{@code
  * mem.launch(1, kernel, rows, KernelArg.read(matrix).perItem(rowBytes), KernelArg.write(out).perItem(4));

@@ -461,8 +461,9 @@ final class KernelLaunch {
                 LaunchResult r = relative
                         ? resident(dev, node, kernel, 0, count, args, tileBindings(args, first, next), windows(args, first, next, false),
                         handler, prefetchNext, false)
-                        : resident(dev, node, kernel, first, count, args, bindings, windows(args, first, next, false), handler,
-                        prefetchNext, false);
+                        : resident(dev, node, kernel, first, count, args,
+                        handler == null ? declaredWindows(args, bindings, first, next) : bindings,
+                        windows(args, first, next, false), handler, prefetchNext, false);
                 faults += r.faults();
                 batches += r.faultBatches();
                 migrated += r.pagesMigrated();
@@ -574,6 +575,29 @@ final class KernelLaunch {
     }
 
     /** The bindings of one tile of a kernel with plain arguments: windows of windowed arguments, whole others. */
+    /**
+     * The whole arguments' bindings of items [from, to), each windowed argument's narrowed to the
+     * bytes those items declared: where no fault handler brings in what an item reaches outside
+     * its window (a host side that takes pages on its own), such an access must fail, not reach
+     * whatever another tile left mapped there, which nothing pins or tracks (its stores could be
+     * lost to a copy home, or land in a frame reused since).
+     */
+    private static List<KernelBinding> declaredWindows(List<Arg> args, List<KernelBinding> bindings, long from, long to) {
+        List<KernelBinding> out = new ArrayList<>(args.size());
+        for (int i = 0; i < args.size(); i++) {
+            Arg a = args.get(i);
+            KernelBinding b = bindings.get(i);
+            if (a.arg().hasWindow()) {
+                long[] w = a.arg().window(from, to);
+                long lo = Math.min(w[0], b.length());
+                out.add(b.window(lo, Math.max(lo, Math.min(w[1], b.length()))));
+            } else {
+                out.add(b);
+            }
+        }
+        return out;
+    }
+
     private static List<KernelBinding> tileBindings(List<Arg> args, long from, long to) {
         List<KernelBinding> out = new ArrayList<>(args.size());
         for (Arg a : args) {

@@ -389,6 +389,9 @@ public final class Region implements AutoCloseable {
         state.lifecycle().enter();
         try {
             state.refuseFreed(from, to, "protect()");
+            // refused before the attributes change: refused after, the range would be read-only
+            // in its attributes while its mappings stayed writable
+            memory.engine().refuseFromFaultingItem("a protection change");
             state.attributes().update(from, to, a -> a.withReadOnly(ro));
             memory.engine().reprotect(state, from, to);
         } finally {

@@ -629,6 +629,9 @@ public final class UnifiedMemory implements AutoCloseable {
         long from = offset >>> PAGE_SHIFT;
         long to = Math.ceilDiv(offset + length, PAGE_BYTES);
         s.refuseFreed(from, to, "a prefetch");
+        // from a faulting work item: its migration, on another thread, would wait for the item's own
+        // translations (TranslationEpochs) while the item waits for it
+        engine.refuseFromFaultingItem("an asynchronous prefetch");
         Pins.Pin own = s.pins().heldByCurrentThreadOffNode(s.granuleStart(from), s.granuleEnd(to), node);
         if (own != null) {
             throw new PinnedByCallerException(s, own.node(), own.from(), own.to());

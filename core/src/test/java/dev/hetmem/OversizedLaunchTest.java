@@ -268,6 +268,159 @@ class OversizedLaunchTest {
     }
 
     /**
+     * Calls into the core from a faulting work item that hand the work to another thread, or that
+     * change a region's attributes first: refused, with nothing changed. {@code prefetchAsync} was
+     * accepted, and its migration waited for the item's own translations while the item waited for
+     * it (a deadlock holding block locks); {@code protect} marked the range read-only before the
+     * engine refused, leaving the attributes and the mappings out of line.
+     */
+    @Test
+    @Tag("emulated")
+    void aFaultingItemsAsynchronousPrefetchAndProtectAreRefusedWithNothingChanged() throws Exception {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(4 * MiB).computeThreads(2).build();
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            long bytes = 12 * MiB;
+            Region a = mem.allocate(bytes);
+            Region other = mem.allocate(MiB);
+            var prefetch = CompletableFuture.supplyAsync(() -> assertThrows(IllegalStateException.class,
+                    () -> mem.launch(1, (EmulatedKernel) (args, i) -> {
+                        args.arg(0).putLong(8 * i, 1);
+                        if (i == 7) {
+                            mem.prefetchAsync(a, 0, bytes, 0).join();
+                        }
+                    }, bytes / 8, KernelArg.readWrite(a))));
+            var refused = prefetch.get(30, TimeUnit.SECONDS);
+            assertTrue(refused.getMessage().contains("takes device faults"), refused.getMessage());
+            var e = assertThrows(IllegalStateException.class, () -> mem.launch(1, (EmulatedKernel) (args, i) -> {
+                args.arg(0).putLong(8 * i, 1);
+                if (i == 7) {
+                    other.protect(0, MiB, Protection.READ_ONLY);
+                }
+            }, bytes / 8, KernelArg.readWrite(a)));
+            assertTrue(e.getMessage().contains("takes device faults"), e.getMessage());
+            assertEquals(Protection.READ_WRITE, other.protection(0), "the refused protect changed nothing");
+            verified(mem);
+        }
+    }
+
+    /**
+     * A faulting launch whose kernel fails while another of its threads waits in a device fault
+     * for a page under another thread's host view, that thread waiting for the launch's outcome
+     * before it closes the view: the launch stops its waiting thread and reports the kernel's
+     * failure, rather than wait for it (and so for the view) for good.
+     */
+    @Test
+    @Tag("emulated")
+    void aFaultingLaunchThatFailsDoesNotWaitForItsThreadWaitingForAView() throws Exception {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(4 * MiB).computeThreads(2).build();
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            long bytes = 12 * MiB;
+            Region a = mem.allocate(bytes, 4096);   // faults by the page: the other thread's items go on
+            fill(a, 0, bytes, 9);
+            long viewed = 3 * 4096;   // in the first chunk of items: one thread stops there at once
+            java.util.concurrent.ExecutorService launcher = java.util.concurrent.Executors.newSingleThreadExecutor();
+            try {
+                CompletableFuture<LaunchResult> launch;
+                try (HostView v = a.host(viewed, 4096, Access.READ)) {
+                    launch = CompletableFuture.supplyAsync(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
+                        if (i == bytes / 8 - 1) {
+                            sleep(200);
+                            throw new IllegalStateException("the kernel failed at its last item");
+                        }
+                        args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
+                    }, bytes / 8, KernelArg.readWrite(a)), launcher);
+                    var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> launch.get(20, TimeUnit.SECONDS),
+                            "the failed launch returned while the view stayed open");
+                    assertTrue(String.valueOf(e.getCause()).contains("the kernel failed at its last item"), e.toString());
+                    assertEquals(value(9, viewed / 8), v.segment().get(ValueLayout.JAVA_LONG, 0), "the viewed page");
+                }
+                for (long i = 0; i < bytes / 8; i += 509) {
+                    long was = value(9, i);
+                    long got = readLong(a, 8 * i);
+                    assertTrue(got == was || got == was + 1, "long " + i + ": " + got + " against " + was);
+                }
+                for (long i = viewed / 8; i < (viewed + 4096) / 8; i++) {
+                    assertEquals(value(9, i), readLong(a, 8 * i), "long " + i + " of the viewed page, never reached");
+                }
+                verified(mem);
+                // the launching thread of the pool is not left interrupted: a next launch on it runs
+                assertEquals(bytes / 4096, launcher.submit(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
+                }, bytes / 8, KernelArg.readWrite(a)).pagesTouched()).get(60, TimeUnit.SECONDS));
+            } finally {
+                launcher.shutdownNow();
+            }
+        }
+    }
+
+    /**
+     * The launching thread interrupted while a helper thread of its faulting launch waits in a
+     * device fault for a page under another thread's host view: the launch stops and fails, the
+     * interrupt kept. (The launching thread holds its first item until the helper waits, so that
+     * the helper, which takes every other chunk in order, is the one that reaches the viewed last
+     * page.)
+     */
+    @Test
+    @Tag("emulated")
+    void anInterruptedFaultingLaunchStopsWhileItsHelperWaitsForAView() throws Exception {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(4 * MiB).computeThreads(2).build();
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            long bytes = 12 * MiB;
+            Region a = mem.allocate(bytes, 4096);
+            fill(a, 0, bytes, 9);
+            long viewed = bytes - 4096;
+            java.util.concurrent.atomic.AtomicLong ran = new java.util.concurrent.atomic.AtomicLong();
+            java.util.concurrent.atomic.AtomicBoolean held = new java.util.concurrent.atomic.AtomicBoolean();
+            java.util.concurrent.atomic.AtomicBoolean release = new java.util.concurrent.atomic.AtomicBoolean();
+            java.util.concurrent.atomic.AtomicBoolean keptInterrupt = new java.util.concurrent.atomic.AtomicBoolean();
+            CompletableFuture<Throwable> outcome = new CompletableFuture<>();
+            Thread[] launching = new Thread[1];
+            try (HostView v = a.host(viewed, 4096, Access.READ)) {
+                launching[0] = Thread.ofPlatform().unstarted(() -> {
+                    try {
+                        mem.launch(1, (EmulatedKernel) (args, i) -> {
+                            if (Thread.currentThread() == launching[0] && held.compareAndSet(false, true)) {
+                                while (!release.get()) {
+                                    Thread.onSpinWait();
+                                }
+                            }
+                            ran.incrementAndGet();
+                            args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
+                        }, bytes / 8, KernelArg.readWrite(a));
+                        outcome.complete(null);
+                    } catch (Throwable e) {
+                        keptInterrupt.set(Thread.currentThread().isInterrupted());
+                        outcome.complete(e);
+                    }
+                });
+                launching[0].start();
+                // the helper has stopped at the viewed page when the count stands still
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                long seen = -1;
+                while ((!held.get() || ran.get() != seen) && System.nanoTime() < deadline) {
+                    seen = ran.get();
+                    Thread.sleep(300);
+                }
+                launching[0].interrupt();
+                release.set(true);
+                Throwable e = outcome.get(20, TimeUnit.SECONDS);
+                assertTrue(e instanceof IllegalStateException && String.valueOf(e.getMessage()).contains("interrupted"),
+                        "the launch failed on the interrupt: " + e);
+                assertTrue(keptInterrupt.get(), "the launching thread's interrupt is kept");
+                assertEquals(value(9, viewed / 8), v.segment().get(ValueLayout.JAVA_LONG, 0), "the viewed page");
+            } finally {
+                release.set(true);
+            }
+            launching[0].join();
+            for (long i = 0; i < bytes / 8; i += 509) {
+                long was = value(9, i);
+                long got = readLong(a, 8 * i);
+                assertTrue(got == was || got == was + 1, "long " + i + ": " + got + " against " + was);
+            }
+            verified(mem);
+        }
+    }
+
+    /**
      * A tiled launch whose kernel fails while the next tile's prefetch waits for another thread's host
      * view over that tile's window, the view's thread waiting for the launch's outcome before it
      * closes the view: the launch stops the prefetch and reports the kernel's failure, rather than

@@ -20,21 +20,40 @@ import dev.hetmem.Access;
  *                   {@link DeviceDriver#bindsPlainArgumentsByFrame binds them by frame}: the device
  *                   frame of the argument's first page, its other pages in the frames after it,
  *                   fixed while the kernel runs whatever the page table says meanwhile; -1 otherwise
+ * @param windowFrom with {@code windowTo}: the bytes [windowFrom, windowTo) of the argument (offsets
+ *                   from {@code va}) that this launch's items declared they touch (a tile of a
+ *                   launch tiled by per-item windows, where nothing else of the argument is kept in
+ *                   place); a driver that checks accesses should fail others as outside the
+ *                   argument. [0, length) for a whole argument
+ * @param windowTo   the end of that window
  */
-public record KernelBinding(long va, long length, Access access, long firstFrame) {
+public record KernelBinding(long va, long length, Access access, long firstFrame, long windowFrom, long windowTo) {
     /** A binding with no frame named: the driver finds the pages through its page table. */
     public KernelBinding(long va, long length, Access access) {
         this(va, length, access, -1);
+    }
+
+    /** A binding of the whole argument. */
+    public KernelBinding(long va, long length, Access access, long firstFrame) {
+        this(va, length, access, firstFrame, 0, length);
     }
 
     public KernelBinding {
         if (firstFrame < -1) {
             throw new IllegalArgumentException("first frame " + firstFrame + " must be a frame (at least 0) or -1 for none");
         }
+        if (windowFrom < 0 || windowFrom > windowTo || windowTo > length) {
+            throw new IllegalArgumentException("window [" + windowFrom + ", " + windowTo + ") must lie in [0, " + length + ")");
+        }
     }
 
     /** This binding with its first page's frame named. */
     public KernelBinding atFrame(long frame) {
-        return new KernelBinding(va, length, access, frame);
+        return new KernelBinding(va, length, access, frame, windowFrom, windowTo);
+    }
+
+    /** This binding with only bytes [from, to) of the argument declared touched. */
+    public KernelBinding window(long from, long to) {
+        return new KernelBinding(va, length, access, firstFrame, from, to);
     }
 }

@@ -80,10 +80,11 @@ final class ComputeUnits {
         ExecutorService faultingThreads = faults == null ? null
                 : Executors.newThreadPerTaskExecutor(Thread.ofPlatform().name(name + "-faulting-", 0).daemon().factory());
         ExecutorService pool = faults == null ? compute : faultingThreads;
+        FaultingThreads running = faults == null ? null : new FaultingThreads(Thread.currentThread());
         Throwable failure = null;
         try {
             for (int t = 1; t < parts; t++) {
-                Part part = new Part(k, arguments, items, faults);
+                Part part = new Part(k, arguments, items, faults, running);
                 part.future = pool.submit(part);
                 helpers.add(part);
             }
@@ -104,6 +105,9 @@ final class ComputeUnits {
                 runItems(k, arguments, items, faults);
             } catch (RuntimeException | Error e) {
                 failure = e;
+                if (running != null) {
+                    running.fail(e);
+                }
             }
         }
         boolean interrupted = false;
@@ -116,7 +120,15 @@ final class ComputeUnits {
                     part.future.get();
                     break;
                 } catch (InterruptedException e) {
-                    interrupted = true;
+                    // an interrupt this launch sent to its own thread is not its caller's
+                    interrupted |= running == null || !running.interruptedTheLauncher();
+                    if (running != null) {
+                        // a faulting launch stops: its items may wait in the engine with no deadline
+                        // (for a view whose owner may wait for this launch), so waiting on is no answer
+                        items.stop();
+                        running.fail(new IllegalStateException("interrupted while the work items of a launch on " + name
+                                + " ran; the launch stopped, some items never ran", e));
+                    }
                 } catch (ExecutionException e) {
                     if (failure == null) {
                         failure = e.getCause() instanceof RuntimeException re ? re
@@ -124,6 +136,15 @@ final class ComputeUnits {
                     }
                     break;
                 }
+            }
+        }
+        if (running != null) {
+            if (running.interruptedTheLauncher()) {
+                Thread.interrupted();   // the interrupt meant to end this thread's wait, not its caller's
+            }
+            if (running.firstFailure() != null) {
+                // what failed the launch, not what the interrupts it sent then made the others throw
+                failure = running.firstFailure();
             }
         }
         if (interrupted) {
@@ -154,25 +175,106 @@ final class ComputeUnits {
         private final List<KernelBinding> arguments;
         private final WorkItems items;
         private final DeviceFaultHandler faults;
+        /** A faulting launch's threads, or null. */
+        private final FaultingThreads running;
         Future<?> future;
 
-        Part(EmulatedKernel kernel, List<KernelBinding> arguments, WorkItems items, DeviceFaultHandler faults) {
+        Part(EmulatedKernel kernel, List<KernelBinding> arguments, WorkItems items, DeviceFaultHandler faults,
+             FaultingThreads running) {
             this.kernel = kernel;
             this.arguments = arguments;
             this.items = items;
             this.faults = faults;
+            this.running = running;
         }
 
         @Override
         public void run() {
-            if (state.compareAndSet(QUEUED, RUNNING)) {
+            if (!state.compareAndSet(QUEUED, RUNNING)) {
+                return;
+            }
+            if (running == null) {
                 runItems(kernel, arguments, items, faults);
+                return;
+            }
+            running.enter();   // a thread of its own, which ends with this task: no interrupt outlives it
+            try {
+                runItems(kernel, arguments, items, faults);
+            } catch (RuntimeException | Error e) {
+                running.fail(e);
+                throw e;
+            } finally {
+                running.exit();
             }
         }
 
         /** Whether this part is dropped now (it had not begun); false if it runs or ran. */
         boolean drop() {
             return state.compareAndSet(QUEUED, DROPPED);
+        }
+    }
+
+    /**
+     * The threads running a faulting launch's items: the launching thread and its helpers. A
+     * device fault may wait in the engine with no deadline (for a pin: a host view another thread
+     * holds, whose owner may be waiting for this launch's outcome). Once the launch fails (an item
+     * threw, or the launching thread was interrupted) no item needs to go on, so every other thread
+     * of the launch is interrupted: the engine's waits for pins and for room end on an interrupt,
+     * at points where no batch is half done, and the launch reports its failure instead of waiting
+     * for good. Helpers are threads of their own (they end with the launch); the launching thread
+     * is interrupted only while it runs items or waits for the helpers, and its flag is cleared
+     * before it returns. Lock L28 (this object's monitor), a leaf: docs/design.md, lock table.
+     */
+    private static final class FaultingThreads {
+        private final Thread launcher;
+        private final List<Thread> helpers = new ArrayList<>();
+        private Throwable failed;
+        private boolean interruptedLauncher;
+
+        FaultingThreads(Thread launcher) {
+            this.launcher = launcher;
+        }
+
+        /** A helper begins; after a failure it is interrupted at once (its first wait ends). */
+        synchronized void enter() {
+            helpers.add(Thread.currentThread());
+            if (failed != null) {
+                Thread.currentThread().interrupt();
+            }
+        }
+
+        synchronized void exit() {
+            helpers.remove(Thread.currentThread());
+        }
+
+        /**
+         * The launch failed ({@code why}): every other thread of it is interrupted, once. What they
+         * throw then is a consequence; the first failure is the launch's.
+         */
+        synchronized void fail(Throwable why) {
+            if (failed != null) {
+                return;
+            }
+            failed = why;
+            Thread self = Thread.currentThread();
+            for (Thread t : helpers) {
+                if (t != self) {
+                    t.interrupt();
+                }
+            }
+            if (launcher != self) {
+                launcher.interrupt();
+                interruptedLauncher = true;
+            }
+        }
+
+        synchronized boolean interruptedTheLauncher() {
+            return interruptedLauncher;
+        }
+
+        /** The failure that stopped the launch, or null. */
+        synchronized Throwable firstFailure() {
+            return failed;
         }
     }
 
@@ -222,7 +324,7 @@ final class ComputeUnits {
         DeviceBuffer[] buffers = new DeviceBuffer[arguments.size()];
         for (int i = 0; i < buffers.length; i++) {
             KernelBinding b = arguments.get(i);
-            buffers[i] = new DeviceBuffer(pageTable, b.va(), b.length(), b.access(), faults, slot);
+            buffers[i] = new DeviceBuffer(pageTable, b.va(), b.length(), b.windowFrom(), b.windowTo(), b.access(), faults, slot);
         }
         MemorySegment[] plain = new MemorySegment[buffers.length];
         for (int i = 0; i < buffers.length; i++) {

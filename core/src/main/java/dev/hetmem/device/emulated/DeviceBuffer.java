@@ -37,6 +37,9 @@ public final class DeviceBuffer {
     private final EmulatedPageTable table;
     private final long va;
     private final long length;
+    /** The bytes [windowFrom, windowTo) the launch declared for this tile ([0, length) for a whole argument). */
+    private final long windowFrom;
+    private final long windowTo;
     private final boolean writable;
     /** The core's fault handler in a launch that takes device faults; null: a miss fails the launch. */
     private final DeviceFaultHandler faults;
@@ -47,11 +50,13 @@ public final class DeviceBuffer {
     private long tlbKey = -1;
     private long[] tlbLeaf;
 
-    DeviceBuffer(EmulatedPageTable table, long va, long length, Access access, DeviceFaultHandler faults,
-                 TranslationEpochs.Slot slot) {
+    DeviceBuffer(EmulatedPageTable table, long va, long length, long windowFrom, long windowTo, Access access,
+                 DeviceFaultHandler faults, TranslationEpochs.Slot slot) {
         this.table = table;
         this.va = va;
         this.length = length;
+        this.windowFrom = windowFrom;
+        this.windowTo = windowTo;
         this.writable = access.writes();
         this.faults = faults;
         this.slot = slot;
@@ -77,7 +82,7 @@ public final class DeviceBuffer {
      */
     private long translate(long offset, int size, boolean write) {
         long v = va + offset;
-        if (offset >= 0 && offset <= length - size && (v >>> BLOCK_SHIFT) == tlbKey
+        if (offset >= windowFrom && offset <= windowTo - size && (v >>> BLOCK_SHIFT) == tlbKey
                 && (v & 0xFFF) + size <= 0x1000 && (!write || writable)) {
             long e = tlbLeaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))];
             if ((e & EmulatedPageTable.PRESENT) != 0 && (!write || (e & EmulatedPageTable.WRITABLE) != 0)) {
@@ -92,6 +97,11 @@ public final class DeviceBuffer {
         if (offset < 0 || offset > length - size) {
             throw new DeviceFaultException("kernel access of " + size + " bytes at offset " + offset
                     + " outside its argument of " + length + " bytes");
+        }
+        if (offset < windowFrom || offset > windowTo - size) {
+            throw new DeviceFaultException("kernel access of " + size + " bytes at offset " + offset
+                    + " outside the bytes [" + windowFrom + ", " + windowTo + ") of its argument that this tile's work "
+                    + "items declared (KernelArg.perItem)");
         }
         if (write && !writable) {
             throw new DeviceFaultException("kernel wrote offset " + offset + " of an argument declared read-only");
