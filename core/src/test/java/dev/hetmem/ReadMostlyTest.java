@@ -120,4 +120,33 @@ class ReadMostlyTest {
         verified(mem);
         MemoryFixture.check(r, 0, 4 * MiB, 6);
     }
+
+    /**
+     * A device full of read-only duplicates under an open host view, and a prefetch that needs
+     * room there: the duplicates are dropped (the view reads the host's copy), not kept whole
+     * because a pin touches their block. Eviction used to keep every run that any pin covered,
+     * so the prefetch waited for the view (its own thread's: for itself) for a minute and then
+     * failed saying the device was pinned by running kernels.
+     */
+    @Test
+    void duplicatesUnderAHostViewAreDroppedToMakeRoom() {
+        Region r = mem.allocate(16 * MiB);
+        MemoryFixture.fill(r, 0, 16 * MiB, 5);
+        r.advise(0, 16 * MiB, Advice.readMostly(true));
+        Region other = mem.allocate(4 * MiB);
+        MemoryFixture.fill(other, 0, 4 * MiB, 6);
+        try (HostView v = r.host(0, 16 * MiB, Access.READ)) {
+            mem.prefetch(r, new long[] {0}, 16 * MiB, 1);
+            assertEquals(16 * MiB, r.stats().node(1).residentBytes(), "device 1 is full of duplicates");
+            long t0 = System.nanoTime();
+            mem.prefetch(other, new long[] {0}, 4 * MiB, 1);
+            assertEquals(4 * MiB, other.stats().node(1).residentBytes());
+            org.junit.jupiter.api.Assertions.assertTrue(r.stats().node(1).residentBytes() <= 12 * MiB,
+                    "duplicates dropped for the room: " + r.stats().node(1).residentBytes());
+            org.junit.jupiter.api.Assertions.assertTrue(System.nanoTime() - t0 < 30_000_000_000L, "no wait for the view");
+            MemoryFixture.check(v.segment(), 0, 5);
+        }
+        MemoryFixture.check(r, 0, 16 * MiB, 5);
+        MemoryFixture.check(other, 0, 4 * MiB, 6);
+    }
 }

@@ -196,6 +196,7 @@ public final class RetainedFrames implements AutoCloseable {
             }
             List<InFlight> whole = new ArrayList<>(1);
             boolean interrupted = false;
+            Throwable startFailure = null;
             synchronized (RetainedFrames.this) {
                 assert !closed : "frames retained for a region whose mapping is going";   // a freed region has drained
                 while (retained > budget && !RetainedFrames.this.closed) {
@@ -228,11 +229,24 @@ public final class RetainedFrames implements AutoCloseable {
                     }
                 }
                 if (retained > budget) {
-                    wakeReleaserLocked();
+                    try {
+                        wakeReleaserLocked();
+                    } catch (RuntimeException | Error e) {
+                        // no thread could start (out of native threads): the whole chunks taken above
+                        // are still released below, else every later use of their pages would wait
+                        // for their release for good; the failure is thrown after
+                        startFailure = e;
+                    }
                 }
             }
             restoreInterrupt(interrupted);
             releaseAll(whole, "whole chunk");
+            if (startFailure instanceof Error e) {
+                throw e;
+            }
+            if (startFailure != null) {
+                throw (RuntimeException) startFailure;
+            }
         }
 
         /**

@@ -102,7 +102,13 @@ final class Compaction {
             }
             return -1;
         } catch (RuntimeException e) {
-            // a move found no room after all, or failed (undone, nothing lost): eviction takes over
+            // a move found no room after all, or failed (undone, nothing lost): eviction takes over.
+            // Not a failure that carries another (an undo that failed, BatchRunner.run: pages may be
+            // out of line with the table), nor any other kind: those reach the caller
+            if (e.getSuppressed().length > 0 || !(e instanceof Eviction.RetryBatch
+                    || e instanceof dev.hetmem.driver.DeviceMemoryException || e instanceof dev.hetmem.driver.DeviceCopyException)) {
+                throw e;
+            }
             return -1;
         } finally {
             if (!done) {

@@ -272,14 +272,23 @@ final class Eviction {
         return finish(region, node, dropped, droppedPages, runs);
     }
 
-    /** Moves one block's unpinned pages on {@code node} home in one batch; returns how many left the device. */
+    /**
+     * Moves one block's pages on {@code node} home in one batch, but those a pin needs there
+     * ({@link #pinKeeping}); returns how many left the device. Page by page only where a pin
+     * touches the block: decided by run, one pinned page kept its whole run (up to the block), and
+     * a host view kept the device's read-only duplicates it does not read, so a full device of such
+     * pages waited for the views (the caller's own too) for a minute and then failed.
+     */
     private long evict(RegionState region, Block b, int node) {
         if (!b.hasPagesOn(node)) {
             return 0;
         }
         Invalidations dropped = new Invalidations(ctx.nodeCount());
         try {
-            return evict(region, b, node, 0, region.table().pagesIn(b.index()), false, dropped);
+            long first = firstPage(b.index());
+            int pages = region.table().pagesIn(b.index());
+            boolean pinned = region.pins().any(first, first + pages) != null;
+            return evict(region, b, node, 0, pages, pinned, dropped);
         } catch (RuntimeException | Error e) {
             dropped.flushAfterFailure(ctx, e);
             throw e;

@@ -716,8 +716,7 @@ public final class MigrationEngine implements AutoCloseable {
      * [from, to), in {@code locked}), has reconciled the range and found no pin on it.
      */
     private void dropEverywhere(RegionState region, List<Block> locked, long from, long to) {
-        PageDrops.dropAll(ctx, region, locked, from, to, true);
-        region.host().discard(from << PAGE_SHIFT, (to - from) << PAGE_SHIFT);
+        PageDrops.dropAllAndDiscard(ctx, region, locked, from, to);
     }
 
     /**

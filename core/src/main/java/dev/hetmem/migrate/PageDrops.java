@@ -5,6 +5,7 @@ import dev.hetmem.pagetable.Block;
 
 import java.util.List;
 
+import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
 import static dev.hetmem.driver.PageGeometry.bytes;
 import static dev.hetmem.driver.PageGeometry.firstPage;
 
@@ -23,7 +24,31 @@ final class PageDrops {
      * (false only for a killed region, whose host side reads no frame any more).
      */
     static void dropAll(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to, boolean syncHost) {
-        drop(ctx, region, blocks, from, to, syncHost, false);
+        drop(ctx, region, blocks, from, to, syncHost, false, new long[1]);
+    }
+
+    /**
+     * As {@link #dropAll} with the host in line, then the host copy of [from, to) discarded (its
+     * frames read as zeros again): DONT_NEED. If a driver call fails part-way, the host copy of
+     * every block whose pages already left the page table is discarded before the failure is
+     * thrown: the table says nobody holds them, so they must read as zeros, and the host frames
+     * still held the old bytes that the next host view would have read.
+     */
+    static void dropAllAndDiscard(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to) {
+        long[] forgotten = {from};
+        try {
+            drop(ctx, region, blocks, from, to, true, false, forgotten);
+        } catch (RuntimeException | Error e) {
+            if (forgotten[0] > from) {
+                try {
+                    region.host().discard(from << PAGE_SHIFT, (forgotten[0] - from) << PAGE_SHIFT);
+                } catch (RuntimeException | Error again) {
+                    e.addSuppressed(again);
+                }
+            }
+            throw e;
+        }
+        region.host().discard(from << PAGE_SHIFT, (to - from) << PAGE_SHIFT);
     }
 
     /**
@@ -31,14 +56,15 @@ final class PageDrops {
      * host view still reads (no device may hold or map a freed page; the view's bytes stay).
      */
     static void dropAllButHost(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to) {
-        drop(ctx, region, blocks, from, to, true, true);
+        drop(ctx, region, blocks, from, to, true, true, new long[1]);
     }
 
+    /** {@code forgotten[0]}: set to the end of the pages whose host copy the table has forgotten so far. */
     private static void drop(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to, boolean syncHost,
-                             boolean keepHost) {
+                             boolean keepHost, long[] forgotten) {
         Invalidations inv = new Invalidations(ctx.nodeCount());
         try {
-            dropAll(ctx, region, blocks, from, to, syncHost, keepHost, inv);
+            dropAll(ctx, region, blocks, from, to, syncHost, keepHost, inv, forgotten);
         } catch (RuntimeException | Error e) {
             inv.flushAfterFailure(ctx, e);
             throw e;
@@ -47,7 +73,7 @@ final class PageDrops {
     }
 
     private static void dropAll(EngineContext ctx, RegionState region, List<Block> blocks, long from, long to,
-                                boolean syncHost, boolean keepHost, Invalidations inv) {
+                                boolean syncHost, boolean keepHost, Invalidations inv, long[] forgotten) {
         for (Block b : blocks) {
             long base = firstPage(b.index());
             int p0 = BlockLocks.firstIn(b, from);
@@ -65,8 +91,11 @@ final class PageDrops {
                 for (int n = 1; n < ctx.nodeCount(); n++) {
                     dropDeviceCopies(ctx, region, b, n, p0, p1, inv, frees);
                 }
-                if (!keepHost && b.hasPagesOn(0)) {
-                    b.removeResidentRange(0, p0, p1 - p0);
+                if (!keepHost) {
+                    if (b.hasPagesOn(0)) {
+                        b.removeResidentRange(0, p0, p1 - p0);
+                    }
+                    forgotten[0] = base + p1;
                 }
                 if (syncHost) {
                     ctx.syncHost(region, b, p0, p1);

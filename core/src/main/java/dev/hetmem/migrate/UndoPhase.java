@@ -23,8 +23,10 @@ final class UndoPhase {
                 r.frames = null;
                 r.framesAllocated = 0;
             }
-            if (r.action.copies() && (target == 0 || r.source != 0)) {
-                // host pages written by a copy (or staging) that did not finish: not resident, give them back
+            if (r.action.copies() && (target == 0 || ((r.holders & 1) == 0 && CopyPhase.stagesThroughHost(ctx, r, target)))) {
+                // host pages written by a copy home (or staging) that did not finish: not resident, give them
+                // back. Not those of a copy between devices over their peer path, which writes no host frame
+                // (counted as kept, they took room in the budget from frames really kept)
                 written.add(r.region, r.page() << PAGE_SHIFT, r.bytes());
             }
         }
