@@ -78,7 +78,14 @@ public record Step(Op op, int a, int b, long x, long y, long z) {
          * One launch over a whole region with plain windows that overlap (a stencil's halo: item i reads
          * longs i and i + 1), tiled where larger than the device, into a new region compared with the model.
          */
-        PAIR_SUMS(3);
+        PAIR_SUMS(3),
+        /**
+         * With several workers, on the region they share (16 KiB slices dealt out in turn, so that
+         * every granule holds several workers' slices): a host write of part of one of this worker's
+         * slices, a host read of one, or a kernel writing or reading one on a device; each checks
+         * only this worker's bytes. Nothing with one worker.
+         */
+        SHARED(8);
 
         final int weight;
 

@@ -535,6 +535,10 @@ public final class StressRun {
         long t0 = System.nanoTime();
         try (Setup s = new Setup(config)) {
             ConcurrentHashMap<Integer, Model> all = new ConcurrentHashMap<>();
+            // the region every worker writes slices of (StressWorker.SHARED): 4 MiB, of a granule from the seed
+            long sharedGranule = new long[] {PAGE_BYTES, 64L << 10, 2L << 20}[(int) Math.floorMod(config.seed(), 3L)];
+            Model shared = new Model(s.mem.allocate(4L << 20, sharedGranule), new byte[4 << 20], -1, config.hostFaults());
+            all.put(shared.region.id(), shared);
             AtomicBoolean stop = new AtomicBoolean();
             ConcurrentLinkedQueue<StressWorker> done = new ConcurrentLinkedQueue<>();
             List<Thread> threads = new ArrayList<>();
@@ -543,7 +547,7 @@ public final class StressRun {
                 int id = i;
                 threads.add(Thread.ofPlatform().name("stress-worker-" + i).start(() -> {
                     long[] n = {0};
-                    StressWorker w = new StressWorker(s, id, all, config.seed(), trace.of(id, () -> n[0] + 1));
+                    StressWorker w = new StressWorker(s, id, all, config.seed(), trace.of(id, () -> n[0] + 1), shared);
                     Random rnd = new Random(config.seed() * 1_000_003L + id);
                     try {
                         while (!stop.get()) {
@@ -594,6 +598,7 @@ public final class StressRun {
                 }
             }
             List<Model> live = new ArrayList<>();
+            live.add(shared);
             for (StressWorker w : done) {
                 live.addAll(w.live);
             }

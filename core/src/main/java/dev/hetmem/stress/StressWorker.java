@@ -46,11 +46,24 @@ final class StressWorker {
     final List<String> log;
     long operations;
 
+    /**
+     * The region the workers of a concurrent run share (also in {@link #all}, so that any worker
+     * moves and advises it), or null: slice k of {@link #SLICE} bytes is worker k % workers' to
+     * write and to check; nobody frees or protects it before the run ends.
+     */
+    final Model shared;
+    static final long SLICE = 16L << 10;
+
     StressWorker(Setup s, int id, ConcurrentHashMap<Integer, Model> all, long seed, List<String> log) {
+        this(s, id, all, seed, log, null);
+    }
+
+    StressWorker(Setup s, int id, ConcurrentHashMap<Integer, Model> all, long seed, List<String> log, Model shared) {
         this.s = s;
         this.config = s.config;
         this.id = id;
         this.all = all;
+        this.shared = shared;
         this.data = new Random(seed * 31 + id);
         this.log = log;
     }
@@ -275,6 +288,7 @@ final class StressWorker {
                 }
             }
             case SWEEP -> sweep(m, st);
+            case SHARED -> sharedStep(st);
             case PAIR_SUMS -> pairSums(m, st);
             case FREE_PART -> freePart(m, st);
             case PREFETCH, PREFETCH_ASYNC -> {
@@ -737,6 +751,48 @@ final class StressWorker {
     }
 
     /** A kernel writes random bytes into k's range of m, or reads it back and checks it. */
+    /**
+     * A step on one of this worker's slices of the shared region ({@link Step.Op#SHARED}): the other
+     * workers write their slices of the same granules meanwhile, by host views or plain stores and
+     * by kernels on any device, and move and advise the region; this worker's bytes must stay its own.
+     */
+    private void sharedStep(Step st) {
+        if (shared == null) {
+            return;
+        }
+        Model m = shared;
+        int workers = config.workers();
+        long mine = (m.region.size() / SLICE - id + workers - 1) / workers;
+        if (mine <= 0) {
+            return;
+        }
+        long off = (id + workers * (st.x() % mine)) * SLICE;
+        switch (st.b() % 4) {
+            case 0 -> {
+                long from = off + st.y() % SLICE;
+                long len = 1 + (st.y() >>> 20) % (off + SLICE - from);
+                byte[] src = new byte[(int) len];
+                data.nextBytes(src);
+                boolean plain = config.hostFaults() == HostFaultMode.USERFAULTFD;
+                note("shared: host write " + m + " [" + from + ", +" + len + ")" + (plain ? " (plain stores)" : ""));
+                if (plain) {
+                    MemorySegment.copy(src, 0, m.region.segment(), ValueLayout.JAVA_BYTE, from, src.length);
+                } else {
+                    try (HostView v = m.region.host(from, len, Access.WRITE)) {
+                        MemorySegment.copy(src, 0, v.segment(), ValueLayout.JAVA_BYTE, 0, src.length);
+                    }
+                }
+                System.arraycopy(src, 0, m.bytes, (int) from, src.length);
+            }
+            case 1 -> {
+                note("shared: host read " + m + " [" + off + ", +" + SLICE + ")");
+                m.expect(m.hostRead(off, (int) SLICE), off, "a host read of this worker's slice of the shared region");
+            }
+            default -> kernelCopy(m, new Step(st.b() % 4 == 2 ? Step.Op.KERNEL_WRITE : Step.Op.KERNEL_READ, st.a(), st.b(),
+                    st.x(), st.y(), st.z()), new KernelStep(off, SLICE, device(st)));
+        }
+    }
+
     private void kernelCopy(Model m, Step st, KernelStep k) {
         long off = k.offset();
         long len = k.length();
