@@ -108,9 +108,10 @@ struct hm_region {
     uint8_t *flags; /* one byte per 2 MiB block: some page has STOLEN set; then one for the region */
     uint64_t flags_bytes;
     uint32_t granule_pages;
-    /* log2 of each page's granule in pages, where advice set one (Advice.granularity); NULL until the
-       first advice (every page has granule_pages then). Published by a release store after it is
-       filled; a byte changes while a fault reads it: the fault takes the old granule or the new */
+    /* 1 + log2 of each page's granule in pages where advice set one (Advice.granularity), 0 where
+       none did (the page has granule_pages); NULL until the first advice. A lazily backed mapping:
+       only the advised pages' bytes are ever written. Published by a release store; a byte changes
+       while a fault reads it: the fault takes the old granule or the new */
     uint8_t *granule_shift;
     int dead;
     struct hm_service *svc;
@@ -362,7 +363,8 @@ static struct hm_region *region_of(struct hm_service *s, uint64_t addr) {
 /* The granule of page p, in pages: the one advice set there, or the region's. */
 static uint64_t granule_of(struct hm_region *r, uint64_t p) {
     uint8_t *shifts = __atomic_load_n(&r->granule_shift, __ATOMIC_ACQUIRE);
-    return shifts ? 1ULL << __atomic_load_n(&shifts[p], __ATOMIC_RELAXED) : r->granule_pages;
+    uint8_t s = shifts ? __atomic_load_n(&shifts[p], __ATOMIC_RELAXED) : 0;
+    return s ? 1ULL << (s - 1) : r->granule_pages;
 }
 
 static int plan_page(struct hm_region *r, uint64_t p, uint64_t fp, int write, uint64_t v, uint64_t *nv) {
@@ -841,12 +843,13 @@ fail:
 }
 
 /*
- * Pages [first, first+count) have granules of 2^shift pages (Advice.granularity): a fault there
- * brings that granule home. Called under the range's attribute lock (L7), never at once for one
- * region by two threads. Returns 0, -EINVAL, or -ENOMEM (the region's granule stays everywhere).
+ * Pages [first, first+count) have granules of 2^shift pages (Advice.granularity, up to 1 GiB: shift
+ * at most 18): a fault there brings that granule home. Called under the region's attribute lock
+ * (L7), so never by two threads at once for one region. Returns 0, -EINVAL, or -ENOMEM (nothing
+ * changed: the table could not be made).
  */
 int hm_region_granule(struct hm_region *r, uint64_t first, uint64_t count, uint32_t shift) {
-    if (first > r->pages || count > r->pages - first || shift > 9) {
+    if (first > r->pages || count > r->pages - first || shift > 18) {
         return -EINVAL;
     }
     uint8_t *shifts = __atomic_load_n(&r->granule_shift, __ATOMIC_ACQUIRE);
@@ -855,13 +858,11 @@ int hm_region_granule(struct hm_region *r, uint64_t first, uint64_t count, uint3
         if (m == MAP_FAILED) {
             return -ENOMEM;
         }
-        shifts = m;
-        uint8_t whole = (uint8_t) __builtin_ctz(r->granule_pages);
-        memset(shifts, whole, r->pages);
+        shifts = m;   /* zeros: every page has the region's granule */
         __atomic_store_n(&r->granule_shift, shifts, __ATOMIC_RELEASE);
     }
     for (uint64_t p = first; p < first + count; p++) {
-        __atomic_store_n(&shifts[p], (uint8_t) shift, __ATOMIC_RELAXED);
+        __atomic_store_n(&shifts[p], (uint8_t) (shift + 1), __ATOMIC_RELAXED);
     }
     return 0;
 }

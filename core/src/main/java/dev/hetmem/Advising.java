@@ -47,9 +47,10 @@ final class Advising {
                 case Advice.Granularity(long bytes) -> {
                     int shift = Long.numberOfTrailingZeros(Checks.granularity(bytes));
                     synchronized (s.attributes()) {
-                        // L7: a fault service's granules change in the order the attributes do
-                        s.attributes().update(from, to, a -> a.withGranuleShift(shift));
+                        // L7: a fault service's granules change in the order the attributes do; the
+                        // service's first, so that a failure there leaves both as they were
                         s.host().granularity(from, to, shift - PageGeometry.PAGE_SHIFT);
+                        s.attributes().update(from, to, a -> a.withGranuleShift(shift));
                     }
                 }
                 case Advice.PreferredLocation(int node) -> {

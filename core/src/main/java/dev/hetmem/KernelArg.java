@@ -14,8 +14,9 @@ import java.util.Objects;
  * only bytes {@code [i * stride, i * stride + extent)} of the argument (counted from its
  * {@code offset}); the launch may then run tile by tile, each tile with only its items' windows
  * resident. A kernel that touches more than its window fails on a device that cannot take faults,
- * and on one that can in userfaultfd mode (where only host views let the launch fault in what a
- * tile's items reach outside their windows); with host views such an access faults the page in.
+ * in a launch with a plain argument (each tile's windowed arguments are bound to their windows
+ * there), and in userfaultfd mode (only with host views does the launch fault in what a tile's
+ * items reach outside their windows); otherwise such an access faults the page in.
  *
  * <pre>{@code
  * mem.launch(1, kernel, rows, KernelArg.read(matrix).perItem(rowBytes), KernelArg.write(out).perItem(4));

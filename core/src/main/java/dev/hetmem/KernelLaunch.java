@@ -574,7 +574,6 @@ final class KernelLaunch {
         return a;
     }
 
-    /** The bindings of one tile of a kernel with plain arguments: windows of windowed arguments, whole others. */
     /**
      * The whole arguments' bindings of items [from, to), each windowed argument's narrowed to the
      * bytes those items declared: where no fault handler brings in what an item reaches outside
@@ -598,6 +597,7 @@ final class KernelLaunch {
         return out;
     }
 
+    /** The bindings of one tile of a kernel with plain arguments: windows of windowed arguments, whole others. */
     private static List<KernelBinding> tileBindings(List<Arg> args, long from, long to) {
         List<KernelBinding> out = new ArrayList<>(args.size());
         for (Arg a : args) {

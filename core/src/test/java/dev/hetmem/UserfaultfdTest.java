@@ -1097,6 +1097,16 @@ class UserfaultfdTest {
         assertEquals("node 0 rw", s.describe(512));
         assertEquals("node 0 rw", s.describe(1023));
         assertEquals(List.of(), mem.verify());
+        // granules above 2 MiB too (the service took at most 2 MiB and refused the advice)
+        Region big = mem.allocate(8 * MiB);
+        MemoryFixture.fill(big.segment(), 0, 5);
+        big.advise(0, 8 * MiB, Advice.granularity(4 * MiB));
+        mem.prefetch(big, new long[] {0}, 8 * MiB, 1);
+        assertEquals(value(5, MiB / 8), big.segment().get(JAVA_LONG, MiB));
+        PageSnapshot b = big.snapshot(0, 8 * MiB);
+        assertEquals("node 0 rw", b.describe(1023), "the 4 MiB granule came home whole");
+        assertEquals("node 1 rw", b.describe(1024), "the next granule stayed");
+        assertEquals(List.of(), mem.verify());
     }
 
     /**

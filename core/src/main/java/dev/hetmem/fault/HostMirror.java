@@ -300,9 +300,6 @@ public final class HostMirror implements AutoCloseable {
                 viewArena.close();
                 break;
             } catch (IllegalStateException inUse) {
-                if (!viewArena.scope().isAlive()) {
-                    break;   // closed by an earlier call whose destroy failed
-                }
                 if (System.nanoTime() - deadline > 0) {
                     throw new IllegalStateException("the host view of this region is still in use by a native call after "
                             + VIEW_IN_USE_WAIT_NANOS / 1_000_000_000L + " s; its memory stays mapped", inUse);

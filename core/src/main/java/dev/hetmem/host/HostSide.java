@@ -137,7 +137,8 @@ public interface HostSide extends AutoCloseable {
     /**
      * Pages [from, to) have granules of 2^{@code pageShift} pages (Advice.granularity): a fault
      * service brings that granule home around a host fault there. Called under the attribute
-     * lock (L7) right after the attributes changed, so both change in the same order.
+     * lock (L7) right before the attributes change, so both change in the same order, and a
+     * failure here changes neither.
      */
     void granularity(long from, long to, int pageShift);
 

@@ -329,6 +329,27 @@ public final class Pins {
         return mask;
     }
 
+    /**
+     * Pages [first, first + count) (count at most 512) under pins, as two 512-bit masks in one
+     * array: words 0-7 any pin, words 8-15 a pin not on the host (node 0); bit i for page first + i.
+     * One pass over the pins where a page-by-page question would take one per page.
+     */
+    public synchronized long[] pinnedMasks(long first, int count) {
+        long[] mask = new long[16];
+        for (Pin p : pins) {
+            if (p.from < first + count && first < p.to) {
+                for (long q = Math.max(p.from, first); q < Math.min(p.to, first + count); q++) {
+                    int i = (int) (q - first);
+                    mask[i >>> 6] |= 1L << i;
+                    if (p.node != 0) {
+                        mask[8 + (i >>> 6)] |= 1L << i;
+                    }
+                }
+            }
+        }
+        return mask;
+    }
+
     /** Any pin on [from, to), whatever its node. */
     public synchronized Pin any(long from, long to) {
         for (Pin p : pins) {

@@ -324,16 +324,18 @@ final class Eviction {
         List<Run> runs = new ArrayList<>();
         long droppedPages = 0;
         long base = firstPage(b.index());
+        // pinKeeping for every page of the block, from one pass over the pins
+        long[] pinned = pageByPage ? region.pins().pinnedMasks(base, region.table().pagesIn(b.index())) : null;
         int p = p0;
         while (p < pages) {
             int holders = b.residentMask(p);
-            if (!b.isResident(node, p) || (pageByPage && pinKeeping(region, holders, base + p) != null)) {
+            if (!b.isResident(node, p) || (pageByPage && keeps(pinned, holders, p))) {
                 p++;
                 continue;
             }
             int q = p + 1;
             while (q < pages && b.isResident(node, q) && b.residentMask(q) == holders && b.isZero(q) == b.isZero(p)
-                    && (!pageByPage || pinKeeping(region, holders, base + q) == null)) {
+                    && (!pageByPage || !keeps(pinned, holders, q))) {
                 q++;
             }
             // pages a running kernel uses stay
@@ -376,6 +378,12 @@ final class Eviction {
      */
     static Pins.Pin pinKeeping(RegionState region, int holders, long page) {
         return (holders & 1) != 0 ? region.pins().conflict(page, page + 1, 0) : region.pins().any(page, page + 1);
+    }
+
+    /** {@link #pinKeeping} for page {@code p} of a block, from its {@link Pins#pinnedMasks}. */
+    private static boolean keeps(long[] pinned, int holders, int p) {
+        int word = ((holders & 1) != 0 ? 8 : 0) + (p >>> 6);
+        return (pinned[word] >>> p & 1) != 0;
     }
 
     /**

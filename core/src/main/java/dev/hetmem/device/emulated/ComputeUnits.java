@@ -90,9 +90,13 @@ final class ComputeUnits {
             }
         } catch (RuntimeException | Error e) {
             // a thread that could not start (no native thread, a pool shut down): the launch fails, and
-            // the threads already started stop at their next chunk and are waited for below
+            // the threads already started stop at their next chunk and are waited for below (those of a
+            // faulting launch interrupted, as for any failure of it)
             items.stop();
             failure = e;
+            if (running != null) {
+                running.fail(e);
+            }
         } finally {
             if (faultingThreads != null) {
                 faultingThreads.shutdown();   // its tasks run on; their futures are waited for below

@@ -65,7 +65,8 @@ public final class DeviceBuffer {
     /**
      * The argument's size as the launch declared it.
      *
-     * @return the length in bytes; valid offsets are [0, length)
+     * @return the length in bytes; valid offsets are [0, length), or the narrower window a tile of
+     *         a launch declared ({@link dev.hetmem.driver.KernelBinding#windowFrom})
      */
     public long length() {
         return length;
