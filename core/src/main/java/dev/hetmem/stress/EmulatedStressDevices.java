@@ -100,4 +100,9 @@ public final class EmulatedStressDevices implements StressDevices {
     public void failCopy(DeviceDriver device, int after) {
         ((EmulatedDevice) device).failCopy(after);
     }
+
+    @Override
+    public void refuseRunsOfAtLeast(DeviceDriver device, int pages) {
+        ((EmulatedDevice) device).failRunsOfAtLeast(pages);
+    }
 }

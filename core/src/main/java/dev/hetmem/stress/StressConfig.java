@@ -71,6 +71,23 @@ public record StressConfig(long seed, List<StressDevices> devices, HostFaultMode
     }
 
     /**
+     * The memory's engine settings, chosen by the seed so that each setting other than the
+     * default runs in part of the configurations: the devices' copy engines instead of the copy
+     * threads (a quarter), one copy thread instead of two (a quarter), host frames released with
+     * {@code MADV_DONTNEED} instead of {@code MADV_FREE} (a quarter), the page-by-page migration
+     * kept for comparison (an eighth, with host views only: with userfaultfd every page's every
+     * phase is a system call or several, and such a run took 100 s, 2 operations a second against
+     * 300-500 batched).
+     *
+     * @return {copy path is the engine, one copy thread, DONTNEED, page-by-page migration}
+     */
+    public boolean[] engineSettings() {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(seed ^ 0x5DEECE66DL);
+        return new boolean[] {r.nextInt(4) == 0, r.nextInt(4) == 0, r.nextInt(4) == 0,
+                r.nextInt(8) == 0 && hostFaults != HostFaultMode.USERFAULTFD};
+    }
+
+    /**
      * The same configuration with another seed.
      *
      * @param s the new seed
@@ -95,6 +112,12 @@ public record StressConfig(long seed, List<StressDevices> devices, HostFaultMode
                 + (hostFaults == HostFaultMode.USERFAULTFD ? "" : ", host frames kept up to " + (hostRetainBudget() >> 10) + " KiB")
                 + ", thrashing control " + (thrashControl ? "on" : "off") + ", devices " + (smallDevices ? "too small" : "roomy")
                 + ", failures " + (inject ? "injected" : "not injected") + ", "
-                + (workers == 1 ? steps + " steps" : workers + " workers for " + millis + " ms");
+                + (workers == 1 ? steps + " steps" : workers + " workers for " + millis + " ms") + engineDescription();
+    }
+
+    private String engineDescription() {
+        boolean[] e = engineSettings();
+        return (e[0] ? ", copy engines" : "") + (e[1] ? ", one copy thread" : "") + (e[2] ? ", host frames released with DONTNEED" : "")
+                + (e[3] ? ", page-by-page migration" : "");
     }
 }

@@ -153,6 +153,15 @@ public interface StressDevices {
     default void forget(DeviceDriver device) {}
 
     /**
+     * From now on the device refuses to back runs of {@code pages} frames or more (a memory too
+     * fragmented for them), until called with 0; a kind that cannot do so ignores it.
+     *
+     * @param device a device made by {@link #create}
+     * @param pages the smallest run refused, in 4 KiB frames; 0 allows every run again
+     */
+    default void refuseRunsOfAtLeast(DeviceDriver device, int pages) {}
+
+    /**
      * Why this kind cannot run here, or null when it can.
      *
      * @return a sentence naming what is missing, or {@code null} (the default) when the kind can run

@@ -199,9 +199,13 @@ public final class StressRun {
             int n = config.devices().size();
             drivers = new DeviceDriver[n + 1];
             kinds = new StressDevices[n + 1];
-            UnifiedMemory.Builder b = UnifiedMemory.builder().copyThreads(2).hostFaults(config.hostFaults())
+            boolean[] engine = config.engineSettings();
+            UnifiedMemory.Builder b = UnifiedMemory.builder().copyThreads(engine[1] ? 1 : 2).hostFaults(config.hostFaults())
                     .thrashControl(config.thrashControl()).thrashHold(Duration.ofMillis(20))
-                    .closeTimeout(Duration.ofSeconds(30)).hostRetainBudget(config.hostRetainBudget());
+                    .closeTimeout(Duration.ofSeconds(30)).hostRetainBudget(config.hostRetainBudget())
+                    .copyPath(engine[0] ? dev.hetmem.CopyPath.ENGINE : dev.hetmem.CopyPath.THREADS)
+                    .hostReleasePolicy(engine[2] ? dev.hetmem.HostReleasePolicy.DONTNEED : dev.hetmem.HostReleasePolicy.FREE)
+                    .migrationMode(engine[3] ? dev.hetmem.MigrationMode.VANILLA : dev.hetmem.MigrationMode.BATCHED);
             for (int i = 0; i < n; i++) {
                 kinds[i + 1] = config.devices().get(i);
                 drivers[i + 1] = kinds[i + 1].create("stress-d" + (i + 1), config.deviceBytes());
@@ -218,6 +222,7 @@ public final class StressRun {
             for (int i = 1; i < drivers.length; i++) {
                 kinds[i].failAllocation(drivers[i], -1);
                 kinds[i].failCopy(drivers[i], -1);
+                kinds[i].refuseRunsOfAtLeast(drivers[i], 0);
             }
         }
 

@@ -383,12 +383,26 @@ final class StressWorker {
             case INJECT -> {
                 int node = device(st);
                 int after = (int) (st.x() % 40);
-                boolean alloc = (st.b() & 1) == 0;
-                note("inject " + (alloc ? "an allocation" : "a copy") + " failure on node " + node + " after " + after);
-                if (alloc) {
-                    s.kinds[node].failAllocation(s.drivers[node], after);
-                } else {
-                    s.kinds[node].failCopy(s.drivers[node], after);
+                switch ((st.b() >>> 1) % 4) {
+                    case 0, 1 -> {
+                        boolean alloc = (st.b() & 1) == 0;
+                        note("inject " + (alloc ? "an allocation" : "a copy") + " failure on node " + node + " after " + after);
+                        if (alloc) {
+                            s.kinds[node].failAllocation(s.drivers[node], after);
+                        } else {
+                            s.kinds[node].failCopy(s.drivers[node], after);
+                        }
+                    }
+                    case 2 -> {
+                        // a fragmented device: runs this long or longer are refused until allowed again
+                        int pages = 2 + (int) (st.x() % 255);
+                        note("inject: node " + node + " refuses runs of " + pages + " frames or more");
+                        s.kinds[node].refuseRunsOfAtLeast(s.drivers[node], pages);
+                    }
+                    default -> {
+                        note("inject: node " + node + " backs runs of any length again");
+                        s.kinds[node].refuseRunsOfAtLeast(s.drivers[node], 0);
+                    }
                 }
             }
             case VERIFY -> {
