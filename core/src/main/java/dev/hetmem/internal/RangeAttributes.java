@@ -120,6 +120,9 @@ public final class RangeAttributes {
     /** Applies {@code change} to the attributes of every page in [from, to). */
     /** Takes lock L7 (attributes), a leaf: docs/design.md, lock table, L7. */
     public synchronized void update(long from, long to, UnaryOperator<Attrs> change) {
+        if (from >= to) {
+            return;   // nothing to change (and an empty range inside an interval would split it in two at one start)
+        }
         Snapshot s = snapshot;
         List<long[]> bounds = new ArrayList<>();
         List<Attrs> values = new ArrayList<>();

@@ -176,6 +176,7 @@ public final class Block {
             Bits.setRange(remoteWritable[node], from, from + count);
         } else {
             Bits.clearRange(remoteWritable[node], from, from + count);
+            endExclusive(node, from, count);   // no write there any more, so no exclusive write (as everywhere else)
         }
     }
 

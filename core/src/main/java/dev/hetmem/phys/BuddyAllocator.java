@@ -32,11 +32,17 @@ public final class BuddyAllocator {
     /** Successful allocations and frees so far: lets a caller tell whether anything moved while it looked. */
     private long changes;
 
+    /**
+     * The most frames: a frame number plus a largest block (and a buddy's) stays within an int, so
+     * the int arithmetic of frame numbers never wraps (it did for counts within 512 of 2^31).
+     */
+    public static final long MAX_FRAMES = Integer.MAX_VALUE - 2L * (1 << MAX_ORDER) + 1;
+
     /** An allocator over frames [0, frames): all free. */
     public BuddyAllocator(long frames) {
-        if (frames <= 0 || frames > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("device frame count " + frames + " must be in [1, " + Integer.MAX_VALUE
-                    + "] (4 KiB frames: at most 8 TiB of device memory)");
+        if (frames <= 0 || frames > MAX_FRAMES) {
+            throw new IllegalArgumentException("device frame count " + frames + " must be in [1, " + MAX_FRAMES
+                    + "] (4 KiB frames: just under 8 TiB of device memory)");
         }
         this.frames = (int) frames;
         for (int o = 0; o <= MAX_ORDER; o++) {
