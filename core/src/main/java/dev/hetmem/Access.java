@@ -19,9 +19,12 @@ public enum Access {
      * kernel's {@code make_device_exclusive}) until the host touches them. A device that can map
      * host memory ({@code DeviceDriver.canMapHost()}) reaches the host's copy in place, so the
      * pages stay home; otherwise, and whenever host code uses plain loads and stores
-     * ({@link HostFaultMode#USERFAULTFD}), the pages move to the device. A host view, or a load or
-     * store in userfaultfd mode, ends the exclusivity first (waiting for a kernel that is using the
-     * pages); so does any other device's access and {@link Region#protect} to read-only.
+     * ({@link HostFaultMode#USERFAULTFD}), the pages move to the device. A host view ends the
+     * exclusivity first, waiting for a kernel that is using the pages; so does any other device's
+     * access and {@link Region#protect} to read-only. A plain load or store in userfaultfd mode
+     * ends it without waiting: host code touching a running kernel's pages races with it, and what
+     * the kernel writes to such a page after the touch is lost (as for any kernel's arguments in
+     * that mode).
      * {@link Region#isExclusive} tells whether it still holds. Kernel arguments only.
      */
     EXCLUSIVE(true, true);

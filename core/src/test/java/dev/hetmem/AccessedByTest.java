@@ -103,4 +103,45 @@ class AccessedByTest {
         assertEquals("node 1 rw", r.snapshot(0, PAGE).describe(0));
         verified(mem);
     }
+
+    /**
+     * Device 1 runs an exclusive kernel over a host copy it maps in place, and device 2, with
+     * accessed-by advice, asks to map the same pages in place meanwhile: device 2 waits for the
+     * kernel (any other device's access ends exclusivity, waiting for a kernel that uses the
+     * pages), then maps them and ends device 1's exclusivity. Its mapping in place waited for
+     * nothing and ended the exclusivity in the middle of the kernel.
+     */
+    @Test
+    void anotherDevicesMappingInPlaceWaitsForAnExclusiveKernel() throws Exception {
+        Region r = mem.allocate(2 * MiB);
+        MemoryFixture.fill(r, 0, r.size(), 2);
+        r.advise(0, r.size(), Advice.accessedBy(1));
+        r.advise(0, r.size(), Advice.accessedBy(2));
+        java.util.concurrent.CountDownLatch running = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CompletableFuture<LaunchResult> exclusive = java.util.concurrent.CompletableFuture.supplyAsync(
+                () -> mem.launch(1, (EmulatedKernel) (a, i) -> {
+                    running.countDown();
+                    try {
+                        release.await();
+                    } catch (InterruptedException e) {
+                        throw new IllegalStateException(e);
+                    }
+                }, 1, KernelArg.of(r, 0, r.size(), Access.EXCLUSIVE)));
+        try {
+            org.junit.jupiter.api.Assertions.assertTrue(running.await(20, java.util.concurrent.TimeUnit.SECONDS));
+            assertEquals(0, r.snapshot(0, r.size()).countOn(1), "device 1 maps the host copy in place");
+            org.junit.jupiter.api.Assertions.assertTrue(r.isExclusive(0, r.size(), 1));
+            java.util.concurrent.CompletableFuture<Long> second = mem.prefetchAsync(r, 0, r.size(), 2);
+            Thread.sleep(300);
+            org.junit.jupiter.api.Assertions.assertFalse(second.isDone(), "device 2's mapping waits for the exclusive kernel");
+            org.junit.jupiter.api.Assertions.assertTrue(r.isExclusive(0, r.size(), 1), "still exclusive while the kernel runs");
+            release.countDown();
+            exclusive.get(20, java.util.concurrent.TimeUnit.SECONDS);
+            second.get(20, java.util.concurrent.TimeUnit.SECONDS);
+            org.junit.jupiter.api.Assertions.assertFalse(r.isExclusive(0, PAGE, 1), "device 2 reaches the pages now");
+        } finally {
+            release.countDown();
+        }
+    }
 }

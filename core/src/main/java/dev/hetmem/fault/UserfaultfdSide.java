@@ -218,7 +218,10 @@ public final class UserfaultfdSide implements HostSide {
         for (int i = 0; i < count; i++) {
             long page = base + i;
             long st = mirror.state(page);
-            if ((st & HostMirror.STOLEN) != 0) {
+            if ((st & (HostMirror.STOLEN | HostMirror.LOCK)) != 0) {
+                // taken by the service since Java looked, or being taken now: a locked word under the
+                // block lock this thread holds is the service's (between its install and its unlock the
+                // view maps the page while the word still shows the old kind)
                 continue;
             }
             boolean present = (mapped[i] & HostMirror.VIEW_MAPPED) != 0;

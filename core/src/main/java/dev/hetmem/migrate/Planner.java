@@ -206,7 +206,11 @@ final class Planner {
             return region.pins().on(target, page, page + n);   // a kernel of the target reads the old frames
         }
         if (action == Action.REMOTE_MAP) {
-            return null;   // changes nothing for anyone else
+            // changes nothing for anyone else, but another device's exclusive access to the host copy:
+            // the commit ends it, so a kernel of that device using the pages is waited for first, as
+            // any other device's access waits (Access.EXCLUSIVE). It did not: a mapping in place
+            // ended the exclusivity in the middle of the kernel
+            return b.exclusiveToAnotherThan(target, p, n) ? region.pins().conflict(page, page + n, target) : null;
         }
         if ((holders & 1) != 0 && b.remoteMask(p) != 0) {
             // a host copy that devices reach in place: a kernel of any node, the target's own

@@ -146,6 +146,20 @@ public final class Block {
         return e != null && Bits.get(e[node], page);
     }
 
+    /** Whether a node other than {@code node} holds any page of [from, from+count) exclusively. */
+    public boolean exclusiveToAnotherThan(int node, int from, int count) {
+        long[][] e = exclusive;
+        if (e == null) {
+            return false;
+        }
+        for (int n = 0; n < e.length; n++) {
+            if (n != node && e[n] != null && Bits.count(e[n], from, from + count) > 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Ends {@code node}'s exclusivity over pages [from, from+count), if it had any. */
     public void endExclusive(int node, int from, int count) {
         if (exclusive == null || exclusive[node] == null) {
