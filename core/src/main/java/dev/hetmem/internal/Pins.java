@@ -311,25 +311,6 @@ public final class Pins {
     }
 
     /**
-     * Pages [first, first + count) (count at most 512) that no device pin holds, as a 512-bit mask:
-     * bit i for page first + i.
-     */
-    public synchronized long[] noDevicePinMask(long first, int count) {
-        long[] mask = new long[8];
-        for (int i = 0; i < count; i++) {
-            mask[i >>> 6] |= 1L << i;
-        }
-        for (Pin p : pins) {
-            if (p.node != 0 && p.from < first + count && first < p.to) {
-                for (long q = Math.max(p.from, first); q < Math.min(p.to, first + count); q++) {
-                    mask[(int) ((q - first) >>> 6)] &= ~(1L << (q - first));
-                }
-            }
-        }
-        return mask;
-    }
-
-    /**
      * Pages [first, first + count) (count at most 512) under pins, as two 512-bit masks in one
      * array: words 0-7 any pin, words 8-15 a pin not on the host (node 0); bit i for page first + i.
      * One pass over the pins where a page-by-page question would take one per page.

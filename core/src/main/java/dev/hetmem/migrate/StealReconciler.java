@@ -80,7 +80,7 @@ final class StealReconciler {
             // Pins are added under the block locks this thread holds, so the mask stays true
             // while they are held.
             long first = firstPage(bi);
-            long[] busyTaken = faulting ? region.pins().noDevicePinMask(first, region.table().pagesIn(bi)) : null;
+            long[] busyTaken = faulting ? noDevicePin(region, first, region.table().pagesIn(bi)) : null;
             long[] taken = region.host().collect(bi, busyTaken);
             if (taken == null) {
                 continue;
@@ -104,6 +104,18 @@ final class StealReconciler {
                 p = q;
             }
         }
+    }
+
+    /** Pages [first, first + count) (at most 512) that no device pin holds, as a 512-bit mask. */
+    private static long[] noDevicePin(RegionState region, long first, int count) {
+        long[] pinned = region.pins().pinnedMasks(first, count);
+        long[] free = new long[8];
+        for (int w = 0; w < 8; w++) {
+            int inWord = Math.max(0, Math.min(64, count - 64 * w));
+            long valid = inWord == 64 ? -1L : (1L << inWord) - 1;
+            free[w] = ~pinned[8 + w] & valid;
+        }
+        return free;
     }
 
     /** Pages [p, q) of a locked block were taken by the host: it becomes their only holder and writer. */
