@@ -969,7 +969,7 @@ class UserfaultfdTest {
      */
     @Test
     void aPageTakenHomeBeforeAFaultingLaunchIsTakenInWhileAnotherKernelPinsItsBlock() throws Exception {
-        mem = uffdMemory(PAGE, EmulatedDevice.builder().capacity(MiB).computeThreads(2).build());
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(MiB));
         Region r = mem.allocate(2 * MiB, PAGE);
         MemorySegment view = r.segment();
         MemoryFixture.fill(view, 0, 3);

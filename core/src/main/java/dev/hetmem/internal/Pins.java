@@ -1,5 +1,7 @@
 package dev.hetmem.internal;
 
+import dev.hetmem.pagetable.Bits;
+
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -312,19 +314,18 @@ public final class Pins {
 
     /**
      * Pages [first, first + count) (count at most 512) under pins, as two 512-bit masks in one
-     * array: words 0-7 any pin, words 8-15 a pin not on the host (node 0); bit i for page first + i.
-     * One pass over the pins where a page-by-page question would take one per page.
+     * array: bit i for page first + i under any pin, bit 512 + i under a pin not on the host
+     * (node 0). One pass over the pins where a page-by-page question would take one per page.
      */
     public synchronized long[] pinnedMasks(long first, int count) {
         long[] mask = new long[16];
         for (Pin p : pins) {
             if (p.from < first + count && first < p.to) {
-                for (long q = Math.max(p.from, first); q < Math.min(p.to, first + count); q++) {
-                    int i = (int) (q - first);
-                    mask[i >>> 6] |= 1L << i;
-                    if (p.node != 0) {
-                        mask[8 + (i >>> 6)] |= 1L << i;
-                    }
+                int from = (int) (Math.max(p.from, first) - first);
+                int to = (int) (Math.min(p.to, first + count) - first);
+                Bits.setRange(mask, from, to);
+                if (p.node != 0) {
+                    Bits.setRange(mask, 512 + from, 512 + to);
                 }
             }
         }

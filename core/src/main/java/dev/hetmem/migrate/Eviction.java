@@ -5,6 +5,7 @@ import dev.hetmem.driver.DeviceMemoryException;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
 import dev.hetmem.internal.ResidencyRegistry;
+import dev.hetmem.pagetable.Bits;
 import dev.hetmem.pagetable.Block;
 
 import java.util.ArrayList;
@@ -382,8 +383,7 @@ final class Eviction {
 
     /** {@link #pinKeeping} for page {@code p} of a block, from its {@link Pins#pinnedMasks}. */
     private static boolean keeps(long[] pinned, int holders, int p) {
-        int word = ((holders & 1) != 0 ? 8 : 0) + (p >>> 6);
-        return (pinned[word] >>> p & 1) != 0;
+        return Bits.get(pinned, ((holders & 1) != 0 ? 512 : 0) + p);
     }
 
     /**

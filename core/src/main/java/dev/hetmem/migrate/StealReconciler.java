@@ -110,10 +110,9 @@ final class StealReconciler {
     private static long[] noDevicePin(RegionState region, long first, int count) {
         long[] pinned = region.pins().pinnedMasks(first, count);
         long[] free = new long[8];
+        Bits.setRange(free, 0, count);
         for (int w = 0; w < 8; w++) {
-            int inWord = Math.max(0, Math.min(64, count - 64 * w));
-            long valid = inWord == 64 ? -1L : (1L << inWord) - 1;
-            free[w] = ~pinned[8 + w] & valid;
+            free[w] &= ~pinned[8 + w];
         }
         return free;
     }
