@@ -421,6 +421,15 @@ final class KernelLaunch {
                     + (multiple == 1 ? "one work item " : "one work-group of " + multiple + " items ") + one * PAGE_BYTES
                     + ", twice over for double buffering; declare windows on the large arguments or use a larger device");
         }
+        boolean relative = args.stream().anyMatch(Arg::plain);
+        if (!relative && items < globalSize && !dev.driver().runsFromAnyItem()) {
+            // checked before the first tile: its items would have run and written, the second refused
+            throw new DeviceMemoryException("device node " + node + " (" + dev.driver().name() + ") has " + frames * PAGE_BYTES
+                    + " bytes and runs whole launches only (its driver does not run a kernel from a later item): this "
+                    + "launch's arguments need " + (whole + windowPages(args, 0, globalSize)) * PAGE_BYTES + " bytes and "
+                    + "would run in tiles of " + items + " items; use a larger device, or a kernel with plain arguments "
+                    + "(each tile then runs as a launch of its own)");
+        }
         long touched = 0;
         long faults = 0;
         long batches = 0;
@@ -434,7 +443,6 @@ final class KernelLaunch {
         boolean hostTakesPages = args.stream().anyMatch(a -> a.state().host().takesPagesOnItsOwn());
         DeviceFaultHandler handler = dev.driver().takesDeviceFaults() && !hostTakesPages
                 ? faultHandler(node, args, faultCounts) : null;
-        boolean relative = args.stream().anyMatch(Arg::plain);
         try {
             long tile = 0;
             for (long first = 0; first < globalSize; first += items, tile++) {

@@ -99,9 +99,8 @@ public final class Region implements AutoCloseable {
      * @throws IllegalStateException for a memory that uses host views, or a freed region
      */
     public MemorySegment segment() {
-        MemorySegment whole = state.host().segment(this);   // throws where host code must use views
-        state.lifecycle().checkOpen();
-        return whole;
+        state.lifecycle().checkOpen();   // first: a freed region says so, whatever its host side would
+        return state.host().segment(this);   // throws where host code must use views
     }
 
     /**

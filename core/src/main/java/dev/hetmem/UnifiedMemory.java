@@ -790,7 +790,9 @@ public final class UnifiedMemory implements AutoCloseable {
      * @throws IllegalStateException if the memory is closed or an argument reaches freed bytes
      */
     public LaunchResult launch(int node, DeviceKernel kernel, long globalSize, KernelArg... args) {
-        return kernelLaunch.launch(device(node), node, kernel, globalSize, args);
+        // an operation of the memory for its whole run, whatever its arguments: close() waits for it
+        // (a launch with no region argument entered no region, and close shut its device under it)
+        return lifecycle.within(() -> kernelLaunch.launch(device(node), node, kernel, globalSize, args));
     }
 
     /**
@@ -909,7 +911,9 @@ public final class UnifiedMemory implements AutoCloseable {
      * may be waiting for one of them), as {@code Arena.close()} invalidates its segments; views of
      * threads that ended are taken back. Throws, having unmapped nothing, if the time runs out
      * (naming the threads); the calling thread's views are closed by then, and a later call tries
-     * again. Closing a closed memory does nothing.
+     * again. Once the wait is over, teardown runs to its end whatever one step throws (a region
+     * whose free fails stays mapped, with a warning, and the rest is closed all the same), then
+     * throws the first failure. Closing a closed memory does nothing.
      */
     @Override
     public void close() {
@@ -940,22 +944,58 @@ public final class UnifiedMemory implements AutoCloseable {
             if (tornDown) {
                 return;
             }
+            // every step whatever an earlier one threw: a region whose free failed (a driver's unmap, a
+            // native call still holding its view) must not leave the other regions, the threads, the
+            // fault service and the devices open, with no later close() to finish (try-with-resources
+            // makes one call). The first failure is thrown at the end, the others suppressed in it
+            Throwable failed = null;
             for (Region r : regions()) {
                 if (!r.state().isReleased()) {
-                    freeRegion(r);
+                    try {
+                        freeRegion(r);
+                    } catch (RuntimeException | Error e) {
+                        failed = firstOf(failed, e);
+                    }
                 }
             }
-            tornDown = true;
             background.shutdown();
-            engine.close();
-            hostSides.close();
+            try {
+                engine.close();
+            } catch (RuntimeException | Error e) {
+                failed = firstOf(failed, e);
+            }
+            try {
+                hostSides.close();
+            } catch (RuntimeException | Error e) {
+                failed = firstOf(failed, e);
+            }
             for (int n = 1; n < devices.length; n++) {
                 try {
                     devices[n].driver().close();
                 } catch (RuntimeException e) {
                     LOG.log(System.Logger.Level.WARNING, "closing device " + devices[n].driver().name() + " failed", e);
+                } catch (Error e) {
+                    failed = firstOf(failed, e);
                 }
             }
+            tornDown = true;
+            if (failed instanceof Error e) {
+                throw e;
+            }
+            if (failed != null) {
+                throw (RuntimeException) failed;
+            }
         }
+    }
+
+    /** The first of two failures, the second suppressed in it. */
+    private static Throwable firstOf(Throwable first, Throwable next) {
+        if (first == null) {
+            return next;
+        }
+        if (first != next) {
+            first.addSuppressed(next);
+        }
+        return first;
     }
 }

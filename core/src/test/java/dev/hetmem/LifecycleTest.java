@@ -435,4 +435,60 @@ class LifecycleTest {
             assertEquals(List.of(), mem.verify());
         }
     }
+
+    /**
+     * A close on an interrupted thread (a task cancelled with {@code Future.cancel(true)} that
+     * closes its memory in try-with-resources) used to queue no stop for the copy threads and
+     * leave them parked for good; they end now, and the interrupt is kept for the caller.
+     */
+    @Test
+    void aCloseOnAnInterruptedThreadStopsTheCopyThreadsAndKeepsTheInterrupt() throws Exception {
+        UnifiedMemory mem = UnifiedMemory.builder().copyThreads(4).device(EmulatedDevice.builder().capacity(8 * MiB).build()).build();
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r, 0, 4 * MiB, 3);
+        mem.prefetch(r, new long[] {0, 2 * MiB}, 2 * MiB, 1);   // the copy threads have worked
+        assertTrue(copyThreads() >= 3, "copy threads before the close: " + copyThreads());
+        Thread.currentThread().interrupt();
+        try {
+            mem.close();
+            assertTrue(Thread.currentThread().isInterrupted(), "the interrupt is kept for the caller");
+        } finally {
+            Thread.interrupted();
+        }
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (copyThreads() > 0 && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        assertEquals(0, copyThreads(), "copy threads left after close");
+    }
+
+    private static long copyThreads() {
+        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("hetmem-copy-")).count();
+    }
+
+    /**
+     * A launch with no region argument entered no region, so close() did not wait for it and shut
+     * its device down under its running items. It is an operation of the memory now: close() returns
+     * only once the kernel has finished.
+     */
+    @Test
+    void closeWaitsForALaunchWithNoRegionArgument() throws Exception {
+        UnifiedMemory mem = UnifiedMemory.builder().device(EmulatedDevice.builder().capacity(8 * MiB).build()).build();
+        java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicBoolean finished = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.CompletableFuture<LaunchResult> launch = java.util.concurrent.CompletableFuture.supplyAsync(() ->
+                mem.launch(1, (EmulatedKernel) (args, i) -> {
+                    started.countDown();
+                    try {
+                        Thread.sleep(500);
+                    } catch (InterruptedException e) {
+                        throw new IllegalStateException("the item was interrupted by the close", e);
+                    }
+                    finished.set(true);
+                }, 1));
+        assertTrue(started.await(30, java.util.concurrent.TimeUnit.SECONDS), "the kernel started");
+        mem.close();
+        assertTrue(finished.get(), "close() returned while the kernel still ran");
+        launch.get(30, java.util.concurrent.TimeUnit.SECONDS);   // and the launch itself succeeded
+    }
 }

@@ -65,6 +65,37 @@ class OversizedLaunchTest {
         }
     }
 
+    /**
+     * A driver that keeps the interface's default {@code execute} runs whole launches only: a launch
+     * larger than it, whose kernel reaches its arguments through the page table (ids stay global,
+     * so every tile after the first needs an offset), is refused before its first tile runs. It
+     * used to run the first tile, write its results, and fail on the second.
+     */
+    @Test
+    void aDeviceThatRunsWholeLaunchesOnlyRefusesATiledLaunchBeforeAnyTileRuns() {
+        WrappedDevice d = new WrappedDevice("whole-launches-only", DEVICE);
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(d).build()) {
+            long bytes = 3 * DEVICE / 2;
+            Region in = mem.allocate(bytes);
+            Region out = mem.allocate(bytes);
+            fill(in, 0, bytes, 7);
+            fill(out, 0, bytes, 9);
+            EmulatedKernel increment = (args, i) -> args.arg(1).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
+            MemoryFixture.names(DeviceMemoryException.class, "runs whole launches only",
+                    () -> mem.launch(1, increment, bytes / 8, KernelArg.read(in).perItem(8), KernelArg.write(out).perItem(8)));
+            check(out, 0, bytes, 9);   // no tile ran
+            check(in, 0, bytes, 7);
+            verified(mem);
+            // one that fits runs whole, as before
+            Region small = mem.allocate(MiB);
+            Region smallOut = mem.allocate(MiB);
+            fill(small, 0, MiB, 5);
+            mem.launch(1, increment, MiB / 8, KernelArg.read(small).perItem(8), KernelArg.write(smallOut).perItem(8));
+            checkAdded(smallOut, MiB, 5, 1);
+            verified(mem);
+        }
+    }
+
     @Test
     void argumentsLargerThanTheDeviceWithNoWindowFaultOrFailNamingTheWindows() {
         TestDevice d = MemoryFixture.device(DEVICE);

@@ -16,7 +16,9 @@ public interface CopyEngine {
      * thread, which then waits for the future with the migration's block locks held; several
      * migrations may submit at once. The batch is not modified until the future completes. A
      * failure (a failed transfer, a closed device) completes the future exceptionally rather than
-     * throwing; the core then undoes the migration.
+     * throwing; the core then undoes the migration, so the future completes (either way) only once
+     * no transfer of the call can still write: the undo hands the frames and host pages to other
+     * migrations at once.
      *
      * @param batch the copy phase of one migration; read only
      * @param from index of the first operation to perform, in [0, batch.size()]

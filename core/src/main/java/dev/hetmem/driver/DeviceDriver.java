@@ -28,6 +28,36 @@ import java.util.List;
  * undone. A migration revokes entries ({@link #unmap}, {@link #protect}, then {@link #invalidate}),
  * prepares frames, copies, and only then maps the target's entries; a failed allocation or copy
  * is undone by mapping the old entries again.
+ *
+ * <p>Rules a driver author needs that the method contracts below rely on:
+ * <ul>
+ *   <li><b>Which calls may fail.</b> {@link #prepareFrames}, {@link #copy} (and the
+ *       {@link #copyEngine}'s futures, {@link #copyFromPeer}, {@link #copyWithin}) and
+ *       {@link #execute(DeviceKernel, long, long, List, DeviceFaultHandler)} may fail, also after
+ *       the device is lost; the core undoes the migration or fails the launch. {@link #map},
+ *       {@link #unmap} and {@link #protect} must not throw, even on a lost device (keep the entries
+ *       in a host-side table, as the OpenCL driver does): the core calls them in the middle of a
+ *       revoke, a commit and an undo, and a failure there leaves entries out of line with the
+ *       page table. {@link #invalidate} should not either (its contract says what the core does
+ *       when it does).</li>
+ *   <li><b>A failed copy is over before it is reported.</b> A copy call that throws, or a copy
+ *       engine's future completed exceptionally, must have no transfer of the call still running:
+ *       the core frees the call's frames and host pages at once and hands them to other migrations,
+ *       which a late transfer would overwrite.</li>
+ *   <li><b>Ranges may cross {@link #contiguousFrames} stretches.</b> Runs of consecutive frames
+ *       in {@link #map} and in copy operations are joined wherever frames are consecutive, across
+ *       the boundaries of the stretches (buffers) a driver made its memory of; a driver whose
+ *       stretches are separate allocations splits such a range itself. Only a plain argument's
+ *       frames are promised to stay within one stretch.</li>
+ *   <li><b>Threads.</b> {@link #copy} runs on the core's copy threads ({@code hetmem-copy-N}) or
+ *       on the migrating thread; every other call on the thread of the operation that needs it
+ *       (a migration, a host or device fault, a launch, a close). A driver with a per-thread
+ *       context (as CUDA's) makes it current in each call.</li>
+ *   <li><b>No waiting for kernels under the block locks.</b> {@link #invalidate} is called with
+ *       block locks held, also while a kernel of this device runs that bound plain arguments by
+ *       frame; it waits only for work items that take device faults (HMM's mirror rule), never
+ *       for a whole queue to drain.</li>
+ * </ul>
  */
 public interface DeviceDriver extends AutoCloseable {
 
@@ -387,8 +417,23 @@ public interface DeviceDriver extends AutoCloseable {
     void execute(DeviceKernel kernel, long globalSize, List<KernelBinding> arguments);
 
     /**
+     * Whether {@link #execute(DeviceKernel, long, long, List, DeviceFaultHandler)} runs items from a
+     * non-zero {@code globalOffset}: the tiles of a launch larger than this device whose kernel
+     * reaches its arguments through the page table (item ids stay global; a kernel with plain
+     * arguments sees each tile as a launch of its own, from 0, and needs no offset). Default false,
+     * as the default {@code execute} runs whole launches only: such a launch then fails before its
+     * first tile runs, naming this. A driver that overrides that {@code execute} to honour the
+     * offset says true here.
+     *
+     * @return true if this driver's five-argument {@code execute} runs from any item
+     */
+    default boolean runsFromAnyItem() {
+        return false;
+    }
+
+    /**
      * Runs work items [globalOffset, globalOffset + globalSize) of a kernel (one tile of a tiled
-     * launch: item ids stay global). With {@code faults} (only where {@link #takesDeviceFaults}),
+     * launch: item ids stay global; only where {@link #runsFromAnyItem} is true). With {@code faults} (only where {@link #takesDeviceFaults}),
      * an access to a page that is not mapped, or not writable for a write, is a device fault: the
      * driver calls {@link DeviceFaultHandler#fault} and, once it returns, retries the access;
      * without, such an access fails the launch as in {@link #execute(DeviceKernel, long, List)}.

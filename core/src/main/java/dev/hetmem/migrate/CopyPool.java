@@ -169,23 +169,37 @@ public final class CopyPool implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Stops the workers (no task runs any more: the memory has drained) and waits up to 5 s for
+     * each. An interrupt of the calling thread does not cut this short, it is kept for the caller:
+     * a close on an interrupted thread (a task cancelled with {@code Future.cancel(true)} that
+     * closes its memory) queued no stop and left every worker parked for good.
+     */
     @Override
     public void close() {
+        boolean interrupted = false;
         for (int i = 0; i < workers.length; i++) {
-            try {
-                queue.put(STOP);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                break;
+            while (true) {
+                try {
+                    queue.put(STOP);
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
             }
         }
         for (Thread w : workers) {
-            try {
-                w.join(5000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return;
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (w.isAlive() && System.nanoTime() < deadline) {
+                try {
+                    w.join(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
             }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
         }
     }
 }

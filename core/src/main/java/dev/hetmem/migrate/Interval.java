@@ -182,24 +182,41 @@ final class Interval {
      * 1.6 times their data so).
      */
     static List<Interval> normalize(List<MigrationRequest> requests, boolean widen) {
-        // sorted by where each request's interval starts (widened or not), so that merging only extends ends
-        List<MigrationRequest> sorted = requests;
-        if (!inOrder(requests, widen)) {   // a prefetch list usually is: thousands of requests, no sort
-            sorted = new ArrayList<>(requests);
-            sorted.sort(Comparator.comparingInt((MigrationRequest r) -> r.region().id())
-                    .thenComparingLong(r -> start(r, widen)));
-        }
-        List<Interval> out = new ArrayList<>(sorted.size());
-        Interval last = null;
-        for (MigrationRequest r : sorted) {
+        // each request's interval (widened or not) read once: a granule is advice another thread may
+        // change meanwhile, and a sort whose keys move under it breaks its contract ("Comparison method
+        // violates its general contract!", from a prefetch list while another thread changed the
+        // granularity), and a merge that read them again could meet them out of order
+        int n = requests.size();
+        long[] from = new long[n];
+        long[] to = new long[n];
+        boolean sorted = true;
+        for (int i = 0; i < n; i++) {
+            MigrationRequest r = requests.get(i);
             boolean w = widen && !r.contiguous();
-            long from = start(r, widen);
-            long to = w ? r.region().granuleEnd(r.to()) : r.to();
-            if (last == null || last.region != r.region() || from > last.to) {
-                last = new Interval(r.region(), from, to);
+            from[i] = w ? r.region().granuleStart(r.from()) : r.from();
+            to[i] = w ? r.region().granuleEnd(r.to()) : r.to();
+            sorted &= i == 0 || before(requests.get(i - 1), from[i - 1], r, from[i]);
+        }
+        // sorted by where each interval starts, so that merging only extends ends; a prefetch list
+        // usually is in order already (thousands of requests, no sort)
+        Integer[] order = new Integer[n];
+        for (int i = 0; i < n; i++) {
+            order[i] = i;
+        }
+        if (!sorted) {
+            Arrays.sort(order, Comparator.comparingInt((Integer i) -> requests.get(i).region().id())
+                    .thenComparingLong(i -> from[i]));
+        }
+        List<Interval> out = new ArrayList<>(n);
+        Interval last = null;
+        for (int k = 0; k < n; k++) {
+            int i = order[k];
+            MigrationRequest r = requests.get(i);
+            if (last == null || last.region != r.region() || from[i] > last.to) {
+                last = new Interval(r.region(), from[i], to[i]);
                 out.add(last);
             } else {
-                last.to = Math.max(last.to, to);
+                last.to = Math.max(last.to, to[i]);
             }
             last.add(r.from(), r.to(), r.write());
         }
@@ -209,24 +226,10 @@ final class Interval {
         return out;
     }
 
-    /** Whether the requests are sorted already as {@link #normalize} sorts them. */
-    private static boolean inOrder(List<MigrationRequest> requests, boolean widen) {
-        MigrationRequest prev = null;
-        for (MigrationRequest r : requests) {
-            if (prev != null) {
-                int byRegion = Integer.compare(prev.region().id(), r.region().id());
-                if (byRegion > 0 || (byRegion == 0 && start(prev, widen) > start(r, widen))) {
-                    return false;
-                }
-            }
-            prev = r;
-        }
-        return true;
-    }
-
-    /** Where a request's interval starts: its granule's first page, unless it is not widened (or contiguous). */
-    private static long start(MigrationRequest r, boolean widen) {
-        return widen && !r.contiguous() ? r.region().granuleStart(r.from()) : r.from();
+    /** Whether request {@code a} (its interval starting at {@code aFrom}) sorts no later than {@code b}. */
+    private static boolean before(MigrationRequest a, long aFrom, MigrationRequest b, long bFrom) {
+        int byRegion = Integer.compare(a.region().id(), b.region().id());
+        return byRegion < 0 || (byRegion == 0 && aFrom <= bFrom);
     }
 
     /** One interval covering [from, to) with nothing requested inside: for operations on a whole range. */

@@ -88,6 +88,19 @@ public record StressConfig(long seed, List<StressDevices> devices, HostFaultMode
     }
 
     /**
+     * Whether a run of several workers ends with the memory closed while they still work (half of
+     * them, by the seed): after the end checks, the workers start again on new regions (allocating,
+     * freeing, moving, launching, viewing) and the memory is closed from another thread in the
+     * middle of it. Every operation then either completes as the model says or is refused as
+     * closed or freed; {@code close()} returns within its timeout, no worker hangs, nothing leaks.
+     *
+     * @return true if the run ends by closing the memory under its workers
+     */
+    public boolean closeRace() {
+        return workers > 1 && new java.util.SplittableRandom(seed ^ 0x2545F4914F6CDD1DL).nextBoolean();
+    }
+
+    /**
      * The same configuration with another seed.
      *
      * @param s the new seed
@@ -112,7 +125,8 @@ public record StressConfig(long seed, List<StressDevices> devices, HostFaultMode
                 + (hostFaults == HostFaultMode.USERFAULTFD ? "" : ", host frames kept up to " + (hostRetainBudget() >> 10) + " KiB")
                 + ", thrashing control " + (thrashControl ? "on" : "off") + ", devices " + (smallDevices ? "too small" : "roomy")
                 + ", failures " + (inject ? "injected" : "not injected") + ", "
-                + (workers == 1 ? steps + " steps" : workers + " workers for " + millis + " ms") + engineDescription();
+                + (workers == 1 ? steps + " steps" : workers + " workers for " + millis + " ms") + engineDescription()
+                + (closeRace() ? ", closed under its workers" : "");
     }
 
     private String engineDescription() {

@@ -492,6 +492,91 @@ public final class StressRun {
         return false;
     }
 
+    /**
+     * Whether a step's failure is the memory refusing it as closed, or its region as freed (the
+     * close frees every region): an {@link IllegalStateException} saying so, anywhere in the chain
+     * (a future's, a load's I/O wrapper), the FFM's own "already closed" for a view's segment included.
+     */
+    static boolean refusedAsClosed(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            String m = String.valueOf(c.getMessage());
+            if (c instanceof IllegalStateException && (m.contains("closed") || m.contains("closing") || m.contains("freed"))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * The end of a run that closes the memory under its workers ({@link StressConfig#closeRace}):
+     * the workers start again on new regions of their own (allocating and freeing them, writing,
+     * reading, launching, moving, advising, loading), and after a random 20-100 ms this thread
+     * closes the memory. Until the close begins every step must agree with the model as usual;
+     * from then on each either still does (it ran before the close took effect, which waits for
+     * it) or is refused as closed or freed, and a worker ends at its first refusal. The close must
+     * return (the builder's 30 s timeout), and every worker must end within a minute of it:
+     * what the run reports otherwise is a close that failed, a step that failed in another way
+     * (a crash would end the whole JVM), or a worker still running, with its stack.
+     */
+    private void closeUnderWorkers(Setup s, List<String> failures) {
+        AtomicBoolean closing = new AtomicBoolean();
+        ConcurrentHashMap<Integer, Model> all = new ConcurrentHashMap<>();
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < config.workers(); i++) {
+            int id = i;
+            threads.add(Thread.ofPlatform().name("stress-closing-" + i).start(() -> {
+                StressWorker w = new StressWorker(s, id, all, config.seed() ^ 0xC105EL, null);
+                Random rnd = new Random(config.seed() * 7_000_003L + id);
+                long afterClose = 0;
+                while (true) {
+                    Step st = Step.random(rnd, false);
+                    if (st.op() == Step.Op.VERIFY || st.op() == Step.Op.SHARED) {
+                        continue;   // verify() needs a quiet memory; there is no shared region here
+                    }
+                    boolean closed = closing.get();
+                    try {
+                        w.step(st);
+                    } catch (Mismatch m) {
+                        if (!closing.get() || !refusedAsClosed(m)) {
+                            failures.add("closing the memory under its workers: worker " + id + " (" + st.op() + ", "
+                                    + (closing.get() ? "while or after it closed" : "before the close") + "): " + m.getMessage());
+                        }
+                        return;
+                    }
+                    if (closed && ++afterClose == 10_000) {
+                        failures.add("closing the memory under its workers: worker " + id + " ran 10000 steps after the "
+                                + "close began and none was refused");
+                        return;
+                    }
+                }
+            }));
+        }
+        sleep(20 + new Random(config.seed()).nextInt(80));
+        closing.set(true);
+        try {
+            s.mem.close();
+        } catch (RuntimeException e) {
+            failures.add("close() with workers still running failed: " + describe(e));
+        }
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        for (Thread t : threads) {
+            try {
+                t.join(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            if (t.isAlive()) {
+                StringBuilder stack = new StringBuilder();
+                for (StackTraceElement e : t.getStackTrace()) {
+                    stack.append("\n    at ").append(e);
+                }
+                failures.add(t.getName() + " still running 60 s after the memory was closed under it:" + stack);
+                t.interrupt();
+            }
+        }
+    }
+
     // ------------------------------------------------------------------------------------------
     // running
     // ------------------------------------------------------------------------------------------
@@ -611,6 +696,9 @@ public final class StressRun {
                 s.finish(live, failures);
             } catch (RuntimeException e) {
                 failures.add("the end checks failed: " + e);
+            }
+            if (config.closeRace() && failures.isEmpty()) {
+                closeUnderWorkers(s, failures);
             }
             s.close();
             s.checkLeaks(failures);
