@@ -2,6 +2,9 @@ package dev.hetmem;
 
 import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
+import jdk.jfr.Recording;
+import jdk.jfr.consumer.RecordedEvent;
+import jdk.jfr.consumer.RecordingFile;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
@@ -10,6 +13,8 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -112,6 +117,46 @@ class RetainedFramesTest {
             assertEquals(CHUNK / PAGE, residentPages(r.address() + CHUNK, CHUNK), "the other chunk is untouched");
             check(r, 0, r.size(), 5);
             verified(mem);
+        }
+    }
+
+    /**
+     * The chunks one batch vacates lie side by side: they go back in one address range, not one per
+     * 2 MiB chunk. With a copy running on the other core, a release of 32 MiB in 16 ranges cost
+     * 0.93 ms against 0.59 ms in one (measured in C on this project's machines; the kernel walks and
+     * flushes per range), a third of a 2 MiB batch's time to the device.
+     */
+    @Test
+    void theChunksOfOneBatchGoBackAsOneRange() throws Exception {
+        Path file = Files.createTempFile("hetmem", ".jfr");
+        try (Recording rec = new Recording()) {
+            rec.enable("dev.hetmem.HostRelease");
+            rec.start();
+            try (UnifiedMemory mem = memory(64 * MiB, HostReleasePolicy.FREE, 64 * MiB)) {
+                Region r = mem.allocate(32 * MiB);
+                fill(r, 0, r.size(), 5);
+                mem.prefetch(r, new long[] {0}, 32 * MiB, 1);
+                assertEquals(0, retained(mem), "every chunk left whole: nothing kept");
+                check(r, 0, r.size(), 5);
+                verified(mem);
+            }
+            rec.stop();
+            rec.dump(file);
+            long chunks = 0;
+            long batchesOfSeveral = 0;
+            for (RecordedEvent e : RecordingFile.readAllEvents(file)) {
+                if (e.getEventType().getName().equals("dev.hetmem.HostRelease") && "whole chunk".equals(e.getString("reason"))) {
+                    chunks += e.getInt("chunks");
+                    if (e.getInt("chunks") > 1) {
+                        batchesOfSeveral++;
+                        assertEquals(1, e.getInt("ranges"), e.getInt("chunks") + " adjacent chunks of one batch in one range");
+                    }
+                }
+            }
+            assertEquals(16, chunks, "16 chunks vacated whole");
+            assertTrue(batchesOfSeveral > 0, "some batch vacated several chunks");
+        } finally {
+            Files.deleteIfExists(file);
         }
     }
 

