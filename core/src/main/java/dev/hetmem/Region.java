@@ -93,7 +93,13 @@ public final class Region implements AutoCloseable {
     /**
      * The whole region as one segment, for memories built with {@link HostFaultMode#USERFAULTFD}:
      * a load or store of a page that is on a device waits while the native fault service brings its
-     * granule home. Valid until the region is freed (then accesses throw).
+     * granule home. Valid until the region is freed (then accesses throw). Accesses that race the
+     * free itself (another thread's {@link #free()}, or the memory's close) may instead read zeros
+     * and have their stores dropped, until the segment closes: the fault service answers the faults
+     * of a region being freed with zero pages, so that no thread stays blocked in a fault and the
+     * segment can close. Pass the segment itself (or a slice), never its bare address, to native
+     * code: the call then holds the segment open, and a free waits for it (up to a minute) rather
+     * than unmap the memory under it.
      *
      * @return a segment of {@link #size()} bytes at {@link #address()}
      * @throws IllegalStateException for a memory that uses host views, or a freed region

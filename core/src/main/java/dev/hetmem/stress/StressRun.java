@@ -394,6 +394,13 @@ public final class StressRun {
                 int to = (int) Math.min(got.length, (page + 1) * PAGE_BYTES - off);
                 if (!freed[(int) page]) {
                     int i = Arrays.mismatch(got, from, to, bytes, (int) off + from, (int) off + to);
+                    if (i >= 0 && region.isFreed() && Arrays.mismatch(got, from, to, new byte[to - from], 0, to - from) < 0) {
+                        // in userfaultfd mode a load of a region being freed reads zeros (the fault service
+                        // answers a killed region's faults so, for its view to close): a free under the
+                        // read, reported as such (a refusal for a freed region), not as lost bytes
+                        throw new IllegalStateException(what + ": " + this + " was freed while it was read (zeros at byte "
+                                + (off + from + i) + ")");
+                    }
                     if (i >= 0) {
                         throw new Mismatch(what + ": byte " + (off + from + i) + " of " + this + " is " + got[from + i]
                                 + ", the model says " + bytes[(int) off + from + i]);

@@ -230,14 +230,14 @@ final class StressWorker {
                         + viewEnd + ")" : "") + (refused ? " refused: read-only" : ""));
                 boolean done = writeChecked(refused, "a write view of " + m, () -> {
                     if (plain) {
-                        store(m.region.address() + rg[0], m.region.segment().asSlice(rg[0], rg[1]), src, st.op());
+                        store(m.region.segment().asSlice(rg[0], rg[1]), src, st.op());
                     } else {
                         try (HostView v = m.region.host(viewOff, viewEnd - viewOff, access)) {
                             if (access == Access.READ_WRITE) {
                                 m.expect(v.segment().toArray(ValueLayout.JAVA_BYTE), viewOff, "a READ_WRITE view before its write");
                             }
                             MemorySegment part = v.segment().asSlice(rg[0] - viewOff, rg[1]);
-                            store(part.address(), part, src, st.op());
+                            store(part, src, st.op());
                         }
                     }
                 });
@@ -418,14 +418,20 @@ final class StressWorker {
         }
     }
 
-    private void store(long address, MemorySegment target, byte[] src, Step.Op op) {
+    /**
+     * Writes {@code src} into {@code target} by Java stores or by native {@code memset}. The segment
+     * itself goes to the native call, never its bare address, as a careful user's native code gets
+     * it: the call then holds the segment's scope, and a free or a close of the memory racing it
+     * waits for it (a bare address let the close unmap the region under the running memset, and
+     * the JVM died; found by the stress program's close race).
+     */
+    private void store(MemorySegment target, byte[] src, Step.Op op) {
         if (op == Step.Op.HOST_WRITE) {
             MemorySegment.copy(src, 0, target, ValueLayout.JAVA_BYTE, 0, src.length);
             return;
         }
         try {
-            MemorySegment unused = (MemorySegment) MEMSET.invokeExact(MemorySegment.ofAddress(address), (int) src[0],
-                    (long) src.length);
+            MemorySegment unused = (MemorySegment) MEMSET.invokeExact(target, (int) src[0], (long) src.length);
         } catch (Throwable t) {
             throw new IllegalStateException("memset", t);
         }
@@ -438,11 +444,11 @@ final class StressWorker {
                 + (refused ? " refused: read-only" : ""));
         boolean done = writeChecked(refused, "a write view of " + to, () -> {
             if (plain) {
-                move(to.region.address() + toOff, from.region.address() + fromOff, len);
+                move(to.region.segment().asSlice(toOff, len), from.region.segment().asSlice(fromOff, len), len);
             } else {
                 try (HostView src = from.region.host(fromOff, len, Access.READ);
                      HostView dst = to.region.host(toOff, len, Access.WRITE)) {
-                    move(dst.segment().address(), src.segment().address(), len);
+                    move(dst.segment(), src.segment(), len);
                 }
             }
         });
@@ -878,10 +884,10 @@ final class StressWorker {
         return true;
     }
 
-    private static void move(long dst, long src, long len) {
+    /** Native {@code memmove} between two segments, passed as segments (see {@link #store}). */
+    private static void move(MemorySegment dst, MemorySegment src, long len) {
         try {
-            MemorySegment unused = (MemorySegment) MEMMOVE.invokeExact(MemorySegment.ofAddress(dst),
-                    MemorySegment.ofAddress(src), len);
+            MemorySegment unused = (MemorySegment) MEMMOVE.invokeExact(dst, src, len);
         } catch (Throwable t) {
             throw new IllegalStateException("memmove", t);
         }
