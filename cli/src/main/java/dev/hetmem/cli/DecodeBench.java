@@ -54,7 +54,11 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *       fits beside the running layer's tiles) prefetched asynchronously while a layer runs;</li>
  *   <li>{@code explicit}: what a user writes today: the weights in plain host memory, chunks of rows
  *       copied into two device buffers by hand, double-buffered (on OpenCL plain buffers, no hetmem
- *       pages at all).</li>
+ *       pages at all), one pipeline over every chunk of every layer and token, so that the next
+ *       layer's first chunk is uploaded while this layer's last computes (until this round each
+ *       layer began with an upload nothing overlapped, a weaker program than a careful user writes).
+ *       It streams every token's weights even where they would fit the device (factors below 1),
+ *       where a user would keep them there: {@code of_explicit} compares different work there.</li>
  * </ul>
  * Every row checks the last token's output against a CPU computation ({@code correct}). Each mode
  * runs in a JVM of its own ({@link CaseJvm} says why: the emulated device's kernels are Java code,
@@ -181,6 +185,15 @@ final class DecodeBench {
             throw new Args.UsageException("--device " + which + " must be emulated, opencl or all");
         }
         double[] factors = factors(args.value("factors", null), quick ? new double[] {2} : new double[] {0.5, 2, 3});
+        // the model is written to a temporary file, read into host memory by the explicit program and loaded
+        // by the others (up to 16 times the device): refused up front what this machine cannot hold
+        long physical = HostMemory.physicalBytes();
+        for (double f : factors) {
+            if (f * capacity > physical / 4) {
+                throw new Args.UsageException("--factors " + f + " with --capacity " + capacity + ": a model of "
+                        + (long) (f * capacity) + " bytes is more than a quarter of this machine's " + physical + " bytes");
+            }
+        }
         List<String> dtypes = dtypes(args.value("dtypes", null), quick ? List.of("F32") : List.of("F32", "BF16"));
         List<String> modes = MODES;
         double memcpy = memcpyLimit();
@@ -626,8 +639,9 @@ final class DecodeBench {
     }
 
     /**
-     * The explicit program: weights read from the file into plain host memory once, then per layer
-     * chunks of rows copied into two device buffers by hand while the previous chunk computes.
+     * The explicit program: weights read from the file into plain host memory once, then chunks of
+     * rows copied into two device buffers by hand, each while the previous chunk computes, across
+     * layer and token boundaries.
      */
     private static float[] explicit(UnifiedMemory mem, DeviceDriver dev, DecodeKernels.Kernels k, Model m, long capacity, long tokens,
                                     long[] nanos) throws IOException {
@@ -655,29 +669,39 @@ final class DecodeBench {
             try {
                 long t0 = System.nanoTime();
                 float[] result = null;
-                for (long t = 0; t < tokens; t++) {
-                    s.writeInput(t, n);
-                    for (int l = 0; l < LAYERS; l++) {
-                        long base = l * layerBytes;
-                        CompletableFuture<Void> in = CompletableFuture.runAsync(
-                                () -> s.upload(0, host.asSlice(base, roundUp(Math.min(chunkBytes, layerBytes), granule))), copier);
-                        for (long r0 = 0, chunk = 0; r0 < n; r0 += chunkRows, chunk++) {
-                            in.join();
-                            long rows = Math.min(chunkRows, n - r0);
-                            long nextRow = r0 + chunkRows;
-                            if (nextRow < n) {
-                                int buf = (int) ((chunk + 1) & 1);
-                                long off = base + nextRow * m.rowBytes();
-                                long bytes = Math.min(chunkRows, n - nextRow) * m.rowBytes();
-                                in = CompletableFuture.runAsync(() -> s.upload(buf, host.asSlice(off, roundUp(bytes, granule))), copier);
-                            }
-                            s.compute((int) (chunk & 1), l, rows, r0);
-                        }
-                        in.join();
-                        s.swap();
+                // one pipeline over every chunk of every layer of every token, as a careful hand-written
+                // program runs it: the next chunk (of this layer, the next one, or the next token's first)
+                // is uploaded into the other buffer while this one computes, so no layer starts with an
+                // upload nothing overlaps (the weights do not depend on the activations)
+                long perLayer = Math.ceilDiv(n, chunkRows);
+                long chunks = tokens * LAYERS * perLayer;
+                CompletableFuture<Void> in = CompletableFuture.runAsync(() -> s.upload(0, host.asSlice(0,
+                        roundUp(Math.min(chunkBytes, layerBytes), granule))), copier);
+                for (long c = 0; c < chunks; c++) {
+                    long t = c / (LAYERS * perLayer);
+                    int l = (int) (c / perLayer % LAYERS);
+                    long r0 = c % perLayer * chunkRows;
+                    if (l == 0 && r0 == 0) {
+                        s.writeInput(t, n);
                     }
-                    result = s.readOutput(n);
+                    in.join();
+                    if (c + 1 < chunks) {
+                        int nextLayer = (int) ((c + 1) / perLayer % LAYERS);
+                        long nextRow = (c + 1) % perLayer * chunkRows;
+                        long off = nextLayer * layerBytes + nextRow * m.rowBytes();
+                        long bytes = Math.min(chunkRows, n - nextRow) * m.rowBytes();
+                        int buf = (int) ((c + 1) & 1);
+                        in = CompletableFuture.runAsync(() -> s.upload(buf, host.asSlice(off, roundUp(bytes, granule))), copier);
+                    }
+                    s.compute((int) (c & 1), l, Math.min(chunkRows, n - r0), r0);
+                    if (r0 + chunkRows >= n) {
+                        s.swap();   // the layer's output is the next one's input
+                        if (l == LAYERS - 1) {
+                            result = s.readOutput(n);
+                        }
+                    }
                 }
+                in.join();
                 nanos[0] = System.nanoTime() - t0;
                 return result;
             } finally {

@@ -111,6 +111,7 @@ final class LoadBench {
                         double[] populate = new double[rounds];
                         LoadResult[] byRound = new LoadResult[rounds];
                         boolean cold = true;
+                        boolean correct = true;
                         Interference before = Interference.now();
                         for (int round = 0; round < rounds; round++) {
                             if (disk != null) {
@@ -122,6 +123,7 @@ final class LoadBench {
                             populate[round] = FreshMemory.populateGbps(size, POPULATE_THREADS);
                             cold &= dropCache(file);
                             LoadResult r = mem.load(file, node, LoadOptions.defaults().withScheme(scheme));
+                            correct &= sameAsFile(r.region(), file, size);   // after the clock: a sample of its pages
                             r.region().free();
                             byRound[round] = r;
                         }
@@ -158,6 +160,7 @@ final class LoadBench {
                         row.put("runs", results.size());
                         row.put("peak_extra_host_bytes", best.peakExtraHostBytes());
                         row.put("cold", cold);
+                        row.put("correct", correct);
                         row.put("direct", best.direct());
                         if (best.allocationNanos() > 0) {
                             row.put("allocation_seconds", Math.round(best.allocationNanos() / 1e3) / 1e6);
@@ -225,8 +228,39 @@ final class LoadBench {
                         r.containsKey("of_floor") ? String.format("%.0f%%", 100 * (Double) r.get("of_floor")) : "-",
                         ProgressBar.human((Long) r.get("peak_extra_host_bytes")), r.get("cold"));
             }
+            for (Map<String, Object> r : rows) {
+                if (!(Boolean) r.get("correct")) {
+                    out.printf("WRONG: a %s load of %s to the %s did not read as the file%n", r.get("scheme"),
+                            Sizes.format((Long) r.get("file_bytes")), r.get("target"));
+                }
+            }
         }
-        return 0;
+        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
+    }
+
+    /** Whether 64 pages spread over the loaded region (the first and the last among them) read as the file does. */
+    private static boolean sameAsFile(dev.hetmem.Region region, Path file, long size) throws IOException {
+        if (region.size() != size) {
+            return false;
+        }
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            for (int i = 0; i < 64; i++) {
+                long off = i == 63 ? Math.max(0, size - PAGE_BYTES) : (size / 64 * i) & -PAGE_BYTES;
+                int len = (int) Math.min(PAGE_BYTES, size - off);
+                ByteBuffer want = ByteBuffer.allocate(len);
+                while (want.hasRemaining() && ch.read(want, off + want.position()) >= 0) {
+                    // a short read goes on from where it stopped
+                }
+                byte[] got;
+                try (dev.hetmem.HostView v = region.host(off, len, dev.hetmem.Access.READ)) {
+                    got = v.segment().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+                }
+                if (!java.util.Arrays.equals(got, want.array())) {
+                    return false;
+                }
+            }
+        }
+        return true;
     }
 
     /** A file of {@code size} random bytes, written once and kept for later runs. */

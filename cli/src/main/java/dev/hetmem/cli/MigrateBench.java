@@ -105,6 +105,15 @@ final class MigrateBench {
                 }
             }
         }
+        for (long t : totals) {
+            for (long p : pages) {
+                if (t % p != 0) {
+                    // checked before the warm-up: the case would fail after it, half-way through the table
+                    throw new Args.UsageException("--sizes " + t + " is not a multiple of the page size " + p
+                            + " (every size moves whole pages of every size in --pages)");
+                }
+            }
+        }
         List<Mode> modes = new ArrayList<>();
         long kept = UnifiedMemory.DEFAULT_HOST_RETAIN_BUDGET;
         modes.add(new Mode("vanilla", MigrationMode.VANILLA, CopyPath.THREADS, 1, HostReleasePolicy.FREE, kept));

@@ -161,6 +161,12 @@ final class OversubBench {
         if (capacity < 16 * MiB || capacity % TILE != 0) {
             throw new Args.UsageException("--capacity " + capacity + " must be a multiple of 2M, at least 16M");
         }
+        // a case holds its data set (up to 3x the device) on the host beside the device's populated memory
+        long physical = HostMemory.physicalBytes();
+        if (capacity > physical / 8) {
+            throw new Args.UsageException("--capacity " + capacity + " is more than an eighth of this machine's " + physical
+                    + " bytes (a case holds up to three times the device beside the device itself)");
+        }
         if (args.value(SERVE_OPTION, null) != null) {
             return serve(Case.parse(args.value(SERVE_OPTION, null)), capacity, out);
         }
