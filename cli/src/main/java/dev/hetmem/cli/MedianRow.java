@@ -12,13 +12,15 @@ final class MedianRow {
     private MedianRow() {}
 
     /**
-     * The run of median {@code key} stands for the case; {@code correct} only if every run was
-     * right; the spread ({@code key_min}, {@code key_max}) and the number of runs go beside it.
+     * The run of median {@code key} stands for the case (of an even number of runs, the lower of the
+     * two middle ones: it used to be the upper, so that a case of two runs reported its faster one);
+     * {@code correct} only if every run was right; the spread ({@code key_min}, {@code key_max}) and
+     * the number of runs go beside it.
      */
     static Map<String, Object> of(List<Map<String, Object>> runs, String key) {
         List<Map<String, Object>> sorted = new ArrayList<>(runs);
         sorted.sort(Comparator.comparingDouble(r -> (Double) r.get(key)));
-        Map<String, Object> row = new LinkedHashMap<>(sorted.get(sorted.size() / 2));
+        Map<String, Object> row = new LinkedHashMap<>(sorted.get((sorted.size() - 1) / 2));
         row.put("correct", runs.stream().allMatch(r -> (Boolean) r.get("correct")));
         row.put("runs", runs.size());
         row.put(key + "_min", sorted.getFirst().get(key));

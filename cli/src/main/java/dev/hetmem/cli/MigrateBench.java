@@ -194,6 +194,10 @@ final class MigrateBench {
                         // each ratio the median of the rounds' own ratios, the floor measured right before the
                         // migration in that round: a slow spell of this machine then hits both sides of a ratio
                         double ofPlain = pairedMedian(moved, c.plain);
+                        // the floor with per-page release stands beside rows that release host frames as they
+                        // go: to the device with a budget below what moves (none to the host; a budget that
+                        // holds everything keeps every frame, and a floor that releases would flatter the row)
+                        boolean releases = dir == 0 && c.budget < total;
                         row.put("host_retained_bytes", c.retainedAfter[dir]);
                         row.put("plain_copy_gbps", round(limit));
                         row.put("of_plain_copy", round(ofPlain));
@@ -201,7 +205,9 @@ final class MigrateBench {
                             row.put("strided_copy_gbps", round(median(c.strided)));
                             row.put("of_strided_copy", round(pairedMedian(moved, c.strided)));
                             row.put("strided_release_gbps", round(median(c.stridedRelease)));
-                            row.put("of_strided_release", round(pairedMedian(moved, c.stridedRelease)));
+                            if (releases) {
+                                row.put("of_strided_release", round(pairedMedian(moved, c.stridedRelease)));
+                            }
                         }
                         row.put("warmup_trips", c.warmup[0]);
                         row.put("warmup_seconds", round(c.warmup[1] / 1e9));
@@ -212,8 +218,9 @@ final class MigrateBench {
                                 device, row.get("direction"), Sizes.format(page), Sizes.format(total), mode.name, mode.threads,
                                 Sizes.format(c.budget), gbps, (Double) row.get("gbps_min"), (Double) row.get("gbps_max"),
                                 100 * ofPlain, page == 4 * KiB
-                                        ? String.format(", %3.0f%% of strided copy, %3.0f%% of strided copy with release",
-                                                100 * pairedMedian(moved, c.strided), 100 * pairedMedian(moved, c.stridedRelease)) : "");
+                                        ? String.format(", %3.0f%% of strided copy", 100 * pairedMedian(moved, c.strided))
+                                        + (releases ? String.format(", %3.0f%% of strided copy with release",
+                                                100 * pairedMedian(moved, c.stridedRelease)) : "") : "");
                     }
                 }
             }
@@ -325,10 +332,11 @@ final class MigrateBench {
         return median(r);
     }
 
+    /** The median; of an even number of values, the lower of the two middle ones (as {@link MedianRow#of}). */
     private static double median(double[] v) {
         double[] s = v.clone();
         java.util.Arrays.sort(s);
-        return s[s.length / 2];
+        return s[(s.length - 1) / 2];
     }
 
     private static double round(double v) {
