@@ -285,7 +285,8 @@ public final class HostMirror implements AutoCloseable {
      * Invalidates the view segment (waiting for Java accesses in progress, which {@link #kill} lets
      * finish), then unregisters and unmaps everything. A native call that was handed a slice of the
      * view keeps the segment's arena acquired until it returns, and the arena refuses to close
-     * meanwhile: that is waited for (up to a minute); if it lasts longer the close fails with nothing
+     * meanwhile: that is waited for (up to a minute, an interrupt kept for the caller rather than
+     * ending the wait); if it lasts longer the close fails with nothing
      * unmapped under that call (the memory then stays mapped: a leak, not a crash). It was marked
      * closed before the arena's close, so a close failing so at once never unregistered the region.
      */
@@ -295,22 +296,29 @@ public final class HostMirror implements AutoCloseable {
             return;
         }
         long deadline = System.nanoTime() + VIEW_IN_USE_WAIT_NANOS;
-        for (long sleep = 1; ; sleep = Math.min(50, sleep * 2)) {
-            try {
-                viewArena.close();
-                break;
-            } catch (IllegalStateException inUse) {
-                if (System.nanoTime() - deadline > 0) {
-                    throw new IllegalStateException("the host view of this region is still in use by a native call after "
-                            + VIEW_IN_USE_WAIT_NANOS / 1_000_000_000L + " s; its memory stays mapped", inUse);
-                }
+        // an interrupt does not cut the wait short (it is kept for the caller): a close of the memory on an
+        // interrupted thread failed here at once whenever a native call held the view, and left it mapped
+        boolean interrupted = false;
+        try {
+            for (long sleep = 1; ; sleep = Math.min(50, sleep * 2)) {
                 try {
-                    Thread.sleep(sleep);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException("interrupted while a native call still used the host view of this region; "
-                            + "its memory stays mapped", e);
+                    viewArena.close();
+                    break;
+                } catch (IllegalStateException inUse) {
+                    if (System.nanoTime() - deadline > 0) {
+                        throw new IllegalStateException("the host view of this region is still in use by a native call after "
+                                + VIEW_IN_USE_WAIT_NANOS / 1_000_000_000L + " s; its memory stays mapped", inUse);
+                    }
+                    try {
+                        Thread.sleep(sleep);
+                    } catch (InterruptedException e) {
+                        interrupted = true;
+                    }
                 }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
             }
         }
         destroyed = true;
