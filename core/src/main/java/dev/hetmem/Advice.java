@@ -129,7 +129,9 @@ public sealed interface Advice {
     }
 
     /**
-     * Advice that faults on the range migrate granules of {@code bytes}.
+     * Advice that faults on the range migrate granules of {@code bytes}. Refused when applied if a
+     * granule of the range (aligned to its size) would hold a freed page: a fault would bring that
+     * page back with its granule.
      *
      * @param bytes the granule size: a power of two from 4096 to 1 GiB (checked when applied)
      * @return a {@link Granularity} of {@code bytes}

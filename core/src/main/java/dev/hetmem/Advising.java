@@ -46,6 +46,17 @@ final class Advising {
                 }
                 case Advice.Granularity(long bytes) -> {
                     int shift = Long.numberOfTrailingZeros(Checks.granularity(bytes));
+                    // the new granules, aligned, must not reach freed pages: a fault would bring those back
+                    // as its neighbours (userfaultfd) or a prefetch widen over them
+                    long g = bytes >>> PageGeometry.PAGE_SHIFT;
+                    long reachFrom = from & -g;
+                    long reachTo = Math.min(s.pages(), Math.ceilDiv(to, g) * g);
+                    long freed = s.attributes().firstFreed(reachFrom, reachTo);
+                    if (freed >= 0) {
+                        throw new IllegalArgumentException("granularity " + bytes + " over [" + offset + ", " + (offset + length)
+                                + ") of " + region + ": its granules would reach the freed page at "
+                                + (freed << PageGeometry.PAGE_SHIFT) + "; advise a granularity whose granules hold no freed page");
+                    }
                     synchronized (s.attributes()) {
                         // L7: a fault service's granules change in the order the attributes do; the
                         // service's first, so that a failure there leaves both as they were

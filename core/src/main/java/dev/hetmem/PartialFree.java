@@ -23,6 +23,38 @@ import dev.hetmem.migrate.MigrationEngine;
 final class PartialFree {
     private PartialFree() {}
 
+    /** The largest granule there is (1 GiB), in pages: how far a page's granule can reach. */
+    private static final long MAX_GRANULE_PAGES = 1L << (30 - PageGeometry.PAGE_SHIFT);
+
+    /**
+     * Refuses the free when the granule of a page outside [from, to) that stays reaches into it
+     * (page 0 advised a 2 MiB granule, pages 1-3 kept 4 KiB, page 2 freed): in userfaultfd mode the
+     * fault service brings a page's whole granule home, and would bring the freed pages back with it
+     * as zeros the page table then counts as the host's. The edge check above sees only the
+     * neighbours' granules. Granules are aligned, so of each stretch of one granule size only the
+     * granule of its last page before the range, and of its first page after it, can reach in.
+     */
+    private static void refuseGranulesReachingIn(Region region, long offset, long length, long from, long to) {
+        RegionState s = region.state();
+        long lo = Math.max(0, from - MAX_GRANULE_PAGES);
+        long hi = Math.min(s.pages(), to + MAX_GRANULE_PAGES);
+        s.attributes().forEach(lo, hi, (a, b, attrs) -> {
+            if (attrs.freed()) {
+                return;
+            }
+            long g = attrs.granuleBytes() >>> PageGeometry.PAGE_SHIFT;
+            long before = Math.min(b, from) - 1;   // the stretch's last page before the range
+            long after = Math.max(a, to);          // its first page after it
+            long reaching = before >= a && (before & -g) + g > from ? before
+                    : after < b && (after & -g) < to ? after : -1;
+            if (reaching >= 0) {
+                throw new IllegalArgumentException("free(" + offset + ", " + length + ") of " + region + ": the "
+                        + attrs.granuleBytes() + "-byte granule of the page at " + (reaching << PageGeometry.PAGE_SHIFT)
+                        + ", which stays, reaches into it; free its whole granule, or advise a smaller granularity there first");
+            }
+        });
+    }
+
     /**
      * Caller's contract: the memory is open and entered, {@code [offset, offset+length)} lies
      * inside the region, is neither empty nor the whole region, and the caller is not a kernel.
@@ -50,6 +82,7 @@ final class PartialFree {
                         + " (the end may also be the region's end, " + region.size() + ")");
             }
         }
+        refuseGranulesReachingIn(region, offset, length, from, to);
         s.lifecycle().enter();
         try {
             Pins.Pin own = s.pins().heldByCurrentThread(from, to);

@@ -378,7 +378,12 @@ public final class Region implements AutoCloseable {
      * device's exclusive hold on them ({@link Access#EXCLUSIVE}). Host views opened later follow the
      * protection (a write view of a read-only page is refused); in {@link HostFaultMode#HOST_VIEWS}
      * mode a write view open already keeps its writable segment until it closes, so close such views
-     * first where the range must not change.
+     * first where the range must not change. The same holds for kernels: a launch that gets its
+     * pages after this returns is refused if it writes the range (also one that was waiting for them
+     * when the protection changed), but one running already with a written argument over the range
+     * is not waited for: its stores may still land after this returns, so let such kernels end first
+     * where the range must not change. A launch that runs by device faults fails at its next write
+     * fault in the range.
      *
      * @param offset     the range's first byte
      * @param length     the range's size in bytes; positive
@@ -462,7 +467,9 @@ public final class Region implements AutoCloseable {
      * {@link #free()}.
      *
      * <p>{@code offset} and {@code offset + length} must fall on granule boundaries, of the pages
-     * on both sides of each (see {@link #granularity}); the end may also be the region's end.
+     * on both sides of each (see {@link #granularity}), and no granule of a page that stays may reach
+     * into the range (a page farther away advised a larger granule: a fault there would bring the freed
+     * pages back with its granule); the end may also be the region's end.
      * Refused while a host view over the range is open; a view that another thread opens while
      * the free begins (after its check, before the range is marked freed) is not waited for: the
      * range is freed, every page but the ones that view covers is released, and the call throws

@@ -169,6 +169,7 @@ public final class MigrationEngine implements AutoCloseable {
                     String what = "a " + trigger.name().toLowerCase(java.util.Locale.ROOT);   // once: a prefetch list has thousands
                     for (MigrationRequest r : requests) {
                         r.region().refuseFreed(r.from(), r.to(), what);
+                        refuseReadOnly(r, what);
                     }
                 }
                 // device-exclusive access: host views and exclusive kernels wait for each other (Exclusivity)
@@ -268,6 +269,24 @@ public final class MigrationEngine implements AutoCloseable {
                 continue;
             }
             awaitRelease(next.waitOn, next.seen);
+        }
+    }
+
+    /**
+     * A write (a view that writes, a kernel's written argument, a device's write fault) of a page
+     * made read-only: refused here, under the block locks, as well as by the caller's check before
+     * (which no lock orders with a concurrent {@code protect}). So a {@code protect} that has
+     * returned is seen by every write access granted after it: one whose check passed just before
+     * the protection changed was handed a writable view or frame after {@code protect} returned.
+     * Protection takes the same block locks to change the entries, so the two are ordered.
+     */
+    private static void refuseReadOnly(MigrationRequest r, String what) {
+        if (r.write()) {
+            long ro = r.region().attributes().firstReadOnly(r.from(), r.to());
+            if (ro >= 0) {
+                throw new dev.hetmem.ProtectionException(what + " writes pages [" + r.from() + ", " + r.to() + ") of "
+                        + r.region() + " but the page at offset " + (ro << PAGE_SHIFT) + " was made read-only");
+            }
         }
     }
 
