@@ -50,10 +50,17 @@ final class InFlightFrames {
         return got;
     }
 
-    /** Frames [first, first + count), taken by one of the calls here, back to the allocator, then uncounted. */
+    /**
+     * Frames [first, first + count), taken by one of the calls here, back to the allocator, then
+     * uncounted, also when the allocator refuses them (a double free, a bug already): a count left
+     * over would make a full device wait for room that never comes, every allocation on it.
+     */
     void free(BuddyAllocator alloc, int node, int first, int count) {
-        alloc.freeRun(first, count);
-        frames.addAndGet(node, -count);
+        try {
+            alloc.freeRun(first, count);
+        } finally {
+            frames.addAndGet(node, -count);
+        }
     }
 
     /** Allocates frames [first, first + count) if all are free, counted as {@link #allocate} does; false (nothing counted) if not. */

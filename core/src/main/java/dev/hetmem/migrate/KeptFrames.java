@@ -20,11 +20,14 @@ final class KeptFrames {
         }
     }
 
+    /** Marks {@code kept}, all or none: a frame kept already (a bug) throws with nothing marked. */
     synchronized void keep(int node, int[] kept) {
         for (int f : kept) {
             if (frames[node].get(f)) {
                 throw new IllegalStateException("device node " + node + ": frame " + f + " kept twice for running kernels");
             }
+        }
+        for (int f : kept) {
             frames[node].set(f);
         }
     }

@@ -311,11 +311,23 @@ final class Placement {
      * allocate phase, or a span could not claim one). Called at the end of every pass.
      */
     static void releaseRuns(EngineContext ctx, List<Span> spans, int target) {
+        RuntimeException failed = null;   // every span's run, whatever an earlier one's release threw
         for (Span s : spans) {
             if (s.run >= 0 && !s.handedOver) {
-                ctx.inFlight.free(ctx.device(target).allocator(), target, s.run, s.pages());
+                try {
+                    ctx.inFlight.free(ctx.device(target).allocator(), target, s.run, s.pages());
+                } catch (RuntimeException e) {
+                    if (failed == null) {
+                        failed = e;
+                    } else {
+                        failed.addSuppressed(e);
+                    }
+                }
             }
             s.run = -1;
+        }
+        if (failed != null) {
+            throw failed;
         }
     }
 
