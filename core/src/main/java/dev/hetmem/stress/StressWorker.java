@@ -336,6 +336,30 @@ final class StressWorker {
                     default -> Advice.granularity(new long[] {PAGE_BYTES, 64L << 10, 2L << 20}[st.b() % 3]);
                 };
                 note("advise " + a + " on " + m + " [" + rg[0] + ", +" + rg[1] + ")");
+                if (a instanceof Advice.Granularity(long g)) {
+                    // refused when its granules, aligned, would hold a freed page (a fault would bring it back):
+                    // with one worker the model says when; with several, another worker frees parts of its own
+                    // regions meanwhile, and a refusal naming a freed page is all that can be checked
+                    long size = m.region.size();
+                    long reachFrom = rg[0] & -g;
+                    long reachTo = Math.min(Math.ceilDiv(size, PAGE_BYTES) * PAGE_BYTES, Math.ceilDiv(rg[0] + rg[1], g) * g);
+                    boolean reachesFreed = m.anyFreed(reachFrom, Math.min(size, reachTo) - reachFrom);
+                    try {
+                        m.region.advise(rg[0], rg[1], a);
+                    } catch (IllegalArgumentException refused) {
+                        if (!String.valueOf(refused.getMessage()).contains("would reach the freed page")
+                                || (config.workers() == 1 && !reachesFreed)) {
+                            throw refused;
+                        }
+                        note("  refused: " + refused.getMessage());
+                        return;
+                    }
+                    if (config.workers() == 1 && reachesFreed) {
+                        throw new Mismatch("granularity " + g + " over [" + rg[0] + ", +" + rg[1] + ") of " + m
+                                + " was accepted although its granules hold a freed page");
+                    }
+                    return;
+                }
                 m.region.advise(rg[0], rg[1], a);
             }
             case DONT_NEED -> {
