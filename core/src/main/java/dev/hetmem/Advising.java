@@ -51,13 +51,14 @@ final class Advising {
                     long g = bytes >>> PageGeometry.PAGE_SHIFT;
                     long reachFrom = from & -g;
                     long reachTo = Math.min(s.pages(), Math.ceilDiv(to, g) * g);
-                    long freed = s.attributes().firstFreed(reachFrom, reachTo);
-                    if (freed >= 0) {
-                        throw new IllegalArgumentException("granularity " + bytes + " over [" + offset + ", " + (offset + length)
-                                + ") of " + region + ": its granules would reach the freed page at "
-                                + (freed << PageGeometry.PAGE_SHIFT) + "; advise a granularity whose granules hold no freed page");
-                    }
                     synchronized (s.attributes()) {
+                        // under L7, as a partial free marks its pages: the two cannot both pass and both apply
+                        long freed = s.attributes().firstFreed(reachFrom, reachTo);
+                        if (freed >= 0) {
+                            throw new IllegalArgumentException("granularity " + bytes + " over [" + offset + ", "
+                                    + (offset + length) + ") of " + region + ": its granules would reach the freed page at "
+                                    + (freed << PageGeometry.PAGE_SHIFT) + "; advise a granularity whose granules hold no freed page");
+                        }
                         // L7: a fault service's granules change in the order the attributes do; the
                         // service's first, so that a failure there leaves both as they were
                         s.host().granularity(from, to, shift - PageGeometry.PAGE_SHIFT);

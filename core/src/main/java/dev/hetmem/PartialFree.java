@@ -101,7 +101,12 @@ final class PartialFree {
             // faults holds none there: its next fault in the range is refused, and it fails).
             // Freeing a freed part again only drops again: a free that was interrupted while it
             // waited can be finished so
-            s.attributes().update(from, to, RangeAttributes.Attrs::asFreed);
+            synchronized (s.attributes()) {
+                // again under L7, with the mark: granularity advice changes granules under it, so a free and
+                // an advice racing each other cannot both pass their checks and both apply
+                refuseGranulesReachingIn(region, offset, length, from, to);
+                s.attributes().update(from, to, RangeAttributes.Attrs::asFreed);
+            }
             Pins.Pin late = engine.discardUnlessViewed(s, from, to);
             if (late != null) {
                 // opened by another thread after the check above and before the mark: the pages it

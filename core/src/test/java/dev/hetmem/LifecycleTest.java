@@ -491,4 +491,38 @@ class LifecycleTest {
         assertTrue(finished.get(), "close() returned while the kernel still ran");
         launch.get(30, java.util.concurrent.TimeUnit.SECONDS);   // and the launch itself succeeded
     }
+
+    /**
+     * The same close on an interrupted thread while another thread holds a view: the wait for that
+     * view ended at the interrupt and the close failed with nothing torn down. It waits now.
+     */
+    @Test
+    void aCloseOnAnInterruptedThreadWaitsForAnotherThreadsView() throws Exception {
+        UnifiedMemory mem = UnifiedMemory.builder().copyThreads(4).device(EmulatedDevice.builder().capacity(8 * MiB).build()).build();
+        Region r = mem.allocate(MiB);
+        java.util.concurrent.CountDownLatch opened = new java.util.concurrent.CountDownLatch(1);
+        Thread holder = Thread.ofPlatform().start(() -> {
+            try (HostView v = r.host(0, 4096, Access.READ)) {
+                opened.countDown();
+                Thread.sleep(300);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        assertTrue(opened.await(10, java.util.concurrent.TimeUnit.SECONDS));
+        Thread.currentThread().interrupt();
+        try {
+            mem.close();
+            assertTrue(Thread.currentThread().isInterrupted(), "the interrupt is kept for the caller");
+        } finally {
+            Thread.interrupted();
+        }
+        holder.join(10_000);
+        assertTrue(r.isFreed(), "the close went to its end");
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (copyThreads() > 0 && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        assertEquals(0, copyThreads(), "copy threads left after close");
+    }
 }

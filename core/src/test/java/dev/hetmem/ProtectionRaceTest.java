@@ -51,12 +51,21 @@ class ProtectionRaceTest {
                 args.arg(0).getLong(0);
             }, 1, KernelArg.of(r, 0, PAGE, Access.READ)), threads);
             assertTrue(running.await(30, TimeUnit.SECONDS), "the kernel runs, pinning page 0 on the device");
+            Thread[] writing = new Thread[1];
             CompletableFuture<Void> writer = CompletableFuture.runAsync(() -> {
+                writing[0] = Thread.currentThread();
                 try (HostView v = r.host(0, PAGE, Access.WRITE)) {   // waits for the kernel's pin
                     v.segment().set(java.lang.foreign.ValueLayout.JAVA_LONG, 0, 42);
                 }
             }, threads);
-            Thread.sleep(200);   // the writer waits for the pin by now
+            // past its check, waiting for the pin: else the check alone would refuse it and prove nothing
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while ((writing[0] == null || writing[0].getState() != Thread.State.WAITING
+                    && writing[0].getState() != Thread.State.TIMED_WAITING) && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            assertTrue(java.util.Arrays.stream(writing[0].getStackTrace()).anyMatch(f -> f.getMethodName().equals("ensure")),
+                    "the writer waits inside the engine for the kernel's pin");
             r.protect(0, PAGE, Protection.READ_ONLY);
             finish.countDown();
             reader.get(30, TimeUnit.SECONDS);

@@ -705,6 +705,7 @@ final class DecodeBench {
                 nanos[0] = System.nanoTime() - t0;
                 return result;
             } finally {
+                copier.close();   // an upload still in flight after a failure ends before its buffers are released
                 s.close();
             }
         }

@@ -424,7 +424,7 @@ final class MigrateBench {
                 throw new IllegalStateException("the kept host frames stayed above the budget of " + budget
                         + " bytes for 60 s after a move");
             }
-            java.util.concurrent.locks.LockSupport.parkNanos(20_000);
+            java.util.concurrent.locks.LockSupport.parkNanos(200_000);   // stats() is not free: a poll now and then
         }
     }
 

@@ -239,6 +239,9 @@ class CommandLineTest {
         assertUsageError("--sizes 5000 is not a multiple of the page size 4096", "bench", "migrate", "--sizes", "5000");
         assertUsageError("--sizes 3145728 is not a multiple of the page size 2097152", "bench", "migrate", "--sizes", "3M",
                 "--pages", "4K,2M");
+        // and these wrote a model of 64 GiB to /tmp, or held three times a 16 GiB device on the host
+        assertUsageError("is more than a quarter of this machine's", "bench", "decode", "--capacity", "4G", "--factors", "16");
+        assertUsageError("is more than an eighth of this machine's", "bench", "oversub", "--capacity", "1024G");
         assertUsageError("--device-mib 17592186044448 outside [8, 4096]", "bench", "kernels", "--device-mib", "17592186044448");
         assertUsageError("--only 9223372036854775807 is outside [-9223372036854775808, ",
                 "stress", "--seed", "-9223372036854775808", "--only", "9223372036854775807");

@@ -420,15 +420,20 @@ public interface DeviceDriver extends AutoCloseable {
      * Whether {@link #execute(DeviceKernel, long, long, List, DeviceFaultHandler)} runs items from a
      * non-zero {@code globalOffset}: the tiles of a launch larger than this device whose kernel
      * reaches its arguments through the page table (item ids stay global; a kernel with plain
-     * arguments sees each tile as a launch of its own, from 0, and needs no offset). Default false,
-     * as the default {@code execute} runs whole launches only: such a launch then fails before its
-     * first tile runs, naming this. A driver that overrides that {@code execute} to honour the
-     * offset says true here.
+     * arguments sees each tile as a launch of its own, from 0, and needs no offset). The default says
+     * whether the driver overrides that {@code execute} (the interface's own runs whole launches only):
+     * where it does not, such a launch fails before its first tile runs, naming this. A driver that
+     * overrides it without honouring the offset says false here.
      *
      * @return true if this driver's five-argument {@code execute} runs from any item
      */
     default boolean runsFromAnyItem() {
-        return false;
+        try {
+            return getClass().getMethod("execute", DeviceKernel.class, long.class, long.class, List.class,
+                    DeviceFaultHandler.class).getDeclaringClass() != DeviceDriver.class;
+        } catch (NoSuchMethodException e) {
+            throw new AssertionError("the interface declares it", e);
+        }
     }
 
     /**

@@ -158,32 +158,40 @@ public final class Lifecycle {
      */
     public void awaitNoLiveViews(long timeoutNanos) {
         long deadline = System.nanoTime() + timeoutNanos;
-        while (true) {
-            reapAbandonedViews();
-            synchronized (this) {
-                if (views.isEmpty()) {
-                    return;
-                }
-                List<String> owners = new ArrayList<>();
-                for (View v : views.keySet()) {
-                    if (v.owner() == Thread.currentThread()) {
-                        throw new IllegalStateException(what + " has a host view open in this thread ("
-                                + v.owner().getName() + "); close it first");
+        // an interrupt does not cut the wait short, as in awaitDrained: it is kept for the caller (a close on
+        // an interrupted thread failed here at once while another thread held a view, and tore nothing down)
+        boolean interrupted = false;
+        try {
+            while (true) {
+                reapAbandonedViews();
+                synchronized (this) {
+                    if (views.isEmpty()) {
+                        return;
                     }
-                    owners.add(v.owner().getName());
+                    List<String> owners = new ArrayList<>();
+                    for (View v : views.keySet()) {
+                        if (v.owner() == Thread.currentThread()) {
+                            throw new IllegalStateException(what + " has a host view open in this thread ("
+                                    + v.owner().getName() + "); close it first");
+                        }
+                        owners.add(v.owner().getName());
+                    }
+                    long left = deadline - System.nanoTime();
+                    if (left <= 0) {
+                        throw new IllegalStateException("closing: " + what + " still has " + views.size()
+                                + " open host view(s), in thread(s) " + owners + ", after " + timeoutNanos / 1_000_000
+                                + " ms (nothing was unmapped; close again once they are closed)");
+                    }
+                    try {
+                        wait(Math.max(1, Math.min(50, left / 1_000_000)));   // a view's thread may end without closing it
+                    } catch (InterruptedException e) {
+                        interrupted = true;
+                    }
                 }
-                long left = deadline - System.nanoTime();
-                if (left <= 0) {
-                    throw new IllegalStateException("closing: " + what + " still has " + views.size()
-                            + " open host view(s), in thread(s) " + owners + ", after " + timeoutNanos / 1_000_000
-                            + " ms (nothing was unmapped; close again once they are closed)");
-                }
-                try {
-                    wait(Math.max(1, Math.min(50, left / 1_000_000)));   // a view's thread may end without closing it
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException("interrupted while waiting for host views of " + what + " to close", e);
-                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
             }
         }
     }

@@ -199,18 +199,19 @@ final class Interval {
         }
         // sorted by where each interval starts, so that merging only extends ends; a prefetch list
         // usually is in order already (thousands of requests, no sort)
-        Integer[] order = new Integer[n];
-        for (int i = 0; i < n; i++) {
-            order[i] = i;
-        }
+        Integer[] order = null;   // only where a sort is needed: every fault and prefetch batch passes here
         if (!sorted) {
+            order = new Integer[n];
+            for (int i = 0; i < n; i++) {
+                order[i] = i;
+            }
             Arrays.sort(order, Comparator.comparingInt((Integer i) -> requests.get(i).region().id())
                     .thenComparingLong(i -> from[i]));
         }
         List<Interval> out = new ArrayList<>(n);
         Interval last = null;
         for (int k = 0; k < n; k++) {
-            int i = order[k];
+            int i = order == null ? k : order[k];
             MigrationRequest r = requests.get(i);
             if (last == null || last.region != r.region() || from[i] > last.to) {
                 last = new Interval(r.region(), from[i], to[i]);

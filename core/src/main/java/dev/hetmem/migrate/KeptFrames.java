@@ -20,15 +20,16 @@ final class KeptFrames {
         }
     }
 
-    /** Marks {@code kept}, all or none: a frame kept already (a bug) throws with nothing marked. */
+    /** Marks {@code kept}, all or none: a frame kept already, or twice in {@code kept} (a bug), throws with nothing marked. */
     synchronized void keep(int node, int[] kept) {
-        for (int f : kept) {
-            if (frames[node].get(f)) {
-                throw new IllegalStateException("device node " + node + ": frame " + f + " kept twice for running kernels");
+        for (int i = 0; i < kept.length; i++) {
+            if (frames[node].get(kept[i])) {
+                for (int j = 0; j < i; j++) {
+                    frames[node].clear(kept[j]);
+                }
+                throw new IllegalStateException("device node " + node + ": frame " + kept[i] + " kept twice for running kernels");
             }
-        }
-        for (int f : kept) {
-            frames[node].set(f);
+            frames[node].set(kept[i]);
         }
     }
 

@@ -5,6 +5,7 @@ import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
 import java.util.function.LongPredicate;
 import java.util.function.Supplier;
 
@@ -47,7 +48,7 @@ final class SideAccesses implements AutoCloseable {
      * at random with {@code seed}, until {@link #close}.
      */
     SideAccesses(Supplier<MemorySegment> region, long from, long to, LongPredicate readable, Expect expect, long seed) {
-        this(region, from, to, readable, expect, null, p -> false, seed);
+        this(region, () -> false, from, to, readable, expect, null, p -> false, seed);
     }
 
     /**
@@ -55,8 +56,8 @@ final class SideAccesses implements AutoCloseable {
      * made in {@code model} too (the step's region's bytes, which {@code expect} reads): the step
      * must keep it, as it keeps every byte it leaves alone.
      */
-    SideAccesses(Supplier<MemorySegment> region, long from, long to, LongPredicate readable, Expect expect, byte[] model,
-               LongPredicate writable, long seed) {
+    SideAccesses(Supplier<MemorySegment> region, BooleanSupplier freed, long from, long to, LongPredicate readable, Expect expect,
+                 byte[] model, LongPredicate writable, long seed) {
         this.thread = Thread.ofPlatform().name("stress-host-accesses-beside").daemon().start(() -> {
             SplittableRandom rnd = new SplittableRandom(seed);
             long pages = Math.ceilDiv(to, PAGE_BYTES) - from / PAGE_BYTES;
@@ -95,10 +96,12 @@ final class SideAccesses implements AutoCloseable {
                     long v = view.get(ValueLayout.JAVA_LONG_UNALIGNED, at);
                     String wrong = expect.check(at, v);
                     if (wrong != null) {
-                        if (v == 0 && goesWithin(view, 1_000_000_000L)) {
+                        if (v == 0 && freed.getAsBoolean()) {
                             // a fault on a region being freed (or closed with its memory) reads zeros: the
-                            // fault service answers a killed region's faults so, for its view to close. Not a
-                            // lost store but a free under the read, reported as the free it was
+                            // fault service answers a killed region's faults so, for its view to close, and
+                            // only once the region is marked freed, so this is asked right after the read (a
+                            // zero read before any free began stays a mismatch). Not a lost store but a free
+                            // under the read, reported as the free it was
                             failure = new IllegalStateException("the region was freed under a host read beside the step "
                                     + "(at byte " + at + ", zeros where " + wrong + " was)");
                             return;
@@ -115,18 +118,6 @@ final class SideAccesses implements AutoCloseable {
                 failure = e;
             }
         });
-    }
-
-    /** Whether the view's region goes (its segment's scope closes) within {@code nanos}. */
-    private static boolean goesWithin(MemorySegment view, long nanos) {
-        long end = System.nanoTime() + nanos;
-        while (view.scope().isAlive()) {
-            if (System.nanoTime() > end) {
-                return false;
-            }
-            LockSupport.parkNanos(1_000_000);
-        }
-        return true;
     }
 
     /** Expects the model's bytes: the long at {@code at} of {@code bytes} (little-endian, as the host stores). */

@@ -625,7 +625,7 @@ final class StressWorker {
         byte[] before = Arrays.copyOf(m.bytes, (int) bytes);
         MemorySegment view = m.region.segment();
         java.util.function.LongPredicate last = p -> p % gap == gap - 1;
-        SideAccesses beside = new SideAccesses(() -> view, 0, bytes, last, SideAccesses.model(m.bytes),
+        SideAccesses beside = new SideAccesses(() -> view, m.region::isFreed, 0, bytes, last, SideAccesses.model(m.bytes),
                 stores ? m.bytes : null, last, st.x() ^ st.z());
         boolean ran;
         try {
@@ -705,7 +705,7 @@ final class StressWorker {
         note("  host reads" + (stores ? " and stores" : "") + " beside it");
         MemorySegment view = m.region.segment();
         java.util.function.LongPredicate beside = p -> (p < first || p >= end) && !m.freed[(int) p];
-        return new SideAccesses(() -> view, Math.max(0, off - BESIDE), Math.min(m.region.size(), off + len + BESIDE),
+        return new SideAccesses(() -> view, m.region::isFreed, Math.max(0, off - BESIDE), Math.min(m.region.size(), off + len + BESIDE),
                 beside, SideAccesses.model(m.bytes), stores ? m.bytes : null, p -> beside.test(p) && !m.readOnly[(int) p],
                 st.x() ^ st.z());
     }
