@@ -455,11 +455,7 @@ class LifecycleTest {
         } finally {
             Thread.interrupted();
         }
-        long deadline = System.nanoTime() + 5_000_000_000L;
-        while (copyThreads() > 0 && System.nanoTime() < deadline) {
-            Thread.sleep(10);
-        }
-        assertEquals(0, copyThreads(), "copy threads left after close");
+        assertNoCopyThreadsLeft();
     }
 
     private static long copyThreads() {
@@ -500,16 +496,7 @@ class LifecycleTest {
     void aCloseOnAnInterruptedThreadWaitsForAnotherThreadsView() throws Exception {
         UnifiedMemory mem = UnifiedMemory.builder().copyThreads(4).device(EmulatedDevice.builder().capacity(8 * MiB).build()).build();
         Region r = mem.allocate(MiB);
-        java.util.concurrent.CountDownLatch opened = new java.util.concurrent.CountDownLatch(1);
-        Thread holder = Thread.ofPlatform().start(() -> {
-            try (HostView v = r.host(0, 4096, Access.READ)) {
-                opened.countDown();
-                Thread.sleep(300);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        });
-        assertTrue(opened.await(10, java.util.concurrent.TimeUnit.SECONDS));
+        Thread holder = viewHeldFor(r, 300);
         Thread.currentThread().interrupt();
         try {
             mem.close();
@@ -519,6 +506,26 @@ class LifecycleTest {
         }
         holder.join(10_000);
         assertTrue(r.isFreed(), "the close went to its end");
+        assertNoCopyThreadsLeft();
+    }
+
+    /** A thread holding a read view of r's first page for {@code millis}, started and its view open. */
+    private static Thread viewHeldFor(Region r, long millis) throws InterruptedException {
+        java.util.concurrent.CountDownLatch opened = new java.util.concurrent.CountDownLatch(1);
+        Thread holder = Thread.ofPlatform().start(() -> {
+            try (HostView v = r.host(0, 4096, Access.READ)) {
+                opened.countDown();
+                Thread.sleep(millis);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        assertTrue(opened.await(10, java.util.concurrent.TimeUnit.SECONDS));
+        return holder;
+    }
+
+    /** No copy thread of any memory is left (waiting up to 5 s for them to end). */
+    private static void assertNoCopyThreadsLeft() throws InterruptedException {
         long deadline = System.nanoTime() + 5_000_000_000L;
         while (copyThreads() > 0 && System.nanoTime() < deadline) {
             Thread.sleep(10);
