@@ -94,7 +94,7 @@ final class StressWorker {
         } catch (ProtectionException e) {
             throw new Mismatch(st.op() + " refused by protection the model does not have: " + e.getMessage());
         } catch (RuntimeException | Error e) {
-            if (injected(e)) {
+            if (injected(e, !mine(st))) {   // another worker's region: a part of it may be freed meanwhile
                 note("  failed as injected: " + e.getMessage());
                 if (config.workers() == 1) {
                     checkAfterInjectedFailure(st);
