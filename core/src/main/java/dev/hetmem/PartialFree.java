@@ -82,7 +82,6 @@ final class PartialFree {
                         + " (the end may also be the region's end, " + region.size() + ")");
             }
         }
-        refuseGranulesReachingIn(region, offset, length, from, to);
         s.lifecycle().enter();
         try {
             Pins.Pin own = s.pins().heldByCurrentThread(from, to);
@@ -102,8 +101,8 @@ final class PartialFree {
             // Freeing a freed part again only drops again: a free that was interrupted while it
             // waited can be finished so
             synchronized (s.attributes()) {
-                // again under L7, with the mark: granularity advice changes granules under it, so a free and
-                // an advice racing each other cannot both pass their checks and both apply
+                // under L7, with the mark: granularity advice changes granules under it, so a free and an
+                // advice racing each other cannot both pass their checks and both apply
                 refuseGranulesReachingIn(region, offset, length, from, to);
                 s.attributes().update(from, to, RangeAttributes.Attrs::asFreed);
             }

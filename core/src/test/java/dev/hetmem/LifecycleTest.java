@@ -448,13 +448,7 @@ class LifecycleTest {
         MemoryFixture.fill(r, 0, 4 * MiB, 3);
         mem.prefetch(r, new long[] {0, 2 * MiB}, 2 * MiB, 1);   // the copy threads have worked
         assertTrue(copyThreads() >= 3, "copy threads before the close: " + copyThreads());
-        Thread.currentThread().interrupt();
-        try {
-            mem.close();
-            assertTrue(Thread.currentThread().isInterrupted(), "the interrupt is kept for the caller");
-        } finally {
-            Thread.interrupted();
-        }
+        closeInterrupted(mem);
         assertNoCopyThreadsLeft();
     }
 
@@ -497,6 +491,14 @@ class LifecycleTest {
         UnifiedMemory mem = UnifiedMemory.builder().copyThreads(4).device(EmulatedDevice.builder().capacity(8 * MiB).build()).build();
         Region r = mem.allocate(MiB);
         Thread holder = viewHeldFor(r, 300);
+        closeInterrupted(mem);
+        holder.join(10_000);
+        assertTrue(r.isFreed(), "the close went to its end");
+        assertNoCopyThreadsLeft();
+    }
+
+    /** Closes {@code mem} on this thread with its interrupt set; the interrupt must be kept, and is cleared after. */
+    private static void closeInterrupted(UnifiedMemory mem) {
         Thread.currentThread().interrupt();
         try {
             mem.close();
@@ -504,9 +506,6 @@ class LifecycleTest {
         } finally {
             Thread.interrupted();
         }
-        holder.join(10_000);
-        assertTrue(r.isFreed(), "the close went to its end");
-        assertNoCopyThreadsLeft();
     }
 
     /** A thread holding a read view of r's first page for {@code millis}, started and its view open. */

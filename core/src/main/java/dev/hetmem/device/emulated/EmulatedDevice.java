@@ -485,12 +485,6 @@ public final class EmulatedDevice implements DeviceDriver {
         return ((e & ~EmulatedPageTable.FLAGS) - pool) >>> PAGE_SHIFT;
     }
 
-    /** Its {@code execute} runs any range of items: a launch larger than the device runs tile by tile. */
-    @Override
-    public boolean runsFromAnyItem() {
-        return true;
-    }
-
     @Override
     public void execute(DeviceKernel kernel, long globalSize, List<KernelBinding> arguments) {
         execute(kernel, 0, globalSize, arguments, null);

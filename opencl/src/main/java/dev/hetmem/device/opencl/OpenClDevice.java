@@ -624,12 +624,6 @@ public final class OpenClDevice implements DeviceDriver {
         void close();
     }
 
-    /** Its {@code execute} runs any range of items: a launch larger than the device runs tile by tile. */
-    @Override
-    public boolean runsFromAnyItem() {
-        return true;
-    }
-
     @Override
     public void execute(DeviceKernel kernel, long globalSize, List<KernelBinding> arguments) {
         if (!(kernel instanceof OpenClKernel k) || k.program().device() != this || k.program().plain()) {
