@@ -40,6 +40,12 @@ public final class Pins {
      */
     private final Map<Pin, Bound> detachable = new IdentityHashMap<>();
     private long version;
+    /**
+     * How many pins are open, written under this monitor after each change: the questions a
+     * migration's plan asks for every run it makes answer "none" from it without taking the
+     * monitor (two batches planning side by side in one region contended for it page by page).
+     */
+    private volatile int open;
 
     /** What a detachable pin's owner bound (page {@code from + i} in frame {@code firstFrame + i}), and what waits for it. */
     private static final class Bound {
@@ -65,6 +71,7 @@ public final class Pins {
     public synchronized Pin add(int node, long from, long to, boolean write) {
         Pin p = new Pin(node, from, to, write, Thread.currentThread());
         pins.add(p);
+        open = pins.size();
         return p;
     }
 
@@ -86,6 +93,7 @@ public final class Pins {
                 throw new IllegalStateException("pin released twice: " + p);
             }
             pins.remove(i);
+            open = pins.size();
             Bound bound = detachable.remove(p);
             if (bound != null) {
                 for (AfterRelease a : bound.waiting) {
@@ -205,23 +213,13 @@ public final class Pins {
      * The first pin that keeps a page of [from, to) on a node other than {@code exceptNode}, or
      * null. Pages stay where they are for such a pin.
      */
-    public synchronized Pin conflict(long from, long to, int exceptNode) {
-        for (Pin p : pins) {
-            if (p.node != exceptNode && p.from < to && from < p.to) {
-                return p;
-            }
-        }
-        return null;
+    public Pin conflict(long from, long to, int exceptNode) {
+        return firstOpen(from, to, p -> p.node != exceptNode);
     }
 
     /** Like {@link #conflict}, but only pins that write: a read-only copy elsewhere leaves readers' pages alone. */
-    public synchronized Pin writingConflict(long from, long to, int exceptNode) {
-        for (Pin p : pins) {
-            if (p.write && p.node != exceptNode && p.from < to && from < p.to) {
-                return p;
-            }
-        }
-        return null;
+    public Pin writingConflict(long from, long to, int exceptNode) {
+        return firstOpen(from, to, p -> p.write && p.node != exceptNode);
     }
 
     /** A device pin (a kernel's) on [from, to) that the calling thread holds, or null. */
@@ -293,23 +291,13 @@ public final class Pins {
     }
 
     /** A pin of {@code node} on [from, to), or null. */
-    public synchronized Pin on(int node, long from, long to) {
-        for (Pin p : pins) {
-            if (p.node == node && p.from < to && from < p.to) {
-                return p;
-            }
-        }
-        return null;
+    public Pin on(int node, long from, long to) {
+        return firstOpen(from, to, p -> p.node == node);
     }
 
     /** A device pin (a kernel's, on any device) on [from, to), or null. */
-    public synchronized Pin anyDevice(long from, long to) {
-        for (Pin p : pins) {
-            if (p.node != 0 && p.from < to && from < p.to) {
-                return p;
-            }
-        }
-        return null;
+    public Pin anyDevice(long from, long to) {
+        return firstOpen(from, to, p -> p.node != 0);
     }
 
     /**
@@ -333,13 +321,23 @@ public final class Pins {
     }
 
     /** Any pin on [from, to), whatever its node. */
-    public synchronized Pin any(long from, long to) {
-        for (Pin p : pins) {
-            if (p.from < to && from < p.to) {
-                return p;
-            }
+    public Pin any(long from, long to) {
+        return firstOpen(from, to, p -> true);
+    }
+
+    /** The first open pin on [from, to) that {@code which} accepts, or null; no monitor while none is open. */
+    private Pin firstOpen(long from, long to, java.util.function.Predicate<Pin> which) {
+        if (open == 0) {
+            return null;
         }
-        return null;
+        synchronized (this) {
+            for (Pin p : pins) {
+                if (p.from < to && from < p.to && which.test(p)) {
+                    return p;
+                }
+            }
+            return null;
+        }
     }
 
     public synchronized long version() {

@@ -83,9 +83,11 @@ public final class RangeAttributes {
         void visit(long from, long to, Attrs attrs);
     }
 
-    private record Snapshot(long[] starts, Attrs[] attrs, boolean anyFreed) {
+    /** The intervals, and whether any of them is freed or read-only (the usual answer, no, at no cost). */
+    private record Snapshot(long[] starts, Attrs[] attrs, boolean anyFreed, boolean anyReadOnly) {
         Snapshot(long[] starts, Attrs[] attrs) {
-            this(starts, attrs, java.util.Arrays.stream(attrs).anyMatch(Attrs::freed));
+            this(starts, attrs, java.util.Arrays.stream(attrs).anyMatch(Attrs::freed),
+                    java.util.Arrays.stream(attrs).anyMatch(Attrs::readOnly));
         }
     }
 
@@ -164,7 +166,7 @@ public final class RangeAttributes {
 
     /** The first read-only page in [from, to), or -1. */
     public long firstReadOnly(long from, long to) {
-        return first(from, to, Attrs::readOnly);
+        return snapshot.anyReadOnly ? first(from, to, Attrs::readOnly) : -1;
     }
 
     /** The first freed page in [from, to), or -1; cheap while nothing of the region is freed. */
@@ -183,11 +185,12 @@ public final class RangeAttributes {
 
     private long first(long from, long to, java.util.function.Predicate<Attrs> test) {
         Snapshot s = snapshot;
-        for (int i = 0; i < s.starts.length; i++) {
-            long a = s.starts[i];
+        int found = Arrays.binarySearch(s.starts, from);
+        // from the interval holding from (a commit asks this per run: no scan from the region's start)
+        for (int i = Math.max(0, found >= 0 ? found : -found - 2); i < s.starts.length && s.starts[i] < to; i++) {
             long b = i + 1 < s.starts.length ? s.starts[i + 1] : pages;
-            if (b > from && a < to && test.test(s.attrs[i])) {
-                return Math.max(a, from);
+            if (b > from && test.test(s.attrs[i])) {
+                return Math.max(s.starts[i], from);
             }
         }
         return -1;

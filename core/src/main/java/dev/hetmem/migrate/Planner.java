@@ -79,6 +79,10 @@ final class Planner {
         List<MigrationRequest> exclusives = only(requests, MigrationRequest::exclusive);
         List<MigrationRequest> contiguous = only(requests, MigrationRequest::contiguous);
         List<MigrationRequest> duplicates = only(requests, MigrationRequest::duplicate);
+        // thrashing control's hold-home test reads the clock once for the plan, not once per run: a
+        // hold that ends while the plan runs counts as held for the rest of it (the holds change only
+        // under the block locks the plan holds, so no hold starts meanwhile)
+        long now = System.nanoTime();
         for (Interval iv : intervals) {
             long lastGranule = -1;
             long page = iv.from;
@@ -100,7 +104,7 @@ final class Planner {
                 boolean readMostly = attrs.readMostly() || duplicateEnd > page;
                 boolean remoteOk = target != 0 && contiguousEnd < page && ctx.driver(target).canMapHost() && (exclusive
                         ? !iv.region.host().takesPagesOnItsOwn()
-                        : attrs.accessedBy(target) || (ctx.thrashControl && onlyFrom < 0 && b.heldHome(System.nanoTime())))
+                        : attrs.accessedBy(target) || (ctx.thrashControl && onlyFrom < 0 && b.heldHome(now)))
                         // NO_REMOTE_UNDER_FAULTING_UFFD: never mapped in place while a launch runs by device
                         // faults over a userfaultfd region: the stress program lost a work item's stores
                         // there (thrashing control's held-home blocks and accessed-by advice alike),
@@ -111,8 +115,8 @@ final class Planner {
                     iv.region.refuseFreed(page, page + 1, "a migration");
                 }
                 // a freed page that only shares a granule with what was asked stays where it is: nowhere
-                Action action = attrs.freed() ? null : decide(b, p, target, write, onlyFrom, readMostly, remoteOk);
                 int holders = b.residentMask(p);
+                Action action = attrs.freed() ? null : decide(b, p, holders, target, write, onlyFrom, readMostly, remoteOk);
                 // the whole stretch below lies in one span or none (runs stop where contiguous requests do)
                 boolean relocating = !attrs.freed() && Placement.Span.anyHolds(misplaced, iv.region, page);
                 action = relocated(action, holders, target, relocating);
@@ -154,7 +158,7 @@ final class Planner {
                         page += n;   // no fault: the page is on the target already
                         continue;
                     }
-                    long g = 1L << (iv.region.attributes().at(page).granuleShift() - PAGE_SHIFT);
+                    long g = 1L << (attrs.granuleShift() - PAGE_SHIFT);
                     long firstG = page / g;
                     long lastG = (page + n - 1) / g;
                     plan.faults += lastG - firstG + 1 - (firstG == lastGranule ? 1 : 0);
@@ -228,7 +232,8 @@ final class Planner {
         int seg = iv.segmentOf(page);
         boolean qNeeded = seg >= 0;
         return qNeeded == needed && (!qNeeded || iv.writes(seg) == write) && b.residentMask(p) == holders
-                && relocated(decide(b, p, target, write, onlyFrom, readMostly, remoteOk), holders, target, relocating) == action;
+                && relocated(decide(b, p, holders, target, write, onlyFrom, readMostly, remoteOk), holders, target,
+                relocating) == action;
     }
 
     /** RELOCATE where a page of a misplaced span is fine on the target but for its frame, else {@code action}. */
@@ -236,10 +241,9 @@ final class Planner {
         return relocating && action == null && target != 0 && (holders & (1 << target)) != 0 ? Action.RELOCATE : action;
     }
 
-    /** Null when the page is fine where it is, else the action that brings it to the target. */
-    private static Action decide(Block b, int p, int target, boolean write, int onlyFrom, boolean readMostly,
+    /** Null when the page is fine where it is, else the action that brings it to the target; {@code holders} its resident mask. */
+    private static Action decide(Block b, int p, int holders, int target, boolean write, int onlyFrom, boolean readMostly,
                                  boolean remoteOk) {
-        int holders = b.residentMask(p);
         if (onlyFrom >= 0 && (holders & (1 << onlyFrom)) == 0) {
             return null;
         }
@@ -262,6 +266,9 @@ final class Planner {
 
     /** The writer if there is one, else the host if it holds a copy, else the lowest holder. */
     private static int sourceOf(Block b, int p, int holders) {
+        if (Integer.bitCount(holders) == 1) {
+            return Integer.numberOfTrailingZeros(holders);   // the writer if there is one: a writer holds the page
+        }
         int w = b.writer(p);
         if (w >= 0) {
             return w;

@@ -38,6 +38,18 @@ public final class Bits {
         return n;
     }
 
+    /** Whether no bit is set: stops at the first set word (a commit asks this for every run it removes). */
+    public static boolean isEmpty(long[] bits) {
+        if (bits != null) {
+            for (long w : bits) {
+                if (w != 0) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
     /** Counts set bits in [from, to). */
     public static int count(long[] bits, int from, int to) {
         if (bits == null || from >= to) {

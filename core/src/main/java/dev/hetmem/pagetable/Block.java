@@ -419,7 +419,7 @@ public final class Block {
 
     /** Frees the node's bitmaps and frame map once it holds no page of this block. */
     private void dropIfEmpty(int node) {
-        if (Bits.count(resident[node]) != 0) {
+        if (!Bits.isEmpty(resident[node])) {
             return;
         }
         resident[node] = null;

@@ -22,12 +22,36 @@ final class EmulatedPageTable {
     private final ConcurrentHashMap<Long, long[]> leaves = new ConcurrentHashMap<>();
     private final AtomicLong invalidations = new AtomicLong();
 
+    /** The leaf last found, valid for good (leaves are never removed). */
+    private record LastLeaf(long key, long[] leaf) {}
+
+    /**
+     * The last leaf the core's map, unmap and protect calls looked up: a migration of scattered
+     * 4 KiB pages maps or unmaps one page a call, hundreds of calls in one 2 MiB leaf in a row, and
+     * the map's lookup boxes its key each time. Kernels' translations ({@link #leaf}) do not use it:
+     * compute threads on different leaves would write it on every miss, from several cores.
+     */
+    private volatile LastLeaf last = new LastLeaf(-1, null);
+
     long[] leaf(long va) {
         return leaves.get(va >>> BLOCK_SHIFT);
     }
 
+    private long[] cachedLeaf(long va) {
+        long key = va >>> BLOCK_SHIFT;
+        LastLeaf l = last;
+        if (l.key == key) {
+            return l.leaf;
+        }
+        long[] leaf = leaves.get(key);
+        if (leaf != null) {
+            last = new LastLeaf(key, leaf);
+        }
+        return leaf;
+    }
+
     private long[] leafOrCreate(long va) {
-        long[] leaf = leaves.get(va >>> BLOCK_SHIFT);
+        long[] leaf = cachedLeaf(va);
         return leaf != null ? leaf : leaves.computeIfAbsent(va >>> BLOCK_SHIFT, k -> new long[BLOCK_PAGES]);
     }
 
@@ -59,7 +83,7 @@ final class EmulatedPageTable {
             long v = va + (i << PAGE_SHIFT);
             if ((v >>> BLOCK_SHIFT) != leafKey) {
                 leafKey = v >>> BLOCK_SHIFT;
-                leaf = leaf(v);
+                leaf = cachedLeaf(v);
             }
             if (leaf != null) {
                 leaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))] = 0;
@@ -74,7 +98,7 @@ final class EmulatedPageTable {
             long v = va + (i << PAGE_SHIFT);
             if ((v >>> BLOCK_SHIFT) != leafKey) {
                 leafKey = v >>> BLOCK_SHIFT;
-                leaf = leaf(v);
+                leaf = cachedLeaf(v);
             }
             if (leaf != null) {
                 int idx = (int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
