@@ -85,6 +85,8 @@ final class CaseJvm implements AutoCloseable {
         Path err = null;
         try {
             err = Files.createTempFile("hetmem-case-", ".err");
+            // gone on Ctrl-C or kill too (the shutdown runs the JDK's delete-on-exit hook, not close())
+            err.toFile().deleteOnExit();
             ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(err.toFile());
             for (String v : List.of("JDK_JAVA_OPTIONS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS")) {
                 pb.environment().remove(v);

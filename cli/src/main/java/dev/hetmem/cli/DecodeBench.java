@@ -201,6 +201,9 @@ final class DecodeBench {
         Path dir;
         try {
             dir = Files.createTempDirectory("hetmem-decode");
+            // on Ctrl-C or kill, where the finally below does not run: the JDK's delete-on-exit hook
+            // deletes in the reverse order of these calls, the model files before their folder
+            dir.toFile().deleteOnExit();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot make a folder for the model file", e);
         }
@@ -449,6 +452,7 @@ final class DecodeBench {
     /** Writes the model: LAYERS n x n matrices adding up to about {@code factor} times the device. */
     private static Model writeModel(Path dir, long capacity, double factor, String dtype) throws IOException {
         Model m = model(dir.resolve("model-" + dtype + "-" + factor + ".safetensors"), capacity, factor, dtype);
+        m.file().toFile().deleteOnExit();   // up to a quarter of the machine's memory on disk
         int size = m.elementBytes();
         int n = m.n();
         long layerBytes = (long) n * n * size;
