@@ -36,7 +36,7 @@ public final class Main {
                      [--kernels saxpy,sgemm,stencil,reduce] [--plot FILE]
                                                ordinary OpenCL kernels on data larger than the device: one launch
                                                against the hand-written double-buffered program
-              map [--png FILE] [--load FILE [--to NODE]] [--width N]
+              map [--png FILE] [--load FILE [--to host|emulated-1|emulated-2|0|1|2]] [--width N]
                                                where a region's pages are: coloured strip, and a picture (PNG);
                                                a small scenario in every state, or the region a load made
               stress [--seconds N] [--seed S] [--device emulated|opencl|all] [--only S2 [--repeat N]] [--json]

@@ -38,7 +38,7 @@ final class MapCommand {
         }
         int width = args.intValue("width", 100, 10, 1000);
         String load = args.value("load", null);
-        int to = args.intValue("to", 0, 0, 2);
+        int to = node(args.value("to", "host"));
         if (load == null && args.value("to", null) != null) {
             throw new Args.UsageException("--to needs --load FILE");
         }
@@ -50,7 +50,8 @@ final class MapCommand {
             if (load != null) {
                 LoadResult res = mem.load(Path.of(load), to);
                 r = res.region();
-                title = "hetmem map: " + Main.printable(String.valueOf(Path.of(load).getFileName())) + " loaded to node " + to;
+                title = "hetmem map: " + Main.printable(String.valueOf(Path.of(load).getFileName())) + " loaded to node " + to
+                        + (to == 0 ? " (host)" : " (emulated-" + to + ")");
             } else {
                 r = scenario(mem);
                 title = "hetmem map: a 26 MiB region in every state";
@@ -66,6 +67,17 @@ final class MapCommand {
             }
         }
         return 0;
+    }
+
+    /** A node of the map's memory by name or number (as {@code load --to} takes them for its own). */
+    static int node(String to) {
+        return switch (to.toLowerCase(java.util.Locale.ROOT)) {
+            case "0", "host" -> 0;
+            case "1", "emulated-1" -> 1;
+            case "2", "emulated-2" -> 2;
+            default -> throw new Args.UsageException("--to " + to
+                    + ": the map's nodes are 0 (host), 1 (emulated-1) and 2 (emulated-2)");
+        };
     }
 
     /** Pages in every state: host rw, device 1 rw, duplicated, host read-only, device 2 rw, freed, untouched. */

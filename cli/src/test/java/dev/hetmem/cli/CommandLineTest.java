@@ -270,6 +270,19 @@ class CommandLineTest {
         assertTrue(r.err().contains("100%"), "progress reached the end: " + r.err());
     }
 
+    @Test
+    void mapOfALoadTakesTheNodeByNameOrNumber() throws Exception {
+        java.nio.file.Path f = randomFile("map.bin", new byte[2 * 1024 * 1024], 2);
+        Result byName = run("map", "--load", f.toString(), "--to", "emulated-2");
+        assertEquals(0, byName.code(), byName.err());
+        assertTrue(byName.out().contains("loaded to node 2 (emulated-2)"), byName.out());
+        Result byNumber = run("map", "--load", f.toString(), "--to", "1");
+        assertEquals(0, byNumber.code(), byNumber.err());
+        assertTrue(byNumber.out().contains("loaded to node 1 (emulated-1)"), byNumber.out());
+        assertUsageError("--to opencl: the map's nodes are 0 (host), 1 (emulated-1) and 2 (emulated-2)",
+                "map", "--load", f.toString(), "--to", "opencl");
+    }
+
     /** {@code data}, filled from {@code seed}, written to target/cli-load-test/{@code name}. */
     private static java.nio.file.Path randomFile(String name, byte[] data, long seed) throws Exception {
         java.nio.file.Path dir = java.nio.file.Path.of("target", "cli-load-test").toAbsolutePath();
