@@ -188,6 +188,20 @@ final class Advising {
     }
 
     /**
+     * Stretches of scattered pages one batch of a list run side by side takes (then it closes where
+     * its block ends). 256 MiB of every other 4 KiB page, two copy threads, emulated device: 8
+     * batches of 8,192 pages read 9.2-10.4 GB/s, batches of 512 stretches 10.8-11.1 GB/s (three
+     * runs each, alternated, a loop of 100 round trips); in {@code bench migrate --quick}, three
+     * runs each alternated with the build before, to the host 64-72% of the plain copy against
+     * 57-69%, to the device no change (61-65%). Likely causes, not measured apart: a batch's
+     * per-run state (runs, frame lists, the blocks' bits) is walked by four phases with a copy of
+     * 32 MiB between two of them, which leaves none of it in the caches; the last of 8 batches on
+     * two threads ran alone. One thread gains nothing (6.9-7.3 GB/s either way): the sequential
+     * path does not cut so.
+     */
+    static final long PIECES_PER_BATCH = 512;
+
+    /**
      * The ranges as batches of requests, each of about {@code share} pages: a batch closes once it
      * holds that many and the next range starts in another block, and pieces of a long range are
      * cut at block boundaries, so that the batches of a sorted list share no block; a batch never
@@ -196,24 +210,15 @@ final class Advising {
      * {@code maxPieces} stretches of pages that do not adjoin (each a run of its own to plan, copy
      * and commit).
      */
-    /**
-     * Stretches of scattered pages one batch of a list run side by side takes (then it closes where
-     * its block ends). 256 MiB of every other 4 KiB page, two copy threads, emulated device: 8
-     * batches of 8,192 pages read 9.2-10.4 GB/s, batches of 512 stretches 10.8-11.1 GB/s (three
-     * runs each, alternated). A batch's per-run state (its runs, their frame lists, the blocks'
-     * bits) is walked by four phases, and a copy of 32 MiB between two of them leaves none of it in
-     * the caches; the last of 8 batches on two threads also ran alone. One thread gains nothing
-     * (6.9-7.3 GB/s either way): the sequential path does not cut so.
-     */
-    static final long PIECES_PER_BATCH = 512;
-
     private static List<List<MigrationRequest>> cut(RegionState s, long[] offsets, long length, long limit, long share,
                                                     long maxPieces) {
         List<List<MigrationRequest>> batches = new ArrayList<>();
-        // a batch holds about share pages, in requests of up to a range's pages each: sized once
-        // for that, not grown by copies (and not for share requests, which long ranges never make)
-        int sized = (int) Math.min(offsets.length, Math.ceilDiv(Math.min(limit, share),
-                Math.ceilDiv(length, PageGeometry.PAGE_BYTES)) + 1);
+        // a batch holds about share pages, in requests of up to a range's pages each, and at most
+        // maxPieces stretches and a block's requests more: sized once for that, not grown by copies
+        // (every batch is kept till the call returns: thousands of them, where maxPieces cuts)
+        long bound = Math.min(offsets.length,
+                Math.ceilDiv(Math.min(limit, share), Math.ceilDiv(length, PageGeometry.PAGE_BYTES)) + 1);
+        int sized = (int) (maxPieces < bound ? Math.min(bound, maxPieces + PageGeometry.BLOCK_PAGES) : bound);
         List<MigrationRequest> batch = new ArrayList<>(sized);
         long batchPages = 0;
         long lastBlock = -1;
@@ -228,6 +233,7 @@ final class Advising {
                     batch = new ArrayList<>(sized);
                     batchPages = 0;
                     pieces = 0;
+                    lastEnd = -1;   // the new batch's first stretch counts, adjoining or not
                 }
                 long end;
                 if (batchPages >= share) {

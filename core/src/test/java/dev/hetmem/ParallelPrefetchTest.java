@@ -76,7 +76,7 @@ class ParallelPrefetchTest {
             try (UnifiedMemory mem = MemoryFixture.memoryOf(EmulatedDevice.builder().capacity(64 * MiB).build())) {
                 Region r = pageGrained(mem, 48 * MiB);
                 fill(r, 0, 48 * MiB, 7);
-                long[] offs = everyOtherPage(48 * MiB);   // 6144 pages: 8 batches, a few ms each
+                long[] offs = everyOtherPage(48 * MiB);   // 6144 pages: 12 batches of 512 (two blocks each), a ms or two each
                 assertEquals(offs.length, mem.prefetch(r, offs, PAGE, 1));
                 assertEquals(24 * MiB, mem.stats().node(1).residentBytes(), "every other page on the device");
                 verified(mem);

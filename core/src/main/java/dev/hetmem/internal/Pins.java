@@ -141,11 +141,11 @@ public final class Pins {
         if (p.write || p.node == 0) {
             throw new IllegalArgumentException("only a read-only device pin can let its pages be placed elsewhere: " + p);
         }
-        boolean open = false;
+        boolean isOpen = false;
         for (Pin q : pins) {
-            open |= q == p;
+            isOpen |= q == p;
         }
-        if (!open) {
+        if (!isOpen) {
             throw new IllegalStateException("pin not open: " + p);
         }
         detachable.putIfAbsent(p, new Bound(firstFrame));
