@@ -9,8 +9,8 @@ import java.util.Map;
 
 /**
  * A strict JSON (RFC 8259) reader for headers of untrusted files: objects become LinkedHashMaps,
- * arrays Lists, integers BigIntegers, other numbers BigDecimals ("-0" the Double -0.0, and numbers
- * of more than 400 characters a {@link LongNumber}). Nesting is limited (no stack
+ * arrays Lists, integers Longs (BigIntegers past 18 digits), other numbers BigDecimals ("-0" the
+ * Double -0.0, and numbers of more than 400 characters a {@link LongNumber}). Nesting is limited (no stack
  * overflow on hostile input) and duplicate keys are refused (a header naming one tensor twice is
  * ambiguous). Errors say where.
  */
@@ -246,6 +246,19 @@ final class JsonReader {
             while (peek() >= '0' && peek() <= '9') {
                 i++;
             }
+        }
+        boolean negative = s.charAt(start) == '-';
+        if (integer && i - start - (negative ? 1 : 0) <= 18) {
+            // any 18 digits fit a long: no substring and no BigInteger per number (a 100 MB header of
+            // small numbers, a shape of millions of ones, took gigabytes so); small values are shared
+            long v = 0;
+            for (int k = negative ? start + 1 : start; k < i; k++) {
+                v = v * 10 + (s.charAt(k) - '0');
+            }
+            if (negative && v == 0) {
+                return -0.0;   // "-0" is a float to the reference (serde_json), so never an unsigned integer
+            }
+            return Long.valueOf(negative ? -v : v);
         }
         String t = s.substring(start, i);
         if (t.length() > 400) {

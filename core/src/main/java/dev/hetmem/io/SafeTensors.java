@@ -343,15 +343,18 @@ public final class SafeTensors implements AutoCloseable {
         }
         long[] out = new long[l.size()];
         for (int i = 0; i < out.length; i++) {
-            if (!(l.get(i) instanceof BigInteger b) || b.signum() < 0) {
+            Object o = l.get(i);
+            // the reader's integers are Longs up to 18 digits, BigIntegers past them
+            boolean negative = o instanceof Long n ? n < 0 : o instanceof BigInteger b && b.signum() < 0;
+            if (!(o instanceof Long || o instanceof BigInteger) || negative) {
                 throw new SafeTensorsException(INVALID_HEADER_DESERIALIZATION, path + ": tensor \"" + name + "\" field "
-                        + field + "[" + i + "] = " + l.get(i) + " is not a non-negative integer");
+                        + field + "[" + i + "] = " + o + " is not a non-negative integer");
             }
-            if (b.compareTo(MAX) > 0) {
+            if (o instanceof BigInteger b && b.compareTo(MAX) > 0) {
                 throw new SafeTensorsException(VALIDATION_OVERFLOW, path + ": tensor \"" + name + "\" field "
                         + field + "[" + i + "] = " + b + " does not fit 63 bits");
             }
-            out[i] = b.longValue();
+            out[i] = ((Number) o).longValue();
         }
         return out;
     }

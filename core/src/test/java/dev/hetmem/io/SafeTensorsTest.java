@@ -174,6 +174,35 @@ class SafeTensorsTest {
     }
 
     @Test
+    void aHeaderOfMillionsOfSmallNumbersParsesWithoutAnObjectPerNumber() throws IOException {
+        // a valid header: one U8 tensor whose shape is four million ones (one element, one byte)
+        int n = 4_000_000;
+        StringBuilder json = new StringBuilder(2 * n + 100).append("{\"w\":{\"dtype\":\"U8\",\"shape\":[1");
+        for (int i = 1; i < n; i++) {
+            json.append(",1");
+        }
+        String text = json.append("],\"data_offsets\":[0,1]}}").toString();
+        long before = allocatedByThisThread();
+        SafeTensors.Header h = SafeTensors.parse(DIR.resolve("ones.safetensors"), text, text.length(), 8L + text.length() + 1);
+        long allocated = allocatedByThisThread() - before;
+        assertEquals(1, h.entries().size());
+        assertEquals(1, h.dataBytes(), "four million ones multiply to one element");
+        // the list of numbers and the shape's long[] are about 20 bytes a number; a substring and a
+        // BigInteger per number were about 130 (a 100 MB header of them: gigabytes of heap)
+        assertTrue(allocated < 40L * n, "parsing " + n + " numbers allocated " + allocated + " bytes");
+    }
+
+    /** The JVM's count of bytes this thread allocated (jdk.management, reached by reflection: the core module does not read it). */
+    private static long allocatedByThisThread() {
+        try {
+            Object bean = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean").invoke(null);
+            return (long) Class.forName("com.sun.management.ThreadMXBean").getMethod("getCurrentThreadAllocatedBytes").invoke(bean);
+        } catch (ReflectiveOperationException e) {
+            throw new AssertionError("this JVM does not count allocated bytes per thread", e);
+        }
+    }
+
+    @Test
     void everyDtypeOfTheFormatIsKnown() {
         assertEquals(22, DType.values().length);
         // the FNUZ eight-bit floats the reference knows since v0.8.0
