@@ -235,6 +235,13 @@ final class LoadBench {
                 }
             }
         }
+        long kept = 0;
+        for (Path f : files) {
+            kept += Files.size(f);
+        }
+        // kept on purpose (writing gigabytes is slower than the bench): said, so that the space is not lost unawares
+        err.println("bench load: the test files (" + Sizes.format(kept) + ") stay in " + Main.printable(dir.toString())
+                + " for the next run; delete the folder to have the space back");
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
     }
 

@@ -214,6 +214,8 @@ class CommandLineTest {
         // every row checks a sample of the loaded pages against the file (found by a review: none did)
         assertTrue(r.out().contains("\"correct\":true"), r.out());
         assertFalse(r.out().contains("\"correct\":false"), r.out());
+        // the test files stay for the next run, and the user is told where and how much
+        assertTrue(r.err().contains("the test files (2M) stay in " + dir), r.err());
     }
 
     @Test
