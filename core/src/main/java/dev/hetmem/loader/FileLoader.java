@@ -409,6 +409,13 @@ public final class FileLoader {
         if (t instanceof UncheckedIOException u) {
             throw u.getCause();
         }
+        if (t instanceof dev.hetmem.internal.InterruptedWaitException w) {
+            // the engine's wait for room or for a pin, in a load to a device, was interrupted (the flag
+            // kept): the same failure as an interrupted read, and said so
+            java.io.InterruptedIOException e = new java.io.InterruptedIOException("the load was interrupted; nothing of it is kept");
+            e.initCause(w);
+            throw e;
+        }
         if (t instanceof RuntimeException re) {
             throw re;
         }

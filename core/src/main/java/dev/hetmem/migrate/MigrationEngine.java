@@ -402,7 +402,7 @@ public final class MigrationEngine implements AutoCloseable {
             pins.awaitRelease(seen);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for pinned pages", e);
+            throw new dev.hetmem.internal.InterruptedWaitException("interrupted while waiting for pinned pages", e);
         }
     }
 

@@ -212,6 +212,56 @@ class LoaderTest {
      * wrote, as a write of the whole page after the view's would. It failed ("a load only fills
      * fresh pages") and left the region half loaded.
      */
+    /**
+     * A load to a device whose every frame a running kernel pins waits for room; an interrupt then
+     * ends it as an interrupted read ends one: {@link java.io.InterruptedIOException}, the flag kept,
+     * the half-loaded region freed (it threw the engine's {@code IllegalStateException}).
+     */
+    @Test
+    void aLoadInterruptedWhileItWaitsForRoomOnTheDeviceFailsAsAnInterruptedRead() throws Exception {
+        Path p = file("interrupted-wait", 4 * MiB, 21);
+        try (UnifiedMemory small = UnifiedMemory.builder().device(dev.hetmem.TestDevice.create(8 * MiB).driver()).build()) {
+            Region held = small.allocate(8 * MiB);
+            java.util.concurrent.CountDownLatch running = new java.util.concurrent.CountDownLatch(1);
+            java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+            Thread kernel = Thread.ofPlatform().start(() -> small.launch(1, (dev.hetmem.device.emulated.EmulatedKernel) (args, i) -> {
+                running.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, 1, dev.hetmem.KernelArg.of(held, 0, 8 * MiB, Access.READ)));
+            try {
+                assertTrue(running.await(10, java.util.concurrent.TimeUnit.SECONDS), "the kernel holding the device runs");
+                int before = small.regions().size();
+                java.util.concurrent.atomic.AtomicReference<Throwable> thrown = new java.util.concurrent.atomic.AtomicReference<>();
+                AtomicBoolean flagKept = new AtomicBoolean();
+                Thread loader = Thread.ofPlatform().start(() -> {
+                    try {
+                        small.load(p, 1).region().free();
+                        thrown.set(new AssertionError("the load completed on a device with no frame to spare"));
+                    } catch (Throwable t) {
+                        flagKept.set(Thread.currentThread().isInterrupted());
+                        thrown.set(t);
+                    }
+                });
+                Thread.sleep(300);
+                assertTrue(loader.isAlive(), () -> "the load did not wait for room: " + thrown.get());
+                loader.interrupt();
+                loader.join(10_000);
+                assertTrue(!loader.isAlive(), "the interrupted load ended");
+                assertTrue(thrown.get() instanceof java.io.InterruptedIOException, () -> "thrown: " + thrown.get());
+                assertTrue(flagKept.get(), "the interrupt is kept for the caller");
+                assertEquals(before, small.regions().size(), "the half-loaded region was freed");
+            } finally {
+                release.countDown();
+                kernel.join(10_000);
+            }
+            assertEquals(java.util.List.of(), small.verify());
+        }
+    }
+
     @Test
     void pagesWrittenBeforeTheLoadReachesThemTakeTheLoadedBytes() throws Exception {
         Path p = file("written-first", 8 * MiB + 4096, 13);
