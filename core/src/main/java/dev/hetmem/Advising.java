@@ -151,8 +151,8 @@ final class Advising {
             // batches of a block or more side by side
             if (threads == 1 || s.pins().heldByCurrentThread(0, s.pages()) != null || engine.mode() == MigrationMode.VANILLA
                     || total <= PageGeometry.BLOCK_PAGES || limit < 2L * threads * PageGeometry.BLOCK_PAGES) {
-                return engine.ensureEach(cut(s, offsets, length, limit, limit, Long.MAX_VALUE), node, Trigger.PREFETCH, true, 1,
-                        memory.background());
+                return engine.ensureEach(cut(s, offsets, length, limit, limit, Long.MAX_VALUE), node, Trigger.PREFETCH,
+                        true, 1, memory.background());
             }
             // a few batches per thread, each at least a block (a batch costs a pass over its blocks) and,
             // with the rest of the block it ends in, at most a thread's part of one batch's limit; whole
@@ -160,8 +160,8 @@ final class Advising {
             long share = Math.min(limit / threads - PageGeometry.BLOCK_PAGES,
                     Math.max(PageGeometry.BLOCK_PAGES, Math.ceilDiv(total, 4L * threads)));
             boolean widen = node == 0 || widenedPages(s, offsets, length) <= limit;
-            return engine.ensureEach(cut(s, offsets, length, limit, share, PIECES_PER_BATCH), node, Trigger.PREFETCH, widen, threads,
-                    memory.background());
+            return engine.ensureEach(cut(s, offsets, length, limit, share, PIECES_PER_BATCH), node, Trigger.PREFETCH,
+                    widen, threads, memory.background());
         } finally {
             s.lifecycle().exit();
         }
@@ -228,7 +228,8 @@ final class Advising {
             long from = off >>> PageGeometry.PAGE_SHIFT;
             long to = Math.ceilDiv(off + length, PageGeometry.PAGE_BYTES);
             for (long p = from; p < to; ) {
-                if (batchPages >= limit || ((batchPages >= share || pieces >= maxPieces) && PageGeometry.blockOf(p) != lastBlock)) {
+                boolean full = batchPages >= share || pieces >= maxPieces;
+                if (batchPages >= limit || (full && PageGeometry.blockOf(p) != lastBlock)) {
                     batches.add(batch);
                     batch = new ArrayList<>(sized);
                     batchPages = 0;

@@ -10,9 +10,9 @@ import java.util.Map;
 /**
  * A strict JSON (RFC 8259) reader for headers of untrusted files: objects become LinkedHashMaps,
  * arrays Lists, integers Longs (BigIntegers past 18 digits), other numbers BigDecimals ("-0" the
- * Double -0.0, and numbers of more than 400 characters a {@link LongNumber}). Nesting is limited (no stack
- * overflow on hostile input) and duplicate keys are refused (a header naming one tensor twice is
- * ambiguous). Errors say where.
+ * Double -0.0, and numbers of more than 400 characters a {@link LongNumber}). Nesting is limited
+ * (no stack overflow on hostile input) and duplicate keys are refused (a header naming one tensor
+ * twice is ambiguous). Errors say where.
  */
 final class JsonReader {
     /** Nested arrays and objects allowed, the top-level one included: serde_json's recursion limit. */
@@ -263,10 +263,6 @@ final class JsonReader {
         String t = s.substring(start, i);
         if (t.length() > 400) {
             return new LongNumber(t.length());
-        }
-        if (integer && t.startsWith("-") && new BigInteger(t).signum() == 0) {
-            // "-0" is a float to the reference (serde_json), so never an unsigned integer
-            return -0.0;
         }
         try {
             return integer ? new BigInteger(t) : new BigDecimal(t);

@@ -218,6 +218,7 @@ class LoaderTest {
      * the half-loaded region freed (it threw the engine's {@code IllegalStateException}).
      */
     @Test
+    @org.junit.jupiter.api.Tag("emulated") // the kernel waits on a latch in the JVM, which only a Java kernel can
     void aLoadInterruptedWhileItWaitsForRoomOnTheDeviceFailsAsAnInterruptedRead() throws Exception {
         Path p = file("interrupted-wait", 4 * MiB, 21);
         try (UnifiedMemory small = UnifiedMemory.builder().device(dev.hetmem.TestDevice.create(8 * MiB).driver()).build()) {
