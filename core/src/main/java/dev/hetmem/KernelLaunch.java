@@ -285,8 +285,9 @@ final class KernelLaunch {
             pins = out.pins();
             long t1 = System.nanoTime();
             if (!requests.isEmpty()) {
-                countFaults(node, requests.getFirst().region(), out.faults(), out.pagesMigrated(), FaultEvent.KERNEL, event,
-                        args.getFirst().arg());
+                MigrationRequest firstRequest = requests.getFirst();   // region and range of one request, as the event says
+                countFaults(node, firstRequest.region(), out.faults(), out.pagesMigrated(), FaultEvent.KERNEL, event,
+                        firstRequest.from() << PAGE_SHIFT, (firstRequest.to() - firstRequest.from()) << PAGE_SHIFT);
             }
             if (dev.driver().bindsPlainArgumentsByFrame()) {
                 bindings = boundByFrame(node, args, bindings, requests, pins);
@@ -701,7 +702,7 @@ final class KernelLaunch {
                 counts[1] += out.pagesMigrated();
                 counts[2] += out.faults() > 0 ? 1 : 0;
             }
-            countFaults(node, s, out.faults(), out.pagesMigrated(), FaultEvent.DEVICE, event, a.arg());
+            countFaults(node, s, out.faults(), out.pagesMigrated(), FaultEvent.DEVICE, event, page << PAGE_SHIFT, PAGE_BYTES);
         };
     }
 
@@ -778,8 +779,9 @@ final class KernelLaunch {
                 + " outside every argument of the launch" + (write ? " that may be written" : ""));
     }
 
+    /** Counts the faults; the event gets the region and the byte range [offset, offset + length) they were taken for. */
     private void countFaults(int node, RegionState region, long faults, long migrated, String path, FaultEvent event,
-                             KernelArg first) {
+                             long offset, long length) {
         if (faults <= 0) {
             return;
         }
@@ -789,8 +791,8 @@ final class KernelLaunch {
             event.path = path;
             event.node = node;
             event.region = region.id();
-            event.offset = first.offset();
-            event.length = first.length();
+            event.offset = offset;
+            event.length = length;
             event.faults = faults;
             event.pagesMigrated = migrated;
             event.commit();

@@ -67,35 +67,86 @@ class FlightRecorderTest {
         }
     }
 
+    /** A load's batches count the pages they placed (they read 0: only copied pages were counted). */
+    @Test
+    void aLoadsBatchesCountThePagesTheyPlaced() throws Exception {
+        Path data = Files.createTempFile("hetmem-jfr-load", ".bin");
+        try {
+            Files.write(data, new byte[3 * (int) MiB]);
+            List<RecordedEvent> loads = recorded("dev.hetmem.Migration", () -> {
+                try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(16 * MiB))) {
+                    mem.load(data, 1).region().free();
+                }
+            }).stream().filter(e -> e.getString("trigger").equals("LOAD")).toList();
+            assertEquals(3 * MiB / 4096, loads.stream().mapToLong(e -> e.getLong("pages")).sum(), loads.toString());
+            assertEquals(3 * MiB, loads.stream().mapToLong(e -> e.getLong("bytes")).sum(), loads.toString());
+            assertTrue(loads.stream().noneMatch(e -> e.getBoolean("failed") || e.getBoolean("undone")), loads.toString());
+        } finally {
+            Files.deleteIfExists(data);
+        }
+    }
+
+    /** A device fault's event names the page that faulted (it named the whole argument, the same for every fault). */
+    @Test
+    @org.junit.jupiter.api.Tag("emulated") // device faults are the emulated device's
+    void eachDeviceFaultNamesItsPage() throws Exception {
+        List<RecordedEvent> faults = recorded("dev.hetmem.Fault", () -> launchOverThreeTimesTheDevice(false)).stream()
+                .filter(e -> "device fault".equals(e.getString("path"))).toList();
+        assertTrue(faults.size() >= 2, "a launch over three times the device faults: " + faults);
+        for (RecordedEvent e : faults) {
+            assertEquals(4096, e.getLong("length"), e.toString());
+            long offset = e.getLong("offset");
+            assertTrue(offset % 4096 == 0 && offset >= 0 && offset < LAUNCHED, e.toString());
+        }
+        assertTrue(faults.stream().mapToLong(e -> e.getLong("offset")).distinct().count() > 1,
+                "the faults are at different pages: " + faults);
+    }
+
     @Test
     void eachTileOfALaunchLargerThanTheDeviceIsRecorded() throws Exception {
+        List<RecordedEvent> tiles = recorded("dev.hetmem.Tile", () -> launchOverThreeTimesTheDevice(true));
+        assertTrue(tiles.size() >= 3, "a launch over three times the device runs in tiles: " + tiles);
+        long items = 0;
+        for (int i = 0; i < tiles.size(); i++) {
+            RecordedEvent t = tiles.get(i);
+            assertEquals(i, t.getLong("tile"), "tiles in order");
+            assertEquals(items, t.getLong("firstItem"), "each tile starts where the previous one ended");
+            assertEquals(1, t.getInt("node"));
+            assertTrue(t.getDuration("kernel").toNanos() > 0 && t.getDuration("prefetchWait").toNanos() >= 0);
+            items += t.getLong("items");
+        }
+        assertEquals(LAUNCHED / 8, items, "the tiles cover every item once");
+    }
+
+    /** The bytes {@link #launchOverThreeTimesTheDevice} launches over. */
+    private static final long LAUNCHED = 12 * MiB;
+
+    /** One launch adding 1 to each long of 12 MiB on a 4 MiB device, checked: in tiles (a window per item) or by faults. */
+    private static void launchOverThreeTimesTheDevice(boolean windows) {
+        TestDevice d = MemoryFixture.device(4 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            Region r = mem.allocate(LAUNCHED);
+            MemoryFixture.fill(r, 0, LAUNCHED, 5);
+            mem.launch(1, d.addLongs(1), LAUNCHED / 8, windows ? KernelArg.readWrite(r).perItem(8) : KernelArg.readWrite(r));
+            MemoryFixture.checkAdded(r, LAUNCHED, 5, 1);
+        }
+    }
+
+    /** What may throw inside a recording. */
+    private interface Scenario {
+        void run() throws Exception;
+    }
+
+    /** The events named {@code name} that {@code scenario} produced while a recording of them ran. */
+    private static List<RecordedEvent> recorded(String name, Scenario scenario) throws Exception {
         Path file = Files.createTempFile("hetmem", ".jfr");
         try (Recording rec = new Recording()) {
-            rec.enable("dev.hetmem.Tile");
+            rec.enable(name);
             rec.start();
-            long bytes = 12 * MiB;
-            TestDevice d = MemoryFixture.device(4 * MiB);
-            try (UnifiedMemory mem = MemoryFixture.memory(d)) {
-                Region r = mem.allocate(bytes);
-                MemoryFixture.fill(r, 0, bytes, 5);
-                mem.launch(1, d.addLongs(1), bytes / 8, KernelArg.readWrite(r).perItem(8));
-                MemoryFixture.checkAdded(r, bytes, 5, 1);
-            }
+            scenario.run();
             rec.stop();
             rec.dump(file);
-            List<RecordedEvent> tiles = RecordingFile.readAllEvents(file).stream()
-                    .filter(e -> e.getEventType().getName().equals("dev.hetmem.Tile")).toList();
-            assertTrue(tiles.size() >= 3, "a launch over three times the device runs in tiles: " + tiles);
-            long items = 0;
-            for (int i = 0; i < tiles.size(); i++) {
-                RecordedEvent t = tiles.get(i);
-                assertEquals(i, t.getLong("tile"), "tiles in order");
-                assertEquals(items, t.getLong("firstItem"), "each tile starts where the previous one ended");
-                assertEquals(1, t.getInt("node"));
-                assertTrue(t.getDuration("kernel").toNanos() > 0 && t.getDuration("prefetchWait").toNanos() >= 0);
-                items += t.getLong("items");
-            }
-            assertEquals(bytes / 8, items, "the tiles cover every item once");
+            return RecordingFile.readAllEvents(file).stream().filter(e -> e.getEventType().getName().equals(name)).toList();
         } finally {
             Files.deleteIfExists(file);
         }

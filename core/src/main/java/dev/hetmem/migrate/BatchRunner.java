@@ -64,7 +64,8 @@ final class BatchRunner {
         MigrationEvent event = new MigrationEvent();
         event.begin();
         long pagesMoved = batch.pagesCopied();
-        boolean undone = true;
+        boolean committed = false;
+        boolean undone = false;
         // when each phase began, and the end: the event's timings, taken only while the event is recorded
         long[] phases = event.isEnabled() ? new long[5] : null;
         try {
@@ -77,6 +78,7 @@ final class BatchRunner {
                 CopyPhase.copy(ctx, batch);
                 mark(phases, 3);
             } catch (RuntimeException | Error e) {
+                undone = true;
                 try {
                     UndoPhase.undo(ctx, batch);
                 } catch (RuntimeException | Error u) {
@@ -92,7 +94,7 @@ final class BatchRunner {
             }
             CommitPhase.commit(ctx, batch);
             mark(phases, 4);
-            undone = false;
+            committed = true;
             return pagesMoved;
         } finally {
             long reserved = batch.reserved();
@@ -107,9 +109,11 @@ final class BatchRunner {
                 event.target = batch.target;
                 event.trigger = batch.trigger.name();
                 event.mode = batch.modeName;
-                event.pages = pagesMoved;
-                event.bytes = bytes(pagesMoved);
+                long pages = batch.pages();   // every page placed: copied, loaded, zero-filled, relocated, mapped
+                event.pages = pages;
+                event.bytes = bytes(pages);
                 event.undone = undone;
+                event.failed = !committed;
                 event.revokeTime = phase(phases, 0);
                 event.allocateTime = phase(phases, 1);
                 event.copyTime = phase(phases, 2);

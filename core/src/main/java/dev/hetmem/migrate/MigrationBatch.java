@@ -41,6 +41,15 @@ final class MigrationBatch {
     }
 
     /** Pages whose data the batch copies (MOVE and DUPLICATE runs). */
+    /** Every page of the batch's runs, whatever their action. */
+    long pages() {
+        long n = 0;
+        for (Run r : runs) {
+            n += r.count;
+        }
+        return n;
+    }
+
     long pagesCopied() {
         long n = 0;
         for (Run r : runs) {

@@ -26,7 +26,8 @@ public final class FaultEvent extends Event {
     @Label("Path") @Description("host view, kernel launch, device fault, or userfaultfd") public String path;
     @Label("Node") public int node;
     @Label("Region") public int region;
-    @Label("Offset") public long offset;
+    @Label("Offset") @Description("in the region: the faulting page for a device fault, the first argument's window for a launch")
+    public long offset;
     @Label("Length") @DataAmount public long length;
     @Label("Granules Faulted") @Description("for userfaultfd: runs of contiguous pages taken") public long faults;
     @Label("Pages Migrated") public long pagesMigrated;

@@ -23,9 +23,11 @@ public final class MigrationEvent extends Event {
     @Label("Target Node") public int target;
     @Label("Trigger") public String trigger;
     @Label("Mode") public String mode;
-    @Label("Pages") public long pages;
+    @Label("Pages") @Description("the batch's pages: copied, loaded from a file, zero-filled, relocated within the device or mapped in place")
+    public long pages;
     @Label("Bytes") @DataAmount public long bytes;
-    @Label("Undone") public boolean undone;
+    @Label("Undone") @Description("allocation or copying failed and the undo phase ran") public boolean undone;
+    @Label("Failed") @Description("the batch did not commit (undone, or its revoke or commit threw)") public boolean failed;
     @Label("Revoke") @Description("taking the moving pages' mappings away") @Timespan public long revokeTime;
     @Label("Allocate") @Description("destination frames, with the evictions that made room for them") @Timespan
     public long allocateTime;
