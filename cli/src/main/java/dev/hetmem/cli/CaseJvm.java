@@ -38,10 +38,13 @@ import java.util.concurrent.TimeoutException;
  */
 final class CaseJvm implements AutoCloseable {
     /** Options a second JVM must not repeat: they bind a port or write a file of their own. */
-    private static final List<String> NOT_REPEATED = List.of("-agentlib:jdwp", "-XX:StartFlightRecording",
-            "-XX:ArchiveClassesAtExit", "-Dcom.sun.management.jmxremote", "-XX:+PrintFlagsFinal");
+    private static final List<String> NOT_REPEATED = List.of("-agentlib:jdwp", "-Xrunjdwp", "-XX:StartFlightRecording",
+            "-XX:ArchiveClassesAtExit", "-Dcom.sun.management.jmxremote", "-XX:+PrintFlagsFinal", "-Xloggc:",
+            "-XX:HeapDumpPath", "-XX:ErrorFile");
     /** How long a child may take to start. */
     private static final long START_SECONDS = 60;
+    /** How long one run may take before the child is taken for hung (the slowest cases take seconds). */
+    private static final long RUN_SECONDS = 600;
     /**
      * The least time a new JVM's warm-up runs take. A count of runs alone left the engine's paths
      * still being compiled where runs are short: {@code bench decode}, emulated, factor 2, a 32 MiB
@@ -74,7 +77,9 @@ final class CaseJvm implements AutoCloseable {
         cmd.add(ProcessHandle.current().info().command()
                 .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         for (String option : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            if (NOT_REPEATED.stream().noneMatch(option::startsWith)) {
+            // a log written to a file (-Xlog:...:file=) would be truncated by the child, a debugger's port taken twice
+            boolean ownFile = option.startsWith("-Xlog:") && option.contains("file=") || option.contains("jdwp");
+            if (NOT_REPEATED.stream().noneMatch(option::startsWith) && !ownFile) {
                 cmd.add(option);
             }
         }
@@ -101,20 +106,7 @@ final class CaseJvm implements AutoCloseable {
     }
 
     private void awaitReady() {
-        CompletableFuture<String> ready = CompletableFuture.supplyAsync(() -> answer("ready"));
-        try {
-            ready.get(START_SECONDS, TimeUnit.SECONDS);
-        } catch (TimeoutException e) {
-            close();
-            throw new IllegalStateException("the JVM for " + name + " did not start within " + START_SECONDS + " s");
-        } catch (ExecutionException e) {
-            close();
-            throw new IllegalStateException(Main.failureMessage(e));
-        } catch (InterruptedException e) {
-            close();
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while the JVM for " + name + " started");
-        }
+        answerWithin(START_SECONDS, "did not start", "ready");
     }
 
     /** Runs the case once; returns the child's answer line ({@code row ...} or {@code failed ...}). */
@@ -125,7 +117,39 @@ final class CaseJvm implements AutoCloseable {
         } catch (IOException e) {
             throw ended("stopped answering (" + e.getMessage() + ")");
         }
-        return answer("row ", "failed ");
+        return answerWithin(RUN_SECONDS, "did not finish a run", "row ", "failed ");
+    }
+
+    /**
+     * The child's next answer, read on a thread of its own so that a child that hangs is noticed:
+     * after {@code seconds}, or on an interrupt, the child is killed first (a read in progress holds
+     * the reader's lock, which closing it waits for: only the child's end releases it), then closed.
+     */
+    private String answerWithin(long seconds, String notInTime, String... prefixes) {
+        CompletableFuture<String> answer = CompletableFuture.supplyAsync(() -> answer(prefixes),
+                r -> Thread.ofVirtual().name("hetmem-case-reader").start(r));
+        try {
+            return answer.get(seconds, TimeUnit.SECONDS);
+        } catch (TimeoutException e) {
+            kill();
+            throw new IllegalStateException("the JVM for " + name + " " + notInTime + " within " + seconds + " s; it was stopped");
+        } catch (ExecutionException e) {
+            kill();
+            if (e.getCause() instanceof IllegalStateException ended) {
+                throw ended;
+            }
+            throw new IllegalStateException(Main.failureMessage(e));
+        } catch (InterruptedException e) {
+            kill();
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for the JVM for " + name);
+        }
+    }
+
+    /** Ends the child at once, then closes it. */
+    private void kill() {
+        process.destroyForcibly();
+        close();
     }
 
     /** One run of a case in the child, as its answer line's fields after {@code row}. */
@@ -174,7 +198,7 @@ final class CaseJvm implements AutoCloseable {
                 try {
                     fields = caseRun.run();
                 } catch (Exception | Error e) {
-                    out.println("failed " + Main.failureMessage(e).replace('\n', ' '));
+                    out.println("failed " + Main.failureMessage(e).replace('\n', ' ').replace('\r', ' '));
                     out.flush();
                     return 1;
                 }
@@ -211,13 +235,7 @@ final class CaseJvm implements AutoCloseable {
             Thread.currentThread().interrupt();
             status = "exit status unknown";
         }
-        String tail = "";
-        try {
-            List<String> lines = Files.readAllLines(stderr);
-            tail = String.join(" / ", lines.subList(Math.max(0, lines.size() - 3), lines.size())).strip();
-        } catch (IOException e) {
-            tail = "";
-        }
+        String tail = String.join(" / ", lastLines(stderr, 3)).strip();
         return new IllegalStateException("the JVM running " + name + " " + how + " (" + status + ")"
                 + (tail.isEmpty() ? "" : ": " + tail));
     }
@@ -247,6 +265,38 @@ final class CaseJvm implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         deleteQuietly(stderr);
+    }
+
+    /** A Java throwable's class before its message, as a JVM prints one that nothing caught. */
+    private static final java.util.regex.Pattern THROWN =
+            java.util.regex.Pattern.compile("^(?:Exception in thread \"[^\"]*\" |Caused by: )?(?:[a-z_][\\w$]*\\.)+[A-Z][\\w$]*(?:: (.*))?$");
+
+    /**
+     * The last {@code n} lines of a child's standard error that a user can read: from its last 64 KiB
+     * (it may be long, and not UTF-8), without stack frames, a thrown class's message without the class.
+     */
+    static List<String> lastLines(Path file, int n) {
+        byte[] bytes;
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+            long size = ch.size();
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate((int) Math.min(size, 64 * 1024));
+            while (b.hasRemaining() && ch.read(b, size - b.capacity() + b.position()) >= 0) {
+                // a short read goes on from where it stopped
+            }
+            bytes = java.util.Arrays.copyOf(b.array(), b.position());
+        } catch (IOException e) {
+            return List.of();
+        }
+        List<String> out = new ArrayList<>();
+        for (String line : new String(bytes, StandardCharsets.UTF_8).split("\\R")) {
+            String l = line.strip();
+            if (l.isEmpty() || l.startsWith("at ") || l.matches("\\.\\.\\. \\d+ more")) {
+                continue;
+            }
+            java.util.regex.Matcher m = THROWN.matcher(l);
+            out.add(m.matches() ? (m.group(1) != null ? m.group(1) : "failed with no message") : l);
+        }
+        return out.subList(Math.max(0, out.size() - n), out.size());
     }
 
     private static void deleteQuietly(Path p) {
