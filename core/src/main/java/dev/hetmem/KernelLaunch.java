@@ -450,6 +450,7 @@ final class KernelLaunch {
                 long count = Math.min(items, globalSize - first);
                 TileEvent event = new TileEvent();
                 event.begin();
+                long faultedBefore = migratedByFaults(faultCounts);
                 long waitStart = System.nanoTime();
                 if (ahead[0] != null) {
                     ahead[0].await();   // this tile's prefetch, started while its predecessor ran
@@ -487,7 +488,8 @@ final class KernelLaunch {
                     event.prefetchWait = prefetchWait;
                     event.pin = r.faultNanos();
                     event.kernel = r.kernelNanos();
-                    event.pagesMigrated = r.pagesMigrated();
+                    // with the pages its kernel's device faults brought in (counted apart, for the whole launch)
+                    event.pagesMigrated = r.pagesMigrated() + migratedByFaults(faultCounts) - faultedBefore;
                     event.commit();
                 }
             }
@@ -511,6 +513,13 @@ final class KernelLaunch {
             touched += a.pages();   // each page of each argument once, however many tiles it took part in
         }
         return new LaunchResult(touched, faults, migrated, migrated << PAGE_SHIFT, faultNanos, kernelNanos, batches);
+    }
+
+    /** Pages the launch's device faults have migrated so far (the fault handler adds to {@code counts[1]}). */
+    private static long migratedByFaults(long[] counts) {
+        synchronized (counts) {
+            return counts[1];
+        }
     }
 
     /**

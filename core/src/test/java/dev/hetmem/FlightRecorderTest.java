@@ -118,6 +118,30 @@ class FlightRecorderTest {
         assertEquals(LAUNCHED / 8, items, "the tiles cover every item once");
     }
 
+    /**
+     * A tiled launch whose kernel reaches past its declared windows takes device faults; each tile's
+     * event counts the pages its faults brought in, so the tiles add up to the launch (they left them out).
+     */
+    @Test
+    @org.junit.jupiter.api.Tag("emulated") // device faults are the emulated device's
+    void theTilesPagesAddUpToTheLaunchsWithThoseItsFaultsBroughtIn() throws Exception {
+        long[] launched = new long[1];
+        List<RecordedEvent> tiles = recorded("dev.hetmem.Tile", () -> {
+            TestDevice d = MemoryFixture.device(4 * MiB);
+            try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+                Region r = mem.allocate(LAUNCHED);
+                MemoryFixture.fill(r, 0, LAUNCHED, 5);
+                // item i adds to bytes [8i, 8i + 8) but declares [4i, 4i + 4): the rest comes by faults
+                LaunchResult res = mem.launch(1, d.addLongs(1), LAUNCHED / 8, KernelArg.readWrite(r).perItem(4));
+                MemoryFixture.checkAdded(r, LAUNCHED, 5, 1);
+                assertTrue(res.faults() > 0, "the kernel reached past its windows: " + res);
+                launched[0] = res.pagesMigrated();
+            }
+        });
+        assertTrue(tiles.size() >= 2, tiles.toString());
+        assertEquals(launched[0], tiles.stream().mapToLong(t -> t.getLong("pagesMigrated")).sum(), tiles.toString());
+    }
+
     /** The bytes {@link #launchOverThreeTimesTheDevice} launches over. */
     private static final long LAUNCHED = 12 * MiB;
 
