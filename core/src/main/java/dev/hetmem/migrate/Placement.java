@@ -317,11 +317,7 @@ final class Placement {
                 try {
                     ctx.inFlight.free(ctx.device(target).allocator(), target, s.run, s.pages());
                 } catch (RuntimeException e) {
-                    if (failed == null) {
-                        failed = e;
-                    } else {
-                        failed.addSuppressed(e);
-                    }
+                    failed = (RuntimeException) CommitPhase.keep(failed, e);
                 }
             }
             s.run = -1;

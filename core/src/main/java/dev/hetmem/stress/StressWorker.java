@@ -342,8 +342,8 @@ final class StressWorker {
                     // regions meanwhile, and a refusal naming a freed page is all that can be checked
                     long size = m.region.size();
                     long reachFrom = rg[0] & -g;
-                    long reachTo = Math.min(Math.ceilDiv(size, PAGE_BYTES) * PAGE_BYTES, Math.ceilDiv(rg[0] + rg[1], g) * g);
-                    boolean reachesFreed = m.anyFreed(reachFrom, Math.min(size, reachTo) - reachFrom);
+                    long reachTo = Math.min(size, Math.ceilDiv(rg[0] + rg[1], g) * g);
+                    boolean reachesFreed = m.anyFreed(reachFrom, reachTo - reachFrom);
                     try {
                         m.region.advise(rg[0], rg[1], a);
                     } catch (IllegalArgumentException refused) {
