@@ -141,11 +141,17 @@ final class SideAccesses implements AutoCloseable {
     @Override
     public void close() {
         stop.set(true);
-        try {
-            thread.join();
-        } catch (InterruptedException e) {
+        boolean interrupted = false;
+        while (true) {   // the step's interrupt is the step's: this thread still stops, and the flag stays
+            try {
+                thread.join();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while stopping the host accesses beside a step", e);
         }
         if (mismatch != null) {
             throw new StressRun.Mismatch(mismatch);

@@ -88,6 +88,21 @@ public record StressConfig(long seed, List<StressDevices> devices, HostFaultMode
     }
 
     /**
+     * Whether the run interrupts its workers (half of the runs, by the seed): with one worker, a
+     * step now and then starts with this thread's interrupt set; with several, the run interrupts
+     * a worker while its steps run. An operation an interrupt reaches either completes as the
+     * model says or fails with the interrupt named ({@code InterruptedIOException} for a load, an
+     * interrupted wait otherwise) and changes nothing (a launch over a region larger than the
+     * device: what its earlier tiles or faults wrote, checked item by item); the interrupt is
+     * kept set for the caller.
+     *
+     * @return true if the run sends interrupts
+     */
+    public boolean interrupts() {
+        return new java.util.SplittableRandom(seed ^ 0x6A09E667F3BCC909L).nextBoolean();
+    }
+
+    /**
      * Whether a run of several workers ends with the memory closed while they still work (half of
      * them, by the seed): after the end checks, the workers start again on new regions (allocating,
      * freeing, moving, launching, viewing) and the memory is closed from another thread in the
@@ -126,7 +141,7 @@ public record StressConfig(long seed, List<StressDevices> devices, HostFaultMode
                 + ", thrashing control " + (thrashControl ? "on" : "off") + ", devices " + (smallDevices ? "too small" : "roomy")
                 + ", failures " + (inject ? "injected" : "not injected") + ", "
                 + (workers == 1 ? steps + " steps" : workers + " workers for " + millis + " ms") + engineDescription()
-                + (closeRace() ? ", closed under its workers" : "");
+                + (interrupts() ? ", interrupted" : "") + (closeRace() ? ", closed under its workers" : "");
     }
 
     private String engineDescription() {

@@ -510,6 +510,31 @@ public final class StressRun {
     }
 
     /**
+     * Whether a throwable is an interrupt as the API reports it: an interrupted wait of the memory
+     * ({@code InterruptedWaitException}), an {@link java.io.InterruptedIOException} (a load), a
+     * channel closed by the interrupt (the step's own file writes) or an {@link InterruptedException},
+     * anywhere in the chain of wrappers, every suppressed failure beside it interrupted or injected
+     * too.
+     */
+    static boolean interruptedFailure(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            for (Throwable other : c.getSuppressed()) {
+                if (!interruptedFailure(other) && !injected(other)) {
+                    return false;
+                }
+            }
+            if (c instanceof dev.hetmem.internal.InterruptedWaitException || c instanceof java.io.InterruptedIOException
+                    || c instanceof java.nio.channels.ClosedByInterruptException || c instanceof InterruptedException) {
+                return true;
+            }
+            if (c.getCause() == c) {
+                return false;
+            }
+        }
+        return false;
+    }
+
+    /**
      * Whether a step's failure is the memory refusing it as closed, or its region as freed (the
      * close frees every region): an {@link IllegalStateException} saying so, anywhere in the chain
      * (a future's, a load's I/O wrapper), the FFM's own "already closed" for a view's segment included.
@@ -686,6 +711,10 @@ public final class StressRun {
             Random inj = new Random(config.seed());
             long end = System.nanoTime() + config.millis() * 1_000_000L;
             while (System.nanoTime() < end && !stop.get()) {
+                if (config.interrupts() && inj.nextInt(3) == 0) {
+                    // a worker mid-step, mostly: a step that begins with the flag set clears it (StressWorker.step)
+                    threads.get(inj.nextInt(threads.size())).interrupt();
+                }
                 if (config.inject()) {
                     int node = 1 + inj.nextInt(s.devices());
                     if (inj.nextBoolean()) {

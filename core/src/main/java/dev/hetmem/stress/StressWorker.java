@@ -84,16 +84,40 @@ final class StressWorker {
         }
     }
 
+    /**
+     * Whether an interrupt reached this thread during the current step and was taken (cleared)
+     * where the step saw it, to read back what a failed launch left ({@link #takenInterrupt}).
+     */
+    private boolean interruptedInStep;
+
     /** Runs one step; throws Mismatch when the memory disagrees with the model. */
     void step(Step st) {
         operations++;
+        Thread.interrupted();   // an interrupt that came between steps is no step's
+        interruptedInStep = false;
+        // one worker: now and then a step starts with the interrupt set (reproducibly, by the step's numbers)
+        boolean selfInterrupted = config.interrupts() && config.workers() == 1 && ((st.x() ^ st.z()) >>> 52 & 15) == 0;
+        if (selfInterrupted) {
+            note("with this thread's interrupt set");
+            Thread.currentThread().interrupt();
+        }
         try {
             doStep(st);
+            if (selfInterrupted && !Thread.currentThread().isInterrupted()) {
+                throw new Mismatch(st.op() + " completed and cleared the caller's interrupt");
+            }
         } catch (Mismatch m) {
             throw m;
         } catch (ProtectionException e) {
             throw new Mismatch(st.op() + " refused by protection the model does not have: " + e.getMessage());
         } catch (RuntimeException | Error e) {
+            if (failedByInterrupt(e)) {
+                note("  failed as interrupted: " + e.getMessage());
+                if (config.workers() == 1) {
+                    checkAfterInjectedFailure(st);
+                }
+                return;
+            }
             if (injected(e, !mine(st))) {   // another worker's region: a part of it may be freed meanwhile
                 note("  failed as injected: " + e.getMessage());
                 if (config.workers() == 1) {
@@ -111,7 +135,31 @@ final class StressWorker {
             Mismatch m = new Mismatch(st.op() + " failed: " + StressRun.describe(e));
             m.initCause(e);
             throw m;
+        } finally {
+            Thread.interrupted();   // the next step starts without it
         }
+    }
+
+    /**
+     * Whether {@code e} is an interrupt as the API reports it ({@link StressRun#interruptedFailure})
+     * and one reached this step, kept set for the caller (or already taken by the step); clears it.
+     */
+    private boolean failedByInterrupt(Throwable e) {
+        boolean set = Thread.interrupted();
+        return (set || interruptedInStep) && StressRun.interruptedFailure(e);
+    }
+
+    /**
+     * As {@link #failedByInterrupt}, for a step that reads back what a failed launch left before
+     * rethrowing: the interrupt is taken (so that the reads run) and remembered for the step.
+     */
+    private boolean takenInterrupt(Throwable e) {
+        if (Thread.currentThread().isInterrupted() && StressRun.interruptedFailure(e)) {
+            Thread.interrupted();
+            interruptedInStep = true;
+            return true;
+        }
+        return false;
     }
 
     /**
@@ -522,12 +570,12 @@ final class StressWorker {
             if (unsupported && String.valueOf(e.getMessage()).contains("KernelArg.perItem")) {
                 return;   // refused at once, as documented: nothing ran
             }
-            if (injected(e)) {
+            if (injected(e) || takenInterrupt(e)) {
                 adoptPartialSweep(m, before, longs, delta, windows);
             }
             throw e;
         } catch (RuntimeException e) {
-            if (injected(e)) {
+            if (injected(e) || takenInterrupt(e)) {
                 adoptPartialSweep(m, before, longs, delta, windows);
             }
             throw e;
@@ -632,7 +680,7 @@ final class StressWorker {
             ran = s.kinds[node].addToEachButLastPages(s.mem, node, m.region, granule, granules, delta);
         } catch (RuntimeException e) {
             beside.close();   // first: a wrong access beside it fails the step, and no thread changes the model after
-            if (injected(e)) {
+            if (injected(e) || takenInterrupt(e)) {
                 adoptPartialButLastPages(m, before, granule, granules, delta);
             }
             throw e;
