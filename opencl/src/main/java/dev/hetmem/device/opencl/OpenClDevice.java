@@ -565,6 +565,14 @@ public final class OpenClDevice implements DeviceDriver {
         OpenClProgram p = OpenClProgram.build(this, ctx.cl, ctx.context, ctx.device, source,
                 flags + "-cl-kernel-arg-info " + Objects.requireNonNull(options, "options"), plain);
         programs.add(p);
+        // the device may have closed during the build, its close listing its programs before this one was
+        // added: refused, and released here (either this sees the close, or the close sees the program)
+        try {
+            ctx.checkUsable("clBuildProgram");
+        } catch (RuntimeException e) {
+            p.close();
+            throw e;
+        }
         return p;
     }
 

@@ -35,7 +35,8 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * <p>Locks: {@code launchLock} (lock L4, docs/design.md, lock table) serialises launches, which share the device-side page table, its
  * staging copy and the fault word; {@link #closeLaunches} takes it too, so that closing waits for
  * a launch in progress and no launch starts after, and so does {@link #whileNoLaunch}, under which
- * a program or a plain buffer releases its OpenCL objects. Nothing under it calls into the core;
+ * a program or a plain buffer releases its OpenCL objects, and is created (so that the device's
+ * context is not released under the creating call). Nothing under it calls into the core;
  * the one lock taken under it is a plain buffer's (L27: a launch binding it), and a program's
  * monitor (L27 too) is taken before it, never under it (the device's monitor is never taken under
  * it, nor it under that).
@@ -331,7 +332,8 @@ final class OpenClLauncher {
 
     /**
      * Runs {@code release} under the launch lock: after the launch in progress, before the next. A
-     * program's or a plain buffer's close releases its OpenCL objects so, never under a kernel using them.
+     * program's or a plain buffer's close releases its OpenCL objects so, never under a kernel using them;
+     * their creation runs so too, never after the device's close has marked it closed.
      */
     void whileNoLaunch(Runnable release) {
         launchLock.lock();

@@ -43,12 +43,19 @@ public final class OpenClProgram implements AutoCloseable {
             MemorySegment err = a.allocate(JAVA_INT);
             MemorySegment strings = a.allocate(ADDRESS);
             strings.set(ADDRESS, 0, a.allocateFrom(full, StandardCharsets.UTF_8));
-            MemorySegment program;
-            try {
-                program = (MemorySegment) cl.createProgramWithSource.invokeExact(context, 1, strings, MemorySegment.NULL, err);
-            } catch (Throwable t) {
-                throw new IllegalStateException(t);
-            }
+            MemorySegment[] created = new MemorySegment[1];
+            // under the launch lock, which the device's close takes to mark itself closed: the context is
+            // not released meanwhile. The program retains it, so the build below needs no lock (a close
+            // during the build is caught by OpenClDevice.build)
+            owner.launcher().whileNoLaunch(() -> {
+                owner.context().checkUsable("clCreateProgramWithSource");
+                try {
+                    created[0] = (MemorySegment) cl.createProgramWithSource.invokeExact(context, 1, strings, MemorySegment.NULL, err);
+                } catch (Throwable t) {
+                    throw new IllegalStateException(t);
+                }
+            });
+            MemorySegment program = created[0];
             check("clCreateProgramWithSource", err.get(JAVA_INT, 0));
             MemorySegment devs = a.allocate(ADDRESS);
             devs.set(ADDRESS, 0, device);

@@ -74,7 +74,14 @@ public final class PlainBuffers {
         if (bytes <= 0) {
             throw new IllegalArgumentException("buffer size " + bytes + " must be positive");
         }
-        return new Buffer(device, ctx, ctx.createBuffer(bytes), bytes);
+        // under the launch lock, which the device's close takes to mark itself closed: the context is not
+        // released meanwhile (the buffer retains it after: it outlives the device's close)
+        MemorySegment[] mem = new MemorySegment[1];
+        device.launcher().whileNoLaunch(() -> {
+            ctx.checkUsable("clCreateBuffer");
+            mem[0] = ctx.createBuffer(bytes);
+        });
+        return new Buffer(device, ctx, mem[0], bytes);
     }
 
     /**
