@@ -56,6 +56,21 @@ final class LoaderBridge implements LoadTarget {
     }
 
     @Override
+    public void freeFailed(Region region) {
+        RegionState s = region.state();
+        if (!s.isReleased()) {
+            try {
+                // the loading thread's own views are closed by now; other threads' are waited for
+                s.lifecycle().awaitNoLiveViews(memory.closeTimeoutNanos());
+            } catch (IllegalStateException stillOpen) {
+                throw new IllegalStateException(region + " of the failed load stays allocated (free it once they close): "
+                        + stillOpen.getMessage(), stillOpen);
+            }
+        }
+        region.free();
+    }
+
+    @Override
     public HostPopulator hostPopulator(Region region) {
         return region.state().host()::populate;
     }

@@ -78,6 +78,11 @@ public final class UnifiedMemory implements AutoCloseable {
     private final Lifecycle lifecycle = new Lifecycle("memory");
     /** How long close() and free() wait for running operations before failing loudly. */
     private final long closeTimeoutNanos;
+
+    /** How long a close or a free waits for operations and views ({@link Builder#closeTimeout}). */
+    long closeTimeoutNanos() {
+        return closeTimeoutNanos;
+    }
     // Lock L2 (teardown): docs/design.md, lock table, L2.
     /** Guards the teardown once every operation has drained: whoever gets it first tears down. */
     private final Object teardown = new Object();
@@ -693,13 +698,17 @@ public final class UnifiedMemory implements AutoCloseable {
      * reads straight into the region's pages, overlapped with populating them; on a device through a
      * bounded ring of bounce buffers handed to the device's copy path, so host memory stays within
      * the ring. Falls back to buffered reads where O_DIRECT is refused, and says so in the result.
-     * On any failure nothing is left allocated.
+     * On any failure nothing is left allocated: the region is listed by {@link #regions()} while it
+     * loads, and host views other threads opened of it are waited for (up to the close timeout)
+     * before it is freed. An interrupt of the loading thread fails the load with
+     * {@link java.io.InterruptedIOException}, the interrupt kept set.
      *
      * @param path    the file to load; not null
      * @param node    where the region's pages go: 0 for the host, 1..n for a device
      * @param options the read scheme, threads and buffer sizes; not null
      * @return the new region, with what the load took and how it read
-     * @throws IOException if the file cannot be opened or read
+     * @throws IOException if the file cannot be opened or read ({@link java.io.InterruptedIOException}
+     *         if the loading thread was interrupted)
      * @throws IllegalArgumentException if {@code node} is not a node of this memory
      * @throws IllegalStateException if the memory is closed
      */

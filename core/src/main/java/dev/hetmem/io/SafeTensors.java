@@ -109,7 +109,7 @@ public final class SafeTensors implements AutoCloseable {
                 ts.add(new Tensor(e.name, e.dtype, e.shape, r.region(), dataStart + e.begin, e.end - e.begin));
             }
             return new SafeTensors(r.region(), h.metadata, List.copyOf(ts), r);
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | Error e) {
             try {
                 r.region().free();
             } catch (RuntimeException cleanup) {

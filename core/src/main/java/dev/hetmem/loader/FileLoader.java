@@ -112,10 +112,20 @@ public final class FileLoader {
                     out.fallbackReason, out.peakExtra, out.allocationNanos);
         } catch (IOException | RuntimeException | Error e) {
             try {
-                region.free();
+                target.freeFailed(region);
             } catch (RuntimeException cleanup) {
-                // the memory is closing (it frees the region itself): the load's own failure is the news
+                // the memory is closing (it frees the region itself), or another thread kept a view of the
+                // region open past the timeout: the load's own failure is the news
                 e.addSuppressed(cleanup);
+            }
+            if (e instanceof dev.hetmem.internal.InterruptedWaitException w) {
+                throw interruptedLoad(w);
+            }
+            if (e instanceof java.nio.channels.ClosedByInterruptException c) {
+                // a channel of the memory-mapped scheme or of the empty-file probe, closed by the interrupt
+                java.io.InterruptedIOException io = new java.io.InterruptedIOException("the load was interrupted; nothing of it is kept");
+                io.initCause(c);
+                throw io;
             }
             throw e;
         }
@@ -232,7 +242,7 @@ public final class FileLoader {
                         }
                     }
                 } catch (Throwable t) {
-                    failure.compareAndSet(null, t);
+                    record(failure, t);
                 }
             };
             try {
@@ -335,7 +345,7 @@ public final class FileLoader {
                             full.put(new long[] {b, off, want});
                         }
                     } catch (Throwable t) {
-                        failure.compareAndSet(null, t);
+                        record(failure, t);
                     }
                 }));
             }
@@ -356,7 +366,7 @@ public final class FileLoader {
                 }
             }
         } catch (Throwable t) {
-            failure.compareAndSet(null, t);
+            record(failure, t);
         } finally {
             joinAll(threads);
             ringMapping.close();
@@ -399,6 +409,37 @@ public final class FileLoader {
         }
     }
 
+    /**
+     * The engine's interrupted wait (for room, for a pin) in a load, as the load reports it: the
+     * {@link java.io.InterruptedIOException} an interrupted read gives (the flag stays set). Also
+     * for the staged schemes' prefetch and the load's host view, outside the reading threads.
+     */
+    private static java.io.InterruptedIOException interruptedLoad(dev.hetmem.internal.InterruptedWaitException w) {
+        java.io.InterruptedIOException e = new java.io.InterruptedIOException("the load was interrupted; nothing of it is kept");
+        e.initCause(w);
+        for (Throwable s : w.getSuppressed()) {
+            e.addSuppressed(s);
+        }
+        return e;
+    }
+
+    /**
+     * Records a failure of the load's threads; the first one is thrown. An interrupt that came after
+     * another failure is kept for the caller (its flag set again, the exception suppressed in the
+     * first failure), rather than lost with its exception.
+     */
+    private static void record(AtomicReference<Throwable> failure, Throwable t) {
+        if (t instanceof InterruptedException || t instanceof dev.hetmem.internal.InterruptedWaitException) {
+            Thread.currentThread().interrupt();
+        }
+        if (!failure.compareAndSet(null, t)) {
+            Throwable first = failure.get();
+            if (first != t && (t instanceof InterruptedException || t instanceof dev.hetmem.internal.InterruptedWaitException)) {
+                first.addSuppressed(t);
+            }
+        }
+    }
+
     private static void rethrow(Throwable t) throws IOException {
         if (t == null) {
             return;
@@ -412,9 +453,7 @@ public final class FileLoader {
         if (t instanceof dev.hetmem.internal.InterruptedWaitException w) {
             // the engine's wait for room or for a pin, in a load to a device, was interrupted (the flag
             // kept): the same failure as an interrupted read, and said so
-            java.io.InterruptedIOException e = new java.io.InterruptedIOException("the load was interrupted; nothing of it is kept");
-            e.initCause(w);
-            throw e;
+            throw interruptedLoad(w);
         }
         if (t instanceof RuntimeException re) {
             throw re;

@@ -23,6 +23,16 @@ public interface LoadTarget {
     /** Bytes of memory node {@code node} has (the host's physical memory for node 0), or -1 if unknown. */
     long nodeBytes(int node);
 
+    /**
+     * Frees the region of a failed load. Other threads may have opened host views of it meanwhile
+     * (it is listed from the start), which refuse a free: they are waited for, within the memory's
+     * close timeout, so that the half-loaded region does not stay allocated after the failure.
+     *
+     * @throws IllegalStateException if the region cannot be freed: the memory is closing (it frees
+     *         the region itself), or views of other threads stayed open past the timeout
+     */
+    void freeFailed(Region region);
+
     /** How pages of {@code region}'s host side are populated ahead of a loader's reads. */
     HostPopulator hostPopulator(Region region);
 

@@ -586,6 +586,11 @@ public final class MigrationEngine implements AutoCloseable {
                         try {
                             share.run();
                         } finally {
+                            synchronized (running) {
+                                running[slot] = null;   // no interrupt of the caller's reaches it after this
+                            }
+                            // one that did is this call's, not the next task's, should the executor reuse the thread
+                            Thread.interrupted();
                             ended.countDown();
                         }
                     });
@@ -599,7 +604,13 @@ public final class MigrationEngine implements AutoCloseable {
             }
             share.run();
         } finally {
-            awaitAll(ended, running);
+            awaitAll(ended, running, () -> {
+                // no batch starts after the interrupt (a helper that begins late takes none), and the call
+                // fails as a sequential one would at its next wait, whatever the running batches do
+                next.set(batches.size());
+                failure.compareAndExchange(null, new dev.hetmem.internal.InterruptedWaitException(
+                        "interrupted while the batches of a migration ran on several threads", null));
+            });
         }
         Throwable first = failure.get();
         if (first instanceof RuntimeException re) {
@@ -616,10 +627,11 @@ public final class MigrationEngine implements AutoCloseable {
 
     /**
      * Waits until every helper of {@link #ensureEach} has ended: the caller may leave their regions
-     * next. An interrupt meanwhile is passed on to them (a batch waiting for a pin then fails, as the
-     * caller's own would) and kept for the caller.
+     * next. An interrupt meanwhile runs {@code onInterrupt} (no further batch starts, the call fails),
+     * is passed on to the helpers running (a batch waiting for a pin then fails, as the caller's own
+     * would), and is kept for the caller. A helper clears what reached it before it ends.
      */
-    private static void awaitAll(CountDownLatch ended, Thread[] running) {
+    private static void awaitAll(CountDownLatch ended, Thread[] running, Runnable onInterrupt) {
         boolean interrupted = false;
         while (true) {
             try {
@@ -627,6 +639,7 @@ public final class MigrationEngine implements AutoCloseable {
                 break;
             } catch (InterruptedException e) {
                 interrupted = true;
+                onInterrupt.run();   // before the helpers are interrupted: one that registers later starts no batch
                 synchronized (running) {
                     for (Thread th : running) {
                         if (th != null) {

@@ -111,6 +111,11 @@ final class StressWorker {
         } catch (ProtectionException e) {
             throw new Mismatch(st.op() + " refused by protection the model does not have: " + e.getMessage());
         } catch (RuntimeException | Error e) {
+            if (selfInterrupted && !Thread.currentThread().isInterrupted() && !interruptedInStep) {
+                Mismatch m = new Mismatch(st.op() + " failed and cleared the caller's interrupt: " + StressRun.describe(e));
+                m.initCause(e);
+                throw m;
+            }
             if (failedByInterrupt(e)) {
                 note("  failed as interrupted: " + e.getMessage());
                 if (config.workers() == 1) {
@@ -150,16 +155,15 @@ final class StressWorker {
     }
 
     /**
-     * As {@link #failedByInterrupt}, for a step that reads back what a failed launch left before
-     * rethrowing: the interrupt is taken (so that the reads run) and remembered for the step.
+     * Before a step reads back what a failed launch left: the interrupt, if set, is taken (so that
+     * the reads run) and remembered for the step ({@link #failedByInterrupt}, the flag's check).
+     * Returns whether {@code e} is an interrupt as the API reports it and one reached the step.
      */
     private boolean takenInterrupt(Throwable e) {
-        if (Thread.currentThread().isInterrupted() && StressRun.interruptedFailure(e)) {
-            Thread.interrupted();
+        if (Thread.interrupted()) {
             interruptedInStep = true;
-            return true;
         }
-        return false;
+        return interruptedInStep && StressRun.interruptedFailure(e);
     }
 
     /**
@@ -570,12 +574,12 @@ final class StressWorker {
             if (unsupported && String.valueOf(e.getMessage()).contains("KernelArg.perItem")) {
                 return;   // refused at once, as documented: nothing ran
             }
-            if (injected(e) || takenInterrupt(e)) {
+            if (takenInterrupt(e) | injected(e)) {   // not ||: the flag is taken before any read back
                 adoptPartialSweep(m, before, longs, delta, windows);
             }
             throw e;
         } catch (RuntimeException e) {
-            if (injected(e) || takenInterrupt(e)) {
+            if (takenInterrupt(e) | injected(e)) {
                 adoptPartialSweep(m, before, longs, delta, windows);
             }
             throw e;
@@ -680,7 +684,7 @@ final class StressWorker {
             ran = s.kinds[node].addToEachButLastPages(s.mem, node, m.region, granule, granules, delta);
         } catch (RuntimeException e) {
             beside.close();   // first: a wrong access beside it fails the step, and no thread changes the model after
-            if (injected(e) || takenInterrupt(e)) {
+            if (takenInterrupt(e) | injected(e)) {
                 adoptPartialButLastPages(m, before, granule, granules, delta);
             }
             throw e;
@@ -991,10 +995,33 @@ final class StressWorker {
         Path f;
         try {
             f = Files.createTempFile("hetmem-stress-", ".bin");
-            Files.write(f, content);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+        try {
+            // the step's own file is written whatever interrupt is pending (the load is what is tested);
+            // one that comes during the write fails the step, and the file still goes (the finally below)
+            boolean pending = Thread.interrupted();
+            try {
+                Files.write(f, content);
+            } finally {
+                if (pending) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            loadWritten(st, f, content, size, node);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } finally {
+            try {
+                Files.deleteIfExists(f);
+            } catch (IOException ignored) {
+                // a temporary file
+            }
+        }
+    }
+
+    private void loadWritten(Step st, Path f, byte[] content, int size, int node) throws IOException {
         // in userfaultfd mode, for about half of the loads to a device: host reads of the region while it
         // loads (regions() lists it from the start), each long either not loaded yet (zeros) or loaded
         boolean beside = node != 0 && config.hostFaults() == HostFaultMode.USERFAULTFD && ((st.y() >>> 41) & 1) != 0;
@@ -1012,14 +1039,6 @@ final class StressWorker {
             live.add(nm);
             all.put(r.region().id(), nm);
             nm.expect(nm.hostRead(0, size), 0, "read after load");
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        } finally {
-            try {
-                Files.deleteIfExists(f);
-            } catch (IOException ignored) {
-                // a temporary file
-            }
         }
     }
 }

@@ -236,25 +236,29 @@ class LoaderTest {
             try {
                 assertTrue(running.await(10, java.util.concurrent.TimeUnit.SECONDS), "the kernel holding the device runs");
                 int before = small.regions().size();
-                java.util.concurrent.atomic.AtomicReference<Throwable> thrown = new java.util.concurrent.atomic.AtomicReference<>();
-                AtomicBoolean flagKept = new AtomicBoolean();
-                Thread loader = Thread.ofPlatform().start(() -> {
-                    try {
-                        small.load(p, 1).region().free();
-                        thrown.set(new AssertionError("the load completed on a device with no frame to spare"));
-                    } catch (Throwable t) {
-                        flagKept.set(Thread.currentThread().isInterrupted());
-                        thrown.set(t);
-                    }
-                });
-                Thread.sleep(300);
-                assertTrue(loader.isAlive(), () -> "the load did not wait for room: " + thrown.get());
-                loader.interrupt();
-                loader.join(10_000);
-                assertTrue(!loader.isAlive(), "the interrupted load ended");
-                assertTrue(thrown.get() instanceof java.io.InterruptedIOException, () -> "thrown: " + thrown.get());
-                assertTrue(flagKept.get(), "the interrupt is kept for the caller");
-                assertEquals(before, small.regions().size(), "the half-loaded region was freed");
+                // the overlapped scheme's ring waits in the engine's fill; the buffered scheme stages the whole
+                // file on the host, then its prefetch to the device waits (outside the reading threads)
+                for (LoadScheme scheme : new LoadScheme[] {LoadScheme.OVERLAPPED, LoadScheme.BUFFERED}) {
+                    java.util.concurrent.atomic.AtomicReference<Throwable> thrown = new java.util.concurrent.atomic.AtomicReference<>();
+                    AtomicBoolean flagKept = new AtomicBoolean();
+                    Thread loader = Thread.ofPlatform().start(() -> {
+                        try {
+                            small.load(p, 1, LoadOptions.defaults().withScheme(scheme)).region().free();
+                            thrown.set(new AssertionError("the load completed on a device with no frame to spare"));
+                        } catch (Throwable t) {
+                            flagKept.set(Thread.currentThread().isInterrupted());
+                            thrown.set(t);
+                        }
+                    });
+                    Thread.sleep(300);
+                    assertTrue(loader.isAlive(), () -> scheme + ": the load did not wait for room: " + thrown.get());
+                    loader.interrupt();
+                    loader.join(10_000);
+                    assertTrue(!loader.isAlive(), scheme + ": the interrupted load ended");
+                    assertTrue(thrown.get() instanceof java.io.InterruptedIOException, () -> scheme + ": thrown: " + thrown.get());
+                    assertTrue(flagKept.get(), scheme + ": the interrupt is kept for the caller");
+                    assertEquals(before, small.regions().size(), scheme + ": the half-loaded region was freed");
+                }
             } finally {
                 release.countDown();
                 kernel.join(10_000);
@@ -488,6 +492,55 @@ class LoaderTest {
         IOException e = assertThrows(IOException.class, () -> mem.load(p, 0, o.withScheme(LoadScheme.MMAP)));
         assertTrue(e.getMessage().contains("changed size"), e.getMessage());
         assertEquals(before, mem.regions().size(), "the half-loaded region was freed");
+    }
+
+    /**
+     * Found by a review: a failed load freed its region with a plain free, which another thread's host
+     * view refuses (the region is listed, and its pages readable, from the start of a load to a device);
+     * the half-loaded region then stayed allocated after the failure, readable as if complete. Now the
+     * failed load waits for such views (within the close timeout) and frees the region.
+     */
+    @Test
+    void aFailedLoadFreesItsRegionOnceAnotherThreadsViewOfItCloses() throws Exception {
+        Path p = file("viewed-while-failing", 16 * MiB, 22);
+        int before = mem.regions().size();
+        long newest = mem.regions().stream().mapToLong(Region::id).max().orElse(0);
+        java.util.concurrent.CountDownLatch opened = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicReference<Throwable> viewer = new java.util.concurrent.atomic.AtomicReference<>();
+        AtomicBoolean first = new AtomicBoolean(true);
+        LoadOptions o = LoadOptions.defaults().withThreads(1).withChunkBytes(MiB).withProgress((done, total) -> {
+            if (first.compareAndSet(true, false)) {
+                // another thread opens a view of the region being loaded and keeps it a while; the file then
+                // shrinks, which fails the load
+                Thread.ofPlatform().start(() -> {
+                    try {
+                        Region r = mem.regions().stream().filter(x -> x.id() > newest).findFirst().orElseThrow();
+                        try (HostView v = r.host(0, 4096, Access.READ)) {
+                            opened.countDown();
+                            Thread.sleep(500);
+                        }
+                    } catch (Throwable t) {
+                        viewer.set(t);
+                        opened.countDown();
+                    }
+                });
+                try {
+                    assertTrue(opened.await(10, java.util.concurrent.TimeUnit.SECONDS));
+                    try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
+                        ch.truncate(3 * MiB);
+                    }
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                } catch (InterruptedException e) {
+                    throw new AssertionError(e);
+                }
+            }
+        });
+        IOException e = assertThrows(IOException.class, () -> mem.load(p, 1, o));
+        assertTrue(e.getMessage().contains("shrank") || e.getMessage().contains("changed size"), e.getMessage());
+        assertEquals(null, viewer.get(), "the other thread's view of the loading region");
+        assertEquals(before, mem.regions().size(), "the half-loaded region was freed once the view closed");
+        assertEquals(java.util.List.of(), mem.verify());
     }
 
     @Test

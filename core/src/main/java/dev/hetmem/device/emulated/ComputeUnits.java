@@ -266,7 +266,9 @@ final class ComputeUnits {
                     t.interrupt();
                 }
             }
-            if (launcher != self) {
+            if (launcher != self && !launcher.isInterrupted()) {
+                // an interrupt already set is the caller's, and stays set for it: the launching thread's
+                // wait ends on it anyway, and this launch clears only one it sent itself
                 launcher.interrupt();
                 interruptedLauncher = true;
             }
