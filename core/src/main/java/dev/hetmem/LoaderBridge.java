@@ -23,7 +23,17 @@ final class LoaderBridge implements LoadTarget {
     @Override
     public void fillDevice(Region region, long offset, long length, int node, long buffer) {
         RegionState s = region.state();
-        s.lifecycle().enter();
+        try {
+            s.lifecycle().enter();
+        } catch (IllegalStateException refused) {
+            if (!s.lifecycle().isClosed()) {
+                throw refused;   // the memory is closing: its refusal says so
+            }
+            // another thread's free of the region being loaded (it waits for the load to stop): said as such,
+            // not as the free's own advice to its caller
+            throw new IllegalStateException(region + " was freed (by another thread, or by the memory's close) while the "
+                    + "file loaded into it; the load stopped", refused);
+        }
         try {
             memory.engine().fill(s, offset >>> PAGE_SHIFT, Math.ceilDiv(offset + length, PAGE_BYTES), node, buffer);
         } finally {

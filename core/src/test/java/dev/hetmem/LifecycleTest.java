@@ -452,6 +452,45 @@ class LifecycleTest {
         assertNoCopyThreadsLeft();
     }
 
+    /**
+     * Found by a review of every wait: on an interrupted closing thread, the kept host frames' release
+     * thread and the emulated device's copy-engine thread were waited for only until the interrupt
+     * (at once), so close() returned with them still running, and the device unmapped its memory under
+     * a copy engine that may still copy. Both are waited for through the interrupt now.
+     */
+    @Test
+    void aCloseOnAnInterruptedThreadEndsTheReleaseAndCopyEngineThreadsBeforeItReturns() throws Exception {
+        java.util.Set<Thread> before = threadsNamed("hetmem-host-release", "lifecycle-interrupted-copy-engine");
+        UnifiedMemory mem = UnifiedMemory.builder().copyPath(CopyPath.ENGINE).hostRetainBudget(64L << 10)
+                .device(EmulatedDevice.builder().name("lifecycle-interrupted").capacity(8 * MiB).build()).build();
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r, 0, 4 * MiB, 5);
+        // every other page to the device: the host frames left behind are kept past the budget, so the
+        // release thread runs; the copies go through the device's copy engine
+        long[] offsets = new long[512];
+        for (int i = 0; i < offsets.length; i++) {
+            offsets[i] = 2L * i * 4096;
+        }
+        mem.prefetch(r, offsets, 4096, 1);
+        java.util.Set<Thread> mine = threadsNamed("hetmem-host-release", "lifecycle-interrupted-copy-engine");
+        mine.removeAll(before);
+        assertEquals(2, mine.size(), "the memory's release and copy-engine threads: " + mine);
+        closeInterrupted(mem);
+        for (Thread t : mine) {
+            assertFalse(t.isAlive(), t.getName() + " still runs after close() returned: " + java.util.Arrays.toString(t.getStackTrace()));
+        }
+    }
+
+    private static java.util.Set<Thread> threadsNamed(String... names) {
+        java.util.Set<Thread> out = new java.util.HashSet<>();
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (java.util.List.of(names).contains(t.getName())) {
+                out.add(t);
+            }
+        }
+        return out;
+    }
+
     private static long copyThreads() {
         return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("hetmem-copy-")).count();
     }

@@ -162,11 +162,9 @@ public final class RetainedFrames implements AutoCloseable {
             notifyAll();
         }
         if (t != null) {
-            try {
-                t.join();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            // through an interrupt (kept): a release still running after this returns could reach memory
+            // mapped anew at the same addresses
+            dev.hetmem.internal.Uninterruptibly.join(t, 0);
         }
     }
 

@@ -25,4 +25,35 @@ public final class Uninterruptibly {
             Thread.currentThread().interrupt();
         }
     }
+
+    /**
+     * Waits for {@code thread} to end, at most {@code timeoutMillis} (0: for as long as it runs);
+     * an interrupt meanwhile is kept set for the caller, not acted on. Returns whether it ended.
+     */
+    public static boolean join(Thread thread, long timeoutMillis) {
+        boolean interrupted = false;
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
+        try {
+            while (thread.isAlive()) {
+                long left = deadline - System.nanoTime();
+                if (timeoutMillis != 0 && left <= 0) {
+                    return false;
+                }
+                try {
+                    if (timeoutMillis == 0) {
+                        thread.join();
+                    } else {
+                        thread.join(java.time.Duration.ofNanos(left));
+                    }
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            return true;
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
 }

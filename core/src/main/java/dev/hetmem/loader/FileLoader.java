@@ -270,7 +270,14 @@ public final class FileLoader {
         long got = 0;
         while (got < want) {
             long len = f.direct ? roundUp(want - got) : want - got;
-            long n = FileIo.pread(f.fd, address + got, len, offset + got);
+            long n;
+            try {
+                n = FileIo.pread(f.fd, address + got, len, offset + got);
+            } catch (IOException e) {
+                // the system's error (EIO, or a file system that takes O_DIRECT at open and refuses it on
+                // read) names no file: this does
+                throw new IOException(path + ": " + e.getMessage(), e);
+            }
             if (n == 0) {
                 throw new IOException(path + " shrank during the load: reading ended at byte " + (offset + got)
                         + " of the " + size + " it had when the load began");

@@ -543,6 +543,48 @@ class LoaderTest {
         assertEquals(java.util.List.of(), mem.verify());
     }
 
+    /**
+     * Found by a review: another thread's free of a region being loaded to a device stops the load at
+     * its next chunk, which failed with the free's own refusal ("... its free waits for operations
+     * still running ... free it again once they end"), advice meant for the one freeing. It says now
+     * that the region was freed while the file loaded; the free completes once the load has stopped.
+     */
+    @Test
+    void aRegionFreedByAnotherThreadWhileItLoadsStopsTheLoadSayingSo() throws Exception {
+        Path p = file("freed-while-loading", 16 * MiB, 23);
+        int before = mem.regions().size();
+        long newest = mem.regions().stream().mapToLong(Region::id).max().orElse(0);
+        java.util.concurrent.atomic.AtomicReference<Throwable> freer = new java.util.concurrent.atomic.AtomicReference<>();
+        java.util.concurrent.atomic.AtomicReference<Thread> freeing = new java.util.concurrent.atomic.AtomicReference<>();
+        AtomicBoolean first = new AtomicBoolean(true);
+        LoadOptions o = LoadOptions.defaults().withThreads(1).withChunkBytes(MiB).withProgress((done, total) -> {
+            if (first.compareAndSet(true, false)) {
+                Region r = mem.regions().stream().filter(x -> x.id() > newest).findFirst().orElseThrow();
+                Thread t = Thread.ofPlatform().start(() -> {
+                    try {
+                        r.free();   // waits for the load to stop
+                    } catch (Throwable e) {
+                        freer.set(e);
+                    }
+                });
+                freeing.set(t);
+                // the free has begun once its thread waits for the load
+                long deadline = System.nanoTime() + 10_000_000_000L;
+                while (t.getState() != Thread.State.TIMED_WAITING && t.getState() != Thread.State.WAITING
+                        && t.isAlive() && System.nanoTime() < deadline) {
+                    Thread.onSpinWait();
+                }
+            }
+        });
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> mem.load(p, 1, o));
+        assertTrue(e.getMessage().contains("was freed") && e.getMessage().contains("while the file loaded into it")
+                && e.getMessage().contains("the load stopped"), e.getMessage());
+        freeing.get().join(10_000);
+        assertEquals(null, freer.get(), "the other thread's free");
+        assertEquals(before, mem.regions().size(), "the region is freed");
+        assertEquals(256 * MiB, mem.stats().node(1).freeBytes(), "no device frame leaked");
+    }
+
     @Test
     void aFileThatGrowsDuringTheLoadFailsAndLeavesNothing() throws IOException {
         Path p = file("grows", 16 * MiB, 6);

@@ -646,11 +646,9 @@ public final class EmulatedDevice implements DeviceDriver {
 
         void stop() {
             thread.interrupt();
-            try {
-                thread.join(5000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            // through an interrupt of the closing thread (kept): the device's memory is unmapped next, under
+            // a copy that may still run
+            dev.hetmem.internal.Uninterruptibly.join(thread, 5000);
         }
     }
 
