@@ -115,6 +115,7 @@ final class TranslationEpochs {
             return;
         }
         Thread me = Thread.currentThread();
+        boolean interrupted = false;
         for (Slot s : slots) {
             if (s.owner == me || !s.covers(ranges)) {
                 continue;
@@ -129,8 +130,14 @@ final class TranslationEpochs {
                     Thread.onSpinWait();
                 } else {
                     LockSupport.parkNanos(20_000);
+                    // parkNanos returns at once while the flag is set: taken here (the wait must end with the
+                    // item's access, whatever the caller's interrupt says) and set again at the end
+                    interrupted |= Thread.interrupted();
                 }
             }
+        }
+        if (interrupted) {
+            me.interrupt();
         }
     }
 }
