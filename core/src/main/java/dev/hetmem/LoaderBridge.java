@@ -68,16 +68,29 @@ final class LoaderBridge implements LoadTarget {
     @Override
     public void freeFailed(Region region) {
         RegionState s = region.state();
-        if (!s.isReleased()) {
+        if (s.lifecycle().isClosed()) {
+            // another thread's free (or the memory's close) stopped the load: it waits for the load to end and
+            // frees the region itself; a free here would race it and tell it the region was already freed
+            return;
+        }
+        s.lifecycle().closeViewsOfCurrentThread();   // a progress callback's own views, as free() closes them
+        long deadline = System.nanoTime() + memory.closeTimeoutNanos();
+        while (true) {
             try {
-                // the loading thread's own views are closed by now; other threads' are waited for
-                s.lifecycle().awaitNoLiveViews(memory.closeTimeoutNanos());
-            } catch (IllegalStateException stillOpen) {
-                throw new IllegalStateException(region + " of the failed load stays allocated (free it once they close): "
-                        + stillOpen.getMessage(), stillOpen);
+                // other threads' views refuse a free: waited for, and the free tried again, until the deadline
+                // (a view may open between the wait and the free)
+                s.lifecycle().awaitNoLiveViews(Math.max(0, deadline - System.nanoTime()));
+                region.free();
+                return;
+            } catch (IllegalStateException refused) {
+                // tried again only where another thread's view refused the free, which changes nothing (the
+                // region's lifecycle stays open); a closing memory, or a free that went ahead and failed, is final
+                if (s.lifecycle().isClosed() || memory.isClosing() || System.nanoTime() - deadline >= 0) {
+                    throw new IllegalStateException(region + " of the failed load could not be freed (free it once "
+                            + "nothing uses it): " + refused.getMessage(), refused);
+                }
             }
         }
-        region.free();
     }
 
     @Override

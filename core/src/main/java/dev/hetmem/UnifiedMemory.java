@@ -342,6 +342,11 @@ public final class UnifiedMemory implements AutoCloseable {
         return counters;
     }
 
+    /** Whether a close has begun (it frees every region itself). */
+    boolean isClosing() {
+        return lifecycle.isClosed();
+    }
+
     void checkOpen() {
         lifecycle.checkOpen();
     }

@@ -76,6 +76,8 @@ public final class FileLoader {
                     throw new IOException(path + " is not a regular file: it reports 0 bytes but has content "
                             + "(a /proc or /sys entry); only regular files can be loaded");
                 }
+            } catch (java.nio.channels.ClosedByInterruptException e) {
+                throw interrupted(e);
             }
         }
         long physical = target.nodeBytes(0);
@@ -122,10 +124,7 @@ public final class FileLoader {
                 throw interruptedLoad(w);
             }
             if (e instanceof java.nio.channels.ClosedByInterruptException c) {
-                // a channel of the memory-mapped scheme or of the empty-file probe, closed by the interrupt
-                java.io.InterruptedIOException io = new java.io.InterruptedIOException("the load was interrupted; nothing of it is kept");
-                io.initCause(c);
-                throw io;
+                throw interrupted(c);   // a channel of the memory-mapped scheme, closed by the interrupt
             }
             throw e;
         }
@@ -428,6 +427,13 @@ public final class FileLoader {
             e.addSuppressed(s);
         }
         return e;
+    }
+
+    /** A channel of the load closed by an interrupt (the flag is set), as the load reports it. */
+    private static java.io.InterruptedIOException interrupted(java.nio.channels.ClosedByInterruptException c) {
+        java.io.InterruptedIOException io = new java.io.InterruptedIOException("the load was interrupted; nothing of it is kept");
+        io.initCause(c);
+        return io;
     }
 
     /**

@@ -605,11 +605,13 @@ public final class MigrationEngine implements AutoCloseable {
             share.run();
         } finally {
             awaitAll(ended, running, () -> {
-                // no batch starts after the interrupt (a helper that begins late takes none), and the call
-                // fails as a sequential one would at its next wait, whatever the running batches do
-                next.set(batches.size());
-                failure.compareAndExchange(null, new dev.hetmem.internal.InterruptedWaitException(
-                        "interrupted while the batches of a migration ran on several threads", null));
+                // no batch starts after the interrupt (a helper that begins late takes none); the call fails
+                // if some batch never ran, as a sequential one would stop at its next wait (one whose batches
+                // had all begun succeeds or fails as they do)
+                if (next.getAndSet(batches.size()) < batches.size()) {
+                    failure.compareAndExchange(null, new dev.hetmem.internal.InterruptedWaitException(
+                            "interrupted while the batches of a migration ran on several threads; some never ran", null));
+                }
             });
         }
         Throwable first = failure.get();
@@ -627,16 +629,16 @@ public final class MigrationEngine implements AutoCloseable {
 
     /**
      * Waits until every helper of {@link #ensureEach} has ended: the caller may leave their regions
-     * next. An interrupt meanwhile runs {@code onInterrupt} (no further batch starts, the call fails),
+     * next. An interrupt meanwhile runs {@code onInterrupt} (no further batch starts; the call fails if
+     * some never ran),
      * is passed on to the helpers running (a batch waiting for a pin then fails, as the caller's own
      * would), and is kept for the caller. A helper clears what reached it before it ends.
      */
     private static void awaitAll(CountDownLatch ended, Thread[] running, Runnable onInterrupt) {
         boolean interrupted = false;
-        while (true) {
+        while (ended.getCount() != 0) {   // await() throws at once on a set flag even with nothing to wait for
             try {
                 ended.await();
-                break;
             } catch (InterruptedException e) {
                 interrupted = true;
                 onInterrupt.run();   // before the helpers are interrupted: one that registers later starts no batch

@@ -491,8 +491,10 @@ public final class StressRun {
     static boolean injected(Throwable t, boolean besideFrees) {
         for (Throwable c = t; c != null; c = c.getCause()) {
             for (Throwable other : c.getSuppressed()) {
-                if (!injected(other, besideFrees) && !(besideFrees && other instanceof IllegalStateException
-                        && String.valueOf(other.getMessage()).contains("freed"))) {
+                // an interrupt beside it: the batches of a list on several threads, the caller interrupted after
+                // one failed as injected (an interrupt alone is judged by interruptedFailure, with its flag)
+                if (!injected(other, besideFrees) && !interruptedFailure(other) && !(besideFrees
+                        && other instanceof IllegalStateException && String.valueOf(other.getMessage()).contains("freed"))) {
                     return false;
                 }
             }

@@ -544,6 +544,36 @@ class LoaderTest {
     }
 
     /**
+     * A progress callback that opens a view of the region being loaded and leaves it open: the failed
+     * load closes it, as a free closes its caller's own views, and frees the region (the wait for
+     * other threads' views refused to wait for this thread's own, and the region stayed allocated).
+     */
+    @Test
+    void aFailedLoadClosesTheViewItsOwnProgressCallbackLeftOpenAndFreesTheRegion() throws IOException {
+        Path p = file("own-view-while-failing", 16 * MiB, 24);
+        int before = mem.regions().size();
+        long newest = mem.regions().stream().mapToLong(Region::id).max().orElse(0);
+        java.util.concurrent.atomic.AtomicReference<HostView> left = new java.util.concurrent.atomic.AtomicReference<>();
+        LoadOptions o = LoadOptions.defaults().withThreads(1).withChunkBytes(MiB).withProgress((done, total) -> {
+            if (left.get() == null) {
+                Region r = mem.regions().stream().filter(x -> x.id() > newest).findFirst().orElseThrow();
+                left.set(r.host(0, 4096, Access.READ));   // never closed by the callback
+                try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
+                    ch.truncate(3 * MiB);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            }
+        });
+        IOException e = assertThrows(IOException.class, () -> mem.load(p, 1, o));
+        assertTrue(e.getMessage().contains("shrank") || e.getMessage().contains("changed size"), e.getMessage());
+        assertEquals(java.util.List.of(), java.util.Arrays.asList(e.getSuppressed()), "the region was freed without trouble");
+        assertEquals(before, mem.regions().size(), "the half-loaded region was freed");
+        assertThrows(IllegalStateException.class, () -> left.get().segment().get(ValueLayout.JAVA_BYTE, 0),
+                "the callback's view was closed with the region");
+    }
+
+    /**
      * Found by a review: another thread's free of a region being loaded to a device stops the load at
      * its next chunk, which failed with the free's own refusal ("... its free waits for operations
      * still running ... free it again once they end"), advice meant for the one freeing. It says now

@@ -81,6 +81,9 @@ final class ComputeUnits {
                 : Executors.newThreadPerTaskExecutor(Thread.ofPlatform().name(name + "-faulting-", 0).daemon().factory());
         ExecutorService pool = faults == null ? compute : faultingThreads;
         FaultingThreads running = faults == null ? null : new FaultingThreads(Thread.currentThread());
+        // the caller's interrupt, set before the launch: kept whatever this launch's own interrupts do (a wait
+        // that takes the flag for a while, TranslationEpochs', hides it from FaultingThreads.fail meanwhile)
+        boolean callerInterrupted = Thread.currentThread().isInterrupted();
         Throwable failure = null;
         try {
             for (int t = 1; t < parts; t++) {
@@ -151,7 +154,7 @@ final class ComputeUnits {
                 failure = running.firstFailure();
             }
         }
-        if (interrupted) {
+        if (interrupted || callerInterrupted) {
             Thread.currentThread().interrupt();
         }
         if (failure instanceof Error e) {

@@ -167,9 +167,18 @@ final class OpenClCopyEngine implements CopyEngine {
         } finally {
             stopping.writeLock().unlock();
         }
-        try {
-            waiter.join(5000);
-        } catch (InterruptedException e) {
+        // through an interrupt of the closing thread (kept): the device releases its queues and context next,
+        // which the waiter may still be using
+        boolean interrupted = false;
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (waiter.isAlive() && deadline - System.nanoTime() > 0) {
+            try {
+                waiter.join(java.time.Duration.ofNanos(deadline - System.nanoTime()));
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
             Thread.currentThread().interrupt();
         }
     }
