@@ -68,9 +68,9 @@ final class LoaderBridge implements LoadTarget {
     @Override
     public void freeFailed(Region region) {
         RegionState s = region.state();
-        if (s.lifecycle().isClosed()) {
-            // another thread's free (or the memory's close) stopped the load: it waits for the load to end and
-            // frees the region itself; a free here would race it and tell it the region was already freed
+        if (s.lifecycle().isClosed() || memory.isClosing()) {
+            // another thread's free, or the memory's close, stopped the load or is under way: it frees the
+            // region itself once the load has ended; a free here would race it (and tell it "already freed")
             return;
         }
         s.lifecycle().closeViewsOfCurrentThread();   // a progress callback's own views, as free() closes them
@@ -84,7 +84,7 @@ final class LoaderBridge implements LoadTarget {
                 return;
             } catch (IllegalStateException refused) {
                 // tried again only where another thread's view refused the free, which changes nothing (the
-                // region's lifecycle stays open); a closing memory, or a free that went ahead and failed, is final
+                // region's lifecycle stays open); a free that went ahead and failed, or a close begun, is final
                 if (s.lifecycle().isClosed() || memory.isClosing() || System.nanoTime() - deadline >= 0) {
                     throw new IllegalStateException(region + " of the failed load could not be freed (free it once "
                             + "nothing uses it): " + refused.getMessage(), refused);

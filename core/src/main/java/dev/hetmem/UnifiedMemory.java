@@ -78,11 +78,6 @@ public final class UnifiedMemory implements AutoCloseable {
     private final Lifecycle lifecycle = new Lifecycle("memory");
     /** How long close() and free() wait for running operations before failing loudly. */
     private final long closeTimeoutNanos;
-
-    /** How long a close or a free waits for operations and views ({@link Builder#closeTimeout}). */
-    long closeTimeoutNanos() {
-        return closeTimeoutNanos;
-    }
     // Lock L2 (teardown): docs/design.md, lock table, L2.
     /** Guards the teardown once every operation has drained: whoever gets it first tears down. */
     private final Object teardown = new Object();
@@ -340,6 +335,11 @@ public final class UnifiedMemory implements AutoCloseable {
 
     Counters counters() {
         return counters;
+    }
+
+    /** How long a close or a free waits for operations and views ({@link Builder#closeTimeout}). */
+    long closeTimeoutNanos() {
+        return closeTimeoutNanos;
     }
 
     /** Whether a close has begun (it frees every region itself). */

@@ -77,7 +77,7 @@ public final class FileLoader {
                             + "(a /proc or /sys entry); only regular files can be loaded");
                 }
             } catch (java.nio.channels.ClosedByInterruptException e) {
-                throw interrupted(e);
+                throw interruptedLoad(e);
             }
         }
         long physical = target.nodeBytes(0);
@@ -120,11 +120,11 @@ public final class FileLoader {
                 // region open past the timeout: the load's own failure is the news
                 e.addSuppressed(cleanup);
             }
-            if (e instanceof dev.hetmem.internal.InterruptedWaitException w) {
-                throw interruptedLoad(w);
-            }
-            if (e instanceof java.nio.channels.ClosedByInterruptException c) {
-                throw interrupted(c);   // a channel of the memory-mapped scheme, closed by the interrupt
+            if (e instanceof dev.hetmem.internal.InterruptedWaitException
+                    || e instanceof java.nio.channels.ClosedByInterruptException) {
+                // the engine's wait in the staged schemes' prefetch or the load's view, or a channel of the
+                // memory-mapped scheme closed by the interrupt
+                throw interruptedLoad(e);
             }
             throw e;
         }
@@ -416,24 +416,17 @@ public final class FileLoader {
     }
 
     /**
-     * The engine's interrupted wait (for room, for a pin) in a load, as the load reports it: the
-     * {@link java.io.InterruptedIOException} an interrupted read gives (the flag stays set). Also
-     * for the staged schemes' prefetch and the load's host view, outside the reading threads.
+     * An interrupt of the load as the load reports it, whatever it cut short (the engine's wait for
+     * room or for a pin, a wait of the loading thread, a channel it closed): the
+     * {@link java.io.InterruptedIOException} an interrupted read gives. The flag stays set.
      */
-    private static java.io.InterruptedIOException interruptedLoad(dev.hetmem.internal.InterruptedWaitException w) {
+    private static java.io.InterruptedIOException interruptedLoad(Throwable cause) {
         java.io.InterruptedIOException e = new java.io.InterruptedIOException("the load was interrupted; nothing of it is kept");
-        e.initCause(w);
-        for (Throwable s : w.getSuppressed()) {
+        e.initCause(cause);
+        for (Throwable s : cause.getSuppressed()) {
             e.addSuppressed(s);
         }
         return e;
-    }
-
-    /** A channel of the load closed by an interrupt (the flag is set), as the load reports it. */
-    private static java.io.InterruptedIOException interrupted(java.nio.channels.ClosedByInterruptException c) {
-        java.io.InterruptedIOException io = new java.io.InterruptedIOException("the load was interrupted; nothing of it is kept");
-        io.initCause(c);
-        return io;
     }
 
     /**
@@ -442,14 +435,12 @@ public final class FileLoader {
      * first failure), rather than lost with its exception.
      */
     private static void record(AtomicReference<Throwable> failure, Throwable t) {
-        if (t instanceof InterruptedException || t instanceof dev.hetmem.internal.InterruptedWaitException) {
+        boolean interrupt = t instanceof InterruptedException || t instanceof dev.hetmem.internal.InterruptedWaitException;
+        if (interrupt) {
             Thread.currentThread().interrupt();
         }
-        if (!failure.compareAndSet(null, t)) {
-            Throwable first = failure.get();
-            if (first != t && (t instanceof InterruptedException || t instanceof dev.hetmem.internal.InterruptedWaitException)) {
-                first.addSuppressed(t);
-            }
+        if (!failure.compareAndSet(null, t) && interrupt && failure.get() != t) {
+            failure.get().addSuppressed(t);
         }
     }
 
@@ -478,9 +469,7 @@ public final class FileLoader {
             // a wait of the loading thread (for a populated chunk, for a buffer) was interrupted: the flag
             // is kept for the caller, and the message says what happened rather than the exception's class
             Thread.currentThread().interrupt();
-            java.io.InterruptedIOException e = new java.io.InterruptedIOException("the load was interrupted; nothing of it is kept");
-            e.initCause(ie);
-            throw e;
+            throw interruptedLoad(ie);
         }
         throw new IOException(t);
     }

@@ -24,12 +24,14 @@ public interface LoadTarget {
     long nodeBytes(int node);
 
     /**
-     * Frees the region of a failed load. Other threads may have opened host views of it meanwhile
-     * (it is listed from the start), which refuse a free: they are waited for, within the memory's
-     * close timeout, so that the half-loaded region does not stay allocated after the failure.
+     * Frees the region of a failed load, the calling thread's own views of it closed first (a free
+     * closes its caller's views). Other threads may have opened host views of it meanwhile (it is
+     * listed from the start), which refuse a free: they are waited for, within the memory's close
+     * timeout, so that the half-loaded region does not stay allocated after the failure. Where
+     * another thread's free or the memory's close has begun, that one frees it, and this returns.
      *
-     * @throws IllegalStateException if the region cannot be freed: the memory is closing (it frees
-     *         the region itself), or views of other threads stayed open past the timeout
+     * @throws IllegalStateException if views of other threads stayed open past the timeout, or the
+     *         free failed
      */
     void freeFailed(Region region);
 

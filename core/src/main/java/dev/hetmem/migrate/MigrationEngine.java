@@ -630,9 +630,9 @@ public final class MigrationEngine implements AutoCloseable {
     /**
      * Waits until every helper of {@link #ensureEach} has ended: the caller may leave their regions
      * next. An interrupt meanwhile runs {@code onInterrupt} (no further batch starts; the call fails if
-     * some never ran),
-     * is passed on to the helpers running (a batch waiting for a pin then fails, as the caller's own
-     * would), and is kept for the caller. A helper clears what reached it before it ends.
+     * some never ran), is passed on to the helpers running (a batch waiting for a pin then fails, as
+     * the caller's own would), and is kept for the caller. A helper clears what reached it before it
+     * ends. With nothing left to wait for, a set flag changes nothing.
      */
     private static void awaitAll(CountDownLatch ended, Thread[] running, Runnable onInterrupt) {
         boolean interrupted = false;

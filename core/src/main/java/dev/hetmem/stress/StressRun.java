@@ -529,9 +529,6 @@ public final class StressRun {
                     || c instanceof java.nio.channels.ClosedByInterruptException || c instanceof InterruptedException) {
                 return true;
             }
-            if (c.getCause() == c) {
-                return false;
-            }
         }
         return false;
     }
