@@ -73,8 +73,8 @@ public final class FileLoader {
             // /proc and /sys files say 0 bytes and then produce content: not a file to load
             try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
                 if (ch.read(java.nio.ByteBuffer.allocate(1)) > 0) {
-                    throw new IOException(path + " is not a regular file: it reports 0 bytes but has content "
-                            + "(a /proc or /sys entry); only regular files can be loaded");
+                    throw new IOException(path + " reports 0 bytes but has content: not a regular file (a /proc or "
+                            + "/sys entry; only regular files can be loaded), or a file written as the load began (load it again)");
                 }
             } catch (java.nio.channels.ClosedByInterruptException e) {
                 throw interruptedLoad(e);
