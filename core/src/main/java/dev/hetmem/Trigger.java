@@ -11,7 +11,11 @@ public enum Trigger {
     PREFETCH,
     /** {@link UnifiedMemory#release(int)}: a device dropped every frame, pages went home. */
     RELEASE,
-    /** {@link UnifiedMemory#load}: pages filled from a file. */
+    /**
+     * {@link UnifiedMemory#load}: pages a load to a device filled from a file through its ring (the
+     * overlapped scheme). The other schemes read the file into the host's pages, which migrates
+     * nothing, and then copy them to the device as a {@link #PREFETCH}, as a program does today.
+     */
     LOAD,
     /** A full device made room: its coldest pages went home. */
     EVICTION;
