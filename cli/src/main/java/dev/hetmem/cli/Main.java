@@ -160,9 +160,22 @@ public final class Main {
             err.println("hetmem " + cmd + ": " + printable(message));
             return jsonError(argv, out, commandWords(cmd, rest), message, 1);
         } catch (OutOfMemoryError e) {
-            err.println("hetmem " + cmd + ": out of Java heap; ask for less (smaller --sizes)");
-            return jsonError(argv, out, commandWords(cmd, rest), "out of Java heap; ask for less (smaller --sizes)", 1);
+            String message = "out of Java heap; " + lessToAskFor(commandWords(cmd, rest))
+                    + ", or give the JVM more (HETMEM_JAVA_OPTS=-Xmx...)";
+            err.println("hetmem " + cmd + ": " + message);
+            return jsonError(argv, out, commandWords(cmd, rest), message, 1);
         }
+    }
+
+    /** For an out-of-memory message: the option of {@code words}' command that asks for less, where it has one. */
+    static String lessToAskFor(String words) {
+        return switch (words) {
+            case "bench migrate", "bench load" -> "ask for less (smaller --sizes)";
+            case "bench oversub", "bench decode" -> "ask for less (a smaller --capacity)";
+            case "bench kernels" -> "ask for less (a smaller --device-mib)";
+            case "demo", "bench translate" -> "ask for less (a smaller --size)";
+            default -> "ask for less";
+        };
     }
 
     /**

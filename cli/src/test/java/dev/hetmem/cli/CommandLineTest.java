@@ -49,6 +49,27 @@ class CommandLineTest {
         assertEquals(0, depth);
     }
 
+    /**
+     * The out-of-memory message told every command to ask for "smaller --sizes", an option only two
+     * commands have. Each command's hint names an option of its own usage, or none.
+     */
+    @Test
+    void theOutOfMemoryHintNamesAnOptionOfTheCommandOrNone() {
+        for (String words : List.of("info", "demo", "load", "map", "stress", "bench migrate", "bench load", "bench oversub",
+                "bench decode", "bench fault", "bench translate", "bench kernels")) {
+            String hint = Main.lessToAskFor(words);
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("--[a-z-]+").matcher(hint);
+            if (m.find()) {
+                assertTrue(Main.usageOf(words).contains("[" + m.group() + " "), words + ": " + hint + " names an option its usage lacks:\n"
+                        + Main.usageOf(words));
+            } else {
+                assertEquals("ask for less", hint, words);
+            }
+        }
+        assertEquals("ask for less (smaller --sizes)", Main.lessToAskFor("bench migrate"));
+        assertEquals("ask for less", Main.lessToAskFor("load"));
+    }
+
     @Test
     void userVisibleStringsAreEscaped() {
         // an ESC sequence from a file (a tensor name, a message) must not reach the terminal raw
