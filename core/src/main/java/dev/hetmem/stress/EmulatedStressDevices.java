@@ -102,6 +102,11 @@ public final class EmulatedStressDevices implements StressDevices {
     }
 
     @Override
+    public void failExecute(DeviceDriver device, int after) {
+        ((EmulatedDevice) device).failExecute(after);
+    }
+
+    @Override
     public void refuseRunsOfAtLeast(DeviceDriver device, int pages) {
         ((EmulatedDevice) device).failRunsOfAtLeast(pages);
     }

@@ -135,6 +135,16 @@ public interface StressDevices {
     void failCopy(DeviceDriver device, int after);
 
     /**
+     * Arms (or, with -1, disarms) the device's injected launch failure after {@code after} more kernel
+     * runs: the failing run throws before any work item runs. A kind without it injects nothing.
+     *
+     * @param device a device made by {@link #create}
+     * @param after how many kernel runs still succeed before one fails, or -1 to disarm
+     */
+    default void failExecute(DeviceDriver device, int after) {
+    }
+
+    /**
      * Whether the userfaultfd host-fault mode can run with these devices (their memory must be
      * readable by the host in place).
      *

@@ -222,6 +222,7 @@ public final class StressRun {
             for (int i = 1; i < drivers.length; i++) {
                 kinds[i].failAllocation(drivers[i], -1);
                 kinds[i].failCopy(drivers[i], -1);
+                kinds[i].failExecute(drivers[i], -1);
                 kinds[i].refuseRunsOfAtLeast(drivers[i], 0);
             }
         }
@@ -716,10 +717,13 @@ public final class StressRun {
                 }
                 if (config.inject()) {
                     int node = 1 + inj.nextInt(s.devices());
-                    if (inj.nextBoolean()) {
+                    int which = inj.nextInt(5);
+                    if (which < 2) {
                         s.kinds[node].failAllocation(s.drivers[node], inj.nextInt(20));
-                    } else {
+                    } else if (which < 4) {
                         s.kinds[node].failCopy(s.drivers[node], inj.nextInt(60));
+                    } else {
+                        s.kinds[node].failExecute(s.drivers[node], inj.nextInt(8));
                     }
                 }
                 sleep(5 + inj.nextInt(20));

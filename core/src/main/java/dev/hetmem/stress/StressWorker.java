@@ -461,9 +461,14 @@ final class StressWorker {
                 int after = (int) (st.x() % 40);
                 switch ((st.b() >>> 1) % 4) {
                     case 0, 1 -> {
+                        // an allocation, a copy, or (one in four, where the kind injects it) a kernel run
+                        boolean launch = ((st.x() >>> 40) & 3) == 0;
                         boolean alloc = (st.b() & 1) == 0;
-                        note("inject " + (alloc ? "an allocation" : "a copy") + " failure on node " + node + " after " + after);
-                        if (alloc) {
+                        note("inject " + (launch ? "a launch" : alloc ? "an allocation" : "a copy") + " failure on node " + node
+                                + " after " + (launch ? after % 4 : after));
+                        if (launch) {
+                            s.kinds[node].failExecute(s.drivers[node], after % 4);
+                        } else if (alloc) {
                             s.kinds[node].failAllocation(s.drivers[node], after);
                         } else {
                             s.kinds[node].failCopy(s.drivers[node], after);

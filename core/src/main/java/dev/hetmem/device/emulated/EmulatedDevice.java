@@ -41,7 +41,8 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * <p>It implements the driver interface and uses only the public API besides: its dmirror-style
  * {@link #read} and {@link #write} commands are kernel launches.
  *
- * <p>Fault injection for tests: {@link #failAllocation(int)} and {@link #failCopy(int)}.
+ * <p>Fault injection for tests: {@link #failAllocation(int)}, {@link #failCopy(int)} and
+ * {@link #failExecute(int)}.
  */
 public final class EmulatedDevice implements DeviceDriver {
     /** Device memory of a device built without {@link Builder#capacity}: 256 MiB, in bytes. */
@@ -54,6 +55,7 @@ public final class EmulatedDevice implements DeviceDriver {
     private final EmulatedPageTable pageTable = new EmulatedPageTable();
     private final FaultCountdown allocationFailure = new FaultCountdown();
     private final FaultCountdown copyFailure = new FaultCountdown();
+    private final FaultCountdown executeFailure = new FaultCountdown();
     private final ExecutorService compute;
     /** Runs launches' work items; tracks what faulting launches' items may be using. */
     private final ComputeUnits units;
@@ -224,6 +226,18 @@ public final class EmulatedDevice implements DeviceDriver {
      */
     public void failCopy(int after) {
         copyFailure.arm(after);
+    }
+
+    /**
+     * The kernel run after the next {@code after} ones fails before any of its work items runs, as a
+     * device out of resources refuses a launch; -1 disarms. Every {@code execute} counts (each tile
+     * of a tiled launch is one); the failing one throws {@link DeviceMemoryException}, and the switch
+     * is disarmed after it fires.
+     *
+     * @param after how many kernel runs succeed first: 0 fails the next one; -1 disarms
+     */
+    public void failExecute(int after) {
+        executeFailure.arm(after);
     }
 
     // ---- DeviceDriver ----------------------------------------------------------------------
@@ -503,6 +517,10 @@ public final class EmulatedDevice implements DeviceDriver {
         if (globalOffset < 0 || globalSize < 0 || globalOffset > Long.MAX_VALUE - globalSize) {
             throw new IllegalArgumentException("work items [" + globalOffset + ", " + globalOffset + " + " + globalSize
                     + ") are outside [0, 2^63)");
+        }
+        if (executeFailure.fire()) {
+            throw new DeviceMemoryException("injected launch failure on " + name + " (out of resources): none of work items ["
+                    + globalOffset + ", " + (globalOffset + globalSize) + ") ran");
         }
         units.run(k, globalOffset, globalSize, arguments, faults);
     }
