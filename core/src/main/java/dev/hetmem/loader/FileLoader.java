@@ -398,20 +398,10 @@ public final class FileLoader {
         joinAll(threads);
     }
 
+    /** Waits for every thread to end, through an interrupt (kept for the caller). */
     private static void joinAll(List<Thread> threads) {
-        boolean interrupted = false;
         for (Thread t : threads) {
-            while (true) {
-                try {
-                    t.join();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                }
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
+            dev.hetmem.internal.Uninterruptibly.join(t, 0);
         }
     }
 

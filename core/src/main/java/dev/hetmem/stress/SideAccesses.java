@@ -141,18 +141,8 @@ final class SideAccesses implements AutoCloseable {
     @Override
     public void close() {
         stop.set(true);
-        boolean interrupted = false;
-        while (true) {   // the step's interrupt is the step's: this thread still stops, and the flag stays
-            try {
-                thread.join();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        // the step's interrupt is the step's: this thread still stops, and the flag stays
+        dev.hetmem.internal.Uninterruptibly.join(thread, 0);
         if (mismatch != null) {
             throw new StressRun.Mismatch(mismatch);
         }

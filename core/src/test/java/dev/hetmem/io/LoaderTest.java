@@ -72,6 +72,16 @@ class LoaderTest {
         return p;
     }
 
+    /** The id of the newest live region of {@code mem}, or 0. */
+    static long newestRegion() {
+        return mem.regions().stream().mapToLong(Region::id).max().orElse(0);
+    }
+
+    /** The region allocated after region {@code newest}: the one a load in progress fills. */
+    static Region regionAfter(long newest) {
+        return mem.regions().stream().filter(x -> x.id() > newest).findFirst().orElseThrow();
+    }
+
     static void sameBytes(Path p, Region r) throws IOException {
         long size = Files.size(p);
         assertEquals(size, r.size());
@@ -504,7 +514,7 @@ class LoaderTest {
     void aFailedLoadFreesItsRegionOnceAnotherThreadsViewOfItCloses() throws Exception {
         Path p = file("viewed-while-failing", 16 * MiB, 22);
         int before = mem.regions().size();
-        long newest = mem.regions().stream().mapToLong(Region::id).max().orElse(0);
+        long newest = newestRegion();
         java.util.concurrent.CountDownLatch opened = new java.util.concurrent.CountDownLatch(1);
         java.util.concurrent.atomic.AtomicReference<Throwable> viewer = new java.util.concurrent.atomic.AtomicReference<>();
         AtomicBoolean first = new AtomicBoolean(true);
@@ -514,7 +524,7 @@ class LoaderTest {
                 // shrinks, which fails the load
                 Thread.ofPlatform().start(() -> {
                     try {
-                        Region r = mem.regions().stream().filter(x -> x.id() > newest).findFirst().orElseThrow();
+                        Region r = regionAfter(newest);
                         try (HostView v = r.host(0, 4096, Access.READ)) {
                             opened.countDown();
                             Thread.sleep(500);
@@ -552,11 +562,11 @@ class LoaderTest {
     void aFailedLoadClosesTheViewItsOwnProgressCallbackLeftOpenAndFreesTheRegion() throws IOException {
         Path p = file("own-view-while-failing", 16 * MiB, 24);
         int before = mem.regions().size();
-        long newest = mem.regions().stream().mapToLong(Region::id).max().orElse(0);
+        long newest = newestRegion();
         java.util.concurrent.atomic.AtomicReference<HostView> left = new java.util.concurrent.atomic.AtomicReference<>();
         LoadOptions o = LoadOptions.defaults().withThreads(1).withChunkBytes(MiB).withProgress((done, total) -> {
             if (left.get() == null) {
-                Region r = mem.regions().stream().filter(x -> x.id() > newest).findFirst().orElseThrow();
+                Region r = regionAfter(newest);
                 left.set(r.host(0, 4096, Access.READ));   // never closed by the callback
                 try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
                     ch.truncate(3 * MiB);
@@ -583,13 +593,13 @@ class LoaderTest {
     void aRegionFreedByAnotherThreadWhileItLoadsStopsTheLoadSayingSo() throws Exception {
         Path p = file("freed-while-loading", 16 * MiB, 23);
         int before = mem.regions().size();
-        long newest = mem.regions().stream().mapToLong(Region::id).max().orElse(0);
+        long newest = newestRegion();
         java.util.concurrent.atomic.AtomicReference<Throwable> freer = new java.util.concurrent.atomic.AtomicReference<>();
         java.util.concurrent.atomic.AtomicReference<Thread> freeing = new java.util.concurrent.atomic.AtomicReference<>();
         AtomicBoolean first = new AtomicBoolean(true);
         LoadOptions o = LoadOptions.defaults().withThreads(1).withChunkBytes(MiB).withProgress((done, total) -> {
             if (first.compareAndSet(true, false)) {
-                Region r = mem.regions().stream().filter(x -> x.id() > newest).findFirst().orElseThrow();
+                Region r = regionAfter(newest);
                 Thread t = Thread.ofPlatform().start(() -> {
                     try {
                         r.free();   // waits for the load to stop
