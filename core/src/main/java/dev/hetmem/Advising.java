@@ -3,11 +3,8 @@ package dev.hetmem;
 import dev.hetmem.driver.PageGeometry;
 import dev.hetmem.internal.RegionState;
 import dev.hetmem.migrate.MigrationEngine;
-import dev.hetmem.migrate.MigrationRequest;
 
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 
 /**
  * Advice (KFD SVM's range attributes, CUDA's cudaMemAdvise) applied to a range: prefetch and
@@ -126,17 +123,24 @@ final class Advising {
      * Otherwise the batches run one after another on the calling thread, each as large as a batch
      * may be.
      */
-    long prefetchEach(Region region, long[] offsets, long length, int node) {
+    long prefetchEach(Region region, long[] requested, long length, int node) {
         RegionState s = region.state();
         MigrationEngine engine = memory.engine();
+        // checked, then cut and run from this copy: the caller's array may change meanwhile (the
+        // batches read it on other threads, after the checks)
+        long[] offsets = requested.clone();
         s.lifecycle().enter();
         try {
+            boolean sorted = true;
+            long previous = Long.MIN_VALUE;
             for (long off : offsets) {
                 Checks.range(off, length, region.size(), region);
                 if (length > 0) {
                     s.refuseFreed(off >>> PageGeometry.PAGE_SHIFT, Math.ceilDiv(off + length, PageGeometry.PAGE_BYTES),
                             "a prefetch");
                 }
+                sorted &= off >= previous;
+                previous = off;
             }
             if (length == 0 || offsets.length == 0) {
                 return 0;
@@ -151,40 +155,47 @@ final class Advising {
             // batches of a block or more side by side
             if (threads == 1 || s.pins().heldByCurrentThread(0, s.pages()) != null || engine.mode() == MigrationMode.VANILLA
                     || total <= PageGeometry.BLOCK_PAGES || limit < 2L * threads * PageGeometry.BLOCK_PAGES) {
-                return engine.ensureEach(cut(s, offsets, length, limit, limit, Long.MAX_VALUE), node, Trigger.PREFETCH,
-                        true, 1, memory.background());
+                return engine.ensureEach(new PrefetchBatches(s, offsets, length, limit, limit, Long.MAX_VALUE), node,
+                        Trigger.PREFETCH, true, 1, memory.background());
             }
             // a few batches per thread, each at least a block (a batch costs a pass over its blocks) and,
             // with the rest of the block it ends in, at most a thread's part of one batch's limit; whole
             // granules only if all of the list's fit one batch, as one batch of the whole list decided
             long share = Math.min(limit / threads - PageGeometry.BLOCK_PAGES,
                     Math.max(PageGeometry.BLOCK_PAGES, Math.ceilDiv(total, 4L * threads)));
-            boolean widen = node == 0 || widenedPages(s, offsets, length) <= limit;
-            return engine.ensureEach(cut(s, offsets, length, limit, share, PIECES_PER_BATCH), node, Trigger.PREFETCH,
-                    widen, threads, memory.background());
+            boolean widen = node == 0 || !widenedPagesExceed(s, offsets, sorted, length, limit);
+            return engine.ensureEach(new PrefetchBatches(s, offsets, length, limit, share, PIECES_PER_BATCH), node,
+                    Trigger.PREFETCH, widen, threads, memory.background());
         } finally {
             s.lifecycle().exit();
         }
     }
 
     /**
-     * Pages of the ranges [offset, offset+length) widened to their granules, overlaps counted once
-     * (pages already on the target too: an upper bound of what whole granules would move).
+     * Whether the pages of the ranges [offset, offset+length) widened to their granules, overlaps
+     * counted once (pages already on the target too: an upper bound of what whole granules would
+     * move), are more than {@code limit}. Stops counting once they are: 65,536 scattered pages in
+     * 2 MiB granules pass a 256 MiB device's limit half-way through the list.
      */
-    private static long widenedPages(RegionState s, long[] offsets, long length) {
-        long[] sorted = offsets.clone();
-        Arrays.sort(sorted);
+    private static boolean widenedPagesExceed(RegionState s, long[] offsets, boolean sorted, long length, long limit) {
+        if (!sorted) {
+            offsets = offsets.clone();
+            Arrays.sort(offsets);
+        }
         long sum = 0;
         long end = Long.MIN_VALUE;
-        for (long off : sorted) {
+        for (long off : offsets) {
             long a = Math.max(s.granuleStart(off >>> PageGeometry.PAGE_SHIFT), end);
             long b = s.granuleEnd(Math.ceilDiv(off + length, PageGeometry.PAGE_BYTES));
             if (b > a) {
                 sum += b - a;
+                if (sum > limit) {
+                    return true;
+                }
             }
             end = Math.max(end, b);
         }
-        return sum;
+        return false;
     }
 
     /**
@@ -200,66 +211,4 @@ final class Advising {
      * path does not cut so.
      */
     static final long PIECES_PER_BATCH = 512;
-
-    /**
-     * The ranges as batches of requests, each of about {@code share} pages: a batch closes once it
-     * holds that many and the next range starts in another block, and pieces of a long range are
-     * cut at block boundaries, so that the batches of a sorted list share no block; a batch never
-     * passes {@code limit} pages (a range larger than that is cut), nor {@code share} by more than
-     * the rest of the block it ends in. A batch also closes, where a block ends, once it holds
-     * {@code maxPieces} stretches of pages that do not adjoin (each a run of its own to plan, copy
-     * and commit).
-     */
-    private static List<List<MigrationRequest>> cut(RegionState s, long[] offsets, long length, long limit, long share,
-                                                    long maxPieces) {
-        List<List<MigrationRequest>> batches = new ArrayList<>();
-        // a batch holds about share pages, in requests of up to a range's pages each, and at most
-        // maxPieces stretches and a block's requests more: sized once for that, not grown by copies
-        // (every batch is kept till the call returns: thousands of them, where maxPieces cuts)
-        long bound = Math.min(offsets.length,
-                Math.ceilDiv(Math.min(limit, share), Math.ceilDiv(length, PageGeometry.PAGE_BYTES)) + 1);
-        int sized = (int) (maxPieces < bound ? Math.min(bound, maxPieces + PageGeometry.BLOCK_PAGES) : bound);
-        List<MigrationRequest> batch = new ArrayList<>(sized);
-        long batchPages = 0;
-        long lastBlock = -1;
-        long pieces = 0;
-        long lastEnd = -1;
-        for (long off : offsets) {
-            long from = off >>> PageGeometry.PAGE_SHIFT;
-            long to = Math.ceilDiv(off + length, PageGeometry.PAGE_BYTES);
-            for (long p = from; p < to; ) {
-                boolean full = batchPages >= share || pieces >= maxPieces;
-                if (batchPages >= limit || (full && PageGeometry.blockOf(p) != lastBlock)) {
-                    batches.add(batch);
-                    batch = new ArrayList<>(sized);
-                    batchPages = 0;
-                    pieces = 0;
-                    lastEnd = -1;   // the new batch's first stretch counts, adjoining or not
-                }
-                long end;
-                if (batchPages >= share) {
-                    // the rest of the block the batch ends in, which no other batch may take
-                    end = Math.min(to, Math.min(PageGeometry.firstPage(lastBlock + 1), p + (limit - batchPages)));
-                } else {
-                    end = Math.min(to, p + (share - batchPages));
-                    long blockStart = PageGeometry.firstPage(PageGeometry.blockOf(end));
-                    if (end < to && blockStart > p) {
-                        end = blockStart;   // batches meet at block boundaries
-                    }
-                }
-                batch.add(new MigrationRequest(s, p, end, false));
-                if (p != lastEnd) {
-                    pieces++;
-                }
-                lastEnd = end;
-                batchPages += end - p;
-                lastBlock = PageGeometry.blockOf(end - 1);
-                p = end;
-            }
-        }
-        if (!batch.isEmpty()) {
-            batches.add(batch);
-        }
-        return batches;
-    }
 }
