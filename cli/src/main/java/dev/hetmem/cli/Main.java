@@ -158,6 +158,9 @@ public final class Main {
             // (a failure on another thread comes wrapped: its cause says what it was)
             String message = failureMessage(e);
             err.println("hetmem " + cmd + ": " + printable(message));
+            if ("1".equals(System.getenv(TRACE_VARIABLE))) {
+                e.printStackTrace(err);   // asked for: where it failed, for a report
+            }
             return jsonError(argv, out, commandWords(cmd, rest), message, 1);
         } catch (OutOfMemoryError e) {
             String message = "out of Java heap; " + lessToAskFor(commandWords(cmd, rest))
@@ -180,7 +183,9 @@ public final class Main {
 
     /**
      * What went wrong, in the exception's own words, for one line: a failure on another thread
-     * comes wrapped, and its cause says what it was; without words, the kind of failure.
+     * comes wrapped, and its cause says what it was. One without words is a fault of hetmem's
+     * (its own failures all say what went wrong): it says so, and how to see where, not the
+     * exception's class name.
      */
     static String failureMessage(Throwable e) {
         Throwable t = e;
@@ -188,8 +193,15 @@ public final class Main {
                 || t instanceof java.util.concurrent.ExecutionException) && t.getCause() != null) {
             t = t.getCause();
         }
-        return t.getMessage() != null ? t.getMessage() : "failed (" + t.getClass().getSimpleName() + ")";
+        if (t.getMessage() != null && !t.getMessage().isBlank()) {
+            return t.getMessage();
+        }
+        return "failed without saying why: an internal error of hetmem; " + TRACE_VARIABLE
+                + "=1 prints where it happened, for a report";
     }
+
+    /** Set to 1, a failure's stack trace follows its one-line message on stderr. */
+    static final String TRACE_VARIABLE = "HETMEM_TRACE";
 
     /**
      * Where the command was asked for JSON, its failure is one JSON object on stdout too (the

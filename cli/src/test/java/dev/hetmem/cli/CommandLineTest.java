@@ -71,6 +71,18 @@ class CommandLineTest {
     }
 
     @Test
+    void aFailureWithoutWordsSaysItIsInternalAndHowToSeeWhereNotItsClassName() {
+        for (RuntimeException e : List.of(new IllegalStateException(), new NullPointerException(), new RuntimeException(" "),
+                new java.util.concurrent.CompletionException(new ArithmeticException()))) {
+            String m = Main.failureMessage(e);
+            assertTrue(m.contains("internal error") && m.contains(Main.TRACE_VARIABLE + "=1"), m);
+            assertTrue(!m.contains("Exception") && !m.contains("Arithmetic") && !m.contains("Null"), m);
+        }
+        // words are the message, a wrapper's from its cause
+        assertEquals("no room", Main.failureMessage(new java.util.concurrent.CompletionException(new IllegalStateException("no room"))));
+    }
+
+    @Test
     void userVisibleStringsAreEscaped() {
         // an ESC sequence from a file (a tensor name, a message) must not reach the terminal raw
         org.junit.jupiter.api.Assertions.assertEquals("a\\u001b[2Jb", Main.printable("a\u001b[2Jb"));
