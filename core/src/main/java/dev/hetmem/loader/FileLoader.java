@@ -68,7 +68,8 @@ public final class FileLoader {
         if (!Files.isReadable(path)) {
             throw new AccessDeniedException(path.toString(), null, "not readable by this process");
         }
-        long size = Files.size(path);
+        FileIdentity before = FileIdentity.of(path);
+        long size = before.size();
         if (size == 0) {
             // /proc and /sys files say 0 bytes and then produce content: not a file to load
             try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
@@ -106,10 +107,7 @@ public final class FileLoader {
                         ? toDevice(target, region, path, size, node, options)
                         : toHost(target, region, path, size, node, options);
             }
-            long after = Files.size(path);
-            if (after != size) {
-                throw new IOException(path + " changed size during the load: " + size + " bytes before, " + after + " after");
-            }
+            before.checkUnchanged(path);
             return new LoadResult(region, node, size, System.nanoTime() - t0, options.scheme(), out.direct,
                     out.fallbackReason, out.peakExtra, out.allocationNanos);
         } catch (IOException | RuntimeException | Error e) {

@@ -20,6 +20,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -622,6 +623,55 @@ class LoaderTest {
         freeing.get().join(10_000);
         assertEquals(null, freer.get(), "the other thread's free");
         assertEquals(before, mem.regions().size(), "the region is freed");
+        assertEquals(256 * MiB, mem.stats().node(1).freeBytes(), "no device frame leaked");
+    }
+
+    /**
+     * The schemes open the file by its path: a file written in place (same size), replaced by
+     * another under its name, or deleted while it loads must not leave a region that says it holds
+     * the file (the load checked only the size, by path: a replacement of the same size passed, and a
+     * deletion failed with a bare "no such file").
+     */
+    @Test
+    void aFileWrittenReplacedOrDeletedDuringTheLoadFailsSayingWhichAndLeavesNothing() throws IOException {
+        Path p = file("changes", 16 * MiB, 7);
+        int before = mem.regions().size();
+        for (String change : List.of("written", "replaced", "deleted")) {
+            for (int node : new int[] {0, 1}) {
+                file("changes", 16 * MiB, 7);
+                AtomicBoolean done = new AtomicBoolean();
+                LoadOptions o = LoadOptions.defaults().withThreads(1).withChunkBytes(MiB).withProgress((loaded, total) -> {
+                    if (done.compareAndSet(false, true)) {
+                        try {
+                            switch (change) {
+                                case "written" -> {
+                                    try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
+                                        ch.write(java.nio.ByteBuffer.wrap(new byte[] {1, 2, 3}), 8 * MiB);
+                                    }
+                                }
+                                case "replaced" -> {
+                                    Path other = p.resolveSibling("changes.new");
+                                    Files.write(other, new byte[(int) (16 * MiB)]);
+                                    Files.move(other, p, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                                            java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+                                }
+                                default -> Files.delete(p);
+                            }
+                        } catch (IOException e) {
+                            throw new java.io.UncheckedIOException(e);
+                        }
+                    }
+                });
+                IOException e = assertThrows(IOException.class, () -> mem.load(p, node, o), change + " to node " + node);
+                String says = switch (change) {
+                    case "written" -> "was written during the load";
+                    case "replaced" -> "was replaced by another file during the load";
+                    default -> "was deleted or renamed during the load";
+                };
+                assertTrue(e.getMessage().contains(says) && e.getMessage().contains(p.toString()), e.getMessage());
+                assertEquals(before, mem.regions().size(), change + " to node " + node + ": the region was freed");
+            }
+        }
         assertEquals(256 * MiB, mem.stats().node(1).freeBytes(), "no device frame leaked");
     }
 

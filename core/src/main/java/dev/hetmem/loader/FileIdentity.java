@@ -1,0 +1,50 @@
+package dev.hetmem.loader;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.FileTime;
+import java.util.Objects;
+
+/**
+ * Which file a load read, and in what state: its identity (device and inode), size and time of last
+ * modification when the load began. The schemes open the file by its path, each as it needs, so a
+ * load checks at its end that the path still names the same file, unchanged: a file deleted,
+ * renamed, replaced by another (of any size) or written during the load would otherwise leave a
+ * region that holds a mix of old and new bytes, or another file's, and says it loaded the file.
+ *
+ * @param key  the file system's identity of the file (device and inode on Linux), null where it has none
+ */
+record FileIdentity(Object key, long size, FileTime modified) {
+
+    static FileIdentity of(Path path) throws IOException {
+        BasicFileAttributes a = Files.readAttributes(path, BasicFileAttributes.class);
+        return new FileIdentity(a.fileKey(), a.size(), a.lastModifiedTime());
+    }
+
+    /** Throws, saying what changed, unless {@code path} names this file as it was. */
+    void checkUnchanged(Path path) throws IOException {
+        FileIdentity now;
+        try {
+            now = of(path);
+        } catch (NoSuchFileException e) {
+            throw new IOException(path + " was deleted or renamed during the load: what was read cannot be checked "
+                    + "against the file; load it again", e);
+        }
+        if (!Objects.equals(key, now.key)) {
+            throw new IOException(path + " was replaced by another file during the load (a new file under its "
+                    + "name): load it again");
+        }
+        if (now.size != size) {
+            throw new IOException(path + " changed size during the load: " + size + " bytes before, " + now.size
+                    + " after");
+        }
+        if (!modified.equals(now.modified)) {
+            throw new IOException(path + " was written during the load (last modified at " + modified
+                    + " when the load began, at " + now.modified + " when it ended): what was read may mix old and "
+                    + "new bytes; load it again once nothing writes it");
+        }
+    }
+}
