@@ -158,14 +158,20 @@ public final class Main {
             // (a failure on another thread comes wrapped: its cause says what it was)
             String message = failureMessage(e);
             err.println("hetmem " + cmd + ": " + printable(message));
-            if ("1".equals(System.getenv(TRACE_VARIABLE))) {
-                e.printStackTrace(err);   // asked for: where it failed, for a report
-            }
+            traceIfAsked(e, err);
             return jsonError(argv, out, commandWords(cmd, rest), message, 1);
         } catch (OutOfMemoryError e) {
             String message = "out of Java heap; " + lessToAskFor(commandWords(cmd, rest))
                     + ", or give the JVM more (HETMEM_JAVA_OPTS=-Xmx...)";
             err.println("hetmem " + cmd + ": " + message);
+            traceIfAsked(e, err);
+            return jsonError(argv, out, commandWords(cmd, rest), message, 1);
+        } catch (Error e) {
+            // a stack overflow, a failed assertion, a class or native library that would not load:
+            // hetmem's fault or its installation's, said in one line as every other failure is
+            String message = INTERNAL_ERROR;
+            err.println("hetmem " + cmd + ": " + message);
+            traceIfAsked(e, err);
             return jsonError(argv, out, commandWords(cmd, rest), message, 1);
         }
     }
@@ -189,15 +195,41 @@ public final class Main {
      */
     static String failureMessage(Throwable e) {
         Throwable t = e;
-        while ((t instanceof java.util.concurrent.CompletionException
-                || t instanceof java.util.concurrent.ExecutionException) && t.getCause() != null) {
+        while (t.getCause() != null && (t instanceof java.util.concurrent.CompletionException
+                || t instanceof java.util.concurrent.ExecutionException || wrapsOnly(t))) {
             t = t.getCause();
         }
-        if (t.getMessage() != null && !t.getMessage().isBlank()) {
-            return t.getMessage();
+        if (t.getMessage() == null || t.getMessage().isBlank() || isProgrammingError(t)) {
+            return INTERNAL_ERROR;
         }
-        return "failed without saying why: an internal error of hetmem; " + TRACE_VARIABLE
-                + "=1 prints where it happened, for a report";
+        return t.getMessage();
+    }
+
+    /** A wrapper that says nothing of its own: its message is its cause's class name and message. */
+    private static boolean wrapsOnly(Throwable t) {
+        return t.getMessage() == null || t.getMessage().equals(t.getCause().toString());
+    }
+
+    /**
+     * Exceptions hetmem never throws on purpose (its own failures all say what went wrong in words):
+     * their messages name classes, methods and indexes of its code, nothing the user can act on.
+     */
+    private static boolean isProgrammingError(Throwable t) {
+        return t instanceof NullPointerException || t instanceof ClassCastException
+                || t instanceof IndexOutOfBoundsException || t instanceof ArithmeticException
+                || t instanceof ArrayStoreException || t instanceof NegativeArraySizeException
+                || t instanceof IllegalMonitorStateException || t instanceof java.util.ConcurrentModificationException;
+    }
+
+    /** What a failure says that is hetmem's own fault: that, and how to see where for a report. */
+    static final String INTERNAL_ERROR = "failed: an internal error of hetmem; " + Main.TRACE_VARIABLE
+            + "=1 prints where it happened, for a report";
+
+    /** Prints the failure's stack trace after its line where {@link #TRACE_VARIABLE} asks for it. */
+    private static void traceIfAsked(Throwable e, PrintStream err) {
+        if ("1".equals(System.getenv(TRACE_VARIABLE))) {
+            e.printStackTrace(err);
+        }
     }
 
     /** Set to 1, a failure's stack trace follows its one-line message on stderr. */

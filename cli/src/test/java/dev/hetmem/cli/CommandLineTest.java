@@ -73,13 +73,22 @@ class CommandLineTest {
     @Test
     void aFailureWithoutWordsSaysItIsInternalAndHowToSeeWhereNotItsClassName() {
         for (RuntimeException e : List.of(new IllegalStateException(), new NullPointerException(), new RuntimeException(" "),
-                new java.util.concurrent.CompletionException(new ArithmeticException()))) {
+                new java.util.concurrent.CompletionException(new ArithmeticException()),
+                // the JVM's own, with messages that name hetmem's code: a helpful null-pointer message, a cast
+                new NullPointerException("Cannot invoke \"dev.hetmem.Region.size()\" because \"<local3>\" is null"),
+                new ClassCastException("class dev.hetmem.A cannot be cast to class dev.hetmem.B"),
+                new ArrayIndexOutOfBoundsException(3),
+                // a wrapper whose message is only its cause's class name and message
+                new IllegalStateException(new java.util.concurrent.TimeoutException()))) {
             String m = Main.failureMessage(e);
             assertTrue(m.contains("internal error") && m.contains(Main.TRACE_VARIABLE + "=1"), m);
-            assertTrue(!m.contains("Exception") && !m.contains("Arithmetic") && !m.contains("Null"), m);
+            assertTrue(!m.contains("Exception") && !m.contains("Arithmetic") && !m.contains("Null") && !m.contains("dev.hetmem")
+                    && !m.contains("Index"), m);
         }
         // words are the message, a wrapper's from its cause
         assertEquals("no room", Main.failureMessage(new java.util.concurrent.CompletionException(new IllegalStateException("no room"))));
+        assertEquals("no room", Main.failureMessage(new IllegalStateException(new java.io.IOException("no room"))));
+        assertEquals("the disk is full", Main.failureMessage(new java.io.IOException("the disk is full", new RuntimeException("x"))));
     }
 
     @Test

@@ -15,13 +15,27 @@ import java.util.Objects;
  * renamed, replaced by another (of any size) or written during the load would otherwise leave a
  * region that holds a mix of old and new bytes, or another file's, and says it loaded the file.
  *
- * @param key  the file system's identity of the file (device and inode on Linux), null where it has none
+ * <p>What it cannot see: the kernel stamps modifications with a coarse clock (a tick of 1-10 ms),
+ * so a write within the tick of the first reading passes; writes through another process's shared
+ * mapping of the file update the times late or (tmpfs) not at all. What it refuses that changed no
+ * byte: a {@code touch} of the file during the load (its message says the bytes "may" mix). The
+ * change time is compared as well as the modification time: a write that puts the old
+ * modification time back ({@code touch -r}, a copy that keeps times) still changes it.
+ *
+ * @param key      the file system's identity of the file (device and inode on Linux), null where it has none
+ * @param changed  the time of the inode's last change, null where the file system does not give it
  */
-record FileIdentity(Object key, long size, FileTime modified) {
+record FileIdentity(Object key, long size, FileTime modified, FileTime changed) {
 
     static FileIdentity of(Path path) throws IOException {
         BasicFileAttributes a = Files.readAttributes(path, BasicFileAttributes.class);
-        return new FileIdentity(a.fileKey(), a.size(), a.lastModifiedTime());
+        FileTime changed;
+        try {
+            changed = (FileTime) Files.getAttribute(path, "unix:ctime");
+        } catch (UnsupportedOperationException | IllegalArgumentException e) {
+            changed = null;   // no "unix" view here: the modification time alone
+        }
+        return new FileIdentity(a.fileKey(), a.size(), a.lastModifiedTime(), changed);
     }
 
     /** Throws, saying what changed, unless {@code path} names this file as it was. */
@@ -41,7 +55,7 @@ record FileIdentity(Object key, long size, FileTime modified) {
             throw new IOException(path + " changed size during the load: " + size + " bytes before, " + now.size
                     + " after");
         }
-        if (!modified.equals(now.modified)) {
+        if (!modified.equals(now.modified) || !Objects.equals(changed, now.changed)) {
             throw new IOException(path + " was written during the load (last modified at " + modified
                     + " when the load began, at " + now.modified + " when it ended): what was read may mix old and "
                     + "new bytes; load it again once nothing writes it");
