@@ -214,12 +214,13 @@ public final class Pins {
      * null. Pages stay where they are for such a pin.
      */
     public Pin conflict(long from, long to, int exceptNode) {
-        return firstOpen(from, to, p -> p.node != exceptNode);
+        // no test made while nothing is open: a migration asks this for every run it plans
+        return open == 0 ? null : firstOpen(from, to, p -> p.node != exceptNode);
     }
 
     /** Like {@link #conflict}, but only pins that write: a read-only copy elsewhere leaves readers' pages alone. */
     public Pin writingConflict(long from, long to, int exceptNode) {
-        return firstOpen(from, to, p -> p.write && p.node != exceptNode);
+        return open == 0 ? null : firstOpen(from, to, p -> p.write && p.node != exceptNode);
     }
 
     /** A device pin (a kernel's) on [from, to) that the calling thread holds, or null. */

@@ -108,6 +108,20 @@ public final class RangeAttributes {
         return s.attrs[i >= 0 ? i : -i - 2];
     }
 
+    /** The attributes of a page and the first page after it whose attributes may differ. */
+    public record Stretch(Attrs attrs, long end) {}
+
+    /** {@link #at} and {@link #nextChange} of {@code page}, from one snapshot. */
+    public Stretch stretchAt(long page) {
+        Snapshot s = snapshot;
+        if (s.starts.length == 1) {
+            return new Stretch(s.attrs[0], pages);
+        }
+        int i = Arrays.binarySearch(s.starts, page);
+        int idx = i >= 0 ? i : -i - 2;
+        return new Stretch(s.attrs[idx], idx + 1 < s.starts.length ? s.starts[idx + 1] : pages);
+    }
+
     /** The first page after {@code page} whose attributes may differ (the region's end if none). */
     public long nextChange(long page) {
         Snapshot s = snapshot;

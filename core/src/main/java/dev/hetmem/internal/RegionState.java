@@ -127,6 +127,13 @@ public final class RegionState {
         return attributes;
     }
 
+    /** {@link RangeAttributes#anyReadOnly} as the host side asks it, made once: every commit of every run passes it. */
+    private final HostSide.ReadOnly readOnly = (from, to) -> attributes().anyReadOnly(from, to);
+
+    public HostSide.ReadOnly readOnly() {
+        return readOnly;
+    }
+
     public Pins pins() {
         return pins;
     }

@@ -89,16 +89,16 @@ final class EngineContext {
      * (see {@link dev.hetmem.host.HostSide#sync}): after every page-table change, before frames are freed.
      */
     void syncHost(RegionState region, Block b, int p0, int p1) {
-        region.host().sync(b, p0, p1, drivers, region.attributes()::anyReadOnly);
+        region.host().sync(b, p0, p1, drivers, region.readOnly());
     }
 
     /** {@link #syncHost} of pages this batch copied home (see {@link dev.hetmem.host.HostSide#syncCopiedHome}). */
     void syncHostCopiedHome(RegionState region, Block b, int p0, int p1) {
-        region.host().syncCopiedHome(b, p0, p1, drivers, region.attributes()::anyReadOnly);
+        region.host().syncCopiedHome(b, p0, p1, drivers, region.readOnly());
     }
 
     /** {@link #syncHost} at a load's commit: pages host code took since the engine looked take the loaded bytes too. */
     void syncHostLoaded(RegionState region, Block b, int p0, int p1) {
-        region.host().syncLoaded(b, p0, p1, drivers, region.attributes()::anyReadOnly);
+        region.host().syncLoaded(b, p0, p1, drivers, region.readOnly());
     }
 }

@@ -17,12 +17,20 @@ final class HostReleases {
     }
 
     private final Map<RegionState, Ranges> byRegion = new IdentityHashMap<>(2);
+    /** The region of the last addition and its ranges (null if its host side releases nothing): a batch's runs come region by region. */
+    private RegionState lastRegion;
+    private Ranges last;
 
     void add(RegionState region, long offset, long length) {
-        if (!region.host().releasesFrames()) {
-            return;   // its host side dropped them in sync already
+        if (region != lastRegion) {
+            lastRegion = region;
+            // null where its host side dropped them in sync already
+            last = region.host().releasesFrames() ? byRegion.computeIfAbsent(region, k -> new Ranges()) : null;
         }
-        Ranges r = byRegion.computeIfAbsent(region, k -> new Ranges());
+        Ranges r = last;
+        if (r == null) {
+            return;
+        }
         if (r.count > 0 && r.pairs[2 * r.count - 2] + r.pairs[2 * r.count - 1] == offset) {
             r.pairs[2 * r.count - 1] += length;
             return;
@@ -55,6 +63,8 @@ final class HostReleases {
             pool.runAll(tasks);
         }
         byRegion.clear();
+        lastRegion = null;
+        last = null;
     }
 
     /** Below this many ranges one thread releases them all. */

@@ -83,18 +83,35 @@ final class Planner {
         // hold that ends while the plan runs counts as held for the rest of it (the holds change only
         // under the block locks the plan holds, so no hold starts meanwhile)
         long now = System.nanoTime();
+        boolean targetMapsHost = target != 0 && ctx.driver(target).canMapHost();
+        // the block and the attributes of the page before, kept while they hold (a scattered list plans
+        // one page at a time: a directory lookup and two attribute searches a page otherwise)
+        Block b = null;
+        RegionState attrsOf = null;
+        RangeAttributes.Attrs attrs = null;
+        long attrsFrom = 0;
+        long attrsEnd = 0;
         for (Interval iv : intervals) {
             long lastGranule = -1;
             long page = iv.from;
             while (page < iv.to) {
-                Block b = iv.region.table().block(blockOf(page));
+                if (b == null || b.table() != iv.region.table() || b.index() != blockOf(page)) {
+                    b = iv.region.table().block(blockOf(page));
+                }
                 int p = pageInBlock(page);
                 long base = firstPage(b.index());
                 int blockEnd = (int) Math.min(BLOCK_PAGES, iv.to - base);
                 int seg = iv.segmentOf(page);
                 boolean needed = seg >= 0;
                 boolean write = needed && iv.writes(seg);
-                RangeAttributes.Attrs attrs = iv.region.attributes().at(page);
+                if (attrsOf != iv.region || page < attrsFrom || page >= attrsEnd) {
+                    // one snapshot's answers: the attributes here and where they next change
+                    RangeAttributes.Stretch st = iv.region.attributes().stretchAt(page);
+                    attrsOf = iv.region;
+                    attrs = st.attrs();
+                    attrsFrom = page;
+                    attrsEnd = st.end();
+                }
                 long exclusiveEnd = stretchEnd(exclusives, iv.region, page);   // > page: inside one
                 boolean exclusive = exclusiveEnd > page;
                 // a plain argument's pages need frames of their own on the target (Placement): never mapped in place
@@ -102,7 +119,7 @@ final class Planner {
                 // a streamed read leaves the holders their copies, as READ_MOSTLY does
                 long duplicateEnd = stretchEnd(duplicates, iv.region, page);
                 boolean readMostly = attrs.readMostly() || duplicateEnd > page;
-                boolean remoteOk = target != 0 && contiguousEnd < page && ctx.driver(target).canMapHost() && (exclusive
+                boolean remoteOk = targetMapsHost && contiguousEnd < page && (exclusive
                         ? !iv.region.host().takesPagesOnItsOwn()
                         : attrs.accessedBy(target) || (ctx.thrashControl && onlyFrom < 0 && b.heldHome(now)))
                         // NO_REMOTE_UNDER_FAULTING_UFFD: never mapped in place while a launch runs by device
@@ -123,19 +140,20 @@ final class Planner {
                 int n;
                 // a run never crosses a change of neededness or of attributes
                 long stretch = Math.min(Math.abs(exclusiveEnd), Math.min(Math.abs(contiguousEnd), Math.abs(duplicateEnd)));
-                int runEnd = (int) Math.min(blockEnd, Math.min(Math.min(iv.nextBoundary(page),
-                        iv.region.attributes().nextChange(page)), stretch) - base);
+                int runEnd = (int) Math.min(blockEnd, Math.min(Math.min(iv.nextBoundary(page), attrsEnd), stretch) - base);
                 if (runEnd - p > 1 && b.uniformHolders(p, runEnd) == holders && b.uniformRemote(p, runEnd)) {
                     // the rest of the stretch is in one state: one run, found with word-level checks
                     n = runEnd - p;
                 } else {
                     n = 1;
-                    int writer = b.writer(p);
-                    int remote = b.remoteMask(p);
-                    while (p + n < runEnd && b.writer(p + n) == writer && b.remoteMask(p + n) == remote
-                            && sameRun(iv, b, page + n, p + n, needed, write, holders, action, target, onlyFrom,
-                            readMostly, remoteOk, relocating)) {
-                        n++;
+                    if (runEnd - p > 1) {
+                        int writer = b.writer(p);
+                        int remote = b.remoteMask(p);
+                        while (p + n < runEnd && b.writer(p + n) == writer && b.remoteMask(p + n) == remote
+                                && sameRun(iv, b, page + n, p + n, needed, write, holders, action, target, onlyFrom,
+                                readMostly, remoteOk, relocating)) {
+                            n++;
+                        }
                     }
                 }
                 if (action != null) {
