@@ -22,13 +22,32 @@ final class Needed {
         this.intervals = intervals;
     }
 
+    /**
+     * Whether the caller asked for the page. The intervals are {@link Interval#normalize}'s: sorted by
+     * (region id, first page) and disjoint, so the one that can hold the page is found by a binary
+     * search (eviction asks this for every resident page of the caller's blocks: a scan of a batch's
+     * 512 intervals for each made that quadratic).
+     */
     boolean needed(RegionState region, long page) {
-        for (Interval iv : intervals) {
-            if (iv.region == region && page >= iv.from && page < iv.to && iv.segmentOf(page) >= 0) {
-                return true;
+        int lo = 0;
+        int hi = intervals.size() - 1;
+        int found = -1;   // the last interval starting at or before (region, page)
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            Interval iv = intervals.get(mid);
+            int byRegion = Integer.compare(iv.region.id(), region.id());
+            if (byRegion < 0 || (byRegion == 0 && iv.from <= page)) {
+                found = mid;
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
             }
         }
-        return false;
+        if (found < 0) {
+            return false;
+        }
+        Interval iv = intervals.get(found);
+        return iv.region == region && page < iv.to && iv.segmentOf(page) >= 0;
     }
 
     /** Calls {@code f} once with each block the caller locked (every block of its intervals). */
