@@ -592,6 +592,50 @@ class OpenClDeviceTest {
         }
     }
 
+    /**
+     * Found by a review: the sub-buffers of plain arguments are kept for the next launch, at most
+     * {@link SubBuffers#CAPACITY}; a launch with more plain arguments than that released a sub-buffer
+     * it had already bound as one of its own arguments (the kernel then ran on a released buffer).
+     * Every argument must get its own bytes, launch after launch.
+     */
+    @Test
+    void aLaunchWithMorePlainArgumentsThanSubBuffersKeptRunsOnAllOfThem() {
+        OpenClFixture.needsOpenCl();
+        int count = SubBuffers.CAPACITY + 6;
+        StringBuilder src = new StringBuilder("__kernel void many(");
+        for (int j = 0; j < count; j++) {
+            src.append(j == 0 ? "" : ", ").append("__global int *p").append(j);
+        }
+        src.append(") {\n size_t i = get_global_id(0);\n");
+        for (int j = 0; j < count; j++) {
+            src.append(" p").append(j).append("[i] += ").append(j + 1).append(";\n");
+        }
+        src.append("}\n");
+        try (OpenClDevice dev = OpenClFixture.device(16 * MiB);
+             UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
+             OpenClProgram p = dev.compile(src.toString())) {
+            int n = 1024;
+            Region[] rs = new Region[count];
+            KernelArg[] args = new KernelArg[count];
+            for (int j = 0; j < count; j++) {
+                rs[j] = mem.allocate(4L * n);
+                args[j] = KernelArg.readWrite(rs[j]);
+            }
+            for (int round = 1; round <= 3; round++) {
+                mem.launch(1, p.kernel("many"), n, args);
+                for (int j = 0; j < count; j++) {
+                    try (HostView v = rs[j].host(0, 4L * n, Access.READ)) {
+                        for (int i = 0; i < n; i += 97) {
+                            assertEquals(round * (j + 1), v.segment().getAtIndex(ValueLayout.JAVA_INT, i),
+                                    "round " + round + ", argument " + j + ", item " + i);
+                        }
+                    }
+                }
+            }
+            assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
+        }
+    }
+
     /** A handle an OpenCL create call returns, after checking its error word. */
     private static MemorySegment created(MemorySegment err, java.lang.invoke.MethodHandle h, Object... args) {
         try {

@@ -164,7 +164,11 @@ final class OpenClLauncher {
                 }
             }
         } finally {
-            launchLock.unlock();
+            try {
+                subBuffers.trim();   // the launch has ended: none of its sub-buffers is an argument of a running kernel
+            } finally {
+                launchLock.unlock();
+            }
         }
     }
 

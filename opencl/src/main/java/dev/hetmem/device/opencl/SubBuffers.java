@@ -4,6 +4,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 
 import static dev.hetmem.device.opencl.ClLibrary.call;
@@ -16,20 +17,28 @@ import static dev.hetmem.device.opencl.ClLibrary.call;
  * one over frames that now hold other pages is harmless, because the launcher passes one only
  * after checking, page by page, that the argument's pages are in exactly those frames.
  *
- * <p>At most {@link #CAPACITY} are kept, least recently used released first; {@link #releaseAll}
- * releases the rest when the device closes. Not thread-safe: the launcher calls it under its
- * launch lock (L4), as it does the OpenCL release calls.
+ * <p>At most {@link #CAPACITY} are kept between launches, least recently used released first, once
+ * the launch that used them has ended ({@link #trim}): a launch with more plain arguments than that
+ * released, as it bound its later arguments, a sub-buffer it had bound as an earlier one, and ran
+ * its kernel on a released object (PoCL keeps it alive; the OpenCL specification does not).
+ * {@link #releaseAll} releases the rest when the device closes. Not thread-safe: the launcher calls
+ * it under its launch lock (L4), as it does the OpenCL release calls.
  */
 final class SubBuffers {
     static final int CAPACITY = 64;
 
     private record Key(int pool, long origin, long length, long flags) {}
 
-    private final ClLibrary cl;
+    private final Consumer<MemorySegment> release;
     private final LinkedHashMap<Key, MemorySegment> kept = new LinkedHashMap<>(16, 0.75f, true);
 
     SubBuffers(ClLibrary cl) {
-        this.cl = cl;
+        this(m -> call(cl.releaseMemObject, m));
+    }
+
+    /** With {@code release} as the OpenCL release call (tests watch when it is made). */
+    SubBuffers(Consumer<MemorySegment> release) {
+        this.release = release;
     }
 
     /**
@@ -43,18 +52,32 @@ final class SubBuffers {
             return m;
         }
         m = create.get();
-        kept.put(key, m);
-        if (kept.size() > CAPACITY) {
-            Iterator<Map.Entry<Key, MemorySegment>> eldest = kept.entrySet().iterator();
-            call(cl.releaseMemObject, eldest.next().getValue());   // no kernel runs: launches hold the lock
-            eldest.remove();
-        }
+        kept.put(key, m);   // none released here: this launch may have bound any kept one already
         return m;
+    }
+
+    /**
+     * Releases the least recently used beyond {@link #CAPACITY}. Call once the launch that asked for
+     * sub-buffers has ended (its kernel done, or never enqueued), under the launch lock: none is then
+     * an argument of a kernel that runs or is about to.
+     */
+    void trim() {
+        Iterator<Map.Entry<Key, MemorySegment>> eldest = kept.entrySet().iterator();
+        while (kept.size() > CAPACITY) {
+            MemorySegment m = eldest.next().getValue();
+            eldest.remove();
+            release.accept(m);
+        }
+    }
+
+    /** How many are kept now. */
+    int size() {
+        return kept.size();
     }
 
     void releaseAll() {
         for (MemorySegment m : kept.values()) {
-            call(cl.releaseMemObject, m);
+            release.accept(m);
         }
         kept.clear();
     }
