@@ -297,8 +297,14 @@ public final class BuddyAllocator {
         insert(f, o);
     }
 
-    /** Frees any run of frames by splitting it into aligned power-of-two blocks. */
+    /**
+     * Frees any run of frames by splitting it into aligned power-of-two blocks. A block that holds a
+     * frame free already (a double free) is freed frame by frame instead, so that its other frames and
+     * the rest of the run still go back; the first failure is thrown once all were tried (it stopped
+     * at the first, and every frame after it stayed allocated for good).
+     */
     public synchronized void freeRun(int frame, int count) {
+        RuntimeException first = null;
         int f = frame;
         int left = count;
         while (left > 0) {
@@ -306,9 +312,23 @@ public final class BuddyAllocator {
             while ((1 << o) > left) {
                 o--;
             }
-            free(f, o);
+            try {
+                free(f, o);   // checks before it changes anything: a refused block is untouched
+            } catch (IllegalStateException doubleFree) {
+                first = first == null ? doubleFree : first;
+                for (int g = f; o > 0 && g < f + (1 << o); g++) {
+                    if (!overlapsFree(g, 0)) {
+                        free(g, 0);
+                    }
+                }
+            } catch (IllegalArgumentException outside) {
+                first = first == null ? outside : first;   // not a block of this allocator: nothing to free
+            }
             f += 1 << o;
             left -= 1 << o;
+        }
+        if (first != null) {
+            throw first;
         }
     }
 

@@ -109,6 +109,26 @@ class BuddyAllocatorTest {
     }
 
     /**
+     * A run with one frame freed already: the block holding it goes back frame by frame, the rest of
+     * the run too, and the double free is reported after (the first refused block stopped the run,
+     * and every frame of it and after it stayed allocated for good).
+     */
+    @Test
+    void aRunWithAFrameFreedAlreadyFreesEveryOtherFrameAndReportsTheDoubleFree() {
+        for (int freedAlready : new int[] {0, 5, 16, 31}) {
+            BuddyAllocator a = new BuddyAllocator(1024);
+            int base = a.allocateContiguous(32, 1024);
+            assertTrue(base >= 0 && base % 32 == 0, "a run of 32 frames at " + base);
+            a.free(base + freedAlready, 0);
+            var e = assertThrows(IllegalStateException.class, () -> a.freeRun(base, 32));
+            assertTrue(e.getMessage().contains("double free"), e.getMessage());
+            assertEquals(1024, a.freeFrames(), "frame " + freedAlready + " freed twice: every other frame of the run freed");
+            assertTrue(a.allocate(BuddyAllocator.MAX_ORDER) >= 0 && a.allocate(BuddyAllocator.MAX_ORDER) >= 0,
+                    "and coalesced back into whole blocks");
+        }
+    }
+
+    /**
      * Runs of any length, mixed at random with block allocations and frees, checked against a
      * bitmap of every frame: a run is consecutive free frames within one boundary stretch, found
      * whenever the model has such a stretch, and everything frees back to one whole device.
