@@ -212,14 +212,22 @@ public final class Main {
 
     /**
      * Exceptions hetmem never throws on purpose (its own failures all say what went wrong in words):
-     * their messages name classes, methods and indexes of its code, nothing the user can act on.
+     * their messages name classes, methods and indexes of its code, nothing the user can act on. An
+     * {@code IndexOutOfBoundsException} is one only in the JDK's words ("Index 5 out of bounds for
+     * length 3"): hetmem's own, for a range outside a region, names the range and the region.
      */
     private static boolean isProgrammingError(Throwable t) {
         return t instanceof NullPointerException || t instanceof ClassCastException
-                || t instanceof IndexOutOfBoundsException || t instanceof ArithmeticException
-                || t instanceof ArrayStoreException || t instanceof NegativeArraySizeException
-                || t instanceof IllegalMonitorStateException || t instanceof java.util.ConcurrentModificationException;
+                || t instanceof ArrayIndexOutOfBoundsException || t instanceof StringIndexOutOfBoundsException
+                || (t instanceof IndexOutOfBoundsException && JDK_INDEX_MESSAGE.matcher(String.valueOf(t.getMessage())).find())
+                || t instanceof ArithmeticException || t instanceof ArrayStoreException
+                || t instanceof NegativeArraySizeException || t instanceof IllegalMonitorStateException
+                || t instanceof java.util.ConcurrentModificationException;
     }
+
+    /** How the JDK's index checks ({@code Objects.checkIndex}, lists) word a failure. */
+    private static final java.util.regex.Pattern JDK_INDEX_MESSAGE =
+            java.util.regex.Pattern.compile("^(Index|Range \\[).* out of bounds for length -?\\d+$");
 
     /** What a failure says that is hetmem's own fault: that, and how to see where for a report. */
     static final String INTERNAL_ERROR = "failed: an internal error of hetmem; " + Main.TRACE_VARIABLE

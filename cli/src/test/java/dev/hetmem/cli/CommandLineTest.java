@@ -77,7 +77,7 @@ class CommandLineTest {
                 // the JVM's own, with messages that name hetmem's code: a helpful null-pointer message, a cast
                 new NullPointerException("Cannot invoke \"dev.hetmem.Region.size()\" because \"<local3>\" is null"),
                 new ClassCastException("class dev.hetmem.A cannot be cast to class dev.hetmem.B"),
-                new ArrayIndexOutOfBoundsException(3),
+                new ArrayIndexOutOfBoundsException(3), new IndexOutOfBoundsException("Index 5 out of bounds for length 3"),
                 // a wrapper whose message is only its cause's class name and message
                 new IllegalStateException(new java.util.concurrent.TimeoutException()))) {
             String m = Main.failureMessage(e);
@@ -88,6 +88,9 @@ class CommandLineTest {
         // words are the message, a wrapper's from its cause
         assertEquals("no room", Main.failureMessage(new java.util.concurrent.CompletionException(new IllegalStateException("no room"))));
         assertEquals("no room", Main.failureMessage(new IllegalStateException(new java.io.IOException("no room"))));
+        // hetmem's own index failure, for a range a user gave, keeps its words
+        String range = "range [0, 0 + 8192) is outside region 1 (4096 bytes)";
+        assertEquals(range, Main.failureMessage(new IndexOutOfBoundsException(range)));
         assertEquals("the disk is full", Main.failureMessage(new java.io.IOException("the disk is full", new RuntimeException("x"))));
     }
 
