@@ -150,27 +150,27 @@ public final class Main {
             out.print(usageOf(commandWords(cmd, rest)));
             return 0;
         } catch (Args.UsageException e) {
-            err.println("hetmem " + cmd + ": " + printable(e.getMessage()));
+            err.println("hetmem " + commandWords(cmd, rest) + ": " + printable(e.getMessage()));
             err.print(usageOf(commandWords(cmd, rest)));
             return jsonError(argv, out, commandWords(cmd, rest), e.getMessage(), 2);
         } catch (java.io.IOException | RuntimeException e) {
             // one line, no class name or stack trace: what went wrong, in the exception's own words
             // (a failure on another thread comes wrapped: its cause says what it was)
             String message = failureMessage(e);
-            err.println("hetmem " + cmd + ": " + printable(message));
+            err.println("hetmem " + commandWords(cmd, rest) + ": " + printable(message));
             traceIfAsked(e, err);
             return jsonError(argv, out, commandWords(cmd, rest), message, 1);
         } catch (OutOfMemoryError e) {
             String message = "out of Java heap; " + lessToAskFor(commandWords(cmd, rest))
                     + ", or give the JVM more (HETMEM_JAVA_OPTS=-Xmx...)";
-            err.println("hetmem " + cmd + ": " + message);
+            err.println("hetmem " + commandWords(cmd, rest) + ": " + message);
             traceIfAsked(e, err);
             return jsonError(argv, out, commandWords(cmd, rest), message, 1);
         } catch (Error e) {
             // a stack overflow, a failed assertion, a class or native library that would not load:
             // hetmem's fault or its installation's, said in one line as every other failure is
             String message = INTERNAL_ERROR;
-            err.println("hetmem " + cmd + ": " + message);
+            err.println("hetmem " + commandWords(cmd, rest) + ": " + message);
             traceIfAsked(e, err);
             return jsonError(argv, out, commandWords(cmd, rest), message, 1);
         }

@@ -284,6 +284,9 @@ class CommandLineTest {
         assertUsageError("--sizes ,: an empty item", "bench", "load", "--sizes", ",");
         // found by a review of the benches: these failed after the warm-up, half-way through the table, exit 1
         assertUsageError("--sizes 5000 is not a multiple of the page size 4096", "bench", "migrate", "--sizes", "5000");
+        // the line names the command as it was typed, both words of a bench
+        assertTrue(run("bench", "migrate", "--sizes", "5000").err().startsWith("hetmem bench migrate: --sizes 5000"));
+        assertTrue(run("demo", "--size", "0").err().startsWith("hetmem demo: --size 0"));
         assertUsageError("--sizes 3145728 is not a multiple of the page size 2097152", "bench", "migrate", "--sizes", "3M",
                 "--pages", "4K,2M");
         // and these wrote a model of 64 GiB to /tmp, or held three times a 16 GiB device on the host
