@@ -76,8 +76,10 @@ final class OpenClLauncher {
         KernelSignature sig = k.signature();
         sig.check(k.name(), arguments.size());
         launchLock.lock();
+        boolean open = false;   // the device was open under this lock: close() releases the sub-buffers only after it
         try {
             ctx.checkUsable("clEnqueueNDRangeKernel");
+            open = true;
             k.program().checkOpen(k.name());   // its close releases the kernel under this lock
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment kh = k.handle();
@@ -165,7 +167,9 @@ final class OpenClLauncher {
             }
         } finally {
             try {
-                subBuffers.trim();   // the launch has ended: none of its sub-buffers is an argument of a running kernel
+                if (open) {
+                    subBuffers.trim();   // the launch has ended: none of its sub-buffers is an argument of a running kernel
+                }
             } finally {
                 launchLock.unlock();
             }
