@@ -636,6 +636,27 @@ class OpenClDeviceTest {
         }
     }
 
+    /**
+     * Found by a review of the driver: a plain kernel run on another device's buffers was accepted,
+     * although that buffer is closed under its own device's launch lock, not this one's (it could be
+     * released while this launch binds it), and belongs to another OpenCL context.
+     */
+    @Test
+    void aPlainRunOnAnotherDevicesBufferIsRefusedNamingBothDevices() {
+        try (OpenClDevice one = OpenClFixture.device(4 * MiB);
+             OpenClDevice two = OpenClFixture.device(4 * MiB);
+             OpenClProgram p = PlainBuffers.compile(one, TWICE, "");
+             OpenClDevice.PlainBuffer a = one.plainBuffer(4096);
+             OpenClDevice.PlainBuffer b = one.plainBuffer(4096);
+             OpenClDevice.PlainBuffer other = two.plainBuffer(4096)) {
+            var e = assertThrows(IllegalArgumentException.class, () -> PlainBuffers.run(one, p.kernel("twice"), 1024, a, other));
+            assertTrue(e.getMessage().contains("buffer 1") && e.getMessage().contains(two.name())
+                    && e.getMessage().contains(one.name()), e.getMessage());
+            assertThrows(NullPointerException.class, () -> PlainBuffers.run(one, p.kernel("twice"), 1024, a, null));
+            PlainBuffers.run(one, p.kernel("twice"), 1024, a, b);   // its own device's buffers run
+        }
+    }
+
     /** A handle an OpenCL create call returns, after checking its error word. */
     private static MemorySegment created(MemorySegment err, java.lang.invoke.MethodHandle h, Object... args) {
         try {

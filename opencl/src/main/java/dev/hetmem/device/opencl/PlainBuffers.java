@@ -54,7 +54,7 @@ public final class PlainBuffers {
      * @param globalSize the number of work items, positive
      * @param buffers buffers of {@code device}, one per region parameter of the kernel, in order
      * @throws IllegalArgumentException if {@code kernel} is not from a plain program of {@code device},
-     *         or a scalar buffer belongs to another device
+     *         or a buffer (an argument or a scalar) belongs to another device
      * @throws IllegalStateException if the device is closed
      * @throws OpenClException if the device was lost, an argument does not match the kernel's
      *         signature, or the kernel fails
@@ -63,6 +63,15 @@ public final class PlainBuffers {
         if (kernel.program().device() != device || (!kernel.program().plain() && kernel.signature().translated())) {
             throw new IllegalArgumentException("kernel " + kernel.name() + " is not from a plain program of " + device.name()
                     + " (one built by PlainBuffers.compile, or an ordinary kernel with no HM_SPACE_PARAMS)");
+        }
+        for (int i = 0; i < buffers.length; i++) {
+            // another device's buffer is closed under that device's launch lock, not this one's: it could be
+            // released while this launch binds it (and it belongs to another OpenCL context)
+            Buffer b = (Buffer) java.util.Objects.requireNonNull(buffers[i], "buffer " + i);   // the only implementation (sealed)
+            if (b.device() != device) {
+                throw new IllegalArgumentException("buffer " + i + " of kernel " + kernel.name() + " belongs to "
+                        + b.device().name() + ", not to " + device.name() + ": give a kernel buffers of its own device");
+            }
         }
         device.launcher().runPlain(kernel, globalSize, buffers);
     }
