@@ -251,6 +251,56 @@ class OpenClDeviceTest {
         }
     }
 
+    /**
+     * Found by a review of the driver: the device-side check compared only page numbers, so an
+     * access past an argument's end in its last page, or before its start in its first (a negative
+     * index), reached the bytes of whatever shared the page (here another argument of the same
+     * region, read-only) with no fault; the emulated device refuses both. Now checked to the byte,
+     * the whole element: one that starts inside and ends outside is refused too.
+     */
+    @Test
+    void anAccessOutsideItsArgumentInsideItsFirstOrLastPageThrowsAndTouchesNothing() {
+        try (OpenClDevice dev = OpenClFixture.device(4 * MiB);
+             UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
+             OpenClProgram p = dev.compile("""
+                     __kernel void poke(HM_SPACE_PARAMS, HM_REGION(a), HM_REGION(b), const long at) {
+                         *HM_WPTR(int, b, at) = 7;
+                     }
+                     __kernel void peek(HM_SPACE_PARAMS, HM_REGION(a), HM_REGION(b), const long at) {
+                         *HM_WPTR(int, b, 0) = *HM_PTR(int, a, at);
+                     }
+                     __kernel void straddle(HM_SPACE_PARAMS, HM_REGION(a), HM_REGION(b)) {
+                         *HM_WPTR(int, b, 0) = (int) *HM_PTR(long, a, 12);
+                     }
+                     """)) {
+            Region r = mem.allocate(8192);
+            fillLongs(r, 3);
+            // a = bytes [0, 100) read-only, b = bytes [100, 200) written: one page holds both
+            KernelArg a = KernelArg.of(r, 0, 100, Access.READ);
+            KernelArg b = KernelArg.of(r, 100, 100, Access.WRITE);
+            for (long at : new long[] {-1, 25, 1000}) {   // before b, just past its end, far past it
+                DeviceFaultException e = assertThrows(DeviceFaultException.class,
+                        () -> mem.launch(1, p.kernel("poke", at), 1, a, b), "b[" + at + "]");
+                assertTrue(e.getMessage().contains("region argument 1") && e.getMessage().contains("100 bytes"), e.getMessage());
+            }
+            checkLongs(r, 3);   // the stores went to the scratch page, not to a's bytes or past b
+            // reads: the launch fails naming the argument (b's first int is written by the same item meanwhile)
+            DeviceFaultException read = assertThrows(DeviceFaultException.class,
+                    () -> mem.launch(1, p.kernel("peek", 30L), 1, a, b), "a[30], at byte 120 of 100");
+            assertTrue(read.getMessage().contains("region argument 0"), read.getMessage());
+            // an element whose first byte is inside and last outside: bytes [96, 104) of 100
+            DeviceFaultException across = assertThrows(DeviceFaultException.class,
+                    () -> mem.launch(1, p.kernel("straddle"), 1, a, b));
+            assertTrue(across.getMessage().contains("region argument 0"), across.getMessage());
+            // the last whole element of a, bytes [96, 100), is inside: b's first int takes it
+            mem.launch(1, p.kernel("peek", 24L), 1, a, b);
+            try (HostView v = r.host(0, 8192, Access.READ)) {
+                assertEquals(v.segment().get(ValueLayout.JAVA_INT_UNALIGNED, 96), v.segment().get(ValueLayout.JAVA_INT_UNALIGNED, 100));
+            }
+            assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
+        }
+    }
+
     @Test
     void capacityAboveOnePoolIsSplitIntoPoolsAndKernelsReachEveryPool() {
         OpenClFixture.needsOpenCl();

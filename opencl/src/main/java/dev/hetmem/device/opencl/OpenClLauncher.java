@@ -99,6 +99,12 @@ final class OpenClLauncher {
                     if (sig.plain(i)) {
                         continue;   // reached by a pointer: no page-table window
                     }
+                    if (arguments.get(i).length() >= 1L << 48 || i > 0xFFFF) {
+                        // the window carries both in one long (hetmem.h: HM_POSITION, HM_LENGTH)
+                        throw new IllegalArgumentException("region argument " + i + " of kernel " + k.name() + " has "
+                                + arguments.get(i).length() + " bytes; a translated argument reaches at most 2^48 bytes, "
+                                + "and a kernel at most 65536 of them");
+                    }
                     KernelBinding b = arguments.get(i);
                     firstPage[i] = b.va() >>> PAGE_SHIFT;
                     pages[i] = Math.ceilDiv(b.va() + b.length(), PAGE_BYTES) - firstPage[i];
@@ -124,7 +130,7 @@ final class OpenClLauncher {
                     window.setAtIndex(JAVA_LONG, 0, windowAt[i]);
                     window.setAtIndex(JAVA_LONG, 1, pages[i]);
                     window.setAtIndex(JAVA_LONG, 2, arguments.get(i).va() & (PAGE_BYTES - 1));
-                    window.setAtIndex(JAVA_LONG, 3, i);
+                    window.setAtIndex(JAVA_LONG, 3, i | (arguments.get(i).length() << 16));   // hetmem.h: HM_POSITION, HM_LENGTH
                     setArg(cl, kh, arg, 32, window, "region argument " + i);
                 }, a);
                 // one round trip: upload the entries, clear the fault word, run, read the fault word back;

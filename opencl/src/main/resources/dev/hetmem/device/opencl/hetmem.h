@@ -77,12 +77,17 @@
 #define HM_SPACE_PARAMS __global const uint *restrict hm_pt, __global uint *hm_fault, HM_POOL_PARAMS
 #define HM_SPACE hm_pt, hm_fault, HM_POOL_ARGS
 
-/* A region argument: x = its first entry in hm_pt, y = its pages, z = its byte offset in its first page, w = its position. */
+/*
+ * A region argument: x = its first entry in hm_pt, y = its pages, z = its byte offset in its first
+ * page, w = its position (bits 0-15) and its length in bytes (bits 16-63).
+ */
 #define HM_REGION(name) const ulong4 name
+#define HM_POSITION(r) ((uint) ((r).w & 0xFFFFUL))
+#define HM_LENGTH(r) ((r).w >> 16)
 
 /* Records the first bad access (argument position + 1, and the offset) and hands back the scratch page. */
 inline __global uchar *hm_bad(__global uint *hm_fault, ulong4 r, ulong off, uint why) {
-    if (atomic_cmpxchg(hm_fault, 0u, (uint) r.w + 1u) == 0u) {
+    if (atomic_cmpxchg(hm_fault, 0u, HM_POSITION(r) + 1u) == 0u) {
         hm_fault[1] = why;
         hm_fault[2] = (uint) off;
         hm_fault[3] = (uint) (off >> 32);
@@ -90,18 +95,24 @@ inline __global uchar *hm_bad(__global uint *hm_fault, ulong4 r, ulong off, uint
     return (__global uchar *) (hm_fault + 16);
 }
 
-inline __global uchar *hm_addr(HM_SPACE_PARAMS, ulong4 r, ulong off, uint need) {
+/*
+ * The address of the size bytes at byte off of argument r: inside the argument to the byte (an
+ * element that starts or ends outside it, in the argument's first or last page too, is refused;
+ * a negative index wraps to an offset past the end), present, and writable where need asks it.
+ */
+inline __global uchar *hm_addr(HM_SPACE_PARAMS, ulong4 r, ulong off, ulong size, uint need) {
     ulong v = r.z + off;
     ulong p = v >> HM_PAGE_SHIFT;
-    uint e = p < r.y ? hm_pt[r.x + p] : 0u;
+    int inside = off <= HM_LENGTH(r) && size <= HM_LENGTH(r) - off && p < r.y;
+    uint e = inside ? hm_pt[r.x + p] : 0u;
     if ((e & need) != need) {
-        return hm_bad(hm_fault, r, off, p < r.y ? 2u : 1u);
+        return hm_bad(hm_fault, r, off, inside ? 2u : 1u);
     }
     return HM_POOL_BASE(e) + ((ulong) (e >> 4) << HM_PAGE_SHIFT) + (v & (HM_PAGE_BYTES - 1));
 }
 
-#define HM_PTR(T, r, i) ((__global const T *) hm_addr(HM_SPACE, (r), (ulong) (i) * sizeof(T), HM_PRESENT))
-#define HM_WPTR(T, r, i) ((__global T *) hm_addr(HM_SPACE, (r), (ulong) (i) * sizeof(T), HM_PRESENT | HM_WRITABLE))
+#define HM_PTR(T, r, i) ((__global const T *) hm_addr(HM_SPACE, (r), (ulong) (i) * sizeof(T), sizeof(T), HM_PRESENT))
+#define HM_WPTR(T, r, i) ((__global T *) hm_addr(HM_SPACE, (r), (ulong) (i) * sizeof(T), sizeof(T), HM_PRESENT | HM_WRITABLE))
 #define HM_SAME_PAGE(r, off, bytes) (((((r).z + (off)) & (HM_PAGE_BYTES - 1)) + (bytes)) <= HM_PAGE_BYTES)
 #define HM_PAGE_LEFT(r, off) (HM_PAGE_BYTES - (((r).z + (off)) & (HM_PAGE_BYTES - 1)))
 
