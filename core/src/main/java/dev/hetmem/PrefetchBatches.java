@@ -6,7 +6,9 @@ import dev.hetmem.migrate.MigrationRequest;
 
 import java.util.AbstractList;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Objects;
 import java.util.RandomAccess;
 
 /**
@@ -51,8 +53,8 @@ final class PrefetchBatches extends AbstractList<List<MigrationRequest>> impleme
         this.sized = (int) (maxPieces < bound ? Math.min(bound, maxPieces + PageGeometry.BLOCK_PAGES) : bound);
         Starts starts = new Starts();
         walk(0, offsets.length == 0 ? 0 : offsets[0] >>> PageGeometry.PAGE_SHIFT, null, starts);
-        this.startIndex = java.util.Arrays.copyOf(starts.index, starts.count);
-        this.startPage = java.util.Arrays.copyOf(starts.page, starts.count);
+        this.startIndex = Arrays.copyOf(starts.index, starts.count);
+        this.startPage = Arrays.copyOf(starts.page, starts.count);
     }
 
     @Override
@@ -63,7 +65,7 @@ final class PrefetchBatches extends AbstractList<List<MigrationRequest>> impleme
     /** Batch {@code i}'s requests, built now. */
     @Override
     public List<MigrationRequest> get(int i) {
-        java.util.Objects.checkIndex(i, startIndex.length);
+        Objects.checkIndex(i, startIndex.length);
         List<MigrationRequest> batch = new ArrayList<>(sized);
         walk(startIndex[i], startPage[i], batch, null);
         return batch;
@@ -77,8 +79,8 @@ final class PrefetchBatches extends AbstractList<List<MigrationRequest>> impleme
 
         void add(int k, long p) {
             if (count == index.length) {
-                index = java.util.Arrays.copyOf(index, 2 * count);
-                page = java.util.Arrays.copyOf(page, 2 * count);
+                index = Arrays.copyOf(index, 2 * count);
+                page = Arrays.copyOf(page, 2 * count);
             }
             index[count] = k;
             page[count] = p;

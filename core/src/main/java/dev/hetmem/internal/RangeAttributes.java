@@ -101,11 +101,21 @@ public final class RangeAttributes {
 
     public Attrs at(long page) {
         Snapshot s = snapshot;
+        return s.attrs[indexOf(s, page)];
+    }
+
+    /** The interval of {@code s} that holds {@code page}. */
+    private static int indexOf(Snapshot s, long page) {
         if (s.starts.length == 1) {
-            return s.attrs[0];   // the usual region: no advice, nothing freed
+            return 0;   // the usual region: no advice, nothing freed
         }
         int i = Arrays.binarySearch(s.starts, page);
-        return s.attrs[i >= 0 ? i : -i - 2];
+        return i >= 0 ? i : -i - 2;
+    }
+
+    /** Where the interval after {@code idx} begins: the region's end if none. */
+    private long endOf(Snapshot s, int idx) {
+        return idx + 1 < s.starts.length ? s.starts[idx + 1] : pages;
     }
 
     /** The attributes of a page and the first page after it whose attributes may differ. */
@@ -114,23 +124,14 @@ public final class RangeAttributes {
     /** {@link #at} and {@link #nextChange} of {@code page}, from one snapshot. */
     public Stretch stretchAt(long page) {
         Snapshot s = snapshot;
-        if (s.starts.length == 1) {
-            return new Stretch(s.attrs[0], pages);
-        }
-        int i = Arrays.binarySearch(s.starts, page);
-        int idx = i >= 0 ? i : -i - 2;
-        return new Stretch(s.attrs[idx], idx + 1 < s.starts.length ? s.starts[idx + 1] : pages);
+        int idx = indexOf(s, page);
+        return new Stretch(s.attrs[idx], endOf(s, idx));
     }
 
     /** The first page after {@code page} whose attributes may differ (the region's end if none). */
     public long nextChange(long page) {
         Snapshot s = snapshot;
-        if (s.starts.length == 1) {
-            return pages;
-        }
-        int i = Arrays.binarySearch(s.starts, page);
-        int idx = i >= 0 ? i : -i - 2;
-        return idx + 1 < s.starts.length ? s.starts[idx + 1] : pages;
+        return endOf(s, indexOf(s, page));
     }
 
     /** Applies {@code change} to the attributes of every page in [from, to). */
