@@ -30,6 +30,7 @@ final class Shares {
         CountDownLatch start = new CountDownLatch(1);
         AtomicReference<Throwable> failed = new AtomicReference<>();
         List<Thread> others = new ArrayList<>();
+        boolean allStarted = false;
         try {
             for (int t = 1; t < threads; t++) {
                 int id = t;
@@ -42,12 +43,13 @@ final class Shares {
                     }
                 }));
             }
+            allStarted = true;
         } catch (Throwable e) {
             failed.set(e);   // no thread for a share: those started run theirs and are waited for below
         }
         long t0 = System.nanoTime();
         start.countDown();
-        if (failed.get() == null) {
+        if (allStarted) {   // not failed.get(): another share may have failed already, and this one still runs
             try {
                 share.accept(0);
             } catch (Throwable e) {
