@@ -2,6 +2,7 @@ package dev.hetmem.io;
 
 import dev.hetmem.Region;
 import dev.hetmem.UnifiedMemory;
+import dev.hetmem.loader.FileIdentity;
 
 import java.io.IOException;
 import java.math.BigInteger;
@@ -19,6 +20,7 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 
 import static dev.hetmem.io.SafeTensorsException.Kind.*;
 
@@ -96,9 +98,29 @@ public final class SafeTensors implements AutoCloseable {
      * @throws NullPointerException if {@code options} is null
      */
     public static SafeTensors load(UnifiedMemory mem, Path path, int node, LoadOptions options) throws IOException {
+        return load(mem, path, node, options, () -> { });
+    }
+
+    /**
+     * As {@link #load(UnifiedMemory, Path, int, LoadOptions)}, running {@code afterHeader} between
+     * reading the header and loading the file (a test's way into that window).
+     */
+    static SafeTensors load(UnifiedMemory mem, Path path, int node, LoadOptions options, Runnable afterHeader)
+            throws IOException {
+        Objects.requireNonNull(options, "options");
+        // the header and the data are read through separate opens: the file as it was before the header
+        // was read must still be there, unchanged, once the load has read the data (the load checks its
+        // own start against its end; a file replaced between the header and the load's start is caught
+        // here, even one of the same size whose tensors the header would then misdescribe)
+        FileIdentity identity = java.nio.file.Files.exists(path) ? FileIdentity.of(path) : null;
         Header h = readHeader(path);
+        afterHeader.run();
         LoadResult r = mem.load(path, node, options);
         try {
+            if (identity != null) {
+                identity.checkUnchanged(path, "between reading its header and loading its data",
+                        "when its header was read", "when its data had been loaded");
+            }
             long dataStart = 8 + h.headerBytes;
             if (r.bytes() != dataStart + h.dataBytes) {
                 throw new IOException(path + " changed between reading its header and loading it: " + r.bytes()

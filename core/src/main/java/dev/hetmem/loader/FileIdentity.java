@@ -25,9 +25,10 @@ import java.util.Objects;
  * @param key      the file system's identity of the file (device and inode on Linux), null where it has none
  * @param changed  the time of the inode's last change, null where the file system does not give it
  */
-record FileIdentity(Object key, long size, FileTime modified, FileTime changed) {
+public record FileIdentity(Object key, long size, FileTime modified, FileTime changed) {
 
-    static FileIdentity of(Path path) throws IOException {
+    /** The file {@code path} names now, as it is now. */
+    public static FileIdentity of(Path path) throws IOException {
         BasicFileAttributes a = Files.readAttributes(path, BasicFileAttributes.class);
         FileTime changed;
         try {
@@ -38,26 +39,35 @@ record FileIdentity(Object key, long size, FileTime modified, FileTime changed) 
         return new FileIdentity(a.fileKey(), a.size(), a.lastModifiedTime(), changed);
     }
 
-    /** Throws, saying what changed, unless {@code path} names this file as it was. */
+    /** Throws, saying what changed, unless {@code path} names this file as it was; as the loader says it. */
     void checkUnchanged(Path path) throws IOException {
-        FileIdentity now;
+        checkUnchanged(path, "during the load", "when the load began", "when it ended");
+    }
+
+    /**
+     * Throws, saying what changed, unless {@code path} names this file as it was. {@code during}
+     * names the time it was read in (e.g. "during the load"), {@code then} and {@code now} the
+     * moments this identity and the check were taken, for the message.
+     */
+    public void checkUnchanged(Path path, String during, String then, String now) throws IOException {
+        FileIdentity current;
         try {
-            now = of(path);
+            current = of(path);
         } catch (NoSuchFileException e) {
-            throw new IOException(path + " was deleted or renamed during the load: what was read cannot be checked "
+            throw new IOException(path + " was deleted or renamed " + during + ": what was read cannot be checked "
                     + "against the file; load it again", e);
         }
-        if (!Objects.equals(key, now.key)) {
-            throw new IOException(path + " was replaced by another file during the load (a new file under its "
+        if (!Objects.equals(key, current.key)) {
+            throw new IOException(path + " was replaced by another file " + during + " (a new file under its "
                     + "name): load it again");
         }
-        if (now.size != size) {
-            throw new IOException(path + " changed size during the load: " + size + " bytes before, " + now.size
-                    + " after");
+        if (current.size != size) {
+            throw new IOException(path + " changed size " + during + ": " + size + " bytes " + then + ", " + current.size
+                    + " " + now);
         }
-        if (!modified.equals(now.modified) || !Objects.equals(changed, now.changed)) {
-            throw new IOException(path + " was written during the load (last modified at " + modified
-                    + " when the load began, at " + now.modified + " when it ended): what was read may mix old and "
+        if (!modified.equals(current.modified) || !Objects.equals(changed, current.changed)) {
+            throw new IOException(path + " was written " + during + " (last modified at " + modified
+                    + " " + then + ", at " + current.modified + " " + now + "): what was read may mix old and "
                     + "new bytes; load it again once nothing writes it");
         }
     }

@@ -99,6 +99,49 @@ class SafeTensorsTest {
         refused(INVALID_HEADER_DESERIALIZATION, "nesting deeper", write("deep", "{\"x\":" + deep + "}", 0));
     }
 
+    /**
+     * The header is read through an open of its own before the load opens the file: a file replaced
+     * in between by another of the same size, whose header places its tensors differently, passed
+     * (the load checked its own start against its end, and the size matched), leaving tensors that
+     * pointed into the other file's bytes by the first file's header. Also a write in place there.
+     */
+    @Test
+    void aFileReplacedOrWrittenBetweenItsHeaderAndItsLoadFailsAndLeavesNothing() throws IOException {
+        String a = "{\"x\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                + "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]}}";
+        String b = "{\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                + "\"x\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}  ";   // padded to a's length, as writers pad
+        assertEquals(a.length(), b.length(), "the two files have one size");
+        for (String change : java.util.List.of("replaced", "written")) {
+            for (int node : new int[] {0, 1}) {
+                Path p = write("swapped", a, 24);
+                Path other = write("swapped-other", b, 24);
+                long size = Files.size(p);
+                int before = mem.regions().size();
+                IOException e = assertThrows(IOException.class, () -> SafeTensors.load(mem, p, node, LoadOptions.defaults(), () -> {
+                    try {
+                        if (change.equals("replaced")) {
+                            Files.move(other, p, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+                        } else {
+                            java.nio.file.attribute.FileTime was = Files.getLastModifiedTime(p);
+                            Files.write(p, Files.readAllBytes(other));   // in place, its time put back
+                            Files.setLastModifiedTime(p, was);
+                        }
+                    } catch (IOException x) {
+                        throw new java.io.UncheckedIOException(x);
+                    }
+                }), change + " to node " + node);
+                String says = change.equals("replaced") ? "was replaced by another file between reading its header and loading its data"
+                        : "was written between reading its header and loading its data";
+                assertTrue(e.getMessage().contains(says) && e.getMessage().contains(p.toString()), e.getMessage());
+                assertEquals(size, Files.size(p));
+                assertEquals(before, mem.regions().size(), change + " to node " + node + ": the region was freed");
+            }
+        }
+        assertEquals(64L << 20, mem.stats().node(1).freeBytes(), "no device frame leaked");
+    }
+
     @Test
     void aRealLayoutFileLoadsElementByElementOnHostAndDevice() throws IOException {
         // tensors written in data order, several dtypes, a scalar and a zero-size tensor
