@@ -137,6 +137,14 @@ struct hm_service {
     _Alignas(64) uint64_t batch; /* its own cache line: hm_busy polls it while the service counts */
     _Alignas(64) uint64_t hold_ns; /* tests only (hm_test_hold): the service sleeps this long after each read */
     uint64_t held; /* tests only: messages read while hold_ns was set */
+    /* tests only (hm_test_fail_fill): fills fail with fail_errno once this many more pages have been
+       filled, fail_times of them in a row; -1: never */
+    _Alignas(64) int64_t fail_after;
+    int64_t fail_times;
+    int fail_errno;
+    /* faults in a row whose own page could not be installed: the service pauses before the next (see
+       FAILING_PAUSE_NS); the service thread's alone */
+    uint32_t failing;
 };
 
 static inline void bump(struct hm_service *s, int which, uint64_t n) {
@@ -235,20 +243,37 @@ static int zap(struct hm_region *r, uint64_t first, uint64_t count) {
 
 /*
  * One userfaultfd fill of [dst, dst+len): UFFDIO_COPY from src (mode: UFFDIO_COPY_MODE_WP or 0),
- * or UFFDIO_ZEROPAGE when src is 0. Returns bytes filled before a page already mapped (then
- * *exists is set) or the whole length; -errno on any other failure.
+ * or UFFDIO_ZEROPAGE when src is 0. Returns the bytes filled: the whole length, or those before a
+ * page already mapped (then *exists is set), or those before a failure (then *err is -errno). The
+ * pages filled before a failure are mapped and their waiters woken: the caller must account for
+ * them (a failure of the second call of an EAGAIN split, or of a later run, leaves earlier pages in).
  */
-static int64_t fill(struct hm_service *s, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode, int *exists) {
+static uint64_t fill(struct hm_service *s, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode, int *exists,
+                     int *err) {
     uint64_t done = 0;
     *exists = 0;
+    *err = 0;
     while (done < len) {
+        uint64_t ask = len - done;
+        int64_t armed = __atomic_load_n(&s->fail_after, __ATOMIC_ACQUIRE);
+        if (armed == 0) { /* tests only (hm_test_fail_fill) */
+            if (__atomic_sub_fetch(&s->fail_times, 1, __ATOMIC_ACQ_REL) <= 0) {
+                __atomic_store_n(&s->fail_after, -1, __ATOMIC_RELEASE);
+            }
+            bump(s, C_ERRORS, 1);
+            *err = -s->fail_errno;
+            return done;
+        }
+        if (armed > 0 && (uint64_t) armed * PAGE < ask) {
+            ask = (uint64_t) armed * PAGE; /* tests only: the pages before the injected failure */
+        }
         int64_t moved;
         int rc;
         if (src == 0) {
             struct uffdio_zeropage z;
             memset(&z, 0, sizeof z);
             z.range.start = dst + done;
-            z.range.len = len - done;
+            z.range.len = ask;
             rc = ioctl(s->uffd, UFFDIO_ZEROPAGE, &z);
             moved = z.zeropage;
         } else {
@@ -256,30 +281,34 @@ static int64_t fill(struct hm_service *s, uint64_t dst, uint64_t src, uint64_t l
             memset(&c, 0, sizeof c);
             c.dst = dst + done;
             c.src = src + done;
-            c.len = len - done;
+            c.len = ask;
             c.mode = mode;
             rc = ioctl(s->uffd, UFFDIO_COPY, &c);
             moved = c.copy;
         }
-        if (rc == 0) {
-            return (int64_t) len;
-        }
         int e = errno;
+        if (rc == 0) {
+            moved = (int64_t) ask;
+        }
         if (moved > 0) {
-            done += (uint64_t) moved; /* EAGAIN: part was done; the rest goes in the next call */
+            if (armed > 0) {
+                __atomic_fetch_sub(&s->fail_after, moved / (int64_t) PAGE, __ATOMIC_ACQ_REL);
+            }
+            done += (uint64_t) moved; /* all of it, or EAGAIN: part was done; the rest goes in the next call */
             continue;
         }
         if (e == EEXIST || moved == -EEXIST) {
             *exists = 1;
-            return (int64_t) done;
+            return done;
         }
         if (e == EAGAIN) {
             continue;
         }
         bump(s, C_ERRORS, 1);
-        return -e;
+        *err = -e;
+        return done;
     }
-    return (int64_t) len;
+    return len;
 }
 
 /*
@@ -287,11 +316,15 @@ static int64_t fill(struct hm_service *s, uint64_t dst, uint64_t src, uint64_t l
  * follow each other going in one call). A page already mapped is skipped (*skipped is set: the
  * kernel woke nobody waiting on it), except for H_COPY*, where a mapped page holds nothing of
  * value (the page is elsewhere): it is unmapped and filled again. Wakes threads waiting on the
- * pages filled. Returns 0 or -errno.
+ * pages filled. Returns 0 or -errno; *installed: how many pages from first are in the view as
+ * planned (all of them on success; on a failure, those before it: mapped, their waiters woken, so
+ * the caller must give them their new state words, not the old ones).
  */
-static int install(struct hm_region *r, uint64_t first, uint64_t count, int how, const uint64_t *srcs, int *skipped) {
+static int install(struct hm_region *r, uint64_t first, uint64_t count, int how, const uint64_t *srcs, int *skipped,
+                   uint64_t *installed) {
     struct hm_service *s = r->svc;
     uint64_t i = 0;
+    *installed = 0;
     uint64_t retried = UINT64_MAX; /* the page last unmapped to be filled again: once each */
     while (i < count) {
         uint64_t j = i + 1;
@@ -311,14 +344,15 @@ static int install(struct hm_region *r, uint64_t first, uint64_t count, int how,
             mode = how == H_ZERO_RO ? UFFDIO_COPY_MODE_WP : 0;
         }
         int exists;
-        int64_t got = fill(s, r->view + (first + i) * PAGE, src, (j - i) * PAGE, mode, &exists);
-        if (got < 0) {
-            return (int) got;
-        }
-        uint64_t filled = (uint64_t) got / PAGE;
+        int err;
+        uint64_t filled = fill(s, r->view + (first + i) * PAGE, src, (j - i) * PAGE, mode, &exists, &err) / PAGE;
         int copying = how == H_COPY || how == H_COPY_RO;
         bump(s, copying ? C_PAGES_COPIED : C_PAGES_MAPPED, filled);
         i += filled;
+        *installed = i;
+        if (err != 0) {
+            return err;
+        }
         if (!exists) {
             continue;
         }
@@ -337,6 +371,7 @@ static int install(struct hm_region *r, uint64_t first, uint64_t count, int how,
         }
         *skipped = 1;
         i++;
+        *installed = i;   /* mapped already, as planned for a page that is not copied */
     }
     return 0;
 }
@@ -416,8 +451,12 @@ static int plan_page(struct hm_region *r, uint64_t p, uint64_t fp, int write, ui
     return write ? H_ZERO_WRITE : H_ZERO_READ;
 }
 
-/* A missing-page fault at page fp: the granule around it comes home. svc->lock is held. */
-static void resolve(struct hm_region *r, uint64_t fp, int write) {
+/*
+ * A missing-page fault at page fp: the granule around it comes home. svc->lock is held. Returns 1
+ * if fp itself could not be installed (its thread, woken, faults again), else 0.
+ */
+static int resolve(struct hm_region *r, uint64_t fp, int write) {
+    int failed = 0;
     uint64_t g = granule_of(r, fp);
     uint64_t g0 = fp - fp % g;
     uint64_t g1 = g0 + g < r->pages ? g0 + g : r->pages;
@@ -458,13 +497,19 @@ static void resolve(struct hm_region *r, uint64_t fp, int write) {
             continue;
         }
         int skipped = 0;
-        int rc = install(r, run, n, how, srcs, &skipped);
+        uint64_t installed;
+        int rc = install(r, run, n, how, srcs, &skipped, &installed);
         if (rc == 0 && !skipped && fp >= run && fp < run + n) {
             woke = 1;
         }
         if (rc != 0) {
-            /* nothing changes for pages that could not be installed: the thread faults again */
-            for (uint64_t i = 0; i < n; i++) {
+            /* the pages installed before the failure are mapped and their waiters woken: they take their
+               new words (restored to the old ones, a page mapped writable while its word says AWAY took
+               stores that nothing saw, and the next fault of the granule zapped them as stale). Nothing
+               changes for the pages that could not be installed: the thread faults again */
+            unlock_range(r, run, installed, held);
+            failed |= fp >= run + installed && fp < run + n;
+            for (uint64_t i = installed; i < n; i++) {
                 uint64_t *w = &r->state[run + i];
                 unlock_page(w, __atomic_load_n(w, __ATOMIC_RELAXED));
             }
@@ -478,10 +523,15 @@ static void resolve(struct hm_region *r, uint64_t fp, int write) {
     if (!woke) {
         wake(r->svc, r->view + fp * PAGE);
     }
+    return failed;
 }
 
-/* A write to a write-protected page: the host becomes its only writer. svc->lock is held. */
-static void resolve_write(struct hm_region *r, uint64_t fp) {
+/*
+ * A write to a write-protected page: the host becomes its only writer. svc->lock is held. Returns 1
+ * if the page could not be made writable (its writer, woken, faults again), else 0.
+ */
+static int resolve_write(struct hm_region *r, uint64_t fp) {
+    int failed = 0;
     uint64_t *w = &r->state[fp];
     uint64_t v = lock_page(w);
     uint64_t kind = v & ST_KIND;
@@ -492,7 +542,7 @@ static void resolve_write(struct hm_region *r, uint64_t fp) {
         zap(r, fp, 1);
         unlock_page(w, v & ~ST_MAPPED);
         wake(r->svc, r->view + fp * PAGE);
-        return;
+        return 0;
     }
     if (!r->dead && kind == K_LEAVING) {
         v = host_takes(r, fp, v, v & ST_MAPPED);
@@ -503,8 +553,10 @@ static void resolve_write(struct hm_region *r, uint64_t fp) {
         /* the unprotect wakes the writer only when it succeeds: woken now, the write faults again and
            is served again (a writer never woken would hold up every safepoint of the JVM) */
         wake(r->svc, r->view + fp * PAGE);
+        failed = 1;
     }
     unlock_page(w, v);
+    return failed;
 }
 
 static uint64_t now_ns(void) {
@@ -515,6 +567,27 @@ static uint64_t now_ns(void) {
 
 /* How long the service polls without sleeping after a fault. */
 #define SPIN_NS 50000ULL
+
+/*
+ * After a fault whose own page could not be installed (the copy failed: memory short, ENOMEM from a
+ * cgroup's charge), its thread is woken and faults again at once. Served again at once, a failure
+ * that lasts made the service and that thread spin, some 10^5 faults a second, a core burnt while the
+ * thread could reach no safepoint. The service pauses before its next read instead: 1 us doubling
+ * with each such fault in a row, at most FAILING_PAUSE_NS, as the kernel's own fault path waits for
+ * memory and retries; the first fault served brings the pause back to nothing. Other regions' faults
+ * wait through the pause too: the failure is the machine's, not the region's.
+ */
+#define FAILING_PAUSE_NS 10000000ULL
+
+static void pause_after_failures(struct hm_service *s) {
+    uint32_t shift = s->failing < 14 ? s->failing : 14;
+    uint64_t ns = 1000ULL << shift;
+    if (ns > FAILING_PAUSE_NS) {
+        ns = FAILING_PAUSE_NS;
+    }
+    struct timespec t = {0, (long) ns};
+    nanosleep(&t, NULL);
+}
 
 /*
  * Reads fault messages inside a batch (s->batch odd); a read that got none ends the batch at once.
@@ -573,6 +646,7 @@ static void *serve(void *arg) {
             }
             uint64_t addr = m->arg.pagefault.address;
             uint64_t flags = m->arg.pagefault.flags;
+            int failed = 0;
             pthread_mutex_lock(&s->lock);
             struct hm_region *r = region_of(s, addr);
             if (r == NULL) {
@@ -581,13 +655,19 @@ static void *serve(void *arg) {
                 uint64_t page = (addr - r->view) / PAGE;
                 if (flags & UFFD_PAGEFAULT_FLAG_WP) {
                     bump(s, C_WP_FAULTS, 1);
-                    resolve_write(r, page);
+                    failed = resolve_write(r, page);
                 } else {
                     bump(s, C_FAULTS, 1);
-                    resolve(r, page, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
+                    failed = resolve(r, page, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
                 }
             }
             pthread_mutex_unlock(&s->lock);
+            if (failed) {
+                s->failing++;
+                pause_after_failures(s);
+            } else {
+                s->failing = 0;
+            }
         }
         __atomic_fetch_add(&s->batch, 1, __ATOMIC_RELEASE); /* every message read is served */
     }
@@ -683,6 +763,7 @@ struct hm_service *hm_service_open(int *code, int *err) {
     }
     s->uffd = fd;
     s->zeros = zeros;
+    s->fail_after = -1;
     s->stopfd = eventfd(0, EFD_CLOEXEC);
     pthread_mutex_init(&s->lock, NULL);
     if (s->stopfd < 0 || pthread_create(&s->thread, NULL, serve, s) != 0) {
@@ -729,6 +810,21 @@ uint64_t hm_test_hold(struct hm_region *r, uint64_t ns) {
         __atomic_store_n(&r->svc->hold_ns, ns, __ATOMIC_RELAXED);
     }
     return __atomic_load_n(&r->svc->held, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Tests only: the service's fills (a fault's installs, hm_home's and hm_populate's) fail with errno
+ * err once after_pages more pages have been filled, times fills in a row (each failing at once after
+ * the first); after_pages -1 disarms. Returns the fills still to fail (0: none armed).
+ */
+int64_t hm_test_fail_fill(struct hm_region *r, int64_t after_pages, int64_t times, int err) {
+    if (after_pages != INT64_MIN) {
+        r->svc->fail_errno = err;
+        __atomic_store_n(&r->svc->fail_times, after_pages < 0 ? 0 : times, __ATOMIC_RELEASE);
+        __atomic_store_n(&r->svc->fail_after, after_pages < 0 || times <= 0 ? -1 : after_pages, __ATOMIC_RELEASE);
+    }
+    return __atomic_load_n(&r->svc->fail_after, __ATOMIC_ACQUIRE) < 0 ? 0
+            : __atomic_load_n(&r->svc->fail_times, __ATOMIC_ACQUIRE);
 }
 
 /* ---- regions ------------------------------------------------------------------------------------ */
@@ -971,10 +1067,13 @@ int hm_home(struct hm_region *r, uint64_t first, uint64_t count, const uint64_t 
             j++;
         }
         int skipped = 0;
+        uint64_t installed;
         /* copied and write-protected in one step: no store can slip in between */
-        int e = install(r, first + i, j - i, H_COPY_RO, srcs + i, &skipped);
+        int e = install(r, first + i, j - i, H_COPY_RO, srcs + i, &skipped, &installed);
         if (e != 0) {
-            zap(r, first + i, j - i); /* the pages stay AWAY, and so missing */
+            /* the pages stay AWAY, and so missing: those installed before the failure too, which no
+               store can have reached (write-protected); a reader woken meanwhile faults again */
+            zap(r, first + i, j - i);
             rc = rc ? rc : e;
         } else {
             for (uint64_t k = i; k < j; k++) {
@@ -1084,11 +1183,10 @@ int hm_populate(struct hm_region *r, uint64_t first, uint64_t count) {
                 j++;
             }
             int skipped = 0;
-            rc = install(r, at + i, j - i, H_ZERO_WRITE, NULL, &skipped);
-            if (rc == 0) {
-                for (uint64_t k = i; k < j; k++) {
-                    old[k] |= ST_MAPPED;
-                }
+            uint64_t installed;
+            rc = install(r, at + i, j - i, H_ZERO_WRITE, NULL, &skipped, &installed);
+            for (uint64_t k = i; k < i + installed; k++) {
+                old[k] |= ST_MAPPED;   /* on a failure too: the pages before it are mapped */
             }
             i = j;
         }

@@ -1167,4 +1167,73 @@ class UserfaultfdTest {
             assertEquals(value(4, i) + 1, view.get(JAVA_LONG, 8 * i), "long " + i);
         }
     }
+
+    /**
+     * A fault's granule comes home in several fills; one that fails after others have installed
+     * pages (memory short: ENOMEM from a cgroup's charge) left those pages mapped and writable while
+     * their state words still said AWAY: a store to one took no fault, nothing told the page table,
+     * and the next fault in the granule unmapped it as stale and copied the device's old bytes over it
+     * (the store lost), while verify() found a page mapped that the host does not hold. The pages
+     * installed before a failure now take the words planned for them.
+     */
+    @Test
+    void aFaultWhoseInstallFailsPartWayKeepsThePagesItInstalledAndLosesNoStore() {
+        long granule = 16 * PAGE;
+        mem = uffdMemory(granule, MemoryFixture.emulated(8 * MiB));
+        Region r = mem.allocate(2 * MiB);
+        MemorySegment s = r.segment();
+        fill(s, 0, r.size(), 31);
+        mem.advise(r, 0, granule, new Advice.Prefetch(1));   // the granule's pages only on the device
+        HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
+        long errors = mem.faultServiceCounters().errors();
+        m.failFillsForTesting(4, 1, 12);   // ENOMEM once 4 pages of the granule are in
+        try {
+            assertEquals(value(31, 0), s.get(JAVA_LONG, 0), "the faulting page was installed before the failure");
+        } finally {
+            m.failFillsForTesting(-1, 0, 0);
+        }
+        assertEquals(errors + 1, mem.faultServiceCounters().errors(), "the injected failure happened");
+        s.set(JAVA_LONG, 2 * PAGE + 8, 777L);   // a page installed before the failure: its store must stay
+        assertEquals(List.of(), mem.verify(), "every mapped page is the host's in the page table");
+        assertEquals(value(31, (10 * PAGE) >>> 3), s.get(JAVA_LONG, 10 * PAGE), "a page past the failure faults in");
+        assertEquals(777L, s.get(JAVA_LONG, 2 * PAGE + 8), "the store before the second fault of the granule");
+        mem.prefetch(r, new long[] {0}, granule, 1);
+        mem.prefetch(r, new long[] {0}, granule, 0);
+        assertEquals(777L, s.get(JAVA_LONG, 2 * PAGE + 8), "the store after a round trip through the device");
+        s.set(JAVA_LONG, 2 * PAGE + 8, value(31, (2 * PAGE + 8) >>> 3));
+        assertEquals(0, mismatches(s, 0, r.size(), 31));
+    }
+
+    /**
+     * A fault whose page cannot be installed (a failure that lasts) is served again when its thread
+     * faults again: served at once, the service and the thread spun at some 10^5 faults a second for as
+     * long as the failure lasted, a core burnt and the thread at no safepoint. The service pauses
+     * between such faults (up to 10 ms): over 500 ms of failure, a few dozen faults, not tens of
+     * thousands; and the load completes with the right bytes once the failure ends.
+     */
+    @Test
+    void aFaultThatKeepsFailingIsRetriedWithPausesAndCompletesOnceTheFailureEnds() throws Exception {
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(8 * MiB));
+        Region r = mem.allocate(2 * MiB);
+        MemorySegment s = r.segment();
+        fill(s, 0, r.size(), 32);
+        mem.advise(r, 0, 2 * MiB, new Advice.Prefetch(1));
+        HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
+        m.failFillsForTesting(0, Long.MAX_VALUE, 12);   // every fill fails until disarmed
+        long faults = mem.faultServiceCounters().faults();
+        long[] seen = new long[1];
+        Thread reader = Thread.ofPlatform().start(() -> seen[0] = s.get(JAVA_LONG, 5 * PAGE));
+        try {
+            Thread.sleep(500);
+            assertTrue(reader.isAlive(), "the read waits while its page cannot be installed");
+            long served = mem.faultServiceCounters().faults() - faults;
+            assertTrue(served >= 2 && served < 1000, served + " faults served in 500 ms of failure");
+        } finally {
+            m.failFillsForTesting(-1, 0, 0);
+        }
+        reader.join(10_000);
+        assertTrue(!reader.isAlive(), "the read completed once the failure ended");
+        assertEquals(value(32, (5 * PAGE) >>> 3), seen[0]);
+        assertEquals(0, mismatches(s, 0, r.size(), 32));
+    }
 }

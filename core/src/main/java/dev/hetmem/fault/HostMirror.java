@@ -239,6 +239,29 @@ public final class HostMirror implements AutoCloseable {
         }
     }
 
+    /**
+     * Tests only: the fault service's fills of pages into the view (a fault's, and those of
+     * {@link #home} and {@link #populate}) fail with {@code errno} once {@code afterPages} more
+     * pages have been filled, {@code times} fills in a row; {@code afterPages} -1 disarms. Returns
+     * the fills still to fail (0 once the last armed one has failed).
+     */
+    public long failFillsForTesting(long afterPages, long times, int errno) {
+        return testFailFill(afterPages, times, errno);
+    }
+
+    /** Tests only: the fills still to fail ({@link #failFillsForTesting}). */
+    public long fillsLeftToFailForTesting() {
+        return testFailFill(Long.MIN_VALUE, 0, 0);
+    }
+
+    private long testFailFill(long afterPages, long times, int errno) {
+        try {
+            return (long) lib.testFailFill.invokeExact(handle, afterPages, times, errno);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
     /** A running kernel holds (or no longer holds) pages [first, first+count). */
     public void busy(long first, long count, boolean on) {
         try {
