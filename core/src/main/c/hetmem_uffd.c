@@ -142,6 +142,7 @@ struct hm_service {
     _Alignas(64) int64_t fail_after;
     int64_t fail_times;
     int fail_errno;
+    int fail_service_only; /* tests only: only the service thread's own fills (a fault's) fail */
     /* faults in a row whose own page could not be installed: the service pauses before the next (see
        FAILING_PAUSE_NS); the service thread's alone */
     uint32_t failing;
@@ -256,6 +257,9 @@ static uint64_t fill(struct hm_service *s, uint64_t dst, uint64_t src, uint64_t 
     while (done < len) {
         uint64_t ask = len - done;
         int64_t armed = __atomic_load_n(&s->fail_after, __ATOMIC_ACQUIRE);
+        if (armed >= 0 && __atomic_load_n(&s->fail_service_only, __ATOMIC_RELAXED) && !pthread_equal(pthread_self(), s->thread)) {
+            armed = -1; /* tests only: a fill of the engine's (hm_home, hm_populate) is not to fail */
+        }
         if (armed == 0) { /* tests only (hm_test_fail_fill) */
             if (__atomic_sub_fetch(&s->fail_times, 1, __ATOMIC_ACQ_REL) <= 0) {
                 __atomic_store_n(&s->fail_after, -1, __ATOMIC_RELEASE);
@@ -813,13 +817,15 @@ uint64_t hm_test_hold(struct hm_region *r, uint64_t ns) {
 }
 
 /*
- * Tests only: the service's fills (a fault's installs, hm_home's and hm_populate's) fail with errno
- * err once after_pages more pages have been filled, times fills in a row (each failing at once after
- * the first); after_pages -1 disarms. Returns the fills still to fail (0: none armed).
+ * Tests only: the service's fills (a fault's installs, and unless service_only hm_home's and
+ * hm_populate's) fail with errno err once after_pages more pages have been filled, times fills in a
+ * row (each failing at once after the first); after_pages -1 disarms. Returns the fills still to
+ * fail (0: none armed).
  */
-int64_t hm_test_fail_fill(struct hm_region *r, int64_t after_pages, int64_t times, int err) {
+int64_t hm_test_fail_fill(struct hm_region *r, int64_t after_pages, int64_t times, int err, int service_only) {
     if (after_pages != INT64_MIN) {
         r->svc->fail_errno = err;
+        r->svc->fail_service_only = service_only;
         __atomic_store_n(&r->svc->fail_times, after_pages < 0 ? 0 : times, __ATOMIC_RELEASE);
         __atomic_store_n(&r->svc->fail_after, after_pages < 0 || times <= 0 ? -1 : after_pages, __ATOMIC_RELEASE);
     }

@@ -1186,11 +1186,11 @@ class UserfaultfdTest {
         mem.advise(r, 0, granule, new Advice.Prefetch(1));   // the granule's pages only on the device
         HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
         long errors = mem.faultServiceCounters().errors();
-        m.failFillsForTesting(4, 1, 12);   // ENOMEM once 4 pages of the granule are in
+        m.failFillsForTesting(4, 1, 12, true);   // ENOMEM once 4 pages of the granule are in
         try {
             assertEquals(value(31, 0), s.get(JAVA_LONG, 0), "the faulting page was installed before the failure");
         } finally {
-            m.failFillsForTesting(-1, 0, 0);
+            m.failFillsForTesting(-1, 0, 0, false);
         }
         assertEquals(errors + 1, mem.faultServiceCounters().errors(), "the injected failure happened");
         s.set(JAVA_LONG, 2 * PAGE + 8, 777L);   // a page installed before the failure: its store must stay
@@ -1219,7 +1219,7 @@ class UserfaultfdTest {
         fill(s, 0, r.size(), 32);
         mem.advise(r, 0, 2 * MiB, new Advice.Prefetch(1));
         HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
-        m.failFillsForTesting(0, Long.MAX_VALUE, 12);   // every fill fails until disarmed
+        m.failFillsForTesting(0, Long.MAX_VALUE, 12, true);   // every fill fails until disarmed
         long faults = mem.faultServiceCounters().faults();
         long[] seen = new long[1];
         Thread reader = Thread.ofPlatform().start(() -> seen[0] = s.get(JAVA_LONG, 5 * PAGE));
@@ -1229,11 +1229,100 @@ class UserfaultfdTest {
             long served = mem.faultServiceCounters().faults() - faults;
             assertTrue(served >= 2 && served < 1000, served + " faults served in 500 ms of failure");
         } finally {
-            m.failFillsForTesting(-1, 0, 0);
+            m.failFillsForTesting(-1, 0, 0, false);
         }
         reader.join(10_000);
         assertTrue(!reader.isAlive(), "the read completed once the failure ended");
         assertEquals(value(32, (5 * PAGE) >>> 3), seen[0]);
         assertEquals(0, mismatches(s, 0, r.size(), 32));
+    }
+
+    /**
+     * The partial install under concurrency: three threads store into and load from their own longs,
+     * interleaved across every page, with plain accesses on the view, while a fourth moves granules to
+     * the device and back, and the service's fills fail part-way (after 0 to 20 pages, one to three
+     * in a row) every millisecond. Each thread checks every load against what it last stored; at the
+     * end every long is checked and verify() must be clean. Three seconds here
+     * ({@code -Dhetmem.test.fillFailureSeconds} for longer).
+     */
+    @Test
+    void storesAndLoadsBesideMigrationsWhileFaultFillsFailPartWayLoseNothing() throws Exception {
+        long granule = 16 * PAGE;
+        mem = uffdMemory(granule, MemoryFixture.emulated(8 * MiB));
+        Region r = mem.allocate(4 * MiB);
+        MemorySegment s = r.segment();
+        int threads = 3;
+        int longs = (int) (r.size() / 8);
+        long[][] shadow = new long[threads][longs / threads + 1];   // thread t owns longs t, t + 3, t + 6, ...
+        HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
+        long millis = Long.getLong("hetmem.test.fillFailureSeconds", 3) * 1000;
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicReference<Throwable> failed = new AtomicReference<>();
+        List<Thread> all = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            int me = t;
+            all.add(Thread.ofPlatform().start(() -> {
+                ThreadLocalRandom rnd = ThreadLocalRandom.current();
+                try {
+                    while (!stop.get()) {
+                        int k = rnd.nextInt(shadow[me].length);
+                        long at = 8L * (me + (long) threads * k);
+                        if (at >= r.size()) {
+                            continue;
+                        }
+                        if (rnd.nextBoolean()) {
+                            long v = rnd.nextLong();
+                            s.set(JAVA_LONG, at, v);
+                            shadow[me][k] = v;
+                        } else {
+                            long got = s.get(JAVA_LONG, at);
+                            if (got != shadow[me][k]) {
+                                throw new AssertionError("byte " + at + " reads " + got + ", last stored " + shadow[me][k]);
+                            }
+                        }
+                    }
+                } catch (Throwable e) {
+                    failed.compareAndSet(null, e);
+                }
+            }));
+        }
+        all.add(Thread.ofPlatform().start(() -> {
+            ThreadLocalRandom rnd = ThreadLocalRandom.current();
+            try {
+                while (!stop.get()) {
+                    long g = rnd.nextLong(r.size() / granule) * granule;
+                    mem.prefetch(r, new long[] {g}, Math.min(granule * (1 + rnd.nextInt(4)), r.size() - g), rnd.nextInt(2));
+                }
+            } catch (Throwable e) {
+                failed.compareAndSet(null, e);
+            }
+        }));
+        long errors = mem.faultServiceCounters().errors();
+        long end = System.nanoTime() + millis * 1_000_000L;
+        ThreadLocalRandom rnd = ThreadLocalRandom.current();
+        try {
+            while (System.nanoTime() < end && failed.get() == null) {
+                m.failFillsForTesting(rnd.nextInt(21), 1 + rnd.nextInt(3), 12, true);
+                Thread.sleep(1);
+            }
+        } finally {
+            m.failFillsForTesting(-1, 0, 0, false);
+            stop.set(true);
+            for (Thread t : all) {
+                t.join(30_000);
+            }
+        }
+        if (failed.get() != null) {
+            throw new AssertionError("a lost store or a failed step", failed.get());
+        }
+        assertTrue(mem.faultServiceCounters().errors() > errors, "fills failed");
+        for (int t = 0; t < threads; t++) {
+            for (int k = 0; k < shadow[t].length; k++) {
+                long at = 8L * (t + (long) threads * k);
+                if (at < r.size()) {
+                    assertEquals(shadow[t][k], s.get(JAVA_LONG, at), "byte " + at);
+                }
+            }
+        }
     }
 }

@@ -72,7 +72,8 @@ final class FaultLibrary {
         benchRaw = bind(linker, lib, "hm_bench_raw", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
         benchMinor = bind(linker, lib, "hm_bench_minor", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
         testHold = bind(linker, lib, "hm_test_hold", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG));
-        testFailFill = bind(linker, lib, "hm_test_fail_fill", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT));
+        testFailFill = bind(linker, lib, "hm_test_fail_fill",
+                FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT));
     }
 
     private static MethodHandle bind(Linker linker, SymbolLookup lib, String name, FunctionDescriptor fd) {

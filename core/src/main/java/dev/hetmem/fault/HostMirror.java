@@ -240,23 +240,24 @@ public final class HostMirror implements AutoCloseable {
     }
 
     /**
-     * Tests only: the fault service's fills of pages into the view (a fault's, and those of
-     * {@link #home} and {@link #populate}) fail with {@code errno} once {@code afterPages} more
-     * pages have been filled, {@code times} fills in a row; {@code afterPages} -1 disarms. Returns
-     * the fills still to fail (0 once the last armed one has failed).
+     * Tests only: the fault service's fills of pages into the view (a fault's, and unless
+     * {@code faultsOnly} those of {@link #home} and {@link #populate}) fail with {@code errno} once
+     * {@code afterPages} more pages have been filled, {@code times} fills in a row; {@code afterPages}
+     * -1 disarms. The setting is the service's, for every region. Returns the fills still to fail
+     * (0 once the last armed one has failed).
      */
-    public long failFillsForTesting(long afterPages, long times, int errno) {
-        return testFailFill(afterPages, times, errno);
+    public long failFillsForTesting(long afterPages, long times, int errno, boolean faultsOnly) {
+        return testFailFill(afterPages, times, errno, faultsOnly ? 1 : 0);
     }
 
     /** Tests only: the fills still to fail ({@link #failFillsForTesting}). */
     public long fillsLeftToFailForTesting() {
-        return testFailFill(Long.MIN_VALUE, 0, 0);
+        return testFailFill(Long.MIN_VALUE, 0, 0, 0);
     }
 
-    private long testFailFill(long afterPages, long times, int errno) {
+    private long testFailFill(long afterPages, long times, int errno, int faultsOnly) {
         try {
-            return (long) lib.testFailFill.invokeExact(handle, afterPages, times, errno);
+            return (long) lib.testFailFill.invokeExact(handle, afterPages, times, errno, faultsOnly);
         } catch (Throwable t) {
             throw FaultService.rethrow(t);
         }
