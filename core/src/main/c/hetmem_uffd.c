@@ -143,9 +143,10 @@ struct hm_service {
     int64_t fail_times;
     int fail_errno;
     int fail_service_only; /* tests only: only the service thread's own fills (a fault's) fail */
-    /* faults in a row whose own page could not be installed: the service pauses before the next (see
-       FAILING_PAUSE_NS); the service thread's alone */
+    /* faults whose own page could not be installed since the last fault at failing_addr was served:
+       the service pauses before its next read (see FAILING_PAUSE_NS); the service thread's alone */
     uint32_t failing;
+    uint64_t failing_addr;
 };
 
 static inline void bump(struct hm_service *s, int which, uint64_t n) {
@@ -257,7 +258,8 @@ static uint64_t fill(struct hm_service *s, uint64_t dst, uint64_t src, uint64_t 
     while (done < len) {
         uint64_t ask = len - done;
         int64_t armed = __atomic_load_n(&s->fail_after, __ATOMIC_ACQUIRE);
-        if (armed >= 0 && __atomic_load_n(&s->fail_service_only, __ATOMIC_RELAXED) && !pthread_equal(pthread_self(), s->thread)) {
+        if (armed >= 0 && __atomic_load_n(&s->fail_service_only, __ATOMIC_ACQUIRE)
+                && !pthread_equal(pthread_self(), s->thread)) {
             armed = -1; /* tests only: a fill of the engine's (hm_home, hm_populate) is not to fail */
         }
         if (armed == 0) { /* tests only (hm_test_fail_fill) */
@@ -265,7 +267,7 @@ static uint64_t fill(struct hm_service *s, uint64_t dst, uint64_t src, uint64_t 
                 __atomic_store_n(&s->fail_after, -1, __ATOMIC_RELEASE);
             }
             bump(s, C_ERRORS, 1);
-            *err = -s->fail_errno;
+            *err = -__atomic_load_n(&s->fail_errno, __ATOMIC_RELAXED);
             return done;
         }
         if (armed > 0 && (uint64_t) armed * PAGE < ask) {
@@ -295,8 +297,11 @@ static uint64_t fill(struct hm_service *s, uint64_t dst, uint64_t src, uint64_t 
             moved = (int64_t) ask;
         }
         if (moved > 0) {
+            /* tests only: the pages count down from the value read, not from one armed since */
+            int64_t left = armed > 0 ? armed - moved / (int64_t) PAGE : 0;
             if (armed > 0) {
-                __atomic_fetch_sub(&s->fail_after, moved / (int64_t) PAGE, __ATOMIC_ACQ_REL);
+                __atomic_compare_exchange_n(&s->fail_after, &armed, left > 0 ? left : 0, 0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_RELAXED);
             }
             done += (uint64_t) moved; /* all of it, or EAGAIN: part was done; the rest goes in the next call */
             continue;
@@ -578,13 +583,15 @@ static uint64_t now_ns(void) {
  * that lasts made the service and that thread spin, some 10^5 faults a second, a core burnt while the
  * thread could reach no safepoint. The service pauses before its next read instead: 1 us doubling
  * with each such fault in a row, at most FAILING_PAUSE_NS, as the kernel's own fault path waits for
- * memory and retries; the first fault served brings the pause back to nothing. Other regions' faults
- * wait through the pause too: the failure is the machine's, not the region's.
+ * memory and retries; the failing page served brings the pause back to nothing (another fault served
+ * meanwhile does not: a zero page or an unprotect needs no memory). The pause comes after the batch
+ * has closed, so that hm_busy never waits it out; other regions' faults wait through it: the failure
+ * is the machine's, not the region's.
  */
 #define FAILING_PAUSE_NS 10000000ULL
 
 static void pause_after_failures(struct hm_service *s) {
-    uint32_t shift = s->failing < 14 ? s->failing : 14;
+    uint32_t shift = s->failing - 1 < 14 ? s->failing - 1 : 14;
     uint64_t ns = 1000ULL << shift;
     if (ns > FAILING_PAUSE_NS) {
         ns = FAILING_PAUSE_NS;
@@ -643,6 +650,7 @@ static void *serve(void *arg) {
         if (got <= 0) {
             continue;
         }
+        int any_failed = 0;
         for (ssize_t i = 0; i < got / (ssize_t) sizeof msgs[0]; i++) {
             struct uffd_msg *m = &msgs[i];
             if (m->event != UFFD_EVENT_PAGEFAULT) {
@@ -668,12 +676,18 @@ static void *serve(void *arg) {
             pthread_mutex_unlock(&s->lock);
             if (failed) {
                 s->failing++;
-                pause_after_failures(s);
-            } else {
-                s->failing = 0;
+                s->failing_addr = addr & ~(PAGE - 1);
+                any_failed = 1;
+            } else if (s->failing && (addr & ~(PAGE - 1)) == s->failing_addr) {
+                s->failing = 0; /* the page that failed went in: the failure is over (another thread's
+                                   fault served meanwhile says nothing of it: a zero page needs no memory) */
             }
         }
         __atomic_fetch_add(&s->batch, 1, __ATOMIC_RELEASE); /* every message read is served */
+        if (any_failed && s->failing) {
+            /* after the batch: hm_busy waits for the batch in progress, and must not wait out the pause */
+            pause_after_failures(s);
+        }
     }
 }
 
@@ -823,14 +837,19 @@ uint64_t hm_test_hold(struct hm_region *r, uint64_t ns) {
  * fail (0: none armed).
  */
 int64_t hm_test_fail_fill(struct hm_region *r, int64_t after_pages, int64_t times, int err, int service_only) {
+    struct hm_service *s = r->svc;
     if (after_pages != INT64_MIN) {
-        r->svc->fail_errno = err;
-        r->svc->fail_service_only = service_only;
-        __atomic_store_n(&r->svc->fail_times, after_pages < 0 ? 0 : times, __ATOMIC_RELEASE);
-        __atomic_store_n(&r->svc->fail_after, after_pages < 0 || times <= 0 ? -1 : after_pages, __ATOMIC_RELEASE);
+        /* disarmed first, then the settings, then published: a fill that reads fail_after armed sees them */
+        __atomic_store_n(&s->fail_after, -1, __ATOMIC_RELEASE);
+        if (after_pages < 0 || times <= 0) {
+            return 0;
+        }
+        __atomic_store_n(&s->fail_errno, err > 0 ? err : EIO, __ATOMIC_RELAXED); /* 0 would read as progress */
+        __atomic_store_n(&s->fail_service_only, service_only, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->fail_times, times, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->fail_after, after_pages, __ATOMIC_RELEASE);
     }
-    return __atomic_load_n(&r->svc->fail_after, __ATOMIC_ACQUIRE) < 0 ? 0
-            : __atomic_load_n(&r->svc->fail_times, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&s->fail_after, __ATOMIC_ACQUIRE) < 0 ? 0 : __atomic_load_n(&s->fail_times, __ATOMIC_ACQUIRE);
 }
 
 /* ---- regions ------------------------------------------------------------------------------------ */

@@ -1228,6 +1228,15 @@ class UserfaultfdTest {
             assertTrue(reader.isAlive(), "the read waits while its page cannot be installed");
             long served = mem.faultServiceCounters().faults() - faults;
             assertTrue(served >= 2 && served < 1000, served + " faults served in 500 ms of failure");
+            // a kernel's pin marks pages BUSY and waits for the fault batch in progress: the pauses come
+            // after a batch has closed (taken inside it, each mark waited out a pause of up to 10 ms)
+            long t0 = System.nanoTime();
+            for (int i = 0; i < 100; i++) {
+                m.busy(100, 1, true);
+                m.busy(100, 1, false);
+            }
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            assertTrue(ms < 300, "100 BUSY marks beside the failing fault took " + ms + " ms");
         } finally {
             m.failFillsForTesting(-1, 0, 0, false);
         }
