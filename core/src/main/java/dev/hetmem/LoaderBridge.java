@@ -68,9 +68,18 @@ final class LoaderBridge implements LoadTarget {
     @Override
     public void freeFailed(Region region) {
         RegionState s = region.state();
-        if (s.lifecycle().isClosed() || memory.isClosing()) {
-            // another thread's free, or the memory's close, stopped the load or is under way: it frees the
-            // region itself once the load has ended; a free here would race it (and tell it "already freed")
+        if (memory.isClosing() || s.isReleased()) {
+            return;   // the memory's close frees the region itself once the load has ended; or it is freed
+        }
+        if (s.lifecycle().isClosed()) {
+            // another thread's free stopped the load: it frees the region once the load has ended (a free
+            // here would race it, and tell it "already freed"), unless it gave up waiting for the load (the
+            // close timeout; a load waiting for room on the device waits longer): then nobody would, and it
+            // is freed here as Region.close() frees. A close that gives up just after this look, for another
+            // operation on the region still running, leaves the region to a later free (as it says)
+            if (s.lifecycle().closeAbandoned()) {
+                region.close();
+            }
             return;
         }
         s.lifecycle().closeViewsOfCurrentThread();   // a progress callback's own views, as free() closes them

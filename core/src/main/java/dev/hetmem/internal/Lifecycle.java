@@ -36,6 +36,8 @@ public final class Lifecycle {
     private final Lifecycle parent;
     private boolean closed;
     private boolean drained;
+    /** Threads in {@link #awaitDrained}: closes under way, which finish once the operations end. */
+    private int closersWaiting;
     /** Lock L1 (lifecycle) is these two maps, guarded by this object's monitor, L17: docs/design.md, lock table, L1, L17. */
     private final Map<Thread, Integer> running = new LinkedHashMap<>();
     private final Map<View, Boolean> views = new IdentityHashMap<>();
@@ -287,6 +289,16 @@ public final class Lifecycle {
 
     /** Waits until no operation runs; throws naming who still runs after {@code timeoutNanos}. */
     public synchronized void awaitDrained(long timeoutNanos) {
+        closersWaiting++;
+        try {
+            awaitDrainedCounted(timeoutNanos);
+        } finally {
+            closersWaiting--;
+        }
+    }
+
+    private void awaitDrainedCounted(long timeoutNanos) {
+        assert Thread.holdsLock(this);
         long deadline = System.nanoTime() + timeoutNanos;
         boolean interrupted = false;
         while (!running.isEmpty()) {
@@ -313,6 +325,15 @@ public final class Lifecycle {
         if (interrupted) {
             Thread.currentThread().interrupt();
         }
+    }
+
+    /**
+     * Whether a close gave up waiting for the operations and nobody finishes it: closed, not drained,
+     * and no close waiting now. A close under way (waiting, or past its wait) finishes by itself once
+     * the operations end; a close that gave up is finished only by another close.
+     */
+    public synchronized boolean closeAbandoned() {
+        return closed && !drained && closersWaiting == 0;
     }
 
     /** Whether close has waited out every operation (after this, nothing runs here again). */

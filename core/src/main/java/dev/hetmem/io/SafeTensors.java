@@ -111,15 +111,31 @@ public final class SafeTensors implements AutoCloseable {
         // the header and the data are read through separate opens: the file as it was before the header
         // was read must still be there, unchanged, once the load has read the data (the load checks its
         // own start against its end; a file replaced between the header and the load's start is caught
-        // here, even one of the same size whose tensors the header would then misdescribe)
+        // here, even one of the same size whose tensors the header would then misdescribe). Checked
+        // inside the load, by its last progress report (every byte read by then), so that a failure
+        // frees the region as any failed load does, waiting for views other threads opened on it
         FileIdentity identity = java.nio.file.Files.exists(path) ? FileIdentity.of(path) : null;
         Header h = readHeader(path);
         afterHeader.run();
-        LoadResult r = mem.load(path, node, options);
+        UnchangedSinceHeader check = identity == null ? null : new UnchangedSinceHeader(path, identity, options.progress());
+        LoadResult r;
         try {
-            if (identity != null) {
-                identity.checkUnchanged(path, "between reading its header and loading its data",
-                        "when its header was read", "when its data had been loaded");
+            r = mem.load(path, node, check == null ? options : options.withProgress(check));
+        } catch (RuntimeException e) {
+            for (Throwable c = e; c != null; c = c.getCause()) {
+                if (c instanceof UnchangedSinceHeader.Changed changed) {
+                    IOException cause = changed.getCause();
+                    if (c != e) {
+                        cause.addSuppressed(e);   // how it came out of the load
+                    }
+                    throw cause;
+                }
+            }
+            throw e;
+        }
+        try {
+            if (check != null && !check.checked) {
+                check.check();   // no last report came (none is promised for every scheme): checked now
             }
             long dataStart = 8 + h.headerBytes;
             if (r.bytes() != dataStart + h.dataBytes) {
@@ -133,12 +149,57 @@ public final class SafeTensors implements AutoCloseable {
             return new SafeTensors(r.region(), h.metadata, List.copyOf(ts), r);
         } catch (IOException | RuntimeException | Error e) {
             try {
-                r.region().free();
+                r.region().close();   // freed already by another thread's free: as wanted
             } catch (RuntimeException cleanup) {
                 // the memory is closing (it frees the region itself): the load's own failure is the news
                 e.addSuppressed(cleanup);
             }
             throw e;
+        }
+    }
+
+    /**
+     * The caller's progress listener, and then, at the report of the last byte, the check that the
+     * file is still the one whose header was read ({@link FileIdentity}), unchanged; its failure
+     * leaves the load as {@link Changed}.
+     */
+    private static final class UnchangedSinceHeader implements LoadProgress {
+        private final Path path;
+        private final FileIdentity identity;
+        private final LoadProgress caller;
+        private volatile boolean checked;
+
+        UnchangedSinceHeader(Path path, FileIdentity identity, LoadProgress caller) {
+            this.path = path;
+            this.identity = identity;
+            this.caller = caller;
+        }
+
+        @Override
+        public void progress(long bytesDone, long bytesTotal) {
+            if (caller != null) {
+                caller.progress(bytesDone, bytesTotal);
+            }
+            if (bytesDone == bytesTotal) {
+                try {
+                    check();
+                } catch (IOException e) {
+                    throw new Changed(e);
+                }
+            }
+        }
+
+        void check() throws IOException {
+            identity.checkUnchanged(path, "between reading its header and loading its data", "when its header was read",
+                    "when its data had been read");
+            checked = true;
+        }
+
+        /** The check's failure on its way through the load. */
+        static final class Changed extends java.io.UncheckedIOException {
+            Changed(IOException cause) {
+                super(cause);
+            }
         }
     }
 
@@ -197,9 +258,7 @@ public final class SafeTensors implements AutoCloseable {
 
     @Override
     public void close() {
-        if (!region.isFreed()) {
-            region.free();
-        }
+        region.close();   // a free by another thread meanwhile is no failure of this close
     }
 
     // ---- the header -------------------------------------------------------------------------

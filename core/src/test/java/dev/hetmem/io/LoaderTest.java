@@ -236,14 +236,7 @@ class LoaderTest {
             Region held = small.allocate(8 * MiB);
             java.util.concurrent.CountDownLatch running = new java.util.concurrent.CountDownLatch(1);
             java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
-            Thread kernel = Thread.ofPlatform().start(() -> small.launch(1, (dev.hetmem.device.emulated.EmulatedKernel) (args, i) -> {
-                running.countDown();
-                try {
-                    release.await();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }, 1, dev.hetmem.KernelArg.of(held, 0, 8 * MiB, Access.READ)));
+            Thread kernel = holdUntil(small, held, running, release);
             try {
                 assertTrue(running.await(10, java.util.concurrent.TimeUnit.SECONDS), "the kernel holding the device runs");
                 int before = small.regions().size();
@@ -276,6 +269,70 @@ class LoaderTest {
             }
             assertEquals(java.util.List.of(), small.verify());
         }
+    }
+
+    /**
+     * From a review: another thread's free of a region being loaded to a device gives up waiting for
+     * the load after the close timeout (the load waits for room); the load's next chunk is then
+     * refused and the load fails, but it left the region to that free, which had already given up:
+     * the region stayed allocated, holding its frames. The failed load now frees it.
+     */
+    @Test
+    @org.junit.jupiter.api.Tag("emulated") // the kernel waits on a latch in the JVM, which only a Java kernel can
+    void aLoadWhoseRegionsFreeGaveUpWaitingForItFreesTheRegionWhenItFails() throws Exception {
+        Path p = file("free-gave-up", 4 * MiB, 23);
+        try (UnifiedMemory small = UnifiedMemory.builder().device(dev.hetmem.TestDevice.create(8 * MiB).driver())
+                .closeTimeout(java.time.Duration.ofMillis(200)).build()) {
+            Region held = small.allocate(8 * MiB);
+            java.util.concurrent.CountDownLatch running = new java.util.concurrent.CountDownLatch(1);
+            java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+            Thread kernel = holdUntil(small, held, running, release);
+            java.util.concurrent.atomic.AtomicReference<Throwable> thrown = new java.util.concurrent.atomic.AtomicReference<>();
+            Thread loader = null;
+            try {
+                assertTrue(running.await(10, java.util.concurrent.TimeUnit.SECONDS), "the kernel holding the device runs");
+                loader = Thread.ofPlatform().start(() -> {
+                    try {
+                        small.load(p, 1, LoadOptions.defaults().withChunkBytes(MiB)).region().free();
+                        thrown.set(new AssertionError("the load completed"));
+                    } catch (Throwable t) {
+                        thrown.set(t);
+                    }
+                });
+                Region loading = null;
+                for (int i = 0; i < 1000 && loading == null; i++) {
+                    Thread.sleep(10);
+                    loading = small.regions().stream().filter(r -> r != held).findFirst().orElse(null);
+                }
+                assertTrue(loading != null, "the load allocated its region");
+                Thread.sleep(100);   // the load waits for room
+                Region r = loading;
+                IllegalStateException gaveUp = assertThrows(IllegalStateException.class, r::free);
+                assertTrue(!r.isFreed(), "the free gave up: " + gaveUp.getMessage());
+            } finally {
+                release.countDown();
+                kernel.join(10_000);
+                if (loader != null) {
+                    loader.join(10_000);
+                }
+            }
+            assertTrue(thrown.get() != null && !(thrown.get() instanceof AssertionError), () -> "the load failed: " + thrown.get());
+            assertEquals(java.util.List.of(held), small.regions(), "the loading region was freed");
+            assertEquals(java.util.List.of(), small.verify());
+        }
+    }
+
+    /** A thread running a kernel that pins all of {@code held} on device 1 from {@code running} until {@code release}. */
+    private static Thread holdUntil(UnifiedMemory m, Region held, java.util.concurrent.CountDownLatch running,
+                                    java.util.concurrent.CountDownLatch release) {
+        return Thread.ofPlatform().start(() -> m.launch(1, (dev.hetmem.device.emulated.EmulatedKernel) (args, i) -> {
+            running.countDown();
+            try {
+                release.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, 1, dev.hetmem.KernelArg.of(held, 0, held.size(), Access.READ)));
     }
 
     @Test

@@ -13,6 +13,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -115,6 +116,8 @@ class SafeTensorsTest {
         for (String change : java.util.List.of("replaced", "written")) {
             for (int node : new int[] {0, 1}) {
                 Path p = write("swapped", a, 24);
+                // an hour old: a write in place then changes its modification time even within the clock's tick
+                Files.setLastModifiedTime(p, java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() - 3_600_000));
                 Path other = write("swapped-other", b, 24);
                 long size = Files.size(p);
                 int before = mem.regions().size();
@@ -124,9 +127,9 @@ class SafeTensorsTest {
                             Files.move(other, p, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
                                     java.nio.file.StandardCopyOption.ATOMIC_MOVE);
                         } else {
-                            java.nio.file.attribute.FileTime was = Files.getLastModifiedTime(p);
-                            Files.write(p, Files.readAllBytes(other));   // in place, its time put back
-                            Files.setLastModifiedTime(p, was);
+                            try (FileChannel ch = FileChannel.open(p, java.nio.file.StandardOpenOption.WRITE)) {
+                                ch.write(ByteBuffer.wrap(Files.readAllBytes(other)), 0);   // in place
+                            }
                         }
                     } catch (IOException x) {
                         throw new java.io.UncheckedIOException(x);
@@ -140,6 +143,52 @@ class SafeTensorsTest {
             }
         }
         assertEquals(64L << 20, mem.stats().node(1).freeBytes(), "no device frame leaked");
+    }
+
+    /**
+     * From a review: the check that the file is unchanged since its header was read ran after the load
+     * had returned, and its failure freed the region with a plain free, which a view another thread
+     * had opened on the listed region refused: the region stayed allocated. The check runs inside the
+     * load now, and its failure frees the region as a failed load does, once that view closes.
+     */
+    @Test
+    void aFileChangedSinceItsHeaderWhileAnotherThreadViewsTheRegionFailsAndFreesItOnceTheViewCloses() throws Exception {
+        String a = "{\"x\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}";
+        Path p = write("viewed", a, 16);
+        Files.setLastModifiedTime(p, java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() - 3_600_000));
+        int before = mem.regions().size();
+        java.util.concurrent.CountDownLatch opened = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicReference<Throwable> viewer = new java.util.concurrent.atomic.AtomicReference<>();
+        LoadOptions o = LoadOptions.defaults().withProgress((done, total) -> {
+            if (done == total) {
+                // another thread finds the region being loaded and keeps a view of it open a while
+                dev.hetmem.Region r = mem.regions().getLast();
+                Thread.ofPlatform().start(() -> {
+                    try (HostView v = r.host(0, 8, Access.READ)) {
+                        opened.countDown();
+                        Thread.sleep(300);
+                    } catch (Throwable t) {
+                        viewer.set(t);
+                        opened.countDown();
+                    }
+                });
+                try {
+                    assertTrue(opened.await(10, java.util.concurrent.TimeUnit.SECONDS));
+                } catch (InterruptedException e) {
+                    throw new AssertionError(e);
+                }
+            }
+        });
+        IOException e = assertThrows(IOException.class, () -> SafeTensors.load(mem, p, 0, o, () -> {
+            try (FileChannel ch = FileChannel.open(p, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.write(ByteBuffer.wrap(new byte[] {1, 2, 3, 4}), 8 + a.length());   // in place, the data's first bytes
+            } catch (IOException x) {
+                throw new java.io.UncheckedIOException(x);
+            }
+        }));
+        assertTrue(e.getMessage().contains("was written between reading its header and loading its data"), e.getMessage());
+        assertEquals(null, viewer.get(), "the other thread's view");
+        assertEquals(before, mem.regions().size(), "the region was freed once the view closed");
     }
 
     @Test
