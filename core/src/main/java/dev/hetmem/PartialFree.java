@@ -59,7 +59,7 @@ final class PartialFree {
      * Caller's contract: the memory is open and entered, {@code [offset, offset+length)} lies
      * inside the region, is neither empty nor the whole region, and the caller is not a kernel.
      */
-    static void free(MigrationEngine engine, Region region, long offset, long length) {
+    static void free(MigrationEngine engine, Region region, long offset, long length, long timeoutNanos) {
         RegionState s = region.state();
         long from = offset >>> PageGeometry.PAGE_SHIFT;
         long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
@@ -106,7 +106,16 @@ final class PartialFree {
                 refuseGranulesReachingIn(region, offset, length, from, to);
                 s.attributes().update(from, to, RangeAttributes.Attrs::asFreed);
             }
-            Pins.Pin late = engine.discardUnlessViewed(s, from, to);
+            Pins.Pin late;
+            try {
+                late = engine.discardUnlessViewed(s, from, to, timeoutNanos);
+            } catch (MigrationEngine.StillPinned e) {
+                // a kernel that may be waiting for this thread (a view of its elsewhere in the region):
+                // not waited for longer than a free waits for operations
+                throw new IllegalStateException("free(" + offset + ", " + length + ") of " + region + ": the bytes are freed, "
+                        + "but " + e.getMessage() + ", so their memory is not given back yet; once that launch has "
+                        + "ended, call free(" + offset + ", " + length + ") again", e);
+            }
             if (late != null) {
                 // opened by another thread after the check above and before the mark: the pages it
                 // covers stay until it closes (refused to every new access meanwhile), the rest went;

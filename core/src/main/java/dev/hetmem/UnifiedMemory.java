@@ -513,7 +513,7 @@ public final class UnifiedMemory implements AutoCloseable {
         } else if (length > 0) {
             refuseInsideKernel("free(offset, length)");
             lifecycle.within(() -> {
-                PartialFree.free(engine, region, offset, length);
+                PartialFree.free(engine, region, offset, length, closeTimeoutNanos);
                 return null;
             });
         }

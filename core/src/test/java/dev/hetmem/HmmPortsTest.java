@@ -396,7 +396,7 @@ class HmmPortsTest extends HmmFixture {
             long to = 8 * MiB / PAGE;
             s.attributes().update(from, to, RangeAttributes.Attrs::asFreed);
             Pins.Pin spared = CompletableFuture
-                    .supplyAsync(() -> mem.engine().discardUnlessViewed(s, from, to), threads)
+                    .supplyAsync(() -> mem.engine().discardUnlessViewed(s, from, to, Long.MAX_VALUE), threads)
                     .get(10, TimeUnit.SECONDS);   // waiting for the view instead would time out here
             assertEquals(4 * MiB / PAGE, spared.from(), "the view that was spared");
             assertEquals(512, r.snapshot(4 * MiB, 2 * MiB).countOn(0), "the view's pages stay at home");

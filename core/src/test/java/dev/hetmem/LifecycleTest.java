@@ -64,6 +64,71 @@ class LifecycleTest {
         assertThrows(IllegalStateException.class, () -> mine.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 0));
     }
 
+    /**
+     * From a review: a partial free waited without deadline for the kernels pinning its range, and a
+     * kernel's item may wait for a view of the freeing thread (a nested launch over that view's page,
+     * or a fault outside a declared window): neither ended, and every close() of the memory gave up.
+     * The wait now ends at the close timeout, as free()'s does: the range stays freed, its frames are
+     * kept for the kernel, and the call says to free again; once the launch has ended that frees them.
+     */
+    @Test
+    @Tag("emulated") // the kernel waits on a latch in the JVM
+    void aPartialFreeWaitsForAPinningKernelNoLongerThanTheCloseTimeoutAndFinishesWhenCalledAgain() throws Exception {
+        long capacity = 16 * MiB;
+        try (UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofMillis(200))
+                .device(EmulatedDevice.builder().capacity(capacity).build()).build()) {
+            Region r = mem.allocate(4 * MiB);
+            MemoryFixture.fill(r, 0, 4 * MiB, 5);
+            java.util.concurrent.CountDownLatch running = new java.util.concurrent.CountDownLatch(1);
+            java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+            AtomicReference<Throwable> launchFailed = new AtomicReference<>();
+            Thread kernel = Thread.ofPlatform().start(() -> {
+                try {
+                    mem.launch(1, (EmulatedKernel) (args, i) -> {
+                        running.countDown();
+                        try {
+                            release.await();
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                        }
+                    }, 1, KernelArg.of(r, 2 * MiB, 2 * MiB, Access.READ));
+                } catch (Throwable t) {
+                    launchFailed.set(t);
+                }
+            });
+            AtomicReference<Throwable> freeOutcome = new AtomicReference<>();
+            Thread freer = null;
+            try {
+                assertTrue(running.await(10, java.util.concurrent.TimeUnit.SECONDS), "the kernel pinning the range runs");
+                freer = Thread.ofPlatform().start(() -> {
+                    try {
+                        r.free(2 * MiB, 2 * MiB);
+                        freeOutcome.set(new AssertionError("the free returned while the kernel pinned the range"));
+                    } catch (Throwable t) {
+                        freeOutcome.set(t);
+                    }
+                });
+                freer.join(5_000);
+                assertFalse(freer.isAlive(), "the free still waits for the kernel after 5 s (close timeout 200 ms)");
+            } finally {
+                release.countDown();
+                kernel.join(10_000);
+                if (freer != null) {
+                    freer.join(10_000);
+                }
+            }
+            Throwable t = freeOutcome.get();
+            assertTrue(t instanceof IllegalStateException && t.getMessage().contains("still pins")
+                    && t.getMessage().contains("call free(2097152, 2097152) again"), String.valueOf(t));
+            assertEquals(null, launchFailed.get(), "the launch");
+            assertTrue(r.snapshot(2 * MiB, 2 * MiB).freed(0), "the range is freed");
+            r.free(2 * MiB, 2 * MiB);   // the launch has ended: the rest goes
+            assertEquals(capacity, mem.stats().node(1).freeBytes(), "every device frame back");
+            MemoryFixture.check(r, 0, 2 * MiB, 5);   // the bytes that stay
+            assertEquals(List.of(), mem.verify());
+        }
+    }
+
     @Test
     void closeWaitsForMigrationsAndFreesInFlight() throws Exception {
         for (int round = 0; round < 3; round++) {

@@ -677,8 +677,26 @@ public final class MigrationEngine implements AutoCloseable {
      * Waits while any of them is pinned by another thread.
      */
     public void discard(RegionState region, long from, long to) {
-        Pins.Pin view = discard(region, from, to, false);
+        Pins.Pin view = discard(region, from, to, false, Long.MAX_VALUE);
         assert view == null;
+    }
+
+    /**
+     * {@link #discardUnlessViewed} gave up: a kernel still pinned a page of the range when the wait
+     * ran out. The pages no kernel pins are dropped; {@code pin} names one that is not.
+     */
+    public static final class StillPinned extends IllegalStateException {
+        private final transient Pins.Pin pin;
+
+        StillPinned(Pins.Pin pin, long waitedNanos) {
+            super("a kernel in thread " + pin.owner().getName() + " still pins pages [" + pin.from() + ", " + pin.to()
+                    + ") on node " + pin.node() + " after " + waitedNanos / 1_000_000 + " ms");
+            this.pin = pin;
+        }
+
+        public Pins.Pin pin() {
+            return pin;
+        }
     }
 
     /**
@@ -690,15 +708,19 @@ public final class MigrationEngine implements AutoCloseable {
      * mappings go; the pages are refused to every new access, and a later free of the range
      * drops the rest), every other page is dropped, and the pin of one such view is returned
      * (it may have closed since); null when no view was open and everything was dropped.
-     * Kernels' pins are waited for, as {@link #discard} does.
+     * Kernels' pins are waited for, as {@link #discard} does, for at most {@code timeoutNanos}:
+     * then {@link StillPinned} is thrown and nothing is dropped (a kernel's item may be waiting
+     * for a view of the caller's thread, which waits here: the free's own close timeout, as
+     * {@code free()} has).
      */
-    public Pins.Pin discardUnlessViewed(RegionState region, long from, long to) {
-        return discard(region, from, to, true);
+    public Pins.Pin discardUnlessViewed(RegionState region, long from, long to, long timeoutNanos) {
+        return discard(region, from, to, true, timeoutNanos);
     }
 
-    private Pins.Pin discard(RegionState region, long from, long to, boolean spareViews) {
+    private Pins.Pin discard(RegionState region, long from, long to, boolean spareViews, long timeoutNanos) {
         ctx.refuseFromFaultingItem("DONT_NEED");
         List<Interval> ivs = Interval.wholeRange(region, from, to);
+        long start = System.nanoTime();
         while (true) {
             List<Block> locked = BlockLocks.lockAll(ivs);
             Next next = new Next();
@@ -733,6 +755,9 @@ public final class MigrationEngine implements AutoCloseable {
                     return views.getFirst();
                 }
                 next.waitFor(p, region);
+                if (System.nanoTime() - start >= timeoutNanos && p.owner().isAlive()) {
+                    throw new StillPinned(p, System.nanoTime() - start);
+                }
             } finally {
                 BlockLocks.unlockAll(locked);
             }
