@@ -17,8 +17,12 @@ import dev.hetmem.migrate.MigrationEngine;
  * engine after the mark (and is refused there). The drop waits for the kernels' pins; a host view
  * pinned so (opened by another thread between this class's check for views and the mark) is not
  * waited for, since its thread may hold it as long as it likes: the pages it covers keep their
- * host copy, and the free throws naming it ({@code MigrationEngine.discardUnlessViewed}). So no
- * frame is left behind in a freed range once the free returns, and none on a device even when it throws.
+ * host copy, and the free throws naming it ({@code MigrationEngine.discardUnlessViewed}). The wait
+ * for the kernels ends at the close timeout: then nothing of the range is dropped yet and the free
+ * throws saying to free again. So no frame is left behind in a freed range once the free returns,
+ * and none on a device when it throws for a view; until a free that gave up for a kernel is called
+ * again, {@code verify()} reports the range's pages as freed but held, and in userfaultfd mode plain
+ * loads there read the old bytes.
  */
 final class PartialFree {
     private PartialFree() {}
@@ -112,9 +116,9 @@ final class PartialFree {
             } catch (MigrationEngine.StillPinned e) {
                 // a kernel that may be waiting for this thread (a view of its elsewhere in the region):
                 // not waited for longer than a free waits for operations
-                throw new IllegalStateException("free(" + offset + ", " + length + ") of " + region + ": the bytes are freed, "
-                        + "but " + e.getMessage() + ", so their memory is not given back yet; once that launch has "
-                        + "ended, call free(" + offset + ", " + length + ") again", e);
+                throw new IllegalStateException("free(" + offset + ", " + length + ") of " + region + ": the bytes are freed "
+                        + "(refused to every access), but " + e.getMessage() + ", so none of their memory is given back "
+                        + "yet; once that launch has ended, call free(" + offset + ", " + length + ") again", e);
             }
             if (late != null) {
                 // opened by another thread after the check above and before the mark: the pages it

@@ -499,9 +499,10 @@ public final class Region implements AutoCloseable {
      * {@link IllegalStateException} naming the view, so that freeing the range again after the
      * view closes releases the rest. Waits for the kernels whose pinned arguments cover the
      * range, for at most the memory's close timeout (as {@link #free()} waits for operations):
-     * then the range is freed but its frames are kept for that kernel, and the call throws
-     * {@link IllegalStateException} naming it, so that freeing the range again after the launch
-     * ends releases them; a launch that reaches the range later (by device faults, or in a later
+     * then the range is freed (refused to every access) but none of its memory is given back yet,
+     * and the call throws {@link IllegalStateException} naming the kernel, so that freeing the
+     * range again after the launch ends releases it ({@link UnifiedMemory#verify()} reports the
+     * pages meanwhile); a launch that reaches the range later (by device faults, or in a later
      * tile) fails naming the freed bytes, keeping what it wrote before. Freeing a freed part again
      * is allowed: it finishes a free that was interrupted while it waited. In
      * {@link HostFaultMode#USERFAULTFD} mode plain loads through {@link #segment()} cannot be
@@ -513,7 +514,7 @@ public final class Region implements AutoCloseable {
      * @throws IllegalArgumentException when an edge of the range splits a granule
      * @throws IllegalStateException when a host view of another thread covers part of the range
      *         (before the free, nothing freed; while it began, the rest freed, as above), or when a
-     *         kernel still pins part of it after the close timeout (freed, frames kept, as above)
+     *         kernel still pins part of it after the close timeout (freed, nothing released, as above)
      */
     public void free(long offset, long length) {
         memory.freeRange(this, offset, length);

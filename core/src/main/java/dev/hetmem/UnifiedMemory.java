@@ -541,13 +541,12 @@ public final class UnifiedMemory implements AutoCloseable {
             s.lifecycle().refuseViewsOfOtherThreads();
             s.lifecycle().closeViewsOfCurrentThread();
         }
-        if (!s.lifecycle().close(closeTimeoutNanos)) {
-            if (s.isReleased()) {
-                throw new IllegalStateException(region + " is already freed");
-            }
-            // an earlier free gave up waiting for a running operation (or another is waiting now)
-            s.lifecycle().awaitDrained(closeTimeoutNanos);
+        if (s.isReleased()) {
+            throw new IllegalStateException(region + " is already freed");
         }
+        // closed here, or closed already by an earlier free that gave up waiting for a running operation
+        // (or by another free waiting now): then waited for as well
+        s.lifecycle().closeOrAwaitDrained(closeTimeoutNanos);
         if (!s.markReleased()) {
             throw new IllegalStateException(region + " is already freed");
         }

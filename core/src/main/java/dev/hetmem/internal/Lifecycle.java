@@ -267,22 +267,44 @@ public final class Lifecycle {
     public boolean close(long timeoutNanos) {
         reapAbandonedViews();
         synchronized (this) {
+            return closeLocked(timeoutNanos);
+        }
+    }
+
+    /**
+     * {@link #close}, or, if it was closed already, {@link #awaitDrained} with no moment between the
+     * look and the wait in which the close would seem abandoned ({@link #closeAbandoned}). Returns
+     * whether this call closed it.
+     */
+    public boolean closeOrAwaitDrained(long timeoutNanos) {
+        reapAbandonedViews();
+        synchronized (this) {
             if (closed) {
+                awaitDrained(timeoutNanos);
                 return false;
             }
-            if (running.containsKey(Thread.currentThread())) {
-                throw insideOperation();
-            }
-            if (!views.isEmpty()) {
-                List<String> owners = new ArrayList<>();
-                for (View v : views.keySet()) {
-                    owners.add(v.owner().getName());
-                }
-                throw new IllegalStateException(what + " has " + views.size() + " open host view(s) in thread(s) "
-                        + owners + "; close them before freeing it (nothing was freed)");
-            }
-            closed = true;
+            return closeLocked(timeoutNanos);
         }
+    }
+
+    private boolean closeLocked(long timeoutNanos) {
+        assert Thread.holdsLock(this);
+        if (closed) {
+            return false;
+        }
+        if (running.containsKey(Thread.currentThread())) {
+            throw insideOperation();
+        }
+        if (!views.isEmpty()) {
+            List<String> owners = new ArrayList<>();
+            for (View v : views.keySet()) {
+                owners.add(v.owner().getName());
+            }
+            throw new IllegalStateException(what + " has " + views.size() + " open host view(s) in thread(s) "
+                    + owners + "; close them before freeing it (nothing was freed)");
+        }
+        closed = true;
+        // still under the monitor: counted as waiting from the moment it closed (closeAbandoned)
         awaitDrained(timeoutNanos);
         return true;
     }

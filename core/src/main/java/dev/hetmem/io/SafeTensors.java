@@ -124,11 +124,7 @@ public final class SafeTensors implements AutoCloseable {
         } catch (RuntimeException e) {
             for (Throwable c = e; c != null; c = c.getCause()) {
                 if (c instanceof UnchangedSinceHeader.Changed changed) {
-                    IOException cause = changed.getCause();
-                    if (c != e) {
-                        cause.addSuppressed(e);   // how it came out of the load
-                    }
-                    throw cause;
+                    throw changed.getCause();   // its wrappers add nothing (and hold it: no suppressed cycle)
                 }
             }
             throw e;

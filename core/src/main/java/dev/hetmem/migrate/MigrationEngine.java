@@ -683,7 +683,8 @@ public final class MigrationEngine implements AutoCloseable {
 
     /**
      * {@link #discardUnlessViewed} gave up: a kernel still pinned a page of the range when the wait
-     * ran out. The pages no kernel pins are dropped; {@code pin} names one that is not.
+     * ran out. Nothing of the range was dropped ({@code pin} names the kernel's pin); a later call
+     * drops it.
      */
     public static final class StillPinned extends IllegalStateException {
         private final transient Pins.Pin pin;
@@ -709,9 +710,9 @@ public final class MigrationEngine implements AutoCloseable {
      * drops the rest), every other page is dropped, and the pin of one such view is returned
      * (it may have closed since); null when no view was open and everything was dropped.
      * Kernels' pins are waited for, as {@link #discard} does, for at most {@code timeoutNanos}:
-     * then {@link StillPinned} is thrown and nothing is dropped (a kernel's item may be waiting
-     * for a view of the caller's thread, which waits here: the free's own close timeout, as
-     * {@code free()} has).
+     * then {@link StillPinned} is thrown and nothing of the range is dropped, on any node (a
+     * kernel's item may be waiting for a view of the caller's thread, which waits here: the free's
+     * own close timeout, as {@code free()} has).
      */
     public Pins.Pin discardUnlessViewed(RegionState region, long from, long to, long timeoutNanos) {
         return discard(region, from, to, true, timeoutNanos);
