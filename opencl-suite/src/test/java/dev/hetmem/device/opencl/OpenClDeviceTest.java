@@ -301,6 +301,45 @@ class OpenClDeviceTest {
         }
     }
 
+    /**
+     * Found by a review of the driver: a tile of a tiled launch showed its kernel the page-table
+     * entries of the whole argument, not only of the pages its items declared: a page another tile
+     * used may still be mapped there, unpinned, while the next tile's prefetch evicts it and reuses
+     * its frame, so an item reaching outside its window (inside the argument) read or wrote whatever
+     * the frame held. Now only the window's entries go to the device, and such an access faults
+     * naming the declared bytes. Here each tile's last item reads the first long of the next page.
+     */
+    @Test
+    void anItemReachingOutsideItsTilesDeclaredWindowFaultsNamingTheWindow() {
+        try (OpenClDevice dev = OpenClFixture.device(4 * MiB);
+             UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
+             OpenClProgram p = dev.compile("""
+                     __kernel void next(HM_SPACE_PARAMS, HM_REGION(x), HM_REGION(y), const long step) {
+                         ulong i = get_global_id(0);
+                         *HM_WPTR(long, y, i) = *HM_PTR(long, x, i * 512 + step);
+                     }
+                     """)) {
+            Region x = mem.allocate(16 * MiB);   // four times the device: the launch runs in tiles
+            Region y = mem.allocate(16 * MiB / 4096 * 8);
+            fillLongs(x, 4);
+            long items = x.size() / 4096;
+            KernelArg xs = KernelArg.read(x).perItem(4096);
+            KernelArg ys = KernelArg.write(y).perItem(8);
+            mem.launch(1, p.kernel("next", 511L), items, xs, ys);   // the last long of each item's own page
+            try (HostView v = y.host(0, y.size(), Access.READ)) {
+                for (long i = 0; i < items; i++) {
+                    assertEquals(value(4, i * 512 + 511), v.segment().getAtIndex(ValueLayout.JAVA_LONG, i), "item " + i);
+                }
+            }
+            DeviceFaultException e = assertThrows(DeviceFaultException.class,
+                    () -> mem.launch(1, p.kernel("next", 512L), items, xs, ys));   // the next page: another tile's
+            assertTrue(e.getMessage().contains("region argument 0") && e.getMessage().contains("declared (KernelArg.perItem)"),
+                    e.getMessage());
+            checkLongs(x, 4);
+            assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
+        }
+    }
+
     @Test
     void capacityAboveOnePoolIsSplitIntoPoolsAndKernelsReachEveryPool() {
         OpenClFixture.needsOpenCl();

@@ -95,6 +95,13 @@ final class OpenClLauncher {
                 long total = 0;
                 long[] firstPage = new long[arguments.size()];
                 long[] pages = new long[arguments.size()];
+                // the pages [windowFirst, windowEnd) of each argument (from its first page) that its items
+                // declared they touch (a tile of a tiled launch; all of it otherwise): only their entries are
+                // uploaded, and hetmem.h refuses an access outside them. The others may be mapped still,
+                // unpinned, and their frames freed and reused while the kernel runs (the next tile's prefetch
+                // evicts them), so an access there must fault, not reach whatever the frame holds then
+                long[] windowFirst = new long[arguments.size()];
+                long[] windowEnd = new long[arguments.size()];
                 for (int i = 0; i < arguments.size(); i++) {
                     if (sig.plain(i)) {
                         continue;   // reached by a pointer: no page-table window
@@ -108,7 +115,15 @@ final class OpenClLauncher {
                     KernelBinding b = arguments.get(i);
                     firstPage[i] = b.va() >>> PAGE_SHIFT;
                     pages[i] = Math.ceilDiv(b.va() + b.length(), PAGE_BYTES) - firstPage[i];
-                    total += pages[i];
+                    long inPage = b.va() & (PAGE_BYTES - 1);
+                    windowFirst[i] = (inPage + b.windowFrom()) >>> PAGE_SHIFT;
+                    windowEnd[i] = b.windowTo() > b.windowFrom() ? Math.ceilDiv(inPage + b.windowTo(), PAGE_BYTES) : windowFirst[i];
+                    if (windowEnd[i] - windowFirst[i] >= 1L << 32 || windowEnd[i] >= 1L << 32) {
+                        throw new IllegalArgumentException("region argument " + i + " of kernel " + k.name() + " declares a window of "
+                                + (windowEnd[i] - windowFirst[i]) + " pages ending at page " + windowEnd[i]
+                                + "; a translated argument's window ends before page 2^32");
+                    }
+                    total += windowEnd[i] - windowFirst[i];
                 }
                 ensureTable(Math.max(1, total));
                 setMem(kh, 0, tableMem, a);
@@ -120,15 +135,17 @@ final class OpenClLauncher {
                 long at = 0;
                 for (int i = 0; i < arguments.size(); i++) {
                     if (!sig.plain(i)) {
-                        pageTable.window(firstPage[i] << PAGE_SHIFT, pages[i], arguments.get(i).access().writes(), staging, at);
-                        windowAt[i] = at;
-                        at += pages[i];
+                        long n = windowEnd[i] - windowFirst[i];
+                        pageTable.window((firstPage[i] + windowFirst[i]) << PAGE_SHIFT, n, arguments.get(i).access().writes(),
+                                staging, at);
+                        windowAt[i] = at - windowFirst[i];   // the entry of page p (from the argument's first) at x + p
+                        at += n;
                     }
                 }
                 bindParameters(k, sig, arguments, (i, arg) -> {
                     MemorySegment window = a.allocate(JAVA_LONG, 4);
                     window.setAtIndex(JAVA_LONG, 0, windowAt[i]);
-                    window.setAtIndex(JAVA_LONG, 1, pages[i]);
+                    window.setAtIndex(JAVA_LONG, 1, windowFirst[i] | windowEnd[i] << 32);   // hetmem.h: HM_WINDOW_FIRST, _END
                     window.setAtIndex(JAVA_LONG, 2, arguments.get(i).va() & (PAGE_BYTES - 1));
                     window.setAtIndex(JAVA_LONG, 3, i | (arguments.get(i).length() << 16));   // hetmem.h: HM_POSITION, HM_LENGTH
                     setArg(cl, kh, arg, 32, window, "region argument " + i);
@@ -164,10 +181,15 @@ final class OpenClLauncher {
                     long off = Integer.toUnsignedLong(report.get(JAVA_INT, 8)) | ((long) report.get(JAVA_INT, 12) << 32);
                     KernelBinding b = arguments.get(bad - 1);
                     throw new DeviceFaultException("kernel " + k.name() + " on " + ctx.name + " "
-                            + (report.get(JAVA_INT, 4) == 1 ? "reached byte offset " + off + " of region argument " + (bad - 1)
-                                    + ", outside its argument of " + b.length() + " bytes"
-                                    : "wrote byte offset " + off + " of region argument " + (bad - 1) + ", which is read-only (declared "
-                                            + b.access() + ")")
+                            + switch (report.get(JAVA_INT, 4)) {
+                                case 1 -> "reached byte offset " + off + " of region argument " + (bad - 1)
+                                        + ", outside its argument of " + b.length() + " bytes";
+                                case 3 -> "reached byte offset " + off + " of region argument " + (bad - 1)
+                                        + ", outside the bytes [" + b.windowFrom() + ", " + b.windowTo() + ") its work items "
+                                        + "declared (KernelArg.perItem) for this tile";
+                                default -> "wrote byte offset " + off + " of region argument " + (bad - 1) + ", which is "
+                                        + "read-only (declared " + b.access() + ")";
+                            }
                             + "; the access was dropped");
                 }
             }

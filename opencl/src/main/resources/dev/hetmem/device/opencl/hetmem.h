@@ -78,12 +78,16 @@
 #define HM_SPACE hm_pt, hm_fault, HM_POOL_ARGS
 
 /*
- * A region argument: x = its first entry in hm_pt, y = its pages, z = its byte offset in its first
- * page, w = its position (bits 0-15) and its length in bytes (bits 16-63).
+ * A region argument: x = where the entry of its page p (counted from its first page) is in hm_pt,
+ * as x + p; y = the pages it may reach this launch, [HM_WINDOW_FIRST, HM_WINDOW_END) from its first
+ * page (a tile's declared window; all its pages otherwise: only their entries are in hm_pt); z = its
+ * byte offset in its first page; w = its position (bits 0-15) and its length in bytes (bits 16-63).
  */
 #define HM_REGION(name) const ulong4 name
 #define HM_POSITION(r) ((uint) ((r).w & 0xFFFFUL))
 #define HM_LENGTH(r) ((r).w >> 16)
+#define HM_WINDOW_FIRST(r) ((r).y & 0xFFFFFFFFUL)
+#define HM_WINDOW_END(r) ((r).y >> 32)
 
 /* Records the first bad access (argument position + 1, and the offset) and hands back the scratch page. */
 inline __global uchar *hm_bad(__global uint *hm_fault, ulong4 r, ulong off, uint why) {
@@ -98,15 +102,18 @@ inline __global uchar *hm_bad(__global uint *hm_fault, ulong4 r, ulong off, uint
 /*
  * The address of the size bytes at byte off of argument r: inside the argument to the byte (an
  * element that starts or ends outside it, in the argument's first or last page too, is refused;
- * a negative index wraps to an offset past the end), present, and writable where need asks it.
+ * a negative index wraps to an offset past the end), in a page of its window, present, and
+ * writable where need asks it. Why a refusal: 1 outside the argument, 3 outside the window (a
+ * page another tile used, whose frame may hold anything by now), 2 not present or not writable.
  */
 inline __global uchar *hm_addr(HM_SPACE_PARAMS, ulong4 r, ulong off, ulong size, uint need) {
     ulong v = r.z + off;
     ulong p = v >> HM_PAGE_SHIFT;
-    int inside = off <= HM_LENGTH(r) && size <= HM_LENGTH(r) - off && p < r.y;
-    uint e = inside ? hm_pt[r.x + p] : 0u;
+    int inside = off <= HM_LENGTH(r) && size <= HM_LENGTH(r) - off;
+    int windowed = inside && p >= HM_WINDOW_FIRST(r) && p < HM_WINDOW_END(r);
+    uint e = windowed ? hm_pt[r.x + p] : 0u;
     if ((e & need) != need) {
-        return hm_bad(hm_fault, r, off, inside ? 2u : 1u);
+        return hm_bad(hm_fault, r, off, !inside ? 1u : !windowed ? 3u : 2u);
     }
     return HM_POOL_BASE(e) + ((ulong) (e >> 4) << HM_PAGE_SHIFT) + (v & (HM_PAGE_BYTES - 1));
 }
