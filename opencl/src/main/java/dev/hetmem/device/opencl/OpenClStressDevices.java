@@ -79,10 +79,31 @@ public final class OpenClStressDevices implements StressDevices {
         // pools in shared host memory or the device's own buffers, by the run's device size and the
         // device's place in it (so a seed replays the same way): both ways of moving pages are stressed
         long chunks = Math.ceilDiv(capacity, 2L << 20);
-        OpenClDevice d = OpenClDevice.builder().name(name).capacity(chunks * (2L << 20))
-                .sharedPools(((chunks + name.hashCode()) & 1) == 0).build();
-        programs.put(d, d.compile(SOURCE));
+        OpenClDevice.Builder b = OpenClDevice.builder().name(name).capacity(chunks * (2L << 20))
+                .sharedPools(((chunks + name.hashCode()) & 1) == 0);
+        // one pool, four equal ones, or pools of 11 chunks and a shorter last one, by the device's place in
+        // the run: runs, copies and plain arguments' frames meet pool boundaries, and a device's contiguous
+        // stretch is shorter than its memory (a PoCL device's one allocation may be as large as its memory,
+        // and gave one pool always)
+        long pools = Math.floorMod(name.hashCode() + 2L, 3);   // stress-d1: 11-chunk pools, d2: one, d3: quarters
+        if (pools == 1 && chunks >= 8) {
+            b.maxPoolBytes(chunks / 4 * (2L << 20));
+        } else if (pools == 2 && chunks > 11) {
+            b.maxPoolBytes(11 * (2L << 20));
+        }
+        OpenClDevice d = b.build();
+        try {
+            programs.put(d, d.compile(SOURCE));
+        } catch (RuntimeException | Error e) {
+            d.close();   // its pools, context and copy thread: nothing else holds them yet
+            throw e;
+        }
         return d;
+    }
+
+    @Override
+    public void refuseRunsOfAtLeast(DeviceDriver device, int pages) {
+        ((OpenClDevice) device).failRunsOfAtLeast(pages);
     }
 
     /** OpenCL buffers are not host memory the fault service could read in place. */
