@@ -16,7 +16,9 @@ import java.util.Objects;
  * resident. A kernel that touches more than its window fails on a device that cannot take faults,
  * in a launch with a plain argument (each tile's windowed arguments are bound to their windows
  * there), and in userfaultfd mode (only with host views does the launch fault in what a tile's
- * items reach outside their windows); otherwise such an access faults the page in.
+ * items reach outside their windows); otherwise such an access faults the page in. The check is by
+ * page on OpenCL (an access outside the tile's window but in one of its pages goes through: that
+ * page is in place for the tile) and to the byte on the emulated device.
  *
  * <pre>{@code
  * mem.launch(1, kernel, rows, KernelArg.read(matrix).perItem(rowBytes), KernelArg.write(out).perItem(4));

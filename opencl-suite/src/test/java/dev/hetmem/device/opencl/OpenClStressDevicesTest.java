@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The OpenCL kind of the stress program makes devices the stress run can fail as it fails emulated
@@ -33,6 +34,19 @@ class OpenClStressDevicesTest {
             } finally {
                 kind.forget(d);
                 d.close();
+            }
+        }
+        // sizes whose chunks do not divide by four, and above 88 MiB: still at most four pools (five were refused)
+        for (long mib : new long[] {2, 18, 20, 62, 96, 130}) {
+            for (int i = 1; i <= 3; i++) {
+                OpenClDevice d = (OpenClDevice) kind.create("stress-d" + i, mib * MiB);
+                try {
+                    assertEquals(mib * MiB, d.memoryBytes(), "stress-d" + i + ", " + mib + " MiB");
+                    assertTrue(d.poolCount() <= 4, "stress-d" + i + ", " + mib + " MiB: " + d.poolCount() + " pools");
+                } finally {
+                    kind.forget(d);
+                    d.close();
+                }
             }
         }
     }

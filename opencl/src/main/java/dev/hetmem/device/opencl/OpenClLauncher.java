@@ -21,15 +21,16 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 /**
  * Runs kernels on the OpenCL device: binds a launch's arguments (the device page table, the fault
  * word, the pools, one window of page-table entries per region argument, then the kernel's
- * scalars), uploads the entries of the pages the region arguments cover from the host mirror
- * ({@link DevicePageTable}), runs the kernel on the context's in-order kernel queue, and reads the
+ * scalars), uploads the entries of the pages the region arguments' windows cover (a tile's declared
+ * pages, else all of the argument) from the host mirror ({@link DevicePageTable}), runs the kernel on the context's in-order kernel queue, and reads the
  * fault word back to turn a kernel's out-of-bounds or read-only access into an exception. Also
  * runs kernels of plain programs on plain buffers ({@link PlainBuffers}). Kept apart from the
  * driver because launches have state of their own (the device-side table) and a lock of their own.
  *
  * <p>Kernel argument layout of a region program: 0 the page table, 1 the fault word, 2 .. 2+P-1
- * the P pools, then a 32-byte window per region argument (first entry, pages, byte offset in its
- * first page, argument index), then the scalars. Of a plain program: 0 the fault word, then the
+ * the P pools, then a 32-byte window per region argument (where page p's entry is, its declared
+ * pages, byte offset in its first page, argument index and length: hetmem.h's HM_REGION), then the
+ * scalars. Of a plain program: 0 the fault word, then the
  * buffers, then the scalars.
  *
  * <p>Locks: {@code launchLock} (lock L4, docs/design.md, lock table) serialises launches, which share the device-side page table, its
@@ -94,7 +95,6 @@ final class OpenClLauncher {
                 }
                 long total = 0;
                 long[] firstPage = new long[arguments.size()];
-                long[] pages = new long[arguments.size()];
                 // the pages [windowFirst, windowEnd) of each argument (from its first page) that its items
                 // declared they touch (a tile of a tiled launch; all of it otherwise): only their entries are
                 // uploaded, and hetmem.h refuses an access outside them. The others may be mapped still,
@@ -114,7 +114,6 @@ final class OpenClLauncher {
                     }
                     KernelBinding b = arguments.get(i);
                     firstPage[i] = b.va() >>> PAGE_SHIFT;
-                    pages[i] = Math.ceilDiv(b.va() + b.length(), PAGE_BYTES) - firstPage[i];
                     long inPage = b.va() & (PAGE_BYTES - 1);
                     windowFirst[i] = (inPage + b.windowFrom()) >>> PAGE_SHIFT;
                     windowEnd[i] = b.windowTo() > b.windowFrom() ? Math.ceilDiv(inPage + b.windowTo(), PAGE_BYTES) : windowFirst[i];

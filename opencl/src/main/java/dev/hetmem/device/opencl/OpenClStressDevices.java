@@ -86,16 +86,21 @@ public final class OpenClStressDevices implements StressDevices {
         // stretch is shorter than its memory (a PoCL device's one allocation may be as large as its memory,
         // and gave one pool always)
         long pools = Math.floorMod(name.hashCode() + 2L, 3);   // stress-d1: 11-chunk pools, d2: one, d3: quarters
+        long quarter = Math.ceilDiv(chunks, 4);   // a device has at most 4 pools
         if (pools == 1 && chunks >= 8) {
-            b.maxPoolBytes(chunks / 4 * (2L << 20));
+            b.maxPoolBytes(quarter * (2L << 20));
         } else if (pools == 2 && chunks > 11) {
-            b.maxPoolBytes(11 * (2L << 20));
+            b.maxPoolBytes(Math.max(11, quarter) * (2L << 20));
         }
         OpenClDevice d = b.build();
         try {
             programs.put(d, d.compile(SOURCE));
         } catch (RuntimeException | Error e) {
-            d.close();   // its pools, context and copy thread: nothing else holds them yet
+            try {
+                d.close();   // its pools, context and copy thread: nothing else holds them yet
+            } catch (RuntimeException | Error again) {
+                e.addSuppressed(again);
+            }
             throw e;
         }
         return d;
