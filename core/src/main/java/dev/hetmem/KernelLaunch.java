@@ -749,6 +749,7 @@ final class KernelLaunch {
             for (Arg a : marked) {
                 memory.engine().reconcile(a.state(), a.firstPage(), a.endPage());
             }
+            awaitStealsUnderOtherKernels(marked);
             t0 = System.nanoTime();
             dev.driver().execute(kernel, 0, globalSize, bindings, handler);
             t1 = System.nanoTime();
@@ -764,6 +765,48 @@ final class KernelLaunch {
         }
         synchronized (faults) {
             return new LaunchResult(touched, faults[0], faults[1], faults[1] << PAGE_SHIFT, 0, t1 - t0, faults[2]);
+        }
+    }
+
+    /** How long a faulting launch waits for other kernels holding pages host code took before it ({@link #awaitStealsUnderOtherKernels}). */
+    private static final long STEAL_WAIT_NANOS = 60_000_000_000L;
+
+    /**
+     * STOLEN_UNDER_ANOTHER_KERNEL: a page host code took home (a read is enough) while another
+     * kernel held it pinned is not taken in by the reconcile before a faulting launch (a pinned
+     * kernel's steals wait for its end), and that kernel's device entry for it may still be
+     * writable: this launch's items would write the device's copy through it without a fault, and
+     * the host's copy would win once that kernel ends (the launch's stores lost). So the launch
+     * waits, as a pinned launch does (PIN_AFTER_STEAL), until no such page is left in its
+     * arguments, taking them in as the kernels end; a kernel of this thread's own would never end.
+     */
+    private void awaitStealsUnderOtherKernels(List<Arg> marked) {
+        long since = System.nanoTime();
+        for (Arg a : marked) {
+            RegionState s = a.state();
+            while (s.host().stolenIn(a.firstPage(), a.endPage(), true)) {
+                Pins.Pin mine = s.pins().deviceHeldByCurrentThread(a.firstPage(), a.endPage());
+                if (mine != null) {
+                    throw new PinnedByCallerException(s, mine.node(), mine.from(), mine.to());
+                }
+                if (System.nanoTime() - since > STEAL_WAIT_NANOS) {
+                    throw new IllegalStateException("a page of " + a.arg().region() + " that this launch takes was taken "
+                            + "home by host code while another kernel holds it; waited " + STEAL_WAIT_NANOS / 1_000_000_000L
+                            + " s for that kernel to end");
+                }
+                long seen = s.pins().version();
+                memory.engine().reconcile(s, a.firstPage(), a.endPage());   // a kernel that ended meanwhile: taken in now
+                if (!s.host().stolenIn(a.firstPage(), a.endPage(), true)) {
+                    break;
+                }
+                try {
+                    s.pins().awaitRelease(seen);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new dev.hetmem.internal.InterruptedWaitException("interrupted while waiting for a kernel holding a "
+                            + "page host code took", e);
+                }
+            }
         }
     }
 

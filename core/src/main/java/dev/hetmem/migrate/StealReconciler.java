@@ -6,6 +6,7 @@ import dev.hetmem.observe.FaultEvent;
 import dev.hetmem.pagetable.Bits;
 import dev.hetmem.pagetable.Block;
 
+import java.util.ArrayList;
 import java.util.List;
 
 import static dev.hetmem.driver.PageGeometry.blockOf;
@@ -87,8 +88,12 @@ final class StealReconciler {
             }
             Block b = region.table().blockOrCreate(bi);
             int pages = region.table().pagesIn(bi);
-            int p = 0;
-            while (p < pages) {
+            // every run of the mask into the page table first, then the host side synced run by run:
+            // collect has cleared the runs' STOLEN marks, so a run left out because an earlier run's
+            // sync failed would never be reported again (the host writing a page the table still gave
+            // to a device: kernels read the device's stale copy, and a later move lost the host's stores)
+            List<int[]> runs = new ArrayList<>();
+            for (int p = 0; p < pages; ) {
                 if (!Bits.get(taken, p)) {
                     p++;
                     continue;
@@ -97,11 +102,32 @@ final class StealReconciler {
                 while (q < pages && Bits.get(taken, q)) {
                     q++;
                 }
-                counts[1] += takeHome(region, b, p, q, inv);
+                runs.add(new int[] {p, q});
                 counts[0]++;
                 counts[2] = Math.min(counts[2], firstPage(bi) + p);
                 counts[3] = Math.max(counts[3], firstPage(bi) + q);
                 p = q;
+            }
+            FrameReleases[] frees = new FrameReleases[runs.size()];
+            for (int k = 0; k < runs.size(); k++) {
+                frees[k] = new FrameReleases(ctx);
+                counts[1] += inTable(region, b, runs.get(k)[0], runs.get(k)[1], inv, frees[k]);
+            }
+            Throwable failed = null;
+            for (int k = 0; k < runs.size(); k++) {
+                try {
+                    ctx.syncHost(region, b, runs.get(k)[0], runs.get(k)[1]);
+                    inv.freeAfter(region, frees[k], true);   // freed once the devices' invalidations return
+                } catch (RuntimeException | Error e) {
+                    frees[k].abandon();   // see FrameReleases.abandon
+                    failed = CommitPhase.keep(failed, e);
+                }
+            }
+            if (failed instanceof Error e) {
+                throw e;
+            }
+            if (failed != null) {
+                throw (RuntimeException) failed;
             }
         }
     }
@@ -117,8 +143,12 @@ final class StealReconciler {
         return free;
     }
 
-    /** Pages [p, q) of a locked block were taken by the host: it becomes their only holder and writer. */
-    private int takeHome(RegionState region, Block b, int p, int q, Invalidations inv) {
+    /**
+     * Pages [p, q) of a locked block were taken by the host: it becomes their only holder and writer
+     * in the page table, the devices' copies dropped (their frames to {@code frees}, freed once the
+     * host side is synced); returns how many pages arrived from a device.
+     */
+    private int inTable(RegionState region, Block b, int p, int q, Invalidations inv, FrameReleases frees) {
         int arrived = 0;
         for (int i = p; i < q; i++) {
             // data came from a device only where a device held the page and the host did not;
@@ -126,18 +156,10 @@ final class StealReconciler {
             int holders = b.residentMask(i);
             arrived += (holders & 1) == 0 && holders != 0 ? 1 : 0;
         }
-        FrameReleases frees = new FrameReleases(ctx);
-        try {
-            for (int n = 1; n < ctx.nodeCount(); n++) {
-                PageDrops.dropDeviceCopies(ctx, region, b, n, p, q, inv, frees);
-            }
-            b.addResidentRange(0, p, q - p, true);
-            ctx.syncHost(region, b, p, q);
-        } catch (RuntimeException | Error e) {
-            frees.abandon();   // see FrameReleases.abandon
-            throw e;
+        for (int n = 1; n < ctx.nodeCount(); n++) {
+            PageDrops.dropDeviceCopies(ctx, region, b, n, p, q, inv, frees);
         }
-        inv.freeAfter(region, frees, true);   // freed once the devices' invalidations return
+        b.addResidentRange(0, p, q - p, true);
         if (arrived > 0) {
             region.counters().migrated(0, Trigger.FAULT, arrived);
             ctx.memoryCounters.migrated(0, Trigger.FAULT, arrived);

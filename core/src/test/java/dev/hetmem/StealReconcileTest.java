@@ -1,0 +1,166 @@
+package dev.hetmem;
+
+import dev.hetmem.device.emulated.EmulatedKernel;
+import dev.hetmem.driver.CopyBatch;
+import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.host.HostMapping;
+import dev.hetmem.host.HostSide;
+import dev.hetmem.internal.RegionState;
+import dev.hetmem.pagetable.Block;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static dev.hetmem.MemoryFixture.MiB;
+import static dev.hetmem.MemoryFixture.PAGE;
+import static dev.hetmem.MemoryFixture.value;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The Java half of userfaultfd mode's steals (pages the fault service took home on its own), from a
+ * review of it: a reconcile whose host sync fails for one run of a block keeps the block's other
+ * runs (collect had cleared their marks: they were never reported again), and a faulting launch waits
+ * for a page host code took while another kernel held it (its items wrote the device's copy through
+ * that kernel's writable entry, and the host's copy won once that kernel ended).
+ */
+class StealReconcileTest {
+
+    /** The region's real host side, whose next sync, once armed, fails after doing its work (an hm_sync rc != 0). */
+    static final class Failing implements HostSide {
+        final HostSide d;
+        volatile boolean armed;
+        Failing(HostSide d) { this.d = d; }
+        public HostMapping mapping() { return d.mapping(); }
+        public long address() { return d.address(); }
+        public MemorySegment segment(Object o) { return d.segment(o); }
+        public void leave(long p, long c) { d.leave(p, c); }
+        public void writeProtect(long p, long c) { d.writeProtect(p, c); }
+        public void copyHome(long p, int c, DeviceDriver f, int[] fr, CopyBatch b) { d.copyHome(p, c, f, fr, b); }
+        public void sync(Block b, int p0, int p1, DeviceDriver[] dr, ReadOnly ro) {
+            d.sync(b, p0, p1, dr, ro);
+            if (armed) { armed = false; throw new IllegalStateException("injected: hm_sync returned -ENOMEM"); }
+        }
+        public void syncLoaded(Block b, int p0, int p1, DeviceDriver[] dr, ReadOnly ro) { d.syncLoaded(b, p0, p1, dr, ro); }
+        public void release(long[] r, int c) { d.release(r, c); }
+        public long retainedBytes() { return d.retainedBytes(); }
+        public boolean releasesFrames() { return d.releasesFrames(); }
+        public void discard(long o, long b) { d.discard(o, b); }
+        public long[] collect(long b, long[] bt) { return d.collect(b, bt); }
+        public void granularity(long f, long t, int s) { d.granularity(f, t, s); }
+        public boolean takesPagesOnItsOwn() { return d.takesPagesOnItsOwn(); }
+        public boolean takeAnySteals() { return d.takeAnySteals(); }
+        public boolean stolenIn(long f, long t, boolean b) { return d.stolenIn(f, t, b); }
+        public void busy(long f, long c, boolean on) { d.busy(f, c, on); }
+        public boolean namesNone(DeviceDriver dr, int[] f, int c, long p) { return d.namesNone(dr, f, c, p); }
+        public boolean populate(long o, long b) { return d.populate(o, b); }
+        public void check(Block b, int p, DeviceDriver[] dr, ReadOnly ro, Object o, List<String> pr) { d.check(b, p, dr, ro, o, pr); }
+        public void kill() { d.kill(); }
+        public void close() { d.close(); }
+    }
+
+    /** A reconcile whose sync of one run fails took the block's later runs in nowhere: a kernel read the device's stale copy. */
+    @Test
+    void aReconcileFailingOnOneRunKeepsTheStealsOfTheOthers() throws Exception {
+        UserfaultfdTest.requireUserfaultfd();
+        UnifiedMemory mem = UserfaultfdTest.uffdMemory(PAGE, MemoryFixture.emulated(16 * MiB));
+        try {
+            Region r = mem.allocate(2 * MiB);
+            MemorySegment s = r.segment();
+            UserfaultfdTest.fill(s, 0, r.size(), 4);
+            mem.advise(r, 0, r.size(), new Advice.Prefetch(1));
+            var f = RegionState.class.getDeclaredField("host");   // the failure goes in around the real side
+            f.setAccessible(true);
+            Failing failing = new Failing(r.state().host());
+            f.set(r.state(), failing);
+            s.set(JAVA_LONG, 3 * PAGE, 333L);   // stolen: run 1 of the block
+            s.set(JAVA_LONG, 7 * PAGE, 777L);   // stolen: run 2 of the block
+            failing.armed = true;
+            assertThrows(IllegalStateException.class, () -> mem.advise(r, 100 * PAGE, PAGE, new Advice.Prefetch(1)));
+            long[] seen = new long[2];
+            mem.launch(1, (EmulatedKernel) (a, i) -> {
+                seen[0] = a.arg(0).getLong(3 * PAGE);
+                seen[1] = a.arg(0).getLong(7 * PAGE);
+            }, 1, KernelArg.read(r));
+            assertEquals(333L, seen[0]);
+            assertEquals(777L, seen[1], "the kernel reads the host's store to page 7");
+        } finally {
+            mem.close();
+        }
+    }
+
+    /**
+     * A host read of a page a read-only kernel pins (no race with that kernel) leaves the page stolen
+     * and BUSY; a faulting launch that started afterwards left it out of its reconcile (pinned), wrote
+     * the device's copy through the existing entry, and lost its stores once the pin went. It waits
+     * for that kernel now.
+     */
+    @Test
+    void aHostReadBesideAReadOnlyKernelCostsALaterFaultingLaunchItsStores() throws Exception {
+        UserfaultfdTest.requireUserfaultfd();
+        UnifiedMemory mem = UserfaultfdTest.uffdMemory(PAGE, MemoryFixture.emulated(MiB));
+        try {
+            Region r = mem.allocate(2 * MiB, PAGE);
+            MemorySegment view = r.segment();
+            MemoryFixture.fill(view, 0, 3);
+            long q = 100 * PAGE;
+            assertEquals(1, mem.prefetch(r, new long[] {q}, PAGE, 1));
+            CountDownLatch pinned = new CountDownLatch(1);
+            CountDownLatch release = new CountDownLatch(1);
+            AtomicReference<Throwable> residentFailed = new AtomicReference<>();
+            Thread resident = Thread.ofPlatform().start(() -> {
+                try {
+                    mem.launch(1, (EmulatedKernel) (a, i) -> {
+                        pinned.countDown();
+                        try {
+                            release.await();
+                        } catch (InterruptedException e) {
+                            throw new IllegalStateException(e);
+                        }
+                    }, 1, KernelArg.of(r, q, PAGE, Access.READ));
+                } catch (Throwable t) {
+                    residentFailed.set(t);
+                }
+            });
+            AtomicReference<Throwable> faultingFailed = new AtomicReference<>();
+            Thread faulting = null;
+            try {
+                assertTrue(pinned.await(20, TimeUnit.SECONDS));
+                long before = view.get(JAVA_LONG, q);   // a read, beside a kernel that only reads
+                assertEquals(value(3, q / 8), before);
+                faulting = Thread.ofPlatform().start(() -> {
+                    try {
+                        mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(q + 8 * i, a.arg(0).getLong(q + 8 * i) + 5),
+                                PAGE / 8, KernelArg.of(r, 0, 2 * MiB, Access.READ_WRITE));
+                    } catch (Throwable t) {
+                        faultingFailed.set(t);
+                    }
+                });
+                Thread.sleep(300);
+                assertTrue(faulting.isAlive(), "the faulting launch waits for the kernel holding the page host code took");
+            } finally {
+                release.countDown();
+                resident.join();
+                if (faulting != null) {
+                    faulting.join(30_000);
+                }
+            }
+            if (faultingFailed.get() != null) {
+                throw new AssertionError(faultingFailed.get());
+            }
+            if (residentFailed.get() != null) {
+                throw new AssertionError(residentFailed.get());
+            }
+            assertEquals(value(3, q / 8) + 5, view.get(JAVA_LONG, q), "the faulting launch's store");
+            assertEquals(List.of(), mem.verify());
+        } finally {
+            mem.close();
+        }
+    }
+}
