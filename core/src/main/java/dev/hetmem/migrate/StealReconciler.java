@@ -109,9 +109,19 @@ final class StealReconciler {
                 p = q;
             }
             FrameReleases[] frees = new FrameReleases[runs.size()];
-            for (int k = 0; k < runs.size(); k++) {
-                frees[k] = new FrameReleases(ctx);
-                counts[1] += inTable(region, b, runs.get(k)[0], runs.get(k)[1], inv, frees[k]);
+            try {
+                for (int k = 0; k < runs.size(); k++) {
+                    frees[k] = new FrameReleases(ctx);
+                    counts[1] += inTable(region, b, runs.get(k)[0], runs.get(k)[1], inv, frees[k]);
+                }
+            } catch (RuntimeException | Error e) {
+                // a driver's unmap failing (the SPI says it does not): no frame of these runs is freed
+                for (FrameReleases f : frees) {
+                    if (f != null) {
+                        f.abandon();   // see FrameReleases.abandon
+                    }
+                }
+                throw e;
             }
             Throwable failed = null;
             for (int k = 0; k < runs.size(); k++) {
