@@ -36,11 +36,18 @@ class StealReconcileTest {
     static final class Failing implements HostSide {
         final HostSide d;
         volatile boolean armed;
+        volatile boolean leaveArmed;
         Failing(HostSide d) { this.d = d; }
         public HostMapping mapping() { return d.mapping(); }
         public long address() { return d.address(); }
         public MemorySegment segment(Object o) { return d.segment(o); }
-        public void leave(long p, long c) { d.leave(p, c); }
+        public void leave(long p, long c) {
+            d.leave(p, c);
+            if (leaveArmed) {
+                leaveArmed = false;
+                throw new IllegalStateException("injected: hm_leave returned -ENOMEM");
+            }
+        }
         public void writeProtect(long p, long c) { d.writeProtect(p, c); }
         public void copyHome(long p, int c, DeviceDriver f, int[] fr, CopyBatch b) { d.copyHome(p, c, f, fr, b); }
         public void sync(Block b, int p0, int p1, DeviceDriver[] dr, ReadOnly ro) {
@@ -158,6 +165,36 @@ class StealReconcileTest {
                 throw new AssertionError(residentFailed.get());
             }
             assertEquals(value(3, q / 8) + 5, view.get(JAVA_LONG, q), "the faulting launch's store");
+            assertEquals(List.of(), mem.verify());
+        } finally {
+            mem.close();
+        }
+    }
+
+    /**
+     * A move off the host whose revoke failed part-way (here the host side's leave, after it marked
+     * the pages leaving and write-protected them) was not undone: the pages stayed LEAVING in the
+     * fault service while the page table kept them on the host, and the next move's leave, which
+     * marks only HOST pages, left them writable while it copied them (a store meanwhile was lost).
+     */
+    @Test
+    void aMoveWhoseRevokeFailsIsUndoneAndTheNextMoveLosesNoStore() throws Exception {
+        UserfaultfdTest.requireUserfaultfd();
+        UnifiedMemory mem = UserfaultfdTest.uffdMemory(PAGE, MemoryFixture.emulated(16 * MiB));
+        try {
+            Region r = mem.allocate(2 * MiB);
+            MemorySegment s = r.segment();
+            UserfaultfdTest.fill(s, 0, r.size(), 6);
+            var f = RegionState.class.getDeclaredField("host");   // the failure goes in around the real side
+            f.setAccessible(true);
+            Failing failing = new Failing(r.state().host());
+            f.set(r.state(), failing);
+            failing.leaveArmed = true;
+            assertThrows(IllegalStateException.class, () -> mem.advise(r, 0, r.size(), new Advice.Prefetch(1)));
+            assertEquals(List.of(), mem.verify(), "the failed move was undone");
+            s.set(JAVA_LONG, 5 * PAGE, 555L);
+            mem.advise(r, 0, r.size(), new Advice.Prefetch(1));
+            assertEquals(555L, s.get(JAVA_LONG, 5 * PAGE));
             assertEquals(List.of(), mem.verify());
         } finally {
             mem.close();

@@ -56,7 +56,7 @@ final class BatchRunner {
     }
 
     /**
-     * One batch through revoke, allocate, copy and commit; undone if allocation or copying fails
+     * One batch through revoke, allocate, copy and commit; undone if revoking, allocation or copying fails
      * (and rethrown: {@link Eviction.RetryBatch} when the device must make room first). Returns
      * pages whose data moved. Every frame the batch counted in flight is uncounted on the way out.
      */
@@ -70,9 +70,13 @@ final class BatchRunner {
         long[] phases = event.isEnabled() ? new long[5] : null;
         try {
             mark(phases, 0);
-            RevokePhase.revoke(ctx, batch);
-            mark(phases, 1);
             try {
+                // inside the undo's reach: a revoke that fails part-way (the host side's leave, a driver's
+                // call) is undone as a failed copy is. Left as it was, userfaultfd pages stayed leaving in
+                // the fault service while the table kept them on the host, and the next move's leave,
+                // which marks host pages only, left them writable while it copied them
+                RevokePhase.revoke(ctx, batch);
+                mark(phases, 1);
                 AllocatePhase.allocate(ctx, batch, eviction);
                 mark(phases, 2);
                 CopyPhase.copy(ctx, batch);
