@@ -72,6 +72,15 @@ class StealReconcileTest {
         public void close() { d.close(); }
     }
 
+    /** The region's host side replaced by a {@link Failing} around it: the failure goes in around the real side. */
+    private static Failing wrapped(Region r) throws ReflectiveOperationException {
+        var f = RegionState.class.getDeclaredField("host");
+        f.setAccessible(true);
+        Failing failing = new Failing(r.state().host());
+        f.set(r.state(), failing);
+        return failing;
+    }
+
     /** A reconcile whose sync of one run fails took the block's later runs in nowhere: a kernel read the device's stale copy. */
     @Test
     void aReconcileFailingOnOneRunKeepsTheStealsOfTheOthers() throws Exception {
@@ -82,10 +91,7 @@ class StealReconcileTest {
             MemorySegment s = r.segment();
             UserfaultfdTest.fill(s, 0, r.size(), 4);
             mem.advise(r, 0, r.size(), new Advice.Prefetch(1));
-            var f = RegionState.class.getDeclaredField("host");   // the failure goes in around the real side
-            f.setAccessible(true);
-            Failing failing = new Failing(r.state().host());
-            f.set(r.state(), failing);
+            Failing failing = wrapped(r);
             s.set(JAVA_LONG, 3 * PAGE, 333L);   // stolen: run 1 of the block
             s.set(JAVA_LONG, 7 * PAGE, 777L);   // stolen: run 2 of the block
             failing.armed = true;
@@ -185,10 +191,7 @@ class StealReconcileTest {
             Region r = mem.allocate(2 * MiB);
             MemorySegment s = r.segment();
             UserfaultfdTest.fill(s, 0, r.size(), 6);
-            var f = RegionState.class.getDeclaredField("host");   // the failure goes in around the real side
-            f.setAccessible(true);
-            Failing failing = new Failing(r.state().host());
-            f.set(r.state(), failing);
+            Failing failing = wrapped(r);
             failing.leaveArmed = true;
             assertThrows(IllegalStateException.class, () -> mem.advise(r, 0, r.size(), new Advice.Prefetch(1)));
             assertEquals(List.of(), mem.verify(), "the failed move was undone");
