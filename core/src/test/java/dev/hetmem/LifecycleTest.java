@@ -79,27 +79,11 @@ class LifecycleTest {
                 .device(EmulatedDevice.builder().capacity(capacity).build()).build()) {
             Region r = mem.allocate(4 * MiB);
             MemoryFixture.fill(r, 0, 4 * MiB, 5);
-            java.util.concurrent.CountDownLatch running = new java.util.concurrent.CountDownLatch(1);
-            java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
-            AtomicReference<Throwable> launchFailed = new AtomicReference<>();
-            Thread kernel = Thread.ofPlatform().start(() -> {
-                try {
-                    mem.launch(1, (EmulatedKernel) (args, i) -> {
-                        running.countDown();
-                        try {
-                            release.await();
-                        } catch (InterruptedException e) {
-                            Thread.currentThread().interrupt();
-                        }
-                    }, 1, KernelArg.of(r, 2 * MiB, 2 * MiB, Access.READ));
-                } catch (Throwable t) {
-                    launchFailed.set(t);
-                }
-            });
+            HeldKernel kernel = new HeldKernel(mem, 1, KernelArg.of(r, 2 * MiB, 2 * MiB, Access.READ));
             AtomicReference<Throwable> freeOutcome = new AtomicReference<>();
             Thread freer = null;
             try {
-                assertTrue(running.await(10, java.util.concurrent.TimeUnit.SECONDS), "the kernel pinning the range runs");
+                assertTrue(kernel.awaitRunning(10), "the kernel pinning the range runs");
                 freer = Thread.ofPlatform().start(() -> {
                     try {
                         r.free(2 * MiB, 2 * MiB);
@@ -111,8 +95,7 @@ class LifecycleTest {
                 freer.join(5_000);
                 assertFalse(freer.isAlive(), "the free still waits for the kernel after 5 s (close timeout 200 ms)");
             } finally {
-                release.countDown();
-                kernel.join(10_000);
+                kernel.release();
                 if (freer != null) {
                     freer.join(10_000);
                 }
@@ -120,7 +103,7 @@ class LifecycleTest {
             Throwable t = freeOutcome.get();
             assertTrue(t instanceof IllegalStateException && t.getMessage().contains("still pins")
                     && t.getMessage().contains("call free(2097152, 2097152) again"), String.valueOf(t));
-            assertEquals(null, launchFailed.get(), "the launch");
+            assertEquals(null, kernel.failure(), "the launch");
             assertTrue(r.snapshot(2 * MiB, 2 * MiB).freed(0), "the range is freed");
             r.free(2 * MiB, 2 * MiB);   // the launch has ended: the rest goes
             assertEquals(capacity, mem.stats().node(1).freeBytes(), "every device frame back");

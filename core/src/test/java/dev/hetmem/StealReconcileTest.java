@@ -11,8 +11,6 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
 import java.util.List;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static dev.hetmem.MemoryFixture.MiB;
@@ -124,27 +122,11 @@ class StealReconcileTest {
             MemoryFixture.fill(view, 0, 3);
             long q = 100 * PAGE;
             assertEquals(1, mem.prefetch(r, new long[] {q}, PAGE, 1));
-            CountDownLatch pinned = new CountDownLatch(1);
-            CountDownLatch release = new CountDownLatch(1);
-            AtomicReference<Throwable> residentFailed = new AtomicReference<>();
-            Thread resident = Thread.ofPlatform().start(() -> {
-                try {
-                    mem.launch(1, (EmulatedKernel) (a, i) -> {
-                        pinned.countDown();
-                        try {
-                            release.await();
-                        } catch (InterruptedException e) {
-                            throw new IllegalStateException(e);
-                        }
-                    }, 1, KernelArg.of(r, q, PAGE, Access.READ));
-                } catch (Throwable t) {
-                    residentFailed.set(t);
-                }
-            });
+            HeldKernel resident = new HeldKernel(mem, 1, KernelArg.of(r, q, PAGE, Access.READ));
             AtomicReference<Throwable> faultingFailed = new AtomicReference<>();
             Thread faulting = null;
             try {
-                assertTrue(pinned.await(20, TimeUnit.SECONDS));
+                assertTrue(resident.awaitRunning(20));
                 long before = view.get(JAVA_LONG, q);   // a read, beside a kernel that only reads
                 assertEquals(value(3, q / 8), before);
                 faulting = Thread.ofPlatform().start(() -> {
@@ -158,8 +140,7 @@ class StealReconcileTest {
                 Thread.sleep(300);
                 assertTrue(faulting.isAlive(), "the faulting launch waits for the kernel holding the page host code took");
             } finally {
-                release.countDown();
-                resident.join();
+                resident.release();
                 if (faulting != null) {
                     faulting.join(30_000);
                 }
@@ -167,8 +148,8 @@ class StealReconcileTest {
             if (faultingFailed.get() != null) {
                 throw new AssertionError(faultingFailed.get());
             }
-            if (residentFailed.get() != null) {
-                throw new AssertionError(residentFailed.get());
+            if (resident.failure() != null) {
+                throw new AssertionError(resident.failure());
             }
             assertEquals(value(3, q / 8) + 5, view.get(JAVA_LONG, q), "the faulting launch's store");
             assertEquals(List.of(), mem.verify());

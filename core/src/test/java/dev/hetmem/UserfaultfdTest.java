@@ -975,35 +975,18 @@ class UserfaultfdTest {
         MemoryFixture.fill(view, 0, 3);
         long q = 100 * PAGE;   // the resident kernel's page; page 0 is the one host code takes
         assertEquals(2, mem.prefetch(r, new long[] {0, q}, PAGE, 1));
-        CountDownLatch pinned = new CountDownLatch(1);
-        CountDownLatch release = new CountDownLatch(1);
-        AtomicReference<Throwable> residentFailed = new AtomicReference<>();
-        Thread resident = Thread.ofPlatform().start(() -> {
-            try {
-                mem.launch(1, (EmulatedKernel) (a, i) -> {
-                    pinned.countDown();
-                    try {
-                        release.await();
-                    } catch (InterruptedException e) {
-                        throw new IllegalStateException(e);
-                    }
-                }, 1, KernelArg.of(r, q, PAGE, Access.READ));
-            } catch (Throwable t) {
-                residentFailed.set(t);
-            }
-        });
+        HeldKernel resident = new HeldKernel(mem, 1, KernelArg.of(r, q, PAGE, Access.READ));
         try {
-            assertTrue(pinned.await(20, java.util.concurrent.TimeUnit.SECONDS), "the resident kernel started");
+            assertTrue(resident.awaitRunning(20), "the resident kernel started");
             view.set(JAVA_LONG, 0, 777);   // takes page 0 home from device 1 (a 4 KiB granule)
             // more than the device holds: runs by device faults; every long of page 0 gains 5
             mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + 5), PAGE / 8,
                     KernelArg.of(r, 0, q, Access.READ_WRITE), KernelArg.of(r, q + PAGE, 2 * MiB - q - PAGE, Access.READ_WRITE));
         } finally {
-            release.countDown();
-            resident.join();
+            resident.release();
         }
-        if (residentFailed.get() != null) {
-            throw new AssertionError("the resident kernel failed", residentFailed.get());
+        if (resident.failure() != null) {
+            throw new AssertionError("the resident kernel failed", resident.failure());
         }
         assertEquals(782, view.get(JAVA_LONG, 0), "the host's store plus the faulting launch's");
         for (long i = 1; i < PAGE / 8; i++) {
