@@ -85,26 +85,30 @@ final class Advising {
         }
     }
 
-    /** [offset, offset+length) to {@code node}, widened to granules, in batches; returns the pages moved. */
-    long prefetchRange(Region region, long offset, long length, int node) {
-        RegionState s = region.state();
-        long from = offset >>> PageGeometry.PAGE_SHIFT;
-        long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
+    /**
+     * Pages [from, to) widened to [a, b), the granules as its caller found them, to {@code node},
+     * in batches (an asynchronous prefetch: granules another thread changed since widen it only by
+     * pages it does not need, which a pin keeps where they are); returns the pages moved.
+     */
+    long prefetchWidened(RegionState s, long from, long to, long a, long b, int node) {
         s.lifecycle().enter();
         try {
-            return prefetchGranules(s, from, to, node);
+            return prefetchGranules(s, from, to, a, b, node);
         } finally {
             s.lifecycle().exit();
         }
     }
 
-    /**
-     * Pages [from, to) widened to granules, to {@code node} (the region's lifecycle entered). The
-     * widening stops at freed pages: a granule set after a part was freed may reach into it.
-     */
+    /** Pages [from, to) widened to granules, to {@code node} (the region's lifecycle entered). */
     private long prefetchGranules(RegionState s, long from, long to, int node) {
-        long a = s.granuleStart(from);
-        long b = s.granuleEnd(to);
+        return prefetchGranules(s, from, to, s.granuleStart(from), s.granuleEnd(to), node);
+    }
+
+    /**
+     * Pages [a, b) ⊇ [from, to) to {@code node}. The widening stops at freed pages: a granule set
+     * after a part was freed may reach into it.
+     */
+    private long prefetchGranules(RegionState s, long from, long to, long a, long b, int node) {
         for (long f; (f = s.attributes().firstFreed(a, from)) >= 0; ) {
             a = s.attributes().freedEnd(f);
         }

@@ -622,7 +622,8 @@ public final class UnifiedMemory implements AutoCloseable {
      * @throws IndexOutOfBoundsException if the range is outside the region
      * @throws IllegalStateException if the memory or region is closed, or the range reaches freed bytes
      * @throws PinnedByCallerException if the calling thread holds pages of the range's granules (the
-     *         range widened to whole granules, as the prefetch moves them) on another node: an open
+     *         range widened to whole granules as they are when this is called, as the prefetch moves
+     *         them; a coarser granularity set meanwhile adds pages it leaves where a pin keeps them) on another node: an open
      *         host view, for a prefetch to a device. The migration runs on another thread and may
      *         wait for that view, and a caller that waits for the future before closing it would
      *         wait forever; so it is refused whether or not the migration would have waited (as
@@ -641,12 +642,17 @@ public final class UnifiedMemory implements AutoCloseable {
         // from a faulting work item: its migration, on another thread, would wait for the item's own
         // translations (TranslationEpochs) while the item waits for it
         engine.refuseFromFaultingItem("an asynchronous prefetch");
-        Pins.Pin own = s.pins().heldByCurrentThreadOffNode(s.granuleStart(from), s.granuleEnd(to), node);
+        // the granules as they are now: the migration moves these, not whatever another thread's
+        // advice makes them before it starts (a coarser granule then reaching a page of the caller's
+        // view, checked here against the finer one, had the migration wait for that view for ever)
+        long a = s.granuleStart(from);
+        long b = s.granuleEnd(to);
+        Pins.Pin own = s.pins().heldByCurrentThreadOffNode(a, b, node);
         if (own != null) {
             throw new PinnedByCallerException(s, own.node(), own.from(), own.to());
         }
         try {
-            return java.util.concurrent.CompletableFuture.supplyAsync(() -> advising.prefetchRange(region, offset, length, node),
+            return java.util.concurrent.CompletableFuture.supplyAsync(() -> advising.prefetchWidened(s, from, to, a, b, node),
                     background);
         } catch (java.util.concurrent.RejectedExecutionException e) {
             // close() ran between the check above and here, and stopped the executor
@@ -681,6 +687,8 @@ public final class UnifiedMemory implements AutoCloseable {
      * @throws IllegalArgumentException for a region of another memory, a bad length or an unknown node
      * @throws IndexOutOfBoundsException if a range is outside the region
      * @throws IllegalStateException if the memory or region is closed, or a range reaches freed bytes
+     * @throws PinnedByCallerException if a batch needs pages the calling thread pins on another node
+     *         (an open host view) and runs on another thread, which would wait for that view for ever
      */
     public long prefetch(Region region, long[] offsets, long length, int node) {
         checkMine(region);

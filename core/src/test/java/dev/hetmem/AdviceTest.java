@@ -72,6 +72,34 @@ class AdviceTest {
         MemoryFixture.check(r, 0, 4 * MiB, 3);
     }
 
+    /**
+     * The caller's views are checked against the range's granules as they are when the call is
+     * made: the migration must not widen the range again later. It did: another thread's coarser
+     * granularity, set between the call and the start of the migration, made the page of the
+     * caller's view part of the range, and the migration waited for that view for ever (the
+     * caller waiting for the future before closing it). Each round races the granularity against
+     * the migration's start; the old code hung within a few rounds.
+     */
+    @Test
+    void anAsynchronousPrefetchMovesTheGranulesItWasCheckedAgainst() throws Exception {
+        Region r = mem.allocate(2 * MiB, PAGE);   // 4 KiB granules
+        MemoryFixture.fill(r, 0, 2 * MiB, 5);
+        try (HostView v = r.host(PAGE, PAGE, Access.READ)) {
+            for (int round = 0; round < 300; round++) {
+                CompletableFuture<Long> f = mem.prefetchAsync(r, 0, PAGE, 1);
+                r.advise(0, 2 * MiB, Advice.granularity(2 * MiB));
+                // page 0; with the coarser granule its neighbours too, as pages it does not need (the
+                // view's page left where it is)
+                long moved = f.get(10, TimeUnit.SECONDS);
+                assertTrue(moved >= 1 && moved <= 511, "round " + round + ": " + moved + " pages moved");
+                assertEquals(0, r.attributes(PAGE, PAGE).location(), "round " + round + ": the view's page stayed");
+                r.advise(0, 2 * MiB, Advice.granularity(PAGE));
+                r.advise(0, PAGE, Advice.prefetch(0));
+            }
+        }
+        MemoryFixture.check(r, 0, 2 * MiB, 5);
+    }
+
     @Test
     void blocksPreferringTheDeviceAreEvictedLast() {
         Region kept = mem.allocate(2 * MiB);
