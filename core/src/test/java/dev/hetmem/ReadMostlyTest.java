@@ -149,4 +149,73 @@ class ReadMostlyTest {
         MemoryFixture.check(r, 0, 16 * MiB, 5);
         MemoryFixture.check(other, 0, 4 * MiB, 6);
     }
+
+    /**
+     * Device 1 full of pages its own kernel pins and of read-only duplicates that only a kernel
+     * on device 2 pins: a prefetch to device 1 drops its duplicates for the room (device 2's
+     * kernel reads its own copy). Eviction kept them for any device's pin, so the prefetch waited
+     * a minute for device 2's kernel and then failed saying device 1 was pinned.
+     */
+    @Test
+    void duplicatesAKernelOfAnotherDevicePinsAreDroppedToMakeRoom() throws Exception {
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r, 0, 4 * MiB, 7);
+        r.advise(0, 4 * MiB, Advice.readMostly(true));
+        Region filler = mem.allocate(12 * MiB);
+        Region other = mem.allocate(4 * MiB);
+        MemoryFixture.fill(other, 0, 4 * MiB, 8);
+        r.advise(0, 4 * MiB, Advice.prefetch(1));
+        HeldKernel onOne = new HeldKernel(mem, 1, KernelArg.of(filler, 0, 12 * MiB, Access.READ_WRITE));
+        HeldKernel onTwo = new HeldKernel(mem, 2, KernelArg.of(r, 0, 4 * MiB, Access.READ));
+        try {
+            org.junit.jupiter.api.Assertions.assertTrue(onOne.awaitRunning(10) && onTwo.awaitRunning(10));
+            assertEquals("nodes 0,1,2 ro", r.snapshot(0, PAGE).describe(0));
+            long t0 = System.nanoTime();
+            var f = java.util.concurrent.CompletableFuture.supplyAsync(() -> mem.prefetch(other, new long[] {0}, 4 * MiB, 1));
+            assertEquals(1024L, f.get(30, java.util.concurrent.TimeUnit.SECONDS));
+            org.junit.jupiter.api.Assertions.assertTrue(System.nanoTime() - t0 < 20_000_000_000L, "no wait for device 2's kernel");
+            PageSnapshot snap = r.snapshot(0, 4 * MiB);
+            assertEquals(0, snap.countOn(1), "device 1's duplicates dropped");
+            assertEquals(1024, snap.countOn(2), "device 2's kept under its kernel");
+            assertEquals(1024, snap.countOn(0));
+        } finally {
+            onOne.release();
+            onTwo.release();
+        }
+        assertEquals(null, onOne.failure());
+        assertEquals(null, onTwo.failure());
+        MemoryFixture.check(r, 0, 4 * MiB, 7);
+        MemoryFixture.check(other, 0, 4 * MiB, 8);
+    }
+
+    /**
+     * A page only devices hold, read-only on two of them: evicting it from one drops that copy and
+     * leaves the other's, with or without a kernel of the other device pinning it. Eviction moved
+     * it home, which took the other device's copy too (and, under that device's kernel, kept it
+     * on both and waited).
+     */
+    @Test
+    void evictingADuplicateOnlyDevicesHoldLeavesTheOtherDevicesCopy() throws Exception {
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r, 0, 4 * MiB, 9);
+        r.advise(0, 4 * MiB, Advice.prefetch(1));           // moved: the host holds no copy
+        r.advise(0, 4 * MiB, Advice.readMostly(true));
+        r.advise(0, 4 * MiB, Advice.prefetch(2));           // duplicated from device 1
+        assertEquals("nodes 1,2 ro", r.snapshot(0, PAGE).describe(0));
+        Region big = mem.allocate(16 * MiB);
+        HeldKernel onTwo = new HeldKernel(mem, 2, KernelArg.of(r, 0, 2 * MiB, Access.READ));
+        try {
+            org.junit.jupiter.api.Assertions.assertTrue(onTwo.awaitRunning(10));
+            var f = java.util.concurrent.CompletableFuture.supplyAsync(() -> mem.prefetch(big, new long[] {0}, 16 * MiB, 1));
+            f.get(30, java.util.concurrent.TimeUnit.SECONDS);
+            PageSnapshot snap = r.snapshot(0, 4 * MiB);
+            assertEquals(0, snap.countOn(1), "device 1's copies made room");
+            assertEquals(1024, snap.countOn(2), "device 2 kept every copy, pinned or not");
+            assertEquals(0, snap.countOn(0), "nothing went home");
+        } finally {
+            onTwo.release();
+        }
+        assertEquals(null, onTwo.failure());
+        MemoryFixture.check(r, 0, 4 * MiB, 9);
+    }
 }

@@ -306,14 +306,27 @@ public final class Pins {
      * array: bit i for page first + i under any pin, bit 512 + i under a pin not on the host
      * (node 0). One pass over the pins where a page-by-page question would take one per page.
      */
-    public synchronized long[] pinnedMasks(long first, int count) {
+    public long[] pinnedMasks(long first, int count) {
+        return masks(first, count, node -> node != 0);
+    }
+
+    /**
+     * Pages [first, first + count) (count at most 512) under pins, as two 512-bit masks in one
+     * array: bit i for page first + i under any pin, bit 512 + i under a pin of {@code node}.
+     */
+    public long[] pinnedMasksOf(long first, int count, int node) {
+        return masks(first, count, n -> n == node);
+    }
+
+    /** The two masks: bit i under any pin, bit 512 + i under a pin whose node {@code second} accepts. */
+    private synchronized long[] masks(long first, int count, java.util.function.IntPredicate second) {
         long[] mask = new long[16];
         for (Pin p : pins) {
             if (p.from < first + count && first < p.to) {
                 int from = (int) (Math.max(p.from, first) - first);
                 int to = (int) (Math.min(p.to, first + count) - first);
                 Bits.setRange(mask, from, to);
-                if (p.node != 0) {
+                if (second.test(p.node)) {
                     Bits.setRange(mask, 512 + from, 512 + to);
                 }
             }

@@ -244,7 +244,7 @@ final class Eviction {
                 continue;
             }
             int holders = b.residentMask(p);
-            Pins.Pin pin = pinKeeping(region, holders, base + p);
+            Pins.Pin pin = pinKeeping(region, holders, node, base + p);
             if (pin != null) {
                 if (pin.owner() != Thread.currentThread()) {
                     counts.heldByKernels++;   // another thread's kernel or view: it ends, and the page can go then
@@ -259,7 +259,7 @@ final class Eviction {
             boolean zero = b.isZero(p);
             int q = p + 1;
             while (q < pages && !keep[q] && b.isResident(node, q) && b.residentMask(q) == holders && b.isZero(q) == zero
-                    && !needed.needed(region, base + q) && pinKeeping(region, holders, base + q) == null) {
+                    && !needed.needed(region, base + q) && pinKeeping(region, holders, node, base + q) == null) {
                 q++;
             }
             if (holders != 1 << node || zero) {
@@ -326,29 +326,28 @@ final class Eviction {
         long droppedPages = 0;
         long base = firstPage(b.index());
         // pinKeeping for every page of the block, from one pass over the pins
-        long[] pinned = pageByPage ? region.pins().pinnedMasks(base, region.table().pagesIn(b.index())) : null;
+        long[] pinned = pageByPage ? region.pins().pinnedMasksOf(base, region.table().pagesIn(b.index()), node) : null;
         int p = p0;
         while (p < pages) {
             int holders = b.residentMask(p);
-            if (!b.isResident(node, p) || (pageByPage && keeps(pinned, holders, p))) {
+            if (!b.isResident(node, p) || (pageByPage && keeps(pinned, holders, node, p))) {
                 p++;
                 continue;
             }
             int q = p + 1;
             while (q < pages && b.isResident(node, q) && b.residentMask(q) == holders && b.isZero(q) == b.isZero(p)
-                    && (!pageByPage || !keeps(pinned, holders, q))) {
+                    && (!pageByPage || !keeps(pinned, holders, node, q))) {
                 q++;
             }
             // pages a running kernel uses stay
             if (pageByPage || region.pins().any(base + p, base + q) == null) {
-                if (holders == 1 << node && b.isZero(p)) {   // the run is all zeros or none
-                    // zeros nobody wrote: dropped, they read as zeros again (untouched)
+                if (holders != 1 << node || b.isZero(p)) {   // the run is all zeros or none
+                    // another node holds a copy (read duplication: the host, or another device, whose
+                    // copy a move home would have taken too), or zeros nobody wrote, which read as zeros
+                    // again: the device's copy just goes
                     droppedPages += dropCopy(region, b, node, p, q, dropped);
-                } else if ((holders & 1) == 0) {
-                    runs.add(new Run(region, b, p, q - p, Action.MOVE, holders, node));
                 } else {
-                    // the host holds a copy too (read duplication): the device's copy just goes
-                    droppedPages += dropCopy(region, b, node, p, q, dropped);
+                    runs.add(new Run(region, b, p, q - p, Action.MOVE, holders, node));
                 }
             }
             p = q;
@@ -374,16 +373,22 @@ final class Eviction {
     }
 
     /**
-     * A pin that keeps this device's copy of a page in place: any pin, or, where the host holds a
-     * copy too, a device pin only (a host view does not need the device's copy).
+     * A pin that keeps {@code node}'s copy of a page in place. Where it holds the page alone (the
+     * copy goes home), any pin. Where another node holds a copy too (the host, or another device:
+     * copies of a page held twice are read-only and alike, and this one is only dropped), only a
+     * pin of {@code node} itself: a host view reads the host's copy, and a kernel of another device
+     * its own device's copy or the host's in place, never this device's frames. It was any device
+     * pin where the host held a copy, and any pin at all where only devices did: a kernel on one
+     * device kept another device's read-only duplicates from being evicted, and a full device of
+     * them waited for that kernel, a minute and then "all of its memory is pinned".
      */
-    static Pins.Pin pinKeeping(RegionState region, int holders, long page) {
-        return (holders & 1) != 0 ? region.pins().conflict(page, page + 1, 0) : region.pins().any(page, page + 1);
+    static Pins.Pin pinKeeping(RegionState region, int holders, int node, long page) {
+        return holders == 1 << node ? region.pins().any(page, page + 1) : region.pins().on(node, page, page + 1);
     }
 
-    /** {@link #pinKeeping} for page {@code p} of a block, from its {@link Pins#pinnedMasks}. */
-    private static boolean keeps(long[] pinned, int holders, int p) {
-        return Bits.get(pinned, ((holders & 1) != 0 ? 512 : 0) + p);
+    /** {@link #pinKeeping} for page {@code p} of a block, from its {@link Pins#pinnedMasksOf} for {@code node}. */
+    private static boolean keeps(long[] pinned, int holders, int node, int p) {
+        return Bits.get(pinned, (holders == 1 << node ? 0 : 512) + p);
     }
 
     /**

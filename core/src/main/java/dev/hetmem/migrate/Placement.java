@@ -246,7 +246,7 @@ final class Placement {
                         if (b.isResident(target, p) && !(copiesWithin && relocates(s, b, p, first + p, target))) {
                             // the pin that kept it; none if it went since (unpinning takes no block lock):
                             // then the caller looks again at once
-                            return new Stuck(Eviction.pinKeeping(s.region(), b.residentMask(p), firstPage(bi) + p),
+                            return new Stuck(Eviction.pinKeeping(s.region(), b.residentMask(p), target, firstPage(bi) + p),
                                     s.region());
                         }
                     }
