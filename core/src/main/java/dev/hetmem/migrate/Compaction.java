@@ -51,7 +51,7 @@ final class Compaction {
     }
 
     /** Frames of the window this call holds, as first/count pairs, counted in flight. */
-    private static final class Claims {
+    static final class Claims {
         private int[] ranges = new int[16];
         private int size;
         private long frames;
@@ -65,13 +65,29 @@ final class Compaction {
             frames += count;
         }
 
+        /**
+         * Gives every claimed range back, whatever an earlier one's release threw (a range left
+         * counted in flight would keep a full device waiting for room that never comes, as
+         * {@link Placement#releaseRuns}); then throws the first failure.
+         */
         void release(EngineContext ctx, int node) {
-            BuddyAllocator alloc = ctx.device(node).allocator();
+            release(ctx.inFlight, ctx.device(node).allocator(), node);
+        }
+
+        void release(InFlightFrames inFlight, BuddyAllocator alloc, int node) {
+            RuntimeException failed = null;
             for (int i = 0; i < size; i += 2) {
-                ctx.inFlight.free(alloc, node, ranges[i], ranges[i + 1]);
+                try {
+                    inFlight.free(alloc, node, ranges[i], ranges[i + 1]);
+                } catch (RuntimeException e) {
+                    failed = (RuntimeException) CommitPhase.keep(failed, e);
+                }
             }
             size = 0;
             frames = 0;
+            if (failed != null) {
+                throw failed;
+            }
         }
     }
 
@@ -91,6 +107,7 @@ final class Compaction {
         }
         Claims claims = new Claims();
         boolean done = false;
+        Throwable failure = null;   // what the claims' release, should it fail too, is added to
         try {
             // its free frames, then its pages moved out (and their frames claimed), then its free frames
             // again: a page may have left it on its own meanwhile. The count of claimed frames decides.
@@ -107,12 +124,23 @@ final class Compaction {
             // out of line with the table), nor any other kind: those reach the caller
             if (e.getSuppressed().length > 0 || !(e instanceof Eviction.RetryBatch
                     || e instanceof dev.hetmem.driver.DeviceMemoryException || e instanceof dev.hetmem.driver.DeviceCopyException)) {
+                failure = e;
                 throw e;
             }
             return -1;
+        } catch (Error e) {
+            failure = e;
+            throw e;
         } finally {
             if (!done) {
-                claims.release(ctx, node);
+                try {
+                    claims.release(ctx, node);
+                } catch (RuntimeException e) {
+                    if (failure == null) {
+                        throw e;
+                    }
+                    failure.addSuppressed(e);   // the failure that ended the compaction stays the one reported
+                }
             }
         }
     }

@@ -37,4 +37,24 @@ class FrameCountsTest {
         assertFalse(kept.on(1).get(6));
         assertEquals(1, kept.on(1).cardinality());
     }
+
+    /**
+     * A compaction that gives its claimed frames back gives every range back, whatever an earlier
+     * one's release threw: it stopped at the first, and the rest stayed allocated and counted.
+     */
+    @Test
+    void aCompactionsClaimsAreAllReleasedWhateverOneThrows() {
+        BuddyAllocator alloc = new BuddyAllocator(1024);
+        InFlightFrames inFlight = new InFlightFrames(2);
+        Compaction.Claims claims = new Compaction.Claims();
+        int[] runs = new int[3];
+        for (int i = 0; i < 3; i++) {
+            runs[i] = inFlight.allocate(alloc, 1, 3);
+            claims.add(runs[i], 8);
+        }
+        alloc.freeRun(runs[0], 8);   // the first range freed behind the claims' back (a bug)
+        assertThrows(RuntimeException.class, () -> claims.release(inFlight, alloc, 1));
+        assertEquals(0, inFlight.get(1), "every range uncounted");
+        assertEquals(1024, alloc.freeFrames(), "the later ranges freed too");
+    }
 }
