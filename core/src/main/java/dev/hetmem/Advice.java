@@ -109,7 +109,9 @@ public sealed interface Advice {
     }
 
     /**
-     * Advice that moves the range, widened to whole granules, to {@code node} now.
+     * Advice that moves the range, widened to whole granules, to {@code node} now. The pages the
+     * widening adds move where nothing keeps them: a page of them that a pin holds elsewhere (a
+     * host view, a kernel) stays where it is; the range's own pages wait for such pins.
      *
      * @param node the target node: 0 for the host, 1..n for a device
      * @return a {@link Prefetch} to {@code node}

@@ -85,38 +85,28 @@ final class Advising {
         }
     }
 
-    /**
-     * Pages [from, to) widened to [a, b), the granules as its caller found them, to {@code node},
-     * in batches (an asynchronous prefetch: granules another thread changed since widen it only by
-     * pages it does not need, which a pin keeps where they are); returns the pages moved.
-     */
-    long prefetchWidened(RegionState s, long from, long to, long a, long b, int node) {
+    /** Pages [from, to) to {@code node} (an asynchronous prefetch), as {@link #prefetchGranules}. */
+    long prefetchPages(RegionState s, long from, long to, int node) {
         s.lifecycle().enter();
         try {
-            return prefetchGranules(s, from, to, a, b, node);
+            return prefetchGranules(s, from, to, node);
         } finally {
             s.lifecycle().exit();
         }
     }
 
-    /** Pages [from, to) widened to granules, to {@code node} (the region's lifecycle entered). */
-    private long prefetchGranules(RegionState s, long from, long to, int node) {
-        return prefetchGranules(s, from, to, s.granuleStart(from), s.granuleEnd(to), node);
-    }
-
     /**
-     * Pages [a, b) ⊇ [from, to) to {@code node}. The widening stops at freed pages: a granule set
-     * after a part was freed may reach into it.
+     * Pages [from, to) to {@code node} (the region's lifecycle entered), in batches; returns the
+     * pages moved. The engine widens each batch to whole granules, the pages around the range as
+     * pages the call does not need: one a pin keeps elsewhere (a host view's, another thread's or
+     * the caller's own), or a freed one, stays where it is, as a prefetch list's neighbours do.
+     * They were widened here, as pages the call needed: the prefetch waited for views of pages
+     * nobody asked for, and an asynchronous one, whose caller's views were checked against the
+     * granules of the call, for ever for a view of the caller's that a coarser granularity set
+     * meanwhile brought into the range.
      */
-    private long prefetchGranules(RegionState s, long from, long to, long a, long b, int node) {
-        for (long f; (f = s.attributes().firstFreed(a, from)) >= 0; ) {
-            a = s.attributes().freedEnd(f);
-        }
-        long f = s.attributes().firstFreed(to, b);
-        if (f >= 0) {
-            b = f;
-        }
-        return memory.engine().migrateRange(s, a, b, node, Trigger.PREFETCH, MigrationEngine.FROM_ANY_NODE);
+    private long prefetchGranules(RegionState s, long from, long to, int node) {
+        return memory.engine().migrateRange(s, from, to, node, Trigger.PREFETCH, MigrationEngine.FROM_ANY_NODE);
     }
 
     /**

@@ -621,13 +621,12 @@ public final class UnifiedMemory implements AutoCloseable {
      * @throws IllegalArgumentException for a region of another memory, a bad length or an unknown node
      * @throws IndexOutOfBoundsException if the range is outside the region
      * @throws IllegalStateException if the memory or region is closed, or the range reaches freed bytes
-     * @throws PinnedByCallerException if the calling thread holds pages of the range's granules (the
-     *         range widened to whole granules as they are when this is called, as the prefetch moves
-     *         them; a coarser granularity set meanwhile adds pages it leaves where a pin keeps them) on another node: an open
-     *         host view, for a prefetch to a device. The migration runs on another thread and may
-     *         wait for that view, and a caller that waits for the future before closing it would
-     *         wait forever; so it is refused whether or not the migration would have waited (as
-     *         {@link #launch} refuses its caller's views over its arguments)
+     * @throws PinnedByCallerException if the calling thread holds pages of the range on another
+     *         node: an open host view, for a prefetch to a device. The migration runs on another
+     *         thread and would wait for that view, and a caller that waits for the future before
+     *         closing it would wait forever (as {@link #launch} refuses its caller's views over its
+     *         arguments). The rest of the range's granules moves where no pin keeps it, the
+     *         caller's views included
      */
     public java.util.concurrent.CompletableFuture<Long> prefetchAsync(Region region, long offset, long length, int node) {
         checkMine(region);
@@ -642,17 +641,14 @@ public final class UnifiedMemory implements AutoCloseable {
         // from a faulting work item: its migration, on another thread, would wait for the item's own
         // translations (TranslationEpochs) while the item waits for it
         engine.refuseFromFaultingItem("an asynchronous prefetch");
-        // the granules as they are now: the migration moves these, not whatever another thread's
-        // advice makes them before it starts (a coarser granule then reaching a page of the caller's
-        // view, checked here against the finer one, had the migration wait for that view for ever)
-        long a = s.granuleStart(from);
-        long b = s.granuleEnd(to);
-        Pins.Pin own = s.pins().heldByCurrentThreadOffNode(a, b, node);
+        // the pages asked for: the rest of their granules moves only where no pin keeps it, the
+        // caller's own views included, so only a view of the range itself would keep the migration waiting
+        Pins.Pin own = s.pins().heldByCurrentThreadOffNode(from, to, node);
         if (own != null) {
             throw new PinnedByCallerException(s, own.node(), own.from(), own.to());
         }
         try {
-            return java.util.concurrent.CompletableFuture.supplyAsync(() -> advising.prefetchWidened(s, from, to, a, b, node),
+            return java.util.concurrent.CompletableFuture.supplyAsync(() -> advising.prefetchPages(s, from, to, node),
                     background);
         } catch (java.util.concurrent.RejectedExecutionException e) {
             // close() ran between the check above and here, and stopped the executor
