@@ -130,11 +130,51 @@ final class Args {
 
     /** A whole number option within [min, max], or the fallback; out of range is a usage error naming both. */
     int intValue(String name, int fallback, int min, int max) {
-        long v = longValue(name, fallback);
-        if (v < min || v > max) {
-            throw new UsageException("--" + name + " " + options.get(name) + " is outside [" + min + ", " + max + "]");
+        return (int) countValue(name, fallback, min, max);
+    }
+
+    /**
+     * A count (a whole number, no size suffix) within [min, max], or the fallback; anything else is
+     * a usage error that names the value and the range (counts were read as sizes: "size -1 out of
+     * range", and "--reps 1K" was 1024 reps).
+     */
+    long countValue(String name, long fallback, long min, long max) {
+        String v = options.get(name);
+        if (v == null) {
+            return fallback;
         }
-        return (int) v;
+        long n;
+        try {
+            n = Long.parseLong(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + name + " " + v + " is not a whole number in [" + min + ", " + max + "]");
+        }
+        if (n < min || n > max) {
+            throw new UsageException("--" + name + " " + v + " is outside [" + min + ", " + max + "]");
+        }
+        return n;
+    }
+
+    /** A decimal number option within [min, max] (not NaN), or the fallback; anything else is a usage error. */
+    double decimalValue(String name, double fallback, double min, double max) {
+        String v = options.get(name);
+        if (v == null) {
+            return fallback;
+        }
+        double d;
+        try {
+            // plain decimals only: Double.parseDouble also takes "NaN", "Infinity", hex floats and "2d"
+            if (!v.trim().matches("[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?")) {
+                throw new NumberFormatException();
+            }
+            d = Double.parseDouble(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + name + " " + v + " is not a number in [" + min + ", " + max + "]");
+        }
+        if (!(d >= min && d <= max)) {
+            throw new UsageException("--" + name + " " + v + " is outside [" + min + ", " + max + "]");
+        }
+        return d;
     }
 
     List<String> positional() {

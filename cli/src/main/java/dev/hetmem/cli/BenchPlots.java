@@ -15,22 +15,36 @@ import java.util.Map;
 final class BenchPlots {
     private BenchPlots() {}
 
-    /** Draws {@code root}'s rows into {@code file} if one was asked for; says where on {@code err}. */
+    /**
+     * Draws {@code root}'s rows into {@code file} if one was asked for; says where on {@code err}.
+     * A chart that cannot be written (the disk full, no fonts) loses nothing of the run: the
+     * failure is said on {@code err} and kept in {@code root} as {@code "plot_error"}, and the
+     * bench prints its rows as usual, then ends with status 1 ({@link #failed}). It threw, and a
+     * run of many minutes ended with its numbers nowhere.
+     */
     static void write(String file, Map<String, Object> root, PrintStream err) {
         if (file == null) {
             return;
         }
-        Chart chart = chart(root);
-        if (chart.isEmpty()) {
-            err.println("bench " + root.get("bench") + ": no rows, so no chart written to " + file);
+        try {
+            Chart chart = chart(root);
+            if (chart.isEmpty()) {
+                err.println("bench " + root.get("bench") + ": no rows, so no chart written to " + Main.printable(file));
+                return;
+            }
+            chart.write(Path.of(file));
+        } catch (IOException | RuntimeException e) {
+            String why = "cannot write the chart to " + Main.printable(file) + ": " + Main.failureMessage(e);
+            root.put("plot_error", why);
+            err.println("bench " + root.get("bench") + ": " + why + " (the results follow)");
             return;
         }
-        try {
-            chart.write(Path.of(file));
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the chart to " + file + ": " + e.getMessage(), e);
-        }
-        err.println("bench " + root.get("bench") + ": chart written to " + file);
+        err.println("bench " + root.get("bench") + ": chart written to " + Main.printable(file));
+    }
+
+    /** Whether {@link #write} failed for {@code root}: the bench then ends with status 1. */
+    static boolean failed(Map<String, Object> root) {
+        return root.containsKey("plot_error");
     }
 
     @SuppressWarnings("unchecked")

@@ -76,12 +76,25 @@ final class Chart {
      * checked before the work, so that a long benchmark does not end by failing to save its picture.
      */
     static void checkFolder(String option, String file) {
-        java.nio.file.Path parent = java.nio.file.Path.of(file).toAbsolutePath().getParent();
+        java.nio.file.Path path;
+        try {
+            path = java.nio.file.Path.of(file).toAbsolutePath();
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new Args.UsageException(option + " " + Main.printable(file) + ": not a file name (" + e.getReason() + ")");
+        }
+        java.nio.file.Path parent = path.getParent();
         if (parent == null || !java.nio.file.Files.isDirectory(parent)) {
             throw new Args.UsageException(option + " " + file + ": there is no folder " + parent);
         }
-        if (!java.nio.file.Files.isWritable(parent)) {
-            throw new Args.UsageException(option + " " + file + ": the folder " + parent + " cannot be written");
+        if (java.nio.file.Files.isDirectory(path)) {
+            throw new Args.UsageException(option + " " + file + ": that is a folder, not a file");
+        }
+        // a file made and removed: the folder's mode alone says yes to root everywhere, /proc included
+        try {
+            java.nio.file.Files.delete(java.nio.file.Files.createTempFile(parent, ".hetmem-", ".probe"));
+        } catch (java.io.IOException | UnsupportedOperationException e) {
+            throw new Args.UsageException(option + " " + file + ": the folder " + parent + " cannot be written ("
+                    + (e.getMessage() == null ? "refused" : e.getMessage()) + ")");
         }
     }
 

@@ -95,11 +95,16 @@ final class DecodeBench {
                     || !MODES.contains(p[3])) {
                 throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": expected device/factor/dtype/mode");
             }
+            double factor;
             try {
-                return new Case(p[0], Double.parseDouble(p[1]), p[2], p[3]);
+                factor = Double.parseDouble(p[1]);
             } catch (NumberFormatException e) {
                 throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": factor " + p[1] + " is not a number");
             }
+            if (!(factor > 0 && factor <= 16)) {   // the internal option's value as the parent writes it: in (0, 16]
+                throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": factor " + p[1] + " is outside (0, 16]");
+            }
+            return new Case(p[0], factor, p[2], p[3]);
         }
 
         String key() {
@@ -144,14 +149,8 @@ final class DecodeBench {
         if (capacity < 16 * MiB || capacity % (2 * MiB) != 0 || capacity > (4L << 30)) {
             throw new Args.UsageException("--capacity " + capacity + " must be a multiple of 2M in [16M, 4G]");
         }
-        long tokens = args.longValue("tokens", quick ? 2 : 4);
-        if (tokens < 1 || tokens > 1000) {
-            throw new Args.UsageException("--tokens " + tokens + " outside [1, 1000]");
-        }
-        long reps = args.longValue("reps", 3);
-        if (reps < 1 || reps > 50) {
-            throw new Args.UsageException("--reps " + reps + " outside [1, 50]");
-        }
+        long tokens = args.countValue("tokens", quick ? 2 : 4, 1, 1000);
+        long reps = args.countValue("reps", 3, 1, 50);
         int warmup = args.intValue("warmup", 3, 0, 20);
         int runsPerRound = args.intValue("runs-per-round", 3, 1, 20);
         if (args.value(SERVE_OPTION, null) != null) {
@@ -295,7 +294,7 @@ final class DecodeBench {
         root.put("layers", LAYERS);
         root.put("tokens", tokens);
         root.put("rows", rows);
-        BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
+        BenchPlots.write(plot, root, err);
         if (args.flag("json")) {
             out.println(Json.write(root));
         } else {
@@ -310,7 +309,7 @@ final class DecodeBench {
                         (Long) r.get("evictions"), r.get("correct"));
             }
         }
-        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
+        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) && !BenchPlots.failed(root) ? 0 : 1;
     }
 
     /** {@code --factors 2,3}: the weights' sizes as multiples of the device, each in (0, 16]; {@code fallback} when absent. */

@@ -132,11 +132,7 @@ final class DemoCommand {
         if (mapFile != null) {
             Chart.checkFolder("--map", mapFile);
         }
-        long mLong = args.longValue("size", 512);
-        if (mLong < 1 || mLong > 4096) {
-            throw new Args.UsageException("--size " + mLong + " must be in [1, 4096]");
-        }
-        int m = (int) mLong;
+        int m = args.intValue("size", 512, 1, 4096);
         String deviceKind = args.value("device", "emulated");
         String hostFaults = args.value("host-faults", "views");
         HostFaultMode mode = switch (hostFaults) {
@@ -200,7 +196,7 @@ final class DemoCommand {
                 } catch (java.io.IOException e) {
                     throw new java.io.UncheckedIOException(e.getMessage(), e);   // it names the file and why
                 }
-                err.println("hetmem demo: picture of r written to " + mapFile);
+                err.println("hetmem demo: picture of r written to " + Main.printable(mapFile));
             }
             if (json) {
                 Map<String, Object> o = new LinkedHashMap<>();

@@ -104,7 +104,7 @@ final class FaultBench {
             list.add(m);
         }
         root.put("rows", list);
-        BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
+        BenchPlots.write(plot, root, err);
         if (args.flag("json")) {
             out.println(Json.write(root));
         } else {
@@ -119,7 +119,7 @@ final class FaultBench {
                         rawCopy > 0 ? String.format("%.2fx", med / (double) rawCopy) : "-");
             }
         }
-        return 0;
+        return BenchPlots.failed(root) ? 1 : 0;
     }
 
     /** How many alternating blocks the bare round trip and the 4 KiB userfaultfd row are measured in. */

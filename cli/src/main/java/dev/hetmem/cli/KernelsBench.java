@@ -35,29 +35,37 @@ final class KernelsBench {
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick"), Set.of("device-mib", "factor", "reps", "warmup", "kernels", "plot"));
         List<OrdinaryKernels.Kind> kinds = new ArrayList<>();
-        for (String k : args.value("kernels", "saxpy,sgemm,stencil,reduce").split(",")) {
+        String kernels = args.value("kernels", "saxpy,sgemm,stencil,reduce");
+        for (String k : kernels.split(",", -1)) {
+            if (k.isBlank()) {
+                throw new Args.UsageException("--kernels " + kernels + ": an empty item (expected names separated by commas, "
+                        + "of saxpy, sgemm, stencil, reduce)");
+            }
             kinds.add(java.util.Arrays.stream(OrdinaryKernels.Kind.values()).filter(x -> x.kernelName().equals(k.strip()))
                     .findFirst().orElseThrow(() -> new Args.UsageException("--kernels: no kernel '" + k.strip()
                             + "' (have: saxpy, sgemm, stencil, reduce)")));
         }
         String plot = Chart.plotOption(args);
-        long mib = args.longValue("device-mib", 32);
-        if (mib < 8 || mib > 4096) {
-            throw new Args.UsageException("--device-mib " + mib + " outside [8, 4096]");
-        }
+        long mib = args.countValue("device-mib", 32, 8, 4096);
         long capacity = mib * MiB;
-        double factor;
-        try {
-            factor = Double.parseDouble(args.value("factor", "3"));
-        } catch (NumberFormatException e) {
-            throw new Args.UsageException("--factor " + args.value("factor", "") + " is not a number");
+        double factor = args.decimalValue("factor", 3, 0.1, 16);
+        long reps = args.countValue("reps", args.flag("quick") ? 3 : 5, 1, 100);
+        // refused before the device is built: the run holds the data several times over on the host (the
+        // regions, the explicit program's copy, the CPU's reference in Java arrays of at most 2^31 floats)
+        long data = (long) (factor * capacity);
+        long physical = HostMemory.physicalBytes();
+        if (data > physical / 4) {
+            throw new Args.UsageException("--factor " + factor + " of --device-mib " + mib + " is " + data + " bytes of data, more "
+                    + "than a quarter of this machine's " + physical + " bytes of memory (the run holds it several times)");
         }
-        if (factor < 0.1 || factor > 16) {
-            throw new Args.UsageException("--factor " + factor + " outside [0.1, 16]");
-        }
-        long reps = args.longValue("reps", args.flag("quick") ? 3 : 5);
-        if (reps < 1 || reps > 100) {
-            throw new Args.UsageException("--reps " + reps + " outside [1, 100]");
+        for (OrdinaryKernels.Kind kind : kinds) {
+            for (OrdinaryKernels.Array a : OrdinaryKernels.Problem.ofBytes(kind, data).arrays()) {
+                if (a.bytes() / 4 > Integer.MAX_VALUE - 8) {
+                    throw new Args.UsageException("--factor " + factor + " of --device-mib " + mib + " makes an array of "
+                            + kind.kernelName() + " " + a.bytes() + " bytes, more than the CPU reference's largest array ("
+                            + 4L * (Integer.MAX_VALUE - 8) + " bytes)");
+                }
+            }
         }
         int warmup = args.intValue("warmup", args.flag("quick") ? 1 : 2, 0, 20);
         String why = OpenClPlatforms.unavailableReason();
@@ -128,7 +136,7 @@ final class KernelsBench {
                         r.get("correct"));
             }
         }
-        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
+        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) && !BenchPlots.failed(root) ? 0 : 1;
     }
 
     /** A program run that times itself into {@code nanos[0]} and returns the output. */

@@ -80,8 +80,22 @@ final class LoadBench {
         if (sizes.isEmpty()) {
             throw new IllegalStateException("no size of this bench fits half of this machine's " + physical + " bytes of memory");
         }
-        Path dir = Path.of(args.value("dir", "target/bench-load")).toAbsolutePath();
-        Files.createDirectories(dir);
+        String dirOption = args.value("dir", "target/bench-load");
+        Path dir;
+        try {
+            dir = Path.of(dirOption).toAbsolutePath();
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new Args.UsageException("--dir " + Main.printable(dirOption) + ": not a folder name (" + e.getReason() + ")");
+        }
+        if (Files.exists(dir) && !Files.isDirectory(dir)) {
+            throw new Args.UsageException("--dir " + Main.printable(dirOption) + ": that is a file, not a folder");
+        }
+        try {
+            Files.createDirectories(dir);
+        } catch (IOException e) {
+            throw new Args.UsageException("--dir " + Main.printable(dirOption) + ": cannot make the folder ("
+                    + (e.getMessage() == null ? "refused" : Main.printable(e.getMessage())) + ")");
+        }
         long largest = sizes.stream().mapToLong(Long::longValue).max().orElseThrow();
 
         List<Path> files = new ArrayList<>();
@@ -206,7 +220,7 @@ final class LoadBench {
         limits.put("populate_gbps", Math.round(bestPopulate * 1000) / 1000.0);
         root.put("limits", limits);
         root.put("rows", rows);
-        BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
+        BenchPlots.write(plot, root, err);
         if (json) {
             out.println(Json.write(root));
         } else {
@@ -242,7 +256,7 @@ final class LoadBench {
         // kept on purpose (writing gigabytes is slower than the bench): said, so that the space is not lost unawares
         err.println("bench load: the test files (" + Sizes.format(kept) + ") stay in " + Main.printable(dir.toString())
                 + " for the next run; delete the folder to have the space back");
-        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
+        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) && !BenchPlots.failed(root) ? 0 : 1;
     }
 
     /** Whether 64 pages spread over the loaded region (the first and the last among them) read as the file does. */
@@ -276,7 +290,7 @@ final class LoadBench {
         if (Files.exists(p) && Files.size(p) == size) {
             return p;
         }
-        err.printf("writing %s test file %s%n", Sizes.format(size), p);
+        err.printf("writing %s test file %s%n", Sizes.format(size), Main.printable(p.toString()));
         byte[] block = new byte[(int) Math.min(size, 8 * MiB)];
         new SplittableRandom(size).nextBytes(block);
         try (FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.WRITE,

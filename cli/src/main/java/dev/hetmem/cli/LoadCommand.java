@@ -73,7 +73,7 @@ final class LoadCommand {
         }
         try (UnifiedMemory mem = builder.build()) {
             LoadOptions withBar = args.flag("no-progress") ? o
-                    : o.withProgress(new ProgressBar(err, "loading " + file.getFileName()));
+                    : o.withProgress(new ProgressBar(err, "loading " + Main.printable(String.valueOf(file.getFileName()))));
             // a safetensors file is validated (the reference reader's rules) and its tensors listed
             SafeTensors model = isSafeTensors(file) ? SafeTensors.load(mem, file, node, withBar) : null;
             LoadResult r = model != null ? model.loadResult() : mem.load(file, node, withBar);

@@ -14,7 +14,7 @@ public final class Main {
               info [--json]                    the nodes: host and devices
               demo [--size M] [--device emulated|opencl] [--host-faults views|userfaultfd] [--json] [--map FILE]
                                                HMM's example mulMat(r, a, b, m) on a device, no copy written by the user
-              bench migrate [--quick] [--json] [--sizes 16M,256M,1G] [--pages 4K,64K,2M] [--device D] [--warmup 40] [--case-warmup-ms 4000] [--plot FILE]
+              bench migrate [--quick] [--json] [--sizes 16M,256M,1G] [--pages 4K,64K,2M] [--device emulated|opencl|all] [--warmup 40] [--case-warmup-ms 4000] [--plot FILE]
                                                migration throughput against the plain-copy limit (batched page migration)
               load FILE [--to host|emulated|opencl|0|1|2] [--json] [--no-progress]
                         [--scheme overlapped|direct|buffered|mmap] [--threads N] [--ring BYTES]
@@ -44,6 +44,7 @@ public final class Main {
               (--plot FILE: the table as a chart, PNG or SVG by the name's ending, limits as dashed lines)
               jmh [JMH options]                JMH micro-benchmarks (./hetmem jmh)
               test                             the whole test suite (./hetmem test)
+              build                            rebuilds the jars (other commands do when the sources changed)
               version                          the version (also --version, -V)
               help                             this text (also --help, -h; COMMAND --help for one command)
             """;
@@ -117,7 +118,14 @@ public final class Main {
     }
 
     public static void main(String[] argv) {
-        System.exit(run(Arrays.asList(argv), System.out, System.err));
+        int status = run(Arrays.asList(argv), System.out, System.err);
+        // a PrintStream keeps its write errors to itself: without this, output lost to a full disk or
+        // a closed pipe (a bench's --json > results.json) ended with status 0
+        if (System.out.checkError()) {
+            System.err.println("hetmem: the output could not be written (standard output closed, or its disk full)");
+            status = status == 0 ? 1 : status;
+        }
+        System.exit(status);
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {

@@ -182,7 +182,7 @@ final class MigrateBench {
                             run.put("total_bytes", total);
                             run.put("mode", mode.name);
                             run.put("threads", mode.threads);
-                            run.put("host_release", mode.release.name().toLowerCase());
+                            run.put("host_release", mode.release.name().toLowerCase(java.util.Locale.ROOT));
                             run.put("host_retain_budget", c.budget);
                             run.put("gbps", round(dir == 0 ? c.toDevice[i] : c.toHost[i]));
                             run.put("correct", c.correct[i]);
@@ -239,7 +239,7 @@ final class MigrateBench {
         root.put("warmup_rounds", warmupRounds);
         root.put("warmup_seconds", round(warmupNanos / 1e9));
         root.put("rows", rows);
-        BenchPlots.write(plot, root, err);   // first: a failure then leaves one JSON object, the error
+        BenchPlots.write(plot, root, err);
         long wrong = rows.stream().filter(r -> !(Boolean) r.get("correct")).count();
         if (wrong > 0) {
             err.println("bench migrate: data came back wrong in " + wrong + " of " + rows.size() + " rows (\"correct\":false)");
@@ -268,7 +268,7 @@ final class MigrateBench {
                         Sizes.format((Long) r.get("host_retained_bytes")), r.get("thp_splits"));
             }
         }
-        return wrong > 0 ? 1 : 0;
+        return wrong > 0 || BenchPlots.failed(root) ? 1 : 0;
     }
 
     private static String percent(Object ratio) {

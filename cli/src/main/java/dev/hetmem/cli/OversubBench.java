@@ -76,11 +76,16 @@ final class OversubBench {
             if (p.length != 3 || !MODES.contains(p[2]) || !PATTERNS.contains(p[1])) {
                 throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": expected factor/pattern/mode");
             }
+            double factor;
             try {
-                return new Case(Double.parseDouble(p[0]), p[1], p[2]);
+                factor = Double.parseDouble(p[0]);
             } catch (NumberFormatException e) {
                 throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": factor " + p[0] + " is not a number");
             }
+            if (!(factor > 0 && factor <= 16)) {   // the internal option's value as the parent writes it: in (0, 16]
+                throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": factor " + p[0] + " is outside (0, 16]");
+            }
+            return new Case(factor, p[1], p[2]);
         }
 
         String key() {
@@ -212,10 +217,7 @@ final class OversubBench {
                         + (args.flag("quick") ? " (--quick has no random one_launch_windows or hot_cold cases)" : ""));
             }
         }
-        long reps = args.longValue("reps", 5);
-        if (reps < 1 || reps > 100) {
-            throw new Args.UsageException("--reps " + reps + " outside [1, 100]");
-        }
+        long reps = args.countValue("reps", 5, 1, 100);
         int warmup = args.intValue("warmup", 3, 0, 20);
         double memcpy = memcpyLimit();
         // byRound.get(i).get(round): case i's run in that round, null where its time budget skipped it
@@ -268,6 +270,9 @@ final class OversubBench {
             } finally {
                 closeAll(runners);
             }
+            // progress: the rows themselves come once every case has run (their medians and ratios)
+            err.printf("bench oversub: factor %.1f %s measured (%d of %d cases)%n", cases.get(g).factor, cases.get(g).pattern,
+                    end, cases.size());
             g = end;
         }
         List<Map<String, Object>> rows = new ArrayList<>();
@@ -308,7 +313,7 @@ final class OversubBench {
                         ProgressBar.human((Long) r.get("migrated_bytes")), (Long) r.get("evictions"), r.get("correct"));
             }
         }
-        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) ? 0 : 1;
+        return rows.stream().allMatch(r -> (Boolean) r.get("correct")) && !BenchPlots.failed(root) ? 0 : 1;
     }
 
     /** A case whose runs so far took longer than this is not repeated. */

@@ -5,7 +5,7 @@ final class Sizes {
     private Sizes() {}
 
     static long parse(String s) {
-        String t = s.trim().toUpperCase();
+        String t = s.trim().toUpperCase(java.util.Locale.ROOT);   // "kib" in any locale (Turkish upper-cases i to İ)
         long mult = 1;
         if (t.endsWith("IB")) {
             t = t.substring(0, t.length() - 2);
@@ -27,7 +27,7 @@ final class Sizes {
         try {
             long v = Long.parseLong(t);
             if (v < 0 || v > Long.MAX_VALUE / mult) {
-                throw new IllegalArgumentException("size " + s + " out of range");
+                throw new IllegalArgumentException("size " + s + " is outside [0, " + Long.MAX_VALUE + "] bytes");
             }
             return v * mult;
         } catch (NumberFormatException e) {

@@ -52,14 +52,11 @@ final class StressCommand {
         if (!args.positional().isEmpty()) {
             throw new Args.UsageException("unexpected argument '" + args.positional().getFirst() + "'");
         }
-        long seconds = args.longValue("seconds", 60);
-        if (seconds < 1 || seconds > 604_800) {
-            throw new Args.UsageException("--seconds " + seconds + " is outside [1, 604800]");
-        }
+        long seconds = args.countValue("seconds", 60, 1, 604_800);
         long seed = args.numberValue("seed", 1);
         String device = args.value("device", "all");
         long only = args.numberValue("only", -1);
-        long repeat = args.longValue("repeat", 1);
+        long repeat = args.countValue("repeat", 1, 1, 100_000);
         boolean onlyGiven = args.value("only", null) != null;
         if (!onlyGiven && args.value("repeat", null) != null) {
             throw new Args.UsageException("--repeat needs --only: the seed of the configuration to repeat");

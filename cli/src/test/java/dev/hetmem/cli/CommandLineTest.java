@@ -273,7 +273,7 @@ class CommandLineTest {
 
     @Test
     void badUsageIsExplained() {
-        assertUsageError("--size 0 must be in [1, 4096]", "demo", "--size", "0");
+        assertUsageError("--size 0 is outside [1, 4096]", "demo", "--size", "0");
         assertUsageError("unknown command 'frobnicate'", "frobnicate");
         assertUsageError("unknown option --bogus", "info", "--bogus");
         // found by a review: exit 1 with no usage text, 'No value present' after the warm-up, a device size
@@ -292,7 +292,7 @@ class CommandLineTest {
         // and these wrote a model of 64 GiB to /tmp, or held three times a 16 GiB device on the host
         assertUsageError("is more than a quarter of this machine's", "bench", "decode", "--capacity", "4G", "--factors", "16");
         assertUsageError("is more than an eighth of this machine's", "bench", "oversub", "--capacity", "1024G");
-        assertUsageError("--device-mib 17592186044448 outside [8, 4096]", "bench", "kernels", "--device-mib", "17592186044448");
+        assertUsageError("--device-mib 17592186044448 is outside [8, 4096]", "bench", "kernels", "--device-mib", "17592186044448");
         assertUsageError("--only 9223372036854775807 is outside [-9223372036854775808, ",
                 "stress", "--seed", "-9223372036854775808", "--only", "9223372036854775807");
     }
@@ -437,7 +437,7 @@ class CommandLineTest {
         // the warm-up round ran and is not counted: each row stands for the two runs of the one round asked for
         assertEquals(3, r.out().split("\"runs\":2,", -1).length - 1, r.out());
         assertTrue(!r.out().contains("\"correct\":false"), r.out());
-        assertUsageError("--reps 0 outside [1, 50]", "bench", "decode", "--reps", "0");
+        assertUsageError("--reps 0 is outside [1, 50]", "bench", "decode", "--reps", "0");
         assertUsageError("--runs-per-round 0 is outside [1, 20]", "bench", "decode", "--runs-per-round", "0");
         assertUsageError("--factors 2,x: 'x' is not a number", "bench", "decode", "--factors", "2,x");
         assertUsageError("--factors 0: 0 outside (0, 16]", "bench", "decode", "--factors", "0");
@@ -485,7 +485,7 @@ class CommandLineTest {
 
     @Test
     void benchOversubRefusesARepeatCountOutsideItsRange() {
-        assertUsageError("--reps 0 outside [1, 100]", "bench", "oversub", "--quick", "--reps", "0");
+        assertUsageError("--reps 0 is outside [1, 100]", "bench", "oversub", "--quick", "--reps", "0");
     }
 
     @Test
@@ -607,6 +607,63 @@ class CommandLineTest {
      * The command line refuses {@code args} as a usage error: exit status 2, {@code message} on
      * standard error. Returns the result, for what else a test checks of it.
      */
+    /**
+     * From a review of the command line: counts read as sizes ("size -1 out of range", no range
+     * named; "--reps 1K" was 1024 reps), a factor of NaN accepted, an empty kernel list run as
+     * none, a --dir that is a file failing late with only its name, a chart path that is a folder
+     * or in a folder root cannot write failing after the run, sizes read in the machine's locale.
+     */
+    @Test
+    void countsFactorsAndPathsAreCheckedUpFront() {
+        assertUsageError("--threads -1 is outside [1, 64]", "load", "x", "--threads", "-1");
+        assertUsageError("--reps 1K is not a whole number in [1, 100]", "bench", "oversub", "--reps", "1K");
+        assertUsageError("--tokens -3 is outside [1, 1000]", "bench", "decode", "--tokens", "-3");
+        assertUsageError("--seconds 0 is outside [1, 604800]", "stress", "--seconds", "0");
+        assertUsageError("--factor NaN is not a number in [0.1, 16.0]", "bench", "kernels", "--factor", "NaN");
+        assertUsageError("--factor 0x1p1 is not a number", "bench", "kernels", "--factor", "0x1p1");
+        assertUsageError("--kernels ,: an empty item", "bench", "kernels", "--kernels", ",");
+        assertUsageError("--sizes: size 8388608T is outside [0, 9223372036854775807] bytes", "bench", "migrate", "--sizes",
+                "8388608T");
+        assertUsageError("more than a quarter of this machine's", "bench", "kernels", "--device-mib", "4096", "--factor", "16");
+        java.util.Locale before = java.util.Locale.getDefault();
+        try {
+            java.util.Locale.setDefault(java.util.Locale.forLanguageTag("tr-TR"));
+            assertEquals(64 * 1024, Sizes.parse("64kib"), "the size's letters read the same in every locale");
+        } finally {
+            java.util.Locale.setDefault(before);
+        }
+    }
+
+    @Test
+    void benchPathsThatCannotBeWrittenAreUsageErrors(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws java.io.IOException {
+        java.nio.file.Path file = java.nio.file.Files.writeString(dir.resolve("a-file"), "x");
+        assertUsageError("that is a file, not a folder", "bench", "load", "--dir", file.toString());
+        java.nio.file.Path folder = java.nio.file.Files.createDirectory(dir.resolve("chart.png"));
+        assertUsageError("that is a folder, not a file", "bench", "migrate", "--plot", folder.toString());
+        assertUsageError("cannot be written", "bench", "migrate", "--plot", "/proc/chart.png");
+    }
+
+    /** A chart that cannot be drawn at the end loses nothing: the rows are printed, the status is 1. */
+    @Test
+    void aChartThatFailsAtTheEndKeepsTheResults(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.util.Map<String, Object> root = new java.util.LinkedHashMap<>();
+        root.put("bench", "kernels");
+        root.put("limits", java.util.Map.of("memcpy_gbps", 10.0));
+        java.util.Map<String, Object> row = new java.util.LinkedHashMap<>();
+        row.put("kernel", "saxpy");
+        row.put("mode", "explicit");
+        row.put("gbps", 1.5);
+        root.put("rows", java.util.List.of(row));
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        // the folder checked up front, gone by the end of the run
+        BenchPlots.write(dir.resolve("gone").resolve("chart.png").toString(), root,
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertTrue(BenchPlots.failed(root));
+        assertTrue(((String) root.get("plot_error")).startsWith("cannot write the chart to "), root.toString());
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("(the results follow)"), err.toString(StandardCharsets.UTF_8));
+    }
+
     private static Result assertUsageError(String message, String... args) {
         Result r = run(args);
         assertEquals(2, r.code(), r.err());
