@@ -206,12 +206,25 @@ public final class StressRun {
                     .copyPath(engine[0] ? dev.hetmem.CopyPath.ENGINE : dev.hetmem.CopyPath.THREADS)
                     .hostReleasePolicy(engine[2] ? dev.hetmem.HostReleasePolicy.DONTNEED : dev.hetmem.HostReleasePolicy.FREE)
                     .migrationMode(engine[3] ? dev.hetmem.MigrationMode.VANILLA : dev.hetmem.MigrationMode.BATCHED);
-            for (int i = 0; i < n; i++) {
-                kinds[i + 1] = config.devices().get(i);
-                drivers[i + 1] = kinds[i + 1].create("stress-d" + (i + 1), config.deviceBytes());
-                b.device(drivers[i + 1]);
+            try {
+                for (int i = 0; i < n; i++) {
+                    kinds[i + 1] = config.devices().get(i);
+                    drivers[i + 1] = kinds[i + 1].create("stress-d" + (i + 1), config.deviceBytes());
+                    b.device(drivers[i + 1]);
+                }
+                mem = b.build();
+            } catch (RuntimeException | Error e) {
+                // the devices made so far are nobody's yet (a memory closes its own): closed here, not leaked
+                for (int i = 1; i <= n && drivers[i] != null; i++) {
+                    try {
+                        drivers[i].close();
+                        kinds[i].forget(drivers[i]);
+                    } catch (RuntimeException | Error closeFailed) {
+                        e.addSuppressed(closeFailed);
+                    }
+                }
+                throw e;
             }
-            mem = b.build();
         }
 
         int devices() {
