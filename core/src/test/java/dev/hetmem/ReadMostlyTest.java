@@ -157,6 +157,7 @@ class ReadMostlyTest {
      * a minute for device 2's kernel and then failed saying device 1 was pinned.
      */
     @Test
+    @Tag("emulated") // HeldKernel: an emulated kernel that holds its arguments pinned
     void duplicatesAKernelOfAnotherDevicePinsAreDroppedToMakeRoom() throws Exception {
         Region r = mem.allocate(4 * MiB);
         MemoryFixture.fill(r, 0, 4 * MiB, 7);
@@ -195,6 +196,7 @@ class ReadMostlyTest {
      * on both and waited).
      */
     @Test
+    @Tag("emulated") // HeldKernel: an emulated kernel that holds its arguments pinned
     void evictingADuplicateOnlyDevicesHoldLeavesTheOtherDevicesCopy() throws Exception {
         Region r = mem.allocate(4 * MiB);
         MemoryFixture.fill(r, 0, 4 * MiB, 9);
