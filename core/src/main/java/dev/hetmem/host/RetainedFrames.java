@@ -33,8 +33,9 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  *       a background thread releases whole chunks, oldest first (by the time their first frame
  *       was retained), down to seven eighths of the budget.</li>
  *   <li>A thread that would retain more while the total is over the budget first waits for the
- *       background release to bring it under: retained bytes never pass the budget by more than one
- *       call's worth (one batch).</li>
+ *       background release to bring it under: retained bytes pass the budget by at most what the
+ *       calls adding at that moment add (one batch where one thread migrates; several side by side,
+ *       undo and nested eviction batches among them, add theirs).</li>
  *   <li>{@link #trim()}, a region's {@link Owner#close()} (its free), and a budget of 0 release
  *       at once; with a budget of 0 nothing is ever retained (the behaviour before chunks).</li>
  * </ul>

@@ -43,28 +43,44 @@ final class HostReleases {
         r.count++;
     }
 
-    /** Releases everything gathered; many ranges are split over the pool's threads (the kernel's per-page work is CPU-bound). */
+    /**
+     * Releases everything gathered; many ranges are split over the pool's threads (the kernel's
+     * per-page work is CPU-bound). Every region's ranges, whatever an earlier region's release
+     * threw (it stopped there, and the later regions' frames were neither kept nor released);
+     * then the first failure is thrown.
+     */
     void flush(CopyPool pool) {
+        RuntimeException failed = null;
         for (Map.Entry<RegionState, Ranges> e : byRegion.entrySet()) {
-            Ranges r = e.getValue();
-            var host = e.getKey().host();
-            if (r.count < PARALLEL_MIN_RANGES || pool.threads() == 1 || EngineContext.onCallerAlone()) {
-                host.release(r.pairs, r.count);
-                continue;
+            try {
+                flush(pool, e.getKey(), e.getValue());
+            } catch (RuntimeException x) {
+                failed = (RuntimeException) CommitPhase.keep(failed, x);
             }
-            int parts = pool.threads();
-            Runnable[] tasks = new Runnable[parts];
-            for (int t = 0; t < parts; t++) {
-                int from = (int) ((long) r.count * t / parts);
-                int to = (int) ((long) r.count * (t + 1) / parts);
-                long[] slice = Arrays.copyOfRange(r.pairs, 2 * from, 2 * to);
-                tasks[t] = () -> host.release(slice, to - from);
-            }
-            pool.runAll(tasks);
         }
         byRegion.clear();
         lastRegion = null;
         last = null;
+        if (failed != null) {
+            throw failed;
+        }
+    }
+
+    private static void flush(CopyPool pool, RegionState region, Ranges r) {
+        var host = region.host();
+        if (r.count < PARALLEL_MIN_RANGES || pool.threads() == 1 || EngineContext.onCallerAlone()) {
+            host.release(r.pairs, r.count);
+            return;
+        }
+        int parts = pool.threads();
+        Runnable[] tasks = new Runnable[parts];
+        for (int t = 0; t < parts; t++) {
+            int from = (int) ((long) r.count * t / parts);
+            int to = (int) ((long) r.count * (t + 1) / parts);
+            long[] slice = Arrays.copyOfRange(r.pairs, 2 * from, 2 * to);
+            tasks[t] = () -> host.release(slice, to - from);
+        }
+        pool.runAll(tasks);
     }
 
     /** Below this many ranges one thread releases them all. */
