@@ -155,6 +155,20 @@ final class Args {
         return n;
     }
 
+    /**
+     * A plain decimal ({@code 3}, {@code 0.5}, {@code 1e2}): {@code Double.parseDouble} also takes
+     * "NaN", "Infinity", hex floats and "2d", which are no values of an option.
+     *
+     * @throws NumberFormatException for anything else
+     */
+    static double plainDecimal(String v) {
+        // no digit shared between two groups: the pattern stays linear on a long run of digits
+        if (!v.trim().matches("[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?")) {
+            throw new NumberFormatException(v);
+        }
+        return Double.parseDouble(v.trim());
+    }
+
     /** A decimal number option within [min, max] (not NaN), or the fallback; anything else is a usage error. */
     double decimalValue(String name, double fallback, double min, double max) {
         String v = options.get(name);
@@ -164,10 +178,7 @@ final class Args {
         double d;
         try {
             // plain decimals only: Double.parseDouble also takes "NaN", "Infinity", hex floats and "2d"
-            if (!v.trim().matches("[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?")) {
-                throw new NumberFormatException();
-            }
-            d = Double.parseDouble(v.trim());
+            d = plainDecimal(v);
         } catch (NumberFormatException e) {
             throw new UsageException("--" + name + " " + v + " is not a number in [" + min + ", " + max + "]");
         }

@@ -33,7 +33,16 @@ final class BenchPlots {
                 return;
             }
             chart.write(Path.of(file));
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | LinkageError e) {   // fonts missing: an Error of the font manager's class init
+            String why = "cannot write the chart to " + Main.printable(file) + ": " + Main.failureMessage(e);
+            root.put("plot_error", why);
+            err.println("bench " + root.get("bench") + ": " + why + " (the results follow)");
+            return;
+        } catch (Error e) {
+            if (e instanceof VirtualMachineError) {
+                throw e;   // out of memory and its like: nothing here can go on
+            }
+            // "Probable fatal error: No fonts found." is a plain Error of the JDK's font manager
             String why = "cannot write the chart to " + Main.printable(file) + ": " + Main.failureMessage(e);
             root.put("plot_error", why);
             err.println("bench " + root.get("bench") + ": " + why + " (the results follow)");

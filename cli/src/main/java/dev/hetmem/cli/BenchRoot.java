@@ -22,9 +22,9 @@ final class BenchRoot {
     }
 
     /**
-     * Draws the chart ({@code --plot}) first, so that a failure leaves one JSON object, the error;
-     * then prints the object with {@code --json}. Returns whether it printed it (else the caller
-     * prints its table).
+     * Draws the chart ({@code --plot}) first (a chart that fails is said and kept in the object as
+     * {@code "plot_error"}, and the bench ends with status 1: {@link BenchPlots#write}); then prints
+     * the object with {@code --json}. Returns whether it printed it (else the caller prints its table).
      */
     static boolean emit(Map<String, Object> root, String plot, Args args, PrintStream out, PrintStream err) {
         BenchPlots.write(plot, root, err);

@@ -93,8 +93,10 @@ final class Chart {
         try {
             java.nio.file.Files.delete(java.nio.file.Files.createTempFile(parent, ".hetmem-", ".probe"));
         } catch (java.io.IOException | UnsupportedOperationException e) {
-            throw new Args.UsageException(option + " " + file + ": the folder " + parent + " cannot be written ("
-                    + (e.getMessage() == null ? "refused" : e.getMessage()) + ")");
+            // a file system exception's message is the probe's own path: its reason says why
+            String why = e instanceof java.nio.file.AccessDeniedException ? "permission denied"
+                    : e instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason() : "refused";
+            throw new Args.UsageException(option + " " + file + ": the folder " + parent + " cannot be written (" + why + ")");
         }
     }
 

@@ -321,7 +321,7 @@ final class DecodeBench {
         double[] out = new double[p.length];
         for (int i = 0; i < p.length; i++) {
             try {
-                out[i] = Double.parseDouble(p[i].trim());
+                out[i] = Args.plainDecimal(p[i]);
             } catch (NumberFormatException e) {
                 throw new Args.UsageException("--factors " + option + ": '" + p[i] + "' is not a number");
             }

@@ -56,11 +56,11 @@ final class StressCommand {
         long seed = args.numberValue("seed", 1);
         String device = args.value("device", "all");
         long only = args.numberValue("only", -1);
-        long repeat = args.countValue("repeat", 1, 1, 100_000);
         boolean onlyGiven = args.value("only", null) != null;
         if (!onlyGiven && args.value("repeat", null) != null) {
             throw new Args.UsageException("--repeat needs --only: the seed of the configuration to repeat");
         }
+        long repeat = args.countValue("repeat", 1, 1, 100_000);
         // the distance read unsigned: only >= seed, and only - seed overflows a long between extreme seeds
         if (onlyGiven && (only < seed || Long.compareUnsigned(only - seed, MAX_ONLY_DISTANCE) > 0)) {
             long last = seed > Long.MAX_VALUE - MAX_ONLY_DISTANCE ? Long.MAX_VALUE : seed + MAX_ONLY_DISTANCE;

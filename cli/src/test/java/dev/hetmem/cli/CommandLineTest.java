@@ -622,6 +622,11 @@ class CommandLineTest {
         assertUsageError("--factor NaN is not a number in [0.1, 16.0]", "bench", "kernels", "--factor", "NaN");
         assertUsageError("--factor 0x1p1 is not a number", "bench", "kernels", "--factor", "0x1p1");
         assertUsageError("--kernels ,: an empty item", "bench", "kernels", "--kernels", ",");
+        assertUsageError("--factors 0x1p1: '0x1p1' is not a number", "bench", "decode", "--factors", "0x1p1");
+        assertUsageError("--repeat needs --only", "stress", "--repeat", "0");
+        long t0 = System.nanoTime();   // a long run of digits is refused in linear time (the pattern once backtracked)
+        assertEquals(2, run("bench", "kernels", "--factor", "1".repeat(100_000) + "x").code());
+        assertTrue(System.nanoTime() - t0 < 10_000_000_000L, "refused in " + (System.nanoTime() - t0) / 1_000_000 + " ms");
         assertUsageError("--sizes: size 8388608T is outside [0, 9223372036854775807] bytes", "bench", "migrate", "--sizes",
                 "8388608T");
         assertUsageError("more than a quarter of this machine's", "bench", "kernels", "--device-mib", "4096", "--factor", "16");

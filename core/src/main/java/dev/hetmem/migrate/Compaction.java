@@ -75,18 +75,21 @@ final class Compaction {
         }
 
         void release(InFlightFrames inFlight, BuddyAllocator alloc, int node) {
-            RuntimeException failed = null;
+            Throwable failed = null;
             for (int i = 0; i < size; i += 2) {
                 try {
                     inFlight.free(alloc, node, ranges[i], ranges[i + 1]);
-                } catch (RuntimeException e) {
-                    failed = (RuntimeException) CommitPhase.keep(failed, e);
+                } catch (RuntimeException | AssertionError e) {   // an assertion too: the stress program runs with them
+                    failed = CommitPhase.keep(failed, e);
                 }
             }
             size = 0;
             frames = 0;
+            if (failed instanceof Error e) {
+                throw e;
+            }
             if (failed != null) {
-                throw failed;
+                throw (RuntimeException) failed;
             }
         }
     }
@@ -135,7 +138,7 @@ final class Compaction {
             if (!done) {
                 try {
                     claims.release(ctx, node);
-                } catch (RuntimeException e) {
+                } catch (RuntimeException | AssertionError e) {
                     if (failure == null) {
                         throw e;
                     }

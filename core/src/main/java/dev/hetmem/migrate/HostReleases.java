@@ -50,19 +50,22 @@ final class HostReleases {
      * then the first failure is thrown.
      */
     void flush(CopyPool pool) {
-        RuntimeException failed = null;
+        Throwable failed = null;
         for (Map.Entry<RegionState, Ranges> e : byRegion.entrySet()) {
             try {
                 flush(pool, e.getKey(), e.getValue());
-            } catch (RuntimeException x) {
-                failed = (RuntimeException) CommitPhase.keep(failed, x);
+            } catch (RuntimeException | AssertionError x) {   // an assertion too: the stress program runs with them
+                failed = CommitPhase.keep(failed, x);
             }
         }
         byRegion.clear();
         lastRegion = null;
         last = null;
+        if (failed instanceof Error x) {
+            throw x;
+        }
         if (failed != null) {
-            throw failed;
+            throw (RuntimeException) failed;
         }
     }
 

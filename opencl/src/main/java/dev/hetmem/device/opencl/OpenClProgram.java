@@ -40,7 +40,7 @@ public final class OpenClProgram implements AutoCloseable {
         try {
             return buildOnce(owner, cl, context, device, source, options, plain);
         } catch (OpenClBuildException e) {
-            if (!e.getMessage().contains("unable to rename")) {
+            if (e.buildLog() == null || !e.buildLog().contains("unable to rename")) {
                 throw e;
             }
             // PoCL's kernel cache: another process building the same kernel at the same moment renamed
@@ -48,7 +48,12 @@ public final class OpenClProgram implements AutoCloseable {
             // built once more; a second failure is reported
             System.getLogger(OpenClProgram.class.getName()).log(System.Logger.Level.DEBUG,
                     "OpenCL build failed on a cache race; building again", e);
-            return buildOnce(owner, cl, context, device, source, options, plain);
+            try {
+                return buildOnce(owner, cl, context, device, source, options, plain);
+            } catch (RuntimeException again) {
+                again.addSuppressed(e);
+                throw again;
+            }
         }
     }
 
