@@ -683,8 +683,8 @@ public final class UnifiedMemory implements AutoCloseable {
      * @throws IllegalArgumentException for a region of another memory, a bad length or an unknown node
      * @throws IndexOutOfBoundsException if a range is outside the region
      * @throws IllegalStateException if the memory or region is closed, or a range reaches freed bytes
-     * @throws PinnedByCallerException if a batch needs pages the calling thread pins on another node
-     *         (an open host view) and runs on another thread, which would wait for that view for ever
+     * @throws PinnedByCallerException if a range holds pages the calling thread pins on another node
+     *         (an open host view): their migration would wait for that view for ever
      */
     public long prefetch(Region region, long[] offsets, long length, int node) {
         checkMine(region);

@@ -177,7 +177,6 @@ final class Args {
         }
         double d;
         try {
-            // plain decimals only: Double.parseDouble also takes "NaN", "Infinity", hex floats and "2d"
             d = plainDecimal(v);
         } catch (NumberFormatException e) {
             throw new UsageException("--" + name + " " + v + " is not a number in [" + min + ", " + max + "]");

@@ -1,7 +1,6 @@
 package dev.hetmem.cli;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.List;
@@ -33,16 +32,12 @@ final class BenchPlots {
                 return;
             }
             chart.write(Path.of(file));
-        } catch (IOException | RuntimeException | LinkageError e) {   // fonts missing: an Error of the font manager's class init
-            String why = "cannot write the chart to " + Main.printable(file) + ": " + Main.failureMessage(e);
-            root.put("plot_error", why);
-            err.println("bench " + root.get("bench") + ": " + why + " (the results follow)");
-            return;
-        } catch (Error e) {
-            if (e instanceof VirtualMachineError) {
-                throw e;   // out of memory and its like: nothing here can go on
+        } catch (IOException | RuntimeException | Error e) {
+            // fonts missing are Errors too: the font manager's class initialisation, or the JDK's plain
+            // "Probable fatal error: No fonts found."; out of memory and its like are not ours to keep
+            if (e instanceof VirtualMachineError vme) {
+                throw vme;
             }
-            // "Probable fatal error: No fonts found." is a plain Error of the JDK's font manager
             String why = "cannot write the chart to " + Main.printable(file) + ": " + Main.failureMessage(e);
             root.put("plot_error", why);
             err.println("bench " + root.get("bench") + ": " + why + " (the results follow)");
