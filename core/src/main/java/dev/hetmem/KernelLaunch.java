@@ -40,13 +40,14 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  *       of it (the launch's own other arguments cut the free frames: {@link NoRunException}) and
  *       the launch cuts into more than one tile: its tiles need shorter runs.</li>
  *   <li><b>Faulting</b>, when they do not fit, declare no window, the device takes device faults
- *       (HMM's device fault, UVM's replayable faults), and no argument's host side takes pages on
- *       its own (userfaultfd could take an unpinned page home as a neighbour's while an item writes
- *       it; there such launches must declare windows): nothing is brought in up front; a
+ *       (HMM's device fault, UVM's replayable faults): nothing is brought in up front; a
  *       work item that touches a page not on the device faults, the core brings its granule over
  *       (evicting other pages, this launch's too where no item is using them), and the access is
  *       retried. Nothing is pinned: the driver keeps a page's translation valid only while an item
- *       may use it (its invalidation waits), see the driver SPI.</li>
+ *       may use it (its invalidation waits), see the driver SPI. In userfaultfd mode the fault
+ *       service leaves the arguments' pages alone as neighbours of host faults meanwhile
+ *       ({@code RegionState.beginFaulting}); pages host code touches itself are taken back in by the
+ *       engine (README says what host code may do to a running kernel's pages).</li>
  * </ol>
  *
  * Arguments that do not fit, declare no window, on a device that cannot take faults: the launch

@@ -276,6 +276,47 @@ class OversizedLaunchTest {
         }
     }
 
+    /**
+     * A write fault between a range's protection becoming read-write again and the protection
+     * change reaching the range's blocks (it locks all of them first: here it waits for block 0
+     * while the item writes a page of block 1): served, the item's store lands. The device's entry
+     * was still read-only from the read-only spell, the fault found nothing to move, and the item
+     * faulted again at once until the launch failed after 10,000 faults on a writable range.
+     */
+    @Test
+    @Tag("emulated")
+    void aWriteFaultWhileAProtectionIsLiftedIsServed() throws Exception {
+        EmulatedDevice dev = MemoryFixture.emulated(2 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            long bytes = 8 * MiB;
+            Region a = mem.allocate(bytes);
+            fill(a, 0, bytes, 2);
+            long at = 2 * MiB + 64;   // a page of block 1
+            // larger than the device, no window: by faults; the page ends on the device, writable
+            mem.launch(1, (EmulatedKernel) (args, i) -> args.arg(0).putLong(at, 5), 1, KernelArg.readWrite(a));
+            a.protect(0, bytes, Protection.READ_ONLY);   // its entry loses write; the page table keeps it
+            dev.hetmem.pagetable.Block first = a.state().table().block(0);
+            CompletableFuture<Void> lifted;
+            first.lock.lock();
+            try {
+                lifted = CompletableFuture.runAsync(() -> a.protect(0, bytes, Protection.READ_WRITE));
+                long deadline = System.nanoTime() + 10_000_000_000L;
+                while (a.attributes(at, 8).protection() != Protection.READ_WRITE) {
+                    assertTrue(System.nanoTime() < deadline, "the protection change never began");
+                    Thread.onSpinWait();
+                }
+                mem.launch(1, (EmulatedKernel) (args, i) -> args.arg(0).putLong(at, 6), 1, KernelArg.readWrite(a));
+            } finally {
+                first.lock.unlock();
+            }
+            lifted.get(30, TimeUnit.SECONDS);
+            try (HostView v = a.host(at, 8, Access.READ)) {
+                assertEquals(6L, v.segment().get(ValueLayout.JAVA_LONG, 0));
+            }
+            verified(mem);
+        }
+    }
+
     /** A kernel of a faulting launch may not call into the memory manager: refused, not a deadlock. */
     @Test
     @Tag("emulated")

@@ -23,8 +23,10 @@ import java.util.concurrent.atomic.AtomicReference;
 
 import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
 import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+import static dev.hetmem.driver.PageGeometry.blockOf;
 import static dev.hetmem.driver.PageGeometry.bytes;
 import static dev.hetmem.driver.PageGeometry.firstPage;
+import static dev.hetmem.driver.PageGeometry.pageInBlock;
 
 /**
  * The migration engine's coordinator: faults, launches, prefetch and release all come through
@@ -188,6 +190,9 @@ public final class MigrationEngine implements AutoCloseable {
                     }   // else the pin went meanwhile: nothing set, so the loop looks again at once
                 } else if (onlyFrom < 0 && spans.isEmpty() && Planner.satisfied(requests, target)) {
                     // the common case of a host access: nothing to move, so no granule to plan
+                    if (trigger == Trigger.FAULT && target != 0) {
+                        writableEntriesInLine(requests, target);
+                    }
                     List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
                     if (pins != null && pins != LOOK_AGAIN) {
                         if (pin) {
@@ -793,6 +798,34 @@ public final class MigrationEngine implements AutoCloseable {
     public boolean isExclusive(RegionState region, long from, long to, int node) {
         ctx.refuseFromFaultingItem("reading the page table");
         return exclusivity.holds(region, from, to, node);
+    }
+
+    /**
+     * A device's write fault on pages the page table already gives it writable (blocks locked):
+     * its entries are made as writable as {@link #reprotect} will make them. Between a range's
+     * protection becoming read-write again and {@code reprotect} reaching its blocks (it locks all
+     * of them first, and may wait behind a long batch), the entries are still read-only from the
+     * read-only spell: the fault found nothing to move, the item faulted again at once, and after
+     * 10,000 faults the launch failed although the range was writable. Only write access is given
+     * here, where the page table and the attributes allow it (no invalidation needed); taking it
+     * away stays {@code reprotect}'s.
+     */
+    private void writableEntriesInLine(List<MigrationRequest> requests, int target) {
+        for (MigrationRequest r : requests) {
+            if (!r.write()) {
+                continue;
+            }
+            RegionState region = r.region();
+            for (long page = r.from(); page < r.to(); page++) {
+                Block b = region.table().block(blockOf(page));
+                int p = pageInBlock(page);
+                boolean writable = b.isResident(target, p) ? b.isWritable(target, p)
+                        : b.isRemote(target, p) && b.isRemoteWritable(target, p);
+                if (writable && !region.attributes().at(page).readOnly()) {
+                    ctx.driver(target).protect(region.pageAddress(page), 1, true);
+                }
+            }
+        }
     }
 
     /** Brings device entries of [from, to) in line with the range's protection. */
