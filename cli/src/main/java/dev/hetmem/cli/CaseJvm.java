@@ -183,6 +183,23 @@ final class CaseJvm implements AutoCloseable {
      * with {@code row FIELDS}, or {@code failed MESSAGE} and an exit status of 1 (2 for a request it
      * does not know); 0 once the parent closes its input.
      */
+    /**
+     * The weights or data factor in a case's key ({@code --OPTION KEY}), as the parent writes it:
+     * a number in (0, 16]; anything else is a usage error naming the key.
+     */
+    static double factor(String option, String key, String text) {
+        double factor;
+        try {
+            factor = Double.parseDouble(text);
+        } catch (NumberFormatException e) {
+            throw new Args.UsageException("--" + option + " " + key + ": factor " + text + " is not a number");
+        }
+        if (!(factor > 0 && factor <= 16)) {
+            throw new Args.UsageException("--" + option + " " + key + ": factor " + text + " is outside (0, 16]");
+        }
+        return factor;
+    }
+
     static int serve(PrintStream out, CaseRun caseRun) {
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         out.println("ready");

@@ -95,15 +95,7 @@ final class DecodeBench {
                     || !MODES.contains(p[3])) {
                 throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": expected device/factor/dtype/mode");
             }
-            double factor;
-            try {
-                factor = Double.parseDouble(p[1]);
-            } catch (NumberFormatException e) {
-                throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": factor " + p[1] + " is not a number");
-            }
-            if (!(factor > 0 && factor <= 16)) {   // the internal option's value as the parent writes it: in (0, 16]
-                throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": factor " + p[1] + " is outside (0, 16]");
-            }
+            double factor = CaseJvm.factor(SERVE_OPTION, key, p[1]);
             return new Case(p[0], factor, p[2], p[3]);
         }
 

@@ -76,15 +76,7 @@ final class OversubBench {
             if (p.length != 3 || !MODES.contains(p[2]) || !PATTERNS.contains(p[1])) {
                 throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": expected factor/pattern/mode");
             }
-            double factor;
-            try {
-                factor = Double.parseDouble(p[0]);
-            } catch (NumberFormatException e) {
-                throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": factor " + p[0] + " is not a number");
-            }
-            if (!(factor > 0 && factor <= 16)) {   // the internal option's value as the parent writes it: in (0, 16]
-                throw new Args.UsageException("--" + SERVE_OPTION + " " + key + ": factor " + p[0] + " is outside (0, 16]");
-            }
+            double factor = CaseJvm.factor(SERVE_OPTION, key, p[0]);
             return new Case(factor, p[1], p[2]);
         }
 
