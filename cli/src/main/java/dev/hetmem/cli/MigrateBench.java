@@ -10,6 +10,7 @@ import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.opencl.OpenClDevice;
 import dev.hetmem.device.opencl.OpenClPlatforms;
 import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.driver.HostCopy;
 import dev.hetmem.HostReleasePolicy;
 import dev.hetmem.limits.Interference;
 import dev.hetmem.limits.NativeBuffer;
@@ -31,7 +32,8 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * mode, a region's pages are migrated to the device and back, timing the whole
  * migration call (planning, unmapping, allocation, copies, mapping, and the host kernel's work of
  * releasing and populating frames). Beside each row: the plain copy of the same bytes by the same
- * number of threads, 2 MiB pieces, no memory management around it: the machine's own limit,
+ * number of threads, 2 MiB pieces, no memory management around it, with memcpy and with the
+ * streaming copy hetmem's batches use ({@link HostCopy}): the faster is the machine's own limit,
  * measured in the same run.
  *
  * <p>4 KiB rows move every other page, so no two copies can merge. Beside them, the floors of that
@@ -137,7 +139,9 @@ final class MigrateBench {
         long largest = 0;   // the size the limits below were measured at
         // the limit: the plain copy beside the rows with the most threads a mode here has, up to 4
         int limitThreads = modes.stream().mapToInt(Mode::threads).filter(t -> t <= Math.min(cores, 4)).max().orElse(1);
+        double copyLimit = 0;
         double memcpyLimit = 0;
+        double streamingLimit = 0;
         double stridedLimit = 0;
         double stridedReleaseLimit = 0;
         List<Object> plainRows = new ArrayList<>();
@@ -160,7 +164,9 @@ final class MigrateBench {
                     Case c = measure(device, page, total, mode, rounds(total), caseWarmupNanos);
                     double limit = median(c.plain);
                     if (total == deviceLargest && mode.threads == limitThreads) {
-                        memcpyLimit = Math.max(memcpyLimit, limit);
+                        copyLimit = Math.max(copyLimit, limit);
+                        memcpyLimit = Math.max(memcpyLimit, median(c.memcpy));
+                        streamingLimit = Math.max(streamingLimit, median(c.streamed));
                         largest = Math.max(largest, total);
                     }
                     if (page == 4 * KiB && total == deviceLargest && mode.threads == 2) {
@@ -171,6 +177,8 @@ final class MigrateBench {
                     plainRow.put("total_bytes", total);
                     plainRow.put("threads", mode.threads);
                     plainRow.put("gbps", round(limit));
+                    plainRow.put("memcpy_gbps", round(median(c.memcpy)));
+                    plainRow.put("streaming_gbps", round(median(c.streamed)));
                     plainRows.add(plainRow);
                     for (int dir = 0; dir < 2; dir++) {
                         List<Map<String, Object>> runs = new ArrayList<>();
@@ -201,6 +209,9 @@ final class MigrateBench {
                         row.put("host_retained_bytes", c.retainedAfter[dir]);
                         row.put("plain_copy_gbps", round(limit));
                         row.put("of_plain_copy", round(ofPlain));
+                        row.put("memcpy_gbps", round(median(c.memcpy)));
+                        row.put("of_memcpy", round(pairedMedian(moved, c.memcpy)));
+                        row.put("streaming_copy_gbps", round(median(c.streamed)));
                         if (page == 4 * KiB) {
                             row.put("strided_copy_gbps", round(median(c.strided)));
                             row.put("of_strided_copy", round(pairedMedian(moved, c.strided)));
@@ -229,7 +240,9 @@ final class MigrateBench {
         Map<String, Object> root = new LinkedHashMap<>();
         root.put("bench", "migrate");
         Map<String, Object> limits = new LinkedHashMap<>();
+        limits.put("plain_copy_gbps", round(copyLimit));
         limits.put("memcpy_gbps", round(memcpyLimit));
+        limits.put("streaming_copy_gbps", round(streamingLimit));
         if (stridedLimit > 0) {
             limits.put("strided_copy_gbps", round(stridedLimit));
             limits.put("strided_release_gbps", round(stridedReleaseLimit));
@@ -250,21 +263,25 @@ final class MigrateBench {
             out.printf("warm-up before the first case, not counted: %d rounds of 32 MiB of 4 KiB and 2 MiB migrations"
                     + " (emulated device) and strided copies, %.1f s; then each case its own round trips until the JIT"
                     + " is quiet (0.5 s without 20 ms of compilation), at most %.1f s%n", warmupRounds, warmupNanos / 1e9, caseWarmupNanos / 1e9);
-            out.printf("plain copy (the limit), %s, %d threads: %.2f GB/s (each row: its own, measured beside it)%n",
-                    Sizes.format(largest), limitThreads, memcpyLimit);
+            out.printf("plain copy (the limit), %s, %d threads: %.2f GB/s, the faster of memcpy %.2f GB/s and the streaming"
+                    + " copy %s (each row: its own, measured beside it)%n", Sizes.format(largest), limitThreads, copyLimit,
+                    memcpyLimit, HostCopy.streamingAvailable() ? String.format("%.2f GB/s", streamingLimit)
+                            : "(not available: " + HostCopy.streamingUnavailableReason() + ")");
             if (stridedLimit > 0) {
                 out.printf("every other 4 KiB page, 2 threads, %s: strided copy %.2f GB/s, with per-page release %.2f GB/s%n",
                         Sizes.format(largest), stridedLimit, stridedReleaseLimit);
             }
-            out.printf("%-8s %-9s %5s %6s %-11s %7s %-8s %7s %9s %13s %7s %9s %9s %11s %6s%n", "device", "direction", "page", "moved",
-                    "mode", "threads", "release", "keep", "GB/s", "min-max", "of copy", "of strid", "of s+rel", "kept after", "splits");
+            out.printf("%-8s %-9s %5s %6s %-11s %7s %-8s %7s %9s %13s %7s %9s %9s %9s %11s %6s%n", "device", "direction", "page",
+                    "moved", "mode", "threads", "release", "keep", "GB/s", "min-max", "of copy", "of memcpy", "of strid", "of s+rel",
+                    "kept after", "splits");
             for (Map<String, Object> r : rows) {
-                out.printf("%-8s %-9s %5s %6s %-11s %7d %-8s %7s %9.2f %13s %6.0f%% %9s %9s %11s %6s%n", r.get("device"),
+                out.printf("%-8s %-9s %5s %6s %-11s %7d %-8s %7s %9.2f %13s %6.0f%% %8.0f%% %9s %9s %11s %6s%n", r.get("device"),
                         r.get("direction"), Sizes.format((Long) r.get("page_bytes")), Sizes.format((Long) r.get("total_bytes")),
                         r.get("mode"), (Integer) r.get("threads"), r.get("host_release"),
                         Sizes.format((Long) r.get("host_retain_budget")), (Double) r.get("gbps"),
                         String.format("%.2f-%.2f", (Double) r.get("gbps_min"), (Double) r.get("gbps_max")),
-                        100 * (Double) r.get("of_plain_copy"), percent(r.get("of_strided_copy")), percent(r.get("of_strided_release")),
+                        100 * (Double) r.get("of_plain_copy"), 100 * (Double) r.get("of_memcpy"), percent(r.get("of_strided_copy")),
+                        percent(r.get("of_strided_release")),
                         Sizes.format((Long) r.get("host_retained_bytes")), r.get("thp_splits"));
             }
         }
@@ -349,9 +366,9 @@ final class MigrateBench {
      * before the migrations, so that noise from other tenants hits all alike; the bytes of host
      * frames kept after the last round's move to the device and back; what disturbed the case.
      */
-    private record Case(long budget, double[] toDevice, double[] toHost, double[] plain, double[] strided,
-                        double[] stridedRelease, boolean[] correct, long[] retainedAfter, long[] warmup,
-                        Interference interference) {
+    private record Case(long budget, double[] toDevice, double[] toHost, double[] plain, double[] memcpy,
+                        double[] streamed, double[] strided, double[] stridedRelease, boolean[] correct,
+                        long[] retainedAfter, long[] warmup, Interference interference) {
         int runs() {
             return toDevice.length;
         }
@@ -384,9 +401,15 @@ final class MigrateBench {
             }
             long[] warm = warmCase(mem, r, offsets, page, warmupNanos);
             Case c = new Case(budget, new double[rounds], new double[rounds], new double[rounds], new double[rounds],
-                    new double[rounds], new boolean[rounds], new long[2], warm, Interference.now());
+                    new double[rounds], new double[rounds], new double[rounds], new boolean[rounds], new long[2], warm,
+                    Interference.now());
             for (int round = 0; round < rounds; round++) {
-                c.plain[round] = NativeBuffer.plainCopyGbps(copyDst, copySrc, mode.threads);
+                // the limit: the faster of memcpy and the streaming copy hetmem's batches use (which moves
+                // more on machines where memcpy's stores read each destination line in first)
+                c.memcpy[round] = NativeBuffer.plainCopyGbps(copyDst, copySrc, mode.threads);
+                c.streamed[round] = HostCopy.streamingAvailable()
+                        ? NativeBuffer.streamingCopyGbps(copyDst, copySrc, mode.threads) : 0;
+                c.plain[round] = Math.max(c.memcpy[round], c.streamed[round]);
                 if (sparse) {
                     c.strided[round] = StridedCopy.gbps(total, mode.threads, false);
                     c.stridedRelease[round] = StridedCopy.gbps(total, mode.threads, true);
@@ -411,8 +434,8 @@ final class MigrateBench {
                 c.correct[round] = cameBack(r, offsets, page);
             }
             // the case's interference: what happened since the reading the record was made with
-            return new Case(budget, c.toDevice, c.toHost, c.plain, c.strided, c.stridedRelease, c.correct, c.retainedAfter,
-                    warm, Interference.now().since(c.interference));
+            return new Case(budget, c.toDevice, c.toHost, c.plain, c.memcpy, c.streamed, c.strided, c.stridedRelease,
+                    c.correct, c.retainedAfter, warm, Interference.now().since(c.interference));
         }
     }
 

@@ -1,17 +1,14 @@
 package dev.hetmem.fault;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
-import java.net.URISyntaxException;
-import java.net.URL;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
+
+import dev.hetmem.internal.NativeLibraryFile;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -19,16 +16,11 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * The native fault service's entry points. The library is built by the Maven build into the jar
- * ({@code native/linux-x86_64/libhetmem_uffd.so}); from a jar it is copied to a file first, since
- * the dynamic loader needs a path: in the directory the system property {@value #DIR_PROPERTY}
- * names (for systems whose temporary directory is mounted noexec), else in the temporary
- * directory. Loaded once, on first use, and shared: a library can only be loaded once per class
- * loader, and it holds no state of its own.
+ * ({@code native/linux-x86_64/libhetmem_uffd.so}) and found as {@link NativeLibraryFile} says.
+ * Loaded once, on first use, and shared: a library can only be loaded once per class loader, and
+ * it holds no state of its own.
  */
 final class FaultLibrary {
-    static final String RESOURCE = "/native/linux-x86_64/libhetmem_uffd.so";
-    /** Where the library is extracted from the jar (a directory, made if missing); the temporary directory if unset. */
-    static final String DIR_PROPERTY = "hetmem.native.dir";
 
     final MethodHandle probe;
     final MethodHandle serviceOpen;
@@ -103,45 +95,10 @@ final class FaultLibrary {
     }
 
     private static Path path() throws IOException {
-        String os = System.getProperty("os.name", "");
-        String arch = System.getProperty("os.arch", "");
-        if (!os.equals("Linux")) {
-            throw new UnsupportedOperationException("userfaultfd is a Linux facility; this is " + os);
+        if (!System.getProperty("os.name", "").equals("Linux")) {
+            throw new UnsupportedOperationException("userfaultfd is a Linux facility; this is " + System.getProperty("os.name", ""));
         }
-        if (!arch.equals("amd64") && !arch.equals("x86_64")) {
-            throw new UnsupportedOperationException("the native fault service is built for x86-64 only; this is " + arch);
-        }
-        URL url = FaultLibrary.class.getResource(RESOURCE);
-        if (url == null) {
-            throw new UnsupportedOperationException("the native fault service was not built (no C compiler when the "
-                    + "project was built): install gcc ('apt-get install gcc') and rebuild ('./hetmem build')");
-        }
-        if (url.getProtocol().equals("file")) {
-            try {
-                return Path.of(url.toURI());
-            } catch (URISyntaxException e) {
-                throw new IOException(e);
-            }
-        }
-        String dir = System.getProperty(DIR_PROPERTY, "");
-        Path tmp;
-        if (dir.isBlank()) {
-            tmp = Files.createTempFile("libhetmem_uffd", ".so");
-        } else {
-            Path d = Path.of(dir);
-            try {
-                Files.createDirectories(d);
-                tmp = Files.createTempFile(d, "libhetmem_uffd", ".so");
-            } catch (IOException e) {
-                throw new IOException("cannot extract the native fault service into " + d + " (system property "
-                        + DIR_PROPERTY + "): " + e.getMessage(), e);
-            }
-        }
-        tmp.toFile().deleteOnExit();
-        try (InputStream in = url.openStream()) {
-            Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
-        }
-        return tmp;
+        return NativeLibraryFile.path("hetmem_uffd", "the native fault service", "the native fault service was not built "
+                + "(no C compiler when the project was built): install gcc ('apt-get install gcc') and rebuild ('./hetmem build')");
     }
-
 }

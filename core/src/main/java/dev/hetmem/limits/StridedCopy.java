@@ -1,5 +1,6 @@
 package dev.hetmem.limits;
 
+import dev.hetmem.driver.HostCopy;
 import dev.hetmem.host.Libc;
 
 import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
@@ -10,7 +11,8 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * phase must do at least), and the same copy with each source page handed back to the kernel as it
  * goes ({@code MADV_FREE} of 1024 ranges a call, through {@code process_madvise} where the kernel
  * has it: what releasing host frames page by page costs at least). Both use the same calls the
- * migration engine uses ({@code memcpy} per page, {@link Libc#madviseAll}).
+ * migration engine uses: a copy per page, streamed as a batch of this size is
+ * ({@link HostCopy#streams}), and {@link Libc#madviseAll}.
  */
 public final class StridedCopy {
     /** Ranges handed to one release call, as the engine's batched release does. */
@@ -41,17 +43,19 @@ public final class StridedCopy {
         try (NativeBuffer src = NativeBuffer.allocate(2 * bytes, true, 1);
              NativeBuffer pool = NativeBuffer.allocate(bytes, true, 2)) {
             long pages = bytes / PAGE_BYTES;
-            long nanos = Shares.timed(threads, t -> copy(src, pool, pages * t / threads, pages * (t + 1) / threads, release));
+            boolean streaming = HostCopy.streams(bytes);
+            long nanos = Shares.timed(threads, t -> copy(src, pool, pages * t / threads, pages * (t + 1) / threads, release,
+                    streaming));
             return bytes / (double) nanos;
         }
     }
 
-    private static void copy(NativeBuffer src, NativeBuffer pool, long from, long to, boolean release) {
+    private static void copy(NativeBuffer src, NativeBuffer pool, long from, long to, boolean release, boolean streaming) {
         long[] ranges = new long[2 * RANGES_PER_CALL];
         int n = 0;
         for (long p = from; p < to; p++) {
             long s = src.address() + 2 * p * PAGE_BYTES;
-            Libc.memcpy(pool.address() + p * PAGE_BYTES, s, PAGE_BYTES);
+            HostCopy.copy(pool.address() + p * PAGE_BYTES, s, PAGE_BYTES, streaming);
             if (release) {
                 ranges[2 * n] = s;
                 ranges[2 * n + 1] = PAGE_BYTES;

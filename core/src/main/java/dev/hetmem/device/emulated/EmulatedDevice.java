@@ -6,6 +6,7 @@ import dev.hetmem.LaunchResult;
 import dev.hetmem.Region;
 import dev.hetmem.UnifiedMemory;
 import dev.hetmem.driver.CopyBatch;
+import dev.hetmem.driver.HostCopy;
 import dev.hetmem.driver.CopyEngine;
 import dev.hetmem.driver.DeviceContext;
 import dev.hetmem.driver.DeviceCopyException;
@@ -332,6 +333,7 @@ public final class EmulatedDevice implements DeviceDriver {
 
     @Override
     public void copy(CopyBatch batch, int from, int to) {
+        boolean streaming = HostCopy.streams(batch.bytes());   // the whole batch's size: its parts run on several threads
         for (int i = from; i < to; i++) {
             if (copyFailure.fire()) {
                 throw new DeviceCopyException("injected copy failure on " + name + " at operation " + i
@@ -340,8 +342,8 @@ public final class EmulatedDevice implements DeviceDriver {
             long bytes = (long) batch.pages(i) << PAGE_SHIFT;
             long dev = frameAddress(batch.frame(i), batch.pages(i));
             switch (batch.op(i)) {
-                case CopyBatch.TO_DEVICE -> Libc.memcpy(dev, batch.hostAddress(i), bytes);
-                case CopyBatch.TO_HOST -> Libc.memcpy(batch.hostAddress(i), dev, bytes);
+                case CopyBatch.TO_DEVICE -> HostCopy.copy(dev, batch.hostAddress(i), bytes, streaming);
+                case CopyBatch.TO_HOST -> HostCopy.copy(batch.hostAddress(i), dev, bytes, streaming);
                 case CopyBatch.ZERO -> Libc.memset(dev, 0, bytes);
                 default -> throw new DeviceCopyException("unknown copy operation " + batch.op(i));
             }
@@ -365,7 +367,8 @@ public final class EmulatedDevice implements DeviceDriver {
         if (copyFailure.fire()) {
             throw new DeviceCopyException("injected copy failure on " + name + " (peer copy from " + from.name + ")");
         }
-        Libc.memcpy(frameAddress(frame, pages), from.frameAddress(sourceFrame, pages), (long) pages << PAGE_SHIFT);
+        long bytes = (long) pages << PAGE_SHIFT;
+        HostCopy.copy(frameAddress(frame, pages), from.frameAddress(sourceFrame, pages), bytes, HostCopy.streams(bytes));
         peerCopies.addAndGet(pages);
     }
 
@@ -377,12 +380,17 @@ public final class EmulatedDevice implements DeviceDriver {
 
     @Override
     public void copyWithin(int[] sourceFrames, int[] frames, int[] pages, int count) {
+        long total = 0;
+        for (int i = 0; i < count; i++) {
+            total += (long) pages[i] << PAGE_SHIFT;
+        }
+        boolean streaming = HostCopy.streams(total);
         for (int i = 0; i < count; i++) {
             if (copyFailure.fire()) {
                 throw new DeviceCopyException("injected copy failure on " + name + " (copy within its memory)");
             }
-            Libc.memcpy(frameAddress(frames[i], pages[i]), frameAddress(sourceFrames[i], pages[i]),
-                    (long) pages[i] << PAGE_SHIFT);
+            HostCopy.copy(frameAddress(frames[i], pages[i]), frameAddress(sourceFrames[i], pages[i]),
+                    (long) pages[i] << PAGE_SHIFT, streaming);
             copiesWithin.addAndGet(pages[i]);
         }
     }

@@ -4,6 +4,7 @@ import dev.hetmem.driver.CopyBatch;
 import dev.hetmem.driver.CopyEngine;
 import dev.hetmem.driver.DeviceCopyException;
 import dev.hetmem.driver.FaultCountdown;
+import dev.hetmem.driver.HostCopy;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -242,12 +243,13 @@ final class OpenClCopyEngine implements CopyEngine {
      */
     private void copyShared(CopyBatch batch, int from, int to) {
         usable("clEnqueueWriteBuffer");
+        boolean streaming = HostCopy.streams(batch.bytes());   // the whole batch's size: its parts run on several threads
         forEachPoolRun(batch, from, to, (op, frame, n, host) -> {
             long bytes = (long) n << PAGE_SHIFT;
             MemorySegment frames = ctx.sharedFrames(frame, n);
             switch (op) {
-                case CopyBatch.TO_DEVICE -> MemorySegment.copy(MemorySegment.ofAddress(host).reinterpret(bytes), 0, frames, 0, bytes);
-                case CopyBatch.TO_HOST -> MemorySegment.copy(frames, 0, MemorySegment.ofAddress(host).reinterpret(bytes), 0, bytes);
+                case CopyBatch.TO_DEVICE -> HostCopy.copy(frames.address(), host, bytes, streaming);
+                case CopyBatch.TO_HOST -> HostCopy.copy(host, frames.address(), bytes, streaming);
                 case CopyBatch.ZERO -> frames.fill((byte) 0);
                 default -> throw new DeviceCopyException("unknown copy operation " + op);
             }
