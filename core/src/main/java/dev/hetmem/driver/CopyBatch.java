@@ -32,6 +32,7 @@ public final class CopyBatch {
     private int[] pages = new int[16];
     private int size;
     private long bytes;
+    private boolean streaming;
 
     /**
      * Appends one operation, merged into the previous one when it continues it: same code, frames
@@ -152,9 +153,46 @@ public final class CopyBatch {
         return bytes;
     }
 
+    /**
+     * Whether the engine asks for this batch's copies to be streamed ({@link HostCopy}): a batch
+     * of at least {@link HostCopy#STREAMING_MIN_BYTES} copied that no fault asked for. A driver whose
+     * memory the CPU reaches passes it to {@link HostCopy#copy}; others may ignore it.
+     *
+     * @return true if the copies should use streaming stores
+     */
+    public boolean streaming() {
+        return streaming;
+    }
+
+    /**
+     * Sets {@link #streaming()}: the engine's decision, made once for the whole batch before any of
+     * it is copied (its parts may run on several threads).
+     *
+     * @param streaming whether the copies should use streaming stores
+     */
+    public void streaming(boolean streaming) {
+        this.streaming = streaming;
+    }
+
+    /**
+     * Bytes the batch copies: {@link #bytes()} less its zero fills.
+     *
+     * @return the sum over the copying operations of pages times 4096
+     */
+    public long copiedBytes() {
+        long n = 0;
+        for (int i = 0; i < size; i++) {
+            if (ops[i] != ZERO) {
+                n += (long) pages[i] << PageGeometry.PAGE_SHIFT;
+            }
+        }
+        return n;
+    }
+
     /** Removes every operation, keeping the arrays for reuse. */
     public void clear() {
         size = 0;
         bytes = 0;
+        streaming = false;
     }
 }

@@ -1,124 +1,76 @@
 package dev.hetmem.driver;
 
-import dev.hetmem.host.Libc;
-import dev.hetmem.internal.NativeLibraryFile;
+import dev.hetmem.host.StreamingCopy;
 
-import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
-import java.lang.foreign.SymbolLookup;
-import java.lang.invoke.MethodHandle;
-
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import java.lang.foreign.MemorySegment;
 
 /**
- * Copies between host addresses, for drivers whose device memory the CPU reaches (the emulated
- * device's pools, an OpenCL device's shared pools) and for the machine limits the benchmarks
- * measure: {@code memcpy}, or a streaming copy (non-temporal stores, {@code hetmem_copy.c}) for a
- * batch large enough that its destination would leave the caches anyway.
+ * The host copy for drivers whose device memory the CPU reaches (the emulated device's pools, an
+ * OpenCL device's shared pools): {@code memcpy}, or a streaming copy (non-temporal stores, the
+ * project's {@code hetmem_copy.c}) where the engine marks a batch {@link CopyBatch#streaming}.
  *
- * <p>Why a batch streams: a migration writes each destination frame once, and nothing reads it
- * soon after on this CPU. Ordinary stores read every destination line in before writing it (three
- * memory transfers a byte); streaming stores write whole lines (two). glibc's {@code memcpy}
- * streams only above a per-call size (240 MiB on the development machine), so a batch of 4 KiB
- * or 2 MiB pages never does. There, 256 MiB in 2 MiB pieces on 2 threads copied at 16 GB/s with
- * {@code memcpy} and 23-32 GB/s streamed. Below {@link #STREAMING_MIN_BYTES} a batch uses
- * {@code memcpy}: a fault's few pages are read by the kernel that faulted right after, from the
- * cache that the ordinary stores left them in.
+ * <p>Why a batch streams: a migration writes each destination frame once, and a large batch's
+ * destination is not read soon on this CPU. Ordinary stores read every destination line in before
+ * writing it (three memory transfers a byte); streaming stores write whole lines (two). glibc's
+ * {@code memcpy} streams only single calls above a size (240 MiB on the development machine), so a
+ * batch of 4 KiB or 2 MiB pages never does. There, 256 MiB in 2 MiB pieces on 2 threads copied at
+ * 16 GB/s with {@code memcpy} and 23-32 GB/s streamed. The engine streams a batch of at least
+ * {@link #STREAMING_MIN_BYTES} that no fault asked for: a fault's pages are read right after the
+ * copy, by the host code or the kernel that faulted, from the caches ordinary stores leave them in.
  *
  * <p>Streaming needs the project's native library, built with the project where a C compiler was
  * found; without it every copy is a {@code memcpy} ({@link #streamingUnavailableReason} says why).
- * The system property {@value #STREAMING_PROPERTY}{@code =false} turns streaming off (to compare).
+ * The system property {@code hetmem.copy.streaming=false} turns streaming off (to compare).
  */
 public final class HostCopy {
-    /** A batch of at least this many bytes streams (where the library is there). */
+    /** A batch of at least this many bytes copied streams (where the library is there and no fault asked for it). */
     public static final long STREAMING_MIN_BYTES = 1L << 20;
-    /** {@code false} turns streaming off for the JVM: every copy a {@code memcpy}. */
-    public static final String STREAMING_PROPERTY = "hetmem.copy.streaming";
 
     private HostCopy() {
     }
 
-    /** The library's entry points, or why there are none: loaded once, on first use. */
-    private static final class Native {
-        static final MethodHandle COPY;
-        static final int WIDTH;
-        static final String UNAVAILABLE;
-
-        static {
-            MethodHandle copy = null;
-            int width = 0;
-            String why = null;
-            if ("false".equalsIgnoreCase(System.getProperty(STREAMING_PROPERTY, "true"))) {
-                why = "turned off by -D" + STREAMING_PROPERTY + "=false";
-            } else {
-                try {
-                    SymbolLookup lib = SymbolLookup.libraryLookup(NativeLibraryFile.path("hetmem_copy", "the streaming copy",
-                            "the streaming copy was not built (no C compiler when the project was built): install gcc "
-                                    + "('apt-get install gcc') and rebuild ('./hetmem build')"), Arena.global());
-                    Linker linker = Linker.nativeLinker();
-                    // critical: never blocks, never calls back, and a 4 KiB copy is shorter than a thread-state change
-                    copy = linker.downcallHandle(lib.find("hm_copy_streaming").orElseThrow(),
-                            FunctionDescriptor.ofVoid(JAVA_LONG, JAVA_LONG, JAVA_LONG), Linker.Option.critical(false));
-                    MethodHandle w = linker.downcallHandle(lib.find("hm_copy_width").orElseThrow(),
-                            FunctionDescriptor.of(JAVA_INT));
-                    width = (int) w.invokeExact() != 0 ? 32 : 16;
-                } catch (RuntimeException | IOException | Error e) {
-                    copy = null;
-                    why = e.getMessage() == null ? e.toString() : e.getMessage();
-                } catch (Throwable t) {
-                    copy = null;
-                    why = t.toString();
-                }
-            }
-            COPY = copy;
-            WIDTH = width;
-            UNAVAILABLE = why;
-        }
-    }
-
-    /** Whether a batch of {@code batchBytes} bytes streams: large enough, and the library is there. */
-    public static boolean streams(long batchBytes) {
-        return batchBytes >= STREAMING_MIN_BYTES && Native.COPY != null;
-    }
-
-    /** Whether streaming copies are available in this JVM. */
-    public static boolean streamingAvailable() {
-        return Native.COPY != null;
-    }
-
-    /** Why copies never stream in this JVM, or null if they can. */
-    public static String streamingUnavailableReason() {
-        return Native.UNAVAILABLE;
-    }
-
-    /** The width in bytes of the streaming stores this CPU gets (32 with AVX2, 16 with SSE2), 0 if none. */
-    public static int streamingStoreBytes() {
-        return Native.WIDTH;
+    /**
+     * Whether a batch that copies {@code bytes} bytes is large enough to stream, and streaming is
+     * available: the engine's rule for batches no fault asked for.
+     *
+     * @param bytes the bytes the batch copies (zero fills not counted)
+     * @return true if such a batch streams in this JVM
+     */
+    public static boolean streams(long bytes) {
+        return bytes >= STREAMING_MIN_BYTES && StreamingCopy.available();
     }
 
     /**
-     * Copies {@code bytes} from {@code src} to {@code dst} (which must not overlap), streamed where
-     * {@code streaming} and the library is there, else by {@code memcpy}.
+     * Whether streaming copies are available in this JVM.
      *
-     * @param streaming usually {@link #streams} of the batch this copy belongs to
-     * @throws IllegalArgumentException if {@code bytes} is negative
+     * @return true if the streaming copy's library is loaded and not turned off
      */
-    public static void copy(long dst, long src, long bytes, boolean streaming) {
-        if (bytes < 0) {
-            throw new IllegalArgumentException("copy of " + bytes + " bytes: must not be negative");
-        }
-        MethodHandle h = streaming ? Native.COPY : null;
-        if (h == null) {
-            Libc.memcpy(dst, src, bytes);
-            return;
-        }
-        try {
-            h.invokeExact(dst, src, bytes);
-        } catch (Throwable t) {
-            throw new AssertionError(t);   // a critical downcall of a void function throws nothing
-        }
+    public static boolean streamingAvailable() {
+        return StreamingCopy.available();
+    }
+
+    /**
+     * Why copies never stream in this JVM.
+     *
+     * @return the reason (library not built, not this platform, turned off), or null if they can stream
+     */
+    public static String streamingUnavailableReason() {
+        return StreamingCopy.unavailableReason();
+    }
+
+    /**
+     * Copies all of {@code src} into {@code dst}, streamed where {@code streaming} and the library is
+     * there, else as {@link MemorySegment#copy}. Both segments stay alive for the copy: one racing
+     * its arena's close fails on the closed segment, or holds the close off, and never writes memory
+     * that was unmapped.
+     *
+     * @param dst the destination, a native segment of {@code src}'s size that does not overlap it
+     * @param src the source, a native segment
+     * @param streaming usually {@link CopyBatch#streaming} of the batch this copy is part of
+     * @throws IllegalArgumentException if the sizes differ, or a streamed copy is given a heap segment
+     * @throws IllegalStateException if either segment's arena is closed, or is confined to another thread
+     */
+    public static void copy(MemorySegment dst, MemorySegment src, boolean streaming) {
+        StreamingCopy.copy(dst, src, streaming);
     }
 }

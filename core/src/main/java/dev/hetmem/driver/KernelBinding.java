@@ -28,16 +28,34 @@ import dev.hetmem.Access;
  * @param windowTo   the end of that window
  */
 public record KernelBinding(long va, long length, Access access, long firstFrame, long windowFrom, long windowTo) {
-    /** A binding with no frame named: the driver finds the pages through its page table. */
+    /**
+     * A binding with no frame named: the driver finds the pages through its page table.
+     *
+     * @param va the argument's first byte in the unified address space
+     * @param length the argument's length in bytes
+     * @param access what the kernel may do with it
+     */
     public KernelBinding(long va, long length, Access access) {
         this(va, length, access, -1);
     }
 
-    /** A binding of the whole argument. */
+    /**
+     * A binding of the whole argument.
+     *
+     * @param va the argument's first byte in the unified address space
+     * @param length the argument's length in bytes
+     * @param access what the kernel may do with it
+     * @param firstFrame the device frame of its first page, or -1 for none
+     */
     public KernelBinding(long va, long length, Access access, long firstFrame) {
         this(va, length, access, firstFrame, 0, length);
     }
 
+    /**
+     * Checks the components.
+     *
+     * @throws IllegalArgumentException if {@code firstFrame} is below -1, or the window does not lie in the argument
+     */
     public KernelBinding {
         if (firstFrame < -1) {
             throw new IllegalArgumentException("first frame " + firstFrame + " must be a frame (at least 0) or -1 for none");
@@ -47,12 +65,23 @@ public record KernelBinding(long va, long length, Access access, long firstFrame
         }
     }
 
-    /** This binding with its first page's frame named. */
+    /**
+     * This binding with its first page's frame named.
+     *
+     * @param frame the device frame of the argument's first page
+     * @return a binding like this one naming {@code frame}
+     */
     public KernelBinding atFrame(long frame) {
         return new KernelBinding(va, length, access, frame, windowFrom, windowTo);
     }
 
-    /** This binding with only bytes [from, to) of the argument declared touched. */
+    /**
+     * This binding with only bytes [from, to) of the argument declared touched.
+     *
+     * @param from the window's first byte, from the argument's start
+     * @param to the window's end (exclusive)
+     * @return a binding like this one with that window
+     */
     public KernelBinding window(long from, long to) {
         return new KernelBinding(va, length, access, firstFrame, from, to);
     }

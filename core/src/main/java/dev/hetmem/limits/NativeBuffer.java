@@ -2,6 +2,7 @@ package dev.hetmem.limits;
 
 import dev.hetmem.driver.HostCopy;
 import dev.hetmem.host.Libc;
+import dev.hetmem.host.StreamingCopy;
 
 /**
  * Anonymous memory outside any region, filled once so every page is backed: the two ends of a
@@ -111,6 +112,14 @@ public final class NativeBuffer implements AutoCloseable {
     /**
      * As {@link #copy(NativeBuffer, long, NativeBuffer, long, long)}, streamed ({@link HostCopy}) where
      * {@code streaming} and the streaming copy is available, else with memcpy.
+     *
+     * @param src the buffer to copy from
+     * @param srcOffset where to start reading, in bytes from the start of {@code src}
+     * @param dst the buffer to copy to
+     * @param dstOffset where to start writing, in bytes from the start of {@code dst}
+     * @param length how many bytes to copy
+     * @param streaming whether to copy with streaming (non-temporal) stores where they are available
+     * @throws IndexOutOfBoundsException if either range is negative or reaches past its buffer
      */
     public static void copy(NativeBuffer src, long srcOffset, NativeBuffer dst, long dstOffset, long length,
                             boolean streaming) {
@@ -118,7 +127,7 @@ public final class NativeBuffer implements AutoCloseable {
         java.util.Objects.checkFromIndexSize(dstOffset, length, dst.bytes);
         long piece = 2L << 20;
         for (long o = 0; o < length; o += piece) {
-            HostCopy.copy(dst.address + dstOffset + o, src.address + srcOffset + o, Math.min(piece, length - o), streaming);
+            StreamingCopy.copy(dst.address + dstOffset + o, src.address + srcOffset + o, Math.min(piece, length - o), streaming);
         }
     }
 
@@ -145,6 +154,11 @@ public final class NativeBuffer implements AutoCloseable {
      * two is the machine's copy limit. Where the streaming copy is not available this measures
      * memcpy again ({@link HostCopy#streamingAvailable} says which).
      *
+     * @param dst the buffer to copy to
+     * @param src the buffer to copy from, of the same size as {@code dst}
+     * @param threads how many threads share the copy, the calling thread included; at least 1
+     * @return the copy's throughput in bytes per nanosecond (GB/s), from the start until every
+     *         thread has finished
      * @throws IllegalArgumentException if the buffers differ in size or {@code threads} is below 1
      * @throws IllegalStateException if the calling thread is interrupted while it waits for the others
      */

@@ -2,6 +2,7 @@ package dev.hetmem.limits;
 
 import dev.hetmem.driver.HostCopy;
 import dev.hetmem.host.Libc;
+import dev.hetmem.host.StreamingCopy;
 
 import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 
@@ -55,7 +56,7 @@ public final class StridedCopy {
         int n = 0;
         for (long p = from; p < to; p++) {
             long s = src.address() + 2 * p * PAGE_BYTES;
-            HostCopy.copy(pool.address() + p * PAGE_BYTES, s, PAGE_BYTES, streaming);
+            StreamingCopy.copy(pool.address() + p * PAGE_BYTES, s, PAGE_BYTES, streaming);
             if (release) {
                 ranges[2 * n] = s;
                 ranges[2 * n + 1] = PAGE_BYTES;

@@ -1,9 +1,11 @@
 package dev.hetmem.migrate;
 
 import dev.hetmem.CopyPath;
+import dev.hetmem.Trigger;
 import dev.hetmem.driver.CopyBatch;
 import dev.hetmem.driver.CopyEngine;
 import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.driver.HostCopy;
 
 import dev.hetmem.internal.RegionState;
 
@@ -62,13 +64,14 @@ final class CopyPhase {
             }
         }
         home.flush();
+        boolean fault = batch.trigger == Trigger.FAULT;
         for (int n = 1; n < toHost.length; n++) {
             if (toHost[n] != null) {
-                run(ctx, ctx.driver(n), toHost[n]);
+                run(ctx, ctx.driver(n), toHost[n], fault);
             }
         }
         if (target != 0) {
-            run(ctx, ctx.driver(target), toTarget);
+            run(ctx, ctx.driver(target), toTarget, fault);
             copyPeers(ctx, peer, target);
             copyWithin(ctx, within, target);
         }
@@ -176,10 +179,15 @@ final class CopyPhase {
         }
     }
 
-    private static void run(EngineContext ctx, DeviceDriver driver, CopyBatch batch) {
+    /**
+     * Runs one copy batch. It streams ({@link HostCopy}) where it copies enough and no fault asked
+     * for it: a fault's pages are read right after, from the caches that ordinary stores fill.
+     */
+    private static void run(EngineContext ctx, DeviceDriver driver, CopyBatch batch, boolean fault) {
         if (batch.isEmpty()) {
             return;
         }
+        batch.streaming(!fault && HostCopy.streams(batch.copiedBytes()));
         CopyEngine engine = ctx.copyPath == CopyPath.ENGINE ? driver.copyEngine() : null;
         if (engine == null) {
             if (EngineContext.onCallerAlone()) {

@@ -158,6 +158,7 @@ public final class CopyPool implements AutoCloseable {
 
     private static CopyBatch split(CopyBatch batch) {
         CopyBatch out = new CopyBatch();
+        out.streaming(batch.streaming());
         for (int i = 0; i < batch.size(); i++) {
             int pages = batch.pages(i);
             for (int p = 0; p < pages; p += SPLIT_PAGES) {

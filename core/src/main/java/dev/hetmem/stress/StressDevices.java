@@ -84,8 +84,15 @@ public interface StressDevices {
      * One launch adding {@code delta} to every long of the first {@code granules} granules of
      * {@code granule} bytes of {@code r} but the last page of each, one argument per granule and no
      * windows: pages inside the launch's granules that no argument holds, for host code to touch
-     * while it runs (on a device too small for the arguments, it runs by device faults). Returns
-     * false, having run nothing, where the kind makes no such launch.
+     * while it runs (on a device too small for the arguments, it runs by device faults).
+     *
+     * @param mem the memory the launch runs in
+     * @param node the device node to run on
+     * @param r the region whose longs change
+     * @param granule the granule size in bytes
+     * @param granules how many granules, from the region's start, the launch covers
+     * @param delta what is added to each long
+     * @return false, having run nothing, where the kind makes no such launch; true once it ran
      */
     default boolean addToEachButLastPages(UnifiedMemory mem, int node, Region r, long granule, int granules, long delta) {
         return false;

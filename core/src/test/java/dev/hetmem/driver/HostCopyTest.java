@@ -1,5 +1,6 @@
 package dev.hetmem.driver;
 
+import dev.hetmem.host.StreamingCopy;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
@@ -12,10 +13,11 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The host copy drivers and the engine's limits use: memcpy, or streamed for large batches. */
+/** The host copy drivers and the machine limits use: memcpy, or streamed (non-temporal stores) for large batches. */
 class HostCopyTest {
     /** Bytes left untouched on each side of a destination: a copy that writes past its end shows there. */
     private static final int GUARD = 256;
+    private static final long PAGE = 4096;
 
     /** Under CI=true (CI builds with gcc) a missing library fails; elsewhere the streaming checks are skipped. */
     private static void needsStreaming() {
@@ -30,19 +32,45 @@ class HostCopyTest {
     @Test
     void theStreamingCopyIsBuiltWithTheProject() {
         needsStreaming();
-        int width = HostCopy.streamingStoreBytes();
+        int width = StreamingCopy.storeBytes();
         assertTrue(width == 16 || width == 32, "store width " + width);
     }
 
     @Test
     void streamedCopiesAreExactForEverySizeAndAlignment() {
         needsStreaming();
-        copiesExactly(true);
+        copiesExactly(true, false);
+        copiesExactly(true, true);
     }
 
     @Test
     void memcpyCopiesAreExactForEverySizeAndAlignment() {
-        copiesExactly(false);
+        copiesExactly(false, false);
+        copiesExactly(false, true);
+    }
+
+    /** A copy into a segment whose arena closed fails on it, streamed or not, and writes nothing. */
+    @Test
+    void aCopyIntoAClosedArenaFailsInsteadOfWriting() {
+        try (Arena live = Arena.ofConfined()) {
+            MemorySegment src = live.allocate(4 * PAGE).fill((byte) 1);
+            Arena gone = Arena.ofShared();
+            MemorySegment dst = gone.allocate(4 * PAGE);
+            gone.close();
+            for (boolean streaming : new boolean[] {true, false}) {
+                IllegalStateException e = assertThrows(IllegalStateException.class, () -> HostCopy.copy(dst, src, streaming));
+                assertTrue(e.getMessage() != null && e.getMessage().contains("closed"), e.getMessage());
+            }
+        }
+    }
+
+    @Test
+    void segmentsOfDifferentSizesAreRefused() {
+        try (Arena a = Arena.ofConfined()) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> HostCopy.copy(a.allocate(100), a.allocate(64), true));
+            assertTrue(e.getMessage().contains("64") && e.getMessage().contains("100"), e.getMessage());
+        }
     }
 
     /**
@@ -50,7 +78,7 @@ class HostCopyTest {
      * tail) at every destination alignment within a line and a few source ones: the destination
      * holds the source's bytes and nothing around it changed.
      */
-    private static void copiesExactly(boolean streaming) {
+    private static void copiesExactly(boolean streaming, boolean segments) {
         long[] sizes = {0, 1, 31, 63, 64, 65, 127, 128, 129, 4095, 4096, 4097, 65_536 + 13, (2L << 20) + 7};
         int[] dstShifts = {0, 1, 8, 16, 31, 32, 33, 63};
         int[] srcShifts = {0, 3, 32};
@@ -67,7 +95,11 @@ class HostCopyTest {
                     for (int ss : srcShifts) {
                         dst.fill((byte) 0x5a);
                         long at = GUARD + ds;
-                        HostCopy.copy(dst.address() + at, src.address() + ss, size, streaming);
+                        if (segments) {
+                            HostCopy.copy(dst.asSlice(at, size), src.asSlice(ss, size), streaming);
+                        } else {
+                            StreamingCopy.copy(dst.address() + at, src.address() + ss, size, streaming);
+                        }
                         long mismatch = MemorySegment.mismatch(dst, at, at + size, src, ss, ss + size);
                         assertEquals(-1, mismatch, "size " + size + ", destination +" + ds + ", source +" + ss
                                 + ", streaming " + streaming + ": first wrong byte at " + mismatch);
@@ -93,7 +125,7 @@ class HostCopyTest {
 
     @Test
     void aNegativeLengthIsRefusedWithTheValue() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HostCopy.copy(0, 0, -5, true));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> StreamingCopy.copy(0, 0, -5, true));
         assertTrue(e.getMessage().contains("-5"), e.getMessage());
     }
 }

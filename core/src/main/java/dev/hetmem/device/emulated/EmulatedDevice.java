@@ -19,6 +19,7 @@ import dev.hetmem.driver.KernelBinding;
 import dev.hetmem.driver.RunTooLargeException;
 import dev.hetmem.driver.VaRanges;
 import dev.hetmem.host.Libc;
+import dev.hetmem.host.StreamingCopy;
 
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -333,7 +334,7 @@ public final class EmulatedDevice implements DeviceDriver {
 
     @Override
     public void copy(CopyBatch batch, int from, int to) {
-        boolean streaming = HostCopy.streams(batch.bytes());   // the whole batch's size: its parts run on several threads
+        boolean streaming = batch.streaming();   // the engine's decision for the whole batch (HostCopy)
         for (int i = from; i < to; i++) {
             if (copyFailure.fire()) {
                 throw new DeviceCopyException("injected copy failure on " + name + " at operation " + i
@@ -342,8 +343,8 @@ public final class EmulatedDevice implements DeviceDriver {
             long bytes = (long) batch.pages(i) << PAGE_SHIFT;
             long dev = frameAddress(batch.frame(i), batch.pages(i));
             switch (batch.op(i)) {
-                case CopyBatch.TO_DEVICE -> HostCopy.copy(dev, batch.hostAddress(i), bytes, streaming);
-                case CopyBatch.TO_HOST -> HostCopy.copy(batch.hostAddress(i), dev, bytes, streaming);
+                case CopyBatch.TO_DEVICE -> StreamingCopy.copy(dev, batch.hostAddress(i), bytes, streaming);
+                case CopyBatch.TO_HOST -> StreamingCopy.copy(batch.hostAddress(i), dev, bytes, streaming);
                 case CopyBatch.ZERO -> Libc.memset(dev, 0, bytes);
                 default -> throw new DeviceCopyException("unknown copy operation " + batch.op(i));
             }
@@ -368,7 +369,8 @@ public final class EmulatedDevice implements DeviceDriver {
             throw new DeviceCopyException("injected copy failure on " + name + " (peer copy from " + from.name + ")");
         }
         long bytes = (long) pages << PAGE_SHIFT;
-        HostCopy.copy(frameAddress(frame, pages), from.frameAddress(sourceFrame, pages), bytes, HostCopy.streams(bytes));
+        // one call per stretch of frames: decided per call, by its size (no fault asks for a peer copy)
+        StreamingCopy.copy(frameAddress(frame, pages), from.frameAddress(sourceFrame, pages), bytes, HostCopy.streams(bytes));
         peerCopies.addAndGet(pages);
     }
 
@@ -389,7 +391,7 @@ public final class EmulatedDevice implements DeviceDriver {
             if (copyFailure.fire()) {
                 throw new DeviceCopyException("injected copy failure on " + name + " (copy within its memory)");
             }
-            HostCopy.copy(frameAddress(frames[i], pages[i]), frameAddress(sourceFrames[i], pages[i]),
+            StreamingCopy.copy(frameAddress(frames[i], pages[i]), frameAddress(sourceFrames[i], pages[i]),
                     (long) pages[i] << PAGE_SHIFT, streaming);
             copiesWithin.addAndGet(pages[i]);
         }

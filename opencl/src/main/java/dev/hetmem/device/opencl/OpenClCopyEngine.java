@@ -243,13 +243,15 @@ final class OpenClCopyEngine implements CopyEngine {
      */
     private void copyShared(CopyBatch batch, int from, int to) {
         usable("clEnqueueWriteBuffer");
-        boolean streaming = HostCopy.streams(batch.bytes());   // the whole batch's size: its parts run on several threads
+        boolean streaming = batch.streaming();   // the engine's decision for the whole batch (HostCopy)
         forEachPoolRun(batch, from, to, (op, frame, n, host) -> {
             long bytes = (long) n << PAGE_SHIFT;
             MemorySegment frames = ctx.sharedFrames(frame, n);
             switch (op) {
-                case CopyBatch.TO_DEVICE -> HostCopy.copy(frames.address(), host, bytes, streaming);
-                case CopyBatch.TO_HOST -> HostCopy.copy(host, frames.address(), bytes, streaming);
+                // through the pool's segment, which stays alive for the copy: one racing the device's
+                // close fails on the closed segment instead of writing memory that was unmapped
+                case CopyBatch.TO_DEVICE -> HostCopy.copy(frames, MemorySegment.ofAddress(host).reinterpret(bytes), streaming);
+                case CopyBatch.TO_HOST -> HostCopy.copy(MemorySegment.ofAddress(host).reinterpret(bytes), frames, streaming);
                 case CopyBatch.ZERO -> frames.fill((byte) 0);
                 default -> throw new DeviceCopyException("unknown copy operation " + op);
             }
