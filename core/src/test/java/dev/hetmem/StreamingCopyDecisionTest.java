@@ -13,8 +13,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Which copy batches the engine marks for streaming ({@link CopyBatch#streaming}): large ones that
- * no fault asked for. A fault's pages are read right after, from the caches ordinary stores fill.
+ * Which copy batches the engine marks for streaming ({@link CopyBatch#streaming}): those of 1 MiB or
+ * more, and of 4 MiB or more where a fault asked for them (its pages are read right after, and a few
+ * are read faster from the caches ordinary stores fill).
  */
 class StreamingCopyDecisionTest {
     private static final long MiB = 1L << 20;
@@ -37,8 +38,17 @@ class StreamingCopyDecisionTest {
         }
     }
 
+    /** Host code reads [from, from+length) of {@code r} through a view: the values the region was filled with. */
+    private static void readBack(Region r, long from, long length) {
+        try (HostView v = r.host(from, length, Access.READ)) {
+            for (long o = 0; o < length; o += 4096) {
+                assertEquals((from + o) * 7 + 3, v.segment().get(ValueLayout.JAVA_LONG, o), "offset " + (from + o));
+            }
+        }
+    }
+
     @Test
-    void largePrefetchesStreamSmallOnesAndFaultsDoNot() {
+    void largeBatchesStreamAndSmallFaultsDoNot() {
         Recording dev = new Recording(32 * MiB);
         try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(1).build()) {
             Region r = mem.allocate(8 * MiB);
@@ -64,14 +74,16 @@ class StreamingCopyDecisionTest {
             assertTrue(dev.seen.stream().noneMatch(Seen::streaming), dev.seen::toString);
             // host code reading pages the device holds: a fault brings their 2 MiB granule home, not streamed
             dev.seen.clear();
-            try (HostView v = r.host(0, 4 * MiB, Access.READ)) {
-                for (long o = 0; o < 4 * MiB; o += 4096) {
-                    assertEquals(o * 7 + 3, v.segment().get(ValueLayout.JAVA_LONG, o), "offset " + o);
-                }
-            }
-            assertTrue(dev.seen.stream().anyMatch(s -> s.copied >= HostCopy.STREAMING_MIN_BYTES),
-                    () -> "the fault copied no batch of a granule: " + dev.seen);
-            assertTrue(dev.seen.stream().noneMatch(Seen::streaming), () -> "a fault's batch streamed: " + dev.seen);
+            readBack(r, 0, 2 * MiB);
+            assertEquals(List.of(new Seen(2 * MiB, false)), dev.seen, "one 2 MiB fault, not streamed");
+            // a fault of a larger range (a launch's arguments, a wide view): streamed from 4 MiB
+            dev.seen.clear();
+            readBack(r, 2 * MiB, 4 * MiB);
+            assertEquals(List.of(new Seen(2 * MiB, false)), dev.seen, "the rest of the prefetched pages, 2 MiB");
+            mem.prefetch(r, new long[] {0}, 8 * MiB, 1);
+            dev.seen.clear();
+            readBack(r, 0, 8 * MiB);
+            assertEquals(List.of(new Seen(8 * MiB, HostCopy.streamingAvailable())), dev.seen, "an 8 MiB fault");
             MemoryFixture.verified(mem);
         }
     }

@@ -154,9 +154,9 @@ public final class CopyBatch {
     }
 
     /**
-     * Whether the engine asks for this batch's copies to be streamed ({@link HostCopy}): a batch
-     * of at least {@link HostCopy#STREAMING_MIN_BYTES} copied that no fault asked for. A driver whose
-     * memory the CPU reaches passes it to {@link HostCopy#copy}; others may ignore it.
+     * Whether the engine asks for this batch's copies to be streamed ({@link HostCopy#streams(long,
+     * boolean)}). A driver whose memory the CPU reaches passes it to {@link HostCopy#copy}; others
+     * may ignore it.
      *
      * @return true if the copies should use streaming stores
      */

@@ -14,17 +14,24 @@ import java.lang.foreign.MemorySegment;
  * writing it (three memory transfers a byte); streaming stores write whole lines (two). glibc's
  * {@code memcpy} streams only single calls above a size (240 MiB on the development machine), so a
  * batch of 4 KiB or 2 MiB pages never does. There, 256 MiB in 2 MiB pieces on 2 threads copied at
- * 16 GB/s with {@code memcpy} and 23-32 GB/s streamed. The engine streams a batch of at least
- * {@link #STREAMING_MIN_BYTES} that no fault asked for: a fault's pages are read right after the
- * copy, by the host code or the kernel that faulted, from the caches ordinary stores leave them in.
+ * 16 GB/s with {@code memcpy} and 23-32 GB/s streamed. The engine streams a batch that copies at
+ * least {@link #STREAMING_MIN_BYTES}, or, where a fault asked for it, at least
+ * {@link #FAULT_STREAMING_MIN_BYTES}: a fault's pages are read right after the copy, by the host code
+ * or the kernel that faulted, and a few of them are read faster from the caches ordinary stores
+ * leave them in (host code reading a 2 MiB granule it faulted home: 505 us copied with
+ * {@code memcpy}, 521 us streamed; 8 MiB: the same either way), while a launch's whole arguments
+ * are too large for the caches to keep (a model's layer of 16 MiB ran faster streamed in
+ * {@code bench decode}).
  *
  * <p>Streaming needs the project's native library, built with the project where a C compiler was
  * found; without it every copy is a {@code memcpy} ({@link #streamingUnavailableReason} says why).
  * The system property {@code hetmem.copy.streaming=false} turns streaming off (to compare).
  */
 public final class HostCopy {
-    /** A batch of at least this many bytes copied streams (where the library is there and no fault asked for it). */
+    /** A batch that copies at least this many bytes streams (where the library is there and no fault asked for it). */
     public static final long STREAMING_MIN_BYTES = 1L << 20;
+    /** A batch a fault asked for streams from this many bytes copied. */
+    public static final long FAULT_STREAMING_MIN_BYTES = 4L << 20;
 
     private HostCopy() {
     }
@@ -37,7 +44,18 @@ public final class HostCopy {
      * @return true if such a batch streams in this JVM
      */
     public static boolean streams(long bytes) {
-        return bytes >= STREAMING_MIN_BYTES && StreamingCopy.available();
+        return streams(bytes, false);
+    }
+
+    /**
+     * The engine's rule for a batch: whether one that copies {@code bytes} bytes streams.
+     *
+     * @param bytes the bytes the batch copies (zero fills not counted)
+     * @param fault whether a fault asked for the batch (a host view, a launch's arguments, a device fault)
+     * @return true if such a batch streams in this JVM
+     */
+    public static boolean streams(long bytes, boolean fault) {
+        return bytes >= (fault ? FAULT_STREAMING_MIN_BYTES : STREAMING_MIN_BYTES) && StreamingCopy.available();
     }
 
     /**

@@ -180,14 +180,14 @@ final class CopyPhase {
     }
 
     /**
-     * Runs one copy batch. It streams ({@link HostCopy}) where it copies enough and no fault asked
-     * for it: a fault's pages are read right after, from the caches that ordinary stores fill.
+     * Runs one copy batch, streamed ({@link HostCopy}) where it copies enough: more where a fault
+     * asked for it, whose pages are read right after, from the caches that ordinary stores fill.
      */
     private static void run(EngineContext ctx, DeviceDriver driver, CopyBatch batch, boolean fault) {
         if (batch.isEmpty()) {
             return;
         }
-        batch.streaming(!fault && HostCopy.streams(batch.copiedBytes()));
+        batch.streaming(HostCopy.streams(batch.copiedBytes(), fault));
         CopyEngine engine = ctx.copyPath == CopyPath.ENGINE ? driver.copyEngine() : null;
         if (engine == null) {
             if (EngineContext.onCallerAlone()) {
