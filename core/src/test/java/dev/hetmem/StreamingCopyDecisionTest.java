@@ -76,10 +76,11 @@ class StreamingCopyDecisionTest {
             dev.seen.clear();
             readBack(r, 0, 2 * MiB);
             assertEquals(List.of(new Seen(2 * MiB, false)), dev.seen, "one 2 MiB fault, not streamed");
-            // a fault of a larger range (a launch's arguments, a wide view): streamed from 4 MiB
+            // the rest of the prefetched pages, 2 MiB: not streamed either
             dev.seen.clear();
             readBack(r, 2 * MiB, 4 * MiB);
             assertEquals(List.of(new Seen(2 * MiB, false)), dev.seen, "the rest of the prefetched pages, 2 MiB");
+            // a fault of a larger range (a launch's arguments, a wide view): streamed from 4 MiB
             mem.prefetch(r, new long[] {0}, 8 * MiB, 1);
             dev.seen.clear();
             readBack(r, 0, 8 * MiB);

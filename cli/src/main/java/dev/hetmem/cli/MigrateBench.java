@@ -144,6 +144,7 @@ final class MigrateBench {
         double streamingLimit = 0;
         double stridedLimit = 0;
         double stridedReleaseLimit = 0;
+        long stridedSize = 0;   // the size the strided floors of the limit line were measured at
         List<Object> plainRows = new ArrayList<>();
         List<Map<String, Object>> rows = new ArrayList<>();
         for (String device : devices) {
@@ -162,23 +163,23 @@ final class MigrateBench {
                         continue;
                     }
                     Case c = measure(device, page, total, mode, rounds(total), caseWarmupNanos);
-                    // the case's limit: the faster of its two copies' medians (each ratio below pairs the
-                    // rounds instead: a round's migration against that round's faster copy)
+                    // the case's limit: the median round's faster copy, as each ratio below pairs a round's
+                    // migration with that round's faster copy; each copy's own median beside it (the
+                    // limit can pass both where the two take turns being faster)
+                    double limit = median(c.plain);
                     double memcpy = median(c.memcpy);
                     double streamed = median(c.streamed);
-                    double limit = Math.max(memcpy, streamed);
-                    if (total == deviceLargest && mode.threads == limitThreads) {
-                        largest = Math.max(largest, total);
-                        if (limit > copyLimit) {
-                            // the three numbers of the run's limit line, from the one case that set it
-                            copyLimit = limit;
-                            memcpyLimit = memcpy;
-                            streamingLimit = streamed;
-                        }
+                    if (total == deviceLargest && mode.threads == limitThreads && limit > copyLimit) {
+                        // the numbers of the run's limit line, all from the one case that set it
+                        copyLimit = limit;
+                        memcpyLimit = memcpy;
+                        streamingLimit = streamed;
+                        largest = total;
                     }
-                    if (page == 4 * KiB && total == deviceLargest && mode.threads == 2) {
-                        stridedLimit = Math.max(stridedLimit, median(c.strided));
-                        stridedReleaseLimit = Math.max(stridedReleaseLimit, median(c.stridedRelease));
+                    if (page == 4 * KiB && total == deviceLargest && mode.threads == 2 && median(c.strided) > stridedLimit) {
+                        stridedLimit = median(c.strided);
+                        stridedReleaseLimit = median(c.stridedRelease);
+                        stridedSize = total;
                     }
                     Map<String, Object> plainRow = new LinkedHashMap<>();
                     plainRow.put("total_bytes", total);
@@ -278,13 +279,14 @@ final class MigrateBench {
             out.printf("warm-up before the first case, not counted: %d rounds of 32 MiB of 4 KiB and 2 MiB migrations"
                     + " (emulated device) and strided copies, %.1f s; then each case its own round trips until the JIT"
                     + " is quiet (0.5 s without 20 ms of compilation), at most %.1f s%n", warmupRounds, warmupNanos / 1e9, caseWarmupNanos / 1e9);
-            out.printf("plain copy (the limit), %s, %d threads: %.2f GB/s, the faster of memcpy %.2f GB/s and the streaming"
-                    + " copy %s (each row: its own, measured beside it)%n", Sizes.format(largest), limitThreads, copyLimit,
-                    memcpyLimit, HostCopy.streamingAvailable() ? String.format("%.2f GB/s", streamingLimit)
-                            : "(not available: " + HostCopy.streamingUnavailableReason() + ")");
+            out.printf("plain copy (the limit), %s, %d threads: %.2f GB/s, the median round's faster of memcpy (median %.2f"
+                    + " GB/s) and the streaming copy (%s) (each row: its own, measured beside it)%n", Sizes.format(largest),
+                    limitThreads, copyLimit,
+                    memcpyLimit, HostCopy.streamingAvailable() ? String.format("median %.2f GB/s", streamingLimit)
+                            : "not available: " + HostCopy.streamingUnavailableReason());
             if (stridedLimit > 0) {
                 out.printf("every other 4 KiB page, 2 threads, %s: strided copy %.2f GB/s, with per-page release %.2f GB/s%n",
-                        Sizes.format(largest), stridedLimit, stridedReleaseLimit);
+                        Sizes.format(stridedSize), stridedLimit, stridedReleaseLimit);
             }
             out.printf("%-8s %-9s %5s %6s %-11s %7s %-8s %7s %9s %13s %7s %9s %9s %9s %11s %6s%n", "device", "direction", "page",
                     "moved", "mode", "threads", "release", "keep", "GB/s", "min-max", "of copy", "of memcpy", "of strid", "of s+rel",

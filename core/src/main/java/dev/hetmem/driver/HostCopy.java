@@ -77,16 +77,17 @@ public final class HostCopy {
     }
 
     /**
-     * Copies all of {@code src} into {@code dst}, streamed where {@code streaming} and the library is
-     * there, else as {@link MemorySegment#copy}. Both segments stay alive for the copy: one racing
-     * its arena's close fails on the closed segment, or holds the close off, and never writes memory
-     * that was unmapped.
+     * Copies all of {@code src} into {@code dst}, streamed where {@code streaming}, the library is
+     * there and both segments are native, else as {@link MemorySegment#copy}. Both segments stay
+     * alive for the copy: one racing its arena's close fails on the closed segment, or holds the
+     * close off, and never writes memory that was unmapped.
      *
-     * @param dst the destination, a native segment of {@code src}'s size that does not overlap it
-     * @param src the source, a native segment
+     * @param dst the destination, a writable segment of {@code src}'s size that does not overlap it
+     * @param src the source
      * @param streaming usually {@link CopyBatch#streaming} of the batch this copy is part of
-     * @throws IllegalArgumentException if the sizes differ, or a streamed copy is given a heap segment
-     * @throws IllegalStateException if either segment's arena is closed, or is confined to another thread
+     * @throws IllegalArgumentException if the sizes differ, or {@code dst} is read-only
+     * @throws IllegalStateException if either segment's arena is closed
+     * @throws WrongThreadException if either segment is confined to another thread
      */
     public static void copy(MemorySegment dst, MemorySegment src, boolean streaming) {
         StreamingCopy.copy(dst, src, streaming);

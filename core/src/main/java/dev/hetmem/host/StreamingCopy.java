@@ -2,7 +2,6 @@ package dev.hetmem.host;
 
 import dev.hetmem.internal.NativeLibraryFile;
 
-import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -54,17 +53,12 @@ public final class StreamingCopy {
                             Linker.Option.critical(false));
                     width = (int) linker.downcallHandle(find(lib, "hm_copy_width"), FunctionDescriptor.of(JAVA_INT))
                             .invokeExact() != 0 ? 32 : 16;
-                } catch (RuntimeException | IOException | LinkageError e) {
+                } catch (Throwable e) {
+                    // whatever went wrong (even running out of memory while extracting the library), copies
+                    // fall back to memcpy: a class whose initializer threw would fail every copy after it
                     byAddress = null;
                     bySegment = null;
                     why = e.getMessage() == null ? e.toString() : e.getMessage();
-                } catch (Throwable t) {
-                    if (t instanceof VirtualMachineError vme) {
-                        throw vme;
-                    }
-                    byAddress = null;
-                    bySegment = null;
-                    why = t.toString();
                 }
             }
             BY_ADDRESS = byAddress;
@@ -114,22 +108,23 @@ public final class StreamingCopy {
     }
 
     /**
-     * Copies all of {@code src} into {@code dst} (native segments of the same size that do not
-     * overlap), streamed where {@code streaming} and the library is there. Both segments stay alive
-     * for the copy: a copy racing their arena's close fails on the closed segment, or holds the
-     * close off, and never touches memory that was unmapped.
+     * Copies all of {@code src} into {@code dst} (segments of the same size that do not overlap),
+     * streamed where {@code streaming}, the library is there and both are native; else as
+     * {@link MemorySegment#copy}. Both segments stay alive for the copy: a copy racing their arena's
+     * close fails on the closed segment, or holds the close off, and never touches memory that was
+     * unmapped.
      */
     public static void copy(MemorySegment dst, MemorySegment src, boolean streaming) {
         if (dst.byteSize() != src.byteSize()) {
             throw new IllegalArgumentException("copy of " + src.byteSize() + " bytes into a segment of " + dst.byteSize());
         }
-        MethodHandle h = streaming ? Native.BY_SEGMENT : null;
+        if (dst.isReadOnly()) {
+            throw new IllegalArgumentException("copy into a read-only segment");
+        }
+        MethodHandle h = streaming && dst.isNative() && src.isNative() ? Native.BY_SEGMENT : null;
         if (h == null) {
             MemorySegment.copy(src, 0, dst, 0, src.byteSize());
             return;
-        }
-        if (!dst.isNative() || !src.isNative()) {
-            throw new IllegalArgumentException("a streamed copy needs native segments");
         }
         try {
             h.invokeExact(dst, src, src.byteSize());

@@ -65,11 +65,15 @@ class HostCopyTest {
     }
 
     @Test
-    void segmentsOfDifferentSizesAreRefused() {
+    void segmentsOfDifferentSizesAndReadOnlyDestinationsAreRefused() {
         try (Arena a = Arena.ofConfined()) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> HostCopy.copy(a.allocate(100), a.allocate(64), true));
             assertTrue(e.getMessage().contains("64") && e.getMessage().contains("100"), e.getMessage());
+            MemorySegment readOnly = a.allocate(64).asReadOnly();
+            IllegalArgumentException ro = assertThrows(IllegalArgumentException.class,
+                    () -> HostCopy.copy(readOnly, a.allocate(64), true));
+            assertTrue(ro.getMessage().contains("read-only"), ro.getMessage());
         }
     }
 
