@@ -3,6 +3,7 @@ package dev.hetmem.cli;
 import dev.hetmem.NodeInfo;
 import dev.hetmem.UnifiedMemory;
 import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.driver.HostCopy;
 import dev.hetmem.device.opencl.OpenClDeviceInfo;
 import dev.hetmem.device.opencl.OpenClPlatforms;
 
@@ -43,6 +44,10 @@ final class InfoCommand {
                 }
                 root.put("host_fault_modes", modes);
                 root.put("copy_threads", mem.copyThreads());
+                root.put("streaming_copies", HostCopy.streamingAvailable());
+                if (!HostCopy.streamingAvailable()) {
+                    root.put("streaming_copies_unavailable_because", HostCopy.streamingUnavailableReason());
+                }
                 List<Object> cl = new ArrayList<>();
                 for (OpenClDeviceInfo d : openCl) {
                     Map<String, Object> m = new LinkedHashMap<>();
@@ -71,7 +76,8 @@ final class InfoCommand {
                 }
                 out.println("host faults: host views (the portable mode, always); userfaultfd: "
                         + uffd.map(why -> "unavailable: " + why).orElse("available"));
-                out.println("copy threads: " + mem.copyThreads());
+                out.println("copy threads: " + mem.copyThreads() + "; streaming copies (batches of 1 MiB or more): "
+                        + (HostCopy.streamingAvailable() ? "available" : "unavailable: " + HostCopy.streamingUnavailableReason()));
                 if (noOpenCl != null) {
                     out.println("OpenCL: none (" + noOpenCl + ")");
                 }
