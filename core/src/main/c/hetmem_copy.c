@@ -8,7 +8,7 @@
  * straight to memory: two. glibc's memcpy streams only above its non-temporal threshold (here
  * 240 MiB, a per-call size), so a batch of 4 KiB or 2 MiB copies never does. Measured on the
  * development machine (AMD EPYC, 2 cores): 256 MiB in 2 MiB pieces on 2 threads, memcpy 16 GB/s,
- * this copy 23-32 GB/s; every other 4 KiB page, memcpy 14 GB/s, this copy 18-21 GB/s.
+ * this copy 23-32 GB/s (medians); every other 4 KiB page, memcpy 11-21 GB/s, this copy 15-21 GB/s.
  *
  * Contract: the ranges do not overlap; any sizes and alignments (the unaligned head and tail go
  * through memcpy). The stores are fenced (sfence) before the call returns, so they are ordered
