@@ -7,15 +7,15 @@ import java.util.Map;
 
 /**
  * The one JSON object a streaming-data bench prints ({@code oversub}, {@code kernels}): its name,
- * the plain-copy limit measured in the same run, the device's capacity and the rows.
+ * the plain-copy limits measured in the same run, the device's capacity and the rows.
  */
 final class BenchRoot {
     private BenchRoot() {}
 
-    static Map<String, Object> of(String bench, double memcpyGbps, long capacity, List<Map<String, Object>> rows) {
+    static Map<String, Object> of(String bench, CopyLimits limits, long capacity, List<Map<String, Object>> rows) {
         Map<String, Object> root = new LinkedHashMap<>();
         root.put("bench", bench);
-        root.put("limits", Map.of("memcpy_gbps", Math.round(memcpyGbps * 1000) / 1000.0));
+        root.put("limits", limits.json());
         root.put("device_capacity_bytes", capacity);
         root.put("rows", rows);
         return root;

@@ -13,7 +13,6 @@ import dev.hetmem.device.opencl.OpenClPlatforms;
 import dev.hetmem.driver.DeviceDriver;
 import dev.hetmem.io.SafeTensors;
 import dev.hetmem.io.Tensor;
-import dev.hetmem.limits.NativeBuffer;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -187,7 +186,7 @@ final class DecodeBench {
         }
         List<String> dtypes = dtypes(args.value("dtypes", null), quick ? List.of("F32") : List.of("F32", "BF16"));
         List<String> modes = MODES;
-        double memcpy = memcpyLimit();
+        CopyLimits limits = CopyLimits.measure(128 * MiB, true);
         List<Map<String, Object>> rows = new ArrayList<>();
         Path dir;
         try {
@@ -281,7 +280,7 @@ final class DecodeBench {
         }
         Map<String, Object> root = new LinkedHashMap<>();
         root.put("bench", "decode");
-        root.put("limits", Map.of("memcpy_gbps", Math.round(memcpy * 1000) / 1000.0));
+        root.put("limits", limits.json());
         root.put("device_capacity_bytes", capacity);
         root.put("layers", LAYERS);
         root.put("tokens", tokens);
@@ -290,7 +289,7 @@ final class DecodeBench {
         if (args.flag("json")) {
             out.println(Json.write(root));
         } else {
-            out.printf("plain copy (the limit): %.2f GB/s; devices of %s; %d layers, %d tokens per row%n", memcpy,
+            out.printf("%s; devices of %s; %d layers, %d tokens per row%n", limits.text(),
                     ProgressBar.human(capacity), LAYERS, tokens);
             out.printf("%-8s %6s %-5s %-10s %10s %8s %11s %12s %9s %7s%n", "device", "factor", "dtype", "mode", "tokens/s", "GB/s",
                     "of explicit", "migrated", "evictions", "correct");
@@ -402,9 +401,6 @@ final class DecodeBench {
         });
     }
 
-    private static double memcpyLimit() {
-        return NativeBuffer.bestPlainCopyGbps(128 * MiB, true, 3);
-    }
 
     // ---- the model ------------------------------------------------------------------------------
 

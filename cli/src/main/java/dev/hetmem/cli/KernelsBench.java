@@ -4,7 +4,6 @@ import dev.hetmem.UnifiedMemory;
 import dev.hetmem.device.opencl.OpenClDevice;
 import dev.hetmem.device.opencl.OpenClPlatforms;
 import dev.hetmem.device.opencl.OpenClProgram;
-import dev.hetmem.limits.NativeBuffer;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -72,7 +71,7 @@ final class KernelsBench {
         if (why != null) {
             throw new IllegalStateException("bench kernels needs OpenCL: " + why);   // the machine's: exit 1
         }
-        double memcpy = NativeBuffer.bestPlainCopyGbps(256 * MiB, false, 3);
+        CopyLimits limits = CopyLimits.measure(256 * MiB, false);
         List<Map<String, Object>> rows = new ArrayList<>();
         try (OpenClDevice dev = OpenClDevice.builder().capacity(capacity).populate(true).build();
              UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
@@ -124,9 +123,9 @@ final class KernelsBench {
                 }
             }
         }
-        Map<String, Object> root = BenchRoot.of("kernels", memcpy, capacity, rows);
+        Map<String, Object> root = BenchRoot.of("kernels", limits, capacity, rows);
         if (!BenchRoot.emit(root, plot, args, out, err)) {
-            out.printf("plain copy: %.2f GB/s; OpenCL device of %s; data %.1fx the device%n", memcpy, ProgressBar.human(capacity), factor);
+            out.printf("%s; OpenCL device of %s; data %.1fx the device%n", limits.text(), ProgressBar.human(capacity), factor);
             out.printf("%-8s %-11s %12s %9s %17s %7s %13s %7s%n", "kernel", "mode", "data", "GB/s", "min-max", "ratio", "min-max",
                     "correct");
             for (Map<String, Object> r : rows) {

@@ -9,7 +9,6 @@ import dev.hetmem.Stats;
 import dev.hetmem.UnifiedMemory;
 import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
-import dev.hetmem.limits.NativeBuffer;
 
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
@@ -211,7 +210,7 @@ final class OversubBench {
         }
         long reps = args.countValue("reps", 5, 1, 100);
         int warmup = args.intValue("warmup", 3, 0, 20);
-        double memcpy = memcpyLimit();
+        CopyLimits limits = CopyLimits.measure(256 * MiB, false);
         // byRound.get(i).get(round): case i's run in that round, null where its time budget skipped it
         List<List<Map<String, Object>>> byRound = new ArrayList<>();
         boolean[] warmWrong = new boolean[cases.size()];
@@ -294,9 +293,9 @@ final class OversubBench {
                     ProgressBar.human((Long) row.get("migrated_bytes")), (Long) row.get("evictions"),
                     (Boolean) row.get("correct") ? "correct" : "WRONG");
         }
-        Map<String, Object> root = BenchRoot.of("oversub", memcpy, capacity, rows);
+        Map<String, Object> root = BenchRoot.of("oversub", limits, capacity, rows);
         if (!BenchRoot.emit(root, plot, args, out, err)) {
-            out.printf("plain copy (the limit): %.2f GB/s; emulated device of %s%n", memcpy, ProgressBar.human(capacity));
+            out.printf("%s; emulated device of %s%n", limits.text(), ProgressBar.human(capacity));
             out.printf("%6s %-10s %-28s %9s %11s %14s %9s %7s%n", "factor", "pattern", "mode", "GB/s", "of explicit", "migrated",
                     "evictions", "correct");
             for (Map<String, Object> r : rows) {
@@ -311,9 +310,6 @@ final class OversubBench {
     /** A case whose runs so far took longer than this is not repeated. */
     private static final long REPEAT_BUDGET_NANOS = 1_000_000_000L;
 
-    private static double memcpyLimit() {
-        return NativeBuffer.bestPlainCopyGbps(256 * MiB, false, 3);
-    }
 
     /** The long at index i of the data set. */
     static long value(long i) {

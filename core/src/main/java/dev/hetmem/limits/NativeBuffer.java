@@ -195,10 +195,28 @@ public final class NativeBuffer implements AutoCloseable {
      * @throws dev.hetmem.HetmemException if the kernel refuses a mapping
      */
     public static double bestPlainCopyGbps(long bytes, boolean hugePages, int tries) {
+        return bestCopyGbps(bytes, hugePages, tries, false);
+    }
+
+    /**
+     * As {@link #bestPlainCopyGbps}, with the streaming copy ({@link #streamingCopyGbps}).
+     *
+     * @param bytes the size of each buffer in bytes; positive
+     * @param hugePages whether to back the buffers with transparent huge pages where the kernel allows
+     * @param tries how many copies to time
+     * @return the best throughput in bytes per nanosecond (GB/s), or 0 if {@code tries} is not positive
+     * @throws IllegalArgumentException if {@code bytes} is not positive
+     * @throws dev.hetmem.HetmemException if the kernel refuses a mapping
+     */
+    public static double bestStreamingCopyGbps(long bytes, boolean hugePages, int tries) {
+        return bestCopyGbps(bytes, hugePages, tries, true);
+    }
+
+    private static double bestCopyGbps(long bytes, boolean hugePages, int tries, boolean streaming) {
         try (NativeBuffer src = allocate(bytes, hugePages, 1); NativeBuffer dst = allocate(bytes, hugePages, 2)) {
             double best = 0;
             for (int i = 0; i < tries; i++) {
-                best = Math.max(best, plainCopyGbps(dst, src, Runtime.getRuntime().availableProcessors()));
+                best = Math.max(best, copyGbps(dst, src, Runtime.getRuntime().availableProcessors(), streaming));
             }
             return best;
         }
