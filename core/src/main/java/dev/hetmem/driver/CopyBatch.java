@@ -32,6 +32,8 @@ public final class CopyBatch {
     private int[] pages = new int[16];
     private int size;
     private long bytes;
+    /** {@link #bytes} less the zero fills: what the engine's streaming rule counts, kept as operations are added. */
+    private long copied;
     private boolean streaming;
 
     /**
@@ -54,6 +56,9 @@ public final class CopyBatch {
             return;
         }
         bytes += (long) count << PageGeometry.PAGE_SHIFT;
+        if (op != ZERO) {
+            copied += (long) count << PageGeometry.PAGE_SHIFT;
+        }
     }
 
     /**
@@ -75,6 +80,9 @@ public final class CopyBatch {
         pages[size] = count;
         size++;
         bytes += (long) count << PageGeometry.PAGE_SHIFT;
+        if (op != ZERO) {
+            copied += (long) count << PageGeometry.PAGE_SHIFT;
+        }
     }
 
     private void grow() {
@@ -180,19 +188,14 @@ public final class CopyBatch {
      * @return the sum over the copying operations of pages times 4096
      */
     public long copiedBytes() {
-        long n = 0;
-        for (int i = 0; i < size; i++) {
-            if (ops[i] != ZERO) {
-                n += (long) pages[i] << PageGeometry.PAGE_SHIFT;
-            }
-        }
-        return n;
+        return copied;
     }
 
     /** Removes every operation, keeping the arrays for reuse. */
     public void clear() {
         size = 0;
         bytes = 0;
+        copied = 0;
         streaming = false;
     }
 }
