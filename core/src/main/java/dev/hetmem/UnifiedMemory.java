@@ -534,19 +534,14 @@ public final class UnifiedMemory implements AutoCloseable {
         // from inside an operation on the region (a load's progress callback on the loading thread):
         // refused before its views close, which would let pages the load still writes move away
         s.lifecycle().refuseCloseFromInside();
-        if (!s.isReleased()) {
-            // other threads' views refuse the free at once, changing nothing (their threads may be
-            // waiting for this one: no wait here); then the caller's own views close, as
-            // Arena.close() invalidates its segments
-            s.lifecycle().refuseViewsOfOtherThreads();
-            s.lifecycle().closeViewsOfCurrentThread();
-        }
         if (s.isReleased()) {
             throw new IllegalStateException(region + " is already freed");
         }
-        // closed here, or closed already by an earlier free that gave up waiting for a running operation
-        // (or by another free waiting now): then waited for as well
-        s.lifecycle().closeOrAwaitDrained(closeTimeoutNanos);
+        // one step: other threads' views refuse the free at once, changing nothing (their threads may be
+        // waiting for this one: no wait here), or the region closes and the caller's own views close with
+        // it, as Arena.close() invalidates its segments. Closed already by an earlier free that gave up
+        // waiting for a running operation (or by another free waiting now): then waited for as well
+        s.lifecycle().closeTakingOwnViews(closeTimeoutNanos);
         if (!s.markReleased()) {
             throw new IllegalStateException(region + " is already freed");
         }

@@ -65,6 +65,113 @@ class LifecycleTest {
     }
 
     /**
+     * From a review: free() checked other threads' views, then closed the caller's own, then closed
+     * the region, which refused if a view had opened meanwhile: a free refused ("nothing was freed")
+     * with the caller's views already closed. The check and the close are one step now: a free
+     * either goes ahead (a view opened later is refused) or is refused with the caller's views
+     * still working. Here another thread opens a view while the caller frees a region it holds 48
+     * views of, the caller's start delayed so that the two meet (the delay shrinks after a refusal
+     * and grows after a free, which keeps the rounds near the moment that matters); every outcome
+     * is checked. The old order failed it in each of three runs (7, 11 and 12 of about 195 refused
+     * frees had closed the caller's views).
+     */
+    @Test
+    void aFreeRefusedForAViewOpenedMeanwhileLeavesTheCallersViewsOpen() throws Exception {
+        try (UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofMillis(300))
+                .device(EmulatedDevice.builder().capacity(8 * MiB).build()).build()) {
+            java.util.Random random = new java.util.Random(20261206);
+            double delay = 1000;   // the caller's spin before its free, adapted round by round
+            int refused = 0;
+            int freed = 0;
+            int broken = 0;
+            for (int round = 0; round < 400; round++) {
+                FreeRace outcome = freeRacingAView(mem, round, random.nextInt((int) delay + 1));
+                delay = outcome == FreeRace.FREED ? Math.min(1e7, delay * 1.25 + 1) : delay * 0.8;
+                freed += outcome == FreeRace.FREED ? 1 : 0;
+                refused += outcome == FreeRace.FREED ? 0 : 1;
+                broken += outcome == FreeRace.REFUSED_WITH_VIEWS_CLOSED ? 1 : 0;
+            }
+            assertEquals(0, broken, "refused frees that had closed the caller's views, of " + refused + " refused ("
+                    + freed + " went ahead)");
+            assertTrue(refused > 0 && freed > 0, "both outcomes happen: refused " + refused + ", freed " + freed);
+        }
+    }
+
+    private enum FreeRace { FREED, REFUSED, REFUSED_WITH_VIEWS_CLOSED }
+
+    /**
+     * One round: a region the caller holds 48 views of, freed after {@code spin} spins while a
+     * thread named late-view opens a view of it; checks the outcome it reports.
+     */
+    private static FreeRace freeRacingAView(UnifiedMemory mem, int round, int spin) throws Exception {
+        Region r = mem.allocate(64 * 4096);
+        MemoryFixture.fill(r, 0, 64 * 4096, round);
+        List<HostView> mine = new java.util.ArrayList<>();
+        for (int i = 0; i < 48; i++) {
+            mine.add(r.host(i * 4096L, 4096, Access.READ));
+        }
+        java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch tried = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicBoolean opened = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread other = Thread.ofPlatform().name("late-view").start(() -> {
+            try {
+                go.await();
+                try (HostView v = r.host(60 * 4096L, 4096, Access.READ)) {
+                    opened.set(true);
+                    tried.countDown();
+                    done.await();
+                    v.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 0);
+                } catch (IllegalStateException freedFirst) {
+                    // the free came first: the region refuses new views
+                } finally {
+                    tried.countDown();
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        FreeRace outcome;
+        try {
+            go.countDown();
+            for (int i = 0; i < spin; i++) {
+                Thread.onSpinWait();
+            }
+            try {
+                r.free();
+                assertTrue(r.isFreed());
+                for (HostView v : mine) {
+                    assertThrows(IllegalStateException.class, () -> v.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 0));
+                }
+                return FreeRace.FREED;
+            } catch (IllegalStateException e) {
+                assertTrue(e.getMessage().contains("late-view"), e.getMessage());
+            }
+            assertTrue(tried.await(10, java.util.concurrent.TimeUnit.SECONDS));
+            assertTrue(opened.get(), "refused for a view that never opened");
+            assertFalse(r.isFreed());
+            outcome = FreeRace.REFUSED;
+            for (int i = 0; i < mine.size(); i++) {
+                try {
+                    assertEquals(MemoryFixture.value(round, i * 512L),
+                            mine.get(i).segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 0));
+                } catch (IllegalStateException closed) {
+                    outcome = FreeRace.REFUSED_WITH_VIEWS_CLOSED;
+                }
+            }
+        } finally {
+            done.countDown();   // also when an assertion failed: its view would hold up the memory's close
+            other.join(10_000);
+            assertFalse(other.isAlive());
+        }
+        for (HostView v : mine) {
+            v.close();   // closing a view that is closed already does nothing
+        }
+        r.free();
+        return outcome;
+    }
+
+    /**
      * From a review: a partial free waited without deadline for the kernels pinning its range, and a
      * kernel's item may wait for a view of the freeing thread (a nested launch over that view's page,
      * or a fault outside a declared window): neither ended, and every close() of the memory gave up.

@@ -114,26 +114,6 @@ public final class Lifecycle {
     }
 
     /**
-     * Throws, naming their threads, if threads other than the caller (and alive) hold host views
-     * here; changes nothing.
-     */
-    public void refuseViewsOfOtherThreads() {
-        reapAbandonedViews();
-        List<String> owners = new ArrayList<>();
-        synchronized (this) {
-            for (View v : views.keySet()) {
-                if (v.owner() != Thread.currentThread()) {
-                    owners.add(v.owner().getName());
-                }
-            }
-        }
-        if (!owners.isEmpty()) {
-            throw new IllegalStateException(what + " has " + owners.size() + " open host view(s) in thread(s) " + owners
-                    + "; they must close them first (nothing was freed)");
-        }
-    }
-
-    /**
      * Closes the host views the calling thread holds here, as {@code Arena.close()} invalidates
      * the segments of its arena; returns how many. (Views of other threads are confined to them:
      * they can only be waited for.)
@@ -285,6 +265,79 @@ public final class Lifecycle {
             }
             return closeLocked(timeoutNanos);
         }
+    }
+
+    /**
+     * A region's free, as {@code Arena.close()}: closes, taking the calling thread's own host
+     * views with it, or refuses changing nothing. The check that no other live thread holds a view
+     * and the close are one step under the monitor, so a view another thread opens meanwhile
+     * either came first (the free is refused and the caller's views stay open) or is refused
+     * itself. Done apart (a check, then {@link #closeViewsOfCurrentThread}, then
+     * {@link #closeOrAwaitDrained}), a view opened between the check and the close made the free
+     * refuse after the caller's views were closed.
+     *
+     * <p>Order: under the monitor, refused if the caller is inside an operation here or a live
+     * thread other than the caller holds a view; else marked closed (no view or operation starts
+     * from here), counted as a closer waiting ({@link #closeAbandoned}), and the caller counted as
+     * running. Then, outside the monitor (a view's close releases its pin, which takes other
+     * locks), the caller's views are closed; then the caller stops counting as running, and the
+     * running operations are waited for, up to {@code timeoutNanos}. Counting the caller as
+     * running keeps a second close, which finds the lifecycle closed and waits for the operations,
+     * from tearing the region down under views still being closed.
+     *
+     * @return false if it was closed already, by this or another thread (then waited for as
+     *         {@link #closeOrAwaitDrained} does: no view can be open then)
+     */
+    public boolean closeTakingOwnViews(long timeoutNanos) {
+        reapAbandonedViews();
+        Thread me = Thread.currentThread();
+        List<View> mine = new ArrayList<>();
+        synchronized (this) {
+            if (closed) {
+                awaitDrained(timeoutNanos);
+                return false;
+            }
+            if (running.containsKey(me)) {
+                throw insideOperation();
+            }
+            List<String> owners = new ArrayList<>();
+            for (View v : views.keySet()) {
+                if (v.owner() == me) {
+                    mine.add(v);
+                } else {
+                    owners.add(v.owner().getName());
+                }
+            }
+            if (!owners.isEmpty()) {
+                throw new IllegalStateException(what + " has " + owners.size() + " open host view(s) in thread(s) " + owners
+                        + "; they must close them first (nothing was freed)");
+            }
+            closed = true;
+            closersWaiting++;
+            running.put(me, 1);
+        }
+        try {
+            try {
+                for (View v : mine) {
+                    v.close();   // takes itself out of views, under this monitor, after it released its pin
+                }
+            } finally {
+                synchronized (this) {
+                    running.remove(me);
+                    if (running.isEmpty()) {
+                        notifyAll();
+                    }
+                }
+            }
+            synchronized (this) {
+                awaitDrainedCounted(timeoutNanos);
+            }
+        } finally {
+            synchronized (this) {
+                closersWaiting--;
+            }
+        }
+        return true;
     }
 
     private boolean closeLocked(long timeoutNanos) {
