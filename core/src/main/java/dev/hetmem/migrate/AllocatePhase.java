@@ -85,7 +85,7 @@ final class AllocatePhase {
                             piece.giveBack(ctx, alloc, target);
                             continue;
                         }
-                        if (f < 0 && eviction.makeRoom(target, r.count - done, batch, epoch)) {
+                        if (f < 0 && batch.evicts && eviction.makeRoom(target, r.count - done, batch, epoch)) {
                             continue;
                         }
                         if (f < 0) {

@@ -1,6 +1,5 @@
 package dev.hetmem.migrate;
 
-import dev.hetmem.Trigger;
 import dev.hetmem.internal.DeviceNode;
 import dev.hetmem.internal.ResidencyRegistry;
 import dev.hetmem.pagetable.Block;
@@ -294,7 +293,9 @@ final class Compaction {
         for (Run r : runs) {
             old.add(r.framesOn(node));
         }
-        runner.run(new MigrationBatch(runs, node, Trigger.EVICTION, "batched"));
+        // nothing leaves the device: should the frames outside the window be taken meanwhile, the batch
+        // fails for room (undone) instead of evicting other data home, and the compaction gives up
+        runner.run(MigrationBatch.withinDevice(runs, node));
         BuddyAllocator alloc = ctx.device(node).allocator();
         for (int[] frames : old) {
             for (int i = 0, k; i < frames.length; i += k) {

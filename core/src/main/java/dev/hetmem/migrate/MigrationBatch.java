@@ -28,19 +28,37 @@ final class MigrationBatch {
     /** Page ranges whose runs take consecutive frames of the target ({@link Placement}); mostly none. */
     final List<Placement.Span> spans;
 
+    /**
+     * Whether its allocate phase may evict other pages from the target for room. False for
+     * {@link Compaction}'s moves within a device, whose contract is that nothing leaves the device:
+     * should the free frames it counted on be taken meanwhile, the batch fails for room instead
+     * (undone, and the compaction gives up).
+     */
+    final boolean evicts;
+
     MigrationBatch(List<Run> runs, int target, Trigger trigger, String modeName) {
-        this(runs, target, trigger, modeName, List.of());
+        this(runs, target, trigger, modeName, List.of(), true);
     }
 
     MigrationBatch(List<Run> runs, int target, Trigger trigger, String modeName, List<Placement.Span> spans) {
+        this(runs, target, trigger, modeName, spans, true);
+    }
+
+    private MigrationBatch(List<Run> runs, int target, Trigger trigger, String modeName, List<Placement.Span> spans,
+                           boolean evicts) {
         this.runs = runs;
         this.target = target;
         this.trigger = trigger;
         this.modeName = modeName;
         this.spans = spans;
+        this.evicts = evicts;
     }
 
-    /** Pages whose data the batch copies (MOVE and DUPLICATE runs). */
+    /** Runs that move pages within {@code node}'s memory and evict nothing for room ({@link #evicts}). */
+    static MigrationBatch withinDevice(List<Run> runs, int node) {
+        return new MigrationBatch(runs, node, Trigger.EVICTION, "batched", List.of(), false);
+    }
+
     /** Every page of the batch's runs, whatever their action. */
     long pages() {
         long n = 0;
@@ -50,6 +68,7 @@ final class MigrationBatch {
         return n;
     }
 
+    /** Pages whose data the batch copies (MOVE and DUPLICATE runs). */
     long pagesCopied() {
         long n = 0;
         for (Run r : runs) {
