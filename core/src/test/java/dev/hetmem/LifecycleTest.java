@@ -77,7 +77,9 @@ class LifecycleTest {
      */
     @Test
     void aFreeRefusedForAViewOpenedMeanwhileLeavesTheCallersViewsOpen() throws Exception {
-        try (UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofMillis(300))
+        // a long timeout: a free that closes while the other thread is inside host() waits for it to
+        // leave (its view refused); with a short one a slow spell of that thread would fail the free
+        try (UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofSeconds(30))
                 .device(EmulatedDevice.builder().capacity(8 * MiB).build()).build()) {
             java.util.Random random = new java.util.Random(20261206);
             double delay = 1000;   // the caller's spin before its free, adapted round by round
@@ -95,6 +97,71 @@ class LifecycleTest {
                     + freed + " went ahead)");
             assertTrue(refused > 0 && freed > 0, "both outcomes happen: refused " + refused + ", freed " + freed);
         }
+    }
+
+    /**
+     * From a review of the one-step free: a view whose close fails (its segment held by a native
+     * call still running: here qsort, whose comparator calls free) leaves the region closed with
+     * that view open. A second free must not then tear the region down under the view, which would
+     * leave its segment pointing at unmapped memory: it tries the view again (refused the same way
+     * while the native call runs) and, once the call has returned, closes it and frees.
+     */
+    @Test
+    void aFreeWhoseOwnViewCannotCloseTearsNothingDownUnderIt() throws Throwable {
+        try (UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofSeconds(30))
+                .device(EmulatedDevice.builder().capacity(8 * MiB).build()).build()) {
+            Region r = mem.allocate(MiB);
+            MemoryFixture.fill(r, 0, MiB, 9);
+            HostView v = r.host(0, 4096, Access.WRITE);
+            List<Throwable> insideFrees = new java.util.ArrayList<>();
+            List<Boolean> freedInside = new java.util.ArrayList<>();
+            Runnable freeTwice = () -> {
+                for (int i = 0; i < 2; i++) {
+                    try {
+                        r.free();
+                    } catch (Throwable t) {   // nothing may leave an upcall: it would end the JVM
+                        insideFrees.add(t);
+                    }
+                    freedInside.add(r.isFreed());
+                }
+            };
+            java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+            java.lang.invoke.MethodHandle qsort = linker.downcallHandle(linker.defaultLookup().find("qsort").orElseThrow(),
+                    java.lang.foreign.FunctionDescriptor.ofVoid(java.lang.foreign.ValueLayout.ADDRESS,
+                            java.lang.foreign.ValueLayout.JAVA_LONG, java.lang.foreign.ValueLayout.JAVA_LONG,
+                            java.lang.foreign.ValueLayout.ADDRESS));
+            java.lang.invoke.MethodHandle compare = java.lang.invoke.MethodHandles.insertArguments(
+                    java.lang.invoke.MethodHandles.lookup().findStatic(LifecycleTest.class, "runOnceThenEqual",
+                            java.lang.invoke.MethodType.methodType(int.class, Runnable[].class,
+                                    java.lang.foreign.MemorySegment.class, java.lang.foreign.MemorySegment.class)),
+                    0, (Object) new Runnable[] {freeTwice});
+            try (java.lang.foreign.Arena upcalls = java.lang.foreign.Arena.ofConfined()) {
+                java.lang.foreign.MemorySegment stub = linker.upcallStub(compare, java.lang.foreign.FunctionDescriptor.of(
+                        java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.ADDRESS,
+                        java.lang.foreign.ValueLayout.ADDRESS), upcalls);
+                qsort.invokeExact(v.segment(), 2L, 8L, stub);   // the view's segment is held for the call
+            }
+            assertEquals(List.of(false, false), freedInside, "freed while a native call held the view: " + insideFrees);
+            assertEquals(2, insideFrees.size());
+            for (Throwable t : insideFrees) {
+                assertTrue(t instanceof IllegalStateException, String.valueOf(t));
+            }
+            assertEquals(MemoryFixture.value(9, 8), v.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 64),
+                    "the view still reads the region");
+            r.free();   // the native call has returned: the view closes now, and the region is freed
+            assertTrue(r.isFreed());
+            assertThrows(IllegalStateException.class, () -> v.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 64));
+        }
+    }
+
+    /** A qsort comparator: runs {@code once[0]} on its first call, then says every pair is equal. */
+    private static int runOnceThenEqual(Runnable[] once, java.lang.foreign.MemorySegment a, java.lang.foreign.MemorySegment b) {
+        Runnable r = once[0];
+        once[0] = null;
+        if (r != null) {
+            r.run();
+        }
+        return 0;
     }
 
     private enum FreeRace { FREED, REFUSED, REFUSED_WITH_VIEWS_CLOSED }

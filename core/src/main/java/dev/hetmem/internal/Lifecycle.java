@@ -36,7 +36,10 @@ public final class Lifecycle {
     private final Lifecycle parent;
     private boolean closed;
     private boolean drained;
-    /** Threads in {@link #awaitDrained}: closes under way, which finish once the operations end. */
+    /**
+     * Closes under way, which finish once the operations end: threads in {@link #awaitDrained}, and
+     * in {@link #closeTakingOwnViews} from the moment it closed (also while it closes its views).
+     */
     private int closersWaiting;
     /** Lock L1 (lifecycle) is these two maps, guarded by this object's monitor, L17: docs/design.md, lock table, L1, L17. */
     private final Map<Thread, Integer> running = new LinkedHashMap<>();
@@ -252,51 +255,38 @@ public final class Lifecycle {
     }
 
     /**
-     * {@link #close}, or, if it was closed already, {@link #awaitDrained} with no moment between the
-     * look and the wait in which the close would seem abandoned ({@link #closeAbandoned}). Returns
-     * whether this call closed it.
-     */
-    public boolean closeOrAwaitDrained(long timeoutNanos) {
-        reapAbandonedViews();
-        synchronized (this) {
-            if (closed) {
-                awaitDrained(timeoutNanos);
-                return false;
-            }
-            return closeLocked(timeoutNanos);
-        }
-    }
-
-    /**
      * A region's free, as {@code Arena.close()}: closes, taking the calling thread's own host
-     * views with it, or refuses changing nothing. The check that no other live thread holds a view
-     * and the close are one step under the monitor, so a view another thread opens meanwhile
-     * either came first (the free is refused and the caller's views stay open) or is refused
-     * itself. Done apart (a check, then {@link #closeViewsOfCurrentThread}, then
-     * {@link #closeOrAwaitDrained}), a view opened between the check and the close made the free
-     * refuse after the caller's views were closed.
+     * views with it, or refuses changing nothing. The check that no other thread holds a view and
+     * the close are one step under the monitor, so a view another thread opens meanwhile either
+     * came first (the free is refused and the caller's views stay open) or is refused itself.
+     * Done apart (a check, then {@link #closeViewsOfCurrentThread}, then the close), a view opened
+     * between the check and the close made the free refuse after the caller's views were closed.
      *
-     * <p>Order: under the monitor, refused if the caller is inside an operation here or a live
-     * thread other than the caller holds a view; else marked closed (no view or operation starts
-     * from here), counted as a closer waiting ({@link #closeAbandoned}), and the caller counted as
+     * <p>Order: under the monitor, refused if the caller is inside an operation here or a thread
+     * other than the caller holds a view; else marked closed (no view or operation starts from
+     * here), counted as a closer waiting ({@link #closeAbandoned}), and the caller counted as
      * running. Then, outside the monitor (a view's close releases its pin, which takes other
      * locks), the caller's views are closed; then the caller stops counting as running, and the
      * running operations are waited for, up to {@code timeoutNanos}. Counting the caller as
      * running keeps a second close, which finds the lifecycle closed and waits for the operations,
      * from tearing the region down under views still being closed.
      *
-     * @return false if it was closed already, by this or another thread (then waited for as
-     *         {@link #closeOrAwaitDrained} does: no view can be open then)
+     * <p>A view's close can fail (its segment is held by a native call that is still running, so
+     * its arena refuses to close): the lifecycle then stays closed with that view open, and the
+     * failure is thrown. The checks above are made on a closed lifecycle as well, so a later close
+     * (of this thread, once the native call has returned, or of a load's cleanup that finds the
+     * close abandoned) closes that view first or is refused while another thread holds it: nothing
+     * is torn down under an open view.
+     *
+     * @return true if this call closed it; false if it was closed already, by this or another
+     *         thread (the operations are waited for all the same)
      */
     public boolean closeTakingOwnViews(long timeoutNanos) {
         reapAbandonedViews();
         Thread me = Thread.currentThread();
         List<View> mine = new ArrayList<>();
+        boolean closedHere;
         synchronized (this) {
-            if (closed) {
-                awaitDrained(timeoutNanos);
-                return false;
-            }
             if (running.containsKey(me)) {
                 throw insideOperation();
             }
@@ -312,6 +302,7 @@ public final class Lifecycle {
                 throw new IllegalStateException(what + " has " + owners.size() + " open host view(s) in thread(s) " + owners
                         + "; they must close them first (nothing was freed)");
             }
+            closedHere = !closed;
             closed = true;
             closersWaiting++;
             running.put(me, 1);
@@ -337,7 +328,7 @@ public final class Lifecycle {
                 closersWaiting--;
             }
         }
-        return true;
+        return closedHere;
     }
 
     private boolean closeLocked(long timeoutNanos) {

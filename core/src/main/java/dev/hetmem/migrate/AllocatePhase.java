@@ -14,6 +14,8 @@ import static dev.hetmem.driver.PageGeometry.bytes;
  * the buddy allocator has, each counted in flight before it leaves the allocator. When the device
  * is full, {@link Eviction#makeRoom} sends cold pages home first; if room can only come after
  * other threads move on, it throws {@link Eviction.RetryBatch} and the caller undoes and retries.
+ * A batch that may not evict ({@link MigrationBatch#evicts}: compaction's moves within a device)
+ * fails for room instead.
  * A driver that cannot back a run ({@code prepareFrames} throws {@link RunTooLargeException}) gets smaller ones for the rest
  * of the batch, down to single frames, as the kernel falls back from huge pages (HMM's
  * migrate_anon_huge_err); only a refused single frame fails the batch. Runs shorter than

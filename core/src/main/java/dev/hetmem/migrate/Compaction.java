@@ -36,8 +36,9 @@ import static dev.hetmem.driver.PageGeometry.firstPage;
  *   <li>{@link #claimFree}: the window's free frames are claimed, so that nothing, the moves
  *       included, takes them.</li>
  *   <li>{@link #moveOut}: per block with pages in the window, one batch of RELOCATE runs (its
- *       allocate phase gives them frames outside the window, the window's being claimed); the
- *       frames they leave are claimed as they come free.</li>
+ *       allocate phase gives them frames outside the window, the window's being claimed, and
+ *       evicts nothing: {@link MigrationBatch#withinDevice}); the frames they leave are claimed as
+ *       they come free.</li>
  * </ol>
  */
 final class Compaction {
