@@ -67,6 +67,31 @@ class FlightRecorderTest {
         }
     }
 
+    /**
+     * A trim's release of kept host frames is one HostRelease event with what it released and what
+     * stayed kept after it (the event is committed outside the kept frames' lock now).
+     */
+    @Test
+    void aTrimsReleaseOfKeptHostFramesIsRecorded() throws Exception {
+        List<RecordedEvent> releases = recorded("dev.hetmem.HostRelease", () -> {
+            try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).hostRetainBudget(256 * MiB)
+                    .device(MemoryFixture.device(16 * MiB).driver()).build()) {
+                Region r = mem.allocate(4 * MiB, MemoryFixture.PAGE);   // 4 KiB granules: only the pages asked for move
+                MemoryFixture.fill(r, 0, 4 * MiB, 1);
+                long[] everyOtherPage = new long[512];
+                for (int i = 0; i < everyOtherPage.length; i++) {
+                    everyOtherPage[i] = 2L * i * MemoryFixture.PAGE;
+                }
+                mem.prefetch(r, everyOtherPage, MemoryFixture.PAGE, 1);   // half of each chunk leaves: kept
+                assertEquals(512 * MemoryFixture.PAGE, mem.stats().node(0).retainedBytes());
+                mem.trimHost();
+            }
+        });
+        assertTrue(releases.stream().anyMatch(e -> e.getString("reason").contains("trim") && e.getInt("chunks") == 2
+                && e.getLong("bytes") == 512 * MemoryFixture.PAGE && e.getLong("retainedAfter") == 0
+                && e.getInt("ranges") > 0), releases.toString());
+    }
+
     /** A load's batches count the pages they placed (they read 0: only copied pages were counted). */
     @Test
     void aLoadsBatchesCountThePagesTheyPlaced() throws Exception {

@@ -526,6 +526,7 @@ public final class RetainedFrames implements AutoCloseable {
                 }
             }
         } finally {
+            long retainedAfter;
             synchronized (this) {
                 for (InFlight f : list) {
                     List<InFlight> l = f.owner.inFlight.get(f.index);
@@ -539,15 +540,17 @@ public final class RetainedFrames implements AutoCloseable {
                     inFlightBytes -= f.bytes;
                 }
                 notifyAll();
-                if (event.shouldCommit()) {
-                    event.reason = why;
-                    event.chunks = list.size();
-                    for (InFlight f : list) {
-                        event.bytes += f.bytes;
-                    }
-                    event.retainedAfter = retained;
-                    event.commit();
+                retainedAfter = retained;
+            }
+            // committed outside the monitor: a recording's work does not hold up retainers and releases
+            if (event.shouldCommit()) {
+                event.reason = why;
+                event.chunks = list.size();
+                for (InFlight f : list) {
+                    event.bytes += f.bytes;
                 }
+                event.retainedAfter = retainedAfter;
+                event.commit();
             }
         }
     }
