@@ -352,8 +352,14 @@ final class OpenClCopyEngine implements CopyEngine {
     void copyWithin(int[] sourceFrames, int[] frames, int[] pages, int count) {
         if (ctx.shared()) {
             usable("clEnqueueCopyBuffer");
+            long total = 0;
+            for (int i = 0; i < count; i++) {
+                total += (long) pages[i] << PAGE_SHIFT;
+            }
+            // decided by the call's own size, as the emulated device's copies within its pool are (HostCopy)
+            boolean streaming = HostCopy.streams(total);
             forEachRunWithin(sourceFrames, frames, pages, count, (src, dst, n) ->
-                    MemorySegment.copy(ctx.sharedFrames(src, n), 0, ctx.sharedFrames(dst, n), 0, (long) n << PAGE_SHIFT));
+                    HostCopy.copy(ctx.sharedFrames(dst, n), ctx.sharedFrames(src, n), streaming));
             return;
         }
         long slots = 0;
