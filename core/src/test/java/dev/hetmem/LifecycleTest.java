@@ -154,6 +154,65 @@ class LifecycleTest {
         }
     }
 
+    /**
+     * From a review of the one-step free: while a free closes its caller's own views (outside the
+     * lifecycle's monitor), those views are still registered; another thread's close of the region
+     * took them for views that thread held open and threw "they must close them first", where
+     * {@code Region.close()} promises that closing a region another thread frees meanwhile does
+     * nothing. It now waits for the free under way. Here one thread frees a region it holds 4,000
+     * views of while another, once the region refuses it (the free has closed it), closes it in a loop.
+     */
+    @Test
+    void aCloseDuringAnotherThreadsFreeWaitsForItsViewsToClose() throws Exception {
+        try (UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofSeconds(30))
+                .device(EmulatedDevice.builder().capacity(8 * MiB).build()).build()) {
+            for (int round = 0; round < 5; round++) {
+                Region r = mem.allocate(MiB);
+                List<HostView> mine = new java.util.ArrayList<>();
+                for (int i = 0; i < 4000; i++) {
+                    mine.add(r.host((i % 256) * 4096L, 4096, Access.READ));
+                }
+                java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+                List<Throwable> failures = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+                Thread closer = Thread.ofPlatform().name("closer").start(() -> {
+                    try {
+                        go.await();
+                        while (true) {
+                            try {
+                                r.address();   // refused once the free has closed the region: then close it too
+                            } catch (IllegalStateException closedNow) {
+                                break;
+                            }
+                        }
+                        while (!r.isFreed()) {
+                            try {
+                                r.close();
+                            } catch (Throwable t) {
+                                failures.add(t);
+                                return;
+                            }
+                        }
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                });
+                go.countDown();
+                try {
+                    r.free();
+                } catch (IllegalStateException alreadyFreed) {
+                    assertTrue(r.isFreed(), String.valueOf(alreadyFreed));   // the closer's free won the release
+                }
+                closer.join(30_000);
+                assertFalse(closer.isAlive());
+                assertEquals(List.of(), failures, "round " + round);
+                assertTrue(r.isFreed());
+                for (HostView v : mine) {
+                    assertThrows(IllegalStateException.class, () -> v.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, 0));
+                }
+            }
+        }
+    }
+
     /** A qsort comparator: runs {@code once[0]} on its first call, then says every pair is equal. */
     private static int runOnceThenEqual(Runnable[] once, java.lang.foreign.MemorySegment a, java.lang.foreign.MemorySegment b) {
         Runnable r = once[0];

@@ -44,6 +44,8 @@ public final class Lifecycle {
     /** Lock L1 (lifecycle) is these two maps, guarded by this object's monitor, L17: docs/design.md, lock table, L1, L17. */
     private final Map<Thread, Integer> running = new LinkedHashMap<>();
     private final Map<View, Boolean> views = new IdentityHashMap<>();
+    /** Threads in {@link #closeTakingOwnViews} closing their own views (outside the monitor); guarded by it. */
+    private final List<Thread> viewClosers = new ArrayList<>(1);
 
     public Lifecycle(String what) {
         this(what, null);
@@ -153,7 +155,7 @@ public final class Lifecycle {
                     if (views.isEmpty()) {
                         return;
                     }
-                    List<String> owners = new ArrayList<>();
+                    java.util.Set<String> owners = new java.util.LinkedHashSet<>();   // each thread once
                     for (View v : views.keySet()) {
                         if (v.owner() == Thread.currentThread()) {
                             throw new IllegalStateException(what + " has a host view open in this thread ("
@@ -267,9 +269,11 @@ public final class Lifecycle {
      * here), counted as a closer waiting ({@link #closeAbandoned}), and the caller counted as
      * running. Then, outside the monitor (a view's close releases its pin, which takes other
      * locks), the caller's views are closed; then the caller stops counting as running, and the
-     * running operations are waited for, up to {@code timeoutNanos}. Counting the caller as
-     * running keeps a second close, which finds the lifecycle closed and waits for the operations,
-     * from tearing the region down under views still being closed.
+     * running operations are waited for, up to {@code timeoutNanos}. While the caller closes its
+     * views it is in {@code viewClosers}, and a second close (another thread's free, or
+     * {@code Region.close()}) takes those views for views being closed, not for another thread's
+     * open ones: it goes on, and waits for the operations, the caller among them, so it cannot
+     * tear the region down under views still being closed.
      *
      * <p>A view's close can fail (its segment is held by a native call that is still running, so
      * its arena refuses to close): the lifecycle then stays closed with that view open, and the
@@ -290,22 +294,25 @@ public final class Lifecycle {
             if (running.containsKey(me)) {
                 throw insideOperation();
             }
-            List<String> owners = new ArrayList<>();
+            java.util.Set<String> owners = new java.util.LinkedHashSet<>();   // each thread once
+            int others = 0;
             for (View v : views.keySet()) {
                 if (v.owner() == me) {
                     mine.add(v);
-                } else {
+                } else if (!viewClosers.contains(v.owner())) {
                     owners.add(v.owner().getName());
-                }
+                    others++;
+                }   // else a close under way in that thread closes it: waited for below, its closer running
             }
             if (!owners.isEmpty()) {
-                throw new IllegalStateException(what + " has " + owners.size() + " open host view(s) in thread(s) " + owners
+                throw new IllegalStateException(what + " has " + others + " open host view(s) in thread(s) " + owners
                         + "; they must close them first (nothing was freed)");
             }
             closedHere = !closed;
             closed = true;
             closersWaiting++;
             running.put(me, 1);
+            viewClosers.add(me);
         }
         try {
             try {
@@ -314,6 +321,7 @@ public final class Lifecycle {
                 }
             } finally {
                 synchronized (this) {
+                    viewClosers.remove(me);
                     running.remove(me);
                     if (running.isEmpty()) {
                         notifyAll();
@@ -340,7 +348,7 @@ public final class Lifecycle {
             throw insideOperation();
         }
         if (!views.isEmpty()) {
-            List<String> owners = new ArrayList<>();
+            java.util.Set<String> owners = new java.util.LinkedHashSet<>();   // each thread once
             for (View v : views.keySet()) {
                 owners.add(v.owner().getName());
             }
