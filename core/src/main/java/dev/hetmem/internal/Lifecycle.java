@@ -280,7 +280,8 @@ public final class Lifecycle {
      * failure is thrown. The checks above are made on a closed lifecycle as well, so a later close
      * (of this thread, once the native call has returned, or of a load's cleanup that finds the
      * close abandoned) closes that view first or is refused while another thread holds it: nothing
-     * is torn down under an open view.
+     * is torn down under an open view. A close that waited for such a failing closer looks at the
+     * views again once the operations have ended, and refuses if one is left.
      *
      * @return true if this call closed it; false if it was closed already, by this or another
      *         thread (the operations are waited for all the same)
@@ -334,6 +335,19 @@ public final class Lifecycle {
         } finally {
             synchronized (this) {
                 closersWaiting--;
+            }
+        }
+        // a view another closer failed to close while this one waited for it (its segment held by a native
+        // call) is still open: the caller must not tear the region down under it
+        reapAbandonedViews();
+        synchronized (this) {
+            if (!views.isEmpty()) {
+                java.util.Set<String> owners = new java.util.LinkedHashSet<>();   // each thread once
+                for (View v : views.keySet()) {
+                    owners.add(v.owner().getName());
+                }
+                throw new IllegalStateException(what + " has " + views.size() + " host view(s) in thread(s) " + owners
+                        + " that failed to close while it was freed; free it again once they are closed (nothing was freed)");
             }
         }
         return closedHere;

@@ -1,0 +1,101 @@
+package dev.hetmem.internal;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link Lifecycle#closeTakingOwnViews} when a view of the closing thread fails to close (its
+ * segment held by a native call that still runs), with a second closer waiting for it. From a
+ * review: the second closer waited for the first, found the operations ended, and went on to tear
+ * the region down while the view that failed to close was still open.
+ */
+class LifecycleViewCloseTest {
+
+    /** A view of its opening thread whose close waits for {@code release}, then fails as a held arena does. */
+    private static final class HeldView implements Lifecycle.View {
+        private final Thread owner = Thread.currentThread();
+        private final CountDownLatch closing = new CountDownLatch(1);
+        private final CountDownLatch release = new CountDownLatch(1);
+
+        @Override
+        public Thread owner() {
+            return owner;
+        }
+
+        @Override
+        public void abandon() {
+        }
+
+        @Override
+        public void close() {
+            closing.countDown();
+            try {
+                release.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            throw new IllegalStateException("Session is acquired by 1 clients");
+        }
+    }
+
+    @Test
+    void aCloserWaitingForAViewThatFailsToCloseRefuses() throws Exception {
+        Lifecycle region = new Lifecycle("region 1");
+        AtomicReference<HeldView> view = new AtomicReference<>();
+        AtomicReference<Throwable> first = new AtomicReference<>();
+        CountDownLatch opened = new CountDownLatch(1);
+        CountDownLatch ended = new CountDownLatch(1);
+        Thread owner = Thread.ofPlatform().name("view-owner").start(() -> {
+            HeldView v = new HeldView();
+            region.openView(v);
+            view.set(v);
+            opened.countDown();
+            try {
+                region.closeTakingOwnViews(30_000_000_000L);
+            } catch (Throwable t) {
+                first.set(t);
+            }
+            try {
+                ended.await();   // alive, as the thread whose native call holds the view is (a dead one's views are taken back)
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        assertTrue(opened.await(10, TimeUnit.SECONDS));
+        assertTrue(view.get().closing.await(10, TimeUnit.SECONDS), "the owner's free is closing its view");
+        AtomicReference<Throwable> second = new AtomicReference<>();
+        AtomicReference<Boolean> secondReturned = new AtomicReference<>();
+        Thread closer = Thread.ofPlatform().name("second-closer").start(() -> {
+            try {
+                secondReturned.set(region.closeTakingOwnViews(30_000_000_000L));
+            } catch (Throwable t) {
+                second.set(t);
+            }
+        });
+        // the second closer passes the check (the owner is closing its views) and waits for the owner
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (closer.getState() != Thread.State.WAITING && closer.getState() != Thread.State.TIMED_WAITING
+                && System.nanoTime() < deadline) {
+            Thread.sleep(1);
+        }
+        assertTrue(closer.isAlive(), "the second closer waits for the owner's views: " + second.get());
+        view.get().release.countDown();   // the owner's view fails to close
+        closer.join(10_000);
+        ended.countDown();
+        owner.join(10_000);
+        assertFalse(owner.isAlive() || closer.isAlive());
+        assertNotNull(first.get(), "the owner's free fails with its view");
+        assertNotNull(second.get(), "the second closer went on (returned " + secondReturned.get()
+                + ") while a view was still open");
+        assertTrue(second.get().getMessage().contains("view-owner") && second.get().getMessage().contains("nothing was freed"),
+                second.get().getMessage());
+        assertTrue(region.isClosed());
+    }
+}
