@@ -3,8 +3,10 @@ package dev.hetmem.internal;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Whether a region (or a whole memory) may still be used, and who is using it.
@@ -155,7 +157,7 @@ public final class Lifecycle {
                     if (views.isEmpty()) {
                         return;
                     }
-                    java.util.Set<String> owners = new java.util.LinkedHashSet<>();   // each thread once
+                    Set<String> owners = new LinkedHashSet<>();   // each thread once
                     for (View v : views.keySet()) {
                         if (v.owner() == Thread.currentThread()) {
                             throw new IllegalStateException(what + " has a host view open in this thread ("
@@ -295,7 +297,7 @@ public final class Lifecycle {
             if (running.containsKey(me)) {
                 throw insideOperation();
             }
-            java.util.Set<String> owners = new java.util.LinkedHashSet<>();   // each thread once
+            Set<String> owners = new LinkedHashSet<>();   // each thread once
             int others = 0;
             for (View v : views.keySet()) {
                 if (v.owner() == me) {
@@ -342,15 +344,21 @@ public final class Lifecycle {
         reapAbandonedViews();
         synchronized (this) {
             if (!views.isEmpty()) {
-                java.util.Set<String> owners = new java.util.LinkedHashSet<>();   // each thread once
-                for (View v : views.keySet()) {
-                    owners.add(v.owner().getName());
-                }
-                throw new IllegalStateException(what + " has " + views.size() + " host view(s) in thread(s) " + owners
+                throw new IllegalStateException(what + " has " + views.size() + " host view(s) in thread(s) " + ownersLocked()
                         + " that failed to close while it was freed; free it again once they are closed (nothing was freed)");
             }
         }
         return closedHere;
+    }
+
+    /** The names of the threads holding the open views, each once, in order. */
+    private Set<String> ownersLocked() {
+        assert Thread.holdsLock(this);
+        Set<String> owners = new LinkedHashSet<>();
+        for (View v : views.keySet()) {
+            owners.add(v.owner().getName());
+        }
+        return owners;
     }
 
     private boolean closeLocked(long timeoutNanos) {
@@ -362,12 +370,8 @@ public final class Lifecycle {
             throw insideOperation();
         }
         if (!views.isEmpty()) {
-            java.util.Set<String> owners = new java.util.LinkedHashSet<>();   // each thread once
-            for (View v : views.keySet()) {
-                owners.add(v.owner().getName());
-            }
             throw new IllegalStateException(what + " has " + views.size() + " open host view(s) in thread(s) "
-                    + owners + "; close them before freeing it (nothing was freed)");
+                    + ownersLocked() + "; close them before freeing it (nothing was freed)");
         }
         closed = true;
         // still under the monitor: counted as waiting from the moment it closed (closeAbandoned)
