@@ -43,7 +43,7 @@ public final class Lifecycle {
      * in {@link #closeTakingOwnViews} from the moment it closed (also while it closes its views).
      */
     private int closersWaiting;
-    /** Lock L1 (lifecycle) is these two maps, guarded by this object's monitor, L17: docs/design.md, lock table, L1, L17. */
+    /** Lock L1 (lifecycle) is these two maps, guarded (with viewClosers) by this object's monitor, L17: docs/design.md, lock table, L1, L17. */
     private final Map<Thread, Integer> running = new LinkedHashMap<>();
     private final Map<View, Boolean> views = new IdentityHashMap<>();
     /** Threads in {@link #closeTakingOwnViews} closing their own views (outside the monitor); guarded by it. */
