@@ -34,8 +34,7 @@ class LifecycleTest {
      */
     @Test
     void freeAndCloseCloseTheCallersViewsAndWaitBoundedForOthers() throws Exception {
-        UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofMillis(300))
-                .device(EmulatedDevice.builder().capacity(8 * MiB).build()).build();
+        UnifiedMemory mem = eightMiBDevice(Duration.ofMillis(300));
         Region r = mem.allocate(MiB);
         MemoryFixture.fill(r, 0, MiB, 3);
         java.util.concurrent.CountDownLatch opened = new java.util.concurrent.CountDownLatch(1);
@@ -79,8 +78,7 @@ class LifecycleTest {
     void aFreeRefusedForAViewOpenedMeanwhileLeavesTheCallersViewsOpen() throws Exception {
         // a long timeout: a free that closes while the other thread is inside host() waits for it to
         // leave (its view refused); with a short one a slow spell of that thread would fail the free
-        try (UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofSeconds(30))
-                .device(EmulatedDevice.builder().capacity(8 * MiB).build()).build()) {
+        try (UnifiedMemory mem = eightMiBDevice(Duration.ofSeconds(30))) {
             java.util.Random random = new java.util.Random(20261206);
             double delay = 1000;   // the caller's spin before its free, adapted round by round
             int refused = 0;
@@ -108,8 +106,7 @@ class LifecycleTest {
      */
     @Test
     void aFreeWhoseOwnViewCannotCloseTearsNothingDownUnderIt() throws Throwable {
-        try (UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofSeconds(30))
-                .device(EmulatedDevice.builder().capacity(8 * MiB).build()).build()) {
+        try (UnifiedMemory mem = eightMiBDevice(Duration.ofSeconds(30))) {
             Region r = mem.allocate(MiB);
             MemoryFixture.fill(r, 0, MiB, 9);
             HostView v = r.host(0, 4096, Access.WRITE);
@@ -164,8 +161,7 @@ class LifecycleTest {
      */
     @Test
     void aCloseDuringAnotherThreadsFreeWaitsForItsViewsToClose() throws Exception {
-        try (UnifiedMemory mem = UnifiedMemory.builder().closeTimeout(Duration.ofSeconds(30))
-                .device(EmulatedDevice.builder().capacity(8 * MiB).build()).build()) {
+        try (UnifiedMemory mem = eightMiBDevice(Duration.ofSeconds(30))) {
             for (int round = 0; round < 5; round++) {
                 Region r = mem.allocate(MiB);
                 List<HostView> mine = new java.util.ArrayList<>();
@@ -221,6 +217,11 @@ class LifecycleTest {
             r.run();
         }
         return 0;
+    }
+
+    /** A memory on an emulated device of 8 MiB whose frees and close wait at most {@code closeTimeout}. */
+    private static UnifiedMemory eightMiBDevice(Duration closeTimeout) {
+        return UnifiedMemory.builder().closeTimeout(closeTimeout).device(EmulatedDevice.builder().capacity(8 * MiB).build()).build();
     }
 
     private enum FreeRace { FREED, REFUSED, REFUSED_WITH_VIEWS_CLOSED }
