@@ -1205,7 +1205,22 @@ class UserfaultfdTest {
         m.failFillsForTesting(0, Long.MAX_VALUE, 12, true);   // every fill fails until disarmed
         long faults = mem.faultServiceCounters().faults();
         long[] seen = new long[1];
-        Thread reader = Thread.ofPlatform().start(() -> seen[0] = s.get(JAVA_LONG, 5 * PAGE));
+        // the read is a native call's (memcpy): a thread held in a fault inside Java code cannot reach a
+        // safepoint, and a GC wanted by another thread meanwhile stopped the whole JVM before the failure
+        // was disarmed (seen once in CI); in a native call it does not hold safepoints up
+        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+        java.lang.invoke.MethodHandle memcpy = linker.downcallHandle(linker.defaultLookup().find("memcpy").orElseThrow(),
+                java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.ADDRESS,
+                        java.lang.foreign.ValueLayout.ADDRESS, JAVA_LONG));
+        Thread reader = Thread.ofPlatform().start(() -> {
+            try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+                MemorySegment out = a.allocate(8);
+                MemorySegment ignored = (MemorySegment) memcpy.invokeExact(out, s.asSlice(5 * PAGE, 8), 8L);
+                seen[0] = out.get(JAVA_LONG, 0);
+            } catch (Throwable t) {
+                throw new AssertionError(t);
+            }
+        });
         try {
             Thread.sleep(500);
             assertTrue(reader.isAlive(), "the read waits while its page cannot be installed");
