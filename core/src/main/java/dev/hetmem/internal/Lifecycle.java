@@ -235,13 +235,27 @@ public final class Lifecycle {
         }
     }
 
-    /** Why a closed lifecycle refuses an operation; a close that gave up waiting has not freed anything. */
+    /**
+     * Why a closed lifecycle refuses an operation. A close that gave up waiting has not freed
+     * anything, and neither has one stopped by a view of its own thread that failed to close (its
+     * segment held by a native call still running): the lifecycle stays closed with that view open,
+     * and the refusal says so rather than that operations are still running.
+     */
     private IllegalStateException refusal() {
         assert Thread.holdsLock(this);
-        return new IllegalStateException(what + " is " + (parent == null ? "closed" : "freed")
-                + (drained ? "" : " (its " + (parent == null ? "close" : "free")
-                + " waits for operations still running, or gave up waiting: " + (parent == null ? "close" : "free")
-                + " it again once they end)"));
+        String close = parent == null ? "close" : "free";
+        Set<String> stuck = new LinkedHashSet<>();   // views left open by a close, not being closed now
+        for (View v : views.keySet()) {
+            if (!viewClosers.contains(v.owner())) {
+                stuck.add(v.owner().getName());
+            }
+        }
+        String why = !stuck.isEmpty()
+                ? " (its " + close + " stopped: a host view in thread(s) " + stuck + " failed to close; " + close
+                + " it again once it is closed)"
+                : drained ? "" : " (its " + close + " waits for operations still running, or gave up waiting: " + close
+                + " it again once they end)";
+        return new IllegalStateException(what + " is " + (parent == null ? "closed" : "freed") + why);
     }
 
     /**

@@ -8,6 +8,7 @@ import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -42,6 +43,45 @@ class LifecycleViewCloseTest {
                 Thread.currentThread().interrupt();
             }
             throw new IllegalStateException("Session is acquired by 1 clients");
+        }
+    }
+
+    /**
+     * After a free whose own view failed to close, the region stays closed with that view open:
+     * an operation is refused naming the view that failed, not "operations still running", which
+     * nothing was (the refusal said that, sending the user to wait for operations that had ended).
+     */
+    @Test
+    void anOperationAfterAViewFailedToCloseIsRefusedNamingTheView() throws Exception {
+        Lifecycle region = new Lifecycle("region 1");
+        AtomicReference<Throwable> failed = new AtomicReference<>();
+        CountDownLatch freed = new CountDownLatch(1);
+        CountDownLatch ended = new CountDownLatch(1);
+        Thread owner = Thread.ofPlatform().name("view-owner").start(() -> {
+            HeldView v = new HeldView();
+            v.release.countDown();   // its close fails at once
+            region.openView(v);
+            try {
+                region.closeTakingOwnViews(30_000_000_000L);
+            } catch (Throwable t) {
+                failed.set(t);
+            }
+            freed.countDown();
+            try {
+                ended.await();   // alive, as a thread whose native call still holds the view is
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        try {
+            assertTrue(freed.await(10, TimeUnit.SECONDS));
+            assertNotNull(failed.get(), "the free failed with its view");
+            IllegalStateException refused = assertThrows(IllegalStateException.class, region::enter);
+            String m = refused.getMessage();
+            assertTrue(m.contains("view-owner") && m.contains("failed to close") && !m.contains("still running"), m);
+        } finally {
+            ended.countDown();
+            owner.join(10_000);
         }
     }
 
