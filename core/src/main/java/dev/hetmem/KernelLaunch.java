@@ -17,6 +17,7 @@ import dev.hetmem.pagetable.Block;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
@@ -274,7 +275,7 @@ final class KernelLaunch {
             long t0 = System.nanoTime();
             MigrationEngine.Outcome out;
             try {
-                out = requests.isEmpty() ? new MigrationEngine.Outcome(0, 0, 0, List.of())
+                out = requests.isEmpty() ? new MigrationEngine.Outcome(0, 0, List.of())
                         : memory.engine().ensure(requests, node, Trigger.FAULT, MigrationEngine.Pinning.PIN,
                         MigrationEngine.FROM_ANY_NODE);
             } catch (NoRunException e) {
@@ -285,10 +286,11 @@ final class KernelLaunch {
             }
             pins = out.pins();
             long t1 = System.nanoTime();
-            if (!requests.isEmpty()) {
+            if (!requests.isEmpty() && out.faults() > 0) {
                 MigrationRequest firstRequest = requests.getFirst();   // region and range of one request, as the event says
                 countFaults(node, firstRequest.region(), out.faults(), out.pagesMigrated(), FaultEvent.KERNEL, event,
-                        firstRequest.from() << PAGE_SHIFT, (firstRequest.to() - firstRequest.from()) << PAGE_SHIFT);
+                        firstRequest.from() << PAGE_SHIFT, (firstRequest.to() - firstRequest.from()) << PAGE_SHIFT,
+                        out.faultsByRegion());
             }
             if (dev.driver().bindsPlainArgumentsByFrame()) {
                 bindings = boundByFrame(node, args, bindings, requests, pins);
@@ -712,7 +714,8 @@ final class KernelLaunch {
                 counts[1] += out.pagesMigrated();
                 counts[2] += out.faults() > 0 ? 1 : 0;
             }
-            countFaults(node, s, out.faults(), out.pagesMigrated(), FaultEvent.DEVICE, event, page << PAGE_SHIFT, PAGE_BYTES);
+            countFaults(node, s, out.faults(), out.pagesMigrated(), FaultEvent.DEVICE, event, page << PAGE_SHIFT, PAGE_BYTES,
+                    out.faultsByRegion());
         };
     }
 
@@ -832,14 +835,20 @@ final class KernelLaunch {
                 + " outside every argument of the launch" + (write ? " that may be written" : ""));
     }
 
-    /** Counts the faults; the event gets the region and the byte range [offset, offset + length) they were taken for. */
+    /**
+     * Counts the faults, the memory's all together and each region's in its own counters (by
+     * {@code byRegion}); the event gets {@code region} and the byte range [offset, offset + length)
+     * they were taken for (a launch's event names its first argument's).
+     */
     private void countFaults(int node, RegionState region, long faults, long migrated, String path, FaultEvent event,
-                             long offset, long length) {
+                             long offset, long length, Map<RegionState, Long> byRegion) {
         if (faults <= 0) {
             return;
         }
         memory.counters().fault(node, faults);
-        region.counters().fault(node, faults);
+        for (Map.Entry<RegionState, Long> e : byRegion.entrySet()) {
+            e.getKey().counters().fault(node, e.getValue());
+        }
         if (event.shouldCommit()) {
             event.path = path;
             event.node = node;

@@ -55,6 +55,26 @@ class KernelTest {
         assertEquals(6, mem.stats().node(1).faults());
     }
 
+    /**
+     * A launch over several regions counts each region's faults in that region's statistics (and
+     * the sum in the memory's): they were all credited to the first argument's region, the others
+     * reading none (from a review).
+     */
+    @Test
+    void eachRegionOfALaunchCountsItsOwnFaults() {
+        int n = 1 << 20;
+        Region a = mem.allocate(4L * n);
+        Region b = mem.allocate(4L * n);
+        Region c = mem.allocate(4L * n);
+        mem.launch(1, dev.addFloats(), n, KernelArg.read(a), KernelArg.read(b), KernelArg.write(c));
+        for (Region r : new Region[] {a, b, c}) {
+            assertEquals(2, r.stats().node(1).faults(), "two granules of " + r);
+            assertEquals(1, r.stats().node(1).faultBatches(), "one batch brought in " + r);
+        }
+        assertEquals(6, mem.stats().node(1).faults());
+        assertEquals(1, mem.stats().node(1).faultBatches(), "one batch in all");
+    }
+
     @Test
     void aKernelTouchingOutsideItsArgumentGetsADeviceFaultAndChangesNothing() {
         Region r = mem.allocate(4 * MiB);

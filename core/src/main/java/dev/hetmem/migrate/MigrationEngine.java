@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -53,8 +54,18 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  */
 public final class MigrationEngine implements AutoCloseable {
 
-    /** What {@link #ensure} did. {@code pins} holds one pin per request when pinning was asked. */
-    public record Outcome(long pagesTouched, long faults, long pagesMigrated, List<Pins.Pin> pins) {}
+    /**
+     * What an {@link #ensure} did: pages it covered, granules faulted in (all told, and per region in
+     * {@code faultsByRegion}, for the regions' own statistics), pages migrated, and its pins (one
+     * per request when pinning was asked).
+     */
+    public record Outcome(long pagesTouched, long faults, long pagesMigrated, List<Pins.Pin> pins,
+                          Map<RegionState, Long> faultsByRegion) {
+        /** An outcome of no fault. */
+        public Outcome(long pagesTouched, long pagesMigrated, List<Pins.Pin> pins) {
+            this(pagesTouched, 0, pagesMigrated, pins, Map.of());
+        }
+    }
 
     /** Throws if the calling thread is a work item of a faulting launch (see EngineContext). */
     public void refuseFromFaultingItem(String call) {
@@ -198,7 +209,7 @@ public final class MigrationEngine implements AutoCloseable {
                         if (pin) {
                             markExclusive(requests, target, pins);
                         }
-                        return new Outcome(touched(requests), 0, 0, pins);
+                        return new Outcome(touched(requests), 0, pins);
                     }
                     next.afterSteal(requests, pins);
                 } else {
@@ -227,7 +238,7 @@ public final class MigrationEngine implements AutoCloseable {
                                 if (pin) {
                                     markExclusive(requests, target, pins);
                                 }
-                                return new Outcome(touched(requests), plan.faults, migrated, pins);
+                                return new Outcome(touched(requests), plan.faults, migrated, pins, plan.faultsByRegion);
                             }
                             next.afterSteal(requests, pins);
                         } catch (Eviction.RetryBatch | Eviction.DeviceFull e) {

@@ -6,7 +6,9 @@ import dev.hetmem.internal.RegionState;
 import dev.hetmem.pagetable.Block;
 
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 
 import static dev.hetmem.driver.PageGeometry.BLOCK_PAGES;
 import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
@@ -35,7 +37,9 @@ final class Planner {
     /** The runs to execute, the faults they count, or the pin in the way. */
     static final class Plan {
         final List<Run> runs = new ArrayList<>();
+        /** Granules faulted in, in all regions and per region. */
         long faults;
+        final Map<RegionState, Long> faultsByRegion = new IdentityHashMap<>(2);
         Pins.Pin conflict;
         RegionState conflictRegion;
 
@@ -47,6 +51,13 @@ final class Planner {
                 }
             }
             return false;
+        }
+
+        void countFaults(RegionState region, long count) {
+            if (count > 0) {
+                faults += count;
+                faultsByRegion.merge(region, count, Long::sum);
+            }
         }
 
         /** Device frames the batch allocates on its target. */
@@ -91,7 +102,16 @@ final class Planner {
         RangeAttributes.Attrs attrs = null;
         long attrsFrom = 0;
         long attrsEnd = 0;
+        // faults counted per region (a launch's statistics are per region), added up while the
+        // intervals stay in one region: a map update per region, not per run
+        RegionState countedFor = null;
+        long counted = 0;
         for (Interval iv : intervals) {
+            if (iv.region != countedFor) {
+                plan.countFaults(countedFor, counted);
+                countedFor = iv.region;
+                counted = 0;
+            }
             long lastGranule = -1;
             long page = iv.from;
             while (page < iv.to) {
@@ -179,12 +199,13 @@ final class Planner {
                     long g = 1L << (attrs.granuleShift() - PAGE_SHIFT);
                     long firstG = page / g;
                     long lastG = (page + n - 1) / g;
-                    plan.faults += lastG - firstG + 1 - (firstG == lastGranule ? 1 : 0);
+                    counted += lastG - firstG + 1 - (firstG == lastGranule ? 1 : 0);
                     lastGranule = lastG;
                 }
                 page += n;
             }
         }
+        plan.countFaults(countedFor, counted);
         return plan;
     }
 
