@@ -134,8 +134,14 @@ public final class RangeAttributes {
         return endOf(s, indexOf(s, page));
     }
 
-    /** Applies {@code change} to the attributes of every page in [from, to). */
-    /** Takes lock L7 (attributes), a leaf: docs/design.md, lock table, L7. */
+    /**
+     * Applies {@code change} to the attributes of every page in [from, to) that is not freed: once
+     * freed, a page's attributes never change again. Callers check for freed pages before they
+     * change attributes, but not under this lock: a {@code protect} or an advice whose check passed
+     * just before a partial free marked part of its range would otherwise leave freed pages marked
+     * read-only (or read-mostly, preferring a node, accessed by one), which no order of the two calls
+     * gives (from a review). Takes lock L7 (attributes), a leaf: docs/design.md, lock table, L7.
+     */
     public synchronized void update(long from, long to, UnaryOperator<Attrs> change) {
         if (from >= to) {
             return;   // nothing to change (and an empty range inside an interval would split it in two at one start)
@@ -154,7 +160,7 @@ public final class RangeAttributes {
             if (a < from) {
                 append(bounds, values, a, v);
             }
-            append(bounds, values, Math.max(a, from), change.apply(v));
+            append(bounds, values, Math.max(a, from), v.freed() ? v : change.apply(v));
             if (b > to) {
                 append(bounds, values, to, v);
             }

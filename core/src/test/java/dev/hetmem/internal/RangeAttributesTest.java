@@ -63,4 +63,26 @@ class RangeAttributesTest {
         }
         return -1;
     }
+
+    /**
+     * Freed pages keep their attributes whatever a later change over them asks: a protect or an
+     * advice that passed its check for freed bytes just before a partial free marked part of its
+     * range applies its change after the mark (no lock orders the two). It left freed pages read-only.
+     */
+    @Test
+    void aChangeOverFreedPagesLeavesThemAsFreed() {
+        RangeAttributes attrs = new RangeAttributes(64, new RangeAttributes.Attrs(12, false, false));
+        attrs.update(10, 20, RangeAttributes.Attrs::asFreed);
+        attrs.update(0, 40, a -> a.withReadOnly(true).withReadMostly(true).withPreferred(1).withAccessedBy(1, true));
+        for (long p = 0; p < 64; p++) {
+            RangeAttributes.Attrs a = attrs.at(p);
+            boolean changed = p < 40 && (p < 10 || p >= 20);
+            assertEquals(p >= 10 && p < 20, a.freed(), "page " + p);
+            assertEquals(changed, a.readOnly(), "page " + p);
+            assertEquals(changed, a.readMostly(), "page " + p);
+            assertEquals(changed ? 1 : -1, a.preferred(), "page " + p);
+            assertEquals(changed, a.accessedBy(1), "page " + p);
+        }
+        assertEquals(-1, attrs.firstReadOnly(10, 20), "no freed page is read-only");
+    }
 }
