@@ -111,6 +111,18 @@ public interface HostSide extends AutoCloseable {
      */
     void release(long[] ranges, int count);
 
+    /**
+     * {@link #release}, where the chunks (2 MiB blocks, by index within the region) listed in
+     * {@code vacated[0..vacatedCount)} hold no page of the host any more once the batch that left
+     * them (or dropped their last host pages): a chunk of them that keeps frames goes back at once,
+     * its whole range, though its pages did not all leave through a kept frame (some never were the
+     * host's, or were dropped). The caller holds those blocks' locks until this returns, so no page
+     * of them becomes the host's meanwhile. {@code ranges} may be empty ({@code count} 0).
+     */
+    default void release(long[] ranges, int count, long[] vacated, int vacatedCount) {
+        release(ranges, count);
+    }
+
     /** Bytes of host frames of pages that left, kept mapped until released by the chunk ({@link RetainedFrames}); 0 where none are kept. */
     long retainedBytes();
 

@@ -111,6 +111,11 @@ public final class HostViewSide implements HostSide {
     }
 
     @Override
+    public void release(long[] ranges, int count, long[] vacated, int vacatedCount) {
+        retained.retain(ranges, count, vacated, vacatedCount);
+    }
+
+    @Override
     public long retainedBytes() {
         return retained.bytes();
     }

@@ -28,7 +28,10 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  * <h2>Policy</h2>
  * <ul>
  *   <li>A chunk whose every page (of its region) left the host goes back at once, in one call, by
- *       the thread that made it so.</li>
+ *       the thread that made it so; so does one the host holds no page of once a batch committed
+ *       or a drop ended, though not all of its pages left through a kept frame (some never were
+ *       the host's, or were dropped: the engine names such chunks, it alone knows), as its whole
+ *       2 MiB range ({@link #takeVacatedLocked} says why).</li>
  *   <li>Frames of a partly vacated chunk stay. When all regions' retained bytes pass the budget,
  *       a background thread releases whole chunks, oldest first (by the time their first frame
  *       was retained), down to seven eighths of the budget.</li>
@@ -189,6 +192,16 @@ public final class RetainedFrames implements AutoCloseable {
          * the chunks this empties, and wake the background release if the budget is passed.
          */
         public void retain(long[] ranges, int count) {
+            retain(ranges, count, EMPTY, 0);
+        }
+
+        /**
+         * {@link #retain(long[], int)}, where the chunks {@code vacated[0..vacatedCount)} (by index)
+         * hold no page of the host any more (the caller holds their blocks' locks until this
+         * returns): those that keep frames go back at once too, whole, whether or not every one of
+         * their pages left through a kept frame. {@code count} may be 0 (a drop's last host pages).
+         */
+        public void retain(long[] ranges, int count, long[] vacated, int vacatedCount) {
             if (budget == RELEASE_AT_ONCE) {
                 mapping.releaseAll(ranges, count);
                 return;
@@ -198,7 +211,7 @@ public final class RetainedFrames implements AutoCloseable {
             Throwable startFailure = null;
             synchronized (RetainedFrames.this) {
                 assert !closed : "frames retained for a region whose mapping is going";   // a freed region has drained
-                while (retained > budget && !RetainedFrames.this.closed) {
+                while (count > 0 && retained > budget && !RetainedFrames.this.closed) {   // adding nothing: no wait
                     wakeReleaserLocked();
                     interrupted |= waitLocked();
                 }
@@ -225,6 +238,13 @@ public final class RetainedFrames implements AutoCloseable {
                             whole.add(takeLocked(c));
                             last = null;
                         }
+                    }
+                }
+                for (int i = 0; i < vacatedCount; i++) {
+                    Chunk c = chunks.get(vacated[i]);   // absent: taken whole above, or by a release meanwhile
+                    if (c != null) {
+                        oldestFirst.remove(c);
+                        whole.add(takeVacatedLocked(c));   // takes it out of chunks
                     }
                 }
                 if (retained > budget) {
@@ -502,6 +522,27 @@ public final class RetainedFrames implements AutoCloseable {
         c.owner.chunks.remove(c.index);
         c.owner.inFlight.computeIfAbsent(c.index, k -> new ArrayList<>(1)).add(f);
         inFlightBytes += b;
+        return f;
+    }
+
+    /**
+     * {@link #takeLocked} of a chunk the host holds no page of (its blocks locked by the caller,
+     * which releases it before it lets them go): its whole range goes back, not only its kept
+     * frames. The others are dead too: pages that never were the host's read as zeros (or were
+     * never backed), and the frames of dropped pages were zeroed when they were dropped. But a
+     * transparent huge page backs the whole chunk from its first write, and releasing only the kept
+     * part would split it and leave the rest, zeros, mapped for good. Counted as its kept bytes; the
+     * in-flight mask covers the whole chunk, so a page of it written again (none can be, while the
+     * caller holds the block) waits for the release.
+     */
+    private InFlight takeVacatedLocked(Chunk c) {
+        assert Thread.holdsLock(this);
+        InFlight f = takeLocked(c);
+        long n = c.owner.pagesIn(c.index);
+        for (int w = 0; w < f.bits.length; w++) {
+            long from = (long) w << 6;
+            f.bits[w] = n >= from + 64 ? -1L : n > from ? (1L << (n - from)) - 1 : 0;
+        }
         return f;
     }
 

@@ -272,7 +272,7 @@ final class CommitPhase {
                 r.block.removeResidentRange(n, r.first, r.count);
             } else {
                 r.block.removeResidentRange(0, r.first, r.count);
-                hostReleases.add(r.region, r.page() << PAGE_SHIFT, r.bytes());
+                hostReleases.add(r.region, r.block, r.page() << PAGE_SHIFT, r.bytes());
             }
         }
         // untouched pages a device only reads come into being there as zeros nobody may write yet
@@ -336,7 +336,7 @@ final class CommitPhase {
      */
     private static void releaseStaging(EngineContext ctx, Run r, int target, HostReleases hostReleases) {
         if ((r.holders & 1) == 0 && CopyPhase.stagesThroughHost(ctx, r, target)) {   // runs are uniform in holders
-            hostReleases.add(r.region, r.page() << PAGE_SHIFT, r.bytes());
+            hostReleases.add(r.region, r.block, r.page() << PAGE_SHIFT, r.bytes());
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.hetmem.migrate;
 
 import dev.hetmem.internal.RegionState;
+import dev.hetmem.pagetable.Block;
 
 import java.util.Arrays;
 import java.util.IdentityHashMap;
@@ -8,12 +9,41 @@ import java.util.Map;
 
 /**
  * Host frames a batch gives back, gathered per region and handed to the kernel in one call at the
- * end of the commit phase: one TLB flush for the batch instead of one per page.
+ * end of the commit phase: one TLB flush for the batch instead of one per page. With them go the
+ * chunks (blocks) that hold no host page once the batch committed, so that their kept frames go
+ * back at once ({@code RetainedFrames}).
  */
 final class HostReleases {
     private static final class Ranges {
         long[] pairs = new long[32];
         int count;
+        /** The blocks the ranges lie in, each once (a batch's runs come in order); whether they still hold host pages is asked at the flush. */
+        Block[] blocks = new Block[8];
+        int blockCount;
+
+        void addBlock(Block b) {
+            if (blockCount > 0 && blocks[blockCount - 1] == b) {
+                return;
+            }
+            if (blockCount == blocks.length) {
+                blocks = Arrays.copyOf(blocks, blocks.length * 2);
+            }
+            blocks[blockCount++] = b;
+        }
+
+        /** The indices of the blocks no page of which is the host's now; their kept frames can go at once. */
+        long[] vacated() {
+            long[] out = new long[blockCount];
+            int n = 0;
+            for (int i = 0; i < blockCount; i++) {
+                Block b = blocks[i];
+                assert b.lock.isHeldByCurrentThread() : "block " + b.index() + " unlocked at a batch's host release";
+                if (b.residentCount(0) == 0) {
+                    out[n++] = b.index();
+                }
+            }
+            return n == out.length ? out : Arrays.copyOf(out, n);
+        }
     }
 
     private final Map<RegionState, Ranges> byRegion = new IdentityHashMap<>(2);
@@ -21,7 +51,8 @@ final class HostReleases {
     private RegionState lastRegion;
     private Ranges last;
 
-    void add(RegionState region, long offset, long length) {
+    /** Host frames [offset, offset + length) of {@code region}, in {@code block} (locked by the caller), left the host. */
+    void add(RegionState region, Block block, long offset, long length) {
         if (region != lastRegion) {
             lastRegion = region;
             // null where its host side dropped them in sync already
@@ -31,6 +62,7 @@ final class HostReleases {
         if (r == null) {
             return;
         }
+        r.addBlock(block);
         if (r.count > 0 && r.pairs[2 * r.count - 2] + r.pairs[2 * r.count - 1] == offset) {
             r.pairs[2 * r.count - 1] += length;
             return;
@@ -54,7 +86,9 @@ final class HostReleases {
         for (Map.Entry<RegionState, Ranges> e : byRegion.entrySet()) {
             try {
                 flush(pool, e.getKey(), e.getValue());
-            } catch (RuntimeException | AssertionError x) {   // an assertion too: the stress program runs with them
+            } catch (RuntimeException | Error x) {
+                // an Error too: an assertion (the stress program runs with them), or the one a retain throws on
+                // purpose when no thread could start for the background release, after keeping its frames
                 failed = CommitPhase.keep(failed, x);
             }
         }
@@ -71,8 +105,9 @@ final class HostReleases {
 
     private static void flush(CopyPool pool, RegionState region, Ranges r) {
         var host = region.host();
+        long[] vacated = r.vacated();   // on this thread, which holds the blocks' locks
         if (r.count < PARALLEL_MIN_RANGES || pool.threads() == 1 || EngineContext.onCallerAlone()) {
-            host.release(r.pairs, r.count);
+            host.release(r.pairs, r.count, vacated, vacated.length);
             return;
         }
         int parts = pool.threads();
@@ -81,7 +116,9 @@ final class HostReleases {
             int from = (int) ((long) r.count * t / parts);
             int to = (int) ((long) r.count * (t + 1) / parts);
             long[] slice = Arrays.copyOfRange(r.pairs, 2 * from, 2 * to);
-            tasks[t] = () -> host.release(slice, to - from);
+            // each slice names every vacated chunk: one whose ranges two slices share goes at once whichever
+            // retains last (what the other kept is taken with it, or its own record is taken after)
+            tasks[t] = () -> host.release(slice, to - from, vacated, vacated.length);
         }
         pool.runAll(tasks);
     }

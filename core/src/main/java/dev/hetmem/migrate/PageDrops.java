@@ -6,6 +6,7 @@ import dev.hetmem.pagetable.Block;
 import java.util.List;
 
 import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
+import static dev.hetmem.driver.PageGeometry.blockOf;
 import static dev.hetmem.driver.PageGeometry.bytes;
 import static dev.hetmem.driver.PageGeometry.firstPage;
 
@@ -49,6 +50,28 @@ final class PageDrops {
             throw e;
         }
         region.host().discard(from << PAGE_SHIFT, (to - from) << PAGE_SHIFT);
+        releaseVacated(region, blocks, from, to);
+    }
+
+    /**
+     * The chunks of [from, to) the host holds no page of any more, now that their host copies are
+     * gone too: what they keep of pages that left earlier goes back at once ({@code RetainedFrames}),
+     * as when a batch vacates a chunk; otherwise it stayed until a trim or the budget took it.
+     */
+    private static void releaseVacated(RegionState region, List<Block> blocks, long from, long to) {
+        if (!region.host().releasesFrames()) {
+            return;
+        }
+        long[] vacated = new long[blocks.size()];
+        int n = 0;
+        for (Block b : blocks) {
+            if (b.index() >= blockOf(from) && b.index() <= blockOf(to - 1) && b.residentCount(0) == 0) {
+                vacated[n++] = b.index();
+            }
+        }
+        if (n > 0) {
+            region.host().release(new long[0], 0, vacated, n);
+        }
     }
 
     /**

@@ -27,7 +27,7 @@ final class UndoPhase {
                 // host pages written by a copy home (or staging) that did not finish: not resident, give them
                 // back. Not those of a copy between devices over their peer path, which writes no host frame
                 // (counted as kept, they took room in the budget from frames really kept)
-                written.add(r.region, r.page() << PAGE_SHIFT, r.bytes());
+                written.add(r.region, r.block, r.page() << PAGE_SHIFT, r.bytes());
             }
         }
         // the mappings and the host side first (driver calls that should not fail, and the host side's
