@@ -385,6 +385,10 @@ class CommandLineTest {
         Result r = run("load", "/no/such/file.bin");
         assertEquals(1, r.code());
         assertTrue(r.err().contains("/no/such/file.bin") && r.err().contains("no such file"), r.err());
+        // a model the safetensors reader opens itself: it said the path alone
+        Result model = run("load", "/no/such/model.safetensors");
+        assertEquals(1, model.code());
+        assertTrue(model.err().contains("/no/such/model.safetensors") && model.err().contains("no such file"), model.err());
     }
 
     @Test

@@ -271,7 +271,13 @@ public final class SafeTensors implements AutoCloseable {
             throw new IOException(path + " is not a regular file (a FIFO, device, socket or directory); "
                     + "only regular files can be loaded");
         }
-        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+        FileChannel opened;
+        try {
+            opened = FileChannel.open(path, StandardOpenOption.READ);
+        } catch (java.nio.file.FileSystemException e) {
+            throw dev.hetmem.loader.FileErrors.explained(e, path);
+        }
+        try (FileChannel ch = opened) {
             long fileBytes = ch.size();
             if (fileBytes < 8) {
                 throw new SafeTensorsException(HEADER_TOO_SMALL, path + " has " + fileBytes

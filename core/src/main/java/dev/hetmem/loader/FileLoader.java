@@ -20,7 +20,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.channels.FileChannel;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -53,13 +52,17 @@ public final class FileLoader {
     private FileLoader() {}
 
     public static LoadResult load(LoadTarget target, Path path, int node, LoadOptions options) throws IOException {
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(path.toString(), null, "no such file to load");
+        java.nio.file.attribute.BasicFileAttributes attributes;
+        try {
+            // not Files.exists, which answers false where a folder on the path cannot be entered
+            attributes = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class);
+        } catch (java.nio.file.FileSystemException e) {
+            throw FileErrors.explained(e, path);
         }
-        if (Files.isDirectory(path)) {
+        if (attributes.isDirectory()) {
             throw new IOException(path + " is a directory, not a file to load");
         }
-        if (!Files.isRegularFile(path)) {
+        if (!attributes.isRegularFile()) {
             // a FIFO would block the open for ever, a device (/dev/zero) or /proc file has no size
             // to load: refused before anything is opened
             throw new IOException(path + " is not a regular file (a FIFO, device, socket or /proc entry); "
@@ -169,6 +172,7 @@ public final class FileLoader {
         }
         if (node != 0) {
             // the non-overlapped schemes reach a device the way programs do today: whole file on the host, then copied
+            stopIfInterrupted(path);
             target.prefetch(region, node);
             return new Outcome(out.direct, out.fallbackReason, size);
         }
@@ -180,6 +184,7 @@ public final class FileLoader {
             MemorySegment src = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
             long step = 16L << 20;
             for (long off = 0; off < size; off += step) {
+                stopIfInterrupted(path);
                 long n = Math.min(step, size - off);
                 try {
                     MemorySegment.copy(src, off, dst, off, n);
@@ -223,10 +228,15 @@ public final class FileLoader {
             // each reader is inside the load's operation on the region: the progress callback it calls
             // may not free the region or close the memory from there (it would wait for the load,
             // which waits for this thread), and is refused at once
+            Thread caller = Thread.currentThread();
             Runnable reader = () -> {
                 try (LoadTarget.Operation reading = inside.get()) {
                     long c;
                     while (failure.get() == null && (c = next.getAndIncrement()) < chunks) {
+                        if (Thread.currentThread() == caller && caller.isInterrupted()) {
+                            // the caller's interrupt (kept set): the others stop at their next chunk
+                            throw new InterruptedException("interrupted while reading " + path);
+                        }
                         if (ahead != null) {
                             ahead.awaitReady(c);
                         }
@@ -400,6 +410,17 @@ public final class FileLoader {
     private static void joinAll(List<Thread> threads) {
         for (Thread t : threads) {
             dev.hetmem.internal.Uninterruptibly.join(t, 0);
+        }
+    }
+
+    /**
+     * Fails the load if the loading thread's interrupt is set (kept set), at a point where nothing is
+     * half done: between two chunks or steps, before the staged schemes' move to a device. Reads and
+     * copies do not notice an interrupt themselves, and a load of gigabytes would run to its end.
+     */
+    private static void stopIfInterrupted(Path path) throws java.io.InterruptedIOException {
+        if (Thread.currentThread().isInterrupted()) {
+            throw interruptedLoad(new InterruptedException("interrupted while loading " + path));
         }
     }
 

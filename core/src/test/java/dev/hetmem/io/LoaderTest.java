@@ -224,6 +224,43 @@ class LoaderTest {
      * fresh pages") and left the region half loaded.
      */
     /**
+     * An interrupt of the loading thread while it reads (its first progress report) fails the load
+     * with {@link java.io.InterruptedIOException}, the flag kept and nothing left allocated, in every
+     * scheme to either node, as {@code load} promises. From a review: only the overlapped scheme to
+     * a device stopped; the other seven loaded the whole file and returned with the flag set.
+     */
+    @Test
+    void anInterruptWhileTheLoadReadsFailsItInEveryScheme() throws IOException {
+        Path p = file("interrupted-read", 48 * MiB, 22);   // three of the memory-mapped scheme's 16 MiB steps
+        for (int node : new int[] {0, 1}) {
+            for (LoadScheme scheme : LoadScheme.values()) {
+                Thread caller = Thread.currentThread();
+                AtomicBoolean sent = new AtomicBoolean();
+                LoadOptions o = LoadOptions.defaults().withScheme(scheme).withThreads(1).withChunkBytes(MiB)
+                        .withProgress((done, total) -> {
+                            if (Thread.currentThread() == caller && done < total && !sent.getAndSet(true)) {
+                                caller.interrupt();
+                            }
+                        });
+                int before = mem.regions().size();
+                Throwable thrown = null;
+                try {
+                    mem.load(p, node, o).region().free();
+                } catch (Throwable t) {
+                    thrown = t;
+                }
+                boolean flag = Thread.interrupted();
+                String what = scheme + " to node " + node;
+                assertTrue(sent.get(), what + ": interrupted at its first progress report");
+                assertTrue(thrown instanceof java.io.InterruptedIOException, what + ": thrown " + thrown);
+                assertTrue(flag, what + ": the interrupt is kept for the caller");
+                assertEquals(before, mem.regions().size(), what + ": the half-loaded region was freed");
+            }
+        }
+        assertEquals(java.util.List.of(), mem.verify());
+    }
+
+    /**
      * A load to a device whose every frame a running kernel pins waits for room; an interrupt then
      * ends it as an interrupted read ends one: {@link java.io.InterruptedIOException}, the flag kept,
      * the half-loaded region freed (it threw the engine's {@code IllegalStateException}).
@@ -495,7 +532,11 @@ class LoaderTest {
     void badPathsAreClearErrorsAndLeaveNothingAllocated() throws IOException {
         int before = mem.regions().size();
         var missing = assertThrows(NoSuchFileException.class, () -> mem.load(DIR.resolve("nope"), 0));
-        assertTrue(missing.getMessage().contains("nope"), missing.getMessage());
+        assertTrue(missing.getMessage().contains("nope") && missing.getMessage().contains("no such file"), missing.getMessage());
+        // the safetensors reader opens the file itself: its refusal said the path alone
+        var missingModel = assertThrows(NoSuchFileException.class, () -> SafeTensors.load(mem, DIR.resolve("nope.safetensors"), 0));
+        assertTrue(missingModel.getMessage().contains("nope.safetensors") && missingModel.getMessage().contains("no such file"),
+                missingModel.getMessage());
         var dir = assertThrows(IOException.class, () -> mem.load(DIR, 0));
         assertTrue(dir.getMessage().contains("is a directory"), dir.getMessage());
         assertThrows(IllegalArgumentException.class, () -> mem.load(file("x", 10, 1), 9));
