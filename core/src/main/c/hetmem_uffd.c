@@ -89,8 +89,6 @@
 #define E_FEATURES -3 /* the kernel cannot register anonymous memory for MISSING and WP faults */
 #define E_THREAD -4
 
-#define MAX_REGIONS 1024
-
 /* how a run of pages is installed in the view */
 #define H_COPY 0       /* from device frames */
 #define H_ZERO_READ 1  /* the zero page (a later write takes a private page, as any first write) */

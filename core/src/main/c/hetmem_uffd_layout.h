@@ -64,4 +64,7 @@
 #define C_STOLEN 5
 #define C_COUNT 8
 
+/* how many regions one service serves at once (FaultService.MAX_REGIONS); one more fails with EMFILE */
+#define MAX_REGIONS 1024
+
 #endif

@@ -28,6 +28,7 @@ import static dev.hetmem.MemoryFixture.value;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -267,6 +268,47 @@ class UserfaultfdTest {
                 KernelArg.read(r)));
         assertEquals(0L, s.get(JAVA_LONG, 3 * MiB), "a plain load of a freed page reads zeros");
         assertTrue(r.snapshot(3 * MiB, PAGE).freed(0));
+    }
+
+    /**
+     * A region smaller than a page has a segment of its own size: the view under it is a whole page,
+     * and the segment was too, so stores past the region's end went through (from a review).
+     */
+    @Test
+    void aRegionSmallerThanAPageHasASegmentOfItsSize() {
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(4 * MiB));
+        Region r = mem.allocate(100);
+        MemorySegment s = r.segment();
+        assertEquals(100, s.byteSize());
+        s.set(JAVA_LONG, 88, 7L);   // the last whole aligned long of the region
+        assertEquals(7L, s.get(JAVA_LONG, 88));
+        assertThrows(IndexOutOfBoundsException.class, () -> s.set(JAVA_LONG, 100, 1L), "a store past the region's end");
+    }
+
+    /**
+     * The service serves a bounded number of regions; the one past it is refused naming that limit.
+     * It said "Too many open files (errno 24)", sending the user to the process's descriptor limit.
+     */
+    @Test
+    void theRegionPastTheServicesLimitIsRefusedNamingIt() {
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(4 * MiB));
+        List<Region> regions = new java.util.ArrayList<>();
+        IllegalStateException refused = null;
+        while (refused == null && regions.size() <= 4096) {
+            try {
+                regions.add(mem.allocate(PAGE));
+            } catch (IllegalStateException e) {
+                refused = e;
+            }
+        }
+        assertNotNull(refused, "some region was refused");
+        assertTrue(refused.getMessage().contains("at most 1024 live regions") && !refused.getMessage().contains("errno"),
+                refused.getMessage());
+        regions.getFirst().free();
+        regions.set(0, mem.allocate(PAGE));   // room again once one is freed
+        for (Region r : regions) {
+            r.free();
+        }
     }
 
     @Test

@@ -26,6 +26,10 @@ public final class FaultService implements AutoCloseable {
     private static final int E_SYSCALL = -1;
     private static final int E_API = -2;
     private static final int E_FEATURES = -3;
+    /** Regions one service serves at once: MAX_REGIONS in hetmem_uffd_layout.h (StateWordLayoutTest checks it). */
+    static final int MAX_REGIONS = 1024;
+    /** What region creation fails with when {@link #MAX_REGIONS} are live. */
+    private static final int EMFILE = 24;
 
     private final FaultLibrary lib;
     private final MemorySegment handle;
@@ -137,8 +141,15 @@ public final class FaultService implements AutoCloseable {
             MemorySegment r = (MemorySegment) lib.regionCreate.invokeExact(handle, Math.max(bytes, PAGE_BYTES),
                     granulePages, out, err);
             if (r.address() == 0) {
+                int errno = err.get(JAVA_INT, 0);
+                if (errno == EMFILE) {
+                    // the service's own table is full, not the process's file descriptors
+                    throw new IllegalStateException("could not create a userfaultfd region of " + bytes + " bytes: a memory "
+                            + "in userfaultfd mode serves at most " + MAX_REGIONS + " live regions at once; free some, "
+                            + "allocate fewer and larger ones, or use host views (HostFaultMode.HOST_VIEWS)");
+                }
                 throw new IllegalStateException("could not create a userfaultfd region of " + bytes + " bytes: "
-                        + errnoName(err.get(JAVA_INT, 0)));
+                        + errnoName(errno));
             }
             return new HostMirror(lib, r, out.getAtIndex(JAVA_LONG, 0), out.getAtIndex(JAVA_LONG, 1),
                     out.getAtIndex(JAVA_LONG, 2), Math.max(bytes, PAGE_BYTES), tablePages);

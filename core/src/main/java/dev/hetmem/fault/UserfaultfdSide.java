@@ -28,11 +28,18 @@ public final class UserfaultfdSide implements HostSide {
     private final HostMirror mirror;
     private final HostMapping mapping;
     private final long pages;
+    /**
+     * The view as programs get it: the region's own bytes. The mapping under it is at least a page
+     * (a region of 100 bytes has one), and a segment of the whole page let stores past the region's
+     * end through where {@code Region.segment()} promises a segment of its size (from a review).
+     */
+    private final MemorySegment segment;
 
     public UserfaultfdSide(HostMirror mirror, long bytes) {
         this.mirror = mirror;
         this.mapping = HostMapping.adopt(mirror.viewAddress(), bytes);
         this.pages = pagesFor(bytes);
+        this.segment = mirror.viewSegment().asSlice(0, bytes);
     }
 
     /** The mirror itself, for tests that check the state words. */
@@ -52,7 +59,7 @@ public final class UserfaultfdSide implements HostSide {
 
     @Override
     public MemorySegment segment(Object owner) {
-        return mirror.viewSegment();
+        return segment;
     }
 
     @Override

@@ -53,6 +53,7 @@ class StateWordLayoutTest {
     @Test
     void stateWordBitsAreTheHeaders() throws IOException {
         Map<String, Long> c = header();
+        assertEquals(c.get("MAX_REGIONS"), (long) FaultService.MAX_REGIONS, "MAX_REGIONS");
         assertEquals(c.get("ST_LOCK"), HostMirror.LOCK, "LOCK");
         assertEquals(c.get("ST_KIND"), HostMirror.KIND, "KIND");
         assertEquals(c.get("K_HOST"), HostMirror.KIND_HOST, "KIND_HOST");
