@@ -368,6 +368,13 @@ class CommandLineTest {
         assertTrue(json.out().contains("{\"name\":\"w\",\"dtype\":\"F32\",\"shape\":[2,3],\"offset\":"), json.out());
         assertTrue(json.out().contains("{\"name\":\"step\",\"dtype\":\"I64\",\"shape\":[],"), json.out());
         assertTrue(json.out().contains("\"metadata\":{\"format\":\"pt\"}"), json.out());
+        // a shape of many dimensions (a valid header may give millions): the listing shows eight and counts them
+        String ones = String.join(",", java.util.Collections.nCopies(40, "1"));
+        java.nio.file.Path tall = safetensors("tall.safetensors", "{\"t\":{\"dtype\":\"U8\",\"shape\":[" + ones
+                + "],\"data_offsets\":[0,1]}}", 1);
+        Result listed = run("load", tall.toString());
+        assertEquals(0, listed.code(), listed.err());
+        assertTrue(listed.out().contains("[1, 1, 1, 1, 1, 1, 1, 1, ... (40 dimensions)]"), listed.out());
     }
 
     @Test
