@@ -375,6 +375,13 @@ class CommandLineTest {
         Result listed = run("load", tall.toString());
         assertEquals(0, listed.code(), listed.err());
         assertTrue(listed.out().contains("[1, 1, 1, 1, 1, 1, 1, 1, ... (40 dimensions)]"), listed.out());
+        // and so does a refusal naming it (the message is whole in --json's "error")
+        java.nio.file.Path wrong = safetensors("tall-wrong.safetensors", "{\"t\":{\"dtype\":\"U8\",\"shape\":[" + ones
+                + "],\"data_offsets\":[0,2]}}", 2);
+        Result refused = run("load", wrong.toString(), "--json");
+        assertEquals(1, refused.code());
+        assertTrue(refused.out().contains("... (40 dimensions)]") && !refused.out().contains(ones.replace(",", ", ")),
+                refused.out());
     }
 
     @Test

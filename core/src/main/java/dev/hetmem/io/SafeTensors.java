@@ -361,7 +361,7 @@ public final class SafeTensors implements AutoCloseable {
             }
             if (bits / 8 != t.end - t.begin) {
                 throw new SafeTensorsException(TENSOR_INVALID_INFO, path + ": tensor \"" + t.name + "\" has shape "
-                        + java.util.Arrays.toString(t.shape) + " of " + t.dtype + " = " + bits / 8
+                        + Tensor.shapeText(t.shape) + " of " + t.dtype + " = " + bits / 8
                         + " bytes, but data_offsets [" + t.begin + ", " + t.end + "] hold " + (t.end - t.begin));
             }
         }

@@ -57,6 +57,18 @@ public record Tensor(String name, DType dtype, long[] shape, Region region, long
 
     @Override
     public String toString() {
-        return name + " " + dtype + Arrays.toString(shape) + " @" + offset + "+" + length;
+        return name + " " + dtype + shapeText(shape) + " @" + offset + "+" + length;
+    }
+
+    /**
+     * A shape as messages show it: whole up to eight dimensions, else those and a count. A valid
+     * header may give a tensor millions of dimensions of 1, and a message naming all of them ran to
+     * 150 MB (from a review).
+     */
+    static String shapeText(long[] shape) {
+        if (shape.length <= 8) {
+            return Arrays.toString(shape);
+        }
+        return Arrays.toString(Arrays.copyOf(shape, 8)).replace("]", ", ... (" + shape.length + " dimensions)]");
     }
 }
