@@ -149,21 +149,6 @@ final class LoadCommand {
         return m;
     }
 
-    /** How many dimensions of a shape the human listing shows before it only counts them. */
-    private static final int LISTED_DIMENSIONS = 8;
-
-    /**
-     * A shape as the listing shows it: whole up to {@value #LISTED_DIMENSIONS} dimensions, else
-     * those and a count. A valid header may give a tensor millions of dimensions of 1 (a review's
-     * 100 MB header printed a 150 MB line); {@code --json} lists them all.
-     */
-    static String shapeText(long[] shape) {
-        if (shape.length <= LISTED_DIMENSIONS) {
-            return Arrays.toString(shape);
-        }
-        return Arrays.toString(Arrays.copyOf(shape, LISTED_DIMENSIONS)).replace("]", ", ... (" + shape.length + " dimensions)]");
-    }
-
     private static void printTensors(SafeTensors model, PrintStream out) {
         List<Tensor> ts = model.tensors();
         Map<String, Integer> byType = new TreeMap<>();
@@ -175,7 +160,7 @@ final class LoadCommand {
                 model.metadata().isEmpty() ? "" : ", metadata " + Main.printable(model.metadata().toString()));
         for (int i = 0; i < Math.min(ts.size(), LISTED_TENSORS); i++) {
             Tensor t = ts.get(i);
-            out.printf("    %-40s %-8s %-20s %s at byte %d%n", Main.printable(t.name()), t.dtype().name(), shapeText(t.shape()),
+            out.printf("    %-40s %-8s %-20s %s at byte %d%n", Main.printable(t.name()), t.dtype().name(), Tensor.shapeText(t.shape()),
                     ProgressBar.human(t.length()), t.offset());
         }
         if (ts.size() > LISTED_TENSORS) {

@@ -61,11 +61,14 @@ public record Tensor(String name, DType dtype, long[] shape, Region region, long
     }
 
     /**
-     * A shape as messages show it: whole up to eight dimensions, else those and a count. A valid
-     * header may give a tensor millions of dimensions of 1, and a message naming all of them ran to
-     * 150 MB (from a review).
+     * A shape as messages and listings show it: whole up to eight dimensions, else those and a
+     * count. A valid header may give a tensor millions of dimensions of 1, and a message naming all
+     * of them ran to 150 MB (from a review).
+     *
+     * @param shape a tensor's dimensions
+     * @return the text, such as {@code [2, 3]} or {@code [1, 1, 1, 1, 1, 1, 1, 1, ... (40 dimensions)]}
      */
-    static String shapeText(long[] shape) {
+    public static String shapeText(long[] shape) {
         if (shape.length <= 8) {
             return Arrays.toString(shape);
         }

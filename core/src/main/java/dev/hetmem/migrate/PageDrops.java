@@ -53,6 +53,9 @@ final class PageDrops {
         releaseVacated(region, blocks, from, to);
     }
 
+    /** No ranges to release: a drop hands back only the chunks it vacated. */
+    private static final long[] NO_RANGES = new long[0];
+
     /**
      * The chunks of [from, to) the host holds no page of any more, now that their host copies are
      * gone too: what they keep of pages that left earlier goes back at once ({@code RetainedFrames}),
@@ -70,7 +73,7 @@ final class PageDrops {
             }
         }
         if (n > 0) {
-            region.host().release(new long[0], 0, vacated, n);
+            region.host().release(NO_RANGES, 0, vacated, n);
         }
     }
 
