@@ -255,4 +255,32 @@ class EvictionTest {
                 e.getMessage());
         assertEquals(CAPACITY, mem.stats().node(1).freeBytes(), "nothing was left allocated");
     }
+
+    /**
+     * Recency counts every use: a launch whose tile is already on the device (nothing to move) makes
+     * it the most recently used, so the next eviction takes the tiles not used since. The use was
+     * not recorded when nothing moved, and the tile used last went first.
+     */
+    @Test
+    void aTileUsedAgainWithoutMovingIsEvictedAfterTheTilesNotUsedSince() throws InterruptedException {
+        Region r = mem.allocate(CAPACITY + TILE);
+        MemoryFixture.fill(r, 0, r.size(), 6);
+        for (long off = 0; off < CAPACITY; off += TILE) {
+            addTile(r, off, 1);   // the device full, tile 0 the least recently used
+            Thread.sleep(2);   // distinct times, whatever the clock's step
+        }
+        assertEquals(0, addTile(r, 0, 1).pagesMigrated(), "tile 0 is still on the device: nothing moves");
+        Thread.sleep(2);
+        addTile(r, CAPACITY, 1);   // room for one more tile: the eviction takes two (its minimum batch)
+        assertEquals(1, r.attributes(0, TILE).location(), "tile 0, used last, stays on the device");
+        assertEquals(0, r.attributes(TILE, TILE).location(), "tile 1, the least recently used, went home");
+        try (HostView v = r.host(0, r.size(), Access.READ)) {
+            for (long i = 0; i < r.size() / 8; i++) {
+                long want = MemoryFixture.value(6, i) + (i < TILE / 8 ? 2 : 1);
+                if (v.segment().getAtIndex(ValueLayout.JAVA_LONG, i) != want) {
+                    assertEquals(want, v.segment().getAtIndex(ValueLayout.JAVA_LONG, i), "long " + i);
+                }
+            }
+        }
+    }
 }

@@ -209,6 +209,8 @@ public final class MigrationEngine implements AutoCloseable {
                         if (pin) {
                             markExclusive(requests, target, pins);
                         }
+                        // a use with nothing to move is a use all the same: eviction ranks by it
+                        touch(locked);
                         return new Outcome(touched(requests), 0, pins);
                     }
                     next.afterSteal(requests, pins);
@@ -224,13 +226,10 @@ public final class MigrationEngine implements AutoCloseable {
                         next.waitFor(plan.conflict, plan.conflictRegion);
                     } else {
                         Needed needed = new Needed(intervals);
-                        long now = System.nanoTime();
                         for (Run r : plan.runs) {
                             r.needed = needed;
                         }
-                        for (Block b : locked) {
-                            b.touch(now);
-                        }
+                        touch(locked);
                         try {
                             long migrated = runner.execute(plan.runs, target, trigger, spans);
                             List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
@@ -403,6 +402,14 @@ public final class MigrationEngine implements AutoCloseable {
             }
         }
         return pins;
+    }
+
+    /** Records a use of the locked blocks now: eviction takes the least recently used first. */
+    private static void touch(List<Block> locked) {
+        long now = System.nanoTime();
+        for (Block b : locked) {
+            b.touch(now);
+        }
     }
 
     private static long touched(List<MigrationRequest> requests) {
