@@ -9,6 +9,7 @@ import java.lang.invoke.MethodHandle;
 import java.nio.file.Path;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -43,7 +44,10 @@ public final class FileIo {
     public static int open(Path path, int flags) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
-            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path.toString()), flags | O_CLOEXEC, 0);
+            byte[] name = nativeName(path);
+            MemorySegment cName = arena.allocate(name.length + 1L);   // zeroed: the terminating NUL
+            MemorySegment.copy(name, 0, cName, JAVA_BYTE, 0, name.length);
+            int fd = (int) OPEN.invokeExact(state, cName, flags | O_CLOEXEC, 0);
             if (fd < 0) {
                 throw new ErrnoException("open " + path, Downcalls.errno(state));
             }
@@ -53,6 +57,31 @@ public final class FileIo {
         } catch (Throwable t) {
             throw new AssertionError(t);
         }
+    }
+
+    /**
+     * The path's absolute name as the file system holds it, byte for byte. Not {@code toString()}
+     * encoded as UTF-8: the JDK decodes names with the platform's file-name charset
+     * ({@code sun.jnu.encoding}: ASCII under {@code LC_ALL=C}), and a name that is not valid in it (a
+     * file found by {@code Files.list}) reads back with replacement characters, so its encoding
+     * names another file. The path's URI keeps the bytes, percent-escaping all but plain ASCII.
+     */
+    static byte[] nativeName(Path path) {
+        String raw = path.toAbsolutePath().toUri().getRawPath();
+        if (raw.length() > 1 && raw.endsWith("/") && !path.toString().endsWith("/")) {
+            raw = raw.substring(0, raw.length() - 1);   // toUri marks a directory with a slash
+        }
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(raw.length());
+        for (int i = 0; i < raw.length(); i++) {
+            char c = raw.charAt(i);
+            if (c == '%' && i + 2 < raw.length()) {
+                out.write(Integer.parseInt(raw, i + 1, i + 3, 16));
+                i += 2;
+            } else {
+                out.write(c);   // unescaped characters of a URI path are ASCII
+            }
+        }
+        return out.toByteArray();
     }
 
     /**

@@ -205,6 +205,51 @@ class LoaderTest {
         }
     }
 
+    /**
+     * A file whose name is not valid UTF-8 (bytes 0xff 0xfe: found by listing its folder, as a user's
+     * program finds weights) loads in every scheme: the schemes that open the file themselves
+     * encoded the path's text as UTF-8, which names another file ("No such file or directory"), where
+     * the memory-mapped scheme, through the JDK, found it.
+     */
+    @Test
+    void aFileWhoseNameIsNotUtf8LoadsInEveryScheme() throws Throwable {
+        Path dir = Files.createDirectories(DIR.resolve("raw-names"));
+        try (var old = Files.list(dir)) {
+            for (Path q : old.toList()) {
+                Files.delete(q);
+            }
+        }
+        Path plain = file("raw-names/plain", 3 * MiB + 17, 5);
+        // renamed to bytes the JDK cannot write in a name: through libc's rename
+        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+        var rename = linker.downcallHandle(linker.defaultLookup().find("rename").orElseThrow(),
+                java.lang.foreign.FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS));
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            byte[] to = (dir + "/w").getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            MemorySegment target = a.allocate(to.length + 3L);
+            MemorySegment.copy(to, 0, target, ValueLayout.JAVA_BYTE, 0, to.length);
+            target.set(ValueLayout.JAVA_BYTE, to.length, (byte) 0xff);
+            target.set(ValueLayout.JAVA_BYTE, to.length + 1, (byte) 0xfe);
+            assertEquals(0, (int) rename.invokeExact(a.allocateFrom(plain.toString()), target));
+        }
+        Path odd;
+        try (var listed = Files.list(dir)) {
+            odd = listed.findFirst().orElseThrow();
+        }
+        assertTrue(Files.isRegularFile(odd), odd + " is found by the JDK");
+        for (LoadScheme s : LoadScheme.values()) {
+            for (int node : new int[] {0, 1}) {
+                LoadResult r = mem.load(odd, node, LoadOptions.defaults().withScheme(s));
+                try {
+                    sameBytes(odd, r.region());
+                } finally {
+                    r.region().free();
+                }
+            }
+        }
+        Files.delete(odd);
+    }
+
     @Test
     void progressReachesTheTotal() throws IOException {
         Path p = file("progress", 20 * MiB + 5, 3);
