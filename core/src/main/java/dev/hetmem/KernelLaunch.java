@@ -158,9 +158,9 @@ final class KernelLaunch {
                 enteredCount++;
             }
             long frames = dev.allocator().totalFrames();
-            long total = 0;
+            long total = 0;   // pages, saturated: 2^17 arguments of a 64 TiB region count 2^51, in bytes past a long
             for (Arg a : checked) {
-                total += a.pages();
+                total = a.pages() > Long.MAX_VALUE / PAGE_BYTES - total ? Long.MAX_VALUE / PAGE_BYTES : total + a.pages();
             }
             Arg tooLong = longestPlain(checked, dev.driver().contiguousFrames());
             if (total <= frames && tooLong == null) {

@@ -323,7 +323,8 @@ public final class Region implements AutoCloseable {
         long to = Math.ceilDiv(offset + length, PageGeometry.PAGE_BYTES);
         long n = to - from;
         if (n > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("snapshot of " + n + " pages is more than one array holds; take it in parts");
+            throw new IllegalArgumentException("snapshot of " + n + " pages is more than one array holds (" + (Integer.MAX_VALUE - 8)
+                    + " pages); take it in parts");
         }
         int[] masks = new int[(int) n];
         byte[] writers = new byte[(int) n];

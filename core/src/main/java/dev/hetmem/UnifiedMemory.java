@@ -70,6 +70,8 @@ public final class UnifiedMemory implements AutoCloseable {
     final long defaultGranularity;
     /** The default of {@link Builder#hostRetainBudget(long)}: 256 MiB of host frames kept for release by the chunk. */
     public static final long DEFAULT_HOST_RETAIN_BUDGET = 256L << 20;
+    /** The most copy threads a memory takes ({@link Builder#copyThreads}); the default is the processors, up to this. */
+    static final int MAX_COPY_THREADS = 256;
 
     /** How host code reaches regions: host views, or userfaultfd with its fault service (chosen at build). */
     private final HostSides hostSides;
@@ -146,7 +148,7 @@ public final class UnifiedMemory implements AutoCloseable {
         }
 
         private final List<DeviceDriver> drivers = new ArrayList<>();
-        private int copyThreads = Runtime.getRuntime().availableProcessors();
+        private int copyThreads = Math.min(MAX_COPY_THREADS, Runtime.getRuntime().availableProcessors());
         private MigrationMode mode = MigrationMode.BATCHED;
         private CopyPath copyPath = CopyPath.THREADS;
         private HostReleasePolicy releasePolicy = HostReleasePolicy.FREE;
@@ -231,7 +233,7 @@ public final class UnifiedMemory implements AutoCloseable {
         }
 
         /**
-         * Threads of the CPU copy phase, the caller included (default: available processors; 1 = serial),
+         * Threads of the CPU copy phase, the caller included (default: the available processors, at most 256; 1 = serial),
          * and how many batches of one {@link UnifiedMemory#prefetch(Region, long[], long, int)} list run at once.
          *
          * @param threads the number of threads, 1 to 256
@@ -239,8 +241,8 @@ public final class UnifiedMemory implements AutoCloseable {
          * @throws IllegalArgumentException if {@code threads} is outside [1, 256]
          */
         public Builder copyThreads(int threads) {
-            if (threads < 1 || threads > 256) {
-                throw new IllegalArgumentException("copy threads " + threads + " outside [1, 256]");
+            if (threads < 1 || threads > MAX_COPY_THREADS) {
+                throw new IllegalArgumentException("copy threads " + threads + " outside [1, " + MAX_COPY_THREADS + "]");
             }
             this.copyThreads = threads;
             return this;
@@ -396,7 +398,9 @@ public final class UnifiedMemory implements AutoCloseable {
      * @throws IllegalArgumentException if {@code node} is the host or not a node of this memory
      */
     public DeviceDriver driver(int node) {
-        return device(node).driver();
+        DeviceDriver d = device(node).driver();
+        lifecycle.checkOpen();   // a closed driver's memory is gone
+        return d;
     }
 
     /**
@@ -414,7 +418,9 @@ public final class UnifiedMemory implements AutoCloseable {
      * @param mode the mode for later migrations; not null
      */
     public void migrationMode(MigrationMode mode) {
-        engine.mode(Objects.requireNonNull(mode, "mode"));
+        Objects.requireNonNull(mode, "mode");
+        lifecycle.checkOpen();
+        engine.mode(mode);
     }
 
     /**
@@ -433,7 +439,9 @@ public final class UnifiedMemory implements AutoCloseable {
      * @param path the copy path for later migrations; not null
      */
     public void copyPath(CopyPath path) {
-        engine.copyPath(Objects.requireNonNull(path, "path"));
+        Objects.requireNonNull(path, "path");
+        lifecycle.checkOpen();
+        engine.copyPath(path);
     }
 
     /**
@@ -483,8 +491,14 @@ public final class UnifiedMemory implements AutoCloseable {
         Checks.granularity(granularity);
         lifecycle.enter();
         try {
+            // ids are never reused (block locks are ordered by them, Region.id promises it): the last
+            // one given, the memory refuses more rather than wrap onto a live region's
+            int id = nextRegionId.getAndUpdate(i -> i < Integer.MAX_VALUE ? i + 1 : i);
+            if (id == Integer.MAX_VALUE) {
+                throw new IllegalStateException("this memory has given out " + (Integer.MAX_VALUE - 1)
+                        + " region ids, all it has (ids are never reused): a new UnifiedMemory allocates more");
+            }
             HostSide host = hostSides.create(bytes, (int) (granularity >>> PageGeometry.PAGE_SHIFT));
-            int id = nextRegionId.getAndIncrement();
             RegionState state = new RegionState(id, bytes, host, nodeInfos.size(),
                     Long.numberOfTrailingZeros(granularity), lifecycle);
             state.table().listener(residency.listenerFor(state));
@@ -898,6 +912,7 @@ public final class UnifiedMemory implements AutoCloseable {
      * @return a snapshot of the service's counters, or null in {@link HostFaultMode#HOST_VIEWS} mode
      */
     public FaultServiceCounters faultServiceCounters() {
+        lifecycle.checkOpen();   // a closed service reads all zeros, which would pass for a quiet one
         return hostSides.counters();
     }
 

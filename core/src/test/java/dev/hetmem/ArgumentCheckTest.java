@@ -8,6 +8,7 @@ import java.util.function.Supplier;
 
 import static dev.hetmem.MemoryFixture.MiB;
 import static dev.hetmem.MemoryFixture.names;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -65,6 +66,9 @@ class ArgumentCheckTest {
             PageSnapshot s = r.snapshot(0, MiB);
             names(IllegalArgumentException.class, "node 32 outside [0, 30]", () -> s.countOn(32));
             names(IllegalArgumentException.class, "node -1 outside [0, 30]", () -> s.residentOn(0, -1));
+            // the largest region's snapshot is more than one array holds: the refusal says how much one holds
+            Region largest = mem.allocate(UnifiedMemory.MAX_REGION_BYTES);
+            names(IllegalArgumentException.class, (Integer.MAX_VALUE - 8) + " pages", () -> largest.snapshot(0, largest.size()));
         }
     }
 
@@ -90,5 +94,31 @@ class ArgumentCheckTest {
         names(IllegalStateException.class, "closed", () -> r.host(0, 1, Access.READ));
         Supplier<Object> launch = () -> mem.launch(1, new EmulatedTestDevice(4096).noop(), 1, KernelArg.read(r));
         names(IllegalStateException.class, "closed", launch::get);
+        // settings and parts of a closed memory: refused, not changed or handed out (the driver's memory is
+        // gone, and a closed fault service's counters read as zeros)
+        names(IllegalStateException.class, "memory is closed", () -> mem.migrationMode(MigrationMode.VANILLA));
+        names(IllegalStateException.class, "memory is closed", () -> mem.copyPath(CopyPath.THREADS));
+        names(IllegalStateException.class, "memory is closed", () -> mem.driver(1));
+        names(IllegalStateException.class, "memory is closed", mem::faultServiceCounters);
+    }
+
+    /**
+     * Region ids are never reused: once the last is given out, a memory refuses more regions naming
+     * the limit. The counter wrapped, so the 2^32nd allocation took a live region's id (and replaced
+     * it in the memory's table: its close never freed it).
+     */
+    @Test
+    void aMemoryThatHasGivenOutEveryRegionIdRefusesMore() throws Exception {
+        try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {
+            Region first = mem.allocate(MiB);
+            var next = UnifiedMemory.class.getDeclaredField("nextRegionId");
+            next.setAccessible(true);
+            ((java.util.concurrent.atomic.AtomicInteger) next.get(mem)).set(Integer.MAX_VALUE - 1);
+            Region last = mem.allocate(MiB);
+            assertEquals(Integer.MAX_VALUE - 1, last.id());
+            names(IllegalStateException.class, String.valueOf(Integer.MAX_VALUE - 1), () -> mem.allocate(MiB));
+            names(IllegalStateException.class, "region ids", () -> mem.allocate(MiB));
+            assertEquals(java.util.List.of(first, last), mem.regions(), "nothing allocated by the refusals");
+        }
     }
 }

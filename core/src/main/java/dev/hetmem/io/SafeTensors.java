@@ -95,7 +95,7 @@ public final class SafeTensors implements AutoCloseable {
      * @throws IOException if the file is missing, unreadable or not a regular file, its read fails,
      *         or it changes between reading the header and loading the data
      * @throws IllegalArgumentException if {@code node} is not a node of {@code mem}
-     * @throws NullPointerException if {@code options} is null
+     * @throws NullPointerException if {@code mem}, {@code path} or {@code options} is null
      */
     public static SafeTensors load(UnifiedMemory mem, Path path, int node, LoadOptions options) throws IOException {
         return load(mem, path, node, options, () -> { });
@@ -107,7 +107,12 @@ public final class SafeTensors implements AutoCloseable {
      */
     static SafeTensors load(UnifiedMemory mem, Path path, int node, LoadOptions options, Runnable afterHeader)
             throws IOException {
+        // before the header is read (up to 100 MB): a bad argument is named as itself, not after a parse
+        // (or as the header's own fault)
+        Objects.requireNonNull(mem, "mem");
+        Objects.requireNonNull(path, "path");
         Objects.requireNonNull(options, "options");
+        mem.node(node);
         // the header and the data are read through separate opens: the file as it was before the header
         // was read must still be there, unchanged, once the load has read the data (the load checks its
         // own start against its end; a file replaced between the header and the load's start is caught

@@ -3,6 +3,7 @@ package dev.hetmem.io;
 import dev.hetmem.Region;
 
 import java.util.Arrays;
+import java.util.Objects;
 
 /**
  * One tensor of a loaded safetensors file: its name, element type, shape, and its slice of the
@@ -26,10 +27,33 @@ public record Tensor(String name, DType dtype, long[] shape, Region region, long
      * @param region the region that holds the whole file
      * @param offset where the tensor's data starts, in bytes from the start of {@code region}
      * @param length the tensor's data in bytes
-     * @throws NullPointerException if {@code shape} is null
+     * @throws NullPointerException if {@code name}, {@code dtype}, {@code shape} or {@code region} is null
+     * @throws IllegalArgumentException if a dimension, {@code offset} or {@code length} is negative, the
+     *         shape's element count overflows a long, or the data is not inside {@code region}
      */
     public Tensor {
+        Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(dtype, "dtype");
+        Objects.requireNonNull(region, "region");
         shape = shape.clone();
+        long n = 1;
+        for (long d : shape) {
+            if (d < 0) {
+                throw new IllegalArgumentException("tensor " + name + ": dimension " + d + " of shape " + shapeText(shape)
+                        + " is negative");
+            }
+            try {
+                n = Math.multiplyExact(n, d);
+            } catch (ArithmeticException e) {
+                // multiplied in order, as the header's reader does: it refuses such a shape alike
+                throw new IllegalArgumentException("tensor " + name + ": shape " + shapeText(shape)
+                        + " has more elements than a long counts (" + Long.MAX_VALUE + ")");
+            }
+        }
+        if (offset < 0 || length < 0 || length > region.size() - offset) {
+            throw new IllegalArgumentException("tensor " + name + ": data at " + offset + " of " + length
+                    + " bytes is not inside " + region + " (" + region.size() + " bytes)");
+        }
     }
 
     /**

@@ -56,12 +56,53 @@ class SafeTensorsTest {
         return write(name, h.length, h, new byte[dataBytes]);
     }
 
+    /** Asserts that {@code call} throws {@code type} with a message containing {@code expected}. */
+    static void names(Class<? extends Throwable> type, String expected, org.junit.jupiter.api.function.Executable call) {
+        Throwable t = assertThrows(type, call);
+        assertTrue(t.getMessage() != null && t.getMessage().contains(expected),
+                () -> "message should name '" + expected + "': " + t.getMessage());
+    }
+
     static void refused(SafeTensorsException.Kind kind, String expectedInMessage, Path p) {
         int before = mem.regions().size();
         SafeTensorsException e = assertThrows(SafeTensorsException.class, () -> SafeTensors.load(mem, p, 0));
         assertEquals(kind, e.kind(), e.getMessage());
         assertTrue(e.getMessage().contains(expectedInMessage), () -> "message should contain '" + expectedInMessage + "': " + e.getMessage());
         assertEquals(before, mem.regions().size(), "nothing allocated for a refused file");
+    }
+
+    /**
+     * Bad arguments are named before the header is read: a null memory or path, and a node the
+     * memory does not have (a bad header beside it is not the error reported); the memory and the
+     * path were used only after the parse (a NullPointerException from inside the JDK for a null path).
+     */
+    @Test
+    void badArgumentsAreNamedBeforeTheHeaderIsRead() throws IOException {
+        Path bad = write("bad-header-beside-bad-node", "{\"a\":", 0);
+        names(NullPointerException.class, "mem", () -> SafeTensors.load(null, bad, 0));
+        names(NullPointerException.class, "path", () -> SafeTensors.load(mem, null, 0));
+        names(IllegalArgumentException.class, "unknown node 7", () -> SafeTensors.load(mem, bad, 7));
+    }
+
+    /** A tensor made by hand is checked as the reader checks one: no negative or overflowing shape, data inside its region. */
+    @Test
+    void aTensorRefusesAShapeOrSliceNoHeaderCouldGive() {
+        dev.hetmem.Region r = mem.allocate(4096);
+        try {
+            names(IllegalArgumentException.class, "dimension -2",
+                    () -> new Tensor("t", DType.F32, new long[] {3, -2}, r, 0, 0));
+            names(IllegalArgumentException.class, "[4611686018427387904, 4]",
+                    () -> new Tensor("t", DType.F32, new long[] {1L << 62, 4}, r, 0, 0));
+            names(IllegalArgumentException.class, "data at -1",
+                    () -> new Tensor("t", DType.F32, new long[] {1}, r, -1, 4));
+            names(IllegalArgumentException.class, "4096 bytes",
+                    () -> new Tensor("t", DType.F32, new long[] {2}, r, 4090, 8));
+            names(NullPointerException.class, "region",
+                    () -> new Tensor("t", DType.F32, new long[] {1}, null, 0, 4));
+            assertEquals(6, new Tensor("t", DType.F32, new long[] {2, 3}, r, 0, 24).elements());
+        } finally {
+            r.free();
+        }
     }
 
     @Test
