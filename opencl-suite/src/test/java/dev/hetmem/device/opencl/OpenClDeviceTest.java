@@ -746,6 +746,38 @@ class OpenClDeviceTest {
         }
     }
 
+    /**
+     * A plain buffer's misuses are refused by name (from a review): a read into a read-only segment
+     * (OpenCL wrote through it: into a read-only file mapping, a fault that ends the JVM), a global
+     * size below 1 (-1 reached OpenCL as 2^64 - 1 work items); an empty transfer moves nothing
+     * (OpenCL answered it with a bare CL_INVALID_VALUE).
+     */
+    @Test
+    void aPlainBuffersMisusesAreRefusedByName() {
+        try (OpenClDevice dev = OpenClFixture.device(4 * MiB);
+             OpenClProgram p = PlainBuffers.compile(dev, TWICE, "");
+             OpenClDevice.PlainBuffer a = dev.plainBuffer(4096);
+             OpenClDevice.PlainBuffer b = dev.plainBuffer(4096);
+             Arena arena = Arena.ofConfined()) {
+            MemorySegment src = arena.allocate(4096);
+            src.fill((byte) 7);
+            a.write(src);
+            MemorySegment readOnly = arena.allocate(4096).asReadOnly();
+            var e = assertThrows(IllegalArgumentException.class, () -> a.read(readOnly));
+            assertTrue(e.getMessage().contains("read-only"), e.getMessage());
+            assertEquals(0, readOnly.get(ValueLayout.JAVA_BYTE, 0), "nothing written through it");
+            for (long bad : new long[] {0, -1}) {
+                var g = assertThrows(IllegalArgumentException.class, () -> PlainBuffers.run(dev, p.kernel("twice"), bad, a, b));
+                assertTrue(g.getMessage().contains("global size " + bad), g.getMessage());
+            }
+            a.write(MemorySegment.ofAddress(src.address()).reinterpret(0));
+            a.read(arena.allocate(0));
+            MemorySegment back = arena.allocate(4096);
+            a.read(back);
+            assertEquals(-1, src.mismatch(back), "the empty transfers moved nothing");
+        }
+    }
+
     /** A handle an OpenCL create call returns, after checking its error word. */
     private static MemorySegment created(MemorySegment err, java.lang.invoke.MethodHandle h, Object... args) {
         try {

@@ -610,7 +610,7 @@ public final class OpenClDevice implements DeviceDriver {
         /**
          * Copies {@code src} (native, at most {@link #byteSize} bytes) to the start of the buffer, blocking.
          *
-         * @param src the native segment to copy from; all its bytes are copied
+         * @param src the native segment to copy from; all its bytes are copied (none for an empty one)
          * @throws IllegalArgumentException if {@code src} is not native or is larger than the buffer
          * @throws IllegalStateException if the device is closed
          * @throws OpenClException if the device was lost or the transfer fails
@@ -620,8 +620,8 @@ public final class OpenClDevice implements DeviceDriver {
         /**
          * Copies the start of the buffer into {@code dst} (native, at most {@link #byteSize} bytes), blocking.
          *
-         * @param dst the native segment to fill; as many bytes as it holds are copied
-         * @throws IllegalArgumentException if {@code dst} is not native or is larger than the buffer
+         * @param dst the native segment to fill; as many bytes as it holds are copied (none for an empty one)
+         * @throws IllegalArgumentException if {@code dst} is not native, read-only, or larger than the buffer
          * @throws IllegalStateException if the device is closed
          * @throws OpenClException if the device was lost or the transfer fails
          */

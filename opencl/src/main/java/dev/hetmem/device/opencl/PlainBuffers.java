@@ -53,13 +53,17 @@ public final class PlainBuffers {
      *               kernel of {@code device}, with its scalars
      * @param globalSize the number of work items, positive
      * @param buffers buffers of {@code device}, one per region parameter of the kernel, in order
-     * @throws IllegalArgumentException if {@code kernel} is not from a plain program of {@code device},
+     * @throws IllegalArgumentException if {@code globalSize} is below 1, {@code kernel} is not from a plain program of {@code device},
      *         or a buffer (an argument or a scalar) belongs to another device
      * @throws IllegalStateException if the device is closed
      * @throws OpenClException if the device was lost, an argument does not match the kernel's
      *         signature, or the kernel fails
      */
     public static void run(OpenClDevice device, OpenClKernel kernel, long globalSize, OpenClDevice.PlainBuffer... buffers) {
+        if (globalSize < 1) {
+            // OpenCL reads it as a size_t: -1 asks for 2^64 - 1 work items, under the launch lock
+            throw new IllegalArgumentException("global size " + globalSize + " must be at least 1");
+        }
         if (kernel.program().device() != device || (!kernel.program().plain() && kernel.signature().translated())) {
             throw new IllegalArgumentException("kernel " + kernel.name() + " is not from a plain program of " + device.name()
                     + " (one built by PlainBuffers.compile, or an ordinary kernel with no HM_SPACE_PARAMS)");
@@ -162,6 +166,15 @@ public final class PlainBuffers {
             if (host.byteSize() > bytes || !host.isNative()) {
                 throw new IllegalArgumentException("host segment of " + host.byteSize() + " bytes (native: " + host.isNative()
                         + ") does not fit a native transfer to a buffer of " + bytes + " bytes");
+            }
+            if (!toDevice && host.isReadOnly()) {
+                // the read writes through the segment's address in native code: into a read-only file
+                // mapping, a fault there ends the JVM
+                throw new IllegalArgumentException("a read from a plain buffer into a read-only segment of " + host.byteSize()
+                        + " bytes: give it a writable one");
+            }
+            if (host.byteSize() == 0) {
+                return;   // nothing to move (OpenCL refuses a transfer of 0 bytes as CL_INVALID_VALUE)
             }
             // on the copy queue: as one of the engine's copies, so that it never reaches a queue the
             // device's close released
