@@ -138,11 +138,11 @@ final class FrameReleases {
         pendingFrames = 0;
     }
 
-    /** Gives frames back to the allocator, one call per contiguous stretch. */
+    /**
+     * Gives frames back to the allocator, one stretch at a time; a stretch it refuses (freed twice)
+     * does not keep the later ones from going back: the first refusal is thrown after.
+     */
     static void free(BuddyAllocator alloc, int[] frames, int count) {
-        for (int i = 0, n; i < count; i += n) {
-            n = FrameRuns.length(frames, i, count);
-            alloc.freeRun(frames[i], n);
-        }
+        alloc.freeAll(frames, count);
     }
 }

@@ -343,35 +343,48 @@ final class Placement {
             int n = s.pages();   // at most one stretch: misplaced() refused longer spans
             boolean claimed = s.run >= 0;
             int base = claimed ? s.run : takeRun(ctx, batch, eviction, dev, s, boundary);
-            int covered = 0;
-            for (Run r : batch.runs) {
-                if (!r.action.allocates() || !s.holds(r)) {
-                    continue;
-                }
-                int[] frames = new int[r.count];
-                int first = base + (int) (r.page() - s.from());
-                for (int i = 0; i < r.count; i++) {
-                    frames[i] = first + i;
-                }
-                r.frames = frames;
-                r.framesAllocated = r.count;
-                r.reserved += r.count;   // counted in flight by allocateContiguous
-                covered += r.count;
-            }
-            if (covered != n) {
-                // the runs hold theirs (undo frees them); give back the rest, then refuse
+            // the span's runs and their frame arrays first, then the hand-over, which allocates nothing: an
+            // Error (no memory for an array) midway left the first runs holding frames of a run the span
+            // still owned, freed twice then (undo, and releaseRuns), or never (a run taken here)
+            List<Run> takers = new ArrayList<>();
+            int[][] frames;
+            try {
+                int covered = 0;
                 for (Run r : batch.runs) {
-                    if (r.frames != null && s.holds(r)) {
-                        r.frames = null;
-                        r.framesAllocated = 0;
-                        r.reserved -= r.count;
+                    if (r.action.allocates() && s.holds(r)) {
+                        takers.add(r);
+                        covered += r.count;
                     }
                 }
-                if (!claimed) {
-                    ctx.inFlight.free(alloc, target, base, n);   // a claimed run stays the span's: releaseRuns gives it back
+                if (covered != n) {
+                    throw new IllegalStateException("placing pages [" + s.from() + ", " + s.to() + ") of " + s.region()
+                            + " in consecutive frames: only " + covered + " of " + n + " pages were planned to move");
                 }
-                throw new IllegalStateException("placing pages [" + s.from() + ", " + s.to() + ") of " + s.region()
-                        + " in consecutive frames: only " + covered + " of " + n + " pages were planned to move");
+                frames = new int[takers.size()][];
+                for (int t = 0; t < frames.length; t++) {
+                    Run r = takers.get(t);
+                    frames[t] = new int[r.count];
+                    int first = base + (int) (r.page() - s.from());
+                    for (int i = 0; i < r.count; i++) {
+                        frames[t][i] = first + i;
+                    }
+                }
+            } catch (RuntimeException | Error e) {
+                if (!claimed) {
+                    // a run taken here is nobody's yet (a claimed one stays the span's: releaseRuns gives it back)
+                    try {
+                        ctx.inFlight.free(alloc, target, base, n);
+                    } catch (RuntimeException | Error f) {
+                        e.addSuppressed(f);
+                    }
+                }
+                throw e;
+            }
+            for (int t = 0; t < frames.length; t++) {
+                Run r = takers.get(t);
+                r.frames = frames[t];
+                r.framesAllocated = r.count;
+                r.reserved += r.count;   // counted in flight by allocateContiguous
             }
             s.handedOver = true;   // the runs hold the frames now: undo frees them, as any batch's
         }

@@ -17,9 +17,17 @@ final class UndoPhase {
     static void undo(EngineContext ctx, MigrationBatch batch) {
         int target = batch.target;
         HostReleases written = new HostReleases();
+        // every step runs whatever an earlier one threw (the first failure is thrown, later ones suppressed
+        // in it): a refused free (a frame freed twice, a bug elsewhere) stopped the undo there, leaving the
+        // later runs' frames allocated for good and the sources unmapped while the table names them
+        Throwable failed = null;
         for (Run r : batch.runs) {
             if (target != 0 && r.frames != null) {
-                FrameReleases.free(ctx.device(target).allocator(), r.frames, r.framesAllocated);
+                try {
+                    FrameReleases.free(ctx.device(target).allocator(), r.frames, r.framesAllocated);
+                } catch (RuntimeException | Error e) {
+                    failed = CommitPhase.keep(failed, e);
+                }
                 r.frames = null;
                 r.framesAllocated = 0;
             }
@@ -34,14 +42,13 @@ final class UndoPhase {
         // sync looks at host-resident pages only, which none of the written ones is); the release last,
         // since madvise can fail, and such a failure leaves only dead frames mapped. Each step runs
         // whatever the one before threw; the first failure is thrown, the second suppressed in it.
-        Throwable failed = null;
         try {
             restoreMappings(ctx, batch);
             for (Run r : batch.runs) {
                 ctx.syncHost(r.region, r.block, r.first, r.first + r.count);
             }
         } catch (RuntimeException | Error e) {
-            failed = e;
+            failed = CommitPhase.keep(failed, e);
         }
         try {
             written.flush(ctx.pool);

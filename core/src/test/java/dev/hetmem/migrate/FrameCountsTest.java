@@ -57,4 +57,23 @@ class FrameCountsTest {
         assertEquals(0, inFlight.get(1), "every range uncounted");
         assertEquals(1024, alloc.freeFrames(), "the later ranges freed too");
     }
+
+    /**
+     * An undo's frames go back stretch by stretch whatever one stretch's release threw: it stopped at
+     * the first refused stretch, leaving the rest of the run (and the undo's later steps) undone.
+     */
+    @Test
+    void anUndosFramesAllGoBackWhateverOneStretchsReleaseThrows() {
+        BuddyAllocator alloc = new BuddyAllocator(1024);
+        int a = alloc.allocate(3);
+        int b = alloc.allocate(3);
+        int[] frames = new int[16];
+        for (int i = 0; i < 8; i++) {
+            frames[i] = b + i;   // b's stretch first, then a's: two stretches unless they happen to adjoin in this order
+            frames[8 + i] = a + i;
+        }
+        alloc.freeRun(b, 8);   // the first stretch freed behind the run's back (a bug)
+        assertThrows(RuntimeException.class, () -> FrameReleases.free(alloc, frames, 16));
+        assertEquals(1024, alloc.freeFrames(), "the second stretch went back too");
+    }
 }
