@@ -54,25 +54,35 @@ public final class EmulatedStressDevices implements StressDevices {
     }
 
     @Override
-    public void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows, boolean plain) {
+    public void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows, boolean plain,
+                          ItemsRun ran) {
         KernelArg arg = KernelArg.of(r, 0, longs * 8, Access.READ_WRITE);
+        if (!plain) {
+            ran.recording();   // ids are the longs' own in every tile (a plain pointer's restart at 0 in each)
+        }
         EmulatedKernel k = plain
                 ? EmulatedKernel.plain((a, i) -> a.plain(0).set(LONG, 8 * i, a.plain(0).get(LONG, 8 * i) + delta), 0)
-                : (a, i) -> a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + delta);
+                : (a, i) -> {
+                    a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + delta);
+                    ran.mark(i);
+                };
         mem.launch(node, k, longs, windows ? arg.perItem(8) : arg);
     }
 
     @Override
-    public boolean addToEachButLastPages(UnifiedMemory mem, int node, Region r, long granule, int granules, long delta) {
+    public boolean addToEachButLastPages(UnifiedMemory mem, int node, Region r, long granule, int granules, long delta,
+                                         ItemsRun ran) {
         long perArg = (granule - PAGE_BYTES) / 8;
         KernelArg[] args = new KernelArg[granules];
         for (int j = 0; j < granules; j++) {
             args[j] = KernelArg.of(r, j * granule, granule - PAGE_BYTES, Access.READ_WRITE);
         }
+        ran.recording();
         mem.launch(node, (EmulatedKernel) (a, i) -> {
             int j = (int) (i / perArg);
             long at = 8 * (i % perArg);
             a.arg(j).putLong(at, a.arg(j).getLong(at) + delta);
+            ran.mark(i);
         }, perArg * granules, args);
         return true;
     }

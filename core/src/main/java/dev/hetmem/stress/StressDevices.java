@@ -76,9 +76,11 @@ public interface StressDevices {
      *              at 0 in each tile, and a region larger than the device needs windows)
      * @throws dev.hetmem.driver.DeviceMemoryException if the region does not fit the device and
      *         neither windows nor device faults let it run
+     * @param ran where the kind's kernel can tell its items apart (not a plain pointer's tiles, whose ids
+     *            restart), it says so ({@link ItemsRun#recording}) and marks each item whose store is done
      * @throws dev.hetmem.ProtectionException if a page of the range is read-only
      */
-    void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows, boolean plain);
+    void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows, boolean plain, ItemsRun ran);
 
     /**
      * One launch adding {@code delta} to every long of the first {@code granules} granules of
@@ -92,9 +94,11 @@ public interface StressDevices {
      * @param granule the granule size in bytes
      * @param granules how many granules, from the region's start, the launch covers
      * @param delta what is added to each long
+     * @param ran as for {@link #addToEach}: item i adds to long i % (granule / 8 - 512) of granule i / that
      * @return false, having run nothing, where the kind makes no such launch; true once it ran
      */
-    default boolean addToEachButLastPages(UnifiedMemory mem, int node, Region r, long granule, int granules, long delta) {
+    default boolean addToEachButLastPages(UnifiedMemory mem, int node, Region r, long granule, int granules, long delta,
+                                          ItemsRun ran) {
         return false;
     }
 

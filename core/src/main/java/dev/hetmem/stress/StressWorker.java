@@ -570,9 +570,10 @@ final class StressWorker {
                 + (refused ? " refused: read-only" : "") + (unsupported ? " refused: no windows, no device faults" : ""));
         byte[] before = Arrays.copyOf(m.bytes, (int) (longs * 8));
         SideAccesses beside = part ? besideStep(m, 0, longs * 8, st) : null;
+        ItemsRun ran = new ItemsRun(longs);
         try {
             if (!writeChecked(refused, "a sweep over " + m, () -> s.kinds[node].addToEach(s.mem, node, m.region, longs, delta,
-                    windows, plain))) {
+                    windows, plain, ran))) {
                 return;
             }
         } catch (dev.hetmem.driver.DeviceMemoryException e) {
@@ -580,12 +581,12 @@ final class StressWorker {
                 return;   // refused at once, as documented: nothing ran
             }
             if (takenInterrupt(e) | injected(e)) {   // not ||: the flag is taken before any read back
-                adoptPartialSweep(m, before, longs, delta, windows);
+                adoptPartialSweep(m, before, longs, delta, windows, ran);
             }
             throw e;
         } catch (RuntimeException e) {
             if (takenInterrupt(e) | injected(e)) {
-                adoptPartialSweep(m, before, longs, delta, windows);
+                adoptPartialSweep(m, before, longs, delta, windows, ran);
             }
             throw e;
         } finally {
@@ -611,10 +612,25 @@ final class StressWorker {
      * and the model takes what is there. A lost store shows as a long left old after one that was
      * added to, inside one chunk.
      */
-    private void adoptPartialSweep(Model m, byte[] before, long longs, long delta, boolean windows) {
+    private void adoptPartialSweep(Model m, byte[] before, long longs, long delta, boolean windows, ItemsRun ran) {
         byte[] got = readAfterFailure(m, (int) (longs * 8));
         ByteBuffer was = ByteBuffer.wrap(before).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer now = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
+        if (ran.isRecording()) {
+            // the kernel marked every item whose store was done: each long is exactly what its item left
+            for (long i = 0; i < longs; i++) {
+                long w = was.getLong((int) (8 * i));
+                long n = now.getLong((int) (8 * i));
+                long want = ran.ran(i) ? w + delta : w;
+                if (n != want) {
+                    throw new Mismatch("after a sweep that failed part-way, long " + i + " of " + m + " is " + n + " where its item "
+                            + (ran.ran(i) ? "finished, having stored " + want + (n == w ? ": the store was lost" : "")
+                            : "never finished, so it holds its old value " + w));
+                }
+            }
+            System.arraycopy(got, 0, m.bytes, 0, got.length);
+            return;
+        }
         long per = windows ? Math.max(1, longs) : EmulatedDevice.itemsPerChunk(longs, EmulatedStressDevices.COMPUTE_THREADS);
         for (long i = 0; i < longs; i++) {
             long w = was.getLong((int) (8 * i));
@@ -685,12 +701,13 @@ final class StressWorker {
         SideAccesses beside = new SideAccesses(() -> view, m.region::isFreed, 0, bytes, last, SideAccesses.model(m.bytes),
                 stores ? m.bytes : null, last, st.x() ^ st.z());
         boolean ran;
+        ItemsRun items = new ItemsRun((granule - PAGE_BYTES) / 8 * granules);
         try {
-            ran = s.kinds[node].addToEachButLastPages(s.mem, node, m.region, granule, granules, delta);
+            ran = s.kinds[node].addToEachButLastPages(s.mem, node, m.region, granule, granules, delta, items);
         } catch (RuntimeException e) {
             beside.close();   // first: a wrong access beside it fails the step, and no thread changes the model after
             if (takenInterrupt(e) | injected(e)) {
-                adoptPartialButLastPages(m, before, granule, granules, delta);
+                adoptPartialButLastPages(m, before, granule, granules, delta, items);
             }
             throw e;
         }
@@ -725,15 +742,26 @@ final class StressWorker {
      * old + delta, every last page as the model says (its host stores included); the model takes
      * what is there.
      */
-    private void adoptPartialButLastPages(Model m, byte[] before, long granule, int granules, long delta) {
+    private void adoptPartialButLastPages(Model m, byte[] before, long granule, int granules, long delta, ItemsRun items) {
         byte[] got = readAfterFailure(m, (int) (granules * granule));
         ByteBuffer was = ByteBuffer.wrap(before).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer now = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer model = ByteBuffer.wrap(m.bytes).order(ByteOrder.LITTLE_ENDIAN);
+        long perArg = (granule - PAGE_BYTES) / 8;
         for (long at = 0; at < got.length; at += 8) {
             boolean inArgument = at % granule < granule - PAGE_BYTES;
             long n = now.getLong((int) at);
             long w = inArgument ? was.getLong((int) at) : model.getLong((int) at);
+            if (inArgument && items.isRecording()) {
+                // exact: the kernel marked each item whose store was done (item = granule * perArg + long in it)
+                boolean done = items.ran(at / granule * perArg + at % granule / 8);
+                if (n != (done ? w + delta : w)) {
+                    throw new Mismatch("after a sweep but last pages that failed part-way, long at byte " + at + " of " + m
+                            + " is " + n + " where its item " + (done ? "finished, having stored " + (w + delta)
+                            + (n == w ? ": the store was lost" : "") : "never finished, so it holds its old value " + w));
+                }
+                continue;
+            }
             if (n != w && !(inArgument && n == w + delta)) {
                 throw new Mismatch("after a sweep but last pages that failed part-way, long at byte " + at + " of " + m
                         + " is " + n + ": " + (inArgument ? "neither its old value " + w + " nor that plus " + delta

@@ -5,6 +5,7 @@ import dev.hetmem.KernelArg;
 import dev.hetmem.Region;
 import dev.hetmem.UnifiedMemory;
 import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.stress.ItemsRun;
 import dev.hetmem.stress.StressDevices;
 
 import java.lang.foreign.MemorySegment;
@@ -145,7 +146,10 @@ public final class OpenClStressDevices implements StressDevices {
     }
 
     @Override
-    public void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows, boolean plain) {
+    public void addToEach(UnifiedMemory mem, int node, Region r, long longs, long delta, boolean windows, boolean plain,
+                          ItemsRun ran) {
+        // its items are not recorded (that would take a buffer of flags beside): a failure part-way is
+        // checked as a prefix of the tiles
         OpenClDevice d = device(mem, node);
         KernelArg arg = KernelArg.of(r, 0, longs * 8, Access.READ_WRITE);
         mem.launch(node, programs.get(d).kernel(plain ? "addEachPlain" : "addEach", delta), longs, windows ? arg.perItem(8) : arg);

@@ -1,0 +1,51 @@
+package dev.hetmem.stress;
+
+import java.util.concurrent.atomic.AtomicLongArray;
+
+/**
+ * The work items of one stress launch that finished, each marked by the kernel itself once its
+ * store is done, where the device kind can tell its items apart ({@link #recording}): after a
+ * launch that failed part-way, a long of an item marked here must hold its old value plus the
+ * delta, and any other its old value. Without it the stress could only ask that the items that ran
+ * form a prefix of each compute thread's share, and a store lost at the end of a share that did run
+ * read as items that never ran.
+ */
+public final class ItemsRun {
+    private final AtomicLongArray bits;
+    private final long items;
+    private volatile boolean recording;
+
+    /** Room for items [0, items), none marked. */
+    public ItemsRun(long items) {
+        this.items = items;
+        this.bits = new AtomicLongArray(Math.toIntExact(Math.ceilDiv(items, 64)));
+    }
+
+    /** Said by a device kind whose kernel will mark every item it finishes (before the launch). */
+    public void recording() {
+        recording = true;
+    }
+
+    /** Whether the launch's kernel marks its items: only then does {@link #ran} tell. */
+    public boolean isRecording() {
+        return recording;
+    }
+
+    /** Item {@code i} finished: called by the kernel after the item's last store. */
+    public void mark(long i) {
+        if (i < 0 || i >= items) {
+            throw new IndexOutOfBoundsException("item " + i + " of " + items);
+        }
+        int w = (int) (i >>> 6);
+        long bit = 1L << i;
+        long v;
+        do {
+            v = bits.get(w);
+        } while ((v & bit) == 0 && !bits.compareAndSet(w, v, v | bit));
+    }
+
+    /** Whether item {@code i} finished. */
+    public boolean ran(long i) {
+        return (bits.get((int) (i >>> 6)) & (1L << i)) != 0;
+    }
+}
