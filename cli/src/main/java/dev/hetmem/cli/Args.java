@@ -196,4 +196,19 @@ final class Args {
             super(message);
         }
     }
+
+    /**
+     * A file the user named: a usage error for an empty name (which would read as the current folder)
+     * or one that is no path here (a NUL byte), naming {@code what} (the option, or FILE).
+     */
+    static java.nio.file.Path filePath(String what, String name) {
+        if (name.isEmpty()) {
+            throw new UsageException(what + " is empty: name a file");
+        }
+        try {
+            return java.nio.file.Path.of(name);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new UsageException(what + " " + Main.printable(name) + ": not a file name (" + e.getReason() + ")");
+        }
+    }
 }

@@ -156,6 +156,18 @@ final class DecodeBench {
             throw new Args.UsageException("--same-jvm and --jvm-per-case: choose one");
         }
         boolean jvmPerRound = !sameJvm && !args.flag("jvm-per-case");
+        double[] factors = factors(args.value("factors", null), quick ? new double[] {2} : new double[] {0.5, 2, 3});
+        // the model is written to a temporary file, read into host memory by the explicit program and loaded
+        // by the others (up to 16 times the device): refused up front what this machine cannot hold
+        long physical = HostMemory.physicalBytes();
+        for (double f : factors) {
+            if (f * capacity > physical / 4) {
+                throw new Args.UsageException("--factors " + f + " with --capacity " + capacity + ": a model of "
+                        + (long) (f * capacity) + " bytes is more than a quarter of this machine's " + physical + " bytes");
+            }
+        }
+        List<String> dtypes = dtypes(args.value("dtypes", null), quick ? List.of("F32") : List.of("F32", "BF16"));
+        // after every option is checked: a usage error is one whatever this machine has
         String which = args.value("device", "all");
         List<String> devices = new ArrayList<>();
         if (which.equals("emulated") || which.equals("all")) {
@@ -174,17 +186,6 @@ final class DecodeBench {
         if (devices.isEmpty()) {
             throw new Args.UsageException("--device " + which + " must be emulated, opencl or all");
         }
-        double[] factors = factors(args.value("factors", null), quick ? new double[] {2} : new double[] {0.5, 2, 3});
-        // the model is written to a temporary file, read into host memory by the explicit program and loaded
-        // by the others (up to 16 times the device): refused up front what this machine cannot hold
-        long physical = HostMemory.physicalBytes();
-        for (double f : factors) {
-            if (f * capacity > physical / 4) {
-                throw new Args.UsageException("--factors " + f + " with --capacity " + capacity + ": a model of "
-                        + (long) (f * capacity) + " bytes is more than a quarter of this machine's " + physical + " bytes");
-            }
-        }
-        List<String> dtypes = dtypes(args.value("dtypes", null), quick ? List.of("F32") : List.of("F32", "BF16"));
         List<String> modes = MODES;
         CopyLimits limits = CopyLimits.measure(128 * MiB, true);
         List<Map<String, Object>> rows = new ArrayList<>();

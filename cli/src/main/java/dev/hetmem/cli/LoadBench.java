@@ -98,6 +98,23 @@ final class LoadBench {
         }
         long largest = sizes.stream().mapToLong(Long::longValue).max().orElseThrow();
 
+        boolean toWrite = false;
+        for (long size : sizes) {
+            Path p = dir.resolve("load-" + size + ".bin");
+            toWrite |= !(Files.isRegularFile(p) && Files.size(p) == size);
+        }
+        if (toWrite) {
+            // a file made and removed before anything is written: a folder such as /proc is made (it is there)
+            // and then refuses its first file, which said only that file's path
+            try {
+                Files.delete(Files.createTempFile(dir, ".hetmem-", ".probe"));
+            } catch (IOException | UnsupportedOperationException e) {
+                String why = e instanceof java.nio.file.AccessDeniedException ? "permission denied"
+                        : e instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason() : "refused";
+                throw new Args.UsageException("--dir " + Main.printable(dirOption) + ": the test files cannot be written there ("
+                        + why + ")");
+            }
+        }
         List<Path> files = new ArrayList<>();
         for (long size : sizes) {
             files.add(testFile(dir, size, err));
@@ -293,8 +310,12 @@ final class LoadBench {
         err.printf("writing %s test file %s%n", Sizes.format(size), Main.printable(p.toString()));
         byte[] block = new byte[(int) Math.min(size, 8 * MiB)];
         new SplittableRandom(size).nextBytes(block);
-        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
+        // written under a temporary name and moved into place whole: a full disk or a Ctrl-C leaves no
+        // partial file (up to gigabytes) under the name a later run would take for a finished one
+        Path partial = Files.createTempFile(dir, ".load-" + size + "-", ".partial");
+        partial.toFile().deleteOnExit();
+        boolean done = false;
+        try (FileChannel ch = FileChannel.open(partial, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
             long left = size;
             long pos = 0;
             while (left > 0) {
@@ -309,7 +330,13 @@ final class LoadBench {
                 left -= n;
             }
             ch.force(true);
+            done = true;
+        } finally {
+            if (!done) {
+                Files.deleteIfExists(partial);
+            }
         }
+        Files.move(partial, p, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         return p;
     }
 

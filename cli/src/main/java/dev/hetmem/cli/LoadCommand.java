@@ -36,7 +36,7 @@ final class LoadCommand {
         if (args.positional().size() != 1) {
             throw new Args.UsageException("load needs exactly one FILE");
         }
-        Path file = Path.of(args.positional().getFirst());
+        Path file = Args.filePath("FILE", args.positional().getFirst());
         int node = target(args.value("to", "host"));
         LoadOptions o = LoadOptions.defaults();
         try {

@@ -131,10 +131,20 @@ public final class Main {
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         if (argv.isEmpty() || argv.getFirst().equals("--help") || argv.getFirst().equals("-h")
                 || argv.getFirst().equals("help")) {
+            if (argv.size() > 1) {
+                // 'help load', 'help bench decode': that command's own help (an unknown one is a usage error)
+                List<String> asked = new java.util.ArrayList<>(argv.subList(1, argv.size()));
+                asked.add("--help");
+                return run(asked, out, err);
+            }
             (argv.isEmpty() ? err : out).print(USAGE);
             return argv.isEmpty() ? 2 : 0;
         }
         if (argv.getFirst().equals("--version") || argv.getFirst().equals("-V") || argv.getFirst().equals("version")) {
+            if (argv.size() > 1) {
+                err.println("hetmem version: unexpected argument '" + printable(argv.get(1)) + "'");
+                return 2;
+            }
             out.println("hetmem " + version());
             return 0;
         }
@@ -210,7 +220,23 @@ public final class Main {
         if (t.getMessage() == null || t.getMessage().isBlank() || isProgrammingError(t)) {
             return INTERNAL_ERROR;
         }
+        if (t instanceof java.nio.file.FileSystemException f && f.getReason() == null) {
+            // the JDK's AccessDeniedException and its kind say the path alone: what happened is in the class
+            return f.getMessage() + ": " + fileProblem(f);
+        }
         return t.getMessage();
+    }
+
+    /** What a file-system exception without a reason means, in words. */
+    private static String fileProblem(java.nio.file.FileSystemException f) {
+        return switch (f) {
+            case java.nio.file.AccessDeniedException a -> "permission denied";
+            case java.nio.file.NoSuchFileException n -> "no such file or folder";
+            case java.nio.file.FileAlreadyExistsException x -> "already exists";
+            case java.nio.file.NotDirectoryException n -> "not a folder";
+            case java.nio.file.DirectoryNotEmptyException d -> "folder not empty";
+            default -> "the file system refused";
+        };
     }
 
     /** A wrapper that says nothing of its own: its message is its cause's class name and message. */

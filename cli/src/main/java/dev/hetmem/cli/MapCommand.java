@@ -38,6 +38,7 @@ final class MapCommand {
         }
         int width = args.intValue("width", 100, 10, 1000);
         String load = args.value("load", null);
+        Path loadPath = load == null ? null : Args.filePath("--load", load);
         int to = node(args.value("to", "host"));
         if (load == null && args.value("to", null) != null) {
             throw new Args.UsageException("--to needs --load FILE");
@@ -48,9 +49,9 @@ final class MapCommand {
             Region r;
             String title;
             if (load != null) {
-                LoadResult res = mem.load(Path.of(load), to);
+                LoadResult res = mem.load(loadPath, to);
                 r = res.region();
-                title = "hetmem map: " + Main.printable(String.valueOf(Path.of(load).getFileName())) + " loaded to node " + to
+                title = "hetmem map: " + Main.printable(String.valueOf(loadPath.getFileName())) + " loaded to node " + to
                         + (to == 0 ? " (host)" : " (emulated-" + to + ")");
             } else {
                 r = scenario(mem);

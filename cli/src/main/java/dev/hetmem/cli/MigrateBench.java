@@ -73,14 +73,6 @@ final class MigrateBench {
             case "all" -> List.of("emulated", "opencl");
             default -> throw new Args.UsageException("--device " + deviceArg + " must be emulated, opencl or all");
         };
-        String noOpenCl = OpenClPlatforms.unavailableReason();
-        if (noOpenCl != null && devices.contains("opencl")) {
-            if (deviceArg.equals("opencl")) {
-                throw new IllegalStateException("--device opencl: " + noOpenCl);   // the machine's, not a usage error: exit 1
-            }
-            err.println("bench migrate: no OpenCL rows: " + noOpenCl);
-            devices = List.of("emulated");
-        }
         boolean quick = args.flag("quick");
         boolean json = args.flag("json");
         List<Long> pages = quick ? List.of(4 * KiB, 2 * MiB) : List.of(4 * KiB, 64 * KiB, 2 * MiB);
@@ -103,7 +95,7 @@ final class MigrateBench {
             pages = args.sizeList("pages", null);
             for (long p : pages) {
                 if (p < PAGE_BYTES || p > 2 * MiB || Long.bitCount(p) != 1) {
-                    throw new Args.UsageException("page size " + p + " must be a power of two in [4K, 2M]");
+                    throw new Args.UsageException("--pages: page size " + p + " must be a power of two in [4K, 2M]");
                 }
             }
         }
@@ -115,6 +107,15 @@ final class MigrateBench {
                             + " (every size moves whole pages of every size in --pages)");
                 }
             }
+        }
+        // after every option is checked: a usage error is one whatever this machine has
+        String noOpenCl = OpenClPlatforms.unavailableReason();
+        if (noOpenCl != null && devices.contains("opencl")) {
+            if (deviceArg.equals("opencl")) {
+                throw new IllegalStateException("--device opencl: " + noOpenCl);   // the machine's, not a usage error: exit 1
+            }
+            err.println("bench migrate: no OpenCL rows: " + noOpenCl);
+            devices = List.of("emulated");
         }
         List<Mode> modes = new ArrayList<>();
         long kept = UnifiedMemory.DEFAULT_HOST_RETAIN_BUDGET;

@@ -44,7 +44,8 @@ final class ProgressBar implements LoadProgress {
             int decile = (int) (fraction * 10);
             if (decile > lastDecile) {
                 lastDecile = decile;
-                err.printf("%s %3d%% %s of %s, %.2f GB/s%n", label, decile * 10, human(done), human(total), gbps);
+                // a line per tenth reached, saying how far it really is (the first report may be past 0%)
+                err.printf("%s %3d%% %s of %s, %.2f GB/s%n", label, (int) (100 * fraction), human(done), human(total), gbps);
             }
         }
     }

@@ -490,6 +490,14 @@ class CommandLineTest {
                     String.join(" ", c) + ": " + r.out());
             assertTrue(!r.out().contains("\"nodes\"") && !r.out().contains("GFLOP"), "help only: " + r.out());
         }
+        // 'help COMMAND' is that command's help; a word after the version, or help of no command, a usage error
+        Result helpOf = run("help", "bench", "decode");
+        assertEquals(0, helpOf.code(), helpOf.err());
+        assertTrue(helpOf.out().startsWith("usage: hetmem bench decode"), helpOf.out());
+        assertEquals(2, run("help", "nosuch").code());
+        Result versionAnd = run("version", "--bogus");
+        assertEquals(2, versionAnd.code(), versionAnd.out());
+        assertTrue(versionAnd.err().contains("unexpected argument '--bogus'"), versionAnd.err());
         Result bench = run("bench", "--help");
         assertEquals(0, bench.code());
         assertTrue(bench.out().contains("bench migrate") && bench.out().contains("bench oversub"), bench.out());
@@ -571,6 +579,7 @@ class CommandLineTest {
         oneJsonObject(r.out());
         assertTrue(r.out().contains("\"runs\":2,"), "the one configuration, twice: " + r.out());
         assertTrue(r.out().contains("\"first_seed\":5,\"last_seed\":7,"), r.out());
+        assertEquals(2, r.err().split("ok  seed 7, ", -1).length - 1, "each run's line on stderr with --json too: " + r.err());
         // seed 7 is the third configuration of the sequence from 5 (two devices); a sequence started
         // at 7 would run its first (one device) instead
         Result text = run("stress", "--seconds", "120", "--seed", "5", "--only", "7", "--device", "emulated");
@@ -667,6 +676,11 @@ class CommandLineTest {
         java.nio.file.Path folder = java.nio.file.Files.createDirectory(dir.resolve("chart.png"));
         assertUsageError("that is a folder, not a file", "bench", "migrate", "--plot", folder.toString());
         assertUsageError("cannot be written", "bench", "migrate", "--plot", "/proc/chart.png");
+        // an empty file name read as the current folder ("is a directory", exit 1)
+        assertUsageError("FILE is empty", "load", "");
+        assertUsageError("--load is empty", "map", "--load", "");
+        // a folder that is there and refuses files (it said only the first file's path, with exit 1)
+        assertUsageError("the test files cannot be written there", "bench", "load", "--sizes", "1", "--dir", "/proc");
     }
 
     /** A chart that cannot be drawn at the end loses nothing: the rows are printed, the status is 1. */
