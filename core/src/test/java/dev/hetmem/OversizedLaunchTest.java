@@ -286,14 +286,35 @@ class OversizedLaunchTest {
     @Test
     @Tag("emulated")
     void aWriteFaultWhileAProtectionIsLiftedIsServed() throws Exception {
+        writeWhileAProtectionIsLifted(false);
+    }
+
+    /**
+     * As above, for a page the device maps in place (accessed-by advice): its entry was write-protected
+     * by the read-only spell while the page table kept it remotely writable, the fault found a plan with
+     * nothing to do (not the case of nothing to move, which put entries in line), and the item faulted
+     * again until the launch failed after 10,000 faults. From a review.
+     */
+    @Test
+    @Tag("emulated")
+    void aWriteFaultOnAPageMappedInPlaceWhileAProtectionIsLiftedIsServed() throws Exception {
+        writeWhileAProtectionIsLifted(true);
+    }
+
+    /** A page of block 1 written by a launch, read-only, then written while block 0 holds up the protection's lifting. */
+    private static void writeWhileAProtectionIsLifted(boolean mappedInPlace) throws Exception {
         EmulatedDevice dev = MemoryFixture.emulated(2 * MiB);
         try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
             long bytes = 8 * MiB;
             Region a = mem.allocate(bytes);
             fill(a, 0, bytes, 2);
+            if (mappedInPlace) {
+                a.advise(0, bytes, Advice.accessedBy(1));
+            }
             long at = 2 * MiB + 64;   // a page of block 1
-            // larger than the device, no window: by faults; the page ends on the device, writable
+            // larger than the device, no window: by faults; the page ends on the device (or mapped in place), writable
             mem.launch(1, (EmulatedKernel) (args, i) -> args.arg(0).putLong(at, 5), 1, KernelArg.readWrite(a));
+            assertEquals(mappedInPlace ? 0 : 1, a.snapshot(at, 8).countOn(1), "held on the device, or mapped in place");
             a.protect(0, bytes, Protection.READ_ONLY);   // its entry loses write; the page table keeps it
             dev.hetmem.pagetable.Block first = a.state().table().block(0);
             CompletableFuture<Void> lifted;

@@ -229,6 +229,11 @@ public final class MigrationEngine implements AutoCloseable {
                         for (Run r : plan.runs) {
                             r.needed = needed;
                         }
+                        if (plan.runs.isEmpty() && trigger == Trigger.FAULT && target != 0) {
+                            // nothing to do where the pages are not all held on the target (some mapped in place,
+                            // writable by the table): the entries, as where nothing is to move, in line
+                            writableEntriesInLine(requests, target);
+                        }
                         touch(locked);
                         try {
                             long migrated = runner.execute(plan.runs, target, trigger, spans);
@@ -819,7 +824,8 @@ public final class MigrationEngine implements AutoCloseable {
     }
 
     /**
-     * A device's write fault on pages the page table already gives it writable (blocks locked):
+     * A device's write fault on pages the page table already gives it writable, held on the device
+     * or mapped in place from the host (blocks locked):
      * its entries are made as writable as {@link #reprotect} will make them. Between a range's
      * protection becoming read-write again and {@code reprotect} reaching its blocks (it locks all
      * of them first, and may wait behind a long batch), the entries are still read-only from the
