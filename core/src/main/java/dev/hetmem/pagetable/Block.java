@@ -55,8 +55,15 @@ public final class Block {
     private int lastTarget = -1;
     private long lastMoveNanos;
     private int bounces;
-    /** Until when (System.nanoTime) the block stays home, devices reaching it remotely; 0 when not thrashing. */
-    private volatile long homeUntilNanos;
+    /**
+     * The block stays home, devices reaching it remotely, for {@code holdForNanos} from
+     * {@code holdSinceNanos} (System.nanoTime); 0 when not thrashing. Kept as a start and a length,
+     * not an end, so that the test is a difference of two nanoTime values, as the clock's contract
+     * asks (an end past Long.MAX_VALUE would wrap and never hold). Written under {@link #lock},
+     * length last; read without it, length first.
+     */
+    private volatile long holdSinceNanos;
+    private volatile long holdForNanos;
 
     Block(PageTable table, long index, int nodes) {
         this.table = table;
@@ -233,7 +240,7 @@ public final class Block {
     /**
      * Records that pages of this block moved to {@code target}; returns true when that makes it
      * thrash: the third move between different nodes, each within {@code windowNanos} of the last.
-     * A thrashing block stays home until {@code now + holdNanos}.
+     * A thrashing block stays home for {@code holdNanos} from {@code now}.
      */
     public boolean recordMove(int target, long now, long windowNanos, long holdNanos) {
         assert lock.isHeldByCurrentThread();
@@ -246,7 +253,9 @@ public final class Block {
         lastMoveNanos = now;
         if (bounces >= 3) {
             bounces = 0;
-            homeUntilNanos = now + holdNanos;
+            holdForNanos = 0;
+            holdSinceNanos = now;
+            holdForNanos = holdNanos;
             return true;
         }
         return false;
@@ -254,8 +263,8 @@ public final class Block {
 
     /** Whether the block is held home because it thrashed. */
     public boolean heldHome(long now) {
-        long until = homeUntilNanos;
-        return until != 0 && now < until;
+        long hold = holdForNanos;
+        return hold != 0 && now - holdSinceNanos < hold;
     }
 
     public void touch(long nanos) {
