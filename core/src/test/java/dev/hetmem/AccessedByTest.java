@@ -144,4 +144,55 @@ class AccessedByTest {
             release.countDown();
         }
     }
+
+    /**
+     * A host access that ends a device's exclusivity over pages the device maps in place unmaps them
+     * one by one; should the driver's unmap throw (it should not, a driver still may), the pages
+     * unmapped before it are invalidated all the same (their table bits are cleared already): the
+     * invalidation came after the walk, and a throw skipped it. From a review.
+     */
+    @Test
+    @Tag("emulated")
+    void anExclusivityEndedForTheHostInvalidatesWhatItUnmappedThoughALaterUnmapThrows() {
+        java.util.concurrent.atomic.AtomicInteger unmapsBeforeFailure = new java.util.concurrent.atomic.AtomicInteger(-1);
+        java.util.concurrent.atomic.AtomicLong invalidations = new java.util.concurrent.atomic.AtomicLong();
+        WrappedDevice dev = new WrappedDevice("unmap-fails-later", 8 * MiB) {
+            @Override
+            public boolean canMapHost() {
+                return true;
+            }
+
+            @Override
+            public void mapHost(long va, long hostAddress, int pages, boolean writable) {
+                inner.mapHost(va, hostAddress, pages, writable);
+            }
+
+            @Override
+            public void unmap(long va, long pages) {
+                if (unmapsBeforeFailure.get() >= 0 && unmapsBeforeFailure.getAndDecrement() == 0) {
+                    throw new IllegalStateException("injected unmap failure");
+                }
+                super.unmap(va, pages);
+            }
+
+            @Override
+            public void invalidate(dev.hetmem.driver.VaRanges ranges) {
+                invalidations.incrementAndGet();
+                super.invalidate(ranges);
+            }
+        };
+        try (UnifiedMemory m = UnifiedMemory.builder().device(dev).build()) {
+            Region r = m.allocate(2 * PAGE);
+            MemoryFixture.fill(r, 0, r.size(), 3);
+            r.advise(0, r.size(), Advice.accessedBy(1));
+            m.launch(1, (EmulatedKernel) (a, i) -> { }, 1, KernelArg.of(r, 0, r.size(), Access.EXCLUSIVE));
+            assertEquals(0, r.snapshot(0, r.size()).countOn(1), "the device maps the host's copy in place");
+            org.junit.jupiter.api.Assertions.assertTrue(r.isExclusive(0, r.size(), 1));
+            long before = invalidations.get();
+            unmapsBeforeFailure.set(1);   // the first page's unmap goes through, the second's throws
+            MemoryFixture.names(IllegalStateException.class, "injected unmap failure", () -> r.host(0, r.size(), Access.READ));
+            org.junit.jupiter.api.Assertions.assertTrue(invalidations.get() > before, "the first page's unmapping was invalidated");
+            unmapsBeforeFailure.set(-1);
+        }
+    }
 }

@@ -74,6 +74,23 @@ final class Exclusivity {
     private Pins.Pin endForHost(RegionState region, long from, long to) {
         Pins.Pin[] kernel = {null};
         Invalidations[] inv = {null};   // made only where an in-place mapping goes: most host views meet none
+        try {
+            walkEnding(region, from, to, kernel, inv);
+        } catch (RuntimeException | Error e) {
+            // entries unmapped before a driver call threw are still invalidated (their table bits are cleared)
+            if (inv[0] != null) {
+                inv[0].flushAfterFailure(ctx, e);
+            }
+            throw e;
+        }
+        if (inv[0] != null) {
+            inv[0].flush(ctx);
+        }
+        return kernel[0];
+    }
+
+    /** {@link #endForHost}'s walk: sets {@code kernel[0]} to a pin that stops it; the invalidations it needs in {@code inv[0]}. */
+    private void walkEnding(RegionState region, long from, long to, Pins.Pin[] kernel, Invalidations[] inv) {
         walk(region, from, to, (b, base, p0, p1) -> {
             if (!b.hasExclusive()) {
                 return true;
@@ -102,10 +119,6 @@ final class Exclusivity {
             }
             return true;
         });
-        if (inv[0] != null) {
-            inv[0].flush(ctx);
-        }
-        return kernel[0];
     }
 
     /** One block of a {@link #walk}: its first page, and the range's pages in it, [p0, p1); false stops the walk. */
