@@ -150,12 +150,50 @@ final class Chart {
             m.setLabelTextAnchor(TextAnchor.BOTTOM_RIGHT);
             plot.addRangeMarker(m);
         }
-        if (file.toString().toLowerCase(Locale.ROOT).endsWith(".svg")) {
-            SVGGraphics2D g = new SVGGraphics2D(WIDTH, HEIGHT);
-            chart.draw(g, new Rectangle(0, 0, WIDTH, HEIGHT));
-            SVGUtils.writeToSVG(file.toFile(), g.getSVGElement());
-        } else {
-            ChartUtils.saveChartAsPNG(file.toFile(), chart, WIDTH, HEIGHT);
+        boolean svg = file.toString().toLowerCase(Locale.ROOT).endsWith(".svg");
+        replaceWhole(file, part -> {
+            if (svg) {
+                SVGGraphics2D g = new SVGGraphics2D(WIDTH, HEIGHT);
+                chart.draw(g, new Rectangle(0, 0, WIDTH, HEIGHT));
+                SVGUtils.writeToSVG(part.toFile(), g.getSVGElement());
+            } else {
+                ChartUtils.saveChartAsPNG(part.toFile(), chart, WIDTH, HEIGHT);
+            }
+        });
+    }
+
+    /** Writes a file's new contents. */
+    @FunctionalInterface
+    interface FileWriter {
+        void write(Path part) throws IOException;
+    }
+
+    /**
+     * Writes {@code file} under a temporary name beside it and moves it into place whole: a failure
+     * part-way (a full disk, a font missing) leaves the picture there before it was asked for, not
+     * a truncated one, and no temporary file.
+     */
+    static void replaceWhole(Path file, FileWriter writer) throws IOException {
+        Path dir = file.toAbsolutePath().getParent();
+        Path part;
+        try {
+            part = java.nio.file.Files.createTempFile(dir, ".hetmem-", ".part");
+        } catch (java.nio.file.FileSystemException e) {
+            // its message is the temporary file's path alone: the folder, and why
+            String why = e.getReason() != null ? e.getReason() : e instanceof java.nio.file.NoSuchFileException
+                    ? "No such file or directory" : e instanceof java.nio.file.AccessDeniedException ? "Permission denied" : "refused";
+            throw new IOException(dir + ": " + why, e);
+        }
+        boolean moved = false;
+        try {
+            writer.write(part);
+            java.nio.file.Files.move(part, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            moved = true;
+        } finally {
+            if (!moved) {
+                java.nio.file.Files.deleteIfExists(part);
+            }
         }
     }
 }

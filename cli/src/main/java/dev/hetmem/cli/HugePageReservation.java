@@ -15,31 +15,34 @@ final class HugePageReservation implements AutoCloseable {
     /** The pool's size to restore, or -1 when nothing was changed. */
     private long before;
     private final String whyNot;
+    /** Where a failure to put the pool back is said: one line, as every failure of the command line. */
+    private final java.io.PrintStream err;
 
-    private HugePageReservation(long before, String whyNot) {
+    private HugePageReservation(long before, String whyNot, java.io.PrintStream err) {
         this.before = before;
         this.whyNot = whyNot;
+        this.err = err;
     }
 
     /**
      * Adds {@code pages} free huge pages to the pool; where that is not possible (not root, or the
      * kernel found too little contiguous memory) nothing stays changed and {@link #whyNot} says why.
      */
-    static HugePageReservation tryReserve(long pages) {
+    static HugePageReservation tryReserve(long pages, java.io.PrintStream err) {
         long before;
         long freeBefore;
         try {
             before = Long.parseLong(Files.readString(NR_HUGEPAGES).strip());
             freeBefore = meminfo("HugePages_Free");
         } catch (IOException | RuntimeException e) {
-            return new HugePageReservation(-1, "cannot read the huge page pool (" + e.getMessage() + ")");
+            return new HugePageReservation(-1, "cannot read the huge page pool (" + e.getMessage() + ")", err);
         }
         try {
             Files.writeString(NR_HUGEPAGES, Long.toString(before + pages));
         } catch (IOException | RuntimeException e) {
-            return new HugePageReservation(-1, "cannot raise " + NR_HUGEPAGES + " (" + e.getMessage() + "; needs root)");
+            return new HugePageReservation(-1, "cannot raise " + NR_HUGEPAGES + " (" + e.getMessage() + "; needs root)", err);
         }
-        HugePageReservation r = new HugePageReservation(before, null);
+        HugePageReservation r = new HugePageReservation(before, null, err);
         long gained;
         try {
             gained = meminfo("HugePages_Free") - freeBefore;
@@ -48,7 +51,7 @@ final class HugePageReservation implements AutoCloseable {
         }
         if (gained < pages) {
             r.close();
-            return new HugePageReservation(-1, "the kernel found only " + gained + " of " + pages + " huge pages");
+            return new HugePageReservation(-1, "the kernel found only " + gained + " of " + pages + " huge pages", err);
         }
         return r;
     }
@@ -75,9 +78,10 @@ final class HugePageReservation implements AutoCloseable {
         if (before >= 0) {
             try {
                 Files.writeString(NR_HUGEPAGES, Long.toString(before));
-            } catch (IOException e) {
-                System.getLogger(HugePageReservation.class.getName()).log(System.Logger.Level.WARNING,
-                        "could not give back huge pages: " + NR_HUGEPAGES + " stays raised", e);
+            } catch (IOException | RuntimeException e) {
+                // not through System.Logger, whose default handler prints the exception's class and stack
+                err.println("hetmem: could not give back huge pages (" + Main.failureMessage(e) + "): " + NR_HUGEPAGES
+                        + " stays raised; write " + before + " there as root to put it back");
             }
             before = -1;
         }

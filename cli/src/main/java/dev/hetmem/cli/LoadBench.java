@@ -420,7 +420,7 @@ final class LoadBench {
             }
             // the pool grows only around fio's run: held during the loads, it would leave the kernel
             // less room for the regions' own huge pages
-            try (HugePageReservation pool = HugePageReservation.tryReserve(FIO_HUGE_PAGES)) {
+            try (HugePageReservation pool = HugePageReservation.tryReserve(FIO_HUGE_PAGES, err)) {
                 if (!pool.held()) {
                     err.println("fio reads into 4 KiB pages only from now on: " + pool.whyNot());
                     huge = false;

@@ -150,10 +150,14 @@ final class ResidencyMap {
         // cannot open (a missing folder), prints the JDK's own stack trace to System.err and then
         // fails with words that do not say why ("Can't create an ImageOutputStream!")
         ImageIO.setUseCache(false);
-        try (java.io.OutputStream o = new java.io.BufferedOutputStream(new java.io.FileOutputStream(file.toFile()))) {
-            if (!ImageIO.write(img, "png", o)) {
-                throw new IOException("no PNG writer in this JDK");
-            }
+        try {
+            Chart.replaceWhole(file, part -> {
+                try (java.io.OutputStream o = new java.io.BufferedOutputStream(new java.io.FileOutputStream(part.toFile()))) {
+                    if (!ImageIO.write(img, "png", o)) {
+                        throw new IOException("no PNG writer in this JDK");
+                    }
+                }
+            });
         } catch (IOException e) {
             throw new IOException("cannot write the picture to " + file + ": " + e.getMessage(), e);
         }

@@ -164,4 +164,24 @@ class PicturesTest {
         assertTrue(seen.size() >= colours, what + ": " + seen.size() + " colours");
         assertTrue(ink > img.getWidth() * (long) img.getHeight() / 50, what + ": " + ink + " pixels of ink");
     }
+
+    /**
+     * A picture that fails part-way leaves the one that was there, whole, and no temporary file: it
+     * was written straight over the old one (a full disk left half a picture).
+     */
+    @Test
+    void aPictureThatFailsPartWayLeavesTheOldOneWhole(@TempDir Path dir) throws Exception {
+        Path file = Files.writeString(dir.resolve("chart.png"), "the old picture");
+        var e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class, () -> Chart.replaceWhole(file, part -> {
+            Files.writeString(part, "half of the new");
+            throw new java.io.IOException("No space left on device");
+        }));
+        assertEquals("No space left on device", e.getMessage());
+        assertEquals("the old picture", Files.readString(file));
+        try (var left = Files.list(dir)) {
+            assertEquals(List.of(file), left.toList(), "no temporary file left");
+        }
+        Chart.replaceWhole(file, part -> Files.writeString(part, "the new picture"));
+        assertEquals("the new picture", Files.readString(file));
+    }
 }
