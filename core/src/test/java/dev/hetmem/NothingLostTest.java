@@ -255,4 +255,45 @@ class NothingLostTest {
             assertEquals(List.of(), mem.verify());
         }
     }
+
+    /**
+     * A driver whose copy throws a checked exception it does not declare (another JVM language, a
+     * sneaky throw) fails the migration, undone, with every byte where it was: split over copy
+     * threads, the failure was dropped and the batch committed pages never copied; on one thread it
+     * skipped the undo. From a review of the copy path.
+     */
+    @Test
+    void aCopyFailingWithAnUndeclaredCheckedExceptionIsAFailedCopy() {
+        for (int threads : new int[] {1, 2}) {
+            AtomicBoolean fail = new AtomicBoolean();
+            WrappedDevice dev = new WrappedDevice("sneaky", 16L << 20) {
+                @Override
+                public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) {
+                    if (fail.get()) {
+                        NothingLostTest.<RuntimeException>sneakyThrow(new java.io.IOException("a checked failure (a test's driver)"));
+                    }
+                    super.copy(b, from, to);
+                }
+            };
+            try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(threads).build()) {
+                long bytes = 4L << 20;
+                Region r = mem.allocate(bytes);
+                MemoryFixture.fill(r, 0, bytes, 11);
+                fail.set(true);
+                RuntimeException e = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class,
+                        () -> mem.prefetch(r, new long[] {0}, bytes, 1));
+                org.junit.jupiter.api.Assertions.assertTrue(String.valueOf(e.getMessage()).contains("a checked failure"),
+                        threads + " copy threads: " + e);
+                fail.set(false);
+                assertEquals(0, r.snapshot(0, bytes).countOn(1), threads + " copy threads: nothing moved");
+                MemoryFixture.check(r, 0, bytes, 11);
+                assertEquals(List.of(), mem.verify());
+            }
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <T extends Throwable> void sneakyThrow(Throwable t) throws T {
+        throw (T) t;
+    }
 }

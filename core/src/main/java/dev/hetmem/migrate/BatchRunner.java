@@ -2,6 +2,7 @@ package dev.hetmem.migrate;
 
 import dev.hetmem.MigrationMode;
 import dev.hetmem.Trigger;
+import dev.hetmem.driver.DeviceCopyException;
 import dev.hetmem.observe.MigrationEvent;
 
 import java.util.List;
@@ -81,7 +82,11 @@ final class BatchRunner {
                 mark(phases, 2);
                 CopyPhase.copy(ctx, batch);
                 mark(phases, 3);
-            } catch (RuntimeException | Error e) {
+            } catch (Throwable thrown) {
+                // a checked exception too, which a driver may throw without declaring it (another JVM
+                // language, a sneaky throw): it skipped the undo and reached the caller as it was
+                Throwable e = thrown instanceof RuntimeException || thrown instanceof Error ? thrown
+                        : new DeviceCopyException("a driver call failed: " + thrown, thrown);
                 undone = true;
                 try {
                     UndoPhase.undo(ctx, batch);
@@ -94,7 +99,10 @@ final class BatchRunner {
                     }
                     throw u;
                 }
-                throw e;
+                if (e instanceof RuntimeException re) {
+                    throw re;
+                }
+                throw (Error) e;
             }
             CommitPhase.commit(ctx, batch);
             mark(phases, 4);

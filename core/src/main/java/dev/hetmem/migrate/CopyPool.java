@@ -1,6 +1,7 @@
 package dev.hetmem.migrate;
 
 import dev.hetmem.driver.CopyBatch;
+import dev.hetmem.driver.DeviceCopyException;
 import dev.hetmem.driver.DeviceDriver;
 import dev.hetmem.internal.Uninterruptibly;
 
@@ -45,16 +46,21 @@ public final class CopyPool implements AutoCloseable {
     }
 
     private void work() {
-        try {
-            while (true) {
-                Runnable r = queue.take();
-                if (r == STOP) {
-                    return;
-                }
-                r.run();
+        while (true) {
+            Runnable r;
+            try {
+                r = queue.take();
+            } catch (InterruptedException e) {
+                // only STOP ends a worker: one that ended on a stray interrupt (code that interrupts every
+                // thread) left the next parallel copy's share queued for no one, its caller waiting for
+                // good under its block locks
+                continue;
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+            if (r == STOP) {
+                return;
+            }
+            r.run();   // a task catches what it throws (runAll's)
+            Thread.interrupted();   // an interrupt meant for the task's copy is not the next task's
         }
     }
 
@@ -153,6 +159,11 @@ public final class CopyPool implements AutoCloseable {
         }
         if (f instanceof Error err) {
             throw err;
+        }
+        if (f != null) {
+            // a checked exception a driver threw without declaring it: a failed copy all the same (returning
+            // would commit pages never copied)
+            throw new DeviceCopyException("a copy failed: " + f, f);
         }
     }
 

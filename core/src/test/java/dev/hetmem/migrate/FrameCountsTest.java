@@ -76,4 +76,29 @@ class FrameCountsTest {
         assertThrows(RuntimeException.class, () -> FrameReleases.free(alloc, frames, 16));
         assertEquals(1024, alloc.freeFrames(), "the second stretch went back too");
     }
+
+    /**
+     * A copy worker lives through a stray interrupt (code that interrupts every thread): it ended,
+     * and the next parallel copy's share stayed queued for no one while its caller waited for good
+     * under its block locks. From a review of the copy path.
+     */
+    @Test
+    void aCopyWorkerLivesThroughAStrayInterrupt() {
+        CopyPool pool = new CopyPool(2);
+        try {
+            for (Thread t : Thread.getAllStackTraces().keySet()) {
+                if (t.getName().startsWith("hetmem-copy-")) {
+                    t.interrupt();
+                }
+            }
+            java.util.concurrent.atomic.AtomicInteger ran = new java.util.concurrent.atomic.AtomicInteger();
+            for (int round = 0; round < 3; round++) {
+                org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(10),
+                        () -> pool.runAll(new Runnable[] {ran::incrementAndGet, ran::incrementAndGet}));
+            }
+            assertEquals(6, ran.get());
+        } finally {
+            pool.close();
+        }
+    }
 }
