@@ -292,6 +292,31 @@ class NothingLostTest {
         }
     }
 
+    /**
+     * A device's copy engine lives through a stray interrupt of its thread (code that interrupts
+     * every thread): the engine ended on it, and every later copy through it waited for good.
+     * From a review of the copy path.
+     */
+    @Test
+    @Tag("emulated")
+    void aCopyEngineLivesThroughAStrayInterrupt() throws Exception {
+        EmulatedDevice dev = EmulatedDevice.builder().name("interrupted").capacity(16L << 20).build();
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyPath(CopyPath.ENGINE).build()) {
+            long bytes = 4L << 20;
+            Region r = mem.allocate(bytes);
+            MemoryFixture.fill(r, 0, bytes, 12);
+            for (Thread t : Thread.getAllStackTraces().keySet()) {
+                if (t.getName().equals("interrupted-copy-engine")) {
+                    t.interrupt();
+                }
+            }
+            Thread.sleep(50);
+            java.util.concurrent.CompletableFuture<Long> moved = mem.prefetchAsync(r, 0, bytes, 1);
+            assertEquals(bytes / 4096, moved.get(20, java.util.concurrent.TimeUnit.SECONDS), "the copy went through the engine");
+            MemoryFixture.check(r, 0, bytes, 12);
+        }
+    }
+
     @SuppressWarnings("unchecked")
     private static <T extends Throwable> void sneakyThrow(Throwable t) throws T {
         throw (T) t;

@@ -629,6 +629,9 @@ public final class EmulatedDevice implements DeviceDriver {
     private final class CopyThread implements CopyEngine {
         private record Job(CopyBatch batch, int from, int to, CompletableFuture<Void> done) {}
 
+        /** Queued by {@link #stop}, after every job submitted before the close. */
+        private static final Job STOP = new Job(null, 0, 0, null);
+
         private final LinkedBlockingQueue<Job> queue = new LinkedBlockingQueue<>();
         private final Thread thread;
 
@@ -643,7 +646,13 @@ public final class EmulatedDevice implements DeviceDriver {
                 done.completeExceptionally(new DeviceCopyException("device " + name + " is closed"));
                 return done;
             }
-            queue.add(new Job(batch, from, to, done));
+            Job job = new Job(batch, from, to, done);
+            queue.add(job);
+            if (closed && queue.remove(job)) {
+                // a close between the check and the add: the thread may have drained and gone, and no one
+                // would complete it
+                done.completeExceptionally(new DeviceCopyException("device " + name + " is closed"));
+            }
             return done;
         }
 
@@ -653,6 +662,9 @@ public final class EmulatedDevice implements DeviceDriver {
                 try {
                     job = queue.take();
                 } catch (InterruptedException e) {
+                    continue;   // only STOP ends the engine: a stray interrupt left every later copy waiting
+                }
+                if (job == STOP) {
                     drain();
                     return;
                 }
@@ -673,7 +685,7 @@ public final class EmulatedDevice implements DeviceDriver {
         }
 
         void stop() {
-            thread.interrupt();
+            queue.add(STOP);
             // through an interrupt of the closing thread (kept): the device's memory is unmapped next, under
             // a copy that may still run
             dev.hetmem.internal.Uninterruptibly.join(thread, 5000);

@@ -140,7 +140,7 @@ final class OpenClCopyEngine implements CopyEngine {
             try {
                 job = queue.take();
             } catch (InterruptedException e) {
-                return;
+                continue;   // only stop()'s job ends the waiter: a stray interrupt left every later copy waiting
             }
             if (job.transfers == null) {
                 return;
