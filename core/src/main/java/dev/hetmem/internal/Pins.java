@@ -335,6 +335,16 @@ public final class Pins {
     }
 
     /** Any pin on [from, to), whatever its node. */
+    /**
+     * The pin that keeps a move of pages devices reach in place (the host's copy mapped by their
+     * entries) from going to {@code target}: every device's, the target's own included (its kernels
+     * may be using those entries); host views as {@link #conflict} counts them (none for a move to the
+     * host, only writers for a duplicate): host code never reaches the device entries.
+     */
+    public Pin inPlaceConflict(long from, long to, int target, boolean duplicate) {
+        return open == 0 ? null : firstOpen(from, to, p -> p.node != 0 || target != 0 && (!duplicate || p.write));
+    }
+
     public Pin any(long from, long to) {
         return firstOpen(from, to, p -> true);
     }

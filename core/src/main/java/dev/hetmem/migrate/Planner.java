@@ -256,9 +256,10 @@ final class Planner {
             return b.exclusiveToAnotherThan(target, p, n) ? region.pins().conflict(page, page + n, target) : null;
         }
         if ((holders & 1) != 0 && b.remoteMask(p) != 0) {
-            // a host copy that devices reach in place: a kernel of any node, the target's own
-            // included, may be using those entries right now
-            return region.pins().any(page, page + n);
+            // a host copy that devices reach in place: a kernel of any device, the target's own
+            // included, may be using those entries right now (host views count as elsewhere: a thread's
+            // read view then its write view of the page was refused as waiting for itself)
+            return region.pins().inPlaceConflict(page, page + n, target, action == Action.DUPLICATE);
         }
         return action == Action.DUPLICATE
                 ? region.pins().writingConflict(page, page + n, target)
