@@ -822,8 +822,10 @@ public final class UnifiedMemory implements AutoCloseable {
     }
 
     /**
-     * Drops every frame of a device: all its pages go home to the host (dmirror's RELEASE).
-     * Waits for kernels running on it.
+     * Drops every frame of a device (dmirror's RELEASE): the pages it holds alone go home to the
+     * host, waiting for kernels running on it; its read-only copies of pages another node holds too
+     * are dropped, leaving the other nodes' copies (a copy that one of its own running kernels pins
+     * stays).
      *
      * @param node the device node, 1..n
      * @return the number of 4 KiB pages whose data moved home
@@ -845,7 +847,7 @@ public final class UnifiedMemory implements AutoCloseable {
                 continue;
             }
             try {
-                moved += engine.migrateRange(s, 0, s.pages(), 0, Trigger.RELEASE, node);
+                moved += engine.release(s, node);
             } finally {
                 s.lifecycle().exit();
             }

@@ -220,4 +220,43 @@ class ReadMostlyTest {
         assertEquals(null, onTwo.failure());
         MemoryFixture.check(r, 0, 4 * MiB, 9);
     }
+
+    /**
+     * A release drops a device's read-only duplicates: of pages the host holds too (the move home
+     * planned nothing for them, and their frames stayed), and of pages another device holds too,
+     * without taking that device's copies or waiting for its kernel (a move home took them and waited).
+     * From a review of the prefetch paths.
+     */
+    @Test
+    @Tag("emulated") // HeldKernel: an emulated kernel that holds its arguments pinned
+    void aReleaseDropsTheDevicesDuplicatesAndLeavesOtherDevicesCopies() throws Exception {
+        Region withHost = mem.allocate(4 * MiB);
+        MemoryFixture.fill(withHost, 0, 4 * MiB, 10);
+        withHost.advise(0, 4 * MiB, Advice.readMostly(true));
+        withHost.advise(0, 4 * MiB, Advice.prefetch(1));
+        assertEquals("nodes 0,1 ro", withHost.snapshot(0, PAGE).describe(0));
+        Region devicesOnly = mem.allocate(4 * MiB);
+        MemoryFixture.fill(devicesOnly, 0, 4 * MiB, 11);
+        devicesOnly.advise(0, 4 * MiB, Advice.prefetch(1));
+        devicesOnly.advise(0, 4 * MiB, Advice.readMostly(true));
+        devicesOnly.advise(0, 4 * MiB, Advice.prefetch(2));
+        assertEquals("nodes 1,2 ro", devicesOnly.snapshot(0, PAGE).describe(0));
+        HeldKernel onTwo = new HeldKernel(mem, 2, KernelArg.of(devicesOnly, 0, 2 * MiB, Access.READ));
+        try {
+            org.junit.jupiter.api.Assertions.assertTrue(onTwo.awaitRunning(10));
+            var released = java.util.concurrent.CompletableFuture.supplyAsync(() -> mem.release(1));
+            assertEquals(0L, released.get(30, java.util.concurrent.TimeUnit.SECONDS), "no page's data had to move home");
+            assertEquals(0, withHost.snapshot(0, 4 * MiB).countOn(1), "the duplicates of host pages dropped");
+            assertEquals(1024, withHost.snapshot(0, 4 * MiB).countOn(0));
+            PageSnapshot two = devicesOnly.snapshot(0, 4 * MiB);
+            assertEquals(0, two.countOn(1), "device 1's copies dropped");
+            assertEquals(1024, two.countOn(2), "device 2 kept every copy, pinned or not");
+            assertEquals(mem.nodes().get(1).capacityBytes(), mem.stats().node(1).freeBytes(), "device 1 holds nothing");
+        } finally {
+            onTwo.release();
+        }
+        assertEquals(null, onTwo.failure());
+        MemoryFixture.check(withHost, 0, 4 * MiB, 10);
+        MemoryFixture.check(devicesOnly, 0, 4 * MiB, 11);
+    }
 }

@@ -318,6 +318,45 @@ final class Eviction {
     }
 
     /**
+     * Release's first step, on a block this thread has locked: {@code node}'s copies of pages another
+     * node holds too (read duplication) are dropped, as eviction drops them, but for those a kernel of
+     * {@code node} pins. A move home (release's second step) planned nothing for a page the host
+     * holds too, and took a page other devices hold too away from them as well, waiting for their
+     * kernels. Not counted as an eviction. Returns the copies dropped.
+     */
+    long dropShared(RegionState region, Block b, int node) {
+        assert b.lock.isHeldByCurrentThread();
+        if (!b.hasPagesOn(node)) {
+            return 0;
+        }
+        Invalidations dropped = new Invalidations(ctx.nodeCount());
+        try {
+            long base = firstPage(b.index());
+            int pages = region.table().pagesIn(b.index());
+            long n = 0;
+            int p = 0;
+            while (p < pages) {
+                int holders = b.residentMask(p);
+                if (!b.isResident(node, p) || holders == 1 << node || region.pins().on(node, base + p, base + p + 1) != null) {
+                    p++;
+                    continue;
+                }
+                int q = p + 1;
+                while (q < pages && b.residentMask(q) == holders && region.pins().on(node, base + q, base + q + 1) == null) {
+                    q++;
+                }
+                n += dropCopy(region, b, node, p, q, dropped);
+                p = q;
+            }
+            dropped.flush(ctx);
+            return n;
+        } catch (RuntimeException | Error e) {
+            dropped.flushAfterFailure(ctx, e);
+            throw e;
+        }
+    }
+
+    /**
      * Pages [p0, pages) of a block on {@code node} away from it. {@code pageByPage}: each page's
      * own pins decide ({@link #pinKeeping}); otherwise a run stays whole if any pin covers it.
      */

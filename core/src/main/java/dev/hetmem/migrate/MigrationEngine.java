@@ -684,6 +684,33 @@ public final class MigrationEngine implements AutoCloseable {
         }
     }
 
+    /**
+     * Release of one region from device {@code node} (dmirror's RELEASE): its copies of pages another
+     * node holds too are dropped first ({@link Eviction#dropShared}), block by block, then the pages it
+     * holds alone go home, waiting for the kernels that pin them. Returns the pages whose data moved
+     * home. A copy shared with another node that a kernel of {@code node} pins stays.
+     */
+    public long release(RegionState region, int node) {
+        ctx.refuseFromFaultingItem("a release");
+        for (ResidencyRegistry.Resident v : ctx.residency.residents(node)) {
+            if (v.region() != region) {
+                continue;
+            }
+            long first = firstPage(v.block().index());
+            long end = Math.min(region.pages(), firstPage(v.block().index() + 1));
+            List<Block> locked = BlockLocks.lockAll(Interval.wholeRange(region, first, end));
+            try {
+                steals.reconcile(region, first, end);
+                for (Block b : locked) {
+                    runner.eviction().dropShared(region, b, node);
+                }
+            } finally {
+                BlockLocks.unlockAll(locked);
+            }
+        }
+        return migrateRange(region, 0, region.pages(), 0, Trigger.RELEASE, node);
+    }
+
     /** Prefetch or release of a large range: batches of at most {@link #batchPages}, each all-or-nothing. */
     public long migrateRange(RegionState region, long from, long to, int target, Trigger trigger, int onlyFrom) {
         long moved = 0;
