@@ -449,6 +449,16 @@ final class StressWorker {
                 int node = device(st);
                 note("release node " + node);
                 s.mem.release(node);
+                if (config.workers() == 1) {
+                    // nothing else runs, so no kernel pins a page: the device holds none of any live region
+                    // (it kept read-only duplicates of pages the host held too, until this round)
+                    for (Model held : live) {
+                        long on = held.region.snapshot(0, held.region.size()).countOn(node);
+                        if (on != 0) {
+                            throw new Mismatch("release of node " + node + " left " + on + " pages of " + held + " on it");
+                        }
+                    }
+                }
             }
             case LOAD -> {
                 if (live.size() >= MAX_LIVE) {
