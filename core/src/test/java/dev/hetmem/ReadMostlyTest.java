@@ -278,4 +278,37 @@ class ReadMostlyTest {
         assertEquals(1024, used.snapshot(0, 4 * MiB).countOn(0));
         MemoryFixture.check(used, 0, 4 * MiB, 12);
     }
+
+    /**
+     * As above with a kernel of the releasing device too: its copies stay where that kernel pins them,
+     * and the release waits for neither kernel (it planned a move home of those pages, waited for
+     * both and took device 2's copies). A release after the kernels end takes the rest.
+     */
+    @Test
+    @Tag("emulated") // HeldKernel: an emulated kernel that holds its arguments pinned
+    void aReleaseLeavesTheDuplicatesItsOwnKernelPinsAndWaitsForNoKernel() throws Exception {
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r, 0, 4 * MiB, 13);
+        r.advise(0, 4 * MiB, Advice.prefetch(1));
+        r.advise(0, 4 * MiB, Advice.readMostly(true));
+        r.advise(0, 4 * MiB, Advice.prefetch(2));
+        HeldKernel onOne = new HeldKernel(mem, 1, KernelArg.of(r, 0, 2 * MiB, Access.READ));
+        HeldKernel onTwo = new HeldKernel(mem, 2, KernelArg.of(r, 0, 2 * MiB, Access.READ));
+        try {
+            org.junit.jupiter.api.Assertions.assertTrue(onOne.awaitRunning(10) && onTwo.awaitRunning(10));
+            var released = java.util.concurrent.CompletableFuture.supplyAsync(() -> mem.release(1));
+            assertEquals(0L, released.get(30, java.util.concurrent.TimeUnit.SECONDS));
+            PageSnapshot s = r.snapshot(0, 4 * MiB);
+            assertEquals(512, s.countOn(1), "the half device 1's kernel pins stays");
+            assertEquals(1024, s.countOn(2), "device 2 kept every copy");
+        } finally {
+            onOne.release();
+            onTwo.release();
+        }
+        assertEquals(null, onOne.failure());
+        assertEquals(null, onTwo.failure());
+        assertEquals(0L, mem.release(1));
+        assertEquals(0, r.snapshot(0, 4 * MiB).countOn(1));
+        MemoryFixture.check(r, 0, 4 * MiB, 13);
+    }
 }

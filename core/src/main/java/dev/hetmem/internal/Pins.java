@@ -334,7 +334,6 @@ public final class Pins {
         return mask;
     }
 
-    /** Any pin on [from, to), whatever its node. */
     /**
      * The pin that keeps a move of pages devices reach in place (the host's copy mapped by their
      * entries) from going to {@code target}: every device's, the target's own included (its kernels
@@ -345,6 +344,7 @@ public final class Pins {
         return open == 0 ? null : firstOpen(from, to, p -> p.node != 0 || target != 0 && (!duplicate || p.write));
     }
 
+    /** Any pin on [from, to), whatever its node. */
     public Pin any(long from, long to) {
         return firstOpen(from, to, p -> true);
     }

@@ -346,9 +346,10 @@ final class Placement {
             // the span's runs and their frame arrays first, then the hand-over, which allocates nothing: an
             // Error (no memory for an array) midway left the first runs holding frames of a run the span
             // still owned, freed twice then (undo, and releaseRuns), or never (a run taken here)
-            List<Run> takers = new ArrayList<>();
+            List<Run> takers;
             int[][] frames;
             try {
+                takers = new ArrayList<>();
                 int covered = 0;
                 for (Run r : batch.runs) {
                     if (r.action.allocates() && s.holds(r)) {

@@ -287,6 +287,12 @@ final class Planner {
         if (onlyFrom >= 0 && (holders & (1 << onlyFrom)) == 0) {
             return null;
         }
+        if (onlyFrom >= 0 && holders != 1 << onlyFrom) {
+            // release: a copy another node holds too is only dropped (Eviction.dropShared), never moved home
+            // (that took the other devices' copies and waited for their kernels), and stays where one of
+            // the releasing device's own kernels pins it
+            return null;
+        }
         if (holders == 0) {
             return Action.POPULATE;
         }

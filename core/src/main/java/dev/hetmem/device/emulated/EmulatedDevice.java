@@ -685,6 +685,9 @@ public final class EmulatedDevice implements DeviceDriver {
         }
 
         void stop() {
+            // the jobs still queued fail now, as the close's: run after it, they would copy into the unmapped
+            // pool should the wait below end first; the one running is waited for
+            drain();
             queue.add(STOP);
             // through an interrupt of the closing thread (kept): the device's memory is unmapped next, under
             // a copy that may still run
