@@ -15,7 +15,11 @@ public final class ItemsRun {
     private final long items;
     private volatile boolean recording;
 
-    /** Room for items [0, items), none marked. */
+    /**
+     * Room for items [0, items), none marked.
+     *
+     * @param items how many items the launch has
+     */
     public ItemsRun(long items) {
         this.items = items;
         this.bits = new AtomicLongArray(Math.toIntExact(Math.ceilDiv(items, 64)));
@@ -26,12 +30,20 @@ public final class ItemsRun {
         recording = true;
     }
 
-    /** Whether the launch's kernel marks its items: only then does {@link #ran} tell. */
+    /**
+     * Whether the launch's kernel marks its items: only then does {@link #ran} tell.
+     *
+     * @return true once a device kind said it records
+     */
     public boolean isRecording() {
         return recording;
     }
 
-    /** Item {@code i} finished: called by the kernel after the item's last store. */
+    /**
+     * Item {@code i} finished: called by the kernel after the item's last store.
+     *
+     * @param i the item, in [0, items)
+     */
     public void mark(long i) {
         if (i < 0 || i >= items) {
             throw new IndexOutOfBoundsException("item " + i + " of " + items);
@@ -44,7 +56,12 @@ public final class ItemsRun {
         } while ((v & bit) == 0 && !bits.compareAndSet(w, v, v | bit));
     }
 
-    /** Whether item {@code i} finished. */
+    /**
+     * Whether item {@code i} finished.
+     *
+     * @param i the item, in [0, items)
+     * @return true if its kernel marked it
+     */
     public boolean ran(long i) {
         return (bits.get((int) (i >>> 6)) & (1L << i)) != 0;
     }
