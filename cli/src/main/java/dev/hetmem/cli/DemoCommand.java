@@ -190,13 +190,8 @@ final class DemoCommand {
             Stats st = mem.stats();
             long wallNanos = System.nanoTime() - t0;
             boolean ok = wrong == 0;
-            if (mapFile != null) {
-                try {
-                    new ResidencyMap("hetmem demo: r after mulMat on node 1", afterKernel).writePng(java.nio.file.Path.of(mapFile));
-                } catch (java.io.IOException e) {
-                    throw new java.io.UncheckedIOException(e.getMessage(), e);   // it names the file and why
-                }
-                err.println("hetmem demo: picture of r written to " + Main.printable(mapFile));
+            if (mapFile != null && json) {
+                writeMap(mapFile, afterKernel, err);   // first: a failure is then the one JSON object printed
             }
             if (json) {
                 Map<String, Object> o = new LinkedHashMap<>();
@@ -241,9 +236,22 @@ final class DemoCommand {
                 }
                 out.println();
                 out.print(st.format());
+                if (mapFile != null) {
+                    writeMap(mapFile, afterKernel, err);   // after the results: a failed picture does not lose them
+                }
             }
             return ok ? 0 : 1;
         }
+    }
+
+    /** The picture of r after the kernel, into {@code mapFile}; a failure names the file and why. */
+    private static void writeMap(String mapFile, PageSnapshot afterKernel, PrintStream err) {
+        try {
+            new ResidencyMap("hetmem demo: r after mulMat on node 1", afterKernel).writePng(java.nio.file.Path.of(mapFile));
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e.getMessage(), e);   // it names the file and why
+        }
+        err.println("hetmem demo: picture of r written to " + Main.printable(mapFile));
     }
 
     /** A host view of the whole region, or none where plain loads and stores work (userfaultfd). */
