@@ -192,22 +192,24 @@ public final class Region implements AutoCloseable {
             MigrationEngine.Outcome out = memory.engine().ensure(
                     List.of(new MigrationRequest(state, from, to, access.writes())), 0, Trigger.FAULT,
                     MigrationEngine.Pinning.PIN, MigrationEngine.FROM_ANY_NODE);
-            if (out.faults() > 0) {
-                state.counters().fault(0, out.faults());
-                memory.counters().fault(0, out.faults());
-                if (event.shouldCommit()) {
-                    event.path = FaultEvent.HOST_VIEW;
-                    event.node = 0;
-                    event.region = id();
-                    event.offset = offset;
-                    event.length = length;
-                    event.faults = out.faults();
-                    event.pagesMigrated = out.pagesMigrated();
-                    event.commit();
-                }
-            }
             Pins.Pin pin = out.pins().getFirst();
+            // everything after the pin inside the try that lets it go: an Error in the counters or the
+            // event left a pin no view owned, which nothing released
             try {
+                if (out.faults() > 0) {
+                    state.counters().fault(0, out.faults());
+                    memory.counters().fault(0, out.faults());
+                    if (event.shouldCommit()) {
+                        event.path = FaultEvent.HOST_VIEW;
+                        event.node = 0;
+                        event.region = id();
+                        event.offset = offset;
+                        event.length = length;
+                        event.faults = out.faults();
+                        event.pagesMigrated = out.pagesMigrated();
+                        event.commit();
+                    }
+                }
                 HostView view = new HostView(state, offset, length, access, pin);
                 state.lifecycle().openView(view);
                 return view;

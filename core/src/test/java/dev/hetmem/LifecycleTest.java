@@ -852,4 +852,43 @@ class LifecycleTest {
         }
         assertEquals(0, copyThreads(), "copy threads left after close");
     }
+
+    /**
+     * A pin of a thread that ended with no view to reap (an Error between the pin and its view leaked
+     * it) is waited for a pause at a time: a prefetch over it looked again at once without end, a
+     * core at full load. From a review of host views.
+     */
+    @Test
+    void aLeakedPinOfAnEndedThreadIsWaitedForWithoutSpinning() throws Exception {
+        try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {
+            Region r = mem.allocate(MiB);
+            MemoryFixture.fill(r, 0, MiB, 4);
+            dev.hetmem.internal.Pins.Pin[] leaked = new dev.hetmem.internal.Pins.Pin[1];
+            Thread owner = Thread.ofPlatform().start(() -> leaked[0] = r.state().pins().add(0, 0, 1, false));
+            owner.join();
+            Throwable[] failed = new Throwable[1];
+            Thread mover = Thread.ofPlatform().start(() -> {
+                try {
+                    mem.prefetch(r, new long[] {0}, MiB, 1);   // moves the pinned page: waits for the pin
+                } catch (Throwable t) {
+                    failed[0] = t;
+                }
+            });
+            Thread.sleep(300);
+            // the whole JVM's CPU time while only the prefetch has anything to do (a spin: about a second)
+            long before = processCpuNanos();
+            Thread.sleep(1000);
+            long used = processCpuNanos() - before;
+            assertTrue(mover.isAlive(), "the prefetch waits for the pin");
+            assertTrue(used < 500_000_000L, "the JVM used " + used / 1_000_000 + " ms of CPU in 1 s while the prefetch waited");
+            r.state().unpin(leaked[0]);   // the pin goes: the prefetch goes on
+            mover.join(30_000);
+            assertTrue(!mover.isAlive() && failed[0] == null, "the prefetch ended: " + failed[0]);
+            MemoryFixture.check(r, 0, MiB, 4);
+        }
+    }
+
+    private static long processCpuNanos() {
+        return ProcessHandle.current().info().totalCpuDuration().orElseThrow().toNanos();
+    }
 }

@@ -284,10 +284,11 @@ public final class MigrationEngine implements AutoCloseable {
             if (next.waitOn == null || next.lookAgain) {
                 continue;
             }
-            if (next.abandoned != null) {
-                next.abandoned.lifecycle().reapAbandonedViews();
-                continue;
+            if (next.abandoned != null && next.abandoned.lifecycle().reapAbandonedViews() > 0) {
+                continue;   // a dead thread's views closed: look again at once
             }
+            // a pin of a dead thread with no view to reap (an Error leaked it) is waited for as any pin,
+            // a pause at a time: looking again at once spun without end
             awaitRelease(next.waitOn, next.seen);
         }
     }
@@ -466,9 +467,8 @@ public final class MigrationEngine implements AutoCloseable {
                 started = Eviction.pauseBeforeRetry(started == 0 ? System.nanoTime() : started, target);
                 continue;
             }
-            if (next.abandoned != null) {
-                next.abandoned.lifecycle().reapAbandonedViews();
-                continue;
+            if (next.abandoned != null && next.abandoned.lifecycle().reapAbandonedViews() > 0) {
+                continue;   // a dead thread's views closed: look again at once (else wait, below, as for any pin)
             }
             // not for ever: a view opened on a region still loading, whose thread then waits for the load
             if (pinnedSince == 0) {
@@ -835,9 +835,8 @@ public final class MigrationEngine implements AutoCloseable {
             } finally {
                 BlockLocks.unlockAll(locked);
             }
-            if (next.abandoned != null) {
-                region.lifecycle().reapAbandonedViews();
-                continue;
+            if (next.abandoned != null && region.lifecycle().reapAbandonedViews() > 0) {
+                continue;   // a dead thread's views closed: look again at once (else wait as for any pin)
             }
             awaitRelease(region.pins(), next.seen);
         }
