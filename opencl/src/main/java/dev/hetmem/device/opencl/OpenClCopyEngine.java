@@ -209,6 +209,9 @@ final class OpenClCopyEngine implements CopyEngine {
                     for (int i = 0; i < count; i++) {
                         ctx.waitForEvents(1, events.asSlice(i * ADDRESS.byteSize(), ADDRESS.byteSize()));
                     }
+                    // and a wait that failed for another reason (out of resources) says nothing of the
+                    // commands' end: the queue is finished before the undo
+                    call(cl.finish, ctx.copyQueue);
                 }
                 // statuses are read only when the wait reported a failure: the common path allocates nothing
                 MemorySegment status = rc != ClLibrary.CL_SUCCESS ? Arena.ofAuto().allocate(JAVA_INT) : MemorySegment.NULL;

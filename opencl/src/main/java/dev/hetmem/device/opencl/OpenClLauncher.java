@@ -172,6 +172,11 @@ final class OpenClLauncher {
                     throw rethrow(t);
                 }
                 int rc = ctx.waitForEvents(1, ev.asSlice(ADDRESS.byteSize()));
+                if (rc != ClLibrary.CL_SUCCESS) {
+                    // a failed wait need not mean the commands ended (only an error status of an event in
+                    // the list says so): the queue is finished before this arena frees the read's target
+                    call(cl.finish, ctx.kernelQueue);
+                }
                 call(cl.releaseEvent, ev.getAtIndex(ADDRESS, 1));
                 kernelStatus(k, ev.get(ADDRESS, 0), a);
                 check("clWaitForEvents", rc, "reading the fault word after kernel " + k.name());
@@ -428,6 +433,9 @@ final class OpenClLauncher {
         MemorySegment ev = a.allocate(ADDRESS);
         enqueueKernel(kernel, globalOffset, globalSize, ev, a);
         int rc = ctx.waitForEvents(1, ev);
+        if (rc != ClLibrary.CL_SUCCESS) {
+            call(cl.finish, ctx.kernelQueue);   // as above: the kernel's arguments are released after this returns
+        }
         kernelStatus(kernel, ev.get(ADDRESS, 0), a);
         check("clWaitForEvents", rc, "kernel " + kernel.name());
     }
