@@ -839,15 +839,20 @@ public final class UnifiedMemory implements AutoCloseable {
 
     private long releaseNow(int node) {
         long moved = 0;
+        Map<RegionState, List<Long>> onDevice = engine.residentBlocks(node);
         for (Region r : regions()) {
             RegionState s = r.state();
+            List<Long> blocks = onDevice.get(s);
+            if (blocks == null) {
+                continue;   // nothing of it on the device
+            }
             try {
                 s.lifecycle().enter();
             } catch (IllegalStateException freed) {
                 continue;
             }
             try {
-                moved += engine.release(s, node);
+                moved += engine.release(s, node, blocks);
             } finally {
                 s.lifecycle().exit();
             }

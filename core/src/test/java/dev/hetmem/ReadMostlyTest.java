@@ -198,12 +198,7 @@ class ReadMostlyTest {
     @Test
     @Tag("emulated") // HeldKernel: an emulated kernel that holds its arguments pinned
     void evictingADuplicateOnlyDevicesHoldLeavesTheOtherDevicesCopy() throws Exception {
-        Region r = mem.allocate(4 * MiB);
-        MemoryFixture.fill(r, 0, 4 * MiB, 9);
-        r.advise(0, 4 * MiB, Advice.prefetch(1));           // moved: the host holds no copy
-        r.advise(0, 4 * MiB, Advice.readMostly(true));
-        r.advise(0, 4 * MiB, Advice.prefetch(2));           // duplicated from device 1
-        assertEquals("nodes 1,2 ro", r.snapshot(0, PAGE).describe(0));
+        Region r = onDevicesOnly(9);
         Region big = mem.allocate(16 * MiB);
         HeldKernel onTwo = new HeldKernel(mem, 2, KernelArg.of(r, 0, 2 * MiB, Access.READ));
         try {
@@ -235,12 +230,7 @@ class ReadMostlyTest {
         withHost.advise(0, 4 * MiB, Advice.readMostly(true));
         withHost.advise(0, 4 * MiB, Advice.prefetch(1));
         assertEquals("nodes 0,1 ro", withHost.snapshot(0, PAGE).describe(0));
-        Region devicesOnly = mem.allocate(4 * MiB);
-        MemoryFixture.fill(devicesOnly, 0, 4 * MiB, 11);
-        devicesOnly.advise(0, 4 * MiB, Advice.prefetch(1));
-        devicesOnly.advise(0, 4 * MiB, Advice.readMostly(true));
-        devicesOnly.advise(0, 4 * MiB, Advice.prefetch(2));
-        assertEquals("nodes 1,2 ro", devicesOnly.snapshot(0, PAGE).describe(0));
+        Region devicesOnly = onDevicesOnly(11);
         HeldKernel onTwo = new HeldKernel(mem, 2, KernelArg.of(devicesOnly, 0, 2 * MiB, Access.READ));
         try {
             org.junit.jupiter.api.Assertions.assertTrue(onTwo.awaitRunning(10));
@@ -287,11 +277,7 @@ class ReadMostlyTest {
     @Test
     @Tag("emulated") // HeldKernel: an emulated kernel that holds its arguments pinned
     void aReleaseLeavesTheDuplicatesItsOwnKernelPinsAndWaitsForNoKernel() throws Exception {
-        Region r = mem.allocate(4 * MiB);
-        MemoryFixture.fill(r, 0, 4 * MiB, 13);
-        r.advise(0, 4 * MiB, Advice.prefetch(1));
-        r.advise(0, 4 * MiB, Advice.readMostly(true));
-        r.advise(0, 4 * MiB, Advice.prefetch(2));
+        Region r = onDevicesOnly(13);
         HeldKernel onOne = new HeldKernel(mem, 1, KernelArg.of(r, 0, 2 * MiB, Access.READ));
         HeldKernel onTwo = new HeldKernel(mem, 2, KernelArg.of(r, 0, 2 * MiB, Access.READ));
         try {
@@ -310,5 +296,16 @@ class ReadMostlyTest {
         assertEquals(0L, mem.release(1));
         assertEquals(0, r.snapshot(0, 4 * MiB).countOn(1));
         MemoryFixture.check(r, 0, 4 * MiB, 13);
+    }
+
+    /** 4 MiB filled with pattern {@code seed}, held read-only by devices 1 and 2 only, the host holding no copy. */
+    private Region onDevicesOnly(long seed) {
+        Region r = mem.allocate(4 * MiB);
+        MemoryFixture.fill(r, 0, 4 * MiB, seed);
+        r.advise(0, 4 * MiB, Advice.prefetch(1));           // moved: the host holds no copy
+        r.advise(0, 4 * MiB, Advice.readMostly(true));
+        r.advise(0, 4 * MiB, Advice.prefetch(2));           // duplicated from device 1
+        assertEquals("nodes 1,2 ro", r.snapshot(0, PAGE).describe(0));
+        return r;
     }
 }

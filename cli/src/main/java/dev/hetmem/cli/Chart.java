@@ -89,14 +89,24 @@ final class Chart {
         if (java.nio.file.Files.isDirectory(path)) {
             throw new Args.UsageException(option + " " + file + ": that is a folder, not a file");
         }
-        // a file made and removed: the folder's mode alone says yes to root everywhere, /proc included
-        try {
-            java.nio.file.Files.delete(java.nio.file.Files.createTempFile(parent, ".hetmem-", ".probe"));
-        } catch (java.io.IOException | UnsupportedOperationException e) {
-            // a file system exception's message is the probe's own path: its reason says why
-            String why = e instanceof java.nio.file.AccessDeniedException ? "permission denied"
-                    : e instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason() : "refused";
+        String why = whyNotWritable(parent);
+        if (why != null) {
             throw new Args.UsageException(option + " " + file + ": the folder " + parent + " cannot be written (" + why + ")");
+        }
+    }
+
+    /**
+     * Why a file cannot be made in {@code folder}, or null if one can: a file made and removed, since
+     * the folder's mode alone says yes to root everywhere, /proc included.
+     */
+    static String whyNotWritable(Path folder) {
+        try {
+            java.nio.file.Files.delete(java.nio.file.Files.createTempFile(folder, ".hetmem-", ".probe"));
+            return null;
+        } catch (IOException | UnsupportedOperationException e) {
+            // a file system exception's message is the probe's own path: its reason says why
+            return e instanceof java.nio.file.AccessDeniedException ? "permission denied"
+                    : e instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason() : "refused";
         }
     }
 
@@ -170,8 +180,8 @@ final class Chart {
 
     /**
      * Writes {@code file} under a temporary name beside it and moves it into place whole: a failure
-     * part-way (a full disk, a font missing) leaves the picture there before it was asked for, not
-     * a truncated one, and no temporary file.
+     * part-way (a full disk, a font missing) leaves the file that was there before, not a truncated
+     * one, and no temporary file (pictures, and {@code bench load}'s test files).
      */
     static void replaceWhole(Path file, FileWriter writer) throws IOException {
         Path dir = file.toAbsolutePath().getParent();
@@ -184,6 +194,7 @@ final class Chart {
                     ? "No such file or directory" : e instanceof java.nio.file.AccessDeniedException ? "Permission denied" : "refused";
             throw new IOException(dir + ": " + why, e);
         }
+        part.toFile().deleteOnExit();   // on Ctrl-C, where the finally below does not run
         boolean moved = false;
         try {
             writer.write(part);

@@ -104,13 +104,10 @@ final class LoadBench {
             toWrite |= !(Files.isRegularFile(p) && Files.size(p) == size);
         }
         if (toWrite) {
-            // a file made and removed before anything is written: a folder such as /proc is made (it is there)
-            // and then refuses its first file, which said only that file's path
-            try {
-                Files.delete(Files.createTempFile(dir, ".hetmem-", ".probe"));
-            } catch (IOException | UnsupportedOperationException e) {
-                String why = e instanceof java.nio.file.AccessDeniedException ? "permission denied"
-                        : e instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason() : "refused";
+            // probed before anything is written: a folder such as /proc is made (it is there) and then
+            // refuses its first file, which said only that file's path
+            String why = Chart.whyNotWritable(dir);
+            if (why != null) {
                 throw new Args.UsageException("--dir " + Main.printable(dirOption) + ": the test files cannot be written there ("
                         + why + ")");
             }
@@ -312,31 +309,24 @@ final class LoadBench {
         new SplittableRandom(size).nextBytes(block);
         // written under a temporary name and moved into place whole: a full disk or a Ctrl-C leaves no
         // partial file (up to gigabytes) under the name a later run would take for a finished one
-        Path partial = Files.createTempFile(dir, ".load-" + size + "-", ".partial");
-        partial.toFile().deleteOnExit();
-        boolean done = false;
-        try (FileChannel ch = FileChannel.open(partial, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-            long left = size;
-            long pos = 0;
-            while (left > 0) {
-                int n = (int) Math.min(block.length, left);
-                // vary each block so nothing below can deduplicate or compress it away
-                block[(int) (pos / block.length % block.length)] ^= 1;
-                ByteBuffer b = ByteBuffer.wrap(block, 0, n);
-                while (b.hasRemaining()) {
-                    ch.write(b, pos + (n - b.remaining()));
+        Chart.replaceWhole(p, partial -> {
+            try (FileChannel ch = FileChannel.open(partial, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                long left = size;
+                long pos = 0;
+                while (left > 0) {
+                    int n = (int) Math.min(block.length, left);
+                    // vary each block so nothing below can deduplicate or compress it away
+                    block[(int) (pos / block.length % block.length)] ^= 1;
+                    ByteBuffer b = ByteBuffer.wrap(block, 0, n);
+                    while (b.hasRemaining()) {
+                        ch.write(b, pos + (n - b.remaining()));
+                    }
+                    pos += n;
+                    left -= n;
                 }
-                pos += n;
-                left -= n;
+                ch.force(true);
             }
-            ch.force(true);
-            done = true;
-        } finally {
-            if (!done) {
-                Files.deleteIfExists(partial);
-            }
-        }
-        Files.move(partial, p, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        });
         return p;
     }
 

@@ -333,16 +333,18 @@ final class Eviction {
         try {
             long base = firstPage(b.index());
             int pages = region.table().pagesIn(b.index());
+            // the pins of node for every page of the block, from one pass over the pins (as evict reads them)
+            long[] pinned = region.pins().pinnedMasksOf(base, pages, node);
             long n = 0;
             int p = 0;
             while (p < pages) {
                 int holders = b.residentMask(p);
-                if (!b.isResident(node, p) || holders == 1 << node || region.pins().on(node, base + p, base + p + 1) != null) {
+                if (!b.isResident(node, p) || holders == 1 << node || keeps(pinned, holders, node, p)) {
                     p++;
                     continue;
                 }
                 int q = p + 1;
-                while (q < pages && b.residentMask(q) == holders && region.pins().on(node, base + q, base + q + 1) == null) {
+                while (q < pages && b.residentMask(q) == holders && !keeps(pinned, holders, node, q)) {
                     q++;
                 }
                 n += dropCopy(region, b, node, p, q, dropped);

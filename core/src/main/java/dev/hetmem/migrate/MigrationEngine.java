@@ -685,24 +685,34 @@ public final class MigrationEngine implements AutoCloseable {
     }
 
     /**
-     * Release of one region from device {@code node} (dmirror's RELEASE): its copies of pages another
+     * The blocks with pages on device {@code node} now, by region, each region's in ascending order:
+     * what {@link #release} visits (one pass over the residency registry for all regions).
+     */
+    public Map<RegionState, List<Long>> residentBlocks(int node) {
+        Map<RegionState, List<Long>> out = new java.util.HashMap<>();
+        for (ResidencyRegistry.Resident v : ctx.residency.residents(node)) {
+            out.computeIfAbsent(v.region(), k -> new ArrayList<>()).add(v.block().index());
+        }
+        for (List<Long> blocks : out.values()) {
+            blocks.sort(null);
+        }
+        return out;
+    }
+
+    /**
+     * Release of one region from device {@code node} (dmirror's RELEASE), over {@code blocks} (its
+     * blocks with pages on the device, ascending: {@link #residentBlocks}): its copies of pages another
      * node holds too are dropped first ({@link Eviction#dropShared}), block by block, then the pages it
-     * holds alone go home, waiting for the kernels that pin them. Only the blocks that had pages on
-     * the device when it began are visited. Returns the pages whose data moved home. A copy shared
+     * holds alone go home, waiting for the kernels that pin them. Only those blocks are visited: a
+     * sweep of the whole region locked (and so made) a block for every 2 MiB of it, 100 MB of tables
+     * kept for good for an untouched terabyte. Returns the pages whose data moved home. A copy shared
      * with another node that a kernel of {@code node} pins stays.
      */
-    public long release(RegionState region, int node) {
+    public long release(RegionState region, int node, List<Long> blocks) {
         ctx.refuseFromFaultingItem("a release");
-        // only the blocks with pages on the device: a sweep of the whole region locked (and so made) a
-        // block for every 2 MiB of it, 100 MB of tables kept for good for an untouched terabyte
-        List<Long> blocks = new ArrayList<>();
-        for (ResidencyRegistry.Resident v : ctx.residency.residents(node)) {
-            if (v.region() != region) {
-                continue;
-            }
-            blocks.add(v.block().index());
-            long first = firstPage(v.block().index());
-            long end = Math.min(region.pages(), firstPage(v.block().index() + 1));
+        for (long index : blocks) {
+            long first = firstPage(index);
+            long end = Math.min(region.pages(), firstPage(index + 1));
             List<Block> locked = BlockLocks.lockAll(Interval.wholeRange(region, first, end));
             try {
                 steals.reconcile(region, first, end);
@@ -714,7 +724,6 @@ public final class MigrationEngine implements AutoCloseable {
             }
         }
         // then runs of consecutive such blocks, each moved in batches as a prefetch's range is
-        blocks.sort(null);
         long moved = 0;
         for (int i = 0; i < blocks.size(); ) {
             long start = blocks.get(i);

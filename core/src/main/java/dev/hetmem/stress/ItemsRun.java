@@ -48,12 +48,8 @@ public final class ItemsRun {
         if (i < 0 || i >= items) {
             throw new IndexOutOfBoundsException("item " + i + " of " + items);
         }
-        int w = (int) (i >>> 6);
         long bit = 1L << i;
-        long v;
-        do {
-            v = bits.get(w);
-        } while ((v & bit) == 0 && !bits.compareAndSet(w, v, v | bit));
+        bits.getAndUpdate((int) (i >>> 6), v -> v | bit);
     }
 
     /**
