@@ -1214,6 +1214,12 @@ class UserfaultfdTest {
         m.failFillsForTesting(4, 1, 12, true);   // ENOMEM once 4 pages of the granule are in
         try {
             assertEquals(value(31, 0), s.get(JAVA_LONG, 0), "the faulting page was installed before the failure");
+            // the fill of the first 4 pages wakes this thread; the failing fill comes after it on the
+            // service's thread: disarmed before that, the failure never happened (a run in CI read 0)
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (m.fillsLeftToFailForTesting() > 0 && System.nanoTime() < deadline) {
+                Thread.onSpinWait();
+            }
         } finally {
             m.failFillsForTesting(-1, 0, 0, false);
         }
