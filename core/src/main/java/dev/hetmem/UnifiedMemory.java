@@ -12,6 +12,7 @@ import dev.hetmem.io.LoadOptions;
 import dev.hetmem.io.LoadResult;
 import dev.hetmem.loader.LoadTarget;
 import dev.hetmem.internal.DeviceNode;
+import dev.hetmem.internal.DriverBoundary;
 import dev.hetmem.internal.Lifecycle;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
@@ -97,7 +98,8 @@ public final class UnifiedMemory implements AutoCloseable {
                 throw new IllegalArgumentException("device " + d.name() + " registers " + bytes
                         + " bytes; must be a positive multiple of 4096");
             }
-            devices[i + 1] = new DeviceNode(i + 1, d, new BuddyAllocator(bytes >>> PAGE_SHIFT));
+            // the engine calls the driver through its boundary: an undeclared checked exception comes back unchecked
+            devices[i + 1] = new DeviceNode(i + 1, DriverBoundary.of(d), new BuddyAllocator(bytes >>> PAGE_SHIFT));
             infos.add(new NodeInfo(i + 1, d.kind(), d.name(), bytes));
         }
         this.nodeInfos = List.copyOf(infos);
@@ -398,7 +400,7 @@ public final class UnifiedMemory implements AutoCloseable {
      * @throws IllegalArgumentException if {@code node} is the host or not a node of this memory
      */
     public DeviceDriver driver(int node) {
-        DeviceDriver d = device(node).driver();
+        DeviceDriver d = DriverBoundary.unwrap(device(node).driver());   // the driver as the builder was given it
         lifecycle.checkOpen();   // a closed driver's memory is gone
         return d;
     }

@@ -293,6 +293,131 @@ class NothingLostTest {
     }
 
     /**
+     * A driver's mapping calls (prepareFrames, map, unmap, protect, invalidate) that throw a checked
+     * exception the interface does not declare (another JVM language, a sneaky throw) end the
+     * operation as an unchecked failure of the same call does: the same sequence of operations,
+     * failing at the same call, once with an unchecked exception and once with a checked one, ends
+     * with an unchecked exception that carries the checked one, and leaves the same count of
+     * problems for {@code verify()} and the same count of wrong bytes (none, where the contract lets
+     * the call fail: prepareFrames). The engine's failure paths (an undo's later steps, a commit's
+     * cleanup, eviction's invalidation flush) caught unchecked failures only: a checked one skipped
+     * them and reached the caller, whose signature admits none. From the driver-contract gaps the
+     * session notes listed.
+     */
+    @Test
+    void aMappingCallFailingWithAnUndeclaredCheckedExceptionIsHandledAsAnUncheckedOne() {
+        int failed = 0;
+        for (int after = 0; after < 24; after++) {
+            SequenceOutcome unchecked = failingSequence(false, after);
+            SequenceOutcome checked = failingSequence(true, after);
+            String at = "failing at driver call " + after + " (" + unchecked.call + ")";
+            assertEquals(unchecked.call, checked.call, at + ": the same call failed");
+            assertEquals(unchecked.failure == null, checked.failure == null, at + ": " + checked.failure);
+            if (checked.failure != null) {
+                failed++;
+                org.junit.jupiter.api.Assertions.assertTrue(checked.failure instanceof RuntimeException, at + ": " + checked.failure);
+                Throwable c = checked.failure;
+                while (c != null && !(c instanceof java.io.IOException)) {
+                    c = c.getCause();
+                }
+                org.junit.jupiter.api.Assertions.assertNotNull(c, at + ": the checked failure is the cause: " + checked.failure);
+            }
+            assertEquals(unchecked.problems, checked.problems, at + ": verify() problems");
+            assertEquals(unchecked.wrongLongs, checked.wrongLongs, at + ": words that read wrong");
+            if (unchecked.call.equals("prepareFrames")) {
+                assertEquals(0, checked.problems, at);
+                assertEquals(0, checked.wrongLongs, at);
+            }
+        }
+        org.junit.jupiter.api.Assertions.assertTrue(failed >= 10, failed + " of 24 sequences failed (the sequence makes some 14 calls)");
+    }
+
+    /** How one run of {@link #failingSequence} ended. */
+    private record SequenceOutcome(String call, Throwable failure, int problems, long wrongLongs) {}
+
+    /**
+     * Moves a 4 MiB region to a device and back, duplicated and released, on a driver whose
+     * {@code after}-th mapping call fails ({@code checked}: with an undeclared IOException); then,
+     * failures disarmed, what verify() finds and how many words read wrong.
+     */
+    private static SequenceOutcome failingSequence(boolean checked, int after) {
+        dev.hetmem.driver.FaultCountdown countdown = new dev.hetmem.driver.FaultCountdown();
+        String[] failedCall = {"none"};
+        WrappedDevice dev = new WrappedDevice("sneaky-maps", 16L << 20) {
+            private void maybeFail(String call) {
+                if (countdown.fire()) {
+                    failedCall[0] = call;
+                    if (checked) {
+                        NothingLostTest.<RuntimeException>sneakyThrow(new java.io.IOException("a checked failure of " + call));
+                    }
+                    throw new IllegalStateException("an unchecked failure of " + call);
+                }
+            }
+
+            @Override
+            public void prepareFrames(int first, int count) {
+                maybeFail("prepareFrames");
+                inner.prepareFrames(first, count);
+            }
+
+            @Override
+            public void map(long va, int frame, int pages, boolean w) {
+                maybeFail("map");
+                super.map(va, frame, pages, w);
+            }
+
+            @Override
+            public void unmap(long va, long pages) {
+                maybeFail("unmap");
+                super.unmap(va, pages);
+            }
+
+            @Override
+            public void protect(long va, long pages, boolean w) {
+                maybeFail("protect");
+                super.protect(va, pages, w);
+            }
+
+            @Override
+            public void invalidate(dev.hetmem.driver.VaRanges ranges) {
+                maybeFail("invalidate");
+                super.invalidate(ranges);
+            }
+        };
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(1).build()) {
+            long bytes = 4L << 20;
+            Region r = mem.allocate(bytes);
+            MemoryFixture.fill(r, 0, bytes, 21);
+            Throwable failure = null;
+            countdown.arm(after);
+            try {
+                mem.prefetch(r, new long[] {0}, bytes, 1);
+                mem.prefetch(r, new long[] {0}, bytes / 2, 0);
+                r.advise(0, bytes, Advice.readMostly(true));
+                mem.prefetch(r, new long[] {0}, bytes, 1);
+                try (HostView v = r.host(0, bytes, Access.READ)) {
+                    v.segment().get(ValueLayout.JAVA_LONG, 0);
+                }
+                r.advise(0, bytes, Advice.readMostly(false));
+                mem.release(1);
+            } catch (Throwable t) {
+                failure = t;
+            }
+            countdown.arm(-1);
+            int problems = mem.verify().size();
+            long wrong = 0;
+            try (HostView v = r.host(0, bytes, Access.READ)) {
+                for (long i = 0; i < bytes / 8; i++) {
+                    wrong += v.segment().getAtIndex(ValueLayout.JAVA_LONG, i) == MemoryFixture.value(21, i) ? 0 : 1;
+                }
+            } catch (RuntimeException e) {
+                wrong = -1;   // the read itself failed: compared as such
+            }
+            return new SequenceOutcome(failedCall[0], failure, problems, wrong);
+        }
+    }
+
+    /**
      * A device's copy engine lives through a stray interrupt of its thread (code that interrupts
      * every thread): the engine ended on it, and every later copy through it waited for good.
      * From a review of the copy path.

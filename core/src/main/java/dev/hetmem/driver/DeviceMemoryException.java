@@ -12,4 +12,14 @@ public class DeviceMemoryException extends HetmemException {
     public DeviceMemoryException(String message) {
         super(message);
     }
+
+    /**
+     * A refusal described by {@code message}, caused by {@code cause}.
+     *
+     * @param message what could not be had, or which driver call failed
+     * @param cause the failure behind it
+     */
+    public DeviceMemoryException(String message, Throwable cause) {
+        super(message, cause);
+    }
 }
