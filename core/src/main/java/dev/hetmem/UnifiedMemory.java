@@ -121,7 +121,11 @@ public final class UnifiedMemory implements AutoCloseable {
             madeEngine.thrashControl(b.thrashControl, b.thrashHold.toNanos());
             this.engine = madeEngine;
             this.statistics = new Statistics(nodeInfos, devices, madeEngine);
-            this.hostSides = b.hostFaults == HostFaultMode.USERFAULTFD ? UserfaultfdSides.open(b.drivers)
+            List<DeviceDriver> drivers = new ArrayList<>(nodes - 1);   // through their boundaries, as every other call
+            for (int i = 1; i < nodes; i++) {
+                drivers.add(devices[i].driver());
+            }
+            this.hostSides = b.hostFaults == HostFaultMode.USERFAULTFD ? UserfaultfdSides.open(drivers)
                     : HostSides.hostViews(b.releasePolicy, b.hostRetainBudget);
         } catch (RuntimeException | Error e) {
             if (madeEngine != null) {

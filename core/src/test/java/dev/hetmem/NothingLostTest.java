@@ -418,6 +418,48 @@ class NothingLostTest {
     }
 
     /**
+     * A kernel whose item throws a checked exception it does not declare (a sneaky throw) on the
+     * launching thread ends the launch only once the items other compute threads had begun have
+     * ended: the emulated device waited for its helper threads after unchecked failures only, so
+     * the launch returned, and unpinned its arguments, while items still ran on them. From a review
+     * of the driver boundary.
+     */
+    @Test
+    @Tag("emulated")
+    void aKernelsUndeclaredCheckedExceptionEndsTheLaunchOnlyOnceEveryBegunItemHasEnded() {
+        EmulatedDevice dev = EmulatedDevice.builder().name("sneaky-kernel").capacity(16L << 20).computeThreads(4).build();
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
+            Region r = mem.allocate(1L << 20);
+            Thread launcher = Thread.currentThread();
+            AtomicLong begun = new AtomicLong();
+            AtomicLong ended = new AtomicLong();
+            EmulatedKernel k = (a, i) -> {
+                if (Thread.currentThread() == launcher) {
+                    long deadline = System.nanoTime() + 5_000_000_000L;
+                    while (begun.get() == 0 && System.nanoTime() < deadline) {
+                        Thread.onSpinWait();   // a helper's item is under way before this one fails
+                    }
+                    NothingLostTest.<RuntimeException>sneakyThrow(new java.io.IOException("a checked failure (a test's kernel)"));
+                }
+                begun.incrementAndGet();
+                java.util.concurrent.locks.LockSupport.parkNanos(50_000_000L);
+                ended.incrementAndGet();
+            };
+            RuntimeException e = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class,
+                    () -> mem.launch(1, k, 256, KernelArg.readWrite(r)));
+            long atReturn = ended.get();
+            org.junit.jupiter.api.Assertions.assertTrue(begun.get() > 0, "a helper's item ran");
+            assertEquals(begun.get(), atReturn, "items that had begun when the launch returned had ended");
+            Throwable c = e;
+            while (c != null && !(c instanceof java.io.IOException)) {
+                c = c.getCause();
+            }
+            org.junit.jupiter.api.Assertions.assertNotNull(c, "the kernel's exception is the cause: " + e);
+            assertEquals(List.of(), mem.verify());
+        }
+    }
+
+    /**
      * A device's copy engine lives through a stray interrupt of its thread (code that interrupts
      * every thread): the engine ended on it, and every later copy through it waited for good.
      * From a review of the copy path.

@@ -9,6 +9,7 @@ import dev.hetmem.driver.DeviceFaultHandler;
 import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.DeviceMemoryException;
 import dev.hetmem.driver.KernelBinding;
+import dev.hetmem.driver.UndeclaredDriverException;
 import dev.hetmem.driver.VaRanges;
 
 import java.util.List;
@@ -16,8 +17,12 @@ import java.util.List;
 /**
  * The core's side of the driver interface: every call goes to the driver as it is, and a checked
  * exception the interface does not declare (a driver in another JVM language, a sneaky throw)
- * comes back as an unchecked one that names the call: a {@link DeviceCopyException} from a copy, a
- * {@link DeviceMemoryException} from anything else, the checked exception as its cause.
+ * comes back as an unchecked one that names the call, the checked exception as its cause: a
+ * {@link DeviceCopyException} from a copy (a failed copy, undone), a {@link DeviceMemoryException}
+ * from {@link #prepareFrames} (frames refused, as its contract allows), an
+ * {@link UndeclaredDriverException} from anything else. Not a refusal of memory there: compaction
+ * and eviction take a {@code DeviceMemoryException} for want of room and swallow or retry it, and
+ * a failed {@code map} or {@code invalidate} is no such thing (its unchecked twin reaches the caller).
  *
  * <p>Why at the boundary: the engine's failure paths (undo, commit's cleanup, eviction's
  * invalidation flush, a free's keeping of host memory mapped) catch {@link RuntimeException} and
@@ -50,8 +55,11 @@ public final class DriverBoundary implements DeviceDriver {
         return d instanceof DriverBoundary b ? b.driver : d;
     }
 
+    /** What a call's undeclared checked exception becomes: see the class comment. */
+    private enum Kind { COPY, FRAMES, OTHER }
+
     /** A failure of {@code call} as the engine handles it: unchecked ones as they are. */
-    private RuntimeException failed(String call, Throwable t, boolean copy) {
+    private RuntimeException failed(String call, Throwable t, Kind kind) {
         if (t instanceof RuntimeException e) {
             return e;
         }
@@ -61,15 +69,22 @@ public final class DriverBoundary implements DeviceDriver {
         if (t instanceof InterruptedException) {
             Thread.currentThread().interrupt();   // the status its thrower cleared, for the waits after
         }
-        String message = "the driver of " + safeName() + " threw " + t + " from " + call
-                + ", a checked exception its interface does not declare";
-        return copy ? new DeviceCopyException(message, t) : new DeviceMemoryException(message, t);
+        String message = "the driver of " + safeName() + (call.equals("execute") ? " (or a kernel it ran)" : "")
+                + " threw " + t + " from " + call + ", a checked exception its interface does not declare";
+        return switch (kind) {
+            case COPY -> new DeviceCopyException(message, t);
+            case FRAMES -> new DeviceMemoryException(message, t);
+            case OTHER -> new UndeclaredDriverException(message, t);
+        };
     }
 
     private String safeName() {
         try {
             return driver.name();
-        } catch (RuntimeException e) {
+        } catch (Throwable e) {   // its own undeclared checked exception too: the message must still be made
+            if (e instanceof Error err) {
+                throw err;
+            }
             return driver.getClass().getName();
         }
     }
@@ -82,7 +97,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.kind();
         } catch (Throwable t) {
-            throw failed("kind", t, false);
+            throw failed("kind", t, Kind.OTHER);
         }
     }
 
@@ -91,7 +106,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.name();
         } catch (Throwable t) {
-            throw failed("name", t, false);
+            throw failed("name", t, Kind.OTHER);
         }
     }
 
@@ -100,7 +115,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.memoryBytes();
         } catch (Throwable t) {
-            throw failed("memoryBytes", t, false);
+            throw failed("memoryBytes", t, Kind.OTHER);
         }
     }
 
@@ -109,7 +124,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.attach(context);
         } catch (Throwable t) {
-            throw failed("attach", t, false);
+            throw failed("attach", t, Kind.OTHER);
         }
     }
 
@@ -118,7 +133,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.detach(context);
         } catch (Throwable t) {
-            throw failed("detach", t, false);
+            throw failed("detach", t, Kind.OTHER);
         }
     }
 
@@ -127,7 +142,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.prepareFrames(first, count);
         } catch (Throwable t) {
-            throw failed("prepareFrames", t, false);
+            throw failed("prepareFrames", t, Kind.FRAMES);
         }
     }
 
@@ -136,7 +151,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.copy(batch, from, to);
         } catch (Throwable t) {
-            throw failed("copy", t, true);
+            throw failed("copy", t, Kind.COPY);
         }
     }
 
@@ -145,7 +160,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.runsKernelOnCurrentThread();
         } catch (Throwable t) {
-            throw failed("runsKernelOnCurrentThread", t, false);
+            throw failed("runsKernelOnCurrentThread", t, Kind.OTHER);
         }
     }
 
@@ -154,7 +169,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.canCopyFrom(unwrap(source));
         } catch (Throwable t) {
-            throw failed("canCopyFrom", t, false);
+            throw failed("canCopyFrom", t, Kind.OTHER);
         }
     }
 
@@ -163,7 +178,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.copyFromPeer(unwrap(source), sourceFrame, frame, pages);
         } catch (Throwable t) {
-            throw failed("copyFromPeer", t, true);
+            throw failed("copyFromPeer", t, Kind.COPY);
         }
     }
 
@@ -172,7 +187,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.canCopyWithin();
         } catch (Throwable t) {
-            throw failed("canCopyWithin", t, false);
+            throw failed("canCopyWithin", t, Kind.OTHER);
         }
     }
 
@@ -181,7 +196,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.copyWithin(sourceFrames, frames, pages, count);
         } catch (Throwable t) {
-            throw failed("copyWithin", t, true);
+            throw failed("copyWithin", t, Kind.COPY);
         }
     }
 
@@ -191,7 +206,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.copyEngine();
         } catch (Throwable t) {
-            throw failed("copyEngine", t, false);
+            throw failed("copyEngine", t, Kind.OTHER);
         }
     }
 
@@ -200,7 +215,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.map(va, frame, pages, writable);
         } catch (Throwable t) {
-            throw failed("map", t, false);
+            throw failed("map", t, Kind.OTHER);
         }
     }
 
@@ -209,7 +224,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.hostAddress(frame);
         } catch (Throwable t) {
-            throw failed("hostAddress", t, false);
+            throw failed("hostAddress", t, Kind.OTHER);
         }
     }
 
@@ -218,7 +233,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.canMapHost();
         } catch (Throwable t) {
-            throw failed("canMapHost", t, false);
+            throw failed("canMapHost", t, Kind.OTHER);
         }
     }
 
@@ -227,7 +242,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.mapHost(va, hostAddress, pages, writable);
         } catch (Throwable t) {
-            throw failed("mapHost", t, false);
+            throw failed("mapHost", t, Kind.OTHER);
         }
     }
 
@@ -236,7 +251,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.unmap(va, pages);
         } catch (Throwable t) {
-            throw failed("unmap", t, false);
+            throw failed("unmap", t, Kind.OTHER);
         }
     }
 
@@ -245,7 +260,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.protect(va, pages, writable);
         } catch (Throwable t) {
-            throw failed("protect", t, false);
+            throw failed("protect", t, Kind.OTHER);
         }
     }
 
@@ -254,7 +269,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.invalidate(ranges);
         } catch (Throwable t) {
-            throw failed("invalidate", t, false);
+            throw failed("invalidate", t, Kind.OTHER);
         }
     }
 
@@ -263,7 +278,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.contiguousFrames();
         } catch (Throwable t) {
-            throw failed("contiguousFrames", t, false);
+            throw failed("contiguousFrames", t, Kind.OTHER);
         }
     }
 
@@ -272,7 +287,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.bindsPlainArgumentsByFrame();
         } catch (Throwable t) {
-            throw failed("bindsPlainArgumentsByFrame", t, false);
+            throw failed("bindsPlainArgumentsByFrame", t, Kind.OTHER);
         }
     }
 
@@ -281,7 +296,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.plainAlignment();
         } catch (Throwable t) {
-            throw failed("plainAlignment", t, false);
+            throw failed("plainAlignment", t, Kind.OTHER);
         }
     }
 
@@ -290,7 +305,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.probe(va);
         } catch (Throwable t) {
-            throw failed("probe", t, false);
+            throw failed("probe", t, Kind.OTHER);
         }
     }
 
@@ -299,7 +314,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.probeFrame(va);
         } catch (Throwable t) {
-            throw failed("probeFrame", t, false);
+            throw failed("probeFrame", t, Kind.OTHER);
         }
     }
 
@@ -308,7 +323,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.execute(kernel, globalSize, arguments);
         } catch (Throwable t) {
-            throw failed("execute", t, false);
+            throw failed("execute", t, Kind.OTHER);
         }
     }
 
@@ -318,7 +333,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.runsFromAnyItem();
         } catch (Throwable t) {
-            throw failed("runsFromAnyItem", t, false);
+            throw failed("runsFromAnyItem", t, Kind.OTHER);
         }
     }
 
@@ -328,7 +343,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.execute(kernel, globalOffset, globalSize, arguments, faults);
         } catch (Throwable t) {
-            throw failed("execute", t, false);
+            throw failed("execute", t, Kind.OTHER);
         }
     }
 
@@ -337,7 +352,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.takesDeviceFaults();
         } catch (Throwable t) {
-            throw failed("takesDeviceFaults", t, false);
+            throw failed("takesDeviceFaults", t, Kind.OTHER);
         }
     }
 
@@ -346,7 +361,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             return driver.holdsTranslationsOnCurrentThread();
         } catch (Throwable t) {
-            throw failed("holdsTranslationsOnCurrentThread", t, false);
+            throw failed("holdsTranslationsOnCurrentThread", t, Kind.OTHER);
         }
     }
 
@@ -355,7 +370,7 @@ public final class DriverBoundary implements DeviceDriver {
         try {
             driver.close();
         } catch (Throwable t) {
-            throw failed("close", t, false);
+            throw failed("close", t, Kind.OTHER);
         }
     }
 

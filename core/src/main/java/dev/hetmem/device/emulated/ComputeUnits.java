@@ -110,7 +110,9 @@ final class ComputeUnits {
         if (failure == null) {
             try {
                 runItems(k, arguments, items, faults);
-            } catch (RuntimeException | Error e) {
+            } catch (Throwable e) {
+                // a checked exception too, which a kernel may throw without declaring it (a sneaky throw): it
+                // skipped the wait for the helper threads, and the launch unpinned arguments items still used
                 failure = e;
                 if (running != null) {
                     running.fail(e);
@@ -157,12 +159,17 @@ final class ComputeUnits {
         if (interrupted || callerInterrupted) {
             Thread.currentThread().interrupt();
         }
-        if (failure instanceof Error e) {
+        if (failure != null) {
+            throw unchecked(failure);
+        }
+    }
+
+    /** {@code t} as the launch throws it: an unchecked one as it is, a checked one (undeclared) wrapped. */
+    private RuntimeException unchecked(Throwable t) {
+        if (t instanceof Error e) {
             throw e;
         }
-        if (failure != null) {
-            throw (RuntimeException) failure;
-        }
+        return t instanceof RuntimeException re ? re : new IllegalStateException("kernel failed on " + name + ": " + t, t);
     }
 
     /**
@@ -207,9 +214,9 @@ final class ComputeUnits {
             running.enter();   // a thread of its own, which ends with this task: no interrupt outlives it
             try {
                 runItems(kernel, arguments, items, faults);
-            } catch (RuntimeException | Error e) {
-                running.fail(e);
-                throw e;
+            } catch (Throwable e) {
+                running.fail(e);   // the others stop, whatever it threw (an undeclared checked exception too)
+                throw unchecked(e);
             } finally {
                 running.exit();
             }
