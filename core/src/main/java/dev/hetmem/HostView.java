@@ -110,6 +110,8 @@ public final class HostView implements AutoCloseable, Lifecycle.View {
             closed = true;
         }
         if (pin != null) {
+            // a free or close from now on waits for this close rather than refusing for an open view
+            region.lifecycle().closingView(this);
             try {
                 region.unpin(pin);
             } finally {

@@ -115,9 +115,45 @@ public final class Lifecycle {
         views.put(v, Boolean.TRUE);
     }
 
+    /**
+     * The owner of {@code v} has begun closing it: its segment is closed and its pin goes next,
+     * outside this monitor. Until {@link #closeView}, a close or free counts it as a view being
+     * closed, not an open one (it refused, naming the view's thread, a free that came in between),
+     * and waits for it as for an operation: its owner counts as running meanwhile.
+     */
+    public synchronized void closingView(View v) {
+        if (views.replace(v, Boolean.FALSE) != null) {
+            running.merge(v.owner(), 1, Integer::sum);
+        }
+    }
+
+    /** {@code v} is closed (or failed to unpin): it no longer holds up a close or free. */
     public synchronized void closeView(View v) {
-        views.remove(v);
+        if (Boolean.FALSE.equals(views.remove(v))) {
+            Integer n = running.get(v.owner());
+            if (n != null && n > 1) {
+                running.put(v.owner(), n - 1);
+            } else {
+                running.remove(v.owner());
+            }
+        }
         notifyAll();
+    }
+
+    /** Whether {@code v} is open, not being closed by its owner ({@link #closingView}). */
+    private boolean open(View v) {
+        assert Thread.holdsLock(this);
+        return Boolean.TRUE.equals(views.get(v));
+    }
+
+    /** How many views are open, not being closed by their owners. */
+    private int openViews() {
+        assert Thread.holdsLock(this);
+        int n = 0;
+        for (Boolean open : views.values()) {
+            n += open ? 1 : 0;
+        }
+        return n;
     }
 
     /**
@@ -246,7 +282,7 @@ public final class Lifecycle {
         String close = parent == null ? "close" : "free";
         Set<String> stuck = new LinkedHashSet<>();   // views left open by a close, not being closed now
         for (View v : views.keySet()) {
-            if (!viewClosers.contains(v.owner())) {
+            if (!viewClosers.contains(v.owner()) && open(v)) {
                 stuck.add(v.owner().getName());
             }
         }
@@ -316,10 +352,11 @@ public final class Lifecycle {
             for (View v : views.keySet()) {
                 if (v.owner() == me) {
                     mine.add(v);
-                } else if (!viewClosers.contains(v.owner())) {
+                } else if (!viewClosers.contains(v.owner()) && open(v)) {
                     owners.add(v.owner().getName());
                     others++;
-                }   // else a close under way in that thread closes it: waited for below, its closer running
+                }   // else a close under way in that thread closes it (a free, or the view's own close): waited
+                    // for below, its closer running
             }
             if (!owners.isEmpty()) {
                 throw new IllegalStateException(what + " has " + others + " open host view(s) in thread(s) " + owners
@@ -383,8 +420,8 @@ public final class Lifecycle {
         if (running.containsKey(Thread.currentThread())) {
             throw insideOperation();
         }
-        if (!views.isEmpty()) {
-            throw new IllegalStateException(what + " has " + views.size() + " open host view(s) in thread(s) "
+        if (openViews() > 0) {   // views their owners are closing are waited for below, as operations
+            throw new IllegalStateException(what + " has " + openViews() + " open host view(s) in thread(s) "
                     + ownersLocked() + "; close them before freeing it (nothing was freed)");
         }
         closed = true;
