@@ -6,7 +6,11 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
@@ -22,6 +26,8 @@ public final class FileIo {
     public static final int O_RDONLY = 0;
     public static final int O_DIRECT = 0x4000;
     public static final int O_CLOEXEC = 0x80000;
+    /** Makes an open of a FIFO return at once (no writer needed); no effect on reads of a regular file. */
+    static final int O_NONBLOCK = 0x800;
     public static final int POSIX_FADV_DONTNEED = 4;
     public static final int EINVAL = 22;
     public static final int EINTR = 4;
@@ -40,22 +46,57 @@ public final class FileIo {
         return Downcalls.bind(name, fd, Downcalls.CAPTURE_ERRNO);
     }
 
-    /** Opens a file for reading; returns the descriptor, or throws with errno's meaning. */
+    /**
+     * Opens a regular file for reading; returns the descriptor, or throws with errno's meaning, or
+     * because what it opened is not a regular file. The loader checks the path before it opens, but
+     * the path can name something else by the time of the open (a FIFO renamed over it): opened with
+     * O_NONBLOCK, such a thing never blocks the open (a FIFO's blocked until a writer came, in a
+     * native call no interrupt ends, holding the region's operation and views), and the descriptor's
+     * own file is checked before it is used.
+     */
     public static int open(Path path, int flags) throws IOException {
+        int fd;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
             byte[] name = nativeName(path);
             MemorySegment cName = arena.allocate(name.length + 1L);   // zeroed: the terminating NUL
             MemorySegment.copy(name, 0, cName, JAVA_BYTE, 0, name.length);
-            int fd = (int) OPEN.invokeExact(state, cName, flags | O_CLOEXEC, 0);
+            fd = (int) OPEN.invokeExact(state, cName, flags | O_CLOEXEC | O_NONBLOCK, 0);
             if (fd < 0) {
                 throw new ErrnoException("open " + path, Downcalls.errno(state));
             }
-            return fd;
         } catch (IOException e) {
             throw e;
         } catch (Throwable t) {
             throw new AssertionError(t);
+        }
+        try {
+            if (!Files.readAttributes(descriptorPath(fd), BasicFileAttributes.class).isRegularFile()) {
+                throw new IOException(path + " is not a regular file (a FIFO, device, socket or /proc entry put in "
+                        + "its place as it was opened); only regular files can be loaded");
+            }
+        } catch (IOException | RuntimeException | Error e) {
+            close(fd);
+            throw e;
+        }
+        return fd;
+    }
+
+    /** The path through which the kernel shows what descriptor {@code fd} of this process is open on. */
+    private static Path descriptorPath(int fd) {
+        return Path.of("/proc/self/fd/" + fd);
+    }
+
+    /**
+     * A channel for reading a regular file, opened as {@link #open} opens one (never blocking on a
+     * FIFO put in the file's place): the channel is opened on the checked descriptor's file.
+     */
+    public static FileChannel openChannel(Path path) throws IOException {
+        int fd = open(path, O_RDONLY);
+        try {
+            return FileChannel.open(descriptorPath(fd), StandardOpenOption.READ);
+        } finally {
+            close(fd);
         }
     }
 

@@ -21,7 +21,6 @@ import java.nio.channels.FileChannel;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
@@ -39,8 +38,10 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *
  * <p>Device target, overlapped: reader threads fill a bounded ring of bounce buffers on huge pages
  * and the calling thread hands each full one to the device's copy path (the migration engine's
- * fill) while the readers read on. Host memory beyond the ring is never used, whatever
- * the file's size.
+ * fill) while the readers read on. The ring is all the host memory the load itself uses; what
+ * the device cannot hold is evicted to the host as the load goes on (the host's memory is the
+ * device's swap), so a file is refused up front where the device and the host together cannot
+ * hold it.
  *
  * <p>Where O_DIRECT is refused (tmpfs, some network file systems) the loader reads through the
  * page cache and says so in the result. A file that is missing, unreadable, a directory, that
@@ -75,7 +76,7 @@ public final class FileLoader {
         long size = before.size();
         if (size == 0) {
             // /proc and /sys files say 0 bytes and then produce content: not a file to load
-            try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            try (FileChannel ch = FileIo.openChannel(path)) {
                 if (ch.read(java.nio.ByteBuffer.allocate(1)) > 0) {
                     throw new IOException(path + " reports 0 bytes but has content: not a regular file (a /proc or "
                             + "/sys entry; only regular files can be loaded), or a file written as the load began (load it again)");
@@ -98,6 +99,13 @@ public final class FileLoader {
                         + " scheme reads all of it into host memory first: load it with the overlapped scheme, which "
                         + "streams through a bounded ring");
             }
+        }
+        if (physical > 0 && node != 0 && size > physical && size - physical > target.nodeBytes(node)) {
+            // the chunks the device cannot keep are evicted to host memory: past both, the host's
+            // MAP_NORESERVE mappings would be filled beyond the machine's memory (the OOM killer's case)
+            throw new IOException(path + " has " + size + " bytes, more than device node " + node + "'s "
+                    + target.nodeBytes(node) + " bytes and this machine's " + physical + " bytes of memory together: "
+                    + "what the device cannot hold is evicted to host memory, which cannot hold the rest");
         }
         long t0 = System.nanoTime();
         Region region = target.allocateForLoad(size);
@@ -180,7 +188,7 @@ public final class FileLoader {
     }
 
     private static Outcome copyMapped(Path path, MemorySegment dst, long size, LoadProgress progress) throws IOException {
-        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
+        try (FileChannel ch = FileIo.openChannel(path); Arena arena = Arena.ofConfined()) {
             MemorySegment src = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
             long step = 16L << 20;
             for (long off = 0; off < size; off += step) {
