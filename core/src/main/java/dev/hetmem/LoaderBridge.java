@@ -84,6 +84,7 @@ final class LoaderBridge implements LoadTarget {
         }
         s.lifecycle().closeViewsOfCurrentThread();   // a progress callback's own views, as free() closes them
         long deadline = System.nanoTime() + memory.closeTimeoutNanos();
+        int refusedWithoutViews = 0;
         while (true) {
             try {
                 // other threads' views refuse a free: waited for, and the free tried again, until the deadline
@@ -94,7 +95,12 @@ final class LoaderBridge implements LoadTarget {
             } catch (IllegalStateException refused) {
                 // tried again only where another thread's view refused the free, which changes nothing (the
                 // region's lifecycle stays open); a free that went ahead and failed, or a close begun, is final
-                if (s.lifecycle().isClosed() || memory.isClosing() || System.nanoTime() - deadline >= 0) {
+                // and only while a view is there to wait for: a refusal for another reason (a free from inside a
+                // kernel) came straight back from the wait, and the loop spun a core until the deadline; one
+                // more try, for a view that came and went between the free and this look
+                refusedWithoutViews = s.lifecycle().hasOpenViews() ? 0 : refusedWithoutViews + 1;
+                if (s.lifecycle().isClosed() || memory.isClosing() || System.nanoTime() - deadline >= 0
+                        || refusedWithoutViews > 1) {
                     throw new IllegalStateException(region + " of the failed load could not be freed (free it once "
                             + "nothing uses it): " + refused.getMessage(), refused);
                 }

@@ -140,6 +140,11 @@ public final class Lifecycle {
         notifyAll();
     }
 
+    /** Whether a host view is open here (not being closed by its owner). */
+    public synchronized boolean hasOpenViews() {
+        return openViews() > 0;
+    }
+
     /** Whether {@code v} is open, not being closed by its owner ({@link #closingView}). */
     private boolean open(View v) {
         assert Thread.holdsLock(this);

@@ -657,6 +657,48 @@ class LoaderTest {
         }
     }
 
+    /**
+     * A load that fails inside a kernel (its progress callback throws), where the free of its region
+     * is refused for a reason no wait ends (a free from inside a kernel), gives up at once: it tried
+     * the free again until the close timeout, spinning a core, since the wait for other threads'
+     * views returned at once. From a review of the loader. The load's own failure is reported, the
+     * refused free beside it, and the region is freed once out of the kernel.
+     */
+    @Test
+    @org.junit.jupiter.api.Tag("emulated")
+    void aFailedLoadWhoseFreeIsRefusedForGoodGivesUpAtOnce() throws Exception {
+        Path p = file("inside-a-kernel", 4 * MiB, 6);
+        try (UnifiedMemory own = UnifiedMemory.builder().closeTimeout(java.time.Duration.ofSeconds(30))
+                .device(dev.hetmem.device.emulated.EmulatedDevice.builder().name("k").capacity(16 * MiB).build()).build()) {
+            dev.hetmem.Region arg = own.allocate(4096);
+            java.util.concurrent.atomic.AtomicReference<Throwable> seen = new java.util.concurrent.atomic.AtomicReference<>();
+            long[] nanos = new long[1];
+            int before = own.regions().size();
+            own.launch(1, (dev.hetmem.device.emulated.EmulatedKernel) (a, i) -> {
+                long t0 = System.nanoTime();
+                try {
+                    own.load(p, 0, LoadOptions.defaults().withProgress((done, total) -> {
+                        throw new IllegalStateException("a progress callback's failure");
+                    }));
+                } catch (Throwable t) {
+                    seen.set(t);
+                }
+                nanos[0] = System.nanoTime() - t0;
+            }, 1, dev.hetmem.KernelArg.readWrite(arg));
+            assertTrue(seen.get() != null && String.valueOf(seen.get().getMessage()).contains("a progress callback's failure"),
+                    String.valueOf(seen.get()));
+            // a behaviour, not a speed: 30 s of retries against none (the close timeout bounds the retries)
+            assertTrue(nanos[0] < 10_000_000_000L, "the failed load took " + nanos[0] / 1_000_000 + " ms to give up");
+            // its region stays until freed from outside the kernel
+            for (dev.hetmem.Region r : own.regions()) {
+                if (r != arg) {
+                    r.free();
+                }
+            }
+            assertEquals(before, own.regions().size());
+        }
+    }
+
     @Test
     void aFileThatShrinksDuringTheLoadFailsAndLeavesNothing() throws IOException {
         Path p = file("shrinks", 64 * MiB, 5);
