@@ -1294,6 +1294,20 @@ static uint32_t *busy_more(struct hm_region *r) {
     return more;
 }
 
+/* Waits out the service's batch in progress, if one is open (the counter odd), after a full fence. */
+static void await_batch(struct hm_service *s) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint64_t b = __atomic_load_n(&s->batch, __ATOMIC_SEQ_CST);
+    int spins = 0;
+    while ((b & 1) && __atomic_load_n(&s->batch, __ATOMIC_ACQUIRE) == b) {
+        if (++spins > 64) {
+            sched_yield();
+        } else {
+            __builtin_ia32_pause();
+        }
+    }
+}
+
 /*
  * Marks pages a running kernel holds (on != 0) or no longer holds.
  *
@@ -1360,17 +1374,28 @@ void hm_busy(struct hm_region *r, uint64_t first, uint64_t count, int on) {
         }
     }
     if (on) {
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        uint64_t b = __atomic_load_n(&r->svc->batch, __ATOMIC_SEQ_CST);
-        int spins = 0;
-        while ((b & 1) && __atomic_load_n(&r->svc->batch, __ATOMIC_ACQUIRE) == b) {
-            if (++spins > 64) {
-                sched_yield();
-            } else {
-                __builtin_ia32_pause();
-            }
-        }
+        await_batch(r->svc);
     }
+}
+
+/*
+ * SERVED_BEFORE_LEAVE: returns once every fault message the service read before the call has been
+ * served. The engine calls it before it takes pages off the host (hm_leave, a write-protect for a
+ * duplicate) whose host copy a device mapped in place, once that device's entries are gone and its
+ * invalidation has returned (DEVICES_BEFORE_HOST). A work item's access through such an entry is a
+ * CPU access to the view: on a page the host holds but has not mapped it faults, and its message can
+ * go stale as a host thread's does (SERVED_BEFORE_BUSY: another install on the page wakes the item,
+ * whose access completes). The marks of hm_busy come before the launch's items run, so they do not
+ * wait such a message out: served after the page went to a device, it took the page home as the
+ * fault's own page, and the items' stores to the device's copy were lost at the next reconcile (a
+ * review found it; the stress program lost a work item's stores with in-place mappings under a
+ * faulting launch, NO_REMOTE_UNDER_FAULTING_UFFD). Why it holds: the invalidation returned, so every
+ * access through the old entries completed, each after the read of any message of its own that went
+ * stale (the argument of SERVED_BEFORE_BUSY); the batch of that read is the one open now or an
+ * earlier one, and waiting out the open batch serves it.
+ */
+void hm_await_served(struct hm_region *r) {
+    await_batch(r->svc);
 }
 
 /*

@@ -35,6 +35,7 @@ final class FaultLibrary {
     final MethodHandle sync;
     final MethodHandle collect;
     final MethodHandle busy;
+    final MethodHandle awaitServed;
     final MethodHandle viewPages;
     final MethodHandle populate;
     final MethodHandle benchRaw;
@@ -59,6 +60,7 @@ final class FaultLibrary {
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS));
         collect = bind(linker, lib, "hm_collect", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS));
         busy = bind(linker, lib, "hm_busy", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT));
+        awaitServed = bind(linker, lib, "hm_await_served", FunctionDescriptor.ofVoid(ADDRESS));
         populate = bind(linker, lib, "hm_populate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
         viewPages = bind(linker, lib, "hm_view_pages", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS));
         benchRaw = bind(linker, lib, "hm_bench_raw", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));

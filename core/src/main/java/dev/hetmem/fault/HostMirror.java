@@ -263,6 +263,19 @@ public final class HostMirror implements AutoCloseable {
         }
     }
 
+    /**
+     * Returns once every fault message the service read before this call has been served
+     * (SERVED_BEFORE_LEAVE in hetmem_uffd.c): called before pages a device mapped in place leave
+     * the host, once that device's entries are gone.
+     */
+    public void awaitServed() {
+        try {
+            lib.awaitServed.invokeExact(handle);
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
     /** A running kernel holds (or no longer holds) pages [first, first+count). */
     public void busy(long first, long count, boolean on) {
         try {

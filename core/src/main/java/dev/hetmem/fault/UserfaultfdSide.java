@@ -68,6 +68,11 @@ public final class UserfaultfdSide implements HostSide {
     }
 
     @Override
+    public void awaitFaultsRead() {
+        mirror.awaitServed();
+    }
+
+    @Override
     public void writeProtect(long page, long count) {
         mirror.sync(page, (int) count, HostMirror.Want.HOST_READ_ONLY, null);
     }

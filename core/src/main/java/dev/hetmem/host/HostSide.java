@@ -55,6 +55,17 @@ public interface HostSide extends AutoCloseable {
     /** Pages [page, page+count) are about to be copied off the host: a host write from now on must not be lost. */
     void leave(long page, long count);
 
+    /**
+     * Returns once every host fault this side has read but not yet served is served (the
+     * userfaultfd side: SERVED_BEFORE_LEAVE in hetmem_uffd.c). Called before pages a device mapped
+     * in place leave the host or lose write, after that device's entries are gone: a work item's
+     * access through such an entry faults like host code, and its fault, read before the access
+     * completed and served after the page left, would take the page back for the host. Host views
+     * take no faults: nothing to wait for.
+     */
+    default void awaitFaultsRead() {
+    }
+
     /** The host copy of [page, page+count) stays but loses write (a read-only duplicate is being made). */
     void writeProtect(long page, long count);
 

@@ -1,6 +1,10 @@
 package dev.hetmem.migrate;
 
 import dev.hetmem.driver.DeviceDriver;
+import dev.hetmem.internal.RegionState;
+
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Phase 1 of a batch: every holder other than the target loses the access the move takes from it,
@@ -24,10 +28,26 @@ final class RevokePhase {
         // disagree about the page, and the device's later stores to its new copy are thrown away when
         // the service's claim is taken in. Found by the stress program (a sweep by device faults,
         // thrashing control holding a block home, so mapped in place, under userfaultfd).
+        // regions whose host copy a device mapped in place, for a run that leaves the host or takes its write
+        List<RegionState> mappedInPlace = null;
         for (Run r : batch.runs) {
             revokeDevices(ctx, inv, target, r);
+            if (target != 0 && (r.holders & 1) != 0 && r.block.remoteMask(r.first) != 0 && takesFromHost(r)) {
+                if (mappedInPlace == null) {
+                    mappedInPlace = new ArrayList<>(1);
+                }
+                if (!mappedInPlace.contains(r.region)) {
+                    mappedInPlace.add(r.region);
+                }
+            }
         }
         inv.flush(ctx);
+        // SERVED_BEFORE_LEAVE: the items that reached those host copies in place have ended their accesses
+        // (the invalidation returned); a fault of theirs the service read and has not served yet would,
+        // served after the leave, take the page back for the host and lose the stores the device makes next
+        for (int i = 0; mappedInPlace != null && i < mappedInPlace.size(); i++) {
+            mappedInPlace.get(i).host().awaitFaultsRead();
+        }
         for (Run r : batch.runs) {
             if (target != 0 && (r.holders & 1) != 0) {
                 if (r.action == Action.MOVE || r.action == Action.COLLAPSE) {
@@ -37,6 +57,12 @@ final class RevokePhase {
                 }
             }
         }
+    }
+
+    /** Whether run {@code r} (of a host holder, to a device) takes the host's copy away or its write: what {@code revoke} tells the host side. */
+    private static boolean takesFromHost(Run r) {
+        return r.action == Action.MOVE || r.action == Action.COLLAPSE
+                || (r.action == Action.DUPLICATE && r.block.writer(r.first) == 0);
     }
 
     /** The devices' side of revoking run {@code r}: entries released or write-protected, invalidations gathered in {@code inv}. */
