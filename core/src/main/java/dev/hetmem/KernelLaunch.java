@@ -124,6 +124,13 @@ final class KernelLaunch {
         if (globalSize < 1) {
             throw new IllegalArgumentException("global size " + globalSize + " must be at least 1");
         }
+        long multiple = kernel.itemMultiple();
+        if (multiple > 1 && globalSize % multiple != 0) {
+            // before anything runs: a tiled launch's tiles keep to the multiple, and only its last tile,
+            // after the others had run and written, was refused by the device
+            throw new IllegalArgumentException("global size " + globalSize + " is not a multiple of the "
+                    + multiple + " work items the kernel's work-group holds");
+        }
         memory.checkOpen();
         memory.engine().refuseFromFaultingItem("a launch");
         List<Arg> checked = new ArrayList<>(args.length);
@@ -158,10 +165,7 @@ final class KernelLaunch {
                 enteredCount++;
             }
             long frames = dev.allocator().totalFrames();
-            long total = 0;   // pages, saturated: 2^17 arguments of a 64 TiB region count 2^51, in bytes past a long
-            for (Arg a : checked) {
-                total = a.pages() > Long.MAX_VALUE / PAGE_BYTES - total ? Long.MAX_VALUE / PAGE_BYTES : total + a.pages();
-            }
+            long total = distinctPages(checked, false);
             Arg tooLong = longestPlain(checked, dev.driver().contiguousFrames());
             if (total <= frames && tooLong == null) {
                 try {
@@ -449,7 +453,7 @@ final class KernelLaunch {
                 ? faultHandler(node, args, faultCounts) : null;
         try {
             long tile = 0;
-            for (long first = 0; first < globalSize; first += items, tile++) {
+            for (long first = 0; first < globalSize; first += Math.min(items, globalSize - first), tile++) {   // never past globalSize: no wrap
                 long count = Math.min(items, globalSize - first);
                 TileEvent event = new TileEvent();
                 event.begin();
@@ -465,7 +469,7 @@ final class KernelLaunch {
                 // sharing a page with this tile (overlapping windows) would take it off this tile's placement
                 Runnable prefetchNext = null;
                 if (next < globalSize) {
-                    List<MigrationRequest> nextWindows = windows(args, next, Math.min(globalSize, next + items), true);
+                    List<MigrationRequest> nextWindows = windows(args, next, next + Math.min(items, globalSize - next), true);
                     prefetchNext = () -> ahead[0] = TilePrefetch.start(memory.background(), () -> prefetch(nextWindows, node));
                 }
                 // plain pointers cannot be offset below their window: a kernel with plain arguments sees each
@@ -533,10 +537,7 @@ final class KernelLaunch {
     private record Tiling(long items, long multiple, long whole) {}
 
     private static Tiling tiling(DeviceNode dev, DeviceKernel kernel, long globalSize, List<Arg> args, long frames) {
-        long whole = 0;
-        for (Arg a : args) {
-            whole += a.arg().hasWindow() ? 0 : a.pages();
-        }
+        long whole = distinctPages(args, true);
         long budget = (long) (frames * TILE_SHARE);
         long items = itemsPerTile(args, globalSize, Math.min(budget, (frames - whole) / 2));
         // tiles start where plain windows can: at a page if tiles that large fit (neighbouring tiles then
@@ -662,6 +663,36 @@ final class KernelLaunch {
             }
         }
         return n;
+    }
+
+    /**
+     * Pages the arguments cover (those without a window only, if {@code wholeOnly}), each page once:
+     * two arguments over the same pages (a read and a write of one region) need them on the device
+     * once, and counted twice a launch that fits was refused, or run by faults or tiles. Saturated:
+     * 2^17 arguments of a 64 TiB region count 2^51 pages, in bytes past a long.
+     */
+    private static long distinctPages(List<Arg> args, boolean wholeOnly) {
+        List<Arg> counted = new ArrayList<>(args.size());
+        for (Arg a : args) {
+            if (!wholeOnly || !a.arg().hasWindow()) {
+                counted.add(a);
+            }
+        }
+        counted.sort(Comparator.comparingInt((Arg a) -> a.state().id()).thenComparingLong(Arg::firstPage));
+        long total = 0;
+        RegionState region = null;
+        long end = 0;   // the end of the pages counted so far in region
+        for (Arg a : counted) {
+            long from = a.state() == region ? Math.max(a.firstPage(), end) : a.firstPage();
+            if (a.state() != region) {
+                region = a.state();
+                end = 0;
+            }
+            long n = Math.max(0, a.endPage() - from);
+            end = Math.max(end, a.endPage());
+            total = n > Long.MAX_VALUE / PAGE_BYTES - total ? Long.MAX_VALUE / PAGE_BYTES : total + n;
+        }
+        return total;
     }
 
     /** The most items whose windows take at most {@code budget} pages (windows grow with items). */

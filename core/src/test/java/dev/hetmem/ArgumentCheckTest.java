@@ -73,6 +73,62 @@ class ArgumentCheckTest {
     }
 
     /** A region whose size is not a whole number of pages: the attributes of ranges that reach its last page. */
+    /**
+     * A global size that is not a multiple of the kernel's work-group is refused before any item
+     * runs: a tiled launch kept its tiles to the multiple and only its last tile, after the others
+     * had run and written, was refused by the device (OpenCL); the emulated device ran it whole.
+     * From a review of tiled launches.
+     */
+    @Test
+    void aGlobalSizeThatSplitsAWorkGroupIsRefusedBeforeAnyItemRuns() {
+        try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {
+            Region r = mem.allocate(MiB);
+            java.util.concurrent.atomic.AtomicLong ran = new java.util.concurrent.atomic.AtomicLong();
+            dev.hetmem.device.emulated.EmulatedKernel groupsOfFour = new dev.hetmem.device.emulated.EmulatedKernel() {
+                @Override
+                public void run(dev.hetmem.device.emulated.KernelArgs args, long item) {
+                    ran.incrementAndGet();
+                }
+
+                @Override
+                public long itemMultiple() {
+                    return 4;
+                }
+            };
+            names(IllegalArgumentException.class, "global size 10 is not a multiple of the 4 work items",
+                    () -> mem.launch(1, groupsOfFour, 10, KernelArg.readWrite(r)));
+            assertEquals(0, ran.get(), "no item ran");
+            mem.launch(1, groupsOfFour, 12, KernelArg.readWrite(r));
+            assertEquals(12, ran.get());
+        }
+    }
+
+    /**
+     * Two arguments over the same pages (a read and a write of one region) need them on the device
+     * once: a launch whose region takes 5 MiB of an 8 MiB device fits, where counting each argument's
+     * pages (10 MiB) refused it for its plain arguments (or ran it by faults or tiles). From a review
+     * of tiled launches.
+     */
+    @Test
+    void argumentsOverTheSamePagesCountThemOnceWhenTheLaunchIsFitted() {
+        try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {
+            long bytes = 5 * MiB;
+            Region r = mem.allocate(bytes);
+            MemoryFixture.fill(r, 0, bytes, 4);
+            dev.hetmem.device.emulated.EmulatedKernel increment = dev.hetmem.device.emulated.EmulatedKernel.plain((a, i) ->
+                    a.plain(1).set(java.lang.foreign.ValueLayout.JAVA_LONG, 8 * i,
+                            a.plain(0).get(java.lang.foreign.ValueLayout.JAVA_LONG, 8 * i) + 1), 0, 1);
+            mem.launch(1, increment, bytes / 8, KernelArg.read(r), KernelArg.readWrite(r));
+            try (HostView v = r.host(0, bytes, Access.READ)) {
+                for (long i = 0; i < bytes / 8; i += 4099) {
+                    assertEquals(MemoryFixture.value(4, i) + 1, v.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, i),
+                            "word " + i);
+                }
+            }
+            assertEquals(java.util.List.of(), mem.verify());
+        }
+    }
+
     @Test
     void attributesOfTheLastPartialPage() {
         try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {
