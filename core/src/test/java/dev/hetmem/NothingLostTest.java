@@ -460,6 +460,31 @@ class NothingLostTest {
     }
 
     /**
+     * An {@code Error} a kernel item throws reaches the caller as it is, whichever compute thread ran
+     * the item: from a helper thread it came wrapped in an IllegalStateException, from the launching
+     * thread unwrapped. From a review of tiled launches.
+     */
+    @Test
+    @Tag("emulated")
+    void aKernelItemsErrorReachesTheCallerUnwrappedFromAnyComputeThread() {
+        EmulatedDevice dev = EmulatedDevice.builder().name("erring-kernel").capacity(16L << 20).computeThreads(4).build();
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
+            Region r = mem.allocate(1L << 20);
+            Thread launcher = Thread.currentThread();
+            EmulatedKernel k = (a, i) -> {
+                if (Thread.currentThread() != launcher) {
+                    throw new AssertionError("an item's error (a test's kernel)");
+                }
+                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000L);   // the helpers get items
+            };
+            AssertionError e = org.junit.jupiter.api.Assertions.assertThrows(AssertionError.class,
+                    () -> mem.launch(1, k, 256, KernelArg.readWrite(r)));
+            assertEquals("an item's error (a test's kernel)", e.getMessage());
+            assertEquals(List.of(), mem.verify());
+        }
+    }
+
+    /**
      * A device's copy engine lives through a stray interrupt of its thread (code that interrupts
      * every thread): the engine ended on it, and every later copy through it waited for good.
      * From a review of the copy path.

@@ -140,7 +140,8 @@ final class ComputeUnits {
                     }
                 } catch (ExecutionException e) {
                     if (failure == null) {
-                        failure = e.getCause() instanceof RuntimeException re ? re
+                        // as the launching thread's own items' failure reaches the caller: an Error too, unwrapped
+                        failure = e.getCause() instanceof RuntimeException || e.getCause() instanceof Error ? e.getCause()
                                 : new IllegalStateException("kernel failed on " + name, e.getCause());
                     }
                     break;
