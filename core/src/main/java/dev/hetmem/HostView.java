@@ -106,12 +106,18 @@ public final class HostView implements AutoCloseable, Lifecycle.View {
                 throw new IllegalStateException(this + " was opened by thread " + owner.getName() + " and only that thread "
                         + "can close it (called from thread " + Thread.currentThread().getName() + "); it stays open");
             }
-            arena.close();
+            // a free or close from now on waits for this close rather than refusing for an open view (marked
+            // before the segment closes: a free in between was refused naming this thread)
+            region.lifecycle().closingView(this);
+            try {
+                arena.close();
+            } catch (RuntimeException | Error e) {
+                region.lifecycle().stillOpen(this);   // held by a native call: the view stays open
+                throw e;
+            }
             closed = true;
         }
         if (pin != null) {
-            // a free or close from now on waits for this close rather than refusing for an open view
-            region.lifecycle().closingView(this);
             try {
                 region.unpin(pin);
             } finally {

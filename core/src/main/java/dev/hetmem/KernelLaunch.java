@@ -124,14 +124,14 @@ final class KernelLaunch {
         if (globalSize < 1) {
             throw new IllegalArgumentException("global size " + globalSize + " must be at least 1");
         }
+        memory.checkOpen();
         long multiple = kernel.itemMultiple();
         if (multiple > 1 && globalSize % multiple != 0) {
             // before anything runs: a tiled launch's tiles keep to the multiple, and only its last tile,
             // after the others had run and written, was refused by the device
-            throw new IllegalArgumentException("global size " + globalSize + " is not a multiple of the "
-                    + multiple + " work items the kernel's work-group holds");
+            throw new IllegalArgumentException("global size " + globalSize + " is not a multiple of " + multiple
+                    + ", the work items (the rows, for a 2-D range) of the kernel's work-group");
         }
-        memory.checkOpen();
         memory.engine().refuseFromFaultingItem("a launch");
         List<Arg> checked = new ArrayList<>(args.length);
         List<KernelBinding> bindings = new ArrayList<>(args.length);

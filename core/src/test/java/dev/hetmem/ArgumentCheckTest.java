@@ -72,7 +72,6 @@ class ArgumentCheckTest {
         }
     }
 
-    /** A region whose size is not a whole number of pages: the attributes of ranges that reach its last page. */
     /**
      * A global size that is not a multiple of the kernel's work-group is refused before any item
      * runs: a tiled launch kept its tiles to the multiple and only its last tile, after the others
@@ -95,7 +94,7 @@ class ArgumentCheckTest {
                     return 4;
                 }
             };
-            names(IllegalArgumentException.class, "global size 10 is not a multiple of the 4 work items",
+            names(IllegalArgumentException.class, "global size 10 is not a multiple of 4, the work items",
                     () -> mem.launch(1, groupsOfFour, 10, KernelArg.readWrite(r)));
             assertEquals(0, ran.get(), "no item ran");
             mem.launch(1, groupsOfFour, 12, KernelArg.readWrite(r));
@@ -129,6 +128,7 @@ class ArgumentCheckTest {
         }
     }
 
+    /** A region whose size is not a whole number of pages: the attributes of ranges that reach its last page. */
     @Test
     void attributesOfTheLastPartialPage() {
         try (UnifiedMemory mem = MemoryFixture.memory(MemoryFixture.device(8 * MiB))) {

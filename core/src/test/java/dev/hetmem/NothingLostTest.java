@@ -435,7 +435,7 @@ class NothingLostTest {
             AtomicLong ended = new AtomicLong();
             EmulatedKernel k = (a, i) -> {
                 if (Thread.currentThread() == launcher) {
-                    long deadline = System.nanoTime() + 5_000_000_000L;
+                    long deadline = System.nanoTime() + 30_000_000_000L;
                     while (begun.get() == 0 && System.nanoTime() < deadline) {
                         Thread.onSpinWait();   // a helper's item is under way before this one fails
                     }
@@ -450,6 +450,8 @@ class NothingLostTest {
             long atReturn = ended.get();
             org.junit.jupiter.api.Assertions.assertTrue(begun.get() > 0, "a helper's item ran");
             assertEquals(begun.get(), atReturn, "items that had begun when the launch returned had ended");
+            org.junit.jupiter.api.Assertions.assertTrue(atReturn < 128, atReturn + " of the 255 other items ran: "
+                    + "the failure stops the handing out of items (it ran every one, 50 ms each, after the launch had failed)");
             Throwable c = e;
             while (c != null && !(c instanceof java.io.IOException)) {
                 c = c.getCause();
@@ -471,11 +473,16 @@ class NothingLostTest {
         try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
             Region r = mem.allocate(1L << 20);
             Thread launcher = Thread.currentThread();
+            AtomicBoolean helperFailed = new AtomicBoolean();
             EmulatedKernel k = (a, i) -> {
                 if (Thread.currentThread() != launcher) {
+                    helperFailed.set(true);
                     throw new AssertionError("an item's error (a test's kernel)");
                 }
-                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000L);   // the helpers get items
+                long deadline = System.nanoTime() + 30_000_000_000L;
+                while (!helperFailed.get() && System.nanoTime() < deadline) {
+                    Thread.onSpinWait();   // until a helper thread's item has failed, however late it starts
+                }
             };
             AssertionError e = org.junit.jupiter.api.Assertions.assertThrows(AssertionError.class,
                     () -> mem.launch(1, k, 256, KernelArg.readWrite(r)));

@@ -31,6 +31,8 @@ public final class FileIo {
     public static final int POSIX_FADV_DONTNEED = 4;
     public static final int EINVAL = 22;
     public static final int EINTR = 4;
+    /** EAGAIN (EWOULDBLOCK): a non-blocking open refused for a lease another process holds. */
+    static final int EAGAIN = 11;
 
     private static final MemoryLayout CALL_STATE = Downcalls.CALL_STATE;
 
@@ -56,22 +58,24 @@ public final class FileIo {
      */
     public static int open(Path path, int flags) throws IOException {
         int fd;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CALL_STATE);
-            byte[] name = nativeName(path);
-            MemorySegment cName = arena.allocate(name.length + 1L);   // zeroed: the terminating NUL
-            MemorySegment.copy(name, 0, cName, JAVA_BYTE, 0, name.length);
-            fd = (int) OPEN.invokeExact(state, cName, flags | O_CLOEXEC | O_NONBLOCK, 0);
-            if (fd < 0) {
-                throw new ErrnoException("open " + path, Downcalls.errno(state));
+        try {
+            fd = openRaw(path, flags | O_NONBLOCK);
+        } catch (ErrnoException e) {
+            if (e.errno() != EAGAIN) {
+                throw e;
             }
-        } catch (IOException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
+            // a lease another process holds on the file (an SMB oplock, an NFS delegation) refuses a
+            // non-blocking open; a FIFO's never does: opened again the usual way, waiting for the lease
+            fd = openRaw(path, flags);
         }
         try {
-            if (!Files.readAttributes(descriptorPath(fd), BasicFileAttributes.class).isRegularFile()) {
+            BasicFileAttributes opened;
+            try {
+                opened = Files.readAttributes(descriptorPath(fd), BasicFileAttributes.class);
+            } catch (java.nio.file.NoSuchFileException noProc) {
+                return fd;   // no /proc here (a minimal container): the path's own check before the open stands
+            }
+            if (!opened.isRegularFile()) {
                 throw new IOException(path + " is not a regular file (a FIFO, device, socket or /proc entry put in "
                         + "its place as it was opened); only regular files can be loaded");
             }
@@ -80,6 +84,25 @@ public final class FileIo {
             throw e;
         }
         return fd;
+    }
+
+    /** open(2) with {@code flags} and close-on-exec; the descriptor, or throws with errno's meaning. */
+    private static int openRaw(Path path, int flags) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            byte[] name = nativeName(path);
+            MemorySegment cName = arena.allocate(name.length + 1L);   // zeroed: the terminating NUL
+            MemorySegment.copy(name, 0, cName, JAVA_BYTE, 0, name.length);
+            int fd = (int) OPEN.invokeExact(state, cName, flags | O_CLOEXEC, 0);
+            if (fd < 0) {
+                throw new ErrnoException("open " + path, Downcalls.errno(state));
+            }
+            return fd;
+        } catch (IOException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
     }
 
     /** The path through which the kernel shows what descriptor {@code fd} of this process is open on. */
@@ -94,7 +117,9 @@ public final class FileIo {
     public static FileChannel openChannel(Path path) throws IOException {
         int fd = open(path, O_RDONLY);
         try {
-            return FileChannel.open(descriptorPath(fd), StandardOpenOption.READ);
+            Path opened = descriptorPath(fd);
+            // the checked descriptor's file; with no /proc, the path again (checked only before the open)
+            return FileChannel.open(Files.exists(opened) ? opened : path, StandardOpenOption.READ);
         } finally {
             close(fd);
         }

@@ -130,14 +130,28 @@ public final class Lifecycle {
     /** {@code v} is closed (or failed to unpin): it no longer holds up a close or free. */
     public synchronized void closeView(View v) {
         if (Boolean.FALSE.equals(views.remove(v))) {
-            Integer n = running.get(v.owner());
-            if (n != null && n > 1) {
-                running.put(v.owner(), n - 1);
-            } else {
-                running.remove(v.owner());
-            }
+            endClosing(v);
         }
         notifyAll();
+    }
+
+    /** {@code v}'s close failed before it closed anything (its segment is held by a native call): open again. */
+    public synchronized void stillOpen(View v) {
+        if (views.replace(v, Boolean.TRUE) == Boolean.FALSE) {
+            endClosing(v);
+        }
+        notifyAll();
+    }
+
+    /** Its owner no longer counts as running for {@code v}'s close ({@link #closingView}). */
+    private void endClosing(View v) {
+        assert Thread.holdsLock(this);
+        Integer n = running.get(v.owner());
+        if (n != null && n > 1) {
+            running.put(v.owner(), n - 1);
+        } else {
+            running.remove(v.owner());
+        }
     }
 
     /** Whether a host view is open here (not being closed by its owner). */

@@ -45,6 +45,7 @@ class DriverBoundaryTest {
             DeviceDriver wb = DriverBoundary.of(b);
             assertSame(wa, DriverBoundary.of(wa), "a boundary is not wrapped twice");
             assertSame(a, DriverBoundary.unwrap(wa));
+            assertTrue(a.runsFromAnyItem() && wa.runsFromAnyItem(), "a driver that runs from any item says so through its boundary");
             assertEquals(a.canCopyWithin(), wa.canCopyWithin());
             assertEquals(a.contiguousFrames(), wa.contiguousFrames());
             // a driver recognizes its peer by its class: it is handed the peer itself, not the peer's boundary

@@ -309,9 +309,11 @@ final class ComputeUnits {
             } else {
                 runFaulting(k, arguments, items, faults);
             }
-        } catch (RuntimeException | Error e) {
+        } catch (Throwable e) {
+            // whatever an item threw (an undeclared checked exception too: the other threads ran every item
+            // left after the launch had failed), the items not yet begun need not run; as the launch throws it
             items.stop();
-            throw e;
+            throw unchecked(e);
         } finally {
             if (outer == null) {
                 inKernel.remove();
