@@ -668,7 +668,7 @@ final class KernelLaunch {
     /**
      * Pages the arguments cover (those without a window only, if {@code wholeOnly}), each page once:
      * two arguments over the same pages (a read and a write of one region) need them on the device
-     * once, and counted twice a launch that fits was refused, or run by faults or tiles. Saturated:
+     * once (counted per argument, a launch that fit was refused, or run by faults or tiles). Saturated:
      * 2^17 arguments of a 64 TiB region count 2^51 pages, in bytes past a long.
      */
     private static long distinctPages(List<Arg> args, boolean wholeOnly) {
@@ -683,12 +683,11 @@ final class KernelLaunch {
         RegionState region = null;
         long end = 0;   // the end of the pages counted so far in region
         for (Arg a : counted) {
-            long from = a.state() == region ? Math.max(a.firstPage(), end) : a.firstPage();
             if (a.state() != region) {
                 region = a.state();
                 end = 0;
             }
-            long n = Math.max(0, a.endPage() - from);
+            long n = Math.max(0, a.endPage() - Math.max(a.firstPage(), end));
             end = Math.max(end, a.endPage());
             total = n > Long.MAX_VALUE / PAGE_BYTES - total ? Long.MAX_VALUE / PAGE_BYTES : total + n;
         }

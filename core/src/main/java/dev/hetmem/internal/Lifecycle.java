@@ -116,10 +116,11 @@ public final class Lifecycle {
     }
 
     /**
-     * The owner of {@code v} has begun closing it: its segment is closed and its pin goes next,
-     * outside this monitor. Until {@link #closeView}, a close or free counts it as a view being
-     * closed, not an open one (it refused, naming the view's thread, a free that came in between),
-     * and waits for it as for an operation: its owner counts as running meanwhile.
+     * The owner of {@code v} has begun closing it: its segment closes next, then its pin goes,
+     * outside this monitor. Until {@link #closeView} (or {@link #stillOpen}, if the segment refuses
+     * to close), a close or free counts it as a view being closed, not an open one (it refused,
+     * naming the view's thread, a free that came in between), and waits for it as for an
+     * operation: its owner counts as running meanwhile.
      */
     public synchronized void closingView(View v) {
         if (views.replace(v, Boolean.FALSE) != null) {
@@ -137,7 +138,7 @@ public final class Lifecycle {
 
     /** {@code v}'s close failed before it closed anything (its segment is held by a native call): open again. */
     public synchronized void stillOpen(View v) {
-        if (views.replace(v, Boolean.TRUE) == Boolean.FALSE) {
+        if (Boolean.FALSE.equals(views.replace(v, Boolean.TRUE))) {
             endClosing(v);
         }
         notifyAll();
