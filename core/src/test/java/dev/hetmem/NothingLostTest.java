@@ -316,11 +316,8 @@ class NothingLostTest {
             if (checked.failure != null) {
                 failed++;
                 org.junit.jupiter.api.Assertions.assertTrue(checked.failure instanceof RuntimeException, at + ": " + checked.failure);
-                Throwable c = checked.failure;
-                while (c != null && !(c instanceof java.io.IOException)) {
-                    c = c.getCause();
-                }
-                org.junit.jupiter.api.Assertions.assertNotNull(c, at + ": the checked failure is the cause: " + checked.failure);
+                org.junit.jupiter.api.Assertions.assertTrue(causedBy(checked.failure, java.io.IOException.class),
+                        at + ": the checked failure is the cause: " + checked.failure);
             }
             assertEquals(unchecked.problems, checked.problems, at + ": verify() problems");
             assertEquals(unchecked.wrongLongs, checked.wrongLongs, at + ": words that read wrong");
@@ -427,18 +424,14 @@ class NothingLostTest {
     @Test
     @Tag("emulated")
     void aKernelsUndeclaredCheckedExceptionEndsTheLaunchOnlyOnceEveryBegunItemHasEnded() {
-        EmulatedDevice dev = EmulatedDevice.builder().name("sneaky-kernel").capacity(16L << 20).computeThreads(4).build();
-        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
+        try (UnifiedMemory mem = fourComputeThreads("sneaky-kernel")) {
             Region r = mem.allocate(1L << 20);
             Thread launcher = Thread.currentThread();
             AtomicLong begun = new AtomicLong();
             AtomicLong ended = new AtomicLong();
             EmulatedKernel k = (a, i) -> {
                 if (Thread.currentThread() == launcher) {
-                    long deadline = System.nanoTime() + 30_000_000_000L;
-                    while (begun.get() == 0 && System.nanoTime() < deadline) {
-                        Thread.onSpinWait();   // a helper's item is under way before this one fails
-                    }
+                    spinUntil(() -> begun.get() > 0);   // a helper's item is under way before this one fails
                     NothingLostTest.<RuntimeException>sneakyThrow(new java.io.IOException("a checked failure (a test's kernel)"));
                 }
                 begun.incrementAndGet();
@@ -452,11 +445,8 @@ class NothingLostTest {
             assertEquals(begun.get(), atReturn, "items that had begun when the launch returned had ended");
             org.junit.jupiter.api.Assertions.assertTrue(atReturn < 128, atReturn + " of the 255 other items ran: "
                     + "the failure stops the handing out of items (it ran every one, 50 ms each, after the launch had failed)");
-            Throwable c = e;
-            while (c != null && !(c instanceof java.io.IOException)) {
-                c = c.getCause();
-            }
-            org.junit.jupiter.api.Assertions.assertNotNull(c, "the kernel's exception is the cause: " + e);
+            org.junit.jupiter.api.Assertions.assertTrue(causedBy(e, java.io.IOException.class),
+                    "the kernel's exception is the cause: " + e);
             assertEquals(List.of(), mem.verify());
         }
     }
@@ -469,8 +459,7 @@ class NothingLostTest {
     @Test
     @Tag("emulated")
     void aKernelItemsErrorReachesTheCallerUnwrappedFromAnyComputeThread() {
-        EmulatedDevice dev = EmulatedDevice.builder().name("erring-kernel").capacity(16L << 20).computeThreads(4).build();
-        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
+        try (UnifiedMemory mem = fourComputeThreads("erring-kernel")) {
             Region r = mem.allocate(1L << 20);
             Thread launcher = Thread.currentThread();
             AtomicBoolean helperFailed = new AtomicBoolean();
@@ -479,10 +468,7 @@ class NothingLostTest {
                     helperFailed.set(true);
                     throw new AssertionError("an item's error (a test's kernel)");
                 }
-                long deadline = System.nanoTime() + 30_000_000_000L;
-                while (!helperFailed.get() && System.nanoTime() < deadline) {
-                    Thread.onSpinWait();   // until a helper thread's item has failed, however late it starts
-                }
+                spinUntil(helperFailed::get);   // until a helper thread's item has failed, however late it starts
             };
             AssertionError e = org.junit.jupiter.api.Assertions.assertThrows(AssertionError.class,
                     () -> mem.launch(1, k, 256, KernelArg.readWrite(r)));
@@ -514,6 +500,30 @@ class NothingLostTest {
             assertEquals(bytes / 4096, moved.get(20, java.util.concurrent.TimeUnit.SECONDS), "the copy went through the engine");
             MemoryFixture.check(r, 0, bytes, 12);
         }
+    }
+
+    /** A memory over an emulated device of 16 MiB whose launches run on four compute threads. */
+    private static UnifiedMemory fourComputeThreads(String name) {
+        return UnifiedMemory.builder().device(EmulatedDevice.builder().name(name).capacity(16L << 20).computeThreads(4).build())
+                .build();
+    }
+
+    /** Spins until {@code done} says so, for at most 30 s (a helper thread may start late on a loaded machine). */
+    private static void spinUntil(java.util.function.BooleanSupplier done) {
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        while (!done.getAsBoolean() && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+        }
+    }
+
+    /** Whether {@code t} or one of its causes is a {@code type}. */
+    private static boolean causedBy(Throwable t, Class<? extends Throwable> type) {
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            if (type.isInstance(c)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     @SuppressWarnings("unchecked")
