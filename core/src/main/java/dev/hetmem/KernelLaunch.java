@@ -34,7 +34,8 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  *       resident with the access it declares and pinned for the run, then the kernel runs.</li>
  *   <li><b>Tiled</b>, when they do not fit but arguments declare per-item windows
  *       ({@link KernelArg#perItem}): the work items are cut into tiles whose windows fit beside
- *       the whole arguments twice over; each tile's pages are made resident and pinned while it
+ *       the whole arguments twice over (the first three smaller, ramping up to that size); each
+ *       tile's pages are made resident and pinned while it
  *       runs (with the global offset of its first item), and the next tile's windows are
  *       prefetched meanwhile (double buffering, as a hand-tiled program does). A launch that fits
  *       runs so too when a plain argument with a window finds no run of consecutive frames for all
@@ -62,6 +63,9 @@ final class KernelLaunch {
      * buffer sets; the other half is left to the whole arguments and to what else is resident.
      */
     private static final double TILE_SHARE = 0.25;
+
+    /** How many tiles ramp up to full size ({@link #tileItems}): the first holds an eighth. */
+    private static final int RAMP_TILES = 3;
 
     private final UnifiedMemory memory;
 
@@ -453,8 +457,9 @@ final class KernelLaunch {
                 ? faultHandler(node, args, faultCounts) : null;
         try {
             long tile = 0;
-            for (long first = 0; first < globalSize; first += Math.min(items, globalSize - first), tile++) {   // never past globalSize: no wrap
-                long count = Math.min(items, globalSize - first);
+            long count;
+            for (long first = 0; first < globalSize; first += count, tile++) {   // never past globalSize: no wrap
+                count = Math.min(tileItems(tile, items, multiple, globalSize), globalSize - first);
                 TileEvent event = new TileEvent();
                 event.begin();
                 long faultedBefore = migratedByFaults(faultCounts);
@@ -469,7 +474,8 @@ final class KernelLaunch {
                 // sharing a page with this tile (overlapping windows) would take it off this tile's placement
                 Runnable prefetchNext = null;
                 if (next < globalSize) {
-                    List<MigrationRequest> nextWindows = windows(args, next, next + Math.min(items, globalSize - next), true);
+                    List<MigrationRequest> nextWindows = windows(args, next,
+                            next + Math.min(tileItems(tile + 1, items, multiple, globalSize), globalSize - next), true);
                     prefetchNext = () -> ahead[0] = TilePrefetch.start(memory.background(), () -> prefetch(nextWindows, node));
                 }
                 // plain pointers cannot be offset below their window: a kernel with plain arguments sees each
@@ -520,6 +526,21 @@ final class KernelLaunch {
             touched += a.pages();   // each page of each argument once, however many tiles it took part in
         }
         return new LaunchResult(touched, faults, migrated, migrated << PAGE_SHIFT, faultNanos, kernelNanos, batches);
+    }
+
+    /**
+     * Items of tile {@code tile}: the first tiles ramp up, each twice its predecessor, to the full
+     * {@code items} ({@link #RAMP_TILES} halvings below it), as a hand-written pipeline starts with a
+     * small piece: the first tile's bring-in is the one no kernel hides, and each tile's prefetch
+     * (twice the running tile) overlaps that tile's kernel. Whole multiples of {@code multiple}
+     * ({@code items} is one where it cuts the launch); a launch of one tile is not cut.
+     */
+    static long tileItems(long tile, long items, long multiple, long globalSize) {
+        if (tile >= RAMP_TILES || items >= globalSize) {
+            return items;
+        }
+        long ramped = (items >> (RAMP_TILES - tile)) / multiple * multiple;
+        return Math.max(Math.min(multiple, items), ramped);
     }
 
     /** Pages the launch's device faults have migrated so far (the fault handler adds to {@code counts[1]}). */

@@ -144,6 +144,24 @@ class FlightRecorderTest {
     }
 
     /**
+     * The first tiles of a tiled launch ramp up (an eighth, a quarter, a half, then whole tiles), so
+     * that the first bring-in, the one no kernel hides, is small (it was a whole tile's).
+     */
+    @Test
+    void theFirstTilesRampUpToFullTiles() throws Exception {
+        List<RecordedEvent> tiles = recorded("dev.hetmem.Tile", () -> launchOverThreeTimesTheDevice(true));
+        assertTrue(tiles.size() >= 6, "a launch over three times the device in tiles of a quarter of it, ramped: " + tiles);
+        long full = tiles.get(3).getLong("items");
+        assertEquals(full / 8, tiles.get(0).getLong("items"), tiles.toString());
+        assertEquals(full / 4, tiles.get(1).getLong("items"), tiles.toString());
+        assertEquals(full / 2, tiles.get(2).getLong("items"), tiles.toString());
+        for (int i = 3; i < tiles.size() - 1; i++) {
+            assertEquals(full, tiles.get(i).getLong("items"), "every tile after the ramp but the last is whole: " + tiles);
+        }
+        assertTrue(tiles.getLast().getLong("items") <= full, tiles.toString());
+    }
+
+    /**
      * A tiled launch whose kernel reaches past its declared windows takes device faults; each tile's
      * event counts the pages its faults brought in, so the tiles add up to the launch (they left them out).
      */
