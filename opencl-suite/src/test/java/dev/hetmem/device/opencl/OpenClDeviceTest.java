@@ -47,6 +47,88 @@ class OpenClDeviceTest {
         }
     }
 
+    /** Each work-group of 64 items sums its items' inputs in local memory (a __local parameter). */
+    private static final String GROUP_SUMS = """
+            __kernel void groupSums(__global const float *in, __global float *out, __local float *scratch) {
+                const size_t l = get_local_id(0);
+                scratch[l] = in[get_global_id(0)];
+                barrier(CLK_LOCAL_MEM_FENCE);
+                for (size_t s = get_local_size(0) / 2; s > 0; s >>= 1) {
+                    if (l < s) {
+                        scratch[l] += scratch[l + s];
+                    }
+                    barrier(CLK_LOCAL_MEM_FENCE);
+                }
+                if (l == 0) {
+                    out[get_group_id(0)] = scratch[0];
+                }
+            }
+            __kernel void scaled(__global float *x, const int k) {
+                x[get_global_id(0)] *= k;
+            }
+            """;
+
+    /**
+     * A kernel with a {@code __local} pointer parameter, as existing OpenCL code has (reductions, tiled
+     * products), runs on regions: the parameter takes its size as {@link OpenClKernel.LocalMemory}
+     * (before, no value could fill it). Sizes the device cannot give, and local memory for a parameter
+     * that is not {@code __local} (or a number for one that is), are refused naming the parameter or
+     * the limit.
+     */
+    @Test
+    void aKernelWithLocalMemoryRunsOnRegionsAndBadSizesAreRefused() {
+        try (OpenClDevice dev = OpenClFixture.device(16 * MiB);
+             UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
+             OpenClProgram p = dev.compile(GROUP_SUMS)) {
+            int n = 64 * 1024;
+            Region in = mem.allocate(4L * n);
+            Region out = mem.allocate(4L * (n / 64));
+            try (HostView v = in.host(0, 4L * n, Access.WRITE)) {
+                for (int i = 0; i < n; i++) {
+                    v.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, i % 7);
+                }
+            }
+            OpenClKernel sums = p.kernel("groupSums", new OpenClKernel.LocalMemory(64 * 4)).local(64);
+            mem.launch(1, sums, n, KernelArg.read(in), KernelArg.write(out));
+            try (HostView v = out.host(0, 4L * (n / 64), Access.READ)) {
+                for (int g = 0; g < n / 64; g++) {
+                    float expected = 0;
+                    for (int i = 64 * g; i < 64 * g + 64; i++) {
+                        expected += i % 7;
+                    }
+                    assertEquals(expected, v.segment().getAtIndex(ValueLayout.JAVA_FLOAT, g), "group " + g);
+                }
+            }
+
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new OpenClKernel.LocalMemory(0));
+            assertTrue(e.getMessage().contains("0 bytes"), e.getMessage());
+            long limit = dev.context().localMemory;
+            assertTrue(limit > 0, "the device reports its local memory: " + limit);
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> p.kernel("groupSums", new OpenClKernel.LocalMemory(limit + 1)));
+            assertTrue(e.getMessage().contains((limit + 1) + " bytes") && e.getMessage().contains(limit + " (CL_DEVICE_LOCAL_MEM_SIZE)"),
+                    e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> sums.with(new OpenClKernel.LocalMemory(limit),
+                    new OpenClKernel.LocalMemory(1)));
+            assertTrue(e.getMessage().contains("CL_DEVICE_LOCAL_MEM_SIZE"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> mem.launch(1, p.kernel("groupSums", 64).local(64), n, KernelArg.read(in), KernelArg.write(out)));
+            assertTrue(e.getMessage().contains("parameter 'scratch'") && e.getMessage().contains("OpenClKernel.LocalMemory"),
+                    e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> mem.launch(1,
+                    p.kernel("scaled", new OpenClKernel.LocalMemory(64)), n, KernelArg.readWrite(in)));
+            assertTrue(e.getMessage().contains("parameter 'k'") && e.getMessage().contains("__local pointer parameter"),
+                    e.getMessage());
+            // the refused launches changed nothing
+            try (HostView v = in.host(0, 4L * n, Access.READ)) {
+                for (int i = 0; i < n; i += 97) {
+                    assertEquals(i % 7, v.segment().getAtIndex(ValueLayout.JAVA_FLOAT, i), "in[" + i + "]");
+                }
+            }
+            assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
+        }
+    }
+
     @Test
     void listsDevices() {
         OpenClFixture.needsOpenCl();

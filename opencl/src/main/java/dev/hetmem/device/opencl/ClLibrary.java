@@ -28,6 +28,7 @@ final class ClLibrary {
     static final long CL_DEVICE_TYPE_ALL = 0xFFFFFFFFL;
     static final int CL_DEVICE_TYPE = 0x1000;
     static final int CL_DEVICE_MAX_COMPUTE_UNITS = 0x1002;
+    static final int CL_DEVICE_LOCAL_MEM_SIZE = 0x1023;
     static final int CL_DEVICE_MAX_MEM_ALLOC_SIZE = 0x1010;
     static final int CL_DEVICE_GLOBAL_MEM_SIZE = 0x101F;
     static final int CL_DEVICE_QUEUE_PROPERTIES = 0x102A;

@@ -13,7 +13,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * program built with {@code -cl-kernel-arg-info}), and how a Java value becomes its bytes: a
  * number converts where no value changes (a Java {@code double} for a {@code float} parameter
  * if it stays finite, an {@code int} for a {@code long}, a {@code long} for an {@code int} in
- * range), a plain buffer fills a pointer; anything else is refused naming the parameter.
+ * range), a plain buffer fills a {@code __global} or {@code __constant} pointer and
+ * {@link OpenClKernel.LocalMemory} a {@code __local} one; anything else is refused naming the parameter.
  *
  * @param name    the parameter's name in the source
  * @param type    its type as OpenCL reports it: {@code int}, {@code uint}, {@code float}, {@code float*}, ...
@@ -91,6 +92,11 @@ record KernelParameter(String name, String type, int address) {
         return type.endsWith("*");
     }
 
+    /** A {@code __local} pointer: {@link OpenClKernel.LocalMemory} fills it. */
+    boolean local() {
+        return pointer() && address == LOCAL;
+    }
+
     /**
      * Writes {@code v} into {@code s} as this parameter's type; returns its size in bytes.
      *
@@ -99,6 +105,15 @@ record KernelParameter(String name, String type, int address) {
      *         a pointer)
      */
     long put(MemorySegment s, Object v, String kernel) {
+        if (v instanceof OpenClKernel.LocalMemory m) {
+            if (!local()) {
+                throw mismatch(kernel, v, "local memory is for a __local pointer parameter");
+            }
+            return m.bytes();   // the caller passes no value: OpenCL allocates it per work-group
+        }
+        if (local()) {
+            throw mismatch(kernel, v, "a __local pointer parameter takes its size, as OpenClKernel.LocalMemory");
+        }
         if (v instanceof OpenClDevice.PlainBuffer) {
             if (!pointer()) {
                 throw mismatch(kernel, v, "a buffer for a " + type + " parameter");

@@ -62,6 +62,8 @@ final class OpenClContext {
     final int framesPerPool;
     /** Bytes a sub-buffer's origin must be a multiple of (CL_DEVICE_MEM_BASE_ADDR_ALIGN, given in bits). */
     final long baseAlignment;
+    /** Bytes of local memory a work-group may have (CL_DEVICE_LOCAL_MEM_SIZE): what {@code __local} parameters may ask for together. */
+    final long localMemory;
     /** The caller's context and queue, when the device runs on them; null when it made its own. */
     private final Borrowed borrowed;
     /** The word kernels report a bad access in (and its scratch page); cleared before every launch. */
@@ -122,6 +124,7 @@ final class OpenClContext {
             MemorySegment platformId = OpenClPlatforms.platforms(cl, a)[info.platform()];
             this.device = OpenClPlatforms.devices(cl, a, platformId)[info.index()];
             this.baseAlignment = Math.max(1, OpenClPlatforms.deviceInt(cl, device, ClLibrary.CL_DEVICE_MEM_BASE_ADDR_ALIGN) / 8);
+            this.localMemory = OpenClPlatforms.deviceLong(cl, device, ClLibrary.CL_DEVICE_LOCAL_MEM_SIZE);
             MemorySegment err = a.allocate(JAVA_INT);
             MemorySegment devs = a.allocate(ADDRESS);
             devs.set(ADDRESS, 0, device);

@@ -37,6 +37,31 @@ public final class OpenClKernel implements DeviceKernel {
         for (Object s : this.scalars) {
             OpenClProgram.scalarSize(s);
         }
+        checkLocalMemory(program.device().context().localMemory);
+    }
+
+    /**
+     * The value of a {@code __local} pointer parameter: {@code bytes} of local memory, which OpenCL
+     * gives each work-group of the launch for its own (as {@code clSetKernelArg} with a size and no
+     * value). Passed among the kernel's scalars, in the parameter's place:
+     * {@code program.kernel("reduce", new OpenClKernel.LocalMemory(256 * 4)).local(256)}. The
+     * parameters' sizes together must fit the device's {@code CL_DEVICE_LOCAL_MEM_SIZE}: a kernel
+     * asking for more is refused when it is made ({@link OpenClProgram#kernel}, {@link #with}),
+     * naming both.
+     *
+     * @param bytes the local memory's size in bytes; positive
+     */
+    public record LocalMemory(long bytes) {
+        /**
+         * Local memory of {@code bytes} bytes for each work-group.
+         *
+         * @throws IllegalArgumentException if {@code bytes} is not positive
+         */
+        public LocalMemory {
+            if (bytes <= 0) {
+                throw new IllegalArgumentException("local memory of " + bytes + " bytes: must be positive");
+            }
+        }
     }
 
     /**
@@ -96,7 +121,8 @@ public final class OpenClKernel implements DeviceKernel {
      *
      * @param scalars the new scalar arguments, in order, of the types {@link OpenClProgram#kernel} accepts
      * @return a kernel of the same program and name with {@code scalars}
-     * @throws IllegalArgumentException if a scalar is of a type {@link OpenClProgram#kernel} does not accept
+     * @throws IllegalArgumentException if a scalar is of a type {@link OpenClProgram#kernel} does not
+     *         accept, or the {@link LocalMemory} scalars together exceed the device's local memory
      * @throws NullPointerException if a scalar is null
      */
     public OpenClKernel with(Object... scalars) {
@@ -146,6 +172,24 @@ public final class OpenClKernel implements DeviceKernel {
         }
     }
 
+    /**
+     * Throws unless this kernel's {@link LocalMemory} scalars together fit the device's local memory
+     * of {@code limit} bytes per work-group: refused when the kernel is made, not at a launch.
+     */
+    private void checkLocalMemory(long limit) {
+        long total = 0;
+        for (Object s : scalars) {
+            if (s instanceof LocalMemory m) {
+                total = total + m.bytes() < 0 ? Long.MAX_VALUE : total + m.bytes();
+            }
+        }
+        if (total > limit) {
+            throw new IllegalArgumentException("kernel " + name + " asks for " + total + " bytes of local memory per "
+                    + "work-group (its LocalMemory arguments together); the device has " + limit
+                    + " (CL_DEVICE_LOCAL_MEM_SIZE)");
+        }
+    }
+
     /** Sets parameter {@code param} to scalar {@code i}; the caller holds the device's launch lock. */
     void setScalar(int param, int i, Arena a) {
         MemorySegment v = a.allocate(8);
@@ -157,11 +201,15 @@ public final class OpenClKernel implements DeviceKernel {
         long size;
         if (p == KernelParameter.UNKNOWN) {
             size = OpenClProgram.scalarSize(scalars[i]);
-            if (!(scalars[i] instanceof PlainBuffers.Buffer)) {
+            if (!(scalars[i] instanceof PlainBuffers.Buffer) && !(scalars[i] instanceof LocalMemory)) {
                 OpenClProgram.put(v, scalars[i]);
             }
         } else {
             size = p.put(v, scalars[i], name);
+        }
+        if (scalars[i] instanceof LocalMemory) {
+            // a size and no value: OpenCL allocates that much local memory for each work-group
+            v = MemorySegment.NULL;
         }
         if (scalars[i] instanceof PlainBuffers.Buffer b) { // the one OpenClDevice.PlainBuffer
             if (b.device() != program.device()) {

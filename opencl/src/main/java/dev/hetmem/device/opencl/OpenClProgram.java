@@ -125,15 +125,17 @@ public final class OpenClProgram implements AutoCloseable {
     }
 
     /**
-     * Kernel {@code name} of this program with its scalar arguments (Integer, Long, Float, Double or
-     * a {@link OpenClDevice.PlainBuffer}, in the order they follow the region arguments in the
+     * Kernel {@code name} of this program with its scalar arguments (Integer, Long, Float, Double,
+     * a {@link OpenClDevice.PlainBuffer} or an {@link OpenClKernel.LocalMemory}, in the order they follow the region arguments in the
      * kernel's signature). The OpenCL kernel object is created on first use of {@code name} and
      * shared by every {@link OpenClKernel} of that name; this program's {@link #close} releases it.
      * Each scalar is checked at launch against the parameter's declared type (the program is built
      * with {@code -cl-kernel-arg-info}) and converted where no value changes: a Double for a
      * {@code float} parameter (if it stays finite), an Integer for a {@code long}, a Long for an
      * {@code int} in range, a whole number for a {@code float} or {@code double} that holds it
-     * exactly; a PlainBuffer fills a pointer. A mismatch throws {@link IllegalArgumentException}
+     * exactly; a PlainBuffer fills a {@code __global} or {@code __constant} pointer, and an
+     * {@link OpenClKernel.LocalMemory} a {@code __local} one (its size; OpenCL allocates it for each
+     * work-group). A mismatch throws {@link IllegalArgumentException}
      * naming the parameter as the source names it. (Where the platform gives no argument
      * information, a Byte, Short, Integer, Long, Float or Double fills 1, 2, 4, 8, 4 or 8 bytes.)
      *
@@ -143,7 +145,8 @@ public final class OpenClProgram implements AutoCloseable {
      * @throws IllegalStateException if this program is closed
      * @throws OpenClException if the program has no kernel {@code name} (CL_INVALID_KERNEL_NAME)
      *         or OpenCL cannot create it
-     * @throws IllegalArgumentException if a scalar is of another type than those above
+     * @throws IllegalArgumentException if a scalar is of another type than those above, or the
+     *         {@link OpenClKernel.LocalMemory} scalars together exceed the device's local memory
      * @throws NullPointerException if a scalar is null
      */
     public synchronized OpenClKernel kernel(String name, Object... scalars) {
@@ -236,9 +239,10 @@ public final class OpenClProgram implements AutoCloseable {
             case Long l -> 8;
             case Double d -> 8;
             case OpenClDevice.PlainBuffer b -> java.lang.foreign.ValueLayout.ADDRESS.byteSize();
+            case OpenClKernel.LocalMemory m -> m.bytes();
             default -> throw new IllegalArgumentException("scalar kernel argument " + v + " of type "
                     + (v == null ? "null" : v.getClass().getSimpleName())
-                    + ": use Byte, Short, Integer, Long, Float, Double or a PlainBuffer");
+                    + ": use Byte, Short, Integer, Long, Float, Double, a PlainBuffer or OpenClKernel.LocalMemory");
         };
     }
 
