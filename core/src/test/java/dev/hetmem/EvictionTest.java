@@ -283,4 +283,58 @@ class EvictionTest {
             }
         }
     }
+
+    /**
+     * The copies one eviction drops from several victim blocks are invalidated together, in one
+     * call: an invalidation waits for every work item of a faulting launch over the range, and one
+     * per victim made a tiled launch's prefetch wait once per 2 MiB block it evicted (before: one
+     * call per victim, each covering 2 MiB). Nothing is lost and the table stays in line.
+     */
+    @Test
+    @Tag("emulated")   // a wrapped emulated device counts the invalidations
+    void theVictimsOfOneEvictionShareOneInvalidation() {
+        java.util.concurrent.atomic.AtomicBoolean recording = new java.util.concurrent.atomic.AtomicBoolean();
+        long[] span = new long[2];   // the first region's device addresses
+        java.util.List<Long> bytesOfFirstPerCall = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        WrappedDevice counting = new WrappedDevice("counting-invalidations", CAPACITY) {
+            @Override
+            public void invalidate(dev.hetmem.driver.VaRanges ranges) {
+                if (recording.get()) {
+                    long bytes = 0;
+                    for (int i = 0; i < ranges.size(); i++) {
+                        long a = Math.max(span[0], ranges.start(i));
+                        long b = Math.min(span[1], ranges.start(i) + ranges.length(i));
+                        bytes += Math.max(0, b - a);
+                    }
+                    if (bytes > 0) {
+                        bytesOfFirstPerCall.add(bytes);
+                    }
+                }
+                super.invalidate(ranges);
+            }
+        };
+        try (UnifiedMemory m = UnifiedMemory.builder().device(counting).build()) {
+            Region first = m.allocate(CAPACITY - TILE);
+            MemoryFixture.fill(first, 0, first.size(), 8);
+            first.advise(0, first.size(), Advice.readMostly(true));
+            first.advise(0, first.size(), Advice.prefetch(1));
+            long duplicated = first.size() / 4096;
+            assertEquals(duplicated, first.snapshot(0, first.size()).countOn(1), "the first region is duplicated on the device");
+            span[0] = first.state().pageAddress(0);
+            span[1] = span[0] + first.size();
+            Region second = m.allocate(2 * TILE);
+            MemoryFixture.fill(second, 0, second.size(), 9);
+            recording.set(true);
+            second.advise(0, second.size(), Advice.prefetch(1));
+            recording.set(false);
+            long dropped = duplicated - first.snapshot(0, first.size()).countOn(1);
+            assertTrue(dropped >= 2 * TILE / 4096, "two victim blocks' copies were dropped: " + dropped + " pages");
+            assertEquals(java.util.List.of(dropped * 4096), bytesOfFirstPerCall,
+                    "one invalidation for every copy dropped (bytes of the first region per call)");
+            assertEquals(second.size() / 4096, second.snapshot(0, second.size()).countOn(1));
+            MemoryFixture.check(first, 0, first.size(), 8);
+            MemoryFixture.check(second, 0, second.size(), 9);
+            verified(m);
+        }
+    }
 }

@@ -96,29 +96,45 @@ final class Eviction {
         // read before looking at the residents: a frame another batch holds is either still counted
         // here, or (it committed) already resident and so among the candidates below
         boolean blocked = ctx.inFlight.get(node) > mineInFlight;
-        for (ResidencyRegistry.Resident v : ctx.residency.coldestFirst(node)) {
-            if (freed >= want) {
-                break;
-            }
-            // never a block this thread holds: the batch's own, or one whose pages the request
-            // found in place and is about to pin (block locks are reentrant, so tryLock alone
-            // would succeed on them)
-            if (mine.contains(v.block()) || v.block().lock.isHeldByCurrentThread()) {
-                continue;
-            }
-            if (!v.block().lock.tryLock()) {
-                blocked = true;
-                continue;
-            }
-            try {
-                long moved = evict(v.region(), v.block(), node);
+        // VICTIMS_SHARE_ONE_SHOOTDOWN: the copies dropped from every victim are invalidated together,
+        // once, at the end, and each victim stays locked until then (so no other thread sees its page
+        // table before the device's translations of the dropped pages are gone, as with one victim).
+        // An invalidation waits for the work items of a faulting launch that may hold translations of
+        // the range; one per victim made a tiled launch's prefetch wait for a running item once per
+        // 2 MiB block it evicted (bench oversub, one_launch_windows: 8 waits of about 0.4 ms per 16 MiB
+        // tile, more than the tile's kernel took)
+        Invalidations dropped = new Invalidations(ctx.nodeCount());
+        List<Block> victims = new ArrayList<>();
+        try {
+            for (ResidencyRegistry.Resident v : ctx.residency.coldestFirst(node)) {
+                if (freed >= want) {
+                    break;
+                }
+                // never a block this thread holds: the batch's own, or one whose pages the request
+                // found in place and is about to pin (block locks are reentrant, so tryLock alone
+                // would succeed on them)
+                if (mine.contains(v.block()) || v.block().lock.isHeldByCurrentThread()) {
+                    continue;
+                }
+                if (!v.block().lock.tryLock()) {
+                    blocked = true;
+                    continue;
+                }
+                victims.add(v.block());   // unlocked after the shared invalidation, below
+                long moved = evictVictim(v.region(), v.block(), node, dropped);
                 if (moved > 0) {
                     freed += moved;
                 } else if (v.block().hasPagesOn(node)) {
                     blocked = true;   // its pages are pinned by a running kernel
                 }
-            } finally {
-                v.block().lock.unlock();
+            }
+            dropped.flush(ctx);
+        } catch (RuntimeException | Error e) {
+            dropped.flushAfterFailure(ctx, e);
+            throw e;
+        } finally {
+            for (Block b : victims) {
+                b.lock.unlock();
             }
         }
         Needed needed = batch.runs.getFirst().needed;
@@ -270,30 +286,27 @@ final class Eviction {
             }
             p = q;
         }
-        return finish(region, node, dropped, droppedPages, runs);
+        return finish(region, node, dropped, droppedPages, runs, false);
     }
 
     /**
-     * Moves one block's pages on {@code node} home in one batch, but those a pin needs there
-     * ({@link #pinKeeping}); returns how many left the device. Page by page only where a pin
-     * touches the block: decided by run, one pinned page kept its whole run (up to the block), and
-     * a host view kept the device's read-only duplicates it does not read, so a full device of such
-     * pages waited for the views (the caller's own too) for a minute and then failed.
+     * Moves one victim block's pages on {@code node} home in one batch, but those a pin needs there
+     * ({@link #pinKeeping}); returns how many left the device. The copies it only drops join
+     * {@code dropped}, which the caller invalidates with the other victims' (the block stays locked
+     * until then); a batch home flushes them first, as any eviction does. Page by page only where a
+     * pin touches the block: decided by run, one pinned page kept its whole run (up to the block),
+     * and a host view kept the device's read-only duplicates it does not read, so a full device of
+     * such pages waited for the views (the caller's own too) for a minute and then failed.
      */
-    private long evict(RegionState region, Block b, int node) {
+    private long evictVictim(RegionState region, Block b, int node, Invalidations dropped) {
+        assert b.lock.isHeldByCurrentThread();
         if (!b.hasPagesOn(node)) {
             return 0;
         }
-        Invalidations dropped = new Invalidations(ctx.nodeCount());
-        try {
-            long first = firstPage(b.index());
-            int pages = region.table().pagesIn(b.index());
-            boolean pinned = region.pins().any(first, first + pages) != null;
-            return evict(region, b, node, 0, pages, pinned, dropped);
-        } catch (RuntimeException | Error e) {
-            dropped.flushAfterFailure(ctx, e);
-            throw e;
-        }
+        long first = firstPage(b.index());
+        int pages = region.table().pagesIn(b.index());
+        boolean pinned = region.pins().any(first, first + pages) != null;
+        return evict(region, b, node, 0, pages, pinned, dropped, true);
     }
 
     /**
@@ -310,7 +323,7 @@ final class Eviction {
         }
         Invalidations dropped = new Invalidations(ctx.nodeCount());
         try {
-            return evict(region, b, node, p0, p1, true, dropped);
+            return evict(region, b, node, p0, p1, true, dropped, false);
         } catch (RuntimeException | Error e) {
             dropped.flushAfterFailure(ctx, e);
             throw e;
@@ -361,8 +374,10 @@ final class Eviction {
     /**
      * Pages [p0, pages) of a block on {@code node} away from it. {@code pageByPage}: each page's
      * own pins decide ({@link #pinKeeping}); otherwise a run stays whole if any pin covers it.
+     * {@code deferFlush}: the caller invalidates {@code dropped} (unless a batch home flushes it first).
      */
-    private long evict(RegionState region, Block b, int node, int p0, int pages, boolean pageByPage, Invalidations dropped) {
+    private long evict(RegionState region, Block b, int node, int p0, int pages, boolean pageByPage, Invalidations dropped,
+                       boolean deferFlush) {
         List<Run> runs = new ArrayList<>();
         long droppedPages = 0;
         long base = firstPage(b.index());
@@ -393,15 +408,19 @@ final class Eviction {
             }
             p = q;
         }
-        return finish(region, node, dropped, droppedPages, runs);
+        return finish(region, node, dropped, droppedPages, runs, deferFlush);
     }
 
     /**
-     * Ends the eviction of one block: one invalidation per device for the copies dropped, one
-     * batch home for the rest, one eviction counted. Returns the pages that left the device.
+     * Ends the eviction of one block: one invalidation per device for the copies dropped (left to
+     * the caller where {@code deferFlush}, unless a batch home follows), one batch home for the
+     * rest, one eviction counted. Returns the pages that left the device.
      */
-    private long finish(RegionState region, int node, Invalidations dropped, long droppedPages, List<Run> runs) {
-        dropped.flush(ctx);
+    private long finish(RegionState region, int node, Invalidations dropped, long droppedPages, List<Run> runs,
+                        boolean deferFlush) {
+        if (!deferFlush || !runs.isEmpty()) {
+            dropped.flush(ctx);
+        }
         if (!runs.isEmpty()) {
             runner.run(new MigrationBatch(runs, 0, Trigger.EVICTION, "batched"));
         }
