@@ -526,21 +526,23 @@ class OversizedLaunchTest {
             java.util.concurrent.ExecutorService launcher = java.util.concurrent.Executors.newSingleThreadExecutor();
             try {
                 CompletableFuture<LaunchResult> launch;
-                // the view: a page in the third tile's window, which the second tile's prefetch moves
+                // the view: a page in the window of the tile after the one that fails (tiles ramp up: an
+                // eighth, a quarter, a half, then whole tiles, so item tileItems is in the fourth tile and
+                // the viewed item in the fifth), which the failing tile's prefetch of the next one moves
                 try (HostView v = a.host(2 * tileItems * 8 + 4096, 4096, Access.READ)) {
                     launch = CompletableFuture.supplyAsync(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
                         if (i == tileItems) {
                             sleep(300);   // the next tile's prefetch is waiting for the view by now
-                            throw new IllegalStateException("the kernel failed in its second tile");
+                            throw new IllegalStateException("the kernel failed in its fourth tile");
                         }
                         args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
                     }, bytes / 8, KernelArg.readWrite(a).perItem(8)), launcher);
                     // this thread waits for the launch before it closes its view
                     var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> launch.get(20, TimeUnit.SECONDS),
                             "the failed launch returned while the view stayed open");
-                    assertTrue(String.valueOf(e.getCause()).contains("the kernel failed in its second tile")
+                    assertTrue(String.valueOf(e.getCause()).contains("the kernel failed in its fourth tile")
                             || (e.getCause().getCause() != null
-                            && e.getCause().getCause().getMessage().contains("the kernel failed in its second tile")), e.toString());
+                            && e.getCause().getCause().getMessage().contains("the kernel failed in its fourth tile")), e.toString());
                     assertEquals(value(9, 2 * tileItems + 512), v.segment().get(ValueLayout.JAVA_LONG, 0), "the viewed page");
                 }
                 // nothing lost: the first tile's items added one, the tiles after the failed one nothing

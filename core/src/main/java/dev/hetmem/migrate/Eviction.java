@@ -127,15 +127,19 @@ final class Eviction {
                 } else if (v.block().hasPagesOn(node)) {
                     blocked = true;   // its pages are pinned by a running kernel
                 }
+                if (!dropped.pending()) {
+                    // nothing of these victims waits for the invalidation (none dropped, or a batch home
+                    // flushed it): they need not stay locked, and a full device of pinned pages would
+                    // otherwise have every block it scanned held until the end
+                    unlockAll(victims);
+                }
             }
             dropped.flush(ctx);
         } catch (RuntimeException | Error e) {
             dropped.flushAfterFailure(ctx, e);
             throw e;
         } finally {
-            for (Block b : victims) {
-                b.lock.unlock();
-            }
+            unlockAll(victims);
         }
         Needed needed = batch.runs.getFirst().needed;
         if (freed == 0 && needed != null) {
@@ -169,6 +173,14 @@ final class Eviction {
             throw new RetryBatch();
         }
         return false;
+    }
+
+    /** Unlocks the victims {@link #makeRoom} holds and forgets them. */
+    private static void unlockAll(List<Block> victims) {
+        for (Block b : victims) {
+            b.lock.unlock();
+        }
+        victims.clear();
     }
 
     /** What eviction of the caller's own blocks found: pages moved, pages kernels hold, pages the call needs. */

@@ -34,6 +34,19 @@ final class Invalidations {
         frees.add(new Deferred(region, f, hostInLine));
     }
 
+    /** Whether entries or frees wait for {@link #flush}. */
+    boolean pending() {
+        if (!frees.isEmpty()) {
+            return true;
+        }
+        for (VaRanges r : ranges) {
+            if (r != null) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** One invalidation per device that had entries released or protected, then the deferred frees. */
     void flush(EngineContext ctx) {
         RuntimeException first = null;

@@ -47,7 +47,9 @@ public final class OpenClKernel implements DeviceKernel {
      * {@code program.kernel("reduce", new OpenClKernel.LocalMemory(256 * 4)).local(256)}. The
      * parameters' sizes together must fit the device's {@code CL_DEVICE_LOCAL_MEM_SIZE}: a kernel
      * asking for more is refused when it is made ({@link OpenClProgram#kernel}, {@link #with}),
-     * naming both.
+     * naming both. The kernel's own {@code __local} arrays (declared in its body) are not counted
+     * there: a launch whose arrays and parameters together exceed the device fails with OpenCL's
+     * error ({@code CL_OUT_OF_RESOURCES}), its data intact.
      *
      * @param bytes the local memory's size in bytes; positive
      */
