@@ -37,6 +37,25 @@ import java.util.concurrent.TimeoutException;
  * why, should it end.
  */
 final class CaseJvm implements AutoCloseable {
+    /**
+     * Set in a case JVM's environment: the benches' internal options that make a JVM serve cases
+     * ({@code --serve-case}, {@code --serve-model}) are taken only where it is set, and are an
+     * unknown option to a user, as {@code --help} (which does not list them) says.
+     */
+    static final String CASE_JVM_ENV = "HETMEM_CASE_JVM";
+
+    /** Refuses {@code options} (the internal ones) as unknown unless this JVM is a case JVM. */
+    static void internalOnly(Args args, String... options) {
+        if (System.getenv(CASE_JVM_ENV) != null) {
+            return;
+        }
+        for (String o : options) {
+            if (args.value(o, null) != null) {
+                throw new Args.UsageException("unknown option --" + o);
+            }
+        }
+    }
+
     /** Options a second JVM must not repeat: they bind a port or write a file of their own. */
     private static final List<String> NOT_REPEATED = List.of("-agentlib:jdwp", "-Xrunjdwp", "-XX:StartFlightRecording",
             "-XX:ArchiveClassesAtExit", "-Dcom.sun.management.jmxremote", "-XX:+PrintFlagsFinal", "-Xloggc:",
@@ -93,6 +112,7 @@ final class CaseJvm implements AutoCloseable {
             // gone on Ctrl-C or kill too (the shutdown runs the JDK's delete-on-exit hook, not close())
             err.toFile().deleteOnExit();
             ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(err.toFile());
+            pb.environment().put(CASE_JVM_ENV, "1");
             for (String v : List.of("JDK_JAVA_OPTIONS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS")) {
                 pb.environment().remove(v);
             }

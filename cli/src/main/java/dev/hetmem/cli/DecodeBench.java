@@ -134,11 +134,12 @@ final class DecodeBench {
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), Set.of("capacity", "tokens", "device", "reps", "warmup",
                 "runs-per-round", "plot", "factors", "dtypes", SERVE_OPTION, MODEL_OPTION));
+        CaseJvm.internalOnly(args, SERVE_OPTION, MODEL_OPTION);
         String plot = Chart.plotOption(args);
         boolean quick = args.flag("quick");
         long capacity = args.longValue("capacity", quick ? 32 * MiB : 64 * MiB);
         if (capacity < 16 * MiB || capacity % (2 * MiB) != 0 || capacity > (4L << 30)) {
-            throw new Args.UsageException("--capacity " + capacity + " must be a multiple of 2M in [16M, 4G]");
+            throw new Args.UsageException("--capacity " + Sizes.shown(capacity) + " must be a multiple of 2M in [16M, 4G]");
         }
         long tokens = args.countValue("tokens", quick ? 2 : 4, 1, 1000);
         long reps = args.countValue("reps", 3, 1, 50);
@@ -162,7 +163,7 @@ final class DecodeBench {
         long physical = HostMemory.physicalBytes();
         for (double f : factors) {
             if (f * capacity > physical / 4) {
-                throw new Args.UsageException("--factors " + f + " with --capacity " + capacity + ": a model of "
+                throw new Args.UsageException("--factors " + f + " with --capacity " + Sizes.shown(capacity) + ": a model of "
                         + (long) (f * capacity) + " bytes is more than a quarter of this machine's " + physical + " bytes");
             }
         }

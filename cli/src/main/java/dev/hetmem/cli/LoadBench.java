@@ -70,7 +70,7 @@ final class LoadBench {
         for (long v : List.copyOf(sizes)) {
             if (v < 1 || v > physical / 2) {
                 if (given) {
-                    throw new Args.UsageException("--sizes " + v + " is outside [1, " + physical / 2 + "] bytes (half of this "
+                    throw new Args.UsageException("--sizes " + Sizes.shown(v) + " is outside [1, " + physical / 2 + "] bytes (half of this "
                             + "machine's " + physical + " bytes: a size is loaded to the host and to an emulated device at once)");
                 }
                 err.println("bench load: leaving out " + v + " bytes, more than half of this machine's " + physical + " bytes of memory");

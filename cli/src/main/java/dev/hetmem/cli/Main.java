@@ -283,7 +283,9 @@ public final class Main {
      * {@code {"error": ..., "command": ..., "exit": ...}}. Returns {@code code}.
      */
     private static int jsonError(List<String> argv, PrintStream out, String command, String message, int code) {
-        if (argv.contains("--json")) {
+        // asked for among the options: after "--" it is a file's name (load -- --json), not the option
+        int end = argv.indexOf("--");
+        if ((end < 0 ? argv : argv.subList(0, end)).contains("--json")) {
             java.util.Map<String, Object> o = new java.util.LinkedHashMap<>();
             o.put("error", message);
             o.put("command", command);

@@ -87,7 +87,7 @@ final class MigrateBench {
         long physical = HostMemory.physicalBytes();
         for (long t : totals) {
             if (t < PAGE_BYTES || t > physical / 10) {
-                throw new Args.UsageException("--sizes " + t + " is outside [4096, " + physical / 10
+                throw new Args.UsageException("--sizes " + Sizes.shown(t) + " is outside [4096, " + physical / 10
                         + "] bytes (a tenth of this machine's " + physical + " bytes: a 4 KiB case holds a size eight times)");
             }
         }
@@ -95,7 +95,7 @@ final class MigrateBench {
             pages = args.sizeList("pages", null);
             for (long p : pages) {
                 if (p < PAGE_BYTES || p > 2 * MiB || Long.bitCount(p) != 1) {
-                    throw new Args.UsageException("--pages: page size " + p + " must be a power of two in [4K, 2M]");
+                    throw new Args.UsageException("--pages: page size " + Sizes.shown(p) + " must be a power of two in [4K, 2M]");
                 }
             }
         }
@@ -103,7 +103,7 @@ final class MigrateBench {
             for (long p : pages) {
                 if (t % p != 0) {
                     // checked before the warm-up: the case would fail after it, half-way through the table
-                    throw new Args.UsageException("--sizes " + t + " is not a multiple of the page size " + p
+                    throw new Args.UsageException("--sizes " + Sizes.shown(t) + " is not a multiple of the page size " + Sizes.shown(p)
                             + " (every size moves whole pages of every size in --pages)");
                 }
             }

@@ -152,15 +152,16 @@ final class OversubBench {
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), Set.of("capacity", "reps", "warmup", "plot", "modes",
                 SERVE_OPTION));
+        CaseJvm.internalOnly(args, SERVE_OPTION);
         String plot = Chart.plotOption(args);
         long capacity = args.longValue("capacity", 64 * MiB);
         if (capacity < 16 * MiB || capacity % TILE != 0) {
-            throw new Args.UsageException("--capacity " + capacity + " must be a multiple of 2M, at least 16M");
+            throw new Args.UsageException("--capacity " + Sizes.shown(capacity) + " must be a multiple of 2M, at least 16M");
         }
         // a case holds its data set (up to 3x the device) on the host beside the device's populated memory
         long physical = HostMemory.physicalBytes();
         if (capacity > physical / 8) {
-            throw new Args.UsageException("--capacity " + capacity + " is more than an eighth of this machine's " + physical
+            throw new Args.UsageException("--capacity " + Sizes.shown(capacity) + " is more than an eighth of this machine's " + physical
                     + " bytes (a case holds up to three times the device beside the device itself)");
         }
         if (args.value(SERVE_OPTION, null) != null) {

@@ -35,7 +35,19 @@ final class Sizes {
         }
     }
 
+    /**
+     * A size as the user wrote it, where a unit writes it whole ({@code 1T (1099511627776 bytes)}),
+     * else the bytes alone: for messages about a value the user gave.
+     */
+    static String shown(long b) {
+        String f = format(b);
+        return f.equals(Long.toString(b)) ? f : f + " (" + b + " bytes)";
+    }
+
     static String format(long b) {
+        if (b >= 1L << 40 && b % (1L << 40) == 0) {
+            return (b >> 40) + "T";
+        }
         if (b >= 1L << 30 && b % (1L << 30) == 0) {
             return (b >> 30) + "G";
         }

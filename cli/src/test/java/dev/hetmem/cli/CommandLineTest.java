@@ -285,12 +285,22 @@ class CommandLineTest {
         assertUsageError("--pages 4K,: an empty item", "bench", "migrate", "--pages", "4K,");
         assertUsageError("--sizes ,: an empty item", "bench", "load", "--sizes", ",");
         // found by a review of the benches: these failed after the warm-up, half-way through the table, exit 1
-        assertUsageError("--sizes 5000 is not a multiple of the page size 4096", "bench", "migrate", "--sizes", "5000");
+        assertUsageError("--sizes 5000 is not a multiple of the page size 4K (4096 bytes)", "bench", "migrate", "--sizes", "5000");
         // the line names the command as it was typed, both words of a bench
         assertTrue(run("bench", "migrate", "--sizes", "5000").err().startsWith("hetmem bench migrate: --sizes 5000"));
         assertTrue(run("demo", "--size", "0").err().startsWith("hetmem demo: --size 0"));
-        assertUsageError("--sizes 3145728 is not a multiple of the page size 2097152", "bench", "migrate", "--sizes", "3M",
-                "--pages", "4K,2M");
+        assertUsageError("--sizes 3M (3145728 bytes) is not a multiple of the page size 2M (2097152 bytes)", "bench",
+                "migrate", "--sizes", "3M", "--pages", "4K,2M");
+        // the benches' internal options are not the user's (they were taken, and not listed by --help)
+        assertUsageError("unknown option --serve-case", "bench", "oversub", "--serve-case", "2.0/sequential/faults");
+        assertUsageError("unknown option --serve-case", "bench", "decode", "--serve-case", "emulated/2.0/F32/explicit",
+                "--serve-model", "m.safetensors");
+        // a size is named in its largest whole unit, as it is typed, beside its bytes (it read --sizes 1099511627776)
+        assertUsageError("--sizes 1T (1099511627776 bytes) is outside [1, ", "bench", "load", "--sizes", "1T");
+        assertUsageError("--capacity 1T (1099511627776 bytes) is more than an eighth", "bench", "oversub", "--capacity",
+                "1024G");
+        assertUsageError("--capacity 5G (5368709120 bytes) must be a multiple of 2M in [16M, 4G]", "bench", "decode",
+                "--capacity", "5G");
         // and these wrote a model of 64 GiB to /tmp, or held three times a 16 GiB device on the host
         assertUsageError("is more than a quarter of this machine's", "bench", "decode", "--capacity", "4G", "--factors", "16");
         assertUsageError("is more than an eighth of this machine's", "bench", "oversub", "--capacity", "1024G");
@@ -384,6 +394,18 @@ class CommandLineTest {
                 refused.out());
     }
 
+    /** After "--", "--json" is a file's name: its failure is not answered as JSON (it was, read from the raw arguments). */
+    @Test
+    void jsonAfterTheEndOfOptionsIsAFileNameNotTheOption() {
+        Result r = run("load", "--", "--json");
+        assertEquals(1, r.code(), r.err());
+        assertTrue(r.err().contains("--json"), "names the file: " + r.err());
+        assertEquals("", r.out(), "no JSON object: --json was not asked for");
+        Result asked = run("load", "no-such-file.safetensors", "--json");
+        assertEquals(1, asked.code(), asked.err());
+        oneJsonObject(asked.out());
+    }
+
     @Test
     void loadOfABrokenSafetensorsFileNamesWhatIsWrong() throws Exception {
         java.nio.file.Path f = safetensors("broken.safetensors",
@@ -434,7 +456,7 @@ class CommandLineTest {
         assertEquals(2, unknown.code(), unknown.err());
         assertTrue(unknown.err().contains("unknown mode 'fast'") && unknown.err().contains("one_launch_windows"), unknown.err());
         assertUsageError("--same-jvm and --jvm-per-case: choose one", "bench", "oversub", "--same-jvm", "--jvm-per-case");
-        assertUsageError("expected factor/pattern/mode", "bench", "oversub", "--serve-case", "2.0/sequential/fastest");
+        assertUsageError("unknown option --serve-case", "bench", "oversub", "--serve-case", "2.0/sequential/fastest");
     }
 
     @Test
@@ -462,10 +484,9 @@ class CommandLineTest {
         assertUsageError("--factors 2,x: 'x' is not a number", "bench", "decode", "--factors", "2,x");
         assertUsageError("--factors 0: 0 outside (0, 16]", "bench", "decode", "--factors", "0");
         assertUsageError("--dtypes F16: 'F16' is neither F32 nor BF16", "bench", "decode", "--dtypes", "F16");
-        // the internal options that make a JVM serve one case (each mode runs in a JVM of its own)
-        assertUsageError("expected device/factor/dtype/mode", "bench", "decode", "--serve-case", "emulated/2.0/F32/fastest", "--serve-model", "m.safetensors");
         assertUsageError("--same-jvm and --jvm-per-case: choose one", "bench", "decode", "--same-jvm", "--jvm-per-case");
-        assertUsageError("--serve-case needs --serve-model", "bench", "decode", "--serve-case", "emulated/2.0/F32/explicit");
+        // the internal options that make a JVM serve one case are a case JVM's only (its environment says so)
+        assertUsageError("unknown option --serve-case", "bench", "decode", "--serve-case", "emulated/2.0/F32/explicit");
     }
 
     @Test
