@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -13,8 +14,11 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * program built with {@code -cl-kernel-arg-info}), and how a Java value becomes its bytes: a
  * number converts where no value changes (a Java {@code double} for a {@code float} parameter
  * if it stays finite, an {@code int} for a {@code long}, a {@code long} for an {@code int} in
- * range), a plain buffer fills a {@code __global} or {@code __constant} pointer and
- * {@link OpenClKernel.LocalMemory} a {@code __local} one; anything else is refused naming the parameter.
+ * range), a Java array of the element type fills a vector ({@code float[]} of 4 for a {@code float4}),
+ * a plain buffer fills a {@code __global} or {@code __constant} pointer and
+ * {@link OpenClKernel.LocalMemory} a {@code __local} one (a typedef of a built-in type, declared
+ * plainly in the source, is taken as that type: {@link SourceTypedefs}); anything else is refused
+ * naming the parameter.
  *
  * @param name    the parameter's name in the source
  * @param type    its type as OpenCL reports it: {@code int}, {@code uint}, {@code float}, {@code float*}, ...
@@ -123,6 +127,10 @@ record KernelParameter(String name, String type, int address) {
         if (pointer()) {
             throw mismatch(kernel, v, "a pointer parameter takes a buffer (OpenClDevice.PlainBuffer)");
         }
+        if (v.getClass().isArray() && !VECTOR.matcher(type).matches() && List.of("char", "uchar", "short", "ushort", "int",
+                "uint", "long", "ulong", "float", "double").contains(type)) {
+            throw mismatch(kernel, v, "an array for a " + type + " parameter (arrays fill vector parameters, such as float4)");
+        }
         return switch (type) {
             case "char", "uchar", "short", "ushort", "int", "uint", "long", "ulong" -> putWhole(s, v, kernel);
             case "float" -> {
@@ -141,8 +149,46 @@ record KernelParameter(String name, String type, int address) {
                 s.set(ValueLayout.JAVA_DOUBLE, 0, real(v, kernel));
                 yield 8;
             }
-            default -> throw mismatch(kernel, v, "hetmem passes no Java value as " + type);
+            default -> other(s, v, kernel);
         };
+    }
+
+    /** A vector type's element and width: {@code float4} is ("float", 4); null for any other type. */
+    private static final java.util.regex.Pattern VECTOR =
+            java.util.regex.Pattern.compile("(char|uchar|short|ushort|int|uint|long|ulong|float|double)(2|3|4|8|16)");
+
+    /**
+     * A type the switch above does not name: a vector ({@code float4}, {@code int2}, ...) takes a
+     * Java array of its element type and width (a 3-vector takes the room of a 4-vector, as OpenCL
+     * lays it out); any other name is refused (a typedef of a built-in type the source declares
+     * plainly reaches here as that type: {@link SourceTypedefs}).
+     */
+    private long other(MemorySegment s, Object v, String kernel) {
+        java.util.regex.Matcher m = VECTOR.matcher(type);
+        if (m.matches()) {
+            String element = m.group(1);
+            int width = Integer.parseInt(m.group(2));
+            Class<?> wanted = switch (element) {
+                case "char", "uchar" -> byte[].class;
+                case "short", "ushort" -> short[].class;
+                case "int", "uint" -> int[].class;
+                case "long", "ulong" -> long[].class;
+                case "float" -> float[].class;
+                default -> double[].class;
+            };
+            if (v == null || v.getClass() != wanted) {
+                throw mismatch(kernel, v, "a " + type + " parameter takes a " + wanted.getComponentType() + "[] of " + width);
+            }
+            int length = java.lang.reflect.Array.getLength(v);
+            if (length != width) {
+                throw mismatch(kernel, v, "a " + type + " parameter takes " + width + " elements, given " + length);
+            }
+            long size = OpenClProgram.put(s, v) / width * (width == 3 ? 4 : width);
+            return size;
+        }
+        // a typedef the source does not declare plainly (SourceTypedefs), a struct, half: no Java value has a
+        // size hetmem can vouch for (OpenCL does not always check it: PoCL took 8 bytes for a 4-byte float)
+        throw mismatch(kernel, v, "hetmem passes no Java value as " + type);
     }
 
     private long putWhole(MemorySegment s, Object v, String kernel) {
@@ -192,6 +238,6 @@ record KernelParameter(String name, String type, int address) {
 
     private IllegalArgumentException mismatch(String kernel, Object v, String why) {
         return new IllegalArgumentException("kernel " + kernel + ": parameter '" + name + "' (" + type + ") cannot take "
-                + v + " (" + (v == null ? "null" : v.getClass().getSimpleName()) + "): " + why);
+                + OpenClProgram.shown(v) + " (" + (v == null ? "null" : v.getClass().getSimpleName()) + "): " + why);
     }
 }

@@ -32,6 +32,15 @@ public final class OpenClKernel implements DeviceKernel {
         this.name = name;
         this.handle = handle;
         this.scalars = scalars.clone();
+        for (int i = 0; i < this.scalars.length; i++) {
+            if (this.scalars[i] != null && this.scalars[i].getClass().isArray()) {
+                // a vector's elements, copied: the kernel is immutable whatever the caller does to its array
+                Object copy = java.lang.reflect.Array.newInstance(this.scalars[i].getClass().getComponentType(),
+                        java.lang.reflect.Array.getLength(this.scalars[i]));
+                System.arraycopy(this.scalars[i], 0, copy, 0, java.lang.reflect.Array.getLength(copy));
+                this.scalars[i] = copy;
+            }
+        }
         this.columns = columns;
         this.group = group;
         for (Object s : this.scalars) {
@@ -194,10 +203,10 @@ public final class OpenClKernel implements DeviceKernel {
 
     /** Sets parameter {@code param} to scalar {@code i}; the caller holds the device's launch lock. */
     void setScalar(int param, int i, Arena a) {
-        MemorySegment v = a.allocate(8);
+        MemorySegment v = a.allocate(8L * OpenClProgram.MAX_VECTOR);   // the largest value: a double16
         KernelParameter p = program.parameter(name, handle, param);
         if (p == KernelParameter.NONE) {
-            throw new IllegalArgumentException("kernel " + name + " has no parameter for scalar " + i + " (" + scalars[i]
+            throw new IllegalArgumentException("kernel " + name + " has no parameter for scalar " + i + " (" + OpenClProgram.shown(scalars[i])
                     + "): it takes " + i + " scalar(s) besides its region arguments");
         }
         long size;
@@ -220,11 +229,11 @@ public final class OpenClKernel implements DeviceKernel {
             v.set(java.lang.foreign.ValueLayout.ADDRESS, 0, b.liveHandle());
         }
         program.setArg(handle, param, size, v, (p == KernelParameter.UNKNOWN ? "scalar " + i : "parameter '" + p.name() + "'")
-                + " = " + scalars[i]);
+                + " = " + OpenClProgram.shown(scalars[i]));
     }
 
     @Override
     public String toString() {
-        return "OpenClKernel[" + name + Arrays.toString(scalars) + "]";
+        return "OpenClKernel[" + name + Arrays.deepToString(scalars) + "]";
     }
 }

@@ -24,14 +24,18 @@ public final class OpenClProgram implements AutoCloseable {
     private final ClLibrary cl;
     private final MemorySegment program;
     private final boolean plain;
+    /** The source's typedefs of built-in types ({@link SourceTypedefs}): how a parameter so declared takes a value. */
+    private final java.util.Map<String, String> typedefs;
     private final ConcurrentHashMap<String, MemorySegment> kernels = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
-    private OpenClProgram(OpenClDevice device, ClLibrary cl, MemorySegment program, boolean plain) {
+    private OpenClProgram(OpenClDevice device, ClLibrary cl, MemorySegment program, boolean plain,
+                          java.util.Map<String, String> typedefs) {
         this.device = device;
         this.cl = cl;
         this.program = program;
         this.plain = plain;
+        this.typedefs = typedefs;
     }
 
     static OpenClProgram build(OpenClDevice owner, ClLibrary cl, MemorySegment context, MemorySegment device, String source,
@@ -88,7 +92,7 @@ public final class OpenClProgram implements AutoCloseable {
                 call(cl.releaseProgram, program);
                 throw new OpenClBuildException(rc, owner.name(), log);
             }
-            return new OpenClProgram(owner, cl, program, plain);
+            return new OpenClProgram(owner, cl, program, plain, SourceTypedefs.of(source));
         }
     }
 
@@ -133,7 +137,9 @@ public final class OpenClProgram implements AutoCloseable {
      * with {@code -cl-kernel-arg-info}) and converted where no value changes: a Double for a
      * {@code float} parameter (if it stays finite), an Integer for a {@code long}, a Long for an
      * {@code int} in range, a whole number for a {@code float} or {@code double} that holds it
-     * exactly; a PlainBuffer fills a {@code __global} or {@code __constant} pointer, and an
+     * exactly; an array of the element type fills a vector parameter ({@code float[]} of 4 for a
+     * {@code float4}; a typedef of a built-in type the source declares plainly is taken as that
+     * type); a PlainBuffer fills a {@code __global} or {@code __constant} pointer, and an
      * {@link OpenClKernel.LocalMemory} a {@code __local} one (its size; OpenCL allocates it for each
      * work-group). A mismatch throws {@link IllegalArgumentException}
      * naming the parameter as the source names it. (Where the platform gives no argument
@@ -176,7 +182,12 @@ public final class OpenClProgram implements AutoCloseable {
 
     /** Parameter {@code index} of kernel {@code name} as its source declares it (see {@link KernelParameter}). */
     KernelParameter parameter(String name, MemorySegment kernel, int index) {
-        return parameters.computeIfAbsent(name + "#" + index, k -> KernelParameter.of(cl, kernel, index));
+        return parameters.computeIfAbsent(name + "#" + index, k -> {
+            KernelParameter p = KernelParameter.of(cl, kernel, index);
+            String builtIn = p.pointer() ? null : typedefs.get(p.type());
+            // a typedef'd scalar or vector (OpenCL names the typedef): taken as the type it stands for
+            return builtIn == null ? p : new KernelParameter(p.name(), builtIn, p.address());
+        });
     }
 
     private final java.util.concurrent.ConcurrentHashMap<String, KernelParameter> parameters =
@@ -231,6 +242,11 @@ public final class OpenClProgram implements AutoCloseable {
     }
 
     static long scalarSize(Object v) {
+        if (v != null && v.getClass().isArray() && java.lang.reflect.Array.getLength(v) > MAX_VECTOR) {
+            throw new IllegalArgumentException("scalar kernel argument " + v.getClass().getComponentType() + "["
+                    + java.lang.reflect.Array.getLength(v) + "]: an array fills a vector parameter, of at most " + MAX_VECTOR
+                    + " elements");
+        }
         return switch (v) {
             case Byte b -> 1;
             case Short s -> 2;
@@ -240,13 +256,30 @@ public final class OpenClProgram implements AutoCloseable {
             case Double d -> 8;
             case OpenClDevice.PlainBuffer b -> java.lang.foreign.ValueLayout.ADDRESS.byteSize();
             case OpenClKernel.LocalMemory m -> m.bytes();
+            case byte[] a -> a.length;
+            case short[] a -> 2L * a.length;
+            case int[] a -> 4L * a.length;
+            case long[] a -> 8L * a.length;
+            case float[] a -> 4L * a.length;
+            case double[] a -> 8L * a.length;
             default -> throw new IllegalArgumentException("scalar kernel argument " + v + " of type "
                     + (v == null ? "null" : v.getClass().getSimpleName())
-                    + ": use Byte, Short, Integer, Long, Float, Double, a PlainBuffer or OpenClKernel.LocalMemory");
+                    + ": use Byte, Short, Integer, Long, Float, Double, an array of one of them (a vector), a PlainBuffer "
+                    + "or OpenClKernel.LocalMemory");
         };
     }
 
-    static void put(MemorySegment s, Object v) {
+    /** A scalar as messages show it: an array by its elements ({@code [1.0, 2.0]}), anything else as itself. */
+    static String shown(Object v) {
+        return v != null && v.getClass().isArray() ? java.util.Arrays.deepToString(new Object[] {v}).replaceAll("^\\[|\\]$", "")
+                : String.valueOf(v);
+    }
+
+    /** The most elements an OpenCL vector has ({@code float16}): the longest array a scalar may be. */
+    static final int MAX_VECTOR = 16;
+
+    /** Writes a number, or an array's elements in order, into {@code s}; returns the bytes written. */
+    static long put(MemorySegment s, Object v) {
         switch (v) {
             case Byte b -> s.set(ValueLayout.JAVA_BYTE, 0, b);
             case Short h -> s.set(ValueLayout.JAVA_SHORT, 0, h);
@@ -254,7 +287,14 @@ public final class OpenClProgram implements AutoCloseable {
             case Float f -> s.set(ValueLayout.JAVA_FLOAT, 0, f);
             case Long l -> s.set(ValueLayout.JAVA_LONG, 0, l);
             case Double d -> s.set(ValueLayout.JAVA_DOUBLE, 0, d);
+            case byte[] a -> MemorySegment.copy(a, 0, s, ValueLayout.JAVA_BYTE, 0, a.length);
+            case short[] a -> MemorySegment.copy(a, 0, s, ValueLayout.JAVA_SHORT, 0, a.length);
+            case int[] a -> MemorySegment.copy(a, 0, s, ValueLayout.JAVA_INT, 0, a.length);
+            case long[] a -> MemorySegment.copy(a, 0, s, ValueLayout.JAVA_LONG, 0, a.length);
+            case float[] a -> MemorySegment.copy(a, 0, s, ValueLayout.JAVA_FLOAT, 0, a.length);
+            case double[] a -> MemorySegment.copy(a, 0, s, ValueLayout.JAVA_DOUBLE, 0, a.length);
             default -> throw new IllegalArgumentException("scalar kernel argument " + v);
         }
+        return scalarSize(v);
     }
 }
