@@ -141,6 +141,12 @@ class OpenClDeviceTest {
             __kernel void ranged(__global float *x, const range_t r) {
                 x[get_global_id(0)] = clamp(x[get_global_id(0)], r.lo, r.hi);
             }
+            __kernel void bytes(__global float *x, const uchar4 u, const float3 f) {
+                x[get_global_id(0)] = u.x + u.y + u.z + u.w + f.x + f.y + f.z;
+            }
+            __kernel void forged(HM_SPACE_PARAMS, const ulong4 seed, HM_REGION(x)) {
+                *HM_WPTR(float, x, get_global_id(0)) = 1.0f;
+            }
             """;
 
     /**
@@ -173,21 +179,40 @@ class OpenClDeviceTest {
                     && e.getMessage().contains("[1.0, 2.0, 3.0]"), e.getMessage());
             e = assertThrows(IllegalArgumentException.class, () -> mem.launch(1,
                     p.kernel("vec", new int[] {1, 2, 3, 4}, 0.5f, new int[] {3, 5}, 7), n, KernelArg.write(x)));
-            assertTrue(e.getMessage().contains("parameter 'v' (float4)") && e.getMessage().contains("float[] of 4"),
+            assertTrue(e.getMessage().contains("parameter 'v' (float4)") && e.getMessage().contains("float[] or double[] of 4"),
                     e.getMessage());
             e = assertThrows(IllegalArgumentException.class, () -> mem.launch(1,
                     p.kernel("vec", v, 0.5f, 3, 7), n, KernelArg.write(x)));
-            assertTrue(e.getMessage().contains("parameter 'k' (int2)") && e.getMessage().contains("int[] of 2"), e.getMessage());
+            assertTrue(e.getMessage().contains("parameter 'k' (int2)") && e.getMessage().contains("int[] or long[] of 2"), e.getMessage());
             // n_t is a typedef of a typedef of unsigned int: taken as a uint
             e = assertThrows(IllegalArgumentException.class, () -> mem.launch(1,
                     p.kernel("vec", v, 0.5f, new int[] {3, 5}, -1), n, KernelArg.write(x)));
-            assertTrue(e.getMessage().contains("parameter 'c' (uint)") && e.getMessage().contains("negative"), e.getMessage());
+            assertTrue(e.getMessage().contains("parameter 'c' (n_t, a typedef of uint)") && e.getMessage().contains("negative"),
+                    e.getMessage());
             e = assertThrows(IllegalArgumentException.class, () -> mem.launch(1,
                     p.kernel("ranged", new float[] {0, 1}), n, KernelArg.readWrite(x)));
             assertTrue(e.getMessage().contains("parameter 'r' (range_t)") && e.getMessage().contains("hetmem passes no Java value"),
                     e.getMessage());
             e = assertThrows(IllegalArgumentException.class, () -> p.kernel("vec", new float[17], 0.5f, new int[] {3, 5}, 7));
-            assertTrue(e.getMessage().contains("at most 16 elements"), e.getMessage());
+            assertTrue(e.getMessage().contains("float[17]") && e.getMessage().contains("at most 16 elements"), e.getMessage());
+            // elements convert by their scalar's rules: 200 is a uchar from an int[], -1 (a byte) is not, nor 256;
+            // a float3 takes three floats in the room of four
+            mem.launch(1, p.kernel("bytes", new int[] {200, 1, 2, 3}, new double[] {0.25, 0.5, 1}), n, KernelArg.write(x));
+            try (HostView h = x.host(0, 4L * n, Access.READ)) {
+                assertEquals(206 + 1.75f, h.segment().getAtIndex(ValueLayout.JAVA_FLOAT, n - 1));
+            }
+            e = assertThrows(IllegalArgumentException.class, () -> mem.launch(1,
+                    p.kernel("bytes", new byte[] {-1, 0, 0, 0}, new float[] {0, 0, 0}), n, KernelArg.write(x)));
+            assertTrue(e.getMessage().contains("parameter 'u' (uchar4)") && e.getMessage().contains("element 0 (-1)"),
+                    e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> mem.launch(1,
+                    p.kernel("bytes", new int[] {256, 0, 0, 0}, new float[] {0, 0, 0}), n, KernelArg.write(x)));
+            assertTrue(e.getMessage().contains("element 0 (256) does not fit a uchar"), e.getMessage());
+            // an HM_REGION no region argument fills cannot take a value: it would be a forged region descriptor
+            e = assertThrows(IllegalArgumentException.class, () -> mem.launch(1,
+                    p.kernel("forged", (Object) new long[] {0, 1L << 40, 0, 0}), n, KernelArg.write(x)));
+            assertTrue(e.getMessage().contains("parameter 'x'") && e.getMessage().contains("takes a region argument"),
+                    e.getMessage());
             assertTrue(mem.verify().isEmpty(), () -> String.join("\n", mem.verify()));
         }
     }

@@ -21,11 +21,13 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * naming the parameter.
  *
  * @param name    the parameter's name in the source
- * @param type    its type as OpenCL reports it: {@code int}, {@code uint}, {@code float}, {@code float*}, ...
+ * @param type    its type as OpenCL reports it ({@code int}, {@code uint}, {@code float}, {@code float*}, ...),
+ *                or the built-in type a typedef of the program's source stands for
  * @param address its address space qualifier: {@link #GLOBAL}, {@link #CONSTANT}, {@link #LOCAL}
  *                or {@link #PRIVATE} (scalars and vectors)
+ * @param declared the type as OpenCL names it (a typedef's name, where {@code type} is what it stands for)
  */
-record KernelParameter(String name, String type, int address) {
+record KernelParameter(String name, String type, int address, String declared) {
     private static final int CL_KERNEL_ARG_ADDRESS_QUALIFIER = 0x1196;
     private static final int CL_KERNEL_ARG_TYPE_NAME = 0x1198;
     private static final int CL_KERNEL_ARG_NAME = 0x119A;
@@ -34,6 +36,11 @@ record KernelParameter(String name, String type, int address) {
     static final int LOCAL = 0x119C;
     static final int CONSTANT = 0x119D;
     static final int PRIVATE = 0x119E;
+
+    /** A parameter whose type is named as OpenCL reports it. */
+    KernelParameter(String name, String type, int address) {
+        this(name, type, address, type);
+    }
 
     /** What a parameter index beyond the kernel's last reads as. */
     static final KernelParameter NONE = new KernelParameter("", "", PRIVATE);
@@ -168,23 +175,31 @@ record KernelParameter(String name, String type, int address) {
         if (m.matches()) {
             String element = m.group(1);
             int width = Integer.parseInt(m.group(2));
-            Class<?> wanted = switch (element) {
-                case "char", "uchar" -> byte[].class;
-                case "short", "ushort" -> short[].class;
-                case "int", "uint" -> int[].class;
-                case "long", "ulong" -> long[].class;
-                case "float" -> float[].class;
-                default -> double[].class;
-            };
-            if (v == null || v.getClass() != wanted) {
-                throw mismatch(kernel, v, "a " + type + " parameter takes a " + wanted.getComponentType() + "[] of " + width);
+            boolean real = element.equals("float") || element.equals("double");
+            boolean fits = real ? v instanceof float[] || v instanceof double[]
+                    : v instanceof byte[] || v instanceof short[] || v instanceof int[] || v instanceof long[];
+            if (!fits) {
+                throw mismatch(kernel, v, "a " + type + " parameter takes " + (real ? "a float[] or double[]"
+                        : "a byte[], short[], int[] or long[]") + " of " + width);
             }
             int length = java.lang.reflect.Array.getLength(v);
             if (length != width) {
                 throw mismatch(kernel, v, "a " + type + " parameter takes " + width + " elements, given " + length);
             }
-            long size = OpenClProgram.put(s, v) / width * (width == 3 ? 4 : width);
-            return size;
+            // element by element, by the rules of a scalar of the element type (range, sign, exactness)
+            KernelParameter one = new KernelParameter(name, element, address, declared);
+            MemorySegment scratch = MemorySegment.ofArray(new long[1]);
+            long elementSize = 0;
+            for (int i = 0; i < width; i++) {
+                Object e = java.lang.reflect.Array.get(v, i);
+                try {
+                    elementSize = one.put(scratch, e, kernel);
+                } catch (IllegalArgumentException bad) {
+                    throw mismatch(kernel, v, "element " + i + " (" + e + ") does not fit a " + element);
+                }
+                MemorySegment.copy(scratch, 0, s, elementSize * i, elementSize);
+            }
+            return elementSize * (width == 3 ? 4 : width);   // a 3-vector takes the room of a 4-vector
         }
         // a typedef the source does not declare plainly (SourceTypedefs), a struct, half: no Java value has a
         // size hetmem can vouch for (OpenCL does not always check it: PoCL took 8 bytes for a 4-byte float)
@@ -237,7 +252,8 @@ record KernelParameter(String name, String type, int address) {
     }
 
     private IllegalArgumentException mismatch(String kernel, Object v, String why) {
-        return new IllegalArgumentException("kernel " + kernel + ": parameter '" + name + "' (" + type + ") cannot take "
+        String shownType = declared.equals(type) ? type : declared + ", a typedef of " + type;
+        return new IllegalArgumentException("kernel " + kernel + ": parameter '" + name + "' (" + shownType + ") cannot take "
                 + OpenClProgram.shown(v) + " (" + (v == null ? "null" : v.getClass().getSimpleName()) + "): " + why);
     }
 }

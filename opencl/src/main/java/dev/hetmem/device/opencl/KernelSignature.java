@@ -21,7 +21,8 @@ import java.util.List;
  * in translated kernels) reaches its argument through the device page table; a {@code __global}
  * or {@code __constant} pointer reaches it plainly, as one buffer over the consecutive frames the
  * core placed it in. The launch's region arguments fill the first slots, in order; every other
- * parameter (slots left over included, for plain buffers) takes the next scalar. Where the
+ * parameter (pointer slots left over included, for plain buffers) takes the next scalar; an
+ * {@code HM_REGION} left over is refused (a value there would be a forged region descriptor). Where the
  * platform gives no argument information ({@code known} false), a kernel is taken as translated
  * with its region arguments right after the hidden parameters, as before argument information.
  *
@@ -62,6 +63,19 @@ record KernelSignature(boolean known, boolean translated, int hidden, List<Kerne
         }
         return new KernelSignature(true, translated, hidden, List.copyOf(params),
                 slots.stream().mapToInt(Integer::intValue).toArray());
+    }
+
+    /**
+     * Whether parameter {@code param} is an {@code HM_REGION} slot: one a region argument fills through
+     * the page table, and nothing else may (a pointer slot left over takes a plain buffer instead).
+     */
+    boolean isRegionSlot(int param) {
+        for (int s : slots) {
+            if (s == param) {
+                return !params.get(param).buffer();
+            }
+        }
+        return false;
     }
 
     /** Whether region argument {@code index} fills a pointer (a plain argument). */

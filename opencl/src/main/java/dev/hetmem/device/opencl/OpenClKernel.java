@@ -34,6 +34,7 @@ public final class OpenClKernel implements DeviceKernel {
         this.scalars = scalars.clone();
         for (int i = 0; i < this.scalars.length; i++) {
             if (this.scalars[i] != null && this.scalars[i].getClass().isArray()) {
+                OpenClProgram.scalarSize(this.scalars[i]);   // its length checked before it is copied
                 // a vector's elements, copied: the kernel is immutable whatever the caller does to its array
                 Object copy = java.lang.reflect.Array.newInstance(this.scalars[i].getClass().getComponentType(),
                         java.lang.reflect.Array.getLength(this.scalars[i]));
@@ -211,6 +212,12 @@ public final class OpenClKernel implements DeviceKernel {
         }
         long size;
         if (p == KernelParameter.UNKNOWN) {
+            if (scalars[i].getClass().isArray()) {
+                // a vector's size depends on its type (a float3 takes 16 bytes), which this platform does not say
+                throw new IllegalArgumentException("kernel " + name + ": scalar " + i + " is an array ("
+                        + OpenClProgram.shown(scalars[i]) + "), and this platform does not describe the kernel's parameters: "
+                        + "hetmem cannot check a vector parameter's type here");
+            }
             size = OpenClProgram.scalarSize(scalars[i]);
             if (!(scalars[i] instanceof PlainBuffers.Buffer) && !(scalars[i] instanceof LocalMemory)) {
                 OpenClProgram.put(v, scalars[i]);

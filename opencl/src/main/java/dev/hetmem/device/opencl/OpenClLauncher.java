@@ -237,6 +237,12 @@ final class OpenClLauncher {
                 setMem(k.handle(), param, plainBuffer(k, i, arguments.get(i), a), a);
             } else if (i >= 0) {
                 windows.set(i, param);
+            } else if (sig.translated() && sig.isRegionSlot(param)) {
+                // an HM_REGION the launch gave no region for: a value there would be taken as a region's
+                // descriptor (its page-table index and length chosen by the caller), reaching other frames
+                throw new IllegalArgumentException("kernel " + k.name() + ": parameter '" + sig.params().get(param).name()
+                        + "' (ulong4, an HM_REGION in a kernel that uses hetmem.h) takes a region argument; the launch gave "
+                        + arguments.size() + " region argument(s) for " + sig.slots().length + " such parameter(s)");
             } else if (scalar < k.scalarCount()) {
                 k.setScalar(param, scalar++, a);
             } else {

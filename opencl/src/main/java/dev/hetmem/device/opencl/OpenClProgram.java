@@ -185,8 +185,10 @@ public final class OpenClProgram implements AutoCloseable {
         return parameters.computeIfAbsent(name + "#" + index, k -> {
             KernelParameter p = KernelParameter.of(cl, kernel, index);
             String builtIn = p.pointer() ? null : typedefs.get(p.type());
-            // a typedef'd scalar or vector (OpenCL names the typedef): taken as the type it stands for
-            return builtIn == null ? p : new KernelParameter(p.name(), builtIn, p.address());
+            // a typedef'd scalar or vector (OpenCL names the typedef): taken as the type it stands for. Not a
+            // ulong4: in a kernel that uses hetmem.h that is an HM_REGION slot, and a typedef of it must not
+            // become one (region arguments would bind to it)
+            return builtIn == null || builtIn.equals("ulong4") ? p : new KernelParameter(p.name(), builtIn, p.address(), p.type());
         });
     }
 
@@ -243,7 +245,7 @@ public final class OpenClProgram implements AutoCloseable {
 
     static long scalarSize(Object v) {
         if (v != null && v.getClass().isArray() && java.lang.reflect.Array.getLength(v) > MAX_VECTOR) {
-            throw new IllegalArgumentException("scalar kernel argument " + v.getClass().getComponentType() + "["
+            throw new IllegalArgumentException("scalar kernel argument " + v.getClass().getComponentType().getSimpleName() + "["
                     + java.lang.reflect.Array.getLength(v) + "]: an array fills a vector parameter, of at most " + MAX_VECTOR
                     + " elements");
         }
@@ -262,7 +264,7 @@ public final class OpenClProgram implements AutoCloseable {
             case long[] a -> 8L * a.length;
             case float[] a -> 4L * a.length;
             case double[] a -> 8L * a.length;
-            default -> throw new IllegalArgumentException("scalar kernel argument " + v + " of type "
+            default -> throw new IllegalArgumentException("scalar kernel argument " + shown(v) + " of type "
                     + (v == null ? "null" : v.getClass().getSimpleName())
                     + ": use Byte, Short, Integer, Long, Float, Double, an array of one of them (a vector), a PlainBuffer "
                     + "or OpenClKernel.LocalMemory");
