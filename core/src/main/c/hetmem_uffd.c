@@ -1277,6 +1277,29 @@ int hm_collect(struct hm_region *r, uint64_t block, uint64_t *out, const uint64_
     return n;
 }
 
+/*
+ * The pages of mask[0..7] (bits of block b, as hm_collect gave them) are marked STOLEN again: the
+ * engine collected them and could not take them into its page table (a driver's unmap failed), so
+ * the next collect reports them again instead of their being lost to it. Not counted as steals.
+ */
+void hm_uncollect(struct hm_region *r, uint64_t block, const uint64_t *mask) {
+    uint64_t first = block * 512;
+    uint64_t end = first + 512 < r->pages ? first + 512 : r->pages;
+    int any = 0;
+    for (uint64_t p = first; p < end; p++) {
+        if (!((mask[(p - first) >> 6] >> ((p - first) & 63)) & 1)) {
+            continue;
+        }
+        uint64_t *w = &r->state[p];
+        uint64_t v = lock_page(w);
+        unlock_page(w, v | ST_STOLEN);
+        any = 1;
+    }
+    if (any) {
+        mark_stolen(r, first);   /* after the words: a collect that sees the flag finds them */
+    }
+}
+
 /* The region's counts beyond 31 kernels a page, allocated at the first need; NULL if that fails. */
 static uint32_t *busy_more(struct hm_region *r) {
     uint32_t *more = __atomic_load_n(&r->busy_more, __ATOMIC_ACQUIRE);

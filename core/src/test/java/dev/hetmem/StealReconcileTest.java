@@ -58,6 +58,7 @@ class StealReconcileTest {
         public boolean releasesFrames() { return d.releasesFrames(); }
         public void discard(long o, long b) { d.discard(o, b); }
         public long[] collect(long b, long[] bt) { return d.collect(b, bt); }
+        public void uncollect(long b, long[] t) { d.uncollect(b, t); }
         public void granularity(long f, long t, int s) { d.granularity(f, t, s); }
         public boolean takesPagesOnItsOwn() { return d.takesPagesOnItsOwn(); }
         public boolean takeAnySteals() { return d.takeAnySteals(); }
@@ -182,6 +183,57 @@ class StealReconcileTest {
             assertEquals(List.of(), mem.verify());
         } finally {
             mem.close();
+        }
+    }
+
+    /**
+     * A reconcile whose driver fails to drop a device's copy of a stolen page (its unmap throws; the
+     * SPI says it does not, a driver still may) leaves that page and the block's later stolen runs
+     * reported again by the next collect. Before, collect had cleared their marks: the table kept
+     * giving them to the device, and a move of them home copied the device's stale bytes over the
+     * host's stores.
+     */
+    @Test
+    void aReconcileWhoseUnmapFailsReportsItsStealsAgain() throws Exception {
+        UserfaultfdTest.requireUserfaultfd();
+        java.util.concurrent.atomic.AtomicBoolean unmapFails = new java.util.concurrent.atomic.AtomicBoolean();
+        WrappedDevice dev = new WrappedDevice("unmap-fails", 16 * MiB) {
+            @Override
+            public long hostAddress(int frame) {
+                return inner.hostAddress(frame);
+            }
+
+            @Override
+            public void unmap(long va, long pages) {
+                if (unmapFails.getAndSet(false)) {
+                    throw new IllegalStateException("injected unmap failure");
+                }
+                super.unmap(va, pages);
+            }
+        };
+        try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).granularity(PAGE)
+                .hostFaults(HostFaultMode.USERFAULTFD).device(dev).build()) {
+            Region r = mem.allocate(2 * MiB);
+            MemorySegment s = r.segment();
+            UserfaultfdTest.fill(s, 0, r.size(), 5);
+            mem.advise(r, 0, r.size(), new Advice.Prefetch(1));
+            assertEquals(r.size() / PAGE, r.snapshot(0, r.size()).countOn(1), "the block is on the device");
+            s.set(JAVA_LONG, 3 * PAGE, 333L);   // stolen: run 1 of the block
+            s.set(JAVA_LONG, 7 * PAGE, 777L);   // stolen: run 2 of the block
+            unmapFails.set(true);
+            MemoryFixture.names(IllegalStateException.class, "injected unmap failure",
+                    () -> mem.advise(r, 100 * PAGE, PAGE, new Advice.Prefetch(1)));
+            // the next operation takes both steals in: a kernel reads the host's stores, not the device's old copies
+            long[] seen = new long[3];
+            mem.launch(1, (EmulatedKernel) (a, i) -> {
+                seen[0] = a.arg(0).getLong(3 * PAGE);
+                seen[1] = a.arg(0).getLong(7 * PAGE);
+                seen[2] = a.arg(0).getLong(5 * PAGE);
+            }, 1, KernelArg.read(r));
+            assertEquals(333L, seen[0], "the kernel reads the host's store to page 3");
+            assertEquals(777L, seen[1], "the kernel reads the host's store to page 7");
+            assertEquals(value(5, 5 * PAGE / 8), seen[2]);
+            assertEquals(List.of(), mem.verify());
         }
     }
 }

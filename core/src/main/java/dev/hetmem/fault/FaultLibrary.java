@@ -34,6 +34,7 @@ final class FaultLibrary {
     final MethodHandle home;
     final MethodHandle sync;
     final MethodHandle collect;
+    final MethodHandle uncollect;
     final MethodHandle busy;
     final MethodHandle awaitServed;
     final MethodHandle viewPages;
@@ -59,6 +60,7 @@ final class FaultLibrary {
         sync = bind(linker, lib, "hm_sync",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS));
         collect = bind(linker, lib, "hm_collect", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS));
+        uncollect = bind(linker, lib, "hm_uncollect", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, ADDRESS));
         busy = bind(linker, lib, "hm_busy", FunctionDescriptor.ofVoid(ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT));
         awaitServed = bind(linker, lib, "hm_await_served", FunctionDescriptor.ofVoid(ADDRESS));
         populate = bind(linker, lib, "hm_populate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));

@@ -215,6 +215,18 @@ public final class HostMirror implements AutoCloseable {
     }
 
     /**
+     * Pages of a block that {@link #collect} reported and the engine could not take into its page
+     * table (a 512-bit mask): marked STOLEN again, so that the next collect reports them again.
+     */
+    public void uncollect(long block, long[] taken) {
+        try (Arena a = Arena.ofConfined()) {
+            lib.uncollect.invokeExact(handle, block, a.allocateFrom(JAVA_LONG, taken));
+        } catch (Throwable t) {
+            throw FaultService.rethrow(t);
+        }
+    }
+
+    /**
      * Tests only: the fault service sleeps {@code nanos} after each read that got fault messages,
      * before serving them (0: never), so a test can act while messages are read and not yet served.
      * Returns how many messages the service has read while holding.

@@ -161,6 +161,11 @@ public final class UserfaultfdSide implements HostSide {
     }
 
     @Override
+    public void uncollect(long block, long[] taken) {
+        mirror.uncollect(block, taken);
+    }
+
+    @Override
     public void granularity(long from, long to, int pageShift) {
         mirror.granule(from, to - from, pageShift);
     }

@@ -158,6 +158,12 @@ public interface HostSide extends AutoCloseable {
     long[] collect(long block, long[] busyTaken);
 
     /**
+     * Pages of block {@code block} that {@link #collect} reported (a 512-bit mask) and the caller
+     * could not take into its page table: reported again by the next collect.
+     */
+    void uncollect(long block, long[] taken);
+
+    /**
      * Pages [from, to) have granules of 2^{@code pageShift} pages (Advice.granularity): a fault
      * service brings that granule home around a host fault there. Called under the attribute
      * lock (L7) right before the attributes change, so both change in the same order, and a

@@ -137,6 +137,11 @@ public final class HostViewSide implements HostSide {
     }
 
     @Override
+    public void uncollect(long block, long[] taken) {
+        throw new IllegalStateException("host views report no pages taken home, so none can be given back");
+    }
+
+    @Override
     public void granularity(long from, long to, int pageShift) {
         // a view's pages move by the engine, which reads the attributes itself
     }

@@ -109,17 +109,31 @@ final class StealReconciler {
                 p = q;
             }
             FrameReleases[] frees = new FrameReleases[runs.size()];
+            int inTable = 0;   // runs taken into the table
             try {
                 for (int k = 0; k < runs.size(); k++) {
                     frees[k] = new FrameReleases(ctx);
                     counts[1] += inTable(region, b, runs.get(k)[0], runs.get(k)[1], inv, frees[k]);
+                    inTable++;
                 }
             } catch (RuntimeException | Error e) {
-                // a driver's unmap failing (the SPI says it does not): no frame of these runs is freed
+                // a driver's unmap failing (the SPI says it does not): no frame of these runs is freed, and
+                // the runs from the one that failed on are reported again by the next collect (collect
+                // cleared their marks: the host would write pages the table still gives to a device, and a
+                // later move of them home would copy the device's stale bytes over the host's stores)
                 for (FrameReleases f : frees) {
                     if (f != null) {
                         f.abandon();   // see FrameReleases.abandon
                     }
+                }
+                long[] again = new long[8];
+                for (int k = inTable; k < runs.size(); k++) {
+                    Bits.setRange(again, runs.get(k)[0], runs.get(k)[1]);
+                }
+                try {
+                    region.host().uncollect(bi, again);
+                } catch (RuntimeException | Error f) {
+                    e.addSuppressed(f);
                 }
                 throw e;
             }
