@@ -293,10 +293,32 @@ class EvictionTest {
     @Test
     @Tag("emulated")   // a wrapped emulated device counts the invalidations
     void theVictimsOfOneEvictionShareOneInvalidation() {
+        assertOneInvalidationFor(CAPACITY, CAPACITY - TILE, 2 * TILE, 2 * TILE / 4096);
+    }
+
+    /**
+     * A batch that finds the device full makes room for all of its frames at once, not for its
+     * current run alone: one eviction, one shootdown. Before, a batch of four blocks onto a full
+     * device evicted twice, two blocks each time (an eviction makes room for at least 1024 pages),
+     * each with its own invalidation and so its own wait for a faulting launch's running items.
+     */
+    @Test
+    @Tag("emulated")   // a wrapped emulated device counts the invalidations
+    void aBatchMakesRoomForAllItsFramesInOneEviction() {
+        // 16 MiB: a batch may hold half the device, so the second region's four blocks are one batch
+        assertOneInvalidationFor(2 * CAPACITY, 2 * CAPACITY, 4 * TILE, 4 * TILE / 4096);
+    }
+
+    /**
+     * A first region of {@code firstBytes} duplicated on a device of {@code capacity}, then a second
+     * of {@code secondBytes} prefetched there: exactly {@code droppedPages} of the first's copies are
+     * dropped, all in one invalidation call.
+     */
+    private static void assertOneInvalidationFor(long capacity, long firstBytes, long secondBytes, long droppedPages) {
         java.util.concurrent.atomic.AtomicBoolean recording = new java.util.concurrent.atomic.AtomicBoolean();
         long[] span = new long[2];   // the first region's device addresses
         java.util.List<Long> bytesOfFirstPerCall = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
-        WrappedDevice counting = new WrappedDevice("counting-invalidations", CAPACITY) {
+        WrappedDevice counting = new WrappedDevice("counting-invalidations", capacity) {
             @Override
             public void invalidate(dev.hetmem.driver.VaRanges ranges) {
                 if (recording.get()) {
@@ -314,7 +336,7 @@ class EvictionTest {
             }
         };
         try (UnifiedMemory m = UnifiedMemory.builder().device(counting).build()) {
-            Region first = m.allocate(CAPACITY - TILE);
+            Region first = m.allocate(firstBytes);
             MemoryFixture.fill(first, 0, first.size(), 8);
             first.advise(0, first.size(), Advice.readMostly(true));
             first.advise(0, first.size(), Advice.prefetch(1));
@@ -322,13 +344,13 @@ class EvictionTest {
             assertEquals(duplicated, first.snapshot(0, first.size()).countOn(1), "the first region is duplicated on the device");
             span[0] = first.state().pageAddress(0);
             span[1] = span[0] + first.size();
-            Region second = m.allocate(2 * TILE);
+            Region second = m.allocate(secondBytes);
             MemoryFixture.fill(second, 0, second.size(), 9);
             recording.set(true);
             second.advise(0, second.size(), Advice.prefetch(1));
             recording.set(false);
             long dropped = duplicated - first.snapshot(0, first.size()).countOn(1);
-            assertTrue(dropped >= 2 * TILE / 4096, "two victim blocks' copies were dropped: " + dropped + " pages");
+            assertEquals(droppedPages, dropped, "the victims' copies dropped, no more");
             assertEquals(java.util.List.of(dropped * 4096), bytesOfFirstPerCall,
                     "one invalidation for every copy dropped (bytes of the first region per call)");
             assertEquals(second.size() / 4096, second.snapshot(0, second.size()).countOn(1));

@@ -27,6 +27,16 @@ final class AllocatePhase {
     private AllocatePhase() {
     }
 
+    /**
+     * The frames to make room for when a run finds none free: the rest of the batch, not this run's
+     * {@code runLeft} alone. One eviction's victims share one shootdown ({@link Eviction}); making
+     * room run by run made one eviction, and so one wait for a faulting launch's running items, per
+     * run or two. Counted only then (it walks the batch's runs).
+     */
+    private static int roomFor(MigrationBatch batch, int runLeft) {
+        return (int) Math.min(Integer.MAX_VALUE, Math.max(runLeft, batch.stillToAllocate()));
+    }
+
     static void allocate(EngineContext ctx, MigrationBatch batch, Eviction eviction) {
         int target = batch.target;
         if (target == 0) {
@@ -87,7 +97,7 @@ final class AllocatePhase {
                             piece.giveBack(ctx, alloc, target);
                             continue;
                         }
-                        if (f < 0 && batch.evicts && eviction.makeRoom(target, r.count - done, batch, epoch)) {
+                        if (f < 0 && batch.evicts && eviction.makeRoom(target, roomFor(batch, r.count - done), batch, epoch)) {
                             continue;
                         }
                         if (f < 0) {
