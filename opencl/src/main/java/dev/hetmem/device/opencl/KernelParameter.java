@@ -4,7 +4,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
-import java.util.List;
+import java.util.Set;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -134,8 +134,7 @@ record KernelParameter(String name, String type, int address, String declared) {
         if (pointer()) {
             throw mismatch(kernel, v, "a pointer parameter takes a buffer (OpenClDevice.PlainBuffer)");
         }
-        if (v.getClass().isArray() && !VECTOR.matcher(type).matches() && List.of("char", "uchar", "short", "ushort", "int",
-                "uint", "long", "ulong", "float", "double").contains(type)) {
+        if (v.getClass().isArray() && SCALARS.contains(type)) {
             throw mismatch(kernel, v, "an array for a " + type + " parameter (arrays fill vector parameters, such as float4)");
         }
         return switch (type) {
@@ -160,7 +159,11 @@ record KernelParameter(String name, String type, int address, String declared) {
         };
     }
 
-    /** A vector type's element and width: {@code float4} is ("float", 4); null for any other type. */
+    /** The scalar types a number fills: an array for one of them is refused (arrays fill vectors). */
+    private static final Set<String> SCALARS = Set.of("char", "uchar", "short", "ushort", "int", "uint", "long", "ulong",
+            "float", "double");
+
+    /** A vector type's name, its element type (group 1) and width (group 2): {@code float4} is float, 4. */
     private static final java.util.regex.Pattern VECTOR =
             java.util.regex.Pattern.compile("(char|uchar|short|ushort|int|uint|long|ulong|float|double)(2|3|4|8|16)");
 
