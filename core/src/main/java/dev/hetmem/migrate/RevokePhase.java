@@ -49,11 +49,11 @@ final class RevokePhase {
             mappedInPlace.get(i).host().awaitFaultsRead();
         }
         for (Run r : batch.runs) {
-            if (target != 0 && (r.holders & 1) != 0) {
-                if (r.action == Action.MOVE || r.action == Action.COLLAPSE) {
+            if (target != 0 && (r.holders & 1) != 0 && takesFromHost(r)) {
+                if (r.action == Action.DUPLICATE) {
+                    r.region.host().writeProtect(r.page(), r.count);   // the host keeps its copy, not its write
+                } else {
                     r.region.host().leave(r.page(), r.count);
-                } else if (r.action == Action.DUPLICATE && r.block.writer(r.first) == 0) {
-                    r.region.host().writeProtect(r.page(), r.count);
                 }
             }
         }
