@@ -64,6 +64,7 @@ class StealReconcileTest {
         public boolean takeAnySteals() { return d.takeAnySteals(); }
         public boolean stolenIn(long f, long t, boolean b) { return d.stolenIn(f, t, b); }
         public void busy(long f, long c, boolean on) { d.busy(f, c, on); }
+        public void awaitFaultsRead() { d.awaitFaultsRead(); }
         public boolean namesNone(DeviceDriver dr, int[] f, int c, long p) { return d.namesNone(dr, f, c, p); }
         public boolean populate(long o, long b) { return d.populate(o, b); }
         public void check(Block b, int p, DeviceDriver[] dr, ReadOnly ro, Object o, List<String> pr) { d.check(b, p, dr, ro, o, pr); }
@@ -233,6 +234,76 @@ class StealReconcileTest {
             assertEquals(333L, seen[0], "the kernel reads the host's store to page 3");
             assertEquals(777L, seen[1], "the kernel reads the host's store to page 7");
             assertEquals(value(5, 5 * PAGE / 8), seen[2]);
+            assertEquals(List.of(), mem.verify());
+        }
+    }
+
+    /**
+     * An undone move off the host puts the host side back in line before the devices' entries of the
+     * host's copy come back (the reverse of the revoke, DEVICES_BEFORE_HOST). In the other order a
+     * device that maps the host's copy in place (accessed-by advice) could store through its
+     * restored entry while the page was still leaving the host: the fault service took that store
+     * for a host write and counted a steal the page table never knew of (the next reconcile then
+     * took the page in again, and would drop other devices' copies of it).
+     */
+    @Test
+    void anUndoneMoveGivesTheHostItsPagesBackBeforeADeviceStoresInPlace() throws Exception {
+        UserfaultfdTest.requireUserfaultfd();
+        java.util.concurrent.atomic.AtomicBoolean storeWhenMapped = new java.util.concurrent.atomic.AtomicBoolean();
+        AtomicReference<MemorySegment> view = new AtomicReference<>();
+        AtomicReference<Thread> store = new AtomicReference<>();
+        WrappedDevice dev = new WrappedDevice("maps-host", 16 * MiB) {
+            @Override
+            public long hostAddress(int frame) {
+                return inner.hostAddress(frame);
+            }
+
+            @Override
+            public boolean canMapHost() {
+                return inner.canMapHost();
+            }
+
+            @Override
+            public void mapHost(long va, long hostAddress, int pages, boolean writable) {
+                inner.mapHost(va, hostAddress, pages, writable);
+                if (writable && storeWhenMapped.getAndSet(false)) {
+                    // the device stores through the entry as soon as it is back, as a running item would
+                    long at = hostAddress - view.get().address();
+                    Thread t = Thread.ofPlatform().start(() -> view.get().set(JAVA_LONG, at, 4242L));
+                    store.set(t);
+                    try {
+                        t.join(5_000);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+            }
+        };
+        try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).granularity(PAGE)
+                .hostFaults(HostFaultMode.USERFAULTFD).device(dev).build()) {
+            Region r = mem.allocate(2 * MiB);
+            MemorySegment s = r.segment();
+            view.set(s);
+            UserfaultfdTest.fill(s, 0, r.size(), 8);
+            r.advise(0, r.size(), Advice.accessedBy(1));
+            mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + 1),
+                    r.size() / 8, KernelArg.readWrite(r));
+            assertEquals(r.size() / PAGE, r.snapshot(0, r.size()).countOn(0), "the device wrote the host's copy in place");
+            // the advice goes, the device's entries of the host's copy stay: a prefetch now moves the pages
+            r.advise(0, r.size(), new Advice.AccessedBy(1, false));
+            long stolenBefore = mem.faultServiceCounters().stolen();
+            // the move's revoke fails after the host side marked the pages leaving (the engine copies by
+            // the device's host address, so a failed copy cannot be injected here; a failed revoke is
+            // undone the same way)
+            wrapped(r).leaveArmed = true;
+            storeWhenMapped.set(true);
+            assertThrows(IllegalStateException.class, () -> r.advise(0, r.size(), new Advice.Prefetch(1)));
+            assertTrue(store.get() != null, "the undo mapped the host's copy for the device again");
+            store.get().join(10_000);
+            assertEquals(4242L, s.get(JAVA_LONG, 0), "the device's store");
+            assertEquals(stolenBefore, mem.faultServiceCounters().stolen(),
+                    "the device's store through its restored entry was taken for a host write to a leaving page");
+            assertEquals(value(8, 1) + 1, s.get(JAVA_LONG, 8));
             assertEquals(List.of(), mem.verify());
         }
     }

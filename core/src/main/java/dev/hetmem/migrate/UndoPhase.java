@@ -38,15 +38,26 @@ final class UndoPhase {
                 written.add(r.region, r.block, r.page() << PAGE_SHIFT, r.bytes());
             }
         }
-        // the mappings and the host side first (driver calls that should not fail, and the host side's
-        // sync looks at host-resident pages only, which none of the written ones is); the release last,
-        // since madvise can fail, and such a failure leaves only dead frames mapped. Each step runs
-        // whatever the one before threw; the first failure is thrown, the second suppressed in it.
+        // HOST_BEFORE_DEVICES, the revoke's order reversed: the host side is back in line before any
+        // device entry of the host's copy returns. A device that maps that copy in place (accessed-by
+        // advice, thrashing control's held-home blocks) stores through its entry as soon as it is back;
+        // while the pages were still leaving, the userfaultfd service took such a store for a host write
+        // and counted a steal the page table never made (the next reconcile took the pages in again,
+        // dropping other devices' copies). Then the mappings (driver calls that should not fail); the
+        // release last, since madvise can fail, and such a failure leaves only dead frames mapped (the
+        // written pages are not the host's in the table, so the sync leaves them absent). Each step, and
+        // each run's sync, runs whatever an earlier one threw: a run left unsynced stays leaving, and the
+        // mappings restored after it would bring the false steal back. The first failure is thrown, later
+        // ones suppressed in it.
+        for (Run r : batch.runs) {
+            try {
+                ctx.syncHost(r.region, r.block, r.first, r.first + r.count);
+            } catch (RuntimeException | Error e) {
+                failed = CommitPhase.keep(failed, e);
+            }
+        }
         try {
             restoreMappings(ctx, batch);
-            for (Run r : batch.runs) {
-                ctx.syncHost(r.region, r.block, r.first, r.first + r.count);
-            }
         } catch (RuntimeException | Error e) {
             failed = CommitPhase.keep(failed, e);
         }
