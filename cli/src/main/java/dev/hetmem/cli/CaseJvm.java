@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -44,16 +45,18 @@ final class CaseJvm implements AutoCloseable {
      */
     static final String CASE_JVM_ENV = "HETMEM_CASE_JVM";
 
-    /** Refuses {@code options} (the internal ones) as unknown unless this JVM is a case JVM. */
-    static void internalOnly(Args args, String... options) {
-        if (System.getenv(CASE_JVM_ENV) != null) {
-            return;
+    /**
+     * A command's valued options: {@code declared}, and {@code internal} (the benches' case options)
+     * only in a case JVM. Elsewhere the parser does not know them, so they are an unknown option
+     * however they are written (with a value, without one, or as {@code --serve-case=...}).
+     */
+    static Set<String> withInternal(Set<String> declared, String... internal) {
+        if (System.getenv(CASE_JVM_ENV) == null) {
+            return declared;
         }
-        for (String o : options) {
-            if (args.value(o, null) != null) {
-                throw new Args.UsageException("unknown option --" + o);
-            }
-        }
+        Set<String> all = new java.util.HashSet<>(declared);
+        all.addAll(List.of(internal));
+        return all;
     }
 
     /** Options a second JVM must not repeat: they bind a port or write a file of their own. */

@@ -132,9 +132,8 @@ final class DecodeBench {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), Set.of("capacity", "tokens", "device", "reps", "warmup",
-                "runs-per-round", "plot", "factors", "dtypes", SERVE_OPTION, MODEL_OPTION));
-        CaseJvm.internalOnly(args, SERVE_OPTION, MODEL_OPTION);
+        Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), CaseJvm.withInternal(Set.of("capacity", "tokens", "device",
+                "reps", "warmup", "runs-per-round", "plot", "factors", "dtypes"), SERVE_OPTION, MODEL_OPTION));
         String plot = Chart.plotOption(args);
         boolean quick = args.flag("quick");
         long capacity = args.longValue("capacity", quick ? 32 * MiB : 64 * MiB);

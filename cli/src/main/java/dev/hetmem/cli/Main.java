@@ -3,6 +3,7 @@ package dev.hetmem.cli;
 import java.io.PrintStream;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * The {@code hetmem} command. With {@code --json} a command prints exactly one JSON object on
@@ -118,6 +119,9 @@ public final class Main {
     }
 
     public static void main(String[] argv) {
+        // numbers in tables and messages read the same everywhere ("2.5 GB/s", never "2,5" beside ranges
+        // written "2.1-2.9"): the command line is a tool's output, compared across machines and parsed
+        Locale.setDefault(Locale.Category.FORMAT, Locale.ROOT);
         int status = run(Arrays.asList(argv), System.out, System.err);
         // a PrintStream keeps its write errors to itself: without this, output lost to a full disk or
         // a closed pipe (a bench's --json > results.json) ended with status 0

@@ -150,9 +150,8 @@ final class OversubBench {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), Set.of("capacity", "reps", "warmup", "plot", "modes",
-                SERVE_OPTION));
-        CaseJvm.internalOnly(args, SERVE_OPTION);
+        Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), CaseJvm.withInternal(Set.of("capacity", "reps", "warmup",
+                "plot", "modes"), SERVE_OPTION));
         String plot = Chart.plotOption(args);
         long capacity = args.longValue("capacity", 64 * MiB);
         if (capacity < 16 * MiB || capacity % TILE != 0) {

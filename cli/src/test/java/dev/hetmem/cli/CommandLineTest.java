@@ -53,6 +53,20 @@ class CommandLineTest {
      * The out-of-memory message told every command to ask for "smaller --sizes", an option only two
      * commands have. Each command's hint names an option of its own usage, or none.
      */
+    /** Numbers read the same in any locale: a German one wrote "(23,5 GiB)" and "faults 8,41 ms" beside ranges with a dash. */
+    @Test
+    void numbersAreWrittenTheSameInEveryLocale() throws Exception {
+        List<String> cmd = List.of(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Duser.language=de", "-Duser.country=DE", "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), Main.class.getName(), "info");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), "info ended");
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(java.util.regex.Pattern.compile("\\(\\d+\\.\\d GiB\\)").matcher(out).find(), out);
+        assertFalse(java.util.regex.Pattern.compile("\\d,\\d GiB").matcher(out).find(), out);
+    }
+
     @Test
     void theOutOfMemoryHintNamesAnOptionOfTheCommandOrNone() {
         for (String words : List.of("info", "demo", "load", "map", "stress", "bench migrate", "bench load", "bench oversub",
@@ -295,6 +309,10 @@ class CommandLineTest {
         assertUsageError("unknown option --serve-case", "bench", "oversub", "--serve-case", "2.0/sequential/faults");
         assertUsageError("unknown option --serve-case", "bench", "decode", "--serve-case", "emulated/2.0/F32/explicit",
                 "--serve-model", "m.safetensors");
+        // written without a value, or with =, they are as unknown (without one it read "needs a value": the option showed)
+        assertUsageError("unknown option --serve-case", "bench", "oversub", "--serve-case");
+        assertUsageError("unknown option --serve-model", "bench", "decode", "--serve-model");
+        assertUsageError("unknown option --serve-case=2.0/sequential/faults", "bench", "oversub", "--serve-case=2.0/sequential/faults");
         // a size is named in its largest whole unit, as it is typed, beside its bytes (it read --sizes 1099511627776)
         assertUsageError("--sizes 1T (1099511627776 bytes) is outside [1, ", "bench", "load", "--sizes", "1T");
         assertUsageError("--capacity 1T (1099511627776 bytes) is more than an eighth", "bench", "oversub", "--capacity",
