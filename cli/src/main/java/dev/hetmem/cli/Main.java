@@ -33,6 +33,7 @@ public final class Main {
                                                the cost of bringing one page home, by path, beside the kernel's own
               bench translate [--quick] [--size M] [--runs N] [--json] [--plot FILE]
                                                mulMat on regions (page table, or plain arguments) against plain buffers
+                                               (--runs 0, the default: about a second of runs for each size and mode)
               bench kernels [--quick] [--json] [--device-mib 32] [--factor 3] [--reps 5] [--warmup 2]
                      [--kernels saxpy,sgemm,stencil,reduce] [--plot FILE]
                                                ordinary OpenCL kernels on data larger than the device: one launch

@@ -233,6 +233,18 @@ class CommandLineTest {
         assertTrue(r.out().contains("{\"device\":\"opencl\",\"direction\":\"to_host\""), r.out());
     }
 
+    /** --quick moves 64 MiB on OpenCL unless --sizes says otherwise (it ignored --sizes there). */
+    @Test
+    void benchMigrateQuickOnOpenClMovesTheSizesAskedFor() {
+        needsOpenCl();
+        Result r = run("bench", "migrate", "--quick", "--device", "opencl", "--pages", "2M", "--sizes", "4M", "--warmup", "0",
+                "--case-warmup-ms", "0", "--json");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().contains("\"total_bytes\":4194304"), r.out());
+        assertFalse(r.out().contains("\"total_bytes\":67108864"), r.out());
+    }
+
     @Test
     void benchMigrateReportsSpreadFloorsAndKeptFrames() {
         Result r = run("bench", "migrate", "--device", "emulated", "--pages", "4K", "--sizes", "4M", "--warmup", "2",

@@ -299,7 +299,9 @@ public final class FileLoader {
             }
             got += n;
             if (f.direct && got < want && (got & (PAGE_BYTES - 1)) != 0) {
-                // a short direct read that is not at the end of the file: finish through the page cache
+                // a short direct read that ends off a page boundary before the end of the file: the next
+                // direct read could not start there (O_DIRECT wants aligned offsets), and a regular file
+                // reads short before its end only when it shrank meanwhile: the load fails, saying so
                 throw new IOException(path + ": short direct read of " + n + " bytes at offset " + (offset + got - n)
                         + " before the end of the file; the file changed during the load");
             }
