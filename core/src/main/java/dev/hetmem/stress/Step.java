@@ -36,9 +36,13 @@ public record Step(Op op, int a, int b, long x, long y, long z) {
         NATIVE_FILL(4),
         /** Copies a range from one region to another (or within one) by native code ({@code memmove}). */
         NATIVE_COPY(4),
-        /** A kernel on a device writes random bytes to whole pages of a region. */
+        /**
+         * A kernel on a device writes random bytes to whole pages of a region, or (one in two) to an
+         * argument that starts and ends inside pages (to the long; a plain pointer's start to 128
+         * bytes), whose other bytes must keep their values.
+         */
         KERNEL_WRITE(10),
-        /** A kernel on a device reads whole pages of a region; the bytes are compared with the model. */
+        /** A kernel on a device reads whole pages of a region, or part of them as a write does; the bytes are compared with the model. */
         KERNEL_READ(8),
         /** Prefetches a range to a node with prefetch advice, waiting for it. */
         PREFETCH(10),

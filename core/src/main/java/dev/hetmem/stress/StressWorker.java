@@ -933,10 +933,21 @@ final class StressWorker {
     }
 
     private void kernelCopy(Model m, Step st, KernelStep k) {
-        long off = k.offset();
-        long len = k.length();
-        int node = k.node();
         boolean plain = (st.z() & 1) != 0;   // a plain pointer: the range placed in consecutive frames
+        long lo = 0;
+        long hi = k.length();
+        if ((st.z() >>> 20 & 1) != 0 && k.length() >= 256) {
+            // an argument of part of the pages, to the long (the OpenCL kernels copy longs): it starts and
+            // ends inside pages whose other bytes a write must leave as they were, wherever the pages go.
+            // A plain pointer starts at a multiple of 128 bytes, as OpenCL devices want their buffers to
+            // (CL_DEVICE_MEM_BASE_ADDR_ALIGN; hetmem refuses other starts there)
+            long unit = plain ? 128 : 8;
+            lo = unit * ((st.x() >>> 7) % (k.length() / unit));
+            hi = lo + 8 * (1 + (st.y() >>> 11) % ((k.length() - lo) / 8));
+        }
+        long off = k.offset() + lo;
+        long len = hi - lo;
+        int node = k.node();
         try (Arena arena = Arena.ofShared()) {   // kernels read and write it on the device's threads
             MemorySegment buf = arena.allocate(len, 64);
             if (st.op() == Step.Op.KERNEL_WRITE) {
