@@ -891,9 +891,11 @@ final class StressWorker {
 
     /** A kernel writes random bytes into k's range of m, or reads it back and checks it. */
     /**
-     * A step on one of this worker's slices of the shared region ({@link Step.Op#SHARED}): the other
-     * workers write their slices of the same granules meanwhile, by host views or plain stores and
-     * by kernels on any device, and move and advise the region; this worker's bytes must stay its own.
+     * A step on one of this worker's slices of the shared region ({@link Step.Op#SHARED}): a host
+     * write or read, a kernel's, a discard or a protection change of the slice. The other workers
+     * write, discard and protect their slices of the same granules meanwhile, by host views or plain
+     * stores and by kernels on any device, and move and advise the region; this worker's bytes (and
+     * protections) must stay its own.
      */
     private void sharedStep(Step st) {
         if (shared == null) {
@@ -906,28 +908,49 @@ final class StressWorker {
             return;
         }
         long off = (id + workers * (st.x() % mine)) * SLICE;
-        switch (st.b() % 4) {
+        int kind = Math.floorMod(st.b(), 6);
+        switch (kind) {
             case 0 -> {
                 long from = off + st.y() % SLICE;
                 long len = 1 + (st.y() >>> 20) % (off + SLICE - from);
                 byte[] src = new byte[(int) len];
                 data.nextBytes(src);
                 boolean plain = config.hostFaults() == HostFaultMode.USERFAULTFD;
-                note("shared: host write " + m + " [" + from + ", +" + len + ")" + (plain ? " (plain stores)" : ""));
-                if (plain) {
-                    MemorySegment.copy(src, 0, m.region.segment(), ValueLayout.JAVA_BYTE, from, src.length);
-                } else {
-                    try (HostView v = m.region.host(from, len, Access.WRITE)) {
-                        MemorySegment.copy(src, 0, v.segment(), ValueLayout.JAVA_BYTE, 0, src.length);
+                boolean refused = !plain && m.anyReadOnly(from, len);
+                note("shared: host write " + m + " [" + from + ", +" + len + ")" + (plain ? " (plain stores)" : "")
+                        + (refused ? " refused: read-only" : ""));
+                if (writeChecked(refused, "a write view of the shared " + m, () -> {
+                    if (plain) {
+                        MemorySegment.copy(src, 0, m.region.segment(), ValueLayout.JAVA_BYTE, from, src.length);
+                    } else {
+                        try (HostView v = m.region.host(from, len, Access.WRITE)) {
+                            MemorySegment.copy(src, 0, v.segment(), ValueLayout.JAVA_BYTE, 0, src.length);
+                        }
                     }
+                })) {
+                    System.arraycopy(src, 0, m.bytes, (int) from, src.length);
                 }
-                System.arraycopy(src, 0, m.bytes, (int) from, src.length);
             }
             case 1 -> {
                 note("shared: host read " + m + " [" + off + ", +" + SLICE + ")");
                 m.expect(m.hostRead(off, (int) SLICE), off, "a host read of this worker's slice of the shared region");
             }
-            default -> kernelCopy(m, new Step(st.b() % 4 == 2 ? Step.Op.KERNEL_WRITE : Step.Op.KERNEL_READ, st.a(), st.b(),
+            case 4 -> {
+                // discarded while the other workers' kernels and views use pages of the same blocks and granules
+                note("shared: advise DONT_NEED " + m + " [" + off + ", +" + SLICE + ")");
+                m.region.advise(off, SLICE, Advice.dontNeed());
+                Arrays.fill(m.bytes, (int) off, (int) (off + SLICE), (byte) 0);
+            }
+            case 5 -> {
+                // protected while the others write their own pages of the same blocks, by kernels and views
+                boolean ro = (st.b() >>> 8 & 1) == 0;
+                note("shared: protect " + m + " [" + off + ", +" + SLICE + ") " + (ro ? "read-only" : "read-write"));
+                m.region.protect(off, SLICE, ro ? dev.hetmem.Protection.READ_ONLY : dev.hetmem.Protection.READ_WRITE);
+                for (long p = off / PAGE_BYTES; p < (off + SLICE) / PAGE_BYTES; p++) {
+                    m.readOnly[(int) p] = ro;
+                }
+            }
+            default -> kernelCopy(m, new Step(kind == 2 ? Step.Op.KERNEL_WRITE : Step.Op.KERNEL_READ, st.a(), st.b(),
                     st.x(), st.y(), st.z()), new KernelStep(off, SLICE, device(st)));
         }
     }
