@@ -892,8 +892,8 @@ final class StressWorker {
     /** A kernel writes random bytes into k's range of m, or reads it back and checks it. */
     /**
      * A step on one of this worker's slices of the shared region ({@link Step.Op#SHARED}): a host
-     * write or read, a kernel's, a discard or a protection change of the slice. The other workers
-     * write, discard and protect their slices of the same granules meanwhile, by host views or plain
+     * write or read, a kernel's, a discard, a protection change or (rarely) a free of the slice. The other workers
+     * write, discard, protect and free their slices of the same granules meanwhile, by host views or plain
      * stores and by kernels on any device, and move and advise the region; this worker's bytes (and
      * protections) must stay its own.
      */
@@ -908,7 +908,10 @@ final class StressWorker {
             return;
         }
         long off = (id + workers * (st.x() % mine)) * SLICE;
-        int kind = Math.floorMod(st.b(), 6);
+        if (m.anyFreed(off, SLICE)) {
+            return;   // this worker freed the slice (its pages refuse every use now)
+        }
+        int kind = Math.floorMod(st.b(), 7);
         switch (kind) {
             case 0 -> {
                 long from = off + st.y() % SLICE;
@@ -949,6 +952,24 @@ final class StressWorker {
                 for (long p = off / PAGE_BYTES; p < (off + SLICE) / PAGE_BYTES; p++) {
                     m.readOnly[(int) p] = ro;
                 }
+            }
+            case 6 -> {
+                if ((st.y() & 7) != 0) {
+                    return;   // rarely: a freed slice is gone for the rest of the run
+                }
+                // a partial free beside the other workers' kernels, views and moves over the same blocks
+                note("shared: free part " + m + " [" + off + ", +" + SLICE + ")");
+                try {
+                    m.region.free(off, SLICE);
+                } catch (IllegalArgumentException split) {
+                    note("  refused: " + split.getMessage());   // the region's granule is larger than a slice
+                    return;
+                }
+                for (long p = off / PAGE_BYTES; p < (off + SLICE) / PAGE_BYTES; p++) {
+                    m.freed[(int) p] = true;
+                    m.readOnly[(int) p] = false;
+                }
+                Arrays.fill(m.bytes, (int) off, (int) (off + SLICE), (byte) 0);
             }
             default -> kernelCopy(m, new Step(kind == 2 ? Step.Op.KERNEL_WRITE : Step.Op.KERNEL_READ, st.a(), st.b(),
                     st.x(), st.y(), st.z()), new KernelStep(off, SLICE, device(st)));
