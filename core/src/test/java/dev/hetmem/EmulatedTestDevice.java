@@ -95,6 +95,11 @@ final class EmulatedTestDevice implements TestDevice {
     }
 
     @Override
+    public void failExecute(int after) {
+        device.failExecute(after);
+    }
+
+    @Override
     public long invalidations() {
         return device.invalidations();
     }

@@ -306,4 +306,29 @@ class HmmSelfTest extends HmmFixture {
         check(buf, 0, 12);
         check(r, 0, 8 * MiB, 12);
     }
+
+    /**
+     * A launch the device refuses (out of resources, injected) fails with DeviceMemoryException
+     * naming it, its output untouched and its pages' state consistent; the next launch runs. On
+     * OpenCL the injection came with this test (the stress program injects it there too now).
+     */
+    @Test
+    void aLaunchTheDeviceRefusesLeavesEverythingAsItWas() {
+        Region in = mem.allocate(2 * MiB);
+        Region out = mem.allocate(2 * MiB);
+        fill(in, 0, 2 * MiB, 14);
+        fill(out, 0, 2 * MiB, 15);
+        dev.failExecute(0);
+        MemoryFixture.names(dev.hetmem.driver.DeviceMemoryException.class, "injected launch failure",
+                () -> mem.launch(1, dev.incrementInto(), 2 * MiB / 8, KernelArg.read(in), KernelArg.write(out)));
+        verified(mem);
+        check(out, 0, 2 * MiB, 15);
+        mem.launch(1, dev.incrementInto(), 2 * MiB / 8, KernelArg.read(in), KernelArg.write(out));
+        verified(mem);
+        try (HostView v = out.host(0, 2 * MiB, Access.READ)) {
+            for (long i = 0; i < 2 * MiB / 8; i += 4099) {
+                assertEquals(MemoryFixture.value(14, i) + 1, v.segment().getAtIndex(ValueLayout.JAVA_LONG, i), "long " + i);
+            }
+        }
+    }
 }

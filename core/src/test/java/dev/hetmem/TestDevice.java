@@ -85,5 +85,8 @@ public interface TestDevice {
 
     void failCopy(int after);
 
+    /** The kernel run after the next {@code after} ones fails before any item runs (-1 disarms). */
+    void failExecute(int after);
+
     long invalidations();
 }

@@ -173,6 +173,11 @@ final class OpenClTestDevice implements TestDevice {
     }
 
     @Override
+    public void failExecute(int after) {
+        device.failExecute(after);
+    }
+
+    @Override
     public long invalidations() {
         return device.invalidations();
     }

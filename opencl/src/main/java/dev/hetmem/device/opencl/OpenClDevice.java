@@ -44,7 +44,8 @@ import static dev.hetmem.driver.PageGeometry.PAGE_SHIFT;
  * {@link #attach}/{@link #detach}; the launcher's launch lock (L4) serialises launches and closing.
  *
  * <p>Fault injection for tests, as on the emulated device: {@link #failAllocation}, {@link #failCopy},
- * and {@link #loseDevice}, after which every operation fails as a device that fell off the bus does.
+ * {@link #failExecute}, and {@link #loseDevice}, after which every operation fails as a device that
+ * fell off the bus does.
  */
 public final class OpenClDevice implements DeviceDriver {
     private static final System.Logger LOG = System.getLogger(OpenClDevice.class.getName());
@@ -56,6 +57,7 @@ public final class OpenClDevice implements DeviceDriver {
     private final OpenClCopyEngine copies;
     private final OpenClLauncher launcher;
     private final FaultCountdown allocationFailure = new FaultCountdown();
+    private final FaultCountdown executeFailure = new FaultCountdown();
     private final AtomicLong invalidations = new AtomicLong();
     /** Programs built here and not yet closed; close closes them before it releases the context. */
     private final Set<OpenClProgram> programs = ConcurrentHashMap.newKeySet();
@@ -333,6 +335,18 @@ public final class OpenClDevice implements DeviceDriver {
      */
     public void failCopy(int after) {
         copies.failCopy(after);
+    }
+
+    /**
+     * The kernel run after the next {@code after} ones fails before it is enqueued, as a device out
+     * of resources refuses a launch; -1 disarms. Every run counts (each tile of a tiled launch is
+     * one); the failing one throws {@link DeviceMemoryException}, and the switch is disarmed after it
+     * fires.
+     *
+     * @param after how many kernel runs succeed first (0: the next one fails), or -1 to disarm
+     */
+    public void failExecute(int after) {
+        executeFailure.arm(after);
     }
 
     /**
@@ -638,7 +652,15 @@ public final class OpenClDevice implements DeviceDriver {
             throw new IllegalArgumentException("the OpenCL device " + name + " runs kernels it compiled (OpenClKernel from its compile()), not "
                     + (kernel == null ? "null" : kernel));
         }
+        failIfInjected(0, globalSize);
         launcher.execute(k, globalSize, arguments);
+    }
+
+    private void failIfInjected(long globalOffset, long globalSize) {
+        if (executeFailure.fire()) {
+            throw new DeviceMemoryException("injected launch failure on " + name + " (out of resources): none of work items ["
+                    + globalOffset + ", " + (globalOffset + globalSize) + ") ran");
+        }
     }
 
     /**
@@ -657,6 +679,7 @@ public final class OpenClDevice implements DeviceDriver {
             throw new IllegalArgumentException("the OpenCL device " + name + " runs kernels it compiled (OpenClKernel from its compile()), not "
                     + (kernel == null ? "null" : kernel));
         }
+        failIfInjected(globalOffset, globalSize);
         launcher.execute(k, globalOffset, globalSize, arguments);
     }
 

@@ -176,4 +176,9 @@ public final class OpenClStressDevices implements StressDevices {
     public void failCopy(DeviceDriver device, int after) {
         ((OpenClDevice) device).failCopy(after);
     }
+
+    @Override
+    public void failExecute(DeviceDriver device, int after) {
+        ((OpenClDevice) device).failExecute(after);
+    }
 }
