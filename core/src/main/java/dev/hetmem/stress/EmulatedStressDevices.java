@@ -63,6 +63,7 @@ public final class EmulatedStressDevices implements StressDevices {
         EmulatedKernel k = plain
                 ? EmulatedKernel.plain((a, i) -> a.plain(0).set(LONG, 8 * i, a.plain(0).get(LONG, 8 * i) + delta), 0)
                 : (a, i) -> {
+                    ran.checkFailure(i);
                     a.arg(0).putLong(8 * i, a.arg(0).getLong(8 * i) + delta);
                     ran.mark(i);
                 };

@@ -14,6 +14,7 @@ public final class ItemsRun {
     private final AtomicLongArray bits;
     private final long items;
     private volatile boolean recording;
+    private volatile long failAt = -1;
 
     /**
      * Room for items [0, items), none marked.
@@ -60,5 +61,35 @@ public final class ItemsRun {
      */
     public boolean ran(long i) {
         return (bits.get((int) (i >>> 6)) & (1L << i)) != 0;
+    }
+
+    /**
+     * Asks a recording kernel to throw at item {@code i}, before its store, as user code that fails
+     * part-way through a launch does (an injected failure): the items that finished keep their
+     * stores, the others none.
+     *
+     * @param i the item that throws, or -1 for none
+     */
+    public void failAt(long i) {
+        failAt = i;
+    }
+
+    /**
+     * Called by a recording kernel at the start of item {@code i}: throws where {@link #failAt} asked.
+     *
+     * @param i the item about to run
+     * @throws InjectedItemFailure if item {@code i} is to fail
+     */
+    public void checkFailure(long i) {
+        if (i == failAt) {
+            throw new InjectedItemFailure(i);
+        }
+    }
+
+    /** What a kernel's item throws where {@link #failAt} asked it to: the stress program's own failure. */
+    public static final class InjectedItemFailure extends RuntimeException {
+        InjectedItemFailure(long item) {
+            super("injected: work item " + item + " of the launch threw", null, false, false);
+        }
     }
 }

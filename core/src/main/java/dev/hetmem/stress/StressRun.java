@@ -516,6 +516,9 @@ public final class StressRun {
                     && String.valueOf(c.getMessage()).contains("injected")) {
                 return true;
             }
+            if (c instanceof ItemsRun.InjectedItemFailure) {
+                return true;   // a sweep's kernel threw at the item it was asked to
+            }
             if (!(c instanceof java.util.concurrent.CompletionException || c instanceof java.util.concurrent.ExecutionException
                     || c instanceof java.io.IOException || c instanceof java.io.UncheckedIOException
                     || c instanceof dev.hetmem.HetmemException)) {

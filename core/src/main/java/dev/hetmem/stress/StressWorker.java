@@ -581,6 +581,12 @@ final class StressWorker {
         byte[] before = Arrays.copyOf(m.bytes, (int) (longs * 8));
         SideAccesses beside = part ? besideStep(m, 0, longs * 8, st) : null;
         ItemsRun ran = new ItemsRun(longs);
+        if (config.inject() && !plain && ((st.y() >>> 50) & 7) == 0) {
+            // the kernel itself throws part-way (kinds whose kernels record their items: the emulated one)
+            long at = (st.x() >>> 3) % longs;
+            note("  its item " + at + " throws (injected)");
+            ran.failAt(at);
+        }
         try {
             if (!writeChecked(refused, "a sweep over " + m, () -> s.kinds[node].addToEach(s.mem, node, m.region, longs, delta,
                     windows, plain, ran))) {
