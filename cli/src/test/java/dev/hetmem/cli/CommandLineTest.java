@@ -49,10 +49,6 @@ class CommandLineTest {
         assertEquals(0, depth);
     }
 
-    /**
-     * The out-of-memory message told every command to ask for "smaller --sizes", an option only two
-     * commands have. Each command's hint names an option of its own usage, or none.
-     */
     /** Numbers read the same in any locale: a German one wrote "(23,5 GiB)" and "faults 8,41 ms" beside ranges with a dash. */
     @Test
     void numbersAreWrittenTheSameInEveryLocale() throws Exception {
@@ -67,6 +63,10 @@ class CommandLineTest {
         assertFalse(java.util.regex.Pattern.compile("\\d,\\d GiB").matcher(out).find(), out);
     }
 
+    /**
+     * The out-of-memory message told every command to ask for "smaller --sizes", an option only two
+     * commands have. Each command's hint names an option of its own usage, or none.
+     */
     @Test
     void theOutOfMemoryHintNamesAnOptionOfTheCommandOrNone() {
         for (String words : List.of("info", "demo", "load", "map", "stress", "bench migrate", "bench load", "bench oversub",

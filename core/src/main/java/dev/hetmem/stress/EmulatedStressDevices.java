@@ -113,6 +113,11 @@ public final class EmulatedStressDevices implements StressDevices {
     }
 
     @Override
+    public boolean throwsAtItems() {
+        return true;
+    }
+
+    @Override
     public void failExecute(DeviceDriver device, int after) {
         ((EmulatedDevice) device).failExecute(after);
     }

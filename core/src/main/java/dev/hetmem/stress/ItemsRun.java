@@ -89,7 +89,9 @@ public final class ItemsRun {
     /** What a kernel's item throws where {@link #failAt} asked it to: the stress program's own failure. */
     public static final class InjectedItemFailure extends RuntimeException {
         InjectedItemFailure(long item) {
-            super("injected: work item " + item + " of the launch threw", null, false, false);
+            // suppression on: a failure the launch attaches to it (an undo, a cancelled prefetch's) must show,
+            // so that StressRun.injected refuses it as not only injected
+            super("injected: work item " + item + " of the launch threw", null, true, false);
         }
     }
 }

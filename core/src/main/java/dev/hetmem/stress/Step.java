@@ -86,8 +86,9 @@ public record Step(Op op, int a, int b, long x, long y, long z) {
         /**
          * With several workers, on the region they share (16 KiB slices dealt out in turn, so that
          * every granule holds several workers' slices): a host write of part of one of this worker's
-         * slices, a host read of one, or a kernel writing or reading one on a device; each checks
-         * only this worker's bytes. Nothing with one worker.
+         * slices, a host read of one, a kernel writing or reading one (or part of one) on a device, a
+         * discard, a protection change or (rarely) a free of one; each checks only this worker's
+         * bytes. Nothing with one worker.
          */
         SHARED(8);
 

@@ -156,6 +156,16 @@ public interface StressDevices {
     }
 
     /**
+     * Whether this kind's sweep kernel throws at the item an {@link ItemsRun#failAt} names (it
+     * records its items, so that what ran can be checked item by item).
+     *
+     * @return false by default: the request is ignored
+     */
+    default boolean throwsAtItems() {
+        return false;
+    }
+
+    /**
      * Whether the userfaultfd host-fault mode can run with these devices (their memory must be
      * readable by the host in place).
      *

@@ -49,7 +49,8 @@ final class StressWorker {
     /**
      * The region the workers of a concurrent run share (also in {@link #all}, so that any worker
      * moves and advises it), or null: slice k of {@link #SLICE} bytes is worker k % workers' to
-     * write and to check; nobody frees or protects it before the run ends.
+     * write, check, discard, protect and free (only its owner changes a slice's bytes, protection or
+     * freed pages in the model).
      */
     final Model shared;
     static final long SLICE = 16L << 10;
@@ -581,8 +582,10 @@ final class StressWorker {
         byte[] before = Arrays.copyOf(m.bytes, (int) (longs * 8));
         SideAccesses beside = part ? besideStep(m, 0, longs * 8, st) : null;
         ItemsRun ran = new ItemsRun(longs);
-        if (config.inject() && !plain && ((st.y() >>> 50) & 7) == 0) {
-            // the kernel itself throws part-way (kinds whose kernels record their items: the emulated one)
+        if (config.inject() && !plain && !refused && !unsupported && s.kinds[node].throwsAtItems()
+                && ((st.y() >>> 50) & 7) == 0) {
+            // the kernel itself throws part-way (kinds whose kernels record their items: the emulated one). Not in
+            // a sweep the model says is refused: a launch that ran anyway must fail as such, not as injected
             long at = (st.x() >>> 3) % longs;
             note("  its item " + at + " throws (injected)");
             ran.failAt(at);
@@ -968,6 +971,9 @@ final class StressWorker {
                 try {
                     m.region.free(off, SLICE);
                 } catch (IllegalArgumentException split) {
+                    if (!String.valueOf(split.getMessage()).contains("granule")) {
+                        throw split;
+                    }
                     note("  refused: " + split.getMessage());   // the region's granule is larger than a slice
                     return;
                 }
