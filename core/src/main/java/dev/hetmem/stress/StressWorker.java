@@ -898,13 +898,12 @@ final class StressWorker {
         }
     }
 
-    /** A kernel writes random bytes into k's range of m, or reads it back and checks it. */
     /**
      * A step on one of this worker's slices of the shared region ({@link Step.Op#SHARED}): a host
-     * write or read, a kernel's, a discard, a protection change or (rarely) a free of the slice. The other workers
-     * write, discard, protect and free their slices of the same granules meanwhile, by host views or plain
-     * stores and by kernels on any device, and move and advise the region; this worker's bytes (and
-     * protections) must stay its own.
+     * write or read, a kernel's, a discard, a protection change or (rarely) a free of the slice.
+     * The other workers write, discard, protect and free their slices of the same granules
+     * meanwhile, by host views or plain stores and by kernels on any device, and move and advise
+     * the region; this worker's bytes (and protections) must stay its own.
      */
     private void sharedStep(Step st) {
         if (shared == null) {
@@ -988,6 +987,10 @@ final class StressWorker {
         }
     }
 
+    /**
+     * A kernel writes random bytes into k's range of m, or reads it back and checks it; in one step of
+     * two, only part of the range (an argument that starts and ends inside pages).
+     */
     private void kernelCopy(Model m, Step st, KernelStep k) {
         boolean plain = (st.z() & 1) != 0;   // a plain pointer: the range placed in consecutive frames
         long lo = 0;
