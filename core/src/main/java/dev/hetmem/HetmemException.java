@@ -13,8 +13,9 @@ package dev.hetmem;
  *
  * <p>Not in this family, as in the JDK: bad arguments ({@link IllegalArgumentException},
  * {@link IndexOutOfBoundsException}, naming the value and the limit), and use of something closed or
- * freed, or a call that would wait for the caller itself ({@link IllegalStateException}, as
- * {@link java.lang.foreign.Arena} throws for a closed segment).
+ * freed, a call that would wait for the caller itself ({@link PinnedByCallerException}), or a wait
+ * the caller's interrupt ended ({@link InterruptedOperationException}): {@link IllegalStateException}s,
+ * as {@link java.lang.foreign.Arena} throws for a closed segment.
  */
 public class HetmemException extends RuntimeException {
     /**

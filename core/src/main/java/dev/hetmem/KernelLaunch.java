@@ -858,7 +858,7 @@ final class KernelLaunch {
                     s.pins().awaitRelease(seen);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
-                    throw new dev.hetmem.internal.InterruptedWaitException("interrupted while waiting for a kernel holding a "
+                    throw new InterruptedOperationException("interrupted while waiting for a kernel holding a "
                             + "page host code took", e);
                 }
             }

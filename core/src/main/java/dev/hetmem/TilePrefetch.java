@@ -88,7 +88,7 @@ final class TilePrefetch {
             } catch (InterruptedException e) {
                 cancel();
                 Thread.currentThread().interrupt();
-                throw new dev.hetmem.internal.InterruptedWaitException("interrupted while waiting for the next tile's pages", e);
+                throw new InterruptedOperationException("interrupted while waiting for the next tile's pages", e);
             }
         }
         Error e;

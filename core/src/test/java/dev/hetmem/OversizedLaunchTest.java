@@ -495,8 +495,8 @@ class OversizedLaunchTest {
                 launching[0].interrupt();
                 release.set(true);
                 Throwable e = outcome.get(20, TimeUnit.SECONDS);
-                assertTrue(e instanceof IllegalStateException && String.valueOf(e.getMessage()).contains("interrupted"),
-                        "the launch failed on the interrupt: " + e);
+                assertTrue(e instanceof InterruptedOperationException && String.valueOf(e.getMessage()).contains("interrupted"),
+                        "the launch failed on the interrupt, as a type the caller can name: " + e);
                 assertTrue(keptInterrupt.get(), "the launching thread's interrupt is kept");
                 assertEquals(value(9, viewed / 8), v.segment().get(ValueLayout.JAVA_LONG, 0), "the viewed page");
             } finally {

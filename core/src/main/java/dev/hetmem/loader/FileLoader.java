@@ -129,7 +129,7 @@ public final class FileLoader {
                 // region open past the timeout: the load's own failure is the news
                 e.addSuppressed(cleanup);
             }
-            if (e instanceof dev.hetmem.internal.InterruptedWaitException
+            if (e instanceof dev.hetmem.InterruptedOperationException
                     || e instanceof java.nio.channels.ClosedByInterruptException) {
                 // the engine's wait in the staged schemes' prefetch or the load's view, or a channel of the
                 // memory-mapped scheme closed by the interrupt
@@ -454,7 +454,7 @@ public final class FileLoader {
      * first failure), rather than lost with its exception.
      */
     private static void record(AtomicReference<Throwable> failure, Throwable t) {
-        boolean interrupt = t instanceof InterruptedException || t instanceof dev.hetmem.internal.InterruptedWaitException;
+        boolean interrupt = t instanceof InterruptedException || t instanceof dev.hetmem.InterruptedOperationException;
         if (interrupt) {
             Thread.currentThread().interrupt();
         }
@@ -473,7 +473,7 @@ public final class FileLoader {
         if (t instanceof UncheckedIOException u) {
             throw u.getCause();
         }
-        if (t instanceof dev.hetmem.internal.InterruptedWaitException w) {
+        if (t instanceof dev.hetmem.InterruptedOperationException w) {
             // the engine's wait for room or for a pin, in a load to a device, was interrupted (the flag
             // kept): the same failure as an interrupted read, and said so
             throw interruptedLoad(w);

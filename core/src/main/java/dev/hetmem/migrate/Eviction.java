@@ -199,7 +199,7 @@ final class Eviction {
             // parkNanos returns at once while the flag is set: without this the retries would spin
             // to the deadline. Nothing of the batch is left (it was undone before the pause); the
             // flag stays set for the caller, as awaitRelease leaves it.
-            throw new dev.hetmem.internal.InterruptedWaitException("interrupted while waiting for room on device node " + target, null);
+            throw new dev.hetmem.InterruptedOperationException("interrupted while waiting for room on device node " + target, null);
         }
         if (System.nanoTime() - started > ROOM_DEADLINE_NANOS) {
             throw new DeviceMemoryException("device node " + target + " has had no frame to spare for "

@@ -431,7 +431,7 @@ public final class MigrationEngine implements AutoCloseable {
             pins.awaitRelease(seen);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new dev.hetmem.internal.InterruptedWaitException("interrupted while waiting for pinned pages", e);
+            throw new dev.hetmem.InterruptedOperationException("interrupted while waiting for pinned pages", e);
         }
     }
 
@@ -637,7 +637,7 @@ public final class MigrationEngine implements AutoCloseable {
                 // if some batch never ran, as a sequential one would stop at its next wait (one whose batches
                 // had all begun succeeds or fails as they do)
                 if (next.getAndSet(batches.size()) < batches.size()) {
-                    failure.compareAndExchange(null, new dev.hetmem.internal.InterruptedWaitException(
+                    failure.compareAndExchange(null, new dev.hetmem.InterruptedOperationException(
                             "interrupted while the batches of a migration ran on several threads; some never ran", null));
                 }
             });

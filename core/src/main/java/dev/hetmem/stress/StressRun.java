@@ -530,7 +530,7 @@ public final class StressRun {
 
     /**
      * Whether a throwable is an interrupt as the API reports it: an interrupted wait of the memory
-     * ({@code InterruptedWaitException}), an {@link java.io.InterruptedIOException} (a load), a
+     * ({@code InterruptedOperationException}), an {@link java.io.InterruptedIOException} (a load), a
      * channel closed by the interrupt (the step's own file writes) or an {@link InterruptedException},
      * anywhere in the chain of wrappers, every suppressed failure beside it interrupted or injected
      * too.
@@ -542,7 +542,7 @@ public final class StressRun {
                     return false;
                 }
             }
-            if (c instanceof dev.hetmem.internal.InterruptedWaitException || c instanceof java.io.InterruptedIOException
+            if (c instanceof dev.hetmem.InterruptedOperationException || c instanceof java.io.InterruptedIOException
                     || c instanceof java.nio.channels.ClosedByInterruptException || c instanceof InterruptedException) {
                 return true;
             }

@@ -135,7 +135,7 @@ final class ComputeUnits {
                         // a faulting launch stops: its items may wait in the engine with no deadline
                         // (for a view whose owner may wait for this launch), so waiting on is no answer
                         items.stop();
-                        running.fail(new IllegalStateException("interrupted while the work items of a launch on " + name
+                        running.fail(new dev.hetmem.InterruptedOperationException("interrupted while the work items of a launch on " + name
                                 + " ran; the launch stopped, some items never ran", e));
                     }
                 } catch (ExecutionException e) {
