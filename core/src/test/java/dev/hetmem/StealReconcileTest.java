@@ -46,7 +46,14 @@ class StealReconcileTest {
                 throw new IllegalStateException("injected: hm_leave returned -ENOMEM");
             }
         }
-        public void writeProtect(long p, long c) { d.writeProtect(p, c); }
+        volatile boolean writeProtectArmed;
+        public void writeProtect(long p, long c) {
+            d.writeProtect(p, c);
+            if (writeProtectArmed) {
+                writeProtectArmed = false;
+                throw new IllegalStateException("injected: hm_write_protect returned -ENOMEM");
+            }
+        }
         public void copyHome(long p, int c, DeviceDriver f, int[] fr, CopyBatch b) { d.copyHome(p, c, f, fr, b); }
         public void sync(Block b, int p0, int p1, DeviceDriver[] dr, ReadOnly ro) {
             d.sync(b, p0, p1, dr, ro);
@@ -243,13 +250,33 @@ class StealReconcileTest {
      * host's copy come back (the reverse of the revoke, DEVICES_BEFORE_HOST). In the other order a
      * device that maps the host's copy in place (accessed-by advice) could store through its
      * restored entry while the page was still leaving the host: the fault service took that store
-     * for a host write and counted a steal the page table never knew of (the next reconcile then
+     * for a host write and counted a steal the page table never made (the next reconcile then
      * took the page in again, and would drop other devices' copies of it).
      */
     @Test
     void anUndoneMoveGivesTheHostItsPagesBackBeforeADeviceStoresInPlace() throws Exception {
+        undoneRevokeThenAnInPlaceStore(false);
+    }
+
+    /**
+     * The same for a read-only duplicate of host-written pages: its revoke write-protects the host's
+     * copy and the in-place entries; the undo gave the entries their write back before the host's,
+     * and a store through one was taken for a host write to a write-protected page.
+     */
+    @Test
+    void anUndoneDuplicateGivesTheHostItsWriteBackBeforeADeviceStoresInPlace() throws Exception {
+        undoneRevokeThenAnInPlaceStore(true);
+    }
+
+    /**
+     * Device 1 writes the host's copy of a region in place; a move (or, {@code duplicate}, a
+     * read-only duplicate) of it to device 1 fails in its revoke after the host side's step; the
+     * device stores through the first entry the undo makes writable again. The service must count
+     * no steal, and the store must stay.
+     */
+    private static void undoneRevokeThenAnInPlaceStore(boolean duplicate) throws Exception {
         UserfaultfdTest.requireUserfaultfd();
-        java.util.concurrent.atomic.AtomicBoolean storeWhenMapped = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicBoolean storeWhenWritable = new java.util.concurrent.atomic.AtomicBoolean();
         AtomicReference<MemorySegment> view = new AtomicReference<>();
         AtomicReference<Thread> store = new AtomicReference<>();
         WrappedDevice dev = new WrappedDevice("maps-host", 16 * MiB) {
@@ -266,9 +293,19 @@ class StealReconcileTest {
             @Override
             public void mapHost(long va, long hostAddress, int pages, boolean writable) {
                 inner.mapHost(va, hostAddress, pages, writable);
-                if (writable && storeWhenMapped.getAndSet(false)) {
-                    // the device stores through the entry as soon as it is back, as a running item would
-                    long at = hostAddress - view.get().address();
+                storeIfArmed(writable, hostAddress);
+            }
+
+            @Override
+            public void protect(long va, long pages, boolean writable) {
+                inner.protect(va, pages, writable);
+                storeIfArmed(writable, va);   // the host's copy is mapped at its own address
+            }
+
+            /** The device stores through the entry as soon as it is writable again, as a running item would. */
+            private void storeIfArmed(boolean writable, long address) {
+                if (writable && storeWhenWritable.getAndSet(false)) {
+                    long at = address - view.get().address();
                     Thread t = Thread.ofPlatform().start(() -> view.get().set(JAVA_LONG, at, 4242L));
                     store.set(t);
                     try {
@@ -290,19 +327,27 @@ class StealReconcileTest {
                     r.size() / 8, KernelArg.readWrite(r));
             assertEquals(r.size() / PAGE, r.snapshot(0, r.size()).countOn(0), "the device wrote the host's copy in place");
             // the advice goes, the device's entries of the host's copy stay: a prefetch now moves the pages
+            // (or, read-mostly, duplicates them)
             r.advise(0, r.size(), new Advice.AccessedBy(1, false));
+            if (duplicate) {
+                r.advise(0, r.size(), Advice.readMostly(true));
+            }
             long stolenBefore = mem.faultServiceCounters().stolen();
-            // the move's revoke fails after the host side marked the pages leaving (the engine copies by
-            // the device's host address, so a failed copy cannot be injected here; a failed revoke is
-            // undone the same way)
-            wrapped(r).leaveArmed = true;
-            storeWhenMapped.set(true);
+            // the revoke fails after the host side's step (the engine copies by the device's host address,
+            // so a failed copy cannot be injected here; a failed revoke is undone the same way)
+            Failing failing = wrapped(r);
+            if (duplicate) {
+                failing.writeProtectArmed = true;
+            } else {
+                failing.leaveArmed = true;
+            }
+            storeWhenWritable.set(true);
             assertThrows(IllegalStateException.class, () -> r.advise(0, r.size(), new Advice.Prefetch(1)));
-            assertTrue(store.get() != null, "the undo mapped the host's copy for the device again");
+            assertTrue(store.get() != null, "the undo gave the device its writable entry of the host's copy again");
             store.get().join(10_000);
             assertEquals(4242L, s.get(JAVA_LONG, 0), "the device's store");
             assertEquals(stolenBefore, mem.faultServiceCounters().stolen(),
-                    "the device's store through its restored entry was taken for a host write to a leaving page");
+                    "the device's store through its restored entry was taken for a host write");
             assertEquals(value(8, 1) + 1, s.get(JAVA_LONG, 8));
             assertEquals(List.of(), mem.verify());
         }
