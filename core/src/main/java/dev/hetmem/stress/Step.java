@@ -85,7 +85,8 @@ public record Step(Op op, int a, int b, long x, long y, long z) {
         PAIR_SUMS(3),
         /**
          * With several workers, on the region they share (16 KiB slices dealt out in turn, so that
-         * every granule holds several workers' slices): a host write of part of one of this worker's
+         * every granule holds several workers' slices; in host views mode every other seed 1 KiB
+         * ones, so that workers write the same pages): a host write of part of one of this worker's
          * slices, a host read of one, a kernel writing or reading one (or part of one) on a device, a
          * discard, a protection change or (rarely) a free of one; each checks only this worker's
          * bytes. Nothing with one worker.

@@ -48,9 +48,10 @@ final class StressWorker {
 
     /**
      * The region the workers of a concurrent run share (also in {@link #all}, so that any worker
-     * moves and advises it), or null: slice k of {@link #SLICE} bytes is worker k % workers' to
-     * write, check, discard, protect and free (only its owner changes a slice's bytes, protection or
-     * freed pages in the model).
+     * moves and advises it), or null: slice k of {@link #SLICE} bytes (in host views mode, every
+     * other seed, of 1 KiB: four workers' in a page) is worker k % workers' to write, check, and
+     * (whole pages only) discard, protect and free; only its owner changes a slice's bytes,
+     * protection or freed pages in the model.
      */
     final Model shared;
     static final long SLICE = 16L << 10;
@@ -911,19 +912,25 @@ final class StressWorker {
         }
         Model m = shared;
         int workers = config.workers();
-        long mine = (m.region.size() / SLICE - id + workers - 1) / workers;
+        // host views mode, every other seed: slices of 1 KiB, four workers' in a page, so that their views and
+        // kernels on several devices write the same pages and each move must carry the others' bytes (not in
+        // userfaultfd mode, where a plain store to a page a running kernel uses loses that kernel's later
+        // stores to it, as documented)
+        long slice = config.hostFaults() == HostFaultMode.HOST_VIEWS && Math.floorMod(config.seed() / 3, 2L) == 1
+                ? 1L << 10 : SLICE;
+        long mine = (m.region.size() / slice - id + workers - 1) / workers;
         if (mine <= 0) {
             return;
         }
-        long off = (id + workers * (st.x() % mine)) * SLICE;
-        if (m.anyFreed(off, SLICE)) {
+        long off = (id + workers * (st.x() % mine)) * slice;
+        if (m.anyFreed(off, slice)) {
             return;   // this worker freed the slice (its pages refuse every use now)
         }
         int kind = Math.floorMod(st.b(), 7);
         switch (kind) {
             case 0 -> {
-                long from = off + st.y() % SLICE;
-                long len = 1 + (st.y() >>> 20) % (off + SLICE - from);
+                long from = off + st.y() % slice;
+                long len = 1 + (st.y() >>> 20) % (off + slice - from);
                 byte[] src = new byte[(int) len];
                 data.nextBytes(src);
                 boolean plain = config.hostFaults() == HostFaultMode.USERFAULTFD;
@@ -943,9 +950,23 @@ final class StressWorker {
                 }
             }
             case 1 -> {
-                note("shared: host read " + m + " [" + off + ", +" + SLICE + ")");
-                m.expect(m.hostRead(off, (int) SLICE), off, "a host read of this worker's slice of the shared region");
+                note("shared: host read " + m + " [" + off + ", +" + slice + ")");
+                m.expect(m.hostRead(off, (int) slice), off, "a host read of this worker's slice of the shared region");
             }
+            case 4, 5, 6 -> {
+                if (slice < PAGE_BYTES) {
+                    return;   // discards, protection and frees are by the page: a page holds other workers' slices
+                }
+                sliceByPages(m, st, off, kind);
+            }
+            default -> kernelCopy(m, new Step(kind == 2 ? Step.Op.KERNEL_WRITE : Step.Op.KERNEL_READ, st.a(), st.b(),
+                    st.x(), st.y(), st.z()), new KernelStep(off, slice, device(st)));
+        }
+    }
+
+    /** A discard (kind 4), protection change (5) or free (6) of this worker's slice of the shared region, whole pages of {@link #SLICE} bytes. */
+    private void sliceByPages(Model m, Step st, long off, int kind) {
+        switch (kind) {
             case 4 -> {
                 // discarded while the other workers' kernels and views use pages of the same blocks and granules
                 note("shared: advise DONT_NEED " + m + " [" + off + ", +" + SLICE + ")");
@@ -982,8 +1003,7 @@ final class StressWorker {
                 }
                 Arrays.fill(m.bytes, (int) off, (int) (off + SLICE), (byte) 0);
             }
-            default -> kernelCopy(m, new Step(kind == 2 ? Step.Op.KERNEL_WRITE : Step.Op.KERNEL_READ, st.a(), st.b(),
-                    st.x(), st.y(), st.z()), new KernelStep(off, SLICE, device(st)));
+            default -> throw new IllegalArgumentException("kind " + kind);
         }
     }
 
