@@ -927,6 +927,9 @@ final class StressWorker {
             return;   // this worker freed the slice (its pages refuse every use now)
         }
         int kind = Math.floorMod(st.b(), 7);
+        if (kind >= 4 && kind <= 6 && slice < PAGE_BYTES) {
+            return;   // discards, protection changes and frees act on whole pages: a page holds other workers' slices
+        }
         switch (kind) {
             case 0 -> {
                 long from = off + st.y() % slice;
@@ -953,32 +956,18 @@ final class StressWorker {
                 note("shared: host read " + m + " [" + off + ", +" + slice + ")");
                 m.expect(m.hostRead(off, (int) slice), off, "a host read of this worker's slice of the shared region");
             }
-            case 4, 5, 6 -> {
-                if (slice < PAGE_BYTES) {
-                    return;   // discards, protection and frees are by the page: a page holds other workers' slices
-                }
-                sliceByPages(m, st, off, kind);
-            }
-            default -> kernelCopy(m, new Step(kind == 2 ? Step.Op.KERNEL_WRITE : Step.Op.KERNEL_READ, st.a(), st.b(),
-                    st.x(), st.y(), st.z()), new KernelStep(off, slice, device(st)));
-        }
-    }
-
-    /** A discard (kind 4), protection change (5) or free (6) of this worker's slice of the shared region, whole pages of {@link #SLICE} bytes. */
-    private void sliceByPages(Model m, Step st, long off, int kind) {
-        switch (kind) {
             case 4 -> {
                 // discarded while the other workers' kernels and views use pages of the same blocks and granules
-                note("shared: advise DONT_NEED " + m + " [" + off + ", +" + SLICE + ")");
-                m.region.advise(off, SLICE, Advice.dontNeed());
-                Arrays.fill(m.bytes, (int) off, (int) (off + SLICE), (byte) 0);
+                note("shared: advise DONT_NEED " + m + " [" + off + ", +" + slice + ")");
+                m.region.advise(off, slice, Advice.dontNeed());
+                Arrays.fill(m.bytes, (int) off, (int) (off + slice), (byte) 0);
             }
             case 5 -> {
                 // protected while the others write their own pages of the same blocks, by kernels and views
                 boolean ro = (st.b() >>> 8 & 1) == 0;
-                note("shared: protect " + m + " [" + off + ", +" + SLICE + ") " + (ro ? "read-only" : "read-write"));
-                m.region.protect(off, SLICE, ro ? dev.hetmem.Protection.READ_ONLY : dev.hetmem.Protection.READ_WRITE);
-                for (long p = off / PAGE_BYTES; p < (off + SLICE) / PAGE_BYTES; p++) {
+                note("shared: protect " + m + " [" + off + ", +" + slice + ") " + (ro ? "read-only" : "read-write"));
+                m.region.protect(off, slice, ro ? dev.hetmem.Protection.READ_ONLY : dev.hetmem.Protection.READ_WRITE);
+                for (long p = off / PAGE_BYTES; p < (off + slice) / PAGE_BYTES; p++) {
                     m.readOnly[(int) p] = ro;
                 }
             }
@@ -987,9 +976,9 @@ final class StressWorker {
                     return;   // rarely: a freed slice is gone for the rest of the run
                 }
                 // a partial free beside the other workers' kernels, views and moves over the same blocks
-                note("shared: free part " + m + " [" + off + ", +" + SLICE + ")");
+                note("shared: free part " + m + " [" + off + ", +" + slice + ")");
                 try {
-                    m.region.free(off, SLICE);
+                    m.region.free(off, slice);
                 } catch (IllegalArgumentException split) {
                     if (!String.valueOf(split.getMessage()).contains("granule")) {
                         throw split;
@@ -997,13 +986,14 @@ final class StressWorker {
                     note("  refused: " + split.getMessage());   // the region's granule is larger than a slice
                     return;
                 }
-                for (long p = off / PAGE_BYTES; p < (off + SLICE) / PAGE_BYTES; p++) {
+                for (long p = off / PAGE_BYTES; p < (off + slice) / PAGE_BYTES; p++) {
                     m.freed[(int) p] = true;
                     m.readOnly[(int) p] = false;
                 }
-                Arrays.fill(m.bytes, (int) off, (int) (off + SLICE), (byte) 0);
+                Arrays.fill(m.bytes, (int) off, (int) (off + slice), (byte) 0);
             }
-            default -> throw new IllegalArgumentException("kind " + kind);
+            default -> kernelCopy(m, new Step(kind == 2 ? Step.Op.KERNEL_WRITE : Step.Op.KERNEL_READ, st.a(), st.b(),
+                    st.x(), st.y(), st.z()), new KernelStep(off, slice, device(st)));
         }
     }
 
