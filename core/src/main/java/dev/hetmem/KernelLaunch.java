@@ -464,8 +464,9 @@ final class KernelLaunch {
                 event.begin();
                 long faultedBefore = migratedByFaults(faultCounts);
                 long waitStart = System.nanoTime();
+                long prefetched = 0;
                 if (ahead[0] != null) {
-                    ahead[0].await();   // this tile's prefetch, started while its predecessor ran
+                    prefetched = ahead[0].await();   // this tile's prefetch, started while its predecessor ran
                     ahead[0] = null;
                 }
                 long prefetchWait = System.nanoTime() - waitStart;
@@ -489,7 +490,7 @@ final class KernelLaunch {
                         windows(args, first, next, false), handler, prefetchNext, false);
                 faults += r.faults();
                 batches += r.faultBatches();
-                migrated += r.pagesMigrated();
+                migrated += prefetched + r.pagesMigrated();
                 faultNanos += r.faultNanos();
                 kernelNanos += r.kernelNanos();
                 if (event.shouldCommit()) {
@@ -502,7 +503,7 @@ final class KernelLaunch {
                     event.pin = r.faultNanos();
                     event.kernel = r.kernelNanos();
                     // with the pages its kernel's device faults brought in (counted apart, for the whole launch)
-                    event.pagesMigrated = r.pagesMigrated() + migratedByFaults(faultCounts) - faultedBefore;
+                    event.pagesMigrated = prefetched + r.pagesMigrated() + migratedByFaults(faultCounts) - faultedBefore;
                     event.commit();
                 }
             }
@@ -733,12 +734,13 @@ final class KernelLaunch {
         return lo;
     }
 
-    /** The next tile's windows to {@code node}, unpinned: only a head start ({@link TilePrefetch}). */
-    private void prefetch(List<MigrationRequest> requests, int node) {
-        if (!requests.isEmpty()) {
-            memory.engine().ensure(requests, node, Trigger.PREFETCH, MigrationEngine.Pinning.NO_PIN,
-                    MigrationEngine.FROM_ANY_NODE);
+    /** The next tile's windows to {@code node}, unpinned: only a head start ({@link TilePrefetch}); the pages whose data moved. */
+    private long prefetch(List<MigrationRequest> requests, int node) {
+        if (requests.isEmpty()) {
+            return 0;
         }
+        return memory.engine().ensure(requests, node, Trigger.PREFETCH, MigrationEngine.Pinning.NO_PIN,
+                MigrationEngine.FROM_ANY_NODE).pagesMigrated();
     }
 
     /**

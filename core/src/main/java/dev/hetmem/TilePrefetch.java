@@ -5,6 +5,7 @@ import dev.hetmem.internal.Uninterruptibly;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.function.LongSupplier;
 
 /**
  * The next tile's prefetch in a tiled launch ({@link KernelLaunch}): its migration runs on a thread
@@ -22,27 +23,29 @@ import java.util.concurrent.RejectedExecutionException;
  * launch (the tile brings its pages in anyway and reports what fails then), except an
  * {@link Error}, which {@link #await} rethrows.
  *
- * <p>State: {@code thread}, {@code cancelled} and {@code error} are guarded by this object's
+ * <p>State: {@code thread}, {@code cancelled}, {@code error} and {@code migrated} are guarded by this object's
  * monitor (lock L26 in docs/design.md's lock table, a leaf: nothing else is taken while holding it);
  * {@code ended} counts down once, when the migration has returned or was never started.
  */
 final class TilePrefetch {
-    private final Runnable migration;
+    private final LongSupplier migration;
     private final CountDownLatch ended = new CountDownLatch(1);
     private Thread thread;
     private boolean cancelled;
     private Error error;
+    /** Pages whose data the migration moved, once it has returned (0 if it failed or never ran). */
+    private long migrated;
 
-    private TilePrefetch(Runnable migration) {
+    private TilePrefetch(LongSupplier migration) {
         this.migration = migration;
     }
 
     /**
-     * Starts {@code migration} on {@code executor}; a {@link RuntimeException} it throws is only a
-     * lost head start, and so is an executor that refuses it (the memory is closing: the tile itself
-     * then finds out).
+     * Starts {@code migration} on {@code executor}, which returns the pages whose data it moved; a
+     * {@link RuntimeException} it throws is only a lost head start, and so is an executor that
+     * refuses it (the memory is closing: the tile itself then finds out).
      */
-    static TilePrefetch start(Executor executor, Runnable migration) {
+    static TilePrefetch start(Executor executor, LongSupplier migration) {
         TilePrefetch p = new TilePrefetch(migration);
         try {
             executor.execute(p::run);
@@ -61,7 +64,10 @@ final class TilePrefetch {
             thread = Thread.currentThread();
         }
         try {
-            migration.run();
+            long moved = migration.getAsLong();
+            synchronized (this) {
+                migrated = moved;
+            }
         } catch (RuntimeException e) {
             System.getLogger(TilePrefetch.class.getName()).log(System.Logger.Level.DEBUG, "tile prefetch failed", e);
         } catch (Error e) {
@@ -77,11 +83,12 @@ final class TilePrefetch {
     }
 
     /**
-     * Waits until the prefetch has ended, then rethrows an {@link Error} it ended with. If this thread
-     * is interrupted meanwhile, the prefetch is cancelled and the launch fails with the interrupt
-     * (kept set), as the engine's own waits do.
+     * Waits until the prefetch has ended, then rethrows an {@link Error} it ended with; returns the
+     * pages whose data it moved (0 if it failed). If this thread is interrupted meanwhile, the
+     * prefetch is cancelled and the launch fails with the interrupt (kept set), as the engine's own
+     * waits do.
      */
-    void await() {
+    long await() {
         if (ended.getCount() != 0) {   // an interrupt pending while nothing is left to wait for fails nothing
             try {
                 ended.await();
@@ -92,12 +99,15 @@ final class TilePrefetch {
             }
         }
         Error e;
+        long moved;
         synchronized (this) {
             e = error;
+            moved = migrated;
         }
         if (e != null) {
             throw e;
         }
+        return moved;
     }
 
     /**

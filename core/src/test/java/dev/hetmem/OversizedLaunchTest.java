@@ -55,9 +55,16 @@ class OversizedLaunchTest {
             Region in = mem.allocate(bytes);
             Region out = mem.allocate(bytes);
             fill(in, 0, bytes, 7);
+            Stats before = mem.stats();
             LaunchResult r = mem.launch(1, d.incrementInto(), bytes / 8, KernelArg.read(in).perItem(8),
                     KernelArg.write(out).perItem(8));
+            Stats after = mem.stats();
             assertEquals(2 * bytes / MemoryFixture.PAGE, r.pagesTouched(), "every page of both, tile by tile: " + r);
+            // what the tiles' prefetches moved too (it counted the tiles' own migrations only: a sixth of in's pages)
+            long toDevice = after.node(1).pagesMigrated() - before.node(1).pagesMigrated();
+            assertTrue(r.pagesMigrated() >= bytes / MemoryFixture.PAGE, "in moved to the device whole: " + r);
+            assertEquals(toDevice, r.pagesMigrated(), "the launch's count is what moved to the device meanwhile: " + r);
+            assertEquals(r.pagesMigrated() * MemoryFixture.PAGE, r.bytesMigrated(), r.toString());
             checkAdded(out, bytes, 7, 1);
             check(in, 0, bytes, 7);
             assertTrue(mem.stats().node(1).evictions() > 0, "tiles went through a device a third of the data");

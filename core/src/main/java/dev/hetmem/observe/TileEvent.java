@@ -26,5 +26,5 @@ public final class TileEvent extends Event {
     @Timespan public long prefetchWait;
     @Label("Pin") @Description("bringing in what the prefetch left and pinning the tile's pages") @Timespan public long pin;
     @Label("Kernel") @Timespan public long kernel;
-    @Label("Pages Migrated") @Description("by the tile itself (its migration and its kernel's device faults), not by its prefetch") public long pagesMigrated;
+    @Label("Pages Migrated") @Description("for the tile: by its prefetch beside the tile before it, its own migration and its kernel's device faults") public long pagesMigrated;
 }
