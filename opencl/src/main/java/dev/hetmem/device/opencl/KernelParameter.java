@@ -3,6 +3,7 @@ package dev.hetmem.device.opencl;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.util.Set;
 
@@ -210,13 +211,6 @@ record KernelParameter(String name, String type, int address, String declared) {
     }
 
     private long putWhole(MemorySegment s, Object v, String kernel) {
-        long x = switch (v) {
-            case Long l -> l;
-            case Integer i -> i;
-            case Short h -> h;
-            case Byte b -> b;
-            default -> throw mismatch(kernel, v, "not a whole number");
-        };
         int bytes = switch (type) {
             case "char", "uchar" -> 1;
             case "short", "ushort" -> 2;
@@ -224,8 +218,26 @@ record KernelParameter(String name, String type, int address, String declared) {
             default -> 8;
         };
         boolean unsigned = type.startsWith("u");
+        if (v instanceof BigInteger b) {
+            // the one way to a ulong of 2^63 or more (a negative Long is refused for it, not taken as its bits)
+            BigInteger min = unsigned ? BigInteger.ZERO : BigInteger.ONE.shiftLeft(8 * bytes - 1).negate();
+            BigInteger max = (unsigned ? BigInteger.ONE.shiftLeft(8 * bytes) : BigInteger.ONE.shiftLeft(8 * bytes - 1))
+                    .subtract(BigInteger.ONE);
+            if (b.compareTo(min) < 0 || b.compareTo(max) > 0) {
+                throw mismatch(kernel, v, "outside [" + min + ", " + max + "]");
+            }
+            return store(s, b.longValue(), bytes);   // the low bytes: the value itself, two's complement or unsigned
+        }
+        long x = switch (v) {
+            case Long l -> l;
+            case Integer i -> i;
+            case Short h -> h;
+            case Byte b -> b;
+            default -> throw mismatch(kernel, v, "not a whole number");
+        };
         if (unsigned && x < 0) {
-            throw mismatch(kernel, v, "negative for an unsigned parameter");
+            throw mismatch(kernel, v, "negative for an unsigned parameter" + (bytes == 8 ? " (a ulong of 2^63 or more "
+                    + "takes a BigInteger)" : ""));
         }
         if (bytes < 8) {
             long max = unsigned ? (1L << (8 * bytes)) - 1 : (1L << (8 * bytes - 1)) - 1;
@@ -234,6 +246,11 @@ record KernelParameter(String name, String type, int address, String declared) {
                 throw mismatch(kernel, v, "outside [" + min + ", " + max + "]");
             }
         }
+        return store(s, x, bytes);
+    }
+
+    /** The low {@code bytes} of {@code x} into {@code s}; returns {@code bytes}. */
+    private static long store(MemorySegment s, long x, int bytes) {
         switch (bytes) {
             case 1 -> s.set(ValueLayout.JAVA_BYTE, 0, (byte) x);
             case 2 -> s.set(ValueLayout.JAVA_SHORT, 0, (short) x);

@@ -212,6 +212,11 @@ public final class OpenClKernel implements DeviceKernel {
         }
         long size;
         if (p == KernelParameter.UNKNOWN) {
+            if (scalars[i] instanceof java.math.BigInteger) {
+                throw new IllegalArgumentException("kernel " + name + ": scalar " + i + " is a BigInteger (" + scalars[i]
+                        + "), and this platform does not describe the kernel's parameters: hetmem cannot tell the "
+                        + "parameter's size here (pass a Long, whose bits a ulong takes as they are)");
+            }
             if (scalars[i].getClass().isArray()) {
                 // a vector's size depends on its type (a float3 takes 16 bytes), which this platform does not say
                 throw new IllegalArgumentException("kernel " + name + ": scalar " + i + " is an array ("

@@ -130,6 +130,7 @@ public final class OpenClProgram implements AutoCloseable {
 
     /**
      * Kernel {@code name} of this program with its scalar arguments (Integer, Long, Float, Double,
+     * a BigInteger for a {@code ulong} of 2^63 or more (it fills any integer parameter it is in range of),
      * a {@link OpenClDevice.PlainBuffer} or an {@link OpenClKernel.LocalMemory}, in the order they follow the region arguments in the
      * kernel's signature). The OpenCL kernel object is created on first use of {@code name} and
      * shared by every {@link OpenClKernel} of that name; this program's {@link #close} releases it.
@@ -143,7 +144,8 @@ public final class OpenClProgram implements AutoCloseable {
      * {@link OpenClKernel.LocalMemory} a {@code __local} one (its size; OpenCL allocates it for each
      * work-group). A mismatch throws {@link IllegalArgumentException}
      * naming the parameter as the source names it. (Where the platform gives no argument
-     * information, a Byte, Short, Integer, Long, Float or Double fills 1, 2, 4, 8, 4 or 8 bytes.)
+     * information, a Byte, Short, Integer, Long, Float or Double fills 1, 2, 4, 8, 4 or 8 bytes, and a
+     * BigInteger, whose parameter's size is unknown then, is refused.)
      *
      * @param name the name of a {@code __kernel} function in this program's source
      * @param scalars the kernel's scalar arguments, in order; none for a kernel without
@@ -256,6 +258,7 @@ public final class OpenClProgram implements AutoCloseable {
             case Float f -> 4;
             case Long l -> 8;
             case Double d -> 8;
+            case java.math.BigInteger b -> 8;   // a whole number for any integer parameter, up to a ulong's 2^64 - 1
             case OpenClDevice.PlainBuffer b -> java.lang.foreign.ValueLayout.ADDRESS.byteSize();
             case OpenClKernel.LocalMemory m -> m.bytes();
             case byte[] a -> a.length;
@@ -266,8 +269,8 @@ public final class OpenClProgram implements AutoCloseable {
             case double[] a -> 8L * a.length;
             default -> throw new IllegalArgumentException("scalar kernel argument " + shown(v) + " of type "
                     + (v == null ? "null" : v.getClass().getSimpleName())
-                    + ": use Byte, Short, Integer, Long, Float, Double, an array of one of them (a vector), a PlainBuffer "
-                    + "or OpenClKernel.LocalMemory");
+                    + ": use Byte, Short, Integer, Long, BigInteger, Float, Double, an array of one of them but BigInteger "
+                    + "(a vector), a PlainBuffer or OpenClKernel.LocalMemory");
         };
     }
 
