@@ -7,7 +7,10 @@ import dev.hetmem.HostView;
 import dev.hetmem.ProtectionException;
 import dev.hetmem.Region;
 import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.io.LoadOptions;
+import dev.hetmem.io.LoadProgress;
 import dev.hetmem.io.LoadResult;
+import dev.hetmem.io.LoadScheme;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -1092,6 +1095,51 @@ final class StressWorker {
         }
     }
 
+    /**
+     * A load's options from a step's number: the loader's own scheme in half of the loads, each
+     * other scheme in an eighth; 1 to 4 streams; chunks of 4 to 64 KiB, so that a file of up to
+     * 2 MiB takes up to 512 of them and several streams read at once (the defaults' 4 MiB chunk
+     * read any such file in one); a device ring of one to four chunks, so that its buffers go round.
+     */
+    static LoadOptions loadOptions(long z) {
+        LoadScheme scheme = switch ((int) (z & 7)) {
+            case 4 -> LoadScheme.BUFFERED;
+            case 5 -> LoadScheme.DIRECT;
+            case 6 -> LoadScheme.MMAP;
+            default -> LoadScheme.OVERLAPPED;
+        };
+        long chunk = 4096L << ((z >>> 8) % 5);
+        return LoadOptions.defaults().withScheme(scheme).withThreads(1 + (int) ((z >>> 4) & 3)).withChunkBytes(chunk)
+                .withRingBytes(chunk * (1 + ((z >>> 12) & 3)));
+    }
+
+    /**
+     * What a load's progress reports: each from a reading thread, each at most the file, the total
+     * the file's size; at the end the largest is the whole file. The first thing wrong, kept for the
+     * worker to report after the load (a listener that threw would fail the load instead).
+     */
+    private static final class LoadCheck implements LoadProgress {
+        private final long size;
+        private long largest;
+        private String wrong;
+
+        LoadCheck(long size) {
+            this.size = size;
+        }
+
+        @Override
+        public synchronized void progress(long bytesDone, long bytesTotal) {
+            if (wrong == null && (bytesTotal != size || bytesDone < 1 || bytesDone > bytesTotal)) {
+                wrong = "reported " + bytesDone + " of " + bytesTotal + " bytes";
+            }
+            largest = Math.max(largest, bytesDone);
+        }
+
+        synchronized String wrong() {
+            return wrong != null ? wrong : largest != size ? "reached " + largest + " bytes, not the whole file" : null;
+        }
+    }
+
     /** The region of {@code size} bytes allocated after region {@code newest} (a load's), if exactly one is. */
     private MemorySegment loading(long newest, long size) {
         MemorySegment found = null;
@@ -1148,7 +1196,11 @@ final class StressWorker {
         // in userfaultfd mode, for about half of the loads to a device: host reads of the region while it
         // loads (regions() lists it from the start), each long either not loaded yet (zeros) or loaded
         boolean beside = node != 0 && config.hostFaults() == HostFaultMode.USERFAULTFD && ((st.y() >>> 41) & 1) != 0;
-        note("load a file of " + size + " bytes to node " + node + (beside ? ", host reads of it meanwhile" : ""));
+        LoadOptions options = loadOptions(st.z());
+        note("load a file of " + size + " bytes to node " + node + " (" + options.scheme() + ", " + options.threads()
+                + " streams, chunks of " + options.chunkBytes() + ", a ring of " + options.ringBytes() + ")"
+                + (beside ? ", host reads of it meanwhile" : ""));
+        LoadCheck reported = new LoadCheck(size);
         long newest = 0;
         for (Region r : s.mem.regions()) {
             newest = Math.max(newest, r.id());
@@ -1157,7 +1209,12 @@ final class StressWorker {
         try (SideAccesses reads = !beside ? null : new SideAccesses(() -> loading(before, size), 0, size, p -> true,
                 (at, value) -> value == 0 || value == SideAccesses.longAt(content, at) ? null
                         : "0 or the file's " + SideAccesses.longAt(content, at), st.x() ^ st.z())) {
-            LoadResult r = s.mem.load(f, node);
+            LoadResult r = s.mem.load(f, node, options.withProgress(reported));
+            String wrong = reported.wrong();
+            if (wrong != null) {
+                r.region().free();
+                throw new AssertionError("load of " + size + " bytes: its progress " + wrong);
+            }
             Model nm = new Model(r.region(), Arrays.copyOf(content, (int) r.region().size()), id, config.hostFaults());
             live.add(nm);
             all.put(r.region().id(), nm);
