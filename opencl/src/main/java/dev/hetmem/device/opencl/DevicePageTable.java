@@ -49,26 +49,35 @@ final class DevicePageTable {
     }
 
     void unmap(long va, long pages) {
-        for (long i = 0; i < pages; i++) {
+        // one leaf lookup per 2 MiB block, not one per page (each a boxed key and a hash lookup): here, in
+        // protect and in window alike
+        for (long i = 0; i < pages; ) {
             long v = va + (i << PAGE_SHIFT);
+            int idx = (int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
+            int n = (int) Math.min(pages - i, BLOCK_PAGES - idx);
             int[] leaf = leaf(v);
             if (leaf != null) {
-                leaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))] = 0;
+                java.util.Arrays.fill(leaf, idx, idx + n, 0);
             }
+            i += n;
         }
     }
 
     void protect(long va, long pages, boolean writable) {
-        for (long i = 0; i < pages; i++) {
+        for (long i = 0; i < pages; ) {
             long v = va + (i << PAGE_SHIFT);
+            int idx = (int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
+            int n = (int) Math.min(pages - i, BLOCK_PAGES - idx);
             int[] leaf = leaf(v);
             if (leaf != null) {
-                int idx = (int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
-                int e = leaf[idx];
-                if ((e & PRESENT) != 0) {
-                    leaf[idx] = writable ? e | WRITABLE : e & ~WRITABLE;
+                for (int j = idx; j < idx + n; j++) {
+                    int e = leaf[j];
+                    if ((e & PRESENT) != 0) {
+                        leaf[j] = writable ? e | WRITABLE : e & ~WRITABLE;
+                    }
                 }
             }
+            i += n;
         }
     }
 
@@ -84,8 +93,15 @@ final class DevicePageTable {
      */
     void window(long va, long pages, boolean writable, MemorySegment out, long at) {
         int mask = writable ? ~0 : ~WRITABLE;
-        for (long i = 0; i < pages; i++) {
-            out.setAtIndex(ValueLayout.JAVA_INT, at + i, entry(va + (i << PAGE_SHIFT)) & mask);
+        for (long i = 0; i < pages; ) {
+            long v = va + (i << PAGE_SHIFT);
+            int idx = (int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
+            int n = (int) Math.min(pages - i, BLOCK_PAGES - idx);
+            int[] leaf = leaf(v);
+            for (int j = 0; j < n; j++) {
+                out.setAtIndex(ValueLayout.JAVA_INT, at + i + j, leaf == null ? 0 : leaf[idx + j] & mask);
+            }
+            i += n;
         }
     }
 }
