@@ -14,6 +14,7 @@ import org.junit.jupiter.api.Test;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.math.BigInteger;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -398,40 +399,54 @@ class OpenClDeviceTest {
 
     /**
      * A {@code ulong} of 2^63 or more, which no positive Java long holds, is passed as a BigInteger
-     * (before, nothing could pass it: a negative Long is refused for an unsigned parameter); a
-     * BigInteger outside the parameter's range is refused naming the range, and one for a signed
-     * parameter keeps its sign.
+     * (before, nothing could pass it: a negative Long is refused for an unsigned parameter), and a
+     * vector of them as a BigInteger[]; a BigInteger outside the parameter's range is refused naming
+     * the range, one for a signed parameter keeps its sign, and one for a double must be one exactly.
+     * Found beside it: Long.MAX_VALUE passed for a double as 2^63 (its double casts back saturated).
      */
     @Test
     void aUlongOfTwoToTheSixtyThreeOrMoreIsPassedAsABigInteger() {
         try (OpenClDevice dev = OpenClFixture.device(4 * MiB);
              UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
              OpenClProgram p = dev.compile("""
-                     __kernel void wide(HM_SPACE_PARAMS, HM_REGION(x), ulong u, long s, uint w) {
+                     __kernel void wide(HM_SPACE_PARAMS, HM_REGION(x), ulong u, long s, uint w, ulong2 v, double d) {
                          __global ulong *out = HM_WPTR(ulong, x, 0);
                          out[0] = u;
                          out[1] = (ulong) s;
                          out[2] = (ulong) w;
                          out[3] = u >> 63;
+                         out[4] = v.x;
+                         out[5] = v.y;
+                         out[6] = (ulong) d;
                      }
                      """)) {
             Region x = mem.allocate(4096);
-            java.math.BigInteger max = java.math.BigInteger.ONE.shiftLeft(64).subtract(java.math.BigInteger.ONE);
-            mem.launch(1, p.kernel("wide", max, java.math.BigInteger.valueOf(-5), java.math.BigInteger.valueOf(0xFFFF_FFFFL)), 1,
-                    KernelArg.write(x));
-            try (HostView v = x.host(0, 32, Access.READ)) {
+            BigInteger max = BigInteger.ONE.shiftLeft(64).subtract(BigInteger.ONE);
+            BigInteger top = BigInteger.ONE.shiftLeft(63);
+            mem.launch(1, p.kernel("wide", max, BigInteger.valueOf(-5), BigInteger.valueOf(0xFFFF_FFFFL),
+                    new BigInteger[] {top, BigInteger.TEN}, BigInteger.valueOf(3)), 1, KernelArg.write(x));
+            try (HostView v = x.host(0, 56, Access.READ)) {
                 assertEquals(-1L, v.segment().getAtIndex(ValueLayout.JAVA_LONG, 0), "2^64 - 1, every bit set");
                 assertEquals(-5L, v.segment().getAtIndex(ValueLayout.JAVA_LONG, 1), "a signed BigInteger keeps its sign");
                 assertEquals(0xFFFF_FFFFL, v.segment().getAtIndex(ValueLayout.JAVA_LONG, 2));
                 assertEquals(1L, v.segment().getAtIndex(ValueLayout.JAVA_LONG, 3), "the kernel sees the top bit of u");
+                assertEquals(Long.MIN_VALUE, v.segment().getAtIndex(ValueLayout.JAVA_LONG, 4), "2^63 in the vector");
+                assertEquals(10L, v.segment().getAtIndex(ValueLayout.JAVA_LONG, 5));
+                assertEquals(3L, v.segment().getAtIndex(ValueLayout.JAVA_LONG, 6), "a BigInteger a double holds exactly");
             }
+            BigInteger[] two = {BigInteger.ZERO, BigInteger.ZERO};
             record Wrong(String parameter, Object[] scalars, String why) {}
             for (Wrong w : List.of(
-                    new Wrong("u", new Object[] {max.add(java.math.BigInteger.ONE), 0L, 0}, "outside [0, " + max + "]"),
-                    new Wrong("u", new Object[] {java.math.BigInteger.valueOf(-1), 0L, 0}, "outside [0, "),
-                    new Wrong("u", new Object[] {-1L, 0L, 0}, "takes a BigInteger"),
-                    new Wrong("s", new Object[] {0L, java.math.BigInteger.ONE.shiftLeft(63), 0}, "outside [-9223372036854775808, "),
-                    new Wrong("w", new Object[] {0L, 0L, java.math.BigInteger.ONE.shiftLeft(32)}, "outside [0, 4294967295]"))) {
+                    new Wrong("u", new Object[] {max.add(BigInteger.ONE), 0L, 0, two, 0.0}, "outside [0, " + max + "]"),
+                    new Wrong("u", new Object[] {BigInteger.valueOf(-1), 0L, 0, two, 0.0}, "outside [0, "),
+                    new Wrong("u", new Object[] {-1L, 0L, 0, two, 0.0}, "takes a BigInteger"),
+                    new Wrong("s", new Object[] {0L, top, 0, two, 0.0}, "outside [-9223372036854775808, "),
+                    new Wrong("w", new Object[] {0L, 0L, BigInteger.ONE.shiftLeft(32), two, 0.0}, "outside [0, 4294967295]"),
+                    new Wrong("v", new Object[] {0L, 0L, 0, new long[] {-1L, 0L}, 0.0}, "takes a BigInteger, in a BigInteger[]"),
+                    new Wrong("v", new Object[] {0L, 0L, 0, new BigInteger[] {max.add(BigInteger.ONE), BigInteger.ONE}, 0.0},
+                            "element 0"),
+                    new Wrong("d", new Object[] {0L, 0L, 0, two, top.add(BigInteger.ONE)}, "exactly"),
+                    new Wrong("d", new Object[] {0L, 0L, 0, two, Long.MAX_VALUE}, "exactly"))) {
                 IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                         () -> mem.launch(1, p.kernel("wide", w.scalars()), 1, KernelArg.write(x)), w.toString());
                 assertTrue(e.getMessage().contains("parameter '" + w.parameter() + "'") && e.getMessage().contains(w.why()),

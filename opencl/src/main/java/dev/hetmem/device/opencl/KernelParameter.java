@@ -181,10 +181,11 @@ record KernelParameter(String name, String type, int address, String declared) {
             int width = Integer.parseInt(m.group(2));
             boolean real = element.equals("float") || element.equals("double");
             boolean fits = real ? v instanceof float[] || v instanceof double[]
-                    : v instanceof byte[] || v instanceof short[] || v instanceof int[] || v instanceof long[];
+                    : v instanceof byte[] || v instanceof short[] || v instanceof int[] || v instanceof long[]
+                    || v instanceof BigInteger[];
             if (!fits) {
                 throw mismatch(kernel, v, "a " + type + " parameter takes " + (real ? "a float[] or double[]"
-                        : "a byte[], short[], int[] or long[]") + " of " + width);
+                        : "a byte[], short[], int[], long[] or BigInteger[]") + " of " + width);
             }
             int length = java.lang.reflect.Array.getLength(v);
             if (length != width) {
@@ -199,7 +200,9 @@ record KernelParameter(String name, String type, int address, String declared) {
                 try {
                     elementSize = one.put(scratch, e, kernel);
                 } catch (IllegalArgumentException bad) {
-                    throw mismatch(kernel, v, "element " + i + " (" + e + ") does not fit a " + element);
+                    throw mismatch(kernel, v, "element " + i + " (" + e + ") does not fit a " + element
+                            + (element.equals("ulong") && e instanceof Long l && l < 0 ? " (a ulong of 2^63 or more takes a "
+                            + "BigInteger, in a BigInteger[])" : ""));
                 }
                 MemorySegment.copy(scratch, 0, s, elementSize * i, elementSize);
             }
@@ -266,9 +269,17 @@ record KernelParameter(String name, String type, int address, String declared) {
             case Double d -> d;
             case Float f -> f;
             case Integer i -> i;   // every int is a double exactly
-            case Long l when (long) (double) l == l -> l;
+            // Long.MAX_VALUE's double is 2^63, which casts back to Long.MAX_VALUE (saturated): not exact
+            case Long l when l != Long.MAX_VALUE && (long) (double) l == l -> l;
+            case BigInteger b when exactDouble(b) -> b.doubleValue();
             default -> throw mismatch(kernel, v, "not a number that " + type + " holds exactly");
         };
+    }
+
+    /** Whether {@code b} is a double exactly (a finite one that converts back to {@code b}). */
+    private static boolean exactDouble(BigInteger b) {
+        double d = b.doubleValue();
+        return !Double.isInfinite(d) && new java.math.BigDecimal(d).toBigIntegerExact().equals(b);
     }
 
     private IllegalArgumentException mismatch(String kernel, Object v, String why) {

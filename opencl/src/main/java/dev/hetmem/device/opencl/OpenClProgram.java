@@ -130,7 +130,8 @@ public final class OpenClProgram implements AutoCloseable {
 
     /**
      * Kernel {@code name} of this program with its scalar arguments (Integer, Long, Float, Double,
-     * a BigInteger for a {@code ulong} of 2^63 or more (it fills any integer parameter it is in range of),
+     * a BigInteger for a {@code ulong} of 2^63 or more (it fills any parameter it is in range of and,
+     * for a {@code float} or {@code double}, that holds it exactly; a BigInteger[] a vector),
      * a {@link OpenClDevice.PlainBuffer} or an {@link OpenClKernel.LocalMemory}, in the order they follow the region arguments in the
      * kernel's signature). The OpenCL kernel object is created on first use of {@code name} and
      * shared by every {@link OpenClKernel} of that name; this program's {@link #close} releases it.
@@ -265,12 +266,13 @@ public final class OpenClProgram implements AutoCloseable {
             case short[] a -> 2L * a.length;
             case int[] a -> 4L * a.length;
             case long[] a -> 8L * a.length;
+            case java.math.BigInteger[] a -> 8L * a.length;   // for a vector of a described parameter only
             case float[] a -> 4L * a.length;
             case double[] a -> 8L * a.length;
             default -> throw new IllegalArgumentException("scalar kernel argument " + shown(v) + " of type "
                     + (v == null ? "null" : v.getClass().getSimpleName())
-                    + ": use Byte, Short, Integer, Long, BigInteger, Float, Double, an array of one of them but BigInteger "
-                    + "(a vector), a PlainBuffer or OpenClKernel.LocalMemory");
+                    + ": use Byte, Short, Integer, Long, BigInteger, Float, Double, an array of one of them (a vector), a "
+                    + "PlainBuffer or OpenClKernel.LocalMemory");
         };
     }
 
