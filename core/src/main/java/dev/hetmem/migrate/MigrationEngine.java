@@ -163,6 +163,9 @@ public final class MigrationEngine implements AutoCloseable {
         List<Interval> intervals = Interval.normalize(requests, widen);
         long started = 0;
         long stealWaitSince = 0;
+        // pages that passes before the last moved (committed, then taken home by host code before they
+        // were pinned, so the call went round again): the outcome counts them too
+        long migratedEarlier = 0;
         // a plain argument's pages on the target move to its new run within the device where the run is
         // free at once, unless a batch that did so found no room for the rest of its frames (the old
         // ones held till commit): then, for the rest of the call, they go through the host as before
@@ -211,7 +214,7 @@ public final class MigrationEngine implements AutoCloseable {
                         }
                         // a use with nothing to move is a use all the same: eviction ranks by it
                         touch(locked);
-                        return new Outcome(touched(requests), 0, pins);
+                        return new Outcome(touched(requests), migratedEarlier, pins);
                     }
                     next.afterSteal(requests, pins);
                 } else {
@@ -242,8 +245,10 @@ public final class MigrationEngine implements AutoCloseable {
                                 if (pin) {
                                     markExclusive(requests, target, pins);
                                 }
-                                return new Outcome(touched(requests), plan.faults, migrated, pins, plan.faultsByRegion);
+                                return new Outcome(touched(requests), plan.faults, migratedEarlier + migrated, pins,
+                                        plan.faultsByRegion);
                             }
+                            migratedEarlier += migrated;
                             next.afterSteal(requests, pins);
                         } catch (Eviction.RetryBatch | Eviction.DeviceFull e) {
                             if (plan.relocates()) {
