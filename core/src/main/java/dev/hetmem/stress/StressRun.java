@@ -333,6 +333,11 @@ public final class StressRun {
         final int owner;
         /** How host code reaches the region. */
         final HostFaultMode mode;
+        /**
+         * Whether accessed-by advice was ever given on the region: a device it names may then map
+         * pages in place where a prefetch asks for them, rather than hold them.
+         */
+        boolean accessedByAdvised;
 
         Model(Region region, byte[] initial, int owner, HostFaultMode mode) {
             this.mode = mode;

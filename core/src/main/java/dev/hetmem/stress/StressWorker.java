@@ -4,6 +4,7 @@ import dev.hetmem.Access;
 import dev.hetmem.Advice;
 import dev.hetmem.HostFaultMode;
 import dev.hetmem.HostView;
+import dev.hetmem.PageSnapshot;
 import dev.hetmem.ProtectionException;
 import dev.hetmem.Region;
 import dev.hetmem.device.emulated.EmulatedDevice;
@@ -214,6 +215,29 @@ final class StressWorker {
         };
     }
 
+    /**
+     * After a prefetch of [off, off+len) of {@code m} to {@code node} returned: every page of it that
+     * is not freed is on that node. Checked where nothing else can have moved them since, with one
+     * worker, and where the pages must be held there: to the host always; to a device only where it
+     * holds every live region twice over (then nothing is evicted: on a fuller one, a prefetch of
+     * several batches may evict its own first ones), thrashing control is off and no accessed-by
+     * advice was given on the region (either may map pages in place instead).
+     */
+    private void residentAfterPrefetch(Model m, long off, long len, int node) {
+        boolean roomy = 2L * StressRun.MAX_LIVE * MAX_REGION <= config.deviceBytes();
+        if (config.workers() != 1 || (node != 0 && (!roomy || config.thrashControl() || m.accessedByAdvised))) {
+            return;
+        }
+        long first = off / PAGE_BYTES;
+        PageSnapshot snap = m.region.snapshot(off, len);
+        for (int i = 0; i < snap.pages(); i++) {
+            if (!m.freed[(int) (first + i)] && !snap.residentOn(i, node)) {
+                throw new Mismatch("a prefetch of [" + off + ", +" + len + ") of " + m + " to node " + node + " returned, but page "
+                        + (first + i) + " is not on that node: " + snap.describe(i));
+            }
+        }
+    }
+
     private int node(Step st) {
         return st.b() % (s.devices() + 1);
     }
@@ -365,6 +389,7 @@ final class StressWorker {
                         throw e.getCause() instanceof RuntimeException re ? re : e;
                     }
                 }
+                residentAfterPrefetch(m, rg[0], rg[1], node);
             }
             case PREFETCH_LIST -> {
                 if (m == null) {
@@ -380,6 +405,9 @@ final class StressWorker {
                 int node = node(st);
                 note("prefetch " + offs.length + " ranges of " + len + " bytes of " + m + " to node " + node);
                 s.mem.prefetch(m.region, offs, len, node);
+                for (long off : offs) {
+                    residentAfterPrefetch(m, off, len, node);
+                }
             }
             case READ_MOSTLY, PREFERRED, ACCESSED_BY, GRANULARITY -> {
                 if (m == null) {
@@ -393,6 +421,9 @@ final class StressWorker {
                     default -> Advice.granularity(new long[] {PAGE_BYTES, 64L << 10, 2L << 20}[st.b() % 3]);
                 };
                 note("advise " + a + " on " + m + " [" + rg[0] + ", +" + rg[1] + ")");
+                if (st.op() == Step.Op.ACCESSED_BY) {
+                    m.accessedByAdvised = true;   // before the call: one that fails may have set it on some pages
+                }
                 if (a instanceof Advice.Granularity(long g)) {
                     // refused when its granules, aligned, would hold a freed page (a fault would bring it back):
                     // with one worker the model says when; with several, another worker frees parts of its own
@@ -1096,7 +1127,7 @@ final class StressWorker {
     }
 
     /**
-     * A load's options from a step's number: the loader's own scheme in half of the loads, each
+     * A load's options from a step's number: the loader's own scheme in five loads of eight, each
      * other scheme in an eighth; 1 to 4 streams; chunks of 4 to 64 KiB, so that a file of up to
      * 2 MiB takes up to 512 of them and several streams read at once (the defaults' 4 MiB chunk
      * read any such file in one); a device ring of one to four chunks, so that its buffers go round.
@@ -1197,8 +1228,9 @@ final class StressWorker {
         // loads (regions() lists it from the start), each long either not loaded yet (zeros) or loaded
         boolean beside = node != 0 && config.hostFaults() == HostFaultMode.USERFAULTFD && ((st.y() >>> 41) & 1) != 0;
         LoadOptions options = loadOptions(st.z());
-        note("load a file of " + size + " bytes to node " + node + " (" + options.scheme() + ", " + options.threads()
-                + " streams, chunks of " + options.chunkBytes() + ", a ring of " + options.ringBytes() + ")"
+        note("load a file of " + size + " bytes to node " + node + " (" + options.scheme()
+                + (options.scheme() == LoadScheme.OVERLAPPED ? ", " + options.threads() + " streams" : "")
+                + ", chunks of " + options.chunkBytes() + (node != 0 ? ", a ring of " + options.ringBytes() : "") + ")"
                 + (beside ? ", host reads of it meanwhile" : ""));
         LoadCheck reported = new LoadCheck(size);
         long newest = 0;
