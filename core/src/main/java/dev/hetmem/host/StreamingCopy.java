@@ -28,12 +28,15 @@ public final class StreamingCopy {
     private static final class Native {
         static final MethodHandle BY_ADDRESS;
         static final MethodHandle BY_SEGMENT;
+        /** The SSE2 loop whatever the CPU has ({@code hm_test_copy_sse2}), for tests; null where there is none. */
+        static final MethodHandle NARROW;
         static final int WIDTH;
         static final String UNAVAILABLE;
 
         static {
             MethodHandle byAddress = null;
             MethodHandle bySegment = null;
+            MethodHandle narrow = null;
             int width = 0;
             String why = null;
             if ("false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"))) {
@@ -53,16 +56,20 @@ public final class StreamingCopy {
                             Linker.Option.critical(false));
                     width = (int) linker.downcallHandle(find(lib, "hm_copy_width"), FunctionDescriptor.of(JAVA_INT))
                             .invokeExact() != 0 ? 32 : 16;
+                    narrow = linker.downcallHandle(find(lib, "hm_test_copy_sse2"),
+                            FunctionDescriptor.ofVoid(JAVA_LONG, JAVA_LONG, JAVA_LONG));
                 } catch (Throwable e) {
                     // whatever went wrong (even running out of memory while extracting the library), copies
                     // fall back to memcpy: a class whose initializer threw would fail every copy after it
                     byAddress = null;
                     bySegment = null;
+                    narrow = null;
                     why = e.getMessage() == null ? e.toString() : e.getMessage();
                 }
             }
             BY_ADDRESS = byAddress;
             BY_SEGMENT = bySegment;
+            NARROW = narrow;
             WIDTH = width;
             UNAVAILABLE = why;
         }
@@ -85,6 +92,26 @@ public final class StreamingCopy {
     /** The width in bytes of the streaming stores this CPU gets (32 with AVX2, 16 with SSE2), 0 if none. */
     public static int storeBytes() {
         return Native.WIDTH;
+    }
+
+    /**
+     * As {@link #copy(long, long, long, boolean)} streamed, with the 16-byte (SSE2) stores whatever
+     * the CPU has, for tests: a machine with AVX2 never runs that loop otherwise.
+     *
+     * @throws IllegalStateException if the library is not there
+     */
+    public static void copyWithSse2Stores(long dst, long src, long bytes) {
+        if (bytes < 0) {
+            throw new IllegalArgumentException("copy of " + bytes + " bytes: must not be negative");
+        }
+        if (Native.NARROW == null) {
+            throw new IllegalStateException("the streaming copy is not available: " + Native.UNAVAILABLE);
+        }
+        try {
+            Native.NARROW.invokeExact(dst, src, bytes);
+        } catch (Throwable t) {
+            throw new AssertionError(t);   // a downcall of a void function throws nothing
+        }
     }
 
     /**

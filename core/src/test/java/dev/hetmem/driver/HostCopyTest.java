@@ -39,14 +39,24 @@ class HostCopyTest {
     @Test
     void streamedCopiesAreExactForEverySizeAndAlignment() {
         needsStreaming();
-        copiesExactly(true, false);
-        copiesExactly(true, true);
+        copiesExactly(true, false, false);
+        copiesExactly(true, true, false);
+    }
+
+    /**
+     * The 16-byte (SSE2) streaming loop, which a CPU with AVX2 never runs in a copy of its own:
+     * forced, so that it is checked on every machine (before, only the loop the CPU picked was).
+     */
+    @Test
+    void theSse2StreamingLoopIsExactForEverySizeAndAlignmentOnEveryMachine() {
+        needsStreaming();
+        copiesExactly(true, false, true);
     }
 
     @Test
     void memcpyCopiesAreExactForEverySizeAndAlignment() {
-        copiesExactly(false, false);
-        copiesExactly(false, true);
+        copiesExactly(false, false, false);
+        copiesExactly(false, true, false);
     }
 
     /** A copy into a segment whose arena closed fails on it, streamed or not, and writes nothing. */
@@ -80,9 +90,10 @@ class HostCopyTest {
     /**
      * Sizes around the streaming copy's cases (shorter than a line, a head to align, whole lines, a
      * tail) at every destination alignment within a line and a few source ones: the destination
-     * holds the source's bytes and nothing around it changed.
+     * holds the source's bytes and nothing around it changed. {@code sse2}: by the 16-byte streaming
+     * loop whatever the CPU has (addresses, not segments).
      */
-    private static void copiesExactly(boolean streaming, boolean segments) {
+    private static void copiesExactly(boolean streaming, boolean segments, boolean sse2) {
         long[] sizes = {0, 1, 31, 63, 64, 65, 127, 128, 129, 4095, 4096, 4097, 65_536 + 13, (2L << 20) + 7};
         int[] dstShifts = {0, 1, 8, 16, 31, 32, 33, 63};
         int[] srcShifts = {0, 3, 32};
@@ -101,12 +112,14 @@ class HostCopyTest {
                         long at = GUARD + ds;
                         if (segments) {
                             HostCopy.copy(dst.asSlice(at, size), src.asSlice(ss, size), streaming);
+                        } else if (sse2) {
+                            StreamingCopy.copyWithSse2Stores(dst.address() + at, src.address() + ss, size);
                         } else {
                             StreamingCopy.copy(dst.address() + at, src.address() + ss, size, streaming);
                         }
                         long mismatch = MemorySegment.mismatch(dst, at, at + size, src, ss, ss + size);
                         assertEquals(-1, mismatch, "size " + size + ", destination +" + ds + ", source +" + ss
-                                + ", streaming " + streaming + ": first wrong byte at " + mismatch);
+                                + ", streaming " + streaming + (sse2 ? " (SSE2 stores)" : "") + ": first wrong byte at " + mismatch);
                         long before = MemorySegment.mismatch(dst, 0, at, untouched, 0, at);
                         long after = MemorySegment.mismatch(dst, at + size, dst.byteSize(), untouched, at + size, dst.byteSize());
                         assertTrue(before == -1 && after == -1, "size " + size + ", destination +" + ds + ", source +" + ss
