@@ -184,7 +184,7 @@ class OpenClDeviceTest {
                     e.getMessage());
             e = assertThrows(IllegalArgumentException.class, () -> mem.launch(1,
                     p.kernel("vec", v, 0.5f, 3, 7), n, KernelArg.write(x)));
-            assertTrue(e.getMessage().contains("parameter 'k' (int2)") && e.getMessage().contains("int[] or long[] of 2"), e.getMessage());
+            assertTrue(e.getMessage().contains("parameter 'k' (int2)") && e.getMessage().contains("int[], long[] or BigInteger[] of 2"), e.getMessage());
             // n_t is a typedef of a typedef of unsigned int: taken as a uint
             e = assertThrows(IllegalArgumentException.class, () -> mem.launch(1,
                     p.kernel("vec", v, 0.5f, new int[] {3, 5}, -1), n, KernelArg.write(x)));
