@@ -734,7 +734,10 @@ final class KernelLaunch {
         return lo;
     }
 
-    /** The next tile's windows to {@code node}, unpinned: only a head start ({@link TilePrefetch}); the pages whose data moved. */
+    /**
+     * The next tile's windows to {@code node}, unpinned: only a head start ({@link TilePrefetch}).
+     * Returns the pages whose data moved, which the launch counts as its own.
+     */
     private long prefetch(List<MigrationRequest> requests, int node) {
         if (requests.isEmpty()) {
             return 0;

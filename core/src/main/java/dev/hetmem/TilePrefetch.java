@@ -23,9 +23,10 @@ import java.util.function.LongSupplier;
  * launch (the tile brings its pages in anyway and reports what fails then), except an
  * {@link Error}, which {@link #await} rethrows.
  *
- * <p>State: {@code thread}, {@code cancelled}, {@code error} and {@code migrated} are guarded by this object's
- * monitor (lock L26 in docs/design.md's lock table, a leaf: nothing else is taken while holding it);
- * {@code ended} counts down once, when the migration has returned or was never started.
+ * <p>State: {@code thread}, {@code cancelled}, {@code error} and {@code migrated} are guarded by
+ * this object's monitor (lock L26 in docs/design.md's lock table, a leaf: nothing else is taken
+ * while holding it); {@code ended} counts down once, when the migration has returned or was never
+ * started.
  */
 final class TilePrefetch {
     private final LongSupplier migration;

@@ -1132,7 +1132,7 @@ final class StressWorker {
      * 2 MiB takes up to 512 of them and several streams read at once (the defaults' 4 MiB chunk
      * read any such file in one); a device ring of one to four chunks, so that its buffers go round.
      */
-    static LoadOptions loadOptions(long z) {
+    private static LoadOptions loadOptions(long z) {
         LoadScheme scheme = switch ((int) (z & 7)) {
             case 4 -> LoadScheme.BUFFERED;
             case 5 -> LoadScheme.DIRECT;
@@ -1224,10 +1224,13 @@ final class StressWorker {
     }
 
     private void loadWritten(Step st, Path f, byte[] content, int size, int node) throws IOException {
-        // in userfaultfd mode, for about half of the loads to a device: host reads of the region while it
-        // loads (regions() lists it from the start), each long either not loaded yet (zeros) or loaded
-        boolean beside = node != 0 && config.hostFaults() == HostFaultMode.USERFAULTFD && ((st.y() >>> 41) & 1) != 0;
         LoadOptions options = loadOptions(st.z());
+        // in userfaultfd mode, for about half of the loader's own loads to a device: host reads of the region
+        // while it loads (regions() lists it from the start), each long either not loaded yet (zeros) or
+        // loaded (the other schemes write the host's pages with pread or a copy first, whose stores a
+        // plain load may see part-way through a long)
+        boolean beside = node != 0 && config.hostFaults() == HostFaultMode.USERFAULTFD && ((st.y() >>> 41) & 1) != 0
+                && options.scheme() == LoadScheme.OVERLAPPED;
         note("load a file of " + size + " bytes to node " + node + " (" + options.scheme()
                 + (options.scheme() == LoadScheme.OVERLAPPED ? ", " + options.threads() + " streams" : "")
                 + ", chunks of " + options.chunkBytes() + (node != 0 ? ", a ring of " + options.ringBytes() : "") + ")"
