@@ -581,6 +581,19 @@ public final class StressRun {
      * what the run reports otherwise is a close that failed, a step that failed in another way
      * (a crash would end the whole JVM), or a worker still running, with its stack.
      */
+    /** Arms one injected failure on a random device: an allocation, a copy or a launch fails a few calls from now. */
+    private static void armFailure(Setup s, Random inj) {
+        int node = 1 + inj.nextInt(s.devices());
+        int which = inj.nextInt(5);
+        if (which < 2) {
+            s.kinds[node].failAllocation(s.drivers[node], inj.nextInt(20));
+        } else if (which < 4) {
+            s.kinds[node].failCopy(s.drivers[node], inj.nextInt(60));
+        } else {
+            s.kinds[node].failExecute(s.drivers[node], inj.nextInt(8));
+        }
+    }
+
     private void closeUnderWorkers(Setup s, List<String> failures) {
         AtomicBoolean closing = new AtomicBoolean();
         ConcurrentHashMap<Integer, Model> all = new ConcurrentHashMap<>();
@@ -614,7 +627,15 @@ public final class StressRun {
                 }
             }));
         }
-        sleep(20 + new Random(config.seed()).nextInt(80));
+        // 20-100 ms before the close, and failures injected meanwhile where the run injects them: a step
+        // that fails so may then meet the close while it undoes (before, the close race ran none)
+        Random inj = new Random(config.seed());
+        long closeAt = System.nanoTime() + (20 + inj.nextInt(80)) * 1_000_000L;
+        while (config.inject() && System.nanoTime() < closeAt) {
+            armFailure(s, inj);
+            sleep(2 + inj.nextInt(8));
+        }
+        sleep(Math.max(0, (closeAt - System.nanoTime()) / 1_000_000));
         closing.set(true);
         try {
             s.mem.close();
@@ -737,15 +758,7 @@ public final class StressRun {
                     threads.get(inj.nextInt(threads.size())).interrupt();
                 }
                 if (config.inject()) {
-                    int node = 1 + inj.nextInt(s.devices());
-                    int which = inj.nextInt(5);
-                    if (which < 2) {
-                        s.kinds[node].failAllocation(s.drivers[node], inj.nextInt(20));
-                    } else if (which < 4) {
-                        s.kinds[node].failCopy(s.drivers[node], inj.nextInt(60));
-                    } else {
-                        s.kinds[node].failExecute(s.drivers[node], inj.nextInt(8));
-                    }
+                    armFailure(s, inj);
                 }
                 sleep(5 + inj.nextInt(20));
             }
