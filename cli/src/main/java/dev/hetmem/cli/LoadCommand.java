@@ -61,7 +61,10 @@ final class LoadCommand {
                     + "file in this machine's memory (" + physical + " bytes), which can spare half of it at most; a program "
                     + "loading to a device of its own (UnifiedMemory.load) streams a larger file through a bounded ring");
         }
-        long capacity = Math.max(EmulatedDevice.DEFAULT_CAPACITY, (size + (2L << 20) - 1) & -(2L << 20));
+        // a load to the host leaves the device as it comes: sized by the file, a file over the emulated device's
+        // largest size (1 TiB) was refused as a device capacity the user never asked for, not by the loader
+        long capacity = node == 0 ? EmulatedDevice.DEFAULT_CAPACITY
+                : Math.max(EmulatedDevice.DEFAULT_CAPACITY, (size + (2L << 20) - 1) & -(2L << 20));
         UnifiedMemory.Builder builder = UnifiedMemory.builder()
                 .device(EmulatedDevice.builder().capacity(capacity).populate(node == 1).build());
         if (node == 2) {

@@ -446,6 +446,29 @@ class CommandLineTest {
                 "names the tensor, the bytes its shape needs and the bytes its offsets give: " + r.err());
     }
 
+    /**
+     * A file over 1 TiB (sparse) loaded to the host is refused by the loader, for this machine's
+     * memory; it was refused as the capacity of an emulated device the user never asked for (the
+     * command sized its device by the file whatever the target).
+     */
+    @Test
+    void loadOfAFileLargerThanTheMachineToTheHostSaysSoNotSomethingAboutADevice() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Path.of("target", "cli-load-test").toAbsolutePath();
+        java.nio.file.Files.createDirectories(dir);
+        java.nio.file.Path f = dir.resolve("sparse-2T.bin");
+        try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(f.toFile(), "rw")) {
+            raf.setLength(2L << 40);   // sparse: no block is written
+        }
+        try {
+            Result r = run("load", f.toString());
+            assertEquals(1, r.code(), r.err());
+            assertTrue(r.err().contains(String.valueOf(2L << 40)) && r.err().contains("more than this machine's")
+                    && !r.err().contains("emulated device capacity"), r.err());
+        } finally {
+            java.nio.file.Files.deleteIfExists(f);
+        }
+    }
+
     @Test
     void loadOfAMissingFileSaysSo() {
         Result r = run("load", "/no/such/file.bin");
