@@ -289,7 +289,7 @@ public final class SafeTensors implements AutoCloseable {
                         + " bytes, fewer than the 8 of a safetensors header length");
             }
             ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
-            readFully(ch, len, 0);
+            readFully(path, ch, len, 0);
             long n = len.getLong(0);
             if (n < 0 || n > MAX_HEADER_BYTES) {
                 throw new SafeTensorsException(HEADER_TOO_LARGE, path + ": header length "
@@ -300,26 +300,50 @@ public final class SafeTensors implements AutoCloseable {
                         + " runs past the end of the file (" + fileBytes + " bytes, header would end at " + (8 + n) + ")");
             }
             ByteBuffer raw = ByteBuffer.allocate((int) n);
-            readFully(ch, raw, 8);
+            readFully(path, ch, raw, 8);
             raw.flip();
             String text;
             try {
                 text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
                         .onUnmappableCharacter(CodingErrorAction.REPORT).decode(raw).toString();
             } catch (CharacterCodingException e) {
-                throw new SafeTensorsException(INVALID_HEADER, path + ": the " + n + "-byte header is not valid UTF-8 ("
-                        + e.getMessage() + ")");
+                throw new SafeTensorsException(INVALID_HEADER, path + ": the " + n + "-byte header is not valid UTF-8: "
+                        + firstMalformed(raw.rewind()));
             }
             return parse(path, text, n, fileBytes);
         }
     }
 
-    private static void readFully(FileChannel ch, ByteBuffer b, long at) throws IOException {
+    /** Where the first sequence that is not UTF-8 lies in {@code raw}, and its bytes, in words (raw holds one). */
+    private static String firstMalformed(ByteBuffer raw) {
+        java.nio.charset.CharsetDecoder d = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        java.nio.CharBuffer out = java.nio.CharBuffer.allocate(4096);
+        while (true) {
+            java.nio.charset.CoderResult r = d.decode(raw, out, true);
+            if (r.isError()) {
+                int at = raw.position();
+                StringBuilder bytes = new StringBuilder();
+                for (int i = 0; i < r.length(); i++) {
+                    bytes.append(i == 0 ? "" : " ").append(String.format(java.util.Locale.ROOT, "0x%02x", raw.get(at + i) & 0xff));
+                }
+                // the header starts after the file's 8-byte length
+                return "byte " + bytes + " at header offset " + at + " (file offset " + (8L + at) + ")";
+            }
+            if (r.isUnderflow()) {
+                return "a byte the decoder refused";   // not reached: raw holds one, and the end is input's end
+            }
+            out.clear();   // overflow: go on with room again
+        }
+    }
+
+    private static void readFully(Path path, FileChannel ch, ByteBuffer b, long at) throws IOException {
         long pos = at;
         while (b.hasRemaining()) {
             int r = ch.read(b, pos);
             if (r < 0) {
-                throw new IOException("unexpected end of file at byte " + pos);
+                throw new IOException(path + ": the file ended at byte " + pos + " while its header was read (it "
+                        + "ends at byte " + (at + b.limit()) + "): it shrank while it was opened");
             }
             pos += r;
         }

@@ -112,7 +112,11 @@ class SafeTensorsTest {
         refused(HEADER_TOO_SMALL, "5 bytes", tiny);
         refused(HEADER_TOO_LARGE, "100000001", write("huge", 100_000_001L, new byte[0], new byte[0]));
         refused(INVALID_HEADER_LENGTH, "header length 500", write("past", 500, "{}".getBytes(), new byte[10]));
-        refused(INVALID_HEADER, "UTF-8", write("utf8", 4, new byte[] {'{', (byte) 0xC3, (byte) 0x28, '}'}, new byte[0]));
+        // where the bad byte is, and which (it said the decoder's "Input length = 1" alone)
+        refused(INVALID_HEADER, "UTF-8: byte 0xc3 at header offset 1 (file offset 9)",
+                write("utf8", 4, new byte[] {'{', (byte) 0xC3, (byte) 0x28, '}'}, new byte[0]));
+        refused(INVALID_HEADER, "byte 0xe2 0x82 at header offset 3", write("utf8cut", 5, new byte[] {'{', '"', 'a', (byte) 0xE2, (byte) 0x82},
+                new byte[0]));
         refused(INVALID_HEADER_DESERIALIZATION, "not valid JSON", write("json", "{\"a\":", 0));
         refused(INVALID_HEADER_START, "not a JSON object", write("array", "[1,2]", 0));
         refused(UNKNOWN_DTYPE, "\"F17\"", write("dtype", "{\"t\":{\"dtype\":\"F17\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4));
