@@ -34,10 +34,14 @@ import static dev.hetmem.io.SafeTensorsException.Kind.*;
  * <p>Headers are decided as the reference (safetensors on serde_json) decides them: "-0" is not
  * an unsigned integer, a backslash-u escape takes exactly four hex digits and surrogates only in
  * pairs, {@code "__metadata__": null} means no metadata, nesting goes to 127 levels, numbers of
- * any length are read where nothing uses them, and the FNUZ eight-bit floats are known. One
- * exception, on purpose: a header that names a tensor twice is refused (the reference keeps the
- * last), because the format's documentation forbids duplicate names and either reading of such a
- * file would be a guess.
+ * any length are read where nothing uses them, and the FNUZ eight-bit floats are known. The
+ * differences: a header that names a tensor twice is refused (the reference keeps the last), on
+ * purpose, because the format's documentation forbids duplicate names and either reading of such a
+ * file would be a guess; a key repeated anywhere else (in the metadata, in a tensor's entry) is
+ * refused too, where the reference keeps the last metadata value; a dimension must fit 63 bits and
+ * the shape's product is checked as it goes in 63 bits (the reference: 64 unsigned), so a shape such
+ * as [2^62, 2, 0], whose product is 0, is refused as an overflow; and a number beyond a double's
+ * range where nothing reads it is accepted (serde_json refuses it).
  *
  * <p>Closing frees the region.
  */
