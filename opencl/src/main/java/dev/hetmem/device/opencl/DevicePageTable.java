@@ -25,6 +25,11 @@ final class DevicePageTable {
 
     private final ConcurrentHashMap<Long, int[]> leaves = new ConcurrentHashMap<>();
 
+    /** The index of {@code va}'s page in its 2 MiB leaf. */
+    private static int slot(long va) {
+        return (int) ((va >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
+    }
+
     private int[] leaf(long va) {
         return leaves.get(va >>> BLOCK_SHIFT);
     }
@@ -44,7 +49,7 @@ final class DevicePageTable {
                 key = v >>> BLOCK_SHIFT;
                 leaf = leafOrCreate(v);
             }
-            leaf[(int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))] = firstEntry + (i << 4);
+            leaf[slot(v)] = firstEntry + (i << 4);
         }
     }
 
@@ -53,7 +58,7 @@ final class DevicePageTable {
         // protect and in window alike
         for (long i = 0; i < pages; ) {
             long v = va + (i << PAGE_SHIFT);
-            int idx = (int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
+            int idx = slot(v);
             int n = (int) Math.min(pages - i, BLOCK_PAGES - idx);
             int[] leaf = leaf(v);
             if (leaf != null) {
@@ -66,7 +71,7 @@ final class DevicePageTable {
     void protect(long va, long pages, boolean writable) {
         for (long i = 0; i < pages; ) {
             long v = va + (i << PAGE_SHIFT);
-            int idx = (int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
+            int idx = slot(v);
             int n = (int) Math.min(pages - i, BLOCK_PAGES - idx);
             int[] leaf = leaf(v);
             if (leaf != null) {
@@ -83,7 +88,7 @@ final class DevicePageTable {
 
     int entry(long va) {
         int[] leaf = leaf(va);
-        return leaf == null ? 0 : leaf[(int) ((va >>> PAGE_SHIFT) & (BLOCK_PAGES - 1))];
+        return leaf == null ? 0 : leaf[slot(va)];
     }
 
     /**
@@ -95,7 +100,7 @@ final class DevicePageTable {
         int mask = writable ? ~0 : ~WRITABLE;
         for (long i = 0; i < pages; ) {
             long v = va + (i << PAGE_SHIFT);
-            int idx = (int) ((v >>> PAGE_SHIFT) & (BLOCK_PAGES - 1));
+            int idx = slot(v);
             int n = (int) Math.min(pages - i, BLOCK_PAGES - idx);
             int[] leaf = leaf(v);
             for (int j = 0; j < n; j++) {
