@@ -1042,9 +1042,42 @@ static int each_run(struct hm_region *r, uint64_t first, uint64_t count, const u
 #define OP_PROTECT 1
 
 /*
+ * Pages of [first, first+count) that a copy is about to read through the view (the migration
+ * engine copies host pages from there) and whose missing[i] is set, the host holding them as zeros
+ * with nothing mapped (not MAPPED: made on the host by a prefetch, or discarded and taken back),
+ * get a zeroed page each, write-protected in the same ioctl. Left missing, the copy's read
+ * faulted, and the service cannot tell hetmem's read from host code's: it took the granule around
+ * the page home, device-held neighbours and untouched pages included, the very pages the
+ * migration under way had been asked to move (a prefetch returned with them at home). A fill that
+ * fails leaves its pages missing and the migration goes on: the copy's read faults as before,
+ * which costs the granule's placement, never a byte. The caller holds the pages' locks; old[]
+ * gets MAPPED for the pages filled.
+ */
+static void fill_for_copy(struct hm_region *r, uint64_t first, uint64_t count, uint64_t *old, const uint8_t *missing) {
+    for (uint64_t i = 0; i < count; i++) {
+        if (!missing[i]) {
+            continue;
+        }
+        uint64_t j = i + 1;
+        while (j < count && missing[j]) {
+            j++;
+        }
+        /* a page mapped after all (MAPPED is a hint) is skipped by the kernel; the caller protects it */
+        int skipped = 0;
+        uint64_t installed;
+        install(r, first + i, j - i, H_ZERO_RO, NULL, &skipped, &installed);
+        for (uint64_t k = i; k < i + installed; k++) {
+            old[k] |= ST_MAPPED;
+        }
+        i = j;
+    }
+}
+
+/*
  * The host's copy of [first, first+count) (at most 512 pages) is about to be copied out: pages
  * become LEAVING, write-protected in the view, so that readers go on and a writer faults (and
- * takes the page back, STOLEN). Pages already STOLEN stay as they are. Returns 0 or -errno.
+ * takes the page back, STOLEN); those with nothing mapped get zeros to be read (fill_for_copy).
+ * Pages already STOLEN stay as they are. Returns 0 or -errno.
  */
 int hm_leave(struct hm_region *r, uint64_t first, uint64_t count) {
     if (count > 512) {
@@ -1052,15 +1085,18 @@ int hm_leave(struct hm_region *r, uint64_t first, uint64_t count) {
     }
     uint64_t old[512];
     uint8_t mark[512] = {0};
+    uint8_t missing[512] = {0};
     lock_range(r, first, count, old);
     for (uint64_t i = 0; i < count; i++) {
         uint64_t v = old[i];
         mark[i] = (v & ST_KIND) == K_HOST && !(v & ST_STOLEN);
         if (mark[i]) {
             old[i] = (v & (ST_BUSY | ST_LOCK | ST_MAPPED)) | K_LEAVING;
+            missing[i] = !(v & ST_MAPPED);
         }
     }
     int rc = each_run(r, first, count, mark, OP_PROTECT);
+    fill_for_copy(r, first, count, old, missing);
     unlock_range(r, first, count, old);
     return rc;
 }
@@ -1112,6 +1148,8 @@ int hm_home(struct hm_region *r, uint64_t first, uint64_t count, const uint64_t 
 /*
  * Makes the view mirror the logical page table for [first, first+count) (at most 512 pages):
  * WANT_HOST / WANT_HOST_RO: the host holds the pages (read-only: write-protected in the view);
+ * WANT_HOST_RO_COPIED: as WANT_HOST_RO, for pages a copy is about to read (read duplication): those
+ * with nothing mapped get zeros to be read (fill_for_copy);
  * WANT_AWAY: only devices hold them, srcs[i] is a frame the host can read (the view drops them);
  * WANT_EMPTY: nobody holds them: they read as zeros. STOLEN pages are left alone (the host took
  * them after Java last looked; hm_collect tells Java). WANT_DISCARD, after a WANT_EMPTY of the same
@@ -1132,6 +1170,7 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
     }
     uint64_t old[512];
     uint8_t mark[512] = {0};
+    uint8_t missing[512] = {0};
     lock_range(r, first, count, old);
     int rc = 0;
     int unprotect = 0;
@@ -1147,13 +1186,15 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
         switch (want) {
             case WANT_HOST:
             case WANT_HOST_RO:
+            case WANT_HOST_RO_COPIED:
                 if (kind == K_AWAY) {
                     rc = -EPROTO;
                     mark[i] = 0;
                     continue;
                 }
                 unprotect |= (v & ST_RO) || kind == K_LEAVING;
-                old[i] = keep | K_HOST | ST_HELD | (want == WANT_HOST_RO ? ST_RO : 0) | (v & ST_MAPPED);
+                missing[i] = want == WANT_HOST_RO_COPIED && !(v & ST_MAPPED);
+                old[i] = keep | K_HOST | ST_HELD | (want != WANT_HOST ? ST_RO : 0) | (v & ST_MAPPED);
                 break;
             case WANT_AWAY:
             case WANT_LOADED:
@@ -1169,8 +1210,11 @@ int hm_sync(struct hm_region *r, uint64_t first, uint64_t count, int want, const
         /* host data goes where nobody on the host holds the page any more (a STOLEN page's only when
          * discarded, or when a load's bytes replace it) */
         e = each_run(r, first, count, mark, OP_ZAP);
-    } else if (want == WANT_HOST_RO) {
+    } else if (want == WANT_HOST_RO || want == WANT_HOST_RO_COPIED) {
         e = each_run(r, first, count, mark, OP_PROTECT);
+        if (want == WANT_HOST_RO_COPIED) {
+            fill_for_copy(r, first, count, old, missing);
+        }
     } else if (unprotect) {
         e = each_run(r, first, count, mark, OP_UNPROTECT);
     }

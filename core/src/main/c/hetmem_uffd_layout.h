@@ -50,6 +50,7 @@
 #define WANT_EMPTY 3
 #define WANT_DISCARD 4
 #define WANT_LOADED 5
+#define WANT_HOST_RO_COPIED 6
 
 /* hm_view_pages' bits per page */
 #define VIEW_MAPPED 1

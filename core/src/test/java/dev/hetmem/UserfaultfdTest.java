@@ -1163,6 +1163,71 @@ class UserfaultfdTest {
         assertEquals(List.of(), mem.verify());
     }
 
+    private static final long HEAD = 64 * 1024;
+
+    /**
+     * A 2 MiB region of one 2 MiB granule holding the pattern of {@code seed} on device 1, but for
+     * its first {@link #HEAD} bytes, which the host holds as zeros with nothing mapped in the view
+     * (discarded, then prefetched home): set up with 4 KiB granules, one range at a time.
+     */
+    private Region zerosAtHomeBesideDevicePages(long seed) {
+        mem = uffdMemory(PAGE, MemoryFixture.emulated(16 * MiB));
+        Region r = mem.allocate(2 * MiB);
+        MemoryFixture.fill(r.segment(), 0, seed);
+        mem.prefetch(r, new long[] {0}, 2 * MiB, 1);         // the data on the device, nothing in the view
+        mem.advise(r, 0, HEAD, new Advice.DontNeed());       // the head's pages held by nobody
+        mem.prefetch(r, new long[] {0}, HEAD, 0);            // ... then by the host, as zeros, nothing mapped
+        r.advise(0, 2 * MiB, Advice.granularity(2 * MiB));
+        return r;
+    }
+
+    /** Every page of r where {@code where} says, and its bytes zeros in the head, the pattern of {@code seed} after it. */
+    private static void assertPlacedAndKept(Region r, java.util.function.IntFunction<String> where, long seed, String after) {
+        PageSnapshot s = r.snapshot(0, 2 * MiB);
+        for (int p = 0; p < 512; p++) {
+            assertEquals(where.apply(p), s.describe(p), "page " + p + " after " + after);
+        }
+        for (long at = 0; at < 2 * MiB; at += 8) {
+            long want = at < HEAD ? 0 : value(seed, at >>> 3);
+            if (r.segment().get(JAVA_LONG, at) != want) {
+                assertEquals(want, r.segment().get(JAVA_LONG, at), "byte " + at);
+            }
+        }
+    }
+
+    /**
+     * A prefetch to a device of a granule holding pages the host holds as zeros with nothing mapped:
+     * the copy reads each such page through the view, and that read must not be taken for host
+     * code's. It faulted, and the service took the fault's granule home, the pages already on the
+     * device included, so the prefetch returned with pages at home that it had been asked to move.
+     */
+    @Test
+    void aPrefetchCopyingPagesTheHostHoldsAsZerosFaultsNothingHome() {
+        Region r = zerosAtHomeBesideDevicePages(9);
+        FaultServiceCounters before = mem.faultServiceCounters();
+        assertEquals(HEAD / PAGE, mem.prefetch(r, new long[] {0}, 2 * MiB, 1), "pages the prefetch moved");
+        FaultServiceCounters after = mem.faultServiceCounters();
+        String service = "(service: " + before + " before, " + after + " after)";
+        assertPlacedAndKept(r, p -> "node 1 rw", 9, "the prefetch to node 1 " + service);
+        assertEquals(before.faults(), after.faults(), "faults during the prefetch " + service);
+        assertEquals(before.stolen(), after.stolen(), "pages the service took during the prefetch " + service);
+    }
+
+    /** The same for a read duplicate: the copy made of the host's page, which the host keeps, read-only. */
+    @Test
+    void aReadDuplicateOfPagesTheHostHoldsAsZerosFaultsNothingHome() {
+        Region r = zerosAtHomeBesideDevicePages(10);
+        r.advise(0, 2 * MiB, new Advice.ReadMostly(true));
+        FaultServiceCounters before = mem.faultServiceCounters();
+        LaunchResult l = mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).getLong(i * PAGE), 512,
+                KernelArg.of(r, 0, 2 * MiB, Access.READ));
+        FaultServiceCounters after = mem.faultServiceCounters();
+        String service = "(service: " + before + " before, " + after + " after)";
+        assertEquals(HEAD / PAGE, l.pagesMigrated(), "pages the launch duplicated " + service);
+        assertPlacedAndKept(r, p -> p < HEAD / PAGE ? "nodes 0,1 ro" : "node 1 rw", 10, "the launch " + service);
+        assertEquals(before.faults(), after.faults(), "faults during the launch " + service);
+    }
+
     /**
      * A tiled launch in userfaultfd mode whose kernel reaches outside its declared window (back
      * into the previous tile's pages, still mapped on the device and pinned by nothing): the launch

@@ -34,7 +34,9 @@ public final class HostMirror implements AutoCloseable {
         /** After an EMPTY of the same pages: those the service took home since become empty too (DONT_NEED drops their bytes). */
         DISCARD(4),
         /** As AWAY, and the pages the service took home since the engine looked too: a load's bytes win over its zeros. */
-        LOADED(5);
+        LOADED(5),
+        /** As HOST_READ_ONLY, for pages a copy is about to read (a read duplicate): those with nothing mapped get zeros to read. */
+        HOST_READ_ONLY_COPIED(6);
 
         /** The code the C side knows it by. */
         final int code;

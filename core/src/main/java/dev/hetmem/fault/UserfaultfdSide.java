@@ -74,7 +74,7 @@ public final class UserfaultfdSide implements HostSide {
 
     @Override
     public void writeProtect(long page, long count) {
-        mirror.sync(page, (int) count, HostMirror.Want.HOST_READ_ONLY, null);
+        mirror.sync(page, (int) count, HostMirror.Want.HOST_READ_ONLY_COPIED, null);
     }
 
     @Override

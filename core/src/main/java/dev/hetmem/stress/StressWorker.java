@@ -221,16 +221,14 @@ final class StressWorker {
      * worker, and where the pages must be held there: to the host always; to a device only where it
      * holds every live region twice over (then nothing is evicted: on a fuller one, a prefetch of
      * several batches may evict its own first ones), thrashing control is off and no accessed-by
-     * advice was given on the region (either may map pages in place instead), in host views mode.
-     * Not yet in userfaultfd mode: there a prefetch to a device leaves pages of the granule at home
-     * (seed 20512943, 18 runs of 20): its copy reads the host's source pages through the view, a
-     * page the host holds as zeros with nothing mapped faults, and the fault service takes that for
-     * host code and takes the granule's other pages home (a known defect, not fixed yet).
+     * advice was given on the region (either may map pages in place instead), in both host-fault
+     * modes: in userfaultfd mode it found a prefetch's own copy faulting through the view and the
+     * fault service taking the granule home (seed 20512943, 18 runs of 20; see hetmem_uffd.c,
+     * fill_for_copy).
      */
     private void residentAfterPrefetch(Model m, long off, long len, int node) {
         boolean roomy = 2L * StressRun.MAX_LIVE * MAX_REGION <= config.deviceBytes();
-        if (config.workers() != 1 || (node != 0 && (!roomy || config.thrashControl() || m.accessedByAdvised
-                || config.hostFaults() == HostFaultMode.USERFAULTFD))) {
+        if (config.workers() != 1 || (node != 0 && (!roomy || config.thrashControl() || m.accessedByAdvised))) {
             return;
         }
         long first = off / PAGE_BYTES;

@@ -85,6 +85,7 @@ class StateWordLayoutTest {
         assertEquals(c.get("WANT_EMPTY"), HostMirror.Want.EMPTY.code);
         assertEquals(c.get("WANT_DISCARD"), HostMirror.Want.DISCARD.code);
         assertEquals(c.get("WANT_LOADED"), HostMirror.Want.LOADED.code);
+        assertEquals(c.get("WANT_HOST_RO_COPIED"), HostMirror.Want.HOST_READ_ONLY_COPIED.code);
         assertEquals(c.get("VIEW_MAPPED"), HostMirror.VIEW_MAPPED);
         assertEquals(c.get("VIEW_WRITE_PROTECTED"), HostMirror.VIEW_WRITE_PROTECTED);
     }
