@@ -258,7 +258,7 @@ static uint64_t fill(struct hm_service *s, uint64_t dst, uint64_t src, uint64_t 
         int64_t armed = __atomic_load_n(&s->fail_after, __ATOMIC_ACQUIRE);
         if (armed >= 0 && __atomic_load_n(&s->fail_service_only, __ATOMIC_ACQUIRE)
                 && !pthread_equal(pthread_self(), s->thread)) {
-            armed = -1; /* tests only: a fill of the engine's (hm_home, hm_populate) is not to fail */
+            armed = -1; /* tests only: a fill of the engine's (hm_home, hm_populate, fill_for_copy) is not to fail */
         }
         if (armed == 0) { /* tests only (hm_test_fail_fill) */
             if (__atomic_sub_fetch(&s->fail_times, 1, __ATOMIC_ACQ_REL) <= 0) {

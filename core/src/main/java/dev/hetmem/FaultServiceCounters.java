@@ -9,9 +9,10 @@ package dev.hetmem;
  * @param writeFaults  write-protect faults it served: writes to a page the view mapped read-only
  * @param pagesCopied  pages it installed from a device frame (a fault's, or a move home by the engine)
  * @param pagesMapped  pages it installed without a copy (zeros: a fault on an untouched page, a load's
- *                     populate)
+ *                     populate, a page the host holds as zeros that a migration is about to copy)
  * @param errors       calls of its that failed (a fill, an unmap or write-protect change; a fault
- *                     outside every region); a failed fill is tried again while its thread waits
+ *                     outside every region); a failed fill of a fault's is tried again while its
+ *                     thread waits, one of a migration's is not (the copy's read then faults)
  * @param stolen       pages it took home on its own, before the engine heard of it (a page it planned
  *                     twice, its run cut short or its fill tried again, counts twice)
  */

@@ -1207,10 +1207,35 @@ class UserfaultfdTest {
         FaultServiceCounters before = mem.faultServiceCounters();
         assertEquals(HEAD / PAGE, mem.prefetch(r, new long[] {0}, 2 * MiB, 1), "pages the prefetch moved");
         FaultServiceCounters after = mem.faultServiceCounters();
+        assertEquals(List.of(), mem.verify());   // before the reads below take the granule home
         String service = "(service: " + before + " before, " + after + " after)";
         assertPlacedAndKept(r, p -> "node 1 rw", 9, "the prefetch to node 1 " + service);
         assertEquals(before.faults(), after.faults(), "faults during the prefetch " + service);
         assertEquals(before.stolen(), after.stolen(), "pages the service took during the prefetch " + service);
+    }
+
+    /**
+     * A zero fill for the copy that fails (short of memory) leaves its page missing, and the
+     * migration goes on: the copy's read faults as it did before fills for copies existed, so the
+     * granule comes home, but every byte is kept and the page table agrees with the view.
+     */
+    @Test
+    void aPrefetchWhoseZeroFillForTheCopyFailsKeepsEveryByte() {
+        Region r = zerosAtHomeBesideDevicePages(11);
+        HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
+        FaultServiceCounters before = mem.faultServiceCounters();
+        m.failFillsForTesting(0, 1, 12 /* ENOMEM */, false);   // the engine's first fill: the head's run
+        try {
+            mem.prefetch(r, new long[] {0}, 2 * MiB, 1);
+        } finally {
+            m.failFillsForTesting(-1, 0, 0, false);
+        }
+        FaultServiceCounters after = mem.faultServiceCounters();
+        assertEquals(List.of(), mem.verify());
+        assertEquals(before.errors() + 1, after.errors(), "the failed fill (" + before + " before, " + after + " after)");
+        assertTrue(after.faults() > before.faults(), "the copy's read faulted instead (" + after + ")");
+        // the head went (the copy read zeros from the pages its faults installed), the rest came home for them
+        assertPlacedAndKept(r, p -> p < HEAD / PAGE ? "node 1 rw" : "node 0 rw", 11, "the prefetch whose fill failed");
     }
 
     /** The same for a read duplicate: the copy made of the host's page, which the host keeps, read-only. */
@@ -1222,6 +1247,7 @@ class UserfaultfdTest {
         LaunchResult l = mem.launch(1, (EmulatedKernel) (a, i) -> a.arg(0).getLong(i * PAGE), 512,
                 KernelArg.of(r, 0, 2 * MiB, Access.READ));
         FaultServiceCounters after = mem.faultServiceCounters();
+        assertEquals(List.of(), mem.verify());
         String service = "(service: " + before + " before, " + after + " after)";
         assertEquals(HEAD / PAGE, l.pagesMigrated(), "pages the launch duplicated " + service);
         assertPlacedAndKept(r, p -> p < HEAD / PAGE ? "nodes 0,1 ro" : "node 1 rw", 10, "the launch " + service);
