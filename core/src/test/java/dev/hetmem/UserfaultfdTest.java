@@ -1172,6 +1172,10 @@ class UserfaultfdTest {
      */
     private Region zerosAtHomeBesideDevicePages(long seed) {
         mem = uffdMemory(PAGE, MemoryFixture.emulated(16 * MiB));
+        return zerosAtHomeBesideDevicePages(mem, seed);
+    }
+
+    private static Region zerosAtHomeBesideDevicePages(UnifiedMemory mem, long seed) {
         Region r = mem.allocate(2 * MiB);
         MemoryFixture.fill(r.segment(), 0, seed);
         mem.prefetch(r, new long[] {0}, 2 * MiB, 1);         // the data on the device, nothing in the view
@@ -1236,6 +1240,57 @@ class UserfaultfdTest {
         assertTrue(after.faults() > before.faults(), "the copy's read faulted instead (" + after + ")");
         // the head went (the copy read zeros from the pages its faults installed), the rest came home for them
         assertPlacedAndKept(r, p -> p < HEAD / PAGE ? "node 1 rw" : "node 0 rw", 11, "the prefetch whose fill failed");
+    }
+
+    /**
+     * The zeroed pages a migration's copy reads are write-protected from the start: reads of them
+     * during the copy take no fault, and a host store to one faults and takes its page back (the
+     * copy of it being made is dropped), so the store is kept.
+     */
+    @Test
+    void aStoreToAPageZeroFilledForTheCopyTakesItBackAndIsKept() throws Exception {
+        HeldCopies device = new HeldCopies();
+        mem = UnifiedMemory.builder().copyThreads(1).granularity(PAGE).hostFaults(HostFaultMode.USERFAULTFD)
+                .device(device).build();
+        Region r = zerosAtHomeBesideDevicePages(mem, 12);
+        HostMirror m = ((dev.hetmem.fault.UserfaultfdSide) r.state().host()).mirror();
+        MemorySegment s = r.segment();
+        device.hold = true;
+        AtomicReference<Throwable> failed = new AtomicReference<>();
+        Thread mover = Thread.ofPlatform().start(() -> {
+            try {
+                mem.prefetch(r, new long[] {0}, 2 * MiB, 1);
+            } catch (Throwable e) {
+                failed.set(e);
+            }
+        });
+        FaultServiceCounters before;
+        FaultServiceCounters reads;
+        FaultServiceCounters written;
+        try {
+            device.copying.await();
+            assertView(m, 0, HEAD / PAGE, HostMirror.VIEW_MAPPED | HostMirror.VIEW_WRITE_PROTECTED, "zeros for the copy, protected");
+            before = mem.faultServiceCounters();
+            for (long at = 0; at < HEAD; at += 8) {
+                assertEquals(0L, s.get(JAVA_LONG, at), "byte " + at);
+            }
+            reads = mem.faultServiceCounters();
+            s.set(JAVA_LONG, 3 * PAGE + 8, 77L);   // a write faults and takes its page back
+            written = mem.faultServiceCounters();
+        } finally {
+            device.release.countDown();   // a failure above must not leave the migration, and its locks, held
+            mover.join(30_000);
+        }
+        assertEquals(before, reads, "reads of the zeros being copied took no fault");
+        assertEquals(before.writeFaults() + 1, written.writeFaults(), "the store's fault");
+        assertEquals(null, failed.get());
+        assertEquals(List.of(), mem.verify());
+        PageSnapshot where = r.snapshot(0, 2 * MiB);
+        assertEquals("node 0 rw", where.describe(3), "the written page stayed home");
+        assertEquals(511, where.countOn(1), "the rest moved");
+        assertEquals(77L, s.get(JAVA_LONG, 3 * PAGE + 8));
+        s.set(JAVA_LONG, 3 * PAGE + 8, 0L);
+        assertPlacedAndKept(r, p -> p == 3 ? "node 0 rw" : "node 1 rw", 12, "the store, put back");
     }
 
     /** The same for a read duplicate: the copy made of the host's page, which the host keeps, read-only. */
