@@ -480,17 +480,20 @@ class UserfaultfdTest {
                 failed.set(e);
             }
         });
-        device.copying.await();
-        // the copy to the device is under way: every page is write-protected, and reading costs nothing
-        assertView(m, 0, 256, HostMirror.VIEW_MAPPED | HostMirror.VIEW_WRITE_PROTECTED, "being copied off the host");
-        long faults = mem.faultServiceCounters().faults() + mem.faultServiceCounters().writeFaults();
-        assertEquals(0, mismatches(s, 0, r.size(), 14));
-        assertEquals(faults, mem.faultServiceCounters().faults() + mem.faultServiceCounters().writeFaults(),
-                "reads of pages being copied out took no fault");
-        s.set(JAVA_LONG, 9 * PAGE, -1L);   // a write faults and takes its page back
-        assertEquals(faults + 1, mem.faultServiceCounters().writeFaults() + mem.faultServiceCounters().faults());
-        device.release.countDown();
-        mover.join(30_000);
+        try {
+            device.copying.await();
+            // the copy to the device is under way: every page is write-protected, and reading costs nothing
+            assertView(m, 0, 256, HostMirror.VIEW_MAPPED | HostMirror.VIEW_WRITE_PROTECTED, "being copied off the host");
+            long faults = mem.faultServiceCounters().faults() + mem.faultServiceCounters().writeFaults();
+            assertEquals(0, mismatches(s, 0, r.size(), 14));
+            assertEquals(faults, mem.faultServiceCounters().faults() + mem.faultServiceCounters().writeFaults(),
+                    "reads of pages being copied out took no fault");
+            s.set(JAVA_LONG, 9 * PAGE, -1L);   // a write faults and takes its page back
+            assertEquals(faults + 1, mem.faultServiceCounters().writeFaults() + mem.faultServiceCounters().faults());
+        } finally {
+            device.release.countDown();   // a failure above must not leave the migration, and its locks, held
+            mover.join(30_000);
+        }
         assertEquals(null, failed.get());
         assertEquals(List.of(), mem.verify());
         PageSnapshot where = r.snapshot(0, r.size());
