@@ -1044,8 +1044,8 @@ static int each_run(struct hm_region *r, uint64_t first, uint64_t count, const u
 /*
  * Pages of [first, first+count) that a copy is about to read through the view (the migration
  * engine copies host pages from there) and whose missing[i] is set, the host holding them as zeros
- * with nothing mapped (not MAPPED: made on the host by a prefetch, or discarded and taken back),
- * get a zeroed page each, write-protected in the same ioctl. Left missing, the copy's read
+ * with nothing mapped (not MAPPED: pages nobody held that a migration home made the host's, after
+ * DONT_NEED for instance), get a zeroed page each, write-protected in the same ioctl. Left missing, the copy's read
  * faulted, and the service cannot tell hetmem's read from host code's: it took the granule around
  * the page home, device-held neighbours and untouched pages included, the very pages the
  * migration under way had been asked to move (a prefetch returned with them at home). A fill that
