@@ -31,6 +31,27 @@ import java.util.stream.Collectors;
 final class LoadCommand {
     private LoadCommand() {}
 
+    /** The options with the ring {@code --ring} asks for (none: as they are); a size out of the ring's limits is a usage error naming them. */
+    private static LoadOptions withRing(LoadOptions o, String ring) {
+        if (ring == null) {
+            return o;
+        }
+        long bytes;
+        try {
+            bytes = Sizes.parse(ring);
+        } catch (Sizes.TooLarge e) {
+            throw new Args.UsageException("--ring " + ring + " is more than " + Sizes.shown(LoadOptions.MAX_RING_BYTES)
+                    + ", the most a ring may hold");
+        } catch (IllegalArgumentException e) {
+            throw new Args.UsageException("--ring: " + e.getMessage());
+        }
+        try {
+            return o.withRingBytes(bytes);
+        } catch (IllegalArgumentException e) {
+            throw new Args.UsageException("--ring " + ring + ": " + e.getMessage());   // a usage error: exit 2
+        }
+    }
+
     static int run(List<String> argv, PrintStream out, PrintStream err) throws IOException {
         Args args = new Args(argv, Set.of("json", "no-progress"), Set.of("to", "scheme", "threads", "ring"), 1);
         if (args.positional().size() != 1) {
@@ -45,11 +66,7 @@ final class LoadCommand {
             throw new Args.UsageException("--scheme " + args.value("scheme", "") + " is not one of buffered, direct, overlapped, mmap");
         }
         o = o.withThreads(args.intValue("threads", o.threads(), 1, 64));
-        try {
-            o = o.withRingBytes(args.longValue("ring", o.ringBytes()));
-        } catch (IllegalArgumentException e) {
-            throw new Args.UsageException("--ring " + args.value("ring", "") + ": " + e.getMessage());   // a usage error: exit 2
-        }
+        o = withRing(o, args.value("ring", null));
         boolean json = args.flag("json");
         // the emulated device is sized to hold the file: this command shows loading, not oversubscription
         long size = Files.exists(file) && !Files.isDirectory(file) ? Files.size(file) : 0;

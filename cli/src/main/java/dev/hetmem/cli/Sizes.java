@@ -4,6 +4,13 @@ package dev.hetmem.cli;
 final class Sizes {
     private Sizes() {}
 
+    /** A size written correctly but beyond 2^63 - 1 bytes: an option with a smaller limit of its own names that. */
+    static final class TooLarge extends IllegalArgumentException {
+        TooLarge(String message) {
+            super(message);
+        }
+    }
+
     static long parse(String s) {
         String t = s.trim().toUpperCase(java.util.Locale.ROOT);   // "kib" in any locale (Turkish upper-cases i to İ)
         long mult = 1;
@@ -26,8 +33,11 @@ final class Sizes {
         }
         try {
             long v = Long.parseLong(t);
-            if (v < 0 || v > Long.MAX_VALUE / mult) {
+            if (v < 0) {
                 throw new IllegalArgumentException("size " + s + " is outside [0, " + Long.MAX_VALUE + "] bytes");
+            }
+            if (v > Long.MAX_VALUE / mult) {
+                throw new TooLarge("size " + s + " is outside [0, " + Long.MAX_VALUE + "] bytes");
             }
             return v * mult;
         } catch (NumberFormatException e) {

@@ -629,6 +629,10 @@ class CommandLineTest {
         Result ring = run("load", "x.bin", "--ring", "1");   // a value outside the option's limits: a usage error too
         assertEquals(2, ring.code(), ring.err());
         assertTrue(ring.err().contains("--ring 1: ring of 1 bytes must hold at least one chunk"), ring.err());
+        // a size past 2^63 bytes names the ring's own limit, as one below it does (it named the parser's 2^63 - 1)
+        Result huge = run("load", "x.bin", "--ring", "9999999999T");
+        assertEquals(2, huge.code(), huge.err());
+        assertTrue(huge.err().contains("--ring 9999999999T is more than 16G (17179869184 bytes), the most a ring may hold"), huge.err());
     }
 
     @Test

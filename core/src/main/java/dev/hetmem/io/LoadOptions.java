@@ -20,6 +20,8 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 public record LoadOptions(LoadScheme scheme, int threads, long chunkBytes, long ringBytes, LoadProgress progress) {
     /** The default {@link #ringBytes()}: 256 MiB of bounce buffers. */
     public static final long DEFAULT_RING_BYTES = 256L << 20;
+    /** The largest {@link #ringBytes()}: 16 GiB. */
+    public static final long MAX_RING_BYTES = 16L << 30;
 
     /**
      * Checks the options.
@@ -41,7 +43,7 @@ public record LoadOptions(LoadScheme scheme, int threads, long chunkBytes, long 
         if (chunkBytes < PAGE_BYTES || chunkBytes > (1L << 30) || (chunkBytes & (PAGE_BYTES - 1)) != 0) {
             throw new IllegalArgumentException("chunk size " + chunkBytes + " must be a multiple of 4096 in [4096, 2^30]");
         }
-        if (ringBytes < chunkBytes || ringBytes > (16L << 30)) {
+        if (ringBytes < chunkBytes || ringBytes > MAX_RING_BYTES) {
             throw new IllegalArgumentException("ring of " + ringBytes + " bytes must hold at least one chunk of "
                     + chunkBytes + " and be at most 16 GiB");
         }
