@@ -670,6 +670,29 @@ final class StressWorker {
      * added to, inside one chunk.
      */
     private void adoptPartialSweep(Model m, byte[] before, long longs, long delta, boolean windows, ItemsRun ran) {
+        try {
+            checkPartialSweep(m, before, longs, delta, windows, ran);
+        } catch (Mismatch e) {
+            throw unlessFreed(m, e);
+        }
+    }
+
+    /**
+     * What a read back found wrong, or, where the region was freed meanwhile (the memory closed
+     * under the workers, or another worker freed it), a refusal for a freed region: in userfaultfd
+     * mode a killed region's view reads zeros ({@link Model#expect} says why), so the read may have
+     * met the free rather than lost bytes.
+     */
+    private static RuntimeException unlessFreed(Model m, Mismatch e) {
+        if (!m.region.isFreed()) {
+            return e;
+        }
+        IllegalStateException freed = new IllegalStateException(m + " was freed while it was read back after a failed step");
+        freed.addSuppressed(e);
+        return freed;
+    }
+
+    private void checkPartialSweep(Model m, byte[] before, long longs, long delta, boolean windows, ItemsRun ran) {
         byte[] got = readAfterFailure(m, (int) (longs * 8));
         ByteBuffer was = ByteBuffer.wrap(before).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer now = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
@@ -800,6 +823,14 @@ final class StressWorker {
      * what is there.
      */
     private void adoptPartialButLastPages(Model m, byte[] before, long granule, int granules, long delta, ItemsRun items) {
+        try {
+            checkPartialButLastPages(m, before, granule, granules, delta, items);
+        } catch (Mismatch e) {
+            throw unlessFreed(m, e);
+        }
+    }
+
+    private void checkPartialButLastPages(Model m, byte[] before, long granule, int granules, long delta, ItemsRun items) {
         byte[] got = readAfterFailure(m, (int) (granules * granule));
         ByteBuffer was = ByteBuffer.wrap(before).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer now = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
