@@ -1,6 +1,8 @@
 package dev.hetmem;
 
+import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
+import dev.hetmem.driver.PageGeometry;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
@@ -358,6 +360,43 @@ class EvictionTest {
             MemoryFixture.check(first, 0, first.size(), 8);
             MemoryFixture.check(second, 0, second.size(), 9);
             verified(m);
+        }
+    }
+
+    /**
+     * Page-by-page migration that runs out of room part-way (a running kernel pins the rest of the
+     * device) and goes round again once the kernel ends: the prefetch counts every page it moved,
+     * those committed before the retry too. It dropped them: 64 pages on a device with 16 frames
+     * free were reported as 48.
+     */
+    @Test
+    void aPageByPagePrefetchThatWaitsForRoomCountsThePagesItMovedBeforeTheWait() throws Exception {
+        long page = PageGeometry.PAGE_BYTES;
+        try (UnifiedMemory mem = UnifiedMemory.builder().granularity(page).migrationMode(MigrationMode.VANILLA)
+                .device(EmulatedDevice.builder().capacity(MiB).build()).build()) {
+            Region pinned = mem.allocate(MiB - 16 * page);
+            Region moved = mem.allocate(64 * page);
+            MemoryFixture.fill(moved, 0, moved.size(), 12);
+            HeldKernel kernel = new HeldKernel(mem, 1, KernelArg.of(pinned, 0, pinned.size(), Access.READ_WRITE));
+            assertTrue(kernel.awaitRunning(10), "the kernel holding the rest of the device runs");
+            ExecutorService pool = Executors.newSingleThreadExecutor();
+            try {
+                Future<Long> prefetch = pool.submit(() -> mem.prefetch(moved, new long[] {0}, moved.size(), 1));
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (moved.snapshot(0, moved.size()).countOn(1) < 16 && System.nanoTime() < deadline) {
+                    Thread.sleep(5);
+                }
+                assertEquals(16, moved.snapshot(0, moved.size()).countOn(1), "the free frames filled, the rest waiting for room");
+                Thread.sleep(50);   // the prefetch is now pausing between tries for room
+                kernel.release();
+                assertEquals(null, kernel.failure());
+                assertEquals(64L, prefetch.get(30, TimeUnit.SECONDS), "pages the prefetch moved");
+            } finally {
+                kernel.release();
+                pool.shutdownNow();
+            }
+            assertEquals(64, moved.snapshot(0, moved.size()).countOn(1));
+            verified(mem);
         }
     }
 }

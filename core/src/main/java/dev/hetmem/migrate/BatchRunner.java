@@ -46,10 +46,16 @@ final class BatchRunner {
         }
         if (ctx.mode == MigrationMode.VANILLA) {
             long moved = 0;
-            for (Run run : runs) {
-                for (int i = 0; i < run.count; i++) {
-                    moved += run(new MigrationBatch(List.of(run.slice(i, 1)), target, trigger, "vanilla"));
+            try {
+                for (Run run : runs) {
+                    for (int i = 0; i < run.count; i++) {
+                        moved += run(new MigrationBatch(List.of(run.slice(i, 1)), target, trigger, "vanilla"));
+                    }
                 }
+            } catch (Eviction.RetryBatch retry) {
+                // the pages committed before it stay where they went: the caller goes round for the rest and
+                // counts these (it dropped them, and a prefetch that waited for room reported too few)
+                throw retry.afterCommitting(moved);
             }
             return moved;
         }

@@ -62,8 +62,21 @@ final class Eviction {
      * on; the engine undoes, unlocks, waits briefly ({@link #pauseBeforeRetry}) and starts over.
      */
     static final class RetryBatch extends RuntimeException {
+        /** Pages batches of the same call committed before this one had to wait (page-by-page migration). */
+        private long committedBefore;
+
         RetryBatch() {
             super(null, null, false, false);
+        }
+
+        /** This exception, carrying the pages earlier batches of the call moved: they stay moved, and count. */
+        RetryBatch afterCommitting(long pages) {
+            committedBefore += pages;
+            return this;
+        }
+
+        long committedBefore() {
+            return committedBefore;
         }
     }
 

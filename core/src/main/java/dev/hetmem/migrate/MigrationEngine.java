@@ -251,6 +251,9 @@ public final class MigrationEngine implements AutoCloseable {
                             migratedEarlier += migrated;
                             next.afterSteal(requests, pins);
                         } catch (Eviction.RetryBatch | Eviction.DeviceFull e) {
+                            if (e instanceof Eviction.RetryBatch retry) {
+                                migratedEarlier += retry.committedBefore();   // page by page: those went before the wait
+                            }
                             if (plan.relocates()) {
                                 // the rest of the batch found no room while the relocated pages' old frames
                                 // are held (the batch was undone): they leave and come back instead, which
