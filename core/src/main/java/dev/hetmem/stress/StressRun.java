@@ -79,7 +79,7 @@ public final class StressRun {
     }
 
     /** Thrown by a check: what the model expected and what the memory did. */
-    static final class Mismatch extends RuntimeException {
+    static class Mismatch extends RuntimeException {
         Mismatch(String message) {
             super(message);
         }

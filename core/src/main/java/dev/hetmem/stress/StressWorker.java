@@ -670,30 +670,47 @@ final class StressWorker {
      * added to, inside one chunk.
      */
     private void adoptPartialSweep(Model m, byte[] before, long longs, long delta, boolean windows, ItemsRun ran) {
+        byte[] got = readAfterFailure(m, (int) (longs * 8));
         try {
-            checkPartialSweep(m, before, longs, delta, windows, ran);
-        } catch (Mismatch e) {
-            throw unlessFreed(m, e);
+            checkPartialSweep(m, got, before, longs, delta, windows, ran);
+        } catch (ReadBackMismatch e) {
+            throw unlessFreed(m, got, e);
+        }
+    }
+
+    /** A wrong long found reading a region back after a failed step, and where it is (a byte offset in what was read). */
+    private static final class ReadBackMismatch extends Mismatch {
+        final long at;
+
+        ReadBackMismatch(String message, long at) {
+            super(message);
+            this.at = at;
         }
     }
 
     /**
-     * What a read back found wrong, or, where the region was freed meanwhile (the memory closed
-     * under the workers, or another worker freed it), a refusal for a freed region: in userfaultfd
-     * mode a killed region's view reads zeros ({@link Model#expect} says why), so the read may have
-     * met the free rather than lost bytes.
+     * What a read back found wrong, or a refusal for a freed region where, as {@link Model#expect}
+     * takes it, the region was freed meanwhile (the memory closed under the workers) in userfaultfd
+     * mode and the page of the wrong long read all zeros: a killed region's view reads so, and the
+     * read met the free rather than lost bytes. A wrong value other than zeros is a loss whatever
+     * happened to the region after it.
      */
-    private static RuntimeException unlessFreed(Model m, Mismatch e) {
-        if (!m.region.isFreed()) {
+    private static RuntimeException unlessFreed(Model m, byte[] got, ReadBackMismatch e) {
+        if (m.mode != HostFaultMode.USERFAULTFD || !m.region.isFreed()) {
             return e;
         }
-        IllegalStateException freed = new IllegalStateException(m + " was freed while it was read back after a failed step");
+        int page = (int) (e.at / PAGE_BYTES * PAGE_BYTES);
+        int end = (int) Math.min(got.length, page + PAGE_BYTES);
+        if (Arrays.mismatch(got, page, end, new byte[end - page], 0, end - page) >= 0) {
+            return e;
+        }
+        IllegalStateException freed = new IllegalStateException(m + " was freed while it was read back after a failed step "
+                + "(zeros at byte " + e.at + ")");
         freed.addSuppressed(e);
         return freed;
     }
 
-    private void checkPartialSweep(Model m, byte[] before, long longs, long delta, boolean windows, ItemsRun ran) {
-        byte[] got = readAfterFailure(m, (int) (longs * 8));
+    private void checkPartialSweep(Model m, byte[] got, byte[] before, long longs, long delta, boolean windows, ItemsRun ran) {
         ByteBuffer was = ByteBuffer.wrap(before).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer now = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
         if (ran.isRecording()) {
@@ -703,9 +720,9 @@ final class StressWorker {
                 long n = now.getLong((int) (8 * i));
                 long want = ran.ran(i) ? w + delta : w;
                 if (n != want) {
-                    throw new Mismatch("after a sweep that failed part-way, long " + i + " of " + m + " is " + n + " where its item "
+                    throw new ReadBackMismatch("after a sweep that failed part-way, long " + i + " of " + m + " is " + n + " where its item "
                             + (ran.ran(i) ? "finished, having stored " + want + (n == w ? ": the store was lost" : "")
-                            : "never finished, so it holds its old value " + w));
+                            : "never finished, so it holds its old value " + w), 8 * i);
                 }
             }
             System.arraycopy(got, 0, m.bytes, 0, got.length);
@@ -716,8 +733,8 @@ final class StressWorker {
             long w = was.getLong((int) (8 * i));
             long n = now.getLong((int) (8 * i));
             if (n != w && n != w + delta) {
-                throw new Mismatch("after a sweep that failed part-way, long " + i + " of " + m + " is " + n
-                        + ": neither its old value " + w + " nor that plus " + delta);
+                throw new ReadBackMismatch("after a sweep that failed part-way, long " + i + " of " + m + " is " + n
+                        + ": neither its old value " + w + " nor that plus " + delta, 8 * i);
             }
             boolean added = n != w || delta == 0;
             if (added && i % per != 0) {
@@ -737,11 +754,11 @@ final class StressWorker {
                     for (long q = chunkStart; q < i; q++) {
                         addedBefore += now.getLong((int) (8 * q)) != was.getLong((int) (8 * q)) ? 1 : 0;
                     }
-                    throw new Mismatch("after a sweep that failed part-way, long " + i + " of " + m + " was added to but long "
+                    throw new ReadBackMismatch("after a sweep that failed part-way, long " + i + " of " + m + " was added to but long "
                             + p + " before it, in the same chunk of the items, was not: a store was lost [not added: longs "
                             + start + ".." + p + " (" + (p - start + 1) + " longs, byte " + 8 * start + ", page offset "
                             + (8 * start) % 4096 + ", old values all zero: " + zeros + "); added before it in the chunk: " + addedBefore
-                            + " of " + (i - chunkStart) + "; chunk starts at long " + chunkStart + "]");
+                            + " of " + (i - chunkStart) + "; chunk starts at long " + chunkStart + "]", 8 * p);
                 }
             }
         }
@@ -823,15 +840,15 @@ final class StressWorker {
      * what is there.
      */
     private void adoptPartialButLastPages(Model m, byte[] before, long granule, int granules, long delta, ItemsRun items) {
+        byte[] got = readAfterFailure(m, (int) (granules * granule));
         try {
-            checkPartialButLastPages(m, before, granule, granules, delta, items);
-        } catch (Mismatch e) {
-            throw unlessFreed(m, e);
+            checkPartialButLastPages(m, got, before, granule, delta, items);
+        } catch (ReadBackMismatch e) {
+            throw unlessFreed(m, got, e);
         }
     }
 
-    private void checkPartialButLastPages(Model m, byte[] before, long granule, int granules, long delta, ItemsRun items) {
-        byte[] got = readAfterFailure(m, (int) (granules * granule));
+    private void checkPartialButLastPages(Model m, byte[] got, byte[] before, long granule, long delta, ItemsRun items) {
         ByteBuffer was = ByteBuffer.wrap(before).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer now = ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer model = ByteBuffer.wrap(m.bytes).order(ByteOrder.LITTLE_ENDIAN);
@@ -844,16 +861,16 @@ final class StressWorker {
                 // exact: the kernel marked each item whose store was done (item = granule * perArg + long in it)
                 boolean done = items.ran(at / granule * perArg + at % granule / 8);
                 if (n != (done ? w + delta : w)) {
-                    throw new Mismatch("after a sweep but last pages that failed part-way, long at byte " + at + " of " + m
+                    throw new ReadBackMismatch("after a sweep but last pages that failed part-way, long at byte " + at + " of " + m
                             + " is " + n + " where its item " + (done ? "finished, having stored " + (w + delta)
-                            + (n == w ? ": the store was lost" : "") : "never finished, so it holds its old value " + w));
+                            + (n == w ? ": the store was lost" : "") : "never finished, so it holds its old value " + w), at);
                 }
                 continue;
             }
             if (n != w && !(inArgument && n == w + delta)) {
-                throw new Mismatch("after a sweep but last pages that failed part-way, long at byte " + at + " of " + m
+                throw new ReadBackMismatch("after a sweep but last pages that failed part-way, long at byte " + at + " of " + m
                         + " is " + n + ": " + (inArgument ? "neither its old value " + w + " nor that plus " + delta
-                        : "a last page, which the model says holds " + w));
+                        : "a last page, which the model says holds " + w), at);
             }
         }
         System.arraycopy(got, 0, m.bytes, 0, got.length);
