@@ -413,7 +413,7 @@ public final class StressRun {
                 int to = (int) Math.min(got.length, (page + 1) * PAGE_BYTES - off);
                 if (!freed[(int) page]) {
                     int i = Arrays.mismatch(got, from, to, bytes, (int) off + from, (int) off + to);
-                    if (i >= 0 && region.isFreed() && Arrays.mismatch(got, from, to, new byte[to - from], 0, to - from) < 0) {
+                    if (i >= 0 && readZerosOfAFree(got, from, to)) {
                         // in userfaultfd mode a load of a region being freed reads zeros (the fault service
                         // answers a killed region's faults so, for its view to close): a free under the
                         // read, reported as such (a refusal for a freed region), not as lost bytes
@@ -427,6 +427,15 @@ public final class StressRun {
                 }
                 from = to;
             }
+        }
+
+        /**
+         * Whether got[from, to) (one page or less) read all zeros and the region is freed now: in
+         * userfaultfd mode a load of a region being freed reads zeros, so wrong bytes there may be
+         * the free's, not lost ones.
+         */
+        boolean readZerosOfAFree(byte[] got, int from, int to) {
+            return region.isFreed() && Arrays.mismatch(got, from, to, new byte[to - from], 0, to - from) < 0;
         }
 
         void checkAll(String what) {

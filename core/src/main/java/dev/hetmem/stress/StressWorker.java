@@ -696,12 +696,8 @@ final class StressWorker {
      * happened to the region after it.
      */
     private static RuntimeException unlessFreed(Model m, byte[] got, ReadBackMismatch e) {
-        if (m.mode != HostFaultMode.USERFAULTFD || !m.region.isFreed()) {
-            return e;
-        }
         int page = (int) (e.at / PAGE_BYTES * PAGE_BYTES);
-        int end = (int) Math.min(got.length, page + PAGE_BYTES);
-        if (Arrays.mismatch(got, page, end, new byte[end - page], 0, end - page) >= 0) {
+        if (m.mode != HostFaultMode.USERFAULTFD || !m.readZerosOfAFree(got, page, (int) Math.min(got.length, page + PAGE_BYTES))) {
             return e;
         }
         IllegalStateException freed = new IllegalStateException(m + " was freed while it was read back after a failed step "
