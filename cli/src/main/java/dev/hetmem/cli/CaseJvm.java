@@ -19,7 +19,8 @@ import java.util.concurrent.TimeoutException;
 
 /**
  * One benchmark case served by a JVM of its own, kept alive across the rounds of a run: the
- * parent sends {@code run}, the child runs the case once and answers with one line. Why: the
+ * parent sends {@code run} (or {@code warm}, a warm-up run: {@link CaseRunner#warm}), the child runs
+ * the case once and answers with one line, which says how long its JIT has compiled so far. Why: the
  * emulated device's kernels are Java code, and in one JVM the JIT's profiles of that code mix
  * every case's, so a row depended on which other cases shared the JVM: with the explicit program's
  * random case beside it, its sequential case ran at 1.85–2.32 GB/s, alone at 2.74–2.89, and the
@@ -75,12 +76,33 @@ final class CaseJvm implements AutoCloseable {
      * the explicit program, a shorter path, ran at its speed (0.12-0.14 s) from its second run.
      */
     static final long WARM_UP_NANOS = 1_500_000_000L;
+    /**
+     * After {@link #WARM_UP_NANOS}, warm-up runs go on until the JIT of the case's JVM has been
+     * quiet ({@link JitQuiet}) this long: on OpenCL the engine's per-launch paths were still being
+     * compiled by C2 9-25 s into a JVM's life (a 32 MiB device, 16 MiB layers; with 1.5 s of warm-up
+     * one launch read a median 0.79 of the explicit program in eight runs, with 12 s 1.01-1.02).
+     */
+    static final long QUIET_NANOS = 1_000_000_000L;
+    /** ... with no more than this many milliseconds of compilation finished meanwhile. */
+    static final long QUIET_COMPILE_MILLIS = 20;
+    /** The most a warm-up runs for when the JIT never goes quiet; the rows then say so ({@code jit_quiet}). */
+    static final long MAX_WARM_UP_NANOS = 30_000_000_000L;
+    /** ... in a {@code --quick} run, which must end within a minute. */
+    static final long QUICK_MAX_WARM_UP_NANOS = 6_000_000_000L;
+
+    /**
+     * What a JVM's warm-up did: whether every run was correct, how long it took, and whether its JIT
+     * was seen quiet (false where it was not watched: no warm-up, or one slow run).
+     */
+    record WarmUp(boolean correct, long nanos, boolean quiet) {}
 
     private final Process process;
     private final Writer toChild;
     private final BufferedReader fromChild;
     private final Path stderr;
     private final String name;
+    /** The child's total compilation time as of its last answer, or -1. */
+    private long compiledMillis = -1;
 
     private CaseJvm(Process process, Path stderr, String name) {
         this.process = process;
@@ -132,15 +154,62 @@ final class CaseJvm implements AutoCloseable {
         answerWithin(START_SECONDS, "did not start", "ready");
     }
 
-    /** Runs the case once; returns the child's answer line ({@code row ...} or {@code failed ...}). */
-    String runOnce() {
+    /**
+     * Runs the case once ({@code warm}: a warm-up run, {@link CaseRunner#warm}); returns the child's
+     * answer line ({@code row ...} or {@code failed ...}), without the compilation time it ends
+     * with, which {@link #compiledMillis} says from then on.
+     */
+    String runOnce(boolean warm) {
         try {
-            toChild.write("run\n");
+            toChild.write(warm ? "warm\n" : "run\n");
             toChild.flush();
         } catch (IOException e) {
             throw ended("stopped answering (" + e.getMessage() + ")");
         }
-        return answerWithin(RUN_SECONDS, "did not finish a run", "row ", "failed ");
+        String line = answerWithin(RUN_SECONDS, "did not finish a run", "row ", "failed ");
+        int at = line.lastIndexOf(" " + COMPILED);
+        if (line.startsWith("row ") && at >= 0) {
+            try {
+                compiledMillis = Long.parseLong(line.substring(at + 1 + COMPILED.length()));
+            } catch (NumberFormatException e) {
+                throw new IllegalStateException("the JVM for " + name + " answered " + line + ": not a compilation time");
+            }
+            line = line.substring(0, at);
+        }
+        return line;
+    }
+
+    /** The child's total compilation time in milliseconds as of its last answer, or -1 where it does not say. */
+    long compiledMillis() {
+        return compiledMillis;
+    }
+
+    /** How an answer ends: {@code compiled_ms=N}, the child's total compilation time. */
+    private static final String COMPILED = "compiled_ms=";
+
+    /** This JVM as a case's runner, its answer lines made rows by {@code row}. */
+    CaseRunner runner(java.util.function.Function<String, java.util.Map<String, Object>> row) {
+        return new CaseRunner() {
+            @Override
+            public java.util.Map<String, Object> run() {
+                return row.apply(runOnce(false));
+            }
+
+            @Override
+            public java.util.Map<String, Object> warm() {
+                return row.apply(runOnce(true));
+            }
+
+            @Override
+            public long compiledMillis() {
+                return CaseJvm.this.compiledMillis();
+            }
+
+            @Override
+            public void close() {
+                CaseJvm.this.close();
+            }
+        };
     }
 
     /**
@@ -177,35 +246,79 @@ final class CaseJvm implements AutoCloseable {
 
     /** One run of a case in the child, as its answer line's fields after {@code row}. */
     interface CaseRun {
-        String run() throws Exception;
+        /** {@code warm}: a warm-up run ({@link CaseRunner#warm}). */
+        String run(boolean warm) throws Exception;
     }
 
     /**
-     * Warms a new JVM's case up: {@code runs} runs, and on until they took {@link #WARM_UP_NANOS}
-     * (nothing if {@code runs} is 0), but one run only for a case whose first run took longer than
-     * {@code slowNanos} (it is warm by then, and more would cost the run its time). Returns whether
-     * every run's result was correct.
+     * How long a warm-up runs: at least {@code floorNanos}, then on until the JIT has been quiet for
+     * {@code quietNanos} (no more than {@code quietCompileMillis} compiled meanwhile; 0: no wait for
+     * the JIT), at most {@code maxNanos}.
      */
-    static boolean warmUp(java.util.function.Supplier<java.util.Map<String, Object>> run, int runs, long slowNanos) {
-        boolean correct = true;
-        long spent = 0;
-        for (int w = 0; w < runs || (runs > 0 && spent < WARM_UP_NANOS); w++) {
-            long t0 = System.nanoTime();
-            correct &= (Boolean) run.get().get("correct");
-            spent += System.nanoTime() - t0;
-            if (w == 0 && spent > slowNanos) {
-                break;
+    record WarmUpLimits(long floorNanos, long quietNanos, long quietCompileMillis, long maxNanos) {
+        /** A full run's: until the JIT is quiet, at most {@link #MAX_WARM_UP_NANOS}. */
+        static final WarmUpLimits BENCH = new WarmUpLimits(WARM_UP_NANOS, QUIET_NANOS, QUIET_COMPILE_MILLIS, MAX_WARM_UP_NANOS);
+        /**
+         * A {@code --quick} run's: the same, at most {@link #QUICK_MAX_WARM_UP_NANOS}, so that the run
+         * keeps to its minute; its rows say where the JIT was not quiet yet.
+         */
+        static final WarmUpLimits QUICK = new WarmUpLimits(WARM_UP_NANOS, QUIET_NANOS, QUIET_COMPILE_MILLIS,
+                QUICK_MAX_WARM_UP_NANOS);
+        /** The floor alone ({@code bench oversub}'s, whose goals were measured with it). */
+        static final WarmUpLimits FLOOR_ONLY = new WarmUpLimits(WARM_UP_NANOS, 0, 0, WARM_UP_NANOS);
+
+        WarmUpLimits {
+            if (floorNanos < 0 || quietNanos < 0 || quietCompileMillis < 0 || maxNanos < floorNanos) {
+                throw new IllegalArgumentException("warm-up limits " + floorNanos + " ns floor, " + quietNanos + " ns quiet with "
+                        + quietCompileMillis + " ms compiled, " + maxNanos + " ns at most: none may be negative, nor the most "
+                        + "below the floor");
             }
         }
-        return correct;
+    }
+
+    /** As {@link #warmUp(CaseRunner, int, long, WarmUpLimits)} with the benches' limits. */
+    static WarmUp warmUp(CaseRunner runner, int runs, long slowNanos) {
+        return warmUp(runner, runs, slowNanos, WarmUpLimits.BENCH);
     }
 
     /**
-     * The child's side: says {@code ready}, then runs the case once per {@code run} line on standard
-     * input (the parent's pipe: only a JVM this class started is asked to serve), answering each
-     * with {@code row FIELDS}, or {@code failed MESSAGE} and an exit status of 1 (2 for a request it
-     * does not know); 0 once the parent closes its input.
+     * Warms a new JVM's case up with {@link CaseRunner#warm} runs: {@code runs} of them, and on until
+     * they took the floor's time and the JVM's JIT has been quiet for the quiet spell ({@link JitQuiet},
+     * watched from the floor on: what it compiled before then is no news), or, if it never goes
+     * quiet, until they took the most {@code limits} allow, but never fewer than {@code runs}
+     * (nothing if {@code runs} is 0); one run only for a case whose first run took longer than
+     * {@code slowNanos} (it is warm by then, and more would cost the run its time). Says whether
+     * every run's result was correct, and whether the JIT was seen quiet.
      */
+    static WarmUp warmUp(CaseRunner runner, int runs, long slowNanos, WarmUpLimits limits) {
+        if (runs <= 0) {
+            return new WarmUp(true, 0, false);
+        }
+        boolean correct = true;
+        long spent = 0;
+        JitQuiet jit = null;
+        boolean quiet = false;
+        for (int w = 0; ; w++) {
+            long t0 = System.nanoTime();
+            correct &= (Boolean) runner.warm().get("correct");
+            spent += System.nanoTime() - t0;
+            if (w == 0 && spent > slowNanos) {
+                return new WarmUp(correct, spent, false);   // the JIT not watched
+            }
+            if (spent >= limits.floorNanos() && limits.quietNanos() == 0) {
+                quiet = true;   // no wait for the JIT
+            } else if (spent >= limits.floorNanos()) {
+                if (jit == null) {
+                    jit = new JitQuiet(limits.quietNanos(), limits.quietCompileMillis(), spent, runner.compiledMillis());
+                }
+                quiet = jit.quietAt(spent, runner.compiledMillis());
+            }
+            if (w + 1 >= runs && (quiet || spent >= limits.maxNanos())) {
+                return new WarmUp(correct, spent, quiet);
+            }
+        }
+    }
+
     /**
      * The weights or data factor in a case's key ({@code --OPTION KEY}), as the parent writes it:
      * a number in (0, 16]; anything else is a usage error naming the key.
@@ -223,26 +336,33 @@ final class CaseJvm implements AutoCloseable {
         return factor;
     }
 
+    /**
+     * The child's side: says {@code ready}, then runs the case once per {@code run} line on standard
+     * input (the parent's pipe: only a JVM this class started is asked to serve), or once as a
+     * warm-up run per {@code warm} line, answering each with {@code row FIELDS compiled_ms=N} (N: this
+     * JVM's total compilation time, {@link JitQuiet#compiledMillis}), or {@code failed MESSAGE} and an
+     * exit status of 1 (2 for a request it does not know); 0 once the parent closes its input.
+     */
     static int serve(PrintStream out, CaseRun caseRun) {
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         out.println("ready");
         out.flush();
         try {
             for (String line = in.readLine(); line != null; line = in.readLine()) {
-                if (!line.equals("run")) {
+                if (!line.equals("run") && !line.equals("warm")) {
                     out.println("failed unknown request " + line);
                     out.flush();
                     return 2;
                 }
                 String fields;
                 try {
-                    fields = caseRun.run();
+                    fields = caseRun.run(line.equals("warm"));
                 } catch (Exception | Error e) {
                     out.println("failed " + Main.failureMessage(e).replace('\n', ' ').replace('\r', ' '));
                     out.flush();
                     return 1;
                 }
-                out.println("row " + fields);
+                out.println("row " + fields + " " + COMPILED + JitQuiet.compiledMillis());
                 out.flush();
             }
             return 0;

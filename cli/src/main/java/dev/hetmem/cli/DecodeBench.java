@@ -61,17 +61,26 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * </ul>
  * Every row checks the last token's output against a CPU computation ({@code correct}). Each mode
  * runs in a JVM of its own ({@link CaseJvm} says why: the emulated device's kernels are Java code,
- * and in one JVM the JIT's profiles of that code mix every case's), a new one every round, which
- * runs the warm-up rounds first: a case's speed depends on which JVM it got (its JIT's choices; the
- * same case ran 0.81-0.85 s in one JVM and 1.04-1.22 s in the next), so a row needs several.
+ * and in one JVM the JIT's profiles of that code mix every case's), a new one every round
+ * ({@code --jvm-per-round}, the default): a case's speed depends on which JVM it got (its JIT's
+ * choices: emulated, factor 2, F32, each case in one JVM fully warmed up, runs of all three modes
+ * fell into two speed classes, 22-25 and 33-38 tokens/s, by JVM), so a row needs several.
  * {@code --jvm-per-case} keeps one JVM per case for all its rounds (faster, and one JVM's luck);
- * {@code --same-jvm} runs every case in this one. The modes
- * run back to back in rounds, after {@code --warmup} rounds that are not counted (default 3, as in
- * {@code bench oversub}, and with a new JVM every round at least {@link CaseJvm#WARM_UP_NANOS} of
- * them; with {@code --jvm-per-case} or {@code --same-jvm}, {@code --warmup} rounds alone): the JIT
- * compiles the engine's paths on the same two cores, and a JVM's second run still ran one launch at
- * 0.5-0.65 of its later speed while the explicit program, a shorter path, was warm after one run;
- * each round then takes {@code --runs-per-round} runs of every mode (default 3), interleaved in
+ * {@code --same-jvm} runs every case in this one (the modes then share one JIT's luck), the
+ * default with {@code --quick}, which has a minute. Every JVM warms each case up before its runs
+ * ({@link CaseJvm#warmUp}): at least {@code --warmup} runs (default 3) of {@link #WARM_TOKENS}
+ * tokens or more, at least {@link CaseJvm#WARM_UP_NANOS}, and on until the JVM's JIT is quiet, no
+ * longer than {@link CaseJvm#MAX_WARM_UP_NANOS} ({@link CaseJvm#QUICK_MAX_WARM_UP_NANOS} with
+ * {@code --quick}) once the {@code --warmup} runs are done; rows say how long it took
+ * ({@code warmup_s}, the longest of the case's JVMs) and whether the JIT was seen quiet in every
+ * one ({@code jit_quiet}). Why so long: C2 compiles the
+ * engine's per-launch paths only after hundreds of launches, 9-25 s into a JVM's life on these
+ * two busy cores, while the explicit program, a shorter path, is compiled in a few seconds; with
+ * 1.5 s of warm-up, OpenCL, factor 2, F32, one launch read 0.66-1.00 of the explicit program
+ * (median 0.79, eight runs) and prefetch 0.58-0.74, with 12 s 1.01-1.02 and 0.93-0.95, the
+ * explicit program's speed the same.
+ * The modes then run back to back in rounds; each round takes {@code --runs-per-round} runs of
+ * every mode (default 3), interleaved in
  * serpentine order (one launch, prefetch, explicit, explicit, prefetch, one launch, ...): this
  * machine slows down for seconds at a time, for every JVM at once (three modes served alternately,
  * emulated, factor 2, BF16: all three ran 0.69-0.91 s per 4 tokens for six runs in a row, then
@@ -112,13 +121,12 @@ final class DecodeBench {
     private static final String SERVE_OPTION = "serve-case";
     private static final String MODEL_OPTION = "serve-model";
 
-    /** Runs one case once per call: here, or in the case's own JVM. */
-    private interface CaseRunner extends AutoCloseable {
-        Map<String, Object> run();
-
-        @Override
-        void close();
-    }
+    /**
+     * Tokens a warm-up run computes at the least ({@link CaseRunner#warm}: the run's tokens over and
+     * over): a run of 2 tokens spends about as long setting up (a new device, the model loaded) as
+     * it computes, and the engine's per-launch paths are compiled after so many launches.
+     */
+    static final long WARM_TOKENS = 16;
 
     /** The model a case runs: its file, its size, and the reference output of the last token. */
     record Model(Path file, int n, String dtype, long weightBytes) {
@@ -132,7 +140,7 @@ final class DecodeBench {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), CaseJvm.withInternal(Set.of("capacity", "tokens", "device",
+        Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case", "jvm-per-round"), CaseJvm.withInternal(Set.of("capacity", "tokens", "device",
                 "reps", "warmup", "runs-per-round", "plot", "factors", "dtypes"), SERVE_OPTION, MODEL_OPTION));
         String plot = Chart.plotOption(args);
         boolean quick = args.flag("quick");
@@ -151,11 +159,21 @@ final class DecodeBench {
             }
             return serve(Case.parse(args.value(SERVE_OPTION, null)), Path.of(model), capacity, tokens, out);
         }
-        boolean sameJvm = args.flag("same-jvm");
-        if (sameJvm && args.flag("jvm-per-case")) {
-            throw new Args.UsageException("--same-jvm and --jvm-per-case: choose one");
+        List<String> policies = new ArrayList<>();
+        for (String flag : List.of("same-jvm", "jvm-per-case", "jvm-per-round")) {
+            if (args.flag(flag)) {
+                policies.add("--" + flag);
+            }
         }
-        boolean jvmPerRound = !sameJvm && !args.flag("jvm-per-case");
+        if (policies.size() > 1) {
+            throw new Args.UsageException(String.join(" and ", policies) + ": choose one");
+        }
+        // a new JVM per case every round, each warmed up until its JIT is quiet (15 s and more on these two
+        // cores): too long for a minute, so --quick runs every case in this JVM unless told otherwise
+        String policy = policies.isEmpty() ? (quick ? "--same-jvm" : "--jvm-per-round") : policies.getFirst();
+        boolean sameJvm = policy.equals("--same-jvm");
+        boolean jvmPerRound = policy.equals("--jvm-per-round");
+        CaseJvm.WarmUpLimits warmUpLimits = quick ? CaseJvm.WarmUpLimits.QUICK : CaseJvm.WarmUpLimits.BENCH;
         double[] factors = factors(args.value("factors", null), quick ? new double[] {2} : new double[] {0.5, 2, 3});
         // the model is written to a temporary file, read into host memory by the explicit program and loaded
         // by the others (up to 16 times the device): refused up front what this machine cannot hold
@@ -209,16 +227,19 @@ final class DecodeBench {
                         for (int i = 0; i < modes.size(); i++) {
                             runs.add(new ArrayList<>());
                         }
-                        // warm-up rounds first, not counted (the JIT compiles the engine's paths meanwhile); a
-                        // wrong result there still makes the row wrong
+                        // warm-up runs first, not counted (the JIT compiles the engine's paths meanwhile), in
+                        // every JVM as it starts; a wrong result there still makes the row wrong
                         boolean[] warmWrong = new boolean[modes.size()];
+                        long[] warmNanos = new long[modes.size()];
+                        boolean[] jitQuiet = new boolean[modes.size()];
+                        java.util.Arrays.fill(jitQuiet, true);
                         // each mode in a JVM of its own (CaseJvm says why) unless --same-jvm, new ones
                         // every round (each warmed up first) unless --jvm-per-case: a case's speed depends
                         // on which JVM it got (its JIT's choices), and one JVM's luck would otherwise stand
                         // for every round of the row
                         List<CaseRunner> runners = new ArrayList<>();
                         try {
-                            for (long round = jvmPerRound ? 0 : -warmup; round < reps; round++) {
+                            for (long round = 0; round < reps; round++) {
                                 if (runners.isEmpty() || jvmPerRound) {
                                     closeAll(runners);
                                     for (String mode : modes) {
@@ -226,22 +247,20 @@ final class DecodeBench {
                                         runners.add(sameJvm ? inThisJvm(c, model, capacity, tokens, reference)
                                                 : inItsOwnJvm(c, model, capacity, tokens));
                                     }
-                                    for (int i = 0; jvmPerRound && i < modes.size(); i++) {
-                                        warmWrong[i] |= !CaseJvm.warmUp(runners.get(i)::run, warmup, Long.MAX_VALUE);
+                                    for (int i = 0; i < modes.size(); i++) {
+                                        CaseJvm.WarmUp w = CaseJvm.warmUp(runners.get(i), warmup, Long.MAX_VALUE, warmUpLimits);
+                                        warmWrong[i] |= !w.correct();
+                                        warmNanos[i] = Math.max(warmNanos[i], w.nanos());
+                                        jitQuiet[i] &= w.quiet();
                                     }
                                 }
                                 // several measured runs of each mode, interleaved, in serpentine order (A B C C B A
                                 // ...): this machine's slow spells last seconds and hit every JVM running then, so
                                 // runs taken side by side pair far better than one run each per round
-                                for (int k = 0; k < (round >= 0 ? runsPerRound : 1); k++) {
+                                for (int k = 0; k < runsPerRound; k++) {
                                     for (int j = 0; j < modes.size(); j++) {
                                         int i = k % 2 == 0 ? j : modes.size() - 1 - j;
-                                        Map<String, Object> r = runners.get(i).run();
-                                        if (round >= 0) {
-                                            runs.get(i).add(r);
-                                        } else {
-                                            warmWrong[i] |= !(Boolean) r.get("correct");
-                                        }
+                                        runs.get(i).add(runners.get(i).run());
                                     }
                                 }
                             }
@@ -252,15 +271,18 @@ final class DecodeBench {
                         for (int i = 0; i < modes.size(); i++) {
                             Map<String, Object> row = MedianRow.of(runs.get(i), "tokens_per_s");
                             row.put("correct", (Boolean) row.get("correct") && !warmWrong[i]);
+                            row.put("warmup_s", Math.round(warmNanos[i] / 1e7) / 100.0);
+                            row.put("jit_quiet", jitQuiet[i]);
                             MedianRow.putPairedRatio(row, "of_explicit", runs.get(i), explicitRuns);
                             rows.add(row);
                             err.printf("%-8s factor %.1f %-4s %-10s %8.2f tokens/s (%.2f-%.2f) %7.2f GB/s  of explicit %.3f (%.3f-%.3f)"
-                                            + "  migrated %s  evictions %d  %s%n",
+                                            + "  migrated %s  evictions %d  %s  warm-up %.1f s%s%n",
                                     device, f, dtype, modes.get(i), (Double) row.get("tokens_per_s"),
                                     (Double) row.get("tokens_per_s_min"), (Double) row.get("tokens_per_s_max"), (Double) row.get("gbps"),
                                     (Double) row.get("of_explicit"), (Double) row.get("of_explicit_min"),
                                     (Double) row.get("of_explicit_max"), ProgressBar.human((Long) row.get("migrated_bytes")),
-                                    (Long) row.get("evictions"), (Boolean) row.get("correct") ? "correct" : "WRONG");
+                                    (Long) row.get("evictions"), (Boolean) row.get("correct") ? "correct" : "WRONG",
+                                    warmNanos[i] / 1e9, jitQuiet[i] ? "" : " (the JIT not seen quiet before the runs)");
                         }
                     }
                     Files.deleteIfExists(model.file());
@@ -285,13 +307,15 @@ final class DecodeBench {
         root.put("device_capacity_bytes", capacity);
         root.put("layers", LAYERS);
         root.put("tokens", tokens);
+        root.put("jvm", policy.substring(2));   // jvm-per-round, jvm-per-case or same-jvm
+        root.put("warmup_max_s", warmUpLimits.maxNanos() / 1e9);
         root.put("rows", rows);
         BenchPlots.write(plot, root, err);
         if (args.flag("json")) {
             out.println(Json.write(root));
         } else {
-            out.printf("%s; devices of %s; %d layers, %d tokens per row%n", limits.text(),
-                    ProgressBar.human(capacity), LAYERS, tokens);
+            out.printf("%s; devices of %s; %d layers, %d tokens per row; %s, warm-ups until the JIT is quiet, at most %.0f s%n",
+                    limits.text(), ProgressBar.human(capacity), LAYERS, tokens, policy.substring(2), warmUpLimits.maxNanos() / 1e9);
             out.printf("%-8s %6s %-5s %-10s %10s %8s %11s %12s %9s %7s%n", "device", "factor", "dtype", "mode", "tokens/s", "GB/s",
                     "of explicit", "migrated", "evictions", "correct");
             for (Map<String, Object> r : rows) {
@@ -299,6 +323,11 @@ final class DecodeBench {
                         (Double) r.get("weights_factor"), r.get("dtype"), r.get("mode"), (Double) r.get("tokens_per_s"),
                         (Double) r.get("gbps"), (Double) r.get("of_explicit"), ProgressBar.human((Long) r.get("migrated_bytes")),
                         (Long) r.get("evictions"), r.get("correct"));
+            }
+            long notQuiet = rows.stream().filter(r -> !(Boolean) r.get("jit_quiet")).count();
+            if (notQuiet > 0) {
+                out.printf("%d of %d rows were measured before the JIT was seen quiet (the warm-up's limit reached, or no "
+                        + "warm-up): they understate the modes whose paths are compiled last%n", notQuiet, rows.size());
             }
         }
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) && !BenchPlots.failed(root) ? 0 : 1;
@@ -353,36 +382,46 @@ final class DecodeBench {
         }
     }
 
-    private static CaseRunner inThisJvm(Case c, Model m, long capacity, long tokens, float[] reference) {
-        return new CaseRunner() {
-            public Map<String, Object> run() {
-                try {
-                    return runCase(c, m, capacity, tokens, reference);
-                } catch (IOException e) {
-                    throw new UncheckedIOException("the model file: " + e.getMessage(), e);
-                }
-            }
+    /** How many times a warm-up run computes a run's tokens ({@link #WARM_TOKENS}). */
+    private static long warmRepeats(long tokens) {
+        return Math.ceilDiv(WARM_TOKENS, tokens);
+    }
 
-            public void close() {
-            }
-        };
+    private static CaseRunner inThisJvm(Case c, Model m, long capacity, long tokens, float[] reference) {
+        return CaseRunner.inThisJvm(() -> runCase(c, m, capacity, tokens, 1, reference),
+                () -> runCase(c, m, capacity, tokens, warmRepeats(tokens), reference));
     }
 
     private static CaseRunner inItsOwnJvm(Case c, Model m, long capacity, long tokens) {
         CaseJvm jvm = CaseJvm.start(c.name(), List.of("bench", "decode", "--" + SERVE_OPTION, c.key(), "--" + MODEL_OPTION,
                 m.file().toString(), "--capacity", Long.toString(capacity), "--tokens", Long.toString(tokens)));
         return new CaseRunner() {
+            @Override
             public Map<String, Object> run() {
-                String line = jvm.runOnce();
+                return parse(jvm.runOnce(false), tokens);
+            }
+
+            @Override
+            public Map<String, Object> warm() {
+                return parse(jvm.runOnce(true), tokens * warmRepeats(tokens));
+            }
+
+            private Map<String, Object> parse(String line, long computed) {
                 String[] f = line.split(" ");
                 if (f.length != 5 || !f[0].equals("row")) {
                     throw new IllegalStateException(c.name() + ": "
                             + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
                 }
-                return row(c, m, tokens, Long.parseLong(f[1]), Long.parseLong(f[2]), Long.parseLong(f[3]),
+                return row(c, m, computed, Long.parseLong(f[1]), Long.parseLong(f[2]), Long.parseLong(f[3]),
                         Boolean.parseBoolean(f[4]));
             }
 
+            @Override
+            public long compiledMillis() {
+                return jvm.compiledMillis();
+            }
+
+            @Override
             public void close() {
                 jvm.close();
             }
@@ -396,12 +435,11 @@ final class DecodeBench {
     private static int serve(Case c, Path file, long capacity, long tokens, PrintStream out) {
         Model m = model(file, capacity, c.factor(), c.dtype());
         float[] reference = reference(m, tokens);
-        return CaseJvm.serve(out, () -> {
-            Map<String, Object> r = runCase(c, m, capacity, tokens, reference);
+        return CaseJvm.serve(out, warm -> {
+            Map<String, Object> r = runCase(c, m, capacity, tokens, warm ? warmRepeats(tokens) : 1, reference);
             return r.get("nanos") + " " + r.get("migrated_bytes") + " " + r.get("evictions") + " " + r.get("correct");
         });
     }
-
 
     // ---- the model ------------------------------------------------------------------------------
 
@@ -539,9 +577,13 @@ final class DecodeBench {
                 : EmulatedDevice.builder().capacity(capacity).populate(true).build();
     }
 
-    private static Map<String, Object> runCase(Case c, Model m, long capacity, long tokens, float[] reference)
-            throws IOException {
+    /**
+     * One run of a case: its {@code tokens} tokens computed {@code repeats} times over (the last
+     * token's output checked against {@code reference}, the last of {@code tokens}), on a new device.
+     */
+    private static Map<String, Object> runCase(Case c, Model m, long capacity, long tokens, long repeats, float[] reference) {
         DeviceDriver dev = device(c.device(), capacity);
+        long computed = tokens * repeats;
         try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(1).build()) {
             DecodeKernels.Kernels k = new DecodeKernels.Kernels(dev, m);
             float[] result;
@@ -550,9 +592,9 @@ final class DecodeBench {
             long evictions;
             if (c.mode().equals("explicit")) {
                 long[] t = new long[1];
-                result = explicit(mem, dev, k, m, capacity, tokens, t);
+                result = explicit(mem, dev, k, m, capacity, tokens, computed, t);
                 nanos = t[0];
-                migrated = tokens * m.weightBytes();
+                migrated = computed * m.weightBytes();
                 evictions = 0;
             } else {
                 SafeTensors st = SafeTensors.load(mem, m.file(), 0);
@@ -564,8 +606,8 @@ final class DecodeBench {
                 Stats before = mem.stats();
                 long t0 = System.nanoTime();
                 result = null;
-                for (long t = 0; t < tokens; t++) {
-                    writeInput(x0, m.n(), t);
+                for (long t = 0; t < computed; t++) {
+                    writeInput(x0, m.n(), t % tokens);
                     Region[] xs = {x0, x1};
                     CompletableFuture<Long> ahead = null;
                     for (int l = 0; l < LAYERS; l++) {
@@ -594,7 +636,9 @@ final class DecodeBench {
                         - before.node(0).pagesMigrated() - before.node(1).pagesMigrated()) * PAGE_BYTES;
                 evictions = after.node(1).evictions() - before.node(1).evictions();
             }
-            return row(c, m, tokens, nanos, migrated, evictions, close(result, reference));
+            return row(c, m, computed, nanos, migrated, evictions, close(result, reference));
+        } catch (IOException e) {
+            throw new UncheckedIOException("the model file: " + e.getMessage(), e);
         }
     }
 
@@ -633,10 +677,11 @@ final class DecodeBench {
     /**
      * The explicit program: weights read from the file into plain host memory once, then chunks of
      * rows copied into two device buffers by hand, each while the previous chunk computes, across
-     * layer and token boundaries.
+     * layer and token boundaries; {@code computed} tokens, the inputs of the first {@code tokens}
+     * over and over ({@link #runCase}).
      */
     private static float[] explicit(UnifiedMemory mem, DeviceDriver dev, DecodeKernels.Kernels k, Model m, long capacity, long tokens,
-                                    long[] nanos) throws IOException {
+                                    long computed, long[] nanos) throws IOException {
         int n = m.n();
         long dataStart;
         long layerBytes = m.weightBytes() / LAYERS;
@@ -666,7 +711,7 @@ final class DecodeBench {
                 // is uploaded into the other buffer while this one computes, so no layer starts with an
                 // upload nothing overlaps (the weights do not depend on the activations)
                 long perLayer = Math.ceilDiv(n, chunkRows);
-                long chunks = tokens * LAYERS * perLayer;
+                long chunks = computed * LAYERS * perLayer;
                 CompletableFuture<Void> in = CompletableFuture.runAsync(() -> s.upload(0, host.asSlice(0,
                         roundUp(Math.min(chunkBytes, layerBytes), granule))), copier);
                 for (long c = 0; c < chunks; c++) {
@@ -674,7 +719,7 @@ final class DecodeBench {
                     int l = (int) (c / perLayer % LAYERS);
                     long r0 = c % perLayer * chunkRows;
                     if (l == 0 && r0 == 0) {
-                        s.writeInput(t, n);
+                        s.writeInput(t % tokens, n);
                     }
                     in.join();
                     if (c + 1 < chunks) {

@@ -26,8 +26,8 @@ public final class Main {
                      [--jvm-per-case | --same-jvm] [--plot FILE]
                                                a kernel sweeping data sets larger than the device
               bench decode [--quick] [--json] [--capacity 64M] [--tokens N] [--reps 3] [--warmup 3]
-                     [--runs-per-round 3] [--device emulated|opencl|all] [--jvm-per-case | --same-jvm]
-                     [--factors 0.5,2,3] [--dtypes F32,BF16] [--plot FILE]
+                     [--runs-per-round 3] [--device emulated|opencl|all]
+                     [--jvm-per-round | --jvm-per-case | --same-jvm] [--factors 0.5,2,3] [--dtypes F32,BF16] [--plot FILE]
                                                a model's layers (GEMV per token) larger than the device
               bench fault [--quick] [--json] [--plot FILE]
                                                the cost of bringing one page home, by path, beside the kernel's own

@@ -84,14 +84,6 @@ final class OversubBench {
         }
     }
 
-    /** Runs one case once per call: here, or in the case's own JVM. */
-    private interface CaseRunner extends AutoCloseable {
-        Map<String, Object> run();
-
-        @Override
-        void close();
-    }
-
     /** Closes the runners (their JVMs end; null stands for a case not run this round) and empties the list. */
     private static void closeAll(List<CaseRunner> runners) {
         try {
@@ -106,35 +98,21 @@ final class OversubBench {
     }
 
     private static CaseRunner inThisJvm(Case c, long capacity) {
-        return new CaseRunner() {
-            public Map<String, Object> run() {
-                return runCase(c, capacity);
-            }
-
-            public void close() {
-            }
-        };
+        return CaseRunner.inThisJvm(() -> runCase(c, capacity), () -> runCase(c, capacity));
     }
 
     private static CaseRunner inItsOwnJvm(Case c, long capacity) {
-        CaseJvm jvm = CaseJvm.start("factor " + c.factor + " " + c.pattern + " " + c.mode,
+        String name = "factor " + c.factor + " " + c.pattern + " " + c.mode;
+        CaseJvm jvm = CaseJvm.start(name,
                 List.of("bench", "oversub", "--" + SERVE_OPTION, c.key(), "--capacity", Long.toString(capacity)));
-        return new CaseRunner() {
-            public Map<String, Object> run() {
-                String line = jvm.runOnce();
-                String[] f = line.split(" ");
-                if (f.length != 6 || !f[0].equals("row")) {
-                    throw new IllegalStateException("factor " + c.factor + " " + c.pattern + " " + c.mode + ": "
-                            + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
-                }
-                return row(c, Double.parseDouble(f[1]), Long.parseLong(f[2]), Long.parseLong(f[3]), Long.parseLong(f[4]),
-                        Boolean.parseBoolean(f[5]));
+        return jvm.runner(line -> {
+            String[] f = line.split(" ");
+            if (f.length != 6 || !f[0].equals("row")) {
+                throw new IllegalStateException(name + ": " + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
             }
-
-            public void close() {
-                jvm.close();
-            }
-        };
+            return row(c, Double.parseDouble(f[1]), Long.parseLong(f[2]), Long.parseLong(f[3]), Long.parseLong(f[4]),
+                    Boolean.parseBoolean(f[5]));
+        });
     }
 
     /**
@@ -142,7 +120,7 @@ final class OversubBench {
      * {@code row gbps nanos migrated_bytes evictions correct}.
      */
     private static int serve(Case c, long capacity, PrintStream out) {
-        return CaseJvm.serve(out, () -> {
+        return CaseJvm.serve(out, warm -> {
             Map<String, Object> r = runCase(c, capacity);
             return r.get("gbps") + " " + r.get("nanos") + " " + r.get("migrated_bytes") + " " + r.get("evictions") + " "
                     + r.get("correct");
@@ -244,7 +222,8 @@ final class OversubBench {
                         for (int i = g; i < end; i++) {
                             // a slow case (random, no thrashing control) is warm after one run
                             if (runners.get(i - g) != null) {
-                                warmWrong[i] |= !CaseJvm.warmUp(runners.get(i - g)::run, warmup, REPEAT_BUDGET_NANOS);
+                                warmWrong[i] |= !CaseJvm.warmUp(runners.get(i - g), warmup, REPEAT_BUDGET_NANOS,
+                                        CaseJvm.WarmUpLimits.FLOOR_ONLY).correct();
                             }
                         }
                     }

@@ -513,6 +513,25 @@ class CommandLineTest {
     }
 
     @Test
+    void benchDecodeCasesInJvmsOfTheirOwnAreWarmedUpThroughTheirProtocol() {
+        // each case in a child JVM: warm-up runs asked for by "warm", their answers carrying the child's compilation time
+        Result r = run("bench", "decode", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--tokens", "1",
+                "--warmup", "1", "--runs-per-round", "1", "--device", "emulated", "--dtypes", "bf16", "--jvm-per-round");
+        assertEquals(0, r.code(), r.err());
+        oneJsonObject(r.out());
+        assertTrue(r.out().contains("\"jvm\":\"jvm-per-round\""), r.out());
+        assertEquals(3, r.out().split("\"correct\":true", -1).length - 1, r.out());
+        java.util.regex.Matcher warm = java.util.regex.Pattern.compile("\"warmup_s\":([0-9.]+),\"jit_quiet\":(true|false)")
+                .matcher(r.out());
+        int warmed = 0;
+        while (warm.find()) {
+            assertTrue(Double.parseDouble(warm.group(1)) >= CaseJvm.WARM_UP_NANOS / 1e9 - 0.01, warm.group());
+            warmed++;
+        }
+        assertEquals(3, warmed, r.out());
+    }
+
+    @Test
     void benchDecodeQuickIsCorrectAndFollowsTheJsonContract() {
         Result r = run("bench", "decode", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--tokens", "1",
                 "--warmup", "1", "--runs-per-round", "2", "--device", "emulated", "--dtypes", "bf16");
@@ -529,8 +548,19 @@ class CommandLineTest {
                 "\"of_explicit\":", "\"of_explicit_min\":", "\"of_explicit_max\":"}) {
             assertTrue(r.out().contains(key), key + " missing: " + r.out());
         }
-        // the warm-up round ran and is not counted: each row stands for the two runs of the one round asked for
+        // the warm-up runs ran and are not counted: each row stands for the two runs of the one round asked for
         assertEquals(3, r.out().split("\"runs\":2,", -1).length - 1, r.out());
+        // --quick runs its cases in this JVM, each warmed up for at least the floor, at most the quick limit
+        assertTrue(r.out().contains("\"jvm\":\"same-jvm\",\"warmup_max_s\":6.0,"), r.out());
+        java.util.regex.Matcher warm = java.util.regex.Pattern.compile("\"warmup_s\":([0-9.]+),\"jit_quiet\":(true|false)")
+                .matcher(r.out());
+        int warmed = 0;
+        while (warm.find()) {
+            double s = Double.parseDouble(warm.group(1));
+            assertTrue(s >= CaseJvm.WARM_UP_NANOS / 1e9 - 0.01 && s < CaseJvm.QUICK_MAX_WARM_UP_NANOS / 1e9 + 5, warm.group());
+            warmed++;
+        }
+        assertEquals(3, warmed, r.out());
         assertTrue(!r.out().contains("\"correct\":false"), r.out());
         assertUsageError("--reps 0 is outside [1, 50]", "bench", "decode", "--reps", "0");
         assertUsageError("--runs-per-round 0 is outside [1, 20]", "bench", "decode", "--runs-per-round", "0");
@@ -538,6 +568,8 @@ class CommandLineTest {
         assertUsageError("--factors 0: 0 outside (0, 16]", "bench", "decode", "--factors", "0");
         assertUsageError("--dtypes F16: 'F16' is neither F32 nor BF16", "bench", "decode", "--dtypes", "F16");
         assertUsageError("--same-jvm and --jvm-per-case: choose one", "bench", "decode", "--same-jvm", "--jvm-per-case");
+        assertUsageError("--jvm-per-case and --jvm-per-round: choose one", "bench", "decode", "--jvm-per-round",
+                "--jvm-per-case");
         // the internal options that make a JVM serve one case are a case JVM's only (its environment says so)
         assertUsageError("unknown option --serve-case", "bench", "decode", "--serve-case", "emulated/2.0/F32/explicit");
     }

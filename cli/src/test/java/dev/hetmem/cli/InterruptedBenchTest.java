@@ -26,7 +26,7 @@ class InterruptedBenchTest {
             List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                     "-Djava.io.tmpdir=" + tmp, "--enable-native-access=ALL-UNNAMED",
                     "-cp", System.getProperty("java.class.path"), Main.class.getName(),
-                    "bench", "decode", "--quick", "--device", "emulated");
+                    "bench", "decode", "--quick", "--device", "emulated", "--jvm-per-round");
             Process bench = new ProcessBuilder(cmd).redirectErrorStream(true)
                     .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
             try {
