@@ -73,15 +73,13 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * longer than {@link CaseJvm#MAX_WARM_UP_NANOS} ({@link CaseJvm#QUICK_MAX_WARM_UP_NANOS} with
  * {@code --quick}) once the {@code --warmup} runs are done; rows say how long it took
  * ({@code warmup_s}, the longest of the case's JVMs) and whether the JIT was seen quiet in every
- * one ({@code jit_quiet}). Why so long: C2 compiles the
- * engine's per-launch paths only after hundreds of launches, 9-25 s into a JVM's life on these
- * two busy cores, while the explicit program, a shorter path, is compiled in a few seconds; with
- * 1.5 s of warm-up, OpenCL, factor 2, F32, one launch read 0.66-1.00 of the explicit program
- * (median 0.79, eight runs) and prefetch 0.58-0.74, with 12 s 1.01-1.02 and 0.93-0.95, the
- * explicit program's speed the same.
- * The modes then run back to back in rounds; each round takes {@code --runs-per-round} runs of
- * every mode (default 3), interleaved in
- * serpentine order (one launch, prefetch, explicit, explicit, prefetch, one launch, ...): this
+ * one ({@code jit_quiet}). Why so long: C2 compiles the engine's per-launch paths only after
+ * hundreds of launches, 9-25 s into a JVM's life on these two busy cores, while the explicit
+ * program, a shorter path, is compiled in a few seconds; with 1.5 s of warm-up, OpenCL, factor 2,
+ * F32, one launch read 0.66-1.00 of the explicit program (median 0.79, eight runs) and prefetch
+ * 0.58-0.74, with 12 s 1.01-1.02 and 0.93-0.95, the explicit program's speed the same. The modes
+ * then run back to back in rounds; each round takes {@code --runs-per-round} runs of every mode
+ * (default 3), interleaved in serpentine order (one launch, prefetch, explicit, explicit, prefetch, one launch, ...): this
  * machine slows down for seconds at a time, for every JVM at once (three modes served alternately,
  * emulated, factor 2, BF16: all three ran 0.69-0.91 s per 4 tokens for six runs in a row, then
  * 0.53-0.79 s), so runs taken side by side pair far better than runs a JVM start and a warm-up
