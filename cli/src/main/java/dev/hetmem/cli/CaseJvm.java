@@ -46,6 +46,34 @@ final class CaseJvm implements AutoCloseable {
      */
     static final String CASE_JVM_ENV = "HETMEM_CASE_JVM";
 
+    /** The flags that say where a bench's cases run, at most one of them given. */
+    static final List<String> JVM_POLICIES = List.of("same-jvm", "jvm-per-case", "jvm-per-round");
+
+    /** A bench's own flags and {@link #JVM_POLICIES}. */
+    static Set<String> withJvmPolicies(String... flags) {
+        Set<String> all = new java.util.HashSet<>(List.of(flags));
+        all.addAll(JVM_POLICIES);
+        return all;
+    }
+
+    /**
+     * Where a bench's cases run, as the flag names it ({@code --jvm-per-round}: a new JVM per case
+     * every round; {@code --jvm-per-case}: one per case for all its rounds; {@code --same-jvm}: all
+     * in this one), or {@code fallback} where none is given; two or more are a usage error.
+     */
+    static String jvmPolicy(Args args, String fallback) {
+        List<String> given = new ArrayList<>();
+        for (String flag : JVM_POLICIES) {
+            if (args.flag(flag)) {
+                given.add("--" + flag);
+            }
+        }
+        if (given.size() > 1) {
+            throw new Args.UsageException(String.join(" and ", given) + ": choose one");
+        }
+        return given.isEmpty() ? fallback : given.getFirst();
+    }
+
     /**
      * A command's valued options: {@code declared}, and {@code internal} (the benches' case options)
      * only in a case JVM. Elsewhere the parser does not know them, so they are an unknown option

@@ -138,7 +138,7 @@ final class DecodeBench {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case", "jvm-per-round"), CaseJvm.withInternal(Set.of("capacity", "tokens", "device",
+        Args args = new Args(argv, CaseJvm.withJvmPolicies("json", "quick"), CaseJvm.withInternal(Set.of("capacity", "tokens", "device",
                 "reps", "warmup", "runs-per-round", "plot", "factors", "dtypes"), SERVE_OPTION, MODEL_OPTION));
         String plot = Chart.plotOption(args);
         boolean quick = args.flag("quick");
@@ -157,18 +157,9 @@ final class DecodeBench {
             }
             return serve(Case.parse(args.value(SERVE_OPTION, null)), Path.of(model), capacity, tokens, out);
         }
-        List<String> policies = new ArrayList<>();
-        for (String flag : List.of("same-jvm", "jvm-per-case", "jvm-per-round")) {
-            if (args.flag(flag)) {
-                policies.add("--" + flag);
-            }
-        }
-        if (policies.size() > 1) {
-            throw new Args.UsageException(String.join(" and ", policies) + ": choose one");
-        }
         // a new JVM per case every round, each warmed up until its JIT is quiet (15 s and more on these two
         // cores): too long for a minute, so --quick runs every case in this JVM unless told otherwise
-        String policy = policies.isEmpty() ? (quick ? "--same-jvm" : "--jvm-per-round") : policies.getFirst();
+        String policy = CaseJvm.jvmPolicy(args, quick ? "--same-jvm" : "--jvm-per-round");
         boolean sameJvm = policy.equals("--same-jvm");
         boolean jvmPerRound = policy.equals("--jvm-per-round");
         CaseJvm.WarmUpLimits warmUpLimits = quick ? CaseJvm.WarmUpLimits.QUICK : CaseJvm.WarmUpLimits.BENCH;

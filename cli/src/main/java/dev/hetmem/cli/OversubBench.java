@@ -44,7 +44,8 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * whose first run took over a second: the JIT compiles the engine's paths on the same two cores;
  * one round left the one-launch rows at a third of their steady speed);
  * {@code --modes} runs some modes only (without explicit, rows have no {@code of_explicit}). Each
- * case runs in a JVM of its own, a new one every round that first runs the warm-up rounds, while
+ * case runs in a JVM of its own, a new one every round ({@code --jvm-per-round}, the default) that
+ * first runs the warm-up rounds, while
  * this one alternates the cases of one factor and pattern round by round ({@link CaseJvm} says why;
  * a new JVM every round because a case's speed depends on which JVM it got, its JIT's choices);
  * {@code --jvm-per-case} keeps one JVM per case for all its rounds, {@code --same-jvm} runs them
@@ -128,7 +129,7 @@ final class OversubBench {
     }
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
-        Args args = new Args(argv, Set.of("json", "quick", "same-jvm", "jvm-per-case"), CaseJvm.withInternal(Set.of("capacity", "reps", "warmup",
+        Args args = new Args(argv, CaseJvm.withJvmPolicies("json", "quick"), CaseJvm.withInternal(Set.of("capacity", "reps", "warmup",
                 "plot", "modes"), SERVE_OPTION));
         String plot = Chart.plotOption(args);
         long capacity = args.longValue("capacity", 64 * MiB);
@@ -144,11 +145,9 @@ final class OversubBench {
         if (args.value(SERVE_OPTION, null) != null) {
             return serve(Case.parse(args.value(SERVE_OPTION, null)), capacity, out);
         }
-        boolean sameJvm = args.flag("same-jvm");
-        if (sameJvm && args.flag("jvm-per-case")) {
-            throw new Args.UsageException("--same-jvm and --jvm-per-case: choose one");
-        }
-        boolean jvmPerRound = !sameJvm && !args.flag("jvm-per-case");
+        String policy = CaseJvm.jvmPolicy(args, "--jvm-per-round");
+        boolean sameJvm = policy.equals("--same-jvm");
+        boolean jvmPerRound = policy.equals("--jvm-per-round");
         List<Case> cases = new ArrayList<>();
         if (args.flag("quick")) {
             for (String m : List.of("faults", "prefetch", "explicit", "one_launch", "one_launch_windows")) {

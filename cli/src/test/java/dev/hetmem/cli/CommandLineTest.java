@@ -509,6 +509,7 @@ class CommandLineTest {
         assertEquals(2, unknown.code(), unknown.err());
         assertTrue(unknown.err().contains("unknown mode 'fast'") && unknown.err().contains("one_launch_windows"), unknown.err());
         assertUsageError("--same-jvm and --jvm-per-case: choose one", "bench", "oversub", "--same-jvm", "--jvm-per-case");
+        assertUsageError("--same-jvm and --jvm-per-round: choose one", "bench", "oversub", "--jvm-per-round", "--same-jvm");
         assertUsageError("unknown option --serve-case", "bench", "oversub", "--serve-case", "2.0/sequential/fastest");
     }
 
