@@ -215,17 +215,20 @@ final class CaseJvm implements AutoCloseable {
     /** How an answer ends: {@code compiled_ms=N}, the child's total compilation time. */
     private static final String COMPILED = "compiled_ms=";
 
-    /** This JVM as a case's runner, its answer lines made rows by {@code row}. */
-    CaseRunner runner(java.util.function.Function<String, java.util.Map<String, Object>> row) {
+    /**
+     * This JVM as a case's runner, its answer lines made rows by {@code row} (given the line, and
+     * whether it answers a warm-up run).
+     */
+    CaseRunner runner(java.util.function.BiFunction<String, Boolean, java.util.Map<String, Object>> row) {
         return new CaseRunner() {
             @Override
             public java.util.Map<String, Object> run() {
-                return row.apply(runOnce(false));
+                return row.apply(runOnce(false), false);
             }
 
             @Override
             public java.util.Map<String, Object> warm() {
-                return row.apply(runOnce(true));
+                return row.apply(runOnce(true), true);
             }
 
             @Override

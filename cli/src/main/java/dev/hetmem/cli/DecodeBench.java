@@ -384,37 +384,15 @@ final class DecodeBench {
     private static CaseRunner inItsOwnJvm(Case c, Model m, long capacity, long tokens) {
         CaseJvm jvm = CaseJvm.start(c.name(), List.of("bench", "decode", "--" + SERVE_OPTION, c.key(), "--" + MODEL_OPTION,
                 m.file().toString(), "--capacity", Long.toString(capacity), "--tokens", Long.toString(tokens)));
-        return new CaseRunner() {
-            @Override
-            public Map<String, Object> run() {
-                return parse(jvm.runOnce(false), tokens);
+        return jvm.runner((line, warm) -> {
+            String[] f = line.split(" ");
+            if (f.length != 5 || !f[0].equals("row")) {
+                throw new IllegalStateException(c.name() + ": " + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
             }
-
-            @Override
-            public Map<String, Object> warm() {
-                return parse(jvm.runOnce(true), tokens * warmRepeats(tokens));
-            }
-
-            private Map<String, Object> parse(String line, long computed) {
-                String[] f = line.split(" ");
-                if (f.length != 5 || !f[0].equals("row")) {
-                    throw new IllegalStateException(c.name() + ": "
-                            + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
-                }
-                return row(c, m, computed, Long.parseLong(f[1]), Long.parseLong(f[2]), Long.parseLong(f[3]),
-                        Boolean.parseBoolean(f[4]));
-            }
-
-            @Override
-            public long compiledMillis() {
-                return jvm.compiledMillis();
-            }
-
-            @Override
-            public void close() {
-                jvm.close();
-            }
-        };
+            // a warm-up run's row counts the tokens it computed
+            return row(c, m, warm ? tokens * warmRepeats(tokens) : tokens, Long.parseLong(f[1]), Long.parseLong(f[2]),
+                    Long.parseLong(f[3]), Boolean.parseBoolean(f[4]));
+        });
     }
 
     /**

@@ -106,7 +106,7 @@ final class OversubBench {
         String name = "factor " + c.factor + " " + c.pattern + " " + c.mode;
         CaseJvm jvm = CaseJvm.start(name,
                 List.of("bench", "oversub", "--" + SERVE_OPTION, c.key(), "--capacity", Long.toString(capacity)));
-        return jvm.runner(line -> {
+        return jvm.runner((line, warm) -> {
             String[] f = line.split(" ");
             if (f.length != 6 || !f[0].equals("row")) {
                 throw new IllegalStateException(name + ": " + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
