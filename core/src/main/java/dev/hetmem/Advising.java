@@ -95,6 +95,16 @@ final class Advising {
         }
     }
 
+    /** Pages [from, to) to device {@code node} as a plain argument's ({@link MigrationEngine#migrateConsecutive}). */
+    long prefetchPlainPages(RegionState s, long from, long to, int node) {
+        s.lifecycle().enter();
+        try {
+            return memory.engine().migrateConsecutive(s, from, to, node);
+        } finally {
+            s.lifecycle().exit();
+        }
+    }
+
     /**
      * Pages [from, to) to {@code node} (the region's lifecycle entered), in batches; returns the
      * pages moved. The engine widens each batch to whole granules, the pages around the range as

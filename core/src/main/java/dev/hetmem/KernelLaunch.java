@@ -477,7 +477,9 @@ final class KernelLaunch {
                 if (next < globalSize) {
                     List<MigrationRequest> nextWindows = windows(args, next,
                             next + Math.min(tileItems(tile + 1, items, multiple, globalSize), globalSize - next), true);
-                    prefetchNext = () -> ahead[0] = TilePrefetch.start(memory.background(), () -> prefetch(nextWindows, node));
+                    // beside the running tile's kernel: its copies on its own thread (MigrationEngine.besideOtherWork)
+                    prefetchNext = () -> ahead[0] = TilePrefetch.start(memory.background(),
+                            () -> MigrationEngine.besideOtherWork(() -> prefetch(nextWindows, node)));
                 }
                 // plain pointers cannot be offset below their window: a kernel with plain arguments sees each
                 // tile as a launch of its own (ids from 0, windowed arguments from their window's first byte),

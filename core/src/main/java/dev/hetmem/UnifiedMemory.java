@@ -241,6 +241,8 @@ public final class UnifiedMemory implements AutoCloseable {
         /**
          * Threads of the CPU copy phase, the caller included (default: the available processors, at most 256; 1 = serial),
          * and how many batches of one {@link UnifiedMemory#prefetch(Region, long[], long, int)} list run at once.
+         * Asynchronous prefetches ({@link UnifiedMemory#prefetchAsync}, {@link UnifiedMemory#prefetchPlainAsync},
+         * a tiled launch's next tile) copy on their own thread alone: they run beside a kernel.
          *
          * @param threads the number of threads, 1 to 256
          * @return this builder
@@ -626,7 +628,10 @@ public final class UnifiedMemory implements AutoCloseable {
     /**
      * {@link Advice.Prefetch} without waiting: the migration runs on a thread of this memory and the
      * future completes with the pages moved, or with the exception that stopped it. Arguments are
-     * checked now, so a bad one throws here rather than in the future.
+     * checked now, so a bad one throws here rather than in the future. The CPU copies it makes run on
+     * that thread alone, not spread over the copy threads ({@link Builder#copyThreads}) as those of a
+     * migration its caller waits for are: it runs beside the caller's work, a kernel, whose cores
+     * they would take.
      *
      * @param region a region of this memory; not null
      * @param offset the range's first byte
@@ -644,27 +649,80 @@ public final class UnifiedMemory implements AutoCloseable {
      *         caller's views included
      */
     public java.util.concurrent.CompletableFuture<Long> prefetchAsync(Region region, long offset, long length, int node) {
+        return prefetchAsync(region, offset, length, node, false);
+    }
+
+    /**
+     * {@link #prefetchAsync} of a range that a later launch on {@code node} takes as a plain argument
+     * ({@link DeviceKernel#plainArgument}: an OpenCL kernel's {@code __global T *} parameter):
+     * placed as that launch places it, in consecutive frames of the device in page order (a free
+     * run, else one cleared by moving pages within the device, else one made by evicting cold
+     * pages), and not widened to granules, so that a launch whose argument is exactly this range
+     * finds it in place and moves nothing (the pages of {@link #prefetchAsync} land wherever frames
+     * are free, and such a launch moves those out of place again). Pages in the way that cannot
+     * leave yet, a running kernel's, are waited for, as any prefetch waits for room that pinned
+     * pages hold; where no run can be had at all, the range is prefetched as {@link #prefetchAsync}
+     * does. A read-mostly range is duplicated there, as a launch duplicates it. Its CPU copies run
+     * on its own thread, beside the caller's work, as those of {@link #prefetchAsync} do.
+     *
+     * @param region a region of this memory; not null
+     * @param offset the range's first byte
+     * @param length the range's size in bytes; positive, at most what one pointer spans on the
+     *               device ({@link dev.hetmem.driver.DeviceDriver#contiguousFrames})
+     * @param node   the device, 1..n
+     * @return a future of the number of 4 KiB pages whose data moved
+     * @throws IllegalArgumentException for a region of another memory, a bad length, a range longer
+     *         than one pointer spans on the device, or a node that is not a device of this memory
+     * @throws IndexOutOfBoundsException if the range is outside the region
+     * @throws IllegalStateException if the memory or region is closed, or the range reaches freed bytes
+     * @throws PinnedByCallerException if the calling thread holds pages of the range on any node (an
+     *         open host view, or its own running kernel's pages): the migration runs on another
+     *         thread and would wait for them, and a caller that waits for the future, for ever
+     */
+    public java.util.concurrent.CompletableFuture<Long> prefetchPlainAsync(Region region, long offset, long length,
+                                                                          int node) {
+        return prefetchAsync(region, offset, length, node, true);
+    }
+
+    private java.util.concurrent.CompletableFuture<Long> prefetchAsync(Region region, long offset, long length, int node,
+                                                                       boolean plain) {
         checkMine(region);
         Checks.range(offset, length, region.size(), region);
+        if (plain && (node < 1 || node >= nodeInfos.size())) {
+            throw new IllegalArgumentException("a plain prefetch goes to a device: node " + node + " is outside [1, "
+                    + (nodeInfos.size() - 1) + "], the devices of this memory" + (node == 0 ? " (node 0 is the host)" : ""));
+        }
         checkNode(node);
+        long from = offset >>> PAGE_SHIFT;
+        long to = Math.ceilDiv(offset + length, PAGE_BYTES);
+        if (plain) {
+            int stretch = device(node).driver().contiguousFrames();
+            if (to - from > stretch) {
+                throw new IllegalArgumentException("a plain prefetch of " + length + " bytes at offset " + offset
+                        + " spans " + (to - from) + " pages; one pointer spans at most " + stretch + " pages ("
+                        + (long) stretch * PAGE_BYTES + " bytes) on device node " + node);
+            }
+        }
         lifecycle.checkOpen();
         RegionState s = region.state();
         s.lifecycle().checkOpen();
-        long from = offset >>> PAGE_SHIFT;
-        long to = Math.ceilDiv(offset + length, PAGE_BYTES);
         s.refuseFreed(from, to, "a prefetch");
         // from a faulting work item: its migration, on another thread, would wait for the item's own
         // translations (TranslationEpochs) while the item waits for it
         engine.refuseFromFaultingItem("an asynchronous prefetch");
         // the pages asked for: the rest of their granules moves only where no pin keeps it, the
-        // caller's own views included, so only a view of the range itself would keep the migration waiting
-        Pins.Pin own = s.pins().heldByCurrentThreadOffNode(from, to, node);
+        // caller's own views included, so only a view of the range itself would keep the migration waiting;
+        // a plain prefetch also moves pages on the device that are out of place, and would wait for ever
+        // for the caller's own kernel there
+        Pins.Pin own = plain ? s.pins().heldByCurrentThread(from, to) : s.pins().heldByCurrentThreadOffNode(from, to, node);
         if (own != null) {
             throw new PinnedByCallerException(s, own.node(), own.from(), own.to());
         }
         try {
-            return java.util.concurrent.CompletableFuture.supplyAsync(() -> advising.prefetchPages(s, from, to, node),
-                    background);
+            // it runs beside the caller's work (a kernel): its copies on its own thread, not spread over the pool
+            return java.util.concurrent.CompletableFuture.supplyAsync(() -> MigrationEngine.besideOtherWork(() -> plain
+                    ? advising.prefetchPlainPages(s, from, to, node)
+                    : advising.prefetchPages(s, from, to, node)), background);
         } catch (java.util.concurrent.RejectedExecutionException e) {
             // close() ran between the check above and here, and stopped the executor
             lifecycle.checkOpen();

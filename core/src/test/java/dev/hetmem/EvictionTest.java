@@ -68,6 +68,69 @@ class EvictionTest {
                 "evicted pages: " + st.node(0).pagesMigrated(Trigger.EVICTION));
     }
 
+    /**
+     * A use is dated when its pages are there: a prefetch whose copy ran while a launch used other
+     * pages ranks after that launch's, so making room evicts the launch's pages (used, done) and
+     * keeps what the prefetch brought (wanted next). Dated when it began, the prefetch ranked
+     * before the launch and its pages were the ones evicted.
+     */
+    @Test
+    @Tag("emulated") // the empty kernel is a Java one
+    @org.junit.jupiter.api.Timeout(value = 60, unit = TimeUnit.SECONDS,
+            threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)   // a launch stuck behind the held copy
+    void aPrefetchThatRanBesideALaunchRanksAfterItsPages() throws Exception {
+        CountDownLatch copying = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicBoolean hold = new java.util.concurrent.atomic.AtomicBoolean();
+        WrappedDevice d = new WrappedDevice("held copies", 12 * MiB) {
+            @Override
+            public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) {
+                if (hold.get()) {
+                    copying.countDown();
+                    try {
+                        release.await();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+                super.copy(b, from, to);
+            }
+        };
+        try (UnifiedMemory m = UnifiedMemory.builder().copyThreads(1).device(d).build()) {
+            long layer = 4 * MiB;
+            Region used = m.allocate(layer);
+            Region next = m.allocate(layer);
+            Region more = m.allocate(2 * layer);
+            MemoryFixture.fill(used, 0, layer, 11);
+            MemoryFixture.fill(next, 0, layer, 12);
+            MemoryFixture.fill(more, 0, 2 * layer, 13);
+            used.advise(0, layer, Advice.prefetch(1));
+            hold.set(true);
+            java.util.concurrent.CompletableFuture<Long> ahead;
+            try {
+                ahead = m.prefetchAsync(next, 0, layer, 1);
+                assertTrue(copying.await(10, TimeUnit.SECONDS), "the prefetch is copying");
+                hold.set(false);
+                // a launch over used while the prefetch copies: nothing to move, a use all the same
+                m.launch(1, (EmulatedKernel) (a, i) -> { }, 1, KernelArg.of(used, 0, layer, Access.READ));
+            } finally {
+                release.countDown();
+            }
+            assertEquals(layer / PageGeometry.PAGE_BYTES, ahead.get(10, TimeUnit.SECONDS));
+            more.advise(0, 2 * layer, Advice.prefetch(1));   // 8 MiB where 4 are free: one of the two goes
+            PageSnapshot brought = next.snapshot(0, layer);
+            PageSnapshot usedPages = used.snapshot(0, layer);
+            for (int p = 0; p < brought.pages(); p++) {
+                assertTrue(brought.residentOn(p, 1), "page " + p + " the prefetch brought stayed: " + brought.describe(p));
+                assertTrue(!usedPages.residentOn(p, 1), "page " + p + " the launch used was evicted: " + usedPages.describe(p));
+            }
+            MemoryFixture.check(used, 0, layer, 11);
+            MemoryFixture.check(next, 0, layer, 12);
+            MemoryFixture.check(more, 0, 2 * layer, 13);
+            verified(m);
+        }
+    }
+
     @Test
     @Tag("emulated") // the kernel waits on a latch in the JVM, which only a Java kernel can
     void pagesOfARunningKernelAreNeverEvicted() throws Exception {

@@ -70,6 +70,43 @@ class ParallelPrefetchTest {
         }
     }
 
+    /**
+     * An asynchronous prefetch runs beside the caller's work (a kernel): its copies stay on its own
+     * thread, where a prefetch its caller waits for spreads its copy over the copy threads.
+     */
+    @Test
+    void anAsynchronousPrefetchCopiesOnItsOwnThreadAndAWaitedOneOnTheCopyThreads() throws Exception {
+        Set<String> copiers = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        WrappedDevice d = new WrappedDevice("threads", 64 * MiB) {
+            @Override
+            public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) {
+                copiers.add(Thread.currentThread().getName());
+                super.copy(b, from, to);
+            }
+        };
+        try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).device(d).build()) {
+            long bytes = 16 * MiB;   // one batch, far above the size a copy is split from
+            Region waited = mem.allocate(bytes);
+            Region async = mem.allocate(bytes);
+            fill(waited, 0, bytes, 3);
+            fill(async, 0, bytes, 4);
+            waited.advise(0, bytes, Advice.prefetch(1));
+            assertTrue(copiers.stream().anyMatch(n -> n.startsWith("hetmem-copy-")),
+                    "a waited prefetch spread its copy over the copy threads: " + copiers);
+            copiers.clear();
+            assertEquals(bytes / PAGE, mem.prefetchAsync(async, 0, bytes, 1).get());
+            assertEquals(1, copiers.size(), "one thread copied: " + copiers);
+            assertTrue(copiers.iterator().next().startsWith("hetmem-async-"), "the prefetch's own: " + copiers);
+            mem.advise(async, 0, bytes, Advice.prefetch(0));
+            copiers.clear();
+            assertEquals(bytes / PAGE, mem.prefetchPlainAsync(async, 0, bytes, 1).get());
+            assertEquals(1, copiers.size(), "one thread copied the plain prefetch: " + copiers);
+            check(waited, 0, bytes, 3);
+            check(async, 0, bytes, 4);
+            verified(mem);
+        }
+    }
+
     @Test
     void aLongListIsMovedByBatchesOnSeveralThreadsAndEveryByteStays() throws Exception {
         List<Long> threads = batchThreads(() -> {

@@ -6,6 +6,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.ValueLayout;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static dev.hetmem.MemoryFixture.MiB;
@@ -15,6 +16,7 @@ import static dev.hetmem.MemoryFixture.fill;
 import static dev.hetmem.MemoryFixture.value;
 import static dev.hetmem.MemoryFixture.verified;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -279,24 +281,34 @@ class PlainArgumentTest {
      * (the launch needs it). Without windows the launch fails with the sizes and nothing changes;
      * with per-item windows it runs tile by tile, each tile's window needing a shorter run.
      */
+    /**
+     * A region of {@code bytes} (more than half the device) that lies in the middle of the device,
+     * with less than its length free on either side: it and a 2 MiB region (filled from {@code seed})
+     * placed one after the other from the device's start by a launch that writes the first 2 MiB of
+     * it (that region's longs plus one), then the 2 MiB region freed.
+     */
+    private static Region inTheMiddle(UnifiedMemory mem, TestDevice d, long bytes, long seed) {
+        long frames = DEVICE / PAGE;
+        Region first = mem.allocate(2 * MiB);
+        Region middle = mem.allocate(bytes);
+        fill(first, 0, 2 * MiB, seed);
+        mem.launch(1, d.plainIncrementInto(), 2 * MiB / 8, KernelArg.read(first), KernelArg.write(middle));
+        first.free();
+        long at = d.driver().probeFrame(middle.address());
+        assertTrue(at > 0 && at < bytes / PAGE && frames - (at + bytes / PAGE) < bytes / PAGE,
+                "the region lies in the middle of the device, at frame " + at);
+        return middle;
+    }
+
     @Test
     void aPlainArgumentCutOffByTheLaunchsOwnPagesRunsTileByTile() {
         TestDevice d = MemoryFixture.device(DEVICE);
         try (UnifiedMemory mem = MemoryFixture.memory(d)) {
-            long frames = DEVICE / PAGE;
             long bytes = 1000 * PAGE;   // more than half the device, so that out's run can split it
-            Region first = mem.allocate(2 * MiB);
-            Region out = mem.allocate(bytes);
+            Region out = inTheMiddle(mem, d, bytes, 42);
             Region in = mem.allocate(bytes);
-            fill(first, 0, 2 * MiB, 42);
             fill(in, 0, bytes, 43);
-            // first and out placed one after the other from the device's start, then first freed: out
-            // lies in the middle, with less than its length free on either side
-            mem.launch(1, d.plainIncrementInto(), 2 * MiB / 8, KernelArg.read(first), KernelArg.write(out));
-            first.free();
             long outAt = d.driver().probeFrame(out.address());
-            assertTrue(outAt > 0 && outAt < bytes / PAGE && frames - (outAt + bytes / PAGE) < bytes / PAGE,
-                    "out lies in the middle of the device, at frame " + outAt);
             assertConsecutive(d, out, bytes);
             DeviceMemoryException e = assertThrows(DeviceMemoryException.class, () -> mem.launch(1, d.plainIncrementInto(),
                     bytes / 8, KernelArg.read(in), KernelArg.write(out)));
@@ -403,6 +415,110 @@ class PlainArgumentTest {
             assertConsecutive(d, out, bytes);
             checkIncremented(out, bytes, 13);
             check(in, 0, bytes, 13);
+            verified(mem);
+        }
+    }
+
+    /** Whether r's pages [0, bytes) lie on node 1 in consecutive frames, in page order. */
+    private static boolean consecutive(TestDevice d, Region r, long bytes) {
+        long first = d.driver().probeFrame(r.address());
+        for (long p = 1; p < bytes / PAGE; p++) {
+            if (first < 0 || d.driver().probeFrame(r.address() + p * PAGE) != first + p) {
+                return false;
+            }
+        }
+        return first >= 0;
+    }
+
+    /**
+     * On a device whose free frames are every other one, an ordinary prefetch lands apart, and a
+     * launch that takes that range as a plain argument gathers it again; a plain prefetch places its
+     * range as the launch takes it (a run made for it), and the launch then leaves it where it is.
+     */
+    @Test
+    void aPlainPrefetchIsPlacedAsALaunchTakesItAndTheLaunchLeavesItThere() throws Exception {
+        TestDevice d = MemoryFixture.device(4 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long half = 2 * MiB;
+            Region kept = fragment(mem, half, 61);   // every other frame of the device
+            long bytes = 64 * PAGE;
+            Region apart = mem.allocate(bytes, PAGE);
+            Region placed = mem.allocate(bytes, PAGE);
+            Region out = mem.allocate(bytes, PAGE);
+            fill(apart, 0, bytes, 62);
+            fill(placed, 0, bytes, 63);
+            assertEquals(bytes / PAGE, mem.prefetchAsync(apart, 0, bytes, 1).get(), "every page of apart moved");
+            assertFalse(consecutive(d, apart, bytes), "an ordinary prefetch lands in free frames, apart");
+            long apartAt = d.driver().probeFrame(apart.address());
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(apart), KernelArg.write(out));
+            assertConsecutive(d, apart, bytes);
+            assertNotEquals(apartAt, d.driver().probeFrame(apart.address()), "the launch gathered apart elsewhere");
+            checkIncremented(out, bytes, 62);
+
+            assertEquals(bytes / PAGE, mem.prefetchPlainAsync(placed, 0, bytes, 1).get(), "every page of placed moved");
+            assertConsecutive(d, placed, bytes);
+            long placedAt = d.driver().probeFrame(placed.address());
+            mem.launch(1, d.plainIncrementInto(), bytes / 8, KernelArg.read(placed), KernelArg.write(out));
+            assertEquals(placedAt, d.driver().probeFrame(placed.address()), "the launch found placed in place");
+            assertConsecutive(d, placed, bytes);
+            checkIncremented(out, bytes, 63);
+            check(kept, 0, half, 61);
+            verified(mem);
+        }
+    }
+
+    /**
+     * A plain prefetch whose run a running kernel's pages cut (they lie in the middle of the device,
+     * less than the range free on either side) waits for that kernel, as a prefetch waits for room
+     * pinned pages hold, rather than landing apart for the launch to move again; once the kernel
+     * ends its pages make way and the range is placed in one run, every byte kept.
+     */
+    @Test
+    @Tag("emulated") // a held kernel is an emulated one
+    void aPlainPrefetchCutOffByARunningKernelWaitsForItAndIsThenPlaced() throws Exception {
+        TestDevice d = MemoryFixture.device(DEVICE);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            long bytes = 1000 * PAGE;
+            Region middle = inTheMiddle(mem, d, bytes, 71);
+            Region in = mem.allocate(bytes);
+            fill(in, 0, bytes, 72);
+            HeldKernel kernel = new HeldKernel(mem, 1, KernelArg.read(middle));
+            java.util.concurrent.CompletableFuture<Long> prefetched;
+            try {
+                assertTrue(kernel.awaitRunning(10), "the held kernel runs");
+                prefetched = mem.prefetchPlainAsync(in, 0, bytes, 1);
+                Thread.sleep(300);
+                assertFalse(prefetched.isDone(), "the prefetch waits for the kernel: " + prefetched);
+            } finally {
+                kernel.release();
+            }
+            assertEquals(null, kernel.failure());
+            assertEquals(bytes / PAGE, prefetched.get(10, TimeUnit.SECONDS), "every page of in moved");
+            assertConsecutive(d, in, bytes);
+            check(in, 0, bytes, 72);
+            checkIncremented(middle, 2 * MiB, 71);
+            verified(mem);
+        }
+    }
+
+    @Test
+    void aPlainPrefetchRefusesTheHostAndARangeLongerThanOnePointerSpans() {
+        TestDevice d = MemoryFixture.device(4 * MiB);
+        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
+            Region r = mem.allocate(4 * MiB + PAGE);
+            IllegalArgumentException host = assertThrows(IllegalArgumentException.class,
+                    () -> mem.prefetchPlainAsync(r, 0, PAGE, 0));
+            assertEquals("a plain prefetch goes to a device: node 0 is outside [1, 1], the devices of this memory "
+                    + "(node 0 is the host)", host.getMessage());
+            IllegalArgumentException beyond = assertThrows(IllegalArgumentException.class,
+                    () -> mem.prefetchPlainAsync(r, 0, PAGE, 2));
+            assertEquals("a plain prefetch goes to a device: node 2 is outside [1, 1], the devices of this memory",
+                    beyond.getMessage());
+            IllegalArgumentException longer = assertThrows(IllegalArgumentException.class,
+                    () -> mem.prefetchPlainAsync(r, 100, 4 * MiB, 1));
+            long stretch = d.driver().contiguousFrames();
+            assertTrue(longer.getMessage().contains("a plain prefetch of 4194304 bytes at offset 100 spans 1025 pages; "
+                    + "one pointer spans at most " + stretch + " pages"), longer.getMessage());
             verified(mem);
         }
     }

@@ -191,7 +191,7 @@ final class CopyPhase {
         CopyEngine engine = ctx.copyPath == CopyPath.ENGINE ? driver.copyEngine() : null;
         if (engine == null) {
             if (EngineContext.onCallerAlone()) {
-                driver.copy(batch, 0, batch.size());   // one of several batches running at once
+                driver.copy(batch, 0, batch.size());   // one of several batches at once, or beside a kernel
             } else {
                 ctx.pool.copy(driver, batch);
             }

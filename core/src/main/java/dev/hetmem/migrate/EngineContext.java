@@ -28,7 +28,9 @@ final class EngineContext {
      * Bound (to true) while a thread runs one of several batches that run at once
      * ({@link MigrationEngine#ensureEach}): its copies and host releases run on that thread alone,
      * since the batches beside it already keep the other cores busy, and a batch that handed its
-     * share to the copy pool would wait for a worker another batch keeps busy.
+     * share to the copy pool would wait for a worker another batch keeps busy. Bound too for a
+     * migration that runs beside other work ({@link MigrationEngine#besideOtherWork}: an
+     * asynchronous prefetch beside a kernel), whose pool workers would take that work's cores.
      */
     static final ScopedValue<Boolean> ON_CALLER_ALONE = ScopedValue.newInstance();
 

@@ -237,9 +237,18 @@ public final class MigrationEngine implements AutoCloseable {
                             // writable by the table): the entries, as where nothing is to move, in line
                             writableEntriesInLine(requests, target);
                         }
-                        touch(locked);
                         try {
-                            long migrated = runner.execute(plan.runs, target, trigger, spans);
+                            long migrated;
+                            try {
+                                migrated = runner.execute(plan.runs, target, trigger, spans);
+                            } finally {
+                                // dated when its pages are there, not when it began (a batch that fails
+                                // part-way, or page by page waits for room, has some there too): a prefetch
+                                // that ran beside a launch ranks after that launch's pages, as what it brought
+                                // is wanted next (a batch's own blocks are locked while it runs, so no
+                                // eviction ranks them meanwhile)
+                                touch(locked);
+                            }
                             List<Pins.Pin> pins = pin ? pinChecked(requests, target) : List.of();
                             if (pins != null && pins != LOOK_AGAIN) {
                                 if (pin) {
@@ -756,6 +765,37 @@ public final class MigrationEngine implements AutoCloseable {
                     onlyFrom).pagesMigrated();
         }
         return moved;
+    }
+
+    /**
+     * Runs {@code migration} with its copies on the calling thread alone ({@link EngineContext#ON_CALLER_ALONE}),
+     * for a migration that runs beside other work, such as an asynchronous prefetch beside a
+     * kernel: the copy pool's other threads would take the cores that work runs on, where the
+     * calling thread alone overlaps with it. A migration the caller waits for spreads over the pool.
+     */
+    public static long besideOtherWork(java.util.function.LongSupplier migration) {
+        return ScopedValue.where(EngineContext.ON_CALLER_ALONE, Boolean.TRUE).call(migration::getAsLong);
+    }
+
+    /**
+     * A prefetch of pages [from, to) that a later launch on {@code target} takes as a plain argument:
+     * one batch, the range placed as that launch's {@link Placement} places it (in consecutive frames
+     * in page order, a free run, else one compaction clears or cold pages make; not widened to
+     * granules), so that the launch finds it in place and moves nothing. Pages in the way that a
+     * running kernel pins are waited for, as any batch waits for room ({@link Eviction.RetryBatch});
+     * where no run can be had even so ({@link NoRunException}, thrown before the batch committed
+     * anything; pages of the range the pass sent away from the device meanwhile kept their data,
+     * and come back) it is prefetched as any range is. The caller's contract: {@code target} is a
+     * device and the range at most its {@code contiguousFrames}, nothing of it pinned by the calling
+     * thread on any node.
+     */
+    public long migrateConsecutive(RegionState region, long from, long to, int target) {
+        try {
+            return ensure(List.of(new MigrationRequest(region, from, to, false, false, true, false)), target,
+                    Trigger.PREFETCH, Pinning.NO_PIN, FROM_ANY_NODE).pagesMigrated();
+        } catch (NoRunException e) {
+            return migrateRange(region, from, to, target, Trigger.PREFETCH, FROM_ANY_NODE);
+        }
     }
 
     // ------------------------------------------------------------------------------------------

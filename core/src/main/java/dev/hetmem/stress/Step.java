@@ -46,7 +46,10 @@ public record Step(Op op, int a, int b, long x, long y, long z) {
         KERNEL_READ(8),
         /** Prefetches a range to a node with prefetch advice, waiting for it. */
         PREFETCH(10),
-        /** Prefetches a range to a node with {@code prefetchAsync}, then waits for its future. */
+        /**
+         * Prefetches a range to a node with {@code prefetchAsync}, then waits for its future; to a
+         * device, now and then with {@code prefetchPlainAsync} (placed as a plain argument).
+         */
         PREFETCH_ASYNC(3),
         /** Prefetches up to 8 ranges of one length to a node in one call. */
         PREFETCH_LIST(3),

@@ -381,13 +381,17 @@ final class StressWorker {
                 }
                 long[] rg = range(m, st, 8L << 20);
                 int node = node(st);
-                note("prefetch" + (st.op() == Step.Op.PREFETCH_ASYNC ? " (async)" : "") + " " + m + " [" + rg[0] + ", +" + rg[1]
-                        + ") to node " + node);
+                // now and then placed as a plain argument (in consecutive frames), where one pointer spans the range
+                boolean plain = st.op() == Step.Op.PREFETCH_ASYNC && node != 0 && ((st.y() >>> 40) & 1) != 0
+                        && Math.ceilDiv(rg[0] + rg[1], PAGE_BYTES) - rg[0] / PAGE_BYTES <= s.drivers[node].contiguousFrames();
+                note("prefetch" + (st.op() == Step.Op.PREFETCH_ASYNC ? plain ? " (async, plain)" : " (async)" : "") + " " + m
+                        + " [" + rg[0] + ", +" + rg[1] + ") to node " + node);
                 if (st.op() == Step.Op.PREFETCH) {
                     m.region.advise(rg[0], rg[1], Advice.prefetch(node));
                 } else {
                     try {
-                        s.mem.prefetchAsync(m.region, rg[0], rg[1], node).join();
+                        (plain ? s.mem.prefetchPlainAsync(m.region, rg[0], rg[1], node)
+                                : s.mem.prefetchAsync(m.region, rg[0], rg[1], node)).join();
                     } catch (CompletionException e) {
                         throw e.getCause() instanceof RuntimeException re ? re : e;
                     }
