@@ -49,8 +49,12 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *       advised read-mostly, so evicting a device copy drops it instead of copying it home. On
  *       OpenCL the kernel is the explicit program's own (built with -DHM_PLAIN) and takes the
  *       regions as plain arguments;</li>
- *   <li>{@code prefetch}: the same, with the start of the next layer (an eighth of the device, what
- *       fits beside the running layer's tiles) prefetched asynchronously while a layer runs;</li>
+ *   <li>{@code prefetch}: the same, with the next layer prefetched asynchronously while a layer
+ *       runs: the whole of it where it fits beside the running one and the activations (on OpenCL
+ *       placed as the launch takes it, {@code prefetchPlainAsync}, so that the launch finds it in
+ *       place; an ordinary prefetch's pages land wherever frames are free and such a launch moved
+ *       them again), else its start (an eighth of the device, what fits beside the running layer's
+ *       tiles);</li>
  *   <li>{@code explicit}: what a user writes today: the weights in plain host memory, chunks of rows
  *       copied into two device buffers by hand, double-buffered (on OpenCL plain buffers, no hetmem
  *       pages at all), one pipeline over every chunk of every layer and token, so that the next
@@ -59,12 +63,20 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *       It streams every token's weights even where they would fit the device (factors below 1),
  *       where a user would keep them there: {@code of_explicit} compares different work there.</li>
  * </ul>
- * Every row checks the last token's output against a CPU computation ({@code correct}). Each mode
+ * Every row checks the last token's output against a CPU computation ({@code correct}). The
+ * memory has its default copy threads (one per core, at most the builder's limit), as a user's has:
+ * a launch's bring-in, which the launching thread waits for, spreads over them, while an
+ * asynchronous prefetch copies on its own thread beside the kernel it overlaps. On the emulated
+ * device the GEMV stages each work item's row of W, and x once a thread and launch, in private
+ * memory ({@code DecodeKernels}): summed through one translation an access, the kernel ran at one of
+ * two speeds, 1.5x apart, by JVM (see below). Each mode
  * runs in a JVM of its own ({@link CaseJvm} says why: the emulated device's kernels are Java code,
  * and in one JVM the JIT's profiles of that code mix every case's), a new one every round
- * ({@code --jvm-per-round}, the default): a case's speed depends on which JVM it got (its JIT's
- * choices: emulated, factor 2, F32, each case in one JVM fully warmed up, runs of all three modes
- * fell into two speed classes, 22-25 and 33-38 tokens/s, by JVM), so a row needs several.
+ * ({@code --jvm-per-round}, the default): a case's speed can depend on which JVM it got (its JIT's
+ * choices: with the emulated kernel reading W and x an element at a time, each case in one JVM
+ * fully warmed up, runs of all three modes fell into two speed classes, 22-25 and 33-38 tokens/s,
+ * by JVM: C2 compiled the kernel's loop in one of two ways, the slow one spilling its translation
+ * state to the stack every element), so a row needs several.
  * {@code --jvm-per-case} keeps one JVM per case for all its rounds (faster, and one JVM's luck);
  * {@code --same-jvm} runs every case in this one (the modes then share one JIT's luck), the
  * default with {@code --quick}, which has a minute. Every JVM warms each case up before its runs
@@ -551,7 +563,7 @@ final class DecodeBench {
     private static Map<String, Object> runCase(Case c, Model m, long capacity, long tokens, long repeats, float[] reference) {
         DeviceDriver dev = device(c.device(), capacity);
         long computed = tokens * repeats;
-        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).copyThreads(1).build()) {
+        try (UnifiedMemory mem = UnifiedMemory.builder().device(dev).build()) {
             DecodeKernels.Kernels k = new DecodeKernels.Kernels(dev, m);
             float[] result;
             long nanos;
@@ -584,9 +596,7 @@ final class DecodeBench {
                                 ahead.join();
                             }
                             Tensor next = st.tensor("layer." + ((l + 1) % LAYERS) + ".weight");
-                            // the start of the next layer, as much as fits beside two tiles of this one:
-                            // the rest streams in tile by tile as it runs
-                            ahead = mem.prefetchAsync(st.region(), next.offset(), Math.min(next.length(), capacity / 8), 1);
+                            ahead = prefetchNext(mem, k, st.region(), next, w, capacity, m);
                         }
                         KernelArg wa = KernelArg.of(st.region(), w.offset(), w.length(), Access.READ).perItem(m.rowBytes());
                         mem.launch(1, k.regionKernel(0), m.n(), wa, KernelArg.read(xs[l & 1]),
@@ -607,6 +617,27 @@ final class DecodeBench {
         } catch (IOException e) {
             throw new UncheckedIOException("the model file: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The prefetch mode's advice for the next layer, while this one runs: the whole of it where it
+     * fits the device beside this layer and the activations (placed as the launch will take it: in
+     * consecutive frames where the kernel takes the layer as a plain argument, on OpenCL, so that
+     * the launch finds it in place), otherwise its start, as much as fits beside two tiles of this
+     * one (the rest streams in tile by tile as it runs).
+     */
+    private static CompletableFuture<Long> prefetchNext(UnifiedMemory mem, DecodeKernels.Kernels k, Region weights,
+                                                        Tensor next, Tensor running, long capacity, Model m) {
+        long activations = 2 * Math.ceilDiv((long) m.n() * 4, PAGE_BYTES) * PAGE_BYTES;
+        long besideRunning = capacity - Math.ceilDiv(running.length(), PAGE_BYTES) * PAGE_BYTES - activations;
+        if (Math.ceilDiv(next.length(), PAGE_BYTES) * PAGE_BYTES > besideRunning) {
+            return mem.prefetchAsync(weights, next.offset(), Math.min(next.length(), capacity / 8), 1);
+        }
+        long pages = Math.ceilDiv(next.offset() + next.length(), PAGE_BYTES) - next.offset() / PAGE_BYTES;
+        // placed as a plain argument where one pointer spans it (an OpenCL device of several pools spans one)
+        return k.takesPlainArguments() && pages <= k.contiguousFrames()
+                ? mem.prefetchPlainAsync(weights, next.offset(), next.length(), 1)
+                : mem.prefetchAsync(weights, next.offset(), next.length(), 1);
     }
 
     /** One run of a case as a row: tokens per second and GB/s of weights from the time {@code tokens} tokens took. */

@@ -70,7 +70,17 @@ final class DecodeKernels {
             if (regions != null) {
                 return regions.kernel(m.dtype().equals("F32") ? "gemv_f32" : "gemv_bf16", m.n(), rowBase);
             }
-            return emulatedGemv(m.n(), m.dtype().equals("F32"), rowBase);
+            return emulatedGemv(rowBase);
+        }
+
+        /** Whether {@link #regionKernel} takes its regions as plain arguments (OpenCL) rather than translating (emulated). */
+        boolean takesPlainArguments() {
+            return regions != null;
+        }
+
+        /** The most pages one pointer spans on the device (what a plain argument may hold). */
+        int contiguousFrames() {
+            return dev.contiguousFrames();
         }
 
         Staging staging(UnifiedMemory mem, long chunkBytes, long vectorBytes) {
@@ -121,7 +131,7 @@ final class DecodeKernels {
 
             @Override
             public void compute(int buf, int layer, long rows, long r0) {
-                mem.launch(ed.node(), emulatedGemv(m.n(), m.dtype().equals("F32"), (int) r0), rows,
+                mem.launch(ed.node(), emulatedGemv((int) r0), rows,
                         KernelArg.read(w[buf]), KernelArg.read(x[in]), KernelArg.readWrite(x[1 - in]));
             }
 
@@ -210,29 +220,72 @@ final class DecodeKernels {
                 }
             }
         }
+
+        /**
+         * Work item i: y[rowBase + i] = row i of w . x, on the emulated device. Each work item stages
+         * its row of W, and each compute thread x once a launch, in private memory ({@link
+         * DeviceBuffer#copyTo}: a translation a page, as the OpenCL kernel translates once a page),
+         * and sums over that: as a GPU kernel stages a tile in local memory. Summing through {@link
+         * DeviceBuffer#getFloat} (a translation an access, inlined) ran at one of two speeds, 1.5x
+         * apart, chosen by each JVM's C2 compilation (the slow one spilled the loop's translation
+         * state to the stack every element); the staged loop has no such state. The sum runs in the
+         * same order as the reference's. One kernel object is one launch (its tiles share it, and
+         * x, read-only, is the same for all of them).
+         */
+        private EmulatedKernel emulatedGemv(int rowBase) {
+            int n = m.n();
+            boolean f32 = m.dtype().equals("F32");
+            long rowBytes = (long) n * (f32 ? 4 : 2);
+            Object launch = new Object();   // which launch a thread's staged x belongs to
+            return (args, i) -> {
+                PrivateMemory p = privates.get();
+                if (p.xOf != launch) {
+                    p.xOf = null;   // set once the copy is whole: a copy that throws leaves x to stage again
+                    args.arg(1).copyTo(0, p.xSegment, 0, 4L * n);
+                    p.xOf = launch;
+                }
+                args.arg(0).copyTo(i * rowBytes, p.rowSegment, 0, rowBytes);
+                float[] x = p.x;
+                float acc = 0;
+                if (f32) {
+                    float[] w = p.rowF32;
+                    for (int j = 0; j < n; j++) {
+                        acc += w[j] * x[j];
+                    }
+                } else {
+                    short[] w = p.rowBf16;
+                    for (int j = 0; j < n; j++) {
+                        acc += DecodeBench.bf16(w[j]) * x[j];
+                    }
+                }
+                args.arg(2).putFloat(4L * (rowBase + i), acc);
+            };
+        }
+
+        /** Each compute thread's private memory for {@link #emulatedGemv}, for every launch of this model on this device. */
+        private final ThreadLocal<PrivateMemory> privates = ThreadLocal.withInitial(this::privateMemory);
+
+        private PrivateMemory privateMemory() {
+            return new PrivateMemory(m.n(), m.dtype().equals("F32"));
+        }
     }
 
-    /** Work item i: y[rowBase + i] = row i of w . x, on the emulated device (BF16 read two at a time). */
-    private static EmulatedKernel emulatedGemv(int n, boolean f32, int rowBase) {
-        return (args, i) -> {
-            DeviceBuffer w = args.arg(0);
-            DeviceBuffer x = args.arg(1);
-            float acc = 0;
-            if (f32) {
-                long row = i * 4L * n;
-                for (int j = 0; j < n; j++) {
-                    acc += w.getFloat(row + 4L * j) * x.getFloat(4L * j);
-                }
-            } else {
-                long row = i * 2L * n;
-                for (int j = 0; j < n; j += 2) {
-                    int two = w.getInt(row + 2L * j);
-                    acc += DecodeBench.bf16((short) two) * x.getFloat(4L * j);
-                    acc += DecodeBench.bf16((short) (two >>> 16)) * x.getFloat(4L * j + 4);
-                }
-            }
-            args.arg(2).putFloat(4L * (rowBase + i), acc);
-        };
+    /** One compute thread's private memory for the emulated GEMV: x (and the launch it was staged for), and a row of W. */
+    private static final class PrivateMemory {
+        final float[] x;
+        final MemorySegment xSegment;
+        Object xOf;
+        final float[] rowF32;
+        final short[] rowBf16;
+        final MemorySegment rowSegment;
+
+        PrivateMemory(int n, boolean f32) {
+            x = new float[n];
+            xSegment = MemorySegment.ofArray(x);
+            rowF32 = f32 ? new float[n] : null;
+            rowBf16 = f32 ? null : new short[n];
+            rowSegment = f32 ? MemorySegment.ofArray(rowF32) : MemorySegment.ofArray(rowBf16);
+        }
     }
 
     /**
