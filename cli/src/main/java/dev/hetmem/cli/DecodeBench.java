@@ -585,28 +585,31 @@ final class DecodeBench {
                 Stats before = mem.stats();
                 long t0 = System.nanoTime();
                 result = null;
+                boolean prefetching = c.mode().equals("prefetch");
+                // the prefetch mode advises every layer ahead of its launch, the first token's first one
+                // too (left to its launch, it was placed while the second one's prefetch placed that
+                // one, and each took frames the other then moved again), and across token boundaries
+                CompletableFuture<Long> ahead = prefetching
+                        ? prefetchNext(mem, k, st.region(), st.tensor("layer.0.weight"), null, capacity, m) : null;
                 for (long t = 0; t < computed; t++) {
                     writeInput(x0, m.n(), t % tokens);
                     Region[] xs = {x0, x1};
-                    CompletableFuture<Long> ahead = null;
                     for (int l = 0; l < LAYERS; l++) {
                         Tensor w = st.tensor("layer." + l + ".weight");
-                        if (c.mode().equals("prefetch")) {
-                            if (ahead != null) {
-                                ahead.join();
-                            }
+                        if (prefetching) {
+                            ahead.join();
+                            // the next layer, the next token's first after the last: none after the run's last
+                            boolean lastOfRun = t == computed - 1 && l == LAYERS - 1;
                             Tensor next = st.tensor("layer." + ((l + 1) % LAYERS) + ".weight");
-                            ahead = prefetchNext(mem, k, st.region(), next, w, capacity, m);
+                            ahead = lastOfRun ? null : prefetchNext(mem, k, st.region(), next, w, capacity, m);
                         }
                         KernelArg wa = KernelArg.of(st.region(), w.offset(), w.length(), Access.READ).perItem(m.rowBytes());
                         mem.launch(1, k.regionKernel(0), m.n(), wa, KernelArg.read(xs[l & 1]),
                                 KernelArg.write(xs[(l + 1) & 1]).perItem(4));
                     }
-                    if (ahead != null) {
-                        ahead.join();
-                    }
                     result = readOutput(xs[LAYERS & 1], m.n());
                 }
+
                 nanos = System.nanoTime() - t0;
                 Stats after = mem.stats();
                 migrated = (after.node(0).pagesMigrated() + after.node(1).pagesMigrated()
@@ -620,16 +623,17 @@ final class DecodeBench {
     }
 
     /**
-     * The prefetch mode's advice for the next layer, while this one runs: the whole of it where it
-     * fits the device beside this layer and the activations (placed as the launch will take it: in
-     * consecutive frames where the kernel takes the layer as a plain argument, on OpenCL, so that
-     * the launch finds it in place), otherwise its start, as much as fits beside two tiles of this
-     * one (the rest streams in tile by tile as it runs).
+     * The prefetch mode's advice for the next layer, while this one ({@code running}; null before the
+     * first) runs: the whole of it where it fits the device beside this layer and the activations
+     * (placed as the launch will take it: in consecutive frames where the kernel takes the layer as
+     * a plain argument, on OpenCL, so that the launch finds it in place), otherwise its start, as
+     * much as fits beside two tiles of this one (the rest streams in tile by tile as it runs).
      */
     private static CompletableFuture<Long> prefetchNext(UnifiedMemory mem, DecodeKernels.Kernels k, Region weights,
                                                         Tensor next, Tensor running, long capacity, Model m) {
         long activations = 2 * Math.ceilDiv((long) m.n() * 4, PAGE_BYTES) * PAGE_BYTES;
-        long besideRunning = capacity - Math.ceilDiv(running.length(), PAGE_BYTES) * PAGE_BYTES - activations;
+        long runningBytes = running == null ? 0 : Math.ceilDiv(running.length(), PAGE_BYTES) * PAGE_BYTES;
+        long besideRunning = capacity - runningBytes - activations;
         if (Math.ceilDiv(next.length(), PAGE_BYTES) * PAGE_BYTES > besideRunning) {
             return mem.prefetchAsync(weights, next.offset(), Math.min(next.length(), capacity / 8), 1);
         }
