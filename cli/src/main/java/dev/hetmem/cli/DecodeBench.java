@@ -50,7 +50,7 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *       OpenCL the kernel is the explicit program's own (built with -DHM_PLAIN) and takes the
  *       regions as plain arguments;</li>
  *   <li>{@code prefetch}: the same, with the next layer prefetched asynchronously while a layer
- *       runs: the whole of it where it fits beside the running one and the activations (on OpenCL
+ *       runs (and a run's first layer before it starts): the whole of it where it fits beside the running one and the activations (on OpenCL
  *       placed as the launch takes it, {@code prefetchPlainAsync}, so that the launch finds it in
  *       place; an ordinary prefetch's pages land wherever frames are free and such a launch moved
  *       them again), else its start (an eighth of the device, what fits beside the running layer's
