@@ -50,11 +50,11 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  *       OpenCL the kernel is the explicit program's own (built with -DHM_PLAIN) and takes the
  *       regions as plain arguments;</li>
  *   <li>{@code prefetch}: the same, with the next layer prefetched asynchronously while a layer
- *       runs (and a run's first layer before it starts): the whole of it where it fits beside the running one and the activations (on OpenCL
- *       placed as the launch takes it, {@code prefetchPlainAsync}, so that the launch finds it in
- *       place; an ordinary prefetch's pages land wherever frames are free and such a launch moved
- *       them again), else its start (an eighth of the device, what fits beside the running layer's
- *       tiles);</li>
+ *       runs (and a run's first layer before it starts): the whole of it where it fits beside the
+ *       running one and the activations (on OpenCL placed as the launch takes it,
+ *       {@code prefetchPlainAsync}, so that the launch finds it in place; an ordinary prefetch's
+ *       pages land wherever frames are free and such a launch moved them again), else its start (an
+ *       eighth of the device, what fits beside the running layer's tiles);</li>
  *   <li>{@code explicit}: what a user writes today: the weights in plain host memory, chunks of rows
  *       copied into two device buffers by hand, double-buffered (on OpenCL plain buffers, no hetmem
  *       pages at all), one pipeline over every chunk of every layer and token, so that the next
@@ -609,7 +609,6 @@ final class DecodeBench {
                     }
                     result = readOutput(xs[LAYERS & 1], m.n());
                 }
-
                 nanos = System.nanoTime() - t0;
                 Stats after = mem.stats();
                 migrated = (after.node(0).pagesMigrated() + after.node(1).pagesMigrated()
