@@ -212,23 +212,34 @@ final class CaseJvm implements AutoCloseable {
         return compiledMillis;
     }
 
+    /** The {@code count} fields of an answer {@code row F1 F2 ...}; any other answer throws, naming this JVM. */
+    private String[] fieldsOf(String line, int count) {
+        String[] f = line.split(" ");
+        if (f.length != count + 1 || !f[0].equals("row")) {
+            throw new IllegalStateException(name + ": " + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
+        }
+        return java.util.Arrays.copyOfRange(f, 1, f.length);
+    }
+
     /** How an answer ends: {@code compiled_ms=N}, the child's total compilation time. */
     private static final String COMPILED = "compiled_ms=";
 
     /**
-     * This JVM as a case's runner, its answer lines made rows by {@code row} (given the line, and
-     * whether it answers a warm-up run).
+     * This JVM as a case's runner, its answers made rows by {@code row}: given an answer's
+     * {@code fields} fields after {@code row} (the case's {@link CaseRun} wrote them), and whether it
+     * answers a warm-up run. An answer of another shape, a {@code failed} one included, throws with
+     * this JVM's name and what it said.
      */
-    CaseRunner runner(java.util.function.BiFunction<String, Boolean, java.util.Map<String, Object>> row) {
+    CaseRunner runner(int fields, java.util.function.BiFunction<String[], Boolean, java.util.Map<String, Object>> row) {
         return new CaseRunner() {
             @Override
             public java.util.Map<String, Object> run() {
-                return row.apply(runOnce(false), false);
+                return row.apply(fieldsOf(runOnce(false), fields), false);
             }
 
             @Override
             public java.util.Map<String, Object> warm() {
-                return row.apply(runOnce(true), true);
+                return row.apply(fieldsOf(runOnce(true), fields), true);
             }
 
             @Override

@@ -28,6 +28,11 @@ interface CaseRunner extends AutoCloseable {
     @Override
     void close();
 
+    /** A case run in this JVM by {@code run}, its warm-up runs too. */
+    static CaseRunner inThisJvm(java.util.function.Supplier<Map<String, Object>> run) {
+        return inThisJvm(run, run);
+    }
+
     /** A case run in this JVM by {@code run}, and {@code warm} for warm-up runs. */
     static CaseRunner inThisJvm(java.util.function.Supplier<Map<String, Object>> run,
                                 java.util.function.Supplier<Map<String, Object>> warm) {

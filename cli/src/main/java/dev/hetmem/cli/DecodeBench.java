@@ -396,15 +396,9 @@ final class DecodeBench {
     private static CaseRunner inItsOwnJvm(Case c, Model m, long capacity, long tokens) {
         CaseJvm jvm = CaseJvm.start(c.name(), List.of("bench", "decode", "--" + SERVE_OPTION, c.key(), "--" + MODEL_OPTION,
                 m.file().toString(), "--capacity", Long.toString(capacity), "--tokens", Long.toString(tokens)));
-        return jvm.runner((line, warm) -> {
-            String[] f = line.split(" ");
-            if (f.length != 5 || !f[0].equals("row")) {
-                throw new IllegalStateException(c.name() + ": " + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
-            }
-            // a warm-up run's row counts the tokens it computed
-            return row(c, m, warm ? tokens * warmRepeats(tokens) : tokens, Long.parseLong(f[1]), Long.parseLong(f[2]),
-                    Long.parseLong(f[3]), Boolean.parseBoolean(f[4]));
-        });
+        // a warm-up run's row counts the tokens it computed
+        return jvm.runner(4, (f, warm) -> row(c, m, warm ? tokens * warmRepeats(tokens) : tokens, Long.parseLong(f[0]),
+                Long.parseLong(f[1]), Long.parseLong(f[2]), Boolean.parseBoolean(f[3])));
     }
 
     /**

@@ -99,21 +99,14 @@ final class OversubBench {
     }
 
     private static CaseRunner inThisJvm(Case c, long capacity) {
-        return CaseRunner.inThisJvm(() -> runCase(c, capacity), () -> runCase(c, capacity));
+        return CaseRunner.inThisJvm(() -> runCase(c, capacity));
     }
 
     private static CaseRunner inItsOwnJvm(Case c, long capacity) {
-        String name = "factor " + c.factor + " " + c.pattern + " " + c.mode;
-        CaseJvm jvm = CaseJvm.start(name,
+        CaseJvm jvm = CaseJvm.start("factor " + c.factor + " " + c.pattern + " " + c.mode,
                 List.of("bench", "oversub", "--" + SERVE_OPTION, c.key(), "--capacity", Long.toString(capacity)));
-        return jvm.runner((line, warm) -> {
-            String[] f = line.split(" ");
-            if (f.length != 6 || !f[0].equals("row")) {
-                throw new IllegalStateException(name + ": " + (line.startsWith("failed ") ? line.substring("failed ".length()) : line));
-            }
-            return row(c, Double.parseDouble(f[1]), Long.parseLong(f[2]), Long.parseLong(f[3]), Long.parseLong(f[4]),
-                    Boolean.parseBoolean(f[5]));
-        });
+        return jvm.runner(5, (f, warm) -> row(c, Double.parseDouble(f[0]), Long.parseLong(f[1]), Long.parseLong(f[2]),
+                Long.parseLong(f[3]), Boolean.parseBoolean(f[4])));
     }
 
     /**
