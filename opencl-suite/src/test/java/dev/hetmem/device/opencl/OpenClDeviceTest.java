@@ -131,6 +131,32 @@ class OpenClDeviceTest {
     }
 
     /** Vector and typedef'd scalar parameters, as existing OpenCL code has them. */
+    /**
+     * A parameter whose name or type is longer than 256 bytes is read whole: before, a fixed 256-byte
+     * buffer made such a parameter read as having no information (named "#1" in messages, its type
+     * unknown: a typedef'd scalar was then taken by the Java value's own type).
+     */
+    @Test
+    void longParameterNamesAndTypesAreReadWhole() {
+        String name = "p" + "x".repeat(299);
+        String type = "t" + "y".repeat(299);
+        String source = "typedef unsigned int " + type + ";\n__kernel void k(__global float *x, const " + type + " " + name
+                + ") { x[get_global_id(0)] = (float) " + name + "; }\n";
+        try (OpenClDevice dev = OpenClFixture.device(16 * MiB);
+             UnifiedMemory mem = UnifiedMemory.builder().device(dev).build();
+             OpenClProgram p = dev.compile(source)) {
+            Region x = mem.allocate(4096);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> mem.launch(1, p.kernel("k", -1), 1024, KernelArg.write(x)));
+            assertTrue(e.getMessage().contains("parameter '" + name + "' (" + type + ", a typedef of uint)")
+                    && e.getMessage().contains("negative"), e.getMessage());
+            mem.launch(1, p.kernel("k", 7), 1024, KernelArg.write(x));
+            try (HostView h = x.host(0, 4096, Access.READ)) {
+                assertEquals(7f, h.segment().getAtIndex(ValueLayout.JAVA_FLOAT, 1023));
+            }
+        }
+    }
+
     private static final String VECTORS = """
             typedef float real;
             typedef unsigned int count_t;

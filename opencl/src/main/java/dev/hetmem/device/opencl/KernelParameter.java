@@ -33,6 +33,8 @@ record KernelParameter(String name, String type, int address, String declared) {
     private static final int CL_KERNEL_ARG_TYPE_NAME = 0x1198;
     private static final int CL_KERNEL_ARG_NAME = 0x119A;
     private static final int CL_INVALID_ARG_INDEX = -49;
+    /** The longest name or type read (a sanity bound on what the platform reports; OpenCL sets none). */
+    private static final long MAX_INFO_BYTES = 1 << 20;
     static final int GLOBAL = 0x119B;
     static final int LOCAL = 0x119C;
     static final int CONSTANT = 0x119D;
@@ -81,23 +83,33 @@ record KernelParameter(String name, String type, int address, String declared) {
         return pointer() && (address == GLOBAL || address == CONSTANT);
     }
 
-    /** A string of the parameter's information; "" past the last parameter; null when not available. */
+    /**
+     * A string of the parameter's information; "" past the last parameter; null when not available.
+     * Its size is asked first: a name or type longer than a fixed buffer (a 256-byte one read such a
+     * parameter as having no information at all) is read whole.
+     */
     private static String info(ClLibrary cl, MemorySegment kernel, int index, int what, Arena a) {
         MemorySegment size = a.allocate(JAVA_LONG);
-        MemorySegment value = a.allocate(256);
         int rc;
         try {
-            rc = (int) cl.getKernelArgInfo.invokeExact(kernel, index, what, 256L, value, size);
+            rc = (int) cl.getKernelArgInfo.invokeExact(kernel, index, what, 0L, MemorySegment.NULL, size);
         } catch (Throwable t) {
             return null;
         }
         if (rc == CL_INVALID_ARG_INDEX) {
             return "";
         }
-        if (rc != 0) {
-            return null;   // CL_KERNEL_ARG_INFO_NOT_AVAILABLE, or a platform without it
+        long bytes = size.get(JAVA_LONG, 0);
+        if (rc != 0 || bytes < 1 || bytes > MAX_INFO_BYTES) {
+            return null;   // CL_KERNEL_ARG_INFO_NOT_AVAILABLE, a platform without it, or a size no source has
         }
-        return value.getString(0, StandardCharsets.UTF_8);
+        MemorySegment value = a.allocate(bytes + 1);   // zeroed: a string the platform leaves unterminated ends here
+        try {
+            rc = (int) cl.getKernelArgInfo.invokeExact(kernel, index, what, bytes, value, MemorySegment.NULL);
+        } catch (Throwable t) {
+            return null;
+        }
+        return rc == 0 ? value.getString(0, StandardCharsets.UTF_8) : null;
     }
 
     boolean pointer() {
