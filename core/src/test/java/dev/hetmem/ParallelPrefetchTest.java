@@ -107,6 +107,69 @@ class ParallelPrefetchTest {
         }
     }
 
+    /**
+     * A tiled launch's prefetch of its next tile runs beside the running tile's kernel: its copies
+     * stay on its own thread (hetmem-async-*), as an asynchronous prefetch's do, and are not spread
+     * over the copy threads that the kernel's cores would share (before, each tile's 2 MiB of windows
+     * was split over hetmem-copy-* threads). Only the first tile's bring-in, which the launch waits
+     * for, spreads. Each tile's kernel sleeps a little, so that every prefetch is done before its tile.
+     */
+    @Test
+    void aTiledLaunchPrefetchesItsNextTileOnItsOwnThread() {
+        List<String> copiers = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        WrappedDevice d = new WrappedDevice("threads", 8 * MiB) {
+            @Override
+            public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) {
+                copiers.add(Thread.currentThread().getName());
+                super.copy(b, from, to);
+            }
+
+            @Override
+            public boolean runsFromAnyItem() {
+                return true;   // tiles run from their first item, as the emulated device's do
+            }
+
+            @Override
+            public void execute(dev.hetmem.driver.DeviceKernel k, long offset, long n, List<dev.hetmem.driver.KernelBinding> a,
+                                dev.hetmem.driver.DeviceFaultHandler faults) {
+                inner.execute(k, offset, n, a, faults);
+            }
+        };
+        try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(2).device(d).build()) {
+            long bytes = 32 * MiB;
+            Region r = mem.allocate(bytes);
+            fill(r, 0, bytes, 9);
+            long[] sum = new long[(int) (bytes / PAGE)];
+            LaunchResult res = mem.launch(1, (dev.hetmem.device.emulated.EmulatedKernel) (a, i) -> {
+                sum[(int) i] = a.arg(0).getLong(i * PAGE);
+                if (i % 64 == 0) {
+                    java.util.concurrent.locks.LockSupport.parkNanos(2_000_000);
+                }
+            }, bytes / PAGE, KernelArg.read(r).perItem(PAGE));
+            assertEquals(bytes / PAGE, res.pagesMigrated(), "every page came once");
+            int firstAsync = -1;
+            synchronized (copiers) {
+                for (int i = 0; i < copiers.size(); i++) {
+                    if (copiers.get(i).startsWith("hetmem-async-")) {
+                        firstAsync = i;
+                        break;
+                    }
+                }
+                assertTrue(firstAsync > 0, "the first tile was brought in, the next ones prefetched: " + copiers);
+                List<String> after = copiers.subList(firstAsync, copiers.size());
+                assertTrue(after.stream().allMatch(n -> n.startsWith("hetmem-async-")),
+                        "after the first tile, only the tile prefetches' own threads copied: " + after);
+            }
+            try (HostView v = r.host(0, bytes, Access.READ)) {
+                for (int i = 0; i < sum.length; i++) {
+                    assertEquals(v.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, (long) i * PAGE), sum[i], "page " + i);
+                }
+            }
+            check(r, 0, bytes, 9);
+            verified(mem);
+        }
+    }
+
     @Test
     void aLongListIsMovedByBatchesOnSeveralThreadsAndEveryByteStays() throws Exception {
         List<Long> threads = batchThreads(() -> {
