@@ -241,6 +241,29 @@ final class StressWorker {
         }
     }
 
+    /**
+     * After a plain prefetch ({@code prefetchPlainAsync}), where {@link #residentAfterPrefetch} checks
+     * residency: the range's pages in consecutive frames of the device, in page order, as a launch
+     * taking it as a plain argument needs them (the device's own translations say where each is).
+     */
+    private void consecutiveAfterPlainPrefetch(Model m, long off, long len, int node) {
+        boolean roomy = 2L * StressRun.MAX_LIVE * MAX_REGION <= config.deviceBytes();
+        if (config.workers() != 1 || !roomy || config.thrashControl() || m.accessedByAdvised) {
+            return;
+        }
+        long first = off / PAGE_BYTES;
+        long pages = Math.ceilDiv(off + len, PAGE_BYTES) - first;
+        long base = s.drivers[node].probeFrame(m.region.address() + first * PAGE_BYTES);
+        for (long p = 0; p < pages; p++) {
+            long f = s.drivers[node].probeFrame(m.region.address() + (first + p) * PAGE_BYTES);
+            if (base < 0 || f != base + p) {
+                throw new Mismatch("a plain prefetch of [" + off + ", +" + len + ") of " + m + " to node " + node
+                        + " returned, but page " + (first + p) + " is in frame " + f + ", not " + (base < 0 ? "a frame" : base + p)
+                        + " after page " + first + "'s " + base);
+            }
+        }
+    }
+
     private int node(Step st) {
         return st.b() % (s.devices() + 1);
     }
@@ -397,6 +420,9 @@ final class StressWorker {
                     }
                 }
                 residentAfterPrefetch(m, rg[0], rg[1], node);
+                if (plain) {
+                    consecutiveAfterPlainPrefetch(m, rg[0], rg[1], node);
+                }
             }
             case PREFETCH_LIST -> {
                 if (m == null) {
