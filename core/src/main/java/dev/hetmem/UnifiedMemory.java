@@ -730,13 +730,21 @@ public final class UnifiedMemory implements AutoCloseable {
         }
     }
 
-    /** Threads for asynchronous work (virtual, one per task, ended with the memory): prefetches, and tiled launches' next tiles. */
+    /**
+     * Threads for asynchronous work (prefetches, a long prefetch list's batches, tiled launches'
+     * next tiles), ended with the memory: platform threads, kept while used (a tile's prefetch is one
+     * task, so a new thread each time would cost a thread's start every tile), daemons (a memory not
+     * closed does not keep the JVM alive). Not virtual threads: a copy waits in native code (an
+     * OpenCL event, a memcpy), and a virtual thread in a native call holds its carrier, one of the
+     * JVM's, shared with every virtual thread of the program: as many prefetches copying as there
+     * were carriers stopped all of the program's virtual threads for as long as a copy took.
+     */
     java.util.concurrent.ExecutorService background() {
         return background;
     }
 
-    private final java.util.concurrent.ExecutorService background =
-            java.util.concurrent.Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("hetmem-async-", 0).factory());
+    private final java.util.concurrent.ExecutorService background = java.util.concurrent.Executors.newCachedThreadPool(
+            Thread.ofPlatform().name("hetmem-async-", 0).daemon(true).factory());
 
     /**
      * Prefetches many ranges of one region to {@code node} in migration batches (batched page migration's

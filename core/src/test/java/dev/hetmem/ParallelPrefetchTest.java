@@ -170,6 +170,64 @@ class ParallelPrefetchTest {
         }
     }
 
+    /**
+     * The memory's asynchronous work runs on threads of its own, not on virtual threads: a copy
+     * waits in native code (an OpenCL event, a memcpy), which holds a virtual thread's carrier, and
+     * the carriers are the JVM's, shared with every virtual thread of the program. Here each copy
+     * sleeps in native code (usleep through the FFM API) while as many asynchronous prefetches copy
+     * as the scheduler has carriers; a virtual thread of the program then starts and ends at once.
+     * On virtual threads it waited for a copy to end (about 300 ms).
+     */
+    @Test
+    void asynchronousPrefetchesLeaveTheProgramsVirtualThreadsTheirCarriers() throws Throwable {
+        int carriers = Integer.getInteger("jdk.virtualThreadScheduler.parallelism", Runtime.getRuntime().availableProcessors());
+        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+        java.lang.invoke.MethodHandle usleep = linker.downcallHandle(linker.defaultLookup().find("usleep").orElseThrow(),
+                java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_INT));
+        java.util.concurrent.CountDownLatch copying = new java.util.concurrent.CountDownLatch(carriers);
+        java.util.concurrent.atomic.AtomicBoolean hold = new java.util.concurrent.atomic.AtomicBoolean(true);
+        WrappedDevice d = new WrappedDevice("native waits", 64 * MiB) {
+            @Override
+            public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) {
+                if (hold.get()) {
+                    copying.countDown();
+                    try {
+                        int rc = (int) usleep.invokeExact(300_000);
+                    } catch (Throwable t) {
+                        throw new IllegalStateException(t);
+                    }
+                }
+                super.copy(b, from, to);
+            }
+        };
+        try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(1).device(d).build()) {
+            List<Region> regions = new java.util.ArrayList<>();
+            List<java.util.concurrent.CompletableFuture<Long>> ahead = new java.util.ArrayList<>();
+            for (int i = 0; i < carriers; i++) {
+                Region r = mem.allocate(MiB);
+                fill(r, 0, MiB, 30 + i);
+                regions.add(r);
+            }
+            for (Region r : regions) {
+                ahead.add(mem.prefetchAsync(r, 0, MiB, 1));
+            }
+            assertTrue(copying.await(10, TimeUnit.SECONDS), "every prefetch is copying");
+            long t0 = System.nanoTime();
+            Thread.ofVirtual().start(() -> { }).join();
+            long waited = System.nanoTime() - t0;
+            hold.set(false);
+            for (java.util.concurrent.CompletableFuture<Long> f : ahead) {
+                assertEquals(MiB / PAGE, f.get(10, TimeUnit.SECONDS));
+            }
+            assertTrue(waited < 150_000_000L, "a virtual thread of the program waited " + waited / 1_000_000
+                    + " ms for a carrier while " + carriers + " prefetches copied");
+            for (int i = 0; i < carriers; i++) {
+                check(regions.get(i), 0, MiB, 30 + i);
+            }
+            verified(mem);
+        }
+    }
+
     @Test
     void aLongListIsMovedByBatchesOnSeveralThreadsAndEveryByteStays() throws Exception {
         List<Long> threads = batchThreads(() -> {
