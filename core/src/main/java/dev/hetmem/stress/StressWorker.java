@@ -227,8 +227,7 @@ final class StressWorker {
      * fill_for_copy).
      */
     private void residentAfterPrefetch(Model m, long off, long len, int node) {
-        boolean roomy = 2L * StressRun.MAX_LIVE * MAX_REGION <= config.deviceBytes();
-        if (config.workers() != 1 || (node != 0 && (!roomy || config.thrashControl() || m.accessedByAdvised))) {
+        if (!placementChecked(m, node)) {
             return;
         }
         long first = off / PAGE_BYTES;
@@ -247,8 +246,7 @@ final class StressWorker {
      * taking it as a plain argument needs them (the device's own translations say where each is).
      */
     private void consecutiveAfterPlainPrefetch(Model m, long off, long len, int node) {
-        boolean roomy = 2L * StressRun.MAX_LIVE * MAX_REGION <= config.deviceBytes();
-        if (config.workers() != 1 || !roomy || config.thrashControl() || m.accessedByAdvised) {
+        if (!placementChecked(m, node)) {
             return;
         }
         long first = off / PAGE_BYTES;
@@ -262,6 +260,12 @@ final class StressWorker {
                         + " after page " + first + "'s " + base);
             }
         }
+    }
+
+    /** Where a prefetch's pages are checked after it ({@link #residentAfterPrefetch} says why so). */
+    private boolean placementChecked(Model m, int node) {
+        boolean roomy = 2L * StressRun.MAX_LIVE * MAX_REGION <= config.deviceBytes();
+        return config.workers() == 1 && (node == 0 || (roomy && !config.thrashControl() && !m.accessedByAdvised));
     }
 
     private int node(Step st) {
