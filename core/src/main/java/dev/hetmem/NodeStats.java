@@ -16,10 +16,12 @@ public final class NodeStats {
     private final long evictions;
     private final long thrashingEvents;
     private final long retainedBytes;
+    private final long plainPrefetchesUnplaced;
 
     NodeStats(NodeInfo node, long residentBytes, long freeBytes, long faults, long faultBatches, long[] pagesIn,
-              long evictions, long thrashingEvents, long retainedBytes) {
+              long evictions, long thrashingEvents, long retainedBytes, long plainPrefetchesUnplaced) {
         this.retainedBytes = retainedBytes;
+        this.plainPrefetchesUnplaced = plainPrefetchesUnplaced;
         this.faultBatches = faultBatches;
         this.evictions = evictions;
         this.thrashingEvents = thrashingEvents;
@@ -108,6 +110,18 @@ public final class NodeStats {
      */
     public long thrashingEvents() {
         return thrashingEvents;
+    }
+
+    /**
+     * Plain prefetches to this device ({@link UnifiedMemory#prefetchPlainAsync}) that found no run of
+     * consecutive frames at all and were prefetched as {@link UnifiedMemory#prefetchAsync} does: their
+     * pages lie wherever frames were free, and a launch taking the range as a plain argument moves
+     * them again.
+     *
+     * @return how many plain prefetches were not placed; 0 for the host
+     */
+    public long plainPrefetchesUnplaced() {
+        return plainPrefetchesUnplaced;
     }
 
     /**

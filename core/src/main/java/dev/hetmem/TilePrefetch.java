@@ -44,13 +44,16 @@ final class TilePrefetch {
     /**
      * Starts {@code migration} on {@code executor}, which returns the pages whose data it moved; a
      * {@link RuntimeException} it throws is only a lost head start, and so is an executor that
-     * refuses it (the memory is closing: the tile itself then finds out).
+     * refuses it (the memory is closing: the tile itself then finds out) or a thread that cannot
+     * start (an {@link OutOfMemoryError} "unable to create native thread": the launch goes on
+     * without the head start, the tile brings its own pages in).
      */
     static TilePrefetch start(Executor executor, LongSupplier migration) {
         TilePrefetch p = new TilePrefetch(migration);
         try {
             executor.execute(p::run);
-        } catch (RejectedExecutionException e) {
+        } catch (RejectedExecutionException | OutOfMemoryError e) {
+            System.getLogger(TilePrefetch.class.getName()).log(System.Logger.Level.DEBUG, "tile prefetch not started", e);
             p.ended.countDown();   // never ran: nothing to wait for
         }
         return p;

@@ -734,17 +734,20 @@ public final class UnifiedMemory implements AutoCloseable {
      * Threads for asynchronous work (prefetches, a long prefetch list's batches, tiled launches'
      * next tiles), ended with the memory: platform threads, kept while used (a tile's prefetch is one
      * task, so a new thread each time would cost a thread's start every tile), daemons (a memory not
-     * closed does not keep the JVM alive). Not virtual threads: a copy waits in native code (an
-     * OpenCL event, a memcpy), and a virtual thread in a native call holds its carrier, one of the
-     * JVM's, shared with every virtual thread of the program: as many prefetches copying as there
-     * were carriers stopped all of the program's virtual threads for as long as a copy took.
+     * closed does not keep the JVM alive), inheriting no inheritable thread-local of the caller whose
+     * task first started them (later tasks of other callers would see it). As many as tasks run at
+     * once, as before: a cap would queue a tile's prefetch behind prefetches that wait for that
+     * launch's pins. Not virtual threads: a copy waits in native code (an OpenCL event, a memcpy),
+     * and a virtual thread in a native call holds its carrier, one of the JVM's, shared with every
+     * virtual thread of the program: as many prefetches copying as there were carriers stopped all
+     * of the program's virtual threads for as long as a copy took.
      */
     java.util.concurrent.ExecutorService background() {
         return background;
     }
 
     private final java.util.concurrent.ExecutorService background = java.util.concurrent.Executors.newCachedThreadPool(
-            Thread.ofPlatform().name("hetmem-async-", 0).daemon(true).factory());
+            Thread.ofPlatform().name("hetmem-async-", 0).daemon(true).inheritInheritableThreadLocals(false).factory());
 
     /**
      * Prefetches many ranges of one region to {@code node} in migration batches (batched page migration's

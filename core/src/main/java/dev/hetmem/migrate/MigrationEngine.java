@@ -785,7 +785,8 @@ public final class MigrationEngine implements AutoCloseable {
      * running kernel pins are waited for, as any batch waits for room ({@link Eviction.RetryBatch});
      * where no run can be had even so ({@link NoRunException}, thrown before the batch committed
      * anything; pages of the range the pass sent away from the device meanwhile kept their data,
-     * and come back) it is prefetched as any range is. The caller's contract: {@code target} is a
+     * and come back) it is prefetched as any range is, and counted so
+     * ({@code NodeStats.plainPrefetchesUnplaced}). The caller's contract: {@code target} is a
      * device and the range at most its {@code contiguousFrames}, nothing of it pinned by the calling
      * thread on any node.
      */
@@ -794,6 +795,8 @@ public final class MigrationEngine implements AutoCloseable {
             return ensure(List.of(new MigrationRequest(region, from, to, false, false, true, false)), target,
                     Trigger.PREFETCH, Pinning.NO_PIN, FROM_ANY_NODE).pagesMigrated();
         } catch (NoRunException e) {
+            region.counters().plainPrefetchUnplaced(target);
+            ctx.memoryCounters.plainPrefetchUnplaced(target);
             return migrateRange(region, from, to, target, Trigger.PREFETCH, FROM_ANY_NODE);
         }
     }

@@ -18,6 +18,7 @@ public final class Counters {
     private final LongAdder[] pagesIn;
     private final LongAdder[] evictions;
     private final LongAdder[] thrashing;
+    private final LongAdder[] unplaced;
 
     public Counters(int nodes) {
         this.nodes = nodes;
@@ -26,6 +27,7 @@ public final class Counters {
         this.pagesIn = adders(nodes * TRIGGERS);
         this.evictions = adders(nodes);
         this.thrashing = adders(nodes);
+        this.unplaced = adders(nodes);
     }
 
     private static LongAdder[] adders(int n) {
@@ -78,6 +80,15 @@ public final class Counters {
 
     public long thrashingEvents(int node) {
         return thrashing[node].sum();
+    }
+
+    /** A plain prefetch to {@code node} found no run of consecutive frames and was prefetched as an ordinary one. */
+    public void plainPrefetchUnplaced(int node) {
+        unplaced[node].increment();
+    }
+
+    public long plainPrefetchesUnplaced(int node) {
+        return unplaced[node].sum();
     }
 
     public long faults(int node) {

@@ -416,17 +416,19 @@ final class StressWorker {
                 if (st.op() == Step.Op.PREFETCH) {
                     m.region.advise(rg[0], rg[1], Advice.prefetch(node));
                 } else {
+                    long unplaced = plain ? s.mem.stats().node(node).plainPrefetchesUnplaced() : 0;
                     try {
                         (plain ? s.mem.prefetchPlainAsync(m.region, rg[0], rg[1], node)
                                 : s.mem.prefetchAsync(m.region, rg[0], rg[1], node)).join();
                     } catch (CompletionException e) {
                         throw e.getCause() instanceof RuntimeException re ? re : e;
                     }
+                    // unless it found no run at all and was prefetched as an ordinary one (counted)
+                    if (plain && s.mem.stats().node(node).plainPrefetchesUnplaced() == unplaced) {
+                        consecutiveAfterPlainPrefetch(m, rg[0], rg[1], node);
+                    }
                 }
                 residentAfterPrefetch(m, rg[0], rg[1], node);
-                if (plain) {
-                    consecutiveAfterPlainPrefetch(m, rg[0], rg[1], node);
-                }
             }
             case PREFETCH_LIST -> {
                 if (m == null) {

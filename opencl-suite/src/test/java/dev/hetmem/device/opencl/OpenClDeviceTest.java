@@ -130,11 +130,10 @@ class OpenClDeviceTest {
         }
     }
 
-    /** Vector and typedef'd scalar parameters, as existing OpenCL code has them. */
     /**
      * A parameter whose name or type is longer than 256 bytes is read whole: before, a fixed 256-byte
-     * buffer made such a parameter read as having no information (named "#1" in messages, its type
-     * unknown: a typedef'd scalar was then taken by the Java value's own type).
+     * buffer could not hold them, the platform refused the query, and this valid launch was refused
+     * ("kernel k takes 0 scalar(s) besides its 1 region argument(s); given 1").
      */
     @Test
     void longParameterNamesAndTypesAreReadWhole() {
@@ -157,6 +156,7 @@ class OpenClDeviceTest {
         }
     }
 
+    /** Vector and typedef'd scalar parameters, as existing OpenCL code has them. */
     private static final String VECTORS = """
             typedef float real;
             typedef unsigned int count_t;

@@ -99,13 +99,17 @@ record KernelParameter(String name, String type, int address, String declared) {
         if (rc == CL_INVALID_ARG_INDEX) {
             return "";
         }
-        long bytes = size.get(JAVA_LONG, 0);
-        if (rc != 0 || bytes < 1 || bytes > MAX_INFO_BYTES) {
-            return null;   // CL_KERNEL_ARG_INFO_NOT_AVAILABLE, a platform without it, or a size no source has
+        if (rc != 0) {
+            return null;   // CL_KERNEL_ARG_INFO_NOT_AVAILABLE, or a platform without it
         }
-        MemorySegment value = a.allocate(bytes + 1);   // zeroed: a string the platform leaves unterminated ends here
+        long bytes = size.get(JAVA_LONG, 0);
+        if (bytes < 1 || bytes > MAX_INFO_BYTES) {
+            bytes = 256;   // a platform that reports no size (or one no source has): read as much as before
+        }
+        // one byte more than reported, zeroed: a platform whose size leaves out the terminator still fits
+        MemorySegment value = a.allocate(bytes + 1);
         try {
-            rc = (int) cl.getKernelArgInfo.invokeExact(kernel, index, what, bytes, value, MemorySegment.NULL);
+            rc = (int) cl.getKernelArgInfo.invokeExact(kernel, index, what, bytes + 1, value, MemorySegment.NULL);
         } catch (Throwable t) {
             return null;
         }
