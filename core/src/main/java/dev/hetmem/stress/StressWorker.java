@@ -241,14 +241,12 @@ final class StressWorker {
     }
 
     /**
-     * After a plain prefetch ({@code prefetchPlainAsync}), where {@link #residentAfterPrefetch} checks
-     * residency: the range's pages in consecutive frames of the device, in page order, as a launch
-     * taking it as a plain argument needs them (the device's own translations say where each is).
+     * After a plain prefetch ({@code prefetchPlainAsync}) that found a run, where
+     * {@link #placementChecked} (the caller asks): the range's pages in consecutive frames of the
+     * device, in page order, as a launch taking it as a plain argument needs them (the device's own
+     * translations say where each is).
      */
     private void consecutiveAfterPlainPrefetch(Model m, long off, long len, int node) {
-        if (!placementChecked(m, node)) {
-            return;
-        }
         long first = off / PAGE_BYTES;
         long pages = Math.ceilDiv(off + len, PAGE_BYTES) - first;
         long base = s.drivers[node].probeFrame(m.region.address() + first * PAGE_BYTES);
@@ -416,7 +414,10 @@ final class StressWorker {
                 if (st.op() == Step.Op.PREFETCH) {
                     m.region.advise(rg[0], rg[1], Advice.prefetch(node));
                 } else {
-                    long unplaced = plain ? s.mem.stats().node(node).plainPrefetchesUnplaced() : 0;
+                    // the region's count of plain prefetches that found no run, read only where the check runs
+                    // (statistics reconcile the region's pages with the host in userfaultfd mode)
+                    boolean checkRun = plain && placementChecked(m, node);
+                    long unplaced = checkRun ? m.region.stats().node(node).plainPrefetchesUnplaced() : 0;
                     try {
                         (plain ? s.mem.prefetchPlainAsync(m.region, rg[0], rg[1], node)
                                 : s.mem.prefetchAsync(m.region, rg[0], rg[1], node)).join();
@@ -424,7 +425,7 @@ final class StressWorker {
                         throw e.getCause() instanceof RuntimeException re ? re : e;
                     }
                     // unless it found no run at all and was prefetched as an ordinary one (counted)
-                    if (plain && s.mem.stats().node(node).plainPrefetchesUnplaced() == unplaced) {
+                    if (checkRun && m.region.stats().node(node).plainPrefetchesUnplaced() == unplaced) {
                         consecutiveAfterPlainPrefetch(m, rg[0], rg[1], node);
                     }
                 }
