@@ -1,18 +1,33 @@
 package dev.hetmem;
 
 import dev.hetmem.device.emulated.EmulatedDevice;
+import dev.hetmem.device.emulated.EmulatedKernel;
+import dev.hetmem.driver.CopyBatch;
 import dev.hetmem.driver.DeviceCopyException;
+import dev.hetmem.driver.DeviceFaultHandler;
+import dev.hetmem.driver.DeviceKernel;
+import dev.hetmem.driver.KernelBinding;
 import jdk.jfr.Recording;
 import jdk.jfr.consumer.RecordingFile;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 import static dev.hetmem.MemoryFixture.MiB;
 import static dev.hetmem.MemoryFixture.PAGE;
@@ -76,10 +91,10 @@ class ParallelPrefetchTest {
      */
     @Test
     void anAsynchronousPrefetchCopiesOnItsOwnThreadAndAWaitedOneOnTheCopyThreads() throws Exception {
-        Set<String> copiers = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        Set<String> copiers = ConcurrentHashMap.newKeySet();
         WrappedDevice d = new WrappedDevice("threads", 64 * MiB) {
             @Override
-            public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) {
+            public void copy(CopyBatch b, int from, int to) {
                 copiers.add(Thread.currentThread().getName());
                 super.copy(b, from, to);
             }
@@ -116,10 +131,10 @@ class ParallelPrefetchTest {
      */
     @Test
     void aTiledLaunchPrefetchesItsNextTileOnItsOwnThread() {
-        List<String> copiers = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        List<String> copiers = Collections.synchronizedList(new ArrayList<>());
         WrappedDevice d = new WrappedDevice("threads", 8 * MiB) {
             @Override
-            public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) {
+            public void copy(CopyBatch b, int from, int to) {
                 copiers.add(Thread.currentThread().getName());
                 super.copy(b, from, to);
             }
@@ -130,8 +145,8 @@ class ParallelPrefetchTest {
             }
 
             @Override
-            public void execute(dev.hetmem.driver.DeviceKernel k, long offset, long n, List<dev.hetmem.driver.KernelBinding> a,
-                                dev.hetmem.driver.DeviceFaultHandler faults) {
+            public void execute(DeviceKernel k, long offset, long n, List<KernelBinding> a,
+                                DeviceFaultHandler faults) {
                 inner.execute(k, offset, n, a, faults);
             }
         };
@@ -140,7 +155,7 @@ class ParallelPrefetchTest {
             Region r = mem.allocate(bytes);
             fill(r, 0, bytes, 9);
             long[] sum = new long[(int) (bytes / PAGE)];
-            LaunchResult res = mem.launch(1, (dev.hetmem.device.emulated.EmulatedKernel) (a, i) -> {
+            LaunchResult res = mem.launch(1, (EmulatedKernel) (a, i) -> {
                 sum[(int) i] = a.arg(0).getLong(i * PAGE);
             }, bytes / PAGE, KernelArg.read(r).perItem(PAGE));
             assertEquals(bytes / PAGE, res.pagesMigrated(), "every page came once");
@@ -159,7 +174,7 @@ class ParallelPrefetchTest {
             }
             try (HostView v = r.host(0, bytes, Access.READ)) {
                 for (int i = 0; i < sum.length; i++) {
-                    assertEquals(v.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG, (long) i * PAGE), sum[i], "page " + i);
+                    assertEquals(v.segment().get(ValueLayout.JAVA_LONG, (long) i * PAGE), sum[i], "page " + i);
                 }
             }
             check(r, 0, bytes, 9);
@@ -179,15 +194,15 @@ class ParallelPrefetchTest {
     @Test
     void asynchronousPrefetchesLeaveTheProgramsVirtualThreadsTheirCarriers() throws Throwable {
         int carriers = Integer.getInteger("jdk.virtualThreadScheduler.parallelism", Runtime.getRuntime().availableProcessors());
-        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
-        java.lang.invoke.MethodHandle usleep = linker.downcallHandle(linker.defaultLookup().find("usleep").orElseThrow(),
-                java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_INT));
-        java.util.concurrent.CountDownLatch copying = new java.util.concurrent.CountDownLatch(carriers);
-        java.util.concurrent.atomic.AtomicBoolean hold = new java.util.concurrent.atomic.AtomicBoolean(true);
+        Linker linker = Linker.nativeLinker();
+        MethodHandle usleep = linker.downcallHandle(linker.defaultLookup().find("usleep").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+        CountDownLatch copying = new CountDownLatch(carriers);
+        AtomicBoolean hold = new AtomicBoolean(true);
         Thread.ofVirtual().start(() -> { }).join();   // the scheduler started before anything is timed
         WrappedDevice d = new WrappedDevice("native waits", Math.max(64, 4L * carriers) * MiB) {
             @Override
-            public void copy(dev.hetmem.driver.CopyBatch b, int from, int to) {
+            public void copy(CopyBatch b, int from, int to) {
                 if (hold.get()) {
                     copying.countDown();
                     try {
@@ -200,8 +215,8 @@ class ParallelPrefetchTest {
             }
         };
         try (UnifiedMemory mem = UnifiedMemory.builder().copyThreads(1).device(d).build()) {
-            List<Region> regions = new java.util.ArrayList<>();
-            List<java.util.concurrent.CompletableFuture<Long>> ahead = new java.util.ArrayList<>();
+            List<Region> regions = new ArrayList<>();
+            List<CompletableFuture<Long>> ahead = new ArrayList<>();
             for (int i = 0; i < carriers; i++) {
                 Region r = mem.allocate(MiB);
                 fill(r, 0, MiB, 30 + i);
@@ -215,7 +230,7 @@ class ParallelPrefetchTest {
             Thread.ofVirtual().start(() -> { }).join();
             long waited = System.nanoTime() - t0;
             hold.set(false);
-            for (java.util.concurrent.CompletableFuture<Long> f : ahead) {
+            for (CompletableFuture<Long> f : ahead) {
                 assertEquals(MiB / PAGE, f.get(10, TimeUnit.SECONDS));
             }
             assertTrue(waited < 500_000_000L, "a virtual thread of the program waited " + waited / 1_000_000
@@ -337,7 +352,7 @@ class ParallelPrefetchTest {
             fill(r, 0, bytes, 31);
             long[] offs = new long[2048];
             java.util.Random rnd = new java.util.Random(7);
-            java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+            AtomicBoolean stop = new AtomicBoolean();
             Thread advisor = Thread.ofPlatform().start(() -> {
                 java.util.Random a = new java.util.Random(11);
                 while (!stop.get()) {

@@ -619,8 +619,9 @@ final class DecodeBench {
      * The prefetch mode's advice for the next layer, while this one ({@code running}; null before the
      * first) runs: the whole of it where it fits the device beside this layer and the activations
      * (placed as the launch will take it: in consecutive frames where the kernel takes the layer as
-     * a plain argument, on OpenCL, so that the launch finds it in place), otherwise its start, as
-     * much as fits beside two tiles of this one (the rest streams in tile by tile as it runs).
+     * a plain argument, on OpenCL, so that the launch finds it in place), otherwise its start, an
+     * eighth of the device (as much as fits beside two tiles of a layer the device cannot hold; the
+     * rest comes with its launch).
      */
     private static CompletableFuture<Long> prefetchNext(UnifiedMemory mem, DecodeKernels.Kernels k, Region weights,
                                                         Tensor next, Tensor running, long capacity, Model m) {
