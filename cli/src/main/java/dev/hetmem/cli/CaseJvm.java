@@ -306,8 +306,6 @@ final class CaseJvm implements AutoCloseable {
          */
         static final WarmUpLimits QUICK = new WarmUpLimits(WARM_UP_NANOS, QUIET_NANOS, QUIET_COMPILE_MILLIS,
                 QUICK_MAX_WARM_UP_NANOS);
-        /** The floor alone ({@code bench oversub}'s, whose goals were measured with it). */
-        static final WarmUpLimits FLOOR_ONLY = new WarmUpLimits(WARM_UP_NANOS, 0, 0, WARM_UP_NANOS);
 
         WarmUpLimits {
             if (floorNanos < 0 || quietNanos < 0 || quietCompileMillis < 0 || maxNanos < floorNanos) {

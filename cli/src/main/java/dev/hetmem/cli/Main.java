@@ -22,8 +22,8 @@ public final class Main {
                                                a file into the memory space at disk speed (direct-I/O loading, as dma-buf's)
               bench load [--quick] [--json] [--sizes 512K,8M,1G,3G] [--dir DIR] [--plot FILE]
                                                loading schemes against the disk's own speed (fio)
-              bench oversub [--quick] [--json] [--capacity 64M] [--reps 5] [--warmup 3] [--modes M,...]
-                     [--jvm-per-round | --jvm-per-case | --same-jvm] [--plot FILE]
+              bench oversub [--quick] [--json] [--capacity 64M] [--reps 5] [--warmup 3] [--runs-per-round 3]
+                     [--modes M,...] [--jvm-per-round | --jvm-per-case | --same-jvm] [--plot FILE]
                                                a kernel sweeping data sets larger than the device
               bench decode [--quick] [--json] [--capacity 64M] [--tokens N] [--reps 3] [--warmup 3]
                      [--runs-per-round 3] [--device emulated|opencl|all]

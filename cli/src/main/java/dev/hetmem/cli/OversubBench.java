@@ -7,6 +7,7 @@ import dev.hetmem.KernelArg;
 import dev.hetmem.Region;
 import dev.hetmem.Stats;
 import dev.hetmem.UnifiedMemory;
+import dev.hetmem.device.emulated.DeviceBuffer;
 import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
 
@@ -38,20 +39,26 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
  * one-launch modes run the whole sweep as a single launch whose item k sums piece k: "one_launch"
  * with no hint (the device faults pieces in while the kernel runs), "one_launch_windows" with a
  * per-item window declared (sequential only: the launch runs tile by tile, the next tile prefetched);
- * the "_no_thrash_control" modes turn thrashing control off. Cases run in rounds, after
- * {@code --warmup} runs of each case that are not counted whenever its JVMs start (default 3, and
- * at least {@link CaseJvm#WARM_UP_NANOS} of them, one case after another; one run only for a case
- * whose first run took over a second: the JIT compiles the engine's paths on the same two cores;
- * one round left the one-launch rows at a third of their steady speed);
- * {@code --modes} runs some modes only (without explicit, rows have no {@code of_explicit}). Each
- * case runs in a JVM of its own, a new one every round ({@code --jvm-per-round}, the default) that
- * first runs the warm-up rounds, while
- * this one alternates the cases of one factor and pattern round by round ({@link CaseJvm} says why;
- * a new JVM every round because a case's speed depends on which JVM it got, its JIT's choices);
- * {@code --jvm-per-case} keeps one JVM per case for all its rounds, {@code --same-jvm} runs them
- * all here, grouped the same way. A row is the median round with its spread, and
- * {@code of_explicit} the median of each round's ratio to the explicit program's run of that round
- * (same factor and pattern), with {@code of_explicit_min} and {@code _max}.
+ * the "_no_thrash_control" modes turn thrashing control off. Every kernel sums its piece staged 32
+ * KiB at a time ({@link #sumLongs}). Cases run in rounds, after warm-up runs of each case that are
+ * not counted whenever its JVMs start (none with {@code --warmup 0}): at least {@code --warmup} (default 3), at least
+ * {@link CaseJvm#WARM_UP_NANOS} of them, and on until the JVM's JIT is quiet, as in
+ * {@code bench decode} ({@link CaseJvm#warmUp}; at most {@link CaseJvm#MAX_WARM_UP_NANOS},
+ * {@link CaseJvm#QUICK_MAX_WARM_UP_NANOS} with {@code --quick}; rows say how long, {@code warmup_s},
+ * and whether the JIT was seen quiet, {@code jit_quiet}), one case after another; one run only for a
+ * case whose first run took over a second. With the floor of 1.5 s alone the engine's per-launch
+ * paths were not compiled yet (a launch per piece runs a few hundred launches in it): one launch with
+ * windows read 0.60 of the explicit program, faults 0.52, where warmed up until quiet they read 0.94
+ * and 0.73 (one run a round, a {@code --quick} run each). {@code --modes} runs some modes only (without explicit, rows have no
+ * {@code of_explicit}). Each case runs in a JVM of its own, a new one every round
+ * ({@code --jvm-per-round}, the default) that first warms up, while this one alternates the cases of
+ * one factor and pattern, {@code --runs-per-round} runs of each (default 3) in serpentine order
+ * (A B C C B A ...), round by round ({@link CaseJvm} says why; a new JVM every round because a case's
+ * speed depends on which JVM it got, its JIT's choices); {@code --jvm-per-case} keeps one JVM per
+ * case for all its rounds, {@code --same-jvm} runs them all here, grouped the same way. A row is the
+ * median run with its spread, and {@code of_explicit} the median of each run's ratio to the explicit
+ * program's run beside it (same factor, pattern, round and slot), with {@code of_explicit_min} and
+ * {@code _max}.
  */
 final class OversubBench {
     private static final long MiB = 1L << 20;
@@ -123,7 +130,7 @@ final class OversubBench {
 
     static int run(List<String> argv, PrintStream out, PrintStream err) {
         Args args = new Args(argv, CaseJvm.withJvmPolicies("json", "quick"), CaseJvm.withInternal(Set.of("capacity", "reps", "warmup",
-                "plot", "modes"), SERVE_OPTION));
+                "runs-per-round", "plot", "modes"), SERVE_OPTION));
         String plot = Chart.plotOption(args);
         long capacity = args.longValue("capacity", 64 * MiB);
         if (capacity < 16 * MiB || capacity % TILE != 0) {
@@ -180,20 +187,27 @@ final class OversubBench {
         }
         long reps = args.countValue("reps", 5, 1, 100);
         int warmup = args.intValue("warmup", 3, 0, 20);
+        int runsPerRound = args.intValue("runs-per-round", 3, 1, 20);
+        // every JVM warmed up until its JIT is quiet, as bench decode's: CaseJvm.QUIET_NANOS says why
+        CaseJvm.WarmUpLimits warmUpLimits = args.flag("quick") ? CaseJvm.WarmUpLimits.QUICK : CaseJvm.WarmUpLimits.BENCH;
         CopyLimits limits = CopyLimits.measure(256 * MiB, false);
-        // byRound.get(i).get(round): case i's run in that round, null where its time budget skipped it
-        List<List<Map<String, Object>>> byRound = new ArrayList<>();
+        // bySlot.get(i).get(slot): case i's run in that slot (a round's runs, one slot each), null where its
+        // time budget skipped it
+        List<List<Map<String, Object>>> bySlot = new ArrayList<>();
         boolean[] warmWrong = new boolean[cases.size()];
+        long[] warmNanos = new long[cases.size()];
+        boolean[] jitQuiet = new boolean[cases.size()];
+        java.util.Arrays.fill(jitQuiet, true);
         long[] spent = new long[cases.size()];
         for (int i = 0; i < cases.size(); i++) {
-            byRound.add(new ArrayList<>());
+            bySlot.add(new ArrayList<>());
         }
         // one factor and pattern at a time: its modes, each in a JVM of its own (CaseJvm says why)
         // unless --same-jvm, run in rounds, so that they are measured side by side and a noisy second
         // of this shared machine hits them alike; first warm-up rounds, not counted (the JIT compiles
         // the engine's paths meanwhile; a wrong result there still makes the row wrong), then rounds
-        // until each case has run reps times or used its time budget (the slow random cases run once
-        // or twice)
+        // until each case has run reps times runs-per-round or used its time budget (the slow random
+        // cases run two or three times)
         for (int g = 0; g < cases.size(); ) {
             int end = g;
             while (end < cases.size() && cases.get(end).factor == cases.get(g).factor
@@ -214,19 +228,27 @@ final class OversubBench {
                         for (int i = g; i < end; i++) {
                             // a slow case (random, no thrashing control) is warm after one run
                             if (runners.get(i - g) != null) {
-                                warmWrong[i] |= !CaseJvm.warmUp(runners.get(i - g), warmup, REPEAT_BUDGET_NANOS,
-                                        CaseJvm.WarmUpLimits.FLOOR_ONLY).correct();
+                                CaseJvm.WarmUp w = CaseJvm.warmUp(runners.get(i - g), warmup, REPEAT_BUDGET_NANOS, warmUpLimits);
+                                warmWrong[i] |= !w.correct();
+                                warmNanos[i] = Math.max(warmNanos[i], w.nanos());
+                                jitQuiet[i] &= w.quiet();
                             }
                         }
                     }
-                    for (int i = g; i < end; i++) {
-                        if (round > 0 && spent[i] > REPEAT_BUDGET_NANOS) {
-                            byRound.get(i).add(null);
-                            continue;
+                    // several runs of each case, interleaved in serpentine order (A B C C B A ...): a run of
+                    // the sequential cases is 10-50 ms, and this machine's slow spells hit runs taken side by
+                    // side alike; a slot pairs each case's run with the explicit program's beside it
+                    for (int k = 0; k < runsPerRound; k++) {
+                        for (int j = g; j < end; j++) {
+                            int i = k % 2 == 0 ? j : g + end - 1 - j;
+                            if ((round > 0 || k > 0) && spent[i] > REPEAT_BUDGET_NANOS) {
+                                bySlot.get(i).add(null);
+                                continue;
+                            }
+                            Map<String, Object> r = runners.get(i - g).run();
+                            bySlot.get(i).add(r);
+                            spent[i] += (Long) r.get("nanos");   // the sweep's time: a run's set-up is not the case's cost
                         }
-                        long t0 = System.nanoTime();
-                        byRound.get(i).add(runners.get(i - g).run());
-                        spent[i] += System.nanoTime() - t0;
                     }
                 }
             } finally {
@@ -240,29 +262,32 @@ final class OversubBench {
         List<Map<String, Object>> rows = new ArrayList<>();
         for (int i = 0; i < cases.size(); i++) {
             Case c = cases.get(i);
-            Map<String, Object> row = MedianRow.of(byRound.get(i).stream().filter(Objects::nonNull).toList(), "gbps");
+            Map<String, Object> row = MedianRow.of(bySlot.get(i).stream().filter(Objects::nonNull).toList(), "gbps");
             row.put("correct", (Boolean) row.get("correct") && !warmWrong[i]);
+            row.put("warmup_s", Math.round(warmNanos[i] / 1e7) / 100.0);
+            row.put("jit_quiet", jitQuiet[i]);
             int e = cases.indexOf(new Case(c.factor, c.pattern, "explicit"));
             if (e >= 0) {
-                // each round's ratio to the explicit program's run of the same round, where both ran
+                // each run's ratio to the explicit program's run of the same slot (beside it), where both ran
                 List<Map<String, Object>> mine = new ArrayList<>();
                 List<Map<String, Object>> theirs = new ArrayList<>();
-                for (int round = 0; round < reps; round++) {
-                    if (byRound.get(i).get(round) != null && byRound.get(e).get(round) != null) {
-                        mine.add(byRound.get(i).get(round));
-                        theirs.add(byRound.get(e).get(round));
+                for (int slot = 0; slot < bySlot.get(i).size(); slot++) {
+                    if (bySlot.get(i).get(slot) != null && bySlot.get(e).get(slot) != null) {
+                        mine.add(bySlot.get(i).get(slot));
+                        theirs.add(bySlot.get(e).get(slot));
                     }
                 }
                 MedianRow.putPairedRatio(row, "of_explicit", mine, theirs);
             }
             rows.add(row);
-            err.printf("factor %.1f %-10s %-28s %7.3f GB/s (%d runs, %.3f-%.3f)%s  migrated %s  evictions %d  %s%n", c.factor,
+            err.printf("factor %.1f %-10s %-28s %7.3f GB/s (%d runs, %.3f-%.3f)%s  migrated %s  evictions %d  %s  warm-up %.1f s%s%n", c.factor,
                     c.pattern, c.mode, (Double) row.get("gbps"), (Integer) row.get("runs"), (Double) row.get("gbps_min"),
                     (Double) row.get("gbps_max"), row.containsKey("of_explicit")
                             ? String.format("  of explicit %.3f (%.3f-%.3f)", (Double) row.get("of_explicit"),
                             (Double) row.get("of_explicit_min"), (Double) row.get("of_explicit_max")) : "",
                     ProgressBar.human((Long) row.get("migrated_bytes")), (Long) row.get("evictions"),
-                    (Boolean) row.get("correct") ? "correct" : "WRONG");
+                    (Boolean) row.get("correct") ? "correct" : "WRONG", warmNanos[i] / 1e9,
+                    jitQuiet[i] ? "" : " (the JIT not seen quiet before the runs)");
         }
         Map<String, Object> root = BenchRoot.of("oversub", limits, capacity, rows);
         if (!BenchRoot.emit(root, plot, args, out, err)) {
@@ -278,7 +303,11 @@ final class OversubBench {
         return rows.stream().allMatch(r -> (Boolean) r.get("correct")) && !BenchPlots.failed(root) ? 0 : 1;
     }
 
-    /** A case whose runs so far took longer than this is not repeated. */
+    /**
+     * A case whose runs so far took longer than this (their sweeps, not their set-up: a 64 MiB
+     * device populated, the data set written) is not repeated: the random cases without thrashing
+     * control take about half a second a run.
+     */
     private static final long REPEAT_BUDGET_NANOS = 1_000_000_000L;
 
 
@@ -335,14 +364,34 @@ final class OversubBench {
 
     /** Sums the longs of argument 0 into {@code sum}. */
     private static EmulatedKernel sumKernel(AtomicLong sum) {
-        return (args, item) -> {
-            var b = args.arg(0);
-            long s = 0;
-            for (long o = 0; o < b.length(); o += 8) {
-                s += b.getLong(o);
+        return (args, item) -> sum.addAndGet(sumLongs(args.arg(0), 0, args.arg(0).length()));
+    }
+
+    /** Longs a kernel's compute thread stages at once (32 KiB: they stay in its core's cache while summed). */
+    private static final int STAGED_LONGS = 4096;
+    private static final ThreadLocal<long[]> STAGING = ThreadLocal.withInitial(() -> new long[STAGED_LONGS]);
+
+    /**
+     * The sum of the longs of bytes [from, from + size) of {@code b} ({@code size} a multiple of 8),
+     * every kernel's one loop: staged 32 KiB at a time into the compute thread's own array
+     * ({@link DeviceBuffer#copyTo}, one translation a page, as an OpenCL kernel translates once a
+     * page) and summed there. Read a long
+     * at a time through the buffer, the same loop ran at one speed or another by JVM and by how long
+     * it had run (the explicit program 5.0 GB/s after 1.5 s of warm-up, 3.8 once its JIT was quiet):
+     * the modes' ratio measured the JIT's choices for the kernel, not the memory's.
+     */
+    static long sumLongs(DeviceBuffer b, long from, long size) {
+        long[] staged = STAGING.get();
+        MemorySegment into = MemorySegment.ofArray(staged);
+        long s = 0;
+        for (long o = from; o < from + size; o += 8L * STAGED_LONGS) {
+            int n = (int) Math.min(STAGED_LONGS, (from + size - o) / 8);
+            b.copyTo(o, into, 0, 8L * n);
+            for (int i = 0; i < n; i++) {
+                s += staged[i];
             }
-            sum.addAndGet(s);
-        };
+        }
+        return s;
     }
 
     /** A hetmem run's row: bytes migrated both ways and evictions between the two snapshots. */
@@ -355,15 +404,7 @@ final class OversubBench {
 
     /** Item k sums the longs of piece k (bytes [offsets[k], offsets[k] + size) of argument 0) into {@code sum}. */
     private static EmulatedKernel pieceSumKernel(AtomicLong sum, Accesses a) {
-        return (args, item) -> {
-            var b = args.arg(0);
-            long from = a.offsets[(int) item];
-            long s = 0;
-            for (long o = from; o < from + a.size; o += 8) {
-                s += b.getLong(o);
-            }
-            sum.addAndGet(s);
-        };
+        return (args, item) -> sum.addAndGet(sumLongs(args.arg(0), a.offsets[(int) item], a.size));
     }
 
     private static Map<String, Object> runCase(Case c, long capacity) {

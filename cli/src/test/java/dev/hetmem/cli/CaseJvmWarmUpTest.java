@@ -123,16 +123,17 @@ class CaseJvmWarmUpTest {
     }
 
     @Test
-    void theFloorAloneIsTheOldWarmUp() {
-        // bench oversub's: the runs asked for and the floor's time, the JIT not waited for however busy
+    void aQuietSpellOfZeroWarmsUpForTheFloorAlone() {
+        // the runs asked for and the floor's time, the JIT not waited for however busy
+        CaseJvm.WarmUpLimits floorOnly = new CaseJvm.WarmUpLimits(CaseJvm.WARM_UP_NANOS, 0, 0, CaseJvm.WARM_UP_NANOS);
         AtomicInteger calls = new AtomicInteger();
         long t0 = System.nanoTime();
-        CaseJvm.warmUp(runner(calls, 50, 0, n -> 100L * n), 3, Long.MAX_VALUE, CaseJvm.WarmUpLimits.FLOOR_ONLY);
+        CaseJvm.warmUp(runner(calls, 50, 0, n -> 100L * n), 3, Long.MAX_VALUE, floorOnly);
         long took = System.nanoTime() - t0;
         assertTrue(took >= CaseJvm.WARM_UP_NANOS && took < CaseJvm.WARM_UP_NANOS + 1_000_000_000L, took + " ns");
         AtomicInteger few = new AtomicInteger();
         long runMillis = CaseJvm.WARM_UP_NANOS / 1_000_000L / 2 + 10;
-        CaseJvm.warmUp(runner(few, runMillis, 0, n -> 100L * n), 3, Long.MAX_VALUE, CaseJvm.WarmUpLimits.FLOOR_ONLY);
+        CaseJvm.warmUp(runner(few, runMillis, 0, n -> 100L * n), 3, Long.MAX_VALUE, floorOnly);
         assertEquals(3, few.get(), "three runs asked for, the floor passed during the second");
     }
 

@@ -482,9 +482,13 @@ class CommandLineTest {
 
     @Test
     void benchOversubQuickIsCorrectAndFollowsTheJsonContract() {
-        Result r = run("bench", "oversub", "--quick", "--json", "--capacity", "16M", "--reps", "2", "--warmup", "0");
+        Result r = run("bench", "oversub", "--quick", "--json", "--capacity", "16M", "--reps", "2", "--warmup", "0",
+                "--runs-per-round", "2");
         assertEquals(0, r.code(), r.err());
-        assertTrue(r.out().contains("\"runs\":2"), "sequential cases repeated --reps times: " + r.out());
+        assertTrue(r.out().contains("\"runs\":4"), "sequential cases run --runs-per-round times in each of --reps rounds: "
+                + r.out());
+        // no warm-up asked for: none run, and no row claims its JIT was quiet
+        assertEquals(10, r.out().split("\"warmup_s\":0.0,\"jit_quiet\":false", -1).length - 1, r.out());
         oneJsonObject(r.out());
         assertTrue(r.out().startsWith("{\"bench\":\"oversub\",\"limits\":{\"memcpy_gbps\":"), r.out());
         assertEquals(10, r.out().split("\"ws_factor\"", -1).length - 1, "ten rows in --quick: " + r.out());
@@ -497,10 +501,11 @@ class CommandLineTest {
         assertEquals(10, r.out().split("\"of_explicit\":", -1).length - 1, r.out());
         assertTrue(r.out().contains("\"of_explicit_min\":") && r.out().contains("\"of_explicit_max\":"), r.out());
         assertUsageError("--warmup 21 is outside [0, 20]", "bench", "oversub", "--warmup", "21");
+        assertUsageError("--runs-per-round 0 is outside [1, 20]", "bench", "oversub", "--runs-per-round", "0");
         // --modes: only those modes' rows (of_explicit where the explicit program ran beside them);
         // --same-jvm: all cases in this JVM (above, each case ran in a JVM of its own)
         Result some = run("bench", "oversub", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--warmup", "0",
-                "--modes", "explicit,one_launch_windows", "--same-jvm");
+                "--runs-per-round", "1", "--modes", "explicit,one_launch_windows", "--same-jvm");
         assertEquals(0, some.code(), some.err());
         assertEquals(3, some.out().split("\"ws_factor\"", -1).length - 1, "explicit twice, windows once: " + some.out());
         assertTrue(some.out().contains("\"mode\":\"one_launch_windows\"") && !some.out().contains("\"mode\":\"faults\""),
@@ -511,6 +516,19 @@ class CommandLineTest {
         assertUsageError("--same-jvm and --jvm-per-case: choose one", "bench", "oversub", "--same-jvm", "--jvm-per-case");
         assertUsageError("--same-jvm and --jvm-per-round: choose one", "bench", "oversub", "--jvm-per-round", "--same-jvm");
         assertUsageError("unknown option --serve-case", "bench", "oversub", "--serve-case", "2.0/sequential/fastest");
+        // a warm-up waits for the JIT: past the floor, a quiet spell watched from there (or, never quiet, the limit)
+        Result warmed = run("bench", "oversub", "--quick", "--json", "--capacity", "16M", "--reps", "1", "--warmup", "1",
+                "--runs-per-round", "1", "--modes", "explicit", "--same-jvm");
+        assertEquals(0, warmed.code(), warmed.err());
+        java.util.regex.Matcher warm = java.util.regex.Pattern.compile("\"warmup_s\":([0-9.]+),\"jit_quiet\":(true|false)")
+                .matcher(warmed.out());
+        int rows = 0;
+        while (warm.find()) {
+            assertTrue(Double.parseDouble(warm.group(1)) >= (CaseJvm.WARM_UP_NANOS + CaseJvm.QUIET_NANOS) / 1e9 - 0.01,
+                    warm.group());
+            rows++;
+        }
+        assertEquals(2, rows, "the explicit program, sequential and random: " + warmed.out());
     }
 
     @Test
