@@ -223,7 +223,11 @@ public final class Pins {
         return open == 0 ? null : firstOpen(from, to, p -> p.write && p.node != exceptNode);
     }
 
-    /** A device pin (a kernel's) on [from, to) that the calling thread holds, or null. */
+    /**
+     * A device pin (a kernel's) on [from, to) that the calling thread holds, or null. Here and
+     * below, a pin the calling thread holds is one {@link CallerThreads#isCaller} says is its own:
+     * its own, or that of the launch whose work items it runs.
+     */
     public synchronized Pin deviceHeldByCurrentThread(long from, long to) {
         return ownedByCurrentThread(from, to, true);
     }
@@ -244,7 +248,7 @@ public final class Pins {
 
     private Pin ownedByCurrentThread(long from, long to, java.util.function.IntPredicate onNode) {
         for (Pin p : pins) {
-            if (onNode.test(p.node) && p.owner == Thread.currentThread() && p.from < to && from < p.to) {
+            if (onNode.test(p.node) && CallerThreads.isCaller(p.owner) && p.from < to && from < p.to) {
                 return p;
             }
         }

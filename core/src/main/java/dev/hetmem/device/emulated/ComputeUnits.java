@@ -3,6 +3,7 @@ package dev.hetmem.device.emulated;
 import dev.hetmem.driver.DeviceFaultHandler;
 import dev.hetmem.driver.KernelBinding;
 import dev.hetmem.driver.VaRanges;
+import dev.hetmem.internal.CallerThreads;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -192,6 +193,8 @@ final class ComputeUnits {
         private final DeviceFaultHandler faults;
         /** A faulting launch's threads, or null. */
         private final FaultingThreads running;
+        /** The launching thread's acting context: its pins are this part's thread's own while it runs items. */
+        private final Object launcher = CallerThreads.launcherContext();
         Future<?> future;
 
         Part(EmulatedKernel kernel, List<KernelBinding> arguments, WorkItems items, DeviceFaultHandler faults,
@@ -208,13 +211,15 @@ final class ComputeUnits {
             if (!state.compareAndSet(QUEUED, RUNNING)) {
                 return;
             }
+            // items run acting for the launching thread: a work item that asks for its own launch's pinned
+            // pages elsewhere is refused as on the launching thread, not left waiting for that launch's end
             if (running == null) {
-                runItems(kernel, arguments, items, faults);
+                CallerThreads.runFor(launcher, () -> runItems(kernel, arguments, items, faults));
                 return;
             }
             running.enter();   // a thread of its own, which ends with this task: no interrupt outlives it
             try {
-                runItems(kernel, arguments, items, faults);
+                CallerThreads.runFor(launcher, () -> runItems(kernel, arguments, items, faults));
             } catch (Throwable e) {
                 running.fail(e);   // the others stop, whatever it threw (an undeclared checked exception too)
                 throw unchecked(e);
