@@ -4,6 +4,7 @@ import dev.hetmem.driver.DeviceFaultHandler;
 import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.DeviceMemoryException;
 import dev.hetmem.driver.KernelBinding;
+import dev.hetmem.internal.CallerThreads;
 import dev.hetmem.internal.DeviceNode;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
@@ -306,7 +307,9 @@ final class KernelLaunch {
             if (onPinned != null) {
                 onPinned.run();
             }
-            dev.driver().execute(kernel, first, count, bindings, faults);
+            List<KernelBinding> bound = bindings;
+            // its work items, on whatever compute thread, take the launch's pins for their own (CallerThreads)
+            CallerThreads.launching(pins, () -> dev.driver().execute(kernel, first, count, bound, faults));
             long t2 = System.nanoTime();
             return new LaunchResult(out.pagesTouched(), out.faults(), out.pagesMigrated(),
                     out.pagesMigrated() << PAGE_SHIFT, t1 - t0, t2 - t1, out.faults() > 0 ? 1 : 0);
@@ -813,7 +816,8 @@ final class KernelLaunch {
             }
             awaitStealsUnderOtherKernels(marked);
             t0 = System.nanoTime();
-            dev.driver().execute(kernel, 0, globalSize, bindings, handler);
+            // nothing pinned; its items act for the launches it runs inside (a kernel launched from a work item)
+            CallerThreads.launching(List.of(), () -> dev.driver().execute(kernel, 0, globalSize, bindings, handler));
             t1 = System.nanoTime();
         } finally {
             for (Arg a : marked) {

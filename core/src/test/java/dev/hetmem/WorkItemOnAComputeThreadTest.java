@@ -3,10 +3,13 @@ package dev.hetmem;
 import dev.hetmem.device.emulated.EmulatedDevice;
 import dev.hetmem.device.emulated.EmulatedKernel;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.ValueLayout;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 
@@ -16,17 +19,48 @@ import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A work item that asks for its own launch's pinned pages elsewhere, on a compute thread other
- * than the launching one (CallerThreads): refused as on the launching thread. The launch's pins
- * are the launching thread's and go only when every item has returned, so the call waited for
- * ever there (a host view of its own argument: the launch never ended, and closing the memory gave
- * up after its timeout).
+ * Work items on a compute thread other than the launching one ({@code CallerThreads}): one that
+ * asks for its own launch's pinned pages elsewhere is refused as on the launching thread (the
+ * launch's pins are the launching thread's and go only when every item has returned: the call
+ * waited for ever, and closing the memory gave up after its timeout); one that needs a page an
+ * item on the launching thread holds for a while waits for it, as any other thread does.
  */
 @Tag("emulated") // Java work items on compute threads are the emulated device's
 class WorkItemOnAComputeThreadTest {
     private static final int ITEMS = 256;
+    private static final String LAUNCHER = "launcher";
+
+    /** Runs {@code launch} on a thread named {@value #LAUNCHER}; false if it still runs after 20 s (its failure in {@code failed}). */
+    private static boolean ranOut(Runnable launch, AtomicReference<Throwable> failed) throws InterruptedException {
+        Thread launcher = Thread.ofPlatform().daemon().name(LAUNCHER).unstarted(() -> {
+            try {
+                launch.run();
+            } catch (Throwable e) {
+                failed.set(e);
+            }
+        });
+        launcher.start();
+        launcher.join(20_000);
+        return !launcher.isAlive();
+    }
+
+    private static boolean onTheLauncher() {
+        return Thread.currentThread().getName().equals(LAUNCHER);
+    }
+
+    private static void await(CountDownLatch latch, String what) {
+        try {
+            if (!latch.await(10, TimeUnit.SECONDS)) {
+                throw new AssertionError("10 s without " + what);
+            }
+        } catch (InterruptedException e) {
+            throw new AssertionError("interrupted waiting for " + what, e);
+        }
+    }
 
     @ParameterizedTest
     @ValueSource(strings = {"host view", "prefetch home", "prefetchAsync home", "prefetchPlainAsync"})
@@ -36,9 +70,13 @@ class WorkItemOnAComputeThreadTest {
         Region r = mem.allocate(4 * MiB);
         AtomicReference<Object> outcome = new AtomicReference<>();
         AtomicBoolean asked = new AtomicBoolean();
-        Thread launcher = Thread.ofPlatform().daemon().name("launcher").unstarted(() -> mem.launch(1, (EmulatedKernel) (a, i) -> {
+        CountDownLatch answered = new CountDownLatch(1);
+        AtomicReference<Throwable> failed = new AtomicReference<>();
+        boolean ended = ranOut(() -> mem.launch(1, (EmulatedKernel) (a, i) -> {
             a.arg(0).putLong(8 * i, i + 1);
-            if (!Thread.currentThread().getName().equals("launcher") && asked.compareAndSet(false, true)) {
+            if (onTheLauncher()) {
+                await(answered, "the compute thread's call");   // so that the other compute thread runs an item
+            } else if (asked.compareAndSet(false, true)) {
                 try {
                     switch (call) {
                         case "host view" -> r.host(0, PAGE_BYTES, Access.READ).close();
@@ -49,20 +87,15 @@ class WorkItemOnAComputeThreadTest {
                     outcome.set("returned");
                 } catch (RuntimeException e) {
                     outcome.set(e);
-                }
-            } else {
-                try {
-                    Thread.sleep(1);   // the items last long enough for the other compute thread to take some
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
+                } finally {
+                    answered.countDown();
                 }
             }
-        }, ITEMS, KernelArg.readWrite(r)));
-        launcher.start();
-        launcher.join(20_000);
+        }, ITEMS, KernelArg.readWrite(r)), failed);
         // a hung launch leaves its threads (daemons) and the memory open: closing it would give up after a minute
-        assertFalse(launcher.isAlive(), "the launch still runs after 20 s: the work item's " + call + " waits for its own launch");
+        assertTrue(ended, "the launch still runs after 20 s: the work item's " + call + " waits for its own launch");
         try {
+            assertNull(failed.get(), "the launch failed");
             assertInstanceOf(PinnedByCallerException.class, outcome.get(), "the work item's " + call + " on a compute thread");
             try (HostView v = r.host(0, ITEMS * 8L, Access.READ)) {
                 for (int i = 0; i < ITEMS; i++) {
@@ -72,6 +105,50 @@ class WorkItemOnAComputeThreadTest {
             verified(mem);
         } finally {
             mem.close();
+        }
+    }
+
+    @Test
+    void aPageAnItemOnTheLaunchingThreadHoldsIsWaitedFor() throws InterruptedException {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(16 * MiB).computeThreads(2).build();
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            Region r = mem.allocate(2 * MiB);
+            Region other = mem.allocate(2 * MiB);   // no argument of the launch
+            CountDownLatch viewOpen = new CountDownLatch(1);
+            CountDownLatch asking = new CountDownLatch(1);
+            AtomicBoolean opened = new AtomicBoolean();
+            AtomicBoolean asked = new AtomicBoolean();
+            AtomicReference<Object> outcome = new AtomicReference<>();
+            AtomicReference<Throwable> failed = new AtomicReference<>();
+            boolean ended = ranOut(() -> mem.launch(1, (EmulatedKernel) (a, i) -> {
+                if (onTheLauncher() && opened.compareAndSet(false, true)) {
+                    // the launching thread's own pin, not the launch's: a view one of its items holds a while
+                    try (HostView v = other.host(0, PAGE_BYTES, Access.WRITE)) {
+                        v.segment().set(ValueLayout.JAVA_LONG, 0, 42);
+                        viewOpen.countDown();
+                        await(asking, "the compute thread's prefetch");
+                        Thread.sleep(200);   // the prefetch meets the view's pin meanwhile
+                    } catch (InterruptedException e) {
+                        throw new AssertionError(e);
+                    }
+                } else if (!onTheLauncher() && asked.compareAndSet(false, true)) {
+                    await(viewOpen, "the launching thread's view");
+                    asking.countDown();
+                    try {
+                        outcome.set(mem.prefetch(other, new long[] {0}, PAGE_BYTES, 1));
+                    } catch (RuntimeException e) {
+                        outcome.set(e);
+                    }
+                }
+            }, 64, KernelArg.readWrite(r)), failed);
+            assertTrue(ended, "the launch still runs after 20 s");
+            assertNull(failed.get(), "the launch failed");
+            assertInstanceOf(Long.class, outcome.get(), "the compute thread's prefetch waited for the view and moved the page");
+            assertTrue(other.snapshot(0, PAGE_BYTES).residentOn(0, 1), "the page on the device");
+            try (HostView v = other.host(0, PAGE_BYTES, Access.READ)) {
+                assertEquals(42, v.segment().get(ValueLayout.JAVA_LONG, 0), "the view's store moved with the page");
+            }
+            verified(mem);
         }
     }
 }

@@ -225,8 +225,8 @@ public final class Pins {
 
     /**
      * A device pin (a kernel's) on [from, to) that the calling thread holds, or null. Here and
-     * below, a pin the calling thread holds is one {@link CallerThreads#isCaller} says is its own:
-     * its own, or that of the launch whose work items it runs.
+     * below, a pin the calling thread holds is one {@link CallerThreads#isCallers} says is its own:
+     * its own, or one of the launch whose work items it runs.
      */
     public synchronized Pin deviceHeldByCurrentThread(long from, long to) {
         return ownedByCurrentThread(from, to, true);
@@ -248,7 +248,7 @@ public final class Pins {
 
     private Pin ownedByCurrentThread(long from, long to, java.util.function.IntPredicate onNode) {
         for (Pin p : pins) {
-            if (onNode.test(p.node) && CallerThreads.isCaller(p.owner) && p.from < to && from < p.to) {
+            if (onNode.test(p.node) && CallerThreads.isCallers(p) && p.from < to && from < p.to) {
                 return p;
             }
         }

@@ -287,7 +287,7 @@ final class Eviction {
             int holders = b.residentMask(p);
             Pins.Pin pin = pinKeeping(region, holders, node, base + p);
             if (pin != null) {
-                if (pin.owner() != Thread.currentThread()) {
+                if (!dev.hetmem.internal.CallerThreads.isCallers(pin)) {
                     counts.heldByKernels++;   // another thread's kernel or view: it ends, and the page can go then
                 }
                 p++;

@@ -339,7 +339,7 @@ public final class MigrationEngine implements AutoCloseable {
 
         /** A pin keeps a needed page elsewhere: wait for it to go (or throw, if it is the caller's own). */
         void waitFor(Pins.Pin p, RegionState region) {
-            if (dev.hetmem.internal.CallerThreads.isCaller(p.owner())) {   // its own, or its kernel's launcher's
+            if (dev.hetmem.internal.CallerThreads.isCallers(p)) {   // its own, or its kernel's launch's
                 throw new PinnedByCallerException(region, p.node(), p.from(), p.to());
             }
             waitOn = region.pins();

@@ -193,8 +193,8 @@ final class ComputeUnits {
         private final DeviceFaultHandler faults;
         /** A faulting launch's threads, or null. */
         private final FaultingThreads running;
-        /** The launching thread's acting context: its pins are this part's thread's own while it runs items. */
-        private final Object launcher = CallerThreads.launcherContext();
+        /** The launch this part's items belong to ({@link CallerThreads}): its pins are their thread's own. */
+        private final Object launch = CallerThreads.launch();
         Future<?> future;
 
         Part(EmulatedKernel kernel, List<KernelBinding> arguments, WorkItems items, DeviceFaultHandler faults,
@@ -211,15 +211,15 @@ final class ComputeUnits {
             if (!state.compareAndSet(QUEUED, RUNNING)) {
                 return;
             }
-            // items run acting for the launching thread: a work item that asks for its own launch's pinned
-            // pages elsewhere is refused as on the launching thread, not left waiting for that launch's end
+            // items run acting for their launch: a work item that asks for its own launch's pinned pages
+            // elsewhere is refused as on the launching thread, not left waiting for that launch's end
             if (running == null) {
-                CallerThreads.runFor(launcher, () -> runItems(kernel, arguments, items, faults));
+                CallerThreads.runFor(launch, () -> runItems(kernel, arguments, items, faults));
                 return;
             }
             running.enter();   // a thread of its own, which ends with this task: no interrupt outlives it
             try {
-                CallerThreads.runFor(launcher, () -> runItems(kernel, arguments, items, faults));
+                CallerThreads.runFor(launch, () -> runItems(kernel, arguments, items, faults));
             } catch (Throwable e) {
                 running.fail(e);   // the others stop, whatever it threw (an undeclared checked exception too)
                 throw unchecked(e);
