@@ -309,7 +309,7 @@ final class KernelLaunch {
             }
             List<KernelBinding> bound = bindings;
             // its work items, on whatever compute thread, take the launch's pins for their own (CallerThreads)
-            CallerThreads.launching(pins, () -> dev.driver().execute(kernel, first, count, bound, faults));
+            CallerThreads.launching(() -> dev.driver().execute(kernel, first, count, bound, faults));
             long t2 = System.nanoTime();
             return new LaunchResult(out.pagesTouched(), out.faults(), out.pagesMigrated(),
                     out.pagesMigrated() << PAGE_SHIFT, t1 - t0, t2 - t1, out.faults() > 0 ? 1 : 0);
@@ -816,8 +816,9 @@ final class KernelLaunch {
             }
             awaitStealsUnderOtherKernels(marked);
             t0 = System.nanoTime();
-            // nothing pinned; its items act for the launches it runs inside (a kernel launched from a work item)
-            CallerThreads.launching(List.of(), () -> dev.driver().execute(kernel, 0, globalSize, bindings, handler));
+            // nothing pinned for it: its items act for what this thread holds (a view kept over the launch) and
+            // for the launches it runs inside (a kernel launched from a work item)
+            CallerThreads.launching(() -> dev.driver().execute(kernel, 0, globalSize, bindings, handler));
             t1 = System.nanoTime();
         } finally {
             for (Arg a : marked) {

@@ -4,8 +4,8 @@ import dev.hetmem.internal.RegionState;
 
 /**
  * The pages an operation needs are held elsewhere by the calling thread itself (an open host view,
- * or the kernel it is running: launched by it, or whose work item it runs on a compute thread), so
- * waiting for them would never end. Close the view, or call
+ * or the kernel it is running: launched by it, or whose work item it runs on a compute thread, with
+ * whatever the launching thread held when it launched), so waiting for them would never end. Close the view, or call
  * after the launch returns, and try again.
  */
 public final class PinnedByCallerException extends IllegalStateException {
@@ -20,7 +20,7 @@ public final class PinnedByCallerException extends IllegalStateException {
      */
     public PinnedByCallerException(RegionState region, int node, long fromPage, long toPage) {
         super("pages [" + fromPage + ", " + toPage + ") of " + region + " are pinned on node " + node
-                + " by this thread (an open host view, or a running kernel: its own, or the one whose work item calls); release"
-                + " them first");
+                + " by this thread (an open host view, or a running kernel: its own, or the one whose work item calls, or"
+                + " what that kernel's launching thread held when it launched); release them first");
     }
 }

@@ -26,8 +26,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Work items on a compute thread other than the launching one ({@code CallerThreads}): one that
  * asks for its own launch's pinned pages elsewhere is refused as on the launching thread (the
  * launch's pins are the launching thread's and go only when every item has returned: the call
- * waited for ever, and closing the memory gave up after its timeout); one that needs a page an
- * item on the launching thread holds for a while waits for it, as any other thread does.
+ * waited for ever, and closing the memory gave up after its timeout), and so is one that asks for
+ * a page the launching thread keeps in a view over the launch; one that needs a page an item on
+ * the launching thread holds for a while waits for it, as any other thread does.
  */
 @Tag("emulated") // Java work items on compute threads are the emulated device's
 class WorkItemOnAComputeThreadTest {
@@ -111,44 +112,98 @@ class WorkItemOnAComputeThreadTest {
     @Test
     void aPageAnItemOnTheLaunchingThreadHoldsIsWaitedFor() throws InterruptedException {
         EmulatedDevice dev = EmulatedDevice.builder().capacity(16 * MiB).computeThreads(2).build();
-        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
-            Region r = mem.allocate(2 * MiB);
-            Region other = mem.allocate(2 * MiB);   // no argument of the launch
-            CountDownLatch viewOpen = new CountDownLatch(1);
-            CountDownLatch asking = new CountDownLatch(1);
-            AtomicBoolean opened = new AtomicBoolean();
-            AtomicBoolean asked = new AtomicBoolean();
-            AtomicReference<Object> outcome = new AtomicReference<>();
-            AtomicReference<Throwable> failed = new AtomicReference<>();
-            boolean ended = ranOut(() -> mem.launch(1, (EmulatedKernel) (a, i) -> {
-                if (onTheLauncher() && opened.compareAndSet(false, true)) {
-                    // the launching thread's own pin, not the launch's: a view one of its items holds a while
-                    try (HostView v = other.host(0, PAGE_BYTES, Access.WRITE)) {
-                        v.segment().set(ValueLayout.JAVA_LONG, 0, 42);
-                        viewOpen.countDown();
-                        await(asking, "the compute thread's prefetch");
-                        Thread.sleep(200);   // the prefetch meets the view's pin meanwhile
-                    } catch (InterruptedException e) {
-                        throw new AssertionError(e);
-                    }
-                } else if (!onTheLauncher() && asked.compareAndSet(false, true)) {
-                    await(viewOpen, "the launching thread's view");
-                    asking.countDown();
-                    try {
-                        outcome.set(mem.prefetch(other, new long[] {0}, PAGE_BYTES, 1));
-                    } catch (RuntimeException e) {
-                        outcome.set(e);
+        UnifiedMemory mem = MemoryFixture.memoryOf(dev);
+        Region r = mem.allocate(2 * MiB);
+        Region other = mem.allocate(2 * MiB);   // no argument of the launch
+        CountDownLatch viewOpen = new CountDownLatch(1);
+        CountDownLatch asking = new CountDownLatch(1);
+        AtomicBoolean opened = new AtomicBoolean();
+        AtomicBoolean asked = new AtomicBoolean();
+        AtomicReference<Thread> asker = new AtomicReference<>();
+        AtomicBoolean sawTheWait = new AtomicBoolean();
+        AtomicReference<Object> outcome = new AtomicReference<>();
+        AtomicReference<Throwable> failed = new AtomicReference<>();
+        boolean ended = ranOut(() -> mem.launch(1, (EmulatedKernel) (a, i) -> {
+            if (onTheLauncher() && opened.compareAndSet(false, true)) {
+                // a pin the launching thread takes after it launched, in an item: a view held a while
+                try (HostView v = other.host(0, PAGE_BYTES, Access.WRITE)) {
+                    v.segment().set(ValueLayout.JAVA_LONG, 0, 42);
+                    viewOpen.countDown();
+                    await(asking, "the compute thread's prefetch");
+                    // closed once the prefetch waits for the view's pin (or after 10 s, or once it has an answer)
+                    for (long end = System.nanoTime() + 10_000_000_000L; System.nanoTime() < end && outcome.get() == null; ) {
+                        if (java.util.Arrays.stream(asker.get().getStackTrace()).anyMatch(f -> f.getMethodName().equals("awaitRelease"))) {
+                            sawTheWait.set(true);
+                            break;
+                        }
+                        Thread.onSpinWait();
                     }
                 }
-            }, 64, KernelArg.readWrite(r)), failed);
-            assertTrue(ended, "the launch still runs after 20 s");
+            } else if (!onTheLauncher() && asked.compareAndSet(false, true)) {
+                await(viewOpen, "the launching thread's view");
+                asker.set(Thread.currentThread());
+                asking.countDown();
+                try {
+                    outcome.set(mem.prefetch(other, new long[] {0}, PAGE_BYTES, 1));
+                } catch (RuntimeException e) {
+                    outcome.set(e);
+                }
+            }
+        }, 64, KernelArg.readWrite(r)), failed);
+        assertTrue(ended, "the launch still runs after 20 s");
+        try {
             assertNull(failed.get(), "the launch failed");
             assertInstanceOf(Long.class, outcome.get(), "the compute thread's prefetch waited for the view and moved the page");
+            assertTrue(sawTheWait.get(), "the prefetch was seen waiting for the view's pin");
             assertTrue(other.snapshot(0, PAGE_BYTES).residentOn(0, 1), "the page on the device");
             try (HostView v = other.host(0, PAGE_BYTES, Access.READ)) {
                 assertEquals(42, v.segment().get(ValueLayout.JAVA_LONG, 0), "the view's store moved with the page");
             }
             verified(mem);
+        } finally {
+            mem.close();
+        }
+    }
+
+    @Test
+    void aViewTheLaunchingThreadKeepsOverTheLaunchIsRefusedNotWaitedFor() throws InterruptedException {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(16 * MiB).computeThreads(2).build();
+        UnifiedMemory mem = MemoryFixture.memoryOf(dev);
+        Region r = mem.allocate(2 * MiB);
+        Region other = mem.allocate(2 * MiB);   // no argument of the launch
+        AtomicBoolean asked = new AtomicBoolean();
+        CountDownLatch answered = new CountDownLatch(1);
+        AtomicReference<Object> outcome = new AtomicReference<>();
+        AtomicReference<Throwable> failed = new AtomicReference<>();
+        // the launching thread's view goes only after the launch returns: a compute thread's item cannot wait for it
+        boolean ended = ranOut(() -> {
+            try (HostView kept = other.host(0, PAGE_BYTES, Access.WRITE)) {
+                kept.segment().set(ValueLayout.JAVA_LONG, 0, 7);
+                mem.launch(1, (EmulatedKernel) (a, i) -> {
+                    if (onTheLauncher()) {
+                        await(answered, "the compute thread's prefetch");
+                    } else if (asked.compareAndSet(false, true)) {
+                        try {
+                            outcome.set(mem.prefetch(other, new long[] {0}, PAGE_BYTES, 1));
+                        } catch (RuntimeException e) {
+                            outcome.set(e);
+                        } finally {
+                            answered.countDown();
+                        }
+                    }
+                }, 64, KernelArg.readWrite(r));
+            }
+        }, failed);
+        assertTrue(ended, "the launch still runs after 20 s: the work item's prefetch waits for a view kept over its launch");
+        try {
+            assertNull(failed.get(), "the launch failed");
+            assertInstanceOf(PinnedByCallerException.class, outcome.get(), "the compute thread's prefetch");
+            try (HostView v = other.host(0, PAGE_BYTES, Access.READ)) {
+                assertEquals(7, v.segment().get(ValueLayout.JAVA_LONG, 0));
+            }
+            verified(mem);
+        } finally {
+            mem.close();
         }
     }
 }

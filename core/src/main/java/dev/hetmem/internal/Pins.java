@@ -29,8 +29,11 @@ import java.util.Map;
  */
 public final class Pins {
 
-    /** Pages [from, to) kept on {@code node}; {@code owner} is the thread that holds the pin. */
-    public record Pin(int node, long from, long to, boolean write, Thread owner) {}
+    /**
+     * Pages [from, to) kept on {@code node}; {@code owner} is the thread that holds the pin, and
+     * {@code number} orders the pins that thread took ({@link CallerThreads}).
+     */
+    public record Pin(int node, long from, long to, boolean write, Thread owner, long number) {}
 
     /** Lock L3 (pin) is an entry here; this object's monitor is L8 (pins): docs/design.md, lock table, L3, L8. */
     private final List<Pin> pins = new ArrayList<>();
@@ -69,7 +72,7 @@ public final class Pins {
     }
 
     public synchronized Pin add(int node, long from, long to, boolean write) {
-        Pin p = new Pin(node, from, to, write, Thread.currentThread());
+        Pin p = new Pin(node, from, to, write, Thread.currentThread(), CallerThreads.nextPinNumber());
         pins.add(p);
         open = pins.size();
         return p;
@@ -226,7 +229,7 @@ public final class Pins {
     /**
      * A device pin (a kernel's) on [from, to) that the calling thread holds, or null. Here and
      * below, a pin the calling thread holds is one {@link CallerThreads#isCallers} says is its own:
-     * its own, or one of the launch whose work items it runs.
+     * its own, or one its launch's thread held when it launched the kernel whose work items it runs.
      */
     public synchronized Pin deviceHeldByCurrentThread(long from, long to) {
         return ownedByCurrentThread(from, to, true);
