@@ -49,6 +49,23 @@ class WorkItemOnAComputeThreadTest {
         return !launcher.isAlive();
     }
 
+    private static UnifiedMemory memoryOnTwoComputeThreads() {
+        return MemoryFixture.memoryOf(EmulatedDevice.builder().capacity(16 * MiB).computeThreads(2).build());
+    }
+
+    /**
+     * Runs {@code checks}, then verifies {@code mem}, and closes it whatever they threw (called once
+     * the launch has ended: a hung one's threads would hold the close for a minute).
+     */
+    private static void checkThenClose(UnifiedMemory mem, Runnable checks) {
+        try {
+            checks.run();
+            verified(mem);
+        } finally {
+            mem.close();
+        }
+    }
+
     private static boolean onTheLauncher() {
         return Thread.currentThread().getName().equals(LAUNCHER);
     }
@@ -66,8 +83,7 @@ class WorkItemOnAComputeThreadTest {
     @ParameterizedTest
     @ValueSource(strings = {"host view", "prefetch home", "prefetchAsync home", "prefetchPlainAsync"})
     void askingForItsOwnLaunchsPinnedPagesIsRefusedNotWaitedFor(String call) throws InterruptedException {
-        EmulatedDevice dev = EmulatedDevice.builder().capacity(16 * MiB).computeThreads(2).build();
-        UnifiedMemory mem = MemoryFixture.memoryOf(dev);
+        UnifiedMemory mem = memoryOnTwoComputeThreads();
         Region r = mem.allocate(4 * MiB);
         AtomicReference<Object> outcome = new AtomicReference<>();
         AtomicBoolean asked = new AtomicBoolean();
@@ -95,7 +111,7 @@ class WorkItemOnAComputeThreadTest {
         }, ITEMS, KernelArg.readWrite(r)), failed);
         // a hung launch leaves its threads (daemons) and the memory open: closing it would give up after a minute
         assertTrue(ended, "the launch still runs after 20 s: the work item's " + call + " waits for its own launch");
-        try {
+        checkThenClose(mem, () -> {
             assertNull(failed.get(), "the launch failed");
             assertInstanceOf(PinnedByCallerException.class, outcome.get(), "the work item's " + call + " on a compute thread");
             try (HostView v = r.host(0, ITEMS * 8L, Access.READ)) {
@@ -103,16 +119,12 @@ class WorkItemOnAComputeThreadTest {
                     assertEquals(i + 1, v.segment().getAtIndex(ValueLayout.JAVA_LONG, i), "item " + i + " ran");
                 }
             }
-            verified(mem);
-        } finally {
-            mem.close();
-        }
+        });
     }
 
     @Test
     void aPageAnItemOnTheLaunchingThreadHoldsIsWaitedFor() throws InterruptedException {
-        EmulatedDevice dev = EmulatedDevice.builder().capacity(16 * MiB).computeThreads(2).build();
-        UnifiedMemory mem = MemoryFixture.memoryOf(dev);
+        UnifiedMemory mem = memoryOnTwoComputeThreads();
         Region r = mem.allocate(2 * MiB);
         Region other = mem.allocate(2 * MiB);   // no argument of the launch
         CountDownLatch viewOpen = new CountDownLatch(1);
@@ -151,7 +163,7 @@ class WorkItemOnAComputeThreadTest {
             }
         }, 64, KernelArg.readWrite(r)), failed);
         assertTrue(ended, "the launch still runs after 20 s");
-        try {
+        checkThenClose(mem, () -> {
             assertNull(failed.get(), "the launch failed");
             assertInstanceOf(Long.class, outcome.get(), "the compute thread's prefetch waited for the view and moved the page");
             assertTrue(sawTheWait.get(), "the prefetch was seen waiting for the view's pin");
@@ -159,16 +171,12 @@ class WorkItemOnAComputeThreadTest {
             try (HostView v = other.host(0, PAGE_BYTES, Access.READ)) {
                 assertEquals(42, v.segment().get(ValueLayout.JAVA_LONG, 0), "the view's store moved with the page");
             }
-            verified(mem);
-        } finally {
-            mem.close();
-        }
+        });
     }
 
     @Test
     void aViewTheLaunchingThreadKeepsOverTheLaunchIsRefusedNotWaitedFor() throws InterruptedException {
-        EmulatedDevice dev = EmulatedDevice.builder().capacity(16 * MiB).computeThreads(2).build();
-        UnifiedMemory mem = MemoryFixture.memoryOf(dev);
+        UnifiedMemory mem = memoryOnTwoComputeThreads();
         Region r = mem.allocate(2 * MiB);
         Region other = mem.allocate(2 * MiB);   // no argument of the launch
         AtomicBoolean asked = new AtomicBoolean();
@@ -195,15 +203,12 @@ class WorkItemOnAComputeThreadTest {
             }
         }, failed);
         assertTrue(ended, "the launch still runs after 20 s: the work item's prefetch waits for a view kept over its launch");
-        try {
+        checkThenClose(mem, () -> {
             assertNull(failed.get(), "the launch failed");
             assertInstanceOf(PinnedByCallerException.class, outcome.get(), "the compute thread's prefetch");
             try (HostView v = other.host(0, PAGE_BYTES, Access.READ)) {
                 assertEquals(7, v.segment().get(ValueLayout.JAVA_LONG, 0));
             }
-            verified(mem);
-        } finally {
-            mem.close();
-        }
+        });
     }
 }
