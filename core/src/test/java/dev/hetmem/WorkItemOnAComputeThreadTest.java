@@ -17,7 +17,6 @@ import static dev.hetmem.MemoryFixture.MiB;
 import static dev.hetmem.MemoryFixture.verified;
 import static dev.hetmem.driver.PageGeometry.PAGE_BYTES;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -148,7 +147,7 @@ class WorkItemOnAComputeThreadTest {
                             sawTheWait.set(true);
                             break;
                         }
-                        Thread.onSpinWait();
+                        java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);   // the other core to the prefetch
                     }
                 }
             } else if (!onTheLauncher() && asked.compareAndSet(false, true)) {

@@ -10,8 +10,9 @@ package dev.hetmem.internal;
  * prefetch of it home) would wait for the launch's pin, which goes only once that very item has
  * returned: on the launching thread the engine refuses such a call ({@code PinnedByCallerException}),
  * on a compute thread it waited for ever. The same holds for every pin the launching thread took
- * before it launched (a host view it keeps open over the launch): it cannot release one before
- * the launch returns. So the launch runs its kernel {@link #launching}, a compute thread runs the
+ * before it launched (a host view it keeps open over the launch): it releases one only once the
+ * launch returns (an item on its thread could close such a view earlier; a call that needs the
+ * page is refused then rather than left to wait on the item's choice). So the launch runs its kernel {@link #launching}, a compute thread runs the
  * items {@link #runFor acting for} that launch, and the engine's test "is this pin the caller's
  * own?" ({@link #isCallers}) says yes to those pins too.
  *

@@ -79,7 +79,7 @@ public final class Pins {
     }
 
     /**
-     * Releases {@code p} (this very pin: two equal pins of one thread are two pins) and returns what
+     * Releases {@code p} (this very pin, by identity) and returns what
      * waited for it and for no other pin ({@link #afterRelease}), for the caller to {@link #run}
      * once it has left every lock it holds; an empty list if nothing did.
      *
