@@ -308,7 +308,8 @@ final class KernelLaunch {
                 onPinned.run();
             }
             List<KernelBinding> bound = bindings;
-            // its work items, on whatever compute thread, take the launch's pins for their own (CallerThreads)
+            // its work items, on whatever compute thread, take what this thread holds now (the launch's pins
+            // among it) for their own (CallerThreads)
             CallerThreads.launching(() -> dev.driver().execute(kernel, first, count, bound, faults));
             long t2 = System.nanoTime();
             return new LaunchResult(out.pagesTouched(), out.faults(), out.pagesMigrated(),

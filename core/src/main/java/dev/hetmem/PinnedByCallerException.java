@@ -5,8 +5,8 @@ import dev.hetmem.internal.RegionState;
 /**
  * The pages an operation needs are held elsewhere by the calling thread itself (an open host view,
  * or the kernel it is running: launched by it, or whose work item it runs on a compute thread, with
- * whatever the launching thread held when it launched), so waiting for them would never end. Close the view, or call
- * after the launch returns, and try again.
+ * whatever the launching thread held when it launched), so waiting for them would never end.
+ * Close the view, or call after the launch returns, and try again.
  */
 public final class PinnedByCallerException extends IllegalStateException {
     /**

@@ -12,9 +12,10 @@ package dev.hetmem.internal;
  * on a compute thread it waited for ever. The same holds for every pin the launching thread took
  * before it launched (a host view it keeps open over the launch): it releases one only once the
  * launch returns (an item on its thread could close such a view earlier; a call that needs the
- * page is refused then rather than left to wait on the item's choice). So the launch runs its kernel {@link #launching}, a compute thread runs the
- * items {@link #runFor acting for} that launch, and the engine's test "is this pin the caller's
- * own?" ({@link #isCallers}) says yes to those pins too.
+ * page is refused then rather than left to wait on the item's choice). So the launch runs its
+ * kernel {@link #launching}, a compute thread runs the items {@link #runFor acting for} that
+ * launch, and the engine's test "is this pin the caller's own?" ({@link #isCallers}) says yes to
+ * those pins too.
  *
  * <p>Not to the pins the launching thread takes after it launched: it runs items too, and an item
  * there may hold a pin of its own for a while (a host view it opens, a kernel it launches); an

@@ -79,8 +79,8 @@ public final class Pins {
     }
 
     /**
-     * Releases {@code p} (this very pin, by identity) and returns what
-     * waited for it and for no other pin ({@link #afterRelease}), for the caller to {@link #run}
+     * Releases {@code p} (this very pin, by identity) and returns what waited for it and for no
+     * other pin ({@link #afterRelease}), for the caller to {@link #run}
      * once it has left every lock it holds; an empty list if nothing did.
      *
      * @throws IllegalStateException if {@code p} is not open (released twice): nothing changes then
