@@ -210,4 +210,40 @@ class WorkItemOnAComputeThreadTest {
             }
         });
     }
+
+    @Test
+    void aKernelLaunchedFromAWorkItemActsForTheOuterLaunchToo() throws InterruptedException {
+        UnifiedMemory mem = memoryOnTwoComputeThreads();
+        Region outer = mem.allocate(2 * MiB);
+        Region inner = mem.allocate(2 * MiB);
+        AtomicBoolean launchedInner = new AtomicBoolean();
+        AtomicBoolean asked = new AtomicBoolean();
+        CountDownLatch answered = new CountDownLatch(1);
+        AtomicReference<Object> outcome = new AtomicReference<>();
+        AtomicReference<Throwable> failed = new AtomicReference<>();
+        // an item on a compute thread launches a kernel; that kernel's item asks for the outer launch's page
+        boolean ended = ranOut(() -> mem.launch(1, (EmulatedKernel) (a, i) -> {
+            if (onTheLauncher()) {
+                await(answered, "the inner kernel's item's call");
+            } else if (launchedInner.compareAndSet(false, true)) {
+                mem.launch(1, (EmulatedKernel) (b, j) -> {
+                    if (asked.compareAndSet(false, true)) {
+                        try {
+                            outer.host(0, PAGE_BYTES, Access.READ).close();
+                            outcome.set("returned");
+                        } catch (RuntimeException e) {
+                            outcome.set(e);
+                        } finally {
+                            answered.countDown();
+                        }
+                    }
+                }, 8, KernelArg.readWrite(inner));
+            }
+        }, 64, KernelArg.readWrite(outer)), failed);
+        assertTrue(ended, "the launch still runs after 20 s: the inner kernel's item waits for the outer launch");
+        checkThenClose(mem, () -> {
+            assertNull(failed.get(), "the launch failed");
+            assertInstanceOf(PinnedByCallerException.class, outcome.get(), "the inner kernel's item's host view of the outer argument");
+        });
+    }
 }
