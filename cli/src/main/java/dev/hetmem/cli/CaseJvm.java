@@ -124,6 +124,34 @@ final class CaseJvm implements AutoCloseable {
      */
     record WarmUp(boolean correct, long nanos, boolean quiet) {}
 
+    /** One case's warm-ups over all its JVMs, as its row reports them. */
+    static final class WarmUps {
+        private boolean wrong;
+        private long longestNanos;
+        private boolean quiet = true;
+
+        void add(WarmUp w) {
+            wrong |= !w.correct();
+            longestNanos = Math.max(longestNanos, w.nanos());
+            quiet &= w.quiet();
+        }
+
+        /**
+         * Into the case's row: {@code correct} false if a warm-up run was wrong, the longest warm-up
+         * ({@code warmup_s}), and whether the JIT was seen quiet in every JVM ({@code jit_quiet}).
+         */
+        void putInto(java.util.Map<String, Object> row) {
+            row.put("correct", (Boolean) row.get("correct") && !wrong);
+            row.put("warmup_s", Math.round(longestNanos / 1e7) / 100.0);
+            row.put("jit_quiet", quiet);
+        }
+
+        /** The progress line's words: the longest warm-up, and whether the JIT was seen quiet. */
+        String text() {
+            return String.format("warm-up %.1f s%s", longestNanos / 1e9, quiet ? "" : " (the JIT not seen quiet before the runs)");
+        }
+    }
+
     private final Process process;
     private final Writer toChild;
     private final BufferedReader fromChild;

@@ -230,10 +230,8 @@ final class DecodeBench {
                         }
                         // warm-up runs first, not counted (the JIT compiles the engine's paths meanwhile), in
                         // every JVM as it starts; a wrong result there still makes the row wrong
-                        boolean[] warmWrong = new boolean[modes.size()];
-                        long[] warmNanos = new long[modes.size()];
-                        boolean[] jitQuiet = new boolean[modes.size()];
-                        java.util.Arrays.fill(jitQuiet, true);
+                        CaseJvm.WarmUps[] warmUps = new CaseJvm.WarmUps[modes.size()];
+                        java.util.Arrays.setAll(warmUps, i -> new CaseJvm.WarmUps());
                         // each mode in a JVM of its own (CaseJvm says why) unless --same-jvm, new ones
                         // every round (each warmed up first) unless --jvm-per-case: a case's speed depends
                         // on which JVM it got (its JIT's choices), and one JVM's luck would otherwise stand
@@ -249,10 +247,7 @@ final class DecodeBench {
                                                 : inItsOwnJvm(c, model, capacity, tokens));
                                     }
                                     for (int i = 0; i < modes.size(); i++) {
-                                        CaseJvm.WarmUp w = CaseJvm.warmUp(runners.get(i), warmup, Long.MAX_VALUE, warmUpLimits);
-                                        warmWrong[i] |= !w.correct();
-                                        warmNanos[i] = Math.max(warmNanos[i], w.nanos());
-                                        jitQuiet[i] &= w.quiet();
+                                        warmUps[i].add(CaseJvm.warmUp(runners.get(i), warmup, Long.MAX_VALUE, warmUpLimits));
                                     }
                                 }
                                 // several measured runs of each mode, interleaved, in serpentine order (A B C C B A
@@ -271,19 +266,17 @@ final class DecodeBench {
                         List<Map<String, Object>> explicitRuns = runs.get(modes.indexOf("explicit"));
                         for (int i = 0; i < modes.size(); i++) {
                             Map<String, Object> row = MedianRow.of(runs.get(i), "tokens_per_s");
-                            row.put("correct", (Boolean) row.get("correct") && !warmWrong[i]);
-                            row.put("warmup_s", Math.round(warmNanos[i] / 1e7) / 100.0);
-                            row.put("jit_quiet", jitQuiet[i]);
+                            warmUps[i].putInto(row);
                             MedianRow.putPairedRatio(row, "of_explicit", runs.get(i), explicitRuns);
                             rows.add(row);
                             err.printf("%-8s factor %.1f %-4s %-10s %8.2f tokens/s (%.2f-%.2f) %7.2f GB/s  of explicit %.3f (%.3f-%.3f)"
-                                            + "  migrated %s  evictions %d  %s  warm-up %.1f s%s%n",
+                                            + "  migrated %s  evictions %d  %s  %s%n",
                                     device, f, dtype, modes.get(i), (Double) row.get("tokens_per_s"),
                                     (Double) row.get("tokens_per_s_min"), (Double) row.get("tokens_per_s_max"), (Double) row.get("gbps"),
                                     (Double) row.get("of_explicit"), (Double) row.get("of_explicit_min"),
                                     (Double) row.get("of_explicit_max"), ProgressBar.human((Long) row.get("migrated_bytes")),
                                     (Long) row.get("evictions"), (Boolean) row.get("correct") ? "correct" : "WRONG",
-                                    warmNanos[i] / 1e9, jitQuiet[i] ? "" : " (the JIT not seen quiet before the runs)");
+                                    warmUps[i].text());
                         }
                     }
                     Files.deleteIfExists(model.file());

@@ -194,10 +194,8 @@ final class OversubBench {
         // bySlot.get(i).get(slot): case i's run in that slot (a round's runs, one slot each), null where its
         // time budget skipped it
         List<List<Map<String, Object>>> bySlot = new ArrayList<>();
-        boolean[] warmWrong = new boolean[cases.size()];
-        long[] warmNanos = new long[cases.size()];
-        boolean[] jitQuiet = new boolean[cases.size()];
-        java.util.Arrays.fill(jitQuiet, true);
+        CaseJvm.WarmUps[] warmUps = new CaseJvm.WarmUps[cases.size()];
+        java.util.Arrays.setAll(warmUps, i -> new CaseJvm.WarmUps());
         long[] spent = new long[cases.size()];
         for (int i = 0; i < cases.size(); i++) {
             bySlot.add(new ArrayList<>());
@@ -228,10 +226,7 @@ final class OversubBench {
                         for (int i = g; i < end; i++) {
                             // a slow case (random, no thrashing control) is warm after one run
                             if (runners.get(i - g) != null) {
-                                CaseJvm.WarmUp w = CaseJvm.warmUp(runners.get(i - g), warmup, REPEAT_BUDGET_NANOS, warmUpLimits);
-                                warmWrong[i] |= !w.correct();
-                                warmNanos[i] = Math.max(warmNanos[i], w.nanos());
-                                jitQuiet[i] &= w.quiet();
+                                warmUps[i].add(CaseJvm.warmUp(runners.get(i - g), warmup, REPEAT_BUDGET_NANOS, warmUpLimits));
                             }
                         }
                     }
@@ -263,9 +258,7 @@ final class OversubBench {
         for (int i = 0; i < cases.size(); i++) {
             Case c = cases.get(i);
             Map<String, Object> row = MedianRow.of(bySlot.get(i).stream().filter(Objects::nonNull).toList(), "gbps");
-            row.put("correct", (Boolean) row.get("correct") && !warmWrong[i]);
-            row.put("warmup_s", Math.round(warmNanos[i] / 1e7) / 100.0);
-            row.put("jit_quiet", jitQuiet[i]);
+            warmUps[i].putInto(row);
             int e = cases.indexOf(new Case(c.factor, c.pattern, "explicit"));
             if (e >= 0) {
                 // each run's ratio to the explicit program's run of the same slot (beside it), where both ran
@@ -280,14 +273,13 @@ final class OversubBench {
                 MedianRow.putPairedRatio(row, "of_explicit", mine, theirs);
             }
             rows.add(row);
-            err.printf("factor %.1f %-10s %-28s %7.3f GB/s (%d runs, %.3f-%.3f)%s  migrated %s  evictions %d  %s  warm-up %.1f s%s%n", c.factor,
+            err.printf("factor %.1f %-10s %-28s %7.3f GB/s (%d runs, %.3f-%.3f)%s  migrated %s  evictions %d  %s  %s%n", c.factor,
                     c.pattern, c.mode, (Double) row.get("gbps"), (Integer) row.get("runs"), (Double) row.get("gbps_min"),
                     (Double) row.get("gbps_max"), row.containsKey("of_explicit")
                             ? String.format("  of explicit %.3f (%.3f-%.3f)", (Double) row.get("of_explicit"),
                             (Double) row.get("of_explicit_min"), (Double) row.get("of_explicit_max")) : "",
                     ProgressBar.human((Long) row.get("migrated_bytes")), (Long) row.get("evictions"),
-                    (Boolean) row.get("correct") ? "correct" : "WRONG", warmNanos[i] / 1e9,
-                    jitQuiet[i] ? "" : " (the JIT not seen quiet before the runs)");
+                    (Boolean) row.get("correct") ? "correct" : "WRONG", warmUps[i].text());
         }
         Map<String, Object> root = BenchRoot.of("oversub", limits, capacity, rows);
         if (!BenchRoot.emit(root, plot, args, out, err)) {

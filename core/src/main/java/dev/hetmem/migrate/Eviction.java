@@ -2,6 +2,7 @@ package dev.hetmem.migrate;
 
 import dev.hetmem.Trigger;
 import dev.hetmem.driver.DeviceMemoryException;
+import dev.hetmem.internal.CallerThreads;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
 import dev.hetmem.internal.ResidencyRegistry;
@@ -287,7 +288,7 @@ final class Eviction {
             int holders = b.residentMask(p);
             Pins.Pin pin = pinKeeping(region, holders, node, base + p);
             if (pin != null) {
-                if (!dev.hetmem.internal.CallerThreads.isCallers(pin)) {
+                if (!CallerThreads.isCallers(pin)) {
                     counts.heldByKernels++;   // another thread's kernel or view: it ends, and the page can go then
                 }
                 p++;

@@ -4,6 +4,7 @@ import dev.hetmem.CopyPath;
 import dev.hetmem.MigrationMode;
 import dev.hetmem.PinnedByCallerException;
 import dev.hetmem.Trigger;
+import dev.hetmem.internal.CallerThreads;
 import dev.hetmem.internal.DeviceNode;
 import dev.hetmem.internal.Pins;
 import dev.hetmem.internal.RegionState;
@@ -339,7 +340,7 @@ public final class MigrationEngine implements AutoCloseable {
 
         /** A pin keeps a needed page elsewhere: wait for it to go (or throw, if it is the caller's own). */
         void waitFor(Pins.Pin p, RegionState region) {
-            if (dev.hetmem.internal.CallerThreads.isCallers(p)) {   // its own, or its kernel's launch's
+            if (CallerThreads.isCallers(p)) {   // its own, or its kernel's launch's
                 throw new PinnedByCallerException(region, p.node(), p.from(), p.to());
             }
             waitOn = region.pins();
