@@ -1,5 +1,6 @@
 package dev.hetmem;
 
+import dev.hetmem.driver.DeviceDriver;
 import dev.hetmem.driver.DeviceFaultHandler;
 import dev.hetmem.driver.DeviceKernel;
 import dev.hetmem.driver.DeviceMemoryException;
@@ -15,6 +16,7 @@ import dev.hetmem.observe.FaultEvent;
 import dev.hetmem.observe.TileEvent;
 import dev.hetmem.pagetable.Block;
 
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -59,11 +61,21 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  */
 final class KernelLaunch {
     /**
-     * A tile's windows may take at most this share of the device, and the next tile's prefetch as
-     * much: half the device for the two, as a hand-written double-buffered program sizes its two
-     * buffer sets; the other half is left to the whole arguments and to what else is resident.
+     * The tiles a launch holds on the device at once, the running one and those prefetched ahead,
+     * take at most this share of it (and no more than the whole arguments leave): half, as a
+     * hand-written double-buffered program sizes its two buffer sets; the other half is left to
+     * the whole arguments and to what else is resident.
      */
-    private static final double TILE_SHARE = 0.25;
+    private static final double TILES_SHARE = 0.5;
+
+    /**
+     * Tiles prefetched ahead of the running one: one on a device with memory of its own (each tile
+     * as large as the share allows, a quarter of the device); two where tiles keep to the caches
+     * ({@link DeviceDriver#tileCacheBytes}), whose small tiles' prefetches would otherwise wait for
+     * a hand-over to the prefetch thread each (one ahead, 2 MiB tiles: 66 us a tile).
+     */
+    private static final int AHEAD = 1;
+    private static final int AHEAD_CACHED = 2;
 
     /** How many tiles ramp up to full size ({@link #tileItems}): the first holds an eighth. */
     private static final int RAMP_TILES = 3;
@@ -435,7 +447,8 @@ final class KernelLaunch {
             throw new DeviceMemoryException("device node " + node + " (" + dev.driver().name() + ") has " + frames * PAGE_BYTES
                     + " bytes: the arguments without a per-item window need " + whole * PAGE_BYTES + " and the windows of "
                     + (multiple == 1 ? "one work item " : "one work-group of " + multiple + " items ") + one * PAGE_BYTES
-                    + ", twice over for double buffering; declare windows on the large arguments or use a larger device");
+                    + ", " + (tiling.depth() + 1) + " times over (the running tile and those prefetched ahead); declare "
+                    + "windows on the large arguments or use a larger device");
         }
         boolean relative = args.stream().anyMatch(Arg::plain);
         if (!relative && items < globalSize && !dev.driver().runsFromAnyItem()) {
@@ -452,7 +465,11 @@ final class KernelLaunch {
         long migrated = 0;
         long faultNanos = 0;
         long kernelNanos = 0;
-        TilePrefetch[] ahead = new TilePrefetch[1];
+        TilePrefetches prefetches = new TilePrefetches(memory.background());
+        ArrayDeque<TilePrefetches.Prefetch> ahead = new ArrayDeque<>();   // tiles tile + 1, tile + 2, ...
+        long depth = tiling.depth();
+        // the next tile to prefetch, its first item, and its predecessor's first item
+        long[] planned = {1, Math.min(tileItems(0, items, multiple, globalSize), globalSize), 0};
         // where the device takes faults, an item that reaches outside its declared window faults the
         // page in (and its translations are tracked) instead of touching whatever is mapped there
         long[] faultCounts = new long[3];
@@ -469,22 +486,32 @@ final class KernelLaunch {
                 long faultedBefore = migratedByFaults(faultCounts);
                 long waitStart = System.nanoTime();
                 long prefetched = 0;
-                if (ahead[0] != null) {
-                    prefetched = ahead[0].await();   // this tile's prefetch, started while its predecessor ran
-                    ahead[0] = null;
+                if (!ahead.isEmpty()) {
+                    prefetched = prefetches.await(ahead.poll());   // this tile's prefetch, started while a predecessor ran
                 }
                 long prefetchWait = System.nanoTime() - waitStart;
                 long next = first + count;
-                // the next tile's windows are prefetched once this tile is pinned: started before, a prefetch
-                // sharing a page with this tile (overlapping windows) would take it off this tile's placement
-                Runnable prefetchNext = null;
-                if (next < globalSize) {
-                    List<MigrationRequest> nextWindows = windows(args, next,
-                            next + Math.min(tileItems(tile + 1, items, multiple, globalSize), globalSize - next), true);
-                    // beside the running tile's kernel: its copies on its own thread (MigrationEngine.besideOtherWork)
-                    prefetchNext = () -> ahead[0] = TilePrefetch.start(memory.background(),
-                            () -> MigrationEngine.besideOtherWork(() -> prefetch(nextWindows, node)));
-                }
+                // the coming tiles' windows are prefetched once this tile is pinned: started before, a prefetch
+                // sharing a page with this tile (overlapping windows) would take it off this tile's placement;
+                // a tile beyond the next only where its windows share no page with its predecessor's, for the same reason
+                long current = tile;
+                Runnable prefetchNext = next >= globalSize ? null : () -> {
+                    while (planned[0] <= current + depth && planned[1] < globalSize) {
+                        long from = planned[1];
+                        long to = from + Math.min(tileItems(planned[0], items, multiple, globalSize), globalSize - from);
+                        List<MigrationRequest> w = windows(args, from, to, true);
+                        if (planned[0] > current + 1 && sharesPage(windows(args, planned[2], from, true), w)) {
+                            break;
+                        }
+                        // beside the running tile's kernel: its copies on its own thread (MigrationEngine.besideOtherWork)
+                        ahead.add(prefetches.submit(tiling.cached()
+                                ? () -> MigrationEngine.besideOtherWorkReadSoon(() -> prefetch(w, node))
+                                : () -> MigrationEngine.besideOtherWork(() -> prefetch(w, node))));
+                        planned[2] = from;
+                        planned[0]++;
+                        planned[1] = to;
+                    }
+                };
                 // plain pointers cannot be offset below their window: a kernel with plain arguments sees each
                 // tile as a launch of its own (ids from 0, windowed arguments from their window's first byte),
                 // as the kernel of a hand-tiled program does; otherwise ids stay global
@@ -494,6 +521,7 @@ final class KernelLaunch {
                         : resident(dev, node, kernel, first, count, args,
                         handler == null ? declaredWindows(args, bindings, first, next) : bindings,
                         windows(args, first, next, false), handler, prefetchNext, false);
+                long dropped = tiling.cached() ? dropBehind(args, first, next, globalSize, node) : 0;
                 faults += r.faults();
                 batches += r.faultBatches();
                 migrated += prefetched + r.pagesMigrated();
@@ -510,17 +538,16 @@ final class KernelLaunch {
                     event.kernel = r.kernelNanos();
                     // with the pages its kernel's device faults brought in (counted apart, for the whole launch)
                     event.pagesMigrated = prefetched + r.pagesMigrated() + migratedByFaults(faultCounts) - faultedBefore;
+                    event.pagesDropped = dropped;
                     event.commit();
                 }
             }
         } catch (Throwable e) {
             // the next tile's prefetch may wait for a pin of a thread that waits for this launch's
             // outcome (a host view over its window): stopped, not waited for, so the failure is reported
-            if (ahead[0] != null) {
-                Error late = ahead[0].cancel();
-                if (late != null && late != e) {
-                    e.addSuppressed(late);
-                }
+            Error late = prefetches.cancel();
+            if (late != null && late != e) {
+                e.addSuppressed(late);
             }
             throw e;
         }
@@ -550,6 +577,61 @@ final class KernelLaunch {
         return Math.max(Math.min(multiple, items), ramped);
     }
 
+    /**
+     * Drop-behind, once items [first, next) have run on a device whose tiles keep to the caches
+     * ({@link DeviceDriver#tileCacheBytes}): the device's copies of the tile's read windows that the
+     * host holds too go ({@link MigrationEngine#dropSharedCopies}: nothing is copied or lost), so that
+     * the coming tiles' prefetches take the frames the caches hold instead of evicting cold ones,
+     * as a hand-written program reuses its two buffers. Kept: pages a coming tile's window of the
+     * same argument takes (overlapping windows: from the first page of item {@code next}'s window
+     * on), and every page of a region that an argument without a window reads in every tile.
+     * A launch tiles only data larger than what the device holds beside it, so the copies dropped
+     * would not have lasted until the launch's next sweep anyway. Returns the copies dropped.
+     */
+    private long dropBehind(List<Arg> args, long first, long next, long globalSize, int node) {
+        long dropped = 0;
+        for (Arg a : args) {
+            if (!a.arg().hasWindow() || a.arg().access().writes() || readWhole(args, a.state())) {
+                continue;
+            }
+            MigrationRequest w = a.windowRequest(first, next);
+            if (w == null) {
+                continue;
+            }
+            long to = w.to();
+            MigrationRequest coming = next < globalSize ? a.windowRequest(next, globalSize) : null;
+            if (coming != null) {
+                to = Math.min(to, coming.from());   // windows move forward with the items: the coming ones start here
+            }
+            if (w.from() < to) {
+                dropped += memory.engine().dropSharedCopies(w.region(), w.from(), to, node);
+            }
+        }
+        return dropped;
+    }
+
+    /** Whether an argument without a window covers a part of {@code region} (its pages are read in every tile). */
+    private static boolean readWhole(List<Arg> args, RegionState region) {
+        for (Arg a : args) {
+            if (!a.arg().hasWindow() && a.state() == region) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Whether a request of {@code a} and one of {@code b} share a page of one region. */
+    private static boolean sharesPage(List<MigrationRequest> a, List<MigrationRequest> b) {
+        for (MigrationRequest x : a) {
+            for (MigrationRequest y : b) {
+                if (x.region() == y.region() && x.from() < y.to() && y.from() < x.to()) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
     /** Pages the launch's device faults have migrated so far (the fault handler adds to {@code counts[1]}). */
     private static long migratedByFaults(long[] counts) {
         synchronized (counts) {
@@ -562,12 +644,19 @@ final class KernelLaunch {
      * fit), the multiple of items every tile but the last holds, and the pages of the arguments
      * without a window. As many items as keep those arguments plus two tiles' windows within the device.
      */
-    private record Tiling(long items, long multiple, long whole) {}
+    private record Tiling(long items, long multiple, long whole, int depth, boolean cached) {}
+
 
     private static Tiling tiling(DeviceNode dev, DeviceKernel kernel, long globalSize, List<Arg> args, long frames) {
         long whole = distinctPages(args, true);
-        long budget = (long) (frames * TILE_SHARE);
-        long items = itemsPerTile(args, globalSize, Math.min(budget, (frames - whole) / 2));
+        long cacheBytes = dev.driver().tileCacheBytes();
+        boolean cached = cacheBytes > 0;
+        int depth = cached ? AHEAD_CACHED : AHEAD;
+        long budget = Math.min((long) (frames * TILES_SHARE), frames - whole) / (depth + 1);
+        if (cached) {
+            budget = Math.min(budget, Math.max(1, cacheBytes / PAGE_BYTES));   // a tile's windows never below one page
+        }
+        long items = itemsPerTile(args, globalSize, budget);
         // tiles start where plain windows can: at a page if tiles that large fit (neighbouring tiles then
         // share no page), else at the device's sub-buffer alignment. Where the device binds plain arguments
         // by frame, read windows that overlap (a stencil's halo) share pages with the running tile anyway,
@@ -581,7 +670,7 @@ final class KernelLaunch {
         if (items < globalSize) {
             items = items / multiple * multiple;   // a tile never splits a work-group
         }
-        return new Tiling(items, multiple, whole);
+        return new Tiling(items, multiple, whole, depth, cached);
     }
 
     /**

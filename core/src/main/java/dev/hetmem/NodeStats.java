@@ -17,9 +17,12 @@ public final class NodeStats {
     private final long thrashingEvents;
     private final long retainedBytes;
     private final long plainPrefetchesUnplaced;
+    private final long pagesDroppedBehind;
 
     NodeStats(NodeInfo node, long residentBytes, long freeBytes, long faults, long faultBatches, long[] pagesIn,
-              long evictions, long thrashingEvents, long retainedBytes, long plainPrefetchesUnplaced) {
+              long evictions, long thrashingEvents, long retainedBytes, long plainPrefetchesUnplaced,
+              long pagesDroppedBehind) {
+        this.pagesDroppedBehind = pagesDroppedBehind;
         this.retainedBytes = retainedBytes;
         this.plainPrefetchesUnplaced = plainPrefetchesUnplaced;
         this.faultBatches = faultBatches;
@@ -122,6 +125,18 @@ public final class NodeStats {
      */
     public long plainPrefetchesUnplaced() {
         return plainPrefetchesUnplaced;
+    }
+
+    /**
+     * Pages of this device whose copies a tiled launch dropped once their tile had run (drop-behind,
+     * on a device whose tiles keep to the CPU caches: {@code DeviceDriver.tileCacheBytes}): copies of
+     * read windows that the host holds too, so nothing was copied or lost. Not counted in
+     * {@link #evictions()}.
+     *
+     * @return the copies dropped behind tiles; 0 for the host
+     */
+    public long pagesDroppedBehind() {
+        return pagesDroppedBehind;
     }
 
     /**

@@ -75,6 +75,6 @@ final class Statistics {
         // the service resolves each host fault alone: each is its own batch
         return new NodeStats(nodeInfos.get(n), residentBytes, free, c.faults(n) + extraFaults,
                 c.faultBatches(n) + extraFaults, in, c.evictions(n), c.thrashingEvents(n), retained,
-                c.plainPrefetchesUnplaced(n));
+                c.plainPrefetchesUnplaced(n), c.pagesDroppedBehind(n));
     }
 }

@@ -73,6 +73,50 @@ class OversizedLaunchTest {
     }
 
     /**
+     * Drop-behind: on a device whose tiles keep to the caches (the emulated device's default), a
+     * tiled read drops the device's copies of each tile's window once the tile has run, the host
+     * keeping its copy, so that the coming tiles take those frames instead of evicting; told not to
+     * keep tiles to the caches, the same device evicts and drops nothing. Either way every long is
+     * read once, with its value, and the host's data is whole.
+     */
+    @Test
+    @Tag("emulated")   // the kernel is Java code; the knob is the emulated device's
+    void aTiledReadDropsItsWindowsBehindWhereTilesKeepToTheCaches() {
+        for (long cache : new long[] {EmulatedDevice.DEFAULT_TILE_CACHE_BYTES, 0}) {
+            EmulatedDevice dev = EmulatedDevice.builder().capacity(DEVICE).computeThreads(2).tileCacheBytes(cache).build();
+            try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+                long bytes = 3 * DEVICE;
+                Region in = mem.allocate(bytes);
+                fill(in, 0, bytes, 17);
+                java.util.concurrent.atomic.AtomicLong sum = new java.util.concurrent.atomic.AtomicLong();
+                java.util.concurrent.atomic.AtomicLong items = new java.util.concurrent.atomic.AtomicLong();
+                mem.launch(1, (EmulatedKernel) (args, i) -> {
+                    sum.addAndGet(args.arg(0).getLong(8 * i));
+                    items.incrementAndGet();
+                }, bytes / 8, KernelArg.read(in).perItem(8));
+                long want = 0;
+                for (long i = 0; i < bytes / 8; i++) {
+                    want += value(17, i);
+                }
+                assertEquals(bytes / 8, items.get(), "every item ran once (cache " + cache + ")");
+                assertEquals(want, sum.get(), "every long read with its value (cache " + cache + ")");
+                NodeStats device = mem.stats().node(1);
+                if (cache > 0) {
+                    assertTrue(device.pagesDroppedBehind() >= (bytes - DEVICE) / MemoryFixture.PAGE,
+                            "the windows of all but the last tiles dropped behind: " + device.pagesDroppedBehind());
+                    assertEquals(0, device.evictions(), "the coming tiles took the dropped frames, evicting nothing");
+                    assertTrue(device.residentBytes() <= DEVICE / 2, "the last tiles alone stay: " + device.residentBytes());
+                } else {
+                    assertEquals(0, device.pagesDroppedBehind(), "tiles as for a device with memory of its own");
+                    assertTrue(device.evictions() > 0, "tiles went through a device a third of the data");
+                }
+                check(in, 0, bytes, 17);
+                verified(mem);
+            }
+        }
+    }
+
+    /**
      * A driver that keeps the interface's default {@code execute} runs whole launches only: a launch
      * larger than it, whose kernel reaches its arguments through the page table (ids stay global,
      * so every tile after the first needs an offset), is refused before its first tile runs. It
@@ -529,13 +573,15 @@ class OversizedLaunchTest {
             long bytes = 3 * DEVICE;
             Region a = mem.allocate(bytes);
             fill(a, 0, bytes, 9);
-            long tileItems = DEVICE / 4 / 8;   // a tile's windows: a quarter of the device (KernelLaunch.TILE_SHARE)
+            long tileItems = DEVICE / 4 / 8;
+            // a tile's windows take at most a quarter of the device (a sixth here, where the emulated device's
+            // tiles keep to the caches and two are prefetched ahead: KernelLaunch.tiling), so item tileItems
+            // is in the fourth tile or later and the viewed item, twice as far, in a tile after it
             java.util.concurrent.ExecutorService launcher = java.util.concurrent.Executors.newSingleThreadExecutor();
             try {
                 CompletableFuture<LaunchResult> launch;
-                // the view: a page in the window of the tile after the one that fails (tiles ramp up: an
-                // eighth, a quarter, a half, then whole tiles, so item tileItems is in the fourth tile and
-                // the viewed item in the fifth), which the failing tile's prefetch of the next one moves
+                // the view: a page in the window of a tile after the one that fails (tiles ramp up: an eighth,
+                // a quarter, a half, then whole tiles), which the failing tile's prefetches of those ahead move
                 try (HostView v = a.host(2 * tileItems * 8 + 4096, 4096, Access.READ)) {
                     launch = CompletableFuture.supplyAsync(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
                         if (i == tileItems) {

@@ -557,7 +557,9 @@ class PlainArgumentTest {
             assertEquals(2 * bytes / PAGE, r.pagesTouched(), "every page of both: " + r);
             checkIncremented(out, bytes, 31);
             check(in, 0, bytes, 31);
-            assertTrue(mem.stats().node(1).evictions() > 0, "tiles went through a device a third of the data");
+            // the sums' windows, written, are evicted; the input's windows, read, dropped once their tile ran
+            assertTrue(mem.stats().node(1).evictions() > 0 || mem.stats().node(1).pagesDroppedBehind() > 0,
+                    "tiles went through a device a third of the data");
             verified(mem);
         }
     }
@@ -662,7 +664,9 @@ class PlainArgumentTest {
                     }
                 }
             }
-            assertTrue(mem.stats().node(1).evictions() > 0, "tiles went through a device a third of the data");
+            // the sums' windows, written, are evicted; the input's windows, read, dropped once their tile ran
+            assertTrue(mem.stats().node(1).evictions() > 0 || mem.stats().node(1).pagesDroppedBehind() > 0,
+                    "tiles went through a device a third of the data");
             verified(mem);
         }
     }

@@ -477,6 +477,26 @@ public interface DeviceDriver extends AutoCloseable {
     }
 
     /**
+     * How much of a tile's data this CPU's caches keep between the copy that brings it to the device
+     * and the kernel that reads it, for a device whose kernels run on this CPU and read its memory
+     * through its caches; 0 for a device with memory of its own (a GPU), the default.
+     *
+     * <p>Where it is nonzero, a launch that runs tile by tile ({@code KernelArg.perItem}) keeps each
+     * tile's windows to this size where the windows allow, prefetches two tiles ahead instead of one,
+     * copies them with ordinary stores (which leave the data in the caches) and, once a tile has run,
+     * drops the device's copies of its read windows that the host holds too (drop-behind), so that
+     * the coming tiles are copied into frames the caches still hold. A hand-written double-buffered
+     * program gets the same from its two small buffers; without this, a launch sweeping data twice
+     * the size of such a device read each tile from memory, and its sweep took 1.3-1.4 times the
+     * hand-written program's ({@code bench oversub}, one launch with windows).
+     *
+     * @return the bytes a tile's windows may take to stay in the caches, or 0 where caches do not matter
+     */
+    default long tileCacheBytes() {
+        return 0;
+    }
+
+    /**
      * Whether a kernel of this device may touch pages that are not mapped, and have them faulted in
      * while it runs (HMM's device fault, UVM's replayable faults); false: every page a kernel may
      * touch must be resident before it starts.

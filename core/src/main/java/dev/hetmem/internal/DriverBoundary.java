@@ -348,6 +348,15 @@ public final class DriverBoundary implements DeviceDriver {
     }
 
     @Override
+    public long tileCacheBytes() {
+        try {
+            return driver.tileCacheBytes();
+        } catch (Throwable t) {
+            throw failed("tileCacheBytes", t, Kind.OTHER);
+        }
+    }
+
+    @Override
     public boolean takesDeviceFaults() {
         try {
             return driver.takesDeviceFaults();

@@ -64,7 +64,7 @@ final class CopyPhase {
             }
         }
         home.flush();
-        boolean fault = batch.trigger == Trigger.FAULT;
+        boolean fault = batch.trigger == Trigger.FAULT || EngineContext.readSoon();   // read right after, either way
         for (int n = 1; n < toHost.length; n++) {
             if (toHost[n] != null) {
                 run(ctx, ctx.driver(n), toHost[n], fault);

@@ -34,6 +34,18 @@ final class EngineContext {
      */
     static final ScopedValue<Boolean> ON_CALLER_ALONE = ScopedValue.newInstance();
 
+    /**
+     * Bound (to true) while a thread runs a migration whose pages a kernel on this CPU reads soon
+     * after ({@link MigrationEngine#besideOtherWorkReadSoon}): its batches stream as a fault's do
+     * ({@code HostCopy.FAULT_STREAMING_MIN_BYTES}), only when too large for the caches to keep.
+     */
+    static final ScopedValue<Boolean> READ_SOON = ScopedValue.newInstance();
+
+    /** Whether the calling thread's migration is read soon after by a kernel on this CPU ({@link #READ_SOON}). */
+    static boolean readSoon() {
+        return READ_SOON.isBound();
+    }
+
     /** Whether the calling thread copies and releases alone ({@link #ON_CALLER_ALONE}). */
     static boolean onCallerAlone() {
         return ON_CALLER_ALONE.isBound();

@@ -364,6 +364,11 @@ final class Eviction {
      * kernels. Not counted as an eviction. Returns the copies dropped.
      */
     long dropShared(RegionState region, Block b, int node) {
+        return dropShared(region, b, node, 0, Long.MAX_VALUE);
+    }
+
+    /** As {@link #dropShared(RegionState, Block, int)}, for the block's pages within region pages [from, to) only. */
+    long dropShared(RegionState region, Block b, int node, long from, long to) {
         assert b.lock.isHeldByCurrentThread();
         if (!b.hasPagesOn(node)) {
             return 0;
@@ -375,7 +380,8 @@ final class Eviction {
             // the pins of node for every page of the block, from one pass over the pins (as evict reads them)
             long[] pinned = region.pins().pinnedMasksOf(base, pages, node);
             long n = 0;
-            int p = 0;
+            int p = (int) Math.clamp(from - base, 0, pages);
+            pages = (int) Math.clamp(to - base, 0, pages);
             while (p < pages) {
                 int holders = b.residentMask(p);
                 if (!b.isResident(node, p) || holders == 1 << node || keeps(pinned, holders, node, p)) {

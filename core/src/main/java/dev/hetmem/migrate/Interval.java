@@ -179,7 +179,11 @@ final class Interval {
      * <p>A contiguous request (a plain argument's pages, {@link Placement}) is never widened: the
      * pages around it would land outside its run of frames, and the next window of a tiled launch,
      * which holds them, would find them out of place and copy them again (a stencil's tiles moved
-     * 1.6 times their data so).
+     * 1.6 times their data so). Nor is a duplicating request (a tiled launch's read window, whose
+     * holders keep their copies): the pages around it would be moved rather than duplicated, the
+     * host's copies of them dropped, so that evicting or dropping them behind the tile (on a device
+     * whose tiles keep to the caches) had to copy data nobody wrote home again; the coming tiles'
+     * windows ask for them anyway.
      */
     static List<Interval> normalize(List<MigrationRequest> requests, boolean widen) {
         // each request's interval (widened or not) read once: a granule is advice another thread may
@@ -192,7 +196,7 @@ final class Interval {
         boolean sorted = true;
         for (int i = 0; i < n; i++) {
             MigrationRequest r = requests.get(i);
-            boolean w = widen && !r.contiguous();
+            boolean w = widen && !r.contiguous() && !r.duplicate();
             from[i] = w ? r.region().granuleStart(r.from()) : r.from();
             to[i] = w ? r.region().granuleEnd(r.to()) : r.to();
             sorted &= i == 0 || before(requests.get(i - 1), from[i - 1], r, from[i]);

@@ -756,6 +756,32 @@ public final class MigrationEngine implements AutoCloseable {
         return moved;
     }
 
+    /**
+     * Drop-behind (a tiled launch on a device whose kernels read through the CPU caches, once a
+     * tile has run): {@code node}'s copies of pages [from, to) of a region that another node holds
+     * too are dropped, as eviction drops them, but for those a kernel of {@code node} pins; pages
+     * the device holds alone (written there) stay. Nothing is copied and no data is lost: the other
+     * holder keeps its copy. Counted apart from evictions ({@code NodeStats.pagesDroppedBehind}).
+     * Returns the copies dropped. The caller's
+     * contract: not from a work item that may hold translations.
+     */
+    public long dropSharedCopies(RegionState region, long from, long to, int node) {
+        ctx.refuseFromFaultingItem("a drop-behind");
+        List<Block> locked = BlockLocks.lockAll(Interval.wholeRange(region, from, to));
+        try {
+            steals.reconcile(region, from, to);
+            long n = 0;
+            for (Block b : locked) {
+                n += runner.eviction().dropShared(region, b, node, from, to);
+            }
+            region.counters().droppedBehind(node, n);
+            ctx.memoryCounters.droppedBehind(node, n);
+            return n;
+        } finally {
+            BlockLocks.unlockAll(locked);
+        }
+    }
+
     /** Prefetch or release of a large range: batches of at most {@link #batchPages}, each all-or-nothing. */
     public long migrateRange(RegionState region, long from, long to, int target, Trigger trigger, int onlyFrom) {
         long moved = 0;
@@ -776,6 +802,17 @@ public final class MigrationEngine implements AutoCloseable {
      */
     public static long besideOtherWork(java.util.function.LongSupplier migration) {
         return ScopedValue.where(EngineContext.ON_CALLER_ALONE, Boolean.TRUE).call(migration::getAsLong);
+    }
+
+    /**
+     * As {@link #besideOtherWork}, for pages a kernel on this CPU reads soon after (the coming tile
+     * of a tiled launch on a device whose kernels read through the CPU caches): its copies keep to
+     * the streaming threshold of a fault's batch ({@link EngineContext#READ_SOON}), so that ordinary
+     * stores leave the data in the caches for the kernel.
+     */
+    public static long besideOtherWorkReadSoon(java.util.function.LongSupplier migration) {
+        return ScopedValue.where(EngineContext.ON_CALLER_ALONE, Boolean.TRUE).where(EngineContext.READ_SOON, Boolean.TRUE)
+                .call(migration::getAsLong);
     }
 
     /**

@@ -19,6 +19,7 @@ public final class Counters {
     private final LongAdder[] evictions;
     private final LongAdder[] thrashing;
     private final LongAdder[] unplaced;
+    private final LongAdder[] droppedBehind;
 
     public Counters(int nodes) {
         this.nodes = nodes;
@@ -28,6 +29,7 @@ public final class Counters {
         this.evictions = adders(nodes);
         this.thrashing = adders(nodes);
         this.unplaced = adders(nodes);
+        this.droppedBehind = adders(nodes);
     }
 
     private static LongAdder[] adders(int n) {
@@ -89,6 +91,15 @@ public final class Counters {
 
     public long plainPrefetchesUnplaced(int node) {
         return unplaced[node].sum();
+    }
+
+    /** A tiled launch dropped {@code pages} of {@code node}'s copies of a tile's read windows once it ran. */
+    public void droppedBehind(int node, long pages) {
+        droppedBehind[node].add(pages);
+    }
+
+    public long pagesDroppedBehind(int node) {
+        return droppedBehind[node].sum();
     }
 
     public long faults(int node) {

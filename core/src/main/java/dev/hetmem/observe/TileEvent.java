@@ -22,9 +22,11 @@ public final class TileEvent extends Event {
     @Label("Tile") @Description("0 for the launch's first tile") public long tile;
     @Label("First Item") public long firstItem;
     @Label("Items") public long items;
-    @Label("Prefetch Wait") @Description("waiting for this tile's prefetch, started while the previous tile ran")
+    @Label("Prefetch Wait") @Description("waiting for this tile's prefetch, started while an earlier tile ran")
     @Timespan public long prefetchWait;
     @Label("Pin") @Description("bringing in what the prefetch left and pinning the tile's pages") @Timespan public long pin;
     @Label("Kernel") @Timespan public long kernel;
     @Label("Pages Migrated") @Description("for the tile: by its prefetch beside the tile before it, its own migration and its kernel's device faults") public long pagesMigrated;
+    @Label("Pages Dropped") @Description("the device's copies of the tile's read windows dropped once it ran (drop-behind, on a device whose tiles keep to the caches)")
+    public long pagesDropped;
 }

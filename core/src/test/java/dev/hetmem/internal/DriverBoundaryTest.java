@@ -156,6 +156,7 @@ class DriverBoundaryTest {
             throw fail();
         }
         public boolean takesDeviceFaults() { throw fail(); }
+        public long tileCacheBytes() { throw fail(); }
         public boolean holdsTranslationsOnCurrentThread() { throw fail(); }
         public void close() { throw fail(); }
     }
