@@ -37,10 +37,12 @@ import static dev.hetmem.driver.PageGeometry.pageInBlock;
  *       resident with the access it declares and pinned for the run, then the kernel runs.</li>
  *   <li><b>Tiled</b>, when they do not fit but arguments declare per-item windows
  *       ({@link KernelArg#perItem}): the work items are cut into tiles whose windows fit beside
- *       the whole arguments twice over (the first three smaller, ramping up to that size); each
- *       tile's pages are made resident and pinned while it
+ *       the whole arguments as often as tiles are on the device at once (the first three smaller,
+ *       ramping up to that size); each tile's pages are made resident and pinned while it
  *       runs (with the global offset of its first item), and the next tile's windows are
- *       prefetched meanwhile (double buffering, as a hand-tiled program does). A launch that fits
+ *       prefetched meanwhile (double buffering, as a hand-tiled program does; on a device whose
+ *       kernels read through the CPU caches, {@link DeviceDriver#tileCacheBytes}, small tiles, two
+ *       ahead, dropped behind: {@link #tiling}). A launch that fits
  *       runs so too when a plain argument with a window finds no run of consecutive frames for all
  *       of it (the launch's own other arguments cut the free frames: {@link NoRunException}) and
  *       the launch cuts into more than one tile: its tiles need shorter runs.</li>
@@ -195,7 +197,7 @@ final class KernelLaunch {
             boolean windows = checked.stream().anyMatch(a -> a.arg().hasWindow());
             if (windows) {
                 return tiled(dev, node, kernel, globalSize, checked, bindings, frames,
-                        tiling(dev, kernel, globalSize, checked, frames));
+                        tiling(dev, kernel, globalSize, checked, frames), true);
             }
             Arg plain = checked.stream().filter(Arg::plain).findFirst().orElse(null);
             if (plain != null) {
@@ -268,7 +270,7 @@ final class KernelLaunch {
                 "no run for a plain argument; the launch runs tile by tile", e);
         try {
             refuseOwnPins(args);   // the pages move on other threads: a pin of this thread would never go
-            return tiled(dev, node, kernel, globalSize, args, bindings, frames, tiling);
+            return tiled(dev, node, kernel, globalSize, args, bindings, frames, tiling, false);   // it fits: nothing dropped
         } catch (RuntimeException | Error t) {
             t.addSuppressed(e);
             throw t;
@@ -434,11 +436,14 @@ final class KernelLaunch {
     }
 
     /**
-     * Tile by tile: as many items per tile as keep the whole arguments plus two tiles' windows
-     * within the device ({@code tiling}); the next tile's windows are prefetched while a tile runs.
+     * Tile by tile: as many items per tile as keep the whole arguments plus the windows of the tiles
+     * on the device at once within it ({@code tiling}); the coming tiles' windows are prefetched
+     * while a tile runs. {@code dropsBehind}: a launch too large for the device, whose read windows
+     * may go once their tile ran where tiles keep to the caches ({@link #dropBehind}); false for one
+     * that fits but is tiled for want of a run.
      */
     private LaunchResult tiled(DeviceNode dev, int node, DeviceKernel kernel, long globalSize, List<Arg> args,
-                               List<KernelBinding> bindings, long frames, Tiling tiling) {
+                               List<KernelBinding> bindings, long frames, Tiling tiling, boolean dropsBehind) {
         long items = tiling.items();
         long multiple = tiling.multiple();
         long whole = tiling.whole();
@@ -447,8 +452,9 @@ final class KernelLaunch {
             throw new DeviceMemoryException("device node " + node + " (" + dev.driver().name() + ") has " + frames * PAGE_BYTES
                     + " bytes: the arguments without a per-item window need " + whole * PAGE_BYTES + " and the windows of "
                     + (multiple == 1 ? "one work item " : "one work-group of " + multiple + " items ") + one * PAGE_BYTES
-                    + ", " + (tiling.depth() + 1) + " times over (the running tile and those prefetched ahead); declare "
-                    + "windows on the large arguments or use a larger device");
+                    + ", " + (tiling.depth() == 1 ? "twice over for double buffering" : (tiling.depth() + 1)
+                    + " times over (the running tile and those prefetched ahead)") + "; declare windows on the large "
+                    + "arguments or use a larger device");
         }
         boolean relative = args.stream().anyMatch(Arg::plain);
         if (!relative && items < globalSize && !dev.driver().runsFromAnyItem()) {
@@ -493,14 +499,15 @@ final class KernelLaunch {
                 long next = first + count;
                 // the coming tiles' windows are prefetched once this tile is pinned: started before, a prefetch
                 // sharing a page with this tile (overlapping windows) would take it off this tile's placement;
-                // a tile beyond the next only where its windows share no page with its predecessor's, for the same reason
+                // a tile beyond the next only where its plain windows share no page with its predecessor's, for
+                // the same reason (a page reached through the page table may be anywhere on the device)
                 long current = tile;
                 Runnable prefetchNext = next >= globalSize ? null : () -> {
                     while (planned[0] <= current + depth && planned[1] < globalSize) {
                         long from = planned[1];
                         long to = from + Math.min(tileItems(planned[0], items, multiple, globalSize), globalSize - from);
                         List<MigrationRequest> w = windows(args, from, to, true);
-                        if (planned[0] > current + 1 && sharesPage(windows(args, planned[2], from, true), w)) {
+                        if (planned[0] > current + 1 && sharesPlacedPage(windows(args, planned[2], from, true), w)) {
                             break;
                         }
                         // beside the running tile's kernel: its copies on its own thread (MigrationEngine.besideOtherWork)
@@ -521,7 +528,7 @@ final class KernelLaunch {
                         : resident(dev, node, kernel, first, count, args,
                         handler == null ? declaredWindows(args, bindings, first, next) : bindings,
                         windows(args, first, next, false), handler, prefetchNext, false);
-                long dropped = tiling.cached() ? dropBehind(args, first, next, globalSize, node) : 0;
+                long dropped = tiling.cached() && dropsBehind ? dropBehind(args, first, next, globalSize, node, frames) : 0;
                 faults += r.faults();
                 batches += r.faultBatches();
                 migrated += prefetched + r.pagesMigrated();
@@ -582,32 +589,50 @@ final class KernelLaunch {
      * ({@link DeviceDriver#tileCacheBytes}): the device's copies of the tile's read windows that the
      * host holds too go ({@link MigrationEngine#dropSharedCopies}: nothing is copied or lost), so that
      * the coming tiles' prefetches take the frames the caches hold instead of evicting cold ones,
-     * as a hand-written program reuses its two buffers. Kept: pages a coming tile's window of the
-     * same argument takes (overlapping windows: from the first page of item {@code next}'s window
-     * on), and every page of a region that an argument without a window reads in every tile.
-     * A launch tiles only data larger than what the device holds beside it, so the copies dropped
-     * would not have lasted until the launch's next sweep anyway. Returns the copies dropped.
+     * as a hand-written program reuses its two buffers. Only for arguments larger than
+     * {@link #TILES_SHARE} of the device ({@code frames}), which stream through it: their windows would
+     * not stay until the launch's next sweep anyway, where a smaller one (an input beside a large
+     * output) may stay for the next launch. Kept: pages a coming tile's window of any windowed
+     * argument of the same region takes (from the first page of item {@code next}'s windows on: windows
+     * move forward with the items), and every page of a region that an argument without a window
+     * reads in every tile. A failure here costs only the frames (the coming tiles evict instead), as
+     * a failed prefetch costs only its head start. Returns the copies dropped.
      */
-    private long dropBehind(List<Arg> args, long first, long next, long globalSize, int node) {
+    private long dropBehind(List<Arg> args, long first, long next, long globalSize, int node, long frames) {
         long dropped = 0;
         for (Arg a : args) {
-            if (!a.arg().hasWindow() || a.arg().access().writes() || readWhole(args, a.state())) {
+            if (!a.arg().hasWindow() || a.arg().access().writes() || a.pages() <= frames * TILES_SHARE
+                    || readWhole(args, a.state())) {
                 continue;
             }
             MigrationRequest w = a.windowRequest(first, next);
             if (w == null) {
                 continue;
             }
-            long to = w.to();
-            MigrationRequest coming = next < globalSize ? a.windowRequest(next, globalSize) : null;
-            if (coming != null) {
-                to = Math.min(to, coming.from());   // windows move forward with the items: the coming ones start here
-            }
+            long to = Math.min(w.to(), comingFrom(args, a.state(), next, globalSize));
             if (w.from() < to) {
-                dropped += memory.engine().dropSharedCopies(w.region(), w.from(), to, node);
+                try {
+                    dropped += memory.engine().dropSharedCopies(w.region(), w.from(), to, node);
+                } catch (RuntimeException e) {
+                    System.getLogger(KernelLaunch.class.getName()).log(System.Logger.Level.DEBUG, "drop-behind failed", e);
+                }
             }
         }
         return dropped;
+    }
+
+    /** The first page of {@code region} that a windowed argument's items from {@code next} on touch (Long.MAX_VALUE: none). */
+    private static long comingFrom(List<Arg> args, RegionState region, long next, long globalSize) {
+        long from = Long.MAX_VALUE;
+        for (Arg a : args) {
+            if (a.arg().hasWindow() && a.state() == region && next < globalSize) {
+                MigrationRequest coming = a.windowRequest(next, globalSize);
+                if (coming != null) {
+                    from = Math.min(from, coming.from());
+                }
+            }
+        }
+        return from;
     }
 
     /** Whether an argument without a window covers a part of {@code region} (its pages are read in every tile). */
@@ -620,11 +645,11 @@ final class KernelLaunch {
         return false;
     }
 
-    /** Whether a request of {@code a} and one of {@code b} share a page of one region. */
-    private static boolean sharesPage(List<MigrationRequest> a, List<MigrationRequest> b) {
+    /** Whether a contiguous request (a plain window, placed in a run of frames) of {@code a} and one of {@code b} share a page. */
+    private static boolean sharesPlacedPage(List<MigrationRequest> a, List<MigrationRequest> b) {
         for (MigrationRequest x : a) {
             for (MigrationRequest y : b) {
-                if (x.region() == y.region() && x.from() < y.to() && y.from() < x.to()) {
+                if ((x.contiguous() || y.contiguous()) && x.region() == y.region() && x.from() < y.to() && y.from() < x.to()) {
                     return true;
                 }
             }
@@ -641,15 +666,31 @@ final class KernelLaunch {
 
     /**
      * How a launch cuts into tiles: items per tile (below 1 when not even one work-group's windows
-     * fit), the multiple of items every tile but the last holds, and the pages of the arguments
-     * without a window. As many items as keep those arguments plus two tiles' windows within the device.
+     * fit), the multiple of items every tile but the last holds, the pages of the arguments without
+     * a window, the tiles prefetched ahead ({@link #AHEAD}, {@link #AHEAD_CACHED}), and whether tiles
+     * keep to the caches ({@link DeviceDriver#tileCacheBytes}: then at most that size, and dropped
+     * behind). As many items as keep those arguments plus the windows of the tiles on the device at
+     * once (the running one and those ahead) within {@link #TILES_SHARE} of the device.
      */
     private record Tiling(long items, long multiple, long whole, int depth, boolean cached) {}
 
 
     private static Tiling tiling(DeviceNode dev, DeviceKernel kernel, long globalSize, List<Arg> args, long frames) {
-        long whole = distinctPages(args, true);
         long cacheBytes = dev.driver().tileCacheBytes();
+        if (cacheBytes > 0) {
+            Tiling t = tiling(dev, kernel, globalSize, args, frames, cacheBytes);
+            if (t.items() >= Math.min(t.multiple(), globalSize)) {
+                return t;
+            }
+            // a work-group's windows larger than the caches, or than a third of what the device leaves:
+            // tiled as on a device with memory of its own, which may still fit it
+        }
+        return tiling(dev, kernel, globalSize, args, frames, 0);
+    }
+
+    private static Tiling tiling(DeviceNode dev, DeviceKernel kernel, long globalSize, List<Arg> args, long frames,
+                                 long cacheBytes) {
+        long whole = distinctPages(args, true);
         boolean cached = cacheBytes > 0;
         int depth = cached ? AHEAD_CACHED : AHEAD;
         long budget = Math.min((long) (frames * TILES_SHARE), frames - whole) / (depth + 1);
@@ -830,7 +871,7 @@ final class KernelLaunch {
     }
 
     /**
-     * The next tile's windows to {@code node}, unpinned: only a head start ({@link TilePrefetch}).
+     * A coming tile's windows to {@code node}, unpinned: only a head start ({@link TilePrefetches}).
      * Returns the pages whose data moved, which the launch counts as its own.
      */
     private long prefetch(List<MigrationRequest> requests, int node) {

@@ -176,6 +176,7 @@ public final class NodeStats {
     public String toString() {
         return "node " + node.id() + " (" + node.kind() + "): " + Stats.bytes(residentBytes) + " resident"
                 + (freeBytes >= 0 ? ", " + Stats.bytes(freeBytes) + " free" : "") + ", " + faults + " faults in " + faultBatches + " batches, "
-                + evictions + " evictions, " + thrashingEvents + " thrashing events";
+                + evictions + " evictions, " + thrashingEvents + " thrashing events"
+                + (pagesDroppedBehind > 0 ? ", " + pagesDroppedBehind + " pages dropped behind tiles" : "");
     }
 }

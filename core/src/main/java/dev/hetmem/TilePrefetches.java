@@ -33,10 +33,10 @@ import java.util.function.LongSupplier;
  * <p>State: {@code queued}, {@code draining}, {@code worker} and {@code cancelled}, and each
  * {@link Prefetch}'s {@code migrated} and {@code error}, are guarded by this object's monitor (lock
  * L26 in docs/design.md's lock table, a leaf: nothing else is taken while holding it, the interrupt
- * of the worker the only call made under it). Invariants: {@code worker != null} only while
- * {@code draining}; a prefetch is in {@code queued} only while {@code draining} (or until
- * {@link #submit} starts a thread, under the same monitor hold); each prefetch's {@code ended}
- * counts down once, when its migration has returned or it was dropped.
+ * of the worker the only call made under it; the drain's thread is started outside it).
+ * Invariants: {@code worker != null} only while {@code draining}; a prefetch is in {@code queued}
+ * only while {@code draining} (a thread runs or is being started for it); each prefetch's
+ * {@code ended} counts down once, when its migration has returned or it was dropped.
  */
 final class TilePrefetches {
     /** One tile's prefetch: what it moved, or the {@link Error} it ended with. */
@@ -82,54 +82,71 @@ final class TilePrefetches {
             if (draining) {
                 return p;
             }
-            draining = true;
-            try {
-                executor.execute(this::drain);
-            } catch (RejectedExecutionException | OutOfMemoryError e) {
-                System.getLogger(TilePrefetches.class.getName()).log(System.Logger.Level.DEBUG, "tile prefetch not started", e);
-                draining = false;
-                dropQueued();   // never ran: nothing to wait for
-            }
+            draining = true;   // this call starts the thread, outside the monitor (L26 takes nothing else)
+        }
+        try {
+            executor.execute(this::drain);
+        } catch (RejectedExecutionException | OutOfMemoryError e) {
+            System.getLogger(TilePrefetches.class.getName()).log(System.Logger.Level.DEBUG, "tile prefetch not started", e);
+            stopDraining();   // never ran: nothing to wait for, those queued meanwhile too
         }
         return p;
     }
 
-    /** Runs the queued prefetches in order until none is left or the launch cancels them. */
+    /**
+     * Runs the queued prefetches in order until none is left or the launch cancels them. Whatever
+     * escapes (an {@link Error} of the logging, say) still ends the drain as an empty queue does:
+     * the prefetches left are dropped, so that no {@link #await} or {@link #cancel} waits for them.
+     */
     private void drain() {
-        while (true) {
-            Prefetch p;
-            synchronized (this) {
-                if (cancelled || queued.isEmpty()) {
-                    dropQueued();
-                    draining = false;
-                    notifyAll();   // cancel() waits for the end
-                    return;
-                }
-                p = queued.poll();
-                worker = Thread.currentThread();
-            }
-            try {
-                long moved = p.migration.getAsLong();
+        boolean ended = false;
+        try {
+            while (true) {
+                Prefetch p;
                 synchronized (this) {
-                    p.migrated = moved;
-                }
-            } catch (RuntimeException e) {
-                System.getLogger(TilePrefetches.class.getName()).log(System.Logger.Level.DEBUG, "tile prefetch failed", e);
-            } catch (Error e) {
-                synchronized (this) {
-                    p.error = e;
-                    if (unreported == null) {
-                        unreported = e;
+                    if (cancelled || queued.isEmpty()) {
+                        // under the hold that saw the queue empty: a submit after it starts a thread of its own
+                        stopDraining();
+                        ended = true;
+                        return;
                     }
+                    p = queued.poll();
+                    worker = Thread.currentThread();
                 }
-            } finally {
-                synchronized (this) {
-                    worker = null;
+                try {
+                    long moved = p.migration.getAsLong();
+                    synchronized (this) {
+                        p.migrated = moved;
+                    }
+                } catch (RuntimeException e) {
+                    System.getLogger(TilePrefetches.class.getName()).log(System.Logger.Level.DEBUG, "tile prefetch failed", e);
+                } catch (Error e) {
+                    synchronized (this) {
+                        p.error = e;
+                        if (unreported == null) {
+                            unreported = e;
+                        }
+                    }
+                } finally {
+                    synchronized (this) {
+                        worker = null;
+                    }
+                    Thread.interrupted();   // cancel()'s interrupt, if it came after the migration returned: no other's
+                    p.ended.countDown();
                 }
-                Thread.interrupted();   // cancel()'s interrupt, if it came after the migration returned: no other's
-                p.ended.countDown();
+            }
+        } finally {
+            if (!ended) {
+                stopDraining();
             }
         }
+    }
+
+    /** The drain is over: those still queued dropped (none unless cancelled or failed), and {@link #cancel} told. */
+    private synchronized void stopDraining() {
+        dropQueued();
+        draining = false;
+        notifyAll();   // cancel() waits for the end
     }
 
     private void dropQueued() {

@@ -99,6 +99,8 @@ class OversizedLaunchTest {
                     want += value(17, i);
                 }
                 assertEquals(bytes / 8, items.get(), "every item ran once (cache " + cache + ")");
+                assertEquals(bytes / MemoryFixture.PAGE, mem.stats().node(1).pagesMigrated(),
+                        "each page went to the device once: none dropped before its tile ran (cache " + cache + ")");
                 assertEquals(want, sum.get(), "every long read with its value (cache " + cache + ")");
                 NodeStats device = mem.stats().node(1);
                 if (cache > 0) {
@@ -560,61 +562,110 @@ class OversizedLaunchTest {
     }
 
     /**
-     * A tiled launch whose kernel fails while the next tile's prefetch waits for another thread's host
-     * view over that tile's window, the view's thread waiting for the launch's outcome before it
-     * closes the view: the launch stops the prefetch and reports the kernel's failure, rather than
-     * wait for the prefetch (and so for the view) before it returns.
+     * One item's window larger than the caches the device keeps tiles to (3 MiB rows, 2 MiB): the
+     * launch tiles as on a device with memory of its own (a quarter of the device a tile), where it
+     * was refused for want of room "three times over" once tiles kept to the caches.
      */
     @Test
-    @Tag("emulated")   // the kernel is Java code
-    void aTiledLaunchThatFailsDoesNotWaitForItsNextTilesPrefetch() throws Exception {
-        TestDevice d = MemoryFixture.device(DEVICE);
-        try (UnifiedMemory mem = MemoryFixture.memory(d)) {
-            long bytes = 3 * DEVICE;
-            Region a = mem.allocate(bytes);
-            fill(a, 0, bytes, 9);
-            long tileItems = DEVICE / 4 / 8;
-            // a tile's windows take at most a quarter of the device (a sixth here, where the emulated device's
-            // tiles keep to the caches and two are prefetched ahead: KernelLaunch.tiling), so item tileItems
-            // is in the fourth tile or later and the viewed item, twice as far, in a tile after it
-            java.util.concurrent.ExecutorService launcher = java.util.concurrent.Executors.newSingleThreadExecutor();
-            try {
-                CompletableFuture<LaunchResult> launch;
-                // the view: a page in the window of a tile after the one that fails (tiles ramp up: an eighth,
-                // a quarter, a half, then whole tiles), which the failing tile's prefetches of those ahead move
-                try (HostView v = a.host(2 * tileItems * 8 + 4096, 4096, Access.READ)) {
-                    launch = CompletableFuture.supplyAsync(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
-                        if (i == tileItems) {
-                            sleep(300);   // the next tile's prefetch is waiting for the view by now
-                            throw new IllegalStateException("the kernel failed in its fourth tile");
-                        }
-                        args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
-                    }, bytes / 8, KernelArg.readWrite(a).perItem(8)), launcher);
-                    // this thread waits for the launch before it closes its view
-                    var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> launch.get(20, TimeUnit.SECONDS),
-                            "the failed launch returned while the view stayed open");
-                    assertTrue(String.valueOf(e.getCause()).contains("the kernel failed in its fourth tile")
-                            || (e.getCause().getCause() != null
-                            && e.getCause().getCause().getMessage().contains("the kernel failed in its fourth tile")), e.toString());
-                    assertEquals(value(9, 2 * tileItems + 512), v.segment().get(ValueLayout.JAVA_LONG, 0), "the viewed page");
+    @Tag("emulated")   // the kernel is Java code; the knob is the emulated device's
+    void anItemsWindowLargerThanTheCachesStillTiles() {
+        long device = 16 * MiB;
+        long row = 3 * MiB;
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(device).computeThreads(2).build();
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            long rows = 16;   // three times the device
+            Region in = mem.allocate(rows * row);
+            fill(in, 0, rows * row, 23);
+            java.util.concurrent.atomic.AtomicLong sum = new java.util.concurrent.atomic.AtomicLong();
+            mem.launch(1, (EmulatedKernel) (args, i) -> {
+                long s = 0;
+                for (long o = i * row; o < (i + 1) * row; o += 8) {
+                    s += args.arg(0).getLong(o);
                 }
-                // nothing lost: the first tile's items added one, the tiles after the failed one nothing
-                // (the failed tile's items may have run or not)
-                for (long i = 0; i < bytes / 8; i += 509) {
-                    long was = value(9, i);
-                    long got = readLong(a, 8 * i);
-                    if (i < tileItems / 2) {
-                        assertEquals(was + 1, got, "long " + i + " of the first tile");
-                    } else if (i >= 2 * tileItems) {
-                        assertEquals(was, got, "long " + i + " of a tile after the failed one");
-                    } else {
-                        assertTrue(got == was || got == was + 1, "long " + i + ": " + got + " against " + was);
-                    }
-                }
-                verified(mem);
-            } finally {
-                launcher.shutdownNow();
+                sum.addAndGet(s);
+            }, rows, KernelArg.read(in).perItem(row));
+            long want = 0;
+            for (long i = 0; i < rows * row / 8; i++) {
+                want += value(23, i);
             }
+            assertEquals(want, sum.get(), "every row summed");
+            verified(mem);
+        }
+    }
+
+    /**
+     * A tiled launch whose kernel fails while a coming tile's prefetch waits for another thread's
+     * host view over that tile's window, the view's thread waiting for the launch's outcome before
+     * it closes the view: the launch stops its prefetches and reports the kernel's failure, rather
+     * than wait for the prefetch (and so for the view) before it returns. On a device with memory of
+     * its own the view is in the next tile; where tiles keep to the caches, in the tile after it
+     * (two are prefetched ahead), and the prefetch of the next tile, between, has ended. Either way
+     * the kernel fails only once a thread is seen waiting for the view's pin.
+     */
+    @Test
+    @Tag("emulated")   // the kernel is Java code; the knob is the emulated device's
+    void aTiledLaunchThatFailsDoesNotWaitForItsComingTilesPrefetch() throws Exception {
+        for (long cache : new long[] {0, EmulatedDevice.DEFAULT_TILE_CACHE_BYTES}) {
+            EmulatedDevice dev = EmulatedDevice.builder().capacity(DEVICE).computeThreads(2).tileCacheBytes(cache).build();
+            try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+                failWhileAComingTilesPrefetchWaitsForAView(mem, cache);
+            }
+        }
+    }
+
+    private static void failWhileAComingTilesPrefetchWaitsForAView(UnifiedMemory mem, long cache) throws Exception {
+        long bytes = 3 * DEVICE;
+        Region a = mem.allocate(bytes);
+        fill(a, 0, bytes, 9);
+        long tileItems = DEVICE / 4 / 8;
+        // tiles ramp up (an eighth, a quarter, a half of a tile, then whole ones) to a quarter of the device
+        // (1024 pages, 131072 items: tile 3 holds items [114688, 245760), tile 4 [245760, 376832)) or, where
+        // tiles keep to the caches, to a sixth (170 pages, 87040 items, ramped in whole pages of items: tile 3
+        // [75776, 162816), tile 4 [162816, 249856), tile 5 [249856, 336896)). Item tileItems fails, in tile 3
+        // either way; the viewed
+        // item, 2 * tileItems + 512, is in tile 4, the next, or in tile 5, two ahead
+        java.util.concurrent.atomic.AtomicBoolean sawTheWait = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.ExecutorService launcher = java.util.concurrent.Executors.newSingleThreadExecutor();
+        try {
+            CompletableFuture<LaunchResult> launch;
+            try (HostView v = a.host(2 * tileItems * 8 + 4096, 4096, Access.READ)) {
+                launch = CompletableFuture.supplyAsync(() -> mem.launch(1, (EmulatedKernel) (args, i) -> {
+                    if (i == tileItems) {
+                        // fails once a coming tile's prefetch waits for the view's pin (or after 20 s)
+                        for (long end = System.nanoTime() + 20_000_000_000L; System.nanoTime() < end && !sawTheWait.get(); ) {
+                            sawTheWait.set(Thread.getAllStackTraces().values().stream().anyMatch(trace ->
+                                    java.util.Arrays.stream(trace).anyMatch(f -> f.getMethodName().equals("awaitRelease"))));
+                            sleep(5);
+                        }
+                        throw new IllegalStateException("the kernel failed in its fourth tile");
+                    }
+                    args.arg(0).putLong(8 * i, args.arg(0).getLong(8 * i) + 1);
+                }, bytes / 8, KernelArg.readWrite(a).perItem(8)), launcher);
+                // this thread waits for the launch before it closes its view
+                var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> launch.get(40, TimeUnit.SECONDS),
+                        "the failed launch returned while the view stayed open (cache " + cache + ")");
+                assertTrue(String.valueOf(e.getCause()).contains("the kernel failed in its fourth tile")
+                        || (e.getCause().getCause() != null
+                        && e.getCause().getCause().getMessage().contains("the kernel failed in its fourth tile")), e.toString());
+                assertTrue(sawTheWait.get(), "a coming tile's prefetch waited for the view (cache " + cache + ")");
+                assertEquals(value(9, 2 * tileItems + 512), v.segment().get(ValueLayout.JAVA_LONG, 0), "the viewed page");
+            }
+            // nothing lost: the first tiles' items added one, the tiles after the failed one nothing
+            // (the failed tile's items may have run or not)
+            for (long i = 0; i < bytes / 8; i += 509) {
+                long was = value(9, i);
+                long got = readLong(a, 8 * i);
+                if (i < tileItems / 2) {
+                    assertEquals(was + 1, got, "long " + i + " of the first tiles (cache " + cache + ")");
+                } else if (i >= 2 * tileItems) {
+                    assertEquals(was, got, "long " + i + " of a tile after the failed one (cache " + cache + ")");
+                } else {
+                    assertTrue(got == was || got == was + 1, "long " + i + ": " + got + " against " + was);
+                }
+            }
+            verified(mem);
+        } finally {
+            launcher.shutdownNow();
         }
     }
 

@@ -64,14 +64,15 @@ final class CopyPhase {
             }
         }
         home.flush();
-        boolean fault = batch.trigger == Trigger.FAULT || EngineContext.readSoon();   // read right after, either way
+        boolean fault = batch.trigger == Trigger.FAULT;
         for (int n = 1; n < toHost.length; n++) {
             if (toHost[n] != null) {
                 run(ctx, ctx.driver(n), toHost[n], fault);
             }
         }
         if (target != 0) {
-            run(ctx, ctx.driver(target), toTarget, fault);
+            // what a kernel on this CPU reads right after, as a fault's pages are (not what went home beside it)
+            run(ctx, ctx.driver(target), toTarget, fault || EngineContext.readSoon());
             copyPeers(ctx, peer, target);
             copyWithin(ctx, within, target);
         }
