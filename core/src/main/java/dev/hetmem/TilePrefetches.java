@@ -33,7 +33,8 @@ import java.util.function.LongSupplier;
  * <p>State: {@code queued}, {@code draining}, {@code worker} and {@code cancelled}, and each
  * {@link Prefetch}'s {@code migrated} and {@code error}, are guarded by this object's monitor (lock
  * L26 in docs/design.md's lock table, a leaf: nothing else is taken while holding it, the interrupt
- * of the worker the only call made under it; the drain's thread is started outside it).
+ * of the worker and the count-down of dropped prefetches' latches the only calls made under it; the
+ * drain's thread is started outside it).
  * Invariants: {@code worker != null} only while {@code draining}; a prefetch is in {@code queued}
  * only while {@code draining} (a thread runs or is being started for it); each prefetch's
  * {@code ended} counts down once, when its migration has returned or it was dropped.
@@ -86,9 +87,12 @@ final class TilePrefetches {
         }
         try {
             executor.execute(this::drain);
-        } catch (RejectedExecutionException | OutOfMemoryError e) {
+        } catch (Throwable e) {
+            stopDraining();   // never ran: nothing to wait for (a cancel() would wait for ever otherwise)
+            if (!(e instanceof RejectedExecutionException || e instanceof OutOfMemoryError)) {
+                throw e;
+            }
             System.getLogger(TilePrefetches.class.getName()).log(System.Logger.Level.DEBUG, "tile prefetch not started", e);
-            stopDraining();   // never ran: nothing to wait for, those queued meanwhile too
         }
         return p;
     }

@@ -562,6 +562,38 @@ class OversizedLaunchTest {
     }
 
     /**
+     * Two read arguments over one region, the second a page behind the first (item i reads long
+     * i + 512 and long i): drop-behind after a tile keeps the page the lagging argument's next
+     * window starts at, though the leading argument's tile went past it, so each page goes to the
+     * device once. Dropped by the leading argument's own windows alone, that page came back every tile.
+     */
+    @Test
+    @Tag("emulated")   // the kernel is Java code; drop-behind is the emulated device's
+    void dropBehindKeepsWhatAnotherArgumentOfTheRegionReadsNext() {
+        EmulatedDevice dev = EmulatedDevice.builder().capacity(DEVICE).computeThreads(2).build();
+        try (UnifiedMemory mem = MemoryFixture.memoryOf(dev)) {
+            long bytes = 3 * DEVICE;
+            long lag = MemoryFixture.PAGE;
+            Region in = mem.allocate(bytes);
+            fill(in, 0, bytes, 29);
+            java.util.concurrent.atomic.AtomicLong sum = new java.util.concurrent.atomic.AtomicLong();
+            long items = (bytes - lag) / 8;
+            mem.launch(1, (EmulatedKernel) (args, i) -> sum.addAndGet(args.arg(0).getLong(8 * i) - args.arg(1).getLong(8 * i)),
+                    items, KernelArg.of(in, lag, bytes - lag, Access.READ).perItem(8),
+                    KernelArg.of(in, 0, bytes - lag, Access.READ).perItem(8));
+            long want = 0;
+            for (long i = 0; i < items; i++) {
+                want += value(29, i + lag / 8) - value(29, i);
+            }
+            assertEquals(want, sum.get(), "every pair read with its values");
+            NodeStats device = mem.stats().node(1);
+            assertTrue(device.pagesDroppedBehind() > 0, "dropped behind: " + device);
+            assertEquals(bytes / MemoryFixture.PAGE, device.pagesMigrated(), "each page went to the device once: " + device);
+            verified(mem);
+        }
+    }
+
+    /**
      * One item's window larger than the caches the device keeps tiles to (3 MiB rows, 2 MiB): the
      * launch tiles as on a device with memory of its own (a quarter of the device a tile), where it
      * was refused for want of room "three times over" once tiles kept to the caches.
@@ -589,6 +621,8 @@ class OversizedLaunchTest {
                 want += value(23, i);
             }
             assertEquals(want, sum.get(), "every row summed");
+            assertEquals(0, mem.stats().node(1).pagesDroppedBehind(), "tiled as on a device with memory of its own");
+            assertTrue(mem.stats().node(1).evictions() > 0, "tiles went through a device a third of the data");
             verified(mem);
         }
     }

@@ -141,6 +141,22 @@ class TilePrefetchesTest {
         assertEquals(null, q.cancel());
     }
 
+    /**
+     * An executor that fails to start the thread in another way (an Error of its thread factory):
+     * the failure reaches the caller, and a cancel after it returns rather than waits for a drain
+     * that never began.
+     */
+    @Test
+    void anExecutorThatThrowsAnythingElseLeavesNothingToWaitFor() throws Exception {
+        InternalError broken = new InternalError("no thread");
+        TilePrefetches q = new TilePrefetches(r -> {
+            throw broken;
+        });
+        assertSame(broken, assertThrows(InternalError.class, () -> q.submit(() -> 1L)));
+        var cancel = java.util.concurrent.CompletableFuture.supplyAsync(q::cancel);
+        assertEquals(null, cancel.get(20, TimeUnit.SECONDS), "cancel returned");
+    }
+
     /** A launching thread interrupted while it waits: every prefetch cancelled, the interrupt kept. */
     @Test
     void anInterruptedAwaitCancelsAndKeepsTheInterrupt() throws Exception {

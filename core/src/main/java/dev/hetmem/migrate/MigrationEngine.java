@@ -761,25 +761,33 @@ public final class MigrationEngine implements AutoCloseable {
      * tile has run): {@code node}'s copies of pages [from, to) of a region that another node holds
      * too are dropped, as eviction drops them, but for those a kernel of {@code node} pins; pages
      * the device holds alone (written there) stay. Nothing is copied and no data is lost: the other
-     * holder keeps its copy. Counted apart from evictions ({@code NodeStats.pagesDroppedBehind}).
+     * holder keeps its copy. A block another thread has locked (a coming tile's prefetch) is left
+     * as it is. Counted apart from evictions ({@code NodeStats.pagesDroppedBehind}).
      * Returns the copies dropped. The caller's
      * contract: not from a work item that may hold translations.
      */
     public long dropSharedCopies(RegionState region, long from, long to, int node) {
         ctx.refuseFromFaultingItem("a drop-behind");
-        List<Block> locked = BlockLocks.lockAll(Interval.wholeRange(region, from, to));
-        try {
-            steals.reconcile(region, from, to);
-            long n = 0;
-            for (Block b : locked) {
-                n += runner.eviction().dropShared(region, b, node, from, to);
+        long n = 0;
+        for (long bi = blockOf(from); bi <= blockOf(to - 1); bi++) {
+            Block b = region.table().block(bi);
+            // a block another thread holds (a coming tile's prefetch, mid-copy) keeps its copies: waiting
+            // for it would hold the next tile back, and dropping is only a saving
+            if (b == null || !b.lock.tryLock()) {
+                continue;
             }
-            region.counters().droppedBehind(node, n);
-            ctx.memoryCounters.droppedBehind(node, n);
-            return n;
-        } finally {
-            BlockLocks.unlockAll(locked);
+            try {
+                long first = Math.max(from, firstPage(bi));
+                long end = Math.min(to, firstPage(bi) + region.table().pagesIn(bi));
+                steals.reconcile(region, first, end);
+                n += runner.eviction().dropShared(region, b, node, first, end);
+            } finally {
+                b.lock.unlock();
+            }
         }
+        region.counters().droppedBehind(node, n);
+        ctx.memoryCounters.droppedBehind(node, n);
+        return n;
     }
 
     /** Prefetch or release of a large range: batches of at most {@link #batchPages}, each all-or-nothing. */
