@@ -550,7 +550,7 @@ final class KernelLaunch {
                 }
             }
         } catch (Throwable e) {
-            // the next tile's prefetch may wait for a pin of a thread that waits for this launch's
+            // a coming tile's prefetch may wait for a pin of a thread that waits for this launch's
             // outcome (a host view over its window): stopped, not waited for, so the failure is reported
             Error late = prefetches.cancel();
             if (late != null && late != e) {
@@ -674,7 +674,6 @@ final class KernelLaunch {
      */
     private record Tiling(long items, long multiple, long whole, int depth, boolean cached) {}
 
-
     private static Tiling tiling(DeviceNode dev, DeviceKernel kernel, long globalSize, List<Arg> args, long frames) {
         long cacheBytes = dev.driver().tileCacheBytes();
         if (cacheBytes > 0) {
@@ -688,6 +687,7 @@ final class KernelLaunch {
         return tiling(dev, kernel, globalSize, args, frames, 0);
     }
 
+    /** The tiling that keeps tiles to {@code cacheBytes} (0: as on a device with memory of its own). */
     private static Tiling tiling(DeviceNode dev, DeviceKernel kernel, long globalSize, List<Arg> args, long frames,
                                  long cacheBytes) {
         long whole = distinctPages(args, true);

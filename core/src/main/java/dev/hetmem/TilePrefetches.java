@@ -30,8 +30,10 @@ import java.util.function.LongSupplier;
  * the launch (the tile brings its pages in anyway and reports what fails then), except an
  * {@link Error}, which {@link #await} rethrows.
  *
- * <p>State: {@code queued}, {@code draining}, {@code worker} and {@code cancelled}, and each
- * {@link Prefetch}'s {@code migrated} and {@code error}, are guarded by this object's monitor (lock
+ * <p>Threads: {@link #submit}, {@link #await} and {@link #cancel} are called by the launching thread
+ * alone; the drain's thread is the only other. State: {@code queued}, {@code draining},
+ * {@code worker}, {@code cancelled} and {@code unreported}, and each {@link Prefetch}'s
+ * {@code migrated} and {@code error}, are guarded by this object's monitor (lock
  * L26 in docs/design.md's lock table, a leaf: nothing else is taken while holding it, the interrupt
  * of the worker and the count-down of dropped prefetches' latches the only calls made under it; the
  * drain's thread is started outside it).

@@ -762,9 +762,8 @@ public final class MigrationEngine implements AutoCloseable {
      * too are dropped, as eviction drops them, but for those a kernel of {@code node} pins; pages
      * the device holds alone (written there) stay. Nothing is copied and no data is lost: the other
      * holder keeps its copy. A block another thread has locked (a coming tile's prefetch) is left
-     * as it is. Counted apart from evictions ({@code NodeStats.pagesDroppedBehind}).
-     * Returns the copies dropped. The caller's
-     * contract: not from a work item that may hold translations.
+     * as it is. Counted apart from evictions ({@code NodeStats.pagesDroppedBehind}). Returns the
+     * copies dropped. The caller's contract: not from a work item that may hold translations.
      */
     public long dropSharedCopies(RegionState region, long from, long to, int node) {
         ctx.refuseFromFaultingItem("a drop-behind");

@@ -52,9 +52,9 @@ public final class EmulatedDevice implements DeviceDriver {
     /**
      * A tile's windows kept to this by default ({@link Builder#tileCacheBytes}): 2 MiB, a core's L2
      * on the development machine (AMD EPYC, 2 MiB L2 a core, 32 MiB L3 shared). There, sweeping
-     * 128 MiB through a 64 MiB device in one launch took 12.9-14.7 ms in quarter-device tiles and
-     * 9.2-10.3 ms in 2 MiB ones, two ahead and dropped behind, beside 9.4-9.5 ms for the hand-written
-     * double-buffered program with 2 MiB buffers.
+     * 128 MiB through a 64 MiB device in one launch took 12.3-13.9 ms in quarter-device tiles and
+     * 8.1-10.3 ms in 2 MiB ones, two ahead and dropped behind, beside 9.1-10.3 ms for the hand-written
+     * double-buffered program with 2 MiB buffers (medians of sweeps 51-200 in one JVM each).
      */
     public static final long DEFAULT_TILE_CACHE_BYTES = 2L << 20;
 
