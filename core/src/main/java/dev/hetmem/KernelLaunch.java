@@ -474,8 +474,8 @@ final class KernelLaunch {
         TilePrefetches prefetches = new TilePrefetches(memory.background());
         ArrayDeque<TilePrefetches.Prefetch> ahead = new ArrayDeque<>();   // tiles tile + 1, tile + 2, ...
         long depth = tiling.depth();
-        // the next tile to prefetch, its first item, and its predecessor's first item
-        long[] planned = {1, Math.min(tileItems(0, items, multiple, globalSize), globalSize), 0};
+        long firstTileEnd = Math.min(tileItems(0, items, multiple, globalSize), globalSize);
+        ComingTiles planned = new ComingTiles(firstTileEnd, windows(args, 0, firstTileEnd, true));
         // where the device takes faults, an item that reaches outside its declared window faults the
         // page in (and its translations are tracked) instead of touching whatever is mapped there
         long[] faultCounts = new long[3];
@@ -503,20 +503,20 @@ final class KernelLaunch {
                 // the same reason (a page reached through the page table may be anywhere on the device)
                 long current = tile;
                 Runnable prefetchNext = next >= globalSize ? null : () -> {
-                    while (planned[0] <= current + depth && planned[1] < globalSize) {
-                        long from = planned[1];
-                        long to = from + Math.min(tileItems(planned[0], items, multiple, globalSize), globalSize - from);
+                    while (planned.tile <= current + depth && planned.first < globalSize) {
+                        long from = planned.first;
+                        long to = from + Math.min(tileItems(planned.tile, items, multiple, globalSize), globalSize - from);
                         List<MigrationRequest> w = windows(args, from, to, true);
-                        if (planned[0] > current + 1 && sharesPlacedPage(windows(args, planned[2], from, true), w)) {
+                        if (planned.tile > current + 1 && sharesPlacedPage(planned.previousWindows, w)) {
                             break;
                         }
                         // beside the running tile's kernel: its copies on its own thread (MigrationEngine.besideOtherWork)
                         ahead.add(prefetches.submit(tiling.cached()
                                 ? () -> MigrationEngine.besideOtherWorkReadSoon(() -> prefetch(w, node))
                                 : () -> MigrationEngine.besideOtherWork(() -> prefetch(w, node))));
-                        planned[2] = from;
-                        planned[0]++;
-                        planned[1] = to;
+                        planned.previousWindows = w;
+                        planned.tile++;
+                        planned.first = to;
                     }
                 };
                 // plain pointers cannot be offset below their window: a kernel with plain arguments sees each
@@ -567,6 +567,21 @@ final class KernelLaunch {
             touched += a.pages();   // each page of each argument once, however many tiles it took part in
         }
         return new LaunchResult(touched, faults, migrated, migrated << PAGE_SHIFT, faultNanos, kernelNanos, batches);
+    }
+
+    /**
+     * The next tile a tiled launch prefetches: its index, its first item, and the windows of the tile
+     * before it (which a plain window two ahead must not share a page with). The launching thread's alone.
+     */
+    private static final class ComingTiles {
+        long tile = 1;
+        long first;
+        List<MigrationRequest> previousWindows;
+
+        ComingTiles(long first, List<MigrationRequest> previousWindows) {
+            this.first = first;
+            this.previousWindows = previousWindows;
+        }
     }
 
     /**

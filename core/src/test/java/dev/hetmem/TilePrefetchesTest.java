@@ -94,10 +94,7 @@ class TilePrefetchesTest {
             AtomicInteger ended = new AtomicInteger();
             AssertionError error = new AssertionError("ended badly");
             TilePrefetches.Prefetch waiting = q.submit(() -> {
-                started.countDown();
-                try {
-                    new CountDownLatch(1).await();   // as the engine waits for a pin, until interrupted
-                } catch (InterruptedException e) {
+                if (waitUntilInterrupted(started)) {
                     ended.incrementAndGet();
                     throw error;
                 }
@@ -166,10 +163,7 @@ class TilePrefetchesTest {
             CountDownLatch started = new CountDownLatch(1);
             AtomicInteger interrupted = new AtomicInteger();
             TilePrefetches.Prefetch stuck = q.submit(() -> {
-                started.countDown();
-                try {
-                    new CountDownLatch(1).await();
-                } catch (InterruptedException e) {
+                if (waitUntilInterrupted(started)) {
                     interrupted.incrementAndGet();
                 }
                 return 1L;
@@ -182,6 +176,17 @@ class TilePrefetchesTest {
             assertFalse(Thread.currentThread().isInterrupted());
         } finally {
             pool.shutdownNow();
+        }
+    }
+
+    /** A prefetch's wait as the engine's for a pin: says it began, then waits until interrupted (returns true then). */
+    private static boolean waitUntilInterrupted(CountDownLatch started) {
+        started.countDown();
+        try {
+            new CountDownLatch(1).await();
+            return false;
+        } catch (InterruptedException e) {
+            return true;
         }
     }
 }
