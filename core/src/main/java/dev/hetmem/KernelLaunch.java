@@ -297,17 +297,22 @@ final class KernelLaunch {
             event.begin();
             long t0 = System.nanoTime();
             MigrationEngine.Outcome out;
+            // the bring-in the kernel waits for: asynchronous prefetches to the node start after it (BringIns);
+            // its pins are the launch's before it ends, so that they are let go whatever happens after
+            long ticket = memory.bringIns().begin(node);
             try {
                 out = requests.isEmpty() ? new MigrationEngine.Outcome(0, 0, List.of())
                         : memory.engine().ensure(requests, node, Trigger.FAULT, MigrationEngine.Pinning.PIN,
                         MigrationEngine.FROM_ANY_NODE);
+                pins = out.pins();
             } catch (NoRunException e) {
                 if (noRunBeforeRun) {
                     throw new NoRunBeforeRun(e);
                 }
                 throw e;
+            } finally {
+                memory.bringIns().end(node, ticket);
             }
-            pins = out.pins();
             long t1 = System.nanoTime();
             if (!requests.isEmpty() && out.faults() > 0) {
                 MigrationRequest firstRequest = requests.getFirst();   // region and range of one request, as the event says

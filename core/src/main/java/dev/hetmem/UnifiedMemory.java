@@ -68,6 +68,8 @@ public final class UnifiedMemory implements AutoCloseable {
     private final MigrationEngine engine;
     private final Counters counters;
     private final ResidencyRegistry residency;
+    /** The launches bringing arguments in, which asynchronous prefetches to their node let finish first. */
+    private final BringIns bringIns;
     final long defaultGranularity;
     /** The default of {@link Builder#hostRetainBudget(long)}: 256 MiB of host frames kept for release by the chunk. */
     public static final long DEFAULT_HOST_RETAIN_BUDGET = 256L << 20;
@@ -105,6 +107,7 @@ public final class UnifiedMemory implements AutoCloseable {
         this.nodeInfos = List.copyOf(infos);
         this.counters = new Counters(nodes);
         this.residency = new ResidencyRegistry(nodes);
+        this.bringIns = new BringIns(nodes, b.bringInWaitNanos);
         this.defaultGranularity = b.granularity;
         this.closeTimeoutNanos = b.closeTimeout.toNanos();
         // a build that fails part-way gives back everything it took: devices attached so far,
@@ -163,6 +166,7 @@ public final class UnifiedMemory implements AutoCloseable {
         private boolean thrashControl = true;
         private HostFaultMode hostFaults = HostFaultMode.HOST_VIEWS;
         private java.time.Duration closeTimeout = java.time.Duration.ofSeconds(60);
+        private long bringInWaitNanos = BringIns.MAX_WAIT_NANOS;
 
         /**
          * How long {@link UnifiedMemory#close()} and {@link Region#free()} wait for operations
@@ -323,6 +327,12 @@ public final class UnifiedMemory implements AutoCloseable {
             return this;
         }
 
+        /** The longest an asynchronous prefetch waits for launches' bring-ins ({@link BringIns}): a test's own limit. */
+        Builder bringInWait(long nanos) {
+            this.bringInWaitNanos = nanos;
+            return this;
+        }
+
         /**
          * Builds the memory and attaches its devices. A build that fails gives back everything it
          * took (attached devices are detached again).
@@ -341,6 +351,10 @@ public final class UnifiedMemory implements AutoCloseable {
 
     MigrationEngine engine() {
         return engine;
+    }
+
+    BringIns bringIns() {
+        return bringIns;
     }
 
     Counters counters() {
@@ -631,7 +645,9 @@ public final class UnifiedMemory implements AutoCloseable {
      * checked now, so a bad one throws here rather than in the future. The CPU copies it makes run on
      * that thread alone, not spread over the copy threads ({@link Builder#copyThreads}) as those of a
      * migration its caller waits for are: it runs beside the caller's work, a kernel, whose cores
-     * they would take.
+     * they would take. It starts once the launches that are bringing their arguments in to
+     * {@code node} when its thread begins have them (what their kernels wait for comes first), or
+     * after 250 ms of waiting for them.
      *
      * @param region a region of this memory; not null
      * @param offset the range's first byte
@@ -663,7 +679,8 @@ public final class UnifiedMemory implements AutoCloseable {
      * leave yet, a running kernel's, are waited for, as any prefetch waits for room that pinned
      * pages hold; where no run can be had at all, the range is prefetched as {@link #prefetchAsync}
      * does. A read-mostly range is duplicated there, as a launch duplicates it. Its CPU copies run
-     * on its own thread, beside the caller's work, as those of {@link #prefetchAsync} do.
+     * on its own thread, beside the caller's work, and it lets running launches' bring-ins to the
+     * device go first, as {@link #prefetchAsync} does.
      *
      * @param region a region of this memory; not null
      * @param offset the range's first byte
@@ -719,10 +736,14 @@ public final class UnifiedMemory implements AutoCloseable {
             throw new PinnedByCallerException(s, own.node(), own.from(), own.to());
         }
         try {
-            // it runs beside the caller's work (a kernel): its copies on its own thread, not spread over the pool
-            return java.util.concurrent.CompletableFuture.supplyAsync(() -> MigrationEngine.besideOtherWork(() -> plain
-                    ? advising.prefetchPlainPages(s, from, to, node)
-                    : advising.prefetchPages(s, from, to, node)), background);
+            // it runs beside the caller's work (a kernel): its copies on its own thread, not spread over the pool,
+            // once the launches bringing their arguments in to the node now have them (BringIns: demand first)
+            return java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                bringIns.awaitRunning(node);
+                return MigrationEngine.besideOtherWork(() -> plain
+                        ? advising.prefetchPlainPages(s, from, to, node)
+                        : advising.prefetchPages(s, from, to, node));
+            }, background);
         } catch (java.util.concurrent.RejectedExecutionException e) {
             // close() ran between the check above and here, and stopped the executor
             lifecycle.checkOpen();
