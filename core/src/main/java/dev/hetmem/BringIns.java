@@ -40,11 +40,7 @@ final class BringIns {
     private final long[] issued;
     private final long maxWaitNanos;
 
-    BringIns(int nodes) {
-        this(nodes, MAX_WAIT_NANOS);
-    }
-
-    /** As {@link #BringIns(int)}, waiting at most {@code maxWaitNanos} (a test's longer or shorter limit). */
+    /** For a memory of {@code nodes} nodes, the host's among them; a prefetch waits at most {@code maxWaitNanos}. */
     @SuppressWarnings("unchecked")
     BringIns(int nodes, long maxWaitNanos) {
         this.running = new TreeSet[nodes];
